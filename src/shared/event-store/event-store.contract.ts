@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import type { Kysely } from 'kysely';
+import { ConcurrencyError, OverloadedError, type EventStore, type InlineProjection } from './event-store.js';
+
+export interface EventStoreFixture {
+  readonly store: EventStore;
+  /** Extra tables visible to inline projections and transactions, for the tests below. */
+  readonly db: Kysely<object>;
+  close(): Promise<void>;
+}
+
+export interface FixtureOptions {
+  readonly inlineProjections?: readonly InlineProjection[];
+  readonly maxQueued?: number;
+}
+
+const event = (type: string, n: number) => ({ type, data: { n } });
+
+/** One behavioural suite for every EventStore adapter. */
+export function eventStoreContract(name: string, create: (options?: FixtureOptions) => Promise<EventStoreFixture>): void {
+  const withStore = async (test: (f: EventStoreFixture) => Promise<void>, options?: FixtureOptions) => {
+    const fixture = await create(options);
+    try {
+      await test(fixture);
+    } finally {
+      await fixture.close();
+    }
+  };
+
+  describe(`EventStore contract: ${name}`, () => {
+    it('appends a new stream with versions from 1 and increasing global positions', () =>
+      withStore(async ({ store }) => {
+        const result = await store.append({ streamId: 's-1', events: [event('A', 1), event('B', 2)], expectedVersion: 'no_stream' });
+        expect(result.nextExpectedVersion).toBe(2);
+        expect(result.events.map((e) => e.streamVersion)).toEqual([1, 2]);
+        const [first, second] = result.events;
+        expect(second?.position).toBe((first?.position ?? 0) + 1);
+        const stream = await store.readStream('s-1');
+        expect(stream.map((e) => [e.type, e.data])).toEqual([['A', { n: 1 }], ['B', { n: 2 }]]);
+        expect(stream[0]?.eventId).toMatch(/^[0-9a-f-]{36}$/);
+      }));
+
+    it('rejects a stale expected version and writes nothing', () =>
+      withStore(async ({ store }) => {
+        await store.append({ streamId: 's-1', events: [event('A', 1)], expectedVersion: 'no_stream' });
+        await expect(store.append({ streamId: 's-1', events: [event('B', 2)], expectedVersion: 'no_stream' })).rejects.toBeInstanceOf(ConcurrencyError);
+        await expect(store.append({ streamId: 's-1', events: [event('B', 2)], expectedVersion: 5 })).rejects.toBeInstanceOf(ConcurrencyError);
+        expect((await store.readStream('s-1')).length).toBe(1);
+        const next = await store.append({ streamId: 's-1', events: [event('C', 3)], expectedVersion: 1 });
+        expect(next.nextExpectedVersion).toBe(2);
+      }));
+
+    it('fails only the conflicting append when several are committed together', () =>
+      withStore(async ({ store }) => {
+        const outcomes = await Promise.allSettled([
+          store.append({ streamId: 'same', events: [event('A', 1)], expectedVersion: 'no_stream' }),
+          store.append({ streamId: 'same', events: [event('A', 2)], expectedVersion: 'no_stream' }),
+          store.append({ streamId: 'other', events: [event('A', 3)], expectedVersion: 'no_stream' }),
+        ]);
+        expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+        expect((await store.readStream('same')).map((e) => e.data)).toEqual([{ n: 1 }]);
+      }));
+
+    it('acknowledges many concurrent appends, each readable, in one gap-free order', () =>
+      withStore(async ({ store }) => {
+        const results = await Promise.all(
+          Array.from({ length: 500 }, (_, i) => store.append({ streamId: `c-${i}`, events: [event('A', i)], expectedVersion: 'no_stream' })),
+        );
+        const positions = results.map((r) => r.events[0]?.position ?? 0);
+        const all = await store.readAll({ after: 0, limit: 1000 });
+        expect(all.map((e) => e.position)).toEqual([...positions].sort((a, b) => a - b));
+        for (let i = 1; i < all.length; i++) expect(all[i]?.position).toBe((all[i - 1]?.position ?? 0) + 1);
+        expect(await store.headPosition()).toBe(Math.max(...positions));
+      }));
+
+    it('reads everything after a position in batches', () =>
+      withStore(async ({ store }) => {
+        for (let i = 0; i < 25; i++) await store.append({ streamId: `b-${i}`, events: [event('A', i)] });
+        const seen: number[] = [];
+        let after = 0;
+        for (;;) {
+          const batch = await store.readAll({ after, limit: 10 });
+          if (batch.length === 0) break;
+          seen.push(...batch.map((e) => (e.data as { n: number }).n));
+          after = batch.at(-1)?.position ?? after;
+        }
+        expect(seen).toEqual(Array.from({ length: 25 }, (_, i) => i));
+      }));
+
+    it('never lets a reader skip an append that commits while it reads', () =>
+      withStore(async ({ store }) => {
+        const writes = Promise.all(Array.from({ length: 300 }, (_, i) => store.append({ streamId: `r-${i}`, events: [event('A', i)] })));
+        const seen: number[] = [];
+        let after = 0;
+        let done = false;
+        void writes.then(() => {
+          done = true;
+        });
+        while (!done || seen.length < 300) {
+          const batch = await store.readAll({ after, limit: 37 });
+          seen.push(...batch.map((e) => (e.data as { n: number }).n));
+          after = batch.at(-1)?.position ?? after;
+          if (batch.length === 0) await new Promise((r) => setTimeout(r, 1));
+        }
+        expect(new Set(seen).size).toBe(300);
+        expect(seen.length).toBe(300);
+      }));
+
+    it('wakes listeners after a commit with the new head', () =>
+      withStore(async ({ store }) => {
+        const heads: number[] = [];
+        const stop = store.onAppended((head) => heads.push(head));
+        const result = await store.append({ streamId: 'w', events: [event('A', 1)] });
+        stop();
+        await store.append({ streamId: 'w', events: [event('A', 2)] });
+        expect(heads).toEqual([result.events[0]?.position]);
+      }));
+
+    it('runs inline projections in the append transaction', () => {
+      const seen: string[] = [];
+      const projection: InlineProjection = {
+        name: 'test',
+        handles: ['A'],
+        async apply(_db, events) {
+          if (events.some((e) => (e.data as { n: number }).n === 13)) throw new Error('projection refuses 13');
+          seen.push(...events.map((e) => e.streamId));
+        },
+      };
+      return withStore(
+        async ({ store }) => {
+          await store.append({ streamId: 'p-1', events: [event('A', 1), event('B', 2)] });
+          expect(seen).toEqual(['p-1']);
+          await expect(store.append({ streamId: 'p-2', events: [event('A', 13)] })).rejects.toThrow('projection refuses 13');
+          expect(await store.readStream('p-2')).toEqual([]);
+        },
+        { inlineProjections: [projection] },
+      );
+    });
+
+    it('commits a transaction’s appends atomically and discards them when it throws', () =>
+      withStore(async ({ store }) => {
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.append({ streamId: 't-1', events: [event('A', 1)] });
+            throw new Error('handler failed');
+          }),
+        ).rejects.toThrow('handler failed');
+        expect(await store.readStream('t-1')).toEqual([]);
+        await store.transaction(async (tx) => {
+          await tx.append({ streamId: 't-1', events: [event('A', 1)] });
+          await tx.append({ streamId: 't-2', events: [event('A', 2)] });
+        });
+        expect((await store.readAll({ after: 0, limit: 10 })).map((e) => e.streamId)).toEqual(['t-1', 't-2']);
+      }));
+
+    it('refuses appends beyond its queue bound instead of growing without limit', () =>
+      withStore(
+        async ({ store }) => {
+          const outcomes = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.append({ streamId: `q-${i}`, events: [event('A', i)] })));
+          const rejected = outcomes.filter((o) => o.status === 'rejected');
+          expect(rejected.length).toBe(4);
+          for (const r of rejected) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(OverloadedError);
+          expect((await store.readAll({ after: 0, limit: 100 })).length).toBe(4);
+        },
+        { maxQueued: 4 },
+      ));
+  });
+}

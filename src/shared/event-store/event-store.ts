@@ -1,0 +1,69 @@
+import type { Kysely } from 'kysely';
+import { ConflictError, UnavailableError } from '../errors.js';
+import type { NewEvent, RecordedEvent } from '../events.js';
+
+/** `no_stream`: the stream must not exist yet; a number: the stream's current version must equal it. */
+export type ExpectedVersion = number | 'no_stream' | 'any';
+
+export interface AppendRequest {
+  readonly streamId: string;
+  readonly events: readonly NewEvent[];
+  readonly expectedVersion?: ExpectedVersion;
+}
+
+export interface AppendResult {
+  readonly streamId: string;
+  readonly nextExpectedVersion: number;
+  readonly events: readonly RecordedEvent[];
+}
+
+export interface ReadAllOptions {
+  /** Exclusive: events with a position greater than this one. */
+  readonly after: number;
+  readonly limit: number;
+}
+
+/** Work done inside the same transaction as an append: a context's own view that must never lag its log. */
+export interface InlineProjection {
+  readonly name: string;
+  readonly handles: readonly string[];
+  apply(db: Kysely<object>, events: readonly RecordedEvent[]): Promise<void>;
+}
+
+/** What a subscriber may do atomically with its checkpoint: append events and write its own tables. */
+export interface StoreTransaction {
+  readonly db: Kysely<object>;
+  append(request: AppendRequest): Promise<AppendResult>;
+}
+
+export interface EventStore {
+  /** Resolves once the events are durable (group committed); rejects with `ConcurrencyError` or `OverloadedError`. */
+  append(request: AppendRequest): Promise<AppendResult>;
+  readStream(streamId: string): Promise<RecordedEvent[]>;
+  readAll(options: ReadAllOptions): Promise<RecordedEvent[]>;
+  headPosition(): Promise<number>;
+  /** Runs `work` in one transaction; appends made there are durable when the promise resolves. */
+  transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
+  /** Called after each commit with the new head position: wakes subscribers without polling. */
+  onAppended(listener: (head: number) => void): () => void;
+  close(): Promise<void>;
+}
+
+export class ConcurrencyError extends ConflictError {
+  constructor(streamId: string, expected: ExpectedVersion, actual: number) {
+    super('event-store.concurrency', `stream ${streamId} is at version ${actual}, expected ${String(expected)}`);
+  }
+}
+
+export class OverloadedError extends UnavailableError {
+  constructor(queued: number) {
+    super('event-store.overloaded', `the write queue is full (${queued} appends waiting); retry shortly`, 1);
+  }
+}
+
+export function checkExpectedVersion(streamId: string, expected: ExpectedVersion | undefined, actual: number): void {
+  if (expected === undefined || expected === 'any') return;
+  if (expected === 'no_stream' ? actual !== 0 : actual !== expected) {
+    throw new ConcurrencyError(streamId, expected, actual);
+  }
+}

@@ -1,0 +1,43 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+
+export interface SqliteHandle {
+  readonly raw: Database.Database;
+  readonly db: Kysely<object>;
+  /** The write-ahead log whose fsync makes a commit survive power loss; undefined for in-memory databases. */
+  readonly walPath: string | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * One connection per process: SQLite allows one writer at a time, so a single connection
+ * serialises writers without lock contention, and WAL keeps reads consistent.
+ *
+ * synchronous=NORMAL in WAL mode never corrupts the database; the event store adds the
+ * per-commit durability itself by fsyncing the WAL off the event loop before it acknowledges
+ * (docs/decisions/0002-group-commit-with-off-thread-fsync.md).
+ */
+export function openSqlite(path: string): SqliteHandle {
+  const inMemory = path === ':memory:';
+  if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+  const raw = new Database(path);
+  raw.pragma('journal_mode = WAL');
+  raw.pragma('synchronous = NORMAL');
+  raw.pragma('busy_timeout = 5000');
+  raw.pragma('foreign_keys = ON');
+  const db = new Kysely<object>({ dialect: new SqliteDialect({ database: raw }) });
+  return {
+    raw,
+    db,
+    walPath: inMemory ? undefined : `${path}-wal`,
+    close: () => db.destroy(),
+  };
+}
+
+export function sqlitePathFromUrl(url: string): string {
+  if (!url.startsWith('sqlite:')) throw new Error(`not a sqlite URL: ${url}`);
+  const rest = url.slice('sqlite:'.length);
+  return rest.startsWith('//') ? rest.slice(2) : rest;
+}
