@@ -1,0 +1,64 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Durability } from '../shared/event-store/sqlite/sqlite-event-store.js';
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly databaseUrl: string;
+  /** Where generated secrets live: beside the SQLite file, or ./data. */
+  readonly dataDir: string;
+  readonly adminToken: string | undefined;
+  readonly logLevel: string;
+  readonly bodyLimitBytes: number;
+  readonly durability: Durability;
+  /** Appends waiting for their commit beyond which ingest answers 503. */
+  readonly maxQueuedAppends: number;
+}
+
+export class ConfigError extends Error {}
+
+/** Reads `.env` (if present) into the environment without overriding what is already set. */
+export function loadDotEnv(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = env.DATABASE_URL ?? 'sqlite:./data/intake.db';
+  if (!databaseUrl.startsWith('sqlite:')) {
+    throw new ConfigError(`DATABASE_URL must be a sqlite: URL in this version (got ${redactUrl(databaseUrl)})`);
+  }
+  const sqlitePath = databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '');
+  return {
+    port: integer(env, 'PORT', 8000, 0, 65535),
+    host: env.HOST ?? '0.0.0.0',
+    databaseUrl,
+    dataDir: env.DATA_DIR ?? (sqlitePath === ':memory:' ? resolve('data') : dirname(resolve(sqlitePath))),
+    adminToken: env.ADMIN_TOKEN || undefined,
+    logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+    bodyLimitBytes: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),
+    maxQueuedAppends: integer(env, 'MAX_QUEUED_APPENDS', 10_000, 1, 1_000_000),
+  };
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
+  return raw as T;
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

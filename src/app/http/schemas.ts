@@ -1,0 +1,32 @@
+import { Type } from 'typebox';
+
+/** Schemas shared by every context's routes. */
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    instance: Type.String(),
+    code: Type.String(),
+    errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details' },
+);
+
+export const problemRef = Type.Ref('Problem');
+
+export const PageQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Page size (default 100, at most 1000)' })),
+  cursor: Type.Optional(Type.String({ maxLength: 1024, description: 'The next_cursor of the previous page' })),
+});
+
+export const JsonObjectSchema = Type.Record(Type.String(), Type.Unknown(), { description: 'Any JSON object' });
+
+export const errorResponses = {
+  400: problemRef,
+  401: problemRef,
+  404: problemRef,
+  413: problemRef,
+  503: problemRef,
+};

@@ -1,0 +1,84 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { v7 as uuidv7 } from 'uuid';
+import { NotFoundError } from '../../shared/errors.js';
+import { requireAdmin } from './admin-auth.js';
+import { registerDocsRoutes, registerOpenApi } from './docs.js';
+import { sendProblem } from './problem.js';
+import { ProblemSchema } from './schemas.js';
+
+export type CheckStatus = 'ok' | 'degraded' | 'down';
+export type ReadinessCheck = () => Promise<Record<string, { status: CheckStatus; detail?: string }>>;
+
+export interface HttpServerOptions {
+  readonly logger: FastifyBaseLogger;
+  readonly version: string;
+  readonly bodyLimitBytes: number;
+  readonly adminDigest: Buffer;
+  readonly readiness: ReadinessCheck;
+  /** Each bounded context's HTTP adapter; all of them sit behind the admin token. */
+  readonly contexts: readonly FastifyPluginAsync[];
+}
+
+const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
+
+export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.bodyLimitBytes,
+    // Per-request lines are logged at debug level by the onResponse hook below: they cost throughput at info.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlation_id' }),
+    // The correlation id doubles as request id: logs, events and the response all carry the same one.
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const given = request.headers['x-correlation-id'];
+      return typeof given === 'string' && CORRELATION_ID.test(given) ? given : uuidv7();
+    },
+    trustProxy: process.env.TRUST_PROXY === 'true',
+  }).setValidatorCompiler(TypeBoxValidatorCompiler);
+
+  app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(new NotFoundError('route.not-found', `no route for ${request.method} ${request.url.split('?')[0]}`), request, reply),
+  );
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-correlation-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request completed');
+  });
+
+  app.addSchema(ProblemSchema);
+  await registerOpenApi(app, options.version);
+
+  const Health = Type.Object({ status: Type.String() });
+  app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', security: [], response: { 200: Health } } }, async () => ({ status: 'ok' }));
+
+  const readiness = async (_request: unknown, reply: { status(code: number): unknown }) => {
+    const checks = await options.readiness();
+    const ready = Object.values(checks).every((check) => check.status !== 'down');
+    reply.status(ready ? 200 : 503);
+    return { status: ready ? 'ready' : 'not_ready', checks };
+  };
+  const readySchema = {
+    tags: ['operations'],
+    summary: 'Readiness, with the state of the database and other dependencies',
+    security: [],
+    response: {
+      '2xx': Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })) }),
+      '5xx': Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })) }),
+    },
+  };
+  app.get('/health/ready', { schema: readySchema }, readiness);
+  app.get('/', { schema: { ...readySchema, hide: true } }, readiness);
+
+  await registerDocsRoutes(app);
+
+  await app.register(async (secured) => {
+    secured.addHook('onRequest', requireAdmin(options.adminDigest));
+    for (const context of options.contexts) await secured.register(context);
+  });
+
+  return app;
+}

@@ -1,0 +1,64 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, loadDotEnv } from '../app/config.js';
+import { createLogger } from '../app/logger.js';
+import { version } from '../app/version.js';
+import { migrate } from './migrate.js';
+import { serve } from './serve.js';
+
+const HELP = `intake ${version} — durable JSON ingestion
+
+Usage: intake <command> [options]
+
+Commands:
+  serve      Run the HTTP service (the default)
+  migrate    Apply pending database migrations and exit
+  help       Show this help
+
+Configuration comes from the environment and an optional .env file:
+  PORT (8000), HOST (0.0.0.0), DATABASE_URL (sqlite:./data/intake.db), ADMIN_TOKEN,
+  LOG_LEVEL (info), BODY_LIMIT (1048576 bytes), DURABILITY (power-loss | process-crash),
+  MAX_QUEUED_APPENDS (10000)
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: false,
+    options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+  });
+  const command = positionals[0] ?? 'serve';
+  if (values.version) {
+    process.stdout.write(`${version}\n`);
+    return 0;
+  }
+  if (values.help || command === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+
+  loadDotEnv();
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  switch (command) {
+    case 'serve':
+      await serve(config, logger);
+      return 0;
+    case 'migrate':
+      await migrate(config, logger);
+      return 0;
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof ConfigError ? 'configuration error: ' : ''}${(error as Error).message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,32 @@
+import type { Logger } from 'pino';
+import type { Config } from '../app/config.js';
+import { buildEmbedded } from '../app/embedded.js';
+
+export async function serve(config: Config, logger: Logger): Promise<void> {
+  const intake = await buildEmbedded({
+    config,
+    logger,
+    announceAdminToken: (token) =>
+      process.stdout.write(
+        `\nNo ADMIN_TOKEN was set, so one was generated. It is shown only this once; only its digest is stored:\n\n    ${token}\n\n` +
+          `Use it as "Authorization: Bearer <token>". Set ADMIN_TOKEN to choose your own.\n\n`,
+      ),
+  });
+  await intake.app.listen({ port: config.port, host: config.host });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight requests and commits');
+    intake.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,73 @@
+import type { Kysely } from 'kysely';
+import type { IngestedItemsView } from '../../application/ports.js';
+import type { DataIngested, IngestedItem, ItemMetadata } from '../../domain/ingested-data.js';
+import { itemFromIngested } from '../../domain/ingested-data.js';
+import type { InlineProjection } from '../../../shared/event-store/event-store.js';
+import { decodeCursor, pageOf } from '../../../shared/pagination.js';
+
+type IngestItemsTable = {
+  id: string;
+  partner_id: string;
+  event_type: string;
+  payload: string;
+  metadata: string;
+  received_at: string;
+};
+
+// Type aliases, not interfaces: Kysely's withTables needs index-compatible shapes.
+type Tables = {
+  ingest_items: IngestItemsTable;
+};
+
+const tables = (db: Kysely<object>) => db.withTables<Tables>();
+
+/** Writes each DataIngested into ingest_items in the append's own transaction, so a GET right after the POST finds it. */
+export const ingestedItemsProjection: InlineProjection = {
+  name: 'ingestion.items',
+  handles: ['DataIngested'],
+  async apply(db, events) {
+    const rows = events.map(({ data }) => {
+      const item = data as DataIngested['data'];
+      return {
+        id: item.item_id,
+        partner_id: item.partner_id,
+        event_type: item.event_type,
+        payload: JSON.stringify(item.payload),
+        metadata: JSON.stringify(item.metadata),
+        received_at: item.received_at,
+      };
+    });
+    // 6 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
+    for (let i = 0; i < rows.length; i += 1000) {
+      await tables(db).insertInto('ingest_items').values(rows.slice(i, i + 1000)).onConflict((oc) => oc.column('id').doNothing()).execute();
+    }
+  },
+};
+
+export function sqlIngestedItemsView(db: Kysely<object>): IngestedItemsView {
+  return {
+    async byId(id) {
+      const row = await tables(db).selectFrom('ingest_items').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && toItem(row);
+    },
+
+    async list(filter, page) {
+      let query = tables(db).selectFrom('ingest_items').selectAll().orderBy('id').limit(page.limit + 1);
+      if (filter.partnerId !== undefined) query = query.where('partner_id', '=', filter.partnerId);
+      if (page.cursor !== undefined) query = query.where('id', '>', decodeCursor(page.cursor));
+      const rows = await query.execute();
+      return pageOf(rows.map(toItem), page.limit, (item) => item.id);
+    },
+  };
+}
+
+function toItem(row: IngestItemsTable): IngestedItem {
+  return itemFromIngested({
+    item_id: row.id,
+    partner_id: row.partner_id,
+    event_type: row.event_type,
+    payload: JSON.parse(row.payload) as DataIngested['data']['payload'],
+    received_at: row.received_at,
+    metadata: JSON.parse(row.metadata) as ItemMetadata,
+  });
+}

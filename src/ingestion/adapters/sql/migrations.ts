@@ -1,0 +1,23 @@
+import type { Kysely, Migration } from 'kysely';
+import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+
+const createIngestItems: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('ingest_items')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('partner_id', 'text', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('payload', 'text', (c) => c.notNull())
+      .addColumn('metadata', 'text', (c) => c.notNull())
+      .addColumn('received_at', 'text', (c) => c.notNull())
+      .execute();
+    // Keyset pages per partner walk this index; ids are UUIDv7, so id order is arrival order.
+    await db.schema.createIndex('ingest_items_partner').on('ingest_items').columns(['partner_id', 'id']).execute();
+  },
+};
+
+export const ingestionMigrations: MigrationSet = {
+  owner: 'ingestion',
+  migrations: { '0001_create_ingest_items': createIngestItems },
+};

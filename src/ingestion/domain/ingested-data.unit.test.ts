@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { ConflictError, ValidationError } from '../../shared/errors.js';
+import { decideIngest, evolve, initialState, itemFromCommand, type IngestDataCommand } from './ingested-data.js';
+
+const at = new Date('2026-11-24T10:00:00.000Z');
+const command = (overrides: Partial<IngestDataCommand> = {}): IngestDataCommand => ({
+  partnerId: 'partner123',
+  payload: { order: 1 },
+  channel: 'partner_api',
+  ...overrides,
+});
+
+describe('IngestedData', () => {
+  it('given no item, ingesting records DataReceived then DataIngested with the full item', () => {
+    const item = itemFromCommand(command({ request: { ip: '10.0.0.1', correlationId: 'c-1' } }), 'id-1', at);
+    const events = decideIngest(item, initialState);
+    expect(events.map((e) => e.type)).toEqual(['DataReceived', 'DataIngested']);
+    expect(events[1]?.data).toEqual({
+      item_id: 'id-1',
+      partner_id: 'partner123',
+      event_type: 'data',
+      payload: { order: 1 },
+      received_at: '2026-11-24T10:00:00.000Z',
+      metadata: {
+        channel: 'partner_api',
+        received_at: '2026-11-24T10:00:00.000Z',
+        ip: '10.0.0.1',
+        user_agent: null,
+        correlation_id: 'c-1',
+        key_id: null,
+      },
+    });
+  });
+
+  it('given an ingested item, ingesting it again is a conflict', () => {
+    const item = itemFromCommand(command(), 'id-1', at);
+    const state = decideIngest(item, initialState).reduce(evolve, initialState);
+    expect(state.status).toBe('ingested');
+    expect(() => decideIngest(item, state)).toThrow(ConflictError);
+  });
+
+  it.each([
+    ['a missing partner id', { partnerId: undefined }, 'partner_id'],
+    ['a numeric-looking object partner id', { partnerId: { id: 1 } }, 'partner_id'],
+    ['an empty partner id', { partnerId: '  ' }, 'partner_id'],
+    ['an overlong partner id', { partnerId: 'p'.repeat(256) }, 'partner_id'],
+    ['an array payload', { payload: [1, 2] }, 'payload'],
+    ['a null payload', { payload: null }, 'payload'],
+    ['a string payload', { payload: 'text' }, 'payload'],
+    ['an event type with spaces', { eventType: 'order created' }, 'event_type'],
+  ])('rejects %s naming the field', (_name, overrides, path) => {
+    try {
+      itemFromCommand(command(overrides), 'id-1', at);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).violations[0]?.path).toBe(path);
+    }
+  });
+
+  it('accepts an integer partner id as the same source as its string form', () => {
+    expect(itemFromCommand(command({ partnerId: 42 }), 'id-1', at).partnerId).toBe('42');
+  });
+});
