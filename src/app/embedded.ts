@@ -7,7 +7,7 @@ import { migrateToLatest } from '../shared/sqlite/migrate.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { ingestData } from '../ingestion/application/ingest-data.js';
 import { getAllData, getDataById, getDataByPartnerId } from '../ingestion/application/queries.js';
-import { ingestionRoutes } from '../ingestion/adapters/http/ingestion-routes.js';
+import { ingestionHttp } from '../ingestion/adapters/http/ingestion-routes.js';
 import { ingestedItemsProjection, sqlIngestedItemsView } from '../ingestion/adapters/sql/ingested-items-table.js';
 import { resolveAdminDigest } from './admin-token.js';
 import type { Config } from './config.js';
@@ -64,7 +64,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
       }
     },
     contexts: [
-      ingestionRoutes({
+      ingestionHttp({
         ingest: ingestData({ store, clock, newId }),
         getDataById: getDataById(items),
         getAllData: getAllData(items),

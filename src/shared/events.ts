@@ -28,9 +28,6 @@ export interface RecordedEvent<Type extends string = string, Data extends object
 }
 
 /** Narrows a recorded event to one of a context's own event unions by its type. */
-export function isEventOf<E extends { type: string }>(
-  event: RecordedEvent,
-  types: readonly E['type'][],
-): event is RecordedEvent & E {
+export function isEventOf<E extends { type: string }>(event: RecordedEvent, types: readonly E['type'][]): event is RecordedEvent & E {
   return (types as readonly string[]).includes(event.type);
 }

@@ -21,7 +21,9 @@ export function encodeCursor(key: string): string {
 export function decodeCursor(cursor: string): string {
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
   if (key.length === 0 || encodeCursor(key) !== cursor) {
-    throw new ValidationError('pagination.invalid-cursor', 'cursor is not one this API returned', [{ path: 'cursor', message: 'invalid cursor' }]);
+    throw new ValidationError('pagination.invalid-cursor', 'cursor is not one this API returned', [
+      { path: 'cursor', message: 'invalid cursor' },
+    ]);
   }
   return key;
 }

@@ -12,7 +12,8 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       info: {
         title: 'Intake',
         version,
-        description: 'Durable JSON ingestion: an append-only event store with validation, processing, query views, routing and attribution.',
+        description:
+          'Durable JSON ingestion: an append-only event store with validation, processing, query views, routing and attribution.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],

@@ -1,5 +1,14 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { ConflictError, DomainError, ForbiddenError, NotFoundError, UnauthorizedError, UnavailableError, ValidationError, type Violation } from '../../shared/errors.js';
+import {
+  ConflictError,
+  DomainError,
+  ForbiddenError,
+  NotFoundError,
+  UnauthorizedError,
+  UnavailableError,
+  ValidationError,
+  type Violation,
+} from '../../shared/errors.js';
 
 /** RFC 9457 problem details, with the stable error code and field violations as extensions. */
 export interface Problem {
@@ -52,9 +61,19 @@ export function problemFor(error: unknown, instance: string): Problem {
   if (error instanceof DomainError) {
     const mapping = BY_CODE[error.code] ?? byClass(error);
     const violations = error instanceof ValidationError && error.violations.length > 0 ? { errors: [...error.violations] } : {};
-    return { type: typeOf(error.code), title: mapping.title, status: mapping.status, detail: error.message, instance, code: error.code, ...violations };
+    return {
+      type: typeOf(error.code),
+      title: mapping.title,
+      status: mapping.status,
+      detail: error.message,
+      instance,
+      code: error.code,
+      ...violations,
+    };
   }
-  const fastifyError = error as Partial<FastifyError> & { validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }> };
+  const fastifyError = error as Partial<FastifyError> & {
+    validation?: Array<{ instancePath?: string; message?: string; params?: Record<string, unknown> }>;
+  };
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const code = FASTIFY_CODES[fastifyError.code ?? ''] ?? (error instanceof SyntaxError ? 'request.malformed-json' : 'request.invalid');
@@ -64,9 +83,24 @@ export function problemFor(error: unknown, instance: string): Problem {
       message: v.message ?? 'is invalid',
     }));
     const detail = errors?.length ? errors.map((e) => `${e.path} ${e.message}`).join('; ') : (fastifyError.message ?? 'bad request');
-    return { type: typeOf(code), title: mapping.title, status: mapping.status, detail, instance, code, ...(errors?.length ? { errors } : {}) };
+    return {
+      type: typeOf(code),
+      title: mapping.title,
+      status: mapping.status,
+      detail,
+      instance,
+      code,
+      ...(errors?.length ? { errors } : {}),
+    };
   }
-  return { type: typeOf('internal'), title: 'Internal error', status: 500, detail: 'an unexpected error occurred; it has been logged', instance, code: 'internal' };
+  return {
+    type: typeOf('internal'),
+    title: 'Internal error',
+    status: 500,
+    detail: 'an unexpected error occurred; it has been logged',
+    instance,
+    code: 'internal',
+  };
 }
 
 export async function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void> {

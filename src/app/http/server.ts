@@ -1,6 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError } from '../../shared/errors.js';
 import { requireAdmin } from './admin-auth.js';
@@ -18,7 +18,16 @@ export interface HttpServerOptions {
   readonly adminDigest: Buffer;
   readonly readiness: ReadinessCheck;
   /** Each bounded context's HTTP adapter; all of them sit behind the admin token. */
-  readonly contexts: readonly FastifyPluginAsync[];
+  readonly contexts: readonly HttpContext[];
+}
+
+export interface HttpContext {
+  /**
+   * Named schemas the routes refer to with Type.Ref. They are added at the root: Fastify gives a
+   * plugin that adds its own schemas a fresh validator, which would silently drop the TypeBox one.
+   */
+  readonly schemas?: readonly TSchema[];
+  readonly routes: FastifyPluginAsync;
 }
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -37,6 +46,8 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     },
     trustProxy: process.env.TRUST_PROXY === 'true',
   }).setValidatorCompiler(TypeBoxValidatorCompiler);
+  // Only JSON is accepted: a text/plain body is refused with 415 instead of failing schema validation.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
   app.setNotFoundHandler((request, reply) =>
@@ -50,10 +61,13 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   });
 
   app.addSchema(ProblemSchema);
+  for (const schema of options.contexts.flatMap((context) => context.schemas ?? [])) app.addSchema(schema);
   await registerOpenApi(app, options.version);
 
   const Health = Type.Object({ status: Type.String() });
-  app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', security: [], response: { 200: Health } } }, async () => ({ status: 'ok' }));
+  app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', security: [], response: { 200: Health } } }, async () => ({
+    status: 'ok',
+  }));
 
   const readiness = async (_request: unknown, reply: { status(code: number): unknown }) => {
     const checks = await options.readiness();
@@ -66,8 +80,14 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     summary: 'Readiness, with the state of the database and other dependencies',
     security: [],
     response: {
-      '2xx': Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })) }),
-      '5xx': Type.Object({ status: Type.String(), checks: Type.Record(Type.String(), Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })) }),
+      '2xx': Type.Object({
+        status: Type.String(),
+        checks: Type.Record(Type.String(), Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })),
+      }),
+      '5xx': Type.Object({
+        status: Type.String(),
+        checks: Type.Record(Type.String(), Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) })),
+      }),
     },
   };
   app.get('/health/ready', { schema: readySchema }, readiness);
@@ -77,7 +97,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
 
   await app.register(async (secured) => {
     secured.addHook('onRequest', requireAdmin(options.adminDigest));
-    for (const context of options.contexts) await secured.register(context);
+    for (const context of options.contexts) await secured.register(context.routes);
   });
 
   return app;

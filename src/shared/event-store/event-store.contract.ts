@@ -36,15 +36,22 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         const [first, second] = result.events;
         expect(second?.position).toBe((first?.position ?? 0) + 1);
         const stream = await store.readStream('s-1');
-        expect(stream.map((e) => [e.type, e.data])).toEqual([['A', { n: 1 }], ['B', { n: 2 }]]);
+        expect(stream.map((e) => [e.type, e.data])).toEqual([
+          ['A', { n: 1 }],
+          ['B', { n: 2 }],
+        ]);
         expect(stream[0]?.eventId).toMatch(/^[0-9a-f-]{36}$/);
       }));
 
     it('rejects a stale expected version and writes nothing', () =>
       withStore(async ({ store }) => {
         await store.append({ streamId: 's-1', events: [event('A', 1)], expectedVersion: 'no_stream' });
-        await expect(store.append({ streamId: 's-1', events: [event('B', 2)], expectedVersion: 'no_stream' })).rejects.toBeInstanceOf(ConcurrencyError);
-        await expect(store.append({ streamId: 's-1', events: [event('B', 2)], expectedVersion: 5 })).rejects.toBeInstanceOf(ConcurrencyError);
+        await expect(store.append({ streamId: 's-1', events: [event('B', 2)], expectedVersion: 'no_stream' })).rejects.toBeInstanceOf(
+          ConcurrencyError,
+        );
+        await expect(store.append({ streamId: 's-1', events: [event('B', 2)], expectedVersion: 5 })).rejects.toBeInstanceOf(
+          ConcurrencyError,
+        );
         expect((await store.readStream('s-1')).length).toBe(1);
         const next = await store.append({ streamId: 's-1', events: [event('C', 3)], expectedVersion: 1 });
         expect(next.nextExpectedVersion).toBe(2);
@@ -64,7 +71,9 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
     it('acknowledges many concurrent appends, each readable, in one gap-free order', () =>
       withStore(async ({ store }) => {
         const results = await Promise.all(
-          Array.from({ length: 500 }, (_, i) => store.append({ streamId: `c-${i}`, events: [event('A', i)], expectedVersion: 'no_stream' })),
+          Array.from({ length: 500 }, (_, i) =>
+            store.append({ streamId: `c-${i}`, events: [event('A', i)], expectedVersion: 'no_stream' }),
+          ),
         );
         const positions = results.map((r) => r.events[0]?.position ?? 0);
         const all = await store.readAll({ after: 0, limit: 1000 });
@@ -156,7 +165,9 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
     it('refuses appends beyond its queue bound instead of growing without limit', () =>
       withStore(
         async ({ store }) => {
-          const outcomes = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.append({ streamId: `q-${i}`, events: [event('A', i)] })));
+          const outcomes = await Promise.allSettled(
+            Array.from({ length: 8 }, (_, i) => store.append({ streamId: `q-${i}`, events: [event('A', i)] })),
+          );
           const rejected = outcomes.filter((o) => o.status === 'rejected');
           expect(rejected.length).toBe(4);
           for (const r of rejected) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(OverloadedError);

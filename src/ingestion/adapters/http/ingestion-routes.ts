@@ -1,6 +1,6 @@
-import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { HttpContext } from '../../../app/http/server.js';
 import { errorResponses, JsonObjectSchema, PageQuery } from '../../../app/http/schemas.js';
 import { DEFAULT_PAGE_SIZE, type Page } from '../../../shared/pagination.js';
 import type { IngestDataCommand, IngestedItem, RequestContext } from '../../domain/ingested-data.js';
@@ -47,77 +47,91 @@ const toBody = (item: IngestedItem) => ({
 
 const pageBody = (page: Page<IngestedItem>) => ({ items: page.items.map(toBody), next_cursor: page.nextCursor });
 
-export function requestContextOf(request: { ip: string; id: string; headers: Record<string, string | string[] | undefined> }): RequestContext {
+export function requestContextOf(request: {
+  ip: string;
+  id: string;
+  headers: Record<string, string | string[] | undefined>;
+}): RequestContext {
   const userAgent = request.headers['user-agent'];
   return { ip: request.ip, correlationId: request.id, ...(typeof userAgent === 'string' ? { userAgent } : {}) };
 }
 
 /** The partner data API of SPEC.md section 1. */
-export function ingestionRoutes(handlers: IngestionHandlers): FastifyPluginAsync {
-  return async (scope) => {
-    const app = scope.withTypeProvider<TypeBoxTypeProvider>();
-    app.addSchema(ItemSchema);
+export function ingestionHttp(handlers: IngestionHandlers): HttpContext {
+  return {
+    schemas: [ItemSchema],
+    routes: async (scope) => {
+      const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
-    app.post(
-      '/ingest',
-      {
-        schema: {
-          tags: ['ingestion'],
-          summary: 'Ingest one item',
-          description: 'Stores the item durably in the event store before answering.',
-          body: IngestBody,
-          response: { 201: Type.Ref('IngestedItem'), ...errorResponses },
+      app.post(
+        '/ingest',
+        {
+          schema: {
+            tags: ['ingestion'],
+            summary: 'Ingest one item',
+            description: 'Stores the item durably in the event store before answering.',
+            body: IngestBody,
+            response: { 201: Type.Ref('IngestedItem'), ...errorResponses },
+          },
         },
-      },
-      async (request, reply) => {
-        const item = await handlers.ingest({
-          partnerId: request.body.partner_id,
-          eventType: request.body.event_type,
-          payload: request.body.payload,
-          channel: 'partner_api',
-          request: requestContextOf(request),
-        });
-        return reply.status(201).header('location', `/ingest/${item.id}`).send(toBody(item));
-      },
-    );
-
-    app.get(
-      '/ingest/all',
-      { schema: { tags: ['ingestion'], summary: 'List all items', querystring: PageQuery, response: { 200: ItemPage, ...errorResponses } } },
-      async (request) => pageBody(await handlers.getAllData({ page: { limit: request.query.limit ?? DEFAULT_PAGE_SIZE, cursor: request.query.cursor } })),
-    );
-
-    app.get(
-      '/ingest/partner/:partner_id',
-      {
-        schema: {
-          tags: ['ingestion'],
-          summary: "List a partner's items",
-          params: Type.Object({ partner_id: Type.String({ minLength: 1, maxLength: 255 }) }),
-          querystring: PageQuery,
-          response: { 200: ItemPage, ...errorResponses },
+        async (request, reply) => {
+          const item = await handlers.ingest({
+            partnerId: request.body.partner_id,
+            eventType: request.body.event_type,
+            payload: request.body.payload,
+            channel: 'partner_api',
+            request: requestContextOf(request),
+          });
+          return reply.status(201).header('location', `/ingest/${item.id}`).send(toBody(item));
         },
-      },
-      async (request) =>
-        pageBody(
-          await handlers.getDataByPartnerId({
-            partnerId: request.params.partner_id,
-            page: { limit: request.query.limit ?? DEFAULT_PAGE_SIZE, cursor: request.query.cursor },
-          }),
-        ),
-    );
+      );
 
-    app.get(
-      '/ingest/:id',
-      {
-        schema: {
-          tags: ['ingestion'],
-          summary: 'Get one item',
-          params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
-          response: { 200: Type.Ref('IngestedItem'), ...errorResponses },
+      app.get(
+        '/ingest/all',
+        {
+          schema: {
+            tags: ['ingestion'],
+            summary: 'List all items',
+            querystring: PageQuery,
+            response: { 200: ItemPage, ...errorResponses },
+          },
         },
-      },
-      async (request) => toBody(await handlers.getDataById({ id: request.params.id })),
-    );
+        async (request) =>
+          pageBody(await handlers.getAllData({ page: { limit: request.query.limit ?? DEFAULT_PAGE_SIZE, cursor: request.query.cursor } })),
+      );
+
+      app.get(
+        '/ingest/partner/:partner_id',
+        {
+          schema: {
+            tags: ['ingestion'],
+            summary: "List a partner's items",
+            params: Type.Object({ partner_id: Type.String({ minLength: 1, maxLength: 255 }) }),
+            querystring: PageQuery,
+            response: { 200: ItemPage, ...errorResponses },
+          },
+        },
+        async (request) =>
+          pageBody(
+            await handlers.getDataByPartnerId({
+              partnerId: request.params.partner_id,
+              page: { limit: request.query.limit ?? DEFAULT_PAGE_SIZE, cursor: request.query.cursor },
+            }),
+          ),
+      );
+
+      app.get(
+        '/ingest/:id',
+        {
+          schema: {
+            tags: ['ingestion'],
+            summary: 'Get one item',
+            params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+            response: { 200: Type.Ref('IngestedItem'), ...errorResponses },
+          },
+        },
+        async (request) => toBody(await handlers.getDataById({ id: request.params.id })),
+      );
+    },
   };
 }

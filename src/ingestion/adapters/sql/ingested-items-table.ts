@@ -39,7 +39,11 @@ export const ingestedItemsProjection: InlineProjection = {
     });
     // 6 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
     for (let i = 0; i < rows.length; i += 1000) {
-      await tables(db).insertInto('ingest_items').values(rows.slice(i, i + 1000)).onConflict((oc) => oc.column('id').doNothing()).execute();
+      await tables(db)
+        .insertInto('ingest_items')
+        .values(rows.slice(i, i + 1000))
+        .onConflict((oc) => oc.column('id').doNothing())
+        .execute();
     }
   },
 };
@@ -52,7 +56,11 @@ export function sqlIngestedItemsView(db: Kysely<object>): IngestedItemsView {
     },
 
     async list(filter, page) {
-      let query = tables(db).selectFrom('ingest_items').selectAll().orderBy('id').limit(page.limit + 1);
+      let query = tables(db)
+        .selectFrom('ingest_items')
+        .selectAll()
+        .orderBy('id')
+        .limit(page.limit + 1);
       if (filter.partnerId !== undefined) query = query.where('partner_id', '=', filter.partnerId);
       if (page.cursor !== undefined) query = query.where('id', '>', decodeCursor(page.cursor));
       const rows = await query.execute();

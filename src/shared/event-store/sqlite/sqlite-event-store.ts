@@ -154,7 +154,10 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     },
 
     async headPosition() {
-      const row = await db.selectFrom('events').select((eb) => eb.fn.max('position').as('head')).executeTakeFirst();
+      const row = await db
+        .selectFrom('events')
+        .select((eb) => eb.fn.max('position').as('head'))
+        .executeTakeFirst();
       return Number(row?.head ?? 0);
     },
 

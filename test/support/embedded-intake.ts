@@ -1,0 +1,31 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../../src/app/config.js';
+import { buildEmbedded, type Intake } from '../../src/app/embedded.js';
+
+export const ADMIN_TOKEN = 'test-admin-token';
+export const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+export interface TestIntake extends Intake {
+  readonly dir: string;
+  readonly config: Config;
+  dispose(): Promise<void>;
+}
+
+/** An embedded Intake on a fresh SQLite file in a temporary directory, for app.inject() tests. */
+export async function startTestIntake(env: Record<string, string> = {}): Promise<TestIntake> {
+  const dir = mkdtempSync(join(tmpdir(), 'intake-test-'));
+  const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'intake.db')}`, ADMIN_TOKEN, LOG_LEVEL: 'silent', ...env });
+  const intake = await buildEmbedded({ config, logger: pino({ level: 'silent' }) });
+  return {
+    ...intake,
+    dir,
+    config,
+    async dispose() {
+      await intake.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
