@@ -1,0 +1,90 @@
+import type { Kysely } from 'kysely';
+import type { RecordedEvent } from '../events.js';
+
+type Tables = {
+  subscription_checkpoints: { subscriber: string; position: number; updated_at: string };
+  parked_events: {
+    subscriber: string;
+    position: number;
+    event_id: string;
+    event_type: string;
+    stream_id: string;
+    error: string;
+    attempts: number;
+    parked_at: string;
+  };
+};
+
+export interface ParkedEvent {
+  readonly subscriber: string;
+  readonly position: number;
+  readonly eventId: string;
+  readonly eventType: string;
+  readonly streamId: string;
+  readonly error: string;
+  readonly attempts: number;
+  readonly parkedAt: string;
+}
+
+const tables = (db: Kysely<object>) => db.withTables<Tables>();
+
+export async function loadCheckpoint(db: Kysely<object>, subscriber: string): Promise<number> {
+  const row = await tables(db)
+    .selectFrom('subscription_checkpoints')
+    .select('position')
+    .where('subscriber', '=', subscriber)
+    .executeTakeFirst();
+  return Number(row?.position ?? 0);
+}
+
+export async function saveCheckpoint(db: Kysely<object>, subscriber: string, position: number, at: string): Promise<void> {
+  await tables(db)
+    .insertInto('subscription_checkpoints')
+    .values({ subscriber, position, updated_at: at })
+    .onConflict((oc) => oc.column('subscriber').doUpdateSet({ position, updated_at: at }))
+    .execute();
+}
+
+export async function parkEvent(
+  db: Kysely<object>,
+  subscriber: string,
+  event: RecordedEvent,
+  error: string,
+  attempts: number,
+  at: string,
+): Promise<void> {
+  await tables(db)
+    .insertInto('parked_events')
+    .values({
+      subscriber,
+      position: event.position,
+      event_id: event.eventId,
+      event_type: event.type,
+      stream_id: event.streamId,
+      error: error.slice(0, 2000),
+      attempts,
+      parked_at: at,
+    })
+    .onConflict((oc) => oc.columns(['subscriber', 'position']).doUpdateSet({ error: error.slice(0, 2000), attempts, parked_at: at }))
+    .execute();
+}
+
+export async function listParked(db: Kysely<object>, subscriber?: string): Promise<ParkedEvent[]> {
+  let query = tables(db).selectFrom('parked_events').selectAll().orderBy('position').limit(1000);
+  if (subscriber !== undefined) query = query.where('subscriber', '=', subscriber);
+  const rows = await query.execute();
+  return rows.map((row) => ({
+    subscriber: row.subscriber,
+    position: Number(row.position),
+    eventId: row.event_id,
+    eventType: row.event_type,
+    streamId: row.stream_id,
+    error: row.error,
+    attempts: row.attempts,
+    parkedAt: row.parked_at,
+  }));
+}
+
+export async function unpark(db: Kysely<object>, subscriber: string, position: number): Promise<void> {
+  await tables(db).deleteFrom('parked_events').where('subscriber', '=', subscriber).where('position', '=', position).execute();
+}

@@ -1,0 +1,169 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql, type Kysely } from 'kysely';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { systemClock } from '../clock.js';
+import type { EventStore } from '../event-store/event-store.js';
+import { sqliteEventStoreMigrations } from '../event-store/sqlite/migrations.js';
+import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
+import { uuidV7 } from '../ids.js';
+import { migrateToLatest } from '../sqlite/migrate.js';
+import { openSqlite, type SqliteHandle } from '../sqlite/open-sqlite.js';
+import { listParked, loadCheckpoint } from './checkpoints.js';
+import { inProcessSubscriptions, type Subscriptions } from './in-process-subscriptions.js';
+import { subscriptionMigrations } from './migrations.js';
+import type { Subscriber } from './subscriber.js';
+
+let dir: string;
+let sqlite: SqliteHandle;
+let store: EventStore;
+let running: Subscriptions[] = [];
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'intake-sub-'));
+  sqlite = openSqlite(join(dir, 'db.sqlite'));
+  await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
+  await sql`CREATE TABLE totals (stream_id TEXT PRIMARY KEY, total INTEGER NOT NULL)`.execute(sqlite.db);
+  store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
+});
+
+afterEach(async () => {
+  await Promise.all(running.map((s) => s.stop()));
+  running = [];
+  await store.close();
+  await sqlite.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const totals = async (db: Kysely<object>) =>
+  Object.fromEntries(
+    (await sql<{ stream_id: string; total: number }>`SELECT * FROM totals ORDER BY stream_id`.execute(db)).rows.map((r) => [
+      r.stream_id,
+      r.total,
+    ]),
+  );
+
+/** Adds each Added event's amount to its stream's total: not idempotent by itself, so only the checkpoint prevents doubles. */
+function summing(options: { failOn?: (amount: number) => boolean } = {}): Subscriber {
+  return {
+    name: 'summing',
+    handles: ['Added'],
+    async handle(events, tx) {
+      for (const event of events) {
+        const amount = (event.data as { amount: number }).amount;
+        await sql`INSERT INTO totals (stream_id, total) VALUES (${event.streamId}, ${amount})
+                  ON CONFLICT (stream_id) DO UPDATE SET total = total + excluded.total`.execute(tx.db);
+        // The write above is already made when this throws: the transaction must undo it.
+        if (options.failOn?.(amount)) throw new Error(`cannot add ${amount}`);
+      }
+    },
+    async reset(tx) {
+      await sql`DELETE FROM totals`.execute(tx.db);
+    },
+  };
+}
+
+const subscriptions = (subscriber: Subscriber, pollIntervalMs = 60_000) => {
+  const subs = inProcessSubscriptions({
+    store,
+    db: sqlite.db,
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+    subscribers: [subscriber],
+    pollIntervalMs,
+    retryBaseMs: 1,
+    maxAttempts: 3,
+    batchSize: 4,
+  });
+  running.push(subs);
+  return subs;
+};
+
+const add = (stream: string, amount: number) =>
+  store.append({
+    streamId: stream,
+    events: [
+      { type: 'Added', data: { amount } },
+      { type: 'Ignored', data: {} },
+    ],
+  });
+
+describe('in-process subscriptions', () => {
+  it('is woken by each commit, not by its poll, and stores its checkpoint with its writes', async () => {
+    const subs = subscriptions(summing());
+    subs.start();
+    await add('a', 1);
+    await add('a', 2);
+    await add('b', 5);
+    await subs.caughtUp(2000);
+    expect(await totals(sqlite.db)).toEqual({ a: 3, b: 5 });
+    expect(await loadCheckpoint(sqlite.db, 'summing')).toBe(await store.headPosition());
+  });
+
+  it('resumes after a restart from its checkpoint, handling nothing twice', async () => {
+    const first = subscriptions(summing());
+    first.start();
+    for (let i = 1; i <= 10; i++) await add('a', i);
+    await first.caughtUp();
+    await first.stop();
+    for (let i = 11; i <= 12; i++) await add('a', i);
+    const second = subscriptions(summing());
+    second.start();
+    await second.caughtUp();
+    expect(await totals(sqlite.db)).toEqual({ a: 78 });
+  });
+
+  it('rolls back a handler that fails after writing, so a retry leaves no double effect', async () => {
+    let failures = 1;
+    const subs = subscriptions(summing({ failOn: (amount) => amount === 7 && failures-- > 0 }));
+    subs.start();
+    await add('a', 3);
+    await add('a', 7);
+    await add('a', 10);
+    await subs.caughtUp();
+    expect(await totals(sqlite.db)).toEqual({ a: 20 });
+    expect(await listParked(sqlite.db)).toEqual([]);
+  });
+
+  it('parks a poison event after repeated failures and lets the next ones flow; it can be retried', async () => {
+    let poisonous = true;
+    const subs = subscriptions(summing({ failOn: (amount) => amount === 13 && poisonous }));
+    subs.start();
+    await add('a', 1);
+    const poison = await add('b', 13);
+    await add('c', 2);
+    await subs.caughtUp();
+    expect(await totals(sqlite.db)).toEqual({ a: 1, c: 2 });
+    const parked = await listParked(sqlite.db);
+    expect(parked).toEqual([
+      expect.objectContaining({ subscriber: 'summing', position: poison.events[0]?.position, error: 'cannot add 13', attempts: 3 }),
+    ]);
+    expect((await subs.status())[0]).toMatchObject({ lag: 0, parked: 1 });
+
+    poisonous = false;
+    await subs.retryParked('summing', poison.events[0]?.position ?? 0);
+    expect(await totals(sqlite.db)).toEqual({ a: 1, b: 13, c: 2 });
+    expect(await listParked(sqlite.db)).toEqual([]);
+  });
+
+  it('replays from the start into an identical view', async () => {
+    const subs = subscriptions(summing());
+    subs.start();
+    for (let i = 0; i < 30; i++) await add(`s-${i % 4}`, i);
+    await subs.caughtUp();
+    const before = await totals(sqlite.db);
+    await subs.replay('summing');
+    await subs.caughtUp();
+    expect(await totals(sqlite.db)).toEqual(before);
+  });
+
+  it('reports its lag behind the head', async () => {
+    const subs = subscriptions(summing());
+    await add('a', 1);
+    await add('a', 1);
+    const [status] = await subs.status();
+    expect(status).toMatchObject({ name: 'summing', position: 0, lag: await store.headPosition() });
+  });
+});

@@ -1,0 +1,215 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { EventStore } from '../event-store/event-store.js';
+import type { RecordedEvent } from '../events.js';
+import { loadCheckpoint, parkEvent, saveCheckpoint, unpark, listParked } from './checkpoints.js';
+import type { Subscriber } from './subscriber.js';
+
+export interface SubscriptionOptions {
+  readonly store: EventStore;
+  readonly db: Kysely<object>;
+  readonly clock: Clock;
+  readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  readonly subscribers: readonly Subscriber[];
+  readonly batchSize?: number;
+  /** Fallback when no commit signal arrives (e.g. another process wrote). */
+  readonly pollIntervalMs?: number;
+  /** Attempts on one event before it is parked and the subscriber moves on. */
+  readonly maxAttempts?: number;
+  readonly retryBaseMs?: number;
+}
+
+export interface SubscriberStatus {
+  readonly name: string;
+  readonly position: number;
+  readonly head: number;
+  readonly lag: number;
+  readonly parked: number;
+}
+
+export interface Subscriptions {
+  start(): void;
+  stop(): Promise<void>;
+  status(): Promise<SubscriberStatus[]>;
+  /** Resolves once every subscriber has handled everything up to the head at call time. */
+  caughtUp(timeoutMs?: number): Promise<void>;
+  /** Throws away a subscriber's view and checkpoint and rebuilds it from the start of the log. */
+  replay(name: string): Promise<void>;
+  /** Handles a parked event again; on success it leaves the parking lot. */
+  retryParked(name: string, position: number): Promise<void>;
+  names(): string[];
+}
+
+interface Runner {
+  readonly subscriber: Subscriber;
+  position: number;
+  running: boolean;
+  loop: Promise<void> | undefined;
+}
+
+/**
+ * The embedded delivery mechanism: each subscriber reads the shared log after its checkpoint,
+ * in batches, and stores its checkpoint in the transaction of its own writes, so a crash replays
+ * at most an uncommitted batch. Woken by the store after each commit, with a poll as fallback.
+ */
+export function inProcessSubscriptions(options: SubscriptionOptions): Subscriptions {
+  const { store, db, clock, logger } = options;
+  const batchSize = options.batchSize ?? 500;
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const maxAttempts = options.maxAttempts ?? 5;
+  const retryBaseMs = options.retryBaseMs ?? 50;
+  const runners = new Map<string, Runner>(
+    options.subscribers.map((s) => [s.name, { subscriber: s, position: 0, running: false, loop: undefined }]),
+  );
+  let wakers: Array<() => void> = [];
+  let unsubscribe: (() => void) | undefined;
+
+  const wakeAll = () => {
+    const current = wakers;
+    wakers = [];
+    for (const wake of current) wake();
+  };
+  const nextWake = () =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, pollIntervalMs);
+      wakers.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+
+  const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
+    store.transaction(async (tx) => {
+      const relevant = events.filter((event) => subscriber.handles.includes(event.type));
+      if (relevant.length > 0) await subscriber.handle(relevant, tx);
+      await saveCheckpoint(tx.db, subscriber.name, events.at(-1)?.position ?? 0, clock.now().toISOString());
+    });
+
+  const handleOne = async (runner: Runner, event: RecordedEvent) => {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      try {
+        await commit(runner.subscriber, [event]);
+        return;
+      } catch (error) {
+        lastError = error;
+        if (!runner.running) throw error;
+        if (attempt < maxAttempts) await sleep(Math.min(retryBaseMs * 2 ** (attempt - 1), 5000));
+      }
+    }
+    // A poison event must not block the subscriber forever: park it, visible and retryable.
+    const reason = lastError instanceof Error ? lastError.message : String(lastError);
+    await store.transaction(async (tx) => {
+      const at = clock.now().toISOString();
+      await parkEvent(tx.db, runner.subscriber.name, event, reason, maxAttempts, at);
+      await saveCheckpoint(tx.db, runner.subscriber.name, event.position, at);
+    });
+    logger.error(
+      { subscriber: runner.subscriber.name, position: event.position, event_type: event.type, err: lastError },
+      'event parked after repeated failures',
+    );
+  };
+
+  const run = async (runner: Runner) => {
+    runner.position = await loadCheckpoint(db, runner.subscriber.name);
+    while (runner.running) {
+      const batch = await store.readAll({ after: runner.position, limit: batchSize });
+      if (batch.length === 0) {
+        await nextWake();
+        continue;
+      }
+      try {
+        await commit(runner.subscriber, batch);
+      } catch (error) {
+        if (!runner.running) return;
+        logger.warn({ subscriber: runner.subscriber.name, err: error }, 'batch failed; handling its events one by one');
+        for (const event of batch) await handleOne(runner, event);
+      }
+      runner.position = batch.at(-1)?.position ?? runner.position;
+    }
+  };
+
+  const launch = (runner: Runner) => {
+    runner.running = true;
+    runner.loop = run(runner).catch((error: unknown) => {
+      if (runner.running) logger.error({ subscriber: runner.subscriber.name, err: error }, 'subscriber stopped');
+      runner.running = false;
+    });
+  };
+
+  const halt = async (runner: Runner) => {
+    runner.running = false;
+    wakeAll();
+    await runner.loop;
+    runner.loop = undefined;
+  };
+
+  const runnerOf = (name: string) => {
+    const runner = runners.get(name);
+    if (!runner) throw new Error(`no subscriber named ${name}`);
+    return runner;
+  };
+
+  return {
+    start() {
+      unsubscribe ??= store.onAppended(wakeAll);
+      for (const runner of runners.values()) if (!runner.running) launch(runner);
+    },
+
+    async stop() {
+      unsubscribe?.();
+      unsubscribe = undefined;
+      await Promise.all([...runners.values()].map(halt));
+    },
+
+    async status() {
+      const head = await store.headPosition();
+      const parked = await listParked(db);
+      return [...runners.values()].map((runner) => ({
+        name: runner.subscriber.name,
+        position: runner.position,
+        head,
+        lag: Math.max(0, head - runner.position),
+        parked: parked.filter((p) => p.subscriber === runner.subscriber.name).length,
+      }));
+    },
+
+    async caughtUp(timeoutMs = 30_000) {
+      const head = await store.headPosition();
+      const deadline = Date.now() + timeoutMs;
+      while ([...runners.values()].some((runner) => runner.position < head)) {
+        if (Date.now() > deadline) throw new Error(`subscribers did not reach position ${head} within ${timeoutMs} ms`);
+        await sleep(5);
+      }
+    },
+
+    async replay(name) {
+      const runner = runnerOf(name);
+      const wasRunning = runner.running;
+      await halt(runner);
+      await store.transaction(async (tx) => {
+        await runner.subscriber.reset?.(tx);
+        await saveCheckpoint(tx.db, name, 0, clock.now().toISOString());
+        for (const parked of await listParked(tx.db, name)) await unpark(tx.db, name, parked.position);
+      });
+      runner.position = 0;
+      logger.info({ subscriber: name }, 'replaying from the start of the log');
+      if (wasRunning) launch(runner);
+    },
+
+    async retryParked(name, position) {
+      const runner = runnerOf(name);
+      const [event] = await store.readAll({ after: position - 1, limit: 1 });
+      if (!event || event.position !== position) throw new Error(`no event at position ${position}`);
+      await store.transaction(async (tx) => {
+        if (runner.subscriber.handles.includes(event.type)) await runner.subscriber.handle([event], tx);
+        await unpark(tx.db, name, position);
+      });
+    },
+
+    names: () => [...runners.keys()],
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
