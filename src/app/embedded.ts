@@ -1,34 +1,61 @@
+import { performance } from 'node:perf_hooks';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { EventStore } from '../shared/event-store/event-store.js';
 import { sqliteEventStore } from '../shared/event-store/sqlite/sqlite-event-store.js';
 import { uuidV7, type IdGenerator } from '../shared/ids.js';
 import { migrateToLatest } from '../shared/sqlite/migrate.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import { ingestData } from '../ingestion/application/ingest-data.js';
 import { getAllData, getDataById, getDataByPartnerId } from '../ingestion/application/queries.js';
 import { ingestionHttp } from '../ingestion/adapters/http/ingestion-routes.js';
 import { ingestedItemsProjection, sqlIngestedItemsView } from '../ingestion/adapters/sql/ingested-items-table.js';
+import { getSchema, registerSchema, removeSchema } from '../validation/application/manage-schemas.js';
+import { validationSubscriber } from '../validation/application/validation-subscriber.js';
+import { ajvSchemaCompiler } from '../validation/adapters/ajv/ajv-schema-compiler.js';
+import { schemaHttp } from '../validation/adapters/http/schema-routes.js';
+import { schemaHistoryProjection, sqlSchemaCatalog, sqlVerdictLog } from '../validation/adapters/sql/sql-schema-catalog.js';
+import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
+import { configurePipeline, resetPipeline } from '../processing/application/configure-pipeline.js';
+import { processingSubscriber } from '../processing/application/processing-subscriber.js';
+import { pipelineHttp } from '../processing/adapters/http/pipeline-routes.js';
+import { pipelinesProjection, sqlOutcomeLog, sqlPipelineCatalog } from '../processing/adapters/sql/sql-pipelines.js';
+import { getItem, listItems } from '../query/application/queries.js';
+import { queryProjection } from '../query/application/query-projection.js';
+import { eventStoreItemHistory } from '../query/adapters/event-store-item-history.js';
+import { queryHttp } from '../query/adapters/http/query-routes.js';
+import { sqlItemViews } from '../query/adapters/sql/sql-item-views.js';
 import { resolveAdminDigest } from './admin-token.js';
 import type { Config } from './config.js';
 import { buildHttpServer } from './http/server.js';
+import { subscriptionHttp } from './http/subscription-routes.js';
 import { embeddedMigrations } from './migrations.js';
 import { version } from './version.js';
 
 export interface Intake {
   readonly app: FastifyInstance;
   readonly store: EventStore;
+  readonly subscriptions: Subscriptions;
   close(): Promise<void>;
 }
 
 export interface EmbeddedOptions {
   readonly config: Config;
-  readonly logger: FastifyBaseLogger;
+  readonly logger: FastifyBaseLogger & Logger;
   readonly clock?: Clock;
   readonly newId?: IdGenerator;
   /** Receives a newly generated admin token, once. */
   readonly announceAdminToken?: (token: string) => void;
+  /** Start the subscribers right away (the default); the replay command drives them itself. */
+  readonly startSubscribers?: boolean;
+  /** Processors pipelines may name, beyond or instead of the built-in ones. */
+  readonly processors?: ProcessorRegistry;
 }
+
+// A subscriber this far behind the head, or with parked events, makes readiness report "degraded".
+const LAG_WARNING = 10_000;
 
 /** The composition root of the default mode: every context in one process on one SQLite file. */
 export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
@@ -44,10 +71,33 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     newId,
     durability: config.durability,
     maxQueued: config.maxQueuedAppends,
-    inlineProjections: [ingestedItemsProjection],
+    inlineProjections: [ingestedItemsProjection, schemaHistoryProjection, pipelinesProjection],
+  });
+  const db = sqlite.db;
+
+  const compiler = ajvSchemaCompiler();
+  const subscriptions = inProcessSubscriptions({
+    store,
+    db,
+    clock,
+    logger,
+    subscribers: [
+      validationSubscriber({ clock, compiler, catalog: sqlSchemaCatalog, verdicts: sqlVerdictLog }),
+      processingSubscriber({
+        clock,
+        elapsedMs: () => performance.now(),
+        pipelines: sqlPipelineCatalog,
+        outcomes: sqlOutcomeLog,
+        processors: options.processors,
+      }),
+      queryProjection(sqlItemViews),
+    ],
   });
 
-  const items = sqlIngestedItemsView(sqlite.db);
+  const items = sqlIngestedItemsView(db);
+  const schemas = sqlSchemaCatalog(db);
+  const pipelines = sqlPipelineCatalog(db);
+  const views = sqlItemViews(db);
   const adminDigest = resolveAdminDigest(config.adminToken, config.dataDir, options.announceAdminToken ?? (() => undefined));
 
   const app = await buildHttpServer({
@@ -58,10 +108,17 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     readiness: async () => {
       try {
         sqlite.raw.prepare('SELECT 1').get();
-        return { database: { status: 'ok' } };
       } catch (error) {
         return { database: { status: 'down', detail: (error as Error).message } };
       }
+      const checks: Record<string, { status: 'ok' | 'degraded'; detail: string }> = {};
+      for (const s of await subscriptions.status()) {
+        checks[`subscriber:${s.name}`] = {
+          status: s.lag > LAG_WARNING || s.parked > 0 ? 'degraded' : 'ok',
+          detail: `position ${s.position}, lag ${s.lag}, parked ${s.parked}`,
+        };
+      }
+      return { database: { status: 'ok' as const }, ...checks };
     },
     contexts: [
       ingestionHttp({
@@ -70,16 +127,42 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
         getAllData: getAllData(items),
         getDataByPartnerId: getDataByPartnerId(items),
       }),
+      schemaHttp({
+        register: registerSchema({ store, clock, compiler }),
+        remove: removeSchema({ store, clock }),
+        get: getSchema(schemas),
+        list: () => schemas.list(),
+      }),
+      pipelineHttp({
+        configure: configurePipeline({ store, clock, processors: options.processors }),
+        reset: resetPipeline({ store, clock }),
+        get: (eventType) => pipelines.get(eventType),
+        list: () => pipelines.list(),
+      }),
+      queryHttp({ getItem: getItem(views, eventStoreItemHistory(store)), listItems: listItems(views) }),
+      subscriptionHttp(subscriptions, db),
     ],
   });
+
+  if (options.startSubscribers !== false) subscriptions.start();
+  const lagReport = setInterval(() => void reportLag(subscriptions, logger), 30_000);
+  lagReport.unref();
 
   return {
     app,
     store,
+    subscriptions,
     async close() {
+      clearInterval(lagReport);
       await app.close();
+      await subscriptions.stop();
       await store.close();
       await sqlite.close();
     },
   };
+}
+
+async function reportLag(subscriptions: Subscriptions, logger: Logger): Promise<void> {
+  const behind = (await subscriptions.status()).filter((s) => s.lag > 0 || s.parked > 0);
+  if (behind.length > 0) logger.info({ subscribers: behind }, 'subscriber lag');
 }

@@ -31,3 +31,9 @@ export interface RecordedEvent<Type extends string = string, Data extends object
 export function isEventOf<E extends { type: string }>(event: RecordedEvent, types: readonly E['type'][]): event is RecordedEvent & E {
   return (types as readonly string[]).includes(event.type);
 }
+
+/** Metadata for an event recorded in reaction to another: the causal chain and the request's correlation id. */
+export function causedBy(cause: RecordedEvent): EventMetadata {
+  const correlationId = cause.metadata.correlationId;
+  return { schema_version: 1, causationId: cause.eventId, ...(correlationId ? { correlationId } : {}) };
+}

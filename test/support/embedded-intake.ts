@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/app/config.js';
-import { buildEmbedded, type Intake } from '../../src/app/embedded.js';
+import { buildEmbedded, type EmbeddedOptions, type Intake } from '../../src/app/embedded.js';
 
 export const ADMIN_TOKEN = 'test-admin-token';
 export const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
@@ -15,10 +15,13 @@ export interface TestIntake extends Intake {
 }
 
 /** An embedded Intake on a fresh SQLite file in a temporary directory, for app.inject() tests. */
-export async function startTestIntake(env: Record<string, string> = {}): Promise<TestIntake> {
+export async function startTestIntake(
+  env: Record<string, string> = {},
+  options: Partial<Omit<EmbeddedOptions, 'config' | 'logger'>> = {},
+): Promise<TestIntake> {
   const dir = mkdtempSync(join(tmpdir(), 'intake-test-'));
   const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'intake.db')}`, ADMIN_TOKEN, LOG_LEVEL: 'silent', ...env });
-  const intake = await buildEmbedded({ config, logger: pino({ level: 'silent' }) });
+  const intake = await buildEmbedded({ config, logger: pino({ level: 'silent' }), ...options });
   return {
     ...intake,
     dir,

@@ -1,5 +1,5 @@
 import { ConflictError } from '../../shared/errors.js';
-import type { JsonObject } from '../../shared/events.js';
+import { dataStreamId, type Channel, type DataIngested, type DataReceived, type ItemMetadata } from '../../shared/contracts/data-events.js';
 import {
   parseEventType,
   parsePartnerId,
@@ -10,9 +10,6 @@ import {
   type Payload,
   type Timestamp,
 } from './values.js';
-
-/** How an item reached Intake. */
-export type Channel = 'partner_api' | 'application_api' | 'messages' | 'import';
 
 /** Facts about the request that carried an item: kept with the item, never used to decide. */
 export interface RequestContext {
@@ -39,32 +36,7 @@ export interface IngestedItem {
   readonly metadata: ItemMetadata;
 }
 
-export interface ItemMetadata extends JsonObject {
-  channel: Channel;
-  received_at: string;
-  ip: string | null;
-  user_agent: string | null;
-  correlation_id: string | null;
-  key_id: string | null;
-}
-
-// Public event shapes: documented in docs/events.md, versioned by `schema_version` in their metadata.
-export interface DataReceived {
-  readonly type: 'DataReceived';
-  readonly data: { item_id: string; partner_id: string; channel: Channel; received_at: string };
-}
-
-export interface DataIngested {
-  readonly type: 'DataIngested';
-  readonly data: {
-    item_id: string;
-    partner_id: string;
-    event_type: string;
-    payload: JsonObject;
-    received_at: string;
-    metadata: ItemMetadata;
-  };
-}
+export type { Channel, DataIngested, DataReceived, ItemMetadata };
 
 export type IngestedDataEvent = DataReceived | DataIngested;
 
@@ -72,7 +44,7 @@ export type IngestedDataState = { readonly status: 'absent' } | { readonly statu
 
 export const initialState: IngestedDataState = { status: 'absent' };
 
-export const dataStreamId = (itemId: string) => `data-${itemId}`;
+export { dataStreamId };
 
 /** The factory: builds a valid item from a command, or throws a ValidationError naming the field. */
 export function itemFromCommand(command: IngestDataCommand, id: string, receivedAt: Date): IngestedItem {

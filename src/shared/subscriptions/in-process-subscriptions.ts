@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { EventStore } from '../event-store/event-store.js';
 import type { RecordedEvent } from '../events.js';
 import { loadCheckpoint, parkEvent, saveCheckpoint, unpark, listParked } from './checkpoints.js';
@@ -147,7 +148,11 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
   const runnerOf = (name: string) => {
     const runner = runners.get(name);
-    if (!runner) throw new Error(`no subscriber named ${name}`);
+    if (!runner)
+      throw new NotFoundError(
+        'subscriptions.unknown-subscriber',
+        `no subscriber named "${name}" (known: ${[...runners.keys()].join(', ')})`,
+      );
     return runner;
   };
 
@@ -186,6 +191,12 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
     async replay(name) {
       const runner = runnerOf(name);
+      if (!runner.subscriber.reset) {
+        throw new ConflictError(
+          'subscriptions.not-replayable',
+          `"${name}" records facts rather than keeping a view; replaying it would record them twice`,
+        );
+      }
       const wasRunning = runner.running;
       await halt(runner);
       await store.transaction(async (tx) => {
@@ -201,7 +212,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     async retryParked(name, position) {
       const runner = runnerOf(name);
       const [event] = await store.readAll({ after: position - 1, limit: 1 });
-      if (!event || event.position !== position) throw new Error(`no event at position ${position}`);
+      const parked = await listParked(db, name);
+      if (!event || !parked.some((p) => p.position === position))
+        throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event at position ${position}`);
       await store.transaction(async (tx) => {
         if (runner.subscriber.handles.includes(event.type)) await runner.subscriber.handle([event], tx);
         await unpark(tx.db, name, position);

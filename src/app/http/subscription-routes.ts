@@ -1,0 +1,104 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Kysely } from 'kysely';
+import { listParked } from '../../shared/subscriptions/checkpoints.js';
+import type { Subscriptions } from '../../shared/subscriptions/in-process-subscriptions.js';
+import { errorResponses } from './schemas.js';
+import type { HttpContext } from './server.js';
+
+const Status = Type.Object({
+  name: Type.String(),
+  position: Type.Integer(),
+  head: Type.Integer(),
+  lag: Type.Integer(),
+  parked: Type.Integer(),
+});
+const Parked = Type.Object({
+  subscriber: Type.String(),
+  position: Type.Integer(),
+  event_id: Type.String(),
+  event_type: Type.String(),
+  stream_id: Type.String(),
+  error: Type.String(),
+  attempts: Type.Integer(),
+  parked_at: Type.String(),
+});
+const Name = Type.Object({ name: Type.String({ maxLength: 64 }) });
+
+/** Operating the subscribers: lag, replay of views, parked (poison) events. */
+export function subscriptionHttp(subscriptions: Subscriptions, db: Kysely<object>): HttpContext {
+  return {
+    routes: async (scope) => {
+      const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+      app.get(
+        '/api/admin/subscriptions',
+        {
+          schema: {
+            tags: ['operations'],
+            summary: 'Subscribers with their checkpoint, lag behind the head and parked events',
+            response: { 200: Type.Object({ items: Type.Array(Status) }) },
+          },
+        },
+        async () => ({ items: await subscriptions.status() }),
+      );
+      app.post(
+        '/api/admin/subscriptions/:name/replay',
+        {
+          schema: {
+            tags: ['operations'],
+            summary: "Throw away a subscriber's view and rebuild it from the event store",
+            description: 'Answers 202 once the view is cleared; the rebuild runs in the background (watch `lag`).',
+            params: Name,
+            response: {
+              202: Type.Object({ subscriber: Type.String(), status: Type.Literal('replaying') }),
+              ...errorResponses,
+              409: Type.Ref('Problem'),
+            },
+          },
+        },
+        async (request, reply) => {
+          await subscriptions.replay(request.params.name);
+          return reply.status(202).send({ subscriber: request.params.name, status: 'replaying' as const });
+        },
+      );
+      app.get(
+        '/api/admin/subscriptions/:name/parked',
+        {
+          schema: {
+            tags: ['operations'],
+            summary: 'Events a subscriber parked after repeated failures',
+            params: Name,
+            response: { 200: Type.Object({ items: Type.Array(Parked) }) },
+          },
+        },
+        async (request) => ({
+          items: (await listParked(db, request.params.name)).map((p) => ({
+            subscriber: p.subscriber,
+            position: p.position,
+            event_id: p.eventId,
+            event_type: p.eventType,
+            stream_id: p.streamId,
+            error: p.error,
+            attempts: p.attempts,
+            parked_at: p.parkedAt,
+          })),
+        }),
+      );
+      app.post(
+        '/api/admin/subscriptions/:name/parked/:position/retry',
+        {
+          schema: {
+            tags: ['operations'],
+            summary: 'Handle a parked event again',
+            params: Type.Object({ name: Type.String({ maxLength: 64 }), position: Type.Integer({ minimum: 1 }) }),
+            response: { 204: Type.Null(), ...errorResponses },
+          },
+        },
+        async (request, reply) => {
+          await subscriptions.retryParked(request.params.name, request.params.position);
+          return reply.status(204).send(null);
+        },
+      );
+    },
+  };
+}

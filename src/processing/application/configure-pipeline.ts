@@ -1,0 +1,33 @@
+import type { Clock } from '../../shared/clock.js';
+import type { EventStore } from '../../shared/event-store/event-store.js';
+import { buildPipeline, type ProcessorRegistry } from '../domain/pipeline.js';
+import { pipelineStreamId, type PipelineConfigured, type PipelineReset } from '../domain/pipeline-config.js';
+import type { StepConfig } from '../domain/processor.js';
+import type { PipelineView } from './ports.js';
+
+export interface ConfigureDeps {
+  readonly store: EventStore;
+  readonly clock: Clock;
+  readonly processors?: ProcessorRegistry;
+}
+
+/** Sets the steps items of one event type go through; refused whole if any step is unknown or misconfigured. */
+export const configurePipeline =
+  ({ store, clock, processors }: ConfigureDeps) =>
+  async (eventType: string, steps: readonly StepConfig[]): Promise<PipelineView> => {
+    buildPipeline(steps, processors);
+    const event: PipelineConfigured = {
+      type: 'PipelineConfigured',
+      data: { event_type: eventType, steps: steps.map((s) => ({ ...s })), configured_at: clock.now().toISOString() },
+    };
+    await store.append({ streamId: pipelineStreamId(eventType), events: [event] });
+    return { eventType, steps: event.data.steps, configuredAt: event.data.configured_at };
+  };
+
+/** Goes back to the default pipeline for the event type. */
+export const resetPipeline =
+  ({ store, clock }: ConfigureDeps) =>
+  async (eventType: string): Promise<void> => {
+    const event: PipelineReset = { type: 'PipelineReset', data: { event_type: eventType, reset_at: clock.now().toISOString() } };
+    await store.append({ streamId: pipelineStreamId(eventType), events: [event] });
+  };

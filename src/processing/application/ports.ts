@@ -1,0 +1,23 @@
+import type { Kysely } from 'kysely';
+import type { StepConfig } from '../domain/processor.js';
+
+export interface PipelineView {
+  readonly eventType: string;
+  readonly steps: readonly StepConfig[];
+  /** null for the default pipeline (no configuration stored). */
+  readonly configuredAt: string | null;
+}
+
+/** Processing's own table of configured pipelines. */
+export interface PipelineCatalog {
+  get(eventType: string): Promise<PipelineView>;
+  list(): Promise<PipelineView[]>;
+}
+
+/** Outcomes already recorded: the same DataValidated delivered twice is processed once. */
+export interface OutcomeLog {
+  record(itemId: string, outcome: 'processed' | 'failed', position: number): Promise<boolean>;
+}
+
+export type PipelineCatalogFor = (db: Kysely<object>) => PipelineCatalog;
+export type OutcomeLogFor = (db: Kysely<object>) => OutcomeLog;

@@ -1,0 +1,45 @@
+import type { Clock } from '../../shared/clock.js';
+import { dataStreamId, type DataValidated } from '../../shared/contracts/data-events.js';
+import { causedBy } from '../../shared/events.js';
+import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
+import { buildPipeline, runPipeline, type ProcessorRegistry } from '../domain/pipeline.js';
+import type { Processor, StepConfig } from '../domain/processor.js';
+import type { OutcomeLogFor, PipelineCatalogFor } from './ports.js';
+
+export interface ProcessingSubscriberDeps {
+  readonly clock: Clock;
+  /** A monotonic clock in milliseconds, for step durations. */
+  readonly elapsedMs: () => number;
+  readonly pipelines: PipelineCatalogFor;
+  readonly outcomes: OutcomeLogFor;
+  /** The processors pipelines may name; the built-in ones by default. */
+  readonly processors?: ProcessorRegistry;
+}
+
+/** Runs each validated item through its event type's pipeline and records the outcome on the item's stream. */
+export function processingSubscriber({ clock, elapsedMs, pipelines, outcomes, processors }: ProcessingSubscriberDeps): Subscriber {
+  const built = new Map<string, Processor[]>();
+  // Pipelines are built once per configuration, not once per item.
+  const stepsFor = (config: readonly StepConfig[]) => {
+    const key = JSON.stringify(config);
+    let steps = built.get(key);
+    if (!steps) built.set(key, (steps = buildPipeline(config, processors)));
+    return steps;
+  };
+
+  return {
+    name: 'processing',
+    handles: ['DataValidated'],
+    async handle(events, tx) {
+      const catalog = pipelines(tx.db);
+      const log = outcomes(tx.db);
+      for (const event of events) {
+        const item = (event as unknown as DataValidated).data;
+        const { steps } = await catalog.get(item.event_type);
+        const outcome = runPipeline(item, stepsFor(steps), elapsedMs, clock.now());
+        if (!(await log.record(item.item_id, outcome.type === 'DataProcessed' ? 'processed' : 'failed', event.position))) continue;
+        await tx.append({ streamId: dataStreamId(item.item_id), events: [{ ...outcome, metadata: causedBy(event) }] });
+      }
+    },
+  };
+}

@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import type { ItemSnapshot } from '../../shared/contracts/data-events.js';
+import { ValidationError } from '../../shared/errors.js';
+import { buildPipeline, runPipeline } from './pipeline.js';
+import { failed, type Processor } from './processor.js';
+import { normalize } from './processors/normalize.js';
+import { project } from './processors/project.js';
+
+const at = new Date('2026-11-24T12:00:00.000Z');
+const item = (payload: ItemSnapshot['payload']): ItemSnapshot => ({
+  item_id: 'i-1',
+  partner_id: 'p',
+  event_type: 'order',
+  payload,
+  received_at: at.toISOString(),
+  metadata: { channel: 'partner_api', received_at: at.toISOString(), ip: null, user_agent: null, correlation_id: null, key_id: null },
+});
+const clock = () => 0;
+const facts = { itemId: 'i', partnerId: 'p', eventType: 't' };
+
+describe('normalize', () => {
+  it('trims strings, canonicalises date-times to UTC ISO and lower-cases e-mails, at any depth', () => {
+    const outcome = normalize.run(
+      {
+        name: '  Ada  ',
+        email: ' Ada.Lovelace@Example.COM ',
+        placed: '2026-11-24 10:30',
+        shipped: '2026-11-24T12:30:00+0200',
+        nested: { at: '2026-11-24T10:30:15.5Z', tags: [' a ', 'B@X.IO'] },
+        count: 3,
+        flag: null,
+      },
+      facts,
+    );
+    expect(outcome).toEqual({
+      status: 'ok',
+      output: {
+        name: 'Ada',
+        email: 'ada.lovelace@example.com',
+        placed: '2026-11-24T10:30:00.000Z',
+        shipped: '2026-11-24T10:30:00.000Z',
+        nested: { at: '2026-11-24T10:30:15.500Z', tags: ['a', 'b@x.io'] },
+        count: 3,
+        flag: null,
+      },
+    });
+  });
+
+  it('leaves strings that only look like dates alone', () => {
+    expect(normalize.run({ code: '2026-13-45 99:99' }, facts)).toEqual({ status: 'ok', output: { code: '2026-13-45 99:99' } });
+  });
+});
+
+describe('project', () => {
+  it('keeps only the listed paths', () => {
+    expect(
+      project(['id', 'customer.email', 'missing.field']).run({ id: 1, secret: 'x', customer: { email: 'a@b.c', phone: '1' } }, facts),
+    ).toEqual({
+      status: 'ok',
+      output: { id: 1, customer: { email: 'a@b.c' } },
+    });
+  });
+});
+
+describe('runPipeline', () => {
+  it('feeds each step the previous output and records every step', () => {
+    const event = runPipeline(
+      item({ email: ' X@Y.ZZ ', drop: 1 }),
+      buildPipeline([{ processor: 'normalize' }, { processor: 'project', fields: ['email'] }]),
+      clock,
+      at,
+    );
+    expect(event).toEqual({
+      type: 'DataProcessed',
+      data: {
+        item_id: 'i-1',
+        partner_id: 'p',
+        event_type: 'order',
+        result: { email: 'x@y.zz' },
+        steps: [
+          { name: 'normalize', status: 'ok', duration_ms: 0 },
+          { name: 'project', status: 'ok', duration_ms: 0 },
+        ],
+        processed_at: at.toISOString(),
+      },
+    });
+  });
+
+  it('fails the item with the reason of a step that throws, and skips the rest', () => {
+    const exploding: Processor = {
+      name: 'explode',
+      run: () => {
+        throw new Error('boom');
+      },
+    };
+    const event = runPipeline(item({}), [normalize, exploding, normalize], clock, at);
+    expect(event.type).toBe('DataProcessingFailed');
+    expect(event.data).toMatchObject({
+      reason: 'explode threw: boom',
+      failed_step: 'explode',
+      steps: [{ status: 'ok' }, { name: 'explode', status: 'failed', error: 'explode threw: boom' }, { status: 'skipped' }],
+    });
+  });
+
+  it('fails the item when a step answers a failure outcome', () => {
+    const refusing: Processor = { name: 'refuse', run: () => failed('no thanks') };
+    expect(runPipeline(item({}), [refusing], clock, at)).toMatchObject({ type: 'DataProcessingFailed', data: { reason: 'no thanks' } });
+  });
+
+  it.each([
+    [[], 'steps'],
+    [[{ processor: 'nope' }], 'steps.0.processor'],
+    [[{ processor: 'project' }], 'steps.0.fields'],
+    [[{ processor: 'project', fields: ['a..b'] }], 'steps.0.fields'],
+  ])('refuses the configuration %j', (config, path) => {
+    try {
+      buildPipeline(config);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).violations[0]?.path).toBe(path);
+    }
+  });
+});

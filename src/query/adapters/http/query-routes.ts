@@ -1,0 +1,155 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { HttpContext } from '../../../app/http/server.js';
+import { errorResponses, JsonObjectSchema, PageQuery } from '../../../app/http/schemas.js';
+import { DEFAULT_PAGE_SIZE, type Page, type PageRequest } from '../../../shared/pagination.js';
+import type { ItemFilter } from '../../application/ports.js';
+import type { ItemWithHistory } from '../../application/queries.js';
+import type { ItemView, PipelineStatus } from '../../domain/item-view.js';
+
+export interface QueryHandlers {
+  getItem(id: string, asOf?: string): Promise<ItemWithHistory>;
+  listItems(filter: ItemFilter, page: PageRequest): Promise<Page<ItemView>>;
+}
+
+const Status = Type.Union(['received', 'ingested', 'validated', 'invalid', 'processed', 'failed'].map((s) => Type.Literal(s)));
+const Violation = Type.Object({ path: Type.String(), rule: Type.String(), message: Type.String() });
+const Step = Type.Object({ name: Type.String(), status: Type.String(), duration_ms: Type.Number(), error: Type.Optional(Type.String()) });
+
+const itemProperties = {
+  id: Type.String(),
+  partner_id: Type.String(),
+  event_type: Type.String(),
+  payload: Type.Union([JsonObjectSchema, Type.Null()]),
+  status: Status,
+  received_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+  validation: Type.Union([
+    Type.Object({ schema_version: Type.Union([Type.Integer(), Type.Null()]), errors: Type.Array(Violation) }),
+    Type.Null(),
+  ]),
+  processing: Type.Union([
+    Type.Object({
+      result: Type.Union([JsonObjectSchema, Type.Null()]),
+      steps: Type.Array(Step),
+      reason: Type.Union([Type.String(), Type.Null()]),
+      failed_step: Type.Union([Type.String(), Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
+};
+
+const QueryItem = Type.Object(itemProperties, { $id: 'QueryItem' });
+const QueryItemWithHistory = Type.Object(
+  {
+    ...itemProperties,
+    history: Type.Array(
+      Type.Object({
+        event_id: Type.String(),
+        type: Type.String(),
+        version: Type.Integer(),
+        recorded_at: Type.String({ format: 'date-time' }),
+        data: JsonObjectSchema,
+      }),
+      { description: "The events of the item's stream, in order" },
+    ),
+  },
+  { $id: 'QueryItemWithHistory' },
+);
+
+const ListQuery = Type.Intersect([PageQuery, Type.Object({ status: Type.Optional(Status) })]);
+const Page_ = Type.Object({ items: Type.Array(Type.Ref('QueryItem')), next_cursor: Type.Union([Type.String(), Type.Null()]) });
+
+const toBody = (view: ItemView) => ({
+  id: view.id,
+  partner_id: view.partnerId,
+  event_type: view.eventType,
+  payload: view.payload,
+  status: view.status,
+  received_at: view.receivedAt,
+  updated_at: view.updatedAt,
+  validation: view.validation && { schema_version: view.validation.schemaVersion, errors: view.validation.errors },
+  processing: view.processing && {
+    result: view.processing.result,
+    steps: view.processing.steps,
+    reason: view.processing.reason,
+    failed_step: view.processing.failedStep,
+  },
+});
+
+const pageRequest = (query: { limit?: number; cursor?: string }): PageRequest => ({
+  limit: query.limit ?? DEFAULT_PAGE_SIZE,
+  cursor: query.cursor,
+});
+const pageBody = (page: Page<ItemView>) => ({ items: page.items.map(toBody), next_cursor: page.nextCursor });
+
+/** The read side of SPEC.md section 2. */
+export function queryHttp(handlers: QueryHandlers): HttpContext {
+  return {
+    schemas: [QueryItem, QueryItemWithHistory],
+    routes: async (scope) => {
+      const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+
+      app.get(
+        '/query/all',
+        {
+          schema: {
+            tags: ['query'],
+            summary: 'Items with their pipeline state',
+            querystring: ListQuery,
+            response: { 200: Page_, ...errorResponses },
+          },
+        },
+        async (request) =>
+          pageBody(await handlers.listItems({ status: request.query.status as PipelineStatus | undefined }, pageRequest(request.query))),
+      );
+
+      app.get(
+        '/query/partner/:partner_id',
+        {
+          schema: {
+            tags: ['query'],
+            summary: "A partner's items with their pipeline state",
+            params: Type.Object({ partner_id: Type.String({ minLength: 1, maxLength: 255 }) }),
+            querystring: ListQuery,
+            response: { 200: Page_, ...errorResponses },
+          },
+        },
+        async (request) =>
+          pageBody(
+            await handlers.listItems(
+              { partnerId: request.params.partner_id, status: request.query.status as PipelineStatus | undefined },
+              pageRequest(request.query),
+            ),
+          ),
+      );
+
+      app.get(
+        '/query/:id',
+        {
+          schema: {
+            tags: ['query'],
+            summary: 'One item with its pipeline state and history',
+            description: 'With `as_of`, the item is rebuilt from its events as it stood at that time.',
+            params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+            querystring: Type.Object({ as_of: Type.Optional(Type.String({ format: 'date-time', description: 'ISO-8601 date-time' })) }),
+            response: { 200: Type.Ref('QueryItemWithHistory'), ...errorResponses },
+          },
+        },
+        async (request) => {
+          const { view, history } = await handlers.getItem(request.params.id, request.query.as_of);
+          return {
+            ...toBody(view),
+            history: history.map((entry) => ({
+              event_id: entry.eventId,
+              type: entry.type,
+              version: entry.version,
+              recorded_at: entry.recordedAt,
+              data: entry.data as Record<string, unknown>,
+            })),
+          };
+        },
+      );
+    },
+  };
+}

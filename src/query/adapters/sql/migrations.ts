@@ -1,0 +1,26 @@
+import type { Kysely, Migration } from 'kysely';
+import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+
+const createItems: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('query_items')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('partner_id', 'text', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('payload', 'text')
+      .addColumn('received_at', 'text', (c) => c.notNull())
+      .addColumn('validation', 'text')
+      .addColumn('processing', 'text')
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('query_items_partner').on('query_items').columns(['partner_id', 'id']).execute();
+    await db.schema.createIndex('query_items_status').on('query_items').columns(['status', 'id']).execute();
+  },
+};
+
+export const queryMigrations: MigrationSet = {
+  owner: 'query',
+  migrations: { '0001_create_query_items': createItems },
+};

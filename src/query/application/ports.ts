@@ -1,0 +1,24 @@
+import type { Kysely } from 'kysely';
+import type { Page, PageRequest } from '../../shared/pagination.js';
+import type { HistoryEntry, ItemView, PipelineStatus } from '../domain/item-view.js';
+
+export interface ItemFilter {
+  readonly partnerId?: string;
+  readonly status?: PipelineStatus;
+}
+
+/** The materialized view behind /query. */
+export interface ItemViews {
+  get(id: string): Promise<ItemView | undefined>;
+  getMany(ids: readonly string[]): Promise<Map<string, ItemView>>;
+  list(filter: ItemFilter, page: PageRequest): Promise<Page<ItemView>>;
+  save(views: readonly ItemView[]): Promise<void>;
+  clear(): Promise<void>;
+}
+
+/** The events of an item's stream, oldest first. */
+export interface ItemHistory {
+  of(itemId: string): Promise<HistoryEntry[]>;
+}
+
+export type ItemViewsFor = (db: Kysely<object>) => ItemViews;

@@ -1,0 +1,34 @@
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import type { Page, PageRequest } from '../../shared/pagination.js';
+import { foldHistory, type HistoryEntry, type ItemView } from '../domain/item-view.js';
+import type { ItemFilter, ItemHistory, ItemViews } from './ports.js';
+
+export interface ItemWithHistory {
+  readonly view: ItemView;
+  readonly history: HistoryEntry[];
+}
+
+/** The current view, or with `asOf` the item rebuilt from its events as it stood then. */
+export const getItem =
+  (views: ItemViews, history: ItemHistory) =>
+  async (id: string, asOf?: string): Promise<ItemWithHistory> => {
+    if (asOf !== undefined) {
+      const at = new Date(asOf);
+      if (Number.isNaN(at.getTime()))
+        throw new ValidationError('query.invalid-as-of', 'as_of must be an ISO-8601 date-time', [
+          { path: 'as_of', message: 'invalid date-time' },
+        ]);
+      const entries = (await history.of(id)).filter((entry) => entry.recordedAt <= at.toISOString());
+      const view = foldHistory(entries);
+      if (!view) throw new NotFoundError('query.item-not-found', `item ${id} did not exist at ${at.toISOString()}`);
+      return { view, history: entries };
+    }
+    const view = await views.get(id);
+    if (!view) throw new NotFoundError('query.item-not-found', `no item with id ${id}`);
+    return { view, history: await history.of(id) };
+  };
+
+export const listItems =
+  (views: ItemViews) =>
+  (filter: ItemFilter, page: PageRequest): Promise<Page<ItemView>> =>
+    views.list(filter, page);

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import type { DataEvent } from '../../shared/contracts/data-events.js';
+import { evolveItemView, foldHistory, type HistoryEntry } from './item-view.js';
+
+const meta = { channel: 'partner_api' as const, received_at: 't0', ip: null, user_agent: null, correlation_id: null, key_id: null };
+const snapshot = {
+  item_id: 'i',
+  partner_id: 'p',
+  event_type: 'order',
+  payload: { total: 5 },
+  received_at: '2026-01-01T00:00:00.000Z',
+  metadata: meta,
+};
+const events: Array<[DataEvent, string]> = [
+  [
+    { type: 'DataReceived', data: { item_id: 'i', partner_id: 'p', channel: 'partner_api', received_at: snapshot.received_at } },
+    '2026-01-01T00:00:00.000Z',
+  ],
+  [{ type: 'DataIngested', data: snapshot }, '2026-01-01T00:00:00.000Z'],
+  [{ type: 'DataValidated', data: { ...snapshot, schema_version: 2, validated_at: 'x' } }, '2026-01-01T00:00:01.000Z'],
+  [
+    {
+      type: 'DataProcessed',
+      data: { item_id: 'i', partner_id: 'p', event_type: 'order', result: { total: 5 }, steps: [], processed_at: 'y' },
+    },
+    '2026-01-01T00:00:02.000Z',
+  ],
+];
+
+describe('item view', () => {
+  it('walks received → ingested → validated → processed', () => {
+    const statuses: string[] = [];
+    events.reduce<ReturnType<typeof evolveItemView> | undefined>((view, [event, at]) => {
+      const next = evolveItemView(view, event, at);
+      statuses.push(next.status);
+      return next;
+    }, undefined);
+    expect(statuses).toEqual(['received', 'ingested', 'validated', 'processed']);
+  });
+
+  it('reaches the same view whatever order the events arrive in', () => {
+    const inOrder = events.reduce<ReturnType<typeof evolveItemView> | undefined>((v, [e, at]) => evolveItemView(v, e, at), undefined);
+    const shuffled = [events[3], events[1], events[0], events[2]] as Array<[DataEvent, string]>;
+    const outOfOrder = shuffled.reduce<ReturnType<typeof evolveItemView> | undefined>((v, [e, at]) => evolveItemView(v, e, at), undefined);
+    expect(outOfOrder).toEqual(inOrder);
+  });
+
+  it('rebuilds the item as it stood at a point in time', () => {
+    const history: HistoryEntry[] = events.map(([event, at], i) => ({
+      eventId: `e${i}`,
+      type: event.type,
+      version: i + 1,
+      recordedAt: at,
+      data: event.data,
+    }));
+    expect(foldHistory(history, '2026-01-01T00:00:01.500Z')?.status).toBe('validated');
+    expect(foldHistory(history, '2026-01-01T00:00:00.000Z')?.status).toBe('ingested');
+    expect(foldHistory(history, '2025-12-31T00:00:00.000Z')).toBeUndefined();
+    expect(foldHistory(history)?.status).toBe('processed');
+  });
+});

@@ -1,0 +1,52 @@
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import * as ajvFormats from 'ajv-formats';
+import type { Violation } from '../../../shared/contracts/data-events.js';
+import { ValidationError } from '../../../shared/errors.js';
+import type { SchemaCompiler } from '../../application/ports.js';
+import type { SchemaDocument } from '../../domain/schema-registry.js';
+
+// ajv-formats is CommonJS: under ESM its plugin function arrives as the default export.
+const addFormats = ajvFormats.default as unknown as (ajv: Ajv2020) => Ajv2020;
+
+/** JSON Schema draft 2020-12 through ajv; compiled checks are cached per schema version. */
+export function ajvSchemaCompiler(): SchemaCompiler {
+  // strict:false accepts annotation keywords users commonly add (examples, $comment...).
+  const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true });
+  addFormats(ajv);
+  const cache = new Map<string, (payload: unknown) => Violation[]>();
+
+  return {
+    compile(schema: SchemaDocument, cacheKey?: string) {
+      const cached = cacheKey === undefined ? undefined : cache.get(cacheKey);
+      if (cached) return cached;
+      if (!ajv.validateSchema(schema)) throw invalidSchema(ajv.errors ?? []);
+      let validate;
+      try {
+        validate = ajv.compile(schema);
+      } catch (error) {
+        throw new ValidationError('validation.invalid-schema', `schema cannot be compiled: ${(error as Error).message}`, [
+          { path: 'schema', message: (error as Error).message },
+        ]);
+      }
+      const check = (payload: unknown): Violation[] => (validate(payload) ? [] : (validate.errors ?? []).map(toViolation));
+      if (cacheKey !== undefined) cache.set(cacheKey, check);
+      return check;
+    },
+  };
+}
+
+function toViolation(error: ErrorObject): Violation {
+  const params = error.params as { missingProperty?: string; additionalProperty?: string };
+  const field = params.missingProperty ?? params.additionalProperty;
+  const path = ['payload', ...error.instancePath.split('/').filter(Boolean), ...(field ? [field] : [])].join('.');
+  return { path, rule: error.keyword, message: error.message ?? 'is invalid' };
+}
+
+function invalidSchema(errors: ErrorObject[]): ValidationError {
+  const violations = errors.map((e) => ({ path: `schema${e.instancePath.replaceAll('/', '.')}`, message: e.message ?? 'is invalid' }));
+  return new ValidationError(
+    'validation.invalid-schema',
+    `not a valid JSON Schema (draft 2020-12): ${violations.map((v) => `${v.path} ${v.message}`).join('; ')}`,
+    violations,
+  );
+}

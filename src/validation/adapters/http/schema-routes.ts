@@ -1,0 +1,112 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { HttpContext } from '../../../app/http/server.js';
+import { errorResponses } from '../../../app/http/schemas.js';
+import type { StoredSchema } from '../../application/ports.js';
+import type { SchemaKey } from '../../domain/schema-registry.js';
+
+export interface SchemaHandlers {
+  register(key: SchemaKey, schema: unknown): Promise<StoredSchema>;
+  remove(key: SchemaKey): Promise<void>;
+  get(key: SchemaKey): Promise<StoredSchema>;
+  list(): Promise<StoredSchema[]>;
+}
+
+const SchemaView = Type.Object(
+  {
+    event_type: Type.String(),
+    partner_id: Type.Union([Type.String(), Type.Null()], { description: 'null: applies to every source without its own schema' }),
+    version: Type.Integer(),
+    schema: Type.Unknown({ description: 'JSON Schema, draft 2020-12' }),
+    registered_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'RegisteredSchema' },
+);
+
+const EventTypeParams = Type.Object({
+  event_type: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.:\\-/]*$' }),
+});
+const ScopeQuery = Type.Object({
+  partner_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Scope the schema to one source' })),
+});
+
+const toView = (schema: StoredSchema) => ({
+  event_type: schema.eventType,
+  partner_id: schema.partnerId,
+  version: schema.version,
+  schema: schema.schema,
+  registered_at: schema.registeredAt,
+});
+
+/** The schema registry's admin API. */
+export function schemaHttp(handlers: SchemaHandlers): HttpContext {
+  return {
+    schemas: [SchemaView],
+    routes: async (scope) => {
+      const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+      const key = (params: { event_type: string }, query: { partner_id?: string }): SchemaKey => ({
+        eventType: params.event_type,
+        partnerId: query.partner_id ?? null,
+      });
+
+      app.put(
+        '/api/schemas/:event_type',
+        {
+          schema: {
+            tags: ['schemas'],
+            summary: 'Register a new version of the JSON Schema for an event type',
+            description:
+              'Items are validated against the version in force when they were ingested. An invalid JSON Schema is refused with 400.',
+            params: EventTypeParams,
+            body: Type.Object({ schema: Type.Unknown(), partner_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }),
+            response: { 200: Type.Ref('RegisteredSchema'), ...errorResponses },
+          },
+        },
+        async (request) => toView(await handlers.register(key(request.params, request.body), request.body.schema)),
+      );
+
+      app.get(
+        '/api/schemas',
+        {
+          schema: {
+            tags: ['schemas'],
+            summary: 'List the schemas in force',
+            response: { 200: Type.Object({ items: Type.Array(Type.Ref('RegisteredSchema')) }) },
+          },
+        },
+        async () => ({ items: (await handlers.list()).map(toView) }),
+      );
+
+      app.get(
+        '/api/schemas/:event_type',
+        {
+          schema: {
+            tags: ['schemas'],
+            summary: 'Get the schema in force for an event type',
+            params: EventTypeParams,
+            querystring: ScopeQuery,
+            response: { 200: Type.Ref('RegisteredSchema'), ...errorResponses },
+          },
+        },
+        async (request) => toView(await handlers.get(key(request.params, request.query))),
+      );
+
+      app.delete(
+        '/api/schemas/:event_type',
+        {
+          schema: {
+            tags: ['schemas'],
+            summary: 'Remove the schema: later items of this type are no longer checked against it',
+            params: EventTypeParams,
+            querystring: ScopeQuery,
+            response: { 204: Type.Null(), ...errorResponses },
+          },
+        },
+        async (request, reply) => {
+          await handlers.remove(key(request.params, request.query));
+          return reply.status(204).send(null);
+        },
+      );
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import type { Kysely } from 'kysely';
+import type { InlineProjection } from '../../../shared/event-store/event-store.js';
+import type { SchemaCatalog, StoredSchema, VerdictLog } from '../../application/ports.js';
+import type { SchemaDocument, SchemaEvent } from '../../domain/schema-registry.js';
+import { SCHEMA_EVENT_TYPES } from '../../domain/schema-registry.js';
+
+type Tables = {
+  validation_schemas: {
+    event_type: string;
+    partner_id: string;
+    version: number;
+    schema: string | null;
+    position: number;
+    changed_at: string;
+  };
+  validation_verdicts: { item_id: string; verdict: string; position: number };
+};
+
+const tables = (db: Kysely<object>) => db.withTables<Tables>();
+const ALL = '';
+
+/** Keeps every schema version with the log position it took effect at, in the append's transaction. */
+export const schemaHistoryProjection: InlineProjection = {
+  name: 'validation.schemas',
+  handles: SCHEMA_EVENT_TYPES,
+  async apply(db, events) {
+    for (const event of events) {
+      const { type, data } = event as unknown as SchemaEvent;
+      await tables(db)
+        .insertInto('validation_schemas')
+        .values({
+          event_type: data.event_type,
+          partner_id: data.partner_id ?? ALL,
+          version: data.version,
+          schema: type === 'SchemaRegistered' ? JSON.stringify(data.schema) : null,
+          position: event.position,
+          changed_at: type === 'SchemaRegistered' ? data.registered_at : data.removed_at,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    }
+  },
+};
+
+type Row = Tables['validation_schemas'];
+
+const toStored = (row: Row & { schema: string }): StoredSchema => ({
+  eventType: row.event_type,
+  partnerId: row.partner_id === ALL ? null : row.partner_id,
+  version: row.version,
+  schema: JSON.parse(row.schema) as SchemaDocument,
+  registeredAt: row.changed_at,
+});
+
+const active = (row: Row | undefined): StoredSchema | undefined =>
+  row && row.schema !== null ? toStored({ ...row, schema: row.schema }) : undefined;
+
+export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
+  const latest = (eventType: string, partnerId: string, beforePosition = Number.MAX_SAFE_INTEGER) =>
+    tables(db)
+      .selectFrom('validation_schemas')
+      .selectAll()
+      .where('event_type', '=', eventType)
+      .where('partner_id', '=', partnerId)
+      .where('position', '<', beforePosition)
+      .orderBy('position', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+
+  return {
+    async current(key) {
+      return active(await latest(key.eventType, key.partnerId ?? ALL));
+    },
+
+    async list() {
+      const rows = await tables(db)
+        .selectFrom('validation_schemas')
+        .selectAll()
+        .orderBy('event_type')
+        .orderBy('partner_id')
+        .orderBy('position')
+        .execute();
+      const newest = new Map<string, Row>();
+      for (const row of rows) newest.set(`${row.event_type}\u0000${row.partner_id}`, row);
+      return [...newest.values()].flatMap((row) => active(row) ?? []);
+    },
+
+    async inForceAt(eventType, partnerId, position) {
+      // A source's own schema wins; when it has none (or it was removed) the one for every source applies.
+      return active(await latest(eventType, partnerId, position)) ?? active(await latest(eventType, ALL, position));
+    },
+  };
+}
+
+export function sqlVerdictLog(db: Kysely<object>): VerdictLog {
+  return {
+    async record(itemId, verdict, position) {
+      const result = await tables(db)
+        .insertInto('validation_verdicts')
+        .values({ item_id: itemId, verdict, position })
+        .onConflict((oc) => oc.column('item_id').doNothing())
+        .executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+    },
+  };
+}

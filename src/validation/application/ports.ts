@@ -1,0 +1,33 @@
+import type { Kysely } from 'kysely';
+import type { Violation } from '../../shared/contracts/data-events.js';
+import type { SchemaDocument, SchemaKey } from '../domain/schema-registry.js';
+
+/** Turns a JSON Schema into a check; throws a ValidationError when the schema itself is invalid. */
+export interface SchemaCompiler {
+  compile(schema: SchemaDocument, cacheKey?: string): (payload: unknown) => Violation[];
+}
+
+export interface StoredSchema {
+  readonly eventType: string;
+  readonly partnerId: string | null;
+  readonly version: number;
+  readonly schema: SchemaDocument;
+  readonly registeredAt: string;
+}
+
+/** Validation's own record of every schema version, with the log position it took effect at. */
+export interface SchemaCatalog {
+  current(key: SchemaKey): Promise<StoredSchema | undefined>;
+  list(): Promise<StoredSchema[]>;
+  /** The schema an item of this type and source ingested at `position` must satisfy, if any. */
+  inForceAt(eventType: string, partnerId: string, position: number): Promise<StoredSchema | undefined>;
+}
+
+/** Verdicts already given: the same DataIngested delivered twice yields one verdict. */
+export interface VerdictLog {
+  /** Records the verdict; false when the item already had one. */
+  record(itemId: string, verdict: 'valid' | 'invalid', position: number): Promise<boolean>;
+}
+
+export type CatalogFor = (db: Kysely<object>) => SchemaCatalog;
+export type VerdictLogFor = (db: Kysely<object>) => VerdictLog;

@@ -1,0 +1,40 @@
+import type { Clock } from '../../shared/clock.js';
+import type { DataIngested } from '../../shared/contracts/data-events.js';
+import { dataStreamId } from '../../shared/contracts/data-events.js';
+import { causedBy } from '../../shared/events.js';
+import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
+import { decideVerdict } from '../domain/verdict.js';
+import type { CatalogFor, SchemaCompiler, VerdictLogFor } from './ports.js';
+
+export interface ValidationSubscriberDeps {
+  readonly clock: Clock;
+  readonly compiler: SchemaCompiler;
+  readonly catalog: CatalogFor;
+  readonly verdicts: VerdictLogFor;
+}
+
+/** Judges each ingested item against the schema in force at its ingestion, and records the verdict on the item's stream. */
+export function validationSubscriber({ clock, compiler, catalog, verdicts }: ValidationSubscriberDeps): Subscriber {
+  return {
+    name: 'validation',
+    handles: ['DataIngested'],
+    async handle(events, tx) {
+      const schemas = catalog(tx.db);
+      const log = verdicts(tx.db);
+      for (const event of events) {
+        const item = (event as unknown as DataIngested).data;
+        const stored = await schemas.inForceAt(item.event_type, item.partner_id, event.position);
+        const schema = stored && {
+          version: stored.version,
+          check: compiler.compile(stored.schema, `${stored.eventType}|${stored.partnerId ?? ''}|${stored.version}`),
+        };
+        const verdict = decideVerdict(item, schema, clock.now());
+        if (!(await log.record(item.item_id, verdict.type === 'DataValidated' ? 'valid' : 'invalid', event.position))) continue;
+        await tx.append({
+          streamId: dataStreamId(item.item_id),
+          events: [{ ...verdict, metadata: causedBy(event) }],
+        });
+      }
+    },
+  };
+}

@@ -1,0 +1,233 @@
+import { sql } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fixedClock } from '../../src/shared/clock.js';
+import type { ProcessorRegistry } from '../../src/processing/domain/pipeline.js';
+import { BUILT_IN_PROCESSORS } from '../../src/processing/domain/pipeline.js';
+import { validationSubscriber } from '../../src/validation/application/validation-subscriber.js';
+import { ajvSchemaCompiler } from '../../src/validation/adapters/ajv/ajv-schema-compiler.js';
+import { sqlSchemaCatalog, sqlVerdictLog } from '../../src/validation/adapters/sql/sql-schema-catalog.js';
+import { queryProjection } from '../../src/query/application/query-projection.js';
+import { sqlItemViews } from '../../src/query/adapters/sql/sql-item-views.js';
+import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+
+let intake: TestIntake | undefined;
+afterEach(async () => {
+  await intake?.dispose();
+  intake = undefined;
+});
+
+const json = { ...auth, 'content-type': 'application/json' };
+
+async function start(options: Parameters<typeof startTestIntake>[1] = {}) {
+  intake = await startTestIntake({}, options);
+  return intake;
+}
+
+async function ingest(app: TestIntake, body: object): Promise<string> {
+  const response = await app.app.inject({ method: 'POST', url: '/ingest', headers: json, payload: body });
+  expect(response.statusCode).toBe(201);
+  return response.json().id;
+}
+
+const query = async (app: TestIntake, id: string, asOf?: string) =>
+  (await app.app.inject({ method: 'GET', url: `/query/${id}${asOf ? `?as_of=${encodeURIComponent(asOf)}` : ''}`, headers: auth })).json();
+
+const putSchema = (app: TestIntake, eventType: string, schema: unknown, partnerId?: string) =>
+  app.app.inject({
+    method: 'PUT',
+    url: `/api/schemas/${eventType}`,
+    headers: json,
+    payload: { schema, ...(partnerId ? { partner_id: partnerId } : {}) },
+  });
+
+describe('the pipeline, end to end in one process', () => {
+  it('takes one POST /ingest to processed, with its full history', async () => {
+    const app = await start();
+    const id = await ingest(app, {
+      partner_id: 'acme',
+      event_type: 'signup',
+      payload: { email: '  Ada@Example.COM ', at: '2026-11-24 10:00' },
+    });
+    await app.subscriptions.caughtUp();
+    const item = await query(app, id);
+    expect(item).toMatchObject({
+      id,
+      partner_id: 'acme',
+      event_type: 'signup',
+      status: 'processed',
+      validation: { schema_version: null, errors: [] },
+      processing: { result: { email: 'ada@example.com', at: '2026-11-24T10:00:00.000Z' }, reason: null },
+    });
+    expect(item.history.map((e: { type: string }) => e.type)).toEqual(['DataReceived', 'DataIngested', 'DataValidated', 'DataProcessed']);
+    expect(item.history.map((e: { version: number }) => e.version)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('marks an item invalid with every violation of its event type’s schema', async () => {
+    const app = await start();
+    const saved = await putSchema(app, 'order', {
+      type: 'object',
+      required: ['total', 'currency'],
+      properties: { total: { type: 'number', minimum: 0 }, currency: { type: 'string', minLength: 3 } },
+    });
+    expect(saved.statusCode).toBe(200);
+    expect(saved.json()).toMatchObject({ event_type: 'order', partner_id: null, version: 1 });
+    const bad = await ingest(app, { partner_id: 'acme', event_type: 'order', payload: { total: -1 } });
+    const good = await ingest(app, { partner_id: 'acme', event_type: 'order', payload: { total: 10, currency: 'EUR' } });
+    await app.subscriptions.caughtUp();
+    const invalid = await query(app, bad);
+    expect(invalid.status).toBe('invalid');
+    expect(invalid.validation).toEqual({
+      schema_version: 1,
+      errors: expect.arrayContaining([
+        { path: 'payload.total', rule: 'minimum', message: 'must be >= 0' },
+        { path: 'payload.currency', rule: 'required', message: "must have required property 'currency'" },
+      ]),
+    });
+    expect(invalid.processing).toBeNull();
+    expect((await query(app, good)).status).toBe('processed');
+  });
+
+  it('judges an item by the schema version in force when it was ingested, and a source’s own schema first', async () => {
+    const app = await start({ startSubscribers: false });
+    await putSchema(app, 'order', { type: 'object' });
+    const underV1 = await ingest(app, { partner_id: 'acme', event_type: 'order', payload: { total: 'ten' } });
+    expect((await putSchema(app, 'order', { type: 'object', properties: { total: { type: 'number' } } })).json().version).toBe(2);
+    const underV2 = await ingest(app, { partner_id: 'acme', event_type: 'order', payload: { total: 'ten' } });
+    await putSchema(app, 'order', { type: 'object', required: ['vip'] }, 'vip-partner');
+    const ownSchema = await ingest(app, { partner_id: 'vip-partner', event_type: 'order', payload: { total: 1 } });
+    app.subscriptions.start();
+    await app.subscriptions.caughtUp();
+    expect(await query(app, underV1)).toMatchObject({ status: 'processed', validation: { schema_version: 1 } });
+    expect(await query(app, underV2)).toMatchObject({ status: 'invalid', validation: { schema_version: 2 } });
+    expect(await query(app, ownSchema)).toMatchObject({ status: 'invalid', validation: { errors: [{ rule: 'required' }] } });
+  });
+
+  it('manages schemas over the API and refuses an invalid JSON Schema without storing it', async () => {
+    const app = await start();
+    const refused = await putSchema(app, 'order', { type: 'objekt' });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({ code: 'validation.invalid-schema' });
+    expect((await app.app.inject({ method: 'GET', url: '/api/schemas/order', headers: auth })).statusCode).toBe(404);
+    await putSchema(app, 'order', { type: 'object' });
+    expect((await app.app.inject({ method: 'GET', url: '/api/schemas', headers: auth })).json().items).toHaveLength(1);
+    expect((await app.app.inject({ method: 'DELETE', url: '/api/schemas/order', headers: auth })).statusCode).toBe(204);
+    expect((await app.app.inject({ method: 'DELETE', url: '/api/schemas/order', headers: auth })).statusCode).toBe(404);
+    expect(
+      (await app.app.inject({ method: 'GET', url: '/api/schemas/order', headers: { 'content-type': 'application/json' } })).statusCode,
+    ).toBe(401);
+  });
+
+  it('fails an item whose processor throws, and lets the next items flow', async () => {
+    const processors: ProcessorRegistry = {
+      ...BUILT_IN_PROCESSORS,
+      explode: () => ({
+        name: 'explode',
+        run: (input) => {
+          if (input.boom) throw new Error('kaboom');
+          return { status: 'ok', output: input };
+        },
+      }),
+    };
+    const app = await start({ processors });
+    const configured = await app.app.inject({
+      method: 'PUT',
+      url: '/api/pipelines/risky',
+      headers: json,
+      payload: { steps: [{ processor: 'explode' }, { processor: 'normalize' }] },
+    });
+    expect(configured.statusCode).toBe(200);
+    const unknown = await app.app.inject({
+      method: 'PUT',
+      url: '/api/pipelines/risky',
+      headers: json,
+      payload: { steps: [{ processor: 'nope' }] },
+    });
+    expect(unknown.statusCode).toBe(400);
+    const failing = await ingest(app, { partner_id: 'p', event_type: 'risky', payload: { boom: true } });
+    const fine = await ingest(app, { partner_id: 'p', event_type: 'risky', payload: { boom: false, name: ' x ' } });
+    await app.subscriptions.caughtUp();
+    expect(await query(app, failing)).toMatchObject({
+      status: 'failed',
+      processing: {
+        reason: 'explode threw: kaboom',
+        failed_step: 'explode',
+        steps: [
+          { name: 'explode', status: 'failed' },
+          { name: 'normalize', status: 'skipped' },
+        ],
+      },
+    });
+    expect(await query(app, fine)).toMatchObject({ status: 'processed', processing: { result: { boom: false, name: 'x' } } });
+    expect((await app.subscriptions.status()).every((s) => s.parked === 0)).toBe(true);
+  });
+
+  it('rebuilds an item as it stood at a point in time (as_of)', async () => {
+    const clock = fixedClock('2026-11-24T10:00:00.000Z');
+    const app = await start({ clock, startSubscribers: false });
+    const id = await ingest(app, { partner_id: 'p', payload: { n: 1 } });
+    clock.set('2026-11-24T10:00:05.000Z');
+    app.subscriptions.start();
+    await app.subscriptions.caughtUp();
+    const before = await query(app, id, '2026-11-24T10:00:02.000Z');
+    expect(before.status).toBe('ingested');
+    expect(before.history.map((e: { type: string }) => e.type)).toEqual(['DataReceived', 'DataIngested']);
+    expect((await query(app, id, '2026-11-24T10:00:05.000Z')).status).toBe('processed');
+    expect((await query(app, id, '2026-11-24T09:00:00.000Z')).code).toBe('query.item-not-found');
+    expect((await query(app, id, 'yesterday')).status).toBe(400);
+  });
+
+  it('replays the query view into an identical one', async () => {
+    const app = await start();
+    await putSchema(app, 'order', { type: 'object', required: ['total'] });
+    for (let i = 0; i < 40; i++)
+      await ingest(app, { partner_id: `p${i % 3}`, event_type: i % 2 ? 'order' : 'data', payload: i % 4 ? { total: i } : { n: i } });
+    await app.subscriptions.caughtUp();
+    const dump = () => app.store.transaction(async (tx) => (await sql`SELECT * FROM query_items ORDER BY id`.execute(tx.db)).rows);
+    const before = await dump();
+    expect(before).toHaveLength(40);
+    const replay = await app.app.inject({ method: 'POST', url: '/api/admin/subscriptions/query/replay', headers: auth });
+    expect(replay.statusCode).toBe(202);
+    await app.subscriptions.caughtUp();
+    expect(await dump()).toEqual(before);
+    const refused = await app.app.inject({ method: 'POST', url: '/api/admin/subscriptions/validation/replay', headers: auth });
+    expect(refused.statusCode).toBe(409);
+  });
+
+  it('reports subscriber lag in readiness and the admin API', async () => {
+    const app = await start({ startSubscribers: false });
+    await ingest(app, { partner_id: 'p', payload: {} });
+    const ready = (await app.app.inject({ method: 'GET', url: '/health/ready' })).json();
+    expect(ready.checks['subscriber:query'].detail).toMatch(/lag 2/);
+    const listed = (await app.app.inject({ method: 'GET', url: '/api/admin/subscriptions', headers: auth })).json();
+    expect(listed.items.map((s: { name: string }) => s.name)).toEqual(['validation', 'processing', 'query']);
+  });
+});
+
+describe('subscribers are idempotent', () => {
+  it('validation gives one verdict when the same DataIngested is delivered twice', async () => {
+    const app = await start({ startSubscribers: false });
+    const id = await ingest(app, { partner_id: 'p', payload: {} });
+    const events = (await app.store.readStream(`data-${id}`)).filter((e) => e.type === 'DataIngested');
+    const subscriber = validationSubscriber({
+      clock: { now: () => new Date() },
+      compiler: ajvSchemaCompiler(),
+      catalog: sqlSchemaCatalog,
+      verdicts: sqlVerdictLog,
+    });
+    await app.store.transaction((tx) => subscriber.handle(events, tx));
+    await app.store.transaction((tx) => subscriber.handle(events, tx));
+    expect((await app.store.readStream(`data-${id}`)).map((e) => e.type)).toEqual(['DataReceived', 'DataIngested', 'DataValidated']);
+  });
+
+  it('the query view is unchanged by a second delivery of the same events', async () => {
+    const app = await start();
+    const id = await ingest(app, { partner_id: 'p', payload: { a: 1 } });
+    await app.subscriptions.caughtUp();
+    const first = await query(app, id);
+    const events = await app.store.readStream(`data-${id}`);
+    const projection = queryProjection(sqlItemViews);
+    await app.store.transaction((tx) => projection.handle(events, tx));
+    await app.store.transaction((tx) => projection.handle(events.slice(1, 3), tx));
+    expect(await query(app, id)).toEqual(first);
+  });
+});
