@@ -27,7 +27,6 @@ import { queryProjection } from '../query/application/query-projection.js';
 import { eventStoreItemHistory } from '../query/adapters/event-store-item-history.js';
 import { queryHttp } from '../query/adapters/http/query-routes.js';
 import { sqlItemViews } from '../query/adapters/sql/sql-item-views.js';
-import { resolveAdminDigest } from './admin-token.js';
 import type { Config } from './config.js';
 import { buildHttpServer } from './http/server.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
@@ -46,8 +45,8 @@ export interface EmbeddedOptions {
   readonly logger: FastifyBaseLogger & Logger;
   readonly clock?: Clock;
   readonly newId?: IdGenerator;
-  /** Receives a newly generated admin token, once. */
-  readonly announceAdminToken?: (token: string) => void;
+  /** Digest of the admin token (see admin-token.ts). */
+  readonly adminDigest: Buffer;
   /** Start the subscribers right away (the default); the replay command drives them itself. */
   readonly startSubscribers?: boolean;
   /** Processors pipelines may name, beyond or instead of the built-in ones. */
@@ -98,13 +97,12 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
   const schemas = sqlSchemaCatalog(db);
   const pipelines = sqlPipelineCatalog(db);
   const views = sqlItemViews(db);
-  const adminDigest = resolveAdminDigest(config.adminToken, config.dataDir, options.announceAdminToken ?? (() => undefined));
 
   const app = await buildHttpServer({
     logger,
     version,
     bodyLimitBytes: config.bodyLimitBytes,
-    adminDigest,
+    adminDigest: options.adminDigest,
     readiness: async () => {
       try {
         sqlite.raw.prepare('SELECT 1').get();

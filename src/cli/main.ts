@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, loadDotEnv } from '../app/config.js';
 import { createLogger } from '../app/logger.js';
 import { version } from '../app/version.js';
 import { migrate } from './migrate.js';
+import { replay } from './replay.js';
 import { serve } from './serve.js';
 
 const HELP = `intake ${version} — durable JSON ingestion
@@ -12,6 +13,8 @@ Usage: intake <command> [options]
 Commands:
   serve      Run the HTTP service (the default)
   migrate    Apply pending database migrations and exit
+  replay     Rebuild views from the event store and exit
+               --subscriber NAME   only this view (default: every view)
   help       Show this help
 
 Configuration comes from the environment and an optional .env file:
@@ -25,7 +28,7 @@ export async function main(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: false,
-    options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
+    options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' }, subscriber: { type: 'string' } },
   });
   const command = positionals[0] ?? 'serve';
   if (values.version) {
@@ -46,6 +49,9 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'migrate':
       await migrate(config, logger);
+      return 0;
+    case 'replay':
+      await replay(config, logger, typeof values.subscriber === 'string' ? values.subscriber : undefined);
       return 0;
     default:
       process.stderr.write(`unknown command "${command}"\n\n${HELP}`);

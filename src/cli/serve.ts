@@ -1,17 +1,16 @@
 import type { Logger } from 'pino';
 import type { Config } from '../app/config.js';
+import { resolveAdminDigest } from '../app/admin-token.js';
 import { buildEmbedded } from '../app/embedded.js';
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
-  const intake = await buildEmbedded({
-    config,
-    logger,
-    announceAdminToken: (token) =>
-      process.stdout.write(
-        `\nNo ADMIN_TOKEN was set, so one was generated. It is shown only this once; only its digest is stored:\n\n    ${token}\n\n` +
-          `Use it as "Authorization: Bearer <token>". Set ADMIN_TOKEN to choose your own.\n\n`,
-      ),
-  });
+  const adminDigest = resolveAdminDigest(config.adminToken, config.dataDir, (token) =>
+    process.stdout.write(
+      `\nNo ADMIN_TOKEN was set, so one was generated. It is shown only this once; only its digest is stored:\n\n    ${token}\n\n` +
+        `Use it as "Authorization: Bearer <token>". Set ADMIN_TOKEN to choose your own.\n\n`,
+    ),
+  );
+  const intake = await buildEmbedded({ config, logger, adminDigest });
   await intake.app.listen({ port: config.port, host: config.host });
 
   let stopping = false;

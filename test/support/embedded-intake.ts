@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { digestOf } from '../../src/shared/secrets.js';
 import { loadConfig, type Config } from '../../src/app/config.js';
 import { buildEmbedded, type EmbeddedOptions, type Intake } from '../../src/app/embedded.js';
 
@@ -17,11 +18,11 @@ export interface TestIntake extends Intake {
 /** An embedded Intake on a fresh SQLite file in a temporary directory, for app.inject() tests. */
 export async function startTestIntake(
   env: Record<string, string> = {},
-  options: Partial<Omit<EmbeddedOptions, 'config' | 'logger'>> = {},
+  options: Partial<Omit<EmbeddedOptions, 'config' | 'logger' | 'adminDigest'>> = {},
 ): Promise<TestIntake> {
   const dir = mkdtempSync(join(tmpdir(), 'intake-test-'));
   const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'intake.db')}`, ADMIN_TOKEN, LOG_LEVEL: 'silent', ...env });
-  const intake = await buildEmbedded({ config, logger: pino({ level: 'silent' }), ...options });
+  const intake = await buildEmbedded({ config, logger: pino({ level: 'silent' }), adminDigest: digestOf(ADMIN_TOKEN), ...options });
   return {
     ...intake,
     dir,

@@ -40,6 +40,8 @@ export interface Subscriptions {
   /** Handles a parked event again; on success it leaves the parking lot. */
   retryParked(name: string, position: number): Promise<void>;
   names(): string[];
+  /** Subscribers that keep a view and can therefore be replayed. */
+  replayable(): string[];
 }
 
 interface Runner {
@@ -222,6 +224,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     },
 
     names: () => [...runners.keys()],
+    replayable: () => [...runners.values()].filter((r) => r.subscriber.reset !== undefined).map((r) => r.subscriber.name),
   };
 }
 
