@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../shared/clock.js';
@@ -8,29 +7,16 @@ import { uuidV7, type IdGenerator } from '../shared/ids.js';
 import { migrateToLatest } from '../shared/sqlite/migrate.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
-import { ingestData } from '../ingestion/application/ingest-data.js';
-import { getAllData, getDataById, getDataByPartnerId } from '../ingestion/application/queries.js';
-import { ingestionHttp } from '../ingestion/adapters/http/ingestion-routes.js';
-import { ingestedItemsProjection, sqlIngestedItemsView } from '../ingestion/adapters/sql/ingested-items-table.js';
-import { getSchema, registerSchema, removeSchema } from '../validation/application/manage-schemas.js';
-import { validationSubscriber } from '../validation/application/validation-subscriber.js';
-import { ajvSchemaCompiler } from '../validation/adapters/ajv/ajv-schema-compiler.js';
-import { schemaHttp } from '../validation/adapters/http/schema-routes.js';
-import { schemaHistoryProjection, sqlSchemaCatalog, sqlVerdictLog } from '../validation/adapters/sql/sql-schema-catalog.js';
 import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
-import { configurePipeline, resetPipeline } from '../processing/application/configure-pipeline.js';
-import { processingSubscriber } from '../processing/application/processing-subscriber.js';
-import { pipelineHttp } from '../processing/adapters/http/pipeline-routes.js';
-import { pipelinesProjection, sqlOutcomeLog, sqlPipelineCatalog } from '../processing/adapters/sql/sql-pipelines.js';
-import { getItem, listItems } from '../query/application/queries.js';
-import { queryProjection } from '../query/application/query-projection.js';
-import { eventStoreItemHistory } from '../query/adapters/event-store-item-history.js';
-import { queryHttp } from '../query/adapters/http/query-routes.js';
-import { sqlItemViews } from '../query/adapters/sql/sql-item-views.js';
+import { ingestionModule } from '../ingestion/module.js';
+import { validationModule } from '../validation/module.js';
+import { processingModule } from '../processing/module.js';
+import { queryModule } from '../query/module.js';
+import type { ModuleDeps } from './context-module.js';
 import type { Config } from './config.js';
 import { buildHttpServer } from './http/server.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
-import { embeddedMigrations } from './migrations.js';
+import { embeddedMigrations, embeddedTables } from './migrations.js';
 import { version } from './version.js';
 
 export interface Intake {
@@ -70,33 +56,18 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     newId,
     durability: config.durability,
     maxQueued: config.maxQueuedAppends,
-    inlineProjections: [ingestedItemsProjection, schemaHistoryProjection, pipelinesProjection],
+    inlineProjections: embeddedTables.flatMap((t) => t.inlineProjections ?? []),
   });
-  const db = sqlite.db;
 
-  const compiler = ajvSchemaCompiler();
+  const deps: ModuleDeps = { store, db: sqlite.db, clock, newId, logger, config };
+  const modules = [ingestionModule(deps), validationModule(deps), processingModule(deps, options.processors), queryModule(deps)];
   const subscriptions = inProcessSubscriptions({
     store,
-    db,
+    db: sqlite.db,
     clock,
     logger,
-    subscribers: [
-      validationSubscriber({ clock, compiler, catalog: sqlSchemaCatalog, verdicts: sqlVerdictLog }),
-      processingSubscriber({
-        clock,
-        elapsedMs: () => performance.now(),
-        pipelines: sqlPipelineCatalog,
-        outcomes: sqlOutcomeLog,
-        processors: options.processors,
-      }),
-      queryProjection(sqlItemViews),
-    ],
+    subscribers: modules.flatMap((m) => m.subscribers ?? []),
   });
-
-  const items = sqlIngestedItemsView(db);
-  const schemas = sqlSchemaCatalog(db);
-  const pipelines = sqlPipelineCatalog(db);
-  const views = sqlItemViews(db);
 
   const app = await buildHttpServer({
     logger,
@@ -118,28 +89,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
       }
       return { database: { status: 'ok' as const }, ...checks };
     },
-    contexts: [
-      ingestionHttp({
-        ingest: ingestData({ store, clock, newId }),
-        getDataById: getDataById(items),
-        getAllData: getAllData(items),
-        getDataByPartnerId: getDataByPartnerId(items),
-      }),
-      schemaHttp({
-        register: registerSchema({ store, clock, compiler }),
-        remove: removeSchema({ store, clock }),
-        get: getSchema(schemas),
-        list: () => schemas.list(),
-      }),
-      pipelineHttp({
-        configure: configurePipeline({ store, clock, processors: options.processors }),
-        reset: resetPipeline({ store, clock }),
-        get: (eventType) => pipelines.get(eventType),
-        list: () => pipelines.list(),
-      }),
-      queryHttp({ getItem: getItem(views, eventStoreItemHistory(store)), listItems: listItems(views) }),
-      subscriptionHttp(subscriptions, db),
-    ],
+    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, sqlite.db)],
   });
 
   if (options.startSubscribers !== false) subscriptions.start();

@@ -1,17 +1,18 @@
 import { sqliteEventStoreMigrations } from '../shared/event-store/sqlite/migrations.js';
 import type { MigrationSet } from '../shared/sqlite/migrate.js';
 import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
-import { ingestionMigrations } from '../ingestion/adapters/sql/migrations.js';
-import { validationMigrations } from '../validation/adapters/sql/migrations.js';
-import { processingMigrations } from '../processing/adapters/sql/migrations.js';
-import { queryMigrations } from '../query/adapters/sql/migrations.js';
+import type { ContextTables } from './context-module.js';
+import { ingestionTables } from '../ingestion/module.js';
+import { validationTables } from '../validation/module.js';
+import { processingTables } from '../processing/module.js';
+import { queryTables } from '../query/module.js';
 
-/** Every context's migrations for the embedded (single SQLite file) mode, the event store first. */
+/** Every context's tables in the embedded mode (one SQLite file). */
+export const embeddedTables: readonly ContextTables[] = [ingestionTables, validationTables, processingTables, queryTables];
+
+/** The event store first, then the subscriptions' checkpoints, then each context's own tables. */
 export const embeddedMigrations: readonly MigrationSet[] = [
   sqliteEventStoreMigrations,
   subscriptionMigrations,
-  ingestionMigrations,
-  validationMigrations,
-  processingMigrations,
-  queryMigrations,
+  ...embeddedTables.flatMap((t) => t.migrations),
 ];

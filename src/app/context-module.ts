@@ -1,0 +1,34 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../shared/clock.js';
+import type { EventStore, InlineProjection } from '../shared/event-store/event-store.js';
+import type { IdGenerator } from '../shared/ids.js';
+import type { MigrationSet } from '../shared/sqlite/migrate.js';
+import type { Subscriber } from '../shared/subscriptions/subscriber.js';
+import type { Config } from './config.js';
+import type { HttpContext } from './http/server.js';
+
+/** What every bounded context is given by a composition root. */
+export interface ModuleDeps {
+  readonly store: EventStore;
+  /** The context's own tables live here (and the event store's, in embedded mode). */
+  readonly db: Kysely<object>;
+  readonly clock: Clock;
+  readonly newId: IdGenerator;
+  readonly logger: Logger;
+  readonly config: Config;
+}
+
+/** A context's storage, known before anything runs: its migrations, and the views that commit with their events. */
+export interface ContextTables {
+  readonly migrations: readonly MigrationSet[];
+  /** Passed to the event store at construction, so they run inside the append transaction. */
+  readonly inlineProjections?: readonly InlineProjection[];
+}
+
+/** A bounded context as a composition root sees it: its subscribers and its HTTP adapter. */
+export interface ContextModule {
+  readonly name: string;
+  readonly subscribers?: readonly Subscriber[];
+  readonly http?: readonly HttpContext[];
+}

@@ -1,0 +1,26 @@
+import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import { getSchema, registerSchema, removeSchema } from './application/manage-schemas.js';
+import { validationSubscriber } from './application/validation-subscriber.js';
+import { ajvSchemaCompiler } from './adapters/ajv/ajv-schema-compiler.js';
+import { schemaHttp } from './adapters/http/schema-routes.js';
+import { validationMigrations } from './adapters/sql/migrations.js';
+import { schemaHistoryProjection, sqlSchemaCatalog, sqlVerdictLog } from './adapters/sql/sql-schema-catalog.js';
+
+export const validationTables: ContextTables = { migrations: [validationMigrations], inlineProjections: [schemaHistoryProjection] };
+
+export function validationModule({ store, db, clock }: ModuleDeps): ContextModule {
+  const compiler = ajvSchemaCompiler();
+  const schemas = sqlSchemaCatalog(db);
+  return {
+    name: 'validation',
+    subscribers: [validationSubscriber({ clock, compiler, catalog: sqlSchemaCatalog, verdicts: sqlVerdictLog })],
+    http: [
+      schemaHttp({
+        register: registerSchema({ store, clock, compiler }),
+        remove: removeSchema({ store, clock }),
+        get: getSchema(schemas),
+        list: () => schemas.list(),
+      }),
+    ],
+  };
+}
