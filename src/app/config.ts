@@ -14,6 +14,15 @@ export interface Config {
   readonly durability: Durability;
   /** Appends waiting for their commit beyond which ingest answers 503. */
   readonly maxQueuedAppends: number;
+  /** Private hosts and CIDRs webhooks may reach (WEBHOOK_ALLOWED_HOSTS, comma list). */
+  readonly webhookAllowedHosts: string;
+  /** Seconds between webhook attempts (WEBHOOK_RETRY_SCHEDULE, comma list). */
+  readonly webhookRetrySchedule: string | undefined;
+  readonly idempotencyWindowHours: number;
+  /** Default brokers of `queue` destinations. */
+  readonly natsUrl: string | undefined;
+  readonly rabbitmqUrl: string | undefined;
+  readonly redisUrl: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -39,6 +48,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
     durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),
     maxQueuedAppends: integer(env, 'MAX_QUEUED_APPENDS', 10_000, 1, 1_000_000),
+    webhookAllowedHosts: env.WEBHOOK_ALLOWED_HOSTS ?? '',
+    webhookRetrySchedule: env.WEBHOOK_RETRY_SCHEDULE || undefined,
+    idempotencyWindowHours: integer(env, 'IDEMPOTENCY_WINDOW_HOURS', 24, 1, 24 * 365),
+    natsUrl: env.NATS_URL || undefined,
+    rabbitmqUrl: env.RABBITMQ_URL || undefined,
+    redisUrl: env.REDIS_URL || undefined,
   };
 }
 

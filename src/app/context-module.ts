@@ -31,4 +31,7 @@ export interface ContextModule {
   readonly name: string;
   readonly subscribers?: readonly Subscriber[];
   readonly http?: readonly HttpContext[];
+  /** Background work of its own (beyond subscribers), started and stopped with the process. */
+  start?(): void;
+  stop?(): Promise<void>;
 }

@@ -12,6 +12,14 @@ import { ingestionModule } from '../ingestion/module.js';
 import { validationModule } from '../validation/module.js';
 import { processingModule } from '../processing/module.js';
 import { queryModule } from '../query/module.js';
+import { applicationsModule } from '../applications/module.js';
+import { routingModule } from '../routing/module.js';
+import { trackingModule } from '../tracking/module.js';
+import { attributionModule } from '../attribution/module.js';
+import { parseRetrySchedule } from '../routing/domain/delivery.js';
+import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
+import { undiciWebhookSender } from '../routing/adapters/webhook/undici-webhook-sender.js';
+import { brokerQueuePublisher } from '../routing/adapters/queue/broker-queue-publisher.js';
 import type { ModuleDeps } from './context-module.js';
 import type { Config } from './config.js';
 import { buildHttpServer } from './http/server.js';
@@ -60,7 +68,29 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
   });
 
   const deps: ModuleDeps = { store, db: sqlite.db, clock, newId, logger, config };
-  const modules = [ingestionModule(deps), validationModule(deps), processingModule(deps, options.processors), queryModule(deps)];
+  const applications = applicationsModule(deps);
+  const allowedHosts = parseAllowedHosts(config.webhookAllowedHosts);
+  const routing = routingModule(deps, {
+    webhooks: undiciWebhookSender({ allowedHosts }),
+    queues: brokerQueuePublisher({ defaults: { natsUrl: config.natsUrl, rabbitmqUrl: config.rabbitmqUrl, redisUrl: config.redisUrl } }),
+    allowedHosts,
+    retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
+    applicationExists: async (appId) => (await applications.find(appId)) !== undefined,
+  });
+  const modules = [
+    applications,
+    ingestionModule(deps, {
+      route: routing.evaluate,
+      ensureSource: applications.ensureApplication,
+      idempotencyWindowMs: config.idempotencyWindowHours * 3600_000,
+    }),
+    validationModule(deps),
+    processingModule(deps, options.processors),
+    queryModule(deps),
+    routing,
+    trackingModule(deps),
+    attributionModule(deps),
+  ];
   const subscriptions = inProcessSubscriptions({
     store,
     db: sqlite.db,
@@ -89,10 +119,12 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
       }
       return { database: { status: 'ok' as const }, ...checks };
     },
+    verifyWriteKey: applications.verifyWriteKey,
     contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, sqlite.db)],
   });
 
   if (options.startSubscribers !== false) subscriptions.start();
+  for (const module of modules) module.start?.();
   const lagReport = setInterval(() => void reportLag(subscriptions, logger), 30_000);
   lagReport.unref();
 
@@ -104,6 +136,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
       clearInterval(lagReport);
       await app.close();
       await subscriptions.stop();
+      for (const module of modules) await module.stop?.();
       await store.close();
       await sqlite.close();
     },

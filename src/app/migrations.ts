@@ -6,9 +6,22 @@ import { ingestionTables } from '../ingestion/module.js';
 import { validationTables } from '../validation/module.js';
 import { processingTables } from '../processing/module.js';
 import { queryTables } from '../query/module.js';
+import { applicationsTables } from '../applications/module.js';
+import { routingTables } from '../routing/module.js';
+import { trackingTables } from '../tracking/module.js';
+import { attributionTables } from '../attribution/module.js';
 
 /** Every context's tables in the embedded mode (one SQLite file). */
-export const embeddedTables: readonly ContextTables[] = [ingestionTables, validationTables, processingTables, queryTables];
+export const embeddedTables: readonly ContextTables[] = [
+  applicationsTables,
+  ingestionTables,
+  validationTables,
+  processingTables,
+  queryTables,
+  routingTables,
+  trackingTables,
+  attributionTables,
+];
 
 /** The event store first, then the subscriptions' checkpoints, then each context's own tables. */
 export const embeddedMigrations: readonly MigrationSet[] = [

@@ -19,8 +19,10 @@ export interface TestIntake extends Intake {
 export async function startTestIntake(
   env: Record<string, string> = {},
   options: Partial<Omit<EmbeddedOptions, 'config' | 'logger' | 'adminDigest'>> = {},
+  /** Reuse a directory (and its database) to simulate a restart; dispose() then leaves it in place. */
+  existingDir?: string,
 ): Promise<TestIntake> {
-  const dir = mkdtempSync(join(tmpdir(), 'intake-test-'));
+  const dir = existingDir ?? mkdtempSync(join(tmpdir(), 'intake-test-'));
   const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'intake.db')}`, ADMIN_TOKEN, LOG_LEVEL: 'silent', ...env });
   const intake = await buildEmbedded({ config, logger: pino({ level: 'silent' }), adminDigest: digestOf(ADMIN_TOKEN), ...options });
   return {
@@ -29,7 +31,7 @@ export async function startTestIntake(
     config,
     async dispose() {
       await intake.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (!existingDir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

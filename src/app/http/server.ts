@@ -3,7 +3,7 @@ import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { Type, type TSchema } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError } from '../../shared/errors.js';
-import { requireAdmin } from './admin-auth.js';
+import { authenticate, type WriteKeyVerifier } from './auth.js';
 import { registerDocsRoutes, registerOpenApi } from './docs.js';
 import { sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
@@ -16,6 +16,8 @@ export interface HttpServerOptions {
   readonly version: string;
   readonly bodyLimitBytes: number;
   readonly adminDigest: Buffer;
+  /** Resolves write keys; without it only the admin token is accepted. */
+  readonly verifyWriteKey?: WriteKeyVerifier;
   readonly readiness: ReadinessCheck;
   /** Each bounded context's HTTP adapter; all of them sit behind the admin token. */
   readonly contexts: readonly HttpContext[];
@@ -96,7 +98,9 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   await registerDocsRoutes(app);
 
   await app.register(async (secured) => {
-    secured.addHook('onRequest', requireAdmin(options.adminDigest));
+    // Set by `authenticate` on every request; Fastify wants reference-type decorations to start as null.
+    secured.decorateRequest('principal', null);
+    secured.addHook('onRequest', authenticate(options.adminDigest, options.verifyWriteKey));
     for (const context of options.contexts) await secured.register(context.routes);
   });
 

@@ -1,5 +1,12 @@
 import { ConflictError } from '../../shared/errors.js';
-import { dataStreamId, type Channel, type DataIngested, type DataReceived, type ItemMetadata } from '../../shared/contracts/data-events.js';
+import {
+  dataStreamId,
+  type Channel,
+  type DataIngested,
+  type DataReceived,
+  type IngestRouting,
+  type ItemMetadata,
+} from '../../shared/contracts/data-events.js';
 import {
   parseEventType,
   parsePartnerId,
@@ -66,7 +73,7 @@ export function itemFromCommand(command: IngestDataCommand, id: string, received
   };
 }
 
-export function decideIngest(item: IngestedItem, state: IngestedDataState): IngestedDataEvent[] {
+export function decideIngest(item: IngestedItem, state: IngestedDataState, routing?: IngestRouting): IngestedDataEvent[] {
   if (state.status !== 'absent') throw new ConflictError('ingestion.already-ingested', `item ${item.id} was already ingested`);
   return [
     {
@@ -82,6 +89,7 @@ export function decideIngest(item: IngestedItem, state: IngestedDataState): Inge
         payload: item.payload,
         received_at: item.receivedAt,
         metadata: item.metadata,
+        ...(routing ? { routing } : {}),
       },
     },
   ];

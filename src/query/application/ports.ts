@@ -5,6 +5,11 @@ import type { HistoryEntry, ItemView, PipelineStatus } from '../domain/item-view
 export interface ItemFilter {
   readonly partnerId?: string;
   readonly status?: PipelineStatus;
+  readonly eventType?: string;
+  /** Inclusive lower bound of received_at (ISO-8601). */
+  readonly from?: string;
+  /** Exclusive upper bound of received_at (ISO-8601). */
+  readonly to?: string;
 }
 
 /** The materialized view behind /query. */

@@ -1,4 +1,5 @@
-import type { DataEvent, ProcessingStep, Violation } from '../../shared/contracts/data-events.js';
+import type { DataEvent, ItemMetadata, ProcessingStep, Violation } from '../../shared/contracts/data-events.js';
+import type { RoutingEvent } from '../../shared/contracts/routing-events.js';
 import type { JsonObject } from '../../shared/events.js';
 
 export type PipelineStatus = 'received' | 'ingested' | 'validated' | 'invalid' | 'processed' | 'failed';
@@ -18,8 +19,26 @@ export interface ItemView {
   readonly status: PipelineStatus;
   readonly validation: { schemaVersion: number | null; errors: Violation[] } | null;
   readonly processing: { result: JsonObject | null; steps: ProcessingStep[]; reason: string | null; failedStep: string | null } | null;
+  readonly metadata: ItemMetadata | null;
+  /** Where routing sent the item, one entry per delivery. */
+  readonly deliveries: DeliveryView[];
   readonly updatedAt: string;
 }
+
+export type DeliveryState = 'pending' | 'retrying' | 'succeeded' | 'failed' | 'dead_lettered';
+
+export interface DeliveryView {
+  readonly deliveryId: string;
+  readonly ruleId: string;
+  readonly destinationType: string | null;
+  readonly status: DeliveryState;
+  readonly attempts: number;
+  readonly lastError: string | null;
+  /** [attempt, rank]: the latest fact wins whatever order facts arrive in. */
+  readonly stamp: readonly [number, number];
+}
+
+export type ViewEvent = DataEvent | RoutingEvent;
 
 export interface HistoryEntry {
   readonly eventId: string;
@@ -29,26 +48,34 @@ export interface HistoryEntry {
   readonly data: object;
 }
 
-export const QUERY_EVENT_TYPES: readonly DataEvent['type'][] = [
+export const QUERY_EVENT_TYPES: readonly ViewEvent['type'][] = [
   'DataReceived',
   'DataIngested',
   'DataValidated',
   'DataInvalid',
   'DataProcessed',
   'DataProcessingFailed',
+  'DataRouted',
+  'DeliveryAttempted',
+  'DeliverySucceeded',
+  'DeliveryFailed',
+  'DeliveryDeadLettered',
+  'DeliveryReplayed',
 ];
 
 /** Folds one event of an item's stream into its view; `undefined` is the item before its first event. */
-export function evolveItemView(view: ItemView | undefined, event: DataEvent, recordedAt: string): ItemView {
+export function evolveItemView(view: ItemView | undefined, event: ViewEvent, recordedAt: string): ItemView {
   const base: ItemView = view ?? {
     id: event.data.item_id,
-    partnerId: event.data.partner_id,
+    partnerId: 'partner_id' in event.data ? event.data.partner_id : 'app_id' in event.data ? event.data.app_id : '',
     eventType: 'event_type' in event.data ? event.data.event_type : 'data',
     payload: null,
     receivedAt: 'received_at' in event.data ? event.data.received_at : recordedAt,
     status: 'received',
     validation: null,
     processing: null,
+    metadata: null,
+    deliveries: [],
     updatedAt: recordedAt,
   };
   const advance = (status: PipelineStatus): PipelineStatus => (STAGE[status] >= STAGE[base.status] ? status : base.status);
@@ -61,8 +88,10 @@ export function evolveItemView(view: ItemView | undefined, event: DataEvent, rec
       return {
         ...base,
         ...touched,
+        partnerId: event.data.partner_id,
         eventType: event.data.event_type,
         payload: event.data.payload,
+        metadata: event.data.metadata,
         receivedAt: event.data.received_at,
         status: advance('ingested'),
       };
@@ -89,9 +118,77 @@ export function evolveItemView(view: ItemView | undefined, event: DataEvent, rec
         status: advance('failed'),
         processing: { result: null, steps: event.data.steps, reason: event.data.reason, failedStep: event.data.failed_step },
       };
+    case 'DataRouted':
+      return {
+        ...base,
+        ...touched,
+        deliveries: event.data.deliveries.reduce(
+          (all, d) =>
+            withDelivery(all, d.delivery_id, (current) =>
+              current
+                ? { ...current, destinationType: d.destination_type }
+                : {
+                    deliveryId: d.delivery_id,
+                    ruleId: d.rule_id,
+                    destinationType: d.destination_type,
+                    status: 'pending',
+                    attempts: 0,
+                    lastError: null,
+                    stamp: [0, 0],
+                  },
+            ),
+          base.deliveries,
+        ),
+      };
+    default:
+      return { ...base, ...touched, deliveries: evolveDelivery(base.deliveries, event) };
   }
 }
 
+const RANK = { DeliveryReplayed: 0, DeliveryAttempted: 1, DeliveryFailed: 2, DeliverySucceeded: 3, DeliveryDeadLettered: 3 } as const;
+
+/** A delivery fact applies unless a later one (by attempt, then rank) is already known: idempotent and order-free. */
+function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent, { type: 'DataRouted' }>): DeliveryView[] {
+  const { delivery_id: deliveryId, rule_id: ruleId, attempt } = event.data;
+  const stamp = [attempt, RANK[event.type]] as const;
+  return withDelivery(deliveries, deliveryId, (current) => {
+    if (current && (current.stamp[0] > stamp[0] || (current.stamp[0] === stamp[0] && current.stamp[1] > stamp[1]))) return current;
+    const status: DeliveryState =
+      event.type === 'DeliveryReplayed'
+        ? 'pending'
+        : event.type === 'DeliveryAttempted'
+          ? (current?.status ?? 'pending')
+          : event.type === 'DeliveryFailed'
+            ? event.data.next_attempt_at
+              ? 'retrying'
+              : 'failed'
+            : event.type === 'DeliverySucceeded'
+              ? 'succeeded'
+              : 'dead_lettered';
+    return {
+      deliveryId,
+      ruleId,
+      destinationType: current?.destinationType ?? null,
+      status,
+      attempts: Math.max(current?.attempts ?? 0, event.type === 'DeliveryReplayed' ? attempt - 1 : attempt),
+      lastError: 'reason' in event.data ? event.data.reason : (current?.lastError ?? null),
+      stamp,
+    };
+  });
+}
+
+function withDelivery(
+  deliveries: DeliveryView[],
+  deliveryId: string,
+  change: (current: DeliveryView | undefined) => DeliveryView,
+): DeliveryView[] {
+  const current = deliveries.find((d) => d.deliveryId === deliveryId);
+  const next = change(current);
+  if (next === current) return deliveries;
+  return current
+    ? deliveries.map((d) => (d === current ? next : d))
+    : [...deliveries, next].sort((a, b) => a.deliveryId.localeCompare(b.deliveryId));
+}
 /** Rebuilds an item from its history, as it stood at `asOf` (inclusive) when given. */
 export function foldHistory(history: readonly HistoryEntry[], asOf?: string): ItemView | undefined {
   return history

@@ -31,9 +31,15 @@ export interface DataReceived {
   readonly data: { item_id: string; partner_id: string; channel: Channel; received_at: string };
 }
 
+/** The routing decision taken when the item arrived (rules are evaluated on the ingest path). */
+export interface IngestRouting {
+  rules_evaluated: number;
+  matched_rule_ids: string[];
+}
+
 export interface DataIngested {
   readonly type: 'DataIngested';
-  readonly data: ItemSnapshot;
+  readonly data: ItemSnapshot & { routing?: IngestRouting };
 }
 
 export interface Violation {

@@ -1,11 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { Kysely } from 'kysely';
+import type { RecordedEvent } from '../events.js';
 import { ConcurrencyError, OverloadedError, type EventStore, type InlineProjection } from './event-store.js';
 
 export interface EventStoreFixture {
   readonly store: EventStore;
   /** Extra tables visible to inline projections and transactions, for the tests below. */
   readonly db: Kysely<object>;
+  /**
+   * A capability flag, like Kysely's dialect flags: whether two `store.transaction`s can be open at once.
+   * SQLite runs one writer at a time, so interleavings of concurrent transactions cannot happen there.
+   */
+  readonly concurrentTransactions?: boolean;
   close(): Promise<void>;
 }
 
@@ -15,6 +21,38 @@ export interface FixtureOptions {
 }
 
 const event = (type: string, n: number) => ({ type, data: { n } });
+
+function signal(): { promise: Promise<void>; fire(): void } {
+  let fire = () => {};
+  const promise = new Promise<void>((resolve) => {
+    fire = resolve;
+  });
+  return { promise, fire };
+}
+
+/**
+ * Reads the log from the start until it holds `count` events (or a few seconds passed). On PostgreSQL an
+ * acknowledged event becomes readable only once every older transaction in the cluster has ended, and
+ * parallel test files share the cluster: a reader may briefly see less than was acknowledged, never other.
+ */
+async function readSettled(store: EventStore, count: number): Promise<RecordedEvent[]> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const all = await store.readAll({ after: 0, limit: count + 1000 });
+    if (all.length >= count || Date.now() > deadline) return all;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Reads everything readable now after `after`, in batches, the way a subscriber does. */
+async function readOn(store: EventStore, after: number, seen: string[]): Promise<number> {
+  for (;;) {
+    const batch = await store.readAll({ after, limit: 10 });
+    if (batch.length === 0) return after;
+    seen.push(...batch.map((e) => e.streamId));
+    after = batch.at(-1)?.position ?? after;
+  }
+}
 
 /** One behavioural suite for every EventStore adapter. */
 export function eventStoreContract(name: string, create: (options?: FixtureOptions) => Promise<EventStoreFixture>): void {
@@ -76,7 +114,7 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
           ),
         );
         const positions = results.map((r) => r.events[0]?.position ?? 0);
-        const all = await store.readAll({ after: 0, limit: 1000 });
+        const all = await readSettled(store, 500);
         expect(all.map((e) => e.position)).toEqual([...positions].sort((a, b) => a - b));
         for (let i = 1; i < all.length; i++) expect(all[i]?.position).toBe((all[i - 1]?.position ?? 0) + 1);
         expect(await store.headPosition()).toBe(Math.max(...positions));
@@ -85,6 +123,7 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
     it('reads everything after a position in batches', () =>
       withStore(async ({ store }) => {
         for (let i = 0; i < 25; i++) await store.append({ streamId: `b-${i}`, events: [event('A', i)] });
+        await readSettled(store, 25);
         const seen: number[] = [];
         let after = 0;
         for (;;) {
@@ -113,6 +152,69 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         }
         expect(new Set(seen).size).toBe(300);
         expect(seen.length).toBe(300);
+      }));
+
+    it('never lets a reader skip an append whose transaction commits after a later one', (context) =>
+      withStore(async ({ store, concurrentTransactions }) => {
+        if (!concurrentTransactions) return context.skip('this adapter runs one transaction at a time');
+        const firstAppended = signal();
+        const secondCommitted = signal();
+        const positions: number[] = [];
+        const early = store.transaction(async (tx) => {
+          positions.push((await tx.append({ streamId: 'late-1', events: [event('A', 1)] })).events[0]?.position ?? 0);
+          firstAppended.fire();
+          await secondCommitted.promise;
+          positions.push((await tx.append({ streamId: 'late-3', events: [event('A', 3)] })).events[0]?.position ?? 0);
+        });
+        await firstAppended.promise;
+        await store.transaction(async (tx) => {
+          positions.push((await tx.append({ streamId: 'late-2', events: [event('A', 2)] })).events[0]?.position ?? 0);
+        });
+
+        const seen: string[] = [];
+        // The reader runs while the transaction holding the smallest position is still open...
+        const after = await readOn(store, 0, seen);
+        secondCommitted.fire();
+        await early;
+        // ...and carries on from its checkpoint once it has committed (and any older transaction ended).
+        for (let cursor = after, deadline = Date.now() + 5000; seen.length < 3 && Date.now() < deadline;) {
+          cursor = await readOn(store, cursor, seen);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+
+        expect(positions).toEqual([...positions].sort((a, b) => a - b));
+        expect([...seen].sort()).toEqual(['late-1', 'late-2', 'late-3']);
+      }));
+
+    it('fails only the append that loses a race with another transaction for a stream version', (context) =>
+      withStore(async ({ store, concurrentTransactions }) => {
+        if (!concurrentTransactions) return context.skip('this adapter runs one transaction at a time');
+        const held = signal();
+        const release = signal();
+        const holder = store.transaction(async (tx) => {
+          await tx.append({ streamId: 'race', events: [event('A', 1)], expectedVersion: 'no_stream' });
+          held.fire();
+          await release.promise;
+        });
+        await held.promise;
+        // These read the stream as empty: the other transaction has not committed its version 1 yet.
+        const racing = Promise.allSettled([
+          store.append({ streamId: 'race', events: [event('A', 2)], expectedVersion: 'no_stream' }),
+          store.append({ streamId: 'race', events: [event('A', 3)], expectedVersion: 'any' }),
+          store.append({ streamId: 'calm', events: [event('A', 4)], expectedVersion: 'no_stream' }),
+        ]);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        release.fire();
+        await holder;
+
+        const outcomes = await racing;
+        expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
+        expect((outcomes[0] as PromiseRejectedResult).reason).toBeInstanceOf(ConcurrencyError);
+        expect((await store.readStream('race')).map((e) => [e.streamVersion, e.data])).toEqual([
+          [1, { n: 1 }],
+          [2, { n: 3 }],
+        ]);
+        expect((await store.readStream('calm')).length).toBe(1);
       }));
 
     it('wakes listeners after a commit with the new head', () =>
@@ -159,7 +261,7 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
           await tx.append({ streamId: 't-1', events: [event('A', 1)] });
           await tx.append({ streamId: 't-2', events: [event('A', 2)] });
         });
-        expect((await store.readAll({ after: 0, limit: 10 })).map((e) => e.streamId)).toEqual(['t-1', 't-2']);
+        expect((await readSettled(store, 2)).map((e) => e.streamId)).toEqual(['t-1', 't-2']);
       }));
 
     it('refuses appends beyond its queue bound instead of growing without limit', () =>
@@ -171,7 +273,7 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
           const rejected = outcomes.filter((o) => o.status === 'rejected');
           expect(rejected.length).toBe(4);
           for (const r of rejected) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(OverloadedError);
-          expect((await store.readAll({ after: 0, limit: 100 })).length).toBe(4);
+          expect((await readSettled(store, 4)).length).toBe(4);
         },
         { maxQueued: 4 },
       ));

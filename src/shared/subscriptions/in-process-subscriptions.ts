@@ -49,6 +49,18 @@ interface Runner {
   position: number;
   running: boolean;
   loop: Promise<void> | undefined;
+  readonly watches: Set<HeadWatch>;
+}
+
+/**
+ * Whether a runner has handled the event at a head position. Positions need not grow in read order
+ * (on PostgreSQL the log is read in commit order), so "position >= head" cannot tell; the runner
+ * reports the positions it handles instead, from before the head is known.
+ */
+interface HeadWatch {
+  head: number | undefined;
+  reached: boolean;
+  readonly handledMeanwhile: Set<number>;
 }
 
 /**
@@ -63,7 +75,10 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
   const maxAttempts = options.maxAttempts ?? 5;
   const retryBaseMs = options.retryBaseMs ?? 50;
   const runners = new Map<string, Runner>(
-    options.subscribers.map((s) => [s.name, { subscriber: s, position: 0, running: false, loop: undefined }]),
+    options.subscribers.map((s) => [
+      s.name,
+      { subscriber: s, position: 0, running: false, loop: undefined, watches: new Set<HeadWatch>() },
+    ]),
   );
   let wakers: Array<() => void> = [];
   let unsubscribe: (() => void) | undefined;
@@ -130,6 +145,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         for (const event of batch) await handleOne(runner, event);
       }
       runner.position = batch.at(-1)?.position ?? runner.position;
+      for (const watch of runner.watches) observe(watch, batch);
     }
   };
 
@@ -183,11 +199,27 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     },
 
     async caughtUp(timeoutMs = 30_000) {
-      const head = await store.headPosition();
-      const deadline = Date.now() + timeoutMs;
-      while ([...runners.values()].some((runner) => runner.position < head)) {
-        if (Date.now() > deadline) throw new Error(`subscribers did not reach position ${head} within ${timeoutMs} ms`);
-        await sleep(5);
+      // Watching starts before the head is read: a batch handled meanwhile may already hold it.
+      const watched = [...runners.values()].map((runner) => {
+        const watch: HeadWatch = { head: undefined, reached: false, handledMeanwhile: new Set() };
+        runner.watches.add(watch);
+        return { runner, watch };
+      });
+      try {
+        // The last event readable now: each runner stands on it or reads it in a later batch.
+        const head = await store.headPosition();
+        for (const { watch } of watched) {
+          watch.head = head;
+          watch.reached = watch.handledMeanwhile.has(head);
+          watch.handledMeanwhile.clear();
+        }
+        const deadline = Date.now() + timeoutMs;
+        while (watched.some(({ runner, watch }) => runner.position !== head && !watch.reached)) {
+          if (Date.now() > deadline) throw new Error(`subscribers did not reach position ${head} within ${timeoutMs} ms`);
+          await sleep(5);
+        }
+      } finally {
+        for (const { runner, watch } of watched) runner.watches.delete(watch);
       }
     },
 
@@ -213,10 +245,11 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
     async retryParked(name, position) {
       const runner = runnerOf(name);
-      const [event] = await store.readAll({ after: position - 1, limit: 1 });
-      const parked = await listParked(db, name);
-      if (!event || !parked.some((p) => p.position === position))
-        throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event at position ${position}`);
+      const parked = (await listParked(db, name)).find((p) => p.position === position);
+      // Through its stream rather than `readAll` after `position - 1`: the number before a position
+      // need not be an event, nor come before it in the store's read order.
+      const event = parked && (await store.readStream(parked.streamId)).find((e) => e.position === position);
+      if (!event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event at position ${position}`);
       await store.transaction(async (tx) => {
         if (runner.subscriber.handles.includes(event.type)) await runner.subscriber.handle([event], tx);
         await unpark(tx.db, name, position);
@@ -226,6 +259,11 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     names: () => [...runners.keys()],
     replayable: () => [...runners.values()].filter((r) => r.subscriber.reset !== undefined).map((r) => r.subscriber.name),
   };
+}
+
+function observe(watch: HeadWatch, batch: readonly RecordedEvent[]): void {
+  if (watch.head === undefined) for (const event of batch) watch.handledMeanwhile.add(event.position);
+  else if (batch.some((event) => event.position === watch.head)) watch.reached = true;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,13 +1,16 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { FastifyRequest } from 'fastify';
+import { assertMayWriteAs, keyIdOf } from '../../../app/http/auth.js';
 import type { HttpContext } from '../../../app/http/server.js';
 import { errorResponses, JsonObjectSchema, PageQuery } from '../../../app/http/schemas.js';
 import { DEFAULT_PAGE_SIZE, type Page } from '../../../shared/pagination.js';
 import type { IngestDataCommand, IngestedItem, RequestContext } from '../../domain/ingested-data.js';
+import type { Ingested } from '../../application/ingest-data.js';
 import type { GetAllData, GetDataById, GetDataByPartnerId } from '../../application/queries.js';
 
 export interface IngestionHandlers {
-  ingest(command: IngestDataCommand): Promise<IngestedItem>;
+  ingest(command: IngestDataCommand): Promise<Ingested>;
   getDataById(query: GetDataById): Promise<IngestedItem>;
   getAllData(query: GetAllData): Promise<Page<IngestedItem>>;
   getDataByPartnerId(query: GetDataByPartnerId): Promise<Page<IngestedItem>>;
@@ -47,13 +50,15 @@ const toBody = (item: IngestedItem) => ({
 
 const pageBody = (page: Page<IngestedItem>) => ({ items: page.items.map(toBody), next_cursor: page.nextCursor });
 
-export function requestContextOf(request: {
-  ip: string;
-  id: string;
-  headers: Record<string, string | string[] | undefined>;
-}): RequestContext {
+export function requestContextOf(request: FastifyRequest): RequestContext {
   const userAgent = request.headers['user-agent'];
-  return { ip: request.ip, correlationId: request.id, ...(typeof userAgent === 'string' ? { userAgent } : {}) };
+  const keyId = keyIdOf(request.principal);
+  return {
+    ip: request.ip,
+    correlationId: request.id,
+    ...(typeof userAgent === 'string' ? { userAgent } : {}),
+    ...(keyId ? { keyId } : {}),
+  };
 }
 
 /** The partner data API of SPEC.md section 1. */
@@ -66,16 +71,19 @@ export function ingestionHttp(handlers: IngestionHandlers): HttpContext {
       app.post(
         '/ingest',
         {
+          config: { access: 'write' },
           schema: {
             tags: ['ingestion'],
             summary: 'Ingest one item',
-            description: 'Stores the item durably in the event store before answering.',
+            description:
+              'Stores the item durably in the event store before answering. Accepts the admin token or a write key of the partner.',
             body: IngestBody,
             response: { 201: Type.Ref('IngestedItem'), ...errorResponses },
           },
         },
         async (request, reply) => {
-          const item = await handlers.ingest({
+          assertMayWriteAs(request.principal, request.body.partner_id);
+          const { item } = await handlers.ingest({
             partnerId: request.body.partner_id,
             eventType: request.body.event_type,
             payload: request.body.payload,

@@ -17,7 +17,21 @@ const createIngestItems: Migration = {
   },
 };
 
+const createIdempotency: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('ingest_idempotency')
+      .addColumn('app_id', 'text', (c) => c.notNull())
+      .addColumn('idem_key', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('routing', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('ingest_idempotency_pk', ['app_id', 'idem_key'])
+      .execute();
+  },
+};
+
 export const ingestionMigrations: MigrationSet = {
   owner: 'ingestion',
-  migrations: { '0001_create_ingest_items': createIngestItems },
+  migrations: { '0001_create_ingest_items': createIngestItems, '0002_create_idempotency': createIdempotency },
 };

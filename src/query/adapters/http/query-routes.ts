@@ -37,6 +37,21 @@ const itemProperties = {
     }),
     Type.Null(),
   ]),
+  routing: Type.Object(
+    {
+      deliveries: Type.Array(
+        Type.Object({
+          delivery_id: Type.String(),
+          rule_id: Type.String(),
+          destination_type: Type.Union([Type.String(), Type.Null()]),
+          status: Type.String({ description: 'pending | retrying | succeeded | failed | dead_lettered' }),
+          attempts: Type.Integer(),
+          last_error: Type.Union([Type.String(), Type.Null()]),
+        }),
+      ),
+    },
+    { description: 'The routing outcome: one entry per delivery' },
+  ),
 };
 
 const QueryItem = Type.Object(itemProperties, { $id: 'QueryItem' });
@@ -74,6 +89,16 @@ const toBody = (view: ItemView) => ({
     steps: view.processing.steps,
     reason: view.processing.reason,
     failed_step: view.processing.failedStep,
+  },
+  routing: {
+    deliveries: view.deliveries.map((d) => ({
+      delivery_id: d.deliveryId,
+      rule_id: d.ruleId,
+      destination_type: d.destinationType,
+      status: d.status,
+      attempts: d.attempts,
+      last_error: d.lastError,
+    })),
   },
 });
 
@@ -122,6 +147,81 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
               pageRequest(request.query),
             ),
           ),
+      );
+
+      const EventView = Type.Object({
+        event_id: Type.String(),
+        app_id: Type.String(),
+        event_type: Type.String(),
+        payload: Type.Union([JsonObjectSchema, Type.Null()]),
+        metadata: Type.Union([JsonObjectSchema, Type.Null()], {
+          description: 'ip, user_agent, correlation_id, key_id, received_at, channel',
+        }),
+        status: Status,
+        received_at: Type.String({ format: 'date-time' }),
+        routing: itemProperties.routing,
+      });
+      const toEvent = (view: ItemView) => {
+        const body = toBody(view);
+        return {
+          event_id: view.id,
+          app_id: view.partnerId,
+          event_type: view.eventType,
+          payload: view.payload,
+          metadata: view.metadata,
+          status: view.status,
+          received_at: view.receivedAt,
+          routing: body.routing,
+        };
+      };
+
+      app.get(
+        '/api/events/app/:app_id',
+        {
+          schema: {
+            tags: ['application events'],
+            summary: "An application's events, oldest first",
+            params: Type.Object({ app_id: Type.String({ minLength: 1, maxLength: 255 }) }),
+            querystring: Type.Intersect([
+              PageQuery,
+              Type.Object({
+                event_type: Type.Optional(Type.String({ maxLength: 128 })),
+                from: Type.Optional(Type.String({ format: 'date-time', description: 'received at or after (inclusive)' })),
+                to: Type.Optional(Type.String({ format: 'date-time', description: 'received before (exclusive)' })),
+              }),
+            ]),
+            response: {
+              200: Type.Object({ items: Type.Array(EventView), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+              ...errorResponses,
+            },
+          },
+        },
+        async (request) => {
+          const { event_type: eventType, from, to } = request.query;
+          const page = await handlers.listItems(
+            {
+              partnerId: request.params.app_id,
+              ...(eventType ? { eventType } : {}),
+              ...(from ? { from: new Date(from).toISOString() } : {}),
+              ...(to ? { to: new Date(to).toISOString() } : {}),
+            },
+            pageRequest(request.query),
+          );
+          return { items: page.items.map(toEvent), next_cursor: page.nextCursor };
+        },
+      );
+
+      app.get(
+        '/api/events/:event_id',
+        {
+          schema: {
+            tags: ['application events'],
+            summary: 'One event with its metadata, pipeline status and routing outcome',
+            params: Type.Object({ event_id: Type.String({ maxLength: 64 }) }),
+            response: { 200: EventView, ...errorResponses },
+          },
+        },
+        async (request) => toEvent((await handlers.getItem(request.params.event_id)).view),
       );
 
       app.get(

@@ -20,7 +20,18 @@ const createItems: Migration = {
   },
 };
 
+const addMetadataAndDeliveries: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('query_items').addColumn('metadata', 'text').execute();
+    await db.schema
+      .alterTable('query_items')
+      .addColumn('deliveries', 'text', (c) => c.notNull().defaultTo('[]'))
+      .execute();
+    await db.schema.createIndex('query_items_partner_type').on('query_items').columns(['partner_id', 'event_type', 'id']).execute();
+  },
+};
+
 export const queryMigrations: MigrationSet = {
   owner: 'query',
-  migrations: { '0001_create_query_items': createItems },
+  migrations: { '0001_create_query_items': createItems, '0002_add_metadata_and_deliveries': addMetadataAndDeliveries },
 };

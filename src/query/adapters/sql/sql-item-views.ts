@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { ItemViews } from '../../application/ports.js';
-import type { ItemView, PipelineStatus } from '../../domain/item-view.js';
+import type { DeliveryView, ItemView, PipelineStatus } from '../../domain/item-view.js';
 
 type Row = {
   id: string;
@@ -12,6 +12,8 @@ type Row = {
   received_at: string;
   validation: string | null;
   processing: string | null;
+  metadata: string | null;
+  deliveries: string;
   updated_at: string;
 };
 type Tables = { query_items: Row };
@@ -29,6 +31,8 @@ const toRow = (view: ItemView): Row => ({
   received_at: view.receivedAt,
   validation: json(view.validation),
   processing: json(view.processing),
+  metadata: json(view.metadata),
+  deliveries: JSON.stringify(view.deliveries),
   updated_at: view.updatedAt,
 });
 
@@ -41,10 +45,12 @@ const toView = (row: Row): ItemView => ({
   receivedAt: row.received_at,
   validation: parse(row.validation),
   processing: parse(row.processing),
+  metadata: parse(row.metadata),
+  deliveries: JSON.parse(row.deliveries) as DeliveryView[],
   updatedAt: row.updated_at,
 });
 
-// 9 columns a row keeps 500 rows far below SQLite's bound-parameter limit.
+// 11 columns a row keeps 500 rows far below SQLite's bound-parameter limit.
 const CHUNK = 500;
 
 export function sqlItemViews(db: Kysely<object>): ItemViews {
@@ -75,6 +81,9 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
         .limit(page.limit + 1);
       if (filter.partnerId !== undefined) query = query.where('partner_id', '=', filter.partnerId);
       if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+      if (filter.eventType !== undefined) query = query.where('event_type', '=', filter.eventType);
+      if (filter.from !== undefined) query = query.where('received_at', '>=', filter.from);
+      if (filter.to !== undefined) query = query.where('received_at', '<', filter.to);
       if (page.cursor !== undefined) query = query.where('id', '>', decodeCursor(page.cursor));
       return pageOf((await query.execute()).map(toView), page.limit, (view) => view.id);
     },
@@ -94,6 +103,8 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
               received_at: eb.ref('excluded.received_at'),
               validation: eb.ref('excluded.validation'),
               processing: eb.ref('excluded.processing'),
+              metadata: eb.ref('excluded.metadata'),
+              deliveries: eb.ref('excluded.deliveries'),
               updated_at: eb.ref('excluded.updated_at'),
             })),
           )

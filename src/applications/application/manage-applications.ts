@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../../shared/clock.js';
+import { NotFoundError } from '../../shared/errors.js';
+import { ConcurrencyError, type EventStore } from '../../shared/event-store/event-store.js';
+import type { IdGenerator } from '../../shared/ids.js';
+import { digestOf, secretMatches } from '../../shared/secrets.js';
+import {
+  applicationStreamId,
+  decideCreate,
+  decideIssueKey,
+  decideRevokeKey,
+  evolveApplication,
+  noApplication,
+  parseAppId,
+  type ApplicationEvent,
+  type ApplicationState,
+} from '../domain/application.js';
+import { formatWriteKey, parseWriteKey } from '../domain/write-key.js';
+import type { ApplicationDirectory, ApplicationView, KeyView } from './ports.js';
+
+export interface ApplicationDeps {
+  readonly store: EventStore;
+  readonly clock: Clock;
+  readonly newId: IdGenerator;
+  readonly directory: ApplicationDirectory;
+}
+
+async function load(store: EventStore, appId: string): Promise<{ state: ApplicationState; version: number }> {
+  const events = await store.readStream(applicationStreamId(appId));
+  return { state: events.map((e) => e as unknown as ApplicationEvent).reduce(evolveApplication, noApplication), version: events.length };
+}
+
+export const createApplication =
+  ({ store, clock, newId }: ApplicationDeps) =>
+  async (input: { name: unknown; appId?: unknown }): Promise<ApplicationView> => {
+    const appId = input.appId === undefined || input.appId === null ? newId() : parseAppId(input.appId);
+    const { state } = await load(store, appId);
+    const event = decideCreate(appId, input.name, state, clock.now());
+    await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: 'no_stream' });
+    return { appId, name: event.data.name, createdAt: event.data.created_at };
+  };
+
+/**
+ * Makes sure a source exists before the admin writes as it: a partner or application seen for
+ * the first time is created on the spot. Known ids are remembered, so the hot path reads nothing.
+ */
+export function ensureApplication({ store, clock, directory }: ApplicationDeps): (appId: string) => Promise<void> {
+  const known = new Set<string>();
+  return async (appId) => {
+    if (known.has(appId)) return;
+    if (!(await directory.get(appId))) {
+      const event = decideCreate(appId, appId, noApplication, clock.now());
+      try {
+        await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: 'no_stream' });
+      } catch (error) {
+        // Another request created it first: that is all we wanted.
+        if (!(error instanceof ConcurrencyError)) throw error;
+      }
+    }
+    known.add(appId);
+  };
+}
+
+export interface IssuedKey extends KeyView {
+  /** The only time the secret is ever shown. */
+  readonly key: string;
+}
+
+export const issueWriteKey =
+  ({ store, clock }: ApplicationDeps) =>
+  async (appId: string, name: string | null): Promise<IssuedKey> => {
+    const { state, version } = await load(store, appId);
+    const keyId = randomBytes(8).toString('hex');
+    const secret = randomBytes(32).toString('base64url');
+    const event = decideIssueKey(appId, keyId, name, digestOf(secret).toString('hex'), state, clock.now());
+    await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version });
+    return { keyId, appId, name, issuedAt: event.data.issued_at, revokedAt: null, key: formatWriteKey(keyId, secret) };
+  };
+
+export const revokeWriteKey =
+  ({ store, clock }: ApplicationDeps) =>
+  async (appId: string, keyId: string): Promise<void> => {
+    const { state, version } = await load(store, appId);
+    const event = decideRevokeKey(appId, keyId, state, clock.now());
+    await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version });
+  };
+
+export const getApplication = (directory: ApplicationDirectory) => async (appId: string) => {
+  const app = await directory.get(appId);
+  if (!app) throw new NotFoundError('applications.not-found', `no application ${appId}`);
+  return app;
+};
+
+export const listKeys = (directory: ApplicationDirectory) => async (appId: string) => {
+  await getApplication(directory)(appId);
+  return directory.keysOf(appId);
+};
+
+/** The source a write key may write as, or undefined for an unknown, revoked or wrong key. */
+export const verifyWriteKey =
+  (directory: ApplicationDirectory) =>
+  async (token: string): Promise<{ appId: string; keyId: string } | undefined> => {
+    const parsed = parseWriteKey(token);
+    if (!parsed) return undefined;
+    const record = await directory.key(parsed.keyId);
+    if (!record || record.revokedAt !== null || !secretMatches(parsed.secret, record.secretDigest)) return undefined;
+    return { appId: record.appId, keyId: record.keyId };
+  };

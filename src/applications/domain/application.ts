@@ -1,0 +1,91 @@
+import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
+
+/**
+ * A source of data: an application or a partner (the same thing). Its id is a string; an integer
+ * id in a request body names the same source as its decimal string.
+ */
+export interface ApplicationCreated {
+  readonly type: 'ApplicationCreated';
+  readonly data: { app_id: string; name: string; created_at: string };
+}
+
+export interface WriteKeyIssued {
+  readonly type: 'WriteKeyIssued';
+  /** Only the SHA-256 digest of the secret is ever recorded. */
+  readonly data: { app_id: string; key_id: string; name: string | null; secret_digest: string; issued_at: string };
+}
+
+export interface WriteKeyRevoked {
+  readonly type: 'WriteKeyRevoked';
+  readonly data: { app_id: string; key_id: string; revoked_at: string };
+}
+
+export type ApplicationEvent = ApplicationCreated | WriteKeyIssued | WriteKeyRevoked;
+export const APPLICATION_EVENT_TYPES = ['ApplicationCreated', 'WriteKeyIssued', 'WriteKeyRevoked'] as const;
+
+export interface ApplicationState {
+  readonly exists: boolean;
+  readonly activeKeys: ReadonlySet<string>;
+  readonly revokedKeys: ReadonlySet<string>;
+}
+
+export const noApplication: ApplicationState = { exists: false, activeKeys: new Set(), revokedKeys: new Set() };
+
+export const applicationStreamId = (appId: string) => `application-${appId}`;
+
+export function parseAppId(value: unknown, path = 'app_id'): string {
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
+  if (typeof text !== 'string' || text.trim().length === 0) throw invalid(path, 'must be a non-empty string or an integer');
+  if (text.length > 255) throw invalid(path, 'must be at most 255 characters');
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(text)) throw invalid(path, 'must not contain control characters');
+  return text;
+}
+
+export function decideCreate(appId: string, name: unknown, state: ApplicationState, at: Date): ApplicationCreated {
+  if (state.exists) throw new ConflictError('applications.already-exists', `application ${appId} already exists`);
+  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 255) throw invalid('name', 'must be 1-255 characters');
+  return { type: 'ApplicationCreated', data: { app_id: appId, name: name.trim(), created_at: at.toISOString() } };
+}
+
+export function decideIssueKey(
+  appId: string,
+  keyId: string,
+  name: string | null,
+  secretDigest: string,
+  state: ApplicationState,
+  at: Date,
+): WriteKeyIssued {
+  if (!state.exists) throw new NotFoundError('applications.not-found', `no application ${appId}`);
+  return { type: 'WriteKeyIssued', data: { app_id: appId, key_id: keyId, name, secret_digest: secretDigest, issued_at: at.toISOString() } };
+}
+
+export function decideRevokeKey(appId: string, keyId: string, state: ApplicationState, at: Date): WriteKeyRevoked {
+  if (!state.exists) throw new NotFoundError('applications.not-found', `no application ${appId}`);
+  if (!state.activeKeys.has(keyId)) {
+    throw new NotFoundError(
+      'applications.key-not-found',
+      state.revokedKeys.has(keyId) ? `key ${keyId} is already revoked` : `application ${appId} has no key ${keyId}`,
+    );
+  }
+  return { type: 'WriteKeyRevoked', data: { app_id: appId, key_id: keyId, revoked_at: at.toISOString() } };
+}
+
+export function evolveApplication(state: ApplicationState, event: ApplicationEvent): ApplicationState {
+  switch (event.type) {
+    case 'ApplicationCreated':
+      return { ...state, exists: true };
+    case 'WriteKeyIssued':
+      return { ...state, activeKeys: new Set([...state.activeKeys, event.data.key_id]) };
+    case 'WriteKeyRevoked':
+      return {
+        ...state,
+        activeKeys: new Set([...state.activeKeys].filter((k) => k !== event.data.key_id)),
+        revokedKeys: new Set([...state.revokedKeys, event.data.key_id]),
+      };
+  }
+}
+
+function invalid(path: string, message: string): ValidationError {
+  return new ValidationError('applications.invalid', `${path} ${message}`, [{ path, message }]);
+}

@@ -1,0 +1,48 @@
+import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import { DEFAULT_PAGE_SIZE } from '../shared/pagination.js';
+import {
+  createApplication,
+  ensureApplication,
+  getApplication,
+  issueWriteKey,
+  listKeys,
+  revokeWriteKey,
+  verifyWriteKey,
+  type ApplicationDeps,
+} from './application/manage-applications.js';
+import { applicationHttp } from './adapters/http/application-routes.js';
+import type { ApplicationView } from './application/ports.js';
+import { applicationMigrations } from './adapters/sql/migrations.js';
+import { applicationsProjection, sqlApplicationDirectory } from './adapters/sql/sql-application-directory.js';
+
+export const applicationsTables: ContextTables = { migrations: [applicationMigrations], inlineProjections: [applicationsProjection] };
+
+export interface ApplicationsModule extends ContextModule {
+  /** For the HTTP edge: who a write key writes as. */
+  readonly verifyWriteKey: (token: string) => Promise<{ appId: string; keyId: string } | undefined>;
+  /** For ingestion: creates a source the admin writes as for the first time. */
+  readonly ensureApplication: (appId: string) => Promise<void>;
+  /** For routing: rules may only be written for existing applications. */
+  readonly find: (appId: string) => Promise<ApplicationView | undefined>;
+}
+
+export function applicationsModule({ store, db, clock, newId }: ModuleDeps): ApplicationsModule {
+  const directory = sqlApplicationDirectory(db);
+  const deps: ApplicationDeps = { store, clock, newId, directory };
+  return {
+    name: 'applications',
+    verifyWriteKey: verifyWriteKey(directory),
+    ensureApplication: ensureApplication(deps),
+    find: (appId) => directory.get(appId),
+    http: [
+      applicationHttp({
+        create: createApplication(deps),
+        get: getApplication(directory),
+        list: (page) => directory.list({ limit: page.limit ?? DEFAULT_PAGE_SIZE, cursor: page.cursor }),
+        issueKey: issueWriteKey(deps),
+        listKeys: listKeys(directory),
+        revokeKey: revokeWriteKey(deps),
+      }),
+    ],
+  };
+}

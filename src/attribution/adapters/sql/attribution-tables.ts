@@ -1,0 +1,68 @@
+import type { Kysely } from 'kysely';
+import type { AttributionModel, Credit } from '../../domain/attribution-models.js';
+import type { Conversion } from '../../domain/conversion.js';
+import type { Touch } from '../../domain/touch.js';
+import type { ExternalId, Instant, InteractionType } from '../../domain/values.js';
+
+// Type aliases, not interfaces: Kysely's withTables needs index-compatible shapes.
+export type TouchRow = {
+  tracking_event_id: string;
+  visitor_id: string;
+  partner_id: string;
+  campaign_id: string;
+  interaction_type: string;
+  occurred_at: string;
+};
+export type ConversionRow = { conversion_id: string; visitor_id: string; value: number; occurred_at: string; recorded_at: string };
+/** Counters are bigint columns: PostgreSQL hands them back as strings, SQLite as numbers. */
+export type ScopeTotalsRow = {
+  scope: string;
+  scope_id: string;
+  clicks: number | string;
+  views: number | string;
+  engagements: number | string;
+  unique_visitors: number | string;
+};
+export type CreditRow = { conversion_id: string; model: string; partner_id: string; campaign_id: string; share: number; value: number };
+
+type Tables = {
+  attribution_touches: TouchRow;
+  attribution_conversions: ConversionRow;
+  attribution_scope_totals: ScopeTotalsRow;
+  attribution_scope_visitors: { scope: string; scope_id: string; visitor_id: string };
+  attribution_credits: CreditRow;
+};
+
+export const tables = (db: Kysely<object>) => db.withTables<Tables>();
+
+/** Which totals column counts each interaction type. */
+export const COUNT_COLUMN = { click: 'clicks', view: 'views', engagement: 'engagements' } as const satisfies Record<
+  InteractionType,
+  keyof ScopeTotalsRow
+>;
+
+// The rows were valid when written; reading them back only restores their brands.
+export const touchOf = (row: TouchRow): Touch => ({
+  trackingEventId: row.tracking_event_id,
+  visitorId: row.visitor_id as ExternalId,
+  partnerId: row.partner_id as ExternalId,
+  campaignId: row.campaign_id as ExternalId,
+  interactionType: row.interaction_type as InteractionType,
+  occurredAt: row.occurred_at as Instant,
+});
+
+export const conversionOf = (row: ConversionRow): Conversion => ({
+  id: row.conversion_id,
+  visitorId: row.visitor_id as ExternalId,
+  value: Number(row.value),
+  occurredAt: row.occurred_at as Instant,
+  recordedAt: row.recorded_at as Instant,
+});
+
+export const creditOf = (row: CreditRow): Credit => ({
+  model: row.model as AttributionModel,
+  partnerId: row.partner_id as ExternalId,
+  campaignId: row.campaign_id as ExternalId,
+  share: Number(row.share),
+  value: Number(row.value),
+});

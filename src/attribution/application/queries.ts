@@ -1,0 +1,84 @@
+import { NotFoundError } from '../../shared/errors.js';
+import type { Page, PageRequest } from '../../shared/pagination.js';
+import { ATTRIBUTION_MODELS, type AttributionModel, type Credit } from '../domain/attribution-models.js';
+import type { Conversion } from '../domain/conversion.js';
+import { scoreOf, type InteractionCounts, type InteractionWeights } from '../domain/interaction-weights.js';
+import type { Touch } from '../domain/touch.js';
+import type { AttributionViews, Scope } from './ports.js';
+
+export interface ScopeAttribution {
+  readonly scope: Scope;
+  readonly model: AttributionModel;
+  readonly interactions: InteractionCounts;
+  readonly uniqueVisitors: number;
+  readonly score: number;
+  readonly conversions: number;
+  readonly attributedValue: number;
+}
+
+export interface VisitorJourney {
+  readonly visitorId: string;
+  readonly firstTouch: Touch | null;
+  readonly lastTouch: Touch | null;
+  readonly conversions: number;
+  readonly touches: Page<Touch>;
+}
+
+export interface ConversionAttribution {
+  readonly conversion: Conversion;
+  readonly credits: Readonly<Record<AttributionModel, Credit[]>>;
+}
+
+// Sums of shares such as 0.1 + 0.2 carry binary noise (0.30000000000000004); six decimals hide it
+// and keep more precision than any currency needs.
+const rounded = (value: number) => Math.round(value * 1e6) / 1e6;
+
+/**
+ * A campaign's or partner's attribution. The score is computed here from the interaction counts, so
+ * new weights apply to all past interactions at once, with no replay.
+ */
+export const getScopeAttribution =
+  (views: AttributionViews, weights: InteractionWeights) =>
+  async (scope: Scope, model: AttributionModel): Promise<ScopeAttribution> => {
+    const totals = await views.totals(scope);
+    if (!totals) throw new NotFoundError('attribution.scope-not-found', `no tracking events for ${scope.kind} ${scope.id} yet`);
+    const credited = await views.credited(scope, model);
+    return {
+      scope,
+      model,
+      interactions: totals.interactions,
+      uniqueVisitors: totals.uniqueVisitors,
+      score: rounded(scoreOf(totals.interactions, weights)),
+      conversions: rounded(credited.conversions),
+      attributedValue: rounded(credited.value),
+    };
+  };
+
+export const getVisitorJourney =
+  (views: AttributionViews) =>
+  async (visitorId: string, page: PageRequest): Promise<VisitorJourney> => {
+    const [firstTouch, lastTouch, conversions, touches] = await Promise.all([
+      views.firstTouch(visitorId),
+      views.lastTouch(visitorId),
+      views.conversionCount(visitorId),
+      views.touches(visitorId, page),
+    ]);
+    if (!firstTouch && conversions === 0)
+      throw new NotFoundError('attribution.visitor-not-found', `no touches of visitor ${visitorId} yet`);
+    return { visitorId, firstTouch: firstTouch ?? null, lastTouch: lastTouch ?? null, conversions, touches };
+  };
+
+export const getConversionAttribution =
+  (views: AttributionViews) =>
+  async (conversionId: string): Promise<ConversionAttribution> => {
+    const conversion = await views.conversion(conversionId);
+    if (!conversion) throw new NotFoundError('attribution.conversion-not-found', `no attributed conversion with id ${conversionId} yet`);
+    const credits = await views.creditsOf(conversionId);
+    const byModel = Object.fromEntries(
+      ATTRIBUTION_MODELS.map((model) => [
+        model,
+        credits.filter((c) => c.model === model).map((c) => ({ ...c, share: rounded(c.share), value: rounded(c.value) })),
+      ]),
+    ) as Record<AttributionModel, Credit[]>;
+    return { conversion, credits: byModel };
+  };

@@ -1,0 +1,188 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { assertMayWriteAs } from '../../../app/http/auth.js';
+import { errorResponses, JsonObjectSchema } from '../../../app/http/schemas.js';
+import type { HttpContext } from '../../../app/http/server.js';
+import type { BatchReceipt, Receipt } from '../../application/ingest-data.js';
+import type { IngestDataCommand } from '../../domain/ingested-data.js';
+import { requestContextOf } from './ingestion-routes.js';
+
+export interface AppEventHandlers {
+  ingestEvent(command: IngestDataCommand, idempotencyKey?: string): Promise<Receipt>;
+  ingestBatch(commands: ReadonlyArray<{ command: IngestDataCommand; messageId?: string }>): Promise<BatchReceipt[]>;
+}
+
+const MAX_BATCH = 500;
+const MAX_BATCH_BYTES = 1024 * 1024;
+
+const RoutingSummarySchema = Type.Object({
+  rules_evaluated: Type.Integer(),
+  rules_matched: Type.Integer(),
+  rules_executed: Type.Integer(),
+});
+const IngestResponse = Type.Object(
+  {
+    success: Type.Boolean(),
+    message: Type.String(),
+    data: Type.Object({ event_id: Type.String(), routing_summary: RoutingSummarySchema }),
+  },
+  { $id: 'AppEventAccepted' },
+);
+const AppParams = Type.Object({ app_id: Type.String({ minLength: 1, maxLength: 255 }) });
+const KeyHeader = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) });
+const EventBody = Type.Object({
+  event_type: Type.String({ minLength: 1, maxLength: 128, examples: ['order_created'] }),
+  payload: JsonObjectSchema,
+  message_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Deduplicates retries like Idempotency-Key' })),
+});
+
+const accepted = (receipt: Receipt) => ({
+  success: true,
+  // A retry gets exactly the first answer; the Idempotent-Replayed header tells them apart.
+  message: 'Data ingested successfully',
+  data: { event_id: receipt.eventId, routing_summary: receipt.routing },
+});
+
+/** The application events API (SPEC.md section 3): admin token or a write key of the application. */
+export function appEventHttp(handlers: AppEventHandlers): HttpContext {
+  return {
+    schemas: [IngestResponse],
+    routes: async (scope) => {
+      const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+      const tags = ['application events'];
+
+      app.post(
+        '/api/ingest/:app_id',
+        {
+          config: { access: 'write' },
+          schema: {
+            tags,
+            summary: 'Ingest one event of any type',
+            description:
+              'Durable before the answer. Matching routing rules are evaluated now and delivered asynchronously. ' +
+              'With `Idempotency-Key` (or `message_id`) a retry within the window returns the first result and stores nothing.',
+            params: AppParams,
+            headers: KeyHeader,
+            body: EventBody,
+            response: { 201: Type.Ref('AppEventAccepted'), ...errorResponses, 403: Type.Ref('Problem') },
+          },
+        },
+        async (request, reply) => {
+          assertMayWriteAs(request.principal, request.params.app_id);
+          const receipt = await handlers.ingestEvent(
+            {
+              partnerId: request.params.app_id,
+              eventType: request.body.event_type,
+              payload: request.body.payload,
+              channel: 'application_api',
+              request: requestContextOf(request),
+            },
+            request.headers['idempotency-key'] ?? request.body.message_id,
+          );
+          if (receipt.duplicate) reply.header('idempotent-replayed', 'true');
+          return reply.status(201).send(accepted(receipt));
+        },
+      );
+
+      app.post(
+        '/api/ingest/:app_id/batch',
+        {
+          bodyLimit: MAX_BATCH_BYTES,
+          config: { access: 'write' },
+          schema: {
+            tags,
+            summary: `Ingest up to ${MAX_BATCH} events (1 MB) in one request`,
+            description:
+              'Each event gets a receipt: accepted (with its id), duplicate (with the first id) or rejected (with the reason). A bad event never drops the others.',
+            params: AppParams,
+            body: Type.Object({ events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) }),
+            response: {
+              200: Type.Object({
+                success: Type.Boolean(),
+                accepted: Type.Integer(),
+                duplicates: Type.Integer(),
+                rejected: Type.Integer(),
+                results: Type.Array(
+                  Type.Object({
+                    index: Type.Integer(),
+                    status: Type.String({ description: 'accepted | duplicate | rejected' }),
+                    event_id: Type.Optional(Type.String()),
+                    routing_summary: Type.Optional(RoutingSummarySchema),
+                    reason: Type.Optional(Type.String()),
+                    errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+                  }),
+                ),
+              }),
+              ...errorResponses,
+              403: Type.Ref('Problem'),
+            },
+          },
+        },
+        async (request) => {
+          assertMayWriteAs(request.principal, request.params.app_id);
+          const context = requestContextOf(request);
+          const receipts = await handlers.ingestBatch(
+            request.body.events.map((raw) => {
+              const event = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+              const messageId = typeof event.message_id === 'string' && event.message_id.length <= 255 ? event.message_id : undefined;
+              return {
+                command: {
+                  partnerId: request.params.app_id,
+                  eventType: event.event_type ?? '',
+                  payload: typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? event.payload : raw,
+                  channel: 'application_api' as const,
+                  request: context,
+                },
+                ...(messageId ? { messageId } : {}),
+              };
+            }),
+          );
+          const count = (status: BatchReceipt['status']) => receipts.filter((r) => r.status === status).length;
+          return {
+            success: count('rejected') === 0,
+            accepted: count('accepted'),
+            duplicates: count('duplicate'),
+            rejected: count('rejected'),
+            results: receipts.map((r) =>
+              r.status === 'accepted'
+                ? { index: r.index, status: r.status, event_id: r.eventId, routing_summary: r.routing }
+                : r.status === 'duplicate'
+                  ? { index: r.index, status: r.status, event_id: r.eventId }
+                  : { index: r.index, status: r.status, reason: r.reason, errors: [...r.errors] },
+            ),
+          };
+        },
+      );
+
+      app.post(
+        '/api/messages/:app_id',
+        {
+          config: { access: 'write' },
+          schema: {
+            tags,
+            summary: 'Legacy: store a message (any JSON object) as an event of type "message"',
+            params: AppParams,
+            headers: KeyHeader,
+            body: JsonObjectSchema,
+            response: { 201: Type.Ref('AppEventAccepted'), ...errorResponses, 403: Type.Ref('Problem') },
+          },
+        },
+        async (request, reply) => {
+          assertMayWriteAs(request.principal, request.params.app_id);
+          const receipt = await handlers.ingestEvent(
+            {
+              partnerId: request.params.app_id,
+              eventType: 'message',
+              payload: request.body,
+              channel: 'messages',
+              request: requestContextOf(request),
+            },
+            request.headers['idempotency-key'],
+          );
+          if (receipt.duplicate) reply.header('idempotent-replayed', 'true');
+          return reply.status(201).send(accepted(receipt));
+        },
+      );
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { connectionCache } from './connection-cache.js';
+
+/** Connections that are plain objects: the cache's bookkeeping is all this tests. */
+function fakeBroker() {
+  const opened: { url: string; n: number; forget: () => void; closed: boolean }[] = [];
+  let failNext = false;
+  const cache = connectionCache(
+    async (url, forget) => {
+      if (failNext) {
+        failNext = false;
+        throw new Error('ECONNREFUSED');
+      }
+      const connection = { url, n: opened.length + 1, forget, closed: false };
+      opened.push(connection);
+      return connection;
+    },
+    async (connection) => {
+      connection.closed = true;
+    },
+  );
+  return { cache, opened, failNextOpen: () => (failNext = true) };
+}
+
+describe('connectionCache', () => {
+  it('opens one connection per URL, lazily, even for concurrent first uses', async () => {
+    const { cache, opened } = fakeBroker();
+    expect(opened).toHaveLength(0);
+
+    const [a1, a2] = await Promise.all([cache.get('nats://a'), cache.get('nats://a')]);
+    const b = await cache.get('nats://b');
+
+    expect(a1).toBe(a2);
+    expect(b).not.toBe(a1);
+    expect(opened.map((connection) => connection.url)).toEqual(['nats://a', 'nats://b']);
+  });
+
+  it('opens a fresh connection after the previous one broke', async () => {
+    const { cache } = fakeBroker();
+    const first = await cache.get('nats://a');
+
+    first.forget();
+    const second = await cache.get('nats://a');
+
+    expect(second.n).toBe(2);
+    expect(await cache.get('nats://a')).toBe(second);
+  });
+
+  it('ignores a late notice from a connection already replaced', async () => {
+    const { cache } = fakeBroker();
+    const first = await cache.get('nats://a');
+    first.forget();
+    const second = await cache.get('nats://a');
+
+    first.forget();
+
+    expect(await cache.get('nats://a')).toBe(second);
+  });
+
+  it('does not keep a failed open', async () => {
+    const { cache, failNextOpen } = fakeBroker();
+    failNextOpen();
+
+    await expect(cache.get('nats://a')).rejects.toThrow('ECONNREFUSED');
+
+    expect((await cache.get('nats://a')).n).toBe(1);
+  });
+
+  it('closes every connection, and opens none after', async () => {
+    const { cache, opened } = fakeBroker();
+    await cache.get('nats://a');
+    await cache.get('nats://b');
+
+    await cache.closeAll();
+
+    expect(opened.every((connection) => connection.closed)).toBe(true);
+    await expect(cache.get('nats://a')).rejects.toThrow('closed');
+  });
+});

@@ -1,0 +1,133 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { natsQueuePublisher } from './nats-queue-publisher.js';
+import { deliveryRequest, queuePublisherContract, uniqueSuffix, type ReceivedMessage } from './queue-publisher.contract.js';
+
+type NatsTarget = { readonly broker: 'nats'; readonly url?: string; readonly subject: string };
+
+const url = process.env.TEST_NATS_URL || undefined;
+if (!url) console.warn('skipping NATS queue publisher suites: TEST_NATS_URL is not set');
+
+/** One stream per target, capturing `intake-test.<suffix>.>`, read back with an ordered consumer. */
+async function natsAdmin(servers: string) {
+  const connection = await connect({ servers });
+  const manager = await jetstreamManager(connection);
+  const streams = new Map<string, string>();
+  return {
+    connection,
+    manager,
+    async createTarget(): Promise<NatsTarget> {
+      const suffix = uniqueSuffix().replaceAll('-', '_');
+      const name = `INTAKE_TEST_${suffix}`;
+      await manager.streams.add({ name, subjects: [`intake-test.${suffix}.>`] });
+      const subject = `intake-test.${suffix}.orders`;
+      streams.set(subject, name);
+      return { broker: 'nats', subject };
+    },
+    async readBack(target: NatsTarget, count: number): Promise<ReceivedMessage[]> {
+      const consumer = await jetstream(connection).consumers.get(streams.get(target.subject) ?? '');
+      const received: ReceivedMessage[] = [];
+      const messages = await consumer.fetch({ max_messages: count, expires: 2000 });
+      for await (const message of messages) {
+        received.push({ deliveryId: message.headers?.get('Nats-Msg-Id'), body: message.string() });
+      }
+      return received;
+    },
+    async removeTarget(target: NatsTarget) {
+      const stream = streams.get(target.subject);
+      if (stream !== undefined) await manager.streams.delete(stream);
+    },
+  };
+}
+
+describe.skipIf(!url)('natsQueuePublisher', () => {
+  const servers = url ?? '';
+
+  queuePublisherContract(async () => {
+    const admin = await natsAdmin(servers);
+    return {
+      publisher: natsQueuePublisher({ url: servers }),
+      createTarget: admin.createTarget,
+      readBack: admin.readBack,
+      removeTarget: admin.removeTarget,
+      unreachableTarget: (port) => ({ broker: 'nats', url: `nats://127.0.0.1:${port}`, subject: 'intake-test.unreachable' }),
+      close: () => admin.connection.close(),
+    };
+  });
+
+  describe('JetStream specifics', () => {
+    let admin: Awaited<ReturnType<typeof natsAdmin>>;
+    const publisher = natsQueuePublisher({ url: servers });
+
+    beforeAll(async () => {
+      admin = await natsAdmin(servers);
+    });
+    afterAll(async () => {
+      await publisher.close();
+      await admin.connection.close();
+    });
+
+    it('answers rejected, saying why, when no stream captures the subject', async () => {
+      const subject = `intake-test.${uniqueSuffix().replaceAll('-', '_')}.nowhere`;
+
+      const outcome = await publisher.publish({ broker: 'nats', subject }, deliveryRequest());
+
+      expect(outcome).toMatchObject({ outcome: 'rejected' });
+      expect(outcome.outcome === 'rejected' && outcome.reason).toBe(
+        `no JetStream stream captures the subject ${subject}: create one before routing to it`,
+      );
+    });
+
+    it('stores a retried publish of the same delivery once', async () => {
+      const target = await admin.createTarget();
+      const request = deliveryRequest();
+
+      expect(await publisher.publish(target, request)).toMatchObject({ outcome: 'delivered' });
+      expect(await publisher.publish(target, { ...request, attempt: 2 })).toMatchObject({ outcome: 'delivered' });
+
+      const stream = await admin.manager.streams.info((await admin.manager.streams.find(target.subject)) ?? '');
+      expect(stream.state.messages).toBe(1);
+      await admin.removeTarget(target);
+    });
+
+    it('sends the event metadata as headers', async () => {
+      const target = await admin.createTarget();
+      const request = deliveryRequest({ eventId: 'evt_42', eventType: 'cart.updated', appId: 'app_7' });
+      await publisher.publish(target, request);
+
+      const consumer = await jetstream(admin.connection).consumers.get((await admin.manager.streams.find(target.subject)) ?? '');
+      const message = await consumer.next({ expires: 2000 });
+      expect(message?.headers?.get('Intake-Event-Id')).toBe('evt_42');
+      expect(message?.headers?.get('Intake-Event-Type')).toBe('cart.updated');
+      expect(message?.headers?.get('Intake-App-Id')).toBe('app_7');
+      await admin.removeTarget(target);
+    });
+
+    it('answers rejected to a message too large for the server or the stream', async () => {
+      const target = await admin.createTarget();
+      const stream = (await admin.manager.streams.find(target.subject)) ?? '';
+      await admin.manager.streams.update(stream, { max_msg_size: 1000 });
+
+      const tooLargeForServer = await publisher.publish(target, deliveryRequest({ body: JSON.stringify({ pad: 'x'.repeat(2_000_000) }) }));
+      const tooLargeForStream = await publisher.publish(target, deliveryRequest({ body: JSON.stringify({ pad: 'x'.repeat(5000) }) }));
+
+      expect(tooLargeForServer.outcome === 'rejected' && tooLargeForServer.reason).toContain('max_payload');
+      expect(tooLargeForStream.outcome === 'rejected' && tooLargeForStream.reason).toContain('message size exceeds maximum');
+      await admin.removeTarget(target);
+    });
+
+    it('answers rejected to subjects one cannot publish to', async () => {
+      for (const subject of ['', 'has space', 'wild.*', 'tail.>', 'empty..token']) {
+        expect(await publisher.publish({ broker: 'nats', subject }, deliveryRequest())).toMatchObject({ outcome: 'rejected' });
+      }
+    });
+
+    it('answers rejected when neither the target nor the publisher names a server', async () => {
+      const withoutDefault = natsQueuePublisher();
+
+      expect(await withoutDefault.publish({ broker: 'nats', subject: 'a.b' }, deliveryRequest())).toMatchObject({ outcome: 'rejected' });
+      await withoutDefault.close();
+    });
+  });
+});

@@ -1,0 +1,52 @@
+import { performance } from 'node:perf_hooks';
+import type { DeliveryOutcome, QueueTarget } from '../../application/destination.js';
+
+/** What a publisher decides; `measured` adds the duration every outcome carries. */
+export type PublishResult = { readonly outcome: 'delivered' } | { readonly outcome: 'retry' | 'rejected'; readonly reason: string };
+
+export const delivered: PublishResult = { outcome: 'delivered' };
+
+export const retry = (reason: string): PublishResult => ({ outcome: 'retry', reason });
+
+export const rejected = (reason: string): PublishResult => ({ outcome: 'rejected', reason });
+
+export async function measured(publish: () => Promise<PublishResult>): Promise<DeliveryOutcome> {
+  const startedAt = performance.now();
+  const result = await publish();
+  return { ...result, durationMs: Math.round(performance.now() - startedAt) };
+}
+
+/** The URL a target publishes to, or a rejection saying why there is none. */
+export function brokerUrl(target: QueueTarget, defaultUrl: string | undefined): string | PublishResult {
+  const url = target.url ?? defaultUrl;
+  if (url === undefined || url === '') {
+    return rejected(`no ${target.broker} URL: set destination_config.url or configure a default broker URL`);
+  }
+  return url;
+}
+
+/** Outcome reasons are shown to rule owners: never leak a password embedded in a broker URL. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^/@]*@/, '//***@');
+}
+
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = 'code' in error && (typeof error.code === 'string' || typeof error.code === 'number') ? `${error.code} ` : '';
+  return `${code}${error.message}`.trim();
+}
+
+/** Rejects with `message` when `work` takes longer than `ms`: brokers under pressure may never confirm. */
+export async function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new PublishTimeoutError(message)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class PublishTimeoutError extends Error {}

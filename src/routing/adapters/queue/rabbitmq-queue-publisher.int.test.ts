@@ -1,0 +1,132 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, type Channel, type ChannelModel } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deliveryRequest, queuePublisherContract, uniqueSuffix, type ReceivedMessage } from './queue-publisher.contract.js';
+import { rabbitmqQueuePublisher } from './rabbitmq-queue-publisher.js';
+
+type RabbitTarget = { readonly broker: 'rabbitmq'; readonly url?: string; readonly exchange: string; readonly routing_key: string };
+
+const url = process.env.TEST_RABBITMQ_URL || undefined;
+if (!url) console.warn('skipping RabbitMQ queue publisher suites: TEST_RABBITMQ_URL is not set');
+
+/** One direct exchange per target with a queue bound to its routing key, read back with basic.get. */
+async function rabbitAdmin(brokerUrl: string) {
+  const connection: ChannelModel = await connect(brokerUrl);
+  const channel: Channel = await connection.createChannel();
+  const queueOf = (target: RabbitTarget) => target.exchange;
+  return {
+    connection,
+    channel,
+    async createTarget(): Promise<RabbitTarget> {
+      const name = `intake-test-${uniqueSuffix()}`;
+      await channel.assertExchange(name, 'direct', { durable: false });
+      await channel.assertQueue(name, { durable: false });
+      await channel.bindQueue(name, name, 'orders');
+      return { broker: 'rabbitmq', exchange: name, routing_key: 'orders' };
+    },
+    async readBack(target: RabbitTarget, count: number): Promise<ReceivedMessage[]> {
+      const received: ReceivedMessage[] = [];
+      for (let tries = 0; received.length < count && tries < 100; tries++) {
+        const message = await channel.get(queueOf(target), { noAck: true });
+        if (message === false) await sleep(20);
+        else received.push({ deliveryId: message.properties.messageId as string | undefined, body: message.content.toString('utf8') });
+      }
+      return received;
+    },
+    async removeTarget(target: RabbitTarget) {
+      await channel.deleteQueue(queueOf(target));
+      await channel.deleteExchange(target.exchange);
+    },
+  };
+}
+
+describe.skipIf(!url)('rabbitmqQueuePublisher', () => {
+  const brokerUrl = url ?? '';
+
+  queuePublisherContract(async () => {
+    const admin = await rabbitAdmin(brokerUrl);
+    return {
+      publisher: rabbitmqQueuePublisher({ url: brokerUrl }),
+      createTarget: admin.createTarget,
+      readBack: admin.readBack,
+      removeTarget: admin.removeTarget,
+      unreachableTarget: (port) => ({ broker: 'rabbitmq', url: `amqp://guest:guest@127.0.0.1:${port}`, exchange: 'x', routing_key: 'k' }),
+      close: () => admin.connection.close(),
+    };
+  });
+
+  describe('RabbitMQ specifics', () => {
+    let admin: Awaited<ReturnType<typeof rabbitAdmin>>;
+    const publisher = rabbitmqQueuePublisher({ url: brokerUrl });
+
+    beforeAll(async () => {
+      admin = await rabbitAdmin(brokerUrl);
+    });
+    afterAll(async () => {
+      await publisher.close();
+      await admin.connection.close();
+    });
+
+    it('publishes persistent JSON with the delivery id and event type', async () => {
+      const target = await admin.createTarget();
+      const request = deliveryRequest({ eventType: 'cart.updated', eventId: 'evt_42', appId: 'app_7' });
+      await publisher.publish(target, request);
+
+      const message = await admin.channel.get(target.exchange, { noAck: true });
+      expect(message && message.properties).toMatchObject({
+        messageId: request.deliveryId,
+        contentType: 'application/json',
+        deliveryMode: 2,
+        type: 'cart.updated',
+        headers: { 'intake-event-id': 'evt_42', 'intake-app-id': 'app_7' },
+      });
+      await admin.removeTarget(target);
+    });
+
+    it('answers rejected when the exchange does not exist, and publishes again afterwards', async () => {
+      const missing = `intake-test-missing-${uniqueSuffix()}`;
+
+      const outcome = await publisher.publish({ broker: 'rabbitmq', exchange: missing, routing_key: 'orders' }, deliveryRequest());
+
+      expect(outcome).toMatchObject({ outcome: 'rejected' });
+      expect(outcome.outcome === 'rejected' && outcome.reason).toContain(`exchange '${missing}' does not exist`);
+      // The broker closed the channel over the missing exchange; the publisher opens another.
+      const target = await admin.createTarget();
+      expect(await publisher.publish(target, deliveryRequest())).toMatchObject({ outcome: 'delivered' });
+      expect(await admin.readBack(target, 1)).toHaveLength(1);
+      await admin.removeTarget(target);
+    });
+
+    it('answers retry when no queue is bound to the routing key, as the message came back', async () => {
+      const target = await admin.createTarget();
+
+      const outcome = await publisher.publish({ ...target, routing_key: 'nobody-listens' }, deliveryRequest());
+
+      expect(outcome).toMatchObject({ outcome: 'retry' });
+      expect(outcome.outcome === 'retry' && outcome.reason).toContain(
+        `no queue is bound to exchange '${target.exchange}' with routing key 'nobody-listens'`,
+      );
+      await admin.removeTarget(target);
+    });
+
+    it('publishes to a queue through the default exchange', async () => {
+      const target = await admin.createTarget();
+
+      const outcome = await publisher.publish({ broker: 'rabbitmq', exchange: '', routing_key: target.exchange }, deliveryRequest());
+
+      expect(outcome).toMatchObject({ outcome: 'delivered' });
+      expect(await admin.readBack(target, 1)).toHaveLength(1);
+      await admin.removeTarget(target);
+    });
+
+    it('answers rejected when the broker refuses the credentials, without showing the password', async () => {
+      const wrong = new URL(brokerUrl);
+      wrong.password = 'surely-not-the-password';
+
+      const outcome = await publisher.publish({ broker: 'rabbitmq', url: wrong.href, exchange: 'x', routing_key: 'k' }, deliveryRequest());
+
+      expect(outcome).toMatchObject({ outcome: 'rejected' });
+      expect(outcome.outcome === 'rejected' && outcome.reason).not.toContain('surely-not-the-password');
+    });
+  });
+});

@@ -1,0 +1,173 @@
+import { connect, type ChannelModel, type ConfirmChannel, type Message } from 'amqplib';
+import type { DeliveryRequest, QueuePublisher, QueueTarget } from '../../application/destination.js';
+import { connectionCache } from './connection-cache.js';
+import {
+  brokerUrl,
+  delivered,
+  describeError,
+  measured,
+  redactUrl,
+  rejected,
+  retry,
+  withTimeout,
+  type PublishResult,
+} from './publish-outcome.js';
+
+export interface RabbitmqQueuePublisherOptions {
+  /** Used when a target names no URL. */
+  readonly url?: string;
+  readonly connectTimeoutMs?: number;
+  /** How long to wait for the broker's confirm. */
+  readonly publishTimeoutMs?: number;
+}
+
+/** AMQP reply codes that mean the destination, not the moment, is wrong. */
+const NOT_FOUND = 404;
+const PERMANENT_REPLY_CODES = new Set([NOT_FOUND, 403 /* access refused */, 406 /* precondition failed */]);
+
+/**
+ * Publishes through a confirm channel and answers `delivered` only once the broker confirmed the
+ * message. Messages are `mandatory`: one that no queue takes comes back, and is not reported delivered.
+ */
+export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = {}): QueuePublisher {
+  const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
+  const publishTimeoutMs = options.publishTimeoutMs ?? 10_000;
+  const sessions = connectionCache<RabbitSession>(
+    async (url, forget) => {
+      const connection = await connect(url, { timeout: connectTimeoutMs });
+      connection.on('close', forget);
+      // 'error' is always followed by 'close'; without a listener it would crash the process.
+      connection.on('error', () => undefined);
+      return rabbitSession(connection);
+    },
+    (session) => session.connection.close(),
+  );
+
+  async function publish(target: QueueTarget, request: DeliveryRequest): Promise<PublishResult> {
+    if (target.broker !== 'rabbitmq') return rejected(`the RabbitMQ publisher cannot publish to a ${target.broker} destination`);
+    const url = brokerUrl(target, options.url);
+    if (typeof url !== 'string') return url;
+
+    let channel: ConfirmableChannel;
+    try {
+      channel = await (await sessions.get(url)).channel();
+    } catch (error) {
+      if (error instanceof Error && /ACCESS[-_]REFUSED/.test(error.message)) {
+        return rejected(`RabbitMQ at ${redactUrl(url)} refused the credentials: ${error.message}`);
+      }
+      return retry(`RabbitMQ at ${redactUrl(url)} is unreachable: ${describeError(error)}`);
+    }
+    const where = `exchange '${target.exchange}' with routing key '${target.routing_key}'`;
+    try {
+      const routed = await withTimeout(
+        channel.publishConfirmed(target.exchange, target.routing_key, Buffer.from(request.body), {
+          messageId: request.deliveryId,
+          persistent: true,
+          contentType: 'application/json',
+          type: request.eventType,
+          headers: { 'intake-event-id': request.eventId, 'intake-app-id': request.appId },
+        }),
+        publishTimeoutMs,
+        `RabbitMQ did not confirm within ${publishTimeoutMs} ms`,
+      );
+      // A queue may be bound later, so an unroutable message is worth retrying rather than final.
+      return routed ? delivered : retry(`no queue is bound to ${where}: the message was returned`);
+    } catch (error) {
+      const closedBy = channel.closeError();
+      if (closedBy !== undefined && isAbout(closedBy, target.exchange)) {
+        if (closedBy.code === NOT_FOUND) return rejected(`exchange '${target.exchange}' does not exist: ${closedBy.message}`);
+        if (PERMANENT_REPLY_CODES.has(closedBy.code)) return rejected(`publishing to ${where} was refused: ${closedBy.message}`);
+      }
+      return retry(`publishing to ${where} failed: ${describeError(closedBy ?? error)}`);
+    }
+  }
+
+  return {
+    publish: (target, request) => measured(() => publish(target, request)),
+    close: () => sessions.closeAll(),
+  };
+}
+
+interface RabbitSession {
+  readonly connection: ChannelModel;
+  /** The shared confirm channel, reopened when the broker closed the previous one. */
+  channel(): Promise<ConfirmableChannel>;
+}
+
+interface ChannelError {
+  readonly code: number;
+  readonly message: string;
+}
+
+interface ConfirmableChannel {
+  /** Resolves true once confirmed and routed, false once confirmed but returned as unroutable. */
+  publishConfirmed(exchange: string, routingKey: string, body: Buffer, options: PublishOptions): Promise<boolean>;
+  /** Why the broker closed this channel, if it did: it closes channels on errors such as a missing exchange. */
+  closeError(): ChannelError | undefined;
+}
+
+type PublishOptions = Parameters<ConfirmChannel['publish']>[3] & { readonly messageId: string };
+
+function rabbitSession(connection: ChannelModel): RabbitSession {
+  let current: Promise<ConfirmableChannel> | undefined;
+  return {
+    connection,
+    channel() {
+      if (current === undefined) {
+        // Forgotten only if still current: a late close of an older channel must not drop a newer one.
+        const forget = () => {
+          if (current === opening) current = undefined;
+        };
+        const opening = confirmableChannel(connection, forget);
+        opening.catch(forget);
+        current = opening;
+      }
+      return current;
+    },
+  };
+}
+
+async function confirmableChannel(connection: ChannelModel, onClose: () => void): Promise<ConfirmableChannel> {
+  const channel = await connection.createConfirmChannel();
+  let closedBy: ChannelError | undefined;
+  // basic.return reaches us before the confirm of the same message, so the confirm callback can
+  // tell whether its message came back. Counted, in case the same id is published twice at once.
+  const returned = new Map<string, number>();
+  channel.on('return', (message: Message) => {
+    const id = String(message.properties.messageId);
+    returned.set(id, (returned.get(id) ?? 0) + 1);
+  });
+  channel.on('error', (error: unknown) => {
+    closedBy = channelError(error);
+  });
+  channel.on('close', onClose);
+
+  const takeReturned = (id: string) => {
+    const count = returned.get(id) ?? 0;
+    if (count <= 1) returned.delete(id);
+    else returned.set(id, count - 1);
+    return count > 0;
+  };
+
+  return {
+    closeError: () => closedBy,
+    publishConfirmed: (exchange, routingKey, body, options) =>
+      new Promise((resolve, reject) => {
+        channel.publish(exchange, routingKey, body, { ...options, mandatory: true }, (error) => {
+          const wasReturned = takeReturned(options.messageId);
+          if (error !== null && error !== undefined) reject(error instanceof Error ? error : new Error(String(error)));
+          else resolve(!wasReturned);
+        });
+      }),
+  };
+}
+
+function channelError(error: unknown): ChannelError | undefined {
+  if (!(error instanceof Error) || !('code' in error) || typeof error.code !== 'number') return undefined;
+  return { code: error.code, message: error.message };
+}
+
+/** A closed channel fails every publish in flight: only the one naming our exchange is ours. */
+function isAbout(error: ChannelError, exchange: string): boolean {
+  return error.message.includes(`'${exchange}'`);
+}

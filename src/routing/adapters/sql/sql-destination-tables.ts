@@ -1,0 +1,68 @@
+import { sql, type Kysely } from 'kysely';
+import { ValidationError } from '../../../shared/errors.js';
+import type { DestinationTables } from '../../application/ports.js';
+
+type Tables = { routing_destination_tables: { table_name: string; created_at: string } };
+
+/**
+ * Tables of the `database` destination. A name is usable when Intake created it for this purpose,
+ * or when nothing by that name exists yet: a rule can never write into one of Intake's own tables.
+ */
+export function sqlDestinationTables(now: () => Date): (db: Kysely<object>) => DestinationTables {
+  // Tables known to exist, shared by every transaction's view of the database.
+  const created = new Set<string>();
+  return (db) => destinationTables(db, now, created);
+}
+
+function destinationTables(db: Kysely<object>, now: () => Date, created: Set<string>): DestinationTables {
+  const registry = () => db.withTables<Tables>();
+
+  const registered = async (table: string) =>
+    (await registry().selectFrom('routing_destination_tables').select('table_name').where('table_name', '=', table).executeTakeFirst()) !==
+    undefined;
+
+  const exists = async (table: string) => (await db.introspection.getTables()).some((t) => t.name.toLowerCase() === table.toLowerCase());
+
+  const assertUsable = async (table: string) => {
+    if (created.has(table) || (await registered(table))) return;
+    if (await exists(table)) {
+      throw new ValidationError(
+        'routing.invalid-destination',
+        `table ${table} already exists and was not created by a database destination`,
+        [{ path: 'destination_config.table', message: 'names an existing table Intake does not own' }],
+      );
+    }
+  };
+
+  const ensure = async (table: string) => {
+    if (created.has(table)) return;
+    await assertUsable(table);
+    await db.schema
+      .createTable(table)
+      .ifNotExists()
+      .addColumn('delivery_id', 'text', (c) => c.primaryKey())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('app_id', 'text', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('body', 'text', (c) => c.notNull())
+      .addColumn('delivered_at', 'text', (c) => c.notNull())
+      .execute();
+    await registry()
+      .insertInto('routing_destination_tables')
+      .values({ table_name: table, created_at: now().toISOString() })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+    created.add(table);
+  };
+
+  return {
+    assertUsable,
+    async insert(table, row) {
+      await ensure(table);
+      // The identifier was validated when the rule was saved and Kysely quotes it; values are parameters.
+      await sql`INSERT INTO ${sql.table(table)} (delivery_id, event_id, app_id, event_type, body, delivered_at)
+                VALUES (${row.delivery_id}, ${row.event_id}, ${row.app_id}, ${row.event_type}, ${row.body}, ${row.delivered_at})
+                ON CONFLICT (delivery_id) DO NOTHING`.execute(db);
+    },
+  };
+}

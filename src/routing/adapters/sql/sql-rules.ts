@@ -1,0 +1,87 @@
+import type { Kysely } from 'kysely';
+import type { InlineProjection } from '../../../shared/event-store/event-store.js';
+import type { RuleCatalog, SecretVault, StoredRule } from '../../application/ports.js';
+import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../../domain/routing-rule.js';
+
+type Tables = {
+  routing_rules: { rule_id: string; app_id: string; rule: string; priority: number; created_at: string };
+  routing_secrets: { rule_id: string; secret: string };
+};
+
+const tables = (db: Kysely<object>) => db.withTables<Tables>();
+
+/** Keeps routing_rules in step with the rule events, in their own transaction. */
+export const rulesProjection: InlineProjection = {
+  name: 'routing.rules',
+  handles: RULE_EVENT_TYPES,
+  async apply(db, events) {
+    for (const event of events) {
+      const { type, data } = event as unknown as RoutingRuleEvent;
+      if (type === 'RoutingRuleCreated') {
+        const rule: StoredRule = { ...data, updated_at: data.created_at };
+        await tables(db)
+          .insertInto('routing_rules')
+          .values({
+            rule_id: data.rule_id,
+            app_id: data.app_id,
+            rule: JSON.stringify(rule),
+            priority: data.priority,
+            created_at: data.created_at,
+          })
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      } else if (type === 'RoutingRuleDeleted') {
+        await tables(db).deleteFrom('routing_rules').where('rule_id', '=', data.rule_id).execute();
+        await tables(db).deleteFrom('routing_secrets').where('rule_id', '=', data.rule_id).execute();
+      } else if (type === 'RoutingRuleUpdated' || type === 'RoutingRuleToggled') {
+        const row = await tables(db).selectFrom('routing_rules').select('rule').where('rule_id', '=', data.rule_id).executeTakeFirst();
+        if (!row) continue;
+        const current = JSON.parse(row.rule) as StoredRule;
+        const next: StoredRule =
+          type === 'RoutingRuleUpdated'
+            ? { ...data, created_at: current.created_at, updated_at: data.updated_at }
+            : { ...current, is_active: data.is_active, updated_at: data.toggled_at };
+        await tables(db)
+          .updateTable('routing_rules')
+          .set({ rule: JSON.stringify(next), priority: next.priority })
+          .where('rule_id', '=', data.rule_id)
+          .execute();
+      }
+    }
+  },
+};
+
+export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
+  return {
+    async get(ruleId) {
+      const row = await tables(db).selectFrom('routing_rules').select('rule').where('rule_id', '=', ruleId).executeTakeFirst();
+      return row && (JSON.parse(row.rule) as StoredRule);
+    },
+    async listByApp(appId) {
+      const rows = await tables(db)
+        .selectFrom('routing_rules')
+        .select('rule')
+        .where('app_id', '=', appId)
+        .orderBy('priority', 'desc')
+        .orderBy('created_at')
+        .orderBy('rule_id')
+        .execute();
+      return rows.map((row) => JSON.parse(row.rule) as StoredRule);
+    },
+  };
+}
+
+export function sqlSecretVault(db: Kysely<object>): SecretVault {
+  return {
+    async get(ruleId) {
+      return (await tables(db).selectFrom('routing_secrets').select('secret').where('rule_id', '=', ruleId).executeTakeFirst())?.secret;
+    },
+    async set(ruleId, secret) {
+      await tables(db)
+        .insertInto('routing_secrets')
+        .values({ rule_id: ruleId, secret })
+        .onConflict((oc) => oc.column('rule_id').doUpdateSet({ secret }))
+        .execute();
+    },
+  };
+}

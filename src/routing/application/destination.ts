@@ -1,0 +1,52 @@
+/**
+ * The port every destination adapter implements. Expected failures are outcomes, not exceptions:
+ * the delivery worker decides on retries, dead letters and disabling from the outcome alone.
+ */
+export interface DeliveryRequest {
+  /** Stable across attempts: receivers deduplicate on it (`webhook-id` for webhooks). */
+  readonly deliveryId: string;
+  readonly attempt: number;
+  /** The JSON document delivered, already serialised (signed as is for webhooks). */
+  readonly body: string;
+  readonly eventId: string;
+  readonly appId: string;
+  readonly eventType: string;
+}
+
+export type DeliveryOutcome =
+  | { readonly outcome: 'delivered'; readonly statusCode?: number; readonly durationMs: number }
+  /** Worth retrying: network error, timeout, 429, 5xx, broker unavailable. */
+  | {
+      readonly outcome: 'retry';
+      readonly reason: string;
+      readonly statusCode?: number;
+      readonly retryAfterMs?: number;
+      readonly durationMs: number;
+    }
+  /** Will never succeed as configured (4xx other than 429, refused address...). */
+  | { readonly outcome: 'rejected'; readonly reason: string; readonly statusCode?: number; readonly durationMs: number }
+  /** The endpoint is gone for good (HTTP 410): its rule is disabled. */
+  | { readonly outcome: 'gone'; readonly reason: string; readonly statusCode: number; readonly durationMs: number };
+
+export interface WebhookTarget {
+  readonly url: string;
+  /** `whsec_<base64 key>`, per the Standard Webhooks specification. */
+  readonly signingSecret: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface WebhookSender {
+  send(target: WebhookTarget, request: DeliveryRequest): Promise<DeliveryOutcome>;
+  close(): Promise<void>;
+}
+
+export type QueueTarget =
+  | { readonly broker: 'nats'; readonly url?: string; readonly subject: string }
+  | { readonly broker: 'rabbitmq'; readonly url?: string; readonly exchange: string; readonly routing_key: string }
+  | { readonly broker: 'redis'; readonly url?: string; readonly stream: string };
+
+export interface QueuePublisher {
+  /** Resolves `delivered` only once the broker confirmed the message. */
+  publish(target: QueueTarget, request: DeliveryRequest): Promise<DeliveryOutcome>;
+  close(): Promise<void>;
+}

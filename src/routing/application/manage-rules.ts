@@ -1,0 +1,139 @@
+import type { Clock } from '../../shared/clock.js';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import type { EventStore } from '../../shared/event-store/event-store.js';
+import type { IdGenerator } from '../../shared/ids.js';
+import type { DatabaseConfig, WebhookConfig } from '../domain/destination-config.js';
+import {
+  decideCreate,
+  decideDelete,
+  decideRotate,
+  decideToggle,
+  decideUpdate,
+  evolveRule,
+  noRule,
+  parseRule,
+  ruleStreamId,
+  type RoutingRuleEvent,
+  type RuleFields,
+  type RuleInput,
+  type RuleState,
+} from '../domain/routing-rule.js';
+import type { DestinationTables, RuleCatalog, SecretVaultFor, StoredRule } from './ports.js';
+import type { RuleEvaluator } from './rule-evaluator.js';
+
+export interface RuleDeps {
+  readonly store: EventStore;
+  readonly clock: Clock;
+  readonly newId: IdGenerator;
+  readonly catalog: RuleCatalog;
+  readonly vault: SecretVaultFor;
+  readonly evaluator: RuleEvaluator;
+  readonly destinationTables: DestinationTables;
+  readonly applicationExists: (appId: string) => Promise<boolean>;
+  /** Text-level SSRF check of a webhook URL (the resolved address is checked again at delivery). */
+  readonly checkWebhookUrl: (url: string) => void;
+  readonly newSigningSecret: () => string;
+}
+
+async function load(store: EventStore, ruleId: string): Promise<{ state: RuleState; version: number }> {
+  const events = await store.readStream(ruleStreamId(ruleId));
+  return { state: events.map((e) => e as unknown as RoutingRuleEvent).reduce(evolveRule, noRule), version: events.length };
+}
+
+async function validated(deps: RuleDeps, input: RuleInput): Promise<RuleFields> {
+  if (!(await deps.applicationExists(input.app_id))) {
+    throw new ValidationError('routing.unknown-application', `no application ${input.app_id}`, [
+      { path: 'app_id', message: 'unknown application' },
+    ]);
+  }
+  const fields = parseRule(input);
+  if (fields.destination_type === 'webhook') deps.checkWebhookUrl((fields.destination_config as WebhookConfig).url);
+  if (fields.destination_type === 'database')
+    await deps.destinationTables.assertUsable((fields.destination_config as DatabaseConfig).table);
+  return fields;
+}
+
+export interface CreatedRule {
+  readonly rule: StoredRule;
+  /** Shown once, at creation: the receiver verifies signatures with it. */
+  readonly signingSecret: string | undefined;
+}
+
+export const createRule =
+  (deps: RuleDeps) =>
+  async (input: RuleInput): Promise<CreatedRule> => {
+    const fields = await validated(deps, input);
+    const ruleId = deps.newId();
+    const event = decideCreate(ruleId, fields, noRule, deps.clock.now());
+    const signingSecret = fields.destination_type === 'webhook' ? deps.newSigningSecret() : undefined;
+    await deps.store.transaction(async (tx) => {
+      await tx.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: 'no_stream' });
+      if (signingSecret) await deps.vault(tx.db).set(ruleId, signingSecret);
+    });
+    deps.evaluator.invalidate(fields.app_id);
+    return { rule: { ...event.data, updated_at: event.data.created_at }, signingSecret };
+  };
+
+export const updateRule =
+  (deps: RuleDeps) =>
+  async (ruleId: string, input: RuleInput): Promise<CreatedRule> => {
+    const { state, version } = await load(deps.store, ruleId);
+    const fields = await validated(deps, input);
+    const event = decideUpdate(ruleId, fields, state, deps.clock.now());
+    let signingSecret: string | undefined;
+    await deps.store.transaction(async (tx) => {
+      await tx.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version });
+      // A rule that becomes a webhook needs a secret to sign with; an existing one is kept.
+      if (fields.destination_type === 'webhook' && !(await deps.vault(tx.db).get(ruleId))) {
+        signingSecret = deps.newSigningSecret();
+        await deps.vault(tx.db).set(ruleId, signingSecret);
+      }
+    });
+    deps.evaluator.invalidate(fields.app_id);
+    const stored = await deps.catalog.get(ruleId);
+    if (!stored) throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
+    return { rule: stored, signingSecret };
+  };
+
+export const toggleRule =
+  (deps: RuleDeps) =>
+  async (ruleId: string, to?: boolean, reason?: string): Promise<StoredRule> => {
+    const { state, version } = await load(deps.store, ruleId);
+    const event = decideToggle(ruleId, state, deps.clock.now(), to, reason);
+    await deps.store.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version });
+    deps.evaluator.invalidate(event.data.app_id);
+    const stored = await deps.catalog.get(ruleId);
+    if (!stored) throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
+    return stored;
+  };
+
+export const deleteRule =
+  (deps: RuleDeps) =>
+  async (ruleId: string): Promise<void> => {
+    const { state, version } = await load(deps.store, ruleId);
+    const event = decideDelete(ruleId, state, deps.clock.now());
+    await deps.store.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version });
+    deps.evaluator.invalidate(event.data.app_id);
+  };
+
+/** A new signing secret, effective for the next attempt of every delivery of the rule. */
+export const rotateSecret =
+  (deps: RuleDeps) =>
+  async (ruleId: string): Promise<string> => {
+    const { state, version } = await load(deps.store, ruleId);
+    const event = decideRotate(ruleId, state, deps.clock.now());
+    const secret = deps.newSigningSecret();
+    await deps.store.transaction(async (tx) => {
+      await tx.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version });
+      await deps.vault(tx.db).set(ruleId, secret);
+    });
+    return secret;
+  };
+
+export const getRule =
+  (catalog: RuleCatalog) =>
+  async (ruleId: string): Promise<StoredRule> => {
+    const rule = await catalog.get(ruleId);
+    if (!rule) throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
+    return rule;
+  };

@@ -1,0 +1,72 @@
+import { compileCondition } from '../domain/condition.js';
+import type { StoredRule } from './ports.js';
+
+export interface RoutingSummary {
+  readonly rules_evaluated: number;
+  readonly rules_matched: number;
+  readonly rules_executed: number;
+}
+
+export interface RoutingDecision {
+  readonly summary: RoutingSummary;
+  /** In priority order: the rules whose deliveries will be scheduled. */
+  readonly matchedRuleIds: string[];
+}
+
+/** What a condition sees: the event as a document, e.g. `payload.total`, `metadata.ip`, `event_type`. */
+export interface RoutableEvent {
+  readonly app_id: string;
+  readonly event_type: string;
+  readonly payload: object;
+  readonly metadata: object;
+}
+
+interface CompiledRule {
+  readonly ruleId: string;
+  readonly eventTypeFilter: string | null;
+  readonly test: (document: object) => boolean;
+}
+
+export interface RuleEvaluator {
+  evaluate(event: RoutableEvent): Promise<RoutingDecision>;
+  /** Drops an application's compiled rules; the next evaluation reloads them. */
+  invalidate(appId: string): void;
+}
+
+/**
+ * Evaluates an application's active rules on the ingest path, highest priority first. Conditions
+ * are compiled once per rule version and cached per application until a rule event invalidates them.
+ */
+export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]>): RuleEvaluator {
+  const cache = new Map<string, Promise<CompiledRule[]>>();
+  const compiled = (appId: string) => {
+    let rules = cache.get(appId);
+    if (!rules) {
+      rules = loadRules(appId).then((all) =>
+        all
+          .filter((rule) => rule.is_active)
+          .sort((a, b) => b.priority - a.priority)
+          .map((rule) => ({ ruleId: rule.rule_id, eventTypeFilter: rule.event_type_filter, test: compileCondition(rule.condition) })),
+      );
+      rules.catch(() => cache.delete(appId));
+      cache.set(appId, rules);
+    }
+    return rules;
+  };
+
+  return {
+    async evaluate(event) {
+      const rules = await compiled(event.app_id);
+      const matchedRuleIds = rules
+        .filter((rule) => (rule.eventTypeFilter === null || rule.eventTypeFilter === event.event_type) && rule.test(event))
+        .map((rule) => rule.ruleId);
+      return {
+        summary: { rules_evaluated: rules.length, rules_matched: matchedRuleIds.length, rules_executed: matchedRuleIds.length },
+        matchedRuleIds,
+      };
+    },
+    invalidate(appId) {
+      cache.delete(appId);
+    },
+  };
+}

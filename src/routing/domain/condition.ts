@@ -1,0 +1,164 @@
+import * as siftNamespace from 'sift';
+import { ValidationError, type Violation } from '../../shared/errors.js';
+
+/**
+ * Rule conditions are MongoDB-style queries over the event document. Only operators that compare
+ * data are allowed: anything that could run code ($where, $function, $expr...) is refused when the
+ * rule is saved, as is any operator we do not know.
+ */
+export type Condition = { readonly [key: string]: unknown };
+
+// sift is CommonJS: under ESM its exports arrive on `default`.
+const sift = (siftNamespace as unknown as { default: typeof siftNamespace }).default;
+
+/** The only operations the compiled tester knows: $where and friends do not exist for it at all. */
+const OPERATIONS = {
+  $eq: sift.$eq,
+  $ne: sift.$ne,
+  $gt: sift.$gt,
+  $gte: sift.$gte,
+  $lt: sift.$lt,
+  $lte: sift.$lte,
+  $in: sift.$in,
+  $nin: sift.$nin,
+  $exists: sift.$exists,
+  $regex: sift.$regex,
+  $options: sift.$options,
+  $not: sift.$not,
+  $size: sift.$size,
+  $all: sift.$all,
+  $elemMatch: sift.$elemMatch,
+  $and: sift.$and,
+  $or: sift.$or,
+  $nor: sift.$nor,
+};
+
+const FIELD_OPERATORS = new Set([
+  '$eq',
+  '$ne',
+  '$gt',
+  '$gte',
+  '$lt',
+  '$lte',
+  '$in',
+  '$nin',
+  '$exists',
+  '$regex',
+  '$options',
+  '$not',
+  '$size',
+  '$all',
+  '$elemMatch',
+]);
+const LOGICAL_OPERATORS = new Set(['$and', '$or', '$nor']);
+const MAX_DEPTH = 8;
+const MAX_REGEX = 256;
+
+export function validateCondition(condition: unknown): Condition {
+  const violations: Violation[] = [];
+  if (condition === null || condition === undefined) return {};
+  if (!isPlainObject(condition)) {
+    violations.push({ path: 'condition', message: 'must be an object' });
+  } else {
+    checkQuery(condition, 'condition', 0, violations);
+  }
+  if (violations.length > 0) {
+    throw new ValidationError('routing.invalid-condition', violations.map((v) => `${v.path}: ${v.message}`).join('; '), violations);
+  }
+  return condition as Condition;
+}
+
+/** Compiles a validated condition once; the returned test is what runs on the ingest path. */
+export function compileCondition(condition: Condition): (document: object) => boolean {
+  if (Object.keys(condition).length === 0) return () => true;
+  return sift.createQueryTester(condition, { operations: OPERATIONS });
+}
+
+function checkQuery(query: Record<string, unknown>, path: string, depth: number, out: Violation[]): void {
+  if (depth > MAX_DEPTH) {
+    out.push({ path, message: `nests deeper than ${MAX_DEPTH} levels` });
+    return;
+  }
+  for (const [key, value] of Object.entries(query)) {
+    const at = `${path}.${key}`;
+    if (key.startsWith('$')) {
+      if (!LOGICAL_OPERATORS.has(key)) {
+        out.push({ path: at, message: `operator ${key} is not allowed here (top level allows ${[...LOGICAL_OPERATORS].join(', ')})` });
+      } else if (!Array.isArray(value) || value.length === 0 || !value.every(isPlainObject)) {
+        out.push({ path: at, message: `${key} needs a non-empty array of conditions` });
+      } else {
+        value.forEach((sub, i) => checkQuery(sub as Record<string, unknown>, `${at}.${i}`, depth + 1, out));
+      }
+      continue;
+    }
+    if (key.length === 0 || key.length > 256) out.push({ path: at, message: 'field paths must be 1-256 characters' });
+    if (isPlainObject(value) && Object.keys(value).some((k) => k.startsWith('$'))) checkOperators(value, at, depth + 1, out);
+  }
+}
+
+function checkOperators(operators: Record<string, unknown>, path: string, depth: number, out: Violation[]): void {
+  if (depth > MAX_DEPTH) {
+    out.push({ path, message: `nests deeper than ${MAX_DEPTH} levels` });
+    return;
+  }
+  for (const [operator, operand] of Object.entries(operators)) {
+    const at = `${path}.${operator}`;
+    if (!operator.startsWith('$')) {
+      out.push({ path: at, message: 'cannot mix operators and plain fields in one object' });
+      continue;
+    }
+    if (!FIELD_OPERATORS.has(operator)) {
+      out.push({ path: at, message: `unknown or forbidden operator ${operator} (allowed: ${[...FIELD_OPERATORS].join(' ')})` });
+      continue;
+    }
+    switch (operator) {
+      case '$in':
+      case '$nin':
+      case '$all':
+        if (!Array.isArray(operand)) out.push({ path: at, message: `${operator} needs an array` });
+        break;
+      case '$exists':
+        if (typeof operand !== 'boolean') out.push({ path: at, message: '$exists needs true or false' });
+        break;
+      case '$size':
+        if (!Number.isInteger(operand)) out.push({ path: at, message: '$size needs an integer' });
+        break;
+      case '$regex':
+        checkRegex(operand, typeof operators.$options === 'string' ? operators.$options : '', at, out);
+        break;
+      case '$options':
+        if (typeof operand !== 'string' || !/^[imsu]*$/.test(operand))
+          out.push({ path: at, message: '$options may only hold i, m, s and u' });
+        else if (!('$regex' in operators)) out.push({ path: at, message: '$options needs a $regex beside it' });
+        break;
+      case '$not':
+        if (operand instanceof RegExp || typeof operand === 'string') checkRegex(operand, '', at, out);
+        else if (isPlainObject(operand)) checkOperators(operand, at, depth + 1, out);
+        else out.push({ path: at, message: '$not needs an operator object' });
+        break;
+      case '$elemMatch':
+        if (!isPlainObject(operand)) out.push({ path: at, message: '$elemMatch needs a condition object' });
+        else if (Object.keys(operand).every((k) => k.startsWith('$'))) checkOperators(operand, at, depth + 1, out);
+        else checkQuery(operand, at, depth + 1, out);
+        break;
+      default:
+        if (isPlainObject(operand)) out.push({ path: at, message: `${operator} compares with a value, not an object` });
+    }
+  }
+}
+
+function checkRegex(pattern: unknown, flags: string, path: string, out: Violation[]): void {
+  if (typeof pattern !== 'string' || pattern.length > MAX_REGEX) {
+    out.push({ path, message: `$regex needs a pattern string of at most ${MAX_REGEX} characters` });
+    return;
+  }
+  try {
+    new RegExp(pattern, flags);
+  } catch (error) {
+    out.push({ path, message: `invalid regular expression: ${(error as Error).message}` });
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
+}

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../shared/errors.js';
+import { compileCondition, validateCondition } from './condition.js';
+
+const event = {
+  event_type: 'order_created',
+  payload: { total: 99.99, tags: ['vip', 'eu'], customer: { email: 'a@b.io' } },
+  metadata: { ip: '203.0.113.5' },
+};
+const matches = (condition: object) => compileCondition(validateCondition(condition))(event);
+
+describe('rule conditions', () => {
+  it.each([
+    [{ 'payload.total': { $gt: 50 } }, true],
+    [{ 'payload.total': { $gt: 100 } }, false],
+    [{ 'payload.total': { $gte: 99.99, $lte: 100 } }, true],
+    [{ 'payload.total': { $lt: 10 } }, false],
+    [{ event_type: 'order_created' }, true],
+    [{ event_type: { $ne: 'order_created' } }, false],
+    [{ 'payload.tags': { $in: ['vip'] } }, true],
+    [{ 'payload.tags': { $nin: ['vip'] } }, false],
+    [{ 'payload.coupon': { $exists: false } }, true],
+    [{ 'payload.customer.email': { $regex: '@B\\.IO$', $options: 'i' } }, true],
+    [{ 'payload.total': { $not: { $gt: 50 } } }, false],
+    [{ $or: [{ 'payload.total': { $lt: 10 } }, { 'metadata.ip': '203.0.113.5' }] }, true],
+    [{ $and: [{ 'payload.total': { $gt: 10 } }, { event_type: 'refund' }] }, false],
+    [{}, true],
+  ])('%j matches: %s', (condition, expected) => {
+    expect(matches(condition)).toBe(expected);
+  });
+
+  it.each([
+    [{ $where: 'this.payload.total > 1' }, 'condition.$where'],
+    [{ 'payload.total': { $where: 'x' } }, 'condition.payload.total.$where'],
+    [{ 'payload.total': { $function: {} } }, 'condition.payload.total.$function'],
+    [{ $expr: { $gt: ['$a', 1] } }, 'condition.$expr'],
+    [{ 'payload.total': { $bogus: 1 } }, 'condition.payload.total.$bogus'],
+    [{ 'payload.tags': { $in: 'vip' } }, 'condition.payload.tags.$in'],
+    [{ $or: { a: 1 } }, 'condition.$or'],
+    [{ 'payload.x': { $regex: '(' } }, 'condition.payload.x.$regex'],
+    [{ 'payload.x': { $gt: 1, plain: 2 } }, 'condition.payload.x.plain'],
+    [[1, 2], 'condition'],
+  ])('refuses %j at %s', (condition, path) => {
+    try {
+      validateCondition(condition);
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ValidationError);
+      expect((error as ValidationError).violations.map((v) => v.path)).toContain(path);
+    }
+  });
+
+  it('lists every problem of a condition at once', () => {
+    try {
+      validateCondition({ a: { $bogus: 1 }, b: { $in: 3 } });
+      expect.unreachable();
+    } catch (error) {
+      expect((error as ValidationError).violations).toHaveLength(2);
+    }
+  });
+});

@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import type { DeliveryAttempted, DeliveryDeadLettered, DeliveryFailed, DeliverySucceeded } from '../../shared/contracts/routing-events.js';
+
+/** Default retry schedule in seconds: 7 retries over about 28 hours, then the dead-letter queue. */
+export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
+
+/** One id per (item, rule), the same on every attempt and after any redelivery: receivers deduplicate on it. */
+export function deliveryIdOf(itemId: string, ruleId: string): string {
+  return `msg_${createHash('sha256').update(`${itemId}:${ruleId}`).digest('hex').slice(0, 32)}`;
+}
+
+export type AttemptOutcome =
+  | { readonly outcome: 'delivered'; readonly statusCode?: number; readonly durationMs: number }
+  | {
+      readonly outcome: 'retry';
+      readonly reason: string;
+      readonly statusCode?: number;
+      readonly retryAfterMs?: number;
+      readonly durationMs: number;
+    }
+  | { readonly outcome: 'rejected' | 'gone'; readonly reason: string; readonly statusCode?: number; readonly durationMs: number };
+
+export interface AttemptDecision {
+  readonly status: 'pending' | 'succeeded' | 'dead_lettered';
+  readonly nextAttemptAt: string | null;
+  readonly events: Array<DeliveryAttempted | DeliverySucceeded | DeliveryFailed | DeliveryDeadLettered>;
+  /** The rule's endpoint answered 410 Gone: it must be disabled. */
+  readonly disableRule: boolean;
+}
+
+interface AttemptContext {
+  readonly itemId: string;
+  readonly deliveryId: string;
+  readonly ruleId: string;
+  /** The attempt just made, from 1. */
+  readonly attempt: number;
+  readonly at: Date;
+  /** Seconds to wait after attempt n is schedule[n - 1]; past its end the delivery is dead-lettered. */
+  readonly schedule: readonly number[];
+  /** A number in [0, 1) for the jitter. */
+  readonly random: number;
+}
+
+/**
+ * Decides what an attempt's outcome means: success, a retry with exponential backoff and ±20 %
+ * jitter (never sooner than a Retry-After), or the dead-letter queue.
+ */
+export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): AttemptDecision {
+  const at = ctx.at.toISOString();
+  const ids = { item_id: ctx.itemId, delivery_id: ctx.deliveryId, rule_id: ctx.ruleId, attempt: ctx.attempt };
+  const attempted: DeliveryAttempted = { type: 'DeliveryAttempted', data: { ...ids, attempted_at: at } };
+  const statusCode = result.statusCode ?? null;
+
+  if (result.outcome === 'delivered') {
+    return {
+      status: 'succeeded',
+      nextAttemptAt: null,
+      disableRule: false,
+      events: [
+        attempted,
+        { type: 'DeliverySucceeded', data: { ...ids, status_code: statusCode, duration_ms: result.durationMs, delivered_at: at } },
+      ],
+    };
+  }
+
+  const delaySeconds = ctx.schedule[ctx.attempt - 1];
+  if (result.outcome === 'retry' && delaySeconds !== undefined) {
+    const jittered = delaySeconds * 1000 * (0.8 + 0.4 * ctx.random);
+    const next = new Date(ctx.at.getTime() + Math.max(jittered, result.retryAfterMs ?? 0)).toISOString();
+    return {
+      status: 'pending',
+      nextAttemptAt: next,
+      disableRule: false,
+      events: [
+        attempted,
+        { type: 'DeliveryFailed', data: { ...ids, reason: result.reason, status_code: statusCode, next_attempt_at: next, failed_at: at } },
+      ],
+    };
+  }
+
+  const reason = result.outcome === 'retry' ? `${result.reason} (gave up after ${ctx.attempt} attempts)` : result.reason;
+  return {
+    status: 'dead_lettered',
+    nextAttemptAt: null,
+    disableRule: result.outcome === 'gone',
+    events: [
+      attempted,
+      { type: 'DeliveryFailed', data: { ...ids, reason, status_code: statusCode, next_attempt_at: null, failed_at: at } },
+      { type: 'DeliveryDeadLettered', data: { ...ids, reason, dead_lettered_at: at } },
+    ],
+  };
+}
+
+export function parseRetrySchedule(text: string | undefined): number[] {
+  if (text === undefined || text.trim() === '') return DEFAULT_RETRY_SCHEDULE;
+  const seconds = text.split(',').map((part) => Number(part.trim()));
+  if (seconds.some((s) => !Number.isFinite(s) || s < 0))
+    throw new Error(`WEBHOOK_RETRY_SCHEDULE must be a comma list of seconds (got "${text}")`);
+  return seconds;
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { decideAttempt, deliveryIdOf, parseRetrySchedule } from './delivery.js';
+
+const at = new Date('2026-11-24T10:00:00.000Z');
+const ctx = (attempt: number, random = 0.5) => ({ itemId: 'i', deliveryId: 'msg_1', ruleId: 'r', attempt, at, schedule: [5, 300], random });
+
+describe('delivery attempts', () => {
+  it('gives one delivery id per item and rule', () => {
+    expect(deliveryIdOf('i', 'r')).toBe(deliveryIdOf('i', 'r'));
+    expect(deliveryIdOf('i', 'r')).not.toBe(deliveryIdOf('i', 'r2'));
+    expect(deliveryIdOf('i', 'r')).toMatch(/^msg_[0-9a-f]{32}$/);
+  });
+
+  it('succeeds on delivery', () => {
+    const decision = decideAttempt(ctx(1), { outcome: 'delivered', statusCode: 204, durationMs: 3 });
+    expect(decision.status).toBe('succeeded');
+    expect(decision.events.map((e) => e.type)).toEqual(['DeliveryAttempted', 'DeliverySucceeded']);
+  });
+
+  it('retries after the scheduled delay with jitter of at most 20 %', () => {
+    const early = decideAttempt(ctx(1, 0), { outcome: 'retry', reason: '503', durationMs: 1 });
+    const late = decideAttempt(ctx(1, 0.999999), { outcome: 'retry', reason: '503', durationMs: 1 });
+    expect(early.nextAttemptAt).toBe('2026-11-24T10:00:04.000Z');
+    expect(Date.parse(late.nextAttemptAt ?? '') - at.getTime()).toBeCloseTo(6000, -1);
+    expect(decideAttempt(ctx(2, 0.5), { outcome: 'retry', reason: 'x', durationMs: 1 }).nextAttemptAt).toBe('2026-11-24T10:05:00.000Z');
+  });
+
+  it('waits at least as long as Retry-After asks', () => {
+    expect(decideAttempt(ctx(1), { outcome: 'retry', reason: '429', retryAfterMs: 60_000, durationMs: 1 }).nextAttemptAt).toBe(
+      '2026-11-24T10:01:00.000Z',
+    );
+  });
+
+  it('dead-letters when the schedule is exhausted, on a permanent rejection, and disables the rule on 410', () => {
+    const exhausted = decideAttempt(ctx(3), { outcome: 'retry', reason: 'timeout', durationMs: 1 });
+    expect(exhausted.status).toBe('dead_lettered');
+    expect(exhausted.events.map((e) => e.type)).toEqual(['DeliveryAttempted', 'DeliveryFailed', 'DeliveryDeadLettered']);
+    expect(decideAttempt(ctx(1), { outcome: 'rejected', reason: '400', durationMs: 1 }).status).toBe('dead_lettered');
+    const gone = decideAttempt(ctx(1), { outcome: 'gone', reason: '410', statusCode: 410, durationMs: 1 });
+    expect(gone).toMatchObject({ status: 'dead_lettered', disableRule: true });
+  });
+
+  it('reads the retry schedule from a comma list of seconds', () => {
+    expect(parseRetrySchedule('1, 2,3')).toEqual([1, 2, 3]);
+    expect(parseRetrySchedule(undefined)).toHaveLength(7);
+    expect(() => parseRetrySchedule('1,x')).toThrow(/comma list/);
+  });
+});

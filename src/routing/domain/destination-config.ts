@@ -1,0 +1,98 @@
+import { ValidationError, type Violation } from '../../shared/errors.js';
+
+export type DestinationType = 'webhook' | 'database' | 'queue';
+export const DESTINATION_TYPES: readonly DestinationType[] = ['webhook', 'database', 'queue'];
+
+export type WebhookConfig = { url: string; headers?: Record<string, string> };
+export type DatabaseConfig = { table: string };
+export type QueueConfig =
+  | { broker: 'nats'; subject: string; url?: string }
+  | { broker: 'rabbitmq'; exchange: string; routing_key: string; url?: string }
+  | { broker: 'redis'; stream: string; url?: string };
+export type DestinationConfig = WebhookConfig | DatabaseConfig | QueueConfig;
+
+/** A table name that is a plain identifier: quoted in SQL anyway, but never something that needs quoting. */
+const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const RESERVED_TABLE_PREFIXES = ['sqlite_', 'pg_'];
+const SUBJECT = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_*>-]+)*$/;
+const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
+
+/** Checks a destination's configuration when its rule is saved, listing every problem. */
+export function parseDestination(type: unknown, config: unknown): { type: DestinationType; config: DestinationConfig } {
+  const out: Violation[] = [];
+  if (typeof type !== 'string' || !(DESTINATION_TYPES as readonly string[]).includes(type)) {
+    throw invalid([{ path: 'destination_type', message: `must be one of ${DESTINATION_TYPES.join(', ')}` }]);
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw invalid([{ path: 'destination_config', message: `is required for a ${type} destination` }]);
+  }
+  const c = config as Record<string, unknown>;
+  const text = (key: string, pattern?: RegExp, hint = '') => {
+    const value = c[key];
+    if (typeof value !== 'string' || value.length === 0) out.push({ path: `destination_config.${key}`, message: 'is required' });
+    else if (pattern && !pattern.test(value)) out.push({ path: `destination_config.${key}`, message: `is not valid${hint}` });
+    return typeof value === 'string' ? value : '';
+  };
+  const optionalUrl = () => (typeof c.url === 'string' ? { url: c.url } : {});
+
+  let parsed: DestinationConfig | undefined;
+  switch (type as DestinationType) {
+    case 'webhook': {
+      const url = text('url');
+      if (url && !isHttpUrl(url))
+        out.push({ path: 'destination_config.url', message: 'must be an absolute http(s) URL of at most 2048 characters' });
+      const headers = c.headers;
+      if (
+        headers !== undefined &&
+        (typeof headers !== 'object' ||
+          headers === null ||
+          Array.isArray(headers) ||
+          !Object.entries(headers).every(([k, v]) => HEADER_NAME.test(k) && typeof v === 'string'))
+      ) {
+        out.push({ path: 'destination_config.headers', message: 'must map header names to string values' });
+      }
+      parsed = { url, ...(headers ? { headers: headers as Record<string, string> } : {}) };
+      break;
+    }
+    case 'database': {
+      const table = text('table', TABLE, ': letters, digits and _, at most 63, not starting with a digit');
+      if (RESERVED_TABLE_PREFIXES.some((p) => table.toLowerCase().startsWith(p)))
+        out.push({ path: 'destination_config.table', message: 'uses a reserved prefix' });
+      parsed = { table };
+      break;
+    }
+    case 'queue': {
+      const broker = c.broker;
+      if (broker === 'nats') parsed = { broker, subject: text('subject', SUBJECT), ...optionalUrl() };
+      else if (broker === 'rabbitmq')
+        parsed = {
+          broker,
+          exchange: text('exchange'),
+          routing_key: typeof c.routing_key === 'string' ? c.routing_key : text('routing_key'),
+          ...optionalUrl(),
+        };
+      else if (broker === 'redis') parsed = { broker, stream: text('stream'), ...optionalUrl() };
+      else out.push({ path: 'destination_config.broker', message: 'must be nats, rabbitmq or redis' });
+      if (c.url !== undefined && (typeof c.url !== 'string' || !/^(nats|amqps?|rediss?):\/\//.test(c.url))) {
+        out.push({ path: 'destination_config.url', message: 'must be a nats://, amqp(s):// or redis(s):// URL' });
+      }
+      break;
+    }
+  }
+  if (out.length > 0 || !parsed) throw invalid(out);
+  return { type: type as DestinationType, config: parsed };
+}
+
+function isHttpUrl(text: string): boolean {
+  if (text.length > 2048) return false;
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+function invalid(violations: Violation[]): ValidationError {
+  return new ValidationError('routing.invalid-destination', violations.map((v) => `${v.path} ${v.message}`).join('; '), violations);
+}

@@ -1,0 +1,167 @@
+import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
+import { validateCondition, type Condition } from './condition.js';
+import { parseDestination, type DestinationConfig, type DestinationType } from './destination-config.js';
+
+/** A routing rule: which events of an application go where. */
+export interface RuleFields {
+  app_id: string;
+  rule_name: string;
+  event_type_filter: string | null;
+  condition: Condition;
+  destination_type: DestinationType;
+  destination_config: DestinationConfig;
+  priority: number;
+  is_active: boolean;
+}
+
+export interface RoutingRuleCreated {
+  readonly type: 'RoutingRuleCreated';
+  readonly data: RuleFields & { rule_id: string; created_at: string };
+}
+export interface RoutingRuleUpdated {
+  readonly type: 'RoutingRuleUpdated';
+  readonly data: RuleFields & { rule_id: string; updated_at: string };
+}
+export interface RoutingRuleToggled {
+  readonly type: 'RoutingRuleToggled';
+  readonly data: { rule_id: string; app_id: string; is_active: boolean; toggled_at: string; reason?: string };
+}
+export interface RoutingRuleDeleted {
+  readonly type: 'RoutingRuleDeleted';
+  readonly data: { rule_id: string; app_id: string; deleted_at: string };
+}
+/** The secret itself is never in the log: only that it changed. */
+export interface WebhookSecretRotated {
+  readonly type: 'WebhookSecretRotated';
+  readonly data: { rule_id: string; app_id: string; rotated_at: string };
+}
+
+export type RoutingRuleEvent = RoutingRuleCreated | RoutingRuleUpdated | RoutingRuleToggled | RoutingRuleDeleted | WebhookSecretRotated;
+export const RULE_EVENT_TYPES = [
+  'RoutingRuleCreated',
+  'RoutingRuleUpdated',
+  'RoutingRuleToggled',
+  'RoutingRuleDeleted',
+  'WebhookSecretRotated',
+] as const;
+
+export type RuleState =
+  | { readonly status: 'absent' }
+  | { readonly status: 'live'; readonly fields: RuleFields; readonly createdAt: string }
+  | { readonly status: 'deleted' };
+export const noRule: RuleState = { status: 'absent' };
+
+export const ruleStreamId = (ruleId: string) => `routing-rule-${ruleId}`;
+
+export interface RuleInput {
+  app_id: string;
+  rule_name: unknown;
+  event_type_filter?: unknown;
+  condition?: unknown;
+  destination_type: unknown;
+  destination_config?: unknown;
+  priority?: unknown;
+  is_active?: unknown;
+}
+
+/** Validates every field of a rule, including its condition and destination, at save time. */
+export function parseRule(input: RuleInput): RuleFields {
+  const name = input.rule_name;
+  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 255) {
+    throw new ValidationError('routing.invalid-rule', 'rule_name must be 1-255 characters', [
+      { path: 'rule_name', message: 'must be 1-255 characters' },
+    ]);
+  }
+  const filter = input.event_type_filter ?? null;
+  if (filter !== null && (typeof filter !== 'string' || filter.length === 0 || filter.length > 128)) {
+    throw new ValidationError('routing.invalid-rule', 'event_type_filter must be null or an event type', [
+      { path: 'event_type_filter', message: 'must be null or 1-128 characters' },
+    ]);
+  }
+  const priority = input.priority ?? 0;
+  if (!Number.isInteger(priority) || Math.abs(priority as number) > 1_000_000) {
+    throw new ValidationError('routing.invalid-rule', 'priority must be an integer', [
+      { path: 'priority', message: 'must be an integer between -1000000 and 1000000' },
+    ]);
+  }
+  const destination = parseDestination(input.destination_type, input.destination_config);
+  return {
+    app_id: input.app_id,
+    rule_name: name.trim(),
+    event_type_filter: filter as string | null,
+    condition: validateCondition(input.condition),
+    destination_type: destination.type,
+    destination_config: destination.config,
+    priority: priority as number,
+    is_active: input.is_active === undefined ? true : input.is_active === true,
+  };
+}
+
+export function decideCreate(ruleId: string, fields: RuleFields, state: RuleState, at: Date): RoutingRuleCreated {
+  if (state.status !== 'absent') throw new ConflictError('routing.rule-exists', `rule ${ruleId} already exists`);
+  return { type: 'RoutingRuleCreated', data: { ...fields, rule_id: ruleId, created_at: at.toISOString() } };
+}
+
+export function decideUpdate(ruleId: string, fields: RuleFields, state: RuleState, at: Date): RoutingRuleUpdated {
+  const live = requireLive(ruleId, state);
+  if (fields.app_id !== live.fields.app_id) {
+    throw new ValidationError('routing.invalid-rule', 'a rule cannot move to another application', [
+      { path: 'app_id', message: 'cannot change' },
+    ]);
+  }
+  return { type: 'RoutingRuleUpdated', data: { ...fields, rule_id: ruleId, updated_at: at.toISOString() } };
+}
+
+export function decideToggle(ruleId: string, state: RuleState, at: Date, to?: boolean, reason?: string): RoutingRuleToggled {
+  const live = requireLive(ruleId, state);
+  return {
+    type: 'RoutingRuleToggled',
+    data: {
+      rule_id: ruleId,
+      app_id: live.fields.app_id,
+      is_active: to ?? !live.fields.is_active,
+      toggled_at: at.toISOString(),
+      ...(reason ? { reason } : {}),
+    },
+  };
+}
+
+export function decideDelete(ruleId: string, state: RuleState, at: Date): RoutingRuleDeleted {
+  const live = requireLive(ruleId, state);
+  return { type: 'RoutingRuleDeleted', data: { rule_id: ruleId, app_id: live.fields.app_id, deleted_at: at.toISOString() } };
+}
+
+export function decideRotate(ruleId: string, state: RuleState, at: Date): WebhookSecretRotated {
+  const live = requireLive(ruleId, state);
+  if (live.fields.destination_type !== 'webhook') {
+    throw new ValidationError(
+      'routing.not-a-webhook',
+      `rule ${ruleId} delivers to ${live.fields.destination_type}, which has no signing secret`,
+    );
+  }
+  return { type: 'WebhookSecretRotated', data: { rule_id: ruleId, app_id: live.fields.app_id, rotated_at: at.toISOString() } };
+}
+
+export function evolveRule(state: RuleState, event: RoutingRuleEvent): RuleState {
+  switch (event.type) {
+    case 'RoutingRuleCreated': {
+      const { rule_id: _id, created_at, ...fields } = event.data;
+      return { status: 'live', fields, createdAt: created_at };
+    }
+    case 'RoutingRuleUpdated': {
+      const { rule_id: _id, updated_at: _at, ...fields } = event.data;
+      return state.status === 'live' ? { ...state, fields } : state;
+    }
+    case 'RoutingRuleToggled':
+      return state.status === 'live' ? { ...state, fields: { ...state.fields, is_active: event.data.is_active } } : state;
+    case 'RoutingRuleDeleted':
+      return { status: 'deleted' };
+    case 'WebhookSecretRotated':
+      return state;
+  }
+}
+
+function requireLive(ruleId: string, state: RuleState): Extract<RuleState, { status: 'live' }> {
+  if (state.status !== 'live') throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
+  return state;
+}

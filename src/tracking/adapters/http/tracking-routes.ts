@@ -1,0 +1,205 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { HttpContext } from '../../../app/http/server.js';
+import { errorResponses, problemRef } from '../../../app/http/schemas.js';
+import type { TrackingHealth } from '../../application/queries.js';
+import type { RequestContext } from '../../application/record-tracking-event.js';
+import { MAX_BATCH_SIZE, type TrackingReceipt } from '../../application/record-tracking-events.js';
+import { PUBLISHED_AS, type RecordTrackingEventCommand, type TrackingEvent } from '../../domain/tracking-event.js';
+
+export interface TrackingHandlers {
+  record(command: RecordTrackingEventCommand, context: RequestContext): Promise<TrackingEvent>;
+  recordBatch(commands: readonly RecordTrackingEventCommand[], context: RequestContext): Promise<TrackingReceipt[]>;
+  get(id: string): Promise<TrackingEvent>;
+  health(): Promise<TrackingHealth>;
+}
+
+// Every field is loosely typed on purpose: the domain checks them all and reports every invalid one
+// at once, where a strict schema would stop at the first and hide the rest.
+const eventFields = {
+  partner_id: Type.Optional(Type.Unknown({ description: 'string, 1-255 characters', examples: ['partner123'] })),
+  campaign_id: Type.Optional(Type.Unknown({ description: 'string, 1-255 characters', examples: ['spring-sale'] })),
+  visitor_id: Type.Optional(Type.Unknown({ description: 'string, 1-255 characters: a stable id of the visitor', examples: ['v-42'] })),
+  interaction_type: Type.Optional(Type.Unknown({ description: 'one of click, view, engagement', examples: ['click'] })),
+  source_url: Type.Optional(
+    Type.Unknown({ description: 'absolute http(s) URL, at most 2048 characters', examples: ['https://blog.example.com/post'] }),
+  ),
+  destination_url: Type.Optional(
+    Type.Unknown({ description: 'absolute http(s) URL, at most 2048 characters', examples: ['https://shop.example.com/'] }),
+  ),
+  occurred_at: Type.Optional(Type.Unknown({ description: 'RFC 3339 date-time; defaults to when Intake received the event' })),
+};
+
+const TrackingEventBody = Type.Object(eventFields, { description: 'A tracking event' });
+
+const TrackingEventSchema = Type.Object(
+  {
+    tracking_event_id: Type.String({ description: 'UUIDv7' }),
+    status: Type.Literal('recorded'),
+    partner_id: Type.String(),
+    campaign_id: Type.String(),
+    visitor_id: Type.String(),
+    interaction_type: Type.Union([Type.Literal('click'), Type.Literal('view'), Type.Literal('engagement')]),
+    source_url: Type.String(),
+    destination_url: Type.String(),
+    occurred_at: Type.String({ format: 'date-time' }),
+    recorded_at: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'TrackingEvent' },
+);
+
+const Recorded = Type.Object({
+  tracking_event_id: Type.String(),
+  status: Type.Literal('recorded'),
+  message: Type.String(),
+  processing_time_ms: Type.Number(),
+});
+
+const Violation = Type.Object({ path: Type.String(), message: Type.String() });
+const Receipt = Type.Object({
+  index: Type.Integer({ description: 'Position of the event in the request' }),
+  status: Type.Union([Type.Literal('recorded'), Type.Literal('rejected')]),
+  tracking_event_id: Type.Optional(Type.String()),
+  errors: Type.Optional(Type.Array(Violation)),
+});
+const BatchResult = Type.Object({
+  recorded: Type.Integer(),
+  rejected: Type.Integer(),
+  receipts: Type.Array(Receipt),
+  processing_time_ms: Type.Number(),
+});
+
+const Health = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('down')]),
+  service: Type.Literal('tracking'),
+  publishes: Type.Array(Type.String()),
+  checks: Type.Object({ database: Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) }) }),
+});
+
+const commandOf = (body: Partial<Record<keyof typeof eventFields, unknown>>): RecordTrackingEventCommand => ({
+  partnerId: body.partner_id,
+  campaignId: body.campaign_id,
+  visitorId: body.visitor_id,
+  interactionType: body.interaction_type,
+  sourceUrl: body.source_url,
+  destinationUrl: body.destination_url,
+  occurredAt: body.occurred_at,
+});
+
+const toBody = (event: TrackingEvent) => ({
+  tracking_event_id: event.id,
+  status: 'recorded' as const,
+  partner_id: event.partnerId,
+  campaign_id: event.campaignId,
+  visitor_id: event.visitorId,
+  interaction_type: event.interactionType,
+  source_url: event.sourceUrl,
+  destination_url: event.destinationUrl,
+  occurred_at: event.occurredAt,
+  recorded_at: event.recordedAt,
+});
+
+const receiptBody = (receipt: TrackingReceipt, index: number) =>
+  receipt.status === 'recorded'
+    ? { index, status: receipt.status, tracking_event_id: receipt.event.id }
+    : { index, status: receipt.status, errors: [...receipt.violations] };
+
+// Microsecond precision is plenty, and keeps the number short.
+const millis = (elapsed: number) => Math.round(elapsed * 1000) / 1000;
+
+const locationOf = (id: string) => `/api/v1/tracking/events/${id}`;
+
+/** The tracking API of SPEC.md section 6. */
+export function trackingHttp(handlers: TrackingHandlers): HttpContext {
+  return {
+    schemas: [TrackingEventSchema],
+    routes: async (scope) => {
+      const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+
+      app.post(
+        '/api/v1/tracking/events',
+        {
+          schema: {
+            tags: ['tracking'],
+            summary: 'Record a tracking event',
+            description:
+              'Stores the event durably before answering and publishes it as `tracking_event.recorded.v1`. ' +
+              'An invalid event is refused with a 400 problem listing every invalid field.',
+            body: TrackingEventBody,
+            response: { 201: Recorded, ...errorResponses },
+          },
+        },
+        async (request, reply) => {
+          const event = await handlers.record(commandOf(request.body), { correlationId: request.id });
+          return reply
+            .status(201)
+            .header('location', locationOf(event.id))
+            .send({
+              tracking_event_id: event.id,
+              status: 'recorded' as const,
+              message: 'Tracking event recorded',
+              processing_time_ms: millis(reply.elapsedTime),
+            });
+        },
+      );
+
+      app.post(
+        '/api/v1/tracking/events/batch',
+        {
+          schema: {
+            tags: ['tracking'],
+            summary: `Record up to ${MAX_BATCH_SIZE} tracking events`,
+            description:
+              'Answers a receipt per event, in request order: `recorded` with its id, or `rejected` with every invalid field. ' +
+              'An invalid event never drops the others; a batch that is not a list of objects is refused whole.',
+            body: Type.Object({ events: Type.Array(TrackingEventBody, { minItems: 1, maxItems: MAX_BATCH_SIZE }) }),
+            response: { 200: BatchResult, ...errorResponses },
+          },
+        },
+        async (request, reply) => {
+          const receipts = await handlers.recordBatch(request.body.events.map(commandOf), { correlationId: request.id });
+          const recorded = receipts.filter((receipt) => receipt.status === 'recorded').length;
+          return reply.status(200).send({
+            recorded,
+            rejected: receipts.length - recorded,
+            receipts: receipts.map(receiptBody),
+            processing_time_ms: millis(reply.elapsedTime),
+          });
+        },
+      );
+
+      app.get(
+        '/api/v1/tracking/events/:id',
+        {
+          schema: {
+            tags: ['tracking'],
+            summary: 'Get one tracking event',
+            params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+            response: { 200: Type.Ref('TrackingEvent'), ...errorResponses },
+          },
+        },
+        async (request) => toBody(await handlers.get(request.params.id)),
+      );
+
+      app.get(
+        '/api/v1/tracking/health',
+        {
+          schema: {
+            tags: ['tracking'],
+            summary: 'Whether the tracking service can record and serve events',
+            response: { 200: Health, 503: Health, 401: problemRef },
+          },
+        },
+        async (_request, reply) => {
+          const health = await handlers.health();
+          return reply.status(health.status === 'ok' ? 200 : 503).send({
+            status: health.status,
+            service: 'tracking' as const,
+            publishes: [PUBLISHED_AS],
+            checks: { database: { status: health.database, ...(health.detail ? { detail: health.detail } : {}) } },
+          });
+        },
+      );
+    },
+  };
+}

@@ -1,0 +1,24 @@
+import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import { checkTrackingHealth, getTrackingEvent } from './application/queries.js';
+import { recordTrackingEvent } from './application/record-tracking-event.js';
+import { recordTrackingEvents } from './application/record-tracking-events.js';
+import { trackingHttp } from './adapters/http/tracking-routes.js';
+import { trackingMigrations } from './adapters/sql/migrations.js';
+import { sqlTrackingEventsView, trackingEventsProjection } from './adapters/sql/tracking-events-table.js';
+
+export const trackingTables: ContextTables = { migrations: [trackingMigrations], inlineProjections: [trackingEventsProjection] };
+
+export function trackingModule({ store, db, clock, newId }: ModuleDeps): ContextModule {
+  const events = sqlTrackingEventsView(db);
+  return {
+    name: 'tracking',
+    http: [
+      trackingHttp({
+        record: recordTrackingEvent({ store, clock, newId }),
+        recordBatch: recordTrackingEvents({ store, clock, newId }),
+        get: getTrackingEvent(events),
+        health: checkTrackingHealth(events),
+      }),
+    ],
+  };
+}

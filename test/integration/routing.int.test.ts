@@ -1,0 +1,443 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
+
+const FAST_RETRIES = { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '0.05,0.05,0.05' };
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function start(env: Record<string, string> = FAST_RETRIES, dir?: string): Promise<TestIntake> {
+  const intake = await startTestIntake(env, {}, dir);
+  cleanups.push(() => intake.dispose());
+  return intake;
+}
+async function receiver(port?: number): Promise<WebhookReceiver> {
+  const r = await startWebhookReceiver(port);
+  cleanups.push(() => r.close());
+  return r;
+}
+
+const json = (headers: Record<string, string> = auth) => ({ ...headers, 'content-type': 'application/json' });
+const call = (
+  intake: TestIntake,
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+  url: string,
+  payload?: unknown,
+  headers: Record<string, string> = auth,
+) =>
+  intake.app.inject({
+    method,
+    url,
+    headers: payload === undefined ? headers : json(headers),
+    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+  });
+
+async function setUp(intake: TestIntake, appId = 'shop') {
+  expect((await call(intake, 'POST', '/api/applications', { name: 'Shop', app_id: appId })).statusCode).toBe(201);
+  const key = await call(intake, 'POST', `/api/applications/${appId}/keys`, { name: 'server' });
+  expect(key.statusCode).toBe(201);
+  return { writeKey: { authorization: `Bearer ${key.json().key}` }, keyId: key.json().key_id as string };
+}
+
+async function webhookRule(intake: TestIntake, url: string, condition: object = { 'payload.total': { $gt: 50 } }, appId = 'shop') {
+  const created = await call(intake, 'POST', '/api/routing-rules', {
+    app_id: appId,
+    rule_name: 'big orders',
+    event_type_filter: 'order_created',
+    condition,
+    destination_type: 'webhook',
+    destination_config: { url },
+    priority: 10,
+  });
+  expect(created.statusCode).toBe(201);
+  return created.json() as { rule_id: string; signing_secret: string };
+}
+
+const deliveriesOf = async (intake: TestIntake, query: string) =>
+  (await call(intake, 'GET', `/api/routing/deliveries?${query}`)).json().items as Array<Record<string, unknown>>;
+
+async function until<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (accept(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not reached: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('the seed flow: application, key, rule, ingest, signed webhook', () => {
+  it('delivers exactly the matching order, signed so a Standard Webhooks verifier accepts it', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    const { writeKey, keyId } = await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url);
+    expect(rule.signing_secret).toMatch(/^whsec_/);
+
+    const big = await call(
+      intake,
+      'POST',
+      '/api/ingest/shop',
+      { event_type: 'order_created', payload: { order_id: 'A-1', total: 99.99 } },
+      writeKey,
+    );
+    const small = await call(
+      intake,
+      'POST',
+      '/api/ingest/shop',
+      { event_type: 'order_created', payload: { order_id: 'A-2', total: 10 } },
+      writeKey,
+    );
+    expect(big.statusCode).toBe(201);
+    expect(big.json()).toEqual({
+      success: true,
+      message: 'Data ingested successfully',
+      data: { event_id: expect.any(String), routing_summary: { rules_evaluated: 1, rules_matched: 1, rules_executed: 1 } },
+    });
+    expect(small.json().data.routing_summary).toEqual({ rules_evaluated: 1, rules_matched: 0, rules_executed: 0 });
+
+    const [request] = await hooks.waitFor(1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(hooks.received).toHaveLength(1);
+    const verified = new Webhook(rule.signing_secret).verify(request?.body ?? '', {
+      'webhook-id': String(request?.headers['webhook-id']),
+      'webhook-timestamp': String(request?.headers['webhook-timestamp']),
+      'webhook-signature': String(request?.headers['webhook-signature']),
+    }) as { data: { event_id: string; payload: object; metadata: { key_id: string } } };
+    expect(verified.data.event_id).toBe(big.json().data.event_id);
+    expect(verified.data.payload).toEqual({ order_id: 'A-1', total: 99.99 });
+    expect(verified.data.metadata.key_id).toBe(keyId);
+
+    await intake.subscriptions.caughtUp();
+    const event = (await call(intake, 'GET', `/api/events/${big.json().data.event_id}`)).json();
+    expect(event).toMatchObject({ app_id: 'shop', event_type: 'order_created', metadata: { key_id: keyId, channel: 'application_api' } });
+    expect(event.routing.deliveries).toEqual([
+      expect.objectContaining({ rule_id: rule.rule_id, status: 'succeeded', attempts: 1, destination_type: 'webhook' }),
+    ]);
+  });
+});
+
+describe('webhook delivery', () => {
+  it('retries a flaky receiver with the same webhook-id and delivers once', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    hooks.respondWith(503, 500);
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    const ingested = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    const requests = await hooks.waitFor(3);
+    expect(new Set(requests.map((r) => r.headers['webhook-id'])).size).toBe(1);
+    const [delivery] = await until(
+      () => deliveriesOf(intake, `rule_id=${rule.rule_id}`),
+      (items) => items[0]?.status === 'succeeded',
+    );
+    expect(delivery).toMatchObject({ event_id: ingested.json().data.event_id, attempts: 3, status: 'succeeded' });
+    const detail = (await call(intake, 'GET', `/api/routing/deliveries/${String(delivery?.delivery_id)}`)).json();
+    expect(detail.attempt_log.map((a: { status_code: number }) => a.status_code)).toEqual([503, 500, 200]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(hooks.received).toHaveLength(3);
+  });
+
+  it('dead-letters a dead receiver and replays it once the receiver is back', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    await hooks.close();
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    const [dead] = await until(
+      () =>
+        call(intake, 'GET', `/api/routing/dead-letters?rule_id=${rule.rule_id}`).then(
+          (r) => r.json().items as Array<{ delivery_id: string }>,
+        ),
+      (items) => items.length === 1,
+    );
+    expect(dead).toMatchObject({ status: 'dead_lettered', attempts: 4 });
+
+    const back = await receiver(Number(new URL(hooks.url).port));
+    const replay = await call(intake, 'POST', '/api/routing/dead-letters/replay', { rule_id: rule.rule_id });
+    expect(replay.json()).toEqual({ replayed: 1 });
+    const [request] = await back.waitFor(1);
+    expect(request?.headers['webhook-id']).toBe(dead?.delivery_id);
+    await until(
+      () => deliveriesOf(intake, `rule_id=${rule.rule_id}`),
+      (items) => items[0]?.status === 'succeeded',
+    );
+  });
+
+  it('loses no delivery when the process restarts in the middle of its retries', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-restart-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const hooks = await receiver();
+    hooks.respondWith(500);
+    const env = { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '1' };
+    const first = await startTestIntake(env, {}, dir);
+    await setUp(first);
+    await webhookRule(first, hooks.url, {});
+    await call(first, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    await hooks.waitFor(1);
+    await first.dispose();
+
+    const second = await start(env, dir);
+    const requests = await hooks.waitFor(2);
+    expect(requests[1]?.headers['webhook-id']).toBe(requests[0]?.headers['webhook-id']);
+    await until(
+      () => deliveriesOf(second, 'status=succeeded'),
+      (items) => items.length === 1,
+    );
+  });
+
+  it('disables the rule when the endpoint answers 410 Gone', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    hooks.respondWith(410);
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
+    await until(
+      () => call(intake, 'GET', `/api/routing-rules/${rule.rule_id}`).then((r) => r.json()),
+      (r: { is_active: boolean }) => r.is_active === false,
+    );
+    const next = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
+    expect(next.json().data.routing_summary).toEqual({ rules_evaluated: 0, rules_matched: 0, rules_executed: 0 });
+  });
+
+  it('refuses a webhook to a private address unless it is allowed', async () => {
+    const intake = await start({});
+    await setUp(intake);
+    const refused = await call(intake, 'POST', '/api/routing-rules', {
+      app_id: 'shop',
+      rule_name: 'internal',
+      destination_type: 'webhook',
+      destination_config: { url: 'http://127.0.0.1:9/hooks' },
+    });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().code).toBe('routing.invalid-destination');
+  });
+
+  it('rotates the signing secret: later attempts are signed with the new one', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    const rotated = (await call(intake, 'POST', `/api/routing-rules/${rule.rule_id}/rotate-secret`)).json().signing_secret as string;
+    expect(rotated).not.toBe(rule.signing_secret);
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
+    const [request] = await hooks.waitFor(1);
+    const headers = {
+      'webhook-id': String(request?.headers['webhook-id']),
+      'webhook-timestamp': String(request?.headers['webhook-timestamp']),
+      'webhook-signature': String(request?.headers['webhook-signature']),
+    };
+    expect(() => new Webhook(rotated).verify(request?.body ?? '', headers)).not.toThrow();
+    expect(() => new Webhook(rule.signing_secret).verify(request?.body ?? '', headers)).toThrow();
+  });
+});
+
+describe('database destination', () => {
+  it('writes the event into the named table, created on first use', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const created = await call(intake, 'POST', '/api/routing-rules', {
+      app_id: 'shop',
+      rule_name: 'archive',
+      destination_type: 'database',
+      destination_config: { table: 'order_archive' },
+    });
+    expect(created.statusCode).toBe(201);
+    expect(created.json().signing_secret).toBeUndefined();
+    const ingested = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 5 } });
+    const rows = await until(
+      () =>
+        intake.store.transaction(
+          async (tx) =>
+            (await sql<{ event_id: string; body: string }>`SELECT * FROM order_archive`.execute(tx.db).catch(() => ({ rows: [] }))).rows,
+        ),
+      (r) => r.length === 1,
+    );
+    expect(rows[0]?.event_id).toBe(ingested.json().data.event_id);
+    expect(JSON.parse(rows[0]?.body ?? '{}').data.payload).toEqual({ total: 5 });
+  });
+
+  it('refuses a table that belongs to Intake', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const refused = await call(intake, 'POST', '/api/routing-rules', {
+      app_id: 'shop',
+      rule_name: 'x',
+      destination_type: 'database',
+      destination_config: { table: 'events' },
+    });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().detail).toMatch(/already exists/);
+  });
+});
+
+describe('routing rules are checked when saved', () => {
+  const base = { app_id: 'shop', rule_name: 'r', destination_type: 'webhook', destination_config: { url: 'https://example.com/hook' } };
+  it.each([
+    ['an unknown operator', { ...base, condition: { 'payload.total': { $bogus: 1 } } }, 'routing.invalid-condition'],
+    ['$where', { ...base, condition: { $where: 'true' } }, 'routing.invalid-condition'],
+    ['a malformed condition', { ...base, condition: { $or: 5 } }, 'routing.invalid-condition'],
+    ['an unknown destination type', { ...base, destination_type: 'carrier-pigeon' }, 'routing.invalid-destination'],
+    ['a missing destination config', { ...base, destination_config: undefined }, 'routing.invalid-destination'],
+    [
+      'an invalid table name',
+      { ...base, destination_type: 'database', destination_config: { table: 'orders; DROP TABLE events' } },
+      'routing.invalid-destination',
+    ],
+    [
+      'a queue without a broker',
+      { ...base, destination_type: 'queue', destination_config: { subject: 'x' } },
+      'routing.invalid-destination',
+    ],
+    ['an unknown application', { ...base, app_id: 'nobody' }, 'routing.unknown-application'],
+  ])('refuses %s with 400', async (_name, body, code) => {
+    const intake = await start();
+    await setUp(intake);
+    const response = await call(intake, 'POST', '/api/routing-rules', body);
+    expect(response.statusCode).toBe(400);
+    expect(response.json().code).toBe(code);
+    expect((await call(intake, 'GET', '/api/routing-rules/app/shop')).json().items).toEqual([]);
+  });
+
+  it('supports the full CRUD with toggle, listing by priority', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const low = (await call(intake, 'POST', '/api/routing-rules', { ...base, rule_name: 'low', priority: 1 })).json();
+    const high = (await call(intake, 'POST', '/api/routing-rules', { ...base, rule_name: 'high', priority: 5 })).json();
+    expect((await call(intake, 'GET', '/api/routing-rules/app/shop')).json().items.map((r: { rule_name: string }) => r.rule_name)).toEqual([
+      'high',
+      'low',
+    ]);
+    const updated = await call(intake, 'PUT', `/api/routing-rules/${low.rule_id}`, { ...base, rule_name: 'renamed', priority: 9 });
+    expect(updated.json()).toMatchObject({ rule_name: 'renamed', priority: 9 });
+    expect(updated.json().signing_secret).toBeUndefined();
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${high.rule_id}/toggle`)).json().is_active).toBe(false);
+    expect((await call(intake, 'DELETE', `/api/routing-rules/${low.rule_id}`)).statusCode).toBe(204);
+    expect((await call(intake, 'GET', `/api/routing-rules/${low.rule_id}`)).statusCode).toBe(404);
+  });
+});
+
+describe('tenant isolation', () => {
+  it('lets a write key write only as its own application, and do nothing else', async () => {
+    const intake = await start();
+    const { writeKey } = await setUp(intake, 'A');
+    await setUp(intake, 'B');
+    const event = { event_type: 'x', payload: {} };
+    expect((await call(intake, 'POST', '/api/ingest/A', event, writeKey)).statusCode).toBe(201);
+    expect((await call(intake, 'POST', '/api/ingest/B', event, writeKey)).statusCode).toBe(403);
+    expect((await call(intake, 'POST', '/api/ingest/B/batch', { events: [event] }, writeKey)).statusCode).toBe(403);
+    expect((await call(intake, 'POST', '/ingest', { partner_id: 'B', payload: {} }, writeKey)).statusCode).toBe(403);
+    expect((await call(intake, 'POST', '/ingest', { partner_id: 'A', payload: {} }, writeKey)).statusCode).toBe(201);
+    for (const url of ['/api/events/app/A', '/ingest/all', '/query/all', '/api/applications', '/api/routing-rules/app/A']) {
+      expect((await call(intake, 'GET', url, undefined, writeKey)).statusCode, url).toBe(403);
+    }
+    expect(
+      (
+        await call(
+          intake,
+          'POST',
+          '/api/routing-rules',
+          { app_id: 'A', rule_name: 'r', destination_type: 'database', destination_config: { table: 't' } },
+          writeKey,
+        )
+      ).statusCode,
+    ).toBe(403);
+    expect((await call(intake, 'POST', '/api/applications/A/keys', {}, writeKey)).statusCode).toBe(403);
+  });
+
+  it('stops accepting a revoked key at once', async () => {
+    const intake = await start();
+    const { writeKey, keyId } = await setUp(intake);
+    expect((await call(intake, 'DELETE', `/api/applications/shop/keys/${keyId}`)).statusCode).toBe(204);
+    expect((await call(intake, 'POST', '/api/ingest/shop', { event_type: 'x', payload: {} }, writeKey)).statusCode).toBe(401);
+    const keys = (await call(intake, 'GET', '/api/applications/shop/keys')).json().items;
+    expect(keys[0]).toMatchObject({ key_id: keyId, revoked_at: expect.any(String) });
+    expect(JSON.stringify(keys)).not.toMatch(/wk_/);
+  });
+
+  it('creates a source the admin writes as for the first time', async () => {
+    const intake = await start();
+    expect((await call(intake, 'GET', '/api/applications/newcomer')).statusCode).toBe(404);
+    expect((await call(intake, 'POST', '/api/ingest/newcomer', { event_type: 'x', payload: {} })).statusCode).toBe(201);
+    expect((await call(intake, 'GET', '/api/applications/newcomer')).json()).toMatchObject({ app_id: 'newcomer' });
+  });
+});
+
+describe('idempotency and batches', () => {
+  it('returns the first result for a retried Idempotency-Key, also after a restart, and stores nothing new', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-idem-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const first = await startTestIntake({}, {}, dir);
+    const headers = { ...auth, 'idempotency-key': 'order-77' };
+    const original = await call(first, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 1 } }, headers);
+    const retry = await call(first, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 1 } }, headers);
+    expect(retry.json()).toEqual(original.json());
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    await first.dispose();
+    const second = await start({}, dir);
+    const later = await call(second, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 1 } }, headers);
+    expect(later.json().data.event_id).toBe(original.json().data.event_id);
+    const stored = (await second.store.readAll({ after: 0, limit: 1000 })).filter((e) => e.type === 'DataIngested');
+    expect(stored).toHaveLength(1);
+  });
+
+  it('answers a batch with a receipt per event: accepted, duplicate or rejected', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const response = await call(intake, 'POST', '/api/ingest/shop/batch', {
+      events: [
+        { event_type: 'order_created', payload: { n: 1 }, message_id: 'm-1' },
+        { event_type: 'order_created', payload: 'not an object' },
+        { event_type: 'order_created', payload: { n: 1 }, message_id: 'm-1' },
+        { event_type: 'bad type!', payload: {} },
+        { event_type: 'page_view', payload: { path: '/' } },
+      ],
+    });
+    expect(response.statusCode).toBe(200);
+    const body = response.json();
+    expect(body).toMatchObject({ success: false, accepted: 2, duplicates: 1, rejected: 2 });
+    expect(body.results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'rejected', 'duplicate', 'rejected', 'accepted']);
+    expect(body.results[2].event_id).toBe(body.results[0].event_id);
+    expect(body.results[1].errors[0].path).toBe('payload');
+    expect(
+      (
+        await call(intake, 'POST', '/api/ingest/shop/batch', {
+          events: Array.from({ length: 501 }, () => ({ event_type: 'x', payload: {} })),
+        })
+      ).statusCode,
+    ).toBe(400);
+  });
+
+  it('stores a legacy message as an event of type "message"', async () => {
+    const intake = await start();
+    const response = await call(intake, 'POST', '/api/messages/shop', { text: 'hello' });
+    expect(response.statusCode).toBe(201);
+    await intake.subscriptions.caughtUp();
+    const event = (await call(intake, 'GET', `/api/events/${response.json().data.event_id}`)).json();
+    expect(event).toMatchObject({ event_type: 'message', payload: { text: 'hello' }, metadata: { channel: 'messages' } });
+  });
+
+  it('lists an application’s events with filters and pages', async () => {
+    const intake = await start();
+    for (let i = 0; i < 5; i++) await call(intake, 'POST', '/api/ingest/shop', { event_type: i % 2 ? 'a' : 'b', payload: { i } });
+    await intake.subscriptions.caughtUp();
+    const onlyA = (await call(intake, 'GET', '/api/events/app/shop?event_type=a')).json();
+    expect(onlyA.items.map((e: { payload: { i: number } }) => e.payload.i)).toEqual([1, 3]);
+    const page = (await call(intake, 'GET', '/api/events/app/shop?limit=2')).json();
+    expect(page.items).toHaveLength(2);
+    expect(page.next_cursor).not.toBeNull();
+    const future = (
+      await call(intake, 'GET', `/api/events/app/shop?from=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)
+    ).json();
+    expect(future.items).toEqual([]);
+  });
+});
