@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { EventStore } from '../shared/event-store/event-store.js';
 import { sqliteEventStore } from '../shared/event-store/sqlite/sqlite-event-store.js';
@@ -16,6 +18,8 @@ import { applicationsModule } from '../applications/module.js';
 import { routingModule } from '../routing/module.js';
 import { trackingModule } from '../tracking/module.js';
 import { attributionModule } from '../attribution/module.js';
+import { statisticsModule } from '../statistics/module.js';
+import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metrics/metrics.js';
 import { parseRetrySchedule } from '../routing/domain/delivery.js';
 import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
 import { undiciWebhookSender } from '../routing/adapters/webhook/undici-webhook-sender.js';
@@ -31,6 +35,10 @@ export interface Intake {
   readonly app: FastifyInstance;
   readonly store: EventStore;
   readonly subscriptions: Subscriptions;
+  readonly metrics: IntakeMetrics;
+  /** Every context's subscribers, including any left out by `runSubscribers`. */
+  readonly subscribers: readonly Subscriber[];
+  readonly db: Kysely<object>;
   close(): Promise<void>;
 }
 
@@ -43,6 +51,8 @@ export interface EmbeddedOptions {
   readonly adminDigest: Buffer;
   /** Start the subscribers right away (the default); the replay command drives them itself. */
   readonly startSubscribers?: boolean;
+  /** Which subscribers run (all by default): tests hold a stage back with it. */
+  readonly runSubscribers?: (name: string) => boolean;
   /** Processors pipelines may name, beyond or instead of the built-in ones. */
   readonly processors?: ProcessorRegistry;
 }
@@ -58,6 +68,8 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
 
   const sqlite = openSqlite(sqlitePathFromUrl(config.databaseUrl));
   await migrateToLatest(sqlite.db, embeddedMigrations);
+  // Subscriber lag is read on each scrape, which can only happen once `subscriptions` exists.
+  const metrics = createMetrics({ subscriberStatus: () => subscriptions.status() });
   const store = await sqliteEventStore({
     sqlite,
     clock,
@@ -65,7 +77,9 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     durability: config.durability,
     maxQueued: config.maxQueuedAppends,
     inlineProjections: embeddedTables.flatMap((t) => t.inlineProjections ?? []),
+    onBatch: (size) => metrics.groupCommitBatchSize.observe(size),
   });
+  store.onAppended(countAppendedEvents(metrics.eventsAppended, await store.headPosition()));
 
   const deps: ModuleDeps = { store, db: sqlite.db, clock, newId, logger, config };
   const applications = applicationsModule(deps);
@@ -76,6 +90,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     allowedHosts,
     retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
     applicationExists: async (appId) => (await applications.find(appId)) !== undefined,
+    onOutcome: (_destination, status) => metrics.deliveries.inc({ outcome: status }),
   });
   const modules = [
     applications,
@@ -90,13 +105,15 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     routing,
     trackingModule(deps),
     attributionModule(deps),
+    statisticsModule(deps),
   ];
+  const subscribers = modules.flatMap((m) => m.subscribers ?? []);
   const subscriptions = inProcessSubscriptions({
     store,
     db: sqlite.db,
     clock,
     logger,
-    subscribers: modules.flatMap((m) => m.subscribers ?? []),
+    subscribers: subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),
   });
 
   const app = await buildHttpServer({
@@ -120,6 +137,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
       return { database: { status: 'ok' as const }, ...checks };
     },
     verifyWriteKey: applications.verifyWriteKey,
+    metrics,
     contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, sqlite.db)],
   });
 
@@ -132,6 +150,9 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     app,
     store,
     subscriptions,
+    metrics,
+    subscribers,
+    db: sqlite.db,
     async close() {
       clearInterval(lagReport);
       await app.close();

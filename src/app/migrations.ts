@@ -10,6 +10,7 @@ import { applicationsTables } from '../applications/module.js';
 import { routingTables } from '../routing/module.js';
 import { trackingTables } from '../tracking/module.js';
 import { attributionTables } from '../attribution/module.js';
+import { statisticsTables } from '../statistics/module.js';
 
 /** Every context's tables in the embedded mode (one SQLite file). */
 export const embeddedTables: readonly ContextTables[] = [
@@ -21,6 +22,7 @@ export const embeddedTables: readonly ContextTables[] = [
   routingTables,
   trackingTables,
   attributionTables,
+  statisticsTables,
 ];
 
 /** The event store first, then the subscriptions' checkpoints, then each context's own tables. */

@@ -4,6 +4,9 @@ import { Type, type TSchema } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError } from '../../shared/errors.js';
 import { authenticate, type WriteKeyVerifier } from './auth.js';
+import { registerDashboardRoutes } from '../metrics/dashboard-routes.js';
+import { registerHttpMetrics } from '../metrics/http-metrics.js';
+import type { IntakeMetrics } from '../metrics/metrics.js';
 import { registerDocsRoutes, registerOpenApi } from './docs.js';
 import { sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
@@ -18,6 +21,8 @@ export interface HttpServerOptions {
   readonly adminDigest: Buffer;
   /** Resolves write keys; without it only the admin token is accepted. */
   readonly verifyWriteKey?: WriteKeyVerifier;
+  /** Request metrics and a public GET /metrics; without it, neither. */
+  readonly metrics?: IntakeMetrics;
   readonly readiness: ReadinessCheck;
   /** Each bounded context's HTTP adapter; all of them sit behind the admin token. */
   readonly contexts: readonly HttpContext[];
@@ -65,6 +70,8 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   app.addSchema(ProblemSchema);
   for (const schema of options.contexts.flatMap((context) => context.schemas ?? [])) app.addSchema(schema);
   await registerOpenApi(app, options.version);
+  // On the root instance (not via register) so its hooks see every route.
+  if (options.metrics) registerHttpMetrics(app, options.metrics);
 
   const Health = Type.Object({ status: Type.String() });
   app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', security: [], response: { 200: Health } } }, async () => ({
@@ -96,6 +103,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   app.get('/', { schema: { ...readySchema, hide: true } }, readiness);
 
   await registerDocsRoutes(app);
+  registerDashboardRoutes(app);
 
   await app.register(async (secured) => {
     // Set by `authenticate` on every request; Fastify wants reference-type decorations to start as null.

@@ -1,0 +1,34 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import type { IntakeMetrics } from './metrics.js';
+
+/**
+ * Counts and times every response, and serves `GET /metrics`. Call it on the root instance (not
+ * through `register`, whose encapsulation would limit the hook to its own routes), before `ready`.
+ */
+export function registerHttpMetrics(app: FastifyInstance, metrics: IntakeMetrics): void {
+  app.addHook('onResponse', async (request, reply) => {
+    // The route template keeps the label set small; a 404 from no route at all has none.
+    const labels = { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) };
+    metrics.httpRequests.inc(labels);
+    metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics of this process',
+        description:
+          'Prometheus text exposition format. **No token needed**: like /health it is meant for a scraper on the ' +
+          'private network, so keep the port off the public internet or filter this path at the proxy. Includes ' +
+          'HTTP requests and latency by route and status, events appended, group-commit batch sizes, subscriber ' +
+          'lag and parked events, deliveries by outcome, and the Node.js process metrics.',
+        security: [],
+        response: { 200: { description: 'Metrics', content: { 'text/plain': { schema: Type.String() } } } },
+      },
+    },
+    async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+}

@@ -1,0 +1,178 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixedClock } from '../../../shared/clock.js';
+import {
+  auth,
+  ingestItem,
+  requireTotal,
+  startStatisticsIntake,
+  type StatisticsIntake,
+} from '../../../../test/support/intake-with-statistics.js';
+
+let intake: StatisticsIntake;
+const clock = fixedClock('2026-11-24T10:15:00.000Z');
+
+beforeAll(async () => {
+  intake = await startStatisticsIntake({ clock });
+  await requireTotal(intake, 'order');
+  // 10:xx and 13:xx on Tuesday 24 November: nothing in the hours between.
+  await ingestItem(intake, 'shop', 'order', { total: 1 });
+  await ingestItem(intake, 'shop', 'signup', {});
+  clock.set('2026-11-24T13:40:00.000Z');
+  await ingestItem(intake, 'shop', 'order', {});
+  await ingestItem(intake, 'shop', 'order', { total: 2 });
+  clock.set('2026-11-26T09:00:00.000Z');
+  await ingestItem(intake, 'shop', 'signup', {});
+  await ingestItem(intake, 'blog', 'post', {});
+  await intake.subscriptions.caughtUp();
+});
+afterAll(() => intake.dispose());
+
+const get = (url: string, headers: Record<string, string> = auth) => intake.app.inject({ method: 'GET', url, headers });
+const counters = (total: number, processed: number, failed: number, pending = 0) => ({
+  total_events: total,
+  processed_events: processed,
+  failed_events: failed,
+  pending_events: pending,
+});
+
+describe('GET /api/statistics/{app_id}', () => {
+  it('lists the buckets in order, one per event type, and omits empty buckets', async () => {
+    const response = await get('/api/statistics/shop?time_period=hourly');
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({
+      app_id: 'shop',
+      time_period: 'hourly',
+      buckets: [
+        { bucket_start: '2026-11-24T10:00:00.000Z', event_type: 'order', ...counters(1, 1, 0) },
+        { bucket_start: '2026-11-24T10:00:00.000Z', event_type: 'signup', ...counters(1, 1, 0) },
+        { bucket_start: '2026-11-24T13:00:00.000Z', event_type: 'order', ...counters(2, 1, 1) },
+        { bucket_start: '2026-11-26T09:00:00.000Z', event_type: 'signup', ...counters(1, 1, 0) },
+      ],
+      next_cursor: null,
+    });
+  });
+
+  it('defaults to daily buckets and filters by event type', async () => {
+    const daily = (await get('/api/statistics/shop')).json();
+    expect(daily.time_period).toBe('daily');
+    expect(daily.buckets.map((b: { bucket_start: string }) => b.bucket_start)).toEqual([
+      '2026-11-24T00:00:00.000Z',
+      '2026-11-24T00:00:00.000Z',
+      '2026-11-26T00:00:00.000Z',
+    ]);
+    const orders = (await get('/api/statistics/shop?time_period=weekly&event_type=order')).json();
+    expect(orders.buckets).toEqual([{ bucket_start: '2026-11-23T00:00:00.000Z', event_type: 'order', ...counters(3, 2, 1) }]);
+  });
+
+  it('takes the buckets from the one holding `from` to those starting before `to`', async () => {
+    const range = (await get('/api/statistics/shop?time_period=hourly&from=2026-11-24T10:30:00Z&to=2026-11-26T09:00:00Z')).json();
+    expect(range.buckets.map((b: { bucket_start: string; event_type: string }) => `${b.bucket_start} ${b.event_type}`)).toEqual([
+      '2026-11-24T10:00:00.000Z order',
+      '2026-11-24T10:00:00.000Z signup',
+      '2026-11-24T13:00:00.000Z order',
+    ]);
+  });
+
+  it('pages with a keyset cursor', async () => {
+    const first = (await get('/api/statistics/shop?time_period=hourly&limit=3')).json();
+    expect(first.buckets).toHaveLength(3);
+    expect(first.next_cursor).toEqual(expect.any(String));
+    const second = (await get(`/api/statistics/shop?time_period=hourly&limit=3&cursor=${first.next_cursor}`)).json();
+    expect(second.buckets.map((b: { bucket_start: string }) => b.bucket_start)).toEqual(['2026-11-26T09:00:00.000Z']);
+    expect(second.next_cursor).toBeNull();
+  });
+
+  it('answers an empty list for an application without items', async () => {
+    expect((await get('/api/statistics/nobody')).json()).toEqual({
+      app_id: 'nobody',
+      time_period: 'daily',
+      buckets: [],
+      next_cursor: null,
+    });
+  });
+
+  it.each([
+    ['an unknown period', '/api/statistics/shop?time_period=monthly', 'request.invalid'],
+    ['a `from` that is not a date-time', '/api/statistics/shop?from=yesterday', 'request.invalid'],
+    ['a `from` after `to`', '/api/statistics/shop?from=2026-11-25T00:00:00Z&to=2026-11-24T00:00:00Z', 'statistics.invalid-range'],
+    ['a cursor it never gave', '/api/statistics/shop?cursor=WyJ4Il0', 'pagination.invalid-cursor'],
+  ])('refuses %s with a 400 problem', async (_case, url, code) => {
+    const response = await get(url);
+    expect(response.statusCode).toBe(400);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.json()).toMatchObject({ status: 400, code });
+  });
+});
+
+describe('GET /api/statistics/dashboard/{app_id}', () => {
+  it('gives totals across event types, per type, and the latest buckets summed across types', async () => {
+    const response = await get('/api/statistics/dashboard/shop?time_period=hourly');
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({
+      app_id: 'shop',
+      time_period: 'hourly',
+      totals: counters(5, 4, 1),
+      by_event_type: [
+        { event_type: 'order', ...counters(3, 2, 1) },
+        { event_type: 'signup', ...counters(2, 2, 0) },
+      ],
+      buckets: [
+        { bucket_start: '2026-11-24T10:00:00.000Z', ...counters(2, 2, 0), by_event_type: { order: 1, signup: 1 } },
+        { bucket_start: '2026-11-24T13:00:00.000Z', ...counters(2, 1, 1), by_event_type: { order: 2 } },
+        { bucket_start: '2026-11-26T09:00:00.000Z', ...counters(1, 1, 0), by_event_type: { signup: 1 } },
+      ],
+    });
+  });
+
+  it('limits the buckets to the latest ones asked for', async () => {
+    const body = (await get('/api/statistics/dashboard/shop?time_period=hourly&buckets=2')).json();
+    expect(body.buckets.map((b: { bucket_start: string }) => b.bucket_start)).toEqual([
+      '2026-11-24T13:00:00.000Z',
+      '2026-11-26T09:00:00.000Z',
+    ]);
+    expect(body.totals.total_events).toBe(5);
+    expect((await get('/api/statistics/dashboard/shop?buckets=0')).statusCode).toBe(400);
+  });
+});
+
+describe('GET /api/statistics/apps', () => {
+  it('lists the applications that have statistics with their totals, paginated', async () => {
+    expect((await get('/api/statistics/apps')).json()).toEqual({
+      items: [
+        { app_id: 'blog', ...counters(1, 1, 0) },
+        { app_id: 'shop', ...counters(5, 4, 1) },
+      ],
+      next_cursor: null,
+    });
+    const first = (await get('/api/statistics/apps?limit=1')).json();
+    expect(first.items.map((a: { app_id: string }) => a.app_id)).toEqual(['blog']);
+    const second = (await get(`/api/statistics/apps?limit=1&cursor=${first.next_cursor}`)).json();
+    expect(second.items.map((a: { app_id: string }) => a.app_id)).toEqual(['shop']);
+  });
+});
+
+describe('the statistics API', () => {
+  it.each([
+    ['GET', '/api/statistics/shop'],
+    ['GET', '/api/statistics/dashboard/shop'],
+    ['GET', '/api/statistics/apps'],
+    ['POST', '/api/statistics/refresh/shop'],
+  ] as const)('needs the admin token: %s %s', async (method, url) => {
+    const response = await intake.app.inject({ method, url });
+    expect(response.statusCode).toBe(401);
+    expect(response.json()).toMatchObject({ code: 'auth.unauthorized' });
+  });
+
+  it('is documented in the OpenAPI document, saying that empty buckets are omitted', async () => {
+    const doc = (await intake.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/api/statistics/{app_id}',
+        '/api/statistics/dashboard/{app_id}',
+        '/api/statistics/refresh/{app_id}',
+        '/api/statistics/apps',
+      ]),
+    );
+    expect(doc.paths['/api/statistics/{app_id}'].get.description).toMatch(/omitted/);
+  });
+});

@@ -1,0 +1,42 @@
+import type { Kysely, Migration } from 'kysely';
+import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+
+// Plain types and text timestamps only, so the same migration runs on SQLite and PostgreSQL.
+const createStatistics: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('statistics_buckets')
+      .addColumn('app_id', 'text', (c) => c.notNull())
+      .addColumn('period', 'text', (c) => c.notNull())
+      .addColumn('bucket_start', 'text', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('total_events', 'integer', (c) => c.notNull())
+      .addColumn('processed_events', 'integer', (c) => c.notNull())
+      .addColumn('failed_events', 'integer', (c) => c.notNull())
+      .addColumn('pending_events', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('statistics_buckets_pk', ['app_id', 'period', 'bucket_start', 'event_type'])
+      .execute();
+    // The primary key serves reads across event types; this index serves a read filtered by one.
+    await db.schema
+      .createIndex('statistics_buckets_by_type')
+      .on('statistics_buckets')
+      .columns(['app_id', 'period', 'event_type', 'bucket_start'])
+      .execute();
+
+    await db.schema
+      .createTable('statistics_items')
+      .addColumn('item_id', 'text', (c) => c.primaryKey())
+      .addColumn('app_id', 'text', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('received_at', 'text')
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('position', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('statistics_items_by_app').on('statistics_items').columns(['app_id', 'position']).execute();
+  },
+};
+
+export const statisticsMigrations: MigrationSet = {
+  owner: 'statistics',
+  migrations: { '0001_create_statistics': createStatistics },
+};

@@ -1,0 +1,76 @@
+import type { Kysely } from 'kysely';
+import type { StatisticsTables } from '../../application/ports.js';
+import type { ItemTally } from '../../domain/item-tally.js';
+import { chunks, tables, toBucketRow, toItemRow, toTally } from './tables.js';
+
+/** The statistics' tables for their writers; `db` is the transaction of the caller. */
+export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
+  const t = tables(db);
+  return {
+    async tallies(itemIds) {
+      const found = new Map<string, ItemTally>();
+      for (const ids of chunks(itemIds)) {
+        for (const row of await t.selectFrom('statistics_items').selectAll().where('item_id', 'in', ids).execute()) {
+          found.set(row.item_id, toTally(row));
+        }
+      }
+      return found;
+    },
+
+    async talliesChangedAfter(appId, position) {
+      const rows = await t
+        .selectFrom('statistics_items')
+        .selectAll()
+        .where('app_id', '=', appId)
+        .where('position', '>', position)
+        .execute();
+      return rows.map(toTally);
+    },
+
+    async saveTallies(tallies) {
+      for (const rows of chunks(tallies.map(toItemRow))) {
+        await t
+          .insertInto('statistics_items')
+          .values(rows)
+          .onConflict((oc) =>
+            oc.column('item_id').doUpdateSet((eb) => ({
+              received_at: eb.ref('excluded.received_at'),
+              state: eb.ref('excluded.state'),
+              position: eb.ref('excluded.position'),
+            })),
+          )
+          .execute();
+      }
+    },
+
+    async addToBuckets(changes) {
+      // One statement per chunk; each bucket appears once in it, which PostgreSQL's ON CONFLICT requires.
+      for (const rows of chunks(changes.map(toBucketRow))) {
+        await t
+          .insertInto('statistics_buckets')
+          .values(rows)
+          .onConflict((oc) =>
+            oc.columns(['app_id', 'period', 'bucket_start', 'event_type']).doUpdateSet((eb) => ({
+              total_events: eb('statistics_buckets.total_events', '+', eb.ref('excluded.total_events')),
+              processed_events: eb('statistics_buckets.processed_events', '+', eb.ref('excluded.processed_events')),
+              failed_events: eb('statistics_buckets.failed_events', '+', eb.ref('excluded.failed_events')),
+              pending_events: eb('statistics_buckets.pending_events', '+', eb.ref('excluded.pending_events')),
+            })),
+          )
+          .execute();
+      }
+    },
+
+    async replaceApplication(appId, tallies, buckets) {
+      await t.deleteFrom('statistics_items').where('app_id', '=', appId).execute();
+      await t.deleteFrom('statistics_buckets').where('app_id', '=', appId).execute();
+      for (const rows of chunks(tallies.map(toItemRow))) await t.insertInto('statistics_items').values(rows).execute();
+      for (const rows of chunks(buckets.map(toBucketRow))) await t.insertInto('statistics_buckets').values(rows).execute();
+    },
+
+    async clear() {
+      await t.deleteFrom('statistics_items').execute();
+      await t.deleteFrom('statistics_buckets').execute();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import type { Kysely } from 'kysely';
+import type { Page, PageRequest } from '../../shared/pagination.js';
+import type { TimePeriod } from '../domain/buckets.js';
+import type { BucketCounters, Counters } from '../domain/counters.js';
+import type { ItemTally } from '../domain/item-tally.js';
+
+/** The statistics' own tables as their writers see them, inside the transaction of their checkpoint. */
+export interface StatisticsTables {
+  tallies(itemIds: readonly string[]): Promise<Map<string, ItemTally>>;
+  /** Tallies of an application changed after a log position. */
+  talliesChangedAfter(appId: string, position: number): Promise<ItemTally[]>;
+  saveTallies(tallies: readonly ItemTally[]): Promise<void>;
+  /** Adds each change to its bucket's counters, creating the bucket when it has none yet. */
+  addToBuckets(changes: readonly BucketCounters[]): Promise<void>;
+  /** Replaces everything an application has with the given tallies and buckets. */
+  replaceApplication(appId: string, tallies: readonly ItemTally[], buckets: readonly BucketCounters[]): Promise<void>;
+  clear(): Promise<void>;
+}
+
+export type StatisticsTablesFor = (db: Kysely<object>) => StatisticsTables;
+
+export interface BucketFilter {
+  readonly appId: string;
+  readonly period: TimePeriod;
+  readonly eventType?: string;
+  /** Inclusive: buckets starting at or after it. */
+  readonly fromBucket?: string;
+  /** Exclusive: buckets starting before it. */
+  readonly before?: string;
+}
+
+export interface ApplicationTotals {
+  readonly appId: string;
+  readonly counters: Counters;
+}
+
+/** The read side: pre-aggregated rows only, never the event store. */
+export interface StatisticsReads {
+  /** Non-empty buckets in order of start, then of event type. */
+  buckets(filter: BucketFilter, page: PageRequest): Promise<Page<BucketCounters>>;
+  /** The application's counters over all time, per event type. */
+  totalsByEventType(appId: string): Promise<Array<{ eventType: string; counters: Counters }>>;
+  /** Every row of the application's `count` latest non-empty buckets of a period. */
+  latestBuckets(appId: string, period: TimePeriod, count: number): Promise<BucketCounters[]>;
+  applications(page: PageRequest): Promise<Page<ApplicationTotals>>;
+}

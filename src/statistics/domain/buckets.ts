@@ -1,0 +1,31 @@
+/**
+ * Time buckets of the statistics: an item counts in the hour, the day and the week (starting on
+ * Monday) of its `received_at`, all in UTC so that every replica and every replay agrees.
+ */
+export const TIME_PERIODS = ['hourly', 'daily', 'weekly'] as const;
+export type TimePeriod = (typeof TIME_PERIODS)[number];
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/** The start of the bucket holding `at`, as an ISO-8601 UTC instant (which sorts as text). */
+export function bucketStart(period: TimePeriod, at: string | Date): string {
+  const time = new Date(at);
+  if (Number.isNaN(time.getTime())) throw new RangeError(`not a date-time: ${String(at)}`);
+  switch (period) {
+    case 'hourly':
+      return new Date(Math.floor(time.getTime() / HOUR_MS) * HOUR_MS).toISOString();
+    case 'daily':
+      return new Date(Math.floor(time.getTime() / DAY_MS) * DAY_MS).toISOString();
+    case 'weekly': {
+      // getUTCDay() counts from Sunday (0); the week starts on Monday (ISO 8601).
+      const daysSinceMonday = (time.getUTCDay() + 6) % 7;
+      return new Date(Date.UTC(time.getUTCFullYear(), time.getUTCMonth(), time.getUTCDate() - daysSinceMonday)).toISOString();
+    }
+  }
+}
+
+/** The start of each period's bucket holding `at`. */
+export function bucketStarts(at: string | Date): Record<TimePeriod, string> {
+  return { hourly: bucketStart('hourly', at), daily: bucketStart('daily', at), weekly: bucketStart('weekly', at) };
+}

@@ -1,0 +1,212 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixedClock } from '../../src/shared/clock.js';
+import {
+  ADMIN_TOKEN,
+  explodeOnBoom,
+  explodingProcessors,
+  ingestItem,
+  requireTotal,
+  startStatisticsIntake,
+  type StatisticsIntake,
+} from '../support/intake-with-statistics.js';
+
+// Debian's chromium package; CHROMIUM_PATH points elsewhere (or at nothing, to check that the test skips).
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+const SCREENSHOT = 'test-artifacts/dashboard.png';
+if (!hasChromium) console.warn(`dashboard browser test skipped: ${CHROMIUM} is absent (apt-get install -y chromium)`);
+
+/** The little of a canvas the test reads (the project compiles without the DOM library). */
+interface CanvasLike {
+  readonly width: number;
+  readonly height: number;
+  getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } } | null;
+}
+
+const expected = { total: 0, processed: 0, failed: 0, pending: 0 };
+let intake: StatisticsIntake;
+let baseUrl: string;
+let browser: Browser;
+
+/** A day of a shop's items: valid and invalid orders, signups, and risky items some of which fail. */
+async function seed(app: StatisticsIntake, clock: ReturnType<typeof fixedClock>) {
+  await requireTotal(app, 'order');
+  await explodeOnBoom(app, 'risky');
+  for (let hour = 0; hour < 12; hour++) {
+    clock.set(new Date(Date.UTC(2026, 10, 24, 8 + hour, 5)));
+    for (let i = 0; i <= hour % 4; i++) {
+      const invalid = (hour + i) % 5 === 0;
+      await ingestItem(app, 'shop', 'order', invalid ? { note: 'no total' } : { total: hour * 10 + i });
+      expected.total += 1;
+      expected[invalid ? 'failed' : 'processed'] += 1;
+    }
+    if (hour % 2 === 0) {
+      await ingestItem(app, 'shop', 'signup', { email: `user${hour}@example.com` });
+      expected.total += 1;
+      expected.processed += 1;
+    }
+    if (hour % 3 === 1) {
+      const boom = hour % 2 === 1;
+      await ingestItem(app, 'shop', 'risky', { boom });
+      expected.total += 1;
+      expected[boom ? 'failed' : 'processed'] += 1;
+    }
+  }
+  await ingestItem(app, 'blog', 'post', { title: 'hello' });
+}
+
+/** Items the processing stage has not reached yet. */
+async function ingestPending(app: StatisticsIntake, clock: ReturnType<typeof fixedClock>, count: number) {
+  clock.set('2026-11-24T19:40:00.000Z');
+  for (let i = 0; i < count; i++) await ingestItem(app, 'shop', 'order', { total: i });
+  expected.total += count;
+  expected.pending += count;
+}
+
+describe.skipIf(!hasChromium)('the dashboard in headless Chromium', () => {
+  beforeAll(async () => {
+    const clock = fixedClock('2026-11-24T08:00:00.000Z');
+    // Processing runs in stages below; the others run all along.
+    intake = await startStatisticsIntake({ clock, processors: explodingProcessors, running: ['validation', 'query', 'statistics'] });
+    await seed(intake, clock);
+    await intake.subscriptions.caughtUp();
+    await intake.runOnce(['processing']);
+    await ingestPending(intake, clock, 3);
+    await intake.subscriptions.caughtUp();
+    baseUrl = await intake.app.listen({ host: '127.0.0.1', port: 0 });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await intake?.dispose();
+  });
+
+  /** Pixels of a chart's canvas close to a series colour: proof that the series was drawn, not just the axes. */
+  const pixelsOfColour = (page: Page, chartId: string, rgb: readonly [number, number, number]) =>
+    page.locator(`#${chartId} canvas`).evaluate((canvas: CanvasLike, [r, g, b]) => {
+      const context = canvas.getContext('2d');
+      if (!context) return 0;
+      const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+      let count = 0;
+      for (let i = 0; i < data.length; i += 4) {
+        if (Math.abs((data[i] ?? 0) - r) < 24 && Math.abs((data[i + 1] ?? 0) - g) < 24 && Math.abs((data[i + 2] ?? 0) - b) < 24) count += 1;
+      }
+      return count;
+    }, rgb);
+
+  it('asks for the token, then charts the chosen application live', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1050 } });
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    page.on('console', (message) => {
+      // Until the routing context exists its dead-letter endpoint answers 404, which Chromium logs.
+      const url = message.location().url;
+      if (message.type() === 'error' && !url.includes('/api/routing/dead-letters')) problems.push(`${message.text()} (${url})`);
+    });
+
+    await page.goto(`${baseUrl}/dashboard`);
+    await expect.poll(() => page.isVisible('#login')).toBe(true);
+
+    await page.fill('#token', 'not-the-token');
+    await page.click('#token-form button[type=submit]');
+    await expect.poll(() => page.textContent('#login-error')).toBe('That token was refused.');
+
+    // The refused token's 401 was expected; from here on, no error is.
+    problems.length = 0;
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('#token-form button[type=submit]');
+    await page.waitForSelector('#dashboard:not([hidden])');
+    expect(await page.$$eval('#app option', (options) => options.map((o) => o.textContent))).toEqual(['blog', 'shop']);
+
+    await page.selectOption('#app', 'shop');
+    await page.selectOption('#period', 'hourly');
+    await expect.poll(() => page.textContent('#total-events')).toBe(String(expected.total));
+    expect(await page.textContent('#processed-events')).toBe(String(expected.processed));
+    expect(await page.textContent('#failed-events')).toBe(String(expected.failed));
+    expect(await page.textContent('#pending-events')).toBe(String(expected.pending));
+
+    await page.waitForSelector('#chart-types canvas');
+    await page.waitForSelector('#chart-status canvas');
+    await expect.poll(() => pixelsOfColour(page, 'chart-status', [0x1f, 0x9d, 0x55])).toBeGreaterThan(100);
+    expect(await pixelsOfColour(page, 'chart-status', [0xd6, 0x45, 0x45])).toBeGreaterThan(100);
+    expect(await pixelsOfColour(page, 'chart-types', [0x2f, 0x6f, 0xde])).toBeGreaterThan(100);
+    expect(await page.$$eval('#types tbody tr td:first-child', (cells) => cells.map((c) => c.textContent))).toEqual([
+      'order',
+      'risky',
+      'signup',
+    ]);
+    expect(await page.$$eval('#subscribers tbody tr td:first-child', (cells) => cells.map((c) => c.textContent))).toEqual([
+      'validation',
+      'query',
+      'statistics',
+    ]);
+    expect((await page.textContent('#dead-letters'))?.trim()).toBe('none');
+    expect(page.url()).toMatch(/#app=shop&period=hourly$/);
+
+    // Live: an item ingested now shows within a poll, without touching the page.
+    await ingestItem(intake, 'shop', 'signup', {});
+    await expect.poll(() => page.textContent('#total-events'), { timeout: 15_000 }).toBe(String(expected.total + 1));
+    expect(await page.textContent('#pending-events')).toBe(String(expected.pending + 1));
+
+    mkdirSync('test-artifacts', { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    // The token stays for the tab: a reload goes straight to the same view.
+    await page.reload();
+    await page.waitForSelector('#dashboard:not([hidden])');
+    await expect.poll(() => page.textContent('#total-events')).toBe(String(expected.total + 1));
+    expect(await page.inputValue('#app')).toBe('shop');
+    expect(await page.isVisible('#login')).toBe(false);
+
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it('lists recent dead-lettered deliveries once the routing context answers them', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1050 } });
+    await page.route('**/api/routing/dead-letters?limit=10', (route) =>
+      route.fulfill({
+        contentType: 'application/json',
+        body: JSON.stringify({
+          items: [
+            {
+              delivery_id: 'dlv-1',
+              app_id: 'shop',
+              event_type: 'order',
+              destination_type: 'webhook',
+              attempts: 5,
+              last_error: '<img src=x onerror=alert(1)> 503 Service Unavailable',
+              updated_at: '2026-11-24T19:45:00.000Z',
+            },
+          ],
+        }),
+      }),
+    );
+    await page.goto(`${baseUrl}/dashboard`);
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('#token-form button[type=submit]');
+    await expect.poll(() => page.textContent('#dead-letters')).toContain('shop · order → webhook');
+    const text = await page.textContent('#dead-letters');
+    expect(text).toContain('5 attempts');
+    // Text from the API is shown as text, never parsed as markup.
+    expect(text).toContain('<img src=x onerror=alert(1)> 503 Service Unavailable');
+    expect(await page.$$('#dead-letters img')).toHaveLength(0);
+    await page.locator('#dead-letters').locator('..').screenshot({ path: 'test-artifacts/dashboard-dead-letters.png' });
+    await page.close();
+  }, 30_000);
+});
