@@ -1,5 +1,5 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
-import { getItem, listItems } from './application/queries.js';
+import { getItem, getView, listItems } from './application/queries.js';
 import { queryProjection } from './application/query-projection.js';
 import { eventStoreItemHistory } from './adapters/event-store-item-history.js';
 import { queryHttp } from './adapters/http/query-routes.js';
@@ -13,6 +13,6 @@ export function queryModule({ store, db }: ModuleDeps): ContextModule {
   return {
     name: 'query',
     subscribers: [queryProjection(sqlItemViews)],
-    http: [queryHttp({ getItem: getItem(views, eventStoreItemHistory(store)), listItems: listItems(views) })],
+    http: [queryHttp({ getItem: getItem(views, eventStoreItemHistory(store)), getView: getView(views), listItems: listItems(views) })],
   };
 }

@@ -28,6 +28,15 @@ export const getItem =
     return { view, history: await history.of(id) };
   };
 
+/** The current view alone, for reads that do not show the history. */
+export const getView =
+  (views: ItemViews) =>
+  async (id: string): Promise<ItemView> => {
+    const view = await views.get(id);
+    if (!view) throw new NotFoundError('query.item-not-found', `no item with id ${id}`);
+    return view;
+  };
+
 export const listItems =
   (views: ItemViews) =>
   (filter: ItemFilter, page: PageRequest): Promise<Page<ItemView>> =>

@@ -9,6 +9,7 @@ import type { ItemView, PipelineStatus } from '../../domain/item-view.js';
 
 export interface QueryHandlers {
   getItem(id: string, asOf?: string): Promise<ItemWithHistory>;
+  getView(id: string): Promise<ItemView>;
   listItems(filter: ItemFilter, page: PageRequest): Promise<Page<ItemView>>;
 }
 
@@ -221,7 +222,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
             response: { 200: EventView, ...errorResponses },
           },
         },
-        async (request) => toEvent((await handlers.getItem(request.params.event_id)).view),
+        async (request) => toEvent(await handlers.getView(request.params.event_id)),
       );
 
       app.get(
