@@ -157,6 +157,8 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
           },
         };
         await tx.append({ streamId: ruleStreamId(rule.rule_id), events: [disabled] });
+        // Also before the commit is synced: from the moment the change is visible, no request may route by the old rule.
+        deps.evaluator.invalidate(rule.app_id);
       }
     });
     if (decision.disableRule && rule) deps.evaluator.invalidate(rule.app_id);

@@ -18,7 +18,10 @@ export interface AppendResult {
 }
 
 export interface ReadAllOptions {
-  /** Exclusive: events with a position greater than this one. */
+  /**
+   * 0, or the position of the last event read: reading resumes after that event in the store's read
+   * order, which is commit order (position order on SQLite; (transaction id, position) on PostgreSQL).
+   */
   readonly after: number;
   readonly limit: number;
 }

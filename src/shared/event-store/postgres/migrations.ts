@@ -1,0 +1,41 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+import type { MigrationSet } from '../../sqlite/migrate.js';
+
+const createEvents: Migration = {
+  async up(db: Kysely<unknown>) {
+    // json, not jsonb: the log keeps each payload exactly as written (key order, \u0000 and all) and
+    // only ever reads it back whole; views that query inside payloads use jsonb of their own.
+    await sql`
+      CREATE TABLE events (
+        position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        event_id uuid NOT NULL UNIQUE,
+        stream_id text NOT NULL,
+        stream_version integer NOT NULL,
+        type text NOT NULL,
+        data json NOT NULL,
+        metadata json NOT NULL,
+        recorded_at timestamptz NOT NULL,
+        -- Positions are taken before commit, so they do not commit in order; readers order by
+        -- (transaction_id, position) and stay below the oldest running transaction instead.
+        transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+        CONSTRAINT events_stream_version UNIQUE (stream_id, stream_version)
+      )`.execute(db);
+    await sql`CREATE INDEX events_read_order ON events (transaction_id, position)`.execute(db);
+    // Nothing may rewrite history.
+    await sql`
+      CREATE FUNCTION events_are_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION 'events are append-only';
+      END
+      $$`.execute(db);
+    await sql`CREATE TRIGGER events_no_update_or_delete BEFORE UPDATE OR DELETE ON events
+              FOR EACH ROW EXECUTE FUNCTION events_are_append_only()`.execute(db);
+    await sql`CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+              FOR EACH STATEMENT EXECUTE FUNCTION events_are_append_only()`.execute(db);
+  },
+};
+
+export const postgresEventStoreMigrations: MigrationSet = {
+  owner: 'event_store',
+  migrations: { '0001_create_events': createEvents },
+};

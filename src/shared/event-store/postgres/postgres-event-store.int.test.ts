@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../clock.js';
+import { uuidV7 } from '../../ids.js';
+import { migratePostgresToLatest } from '../../postgres/migrate.js';
+import { openTemporarySchema, testPostgresUrl } from '../../postgres/temporary-schema.js';
+import { eventStoreContract } from '../event-store.contract.js';
+import { postgresEventStoreMigrations } from './migrations.js';
+import { postgresEventStore } from './postgres-event-store.js';
+
+if (!testPostgresUrl) console.warn('skipping PostgreSQL event store suites: TEST_POSTGRES_URL is not set');
+
+describe.skipIf(!testPostgresUrl)('postgres event store', () => {
+  const url = testPostgresUrl ?? '';
+
+  eventStoreContract('postgres (schema per test)', async (options) => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, ...options });
+    return {
+      store,
+      db: postgres.db,
+      concurrentTransactions: true,
+      async close() {
+        await store.close();
+        await postgres.close();
+      },
+    };
+  });
+
+  it('wakes a store in another process through LISTEN/NOTIFY', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const notifyChannel = `${postgres.schema}_events`;
+    const writer = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, notifyChannel });
+    const reader = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, notifyChannel });
+    try {
+      const woken = new Promise<number>((resolve) => reader.onAppended(resolve));
+      const appended = await writer.append({ streamId: 'n-1', events: [{ type: 'A', data: {} }] });
+      expect(await woken).toBe(appended.events[0]?.position);
+    } finally {
+      await writer.close();
+      await reader.close();
+      await postgres.close();
+    }
+  });
+
+  it('refuses to read on from a position that is no event of this store', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+    try {
+      await expect(store.readAll({ after: 42, limit: 10 })).rejects.toMatchObject({ code: 'event-store.unknown-position' });
+    } finally {
+      await store.close();
+      await postgres.close();
+    }
+  });
+
+  it('keeps history append-only', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+    try {
+      await store.append({ streamId: 'h-1', events: [{ type: 'A', data: {} }] });
+      await expect(postgres.pool.query(`UPDATE events SET type = 'B'`)).rejects.toThrow('append-only');
+      await expect(postgres.pool.query(`DELETE FROM events`)).rejects.toThrow('append-only');
+      await expect(postgres.pool.query(`TRUNCATE events`)).rejects.toThrow('append-only');
+    } finally {
+      await store.close();
+      await postgres.close();
+    }
+  });
+});

@@ -1,0 +1,359 @@
+import { sql, type ColumnType, type Kysely, type Selectable } from 'kysely';
+import pg from 'pg';
+import type { Clock } from '../../clock.js';
+import { NotFoundError } from '../../errors.js';
+import type { EventMetadata, RecordedEvent } from '../../events.js';
+import type { IdGenerator } from '../../ids.js';
+import type { PostgresHandle } from '../../postgres/open-postgres.js';
+import {
+  checkExpectedVersion,
+  ConcurrencyError,
+  OverloadedError,
+  type AppendRequest,
+  type AppendResult,
+  type EventStore,
+  type InlineProjection,
+  type StoreTransaction,
+} from '../event-store.js';
+import { groupCommitter } from '../group-commit.js';
+import { checkChannelName, listenForCommits } from './commit-notifications.js';
+
+export interface EventsTable {
+  /** bigint: node-postgres hands it over as a string. */
+  position: ColumnType<string, never, never>;
+  event_id: string;
+  stream_id: string;
+  stream_version: number;
+  type: string;
+  data: ColumnType<object, string, never>;
+  metadata: ColumnType<EventMetadata, string, never>;
+  recorded_at: ColumnType<Date, string, never>;
+  /** xid8, as a string. */
+  transaction_id: ColumnType<string, never, never>;
+}
+
+interface Tables {
+  events: EventsTable;
+}
+
+export interface PostgresEventStoreOptions {
+  readonly postgres: PostgresHandle;
+  readonly clock: Clock;
+  readonly newId: IdGenerator;
+  readonly inlineProjections?: readonly InlineProjection[];
+  readonly maxBatch?: number;
+  readonly maxQueued?: number;
+  readonly onBatch?: (size: number) => void;
+  /**
+   * When set, every commit that appends sends NOTIFY on this channel and the store LISTENs on it, so
+   * `onAppended` also fires for appends made by other processes sharing the schema.
+   */
+  readonly notifyChannel?: string;
+}
+
+/** Attempts at one append whose stream another writer keeps taking versions of between our read and our insert. */
+const MAX_CONFLICT_ATTEMPTS = 3;
+
+const EVENT_COLUMNS = ['position', 'event_id', 'stream_id', 'stream_version', 'type', 'data', 'metadata', 'recorded_at'] as const;
+
+/** Only transactions older than every running one have all committed: their events can no longer change. */
+const settled = sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`;
+
+/**
+ * The EventStore port on PostgreSQL. Appends are group-committed like SQLite's; PostgreSQL's commit is
+ * already durable, so there is no separate sync. Several processes may append to one schema: the
+ * unique (stream_id, stream_version) constraint is the final guard against a lost update.
+ *
+ * Reading: identity values are taken before commit, so positions do not commit in order. The log is
+ * read in (transaction_id, position) order and only below the oldest running transaction, as Emmett
+ * does. `readAll({ after })` continues after the event at position `after`: that event's transaction id
+ * is looked up, so a checkpoint stays one number and still marks a point in the commit order.
+ */
+export async function postgresEventStore(options: PostgresEventStoreOptions): Promise<EventStore> {
+  const db = options.postgres.db as Kysely<Tables>;
+  const projections = options.inlineProjections ?? [];
+  const listeners = new Set<(head: number) => void>();
+  const channel = options.notifyChannel === undefined ? undefined : checkChannelName(options.notifyChannel);
+
+  const wake = (head: number) => {
+    for (const listener of listeners) listener(head);
+  };
+  const notify = (events: readonly RecordedEvent[]) => {
+    const last = events.at(-1);
+    if (last) wake(last.position);
+  };
+  const stopListening = channel === undefined ? undefined : await listenForCommits(options.postgres.pool, channel, wake);
+
+  /** Inside the transaction: PostgreSQL delivers the notification when, and only if, it commits. */
+  async function announce(trx: Kysely<Tables>, events: readonly RecordedEvent[]): Promise<void> {
+    const last = events.at(-1);
+    if (channel !== undefined && last) await sql`SELECT pg_notify(${channel}, ${String(last.position)})`.execute(trx);
+  }
+
+  async function appendWithin(trx: Kysely<Tables>, requests: readonly AppendRequest[]): Promise<Array<AppendResult | Error>> {
+    const versions = await currentVersions(trx, [...new Set(requests.map((r) => r.streamId))]);
+    const recordedAt = options.clock.now().toISOString();
+    const rows: NewRow[] = [];
+    const planned = requests.map((request) => {
+      const current = versions.get(request.streamId) ?? 0;
+      try {
+        checkExpectedVersion(request.streamId, request.expectedVersion, current);
+      } catch (error) {
+        return error as Error;
+      }
+      const first = rows.length;
+      request.events.forEach((event, i) => {
+        rows.push({
+          eventId: options.newId(),
+          streamId: request.streamId,
+          streamVersion: current + i + 1,
+          type: event.type,
+          data: JSON.stringify(event.data),
+          metadata: JSON.stringify(event.metadata ?? {}),
+        });
+      });
+      versions.set(request.streamId, current + request.events.length);
+      return { first, count: request.events.length, streamId: request.streamId };
+    });
+
+    const positions = await insertRows(trx, rows, recordedAt);
+    const all: RecordedEvent[] = [];
+    const results = planned.map((plan, index): AppendResult | Error => {
+      if (plan instanceof Error) return plan;
+      const request = requests[index] as AppendRequest;
+      const events = rows.slice(plan.first, plan.first + plan.count).map((row, i) => {
+        const recorded: RecordedEvent = {
+          eventId: row.eventId,
+          position: positions.get(versionKey(row.streamId, row.streamVersion)) ?? 0,
+          streamId: row.streamId,
+          streamVersion: row.streamVersion,
+          type: row.type,
+          data: request.events[i]?.data ?? {},
+          metadata: request.events[i]?.metadata ?? {},
+          recordedAt,
+        };
+        all.push(recorded);
+        return recorded;
+      });
+      return { streamId: plan.streamId, nextExpectedVersion: versions.get(plan.streamId) ?? 0, events };
+    });
+
+    for (const projection of projections) {
+      const handled = all.filter((event) => projection.handles.includes(event.type));
+      if (handled.length > 0) await projection.apply(untyped(trx), handled);
+    }
+    return results;
+  }
+
+  /**
+   * One append in a savepoint, for when another writer raced us to a stream version: the retry reads the
+   * stream's new version, so a stale expected version becomes a ConcurrencyError for this request alone.
+   */
+  async function appendIsolated(trx: Kysely<Tables>, request: AppendRequest): Promise<AppendResult | Error> {
+    for (let attempt = 1; ; attempt++) {
+      await sql`SAVEPOINT append_one`.execute(trx);
+      try {
+        const [outcome] = await appendWithin(trx, [request]);
+        await sql`RELEASE SAVEPOINT append_one`.execute(trx);
+        return outcome ?? new Error('append produced no result');
+      } catch (error) {
+        await sql`ROLLBACK TO SAVEPOINT append_one`.execute(trx);
+        await sql`RELEASE SAVEPOINT append_one`.execute(trx);
+        if (!isStreamVersionConflict(error)) throw error;
+        if (attempt >= MAX_CONFLICT_ATTEMPTS) {
+          const actual = (await currentVersions(trx, [request.streamId])).get(request.streamId) ?? 0;
+          return new ConcurrencyError(request.streamId, request.expectedVersion ?? 'any', actual);
+        }
+      }
+    }
+  }
+
+  async function commitBatch(requests: readonly AppendRequest[]): Promise<Array<AppendResult | Error>> {
+    const inTransaction = async (append: (trx: Kysely<Tables>) => Promise<Array<AppendResult | Error>>) =>
+      db.transaction().execute(async (trx) => {
+        const results = await append(trx);
+        await announce(trx, appendedEvents(results));
+        return results;
+      });
+    try {
+      return await inTransaction((trx) => appendWithin(trx, requests));
+    } catch (error) {
+      if (!isStreamVersionConflict(error)) throw error;
+      // Another process appended to one of these streams meanwhile. Appending one by one, each in its
+      // own savepoint, fails only the request that conflicts instead of the whole batch.
+      return inTransaction(async (trx) => {
+        const results: Array<AppendResult | Error> = [];
+        for (const request of requests) results.push(await appendIsolated(trx, request));
+        return results;
+      });
+    }
+  }
+
+  const committer = groupCommitter<AppendRequest, AppendResult>({
+    commit: async (requests) => {
+      const results = await commitBatch(requests);
+      notify(appendedEvents(results));
+      return results;
+    },
+    // A PostgreSQL commit returns once its WAL record is flushed: nothing more to wait for.
+    durable: () => Promise.resolve(),
+    maxBatch: options.maxBatch ?? 1000,
+    maxQueued: options.maxQueued ?? 10_000,
+    overloaded: (queued) => new OverloadedError(queued),
+    onBatch: options.onBatch,
+  });
+
+  /** The transaction id of the event a reader stopped at: with its position, its place in the read order. */
+  async function readOrderOf(position: number): Promise<string> {
+    const row = await db.selectFrom('events').select('transaction_id').where('position', '=', String(position)).executeTakeFirst();
+    if (!row) {
+      throw new NotFoundError(
+        'event-store.unknown-position',
+        `no event at position ${position}: readAll continues after 0 or the position of an event read from this store`,
+      );
+    }
+    return row.transaction_id;
+  }
+
+  return {
+    append: (request) => committer.submit(request),
+
+    async readStream(streamId) {
+      const rows = await db
+        .selectFrom('events')
+        .select(EVENT_COLUMNS)
+        .where('stream_id', '=', streamId)
+        .orderBy('stream_version')
+        .execute();
+      return rows.map(toRecorded);
+    },
+
+    async readAll({ after, limit }) {
+      let query = db.selectFrom('events').select(EVENT_COLUMNS).where(settled);
+      if (after > 0) {
+        const transactionId = await readOrderOf(after);
+        query = query.where(sql<boolean>`(transaction_id, position) > (${transactionId}::xid8, ${after}::bigint)`);
+      }
+      const rows = await query.orderBy('transaction_id').orderBy('position').limit(limit).execute();
+      return rows.map(toRecorded);
+    },
+
+    /** The last event a reader can see now, in read order: a reader that has read it is caught up. */
+    async headPosition() {
+      const row = await db
+        .selectFrom('events')
+        .select('position')
+        .where(settled)
+        .orderBy('transaction_id', 'desc')
+        .orderBy('position', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      return Number(row?.position ?? 0);
+    },
+
+    async transaction(work) {
+      const appended: RecordedEvent[] = [];
+      const result = await db.transaction().execute(async (trx) => {
+        const tx: StoreTransaction = {
+          db: untyped(trx),
+          async append(request) {
+            const outcome = await appendIsolated(trx, request);
+            if (outcome instanceof Error) throw outcome;
+            appended.push(...outcome.events);
+            return outcome;
+          },
+        };
+        const value = await work(tx);
+        await announce(trx, appended);
+        return value;
+      });
+      notify(appended);
+      return result;
+    },
+
+    onAppended(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    async close() {
+      await committer.drain();
+      await stopListening?.();
+    },
+  };
+}
+
+interface NewRow {
+  readonly eventId: string;
+  readonly streamId: string;
+  readonly streamVersion: number;
+  readonly type: string;
+  readonly data: string;
+  readonly metadata: string;
+}
+
+/**
+ * One statement for the whole batch: seven array parameters whatever its size, where a multi-row
+ * VALUES would need seven parameters per row (and PostgreSQL allows 65535).
+ */
+async function insertRows(trx: Kysely<Tables>, rows: readonly NewRow[], recordedAt: string): Promise<Map<string, number>> {
+  const positions = new Map<string, number>();
+  if (rows.length === 0) return positions;
+  const inserted = await sql<{ position: string; stream_id: string; stream_version: number }>`
+    INSERT INTO events (event_id, stream_id, stream_version, type, data, metadata, recorded_at)
+    SELECT r.event_id, r.stream_id, r.stream_version, r.type, r.data, r.metadata, ${recordedAt}::timestamptz
+    FROM unnest(
+      ${rows.map((r) => r.eventId)}::uuid[],
+      ${rows.map((r) => r.streamId)}::text[],
+      ${rows.map((r) => r.streamVersion)}::integer[],
+      ${rows.map((r) => r.type)}::text[],
+      ${rows.map((r) => r.data)}::json[],
+      ${rows.map((r) => r.metadata)}::json[]
+    ) WITH ORDINALITY AS r(event_id, stream_id, stream_version, type, data, metadata, n)
+    -- Positions follow the order of the batch, so a stream's versions get increasing positions.
+    ORDER BY r.n
+    RETURNING position, stream_id, stream_version`.execute(trx);
+  for (const row of inserted.rows) positions.set(versionKey(row.stream_id, row.stream_version), Number(row.position));
+  return positions;
+}
+
+const versionKey = (streamId: string, version: number) => `${version}:${streamId}`;
+
+async function currentVersions(db: Kysely<Tables>, streamIds: readonly string[]): Promise<Map<string, number>> {
+  const versions = new Map<string, number>();
+  if (streamIds.length === 0) return versions;
+  const rows = await db
+    .selectFrom('events')
+    .select(['stream_id', (eb) => eb.fn.max('stream_version').as('version')])
+    .where(sql<boolean>`stream_id = any(${streamIds}::text[])`)
+    .groupBy('stream_id')
+    .execute();
+  for (const row of rows) versions.set(row.stream_id, Number(row.version));
+  return versions;
+}
+
+function isStreamVersionConflict(error: unknown): boolean {
+  return error instanceof pg.DatabaseError && error.code === '23505' && error.constraint === 'events_stream_version';
+}
+
+function appendedEvents(results: ReadonlyArray<AppendResult | Error>): RecordedEvent[] {
+  return results.flatMap((r) => (r instanceof Error ? [] : r.events));
+}
+
+/** Contexts type their own tables; they see the shared connection without the event store's types. */
+function untyped(db: Kysely<Tables>): Kysely<object> {
+  return db as unknown as Kysely<object>;
+}
+
+function toRecorded(row: Pick<Selectable<EventsTable>, (typeof EVENT_COLUMNS)[number]>): RecordedEvent {
+  return {
+    eventId: row.event_id,
+    position: Number(row.position),
+    streamId: row.stream_id,
+    streamVersion: row.stream_version,
+    type: row.type,
+    data: row.data,
+    metadata: row.metadata,
+    recordedAt: row.recorded_at.toISOString(),
+  };
+}

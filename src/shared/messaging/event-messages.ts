@@ -1,0 +1,44 @@
+import type { RecordedEvent } from '../events.js';
+import type { BusMessage, DeliveredMessage } from './message-bus.js';
+
+// NATS subject tokens cannot hold separators, wildcards or whitespace.
+const NOT_A_SUBJECT_TOKEN = /[.*>\s]/g;
+
+/** `intake.<context>.<EventType>`: consumers filter by context, by type, or both. */
+export function subjectOf(context: string, eventType: string): string {
+  return `intake.${context.replace(NOT_A_SUBJECT_TOKEN, '_')}.${eventType.replace(NOT_A_SUBJECT_TOKEN, '_')}`;
+}
+
+/** An event as it leaves its service: the id for deduplication, its place in its stream in the metadata. */
+export function messageOfEvent(event: RecordedEvent): BusMessage {
+  return {
+    id: event.eventId,
+    type: event.type,
+    data: event.data,
+    metadata: {
+      ...event.metadata,
+      streamId: event.streamId,
+      streamVersion: event.streamVersion,
+      recordedAt: event.recordedAt,
+      sourcePosition: event.position,
+    },
+  };
+}
+
+/**
+ * The event again on the consuming side. Its `position` is the one in the publishing service's own log:
+ * it identifies the event there, but orders nothing across services.
+ */
+export function eventOfMessage(message: DeliveredMessage): RecordedEvent {
+  const { streamId, streamVersion, recordedAt, sourcePosition, ...metadata } = message.metadata;
+  return {
+    eventId: message.id,
+    position: typeof sourcePosition === 'number' ? sourcePosition : 0,
+    streamId: typeof streamId === 'string' ? streamId : '',
+    streamVersion: typeof streamVersion === 'number' ? streamVersion : 0,
+    type: message.type,
+    data: message.data,
+    metadata,
+    recordedAt: typeof recordedAt === 'string' ? recordedAt : '',
+  };
+}

@@ -1,0 +1,57 @@
+import { UnavailableError } from '../errors.js';
+import type { EventMetadata } from '../events.js';
+
+/** What travels between services: an event's envelope, identified for deduplication by `id`. */
+export interface BusMessage {
+  /** The event id: the broker drops a second publish of the same id within its duplicate window. */
+  readonly id: string;
+  readonly type: string;
+  readonly data: object;
+  readonly metadata: EventMetadata;
+}
+
+export interface DeliveredMessage extends BusMessage {
+  readonly subject: string;
+  /** 1 on the first delivery; higher after a failure or an ack wait that ran out. */
+  readonly attempt: number;
+}
+
+/** Resolves once the message's effects are committed: only then is it acknowledged. */
+export type MessageHandler = (message: DeliveredMessage) => Promise<void>;
+
+export interface ConsumeOptions {
+  /** Deliveries of one message before it is parked instead of retried. */
+  readonly maxDeliver: number;
+  /** A delivery not acknowledged within this time is delivered again. */
+  readonly ackWaitMs: number;
+  /** The dead-letter path: receives a message that exhausted its deliveries; the message is then settled. */
+  onParked(message: DeliveredMessage, error: unknown): Promise<void>;
+  /** Delay before the first redelivery after a failure, doubling with each attempt. Default 1000. */
+  readonly retryDelayMs?: number;
+  /** Messages a consumer may hold before handling them. Default 64; 1 shares work most evenly. */
+  readonly prefetch?: number;
+}
+
+export interface Consumption {
+  /** Finishes the message in hand; messages not yet handled go back to the durable consumer. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The broker seen from a service: at-least-once delivery to durable, named consumers.
+ * Replicas consuming under one durable name share its messages; each is handled once unless a
+ * handler fails or a replica dies, so handlers stay idempotent on the message id.
+ */
+export interface MessageBus {
+  /** Resolves when the broker has stored the message; rejects with `MessageBusUnavailableError` when it cannot. */
+  publish(subject: string, message: BusMessage): Promise<void>;
+  /** `subjects` may use NATS wildcards: `*` for one token, `>` for the rest. */
+  consume(durableName: string, subjects: readonly string[], handler: MessageHandler, options: ConsumeOptions): Promise<Consumption>;
+  close(): Promise<void>;
+}
+
+export class MessageBusUnavailableError extends UnavailableError {
+  constructor(reason: string) {
+    super('messaging.unavailable', `the message broker is unavailable: ${reason}`, 1);
+  }
+}

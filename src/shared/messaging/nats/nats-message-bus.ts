@@ -1,0 +1,245 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  StorageType,
+  type ConsumerConfig,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { handleDelivery, park } from '../handle-delivery.js';
+import {
+  MessageBusUnavailableError,
+  type BusMessage,
+  type ConsumeOptions,
+  type Consumption,
+  type DeliveredMessage,
+  type MessageBus,
+} from '../message-bus.js';
+
+export interface NatsMessageBusOptions {
+  readonly servers: string | readonly string[];
+  /** The JetStream stream holding this bus's subjects; created, or given missing subjects, on first use. */
+  readonly stream: string;
+  readonly subjects: readonly string[];
+  /** How long the stream remembers message ids to drop republished ones. Default two minutes. */
+  readonly duplicateWindowMs?: number;
+  /** Bound on connecting and on waiting for the broker's acknowledgement of a publish. Default 5000. */
+  readonly publishTimeoutMs?: number;
+  /** Shown in the server's connection list. */
+  readonly connectionName?: string;
+  readonly onError?: (error: unknown, context: string) => void;
+}
+
+interface Session {
+  readonly connection: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+}
+
+/**
+ * The bus over NATS JetStream: publishes wait for the stream's acknowledgement and carry the message id
+ * as `Nats-Msg-Id`; consumers are durable pull consumers, so replicas using one durable name share it.
+ *
+ * Nothing waits for the broker at start-up: the first publish or consume connects, and a publish while
+ * the broker is unreachable fails fast with `MessageBusUnavailableError` rather than queueing in memory;
+ * its caller (the outbox relay) retries from its store.
+ */
+export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
+  const timeoutMs = options.publishTimeoutMs ?? 5000;
+  const consumptions = new Set<Consumption>();
+  const report = options.onError ?? (() => {});
+  let session: Promise<Session> | undefined;
+  let connected = false;
+  let closed = false;
+
+  const open = async (): Promise<Session> => {
+    const connection = await connect({
+      servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
+      name: options.connectionName,
+      timeout: timeoutMs,
+      // Once connected, keep reconnecting for as long as the process lives.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+    });
+    connected = true;
+    void watchConnection(connection);
+    const jsm = await jetstreamManager(connection);
+    await ensureStream(jsm, options.stream, options.subjects, options.duplicateWindowMs ?? 120_000);
+    return { connection, js: jetstream(connection), jsm };
+  };
+
+  const watchConnection = async (connection: NatsConnection) => {
+    for await (const status of connection.status()) {
+      if (status.type === 'disconnect') connected = false;
+      if (status.type === 'reconnect') connected = true;
+    }
+  };
+
+  /** The live session, opening one when there is none or the last one was closed for good. */
+  const current = async (): Promise<Session> => {
+    if (closed) throw new MessageBusUnavailableError('the bus is closed');
+    const pending = session;
+    const existing = pending && (await pending.catch(() => undefined));
+    if (existing && !existing.connection.isClosed()) return existing;
+    // Another caller replaced it while this one waited: share theirs rather than open a second connection.
+    if (session !== pending) return current();
+    session = open();
+    session.catch(() => {
+      session = undefined;
+    });
+    return session;
+  };
+
+  return {
+    async publish(subject, message) {
+      let live: Session;
+      try {
+        live = await current();
+      } catch (error) {
+        throw new MessageBusUnavailableError(`cannot reach NATS (${describe(error)})`);
+      }
+      // While reconnecting the client would buffer the message in memory; the caller retries instead.
+      if (!connected) throw new MessageBusUnavailableError('disconnected from NATS, reconnecting');
+      try {
+        await live.js.publish(subject, JSON.stringify(message), { msgID: message.id, timeout: timeoutMs });
+      } catch (error) {
+        throw new MessageBusUnavailableError(`publish to ${subject} was not acknowledged (${describe(error)})`);
+      }
+    },
+
+    async consume(durableName, subjects, handler, consume) {
+      const { js, jsm } = await current();
+      await ensureConsumer(jsm, options.stream, durableName, subjects, consume);
+      const consumer = await js.consumers.get(options.stream, durableName);
+      const messages = await consumer.consume({ max_messages: consume.prefetch ?? 64 });
+      let stopping = false;
+      const loop = (async () => {
+        for await (const msg of messages) {
+          // Prefetched but not handled: hand it straight back to the durable consumer for another replica.
+          if (stopping) msg.nak();
+          else await deliver(msg, handler, consume, options.stream);
+        }
+      })().catch((error: unknown) => report(error, `consumer ${durableName} stopped`));
+      const consumption: Consumption = {
+        async stop() {
+          stopping = true;
+          messages.stop();
+          await loop;
+          consumptions.delete(consumption);
+        },
+      };
+      consumptions.add(consumption);
+      return consumption;
+    },
+
+    async close() {
+      closed = true;
+      await Promise.all([...consumptions].map((c) => c.stop()));
+      const live = session && (await session.catch(() => undefined));
+      if (live && !live.connection.isClosed()) await live.connection.drain();
+    },
+  };
+}
+
+async function deliver(
+  msg: JsMsg,
+  handler: (m: DeliveredMessage) => Promise<void>,
+  options: ConsumeOptions,
+  stream: string,
+): Promise<void> {
+  const message = decode(msg, stream);
+  // No attempt can read it better than the first: an unreadable message goes straight to the dead letters.
+  const settlement =
+    message instanceof Error ? await park(unreadable(msg, stream), message, options) : await handleDelivery(message, handler, options);
+  if (settlement.kind === 'retry') {
+    msg.nak(settlement.delayMs);
+    return;
+  }
+  // A lost acknowledgement only means one more delivery, which handlers tolerate.
+  await msg.ackAck().catch(() => false);
+}
+
+function decode(msg: JsMsg, stream: string): DeliveredMessage | Error {
+  try {
+    const body = msg.json<Partial<BusMessage>>();
+    if (typeof body.id !== 'string' || typeof body.type !== 'string' || typeof body.data !== 'object' || body.data === null) {
+      return new Error(`message ${stream}#${msg.seq} is not a bus message (id, type, data, metadata)`);
+    }
+    return {
+      id: body.id,
+      type: body.type,
+      data: body.data,
+      metadata: body.metadata ?? {},
+      subject: msg.subject,
+      attempt: msg.info.deliveryCount,
+    };
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}
+
+/** What the dead-letter path receives for a message that cannot even be read. */
+function unreadable(msg: JsMsg, stream: string): DeliveredMessage {
+  return {
+    id: msg.headers?.get('Nats-Msg-Id') || `${stream}#${msg.seq}`,
+    type: 'unreadable',
+    data: { raw: msg.string().slice(0, 10_000) },
+    metadata: {},
+    subject: msg.subject,
+    attempt: msg.info.deliveryCount,
+  };
+}
+
+async function ensureStream(jsm: JetStreamManager, name: string, subjects: readonly string[], duplicateWindowMs: number): Promise<void> {
+  try {
+    const info = await jsm.streams.info(name);
+    const missing = subjects.filter((s) => !(info.config.subjects ?? []).includes(s));
+    if (missing.length > 0) await jsm.streams.update(name, { subjects: [...(info.config.subjects ?? []), ...missing] });
+  } catch (error) {
+    if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
+    await jsm.streams.add({ name, subjects: [...subjects], duplicate_window: nanos(duplicateWindowMs), storage: StorageType.File });
+  }
+}
+
+async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  durableName: string,
+  subjects: readonly string[],
+  options: ConsumeOptions,
+): Promise<void> {
+  const filter: Partial<ConsumerConfig> = subjects.length === 1 ? { filter_subject: subjects[0] } : { filter_subjects: [...subjects] }; // several need NATS 2.10
+  const wanted: Partial<ConsumerConfig> = {
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(options.ackWaitMs),
+    // Unlimited on the server: the consumer parks after maxDeliver attempts itself, where a server-side
+    // limit would silently stop delivering a message whose handler kept crashing.
+    max_deliver: -1,
+    ...filter,
+  };
+  try {
+    const { config } = await jsm.consumers.info(stream, durableName);
+    const same =
+      config.ack_wait === wanted.ack_wait &&
+      config.filter_subject === wanted.filter_subject &&
+      String(config.filter_subjects ?? []) === String(wanted.filter_subjects ?? []);
+    if (!same) await jsm.consumers.update(stream, durableName, wanted);
+  } catch (error) {
+    if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
+    await jsm.consumers.add(stream, { ...wanted, durable_name: durableName, deliver_policy: DeliverPolicy.All });
+  }
+}
+
+function isApiError(error: unknown, code: number): boolean {
+  return error instanceof JetStreamApiError && error.code === code;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

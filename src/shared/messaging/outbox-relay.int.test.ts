@@ -1,0 +1,253 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import type { Kysely } from 'kysely';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../clock.js';
+import type { EventStore } from '../event-store/event-store.js';
+import { postgresEventStoreMigrations } from '../event-store/postgres/migrations.js';
+import { postgresEventStore } from '../event-store/postgres/postgres-event-store.js';
+import { sqliteEventStoreMigrations } from '../event-store/sqlite/migrations.js';
+import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
+import { uuidV7 } from '../ids.js';
+import { migratePostgresToLatest } from '../postgres/migrate.js';
+import { openTemporarySchema, testPostgresUrl } from '../postgres/temporary-schema.js';
+import { migrateToLatest } from '../sqlite/migrate.js';
+import { openSqlite } from '../sqlite/open-sqlite.js';
+import { loadCheckpoint } from '../subscriptions/checkpoints.js';
+import { subscriptionMigrations } from '../subscriptions/migrations.js';
+import { inProcessMessageBus } from './in-process/in-process-message-bus.js';
+import { MessageBusUnavailableError, type DeliveredMessage, type MessageBus } from './message-bus.js';
+import { natsMessageBus } from './nats/nats-message-bus.js';
+import { natsServerAvailable, startPrivateNatsServer } from './nats/private-nats-server.js';
+import { outboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
+
+interface ServiceStore {
+  readonly store: EventStore;
+  readonly db: Kysely<object>;
+  close(): Promise<void>;
+}
+
+async function sqliteService(): Promise<ServiceStore> {
+  const dir = mkdtempSync(join(tmpdir(), 'intake-relay-'));
+  const sqlite = openSqlite(join(dir, 'events.db'));
+  await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
+  const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7, durability: 'process-crash' });
+  return {
+    store,
+    db: sqlite.db,
+    async close() {
+      await store.close();
+      await sqlite.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function postgresService(): Promise<ServiceStore> {
+  const postgres = await openTemporarySchema(testPostgresUrl ?? '');
+  await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations]);
+  const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+  return {
+    store,
+    db: postgres.db,
+    async close() {
+      await store.close();
+      await postgres.close();
+    },
+  };
+}
+
+const services: Array<[string, () => Promise<ServiceStore>]> = [
+  ['sqlite', sqliteService],
+  ...(testPostgresUrl ? [['postgres', postgresService] as [string, () => Promise<ServiceStore>]] : []),
+];
+if (!testPostgresUrl) console.warn('skipping the outbox relay on PostgreSQL: TEST_POSTGRES_URL is not set');
+const natsUrl = process.env.TEST_NATS_URL || undefined;
+if (!natsUrl) console.warn('skipping the outbox relay over JetStream: TEST_NATS_URL is not set');
+else if (!natsServerAvailable()) console.warn('skipping the outbox relay broker outage: no nats-server binary (NATS_SERVER_BIN)');
+
+const silent = pino({ level: 'silent' });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(10);
+  }
+}
+
+/** A bus that can be taken down, and that counts what reached it. */
+function switchableBus(inner: MessageBus): MessageBus & { down: boolean; published: string[]; refused: number } {
+  const bus = {
+    down: false,
+    published: [] as string[],
+    refused: 0,
+    async publish(subject: string, message: Parameters<MessageBus['publish']>[1]) {
+      if (bus.down) {
+        bus.refused += 1;
+        throw new MessageBusUnavailableError('switched off for the test');
+      }
+      bus.published.push(message.id);
+      await inner.publish(subject, message);
+    },
+    consume: inner.consume.bind(inner),
+    close: inner.close.bind(inner),
+  };
+  return bus;
+}
+
+const appendItems = (store: EventStore, from: number, count: number) =>
+  Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      store.append({
+        streamId: `data-${from + i}`,
+        events: [
+          { type: i % 2 === 0 ? 'DataReceived' : 'DataIngested', data: { n: from + i }, metadata: { correlationId: `c-${from + i}` } },
+        ],
+      }),
+    ),
+  ).then((results) => results.flatMap((r) => r.events));
+
+const consumeOptions = { maxDeliver: 5, ackWaitMs: 2000, retryDelayMs: 20, onParked: async () => {} };
+
+const relayOf = (service: ServiceStore, bus: MessageBus, overrides: Partial<OutboxRelayOptions> = {}) =>
+  outboxRelay({
+    store: service.store,
+    db: service.db,
+    bus,
+    context: 'ingestion',
+    clock: systemClock,
+    logger: silent,
+    pollIntervalMs: 50,
+    retryBaseMs: 10,
+    retryMaxMs: 100,
+    ...overrides,
+  });
+
+describe.each(services)('outbox relay on %s', (_name, openService) => {
+  const withService = async (test: (service: ServiceStore, bus: ReturnType<typeof switchableBus>) => Promise<void>) => {
+    const service = await openService();
+    const bus = switchableBus(inProcessMessageBus());
+    try {
+      await test(service, bus);
+    } finally {
+      await bus.close();
+      await service.close();
+    }
+  };
+
+  it('publishes each event to intake.<context>.<EventType> with its id, and checkpoints after the acknowledgement', () =>
+    withService(async (service, bus) => {
+      const received: DeliveredMessage[] = [];
+      await bus.consume('everything', ['intake.ingestion.>'], async (m) => void received.push(m), consumeOptions);
+      const events = await appendItems(service.store, 0, 3);
+      const relay = relayOf(service, bus);
+      relay.start();
+      await eventually(() => received.length === 3, 'three messages arrived');
+      await relay.stop();
+
+      expect(received.map((m) => [m.subject, m.id])).toEqual(events.map((e) => [`intake.ingestion.${e.type}`, e.eventId]));
+      expect(received[0]).toMatchObject({
+        type: 'DataReceived',
+        data: { n: 0 },
+        metadata: { correlationId: 'c-0', streamId: 'data-0', streamVersion: 1, sourcePosition: events[0]?.position },
+      });
+      expect(await loadCheckpoint(service.db, 'relay')).toBe(await service.store.headPosition());
+    }));
+
+  it('keeps ingestion going while the broker is down, retries, and publishes everything once it is back', () =>
+    withService(async (service, bus) => {
+      const received = new Set<string>();
+      await bus.consume('everything', ['intake.ingestion.>'], async (m) => void received.add(m.id), consumeOptions);
+      bus.down = true;
+      const relay = relayOf(service, bus);
+      relay.start();
+
+      const started = Date.now();
+      const events = await appendItems(service.store, 0, 50);
+      expect(Date.now() - started).toBeLessThan(2000);
+      await eventually(() => bus.refused >= 3, 'the relay retried');
+      expect(await loadCheckpoint(service.db, 'relay')).toBe(0);
+
+      bus.down = false;
+      await eventually(() => received.size === 50, 'every event arrived after the outage');
+      await relay.stop();
+      expect([...received].sort()).toEqual(events.map((e) => e.eventId).sort());
+    }));
+
+  it('resumes from its checkpoint after a restart, republishing nothing already acknowledged', () =>
+    withService(async (service, bus) => {
+      const received: string[] = [];
+      await bus.consume('everything', ['intake.ingestion.>'], async (m) => void received.push(m.id), consumeOptions);
+      const first = relayOf(service, bus);
+      first.start();
+      await appendItems(service.store, 0, 5);
+      await eventually(() => received.length === 5, 'the first five arrived');
+      await first.stop();
+
+      await appendItems(service.store, 5, 5);
+      const second = relayOf(service, bus);
+      second.start();
+      await eventually(() => received.length === 10, 'the rest arrived');
+      await second.stop();
+      expect(bus.published).toHaveLength(10);
+      expect(new Set(received).size).toBe(10);
+    }));
+
+  describe.skipIf(!natsUrl || !natsServerAvailable())('over JetStream', () => {
+    it('delivers every event exactly once to a consumer across a broker outage', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'intake-nats-'));
+      const server = await startPrivateNatsServer(join(dir, 'jetstream'));
+      const service = await openService();
+      const streamConfig = { servers: server.url, stream: 'INTAKE_INGESTION', subjects: ['intake.ingestion.>'], publishTimeoutMs: 1000 };
+      const publisher = natsMessageBus({ ...streamConfig, connectionName: 'relay' });
+      const subscriber = natsMessageBus({ ...streamConfig, connectionName: 'validation' });
+      const relay = relayOf(service, publisher);
+      try {
+        const deliveries = new Map<string, number>();
+        await subscriber.consume(
+          'validation',
+          ['intake.ingestion.>'],
+          async (m) => void deliveries.set(m.id, (deliveries.get(m.id) ?? 0) + 1),
+          consumeOptions,
+        );
+        relay.start();
+        const before = await appendItems(service.store, 0, 20);
+        await eventually(() => deliveries.size === 20, 'the events before the outage arrived');
+
+        await server.stop();
+        const started = Date.now();
+        const during = await appendItems(service.store, 20, 20);
+        expect(Date.now() - started).toBeLessThan(2000);
+        await sleep(1000);
+        expect(relay.position).toBe(before.at(-1)?.position);
+
+        await server.restart();
+        await eventually(() => deliveries.size === 40, 'the events appended during the outage arrived', 30_000);
+        await relay.stop();
+
+        expect([...deliveries.keys()].sort()).toEqual([...before, ...during].map((e) => e.eventId).sort());
+        // Deduplicated by the broker on the event id: each event is one message in the stream.
+        const admin = await connect({ servers: server.url });
+        try {
+          const info = await (await jetstreamManager(admin)).streams.info('INTAKE_INGESTION');
+          expect(info.state.messages).toBe(40);
+        } finally {
+          await admin.close();
+        }
+      } finally {
+        await relay.stop();
+        await subscriber.close();
+        await publisher.close();
+        await service.close();
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }, 60_000);
+  });
+});

@@ -1,0 +1,127 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { EventStore } from '../event-store/event-store.js';
+import { loadCheckpoint, saveCheckpoint } from '../subscriptions/checkpoints.js';
+import { messageOfEvent, subjectOf } from './event-messages.js';
+import type { MessageBus } from './message-bus.js';
+
+export interface OutboxRelayOptions {
+  readonly store: EventStore;
+  /** Holds the relay's checkpoint, in the subscriptions' checkpoint table. */
+  readonly db: Kysely<object>;
+  readonly bus: MessageBus;
+  /** The service's bounded context: its events go to `intake.<context>.<EventType>`. */
+  readonly context: string;
+  readonly clock: Clock;
+  readonly logger: Pick<Logger, 'info' | 'warn'>;
+  /** The checkpoint's name. Default `relay`. */
+  readonly name?: string;
+  readonly batchSize?: number;
+  /** Fallback when no commit signal arrives. */
+  readonly pollIntervalMs?: number;
+  /** Backoff while the broker is unreachable: doubles from the base up to the cap. */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+export interface OutboxRelay {
+  start(): void;
+  /** Finishes the batch in hand; what was not acknowledged is published again by the next start. */
+  stop(): Promise<void>;
+  /** The position of the last event the broker acknowledged. */
+  readonly position: number;
+}
+
+/**
+ * Publishes a service's events to the broker: the event store is the outbox. It reads the log after its
+ * checkpoint, publishes each event with its id as the message id, and moves the checkpoint only once the
+ * broker acknowledged them all, so a crash or an outage republishes (deduplicated by the broker within its
+ * window, and by idempotent consumers beyond it) and never skips. It runs beside the write path and
+ * never holds it up: while the broker is down, appends go on and the relay retries with backoff.
+ */
+export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const { store, db, bus, context, clock, logger } = options;
+  const name = options.name ?? 'relay';
+  const batchSize = options.batchSize ?? 500;
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const retryBaseMs = options.retryBaseMs ?? 100;
+  const retryMaxMs = options.retryMaxMs ?? 30_000;
+  let position = 0;
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let unsubscribe: (() => void) | undefined;
+  /** Ends the current pause early; `wakesOnAppend` tells a wait for news from a backoff after a failure. */
+  let pausing: { readonly wakesOnAppend: boolean; end(): void } | undefined;
+
+  const pause = (ms: number, wakesOnAppend: boolean) =>
+    new Promise<void>((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        pausing = undefined;
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      pausing = { wakesOnAppend, end };
+    });
+
+  /** One step: publishes the next batch; false when there was nothing to publish. */
+  const relayBatch = async (): Promise<boolean> => {
+    const batch = await store.readAll({ after: position, limit: batchSize });
+    const last = batch.at(-1);
+    if (!last) return false;
+    // All in flight at once: one connection keeps them in order, and one round trip covers the batch.
+    await Promise.all(batch.map((event) => bus.publish(subjectOf(context, event.type), messageOfEvent(event))));
+    await saveCheckpoint(db, name, last.position, clock.now().toISOString());
+    position = last.position;
+    return true;
+  };
+
+  const run = async () => {
+    let failures = 0;
+    let loaded = false;
+    while (running) {
+      try {
+        if (!loaded) {
+          position = await loadCheckpoint(db, name);
+          loaded = true;
+        }
+        const published = await relayBatch();
+        if (failures > 0) logger.info({ relay: name, position, failures }, 'relay publishing again');
+        failures = 0;
+        if (!published) await pause(pollIntervalMs, true);
+      } catch (error) {
+        failures += 1;
+        // Said once, then every tenth attempt: an outage must be visible without flooding the log.
+        if (failures === 1 || failures % 10 === 0)
+          logger.warn({ relay: name, position, failures, err: error }, 'relay cannot publish; retrying');
+        if (running) await pause(Math.min(retryBaseMs * 2 ** (failures - 1), retryMaxMs), false);
+      }
+    }
+  };
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      // New events end a wait for news, not the backoff after a failure: an outage is not hammered.
+      unsubscribe = store.onAppended(() => {
+        if (pausing?.wakesOnAppend) pausing.end();
+      });
+      loop = run();
+    },
+
+    async stop() {
+      running = false;
+      unsubscribe?.();
+      unsubscribe = undefined;
+      pausing?.end();
+      await loop;
+      loop = undefined;
+    },
+
+    get position() {
+      return position;
+    },
+  };
+}

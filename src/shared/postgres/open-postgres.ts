@@ -1,0 +1,51 @@
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+
+export interface PostgresHandle {
+  readonly db: Kysely<object>;
+  readonly pool: pg.Pool;
+  /** Where this handle's unqualified tables live: each service role keeps its tables in a schema named after it. */
+  readonly schema: string;
+  close(): Promise<void>;
+}
+
+export interface OpenPostgresOptions {
+  readonly url: string;
+  readonly schema: string;
+  readonly maxConnections?: number;
+}
+
+// A schema name goes into a startup option and a DDL statement, where it cannot be a bound parameter.
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * Opens a pool whose every connection starts with `search_path` set to `schema` (created when missing),
+ * so migrations and queries use unqualified table names and one cluster can host one schema per service.
+ */
+export async function openPostgres(options: OpenPostgresOptions): Promise<PostgresHandle> {
+  const { schema } = options;
+  if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid PostgreSQL schema name "${schema}": use lower-case letters, digits and _`);
+
+  const bootstrap = new pg.Client({ connectionString: options.url });
+  await bootstrap.connect();
+  try {
+    await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+  } finally {
+    await bootstrap.end();
+  }
+
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.maxConnections ?? 10,
+    // A startup option rather than a SET after connect: no extra round trip, and no connection without it.
+    options: `-c search_path=${schema}`,
+  });
+  const db = new Kysely<object>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    pool,
+    schema,
+    // Kysely ends the pool it was given.
+    close: () => db.destroy(),
+  };
+}

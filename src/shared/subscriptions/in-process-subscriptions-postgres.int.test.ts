@@ -1,0 +1,125 @@
+import { sql } from 'kysely';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../clock.js';
+import { postgresEventStoreMigrations } from '../event-store/postgres/migrations.js';
+import { postgresEventStore } from '../event-store/postgres/postgres-event-store.js';
+import { uuidV7 } from '../ids.js';
+import { migratePostgresToLatest } from '../postgres/migrate.js';
+import { openTemporarySchema, testPostgresUrl } from '../postgres/temporary-schema.js';
+import { listParked, loadCheckpoint } from './checkpoints.js';
+import { inProcessSubscriptions } from './in-process-subscriptions.js';
+import { subscriptionMigrations } from './migrations.js';
+import type { Subscriber } from './subscriber.js';
+
+/** Events become readable once every older transaction in the cluster ended: parallel test files may hold one. */
+async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+if (!testPostgresUrl) console.warn('skipping in-process subscriptions on PostgreSQL: TEST_POSTGRES_URL is not set');
+
+/** Records each handled event once: a second delivery would break the primary key and fail the batch. */
+function recording(poison?: string): Subscriber {
+  return {
+    name: 'recording',
+    handles: ['Added'],
+    async handle(events, tx) {
+      for (const event of events) {
+        if (event.streamId === poison) throw new Error(`cannot handle ${poison}`);
+        await sql`INSERT INTO handled (stream_id) VALUES (${event.streamId})`.execute(tx.db);
+      }
+    },
+  };
+}
+
+describe.skipIf(!testPostgresUrl)('in-process subscriptions on PostgreSQL', () => {
+  const withStore = async (test: (deps: Awaited<ReturnType<typeof open>>) => Promise<void>) => {
+    const deps = await open();
+    try {
+      await test(deps);
+    } finally {
+      await deps.stop();
+    }
+  };
+
+  async function open() {
+    const postgres = await openTemporarySchema(testPostgresUrl ?? '');
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations]);
+    await sql`CREATE TABLE handled (stream_id text PRIMARY KEY)`.execute(postgres.db);
+    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+    const subscriptions = (subscriber: Subscriber) =>
+      inProcessSubscriptions({
+        store,
+        db: postgres.db,
+        clock: systemClock,
+        logger: pino({ level: 'silent' }),
+        subscribers: [subscriber],
+        pollIntervalMs: 20,
+        retryBaseMs: 1,
+        maxAttempts: 2,
+      });
+    const handled = async () =>
+      (await sql<{ stream_id: string }>`SELECT stream_id FROM handled ORDER BY stream_id`.execute(postgres.db)).rows.map(
+        (r) => r.stream_id,
+      );
+    return {
+      postgres,
+      store,
+      subscriptions,
+      handled,
+      async stop() {
+        await store.close();
+        await postgres.close();
+      },
+    };
+  }
+
+  it('handles, exactly once, appends whose transactions commit out of position order, and knows when it is caught up', () =>
+    withStore(async ({ postgres, store, subscriptions, handled }) => {
+      const subs = subscriptions(recording());
+      subs.start();
+      let releaseEarly = () => {};
+      const early = store.transaction(async (tx) => {
+        await tx.append({ streamId: 'a', events: [{ type: 'Added', data: {} }] });
+        await new Promise<void>((resolve) => {
+          releaseEarly = resolve;
+        });
+        await tx.append({ streamId: 'c', events: [{ type: 'Added', data: {} }] });
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await store.append({ streamId: 'b', events: [{ type: 'Added', data: {} }] });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      releaseEarly();
+      await early;
+      expect(await eventually(handled, (rows) => rows.length >= 3)).toEqual(['a', 'b', 'c']);
+      await subs.caughtUp(5000);
+      await subs.stop();
+      expect(await loadCheckpoint(postgres.db, 'recording')).toBe(await store.headPosition());
+    }));
+
+  it('retries a parked event by its position', () =>
+    withStore(async ({ postgres, store, subscriptions, handled }) => {
+      const failing = subscriptions(recording('poison'));
+      failing.start();
+      await store.append({ streamId: 'fine', events: [{ type: 'Added', data: {} }] });
+      const poison = await store.append({ streamId: 'poison', events: [{ type: 'Added', data: {} }] });
+      const position = poison.events[0]?.position ?? 0;
+      const parked = await eventually(
+        () => listParked(postgres.db),
+        (rows) => rows.length > 0,
+      );
+      await failing.stop();
+      expect(parked.map((p) => p.position)).toEqual([position]);
+
+      const healed = subscriptions(recording());
+      await healed.retryParked('recording', position);
+      expect(await handled()).toEqual(['fine', 'poison']);
+      expect(await listParked(postgres.db)).toEqual([]);
+    }));
+});
