@@ -1,11 +1,17 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Durability } from '../shared/event-store/sqlite/sqlite-event-store.js';
+import { DEFAULT_PORTS, parseRoles, type Role } from './roles.js';
 
 export interface Config {
   readonly port: number;
   readonly host: string;
   readonly databaseUrl: string;
+  /** Which services this process runs: `all` (embedded) or roles of the distributed mode. */
+  readonly roles: Role[] | 'all';
+  /** Each role keeps its tables in the PostgreSQL schema `<prefix><role>`. */
+  readonly schemaPrefix: string;
+  readonly natsStream: string;
   /** Where generated secrets live: beside the SQLite file, or ./data. */
   readonly dataDir: string;
   readonly adminToken: string | undefined;
@@ -34,12 +40,26 @@ export function loadDotEnv(path = '.env'): void {
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = env.DATABASE_URL ?? 'sqlite:./data/intake.db';
-  if (!databaseUrl.startsWith('sqlite:')) {
-    throw new ConfigError(`DATABASE_URL must be a sqlite: URL in this version (got ${redactUrl(databaseUrl)})`);
+  const postgres = /^postgres(ql)?:\/\//.test(databaseUrl);
+  if (!databaseUrl.startsWith('sqlite:') && !postgres) {
+    throw new ConfigError(`DATABASE_URL must be a sqlite: or postgres:// URL (got ${redactUrl(databaseUrl)})`);
   }
-  const sqlitePath = databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '');
+  let roles: Role[] | 'all';
+  try {
+    roles = parseRoles(env.ROLE);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  if (postgres && !env.NATS_URL) throw new ConfigError('the distributed mode (a postgres:// DATABASE_URL) needs NATS_URL');
+  if (!postgres && roles !== 'all')
+    throw new ConfigError('ROLE selects services of the distributed mode: it needs a postgres:// DATABASE_URL and NATS_URL');
+  const singleRole = roles !== 'all' && roles.length === 1 ? roles[0] : undefined;
+  const sqlitePath = postgres ? './data/intake.db' : databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '');
   return {
-    port: integer(env, 'PORT', 8000, 0, 65535),
+    port: integer(env, 'PORT', singleRole ? DEFAULT_PORTS[singleRole] : 8000, 0, 65535),
+    roles,
+    schemaPrefix: env.DB_SCHEMA_PREFIX ?? '',
+    natsStream: env.NATS_STREAM ?? 'INTAKE',
     host: env.HOST ?? '0.0.0.0',
     databaseUrl,
     dataDir: env.DATA_DIR ?? (sqlitePath === ':memory:' ? resolve('data') : dirname(resolve(sqlitePath))),

@@ -6,6 +6,7 @@ import type { IdGenerator } from '../shared/ids.js';
 import type { MigrationSet } from '../shared/sqlite/migrate.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import type { Config } from './config.js';
+import type { WriteKeyVerifier } from './http/auth.js';
 import type { HttpContext } from './http/server.js';
 
 /** What every bounded context is given by a composition root. */
@@ -31,6 +32,8 @@ export interface ContextModule {
   readonly name: string;
   readonly subscribers?: readonly Subscriber[];
   readonly http?: readonly HttpContext[];
+  /** Contributed to the HTTP edge by the context that knows write keys (applications). */
+  readonly verifyWriteKey?: WriteKeyVerifier;
   /** Background work of its own (beyond subscribers), started and stopped with the process. */
   start?(): void;
   stop?(): Promise<void>;

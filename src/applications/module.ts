@@ -12,6 +12,8 @@ import {
 } from './application/manage-applications.js';
 import { applicationHttp } from './adapters/http/application-routes.js';
 import type { ApplicationView } from './application/ports.js';
+import type { Subscriber } from '../shared/subscriptions/subscriber.js';
+import { APPLICATION_EVENT_TYPES } from './domain/application.js';
 import { applicationMigrations } from './adapters/sql/migrations.js';
 import { applicationsProjection, sqlApplicationDirectory } from './adapters/sql/sql-application-directory.js';
 
@@ -44,5 +46,18 @@ export function applicationsModule({ store, db, clock, newId }: ModuleDeps): App
         revokeKey: revokeWriteKey(deps),
       }),
     ],
+  };
+}
+
+/** Applications for another service (routing, in distributed mode): a local copy kept from their events. */
+export function applicationsReplica({ db }: Pick<ModuleDeps, 'db'>): { find: ApplicationsModule['find']; subscriber: Subscriber } {
+  const directory = sqlApplicationDirectory(db);
+  return {
+    find: (appId) => directory.get(appId),
+    subscriber: {
+      name: 'applications-replica',
+      handles: APPLICATION_EVENT_TYPES,
+      handle: (events, tx) => applicationsProjection.apply(tx.db, events),
+    },
   };
 }

@@ -12,13 +12,15 @@ Usage: intake <command> [options]
 
 Commands:
   serve      Run the HTTP service (the default)
+               --role ROLES        distributed mode: which services (same as ROLE)
   migrate    Apply pending database migrations and exit
   replay     Rebuild views from the event store and exit
                --subscriber NAME   only this view (default: every view)
   help       Show this help
 
 Configuration comes from the environment and an optional .env file:
-  PORT (8000), HOST (0.0.0.0), DATABASE_URL (sqlite:./data/intake.db), ADMIN_TOKEN,
+  PORT (8000), HOST (0.0.0.0), DATABASE_URL (sqlite:./data/intake.db or postgres://…),
+  ROLE (all), NATS_URL, DB_SCHEMA_PREFIX, ADMIN_TOKEN,
   LOG_LEVEL (info), BODY_LIMIT (1048576 bytes), DURABILITY (power-loss | process-crash),
   MAX_QUEUED_APPENDS (10000)
 `;
@@ -28,7 +30,12 @@ export async function main(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: false,
-    options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' }, subscriber: { type: 'string' } },
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      subscriber: { type: 'string' },
+      role: { type: 'string' },
+    },
   });
   const command = positionals[0] ?? 'serve';
   if (values.version) {
@@ -41,6 +48,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   loadDotEnv();
+  if (typeof values.role === 'string') process.env.ROLE = values.role;
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
   switch (command) {

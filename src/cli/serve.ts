@@ -1,16 +1,23 @@
 import type { Logger } from 'pino';
-import type { Config } from '../app/config.js';
+import { ConfigError, type Config } from '../app/config.js';
+import { buildDistributed } from '../app/distributed.js';
 import { resolveAdminDigest } from '../app/admin-token.js';
 import { buildEmbedded } from '../app/embedded.js';
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
+  if (config.roles !== 'all' || config.databaseUrl.startsWith('postgres')) {
+    // Every role of a distributed deployment must accept the same token: it cannot be generated per process.
+    if (!config.adminToken) throw new ConfigError('the distributed mode needs ADMIN_TOKEN, shared by every role');
+  }
   const adminDigest = resolveAdminDigest(config.adminToken, config.dataDir, (token) =>
     process.stdout.write(
       `\nNo ADMIN_TOKEN was set, so one was generated. It is shown only this once; only its digest is stored:\n\n    ${token}\n\n` +
         `Use it as "Authorization: Bearer <token>". Set ADMIN_TOKEN to choose your own.\n\n`,
     ),
   );
-  const intake = await buildEmbedded({ config, logger, adminDigest });
+  const intake = config.databaseUrl.startsWith('postgres')
+    ? await buildDistributed({ config, logger, adminDigest })
+    : await buildEmbedded({ config, logger, adminDigest });
   await intake.app.listen({ port: config.port, host: config.host });
 
   let stopping = false;

@@ -12,6 +12,8 @@ import { rulesProjection, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/
 import { assertPublicUrl } from './adapters/webhook/assert-public-url.js';
 import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
 import { NotFoundError } from '../shared/errors.js';
+import type { Subscriber } from '../shared/subscriptions/subscriber.js';
+import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
 
 export const routingTables: ContextTables = { migrations: [routingMigrations], inlineProjections: [rulesProjection] };
 
@@ -98,6 +100,26 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     async stop() {
       await worker.stop();
       await Promise.all([options.webhooks.close(), options.queues.close()]);
+    },
+  };
+}
+
+/**
+ * Routing rules for another service (ingestion, in distributed mode): a local copy of the rule table
+ * kept from the rule events it consumes, and the evaluator over it, invalidated by the same events.
+ */
+export function routingRulesReplica({ db }: Pick<ModuleDeps, 'db'>): { evaluate: RoutingModule['evaluate']; subscriber: Subscriber } {
+  const catalog = sqlRuleCatalog(db);
+  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
+  return {
+    evaluate: (event) => evaluator.evaluate(event),
+    subscriber: {
+      name: 'routing-rules-replica',
+      handles: RULE_EVENT_TYPES,
+      async handle(events, tx) {
+        await rulesProjection.apply(tx.db, events);
+        for (const event of events) evaluator.invalidate((event.data as { app_id: string }).app_id);
+      },
     },
   };
 }

@@ -8,12 +8,12 @@ import { schemaHistoryProjection, sqlSchemaCatalog, sqlVerdictLog } from './adap
 
 export const validationTables: ContextTables = { migrations: [validationMigrations], inlineProjections: [schemaHistoryProjection] };
 
-export function validationModule({ store, db, clock }: ModuleDeps): ContextModule {
+export function validationModule({ store, db, clock }: ModuleDeps, schemaOrder: 'log' | 'time' = 'log'): ContextModule {
   const compiler = ajvSchemaCompiler();
   const schemas = sqlSchemaCatalog(db);
   return {
     name: 'validation',
-    subscribers: [validationSubscriber({ clock, compiler, catalog: sqlSchemaCatalog, verdicts: sqlVerdictLog })],
+    subscribers: [validationSubscriber({ clock, compiler, catalog: sqlSchemaCatalog, verdicts: sqlVerdictLog, schemaOrder })],
     http: [
       schemaHttp({
         register: registerSchema({ store, clock, compiler }),

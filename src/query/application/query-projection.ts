@@ -1,12 +1,17 @@
+import type { Kysely } from 'kysely';
+import type { RecordedEvent } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
-import { evolveItemView, QUERY_EVENT_TYPES, type ItemView, type ViewEvent } from '../domain/item-view.js';
+import { evolveItemView, QUERY_EVENT_TYPES, type ViewEvent } from '../domain/item-view.js';
 import type { ItemViewsFor } from './ports.js';
+
+/** Keeps a copy of the events it folds, where the log they come from is out of reach (distributed mode). */
+export type HistoryRecorderFor = (db: Kysely<object>) => { record(events: readonly RecordedEvent[]): Promise<void> };
 
 /**
  * Keeps the /query view. Folding is idempotent (every event sets state, none accumulates), so the
  * same event delivered twice changes nothing; a batch reads and writes each touched item once.
  */
-export function queryProjection(views: ItemViewsFor, observe?: (event: ViewEvent, view: ItemView) => void): Subscriber {
+export function queryProjection(views: ItemViewsFor, history?: HistoryRecorderFor): Subscriber {
   return {
     name: 'query',
     handles: QUERY_EVENT_TYPES,
@@ -14,12 +19,12 @@ export function queryProjection(views: ItemViewsFor, observe?: (event: ViewEvent
       const store = views(tx.db);
       const touched = await store.getMany([...new Set(events.map((e) => (e.data as { item_id: string }).item_id))]);
       for (const event of events) {
-        const dataEvent = { type: event.type, data: event.data } as ViewEvent;
-        const next = evolveItemView(touched.get(dataEvent.data.item_id), dataEvent, event.recordedAt);
+        const viewEvent = { type: event.type, data: event.data } as ViewEvent;
+        const next = evolveItemView(touched.get(viewEvent.data.item_id), viewEvent, event.recordedAt);
         touched.set(next.id, next);
-        observe?.(dataEvent, next);
       }
       await store.save([...touched.values()]);
+      await history?.(tx.db).record(events);
     },
     async reset(tx) {
       await views(tx.db).clear();

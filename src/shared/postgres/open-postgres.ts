@@ -37,6 +37,8 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.maxConnections ?? 10,
+    // Fail fast while PostgreSQL is down: requests answer 503 at once instead of queueing.
+    connectionTimeoutMillis: 2000,
     // A startup option rather than a SET after connect: no extra round trip, and no connection without it.
     options: `-c search_path=${schema}`,
   });

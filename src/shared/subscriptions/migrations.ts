@@ -24,7 +24,20 @@ const createCheckpoints: Migration = {
   },
 };
 
+const createConsumedEvents: Migration = {
+  async up(db: Kysely<unknown>) {
+    // Bus consumers record each event they handled, in the handler's transaction: a redelivery is a no-op.
+    await db.schema
+      .createTable('consumed_events')
+      .addColumn('subscriber', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('consumed_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('consumed_events_pk', ['subscriber', 'event_id'])
+      .execute();
+  },
+};
+
 export const subscriptionMigrations: MigrationSet = {
   owner: 'subscriptions',
-  migrations: { '0001_create_checkpoints_and_parked_events': createCheckpoints },
+  migrations: { '0001_create_checkpoints_and_parked_events': createCheckpoints, '0002_create_consumed_events': createConsumedEvents },
 };

@@ -21,6 +21,11 @@ export interface SchemaCatalog {
   list(): Promise<StoredSchema[]>;
   /** The schema an item of this type and source ingested at `position` must satisfy, if any. */
   inForceAt(eventType: string, partnerId: string, position: number): Promise<StoredSchema | undefined>;
+  /**
+   * The same by time, for items that come from another service's log (distributed mode), whose
+   * positions cannot be compared with this store's.
+   */
+  inForceAtTime(eventType: string, partnerId: string, at: string): Promise<StoredSchema | undefined>;
 }
 
 /** Verdicts already given: the same DataIngested delivered twice yields one verdict. */

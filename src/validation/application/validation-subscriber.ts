@@ -11,10 +11,15 @@ export interface ValidationSubscriberDeps {
   readonly compiler: SchemaCompiler;
   readonly catalog: CatalogFor;
   readonly verdicts: VerdictLogFor;
+  /**
+   * `log`: the schema in force at the item's position in this store's log (one shared log: exact).
+   * `time`: the schema in force at the item's received_at (items come from another service's log).
+   */
+  readonly schemaOrder?: 'log' | 'time';
 }
 
 /** Judges each ingested item against the schema in force at its ingestion, and records the verdict on the item's stream. */
-export function validationSubscriber({ clock, compiler, catalog, verdicts }: ValidationSubscriberDeps): Subscriber {
+export function validationSubscriber({ clock, compiler, catalog, verdicts, schemaOrder }: ValidationSubscriberDeps): Subscriber {
   return {
     name: 'validation',
     handles: ['DataIngested'],
@@ -23,7 +28,10 @@ export function validationSubscriber({ clock, compiler, catalog, verdicts }: Val
       const log = verdicts(tx.db);
       for (const event of events) {
         const item = (event as unknown as DataIngested).data;
-        const stored = await schemas.inForceAt(item.event_type, item.partner_id, event.position);
+        const stored =
+          schemaOrder === 'time'
+            ? await schemas.inForceAtTime(item.event_type, item.partner_id, item.received_at)
+            : await schemas.inForceAt(item.event_type, item.partner_id, event.position);
         const schema = stored && {
           version: stored.version,
           check: compiler.compile(stored.schema, `${stored.eventType}|${stored.partnerId ?? ''}|${stored.version}`),

@@ -31,7 +31,27 @@ const addMetadataAndDeliveries: Migration = {
   },
 };
 
+const createItemEvents: Migration = {
+  async up(db: Kysely<unknown>) {
+    // The query service's own copy of each item's events, for history and as_of when the log lives elsewhere.
+    await db.schema
+      .createTable('query_item_events')
+      .addColumn('item_id', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('type', 'text', (c) => c.notNull())
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('data', 'text', (c) => c.notNull())
+      .addColumn('recorded_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('query_item_events_pk', ['item_id', 'event_id'])
+      .execute();
+  },
+};
+
 export const queryMigrations: MigrationSet = {
   owner: 'query',
-  migrations: { '0001_create_query_items': createItems, '0002_add_metadata_and_deliveries': addMetadataAndDeliveries },
+  migrations: {
+    '0001_create_query_items': createItems,
+    '0002_add_metadata_and_deliveries': addMetadataAndDeliveries,
+    '0003_create_item_events': createItemEvents,
+  },
 };

@@ -67,6 +67,18 @@ export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
       .limit(1)
       .executeTakeFirst();
 
+  const latestAt = (eventType: string, partnerId: string, at: string) =>
+    tables(db)
+      .selectFrom('validation_schemas')
+      .selectAll()
+      .where('event_type', '=', eventType)
+      .where('partner_id', '=', partnerId)
+      .where('changed_at', '<=', at)
+      .orderBy('changed_at', 'desc')
+      .orderBy('position', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+
   return {
     async current(key) {
       return active(await latest(key.eventType, key.partnerId ?? ALL));
@@ -88,6 +100,10 @@ export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
     async inForceAt(eventType, partnerId, position) {
       // A source's own schema wins; when it has none (or it was removed) the one for every source applies.
       return active(await latest(eventType, partnerId, position)) ?? active(await latest(eventType, ALL, position));
+    },
+
+    async inForceAtTime(eventType, partnerId, at) {
+      return active(await latestAt(eventType, partnerId, at)) ?? active(await latestAt(eventType, ALL, at));
     },
   };
 }

@@ -1,0 +1,109 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock.js';
+import type { EventStore } from '../event-store/event-store.js';
+import { parkEvent } from '../subscriptions/checkpoints.js';
+import type { Subscriber } from '../subscriptions/subscriber.js';
+import { eventOfMessage } from './event-messages.js';
+import type { Consumption, MessageBus } from './message-bus.js';
+
+type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
+
+export interface BusSubscriptionOptions {
+  readonly bus: MessageBus;
+  readonly store: EventStore;
+  readonly clock: Clock;
+  readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
+  /** Prefix of the durable consumer names: replicas of one role share `<role>-<subscriber>`. */
+  readonly role: string;
+  readonly subscribers: readonly Subscriber[];
+  /** What the consumers read; NATS servers before 2.10 take one filter, so one wildcard for all. */
+  readonly subjects?: readonly string[];
+  readonly maxDeliver?: number;
+  readonly ackWaitMs?: number;
+  readonly retryDelayMs?: number;
+}
+
+export interface BusSubscriptions {
+  start(): void;
+  stop(): Promise<void>;
+  /** Whether every consumer is attached to the broker. */
+  attached(): boolean;
+}
+
+/**
+ * Feeds subscribers from the broker (distributed mode). Each event is handled in its own transaction,
+ * together with a row recording that this subscriber consumed it: the broker acknowledges only after
+ * that commit, and a redelivered event finds its row and changes nothing. Consumers attach in the
+ * background and keep retrying while the broker is unreachable.
+ */
+export function busSubscriptions(options: BusSubscriptionOptions): BusSubscriptions {
+  const { bus, store, clock, logger } = options;
+  const consumptions = new Map<string, Consumption>();
+  let running = false;
+  let attaching: Promise<void> | undefined;
+
+  const claim = async (db: Kysely<object>, subscriber: string, eventId: string) => {
+    const result = await db
+      .withTables<Tables>()
+      .insertInto('consumed_events')
+      .values({ subscriber, event_id: eventId, consumed_at: clock.now().toISOString() })
+      .onConflict((oc) => oc.doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+  };
+
+  const attach = async (subscriber: Subscriber) => {
+    const durable = `${options.role}-${subscriber.name}`;
+    for (let attempt = 0; running; attempt++) {
+      try {
+        const consumption = await bus.consume(
+          durable,
+          options.subjects ?? ['intake.>'],
+          async (message) => {
+            if (!subscriber.handles.includes(message.type)) return;
+            const event = eventOfMessage(message);
+            await store.transaction(async (tx) => {
+              if (await claim(tx.db, subscriber.name, event.eventId)) await subscriber.handle([event], tx);
+            });
+          },
+          {
+            maxDeliver: options.maxDeliver ?? 5,
+            ackWaitMs: options.ackWaitMs ?? 30_000,
+            retryDelayMs: options.retryDelayMs ?? 1000,
+            async onParked(message, error) {
+              const event = eventOfMessage(message);
+              const reason = error instanceof Error ? error.message : String(error);
+              await store.transaction((tx) => parkEvent(tx.db, subscriber.name, event, reason, message.attempt, clock.now().toISOString()));
+              logger.error(
+                { subscriber: subscriber.name, event_id: event.eventId, event_type: event.type, err: error },
+                'event parked after repeated failures',
+              );
+            },
+          },
+        );
+        consumptions.set(subscriber.name, consumption);
+        logger.info({ consumer: durable }, 'consuming from the broker');
+        return;
+      } catch (error) {
+        logger.warn({ consumer: durable, err: error }, 'cannot attach to the broker yet; retrying');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 10_000)));
+      }
+    }
+  };
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      attaching = Promise.all(options.subscribers.map(attach)).then(() => undefined);
+    },
+    async stop() {
+      running = false;
+      await attaching;
+      await Promise.all([...consumptions.values()].map((c) => c.stop()));
+      consumptions.clear();
+    },
+    attached: () => consumptions.size === options.subscribers.length,
+  };
+}
