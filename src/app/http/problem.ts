@@ -57,7 +57,37 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_VALIDATION: 'request.invalid',
 };
 
+// Signs that the database or broker cannot be reached (socket errors, PostgreSQL admin shutdown and
+// connection classes, pool timeouts): the request may succeed later, so 503 rather than 500.
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+]);
+const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
+
+export function isUnavailable(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) || (typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message));
+}
+
 export function problemFor(error: unknown, instance: string): Problem {
+  if (!(error instanceof DomainError) && isUnavailable(error)) {
+    return problemFor(
+      new UnavailableError('service.dependency-unavailable', 'the database is unreachable right now; retry shortly', 1),
+      instance,
+    );
+  }
   if (error instanceof DomainError) {
     const mapping = BY_CODE[error.code] ?? byClass(error);
     const violations = error instanceof ValidationError && error.violations.length > 0 ? { errors: [...error.violations] } : {};
@@ -105,8 +135,12 @@ export function problemFor(error: unknown, instance: string): Problem {
 
 export async function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const problem = problemFor(error, request.url);
-  if (problem.status >= 500 && !(error instanceof UnavailableError)) request.log.error({ err: error }, 'request failed');
-  if (error instanceof UnavailableError) reply.header('retry-after', String(error.retryAfterSeconds));
+  if (problem.status === 503) {
+    request.log.warn({ err: error }, 'dependency unavailable');
+    reply.header('retry-after', String(error instanceof UnavailableError ? error.retryAfterSeconds : 1));
+  } else if (problem.status >= 500) {
+    request.log.error({ err: error }, 'request failed');
+  }
   if (error instanceof UnauthorizedError) reply.header('www-authenticate', 'Bearer');
   await reply.status(problem.status).type('application/problem+json').send(problem);
 }

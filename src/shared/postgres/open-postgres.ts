@@ -42,6 +42,11 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
     // A startup option rather than a SET after connect: no extra round trip, and no connection without it.
     options: `-c search_path=${schema}`,
   });
+  // A connection that breaks (PostgreSQL restarted, network cut) emits 'error': the pool drops idle ones,
+  // but nobody listens on a checked-out one, and an unheard 'error' event ends the process. The query in
+  // flight is rejected all the same, and the request answers 503.
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<object>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
