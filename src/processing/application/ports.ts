@@ -16,7 +16,8 @@ export interface PipelineCatalog {
 
 /** Outcomes already recorded: the same DataValidated delivered twice is processed once. */
 export interface OutcomeLog {
-  record(itemId: string, outcome: 'processed' | 'failed', position: number): Promise<boolean>;
+  /** Records the outcomes of items that had none; answers the ids it recorded. */
+  recordNew(outcomes: ReadonlyArray<{ itemId: string; outcome: 'processed' | 'failed'; position: number }>): Promise<Set<string>>;
 }
 
 export type PipelineCatalogFor = (db: Kysely<object>) => PipelineCatalog;

@@ -32,14 +32,23 @@ export function processingSubscriber({ clock, elapsedMs, pipelines, outcomes, pr
     handles: ['DataValidated'],
     async handle(events, tx) {
       const catalog = pipelines(tx.db);
-      const log = outcomes(tx.db);
+      const configs = new Map<string, readonly StepConfig[]>();
+      const done = [];
       for (const event of events) {
         const item = (event as unknown as DataValidated).data;
-        const { steps } = await catalog.get(item.event_type);
-        const outcome = runPipeline(item, stepsFor(steps), elapsedMs, clock.now());
-        if (!(await log.record(item.item_id, outcome.type === 'DataProcessed' ? 'processed' : 'failed', event.position))) continue;
-        await tx.append({ streamId: dataStreamId(item.item_id), events: [{ ...outcome, metadata: causedBy(event) }] });
+        let steps = configs.get(item.event_type);
+        if (!steps) configs.set(item.event_type, (steps = (await catalog.get(item.event_type)).steps));
+        done.push({ event, item, outcome: runPipeline(item, stepsFor(steps), elapsedMs, clock.now()) });
       }
+      // One statement records the outcomes of items that had none; `delete` also drops a second copy of one item.
+      const recorded = await outcomes(tx.db).recordNew(
+        done.map(({ event, item, outcome }) => ({ itemId: item.item_id, outcome: outcome.type === 'DataProcessed' ? 'processed' : 'failed', position: event.position })),
+      );
+      await tx.appendMany(
+        done
+          .filter(({ item }) => recorded.delete(item.item_id))
+          .map(({ event, item, outcome }) => ({ streamId: dataStreamId(item.item_id), events: [{ ...outcome, metadata: causedBy(event) }] })),
+      );
     },
   };
 }

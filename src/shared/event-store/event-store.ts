@@ -37,6 +37,8 @@ export interface InlineProjection {
 export interface StoreTransaction {
   readonly db: Kysely<object>;
   append(request: AppendRequest): Promise<AppendResult>;
+  /** Several appends at once (one round of statements); throws on the first that fails. */
+  appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]>;
 }
 
 export interface EventStore {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 
 export interface SqliteHandle {
   readonly raw: Database.Database;
@@ -27,12 +27,32 @@ export function openSqlite(path: string): SqliteHandle {
   raw.pragma('synchronous = NORMAL');
   raw.pragma('busy_timeout = 5000');
   raw.pragma('foreign_keys = ON');
-  const db = new Kysely<object>({ dialect: new SqliteDialect({ database: raw }) });
+  const db = new Kysely<object>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
   return {
     raw,
     db,
     walPath: inMemory ? undefined : `${path}-wal`,
     close: () => db.destroy(),
+  };
+}
+
+// Kysely prepares every query it runs; preparing costs more than running a small statement, and the
+// queries of a running service come from a few dozen shapes.
+const STATEMENT_CACHE_SIZE = 500;
+
+function withStatementCache(raw: Database.Database): SqliteDatabase {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(sql) {
+      let statement = cache.get(sql);
+      if (!statement) {
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();
+        statement = raw.prepare(sql);
+        cache.set(sql, statement);
+      }
+      return statement;
+    },
   };
 }
 

@@ -26,12 +26,14 @@ export interface SchemaCatalog {
    * positions cannot be compared with this store's.
    */
   inForceAtTime(eventType: string, partnerId: string, at: string): Promise<StoredSchema | undefined>;
+  /** Which of these event types have ever had a schema: items of the others need no lookup. */
+  typesWithSchemas(eventTypes: readonly string[]): Promise<Set<string>>;
 }
 
 /** Verdicts already given: the same DataIngested delivered twice yields one verdict. */
 export interface VerdictLog {
-  /** Records the verdict; false when the item already had one. */
-  record(itemId: string, verdict: 'valid' | 'invalid', position: number): Promise<boolean>;
+  /** Records the verdicts of items that had none; answers the ids it recorded. */
+  recordNew(verdicts: ReadonlyArray<{ itemId: string; verdict: 'valid' | 'invalid'; position: number }>): Promise<Set<string>>;
 }
 
 export type CatalogFor = (db: Kysely<object>) => SchemaCatalog;

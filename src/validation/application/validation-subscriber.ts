@@ -18,31 +18,42 @@ export interface ValidationSubscriberDeps {
   readonly schemaOrder?: 'log' | 'time';
 }
 
-/** Judges each ingested item against the schema in force at its ingestion, and records the verdict on the item's stream. */
+/**
+ * Judges each ingested item against the schema in force at its ingestion, and records the verdict on
+ * the item's stream. A batch is handled in a few statements: one to learn which types have schemas,
+ * one to record the verdicts (an item that already has one is skipped), one append for all.
+ */
 export function validationSubscriber({ clock, compiler, catalog, verdicts, schemaOrder }: ValidationSubscriberDeps): Subscriber {
   return {
     name: 'validation',
     handles: ['DataIngested'],
     async handle(events, tx) {
       const schemas = catalog(tx.db);
-      const log = verdicts(tx.db);
+      const withSchemas = await schemas.typesWithSchemas([...new Set(events.map((e) => (e as unknown as DataIngested).data.event_type))]);
+      const now = clock.now();
+      const decided = [];
       for (const event of events) {
         const item = (event as unknown as DataIngested).data;
-        const stored =
-          schemaOrder === 'time'
+        const stored = !withSchemas.has(item.event_type)
+          ? undefined
+          : schemaOrder === 'time'
             ? await schemas.inForceAtTime(item.event_type, item.partner_id, item.received_at)
             : await schemas.inForceAt(item.event_type, item.partner_id, event.position);
         const schema = stored && {
           version: stored.version,
           check: compiler.compile(stored.schema, `${stored.eventType}|${stored.partnerId ?? ''}|${stored.version}`),
         };
-        const verdict = decideVerdict(item, schema, clock.now());
-        if (!(await log.record(item.item_id, verdict.type === 'DataValidated' ? 'valid' : 'invalid', event.position))) continue;
-        await tx.append({
-          streamId: dataStreamId(item.item_id),
-          events: [{ ...verdict, metadata: causedBy(event) }],
-        });
+        decided.push({ event, item, verdict: decideVerdict(item, schema, now) });
       }
+      const recorded = await verdicts(tx.db).recordNew(
+        decided.map(({ event, item, verdict }) => ({ itemId: item.item_id, verdict: verdict.type === 'DataValidated' ? 'valid' : 'invalid', position: event.position })),
+      );
+      // `delete` also drops a second copy of one item within the batch.
+      await tx.appendMany(
+        decided
+          .filter(({ item }) => recorded.delete(item.item_id))
+          .map(({ event, item, verdict }) => ({ streamId: dataStreamId(item.item_id), events: [{ ...verdict, metadata: causedBy(event) }] })),
+      );
     },
   };
 }

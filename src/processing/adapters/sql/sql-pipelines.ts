@@ -52,13 +52,19 @@ export function sqlPipelineCatalog(db: Kysely<object>): PipelineCatalog {
 
 export function sqlOutcomeLog(db: Kysely<object>): OutcomeLog {
   return {
-    async record(itemId, outcome, position) {
-      const result = await tables(db)
-        .insertInto('processing_outcomes')
-        .values({ item_id: itemId, outcome, position })
-        .onConflict((oc) => oc.column('item_id').doNothing())
-        .executeTakeFirst();
-      return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+    async recordNew(outcomes) {
+      const recorded = new Set<string>();
+      // 3 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
+      for (let i = 0; i < outcomes.length; i += 1000) {
+        const rows = await tables(db)
+          .insertInto('processing_outcomes')
+          .values(outcomes.slice(i, i + 1000).map((o) => ({ item_id: o.itemId, outcome: o.outcome, position: o.position })))
+          .onConflict((oc) => oc.column('item_id').doNothing())
+          .returning('item_id')
+          .execute();
+        for (const row of rows) recorded.add(row.item_id);
+      }
+      return recorded;
     },
   };
 }

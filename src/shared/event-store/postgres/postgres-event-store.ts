@@ -262,6 +262,11 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
             appended.push(...outcome.events);
             return outcome;
           },
+          async appendMany(requests) {
+            const results: AppendResult[] = [];
+            for (const request of requests) results.push(await this.append(request));
+            return results;
+          },
         };
         const value = await work(tx);
         await announce(trx, appended);

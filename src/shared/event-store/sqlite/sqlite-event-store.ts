@@ -164,14 +164,22 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     async transaction(work) {
       const appended: RecordedEvent[] = [];
       const result = await db.transaction().execute((trx) => {
+        const appendAll = async (requests: readonly AppendRequest[]) => {
+          const outcomes = await appendWithin(trx, requests);
+          const failure = outcomes.find((o) => o instanceof Error);
+          if (failure) throw failure;
+          const results = outcomes as AppendResult[];
+          for (const result of results) appended.push(...result.events);
+          return results;
+        };
         const tx: StoreTransaction = {
           db: untyped(trx),
           async append(request) {
-            const [outcome] = await appendWithin(trx, [request]);
-            if (!outcome || outcome instanceof Error) throw outcome ?? new Error('append produced no result');
-            appended.push(...outcome.events);
-            return outcome;
+            const [result] = await appendAll([request]);
+            if (!result) throw new Error('append produced no result');
+            return result;
           },
+          appendMany: appendAll,
         };
         return work(tx);
       });
@@ -219,15 +227,25 @@ async function openWal(sqlite: SqliteHandle): Promise<FileHandle> {
   return open(sqlite.walPath as string, 'r');
 }
 
+/**
+ * Data and metadata are parsed on first use: every subscriber reads the whole log and skips the
+ * event types it does not handle, so most events are never looked into.
+ */
 function toRecorded(row: Selectable<EventsTable>): RecordedEvent {
+  let data: object | undefined;
+  let metadata: EventMetadata | undefined;
   return {
     eventId: row.event_id,
     position: row.position,
     streamId: row.stream_id,
     streamVersion: row.stream_version,
     type: row.type,
-    data: JSON.parse(row.data) as object,
-    metadata: JSON.parse(row.metadata) as EventMetadata,
+    get data() {
+      return (data ??= JSON.parse(row.data) as object);
+    },
+    get metadata() {
+      return (metadata ??= JSON.parse(row.metadata) as EventMetadata);
+    },
     recordedAt: row.recorded_at,
   };
 }

@@ -102,6 +102,12 @@ export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
       return active(await latest(eventType, partnerId, position)) ?? active(await latest(eventType, ALL, position));
     },
 
+    async typesWithSchemas(eventTypes) {
+      if (eventTypes.length === 0) return new Set();
+      const rows = await tables(db).selectFrom('validation_schemas').select('event_type').distinct().where('event_type', 'in', eventTypes).execute();
+      return new Set(rows.map((row) => row.event_type));
+    },
+
     async inForceAtTime(eventType, partnerId, at) {
       return active(await latestAt(eventType, partnerId, at)) ?? active(await latestAt(eventType, ALL, at));
     },
@@ -110,13 +116,19 @@ export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
 
 export function sqlVerdictLog(db: Kysely<object>): VerdictLog {
   return {
-    async record(itemId, verdict, position) {
-      const result = await tables(db)
-        .insertInto('validation_verdicts')
-        .values({ item_id: itemId, verdict, position })
-        .onConflict((oc) => oc.column('item_id').doNothing())
-        .executeTakeFirst();
-      return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+    async recordNew(verdicts) {
+      const recorded = new Set<string>();
+      // 3 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
+      for (let i = 0; i < verdicts.length; i += 1000) {
+        const rows = await tables(db)
+          .insertInto('validation_verdicts')
+          .values(verdicts.slice(i, i + 1000).map((v) => ({ item_id: v.itemId, verdict: v.verdict, position: v.position })))
+          .onConflict((oc) => oc.column('item_id').doNothing())
+          .returning('item_id')
+          .execute();
+        for (const row of rows) recorded.add(row.item_id);
+      }
+      return recorded;
     },
   };
 }
