@@ -24,7 +24,12 @@ export async function startTestIntake(
 ): Promise<TestIntake> {
   const dir = existingDir ?? mkdtempSync(join(tmpdir(), 'intake-test-'));
   const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'intake.db')}`, ADMIN_TOKEN, LOG_LEVEL: 'silent', ...env });
-  const intake = await buildEmbedded({ config, logger: pino({ level: 'silent' }), adminDigest: digestOf(ADMIN_TOKEN), ...options });
+  const intake = await buildEmbedded({
+    config,
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    adminDigest: digestOf(ADMIN_TOKEN),
+    ...options,
+  });
   return {
     ...intake,
     dir,

@@ -42,12 +42,19 @@ export function processingSubscriber({ clock, elapsedMs, pipelines, outcomes, pr
       }
       // One statement records the outcomes of items that had none; `delete` also drops a second copy of one item.
       const recorded = await outcomes(tx.db).recordNew(
-        done.map(({ event, item, outcome }) => ({ itemId: item.item_id, outcome: outcome.type === 'DataProcessed' ? 'processed' : 'failed', position: event.position })),
+        done.map(({ event, item, outcome }) => ({
+          itemId: item.item_id,
+          outcome: outcome.type === 'DataProcessed' ? 'processed' : 'failed',
+          position: event.position,
+        })),
       );
       await tx.appendMany(
         done
           .filter(({ item }) => recorded.delete(item.item_id))
-          .map(({ event, item, outcome }) => ({ streamId: dataStreamId(item.item_id), events: [{ ...outcome, metadata: causedBy(event) }] })),
+          .map(({ event, item, outcome }) => ({
+            streamId: dataStreamId(item.item_id),
+            events: [{ ...outcome, metadata: causedBy(event) }],
+          })),
       );
     },
   };

@@ -46,13 +46,20 @@ export function validationSubscriber({ clock, compiler, catalog, verdicts, schem
         decided.push({ event, item, verdict: decideVerdict(item, schema, now) });
       }
       const recorded = await verdicts(tx.db).recordNew(
-        decided.map(({ event, item, verdict }) => ({ itemId: item.item_id, verdict: verdict.type === 'DataValidated' ? 'valid' : 'invalid', position: event.position })),
+        decided.map(({ event, item, verdict }) => ({
+          itemId: item.item_id,
+          verdict: verdict.type === 'DataValidated' ? 'valid' : 'invalid',
+          position: event.position,
+        })),
       );
       // `delete` also drops a second copy of one item within the batch.
       await tx.appendMany(
         decided
           .filter(({ item }) => recorded.delete(item.item_id))
-          .map(({ event, item, verdict }) => ({ streamId: dataStreamId(item.item_id), events: [{ ...verdict, metadata: causedBy(event) }] })),
+          .map(({ event, item, verdict }) => ({
+            streamId: dataStreamId(item.item_id),
+            events: [{ ...verdict, metadata: causedBy(event) }],
+          })),
       );
     },
   };

@@ -104,7 +104,12 @@ export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
 
     async typesWithSchemas(eventTypes) {
       if (eventTypes.length === 0) return new Set();
-      const rows = await tables(db).selectFrom('validation_schemas').select('event_type').distinct().where('event_type', 'in', eventTypes).execute();
+      const rows = await tables(db)
+        .selectFrom('validation_schemas')
+        .select('event_type')
+        .distinct()
+        .where('event_type', 'in', eventTypes)
+        .execute();
       return new Set(rows.map((row) => row.event_type));
     },
 
