@@ -12,6 +12,8 @@ export interface Config {
   /** Each role keeps its tables in the PostgreSQL schema `<prefix><role>`. */
   readonly schemaPrefix: string;
   readonly natsStream: string;
+  /** Contexts left out of the embedded process (INTAKE_DISABLE, comma list): for benchmarks and lean deployments. */
+  readonly disabledContexts: readonly string[];
   /** Where generated secrets live: beside the SQLite file, or ./data. */
   readonly dataDir: string;
   readonly adminToken: string | undefined;
@@ -60,6 +62,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     roles,
     schemaPrefix: env.DB_SCHEMA_PREFIX ?? '',
     natsStream: env.NATS_STREAM ?? 'INTAKE',
+    disabledContexts: disabledContexts(env.INTAKE_DISABLE),
     host: env.HOST ?? '0.0.0.0',
     databaseUrl,
     dataDir: env.DATA_DIR ?? (sqlitePath === ':memory:' ? resolve('data') : dirname(resolve(sqlitePath))),
@@ -75,6 +78,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rabbitmqUrl: env.RABBITMQ_URL || undefined,
     redisUrl: env.REDIS_URL || undefined,
   };
+}
+
+const OPTIONAL_CONTEXTS = ['validation', 'processing', 'query', 'routing', 'statistics', 'tracking', 'attribution'];
+
+function disabledContexts(text: string | undefined): string[] {
+  const names = (text ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
+  const unknown = names.filter((name) => !OPTIONAL_CONTEXTS.includes(name));
+  if (unknown.length > 0) throw new ConfigError(`INTAKE_DISABLE may name ${OPTIONAL_CONTEXTS.join(', ')} (unknown: ${unknown.join(', ')})`);
+  return names;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

@@ -106,7 +106,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     trackingModule(deps),
     attributionModule(deps),
     statisticsModule(deps),
-  ];
+  ].filter((module) => !config.disabledContexts.includes(module.name));
   const subscribers = modules.flatMap((m) => m.subscribers ?? []);
   const subscriptions = inProcessSubscriptions({
     store,

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('configuration', () => {
+  it('defaults to the embedded mode on ./data/intake.db, port 8000', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ port: 8000, host: '0.0.0.0', databaseUrl: 'sqlite:./data/intake.db', roles: 'all', durability: 'power-loss', bodyLimitBytes: 1048576 });
+    expect(config.dataDir).toMatch(/data$/);
+  });
+
+  it('gives a single distributed role its own default port', () => {
+    const config = loadConfig({ ROLE: 'query', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h:4222' });
+    expect(config).toMatchObject({ roles: ['query'], port: 5002 });
+    expect(loadConfig({ ROLE: 'ingestion,query', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' }).port).toBe(8000);
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT must be an integer/],
+    [{ DATABASE_URL: 'mysql://x' }, /sqlite: or postgres/],
+    [{ DATABASE_URL: 'postgres://u@h/db' }, /needs NATS_URL/],
+    [{ ROLE: 'query' }, /needs a postgres/],
+    [{ ROLE: 'querry', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' }, /unknown: querry/],
+    [{ DURABILITY: 'sometimes' }, /DURABILITY must be one of/],
+    [{ INTAKE_DISABLE: 'ingestion' }, /INTAKE_DISABLE may name/],
+  ])('refuses %j', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('reads the contexts to leave out', () => {
+    expect(loadConfig({ INTAKE_DISABLE: 'statistics, attribution' }).disabledContexts).toEqual(['statistics', 'attribution']);
+  });
+});
