@@ -4,7 +4,14 @@ import { ConfigError, loadConfig } from './config.js';
 describe('configuration', () => {
   it('defaults to the embedded mode on ./data/intake.db, port 8000', () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ port: 8000, host: '0.0.0.0', databaseUrl: 'sqlite:./data/intake.db', roles: 'all', durability: 'power-loss', bodyLimitBytes: 1048576 });
+    expect(config).toMatchObject({
+      port: 8000,
+      host: '0.0.0.0',
+      databaseUrl: 'sqlite:./data/intake.db',
+      roles: 'all',
+      durability: 'power-loss',
+      bodyLimitBytes: 1048576,
+    });
     expect(config.dataDir).toMatch(/data$/);
   });
 

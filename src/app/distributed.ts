@@ -18,10 +18,6 @@ import { attributionModule, attributionTables } from '../attribution/module.js';
 import { ingestionModule, ingestionTables } from '../ingestion/module.js';
 import { processingModule, processingTables } from '../processing/module.js';
 import { queryModule, queryTables } from '../query/module.js';
-import { parseRetrySchedule } from '../routing/domain/delivery.js';
-import { brokerQueuePublisher } from '../routing/adapters/queue/broker-queue-publisher.js';
-import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
-import { undiciWebhookSender } from '../routing/adapters/webhook/undici-webhook-sender.js';
 import { routingModule, routingRulesReplica, routingTables } from '../routing/module.js';
 import { statisticsModule, statisticsTables } from '../statistics/module.js';
 import { trackingModule, trackingTables } from '../tracking/module.js';
@@ -31,6 +27,7 @@ import type { ContextModule, ContextTables, ModuleDeps } from './context-module.
 import { buildHttpServer, type CheckStatus } from './http/server.js';
 import { createMetrics } from './metrics/metrics.js';
 import { ROLES, type Role } from './roles.js';
+import { routingOptionsFrom } from './routing-options.js';
 import { version } from './version.js';
 
 /**
@@ -69,14 +66,10 @@ function roleModules(role: Role, deps: ModuleDeps, config: Config): ContextModul
       return [queryModule(deps, 'own-copy')];
     case 'routing': {
       const applications = applicationsReplica(deps);
-      const allowedHosts = parseAllowedHosts(config.webhookAllowedHosts);
-      const routing = routingModule(deps, {
-        webhooks: undiciWebhookSender({ allowedHosts }),
-        queues: brokerQueuePublisher({ defaults: { natsUrl: config.natsUrl, rabbitmqUrl: config.rabbitmqUrl, redisUrl: config.redisUrl } }),
-        allowedHosts,
-        retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
-        applicationExists: async (appId) => (await applications.find(appId)) !== undefined,
-      });
+      const routing = routingModule(
+        deps,
+        routingOptionsFrom(config, async (appId) => (await applications.find(appId)) !== undefined),
+      );
       return [routing, { name: 'applications-replica', subscribers: [applications.subscriber] }];
     }
     case 'statistics':

@@ -20,15 +20,12 @@ import { trackingModule } from '../tracking/module.js';
 import { attributionModule } from '../attribution/module.js';
 import { statisticsModule } from '../statistics/module.js';
 import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metrics/metrics.js';
-import { parseRetrySchedule } from '../routing/domain/delivery.js';
-import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
-import { undiciWebhookSender } from '../routing/adapters/webhook/undici-webhook-sender.js';
-import { brokerQueuePublisher } from '../routing/adapters/queue/broker-queue-publisher.js';
 import type { ModuleDeps } from './context-module.js';
 import type { Config } from './config.js';
 import { buildHttpServer } from './http/server.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
 import { embeddedMigrations, embeddedTables } from './migrations.js';
+import { routingOptionsFrom } from './routing-options.js';
 import { version } from './version.js';
 
 export interface Intake {
@@ -83,15 +80,14 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
 
   const deps: ModuleDeps = { store, db: sqlite.db, clock, newId, logger, config };
   const applications = applicationsModule(deps);
-  const allowedHosts = parseAllowedHosts(config.webhookAllowedHosts);
-  const routing = routingModule(deps, {
-    webhooks: undiciWebhookSender({ allowedHosts }),
-    queues: brokerQueuePublisher({ defaults: { natsUrl: config.natsUrl, rabbitmqUrl: config.rabbitmqUrl, redisUrl: config.redisUrl } }),
-    allowedHosts,
-    retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
-    applicationExists: async (appId) => (await applications.find(appId)) !== undefined,
-    onOutcome: (_destination, status) => metrics.deliveries.inc({ outcome: status }),
-  });
+  const routing = routingModule(
+    deps,
+    routingOptionsFrom(
+      config,
+      async (appId) => (await applications.find(appId)) !== undefined,
+      (_destination, status) => metrics.deliveries.inc({ outcome: status }),
+    ),
+  );
   const modules = [
     applications,
     ingestionModule(deps, {

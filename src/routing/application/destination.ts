@@ -1,3 +1,5 @@
+import type { AttemptOutcome } from '../domain/delivery.js';
+
 /**
  * The port every destination adapter implements. Expected failures are outcomes, not exceptions:
  * the delivery worker decides on retries, dead letters and disabling from the outcome alone.
@@ -13,20 +15,8 @@ export interface DeliveryRequest {
   readonly eventType: string;
 }
 
-export type DeliveryOutcome =
-  | { readonly outcome: 'delivered'; readonly statusCode?: number; readonly durationMs: number }
-  /** Worth retrying: network error, timeout, 429, 5xx, broker unavailable. */
-  | {
-      readonly outcome: 'retry';
-      readonly reason: string;
-      readonly statusCode?: number;
-      readonly retryAfterMs?: number;
-      readonly durationMs: number;
-    }
-  /** Will never succeed as configured (4xx other than 429, refused address...). */
-  | { readonly outcome: 'rejected'; readonly reason: string; readonly statusCode?: number; readonly durationMs: number }
-  /** The endpoint is gone for good (HTTP 410): its rule is disabled. */
-  | { readonly outcome: 'gone'; readonly reason: string; readonly statusCode: number; readonly durationMs: number };
+/** Expected failures are outcomes, decided on by the domain's retry rules (see decideAttempt). */
+export type DeliveryOutcome = AttemptOutcome;
 
 export interface WebhookTarget {
   readonly url: string;

@@ -6,7 +6,6 @@ import type { EventMetadata, RecordedEvent } from '../../events.js';
 import type { IdGenerator } from '../../ids.js';
 import type { PostgresHandle } from '../../postgres/open-postgres.js';
 import {
-  checkExpectedVersion,
   ConcurrencyError,
   OverloadedError,
   type AppendRequest,
@@ -16,6 +15,7 @@ import {
   type StoreTransaction,
 } from '../event-store.js';
 import { groupCommitter } from '../group-commit.js';
+import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
 
 export interface EventsTable {
@@ -91,57 +91,11 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
   }
 
   async function appendWithin(trx: Kysely<Tables>, requests: readonly AppendRequest[]): Promise<Array<AppendResult | Error>> {
-    const versions = await currentVersions(trx, [...new Set(requests.map((r) => r.streamId))]);
+    const plan = planAppends(requests, await currentVersions(trx, [...new Set(requests.map((r) => r.streamId))]), options.newId);
     const recordedAt = options.clock.now().toISOString();
-    const rows: NewRow[] = [];
-    const planned = requests.map((request) => {
-      const current = versions.get(request.streamId) ?? 0;
-      try {
-        checkExpectedVersion(request.streamId, request.expectedVersion, current);
-      } catch (error) {
-        return error as Error;
-      }
-      const first = rows.length;
-      request.events.forEach((event, i) => {
-        rows.push({
-          eventId: options.newId(),
-          streamId: request.streamId,
-          streamVersion: current + i + 1,
-          type: event.type,
-          data: JSON.stringify(event.data),
-          metadata: JSON.stringify(event.metadata ?? {}),
-        });
-      });
-      versions.set(request.streamId, current + request.events.length);
-      return { first, count: request.events.length, streamId: request.streamId };
-    });
-
-    const positions = await insertRows(trx, rows, recordedAt);
-    const all: RecordedEvent[] = [];
-    const results = planned.map((plan, index): AppendResult | Error => {
-      if (plan instanceof Error) return plan;
-      const request = requests[index] as AppendRequest;
-      const events = rows.slice(plan.first, plan.first + plan.count).map((row, i) => {
-        const recorded: RecordedEvent = {
-          eventId: row.eventId,
-          position: positions.get(versionKey(row.streamId, row.streamVersion)) ?? 0,
-          streamId: row.streamId,
-          streamVersion: row.streamVersion,
-          type: row.type,
-          data: request.events[i]?.data ?? {},
-          metadata: request.events[i]?.metadata ?? {},
-          recordedAt,
-        };
-        all.push(recorded);
-        return recorded;
-      });
-      return { streamId: plan.streamId, nextExpectedVersion: versions.get(plan.streamId) ?? 0, events };
-    });
-
-    for (const projection of projections) {
-      const handled = all.filter((event) => projection.handles.includes(event.type));
-      if (handled.length > 0) await projection.apply(untyped(trx), handled);
-    }
+    const positions = await insertRows(trx, plan.rows, recordedAt);
+    const { results, recorded } = plan.complete((row) => positions.get(versionKey(row.streamId, row.streamVersion)) ?? 0, recordedAt);
+    await applyInlineProjections(projections, trx, recorded, untyped);
     return results;
   }
 
@@ -288,20 +242,11 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
   };
 }
 
-interface NewRow {
-  readonly eventId: string;
-  readonly streamId: string;
-  readonly streamVersion: number;
-  readonly type: string;
-  readonly data: string;
-  readonly metadata: string;
-}
-
 /**
  * One statement for the whole batch: seven array parameters whatever its size, where a multi-row
  * VALUES would need seven parameters per row (and PostgreSQL allows 65535).
  */
-async function insertRows(trx: Kysely<Tables>, rows: readonly NewRow[], recordedAt: string): Promise<Map<string, number>> {
+async function insertRows(trx: Kysely<Tables>, rows: readonly PlannedRow[], recordedAt: string): Promise<Map<string, number>> {
   const positions = new Map<string, number>();
   if (rows.length === 0) return positions;
   const inserted = await sql<{ position: string; stream_id: string; stream_version: number }>`

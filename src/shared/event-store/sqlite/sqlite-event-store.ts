@@ -5,7 +5,6 @@ import type { IdGenerator } from '../../ids.js';
 import type { EventMetadata, RecordedEvent } from '../../events.js';
 import type { SqliteHandle } from '../../sqlite/open-sqlite.js';
 import {
-  checkExpectedVersion,
   OverloadedError,
   type AppendRequest,
   type AppendResult,
@@ -14,6 +13,7 @@ import {
   type StoreTransaction,
 } from '../event-store.js';
 import { coalescedSync, groupCommitter } from '../group-commit.js';
+import { applyInlineProjections, planAppends } from '../plan-appends.js';
 
 export interface EventsTable {
   position: Generated<number>;
@@ -63,67 +63,29 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   };
 
   async function appendWithin(trx: Kysely<Tables>, requests: readonly AppendRequest[]): Promise<Array<AppendResult | Error>> {
-    const versions = await currentVersions(trx, [...new Set(requests.map((r) => r.streamId))]);
+    const plan = planAppends(requests, await currentVersions(trx, [...new Set(requests.map((r) => r.streamId))]), options.newId);
     const recordedAt = options.clock.now().toISOString();
-    const rows: Array<Omit<EventsTable, 'position'>> = [];
-    const planned = requests.map((request) => {
-      const current = versions.get(request.streamId) ?? 0;
-      try {
-        checkExpectedVersion(request.streamId, request.expectedVersion, current);
-      } catch (error) {
-        return error as Error;
-      }
-      const first = rows.length;
-      request.events.forEach((event, i) => {
-        rows.push({
-          event_id: options.newId(),
-          stream_id: request.streamId,
-          stream_version: current + i + 1,
-          type: event.type,
-          data: JSON.stringify(event.data),
-          metadata: JSON.stringify(event.metadata ?? {}),
-          recorded_at: recordedAt,
-        });
-      });
-      versions.set(request.streamId, current + request.events.length);
-      return { first, count: request.events.length, streamId: request.streamId };
-    });
-
     const positions = new Map<string, number>();
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    for (let i = 0; i < plan.rows.length; i += INSERT_CHUNK) {
       const inserted = await trx
         .insertInto('events')
-        .values(rows.slice(i, i + INSERT_CHUNK))
+        .values(
+          plan.rows.slice(i, i + INSERT_CHUNK).map((row) => ({
+            event_id: row.eventId,
+            stream_id: row.streamId,
+            stream_version: row.streamVersion,
+            type: row.type,
+            data: row.data,
+            metadata: row.metadata,
+            recorded_at: recordedAt,
+          })),
+        )
         .returning(['position', 'event_id'])
         .execute();
       for (const row of inserted) positions.set(row.event_id, row.position);
     }
-
-    const all: RecordedEvent[] = [];
-    const results = planned.map((plan, index): AppendResult | Error => {
-      if (plan instanceof Error) return plan;
-      const request = requests[index] as AppendRequest;
-      const events = rows.slice(plan.first, plan.first + plan.count).map((row, i) => {
-        const recorded: RecordedEvent = {
-          eventId: row.event_id,
-          position: positions.get(row.event_id) ?? 0,
-          streamId: row.stream_id,
-          streamVersion: row.stream_version,
-          type: row.type,
-          data: request.events[i]?.data ?? {},
-          metadata: request.events[i]?.metadata ?? {},
-          recordedAt: row.recorded_at,
-        };
-        all.push(recorded);
-        return recorded;
-      });
-      return { streamId: plan.streamId, nextExpectedVersion: versions.get(plan.streamId) ?? 0, events };
-    });
-
-    for (const projection of projections) {
-      const handled = all.filter((event) => projection.handles.includes(event.type));
-      if (handled.length > 0) await projection.apply(untyped(trx), handled);
-    }
+    const { results, recorded } = plan.complete((row) => positions.get(row.eventId) ?? 0, recordedAt);
+    await applyInlineProjections(projections, trx, recorded, untyped);
     return results;
   }
 

@@ -1,0 +1,23 @@
+import { parseRetrySchedule } from '../routing/domain/delivery.js';
+import { brokerQueuePublisher } from '../routing/adapters/queue/broker-queue-publisher.js';
+import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
+import { undiciWebhookSender } from '../routing/adapters/webhook/undici-webhook-sender.js';
+import type { RoutingOptions } from '../routing/module.js';
+import type { Config } from './config.js';
+
+/** The destination adapters and delivery policy of the routing context, from the configuration. */
+export function routingOptionsFrom(
+  config: Config,
+  applicationExists: RoutingOptions['applicationExists'],
+  onOutcome?: RoutingOptions['onOutcome'],
+): RoutingOptions {
+  const allowedHosts = parseAllowedHosts(config.webhookAllowedHosts);
+  return {
+    webhooks: undiciWebhookSender({ allowedHosts }),
+    queues: brokerQueuePublisher({ defaults: { natsUrl: config.natsUrl, rabbitmqUrl: config.rabbitmqUrl, redisUrl: config.redisUrl } }),
+    allowedHosts,
+    retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
+    applicationExists,
+    ...(onOutcome ? { onOutcome } : {}),
+  };
+}

@@ -1,0 +1,92 @@
+import type { RecordedEvent } from '../events.js';
+import { checkExpectedVersion, type AppendRequest, type AppendResult, type InlineProjection } from './event-store.js';
+
+/** An event ready to insert: its id, its place in its stream, and its serialised data. */
+export interface PlannedRow {
+  readonly eventId: string;
+  readonly streamId: string;
+  readonly streamVersion: number;
+  readonly type: string;
+  readonly data: string;
+  readonly metadata: string;
+}
+
+export interface AppendPlan {
+  /** The rows to insert, in order; appends that fail their version check have none. */
+  readonly rows: readonly PlannedRow[];
+  /** The results once the rows are inserted, given each row's position and the commit time. */
+  complete(
+    positionOf: (row: PlannedRow) => number,
+    recordedAt: string,
+  ): { results: Array<AppendResult | Error>; recorded: RecordedEvent[] };
+}
+
+/**
+ * What every adapter does around its INSERT: check each append's expected version against the
+ * stream's current one (as moved by the appends before it in the same batch), number the events,
+ * and turn the inserted rows back into results.
+ */
+export function planAppends(requests: readonly AppendRequest[], versions: Map<string, number>, newId: () => string): AppendPlan {
+  const rows: PlannedRow[] = [];
+  const planned = requests.map((request) => {
+    const current = versions.get(request.streamId) ?? 0;
+    try {
+      checkExpectedVersion(request.streamId, request.expectedVersion, current);
+    } catch (error) {
+      return error as Error;
+    }
+    const first = rows.length;
+    request.events.forEach((event, i) => {
+      rows.push({
+        eventId: newId(),
+        streamId: request.streamId,
+        streamVersion: current + i + 1,
+        type: event.type,
+        data: JSON.stringify(event.data),
+        metadata: JSON.stringify(event.metadata ?? {}),
+      });
+    });
+    versions.set(request.streamId, current + request.events.length);
+    return { first, count: request.events.length, nextExpectedVersion: current + request.events.length };
+  });
+
+  return {
+    rows,
+    complete(positionOf, recordedAt) {
+      const recorded: RecordedEvent[] = [];
+      const results = planned.map((plan, index): AppendResult | Error => {
+        if (plan instanceof Error) return plan;
+        const request = requests[index] as AppendRequest;
+        const events = rows.slice(plan.first, plan.first + plan.count).map((row, i) => {
+          const event: RecordedEvent = {
+            eventId: row.eventId,
+            position: positionOf(row),
+            streamId: row.streamId,
+            streamVersion: row.streamVersion,
+            type: row.type,
+            data: request.events[i]?.data ?? {},
+            metadata: request.events[i]?.metadata ?? {},
+            recordedAt,
+          };
+          recorded.push(event);
+          return event;
+        });
+        return { streamId: request.streamId, nextExpectedVersion: plan.nextExpectedVersion, events };
+      });
+      return { results, recorded };
+    },
+  };
+}
+
+/** Runs the inline projections on what a transaction appended, each on the event types it handles. */
+export async function applyInlineProjections<Db>(
+  projections: readonly InlineProjection[],
+  db: Db,
+  events: readonly RecordedEvent[],
+  asProjectionDb: (db: Db) => Parameters<InlineProjection['apply']>[0],
+): Promise<void> {
+  for (const projection of projections) {
+    const handled = events.filter((event) => projection.handles.includes(event.type));
+    if (handled.length > 0) await projection.apply(asProjectionDb(db), handled);
+  }
+}
