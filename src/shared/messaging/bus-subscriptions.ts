@@ -22,6 +22,18 @@ export interface BusSubscriptionOptions {
   readonly maxDeliver?: number;
   readonly ackWaitMs?: number;
   readonly retryDelayMs?: number;
+  /** Events handled at once per subscriber; events of one entity never overlap. */
+  readonly concurrency?: number;
+}
+
+/** The entity an event is about: handlers read and write its rows, so its events must not overlap. */
+function entityKey(message: { id: string; data: object }): string {
+  const data = message.data as Record<string, unknown>;
+  for (const field of ['item_id', 'rule_id', 'visitor_id', 'app_id', 'event_type']) {
+    const value = data[field];
+    if (typeof value === 'string') return `${field}:${value}`;
+  }
+  return `id:${message.id}`;
 }
 
 export interface BusSubscriptions {
@@ -71,6 +83,10 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             maxDeliver: options.maxDeliver ?? 5,
             ackWaitMs: options.ackWaitMs ?? 30_000,
             retryDelayMs: options.retryDelayMs ?? 1000,
+            // One transaction (and one fsync) per event: handle several at once, one entity at a time.
+            concurrency: options.concurrency ?? 16,
+            prefetch: 256,
+            keyOf: entityKey,
             async onParked(message, error) {
               const event = eventOfMessage(message);
               const reason = error instanceof Error ? error.message : String(error);

@@ -30,6 +30,12 @@ export interface ConsumeOptions {
   readonly retryDelayMs?: number;
   /** Messages a consumer may hold before handling them. Default 64; 1 shares work most evenly. */
   readonly prefetch?: number;
+  /**
+   * Messages handled at once (default 1). Messages with the same key are still handled one after the
+   * other, in the order they arrived; give a key when handlers of one entity must not overlap.
+   */
+  readonly concurrency?: number;
+  readonly keyOf?: (message: DeliveredMessage) => string;
 }
 
 export interface Consumption {

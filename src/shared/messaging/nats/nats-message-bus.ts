@@ -119,12 +119,31 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       const consumer = await js.consumers.get(options.stream, durableName);
       const messages = await consumer.consume({ max_messages: consume.prefetch ?? 64 });
       let stopping = false;
+      const concurrency = Math.max(1, consume.concurrency ?? 1);
+      const inFlight = new Set<Promise<void>>();
+      // The last delivery of each key: the next one of that key starts after it.
+      const tails = new Map<string, Promise<void>>();
       const loop = (async () => {
         for await (const msg of messages) {
           // Prefetched but not handled: hand it straight back to the durable consumer for another replica.
-          if (stopping) msg.nak();
-          else await deliver(msg, handler, consume, options.stream);
+          if (stopping) {
+            msg.nak();
+            continue;
+          }
+          while (inFlight.size >= concurrency) await Promise.race(inFlight);
+          const message = decode(msg, options.stream);
+          const key = message instanceof Error || !consume.keyOf ? `#${msg.seq}` : consume.keyOf(message);
+          const task: Promise<void> = (tails.get(key) ?? Promise.resolve())
+            .then(() => deliver(msg, message, handler, consume, options.stream))
+            .catch((error: unknown) => report(error, `consumer ${durableName} could not settle a message`))
+            .finally(() => {
+              inFlight.delete(task);
+              if (tails.get(key) === task) tails.delete(key);
+            });
+          tails.set(key, task);
+          inFlight.add(task);
         }
+        await Promise.all(inFlight);
       })().catch((error: unknown) => report(error, `consumer ${durableName} stopped`));
       const consumption: Consumption = {
         async stop() {
@@ -149,11 +168,11 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
 
 async function deliver(
   msg: JsMsg,
+  message: DeliveredMessage | Error,
   handler: (m: DeliveredMessage) => Promise<void>,
   options: ConsumeOptions,
   stream: string,
 ): Promise<void> {
-  const message = decode(msg, stream);
   // No attempt can read it better than the first: an unreadable message goes straight to the dead letters.
   const settlement =
     message instanceof Error ? await park(unreadable(msg, stream), message, options) : await handleDelivery(message, handler, options);
