@@ -73,7 +73,7 @@ function roleModules(role: Role, deps: ModuleDeps, config: Config): ContextModul
       return [routing, { name: 'applications-replica', subscribers: [applications.subscriber] }];
     }
     case 'statistics':
-      return [statisticsModule(deps)];
+      return [statisticsModule(deps, false)];
     case 'tracking':
       return [trackingModule(deps)];
     case 'attribution':

@@ -1,4 +1,5 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import { ConflictError } from '../shared/errors.js';
 import { getDashboard, getStatistics, listApplications } from './application/queries.js';
 import { refreshStatistics } from './application/refresh-statistics.js';
 import { statisticsSubscriber } from './application/statistics-subscriber.js';
@@ -9,8 +10,14 @@ import { sqlStatisticsTables } from './adapters/sql/sql-statistics-tables.js';
 
 export const statisticsTables: ContextTables = { migrations: [statisticsMigrations] };
 
-export function statisticsModule({ store, db, clock }: ModuleDeps): ContextModule {
+/**
+ * `refreshFromLog`: counters can be recomputed from the event store this process shares (embedded).
+ * In distributed mode the data events live in other services' stores, so a refresh is refused rather
+ * than recomputed from an empty log.
+ */
+export function statisticsModule({ store, db, clock }: ModuleDeps, refreshFromLog = true): ContextModule {
   const reads = sqlStatisticsReads(db);
+  const refresh = refreshStatistics({ log: store, tables: sqlStatisticsTables, clock });
   return {
     name: 'statistics',
     subscribers: [statisticsSubscriber(sqlStatisticsTables)],
@@ -18,7 +25,14 @@ export function statisticsModule({ store, db, clock }: ModuleDeps): ContextModul
       statisticsHttp({
         statistics: getStatistics(reads),
         dashboard: getDashboard(reads),
-        refresh: refreshStatistics({ log: store, tables: sqlStatisticsTables, clock }),
+        refresh: refreshFromLog
+          ? refresh
+          : async () => {
+              throw new ConflictError(
+                'statistics.refresh-unavailable',
+                'in distributed mode the statistics service does not hold the data events; replay its consumer instead',
+              );
+            },
         applications: listApplications(reads),
       }),
     ],
