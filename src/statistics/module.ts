@@ -30,7 +30,7 @@ export function statisticsModule({ store, db, clock }: ModuleDeps, refreshFromLo
           : async () => {
               throw new ConflictError(
                 'statistics.refresh-unavailable',
-                'in distributed mode the statistics service does not hold the data events; replay its consumer instead',
+                'in distributed mode the statistics service does not hold the data events, so its counters cannot be recomputed here',
               );
             },
         applications: listApplications(reads),
