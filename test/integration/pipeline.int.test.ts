@@ -208,7 +208,9 @@ describe('the pipeline, end to end in one process', () => {
 describe('optional contexts', () => {
   it('leaves out the contexts named in INTAKE_DISABLE', async () => {
     intake = await startTestIntake({ INTAKE_DISABLE: 'statistics,attribution' });
-    const names = (await intake.app.inject({ method: 'GET', url: '/api/admin/subscriptions', headers: auth })).json().items.map((s: { name: string }) => s.name);
+    const names = (await intake.app.inject({ method: 'GET', url: '/api/admin/subscriptions', headers: auth }))
+      .json()
+      .items.map((s: { name: string }) => s.name);
     expect(names).not.toContain('statistics');
     expect(names).not.toContain('attribution');
     expect(names).toContain('query');

@@ -441,3 +441,44 @@ describe('idempotency and batches', () => {
     expect(future.items).toEqual([]);
   });
 });
+
+const redisUrl = process.env.TEST_REDIS_URL;
+if (!redisUrl) console.warn('skipping the queue-destination routing test: TEST_REDIS_URL is not set');
+
+describe.skipIf(!redisUrl)('queue destination', () => {
+  it('publishes a matching event to a Redis stream through a rule', async () => {
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(redisUrl ?? '');
+    const stream = `intake-test-${Math.random().toString(36).slice(2)}`;
+    cleanups.push(async () => {
+      await redis.del(stream);
+      redis.disconnect();
+    });
+    const intake = await start({ ...FAST_RETRIES, REDIS_URL: redisUrl ?? '' });
+    await setUp(intake);
+    const created = await call(intake, 'POST', '/api/routing-rules', {
+      app_id: 'shop',
+      rule_name: 'to redis',
+      condition: { 'payload.total': { $gte: 10 } },
+      destination_type: 'queue',
+      destination_config: { broker: 'redis', stream },
+    });
+    expect(created.statusCode).toBe(201);
+    const ingested = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 10 } });
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    const entries = await until(
+      () => redis.xrange(stream, '-', '+'),
+      (rows) => rows.length >= 1,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await redis.xlen(stream)).toBe(1);
+    const fields = Object.fromEntries(
+      (entries[0]?.[1] ?? []).reduce<string[][]>(
+        (pairs, value, i, all) => (i % 2 === 0 ? [...pairs, [value, all[i + 1] ?? '']] : pairs),
+        [],
+      ),
+    );
+    expect(JSON.parse(fields.body ?? '{}').data.event_id).toBe(ingested.json().data.event_id);
+    expect(fields.delivery_id).toMatch(/^msg_/);
+  });
+});
