@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import type { RecordedEvent } from '../events.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { parkEvent } from '../subscriptions/checkpoints.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
@@ -65,8 +66,50 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
   };
 
+  /** Claims the events not consumed yet and hands those to the subscriber, all in one transaction. */
+  const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
+    store.transaction(async (tx) => {
+      const fresh: RecordedEvent[] = [];
+      for (const event of events) if (await claim(tx.db, subscriber.name, event.eventId)) fresh.push(event);
+      if (fresh.length > 0) await subscriber.handle(fresh, tx);
+    });
+
+  /**
+   * Group commit for consumers: the events in flight at one moment (of different entities, see
+   * `entityKey`) share one transaction and one fsync; each delivery is acknowledged after it. If the
+   * shared transaction fails, each event is tried alone, so a poison event fails by itself.
+   */
+  const grouped = (subscriber: Subscriber) => {
+    let waiting: Array<{ event: RecordedEvent; settle(error?: unknown): void }> = [];
+    const flush = async () => {
+      const batch = waiting;
+      waiting = [];
+      try {
+        await commit(
+          subscriber,
+          batch.map((b) => b.event),
+        );
+        for (const b of batch) b.settle();
+      } catch (error) {
+        if (batch.length === 1) return batch[0]?.settle(error ?? new Error('handler failed'));
+        for (const b of batch) {
+          await commit(subscriber, [b.event]).then(
+            () => b.settle(),
+            (alone: unknown) => b.settle(alone ?? new Error('handler failed')),
+          );
+        }
+      }
+    };
+    return (event: RecordedEvent) =>
+      new Promise<void>((resolve, reject) => {
+        if (waiting.length === 0) setImmediate(() => void flush());
+        waiting.push({ event, settle: (error) => (error === undefined ? resolve() : reject(error)) });
+      });
+  };
+
   const attach = async (subscriber: Subscriber) => {
     const durable = `${options.role}-${subscriber.name}`;
+    const handleGrouped = grouped(subscriber);
     for (let attempt = 0; running; attempt++) {
       try {
         const consumption = await bus.consume(
@@ -74,16 +117,13 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           options.subjects ?? ['intake.>'],
           async (message) => {
             if (!subscriber.handles.includes(message.type)) return;
-            const event = eventOfMessage(message);
-            await store.transaction(async (tx) => {
-              if (await claim(tx.db, subscriber.name, event.eventId)) await subscriber.handle([event], tx);
-            });
+            await handleGrouped(eventOfMessage(message));
           },
           {
             maxDeliver: options.maxDeliver ?? 5,
             ackWaitMs: options.ackWaitMs ?? 30_000,
             retryDelayMs: options.retryDelayMs ?? 1000,
-            // One transaction (and one fsync) per event: handle several at once, one entity at a time.
+            // Several events in flight, one entity at a time: they are committed together (see `grouped`).
             concurrency: options.concurrency ?? 16,
             prefetch: 256,
             keyOf: entityKey,
