@@ -58,3 +58,24 @@ export class UnauthorizedError extends DomainError {
 export class ForbiddenError extends DomainError {
   readonly code = 'auth.forbidden';
 }
+
+/**
+ * Runs every field's parse and throws one ValidationError listing every violation, so a client
+ * fixes its request in one round trip instead of one field at a time.
+ */
+export function parseAll<T extends object>(code: string, what: string, parsers: { readonly [K in keyof T]: () => T[K] }): T {
+  const parsed: Partial<T> = {};
+  const violations: Violation[] = [];
+  for (const key of Object.keys(parsers) as Array<keyof T>) {
+    try {
+      parsed[key] = parsers[key]();
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      violations.push(...error.violations);
+    }
+  }
+  if (violations.length > 0) {
+    throw new ValidationError(code, `invalid ${what}: ${violations.map((v) => `${v.path} ${v.message}`).join('; ')}`, violations);
+  }
+  return parsed as T;
+}

@@ -1,8 +1,7 @@
-import { ConflictError } from '../../shared/errors.js';
+import { ConflictError, parseAll } from '../../shared/errors.js';
 import {
   INVALID_CONVERSION,
   instantOf,
-  parseAll,
   parseConversionValue,
   parseExternalId,
   parseInstant,

@@ -1,14 +1,6 @@
-import { ValidationError } from '../../shared/errors.js';
+import { parseAll, ValidationError } from '../../shared/errors.js';
 import type { EventMetadata } from '../../shared/events.js';
-import {
-  parseAll,
-  parseExternalId,
-  parseInstant,
-  parseInteractionType,
-  type ExternalId,
-  type Instant,
-  type InteractionType,
-} from './values.js';
+import { parseExternalId, parseInstant, parseInteractionType, type ExternalId, type Instant, type InteractionType } from './values.js';
 
 /** One interaction of a visitor with a partner's campaign, as attribution knows it. */
 export interface Touch {

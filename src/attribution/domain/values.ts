@@ -1,4 +1,4 @@
-import { ValidationError, type Violation } from '../../shared/errors.js';
+import { ValidationError } from '../../shared/errors.js';
 
 /**
  * Value objects of attribution. Tracking has its own copies of the id and time rules: contexts share
@@ -73,27 +73,6 @@ export function instantOf(date: Date): Instant {
 /** The instant `ms` milliseconds after (or, negative, before) `at`. */
 export function shiftInstant(at: Instant, ms: number): Instant {
   return instantOf(new Date(Date.parse(at) + ms));
-}
-
-/**
- * Runs every field's parse and throws one ValidationError listing every violation, so a client
- * fixes its request in one round trip instead of one field at a time.
- */
-export function parseAll<T extends object>(code: string, what: string, parsers: { readonly [K in keyof T]: () => T[K] }): T {
-  const parsed: Partial<T> = {};
-  const violations: Violation[] = [];
-  for (const key of Object.keys(parsers) as Array<keyof T>) {
-    try {
-      parsed[key] = parsers[key]();
-    } catch (error) {
-      if (!(error instanceof ValidationError)) throw error;
-      violations.push(...error.violations);
-    }
-  }
-  if (violations.length > 0) {
-    throw new ValidationError(code, `invalid ${what}: ${violations.map((v) => `${v.path} ${v.message}`).join('; ')}`, violations);
-  }
-  return parsed as T;
 }
 
 // Date parsing rolls 2026-02-30 over to March 2nd; a date that does not exist is a client bug to report.

@@ -1,7 +1,6 @@
-import { ConflictError } from '../../shared/errors.js';
+import { ConflictError, parseAll } from '../../shared/errors.js';
 import {
   instantOf,
-  parseAll,
   parseExternalId,
   parseInteractionType,
   parseOccurredAt,
@@ -10,6 +9,7 @@ import {
   type Instant,
   type InteractionType,
   type TrackedUrl,
+  INVALID_EVENT,
 } from './values.js';
 
 /** A partner's report that a visitor interacted with one of its campaigns: a fact attribution is computed from. */
@@ -65,7 +65,7 @@ export const trackingStreamId = (id: string) => `tracking-${id}`;
 
 /** Builds a valid tracking event, or throws one ValidationError listing every invalid field. */
 export function trackingEventFromCommand(command: RecordTrackingEventCommand, id: string, receivedAt: Date): TrackingEvent {
-  const fields = parseAll<Omit<TrackingEvent, 'id' | 'recordedAt'>>('tracking event', {
+  const fields = parseAll<Omit<TrackingEvent, 'id' | 'recordedAt'>>(INVALID_EVENT, 'tracking event', {
     partnerId: () => parseExternalId(command.partnerId, 'partner_id'),
     campaignId: () => parseExternalId(command.campaignId, 'campaign_id'),
     visitorId: () => parseExternalId(command.visitorId, 'visitor_id'),

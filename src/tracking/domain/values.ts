@@ -1,4 +1,4 @@
-import { ValidationError, type Violation } from '../../shared/errors.js';
+import { ValidationError } from '../../shared/errors.js';
 
 /** Value objects of a tracking event: each parse returns a valid value or throws a ValidationError naming its field. */
 export type ExternalId = string & { readonly __brand: 'ExternalId' };
@@ -72,27 +72,6 @@ export function parseOccurredAt(value: unknown, receivedAt: Date, path = 'occurr
 
 export function instantOf(date: Date): Instant {
   return date.toISOString() as Instant;
-}
-
-/**
- * Runs every field's parse and throws one ValidationError listing every violation, so a client
- * fixes its request in one round trip instead of one field at a time.
- */
-export function parseAll<T extends object>(what: string, parsers: { readonly [K in keyof T]: () => T[K] }): T {
-  const parsed: Partial<T> = {};
-  const violations: Violation[] = [];
-  for (const key of Object.keys(parsers) as Array<keyof T>) {
-    try {
-      parsed[key] = parsers[key]();
-    } catch (error) {
-      if (!(error instanceof ValidationError)) throw error;
-      violations.push(...error.violations);
-    }
-  }
-  if (violations.length > 0) {
-    throw new ValidationError(INVALID_EVENT, `invalid ${what}: ${violations.map((v) => `${v.path} ${v.message}`).join('; ')}`, violations);
-  }
-  return parsed as T;
 }
 
 function urlOf(value: string): URL | undefined {
