@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Durability } from '../shared/event-store/sqlite/sqlite-event-store.js';
+import { OPTIONAL_CONTEXTS } from './catalog.js';
 import { DEFAULT_PORTS, parseRoles, type Role } from './roles.js';
 
 export interface Config {
@@ -80,7 +81,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
-const OPTIONAL_CONTEXTS = ['validation', 'processing', 'query', 'routing', 'statistics', 'tracking', 'attribution'];
 
 function disabledContexts(text: string | undefined): string[] {
   const names = (text ?? '')

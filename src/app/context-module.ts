@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.js';
 import type { EventStore, InlineProjection } from '../shared/event-store/event-store.js';
 import type { IdGenerator } from '../shared/ids.js';
+import type { Procedures } from '../shared/procedures.js';
 import type { MigrationSet } from '../shared/sqlite/migrate.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import type { Config } from './config.js';
@@ -18,6 +19,8 @@ export interface ModuleDeps {
   readonly newId: IdGenerator;
   readonly logger: Logger;
   readonly config: Config;
+  /** Work that must run where the write connection lives (see shared/procedures.ts). */
+  readonly procedures: Procedures;
 }
 
 /** A context's storage, known before anything runs: its migrations, and the views that commit with their events. */

@@ -13,73 +13,29 @@ import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
 import { openPostgres, type PostgresHandle } from '../shared/postgres/open-postgres.js';
 import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
-import { applicationsModule, applicationsReplica, applicationsTables } from '../applications/module.js';
-import { attributionModule, attributionTables } from '../attribution/module.js';
-import { ingestionModule, ingestionTables } from '../ingestion/module.js';
-import { processingModule, processingTables } from '../processing/module.js';
-import { queryModule, queryTables } from '../query/module.js';
-import { routingModule, routingRulesReplica, routingTables } from '../routing/module.js';
-import { statisticsModule, statisticsTables } from '../statistics/module.js';
-import { trackingModule, trackingTables } from '../tracking/module.js';
-import { validationModule, validationTables } from '../validation/module.js';
+import { localProcedures } from '../shared/procedures.js';
+import { buildContexts, contextNamed, REPLICAS, type ContextDescriptor } from './catalog.js';
 import type { Config } from './config.js';
-import type { ContextModule, ContextTables, ModuleDeps } from './context-module.js';
+import type { ContextModule, ModuleDeps } from './context-module.js';
 import { buildHttpServer, type CheckStatus } from './http/server.js';
 import { createMetrics } from './metrics/metrics.js';
 import { ROLES, type Role } from './roles.js';
-import { routingOptionsFrom } from './routing-options.js';
 import { version } from './version.js';
 
 /**
- * The tables each role keeps in its own schema. Ingestion keeps a replica of the routing rules (rules
- * are evaluated on the ingest path) and routing a replica of the applications (rules name one).
+ * The contexts each role runs, from the one catalog. Ingestion keeps a replica of the routing rules
+ * (rules are evaluated on the ingest path) and routing a replica of the applications (rules name one).
  */
-export const ROLE_TABLES: Readonly<Record<Role, readonly ContextTables[]>> = {
-  ingestion: [applicationsTables, ingestionTables, routingTables],
-  validation: [validationTables],
-  processing: [processingTables],
-  query: [queryTables],
-  routing: [routingTables, applicationsTables],
-  statistics: [statisticsTables],
-  tracking: [trackingTables],
-  attribution: [attributionTables],
+export const ROLE_CONTEXTS: Readonly<Record<Role, readonly ContextDescriptor[]>> = {
+  ingestion: [contextNamed('applications'), REPLICAS.routingRules, contextNamed('ingestion')],
+  validation: [contextNamed('validation')],
+  processing: [contextNamed('processing')],
+  query: [contextNamed('query')],
+  routing: [REPLICAS.applications, contextNamed('routing')],
+  statistics: [contextNamed('statistics')],
+  tracking: [contextNamed('tracking')],
+  attribution: [contextNamed('attribution')],
 };
-
-function roleModules(role: Role, deps: ModuleDeps, config: Config): ContextModule[] {
-  switch (role) {
-    case 'ingestion': {
-      const applications = applicationsModule(deps);
-      const rules = routingRulesReplica(deps);
-      const ingestion = ingestionModule(deps, {
-        route: rules.evaluate,
-        ensureSource: applications.ensureApplication,
-        idempotencyWindowMs: config.idempotencyWindowHours * 3600_000,
-      });
-      return [applications, ingestion, { name: 'routing-rules-replica', subscribers: [rules.subscriber] }];
-    }
-    case 'validation':
-      // Items come from ingestion's log: the schema in force is found by the item's received_at.
-      return [validationModule(deps, 'time')];
-    case 'processing':
-      return [processingModule(deps)];
-    case 'query':
-      return [queryModule(deps, 'own-copy')];
-    case 'routing': {
-      const applications = applicationsReplica(deps);
-      const routing = routingModule(
-        deps,
-        routingOptionsFrom(config, async (appId) => (await applications.find(appId)) !== undefined),
-      );
-      return [routing, { name: 'applications-replica', subscribers: [applications.subscriber] }];
-    }
-    case 'statistics':
-      return [statisticsModule(deps, false)];
-    case 'tracking':
-      return [trackingModule(deps)];
-    case 'attribution':
-      return [attributionModule(deps)];
-  }
-}
 
 export interface ServiceRole {
   readonly role: Role;
@@ -129,7 +85,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
   const services: ServiceRole[] = [];
   for (const role of roles) {
     const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}${role}` });
-    const tables = ROLE_TABLES[role];
+    const tables = ROLE_CONTEXTS[role].map((context) => context.tables);
     await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, ...tables.flatMap((t) => t.migrations)]);
     const store = await postgresEventStore({
       postgres,
@@ -140,8 +96,9 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       // Replicas of a role share its schema: each wakes its relay when any of them appends.
       notifyChannel: `intake_${config.schemaPrefix}${role}`,
     });
-    const deps: ModuleDeps = { store, db: postgres.db, clock, newId, logger, config };
-    const modules = roleModules(role, deps, config);
+    // Each role is its own storage: its procedures run in this process, against its own schema.
+    const deps: ModuleDeps = { store, db: postgres.db, clock, newId, logger, config, procedures: localProcedures() };
+    const { modules } = buildContexts(ROLE_CONTEXTS[role], deps, 'distributed');
     const subscribers: Subscriber[] = modules.flatMap((m) => m.subscribers ?? []);
     services.push({
       role,

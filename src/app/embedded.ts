@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -6,26 +7,22 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import type { EventStore } from '../shared/event-store/event-store.js';
 import { sqliteEventStore } from '../shared/event-store/sqlite/sqlite-event-store.js';
 import { uuidV7, type IdGenerator } from '../shared/ids.js';
-import { migrateToLatest } from '../shared/sqlite/migrate.js';
-import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
-import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
+import { localProcedures } from '../shared/procedures.js';
+import { openSqlite, sqlitePathFromUrl, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
+import { storageClient } from '../shared/storage-thread/storage-client.js';
+import type { StorageMessage } from '../shared/storage-thread/protocol.js';
+import { fromWire } from '../shared/storage-thread/wire-errors.js';
+import type { Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
-import { ingestionModule } from '../ingestion/module.js';
-import { validationModule } from '../validation/module.js';
-import { processingModule } from '../processing/module.js';
-import { queryModule } from '../query/module.js';
-import { applicationsModule } from '../applications/module.js';
-import { routingModule } from '../routing/module.js';
-import { trackingModule } from '../tracking/module.js';
-import { attributionModule } from '../attribution/module.js';
-import { statisticsModule } from '../statistics/module.js';
-import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metrics/metrics.js';
-import type { ModuleDeps } from './context-module.js';
+import { buildContexts, type ContextLinks } from './catalog.js';
 import type { Config } from './config.js';
-import { buildHttpServer } from './http/server.js';
+import type { ContextModule, ModuleDeps } from './context-module.js';
+import { buildHttpServer, type ReadinessCheck } from './http/server.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
-import { embeddedMigrations, embeddedTables } from './migrations.js';
-import { routingOptionsFrom } from './routing-options.js';
+import { createMetrics, type IntakeMetrics } from './metrics/metrics.js';
+import { buildStorageCore, embeddedContexts } from './storage-core.js';
+import { remoteSubscriptions, storageControl } from './storage-control.js';
+import type { StorageThreadData } from './storage-thread.js';
 import { version } from './version.js';
 
 export interface Intake {
@@ -42,6 +39,12 @@ export interface Intake {
 export interface EmbeddedOptions {
   readonly config: Config;
   readonly logger: FastifyBaseLogger & Logger;
+  /**
+   * `thread`: a storage thread owns the write connection, the subscribers and background work, and
+   * this thread serves HTTP (what `intake serve` runs). `inline`: everything on this thread, which
+   * lets tests inject a clock, ids, processors or hold subscribers back.
+   */
+  readonly storage?: 'thread' | 'inline';
   readonly clock?: Clock;
   readonly newId?: IdGenerator;
   /** Digest of the admin token (see admin-token.ts). */
@@ -52,6 +55,8 @@ export interface EmbeddedOptions {
   readonly runSubscribers?: (name: string) => boolean;
   /** Processors pipelines may name, beyond or instead of the built-in ones. */
   readonly processors?: ProcessorRegistry;
+  /** Called when the storage thread dies; by default the process exits, as it cannot store anything more. */
+  readonly onStorageFailure?: (error: Error) => void;
 }
 
 // A subscriber this far behind the head, or with parked events, makes readiness report "degraded".
@@ -59,108 +64,150 @@ const LAG_WARNING = 10_000;
 
 /** The composition root of the default mode: every context in one process on one SQLite file. */
 export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
+  return options.storage === 'thread' ? withStorageThread(options) : onOneThread(options);
+}
+
+async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
   const { config, logger } = options;
-  const clock = options.clock ?? systemClock;
-  const newId = options.newId ?? uuidV7;
-
-  const sqlite = openSqlite(sqlitePathFromUrl(config.databaseUrl));
-  await migrateToLatest(sqlite.db, embeddedMigrations);
-  // Subscriber lag is read on each scrape, which can only happen once `subscriptions` exists.
-  const metrics = createMetrics({ subscriberStatus: () => subscriptions.status() });
-  const store = await sqliteEventStore({
-    sqlite,
-    clock,
-    newId,
-    durability: config.durability,
-    maxQueued: config.maxQueuedAppends,
-    inlineProjections: embeddedTables.flatMap((t) => t.inlineProjections ?? []),
-    onBatch: (size) => metrics.groupCommitBatchSize.observe(size),
-  });
-  store.onAppended(countAppendedEvents(metrics.eventsAppended, await store.headPosition()));
-
-  const deps: ModuleDeps = { store, db: sqlite.db, clock, newId, logger, config };
-  const applications = applicationsModule(deps);
-  const routing = routingModule(
-    deps,
-    routingOptionsFrom(
-      config,
-      async (appId) => (await applications.find(appId)) !== undefined,
-      (_destination, status) => metrics.deliveries.inc({ outcome: status }),
-    ),
-  );
-  const modules = [
-    applications,
-    ingestionModule(deps, {
-      route: routing.evaluate,
-      ensureSource: applications.ensureApplication,
-      idempotencyWindowMs: config.idempotencyWindowHours * 3600_000,
-    }),
-    validationModule(deps),
-    processingModule(deps, options.processors),
-    queryModule(deps),
-    routing,
-    trackingModule(deps),
-    attributionModule(deps),
-    statisticsModule(deps),
-  ].filter((module) => !config.disabledContexts.includes(module.name));
-  const subscribers = modules.flatMap((m) => m.subscribers ?? []);
-  const subscriptions = inProcessSubscriptions({
-    store,
-    db: sqlite.db,
-    clock,
+  const core = await buildStorageCore({
+    config,
     logger,
-    subscribers: subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),
+    clock: options.clock ?? systemClock,
+    newId: options.newId ?? uuidV7,
+    procedures: localProcedures(),
+    processMetrics: true,
+    ...(options.runSubscribers ? { runSubscribers: options.runSubscribers } : {}),
+    ...(options.processors ? { links: { processors: options.processors } } : {}),
   });
-
-  const app = await buildHttpServer({
-    logger,
-    version,
-    bodyLimitBytes: config.bodyLimitBytes,
-    adminDigest: options.adminDigest,
-    readiness: async () => {
-      try {
-        sqlite.raw.prepare('SELECT 1').get();
-      } catch (error) {
-        return { database: { status: 'down', detail: (error as Error).message } };
-      }
-      const checks: Record<string, { status: 'ok' | 'degraded'; detail: string }> = {};
-      for (const s of await subscriptions.status()) {
-        checks[`subscriber:${s.name}`] = {
-          status: s.lag > LAG_WARNING || s.parked > 0 ? 'degraded' : 'ok',
-          detail: `position ${s.position}, lag ${s.lag}, parked ${s.parked}`,
-        };
-      }
-      return { database: { status: 'ok' as const }, ...checks };
-    },
-    verifyWriteKey: applications.verifyWriteKey,
-    metrics,
-    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, sqlite.db)],
-  });
-
-  if (options.startSubscribers !== false) subscriptions.start();
-  for (const module of modules) module.start?.();
-  const lagReport = setInterval(() => void reportLag(subscriptions, logger), 30_000);
-  lagReport.unref();
-
+  const app = await httpEdge(options, core.modules, core.links, core.subscriptions, core.metrics, core.sqlite, core.sqlite.db);
+  core.start(options.startSubscribers !== false);
   return {
     app,
-    store,
-    subscriptions,
-    metrics,
-    subscribers,
-    db: sqlite.db,
+    store: core.store,
+    subscriptions: core.subscriptions,
+    metrics: core.metrics,
+    subscribers: core.subscribers,
+    db: core.sqlite.db,
     async close() {
-      clearInterval(lagReport);
       await app.close();
-      await subscriptions.stop();
-      for (const module of modules) await module.stop?.();
-      await store.close();
-      await sqlite.close();
+      await core.close();
     },
   };
 }
 
-async function reportLag(subscriptions: Subscriptions, logger: Logger): Promise<void> {
-  const behind = (await subscriptions.status()).filter((s) => s.lag > 0 || s.parked > 0);
-  if (behind.length > 0) logger.info({ subscribers: behind }, 'subscriber lag');
+/**
+ * The HTTP thread of a process with a storage thread: it parses, authenticates, validates and
+ * serialises, reads from a read-only connection, and hands appends and procedures over.
+ */
+async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
+  const { config, logger } = options;
+  if (options.clock || options.newId || options.processors || options.runSubscribers) {
+    throw new Error('a clock, ids, processors or held-back subscribers are injected into the inline mode only');
+  }
+  const clock = systemClock;
+  const newId = uuidV7;
+  let closing = false;
+  const worker = await startStorageThread(config, (error) => {
+    if (closing) return;
+    logger.fatal({ err: error }, 'the storage thread died: stopping, since nothing can be stored any more');
+    if (options.onStorageFailure) options.onStorageFailure(error);
+    else process.exit(1);
+  });
+
+  const readonly = openSqlite(sqlitePathFromUrl(config.databaseUrl), { readonly: true });
+  const reads = await sqliteEventStore({ sqlite: readonly, clock, newId, durability: 'process-crash' });
+  const client = storageClient(worker, reads);
+  const deps: ModuleDeps = { store: client.store, db: readonly.db, clock, newId, logger, config, procedures: client.procedures };
+  const { modules, links } = buildContexts(embeddedContexts(config), deps, 'embedded');
+  const control = storageControl(client.procedures);
+  const subscribers = modules.flatMap((m) => m.subscribers ?? []);
+  const subscriptions = remoteSubscriptions(
+    control,
+    subscribers.map((s) => s.name),
+    subscribers.filter((s) => s.reset).map((s) => s.name),
+  );
+  const metrics = { ...createMetrics(), elsewhere: () => control.metrics() };
+  const app = await httpEdge(options, modules, links, subscriptions, metrics, readonly, readonly.db);
+
+  return {
+    app,
+    store: client.store,
+    subscriptions,
+    metrics,
+    subscribers,
+    db: readonly.db,
+    async close() {
+      closing = true;
+      await app.close();
+      await control.stop();
+      await worker.terminate();
+      await readonly.close();
+    },
+  };
+}
+
+/** Starts the storage thread and waits until it has migrated, built every context and started them. */
+function startStorageThread(config: Config, onFailure: (error: Error) => void): Promise<Worker> {
+  const source = import.meta.url.endsWith('.ts');
+  const entry = new URL(source ? './storage-thread.ts' : './storage-thread.js', import.meta.url);
+  const worker = new Worker(entry, {
+    workerData: { config } satisfies StorageThreadData,
+    // Run from source (tests), the thread needs the same TypeScript loader as this one.
+    execArgv: source ? ['--import', 'tsx'] : [],
+  });
+  return new Promise((resolve, reject) => {
+    let ready = false;
+    worker.on('message', (message: StorageMessage) => {
+      if (message.type === 'ready') {
+        ready = true;
+        resolve(worker);
+      } else if (message.type === 'failed') {
+        const error = fromWire(message.error);
+        if (ready) onFailure(error);
+        else reject(error);
+      }
+    });
+    worker.on('error', (error) => (ready ? onFailure(error) : reject(error)));
+    worker.on('exit', (code) => {
+      const error = new Error(`the storage thread exited with code ${code}`);
+      if (ready) onFailure(error);
+      else reject(error);
+    });
+  });
+}
+
+async function httpEdge(
+  options: EmbeddedOptions,
+  modules: readonly ContextModule[],
+  links: ContextLinks,
+  subscriptions: Subscriptions,
+  metrics: IntakeMetrics,
+  sqlite: SqliteHandle,
+  db: Kysely<object>,
+): Promise<FastifyInstance> {
+  const readiness: ReadinessCheck = async () => {
+    try {
+      sqlite.raw.prepare('SELECT 1').get();
+    } catch (error) {
+      return { database: { status: 'down', detail: (error as Error).message } };
+    }
+    const checks: Record<string, { status: 'ok' | 'degraded'; detail: string }> = {};
+    for (const s of await subscriptions.status()) {
+      checks[`subscriber:${s.name}`] = {
+        status: s.lag > LAG_WARNING || s.parked > 0 ? 'degraded' : 'ok',
+        detail: `position ${s.position}, lag ${s.lag}, parked ${s.parked}`,
+      };
+    }
+    return { database: { status: 'ok' as const }, ...checks };
+  };
+  return buildHttpServer({
+    logger: options.logger,
+    version,
+    bodyLimitBytes: options.config.bodyLimitBytes,
+    adminDigest: options.adminDigest,
+    readiness,
+    ...(links.verifyWriteKey ? { verifyWriteKey: links.verifyWriteKey } : {}),
+    metrics,
+    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, db)],
+  });
 }

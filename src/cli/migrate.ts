@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../app/config.js';
-import { ROLE_TABLES } from '../app/distributed.js';
+import { ROLE_CONTEXTS } from '../app/distributed.js';
 import { embeddedMigrations } from '../app/migrations.js';
 import { ROLES } from '../app/roles.js';
 import { postgresEventStoreMigrations } from '../shared/event-store/postgres/migrations.js';
@@ -16,7 +16,7 @@ export async function migrate(config: Config, logger: Logger): Promise<void> {
     for (const role of config.roles === 'all' ? ROLES : config.roles) {
       const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}${role}` });
       try {
-        const sets = [postgresEventStoreMigrations, subscriptionMigrations, ...ROLE_TABLES[role].flatMap((t) => t.migrations)];
+        const sets = [postgresEventStoreMigrations, subscriptionMigrations, ...ROLE_CONTEXTS[role].flatMap((c) => c.tables.migrations)];
         report(logger, await migratePostgresToLatest(postgres, sets), postgres.schema);
       } finally {
         await postgres.close();

@@ -1,5 +1,5 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
-import { ingestBatch, ingestData, ingestEvent, type IngestDataDeps } from './application/ingest-data.js';
+import { commitPrepared, ingestBatch, ingestData, ingestEvent, type IngestDataDeps } from './application/ingest-data.js';
 import type { EnsureSource, RouteEvent } from './application/ports.js';
 import { getAllData, getDataById, getDataByPartnerId } from './application/queries.js';
 import { appEventHttp } from './adapters/http/app-event-routes.js';
@@ -17,9 +17,13 @@ export interface IngestionOptions {
   readonly idempotencyWindowMs?: number;
 }
 
-export function ingestionModule({ store, db, clock, newId }: ModuleDeps, options: IngestionOptions = {}): ContextModule {
+export function ingestionModule({ store, db, clock, newId, procedures }: ModuleDeps, options: IngestionOptions = {}): ContextModule {
   const items = sqlIngestedItemsView(db);
-  const deps: IngestDataDeps = { store, clock, newId, ...options, idempotency: sqlIdempotencyLog };
+  const commit = procedures.define(
+    'ingestion.commit-prepared',
+    commitPrepared({ store, clock, idempotency: sqlIdempotencyLog, idempotencyWindowMs: options.idempotencyWindowMs }),
+  );
+  const deps: IngestDataDeps = { store, clock, newId, ...options, idempotency: sqlIdempotencyLog, commit };
   return {
     name: 'ingestion',
     http: [

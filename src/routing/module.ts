@@ -1,7 +1,16 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
 import type { QueuePublisher, WebhookSender } from './application/destination.js';
 import { deliveryWorker, type DeliveryWorker } from './application/delivery-worker.js';
-import { createRule, deleteRule, getRule, rotateSecret, toggleRule, updateRule, type RuleDeps } from './application/manage-rules.js';
+import {
+  createRule,
+  deleteRule,
+  getRule,
+  rotateSecret,
+  saveRuleChange,
+  toggleRule,
+  updateRule,
+  type RuleDeps,
+} from './application/manage-rules.js';
 import { routingScheduler } from './application/routing-scheduler.js';
 import { ruleEvaluator, type RoutableEvent, type RoutingDecision } from './application/rule-evaluator.js';
 import { routingHttp } from './adapters/http/routing-routes.js';
@@ -34,7 +43,7 @@ export interface RoutingModule extends ContextModule {
   readonly worker: DeliveryWorker;
 }
 
-export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, options: RoutingOptions): RoutingModule {
+export function routingModule({ store, db, clock, newId, logger, procedures }: ModuleDeps, options: RoutingOptions): RoutingModule {
   const catalog = sqlRuleCatalog(db);
   const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
   const tables = sqlDestinationTables(() => clock.now());
@@ -56,6 +65,7 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
   });
   const ruleDeps: RuleDeps = {
     store,
+    saveChange: procedures.define('routing.save-rule-change', saveRuleChange({ store, vault: sqlSecretVault, newSigningSecret })),
     clock,
     newId,
     catalog,
@@ -67,6 +77,12 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     newSigningSecret,
   };
   const deliveries = sqlDeliveryStore(db);
+  const replay = procedures.define('routing.replay-delivery', (deliveryId: string) => worker.replay(deliveryId));
+  const replayDeadLetters = procedures.define('routing.replay-dead-letters', async (ruleId: string) => {
+    const dead = await deliveries.list({ ruleId, status: 'dead_lettered', limit: 1000 });
+    for (const delivery of dead) await worker.replay(delivery.deliveryId);
+    return dead.length;
+  });
 
   return {
     name: 'routing',
@@ -88,12 +104,8 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
           if (!delivery) throw new NotFoundError('routing.delivery-not-found', `no delivery ${deliveryId}`);
           return { delivery, attempts: await deliveries.attemptsOf(deliveryId) };
         },
-        replay: (deliveryId) => worker.replay(deliveryId),
-        async replayDeadLetters(ruleId) {
-          const dead = await deliveries.list({ ruleId, status: 'dead_lettered', limit: 1000 });
-          for (const delivery of dead) await worker.replay(delivery.deliveryId);
-          return dead.length;
-        },
+        replay,
+        replayDeadLetters,
       }),
     ],
     start: () => worker.start(),

@@ -15,9 +15,9 @@ export const statisticsTables: ContextTables = { migrations: [statisticsMigratio
  * In distributed mode the data events live in other services' stores, so a refresh is refused rather
  * than recomputed from an empty log.
  */
-export function statisticsModule({ store, db, clock }: ModuleDeps, refreshFromLog = true): ContextModule {
+export function statisticsModule({ store, db, clock, procedures }: ModuleDeps, refreshFromLog = true): ContextModule {
   const reads = sqlStatisticsReads(db);
-  const refresh = refreshStatistics({ log: store, tables: sqlStatisticsTables, clock });
+  const refresh = procedures.define('statistics.refresh', refreshStatistics({ log: store, tables: sqlStatisticsTables, clock }));
   return {
     name: 'statistics',
     subscribers: [statisticsSubscriber(sqlStatisticsTables)],

@@ -1,3 +1,4 @@
+import type { AppendRequest } from '../shared/event-store/event-store.js';
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
 import { checkTrackingHealth, getTrackingEvent } from './application/queries.js';
 import { recordTrackingEvent } from './application/record-tracking-event.js';
@@ -8,14 +9,17 @@ import { sqlTrackingEventsView, trackingEventsProjection } from './adapters/sql/
 
 export const trackingTables: ContextTables = { migrations: [trackingMigrations], inlineProjections: [trackingEventsProjection] };
 
-export function trackingModule({ store, db, clock, newId }: ModuleDeps): ContextModule {
+export function trackingModule({ store, db, clock, newId, procedures }: ModuleDeps): ContextModule {
   const events = sqlTrackingEventsView(db);
+  const appendAll = procedures.define('tracking.append-all', async (requests: readonly AppendRequest[]) => {
+    await store.transaction((tx) => tx.appendMany(requests));
+  });
   return {
     name: 'tracking',
     http: [
       trackingHttp({
         record: recordTrackingEvent({ store, clock, newId }),
-        recordBatch: recordTrackingEvents({ store, clock, newId }),
+        recordBatch: recordTrackingEvents({ clock, newId, appendAll }),
         get: getTrackingEvent(events),
         health: checkTrackingHealth(events),
       }),

@@ -1,3 +1,4 @@
+import { localProcedures } from '../../src/shared/procedures.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +54,7 @@ async function startTrackingIntake(attribution: AttributionOptions = {}): Promis
     durability: config.durability,
     inlineProjections: tables.flatMap((t) => t.inlineProjections ?? []),
   });
-  const deps: ModuleDeps = { store, db: sqlite.db, clock, newId: uuidV7, logger, config };
+  const deps: ModuleDeps = { store, db: sqlite.db, clock, newId: uuidV7, logger, config, procedures: localProcedures() };
   const modules = [trackingModule(deps), attributionModule(deps, attribution)];
   const subscriptions = inProcessSubscriptions({
     store,

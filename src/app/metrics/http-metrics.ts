@@ -1,3 +1,4 @@
+import { AggregatorRegistry } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { IntakeMetrics } from './metrics.js';
@@ -29,6 +30,13 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: IntakeMetrics
         response: { 200: { description: 'Metrics', content: { 'text/plain': { schema: Type.String() } } } },
       },
     },
-    async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+    async (_request, reply) => reply.type(metrics.registry.contentType).send(await exposition(metrics)),
   );
+}
+
+/** This thread's metrics, summed with those another thread of the process keeps (same names add up). */
+async function exposition(metrics: IntakeMetrics): Promise<string> {
+  if (!metrics.elsewhere) return metrics.registry.metrics();
+  const [here, there] = await Promise.all([metrics.registry.getMetricsAsJSON(), metrics.elsewhere()]);
+  return AggregatorRegistry.aggregate([here, there]).metrics();
 }

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { SubscriberStatus } from '../../shared/subscriptions/in-process-subscriptions.js';
 
 export type HttpLabels = 'route' | 'method' | 'status';
@@ -14,6 +14,8 @@ export interface IntakeMetrics {
   readonly groupCommitBatchSize: Histogram;
   /** Webhook and queue deliveries by outcome (succeeded, failed, dead_lettered). */
   readonly deliveries: Counter<'outcome'>;
+  /** Metrics kept in another thread of this process (the storage thread), merged into the exposition. */
+  readonly elsewhere?: () => Promise<Array<MetricObjectWithValues<MetricValue<string>>>>;
 }
 
 export interface MetricsOptions {

@@ -23,6 +23,8 @@ export interface IngestDataDeps {
   readonly idempotency?: IdempotencyLogFor;
   /** How long an idempotency key is remembered. */
   readonly idempotencyWindowMs?: number;
+  /** Where keyed and batched events are committed (the storage thread's procedure); built from the above when absent. */
+  readonly commit?: CommitPrepared;
 }
 
 export interface Ingested {
@@ -40,7 +42,7 @@ export interface Receipt {
 const NO_RULES: RoutingSummary = { rules_evaluated: 0, rules_matched: 0, rules_executed: 0 };
 const DAY_MS = 24 * 3600 * 1000;
 
-interface Prepared {
+export interface Prepared {
   readonly item: IngestedItem;
   readonly routing: RoutingSummary;
   readonly events: NewEvent[];
@@ -68,10 +70,47 @@ export const ingestData =
     return { item: prepared.item, routing: prepared.routing };
   };
 
+/** What the storage side tells of each prepared event it was given. */
+export type Committed =
+  | { readonly status: 'accepted'; readonly eventId: string; readonly routing: RoutingSummary }
+  | { readonly status: 'duplicate'; readonly eventId: string; readonly routing: RoutingSummary };
+
+/** Appends prepared events in one transaction; one with a key is stored at most once per key. */
+export type CommitPrepared = (entries: ReadonlyArray<{ prepared: Prepared; key?: string }>) => Promise<Committed[]>;
+
+export interface CommitDeps {
+  readonly store: EventStore;
+  readonly clock: Clock;
+  readonly idempotency: IdempotencyLogFor;
+  readonly idempotencyWindowMs?: number;
+}
+
 /**
- * Stores one event at most once per idempotency key: the key is checked and recorded in the
- * transaction that appends the event, so concurrent retries cannot both store it.
+ * The storage side of keyed and batched ingestion: keys are checked and recorded in the
+ * transaction that appends their events, so concurrent retries cannot both store one. Events
+ * without a key go in one multi-row append.
  */
+export const commitPrepared =
+  (deps: CommitDeps): CommitPrepared =>
+  (entries) =>
+    deps.store.transaction(async (tx) => {
+      const committed: Committed[] = new Array(entries.length);
+      const unkeyed: number[] = [];
+      for (const [i, { prepared, key }] of entries.entries()) {
+        if (key === undefined) unkeyed.push(i);
+        else committed[i] = await appendOnce(deps, tx, prepared, key);
+      }
+      await tx.appendMany(
+        unkeyed.map((i) => {
+          const { prepared } = entries[i] as { prepared: Prepared };
+          committed[i] = { status: 'accepted', eventId: prepared.item.id, routing: prepared.routing };
+          return { streamId: dataStreamId(prepared.item.id), events: prepared.events, expectedVersion: 'no_stream' as const };
+        }),
+      );
+      return committed;
+    });
+
+/** Stores one event at most once per idempotency key. */
 export const ingestEvent =
   (deps: IngestDataDeps) =>
   async (command: IngestDataCommand, idempotencyKey?: string): Promise<Receipt> => {
@@ -80,7 +119,9 @@ export const ingestEvent =
       return { eventId: item.id, routing, duplicate: false };
     }
     const prepared = await prepare(deps, command);
-    return deps.store.transaction((tx) => appendOnce(deps, tx, prepared, idempotencyKey));
+    const [committed] = await commitWith(deps)([{ prepared, key: idempotencyKey }]);
+    if (!committed) throw new Error('no result for the event');
+    return { eventId: committed.eventId, routing: committed.routing, duplicate: committed.status === 'duplicate' };
   };
 
 export type BatchReceipt =
@@ -95,47 +136,44 @@ export type BatchReceipt =
 export const ingestBatch =
   (deps: IngestDataDeps) =>
   async (commands: ReadonlyArray<{ command: IngestDataCommand; messageId?: string }>): Promise<BatchReceipt[]> => {
-    type Entry = { index: number; messageId?: string; prepared: Prepared } | { index: number; error: ValidationError };
-    const prepared = await Promise.all(
+    type Entry = { index: number; key?: string; prepared: Prepared } | { index: number; error: ValidationError };
+    const entries = await Promise.all(
       commands.map(async ({ command, messageId }, index): Promise<Entry> => {
         try {
-          return { index, messageId, prepared: await prepare(deps, command) };
+          return { index, key: messageId, prepared: await prepare(deps, command) };
         } catch (error) {
           if (error instanceof ValidationError) return { index, error };
           throw error;
         }
       }),
     );
-    return deps.store.transaction(async (tx) => {
-      const receipts: BatchReceipt[] = [];
-      for (const entry of prepared) {
-        if ('error' in entry) {
-          receipts.push({ index: entry.index, status: 'rejected', reason: entry.error.message, errors: entry.error.violations });
-        } else if (entry.messageId === undefined) {
-          await tx.append({ streamId: dataStreamId(entry.prepared.item.id), events: entry.prepared.events, expectedVersion: 'no_stream' });
-          receipts.push({ index: entry.index, status: 'accepted', eventId: entry.prepared.item.id, routing: entry.prepared.routing });
-        } else {
-          const receipt = await appendOnce(deps, tx, entry.prepared, entry.messageId);
-          receipts.push(
-            receipt.duplicate
-              ? { index: entry.index, status: 'duplicate', eventId: receipt.eventId }
-              : { index: entry.index, status: 'accepted', eventId: receipt.eventId, routing: receipt.routing },
-          );
-        }
-      }
-      return receipts;
+    const valid = entries.flatMap((entry) => ('error' in entry ? [] : [entry]));
+    const committed = valid.length > 0 ? await commitWith(deps)(valid.map(({ prepared, key }) => (key === undefined ? { prepared } : { prepared, key }))) : [];
+    const byIndex = new Map(valid.map((entry, i) => [entry.index, committed[i]]));
+    return entries.map((entry): BatchReceipt => {
+      if ('error' in entry) return { index: entry.index, status: 'rejected', reason: entry.error.message, errors: entry.error.violations };
+      const result = byIndex.get(entry.index);
+      if (!result) throw new Error('no result for a batch entry');
+      return result.status === 'duplicate'
+        ? { index: entry.index, status: 'duplicate', eventId: result.eventId }
+        : { index: entry.index, status: 'accepted', eventId: result.eventId, routing: result.routing };
     });
   };
 
-async function appendOnce(deps: IngestDataDeps, tx: StoreTransaction, prepared: Prepared, key: string): Promise<Receipt> {
-  if (!deps.idempotency) throw new Error('idempotency keys need an idempotency log');
+function commitWith(deps: IngestDataDeps): CommitPrepared {
+  if (deps.commit) return deps.commit;
+  if (!deps.idempotency) throw new Error('keyed and batched ingestion need an idempotency log');
+  return commitPrepared({ store: deps.store, clock: deps.clock, idempotency: deps.idempotency, idempotencyWindowMs: deps.idempotencyWindowMs });
+}
+
+async function appendOnce(deps: CommitDeps, tx: StoreTransaction, prepared: Prepared, key: string): Promise<Committed> {
   const log = deps.idempotency(tx.db);
   const now = deps.clock.now();
   const notBefore = new Date(now.getTime() - (deps.idempotencyWindowMs ?? DAY_MS)).toISOString();
   const appId = prepared.item.partnerId;
   const first = await log.find(appId, key, notBefore);
-  if (first) return { eventId: first.eventId, routing: first.routing, duplicate: true };
+  if (first) return { status: 'duplicate', eventId: first.eventId, routing: first.routing };
   await tx.append({ streamId: dataStreamId(prepared.item.id), events: prepared.events, expectedVersion: 'no_stream' });
   await log.remember(appId, key, { eventId: prepared.item.id, routing: prepared.routing }, now.toISOString());
-  return { eventId: prepared.item.id, routing: prepared.routing, duplicate: false };
+  return { status: 'accepted', eventId: prepared.item.id, routing: prepared.routing };
 }

@@ -1,6 +1,6 @@
 import type { Clock } from '../../shared/clock.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
-import type { EventStore } from '../../shared/event-store/event-store.js';
+import type { AppendRequest, EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import type { DatabaseConfig, WebhookConfig } from '../domain/destination-config.js';
 import {
@@ -21,8 +21,38 @@ import {
 import type { DestinationTables, RuleCatalog, SecretVaultFor, StoredRule } from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
 
+/** A rule event with the signing secret that goes with it, committed together. */
+export interface RuleChange {
+  readonly ruleId: string;
+  readonly append: AppendRequest;
+  /** Stored as the rule's secret. */
+  readonly secret?: string;
+  /** Make sure the rule has a secret: a new one is made unless one is stored. */
+  readonly ensureSecret?: boolean;
+}
+
+/** Commits a rule change; answers the secret it made, if it made one. */
+export type SaveRuleChange = (change: RuleChange) => Promise<{ readonly madeSecret?: string }>;
+
+export const saveRuleChange =
+  ({ store, vault, newSigningSecret }: Pick<RuleDeps, 'store' | 'vault' | 'newSigningSecret'>): SaveRuleChange =>
+  (change) =>
+    store.transaction(async (tx) => {
+      await tx.append(change.append);
+      const secrets = vault(tx.db);
+      if (change.secret !== undefined) await secrets.set(change.ruleId, change.secret);
+      if (change.ensureSecret && !(await secrets.get(change.ruleId))) {
+        const madeSecret = newSigningSecret();
+        await secrets.set(change.ruleId, madeSecret);
+        return { madeSecret };
+      }
+      return {};
+    });
+
 export interface RuleDeps {
   readonly store: EventStore;
+  /** Where rule changes with secrets commit (the storage thread's procedure). */
+  readonly saveChange: SaveRuleChange;
   readonly clock: Clock;
   readonly newId: IdGenerator;
   readonly catalog: RuleCatalog;
@@ -66,9 +96,10 @@ export const createRule =
     const ruleId = deps.newId();
     const event = decideCreate(ruleId, fields, noRule, deps.clock.now());
     const signingSecret = fields.destination_type === 'webhook' ? deps.newSigningSecret() : undefined;
-    await deps.store.transaction(async (tx) => {
-      await tx.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: 'no_stream' });
-      if (signingSecret) await deps.vault(tx.db).set(ruleId, signingSecret);
+    await deps.saveChange({
+      ruleId,
+      append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: 'no_stream' },
+      ...(signingSecret ? { secret: signingSecret } : {}),
     });
     deps.evaluator.invalidate(fields.app_id);
     return { rule: { ...event.data, updated_at: event.data.created_at }, signingSecret };
@@ -80,14 +111,11 @@ export const updateRule =
     const { state, version } = await load(deps.store, ruleId);
     const fields = await validated(deps, input);
     const event = decideUpdate(ruleId, fields, state, deps.clock.now());
-    let signingSecret: string | undefined;
-    await deps.store.transaction(async (tx) => {
-      await tx.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version });
-      // A rule that becomes a webhook needs a secret to sign with; an existing one is kept.
-      if (fields.destination_type === 'webhook' && !(await deps.vault(tx.db).get(ruleId))) {
-        signingSecret = deps.newSigningSecret();
-        await deps.vault(tx.db).set(ruleId, signingSecret);
-      }
+    // A rule that becomes a webhook needs a secret to sign with; an existing one is kept.
+    const { madeSecret: signingSecret } = await deps.saveChange({
+      ruleId,
+      append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
+      ensureSecret: fields.destination_type === 'webhook',
     });
     deps.evaluator.invalidate(fields.app_id);
     const stored = await deps.catalog.get(ruleId);
@@ -123,10 +151,7 @@ export const rotateSecret =
     const { state, version } = await load(deps.store, ruleId);
     const event = decideRotate(ruleId, state, deps.clock.now());
     const secret = deps.newSigningSecret();
-    await deps.store.transaction(async (tx) => {
-      await tx.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version });
-      await deps.vault(tx.db).set(ruleId, secret);
-    });
+    await deps.saveChange({ ruleId, append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version }, secret });
     return secret;
   };
 

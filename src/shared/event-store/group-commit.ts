@@ -64,6 +64,20 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
     } catch (error) {
       failure = error;
     }
+    if (failure !== undefined && batch.length > 1) {
+      // Whatever failed the shared transaction may be one request's doing: each request is tried
+      // alone, so it fails only its own caller (a storage fault fails each of them anyway).
+      failure = undefined;
+      results = [];
+      for (const pending of batch) {
+        try {
+          const [result] = await options.commit([pending.request]);
+          results.push(result ?? new Error('no result for append'));
+        } catch (error) {
+          results.push(error instanceof Error ? error : new Error(String(error)));
+        }
+      }
+    }
     committing = false;
     schedule();
 

@@ -1,5 +1,7 @@
 import type { RecordedEvent } from '../events.js';
 import { checkExpectedVersion, type AppendRequest, type AppendResult, type InlineProjection } from './event-store.js';
+import { ValidationError } from '../errors.js';
+import { serialize } from './serialized-event.js';
 
 /** An event ready to insert: its id, its place in its stream, and its serialised data. */
 export interface PlannedRow {
@@ -30,21 +32,22 @@ export function planAppends(requests: readonly AppendRequest[], versions: Map<st
   const rows: PlannedRow[] = [];
   const planned = requests.map((request) => {
     const current = versions.get(request.streamId) ?? 0;
+    let serialized;
     try {
       checkExpectedVersion(request.streamId, request.expectedVersion, current);
     } catch (error) {
       return error as Error;
     }
+    try {
+      // Serialised before any row is planned: data that cannot be (too deep, a BigInt) fails its own append only.
+      serialized = request.events.map(serialize);
+    } catch (error) {
+      return new ValidationError('event-store.unserializable', `the event data cannot be stored as JSON: ${(error as Error).message}`);
+    }
     const first = rows.length;
     request.events.forEach((event, i) => {
-      rows.push({
-        eventId: newId(),
-        streamId: request.streamId,
-        streamVersion: current + i + 1,
-        type: event.type,
-        data: JSON.stringify(event.data),
-        metadata: JSON.stringify(event.metadata ?? {}),
-      });
+      const { data, metadata } = serialized[i] as { data: string; metadata: string };
+      rows.push({ eventId: newId(), streamId: request.streamId, streamVersion: current + i + 1, type: event.type, data, metadata });
     });
     versions.set(request.streamId, current + request.events.length);
     return { first, count: request.events.length, nextExpectedVersion: current + request.events.length };

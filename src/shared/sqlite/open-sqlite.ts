@@ -19,8 +19,15 @@ export interface SqliteHandle {
  * per-commit durability itself by fsyncing the WAL off the event loop before it acknowledges
  * (docs/decisions/0002-group-commit-with-off-thread-fsync.md).
  */
-export function openSqlite(path: string): SqliteHandle {
+export function openSqlite(path: string, options: { readonly readonly?: boolean } = {}): SqliteHandle {
   const inMemory = path === ':memory:';
+  if (options.readonly) {
+    // A reader beside the writer's connection (another thread): WAL lets it read while the writer commits.
+    const raw = new Database(path, { readonly: true, fileMustExist: true });
+    raw.pragma('busy_timeout = 5000');
+    const db = new Kysely<object>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
+    return { raw, db, walPath: undefined, close: () => db.destroy() };
+  }
   if (!inMemory) mkdirSync(dirname(path), { recursive: true });
   const raw = new Database(path);
   raw.pragma('journal_mode = WAL');

@@ -1,6 +1,10 @@
 import { ValidationError, type Violation } from '../../shared/errors.js';
 import { trackingEventFromCommand, type RecordTrackingEventCommand, type TrackingEvent } from '../domain/tracking-event.js';
+import type { AppendRequest } from '../../shared/event-store/event-store.js';
 import { appendOf, type RecordTrackingEventDeps, type RequestContext } from './record-tracking-event.js';
+
+/** Appends every request in one transaction: all of them are recorded, or none. */
+export type AppendAll = (requests: readonly AppendRequest[]) => Promise<void>;
 
 export type TrackingReceipt =
   | { readonly status: 'recorded'; readonly event: TrackingEvent }
@@ -14,7 +18,7 @@ export const MAX_BATCH_SIZE = 500;
  * them and the client retries the whole batch, instead of untangling a half-recorded one.
  */
 export const recordTrackingEvents =
-  ({ store, clock, newId }: RecordTrackingEventDeps) =>
+  ({ clock, newId, appendAll }: Omit<RecordTrackingEventDeps, 'store'> & { readonly appendAll: AppendAll }) =>
   async (commands: readonly RecordTrackingEventCommand[], context: RequestContext = {}): Promise<TrackingReceipt[]> => {
     if (commands.length > MAX_BATCH_SIZE) {
       throw new ValidationError('tracking.batch-too-large', `a batch holds at most ${MAX_BATCH_SIZE} events (got ${commands.length})`, [
@@ -31,10 +35,6 @@ export const recordTrackingEvents =
       }
     });
     const recorded = receipts.flatMap((receipt) => (receipt.status === 'recorded' ? [receipt.event] : []));
-    if (recorded.length > 0) {
-      await store.transaction(async (tx) => {
-        for (const event of recorded) await tx.append(appendOf(event, context));
-      });
-    }
+    if (recorded.length > 0) await appendAll(recorded.map((event) => appendOf(event, context)));
     return receipts;
   };

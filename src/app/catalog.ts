@@ -1,0 +1,162 @@
+import type { WriteKeyVerifier } from './http/auth.js';
+import type { ContextModule, ContextTables, ModuleDeps } from './context-module.js';
+import { routingOptionsFrom } from './routing-options.js';
+import { applicationsModule, applicationsReplica, applicationsTables } from '../applications/module.js';
+import { attributionModule, attributionTables } from '../attribution/module.js';
+import { ingestionModule, ingestionTables } from '../ingestion/module.js';
+import type { EnsureSource, RouteEvent } from '../ingestion/application/ports.js';
+import { processingModule, processingTables } from '../processing/module.js';
+import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
+import { queryModule, queryTables } from '../query/module.js';
+import { routingModule, routingRulesReplica, routingTables } from '../routing/module.js';
+import { statisticsModule, statisticsTables } from '../statistics/module.js';
+import { trackingModule, trackingTables } from '../tracking/module.js';
+import { validationModule, validationTables } from '../validation/module.js';
+
+/** Where a context runs: with every other one on one log, or as a service that owns only its own data. */
+export type Placement = 'embedded' | 'distributed';
+
+/** The few query functions contexts offer each other inside one process (never writes). */
+export interface ContextLinks {
+  /** applications → ingestion: the admin's first write as a source creates it. */
+  readonly ensureSource?: EnsureSource;
+  /** applications → routing: rules may only name existing applications. */
+  readonly applicationExists?: (appId: string) => Promise<boolean>;
+  /** applications → the HTTP edge. */
+  readonly verifyWriteKey?: WriteKeyVerifier;
+  /** routing → ingestion: rules evaluated on the ingest path, for the response's routing summary. */
+  readonly route?: RouteEvent;
+  /** The composition root → routing: delivery outcomes for the metrics. */
+  readonly onDeliveryOutcome?: (destinationType: string, status: string) => void;
+  /** The composition root → processing: processors beyond the built-in ones (tests). */
+  readonly processors?: ProcessorRegistry;
+}
+
+/** A bounded context as every composition sees it: its storage, and how to build it. */
+export interface ContextDescriptor {
+  readonly name: string;
+  /** Left out of the embedded process when named in INTAKE_DISABLE. */
+  readonly optional: boolean;
+  readonly tables: ContextTables;
+  /** Builds the context; what it offers others goes into `offers`. */
+  build(deps: ModuleDeps, links: ContextLinks, placement: Placement): ContextModule & { readonly offers?: Partial<ContextLinks> };
+}
+
+const missing = (link: string, context: string): never => {
+  throw new Error(`${context} needs ${link}: list the context that offers it earlier in the composition`);
+};
+
+/** Every context of Intake, in the order they are built (those that offer links come first). */
+export const CONTEXTS: readonly ContextDescriptor[] = [
+  {
+    name: 'applications',
+    optional: false,
+    tables: applicationsTables,
+    build(deps) {
+      const applications = applicationsModule(deps);
+      return {
+        ...applications,
+        offers: {
+          ensureSource: applications.ensureApplication,
+          applicationExists: async (appId) => (await applications.find(appId)) !== undefined,
+          verifyWriteKey: applications.verifyWriteKey,
+        },
+      };
+    },
+  },
+  {
+    name: 'routing',
+    optional: true,
+    tables: routingTables,
+    build(deps, links) {
+      const routing = routingModule(
+        deps,
+        routingOptionsFrom(deps.config, links.applicationExists ?? missing('applicationExists', 'routing'), links.onDeliveryOutcome),
+      );
+      return { ...routing, offers: { route: routing.evaluate } };
+    },
+  },
+  {
+    name: 'ingestion',
+    optional: false,
+    tables: ingestionTables,
+    build: (deps, links) =>
+      ingestionModule(deps, {
+        ...(links.route ? { route: links.route } : {}),
+        ...(links.ensureSource ? { ensureSource: links.ensureSource } : {}),
+        idempotencyWindowMs: deps.config.idempotencyWindowHours * 3600_000,
+      }),
+  },
+  {
+    name: 'validation',
+    optional: true,
+    tables: validationTables,
+    // Distributed, items come from ingestion's log: the schema in force is found by the item's received_at.
+    build: (deps, _links, placement) => validationModule(deps, placement === 'embedded' ? 'log' : 'time'),
+  },
+  { name: 'processing', optional: true, tables: processingTables, build: (deps, links) => processingModule(deps, links.processors) },
+  {
+    name: 'query',
+    optional: true,
+    tables: queryTables,
+    build: (deps, _links, placement) => queryModule(deps, placement === 'embedded' ? 'shared-log' : 'own-copy'),
+  },
+  { name: 'tracking', optional: true, tables: trackingTables, build: (deps) => trackingModule(deps) },
+  { name: 'attribution', optional: true, tables: attributionTables, build: (deps) => attributionModule(deps) },
+  {
+    name: 'statistics',
+    optional: true,
+    tables: statisticsTables,
+    build: (deps, _links, placement) => statisticsModule(deps, placement === 'embedded'),
+  },
+];
+
+/** Copies of another service's data, kept from its events: only the distributed mode needs them. */
+export const REPLICAS = {
+  routingRules: {
+    name: 'routing-rules-replica',
+    optional: false,
+    tables: routingTables,
+    build(deps) {
+      const rules = routingRulesReplica(deps);
+      return { name: 'routing-rules-replica', subscribers: [rules.subscriber], offers: { route: rules.evaluate } };
+    },
+  },
+  applications: {
+    name: 'applications-replica',
+    optional: false,
+    tables: applicationsTables,
+    build(deps) {
+      const applications = applicationsReplica(deps);
+      return {
+        name: 'applications-replica',
+        subscribers: [applications.subscriber],
+        offers: { applicationExists: async (appId) => (await applications.find(appId)) !== undefined },
+      };
+    },
+  },
+} satisfies Record<string, ContextDescriptor>;
+
+export function contextNamed(name: string): ContextDescriptor {
+  const found = CONTEXTS.find((context) => context.name === name);
+  if (!found) throw new Error(`no context named "${name}"`);
+  return found;
+}
+
+export const OPTIONAL_CONTEXTS: readonly string[] = CONTEXTS.filter((c) => c.optional).map((c) => c.name);
+
+/** Builds the given contexts in order, passing each the links the ones before it offer. */
+export function buildContexts(
+  descriptors: readonly ContextDescriptor[],
+  deps: ModuleDeps,
+  placement: Placement,
+  given: ContextLinks = {},
+): { modules: ContextModule[]; links: ContextLinks } {
+  let links: ContextLinks = given;
+  const modules = descriptors.map((descriptor) => {
+    const { offers, ...module } = descriptor.build(deps, links, placement);
+    if (offers) links = { ...links, ...offers };
+    return module;
+  });
+  return { modules, links };
+}

@@ -1,0 +1,50 @@
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { Procedures } from '../shared/procedures.js';
+import type { SubscriberStatus, Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
+import type { StorageCore } from './storage-core.js';
+
+export interface StorageControl {
+  status(): Promise<SubscriberStatus[]>;
+  caughtUp(timeoutMs?: number): Promise<void>;
+  replay(name: string): Promise<void>;
+  retryParked(name: string, position: number): Promise<void>;
+  /** The storage thread's own metrics, to merge into the HTTP thread's exposition. */
+  metrics(): Promise<Array<MetricObjectWithValues<MetricValue<string>>>>;
+  /** Stops the subscribers and background work, drains the commits and closes the database. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Operating what runs in the storage thread from the HTTP thread. Both threads call this with the
+ * same procedures: the storage thread with its core (whose functions run), the HTTP thread without.
+ */
+export function storageControl(procedures: Procedures, core?: StorageCore): StorageControl {
+  const local = (): StorageCore => {
+    if (!core) throw new Error('storage control runs in the storage thread');
+    return core;
+  };
+  return {
+    status: procedures.define('subscriptions.status', () => local().subscriptions.status()),
+    caughtUp: procedures.define('subscriptions.caught-up', (timeoutMs?: number) => local().subscriptions.caughtUp(timeoutMs)),
+    replay: procedures.define('subscriptions.replay', (name: string) => local().subscriptions.replay(name)),
+    retryParked: procedures.define('subscriptions.retry-parked', (name: string, position: number) =>
+      local().subscriptions.retryParked(name, position),
+    ),
+    metrics: procedures.define('storage.metrics', () => local().metrics.registry.getMetricsAsJSON()),
+    stop: procedures.define('storage.stop', () => local().close()),
+  };
+}
+
+/** The subscriptions as the HTTP thread sees them: they run elsewhere, and start and stop with it. */
+export function remoteSubscriptions(control: StorageControl, names: readonly string[], replayable: readonly string[]): Subscriptions {
+  return {
+    start() {},
+    async stop() {},
+    status: () => control.status(),
+    caughtUp: (timeoutMs) => control.caughtUp(timeoutMs),
+    replay: (name) => control.replay(name),
+    retryParked: (name, position) => control.retryParked(name, position),
+    names: () => [...names],
+    replayable: () => [...replayable],
+  };
+}

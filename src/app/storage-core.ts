@@ -1,0 +1,106 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../shared/clock.js';
+import type { EventStore } from '../shared/event-store/event-store.js';
+import { sqliteEventStore } from '../shared/event-store/sqlite/sqlite-event-store.js';
+import type { IdGenerator } from '../shared/ids.js';
+import type { Procedures } from '../shared/procedures.js';
+import { migrateToLatest } from '../shared/sqlite/migrate.js';
+import { openSqlite, sqlitePathFromUrl, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
+import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
+import type { Subscriber } from '../shared/subscriptions/subscriber.js';
+import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
+import type { Config } from './config.js';
+import type { ContextModule, ModuleDeps } from './context-module.js';
+import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metrics/metrics.js';
+import { embeddedMigrations, embeddedTables } from './migrations.js';
+
+export interface StorageCoreOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly newId: IdGenerator;
+  readonly procedures: Procedures;
+  /** Process metrics belong to the thread that serves /metrics; a storage thread leaves them out. */
+  readonly processMetrics: boolean;
+  readonly runSubscribers?: (name: string) => boolean;
+  readonly links?: ContextLinks;
+}
+
+/** Everything that owns the write connection: the event store, every context, the subscribers. */
+export interface StorageCore {
+  readonly sqlite: SqliteHandle;
+  readonly store: EventStore;
+  readonly modules: readonly ContextModule[];
+  readonly subscribers: readonly Subscriber[];
+  readonly subscriptions: Subscriptions;
+  readonly metrics: IntakeMetrics;
+  readonly links: ContextLinks;
+  /** Starts the subscribers and each context's background work. */
+  start(startSubscribers: boolean): void;
+  close(): Promise<void>;
+}
+
+/** The contexts the embedded process runs: all but those INTAKE_DISABLE leaves out. */
+export function embeddedContexts(config: Config) {
+  return CONTEXTS.filter((context) => !config.disabledContexts.includes(context.name));
+}
+
+export async function buildStorageCore(options: StorageCoreOptions): Promise<StorageCore> {
+  const { config, logger, clock, newId, procedures } = options;
+  const sqlite = openSqlite(sqlitePathFromUrl(config.databaseUrl));
+  await migrateToLatest(sqlite.db, embeddedMigrations);
+  // Subscriber lag is read on each scrape, which can only happen once `subscriptions` exists.
+  const metrics = createMetrics({ subscriberStatus: () => subscriptions.status(), processMetrics: options.processMetrics });
+  const store = await sqliteEventStore({
+    sqlite,
+    clock,
+    newId,
+    durability: config.durability,
+    maxQueued: config.maxQueuedAppends,
+    inlineProjections: embeddedTables.flatMap((t) => t.inlineProjections ?? []),
+    onBatch: (size) => metrics.groupCommitBatchSize.observe(size),
+  });
+  store.onAppended(countAppendedEvents(metrics.eventsAppended, await store.headPosition()));
+
+  const deps: ModuleDeps = { store, db: sqlite.db, clock, newId, logger, config, procedures };
+  const { modules, links } = buildContexts(embeddedContexts(config), deps, 'embedded', {
+    ...options.links,
+    onDeliveryOutcome: (_destination, status) => metrics.deliveries.inc({ outcome: status }),
+  });
+  const subscribers = modules.flatMap((m) => m.subscribers ?? []);
+  const subscriptions = inProcessSubscriptions({
+    store,
+    db: sqlite.db,
+    clock,
+    logger,
+    subscribers: subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),
+  });
+  const lagReport = setInterval(() => void reportLag(subscriptions, logger), 30_000);
+  lagReport.unref();
+
+  return {
+    sqlite,
+    store,
+    modules,
+    subscribers,
+    subscriptions,
+    metrics,
+    links,
+    start(startSubscribers) {
+      if (startSubscribers) subscriptions.start();
+      for (const module of modules) module.start?.();
+    },
+    async close() {
+      clearInterval(lagReport);
+      await subscriptions.stop();
+      for (const module of modules) await module.stop?.();
+      await store.close();
+      await sqlite.close();
+    },
+  };
+}
+
+async function reportLag(subscriptions: Subscriptions, logger: Logger): Promise<void> {
+  const behind = (await subscriptions.status()).filter((s) => s.lag > 0 || s.parked > 0);
+  if (behind.length > 0) logger.info({ subscribers: behind }, 'subscriber lag');
+}

@@ -1,0 +1,142 @@
+import type { Worker } from 'node:worker_threads';
+import { ValidationError } from '../errors.js';
+import type { AppendRequest, AppendResult, EventStore } from '../event-store/event-store.js';
+import type { RecordedEvent } from '../events.js';
+import { forwardingProcedures, type Procedures } from '../procedures.js';
+import type { Call, CallsMessage, StorageMessage, WireAppend, WireAppendResult } from './protocol.js';
+import { fromWire } from './wire-errors.js';
+
+/** The reads the HTTP thread answers itself, from a read-only connection (WAL readers never wait on the writer). */
+export type EventStoreReads = Pick<EventStore, 'readStream' | 'readAll' | 'headPosition'>;
+
+export interface StorageClient {
+  /** Appends go to the storage thread; reads are local. */
+  readonly store: EventStore;
+  readonly procedures: Procedures;
+  /** Calls sent and not yet answered. */
+  readonly inFlight: number;
+}
+
+interface Waiting {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The HTTP thread's side of the storage thread. Every append and procedure call made during one
+ * tick goes over in one message; each caller is answered when its own reply comes back, so one
+ * call's failure never fails another's.
+ */
+export function storageClient(worker: Worker, reads: EventStoreReads): StorageClient {
+  const waiting = new Map<number, Waiting>();
+  const listeners = new Set<(head: number) => void>();
+  let nextId = 1;
+  let outbox: Call[] = [];
+  let scheduled = false;
+
+  const flush = () => {
+    scheduled = false;
+    const calls = outbox;
+    outbox = [];
+    try {
+      worker.postMessage({ type: 'calls', calls } satisfies CallsMessage);
+    } catch {
+      // One call's arguments could not be cloned: send each alone, so only that caller fails.
+      for (const call of calls) {
+        try {
+          worker.postMessage({ type: 'calls', calls: [call] } satisfies CallsMessage);
+        } catch (error) {
+          const caller = waiting.get(call.id);
+          waiting.delete(call.id);
+          caller?.reject(new ValidationError('storage.uncloneable', `the request cannot be handed to storage: ${(error as Error).message}`));
+        }
+      }
+    }
+  };
+  type Unsent = { kind: 'append'; request: WireAppend } | { kind: 'procedure'; name: string; args: readonly unknown[] };
+  const send = (call: Unsent): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      waiting.set(id, { resolve, reject });
+      outbox.push({ ...call, id } as Call);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    });
+
+  worker.on('message', (message: StorageMessage) => {
+    if (message.type !== 'replies') return;
+    for (const reply of message.replies) {
+      const caller = waiting.get(reply.id);
+      if (!caller) continue;
+      waiting.delete(reply.id);
+      if (reply.ok) caller.resolve(reply.value);
+      else caller.reject(fromWire(reply.error));
+    }
+    if (message.head !== undefined) for (const listener of listeners) listener(message.head);
+  });
+
+  const store: EventStore = {
+    async append(request) {
+      const wire = toWireAppend(request);
+      const result = (await send({ kind: 'append', request: wire })) as WireAppendResult;
+      return fromWireResult(request, result);
+    },
+    readStream: (streamId) => reads.readStream(streamId),
+    readAll: (options) => reads.readAll(options),
+    headPosition: () => reads.headPosition(),
+    transaction() {
+      // A transaction's work is a closure, which cannot cross threads: such work is a procedure.
+      return Promise.reject(new Error('transactions run in the storage thread: define the work as a procedure'));
+    },
+    onAppended(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async close() {
+      // The storage thread drains its own commits when it is told to stop.
+    },
+  };
+
+  return {
+    store,
+    procedures: forwardingProcedures((name, args) => send({ kind: 'procedure', name, args })),
+    get inFlight() {
+      return waiting.size;
+    },
+  };
+}
+
+/** Serialises on this thread, per request: data that cannot be serialised fails its own append only. */
+function toWireAppend(request: AppendRequest): WireAppend {
+  try {
+    return {
+      streamId: request.streamId,
+      ...(request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion }),
+      events: request.events.map((event) => ({
+        type: event.type,
+        data: JSON.stringify(event.data),
+        metadata: JSON.stringify(event.metadata ?? {}),
+      })),
+    };
+  } catch (error) {
+    throw new ValidationError('event-store.unserializable', `the event data cannot be stored as JSON: ${(error as Error).message}`);
+  }
+}
+
+function fromWireResult(request: AppendRequest, result: WireAppendResult): AppendResult {
+  return {
+    streamId: result.streamId,
+    nextExpectedVersion: result.nextExpectedVersion,
+    events: result.events.map(
+      (recorded, i): RecordedEvent => ({
+        ...recorded,
+        streamId: result.streamId,
+        type: request.events[i]?.type ?? '',
+        data: request.events[i]?.data ?? {},
+        metadata: request.events[i]?.metadata ?? {},
+      }),
+    ),
+  };
+}
