@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -148,13 +150,15 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
 
 /** Starts the storage thread and waits until it has migrated, built every context and started them. */
 function startStorageThread(config: Config, onFailure: (error: Error) => void): Promise<Worker> {
-  const source = import.meta.url.endsWith('.ts');
-  const entry = new URL(source ? './storage-thread.ts' : './storage-thread.js', import.meta.url);
-  const worker = new Worker(entry, {
-    workerData: { config } satisfies StorageThreadData,
-    // Run from source (tests), the thread needs the same TypeScript loader as this one.
-    execArgv: source ? ['--import', 'tsx'] : [],
-  });
+  const workerData: StorageThreadData = { config };
+  const worker = import.meta.url.endsWith('.ts')
+    ? // Run from source (tests), the thread registers the TypeScript loader before loading its entry.
+      new Worker(
+        `import(${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href)})` +
+          `.then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./storage-thread.ts', import.meta.url).href)}); })`,
+        { eval: true, workerData },
+      )
+    : new Worker(new URL('./storage-thread.js', import.meta.url), { workerData });
   return new Promise((resolve, reject) => {
     let ready = false;
     worker.on('message', (message: StorageMessage) => {

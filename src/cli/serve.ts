@@ -17,7 +17,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   );
   const intake = config.databaseUrl.startsWith('postgres')
     ? await buildDistributed({ config, logger, adminDigest })
-    : await buildEmbedded({ config, logger, adminDigest });
+    : await buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
   await intake.app.listen({ port: config.port, host: config.host });
 
   let stopping = false;

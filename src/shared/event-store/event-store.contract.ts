@@ -12,6 +12,8 @@ export interface EventStoreFixture {
    * SQLite runs one writer at a time, so interleavings of concurrent transactions cannot happen there.
    */
   readonly concurrentTransactions?: boolean;
+  /** Whether `store.transaction` runs here (false where transactions run in another thread, as procedures). */
+  readonly transactions?: boolean;
   close(): Promise<void>;
 }
 
@@ -248,8 +250,9 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
       );
     });
 
-    it('commits a transaction’s appends atomically and discards them when it throws', () =>
-      withStore(async ({ store }) => {
+    it('commits a transaction’s appends atomically and discards them when it throws', (context) =>
+      withStore(async ({ store, transactions }) => {
+        if (transactions === false) return context.skip('transactions run where the write connection is');
         await expect(
           store.transaction(async (tx) => {
             await tx.append({ streamId: 't-1', events: [event('A', 1)] });
@@ -263,6 +266,37 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         });
         expect((await readSettled(store, 2)).map((e) => e.streamId)).toEqual(['t-1', 't-2']);
       }));
+
+    it('fails only the append whose data cannot be stored when several are committed together', () =>
+      withStore(async ({ store }) => {
+        const outcomes = await Promise.allSettled([
+          store.append({ streamId: 'u-1', events: [event('A', 1)] }),
+          store.append({ streamId: 'u-2', events: [{ type: 'A', data: { n: 10n } }] }),
+          store.append({ streamId: 'u-3', events: [event('A', 3)] }),
+        ]);
+        expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+        expect((await readSettled(store, 2)).map((e) => e.streamId)).toEqual(['u-1', 'u-3']);
+      }));
+
+    it('fails only the append an inline projection refuses, not those committed with it', () => {
+      const projection: InlineProjection = {
+        name: 'picky',
+        handles: ['A'],
+        async apply(_db, events) {
+          if (events.some((e) => (e.data as { n: number }).n === 13)) throw new Error('projection refuses 13');
+        },
+      };
+      return withStore(
+        async ({ store }) => {
+          const outcomes = await Promise.allSettled(
+            [1, 13, 2].map((n) => store.append({ streamId: `v-${n}`, events: [event('A', n)] })),
+          );
+          expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+          expect((await readSettled(store, 2)).map((e) => e.streamId).sort()).toEqual(['v-1', 'v-2']);
+        },
+        { inlineProjections: [projection] },
+      );
+    });
 
     it('refuses appends beyond its queue bound instead of growing without limit', () =>
       withStore(

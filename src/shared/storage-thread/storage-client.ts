@@ -1,4 +1,3 @@
-import type { Worker } from 'node:worker_threads';
 import { ValidationError } from '../errors.js';
 import type { AppendRequest, AppendResult, EventStore } from '../event-store/event-store.js';
 import type { RecordedEvent } from '../events.js';
@@ -8,6 +7,12 @@ import { fromWire } from './wire-errors.js';
 
 /** The reads the HTTP thread answers itself, from a read-only connection (WAL readers never wait on the writer). */
 export type EventStoreReads = Pick<EventStore, 'readStream' | 'readAll' | 'headPosition'>;
+
+/** The storage thread as this side talks to it: a Worker, or a MessagePort in tests. */
+export interface StoragePort {
+  postMessage(message: CallsMessage): void;
+  on(event: 'message', listener: (message: StorageMessage) => void): unknown;
+}
 
 export interface StorageClient {
   /** Appends go to the storage thread; reads are local. */
@@ -27,7 +32,7 @@ interface Waiting {
  * tick goes over in one message; each caller is answered when its own reply comes back, so one
  * call's failure never fails another's.
  */
-export function storageClient(worker: Worker, reads: EventStoreReads): StorageClient {
+export function storageClient(worker: StoragePort, reads: EventStoreReads): StorageClient {
   const waiting = new Map<number, Waiting>();
   const listeners = new Set<(head: number) => void>();
   let nextId = 1;
@@ -39,12 +44,12 @@ export function storageClient(worker: Worker, reads: EventStoreReads): StorageCl
     const calls = outbox;
     outbox = [];
     try {
-      worker.postMessage({ type: 'calls', calls } satisfies CallsMessage);
+      worker.postMessage({ type: 'calls', calls });
     } catch {
       // One call's arguments could not be cloned: send each alone, so only that caller fails.
       for (const call of calls) {
         try {
-          worker.postMessage({ type: 'calls', calls: [call] } satisfies CallsMessage);
+          worker.postMessage({ type: 'calls', calls: [call] });
         } catch (error) {
           const caller = waiting.get(call.id);
           waiting.delete(call.id);
