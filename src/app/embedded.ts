@@ -8,10 +8,11 @@ import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import type { EventStore } from '../shared/event-store/event-store.js';
 import { sqliteEventStore } from '../shared/event-store/sqlite/sqlite-event-store.js';
+import { UnavailableError } from '../shared/errors.js';
 import { uuidV7, type IdGenerator } from '../shared/ids.js';
 import { localProcedures } from '../shared/procedures.js';
 import { openSqlite, sqlitePathFromUrl, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
-import { storageClient } from '../shared/storage-thread/storage-client.js';
+import { storageClient, type StorageClient } from '../shared/storage-thread/storage-client.js';
 import type { StorageMessage } from '../shared/storage-thread/protocol.js';
 import { fromWire } from '../shared/storage-thread/wire-errors.js';
 import type { Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
@@ -35,6 +36,8 @@ export interface Intake {
   /** Every context's subscribers, including any left out by `runSubscribers`. */
   readonly subscribers: readonly Subscriber[];
   readonly db: Kysely<object>;
+  /** The storage thread, when there is one. */
+  readonly storageThread?: Pick<Worker, 'terminate' | 'threadId'>;
   close(): Promise<void>;
 }
 
@@ -109,8 +112,12 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
   const clock = systemClock;
   const newId = uuidV7;
   let closing = false;
+  let dead: Error | undefined;
+  let client: StorageClient | undefined;
   const worker = await startStorageThread(config, (error) => {
-    if (closing) return;
+    if (closing || dead) return;
+    dead = error;
+    client?.fail(new UnavailableError('storage.down', 'the storage thread stopped; nothing can be stored', 5));
     logger.fatal({ err: error }, 'the storage thread died: stopping, since nothing can be stored any more');
     if (options.onStorageFailure) options.onStorageFailure(error);
     else process.exit(1);
@@ -118,7 +125,7 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
 
   const readonly = openSqlite(sqlitePathFromUrl(config.databaseUrl), { readonly: true });
   const reads = await sqliteEventStore({ sqlite: readonly, clock, newId, durability: 'process-crash' });
-  const client = storageClient(worker, reads);
+  client = storageClient(worker, reads);
   const deps: ModuleDeps = { store: client.store, db: readonly.db, clock, newId, logger, config, procedures: client.procedures };
   const { modules, links } = buildContexts(embeddedContexts(config), deps, 'embedded');
   const control = storageControl(client.procedures);
@@ -138,10 +145,11 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
     metrics,
     subscribers,
     db: readonly.db,
+    storageThread: worker,
     async close() {
       closing = true;
       await app.close();
-      await control.stop();
+      if (!dead) await control.stop();
       await worker.terminate();
       await readonly.close();
     },

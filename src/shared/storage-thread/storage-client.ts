@@ -20,6 +20,8 @@ export interface StorageClient {
   readonly procedures: Procedures;
   /** Calls sent and not yet answered. */
   readonly inFlight: number;
+  /** The storage thread is gone: every waiting call and every later one fails with `error`. */
+  fail(error: Error): void;
 }
 
 interface Waiting {
@@ -38,6 +40,7 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads): Stor
   let nextId = 1;
   let outbox: Call[] = [];
   let scheduled = false;
+  let failed: Error | undefined;
 
   const flush = () => {
     scheduled = false;
@@ -61,6 +64,7 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads): Stor
   type Unsent = { kind: 'append'; request: WireAppend } | { kind: 'procedure'; name: string; args: readonly unknown[] };
   const send = (call: Unsent): Promise<unknown> =>
     new Promise((resolve, reject) => {
+      if (failed) return reject(failed);
       const id = nextId++;
       waiting.set(id, { resolve, reject });
       outbox.push({ ...call, id } as Call);
@@ -109,6 +113,11 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads): Stor
     procedures: forwardingProcedures((name, args) => send({ kind: 'procedure', name, args })),
     get inFlight() {
       return waiting.size;
+    },
+    fail(error) {
+      failed = error;
+      for (const caller of waiting.values()) caller.reject(error);
+      waiting.clear();
     },
   };
 }
