@@ -113,11 +113,12 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
   const newId = uuidV7;
   let closing = false;
   let dead: Error | undefined;
-  let client: StorageClient | undefined;
+  // Filled once the thread is ready; a death before that rejects the start instead.
+  const started: { client?: StorageClient } = {};
   const worker = await startStorageThread(config, (error) => {
     if (closing || dead) return;
     dead = error;
-    client?.fail(new UnavailableError('storage.down', 'the storage thread stopped; nothing can be stored', 5));
+    started.client?.fail(new UnavailableError('storage.down', 'the storage thread stopped; nothing can be stored', 5));
     logger.fatal({ err: error }, 'the storage thread died: stopping, since nothing can be stored any more');
     if (options.onStorageFailure) options.onStorageFailure(error);
     else process.exit(1);
@@ -125,7 +126,7 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
 
   const readonly = openSqlite(sqlitePathFromUrl(config.databaseUrl), { readonly: true });
   const reads = await sqliteEventStore({ sqlite: readonly, clock, newId, durability: 'process-crash' });
-  client = storageClient(worker, reads);
+  const client = (started.client = storageClient(worker, reads));
   const deps: ModuleDeps = { store: client.store, db: readonly.db, clock, newId, logger, config, procedures: client.procedures };
   const { modules, links } = buildContexts(embeddedContexts(config), deps, 'embedded');
   const control = storageControl(client.procedures);
