@@ -1,7 +1,12 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const contexts = ['ingestion', 'validation', 'processing', 'query', 'routing', 'statistics', 'tracking', 'attribution'];
+import { existsSync, readdirSync } from 'node:fs';
+
+// A bounded context is a folder of src/ with a module.ts: the rules below follow new contexts on their own.
+const contexts = readdirSync('src', { withFileTypes: true })
+  .filter((entry) => entry.isDirectory() && existsSync(`src/${entry.name}/module.ts`))
+  .map((entry) => entry.name);
 
 /** The architecture as lint rules: domain code is pure, and contexts meet only through events. */
 const boundaries = [

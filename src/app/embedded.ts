@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import type { EventStore } from '../shared/event-store/event-store.js';
 import { sqliteEventStore } from '../shared/event-store/sqlite/sqlite-event-store.js';
 import { UnavailableError } from '../shared/errors.js';
+import type { StorageHealth } from '../shared/event-store/storage-fault.js';
 import { uuidV7, type IdGenerator } from '../shared/ids.js';
 import { localProcedures } from '../shared/procedures.js';
 import { openSqlite, sqlitePathFromUrl, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
@@ -20,7 +21,7 @@ import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
 import { buildContexts, type ContextLinks } from './catalog.js';
 import type { Config } from './config.js';
 import type { ContextModule, ModuleDeps } from './context-module.js';
-import { buildHttpServer, type ReadinessCheck } from './http/server.js';
+import { buildHttpServer, type CheckStatus, type ReadinessCheck } from './http/server.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
 import { createMetrics, type IntakeMetrics } from './metrics/metrics.js';
 import { buildStorageCore, embeddedContexts } from './storage-core.js';
@@ -84,7 +85,7 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
     ...(options.runSubscribers ? { runSubscribers: options.runSubscribers } : {}),
     ...(options.processors ? { links: { processors: options.processors } } : {}),
   });
-  const app = await httpEdge(options, core.modules, core.links, core.subscriptions, core.metrics, core.sqlite, core.sqlite.db);
+  const app = await httpEdge(options, core.modules, core.links, core.subscriptions, core.metrics, core.sqlite, async () => core.store.health?.());
   core.start(options.startSubscribers !== false);
   return {
     app,
@@ -137,7 +138,7 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
     subscribers.filter((s) => s.reset).map((s) => s.name),
   );
   const metrics = { ...createMetrics(), elsewhere: () => control.metrics() };
-  const app = await httpEdge(options, modules, links, subscriptions, metrics, readonly, readonly.db);
+  const app = await httpEdge(options, modules, links, subscriptions, metrics, readonly, () => control.health());
 
   return {
     app,
@@ -196,7 +197,7 @@ async function httpEdge(
   subscriptions: Subscriptions,
   metrics: IntakeMetrics,
   sqlite: SqliteHandle,
-  db: Kysely<object>,
+  storageHealth: () => Promise<StorageHealth | undefined>,
 ): Promise<FastifyInstance> {
   const readiness: ReadinessCheck = async () => {
     try {
@@ -204,14 +205,19 @@ async function httpEdge(
     } catch (error) {
       return { database: { status: 'down', detail: (error as Error).message } };
     }
-    const checks: Record<string, { status: 'ok' | 'degraded'; detail: string }> = {};
+    const fault = (await storageHealth())?.fault;
+    const checks: Record<string, { status: CheckStatus; detail: string }> = {
+      database: fault
+        ? { status: 'down', detail: `writes failing since ${fault.since}: ${fault.message}` }
+        : { status: 'ok', detail: 'reads and writes succeed' },
+    };
     for (const s of await subscriptions.status()) {
       checks[`subscriber:${s.name}`] = {
-        status: s.lag > LAG_WARNING || s.parked > 0 ? 'degraded' : 'ok',
-        detail: `position ${s.position}, lag ${s.lag}, parked ${s.parked}`,
+        status: s.state !== 'running' ? 'down' : s.lag > LAG_WARNING || s.parked > 0 ? 'degraded' : 'ok',
+        detail: `${s.state}${s.fault ? ` (${s.fault})` : ''}, position ${s.position}, lag ${s.lag}, parked ${s.parked}`,
       };
     }
-    return { database: { status: 'ok' as const }, ...checks };
+    return checks;
   };
   return buildHttpServer({
     logger: options.logger,
@@ -221,6 +227,6 @@ async function httpEdge(
     readiness,
     ...(links.verifyWriteKey ? { verifyWriteKey: links.verifyWriteKey } : {}),
     metrics,
-    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, db)],
+    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, sqlite.db)],
   });
 }

@@ -1,4 +1,5 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { StorageHealth } from '../shared/event-store/storage-fault.js';
 import type { Procedures } from '../shared/procedures.js';
 import type { SubscriberStatus, Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { StorageCore } from './storage-core.js';
@@ -10,6 +11,8 @@ export interface StorageControl {
   retryParked(name: string, position: number): Promise<void>;
   /** The storage thread's own metrics, to merge into the HTTP thread's exposition. */
   metrics(): Promise<Array<MetricObjectWithValues<MetricValue<string>>>>;
+  /** The store's last fault, until a commit succeeds again. */
+  health(): Promise<StorageHealth | undefined>;
   /** Stops the subscribers and background work, drains the commits and closes the database. */
   stop(): Promise<void>;
 }
@@ -31,6 +34,7 @@ export function storageControl(procedures: Procedures, core?: StorageCore): Stor
       local().subscriptions.retryParked(name, position),
     ),
     metrics: procedures.define('storage.metrics', () => local().metrics.registry.getMetricsAsJSON()),
+    health: procedures.define('storage.health', async () => local().store.health?.()),
     stop: procedures.define('storage.stop', () => local().close()),
   };
 }

@@ -197,7 +197,9 @@ describe('the pipeline, end to end in one process', () => {
     const app = await start({ startSubscribers: false });
     await ingest(app, { partner_id: 'p', payload: {} });
     const ready = (await app.app.inject({ method: 'GET', url: '/health/ready' })).json();
-    expect(ready.checks['subscriber:query'].detail).toBe(`position 0, lag ${await app.store.headPosition()}, parked 0`);
+    // Subscribers not started are reported as stopped, and readiness says so.
+    expect(ready.checks['subscriber:query']).toEqual({ status: 'down', detail: `stopped, position 0, lag ${await app.store.headPosition()}, parked 0` });
+    expect(ready.status).toBe('not_ready');
     const listed = (await app.app.inject({ method: 'GET', url: '/api/admin/subscriptions', headers: auth })).json();
     expect(listed.items.map((s: { name: string }) => s.name)).toEqual(
       expect.arrayContaining(['validation', 'processing', 'query', 'routing', 'attribution']),

@@ -12,6 +12,8 @@ const Status = Type.Object({
   head: Type.Integer(),
   lag: Type.Integer(),
   parked: Type.Integer(),
+  state: Type.Union([Type.Literal('running'), Type.Literal('retrying'), Type.Literal('stopped')]),
+  fault: Type.Optional(Type.String()),
 });
 const Parked = Type.Object({
   subscriber: Type.String(),

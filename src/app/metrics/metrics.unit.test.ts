@@ -14,7 +14,7 @@ describe('createMetrics', () => {
   });
 
   it('reads the subscribers’ lag on each scrape, and scrapes without it when the status cannot be read', async () => {
-    let status = [{ name: 'query', position: 3, head: 10, lag: 7, parked: 1 }];
+    let status = [{ name: 'query', position: 3, head: 10, lag: 7, state: 'running' as const, parked: 1 }];
     let failing = false;
     const metrics = createMetrics({
       processMetrics: false,
@@ -24,7 +24,7 @@ describe('createMetrics', () => {
       },
     });
     expect(await metrics.registry.metrics()).toMatch(/intake_subscriber_lag_events\{subscriber="query"\} 7/);
-    status = [{ name: 'query', position: 10, head: 10, lag: 0, parked: 1 }];
+    status = [{ name: 'query', position: 10, head: 10, lag: 0, state: 'running' as const, parked: 1 }];
     const next = await metrics.registry.metrics();
     expect(next).toMatch(/intake_subscriber_lag_events\{subscriber="query"\} 0/);
     expect(next).toMatch(/intake_subscriber_parked_events\{subscriber="query"\} 1/);

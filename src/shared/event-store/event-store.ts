@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { ConflictError, UnavailableError } from '../errors.js';
 import type { NewEvent, RecordedEvent } from '../events.js';
+import type { StorageHealth } from './storage-fault.js';
 
 /** `no_stream`: the stream must not exist yet; a number: the stream's current version must equal it. */
 export type ExpectedVersion = number | 'no_stream' | 'any';
@@ -49,6 +50,8 @@ export interface EventStore {
   headPosition(): Promise<number>;
   /** Runs `work` in one transaction; appends made there are durable when the promise resolves. */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
+  /** The last storage fault, until a commit succeeds again (readiness). */
+  health?(): StorageHealth;
   /** Called after each commit with the new head position: wakes subscribers without polling. */
   onAppended(listener: (head: number) => void): () => void;
   close(): Promise<void>;

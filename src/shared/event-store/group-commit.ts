@@ -13,6 +13,8 @@ export interface GroupCommitOptions<Request, Result> {
   overloaded(queued: number): Error;
   /** Observes each committed batch's size (metrics). */
   onBatch?(size: number): void;
+  /** Whether a failed shared commit is worth trying request by request (not when the storage itself failed). */
+  retryAlone?(error: unknown): boolean;
 }
 
 interface Pending<Request, Result> {
@@ -64,7 +66,7 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
     } catch (error) {
       failure = error;
     }
-    if (failure !== undefined && batch.length > 1) {
+    if (failure !== undefined && batch.length > 1 && (options.retryAlone?.(failure) ?? true)) {
       // Whatever failed the shared transaction may be one request's doing: each request is tried
       // alone, so it fails only its own caller (a storage fault fails each of them anyway).
       failure = undefined;

@@ -47,11 +47,21 @@ export function openSqlite(path: string, options: { readonly readonly?: boolean 
 // queries of a running service come from a few dozen shapes.
 const STATEMENT_CACHE_SIZE = 500;
 
+const NO_OP_STATEMENT = {
+  reader: false,
+  run: () => ({ changes: 0, lastInsertRowid: 0 }),
+  all: () => [],
+  iterate: () => [][Symbol.iterator](),
+} as unknown as Database.Statement;
+
 function withStatementCache(raw: Database.Database): SqliteDatabase {
   const cache = new Map<string, Database.Statement>();
   return {
     close: () => raw.close(),
     prepare(sql) {
+      // SQLite itself rolls back a transaction that hit a full disk or an I/O error; a second
+      // ROLLBACK would then fail and hide the real error behind "no transaction is active".
+      if (sql === 'rollback' && !raw.inTransaction) return NO_OP_STATEMENT;
       let statement = cache.get(sql);
       if (!statement) {
         if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { EventStore } from '../event-store/event-store.js';
+import { isStorageFault } from '../event-store/storage-fault.js';
 import type { RecordedEvent } from '../events.js';
 import { loadCheckpoint, parkEvent, saveCheckpoint, unpark, listParked } from './checkpoints.js';
 import type { Subscriber } from './subscriber.js';
@@ -29,6 +30,10 @@ export interface SubscriberStatus {
   readonly head: number;
   readonly lag: number;
   readonly parked: number;
+  /** `retrying`: the storage failed and the subscriber waits to try again; `stopped`: not running. */
+  readonly state: 'running' | 'retrying' | 'stopped';
+  /** The fault it is waiting out, while retrying. */
+  readonly fault?: string;
 }
 
 export interface Subscriptions {
@@ -50,6 +55,7 @@ interface Runner {
   readonly subscriber: Subscriber;
   position: number;
   running: boolean;
+  fault: string | undefined;
   loop: Promise<void> | undefined;
   readonly watches: Set<HeadWatch>;
 }
@@ -80,7 +86,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
   const runners = new Map<string, Runner>(
     options.subscribers.map((s) => [
       s.name,
-      { subscriber: s, position: 0, running: false, loop: undefined, watches: new Set<HeadWatch>() },
+      { subscriber: s, position: 0, running: false, fault: undefined, loop: undefined, watches: new Set<HeadWatch>() },
     ]),
   );
   let wakers: Array<() => void> = [];
@@ -115,7 +121,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         return;
       } catch (error) {
         lastError = error;
-        if (!runner.running) throw error;
+        // The storage failing is no fault of the event's: it is waited out, never parked.
+        if (!runner.running || isStorageFault(error)) throw error;
         if (attempt < maxAttempts) await sleep(Math.min(retryBaseMs * 2 ** (attempt - 1), 5000));
       }
     }
@@ -132,8 +139,35 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     );
   };
 
+  /**
+   * Runs the subscriber until it is stopped. A storage fault (full disk, read-only file, lost
+   * connection) never stops it: it waits with growing pauses and resumes where it was once the
+   * fault clears, reporting `retrying` meanwhile.
+   */
   const run = async (runner: Runner) => {
+    for (let failures = 0; runner.running; ) {
+      try {
+        await follow(runner, () => {
+          failures = 0;
+          runner.fault = undefined;
+        });
+      } catch (error) {
+        if (!runner.running) return;
+        failures += 1;
+        if (runner.fault === undefined) logger.error({ subscriber: runner.subscriber.name, err: error }, 'subscriber failed; retrying with backoff');
+        runner.fault = error instanceof Error ? error.message : String(error);
+        await sleep(Math.min(retryBaseMs * 2 ** Math.min(failures, 16), MAX_FAULT_PAUSE_MS));
+      }
+    }
+  };
+
+  const follow = async (runner: Runner, progressed: () => void) => {
     runner.position = await loadCheckpoint(db, runner.subscriber.name);
+    if (runner.fault !== undefined) {
+      // A write proves the fault cleared, even when no new event arrives to be handled.
+      await store.transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
+      progressed();
+    }
     let savedAt = Date.now();
     let unsaved = false;
     while (runner.running) {
@@ -152,6 +186,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
           await commit(runner.subscriber, batch);
         } catch (error) {
           if (!runner.running) return;
+          if (isStorageFault(error)) throw error;
           logger.warn({ subscriber: runner.subscriber.name, err: error }, 'batch failed; handling its events one by one');
           for (const event of batch) await handleOne(runner, event);
         }
@@ -162,6 +197,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         unsaved = true;
       }
       runner.position = batch.at(-1)?.position ?? runner.position;
+      progressed();
       for (const watch of runner.watches) observe(watch, batch);
       // Under a steady trickle, a short pause gathers the next events into one batch and one
       // transaction instead of one each: fewer commits for a few milliseconds of lag.
@@ -248,6 +284,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         head,
         lag: Math.max(0, head - runner.position),
         parked: parked.filter((p) => p.subscriber === runner.subscriber.name).length,
+        state: !runner.running ? 'stopped' : runner.fault === undefined ? 'running' : 'retrying',
+        ...(runner.fault === undefined ? {} : { fault: runner.fault }),
       }));
     },
 
@@ -302,6 +340,9 @@ function observe(watch: HeadWatch, batch: readonly RecordedEvent[]): void {
   if (watch.head === undefined) for (const event of batch) watch.handledMeanwhile.add(event.position);
   else if (batch.some((event) => event.position === watch.head)) watch.reached = true;
 }
+
+// The longest pause between two tries while the storage fails: a cleared fault is noticed this fast.
+const MAX_FAULT_PAUSE_MS = 5000;
 
 // A subscriber with nothing to handle still records how far it read, at most this often.
 const IDLE_CHECKPOINT_MS = 1000;

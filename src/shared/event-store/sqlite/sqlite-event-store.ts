@@ -13,6 +13,7 @@ import {
   type StoreTransaction,
 } from '../event-store.js';
 import { coalescedSync, groupCommitter } from '../group-commit.js';
+import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
 import { applyInlineProjections, planAppends } from '../plan-appends.js';
 
 export interface EventsTable {
@@ -54,7 +55,21 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 
   const wal: FileHandle | undefined =
     options.durability !== 'process-crash' && options.sqlite.walPath ? await openWal(options.sqlite) : undefined;
-  const durable = wal ? coalescedSync(() => wal.datasync()) : () => Promise.resolve();
+  const tracker = storageHealthTracker(() => options.clock.now());
+  // A storage fault is recorded for readiness and reaches callers as "retry later", with SQLite's own words.
+  const guarded = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      const result = await work();
+      tracker.succeeded();
+      return result;
+    } catch (error) {
+      if (!isStorageFault(error)) throw error;
+      tracker.failed(error);
+      throw storageUnavailable(error);
+    }
+  };
+  const sync = wal ? coalescedSync(() => wal.datasync()) : () => Promise.resolve();
+  const durable = () => guarded(sync);
 
   const notify = (events: readonly RecordedEvent[]) => {
     const last = events.at(-1);
@@ -91,7 +106,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
-      const results = await db.transaction().execute((trx) => appendWithin(trx, requests));
+      const results = await guarded(() => db.transaction().execute((trx) => appendWithin(trx, requests)));
       notify(results.flatMap((r) => (r instanceof Error ? [] : r.events)));
       return results;
     },
@@ -100,6 +115,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     maxQueued: options.maxQueued ?? 10_000,
     overloaded: (queued) => new OverloadedError(queued),
     onBatch: options.onBatch,
+    retryAlone: (error) => !isStorageFault(error),
   });
 
   return {
@@ -125,7 +141,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 
     async transaction(work) {
       const appended: RecordedEvent[] = [];
-      const result = await db.transaction().execute((trx) => {
+      const result = await guarded(() => db.transaction().execute((trx) => {
         const appendAll = async (requests: readonly AppendRequest[]) => {
           const outcomes = await appendWithin(trx, requests);
           const failure = outcomes.find((o) => o instanceof Error);
@@ -144,13 +160,15 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
           appendMany: appendAll,
         };
         return work(tx);
-      });
+      }));
       if (appended.length > 0) {
         notify(appended);
         await durable();
       }
       return result;
     },
+
+    health: () => tracker.health,
 
     onAppended(listener) {
       listeners.add(listener);

@@ -1,0 +1,49 @@
+import { UnavailableError } from '../errors.js';
+
+// SQLite result codes (better-sqlite3 puts them in `code`) and PostgreSQL SQLSTATE classes that
+// mean the database cannot work now, whatever the request: full disk, read-only or failing files,
+// locks, lost connections, a server shutting down or out of resources.
+const SQLITE_FAULTS = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY|LOCKED|NOMEM|PROTOCOL|CORRUPT|NOTADB)/;
+const POSTGRES_FAULT_CLASSES = /^(08|53|57|58)/;
+const NETWORK_FAULTS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
+
+/** Whether an error is the storage failing rather than the request or event being wrong. */
+export function isStorageFault(error: unknown): boolean {
+  if (error instanceof UnavailableError) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return /Connection terminated|connection timeout/i.test((error as Error | null)?.message ?? '');
+  return SQLITE_FAULTS.test(code) || POSTGRES_FAULT_CLASSES.test(code) || NETWORK_FAULTS.has(code);
+}
+
+/** A storage fault as callers see it: retry later (503 with Retry-After), with the database's own words. */
+export function storageUnavailable(error: unknown): UnavailableError {
+  const full = /SQLITE_FULL|^53100$/.test(String((error as { code?: unknown }).code));
+  const unavailable = new UnavailableError(
+    full ? 'storage.full' : 'storage.unavailable',
+    `the database cannot take writes now (${(error as Error).message}); retry shortly`,
+    full ? 30 : 5,
+  );
+  unavailable.cause = error;
+  return unavailable;
+}
+
+/** The store's state as readiness reports it: the last fault, until a commit succeeds again. */
+export interface StorageHealth {
+  readonly fault: { readonly since: string; readonly message: string } | undefined;
+}
+
+export function storageHealthTracker(now: () => Date = () => new Date()) {
+  let fault: StorageHealth['fault'];
+  return {
+    failed(error: unknown) {
+      fault ??= { since: now().toISOString(), message: (error as Error).message };
+      fault = { since: fault.since, message: (error as Error).message };
+    },
+    succeeded() {
+      fault = undefined;
+    },
+    get health(): StorageHealth {
+      return { fault };
+    },
+  };
+}
