@@ -8,6 +8,7 @@ import { migrateToLatest } from '../shared/sqlite/migrate.js';
 import { openSqlite, sqlitePathFromUrl, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
 import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
+import { inheritCheckpoint, subscriberChain } from '../shared/subscriptions/subscriber-chain.js';
 import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
 import type { Config } from './config.js';
 import type { ContextModule, ModuleDeps } from './context-module.js';
@@ -68,13 +69,12 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
     onDeliveryOutcome: (_destination, status) => metrics.deliveries.inc({ outcome: status }),
   });
   const subscribers = modules.flatMap((m) => m.subscribers ?? []);
-  const subscriptions = inProcessSubscriptions({
-    store,
-    db: sqlite.db,
-    clock,
-    logger,
-    subscribers: subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),
-  });
+  const running = await chained(
+    subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),
+    sqlite,
+    clock.now().toISOString(),
+  );
+  const subscriptions = inProcessSubscriptions({ store, db: sqlite.db, clock, logger, subscribers: running });
   const lagReport = setInterval(() => void reportLag(subscriptions, logger), 30_000);
   lagReport.unref();
 
@@ -98,6 +98,17 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
       await sqlite.close();
     },
   };
+}
+
+// The stages of an item, run as one pass over each batch: the views are written once per item per batch.
+const PIPELINE = ['validation', 'processing', 'routing', 'query', 'statistics'];
+
+async function chained(subscribers: readonly Subscriber[], sqlite: SqliteHandle, at: string): Promise<Subscriber[]> {
+  const members = PIPELINE.flatMap((name) => subscribers.filter((s) => s.name === name));
+  if (members.length < 2) return [...subscribers];
+  const chain = subscriberChain('pipeline', members);
+  await inheritCheckpoint(sqlite.db, chain, at);
+  return [chain, ...subscribers.filter((s) => !members.includes(s))];
 }
 
 async function reportLag(subscriptions: Subscriptions, logger: Logger): Promise<void> {

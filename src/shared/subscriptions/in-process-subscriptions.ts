@@ -6,6 +6,7 @@ import type { EventStore } from '../event-store/event-store.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
 import type { RecordedEvent } from '../events.js';
 import { loadCheckpoint, parkEvent, saveCheckpoint, unpark, listParked } from './checkpoints.js';
+import type { SubscriberChain } from './subscriber-chain.js';
 import type { Subscriber } from './subscriber.js';
 
 export interface SubscriptionOptions {
@@ -220,8 +221,10 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     runner.loop = undefined;
   };
 
+  // A member of a chain is run, replayed and reported through its chain.
+  const membersOf = (subscriber: Subscriber): readonly Subscriber[] => ('members' in subscriber ? (subscriber as SubscriberChain).members : [subscriber]);
   const runnerOf = (name: string) => {
-    const runner = runners.get(name);
+    const runner = runners.get(name) ?? [...runners.values()].find((r) => membersOf(r.subscriber).some((m) => m.name === name));
     if (!runner)
       throw new NotFoundError(
         'subscriptions.unknown-subscriber',
@@ -278,15 +281,15 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     async status() {
       const head = await store.headPosition();
       const parked = await listParked(db);
-      return [...runners.values()].map((runner) => ({
-        name: runner.subscriber.name,
+      return [...runners.values()].flatMap((runner) => membersOf(runner.subscriber).map((member) => ({
+        name: member.name,
         position: runner.position,
         head,
         lag: Math.max(0, head - runner.position),
         parked: parked.filter((p) => p.subscriber === runner.subscriber.name).length,
         state: !runner.running ? 'stopped' : runner.fault === undefined ? 'running' : 'retrying',
         ...(runner.fault === undefined ? {} : { fault: runner.fault }),
-      }));
+      })));
     },
 
     async caughtUp(timeoutMs = 30_000) {
@@ -300,26 +303,30 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
     async replay(name) {
       const runner = runnerOf(name);
-      if (!runner.subscriber.reset) {
+      const named = membersOf(runner.subscriber).find((m) => m.name === name) ?? runner.subscriber;
+      if (!named.reset || !runner.subscriber.reset) {
         throw new ConflictError(
           'subscriptions.not-replayable',
           `"${name}" records facts rather than keeping a view; replaying it would record them twice`,
         );
       }
       const wasRunning = runner.running;
+      // A chain replays as a whole: its view-keeping members start over, the others skip what they decided.
+      const own = runner.subscriber.name;
       await halt(runner);
       await store.transaction(async (tx) => {
         await runner.subscriber.reset?.(tx);
-        await saveCheckpoint(tx.db, name, 0, clock.now().toISOString());
-        for (const parked of await listParked(tx.db, name)) await unpark(tx.db, name, parked.position);
+        await saveCheckpoint(tx.db, own, 0, clock.now().toISOString());
+        for (const parked of await listParked(tx.db, own)) await unpark(tx.db, own, parked.position);
       });
       runner.position = 0;
-      logger.info({ subscriber: name }, 'replaying from the start of the log');
+      logger.info({ subscriber: own, requested: name }, 'replaying from the start of the log');
       if (wasRunning) launch(runner);
     },
 
-    async retryParked(name, position) {
-      const runner = runnerOf(name);
+    async retryParked(requested, position) {
+      const runner = runnerOf(requested);
+      const name = runner.subscriber.name;
       const parked = (await listParked(db, name)).find((p) => p.position === position);
       // Through its stream rather than `readAll` after `position - 1`: the number before a position
       // need not be an event, nor come before it in the store's read order.
@@ -331,8 +338,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       });
     },
 
-    names: () => [...runners.keys()],
-    replayable: () => [...runners.values()].filter((r) => r.subscriber.reset !== undefined).map((r) => r.subscriber.name),
+    names: () => [...runners.values()].flatMap((r) => membersOf(r.subscriber).map((m) => m.name)),
+    replayable: () =>
+      [...runners.values()].flatMap((r) => membersOf(r.subscriber).filter((m) => m.reset !== undefined).map((m) => m.name)),
   };
 }
 

@@ -1,0 +1,90 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { expect, it } from 'vitest';
+import { systemClock } from '../clock.js';
+import { sqliteEventStoreMigrations } from '../event-store/sqlite/migrations.js';
+import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
+import { uuidV7 } from '../ids.js';
+import { migrateToLatest } from '../sqlite/migrate.js';
+import { openSqlite } from '../sqlite/open-sqlite.js';
+import { inProcessSubscriptions } from './in-process-subscriptions.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoints.js';
+import { subscriptionMigrations } from './migrations.js';
+import { inheritCheckpoint, subscriberChain } from './subscriber-chain.js';
+import type { Subscriber } from './subscriber.js';
+
+async function setUp() {
+  const dir = mkdtempSync(join(tmpdir(), 'intake-chain-'));
+  const sqlite = openSqlite(join(dir, 'chain.db'));
+  await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
+  const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
+  return {
+    sqlite,
+    store,
+    async close() {
+      await store.close();
+      await sqlite.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+it('lets each member see what the members before it appended, in one pass, and never hands it to them again', async () => {
+  const { sqlite, store, close } = await setUp();
+  const calls: string[][] = [];
+  const stage: Subscriber = {
+    name: 'stage',
+    handles: ['Received'],
+    async handle(events, tx) {
+      await tx.appendMany(events.map((e) => ({ streamId: e.streamId, events: [{ type: 'Staged', data: {} }] })));
+    },
+  };
+  const view: Subscriber = {
+    name: 'view',
+    handles: ['Received', 'Staged'],
+    async handle(events) {
+      calls.push(events.map((e) => `${e.streamId}:${e.type}`));
+    },
+    async reset() {},
+  };
+  const subscriptions = inProcessSubscriptions({
+    store,
+    db: sqlite.db,
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+    subscribers: [subscriberChain('pipeline', [stage, view])],
+  });
+  try {
+    await store.append({ streamId: 'a', events: [{ type: 'Received', data: {} }] });
+    await store.append({ streamId: 'b', events: [{ type: 'Received', data: {} }] });
+    subscriptions.start();
+    await subscriptions.caughtUp(10_000);
+    // One call with both stages of both items; the Staged events read back later are skipped.
+    expect(calls).toEqual([['a:Received', 'b:Received', 'a:Staged', 'b:Staged']]);
+    expect((await subscriptions.status()).map((s) => s.name)).toEqual(['stage', 'view']);
+    expect(subscriptions.replayable()).toEqual(['view']);
+    await expect(subscriptions.replay('stage')).rejects.toThrow(/records facts/);
+  } finally {
+    await subscriptions.stop();
+    await close();
+  }
+});
+
+it('starts a new chain where the slowest of the subscribers it replaces was', async () => {
+  const { sqlite, close } = await setUp();
+  try {
+    const member = (name: string): Subscriber => ({ name, handles: [], handle: async () => {} });
+    const chain = subscriberChain('pipeline', [member('one'), member('two')]);
+    await saveCheckpoint(sqlite.db, 'one', 40, 'now');
+    await saveCheckpoint(sqlite.db, 'two', 25, 'now');
+    await inheritCheckpoint(sqlite.db, chain, 'now');
+    expect(await loadCheckpoint(sqlite.db, 'pipeline')).toBe(25);
+    await saveCheckpoint(sqlite.db, 'pipeline', 60, 'now');
+    await inheritCheckpoint(sqlite.db, chain, 'now');
+    expect(await loadCheckpoint(sqlite.db, 'pipeline')).toBe(60);
+  } finally {
+    await close();
+  }
+});
