@@ -7,6 +7,7 @@ import { sampleMachineCpu, sampleProcess, type ProcSample } from '../lib/proc-sa
 import { table, type Column } from '../lib/table.js';
 import { assertAlive, startIntake, startRawServer, stopTarget, type Target } from '../lib/targets.js';
 import type { BenchContext, Scenario, ScenarioReport } from './types.js';
+import { OPTIONAL_CONTEXTS } from '../../src/app/catalog.js';
 
 interface Measurement {
   readonly target: string;
@@ -51,6 +52,12 @@ export const ingestThroughput: Scenario = {
     measurements.push(await measure(ctx, () => startRawServer(ctx), bodyFile, false));
     for (const durability of ctx.options.durabilities) {
       measurements.push(await measure(ctx, () => startIntake(ctx, durability), bodyFile, true));
+    }
+    // The ingest path alone: every optional context left out, so only the edge and the durable append remain.
+    const [first] = ctx.options.durabilities;
+    if (first) {
+      const alone = { name: `Intake, ingestion alone (${first})`, env: { INTAKE_DISABLE: OPTIONAL_CONTEXTS.join(',') } };
+      measurements.push(await measure(ctx, () => startIntake(ctx, first, alone), bodyFile, true));
     }
     return report(ctx, measurements, Buffer.byteLength(body));
   },

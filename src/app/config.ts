@@ -8,6 +8,8 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly databaseUrl: string;
+  /** The distributed mode: a postgres:// DATABASE_URL with NATS_URL (without NATS, PostgreSQL runs embedded). */
+  readonly distributed: boolean;
   /** Which services this process runs: `all` (embedded) or roles of the distributed mode. */
   readonly roles: Role[] | 'all';
   /** Each role keeps its tables in the PostgreSQL schema `<prefix><role>`. */
@@ -55,14 +57,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
-  if (postgres && !env.NATS_URL) throw new ConfigError('the distributed mode (a postgres:// DATABASE_URL) needs NATS_URL');
-  if (!postgres && roles !== 'all')
+  if (roles !== 'all' && !(postgres && env.NATS_URL))
     throw new ConfigError('ROLE selects services of the distributed mode: it needs a postgres:// DATABASE_URL and NATS_URL');
   const singleRole = roles !== 'all' && roles.length === 1 ? roles[0] : undefined;
   const sqlitePath = postgres ? './data/intake.db' : databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '');
   return {
     port: integer(env, 'PORT', singleRole ? DEFAULT_PORTS[singleRole] : 8000, 0, 65535),
     roles,
+    distributed: postgres && Boolean(env.NATS_URL),
     schemaPrefix: env.DB_SCHEMA_PREFIX ?? '',
     natsStream: env.NATS_STREAM ?? 'INTAKE',
     disabledContexts: disabledContexts(env.INTAKE_DISABLE),
@@ -75,7 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),
     maxQueuedAppends: integer(env, 'MAX_QUEUED_APPENDS', 10_000, 1, 1_000_000),
     // An in-memory database cannot be shared with another thread.
-    storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && sqlitePath !== ':memory:',
+    storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && !postgres && sqlitePath !== ':memory:',
     webhookAllowedHosts: env.WEBHOOK_ALLOWED_HOSTS ?? '',
     webhookRetrySchedule: env.WEBHOOK_RETRY_SCHEDULE || undefined,
     idempotencyWindowHours: integer(env, 'IDEMPOTENCY_WINDOW_HOURS', 24, 1, 24 * 365),

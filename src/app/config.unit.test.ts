@@ -24,7 +24,7 @@ describe('configuration', () => {
   it.each([
     [{ PORT: 'eighty' }, /PORT must be an integer/],
     [{ DATABASE_URL: 'mysql://x' }, /sqlite: or postgres/],
-    [{ DATABASE_URL: 'postgres://u@h/db' }, /needs NATS_URL/],
+    [{ ROLE: 'query', DATABASE_URL: 'postgres://u@h/db' }, /needs a postgres/],
     [{ ROLE: 'query' }, /needs a postgres/],
     [{ ROLE: 'querry', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' }, /unknown: querry/],
     [{ DURABILITY: 'sometimes' }, /DURABILITY must be one of/],
@@ -32,6 +32,13 @@ describe('configuration', () => {
   ])('refuses %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('runs PostgreSQL without NATS as one embedded process, and with NATS as the distributed mode', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@h/db' })).toMatchObject({ distributed: false, roles: 'all', storageThread: false });
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' })).toMatchObject({ distributed: true });
+    expect(loadConfig({})).toMatchObject({ distributed: false, storageThread: true });
+    expect(loadConfig({ STORAGE_THREAD: 'off' }).storageThread).toBe(false);
   });
 
   it('reads the contexts to leave out', () => {

@@ -12,7 +12,7 @@ import { UnavailableError } from '../shared/errors.js';
 import type { StorageHealth } from '../shared/event-store/storage-fault.js';
 import { uuidV7, type IdGenerator } from '../shared/ids.js';
 import { localProcedures } from '../shared/procedures.js';
-import { openSqlite, sqlitePathFromUrl, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
+import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { storageClient, type StorageClient } from '../shared/storage-thread/storage-client.js';
 import type { StorageMessage } from '../shared/storage-thread/protocol.js';
 import { fromWire } from '../shared/storage-thread/wire-errors.js';
@@ -85,7 +85,9 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
     ...(options.runSubscribers ? { runSubscribers: options.runSubscribers } : {}),
     ...(options.processors ? { links: { processors: options.processors } } : {}),
   });
-  const app = await httpEdge(options, core.modules, core.links, core.subscriptions, core.metrics, core.sqlite, async () => core.store.health?.());
+  const app = await httpEdge(options, core.modules, core.links, core.subscriptions, core.metrics, core.db, core.ping, async () =>
+    core.store.health?.(),
+  );
   core.start(options.startSubscribers !== false);
   return {
     app,
@@ -93,7 +95,7 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
     subscriptions: core.subscriptions,
     metrics: core.metrics,
     subscribers: core.subscribers,
-    db: core.sqlite.db,
+    db: core.db,
     async close() {
       await app.close();
       await core.close();
@@ -138,7 +140,10 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
     subscribers.filter((s) => s.reset).map((s) => s.name),
   );
   const metrics = { ...createMetrics(), elsewhere: () => control.metrics() };
-  const app = await httpEdge(options, modules, links, subscriptions, metrics, readonly, () => control.health());
+  const ping = async () => {
+    readonly.raw.prepare('SELECT 1').get();
+  };
+  const app = await httpEdge(options, modules, links, subscriptions, metrics, readonly.db, ping, () => control.health());
 
   return {
     app,
@@ -196,12 +201,13 @@ async function httpEdge(
   links: ContextLinks,
   subscriptions: Subscriptions,
   metrics: IntakeMetrics,
-  sqlite: SqliteHandle,
+  db: Kysely<object>,
+  ping: () => Promise<void>,
   storageHealth: () => Promise<StorageHealth | undefined>,
 ): Promise<FastifyInstance> {
   const readiness: ReadinessCheck = async () => {
     try {
-      sqlite.raw.prepare('SELECT 1').get();
+      await ping();
     } catch (error) {
       return { database: { status: 'down', detail: (error as Error).message } };
     }
@@ -227,6 +233,6 @@ async function httpEdge(
     readiness,
     ...(links.verifyWriteKey ? { verifyWriteKey: links.verifyWriteKey } : {}),
     metrics,
-    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, sqlite.db)],
+    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, db)],
   });
 }

@@ -1,11 +1,16 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.js';
 import type { EventStore } from '../shared/event-store/event-store.js';
-import { sqliteEventStore } from '../shared/event-store/sqlite/sqlite-event-store.js';
+import { sqliteEventStore, type SqliteEventStoreOptions } from '../shared/event-store/sqlite/sqlite-event-store.js';
 import type { IdGenerator } from '../shared/ids.js';
 import type { Procedures } from '../shared/procedures.js';
 import { migrateToLatest } from '../shared/sqlite/migrate.js';
-import { openSqlite, sqlitePathFromUrl, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
+import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { postgresEventStoreMigrations } from '../shared/event-store/postgres/migrations.js';
+import { postgresEventStore } from '../shared/event-store/postgres/postgres-event-store.js';
+import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
+import { openPostgres } from '../shared/postgres/open-postgres.js';
+import type { Kysely } from 'kysely';
 import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { inheritCheckpoint, subscriberChain } from '../shared/subscriptions/subscriber-chain.js';
@@ -13,7 +18,7 @@ import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
 import type { Config } from './config.js';
 import type { ContextModule, ModuleDeps } from './context-module.js';
 import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metrics/metrics.js';
-import { embeddedMigrations, embeddedTables } from './migrations.js';
+import { embeddedMigrations, embeddedTables, sharedMigrations } from './migrations.js';
 
 export interface StorageCoreOptions {
   readonly config: Config;
@@ -29,7 +34,10 @@ export interface StorageCoreOptions {
 
 /** Everything that owns the write connection: the event store, every context, the subscribers. */
 export interface StorageCore {
-  readonly sqlite: SqliteHandle;
+  /** Every context's tables, and the event store's. */
+  readonly db: Kysely<object>;
+  /** Resolves when the database answers. */
+  ping(): Promise<void>;
   readonly store: EventStore;
   readonly modules: readonly ContextModule[];
   readonly subscribers: readonly Subscriber[];
@@ -48,22 +56,19 @@ export function embeddedContexts(config: Config) {
 
 export async function buildStorageCore(options: StorageCoreOptions): Promise<StorageCore> {
   const { config, logger, clock, newId, procedures } = options;
-  const sqlite = openSqlite(sqlitePathFromUrl(config.databaseUrl));
-  await migrateToLatest(sqlite.db, embeddedMigrations);
   // Subscriber lag is read on each scrape, which can only happen once `subscriptions` exists.
   const metrics = createMetrics({ subscriberStatus: () => subscriptions.status(), processMetrics: options.processMetrics });
-  const store = await sqliteEventStore({
-    sqlite,
+  const backend = await openBackend(config, {
     clock,
     newId,
-    durability: config.durability,
     maxQueued: config.maxQueuedAppends,
     inlineProjections: embeddedTables.flatMap((t) => t.inlineProjections ?? []),
     onBatch: (size) => metrics.groupCommitBatchSize.observe(size),
   });
+  const { store, db } = backend;
   store.onAppended(countAppendedEvents(metrics.eventsAppended, await store.headPosition()));
 
-  const deps: ModuleDeps = { store, db: sqlite.db, clock, newId, logger, config, procedures };
+  const deps: ModuleDeps = { store, db, clock, newId, logger, config, procedures };
   const { modules, links } = buildContexts(embeddedContexts(config), deps, 'embedded', {
     ...options.links,
     onDeliveryOutcome: (_destination, status) => metrics.deliveries.inc({ outcome: status }),
@@ -71,15 +76,16 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
   const subscribers = modules.flatMap((m) => m.subscribers ?? []);
   const running = await chained(
     subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),
-    sqlite,
+    db,
     clock.now().toISOString(),
   );
-  const subscriptions = inProcessSubscriptions({ store, db: sqlite.db, clock, logger, subscribers: running });
+  const subscriptions = inProcessSubscriptions({ store, db, clock, logger, subscribers: running });
   const lagReport = setInterval(() => void reportLag(subscriptions, logger), 30_000);
   lagReport.unref();
 
   return {
-    sqlite,
+    db,
+    ping: backend.ping,
     store,
     modules,
     subscribers,
@@ -95,7 +101,7 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
       await subscriptions.stop();
       for (const module of modules) await module.stop?.();
       await store.close();
-      await sqlite.close();
+      await backend.close();
     },
   };
 }
@@ -103,11 +109,11 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
 // The stages of an item, run as one pass over each batch: the views are written once per item per batch.
 const PIPELINE = ['validation', 'processing', 'routing', 'query', 'statistics'];
 
-async function chained(subscribers: readonly Subscriber[], sqlite: SqliteHandle, at: string): Promise<Subscriber[]> {
+async function chained(subscribers: readonly Subscriber[], db: Kysely<object>, at: string): Promise<Subscriber[]> {
   const members = PIPELINE.flatMap((name) => subscribers.filter((s) => s.name === name));
   if (members.length < 2) return [...subscribers];
   const chain = subscriberChain('pipeline', members);
-  await inheritCheckpoint(sqlite.db, chain, at);
+  await inheritCheckpoint(db, chain, at);
   return [chain, ...subscribers.filter((s) => !members.includes(s))];
 }
 
@@ -115,3 +121,45 @@ async function reportLag(subscriptions: Subscriptions, logger: Logger): Promise<
   const behind = (await subscriptions.status()).filter((s) => s.lag > 0 || s.parked > 0);
   if (behind.length > 0) logger.info({ subscribers: behind }, 'subscriber lag');
 }
+
+interface Backend {
+  readonly db: Kysely<object>;
+  readonly store: EventStore;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+type StoreOptions = Pick<SqliteEventStoreOptions, 'clock' | 'newId' | 'maxQueued' | 'inlineProjections' | 'onBatch'>;
+
+/**
+ * One SQLite file by default; or one PostgreSQL schema (`<DB_SCHEMA_PREFIX>intake`) for a user who
+ * wants a database server without the distributed mode. Both read the log in commit order.
+ */
+async function openBackend(config: Config, options: StoreOptions): Promise<Backend> {
+  if (isPostgresUrl(config.databaseUrl)) {
+    const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}intake` });
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, ...sharedMigrations, ...embeddedTables.flatMap((t) => t.migrations)]);
+    const store = await postgresEventStore({ postgres, ...options });
+    return {
+      db: postgres.db,
+      store,
+      ping: async () => {
+        await postgres.pool.query('SELECT 1');
+      },
+      close: () => postgres.close(),
+    };
+  }
+  const sqlite = openSqlite(sqlitePathFromUrl(config.databaseUrl));
+  await migrateToLatest(sqlite.db, embeddedMigrations);
+  const store = await sqliteEventStore({ sqlite, durability: config.durability, ...options });
+  return {
+    db: sqlite.db,
+    store,
+    ping: async () => {
+      sqlite.raw.prepare('SELECT 1').get();
+    },
+    close: () => sqlite.close(),
+  };
+}
+
+export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../app/config.js';
 import { ROLE_CONTEXTS } from '../app/distributed.js';
-import { embeddedMigrations } from '../app/migrations.js';
+import { embeddedMigrations, embeddedTables, sharedMigrations } from '../app/migrations.js';
+import { isPostgresUrl } from '../app/storage-core.js';
 import { ROLES } from '../app/roles.js';
 import { postgresEventStoreMigrations } from '../shared/event-store/postgres/migrations.js';
 import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
@@ -12,7 +13,17 @@ import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
 
 /** Applies pending migrations: the SQLite file, or each role's PostgreSQL schema. */
 export async function migrate(config: Config, logger: Logger): Promise<void> {
-  if (config.databaseUrl.startsWith('postgres')) {
+  if (isPostgresUrl(config.databaseUrl) && !config.distributed) {
+    const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}intake` });
+    try {
+      const sets = [postgresEventStoreMigrations, ...sharedMigrations, ...embeddedTables.flatMap((t) => t.migrations)];
+      report(logger, await migratePostgresToLatest(postgres, sets), postgres.schema);
+    } finally {
+      await postgres.close();
+    }
+    return;
+  }
+  if (config.distributed) {
     for (const role of config.roles === 'all' ? ROLES : config.roles) {
       const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}${role}` });
       try {

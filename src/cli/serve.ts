@@ -5,7 +5,7 @@ import { resolveAdminDigest } from '../app/admin-token.js';
 import { buildEmbedded } from '../app/embedded.js';
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
-  if (config.roles !== 'all' || config.databaseUrl.startsWith('postgres')) {
+  if (config.distributed) {
     // Every role of a distributed deployment must accept the same token: it cannot be generated per process.
     if (!config.adminToken) throw new ConfigError('the distributed mode needs ADMIN_TOKEN, shared by every role');
   }
@@ -15,7 +15,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
         `Use it as "Authorization: Bearer <token>". Set ADMIN_TOKEN to choose your own.\n\n`,
     ),
   );
-  const intake = config.databaseUrl.startsWith('postgres')
+  const intake = config.distributed
     ? await buildDistributed({ config, logger, adminDigest })
     : await buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
   await intake.app.listen({ port: config.port, host: config.host });

@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { testPostgresUrl } from '../../src/shared/postgres/temporary-schema.js';
+import { auth, startTestIntake } from '../support/embedded-intake.js';
+
+if (!testPostgresUrl) console.warn('skipping the embedded mode on PostgreSQL: TEST_POSTGRES_URL is not set');
+
+/** `DATABASE_URL=postgres://…` without NATS_URL: one process, every context, in-process subscriptions on PostgreSQL. */
+describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
+  it('carries items through the whole pipeline, with rules, statistics and replay, in one schema', async () => {
+    const prefix = `t${randomBytes(5).toString('hex')}_`;
+    const intake = await startTestIntake({ DATABASE_URL: testPostgresUrl ?? '', DB_SCHEMA_PREFIX: prefix });
+    const post = (url: string, payload: unknown) =>
+      intake.app.inject({ method: 'POST', url, headers: { ...auth, 'content-type': 'application/json' }, payload: JSON.stringify(payload) });
+    try {
+      const created = await post('/ingest', { partner_id: 'p1', event_type: 'signup', payload: { plan: 'pro' } });
+      expect(created.statusCode).toBe(201);
+      const id = created.json().id as string;
+      expect((await intake.app.inject({ method: 'GET', url: `/ingest/${id}`, headers: auth })).statusCode).toBe(200);
+
+      expect((await post('/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
+      const rule = await post('/api/routing-rules', {
+        app_id: 'shop',
+        rule_name: 'to a table',
+        event_type_filter: 'order',
+        condition: { 'payload.total': { $gte: 10 } },
+        destination_type: 'database',
+        destination_config: { table: 'big_orders' },
+        priority: 1,
+      });
+      expect(rule.statusCode).toBe(201);
+      const order = await post('/api/ingest/shop', { event_type: 'order', payload: { total: 12 } });
+      expect(order.json().data.routing_summary.rules_matched).toBe(1);
+
+      await intake.subscriptions.caughtUp(30_000);
+      const view = (await intake.app.inject({ method: 'GET', url: `/query/${id}`, headers: auth })).json();
+      expect(view.status).toBe('processed');
+      const stats = (await intake.app.inject({ method: 'GET', url: '/api/statistics/dashboard/p1?time_period=daily', headers: auth })).json();
+      expect(JSON.stringify(stats)).toContain('"total_events":1');
+
+      expect((await post('/api/admin/subscriptions/query/replay', {})).statusCode).toBe(202);
+      await intake.subscriptions.caughtUp(30_000);
+      expect((await intake.app.inject({ method: 'GET', url: `/query/${id}`, headers: auth })).json().status).toBe('processed');
+      const ready = await intake.app.inject({ method: 'GET', url: '/health/ready' });
+      expect(ready.statusCode).toBe(200);
+    } finally {
+      await intake.close();
+      const client = new pg.Client({ connectionString: testPostgresUrl });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${prefix}intake" CASCADE`);
+      await client.end();
+    }
+  });
+});
