@@ -19,6 +19,8 @@ export interface Config {
   readonly adminToken: string | undefined;
   readonly logLevel: string;
   readonly bodyLimitBytes: number;
+  /** How deep objects and arrays may nest in a JSON body (or in each event of a batch). */
+  readonly maxJsonDepth: number;
   readonly durability: Durability;
   /** Appends waiting for their commit beyond which ingest answers 503. */
   readonly maxQueuedAppends: number;
@@ -69,6 +71,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken: env.ADMIN_TOKEN || undefined,
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     bodyLimitBytes: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    maxJsonDepth: integer(env, 'MAX_JSON_DEPTH', 64, 2, 1000),
     durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),
     maxQueuedAppends: integer(env, 'MAX_QUEUED_APPENDS', 10_000, 1, 1_000_000),
     webhookAllowedHosts: env.WEBHOOK_ALLOWED_HOSTS ?? '',

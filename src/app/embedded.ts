@@ -116,6 +116,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     logger,
     version,
     bodyLimitBytes: config.bodyLimitBytes,
+    maxJsonDepth: config.maxJsonDepth,
     adminDigest: options.adminDigest,
     readiness: async () => {
       try {
