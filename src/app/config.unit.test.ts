@@ -11,6 +11,7 @@ describe('configuration', () => {
       roles: 'all',
       durability: 'power-loss',
       bodyLimitBytes: 1048576,
+      maxJsonDepth: 64,
     });
     expect(config.dataDir).toMatch(/data$/);
   });
@@ -28,6 +29,7 @@ describe('configuration', () => {
     [{ ROLE: 'query' }, /needs a postgres/],
     [{ ROLE: 'querry', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' }, /unknown: querry/],
     [{ DURABILITY: 'sometimes' }, /DURABILITY must be one of/],
+    [{ MAX_JSON_DEPTH: '1' }, /MAX_JSON_DEPTH must be an integer between 2 and 1000/],
     [{ INTAKE_DISABLE: 'ingestion' }, /INTAKE_DISABLE may name/],
   ])('refuses %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

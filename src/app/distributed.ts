@@ -114,6 +114,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     logger,
     version,
     bodyLimitBytes: config.bodyLimitBytes,
+    maxJsonDepth: config.maxJsonDepth,
     adminDigest: options.adminDigest,
     metrics,
     // Write keys are known where applications live: the ingestion role.

@@ -229,6 +229,7 @@ async function httpEdge(
     logger: options.logger,
     version,
     bodyLimitBytes: options.config.bodyLimitBytes,
+    maxJsonDepth: options.config.maxJsonDepth,
     adminDigest: options.adminDigest,
     readiness,
     ...(links.verifyWriteKey ? { verifyWriteKey: links.verifyWriteKey } : {}),

@@ -1,4 +1,5 @@
 import { parseRetrySchedule } from '../routing/domain/delivery.js';
+import { addressCheckedQueuePublisher } from '../routing/adapters/queue/broker-address-policy.js';
 import { brokerQueuePublisher } from '../routing/adapters/queue/broker-queue-publisher.js';
 import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
 import { undiciWebhookSender } from '../routing/adapters/webhook/undici-webhook-sender.js';
@@ -14,7 +15,10 @@ export function routingOptionsFrom(
   const allowedHosts = parseAllowedHosts(config.webhookAllowedHosts);
   return {
     webhooks: undiciWebhookSender({ allowedHosts }),
-    queues: brokerQueuePublisher({ defaults: { natsUrl: config.natsUrl, rabbitmqUrl: config.rabbitmqUrl, redisUrl: config.redisUrl } }),
+    queues: addressCheckedQueuePublisher(
+      brokerQueuePublisher({ defaults: { natsUrl: config.natsUrl, rabbitmqUrl: config.rabbitmqUrl, redisUrl: config.redisUrl } }),
+      allowedHosts,
+    ),
     allowedHosts,
     retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
     applicationExists,

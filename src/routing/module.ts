@@ -19,6 +19,7 @@ import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
 import { rulesProjection, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/sql-rules.js';
 import { assertPublicUrl } from './adapters/webhook/assert-public-url.js';
+import { assertBrokerUrl } from './adapters/queue/broker-address-policy.js';
 import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
 import { NotFoundError } from '../shared/errors.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
@@ -74,6 +75,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     destinationTables: tables(db),
     applicationExists: options.applicationExists,
     checkWebhookUrl: (url) => assertPublicUrl(url, options.allowedHosts),
+    checkBrokerUrl: (url) => assertBrokerUrl(url, options.allowedHosts),
     newSigningSecret,
   };
   const deliveries = sqlDeliveryStore(db);

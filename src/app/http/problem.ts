@@ -9,6 +9,7 @@ import {
   ValidationError,
   type Violation,
 } from '../../shared/errors.js';
+import type { ErrorLogSummary } from './error-log-summary.js';
 
 /** RFC 9457 problem details, with the stable error code and field violations as extensions. */
 export interface Problem {
@@ -31,6 +32,8 @@ const BY_CODE: Record<string, Mapping> = {
   'request.body-too-large': { status: 413, title: 'Payload too large' },
   'request.unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'request.malformed-json': { status: 400, title: 'Malformed JSON' },
+  'request.bad-url': { status: 400, title: 'Bad URL' },
+  'request.path-too-long': { status: 414, title: 'URI too long' },
   'request.invalid': { status: 400, title: 'Invalid request' },
   'route.not-found': { status: 404, title: 'Not found' },
   'event-store.overloaded': { status: 503, title: 'Overloaded' },
@@ -55,6 +58,13 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'request.malformed-json',
   FST_ERR_CTP_INVALID_JSON_BODY: 'request.malformed-json',
   FST_ERR_VALIDATION: 'request.invalid',
+  FST_ERR_BAD_URL: 'request.bad-url',
+  FST_ERR_MAX_PARAM_LENGTH: 'request.path-too-long',
+};
+
+// Fastify's message would echo the whole (long) path back.
+const FIXED_DETAILS: Record<string, string> = {
+  'request.path-too-long': 'a path parameter is longer than the server accepts',
 };
 
 // Signs that the database or broker cannot be reached (socket errors, PostgreSQL admin shutdown and
@@ -108,11 +118,10 @@ export function problemFor(error: unknown, instance: string): Problem {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const code = FASTIFY_CODES[fastifyError.code ?? ''] ?? (error instanceof SyntaxError ? 'request.malformed-json' : 'request.invalid');
     const mapping = BY_CODE[code] ?? { status, title: 'Bad request' };
-    const errors = fastifyError.validation?.map((v) => ({
-      path: fieldPath(fastifyError.validationContext, v.instancePath, v.params),
-      message: v.message ?? 'is invalid',
-    }));
-    const detail = errors?.length ? errors.map((e) => `${e.path} ${e.message}`).join('; ') : (fastifyError.message ?? 'bad request');
+    const errors = fastifyError.validation && violationsOf(fastifyError.validationContext, fastifyError.validation);
+    const detail = errors?.length
+      ? errors.map((e) => `${e.path} ${e.message}`).join('; ')
+      : (FIXED_DETAILS[code] ?? fastifyError.message ?? 'bad request');
     return {
       type: typeOf(code),
       title: mapping.title,
@@ -133,13 +142,22 @@ export function problemFor(error: unknown, instance: string): Problem {
   };
 }
 
-export async function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * Answers with the problem. Unknown errors are logged with their stack (and the request id);
+ * expected ones (4xx, 503) only go to `summary`, which counts them, so a flood of them stays calm.
+ */
+export async function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply, summary?: ErrorLogSummary): Promise<void> {
   const problem = problemFor(error, request.url);
   if (problem.status === 503) {
-    request.log.warn({ err: error }, 'dependency unavailable');
     reply.header('retry-after', String(error instanceof UnavailableError ? error.retryAfterSeconds : 1));
+    // A raw driver error says why the dependency is away; a DomainError's code already does.
+    const cause = error instanceof DomainError ? undefined : String((error as { message?: unknown } | null)?.message ?? error);
+    if (summary) summary.count(problem.status, problem.code, cause);
+    else request.log.warn({ err: error }, 'dependency unavailable');
   } else if (problem.status >= 500) {
     request.log.error({ err: error }, 'request failed');
+  } else {
+    summary?.count(problem.status, problem.code);
   }
   if (error instanceof UnauthorizedError) reply.header('www-authenticate', 'Bearer');
   await reply.status(problem.status).type('application/problem+json').send(problem);
@@ -149,11 +167,34 @@ function typeOf(code: string): string {
   return `urn:intake:problem:${code}`;
 }
 
-function fieldPath(part: string | undefined, instancePath: string | undefined, params: Record<string, unknown> | undefined): string {
+type SchemaError = { instancePath?: string; message?: string; params?: Record<string, unknown> };
+
+/**
+ * One entry per offending field: a `required` error naming several missing properties becomes one
+ * `<field> is required` each, and repeats (a field failing several keywords) are dropped.
+ */
+function violationsOf(part: string | undefined, errors: readonly SchemaError[]): Violation[] {
+  const out: Violation[] = [];
+  const seen = new Set<string>();
+  for (const error of errors) {
+    const missing = error.params?.requiredProperties ?? error.params?.missingProperty;
+    const names = Array.isArray(missing) ? missing.map(String) : typeof missing === 'string' ? [missing] : [];
+    const entries =
+      names.length > 0
+        ? names.map((name) => ({ path: fieldPath(part, error.instancePath, name), message: 'is required' }))
+        : [{ path: fieldPath(part, error.instancePath), message: error.message ?? 'is invalid' }];
+    for (const entry of entries) {
+      if (seen.has(entry.path)) continue;
+      seen.add(entry.path);
+      out.push(entry);
+    }
+  }
+  return out;
+}
+
+function fieldPath(part: string | undefined, instancePath: string | undefined, property?: string): string {
   const segments = (instancePath ?? '').split('/').filter(Boolean);
-  const missing = params?.requiredProperties ?? params?.missingProperty;
-  if (Array.isArray(missing)) segments.push(String(missing[0]));
-  else if (typeof missing === 'string') segments.push(missing);
+  if (property !== undefined) segments.push(property);
   const path = segments.join('.');
   return part && part !== 'body' ? `${part}${path ? '.' + path : ''}` : path || (part ?? 'body');
 }

@@ -8,6 +8,9 @@ import { registerDashboardRoutes } from '../metrics/dashboard-routes.js';
 import { registerHttpMetrics } from '../metrics/http-metrics.js';
 import type { IntakeMetrics } from '../metrics/metrics.js';
 import { registerDocsRoutes, registerOpenApi } from './docs.js';
+import { answerClientError } from './client-errors.js';
+import { errorLogSummary } from './error-log-summary.js';
+import { registerJsonLimits } from './json-limits.js';
 import { sendProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
 
@@ -18,6 +21,8 @@ export interface HttpServerOptions {
   readonly logger: FastifyBaseLogger;
   readonly version: string;
   readonly bodyLimitBytes: number;
+  /** MAX_JSON_DEPTH: how deep a JSON body (or each event of a batch) may nest; 64 by default. */
+  readonly maxJsonDepth?: number;
   readonly adminDigest: Buffer;
   /** Resolves write keys; without it only the admin token is accepted. */
   readonly verifyWriteKey?: WriteKeyVerifier;
@@ -38,8 +43,10 @@ export interface HttpContext {
 }
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
+const MAX_PARAM_LENGTH = 4096;
 
 export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
+  const expectedErrors = errorLogSummary(options.logger);
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimitBytes,
@@ -52,13 +59,26 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
       return typeof given === 'string' && CORRELATION_ID.test(given) ? given : uuidv7();
     },
     trustProxy: process.env.TRUST_PROXY === 'true',
+    // Long enough for any id a route accepts, percent-encoded; longer ones get a 414 problem.
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Errors before routing (bad URL encoding, a path parameter too long) and from Node's HTTP parser
+    // (Content-Length mismatch) answer problem+json like everything else.
+    frameworkErrors: (error, request, reply) => sendProblem(error, request, reply, expectedErrors),
+    clientErrorHandler: answerClientError,
   }).setValidatorCompiler(TypeBoxValidatorCompiler);
   // Only JSON is accepted: a text/plain body is refused with 415 instead of failing schema validation.
   app.removeContentTypeParser('text/plain');
+  registerJsonLimits(app, { maxDepth: options.maxJsonDepth ?? 64 });
 
-  app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
+  app.addHook('onClose', async () => expectedErrors.close());
+  app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply, expectedErrors));
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(new NotFoundError('route.not-found', `no route for ${request.method} ${request.url.split('?')[0]}`), request, reply),
+    sendProblem(
+      new NotFoundError('route.not-found', `no route for ${request.method} ${request.url.split('?')[0]}`),
+      request,
+      reply,
+      expectedErrors,
+    ),
   );
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-correlation-id', request.id);

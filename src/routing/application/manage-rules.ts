@@ -2,7 +2,7 @@ import type { Clock } from '../../shared/clock.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { AppendRequest, EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
-import type { DatabaseConfig, WebhookConfig } from '../domain/destination-config.js';
+import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
 import {
   decideCreate,
   decideDelete,
@@ -62,6 +62,8 @@ export interface RuleDeps {
   readonly applicationExists: (appId: string) => Promise<boolean>;
   /** Text-level SSRF check of a webhook URL (the resolved address is checked again at delivery). */
   readonly checkWebhookUrl: (url: string) => void;
+  /** The same address policy for a queue destination's own broker URL. */
+  readonly checkBrokerUrl: (url: string) => void;
   readonly newSigningSecret: () => string;
 }
 
@@ -78,6 +80,8 @@ async function validated(deps: RuleDeps, input: RuleInput): Promise<RuleFields> 
   }
   const fields = parseRule(input);
   if (fields.destination_type === 'webhook') deps.checkWebhookUrl((fields.destination_config as WebhookConfig).url);
+  const brokerUrl = fields.destination_type === 'queue' ? (fields.destination_config as QueueConfig).url : undefined;
+  if (brokerUrl !== undefined) deps.checkBrokerUrl(brokerUrl);
   if (fields.destination_type === 'database')
     await deps.destinationTables.assertUsable((fields.destination_config as DatabaseConfig).table);
   return fields;

@@ -1,5 +1,6 @@
 import * as siftNamespace from 'sift';
 import { ValidationError, type Violation } from '../../shared/errors.js';
+import { compileLinearRegex } from '../../shared/linear-regex.js';
 
 /**
  * Rule conditions are MongoDB-style queries over the event document. Only operators that compare
@@ -10,6 +11,17 @@ export type Condition = { readonly [key: string]: unknown };
 
 // sift is CommonJS: under ESM its exports arrive on `default`.
 const sift = (siftNamespace as unknown as { default: typeof siftNamespace }).default;
+
+/**
+ * `$regex` on RE2 (linear time) instead of sift's RegExp: a rule's pattern runs on every event of
+ * its application, on the ingest path, so a backtracking pattern would stall every request.
+ */
+function linearRegexOperation(pattern: unknown, ownerQuery: Record<string, unknown>, options: unknown) {
+  const flags = typeof ownerQuery.$options === 'string' ? ownerQuery.$options : '';
+  const regex = compileLinearRegex(String(pattern), flags);
+  const test = (value: unknown) => typeof value === 'string' && regex.test(value);
+  return sift.createEqualsOperation(test, ownerQuery, options as Parameters<typeof sift.createEqualsOperation>[2]);
+}
 
 /** The only operations the compiled tester knows: $where and friends do not exist for it at all. */
 const OPERATIONS = {
@@ -22,7 +34,7 @@ const OPERATIONS = {
   $in: sift.$in,
   $nin: sift.$nin,
   $exists: sift.$exists,
-  $regex: sift.$regex,
+  $regex: linearRegexOperation,
   $options: sift.$options,
   $not: sift.$not,
   $size: sift.$size,
@@ -153,9 +165,9 @@ function checkRegex(pattern: unknown, flags: string, path: string, out: Violatio
     return;
   }
   try {
-    new RegExp(pattern, flags);
+    compileLinearRegex(pattern, flags);
   } catch (error) {
-    out.push({ path, message: `invalid regular expression: ${(error as Error).message}` });
+    out.push({ path, message: `unsupported regular expression: ${(error as Error).message}` });
   }
 }
 

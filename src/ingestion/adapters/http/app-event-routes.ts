@@ -5,6 +5,7 @@ import { errorResponses, JsonObjectSchema } from '../../../app/http/schemas.js';
 import type { HttpContext } from '../../../app/http/server.js';
 import type { BatchReceipt, Receipt } from '../../application/ingest-data.js';
 import type { IngestDataCommand } from '../../domain/ingested-data.js';
+import { RefusedJsonItem } from '../../../app/http/json-limits.js';
 import { requestContextOf } from './ingestion-routes.js';
 
 export interface AppEventHandlers {
@@ -88,7 +89,7 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
         '/api/ingest/:app_id/batch',
         {
           bodyLimit: MAX_BATCH_BYTES,
-          config: { access: 'write' },
+          config: { access: 'write', jsonItems: 'events' },
           schema: {
             tags,
             summary: `Ingest up to ${MAX_BATCH} events (1 MB) in one request`,
@@ -121,22 +122,15 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
         async (request) => {
           assertMayWriteAs(request.principal, request.params.app_id);
           const context = requestContextOf(request);
-          const receipts = await handlers.ingestBatch(
-            request.body.events.map((raw) => {
-              const event = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
-              const messageId = typeof event.message_id === 'string' && event.message_id.length <= 255 ? event.message_id : undefined;
-              return {
-                command: {
-                  partnerId: request.params.app_id,
-                  eventType: event.event_type ?? '',
-                  payload: typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? event.payload : raw,
-                  channel: 'application_api' as const,
-                  request: context,
-                },
-                ...(messageId ? { messageId } : {}),
-              };
-            }),
-          );
+          const events = request.body.events;
+          // Events that broke the JSON limits at the edge are rejected alone; the others go on.
+          const passed = events.flatMap((raw, index) => (raw instanceof RefusedJsonItem ? [] : [{ raw, index }]));
+          const stored =
+            passed.length === 0 ? [] : await handlers.ingestBatch(passed.map(({ raw }) => commandOf(raw, request.params.app_id, context)));
+          const receipts: BatchReceipt[] = [
+            ...stored.map((receipt) => ({ ...receipt, index: passed[receipt.index]?.index ?? receipt.index })),
+            ...events.flatMap((raw, index) => (raw instanceof RefusedJsonItem ? [refusedReceipt(index, raw)] : [])),
+          ].sort((a, b) => a.index - b.index);
           const count = (status: BatchReceipt['status']) => receipts.filter((r) => r.status === status).length;
           return {
             success: count('rejected') === 0,
@@ -185,4 +179,24 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
       );
     },
   };
+}
+
+function commandOf(raw: unknown, appId: string, context: IngestDataCommand['request']): { command: IngestDataCommand; messageId?: string } {
+  const event = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
+  const messageId = typeof event?.message_id === 'string' && event.message_id.length <= 255 ? event.message_id : undefined;
+  return {
+    command: {
+      partnerId: appId,
+      eventType: event?.event_type ?? '',
+      payload: event ? event.payload : raw,
+      channel: 'application_api',
+      request: context,
+    },
+    ...(messageId ? { messageId } : {}),
+  };
+}
+
+function refusedReceipt(index: number, refused: RefusedJsonItem): BatchReceipt {
+  const { path, message } = refused.fault;
+  return { index, status: 'rejected', reason: `${path} ${message}`, errors: [{ path, message }] };
 }

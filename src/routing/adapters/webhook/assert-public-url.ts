@@ -23,8 +23,16 @@ function urlProblem(text: string, allowedHosts: readonly string[]): string | und
   const url = new URL(text);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return `the scheme ${url.protocol.slice(0, -1)} is not http or https`;
   if (url.username !== '' || url.password !== '') return 'credentials do not belong in the URL: use destination headers';
+  return hostProblem(url.hostname, allowedHosts);
+}
+
+/**
+ * Why a URL's host is refused by the address policy, judged on its text: an IP literal that is not
+ * public, or `localhost`, unless allowed. Shared by webhook and queue broker URLs.
+ */
+export function hostProblem(urlHostname: string, allowedHosts: readonly string[]): string | undefined {
   const policy = destinationPolicy(allowedHosts);
-  const hostname = url.hostname.replace(/^\[|\]$/g, '');
+  const hostname = urlHostname.replace(/^\[|\]$/g, '');
   if (isIP(hostname) !== 0) return policy.refusal(hostname, hostname);
   if (isLocalhost(hostname) && !policy.allowsHostname(hostname)) return `${hostname} is this machine; allow it with WEBHOOK_ALLOWED_HOSTS`;
   return undefined;

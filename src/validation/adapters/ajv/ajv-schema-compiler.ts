@@ -2,6 +2,7 @@ import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import * as ajvFormats from 'ajv-formats';
 import type { Violation } from '../../../shared/contracts/data-events.js';
 import { ValidationError } from '../../../shared/errors.js';
+import { compileLinearRegex } from '../../../shared/linear-regex.js';
 import type { SchemaCompiler } from '../../application/ports.js';
 import type { SchemaDocument } from '../../domain/schema-registry.js';
 
@@ -11,7 +12,8 @@ const addFormats = ajvFormats.default as unknown as (ajv: Ajv2020) => Ajv2020;
 /** JSON Schema draft 2020-12 through ajv; compiled checks are cached per schema version. */
 export function ajvSchemaCompiler(): SchemaCompiler {
   // strict:false accepts annotation keywords users commonly add (examples, $comment...).
-  const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true });
+  // `pattern` and `patternProperties` run on RE2 (linear time): a user's schema cannot stall the server.
+  const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true, code: { regExp: linearRegExpEngine } });
   addFormats(ajv);
   const cache = new Map<string, (payload: unknown) => Violation[]>();
 
@@ -34,6 +36,10 @@ export function ajvSchemaCompiler(): SchemaCompiler {
     },
   };
 }
+
+const linearRegExpEngine = Object.assign((pattern: string, flags: string) => compileLinearRegex(pattern, flags), {
+  code: 'compileLinearRegex',
+});
 
 function toViolation(error: ErrorObject): Violation {
   const params = error.params as { missingProperty?: string; additionalProperty?: string };

@@ -1,0 +1,142 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auth, startTestIntake, type TestIntake } from '../../../test/support/embedded-intake.js';
+
+let intake: TestIntake;
+beforeAll(async () => {
+  intake = await startTestIntake({ BODY_LIMIT: '65536', MAX_JSON_DEPTH: '16' });
+});
+afterAll(() => intake.dispose());
+
+const postRaw = (url: string, text: string, contentType = 'application/json') =>
+  intake.app.inject({ method: 'POST', url, headers: { ...auth, 'content-type': contentType }, payload: text });
+
+const nested = (depth: number, leaf = '1') => '{"a":'.repeat(depth) + leaf + '}'.repeat(depth);
+
+async function expectProblem(response: { statusCode: number; headers: Record<string, unknown>; json(): unknown }, status: number) {
+  expect(response.statusCode).toBe(status);
+  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+  return response.json() as { code: string; detail: string; errors?: Array<{ path: string; message: string }> };
+}
+
+async function itemCount(): Promise<number> {
+  return (await intake.store.readAll({ after: 0, limit: 100_000 })).filter((e) => e.type === 'DataReceived').length;
+}
+
+describe('JSON limits at the edge', () => {
+  it('refuses JSON nested deeper than MAX_JSON_DEPTH with the path, and stores nothing', async () => {
+    const before = await itemCount();
+    // The body is one level above the payload: 15 levels of payload fit in 16.
+    expect((await postRaw('/ingest', `{"partner_id":"p","payload":${nested(15)}}`)).statusCode).toBe(201);
+    const problem = await expectProblem(await postRaw('/ingest', `{"partner_id":"p","payload":${nested(16)}}`), 400);
+    expect(problem.code).toBe('request.json-too-deep');
+    expect(problem.errors?.[0]?.path).toBe(`payload${'.a'.repeat(15)}`);
+    expect(problem.detail).toContain('nests deeper than 16 levels');
+    expect(await itemCount()).toBe(before + 1);
+  });
+
+  it('answers 400, not 500, to nesting far beyond any stack', async () => {
+    const deep = `{"partner_id":"p","payload":{"x":${'['.repeat(30_000)}${']'.repeat(30_000)}}}`;
+    for (const url of ['/ingest', '/api/ingest/shop', '/api/messages/shop', '/api/routing-rules', '/api/v1/tracking/events']) {
+      expect((await expectProblem(await postRaw(url, deep), 400)).code).toBe('request.json-too-deep');
+    }
+  });
+
+  it('refuses lone surrogates in strings and keys, naming the path', async () => {
+    const value = await expectProblem(await postRaw('/ingest', '{"partner_id":"p\\ud800","payload":{}}'), 400);
+    expect(value).toMatchObject({ code: 'request.invalid-unicode', errors: [{ path: 'partner_id' }] });
+    const key = await expectProblem(await postRaw('/api/ingest/shop', '{"event_type":"e","payload":{"list":[{"\\udc00":1}]}}'), 400);
+    expect(key.errors?.[0]?.path).toBe('payload.list[0]["\\udc00"]');
+    // A proper pair is fine.
+    expect((await postRaw('/ingest', '{"partner_id":"p\\ud83d\\ude00","payload":{}}')).statusCode).toBe(201);
+  });
+
+  it('refuses numbers beyond a double and integers beyond 2^53-1 instead of changing them', async () => {
+    const infinite = await expectProblem(await postRaw('/ingest', '{"partner_id":"p","payload":{"n":[1,1e309]}}'), 400);
+    expect(infinite).toMatchObject({ code: 'request.number-out-of-range', errors: [{ path: 'payload.n[1]' }] });
+    const big = await expectProblem(await postRaw('/ingest', '{"partner_id":"p","payload":{"id":9007199254740993}}'), 400);
+    expect(big).toMatchObject({ code: 'request.number-out-of-range', errors: [{ path: 'payload.id' }] });
+    const kept = await postRaw('/ingest', '{"partner_id":"p","payload":{"max":9007199254740991,"f":1.5e300,"s":"9007199254740993"}}');
+    expect(kept.statusCode).toBe(201);
+    expect(kept.json().payload).toEqual({ max: 9007199254740991, f: 1.5e300, s: '9007199254740993' });
+  });
+
+  it('rejects a batch event that breaks the limits alone, with its own receipt', async () => {
+    const events = [
+      '{"event_type":"ok","payload":{"n":1}}',
+      `{"event_type":"deep","payload":${nested(16)}}`,
+      '{"event_type":"bad","payload":{"s":"\\ud800"}}',
+      '{"event_type":"big","payload":{"n":123456789012345678901}}',
+      '{"event_type":"ok","payload":{"n":2}}',
+    ];
+    const response = await postRaw('/api/ingest/shop/batch', `{"events":[${events.join(',')}]}`);
+    expect(response.statusCode).toBe(200);
+    const body = response.json();
+    expect(body).toMatchObject({ accepted: 2, rejected: 3 });
+    expect(body.results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([
+      [0, 'accepted'],
+      [1, 'rejected'],
+      [2, 'rejected'],
+      [3, 'rejected'],
+      [4, 'accepted'],
+    ]);
+    expect(body.results[1].errors[0].path).toBe(`payload${'.a'.repeat(15)}`);
+    expect(body.results[2].errors[0]).toMatchObject({ path: 'payload.s' });
+    const stored = await intake.app.inject({ url: `/api/events/${body.results[4].event_id}`, headers: auth });
+    expect(stored.json()).toMatchObject({ payload: { n: 2 } });
+  });
+
+  it('answers a batch whose envelope breaks the limits with one 400', async () => {
+    const problem = await expectProblem(
+      await postRaw('/api/ingest/shop/batch', '{"events":[{"event_type":"a","payload":{}}],"note":"\\ud800"}'),
+      400,
+    );
+    expect(problem.code).toBe('request.invalid-unicode');
+  });
+});
+
+describe('every error is problem+json', () => {
+  it('covers bad URL encoding, a path parameter too long, media type, size and malformed JSON', async () => {
+    expect((await expectProblem(await intake.app.inject({ url: '/ingest/%zz', headers: auth }), 400)).code).toBe('request.bad-url');
+    const long = await expectProblem(await intake.app.inject({ url: `/ingest/${'a'.repeat(5000)}`, headers: auth }), 414);
+    expect(long.code).toBe('request.path-too-long');
+    expect(long.detail.length).toBeLessThan(100);
+    expect((await expectProblem(await postRaw('/ingest', '<a/>', 'text/xml'), 415)).code).toBe('request.unsupported-media-type');
+    const huge = JSON.stringify({ partner_id: 'p', payload: { s: 'x'.repeat(70_000) } });
+    expect((await expectProblem(await postRaw('/ingest', huge), 413)).code).toBe('request.body-too-large');
+    expect((await expectProblem(await postRaw('/ingest', '{"partner_id":'), 400)).code).toBe('request.malformed-json');
+  });
+
+  it('gives one entry per missing field with a plain message', async () => {
+    const problem = await expectProblem(await postRaw('/ingest', '{}'), 400);
+    expect(problem.errors).toEqual([
+      { path: 'partner_id', message: 'is required' },
+      { path: 'payload', message: 'is required' },
+    ]);
+    expect(problem.detail).toBe('partner_id is required; payload is required');
+    const rule = await expectProblem(await postRaw('/api/routing-rules', '{}'), 400);
+    expect(rule.errors?.every((e) => e.message === 'is required')).toBe(true);
+    expect(rule.errors?.map((e) => e.path)).toContain('app_id');
+    expect(new Set(rule.errors?.map((e) => e.path)).size).toBe(rule.errors?.length);
+  });
+
+  it('answers a Content-Length that does not match the body with problem+json over real HTTP', async () => {
+    const address = await intake.app.listen({ port: 0, host: '127.0.0.1' });
+    const port = Number(new URL(address).port);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () =>
+        socket.write(
+          'POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}',
+        ),
+      );
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1.1 400/);
+    expect(answer).toMatch(/content-type: application\/problem\+json/i);
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { status: number; code: string };
+    expect(body).toMatchObject({ status: 400, code: 'request.invalid' });
+  });
+});

@@ -1,0 +1,121 @@
+import type { Violation } from '../../shared/errors.js';
+
+/**
+ * What JSON a request may carry beyond being well-formed. Every check is a single iterative pass, so
+ * no input, however deep or long, can overflow the stack or take more than linear time.
+ */
+export interface JsonLimits {
+  /** Containers (objects and arrays) nested deeper than this are refused; `{}` has depth 1. */
+  readonly maxDepth: number;
+}
+
+export type JsonFaultKind = 'too-deep' | 'lone-surrogate' | 'number-out-of-range' | 'unsafe-integer';
+
+export interface JsonFault extends Violation {
+  readonly kind: JsonFaultKind;
+}
+
+interface Frame {
+  readonly value: unknown;
+  readonly depth: number;
+  readonly parent: Frame | undefined;
+  readonly key: string | number | undefined;
+}
+
+/**
+ * The first fault in a parsed JSON value, or undefined. `unsafeIntegers` are the values of integer
+ * literals that JSON.parse could not keep exactly (see `unsafeIntegerLiterals`): the parsed value
+ * alone cannot tell `9007199254740993` from `9007199254740992`.
+ */
+export function findJsonFault(value: unknown, limits: JsonLimits, unsafeIntegers: ReadonlySet<number> = new Set()): JsonFault | undefined {
+  const stack: Frame[] = [{ value, depth: 0, parent: undefined, key: undefined }];
+  for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
+    const current = frame.value;
+    if (typeof current === 'string') {
+      if (hasLoneSurrogate(current)) return fault('lone-surrogate', frame, 'contains a lone UTF-16 surrogate (invalid Unicode)');
+    } else if (typeof current === 'number') {
+      if (!Number.isFinite(current)) return fault('number-out-of-range', frame, 'is a number outside the range of a double');
+      if (unsafeIntegers.has(current)) {
+        return fault('unsafe-integer', frame, 'is an integer beyond ±(2^53-1), which cannot be kept exactly; send it as a string');
+      }
+    } else if (typeof current === 'object' && current !== null) {
+      const depth = frame.depth + 1;
+      if (depth > limits.maxDepth) return fault('too-deep', frame, `nests deeper than ${limits.maxDepth} levels`);
+      if (Array.isArray(current)) {
+        for (let i = current.length - 1; i >= 0; i--) stack.push({ value: current[i], depth, parent: frame, key: i });
+      } else {
+        const keys = Object.keys(current);
+        for (let i = keys.length - 1; i >= 0; i--) {
+          const key = keys[i] as string;
+          const child: Frame = { value: (current as Record<string, unknown>)[key], depth, parent: frame, key };
+          if (hasLoneSurrogate(key)) return fault('lone-surrogate', child, 'is a key with a lone UTF-16 surrogate (invalid Unicode)');
+          stack.push(child);
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
+/** True when a high surrogate lacks its low half, or a low one its high half. Linear, no regex. */
+export function hasLoneSurrogate(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    if (unit >= 0xdc00) return true;
+    const next = text.charCodeAt(i + 1);
+    if (!(next >= 0xdc00 && next <= 0xdfff)) return true;
+    i++;
+  }
+  return false;
+}
+
+/**
+ * The values of the integer literals (no fraction, no exponent) in JSON text that a double cannot
+ * hold exactly. One pass over the text, skipping strings.
+ */
+export function unsafeIntegerLiterals(text: string): Set<number> {
+  const found = new Set<number>();
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      i++;
+      while (i < text.length && text.charCodeAt(i) !== 0x22) i += text.charCodeAt(i) === 0x5c /* \ */ ? 2 : 1;
+      i++;
+    } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
+      const start = i;
+      let integer = true;
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x2e || d === 0x65 || d === 0x45)
+          integer = false; // . e E
+        else if (!(d >= 0x30 && d <= 0x39) && d !== 0x2b && d !== 0x2d) break;
+      }
+      // Fifteen digits always fit; only longer literals are worth a Number().
+      if (integer && i - start > 15) {
+        const parsed = Number(text.slice(start, i));
+        if (!Number.isSafeInteger(parsed)) found.add(parsed);
+      }
+    } else {
+      i++;
+    }
+  }
+  return found;
+}
+
+function fault(kind: JsonFaultKind, frame: Frame, message: string): JsonFault {
+  return { kind, path: pathOf(frame), message };
+}
+
+/** `payload.items[2]["odd key"]`; the root is `body`. */
+function pathOf(frame: Frame): string {
+  const segments: string[] = [];
+  for (let at: Frame | undefined = frame; at?.key !== undefined; at = at.parent) {
+    const key = at.key;
+    if (typeof key === 'number') segments.push(`[${key}]`);
+    else if (/^[A-Za-z_][\w-]*$/.test(key)) segments.push(at.parent?.key === undefined ? key : `.${key}`);
+    else segments.push(`[${JSON.stringify(key)}]`);
+  }
+  return segments.length === 0 ? 'body' : segments.reverse().join('');
+}

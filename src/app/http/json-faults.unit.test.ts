@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { findJsonFault, hasLoneSurrogate, unsafeIntegerLiterals } from './json-faults.js';
+
+const limits = { maxDepth: 4 };
+
+describe('findJsonFault', () => {
+  it('accepts JSON within the limits', () => {
+    expect(findJsonFault({ a: [1, { b: 'x' }], s: '😀', n: -2.5e300 }, limits)).toBeUndefined();
+    expect(findJsonFault('plain', limits)).toBeUndefined();
+  });
+
+  it('counts containers for depth and names the path where the limit is crossed', () => {
+    expect(findJsonFault({ a: { b: { c: {} } } }, limits)).toBeUndefined();
+    expect(findJsonFault({ a: { b: [{ c: {} }] } }, limits)).toEqual({
+      kind: 'too-deep',
+      path: 'a.b[0].c',
+      message: 'nests deeper than 4 levels',
+    });
+    expect(findJsonFault([[[[[]]]]], limits)?.path).toBe('[0][0][0][0]');
+  });
+
+  it('walks hostile depth without recursion', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 200_000; i++) deep = [deep];
+    expect(findJsonFault(deep, { maxDepth: 64 })?.kind).toBe('too-deep');
+    expect(findJsonFault(deep, { maxDepth: 1_000_000 })).toBeUndefined();
+  });
+
+  it('finds lone surrogates in strings and keys, quoting odd keys in the path', () => {
+    expect(findJsonFault({ list: ['ok', 'a\ud800'] }, limits)).toMatchObject({ kind: 'lone-surrogate', path: 'list[1]' });
+    expect(findJsonFault({ 'odd key': { ['k\udc00']: 1 } }, limits)).toMatchObject({
+      kind: 'lone-surrogate',
+      path: '["odd key"]["k\\udc00"]',
+    });
+  });
+
+  it('refuses numbers a double cannot hold and the unsafe integer literals it is told about', () => {
+    expect(findJsonFault({ n: [0, Infinity] }, limits)).toMatchObject({ kind: 'number-out-of-range', path: 'n[1]' });
+    expect(findJsonFault({ n: -Infinity }, limits)?.kind).toBe('number-out-of-range');
+    expect(findJsonFault({ n: 2 ** 53 }, limits)).toBeUndefined();
+    expect(findJsonFault({ n: 2 ** 53 }, limits, new Set([2 ** 53]))).toMatchObject({ kind: 'unsafe-integer', path: 'n' });
+  });
+});
+
+describe('hasLoneSurrogate', () => {
+  it.each([
+    ['', false],
+    ['plain', false],
+    ['😀 pair', false],
+    ['\ud83d', true],
+    ['x\ude00', true],
+    ['\ude00\ud83d', true],
+    ['\ud83d\ude00\ud83d', true],
+  ])('%j → %s', (text, expected) => expect(hasLoneSurrogate(text)).toBe(expected));
+});
+
+describe('unsafeIntegerLiterals', () => {
+  it('finds integer literals beyond 2^53-1 and ignores floats, exponents and strings', () => {
+    const text =
+      '{"a":9007199254740991,"b":9007199254740993,"c":-90071992547409930,"d":1.5e300,"e":12345678901234567.5,"f":"99999999999999999999"}';
+    expect([...unsafeIntegerLiterals(text)]).toEqual([2 ** 53, Number('-90071992547409930')]);
+  });
+
+  it('skips escaped quotes inside strings', () => {
+    expect(unsafeIntegerLiterals('["\\"99999999999999999999", 1]').size).toBe(0);
+  });
+});

@@ -1,0 +1,74 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ValidationError } from '../../shared/errors.js';
+import { findJsonFault, unsafeIntegerLiterals, type JsonFault, type JsonLimits } from './json-faults.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * A top-level array field whose elements are separate documents (a batch's `events`): each one
+     * is held to the JSON limits alone, and one that breaks them becomes a `RefusedJsonItem` in
+     * place, for the route to reject alone, instead of failing the whole request.
+     */
+    jsonItems?: string;
+  }
+}
+
+/** Stands in the parsed body for a batch element that broke the JSON limits. */
+export class RefusedJsonItem {
+  constructor(readonly fault: JsonFault) {}
+}
+
+const CODES: Record<JsonFault['kind'], string> = {
+  'too-deep': 'request.json-too-deep',
+  'lone-surrogate': 'request.invalid-unicode',
+  'number-out-of-range': 'request.number-out-of-range',
+  'unsafe-integer': 'request.number-out-of-range',
+};
+
+/**
+ * Replaces Fastify's JSON parser (keeping its `__proto__` and `constructor` refusals) with one that
+ * also holds every body to the limits, so nothing downstream (serializers, the event store) ever
+ * sees JSON too deep to walk, strings that are not valid Unicode, or numbers it would change.
+ */
+export function registerJsonLimits(app: FastifyInstance, limits: JsonLimits): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, text, done) => {
+    parseJson(request, String(text), (error, body) => {
+      if (error) return done(error);
+      try {
+        done(null, checked(request, body, String(text), limits));
+      } catch (refused) {
+        done(refused as Error);
+      }
+    });
+  });
+}
+
+function checked(request: FastifyRequest, body: unknown, text: string, limits: JsonLimits): unknown {
+  const unsafe = unsafeIntegerLiterals(text);
+  const itemsField = request.routeOptions.config.jsonItems;
+  const items = itemsField !== undefined && isObject(body) ? body[itemsField] : undefined;
+  if (itemsField === undefined || !isObject(body) || !Array.isArray(items)) {
+    refuseOn(findJsonFault(body, limits, unsafe));
+    return body;
+  }
+  const envelope = { ...body, [itemsField]: [] };
+  refuseOn(findJsonFault(envelope, limits, unsafe));
+  return {
+    ...body,
+    [itemsField]: items.map((item: unknown) => {
+      const fault = findJsonFault(item, limits, unsafe);
+      return fault ? new RefusedJsonItem(fault) : item;
+    }),
+  };
+}
+
+function refuseOn(fault: JsonFault | undefined): void {
+  if (!fault) return;
+  throw new ValidationError(CODES[fault.kind], `${fault.path} ${fault.message}`, [{ path: fault.path, message: fault.message }]);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,39 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { auth, startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
+
+let intake: TestIntake | undefined;
+afterEach(async () => intake?.dispose());
+
+async function saveQueueRule(env: Record<string, string>, url: string) {
+  intake = await startTestIntake(env);
+  const headers = { ...auth, 'content-type': 'application/json' };
+  await intake.app.inject({ method: 'POST', url: '/api/applications', headers, payload: JSON.stringify({ name: 'Shop', app_id: 'shop' }) });
+  return intake.app.inject({
+    method: 'POST',
+    url: '/api/routing-rules',
+    headers,
+    payload: JSON.stringify({
+      app_id: 'shop',
+      rule_name: 'to a queue',
+      destination_type: 'queue',
+      destination_config: { broker: 'redis', stream: 'orders', url },
+    }),
+  });
+}
+
+describe('queue destinations follow the address policy', () => {
+  it('refuses a rule whose broker URL is on a private or link-local address', async () => {
+    for (const url of ['redis://127.0.0.1:6379', 'redis://169.254.169.254:6379']) {
+      const response = await saveQueueRule({}, url);
+      expect(response.statusCode).toBe(400);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.json().errors[0]).toMatchObject({ path: 'destination_config.url' });
+      await intake?.dispose();
+      intake = undefined;
+    }
+  });
+
+  it('accepts it when WEBHOOK_ALLOWED_HOSTS allows the address', async () => {
+    expect((await saveQueueRule({ WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' }, 'redis://127.0.0.1:6379')).statusCode).toBe(201);
+  });
+});

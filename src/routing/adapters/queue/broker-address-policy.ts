@@ -1,0 +1,72 @@
+import { promises as dns } from 'node:dns';
+import { isIP } from 'node:net';
+import { ValidationError } from '../../../shared/errors.js';
+import type { QueuePublisher } from '../../application/destination.js';
+import { destinationPolicy } from '../webhook/destination-policy.js';
+import { hostProblem } from '../webhook/assert-public-url.js';
+import { measured, redactUrl, rejected } from './publish-outcome.js';
+
+/**
+ * Queue destinations follow the webhooks' address policy: a rule author's broker URL may not point
+ * at a private, loopback or link-local address (the service's own Redis, a cloud metadata endpoint)
+ * unless WEBHOOK_ALLOWED_HOSTS allows it. The operator's default brokers (NATS_URL, RABBITMQ_URL,
+ * REDIS_URL), used when a rule names no URL, are trusted.
+ */
+
+/** The hosts a broker URL names: NATS takes a comma-separated list of servers. */
+function hostsOf(url: string): string[] | undefined {
+  const hosts: string[] = [];
+  for (const part of url.split(',')) {
+    if (!URL.canParse(part.trim())) return undefined;
+    hosts.push(new URL(part.trim()).hostname);
+  }
+  return hosts;
+}
+
+/** The check made when a rule is saved, on the URL text: IP literals and localhost. */
+export function assertBrokerUrl(url: string, allowedHosts: readonly string[] = []): void {
+  const hosts = hostsOf(url);
+  const problem = hosts === undefined ? 'it is not an absolute URL' : hosts.map((host) => hostProblem(host, allowedHosts)).find(Boolean);
+  if (problem !== undefined) {
+    throw new ValidationError('routing.invalid-destination', `invalid broker URL: ${problem}`, [
+      { path: 'destination_config.url', message: problem },
+    ]);
+  }
+}
+
+export type Resolve = (hostname: string) => Promise<readonly string[]>;
+const systemResolve: Resolve = async (hostname) => (await dns.lookup(hostname, { all: true })).map((a) => a.address);
+
+/**
+ * Checks a rule's broker URL again before each publish, on the addresses its host names resolve to
+ * now (a name can point anywhere), and rejects the delivery when the policy refuses one of them.
+ */
+export function addressCheckedQueuePublisher(
+  inner: QueuePublisher,
+  allowedHosts: readonly string[],
+  resolve: Resolve = systemResolve,
+): QueuePublisher {
+  const policy = destinationPolicy(allowedHosts);
+  const refusalOf = async (url: string): Promise<string | undefined> => {
+    for (const host of hostsOf(url) ?? []) {
+      const hostname = host.replace(/^\[|\]$/g, '');
+      if (policy.allowsHostname(hostname)) continue;
+      const addresses = isIP(hostname) !== 0 ? [hostname] : await resolve(hostname).catch(() => []);
+      for (const address of addresses) {
+        const refusal = policy.refusal(hostname, address);
+        if (refusal !== undefined) return refusal;
+      }
+    }
+    return undefined;
+  };
+  return {
+    async publish(target, request) {
+      if (target.url !== undefined) {
+        const refusal = await refusalOf(target.url);
+        if (refusal !== undefined) return measured(async () => rejected(`broker ${redactUrl(target.url ?? '')} refused: ${refusal}`));
+      }
+      return inner.publish(target, request);
+    },
+    close: () => inner.close(),
+  };
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../../shared/errors.js';
+import type { QueuePublisher, QueueTarget } from '../../application/destination.js';
+import { addressCheckedQueuePublisher, assertBrokerUrl } from './broker-address-policy.js';
+import { deliveryRequest } from './queue-publisher.contract.js';
+
+const refusal = (url: string, allowed: readonly string[] = []) => {
+  try {
+    assertBrokerUrl(url, allowed);
+    return undefined;
+  } catch (error) {
+    expect(error).toBeInstanceOf(ValidationError);
+    return (error as ValidationError).violations[0];
+  }
+};
+
+describe('assertBrokerUrl', () => {
+  it.each(['redis://cache.example.com:6379', 'nats://93.184.215.14:4222', 'amqps://user:pw@mq.example.com/vhost'])('accepts %s', (url) => {
+    expect(refusal(url)).toBeUndefined();
+  });
+
+  it.each([
+    'redis://127.0.0.1:6379',
+    'redis://localhost:6379',
+    'nats://10.0.0.5:4222',
+    'nats://mq.example.com:4222,nats://192.168.1.4:4222',
+    'amqp://guest:guest@169.254.169.254:5672',
+    'amqp://[::1]:5672',
+    'redis://[fe80::1]:6379',
+  ])('refuses %s on save', (url) => {
+    expect(refusal(url)).toMatchObject({ path: 'destination_config.url', message: expect.stringMatching(/WEBHOOK_ALLOWED_HOSTS/) });
+  });
+
+  it('accepts what WEBHOOK_ALLOWED_HOSTS allows', () => {
+    expect(refusal('redis://127.0.0.1:6379', ['127.0.0.1'])).toBeUndefined();
+    expect(refusal('nats://10.0.0.5:4222', ['10.0.0.0/8'])).toBeUndefined();
+    expect(refusal('redis://localhost:6379', ['localhost'])).toBeUndefined();
+  });
+});
+
+describe('addressCheckedQueuePublisher', () => {
+  const published: QueueTarget[] = [];
+  const inner: QueuePublisher = {
+    async publish(target) {
+      published.push(target);
+      return { outcome: 'delivered', durationMs: 0 };
+    },
+    async close() {},
+  };
+  const resolve = async (hostname: string) => (hostname === 'sneaky.example.com' ? ['10.1.2.3'] : ['93.184.215.14']);
+
+  it('rejects a publish whose broker name resolves to a private address, and passes the others on', async () => {
+    const publisher = addressCheckedQueuePublisher(inner, [], resolve);
+    const refused = await publisher.publish({ broker: 'redis', stream: 's', url: 'redis://sneaky.example.com:6379' }, deliveryRequest());
+    expect(refused).toMatchObject({ outcome: 'rejected', reason: expect.stringContaining('10.1.2.3') });
+    expect(published).toHaveLength(0);
+
+    expect((await publisher.publish({ broker: 'redis', stream: 's', url: 'redis://ok.example.com' }, deliveryRequest())).outcome).toBe(
+      'delivered',
+    );
+    // The operator's default broker (no URL on the rule) is trusted.
+    expect((await publisher.publish({ broker: 'redis', stream: 's' }, deliveryRequest())).outcome).toBe('delivered');
+    expect(published).toHaveLength(2);
+  });
+
+  it('lets allowed hosts through', async () => {
+    const publisher = addressCheckedQueuePublisher(inner, ['10.0.0.0/8'], resolve);
+    expect((await publisher.publish({ broker: 'nats', subject: 'a', url: 'nats://sneaky.example.com' }, deliveryRequest())).outcome).toBe(
+      'delivered',
+    );
+  });
+});

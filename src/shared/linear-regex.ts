@@ -1,0 +1,39 @@
+import { RE2JS } from 're2js';
+
+/**
+ * Regular expressions written by API callers (rule `$regex`, schema `pattern`) run on RE2, whose
+ * matching time is linear in the input: no pattern can make one event freeze the event loop, as
+ * `(a+)+$` does with a backtracking engine. The price is that backreferences and lookarounds are
+ * not supported; such a pattern is refused when it is saved.
+ */
+export interface LinearRegex {
+  test(text: string): boolean;
+  toString(): string;
+}
+
+export class UnsupportedRegexError extends Error {}
+
+const FLAGS: Record<string, number> = {
+  i: RE2JS.CASE_INSENSITIVE,
+  m: RE2JS.MULTILINE,
+  s: RE2JS.DOTALL,
+  // RE2 always matches by code point, so `u` (which ajv passes) and `g` (no state in a test) change nothing.
+  u: 0,
+  g: 0,
+};
+
+/** Compiles JavaScript regex syntax to RE2, or throws `UnsupportedRegexError` saying why not. */
+export function compileLinearRegex(pattern: string, flags = ''): LinearRegex {
+  let bits = 0;
+  for (const flag of flags) {
+    const bit = FLAGS[flag];
+    if (bit === undefined) throw new UnsupportedRegexError(`flag ${flag} is not supported (use i, m, s or u)`);
+    bits |= bit;
+  }
+  try {
+    return RE2JS.compile(RE2JS.translateRegExp(pattern), bits);
+  } catch (error) {
+    const reason = (error as Error).message.replace(/^error parsing regexp: /, '');
+    throw new UnsupportedRegexError(`${reason} (patterns run on RE2: no backreferences or lookarounds)`);
+  }
+}

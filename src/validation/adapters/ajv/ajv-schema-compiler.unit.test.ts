@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../../shared/errors.js';
+import type { SchemaDocument } from '../../domain/schema-registry.js';
+import { ajvSchemaCompiler } from './ajv-schema-compiler.js';
+
+const compile = (schema: object) => ajvSchemaCompiler().compile(schema as SchemaDocument);
+
+describe('ajv schema compiler: patterns', () => {
+  it('checks `pattern` and `patternProperties` on a linear-time engine', () => {
+    const check = compile({
+      type: 'object',
+      properties: { s: { type: 'string', pattern: '(a+)+$' } },
+      patternProperties: { '^x-(a+)+$': { type: 'number' } },
+    });
+    // 16 s of backtracking per call with a JavaScript RegExp; immediate here.
+    expect(check({ s: 'a'.repeat(29) + '!' })).toMatchObject([{ path: 'payload.s', rule: 'pattern' }]);
+    expect(check({ s: 'a'.repeat(100_000) + '!' })).toHaveLength(1);
+    expect(check({ s: 'baaa' })).toEqual([]);
+    expect(check({ s: 'ok-aaa', 'x-aa': 'not a number' })).toMatchObject([{ path: 'payload.x-aa', rule: 'type' }]);
+  });
+
+  it('refuses a schema whose pattern needs backtracking (backreference, lookaround) when it is registered', () => {
+    for (const pattern of ['(a)\\1', 'a(?=b)', '(?<!x)y']) {
+      expect(() => compile({ type: 'string', pattern })).toThrow(ValidationError);
+    }
+    try {
+      compile({ type: 'string', pattern: '(a)\\1' });
+    } catch (error) {
+      expect((error as ValidationError).code).toBe('validation.invalid-schema');
+      expect((error as ValidationError).message).toMatch(/RE2/);
+    }
+  });
+});
