@@ -7,6 +7,7 @@ import { postgresEventStore } from '../shared/event-store/postgres/postgres-even
 import { uuidV7, type IdGenerator } from '../shared/ids.js';
 import { busSubscriptions, type BusSubscriptions } from '../shared/messaging/bus-subscriptions.js';
 import type { MessageBus } from '../shared/messaging/message-bus.js';
+import { allSubjectsOf } from '../shared/messaging/event-messages.js';
 import { natsMessageBus } from '../shared/messaging/nats/nats-message-bus.js';
 import { outboxRelay, type OutboxRelay } from '../shared/messaging/outbox-relay.js';
 import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
@@ -119,7 +120,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
   const bus: MessageBus = natsMessageBus({
     servers: config.natsUrl ?? '',
     stream: config.natsStream,
-    subjects: ['intake.>'],
+    subjects: [allSubjectsOf(config.natsSubjectPrefix)],
     connectionName: `intake-${roles.join('+')}`,
     onError: (error) => {
       brokerError = { at: Date.now(), message: error instanceof Error ? error.message : String(error) };
@@ -148,8 +149,8 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       store,
       postgres,
       modules,
-      relay: outboxRelay({ store, db: postgres.db, bus, context: role, clock, logger }),
-      consumers: busSubscriptions({ bus, store, clock, logger, role, subscribers }),
+      relay: outboxRelay({ store, db: postgres.db, bus, context: role, subjectPrefix: config.natsSubjectPrefix, clock, logger }),
+      consumers: busSubscriptions({ bus, store, clock, logger, role, subscribers, subjects: [allSubjectsOf(config.natsSubjectPrefix)] }),
     });
   }
 

@@ -5,7 +5,7 @@ import type { RecordedEvent } from '../events.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { parkEvent } from '../subscriptions/checkpoints.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
-import { eventOfMessage } from './event-messages.js';
+import { allSubjectsOf, eventOfMessage } from './event-messages.js';
 import type { Consumption, MessageBus } from './message-bus.js';
 
 type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
@@ -114,7 +114,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       try {
         const consumption = await bus.consume(
           durable,
-          options.subjects ?? ['intake.>'],
+          options.subjects ?? [allSubjectsOf()],
           async (message) => {
             if (!subscriber.handles.includes(message.type)) return;
             await handleGrouped(eventOfMessage(message));
