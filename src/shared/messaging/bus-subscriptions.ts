@@ -10,6 +10,9 @@ import type { Consumption, MessageBus } from './message-bus.js';
 
 type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
 
+/** Rows per INSERT of consumed events: three parameters each, well inside SQLite's and PostgreSQL's limits. */
+const CLAIM_CHUNK = 1000;
+
 export interface BusSubscriptionOptions {
   readonly bus: MessageBus;
   readonly store: EventStore;
@@ -23,8 +26,10 @@ export interface BusSubscriptionOptions {
   readonly maxDeliver?: number;
   readonly ackWaitMs?: number;
   readonly retryDelayMs?: number;
-  /** Events handled at once per subscriber; events of one entity never overlap. */
+  /** Events handled at once per subscriber, and so at most committed together; events of one entity never overlap. */
   readonly concurrency?: number;
+  /** Messages fetched ahead of handling. */
+  readonly prefetch?: number;
 }
 
 /** The entity an event is about: handlers read and write its rows, so its events must not overlap. */
@@ -45,9 +50,9 @@ export interface BusSubscriptions {
 }
 
 /**
- * Feeds subscribers from the broker (distributed mode). Each event is handled in its own transaction,
- * together with a row recording that this subscriber consumed it: the broker acknowledges only after
- * that commit, and a redelivered event finds its row and changes nothing. Consumers attach in the
+ * Feeds subscribers from the broker (distributed mode). The events in flight are handled in one
+ * transaction, together with rows recording that this subscriber consumed them: the broker
+ * acknowledges only after that commit, and a redelivered event finds its row and changes nothing. Consumers attach in the
  * background and keep retrying while the broker is unreachable.
  */
 export function busSubscriptions(options: BusSubscriptionOptions): BusSubscriptions {
@@ -56,21 +61,32 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   let running = false;
   let attaching: Promise<void> | undefined;
 
-  const claim = async (db: Kysely<object>, subscriber: string, eventId: string) => {
-    const result = await db
-      .withTables<Tables>()
-      .insertInto('consumed_events')
-      .values({ subscriber, event_id: eventId, consumed_at: clock.now().toISOString() })
-      .onConflict((oc) => oc.doNothing())
-      .executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+  /**
+   * Records that the subscriber consumed these events, in one statement: answers those it had not
+   * consumed before (a redelivered event already has its row and is left out).
+   */
+  const claim = async (db: Kysely<object>, subscriber: string, events: readonly RecordedEvent[]): Promise<RecordedEvent[]> => {
+    const ids = [...new Set(events.map((event) => event.eventId))];
+    const consumedAt = clock.now().toISOString();
+    const claimed = new Set<string>();
+    for (let i = 0; i < ids.length; i += CLAIM_CHUNK) {
+      const rows = await db
+        .withTables<Tables>()
+        .insertInto('consumed_events')
+        .values(ids.slice(i, i + CLAIM_CHUNK).map((eventId) => ({ subscriber, event_id: eventId, consumed_at: consumedAt })))
+        .onConflict((oc) => oc.doNothing())
+        .returning('event_id')
+        .execute();
+      for (const row of rows) claimed.add(row.event_id);
+    }
+    // One handling per event even if the broker handed over the same one twice in this batch.
+    return events.filter((event) => claimed.delete(event.eventId));
   };
 
   /** Claims the events not consumed yet and hands those to the subscriber, all in one transaction. */
   const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
     store.transaction(async (tx) => {
-      const fresh: RecordedEvent[] = [];
-      for (const event of events) if (await claim(tx.db, subscriber.name, event.eventId)) fresh.push(event);
+      const fresh = await claim(tx.db, subscriber.name, events);
       if (fresh.length > 0) await subscriber.handle(fresh, tx);
     });
 
@@ -123,9 +139,10 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             maxDeliver: options.maxDeliver ?? 5,
             ackWaitMs: options.ackWaitMs ?? 30_000,
             retryDelayMs: options.retryDelayMs ?? 1000,
-            // Several events in flight, one entity at a time: they are committed together (see `grouped`).
-            concurrency: options.concurrency ?? 16,
-            prefetch: 256,
+            // Many events in flight, one entity at a time: they are committed together (see `grouped`), so
+            // a transaction holds up to this many events and the next batch is already prefetched.
+            concurrency: options.concurrency ?? 256,
+            prefetch: options.prefetch ?? 512,
             keyOf: entityKey,
             async onParked(message, error) {
               const event = eventOfMessage(message);

@@ -45,7 +45,7 @@ export interface OutboxRelay {
 export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { store, db, bus, context, clock, logger } = options;
   const name = options.name ?? 'relay';
-  const batchSize = options.batchSize ?? 500;
+  const batchSize = options.batchSize ?? 1000;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const retryBaseMs = options.retryBaseMs ?? 100;
   const retryMaxMs = options.retryMaxMs ?? 30_000;
