@@ -25,6 +25,8 @@ import { trackingModule, trackingTables } from '../tracking/module.js';
 import { validationModule, validationTables } from '../validation/module.js';
 import type { Config } from './config.js';
 import type { ContextModule, ContextTables, ModuleDeps } from './context-module.js';
+import { busSubscriptionAdmin } from './distributed-admin.js';
+import { subscriptionHttp } from './http/subscription-routes.js';
 import { buildHttpServer, type CheckStatus } from './http/server.js';
 import { createMetrics } from './metrics/metrics.js';
 import { ROLES, type Role } from './roles.js';
@@ -150,7 +152,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       postgres,
       modules,
       relay: outboxRelay({ store, db: postgres.db, bus, context: role, subjectPrefix: config.natsSubjectPrefix, clock, logger }),
-      consumers: busSubscriptions({ bus, store, clock, logger, role, subscribers, subjects: [allSubjectsOf(config.natsSubjectPrefix)] }),
+      consumers: busSubscriptions({ bus, store, db: postgres.db, clock, logger, role, subscribers, subjects: [allSubjectsOf(config.natsSubjectPrefix)] }),
     });
   }
 
@@ -181,7 +183,10 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
           : { status: 'ok' };
       return checks;
     },
-    contexts: services.flatMap((s) => s.modules.flatMap((m) => m.http ?? [])),
+    contexts: [
+      ...services.flatMap((s) => s.modules.flatMap((m) => m.http ?? [])),
+      subscriptionHttp(busSubscriptionAdmin(services.map((s) => ({ consumers: s.consumers, db: s.postgres.db })))),
+    ],
   });
 
   for (const service of services) {

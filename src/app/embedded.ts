@@ -23,7 +23,7 @@ import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metric
 import type { ModuleDeps } from './context-module.js';
 import type { Config } from './config.js';
 import { buildHttpServer } from './http/server.js';
-import { subscriptionHttp } from './http/subscription-routes.js';
+import { subscriptionAdminOf, subscriptionHttp } from './http/subscription-routes.js';
 import { embeddedMigrations, embeddedTables } from './migrations.js';
 import { routingOptionsFrom } from './routing-options.js';
 import { version } from './version.js';
@@ -134,7 +134,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     },
     verifyWriteKey: applications.verifyWriteKey,
     metrics,
-    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, sqlite.db)],
+    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptionAdminOf(subscriptions, sqlite.db))],
   });
 
   if (options.startSubscribers !== false) subscriptions.start();

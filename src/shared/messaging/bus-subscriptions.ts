@@ -1,9 +1,11 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
 import type { EventStore } from '../event-store/event-store.js';
-import { parkEvent } from '../subscriptions/checkpoints.js';
+import { listParked, parkEvent, unpark } from '../subscriptions/checkpoints.js';
+import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
 import { allSubjectsOf, eventOfMessage } from './event-messages.js';
 import type { Consumption, MessageBus } from './message-bus.js';
@@ -16,6 +18,8 @@ const CLAIM_CHUNK = 1000;
 export interface BusSubscriptionOptions {
   readonly bus: MessageBus;
   readonly store: EventStore;
+  /** The role's own tables: its consumed events and parked events. */
+  readonly db: Kysely<object>;
   readonly clock: Clock;
   readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Prefix of the durable consumer names: replicas of one role share `<role>-<subscriber>`. */
@@ -47,6 +51,18 @@ export interface BusSubscriptions {
   stop(): Promise<void>;
   /** Whether every consumer is attached to the broker. */
   attached(): boolean;
+  /** Per subscriber: the broker's acknowledgement marker as position, and the messages left as lag. */
+  status(): Promise<SubscriberStatus[]>;
+  /**
+   * Throws away a subscriber's view and consumes the stream again from its first message: the
+   * durable consumer is rewound on the broker, so the stream must still hold what the view was built
+   * from (JetStream keeps everything unless the stream was given limits).
+   */
+  replay(name: string): Promise<void>;
+  /** Handles a parked event (by event id, or by its position in its service's log) again; on success it leaves the parking lot. */
+  retryParked(name: string, ref: number | string): Promise<void>;
+  names(): string[];
+  replayable(): string[];
 }
 
 /**
@@ -123,8 +139,20 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       });
   };
 
+  const durableOf = (subscriber: Subscriber) => `${options.role}-${subscriber.name}`;
+  const subscriberOf = (name: string): Subscriber => {
+    const subscriber = options.subscribers.find((s) => s.name === name);
+    if (!subscriber) {
+      throw new NotFoundError(
+        'subscriptions.unknown-subscriber',
+        `no subscriber named "${name}" (known: ${options.subscribers.map((s) => s.name).join(', ')})`,
+      );
+    }
+    return subscriber;
+  };
+
   const attach = async (subscriber: Subscriber) => {
-    const durable = `${options.role}-${subscriber.name}`;
+    const durable = durableOf(subscriber);
     const handleGrouped = grouped(subscriber);
     for (let attempt = 0; running; attempt++) {
       try {
@@ -178,5 +206,61 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       consumptions.clear();
     },
     attached: () => consumptions.size === options.subscribers.length,
+
+    async status() {
+      const parked = await listParked(options.db);
+      return Promise.all(
+        options.subscribers.map(async (subscriber) => {
+          const progress = await bus.progress(durableOf(subscriber));
+          const position = progress?.acknowledged ?? 0;
+          const lag = progress?.pending ?? 0;
+          return {
+            name: subscriber.name,
+            position,
+            head: position + lag,
+            lag,
+            parked: parked.filter((p) => p.subscriber === subscriber.name).length,
+          };
+        }),
+      );
+    },
+
+    async replay(name) {
+      const subscriber = subscriberOf(name);
+      const reset = subscriber.reset;
+      if (!reset) {
+        throw new ConflictError(
+          'subscriptions.not-replayable',
+          `"${name}" records facts rather than keeping a view; replaying it would record them twice`,
+        );
+      }
+      await consumptions.get(name)?.stop();
+      consumptions.delete(name);
+      // Rewound first: should the reset then fail, the view is whole and the events consumed again
+      // find their consumed rows, so nothing is counted twice.
+      await bus.rewind(durableOf(subscriber));
+      await store.transaction(async (tx) => {
+        await reset(tx);
+        await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', name).execute();
+        for (const parked of await listParked(tx.db, name)) await unpark(tx.db, name, parked.eventId);
+      });
+      logger.info({ subscriber: name }, 'replaying from the first message of the stream');
+      if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
+    },
+
+    async retryParked(name, ref) {
+      const subscriber = subscriberOf(name);
+      const parked = (await listParked(options.db, name)).find((p) => (typeof ref === 'number' ? p.position === ref : p.eventId === ref));
+      const event = parked?.event;
+      if (!parked || !event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${ref}`);
+      await store.transaction(async (tx) => {
+        const fresh = await claim(tx.db, name, [event]);
+        if (fresh.length > 0 && subscriber.handles.includes(event.type)) await subscriber.handle(fresh, tx);
+        await unpark(tx.db, name, parked.eventId);
+      });
+    },
+
+    names: () => options.subscribers.map((s) => s.name),
+    replayable: () => options.subscribers.filter((s) => s.reset !== undefined).map((s) => s.name),
   };
 }

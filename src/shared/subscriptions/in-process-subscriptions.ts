@@ -39,8 +39,8 @@ export interface Subscriptions {
   caughtUp(timeoutMs?: number): Promise<void>;
   /** Throws away a subscriber's view and checkpoint and rebuilds it from the start of the log. */
   replay(name: string): Promise<void>;
-  /** Handles a parked event again; on success it leaves the parking lot. */
-  retryParked(name: string, position: number): Promise<void>;
+  /** Handles a parked event (given by its position or its event id) again; on success it leaves the parking lot. */
+  retryParked(name: string, ref: number | string): Promise<void>;
   names(): string[];
   /** Subscribers that keep a view and can therefore be replayed. */
   replayable(): string[];
@@ -273,23 +273,23 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       await store.transaction(async (tx) => {
         await runner.subscriber.reset?.(tx);
         await saveCheckpoint(tx.db, name, 0, clock.now().toISOString());
-        for (const parked of await listParked(tx.db, name)) await unpark(tx.db, name, parked.position);
+        for (const parked of await listParked(tx.db, name)) await unpark(tx.db, name, parked.eventId);
       });
       runner.position = 0;
       logger.info({ subscriber: name }, 'replaying from the start of the log');
       if (wasRunning) launch(runner);
     },
 
-    async retryParked(name, position) {
+    async retryParked(name, ref) {
       const runner = runnerOf(name);
-      const parked = (await listParked(db, name)).find((p) => p.position === position);
+      const parked = (await listParked(db, name)).find((p) => (typeof ref === 'number' ? p.position === ref : p.eventId === ref));
       // Through its stream rather than `readAll` after `position - 1`: the number before a position
       // need not be an event, nor come before it in the store's read order.
-      const event = parked && (await store.readStream(parked.streamId)).find((e) => e.position === position);
-      if (!event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event at position ${position}`);
+      const event = parked && (await store.readStream(parked.streamId)).find((e) => e.eventId === parked.eventId);
+      if (!event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`);
       await store.transaction(async (tx) => {
         if (runner.subscriber.handles.includes(event.type)) await runner.subscriber.handle([event], tx);
-        await unpark(tx.db, name, position);
+        await unpark(tx.db, name, event.eventId);
       });
     },
 

@@ -157,6 +157,26 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       return consumption;
     },
 
+    async progress(durableName) {
+      const { jsm } = await current();
+      try {
+        const info = await jsm.consumers.info(options.stream, durableName);
+        return { acknowledged: info.ack_floor.stream_seq, pending: info.num_pending + info.num_ack_pending };
+      } catch (error) {
+        if (isApiError(error, JetStreamApiCodes.ConsumerNotFound)) return undefined;
+        throw error;
+      }
+    },
+
+    async rewind(durableName) {
+      const { jsm } = await current();
+      try {
+        await jsm.consumers.delete(options.stream, durableName);
+      } catch (error) {
+        if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
+      }
+    },
+
     async close() {
       closed = true;
       await Promise.all([...consumptions].map((c) => c.stop()));
