@@ -152,7 +152,17 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       postgres,
       modules,
       relay: outboxRelay({ store, db: postgres.db, bus, context: role, subjectPrefix: config.natsSubjectPrefix, clock, logger }),
-      consumers: busSubscriptions({ bus, store, db: postgres.db, clock, logger, role, subscribers, subjects: [allSubjectsOf(config.natsSubjectPrefix)] }),
+      consumers: busSubscriptions({
+        bus,
+        store,
+        db: postgres.db,
+        clock,
+        logger,
+        role,
+        subscribers,
+        subjects: [allSubjectsOf(config.natsSubjectPrefix)],
+        onConsumed: (subscriber, count) => metrics.eventsConsumed.inc({ subscriber }, count),
+      }),
     });
   }
 

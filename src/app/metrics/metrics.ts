@@ -14,6 +14,8 @@ export interface IntakeMetrics {
   readonly groupCommitBatchSize: Histogram;
   /** Webhook and queue deliveries by outcome (succeeded, failed, dead_lettered). */
   readonly deliveries: Counter<'outcome'>;
+  /** Events consumed from the broker for the first time, by subscriber: replicas of a role show their share. */
+  readonly eventsConsumed: Counter<'subscriber'>;
 }
 
 export interface MetricsOptions {
@@ -58,6 +60,13 @@ export function createMetrics(options: MetricsOptions = {}): IntakeMetrics {
     registers: [registry],
   });
 
+  const eventsConsumed = new Counter({
+    name: 'intake_bus_events_consumed_total',
+    help: 'Events this process consumed from the broker and committed for the first time, by subscriber (distributed mode)',
+    labelNames: ['subscriber'] as const,
+    registers: [registry],
+  });
+
   const subscriberStatus = options.subscriberStatus;
   if (subscriberStatus) {
     const safely = async (): Promise<readonly SubscriberStatus[]> => {
@@ -90,7 +99,7 @@ export function createMetrics(options: MetricsOptions = {}): IntakeMetrics {
     });
   }
 
-  return { registry, httpRequests, httpRequestDuration, eventsAppended, groupCommitBatchSize, deliveries };
+  return { registry, httpRequests, httpRequestDuration, eventsAppended, groupCommitBatchSize, deliveries, eventsConsumed };
 }
 
 /**

@@ -34,6 +34,8 @@ export interface BusSubscriptionOptions {
   readonly concurrency?: number;
   /** Messages fetched ahead of handling. */
   readonly prefetch?: number;
+  /** Observes each commit: how many events it handled for the first time (metrics). */
+  readonly onConsumed?: (subscriber: string, count: number) => void;
 }
 
 /** The entity an event is about: handlers read and write its rows, so its events must not overlap. */
@@ -104,7 +106,8 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     store.transaction(async (tx) => {
       const fresh = await claim(tx.db, subscriber.name, events);
       if (fresh.length > 0) await subscriber.handle(fresh, tx);
-    });
+      return fresh.length;
+    }).then((count) => options.onConsumed?.(subscriber.name, count));
 
   /**
    * Group commit for consumers: the events in flight at one moment (of different entities, see
@@ -234,6 +237,8 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           `"${name}" records facts rather than keeping a view; replaying it would record them twice`,
         );
       }
+      // A consumer still attaching would attach to the durable consumer about to be rewound.
+      await attaching;
       await consumptions.get(name)?.stop();
       consumptions.delete(name);
       // Rewound first: should the reset then fail, the view is whole and the events consumed again
