@@ -160,7 +160,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
         logger,
         role,
         subscribers,
-        subjects: [allSubjectsOf(config.natsSubjectPrefix)],
+        subjectPrefix: config.natsSubjectPrefix,
         onConsumed: (subscriber, count) => metrics.eventsConsumed.inc({ subscriber }, count),
       }),
     });

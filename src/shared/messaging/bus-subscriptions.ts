@@ -7,7 +7,7 @@ import type { EventStore } from '../event-store/event-store.js';
 import { listParked, parkEvent, unpark } from '../subscriptions/checkpoints.js';
 import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
-import { allSubjectsOf, eventOfMessage } from './event-messages.js';
+import { allSubjectsOf, eventOfMessage, subjectsOfTypes } from './event-messages.js';
 import type { Consumption, MessageBus } from './message-bus.js';
 
 type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
@@ -25,8 +25,13 @@ export interface BusSubscriptionOptions {
   /** Prefix of the durable consumer names: replicas of one role share `<role>-<subscriber>`. */
   readonly role: string;
   readonly subscribers: readonly Subscriber[];
-  /** What the consumers read; NATS servers before 2.10 take one filter, so one wildcard for all. */
+  /** What the consumers read, when not only the event types each subscriber handles. */
   readonly subjects?: readonly string[];
+  /**
+   * The deployment's subject prefix: each consumer then reads only the types its subscriber handles
+   * (`<prefix>.*.<EventType>`), so a role is not handed, and does not acknowledge, every event of the deployment.
+   */
+  readonly subjectPrefix?: string;
   readonly maxDeliver?: number;
   readonly ackWaitMs?: number;
   readonly retryDelayMs?: number;
@@ -161,7 +166,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       try {
         const consumption = await bus.consume(
           durable,
-          options.subjects ?? [allSubjectsOf()],
+          options.subjects ?? (options.subjectPrefix === undefined ? [allSubjectsOf()] : subjectsOfTypes(subscriber.handles, options.subjectPrefix)),
           async (message) => {
             if (!subscriber.handles.includes(message.type)) return;
             await handleGrouped(eventOfMessage(message));

@@ -15,6 +15,11 @@ export function subjectOf(context: string, eventType: string, prefix = DEFAULT_S
   return `${prefix}.${context.replace(NOT_A_SUBJECT_TOKEN, '_')}.${eventType.replace(NOT_A_SUBJECT_TOKEN, '_')}`;
 }
 
+/** The subjects of some event types, whichever context publishes them. */
+export function subjectsOfTypes(eventTypes: readonly string[], prefix = DEFAULT_SUBJECT_PREFIX): string[] {
+  return eventTypes.map((type) => `${prefix}.*.${type.replace(NOT_A_SUBJECT_TOKEN, '_')}`);
+}
+
 /** Every subject of a deployment. */
 export function allSubjectsOf(prefix = DEFAULT_SUBJECT_PREFIX): string {
   return `${prefix}.>`;

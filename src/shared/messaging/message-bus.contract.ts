@@ -86,6 +86,18 @@ export function messageBusContract(name: string, create: () => Promise<MessageBu
         await consumption.stop();
       }));
 
+    it('delivers only the subjects of a consumer that asked for several', () =>
+      withBus(async ({ bus, prefix }) => {
+        const received: string[] = [];
+        await bus.consume('several', [`${prefix}.*.Wanted`, `${prefix}.*.Also`], async (m) => void received.push(m.id), consumeOptions());
+        await bus.publish(`${prefix}.a.Other`, message('other'));
+        await bus.publish(`${prefix}.a.Wanted`, message('wanted'));
+        await bus.publish(`${prefix}.b.Also`, message('also'));
+        await eventually(() => received.length === 2, 'both wanted messages arrived');
+        await sleep(100);
+        expect(received).toEqual(['wanted', 'also']);
+      }));
+
     it('only delivers the subjects a consumer asked for', () =>
       withBus(async ({ bus, prefix }) => {
         const received: string[] = [];

@@ -13,6 +13,7 @@ import {
 } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { handleDelivery, park } from '../handle-delivery.js';
+import { subjectMatches } from '../subject-matches.js';
 import {
   MessageBusUnavailableError,
   type BusMessage,
@@ -114,8 +115,12 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     },
 
     async consume(durableName, subjects, handler, consume) {
-      const { js, jsm } = await current();
-      await ensureConsumer(jsm, options.stream, durableName, subjects, consume);
+      const { js, jsm, connection } = await current();
+      // Servers before 2.10 take one filter per consumer: then one wildcard over them all, and the
+      // handler skips what it does not handle.
+      const widened = subjects.length > 1 && !atLeast(connection.info?.version, [2, 10]);
+      const filters = widened ? [commonWildcard(subjects)] : subjects;
+      await ensureConsumer(jsm, options.stream, durableName, filters, consume);
       const consumer = await js.consumers.get(options.stream, durableName);
       const messages = await consumer.consume({ max_messages: consume.prefetch ?? 64 });
       let stopping = false;
@@ -128,6 +133,11 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
           // Prefetched but not handled: hand it straight back to the durable consumer for another replica.
           if (stopping) {
             msg.nak();
+            continue;
+          }
+          // What a widened filter let through is not this consumer's: settled without a handler.
+          if (widened && !subjects.some((subject) => subjectMatches(subject, msg.subject))) {
+            msg.ack();
             continue;
           }
           while (inFlight.size >= concurrency) await Promise.race(inFlight);
@@ -268,11 +278,30 @@ async function ensureConsumer(
       config.ack_wait === wanted.ack_wait &&
       config.filter_subject === wanted.filter_subject &&
       String(config.filter_subjects ?? []) === String(wanted.filter_subjects ?? []);
-    if (!same) await jsm.consumers.update(stream, durableName, wanted);
+    // A server before 2.10 may refuse to change a filter: the old one still delivers all that is wanted.
+    if (!same) await jsm.consumers.update(stream, durableName, wanted).catch(() => undefined);
   } catch (error) {
     if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
     await jsm.consumers.add(stream, { ...wanted, durable_name: durableName, deliver_policy: DeliverPolicy.All });
   }
+}
+
+function atLeast(version: string | undefined, [major, minor]: readonly [number, number]): boolean {
+  const [m = 0, n = 0] = (version ?? '0.0').split('.').map((part) => Number.parseInt(part, 10));
+  return m > major || (m === major && n >= minor);
+}
+
+/** The narrowest single filter covering every subject: their common leading tokens, then `>`. */
+export function commonWildcard(subjects: readonly string[]): string {
+  const split = subjects.map((subject) => subject.split('.'));
+  const common: string[] = [];
+  for (let i = 0; ; i++) {
+    const token = split[0]?.[i];
+    // The last token of a subject cannot be followed by `>`: stop before it.
+    if (token === undefined || token === '>' || split.some((tokens) => tokens[i] !== token || i >= tokens.length - 1)) break;
+    common.push(token);
+  }
+  return [...common, '>'].join('.');
 }
 
 function isApiError(error: unknown, code: number): boolean {
