@@ -20,13 +20,14 @@ describe.skipIf(!postgresUrl || !natsUrl)('two deployments on one NATS', () => {
   const suffix = randomBytes(4).toString('hex');
   const deployments: Array<{ intake: DistributedIntake; prefix: string; stream: string }> = [];
 
-  const deploy = async (name: string) => {
+  const deploy = async (name: string, subjectPrefix?: string) => {
     const prefix = `dep_${name}_${suffix}_`;
     const stream = `INTAKE_${name.toUpperCase()}_${suffix}`;
     const config = loadConfig({
       DATABASE_URL: postgresUrl,
       NATS_URL: natsUrl,
       NATS_STREAM: stream,
+      ...(subjectPrefix ? { NATS_SUBJECT_PREFIX: subjectPrefix } : {}),
       ROLE: 'ingestion,query',
       DB_SCHEMA_PREFIX: prefix,
       ADMIN_TOKEN: TOKEN,
@@ -84,5 +85,21 @@ describe.skipIf(!postgresUrl || !natsUrl)('two deployments on one NATS', () => {
     expect(await partnerItems(b, `pa-${suffix}`)).toBe(0);
     const ready = (await b.app.inject({ method: 'GET', url: '/health/ready' })).json<{ checks: Record<string, { status: string }> }>();
     expect(ready.checks.broker?.status).toBe('ok');
+  }, 40_000);
+
+  it('is not ready when its stream would overlap another deployment’s subjects, and says why', async () => {
+    // Deployment "a" (from the test above) owns `intake_a_<suffix>.>`; this one claims the same subjects.
+    const c = await deploy('c', `intake_a_${suffix}`);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const response = await c.app.inject({ method: 'GET', url: '/health/ready' });
+      const broker = response.json<{ checks: Record<string, { status: string; detail?: string }> }>().checks.broker;
+      if (response.statusCode === 503 && broker?.status === 'down') {
+        expect(broker.detail).toMatch(/overlap another stream's/);
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`still ${response.statusCode}: ${response.body}`);
+      await sleep(100);
+    }
   }, 40_000);
 });

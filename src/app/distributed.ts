@@ -186,9 +186,12 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       }
       const recentBrokerError = brokerError && Date.now() - brokerError.at < 10_000 ? brokerError.message : undefined;
       const attached = services.every((s) => s.consumers.attached());
+      // A refused configuration does not heal by waiting: not ready, so it cannot go unnoticed.
+      const misconfigured = services.map((s) => s.consumers.misconfigured()).find((problem) => problem !== undefined);
       // Without the broker a role still accepts and stores: events wait in its log for the relay.
-      checks.broker =
-        recentBrokerError || !attached
+      checks.broker = misconfigured
+        ? { status: 'down', detail: misconfigured }
+        : recentBrokerError || !attached
           ? { status: 'degraded', detail: recentBrokerError ?? 'consumers are attaching to the broker' }
           : { status: 'ok' };
       return checks;

@@ -8,7 +8,7 @@ import { listParked, parkEvent, unpark } from '../subscriptions/checkpoints.js';
 import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
 import { allSubjectsOf, eventOfMessage, subjectsOfTypes } from './event-messages.js';
-import type { Consumption, MessageBus } from './message-bus.js';
+import { MessageBusConfigurationError, type Consumption, type MessageBus } from './message-bus.js';
 
 type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
 
@@ -58,6 +58,8 @@ export interface BusSubscriptions {
   stop(): Promise<void>;
   /** Whether every consumer is attached to the broker. */
   attached(): boolean;
+  /** Why consumers cannot attach when retrying will not help (the broker refuses the configuration). */
+  misconfigured(): string | undefined;
   /** Per subscriber: the broker's acknowledgement marker as position, and the messages left as lag. */
   status(): Promise<SubscriberStatus[]>;
   /**
@@ -83,6 +85,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   const consumptions = new Map<string, Consumption>();
   let running = false;
   let attaching: Promise<void> | undefined;
+  let misconfigured: string | undefined;
 
   /**
    * Records that the subscriber consumed these events, in one statement: answers those it had not
@@ -192,10 +195,15 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           },
         );
         consumptions.set(subscriber.name, consumption);
+        misconfigured = undefined;
         logger.info({ consumer: durable }, 'consuming from the broker');
         return;
       } catch (error) {
-        logger.warn({ consumer: durable, err: error }, 'cannot attach to the broker yet; retrying');
+        if (error instanceof MessageBusConfigurationError) {
+          // Said once: it is reported by readiness until someone changes the configuration.
+          if (misconfigured === undefined) logger.error({ consumer: durable, err: error }, 'the broker refuses this configuration');
+          misconfigured = error.message;
+        } else logger.warn({ consumer: durable, err: error }, 'cannot attach to the broker yet; retrying');
         await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 10_000)));
       }
     }
@@ -214,6 +222,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       consumptions.clear();
     },
     attached: () => consumptions.size === options.subscribers.length,
+    misconfigured: () => misconfigured,
 
     async status() {
       const parked = await listParked(options.db);

@@ -71,6 +71,9 @@ export interface MessageBus {
   close(): Promise<void>;
 }
 
+/** The broker refuses this bus's configuration (for example its stream's subjects overlap another's): retrying will not help. */
+export class MessageBusConfigurationError extends Error {}
+
 export class MessageBusUnavailableError extends UnavailableError {
   constructor(reason: string) {
     super('messaging.unavailable', `the message broker is unavailable: ${reason}`, 1);

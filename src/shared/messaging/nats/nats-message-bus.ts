@@ -15,6 +15,7 @@ import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { handleDelivery, park } from '../handle-delivery.js';
 import { subjectMatches } from '../subject-matches.js';
 import {
+  MessageBusConfigurationError,
   MessageBusUnavailableError,
   type BusMessage,
   type ConsumeOptions,
@@ -245,7 +246,21 @@ function unreadable(msg: JsMsg, stream: string): DeliveredMessage {
   };
 }
 
+/** The server's code for a stream whose subjects overlap another stream's. */
+const STREAM_SUBJECT_OVERLAP = 10065;
+
 async function ensureStream(jsm: JetStreamManager, name: string, subjects: readonly string[], duplicateWindowMs: number): Promise<void> {
+  try {
+    await createOrExtendStream(jsm, name, subjects, duplicateWindowMs);
+  } catch (error) {
+    if (!isApiError(error, STREAM_SUBJECT_OVERLAP)) throw error;
+    throw new MessageBusConfigurationError(
+      `the subjects ${subjects.join(', ')} of stream ${name} overlap another stream's: give each deployment on this NATS its own NATS_STREAM and subject prefix`,
+    );
+  }
+}
+
+async function createOrExtendStream(jsm: JetStreamManager, name: string, subjects: readonly string[], duplicateWindowMs: number): Promise<void> {
   try {
     const info = await jsm.streams.info(name);
     const missing = subjects.filter((s) => !(info.config.subjects ?? []).includes(s));
