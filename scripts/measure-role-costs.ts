@@ -106,7 +106,8 @@ async function phase(name: string, events: number, load: () => Promise<void>) {
     const cpu = ((after.cpu.get(role) ?? 0) - (before.cpu.get(role) ?? 0)) / events;
     const rows = ((after.rows.get(role) ?? 0) - (before.rows.get(role) ?? 0)) / events;
     let delivered = 0;
-    for (const [consumer, n] of after.nats.delivered) if (consumer.startsWith(`${role}-`)) delivered += n - (before.nats.delivered.get(consumer) ?? 0);
+    for (const [consumer, n] of after.nats.delivered)
+      if (consumer.startsWith(`${role}-`)) delivered += n - (before.nats.delivered.get(consumer) ?? 0);
     console.log(`| ${role} | ${cpu.toFixed(0)} | ${rows.toFixed(2)} | ${(delivered / events).toFixed(2)} |`);
   }
   console.log(`NATS messages stored per event: ${((after.nats.stored - before.nats.stored) / events).toFixed(2)}`);

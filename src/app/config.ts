@@ -58,7 +58,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!postgres && roles !== 'all')
     throw new ConfigError('ROLE selects services of the distributed mode: it needs a postgres:// DATABASE_URL and NATS_URL');
   const natsStream = env.NATS_STREAM || 'INTAKE';
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(natsStream)) throw new ConfigError(`NATS_STREAM may hold letters, digits, _ and - (got "${natsStream}")`);
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(natsStream))
+    throw new ConfigError(`NATS_STREAM may hold letters, digits, _ and - (got "${natsStream}")`);
   const singleRole = roles !== 'all' && roles.length === 1 ? roles[0] : undefined;
   const sqlitePath = postgres ? './data/intake.db' : databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '');
   return {

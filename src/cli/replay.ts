@@ -42,11 +42,16 @@ async function replayRoles(config: Config, logger: Logger, subscriber: string | 
     }
     if (subscriber !== undefined && replayed.length === 0) {
       const known = intake.roles.flatMap((role) => role.consumers.names());
-      throw new NotFoundError('subscriptions.unknown-subscriber', `no subscriber named "${subscriber}" in ROLE=${String(config.roles)} (known: ${known.join(', ')})`);
+      throw new NotFoundError(
+        'subscriptions.unknown-subscriber',
+        `no subscriber named "${subscriber}" in ROLE=${String(config.roles)} (known: ${known.join(', ')})`,
+      );
     }
     for (;;) {
       const attached = intake.roles.every((role) => role.consumers.attached());
-      const lag = attached ? (await Promise.all(intake.roles.map((role) => role.consumers.status()))).flat().reduce((sum, s) => sum + s.lag, 0) : -1;
+      const lag = attached
+        ? (await Promise.all(intake.roles.map((role) => role.consumers.status()))).flat().reduce((sum, s) => sum + s.lag, 0)
+        : -1;
       if (lag === 0) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }

@@ -49,21 +49,26 @@ describe.skipIf(!runnable)('distributed mode: the eight roles as separate proces
   let writeKey: Record<string, string>;
 
   const start = async (name: string, role: Role) => {
-    const server = await startServerProcess({
-      DATABASE_URL: postgresUrl ?? '',
-      NATS_URL: nats.url,
-      DB_SCHEMA_PREFIX: prefix,
-      ADMIN_TOKEN: TOKEN,
-      ROLE: role,
-      // The start is recognised by the "listening" line, logged at info.
-      LOG_LEVEL: 'info',
-      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
-    }, ['serve'], 90_000);
+    const server = await startServerProcess(
+      {
+        DATABASE_URL: postgresUrl ?? '',
+        NATS_URL: nats.url,
+        DB_SCHEMA_PREFIX: prefix,
+        ADMIN_TOKEN: TOKEN,
+        ROLE: role,
+        // The start is recognised by the "listening" line, logged at info.
+        LOG_LEVEL: 'info',
+        WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+      },
+      ['serve'],
+      90_000,
+    );
     processes.set(name, server);
     return server;
   };
   const url = (name: string) => processes.get(name)?.url ?? '';
-  const get = async <T>(name: string, path: string): Promise<T> => (await (await fetch(`${url(name)}${path}`, { headers: admin })).json()) as T;
+  const get = async <T>(name: string, path: string): Promise<T> =>
+    (await (await fetch(`${url(name)}${path}`, { headers: admin })).json()) as T;
   const post = (name: string, path: string, body: unknown, headers: Record<string, string> = json) =>
     fetch(`${url(name)}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
   const count = async (sql: string) => Number((await db.query<{ n: string }>(sql)).rows[0]?.n);
@@ -117,7 +122,9 @@ describe.skipIf(!runnable)('distributed mode: the eight roles as separate proces
     // Rules are evaluated on the ingest path, by ingestion's replica of them: it matches once it has the rule.
     const matched = await until(
       async () =>
-        (await (await post('ingestion', '/api/ingest/shop', { event_type: 'order_created', payload: { order_id: 'A17', total: 99 } }, writeKey)).json()) as {
+        (await (
+          await post('ingestion', '/api/ingest/shop', { event_type: 'order_created', payload: { order_id: 'A17', total: 99 } }, writeKey)
+        ).json()) as {
           data: { event_id: string; routing_summary: { rules_matched: number } };
         },
       (body) => body.data.routing_summary.rules_matched === 1,
@@ -127,7 +134,9 @@ describe.skipIf(!runnable)('distributed mode: the eight roles as separate proces
     expect(JSON.parse(delivered?.body ?? '{}')).toMatchObject({ data: { event_id: matched.data.event_id, payload: { order_id: 'A17' } } });
 
     // A partner item reaches "processed" in the query role, its history gathered from three services' events.
-    const ingested = (await (await post('ingestion', '/ingest', { partner_id: 'p-flow', event_type: 'order', payload: { email: ' Ada@Example.com ' } })).json()) as { id: string };
+    const ingested = (await (
+      await post('ingestion', '/ingest', { partner_id: 'p-flow', event_type: 'order', payload: { email: ' Ada@Example.com ' } })
+    ).json()) as { id: string };
     const item = await until(
       () => get<{ status: string; history: Array<{ type: string }> }>('query', `/query/${ingested.id}`),
       (body) => body.status === 'processed',
@@ -136,7 +145,11 @@ describe.skipIf(!runnable)('distributed mode: the eight roles as separate proces
     expect(item.history.map((e) => e.type)).toEqual(['DataReceived', 'DataIngested', 'DataValidated', 'DataProcessed']);
 
     // Tracking records a touch; attribution credits it to the campaign of a conversion it recorded itself.
-    const conversion = await post('attribution', '/api/v1/tracking/conversions', { visitor_id: 'v-e2e', value: 120, occurred_at: '2026-11-12T00:00:00Z' });
+    const conversion = await post('attribution', '/api/v1/tracking/conversions', {
+      visitor_id: 'v-e2e',
+      value: 120,
+      occurred_at: '2026-11-12T00:00:00Z',
+    });
     expect(conversion.status).toBe(201);
     const touch = await post('tracking', '/api/v1/tracking/events', {
       partner_id: 'p-flow',
@@ -192,12 +205,27 @@ describe.skipIf(!runnable)('distributed mode: the eight roles as separate proces
           const i = sent++;
           const victim = killedAt.get(i);
           // Killed without warning, restarted at once: it resumes from its durable consumer.
-          if (victim) restarts.push(processes.get(victim)?.kill('SIGKILL').then(() => start(victim, victim)) ?? Promise.resolve());
-          const response = await post('ingestion', '/ingest', { partner_id: 'p-kill', event_type: 'order', payload: { n: i, email: `u${i}@example.com` } });
+          if (victim)
+            restarts.push(
+              processes
+                .get(victim)
+                ?.kill('SIGKILL')
+                .then(() => start(victim, victim)) ?? Promise.resolve(),
+            );
+          const response = await post('ingestion', '/ingest', {
+            partner_id: 'p-kill',
+            event_type: 'order',
+            payload: { n: i, email: `u${i}@example.com` },
+          });
           expect(response.status).toBe(201);
           ids.push(((await response.json()) as { id: string }).id);
           if (i < ORDERS) {
-            const order = await post('ingestion', '/api/ingest/shop', { event_type: 'order_created', payload: { order_id: `K${i}`, total: 100 + i } }, writeKey);
+            const order = await post(
+              'ingestion',
+              '/api/ingest/shop',
+              { event_type: 'order_created', payload: { order_id: `K${i}`, total: 100 + i } },
+              writeKey,
+            );
             expect(order.status).toBe(201);
           }
           if (i < TOUCHES) {
@@ -226,14 +254,35 @@ describe.skipIf(!runnable)('distributed mode: the eight roles as separate proces
     await nats.restart();
     const total = ids.length;
 
-    await until(() => count(`SELECT count(*) AS n FROM "${prefix}query".query_items WHERE partner_id = 'p-kill' AND status = 'processed'`), (n) => n === total, 'every item processed in the query view', 90_000);
+    await until(
+      () => count(`SELECT count(*) AS n FROM "${prefix}query".query_items WHERE partner_id = 'p-kill' AND status = 'processed'`),
+      (n) => n === total,
+      'every item processed in the query view',
+      90_000,
+    );
     // Exactly-once effects, counted in each service's own schema.
-    expect(await count(`SELECT count(*) AS n FROM "${prefix}validation".events WHERE type IN ('DataValidated', 'DataInvalid')`)).toBe(await count(`SELECT count(DISTINCT stream_id) AS n FROM "${prefix}validation".events`));
-    expect(await count(`SELECT count(*) - count(DISTINCT stream_id) AS n FROM "${prefix}processing".events WHERE type IN ('DataProcessed', 'DataProcessingFailed')`)).toBe(0);
-    expect(await count(`SELECT count(*) AS n FROM "${prefix}processing".events WHERE type = 'DataProcessed' AND data->>'partner_id' = 'p-kill'`)).toBe(total);
+    expect(await count(`SELECT count(*) AS n FROM "${prefix}validation".events WHERE type IN ('DataValidated', 'DataInvalid')`)).toBe(
+      await count(`SELECT count(DISTINCT stream_id) AS n FROM "${prefix}validation".events`),
+    );
+    expect(
+      await count(
+        `SELECT count(*) - count(DISTINCT stream_id) AS n FROM "${prefix}processing".events WHERE type IN ('DataProcessed', 'DataProcessingFailed')`,
+      ),
+    ).toBe(0);
+    expect(
+      await count(`SELECT count(*) AS n FROM "${prefix}processing".events WHERE type = 'DataProcessed' AND data->>'partner_id' = 'p-kill'`),
+    ).toBe(total);
     type Dashboard = { totals: { total_events: number; processed_events: number } };
-    await until(() => get<Dashboard>('statistics', '/api/statistics/dashboard/p-kill'), (body) => body.totals.total_events === total && body.totals.processed_events === total, 'statistics count every item once');
-    await until(() => get<{ interactions: Record<string, number> }>('attribution', '/api/v1/attribution/campaigns/killing'), (body) => body.interactions.view === TOUCHES, 'attribution counts every touch once');
+    await until(
+      () => get<Dashboard>('statistics', '/api/statistics/dashboard/p-kill'),
+      (body) => body.totals.total_events === total && body.totals.processed_events === total,
+      'statistics count every item once',
+    );
+    await until(
+      () => get<{ interactions: Record<string, number> }>('attribution', '/api/v1/attribution/campaigns/killing'),
+      (body) => body.interactions.view === TOUCHES,
+      'attribution counts every touch once',
+    );
     await hooks.waitFor(hooksBefore + ORDERS, 60_000);
     const webhookIds = hooks.received.slice(hooksBefore).map((r) => String(r.headers['webhook-id']));
     // A delivery cut short by the kill is sent again under the same webhook-id; receivers deduplicate on it.
@@ -249,11 +298,17 @@ describe.skipIf(!runnable)('distributed mode: the eight roles as separate proces
       Array.from({ length: 16 }, async () => {
         while (sent < ITEMS) {
           sent++;
-          expect((await post('ingestion', '/ingest', { partner_id: 'p-share', event_type: 'order', payload: { n: sent } })).status).toBe(201);
+          expect((await post('ingestion', '/ingest', { partner_id: 'p-share', event_type: 'order', payload: { n: sent } })).status).toBe(
+            201,
+          );
         }
       }),
     );
-    await until(() => count(`SELECT count(*) AS n FROM "${prefix}query".query_items WHERE partner_id = 'p-share' AND status = 'processed'`), (n) => n === ITEMS, 'every shared item processed');
+    await until(
+      () => count(`SELECT count(*) AS n FROM "${prefix}query".query_items WHERE partner_id = 'p-share' AND status = 'processed'`),
+      (n) => n === ITEMS,
+      'every shared item processed',
+    );
     const shares = [(await consumed('processing')) - (before[0] ?? 0), (await consumed('processing#2')) - (before[1] ?? 0)];
     expect(shares[0]).toBeGreaterThan(0);
     expect(shares[1]).toBeGreaterThan(0);
@@ -268,7 +323,15 @@ describe.skipIf(!runnable)('distributed mode: the eight roles as separate proces
     await db.query(`UPDATE "${prefix}query".query_items SET status = 'stale'`);
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'replay'], {
       cwd: fileURLToPath(new URL('../../', import.meta.url)),
-      env: { ...process.env, DATABASE_URL: postgresUrl, NATS_URL: nats.url, DB_SCHEMA_PREFIX: prefix, ADMIN_TOKEN: TOKEN, ROLE: 'query', LOG_LEVEL: 'info' },
+      env: {
+        ...process.env,
+        DATABASE_URL: postgresUrl,
+        NATS_URL: nats.url,
+        DB_SCHEMA_PREFIX: prefix,
+        ADMIN_TOKEN: TOKEN,
+        ROLE: 'query',
+        LOG_LEVEL: 'info',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

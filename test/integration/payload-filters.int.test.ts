@@ -21,7 +21,9 @@ describe('payload filters over HTTP (embedded, SQLite)', () => {
       ['A17', 7],
     ] as const) {
       expect((await send('/api/ingest/shop', { event_type: 'order_created', payload: { order_id: orderId, total } })).statusCode).toBe(201);
-      expect((await send('/ingest', { partner_id: 'p1', event_type: 'order', payload: { order_id: orderId, total } })).statusCode).toBe(201);
+      expect((await send('/ingest', { partner_id: 'p1', event_type: 'order', payload: { order_id: orderId, total } })).statusCode).toBe(
+        201,
+      );
     }
     await app.subscriptions.caughtUp();
     const get = (url: string) => app.app.inject({ method: 'GET', url, headers: auth });

@@ -12,7 +12,11 @@ export interface ServerProcess {
 }
 
 /** Starts `intake serve` from the TypeScript sources as a real process on a free port and waits until it listens. */
-export async function startServerProcess(env: Record<string, string>, args: string[] = ['serve'], startTimeoutMs = 20_000): Promise<ServerProcess> {
+export async function startServerProcess(
+  env: Record<string, string>,
+  args: string[] = ['serve'],
+  startTimeoutMs = 20_000,
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     cwd: root,
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },

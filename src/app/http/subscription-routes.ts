@@ -30,7 +30,10 @@ export interface SubscriptionAdmin extends Pick<Subscriptions, 'status' | 'repla
   parked(name: string): Promise<ParkedEvent[]>;
 }
 
-export function subscriptionAdminOf(subscriptions: Pick<Subscriptions, 'status' | 'replay' | 'retryParked'>, db: Kysely<object>): SubscriptionAdmin {
+export function subscriptionAdminOf(
+  subscriptions: Pick<Subscriptions, 'status' | 'replay' | 'retryParked'>,
+  db: Kysely<object>,
+): SubscriptionAdmin {
   return {
     status: () => subscriptions.status(),
     replay: (name) => subscriptions.replay(name),
@@ -107,7 +110,7 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
           schema: {
             tags: ['operations'],
             summary: 'Handle a parked event again',
-            description: '`ref` is the parked event\'s `event_id`, or its `position` in the log it was read from.',
+            description: "`ref` is the parked event's `event_id`, or its `position` in the log it was read from.",
             params: Type.Object({ name: Type.String({ maxLength: 64 }), ref: Type.String({ pattern: PARKED_REF }) }),
             response: { 204: Type.Null(), ...errorResponses },
           },

@@ -26,7 +26,10 @@ export function parsePayloadFilter(query: Readonly<Record<string, unknown>>): Pa
     if (!name.startsWith(PREFIX)) continue;
     const path = name.slice(PREFIX.length).split('.');
     if (path.length > MAX_DEPTH || !path.every((key) => KEY.test(key))) {
-      violations.push({ path: name, message: `must name a payload field: up to ${MAX_DEPTH} keys of letters, digits and _, separated by dots` });
+      violations.push({
+        path: name,
+        message: `must name a payload field: up to ${MAX_DEPTH} keys of letters, digits and _, separated by dots`,
+      });
       continue;
     }
     if (typeof raw !== 'string') {

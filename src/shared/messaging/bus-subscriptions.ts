@@ -111,11 +111,13 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
 
   /** Claims the events not consumed yet and hands those to the subscriber, all in one transaction. */
   const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
-    store.transaction(async (tx) => {
-      const fresh = await claim(tx.db, subscriber.name, events);
-      if (fresh.length > 0) await subscriber.handle(fresh, tx);
-      return fresh.length;
-    }).then((count) => options.onConsumed?.(subscriber.name, count));
+    store
+      .transaction(async (tx) => {
+        const fresh = await claim(tx.db, subscriber.name, events);
+        if (fresh.length > 0) await subscriber.handle(fresh, tx);
+        return fresh.length;
+      })
+      .then((count) => options.onConsumed?.(subscriber.name, count));
 
   /**
    * Group commit for consumers: the events in flight at one moment (of different entities, see
@@ -169,7 +171,8 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       try {
         const consumption = await bus.consume(
           durable,
-          options.subjects ?? (options.subjectPrefix === undefined ? [allSubjectsOf()] : subjectsOfTypes(subscriber.handles, options.subjectPrefix)),
+          options.subjects ??
+            (options.subjectPrefix === undefined ? [allSubjectsOf()] : subjectsOfTypes(subscriber.handles, options.subjectPrefix)),
           async (message) => {
             if (!subscriber.handles.includes(message.type)) return;
             await handleGrouped(eventOfMessage(message));

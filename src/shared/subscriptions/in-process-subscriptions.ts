@@ -286,7 +286,11 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       // Through its stream rather than `readAll` after `position - 1`: the number before a position
       // need not be an event, nor come before it in the store's read order.
       const event = parked && (await store.readStream(parked.streamId)).find((e) => e.eventId === parked.eventId);
-      if (!event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`);
+      if (!event)
+        throw new NotFoundError(
+          'subscriptions.not-parked',
+          `"${name}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`,
+        );
       await store.transaction(async (tx) => {
         if (runner.subscriber.handles.includes(event.type)) await runner.subscriber.handle([event], tx);
         await unpark(tx.db, name, event.eventId);

@@ -22,7 +22,8 @@ type Tables = { query_items: Row };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value));
-const parse = <T>(text: string | object | null): T | null => (text === null ? null : ((typeof text === 'string' ? JSON.parse(text) : text) as T));
+const parse = <T>(text: string | object | null): T | null =>
+  text === null ? null : ((typeof text === 'string' ? JSON.parse(text) : text) as T);
 /** PostgreSQL's jsonb refuses the NUL character; the view shows U+FFFD where the log keeps the original. */
 const payloadJson = (value: unknown) =>
   value === null ? null : JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? v.replaceAll('\u0000', '\ufffd') : v));
@@ -33,8 +34,13 @@ const payloadJson = (value: unknown) =>
  */
 function payloadCondition(postgres: boolean, condition: PayloadCondition): Expression<SqlBool> {
   if (postgres) {
-    const documents = condition.values.map((value) => JSON.stringify(condition.path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value)));
-    return sql<SqlBool>`(${sql.join(documents.map((document) => sql`payload @> ${document}::jsonb`), sql` OR `)})`;
+    const documents = condition.values.map((value) =>
+      JSON.stringify(condition.path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value)),
+    );
+    return sql<SqlBool>`(${sql.join(
+      documents.map((document) => sql`payload @> ${document}::jsonb`),
+      sql` OR `,
+    )})`;
   }
   const path = `$${condition.path.map((key) => `."${key}"`).join('')}`;
   const values = condition.values.map((value) => (typeof value === 'boolean' ? Number(value) : value));

@@ -11,7 +11,8 @@ describe('one filter for several subjects (NATS servers before 2.10)', () => {
     [['a.>', 'a.b.c'], 'a.>'],
   ])('covers %j with %s', (subjects, wildcard) => {
     expect(commonWildcard(subjects)).toBe(wildcard);
-    for (const subject of subjects.filter((s) => !s.includes('*') && !s.includes('>'))) expect(subjectMatches(wildcard, subject)).toBe(true);
+    for (const subject of subjects.filter((s) => !s.includes('*') && !s.includes('>')))
+      expect(subjectMatches(wildcard, subject)).toBe(true);
   });
 
   it('names the subjects of event types whatever context publishes them', () => {

@@ -260,7 +260,12 @@ async function ensureStream(jsm: JetStreamManager, name: string, subjects: reado
   }
 }
 
-async function createOrExtendStream(jsm: JetStreamManager, name: string, subjects: readonly string[], duplicateWindowMs: number): Promise<void> {
+async function createOrExtendStream(
+  jsm: JetStreamManager,
+  name: string,
+  subjects: readonly string[],
+  duplicateWindowMs: number,
+): Promise<void> {
   try {
     const info = await jsm.streams.info(name);
     const missing = subjects.filter((s) => !(info.config.subjects ?? []).includes(s));
