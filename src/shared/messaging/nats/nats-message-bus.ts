@@ -98,6 +98,14 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     return session;
   };
 
+  /** The session for an operator's request: an unreachable broker is a 503, not a 500. */
+  const reachable = () =>
+    current().catch((error: unknown) => {
+      throw error instanceof MessageBusConfigurationError
+        ? error
+        : new MessageBusUnavailableError(`cannot reach NATS (${describe(error)})`);
+    });
+
   return {
     async publish(subject, message) {
       let live: Session;
@@ -169,7 +177,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     },
 
     async progress(durableName) {
-      const { jsm } = await current();
+      const { jsm } = await reachable();
       try {
         const info = await jsm.consumers.info(options.stream, durableName);
         return { acknowledged: info.ack_floor.stream_seq, pending: info.num_pending + info.num_ack_pending };
@@ -180,7 +188,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     },
 
     async rewind(durableName) {
-      const { jsm } = await current();
+      const { jsm } = await reachable();
       try {
         await jsm.consumers.delete(options.stream, durableName);
       } catch (error) {
