@@ -85,6 +85,10 @@ describe.skipIf(!postgresUrl || !natsUrl)('two deployments on one NATS', () => {
     expect(await partnerItems(b, `pa-${suffix}`)).toBe(0);
     const ready = (await b.app.inject({ method: 'GET', url: '/health/ready' })).json<{ checks: Record<string, { status: string }> }>();
     expect(ready.checks.broker?.status).toBe('ok');
+    // Each subscriber's lag, from its durable consumer, and what this process consumed.
+    const metrics = (await a.app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
+    expect(metrics).toMatch(/^intake_subscriber_lag_events\{subscriber="query"\} 0$/m);
+    expect(metrics).toMatch(/^intake_bus_events_consumed_total\{subscriber="query"\} [1-9]/m);
   }, 40_000);
 
   it('is not ready when its stream would overlap another deployment’s subjects, and says why', async () => {

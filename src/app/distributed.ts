@@ -117,7 +117,8 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
   const clock = options.clock ?? systemClock;
   const newId = options.newId ?? uuidV7;
   const roles = config.roles === 'all' ? [...ROLES] : config.roles;
-  const metrics = createMetrics();
+  // Read on each scrape: the lag of every subscriber of these roles, as their durable consumers report it.
+  const metrics = createMetrics({ subscriberStatus: async () => (await Promise.all(services.map((s) => s.consumers.status()))).flat() });
   let brokerError: { at: number; message: string } | undefined;
   const bus: MessageBus = natsMessageBus({
     servers: config.natsUrl ?? '',
