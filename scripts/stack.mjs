@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
+import { stackDefaults } from './stack-defaults.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
@@ -44,12 +45,10 @@ const roles = (requested.length > 0 ? [...new Set(requested)] : [...ROLES]).sort
 
 const databaseUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const natsUrl = process.env.NATS_URL || 'nats://127.0.0.1:4222';
-const adminToken = process.env.ADMIN_TOKEN || 'change-me';
+const { bindHost, adminToken, generated: tokenGenerated } = stackDefaults(process.env);
 if (!/^postgres(ql)?:\/\//.test(databaseUrl))
   fail(`DATABASE_URL must be a postgres:// URL for the distributed mode (got ${redact(databaseUrl)})`);
 
-// Children bind HOST (default 0.0.0.0); probe them where they can be reached from here.
-const bindHost = process.env.HOST || '0.0.0.0';
 const probeHost = ['0.0.0.0', '::', ''].includes(bindHost) ? '127.0.0.1' : bindHost;
 const urlHost = probeHost.includes(':') ? `[${probeHost}]` : probeHost;
 const urlOf = (role) => `http://${urlHost}:${DEFAULT_PORTS[role]}`;
@@ -69,7 +68,12 @@ if (natsServers.length > 0 && !(await anyReachable(natsServers))) {
 for (const role of roles) {
   if (await reachable(probeHost, DEFAULT_PORTS[role])) fail(`port ${DEFAULT_PORTS[role]} (${role}) is already in use`);
 }
-if (!process.env.ADMIN_TOKEN) process.stdout.write('stack: ADMIN_TOKEN is not set; every role accepts "change-me"\n');
+if (tokenGenerated) {
+  process.stdout.write(
+    `stack: ADMIN_TOKEN is not set, so this run uses a generated one (shown only here):\n\n    ${adminToken}\n\n` +
+      'Use it as "Authorization: Bearer <token>"; set ADMIN_TOKEN to choose your own.\n',
+  );
+}
 
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
 const COLORS = [36, 33, 35, 32, 34, 91, 96, 93];
@@ -93,6 +97,7 @@ roles.forEach((role, index) => {
       DATABASE_URL: databaseUrl,
       NATS_URL: natsUrl,
       ADMIN_TOKEN: adminToken,
+      HOST: bindHost,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -15,6 +15,8 @@ export interface Config {
   /** Each role keeps its tables in the PostgreSQL schema `<prefix><role>`. */
   readonly schemaPrefix: string;
   readonly natsStream: string;
+  /** Subjects of this deployment: `<prefix>.<context>.<EventType>`; derived from the stream unless set. */
+  readonly natsSubjectPrefix: string;
   /** Contexts left out of the embedded process (INTAKE_DISABLE, comma list): for benchmarks and lean deployments. */
   readonly disabledContexts: readonly string[];
   /** Where generated secrets live: beside the SQLite file, or ./data. */
@@ -61,6 +63,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (roles !== 'all' && !(postgres && env.NATS_URL))
     throw new ConfigError('ROLE selects services of the distributed mode: it needs a postgres:// DATABASE_URL and NATS_URL');
+  const natsStream = env.NATS_STREAM || 'INTAKE';
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(natsStream))
+    throw new ConfigError(`NATS_STREAM may hold letters, digits, _ and - (got "${natsStream}")`);
   const singleRole = roles !== 'all' && roles.length === 1 ? roles[0] : undefined;
   const sqlitePath = postgres ? './data/intake.db' : databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '');
   return {
@@ -68,7 +73,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     roles,
     distributed: postgres && Boolean(env.NATS_URL),
     schemaPrefix: env.DB_SCHEMA_PREFIX ?? '',
-    natsStream: env.NATS_STREAM ?? 'INTAKE',
+    natsStream,
+    natsSubjectPrefix: subjectPrefix(env.NATS_SUBJECT_PREFIX, natsStream),
     disabledContexts: disabledContexts(env.INTAKE_DISABLE),
     host: env.HOST ?? '0.0.0.0',
     databaseUrl,
@@ -90,6 +96,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
+/**
+ * Two deployments on one NATS need different streams over different subjects: a stream's subjects may
+ * not overlap another's. So the prefix follows the stream (`INTAKE` → `intake`, `STAGING` → `staging`).
+ */
+function subjectPrefix(text: string | undefined, stream: string): string {
+  const prefix = text || stream.toLowerCase();
+  if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(prefix) || prefix.length > 64) {
+    throw new ConfigError(`NATS_SUBJECT_PREFIX must be dot-separated tokens of a-z, 0-9, _ and - (got "${prefix}")`);
+  }
+  return prefix;
+}
 
 function disabledContexts(text: string | undefined): string[] {
   const names = (text ?? '')

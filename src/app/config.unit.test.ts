@@ -43,6 +43,15 @@ describe('configuration', () => {
     expect(loadConfig({ STORAGE_THREAD: 'off' }).storageThread).toBe(false);
   });
 
+  it('derives the subject prefix from the stream, so deployments sharing a NATS stay apart', () => {
+    const pg = { DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' };
+    expect(loadConfig(pg)).toMatchObject({ natsStream: 'INTAKE', natsSubjectPrefix: 'intake' });
+    expect(loadConfig({ ...pg, NATS_STREAM: 'STAGING' })).toMatchObject({ natsStream: 'STAGING', natsSubjectPrefix: 'staging' });
+    expect(loadConfig({ ...pg, NATS_STREAM: 'B', NATS_SUBJECT_PREFIX: 'acme.b' }).natsSubjectPrefix).toBe('acme.b');
+    expect(() => loadConfig({ ...pg, NATS_SUBJECT_PREFIX: 'intake.>' })).toThrow(/NATS_SUBJECT_PREFIX must be/);
+    expect(() => loadConfig({ ...pg, NATS_STREAM: 'a.b' })).toThrow(/NATS_STREAM may hold/);
+  });
+
   it('reads the contexts to leave out', () => {
     expect(loadConfig({ INTAKE_DISABLE: 'statistics, attribution' }).disabledContexts).toEqual(['statistics', 'attribution']);
   });

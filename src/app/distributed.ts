@@ -7,6 +7,7 @@ import { postgresEventStore } from '../shared/event-store/postgres/postgres-even
 import { uuidV7, type IdGenerator } from '../shared/ids.js';
 import { busSubscriptions, type BusSubscriptions } from '../shared/messaging/bus-subscriptions.js';
 import type { MessageBus } from '../shared/messaging/message-bus.js';
+import { allSubjectsOf } from '../shared/messaging/event-messages.js';
 import { natsMessageBus } from '../shared/messaging/nats/nats-message-bus.js';
 import { outboxRelay, type OutboxRelay } from '../shared/messaging/outbox-relay.js';
 import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
@@ -17,6 +18,8 @@ import { localProcedures } from '../shared/procedures.js';
 import { buildContexts, contextNamed, REPLICAS, type ContextDescriptor } from './catalog.js';
 import type { Config } from './config.js';
 import type { ContextModule, ModuleDeps } from './context-module.js';
+import { busSubscriptionAdmin } from './distributed-admin.js';
+import { subscriptionHttp } from './http/subscription-routes.js';
 import { buildHttpServer, type CheckStatus } from './http/server.js';
 import { createMetrics } from './metrics/metrics.js';
 import { ROLES, type Role } from './roles.js';
@@ -70,12 +73,13 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
   const clock = options.clock ?? systemClock;
   const newId = options.newId ?? uuidV7;
   const roles = config.roles === 'all' ? [...ROLES] : config.roles;
-  const metrics = createMetrics();
+  // Read on each scrape: the lag of every subscriber of these roles, as their durable consumers report it.
+  const metrics = createMetrics({ subscriberStatus: async () => (await Promise.all(services.map((s) => s.consumers.status()))).flat() });
   let brokerError: { at: number; message: string } | undefined;
   const bus: MessageBus = natsMessageBus({
     servers: config.natsUrl ?? '',
     stream: config.natsStream,
-    subjects: ['intake.>'],
+    subjects: [allSubjectsOf(config.natsSubjectPrefix)],
     connectionName: `intake-${roles.join('+')}`,
     onError: (error) => {
       brokerError = { at: Date.now(), message: error instanceof Error ? error.message : String(error) };
@@ -105,8 +109,18 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       store,
       postgres,
       modules,
-      relay: outboxRelay({ store, db: postgres.db, bus, context: role, clock, logger }),
-      consumers: busSubscriptions({ bus, store, clock, logger, role, subscribers }),
+      relay: outboxRelay({ store, db: postgres.db, bus, context: role, subjectPrefix: config.natsSubjectPrefix, clock, logger }),
+      consumers: busSubscriptions({
+        bus,
+        store,
+        db: postgres.db,
+        clock,
+        logger,
+        role,
+        subscribers,
+        subjectPrefix: config.natsSubjectPrefix,
+        onConsumed: (subscriber, count) => metrics.eventsConsumed.inc({ subscriber }, count),
+      }),
     });
   }
 
@@ -131,14 +145,20 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       }
       const recentBrokerError = brokerError && Date.now() - brokerError.at < 10_000 ? brokerError.message : undefined;
       const attached = services.every((s) => s.consumers.attached());
+      // A refused configuration does not heal by waiting: not ready, so it cannot go unnoticed.
+      const misconfigured = services.map((s) => s.consumers.misconfigured()).find((problem) => problem !== undefined);
       // Without the broker a role still accepts and stores: events wait in its log for the relay.
-      checks.broker =
-        recentBrokerError || !attached
+      checks.broker = misconfigured
+        ? { status: 'down', detail: misconfigured }
+        : recentBrokerError || !attached
           ? { status: 'degraded', detail: recentBrokerError ?? 'consumers are attaching to the broker' }
           : { status: 'ok' };
       return checks;
     },
-    contexts: services.flatMap((s) => s.modules.flatMap((m) => m.http ?? [])),
+    contexts: [
+      ...services.flatMap((s) => s.modules.flatMap((m) => m.http ?? [])),
+      subscriptionHttp(busSubscriptionAdmin(services.map((s) => ({ consumers: s.consumers, db: s.postgres.db })))),
+    ],
   });
 
   for (const service of services) {

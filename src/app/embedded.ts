@@ -22,7 +22,7 @@ import { buildContexts, type ContextLinks } from './catalog.js';
 import type { Config } from './config.js';
 import type { ContextModule, ModuleDeps } from './context-module.js';
 import { buildHttpServer, type CheckStatus, type ReadinessCheck } from './http/server.js';
-import { subscriptionHttp } from './http/subscription-routes.js';
+import { subscriptionAdminOf, subscriptionHttp } from './http/subscription-routes.js';
 import { createMetrics, type IntakeMetrics } from './metrics/metrics.js';
 import { buildStorageCore, embeddedContexts } from './storage-core.js';
 import { remoteSubscriptions, storageControl } from './storage-control.js';
@@ -234,6 +234,6 @@ async function httpEdge(
     readiness,
     ...(links.verifyWriteKey ? { verifyWriteKey: links.verifyWriteKey } : {}),
     metrics,
-    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, db)],
+    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptionAdminOf(subscriptions, db))],
   });
 }

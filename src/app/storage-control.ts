@@ -8,7 +8,7 @@ export interface StorageControl {
   status(): Promise<SubscriberStatus[]>;
   caughtUp(timeoutMs?: number): Promise<void>;
   replay(name: string): Promise<void>;
-  retryParked(name: string, position: number): Promise<void>;
+  retryParked(name: string, ref: number | string): Promise<void>;
   /** The storage thread's own metrics, to merge into the HTTP thread's exposition. */
   metrics(): Promise<Array<MetricObjectWithValues<MetricValue<string>>>>;
   /** The store's last fault, until a commit succeeds again. */
@@ -30,8 +30,8 @@ export function storageControl(procedures: Procedures, core?: StorageCore): Stor
     status: procedures.define('subscriptions.status', () => local().subscriptions.status()),
     caughtUp: procedures.define('subscriptions.caught-up', (timeoutMs?: number) => local().subscriptions.caughtUp(timeoutMs)),
     replay: procedures.define('subscriptions.replay', (name: string) => local().subscriptions.replay(name)),
-    retryParked: procedures.define('subscriptions.retry-parked', (name: string, position: number) =>
-      local().subscriptions.retryParked(name, position),
+    retryParked: procedures.define('subscriptions.retry-parked', (name: string, ref: number | string) =>
+      local().subscriptions.retryParked(name, ref),
     ),
     metrics: procedures.define('storage.metrics', () => local().metrics.registry.getMetricsAsJSON()),
     health: procedures.define('storage.health', async () => local().store.health?.()),

@@ -14,7 +14,8 @@ Commands:
   serve      Run the HTTP service (the default)
                --role ROLES        distributed mode: which services (same as ROLE)
   migrate    Apply pending database migrations and exit
-  replay     Rebuild views from the event store and exit
+  replay     Rebuild views from the event store and exit (distributed: the views of
+             the roles in ROLE, from the broker's stream)
                --subscriber NAME   only this view (default: every view)
   help       Show this help
 

@@ -1,6 +1,6 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
-import { ConflictError } from '../shared/errors.js';
 import { getDashboard, getStatistics, listApplications } from './application/queries.js';
+import { recountStatistics } from './application/recount-statistics.js';
 import { refreshStatistics } from './application/refresh-statistics.js';
 import { statisticsSubscriber } from './application/statistics-subscriber.js';
 import { statisticsHttp } from './adapters/http/statistics-routes.js';
@@ -12,12 +12,14 @@ export const statisticsTables: ContextTables = { migrations: [statisticsMigratio
 
 /**
  * `refreshFromLog`: counters can be recomputed from the event store this process shares (embedded).
- * In distributed mode the data events live in other services' stores, so a refresh is refused rather
- * than recomputed from an empty log.
+ * In distributed mode the data events live in other services' stores, so a refresh recounts the
+ * buckets from the service's own per-item tallies instead.
  */
 export function statisticsModule({ store, db, clock, procedures }: ModuleDeps, refreshFromLog = true): ContextModule {
   const reads = sqlStatisticsReads(db);
-  const refresh = procedures.define('statistics.refresh', refreshStatistics({ log: store, tables: sqlStatisticsTables, clock }));
+  const refresh = refreshFromLog
+    ? procedures.define('statistics.refresh', refreshStatistics({ log: store, tables: sqlStatisticsTables, clock }))
+    : recountStatistics({ store, tables: sqlStatisticsTables, clock });
   return {
     name: 'statistics',
     subscribers: [statisticsSubscriber(sqlStatisticsTables)],
@@ -25,14 +27,7 @@ export function statisticsModule({ store, db, clock, procedures }: ModuleDeps, r
       statisticsHttp({
         statistics: getStatistics(reads),
         dashboard: getDashboard(reads),
-        refresh: refreshFromLog
-          ? refresh
-          : async () => {
-              throw new ConflictError(
-                'statistics.refresh-unavailable',
-                'in distributed mode the statistics service does not hold the data events, so its counters cannot be recomputed here',
-              );
-            },
+        refresh,
         applications: listApplications(reads),
       }),
     ],

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ModuleDeps } from '../../src/app/context-module.js';
 import { loadConfig } from '../../src/app/config.js';
 import { buildHttpServer } from '../../src/app/http/server.js';
-import { subscriptionHttp } from '../../src/app/http/subscription-routes.js';
+import { subscriptionAdminOf, subscriptionHttp } from '../../src/app/http/subscription-routes.js';
 import { attributionModule, attributionTables, type AttributionOptions } from '../../src/attribution/module.js';
 import { fixedClock } from '../../src/shared/clock.js';
 import type { EventStore } from '../../src/shared/event-store/event-store.js';
@@ -69,7 +69,7 @@ async function startTrackingIntake(attribution: AttributionOptions = {}): Promis
     bodyLimitBytes: config.bodyLimitBytes,
     adminDigest: digestOf(ADMIN_TOKEN),
     readiness: async () => ({ database: { status: 'ok' } }),
-    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, sqlite.db)],
+    contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptionAdminOf(subscriptions, sqlite.db))],
   });
   subscriptions.start();
   return {

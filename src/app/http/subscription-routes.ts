@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
-import { listParked } from '../../shared/subscriptions/checkpoints.js';
+import { listParked, type ParkedEvent } from '../../shared/subscriptions/checkpoints.js';
 import type { Subscriptions } from '../../shared/subscriptions/in-process-subscriptions.js';
 import { errorResponses } from './schemas.js';
 import type { HttpContext } from './server.js';
@@ -27,8 +27,28 @@ const Parked = Type.Object({
 });
 const Name = Type.Object({ name: Type.String({ maxLength: 64 }) });
 
+/** What the admin API operates: in-process subscriptions (embedded) or bus consumers (a distributed role). */
+export interface SubscriptionAdmin extends Pick<Subscriptions, 'status' | 'replay' | 'retryParked'> {
+  parked(name: string): Promise<ParkedEvent[]>;
+}
+
+export function subscriptionAdminOf(
+  subscriptions: Pick<Subscriptions, 'status' | 'replay' | 'retryParked'>,
+  db: Kysely<object>,
+): SubscriptionAdmin {
+  return {
+    status: () => subscriptions.status(),
+    replay: (name) => subscriptions.replay(name),
+    retryParked: (name, ref) => subscriptions.retryParked(name, ref),
+    parked: (name) => listParked(db, name),
+  };
+}
+
+// A position in a log, or an event id.
+const PARKED_REF = '^([1-9][0-9]{0,15}|[0-9A-Za-z][0-9A-Za-z_-]{0,63})$';
+
 /** Operating the subscribers: lag, replay of views, parked (poison) events. */
-export function subscriptionHttp(subscriptions: Subscriptions, db: Kysely<object>): HttpContext {
+export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext {
   return {
     routes: async (scope) => {
       const app = scope.withTypeProvider<TypeBoxTypeProvider>();
@@ -74,7 +94,7 @@ export function subscriptionHttp(subscriptions: Subscriptions, db: Kysely<object
           },
         },
         async (request) => ({
-          items: (await listParked(db, request.params.name)).map((p) => ({
+          items: (await subscriptions.parked(request.params.name)).map((p) => ({
             subscriber: p.subscriber,
             position: p.position,
             event_id: p.eventId,
@@ -87,17 +107,19 @@ export function subscriptionHttp(subscriptions: Subscriptions, db: Kysely<object
         }),
       );
       app.post(
-        '/api/admin/subscriptions/:name/parked/:position/retry',
+        '/api/admin/subscriptions/:name/parked/:ref/retry',
         {
           schema: {
             tags: ['operations'],
             summary: 'Handle a parked event again',
-            params: Type.Object({ name: Type.String({ maxLength: 64 }), position: Type.Integer({ minimum: 1 }) }),
+            description: "`ref` is the parked event's `event_id`, or its `position` in the log it was read from.",
+            params: Type.Object({ name: Type.String({ maxLength: 64 }), ref: Type.String({ pattern: PARKED_REF }) }),
             response: { 204: Type.Null(), ...errorResponses },
           },
         },
         async (request, reply) => {
-          await subscriptions.retryParked(request.params.name, request.params.position);
+          const { name, ref } = request.params;
+          await subscriptions.retryParked(name, /^[0-9]+$/.test(ref) ? Number(ref) : ref);
           return reply.status(204).send(null);
         },
       );

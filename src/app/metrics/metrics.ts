@@ -16,6 +16,8 @@ export interface IntakeMetrics {
   readonly deliveries: Counter<'outcome'>;
   /** Metrics kept in another thread of this process (the storage thread), merged into the exposition. */
   readonly elsewhere?: () => Promise<Array<MetricObjectWithValues<MetricValue<string>>>>;
+  /** Events consumed from the broker for the first time, by subscriber: replicas of a role show their share. */
+  readonly eventsConsumed: Counter<'subscriber'>;
 }
 
 export interface MetricsOptions {
@@ -60,6 +62,13 @@ export function createMetrics(options: MetricsOptions = {}): IntakeMetrics {
     registers: [registry],
   });
 
+  const eventsConsumed = new Counter({
+    name: 'intake_bus_events_consumed_total',
+    help: 'Events this process consumed from the broker and committed for the first time, by subscriber (distributed mode)',
+    labelNames: ['subscriber'] as const,
+    registers: [registry],
+  });
+
   const subscriberStatus = options.subscriberStatus;
   if (subscriberStatus) {
     const safely = async (): Promise<readonly SubscriberStatus[]> => {
@@ -92,7 +101,7 @@ export function createMetrics(options: MetricsOptions = {}): IntakeMetrics {
     });
   }
 
-  return { registry, httpRequests, httpRequestDuration, eventsAppended, groupCommitBatchSize, deliveries };
+  return { registry, httpRequests, httpRequestDuration, eventsAppended, groupCommitBatchSize, deliveries, eventsConsumed };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Page, PageRequest } from '../../shared/pagination.js';
 import type { HistoryEntry, ItemView, PipelineStatus } from '../domain/item-view.js';
+import type { PayloadCondition } from '../domain/payload-filter.js';
 
 export interface ItemFilter {
   readonly partnerId?: string;
@@ -10,6 +11,8 @@ export interface ItemFilter {
   readonly from?: string;
   /** Exclusive upper bound of received_at (ISO-8601). */
   readonly to?: string;
+  /** Equality on payload fields, all of them. */
+  readonly payload?: readonly PayloadCondition[];
 }
 
 /** The materialized view behind /query. */

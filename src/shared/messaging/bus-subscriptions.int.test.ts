@@ -49,6 +49,7 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
     const consumers = busSubscriptions({
       bus,
       store,
+      db: sqlite.db,
       clock: systemClock,
       logger: pino({ level: 'silent' }),
       role: 'test',
@@ -91,4 +92,82 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       await admin.close();
     }
   }, 30_000);
+
+  it('reports lag, retries a parked event by its id, and replays a view from the first message of the stream', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-bus-admin-'));
+    const suffix = randomBytes(6).toString('hex');
+    const stream = `INTAKE_TEST_${suffix}`;
+    const sqlite = openSqlite(join(dir, 'db.sqlite'));
+    await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
+    await sql`CREATE TABLE seen (item_id TEXT NOT NULL, n INTEGER NOT NULL)`.execute(sqlite.db);
+    const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
+    const bus = natsMessageBus({ servers: url ?? '', stream, subjects: [`a${suffix}.>`] });
+    let poisonous = true;
+    const subscriber: Subscriber = {
+      name: 'viewing',
+      handles: ['Thing'],
+      async handle(events, tx) {
+        for (const event of events) {
+          const { item_id: itemId, n } = event.data as { item_id: string; n: number };
+          if (n === 3 && poisonous) throw new Error('three is poison');
+          await sql`INSERT INTO seen (item_id, n) VALUES (${itemId}, ${n})`.execute(tx.db);
+        }
+      },
+      async reset(tx) {
+        await sql`DELETE FROM seen`.execute(tx.db);
+      },
+    };
+    const consumers = busSubscriptions({
+      bus,
+      store,
+      db: sqlite.db,
+      clock: systemClock,
+      logger: pino({ level: 'silent' }),
+      role: 'admin',
+      subscribers: [subscriber],
+      subjects: [`a${suffix}.>`],
+      maxDeliver: 2,
+      retryDelayMs: 50,
+    });
+    const seen = async () => (await sql<{ c: number }>`SELECT count(*) AS c FROM seen`.execute(sqlite.db)).rows[0]?.c ?? 0;
+    const until = async (check: () => Promise<boolean>, what: string) => {
+      const deadline = Date.now() + 20_000;
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      for (let n = 0; n < 10; n++) {
+        await bus.publish(`a${suffix}.x.Thing`, { id: `a-${suffix}-${n}`, type: 'Thing', data: { item_id: `i-${n}`, n }, metadata: {} });
+      }
+      consumers.start();
+      await until(async () => (await seen()) === 9 && (await listParked(sqlite.db, 'viewing')).length === 1, 'nine seen, one parked');
+      await until(async () => (await consumers.status())[0]?.lag === 0, 'the consumer has nothing left');
+      expect((await consumers.status())[0]).toMatchObject({ name: 'viewing', lag: 0, parked: 1 });
+
+      poisonous = false;
+      await expect(consumers.retryParked('viewing', 'no-such-event')).rejects.toMatchObject({ code: 'subscriptions.not-parked' });
+      await consumers.retryParked('viewing', `a-${suffix}-3`);
+      expect(await seen()).toBe(10);
+      expect(await listParked(sqlite.db, 'viewing')).toEqual([]);
+
+      // The view is lost (or must be rebuilt after a change): replay consumes the stream again.
+      await sql`INSERT INTO seen (item_id, n) VALUES ('stale', 99)`.execute(sqlite.db);
+      await consumers.replay('viewing');
+      await until(async () => (await seen()) === 10 && (await consumers.status())[0]?.lag === 0, 'the view is rebuilt');
+      const rows = (await sql<{ item_id: string }>`SELECT item_id FROM seen ORDER BY n`.execute(sqlite.db)).rows;
+      expect(rows.map((r) => r.item_id)).toEqual(Array.from({ length: 10 }, (_, n) => `i-${n}`));
+      await expect(consumers.replay('nobody')).rejects.toMatchObject({ code: 'subscriptions.unknown-subscriber' });
+    } finally {
+      await consumers.stop();
+      await bus.close();
+      await store.close();
+      await sqlite.close();
+      rmSync(dir, { recursive: true, force: true });
+      const admin = await connect({ servers: url ?? '' });
+      await (await jetstreamManager(admin)).streams.delete(stream).catch(() => false);
+      await admin.close();
+    }
+  }, 40_000);
 });

@@ -1,30 +1,46 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
 import type { EventStore } from '../event-store/event-store.js';
-import { parkEvent } from '../subscriptions/checkpoints.js';
+import { listParked, parkEvent, unpark } from '../subscriptions/checkpoints.js';
+import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
-import { eventOfMessage } from './event-messages.js';
-import type { Consumption, MessageBus } from './message-bus.js';
+import { allSubjectsOf, eventOfMessage, subjectsOfTypes } from './event-messages.js';
+import { MessageBusConfigurationError, type Consumption, type MessageBus } from './message-bus.js';
 
 type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
+
+/** Rows per INSERT of consumed events: three parameters each, well inside SQLite's and PostgreSQL's limits. */
+const CLAIM_CHUNK = 1000;
 
 export interface BusSubscriptionOptions {
   readonly bus: MessageBus;
   readonly store: EventStore;
+  /** The role's own tables: its consumed events and parked events. */
+  readonly db: Kysely<object>;
   readonly clock: Clock;
   readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Prefix of the durable consumer names: replicas of one role share `<role>-<subscriber>`. */
   readonly role: string;
   readonly subscribers: readonly Subscriber[];
-  /** What the consumers read; NATS servers before 2.10 take one filter, so one wildcard for all. */
+  /** What the consumers read, when not only the event types each subscriber handles. */
   readonly subjects?: readonly string[];
+  /**
+   * The deployment's subject prefix: each consumer then reads only the types its subscriber handles
+   * (`<prefix>.*.<EventType>`), so a role is not handed, and does not acknowledge, every event of the deployment.
+   */
+  readonly subjectPrefix?: string;
   readonly maxDeliver?: number;
   readonly ackWaitMs?: number;
   readonly retryDelayMs?: number;
-  /** Events handled at once per subscriber; events of one entity never overlap. */
+  /** Events handled at once per subscriber, and so at most committed together; events of one entity never overlap. */
   readonly concurrency?: number;
+  /** Messages fetched ahead of handling. */
+  readonly prefetch?: number;
+  /** Observes each commit: how many events it handled for the first time (metrics). */
+  readonly onConsumed?: (subscriber: string, count: number) => void;
 }
 
 /** The entity an event is about: handlers read and write its rows, so its events must not overlap. */
@@ -42,12 +58,26 @@ export interface BusSubscriptions {
   stop(): Promise<void>;
   /** Whether every consumer is attached to the broker. */
   attached(): boolean;
+  /** Why consumers cannot attach when retrying will not help (the broker refuses the configuration). */
+  misconfigured(): string | undefined;
+  /** Per subscriber: the broker's acknowledgement marker as position, and the messages left as lag. */
+  status(): Promise<SubscriberStatus[]>;
+  /**
+   * Throws away a subscriber's view and consumes the stream again from its first message: the
+   * durable consumer is rewound on the broker, so the stream must still hold what the view was built
+   * from (JetStream keeps everything unless the stream was given limits).
+   */
+  replay(name: string): Promise<void>;
+  /** Handles a parked event (by event id, or by its position in its service's log) again; on success it leaves the parking lot. */
+  retryParked(name: string, ref: number | string): Promise<void>;
+  names(): string[];
+  replayable(): string[];
 }
 
 /**
- * Feeds subscribers from the broker (distributed mode). Each event is handled in its own transaction,
- * together with a row recording that this subscriber consumed it: the broker acknowledges only after
- * that commit, and a redelivered event finds its row and changes nothing. Consumers attach in the
+ * Feeds subscribers from the broker (distributed mode). The events in flight are handled in one
+ * transaction, together with rows recording that this subscriber consumed them: the broker
+ * acknowledges only after that commit, and a redelivered event finds its row and changes nothing. Consumers attach in the
  * background and keep retrying while the broker is unreachable.
  */
 export function busSubscriptions(options: BusSubscriptionOptions): BusSubscriptions {
@@ -55,24 +85,39 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   const consumptions = new Map<string, Consumption>();
   let running = false;
   let attaching: Promise<void> | undefined;
+  let misconfigured: string | undefined;
 
-  const claim = async (db: Kysely<object>, subscriber: string, eventId: string) => {
-    const result = await db
-      .withTables<Tables>()
-      .insertInto('consumed_events')
-      .values({ subscriber, event_id: eventId, consumed_at: clock.now().toISOString() })
-      .onConflict((oc) => oc.doNothing())
-      .executeTakeFirst();
-    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+  /**
+   * Records that the subscriber consumed these events, in one statement: answers those it had not
+   * consumed before (a redelivered event already has its row and is left out).
+   */
+  const claim = async (db: Kysely<object>, subscriber: string, events: readonly RecordedEvent[]): Promise<RecordedEvent[]> => {
+    const ids = [...new Set(events.map((event) => event.eventId))];
+    const consumedAt = clock.now().toISOString();
+    const claimed = new Set<string>();
+    for (let i = 0; i < ids.length; i += CLAIM_CHUNK) {
+      const rows = await db
+        .withTables<Tables>()
+        .insertInto('consumed_events')
+        .values(ids.slice(i, i + CLAIM_CHUNK).map((eventId) => ({ subscriber, event_id: eventId, consumed_at: consumedAt })))
+        .onConflict((oc) => oc.doNothing())
+        .returning('event_id')
+        .execute();
+      for (const row of rows) claimed.add(row.event_id);
+    }
+    // One handling per event even if the broker handed over the same one twice in this batch.
+    return events.filter((event) => claimed.delete(event.eventId));
   };
 
   /** Claims the events not consumed yet and hands those to the subscriber, all in one transaction. */
   const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
-    store.transaction(async (tx) => {
-      const fresh: RecordedEvent[] = [];
-      for (const event of events) if (await claim(tx.db, subscriber.name, event.eventId)) fresh.push(event);
-      if (fresh.length > 0) await subscriber.handle(fresh, tx);
-    });
+    store
+      .transaction(async (tx) => {
+        const fresh = await claim(tx.db, subscriber.name, events);
+        if (fresh.length > 0) await subscriber.handle(fresh, tx);
+        return fresh.length;
+      })
+      .then((count) => options.onConsumed?.(subscriber.name, count));
 
   /**
    * Group commit for consumers: the events in flight at one moment (of different entities, see
@@ -107,14 +152,27 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       });
   };
 
+  const durableOf = (subscriber: Subscriber) => `${options.role}-${subscriber.name}`;
+  const subscriberOf = (name: string): Subscriber => {
+    const subscriber = options.subscribers.find((s) => s.name === name);
+    if (!subscriber) {
+      throw new NotFoundError(
+        'subscriptions.unknown-subscriber',
+        `no subscriber named "${name}" (known: ${options.subscribers.map((s) => s.name).join(', ')})`,
+      );
+    }
+    return subscriber;
+  };
+
   const attach = async (subscriber: Subscriber) => {
-    const durable = `${options.role}-${subscriber.name}`;
+    const durable = durableOf(subscriber);
     const handleGrouped = grouped(subscriber);
     for (let attempt = 0; running; attempt++) {
       try {
         const consumption = await bus.consume(
           durable,
-          options.subjects ?? ['intake.>'],
+          options.subjects ??
+            (options.subjectPrefix === undefined ? [allSubjectsOf()] : subjectsOfTypes(subscriber.handles, options.subjectPrefix)),
           async (message) => {
             if (!subscriber.handles.includes(message.type)) return;
             await handleGrouped(eventOfMessage(message));
@@ -123,9 +181,10 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             maxDeliver: options.maxDeliver ?? 5,
             ackWaitMs: options.ackWaitMs ?? 30_000,
             retryDelayMs: options.retryDelayMs ?? 1000,
-            // Several events in flight, one entity at a time: they are committed together (see `grouped`).
-            concurrency: options.concurrency ?? 16,
-            prefetch: 256,
+            // Many events in flight, one entity at a time: they are committed together (see `grouped`), so
+            // a transaction holds up to this many events and the next batch is already prefetched.
+            concurrency: options.concurrency ?? 256,
+            prefetch: options.prefetch ?? 512,
             keyOf: entityKey,
             async onParked(message, error) {
               const event = eventOfMessage(message);
@@ -139,10 +198,15 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           },
         );
         consumptions.set(subscriber.name, consumption);
+        misconfigured = undefined;
         logger.info({ consumer: durable }, 'consuming from the broker');
         return;
       } catch (error) {
-        logger.warn({ consumer: durable, err: error }, 'cannot attach to the broker yet; retrying');
+        if (error instanceof MessageBusConfigurationError) {
+          // Said once: it is reported by readiness until someone changes the configuration.
+          if (misconfigured === undefined) logger.error({ consumer: durable, err: error }, 'the broker refuses this configuration');
+          misconfigured = error.message;
+        } else logger.warn({ consumer: durable, err: error }, 'cannot attach to the broker yet; retrying');
         await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 10_000)));
       }
     }
@@ -161,5 +225,65 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       consumptions.clear();
     },
     attached: () => consumptions.size === options.subscribers.length,
+    misconfigured: () => misconfigured,
+
+    async status() {
+      const parked = await listParked(options.db);
+      return Promise.all(
+        options.subscribers.map(async (subscriber) => {
+          const progress = await bus.progress(durableOf(subscriber));
+          const position = progress?.acknowledged ?? 0;
+          const lag = progress?.pending ?? 0;
+          return {
+            name: subscriber.name,
+            position,
+            head: position + lag,
+            lag,
+            parked: parked.filter((p) => p.subscriber === subscriber.name).length,
+            state: running && consumptions.has(subscriber.name) ? ('running' as const) : ('stopped' as const),
+          };
+        }),
+      );
+    },
+
+    async replay(name) {
+      const subscriber = subscriberOf(name);
+      const reset = subscriber.reset;
+      if (!reset) {
+        throw new ConflictError(
+          'subscriptions.not-replayable',
+          `"${name}" records facts rather than keeping a view; replaying it would record them twice`,
+        );
+      }
+      // A consumer still attaching would attach to the durable consumer about to be rewound.
+      await attaching;
+      await consumptions.get(name)?.stop();
+      consumptions.delete(name);
+      // Rewound first: should the reset then fail, the view is whole and the events consumed again
+      // find their consumed rows, so nothing is counted twice.
+      await bus.rewind(durableOf(subscriber));
+      await store.transaction(async (tx) => {
+        await reset(tx);
+        await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', name).execute();
+        for (const parked of await listParked(tx.db, name)) await unpark(tx.db, name, parked.eventId);
+      });
+      logger.info({ subscriber: name }, 'replaying from the first message of the stream');
+      if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
+    },
+
+    async retryParked(name, ref) {
+      const subscriber = subscriberOf(name);
+      const parked = (await listParked(options.db, name)).find((p) => (typeof ref === 'number' ? p.position === ref : p.eventId === ref));
+      const event = parked?.event;
+      if (!parked || !event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${ref}`);
+      await store.transaction(async (tx) => {
+        const fresh = await claim(tx.db, name, [event]);
+        if (fresh.length > 0 && subscriber.handles.includes(event.type)) await subscriber.handle(fresh, tx);
+        await unpark(tx.db, name, parked.eventId);
+      });
+    },
+
+    names: () => options.subscribers.map((s) => s.name),
+    replayable: () => options.subscribers.filter((s) => s.reset !== undefined).map((s) => s.name),
   };
 }

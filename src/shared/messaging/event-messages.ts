@@ -4,9 +4,25 @@ import type { BusMessage, DeliveredMessage } from './message-bus.js';
 // NATS subject tokens cannot hold separators, wildcards or whitespace.
 const NOT_A_SUBJECT_TOKEN = /[.*>\s]/g;
 
-/** `intake.<context>.<EventType>`: consumers filter by context, by type, or both. */
-export function subjectOf(context: string, eventType: string): string {
-  return `intake.${context.replace(NOT_A_SUBJECT_TOKEN, '_')}.${eventType.replace(NOT_A_SUBJECT_TOKEN, '_')}`;
+/** The prefix subjects use unless told otherwise. */
+export const DEFAULT_SUBJECT_PREFIX = 'intake';
+
+/**
+ * `<prefix>.<context>.<EventType>`: consumers filter by context, by type, or both. The prefix keeps
+ * deployments sharing one NATS apart: each has its own stream over its own subjects.
+ */
+export function subjectOf(context: string, eventType: string, prefix = DEFAULT_SUBJECT_PREFIX): string {
+  return `${prefix}.${context.replace(NOT_A_SUBJECT_TOKEN, '_')}.${eventType.replace(NOT_A_SUBJECT_TOKEN, '_')}`;
+}
+
+/** The subjects of some event types, whichever context publishes them. */
+export function subjectsOfTypes(eventTypes: readonly string[], prefix = DEFAULT_SUBJECT_PREFIX): string[] {
+  return eventTypes.map((type) => `${prefix}.*.${type.replace(NOT_A_SUBJECT_TOKEN, '_')}`);
+}
+
+/** Every subject of a deployment. */
+export function allSubjectsOf(prefix = DEFAULT_SUBJECT_PREFIX): string {
+  return `${prefix}.>`;
 }
 
 /** An event as it leaves its service: the id for deduplication, its place in its stream in the metadata. */

@@ -62,6 +62,42 @@ export function messageBusContract(name: string, create: () => Promise<MessageBu
         ]);
       }));
 
+    it('tells what a durable consumer has left, and once rewound delivers from the first message again', () =>
+      withBus(async ({ bus, prefix }) => {
+        expect(await bus.progress('rewound')).toBeUndefined();
+        const received: string[] = [];
+        const handler = async (m: DeliveredMessage) => void received.push(m.id);
+        let consumption = await bus.consume('rewound', [`${prefix}.>`], handler, consumeOptions());
+        for (const id of ['r-1', 'r-2', 'r-3']) await bus.publish(`${prefix}.things.Thing`, message(id));
+        await eventually(() => received.length === 3, 'three messages arrived');
+        await consumption.stop();
+        await bus.publish(`${prefix}.things.Thing`, message('r-4'));
+        // Acknowledgements travel after the handler: wait for the broker to count them.
+        const deadline = Date.now() + 5000;
+        while ((await bus.progress('rewound'))?.pending !== 1 && Date.now() < deadline) await sleep(20);
+        expect((await bus.progress('rewound'))?.pending).toBe(1);
+
+        await bus.rewind('rewound');
+        expect(await bus.progress('rewound')).toBeUndefined();
+        received.length = 0;
+        consumption = await bus.consume('rewound', [`${prefix}.>`], handler, consumeOptions());
+        await eventually(() => received.length === 4, 'all four messages arrived again');
+        expect(received).toEqual(['r-1', 'r-2', 'r-3', 'r-4']);
+        await consumption.stop();
+      }));
+
+    it('delivers only the subjects of a consumer that asked for several', () =>
+      withBus(async ({ bus, prefix }) => {
+        const received: string[] = [];
+        await bus.consume('several', [`${prefix}.*.Wanted`, `${prefix}.*.Also`], async (m) => void received.push(m.id), consumeOptions());
+        await bus.publish(`${prefix}.a.Other`, message('other'));
+        await bus.publish(`${prefix}.a.Wanted`, message('wanted'));
+        await bus.publish(`${prefix}.b.Also`, message('also'));
+        await eventually(() => received.length === 2, 'both wanted messages arrived');
+        await sleep(100);
+        expect(received).toEqual(['wanted', 'also']);
+      }));
+
     it('only delivers the subjects a consumer asked for', () =>
       withBus(async ({ bus, prefix }) => {
         const received: string[] = [];

@@ -38,6 +38,14 @@ export interface ConsumeOptions {
   readonly keyOf?: (message: DeliveredMessage) => string;
 }
 
+/** How far a durable consumer got through the messages its subjects select. */
+export interface ConsumerProgress {
+  /** Grows as messages are acknowledged (JetStream: the ack floor's stream sequence); only its changes mean something. */
+  readonly acknowledged: number;
+  /** Messages not yet acknowledged: never delivered, or delivered and awaiting their acknowledgement. */
+  readonly pending: number;
+}
+
 export interface Consumption {
   /** Finishes the message in hand; messages not yet handled go back to the durable consumer. */
   stop(): Promise<void>;
@@ -53,8 +61,18 @@ export interface MessageBus {
   publish(subject: string, message: BusMessage): Promise<void>;
   /** `subjects` may use NATS wildcards: `*` for one token, `>` for the rest. */
   consume(durableName: string, subjects: readonly string[], handler: MessageHandler, options: ConsumeOptions): Promise<Consumption>;
+  /** A durable consumer's progress, or undefined when none of that name exists. */
+  progress(durableName: string): Promise<ConsumerProgress | undefined>;
+  /**
+   * Forgets a durable consumer, so the next `consume` under its name starts again from the first
+   * message the broker holds: the way to rebuild a view from the stream. Stop its consumptions first.
+   */
+  rewind(durableName: string): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The broker refuses this bus's configuration (for example its stream's subjects overlap another's): retrying will not help. */
+export class MessageBusConfigurationError extends Error {}
 
 export class MessageBusUnavailableError extends UnavailableError {
   constructor(reason: string) {

@@ -96,6 +96,8 @@ function switchableBus(inner: MessageBus): MessageBus & { down: boolean; publish
       await inner.publish(subject, message);
     },
     consume: inner.consume.bind(inner),
+    progress: inner.progress.bind(inner),
+    rewind: inner.rewind.bind(inner),
     close: inner.close.bind(inner),
   };
   return bus;

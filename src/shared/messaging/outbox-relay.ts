@@ -11,8 +11,10 @@ export interface OutboxRelayOptions {
   /** Holds the relay's checkpoint, in the subscriptions' checkpoint table. */
   readonly db: Kysely<object>;
   readonly bus: MessageBus;
-  /** The service's bounded context: its events go to `intake.<context>.<EventType>`. */
+  /** The service's bounded context: its events go to `<subjectPrefix>.<context>.<EventType>`. */
   readonly context: string;
+  /** The deployment's subject prefix. Default `intake`. */
+  readonly subjectPrefix?: string;
   readonly clock: Clock;
   readonly logger: Pick<Logger, 'info' | 'warn'>;
   /** The checkpoint's name. Default `relay`. */
@@ -43,7 +45,7 @@ export interface OutboxRelay {
 export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { store, db, bus, context, clock, logger } = options;
   const name = options.name ?? 'relay';
-  const batchSize = options.batchSize ?? 500;
+  const batchSize = options.batchSize ?? 1000;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const retryBaseMs = options.retryBaseMs ?? 100;
   const retryMaxMs = options.retryMaxMs ?? 30_000;
@@ -71,7 +73,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const last = batch.at(-1);
     if (!last) return false;
     // All in flight at once: one connection keeps them in order, and one round trip covers the batch.
-    await Promise.all(batch.map((event) => bus.publish(subjectOf(context, event.type), messageOfEvent(event))));
+    await Promise.all(batch.map((event) => bus.publish(subjectOf(context, event.type, options.subjectPrefix), messageOfEvent(event))));
     await saveCheckpoint(db, name, last.position, clock.now().toISOString());
     position = last.position;
     return true;

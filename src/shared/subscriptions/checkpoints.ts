@@ -9,6 +9,8 @@ type Tables = {
     event_id: string;
     event_type: string;
     stream_id: string;
+    /** The whole event as JSON; null for entries parked before it was kept. */
+    event: string | null;
     error: string;
     attempts: number;
     parked_at: string;
@@ -21,6 +23,8 @@ export interface ParkedEvent {
   readonly eventId: string;
   readonly eventType: string;
   readonly streamId: string;
+  /** The event itself, when it was kept: what a bus consumer retries. */
+  readonly event: RecordedEvent | undefined;
   readonly error: string;
   readonly attempts: number;
   readonly parkedAt: string;
@@ -61,11 +65,12 @@ export async function parkEvent(
       event_id: event.eventId,
       event_type: event.type,
       stream_id: event.streamId,
+      event: JSON.stringify(event),
       error: error.slice(0, 2000),
       attempts,
       parked_at: at,
     })
-    .onConflict((oc) => oc.columns(['subscriber', 'position']).doUpdateSet({ error: error.slice(0, 2000), attempts, parked_at: at }))
+    .onConflict((oc) => oc.columns(['subscriber', 'event_id']).doUpdateSet({ error: error.slice(0, 2000), attempts, parked_at: at }))
     .execute();
 }
 
@@ -79,12 +84,13 @@ export async function listParked(db: Kysely<object>, subscriber?: string): Promi
     eventId: row.event_id,
     eventType: row.event_type,
     streamId: row.stream_id,
+    event: row.event === null ? undefined : (JSON.parse(row.event) as RecordedEvent),
     error: row.error,
     attempts: row.attempts,
     parkedAt: row.parked_at,
   }));
 }
 
-export async function unpark(db: Kysely<object>, subscriber: string, position: number): Promise<void> {
-  await tables(db).deleteFrom('parked_events').where('subscriber', '=', subscriber).where('position', '=', position).execute();
+export async function unpark(db: Kysely<object>, subscriber: string, eventId: string): Promise<void> {
+  await tables(db).deleteFrom('parked_events').where('subscriber', '=', subscriber).where('event_id', '=', eventId).execute();
 }

@@ -45,8 +45,8 @@ export interface Subscriptions {
   caughtUp(timeoutMs?: number): Promise<void>;
   /** Throws away a subscriber's view and checkpoint and rebuilds it from the start of the log. */
   replay(name: string): Promise<void>;
-  /** Handles a parked event again; on success it leaves the parking lot. */
-  retryParked(name: string, position: number): Promise<void>;
+  /** Handles a parked event (given by its position or its event id) again; on success it leaves the parking lot. */
+  retryParked(name: string, ref: number | string): Promise<void>;
   names(): string[];
   /** Subscribers that keep a view and can therefore be replayed. */
   replayable(): string[];
@@ -317,24 +317,28 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       await store.transaction(async (tx) => {
         await runner.subscriber.reset?.(tx);
         await saveCheckpoint(tx.db, own, 0, clock.now().toISOString());
-        for (const parked of await listParked(tx.db, own)) await unpark(tx.db, own, parked.position);
+        for (const parked of await listParked(tx.db, own)) await unpark(tx.db, own, parked.eventId);
       });
       runner.position = 0;
       logger.info({ subscriber: own, requested: name }, 'replaying from the start of the log');
       if (wasRunning) launch(runner);
     },
 
-    async retryParked(requested, position) {
+    async retryParked(requested, ref) {
       const runner = runnerOf(requested);
       const name = runner.subscriber.name;
-      const parked = (await listParked(db, name)).find((p) => p.position === position);
+      const parked = (await listParked(db, name)).find((p) => (typeof ref === 'number' ? p.position === ref : p.eventId === ref));
       // Through its stream rather than `readAll` after `position - 1`: the number before a position
       // need not be an event, nor come before it in the store's read order.
-      const event = parked && (await store.readStream(parked.streamId)).find((e) => e.position === position);
-      if (!event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event at position ${position}`);
+      const event = parked && (await store.readStream(parked.streamId)).find((e) => e.eventId === parked.eventId);
+      if (!event)
+        throw new NotFoundError(
+          'subscriptions.not-parked',
+          `"${name}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`,
+        );
       await store.transaction(async (tx) => {
         if (runner.subscriber.handles.includes(event.type)) await runner.subscriber.handle([event], tx);
-        await unpark(tx.db, name, position);
+        await unpark(tx.db, name, event.eventId);
       });
     },
 

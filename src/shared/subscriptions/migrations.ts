@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 import type { MigrationSet } from '../sqlite/migrate.js';
 
 const createCheckpoints: Migration = {
@@ -37,7 +37,37 @@ const createConsumedEvents: Migration = {
   },
 };
 
+const parkByEventId: Migration = {
+  async up(db: Kysely<unknown>) {
+    // Keyed by event id: a bus consumer's events come from several services' logs, whose positions
+    // collide. The event itself is kept too, so a bus consumer (which has no log to read it back
+    // from) can retry it. Rebuilt rather than altered: SQLite cannot change a primary key in place.
+    await db.schema
+      .createTable('parked_events_by_id')
+      .addColumn('subscriber', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('position', 'bigint', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('stream_id', 'text', (c) => c.notNull())
+      .addColumn('event', 'text')
+      .addColumn('error', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull())
+      .addColumn('parked_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('parked_events_by_id_pk', ['subscriber', 'event_id'])
+      .execute();
+    await sql`
+      INSERT INTO parked_events_by_id (subscriber, event_id, position, event_type, stream_id, error, attempts, parked_at)
+      SELECT subscriber, event_id, position, event_type, stream_id, error, attempts, parked_at FROM parked_events`.execute(db);
+    await db.schema.dropTable('parked_events').execute();
+    await db.schema.alterTable('parked_events_by_id').renameTo('parked_events').execute();
+  },
+};
+
 export const subscriptionMigrations: MigrationSet = {
   owner: 'subscriptions',
-  migrations: { '0001_create_checkpoints_and_parked_events': createCheckpoints, '0002_create_consumed_events': createConsumedEvents },
+  migrations: {
+    '0001_create_checkpoints_and_parked_events': createCheckpoints,
+    '0002_create_consumed_events': createConsumedEvents,
+    '0003_park_by_event_id': parkByEventId,
+  },
 };

@@ -7,6 +7,10 @@ import type { ItemTally } from '../domain/item-tally.js';
 /** The statistics' own tables as their writers see them, inside the transaction of their checkpoint. */
 export interface StatisticsTables {
   tallies(itemIds: readonly string[]): Promise<Map<string, ItemTally>>;
+  /** Every tally of an application. */
+  applicationTallies(appId: string): Promise<ItemTally[]>;
+  /** Holds other writers of these tables off until the transaction ends (where writers can overlap). */
+  excludeWriters(): Promise<void>;
   /** Tallies of an application changed after a log position. */
   talliesChangedAfter(appId: string, position: number): Promise<ItemTally[]>;
   saveTallies(tallies: readonly ItemTally[]): Promise<void>;

@@ -6,6 +6,7 @@ import { DEFAULT_PAGE_SIZE, type Page, type PageRequest } from '../../../shared/
 import type { ItemFilter } from '../../application/ports.js';
 import type { ItemWithHistory } from '../../application/queries.js';
 import type { ItemView, PipelineStatus } from '../../domain/item-view.js';
+import { parsePayloadFilter } from '../../domain/payload-filter.js';
 
 export interface QueryHandlers {
   getItem(id: string, asOf?: string): Promise<ItemWithHistory>;
@@ -74,6 +75,11 @@ const QueryItemWithHistory = Type.Object(
 );
 
 const ListQuery = Type.Intersect([PageQuery, Type.Object({ status: Type.Optional(Status) })]);
+const PAYLOAD_FILTER_HELP =
+  'Equality filters on payload fields: `?payload.order_id=A17`, `?payload.customer.tier=2` (a number, true, false or null also matches ' +
+  'that JSON value). Up to 5, each a path of up to 5 keys of letters, digits and _.';
+/** The `payload.*` parameters, beside those the route's schema names. */
+const payloadFilterOf = (query: object) => parsePayloadFilter(query as Record<string, unknown>);
 const Page_ = Type.Object({ items: Type.Array(Type.Ref('QueryItem')), next_cursor: Type.Union([Type.String(), Type.Null()]) });
 
 const toBody = (view: ItemView) => ({
@@ -136,6 +142,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
           schema: {
             tags: ['query'],
             summary: "A partner's items with their pipeline state",
+            description: PAYLOAD_FILTER_HELP,
             params: Type.Object({ partner_id: Type.String({ minLength: 1, maxLength: 255 }) }),
             querystring: ListQuery,
             response: { 200: Page_, ...errorResponses },
@@ -144,7 +151,11 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
         async (request) =>
           pageBody(
             await handlers.listItems(
-              { partnerId: request.params.partner_id, status: request.query.status as PipelineStatus | undefined },
+              {
+                partnerId: request.params.partner_id,
+                status: request.query.status as PipelineStatus | undefined,
+                payload: payloadFilterOf(request.query),
+              },
               pageRequest(request.query),
             ),
           ),
@@ -182,6 +193,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
           schema: {
             tags: ['application events'],
             summary: "An application's events, oldest first",
+            description: PAYLOAD_FILTER_HELP,
             params: Type.Object({ app_id: Type.String({ minLength: 1, maxLength: 255 }) }),
             querystring: Type.Intersect([
               PageQuery,
@@ -205,6 +217,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
               ...(eventType ? { eventType } : {}),
               ...(from ? { from: new Date(from).toISOString() } : {}),
               ...(to ? { to: new Date(to).toISOString() } : {}),
+              payload: payloadFilterOf(request.query),
             },
             pageRequest(request.query),
           );

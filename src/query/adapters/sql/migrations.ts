@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
 
 const createItems: Migration = {
@@ -47,11 +47,23 @@ const createItemEvents: Migration = {
   },
 };
 
+const payloadAsJsonb: Migration = {
+  async up(db: Kysely<unknown>) {
+    // PostgreSQL only: the payload becomes jsonb with a GIN index for containment (`@>`), which is what
+    // payload filters compile to. SQLite keeps text and filters with json_extract.
+    if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
+    // jsonb refuses the NUL character, which json text may escape: the view shows U+FFFD instead.
+    await sql`ALTER TABLE query_items ALTER COLUMN payload TYPE jsonb USING replace(payload, '\\u0000', '\\ufffd')::jsonb`.execute(db);
+    await sql`CREATE INDEX query_items_payload ON query_items USING gin (payload jsonb_path_ops)`.execute(db);
+  },
+};
+
 export const queryMigrations: MigrationSet = {
   owner: 'query',
   migrations: {
     '0001_create_query_items': createItems,
     '0002_add_metadata_and_deliveries': addMetadataAndDeliveries,
     '0003_create_item_events': createItemEvents,
+    '0004_payload_as_jsonb': payloadAsJsonb,
   },
 };

@@ -1,14 +1,16 @@
-import type { Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Expression, type Kysely, type SqlBool } from 'kysely';
 import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { ItemViews } from '../../application/ports.js';
 import type { DeliveryView, ItemView, PipelineStatus } from '../../domain/item-view.js';
+import type { PayloadCondition } from '../../domain/payload-filter.js';
 
 type Row = {
   id: string;
   partner_id: string;
   event_type: string;
   status: string;
-  payload: string | null;
+  /** jsonb on PostgreSQL (read back parsed), text on SQLite. */
+  payload: string | object | null;
   received_at: string;
   validation: string | null;
   processing: string | null;
@@ -20,14 +22,40 @@ type Tables = { query_items: Row };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value));
-const parse = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
+const parse = <T>(text: string | object | null): T | null =>
+  text === null ? null : ((typeof text === 'string' ? JSON.parse(text) : text) as T);
+/** PostgreSQL's jsonb refuses the NUL character; the view shows U+FFFD where the log keeps the original. */
+const payloadJson = (value: unknown) =>
+  value === null ? null : JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? v.replaceAll('\u0000', '\ufffd') : v));
+
+/**
+ * One payload condition as SQL. PostgreSQL: containment (`@>`), which the GIN index on the payload
+ * serves; SQLite: `json_extract` on a quoted JSON path. Paths and values are bound parameters.
+ */
+function payloadCondition(postgres: boolean, condition: PayloadCondition): Expression<SqlBool> {
+  if (postgres) {
+    const documents = condition.values.map((value) =>
+      JSON.stringify(condition.path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value)),
+    );
+    return sql<SqlBool>`(${sql.join(
+      documents.map((document) => sql`payload @> ${document}::jsonb`),
+      sql` OR `,
+    )})`;
+  }
+  const path = `$${condition.path.map((key) => `."${key}"`).join('')}`;
+  const values = condition.values.map((value) => (typeof value === 'boolean' ? Number(value) : value));
+  const nullable = values.includes(null);
+  const comparable = values.filter((value) => value !== null);
+  const equal = sql`json_extract(payload, ${path}) IN (${sql.join(comparable)})`;
+  return nullable ? sql<SqlBool>`(${equal} OR json_type(payload, ${path}) = 'null')` : sql<SqlBool>`${equal}`;
+}
 
 const toRow = (view: ItemView): Row => ({
   id: view.id,
   partner_id: view.partnerId,
   event_type: view.eventType,
   status: view.status,
-  payload: json(view.payload),
+  payload: payloadJson(view.payload),
   received_at: view.receivedAt,
   validation: json(view.validation),
   processing: json(view.processing),
@@ -54,6 +82,7 @@ const toView = (row: Row): ItemView => ({
 const CHUNK = 500;
 
 export function sqlItemViews(db: Kysely<object>): ItemViews {
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   return {
     async get(id) {
       const row = await tables(db).selectFrom('query_items').selectAll().where('id', '=', id).executeTakeFirst();
@@ -84,6 +113,7 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
       if (filter.eventType !== undefined) query = query.where('event_type', '=', filter.eventType);
       if (filter.from !== undefined) query = query.where('received_at', '>=', filter.from);
       if (filter.to !== undefined) query = query.where('received_at', '<', filter.to);
+      for (const condition of filter.payload ?? []) query = query.where(payloadCondition(postgres, condition));
       if (page.cursor !== undefined) query = query.where('id', '>', decodeCursor(page.cursor));
       return pageOf((await query.execute()).map(toView), page.limit, (view) => view.id);
     },

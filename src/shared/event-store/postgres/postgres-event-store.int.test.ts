@@ -44,6 +44,47 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
     }
   });
 
+  it('listens again after its LISTEN connection is terminated, and wakes on appends made afterwards', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const notifyChannel = `${postgres.schema}_relisten`;
+    const writer = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, notifyChannel });
+    const reader = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, notifyChannel });
+    const listeners = async () =>
+      (
+        await postgres.pool.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE query = $1 AND state = 'idle'`, [
+          `LISTEN ${notifyChannel}`,
+        ])
+      ).rows.map((row) => row.pid);
+    const until = async (check: () => Promise<boolean>, what: string) => {
+      const deadline = Date.now() + 10_000;
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    try {
+      await until(async () => (await listeners()).length === 2, 'both stores listen');
+      const before = await listeners();
+      // As an outage or an administrator would: every listening backend goes away.
+      for (const pid of before) await postgres.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+      await until(async () => {
+        const now = await listeners();
+        return now.length === 2 && now.every((pid) => !before.includes(pid));
+      }, 'both stores listen again on new connections');
+      const heads: number[] = [];
+      reader.onAppended((head) => heads.push(head));
+      const appended = await writer.append({ streamId: 'r-1', events: [{ type: 'A', data: {} }] });
+      const position = appended.events[0]?.position;
+      // The writer wakes its own listeners directly; the reader hears of it only through LISTEN.
+      await until(async () => heads.includes(position ?? -1), 'the reader is woken by the new append');
+    } finally {
+      await writer.close();
+      await reader.close();
+      await postgres.close();
+    }
+  });
+
   it('refuses to read on from a position that is no event of this store', async () => {
     const postgres = await openTemporarySchema(url);
     await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);

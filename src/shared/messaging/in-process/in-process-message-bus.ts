@@ -166,6 +166,19 @@ export function inProcessMessageBus(options: InProcessMessageBusOptions = {}): M
       return consumption;
     },
 
+    async progress(durableName) {
+      const durable = durables.get(durableName);
+      if (!durable) return undefined;
+      const selected = (from: number, to: number) =>
+        log.slice(from, to).filter((stored) => durable.subjects.some((pattern) => subjectMatches(pattern, stored.subject))).length;
+      const pending = durable.unacknowledged.size + selected(durable.next, log.length);
+      return { acknowledged: selected(0, durable.next) - durable.unacknowledged.size, pending };
+    },
+
+    async rewind(durableName) {
+      durables.delete(durableName);
+    },
+
     async close() {
       closed = true;
       await Promise.all([...consumptions].map((c) => c.stop()));

@@ -13,7 +13,9 @@ import {
 } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { handleDelivery, park } from '../handle-delivery.js';
+import { subjectMatches } from '../subject-matches.js';
 import {
+  MessageBusConfigurationError,
   MessageBusUnavailableError,
   type BusMessage,
   type ConsumeOptions,
@@ -96,6 +98,14 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     return session;
   };
 
+  /** The session for an operator's request: an unreachable broker is a 503, not a 500. */
+  const reachable = () =>
+    current().catch((error: unknown) => {
+      throw error instanceof MessageBusConfigurationError
+        ? error
+        : new MessageBusUnavailableError(`cannot reach NATS (${describe(error)})`);
+    });
+
   return {
     async publish(subject, message) {
       let live: Session;
@@ -114,8 +124,12 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     },
 
     async consume(durableName, subjects, handler, consume) {
-      const { js, jsm } = await current();
-      await ensureConsumer(jsm, options.stream, durableName, subjects, consume);
+      const { js, jsm, connection } = await current();
+      // Servers before 2.10 take one filter per consumer: then one wildcard over them all, and the
+      // handler skips what it does not handle.
+      const widened = subjects.length > 1 && !atLeast(connection.info?.version, [2, 10]);
+      const filters = widened ? [commonWildcard(subjects)] : subjects;
+      await ensureConsumer(jsm, options.stream, durableName, filters, consume);
       const consumer = await js.consumers.get(options.stream, durableName);
       const messages = await consumer.consume({ max_messages: consume.prefetch ?? 64 });
       let stopping = false;
@@ -128,6 +142,11 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
           // Prefetched but not handled: hand it straight back to the durable consumer for another replica.
           if (stopping) {
             msg.nak();
+            continue;
+          }
+          // What a widened filter let through is not this consumer's: settled without a handler.
+          if (widened && !subjects.some((subject) => subjectMatches(subject, msg.subject))) {
+            msg.ack();
             continue;
           }
           while (inFlight.size >= concurrency) await Promise.race(inFlight);
@@ -155,6 +174,26 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       };
       consumptions.add(consumption);
       return consumption;
+    },
+
+    async progress(durableName) {
+      const { jsm } = await reachable();
+      try {
+        const info = await jsm.consumers.info(options.stream, durableName);
+        return { acknowledged: info.ack_floor.stream_seq, pending: info.num_pending + info.num_ack_pending };
+      } catch (error) {
+        if (isApiError(error, JetStreamApiCodes.ConsumerNotFound)) return undefined;
+        throw error;
+      }
+    },
+
+    async rewind(durableName) {
+      const { jsm } = await reachable();
+      try {
+        await jsm.consumers.delete(options.stream, durableName);
+      } catch (error) {
+        if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
+      }
     },
 
     async close() {
@@ -215,7 +254,26 @@ function unreadable(msg: JsMsg, stream: string): DeliveredMessage {
   };
 }
 
+/** The server's code for a stream whose subjects overlap another stream's. */
+const STREAM_SUBJECT_OVERLAP = 10065;
+
 async function ensureStream(jsm: JetStreamManager, name: string, subjects: readonly string[], duplicateWindowMs: number): Promise<void> {
+  try {
+    await createOrExtendStream(jsm, name, subjects, duplicateWindowMs);
+  } catch (error) {
+    if (!isApiError(error, STREAM_SUBJECT_OVERLAP)) throw error;
+    throw new MessageBusConfigurationError(
+      `the subjects ${subjects.join(', ')} of stream ${name} overlap another stream's: give each deployment on this NATS its own NATS_STREAM and subject prefix`,
+    );
+  }
+}
+
+async function createOrExtendStream(
+  jsm: JetStreamManager,
+  name: string,
+  subjects: readonly string[],
+  duplicateWindowMs: number,
+): Promise<void> {
   try {
     const info = await jsm.streams.info(name);
     const missing = subjects.filter((s) => !(info.config.subjects ?? []).includes(s));
@@ -248,11 +306,30 @@ async function ensureConsumer(
       config.ack_wait === wanted.ack_wait &&
       config.filter_subject === wanted.filter_subject &&
       String(config.filter_subjects ?? []) === String(wanted.filter_subjects ?? []);
-    if (!same) await jsm.consumers.update(stream, durableName, wanted);
+    // A server before 2.10 may refuse to change a filter: the old one still delivers all that is wanted.
+    if (!same) await jsm.consumers.update(stream, durableName, wanted).catch(() => undefined);
   } catch (error) {
     if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
     await jsm.consumers.add(stream, { ...wanted, durable_name: durableName, deliver_policy: DeliverPolicy.All });
   }
+}
+
+function atLeast(version: string | undefined, [major, minor]: readonly [number, number]): boolean {
+  const [m = 0, n = 0] = (version ?? '0.0').split('.').map((part) => Number.parseInt(part, 10));
+  return m > major || (m === major && n >= minor);
+}
+
+/** The narrowest single filter covering every subject: their common leading tokens, then `>`. */
+export function commonWildcard(subjects: readonly string[]): string {
+  const split = subjects.map((subject) => subject.split('.'));
+  const common: string[] = [];
+  for (let i = 0; ; i++) {
+    const token = split[0]?.[i];
+    // The last token of a subject cannot be followed by `>`: stop before it.
+    if (token === undefined || token === '>' || split.some((tokens) => tokens[i] !== token || i >= tokens.length - 1)) break;
+    common.push(token);
+  }
+  return [...common, '>'].join('.');
 }
 
 function isApiError(error: unknown, code: number): boolean {

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import type { StatisticsTables } from '../../application/ports.js';
 import type { ItemTally } from '../../domain/item-tally.js';
 import { chunks, tables, toBucketRow, toItemRow, toTally } from './tables.js';
@@ -15,6 +15,17 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
         }
       }
       return found;
+    },
+
+    async applicationTallies(appId) {
+      return (await t.selectFrom('statistics_items').selectAll().where('app_id', '=', appId).execute()).map(toTally);
+    },
+
+    async excludeWriters() {
+      // SQLite has one writer at a time already; PostgreSQL's transactions overlap. Readers go on.
+      if (db.getExecutor().adapter instanceof PostgresAdapter) {
+        await sql`LOCK TABLE statistics_items, statistics_buckets IN EXCLUSIVE MODE`.execute(db);
+      }
     },
 
     async talliesChangedAfter(appId, position) {

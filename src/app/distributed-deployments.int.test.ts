@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { digestOf } from '../shared/secrets.js';
+import { loadConfig } from './config.js';
+import { buildDistributed, type DistributedIntake } from './distributed.js';
+
+const postgresUrl = process.env.TEST_POSTGRES_URL || undefined;
+const natsUrl = process.env.TEST_NATS_URL || undefined;
+if (!postgresUrl || !natsUrl) console.warn('skipping side-by-side deployments: TEST_POSTGRES_URL and TEST_NATS_URL are needed');
+
+const TOKEN = 'side-by-side';
+const auth = { authorization: `Bearer ${TOKEN}` };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.skipIf(!postgresUrl || !natsUrl)('two deployments on one NATS', () => {
+  const suffix = randomBytes(4).toString('hex');
+  const deployments: Array<{ intake: DistributedIntake; prefix: string; stream: string }> = [];
+
+  const deploy = async (name: string, subjectPrefix?: string) => {
+    const prefix = `dep_${name}_${suffix}_`;
+    const stream = `INTAKE_${name.toUpperCase()}_${suffix}`;
+    const config = loadConfig({
+      DATABASE_URL: postgresUrl,
+      NATS_URL: natsUrl,
+      NATS_STREAM: stream,
+      ...(subjectPrefix ? { NATS_SUBJECT_PREFIX: subjectPrefix } : {}),
+      ROLE: 'ingestion,query',
+      DB_SCHEMA_PREFIX: prefix,
+      ADMIN_TOKEN: TOKEN,
+    });
+    const intake = await buildDistributed({ config, logger: pino({ level: 'silent' }), adminDigest: digestOf(TOKEN) });
+    deployments.push({ intake, prefix, stream });
+    return intake;
+  };
+
+  afterAll(async () => {
+    for (const { intake } of deployments) await intake.close();
+    const client = new pg.Client({ connectionString: postgresUrl });
+    await client.connect();
+    const nats = await connect({ servers: natsUrl ?? '' });
+    const jsm = await jetstreamManager(nats);
+    for (const { prefix, stream } of deployments) {
+      for (const role of ['ingestion', 'query']) await client.query(`DROP SCHEMA IF EXISTS "${prefix}${role}" CASCADE`);
+      await jsm.streams.delete(stream).catch(() => false);
+    }
+    await client.end();
+    await nats.close();
+  });
+
+  const ingest = async (intake: DistributedIntake, partner: string) => {
+    const response = await intake.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      headers: auth,
+      payload: { partner_id: partner, event_type: 'order', payload: { n: 1 } },
+    });
+    expect(response.statusCode).toBe(201);
+    return response.json<{ id: string }>().id;
+  };
+  const partnerItems = async (intake: DistributedIntake, partner: string) =>
+    (await intake.app.inject({ method: 'GET', url: `/query/partner/${partner}`, headers: auth })).json<{ items: unknown[] }>().items.length;
+
+  it('keeps each deployment to its own stream and subjects: both attach, neither sees the other', async () => {
+    const a = await deploy('a');
+    const b = await deploy('b');
+    const deadline = Date.now() + 20_000;
+    while (!a.roles.every((r) => r.consumers.attached()) || !b.roles.every((r) => r.consumers.attached())) {
+      if (Date.now() > deadline) throw new Error('the consumers of both deployments did not attach');
+      await sleep(50);
+    }
+    await ingest(a, `pa-${suffix}`);
+    await ingest(b, `pb-${suffix}`);
+    for (;;) {
+      if ((await partnerItems(a, `pa-${suffix}`)) === 1 && (await partnerItems(b, `pb-${suffix}`)) === 1) break;
+      if (Date.now() > deadline) throw new Error('the items did not reach their query views');
+      await sleep(50);
+    }
+    // Given time to arrive, the other deployment's item would be in the view by now.
+    await sleep(500);
+    expect(await partnerItems(a, `pb-${suffix}`)).toBe(0);
+    expect(await partnerItems(b, `pa-${suffix}`)).toBe(0);
+    const ready = (await b.app.inject({ method: 'GET', url: '/health/ready' })).json<{ checks: Record<string, { status: string }> }>();
+    expect(ready.checks.broker?.status).toBe('ok');
+    // Each subscriber's lag, from its durable consumer, and what this process consumed.
+    const metrics = (await a.app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
+    expect(metrics).toMatch(/^intake_subscriber_lag_events\{subscriber="query"\} 0$/m);
+    expect(metrics).toMatch(/^intake_bus_events_consumed_total\{subscriber="query"\} [1-9]/m);
+  }, 40_000);
+
+  it('is not ready when its stream would overlap another deployment’s subjects, and says why', async () => {
+    // Deployment "a" (from the test above) owns `intake_a_<suffix>.>`; this one claims the same subjects.
+    const c = await deploy('c', `intake_a_${suffix}`);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const response = await c.app.inject({ method: 'GET', url: '/health/ready' });
+      const broker = response.json<{ checks: Record<string, { status: string; detail?: string }> }>().checks.broker;
+      if (response.statusCode === 503 && broker?.status === 'down') {
+        expect(broker.detail).toMatch(/overlap another stream's/);
+        return;
+      }
+      if (Date.now() > deadline) throw new Error(`still ${response.statusCode}: ${response.body}`);
+      await sleep(100);
+    }
+  }, 40_000);
+});

@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import type { RecordedEvent } from '../events.js';
+import { migratePostgresToLatest } from '../postgres/migrate.js';
+import { openTemporarySchema, testPostgresUrl } from '../postgres/temporary-schema.js';
+import { migrateToLatest } from '../sqlite/migrate.js';
+import { openSqlite } from '../sqlite/open-sqlite.js';
+import { listParked, parkEvent, unpark } from './checkpoints.js';
+import { subscriptionMigrations } from './migrations.js';
+
+const event = (eventId: string, position: number): RecordedEvent => ({
+  eventId,
+  position,
+  streamId: `data-${eventId}`,
+  streamVersion: 1,
+  type: 'DataIngested',
+  data: { item_id: eventId },
+  metadata: {},
+  recordedAt: '2026-12-02T00:00:00.000Z',
+});
+
+const databases: Array<[string, () => Promise<{ db: Kysely<object>; close(): Promise<void> }>]> = [
+  [
+    'sqlite',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'intake-parked-'));
+      const sqlite = openSqlite(join(dir, 'db.sqlite'));
+      await migrateToLatest(sqlite.db, [subscriptionMigrations]);
+      return {
+        db: sqlite.db,
+        async close() {
+          await sqlite.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  ],
+  ...(testPostgresUrl
+    ? [
+        [
+          'postgres',
+          async () => {
+            const postgres = await openTemporarySchema(testPostgresUrl ?? '');
+            await migratePostgresToLatest(postgres, [subscriptionMigrations]);
+            return { db: postgres.db, close: () => postgres.close() };
+          },
+        ] as [string, () => Promise<{ db: Kysely<object>; close(): Promise<void> }>],
+      ]
+    : []),
+];
+
+describe.each(databases)('parked events on %s', (_name, open) => {
+  it('are keyed by event id: events of two services at the same position are both kept, and kept whole', async () => {
+    const { db, close } = await open();
+    try {
+      // Position 7 of the ingestion log and position 7 of the validation log, parked by one bus consumer.
+      await parkEvent(db, 'query', event('e-ingestion-7', 7), 'boom', 5, '2026-12-02T00:00:01.000Z');
+      await parkEvent(db, 'query', event('e-validation-7', 7), 'bang', 5, '2026-12-02T00:00:02.000Z');
+      await parkEvent(db, 'query', event('e-validation-7', 7), 'bang again', 6, '2026-12-02T00:00:03.000Z');
+      const parked = await listParked(db, 'query');
+      expect(parked.map((p) => [p.eventId, p.error, p.attempts])).toEqual(
+        expect.arrayContaining([
+          ['e-ingestion-7', 'boom', 5],
+          ['e-validation-7', 'bang again', 6],
+        ]),
+      );
+      expect(parked).toHaveLength(2);
+      expect(parked.find((p) => p.eventId === 'e-ingestion-7')?.event).toEqual(event('e-ingestion-7', 7));
+      await unpark(db, 'query', 'e-ingestion-7');
+      expect((await listParked(db, 'query')).map((p) => p.eventId)).toEqual(['e-validation-7']);
+    } finally {
+      await close();
+    }
+  });
+});

@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { stackDefaults } from '../../scripts/stack-defaults.mjs';
+
+describe('npm run stack defaults', () => {
+  it('binds loopback and generates a fresh token when nothing is set', () => {
+    const first = stackDefaults({});
+    const second = stackDefaults({});
+    expect(first.bindHost).toBe('127.0.0.1');
+    expect(first.generated).toBe(true);
+    expect(first.adminToken).not.toBe('change-me');
+    expect(first.adminToken.length).toBeGreaterThanOrEqual(32);
+    expect(second.adminToken).not.toBe(first.adminToken);
+  });
+
+  it('takes HOST and ADMIN_TOKEN when given', () => {
+    expect(stackDefaults({ HOST: '0.0.0.0', ADMIN_TOKEN: 'mine' })).toEqual({ bindHost: '0.0.0.0', adminToken: 'mine', generated: false });
+  });
+});
