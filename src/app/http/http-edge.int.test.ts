@@ -95,6 +95,15 @@ describe('JSON limits at the edge', () => {
   });
 });
 
+describe('what is accepted reads back unchanged', () => {
+  it('keeps object keys holding line terminators (U+2028, U+2029, newline)', async () => {
+    const payload = { 'a\u2029b': 1, 'c\nd': { 'e\u2028f': [true] }, plain: 'x' };
+    const created = await postRaw('/ingest', JSON.stringify({ partner_id: 'p', payload }));
+    expect(created.json().payload).toEqual(payload);
+    expect((await intake.app.inject({ url: `/ingest/${created.json().id}`, headers: auth })).json().payload).toEqual(payload);
+  });
+});
+
 describe('every error is problem+json', () => {
   it('covers bad URL encoding, a path parameter too long, media type, size and malformed JSON', async () => {
     expect((await expectProblem(await intake.app.inject({ url: '/ingest/%zz', headers: auth }), 400)).code).toBe('request.bad-url');
