@@ -86,6 +86,15 @@ describe('JSON limits at the edge', () => {
     expect(stored.json()).toMatchObject({ payload: { n: 2 } });
   });
 
+  it('says why a body with a prototype key is refused', async () => {
+    for (const text of [
+      '{"partner_id":"p","payload":{"__proto__":{"admin":true}}}',
+      '{"partner_id":"p","payload":{"constructor":{"prototype":{}}}}',
+    ]) {
+      expect((await expectProblem(await postRaw('/ingest', text), 400)).code).toBe('request.forbidden-key');
+    }
+  });
+
   it('answers a batch whose envelope breaks the limits with one 400', async () => {
     const problem = await expectProblem(
       await postRaw('/api/ingest/shop/batch', '{"events":[{"event_type":"a","payload":{}}],"note":"\\ud800"}'),
