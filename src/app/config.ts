@@ -40,6 +40,8 @@ export interface Config {
   readonly natsUrl: string | undefined;
   readonly rabbitmqUrl: string | undefined;
   readonly redisUrl: string | undefined;
+  /** Brokers rules may name in a queue destination's `connection` (QUEUE_BROKERS, `name=url,...`). */
+  readonly queueBrokers: Readonly<Record<string, string>>;
 }
 
 export class ConfigError extends Error {}
@@ -93,6 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     natsUrl: env.NATS_URL || undefined,
     rabbitmqUrl: env.RABBITMQ_URL || undefined,
     redisUrl: env.REDIS_URL || undefined,
+    queueBrokers: queueBrokers(env.QUEUE_BROKERS),
   };
 }
 
@@ -116,6 +119,22 @@ function disabledContexts(text: string | undefined): string[] {
   const unknown = names.filter((name) => !OPTIONAL_CONTEXTS.includes(name));
   if (unknown.length > 0) throw new ConfigError(`INTAKE_DISABLE may name ${OPTIONAL_CONTEXTS.join(', ')} (unknown: ${unknown.join(', ')})`);
   return names;
+}
+
+/** `orders=redis://cache:6379, events=nats://a:4222,nats://b:4222`: a comma before `name=` starts the next one. */
+function queueBrokers(text: string | undefined): Record<string, string> {
+  const brokers: Record<string, string> = {};
+  for (const entry of (text ?? '').split(/,(?=\s*[A-Za-z][\w-]*=)/)) {
+    if (entry.trim() === '') continue;
+    const match = /^\s*([A-Za-z][\w-]{0,63})=((?:nats|amqps?|rediss?):\/\/\S+)\s*$/.exec(entry);
+    if (!match?.[1] || !match[2]) {
+      throw new ConfigError(
+        `QUEUE_BROKERS entries are name=url with a nats://, amqp(s):// or redis(s):// URL (got "${redactUrl(entry.trim())}")`,
+      );
+    }
+    brokers[match[1]] = match[2];
+  }
+  return brokers;
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {

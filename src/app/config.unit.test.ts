@@ -30,6 +30,7 @@ describe('configuration', () => {
     [{ ROLE: 'querry', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' }, /unknown: querry/],
     [{ DURABILITY: 'sometimes' }, /DURABILITY must be one of/],
     [{ MAX_JSON_DEPTH: '1' }, /MAX_JSON_DEPTH must be an integer between 2 and 1000/],
+    [{ QUEUE_BROKERS: 'orders=http://x' }, /QUEUE_BROKERS entries are name=url/],
     [{ INTAKE_DISABLE: 'ingestion' }, /INTAKE_DISABLE may name/],
   ])('refuses %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
@@ -54,5 +55,13 @@ describe('configuration', () => {
 
   it('reads the contexts to leave out', () => {
     expect(loadConfig({ INTAKE_DISABLE: 'statistics, attribution' }).disabledContexts).toEqual(['statistics', 'attribution']);
+  });
+
+  it('reads named queue brokers, NATS server lists included', () => {
+    expect(loadConfig({ QUEUE_BROKERS: 'orders=redis://cache:6379, events=nats://a:4222,nats://b:4222' }).queueBrokers).toEqual({
+      orders: 'redis://cache:6379',
+      events: 'nats://a:4222,nats://b:4222',
+    });
+    expect(loadConfig({}).queueBrokers).toEqual({});
   });
 });

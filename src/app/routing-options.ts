@@ -18,8 +18,10 @@ export function routingOptionsFrom(
     queues: addressCheckedQueuePublisher(
       brokerQueuePublisher({ defaults: { natsUrl: config.natsUrl, rabbitmqUrl: config.rabbitmqUrl, redisUrl: config.redisUrl } }),
       allowedHosts,
+      config.queueBrokers,
     ),
     allowedHosts,
+    queueBrokers: config.queueBrokers,
     retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
     applicationExists,
     ...(onOutcome ? { onOutcome } : {}),

@@ -19,7 +19,7 @@ import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
 import { rulesProjection, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/sql-rules.js';
 import { assertPublicUrl } from './adapters/webhook/assert-public-url.js';
-import { assertBrokerUrl } from './adapters/queue/broker-address-policy.js';
+import { assertQueueDestination, type NamedBrokers } from './adapters/queue/broker-address-policy.js';
 import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
 import { NotFoundError } from '../shared/errors.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
@@ -32,6 +32,8 @@ export interface RoutingOptions {
   readonly queues: QueuePublisher;
   /** Hosts and CIDRs webhooks may reach although private (WEBHOOK_ALLOWED_HOSTS). */
   readonly allowedHosts: readonly string[];
+  /** Brokers rules may name in `destination_config.connection` (QUEUE_BROKERS). */
+  readonly queueBrokers?: NamedBrokers;
   readonly retrySchedule: readonly number[];
   /** Rules may only be written for applications that exist (answered by the applications context). */
   readonly applicationExists: (appId: string) => Promise<boolean>;
@@ -75,7 +77,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     destinationTables: tables(db),
     applicationExists: options.applicationExists,
     checkWebhookUrl: (url) => assertPublicUrl(url, options.allowedHosts),
-    checkBrokerUrl: (url) => assertBrokerUrl(url, options.allowedHosts),
+    checkQueueDestination: (config) => assertQueueDestination(config, options.allowedHosts, options.queueBrokers ?? {}),
     newSigningSecret,
   };
   const deliveries = sqlDeliveryStore(db);

@@ -80,7 +80,7 @@ describe('the pipeline, end to end in one process', () => {
       schema_version: 1,
       errors: expect.arrayContaining([
         { path: 'payload.total', rule: 'minimum', message: 'must be >= 0' },
-        { path: 'payload.currency', rule: 'required', message: "must have required property 'currency'" },
+        { path: 'payload.currency', rule: 'required', message: 'is required' },
       ]),
     });
     expect(invalid.processing).toBeNull();

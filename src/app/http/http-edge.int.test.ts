@@ -86,12 +86,30 @@ describe('JSON limits at the edge', () => {
     expect(stored.json()).toMatchObject({ payload: { n: 2 } });
   });
 
+  it('says why a body with a prototype key is refused', async () => {
+    for (const text of [
+      '{"partner_id":"p","payload":{"__proto__":{"admin":true}}}',
+      '{"partner_id":"p","payload":{"constructor":{"prototype":{}}}}',
+    ]) {
+      expect((await expectProblem(await postRaw('/ingest', text), 400)).code).toBe('request.forbidden-key');
+    }
+  });
+
   it('answers a batch whose envelope breaks the limits with one 400', async () => {
     const problem = await expectProblem(
       await postRaw('/api/ingest/shop/batch', '{"events":[{"event_type":"a","payload":{}}],"note":"\\ud800"}'),
       400,
     );
     expect(problem.code).toBe('request.invalid-unicode');
+  });
+});
+
+describe('what is accepted reads back unchanged', () => {
+  it('keeps object keys holding line terminators (U+2028, U+2029, newline)', async () => {
+    const payload = { 'a\u2029b': 1, 'c\nd': { 'e\u2028f': [true] }, plain: 'x' };
+    const created = await postRaw('/ingest', JSON.stringify({ partner_id: 'p', payload }));
+    expect(created.json().payload).toEqual(payload);
+    expect((await intake.app.inject({ url: `/ingest/${created.json().id}`, headers: auth })).json().payload).toEqual(payload);
   });
 });
 

@@ -35,7 +35,7 @@ export function registerJsonLimits(app: FastifyInstance, limits: JsonLimits): vo
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, text, done) => {
     parseJson(request, String(text), (error, body) => {
-      if (error) return done(error);
+      if (error) return done(isWellFormed(String(text)) ? forbiddenKey() : error);
       try {
         done(null, checked(request, body, String(text), limits));
       } catch (refused) {
@@ -71,4 +71,19 @@ function refuseOn(fault: JsonFault | undefined): void {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Fastify's parser refuses `__proto__` and `constructor.prototype` keys as if the JSON were malformed. */
+function isWellFormed(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function forbiddenKey(): ValidationError {
+  const message = 'has a "__proto__" or "constructor": {"prototype"} key, which is not accepted';
+  return new ValidationError('request.forbidden-key', `body ${message}`, [{ path: 'body', message }]);
 }

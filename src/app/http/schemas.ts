@@ -21,7 +21,15 @@ export const PageQuery = Type.Object({
   cursor: Type.Optional(Type.String({ maxLength: 1024, description: 'The next_cursor of the previous page' })),
 });
 
-export const JsonObjectSchema = Type.Record(Type.String(), Type.Unknown(), { description: 'Any JSON object' });
+/**
+ * Any JSON object. Not `Type.Record(Type.String(), ...)`: its `patternProperties: {"^.*$"}` makes the
+ * response serializer drop every key holding a line terminator (`.` does not match U+2028, \n...).
+ */
+export const JsonObjectSchema = Type.Unsafe<Record<string, unknown>>({
+  type: 'object',
+  additionalProperties: true,
+  description: 'Any JSON object',
+});
 
 export const errorResponses = {
   400: problemRef,

@@ -31,9 +31,15 @@ export interface WebhookSender {
 }
 
 export type QueueTarget =
-  | { readonly broker: 'nats'; readonly url?: string; readonly subject: string }
-  | { readonly broker: 'rabbitmq'; readonly url?: string; readonly exchange: string; readonly routing_key: string }
-  | { readonly broker: 'redis'; readonly url?: string; readonly stream: string };
+  | { readonly broker: 'nats'; readonly url?: string; readonly connection?: string; readonly subject: string }
+  | {
+      readonly broker: 'rabbitmq';
+      readonly url?: string;
+      readonly connection?: string;
+      readonly exchange: string;
+      readonly routing_key: string;
+    }
+  | { readonly broker: 'redis'; readonly url?: string; readonly connection?: string; readonly stream: string };
 
 export interface QueuePublisher {
   /** Resolves `delivered` only once the broker confirmed the message. */

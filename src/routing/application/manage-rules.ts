@@ -62,8 +62,8 @@ export interface RuleDeps {
   readonly applicationExists: (appId: string) => Promise<boolean>;
   /** Text-level SSRF check of a webhook URL (the resolved address is checked again at delivery). */
   readonly checkWebhookUrl: (url: string) => void;
-  /** The same address policy for a queue destination's own broker URL. */
-  readonly checkBrokerUrl: (url: string) => void;
+  /** A queue destination's broker: a configured name, or a URL under the same address policy. */
+  readonly checkQueueDestination: (config: QueueConfig) => void;
   readonly newSigningSecret: () => string;
 }
 
@@ -80,8 +80,7 @@ async function validated(deps: RuleDeps, input: RuleInput): Promise<RuleFields> 
   }
   const fields = parseRule(input);
   if (fields.destination_type === 'webhook') deps.checkWebhookUrl((fields.destination_config as WebhookConfig).url);
-  const brokerUrl = fields.destination_type === 'queue' ? (fields.destination_config as QueueConfig).url : undefined;
-  if (brokerUrl !== undefined) deps.checkBrokerUrl(brokerUrl);
+  if (fields.destination_type === 'queue') deps.checkQueueDestination(fields.destination_config as QueueConfig);
   if (fields.destination_type === 'database')
     await deps.destinationTables.assertUsable((fields.destination_config as DatabaseConfig).table);
   return fields;

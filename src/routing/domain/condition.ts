@@ -1,6 +1,6 @@
 import * as siftNamespace from 'sift';
 import { ValidationError, type Violation } from '../../shared/errors.js';
-import { compileLinearRegex } from '../../shared/linear-regex.js';
+import { compileLinearRegex, UnsupportedRegexError, type LinearRegex } from '../../shared/linear-regex.js';
 
 /**
  * Rule conditions are MongoDB-style queries over the event document. Only operators that compare
@@ -18,9 +18,22 @@ const sift = (siftNamespace as unknown as { default: typeof siftNamespace }).def
  */
 function linearRegexOperation(pattern: unknown, ownerQuery: Record<string, unknown>, options: unknown) {
   const flags = typeof ownerQuery.$options === 'string' ? ownerQuery.$options : '';
-  const regex = compileLinearRegex(String(pattern), flags);
-  const test = (value: unknown) => typeof value === 'string' && regex.test(value);
+  const regex = linearRegexOrNone(String(pattern), flags);
+  const test = (value: unknown) => regex !== undefined && typeof value === 'string' && regex.test(value);
   return sift.createEqualsOperation(test, ownerQuery, options as Parameters<typeof sift.createEqualsOperation>[2]);
+}
+
+/**
+ * Saving refuses patterns RE2 cannot run; one stored before that rule existed never matches, rather
+ * than failing every ingest of its application.
+ */
+function linearRegexOrNone(pattern: string, flags: string): LinearRegex | undefined {
+  try {
+    return compileLinearRegex(pattern, flags);
+  } catch (error) {
+    if (error instanceof UnsupportedRegexError) return undefined;
+    throw error;
+  }
 }
 
 /** The only operations the compiled tester knows: $where and friends do not exist for it at all. */

@@ -62,6 +62,11 @@ describe('rule conditions', () => {
     expect(compileCondition(validateCondition({ 'payload.s': { $not: { $regex: '^x' } } }))({ payload: { s: 'y' } })).toBe(true);
   });
 
+  it('never matches with a stored pattern RE2 cannot run (saved before patterns were checked), instead of throwing', () => {
+    const test = compileCondition({ 'payload.s': { $regex: '(a)\\1' } });
+    expect(test({ payload: { s: 'aa' } })).toBe(false);
+  });
+
   it('lists every problem of a condition at once', () => {
     try {
       validateCondition({ a: { $bogus: 1 }, b: { $in: 3 } });

@@ -5,10 +5,11 @@ export const DESTINATION_TYPES: readonly DestinationType[] = ['webhook', 'databa
 
 export type WebhookConfig = { url: string; headers?: Record<string, string> };
 export type DatabaseConfig = { table: string };
+/** `connection` names a broker the operator configured (QUEUE_BROKERS); `url` is the rule author's own. */
 export type QueueConfig =
-  | { broker: 'nats'; subject: string; url?: string }
-  | { broker: 'rabbitmq'; exchange: string; routing_key: string; url?: string }
-  | { broker: 'redis'; stream: string; url?: string };
+  | { broker: 'nats'; subject: string; url?: string; connection?: string }
+  | { broker: 'rabbitmq'; exchange: string; routing_key: string; url?: string; connection?: string }
+  | { broker: 'redis'; stream: string; url?: string; connection?: string };
 export type DestinationConfig = WebhookConfig | DatabaseConfig | QueueConfig;
 
 /** A table name that is a plain identifier: quoted in SQL anyway, but never something that needs quoting. */
@@ -16,6 +17,7 @@ const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const RESERVED_TABLE_PREFIXES = ['sqlite_', 'pg_'];
 const SUBJECT = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_*>-]+)*$/;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
+const CONNECTION = /^[A-Za-z][\w-]{0,63}$/;
 
 /** Checks a destination's configuration when its rule is saved, listing every problem. */
 export function parseDestination(type: unknown, config: unknown): { type: DestinationType; config: DestinationConfig } {
@@ -33,7 +35,10 @@ export function parseDestination(type: unknown, config: unknown): { type: Destin
     else if (pattern && !pattern.test(value)) out.push({ path: `destination_config.${key}`, message: `is not valid${hint}` });
     return typeof value === 'string' ? value : '';
   };
-  const optionalUrl = () => (typeof c.url === 'string' ? { url: c.url } : {});
+  const optionalUrl = () => ({
+    ...(typeof c.url === 'string' ? { url: c.url } : {}),
+    ...(typeof c.connection === 'string' ? { connection: c.connection } : {}),
+  });
 
   let parsed: DestinationConfig | undefined;
   switch (type as DestinationType) {
@@ -75,6 +80,11 @@ export function parseDestination(type: unknown, config: unknown): { type: Destin
       else out.push({ path: 'destination_config.broker', message: 'must be nats, rabbitmq or redis' });
       if (c.url !== undefined && (typeof c.url !== 'string' || !/^(nats|amqps?|rediss?):\/\//.test(c.url))) {
         out.push({ path: 'destination_config.url', message: 'must be a nats://, amqp(s):// or redis(s):// URL' });
+      }
+      if (c.connection !== undefined && (typeof c.connection !== 'string' || !CONNECTION.test(c.connection))) {
+        out.push({ path: 'destination_config.connection', message: 'must name a broker of QUEUE_BROKERS (letters, digits, _ and -)' });
+      } else if (c.connection !== undefined && c.url !== undefined) {
+        out.push({ path: 'destination_config.connection', message: 'cannot be combined with url' });
       }
       break;
     }

@@ -75,12 +75,12 @@ describe('bad input is rejected whole and stores nothing', () => {
     ['an array payload', () => post({ partner_id: 'p', payload: [1] }), 400, 'request.invalid'],
     ['a string payload', () => post({ partner_id: 'p', payload: 'x' }), 400, 'request.invalid'],
     ['an invalid event type', () => post({ partner_id: 'p', event_type: 'has space', payload: {} }), 400, 'ingestion.invalid-item'],
-    ['a __proto__ key', () => post('{"partner_id":"p","payload":{"__proto__":{"polluted":true}}}'), 400, 'request.malformed-json'],
+    ['a __proto__ key', () => post('{"partner_id":"p","payload":{"__proto__":{"polluted":true}}}'), 400, 'request.forbidden-key'],
     [
       'a constructor.prototype key',
       () => post('{"partner_id":"p","payload":{"constructor":{"prototype":{"polluted":true}}}}'),
       400,
-      'request.malformed-json',
+      'request.forbidden-key',
     ],
     ['a body over the limit', () => post({ partner_id: 'p', payload: { blob: 'x'.repeat(5000) } }), 413, 'request.body-too-large'],
     [

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses } from '../../../app/http/schemas.js';
+import { errorResponses, JsonObjectSchema } from '../../../app/http/schemas.js';
 import type { CreatedRule } from '../../application/manage-rules.js';
 import type { Attempt, Delivery, DeliveryFilter, StoredRule } from '../../application/ports.js';
 import type { RuleInput } from '../../domain/routing-rule.js';
@@ -20,7 +20,7 @@ export interface RoutingHandlers {
   replayDeadLetters(ruleId: string | undefined): Promise<number>;
 }
 
-const AnyObject = Type.Record(Type.String(), Type.Unknown());
+const AnyObject = JsonObjectSchema;
 const RuleBody = Type.Object({
   app_id: Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Integer()]),
   rule_name: Type.String(),

@@ -4,7 +4,7 @@ import { auth, startTestIntake, type TestIntake } from '../../../../test/support
 let intake: TestIntake | undefined;
 afterEach(async () => intake?.dispose());
 
-async function saveQueueRule(env: Record<string, string>, url: string) {
+async function saveQueueRule(env: Record<string, string>, url: string | undefined, connection?: string, stream = 'orders') {
   intake = await startTestIntake(env);
   const headers = { ...auth, 'content-type': 'application/json' };
   await intake.app.inject({ method: 'POST', url: '/api/applications', headers, payload: JSON.stringify({ name: 'Shop', app_id: 'shop' }) });
@@ -16,7 +16,7 @@ async function saveQueueRule(env: Record<string, string>, url: string) {
       app_id: 'shop',
       rule_name: 'to a queue',
       destination_type: 'queue',
-      destination_config: { broker: 'redis', stream: 'orders', url },
+      destination_config: { broker: 'redis', stream, ...(url ? { url } : {}), ...(connection ? { connection } : {}) },
     }),
   });
 }
@@ -35,5 +35,38 @@ describe('queue destinations follow the address policy', () => {
 
   it('accepts it when WEBHOOK_ALLOWED_HOSTS allows the address', async () => {
     expect((await saveQueueRule({ WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' }, 'redis://127.0.0.1:6379')).statusCode).toBe(201);
+  });
+});
+
+const redisUrl = process.env.TEST_REDIS_URL;
+
+describe('named brokers (QUEUE_BROKERS)', () => {
+  it('accept a rule naming a configured broker on a private address, and refuse an unknown name', async () => {
+    const env = { QUEUE_BROKERS: 'internal=redis://10.0.0.7:6379' };
+    expect((await saveQueueRule(env, undefined, 'internal')).statusCode).toBe(201);
+    await intake?.dispose();
+    const unknown = await saveQueueRule(env, undefined, 'elsewhere');
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().errors[0]).toMatchObject({ path: 'destination_config.connection' });
+  });
+
+  it.skipIf(!redisUrl)('deliver to the named broker', async () => {
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(redisUrl ?? '');
+    const stream = `intake-test-${Math.random().toString(36).slice(2)}`;
+    try {
+      expect((await saveQueueRule({ QUEUE_BROKERS: `local=${redisUrl}` }, undefined, 'local', stream)).statusCode).toBe(201);
+      const headers = { ...auth, 'content-type': 'application/json' };
+      await intake?.app.inject({
+        method: 'POST',
+        url: '/api/ingest/shop',
+        headers,
+        payload: JSON.stringify({ event_type: 'e', payload: {} }),
+      });
+      await expect.poll(() => redis.xlen(stream), { timeout: 10_000 }).toBe(1);
+    } finally {
+      await redis.del(stream);
+      redis.disconnect();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import { ValidationError } from '../../../shared/errors.js';
-import type { QueuePublisher } from '../../application/destination.js';
+import type { QueuePublisher, QueueTarget } from '../../application/destination.js';
 import { destinationPolicy } from '../webhook/destination-policy.js';
 import { hostProblem } from '../webhook/assert-public-url.js';
 import { measured, redactUrl, rejected } from './publish-outcome.js';
@@ -9,9 +9,43 @@ import { measured, redactUrl, rejected } from './publish-outcome.js';
 /**
  * Queue destinations follow the webhooks' address policy: a rule author's broker URL may not point
  * at a private, loopback or link-local address (the service's own Redis, a cloud metadata endpoint)
- * unless WEBHOOK_ALLOWED_HOSTS allows it. The operator's default brokers (NATS_URL, RABBITMQ_URL,
- * REDIS_URL), used when a rule names no URL, are trusted.
+ * unless WEBHOOK_ALLOWED_HOSTS allows it. Brokers the operator configured are trusted: the defaults
+ * (NATS_URL, RABBITMQ_URL, REDIS_URL), used when a rule names no URL, and the named ones
+ * (QUEUE_BROKERS) a rule refers to with `connection`, which is the way to reach an internal broker.
  */
+
+/** QUEUE_BROKERS: broker name → URL. */
+export type NamedBrokers = Readonly<Record<string, string>>;
+
+const SCHEMES: Record<QueueTarget['broker'], RegExp> = { nats: /^nats:\/\//, rabbitmq: /^amqps?:\/\//, redis: /^rediss?:\/\// };
+
+function namedUrl(brokers: NamedBrokers, name: string): string | undefined {
+  return Object.hasOwn(brokers, name) ? brokers[name] : undefined;
+}
+
+/** The checks made when a rule is saved: a named broker exists and is of the rule's kind; a URL passes the policy. */
+export function assertQueueDestination(
+  target: Pick<QueueTarget, 'broker' | 'url' | 'connection'>,
+  allowedHosts: readonly string[],
+  brokers: NamedBrokers,
+): void {
+  if (target.connection !== undefined) {
+    const url = namedUrl(brokers, target.connection);
+    const names = Object.keys(brokers);
+    const problem =
+      url === undefined
+        ? `names no configured broker (QUEUE_BROKERS has ${names.length > 0 ? names.join(', ') : 'none'})`
+        : SCHEMES[target.broker].test(url)
+          ? undefined
+          : `names a broker that is not a ${target.broker} broker`;
+    if (problem !== undefined) {
+      throw new ValidationError('routing.invalid-destination', `destination_config.connection ${problem}`, [
+        { path: 'destination_config.connection', message: problem },
+      ]);
+    }
+  }
+  if (target.url !== undefined) assertBrokerUrl(target.url, allowedHosts);
+}
 
 /** The hosts a broker URL names: NATS takes a comma-separated list of servers. */
 function hostsOf(url: string): string[] | undefined {
@@ -44,6 +78,7 @@ const systemResolve: Resolve = async (hostname) => (await dns.lookup(hostname, {
 export function addressCheckedQueuePublisher(
   inner: QueuePublisher,
   allowedHosts: readonly string[],
+  brokers: NamedBrokers = {},
   resolve: Resolve = systemResolve,
 ): QueuePublisher {
   const policy = destinationPolicy(allowedHosts);
@@ -61,6 +96,11 @@ export function addressCheckedQueuePublisher(
   };
   return {
     async publish(target, request) {
+      if (target.connection !== undefined) {
+        const url = namedUrl(brokers, target.connection);
+        if (url === undefined) return measured(async () => rejected(`no broker named "${target.connection}" in QUEUE_BROKERS`));
+        return inner.publish({ ...target, url }, request);
+      }
       if (target.url !== undefined) {
         const refusal = await refusalOf(target.url);
         if (refusal !== undefined) return measured(async () => rejected(`broker ${redactUrl(target.url ?? '')} refused: ${refusal}`));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../shared/errors.js';
 import type { QueuePublisher, QueueTarget } from '../../application/destination.js';
-import { addressCheckedQueuePublisher, assertBrokerUrl } from './broker-address-policy.js';
+import { addressCheckedQueuePublisher, assertBrokerUrl, assertQueueDestination } from './broker-address-policy.js';
 import { deliveryRequest } from './queue-publisher.contract.js';
 
 const refusal = (url: string, allowed: readonly string[] = []) => {
@@ -50,7 +50,7 @@ describe('addressCheckedQueuePublisher', () => {
   const resolve = async (hostname: string) => (hostname === 'sneaky.example.com' ? ['10.1.2.3'] : ['93.184.215.14']);
 
   it('rejects a publish whose broker name resolves to a private address, and passes the others on', async () => {
-    const publisher = addressCheckedQueuePublisher(inner, [], resolve);
+    const publisher = addressCheckedQueuePublisher(inner, [], {}, resolve);
     const refused = await publisher.publish({ broker: 'redis', stream: 's', url: 'redis://sneaky.example.com:6379' }, deliveryRequest());
     expect(refused).toMatchObject({ outcome: 'rejected', reason: expect.stringContaining('10.1.2.3') });
     expect(published).toHaveLength(0);
@@ -64,9 +64,44 @@ describe('addressCheckedQueuePublisher', () => {
   });
 
   it('lets allowed hosts through', async () => {
-    const publisher = addressCheckedQueuePublisher(inner, ['10.0.0.0/8'], resolve);
+    const publisher = addressCheckedQueuePublisher(inner, ['10.0.0.0/8'], {}, resolve);
     expect((await publisher.publish({ broker: 'nats', subject: 'a', url: 'nats://sneaky.example.com' }, deliveryRequest())).outcome).toBe(
       'delivered',
     );
+  });
+});
+
+describe('named brokers (QUEUE_BROKERS)', () => {
+  const brokers = { internal: 'redis://10.0.0.7:6379', events: 'nats://127.0.0.1:4222' };
+
+  it('accepts a rule naming a configured broker of its kind, whatever its address', () => {
+    expect(() => assertQueueDestination({ broker: 'redis', connection: 'internal' }, [], brokers)).not.toThrow();
+    expect(() => assertQueueDestination({ broker: 'nats', connection: 'events' }, [], brokers)).not.toThrow();
+  });
+
+  it('refuses an unknown name, or a broker of another kind', () => {
+    expect(() => assertQueueDestination({ broker: 'redis', connection: 'nope' }, [], brokers)).toThrow(
+      /QUEUE_BROKERS has internal, events/,
+    );
+    expect(() => assertQueueDestination({ broker: 'nats', connection: 'internal' }, [], brokers)).toThrow(/not a nats broker/);
+    expect(() => assertQueueDestination({ broker: 'redis', connection: 'internal' }, [], {})).toThrow(/has none/);
+  });
+
+  it('publishes to the configured URL of the name, without the address check', async () => {
+    const seen: QueueTarget[] = [];
+    const inner: QueuePublisher = {
+      async publish(target) {
+        seen.push(target);
+        return { outcome: 'delivered', durationMs: 0 };
+      },
+      async close() {},
+    };
+    const publisher = addressCheckedQueuePublisher(inner, [], brokers);
+    expect((await publisher.publish({ broker: 'redis', stream: 's', connection: 'internal' }, deliveryRequest())).outcome).toBe(
+      'delivered',
+    );
+    expect(seen[0]).toMatchObject({ url: 'redis://10.0.0.7:6379' });
+    const unknown = await publisher.publish({ broker: 'redis', stream: 's', connection: 'gone' }, deliveryRequest());
+    expect(unknown).toMatchObject({ outcome: 'rejected', reason: expect.stringContaining('gone') });
   });
 });

@@ -45,7 +45,9 @@ function toViolation(error: ErrorObject): Violation {
   const params = error.params as { missingProperty?: string; additionalProperty?: string };
   const field = params.missingProperty ?? params.additionalProperty;
   const path = ['payload', ...error.instancePath.split('/').filter(Boolean), ...(field ? [field] : [])].join('.');
-  return { path, rule: error.keyword, message: error.message ?? 'is invalid' };
+  // One entry per missing field with a plain message, as every endpoint reports it.
+  const message = error.keyword === 'required' ? 'is required' : (error.message ?? 'is invalid');
+  return { path, rule: error.keyword, message };
 }
 
 function invalidSchema(errors: ErrorObject[]): ValidationError {

@@ -5,7 +5,7 @@ import { ajvSchemaCompiler } from './ajv-schema-compiler.js';
 
 const compile = (schema: object) => ajvSchemaCompiler().compile(schema as SchemaDocument);
 
-describe('ajv schema compiler: patterns', () => {
+describe('ajv schema compiler', () => {
   it('checks `pattern` and `patternProperties` on a linear-time engine', () => {
     const check = compile({
       type: 'object',
@@ -29,5 +29,13 @@ describe('ajv schema compiler: patterns', () => {
       expect((error as ValidationError).code).toBe('validation.invalid-schema');
       expect((error as ValidationError).message).toMatch(/RE2/);
     }
+  });
+
+  it('reports each missing property as its own entry, with a plain message', () => {
+    const check = compile({ type: 'object', required: ['currency', 'total'] });
+    expect(check({})).toEqual([
+      { path: 'payload.currency', rule: 'required', message: 'is required' },
+      { path: 'payload.total', rule: 'required', message: 'is required' },
+    ]);
   });
 });
