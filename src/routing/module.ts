@@ -14,6 +14,8 @@ import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
 import { NotFoundError } from '../shared/errors.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
+import { DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
+import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
 
 export const routingTables: ContextTables = { migrations: [routingMigrations], inlineProjections: [rulesProjection] };
 
@@ -26,6 +28,10 @@ export interface RoutingOptions {
   /** Rules may only be written for applications that exist (answered by the applications context). */
   readonly applicationExists: (appId: string) => Promise<boolean>;
   readonly onOutcome?: (destinationType: string, status: string) => void;
+  /** Consecutive failures that open a destination's circuit, and its cool-down. */
+  readonly breakerPolicy?: BreakerPolicy;
+  /** Stable per replica: a restarted worker takes back its leases and in-flight attempts at once. */
+  readonly workerId?: string;
 }
 
 export interface RoutingModule extends ContextModule {
@@ -53,6 +59,9 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     evaluator,
     retrySchedule: options.retrySchedule,
     onOutcome: options.onOutcome,
+    breakers: sqlBreakerStore,
+    breakerPolicy: options.breakerPolicy ?? DEFAULT_BREAKER_POLICY,
+    workerId: options.workerId ?? 'embedded',
   });
   const ruleDeps: RuleDeps = {
     store,

@@ -32,6 +32,11 @@ const RuleBody = Type.Object({
   destination_config: Type.Optional(AnyObject),
   priority: Type.Optional(Type.Integer({ description: 'Higher runs first' })),
   is_active: Type.Optional(Type.Boolean()),
+  ordering_key: Type.Optional(
+    Type.Union([Type.String({ maxLength: 256 }), Type.Null()], {
+      description: 'A path such as payload.customer_id: deliveries with the same value go one at a time, in log order',
+    }),
+  ),
 });
 
 const Rule = Type.Object(
@@ -45,6 +50,7 @@ const Rule = Type.Object(
     destination_config: AnyObject,
     priority: Type.Integer(),
     is_active: Type.Boolean(),
+    ordering_key: Type.Union([Type.String(), Type.Null()]),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
   },

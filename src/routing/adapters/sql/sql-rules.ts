@@ -51,11 +51,21 @@ export const rulesProjection: InlineProjection = {
   },
 };
 
+// Rules saved before ordering keys existed have none.
+const parseStored = (text: string): StoredRule => {
+  const rule = JSON.parse(text) as StoredRule;
+  return { ...rule, ordering_key: rule.ordering_key ?? null };
+};
+
 export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
   return {
     async get(ruleId) {
       const row = await tables(db).selectFrom('routing_rules').select('rule').where('rule_id', '=', ruleId).executeTakeFirst();
-      return row && (JSON.parse(row.rule) as StoredRule);
+      return row && parseStored(row.rule);
+    },
+    async listAll() {
+      const rows = await tables(db).selectFrom('routing_rules').select('rule').orderBy('app_id').orderBy('priority', 'desc').execute();
+      return rows.map((row) => parseStored(row.rule));
     },
     async listByApp(appId) {
       const rows = await tables(db)
@@ -66,7 +76,7 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
         .orderBy('created_at')
         .orderBy('rule_id')
         .execute();
-      return rows.map((row) => JSON.parse(row.rule) as StoredRule);
+      return rows.map((row) => parseStored(row.rule));
     },
   };
 }
