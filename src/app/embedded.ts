@@ -80,14 +80,14 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
 
   const deps: ModuleDeps = { store, db: sqlite.db, clock, newId, logger, config };
   const applications = applicationsModule(deps);
-  const routing = routingModule(
-    deps,
-    routingOptionsFrom(
+  const routing = routingModule(deps, {
+    ...routingOptionsFrom(
       config,
       async (appId) => (await applications.find(appId)) !== undefined,
       (_destination, status) => metrics.deliveries.inc({ outcome: status }),
     ),
-  );
+    metricsRegistry: metrics.registry,
+  });
   const modules = [
     applications,
     ingestionModule(deps, {

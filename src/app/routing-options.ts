@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+import { parseBreakerPolicy } from '../routing/domain/circuit-breaker.js';
 import { parseRetrySchedule } from '../routing/domain/delivery.js';
 import { brokerQueuePublisher } from '../routing/adapters/queue/broker-queue-publisher.js';
 import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
@@ -18,6 +20,11 @@ export function routingOptionsFrom(
     allowedHosts,
     retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
     applicationExists,
+    breakerPolicy: parseBreakerPolicy(config.breakerThreshold, config.breakerCooldownSeconds),
+    // The embedded process is the only worker on its SQLite file, so a fixed name lets a restart take
+    // back what it had in flight. Replicas need their own stable name (ROUTING_WORKER_ID) for that.
+    workerId: config.routingWorkerId ?? (config.roles === 'all' ? 'embedded' : `${hostname()}-${process.pid}`),
+    replayRatePerSecond: config.replayRatePerSecond,
     ...(onOutcome ? { onOutcome } : {}),
   };
 }

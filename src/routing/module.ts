@@ -1,7 +1,14 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
 import type { QueuePublisher, WebhookSender } from './application/destination.js';
 import { deliveryWorker, type DeliveryWorker } from './application/delivery-worker.js';
-import { createRule, deleteRule, getRule, rotateSecret, toggleRule, updateRule, type RuleDeps } from './application/manage-rules.js';
+import { createRule, deleteRule, getRule, rotateSecret, ruleStateOf, toggleRule, updateRule, type RuleDeps } from './application/manage-rules.js';
+import { attemptTallies, listDestinations } from './application/destinations.js';
+import { cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
+import { testSend } from './application/test-send.js';
+import { eventStoreItems } from './adapters/log/event-store-items.js';
+import { registerRoutingMetrics } from './adapters/metrics/routing-metrics.js';
+import { sqlReplayStore } from './adapters/sql/sql-replays.js';
+import type { Registry } from 'prom-client';
 import { routingScheduler } from './application/routing-scheduler.js';
 import { ruleEvaluator, type RoutableEvent, type RoutingDecision } from './application/rule-evaluator.js';
 import { routingHttp } from './adapters/http/routing-routes.js';
@@ -32,6 +39,10 @@ export interface RoutingOptions {
   readonly breakerPolicy?: BreakerPolicy;
   /** Stable per replica: a restarted worker takes back its leases and in-flight attempts at once. */
   readonly workerId?: string;
+  /** Events a replay job sends per second at most. */
+  readonly replayRatePerSecond?: number;
+  /** Where the per-destination metrics go (the process's /metrics registry). */
+  readonly metricsRegistry?: Registry;
 }
 
 export interface RoutingModule extends ContextModule {
@@ -44,6 +55,16 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
   const catalog = sqlRuleCatalog(db);
   const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
   const tables = sqlDestinationTables(() => clock.now());
+  const tallies = attemptTallies();
+  const destinations = listDestinations({
+    db,
+    clock,
+    catalog,
+    breakers: sqlBreakerStore,
+    deliveries: sqlDeliveryStore,
+    tally: tallies.get,
+  });
+  const metricsObserver = options.metricsRegistry ? registerRoutingMetrics(options.metricsRegistry, destinations) : undefined;
   const worker = deliveryWorker({
     store,
     db,
@@ -62,7 +83,26 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     breakers: sqlBreakerStore,
     breakerPolicy: options.breakerPolicy ?? DEFAULT_BREAKER_POLICY,
     workerId: options.workerId ?? 'embedded',
+    onAttempt(attempt) {
+      tallies.observe(attempt);
+      metricsObserver?.(attempt);
+    },
   });
+  const replayDeps: ReplayDeps = {
+    store,
+    db,
+    clock,
+    newId,
+    logger,
+    rules: sqlRuleCatalog,
+    deliveries: sqlDeliveryStore,
+    replays: sqlReplayStore,
+    ruleState: (ruleId) => ruleStateOf(store, ruleId),
+    ingested: eventStoreItems(store),
+    ratePerSecond: options.replayRatePerSecond ?? 50,
+    onScheduled: () => worker.wake(),
+  };
+  const replays = replayRunner(replayDeps);
   const ruleDeps: RuleDeps = {
     store,
     clock,
@@ -98,6 +138,12 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
           return { delivery, attempts: await deliveries.attemptsOf(deliveryId) };
         },
         replay: (deliveryId) => worker.replay(deliveryId),
+        destinations,
+        test: testSend({ db, clock, newId, catalog, vault: sqlSecretVault, webhooks: options.webhooks, queues: options.queues }),
+        startReplay: startReplay(replayDeps),
+        replayProgress: replayProgress(replayDeps),
+        replays: (ruleId) => sqlReplayStore(db).listByRule(ruleId, 100),
+        cancelReplay: cancelReplay(replayDeps),
         async replayDeadLetters(ruleId) {
           const dead = await deliveries.list({ ruleId, status: 'dead_lettered', limit: 1000 });
           for (const delivery of dead) await worker.replay(delivery.deliveryId);
@@ -105,8 +151,12 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
         },
       }),
     ],
-    start: () => worker.start(),
+    start() {
+      worker.start();
+      replays.start();
+    },
     async stop() {
+      await replays.stop();
       await worker.stop();
       await Promise.all([options.webhooks.close(), options.queues.close()]);
     },

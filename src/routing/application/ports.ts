@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { ItemSnapshot } from '../../shared/contracts/data-events.js';
 import type { Breaker } from '../domain/circuit-breaker.js';
 import type { RuleFields } from '../domain/routing-rule.js';
 
@@ -135,6 +136,7 @@ export interface DeliveryStore {
     after: { position: number; deliveryId: string },
     limit: number,
   ): Promise<Delivery[]>;
+  countWindow(ruleId: string, window: { from: string; to: string }): Promise<number>;
   /** A replay job's deliveries by status. */
   countByJob(jobId: string): Promise<Record<DeliveryStatus, number>>;
   /** Withdraws a job's deliveries that are not being sent. */
@@ -167,6 +169,8 @@ export interface ReplayJob {
   readonly cursor: { readonly position: number; readonly deliveryId: string };
   readonly scanned: number;
   readonly scheduled: number;
+  /** Events in the window, when known in advance (not when re-evaluating). */
+  readonly total: number | null;
   readonly error: string | null;
   readonly createdAt: string;
   readonly updatedAt: string;
@@ -197,6 +201,16 @@ export interface DestinationTables {
 export type RuleCatalogFor = (db: Kysely<object>) => RuleCatalog;
 export type SecretVaultFor = (db: Kysely<object>) => SecretVault;
 export type DeliveryStoreFor = (db: Kysely<object>) => DeliveryStore;
+/** Items ingested for an application in a window of time, read from the log (for a replay that re-evaluates its rule). */
+export interface IngestedItems {
+  read(
+    appId: string,
+    window: { from: string; to: string },
+    afterPosition: number,
+    limit: number,
+  ): Promise<{ items: Array<{ position: number; item: ItemSnapshot }>; lastPosition: number; done: boolean }>;
+}
+
 export type DestinationTablesFor = (db: Kysely<object>) => DestinationTables;
 export type BreakerStoreFor = (db: Kysely<object>) => BreakerStore;
 export type ReplayStoreFor = (db: Kysely<object>) => ReplayStore;

@@ -105,6 +105,7 @@ const deliveryEngine: Migration = {
       .addColumn('cursor_id', 'text', (c) => c.notNull())
       .addColumn('scanned', 'integer', (c) => c.notNull())
       .addColumn('scheduled', 'integer', (c) => c.notNull())
+      .addColumn('total', 'integer')
       .addColumn('error', 'text')
       .addColumn('created_at', 'text', (c) => c.notNull())
       .addColumn('updated_at', 'text', (c) => c.notNull())

@@ -289,6 +289,18 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       return rows.map(toDelivery);
     },
 
+    async countWindow(ruleId, { from, to }) {
+      const row = await tables(db)
+        .selectFrom('routing_deliveries')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('rule_id', '=', ruleId)
+        .where('replay_job_id', 'is', null)
+        .where('received_at', '>=', from)
+        .where('received_at', '<=', to)
+        .executeTakeFirst();
+      return Number(row?.n ?? 0);
+    },
+
     async countByJob(jobId) {
       const rows = await tables(db)
         .selectFrom('routing_deliveries')

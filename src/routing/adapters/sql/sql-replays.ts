@@ -14,6 +14,7 @@ type ReplayRow = {
   cursor_id: string;
   scanned: number;
   scheduled: number;
+  total: number | null;
   error: string | null;
   created_at: string;
   updated_at: string;
@@ -33,6 +34,7 @@ const toJob = (row: ReplayRow): ReplayJob => ({
   cursor: { position: Number(row.cursor_position), deliveryId: row.cursor_id },
   scanned: Number(row.scanned),
   scheduled: Number(row.scheduled),
+  total: row.total === null ? null : Number(row.total),
   error: row.error,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
@@ -65,6 +67,7 @@ export function sqlReplayStore(db: Kysely<object>): ReplayStore {
             cursor_id: job.cursor.deliveryId,
             scanned: job.scanned,
             scheduled: job.scheduled,
+            total: job.total,
             error: job.error,
             created_at: job.createdAt,
             updated_at: job.updatedAt,
