@@ -86,6 +86,7 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     onAttempt(attempt) {
       tallies.observe(attempt);
       metricsObserver?.(attempt);
+      if (attempt.replayJobId !== null) replays.wake();
     },
   });
   const replayDeps: ReplayDeps = {

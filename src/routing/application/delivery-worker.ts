@@ -51,6 +51,7 @@ export interface AttemptObservation {
   readonly destinationType: string;
   readonly outcome: AttemptOutcome['outcome'];
   readonly durationMs: number;
+  readonly replayJobId: string | null;
 }
 
 export interface DeliveryWorker {
@@ -166,7 +167,8 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         const breakers = deps.breakers(tx.db);
         const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId) ?? closedBreaker;
         breaker = afterAttempt(current, outcome.outcome === 'retry' ? 'down' : 'up', now, deps.breakerPolicy);
-        if (breaker !== current && !(breaker.state === 'closed' && current.state === 'closed' && current.failures === 0))
+        // A success on a healthy destination changes nothing: no write.
+        if (breaker.state !== current.state || breaker.failures !== current.failures || breaker.nextProbeAt !== current.nextProbeAt)
           await breakers.save(delivery.ruleId, breaker, now.toISOString());
         if (breaker.state === 'open' && current.state === 'closed')
           deps.logger.warn({ rule_id: delivery.ruleId, failures: breaker.failures }, 'circuit opened: the destination keeps failing');
@@ -195,6 +197,7 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         destinationType: delivery.destinationType,
         outcome: outcome.outcome,
         durationMs: outcome.durationMs,
+        replayJobId: delivery.replayJobId,
       });
     deps.onOutcome?.(delivery.destinationType, decision.status === 'pending' ? 'retrying' : decision.status);
     if (decision.status === 'dead_lettered')

@@ -25,7 +25,10 @@ export interface ReplayDeps {
   readonly ingested: IngestedItems;
   /** Events a job schedules per second at most. */
   readonly ratePerSecond: number;
-  /** A job's deliveries waiting to be sent at most: the rest of the window waits its turn. */
+  /**
+   * A job's deliveries waiting to be sent at most (1 by default: a job sends in log order, one at a
+   * time, so a crash can repeat only the one in flight).
+   */
   readonly window?: number;
   /** New deliveries are due: wakes the delivery worker. */
   readonly onScheduled: () => void;
@@ -97,10 +100,12 @@ export const cancelReplay =
  * in the same transaction. A job never has more than `window` deliveries waiting, schedules at most
  * `ratePerSecond`, and the worker serves live deliveries before a replay's.
  */
-export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise<void> } {
-  const window = deps.window ?? 16;
-  const perTick = Math.max(1, Math.floor((deps.ratePerSecond * TICK_MS) / 1000));
+export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise<void>; wake(): void } {
+  const window = deps.window ?? 1;
+  // A token bucket: `ratePerSecond` refills it, a scheduled event takes one.
+  const capacity = Math.max(1, window, Math.ceil(deps.ratePerSecond / 10));
   let credit = 0;
+  let refilledAt = Date.now();
   let running = false;
   let loop: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -151,7 +156,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
       return;
     }
     const waiting = (await deps.deliveries(db).countByJob(job.jobId)).pending;
-    const room = Math.min(window - waiting, credit);
+    const room = Math.min(window - waiting, Math.floor(credit));
     if (room <= 0) return;
     const next = await candidates(job, rule, room);
     if (next.scanned === 0 && next.done) {
@@ -189,7 +194,9 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
   const run = async () => {
     while (running) {
       try {
-        credit = Math.min(credit + perTick, Math.max(perTick, window));
+        const now = Date.now();
+        credit = Math.min(capacity, credit + ((now - refilledAt) * deps.ratePerSecond) / 1000);
+        refilledAt = now;
         for (const job of await deps.replays(deps.db).running()) {
           if (!running) break;
           await step(job);
@@ -215,6 +222,11 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
       clearTimeout(timer);
       wakeUp?.();
       await loop;
+    },
+    /** A job's delivery finished: its next event may go now. */
+    wake() {
+      clearTimeout(timer);
+      wakeUp?.();
     },
   };
 }
