@@ -198,3 +198,128 @@ describe('test send', () => {
     expect((await call(intake, 'POST', '/api/routing-rules/nope/test')).statusCode).toBe(404);
   });
 });
+
+describe('replay of one rule over a window', () => {
+  async function deliveredWindow(intake: TestIntake, hooks: ScriptedReceiver, other: ScriptedReceiver) {
+    const replayed = await rule(intake, hooks.url, { rule_name: 'replayed' });
+    await rule(intake, other.url, { rule_name: 'other' });
+    await ingest(intake, [{ seq: -1 }]);
+    await hooks.waitFor((all) => all.length === 1);
+    await sleep(30);
+    const from = new Date().toISOString();
+    const inside = await ingest(
+      intake,
+      Array.from({ length: 100 }, (_, seq) => ({ seq })),
+    );
+    await hooks.waitFor((all) => all.length === 101);
+    const to = new Date().toISOString();
+    await sleep(30);
+    await ingest(intake, [{ seq: 1000 }]);
+    await hooks.waitFor((all) => all.length === 102);
+    await other.waitFor((all) => all.length === 102);
+    return { ruleId: replayed.rule_id, from, to, inside };
+  }
+
+  it('sends every event of the window again with its original webhook-id, and nothing else', async () => {
+    const intake = await start({ ROUTING_REPLAY_RATE: '1000' });
+    const hooks = await receiver();
+    const other = await receiver();
+    const { ruleId, from, to } = await deliveredWindow(intake, hooks, other);
+    const originalIds = new Map(hooks.requests.map((r) => [Number(payloadOf(r).seq), r.webhookId]));
+
+    const started = await call(intake, 'POST', `/api/routing-rules/${ruleId}/replay`, { from, to });
+    expect(started.statusCode, started.body).toBe(202);
+    expect(started.json()).toMatchObject({ status: 'running', total: 100, rule_id: ruleId });
+    const jobId = started.json().job_id as string;
+    const done = await until(
+      async () => (await call(intake, 'GET', `/api/routing-rules/${ruleId}/replays/${jobId}`)).json(),
+      (job: { status: string }) => job.status === 'completed',
+    );
+    expect(done).toMatchObject({ scanned: 100, scheduled: 100, deliveries: { succeeded: 100, pending: 0 } });
+
+    const again = hooks.requests.slice(102);
+    expect(again).toHaveLength(100);
+    expect(again.map((r) => Number(payloadOf(r).seq))).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    for (const request of again) expect(request.webhookId).toBe(originalIds.get(Number(payloadOf(request).seq)));
+    await sleep(200);
+    expect(hooks.requests).toHaveLength(202);
+    expect(other.requests).toHaveLength(102);
+
+    const fresh = await call(intake, 'POST', `/api/routing-rules/${ruleId}/replay`, { from, to, fresh_ids: true });
+    expect(fresh.statusCode).toBe(202);
+    await hooks.waitFor((all) => all.length === 302);
+    const freshIds = hooks.requests.slice(202).map((r) => r.webhookId);
+    expect(freshIds.filter((id) => [...originalIds.values()].includes(id))).toEqual([]);
+    expect(new Set(freshIds).size).toBe(100);
+  }, 60_000);
+
+  it('re-evaluates the rule’s current condition over the window when asked', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    const created = await rule(intake, hooks.url, { condition: { 'payload.total': { $gt: 50 } } });
+    const from = new Date().toISOString();
+    await ingest(intake, [{ total: 10 }, { total: 100 }, { total: 20 }]);
+    await hooks.waitFor((all) => all.length === 1);
+    const to = new Date().toISOString();
+    const updated = await call(intake, 'PUT', `/api/routing-rules/${created.rule_id}`, {
+      app_id: 'shop',
+      rule_name: 'hooks',
+      destination_type: 'webhook',
+      destination_config: { url: hooks.url },
+      condition: { 'payload.total': { $lt: 50 } },
+    });
+    expect(updated.statusCode).toBe(200);
+    const started = await call(intake, 'POST', `/api/routing-rules/${created.rule_id}/replay`, { from, to, reevaluate: true });
+    expect(started.statusCode).toBe(202);
+    await until(
+      async () => (await call(intake, 'GET', `/api/routing-rules/${created.rule_id}/replays/${started.json().job_id}`)).json(),
+      (job: { status: string }) => job.status === 'completed',
+    );
+    expect(hooks.requests.slice(1).map((r) => payloadOf(r).total).sort()).toEqual([10, 20]);
+  });
+
+  it('refuses bad windows, disabled and deleted rules with 400, and a second replay with 409', async () => {
+    const intake = await start({ ROUTING_REPLAY_RATE: '2' });
+    const hooks = await receiver();
+    const created = await rule(intake, hooks.url);
+    const from = new Date(Date.now() - 60_000).toISOString();
+    await ingest(
+      intake,
+      Array.from({ length: 10 }, (_, seq) => ({ seq })),
+    );
+    await hooks.waitFor((all) => all.length === 10);
+    const to = new Date().toISOString();
+    const replay = (body: object, ruleId = created.rule_id) => call(intake, 'POST', `/api/routing-rules/${ruleId}/replay`, body);
+    const jobs = async () => (await call(intake, 'GET', `/api/routing-rules/${created.rule_id}/replays`)).json().items;
+
+    for (const bad of [{ from: to, to: from }, { from, to: new Date(Date.now() + 3_600_000).toISOString() }, { from }]) {
+      const response = await replay(bad);
+      expect(response.statusCode).toBe(400);
+      expect(response.headers['content-type']).toMatch(/application\/problem\+json/);
+    }
+    expect(await jobs()).toEqual([]);
+
+    const first = await replay({ from, to });
+    expect(first.statusCode).toBe(202);
+    const second = await replay({ from, to });
+    expect(second.statusCode).toBe(409);
+    expect(second.json().code).toBe('routing.replay-running');
+    const cancelled = await call(intake, 'POST', `/api/routing-rules/${created.rule_id}/replays/${first.json().job_id}/cancel`);
+    expect(cancelled.json()).toMatchObject({ status: 'cancelled' });
+    const sentBefore = hooks.requests.length;
+    await sleep(1200);
+    expect(hooks.requests.length - sentBefore).toBeLessThanOrEqual(1);
+    expect((await jobs()).map((j: { status: string }) => j.status)).toEqual(['cancelled']);
+
+    await call(intake, 'PATCH', `/api/routing-rules/${created.rule_id}/toggle`);
+    const disabled = await replay({ from, to });
+    expect(disabled.statusCode).toBe(400);
+    expect(disabled.json().code).toBe('routing.rule-disabled');
+    await call(intake, 'DELETE', `/api/routing-rules/${created.rule_id}`);
+    const deleted = await replay({ from, to });
+    expect(deleted.statusCode).toBe(400);
+    expect(deleted.json().code).toBe('routing.rule-deleted');
+    expect((await replay({ from, to }, 'never-existed')).statusCode).toBe(404);
+    expect(await jobs()).toHaveLength(1);
+  });
+});
