@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { parseBreakerPolicy } from '../routing/domain/circuit-breaker.js';
 import { parseRetrySchedule } from '../routing/domain/delivery.js';
+import { resolveSecretKey } from '../routing/adapters/secrets/secret-box.js';
 import { brokerQueuePublisher } from '../routing/adapters/queue/broker-queue-publisher.js';
 import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
 import { undiciWebhookSender } from '../routing/adapters/webhook/undici-webhook-sender.js';
@@ -25,6 +26,7 @@ export function routingOptionsFrom(
     // back what it had in flight. Replicas need their own stable name (ROUTING_WORKER_ID) for that.
     workerId: config.routingWorkerId ?? (config.roles === 'all' ? 'embedded' : `${hostname()}-${process.pid}`),
     replayRatePerSecond: config.replayRatePerSecond,
+    secretKey: resolveSecretKey(config.secretKey, config.dataDir),
     ...(onOutcome ? { onOutcome } : {}),
   };
 }

@@ -15,7 +15,8 @@ import { routingHttp } from './adapters/http/routing-routes.js';
 import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
-import { rulesProjection, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/sql-rules.js';
+import { rulesProjection, sealClearSecrets, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/sql-rules.js';
+import { secretBox } from './adapters/secrets/secret-box.js';
 import { assertPublicUrl } from './adapters/webhook/assert-public-url.js';
 import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
 import { NotFoundError } from '../shared/errors.js';
@@ -39,6 +40,8 @@ export interface RoutingOptions {
   readonly breakerPolicy?: BreakerPolicy;
   /** Stable per replica: a restarted worker takes back its leases and in-flight attempts at once. */
   readonly workerId?: string;
+  /** Seals webhook signing secrets at rest (see resolveSecretKey). */
+  readonly secretKey: Buffer;
   /** Events a replay job sends per second at most. */
   readonly replayRatePerSecond?: number;
   /** Where the per-destination metrics go (the process's /metrics registry). */
@@ -55,6 +58,8 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
   const catalog = sqlRuleCatalog(db);
   const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
   const tables = sqlDestinationTables(() => clock.now());
+  const box = secretBox(options.secretKey);
+  const vault = sqlSecretVault(box);
   const tallies = attemptTallies();
   const destinations = listDestinations({
     db,
@@ -72,7 +77,7 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     random: Math.random,
     logger,
     rules: sqlRuleCatalog,
-    vault: sqlSecretVault,
+    vault,
     deliveries: sqlDeliveryStore,
     tables,
     webhooks: options.webhooks,
@@ -109,7 +114,7 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     clock,
     newId,
     catalog,
-    vault: sqlSecretVault,
+    vault,
     evaluator,
     destinationTables: tables(db),
     applicationExists: options.applicationExists,
@@ -140,7 +145,7 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
         },
         replay: (deliveryId) => worker.replay(deliveryId),
         destinations,
-        test: testSend({ db, clock, newId, catalog, vault: sqlSecretVault, webhooks: options.webhooks, queues: options.queues }),
+        test: testSend({ db, clock, newId, catalog, vault, webhooks: options.webhooks, queues: options.queues }),
         startReplay: startReplay(replayDeps),
         replayProgress: replayProgress(replayDeps),
         replays: (ruleId) => sqlReplayStore(db).listByRule(ruleId, 100),
@@ -153,6 +158,10 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
       }),
     ],
     start() {
+      sealClearSecrets(db, box).then(
+        (sealed) => sealed > 0 && logger.info({ sealed }, 'sealed webhook signing secrets stored in clear'),
+        (error: unknown) => logger.error({ err: error }, 'could not seal the signing secrets stored in clear; they keep working as they are'),
+      );
       worker.start();
       replays.start();
     },

@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
@@ -321,5 +325,43 @@ describe('replay of one rule over a window', () => {
     expect(deleted.json().code).toBe('routing.rule-deleted');
     expect((await replay({ from, to }, 'never-existed')).statusCode).toBe(404);
     expect(await jobs()).toHaveLength(1);
+  });
+});
+
+describe('signing secrets at rest', () => {
+  it('stores them sealed, and seals a secret left in clear at the next start without breaking its signatures', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-secrets-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const first = await startTestIntake(BASE_ENV, {}, dir);
+    expect((await call(first, 'POST', '/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
+    const hooks = await receiver();
+    const created = await rule(first, hooks.url);
+    const stored = async (intake: TestIntake) =>
+      intake.store.transaction(
+        async (tx) => (await sql<{ secret: string }>`SELECT secret FROM routing_secrets WHERE rule_id = ${created.rule_id}`.execute(tx.db)).rows[0]?.secret,
+      );
+    expect(await stored(first)).toMatch(/^enc:v1:/);
+    expect(await stored(first)).not.toContain(created.signing_secret.slice(6));
+    // As a release before sealing would have left it.
+    await first.store.transaction(async (tx) => {
+      await sql`UPDATE routing_secrets SET secret = ${created.signing_secret} WHERE rule_id = ${created.rule_id}`.execute(tx.db);
+    });
+    await first.dispose();
+
+    const second = await startTestIntake(BASE_ENV, {}, dir);
+    cleanups.push(() => second.dispose());
+    await until(
+      () => stored(second),
+      (secret) => secret?.startsWith('enc:v1:') === true,
+    );
+    await ingest(second, [{ n: 1 }]);
+    const [request] = await hooks.waitFor((all) => all.length === 1);
+    expect(() =>
+      new Webhook(created.signing_secret).verify(request?.body ?? '', {
+        'webhook-id': String(request?.headers['webhook-id']),
+        'webhook-timestamp': String(request?.headers['webhook-timestamp']),
+        'webhook-signature': String(request?.headers['webhook-signature']),
+      }),
+    ).not.toThrow();
   });
 });
