@@ -1,7 +1,16 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
 import type { QueuePublisher, WebhookSender } from './application/destination.js';
 import { deliveryWorker, type DeliveryWorker } from './application/delivery-worker.js';
-import { createRule, deleteRule, getRule, rotateSecret, ruleStateOf, toggleRule, updateRule, type RuleDeps } from './application/manage-rules.js';
+import {
+  createRule,
+  deleteRule,
+  getRule,
+  rotateSecret,
+  ruleStateOf,
+  toggleRule,
+  updateRule,
+  type RuleDeps,
+} from './application/manage-rules.js';
 import { attemptTallies, listDestinations } from './application/destinations.js';
 import { cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
 import { testSend } from './application/test-send.js';
@@ -160,7 +169,8 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     start() {
       sealClearSecrets(db, box).then(
         (sealed) => sealed > 0 && logger.info({ sealed }, 'sealed webhook signing secrets stored in clear'),
-        (error: unknown) => logger.error({ err: error }, 'could not seal the signing secrets stored in clear; they keep working as they are'),
+        (error: unknown) =>
+          logger.error({ err: error }, 'could not seal the signing secrets stored in clear; they keep working as they are'),
       );
       worker.start();
       replays.start();

@@ -26,7 +26,12 @@ function environment(extra: Record<string, string>) {
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return { DATABASE_URL: `sqlite:${join(dir, 'intake.db')}`, ADMIN_TOKEN: 'recovery-token', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', ...extra };
 }
-async function api<T = Record<string, unknown>>(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+async function api<T = Record<string, unknown>>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: T }> {
   const response = await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   return { status: response.status, json: (await response.json()) as T };
 }
@@ -67,9 +72,18 @@ describe('delivery after a SIGKILL', () => {
     await hooks.waitFor((all) => all.length === 2, 15_000);
     expect(Date.now() - restartedAt).toBeLessThan(15_000);
     expect(hooks.requests[1]?.webhookId).toBe(hooks.requests[0]?.webhookId);
-    const [delivery] = (await api<{ items: Array<{ delivery_id: string }> }>(second.url, 'GET', `/api/routing/deliveries?rule_id=${ruleId}`)).json.items;
+    const [delivery] = (
+      await api<{ items: Array<{ delivery_id: string }> }>(second.url, 'GET', `/api/routing/deliveries?rule_id=${ruleId}`)
+    ).json.items;
     const detail = await until(
-      async () => (await api<{ status: string; attempt_log: Array<{ attempt: number; outcome: string }> }>(second.url, 'GET', `/api/routing/deliveries/${delivery?.delivery_id}`)).json,
+      async () =>
+        (
+          await api<{ status: string; attempt_log: Array<{ attempt: number; outcome: string }> }>(
+            second.url,
+            'GET',
+            `/api/routing/deliveries/${delivery?.delivery_id}`,
+          )
+        ).json,
       (d) => d.status === 'succeeded',
     );
     expect(detail.attempt_log.map((a) => [a.attempt, a.outcome])).toEqual([
@@ -103,7 +117,9 @@ describe('delivery after a SIGKILL', () => {
 
     const second = await server(env);
     const job = await until(
-      async () => (await api<{ status: string; scheduled: number }>(second.url, 'GET', `/api/routing-rules/${ruleId}/replays/${started.json.job_id}`)).json,
+      async () =>
+        (await api<{ status: string; scheduled: number }>(second.url, 'GET', `/api/routing-rules/${ruleId}/replays/${started.json.job_id}`))
+          .json,
       (j) => j.status === 'completed',
       30_000,
     );

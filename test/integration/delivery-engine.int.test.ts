@@ -279,7 +279,12 @@ describe('replay of one rule over a window', () => {
       async () => (await call(intake, 'GET', `/api/routing-rules/${created.rule_id}/replays/${started.json().job_id}`)).json(),
       (job: { status: string }) => job.status === 'completed',
     );
-    expect(hooks.requests.slice(1).map((r) => payloadOf(r).total).sort()).toEqual([10, 20]);
+    expect(
+      hooks.requests
+        .slice(1)
+        .map((r) => payloadOf(r).total)
+        .sort(),
+    ).toEqual([10, 20]);
   });
 
   it('refuses bad windows, disabled and deleted rules with 400, and a second replay with 409', async () => {
@@ -338,7 +343,9 @@ describe('signing secrets at rest', () => {
     const created = await rule(first, hooks.url);
     const stored = async (intake: TestIntake) =>
       intake.store.transaction(
-        async (tx) => (await sql<{ secret: string }>`SELECT secret FROM routing_secrets WHERE rule_id = ${created.rule_id}`.execute(tx.db)).rows[0]?.secret,
+        async (tx) =>
+          (await sql<{ secret: string }>`SELECT secret FROM routing_secrets WHERE rule_id = ${created.rule_id}`.execute(tx.db)).rows[0]
+            ?.secret,
       );
     expect(await stored(first)).toMatch(/^enc:v1:/);
     expect(await stored(first)).not.toContain(created.signing_secret.slice(6));

@@ -310,7 +310,9 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
 
   /** Rules this worker may not send more to now: their circuit allows no more attempts in flight. */
   const saturatedRules = (now: Date) =>
-    [...inFlightByRule.keys()].filter((ruleId) => admit(breakerCache.get(ruleId) ?? closedBreaker, inFlightTo(ruleId), now, deps.breakerPolicy) === 'hold');
+    [...inFlightByRule.keys()].filter(
+      (ruleId) => admit(breakerCache.get(ruleId) ?? closedBreaker, inFlightTo(ruleId), now, deps.breakerPolicy) === 'hold',
+    );
 
   /** Sends what the circuit breakers admit, takes the probe of a circuit due one, and gives the rest back. */
   const dispatch = async (claimed: readonly Delivery[], now: Date): Promise<number> => {

@@ -9,7 +9,16 @@ import { deliveryIdOf } from '../domain/delivery.js';
 import { orderingKeyOf } from '../domain/ordering-key.js';
 import { freshWebhookIdOf, parseReplayRequest, replayDeliveryIdOf } from '../domain/replay.js';
 import type { RuleState } from '../domain/routing-rule.js';
-import type { DeliveryStatus, DeliveryStoreFor, IngestedItems, NewDelivery, ReplayJob, ReplayStoreFor, RuleCatalogFor, StoredRule } from './ports.js';
+import type {
+  DeliveryStatus,
+  DeliveryStoreFor,
+  IngestedItems,
+  NewDelivery,
+  ReplayJob,
+  ReplayStoreFor,
+  RuleCatalogFor,
+  StoredRule,
+} from './ports.js';
 import { deliveryBodyOf, routedDocumentOf } from './routing-scheduler.js';
 
 export interface ReplayDeps {
@@ -47,8 +56,10 @@ export const startReplay =
   async (ruleId: string, input: { from?: unknown; to?: unknown; reevaluate?: unknown; fresh_ids?: unknown }): Promise<ReplayJob> => {
     const state = await deps.ruleState(ruleId);
     if (state.status === 'absent') throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
-    if (state.status === 'deleted') throw new ValidationError('routing.rule-deleted', `rule ${ruleId} was deleted: there is nothing to replay to`);
-    if (!state.fields.is_active) throw new ValidationError('routing.rule-disabled', `rule ${ruleId} is disabled: enable it before replaying`);
+    if (state.status === 'deleted')
+      throw new ValidationError('routing.rule-deleted', `rule ${ruleId} was deleted: there is nothing to replay to`);
+    if (!state.fields.is_active)
+      throw new ValidationError('routing.rule-disabled', `rule ${ruleId} is disabled: enable it before replaying`);
     const now = deps.clock.now();
     const request = parseReplayRequest(input, now);
     const at = now.toISOString();
@@ -117,7 +128,15 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
       const originals = await deps.deliveries(db).window(job.ruleId, job, job.cursor, limit);
       const last = originals.at(-1);
       return {
-        planned: originals.map((d) => ({ itemId: d.itemId, appId: d.appId, eventType: d.eventType, body: d.body, orderingKey: d.orderingKey, position: d.position, receivedAt: d.receivedAt })),
+        planned: originals.map((d) => ({
+          itemId: d.itemId,
+          appId: d.appId,
+          eventType: d.eventType,
+          body: d.body,
+          orderingKey: d.orderingKey,
+          position: d.position,
+          receivedAt: d.receivedAt,
+        })),
         scanned: originals.length,
         cursor: last ? { position: last.position, deliveryId: last.deliveryId } : job.cursor,
         done: originals.length < limit,

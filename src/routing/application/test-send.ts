@@ -38,7 +38,11 @@ export const testSend =
       eventId: messageId,
       appId: rule.app_id,
       eventType: 'intake.test',
-      body: JSON.stringify({ type: 'intake.test', timestamp: at, data: { test: true, rule_id: rule.rule_id, app_id: rule.app_id, sent_at: at } }),
+      body: JSON.stringify({
+        type: 'intake.test',
+        timestamp: at,
+        data: { test: true, rule_id: rule.rule_id, app_id: rule.app_id, sent_at: at },
+      }),
     };
     switch (rule.destination_type) {
       case 'webhook': {
@@ -51,6 +55,9 @@ export const testSend =
       case 'queue':
         return { messageId, outcome: await deps.queues.publish(rule.destination_config as QueueConfig, request) };
       case 'database':
-        throw new ValidationError('routing.test-unsupported', 'a database destination is a table of this service: there is nothing to test');
+        throw new ValidationError(
+          'routing.test-unsupported',
+          'a database destination is a table of this service: there is nothing to test',
+        );
     }
   };

@@ -353,7 +353,12 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
       app.get(
         '/api/routing-rules/:rule_id/replays/:job_id',
         {
-          schema: { tags, summary: 'A replay job and its progress', params: ReplayParams, response: { 200: ReplaySchema, ...errorResponses } },
+          schema: {
+            tags,
+            summary: 'A replay job and its progress',
+            params: ReplayParams,
+            response: { 200: ReplaySchema, ...errorResponses },
+          },
         },
         async (request) => {
           const { job, deliveries } = await handlers.replayProgress(request.params.rule_id, request.params.job_id);

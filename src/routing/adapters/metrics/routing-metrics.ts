@@ -8,7 +8,10 @@ const STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
  * Per-destination delivery metrics: attempts by outcome (the success rate is
  * delivered / all), a latency histogram, and the circuits, read from the routing tables on each scrape.
  */
-export function registerRoutingMetrics(registry: Registry, destinations: () => Promise<DestinationView[]>): (a: AttemptObservation) => void {
+export function registerRoutingMetrics(
+  registry: Registry,
+  destinations: () => Promise<DestinationView[]>,
+): (a: AttemptObservation) => void {
   const attempts = new Counter({
     name: 'intake_delivery_attempts_total',
     help: 'Delivery attempts per destination (rule) by outcome: delivered, retry, rejected, gone',
@@ -36,7 +39,8 @@ export function registerRoutingMetrics(registry: Registry, destinations: () => P
     registers: [registry],
     async collect() {
       this.reset();
-      for (const d of await read()) if (d.tally && d.tally.attempts > 0) this.set({ rule_id: d.ruleId }, d.tally.delivered / d.tally.attempts);
+      for (const d of await read())
+        if (d.tally && d.tally.attempts > 0) this.set({ rule_id: d.ruleId }, d.tally.delivered / d.tally.attempts);
     },
   });
   new Gauge({

@@ -96,7 +96,12 @@ export function sqlReplayStore(db: Kysely<object>): ReplayStore {
       return rows.map(toJob);
     },
     async running() {
-      const rows = await tables(db).selectFrom('routing_replays').selectAll().where('status', '=', 'running').orderBy('created_at').execute();
+      const rows = await tables(db)
+        .selectFrom('routing_replays')
+        .selectAll()
+        .where('status', '=', 'running')
+        .orderBy('created_at')
+        .execute();
       return rows.map(toJob);
     },
     async advance(jobId, { cursor, scanned, scheduled, at }) {

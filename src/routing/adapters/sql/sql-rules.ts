@@ -86,7 +86,8 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
 export function sqlSecretVault(box: SecretBox): (db: Kysely<object>) => SecretVault {
   return (db) => ({
     async get(ruleId) {
-      const stored = (await tables(db).selectFrom('routing_secrets').select('secret').where('rule_id', '=', ruleId).executeTakeFirst())?.secret;
+      const stored = (await tables(db).selectFrom('routing_secrets').select('secret').where('rule_id', '=', ruleId).executeTakeFirst())
+        ?.secret;
       return stored === undefined ? undefined : box.open(ruleId, stored);
     },
     async set(ruleId, secret) {

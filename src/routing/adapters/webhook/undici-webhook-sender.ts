@@ -87,7 +87,9 @@ export function undiciWebhookSender(options: UndiciWebhookSenderOptions = {}): W
       // trickles its body has the event. The body is never used, but reading it (up to a cap, for a
       // short while) lets the connection be reused; otherwise the connection is dropped.
       const outcome = classifyStatus(response.statusCode, response.headers['retry-after'], clock.now(), elapsed());
-      await response.body.dump({ limit: maxResponseBytes, signal: AbortSignal.timeout(bodyTimeoutMs) }).catch(() => response.body.destroy());
+      await response.body
+        .dump({ limit: maxResponseBytes, signal: AbortSignal.timeout(bodyTimeoutMs) })
+        .catch(() => response.body.destroy());
       return outcome;
     } catch (error) {
       const durationMs = elapsed();
