@@ -31,7 +31,7 @@ import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
 import { NotFoundError } from '../shared/errors.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
-import { DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
+import { closedBreaker, DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
 import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
 
 export const routingTables: ContextTables = { migrations: [routingMigrations], inlineProjections: [rulesProjection] };
@@ -141,7 +141,10 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
       routingHttp({
         create: createRule(ruleDeps),
         update: updateRule(ruleDeps),
-        get: getRule(catalog),
+        async get(ruleId) {
+          const rule = await getRule(catalog)(ruleId);
+          return { ...rule, circuit: (await sqlBreakerStore(db).get([ruleId])).get(ruleId) ?? closedBreaker };
+        },
         listByApp: (appId) => catalog.listByApp(appId),
         toggle: (ruleId) => toggleRule(ruleDeps)(ruleId),
         remove: deleteRule(ruleDeps),

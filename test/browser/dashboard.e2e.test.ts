@@ -214,9 +214,8 @@ describe.skipIf(!hasChromium)('the dashboard in headless Chromium', () => {
     await page.fill('#token', ADMIN_TOKEN);
     await page.click('#token-form button[type=submit]');
     await expect.poll(() => page.$$eval('#destinations tbody tr', (rows) => rows.length)).toBe(2);
-    const cells = await page.$$eval('#destinations tbody tr', (rows) =>
-      rows.map((r) => Array.from(r.querySelectorAll('td')).map((c) => c.textContent)),
-    );
+    const texts = await page.$$eval('#destinations tbody td', (tds) => tds.map((td) => td.textContent));
+    const cells = [texts.slice(0, 5), texts.slice(5)];
     expect(cells).toEqual([
       ['billing · webhook', 'open · 5 failures · probe 10:00:30', '42', '50.0 %', '120 ms'],
       ['crm · webhook', 'closed', '0', '–', '–'],

@@ -152,6 +152,7 @@ describe('circuit breaker per destination', () => {
       circuit: { state: 'open', failures: expect.any(Number), next_probe_at: expect.any(String) },
       pending: 20,
     });
+    expect((await call(intake, 'GET', `/api/routing-rules/${created.rule_id}`)).json().circuit).toMatchObject({ state: 'open' });
     const metrics = (await intake.app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
     expect(metrics).toMatch(/intake_circuits_open 1/);
     expect(metrics).toContain(`intake_circuit_state{rule_id="${created.rule_id}"} 2`);

@@ -7,12 +7,14 @@ import type { CreatedRule } from '../../application/manage-rules.js';
 import type { Attempt, Delivery, DeliveryFilter, ReplayJob, StoredRule } from '../../application/ports.js';
 import type { ReplayProgress } from '../../application/replay-jobs.js';
 import type { TestSendResult } from '../../application/test-send.js';
+import type { Breaker } from '../../domain/circuit-breaker.js';
 import type { RuleInput } from '../../domain/routing-rule.js';
 
 export interface RoutingHandlers {
   create(input: RuleInput): Promise<CreatedRule>;
   update(ruleId: string, input: RuleInput): Promise<CreatedRule>;
-  get(ruleId: string): Promise<StoredRule>;
+  /** The rule with its destination's circuit breaker. */
+  get(ruleId: string): Promise<StoredRule & { circuit: Breaker }>;
   listByApp(appId: string): Promise<StoredRule[]>;
   toggle(ruleId: string): Promise<StoredRule>;
   remove(ruleId: string): Promise<void>;
@@ -73,13 +75,14 @@ const ReplaySchema = Type.Object({
   finished_at: Nullable(Type.String()),
   deliveries: Type.Optional(ReplayCounts),
 });
+const circuitBody = (b: Breaker) => ({ state: b.state, failures: b.failures, next_probe_at: b.nextProbeAt, opened_at: b.openedAt });
 const destinationBody = (d: DestinationView) => ({
   rule_id: d.ruleId,
   app_id: d.appId,
   rule_name: d.ruleName,
   destination_type: d.destinationType,
   is_active: d.isActive,
-  circuit: { state: d.circuit.state, failures: d.circuit.failures, next_probe_at: d.circuit.nextProbeAt, opened_at: d.circuit.openedAt },
+  circuit: circuitBody(d.circuit),
   pending: d.pending,
   attempts: d.tally?.attempts ?? 0,
   delivered: d.tally?.delivered ?? 0,
@@ -138,6 +141,8 @@ const Rule = Type.Object(
     ordering_key: Type.Union([Type.String(), Type.Null()]),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
+    // The destination's circuit breaker, on the GET of one rule.
+    circuit: Type.Optional(CircuitSchema),
   },
   { $id: 'RoutingRule' },
 );
@@ -235,7 +240,10 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
       app.get(
         '/api/routing-rules/:rule_id',
         { schema: { tags, summary: 'Get a rule', params: RuleParams, response: { 200: Type.Ref('RoutingRule'), ...errorResponses } } },
-        async (request) => handlers.get(request.params.rule_id),
+        async (request) => {
+          const { circuit, ...rule } = await handlers.get(request.params.rule_id);
+          return { ...rule, circuit: circuitBody(circuit) };
+        },
       );
       app.put(
         '/api/routing-rules/:rule_id',
