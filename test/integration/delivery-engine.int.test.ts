@@ -175,6 +175,13 @@ describe('circuit breaker per destination', () => {
     const after = (await call(intake, 'GET', '/api/routing/destinations')).json().items[0];
     expect(after).toMatchObject({ circuit: { state: 'closed', failures: 0 }, pending: 0 });
     expect(after.success_rate).toBeGreaterThan(0);
+    const scraped = (await intake.app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
+    expect(scraped).toMatch(
+      new RegExp(`intake_delivery_attempts_total\\{rule_id="${created.rule_id}",destination_type="webhook",outcome="delivered"\\} 20`),
+    );
+    expect(scraped).toContain(`intake_delivery_duration_seconds_count{rule_id="${created.rule_id}",destination_type="webhook"}`);
+    expect(scraped).toMatch(new RegExp(`intake_delivery_success_ratio\\{rule_id="${created.rule_id}"\\} 0\\.[0-9]+`));
+    expect(scraped).toMatch(/intake_circuits_open 0/);
   }, 60_000);
 });
 

@@ -111,6 +111,17 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect((await breakers.all()).map((b) => b.breaker.state)).toEqual(['closed']);
   });
 
+  it('serves live deliveries before a replay’s, even when the replay’s are due earlier', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([
+      { ...delivery('replayed', 1, null), createdAt: '2026-12-02T09:00:00.000Z', replayJobId: 'j1' },
+      delivery('live', 2, null),
+    ]);
+    const first = await store.claimDue({ now: T1, leaseUntil: LATER, limit: 1, owner: 'w1', excludeRules: [] });
+    expect(first.map((d) => d.deliveryId)).toEqual(['live']);
+  });
+
   it('gives back leases, and finds the attempts a worker left in flight', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
