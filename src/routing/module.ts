@@ -11,7 +11,7 @@ import {
   updateRule,
   type RuleDeps,
 } from './application/manage-rules.js';
-import { attemptTallies, listDestinations } from './application/destinations.js';
+import { allDestinations, attemptTallies, listDestinations } from './application/destinations.js';
 import { cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
 import { testSend } from './application/test-send.js';
 import { eventStoreItems } from './adapters/log/event-store-items.js';
@@ -78,7 +78,9 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     deliveries: sqlDeliveryStore,
     tally: tallies.get,
   });
-  const metricsObserver = options.metricsRegistry ? registerRoutingMetrics(options.metricsRegistry, destinations) : undefined;
+  const metricsObserver = options.metricsRegistry
+    ? registerRoutingMetrics(options.metricsRegistry, () => allDestinations(destinations))
+    : undefined;
   const worker = deliveryWorker({
     store,
     db,

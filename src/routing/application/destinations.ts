@@ -48,22 +48,32 @@ export interface DestinationDeps {
   readonly tally: (ruleId: string) => AttemptTally | undefined;
 }
 
-/** Every rule's destination with its circuit, its backlog and how its attempts went. */
-export const listDestinations = (deps: DestinationDeps) => async (): Promise<DestinationView[]> => {
-  const [rules, breakers, pending] = await Promise.all([
-    deps.catalog.listAll(),
-    deps.breakers(deps.db).all(),
-    deps.deliveries(deps.db).pendingByRule(),
-  ]);
-  const byRule = new Map(breakers.map((b) => [b.ruleId, b.breaker]));
-  return rules.map((rule) => ({
-    ruleId: rule.rule_id,
-    appId: rule.app_id,
-    ruleName: rule.rule_name,
-    destinationType: rule.destination_type,
-    isActive: rule.is_active,
-    circuit: byRule.get(rule.rule_id) ?? closedBreaker,
-    pending: pending.get(rule.rule_id) ?? 0,
-    tally: deps.tally(rule.rule_id),
-  }));
-};
+/** A page of rules' destinations (by rule id) with their circuit, backlog and how their attempts went. */
+export const listDestinations =
+  (deps: DestinationDeps) =>
+  async (page: { after: string | undefined; limit: number }): Promise<DestinationView[]> => {
+    const rules = await deps.catalog.listAll(page);
+    const ids = rules.map((rule) => rule.rule_id);
+    const [breakers, pending] = await Promise.all([deps.breakers(deps.db).get(ids), deps.deliveries(deps.db).pendingByRule(ids)]);
+    return rules.map((rule) => ({
+      ruleId: rule.rule_id,
+      appId: rule.app_id,
+      ruleName: rule.rule_name,
+      destinationType: rule.destination_type,
+      isActive: rule.is_active,
+      circuit: breakers.get(rule.rule_id) ?? closedBreaker,
+      pending: pending.get(rule.rule_id) ?? 0,
+      tally: deps.tally(rule.rule_id),
+    }));
+  };
+
+/** Every destination, page by page (for a metrics scrape). */
+export async function allDestinations(list: ReturnType<typeof listDestinations>): Promise<DestinationView[]> {
+  const all: DestinationView[] = [];
+  for (let after: string | undefined; ;) {
+    const page = await list({ after, limit: 1000 });
+    all.push(...page);
+    if (page.length < 1000) return all;
+    after = page.at(-1)?.ruleId;
+  }
+}

@@ -13,7 +13,8 @@ export interface StoredRule extends RuleFields {
 export interface RuleCatalog {
   get(ruleId: string): Promise<StoredRule | undefined>;
   listByApp(appId: string): Promise<StoredRule[]>;
-  listAll(): Promise<StoredRule[]>;
+  /** Every application's rules by id, a page at a time. */
+  listAll(page: { after: string | undefined; limit: number }): Promise<StoredRule[]>;
 }
 
 /** Webhook signing secrets: needed in clear to sign, so kept apart from the log and never returned after creation. */
@@ -127,8 +128,8 @@ export interface DeliveryStore {
   attemptsOf(deliveryId: string): Promise<Attempt[]>;
   /** When the next claimable delivery falls due, to sleep exactly that long. */
   nextDueAt(now: string, excludeRules: readonly string[]): Promise<string | undefined>;
-  /** Pending deliveries per rule. */
-  pendingByRule(): Promise<Map<string, number>>;
+  /** Pending deliveries of these rules. */
+  pendingByRule(ruleIds: readonly string[]): Promise<Map<string, number>>;
   /** A rule's own deliveries (not replays) of events received in [from, to], in log order after the cursor. */
   window(
     ruleId: string,

@@ -23,7 +23,7 @@ export interface RoutingHandlers {
   delivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: Attempt[] }>;
   replay(deliveryId: string): Promise<Delivery>;
   replayDeadLetters(ruleId: string | undefined): Promise<number>;
-  destinations(): Promise<DestinationView[]>;
+  destinations(page: { after: string | undefined; limit: number }): Promise<DestinationView[]>;
   test(ruleId: string): Promise<TestSendResult>;
   startReplay(ruleId: string, input: { from: string; to: string; reevaluate?: boolean; fresh_ids?: boolean }): Promise<ReplayJob>;
   replayProgress(ruleId: string, jobId: string): Promise<ReplayProgress>;
@@ -393,11 +393,22 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
         {
           schema: {
             tags,
-            summary: 'Every rule’s destination with its circuit breaker, backlog and success rate',
-            response: { 200: Type.Object({ items: Type.Array(DestinationSchema) }) },
+            summary: 'Each rule’s destination with its circuit breaker, backlog and success rate, by rule id',
+            querystring: Type.Object({
+              cursor: Type.Optional(Type.String({ maxLength: 64, description: 'next_cursor of the previous page' })),
+              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+            }),
+            response: {
+              200: Type.Object({ items: Type.Array(DestinationSchema), next_cursor: Nullable(Type.String()) }),
+              ...errorResponses,
+            },
           },
         },
-        async () => ({ items: (await handlers.destinations()).map(destinationBody) }),
+        async (request) => {
+          const limit = request.query.limit ?? 100;
+          const items = await handlers.destinations({ after: request.query.cursor, limit });
+          return { items: items.map(destinationBody), next_cursor: items.length === limit ? (items.at(-1)?.ruleId ?? null) : null };
+        },
       );
 
       app.get(

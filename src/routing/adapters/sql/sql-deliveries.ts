@@ -258,11 +258,13 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       return row?.next_attempt_at ?? undefined;
     },
 
-    async pendingByRule() {
+    async pendingByRule(ruleIds) {
+      if (ruleIds.length === 0) return new Map();
       const rows = await tables(db)
         .selectFrom('routing_deliveries')
         .select(['rule_id', (eb) => eb.fn.countAll<number>().as('n')])
         .where('status', '=', 'pending')
+        .where('rule_id', 'in', ruleIds)
         .groupBy('rule_id')
         .execute();
       return new Map(rows.map((row) => [row.rule_id, Number(row.n)]));

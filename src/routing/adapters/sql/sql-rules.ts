@@ -64,9 +64,10 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
       const row = await tables(db).selectFrom('routing_rules').select('rule').where('rule_id', '=', ruleId).executeTakeFirst();
       return row && parseStored(row.rule);
     },
-    async listAll() {
-      const rows = await tables(db).selectFrom('routing_rules').select('rule').orderBy('app_id').orderBy('priority', 'desc').execute();
-      return rows.map((row) => parseStored(row.rule));
+    async listAll({ after, limit }) {
+      let query = tables(db).selectFrom('routing_rules').select('rule').orderBy('rule_id').limit(limit);
+      if (after !== undefined) query = query.where('rule_id', '>', after);
+      return (await query.execute()).map((row) => parseStored(row.rule));
     },
     async listByApp(appId) {
       const rows = await tables(db)
