@@ -63,7 +63,7 @@ export interface RoutingModule extends ContextModule {
   readonly worker: DeliveryWorker;
 }
 
-export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, options: RoutingOptions): RoutingModule {
+export function routingModule({ store, db, clock, newId, logger, config }: ModuleDeps, options: RoutingOptions): RoutingModule {
   const catalog = sqlRuleCatalog(db);
   const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
   const tables = sqlDestinationTables(() => clock.now());
@@ -115,7 +115,8 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
     deliveries: sqlDeliveryStore,
     replays: sqlReplayStore,
     ruleState: (ruleId) => ruleStateOf(store, ruleId),
-    ingested: eventStoreItems(store),
+    // Only the embedded process shares its log with ingestion.
+    ingested: config.roles === 'all' ? eventStoreItems(store) : undefined,
     ratePerSecond: options.replayRatePerSecond ?? 50,
     onScheduled: () => worker.wake(),
   };

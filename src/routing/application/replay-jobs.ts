@@ -31,7 +31,8 @@ export interface ReplayDeps {
   readonly deliveries: DeliveryStoreFor;
   readonly replays: ReplayStoreFor;
   readonly ruleState: (ruleId: string) => Promise<RuleState>;
-  readonly ingested: IngestedItems;
+  /** The log of ingested items, where this process can read it (the embedded mode); needed to re-evaluate. */
+  readonly ingested: IngestedItems | undefined;
   /** Events a job schedules per second at most. */
   readonly ratePerSecond: number;
   /**
@@ -62,6 +63,12 @@ export const startReplay =
       throw new ValidationError('routing.rule-disabled', `rule ${ruleId} is disabled: enable it before replaying`);
     const now = deps.clock.now();
     const request = parseReplayRequest(input, now);
+    if (request.reevaluate && !deps.ingested)
+      throw new ValidationError(
+        'routing.reevaluate-unavailable',
+        'this routing service does not hold the ingested events: reevaluate is available in the embedded mode only',
+        [{ path: 'reevaluate', message: 'not available here' }],
+      );
     const at = now.toISOString();
     const window = { from: request.from, to: request.to };
     const job: ReplayJob = {
@@ -143,6 +150,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
       };
     }
     const test = compileCondition(rule.condition);
+    if (!deps.ingested) throw new Error('a re-evaluating replay needs the log of ingested items');
     const read = await deps.ingested.read(rule.app_id, job, job.cursor.position, limit);
     const matching = read.items.filter(
       ({ item }) => (rule.event_type_filter === null || rule.event_type_filter === item.event_type) && test(routedDocumentOf(item)),
