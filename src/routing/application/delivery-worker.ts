@@ -119,7 +119,7 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     const iso = now.toISOString();
     const [due, probe] = await Promise.all([
       deps.deliveries(deps.db).nextDueAt(iso, saturatedRules(now)),
-      deps.breakers(deps.db).nextProbeAt(),
+      deps.breakers(deps.db).nextProbeAt(iso),
     ]);
     const times = [due, probe].filter((t): t is string => t !== undefined).map((t) => Date.parse(t));
     return times.length === 0 ? undefined : Math.min(...times);

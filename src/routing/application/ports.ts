@@ -152,8 +152,8 @@ export interface BreakerStore {
   startProbe(ruleId: string, breaker: Breaker, now: string, owner: string): Promise<boolean>;
   /** Probes this worker had in flight when it stopped may go again at once. */
   releaseProbes(owner: string, now: string): Promise<void>;
-  /** The earliest time an open circuit may probe. */
-  nextProbeAt(): Promise<string | undefined>;
+  /** The earliest time after `now` an open circuit may probe (a probe already due is found by the claim). */
+  nextProbeAt(now: string): Promise<string | undefined>;
 }
 
 export type ReplayStatus = 'running' | 'completed' | 'cancelled' | 'failed';

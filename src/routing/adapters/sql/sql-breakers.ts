@@ -67,12 +67,12 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
         .where('probe_owner', '=', owner)
         .execute();
     },
-    async nextProbeAt() {
+    async nextProbeAt(now) {
       const row = await tables(db)
         .selectFrom('routing_breakers')
         .select('next_probe_at')
         .where('state', '<>', 'closed')
-        .where('next_probe_at', 'is not', null)
+        .where('next_probe_at', '>', now)
         .orderBy('next_probe_at')
         .limit(1)
         .executeTakeFirst();

@@ -97,7 +97,8 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     await breakers.save('down', opened, T0);
     expect(await claim(db)).toEqual(['y']);
     expect(await store.nextDueAt(T1, [])).toBeUndefined();
-    expect(await breakers.nextProbeAt()).toBe(opened.nextProbeAt);
+    expect(await breakers.nextProbeAt(T1)).toBe(opened.nextProbeAt);
+    expect(await breakers.nextProbeAt(opened.nextProbeAt)).toBeUndefined();
     expect(await breakers.startProbe('down', { ...opened, state: 'half_open', nextProbeAt: LATER }, T1, 'w1')).toBe(false);
 
     const probeTime = '2026-12-02T10:00:06.000Z';
