@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -378,5 +380,38 @@ describe('signing secrets at rest', () => {
         'webhook-signature': String(request?.headers['webhook-signature']),
       }),
     ).not.toThrow();
+  });
+});
+
+describe('a receiver that answers 200 and then trickles its body', () => {
+  it('has the event once: the status decides, the body is not waited for', async () => {
+    const intake = await start();
+    const seen: string[] = [];
+    const server = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        seen.push(String(request.headers['webhook-id']));
+        response.writeHead(200, { 'content-type': 'text/plain' });
+        response.write('accepted, and more to come');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
+    const created = await rule(intake, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`);
+    await ingest(intake, [{ n: 1 }]);
+    const [delivery] = await until(
+      async () =>
+        (await call(intake, 'GET', `/api/routing/deliveries?rule_id=${created.rule_id}`)).json().items as Array<{ status: string }>,
+      (items) => items[0]?.status === 'succeeded',
+    );
+    expect(delivery).toMatchObject({ status: 'succeeded', attempts: 1 });
+    await sleep(500);
+    expect(seen).toHaveLength(1);
   });
 });
