@@ -140,6 +140,7 @@ describe('circuit breaker per destination', () => {
     let down = true;
     const hooks = await receiver(() => (down ? 503 : 200));
     const created = await rule(intake, hooks.url);
+    const downSince = Date.now();
     await ingest(
       intake,
       Array.from({ length: 20 }, (_, seq) => ({ seq })),
@@ -159,7 +160,6 @@ describe('circuit breaker per destination', () => {
     expect(metrics).toMatch(/intake_circuits_open 1/);
     expect(metrics).toContain(`intake_circuit_state{rule_id="${created.rule_id}"} 2`);
 
-    const downSince = Date.now();
     await sleep(1500);
     const whileDown = hooks.requests.length;
     down = false;
