@@ -93,6 +93,9 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     const store = sqlDeliveryStore(db);
     const breakers = sqlBreakerStore(db);
     await store.schedule([delivery('x', 1, null, 'down'), delivery('y', 2, null, 'up')]);
+    expect(await store.nextDueAt(T1, ['down', 'up'])).toBeUndefined();
+    expect(await claim(db, T1, ['up', 'other'])).toEqual(['x']);
+    await store.release(['x'], 'w1');
     const opened = { state: 'open' as const, failures: 3, nextProbeAt: '2026-12-02T10:00:05.000Z', openedAt: T0 };
     await breakers.save('down', opened, T0);
     expect(await claim(db)).toEqual(['y']);
