@@ -136,7 +136,7 @@ async function refresh() {
   try {
     await loadApplications();
     // Each panel stands alone: one failing call leaves the others up to date.
-    const results = await Promise.allSettled([loadStatistics(), loadSubscribers(), loadDeadLetters()]);
+    const results = await Promise.allSettled([loadStatistics(), loadSubscribers(), loadDestinations(), loadDeadLetters()]);
     const refused = results.find((r) => r.status === 'rejected' && r.reason instanceof TokenRefused);
     if (refused) throw refused.reason;
     const failures = results.filter((r) => r.status === 'rejected').map((r) => r.reason.message);
@@ -322,7 +322,7 @@ window.addEventListener('resize', () => {
   }
 });
 
-// ---- subscribers and dead letters ------------------------------------------------------------
+// ---- subscribers, destinations and dead letters ------------------------------------------------------------
 
 async function loadSubscribers() {
   const body = await getJson('/api/admin/subscriptions');
@@ -335,6 +335,31 @@ async function loadSubscribers() {
     ]),
   );
   $('subscribers').tBodies[0].replaceChildren(...(rows.length > 0 ? rows : [emptyRow(4, 'No subscribers')]));
+}
+
+/** Each routing rule's destination: its circuit breaker, backlog, success rate and mean latency. */
+async function loadDestinations() {
+  const response = await call('/api/routing/destinations');
+  const body = $('destinations').tBodies[0];
+  if (response.status === 404) return body.replaceChildren(emptyRow(5, 'Routing is not deployed'));
+  if (!response.ok) throw new Error(`destinations answered ${response.status}`);
+  const items = (await response.json()).items ?? [];
+  const rows = items.map((d) =>
+    row([
+      cell(`${d.rule_name} · ${d.destination_type}${d.is_active ? '' : ' (off)'}`),
+      cell(circuitText(d.circuit), d.circuit.state === 'closed' ? undefined : `circuit-${d.circuit.state}`),
+      cell(d.pending, d.pending > 0 ? 'behind' : undefined),
+      cell(d.success_rate === null ? '–' : `${(d.success_rate * 100).toFixed(1)} %`),
+      cell(d.mean_latency_ms === null ? '–' : `${Math.round(d.mean_latency_ms)} ms`),
+    ]),
+  );
+  body.replaceChildren(...(rows.length > 0 ? rows : [emptyRow(5, 'No routing rules')]));
+}
+
+function circuitText(circuit) {
+  if (circuit.state === 'closed') return circuit.failures > 0 ? `closed · ${circuit.failures} failing` : 'closed';
+  const probe = circuit.next_probe_at ? ` · probe ${circuit.next_probe_at.slice(11, 19)}` : '';
+  return `${circuit.state === 'open' ? 'open' : 'probing'} · ${circuit.failures} failures${probe}`;
 }
 
 /** The routing context may not be deployed: a 404 means there is nothing to show, as an empty list does. */

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { WriteKeyVerifier } from './http/auth.js';
 import type { ContextModule, ContextTables, ModuleDeps } from './context-module.js';
 import { routingOptionsFrom } from './routing-options.js';
@@ -28,6 +29,8 @@ export interface ContextLinks {
   readonly route?: RouteEvent;
   /** The composition root → routing: delivery outcomes for the metrics. */
   readonly onDeliveryOutcome?: (destinationType: string, status: string) => void;
+  /** The composition root → routing: where per-destination metrics register (the storage side's registry). */
+  readonly metricsRegistry?: Registry;
   /** The composition root → processing: processors beyond the built-in ones (tests). */
   readonly processors?: ProcessorRegistry;
 }
@@ -69,10 +72,10 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
     optional: true,
     tables: routingTables,
     build(deps, links) {
-      const routing = routingModule(
-        deps,
-        routingOptionsFrom(deps.config, links.applicationExists ?? missing('applicationExists', 'routing'), links.onDeliveryOutcome),
-      );
+      const routing = routingModule(deps, {
+        ...routingOptionsFrom(deps.config, links.applicationExists ?? missing('applicationExists', 'routing'), links.onDeliveryOutcome),
+        ...(links.metricsRegistry ? { metricsRegistry: links.metricsRegistry } : {}),
+      });
       return { ...routing, offers: { route: routing.evaluate } };
     },
   },

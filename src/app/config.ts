@@ -35,6 +35,15 @@ export interface Config {
   readonly webhookAllowedHosts: string;
   /** Seconds between webhook attempts (WEBHOOK_RETRY_SCHEDULE, comma list). */
   readonly webhookRetrySchedule: string | undefined;
+  /** Circuit breaker per destination: consecutive failures that open it, and its cool-down in seconds. */
+  readonly breakerThreshold: string | undefined;
+  readonly breakerCooldownSeconds: string | undefined;
+  /** Names this process's delivery worker (ROUTING_WORKER_ID); stable per replica. */
+  readonly routingWorkerId: string | undefined;
+  /** Events a rule replay sends per second at most (ROUTING_REPLAY_RATE). */
+  readonly replayRatePerSecond: number;
+  /** Encrypts webhook signing secrets at rest (INTAKE_SECRET_KEY); generated into dataDir when unset. */
+  readonly secretKey: string | undefined;
   readonly idempotencyWindowHours: number;
   /** Default brokers of `queue` destinations. */
   readonly natsUrl: string | undefined;
@@ -91,6 +100,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && !postgres && sqlitePath !== ':memory:',
     webhookAllowedHosts: env.WEBHOOK_ALLOWED_HOSTS ?? '',
     webhookRetrySchedule: env.WEBHOOK_RETRY_SCHEDULE || undefined,
+    breakerThreshold: env.ROUTING_BREAKER_THRESHOLD || undefined,
+    breakerCooldownSeconds: env.ROUTING_BREAKER_COOLDOWN || undefined,
+    routingWorkerId: env.ROUTING_WORKER_ID || undefined,
+    replayRatePerSecond: integer(env, 'ROUTING_REPLAY_RATE', 50, 1, 100_000),
+    secretKey: env.INTAKE_SECRET_KEY || undefined,
     idempotencyWindowHours: integer(env, 'IDEMPOTENCY_WINDOW_HOURS', 24, 1, 24 * 365),
     natsUrl: env.NATS_URL || undefined,
     rabbitmqUrl: env.RABBITMQ_URL || undefined,

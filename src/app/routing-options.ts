@@ -1,5 +1,8 @@
+import { hostname } from 'node:os';
+import { parseBreakerPolicy } from '../routing/domain/circuit-breaker.js';
 import { parseRetrySchedule } from '../routing/domain/delivery.js';
 import { addressCheckedQueuePublisher } from '../routing/adapters/queue/broker-address-policy.js';
+import { resolveSecretKey } from '../routing/adapters/secrets/secret-box.js';
 import { brokerQueuePublisher } from '../routing/adapters/queue/broker-queue-publisher.js';
 import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
 import { undiciWebhookSender } from '../routing/adapters/webhook/undici-webhook-sender.js';
@@ -24,6 +27,12 @@ export function routingOptionsFrom(
     queueBrokers: config.queueBrokers,
     retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
     applicationExists,
+    breakerPolicy: parseBreakerPolicy(config.breakerThreshold, config.breakerCooldownSeconds),
+    // The embedded process is the only worker on its SQLite file, so a fixed name lets a restart take
+    // back what it had in flight. Replicas need their own stable name (ROUTING_WORKER_ID) for that.
+    workerId: config.routingWorkerId ?? (config.roles === 'all' ? 'embedded' : `${hostname()}-${process.pid}`),
+    replayRatePerSecond: config.replayRatePerSecond,
+    secretKey: resolveSecretKey(config.secretKey, config.dataDir),
     ...(onOutcome ? { onOutcome } : {}),
   };
 }

@@ -72,6 +72,7 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
   const { modules, links } = buildContexts(embeddedContexts(config), deps, 'embedded', {
     ...options.links,
     onDeliveryOutcome: (_destination, status) => metrics.deliveries.inc({ outcome: status }),
+    metricsRegistry: metrics.registry,
   });
   const subscribers = modules.flatMap((m) => m.subscribers ?? []);
   const running = await chained(

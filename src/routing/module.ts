@@ -7,23 +7,34 @@ import {
   getRule,
   rotateSecret,
   saveRuleChange,
+  ruleStateOf,
   toggleRule,
   updateRule,
   type RuleDeps,
 } from './application/manage-rules.js';
+import { allDestinations, attemptTallies, listDestinations } from './application/destinations.js';
+import { cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
+import { testSend } from './application/test-send.js';
+import { eventStoreItems } from './adapters/log/event-store-items.js';
+import { registerRoutingMetrics } from './adapters/metrics/routing-metrics.js';
+import { sqlReplayStore } from './adapters/sql/sql-replays.js';
+import type { Registry } from 'prom-client';
 import { routingScheduler } from './application/routing-scheduler.js';
 import { ruleEvaluator, type RoutableEvent, type RoutingDecision } from './application/rule-evaluator.js';
 import { routingHttp } from './adapters/http/routing-routes.js';
 import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
-import { rulesProjection, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/sql-rules.js';
+import { rulesProjection, sealClearSecrets, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/sql-rules.js';
+import { secretBox } from './adapters/secrets/secret-box.js';
 import { assertPublicUrl } from './adapters/webhook/assert-public-url.js';
 import { assertQueueDestination, type NamedBrokers } from './adapters/queue/broker-address-policy.js';
 import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
 import { NotFoundError } from '../shared/errors.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
+import { closedBreaker, DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
+import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
 
 export const routingTables: ContextTables = { migrations: [routingMigrations], inlineProjections: [rulesProjection] };
 
@@ -38,6 +49,16 @@ export interface RoutingOptions {
   /** Rules may only be written for applications that exist (answered by the applications context). */
   readonly applicationExists: (appId: string) => Promise<boolean>;
   readonly onOutcome?: (destinationType: string, status: string) => void;
+  /** Consecutive failures that open a destination's circuit, and its cool-down. */
+  readonly breakerPolicy?: BreakerPolicy;
+  /** Stable per replica: a restarted worker takes back its leases and in-flight attempts at once. */
+  readonly workerId?: string;
+  /** Seals webhook signing secrets at rest (see resolveSecretKey). */
+  readonly secretKey: Buffer;
+  /** Events a replay job sends per second at most. */
+  readonly replayRatePerSecond?: number;
+  /** Where the per-destination metrics go (the process's /metrics registry). */
+  readonly metricsRegistry?: Registry;
 }
 
 export interface RoutingModule extends ContextModule {
@@ -46,10 +67,24 @@ export interface RoutingModule extends ContextModule {
   readonly worker: DeliveryWorker;
 }
 
-export function routingModule({ store, db, clock, newId, logger, procedures }: ModuleDeps, options: RoutingOptions): RoutingModule {
+export function routingModule({ store, db, clock, newId, logger, config, procedures }: ModuleDeps, options: RoutingOptions): RoutingModule {
   const catalog = sqlRuleCatalog(db);
   const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
   const tables = sqlDestinationTables(() => clock.now());
+  const box = secretBox(options.secretKey);
+  const vault = sqlSecretVault(box);
+  const tallies = attemptTallies();
+  const destinations = listDestinations({
+    db,
+    clock,
+    catalog,
+    breakers: sqlBreakerStore,
+    deliveries: sqlDeliveryStore,
+    tally: tallies.get,
+  });
+  const metricsObserver = options.metricsRegistry
+    ? registerRoutingMetrics(options.metricsRegistry, () => allDestinations(destinations))
+    : undefined;
   const worker = deliveryWorker({
     store,
     db,
@@ -57,7 +92,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     random: Math.random,
     logger,
     rules: sqlRuleCatalog,
-    vault: sqlSecretVault,
+    vault,
     deliveries: sqlDeliveryStore,
     tables,
     webhooks: options.webhooks,
@@ -65,14 +100,38 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     evaluator,
     retrySchedule: options.retrySchedule,
     onOutcome: options.onOutcome,
+    breakers: sqlBreakerStore,
+    breakerPolicy: options.breakerPolicy ?? DEFAULT_BREAKER_POLICY,
+    workerId: options.workerId ?? 'embedded',
+    onAttempt(attempt) {
+      tallies.observe(attempt);
+      metricsObserver?.(attempt);
+      if (attempt.replayJobId !== null) replays.wake();
+    },
   });
+  const replayDeps: ReplayDeps = {
+    store,
+    db,
+    clock,
+    newId,
+    logger,
+    rules: sqlRuleCatalog,
+    deliveries: sqlDeliveryStore,
+    replays: sqlReplayStore,
+    ruleState: (ruleId) => ruleStateOf(store, ruleId),
+    // Only the embedded process shares its log with ingestion.
+    ingested: config.roles === 'all' ? eventStoreItems(store) : undefined,
+    ratePerSecond: options.replayRatePerSecond ?? 50,
+    onScheduled: () => worker.wake(),
+  };
+  const replays = replayRunner(replayDeps);
   const ruleDeps: RuleDeps = {
     store,
-    saveChange: procedures.define('routing.save-rule-change', saveRuleChange({ store, vault: sqlSecretVault, newSigningSecret })),
+    saveChange: procedures.define('routing.save-rule-change', saveRuleChange({ store, vault, newSigningSecret })),
     clock,
     newId,
     catalog,
-    vault: sqlSecretVault,
+    vault,
     evaluator,
     destinationTables: tables(db),
     applicationExists: options.applicationExists,
@@ -97,7 +156,10 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
       routingHttp({
         create: createRule(ruleDeps),
         update: updateRule(ruleDeps),
-        get: getRule(catalog),
+        async get(ruleId) {
+          const rule = await getRule(catalog)(ruleId);
+          return { ...rule, circuit: (await sqlBreakerStore(db).get([ruleId])).get(ruleId) ?? closedBreaker };
+        },
         listByApp: (appId) => catalog.listByApp(appId),
         toggle: (ruleId) => toggleRule(ruleDeps)(ruleId),
         remove: deleteRule(ruleDeps),
@@ -110,10 +172,26 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         },
         replay,
         replayDeadLetters,
+        // Attempt tallies live where the worker runs; replays write their job there.
+        destinations: procedures.define('routing.destinations', (page: { after: string | undefined; limit: number }) => destinations(page)),
+        test: testSend({ db, clock, newId, catalog, vault, webhooks: options.webhooks, queues: options.queues }),
+        startReplay: procedures.define('routing.start-replay', startReplay(replayDeps)),
+        replayProgress: replayProgress(replayDeps),
+        replays: (ruleId) => sqlReplayStore(db).listByRule(ruleId, 100),
+        cancelReplay: procedures.define('routing.cancel-replay', cancelReplay(replayDeps)),
       }),
     ],
-    start: () => worker.start(),
+    start() {
+      sealClearSecrets(db, box).then(
+        (sealed) => sealed > 0 && logger.info({ sealed }, 'sealed webhook signing secrets stored in clear'),
+        (error: unknown) =>
+          logger.error({ err: error }, 'could not seal the signing secrets stored in clear; they keep working as they are'),
+      );
+      worker.start();
+      replays.start();
+    },
     async stop() {
+      await replays.stop();
       await worker.stop();
       await Promise.all([options.webhooks.close(), options.queues.close()]);
     },

@@ -177,6 +177,53 @@ describe.skipIf(!hasChromium)('the dashboard in headless Chromium', () => {
     await page.close();
   }, 60_000);
 
+  it('shows each destination’s circuit, backlog, success rate and latency in the deliveries panel', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1050 } });
+    const destination = (name: string, circuit: object, extra: object) => ({
+      rule_id: name,
+      app_id: 'shop',
+      rule_name: name,
+      destination_type: 'webhook',
+      is_active: true,
+      circuit,
+      attempts: 10,
+      delivered: 9,
+      failed: 1,
+      ...extra,
+    });
+    await page.route('**/api/routing/destinations', (route) =>
+      route.fulfill({
+        contentType: 'application/json',
+        body: JSON.stringify({
+          items: [
+            destination(
+              'billing',
+              { state: 'open', failures: 5, next_probe_at: '2026-12-02T10:00:30.000Z', opened_at: '2026-12-02T10:00:00.000Z' },
+              { pending: 42, success_rate: 0.5, mean_latency_ms: 120.4 },
+            ),
+            destination(
+              'crm',
+              { state: 'closed', failures: 0, next_probe_at: null, opened_at: null },
+              { pending: 0, success_rate: null, mean_latency_ms: null },
+            ),
+          ],
+        }),
+      }),
+    );
+    await page.goto(`${baseUrl}/dashboard`);
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('#token-form button[type=submit]');
+    await expect.poll(() => page.$$eval('#destinations tbody tr', (rows) => rows.length)).toBe(2);
+    const texts = await page.$$eval('#destinations tbody td', (tds) => tds.map((td) => td.textContent));
+    const cells = [texts.slice(0, 5), texts.slice(5)];
+    expect(cells).toEqual([
+      ['billing · webhook', 'open · 5 failures · probe 10:00:30', '42', '50.0 %', '120 ms'],
+      ['crm · webhook', 'closed', '0', '–', '–'],
+    ]);
+    expect(await page.getAttribute('#destinations tbody tr:first-child td:nth-child(2)', 'class')).toBe('circuit-open');
+    await page.close();
+  }, 30_000);
+
   it('lists recent dead-lettered deliveries once the routing context answers them', async () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1050 } });
     await page.route('**/api/routing/dead-letters?limit=10', (route) =>

@@ -67,6 +67,11 @@ export interface RuleDeps {
   readonly newSigningSecret: () => string;
 }
 
+/** A rule's state folded from its stream: tells a deleted rule from one that never existed. */
+export async function ruleStateOf(store: EventStore, ruleId: string): Promise<RuleState> {
+  return (await load(store, ruleId)).state;
+}
+
 async function load(store: EventStore, ruleId: string): Promise<{ state: RuleState; version: number }> {
   const events = await store.readStream(ruleStreamId(ruleId));
   return { state: events.map((e) => e as unknown as RoutingRuleEvent).reduce(evolveRule, noRule), version: events.length };

@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import type { ItemSnapshot } from '../../shared/contracts/data-events.js';
+import type { Breaker } from '../domain/circuit-breaker.js';
 import type { RuleFields } from '../domain/routing-rule.js';
 
 export interface StoredRule extends RuleFields {
@@ -11,6 +13,8 @@ export interface StoredRule extends RuleFields {
 export interface RuleCatalog {
   get(ruleId: string): Promise<StoredRule | undefined>;
   listByApp(appId: string): Promise<StoredRule[]>;
+  /** Every application's rules by id, a page at a time. */
+  listAll(page: { after: string | undefined; limit: number }): Promise<StoredRule[]>;
 }
 
 /** Webhook signing secrets: needed in clear to sign, so kept apart from the log and never returned after creation. */
@@ -19,7 +23,8 @@ export interface SecretVault {
   set(ruleId: string, secret: string): Promise<void>;
 }
 
-export type DeliveryStatus = 'pending' | 'succeeded' | 'dead_lettered';
+/** `cancelled`: a replay's delivery that its job's cancel withdrew before it was sent. */
+export type DeliveryStatus = 'pending' | 'succeeded' | 'dead_lettered' | 'cancelled';
 
 export interface Delivery {
   readonly deliveryId: string;
@@ -35,6 +40,14 @@ export interface Delivery {
   readonly lastError: string | null;
   readonly createdAt: string;
   readonly updatedAt: string;
+  /** The value of the rule's ordering key in this event, when it has one. */
+  readonly orderingKey: string | null;
+  /** The routed event's place in the log: deliveries of one ordering key go in this order. */
+  readonly position: number;
+  readonly receivedAt: string;
+  /** The id receivers see (`webhook-id`); the delivery id unless a replay kept or renewed another. */
+  readonly webhookId: string;
+  readonly replayJobId: string | null;
 }
 
 export interface Attempt {
@@ -49,6 +62,11 @@ export interface Attempt {
 
 export interface NewDelivery {
   readonly deliveryId: string;
+  readonly orderingKey: string | null;
+  readonly position: number;
+  readonly receivedAt: string;
+  readonly webhookId?: string;
+  readonly replayJobId?: string;
   readonly ruleId: string;
   readonly itemId: string;
   readonly appId: string;
@@ -65,12 +83,34 @@ export interface DeliveryFilter {
   readonly limit: number;
 }
 
-/** Deliveries are stored, not timers in memory: retries survive restarts. */
+export interface ClaimRequest {
+  readonly now: string;
+  readonly leaseUntil: string;
+  readonly limit: number;
+  /** The worker taking the lease: after its restart, it takes back what it held. */
+  readonly owner: string;
+  /** Rules this worker cannot send to right now (as many attempts in flight as their circuit allows). */
+  readonly excludeRules: readonly string[];
+}
+
+/**
+ * Deliveries are stored, not timers in memory: retries survive restarts. A pending delivery is
+ * claimable when it is due, not leased, its rule's circuit is not open (or is due a probe), and no
+ * earlier delivery of its ordering key to the same rule is still pending.
+ */
 export interface DeliveryStore {
   /** Inserts the deliveries that do not exist yet; returns the ids it inserted. */
   schedule(deliveries: readonly NewDelivery[]): Promise<string[]>;
-  /** Leases up to `limit` due deliveries so no other worker takes them meanwhile. */
-  claimDue(now: string, leaseUntil: string, limit: number): Promise<Delivery[]>;
+  /** Leases up to `limit` claimable deliveries, live ones before replays', so no other worker takes them meanwhile. */
+  claimDue(request: ClaimRequest): Promise<Delivery[]>;
+  /** Gives leases back without an attempt (held by the circuit breaker): the retry schedule is untouched. */
+  release(deliveryIds: readonly string[], owner: string): Promise<void>;
+  /** Writes the attempt as in flight before it is sent, so the log shows every attempt a receiver may have seen. */
+  beginAttempt(attempt: { deliveryId: string; attempt: number; at: string; worker: string }): Promise<void>;
+  /** Attempts this worker left in flight when it stopped. */
+  inFlightAttempts(worker: string): Promise<Array<{ deliveryId: string; attempt: number }>>;
+  /** Leases this worker held when it stopped, given back at its restart. */
+  releaseOwned(owner: string): Promise<void>;
   record(
     update: {
       deliveryId: string;
@@ -86,8 +126,67 @@ export interface DeliveryStore {
   get(deliveryId: string): Promise<Delivery | undefined>;
   list(filter: DeliveryFilter): Promise<Delivery[]>;
   attemptsOf(deliveryId: string): Promise<Attempt[]>;
-  /** When the next pending delivery falls due, to sleep exactly that long. */
-  nextDueAt(): Promise<string | undefined>;
+  /** When the next claimable delivery falls due, to sleep exactly that long. */
+  nextDueAt(now: string, excludeRules: readonly string[]): Promise<string | undefined>;
+  /** Pending deliveries of these rules. */
+  pendingByRule(ruleIds: readonly string[]): Promise<Map<string, number>>;
+  /** A rule's own deliveries (not replays) of events received in [from, to], in log order after the cursor. */
+  window(
+    ruleId: string,
+    window: { from: string; to: string },
+    after: { position: number; deliveryId: string },
+    limit: number,
+  ): Promise<Delivery[]>;
+  countWindow(ruleId: string, window: { from: string; to: string }): Promise<number>;
+  /** A replay job's deliveries by status. */
+  countByJob(jobId: string): Promise<Record<DeliveryStatus, number>>;
+  /** Withdraws a job's deliveries that are not being sent. */
+  cancelJob(jobId: string, at: string): Promise<number>;
+}
+
+export interface BreakerStore {
+  get(ruleIds: readonly string[]): Promise<Map<string, Breaker>>;
+  all(): Promise<Array<{ ruleId: string; breaker: Breaker; updatedAt: string }>>;
+  save(ruleId: string, breaker: Breaker, at: string): Promise<void>;
+  /** Takes the one probe of an open circuit; false when another worker took it first. */
+  startProbe(ruleId: string, breaker: Breaker, now: string, owner: string): Promise<boolean>;
+  /** Probes this worker had in flight when it stopped may go again at once. */
+  releaseProbes(owner: string, now: string): Promise<void>;
+  /** The earliest time after `now` an open circuit may probe (a probe already due is found by the claim). */
+  nextProbeAt(now: string): Promise<string | undefined>;
+}
+
+export type ReplayStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+
+export interface ReplayJob {
+  readonly jobId: string;
+  readonly ruleId: string;
+  readonly from: string;
+  readonly to: string;
+  readonly reevaluate: boolean;
+  readonly freshIds: boolean;
+  readonly status: ReplayStatus;
+  /** Where the scan of the window stands: the last event taken, by log position. */
+  readonly cursor: { readonly position: number; readonly deliveryId: string };
+  readonly scanned: number;
+  readonly scheduled: number;
+  /** Events in the window, when known in advance (not when re-evaluating). */
+  readonly total: number | null;
+  readonly error: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly finishedAt: string | null;
+}
+
+export interface ReplayStore {
+  /** Throws ConflictError when the rule has a replay running. */
+  create(job: ReplayJob): Promise<void>;
+  get(jobId: string): Promise<ReplayJob | undefined>;
+  listByRule(ruleId: string, limit: number): Promise<ReplayJob[]>;
+  running(): Promise<ReplayJob[]>;
+  advance(jobId: string, progress: { cursor: ReplayJob['cursor']; scanned: number; scheduled: number; at: string }): Promise<void>;
+  /** Ends a running job; false when it was not running any more. */
+  finish(jobId: string, status: Exclude<ReplayStatus, 'running'>, at: string, error?: string): Promise<boolean>;
 }
 
 /** The `database` destination: rows in tables Intake created for that purpose. */
@@ -103,4 +202,16 @@ export interface DestinationTables {
 export type RuleCatalogFor = (db: Kysely<object>) => RuleCatalog;
 export type SecretVaultFor = (db: Kysely<object>) => SecretVault;
 export type DeliveryStoreFor = (db: Kysely<object>) => DeliveryStore;
+/** Items ingested for an application in a window of time, read from the log (for a replay that re-evaluates its rule). */
+export interface IngestedItems {
+  read(
+    appId: string,
+    window: { from: string; to: string },
+    afterPosition: number,
+    limit: number,
+  ): Promise<{ items: Array<{ position: number; item: ItemSnapshot }>; lastPosition: number; done: boolean }>;
+}
+
 export type DestinationTablesFor = (db: Kysely<object>) => DestinationTables;
+export type BreakerStoreFor = (db: Kysely<object>) => BreakerStore;
+export type ReplayStoreFor = (db: Kysely<object>) => ReplayStore;

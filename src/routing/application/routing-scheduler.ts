@@ -1,9 +1,10 @@
 import type { Clock } from '../../shared/clock.js';
-import { dataStreamId, type DataIngested } from '../../shared/contracts/data-events.js';
+import { dataStreamId, type DataIngested, type ItemSnapshot } from '../../shared/contracts/data-events.js';
 import type { DataRouted } from '../../shared/contracts/routing-events.js';
 import { causedBy } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
 import { deliveryIdOf } from '../domain/delivery.js';
+import { orderingKeyOf } from '../domain/ordering-key.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../domain/routing-rule.js';
 import type { DeliveryStoreFor, NewDelivery, RuleCatalogFor } from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
@@ -37,18 +38,8 @@ export function routingScheduler({ clock, rules, deliveries, evaluator, onSchedu
         const routing = item.routing;
         if (!routing || routing.matched_rule_ids.length === 0) continue;
         const now = clock.now().toISOString();
-        const body = JSON.stringify({
-          type: item.event_type,
-          timestamp: item.received_at,
-          data: {
-            event_id: item.item_id,
-            app_id: item.partner_id,
-            event_type: item.event_type,
-            payload: item.payload,
-            metadata: item.metadata,
-            received_at: item.received_at,
-          },
-        });
+        const body = deliveryBodyOf(item);
+        const document = routedDocumentOf(item);
         const planned: NewDelivery[] = [];
         for (const ruleId of routing.matched_rule_ids) {
           const rule = await rules(tx.db).get(ruleId);
@@ -62,6 +53,9 @@ export function routingScheduler({ clock, rules, deliveries, evaluator, onSchedu
             destinationType: rule.destination_type,
             body,
             createdAt: now,
+            orderingKey: rule.ordering_key ? (orderingKeyOf(rule.ordering_key, document) ?? null) : null,
+            position: event.position,
+            receivedAt: item.received_at,
           });
         }
         const inserted = new Set(await deliveries(tx.db).schedule(planned));
@@ -83,4 +77,25 @@ export function routingScheduler({ clock, rules, deliveries, evaluator, onSchedu
       if (scheduled) setImmediate(onScheduled);
     },
   };
+}
+
+/** The JSON document every destination receives for an item. */
+export function deliveryBodyOf(item: ItemSnapshot): string {
+  return JSON.stringify({
+    type: item.event_type,
+    timestamp: item.received_at,
+    data: {
+      event_id: item.item_id,
+      app_id: item.partner_id,
+      event_type: item.event_type,
+      payload: item.payload,
+      metadata: item.metadata,
+      received_at: item.received_at,
+    },
+  });
+}
+
+/** What a rule's condition and ordering key see of an item. */
+export function routedDocumentOf(item: ItemSnapshot) {
+  return { app_id: item.partner_id, event_type: item.event_type, payload: item.payload, metadata: item.metadata };
 }

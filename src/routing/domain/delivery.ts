@@ -98,3 +98,32 @@ export function parseRetrySchedule(text: string | undefined): number[] {
     throw new Error(`WEBHOOK_RETRY_SCHEDULE must be a comma list of seconds (got "${text}")`);
   return seconds;
 }
+
+/**
+ * An attempt that was in flight when the process stopped: the receiver may have seen it, so it
+ * counts as an attempt, and the next one goes at once rather than after the usual delay.
+ */
+export function decideInterrupted(ctx: Omit<AttemptContext, 'random'>): AttemptDecision {
+  const at = ctx.at.toISOString();
+  const ids = { item_id: ctx.itemId, delivery_id: ctx.deliveryId, rule_id: ctx.ruleId, attempt: ctx.attempt };
+  const attempted: DeliveryAttempted = { type: 'DeliveryAttempted', data: { ...ids, attempted_at: at } };
+  const reason = 'interrupted: the process stopped while the attempt was in flight';
+  if (ctx.attempt <= ctx.schedule.length) {
+    return {
+      status: 'pending',
+      nextAttemptAt: at,
+      disableRule: false,
+      events: [attempted, { type: 'DeliveryFailed', data: { ...ids, reason, status_code: null, next_attempt_at: at, failed_at: at } }],
+    };
+  }
+  return {
+    status: 'dead_lettered',
+    nextAttemptAt: null,
+    disableRule: false,
+    events: [
+      attempted,
+      { type: 'DeliveryFailed', data: { ...ids, reason, status_code: null, next_attempt_at: null, failed_at: at } },
+      { type: 'DeliveryDeadLettered', data: { ...ids, reason, dead_lettered_at: at } },
+    ],
+  };
+}

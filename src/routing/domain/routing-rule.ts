@@ -1,6 +1,7 @@
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { validateCondition, type Condition } from './condition.js';
 import { parseDestination, type DestinationConfig, type DestinationType } from './destination-config.js';
+import { parseOrderingKey } from './ordering-key.js';
 
 /** A routing rule: which events of an application go where. */
 export interface RuleFields {
@@ -12,6 +13,8 @@ export interface RuleFields {
   destination_config: DestinationConfig;
   priority: number;
   is_active: boolean;
+  /** A path such as `payload.customer_id`: deliveries with the same value go one at a time, in log order. */
+  ordering_key: string | null;
 }
 
 export interface RoutingRuleCreated {
@@ -62,6 +65,7 @@ export interface RuleInput {
   destination_config?: unknown;
   priority?: unknown;
   is_active?: unknown;
+  ordering_key?: unknown;
 }
 
 /** Validates every field of a rule, including its condition and destination, at save time. */
@@ -94,6 +98,7 @@ export function parseRule(input: RuleInput): RuleFields {
     destination_config: destination.config,
     priority: priority as number,
     is_active: input.is_active === undefined ? true : input.is_active === true,
+    ordering_key: parseOrderingKey(input.ordering_key),
   };
 }
 

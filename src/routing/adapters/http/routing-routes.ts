@@ -2,14 +2,19 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../app/http/server.js';
 import { errorResponses, JsonObjectSchema } from '../../../app/http/schemas.js';
+import type { DestinationView } from '../../application/destinations.js';
 import type { CreatedRule } from '../../application/manage-rules.js';
-import type { Attempt, Delivery, DeliveryFilter, StoredRule } from '../../application/ports.js';
+import type { Attempt, Delivery, DeliveryFilter, ReplayJob, StoredRule } from '../../application/ports.js';
+import type { ReplayProgress } from '../../application/replay-jobs.js';
+import type { TestSendResult } from '../../application/test-send.js';
+import type { Breaker } from '../../domain/circuit-breaker.js';
 import type { RuleInput } from '../../domain/routing-rule.js';
 
 export interface RoutingHandlers {
   create(input: RuleInput): Promise<CreatedRule>;
   update(ruleId: string, input: RuleInput): Promise<CreatedRule>;
-  get(ruleId: string): Promise<StoredRule>;
+  /** The rule with its destination's circuit breaker. */
+  get(ruleId: string): Promise<StoredRule & { circuit: Breaker }>;
   listByApp(appId: string): Promise<StoredRule[]>;
   toggle(ruleId: string): Promise<StoredRule>;
   remove(ruleId: string): Promise<void>;
@@ -18,7 +23,90 @@ export interface RoutingHandlers {
   delivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: Attempt[] }>;
   replay(deliveryId: string): Promise<Delivery>;
   replayDeadLetters(ruleId: string | undefined): Promise<number>;
+  destinations(page: { after: string | undefined; limit: number }): Promise<DestinationView[]>;
+  test(ruleId: string): Promise<TestSendResult>;
+  startReplay(ruleId: string, input: { from: string; to: string; reevaluate?: boolean; fresh_ids?: boolean }): Promise<ReplayJob>;
+  replayProgress(ruleId: string, jobId: string): Promise<ReplayProgress>;
+  replays(ruleId: string): Promise<ReplayJob[]>;
+  cancelReplay(ruleId: string, jobId: string): Promise<ReplayProgress>;
 }
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+const CircuitSchema = Type.Object({
+  state: Type.String({ description: 'closed | open | half_open' }),
+  failures: Type.Integer({ description: 'Consecutive failures' }),
+  next_probe_at: Nullable(Type.String()),
+  opened_at: Nullable(Type.String()),
+});
+const DestinationSchema = Type.Object({
+  rule_id: Type.String(),
+  app_id: Type.String(),
+  rule_name: Type.String(),
+  destination_type: Type.String(),
+  is_active: Type.Boolean(),
+  circuit: CircuitSchema,
+  pending: Type.Integer(),
+  attempts: Type.Integer({ description: 'Attempts since this process started' }),
+  delivered: Type.Integer(),
+  failed: Type.Integer(),
+  success_rate: Nullable(Type.Number()),
+  mean_latency_ms: Nullable(Type.Number()),
+});
+const ReplayCounts = Type.Object({
+  pending: Type.Integer(),
+  succeeded: Type.Integer(),
+  dead_lettered: Type.Integer(),
+  cancelled: Type.Integer(),
+});
+const ReplaySchema = Type.Object({
+  job_id: Type.String(),
+  rule_id: Type.String(),
+  from: Type.String(),
+  to: Type.String(),
+  reevaluate: Type.Boolean(),
+  fresh_ids: Type.Boolean(),
+  status: Type.String({ description: 'running | completed | cancelled | failed' }),
+  total: Nullable(Type.Integer()),
+  scanned: Type.Integer({ description: 'Events of the window taken so far' }),
+  scheduled: Type.Integer(),
+  error: Nullable(Type.String()),
+  created_at: Type.String(),
+  updated_at: Type.String(),
+  finished_at: Nullable(Type.String()),
+  deliveries: Type.Optional(ReplayCounts),
+});
+const circuitBody = (b: Breaker) => ({ state: b.state, failures: b.failures, next_probe_at: b.nextProbeAt, opened_at: b.openedAt });
+const destinationBody = (d: DestinationView) => ({
+  rule_id: d.ruleId,
+  app_id: d.appId,
+  rule_name: d.ruleName,
+  destination_type: d.destinationType,
+  is_active: d.isActive,
+  circuit: circuitBody(d.circuit),
+  pending: d.pending,
+  attempts: d.tally?.attempts ?? 0,
+  delivered: d.tally?.delivered ?? 0,
+  failed: d.tally?.failed ?? 0,
+  success_rate: d.tally && d.tally.attempts > 0 ? d.tally.delivered / d.tally.attempts : null,
+  mean_latency_ms: d.tally && d.tally.attempts > 0 ? d.tally.totalDurationMs / d.tally.attempts : null,
+});
+const replayBody = (job: ReplayJob, counts?: ReplayProgress['deliveries']) => ({
+  job_id: job.jobId,
+  rule_id: job.ruleId,
+  from: job.from,
+  to: job.to,
+  reevaluate: job.reevaluate,
+  fresh_ids: job.freshIds,
+  status: job.status,
+  total: job.total,
+  scanned: job.scanned,
+  scheduled: job.scheduled,
+  error: job.error,
+  created_at: job.createdAt,
+  updated_at: job.updatedAt,
+  finished_at: job.finishedAt,
+  ...(counts ? { deliveries: counts } : {}),
+});
 
 const AnyObject = JsonObjectSchema;
 const RuleBody = Type.Object({
@@ -32,6 +120,11 @@ const RuleBody = Type.Object({
   destination_config: Type.Optional(AnyObject),
   priority: Type.Optional(Type.Integer({ description: 'Higher runs first' })),
   is_active: Type.Optional(Type.Boolean()),
+  ordering_key: Type.Optional(
+    Type.Union([Type.String({ maxLength: 256 }), Type.Null()], {
+      description: 'A path such as payload.customer_id: deliveries with the same value go one at a time, in log order',
+    }),
+  ),
 });
 
 const Rule = Type.Object(
@@ -45,8 +138,11 @@ const Rule = Type.Object(
     destination_config: AnyObject,
     priority: Type.Integer(),
     is_active: Type.Boolean(),
+    ordering_key: Type.Union([Type.String(), Type.Null()]),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
+    // The destination's circuit breaker, on the GET of one rule.
+    circuit: Type.Optional(CircuitSchema),
   },
   { $id: 'RoutingRule' },
 );
@@ -63,7 +159,10 @@ const DeliverySchema = Type.Object(
     app_id: Type.String(),
     event_type: Type.String(),
     destination_type: Type.String(),
-    status: Type.String({ description: 'pending | succeeded | dead_lettered' }),
+    status: Type.String({ description: 'pending | succeeded | dead_lettered | cancelled' }),
+    webhook_id: Type.String({ description: 'The id receivers see; a replay keeps the original unless asked for fresh ids' }),
+    ordering_key: Nullable(Type.String()),
+    replay_job_id: Nullable(Type.String()),
     attempts: Type.Integer(),
     next_attempt_at: Type.Union([Type.String(), Type.Null()]),
     last_error: Type.Union([Type.String(), Type.Null()]),
@@ -91,6 +190,9 @@ const deliveryBody = (d: Delivery) => ({
   event_type: d.eventType,
   destination_type: d.destinationType,
   status: d.status,
+  webhook_id: d.webhookId,
+  ordering_key: d.orderingKey,
+  replay_job_id: d.replayJobId,
   attempts: d.attempts,
   next_attempt_at: d.nextAttemptAt,
   last_error: d.lastError,
@@ -138,7 +240,10 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
       app.get(
         '/api/routing-rules/:rule_id',
         { schema: { tags, summary: 'Get a rule', params: RuleParams, response: { 200: Type.Ref('RoutingRule'), ...errorResponses } } },
-        async (request) => handlers.get(request.params.rule_id),
+        async (request) => {
+          const { circuit, ...rule } = await handlers.get(request.params.rule_id);
+          return { ...rule, circuit: circuitBody(circuit) };
+        },
       );
       app.put(
         '/api/routing-rules/:rule_id',
@@ -187,6 +292,125 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
         async (request) => ({ signing_secret: await handlers.rotateSecret(request.params.rule_id) }),
       );
 
+      app.post(
+        '/api/routing-rules/:rule_id/test',
+        {
+          schema: {
+            tags,
+            summary: 'Send a signed test event to the rule’s destination',
+            description: 'Outside the delivery queue: no retry, no effect on the circuit breaker. Answers what the receiver did.',
+            params: RuleParams,
+            response: {
+              200: Type.Object({
+                message_id: Type.String(),
+                delivered: Type.Boolean(),
+                outcome: Type.String({ description: 'delivered | retry | rejected | gone' }),
+                status_code: Nullable(Type.Integer()),
+                latency_ms: Type.Number(),
+                error: Nullable(Type.String()),
+              }),
+              ...errorResponses,
+            },
+          },
+        },
+        async (request) => {
+          const { messageId, outcome } = await handlers.test(request.params.rule_id);
+          return {
+            message_id: messageId,
+            delivered: outcome.outcome === 'delivered',
+            outcome: outcome.outcome,
+            status_code: outcome.statusCode ?? null,
+            latency_ms: outcome.durationMs,
+            error: 'reason' in outcome ? outcome.reason : null,
+          };
+        },
+      );
+      app.post(
+        '/api/routing-rules/:rule_id/replay',
+        {
+          schema: {
+            tags,
+            summary: 'Send again every event the rule matched in a window of time',
+            description:
+              'Creates a tracked job. Delivered events are included. Webhooks keep the webhook-id receivers saw before unless fresh_ids; reevaluate applies the rule’s current condition to the window’s events instead. One replay per rule at a time (409).',
+            params: RuleParams,
+            body: Type.Object({
+              from: Type.String({ format: 'date-time' }),
+              to: Type.String({ format: 'date-time' }),
+              reevaluate: Type.Optional(Type.Boolean()),
+              fresh_ids: Type.Optional(Type.Boolean()),
+            }),
+            response: { 202: ReplaySchema, ...errorResponses },
+          },
+        },
+        async (request, reply) => reply.status(202).send(replayBody(await handlers.startReplay(request.params.rule_id, request.body))),
+      );
+      app.get(
+        '/api/routing-rules/:rule_id/replays',
+        {
+          schema: {
+            tags,
+            summary: 'The rule’s replay jobs, newest first',
+            params: RuleParams,
+            response: { 200: Type.Object({ items: Type.Array(ReplaySchema) }), ...errorResponses },
+          },
+        },
+        async (request) => ({ items: (await handlers.replays(request.params.rule_id)).map((job) => replayBody(job)) }),
+      );
+      const ReplayParams = Type.Object({ rule_id: Type.String({ maxLength: 64 }), job_id: Type.String({ maxLength: 64 }) });
+      app.get(
+        '/api/routing-rules/:rule_id/replays/:job_id',
+        {
+          schema: {
+            tags,
+            summary: 'A replay job and its progress',
+            params: ReplayParams,
+            response: { 200: ReplaySchema, ...errorResponses },
+          },
+        },
+        async (request) => {
+          const { job, deliveries } = await handlers.replayProgress(request.params.rule_id, request.params.job_id);
+          return replayBody(job, deliveries);
+        },
+      );
+      app.post(
+        '/api/routing-rules/:rule_id/replays/:job_id/cancel',
+        {
+          schema: {
+            tags,
+            summary: 'Cancel a replay job: what is not being sent yet is withdrawn',
+            params: ReplayParams,
+            response: { 200: ReplaySchema, ...errorResponses },
+          },
+        },
+        async (request) => {
+          const { job, deliveries } = await handlers.cancelReplay(request.params.rule_id, request.params.job_id);
+          return replayBody(job, deliveries);
+        },
+      );
+      app.get(
+        '/api/routing/destinations',
+        {
+          schema: {
+            tags,
+            summary: 'Each rule’s destination with its circuit breaker, backlog and success rate, by rule id',
+            querystring: Type.Object({
+              cursor: Type.Optional(Type.String({ maxLength: 64, description: 'next_cursor of the previous page' })),
+              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+            }),
+            response: {
+              200: Type.Object({ items: Type.Array(DestinationSchema), next_cursor: Nullable(Type.String()) }),
+              ...errorResponses,
+            },
+          },
+        },
+        async (request) => {
+          const limit = request.query.limit ?? 100;
+          const items = await handlers.destinations({ after: request.query.cursor, limit });
+          return { items: items.map(destinationBody), next_cursor: items.length === limit ? (items.at(-1)?.ruleId ?? null) : null };
+        },
+      );
+
       app.get(
         '/api/routing/deliveries',
         {
@@ -196,7 +420,9 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
             querystring: Type.Object({
               event_id: Type.Optional(Type.String({ maxLength: 64 })),
               rule_id: Type.Optional(Type.String({ maxLength: 64 })),
-              status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('dead_lettered')])),
+              status: Type.Optional(
+                Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('dead_lettered'), Type.Literal('cancelled')]),
+              ),
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
             }),
             response: { 200: Type.Object({ items: Type.Array(Type.Ref('Delivery')) }), ...errorResponses },

@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
 
 const createTables: Migration = {
@@ -56,7 +56,74 @@ const createTables: Migration = {
   },
 };
 
+/**
+ * Ordered deliveries, circuit breakers, replay jobs, and attempts recorded before they are sent.
+ * `position` is the routed event's place in the log (the order per ordering key); `webhook_id` is the
+ * id receivers see when it differs from the delivery's own (a replay).
+ */
+const deliveryEngine: Migration = {
+  async up(db: Kysely<unknown>) {
+    const columns: Array<[string, 'text' | 'integer']> = [
+      ['ordering_key', 'text'],
+      ['position', 'integer'],
+      ['received_at', 'text'],
+      ['webhook_id', 'text'],
+      ['replay_job_id', 'text'],
+      ['lease_owner', 'text'],
+    ];
+    for (const [name, type] of columns) await db.schema.alterTable('routing_deliveries').addColumn(name, type).execute();
+    await sql`UPDATE routing_deliveries SET position = 0, received_at = created_at`.execute(db);
+    await db.schema
+      .createIndex('routing_deliveries_ordering')
+      .on('routing_deliveries')
+      .columns(['rule_id', 'ordering_key', 'status', 'position'])
+      .execute();
+    await db.schema.createIndex('routing_deliveries_window').on('routing_deliveries').columns(['rule_id', 'received_at']).execute();
+    await db.schema.createIndex('routing_deliveries_replay').on('routing_deliveries').columns(['replay_job_id', 'status']).execute();
+    await db.schema.alterTable('routing_attempts').addColumn('worker', 'text').execute();
+    await db.schema.createIndex('routing_attempts_in_flight').on('routing_attempts').columns(['outcome', 'worker']).execute();
+    await db.schema
+      .createTable('routing_breakers')
+      .addColumn('rule_id', 'text', (c) => c.primaryKey())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('failures', 'integer', (c) => c.notNull())
+      .addColumn('next_probe_at', 'text')
+      .addColumn('opened_at', 'text')
+      .addColumn('probe_owner', 'text')
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('routing_replays')
+      .addColumn('job_id', 'text', (c) => c.primaryKey())
+      .addColumn('rule_id', 'text', (c) => c.notNull())
+      .addColumn('from_at', 'text', (c) => c.notNull())
+      .addColumn('to_at', 'text', (c) => c.notNull())
+      .addColumn('reevaluate', 'integer', (c) => c.notNull())
+      .addColumn('fresh_ids', 'integer', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('cursor_position', 'integer', (c) => c.notNull())
+      .addColumn('cursor_id', 'text', (c) => c.notNull())
+      .addColumn('scanned', 'integer', (c) => c.notNull())
+      .addColumn('scheduled', 'integer', (c) => c.notNull())
+      .addColumn('total', 'integer')
+      .addColumn('error', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('finished_at', 'text')
+      .execute();
+    // One running replay per rule, enforced by the database so two concurrent requests cannot both start one.
+    await db.schema
+      .createIndex('routing_replays_one_running')
+      .on('routing_replays')
+      .column('rule_id')
+      .unique()
+      .where(sql.ref('status'), '=', 'running')
+      .execute();
+    await db.schema.createIndex('routing_replays_rule').on('routing_replays').columns(['rule_id', 'created_at']).execute();
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
-  migrations: { '0001_create_rules_deliveries_attempts': createTables },
+  migrations: { '0001_create_rules_deliveries_attempts': createTables, '0002_delivery_engine': deliveryEngine },
 };

@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely';
-import type { Attempt, Delivery, DeliveryStatus, DeliveryStore } from '../../application/ports.js';
+import { sql, type Kysely, type SqlBool } from 'kysely';
+import type { Attempt, ClaimRequest, Delivery, DeliveryStatus, DeliveryStore } from '../../application/ports.js';
 
 type DeliveryRow = {
   delivery_id: string;
@@ -16,6 +16,12 @@ type DeliveryRow = {
   last_error: string | null;
   created_at: string;
   updated_at: string;
+  ordering_key: string | null;
+  position: number | null;
+  received_at: string | null;
+  webhook_id: string | null;
+  replay_job_id: string | null;
+  lease_owner: string | null;
 };
 type AttemptRow = {
   delivery_id: string;
@@ -25,8 +31,10 @@ type AttemptRow = {
   status_code: number | null;
   error: string | null;
   duration_ms: number;
+  worker: string | null;
 };
-type Tables = { routing_deliveries: DeliveryRow; routing_attempts: AttemptRow };
+type BreakerRow = { rule_id: string; state: string; next_probe_at: string | null };
+type Tables = { routing_deliveries: DeliveryRow; routing_attempts: AttemptRow; routing_breakers: BreakerRow };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
@@ -44,7 +52,29 @@ const toDelivery = (row: DeliveryRow): Delivery => ({
   lastError: row.last_error,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
+  orderingKey: row.ordering_key,
+  position: Number(row.position ?? 0),
+  receivedAt: row.received_at ?? row.created_at,
+  webhookId: row.webhook_id ?? row.delivery_id,
+  replayJobId: row.replay_job_id,
 });
+
+/**
+ * What makes a pending delivery claimable apart from its due time: not leased, its rule not
+ * excluded, its circuit not open (an open circuit whose probe time has come lets its deliveries
+ * through, and the worker picks one as the probe), and no earlier pending delivery of its ordering key.
+ */
+function claimable(now: string, excludeRules: readonly string[]) {
+  const excluded = excludeRules.length > 0 ? sql`AND d.rule_id NOT IN (${sql.join(excludeRules)})` : sql``;
+  return sql<SqlBool>`d.status = 'pending'
+    AND (d.lease_until IS NULL OR d.lease_until <= ${now})
+    ${excluded}
+    AND NOT EXISTS (SELECT 1 FROM routing_breakers b
+                    WHERE b.rule_id = d.rule_id AND b.state <> 'closed' AND b.next_probe_at > ${now})
+    AND NOT EXISTS (SELECT 1 FROM routing_deliveries e
+                    WHERE e.rule_id = d.rule_id AND e.ordering_key = d.ordering_key AND e.status = 'pending'
+                      AND (e.position < d.position OR (e.position = d.position AND e.delivery_id < d.delivery_id)))`;
+}
 
 export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
   return {
@@ -68,6 +98,12 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
             last_error: null,
             created_at: d.createdAt,
             updated_at: d.createdAt,
+            ordering_key: d.orderingKey,
+            position: d.position,
+            received_at: d.receivedAt,
+            webhook_id: d.webhookId ?? null,
+            replay_job_id: d.replayJobId ?? null,
+            lease_owner: null,
           })
           .onConflict((oc) => oc.column('delivery_id').doNothing())
           .executeTakeFirst();
@@ -76,24 +112,62 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       return inserted;
     },
 
-    async claimDue(now, leaseUntil, limit) {
-      // ISO-8601 UTC strings compare in time order, on SQLite and PostgreSQL alike.
+    async claimDue({ now, leaseUntil, limit, owner, excludeRules }: ClaimRequest) {
+      // ISO-8601 UTC strings compare in time order, on SQLite and PostgreSQL alike. Live deliveries
+      // go before a replay's, so a replay never starves them.
       const due = tables(db)
-        .selectFrom('routing_deliveries')
-        .select('delivery_id')
-        .where('status', '=', 'pending')
-        .where('next_attempt_at', '<=', now)
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
-        .orderBy('next_attempt_at')
+        .selectFrom('routing_deliveries as d')
+        .select('d.delivery_id')
+        .where('d.next_attempt_at', '<=', now)
+        .where(claimable(now, excludeRules))
+        .orderBy(sql`CASE WHEN d.replay_job_id IS NULL THEN 0 ELSE 1 END`)
+        .orderBy('d.next_attempt_at')
+        .orderBy('d.position')
         .limit(limit);
       const rows = await tables(db)
         .updateTable('routing_deliveries')
-        .set({ lease_until: leaseUntil })
+        .set({ lease_until: leaseUntil, lease_owner: owner })
         .where('delivery_id', 'in', due)
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
         .returningAll()
         .execute();
-      return rows.map(toDelivery);
+      return rows.map(toDelivery).sort((a, b) => (a.replayJobId === null ? 0 : 1) - (b.replayJobId === null ? 0 : 1));
+    },
+
+    async release(deliveryIds, owner) {
+      if (deliveryIds.length === 0) return;
+      await tables(db)
+        .updateTable('routing_deliveries')
+        .set({ lease_until: null, lease_owner: null })
+        .where('delivery_id', 'in', deliveryIds)
+        .where('lease_owner', '=', owner)
+        .execute();
+    },
+
+    async beginAttempt({ deliveryId, attempt, at, worker }) {
+      await tables(db)
+        .insertInto('routing_attempts')
+        .values({ delivery_id: deliveryId, attempt, at, outcome: 'in_flight', status_code: null, error: null, duration_ms: 0, worker })
+        .onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doUpdateSet({ at, outcome: 'in_flight', worker }))
+        .execute();
+    },
+
+    async inFlightAttempts(worker) {
+      const rows = await tables(db)
+        .selectFrom('routing_attempts')
+        .select(['delivery_id', 'attempt'])
+        .where('outcome', '=', 'in_flight')
+        .where('worker', '=', worker)
+        .execute();
+      return rows.map((row) => ({ deliveryId: row.delivery_id, attempt: row.attempt }));
+    },
+
+    async releaseOwned(owner) {
+      await tables(db)
+        .updateTable('routing_deliveries')
+        .set({ lease_until: null, lease_owner: null })
+        .where('lease_owner', '=', owner)
+        .execute();
     },
 
     async record(update, attempt) {
@@ -105,23 +179,23 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
           next_attempt_at: update.nextAttemptAt,
           last_error: update.lastError,
           lease_until: null,
+          lease_owner: null,
           updated_at: update.at,
         })
         .where('delivery_id', '=', update.deliveryId)
         .execute();
       if (attempt) {
+        const values = {
+          at: attempt.at,
+          outcome: attempt.outcome,
+          status_code: attempt.statusCode,
+          error: attempt.error,
+          duration_ms: attempt.durationMs,
+        };
         await tables(db)
           .insertInto('routing_attempts')
-          .values({
-            delivery_id: attempt.deliveryId,
-            attempt: attempt.attempt,
-            at: attempt.at,
-            outcome: attempt.outcome,
-            status_code: attempt.statusCode,
-            error: attempt.error,
-            duration_ms: attempt.durationMs,
-          })
-          .onConflict((oc) => oc.doNothing())
+          .values({ delivery_id: attempt.deliveryId, attempt: attempt.attempt, worker: null, ...values })
+          .onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doUpdateSet(values))
           .execute();
       }
     },
@@ -173,15 +247,83 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       }));
     },
 
-    async nextDueAt() {
+    async nextDueAt(now, excludeRules) {
       const row = await tables(db)
-        .selectFrom('routing_deliveries')
-        .select('next_attempt_at')
-        .where('status', '=', 'pending')
-        .orderBy('next_attempt_at')
+        .selectFrom('routing_deliveries as d')
+        .select('d.next_attempt_at')
+        .where(claimable(now, excludeRules))
+        .orderBy('d.next_attempt_at')
         .limit(1)
         .executeTakeFirst();
       return row?.next_attempt_at ?? undefined;
+    },
+
+    async pendingByRule(ruleIds) {
+      if (ruleIds.length === 0) return new Map();
+      const rows = await tables(db)
+        .selectFrom('routing_deliveries')
+        .select(['rule_id', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('status', '=', 'pending')
+        .where('rule_id', 'in', ruleIds)
+        .groupBy('rule_id')
+        .execute();
+      return new Map(rows.map((row) => [row.rule_id, Number(row.n)]));
+    },
+
+    async window(ruleId, { from, to }, after, limit) {
+      const rows = await tables(db)
+        .selectFrom('routing_deliveries')
+        .selectAll()
+        .where('rule_id', '=', ruleId)
+        .where('replay_job_id', 'is', null)
+        .where('received_at', '>=', from)
+        .where('received_at', '<=', to)
+        .where((eb) =>
+          eb.or([
+            eb('position', '>', after.position),
+            eb.and([eb('position', '=', after.position), eb('delivery_id', '>', after.deliveryId)]),
+          ]),
+        )
+        .orderBy('position')
+        .orderBy('delivery_id')
+        .limit(limit)
+        .execute();
+      return rows.map(toDelivery);
+    },
+
+    async countWindow(ruleId, { from, to }) {
+      const row = await tables(db)
+        .selectFrom('routing_deliveries')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('rule_id', '=', ruleId)
+        .where('replay_job_id', 'is', null)
+        .where('received_at', '>=', from)
+        .where('received_at', '<=', to)
+        .executeTakeFirst();
+      return Number(row?.n ?? 0);
+    },
+
+    async countByJob(jobId) {
+      const rows = await tables(db)
+        .selectFrom('routing_deliveries')
+        .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('replay_job_id', '=', jobId)
+        .groupBy('status')
+        .execute();
+      const counts: Record<DeliveryStatus, number> = { pending: 0, succeeded: 0, dead_lettered: 0, cancelled: 0 };
+      for (const row of rows) counts[row.status as DeliveryStatus] = Number(row.n);
+      return counts;
+    },
+
+    async cancelJob(jobId, at) {
+      const result = await tables(db)
+        .updateTable('routing_deliveries')
+        .set({ status: 'cancelled', next_attempt_at: null, updated_at: at })
+        .where('replay_job_id', '=', jobId)
+        .where('status', '=', 'pending')
+        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', at)]))
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
 import type { RuleCatalog, SecretVault, StoredRule } from '../../application/ports.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../../domain/routing-rule.js';
+import type { SecretBox } from '../secrets/secret-box.js';
 
 type Tables = {
   routing_rules: { rule_id: string; app_id: string; rule: string; priority: number; created_at: string };
@@ -51,11 +52,22 @@ export const rulesProjection: InlineProjection = {
   },
 };
 
+// Rules saved before ordering keys existed have none.
+const parseStored = (text: string): StoredRule => {
+  const rule = JSON.parse(text) as StoredRule;
+  return { ...rule, ordering_key: rule.ordering_key ?? null };
+};
+
 export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
   return {
     async get(ruleId) {
       const row = await tables(db).selectFrom('routing_rules').select('rule').where('rule_id', '=', ruleId).executeTakeFirst();
-      return row && (JSON.parse(row.rule) as StoredRule);
+      return row && parseStored(row.rule);
+    },
+    async listAll({ after, limit }) {
+      let query = tables(db).selectFrom('routing_rules').select('rule').orderBy('rule_id').limit(limit);
+      if (after !== undefined) query = query.where('rule_id', '>', after);
+      return (await query.execute()).map((row) => parseStored(row.rule));
     },
     async listByApp(appId) {
       const rows = await tables(db)
@@ -66,22 +78,43 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
         .orderBy('created_at')
         .orderBy('rule_id')
         .execute();
-      return rows.map((row) => JSON.parse(row.rule) as StoredRule);
+      return rows.map((row) => parseStored(row.rule));
     },
   };
 }
 
-export function sqlSecretVault(db: Kysely<object>): SecretVault {
-  return {
+/** Signing secrets sealed at rest; rows written in clear before sealing existed still open. */
+export function sqlSecretVault(box: SecretBox): (db: Kysely<object>) => SecretVault {
+  return (db) => ({
     async get(ruleId) {
-      return (await tables(db).selectFrom('routing_secrets').select('secret').where('rule_id', '=', ruleId).executeTakeFirst())?.secret;
+      const stored = (await tables(db).selectFrom('routing_secrets').select('secret').where('rule_id', '=', ruleId).executeTakeFirst())
+        ?.secret;
+      return stored === undefined ? undefined : box.open(ruleId, stored);
     },
     async set(ruleId, secret) {
+      const sealed = box.seal(ruleId, secret);
       await tables(db)
         .insertInto('routing_secrets')
-        .values({ rule_id: ruleId, secret })
-        .onConflict((oc) => oc.column('rule_id').doUpdateSet({ secret }))
+        .values({ rule_id: ruleId, secret: sealed })
+        .onConflict((oc) => oc.column('rule_id').doUpdateSet({ secret: sealed }))
         .execute();
     },
-  };
+  });
+}
+
+/** Seals the secrets still stored in clear (written before sealing existed); answers how many. */
+export async function sealClearSecrets(db: Kysely<object>, box: SecretBox): Promise<number> {
+  const rows = await tables(db).selectFrom('routing_secrets').select(['rule_id', 'secret']).execute();
+  let sealed = 0;
+  for (const row of rows) {
+    if (box.isSealed(row.secret)) continue;
+    await tables(db)
+      .updateTable('routing_secrets')
+      .set({ secret: box.seal(row.rule_id, row.secret) })
+      .where('rule_id', '=', row.rule_id)
+      .where('secret', '=', row.secret)
+      .execute();
+    sealed++;
+  }
+  return sealed;
 }

@@ -203,10 +203,22 @@ describe('undiciWebhookSender', () => {
     expect(outcome.durationMs).toBeLessThan(2000);
   });
 
-  it('answers retry when the body does not arrive in time', async () => {
+  it('decides on the status: a 200 whose body never ends is delivered, after a short wait for the body', async () => {
     receiver.answerWith((response) => response.writeHead(200, { 'content-type': 'text/plain' }).write('partial'));
 
-    expect(await sender({ timeoutMs: 300 }).send(target(), delivery())).toMatchObject({ outcome: 'retry', statusCode: 200 });
+    const outcome = await sender({ timeoutMs: 5000, bodyTimeoutMs: 200 }).send(target(), delivery());
+
+    expect(outcome).toMatchObject({ outcome: 'delivered', statusCode: 200 });
+    expect(outcome.durationMs).toBeLessThan(2000);
+  });
+
+  it('decides on the status: a 503 whose body never ends is a retry', async () => {
+    receiver.answerWith((response) => response.writeHead(503, { 'content-type': 'text/plain' }).write('partial'));
+
+    expect(await sender({ timeoutMs: 5000, bodyTimeoutMs: 200 }).send(target(), delivery())).toMatchObject({
+      outcome: 'retry',
+      statusCode: 503,
+    });
   });
 
   it('reads only the start of a huge answer: 10 MB of garbage that never ends is delivered quickly', async () => {

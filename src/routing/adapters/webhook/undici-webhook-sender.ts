@@ -15,6 +15,8 @@ export interface UndiciWebhookSenderOptions {
   readonly timeoutMs?: number;
   /** How much of a response body is read before the connection is dropped. */
   readonly maxResponseBytes?: number;
+  /** How long the body may take once the status is known (1 s): the status decides, the body is only drained. */
+  readonly bodyTimeoutMs?: number;
   readonly clock?: Clock;
   /** For tests that need DNS answers no real resolver gives (rebinding). */
   readonly resolve?: Resolver;
@@ -48,6 +50,7 @@ const RESERVED_HEADERS = new Set([
 export function undiciWebhookSender(options: UndiciWebhookSenderOptions = {}): WebhookSender {
   const timeoutMs = options.timeoutMs ?? 15_000;
   const maxResponseBytes = options.maxResponseBytes ?? 64 * 1024;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 1000;
   const clock = options.clock ?? systemClock;
   const connect = guardedConnector(destinationPolicy(options.allowedHosts), {
     connectTimeoutMs: Math.min(timeoutMs, 10_000),
@@ -80,10 +83,14 @@ export function undiciWebhookSender(options: UndiciWebhookSenderOptions = {}): W
         signal,
       });
       statusCode = response.statusCode;
-      // The body is never used, but reading it (up to a cap) lets the connection be reused;
-      // past the cap the connection is dropped, so a huge or endless answer costs nothing.
-      await response.body.dump({ limit: maxResponseBytes, signal });
-      return classifyStatus(response.statusCode, response.headers['retry-after'], clock.now(), elapsed());
+      // The status decides, as soon as the headers are in: a receiver that answers 200 and then
+      // trickles its body has the event. The body is never used, but reading it (up to a cap, for a
+      // short while) lets the connection be reused; otherwise the connection is dropped.
+      const outcome = classifyStatus(response.statusCode, response.headers['retry-after'], clock.now(), elapsed());
+      await response.body
+        .dump({ limit: maxResponseBytes, signal: AbortSignal.timeout(bodyTimeoutMs) })
+        .catch(() => response.body.destroy());
+      return outcome;
     } catch (error) {
       const durationMs = elapsed();
       const withStatus = statusCode === undefined ? {} : { statusCode };

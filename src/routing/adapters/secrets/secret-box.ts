@@ -1,0 +1,71 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Encrypts secrets that must be used in clear later (webhook signing secrets): AES-256-GCM, bound to their owner's id. */
+export interface SecretBox {
+  seal(ownerId: string, plaintext: string): string;
+  /** Opens a sealed value; a value stored before encryption existed is returned as it is. */
+  open(ownerId: string, stored: string): string;
+  isSealed(stored: string): boolean;
+}
+
+const PREFIX = 'enc:v1:';
+const KEY_FILE = 'secret-key';
+
+export function secretBox(key: Buffer): SecretBox {
+  if (key.length !== 32) throw new Error('a secret box needs a 32-byte key');
+  return {
+    seal(ownerId, plaintext) {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      // The owner's id as associated data: a sealed value copied to another row does not open there.
+      cipher.setAAD(Buffer.from(ownerId, 'utf8'));
+      const sealed = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+      return `${PREFIX}${iv.toString('base64url')}:${cipher.getAuthTag().toString('base64url')}:${sealed.toString('base64url')}`;
+    },
+    open(ownerId, stored) {
+      if (!stored.startsWith(PREFIX)) return stored;
+      const [iv, tag, sealed] = stored.slice(PREFIX.length).split(':');
+      if (iv === undefined || tag === undefined || sealed === undefined) throw new Error('a sealed secret is malformed');
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+      decipher.setAAD(Buffer.from(ownerId, 'utf8'));
+      decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+      try {
+        return Buffer.concat([decipher.update(Buffer.from(sealed, 'base64url')), decipher.final()]).toString('utf8');
+      } catch {
+        throw new Error('a sealed secret does not open with this key (was INTAKE_SECRET_KEY changed?)');
+      }
+    },
+    isSealed: (stored) => stored.startsWith(PREFIX),
+  };
+}
+
+/**
+ * The key that seals secrets at rest: derived from INTAKE_SECRET_KEY when set; otherwise generated
+ * once into the data directory (mode 0600), as the admin token is. Replicas that share a database
+ * must share the key, so the distributed mode should set INTAKE_SECRET_KEY.
+ */
+export function resolveSecretKey(fromEnvironment: string | undefined, dataDir: string): Buffer {
+  if (fromEnvironment !== undefined && fromEnvironment !== '') {
+    if (fromEnvironment.length < 16) throw new Error('INTAKE_SECRET_KEY must be at least 16 characters');
+    return Buffer.from(hkdfSync('sha256', fromEnvironment, 'intake', 'webhook-signing-secrets', 32));
+  }
+  const file = join(dataDir, KEY_FILE);
+  const read = () => Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  try {
+    return read();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const key = randomBytes(32);
+  try {
+    // 'wx': two processes starting at once must not both mint a key.
+    writeFileSync(file, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    return key;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return read();
+    throw error;
+  }
+}

@@ -1,0 +1,82 @@
+import type { Kysely } from 'kysely';
+import type { BreakerStore } from '../../application/ports.js';
+import type { Breaker, BreakerState } from '../../domain/circuit-breaker.js';
+
+type BreakerRow = {
+  rule_id: string;
+  state: string;
+  failures: number;
+  next_probe_at: string | null;
+  opened_at: string | null;
+  probe_owner: string | null;
+  updated_at: string;
+};
+type Tables = { routing_breakers: BreakerRow };
+
+const tables = (db: Kysely<object>) => db.withTables<Tables>();
+const toBreaker = (row: BreakerRow): Breaker => ({
+  state: row.state as BreakerState,
+  failures: row.failures,
+  nextProbeAt: row.next_probe_at,
+  openedAt: row.opened_at,
+});
+
+/** Circuit breakers live in routing's tables, so an open circuit stays open across a restart. */
+export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
+  return {
+    async get(ruleIds) {
+      if (ruleIds.length === 0) return new Map();
+      const rows = await tables(db).selectFrom('routing_breakers').selectAll().where('rule_id', 'in', ruleIds).execute();
+      return new Map(rows.map((row) => [row.rule_id, toBreaker(row)]));
+    },
+    async all() {
+      const rows = await tables(db).selectFrom('routing_breakers').selectAll().execute();
+      return rows.map((row) => ({ ruleId: row.rule_id, breaker: toBreaker(row), updatedAt: row.updated_at }));
+    },
+    async save(ruleId, breaker, at) {
+      const values = {
+        state: breaker.state,
+        failures: breaker.failures,
+        next_probe_at: breaker.nextProbeAt,
+        opened_at: breaker.openedAt,
+        probe_owner: null,
+        updated_at: at,
+      };
+      await tables(db)
+        .insertInto('routing_breakers')
+        .values({ rule_id: ruleId, ...values })
+        .onConflict((oc) => oc.column('rule_id').doUpdateSet(values))
+        .execute();
+    },
+    async startProbe(ruleId, breaker, now, owner) {
+      // Only the worker whose update finds the circuit still due takes the probe.
+      const result = await tables(db)
+        .updateTable('routing_breakers')
+        .set({ state: 'half_open', next_probe_at: breaker.nextProbeAt, probe_owner: owner, updated_at: now })
+        .where('rule_id', '=', ruleId)
+        .where('state', '<>', 'closed')
+        .where((eb) => eb.or([eb('next_probe_at', 'is', null), eb('next_probe_at', '<=', now)]))
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+    async releaseProbes(owner, now) {
+      await tables(db)
+        .updateTable('routing_breakers')
+        .set({ next_probe_at: now, probe_owner: null, updated_at: now })
+        .where('state', '=', 'half_open')
+        .where('probe_owner', '=', owner)
+        .execute();
+    },
+    async nextProbeAt(now) {
+      const row = await tables(db)
+        .selectFrom('routing_breakers')
+        .select('next_probe_at')
+        .where('state', '<>', 'closed')
+        .where('next_probe_at', '>', now)
+        .orderBy('next_probe_at')
+        .limit(1)
+        .executeTakeFirst();
+      return row?.next_probe_at ?? undefined;
+    },
+  };
+}

@@ -1,0 +1,186 @@
+import type { Kysely } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConflictError } from '../../../shared/errors.js';
+import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
+import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
+import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
+import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
+import type { NewDelivery, ReplayJob } from '../../application/ports.js';
+import { closedBreaker } from '../../domain/circuit-breaker.js';
+import { routingMigrations } from './migrations.js';
+import { sqlBreakerStore } from './sql-breakers.js';
+import { sqlDeliveryStore } from './sql-deliveries.js';
+import { sqlReplayStore } from './sql-replays.js';
+
+if (!testPostgresUrl) console.warn('skipping the routing tables on PostgreSQL: TEST_POSTGRES_URL is not set');
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+const databases: Array<[string, () => Promise<Kysely<object>>]> = [
+  [
+    'sqlite',
+    async () => {
+      const sqlite = openSqlite(':memory:');
+      closers.push(() => sqlite.close());
+      await migrateToLatest(sqlite.db, [routingMigrations]);
+      return sqlite.db;
+    },
+  ],
+];
+if (testPostgresUrl) {
+  const url = testPostgresUrl;
+  databases.push([
+    'postgres',
+    async () => {
+      const handle = await openTemporarySchema(url, 'intake_routing');
+      closers.push(() => handle.close());
+      await migratePostgresToLatest(handle, [routingMigrations]);
+      return handle.db;
+    },
+  ]);
+}
+
+const T0 = '2026-12-02T10:00:00.000Z';
+const T1 = '2026-12-02T10:00:01.000Z';
+const LATER = '2026-12-02T11:00:00.000Z';
+const delivery = (id: string, position: number, orderingKey: string | null, ruleId = 'r1'): NewDelivery => ({
+  deliveryId: id,
+  ruleId,
+  itemId: `item-${id}`,
+  appId: 'shop',
+  eventType: 'order',
+  destinationType: 'webhook',
+  body: '{}',
+  createdAt: T0,
+  orderingKey,
+  position,
+  receivedAt: T0,
+});
+const claim = (db: Kysely<object>, now = T1, excludeRules: string[] = []) =>
+  sqlDeliveryStore(db)
+    .claimDue({ now, leaseUntil: LATER, limit: 10, owner: 'w1', excludeRules })
+    .then((rows) => rows.map((d) => d.deliveryId).sort());
+const settle = (db: Kysely<object>, deliveryId: string, status: 'pending' | 'succeeded' | 'dead_lettered', nextAttemptAt: string | null) =>
+  sqlDeliveryStore(db).record({ deliveryId, status, attempts: 1, nextAttemptAt, lastError: null, at: T1 }, undefined);
+
+describe.each(databases)('routing tables on %s', (_name, open) => {
+  it('lets only the first pending delivery of an ordering key go, until it succeeds or is dead-lettered', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([
+      delivery('a3', 3, 'k'),
+      delivery('a1', 1, 'k'),
+      delivery('a2', 2, 'k'),
+      delivery('b1', 2, 'other'),
+      delivery('u', 5, null),
+    ]);
+    expect(await claim(db)).toEqual(['a1', 'b1', 'u']);
+    expect(await claim(db)).toEqual([]);
+    await settle(db, 'a1', 'succeeded', null);
+    expect(await claim(db)).toEqual(['a2']);
+    await settle(db, 'a2', 'pending', LATER);
+    expect(await claim(db)).toEqual([]);
+    expect(await store.nextDueAt(T1, [])).toBe(LATER);
+    await settle(db, 'a2', 'dead_lettered', null);
+    expect(await claim(db)).toEqual(['a3']);
+  });
+
+  it('holds the deliveries of an open circuit until its probe time, and gives one worker the probe', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    const breakers = sqlBreakerStore(db);
+    await store.schedule([delivery('x', 1, null, 'down'), delivery('y', 2, null, 'up')]);
+    expect(await store.nextDueAt(T1, ['down', 'up'])).toBeUndefined();
+    expect(await claim(db, T1, ['up', 'other'])).toEqual(['x']);
+    await store.release(['x'], 'w1');
+    const opened = { state: 'open' as const, failures: 3, nextProbeAt: '2026-12-02T10:00:05.000Z', openedAt: T0 };
+    await breakers.save('down', opened, T0);
+    expect(await claim(db)).toEqual(['y']);
+    expect(await store.nextDueAt(T1, [])).toBeUndefined();
+    expect(await breakers.nextProbeAt(T1)).toBe(opened.nextProbeAt);
+    expect(await breakers.nextProbeAt(opened.nextProbeAt)).toBeUndefined();
+    expect(await breakers.startProbe('down', { ...opened, state: 'half_open', nextProbeAt: LATER }, T1, 'w1')).toBe(false);
+
+    const probeTime = '2026-12-02T10:00:06.000Z';
+    expect(await claim(db, probeTime)).toEqual(['x']);
+    const probing = { ...opened, state: 'half_open' as const, nextProbeAt: LATER };
+    expect(await breakers.startProbe('down', probing, probeTime, 'w1')).toBe(true);
+    expect(await breakers.startProbe('down', probing, probeTime, 'w2')).toBe(false);
+    await breakers.releaseProbes('w1', probeTime);
+    expect((await breakers.get(['down'])).get('down')).toMatchObject({ state: 'half_open', nextProbeAt: probeTime });
+    await breakers.save('down', closedBreaker, probeTime);
+    expect((await breakers.all()).map((b) => b.breaker.state)).toEqual(['closed']);
+  });
+
+  it('serves live deliveries before a replay’s, even when the replay’s are due earlier', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([
+      { ...delivery('replayed', 1, null), createdAt: '2026-12-02T09:00:00.000Z', replayJobId: 'j1' },
+      delivery('live', 2, null),
+    ]);
+    const first = await store.claimDue({ now: T1, leaseUntil: LATER, limit: 1, owner: 'w1', excludeRules: [] });
+    expect(first.map((d) => d.deliveryId)).toEqual(['live']);
+  });
+
+  it('gives back leases, and finds the attempts a worker left in flight', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([delivery('a', 1, null), delivery('b', 2, null)]);
+    expect(await claim(db)).toEqual(['a', 'b']);
+    await store.beginAttempt({ deliveryId: 'a', attempt: 1, at: T1, worker: 'w1' });
+    await store.release(['b'], 'w1');
+    expect(await claim(db)).toEqual(['b']);
+    expect(await store.inFlightAttempts('w1')).toEqual([{ deliveryId: 'a', attempt: 1 }]);
+    expect(await store.inFlightAttempts('w2')).toEqual([]);
+    await store.releaseOwned('w1');
+    expect(await claim(db)).toEqual(['a', 'b']);
+  });
+
+  it('keeps one running replay per rule, and a window of the rule’s own deliveries in log order', async () => {
+    const db = await open();
+    const replays = sqlReplayStore(db);
+    const job: ReplayJob = {
+      jobId: 'j1',
+      ruleId: 'r1',
+      from: T0,
+      to: T1,
+      reevaluate: false,
+      freshIds: false,
+      status: 'running',
+      cursor: { position: 0, deliveryId: '' },
+      scanned: 0,
+      scheduled: 0,
+      total: 2,
+      error: null,
+      createdAt: T0,
+      updatedAt: T0,
+      finishedAt: null,
+    };
+    await replays.create(job);
+    await expect(replays.create({ ...job, jobId: 'j2' })).rejects.toBeInstanceOf(ConflictError);
+    expect(await replays.finish('j1', 'cancelled', T1)).toBe(true);
+    expect(await replays.finish('j1', 'completed', T1)).toBe(false);
+    await replays.create({ ...job, jobId: 'j2' });
+    expect((await replays.running()).map((j) => j.jobId)).toEqual(['j2']);
+
+    const store = sqlDeliveryStore(db);
+    await store.schedule([
+      delivery('w2', 2, null),
+      delivery('w1', 1, null),
+      { ...delivery('late', 3, null), receivedAt: LATER },
+      { ...delivery('copy', 1, null), replayJobId: 'j2' },
+    ]);
+    expect(await store.countWindow('r1', { from: T0, to: T1 })).toBe(2);
+    const page = await store.window('r1', { from: T0, to: T1 }, { position: 0, deliveryId: '' }, 1);
+    expect(page.map((d) => d.deliveryId)).toEqual(['w1']);
+    const rest = await store.window('r1', { from: T0, to: T1 }, { position: 1, deliveryId: 'w1' }, 10);
+    expect(rest.map((d) => d.deliveryId)).toEqual(['w2']);
+    expect(await store.countByJob('j2')).toEqual({ pending: 1, succeeded: 0, dead_lettered: 0, cancelled: 0 });
+    expect(await store.cancelJob('j2', T1)).toBe(1);
+    expect((await store.countByJob('j2')).cancelled).toBe(1);
+  });
+});

@@ -1,0 +1,254 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../../shared/clock.js';
+import { dataStreamId } from '../../shared/contracts/data-events.js';
+import type { EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
+import { afterAttempt, closedBreaker, type Breaker, type BreakerPolicy } from '../domain/circuit-breaker.js';
+import { decideAttempt, decideInterrupted, type AttemptDecision, type AttemptOutcome } from '../domain/delivery.js';
+import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
+import { ruleStreamId, type RoutingRuleToggled } from '../domain/routing-rule.js';
+import type { DeliveryRequest, QueuePublisher, WebhookSender } from './destination.js';
+import type {
+  BreakerStoreFor,
+  Delivery,
+  DeliveryStoreFor,
+  DestinationTablesFor,
+  RuleCatalogFor,
+  SecretVaultFor,
+  StoredRule,
+} from './ports.js';
+import type { RuleEvaluator } from './rule-evaluator.js';
+
+export interface AttemptDeps {
+  readonly store: EventStore;
+  readonly db: Kysely<object>;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly logger: Pick<Logger, 'warn' | 'error' | 'debug'>;
+  readonly rules: RuleCatalogFor;
+  readonly vault: SecretVaultFor;
+  readonly deliveries: DeliveryStoreFor;
+  readonly tables: DestinationTablesFor;
+  readonly webhooks: WebhookSender;
+  readonly queues: QueuePublisher;
+  readonly evaluator: RuleEvaluator;
+  /** Seconds to wait after each failed attempt; its length + 1 is the attempt limit. */
+  readonly retrySchedule: readonly number[];
+  readonly onOutcome?: (destinationType: string, status: string) => void;
+  readonly breakers: BreakerStoreFor;
+  readonly breakerPolicy: BreakerPolicy;
+  /** Names this worker's leases and in-flight attempts: after a restart under the same name it takes them back at once. */
+  readonly workerId: string;
+  /** Every attempt that reached a destination, for per-destination metrics. */
+  readonly onAttempt?: (attempt: AttemptObservation) => void;
+}
+
+export interface AttemptObservation {
+  readonly ruleId: string;
+  readonly destinationType: string;
+  readonly outcome: AttemptOutcome['outcome'];
+  readonly durationMs: number;
+  readonly replayJobId: string | null;
+}
+
+/**
+ * One attempt of one delivery, as a use case: written as in flight before it is sent, then its
+ * outcome, the retry or dead letter it leads to, the destination's circuit and a disabled rule
+ * (410 Gone) recorded in one transaction. Answers the destination's circuit after it.
+ */
+export function deliveryAttempts(deps: AttemptDeps): {
+  attempt(delivery: Delivery): Promise<Breaker | undefined>;
+  recover(): Promise<void>;
+} {
+  const send = async (delivery: Delivery, rule: StoredRule | undefined, attempt: number): Promise<AttemptOutcome> => {
+    if (!rule?.is_active) return { outcome: 'rejected', reason: rule ? 'the rule is disabled' : 'the rule was deleted', durationMs: 0 };
+    const request: DeliveryRequest = {
+      deliveryId: delivery.webhookId,
+      attempt,
+      body: delivery.body,
+      eventId: delivery.itemId,
+      appId: delivery.appId,
+      eventType: delivery.eventType,
+    };
+    switch (rule.destination_type) {
+      case 'webhook': {
+        const secret = await deps.vault(deps.db).get(rule.rule_id);
+        if (!secret) return { outcome: 'rejected', reason: 'the rule has no signing secret', durationMs: 0 };
+        const config = rule.destination_config as WebhookConfig;
+        return deps.webhooks.send(
+          { url: config.url, signingSecret: secret, ...(config.headers ? { headers: config.headers } : {}) },
+          request,
+        );
+      }
+      case 'queue':
+        return deps.queues.publish(rule.destination_config as QueueConfig, request);
+      case 'database':
+        // Written inside the attempt's own transaction (see `record`): exactly once with its bookkeeping.
+        return { outcome: 'delivered', durationMs: 0 };
+    }
+  };
+
+  const attemptDelivery = async (delivery: Delivery): Promise<Breaker | undefined> => {
+    const attempt = delivery.attempts + 1;
+    const rule = await deps.rules(deps.db).get(delivery.ruleId);
+    const reachable = rule?.is_active === true;
+    // Written before anything is sent: if the process dies mid-attempt, the log still shows it.
+    if (reachable)
+      await deps.deliveries(deps.db).beginAttempt({
+        deliveryId: delivery.deliveryId,
+        attempt,
+        at: deps.clock.now().toISOString(),
+        worker: deps.workerId,
+      });
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await send(delivery, rule, attempt);
+    } catch (error) {
+      outcome = { outcome: 'retry', reason: `delivery failed: ${(error as Error).message}`, durationMs: 0 };
+    }
+    const now = deps.clock.now();
+    const decision = decideAttempt(
+      {
+        itemId: delivery.itemId,
+        deliveryId: delivery.deliveryId,
+        ruleId: delivery.ruleId,
+        attempt,
+        at: now,
+        schedule: deps.retrySchedule,
+        random: deps.random(),
+      },
+      outcome,
+    );
+    let breaker: Breaker | undefined;
+    await deps.store.transaction(async (tx) => {
+      if (rule?.is_active && rule.destination_type === 'database' && decision.status === 'succeeded')
+        await writeRow(tx, delivery, rule, now);
+      await recordDecision(tx, delivery, attempt, decision, outcome, now);
+      if (reachable) {
+        const breakers = deps.breakers(tx.db);
+        const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId) ?? closedBreaker;
+        breaker = afterAttempt(current, outcome.outcome === 'retry' ? 'down' : 'up', now, deps.breakerPolicy);
+        // A success on a healthy destination changes nothing: no write.
+        if (breaker.state !== current.state || breaker.failures !== current.failures || breaker.nextProbeAt !== current.nextProbeAt)
+          await breakers.save(delivery.ruleId, breaker, now.toISOString());
+        if (breaker.state === 'open' && current.state === 'closed')
+          deps.logger.warn({ rule_id: delivery.ruleId, failures: breaker.failures }, 'circuit opened: the destination keeps failing');
+      }
+      if (decision.disableRule && rule) {
+        const disabled: RoutingRuleToggled = {
+          type: 'RoutingRuleToggled',
+          data: {
+            rule_id: rule.rule_id,
+            app_id: rule.app_id,
+            is_active: false,
+            toggled_at: now.toISOString(),
+            reason: 'the endpoint answered 410 Gone',
+          },
+        };
+        await tx.append({ streamId: ruleStreamId(rule.rule_id), events: [disabled] });
+        // Also before the commit is synced: from the moment the change is visible, no request may route by the old rule.
+        deps.evaluator.invalidate(rule.app_id);
+      }
+    });
+    if (decision.disableRule && rule) deps.evaluator.invalidate(rule.app_id);
+    if (reachable)
+      deps.onAttempt?.({
+        ruleId: delivery.ruleId,
+        destinationType: delivery.destinationType,
+        outcome: outcome.outcome,
+        durationMs: outcome.durationMs,
+        replayJobId: delivery.replayJobId,
+      });
+    deps.onOutcome?.(delivery.destinationType, decision.status === 'pending' ? 'retrying' : decision.status);
+    if (decision.status === 'dead_lettered')
+      deps.logger.warn({ delivery_id: delivery.deliveryId, rule_id: delivery.ruleId, attempt }, 'delivery dead-lettered');
+    return breaker;
+  };
+
+  const recordDecision = async (
+    tx: StoreTransaction,
+    delivery: Delivery,
+    attempt: number,
+    decision: AttemptDecision,
+    outcome: { outcome: string; statusCode?: number; reason?: string; durationMs: number },
+    now: Date,
+  ) => {
+    await tx.append({ streamId: dataStreamId(delivery.itemId), events: decision.events });
+    await deps.deliveries(tx.db).record(
+      {
+        deliveryId: delivery.deliveryId,
+        status: decision.status,
+        attempts: attempt,
+        nextAttemptAt: decision.nextAttemptAt,
+        lastError: outcome.reason ?? null,
+        at: now.toISOString(),
+      },
+      {
+        deliveryId: delivery.deliveryId,
+        attempt,
+        at: now.toISOString(),
+        outcome: outcome.outcome,
+        statusCode: outcome.statusCode ?? null,
+        error: outcome.reason ?? null,
+        durationMs: outcome.durationMs,
+      },
+    );
+  };
+
+  /** What this worker left behind when it stopped: attempts in flight count as made, and go again now. */
+  const recover = async () => {
+    const deliveries = deps.deliveries(deps.db);
+    for (const { deliveryId, attempt } of await deliveries.inFlightAttempts(deps.workerId)) {
+      const delivery = await deliveries.get(deliveryId);
+      const now = deps.clock.now();
+      await deps.store.transaction(async (tx) => {
+        if (!delivery || delivery.status !== 'pending' || delivery.attempts >= attempt) {
+          await deps.deliveries(tx.db).record(
+            {
+              deliveryId,
+              status: delivery?.status ?? 'pending',
+              attempts: Math.max(delivery?.attempts ?? 0, attempt),
+              nextAttemptAt: delivery?.nextAttemptAt ?? null,
+              lastError: delivery?.lastError ?? null,
+              at: now.toISOString(),
+            },
+            undefined,
+          );
+          return;
+        }
+        const decision = decideInterrupted({
+          itemId: delivery.itemId,
+          deliveryId,
+          ruleId: delivery.ruleId,
+          attempt,
+          at: now,
+          schedule: deps.retrySchedule,
+        });
+        const reason = decision.events.find((e) => e.type === 'DeliveryFailed')?.data;
+        await recordDecision(
+          tx,
+          delivery,
+          attempt,
+          decision,
+          { outcome: 'interrupted', ...(reason && 'reason' in reason ? { reason: reason.reason } : {}), durationMs: 0 },
+          now,
+        );
+      });
+      deps.logger.warn({ delivery_id: deliveryId, attempt }, 'an attempt was in flight when the process stopped; retrying it now');
+    }
+    await deliveries.releaseOwned(deps.workerId);
+    await deps.breakers(deps.db).releaseProbes(deps.workerId, deps.clock.now().toISOString());
+  };
+
+  const writeRow = async (tx: StoreTransaction, delivery: Delivery, rule: StoredRule, now: Date) =>
+    deps.tables(tx.db).insert((rule.destination_config as DatabaseConfig).table, {
+      delivery_id: delivery.deliveryId,
+      event_id: delivery.itemId,
+      app_id: delivery.appId,
+      event_type: delivery.eventType,
+      body: delivery.body,
+      delivered_at: now.toISOString(),
+    });
+
+  return { attempt: attemptDelivery, recover };
+}

@@ -1,0 +1,259 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '../../shared/clock.js';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import type { EventStore } from '../../shared/event-store/event-store.js';
+import type { IdGenerator } from '../../shared/ids.js';
+import { compileCondition } from '../domain/condition.js';
+import { deliveryIdOf } from '../domain/delivery.js';
+import { orderingKeyOf } from '../domain/ordering-key.js';
+import { freshWebhookIdOf, parseReplayRequest, replayDeliveryIdOf } from '../domain/replay.js';
+import type { RuleState } from '../domain/routing-rule.js';
+import type {
+  DeliveryStatus,
+  DeliveryStoreFor,
+  IngestedItems,
+  NewDelivery,
+  ReplayJob,
+  ReplayStoreFor,
+  RuleCatalogFor,
+  StoredRule,
+} from './ports.js';
+import { deliveryBodyOf, routedDocumentOf } from './routing-scheduler.js';
+
+export interface ReplayDeps {
+  readonly store: EventStore;
+  readonly db: Kysely<object>;
+  readonly clock: Clock;
+  readonly newId: IdGenerator;
+  readonly logger: Pick<Logger, 'warn' | 'error'>;
+  readonly rules: RuleCatalogFor;
+  readonly deliveries: DeliveryStoreFor;
+  readonly replays: ReplayStoreFor;
+  readonly ruleState: (ruleId: string) => Promise<RuleState>;
+  /** The log of ingested items, where this process can read it (the embedded mode); needed to re-evaluate. */
+  readonly ingested: IngestedItems | undefined;
+  /** Events a job schedules per second at most. */
+  readonly ratePerSecond: number;
+  /**
+   * A job's deliveries waiting to be sent at most (1 by default: a job sends in log order, one at a
+   * time, so a crash can repeat only the one in flight).
+   */
+  readonly window?: number;
+  /** New deliveries are due: wakes the delivery worker. */
+  readonly onScheduled: () => void;
+}
+
+export interface ReplayProgress {
+  readonly job: ReplayJob;
+  readonly deliveries: Record<DeliveryStatus, number>;
+}
+
+const TICK_MS = 100;
+
+/** Starts a replay of a live, active rule over a past window; one at a time per rule. */
+export const startReplay =
+  (deps: ReplayDeps) =>
+  async (ruleId: string, input: { from?: unknown; to?: unknown; reevaluate?: unknown; fresh_ids?: unknown }): Promise<ReplayJob> => {
+    const state = await deps.ruleState(ruleId);
+    if (state.status === 'absent') throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
+    if (state.status === 'deleted')
+      throw new ValidationError('routing.rule-deleted', `rule ${ruleId} was deleted: there is nothing to replay to`);
+    if (!state.fields.is_active)
+      throw new ValidationError('routing.rule-disabled', `rule ${ruleId} is disabled: enable it before replaying`);
+    const now = deps.clock.now();
+    const request = parseReplayRequest(input, now);
+    if (request.reevaluate && !deps.ingested)
+      throw new ValidationError(
+        'routing.reevaluate-unavailable',
+        'this routing service does not hold the ingested events: reevaluate is available in the embedded mode only',
+        [{ path: 'reevaluate', message: 'not available here' }],
+      );
+    const at = now.toISOString();
+    const window = { from: request.from, to: request.to };
+    const job: ReplayJob = {
+      jobId: deps.newId(),
+      ruleId,
+      ...window,
+      reevaluate: request.reevaluate,
+      freshIds: request.freshIds,
+      status: 'running',
+      cursor: { position: 0, deliveryId: '' },
+      scanned: 0,
+      scheduled: 0,
+      total: request.reevaluate ? null : await deps.deliveries(deps.db).countWindow(ruleId, window),
+      error: null,
+      createdAt: at,
+      updatedAt: at,
+      finishedAt: null,
+    };
+    await deps.store.transaction((tx) => deps.replays(tx.db).create(job));
+    return job;
+  };
+
+export const replayProgress =
+  (deps: Pick<ReplayDeps, 'db' | 'replays' | 'deliveries'>) =>
+  async (ruleId: string, jobId: string): Promise<ReplayProgress> => {
+    const job = await deps.replays(deps.db).get(jobId);
+    if (!job || job.ruleId !== ruleId) throw new NotFoundError('routing.replay-not-found', `no replay ${jobId} of rule ${ruleId}`);
+    return { job, deliveries: await deps.deliveries(deps.db).countByJob(jobId) };
+  };
+
+/** Stops a running job: nothing more is scheduled, and its deliveries not yet being sent are withdrawn. */
+export const cancelReplay =
+  (deps: Pick<ReplayDeps, 'store' | 'db' | 'replays' | 'deliveries' | 'clock'>) =>
+  async (ruleId: string, jobId: string): Promise<ReplayProgress> => {
+    const job = await deps.replays(deps.db).get(jobId);
+    if (!job || job.ruleId !== ruleId) throw new NotFoundError('routing.replay-not-found', `no replay ${jobId} of rule ${ruleId}`);
+    const at = deps.clock.now().toISOString();
+    await deps.store.transaction(async (tx) => {
+      if (await deps.replays(tx.db).finish(jobId, 'cancelled', at)) await deps.deliveries(tx.db).cancelJob(jobId, at);
+    });
+    return replayProgress(deps)(ruleId, jobId);
+  };
+
+/**
+ * Runs the replay jobs: each tick schedules a few more of a job's events as deliveries of their own
+ * (ids derived from job and event, so a resumed job schedules nothing twice), moving the job's cursor
+ * in the same transaction. A job never has more than `window` deliveries waiting, schedules at most
+ * `ratePerSecond`, and the worker serves live deliveries before a replay's.
+ */
+export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise<void>; wake(): void } {
+  const window = deps.window ?? 1;
+  // A token bucket: `ratePerSecond` refills it, a scheduled event takes one.
+  const capacity = Math.max(1, window, Math.ceil(deps.ratePerSecond / 10));
+  let credit = 0;
+  let refilledAt = Date.now();
+  let running = false;
+  let loop: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let wakeUp: (() => void) | undefined;
+
+  const candidates = async (job: ReplayJob, rule: StoredRule, limit: number) => {
+    const db = deps.db;
+    if (!job.reevaluate) {
+      const originals = await deps.deliveries(db).window(job.ruleId, job, job.cursor, limit);
+      const last = originals.at(-1);
+      return {
+        planned: originals.map((d) => ({
+          itemId: d.itemId,
+          appId: d.appId,
+          eventType: d.eventType,
+          body: d.body,
+          orderingKey: d.orderingKey,
+          position: d.position,
+          receivedAt: d.receivedAt,
+        })),
+        scanned: originals.length,
+        cursor: last ? { position: last.position, deliveryId: last.deliveryId } : job.cursor,
+        done: originals.length < limit,
+      };
+    }
+    const test = compileCondition(rule.condition);
+    if (!deps.ingested) throw new Error('a re-evaluating replay needs the log of ingested items');
+    const read = await deps.ingested.read(rule.app_id, job, job.cursor.position, limit);
+    const matching = read.items.filter(
+      ({ item }) => (rule.event_type_filter === null || rule.event_type_filter === item.event_type) && test(routedDocumentOf(item)),
+    );
+    return {
+      planned: matching.map(({ position, item }) => ({
+        itemId: item.item_id,
+        appId: item.partner_id,
+        eventType: item.event_type,
+        body: deliveryBodyOf(item),
+        orderingKey: rule.ordering_key ? (orderingKeyOf(rule.ordering_key, routedDocumentOf(item)) ?? null) : null,
+        position,
+        receivedAt: item.received_at,
+      })),
+      scanned: matching.length,
+      cursor: { position: read.lastPosition, deliveryId: '' },
+      done: read.done,
+    };
+  };
+
+  const step = async (job: ReplayJob) => {
+    const db = deps.db;
+    const at = deps.clock.now().toISOString();
+    const rule = await deps.rules(db).get(job.ruleId);
+    if (!rule?.is_active) {
+      await deps.store.transaction(async (tx) => {
+        if (await deps.replays(tx.db).finish(job.jobId, 'failed', at, rule ? 'the rule was disabled' : 'the rule was deleted'))
+          await deps.deliveries(tx.db).cancelJob(job.jobId, at);
+      });
+      return;
+    }
+    const waiting = (await deps.deliveries(db).countByJob(job.jobId)).pending;
+    const room = Math.min(window - waiting, Math.floor(credit));
+    if (room <= 0) return;
+    const next = await candidates(job, rule, room);
+    if (next.scanned === 0 && next.done) {
+      if (waiting === 0) await deps.replays(db).finish(job.jobId, 'completed', at);
+      else if (next.cursor.position !== job.cursor.position)
+        await deps.replays(db).advance(job.jobId, { cursor: next.cursor, scanned: job.scanned, scheduled: job.scheduled, at });
+      return;
+    }
+    const planned: NewDelivery[] = next.planned.map((p) => ({
+      ...p,
+      deliveryId: replayDeliveryIdOf(job.jobId, p.itemId),
+      ruleId: job.ruleId,
+      destinationType: rule.destination_type,
+      createdAt: at,
+      // Receivers that deduplicate must see the id they saw before, unless fresh ids were asked for.
+      webhookId: job.freshIds ? freshWebhookIdOf(job.jobId, p.itemId) : deliveryIdOf(p.itemId, job.ruleId),
+      replayJobId: job.jobId,
+    }));
+    let inserted = 0;
+    await deps.store.transaction(async (tx) => {
+      const current = await deps.replays(tx.db).get(job.jobId);
+      if (current?.status !== 'running') return;
+      inserted = (await deps.deliveries(tx.db).schedule(planned)).length;
+      await deps.replays(tx.db).advance(job.jobId, {
+        cursor: next.cursor,
+        scanned: job.scanned + next.scanned,
+        scheduled: job.scheduled + inserted,
+        at,
+      });
+    });
+    credit -= planned.length;
+    if (inserted > 0) deps.onScheduled();
+  };
+
+  const run = async () => {
+    while (running) {
+      try {
+        const now = Date.now();
+        credit = Math.min(capacity, credit + ((now - refilledAt) * deps.ratePerSecond) / 1000);
+        refilledAt = now;
+        for (const job of await deps.replays(deps.db).running()) {
+          if (!running) break;
+          await step(job);
+        }
+      } catch (error) {
+        deps.logger.error({ err: error }, 'replay runner failed; retrying');
+      }
+      await new Promise<void>((resolve) => {
+        wakeUp = resolve;
+        timer = setTimeout(resolve, TICK_MS);
+      });
+    }
+  };
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      clearTimeout(timer);
+      wakeUp?.();
+      await loop;
+    },
+    /** A job's delivery finished: its next event may go now. */
+    wake() {
+      clearTimeout(timer);
+      wakeUp?.();
+    },
+  };
+}

@@ -1,0 +1,417 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { Webhook } from 'standardwebhooks';
+import { afterEach, describe, expect, it } from 'vitest';
+import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+import { sleep, startScriptedReceiver, type Script, type ScriptedReceiver, type ScriptedRequest } from '../support/scripted-receiver.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const BASE_ENV = { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '0.02,0.02,0.02,0.02' };
+
+async function start(env: Record<string, string> = {}): Promise<TestIntake> {
+  const intake = await startTestIntake({ ...BASE_ENV, ...env });
+  cleanups.push(() => intake.dispose());
+  expect((await call(intake, 'POST', '/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
+  return intake;
+}
+async function receiver(script?: Script): Promise<ScriptedReceiver> {
+  const r = await startScriptedReceiver(script);
+  cleanups.push(() => r.close());
+  return r;
+}
+
+const call = (intake: TestIntake, method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: unknown) =>
+  intake.app.inject({
+    method,
+    url,
+    headers: payload === undefined ? auth : { ...auth, 'content-type': 'application/json' },
+    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+  });
+
+async function rule(intake: TestIntake, url: string, extra: Record<string, unknown> = {}) {
+  const created = await call(intake, 'POST', '/api/routing-rules', {
+    app_id: 'shop',
+    rule_name: 'hooks',
+    destination_type: 'webhook',
+    destination_config: { url },
+    ...extra,
+  });
+  expect(created.statusCode, created.body).toBe(201);
+  return created.json() as { rule_id: string; signing_secret: string; ordering_key: string | null };
+}
+
+async function ingest(intake: TestIntake, payloads: object[], eventType = 'order_created'): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < payloads.length; i += 500) {
+    const response = await call(intake, 'POST', '/api/ingest/shop/batch', {
+      events: payloads.slice(i, i + 500).map((payload) => ({ event_type: eventType, payload })),
+    });
+    expect(response.statusCode, response.body).toBe(200);
+    ids.push(...(response.json().results as Array<{ event_id: string }>).map((r) => r.event_id));
+  }
+  return ids;
+}
+
+const payloadOf = (request: ScriptedRequest) => (JSON.parse(request.body) as { data: { payload: Record<string, unknown> } }).data.payload;
+
+async function until<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (accept(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not reached: ${JSON.stringify(value).slice(0, 500)}`);
+    await sleep(20);
+  }
+}
+
+describe('ordered delivery per key', () => {
+  it('sends each key in log order through a slow, sometimes failing receiver, and different keys in parallel', async () => {
+    const intake = await start({ ROUTING_BREAKER_THRESHOLD: '100' });
+    const failedOnce = new Set<number>();
+    const hooks = await receiver(async (request) => {
+      const seq = Number(payloadOf(request).seq);
+      await sleep(5 + (seq % 4) * 5);
+      if (seq % 10 === 3 && !failedOnce.has(seq)) {
+        failedOnce.add(seq);
+        return 500;
+      }
+      return 200;
+    });
+    const created = await rule(intake, hooks.url, { ordering_key: 'payload.customer' });
+    expect(created.ordering_key).toBe('payload.customer');
+
+    const keys = ['c1', 'c2', 'c3', 'c4', 'c5'];
+    await ingest(
+      intake,
+      Array.from({ length: 200 }, (_, seq) => ({ seq, customer: keys[(seq * 7) % 5] })),
+    );
+    await hooks.waitFor((all) => new Set(all.filter((r) => r.status === 200).map((r) => payloadOf(r).seq)).size === 200, 60_000);
+
+    for (const key of keys) {
+      const seen = hooks.requests.filter((r) => payloadOf(r).customer === key).map((r) => Number(payloadOf(r).seq));
+      // A retry repeats its event before the next one goes: collapsing repeats leaves the log order.
+      const collapsed = seen.filter((seq, i) => seen[i - 1] !== seq);
+      expect(collapsed).toEqual([...collapsed].sort((a, b) => a - b));
+      expect(new Set(collapsed).size).toBe(collapsed.length);
+      expect(collapsed).toHaveLength(40);
+    }
+    expect(failedOnce.size).toBe(20);
+    expect(hooks.maxConcurrent).toBeGreaterThan(1);
+  }, 90_000);
+
+  it.each([
+    ['a path outside the event', 'customer_id'],
+    ['the whole payload', 'payload'],
+    ['an empty segment', 'payload..id'],
+    ['a metadata field Intake never records', 'metadata.customer'],
+    ['a path below a string', 'event_type.x'],
+  ])('refuses %s as ordering_key with 400 and stores nothing', async (_name, orderingKey) => {
+    const intake = await start();
+    const response = await call(intake, 'POST', '/api/routing-rules', {
+      app_id: 'shop',
+      rule_name: 'r',
+      destination_type: 'database',
+      destination_config: { table: 't_order' },
+      ordering_key: orderingKey,
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(response.json().code).toBe('routing.invalid-ordering-key');
+    expect((await call(intake, 'GET', '/api/routing-rules/app/shop')).json().items).toEqual([]);
+  });
+});
+
+describe('circuit breaker per destination', () => {
+  it('stops sending to a destination that is down, probes it, and delivers every event once it is back', async () => {
+    // Three attempts per delivery at most: without the breaker, a 1.5 s outage would dead-letter them all.
+    const intake = await start({
+      WEBHOOK_RETRY_SCHEDULE: '0.05,0.05',
+      ROUTING_BREAKER_THRESHOLD: '3',
+      ROUTING_BREAKER_COOLDOWN: '0.3',
+    });
+    let down = true;
+    const hooks = await receiver(() => (down ? 503 : 200));
+    const created = await rule(intake, hooks.url);
+    const downSince = Date.now();
+    await ingest(
+      intake,
+      Array.from({ length: 20 }, (_, seq) => ({ seq })),
+    );
+
+    const open = await until(
+      async () => (await call(intake, 'GET', '/api/routing/destinations')).json().items as Array<Record<string, unknown>>,
+      (items) => (items[0]?.circuit as { state: string } | undefined)?.state === 'open',
+    );
+    expect(open[0]).toMatchObject({
+      rule_id: created.rule_id,
+      circuit: { state: 'open', failures: expect.any(Number), next_probe_at: expect.any(String) },
+      pending: 20,
+    });
+    expect((await call(intake, 'GET', `/api/routing-rules/${created.rule_id}`)).json().circuit).toMatchObject({ state: 'open' });
+    const metrics = (await intake.app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
+    expect(metrics).toMatch(/intake_circuits_open 1/);
+    expect(metrics).toContain(`intake_circuit_state{rule_id="${created.rule_id}"} 2`);
+
+    await sleep(1500);
+    const whileDown = hooks.requests.length;
+    down = false;
+    const downFor = Date.now() - downSince;
+
+    await hooks.waitFor((all) => new Set(all.filter((r) => r.status === 200).map((r) => r.webhookId)).size === 20);
+    await sleep(300);
+    const probes = Math.ceil(downFor / 300) + 1;
+    expect(whileDown).toBeLessThanOrEqual(3 + probes);
+    const delivered = hooks.requests.filter((r) => r.status === 200).map((r) => r.webhookId);
+    expect(delivered).toHaveLength(20);
+    expect(new Set(delivered).size).toBe(20);
+    const dead = (await call(intake, 'GET', `/api/routing/dead-letters?rule_id=${created.rule_id}`)).json().items;
+    expect(dead).toEqual([]);
+    const after = (await call(intake, 'GET', '/api/routing/destinations')).json().items[0];
+    expect(after).toMatchObject({ circuit: { state: 'closed', failures: 0 }, pending: 0 });
+    expect(after.success_rate).toBeGreaterThan(0);
+    const scraped = (await intake.app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
+    expect(scraped).toMatch(
+      new RegExp(`intake_delivery_attempts_total\\{rule_id="${created.rule_id}",destination_type="webhook",outcome="delivered"\\} 20`),
+    );
+    expect(scraped).toContain(`intake_delivery_duration_seconds_count{rule_id="${created.rule_id}",destination_type="webhook"}`);
+    expect(scraped).toMatch(new RegExp(`intake_delivery_success_ratio\\{rule_id="${created.rule_id}"\\} 0\\.[0-9]+`));
+    expect(scraped).toMatch(/intake_circuits_open 0/);
+  }, 60_000);
+});
+
+describe('test send', () => {
+  it('sends a signed test event and answers the receiver’s status and latency', async () => {
+    const intake = await start();
+    const hooks = await receiver(() => 202);
+    const created = await rule(intake, hooks.url);
+    const response = await call(intake, 'POST', `/api/routing-rules/${created.rule_id}/test`);
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({ delivered: true, outcome: 'delivered', status_code: 202, latency_ms: expect.any(Number) });
+    const [request] = hooks.requests;
+    const verified = new Webhook(created.signing_secret).verify(request?.body ?? '', {
+      'webhook-id': String(request?.headers['webhook-id']),
+      'webhook-timestamp': String(request?.headers['webhook-timestamp']),
+      'webhook-signature': String(request?.headers['webhook-signature']),
+    }) as { type: string; data: { rule_id: string } };
+    expect(verified).toMatchObject({ type: 'intake.test', data: { rule_id: created.rule_id } });
+    expect((await call(intake, 'GET', `/api/routing/deliveries?rule_id=${created.rule_id}`)).json().items).toEqual([]);
+
+    hooks.setScript(() => 500);
+    expect((await call(intake, 'POST', `/api/routing-rules/${created.rule_id}/test`)).json()).toMatchObject({
+      delivered: false,
+      status_code: 500,
+    });
+    expect((await call(intake, 'POST', '/api/routing-rules/nope/test')).statusCode).toBe(404);
+  });
+});
+
+describe('replay of one rule over a window', () => {
+  async function deliveredWindow(intake: TestIntake, hooks: ScriptedReceiver, other: ScriptedReceiver) {
+    const replayed = await rule(intake, hooks.url, { rule_name: 'replayed' });
+    await rule(intake, other.url, { rule_name: 'other' });
+    await ingest(intake, [{ seq: -1 }]);
+    await hooks.waitFor((all) => all.length === 1);
+    await sleep(30);
+    const from = new Date().toISOString();
+    const inside = await ingest(
+      intake,
+      Array.from({ length: 100 }, (_, seq) => ({ seq })),
+    );
+    await hooks.waitFor((all) => all.length === 101);
+    const to = new Date().toISOString();
+    await sleep(30);
+    await ingest(intake, [{ seq: 1000 }]);
+    await hooks.waitFor((all) => all.length === 102);
+    await other.waitFor((all) => all.length === 102);
+    return { ruleId: replayed.rule_id, from, to, inside };
+  }
+
+  it('sends every event of the window again with its original webhook-id, and nothing else', async () => {
+    const intake = await start({ ROUTING_REPLAY_RATE: '1000' });
+    const hooks = await receiver();
+    const other = await receiver();
+    const { ruleId, from, to } = await deliveredWindow(intake, hooks, other);
+    const originalIds = new Map(hooks.requests.map((r) => [Number(payloadOf(r).seq), r.webhookId]));
+
+    const started = await call(intake, 'POST', `/api/routing-rules/${ruleId}/replay`, { from, to });
+    expect(started.statusCode, started.body).toBe(202);
+    expect(started.json()).toMatchObject({ status: 'running', total: 100, rule_id: ruleId });
+    const jobId = started.json().job_id as string;
+    const done = await until(
+      async () => (await call(intake, 'GET', `/api/routing-rules/${ruleId}/replays/${jobId}`)).json(),
+      (job: { status: string }) => job.status === 'completed',
+    );
+    expect(done).toMatchObject({ scanned: 100, scheduled: 100, deliveries: { succeeded: 100, pending: 0 } });
+
+    const again = hooks.requests.slice(102);
+    expect(again).toHaveLength(100);
+    expect(again.map((r) => Number(payloadOf(r).seq))).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    for (const request of again) expect(request.webhookId).toBe(originalIds.get(Number(payloadOf(request).seq)));
+    await sleep(200);
+    expect(hooks.requests).toHaveLength(202);
+    expect(other.requests).toHaveLength(102);
+
+    const fresh = await call(intake, 'POST', `/api/routing-rules/${ruleId}/replay`, { from, to, fresh_ids: true });
+    expect(fresh.statusCode).toBe(202);
+    await hooks.waitFor((all) => all.length === 302);
+    const freshIds = hooks.requests.slice(202).map((r) => r.webhookId);
+    expect(freshIds.filter((id) => [...originalIds.values()].includes(id))).toEqual([]);
+    expect(new Set(freshIds).size).toBe(100);
+  }, 60_000);
+
+  it('re-evaluates the rule’s current condition over the window when asked', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    const created = await rule(intake, hooks.url, { condition: { 'payload.total': { $gt: 50 } } });
+    const from = new Date().toISOString();
+    await ingest(intake, [{ total: 10 }, { total: 100 }, { total: 20 }]);
+    await hooks.waitFor((all) => all.length === 1);
+    const to = new Date().toISOString();
+    const updated = await call(intake, 'PUT', `/api/routing-rules/${created.rule_id}`, {
+      app_id: 'shop',
+      rule_name: 'hooks',
+      destination_type: 'webhook',
+      destination_config: { url: hooks.url },
+      condition: { 'payload.total': { $lt: 50 } },
+    });
+    expect(updated.statusCode).toBe(200);
+    const started = await call(intake, 'POST', `/api/routing-rules/${created.rule_id}/replay`, { from, to, reevaluate: true });
+    expect(started.statusCode).toBe(202);
+    await until(
+      async () => (await call(intake, 'GET', `/api/routing-rules/${created.rule_id}/replays/${started.json().job_id}`)).json(),
+      (job: { status: string }) => job.status === 'completed',
+    );
+    expect(
+      hooks.requests
+        .slice(1)
+        .map((r) => payloadOf(r).total)
+        .sort(),
+    ).toEqual([10, 20]);
+  });
+
+  it('refuses bad windows, disabled and deleted rules with 400, and a second replay with 409', async () => {
+    const intake = await start({ ROUTING_REPLAY_RATE: '2' });
+    const hooks = await receiver();
+    const created = await rule(intake, hooks.url);
+    const from = new Date(Date.now() - 60_000).toISOString();
+    await ingest(
+      intake,
+      Array.from({ length: 10 }, (_, seq) => ({ seq })),
+    );
+    await hooks.waitFor((all) => all.length === 10);
+    const to = new Date().toISOString();
+    const replay = (body: object, ruleId = created.rule_id) => call(intake, 'POST', `/api/routing-rules/${ruleId}/replay`, body);
+    const jobs = async () => (await call(intake, 'GET', `/api/routing-rules/${created.rule_id}/replays`)).json().items;
+
+    for (const bad of [{ from: to, to: from }, { from, to: new Date(Date.now() + 3_600_000).toISOString() }, { from }]) {
+      const response = await replay(bad);
+      expect(response.statusCode).toBe(400);
+      expect(response.headers['content-type']).toMatch(/application\/problem\+json/);
+    }
+    expect(await jobs()).toEqual([]);
+
+    const first = await replay({ from, to });
+    expect(first.statusCode).toBe(202);
+    const second = await replay({ from, to });
+    expect(second.statusCode).toBe(409);
+    expect(second.json().code).toBe('routing.replay-running');
+    const cancelled = await call(intake, 'POST', `/api/routing-rules/${created.rule_id}/replays/${first.json().job_id}/cancel`);
+    expect(cancelled.json()).toMatchObject({ status: 'cancelled' });
+    const sentBefore = hooks.requests.length;
+    await sleep(1200);
+    expect(hooks.requests.length - sentBefore).toBeLessThanOrEqual(1);
+    expect((await jobs()).map((j: { status: string }) => j.status)).toEqual(['cancelled']);
+
+    await call(intake, 'PATCH', `/api/routing-rules/${created.rule_id}/toggle`);
+    const disabled = await replay({ from, to });
+    expect(disabled.statusCode).toBe(400);
+    expect(disabled.json().code).toBe('routing.rule-disabled');
+    await call(intake, 'DELETE', `/api/routing-rules/${created.rule_id}`);
+    const deleted = await replay({ from, to });
+    expect(deleted.statusCode).toBe(400);
+    expect(deleted.json().code).toBe('routing.rule-deleted');
+    expect((await replay({ from, to }, 'never-existed')).statusCode).toBe(404);
+    expect(await jobs()).toHaveLength(1);
+  });
+});
+
+describe('signing secrets at rest', () => {
+  it('stores them sealed, and seals a secret left in clear at the next start without breaking its signatures', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-secrets-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const first = await startTestIntake(BASE_ENV, {}, dir);
+    expect((await call(first, 'POST', '/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
+    const hooks = await receiver();
+    const created = await rule(first, hooks.url);
+    const stored = async (intake: TestIntake) =>
+      intake.store.transaction(
+        async (tx) =>
+          (await sql<{ secret: string }>`SELECT secret FROM routing_secrets WHERE rule_id = ${created.rule_id}`.execute(tx.db)).rows[0]
+            ?.secret,
+      );
+    expect(await stored(first)).toMatch(/^enc:v1:/);
+    expect(await stored(first)).not.toContain(created.signing_secret.slice(6));
+    // As a release before sealing would have left it.
+    await first.store.transaction(async (tx) => {
+      await sql`UPDATE routing_secrets SET secret = ${created.signing_secret} WHERE rule_id = ${created.rule_id}`.execute(tx.db);
+    });
+    await first.dispose();
+
+    const second = await startTestIntake(BASE_ENV, {}, dir);
+    cleanups.push(() => second.dispose());
+    await until(
+      () => stored(second),
+      (secret) => secret?.startsWith('enc:v1:') === true,
+    );
+    await ingest(second, [{ n: 1 }]);
+    const [request] = await hooks.waitFor((all) => all.length === 1);
+    expect(() =>
+      new Webhook(created.signing_secret).verify(request?.body ?? '', {
+        'webhook-id': String(request?.headers['webhook-id']),
+        'webhook-timestamp': String(request?.headers['webhook-timestamp']),
+        'webhook-signature': String(request?.headers['webhook-signature']),
+      }),
+    ).not.toThrow();
+  });
+});
+
+describe('a receiver that answers 200 and then trickles its body', () => {
+  it('has the event once: the status decides, the body is not waited for', async () => {
+    const intake = await start();
+    const seen: string[] = [];
+    const server = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        seen.push(String(request.headers['webhook-id']));
+        response.writeHead(200, { 'content-type': 'text/plain' });
+        response.write('accepted, and more to come');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
+    const created = await rule(intake, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`);
+    await ingest(intake, [{ n: 1 }]);
+    const [delivery] = await until(
+      async () =>
+        (await call(intake, 'GET', `/api/routing/deliveries?rule_id=${created.rule_id}`)).json().items as Array<{ status: string }>,
+      (items) => items[0]?.status === 'succeeded',
+    );
+    expect(delivery).toMatchObject({ status: 'succeeded', attempts: 1 });
+    await sleep(500);
+    expect(seen).toHaveLength(1);
+  });
+});
