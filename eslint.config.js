@@ -1,7 +1,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const contexts = ['ingestion', 'validation', 'processing', 'query', 'routing', 'statistics', 'tracking', 'attribution'];
+const contexts = ['ingestion', 'validation', 'processing', 'query', 'routing', 'statistics', 'tracking', 'attribution', 'analytics'];
 
 /** The architecture as lint rules: domain code is pure, and contexts meet only through events. */
 const boundaries = [

@@ -19,6 +19,7 @@ import { routingModule } from '../routing/module.js';
 import { trackingModule } from '../tracking/module.js';
 import { attributionModule } from '../attribution/module.js';
 import { statisticsModule } from '../statistics/module.js';
+import { analyticsModule } from '../analytics/module.js';
 import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metrics/metrics.js';
 import type { ModuleDeps } from './context-module.js';
 import type { Config } from './config.js';
@@ -88,13 +89,14 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
       (_destination, status) => metrics.deliveries.inc({ outcome: status }),
     ),
   );
+  const ingestion = ingestionModule(deps, {
+    route: routing.evaluate,
+    ensureSource: applications.ensureApplication,
+    idempotencyWindowMs: config.idempotencyWindowHours * 3600_000,
+  });
   const modules = [
     applications,
-    ingestionModule(deps, {
-      route: routing.evaluate,
-      ensureSource: applications.ensureApplication,
-      idempotencyWindowMs: config.idempotencyWindowHours * 3600_000,
-    }),
+    ingestion,
     validationModule(deps),
     processingModule(deps, options.processors),
     queryModule(deps),
@@ -102,6 +104,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     trackingModule(deps),
     attributionModule(deps),
     statisticsModule(deps),
+    analyticsModule(deps, { ingest: ingestion.ingestBatch, resolveWriteKey: applications.verifyWriteKey }),
   ].filter((module) => !config.disabledContexts.includes(module.name));
   const subscribers = modules.flatMap((m) => m.subscribers ?? []);
   const subscriptions = inProcessSubscriptions({

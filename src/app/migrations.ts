@@ -11,6 +11,7 @@ import { routingTables } from '../routing/module.js';
 import { trackingTables } from '../tracking/module.js';
 import { attributionTables } from '../attribution/module.js';
 import { statisticsTables } from '../statistics/module.js';
+import { analyticsTables } from '../analytics/module.js';
 
 /** Every context's tables in the embedded mode (one SQLite file). */
 export const embeddedTables: readonly ContextTables[] = [
@@ -23,6 +24,7 @@ export const embeddedTables: readonly ContextTables[] = [
   trackingTables,
   attributionTables,
   statisticsTables,
+  analyticsTables,
 ];
 
 /** The event store first, then the subscriptions' checkpoints, then each context's own tables. */

@@ -17,11 +17,18 @@ export interface IngestionOptions {
   readonly idempotencyWindowMs?: number;
 }
 
-export function ingestionModule({ store, db, clock, newId }: ModuleDeps, options: IngestionOptions = {}): ContextModule {
+export interface IngestionModule extends ContextModule {
+  /** The batch use case, for contexts that turn their own messages into events (the tracking API). */
+  readonly ingestBatch: ReturnType<typeof ingestBatch>;
+}
+
+export function ingestionModule({ store, db, clock, newId }: ModuleDeps, options: IngestionOptions = {}): IngestionModule {
   const items = sqlIngestedItemsView(db);
   const deps: IngestDataDeps = { store, clock, newId, ...options, idempotency: sqlIdempotencyLog };
+  const batch = ingestBatch(deps);
   return {
     name: 'ingestion',
+    ingestBatch: batch,
     http: [
       ingestionHttp({
         ingest: ingestData(deps),
@@ -29,7 +36,7 @@ export function ingestionModule({ store, db, clock, newId }: ModuleDeps, options
         getAllData: getAllData(items),
         getDataByPartnerId: getDataByPartnerId(items),
       }),
-      appEventHttp({ ingestEvent: ingestEvent(deps), ingestBatch: ingestBatch(deps) }),
+      appEventHttp({ ingestEvent: ingestEvent(deps), ingestBatch: batch }),
     ],
   };
 }

@@ -32,6 +32,8 @@ const BY_CODE: Record<string, Mapping> = {
   'request.unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'request.malformed-json': { status: 400, title: 'Malformed JSON' },
   'request.invalid': { status: 400, title: 'Invalid request' },
+  'request.unsupported-encoding': { status: 415, title: 'Unsupported content encoding' },
+  'analytics.message-too-large': { status: 413, title: 'Message too large' },
   'route.not-found': { status: 404, title: 'Not found' },
   'event-store.overloaded': { status: 503, title: 'Overloaded' },
   'event-store.concurrency': { status: 409, title: 'Conflict' },
