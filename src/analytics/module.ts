@@ -1,9 +1,14 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
 import { acceptMessages } from './application/accept-messages.js';
 import type { IngestEvents, ResolveWriteKey } from './application/ports.js';
+import { getProfile } from './application/get-profile.js';
+import { profileSubscriber } from './application/profile-subscriber.js';
+import { profileHttp } from './adapters/http/profile-routes.js';
 import { trackingApiHttp } from './adapters/http/tracking-api-routes.js';
+import { analyticsMigrations } from './adapters/sql/migrations.js';
+import { sqlProfileLedger, sqlProfileViews } from './adapters/sql/sql-profiles.js';
 
-export const analyticsTables: ContextTables = { migrations: [] };
+export const analyticsTables: ContextTables = { migrations: [analyticsMigrations] };
 
 export interface AnalyticsPorts {
   /** Ingestion's batch use case: messages become events of the key's application. */
@@ -13,9 +18,13 @@ export interface AnalyticsPorts {
 }
 
 /** The Segment / RudderStack HTTP Tracking API, and the profiles its messages keep. */
-export function analyticsModule({ clock }: ModuleDeps, ports: AnalyticsPorts): ContextModule {
+export function analyticsModule({ clock, db }: ModuleDeps, ports: AnalyticsPorts): ContextModule {
   return {
     name: 'analytics',
-    http: [trackingApiHttp({ resolveWriteKey: ports.resolveWriteKey, acceptMessages: acceptMessages({ ingest: ports.ingest, clock }) })],
+    subscribers: [profileSubscriber(sqlProfileLedger)],
+    http: [
+      trackingApiHttp({ resolveWriteKey: ports.resolveWriteKey, acceptMessages: acceptMessages({ ingest: ports.ingest, clock }) }),
+      profileHttp(getProfile(sqlProfileViews(db))),
+    ],
   };
 }
