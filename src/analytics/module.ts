@@ -5,7 +5,10 @@ import { getProfile } from './application/get-profile.js';
 import { profileSubscriber } from './application/profile-subscriber.js';
 import { profileHttp } from './adapters/http/profile-routes.js';
 import { trackingApiHttp } from './adapters/http/tracking-api-routes.js';
+import { sourceSettingsHttp } from './adapters/http/source-routes.js';
 import { analyticsMigrations } from './adapters/sql/migrations.js';
+import { sqlSourceSettings } from './adapters/sql/sql-source-settings.js';
+import { getSourceSettings, putSourceSettings } from './application/source-settings.js';
 import { sqlProfileLedger, sqlProfileViews } from './adapters/sql/sql-profiles.js';
 
 export const analyticsTables: ContextTables = { migrations: [analyticsMigrations] };
@@ -19,12 +22,19 @@ export interface AnalyticsPorts {
 
 /** The Segment / RudderStack HTTP Tracking API, and the profiles its messages keep. */
 export function analyticsModule({ clock, db }: ModuleDeps, ports: AnalyticsPorts): ContextModule {
+  const sources = sqlSourceSettings(db);
+  const settingsOf = getSourceSettings(sources);
   return {
     name: 'analytics',
     subscribers: [profileSubscriber(sqlProfileLedger)],
     http: [
-      trackingApiHttp({ resolveWriteKey: ports.resolveWriteKey, acceptMessages: acceptMessages({ ingest: ports.ingest, clock }) }),
+      trackingApiHttp({
+        resolveWriteKey: ports.resolveWriteKey,
+        acceptMessages: acceptMessages({ ingest: ports.ingest, clock }),
+        allowedOrigins: async (appId) => (await settingsOf(appId)).allowedOrigins ?? undefined,
+      }),
       profileHttp(getProfile(sqlProfileViews(db))),
+      sourceSettingsHttp({ get: settingsOf, put: putSourceSettings(sources, clock) }),
     ],
   };
 }

@@ -58,6 +58,7 @@ describe('the tracking API', () => {
       receivedAt: '2026-11-24T10:00:00.000Z',
     });
     expect((stored[0]?.payload.context as Record<string, unknown>).ip).toBe('127.0.0.1');
+    // The key decided the application: nothing reached the other one.
     expect(await eventsOf(intake, 'blog')).toEqual([]);
   });
 
@@ -145,6 +146,30 @@ describe('the tracking API', () => {
     expect(preflight.headers['access-control-allow-headers']).toBe('content-type,authorization');
     const sent = await post('/v1/t', track(), { ...basic(shop.writeKey), origin: 'https://shop.example' });
     expect(sent.headers['access-control-allow-origin']).toBe('https://shop.example');
+  });
+});
+
+describe('allowed origins per application', () => {
+  it('refuses browsers of other origins once an application names its own, and keeps accepting servers', async () => {
+    const put = (allowed: unknown) =>
+      intake.app.inject({
+        method: 'PUT',
+        url: '/api/analytics/sources/blog',
+        headers: { authorization: 'Bearer test-admin-token' },
+        payload: { allowed_origins: allowed },
+      });
+    expect((await put(['https://blog.example/path'])).statusCode).toBe(400);
+    expect((await put(['https://blog.example'])).json()).toEqual({ app_id: 'blog', allowed_origins: ['https://blog.example'] });
+    const before = (await eventsOf(intake, 'blog')).length;
+    const foreign = await post('/v1/t', track(), { ...basic(blog.writeKey), origin: 'https://evil.example' });
+    expect(foreign.statusCode).toBe(403);
+    expect((await eventsOf(intake, 'blog')).length).toBe(before);
+    expect((await post('/v1/t', track(), { ...basic(blog.writeKey), origin: 'https://blog.example' })).statusCode).toBe(200);
+    expect((await post('/v1/t', track(), basic(blog.writeKey))).statusCode).toBe(200);
+    // Other applications keep accepting any origin.
+    expect((await post('/v1/t', track(), { ...basic(shop.writeKey), origin: 'https://evil.example' })).statusCode).toBe(200);
+    await put(null);
+    expect((await post('/v1/t', track(), { ...basic(blog.writeKey), origin: 'https://evil.example' })).statusCode).toBe(200);
   });
 });
 

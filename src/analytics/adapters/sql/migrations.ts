@@ -34,4 +34,19 @@ const createProfiles: Migration = {
   },
 };
 
-export const analyticsMigrations: MigrationSet = { owner: 'analytics', migrations: { '0001_profiles': createProfiles } };
+/** Per-application settings of the tracking API: the browser origins it accepts (null: any). */
+const createSources: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('analytics_sources')
+      .addColumn('app_id', 'text', (c) => c.primaryKey())
+      .addColumn('allowed_origins', 'text')
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
+export const analyticsMigrations: MigrationSet = {
+  owner: 'analytics',
+  migrations: { '0001_profiles': createProfiles, '0002_sources': createSources },
+};
