@@ -14,6 +14,7 @@ import { openPostgres, type PostgresHandle } from '../shared/postgres/open-postg
 import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { applicationsModule, applicationsReplica, applicationsTables } from '../applications/module.js';
+import { analyticsModule, analyticsTables } from '../analytics/module.js';
 import { attributionModule, attributionTables } from '../attribution/module.js';
 import { ingestionModule, ingestionTables } from '../ingestion/module.js';
 import { processingModule, processingTables } from '../processing/module.js';
@@ -35,7 +36,7 @@ import { version } from './version.js';
  * are evaluated on the ingest path) and routing a replica of the applications (rules name one).
  */
 export const ROLE_TABLES: Readonly<Record<Role, readonly ContextTables[]>> = {
-  ingestion: [applicationsTables, ingestionTables, routingTables],
+  ingestion: [applicationsTables, ingestionTables, routingTables, analyticsTables],
   validation: [validationTables],
   processing: [processingTables],
   query: [queryTables],
@@ -55,7 +56,9 @@ function roleModules(role: Role, deps: ModuleDeps, config: Config): ContextModul
         ensureSource: applications.ensureApplication,
         idempotencyWindowMs: config.idempotencyWindowHours * 3600_000,
       });
-      return [applications, ingestion, { name: 'routing-rules-replica', subscribers: [rules.subscriber] }];
+      // The tracking API writes through this role's ingestion; its profiles view lives in the same schema.
+      const analytics = analyticsModule(deps, { ingest: ingestion.ingestBatch, resolveWriteKey: applications.verifyWriteKey });
+      return [applications, ingestion, analytics, { name: 'routing-rules-replica', subscribers: [rules.subscriber] }];
     }
     case 'validation':
       // Items come from ingestion's log: the schema in force is found by the item's received_at.
