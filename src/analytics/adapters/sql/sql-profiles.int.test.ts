@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
+import type { JsonObject } from '../../../shared/events.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
 import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
@@ -40,7 +41,7 @@ const databases: Array<{ name: string; open: () => Promise<Database>; skip: bool
   },
 ];
 
-const messages = [
+const messages: Array<{ id: string; payload: JsonObject }> = [
   {
     id: 'i3',
     payload: { type: 'identify', userId: 'u', anonymousId: 'a2', traits: { plan: 'pro' }, timestamp: '2026-11-24T10:00:00.000Z' },
