@@ -131,6 +131,28 @@ describe('the tracking API', () => {
     expect(ids).toEqual(expect.arrayContaining(['gz', 'deflated', 'beacon']));
   });
 
+  it("takes analytics.js's batches on /v1/b and serves its settings, pointing it back here", async () => {
+    const batched = await post(
+      '/v1/b',
+      { writeKey: shop.writeKey, batch: [track({ messageId: 'via-b' })], sentAt: '2026-11-24T10:00:00.000Z' },
+      { 'content-type': 'text/plain' },
+    );
+    expect(batched.statusCode).toBe(200);
+    expect((await eventsOf(intake, 'shop')).some((e) => e.payload.messageId === 'via-b')).toBe(true);
+    const settings = await intake.app.inject({
+      method: 'GET',
+      url: `/v1/projects/${shop.writeKey}/settings`,
+      headers: { host: 'intake.example:8000' },
+    });
+    expect(settings.statusCode).toBe(200);
+    expect(settings.json().integrations['Segment.io']).toEqual({
+      apiKey: shop.writeKey,
+      apiHost: 'intake.example:8000/v1',
+      protocol: 'http',
+    });
+    expect((await intake.app.inject({ method: 'GET', url: '/v1/projects/wk_unknown/settings' })).statusCode).toBe(401);
+  });
+
   it('answers CORS preflights and echoes the origin', async () => {
     const preflight = await intake.app.inject({
       method: 'OPTIONS',
