@@ -4,7 +4,8 @@ import type { ContextModule, ContextTables, ModuleDeps } from './context-module.
 import { routingOptionsFrom } from './routing-options.js';
 import { applicationsModule, applicationsReplica, applicationsTables } from '../applications/module.js';
 import { attributionModule, attributionTables } from '../attribution/module.js';
-import { ingestionModule, ingestionTables } from '../ingestion/module.js';
+import { ingestionModule, ingestionTables, type IngestionModule } from '../ingestion/module.js';
+import { analyticsModule, analyticsTables } from '../analytics/module.js';
 import type { EnsureSource, RouteEvent } from '../ingestion/application/ports.js';
 import { processingModule, processingTables } from '../processing/module.js';
 import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
@@ -25,6 +26,8 @@ export interface ContextLinks {
   readonly applicationExists?: (appId: string) => Promise<boolean>;
   /** applications → the HTTP edge. */
   readonly verifyWriteKey?: WriteKeyVerifier;
+  /** ingestion → analytics: the batch use case its messages go through. */
+  readonly ingestBatch?: IngestionModule['ingestBatch'];
   /** routing → ingestion: rules evaluated on the ingest path, for the response's routing summary. */
   readonly route?: RouteEvent;
   /** The composition root → routing: delivery outcomes for the metrics. */
@@ -83,11 +86,23 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
     name: 'ingestion',
     optional: false,
     tables: ingestionTables,
-    build: (deps, links) =>
-      ingestionModule(deps, {
+    build(deps, links) {
+      const ingestion = ingestionModule(deps, {
         ...(links.route ? { route: links.route } : {}),
         ...(links.ensureSource ? { ensureSource: links.ensureSource } : {}),
         idempotencyWindowMs: deps.config.idempotencyWindowHours * 3600_000,
+      });
+      return { ...ingestion, offers: { ingestBatch: ingestion.ingestBatch } };
+    },
+  },
+  {
+    name: 'analytics',
+    optional: true,
+    tables: analyticsTables,
+    build: (deps, links) =>
+      analyticsModule(deps, {
+        ingest: links.ingestBatch ?? missing('ingestBatch', 'analytics'),
+        resolveWriteKey: links.verifyWriteKey ?? missing('verifyWriteKey', 'analytics'),
       }),
   },
   {

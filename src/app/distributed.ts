@@ -30,7 +30,7 @@ import { version } from './version.js';
  * (rules are evaluated on the ingest path) and routing a replica of the applications (rules name one).
  */
 export const ROLE_CONTEXTS: Readonly<Record<Role, readonly ContextDescriptor[]>> = {
-  ingestion: [contextNamed('applications'), REPLICAS.routingRules, contextNamed('ingestion')],
+  ingestion: [contextNamed('applications'), REPLICAS.routingRules, contextNamed('ingestion'), contextNamed('analytics')],
   validation: [contextNamed('validation')],
   processing: [contextNamed('processing')],
   query: [contextNamed('query')],

@@ -6,6 +6,7 @@ import { attributionHttp } from './adapters/http/attribution-routes.js';
 import { attributionMigrations } from './adapters/sql/migrations.js';
 import { sqlAttributionLedger } from './adapters/sql/sql-attribution-ledger.js';
 import { sqlAttributionViews } from './adapters/sql/sql-attribution-views.js';
+import { parseConversionEvents, type ConversionEvents } from './domain/analytics-message.js';
 import { DEFAULT_LOOKBACK_DAYS, lookbackOfDays } from './domain/attribution-models.js';
 import { DEFAULT_WEIGHTS, parseWeights, weightsOf } from './domain/interaction-weights.js';
 
@@ -16,16 +17,20 @@ export interface AttributionOptions {
   readonly weights?: Readonly<Record<string, number>>;
   /** How many days before a conversion a touch still earns a share of it (default 30). Changing it needs a replay. */
   readonly lookbackDays?: number;
+  /** Tracking-API track events counted as conversions, with their value property (default `Order Completed` → `revenue`). */
+  readonly conversionEvents?: ConversionEvents;
 }
 
 /**
  * Options from the environment: `ATTRIBUTION_WEIGHTS=view=1,click=3,engagement=5` and
- * `ATTRIBUTION_LOOKBACK_DAYS=30`. A malformed value stops the start, naming the variable, instead of being ignored.
+ * `ATTRIBUTION_LOOKBACK_DAYS=30`, `ATTRIBUTION_CONVERSION_EVENTS=Order Completed=revenue`. A malformed value stops the start, naming the variable, instead of being ignored.
  */
 export function attributionOptionsFromEnv(env: NodeJS.ProcessEnv): AttributionOptions {
   const weights = env.ATTRIBUTION_WEIGHTS?.trim();
   const lookback = env.ATTRIBUTION_LOOKBACK_DAYS?.trim();
-  const options: { weights?: AttributionOptions['weights']; lookbackDays?: number } = {};
+  const conversions = env.ATTRIBUTION_CONVERSION_EVENTS?.trim();
+  const options: { weights?: AttributionOptions['weights']; lookbackDays?: number; conversionEvents?: ConversionEvents } = {};
+  if (conversions) options.conversionEvents = fromEnv('ATTRIBUTION_CONVERSION_EVENTS', () => parseConversionEvents(conversions));
   if (weights) options.weights = fromEnv('ATTRIBUTION_WEIGHTS', () => parseWeights(weights));
   if (lookback) {
     const days = Number(lookback);
@@ -53,7 +58,7 @@ export function attributionModule(
   const views = sqlAttributionViews(db);
   return {
     name: 'attribution',
-    subscribers: [attributionSubscriber({ ledger: sqlAttributionLedger, lookbackMs })],
+    subscribers: [attributionSubscriber({ ledger: sqlAttributionLedger, lookbackMs, conversionEvents: options.conversionEvents })],
     http: [
       attributionHttp({
         recordConversion: recordConversion({ store, clock, newId }),

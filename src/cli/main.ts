@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, loadDotEnv } from '../app/config.js';
 import { createLogger } from '../app/logger.js';
 import { version } from '../app/version.js';
+import { runImport } from './import.js';
 import { migrate } from './migrate.js';
 import { replay } from './replay.js';
 import { serve } from './serve.js';
@@ -17,6 +18,12 @@ Commands:
   replay     Rebuild views from the event store and exit (distributed: the views of
              the roles in ROLE, from the broker's stream)
                --subscriber NAME   only this view (default: every view)
+  import     Send a file of messages to a running Intake (NDJSON or CSV, - for stdin, .gz)
+               FILE                Segment-style messages (to /v1/import) or partner items
+               --url URL           the server (INTAKE_URL, default http://127.0.0.1:PORT)
+               --write-key KEY     for messages (INTAKE_WRITE_KEY)
+               --token TOKEN       for partner items: admin token or the app's write key
+               --format ndjson|csv --batch-size N (100) --rejects PATH
   help       Show this help
 
 Configuration comes from the environment and an optional .env file:
@@ -36,6 +43,12 @@ export async function main(argv: string[]): Promise<number> {
       version: { type: 'boolean', short: 'v' },
       subscriber: { type: 'string' },
       role: { type: 'string' },
+      url: { type: 'string' },
+      'write-key': { type: 'string' },
+      token: { type: 'string' },
+      format: { type: 'string' },
+      'batch-size': { type: 'string' },
+      rejects: { type: 'string' },
     },
   });
   const command = positionals[0] ?? 'serve';
@@ -49,6 +62,19 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   loadDotEnv();
+  // Import talks to a running server over HTTP: it needs none of the server's configuration.
+  if (command === 'import') {
+    const text = (name: string) => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
+    return runImport({
+      file: positionals[1],
+      url: text('url'),
+      writeKey: text('write-key'),
+      token: text('token'),
+      format: text('format'),
+      batchSize: text('batch-size'),
+      rejects: text('rejects'),
+    });
+  }
   if (typeof values.role === 'string') process.env.ROLE = values.role;
   const config = loadConfig();
   const logger = createLogger(config.logLevel);

@@ -17,15 +17,22 @@ export interface IngestionOptions {
   readonly idempotencyWindowMs?: number;
 }
 
-export function ingestionModule({ store, db, clock, newId, procedures }: ModuleDeps, options: IngestionOptions = {}): ContextModule {
+export interface IngestionModule extends ContextModule {
+  /** The batch use case, for contexts that turn their own messages into events (the tracking API). */
+  readonly ingestBatch: ReturnType<typeof ingestBatch>;
+}
+
+export function ingestionModule({ store, db, clock, newId, procedures }: ModuleDeps, options: IngestionOptions = {}): IngestionModule {
   const items = sqlIngestedItemsView(db);
   const commit = procedures.define(
     'ingestion.commit-prepared',
     commitPrepared({ store, clock, idempotency: sqlIdempotencyLog, idempotencyWindowMs: options.idempotencyWindowMs }),
   );
   const deps: IngestDataDeps = { store, clock, newId, ...options, idempotency: sqlIdempotencyLog, commit };
+  const batch = ingestBatch(deps);
   return {
     name: 'ingestion',
+    ingestBatch: batch,
     http: [
       ingestionHttp({
         ingest: ingestData(deps),
@@ -33,7 +40,7 @@ export function ingestionModule({ store, db, clock, newId, procedures }: ModuleD
         getAllData: getAllData(items),
         getDataByPartnerId: getDataByPartnerId(items),
       }),
-      appEventHttp({ ingestEvent: ingestEvent(deps), ingestBatch: ingestBatch(deps) }),
+      appEventHttp({ ingestEvent: ingestEvent(deps), ingestBatch: batch }),
     ],
   };
 }

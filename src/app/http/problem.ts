@@ -35,6 +35,8 @@ const BY_CODE: Record<string, Mapping> = {
   'request.bad-url': { status: 400, title: 'Bad URL' },
   'request.path-too-long': { status: 414, title: 'URI too long' },
   'request.invalid': { status: 400, title: 'Invalid request' },
+  'request.unsupported-encoding': { status: 415, title: 'Unsupported content encoding' },
+  'analytics.message-too-large': { status: 413, title: 'Message too large' },
   'route.not-found': { status: 404, title: 'Not found' },
   'event-store.overloaded': { status: 503, title: 'Overloaded' },
   'event-store.concurrency': { status: 409, title: 'Conflict' },

@@ -29,7 +29,7 @@ export interface HttpServerOptions {
   /** Request metrics and a public GET /metrics; without it, neither. */
   readonly metrics?: IntakeMetrics;
   readonly readiness: ReadinessCheck;
-  /** Each bounded context's HTTP adapter; all of them sit behind the admin token. */
+  /** Each bounded context's HTTP adapter; all but the `public` ones sit behind the admin token. */
   readonly contexts: readonly HttpContext[];
 }
 
@@ -40,6 +40,8 @@ export interface HttpContext {
    */
   readonly schemas?: readonly TSchema[];
   readonly routes: FastifyPluginAsync;
+  /** Registered outside the admin-token guard: the context authenticates its own requests (the tracking API's write keys). */
+  readonly public?: boolean;
 }
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -129,8 +131,9 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     // Set by `authenticate` on every request; Fastify wants reference-type decorations to start as null.
     secured.decorateRequest('principal', null);
     secured.addHook('onRequest', authenticate(options.adminDigest, options.verifyWriteKey));
-    for (const context of options.contexts) await secured.register(context.routes);
+    for (const context of options.contexts.filter((c) => !c.public)) await secured.register(context.routes);
   });
+  for (const context of options.contexts.filter((c) => c.public)) await app.register(context.routes);
 
   return app;
 }

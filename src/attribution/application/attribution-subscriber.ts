@@ -1,6 +1,8 @@
+import type { DataIngested } from '../../shared/contracts/data-events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
+import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, type ConversionEvents } from '../domain/analytics-message.js';
 import { attributeConversion, conversionsReachedBy, lookbackWindowOf, type TimeRange } from '../domain/attribution-models.js';
-import { conversionFromRecorded } from '../domain/conversion.js';
+import { conversionFromRecorded, type Conversion } from '../domain/conversion.js';
 import { touchFromPublished, TRACKING_EVENT_RECORDED, type Touch } from '../domain/touch.js';
 import type { Instant } from '../domain/values.js';
 import type { AttributionLedger, AttributionLedgerFor, Scope } from './ports.js';
@@ -8,9 +10,12 @@ import type { AttributionLedger, AttributionLedgerFor, Scope } from './ports.js'
 export interface AttributionSubscriberDeps {
   readonly ledger: AttributionLedgerFor;
   readonly lookbackMs: number;
+  /** Tracking-API track events that are conversions, with the property holding their value. */
+  readonly conversionEvents?: ConversionEvents;
 }
 
 export const CONVERSION_RECORDED = 'ConversionRecorded';
+const DATA_INGESTED = 'DataIngested';
 
 /**
  * Keeps attribution from tracking events and conversions.
@@ -22,23 +27,36 @@ export const CONVERSION_RECORDED = 'ConversionRecorded';
  * arrives after its conversion therefore corrects the conversion's credits, and a replay, whatever
  * its batches, ends in the same tables.
  */
-export function attributionSubscriber({ ledger: ledgerFor, lookbackMs }: AttributionSubscriberDeps): Subscriber {
+export function attributionSubscriber({
+  ledger: ledgerFor,
+  lookbackMs,
+  conversionEvents = DEFAULT_CONVERSION_EVENTS,
+}: AttributionSubscriberDeps): Subscriber {
   return {
     name: 'attribution',
-    handles: [TRACKING_EVENT_RECORDED, CONVERSION_RECORDED],
+    // DataIngested: the tracking API's page and track messages (channel analytics_api) are touches and conversions too.
+    handles: [TRACKING_EVENT_RECORDED, CONVERSION_RECORDED, DATA_INGESTED],
     async handle(events, tx) {
       const ledger = ledgerFor(tx.db);
       const stale = staleConversions();
+      const addTouch = async (touch: Touch) => {
+        if (!(await ledger.addTouch(touch))) return;
+        for (const scope of scopesOf(touch)) await ledger.countTouch(scope, touch);
+        stale.add(touch.visitorId, conversionsReachedBy(touch, lookbackMs));
+      };
+      const addConversion = async (conversion: Conversion) => {
+        if (!(await ledger.addConversion(conversion))) return;
+        stale.add(conversion.visitorId, { from: conversion.occurredAt, to: conversion.occurredAt });
+      };
       for (const event of events) {
         if (event.type === TRACKING_EVENT_RECORDED) {
-          const touch = touchFromPublished(event.data, event.metadata);
-          if (!(await ledger.addTouch(touch))) continue;
-          for (const scope of scopesOf(touch)) await ledger.countTouch(scope, touch);
-          stale.add(touch.visitorId, conversionsReachedBy(touch, lookbackMs));
+          await addTouch(touchFromPublished(event.data, event.metadata));
         } else if (event.type === CONVERSION_RECORDED) {
-          const conversion = conversionFromRecorded(event.data);
-          if (!(await ledger.addConversion(conversion))) continue;
-          stale.add(conversion.visitorId, { from: conversion.occurredAt, to: conversion.occurredAt });
+          await addConversion(conversionFromRecorded(event.data));
+        } else if (event.type === DATA_INGESTED) {
+          const { touch, conversion } = attributionFromMessage(event.data as DataIngested['data'], conversionEvents);
+          if (touch) await addTouch(touch);
+          if (conversion) await addConversion(conversion);
         }
       }
       for (const [visitorId, range] of stale.byVisitor()) await recredit(ledger, visitorId, range, lookbackMs);

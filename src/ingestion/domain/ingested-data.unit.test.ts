@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConflictError, ValidationError } from '../../shared/errors.js';
 import { decideIngest, evolve, initialState, itemFromCommand, type IngestDataCommand } from './ingested-data.js';
+import { parseEventType } from './values.js';
 
 const at = new Date('2026-11-24T10:00:00.000Z');
 const command = (overrides: Partial<IngestDataCommand> = {}): IngestDataCommand => ({
@@ -47,7 +48,8 @@ describe('IngestedData', () => {
     ['an array payload', { payload: [1, 2] }, 'payload'],
     ['a null payload', { payload: null }, 'payload'],
     ['a string payload', { payload: 'text' }, 'payload'],
-    ['an event type with spaces', { eventType: 'order created' }, 'event_type'],
+    ['an event type with a leading space', { eventType: ' order' }, 'event_type'],
+    ['an event type with a trailing space', { eventType: 'order ' }, 'event_type'],
   ])('rejects %s naming the field', (_name, overrides, path) => {
     try {
       itemFromCommand(command(overrides), 'id-1', at);
@@ -60,5 +62,11 @@ describe('IngestedData', () => {
 
   it('accepts an integer partner id as the same source as its string form', () => {
     expect(itemFromCommand(command({ partnerId: 42 }), 'id-1', at).partnerId).toBe('42');
+  });
+});
+
+describe('event types of analytics SDKs', () => {
+  it('may have inner spaces, as in "Order Completed"', () => {
+    expect(parseEventType('Order Completed')).toBe('Order Completed');
   });
 });

@@ -57,8 +57,9 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
   return {
     async evaluate(event) {
       const rules = await compiled(event.app_id);
+      const document = conditionDocumentOf(event);
       const matchedRuleIds = rules
-        .filter((rule) => (rule.eventTypeFilter === null || rule.eventTypeFilter === event.event_type) && rule.test(event))
+        .filter((rule) => (rule.eventTypeFilter === null || rule.eventTypeFilter === event.event_type) && rule.test(document))
         .map((rule) => rule.ruleId);
       return {
         summary: { rules_evaluated: rules.length, rules_matched: matchedRuleIds.length, rules_executed: matchedRuleIds.length },
@@ -69,4 +70,19 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
       cache.delete(appId);
     },
   };
+}
+
+/**
+ * What a condition is tested against: the event, plus the payload's `properties`, `traits` and
+ * `context` at the top, so rules over analytics SDK messages read `properties.revenue` as Segment
+ * users write them (`payload.properties.revenue` works too).
+ */
+export function conditionDocumentOf(event: RoutableEvent): object {
+  const payload = event.payload as Record<string, unknown>;
+  const top: Record<string, unknown> = {};
+  for (const key of ['properties', 'traits', 'context'] as const) {
+    const value = payload[key];
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) top[key] = value;
+  }
+  return { ...top, ...event };
 }

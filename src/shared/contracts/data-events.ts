@@ -5,7 +5,7 @@ import type { JsonObject } from '../events.js';
  * over NATS) may consume. Their shapes are documented in docs/events.md; a change that is not
  * backwards compatible gets a new `schema_version` in the event metadata.
  */
-export type Channel = 'partner_api' | 'application_api' | 'messages' | 'import';
+export type Channel = 'partner_api' | 'application_api' | 'messages' | 'import' | 'analytics_api';
 
 export interface ItemMetadata extends JsonObject {
   channel: Channel;

@@ -26,7 +26,9 @@ const PipelineSchema = Type.Object(
   { $id: 'Pipeline' },
 );
 
-const Params = Type.Object({ event_type: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.:\\-/]*$' }) });
+const Params = Type.Object({
+  event_type: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9]([A-Za-z0-9_.:\\-/ ]*[A-Za-z0-9_.:\\-/])?$' }),
+});
 
 const toView = (view: PipelineView) => ({
   event_type: view.eventType,

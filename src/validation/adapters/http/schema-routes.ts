@@ -24,7 +24,7 @@ const SchemaView = Type.Object(
 );
 
 const EventTypeParams = Type.Object({
-  event_type: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9_.:\\-/]*$' }),
+  event_type: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9]([A-Za-z0-9_.:\\-/ ]*[A-Za-z0-9_.:\\-/])?$' }),
 });
 const ScopeQuery = Type.Object({
   partner_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Scope the schema to one source' })),

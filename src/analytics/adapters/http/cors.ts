@@ -1,0 +1,30 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+/** The origins an application accepts browsers from; undefined (or null) means any origin. */
+export type AllowedOrigins = (appId: string) => Promise<readonly string[] | undefined>;
+
+const ALLOWED_HEADERS = 'Content-Type, Authorization, X-Retry-Count, Content-Encoding';
+
+/**
+ * CORS for the tracking API: a write key is public by design, so any origin may send by default.
+ * The preflight carries no credentials, so it cannot know the application: it is answered for any
+ * origin, and an application's own list is enforced on the request itself.
+ */
+export function corsHooks(scope: FastifyInstance): void {
+  scope.addHook('onRequest', async (request, reply) => {
+    const origin = request.headers.origin;
+    if (typeof origin !== 'string') return;
+    reply.header('access-control-allow-origin', origin);
+    reply.header('access-control-allow-credentials', 'true');
+    reply.header('vary', 'Origin');
+  });
+  const preflight = async (request: FastifyRequest, reply: FastifyReply) => {
+    const requested = request.headers['access-control-request-headers'];
+    reply.header('access-control-allow-methods', 'POST, GET, OPTIONS');
+    reply.header('access-control-allow-headers', typeof requested === 'string' && requested.length <= 1024 ? requested : ALLOWED_HEADERS);
+    reply.header('access-control-max-age', '86400');
+    return reply.status(204).send();
+  };
+  // Routes are global in Fastify: the preflight answers only under the tracking API's own paths.
+  for (const path of ['/v1/*', '/beacon/v1/batch']) scope.options(path, { schema: { hide: true } }, preflight);
+}

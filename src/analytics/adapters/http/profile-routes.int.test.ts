@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auth, startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
+import { basic, createSource } from '../../../../test/support/analytics-source.js';
+
+let intake: TestIntake;
+let shop: { writeKey: string };
+let blog: { writeKey: string };
+
+const send = async (writeKey: string, batch: object[]) => {
+  const response = await intake.app.inject({
+    method: 'POST',
+    url: '/v1/batch',
+    headers: { ...basic(writeKey), 'content-type': 'application/json' },
+    payload: { batch },
+  });
+  expect(response.statusCode).toBe(200);
+};
+const profile = (appId: string, userId: string, headers: Record<string, string> = auth) =>
+  intake.app.inject({ method: 'GET', url: `/api/profiles/${appId}/${userId}`, headers });
+
+beforeAll(async () => {
+  intake = await startTestIntake();
+  shop = await createSource(intake, 'shop');
+  blog = await createSource(intake, 'blog');
+  // Sent out of order: the later plan must win whatever the order of arrival.
+  await send(shop.writeKey, [
+    {
+      type: 'identify',
+      userId: 'u1',
+      anonymousId: 'anon-2',
+      traits: { plan: 'pro', email: 'u1@example.com' },
+      timestamp: '2026-11-24T10:00:00Z',
+      messageId: 'i2',
+    },
+    {
+      type: 'identify',
+      userId: 'u1',
+      anonymousId: 'anon-1',
+      traits: { plan: 'free', name: 'Ada' },
+      timestamp: '2026-11-20T10:00:00Z',
+      messageId: 'i1',
+    },
+    { type: 'identify', anonymousId: 'visitor-9', traits: { referrer: 'newsletter' }, timestamp: '2026-11-19T10:00:00Z', messageId: 'i0' },
+    { type: 'alias', userId: 'u1', previousId: 'visitor-9', messageId: 'a1' },
+    { type: 'group', userId: 'u1', groupId: 'acme', traits: { seats: 10 }, timestamp: '2026-11-21T10:00:00Z', messageId: 'g1' },
+    { type: 'group', userId: 'u2', groupId: 'acme', traits: { seats: 12 }, timestamp: '2026-11-22T10:00:00Z', messageId: 'g2' },
+    { type: 'track', userId: 'u1', event: 'Order Completed', properties: { plan: 'ignored' }, messageId: 't1' },
+  ]);
+  await send(blog.writeKey, [{ type: 'identify', userId: 'u1', traits: { plan: 'blogger' }, messageId: 'b1' }]);
+  await intake.subscriptions.caughtUp();
+});
+afterAll(async () => intake.dispose());
+
+const expected = {
+  app_id: 'shop',
+  user_id: 'u1',
+  traits: { email: 'u1@example.com', name: 'Ada', plan: 'pro', referrer: 'newsletter' },
+  anonymous_ids: ['anon-1', 'anon-2'],
+  previous_ids: ['visitor-9'],
+  groups: [{ group_id: 'acme', traits: { seats: 12 }, since: '2026-11-21T10:00:00.000Z' }],
+};
+
+describe('GET /api/profiles/{app_id}/{user_id}', () => {
+  it('merges the traits (latest wins, aliased ids included), the anonymous ids and the groups of one application', async () => {
+    const response = await profile('shop', 'u1');
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual(expected);
+    expect((await profile('blog', 'u1')).json().traits).toEqual({ plan: 'blogger' });
+  });
+
+  it('is rebuilt to the same view by a replay', async () => {
+    await intake.subscriptions.replay('profiles');
+    await intake.subscriptions.caughtUp();
+    expect((await profile('shop', 'u1')).json()).toEqual(expected);
+  });
+
+  it('answers 404 for an unknown user and needs the admin token', async () => {
+    expect((await profile('shop', 'nobody')).statusCode).toBe(404);
+    expect((await profile('shop', 'u1', { authorization: `Bearer ${shop.writeKey}` })).statusCode).toBe(403);
+    expect((await profile('shop', 'u1', {})).statusCode).toBe(401);
+  });
+});

@@ -1,0 +1,264 @@
+import { deflateSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixedClock } from '../../../shared/clock.js';
+import { startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
+import { basic, createSource, eventsOf } from '../../../../test/support/analytics-source.js';
+
+const clock = fixedClock('2026-11-24T10:00:00.000Z');
+let intake: TestIntake;
+let shop: { writeKey: string; keyId: string };
+let blog: { writeKey: string; keyId: string };
+let sequence = 0;
+
+const track = (extra: Record<string, unknown> = {}) => ({
+  type: 'track',
+  event: 'Order Completed',
+  userId: 'user-1',
+  messageId: `m-${++sequence}`,
+  properties: { revenue: 42 },
+  ...extra,
+});
+
+const post = (url: string, payload: unknown, headers: Record<string, string> = {}) =>
+  intake.app.inject({
+    method: 'POST',
+    url,
+    headers: { 'content-type': 'application/json', ...headers },
+    payload: typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload),
+  });
+
+beforeAll(async () => {
+  intake = await startTestIntake({}, { clock, startSubscribers: false });
+  shop = await createSource(intake, 'shop');
+  blog = await createSource(intake, 'blog');
+});
+afterAll(async () => intake.dispose());
+
+describe('the tracking API', () => {
+  it('stores a batch sent with Basic auth as events of the key application, answering as SDKs expect', async () => {
+    const before = (await eventsOf(intake, 'shop')).length;
+    const response = await post(
+      '/v1/batch',
+      {
+        batch: [track({ messageId: 'batch-1' }), { type: 'identify', userId: 'user-1', traits: { plan: 'pro' }, messageId: 'batch-2' }],
+        sentAt: '2026-11-24T09:00:10.000Z',
+      },
+      basic(shop.writeKey),
+    );
+    expect(response.statusCode).toBe(200);
+    const body = response.json();
+    expect(body.success).toBe(true);
+    expect(body.receipts.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted']);
+    const stored = (await eventsOf(intake, 'shop')).slice(before);
+    expect(stored.map((e) => e.event_type)).toEqual(['Order Completed', 'identify']);
+    expect(stored[0]?.payload).toMatchObject({
+      type: 'track',
+      event: 'Order Completed',
+      properties: { revenue: 42 },
+      receivedAt: '2026-11-24T10:00:00.000Z',
+    });
+    expect((stored[0]?.payload.context as Record<string, unknown>).ip).toBe('127.0.0.1');
+    // The key decided the application: nothing reached the other one.
+    expect(await eventsOf(intake, 'blog')).toEqual([]);
+  });
+
+  it('corrects the client clock with sentAt and keeps the original timestamp', async () => {
+    const response = await post(
+      '/v1/track',
+      {
+        ...track({ messageId: 'skewed' }),
+        timestamp: '2026-11-24T08:59:50.000Z',
+        sentAt: '2026-11-24T09:00:00.000Z',
+        context: { ip: '203.0.113.9' },
+      },
+      basic(shop.writeKey),
+    );
+    expect(response.statusCode).toBe(200);
+    const stored = (await eventsOf(intake, 'shop')).find((e) => e.payload.messageId === 'skewed');
+    // The client's clock is an hour behind: the event happened 10 s before it was sent.
+    expect(stored?.payload.timestamp).toBe('2026-11-24T09:59:50.000Z');
+    expect(stored?.payload.originalTimestamp).toBe('2026-11-24T08:59:50.000Z');
+    expect((stored?.payload.context as Record<string, unknown>).ip).toBe('203.0.113.9');
+  });
+
+  it('takes the write key from the body or a Bearer token, and the type from the short path', async () => {
+    expect((await post('/v1/p', { writeKey: shop.writeKey, anonymousId: 'anon-1', name: 'Home', messageId: 'short-p' })).statusCode).toBe(
+      200,
+    );
+    expect(
+      (
+        await post(
+          '/v1/t',
+          { ...track({ messageId: 'short-t', event: 'Clicked' }), type: undefined },
+          { authorization: `Bearer ${shop.writeKey}` },
+        )
+      ).statusCode,
+    ).toBe(200);
+    const stored = await eventsOf(intake, 'shop');
+    expect(stored.find((e) => e.payload.messageId === 'short-p')?.event_type).toBe('page');
+    expect(stored.find((e) => e.payload.messageId === 'short-t')?.event_type).toBe('Clicked');
+    expect(stored.find((e) => e.payload.messageId === 'short-p')?.payload).not.toHaveProperty('writeKey');
+  });
+
+  it('stores a messageId once: a resent message is a duplicate of the first', async () => {
+    const message = track({ messageId: 'once' });
+    const first = await post('/v1/batch', { batch: [message, message] }, basic(shop.writeKey));
+    const again = await post('/v1/batch', { batch: [message] }, basic(shop.writeKey));
+    expect(first.json().receipts.map((r: { status: string }) => r.status)).toEqual(['accepted', 'duplicate']);
+    expect(again.json().receipts[0]).toMatchObject({ status: 'duplicate', event_id: first.json().receipts[0].event_id });
+    expect((await eventsOf(intake, 'shop')).filter((e) => e.payload.messageId === 'once')).toHaveLength(1);
+  });
+
+  it('accepts gzip labelled as a form (RudderStack), deflate, and text/plain (sendBeacon)', async () => {
+    const gz = await post('/v1/batch', gzipSync(JSON.stringify({ batch: [track({ messageId: 'gz' })] })), {
+      ...basic(shop.writeKey),
+      'content-type': 'application/x-www-form-urlencoded',
+      'content-encoding': 'gzip',
+    });
+    const deflated = await post('/v1/batch', deflateSync(JSON.stringify({ batch: [track({ messageId: 'deflated' })] })), {
+      ...basic(shop.writeKey),
+      'content-encoding': 'deflate',
+    });
+    const beacon = await post(
+      '/beacon/v1/batch?writeKey=' + encodeURIComponent(shop.writeKey),
+      JSON.stringify({ batch: [track({ messageId: 'beacon' })] }),
+      {
+        'content-type': 'text/plain;charset=UTF-8',
+      },
+    );
+    expect([gz.statusCode, deflated.statusCode, beacon.statusCode]).toEqual([200, 200, 200]);
+    const ids = (await eventsOf(intake, 'shop')).map((e) => e.payload.messageId);
+    expect(ids).toEqual(expect.arrayContaining(['gz', 'deflated', 'beacon']));
+  });
+
+  it("takes analytics.js's batches on /v1/b and serves its settings, pointing it back here", async () => {
+    const batched = await post(
+      '/v1/b',
+      { writeKey: shop.writeKey, batch: [track({ messageId: 'via-b' })], sentAt: '2026-11-24T10:00:00.000Z' },
+      { 'content-type': 'text/plain' },
+    );
+    expect(batched.statusCode).toBe(200);
+    expect((await eventsOf(intake, 'shop')).some((e) => e.payload.messageId === 'via-b')).toBe(true);
+    const settings = await intake.app.inject({
+      method: 'GET',
+      url: `/v1/projects/${shop.writeKey}/settings`,
+      headers: { host: 'intake.example:8000' },
+    });
+    expect(settings.statusCode).toBe(200);
+    expect(settings.json().integrations['Segment.io']).toEqual({
+      apiKey: shop.writeKey,
+      apiHost: 'intake.example:8000/v1',
+      protocol: 'http',
+    });
+    expect((await intake.app.inject({ method: 'GET', url: '/v1/projects/wk_unknown/settings' })).statusCode).toBe(401);
+  });
+
+  it('answers CORS preflights and echoes the origin', async () => {
+    const preflight = await intake.app.inject({
+      method: 'OPTIONS',
+      url: '/v1/t',
+      headers: {
+        origin: 'https://shop.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,authorization',
+      },
+    });
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('https://shop.example');
+    expect(preflight.headers['access-control-allow-headers']).toBe('content-type,authorization');
+    const sent = await post('/v1/t', track(), { ...basic(shop.writeKey), origin: 'https://shop.example' });
+    expect(sent.headers['access-control-allow-origin']).toBe('https://shop.example');
+  });
+});
+
+describe('allowed origins per application', () => {
+  it('refuses browsers of other origins once an application names its own, and keeps accepting servers', async () => {
+    const put = (allowed: unknown) =>
+      intake.app.inject({
+        method: 'PUT',
+        url: '/api/analytics/sources/blog',
+        headers: { authorization: 'Bearer test-admin-token' },
+        payload: { allowed_origins: allowed },
+      });
+    expect((await put(['https://blog.example/path'])).statusCode).toBe(400);
+    expect((await put(['https://blog.example'])).json()).toEqual({ app_id: 'blog', allowed_origins: ['https://blog.example'] });
+    const before = (await eventsOf(intake, 'blog')).length;
+    const foreign = await post('/v1/t', track(), { ...basic(blog.writeKey), origin: 'https://evil.example' });
+    expect(foreign.statusCode).toBe(403);
+    expect((await eventsOf(intake, 'blog')).length).toBe(before);
+    expect((await post('/v1/t', track(), { ...basic(blog.writeKey), origin: 'https://blog.example' })).statusCode).toBe(200);
+    expect((await post('/v1/t', track(), basic(blog.writeKey))).statusCode).toBe(200);
+    // Other applications keep accepting any origin.
+    expect((await post('/v1/t', track(), { ...basic(shop.writeKey), origin: 'https://evil.example' })).statusCode).toBe(200);
+    await put(null);
+    expect((await post('/v1/t', track(), { ...basic(blog.writeKey), origin: 'https://evil.example' })).statusCode).toBe(200);
+  });
+});
+
+describe('bad input to the tracking API', () => {
+  const rejectedAlone = async (bad: Record<string, unknown>, code: string) => {
+    const before = await eventsOf(intake, 'shop');
+    const good = track();
+    const response = await post('/v1/batch', { batch: [bad, good] }, basic(shop.writeKey));
+    expect(response.statusCode).toBe(200);
+    const [badReceipt, goodReceipt] = response.json().receipts;
+    expect(badReceipt).toMatchObject({ index: 0, status: 'rejected', code });
+    expect(goodReceipt).toMatchObject({ index: 1, status: 'accepted' });
+    const after = await eventsOf(intake, 'shop');
+    expect(after.length).toBe(before.length + 1);
+    expect(after.at(-1)?.payload.messageId).toBe(good.messageId);
+    // Alone, the same message is the request's problem.
+    const alone = await post('/v1/batch', { batch: [bad] }, basic(shop.writeKey));
+    expect(alone.statusCode).toBe(code === 'analytics.message-too-large' ? 413 : 400);
+    expect(alone.headers['content-type']).toContain('application/problem+json');
+    expect(alone.json().code).toBe(code);
+    expect((await eventsOf(intake, 'shop')).length).toBe(after.length);
+  };
+
+  it('rejects a message without type', () => rejectedAlone({ userId: 'u', event: 'x', messageId: 'no-type' }, 'analytics.missing-type'));
+  it('rejects a message of an unknown type', () => rejectedAlone(track({ type: 'purchase' }), 'analytics.unknown-type'));
+  it('rejects a message without userId or anonymousId', () => rejectedAlone(track({ userId: undefined }), 'analytics.missing-identity'));
+  it('rejects an alias without previousId', () => rejectedAlone({ type: 'alias', userId: 'u' }, 'analytics.missing-identity'));
+  it('rejects a wrong timestamp', () => rejectedAlone(track({ timestamp: 'yesterday' }), 'analytics.invalid-timestamp'));
+  it('rejects a message over 32 KB', () =>
+    rejectedAlone(track({ properties: { blob: 'x'.repeat(33 * 1024) } }), 'analytics.message-too-large'));
+
+  it('refuses a missing or unknown write key with 401', async () => {
+    const missing = await post('/v1/batch', { batch: [track()] });
+    const unknown = await post('/v1/batch', { batch: [track()] }, basic('wk_not_a_key'));
+    expect([missing.statusCode, unknown.statusCode]).toEqual([401, 401]);
+    expect(missing.json().code).toBe('auth.unauthorized');
+  });
+
+  it('refuses a request whose body key belongs to another application than its header key', async () => {
+    const before = [(await eventsOf(intake, 'shop')).length, (await eventsOf(intake, 'blog')).length];
+    const response = await post('/v1/batch', { writeKey: blog.writeKey, batch: [track()] }, basic(shop.writeKey));
+    expect(response.statusCode).toBe(403);
+    expect([(await eventsOf(intake, 'shop')).length, (await eventsOf(intake, 'blog')).length]).toEqual(before);
+  });
+
+  it('refuses broken gzip with 400 and a gzip bomb with 413', async () => {
+    const broken = await post('/v1/batch', Buffer.from('not gzip at all'), { ...basic(shop.writeKey), 'content-encoding': 'gzip' });
+    expect(broken.statusCode).toBe(400);
+    expect(broken.json().code).toBe('request.bad-encoding');
+    const bomb = gzipSync(Buffer.alloc(20 * 1024 * 1024, 0x20));
+    expect(bomb.length).toBeLessThan(500 * 1024);
+    const exploded = await post('/v1/batch', bomb, { ...basic(shop.writeKey), 'content-encoding': 'gzip' });
+    expect(exploded.statusCode).toBe(413);
+  });
+
+  it('refuses an empty batch with 400 and one over 500 KB with 413', async () => {
+    const empty = await post('/v1/batch', { batch: [] }, basic(shop.writeKey));
+    expect(empty.statusCode).toBe(400);
+    expect(empty.json().code).toBe('analytics.empty-batch');
+    const big = Array.from({ length: 20 }, () => track({ properties: { blob: 'x'.repeat(30 * 1024) } }));
+    const tooBig = await post('/v1/batch', { batch: big }, basic(shop.writeKey));
+    expect(tooBig.statusCode).toBe(413);
+  });
+
+  it('refuses malformed JSON', async () => {
+    const response = await post('/v1/batch', '{"batch": [', basic(shop.writeKey));
+    expect(response.statusCode).toBe(400);
+    expect(response.json().code).toBe('request.malformed-json');
+  });
+});

@@ -1,0 +1,223 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { ForbiddenError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
+import type { HttpContext } from '../../../app/http/server.js';
+import type { MessageReceipt, MessagesCommand } from '../../application/accept-messages.js';
+import type { ResolveWriteKey } from '../../application/ports.js';
+import { MAX_MESSAGE_BYTES, MESSAGE_ERRORS, type MessageType } from '../../domain/message.js';
+import { corsHooks, type AllowedOrigins } from './cors.js';
+import { decodeBody } from './decode-body.js';
+import { writeKeyFromBody, writeKeyFromHeader } from './write-key.js';
+
+export interface TrackingApiHandlers {
+  readonly resolveWriteKey: ResolveWriteKey;
+  readonly acceptMessages: (command: MessagesCommand) => Promise<MessageReceipt[]>;
+  /** Origins an application lets browsers send from; undefined means any. */
+  readonly allowedOrigins?: AllowedOrigins;
+}
+
+export const MAX_BATCH_BYTES = 500 * 1024;
+// Room for the envelope (writeKey, sentAt) around one message of the largest size.
+const MAX_SINGLE_BYTES = MAX_MESSAGE_BYTES + 4 * 1024;
+
+/** The single-message endpoints, by their long and short names (browser SDKs use the first letter). */
+const SINGLE_ROUTES: ReadonlyArray<readonly [MessageType, string]> = [
+  ['track', 't'],
+  ['identify', 'i'],
+  ['page', 'p'],
+  ['screen', 's'],
+  ['group', 'g'],
+  ['alias', 'a'],
+];
+/** Batch endpoints: the HTTP API's, historical import, analytics.js's batching `/b`, RudderStack's beacon. */
+const BATCH_PATHS = ['/v1/batch', '/v1/import', '/v1/b', '/beacon/v1/batch'];
+
+const ReceiptSchema = Type.Object({
+  index: Type.Integer(),
+  status: Type.String({ description: 'accepted | duplicate | rejected' }),
+  messageId: Type.Optional(Type.String()),
+  event_id: Type.Optional(Type.String()),
+  code: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+});
+const Answer = Type.Object({
+  success: Type.Boolean(),
+  receipts: Type.Array(ReceiptSchema, { description: 'One per message, in order; SDKs ignore this field' }),
+});
+
+/**
+ * The Segment / RudderStack HTTP Tracking API. Public routes: the write key (not the admin token)
+ * authenticates, and it alone decides the application. Bodies are parsed here, whatever their
+ * content type or encoding, because SDKs label JSON in several ways.
+ */
+export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
+  return {
+    public: true,
+    routes: async (scope) => {
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser('*', { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) =>
+        decodeBody(body, headerOf(request, 'content-encoding'), request.routeOptions.bodyLimit ?? MAX_BATCH_BYTES),
+      );
+      corsHooks(scope);
+      const tags = ['tracking API (Segment / RudderStack)'];
+
+      for (const path of BATCH_PATHS) {
+        scope.post(
+          path,
+          {
+            bodyLimit: MAX_BATCH_BYTES,
+            schema: {
+              tags,
+              summary: `A batch of messages (${MAX_BATCH_BYTES / 1024} KB at most, ${MAX_MESSAGE_BYTES / 1024} KB a message)`,
+              hide: path !== '/v1/batch' && path !== '/v1/import',
+              response: { 200: Answer },
+            },
+          },
+          async (request, reply) => {
+            const body = objectBody(request.body);
+            const messages = body.batch;
+            if (!Array.isArray(messages))
+              throw new ValidationError('analytics.invalid-batch', 'the body needs a "batch" array of messages', [
+                { path: 'batch', message: 'must be an array' },
+              ]);
+            if (messages.length === 0)
+              throw new ValidationError('analytics.empty-batch', 'the batch is empty', [
+                { path: 'batch', message: 'must hold at least one message' },
+              ]);
+            return answer(reply, await accept(handlers, request, body, { messages, sentAt: body.sentAt, context: body.context }));
+          },
+        );
+      }
+
+      for (const [type, short] of SINGLE_ROUTES) {
+        for (const path of [`/v1/${type}`, `/v1/${short}`]) {
+          scope.post(
+            path,
+            {
+              bodyLimit: MAX_SINGLE_BYTES,
+              schema: { tags, summary: `One ${type} message`, hide: path === `/v1/${short}`, response: { 200: Answer } },
+            },
+            async (request, reply) => {
+              const body = objectBody(request.body);
+              const { writeKey: _key, ...message } = body;
+              return answer(reply, await accept(handlers, request, body, { messages: [message], route: type }));
+            },
+          );
+        }
+      }
+
+      // analytics.js reads its settings from a CDN; pointed here (`cdnURL`), it sends to this server.
+      scope.get<{ Params: { writeKey: string } }>(
+        '/v1/projects/:writeKey/settings',
+        { schema: { tags, summary: 'Settings analytics.js loads: its API host is this server' } },
+        async (request) => {
+          if (!(await handlers.resolveWriteKey(request.params.writeKey))) throw new UnauthorizedError('unknown write key');
+          const host = headerOf(request, 'host') ?? 'localhost';
+          return {
+            integrations: { 'Segment.io': { apiKey: request.params.writeKey, apiHost: `${host}/v1`, protocol: request.protocol } },
+            plan: {
+              track: { __default: { enabled: true, integrations: {} } },
+              identify: { __default: { enabled: true } },
+              group: { __default: { enabled: true } },
+            },
+            edgeFunction: {},
+            analyticsNextEnabled: true,
+            middlewareSettings: {},
+            enabledMiddleware: {},
+            metrics: { sampleRate: 0 },
+            legacyVideoPluginsEnabled: false,
+            remotePlugins: [],
+          };
+        },
+      );
+    },
+  };
+
+  async function accept(
+    deps: TrackingApiHandlers,
+    request: FastifyRequest,
+    body: Record<string, unknown>,
+    what: Pick<MessagesCommand, 'messages' | 'route' | 'sentAt' | 'context'>,
+  ): Promise<MessageReceipt[]> {
+    const key = await authenticate(deps.resolveWriteKey, request, body);
+    const origin = headerOf(request, 'origin');
+    if (origin && deps.allowedOrigins) {
+      const allowed = await deps.allowedOrigins(key.appId);
+      if (allowed && !allowed.includes(origin)) throw new ForbiddenError(`origin ${origin} may not send to this application`);
+    }
+    const userAgent = headerOf(request, 'user-agent');
+    return deps.acceptMessages({
+      appId: key.appId,
+      ...what,
+      request: { ip: request.ip, correlationId: request.id, keyId: key.keyId, ...(userAgent ? { userAgent } : {}) },
+    });
+  }
+}
+
+/**
+ * The write key from the Authorization header, the body or the query string. When the header and
+ * the body name different applications, the request is refused rather than written to either.
+ */
+async function authenticate(resolve: ResolveWriteKey, request: FastifyRequest, body: Record<string, unknown>) {
+  const fromHeader = writeKeyFromHeader(headerOf(request, 'authorization'));
+  const fromBody = writeKeyFromBody(body);
+  const fromQuery = (request.query as { writeKey?: unknown } | undefined)?.writeKey;
+  const given = fromHeader ?? fromBody ?? (typeof fromQuery === 'string' && fromQuery.length > 0 ? fromQuery : undefined);
+  if (!given)
+    throw new UnauthorizedError('missing write key: send it as the Basic auth username, a Bearer token or "writeKey" in the body');
+  const key = await resolve(given);
+  if (!key) throw new UnauthorizedError('the write key is not valid');
+  if (fromHeader && fromBody && fromBody !== fromHeader) {
+    const other = await resolve(fromBody);
+    if (!other || other.appId !== key.appId)
+      throw new ForbiddenError("the body's writeKey belongs to another application than the Authorization header's");
+  }
+  return key;
+}
+
+/**
+ * `200 {"success": true}` as SDKs expect, with a receipt per message. When every message was
+ * rejected, the request failed: the answer is the first message's problem, with every reason listed.
+ */
+function answer(reply: FastifyReply, receipts: MessageReceipt[]) {
+  const rejected = receipts.filter((r) => r.status === 'rejected');
+  if (rejected.length === receipts.length && rejected[0]?.status === 'rejected') {
+    const first = rejected[0];
+    const code = rejected.every((r) => r.status === 'rejected' && r.code === first.code) ? first.code : MESSAGE_ERRORS.invalid;
+    const detail =
+      rejected.length === 1
+        ? first.reason
+        : rejected.map((r) => `message ${r.index}: ${r.status === 'rejected' ? r.reason : ''}`).join('; ');
+    throw new ValidationError(
+      code,
+      detail,
+      rejected.flatMap((r) =>
+        r.status === 'rejected'
+          ? r.errors.map((e) => ({ path: receipts.length === 1 ? e.path : `batch[${r.index}].${e.path}`, message: e.message }))
+          : [],
+      ),
+    );
+  }
+  return reply.status(200).send({
+    success: true,
+    receipts: receipts.map((r) =>
+      r.status === 'rejected'
+        ? { index: r.index, status: r.status, code: r.code, reason: r.reason, ...(r.messageId ? { messageId: r.messageId } : {}) }
+        : { index: r.index, status: r.status, event_id: r.eventId, ...(r.messageId ? { messageId: r.messageId } : {}) },
+    ),
+  });
+}
+
+function objectBody(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError(MESSAGE_ERRORS.invalid, 'the body must be a JSON object', [
+      { path: 'body', message: 'must be a JSON object' },
+    ]);
+  }
+  return body as Record<string, unknown>;
+}
+
+function headerOf(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,0 +1,95 @@
+import type { Clock } from '../../shared/clock.js';
+import { ValidationError } from '../../shared/errors.js';
+import { parseMessage, type AnalyticsMessage, type Arrival, type MessageType } from '../domain/message.js';
+import type { EventToIngest, IngestEvents, RequestFacts } from './ports.js';
+
+export interface AcceptMessagesDeps {
+  readonly ingest: IngestEvents;
+  readonly clock: Clock;
+}
+
+export interface MessagesCommand {
+  readonly appId: string;
+  readonly messages: readonly unknown[];
+  /** The type the endpoint implies (`/v1/track`), for messages that leave `type` out. */
+  readonly route?: MessageType;
+  /** The batch's `sentAt` and `context`, for messages that carry none. */
+  readonly sentAt?: unknown;
+  readonly context?: unknown;
+  readonly request: RequestFacts;
+}
+
+export type MessageReceipt =
+  | { readonly index: number; readonly status: 'accepted' | 'duplicate'; readonly eventId: string; readonly messageId?: string }
+  | {
+      readonly index: number;
+      readonly status: 'rejected';
+      readonly code: string;
+      readonly reason: string;
+      readonly errors: readonly { path: string; message: string }[];
+      readonly messageId?: string;
+    };
+
+/**
+ * Turns tracking-API messages into events of the key's application, through ingestion's batch use
+ * case: one transaction, a receipt per message, a bad message rejected alone, and each `messageId`
+ * stored at most once within the idempotency window.
+ */
+export const acceptMessages =
+  ({ ingest, clock }: AcceptMessagesDeps) =>
+  async (command: MessagesCommand): Promise<MessageReceipt[]> => {
+    const arrival: Arrival = { receivedAt: clock.now(), ip: command.request.ip, sentAt: command.sentAt, context: command.context };
+    const receipts: MessageReceipt[] = [];
+    const toIngest: Array<{ index: number; message: AnalyticsMessage }> = [];
+    command.messages.forEach((raw, index) => {
+      try {
+        toIngest.push({ index, message: parseMessage(raw, arrival, command.route) });
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        receipts.push({
+          index,
+          status: 'rejected',
+          code: error.code,
+          reason: error.message,
+          errors: error.violations,
+          ...messageIdOf(raw),
+        });
+      }
+    });
+    if (toIngest.length > 0) {
+      const events = toIngest.map(({ message }): EventToIngest => ({
+        command: {
+          partnerId: command.appId,
+          eventType: message.eventType,
+          payload: message.payload,
+          channel: 'analytics_api',
+          request: command.request,
+        },
+        ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
+      }));
+      const stored = await ingest(events);
+      for (const receipt of stored) {
+        const entry = toIngest[receipt.index];
+        if (!entry) continue;
+        const messageId = entry.message.messageId !== undefined ? { messageId: entry.message.messageId } : {};
+        receipts.push(
+          receipt.status === 'rejected'
+            ? {
+                index: entry.index,
+                status: 'rejected',
+                code: 'analytics.invalid-message',
+                reason: receipt.reason,
+                errors: receipt.errors,
+                ...messageId,
+              }
+            : { index: entry.index, status: receipt.status, eventId: receipt.eventId, ...messageId },
+        );
+      }
+    }
+    return receipts.sort((a, b) => a.index - b.index);
+  };
+
+function messageIdOf(raw: unknown): { messageId?: string } {
+  const id = typeof raw === 'object' && raw !== null ? (raw as { messageId?: unknown }).messageId : undefined;
+  return typeof id === 'string' ? { messageId: id } : {};
+}

@@ -1,0 +1,43 @@
+import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
+import { profileFactsOf, PROFILE_MESSAGE_TYPES } from '../domain/profile.js';
+import type { JsonObject } from '../../shared/events.js';
+import type { ProfileLedgerFor } from './profile-store.js';
+
+const DATA_INGESTED = 'DataIngested';
+
+/**
+ * Keeps the profiles view from identify, alias and group messages of the tracking API. Every write
+ * is an upsert that reaches the same row whatever the order or repetition, so redelivery and replay
+ * end in the same view.
+ */
+export function profileSubscriber(ledgerFor: ProfileLedgerFor): Subscriber {
+  return {
+    name: 'profiles',
+    handles: [DATA_INGESTED],
+    async handle(events, tx) {
+      const ledger = ledgerFor(tx.db);
+      for (const event of events) {
+        const data = event.data as {
+          item_id?: unknown;
+          partner_id?: unknown;
+          event_type?: unknown;
+          payload?: unknown;
+          metadata?: { channel?: unknown };
+        };
+        if (data.metadata?.channel !== 'analytics_api') continue;
+        if (!(PROFILE_MESSAGE_TYPES as readonly unknown[]).includes(data.event_type)) continue;
+        if (
+          typeof data.item_id !== 'string' ||
+          typeof data.partner_id !== 'string' ||
+          typeof data.payload !== 'object' ||
+          data.payload === null
+        )
+          continue;
+        for (const fact of profileFactsOf(data.item_id, data.payload as JsonObject)) await ledger.record(data.partner_id, fact);
+      }
+    },
+    async reset(tx) {
+      await ledgerFor(tx.db).clear();
+    },
+  };
+}

@@ -1,0 +1,177 @@
+import { ValidationError, type Violation } from '../../shared/errors.js';
+import type { JsonObject } from '../../shared/events.js';
+
+/**
+ * A message of the Segment / RudderStack HTTP Tracking API, checked and normalised: the clock-skew
+ * rule applied, `receivedAt` set, `context.ip` filled. It is stored whole as the event's payload.
+ */
+export const MESSAGE_TYPES = ['track', 'identify', 'page', 'screen', 'group', 'alias'] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+export interface AnalyticsMessage {
+  readonly type: MessageType;
+  /** `event_type` of the stored event: the track event's name, or the message type. */
+  readonly eventType: string;
+  readonly messageId: string | undefined;
+  readonly payload: JsonObject;
+}
+
+/** What the request adds to every message it carries. */
+export interface Arrival {
+  readonly receivedAt: Date;
+  readonly ip?: string;
+  /** The batch's own `sentAt`, used by messages that carry none. */
+  readonly sentAt?: unknown;
+  /** The batch's `context`, merged under each message's own. */
+  readonly context?: unknown;
+}
+
+export const MAX_MESSAGE_BYTES = 32 * 1024;
+const MAX_ID_LENGTH = 255;
+const MAX_EVENT_NAME = 128;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/** Stable codes of the ways a message is refused; the HTTP edge maps them to statuses. */
+export const MESSAGE_ERRORS = {
+  invalid: 'analytics.invalid-message',
+  missingType: 'analytics.missing-type',
+  unknownType: 'analytics.unknown-type',
+  missingIdentity: 'analytics.missing-identity',
+  invalidTimestamp: 'analytics.invalid-timestamp',
+  tooLarge: 'analytics.message-too-large',
+} as const;
+
+const fail = (code: string, path: string, message: string) => new ValidationError(code, `${path} ${message}`, [{ path, message }]);
+
+/**
+ * Checks one raw message and returns it ready to store, or throws a ValidationError whose code says
+ * what is wrong. `route` is the type the endpoint implies (`/v1/track`), when there is one.
+ */
+export function parseMessage(raw: unknown, arrival: Arrival, route?: MessageType): AnalyticsMessage {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail(MESSAGE_ERRORS.invalid, 'message', 'must be a JSON object');
+  const size = Buffer.byteLength(JSON.stringify(raw));
+  if (size > MAX_MESSAGE_BYTES)
+    throw fail(MESSAGE_ERRORS.tooLarge, 'message', `is ${size} bytes, more than the ${MAX_MESSAGE_BYTES} allowed`);
+  const message = raw as Record<string, unknown>;
+  const type = parseType(message.type ?? route);
+  const violations: Violation[] = [];
+  const check = (run: () => void) => {
+    try {
+      run();
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      violations.push(...error.violations);
+      firstCode ??= error.code;
+    }
+  };
+  let firstCode: string | undefined;
+  let eventName: string | undefined;
+  check(() => checkIdentity(type, message));
+  check(() => checkOptionalId(message.messageId, 'messageId'));
+  if (type === 'track') check(() => (eventName = parseEventName(message.event)));
+  if (type === 'group') check(() => checkRequiredId(message.groupId, 'groupId'));
+  for (const field of ['properties', 'traits', 'context', 'integrations'] as const) {
+    check(() => checkOptionalObject(message[field], field));
+  }
+  let timing: Timing | undefined;
+  check(() => (timing = correctedTiming(message, arrival)));
+  if (violations.length > 0 || !timing) {
+    const code = violations.length === 1 && firstCode ? firstCode : MESSAGE_ERRORS.invalid;
+    throw new ValidationError(code, `invalid ${type} message: ${violations.map((v) => `${v.path} ${v.message}`).join('; ')}`, violations);
+  }
+  const context = { ...asObject(arrival.context), ...asObject(message.context) };
+  if (context.ip === undefined && arrival.ip) context.ip = arrival.ip;
+  const { writeKey: _writeKey, ...kept } = message;
+  const payload: JsonObject = {
+    ...(kept as JsonObject),
+    type,
+    context: context as JsonObject,
+    timestamp: timing.timestamp,
+    receivedAt: arrival.receivedAt.toISOString(),
+    ...(timing.originalTimestamp !== undefined ? { originalTimestamp: timing.originalTimestamp } : {}),
+  };
+  const messageId = message.messageId === undefined || message.messageId === null ? undefined : String(message.messageId);
+  return { type, eventType: eventName ?? type, messageId, payload };
+}
+
+function parseType(value: unknown): MessageType {
+  if (value === undefined || value === null || value === '') throw fail(MESSAGE_ERRORS.missingType, 'type', 'is required');
+  if (typeof value !== 'string' || !(MESSAGE_TYPES as readonly string[]).includes(value)) {
+    throw fail(MESSAGE_ERRORS.unknownType, 'type', `must be one of ${MESSAGE_TYPES.join(', ')}`);
+  }
+  return value as MessageType;
+}
+
+function checkIdentity(type: MessageType, message: Record<string, unknown>): void {
+  if (type === 'alias') {
+    checkRequiredId(message.userId, 'userId', MESSAGE_ERRORS.missingIdentity);
+    checkRequiredId(message.previousId, 'previousId', MESSAGE_ERRORS.missingIdentity);
+    return;
+  }
+  const hasUser = message.userId !== undefined && message.userId !== null && message.userId !== '';
+  const hasAnonymous = message.anonymousId !== undefined && message.anonymousId !== null && message.anonymousId !== '';
+  if (!hasUser && !hasAnonymous) throw fail(MESSAGE_ERRORS.missingIdentity, 'userId', 'or anonymousId is required');
+  if (hasUser) checkRequiredId(message.userId, 'userId');
+  if (hasAnonymous) checkRequiredId(message.anonymousId, 'anonymousId');
+}
+
+function checkRequiredId(value: unknown, path: string, code: string = MESSAGE_ERRORS.invalid): void {
+  if (value === undefined || value === null || value === '') throw fail(code, path, 'is required');
+  checkOptionalId(value, path);
+}
+
+function checkOptionalId(value: unknown, path: string): void {
+  if (value === undefined || value === null) return;
+  // Segment accepts numeric ids and treats them as text.
+  if (typeof value === 'number' && Number.isFinite(value)) return;
+  if (typeof value !== 'string' || value.length === 0) throw fail(MESSAGE_ERRORS.invalid, path, 'must be a non-empty string');
+  if (value.length > MAX_ID_LENGTH) throw fail(MESSAGE_ERRORS.invalid, path, `must be at most ${MAX_ID_LENGTH} characters`);
+  if (CONTROL_CHARACTERS.test(value)) throw fail(MESSAGE_ERRORS.invalid, path, 'must not contain control characters');
+}
+
+function parseEventName(value: unknown): string {
+  if (typeof value !== 'string' || value.trim().length === 0)
+    throw fail(MESSAGE_ERRORS.invalid, 'event', 'is required for a track message');
+  if (value.length > MAX_EVENT_NAME) throw fail(MESSAGE_ERRORS.invalid, 'event', `must be at most ${MAX_EVENT_NAME} characters`);
+  if (CONTROL_CHARACTERS.test(value)) throw fail(MESSAGE_ERRORS.invalid, 'event', 'must not contain control characters');
+  return value.trim();
+}
+
+function checkOptionalObject(value: unknown, path: string): void {
+  if (value === undefined || value === null) return;
+  if (typeof value !== 'object' || Array.isArray(value)) throw fail(MESSAGE_ERRORS.invalid, path, 'must be an object');
+}
+
+const asObject = (value: unknown): Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+
+interface Timing {
+  readonly timestamp: string;
+  readonly originalTimestamp?: string;
+}
+
+/**
+ * Segment's clock-skew rule: the client's clock may be wrong, but the gap between when the event
+ * happened and when the client sent it is right, so `timestamp = receivedAt − (sentAt − timestamp)`.
+ */
+export function correctedTiming(message: Record<string, unknown>, arrival: Arrival): Timing {
+  const timestamp = parseDate(message.timestamp ?? message.originalTimestamp, 'timestamp');
+  const sentAt = parseDate(message.sentAt ?? arrival.sentAt, 'sentAt');
+  const received = arrival.receivedAt.getTime();
+  if (timestamp === undefined) return { timestamp: arrival.receivedAt.toISOString() };
+  if (sentAt === undefined) return { timestamp: new Date(timestamp).toISOString() };
+  const corrected = new Date(received - (sentAt - timestamp));
+  return { timestamp: corrected.toISOString(), originalTimestamp: new Date(timestamp).toISOString() };
+}
+
+function parseDate(value: unknown, path: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || !ISO_DATE.test(value)) {
+    throw fail(MESSAGE_ERRORS.invalidTimestamp, path, 'must be an ISO-8601 date-time such as 2026-11-24T10:00:00.000Z');
+  }
+  const at = Date.parse(value);
+  if (Number.isNaN(at) || at < 0) throw fail(MESSAGE_ERRORS.invalidTimestamp, path, 'is not a valid date-time');
+  return at;
+}

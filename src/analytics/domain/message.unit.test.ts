@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../shared/errors.js';
+import { parseMessage } from './message.js';
+
+const receivedAt = new Date('2026-11-24T10:00:00.000Z');
+const codeOf = (run: () => unknown) => {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ValidationError) return error.code;
+    throw error;
+  }
+  return 'accepted';
+};
+
+describe('a tracking-API message', () => {
+  it('moves the timestamp by the client clock error when sentAt is present', () => {
+    const message = parseMessage(
+      { type: 'track', event: 'Signed Up', userId: 'u', timestamp: '2026-11-24T12:00:00.000Z', sentAt: '2026-11-24T12:00:05.000Z' },
+      { receivedAt },
+    );
+    expect(message.payload.timestamp).toBe('2026-11-24T09:59:55.000Z');
+    expect(message.payload.originalTimestamp).toBe('2026-11-24T12:00:00.000Z');
+    expect(message.eventType).toBe('Signed Up');
+  });
+
+  it('takes the batch sentAt when the message has none, and trusts the timestamp without any', () => {
+    const batch = parseMessage(
+      { type: 'page', anonymousId: 'a', timestamp: '2026-11-24T09:00:00Z' },
+      { receivedAt, sentAt: '2026-11-24T09:00:01Z' },
+    );
+    expect(batch.payload.timestamp).toBe('2026-11-24T09:59:59.000Z');
+    const none = parseMessage({ type: 'page', anonymousId: 'a', timestamp: '2026-11-24T09:00:00Z' }, { receivedAt });
+    expect(none.payload.timestamp).toBe('2026-11-24T09:00:00.000Z');
+    expect(none.payload).not.toHaveProperty('originalTimestamp');
+  });
+
+  it('is stamped on arrival when it carries no timestamp, and gets the request ip unless it has one', () => {
+    const message = parseMessage({ type: 'identify', userId: 'u', context: { locale: 'fr' } }, { receivedAt, ip: '198.51.100.7' });
+    expect(message.payload).toMatchObject({
+      timestamp: receivedAt.toISOString(),
+      receivedAt: receivedAt.toISOString(),
+      context: { locale: 'fr', ip: '198.51.100.7' },
+    });
+    const own = parseMessage({ type: 'identify', userId: 'u', context: { ip: '192.0.2.1' } }, { receivedAt, ip: '198.51.100.7' });
+    expect((own.payload.context as { ip: string }).ip).toBe('192.0.2.1');
+  });
+
+  it('merges the batch context under its own', () => {
+    const message = parseMessage(
+      { type: 'track', event: 'e', userId: 'u', context: { locale: 'fr' } },
+      { receivedAt, context: { locale: 'en', app: { name: 'shop' } } },
+    );
+    expect(message.payload.context).toMatchObject({ locale: 'fr', app: { name: 'shop' } });
+  });
+
+  it('is refused, each fault with its own code', () => {
+    expect(codeOf(() => parseMessage({ userId: 'u' }, { receivedAt }))).toBe('analytics.missing-type');
+    expect(codeOf(() => parseMessage({ type: 'purchase', userId: 'u' }, { receivedAt }))).toBe('analytics.unknown-type');
+    expect(codeOf(() => parseMessage({ type: 'track', event: 'e' }, { receivedAt }))).toBe('analytics.missing-identity');
+    expect(codeOf(() => parseMessage({ type: 'alias', previousId: 'a' }, { receivedAt }))).toBe('analytics.missing-identity');
+    expect(codeOf(() => parseMessage({ type: 'track', event: 'e', userId: 'u', timestamp: 'soon' }, { receivedAt }))).toBe(
+      'analytics.invalid-timestamp',
+    );
+    expect(codeOf(() => parseMessage({ type: 'track', userId: 'u' }, { receivedAt }))).toBe('analytics.invalid-message');
+    expect(codeOf(() => parseMessage({ type: 'group', userId: 'u' }, { receivedAt }))).toBe('analytics.invalid-message');
+    expect(codeOf(() => parseMessage({ type: 'track', event: 'e', userId: 'u', properties: 'x' }, { receivedAt }))).toBe(
+      'analytics.invalid-message',
+    );
+    expect(codeOf(() => parseMessage({ type: 'track', event: 'e', userId: 'u', blob: 'x'.repeat(40_000) }, { receivedAt }))).toBe(
+      'analytics.message-too-large',
+    );
+    expect(codeOf(() => parseMessage({ event: 'e', userId: 'u' }, { receivedAt }, 'track'))).toBe('accepted');
+  });
+});

@@ -1,0 +1,112 @@
+import type { DataIngested } from '../../shared/contracts/data-events.js';
+import { ValidationError } from '../../shared/errors.js';
+import type { Conversion } from './conversion.js';
+import type { Touch } from './touch.js';
+import { instantOf, parseConversionValue, parseExternalId, parseInstant, type InteractionType } from './values.js';
+
+/**
+ * Attribution from the Segment / RudderStack tracking API's messages (stored by ingestion as items
+ * of channel `analytics_api`, the whole message as payload). A `page` or `track` message that carries
+ * `context.campaign` (utm_*) or an outside referrer is a touch; a configured conversion event with a
+ * numeric value property is a conversion. Visitors are scoped to their application (`app:user`), so
+ * two applications' users never share a journey.
+ */
+export type ConversionEvents = Readonly<Record<string, string>>;
+
+/**
+ * `Order Completed=revenue,Signed Up=value`: each event name with the property holding its value.
+ * Throws on a malformed list, so a typo stops the start instead of silently dropping conversions.
+ */
+export function parseConversionEvents(text: string): ConversionEvents {
+  const entries = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.length > 0)
+    .map((part) => {
+      const [event, property, ...rest] = part.split('=').map((s) => s.trim());
+      if (!event || !property || rest.length > 0) throw new Error(`"${part}" is not EVENT NAME=value property`);
+      return [event, property] as const;
+    });
+  if (entries.length === 0) throw new Error('names no event');
+  return Object.fromEntries(entries);
+}
+
+/** Segment's e-commerce spec: an order's revenue is what it brought in. */
+export const DEFAULT_CONVERSION_EVENTS: ConversionEvents = { 'Order Completed': 'revenue' };
+
+export interface FromMessage {
+  readonly touch?: Touch;
+  readonly conversion?: Conversion;
+}
+
+type Json = Record<string, unknown>;
+
+/** What the message gives attribution, if anything; a message it cannot read gives nothing. */
+export function attributionFromMessage(data: DataIngested['data'], conversionEvents: ConversionEvents): FromMessage {
+  if (data.metadata?.channel !== 'analytics_api') return {};
+  const message = data.payload as Json;
+  if (message.type !== 'page' && message.type !== 'track') return {};
+  try {
+    const user = idText(message.userId) ?? idText(message.anonymousId);
+    if (!user) return {};
+    const visitorId = parseExternalId(`${data.partner_id}:${user}`, 'userId');
+    const occurredAt = parseInstant(message.timestamp ?? data.received_at, 'timestamp');
+    const source = campaignOf(message) ?? referralOf(message);
+    const touch: Touch | undefined = source && {
+      trackingEventId: data.item_id,
+      visitorId,
+      partnerId: parseExternalId(source.partner, 'context.campaign.source'),
+      campaignId: parseExternalId(source.campaign, 'context.campaign.name'),
+      interactionType: (message.type === 'page' ? 'view' : 'engagement') satisfies InteractionType,
+      occurredAt,
+    };
+    const valueProperty = message.type === 'track' && typeof message.event === 'string' ? conversionEvents[message.event] : undefined;
+    const value = valueProperty !== undefined ? asObject(message.properties)[valueProperty] : undefined;
+    const conversion: Conversion | undefined =
+      typeof value === 'number'
+        ? {
+            id: data.item_id,
+            visitorId,
+            value: parseConversionValue(value, `properties.${valueProperty}`),
+            occurredAt,
+            recordedAt: instantOf(new Date(data.received_at)),
+          }
+        : undefined;
+    return { ...(touch ? { touch } : {}), ...(conversion ? { conversion } : {}) };
+  } catch (error) {
+    if (error instanceof ValidationError) return {};
+    throw error;
+  }
+}
+
+/** `context.campaign` as analytics.js fills it from utm_* parameters (name, source...), or raw utm_* keys. */
+function campaignOf(message: Json): { partner: string; campaign: string } | undefined {
+  const campaign = asObject(asObject(message.context).campaign);
+  const name = text(campaign.name) ?? text(campaign.utm_campaign);
+  const source = text(campaign.source) ?? text(campaign.utm_source);
+  if (!name && !source) return undefined;
+  return { partner: source ?? 'unknown', campaign: name ?? source ?? 'unknown' };
+}
+
+/** A visit referred by another site: the referring host is the partner, the campaign is "referral". */
+function referralOf(message: Json): { partner: string; campaign: string } | undefined {
+  const context = asObject(message.context);
+  const page = asObject(context.page);
+  const referrer = text(page.referrer) ?? text(asObject(context.referrer).url) ?? text(asObject(message.properties).referrer);
+  const from = hostOf(referrer);
+  if (!from || from === hostOf(text(page.url) ?? text(asObject(message.properties).url))) return undefined;
+  return { partner: from, campaign: 'referral' };
+}
+
+function hostOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return new URL(url).hostname || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const asObject = (value: unknown): Json => (typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : {});
+const idText = (value: unknown): string | undefined => (typeof value === 'number' && Number.isFinite(value) ? String(value) : text(value));
+const text = (value: unknown): string | undefined => (typeof value === 'string' && value.trim().length > 0 ? value.trim() : undefined);

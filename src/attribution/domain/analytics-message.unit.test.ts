@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import type { DataIngested } from '../../shared/contracts/data-events.js';
+import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, parseConversionEvents } from './analytics-message.js';
+
+const item = (payload: object, channel: DataIngested['data']['metadata']['channel'] = 'analytics_api'): DataIngested['data'] => ({
+  item_id: 'item-1',
+  partner_id: 'shop',
+  event_type: 'x',
+  payload: payload as DataIngested['data']['payload'],
+  received_at: '2026-11-24T10:00:00.000Z',
+  metadata: { channel, received_at: '2026-11-24T10:00:00.000Z', ip: null, user_agent: null, correlation_id: null, key_id: null },
+});
+
+describe('attribution from tracking-API messages', () => {
+  it('reads a utm campaign as a touch of the application-scoped visitor', () => {
+    const { touch } = attributionFromMessage(
+      item({
+        type: 'track',
+        event: 'Clicked',
+        anonymousId: 'a',
+        timestamp: '2026-11-24T09:00:00.000Z',
+        context: { campaign: { utm_source: 'ads', utm_campaign: 'winter' } },
+      }),
+      DEFAULT_CONVERSION_EVENTS,
+    );
+    expect(touch).toEqual({
+      trackingEventId: 'item-1',
+      visitorId: 'shop:a',
+      partnerId: 'ads',
+      campaignId: 'winter',
+      interactionType: 'engagement',
+      occurredAt: '2026-11-24T09:00:00.000Z',
+    });
+  });
+
+  it('counts a configured event with a numeric value as a conversion, and nothing else', () => {
+    const order = (properties: object) =>
+      attributionFromMessage(item({ type: 'track', event: 'Order Completed', userId: 'u', properties }), DEFAULT_CONVERSION_EVENTS)
+        .conversion;
+    expect(order({ revenue: 12.5 })).toMatchObject({ id: 'item-1', visitorId: 'shop:u', value: 12.5 });
+    expect(order({ total: 12.5 })).toBeUndefined();
+    expect(order({ revenue: -3 })).toBeUndefined();
+    const signup = item({ type: 'track', event: 'Signed Up', userId: 'u', properties: { value: 1 } });
+    expect(attributionFromMessage(signup, DEFAULT_CONVERSION_EVENTS)).toEqual({});
+    expect(attributionFromMessage(signup, parseConversionEvents('Signed Up=value')).conversion?.value).toBe(1);
+  });
+
+  it('ignores items that did not come through the tracking API', () => {
+    expect(
+      attributionFromMessage(
+        item({ type: 'page', userId: 'u', context: { campaign: { name: 'c', source: 's' } } }, 'application_api'),
+        DEFAULT_CONVERSION_EVENTS,
+      ),
+    ).toEqual({});
+  });
+
+  it('refuses a malformed list of conversion events', () => {
+    expect(parseConversionEvents('Order Completed=revenue, Signed Up = value')).toEqual({
+      'Order Completed': 'revenue',
+      'Signed Up': 'value',
+    });
+    expect(() => parseConversionEvents('Order Completed')).toThrow(/EVENT NAME=value property/);
+    expect(() => parseConversionEvents(' , ')).toThrow(/names no event/);
+  });
+});

@@ -1,0 +1,48 @@
+import { importFile } from './import/import-file.js';
+import type { ImportFormat } from './import/read-records.js';
+
+export interface ImportArgs {
+  readonly file: string | undefined;
+  readonly url?: string;
+  readonly writeKey?: string;
+  readonly token?: string;
+  readonly format?: string;
+  readonly batchSize?: string;
+  readonly rejects?: string;
+}
+
+/** `intake import FILE`: sends the file to a running Intake and prints the summary; 2 on bad arguments. */
+export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (!args.file) {
+    process.stderr.write(
+      'usage: intake import FILE|- [--url URL] [--write-key KEY] [--token TOKEN] [--format ndjson|csv] [--batch-size N] [--rejects PATH]\n',
+    );
+    return 2;
+  }
+  if (args.format !== undefined && args.format !== 'ndjson' && args.format !== 'csv') {
+    process.stderr.write(`--format must be ndjson or csv, not "${args.format}"\n`);
+    return 2;
+  }
+  const batchSize = args.batchSize === undefined ? 100 : Number(args.batchSize);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 500) {
+    process.stderr.write('--batch-size must be an integer from 1 to 500\n');
+    return 2;
+  }
+  const writeKey = args.writeKey ?? env.INTAKE_WRITE_KEY;
+  const token = args.token ?? env.INTAKE_TOKEN ?? env.ADMIN_TOKEN;
+  const summary = await importFile({
+    file: args.file,
+    url: args.url ?? env.INTAKE_URL ?? `http://127.0.0.1:${env.PORT ?? 8000}`,
+    ...(writeKey ? { writeKey } : {}),
+    ...(token ? { token } : {}),
+    ...(args.format ? { format: args.format as ImportFormat } : {}),
+    batchSize,
+    ...(args.rejects ? { rejectsPath: args.rejects } : {}),
+    out: process.stderr,
+  });
+  process.stdout.write(
+    `imported ${summary.read} records: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
+      (summary.rejectsPath ? `; rejects with their reasons in ${summary.rejectsPath}\n` : '\n'),
+  );
+  return 0;
+}

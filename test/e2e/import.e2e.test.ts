@@ -1,0 +1,140 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+import { createSource, eventsOf } from '../support/analytics-source.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'intake-import-'));
+let intake: TestIntake;
+let baseUrl: string;
+let writeKey: string;
+
+/** Runs `intake import` as a user would, without a terminal: plain progress lines, a summary on stdout. */
+function cli(args: string[], input?: Buffer): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'import', ...args], {
+      cwd: root,
+      env: { ...process.env, INTAKE_URL: baseUrl },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+beforeAll(async () => {
+  intake = await startTestIntake();
+  baseUrl = await intake.app.listen({ host: '127.0.0.1', port: 0 });
+  writeKey = (await createSource(intake, 'shop')).writeKey;
+  await createSource(intake, 'history');
+  await createSource(intake, 'csv');
+});
+afterAll(async () => {
+  await intake.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const lines = [
+  JSON.stringify({
+    type: 'track',
+    event: 'Order Completed',
+    userId: 'u1',
+    properties: { revenue: 10 },
+    timestamp: '2025-01-01T10:00:00Z',
+    messageId: 'hist-1',
+  }),
+  JSON.stringify({ type: 'identify', userId: 'u1', traits: { plan: 'pro' } }),
+  '{"type": "track", broken json',
+  JSON.stringify({ type: 'track', event: 'Viewed' }),
+  JSON.stringify({ type: 'page', anonymousId: 'a1', name: 'Home' }),
+];
+
+// Each test starts the CLI a few times through tsx, which takes seconds on a busy machine.
+describe('intake import', { timeout: 180_000 }, () => {
+  it('sends an NDJSON file in batches, writes the rejects with their reasons, and stores nothing twice on a second run', async () => {
+    const file = join(dir, 'history.ndjson');
+    writeFileSync(file, lines.join('\n') + '\n');
+    const first = await cli([file, '--write-key', writeKey, '--batch-size', '2']);
+    expect(first.status).toBe(0);
+    expect(first.stdout).toContain('imported 5 records: 3 accepted, 0 duplicate, 2 rejected');
+    const rejects = readFileSync(`${file}.rejects.ndjson`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(rejects.map((r) => r.line)).toEqual([3, 4]);
+    expect(rejects[0].reason).toMatch(/not valid JSON/);
+    expect(rejects[1].reason).toMatch(/userId or anonymousId is required/);
+    const stored = await eventsOf(intake, 'shop');
+    expect(stored.map((e) => e.event_type)).toEqual(['Order Completed', 'identify', 'page']);
+    // Historical messages keep their own time.
+    expect(stored[0]?.payload.timestamp).toBe('2025-01-01T10:00:00.000Z');
+
+    const again = await cli([file, '--write-key', writeKey]);
+    expect(again.stdout).toContain('imported 5 records: 0 accepted, 3 duplicate, 2 rejected');
+    expect(await eventsOf(intake, 'shop')).toHaveLength(3);
+  });
+
+  it('reads a gzipped file from stdin with -', async () => {
+    const gz = gzipSync(
+      lines
+        .slice(0, 2)
+        .map((l) => l.replace('u1', 'u2').replace('hist-1', 'stdin-1'))
+        .join('\n'),
+    );
+    const result = await cli(['-', '--write-key', writeKey], gz);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('imported 2 records: 2 accepted, 0 duplicate, 0 rejected');
+    const file = join(dir, 'two.ndjson.gz');
+    writeFileSync(file, gz);
+    const fromFile = await cli([file, '--write-key', writeKey]);
+    expect(fromFile.stdout).toContain('imported 2 records: 0 accepted, 2 duplicate, 0 rejected');
+    const broken = join(dir, 'broken.ndjson.gz');
+    writeFileSync(broken, gz.subarray(0, gz.length - 12));
+    const failed = await cli([broken, '--write-key', writeKey]);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toMatch(/unexpected end of file/);
+  });
+
+  it('reads CSV with dotted columns, and partner items with the admin token', async () => {
+    const csv = join(dir, 'orders.csv');
+    writeFileSync(
+      csv,
+      'type,event,userId,properties.revenue,properties.note\ntrack,Order Completed,u9,12.5,"first, with ""quotes"""\ntrack,Order Completed,u9,7,\n',
+    );
+    const result = await cli([csv, '--write-key', writeKey]);
+    expect(result.stdout).toContain('imported 2 records: 2 accepted, 0 duplicate, 0 rejected');
+    const orders = (await eventsOf(intake, 'shop')).filter((e) => e.payload.userId === 'u9');
+    expect(orders.map((e) => e.payload.properties)).toEqual([{ revenue: 12.5, note: 'first, with "quotes"' }, { revenue: 7 }]);
+
+    const items = join(dir, 'items.ndjson');
+    writeFileSync(
+      items,
+      [
+        { partner_id: 'history', event_type: 'order', payload: { total: 1 } },
+        { partner_id: 'history', payload: 'not an object' },
+      ]
+        .map((i) => JSON.stringify(i))
+        .join('\n'),
+    );
+    const partner = await cli([items, '--token', ADMIN_TOKEN]);
+    expect(partner.stdout).toContain('imported 2 records: 1 accepted, 0 duplicate, 1 rejected');
+    expect((await cli([items, '--token', ADMIN_TOKEN])).stdout).toContain('0 accepted, 1 duplicate, 1 rejected');
+    expect((await eventsOf(intake, 'history')).map((e) => e.event_type)).toEqual(['order']);
+  });
+
+  it('stops with a clear message when the key is refused', async () => {
+    const file = join(dir, 'refused.ndjson');
+    writeFileSync(file, lines[0] ?? '');
+    const result = await cli([file, '--write-key', 'wk_wrong']);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/refused the credentials/);
+  });
+});
