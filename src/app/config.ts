@@ -17,6 +17,8 @@ export interface Config {
   /** Where generated secrets live: beside the SQLite file, or ./data. */
   readonly dataDir: string;
   readonly adminToken: string | undefined;
+  /** When set, GET /metrics needs it as a bearer token; otherwise /metrics is public. */
+  readonly metricsToken: string | undefined;
   readonly logLevel: string;
   readonly bodyLimitBytes: number;
   readonly durability: Durability;
@@ -67,6 +69,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     dataDir: env.DATA_DIR ?? (sqlitePath === ':memory:' ? resolve('data') : dirname(resolve(sqlitePath))),
     adminToken: env.ADMIN_TOKEN || undefined,
+    metricsToken: env.METRICS_TOKEN || undefined,
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     bodyLimitBytes: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
     durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),

@@ -134,6 +134,7 @@ export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
     },
     verifyWriteKey: applications.verifyWriteKey,
     metrics,
+    metricsToken: config.metricsToken,
     contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptions, sqlite.db)],
   });
 
