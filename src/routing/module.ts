@@ -1,7 +1,16 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
 import type { QueuePublisher, WebhookSender } from './application/destination.js';
 import { deliveryWorker, type DeliveryWorker } from './application/delivery-worker.js';
-import { createRule, deleteRule, getRule, rotateSecret, toggleRule, updateRule, type RuleDeps } from './application/manage-rules.js';
+import {
+  createRule,
+  deleteRule,
+  getRule,
+  patchRule,
+  rotateSecret,
+  toggleRule,
+  updateRule,
+  type RuleDeps,
+} from './application/manage-rules.js';
 import { routingScheduler } from './application/routing-scheduler.js';
 import { ruleEvaluator, type RoutableEvent, type RoutingDecision } from './application/rule-evaluator.js';
 import { routingHttp } from './adapters/http/routing-routes.js';
@@ -77,6 +86,7 @@ export function routingModule({ store, db, clock, newId, logger }: ModuleDeps, o
       routingHttp({
         create: createRule(ruleDeps),
         update: updateRule(ruleDeps),
+        patch: patchRule(ruleDeps),
         get: getRule(catalog),
         listByApp: (appId) => catalog.listByApp(appId),
         toggle: (ruleId) => toggleRule(ruleDeps)(ruleId),

@@ -2,13 +2,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../app/http/server.js';
 import { errorResponses } from '../../../app/http/schemas.js';
-import type { CreatedRule } from '../../application/manage-rules.js';
+import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
 import type { Attempt, Delivery, DeliveryFilter, StoredRule } from '../../application/ports.js';
 import type { RuleInput } from '../../domain/routing-rule.js';
 
 export interface RoutingHandlers {
   create(input: RuleInput): Promise<CreatedRule>;
   update(ruleId: string, input: RuleInput): Promise<CreatedRule>;
+  patch(ruleId: string, patch: RulePatch): Promise<CreatedRule>;
   get(ruleId: string): Promise<StoredRule>;
   listByApp(appId: string): Promise<StoredRule[]>;
   toggle(ruleId: string): Promise<StoredRule>;
@@ -31,8 +32,23 @@ const RuleBody = Type.Object({
   destination_type: Type.String({ description: 'webhook | database | queue' }),
   destination_config: Type.Optional(AnyObject),
   priority: Type.Optional(Type.Integer({ description: 'Higher runs first' })),
-  is_active: Type.Optional(Type.Boolean()),
+  is_active: Type.Optional(
+    Type.Boolean({ description: 'Default true on creation; a replacement (PUT) without it keeps the current value' }),
+  ),
 });
+// Every field but app_id, each optional: the ones given replace the rule's.
+const RulePatchBody = Type.Object(
+  {
+    rule_name: Type.Optional(Type.String()),
+    event_type_filter: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    condition: Type.Optional(Type.Union([AnyObject, Type.Null()])),
+    destination_type: Type.Optional(Type.String({ description: 'webhook | database | queue' })),
+    destination_config: Type.Optional(AnyObject),
+    priority: Type.Optional(Type.Integer({ description: 'Higher runs first' })),
+    is_active: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
 
 const Rule = Type.Object(
   {
@@ -146,12 +162,29 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Replace a rule',
+            description: 'Every field is replaced, except `is_active`, which keeps its value unless given.',
             params: RuleParams,
             body: RuleBody,
             response: { 200: CreatedRuleSchema, ...errorResponses },
           },
         },
         async (request) => createdBody(await handlers.update(request.params.rule_id, toInput(request.body))),
+      );
+      app.patch(
+        '/api/routing-rules/:rule_id',
+        {
+          schema: {
+            tags,
+            summary: 'Change some fields of a rule',
+            description:
+              'The fields given replace the rule’s; the others stay as they are. The resulting rule is validated as on ' +
+              'creation. `app_id` cannot change.',
+            params: RuleParams,
+            body: RulePatchBody,
+            response: { 200: CreatedRuleSchema, ...errorResponses },
+          },
+        },
+        async (request) => createdBody(await handlers.patch(request.params.rule_id, request.body)),
       );
       app.delete(
         '/api/routing-rules/:rule_id',
