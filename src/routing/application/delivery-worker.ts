@@ -163,8 +163,21 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     });
     if (decision.disableRule && rule) deps.evaluator.invalidate(rule.app_id);
     deps.onOutcome?.(delivery.destinationType, decision.status === 'pending' ? 'retrying' : decision.status);
-    if (decision.status === 'dead_lettered')
-      deps.logger.warn({ delivery_id: delivery.deliveryId, rule_id: delivery.ruleId, attempt }, 'delivery dead-lettered');
+    if (decision.status !== 'succeeded') {
+      deps.logger.warn(
+        {
+          rule_id: delivery.ruleId,
+          delivery_id: delivery.deliveryId,
+          destination_type: delivery.destinationType,
+          host: rule ? hostOf(rule) : null,
+          status_code: 'statusCode' in outcome ? (outcome.statusCode ?? null) : null,
+          attempt,
+          next_attempt_at: decision.nextAttemptAt,
+          reason: 'reason' in outcome ? withoutCredentials(outcome.reason) : null,
+        },
+        decision.status === 'dead_lettered' ? 'delivery failed and was dead-lettered' : 'delivery failed; it will be retried',
+      );
+    }
   };
 
   const writeRow = async (tx: StoreTransaction, delivery: Delivery, rule: StoredRule, now: Date) =>
@@ -261,3 +274,16 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     },
   };
 }
+
+/** Where a rule delivers, for logs: the host alone, since a URL's path, query or user part may hold a secret. */
+function hostOf(rule: StoredRule): string | null {
+  const config = rule.destination_config as Partial<WebhookConfig & { url: string; broker: string }>;
+  if (typeof config.url !== 'string') return config.broker ?? null;
+  try {
+    return new URL(config.url).host;
+  } catch {
+    return null;
+  }
+}
+
+const withoutCredentials = (text: string) => text.replace(/\/\/[^@/\s]*@/g, '//').slice(0, 300);

@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { HttpContext } from '../../../app/http/server.js';
 import { errorResponses } from '../../../app/http/schemas.js';
 import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
-import type { Attempt, Delivery, DeliveryFilter, StoredRule } from '../../application/ports.js';
+import { deliveryState, type Attempt, type Delivery, type DeliveryFilter, type StoredRule } from '../../application/ports.js';
 import type { RuleInput } from '../../domain/routing-rule.js';
 
 export interface RoutingHandlers {
@@ -22,6 +22,7 @@ export interface RoutingHandlers {
 }
 
 const AnyObject = Type.Record(Type.String(), Type.Unknown());
+const DELIVERY_STATES = ['pending', 'retrying', 'succeeded', 'dead_lettered'] as const;
 const RuleBody = Type.Object({
   app_id: Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Integer()]),
   rule_name: Type.String(),
@@ -79,7 +80,12 @@ const DeliverySchema = Type.Object(
     app_id: Type.String(),
     event_type: Type.String(),
     destination_type: Type.String(),
-    status: Type.String({ description: 'pending | succeeded | dead_lettered' }),
+    status: Type.Union(
+      DELIVERY_STATES.map((state) => Type.Literal(state)),
+      {
+        description: 'pending (not attempted yet) | retrying (an attempt failed, another is scheduled) | succeeded | dead_lettered',
+      },
+    ),
     attempts: Type.Integer(),
     next_attempt_at: Type.Union([Type.String(), Type.Null()]),
     last_error: Type.Union([Type.String(), Type.Null()]),
@@ -106,7 +112,7 @@ const deliveryBody = (d: Delivery) => ({
   app_id: d.appId,
   event_type: d.eventType,
   destination_type: d.destinationType,
-  status: d.status,
+  status: deliveryState(d),
   attempts: d.attempts,
   next_attempt_at: d.nextAttemptAt,
   last_error: d.lastError,
@@ -229,7 +235,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
             querystring: Type.Object({
               event_id: Type.Optional(Type.String({ maxLength: 64 })),
               rule_id: Type.Optional(Type.String({ maxLength: 64 })),
-              status: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('dead_lettered')])),
+              status: Type.Optional(Type.Union(DELIVERY_STATES.map((state) => Type.Literal(state)))),
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
             }),
             response: { 200: Type.Object({ items: Type.Array(Type.Ref('Delivery')) }), ...errorResponses },
