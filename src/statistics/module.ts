@@ -24,7 +24,7 @@ export function statisticsModule({ store, db, clock }: ModuleDeps, refreshFromLo
     http: [
       statisticsHttp({
         statistics: getStatistics(reads),
-        dashboard: getDashboard(reads),
+        dashboard: getDashboard(reads, clock),
         refresh: refreshFromLog
           ? refresh
           : async () => {
