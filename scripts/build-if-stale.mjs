@@ -20,7 +20,9 @@ export function isStale(root) {
   const built = join(root, 'dist', '.tsbuildinfo');
   const vendored = join(root, 'public', 'vendor', 'redoc.standalone.js');
   if (!existsSync(built) || !existsSync(vendored)) return true;
-  const inputs = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json'].map((name) => newest(join(root, name)));
+  const inputs = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json'].map((name) =>
+    newest(join(root, name)),
+  );
   // The bundle is copied afresh at the end of every build (tsc may leave an unchanged output untouched).
   return Math.max(...inputs) > statSync(vendored).mtimeMs;
 }
