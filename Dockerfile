@@ -15,6 +15,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund \
  && npm rebuild better-sqlite3
 
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/vendor-assets.mjs ./scripts/
 COPY src ./src
 RUN npm run build \
  && rm -f dist/.tsbuildinfo \
@@ -31,6 +32,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY public ./public
+# ReDoc's bundle, copied out of its (dev) package by the build: /redoc serves it, no CDN.
+COPY --from=build /app/public/vendor ./public/vendor
 
 # The SQLite file (embedded mode) and generated secrets live here. Created before VOLUME so a new
 # named volume starts owned by `node`.

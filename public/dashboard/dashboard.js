@@ -7,10 +7,9 @@
 
 const TOKEN_KEY = 'intake.adminToken';
 const POLL_MS = 5000;
-const DASHBOARD_BUCKETS = 48;
 const STEP_SECONDS = { hourly: 3600, daily: 86_400, weekly: 7 * 86_400 };
-// Gaps between non-empty buckets are filled with zeros up to this many points.
-const MAX_FILLED_POINTS = 2000;
+// The server answers a fixed window per period, every bucket listed (empty ones as zeros).
+const WINDOW_LABEL = { hourly: 'last 48 hours', daily: 'last 30 days', weekly: 'last 12 weeks' };
 const TYPE_COLOURS = ['#2f6fde', '#8e44ad', '#16a2b8', '#e67e22', '#c0392b', '#27ae60', '#7f8c8d', '#d35400', '#2c3e50', '#f1c40f'];
 const STATUS_SERIES = [
   { key: 'processed_events', label: 'processed', stroke: '#1f9d55' },
@@ -196,7 +195,7 @@ async function loadStatistics() {
   }
   const app = state.app;
   const period = state.period;
-  const query = new URLSearchParams({ time_period: period, buckets: String(DASHBOARD_BUCKETS) });
+  const query = new URLSearchParams({ time_period: period });
   const dashboard = await getJson(`/api/statistics/dashboard/${encodeURIComponent(app)}?${query}`);
   // A choice made while the request was in flight wins over its answer.
   if (app !== state.app || period !== state.period) return;
@@ -218,22 +217,10 @@ function renderTypes(types) {
   $('types').tBodies[0].replaceChildren(...(rows.length > 0 ? rows : [emptyRow(5, 'No items yet')]));
 }
 
-/** Bucket start times (unix seconds) from the first to the last bucket, with the empty ones filled in. */
-function timeline(buckets, period) {
-  const times = buckets.map((bucket) => Date.parse(bucket.bucket_start) / 1000);
-  const step = STEP_SECONDS[period];
-  const first = times[0];
-  const last = times.at(-1);
-  if (first === undefined || (last - first) / step > MAX_FILLED_POINTS) return times;
-  const all = [];
-  for (let t = first; t <= last; t += step) all.push(t);
-  return all;
-}
-
 function renderCharts(dashboard) {
   const buckets = dashboard?.buckets ?? [];
   const period = dashboard?.time_period ?? state.period;
-  const times = timeline(buckets, period);
+  const times = buckets.map((bucket) => Date.parse(bucket.bucket_start) / 1000);
   const byTime = new Map(buckets.map((bucket) => [Date.parse(bucket.bucket_start) / 1000, bucket]));
   const types = [...new Set(buckets.flatMap((bucket) => Object.keys(bucket.by_event_type)))].sort();
 
@@ -269,7 +256,8 @@ function timeLabel(seconds, period, first) {
 function drawChart(id, shape, period, series, data) {
   const container = $(id);
   const existing = state.charts[id];
-  if (data[0].length === 0) {
+  const empty = data.slice(1).every((values) => values.every((v) => v === 0));
+  if (data[0].length === 0 || empty) {
     existing?.chart.destroy();
     delete state.charts[id];
     const note = document.createElement('p');
@@ -295,14 +283,17 @@ function drawChart(id, shape, period, series, data) {
         x: { time: true, range: (_u, min, max) => [min - step / 2, max + step / 2] },
         y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] },
       },
+      hooks: { setScale: [(u, key) => key === 'x' && showRange(container, u)] },
       axes: [
         { values: (_u, ticks) => ticks.map((ts, i) => timeLabel(ts, period, i === 0)) },
         { values: (_u, ticks) => ticks.map((v) => (Number.isInteger(v) ? numbers.format(v) : '')) },
       ],
       series: [
-        { label: 'Bucket (UTC)', value: (_u, ts) => (ts == null ? '--' : formatBucket(utc(ts))) },
+        // Away from the cursor, the legend shows the whole window: its span and each series' total.
+        { label: 'Bucket (UTC)', value: (_u, ts) => (ts == null ? WINDOW_LABEL[period] : formatBucket(utc(ts))) },
         ...series.map(({ label, stroke }) => ({
           label,
+          value: (u, v, seriesIndex, index) => numbers.format(index == null ? sum(u.data[seriesIndex]) : (v ?? 0)),
           stroke,
           width: 2,
           fill: `${stroke}1f`,
@@ -314,6 +305,14 @@ function drawChart(id, shape, period, series, data) {
     container,
   );
   state.charts[id] = { chart, shape };
+}
+
+const sum = (values) => values.reduce((total, v) => total + (v ?? 0), 0);
+
+/** The x range drawn, in unix seconds, on the chart's element: the browser test reads it. */
+function showRange(container, chart) {
+  container.dataset.xMin = String(chart.scales.x.min);
+  container.dataset.xMax = String(chart.scales.x.max);
 }
 
 window.addEventListener('resize', () => {

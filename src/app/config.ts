@@ -22,6 +22,8 @@ export interface Config {
   /** Where generated secrets live: beside the SQLite file, or ./data. */
   readonly dataDir: string;
   readonly adminToken: string | undefined;
+  /** When set, GET /metrics needs it as a bearer token; otherwise /metrics is public. */
+  readonly metricsToken: string | undefined;
   readonly logLevel: string;
   readonly bodyLimitBytes: number;
   /** How deep objects and arrays may nest in a JSON body (or in each event of a batch). */
@@ -91,6 +93,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     dataDir: env.DATA_DIR ?? (sqlitePath === ':memory:' ? resolve('data') : dirname(resolve(sqlitePath))),
     adminToken: env.ADMIN_TOKEN || undefined,
+    metricsToken: env.METRICS_TOKEN || undefined,
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     bodyLimitBytes: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
     maxJsonDepth: integer(env, 'MAX_JSON_DEPTH', 64, 2, 1000),

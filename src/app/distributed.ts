@@ -131,6 +131,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     maxJsonDepth: config.maxJsonDepth,
     adminDigest: options.adminDigest,
     metrics,
+    metricsToken: config.metricsToken,
     // Write keys are known where applications live: the ingestion role.
     verifyWriteKey: services.flatMap((s) => s.modules).find((m) => m.verifyWriteKey)?.verifyWriteKey,
     readiness: async () => {

@@ -230,6 +230,7 @@ async function httpEdge(
     version,
     bodyLimitBytes: options.config.bodyLimitBytes,
     maxJsonDepth: options.config.maxJsonDepth,
+    metricsToken: options.config.metricsToken,
     adminDigest: options.adminDigest,
     readiness,
     ...(links.verifyWriteKey ? { verifyWriteKey: links.verifyWriteKey } : {}),

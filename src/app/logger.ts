@@ -1,10 +1,12 @@
-import { pino, type Logger } from 'pino';
+import { pino, type Logger, type LoggerOptions } from 'pino';
 
-export function createLogger(level: string): Logger {
-  return pino({
+/** A JSON logger to stdout, or to stderr (fd 2) for commands whose stdout is their result. */
+export function createLogger(level: string, fd: 1 | 2 = 1): Logger {
+  const options: LoggerOptions = {
     level,
     base: { service: 'intake' },
     // Belt and braces: nothing logs headers today, but a secret must never reach a log if one does.
     redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.token', '*.key', '*.secret'], censor: '[redacted]' },
-  });
+  };
+  return fd === 1 ? pino(options) : pino(options, pino.destination({ fd: 2, sync: true }));
 }

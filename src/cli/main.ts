@@ -1,9 +1,12 @@
-import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, loadDotEnv } from '../app/config.js';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, loadConfig, loadDotEnv, type Config } from '../app/config.js';
 import { createLogger } from '../app/logger.js';
 import { version } from '../app/version.js';
+import { appsCreate, appsList, keysCreate, keysList, keysRevoke, rulesList, type AdminTarget } from './admin-commands.js';
+import { CliError } from './cli-error.js';
 import { runImport } from './import.js';
 import { migrate } from './migrate.js';
+import { outputFor } from './output.js';
 import { replay } from './replay.js';
 import { serve } from './serve.js';
 
@@ -12,37 +15,92 @@ const HELP = `intake ${version} — durable JSON ingestion
 Usage: intake <command> [options]
 
 Commands:
-  serve      Run the HTTP service (the default)
-               --role ROLES        distributed mode: which services (same as ROLE)
-  migrate    Apply pending database migrations and exit
-  replay     Rebuild views from the event store and exit (distributed: the views of
-             the roles in ROLE, from the broker's stream)
-               --subscriber NAME   only this view (default: every view)
-  import     Send a file of messages to a running Intake (NDJSON or CSV, - for stdin, .gz)
-               FILE                Segment-style messages (to /v1/import) or partner items
-               --url URL           the server (INTAKE_URL, default http://127.0.0.1:PORT)
-               --write-key KEY     for messages (INTAKE_WRITE_KEY)
-               --token TOKEN       for partner items: admin token or the app's write key
-               --format ndjson|csv --batch-size N (100) --rejects PATH
-  help       Show this help
+  serve                       Run the HTTP service (the default)
+      --role ROLES              distributed mode: which services (same as ROLE)
+  migrate                     Apply pending database migrations and exit
+  replay                      Rebuild views from the event store of a stopped server and exit
+                                (distributed: the views of the roles in ROLE, from the broker's stream)
+      --subscriber NAME         only this view (default: every view)
+  apps create NAME            Create an application
+      --id APP_ID               its id (generated when absent)
+  apps list                   List applications
+  keys create APP_ID          Issue a write key (shown once)
+      --name NAME               a label for the key
+  keys list APP_ID            List an application's write keys
+  keys revoke APP_ID KEY_ID   Revoke a write key
+  rules list APP_ID           List an application's routing rules
+  import FILE                 Send a file of messages to a running Intake (NDJSON or CSV, - for stdin, .gz)
+      --url URL                 the server (INTAKE_URL, default http://127.0.0.1:PORT)
+      --write-key KEY           for Segment-style messages (INTAKE_WRITE_KEY), sent to /v1/import
+      --token TOKEN             for partner items: the admin token or the app's write key
+      --format ndjson|csv       --batch-size N (100)   --rejects PATH
+  help                        Show this help
+
+  migrate, replay, apps, keys and rules print text for a person; --json prints JSON instead.
+  apps, keys and rules call a running server: INTAKE_URL (default http://127.0.0.1:PORT) with ADMIN_TOKEN.
 
 Configuration comes from the environment and an optional .env file:
   PORT (8000), HOST (0.0.0.0), DATABASE_URL (sqlite:./data/intake.db or postgres://…),
-  ROLE (all), NATS_URL, DB_SCHEMA_PREFIX, ADMIN_TOKEN,
+  ROLE (all), NATS_URL, DB_SCHEMA_PREFIX, ADMIN_TOKEN, METRICS_TOKEN,
   LOG_LEVEL (info), BODY_LIMIT (1048576 bytes), DURABILITY (power-loss | process-crash),
   MAX_QUEUED_APPENDS (10000)
 `;
 
-export async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: false,
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | undefined>;
+
+interface Command {
+  /** Positional arguments after the command words, by name. */
+  readonly args: readonly string[];
+  readonly options: Options;
+  run(config: Config, values: Values, args: readonly string[]): Promise<void>;
+}
+
+const json: Options = { json: { type: 'boolean' } };
+const str = (value: string | boolean | undefined) => (typeof value === 'string' ? value : undefined);
+
+// Commands other than serve log warnings and errors only, on stderr: their result is what they print.
+const quietLogger = (config: Config) => createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn', 2);
+const target = (config: Config): AdminTarget => ({
+  url: process.env.INTAKE_URL || `http://127.0.0.1:${config.port}`,
+  token: config.adminToken,
+});
+const out = (values: Values) => outputFor(values.json === true);
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    args: [],
+    options: { role: { type: 'string' } },
+    run: (config) => serve(config, createLogger(config.logLevel)),
+  },
+  migrate: { args: [], options: json, run: (config, values) => migrate(config, quietLogger(config), out(values)) },
+  replay: {
+    args: [],
+    options: { ...json, subscriber: { type: 'string' } },
+    run: (config, values) => replay(config, quietLogger(config), out(values), str(values.subscriber)),
+  },
+  'apps create': {
+    args: ['NAME'],
+    options: { ...json, id: { type: 'string' } },
+    run: (config, values, [name = '']) => appsCreate(target(config), out(values), name, str(values.id)),
+  },
+  'apps list': { args: [], options: json, run: (config, values) => appsList(target(config), out(values)) },
+  'keys create': {
+    args: ['APP_ID'],
+    options: { ...json, name: { type: 'string' } },
+    run: (config, values, [app = '']) => keysCreate(target(config), out(values), app, str(values.name)),
+  },
+  'keys list': { args: ['APP_ID'], options: json, run: (config, values, [app = '']) => keysList(target(config), out(values), app) },
+  'keys revoke': {
+    args: ['APP_ID', 'KEY_ID'],
+    options: json,
+    run: (config, values, [app = '', key = '']) => keysRevoke(target(config), out(values), app, key),
+  },
+  'rules list': { args: ['APP_ID'], options: json, run: (config, values, [app = '']) => rulesList(target(config), out(values), app) },
+  // Import talks to a running server over HTTP: it needs none of the server's configuration.
+  import: {
+    args: ['FILE'],
     options: {
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-      subscriber: { type: 'string' },
-      role: { type: 'string' },
       url: { type: 'string' },
       'write-key': { type: 'string' },
       token: { type: 'string' },
@@ -50,48 +108,69 @@ export async function main(argv: string[]): Promise<number> {
       'batch-size': { type: 'string' },
       rejects: { type: 'string' },
     },
-  });
-  const command = positionals[0] ?? 'serve';
-  if (values.version) {
+    async run(_config, values, [file]) {
+      const code = await runImport({
+        file,
+        url: str(values.url),
+        writeKey: str(values['write-key']),
+        token: str(values.token),
+        format: str(values.format),
+        batchSize: str(values['batch-size']),
+        rejects: str(values.rejects),
+      });
+      if (code !== 0) process.exitCode = code;
+    },
+  },
+};
+
+const GROUPS = new Set(['apps', 'keys', 'rules']);
+
+/** Parses the command line and runs the command; the answer is the exit code (2: bad usage). */
+export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === '-v') {
     process.stdout.write(`${version}\n`);
     return 0;
   }
-  if (values.help || command === 'help') {
+  if (argv.length > 0 && ['help', '--help', '-h'].includes(argv[0] ?? '')) {
     process.stdout.write(HELP);
     return 0;
   }
+  const words = argv[0] === undefined || argv[0].startsWith('-') ? ['serve'] : GROUPS.has(argv[0]) ? argv.slice(0, 2) : argv.slice(0, 1);
+  const name = words.join(' ');
+  const command = COMMANDS[name];
+  if (!command) return usage(`unknown command "${name}"`);
+  const rest = argv[0] === undefined || argv[0].startsWith('-') ? argv : argv.slice(words.length);
+
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (error) {
+    return usage((error as Error).message);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (parsed.positionals.length !== command.args.length) {
+    return usage(
+      `intake ${name} takes ${command.args.length === 0 ? 'no arguments' : command.args.join(' ')} (got ${parsed.positionals.length})`,
+    );
+  }
 
   loadDotEnv();
-  // Import talks to a running server over HTTP: it needs none of the server's configuration.
-  if (command === 'import') {
-    const text = (name: string) => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
-    return runImport({
-      file: positionals[1],
-      url: text('url'),
-      writeKey: text('write-key'),
-      token: text('token'),
-      format: text('format'),
-      batchSize: text('batch-size'),
-      rejects: text('rejects'),
-    });
-  }
-  if (typeof values.role === 'string') process.env.ROLE = values.role;
-  const config = loadConfig();
-  const logger = createLogger(config.logLevel);
-  switch (command) {
-    case 'serve':
-      await serve(config, logger);
-      return 0;
-    case 'migrate':
-      await migrate(config, logger);
-      return 0;
-    case 'replay':
-      await replay(config, logger, typeof values.subscriber === 'string' ? values.subscriber : undefined);
-      return 0;
-    default:
-      process.stderr.write(`unknown command "${command}"\n\n${HELP}`);
-      return 2;
-  }
+  if (typeof parsed.values.role === 'string') process.env.ROLE = parsed.values.role;
+  await command.run(loadConfig(), parsed.values, parsed.positionals);
+  return 0;
+}
+
+function usage(problem: string): number {
+  process.stderr.write(`intake: ${problem}\n\n${HELP}`);
+  return 2;
 }
 
 main(process.argv.slice(2)).then(
@@ -99,7 +178,9 @@ main(process.argv.slice(2)).then(
     if (code !== 0) process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`${error instanceof ConfigError ? 'configuration error: ' : ''}${(error as Error).message}\n`);
-    process.exitCode = 1;
+    const prefix = error instanceof ConfigError ? 'configuration error: ' : '';
+    process.stderr.write(`intake: ${prefix}${(error as Error).message}\n`);
+    // Whatever may still hold the event loop (a half-started server, a timer) must not keep a failed command alive.
+    process.exit(error instanceof CliError ? error.exitCode : 1);
   },
 );

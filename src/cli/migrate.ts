@@ -10,14 +10,15 @@ import { openPostgres } from '../shared/postgres/open-postgres.js';
 import { migrateToLatest } from '../shared/sqlite/migrate.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
+import type { Output } from './output.js';
 
 /** Applies pending migrations: the SQLite file, or each role's PostgreSQL schema. */
-export async function migrate(config: Config, logger: Logger): Promise<void> {
+export async function migrate(config: Config, logger: Logger, output: Output): Promise<void> {
   if (isPostgresUrl(config.databaseUrl) && !config.distributed) {
     const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}intake` });
     try {
       const sets = [postgresEventStoreMigrations, ...sharedMigrations, ...embeddedTables.flatMap((t) => t.migrations)];
-      report(logger, await migratePostgresToLatest(postgres, sets), postgres.schema);
+      report(logger, output, await migratePostgresToLatest(postgres, sets), `schema ${postgres.schema}`);
     } finally {
       await postgres.close();
     }
@@ -28,21 +29,26 @@ export async function migrate(config: Config, logger: Logger): Promise<void> {
       const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}${role}` });
       try {
         const sets = [postgresEventStoreMigrations, subscriptionMigrations, ...ROLE_CONTEXTS[role].flatMap((c) => c.tables.migrations)];
-        report(logger, await migratePostgresToLatest(postgres, sets), postgres.schema);
+        report(logger, output, await migratePostgresToLatest(postgres, sets), `schema ${postgres.schema}`);
       } finally {
         await postgres.close();
       }
     }
     return;
   }
-  const sqlite = openSqlite(sqlitePathFromUrl(config.databaseUrl));
+  const path = sqlitePathFromUrl(config.databaseUrl);
+  const sqlite = openSqlite(path);
   try {
-    report(logger, await migrateToLatest(sqlite.db, embeddedMigrations), 'sqlite');
+    report(logger, output, await migrateToLatest(sqlite.db, embeddedMigrations), path);
   } finally {
     await sqlite.close();
   }
 }
 
-function report(logger: Logger, applied: string[], where: string): void {
-  logger.info({ applied, database: where }, applied.length > 0 ? `applied ${applied.length} migration(s)` : 'database is up to date');
+function report(logger: Logger, output: Output, applied: string[], where: string): void {
+  logger.debug({ applied, database: where }, 'migrations');
+  output.result(
+    applied.length > 0 ? `${where}: applied ${applied.length} migration(s): ${applied.join(', ')}` : `${where}: database is up to date`,
+    { database: where, applied },
+  );
 }

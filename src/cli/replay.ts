@@ -2,35 +2,60 @@ import type { Logger } from 'pino';
 import type { Config } from '../app/config.js';
 import { buildDistributed } from '../app/distributed.js';
 import { buildEmbedded } from '../app/embedded.js';
+import { isPostgresUrl } from '../app/storage-core.js';
 import { NotFoundError } from '../shared/errors.js';
 import { newSecret, digestOf } from '../shared/secrets.js';
+import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { CliError } from './cli-error.js';
+import type { Output } from './output.js';
+import { acquireLock, isHolder } from './server-lock.js';
 
 /**
  * Rebuilds views from the event store: the named subscriber's, or every view when none is named.
- * Meant for a stopped server; on a running one use POST /api/admin/subscriptions/{name}/replay.
+ * Meant for a stopped server, and refused while one runs on the database (its pid file is alive):
+ * on a running server use POST /api/admin/subscriptions/{name}/replay.
  */
-export async function replay(config: Config, logger: Logger, subscriber: string | undefined): Promise<void> {
-  if (config.databaseUrl.startsWith('postgres') && config.natsUrl) return replayRoles(config, logger, subscriber);
-  // No HTTP is served here: an unguessable digest keeps the (unused) admin API closed.
-  const intake = await buildEmbedded({ config, logger, adminDigest: digestOf(newSecret('')), startSubscribers: false });
+export async function replay(config: Config, logger: Logger, output: Output, subscriber: string | undefined): Promise<void> {
+  if (config.distributed) return replayRoles(config, logger, output, subscriber);
+  // On PostgreSQL the server holds no file lock: the operator makes sure it is stopped.
+  const database = isPostgresUrl(config.databaseUrl) ? undefined : sqlitePathFromUrl(config.databaseUrl);
+  const lock = database === undefined ? undefined : acquireLock(database, 'replay');
+  if (lock && isHolder(lock)) {
+    throw new CliError(
+      `a running Intake (pid ${lock.pid}, intake ${lock.command}) holds ${database}: stop it first, ` +
+        'or replay on the running server with POST /api/admin/subscriptions/{name}/replay',
+    );
+  }
   try {
-    const names = subscriber ? [subscriber] : intake.subscriptions.replayable();
-    for (const name of names) await intake.subscriptions.replay(name);
-    intake.subscriptions.start();
-    const started = Date.now();
-    await intake.subscriptions.caughtUp(24 * 3600 * 1000);
-    const status = await intake.subscriptions.status();
-    logger.info({ replayed: names, ms: Date.now() - started, position: status[0]?.head ?? 0 }, 'replay finished');
+    // No HTTP is served here: an unguessable digest keeps the (unused) admin API closed.
+    const intake = await buildEmbedded({ config, logger, adminDigest: digestOf(newSecret('')), startSubscribers: false });
+    try {
+      const names = subscriber ? [subscriber] : intake.subscriptions.replayable();
+      for (const name of names) await intake.subscriptions.replay(name);
+      intake.subscriptions.start();
+      const started = Date.now();
+      await intake.subscriptions.caughtUp(24 * 3600 * 1000);
+      const position = (await intake.subscriptions.status())[0]?.head ?? 0;
+      const ms = Date.now() - started;
+      output.result(`replay finished: rebuilt ${names.join(', ')} up to position ${position} in ${ms} ms`, {
+        replayed: names,
+        position,
+        ms,
+      });
+    } finally {
+      await intake.close();
+    }
   } finally {
-    await intake.close();
+    lock?.release();
   }
 }
+
 
 /**
  * The distributed mode: the roles in ROLE rebuild their views from the broker's stream (each of their
  * durable consumers is rewound), and this returns once they have consumed all it holds.
  */
-async function replayRoles(config: Config, logger: Logger, subscriber: string | undefined): Promise<void> {
+async function replayRoles(config: Config, logger: Logger, output: Output, subscriber: string | undefined): Promise<void> {
   const intake = await buildDistributed({ config, logger, adminDigest: digestOf(newSecret('')) });
   try {
     const started = Date.now();
@@ -55,7 +80,8 @@ async function replayRoles(config: Config, logger: Logger, subscriber: string | 
       if (lag === 0) break;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    logger.info({ replayed, ms: Date.now() - started }, 'replay finished');
+    const ms = Date.now() - started;
+    output.result(`replay finished: rebuilt ${replayed.join(', ')} in ${ms} ms`, { replayed, ms });
   } finally {
     await intake.close();
   }

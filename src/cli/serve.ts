@@ -1,24 +1,53 @@
+import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from '../app/config.js';
 import { buildDistributed } from '../app/distributed.js';
-import { resolveAdminDigest } from '../app/admin-token.js';
+import { describeAdminCredential, resolveAdminCredential } from '../app/admin-token.js';
 import { buildEmbedded } from '../app/embedded.js';
+import { isPostgresUrl } from '../app/storage-core.js';
+import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { CliError } from './cli-error.js';
+import { acquireLock, isHolder } from './server-lock.js';
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
-  if (config.distributed) {
+  const { distributed } = config;
+  if (distributed) {
     // Every role of a distributed deployment must accept the same token: it cannot be generated per process.
     if (!config.adminToken) throw new ConfigError('the distributed mode needs ADMIN_TOKEN, shared by every role');
   }
-  const adminDigest = resolveAdminDigest(config.adminToken, config.dataDir, (token) =>
+  // Checked before anything opens the database or starts working, so that a second `npm start` says so and exits.
+  if (config.port !== 0) await assertPortFree(config.host, config.port);
+  const database = isPostgresUrl(config.databaseUrl) ? undefined : sqlitePathFromUrl(config.databaseUrl);
+  const lock = database === undefined ? undefined : acquireLock(database, 'serve');
+  if (lock && isHolder(lock)) {
+    throw new CliError(`another Intake (pid ${lock.pid}, intake ${lock.command}) is using ${database}; stop it first`);
+  }
+
+  const credential = resolveAdminCredential(config.adminToken, config.dataDir, (token) =>
     process.stdout.write(
       `\nNo ADMIN_TOKEN was set, so one was generated. It is shown only this once; only its digest is stored:\n\n    ${token}\n\n` +
         `Use it as "Authorization: Bearer <token>". Set ADMIN_TOKEN to choose your own.\n\n`,
     ),
   );
-  const intake = config.distributed
-    ? await buildDistributed({ config, logger, adminDigest })
-    : await buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
-  await intake.app.listen({ port: config.port, host: config.host });
+  logger.info({ admin_token_source: credential.source }, describeAdminCredential(credential));
+  const adminDigest = credential.digest;
+  let intake;
+  try {
+    intake = distributed
+      ? await buildDistributed({ config, logger, adminDigest })
+      : await buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
+  try {
+    await intake.app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    // The port was taken between the check and now: stop everything that started, then exit.
+    await intake.close().catch(() => undefined);
+    lock?.release();
+    throw new CliError(listenFailure(error, config));
+  }
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -26,13 +55,36 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests and commits');
     intake.close().then(
-      () => process.exit(0),
+      () => {
+        lock?.release();
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
+        lock?.release();
         process.exit(1);
       },
     );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+/** Binds the port for a moment: the cheapest way to learn that another process holds it. */
+async function assertPortFree(host: string, port: number): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  }).catch((error: unknown) => {
+    throw new CliError(listenFailure(error, { host, port }));
+  });
+}
+
+function listenFailure(error: unknown, { host, port }: Pick<Config, 'host' | 'port'>): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (another Intake still running?): stop it or set PORT`;
+  if (code === 'EACCES') return `not allowed to listen on port ${port} on ${host}: choose a PORT above 1023`;
+  if (code === 'EADDRNOTAVAIL') return `cannot listen on ${host}: no such address on this machine (check HOST)`;
+  return `cannot listen on ${host}:${port}: ${(error as Error).message}`;
 }

@@ -5,7 +5,8 @@ import { getAllData, getDataById, getDataByPartnerId } from './application/queri
 import { appEventHttp } from './adapters/http/app-event-routes.js';
 import { ingestionHttp } from './adapters/http/ingestion-routes.js';
 import { sqlIdempotencyLog } from './adapters/sql/idempotency-table.js';
-import { ingestedItemsProjection, sqlIngestedItemsView } from './adapters/sql/ingested-items-table.js';
+import { ingestedItemsProjection, sqlIngestedItemsView, sqlItemStatuses } from './adapters/sql/ingested-items-table.js';
+import { itemStatusSubscriber } from './application/item-status-subscriber.js';
 import { ingestionMigrations } from './adapters/sql/migrations.js';
 
 export const ingestionTables: ContextTables = { migrations: [ingestionMigrations], inlineProjections: [ingestedItemsProjection] };
@@ -33,6 +34,7 @@ export function ingestionModule({ store, db, clock, newId, procedures }: ModuleD
   return {
     name: 'ingestion',
     ingestBatch: batch,
+    subscribers: [itemStatusSubscriber(sqlItemStatuses)],
     http: [
       ingestionHttp({
         ingest: ingestData(deps),

@@ -5,6 +5,7 @@ import {
   createRule,
   deleteRule,
   getRule,
+  patchRule,
   rotateSecret,
   saveRuleChange,
   ruleStateOf,
@@ -156,6 +157,7 @@ export function routingModule({ store, db, clock, newId, logger, config, procedu
       routingHttp({
         create: createRule(ruleDeps),
         update: updateRule(ruleDeps),
+        patch: patchRule(ruleDeps),
         async get(ruleId) {
           const rule = await getRule(catalog)(ruleId);
           return { ...rule, circuit: (await sqlBreakerStore(db).get([ruleId])).get(ruleId) ?? closedBreaker };

@@ -26,7 +26,7 @@ export function statisticsModule({ store, db, clock, procedures }: ModuleDeps, r
     http: [
       statisticsHttp({
         statistics: getStatistics(reads),
-        dashboard: getDashboard(reads),
+        dashboard: getDashboard(reads, clock),
         refresh,
         applications: listApplications(reads),
       }),

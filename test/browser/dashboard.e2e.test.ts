@@ -257,3 +257,62 @@ describe.skipIf(!hasChromium)('the dashboard in headless Chromium', () => {
     await page.close();
   }, 30_000);
 });
+
+describe.skipIf(!hasChromium)('the dashboard’s window', () => {
+  const NOW = '2026-11-24T10:30:00.000Z';
+  const HOURS = 48;
+  let windowIntake: StatisticsIntake;
+  let windowUrl: string;
+  let windowBrowser: Browser;
+  const clock = fixedClock(NOW);
+
+  beforeAll(async () => {
+    windowIntake = await startStatisticsIntake({ clock });
+    await ingestItem(windowIntake, 'shop', 'order', { total: 1 });
+    await windowIntake.subscriptions.caughtUp();
+    windowUrl = await windowIntake.app.listen({ host: '127.0.0.1', port: 0 });
+    windowBrowser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  }, 60_000);
+
+  afterAll(async () => {
+    await windowBrowser?.close();
+    await windowIntake?.dispose();
+  });
+
+  /** The x range the chart draws, in hours, and its legend's values. */
+  const chartState = async (page: Page) => ({
+    hours: await page
+      .locator('#chart-status')
+      .evaluate((el: { dataset: Record<string, string | undefined> }) => (Number(el.dataset.xMax) - Number(el.dataset.xMin)) / 3600),
+    legend: await page.$$eval('#chart-status .u-legend .u-value', (cells) => cells.map((c) => c.textContent)),
+  });
+
+  it('spans 48 hours around a single bucket, with readable legend values, and still when many hours have items', async () => {
+    const page = await windowBrowser.newPage({ viewport: { width: 1400, height: 1050 } });
+    await page.goto(`${windowUrl}/dashboard#app=shop&period=hourly`);
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('#token-form button[type=submit]');
+    await page.waitForSelector('#chart-status canvas');
+    // The window plus half a bucket either side, whatever the data: not 2.5 years around one point.
+    await expect.poll(async () => (await chartState(page)).hours).toBe(HOURS);
+    const one = await chartState(page);
+    expect(one.legend).toEqual(['last 48 hours', '1', '0', '0']);
+    mkdirSync('test-artifacts', { recursive: true });
+    await page.screenshot({ path: 'test-artifacts/dashboard-one-bucket.png', fullPage: true });
+
+    // Later items land in earlier hours of the window: the clock moves back, then returns to NOW.
+    for (let hoursAgo = 1; hoursAgo < HOURS; hoursAgo += 1) {
+      clock.set(new Date(Date.parse(NOW) - hoursAgo * 3600_000));
+      for (let i = 0; i <= hoursAgo % 5; i++) await ingestItem(windowIntake, 'shop', hoursAgo % 7 === 0 ? 'signup' : 'order', { total: i });
+    }
+    clock.set(NOW);
+    await windowIntake.subscriptions.caughtUp();
+    await expect.poll(async () => (await chartState(page)).legend[1], { timeout: 15_000 }).not.toBe('1');
+    const many = await chartState(page);
+    expect(many.hours).toBe(HOURS);
+    expect(many.legend[0]).toBe('last 48 hours');
+    expect(many.legend.slice(1).every((value) => value !== '--' && /^[\d,]+$/.test(value ?? ''))).toBe(true);
+    await page.screenshot({ path: 'test-artifacts/dashboard-many-buckets.png', fullPage: true });
+    await page.close();
+  }, 90_000);
+});

@@ -11,11 +11,12 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'intake-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const cli = (args: string[], env: Record<string, string> = {}) =>
+const cli = (args: string[], env: Record<string, string> = {}, timeout?: number) =>
   spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     encoding: 'utf8',
+    timeout,
   });
 
 describe('the intake CLI', () => {
@@ -26,10 +27,28 @@ describe('the intake CLI', () => {
     expect(cli(['frobnicate']).status).toBe(2);
   });
 
+  it.each([
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['serve', '--bogus'], /Unknown option '--bogus'/],
+    [['apps', 'frob'], /unknown command "apps frob"/],
+    [['keys', 'list'], /takes APP_ID/],
+  ])('refuses %j with the usage and exit code 2, before doing anything', (args, message) => {
+    const result = cli(args, { DATABASE_URL: `sqlite:${join(dir, 'never-created', 'x.db')}` }, 10_000);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).toContain('Usage: intake <command>');
+    expect(() => statSync(join(dir, 'never-created'))).toThrow();
+  });
+
   it('migrates a new database and reports it is up to date the second time', () => {
     const env = { DATABASE_URL: `sqlite:${join(dir, 'migrate.db')}` };
-    expect(cli(['migrate'], env).stdout).toMatch(/applied \d+ migration/);
-    expect(cli(['migrate'], env).stdout).toMatch(/up to date/);
+    const first = cli(['migrate'], env);
+    expect(first.stdout).toMatch(/^\S*migrate\.db: applied \d+ migration\(s\): event_store\/0001_/);
+    // Text for a person: no JSON log lines on stdout.
+    expect(first.stdout).not.toContain('{');
+    expect(cli(['migrate'], env).stdout).toMatch(/migrate\.db: database is up to date\n$/);
+    const asJson = cli(['migrate', '--json'], env);
+    expect(JSON.parse(asJson.stdout)).toEqual({ database: expect.stringContaining('migrate.db'), applied: [] });
   });
 
   it('refuses a bad configuration with a clear message', () => {
@@ -76,10 +95,94 @@ describe('the intake CLI', () => {
 
     const result = cli(['replay'], env);
     expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(/replay finished/);
+    expect(result.stdout).toMatch(/^replay finished: rebuilt .*query.* up to position \d+ in \d+ ms\n$/);
 
     const again = await startServerProcess(env);
     expect(await readAll(again.url)).toEqual(before);
     await again.kill();
   });
+
+  it('exits with code 1 and a one-line message within 5 s when the port is taken', async () => {
+    const first = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'port-a.db')}`, ADMIN_TOKEN: 'a' });
+    const port = new URL(first.url).port;
+    const started = Date.now();
+    const second = cli(
+      ['serve'],
+      { DATABASE_URL: `sqlite:${join(dir, 'port-b', 'b.db')}`, ADMIN_TOKEN: 'b', HOST: '127.0.0.1', PORT: port },
+      5000,
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(second.status).toBe(1);
+    expect(second.stderr).toBe(
+      `intake: port ${port} on 127.0.0.1 is already in use (another Intake still running?): stop it or set PORT\n`,
+    );
+    // Nothing was started: not even the second database was created.
+    expect(() => statSync(join(dir, 'port-b'))).toThrow();
+    expect((await fetch(`${first.url}/health`)).status).toBe(200);
+    await first.kill();
+  });
+
+  it('names the admin token source at start-up, never the token', async () => {
+    const server = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'source.db')}`, ADMIN_TOKEN: 'a-very-secret-token' });
+    expect(server.output()).toContain('admin token: from the ADMIN_TOKEN environment variable');
+    expect(server.output()).not.toContain('a-very-secret-token');
+    await server.kill();
+    const generated = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'source.db')}`, ADMIN_TOKEN: '' });
+    expect(generated.output()).toMatch(/admin token: the generated one whose digest is in \S+admin-token\.sha256/);
+    await generated.kill();
+  });
+
+  it('refuses to replay while a server holds the database, and replays once it died even by SIGKILL', async () => {
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'held', 'intake.db')}`, ADMIN_TOKEN: 'held' };
+    const server = await startServerProcess(env);
+    const refused = cli(['replay'], env);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/a running Intake \(pid \d+, intake serve\) holds \S+held\/intake\.db: stop it first/);
+    // A second server on the same database is refused too.
+    expect(cli(['serve'], { ...env, HOST: '127.0.0.1', PORT: '0' }, 10_000).stderr).toMatch(/another Intake \(pid \d+, intake serve\)/);
+    await server.kill('SIGKILL');
+    // The pid file is left behind, naming a dead process: it is taken over.
+    expect(statSync(join(dir, 'held', 'intake.db.pid')).isFile()).toBe(true);
+    const replayed = cli(['replay', '--json'], env);
+    expect(replayed.status).toBe(0);
+    expect(JSON.parse(replayed.stdout)).toMatchObject({ replayed: expect.arrayContaining(['query']) });
+    expect(() => statSync(join(dir, 'held', 'intake.db.pid'))).toThrow();
+  }, 120_000);
+
+  it('manages applications, write keys and rules through the running server', async () => {
+    const server = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'admin.db')}`, ADMIN_TOKEN: 'admin-cli' });
+    const env = { INTAKE_URL: server.url, ADMIN_TOKEN: 'admin-cli' };
+    const created = cli(['apps', 'create', 'The Shop', '--id', 'shop'], env);
+    expect(created.stdout).toBe('created application shop (The Shop)\n');
+    expect(cli(['apps', 'list'], env).stdout).toMatch(/^APP_ID\s+NAME\s+CREATED_AT\nshop\s+The Shop\s+\d{4}-/);
+
+    const issued = JSON.parse(cli(['keys', 'create', 'shop', '--name', 'web', '--json'], env).stdout) as { key: string; key_id: string };
+    expect(issued.key).toMatch(/^wk_/);
+    const ingest = await fetch(`${server.url}/api/ingest/shop`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${issued.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ event_type: 'order_created', payload: { total: 1 } }),
+    });
+    expect(ingest.status).toBe(201);
+    expect(cli(['keys', 'list', 'shop'], env).stdout).toMatch(new RegExp(`${issued.key_id}\\s+web\\s+\\S+\\s+-`));
+    expect(cli(['keys', 'list', 'shop'], env).stdout).not.toContain(issued.key);
+    expect(cli(['keys', 'revoke', 'shop', issued.key_id], env).stdout).toBe(`revoked write key ${issued.key_id} of application shop\n`);
+
+    await fetch(`${server.url}/api/routing-rules`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer admin-cli', 'content-type': 'application/json' },
+      body: JSON.stringify({ app_id: 'shop', rule_name: 'copy', destination_type: 'database', destination_config: { table: 'copies' } }),
+    });
+    expect(cli(['rules', 'list', 'shop'], env).stdout).toMatch(
+      /RULE_ID\s+NAME\s+EVENT_TYPE\s+DESTINATION\s+PRIORITY\s+ACTIVE\n\S+\s+copy\s+\*\s+database\s+0\s+yes/,
+    );
+
+    const refused = cli(['apps', 'list'], { ...env, ADMIN_TOKEN: 'wrong' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/refused the admin token/);
+    await server.kill();
+    const down = cli(['apps', 'list'], env);
+    expect(down.status).toBe(1);
+    expect(down.stderr).toMatch(/no Intake answers at http:\/\/127\.0\.0\.1:\d+/);
+  }, 180_000);
 });

@@ -40,7 +40,29 @@ const putSchema = (app: TestIntake, eventType: string, schema: unknown, partnerI
     payload: { schema, ...(partnerId ? { partner_id: partnerId } : {}) },
   });
 
+const ingestStatus = async (app: TestIntake, id: string) =>
+  (await app.app.inject({ method: 'GET', url: `/ingest/${id}`, headers: auth })).json().status as string;
+
 describe('the pipeline, end to end in one process', () => {
+  it('moves the status GET /ingest/{id} answers along with the pipeline, and rebuilds it by replay', async () => {
+    const app = await start({ startSubscribers: false });
+    await putSchema(app, 'order', { type: 'object', required: ['total'] });
+    const fine = await ingest(app, { partner_id: 'p', event_type: 'order', payload: { total: 1 } });
+    const invalid = await ingest(app, { partner_id: 'p', event_type: 'order', payload: {} });
+    expect(await ingestStatus(app, fine)).toBe('ingested');
+    app.subscriptions.start();
+    await app.subscriptions.caughtUp();
+    expect(await ingestStatus(app, fine)).toBe('processed');
+    expect(await ingestStatus(app, invalid)).toBe('invalid');
+    const listed = (await app.app.inject({ method: 'GET', url: '/ingest/partner/p', headers: auth })).json().items;
+    expect(listed.map((item: { status: string }) => item.status)).toEqual(['processed', 'invalid']);
+
+    const replay = await app.app.inject({ method: 'POST', url: '/api/admin/subscriptions/ingestion.status/replay', headers: auth });
+    expect(replay.statusCode).toBe(202);
+    await app.subscriptions.caughtUp();
+    expect([await ingestStatus(app, fine), await ingestStatus(app, invalid)]).toEqual(['processed', 'invalid']);
+  });
+
   it('takes one POST /ingest to processed, with its full history', async () => {
     const app = await start();
     const id = await ingest(app, {

@@ -324,6 +324,37 @@ describe('routing rules are checked when saved', () => {
     expect((await call(intake, 'DELETE', `/api/routing-rules/${low.rule_id}`)).statusCode).toBe(204);
     expect((await call(intake, 'GET', `/api/routing-rules/${low.rule_id}`)).statusCode).toBe(404);
   });
+
+  it('keeps a disabled rule disabled through a PUT that leaves is_active out, and changes it when given', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const rule = (await call(intake, 'POST', '/api/routing-rules', { ...base, rule_name: 'quiet' })).json();
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}/toggle`)).json().is_active).toBe(false);
+    const replaced = await call(intake, 'PUT', `/api/routing-rules/${rule.rule_id}`, { ...base, rule_name: 'still quiet' });
+    expect(replaced.statusCode).toBe(200);
+    expect(replaced.json()).toMatchObject({ rule_name: 'still quiet', is_active: false });
+    const enabled = await call(intake, 'PUT', `/api/routing-rules/${rule.rule_id}`, { ...base, is_active: true });
+    expect(enabled.json().is_active).toBe(true);
+  });
+
+  it('changes only the given fields with PATCH, validating the result, and refuses to move a rule', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const rule = (await call(intake, 'POST', '/api/routing-rules', { ...base, rule_name: 'partial', priority: 3 })).json();
+    const patched = await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { priority: 7, is_active: false });
+    expect(patched.statusCode).toBe(200);
+    const { updated_at: _u, signing_secret: _s, ...unchanged } = rule;
+    expect(patched.json()).toMatchObject({ ...unchanged, updated_at: expect.any(String), priority: 7, is_active: false });
+    const again = await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { condition: { 'payload.total': { $gt: 5 } } });
+    expect(again.json()).toMatchObject({ priority: 7, is_active: false, condition: { 'payload.total': { $gt: 5 } } });
+
+    const bad = await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { condition: { 'payload.total': { $where: 'x' } } });
+    expect(bad.statusCode).toBe(400);
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { app_id: 'other' })).statusCode).toBe(400);
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, {})).statusCode).toBe(400);
+    expect((await call(intake, 'GET', `/api/routing-rules/${rule.rule_id}`)).json()).toMatchObject({ priority: 7, is_active: false });
+    expect((await call(intake, 'PATCH', '/api/routing-rules/no-such-rule', { priority: 1 })).statusCode).toBe(404);
+  });
 });
 
 describe('tenant isolation', () => {

@@ -13,8 +13,11 @@ declare module 'fastify' {
     principal: Principal | null;
   }
   interface FastifyContextConfig {
-    /** `write`: a write key may call this route (as its own source); the default is admin only. */
-    access?: 'admin' | 'write';
+    /**
+     * `write`: a write key may call this route (as its own source); `public`: no token at all (health
+     * checks). The default is admin only.
+     */
+    access?: 'admin' | 'write' | 'public';
   }
 }
 
@@ -23,6 +26,7 @@ const ADMIN: Principal = { kind: 'admin' };
 /** onRequest hook of every context route: resolves the bearer token to a principal, in constant time per secret. */
 export function authenticate(adminDigest: Buffer, verifyWriteKey: WriteKeyVerifier | undefined) {
   return async (request: FastifyRequest): Promise<void> => {
+    if (request.routeOptions.config.access === 'public') return;
     const header = request.headers.authorization;
     if (!header) throw new UnauthorizedError('missing Authorization: Bearer <token> header');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);

@@ -1,3 +1,7 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -21,15 +25,40 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
   });
 }
 
-/** Swagger UI at /docs, ReDoc at /redoc and the JSON document at /openapi.json: public, no token needed. */
+// The build copies ReDoc's bundle here (scripts/vendor-assets.mjs); from the sources, the package itself serves.
+const VENDORED_REDOC = fileURLToPath(new URL('../../../public/vendor/redoc.standalone.js', import.meta.url));
+
+function redocBundlePath(): string {
+  if (existsSync(VENDORED_REDOC)) return VENDORED_REDOC;
+  return createRequire(import.meta.url).resolve('redoc/bundles/redoc.standalone.js');
+}
+
+const REDOC_PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>Intake API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><redoc spec-url="/openapi.json"></redoc>
+<script src="/redoc/redoc.standalone.js"></script></body></html>`;
+
+// ReDoc's menu footer shows Redocly's logo from their CDN; the policy keeps the page to this origin
+// (the image is simply not shown). styled-components needs inline styles, the search index a blob worker.
+const REDOC_POLICY =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; " +
+  "connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/**
+ * Swagger UI at /docs, ReDoc at /redoc and the JSON document at /openapi.json: public, no token needed.
+ * Both viewers are served by this process, so the documentation works without internet access.
+ */
 export async function registerDocsRoutes(app: FastifyInstance): Promise<void> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/redoc', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type('text/html').send(`<!doctype html>
-<html><head><meta charset="utf-8"><title>Intake API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><redoc spec-url="/openapi.json"></redoc>
-<script src="https://cdn.redoc.ly/redoc/v2.5.0/bundles/redoc.standalone.js"></script></body></html>`),
+    reply.type('text/html; charset=utf-8').header('content-security-policy', REDOC_POLICY).send(REDOC_PAGE),
+  );
+  app.get('/redoc/redoc.standalone.js', { schema: { hide: true } }, async (_request, reply) =>
+    reply
+      .type('text/javascript; charset=utf-8')
+      .header('cache-control', 'public, max-age=86400')
+      .send(await readFile(redocBundlePath())),
   );
 }

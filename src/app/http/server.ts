@@ -26,8 +26,10 @@ export interface HttpServerOptions {
   readonly adminDigest: Buffer;
   /** Resolves write keys; without it only the admin token is accepted. */
   readonly verifyWriteKey?: WriteKeyVerifier;
-  /** Request metrics and a public GET /metrics; without it, neither. */
+  /** Request metrics and GET /metrics; without it, neither. */
   readonly metrics?: IntakeMetrics;
+  /** Protects GET /metrics when set (METRICS_TOKEN); the scrape is public otherwise. */
+  readonly metricsToken?: string;
   readonly readiness: ReadinessCheck;
   /** Each bounded context's HTTP adapter; all but the `public` ones sit behind the admin token. */
   readonly contexts: readonly HttpContext[];
@@ -93,7 +95,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   for (const schema of options.contexts.flatMap((context) => context.schemas ?? [])) app.addSchema(schema);
   await registerOpenApi(app, options.version);
   // On the root instance (not via register) so its hooks see every route.
-  if (options.metrics) registerHttpMetrics(app, options.metrics);
+  if (options.metrics) registerHttpMetrics(app, options.metrics, options.metricsToken);
 
   const Health = Type.Object({ status: Type.String() });
   app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness', security: [], response: { 200: Health } } }, async () => ({

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestIntake } from '../../../test/support/embedded-intake.js';
 import { auth, ingestItem, startStatisticsIntake, type StatisticsIntake } from '../../../test/support/intake-with-statistics.js';
 
 let intake: StatisticsIntake;
@@ -78,5 +79,22 @@ describe('the dashboard', () => {
   it('serves nothing else under /dashboard', async () => {
     expect((await intake.app.inject({ method: 'GET', url: '/dashboard/../package.json' })).statusCode).toBe(404);
     expect((await intake.app.inject({ method: 'GET', url: '/dashboard/vendor/uPlot.cjs.js' })).statusCode).toBe(404);
+  });
+});
+
+describe('GET /metrics with METRICS_TOKEN set', () => {
+  it('answers only a scraper that sends that token: not without one, not with the admin token', async () => {
+    const guarded = await startTestIntake({ METRICS_TOKEN: 'scrape-me' });
+    try {
+      const bare = await guarded.app.inject({ method: 'GET', url: '/metrics' });
+      expect(bare.statusCode).toBe(401);
+      expect(bare.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect((await guarded.app.inject({ method: 'GET', url: '/metrics', headers: auth })).statusCode).toBe(401);
+      const scraped = await guarded.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer scrape-me' } });
+      expect(scraped.statusCode).toBe(200);
+      expect(scraped.body).toMatch(/^# HELP /m);
+    } finally {
+      await guarded.dispose();
+    }
   });
 });

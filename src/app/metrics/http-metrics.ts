@@ -1,13 +1,16 @@
 import { AggregatorRegistry } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
+import { UnauthorizedError } from '../../shared/errors.js';
+import { digestOf, secretMatches } from '../../shared/secrets.js';
 import type { IntakeMetrics } from './metrics.js';
 
 /**
  * Counts and times every response, and serves `GET /metrics`. Call it on the root instance (not
  * through `register`, whose encapsulation would limit the hook to its own routes), before `ready`.
  */
-export function registerHttpMetrics(app: FastifyInstance, metrics: IntakeMetrics): void {
+export function registerHttpMetrics(app: FastifyInstance, metrics: IntakeMetrics, token?: string): void {
+  const tokenDigest = token === undefined ? undefined : digestOf(token);
   app.addHook('onResponse', async (request, reply) => {
     // The route template keeps the label set small; a 404 from no route at all has none.
     const labels = { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) };
@@ -22,15 +25,24 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: IntakeMetrics
         tags: ['operations'],
         summary: 'Prometheus metrics of this process',
         description:
-          'Prometheus text exposition format. **No token needed**: like /health it is meant for a scraper on the ' +
-          'private network, so keep the port off the public internet or filter this path at the proxy. Includes ' +
+          'Prometheus text exposition format. **No token needed** unless `METRICS_TOKEN` is set, in which case the ' +
+          'scraper sends it as `Authorization: Bearer <METRICS_TOKEN>` (the admin token is not accepted here). Without ' +
+          'it, keep the port off the public internet or filter this path at the proxy. Includes ' +
           'HTTP requests and latency by route and status, events appended, group-commit batch sizes, subscriber ' +
           'lag and parked events, deliveries by outcome, and the Node.js process metrics.',
         security: [],
-        response: { 200: { description: 'Metrics', content: { 'text/plain': { schema: Type.String() } } } },
+        response: { 200: { description: 'Metrics', content: { 'text/plain': { schema: Type.String() } } }, 401: Type.Ref('Problem') },
       },
     },
-    async (_request, reply) => reply.type(metrics.registry.contentType).send(await exposition(metrics)),
+    async (request, reply) => {
+      if (tokenDigest) {
+        const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1];
+        if (!presented || !secretMatches(presented, tokenDigest)) {
+          throw new UnauthorizedError('METRICS_TOKEN is set: send it as "Authorization: Bearer <token>"');
+        }
+      }
+      return reply.type(metrics.registry.contentType).send(await exposition(metrics));
+    },
   );
 }
 

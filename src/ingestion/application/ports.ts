@@ -1,12 +1,29 @@
 import type { Kysely } from 'kysely';
 import type { Page, PageRequest } from '../../shared/pagination.js';
 import type { IngestedItem } from '../domain/ingested-data.js';
+import type { ItemStatus } from '../domain/item-status.js';
 
-/** The ingestion context's own view of its items, kept in step with the log by an inline projection. */
+/** An item of the ingestion view with where it stands in the pipeline. */
+export type ItemWithStatus = IngestedItem & { readonly status: ItemStatus };
+
+/**
+ * The ingestion context's own view of its items: written by an inline projection (so a GET right after
+ * the POST finds the item), its status moved on by the pipeline's events (itemStatusSubscriber).
+ */
 export interface IngestedItemsView {
-  byId(id: string): Promise<IngestedItem | undefined>;
-  list(filter: { readonly partnerId?: string }, page: PageRequest): Promise<Page<IngestedItem>>;
+  byId(id: string): Promise<ItemWithStatus | undefined>;
+  list(filter: { readonly partnerId?: string }, page: PageRequest): Promise<Page<ItemWithStatus>>;
 }
+
+/** The status column of the view, as its subscriber writes it inside its checkpoint's transaction. */
+export interface ItemStatuses {
+  /** Moves each item to its status unless it is already there or further. */
+  advance(statuses: ReadonlyMap<string, ItemStatus>): Promise<void>;
+  /** Every item back to `ingested`, before a replay. */
+  reset(): Promise<void>;
+}
+
+export type ItemStatusesFor = (db: Kysely<object>) => ItemStatuses;
 
 export interface RoutingSummary {
   readonly rules_evaluated: number;

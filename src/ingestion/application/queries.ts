@@ -1,7 +1,6 @@
 import { NotFoundError } from '../../shared/errors.js';
 import type { Page, PageRequest } from '../../shared/pagination.js';
-import type { IngestedItem } from '../domain/ingested-data.js';
-import type { IngestedItemsView } from './ports.js';
+import type { IngestedItemsView, ItemWithStatus } from './ports.js';
 
 export interface GetDataById {
   readonly id: string;
@@ -16,7 +15,7 @@ export interface GetDataByPartnerId {
 
 export const getDataById =
   (view: IngestedItemsView) =>
-  async ({ id }: GetDataById): Promise<IngestedItem> => {
+  async ({ id }: GetDataById): Promise<ItemWithStatus> => {
     const item = await view.byId(id);
     if (!item) throw new NotFoundError('ingestion.item-not-found', `no item with id ${id}`);
     return item;
@@ -24,10 +23,10 @@ export const getDataById =
 
 export const getAllData =
   (view: IngestedItemsView) =>
-  ({ page }: GetAllData): Promise<Page<IngestedItem>> =>
+  ({ page }: GetAllData): Promise<Page<ItemWithStatus>> =>
     view.list({}, page);
 
 export const getDataByPartnerId =
   (view: IngestedItemsView) =>
-  ({ partnerId, page }: GetDataByPartnerId): Promise<Page<IngestedItem>> =>
+  ({ partnerId, page }: GetDataByPartnerId): Promise<Page<ItemWithStatus>> =>
     view.list({ partnerId }, page);

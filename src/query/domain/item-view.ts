@@ -25,7 +25,8 @@ export interface ItemView {
   readonly updatedAt: string;
 }
 
-export type DeliveryState = 'pending' | 'retrying' | 'succeeded' | 'failed' | 'dead_lettered';
+/** The same words as routing's delivery API: `retrying` once an attempt failed and another is scheduled. */
+export type DeliveryState = 'pending' | 'retrying' | 'succeeded' | 'dead_lettered';
 
 export interface DeliveryView {
   readonly deliveryId: string;
@@ -153,15 +154,19 @@ function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent,
   const stamp = [attempt, RANK[event.type]] as const;
   return withDelivery(deliveries, deliveryId, (current) => {
     if (current && (current.stamp[0] > stamp[0] || (current.stamp[0] === stamp[0] && current.stamp[1] > stamp[1]))) return current;
+    // A failure without a next attempt comes with its DeliveryDeadLettered; a replayed delivery that
+    // failed before waits for another attempt, as routing's own `retrying` does.
     const status: DeliveryState =
       event.type === 'DeliveryReplayed'
-        ? 'pending'
+        ? attempt > 1
+          ? 'retrying'
+          : 'pending'
         : event.type === 'DeliveryAttempted'
           ? (current?.status ?? 'pending')
           : event.type === 'DeliveryFailed'
             ? event.data.next_attempt_at
               ? 'retrying'
-              : 'failed'
+              : 'dead_lettered'
             : event.type === 'DeliverySucceeded'
               ? 'succeeded'
               : 'dead_lettered';

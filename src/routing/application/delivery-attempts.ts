@@ -160,8 +160,22 @@ export function deliveryAttempts(deps: AttemptDeps): {
         replayJobId: delivery.replayJobId,
       });
     deps.onOutcome?.(delivery.destinationType, decision.status === 'pending' ? 'retrying' : decision.status);
-    if (decision.status === 'dead_lettered')
-      deps.logger.warn({ delivery_id: delivery.deliveryId, rule_id: delivery.ruleId, attempt }, 'delivery dead-lettered');
+    if (decision.status !== 'succeeded') {
+      // Enough for an operator to find the receiver; never the URL's path or query, nor the secret.
+      deps.logger.warn(
+        {
+          rule_id: delivery.ruleId,
+          delivery_id: delivery.deliveryId,
+          destination_type: delivery.destinationType,
+          host: rule ? hostOf(rule) : null,
+          status_code: 'statusCode' in outcome ? (outcome.statusCode ?? null) : null,
+          attempt,
+          next_attempt_at: decision.nextAttemptAt,
+          reason: 'reason' in outcome ? withoutCredentials(outcome.reason) : null,
+        },
+        decision.status === 'dead_lettered' ? 'delivery failed and was dead-lettered' : 'delivery failed; it will be retried',
+      );
+    }
     return breaker;
   };
 
@@ -252,3 +266,15 @@ export function deliveryAttempts(deps: AttemptDeps): {
 
   return { attempt: attemptDelivery, recover };
 }
+
+function hostOf(rule: StoredRule): string | null {
+  const config = rule.destination_config as { url?: unknown; broker?: unknown };
+  if (typeof config.url !== 'string') return typeof config.broker === 'string' ? config.broker : null;
+  try {
+    return new URL(config.url).host;
+  } catch {
+    return null;
+  }
+}
+
+const withoutCredentials = (text: string) => text.replace(/\/\/[^@/\s]*@/g, '//').slice(0, 300);

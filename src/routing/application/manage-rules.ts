@@ -113,23 +113,43 @@ export const createRule =
     return { rule: { ...event.data, updated_at: event.data.created_at }, signingSecret };
   };
 
+/** The fields of a partial update (PATCH); a rule stays with its application. */
+export type RulePatch = Partial<Omit<RuleInput, 'app_id'>>;
+
+/**
+ * Replaces a rule (PUT). `is_active` is kept when the input leaves it out: replacing a rule's
+ * condition must not switch a disabled rule back on.
+ */
 export const updateRule =
   (deps: RuleDeps) =>
-  async (ruleId: string, input: RuleInput): Promise<CreatedRule> => {
-    const { state, version } = await load(deps.store, ruleId);
-    const fields = await validated(deps, input);
-    const event = decideUpdate(ruleId, fields, state, deps.clock.now());
-    // A rule that becomes a webhook needs a secret to sign with; an existing one is kept.
-    const { madeSecret: signingSecret } = await deps.saveChange({
-      ruleId,
-      append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
-      ensureSecret: fields.destination_type === 'webhook',
+  (ruleId: string, input: RuleInput): Promise<CreatedRule> =>
+    saveRule(deps, ruleId, (current) => ({ ...input, is_active: input.is_active ?? current.is_active }));
+
+/** Changes only the given fields of a rule (PATCH); the new whole is validated as on creation. */
+export const patchRule =
+  (deps: RuleDeps) =>
+  (ruleId: string, patch: RulePatch): Promise<CreatedRule> =>
+    saveRule(deps, ruleId, (current) => {
+      const given = Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined));
+      return { ...current, ...given, app_id: current.app_id };
     });
-    deps.evaluator.invalidate(fields.app_id);
-    const stored = await deps.catalog.get(ruleId);
-    if (!stored) throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
-    return { rule: stored, signingSecret };
-  };
+
+async function saveRule(deps: RuleDeps, ruleId: string, inputFrom: (current: RuleFields) => RuleInput): Promise<CreatedRule> {
+  const { state, version } = await load(deps.store, ruleId);
+  if (state.status !== 'live') throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
+  const fields = await validated(deps, inputFrom(state.fields));
+  const event = decideUpdate(ruleId, fields, state, deps.clock.now());
+  // A rule that becomes a webhook needs a secret to sign with; an existing one is kept.
+  const { madeSecret: signingSecret } = await deps.saveChange({
+    ruleId,
+    append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
+    ensureSecret: fields.destination_type === 'webhook',
+  });
+  deps.evaluator.invalidate(fields.app_id);
+  const stored = await deps.catalog.get(ruleId);
+  if (!stored) throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
+  return { rule: stored, signingSecret };
+}
 
 export const toggleRule =
   (deps: RuleDeps) =>

@@ -25,6 +25,14 @@ export interface SecretVault {
 
 /** `cancelled`: a replay's delivery that its job's cancel withdrew before it was sent. */
 export type DeliveryStatus = 'pending' | 'succeeded' | 'dead_lettered' | 'cancelled';
+/**
+ * The status every API shows, in the same words as the query view's: a stored `pending` delivery
+ * that has already failed an attempt is `retrying` (waiting for its next one).
+ */
+export type DeliveryState = 'pending' | 'retrying' | 'succeeded' | 'dead_lettered' | 'cancelled';
+
+export const deliveryState = (delivery: { readonly status: DeliveryStatus; readonly attempts: number }): DeliveryState =>
+  delivery.status === 'pending' && delivery.attempts > 0 ? 'retrying' : delivery.status;
 
 export interface Delivery {
   readonly deliveryId: string;
@@ -79,7 +87,7 @@ export interface NewDelivery {
 export interface DeliveryFilter {
   readonly itemId?: string;
   readonly ruleId?: string;
-  readonly status?: DeliveryStatus;
+  readonly status?: DeliveryState;
   readonly limit: number;
 }
 

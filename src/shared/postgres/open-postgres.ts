@@ -27,11 +27,15 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
   if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid PostgreSQL schema name "${schema}": use lower-case letters, digits and _`);
 
   const bootstrap = new pg.Client({ connectionString: options.url });
-  await bootstrap.connect();
   try {
+    await bootstrap.connect();
     await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+  } catch (error) {
+    throw new Error(`cannot prepare PostgreSQL at ${withoutPassword(options.url)} (schema ${schema}): ${(error as Error).message}`, {
+      cause: error,
+    });
   } finally {
-    await bootstrap.end();
+    await bootstrap.end().catch(() => undefined);
   }
 
   const pool = new pg.Pool({
@@ -55,4 +59,15 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
     // Kysely ends the pool it was given.
     close: () => db.destroy(),
   };
+}
+
+/** A connection URL fit for messages and logs: the password is left out. */
+export function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
 }

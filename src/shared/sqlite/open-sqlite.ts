@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 
@@ -28,12 +28,22 @@ export function openSqlite(path: string, options: { readonly readonly?: boolean 
     const db = new Kysely<object>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
     return { raw, db, walPath: undefined, close: () => db.destroy() };
   }
-  if (!inMemory) mkdirSync(dirname(path), { recursive: true });
-  const raw = new Database(path);
-  raw.pragma('journal_mode = WAL');
-  raw.pragma('synchronous = NORMAL');
-  raw.pragma('busy_timeout = 5000');
-  raw.pragma('foreign_keys = ON');
+  let raw: Database.Database | undefined;
+  try {
+    if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+    raw = new Database(path);
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('synchronous = NORMAL');
+    raw.pragma('busy_timeout = 5000');
+    raw.pragma('foreign_keys = ON');
+    // Take the write lock once: a read-only file or directory fails here, naming the file, not at the first write.
+    if (!inMemory) raw.exec('BEGIN IMMEDIATE; ROLLBACK');
+  } catch (error) {
+    raw?.close();
+    throw new Error(`cannot open the SQLite database ${inMemory ? path : resolve(path)} for writing: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   const db = new Kysely<object>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
   return {
     raw,

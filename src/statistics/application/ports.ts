@@ -44,7 +44,7 @@ export interface StatisticsReads {
   buckets(filter: BucketFilter, page: PageRequest): Promise<Page<BucketCounters>>;
   /** The application's counters over all time, per event type. */
   totalsByEventType(appId: string): Promise<Array<{ eventType: string; counters: Counters }>>;
-  /** Every row of the application's `count` latest non-empty buckets of a period. */
-  latestBuckets(appId: string, period: TimePeriod, count: number): Promise<BucketCounters[]>;
+  /** Every row of the application's buckets of a period starting from `fromBucket` on, in order of start. */
+  bucketsFrom(appId: string, period: TimePeriod, fromBucket: string): Promise<BucketCounters[]>;
   applications(page: PageRequest): Promise<Page<ApplicationTotals>>;
 }

@@ -1,6 +1,7 @@
 import { ValidationError } from '../../shared/errors.js';
 import type { Page, PageRequest } from '../../shared/pagination.js';
-import { bucketStart, type TimePeriod } from '../domain/buckets.js';
+import type { Clock } from '../../shared/clock.js';
+import { bucketStart, DASHBOARD_WINDOW, windowBuckets, type TimePeriod } from '../domain/buckets.js';
 import { addCounters, NO_EVENTS, sumCounters, type BucketCounters, type Counters } from '../domain/counters.js';
 import type { ApplicationTotals, StatisticsReads } from './ports.js';
 
@@ -47,29 +48,33 @@ export interface Dashboard {
   readonly period: TimePeriod;
   readonly totals: Counters;
   readonly byEventType: ReadonlyArray<{ eventType: string; counters: Counters }>;
+  /** Every bucket of the window, oldest first, empty ones with zeros: a chart spans the whole window. */
   readonly buckets: readonly DashboardBucket[];
 }
 
-/** Totals across event types, the breakdown per type, and the latest buckets summed across types. */
+/**
+ * Totals across event types, the breakdown per type, and a fixed window of buckets ending with the
+ * current one (48 hours, 30 days or 12 weeks unless `bucketCount` says otherwise), summed across types.
+ */
 export const getDashboard =
-  (reads: StatisticsReads) =>
-  async (appId: string, period: TimePeriod, bucketCount: number): Promise<Dashboard> => {
+  (reads: StatisticsReads, clock: Clock) =>
+  async (appId: string, period: TimePeriod, bucketCount?: number): Promise<Dashboard> => {
+    const starts = windowBuckets(period, clock.now(), bucketCount ?? DASHBOARD_WINDOW[period]);
+    const buckets = new Map(starts.map((start) => [start, { counters: NO_EVENTS, byEventType: {} as Record<string, number> }]));
     const byEventType = await reads.totalsByEventType(appId);
-    const buckets = new Map<string, { counters: Counters; byEventType: Record<string, number> }>();
-    for (const row of await reads.latestBuckets(appId, period, bucketCount)) {
-      const bucket = buckets.get(row.bucketStart) ?? { counters: NO_EVENTS, byEventType: {} };
+    for (const row of await reads.bucketsFrom(appId, period, starts[0] ?? '')) {
+      const bucket = buckets.get(row.bucketStart);
+      // A bucket after the window's last (items stamped a little in the future) is left out.
+      if (!bucket) continue;
       bucket.counters = addCounters(bucket.counters, row.counters);
       bucket.byEventType[row.eventType] = (bucket.byEventType[row.eventType] ?? 0) + row.counters.totalEvents;
-      buckets.set(row.bucketStart, bucket);
     }
     return {
       appId,
       period,
       totals: sumCounters(byEventType.map((type) => type.counters)),
       byEventType,
-      buckets: [...buckets.entries()]
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([start, bucket]) => ({ bucketStart: start, ...bucket })),
+      buckets: starts.map((start) => ({ bucketStart: start, ...(buckets.get(start) ?? { counters: NO_EVENTS, byEventType: {} }) })),
     };
   };
 

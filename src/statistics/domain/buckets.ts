@@ -29,3 +29,14 @@ export function bucketStart(period: TimePeriod, at: string | Date): string {
 export function bucketStarts(at: string | Date): Record<TimePeriod, string> {
   return { hourly: bucketStart('hourly', at), daily: bucketStart('daily', at), weekly: bucketStart('weekly', at) };
 }
+
+/** The dashboard's window per period: two days of hours, a month of days, a quarter of weeks. */
+export const DASHBOARD_WINDOW: Record<TimePeriod, number> = { hourly: 48, daily: 30, weekly: 12 };
+
+const STEP_MS: Record<TimePeriod, number> = { hourly: HOUR_MS, daily: DAY_MS, weekly: 7 * DAY_MS };
+
+/** The starts of the `count` buckets up to and including the one holding `now`, oldest first. */
+export function windowBuckets(period: TimePeriod, now: Date, count: number): string[] {
+  const last = new Date(bucketStart(period, now)).getTime();
+  return Array.from({ length: count }, (_, i) => new Date(last - (count - 1 - i) * STEP_MS[period]).toISOString());
+}

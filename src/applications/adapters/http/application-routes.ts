@@ -104,12 +104,16 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
             summary: 'Issue a write key',
             description: 'The key is in `key` of this response only: Intake keeps just its digest.',
             params: AppParams,
-            body: Type.Optional(Type.Object({ name: Type.Optional(Type.String({ maxLength: 255 })) })),
+            body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 255 })) }),
             response: { 201: Type.Intersect([Type.Ref('WriteKey'), Type.Object({ key: Type.String() })]), ...errorResponses },
+          },
+          // The body is optional: `curl -X POST …/keys` with none at all issues an unnamed key.
+          preValidation: async (request) => {
+            request.body ??= {};
           },
         },
         async (request, reply) => {
-          const issued = await handlers.issueKey(request.params.app_id, request.body?.name ?? null);
+          const issued = await handlers.issueKey(request.params.app_id, request.body.name ?? null);
           return reply.status(201).send({ ...keyBody(issued), key: issued.key });
         },
       );

@@ -6,14 +6,16 @@ import type { HttpContext } from '../../../app/http/server.js';
 import { errorResponses, JsonObjectSchema, PageQuery } from '../../../app/http/schemas.js';
 import { DEFAULT_PAGE_SIZE, type Page } from '../../../shared/pagination.js';
 import type { IngestDataCommand, IngestedItem, RequestContext } from '../../domain/ingested-data.js';
+import { ITEM_STATUSES, type ItemStatus } from '../../domain/item-status.js';
 import type { Ingested } from '../../application/ingest-data.js';
+import type { ItemWithStatus } from '../../application/ports.js';
 import type { GetAllData, GetDataById, GetDataByPartnerId } from '../../application/queries.js';
 
 export interface IngestionHandlers {
   ingest(command: IngestDataCommand): Promise<Ingested>;
-  getDataById(query: GetDataById): Promise<IngestedItem>;
-  getAllData(query: GetAllData): Promise<Page<IngestedItem>>;
-  getDataByPartnerId(query: GetDataByPartnerId): Promise<Page<IngestedItem>>;
+  getDataById(query: GetDataById): Promise<ItemWithStatus>;
+  getAllData(query: GetAllData): Promise<Page<ItemWithStatus>>;
+  getDataByPartnerId(query: GetDataByPartnerId): Promise<Page<ItemWithStatus>>;
 }
 
 const ItemSchema = Type.Object(
@@ -22,7 +24,10 @@ const ItemSchema = Type.Object(
     partner_id: Type.String(),
     event_type: Type.String(),
     payload: JsonObjectSchema,
-    status: Type.Literal('ingested'),
+    status: Type.Union(
+      ITEM_STATUSES.map((status) => Type.Literal(status)),
+      { description: 'Where the item stands in the pipeline (as in /query/{id}); `ingested` right after the POST' },
+    ),
     received_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'IngestedItem' },
@@ -39,16 +44,17 @@ const IngestBody = Type.Object({
   payload: JsonObjectSchema,
 });
 
-const toBody = (item: IngestedItem) => ({
+// A new item (the POST's answer) is `ingested`; a read answers the status the view holds.
+const toBody = (item: IngestedItem & { readonly status?: ItemStatus }) => ({
   id: item.id,
   partner_id: item.partnerId,
   event_type: item.eventType,
   payload: item.payload,
-  status: 'ingested' as const,
+  status: item.status ?? ('ingested' as const),
   received_at: item.receivedAt,
 });
 
-const pageBody = (page: Page<IngestedItem>) => ({ items: page.items.map(toBody), next_cursor: page.nextCursor });
+const pageBody = (page: Page<ItemWithStatus>) => ({ items: page.items.map(toBody), next_cursor: page.nextCursor });
 
 export function requestContextOf(request: FastifyRequest): RequestContext {
   const userAgent = request.headers['user-agent'];

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
-import type { IngestedItemsView } from '../../application/ports.js';
+import type { IngestedItemsView, ItemStatuses, ItemWithStatus } from '../../application/ports.js';
+import { statusesBefore, type ItemStatus } from '../../domain/item-status.js';
 import type { DataIngested, IngestedItem, ItemMetadata } from '../../domain/ingested-data.js';
 import { itemFromIngested } from '../../domain/ingested-data.js';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
@@ -12,6 +13,8 @@ type IngestItemsTable = {
   payload: string;
   metadata: string;
   received_at: string;
+  /** Written as `ingested` by the table's default, moved on by the status subscriber. */
+  status: ItemStatus;
 };
 
 // Type aliases, not interfaces: Kysely's withTables needs index-compatible shapes.
@@ -35,9 +38,10 @@ export const ingestedItemsProjection: InlineProjection = {
         payload: JSON.stringify(item.payload),
         metadata: JSON.stringify(item.metadata),
         received_at: item.received_at,
+        status: 'ingested' as const,
       };
     });
-    // 6 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
+    // 7 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
     for (let i = 0; i < rows.length; i += 1000) {
       await tables(db)
         .insertInto('ingest_items')
@@ -69,13 +73,40 @@ export function sqlIngestedItemsView(db: Kysely<object>): IngestedItemsView {
   };
 }
 
-function toItem(row: IngestItemsTable): IngestedItem {
-  return itemFromIngested({
-    item_id: row.id,
-    partner_id: row.partner_id,
-    event_type: row.event_type,
-    payload: JSON.parse(row.payload) as DataIngested['data']['payload'],
-    received_at: row.received_at,
-    metadata: JSON.parse(row.metadata) as ItemMetadata,
-  });
+export function sqlItemStatuses(db: Kysely<object>): ItemStatuses {
+  return {
+    async advance(statuses) {
+      const byStatus = new Map<ItemStatus, string[]>();
+      for (const [id, status] of statuses) byStatus.set(status, [...(byStatus.get(status) ?? []), id]);
+      for (const [status, ids] of byStatus) {
+        for (let i = 0; i < ids.length; i += 500) {
+          await tables(db)
+            .updateTable('ingest_items')
+            .set({ status })
+            .where('id', 'in', ids.slice(i, i + 500))
+            .where('status', 'in', statusesBefore(status))
+            .execute();
+        }
+      }
+    },
+    async reset() {
+      await tables(db).updateTable('ingest_items').set({ status: 'ingested' }).execute();
+    },
+  };
 }
+
+function toItem(row: IngestItemsTable): ItemWithStatus {
+  return withStatus(
+    row.status,
+    itemFromIngested({
+      item_id: row.id,
+      partner_id: row.partner_id,
+      event_type: row.event_type,
+      payload: JSON.parse(row.payload) as DataIngested['data']['payload'],
+      received_at: row.received_at,
+      metadata: JSON.parse(row.metadata) as ItemMetadata,
+    }),
+  );
+}
+
+const withStatus = (status: ItemStatus, item: IngestedItem): ItemWithStatus => ({ ...item, status });

@@ -31,7 +31,21 @@ const createIdempotency: Migration = {
   },
 };
 
+// GET /ingest/{id} answers the item's current pipeline status, kept by the ingestion.status subscriber.
+const addItemStatus: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .alterTable('ingest_items')
+      .addColumn('status', 'text', (c) => c.notNull().defaultTo('ingested'))
+      .execute();
+  },
+};
+
 export const ingestionMigrations: MigrationSet = {
   owner: 'ingestion',
-  migrations: { '0001_create_ingest_items': createIngestItems, '0002_create_idempotency': createIdempotency },
+  migrations: {
+    '0001_create_ingest_items': createIngestItems,
+    '0002_create_idempotency': createIdempotency,
+    '0003_add_item_status': addItemStatus,
+  },
 };

@@ -46,7 +46,7 @@ const itemProperties = {
           delivery_id: Type.String(),
           rule_id: Type.String(),
           destination_type: Type.Union([Type.String(), Type.Null()]),
-          status: Type.String({ description: 'pending | retrying | succeeded | failed | dead_lettered' }),
+          status: Type.String({ description: 'pending | retrying | succeeded | dead_lettered (as in /api/routing/deliveries)' }),
           attempts: Type.Integer(),
           last_error: Type.Union([Type.String(), Type.Null()]),
         }),

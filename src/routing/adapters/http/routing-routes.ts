@@ -3,8 +3,8 @@ import { Type } from 'typebox';
 import type { HttpContext } from '../../../app/http/server.js';
 import { errorResponses, JsonObjectSchema } from '../../../app/http/schemas.js';
 import type { DestinationView } from '../../application/destinations.js';
-import type { CreatedRule } from '../../application/manage-rules.js';
-import type { Attempt, Delivery, DeliveryFilter, ReplayJob, StoredRule } from '../../application/ports.js';
+import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
+import { deliveryState, type Attempt, type Delivery, type DeliveryFilter, type ReplayJob, type StoredRule } from '../../application/ports.js';
 import type { ReplayProgress } from '../../application/replay-jobs.js';
 import type { TestSendResult } from '../../application/test-send.js';
 import type { Breaker } from '../../domain/circuit-breaker.js';
@@ -13,6 +13,7 @@ import type { RuleInput } from '../../domain/routing-rule.js';
 export interface RoutingHandlers {
   create(input: RuleInput): Promise<CreatedRule>;
   update(ruleId: string, input: RuleInput): Promise<CreatedRule>;
+  patch(ruleId: string, patch: RulePatch): Promise<CreatedRule>;
   /** The rule with its destination's circuit breaker. */
   get(ruleId: string): Promise<StoredRule & { circuit: Breaker }>;
   listByApp(appId: string): Promise<StoredRule[]>;
@@ -109,6 +110,7 @@ const replayBody = (job: ReplayJob, counts?: ReplayProgress['deliveries']) => ({
 });
 
 const AnyObject = JsonObjectSchema;
+const DELIVERY_STATES = ['pending', 'retrying', 'succeeded', 'dead_lettered', 'cancelled'] as const;
 const RuleBody = Type.Object({
   app_id: Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Integer()]),
   rule_name: Type.String(),
@@ -119,13 +121,28 @@ const RuleBody = Type.Object({
   destination_type: Type.String({ description: 'webhook | database | queue' }),
   destination_config: Type.Optional(AnyObject),
   priority: Type.Optional(Type.Integer({ description: 'Higher runs first' })),
-  is_active: Type.Optional(Type.Boolean()),
+  is_active: Type.Optional(
+    Type.Boolean({ description: 'Default true on creation; a replacement (PUT) without it keeps the current value' }),
+  ),
   ordering_key: Type.Optional(
     Type.Union([Type.String({ maxLength: 256 }), Type.Null()], {
       description: 'A path such as payload.customer_id: deliveries with the same value go one at a time, in log order',
     }),
   ),
 });
+// Every field but app_id, each optional: the ones given replace the rule's.
+const RulePatchBody = Type.Object(
+  {
+    rule_name: Type.Optional(Type.String()),
+    event_type_filter: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    condition: Type.Optional(Type.Union([AnyObject, Type.Null()])),
+    destination_type: Type.Optional(Type.String({ description: 'webhook | database | queue' })),
+    destination_config: Type.Optional(AnyObject),
+    priority: Type.Optional(Type.Integer({ description: 'Higher runs first' })),
+    is_active: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
 
 const Rule = Type.Object(
   {
@@ -159,7 +176,12 @@ const DeliverySchema = Type.Object(
     app_id: Type.String(),
     event_type: Type.String(),
     destination_type: Type.String(),
-    status: Type.String({ description: 'pending | succeeded | dead_lettered | cancelled' }),
+    status: Type.Union(
+      DELIVERY_STATES.map((state) => Type.Literal(state)),
+      {
+        description: 'pending (not attempted yet) | retrying (an attempt failed, another is scheduled) | succeeded | dead_lettered | cancelled (a replay job withdrew it)',
+      },
+    ),
     webhook_id: Type.String({ description: 'The id receivers see; a replay keeps the original unless asked for fresh ids' }),
     ordering_key: Nullable(Type.String()),
     replay_job_id: Nullable(Type.String()),
@@ -189,7 +211,7 @@ const deliveryBody = (d: Delivery) => ({
   app_id: d.appId,
   event_type: d.eventType,
   destination_type: d.destinationType,
-  status: d.status,
+  status: deliveryState(d),
   webhook_id: d.webhookId,
   ordering_key: d.orderingKey,
   replay_job_id: d.replayJobId,
@@ -251,12 +273,29 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Replace a rule',
+            description: 'Every field is replaced, except `is_active`, which keeps its value unless given.',
             params: RuleParams,
             body: RuleBody,
             response: { 200: CreatedRuleSchema, ...errorResponses },
           },
         },
         async (request) => createdBody(await handlers.update(request.params.rule_id, toInput(request.body))),
+      );
+      app.patch(
+        '/api/routing-rules/:rule_id',
+        {
+          schema: {
+            tags,
+            summary: 'Change some fields of a rule',
+            description:
+              'The fields given replace the rule’s; the others stay as they are. The resulting rule is validated as on ' +
+              'creation. `app_id` cannot change.',
+            params: RuleParams,
+            body: RulePatchBody,
+            response: { 200: CreatedRuleSchema, ...errorResponses },
+          },
+        },
+        async (request) => createdBody(await handlers.patch(request.params.rule_id, request.body)),
       );
       app.delete(
         '/api/routing-rules/:rule_id',
@@ -420,9 +459,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
             querystring: Type.Object({
               event_id: Type.Optional(Type.String({ maxLength: 64 })),
               rule_id: Type.Optional(Type.String({ maxLength: 64 })),
-              status: Type.Optional(
-                Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('dead_lettered'), Type.Literal('cancelled')]),
-              ),
+              status: Type.Optional(Type.Union(DELIVERY_STATES.map((state) => Type.Literal(state)))),
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
             }),
             response: { 200: Type.Object({ items: Type.Array(Type.Ref('Delivery')) }), ...errorResponses },

@@ -225,7 +225,9 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .limit(filter.limit);
       if (filter.itemId !== undefined) query = query.where('item_id', '=', filter.itemId);
       if (filter.ruleId !== undefined) query = query.where('rule_id', '=', filter.ruleId);
-      if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+      if (filter.status === 'pending' || filter.status === 'retrying') {
+        query = query.where('status', '=', 'pending').where('attempts', filter.status === 'pending' ? '=' : '>', 0);
+      } else if (filter.status !== undefined) query = query.where('status', '=', filter.status);
       return (await query.execute()).map(toDelivery);
     },
 

@@ -105,10 +105,12 @@ describe('GET /api/statistics/{app_id}', () => {
 });
 
 describe('GET /api/statistics/dashboard/{app_id}', () => {
-  it('gives totals across event types, per type, and the latest buckets summed across types', async () => {
+  const hour = (iso: string) => new Date(iso).toISOString();
+  it('gives totals across event types, per type, and a window of 48 hours up to now, empty hours as zeros', async () => {
     const response = await get('/api/statistics/dashboard/shop?time_period=hourly');
     expect(response.statusCode).toBe(200);
-    expect(response.json()).toEqual({
+    const body = response.json();
+    expect(body).toMatchObject({
       app_id: 'shop',
       time_period: 'hourly',
       totals: counters(5, 4, 1),
@@ -116,19 +118,37 @@ describe('GET /api/statistics/dashboard/{app_id}', () => {
         { event_type: 'order', ...counters(3, 2, 1) },
         { event_type: 'signup', ...counters(2, 2, 0) },
       ],
-      buckets: [
-        { bucket_start: '2026-11-24T10:00:00.000Z', ...counters(2, 2, 0), by_event_type: { order: 1, signup: 1 } },
-        { bucket_start: '2026-11-24T13:00:00.000Z', ...counters(2, 1, 1), by_event_type: { order: 2 } },
-        { bucket_start: '2026-11-26T09:00:00.000Z', ...counters(1, 1, 0), by_event_type: { signup: 1 } },
-      ],
     });
+    // The clock stands at 2026-11-26T09:00: the window is the 48 hours ending with that one.
+    expect(body.buckets).toHaveLength(48);
+    expect(body.buckets[0].bucket_start).toBe(hour('2026-11-24T10:00:00Z'));
+    expect(body.buckets.at(-1).bucket_start).toBe(hour('2026-11-26T09:00:00Z'));
+    const nonEmpty = body.buckets.filter((b: { total_events: number }) => b.total_events > 0);
+    expect(nonEmpty).toEqual([
+      { bucket_start: hour('2026-11-24T10:00:00Z'), ...counters(2, 2, 0), by_event_type: { order: 1, signup: 1 } },
+      { bucket_start: hour('2026-11-24T13:00:00Z'), ...counters(2, 1, 1), by_event_type: { order: 2 } },
+      { bucket_start: hour('2026-11-26T09:00:00Z'), ...counters(1, 1, 0), by_event_type: { signup: 1 } },
+    ]);
+    expect(body.buckets[1]).toEqual({ bucket_start: hour('2026-11-24T11:00:00Z'), ...counters(0, 0, 0), by_event_type: {} });
   });
 
-  it('limits the buckets to the latest ones asked for', async () => {
+  it('spans 30 days daily and 12 weeks weekly, ending with the current bucket', async () => {
+    const daily = (await get('/api/statistics/dashboard/shop?time_period=daily')).json().buckets;
+    expect(daily).toHaveLength(30);
+    expect([daily[0].bucket_start, daily.at(-1).bucket_start]).toEqual([hour('2026-10-28T00:00:00Z'), hour('2026-11-26T00:00:00Z')]);
+    expect(daily.at(-3)).toMatchObject({ bucket_start: hour('2026-11-24T00:00:00Z'), total_events: 4 });
+    const weekly = (await get('/api/statistics/dashboard/shop?time_period=weekly')).json().buckets;
+    expect(weekly).toHaveLength(12);
+    // Weeks start on Monday: 2026-11-23 holds every item.
+    expect(weekly.at(-1)).toMatchObject({ bucket_start: hour('2026-11-23T00:00:00Z'), total_events: 5 });
+    expect(weekly[0].bucket_start).toBe(hour('2026-09-07T00:00:00Z'));
+  });
+
+  it('takes another window length when asked', async () => {
     const body = (await get('/api/statistics/dashboard/shop?time_period=hourly&buckets=2')).json();
-    expect(body.buckets.map((b: { bucket_start: string }) => b.bucket_start)).toEqual([
-      '2026-11-24T13:00:00.000Z',
-      '2026-11-26T09:00:00.000Z',
+    expect(body.buckets.map((b: { bucket_start: string; total_events: number }) => [b.bucket_start, b.total_events])).toEqual([
+      [hour('2026-11-26T08:00:00Z'), 0],
+      [hour('2026-11-26T09:00:00Z'), 1],
     ]);
     expect(body.totals.total_events).toBe(5);
     expect((await get('/api/statistics/dashboard/shop?buckets=0')).statusCode).toBe(400);

@@ -11,7 +11,7 @@ import type { BucketCounters, Counters } from '../../domain/counters.js';
 
 export interface StatisticsHandlers {
   statistics(query: StatisticsQuery, page: PageRequest): Promise<Page<BucketCounters>>;
-  dashboard(appId: string, period: TimePeriod, bucketCount: number): Promise<Dashboard>;
+  dashboard(appId: string, period: TimePeriod, bucketCount?: number): Promise<Dashboard>;
   refresh(appId: string): Promise<RefreshResult>;
   applications(page: PageRequest): Promise<Page<ApplicationTotals>>;
 }
@@ -51,7 +51,11 @@ const MAX_DASHBOARD_BUCKETS = 500;
 const DashboardQuery = Type.Object({
   time_period: Type.Optional(TimePeriodSchema),
   buckets: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: MAX_DASHBOARD_BUCKETS, description: 'How many of the latest non-empty buckets (default 48)' }),
+    Type.Integer({
+      minimum: 1,
+      maximum: MAX_DASHBOARD_BUCKETS,
+      description: 'How many buckets, ending with the current one (default 48 hourly, 30 daily, 12 weekly)',
+    }),
   ),
 });
 const DashboardBody = Type.Object({
@@ -125,8 +129,9 @@ export function statisticsHttp(handlers: StatisticsHandlers): HttpContext {
             tags: ['statistics'],
             summary: "An application's totals across event types, per event type, and its latest buckets",
             description:
-              '`totals` and `by_event_type` cover all time. `buckets` are the latest non-empty buckets of `time_period` ' +
-              '(default daily), oldest first, each summed across event types; empty buckets are omitted.',
+              '`totals` and `by_event_type` cover all time. `buckets` are a fixed window of `time_period` buckets (default ' +
+              'daily) ending with the current one: 48 hours, 30 days or 12 weeks, oldest first, each summed across event ' +
+              'types, and empty buckets listed with zeros.',
             params: AppId,
             querystring: DashboardQuery,
             response: { 200: DashboardBody, ...errorResponses },
@@ -134,7 +139,7 @@ export function statisticsHttp(handlers: StatisticsHandlers): HttpContext {
         },
         async (request) => {
           const period = (request.query.time_period ?? DEFAULT_PERIOD) as TimePeriod;
-          const dashboard = await handlers.dashboard(request.params.app_id, period, request.query.buckets ?? 48);
+          const dashboard = await handlers.dashboard(request.params.app_id, period, request.query.buckets);
           return {
             app_id: dashboard.appId,
             time_period: dashboard.period,

@@ -51,24 +51,13 @@ export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
       return rows.map((row) => ({ eventType: row.event_type, counters: toCounters(row) }));
     },
 
-    async latestBuckets(appId, period, count) {
-      const starts = await t
-        .selectFrom('statistics_buckets')
-        .select('bucket_start')
-        .distinct()
-        .where('app_id', '=', appId)
-        .where('period', '=', period)
-        .orderBy('bucket_start', 'desc')
-        .limit(count)
-        .execute();
-      const oldest = starts.at(-1)?.bucket_start;
-      if (oldest === undefined) return [];
+    async bucketsFrom(appId, period, fromBucket) {
       const rows = await t
         .selectFrom('statistics_buckets')
         .selectAll()
         .where('app_id', '=', appId)
         .where('period', '=', period)
-        .where('bucket_start', '>=', oldest)
+        .where('bucket_start', '>=', fromBucket)
         .orderBy('bucket_start')
         .orderBy('event_type')
         .execute();

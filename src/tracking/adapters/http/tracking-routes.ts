@@ -1,7 +1,9 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifySchemaCompiler } from 'fastify';
+import { Type, type TSchema } from 'typebox';
+import { assertMayWriteAs, type Principal } from '../../../app/http/auth.js';
 import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses, problemRef } from '../../../app/http/schemas.js';
+import { errorResponses } from '../../../app/http/schemas.js';
 import type { TrackingHealth } from '../../application/queries.js';
 import type { RequestContext } from '../../application/record-tracking-event.js';
 import { MAX_BATCH_SIZE, type TrackingReceipt } from '../../application/record-tracking-events.js';
@@ -14,23 +16,33 @@ export interface TrackingHandlers {
   health(): Promise<TrackingHealth>;
 }
 
-// Every field is loosely typed on purpose: the domain checks them all and reports every invalid one
-// at once, where a strict schema would stop at the first and hide the rest.
-const eventFields = {
-  partner_id: Type.Optional(Type.Unknown({ description: 'string, 1-255 characters', examples: ['partner123'] })),
-  campaign_id: Type.Optional(Type.Unknown({ description: 'string, 1-255 characters', examples: ['spring-sale'] })),
-  visitor_id: Type.Optional(Type.Unknown({ description: 'string, 1-255 characters: a stable id of the visitor', examples: ['v-42'] })),
-  interaction_type: Type.Optional(Type.Unknown({ description: 'one of click, view, engagement', examples: ['click'] })),
-  source_url: Type.Optional(
-    Type.Unknown({ description: 'absolute http(s) URL, at most 2048 characters', examples: ['https://blog.example.com/post'] }),
-  ),
-  destination_url: Type.Optional(
-    Type.Unknown({ description: 'absolute http(s) URL, at most 2048 characters', examples: ['https://shop.example.com/'] }),
-  ),
-  occurred_at: Type.Optional(Type.Unknown({ description: 'RFC 3339 date-time; defaults to when Intake received the event' })),
-};
+const Id = (description: string, example: string) => Type.String({ minLength: 1, maxLength: 255, description, examples: [example] });
+const Url = (example: string) =>
+  Type.String({ format: 'uri', maxLength: 2048, description: 'absolute http(s) URL, at most 2048 characters', examples: [example] });
 
-const TrackingEventBody = Type.Object(eventFields, { description: 'A tracking event' });
+/** The contract as documented in OpenAPI: types, formats and the required fields. */
+const TrackingEventBody = Type.Object(
+  {
+    partner_id: Id('The partner (an application id when a write key sends the event)', 'partner123'),
+    campaign_id: Id('The campaign', 'spring-sale'),
+    visitor_id: Id('A stable id of the visitor', 'v-42'),
+    interaction_type: Type.Union([Type.Literal('click'), Type.Literal('view'), Type.Literal('engagement')]),
+    source_url: Url('https://blog.example.com/post'),
+    destination_url: Url('https://shop.example.com/'),
+    occurred_at: Type.Optional(Type.String({ format: 'date-time', description: 'RFC 3339; defaults to when Intake received the event' })),
+  },
+  { description: 'A tracking event' },
+);
+type TrackingEventFields = Partial<Record<keyof typeof TrackingEventBody.properties, unknown>>;
+
+// What the route itself checks: only the envelope. The domain checks every field and reports every
+// invalid one at once (and a batch keeps its valid events), where the schema would stop at the first.
+const AnyObject = Type.Object({});
+const AnyBatch = Type.Object({ events: Type.Array(AnyObject, { minItems: 1, maxItems: MAX_BATCH_SIZE }) });
+const looseBody =
+  (loose: TSchema): FastifySchemaCompiler<TSchema> =>
+  (route) =>
+    TypeBoxValidatorCompiler(route.httpPart === 'body' ? { ...route, schema: loose } : route);
 
 const TrackingEventSchema = Type.Object(
   {
@@ -76,7 +88,7 @@ const Health = Type.Object({
   checks: Type.Object({ database: Type.Object({ status: Type.String(), detail: Type.Optional(Type.String()) }) }),
 });
 
-const commandOf = (body: Partial<Record<keyof typeof eventFields, unknown>>): RecordTrackingEventCommand => ({
+const commandOf = (body: TrackingEventFields): RecordTrackingEventCommand => ({
   partnerId: body.partner_id,
   campaignId: body.campaign_id,
   visitorId: body.visitor_id,
@@ -109,6 +121,16 @@ const millis = (elapsed: number) => Math.round(elapsed * 1000) / 1000;
 
 const locationOf = (id: string) => `/api/v1/tracking/events/${id}`;
 
+/**
+ * A write key records tracking events for its own application only: the event's `partner_id` must be
+ * the key's application id (as `POST /ingest` takes it as `partner_id`). The admin token records any.
+ */
+function assertMayRecordFor(principal: Principal | null, events: readonly TrackingEventFields[]): void {
+  if (principal?.kind !== 'write-key') return;
+  // A missing or malformed partner_id is left to the domain, which reports it as invalid input.
+  for (const event of events) if (typeof event.partner_id === 'string') assertMayWriteAs(principal, event.partner_id);
+}
+
 /** The tracking API of SPEC.md section 6. */
 export function trackingHttp(handlers: TrackingHandlers): HttpContext {
   return {
@@ -128,16 +150,20 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
             body: TrackingEventBody,
             response: { 201: Recorded, ...errorResponses },
           },
+          validatorCompiler: looseBody(AnyObject),
+          config: { access: 'write' },
         },
         async (request, reply) => {
-          const event = await handlers.record(commandOf(request.body), { correlationId: request.id });
+          const body = request.body as TrackingEventFields;
+          assertMayRecordFor(request.principal, [body]);
+          const event = await handlers.record(commandOf(body), { correlationId: request.id });
           return reply
             .status(201)
             .header('location', locationOf(event.id))
             .send({
               tracking_event_id: event.id,
               status: 'recorded' as const,
-              message: 'Tracking event recorded',
+              message: 'Tracking event recorded successfully',
               processing_time_ms: millis(reply.elapsedTime),
             });
         },
@@ -155,9 +181,13 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
             body: Type.Object({ events: Type.Array(TrackingEventBody, { minItems: 1, maxItems: MAX_BATCH_SIZE }) }),
             response: { 200: BatchResult, ...errorResponses },
           },
+          validatorCompiler: looseBody(AnyBatch),
+          config: { access: 'write' },
         },
         async (request, reply) => {
-          const receipts = await handlers.recordBatch(request.body.events.map(commandOf), { correlationId: request.id });
+          const events = (request.body as { events: TrackingEventFields[] }).events;
+          assertMayRecordFor(request.principal, events);
+          const receipts = await handlers.recordBatch(events.map(commandOf), { correlationId: request.id });
           const recorded = receipts.filter((receipt) => receipt.status === 'recorded').length;
           return reply.status(200).send({
             recorded,
@@ -187,8 +217,11 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
           schema: {
             tags: ['tracking'],
             summary: 'Whether the tracking service can record and serve events',
-            response: { 200: Health, 503: Health, 401: problemRef },
+            description: 'Public, like /health: no token needed.',
+            security: [],
+            response: { 200: Health, 503: Health },
           },
+          config: { access: 'public' },
         },
         async (_request, reply) => {
           const health = await handlers.health();

@@ -1,0 +1,104 @@
+import { CliError } from './cli-error.js';
+import { table, type Output } from './output.js';
+
+/**
+ * `intake apps|keys|rules …` talk to a running Intake over its HTTP API with the admin token, exactly
+ * as curl would: the server keeps its caches (write keys, compiled rules) and its validation, and the
+ * commands work the same against an embedded or a distributed deployment.
+ */
+export interface AdminTarget {
+  /** Base URL of the server, e.g. http://127.0.0.1:8000. */
+  readonly url: string;
+  readonly token: string | undefined;
+}
+
+type Json = Record<string, unknown>;
+
+async function call(target: AdminTarget, method: string, path: string, body?: Json): Promise<unknown> {
+  if (!target.token) throw new CliError('set ADMIN_TOKEN (environment or .env) to the admin token of the server');
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, target.url), {
+      method,
+      headers: { authorization: `Bearer ${target.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (error) {
+    throw new CliError(`no Intake answers at ${target.url} (${(error as Error).message}): start it with "intake serve", or set INTAKE_URL`);
+  }
+  if (response.status === 204) return undefined;
+  const answer = (await response.json().catch(() => ({}))) as Json;
+  if (response.status === 401) throw new CliError(`${target.url} refused the admin token: set ADMIN_TOKEN to the server's token`);
+  if (!response.ok)
+    throw new CliError(`${method} ${path} answered ${response.status}: ${String(answer.detail ?? answer.title ?? 'error')}`);
+  return answer;
+}
+
+const text = (value: unknown): string => (value === null || value === undefined ? '-' : String(value));
+const segment = (value: string) => encodeURIComponent(value);
+
+export async function appsCreate(target: AdminTarget, output: Output, name: string, appId: string | undefined): Promise<void> {
+  const app = (await call(target, 'POST', '/api/applications', { name, ...(appId ? { app_id: appId } : {}) })) as Json;
+  output.result(`created application ${text(app.app_id)} (${text(app.name)})`, app);
+}
+
+export async function appsList(target: AdminTarget, output: Output): Promise<void> {
+  const items: Json[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: string = `/api/applications?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page = (await call(target, 'GET', query)) as { items: Json[]; next_cursor: string | null };
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  output.result(
+    table(
+      ['APP_ID', 'NAME', 'CREATED_AT'],
+      items.map((app) => [text(app.app_id), text(app.name), text(app.created_at)]),
+    ),
+    { items },
+  );
+}
+
+export async function keysCreate(target: AdminTarget, output: Output, appId: string, name: string | undefined): Promise<void> {
+  const key = (await call(target, 'POST', `/api/applications/${segment(appId)}/keys`, name ? { name } : {})) as Json;
+  output.result(
+    `write key ${text(key.key_id)} for application ${appId}. It is shown only this once; Intake keeps its digest:\n\n    ${text(key.key)}\n`,
+    key,
+  );
+}
+
+export async function keysList(target: AdminTarget, output: Output, appId: string): Promise<void> {
+  const { items } = (await call(target, 'GET', `/api/applications/${segment(appId)}/keys`)) as { items: Json[] };
+  output.result(
+    table(
+      ['KEY_ID', 'NAME', 'CREATED_AT', 'REVOKED_AT'],
+      items.map((key) => [text(key.key_id), text(key.name), text(key.created_at), text(key.revoked_at)]),
+    ),
+    { items },
+  );
+}
+
+export async function keysRevoke(target: AdminTarget, output: Output, appId: string, keyId: string): Promise<void> {
+  await call(target, 'DELETE', `/api/applications/${segment(appId)}/keys/${segment(keyId)}`);
+  output.result(`revoked write key ${keyId} of application ${appId}`, { app_id: appId, key_id: keyId, revoked: true });
+}
+
+export async function rulesList(target: AdminTarget, output: Output, appId: string): Promise<void> {
+  const { items } = (await call(target, 'GET', `/api/routing-rules/app/${segment(appId)}`)) as { items: Json[] };
+  output.result(
+    table(
+      ['RULE_ID', 'NAME', 'EVENT_TYPE', 'DESTINATION', 'PRIORITY', 'ACTIVE'],
+      items.map((rule) => [
+        text(rule.rule_id),
+        text(rule.rule_name),
+        text(rule.event_type_filter ?? '*'),
+        text(rule.destination_type),
+        text(rule.priority),
+        rule.is_active ? 'yes' : 'no',
+      ]),
+    ),
+    { items },
+  );
+}

@@ -1,0 +1,27 @@
+import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
+import { laterStatus, STATUS_AFTER, type ItemStatus } from '../domain/item-status.js';
+import type { ItemStatusesFor } from './ports.js';
+
+/**
+ * Keeps the status of the ingestion view's items current (GET /ingest/{id}) from the pipeline's
+ * published events: one update per item and batch, whatever stages the batch holds.
+ */
+export function itemStatusSubscriber(statuses: ItemStatusesFor): Subscriber {
+  return {
+    name: 'ingestion.status',
+    handles: Object.keys(STATUS_AFTER),
+    async handle(events, tx) {
+      const latest = new Map<string, ItemStatus>();
+      for (const event of events) {
+        const status = STATUS_AFTER[event.type];
+        const itemId = (event.data as { item_id?: unknown }).item_id;
+        if (!status || typeof itemId !== 'string') continue;
+        latest.set(itemId, laterStatus(latest.get(itemId) ?? 'ingested', status));
+      }
+      if (latest.size > 0) await statuses(tx.db).advance(latest);
+    },
+    async reset(tx) {
+      await statuses(tx.db).reset();
+    },
+  };
+}

@@ -1,0 +1,17 @@
+import { describe, expect, it } from 'vitest';
+import { openPostgres, withoutPassword } from './open-postgres.js';
+
+describe('PostgreSQL connection errors', () => {
+  it('leave the password out of a URL', () => {
+    expect(withoutPassword('postgres://intake:s3cret@db.example:5432/intake')).toBe('postgres://intake:***@db.example:5432/intake');
+    expect(withoutPassword('postgres://db.example/intake')).toBe('postgres://db.example/intake');
+  });
+
+  it('name the server they could not reach, without its password', async () => {
+    const failure = openPostgres({ url: 'postgres://intake:s3cret@127.0.0.1:1/intake', schema: 'ingestion' });
+    await expect(failure).rejects.toThrow(
+      /^cannot prepare PostgreSQL at postgres:\/\/intake:\*\*\*@127\.0\.0\.1:1\/intake \(schema ingestion\): /,
+    );
+    await expect(failure).rejects.not.toThrow(/s3cret/);
+  });
+});
