@@ -57,7 +57,7 @@ describe('the pipeline, end to end in one process', () => {
     const listed = (await app.app.inject({ method: 'GET', url: '/ingest/partner/p', headers: auth })).json().items;
     expect(listed.map((item: { status: string }) => item.status)).toEqual(['processed', 'invalid']);
 
-    const replay = await app.app.inject({ method: 'POST', url: '/api/admin/subscriptions/ingestion.status/replay', headers: auth });
+    const replay = await app.app.inject({ method: 'POST', url: '/api/admin/subscriptions/item-status/replay', headers: auth });
     expect(replay.statusCode).toBe(202);
     await app.subscriptions.caughtUp();
     expect([await ingestStatus(app, fine), await ingestStatus(app, invalid)]).toEqual(['processed', 'invalid']);

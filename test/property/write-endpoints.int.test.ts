@@ -164,7 +164,9 @@ const endpoints: Endpoint[] = [
     ),
     async readBack(sent, created) {
       const { signing_secret: _secret, ...rule } = created;
-      expect(await get(`/api/routing-rules/${String(rule.rule_id)}`)).toEqual(rule);
+      // The read adds the destination's circuit breaker, which creation does not answer.
+      const { circuit: _circuit, ...read } = (await get(`/api/routing-rules/${String(rule.rule_id)}`)) as Record<string, unknown>;
+      expect(read).toEqual(rule);
       // Rule names are trimmed on save.
       expect(rule).toMatchObject({ rule_name: String(sent.rule_name).trim(), destination_type: sent.destination_type });
       if (sent.condition !== undefined && sent.condition !== null) expect(rule.condition).toEqual(canon(sent.condition));

@@ -82,6 +82,7 @@ describe('JSON limits at the edge', () => {
     ]);
     expect(body.results[1].errors[0].path).toBe(`payload${'.a'.repeat(15)}`);
     expect(body.results[2].errors[0]).toMatchObject({ path: 'payload.s' });
+    await intake.subscriptions.caughtUp(30_000);
     const stored = await intake.app.inject({ url: `/api/events/${body.results[4].event_id}`, headers: auth });
     expect(stored.json()).toMatchObject({ payload: { n: 2 } });
   });

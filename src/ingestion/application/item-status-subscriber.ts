@@ -8,7 +8,7 @@ import type { ItemStatusesFor } from './ports.js';
  */
 export function itemStatusSubscriber(statuses: ItemStatusesFor): Subscriber {
   return {
-    name: 'ingestion.status',
+    name: 'item-status',
     handles: Object.keys(STATUS_AFTER),
     async handle(events, tx) {
       const latest = new Map<string, ItemStatus>();

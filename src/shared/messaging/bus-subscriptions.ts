@@ -152,7 +152,8 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       });
   };
 
-  const durableOf = (subscriber: Subscriber) => `${options.role}-${subscriber.name}`;
+  // Durable names may not hold '.', '*', '>' or spaces: a subscriber's name is made safe for the broker.
+  const durableOf = (subscriber: Subscriber) => `${options.role}-${subscriber.name}`.replace(/[^A-Za-z0-9_-]/g, '_');
   const subscriberOf = (name: string): Subscriber => {
     const subscriber = options.subscribers.find((s) => s.name === name);
     if (!subscriber) {

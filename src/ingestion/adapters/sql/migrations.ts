@@ -31,7 +31,7 @@ const createIdempotency: Migration = {
   },
 };
 
-// GET /ingest/{id} answers the item's current pipeline status, kept by the ingestion.status subscriber.
+// GET /ingest/{id} answers the item's current pipeline status, kept by the item-status subscriber.
 const addItemStatus: Migration = {
   async up(db: Kysely<unknown>) {
     await db.schema
