@@ -3,6 +3,7 @@ import { distributed } from './distributed.js';
 import { ingestThroughput } from './ingest-throughput.js';
 import { endToEndLag } from './lag.js';
 import { ingestWithRules } from './rules.js';
+import { segmentBatchIngestion } from './segment-batch.js';
 import { statisticsCost } from './statistics.js';
 import { tracking } from './tracking.js';
 import type { Scenario } from './types.js';
@@ -12,6 +13,7 @@ export const scenarios: readonly Scenario[] = [
   ingestThroughput,
   endToEndLag,
   batchIngestion,
+  segmentBatchIngestion,
   ingestWithRules,
   statisticsCost,
   tracking,

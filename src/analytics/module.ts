@@ -1,4 +1,4 @@
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { acceptMessages } from './application/accept-messages.js';
 import type { IngestEvents, ResolveWriteKey } from './application/ports.js';
 import { getProfile } from './application/get-profile.js';

@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
-import type { WriteKeyVerifier } from './http/auth.js';
-import type { ContextModule, ContextTables, ModuleDeps } from './context-module.js';
+import type { WriteKeyVerifier } from '../shared/http/auth.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
+import type { Config } from './config.js';
 import { routingOptionsFrom } from './routing-options.js';
 import { applicationsModule, applicationsReplica, applicationsTables } from '../applications/module.js';
 import { attributionModule, attributionTables } from '../attribution/module.js';
@@ -17,6 +18,12 @@ import { validationModule, validationTables } from '../validation/module.js';
 
 /** Where a context runs: with every other one on one log, or as a service that owns only its own data. */
 export type Placement = 'embedded' | 'distributed';
+
+/** What a composition root knows that a context's builder may need: where it runs, and the configuration. */
+export interface Composition {
+  readonly placement: Placement;
+  readonly config: Config;
+}
 
 /** The few query functions contexts offer each other inside one process (never writes). */
 export interface ContextLinks {
@@ -45,7 +52,7 @@ export interface ContextDescriptor {
   readonly optional: boolean;
   readonly tables: ContextTables;
   /** Builds the context; what it offers others goes into `offers`. */
-  build(deps: ModuleDeps, links: ContextLinks, placement: Placement): ContextModule & { readonly offers?: Partial<ContextLinks> };
+  build(deps: ModuleDeps, links: ContextLinks, composition: Composition): ContextModule & { readonly offers?: Partial<ContextLinks> };
 }
 
 const missing = (link: string, context: string): never => {
@@ -74,10 +81,11 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
     name: 'routing',
     optional: true,
     tables: routingTables,
-    build(deps, links) {
+    build(deps, links, { config, placement }) {
       const routing = routingModule(deps, {
-        ...routingOptionsFrom(deps.config, links.applicationExists ?? missing('applicationExists', 'routing'), links.onDeliveryOutcome),
+        ...routingOptionsFrom(config, links.applicationExists ?? missing('applicationExists', 'routing'), links.onDeliveryOutcome),
         ...(links.metricsRegistry ? { metricsRegistry: links.metricsRegistry } : {}),
+        sharesLog: placement === 'embedded',
       });
       return { ...routing, offers: { route: routing.evaluate } };
     },
@@ -86,11 +94,11 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
     name: 'ingestion',
     optional: false,
     tables: ingestionTables,
-    build(deps, links) {
+    build(deps, links, { config }) {
       const ingestion = ingestionModule(deps, {
         ...(links.route ? { route: links.route } : {}),
         ...(links.ensureSource ? { ensureSource: links.ensureSource } : {}),
-        idempotencyWindowMs: deps.config.idempotencyWindowHours * 3600_000,
+        idempotencyWindowMs: config.idempotencyWindowHours * 3600_000,
       });
       return { ...ingestion, offers: { ingestBatch: ingestion.ingestBatch } };
     },
@@ -110,14 +118,14 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
     optional: true,
     tables: validationTables,
     // Distributed, items come from ingestion's log: the schema in force is found by the item's received_at.
-    build: (deps, _links, placement) => validationModule(deps, placement === 'embedded' ? 'log' : 'time'),
+    build: (deps, _links, { placement }) => validationModule(deps, placement === 'embedded' ? 'log' : 'time'),
   },
   { name: 'processing', optional: true, tables: processingTables, build: (deps, links) => processingModule(deps, links.processors) },
   {
     name: 'query',
     optional: true,
     tables: queryTables,
-    build: (deps, _links, placement) => queryModule(deps, placement === 'embedded' ? 'shared-log' : 'own-copy'),
+    build: (deps, _links, { placement }) => queryModule(deps, placement === 'embedded' ? 'shared-log' : 'own-copy'),
   },
   { name: 'tracking', optional: true, tables: trackingTables, build: (deps) => trackingModule(deps) },
   { name: 'attribution', optional: true, tables: attributionTables, build: (deps) => attributionModule(deps) },
@@ -125,7 +133,7 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
     name: 'statistics',
     optional: true,
     tables: statisticsTables,
-    build: (deps, _links, placement) => statisticsModule(deps, placement === 'embedded'),
+    build: (deps, _links, { placement }) => statisticsModule(deps, placement === 'embedded'),
   },
 ];
 
@@ -167,12 +175,12 @@ export const OPTIONAL_CONTEXTS: readonly string[] = CONTEXTS.filter((c) => c.opt
 export function buildContexts(
   descriptors: readonly ContextDescriptor[],
   deps: ModuleDeps,
-  placement: Placement,
+  composition: Composition,
   given: ContextLinks = {},
 ): { modules: ContextModule[]; links: ContextLinks } {
   let links: ContextLinks = given;
   const modules = descriptors.map((descriptor) => {
-    const { offers, ...module } = descriptor.build(deps, links, placement);
+    const { offers, ...module } = descriptor.build(deps, links, composition);
     if (offers) links = { ...links, ...offers };
     return module;
   });

@@ -17,7 +17,7 @@ import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { localProcedures } from '../shared/procedures.js';
 import { buildContexts, contextNamed, REPLICAS, type ContextDescriptor } from './catalog.js';
 import type { Config } from './config.js';
-import type { ContextModule, ModuleDeps } from './context-module.js';
+import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
 import { busSubscriptionAdmin } from './distributed-admin.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
 import { buildHttpServer, type CheckStatus } from './http/server.js';
@@ -101,8 +101,8 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       notifyChannel: `intake_${config.schemaPrefix}${role}`,
     });
     // Each role is its own storage: its procedures run in this process, against its own schema.
-    const deps: ModuleDeps = { store, db: postgres.db, clock, newId, logger, config, procedures: localProcedures() };
-    const { modules } = buildContexts(ROLE_CONTEXTS[role], deps, 'distributed');
+    const deps: ModuleDeps = { store, db: postgres.db, clock, newId, logger, procedures: localProcedures() };
+    const { modules } = buildContexts(ROLE_CONTEXTS[role], deps, { placement: 'distributed', config });
     const subscribers: Subscriber[] = modules.flatMap((m) => m.subscribers ?? []);
     services.push({
       role,

@@ -20,7 +20,7 @@ import type { Subscriptions } from '../shared/subscriptions/in-process-subscript
 import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
 import { buildContexts, type ContextLinks } from './catalog.js';
 import type { Config } from './config.js';
-import type { ContextModule, ModuleDeps } from './context-module.js';
+import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
 import { buildHttpServer, type CheckStatus, type ReadinessCheck } from './http/server.js';
 import { subscriptionAdminOf, subscriptionHttp } from './http/subscription-routes.js';
 import { createMetrics, type IntakeMetrics } from './metrics/metrics.js';
@@ -130,8 +130,8 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
   const readonly = openSqlite(sqlitePathFromUrl(config.databaseUrl), { readonly: true });
   const reads = await sqliteEventStore({ sqlite: readonly, clock, newId, durability: 'process-crash' });
   const client = (started.client = storageClient(worker, reads));
-  const deps: ModuleDeps = { store: client.store, db: readonly.db, clock, newId, logger, config, procedures: client.procedures };
-  const { modules, links } = buildContexts(embeddedContexts(config), deps, 'embedded');
+  const deps: ModuleDeps = { store: client.store, db: readonly.db, clock, newId, logger, procedures: client.procedures };
+  const { modules, links } = buildContexts(embeddedContexts(config), deps, { placement: 'embedded', config });
   const control = storageControl(client.procedures);
   const subscribers = modules.flatMap((m) => m.subscribers ?? []);
   const subscriptions = remoteSubscriptions(

@@ -2,7 +2,7 @@ import { sqliteEventStoreMigrations } from '../shared/event-store/sqlite/migrati
 import type { MigrationSet } from '../shared/sqlite/migrate.js';
 import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
 import { CONTEXTS } from './catalog.js';
-import type { ContextTables } from './context-module.js';
+import type { ContextTables } from '../shared/context-module.js';
 
 /** Every context's tables in the embedded mode (one SQLite file): disabled contexts keep theirs too. */
 export const embeddedTables: readonly ContextTables[] = CONTEXTS.map((context) => context.tables);

@@ -16,7 +16,7 @@ import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { inheritCheckpoint, subscriberChain } from '../shared/subscriptions/subscriber-chain.js';
 import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
 import type { Config } from './config.js';
-import type { ContextModule, ModuleDeps } from './context-module.js';
+import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
 import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metrics/metrics.js';
 import { embeddedMigrations, embeddedTables, sharedMigrations } from './migrations.js';
 
@@ -68,8 +68,8 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
   const { store, db } = backend;
   store.onAppended(countAppendedEvents(metrics.eventsAppended, await store.headPosition()));
 
-  const deps: ModuleDeps = { store, db, clock, newId, logger, config, procedures };
-  const { modules, links } = buildContexts(embeddedContexts(config), deps, 'embedded', {
+  const deps: ModuleDeps = { store, db, clock, newId, logger, procedures };
+  const { modules, links } = buildContexts(embeddedContexts(config), deps, { placement: 'embedded', config }, {
     ...options.links,
     onDeliveryOutcome: (_destination, status) => metrics.deliveries.inc({ outcome: status }),
     metricsRegistry: metrics.registry,

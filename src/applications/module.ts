@@ -1,4 +1,4 @@
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { DEFAULT_PAGE_SIZE } from '../shared/pagination.js';
 import {
   createApplication,

@@ -1,4 +1,4 @@
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { attributionSubscriber } from './application/attribution-subscriber.js';
 import { getConversionAttribution, getScopeAttribution, getVisitorJourney } from './application/queries.js';
 import { recordConversion } from './application/record-conversion.js';

@@ -1,4 +1,4 @@
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { commitPrepared, ingestBatch, ingestData, ingestEvent, type IngestDataDeps } from './application/ingest-data.js';
 import type { EnsureSource, RouteEvent } from './application/ports.js';
 import { getAllData, getDataById, getDataByPartnerId } from './application/queries.js';

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { configurePipeline, resetPipeline } from './application/configure-pipeline.js';
 import { processingSubscriber } from './application/processing-subscriber.js';
 import { pipelineHttp } from './adapters/http/pipeline-routes.js';

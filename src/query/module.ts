@@ -1,4 +1,4 @@
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { getItem, getView, listItems } from './application/queries.js';
 import { queryProjection } from './application/query-projection.js';
 import { eventStoreItemHistory } from './adapters/event-store-item-history.js';

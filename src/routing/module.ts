@@ -1,4 +1,4 @@
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import type { QueuePublisher, WebhookSender } from './application/destination.js';
 import { deliveryWorker, type DeliveryWorker } from './application/delivery-worker.js';
 import {
@@ -44,6 +44,8 @@ export interface RoutingOptions {
   readonly queues: QueuePublisher;
   /** Hosts and CIDRs webhooks may reach although private (WEBHOOK_ALLOWED_HOSTS). */
   readonly allowedHosts: readonly string[];
+  /** Whether ingestion's events are in this store's log (one process): replays may re-evaluate conditions over them. */
+  readonly sharesLog?: boolean;
   /** Brokers rules may name in `destination_config.connection` (QUEUE_BROKERS). */
   readonly queueBrokers?: NamedBrokers;
   readonly retrySchedule: readonly number[];
@@ -68,7 +70,7 @@ export interface RoutingModule extends ContextModule {
   readonly worker: DeliveryWorker;
 }
 
-export function routingModule({ store, db, clock, newId, logger, config, procedures }: ModuleDeps, options: RoutingOptions): RoutingModule {
+export function routingModule({ store, db, clock, newId, logger, procedures }: ModuleDeps, options: RoutingOptions): RoutingModule {
   const catalog = sqlRuleCatalog(db);
   const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
   const tables = sqlDestinationTables(() => clock.now());
@@ -121,7 +123,7 @@ export function routingModule({ store, db, clock, newId, logger, config, procedu
     replays: sqlReplayStore,
     ruleState: (ruleId) => ruleStateOf(store, ruleId),
     // Only the embedded process shares its log with ingestion.
-    ingested: config.roles === 'all' ? eventStoreItems(store) : undefined,
+    ingested: options.sharesLog ? eventStoreItems(store) : undefined,
     ratePerSecond: options.replayRatePerSecond ?? 50,
     onScheduled: () => worker.wake(),
   };

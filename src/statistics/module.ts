@@ -1,4 +1,4 @@
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { getDashboard, getStatistics, listApplications } from './application/queries.js';
 import { recountStatistics } from './application/recount-statistics.js';
 import { refreshStatistics } from './application/refresh-statistics.js';

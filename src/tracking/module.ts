@@ -1,5 +1,5 @@
 import type { AppendRequest } from '../shared/event-store/event-store.js';
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { checkTrackingHealth, getTrackingEvent } from './application/queries.js';
 import { recordTrackingEvent } from './application/record-tracking-event.js';
 import { recordTrackingEvents } from './application/record-tracking-events.js';

@@ -1,4 +1,4 @@
-import type { ContextModule, ContextTables, ModuleDeps } from '../app/context-module.js';
+import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { getSchema, registerSchema, removeSchema } from './application/manage-schemas.js';
 import { validationSubscriber } from './application/validation-subscriber.js';
 import { ajvSchemaCompiler } from './adapters/ajv/ajv-schema-compiler.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ModuleDeps } from '../../src/app/context-module.js';
+import type { ModuleDeps } from '../../src/shared/context-module.js';
 import { loadConfig } from '../../src/app/config.js';
 import { buildHttpServer } from '../../src/app/http/server.js';
 import { subscriptionAdminOf, subscriptionHttp } from '../../src/app/http/subscription-routes.js';
@@ -54,7 +54,7 @@ async function startTrackingIntake(attribution: AttributionOptions = {}): Promis
     durability: config.durability,
     inlineProjections: tables.flatMap((t) => t.inlineProjections ?? []),
   });
-  const deps: ModuleDeps = { store, db: sqlite.db, clock, newId: uuidV7, logger, config, procedures: localProcedures() };
+  const deps: ModuleDeps = { store, db: sqlite.db, clock, newId: uuidV7, logger, procedures: localProcedures() };
   const modules = [trackingModule(deps), attributionModule(deps, attribution)];
   const subscriptions = inProcessSubscriptions({
     store,

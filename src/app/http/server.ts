@@ -1,18 +1,21 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import { Type, type TSchema } from 'typebox';
+import { Type } from 'typebox';
 import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError } from '../../shared/errors.js';
-import { authenticate, type WriteKeyVerifier } from './auth.js';
+import { authenticate, type WriteKeyVerifier } from '../../shared/http/auth.js';
 import { registerDashboardRoutes } from '../metrics/dashboard-routes.js';
 import { registerHttpMetrics } from '../metrics/http-metrics.js';
 import type { IntakeMetrics } from '../metrics/metrics.js';
 import { registerDocsRoutes, registerOpenApi } from './docs.js';
 import { answerClientError } from './client-errors.js';
 import { errorLogSummary } from './error-log-summary.js';
-import { registerJsonLimits } from './json-limits.js';
+import { registerJsonLimits } from '../../shared/http/json-limits.js';
 import { sendProblem } from './problem.js';
-import { ProblemSchema } from './schemas.js';
+import { ProblemSchema } from '../../shared/http/schemas.js';
+import type { HttpContext } from '../../shared/http/http-context.js';
+
+export type { HttpContext };
 
 export type CheckStatus = 'ok' | 'degraded' | 'down';
 export type ReadinessCheck = () => Promise<Record<string, { status: CheckStatus; detail?: string }>>;
@@ -35,16 +38,6 @@ export interface HttpServerOptions {
   readonly contexts: readonly HttpContext[];
 }
 
-export interface HttpContext {
-  /**
-   * Named schemas the routes refer to with Type.Ref. They are added at the root: Fastify gives a
-   * plugin that adds its own schemas a fresh validator, which would silently drop the TypeBox one.
-   */
-  readonly schemas?: readonly TSchema[];
-  readonly routes: FastifyPluginAsync;
-  /** Registered outside the admin-token guard: the context authenticates its own requests (the tracking API's write keys). */
-  readonly public?: boolean;
-}
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
 const MAX_PARAM_LENGTH = 4096;

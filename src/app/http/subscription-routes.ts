@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
 import { listParked, type ParkedEvent } from '../../shared/subscriptions/checkpoints.js';
 import type { Subscriptions } from '../../shared/subscriptions/in-process-subscriptions.js';
-import { errorResponses } from './schemas.js';
+import { errorResponses } from '../../shared/http/schemas.js';
 import type { HttpContext } from './server.js';
 
 const Status = Type.Object({

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { errorResponses, JsonObjectSchema } from '../../../app/http/schemas.js';
-import type { HttpContext } from '../../../app/http/server.js';
+import { errorResponses, JsonObjectSchema } from '../../../shared/http/schemas.js';
+import type { HttpContext } from '../../../shared/http/http-context.js';
 import type { Profile } from '../../application/get-profile.js';
 
 const ProfileSchema = Type.Object(

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { ForbiddenError, UnauthorizedError, ValidationError } from '../../../shared/errors.js';
-import type { HttpContext } from '../../../app/http/server.js';
+import type { HttpContext } from '../../../shared/http/http-context.js';
 import type { MessageReceipt, MessagesCommand } from '../../application/accept-messages.js';
 import type { ResolveWriteKey } from '../../application/ports.js';
 import { MAX_MESSAGE_BYTES, MESSAGE_ERRORS, type MessageType } from '../../domain/message.js';

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses, PageQuery } from '../../../app/http/schemas.js';
+import { errorResponses, PageQuery } from '../../../shared/http/schemas.js';
 import { DEFAULT_PAGE_SIZE, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { IssuedKey } from '../../application/manage-applications.js';
 import type { ApplicationView, KeyView } from '../../application/ports.js';

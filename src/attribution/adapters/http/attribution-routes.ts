@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses, PageQuery } from '../../../app/http/schemas.js';
+import type { HttpContext } from '../../../shared/http/http-context.js';
+import { errorResponses, PageQuery } from '../../../shared/http/schemas.js';
 import { DEFAULT_PAGE_SIZE, type PageRequest } from '../../../shared/pagination.js';
 import type { ConversionAttribution, ScopeAttribution, VisitorJourney } from '../../application/queries.js';
 import type { Scope } from '../../application/ports.js';

@@ -1,11 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { assertMayWriteAs } from '../../../app/http/auth.js';
-import { errorResponses, JsonObjectSchema } from '../../../app/http/schemas.js';
-import type { HttpContext } from '../../../app/http/server.js';
+import { assertMayWriteAs } from '../../../shared/http/auth.js';
+import { errorResponses, JsonObjectSchema } from '../../../shared/http/schemas.js';
+import type { HttpContext } from '../../../shared/http/http-context.js';
 import type { BatchReceipt, Receipt } from '../../application/ingest-data.js';
 import type { IngestDataCommand } from '../../domain/ingested-data.js';
-import { RefusedJsonItem } from '../../../app/http/json-limits.js';
+import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
 import { requestContextOf } from './ingestion-routes.js';
 
 export interface AppEventHandlers {

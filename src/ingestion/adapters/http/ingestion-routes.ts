@@ -1,9 +1,9 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
-import { assertMayWriteAs, keyIdOf } from '../../../app/http/auth.js';
-import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses, JsonObjectSchema, PageQuery } from '../../../app/http/schemas.js';
+import { assertMayWriteAs, keyIdOf } from '../../../shared/http/auth.js';
+import type { HttpContext } from '../../../shared/http/http-context.js';
+import { errorResponses, JsonObjectSchema, PageQuery } from '../../../shared/http/schemas.js';
 import { DEFAULT_PAGE_SIZE, type Page } from '../../../shared/pagination.js';
 import type { IngestDataCommand, IngestedItem, RequestContext } from '../../domain/ingested-data.js';
 import { ITEM_STATUSES, type ItemStatus } from '../../domain/item-status.js';

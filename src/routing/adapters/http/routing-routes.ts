@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses, JsonObjectSchema } from '../../../app/http/schemas.js';
+import type { HttpContext } from '../../../shared/http/http-context.js';
+import { errorResponses, JsonObjectSchema } from '../../../shared/http/schemas.js';
 import type { DestinationView } from '../../application/destinations.js';
 import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
 import { deliveryState, type Attempt, type Delivery, type DeliveryFilter, type ReplayJob, type StoredRule } from '../../application/ports.js';

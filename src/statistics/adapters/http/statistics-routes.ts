@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses, PageQuery } from '../../../app/http/schemas.js';
+import type { HttpContext } from '../../../shared/http/http-context.js';
+import { errorResponses, PageQuery } from '../../../shared/http/schemas.js';
 import { DEFAULT_PAGE_SIZE, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { ApplicationTotals } from '../../application/ports.js';
 import type { Dashboard, StatisticsQuery } from '../../application/queries.js';

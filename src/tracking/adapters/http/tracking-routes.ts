@@ -1,9 +1,9 @@
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import { Type, type TSchema } from 'typebox';
-import { assertMayWriteAs, type Principal } from '../../../app/http/auth.js';
-import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses } from '../../../app/http/schemas.js';
+import { assertMayWriteAs, type Principal } from '../../../shared/http/auth.js';
+import type { HttpContext } from '../../../shared/http/http-context.js';
+import { errorResponses } from '../../../shared/http/schemas.js';
 import type { TrackingHealth } from '../../application/queries.js';
 import type { RequestContext } from '../../application/record-tracking-event.js';
 import { MAX_BATCH_SIZE, type TrackingReceipt } from '../../application/record-tracking-events.js';

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses } from '../../../app/http/schemas.js';
+import type { HttpContext } from '../../../shared/http/http-context.js';
+import { errorResponses } from '../../../shared/http/schemas.js';
 import type { StoredSchema } from '../../application/ports.js';
 import type { SchemaKey } from '../../domain/schema-registry.js';
 

@@ -1,14 +1,13 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import type { Clock } from '../shared/clock.js';
-import type { EventStore, InlineProjection } from '../shared/event-store/event-store.js';
-import type { IdGenerator } from '../shared/ids.js';
-import type { Procedures } from '../shared/procedures.js';
-import type { MigrationSet } from '../shared/sqlite/migrate.js';
-import type { Subscriber } from '../shared/subscriptions/subscriber.js';
-import type { Config } from './config.js';
+import type { Clock } from './clock.js';
+import type { EventStore, InlineProjection } from './event-store/event-store.js';
+import type { IdGenerator } from './ids.js';
+import type { Procedures } from './procedures.js';
+import type { MigrationSet } from './sqlite/migrate.js';
+import type { Subscriber } from './subscriptions/subscriber.js';
 import type { WriteKeyVerifier } from './http/auth.js';
-import type { HttpContext } from './http/server.js';
+import type { HttpContext } from './http/http-context.js';
 
 /** What every bounded context is given by a composition root. */
 export interface ModuleDeps {
@@ -18,7 +17,6 @@ export interface ModuleDeps {
   readonly clock: Clock;
   readonly newId: IdGenerator;
   readonly logger: Logger;
-  readonly config: Config;
   /** Work that must run where the write connection lives (see shared/procedures.ts). */
   readonly procedures: Procedures;
 }

@@ -1,4 +1,4 @@
-import type { Violation } from '../../shared/errors.js';
+import type { Violation } from '../errors.js';
 
 /**
  * What JSON a request may carry beyond being well-formed. Every check is a single iterative pass, so

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { ForbiddenError, UnauthorizedError } from '../../shared/errors.js';
-import { secretMatches } from '../../shared/secrets.js';
+import { ForbiddenError, UnauthorizedError } from '../errors.js';
+import { secretMatches } from '../secrets.js';
 
 /** Who is calling: the admin (everything), or a write key (writing as its own source, nothing else). */
 export type Principal = { readonly kind: 'admin' } | { readonly kind: 'write-key'; readonly appId: string; readonly keyId: string };

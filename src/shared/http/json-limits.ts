@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ValidationError } from '../../shared/errors.js';
+import { ValidationError } from '../errors.js';
 import { findJsonFault, unsafeIntegerLiterals, type JsonFault, type JsonLimits } from './json-faults.js';
 
 declare module 'fastify' {
