@@ -1,7 +1,7 @@
 /**
  * The storage thread's entry point: it owns the SQLite write connection, runs group commit, the
  * inline projections, every subscriber and the delivery workers, and answers the HTTP thread's
- * appends and procedure calls (see docs/decisions/0011-storage-thread.md).
+ * appends and procedure calls (see docs/decisions/0018-storage-thread.md).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { systemClock } from '../shared/clock.js';
