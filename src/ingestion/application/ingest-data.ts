@@ -1,6 +1,6 @@
 import type { Clock } from '../../shared/clock.js';
 import { ValidationError } from '../../shared/errors.js';
-import type { EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
+import type { EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import type { NewEvent } from '../../shared/events.js';
 import {
@@ -11,7 +11,7 @@ import {
   type IngestDataCommand,
   type IngestedItem,
 } from '../domain/ingested-data.js';
-import type { EnsureSource, IdempotencyLogFor, RouteEvent, RoutingSummary } from './ports.js';
+import type { EnsureSource, FirstResult, IdempotencyLogFor, RouteEvent, RoutingSummary } from './ports.js';
 
 export interface IngestDataDeps {
   readonly store: EventStore;
@@ -94,21 +94,49 @@ export const commitPrepared =
   (deps: CommitDeps): CommitPrepared =>
   (entries) =>
     deps.store.transaction(async (tx) => {
-      const committed: Committed[] = new Array(entries.length);
-      const unkeyed: number[] = [];
-      for (const [i, { prepared, key }] of entries.entries()) {
-        if (key === undefined) unkeyed.push(i);
-        else committed[i] = await appendOnce(deps, tx, prepared, key);
+      const log = deps.idempotency(tx.db);
+      const now = deps.clock.now();
+      const notBefore = new Date(now.getTime() - (deps.idempotencyWindowMs ?? DAY_MS)).toISOString();
+      // Keys are looked up and recorded per application, a few statements for the whole batch.
+      const firsts = new Map<string, FirstResult>();
+      const keysByApp = new Map<string, Set<string>>();
+      for (const { prepared, key } of entries) {
+        if (key === undefined) continue;
+        const app = prepared.item.partnerId;
+        keysByApp.set(app, (keysByApp.get(app) ?? new Set()).add(key));
+      }
+      for (const [app, keys] of keysByApp) {
+        for (const [key, first] of await log.findMany(app, [...keys], notBefore)) firsts.set(scoped(app, key), first);
+      }
+      const committed: Committed[] = [];
+      const appended: Prepared[] = [];
+      const remembered = new Map<string, Array<{ key: string; result: FirstResult }>>();
+      for (const { prepared, key } of entries) {
+        const result = { eventId: prepared.item.id, routing: prepared.routing };
+        if (key !== undefined) {
+          const app = prepared.item.partnerId;
+          const first = firsts.get(scoped(app, key));
+          if (first) {
+            committed.push({ status: 'duplicate', eventId: first.eventId, routing: first.routing });
+            continue;
+          }
+          // A second copy within this batch is a duplicate of the first.
+          firsts.set(scoped(app, key), result);
+          const rows = remembered.get(app) ?? [];
+          rows.push({ key, result });
+          remembered.set(app, rows);
+        }
+        appended.push(prepared);
+        committed.push({ status: 'accepted', ...result });
       }
       await tx.appendMany(
-        unkeyed.map((i) => {
-          const { prepared } = entries[i] as { prepared: Prepared };
-          committed[i] = { status: 'accepted', eventId: prepared.item.id, routing: prepared.routing };
-          return { streamId: dataStreamId(prepared.item.id), events: prepared.events, expectedVersion: 'no_stream' as const };
-        }),
+        appended.map((prepared) => ({ streamId: dataStreamId(prepared.item.id), events: prepared.events, expectedVersion: 'no_stream' as const })),
       );
+      for (const [app, rows] of remembered) await log.rememberMany(app, rows, now.toISOString());
       return committed;
     });
+
+const scoped = (app: string, key: string) => `${app}\n${key}`;
 
 /** Stores one event at most once per idempotency key. */
 export const ingestEvent =
@@ -164,16 +192,4 @@ function commitWith(deps: IngestDataDeps): CommitPrepared {
   if (deps.commit) return deps.commit;
   if (!deps.idempotency) throw new Error('keyed and batched ingestion need an idempotency log');
   return commitPrepared({ store: deps.store, clock: deps.clock, idempotency: deps.idempotency, idempotencyWindowMs: deps.idempotencyWindowMs });
-}
-
-async function appendOnce(deps: CommitDeps, tx: StoreTransaction, prepared: Prepared, key: string): Promise<Committed> {
-  const log = deps.idempotency(tx.db);
-  const now = deps.clock.now();
-  const notBefore = new Date(now.getTime() - (deps.idempotencyWindowMs ?? DAY_MS)).toISOString();
-  const appId = prepared.item.partnerId;
-  const first = await log.find(appId, key, notBefore);
-  if (first) return { status: 'duplicate', eventId: first.eventId, routing: first.routing };
-  await tx.append({ streamId: dataStreamId(prepared.item.id), events: prepared.events, expectedVersion: 'no_stream' });
-  await log.remember(appId, key, { eventId: prepared.item.id, routing: prepared.routing }, now.toISOString());
-  return { status: 'accepted', eventId: prepared.item.id, routing: prepared.routing };
 }

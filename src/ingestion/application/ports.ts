@@ -47,9 +47,10 @@ export interface FirstResult {
 
 /** Durable record of idempotency keys: a retried request returns its first result. */
 export interface IdempotencyLog {
-  /** The first result for this key, if it was recorded after `notBefore`. */
-  find(appId: string, key: string, notBefore: string): Promise<FirstResult | undefined>;
-  remember(appId: string, key: string, result: FirstResult, at: string): Promise<void>;
+  /** The first results of these keys of one application, for those recorded after `notBefore`. */
+  findMany(appId: string, keys: readonly string[], notBefore: string): Promise<Map<string, FirstResult>>;
+  /** Records first results; a key past its window is reused, its old record replaced. */
+  rememberMany(appId: string, entries: ReadonlyArray<{ readonly key: string; readonly result: FirstResult }>, at: string): Promise<void>;
 }
 
 export type IdempotencyLogFor = (db: Kysely<object>) => IdempotencyLog;
