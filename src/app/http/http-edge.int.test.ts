@@ -87,6 +87,28 @@ describe('JSON limits at the edge', () => {
     expect(stored.json()).toMatchObject({ payload: { n: 2 } });
   });
 
+  it('rejects a tracking event that breaks the limits alone, and records the others of its batch', async () => {
+    const good = (visitor: string) =>
+      `{"partner_id":"p","campaign_id":"c","visitor_id":"${visitor}","interaction_type":"click","source_url":"https://a.example/x","destination_url":"https://b.example/y"}`;
+    const events = [
+      good('v1'),
+      `{"partner_id":"p","campaign_id":"c","visitor_id":"v2","interaction_type":"click","source_url":"https://a.example/x","destination_url":"https://b.example/y","extra":${nested(16)}}`,
+      good('v3').replace('"v3"', '"\\ud800"'),
+      good('v4'),
+    ];
+    const response = await postRaw('/api/v1/tracking/events/batch', `{"events":[${events.join(',')}]}`);
+    expect(response.statusCode).toBe(200);
+    const body = response.json();
+    expect(body).toMatchObject({ recorded: 2, rejected: 2 });
+    expect(body.receipts.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([
+      [0, 'recorded'],
+      [1, 'rejected'],
+      [2, 'rejected'],
+      [3, 'recorded'],
+    ]);
+    expect(body.receipts[2].errors[0]).toMatchObject({ path: 'visitor_id' });
+  });
+
   it('says why a body with a prototype key is refused', async () => {
     for (const text of [
       '{"partner_id":"p","payload":{"__proto__":{"admin":true}}}',

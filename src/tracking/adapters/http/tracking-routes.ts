@@ -3,6 +3,7 @@ import type { FastifySchemaCompiler } from 'fastify';
 import { Type, type TSchema } from 'typebox';
 import { assertMayWriteAs, type Principal } from '../../../shared/http/auth.js';
 import type { HttpContext } from '../../../shared/http/http-context.js';
+import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
 import { errorResponses } from '../../../shared/http/schemas.js';
 import type { TrackingHealth } from '../../application/queries.js';
 import type { RequestContext } from '../../application/record-tracking-event.js';
@@ -182,12 +183,21 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
             response: { 200: BatchResult, ...errorResponses },
           },
           validatorCompiler: looseBody(AnyBatch),
-          config: { access: 'write' },
+          // Each event is held to the JSON limits alone: one too deep or with a lone surrogate is rejected by itself.
+          config: { access: 'write', jsonItems: 'events' },
         },
         async (request, reply) => {
-          const events = (request.body as { events: TrackingEventFields[] }).events;
+          const given = (request.body as { events: Array<TrackingEventFields | RefusedJsonItem> }).events;
+          const events = given.filter((event): event is TrackingEventFields => !(event instanceof RefusedJsonItem));
           assertMayRecordFor(request.principal, events);
-          const receipts = await handlers.recordBatch(events.map(commandOf), { correlationId: request.id });
+          const recordedOrRejected = await handlers.recordBatch(events.map(commandOf), { correlationId: request.id });
+          // Receipts in request order: the refused events' own, the others' as the use case answered them.
+          let next = 0;
+          const receipts = given.map((event): TrackingReceipt =>
+            event instanceof RefusedJsonItem
+              ? { status: 'rejected', violations: [{ path: event.fault.path, message: event.fault.message }] }
+              : (recordedOrRejected[next++] as TrackingReceipt),
+          );
           const recorded = receipts.filter((receipt) => receipt.status === 'recorded').length;
           return reply.status(200).send({
             recorded,
