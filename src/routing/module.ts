@@ -154,7 +154,17 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     name: 'routing',
     evaluate: (event) => evaluator.evaluate(event),
     worker,
-    subscribers: [routingScheduler({ clock, rules: sqlRuleCatalog, deliveries: sqlDeliveryStore, evaluator, onScheduled: worker.wake })],
+    subscribers: [
+      routingScheduler({
+        clock,
+        rules: sqlRuleCatalog,
+        deliveries: sqlDeliveryStore,
+        tables,
+        evaluator,
+        onScheduled: worker.wake,
+        onDelivered: (destinationType) => options.onOutcome?.(destinationType, 'succeeded'),
+      }),
+    ],
     http: [
       routingHttp({
         create: createRule(ruleDeps),

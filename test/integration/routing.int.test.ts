@@ -264,6 +264,25 @@ describe('database destination', () => {
     );
     expect(rows[0]?.event_id).toBe(ingested.json().data.event_id);
     expect(JSON.parse(rows[0]?.body ?? '{}').data.payload).toEqual({ total: 5 });
+
+    // Written as the delivery is scheduled: succeeded at its first attempt, in the item's history too.
+    await intake.subscriptions.caughtUp(20_000);
+    const eventId = ingested.json().data.event_id as string;
+    const listed = (await call(intake, 'GET', `/api/routing/deliveries?event_id=${eventId}`)).json();
+    expect(listed.items).toEqual([expect.objectContaining({ status: 'succeeded', attempts: 1 })]);
+    const history = (await intake.store.readStream(`data-${eventId}`)).map((e) => e.type);
+    expect(history).toEqual(expect.arrayContaining(['DataRouted', 'DeliveryAttempted', 'DeliverySucceeded']));
+
+    // A batch's items reach the table together, each once.
+    const batch = await call(intake, 'POST', '/api/ingest/shop/batch', {
+      events: Array.from({ length: 20 }, (_, i) => ({ event_type: 'order_created', payload: { total: i } })),
+    });
+    expect(batch.statusCode).toBe(200);
+    await intake.subscriptions.caughtUp(20_000);
+    const all = await intake.store.transaction(
+      async (tx) => (await sql<{ n: number }>`SELECT count(*) AS n FROM order_archive`.execute(tx.db)).rows[0]?.n,
+    );
+    expect(Number(all)).toBe(21);
   });
 
   it('refuses a table that belongs to Intake', async () => {

@@ -82,6 +82,8 @@ export interface NewDelivery {
   readonly destinationType: string;
   readonly body: string;
   readonly createdAt: string;
+  /** Set when the delivery was made as it was scheduled (a database destination): stored as succeeded, attempt 1. */
+  readonly deliveredAt?: string;
 }
 
 export interface DeliveryFilter {
@@ -201,10 +203,18 @@ export interface ReplayStore {
 export interface DestinationTables {
   /** Refuses a name that belongs to something else (one of Intake's own tables, say). */
   assertUsable(table: string): Promise<void>;
-  insert(
-    table: string,
-    row: { delivery_id: string; event_id: string; app_id: string; event_type: string; body: string; delivered_at: string },
-  ): Promise<void>;
+  insert(table: string, row: DestinationRow): Promise<void>;
+  /** Many rows in one statement per chunk; a delivery already written is skipped. */
+  insertMany(table: string, rows: readonly DestinationRow[]): Promise<void>;
+}
+
+export interface DestinationRow {
+  readonly delivery_id: string;
+  readonly event_id: string;
+  readonly app_id: string;
+  readonly event_type: string;
+  readonly body: string;
+  readonly delivered_at: string;
 }
 
 export type RuleCatalogFor = (db: Kysely<object>) => RuleCatalog;

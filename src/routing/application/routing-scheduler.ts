@@ -1,34 +1,44 @@
 import type { Clock } from '../../shared/clock.js';
 import { dataStreamId, type DataIngested, type ItemSnapshot } from '../../shared/contracts/data-events.js';
 import type { DataRouted } from '../../shared/contracts/routing-events.js';
-import { causedBy } from '../../shared/events.js';
+import { causedBy, type RecordedEvent } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
 import { deliveryIdOf } from '../domain/delivery.js';
 import { orderingKeyOf } from '../domain/ordering-key.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../domain/routing-rule.js';
-import type { DeliveryStoreFor, NewDelivery, RuleCatalogFor } from './ports.js';
+import type { DatabaseConfig } from '../domain/destination-config.js';
+import type { DeliveryStoreFor, DestinationRow, DestinationTablesFor, NewDelivery, RuleCatalogFor } from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
 
 export interface SchedulerDeps {
   readonly clock: Clock;
   readonly rules: RuleCatalogFor;
   readonly deliveries: DeliveryStoreFor;
+  /** Database destinations are written here, as their deliveries are scheduled. */
+  readonly tables: DestinationTablesFor;
   readonly evaluator: RuleEvaluator;
   /** Wakes the delivery worker once new deliveries are committed. */
   readonly onScheduled: () => void;
+  /** Each delivery made while scheduling (database destinations), for the metrics. */
+  readonly onDelivered?: (destinationType: string) => void;
 }
 
 /**
  * Turns the rules matched at ingestion into stored deliveries and records DataRouted on the item.
  * Delivery ids are derived from (item, rule), so a redelivered DataIngested schedules nothing twice.
- * Rule events only invalidate this process's compiled rules: that is how every replica sees a change.
+ * A database destination is a table of this service's own database: its row is written in the same
+ * transaction, one multi-row insert per table per batch, and the delivery recorded as made, instead
+ * of an attempt and a transaction of its own per item. Rule events only invalidate this process's
+ * compiled rules: that is how every replica sees a change.
  */
-export function routingScheduler({ clock, rules, deliveries, evaluator, onScheduled }: SchedulerDeps): Subscriber {
+export function routingScheduler({ clock, rules, deliveries, tables, evaluator, onScheduled, onDelivered }: SchedulerDeps): Subscriber {
   return {
     name: 'routing',
     handles: ['DataIngested', ...RULE_EVENT_TYPES],
     async handle(events, tx) {
-      let scheduled = false;
+      const now = clock.now().toISOString();
+      const catalog = rules(tx.db);
+      const planned: Array<{ cause: RecordedEvent; delivery: NewDelivery; table: string | undefined }> = [];
       for (const event of events) {
         if (event.type !== 'DataIngested') {
           evaluator.invalidate((event as unknown as RoutingRuleEvent).data.app_id);
@@ -37,44 +47,88 @@ export function routingScheduler({ clock, rules, deliveries, evaluator, onSchedu
         const item = (event as unknown as DataIngested).data;
         const routing = item.routing;
         if (!routing || routing.matched_rule_ids.length === 0) continue;
-        const now = clock.now().toISOString();
         const body = deliveryBodyOf(item);
         const document = routedDocumentOf(item);
-        const planned: NewDelivery[] = [];
         for (const ruleId of routing.matched_rule_ids) {
-          const rule = await rules(tx.db).get(ruleId);
+          const rule = await catalog.get(ruleId);
           if (!rule?.is_active) continue;
+          const table = rule.destination_type === 'database' ? (rule.destination_config as DatabaseConfig).table : undefined;
           planned.push({
-            deliveryId: deliveryIdOf(item.item_id, ruleId),
-            ruleId,
-            itemId: item.item_id,
-            appId: item.partner_id,
-            eventType: item.event_type,
-            destinationType: rule.destination_type,
-            body,
-            createdAt: now,
-            orderingKey: rule.ordering_key ? (orderingKeyOf(rule.ordering_key, document) ?? null) : null,
-            position: event.position,
-            receivedAt: item.received_at,
+            cause: event,
+            table,
+            delivery: {
+              deliveryId: deliveryIdOf(item.item_id, ruleId),
+              ruleId,
+              itemId: item.item_id,
+              appId: item.partner_id,
+              eventType: item.event_type,
+              destinationType: rule.destination_type,
+              body,
+              createdAt: now,
+              orderingKey: rule.ordering_key ? (orderingKeyOf(rule.ordering_key, document) ?? null) : null,
+              position: event.position,
+              receivedAt: item.received_at,
+              ...(table === undefined ? {} : { deliveredAt: now }),
+            },
           });
         }
-        const inserted = new Set(await deliveries(tx.db).schedule(planned));
-        if (inserted.size === 0) continue;
-        const routed: DataRouted = {
-          type: 'DataRouted',
-          data: {
-            item_id: item.item_id,
-            app_id: item.partner_id,
-            deliveries: planned
-              .filter((d) => inserted.has(d.deliveryId))
-              .map((d) => ({ delivery_id: d.deliveryId, rule_id: d.ruleId, destination_type: d.destinationType })),
-            routed_at: now,
-          },
-        };
-        await tx.append({ streamId: dataStreamId(item.item_id), events: [{ ...routed, metadata: causedBy(event) }] });
-        scheduled = true;
       }
-      if (scheduled) setImmediate(onScheduled);
+      if (planned.length === 0) return;
+
+      const inserted = new Set(await deliveries(tx.db).schedule(planned.map((p) => p.delivery)));
+      const made = planned.filter((p) => inserted.has(p.delivery.deliveryId));
+      const rowsByTable = new Map<string, DestinationRow[]>();
+      for (const { delivery, table } of made) {
+        if (table === undefined) continue;
+        const rows = rowsByTable.get(table) ?? [];
+        rows.push({
+          delivery_id: delivery.deliveryId,
+          event_id: delivery.itemId,
+          app_id: delivery.appId,
+          event_type: delivery.eventType,
+          body: delivery.body,
+          delivered_at: now,
+        });
+        rowsByTable.set(table, rows);
+      }
+      for (const [table, rows] of rowsByTable) await tables(tx.db).insertMany(table, rows);
+
+      // One append per item: DataRouted, and the attempt and success of each delivery already made.
+      const byItem = new Map<string, { cause: RecordedEvent; deliveries: typeof made }>();
+      for (const entry of made) {
+        const group = byItem.get(entry.delivery.itemId) ?? { cause: entry.cause, deliveries: [] };
+        group.deliveries.push(entry);
+        byItem.set(entry.delivery.itemId, group);
+      }
+      await tx.appendMany(
+        [...byItem.entries()].map(([itemId, { cause, deliveries: group }]) => {
+          const first = group[0]?.delivery;
+          const routed: DataRouted = {
+            type: 'DataRouted',
+            data: {
+              item_id: itemId,
+              app_id: first?.appId ?? '',
+              deliveries: group.map(({ delivery: d }) => ({ delivery_id: d.deliveryId, rule_id: d.ruleId, destination_type: d.destinationType })),
+              routed_at: now,
+            },
+          };
+          const delivered = group
+            .filter(({ table }) => table !== undefined)
+            .flatMap(({ delivery: d }) => {
+              const ids = { item_id: itemId, delivery_id: d.deliveryId, rule_id: d.ruleId, attempt: 1 };
+              return [
+                { type: 'DeliveryAttempted', data: { ...ids, attempted_at: now } },
+                { type: 'DeliverySucceeded', data: { ...ids, status_code: null, duration_ms: 0, delivered_at: now } },
+              ];
+            });
+          return {
+            streamId: dataStreamId(itemId),
+            events: [routed, ...delivered].map((e) => ({ ...e, metadata: causedBy(cause) })),
+          };
+        }),
+      );
+      for (const { table, delivery } of made) if (table !== undefined) onDelivered?.(delivery.destinationType);
+      if (made.some(({ table }) => table === undefined)) setImmediate(onScheduled);
     },
   };
 }

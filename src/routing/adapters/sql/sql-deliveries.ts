@@ -80,36 +80,61 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
   return {
     async schedule(deliveries) {
       const inserted: string[] = [];
-      for (const d of deliveries) {
-        const result = await tables(db)
+      // 20 columns a row: 200 rows stay below the bound-parameter limits of SQLite and PostgreSQL.
+      for (let i = 0; i < deliveries.length; i += 200) {
+        const rows = await tables(db)
           .insertInto('routing_deliveries')
-          .values({
-            delivery_id: d.deliveryId,
-            rule_id: d.ruleId,
-            item_id: d.itemId,
-            app_id: d.appId,
-            event_type: d.eventType,
-            destination_type: d.destinationType,
-            body: d.body,
-            status: 'pending',
-            attempts: 0,
-            next_attempt_at: d.createdAt,
-            lease_until: null,
-            last_error: null,
-            created_at: d.createdAt,
-            updated_at: d.createdAt,
-            ordering_key: d.orderingKey,
-            position: d.position,
-            received_at: d.receivedAt,
-            webhook_id: d.webhookId ?? null,
-            replay_job_id: d.replayJobId ?? null,
-            lease_owner: null,
-          })
+          .values(
+            deliveries.slice(i, i + 200).map((d) => ({
+              delivery_id: d.deliveryId,
+              rule_id: d.ruleId,
+              item_id: d.itemId,
+              app_id: d.appId,
+              event_type: d.eventType,
+              destination_type: d.destinationType,
+              body: d.body,
+              status: d.deliveredAt === undefined ? 'pending' : 'succeeded',
+              attempts: d.deliveredAt === undefined ? 0 : 1,
+              next_attempt_at: d.deliveredAt === undefined ? d.createdAt : null,
+              lease_until: null,
+              last_error: null,
+              created_at: d.createdAt,
+              updated_at: d.deliveredAt ?? d.createdAt,
+              ordering_key: d.orderingKey,
+              position: d.position,
+              received_at: d.receivedAt,
+              webhook_id: d.webhookId ?? null,
+              replay_job_id: d.replayJobId ?? null,
+              lease_owner: null,
+            })),
+          )
           .onConflict((oc) => oc.column('delivery_id').doNothing())
-          .executeTakeFirst();
-        if (Number(result.numInsertedOrUpdatedRows ?? 0) > 0) inserted.push(d.deliveryId);
+          .returning('delivery_id')
+          .execute();
+        inserted.push(...rows.map((row) => row.delivery_id));
       }
-      return inserted;
+      const made = new Set(inserted);
+      const attempts = deliveries.filter((d) => d.deliveredAt !== undefined && made.has(d.deliveryId));
+      for (let i = 0; i < attempts.length; i += 500) {
+        await tables(db)
+          .insertInto('routing_attempts')
+          .values(
+            attempts.slice(i, i + 500).map((d) => ({
+              delivery_id: d.deliveryId,
+              attempt: 1,
+              worker: null,
+              at: d.deliveredAt ?? d.createdAt,
+              outcome: 'delivered',
+              status_code: null,
+              error: null,
+              duration_ms: 0,
+            })),
+          )
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      }
+      // In the order given, as callers match them against what they planned.
+      return deliveries.filter((d) => made.has(d.deliveryId)).map((d) => d.deliveryId);
     },
 
     async claimDue({ now, leaseUntil, limit, owner, excludeRules }: ClaimRequest) {

@@ -64,5 +64,17 @@ function destinationTables(db: Kysely<object>, now: () => Date, created: Set<str
                 VALUES (${row.delivery_id}, ${row.event_id}, ${row.app_id}, ${row.event_type}, ${row.body}, ${row.delivered_at})
                 ON CONFLICT (delivery_id) DO NOTHING`.execute(db);
     },
+    async insertMany(table, rows) {
+      if (rows.length === 0) return;
+      await ensure(table);
+      // Six columns a row: 500 rows stay far below the bound-parameter limits of SQLite and PostgreSQL.
+      for (let i = 0; i < rows.length; i += 500) {
+        const values = rows
+          .slice(i, i + 500)
+          .map((row) => sql`(${row.delivery_id}, ${row.event_id}, ${row.app_id}, ${row.event_type}, ${row.body}, ${row.delivered_at})`);
+        await sql`INSERT INTO ${sql.table(table)} (delivery_id, event_id, app_id, event_type, body, delivered_at)
+                  VALUES ${sql.join(values)} ON CONFLICT (delivery_id) DO NOTHING`.execute(db);
+      }
+    },
   };
 }
