@@ -20,6 +20,7 @@ import { eventStoreItems } from './adapters/log/event-store-items.js';
 import { registerRoutingMetrics } from './adapters/metrics/routing-metrics.js';
 import { sqlReplayStore } from './adapters/sql/sql-replays.js';
 import type { Registry } from 'prom-client';
+import { cachedRules } from './application/cached-rules.js';
 import { routingScheduler } from './application/routing-scheduler.js';
 import { ruleEvaluator, type RoutableEvent, type RoutingDecision } from './application/rule-evaluator.js';
 import { routingHttp } from './adapters/http/routing-routes.js';
@@ -73,6 +74,8 @@ export interface RoutingModule extends ContextModule {
 export function routingModule({ store, db, clock, newId, logger, procedures }: ModuleDeps, options: RoutingOptions): RoutingModule {
   const catalog = sqlRuleCatalog(db);
   const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
+  // Rules read by id on the delivery path come from memory, forgotten by the rule events the scheduler reads.
+  const rulesById = cachedRules(sqlRuleCatalog);
   const tables = sqlDestinationTables(() => clock.now());
   const box = secretBox(options.secretKey);
   const vault = sqlSecretVault(box);
@@ -94,7 +97,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     clock,
     random: Math.random,
     logger,
-    rules: sqlRuleCatalog,
+    rules: rulesById.catalog,
     vault,
     deliveries: sqlDeliveryStore,
     tables,
@@ -118,7 +121,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     clock,
     newId,
     logger,
-    rules: sqlRuleCatalog,
+    rules: rulesById.catalog,
     deliveries: sqlDeliveryStore,
     replays: sqlReplayStore,
     ruleState: (ruleId) => ruleStateOf(store, ruleId),
@@ -157,12 +160,13 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     subscribers: [
       routingScheduler({
         clock,
-        rules: sqlRuleCatalog,
+        rules: rulesById.catalog,
         deliveries: sqlDeliveryStore,
         tables,
         evaluator,
         onScheduled: worker.wake,
         onDelivered: (destinationType) => options.onOutcome?.(destinationType, 'succeeded'),
+        onRuleChanged: rulesById.invalidate,
       }),
     ],
     http: [

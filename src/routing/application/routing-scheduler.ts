@@ -21,6 +21,8 @@ export interface SchedulerDeps {
   readonly onScheduled: () => void;
   /** Each delivery made while scheduling (database destinations), for the metrics. */
   readonly onDelivered?: (destinationType: string) => void;
+  /** Called for every rule event read: cached rules are forgotten. */
+  readonly onRuleChanged?: (ruleId: string) => void;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface SchedulerDeps {
  * of an attempt and a transaction of its own per item. Rule events only invalidate this process's
  * compiled rules: that is how every replica sees a change.
  */
-export function routingScheduler({ clock, rules, deliveries, tables, evaluator, onScheduled, onDelivered }: SchedulerDeps): Subscriber {
+export function routingScheduler({ clock, rules, deliveries, tables, evaluator, onScheduled, onDelivered, onRuleChanged }: SchedulerDeps): Subscriber {
   return {
     name: 'routing',
     handles: ['DataIngested', ...RULE_EVENT_TYPES],
@@ -41,7 +43,9 @@ export function routingScheduler({ clock, rules, deliveries, tables, evaluator, 
       const planned: Array<{ cause: RecordedEvent; delivery: NewDelivery; table: string | undefined }> = [];
       for (const event of events) {
         if (event.type !== 'DataIngested') {
-          evaluator.invalidate((event as unknown as RoutingRuleEvent).data.app_id);
+          const changed = (event as unknown as RoutingRuleEvent).data;
+          evaluator.invalidate(changed.app_id);
+          onRuleChanged?.(changed.rule_id);
           continue;
         }
         const item = (event as unknown as DataIngested).data;

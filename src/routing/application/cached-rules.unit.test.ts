@@ -1,0 +1,26 @@
+import type { Kysely } from 'kysely';
+import { expect, it } from 'vitest';
+import { cachedRules } from './cached-rules.js';
+import type { RuleCatalog, StoredRule } from './ports.js';
+
+it('reads a rule once, until a rule event forgets it', async () => {
+  const reads: string[] = [];
+  let active = true;
+  const table: RuleCatalog = {
+    async get(ruleId) {
+      reads.push(ruleId);
+      return { rule_id: ruleId, is_active: active } as StoredRule;
+    },
+    listByApp: async () => [],
+    listAll: async () => [],
+  };
+  const rules = cachedRules(() => table);
+  const db = {} as Kysely<object>;
+  expect((await rules.catalog(db).get('r1'))?.is_active).toBe(true);
+  active = false;
+  expect((await rules.catalog(db).get('r1'))?.is_active).toBe(true);
+  expect(reads).toEqual(['r1']);
+  rules.invalidate('r1');
+  expect((await rules.catalog(db).get('r1'))?.is_active).toBe(false);
+  expect(reads).toEqual(['r1', 'r1']);
+});
