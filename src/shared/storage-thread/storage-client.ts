@@ -18,8 +18,6 @@ export interface StorageClient {
   /** Appends go to the storage thread; reads are local. */
   readonly store: EventStore;
   readonly procedures: Procedures;
-  /** Calls sent and not yet answered. */
-  readonly inFlight: number;
   /** The storage thread is gone: every waiting call and every later one fails with `error`. */
   fail(error: Error): void;
 }
@@ -111,9 +109,6 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads): Stor
   return {
     store,
     procedures: forwardingProcedures((name, args) => send({ kind: 'procedure', name, args })),
-    get inFlight() {
-      return waiting.size;
-    },
     fail(error) {
       failed = error;
       for (const caller of waiting.values()) caller.reject(error);
