@@ -46,7 +46,7 @@ async function remoteStore(options: Parameters<typeof sqliteEventStore>[0] exten
 eventStoreContract('sqlite through the storage thread protocol', (options) => remoteStore(options));
 
 describe('storage thread protocol', () => {
-  it('sends every call of one tick in one message', async () => {
+  it('gathers the calls of one tick into messages of at most sixteen calls', async () => {
     const remote = await remoteStore();
     try {
       const messages: number[] = [];
@@ -62,7 +62,10 @@ describe('storage thread protocol', () => {
       const server = serveStorage({ port: port2, store: remote.local, procedures: remote.procedures });
       const client = storageClient(counting, remote.local);
       await Promise.all(Array.from({ length: 50 }, (_, i) => client.store.append({ streamId: `t-${i}`, events: [{ type: 'A', data: { i } }] })));
-      expect(messages).toEqual([50]);
+      expect(messages).toEqual([16, 16, 16, 2]);
+      messages.length = 0;
+      await Promise.all(Array.from({ length: 3 }, (_, i) => client.store.append({ streamId: `u-${i}`, events: [{ type: 'A', data: { i } }] })));
+      expect(messages).toEqual([3]);
       server.close();
       port1.close();
     } finally {

@@ -27,6 +27,9 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
+// Calls gathered before a message goes without waiting for the end of the tick.
+const EAGER_FLUSH_CALLS = 16;
+
 /**
  * The HTTP thread's side of the storage thread. Every append and procedure call made during one
  * tick goes over in one message; each caller is answered when its own reply comes back, so one
@@ -41,8 +44,8 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads): Stor
   let failed: Error | undefined;
 
   const flush = () => {
-    scheduled = false;
     const calls = outbox;
+    if (calls.length === 0) return;
     outbox = [];
     try {
       worker.postMessage({ type: 'calls', calls });
@@ -66,9 +69,15 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads): Stor
       const id = nextId++;
       waiting.set(id, { resolve, reject });
       outbox.push({ ...call, id } as Call);
+      // A full message goes at once: the storage thread commits it while this thread reads the
+      // rest of the sockets, instead of the two threads taking turns a whole tick at a time.
+      if (outbox.length >= EAGER_FLUSH_CALLS) return flush();
       if (!scheduled) {
         scheduled = true;
-        setImmediate(flush);
+        setImmediate(() => {
+          scheduled = false;
+          flush();
+        });
       }
     });
 

@@ -14,7 +14,8 @@ import {
 } from '../event-store.js';
 import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
-import { applyInlineProjections, planAppends } from '../plan-appends.js';
+import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
+import { recentEvents } from '../recent-events.js';
 
 export interface EventsTable {
   position: Generated<number>;
@@ -43,15 +44,21 @@ export interface SqliteEventStoreOptions {
   readonly maxBatch?: number;
   readonly maxQueued?: number;
   readonly onBatch?: (size: number) => void;
+  /** How many of the latest events to keep in memory for in-process readers (0: none). */
+  readonly recentEvents?: number;
 }
 
 // SQLite allows 32766 bound parameters; 8 columns per row keeps a chunk well below it.
 const INSERT_CHUNK = 1000;
 
+// Subscribers read in batches of 500 and rarely fall far behind; further back, they read SQLite.
+const RECENT_EVENTS = 8192;
+
 export async function sqliteEventStore(options: SqliteEventStoreOptions): Promise<EventStore> {
   const db = options.sqlite.db as Kysely<Tables>;
   const projections = options.inlineProjections ?? [];
   const listeners = new Set<(head: number) => void>();
+  const recent = recentEvents(options.recentEvents ?? RECENT_EVENTS);
 
   const wal: FileHandle | undefined =
     options.durability !== 'process-crash' && options.sqlite.walPath ? await openWal(options.sqlite) : undefined;
@@ -71,13 +78,19 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   const sync = wal ? coalescedSync(() => wal.datasync()) : () => Promise.resolve();
   const durable = () => guarded(sync);
 
-  const notify = (events: readonly RecordedEvent[]) => {
-    const last = events.at(-1);
+  const notify = (committed: readonly RecordedEvent[]) => {
+    recent.add(committed);
+    const last = committed.at(-1);
     if (!last) return;
     for (const listener of listeners) listener(last.position);
   };
 
-  async function appendWithin(trx: Kysely<Tables>, requests: readonly AppendRequest[]): Promise<Array<AppendResult | Error>> {
+  /** Appends within `trx`; the rows it inserted join `inserted`, to be noted once the transaction commits. */
+  async function appendWithin(
+    trx: Kysely<Tables>,
+    requests: readonly AppendRequest[],
+    inserted: RecordedEvent[],
+  ): Promise<Array<AppendResult | Error>> {
     const plan = planAppends(requests, await currentVersions(trx, [...new Set(requests.map((r) => r.streamId))]), options.newId);
     const recordedAt = options.clock.now().toISOString();
     const positions = new Map<string, number>();
@@ -99,15 +112,18 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
         .execute();
       for (const row of inserted) positions.set(row.event_id, row.position);
     }
-    const { results, recorded } = plan.complete((row) => positions.get(row.eventId) ?? 0, recordedAt);
+    const positionOf = (row: PlannedRow) => positions.get(row.eventId) ?? 0;
+    for (const row of plan.rows) inserted.push(asRead(row, positionOf(row), recordedAt));
+    const { results, recorded } = plan.complete(positionOf, recordedAt);
     await applyInlineProjections(projections, trx, recorded, untyped);
     return results;
   }
 
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
-      const results = await guarded(() => db.transaction().execute((trx) => appendWithin(trx, requests)));
-      notify(results.flatMap((r) => (r instanceof Error ? [] : r.events)));
+      const inserted: RecordedEvent[] = [];
+      const results = await guarded(() => db.transaction().execute((trx) => appendWithin(trx, requests, inserted)));
+      notify(inserted);
       return results;
     },
     durable,
@@ -127,6 +143,8 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     },
 
     async readAll({ after, limit }) {
+      const cached = recent.after(after, limit);
+      if (cached) return cached;
       const rows = await db.selectFrom('events').selectAll().where('position', '>', after).orderBy('position').limit(limit).execute();
       return rows.map(toRecorded);
     },
@@ -143,12 +161,10 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
       const appended: RecordedEvent[] = [];
       const result = await guarded(() => db.transaction().execute((trx) => {
         const appendAll = async (requests: readonly AppendRequest[]) => {
-          const outcomes = await appendWithin(trx, requests);
+          const outcomes = await appendWithin(trx, requests, appended);
           const failure = outcomes.find((o) => o instanceof Error);
           if (failure) throw failure;
-          const results = outcomes as AppendResult[];
-          for (const result of results) appended.push(...result.events);
-          return results;
+          return outcomes as AppendResult[];
         };
         const tx: StoreTransaction = {
           db: untyped(trx),
@@ -205,6 +221,20 @@ async function openWal(sqlite: SqliteHandle): Promise<FileHandle> {
   // The WAL file appears with the first write; make sure it exists before holding a handle to it.
   sqlite.raw.pragma('user_version = ' + Number(sqlite.raw.pragma('user_version', { simple: true })));
   return open(sqlite.walPath as string, 'r');
+}
+
+/** An inserted row as a read would give it back: the stored JSON, parsed on first use. */
+function asRead(row: PlannedRow, position: number, recordedAt: string): RecordedEvent {
+  return toRecorded({
+    position,
+    event_id: row.eventId,
+    stream_id: row.streamId,
+    stream_version: row.streamVersion,
+    type: row.type,
+    data: row.data,
+    metadata: row.metadata,
+    recorded_at: recordedAt,
+  });
 }
 
 /**

@@ -1,0 +1,52 @@
+import type { RecordedEvent } from '../events.js';
+
+/**
+ * The tail of the log as this process committed it. Every in-process subscriber reads each new
+ * event right after its commit; answering those reads from memory spares one SQLite read and one
+ * JSON parse per event and subscriber.
+ *
+ * Kept only where it is known to be whole: a commit whose first position does not follow the last
+ * one kept (a gap, or commits noted out of order) starts the tail afresh, and a read that starts
+ * before the tail, or finds nothing in it, goes to the database.
+ */
+export interface RecentEvents {
+  /** Notes events just committed, in position order. */
+  add(committed: readonly RecordedEvent[]): void;
+  /** Up to `limit` events after `position`, or undefined when the tail cannot tell. */
+  after(position: number, limit: number): RecordedEvent[] | undefined;
+}
+
+export function recentEvents(capacity: number): RecentEvents {
+  let kept: RecordedEvent[] = [];
+  let first = 0; // index of the oldest event still kept
+
+  const last = () => kept.at(-1)?.position;
+
+  return {
+    add(committed) {
+      for (const event of committed) {
+        const previous = last();
+        if (previous !== undefined && event.position !== previous + 1) {
+          kept = [];
+          first = 0;
+        }
+        kept.push(event);
+      }
+      const size = kept.length - first;
+      if (size > capacity) first += size - capacity;
+      // Compact now and then rather than shifting the array on every commit.
+      if (first > capacity) {
+        kept = kept.slice(first);
+        first = 0;
+      }
+    },
+
+    after(position, limit) {
+      const oldest = kept[first];
+      if (oldest === undefined || position + 1 < oldest.position) return undefined;
+      const from = first + (position + 1 - oldest.position);
+      if (from >= kept.length) return undefined;
+      return kept.slice(from, from + limit);
+    },
+  };
+}
