@@ -27,8 +27,17 @@ export function bucketStart(period: TimePeriod, at: string | Date): string {
 
 /** The start of each period's bucket holding `at`. */
 export function bucketStarts(at: string | Date): Record<TimePeriod, string> {
-  return { hourly: bucketStart('hourly', at), daily: bucketStart('daily', at), weekly: bucketStart('weekly', at) };
+  // Every item of a batch tends to share its hour: an instant as toISOString writes it is
+  // placed by its first 13 characters (date and hour), so the answer for that hour is reused.
+  const hour = typeof at === 'string' && at.length === 24 && at[10] === 'T' && at.endsWith('Z') ? at.slice(0, 13) : undefined;
+  if (hour !== undefined && hour === lastHour && lastStarts) return lastStarts;
+  const starts = Object.freeze({ hourly: bucketStart('hourly', at), daily: bucketStart('daily', at), weekly: bucketStart('weekly', at) });
+  if (hour !== undefined) [lastHour, lastStarts] = [hour, starts];
+  return starts;
 }
+
+let lastHour: string | undefined;
+let lastStarts: Readonly<Record<TimePeriod, string>> | undefined;
 
 /** The dashboard's window per period: two days of hours, a month of days, a quarter of weeks. */
 export const DASHBOARD_WINDOW: Record<TimePeriod, number> = { hourly: 48, daily: 30, weekly: 12 };

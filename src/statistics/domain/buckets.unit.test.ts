@@ -38,6 +38,19 @@ describe('bucketStart', () => {
     });
   });
 
+  it('gives the right buckets when consecutive instants share an hour, or do not', () => {
+    expect(bucketStarts('2026-11-29T23:01:00.000Z').hourly).toBe('2026-11-29T23:00:00.000Z');
+    expect(bucketStarts('2026-11-29T23:59:59.999Z').daily).toBe('2026-11-29T00:00:00.000Z');
+    expect(bucketStarts('2026-11-30T00:00:00.000Z')).toEqual({
+      hourly: '2026-11-30T00:00:00.000Z',
+      daily: '2026-11-30T00:00:00.000Z',
+      weekly: '2026-11-30T00:00:00.000Z',
+    });
+    // Not in toISOString's form: worked out in full, never taken for the hour it seems to start with.
+    expect(bucketStarts('2026-11-30T00:30:00.000+02:00').daily).toBe('2026-11-29T00:00:00.000Z');
+    expect(bucketStarts(new Date('2026-11-30T00:30:00.000Z')).daily).toBe('2026-11-30T00:00:00.000Z');
+  });
+
   it('refuses what is not a date-time', () => {
     expect(() => bucketStart('daily', 'yesterday')).toThrow(RangeError);
   });

@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import type Database from 'better-sqlite3';
 import type { Generated, Kysely, Selectable } from 'kysely';
 import type { Clock } from '../../clock.js';
 import type { IdGenerator } from '../../ids.js';
@@ -48,9 +49,6 @@ export interface SqliteEventStoreOptions {
   readonly recentEvents?: number;
 }
 
-// SQLite allows 32766 bound parameters; 8 columns per row keeps a chunk well below it.
-const INSERT_CHUNK = 1000;
-
 // Subscribers read in batches of 500 and rarely fall far behind; further back, they read SQLite.
 const RECENT_EVENTS = 8192;
 
@@ -59,6 +57,8 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   const projections = options.inlineProjections ?? [];
   const listeners = new Set<(head: number) => void>();
   const recent = recentEvents(options.recentEvents ?? RECENT_EVENTS);
+  // Prepared on the first append: a store may be opened before its migrations ran, or read-only.
+  let prepared: ReturnType<typeof appendStatements> | undefined;
 
   const wal: FileHandle | undefined =
     options.durability !== 'process-crash' && options.sqlite.walPath ? await openWal(options.sqlite) : undefined;
@@ -91,27 +91,11 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     requests: readonly AppendRequest[],
     inserted: RecordedEvent[],
   ): Promise<Array<AppendResult | Error>> {
-    const plan = planAppends(requests, await currentVersions(trx, [...new Set(requests.map((r) => r.streamId))]), options.newId);
+    const statements = (prepared ??= appendStatements(options.sqlite.raw));
+    const plan = planAppends(requests, statements.currentVersions([...new Set(requests.map((r) => r.streamId))]), options.newId);
     const recordedAt = options.clock.now().toISOString();
     const positions = new Map<string, number>();
-    for (let i = 0; i < plan.rows.length; i += INSERT_CHUNK) {
-      const inserted = await trx
-        .insertInto('events')
-        .values(
-          plan.rows.slice(i, i + INSERT_CHUNK).map((row) => ({
-            event_id: row.eventId,
-            stream_id: row.streamId,
-            stream_version: row.streamVersion,
-            type: row.type,
-            data: row.data,
-            metadata: row.metadata,
-            recorded_at: recordedAt,
-          })),
-        )
-        .returning(['position', 'event_id'])
-        .execute();
-      for (const row of inserted) positions.set(row.event_id, row.position);
-    }
+    for (const row of plan.rows) positions.set(row.eventId, statements.insert(row, recordedAt));
     const positionOf = (row: PlannedRow) => positions.get(row.eventId) ?? 0;
     for (const row of plan.rows) inserted.push(asRead(row, positionOf(row), recordedAt));
     const { results, recorded } = plan.complete(positionOf, recordedAt);
@@ -203,18 +187,28 @@ function untyped(db: Kysely<Tables>): Kysely<object> {
   return db as unknown as Kysely<object>;
 }
 
-async function currentVersions(db: Kysely<Tables>, streamIds: readonly string[]): Promise<Map<string, number>> {
-  const versions = new Map<string, number>();
-  for (let i = 0; i < streamIds.length; i += INSERT_CHUNK) {
-    const rows = await db
-      .selectFrom('events')
-      .select(['stream_id', (eb) => eb.fn.max('stream_version').as('version')])
-      .where('stream_id', 'in', streamIds.slice(i, i + INSERT_CHUNK))
-      .groupBy('stream_id')
-      .execute();
-    for (const row of rows) versions.set(row.stream_id, Number(row.version));
-  }
-  return versions;
+/**
+ * The append's two statements, prepared once and run on the connection's open transaction.
+ * Straight better-sqlite3 rather than Kysely: they run for every event, and building a
+ * multi-row INSERT per batch cost more than the row-by-row inserts do.
+ */
+function appendStatements(raw: Database.Database) {
+  const insert = raw.prepare(
+    'INSERT INTO events (event_id, stream_id, stream_version, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  // One statement for any number of streams: the ids arrive as one JSON array.
+  const versions = raw.prepare<[string], { stream_id: string; version: number }>(
+    'SELECT stream_id, max(stream_version) AS version FROM events WHERE stream_id IN (SELECT value FROM json_each(?)) GROUP BY stream_id',
+  );
+  return {
+    insert(row: PlannedRow, recordedAt: string): number {
+      const { lastInsertRowid } = insert.run(row.eventId, row.streamId, row.streamVersion, row.type, row.data, row.metadata, recordedAt);
+      return Number(lastInsertRowid);
+    },
+    currentVersions(streamIds: readonly string[]): Map<string, number> {
+      return new Map(versions.all(JSON.stringify(streamIds)).map((row) => [row.stream_id, Number(row.version)]));
+    },
+  };
 }
 
 async function openWal(sqlite: SqliteHandle): Promise<FileHandle> {
