@@ -35,7 +35,7 @@ export function recentEvents(capacity: number): RecentEvents {
       const size = kept.length - first;
       if (size > capacity) first += size - capacity;
       // Compact now and then rather than shifting the array on every commit.
-      if (first > capacity) {
+      if (first > capacity / 4) {
         kept = kept.slice(first);
         first = 0;
       }

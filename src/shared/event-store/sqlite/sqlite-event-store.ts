@@ -49,8 +49,8 @@ export interface SqliteEventStoreOptions {
   readonly recentEvents?: number;
 }
 
-// Subscribers read in batches of 500 and rarely fall far behind; further back, they read SQLite.
-const RECENT_EVENTS = 8192;
+// Subscribers that keep up stay within a few commits of the head; further back, they read SQLite.
+const RECENT_EVENTS = 2048;
 
 export async function sqliteEventStore(options: SqliteEventStoreOptions): Promise<EventStore> {
   const db = options.sqlite.db as Kysely<Tables>;
