@@ -13,7 +13,7 @@ import { openPostgres } from '../shared/postgres/open-postgres.js';
 import type { Kysely } from 'kysely';
 import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
-import { inheritCheckpoint, subscriberChain } from '../shared/subscriptions/subscriber-chain.js';
+import { inheritCheckpoint, subscriberChain, type ChainOptions } from '../shared/subscriptions/subscriber-chain.js';
 import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
 import type { Config } from './config.js';
 import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
@@ -78,7 +78,7 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
   const running = await chained(
     subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),
     db,
-    clock.now().toISOString(),
+    { clock, logger },
   );
   const subscriptions = inProcessSubscriptions({ store, db, clock, logger, subscribers: running });
   const lagReport = setInterval(() => void reportLag(subscriptions, logger), 30_000);
@@ -107,15 +107,27 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
   };
 }
 
-// The stages of an item, run as one pass over each batch: the views are written once per item per batch.
-const PIPELINE = ['validation', 'processing', 'routing', 'query', 'statistics'];
+/**
+ * Subscribers run as chains, one pass over each batch: one read of the log, one transaction and one
+ * checkpoint per chain instead of per subscriber. `pipeline` holds an item's stages, so the views
+ * are written once per item per batch. `views` holds the views kept beside it; a chain of its own
+ * (rather than more members of `pipeline`) lets it start from its members' own checkpoints.
+ */
+const CHAINS: Readonly<Record<string, readonly string[]>> = {
+  pipeline: ['validation', 'processing', 'routing', 'query', 'statistics'],
+  views: ['item-status', 'profiles', 'attribution'],
+};
 
-async function chained(subscribers: readonly Subscriber[], db: Kysely<object>, at: string): Promise<Subscriber[]> {
-  const members = PIPELINE.flatMap((name) => subscribers.filter((s) => s.name === name));
-  if (members.length < 2) return [...subscribers];
-  const chain = subscriberChain('pipeline', members);
-  await inheritCheckpoint(db, chain, at);
-  return [chain, ...subscribers.filter((s) => !members.includes(s))];
+async function chained(subscribers: readonly Subscriber[], db: Kysely<object>, options: ChainOptions): Promise<Subscriber[]> {
+  let running = [...subscribers];
+  for (const [name, memberNames] of Object.entries(CHAINS)) {
+    const members = memberNames.flatMap((member) => running.filter((s) => s.name === member));
+    if (members.length < 2) continue;
+    const chain = subscriberChain(name, members, options);
+    await inheritCheckpoint(db, chain, options.clock.now().toISOString());
+    running = [chain, ...running.filter((s) => !members.includes(s))];
+  }
+  return running;
 }
 
 async function reportLag(subscriptions: Subscriptions, logger: Logger): Promise<void> {

@@ -40,6 +40,8 @@ export interface StoreTransaction {
   append(request: AppendRequest): Promise<AppendResult>;
   /** Several appends at once (one round of statements); throws on the first that fails. */
   appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]>;
+  /** Runs `work` so that, if it throws, its writes and appends are undone and the rest of the transaction goes on. */
+  isolated<T>(work: () => Promise<T>): Promise<T>;
 }
 
 export interface EventStore {

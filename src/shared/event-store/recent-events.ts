@@ -1,23 +1,25 @@
-import type { RecordedEvent } from '../events.js';
-
 /**
  * The tail of the log as this process committed it. Every in-process subscriber reads each new
- * event right after its commit; answering those reads from memory spares one SQLite read and one
- * JSON parse per event and subscriber.
+ * event right after its commit; answering those reads from memory spares a SQLite read per event
+ * and subscriber. The store keeps its rows as written (JSON text), which weigh less than parsed data.
  *
  * Kept only where it is known to be whole: a commit whose first position does not follow the last
  * one kept (a gap, or commits noted out of order) starts the tail afresh, and a read that starts
  * before the tail, or finds nothing in it, goes to the database.
  */
-export interface RecentEvents {
+export interface RecentEvents<Row extends Positioned> {
   /** Notes events just committed, in position order. */
-  add(committed: readonly RecordedEvent[]): void;
+  add(committed: readonly Row[]): void;
   /** Up to `limit` events after `position`, or undefined when the tail cannot tell. */
-  after(position: number, limit: number): RecordedEvent[] | undefined;
+  after(position: number, limit: number): Row[] | undefined;
 }
 
-export function recentEvents(capacity: number): RecentEvents {
-  let kept: RecordedEvent[] = [];
+interface Positioned {
+  readonly position: number;
+}
+
+export function recentEvents<Row extends Positioned>(capacity: number): RecentEvents<Row> {
+  let kept: Row[] = [];
   let first = 0; // index of the oldest event still kept
 
   const last = () => kept.at(-1)?.position;

@@ -1,23 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import type { RecordedEvent } from '../events.js';
 import { recentEvents } from './recent-events.js';
 
-const at = (...positions: number[]): RecordedEvent[] =>
-  positions.map((position) => ({
-    eventId: `e${position}`,
-    position,
-    streamId: 's',
-    streamVersion: position,
-    type: 'T',
-    data: {},
-    metadata: {},
-    recordedAt: '2026-01-01T00:00:00.000Z',
-  }));
-const positions = (events: RecordedEvent[] | undefined) => events?.map((e) => e.position);
+type Row = { position: number };
+const at = (...positions: number[]): Row[] => positions.map((position) => ({ position }));
+const positions = (rows: Row[] | undefined) => rows?.map((row) => row.position);
 
 describe('recent events', () => {
   it('answers reads inside the tail and leaves the rest to the database', () => {
-    const tail = recentEvents(100);
+    const tail = recentEvents<Row>(100);
     tail.add(at(5, 6, 7));
     tail.add(at(8));
     expect(positions(tail.after(4, 10))).toEqual([5, 6, 7, 8]);
@@ -27,7 +17,7 @@ describe('recent events', () => {
   });
 
   it('starts afresh after a gap or a commit noted out of order', () => {
-    const tail = recentEvents(100);
+    const tail = recentEvents<Row>(100);
     tail.add(at(1, 2));
     tail.add(at(4, 5));
     expect(tail.after(1, 10)).toBeUndefined();
@@ -38,7 +28,7 @@ describe('recent events', () => {
   });
 
   it('keeps at most its capacity, the newest', () => {
-    const tail = recentEvents(3);
+    const tail = recentEvents<Row>(3);
     for (let p = 1; p <= 10; p++) tail.add(at(p));
     expect(tail.after(6, 10)).toBeUndefined();
     expect(positions(tail.after(7, 10))).toEqual([8, 9, 10]);

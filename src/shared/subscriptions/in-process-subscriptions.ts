@@ -286,7 +286,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         position: runner.position,
         head,
         lag: Math.max(0, head - runner.position),
-        parked: parked.filter((p) => p.subscriber === runner.subscriber.name).length,
+        // A chain parks an event under the member that failed on it (the chain's own name: from before).
+        parked: parked.filter((p) => p.subscriber === member.name || p.subscriber === runner.subscriber.name).length,
         state: !runner.running ? 'stopped' : runner.fault === undefined ? 'running' : 'retrying',
         ...(runner.fault === undefined ? {} : { fault: runner.fault }),
       })));
@@ -317,7 +318,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       await store.transaction(async (tx) => {
         await runner.subscriber.reset?.(tx);
         await saveCheckpoint(tx.db, own, 0, clock.now().toISOString());
-        for (const parked of await listParked(tx.db, own)) await unpark(tx.db, own, parked.eventId);
+        for (const subscriber of new Set([own, ...membersOf(runner.subscriber).map((m) => m.name)])) {
+          for (const parked of await listParked(tx.db, subscriber)) await unpark(tx.db, subscriber, parked.eventId);
+        }
       });
       runner.position = 0;
       logger.info({ subscriber: own, requested: name }, 'replaying from the start of the log');
@@ -326,19 +329,24 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
     async retryParked(requested, ref) {
       const runner = runnerOf(requested);
-      const name = runner.subscriber.name;
-      const parked = (await listParked(db, name)).find((p) => (typeof ref === 'number' ? p.position === ref : p.eventId === ref));
+      // Parked under the member that failed, or under the chain itself (entries from before members were isolated).
+      const member = membersOf(runner.subscriber).find((m) => m.name === requested);
+      const matches = (p: { position: number; eventId: string }) => (typeof ref === 'number' ? p.position === ref : p.eventId === ref);
+      const parkedByMember = member && member !== runner.subscriber ? (await listParked(db, member.name)).find(matches) : undefined;
+      const [handler, parked] = parkedByMember
+        ? [member as Subscriber, parkedByMember]
+        : [runner.subscriber, (await listParked(db, runner.subscriber.name)).find(matches)];
       // Through its stream rather than `readAll` after `position - 1`: the number before a position
       // need not be an event, nor come before it in the store's read order.
       const event = parked && (await store.readStream(parked.streamId)).find((e) => e.eventId === parked.eventId);
       if (!event)
         throw new NotFoundError(
           'subscriptions.not-parked',
-          `"${name}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`,
+          `"${requested}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`,
         );
       await store.transaction(async (tx) => {
-        if (runner.subscriber.handles.includes(event.type)) await runner.subscriber.handle([event], tx);
-        await unpark(tx.db, name, event.eventId);
+        if (handler.handles.includes(event.type)) await handler.handle([event], tx);
+        await unpark(tx.db, parked.subscriber, event.eventId);
       });
     },
 

@@ -54,7 +54,7 @@ it('lets each member see what the members before it appended, in one pass, and n
     db: sqlite.db,
     clock: systemClock,
     logger: pino({ level: 'silent' }),
-    subscribers: [subscriberChain('pipeline', [stage, view])],
+    subscribers: [subscriberChain('pipeline', [stage, view], { clock: systemClock, logger: pino({ level: 'silent' }) })],
   });
   try {
     await store.append({ streamId: 'a', events: [{ type: 'Received', data: {} }] });
@@ -76,7 +76,7 @@ it('starts a new chain where the slowest of the subscribers it replaces was', as
   const { sqlite, close } = await setUp();
   try {
     const member = (name: string): Subscriber => ({ name, handles: [], handle: async () => {} });
-    const chain = subscriberChain('pipeline', [member('one'), member('two')]);
+    const chain = subscriberChain('pipeline', [member('one'), member('two')], { clock: systemClock, logger: pino({ level: 'silent' }) });
     await saveCheckpoint(sqlite.db, 'one', 40, 'now');
     await saveCheckpoint(sqlite.db, 'two', 25, 'now');
     await inheritCheckpoint(sqlite.db, chain, 'now');
@@ -85,6 +85,61 @@ it('starts a new chain where the slowest of the subscribers it replaces was', as
     await inheritCheckpoint(sqlite.db, chain, 'now');
     expect(await loadCheckpoint(sqlite.db, 'pipeline')).toBe(60);
   } finally {
+    await close();
+  }
+});
+
+it('parks an event only for the member that fails on it; the others, and its appends for other events, go on', async () => {
+  const { sqlite, store, close } = await setUp();
+  let broken = true;
+  const seenByView: string[] = [];
+  // Appends a Checked event per item, then fails on the item marked bad: its append must not survive.
+  const checker: Subscriber = {
+    name: 'checker',
+    handles: ['Received'],
+    async handle(events, tx) {
+      for (const event of events) {
+        await tx.append({ streamId: event.streamId, events: [{ type: 'Checked', data: {} }] });
+        if (broken && (event.data as { bad?: boolean }).bad) throw new Error(`cannot check ${event.streamId}`);
+      }
+    },
+  };
+  const view: Subscriber = {
+    name: 'view',
+    handles: ['Received', 'Checked'],
+    async handle(events) {
+      seenByView.push(...events.map((e) => `${e.streamId}:${e.type}`));
+    },
+    async reset() {},
+  };
+  const subscriptions = inProcessSubscriptions({
+    store,
+    db: sqlite.db,
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+    subscribers: [subscriberChain('pipeline', [checker, view], { clock: systemClock, logger: pino({ level: 'silent' }) })],
+  });
+  try {
+    for (const [streamId, bad] of [['a', false], ['b', true], ['c', false]] as const) {
+      await store.append({ streamId, events: [{ type: 'Received', data: { bad } }] });
+    }
+    subscriptions.start();
+    await subscriptions.caughtUp(10_000);
+
+    expect(seenByView.sort()).toEqual(['a:Checked', 'a:Received', 'b:Received', 'c:Checked', 'c:Received']);
+    const log = await store.readAll({ after: 0, limit: 100 });
+    expect(log.filter((e) => e.type === 'Checked').map((e) => e.streamId)).toEqual(['a', 'c']);
+    const status = Object.fromEntries((await subscriptions.status()).map((s) => [s.name, s.parked]));
+    expect(status).toEqual({ checker: 1, view: 0 });
+
+    broken = false;
+    const parkedAt = log.find((e) => e.streamId === 'b')?.position as number;
+    await subscriptions.retryParked('checker', parkedAt);
+    await subscriptions.caughtUp(10_000);
+    expect(Object.fromEntries((await subscriptions.status()).map((s) => [s.name, s.parked]))).toEqual({ checker: 0, view: 0 });
+    expect(seenByView).toContain('b:Checked');
+  } finally {
+    await subscriptions.stop();
     await close();
   }
 });

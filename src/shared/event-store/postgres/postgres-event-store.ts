@@ -17,6 +17,7 @@ import {
 import { groupCommitter } from '../group-commit.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
+import { withSavepoint } from '../savepoint.js';
 
 export interface EventsTable {
   /** bigint: node-postgres hands it over as a string. */
@@ -220,6 +221,15 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
             const results: AppendResult[] = [];
             for (const request of requests) results.push(await this.append(request));
             return results;
+          },
+          async isolated(isolatedWork) {
+            const mark = appended.length;
+            try {
+              return await withSavepoint(untyped(trx), isolatedWork);
+            } catch (error) {
+              appended.length = mark; // rolled back: neither announced nor noted
+              throw error;
+            }
           },
         };
         const value = await work(tx);

@@ -17,6 +17,7 @@ import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { recentEvents } from '../recent-events.js';
+import { withSavepoint } from '../savepoint.js';
 
 export interface EventsTable {
   position: Generated<number>;
@@ -50,13 +51,13 @@ export interface SqliteEventStoreOptions {
 }
 
 // Subscribers that keep up stay within a few commits of the head; further back, they read SQLite.
-const RECENT_EVENTS = 2048;
+const RECENT_EVENTS = 8192;
 
 export async function sqliteEventStore(options: SqliteEventStoreOptions): Promise<EventStore> {
   const db = options.sqlite.db as Kysely<Tables>;
   const projections = options.inlineProjections ?? [];
   const listeners = new Set<(head: number) => void>();
-  const recent = recentEvents(options.recentEvents ?? RECENT_EVENTS);
+  const recent = recentEvents<EventRow>(options.recentEvents ?? RECENT_EVENTS);
   // Prepared on the first append: a store may be opened before its migrations ran, or read-only.
   let prepared: ReturnType<typeof appendStatements> | undefined;
 
@@ -78,7 +79,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   const sync = wal ? coalescedSync(() => wal.datasync()) : () => Promise.resolve();
   const durable = () => guarded(sync);
 
-  const notify = (committed: readonly RecordedEvent[]) => {
+  const notify = (committed: readonly EventRow[]) => {
     recent.add(committed);
     const last = committed.at(-1);
     if (!last) return;
@@ -89,7 +90,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   async function appendWithin(
     trx: Kysely<Tables>,
     requests: readonly AppendRequest[],
-    inserted: RecordedEvent[],
+    inserted: EventRow[],
   ): Promise<Array<AppendResult | Error>> {
     const statements = (prepared ??= appendStatements(options.sqlite.raw));
     const plan = planAppends(requests, statements.currentVersions([...new Set(requests.map((r) => r.streamId))]), options.newId);
@@ -97,7 +98,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     const positions = new Map<string, number>();
     for (const row of plan.rows) positions.set(row.eventId, statements.insert(row, recordedAt));
     const positionOf = (row: PlannedRow) => positions.get(row.eventId) ?? 0;
-    for (const row of plan.rows) inserted.push(asRead(row, positionOf(row), recordedAt));
+    for (const row of plan.rows) inserted.push(asStored(row, positionOf(row), recordedAt));
     const { results, recorded } = plan.complete(positionOf, recordedAt);
     await applyInlineProjections(projections, trx, recorded, untyped);
     return results;
@@ -105,7 +106,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
-      const inserted: RecordedEvent[] = [];
+      const inserted: EventRow[] = [];
       const results = await guarded(() => db.transaction().execute((trx) => appendWithin(trx, requests, inserted)));
       notify(inserted);
       return results;
@@ -128,7 +129,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 
     async readAll({ after, limit }) {
       const cached = recent.after(after, limit);
-      if (cached) return cached;
+      if (cached) return cached.map(toRecorded);
       const rows = await db.selectFrom('events').selectAll().where('position', '>', after).orderBy('position').limit(limit).execute();
       return rows.map(toRecorded);
     },
@@ -142,7 +143,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     },
 
     async transaction(work) {
-      const appended: RecordedEvent[] = [];
+      const appended: EventRow[] = [];
       const result = await guarded(() => db.transaction().execute((trx) => {
         const appendAll = async (requests: readonly AppendRequest[]) => {
           const outcomes = await appendWithin(trx, requests, appended);
@@ -158,6 +159,15 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
             return result;
           },
           appendMany: appendAll,
+          async isolated(isolatedWork) {
+            const mark = appended.length;
+            try {
+              return await withSavepoint(untyped(trx), isolatedWork);
+            } catch (error) {
+              appended.length = mark; // rolled back: never noted as committed
+              throw error;
+            }
+          },
         };
         return work(tx);
       }));
@@ -217,9 +227,11 @@ async function openWal(sqlite: SqliteHandle): Promise<FileHandle> {
   return open(sqlite.walPath as string, 'r');
 }
 
-/** An inserted row as a read would give it back: the stored JSON, parsed on first use. */
-function asRead(row: PlannedRow, position: number, recordedAt: string): RecordedEvent {
-  return toRecorded({
+type EventRow = Selectable<EventsTable>;
+
+/** An inserted row as a read would give it back. */
+function asStored(row: PlannedRow, position: number, recordedAt: string): EventRow {
+  return {
     position,
     event_id: row.eventId,
     stream_id: row.streamId,
@@ -228,14 +240,14 @@ function asRead(row: PlannedRow, position: number, recordedAt: string): Recorded
     data: row.data,
     metadata: row.metadata,
     recorded_at: recordedAt,
-  });
+  };
 }
 
 /**
  * Data and metadata are parsed on first use: every subscriber reads the whole log and skips the
  * event types it does not handle, so most events are never looked into.
  */
-function toRecorded(row: Selectable<EventsTable>): RecordedEvent {
+function toRecorded(row: EventRow): RecordedEvent {
   let data: object | undefined;
   let metadata: EventMetadata | undefined;
   return {
