@@ -267,6 +267,48 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         expect((await readSettled(store, 2)).map((e) => e.streamId)).toEqual(['t-1', 't-2']);
       }));
 
+    it('appends many in a transaction in their order, and refuses the lot when one has a stale version', (context) =>
+      withStore(async ({ store, transactions }) => {
+        if (transactions === false) return context.skip('transactions run where the write connection is');
+        await store.append({ streamId: 'm-0', events: [event('A', 0)] });
+        await expect(
+          store.transaction((tx) =>
+            tx.appendMany([
+              { streamId: 'm-1', events: [event('A', 1)] },
+              { streamId: 'm-0', events: [event('A', 2)], expectedVersion: 'no_stream' },
+            ]),
+          ),
+        ).rejects.toBeInstanceOf(ConcurrencyError);
+        expect(await store.readStream('m-1')).toEqual([]);
+        const results = await store.transaction((tx) =>
+          tx.appendMany([
+            { streamId: 'm-1', events: [event('A', 1), event('B', 1)] },
+            { streamId: 'm-0', events: [event('A', 2)], expectedVersion: 1 },
+          ]),
+        );
+        expect(results.map((r) => r.nextExpectedVersion)).toEqual([2, 2]);
+        const read = await readSettled(store, 4);
+        expect(read.map((e) => `${e.streamId}:${e.streamVersion}`)).toEqual(['m-0:1', 'm-1:1', 'm-1:2', 'm-0:2']);
+      }));
+
+    it('undoes an isolated part of a transaction that throws, and commits the rest', (context) =>
+      withStore(async ({ store, transactions }) => {
+        if (transactions === false) return context.skip('transactions run where the write connection is');
+        await store.transaction(async (tx) => {
+          await tx.append({ streamId: 'i-1', events: [event('A', 1)] });
+          await expect(
+            tx.isolated(async () => {
+              await tx.append({ streamId: 'i-2', events: [event('A', 2)] });
+              throw new Error('this part fails');
+            }),
+          ).rejects.toThrow('this part fails');
+          await tx.append({ streamId: 'i-3', events: [event('A', 3)] });
+        });
+        const read = await readSettled(store, 2);
+        expect(read.map((e) => e.streamId)).toEqual(['i-1', 'i-3']);
+        expect(await store.readStream('i-2')).toEqual([]);
+      }));
+
     it('fails only the append whose data cannot be stored when several are committed together', () =>
       withStore(async ({ store }) => {
         const outcomes = await Promise.allSettled([

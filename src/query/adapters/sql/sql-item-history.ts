@@ -15,17 +15,19 @@ const tables = (db: Kysely<object>) => db.withTables<Tables>();
 export function sqlItemHistory(db: Kysely<object>): ItemHistory & { record(events: readonly RecordedEvent[]): Promise<void> } {
   return {
     async record(events) {
-      for (const event of events) {
+      const rows = events.map((event) => ({
+        item_id: (event.data as { item_id: string }).item_id,
+        event_id: event.eventId,
+        type: event.type,
+        version: event.streamVersion,
+        data: JSON.stringify(event.data),
+        recorded_at: event.recordedAt,
+      }));
+      // 6 columns a row: chunks of 1,000 stay far below either database's bound-parameter limit.
+      for (let i = 0; i < rows.length; i += 1000) {
         await tables(db)
           .insertInto('query_item_events')
-          .values({
-            item_id: (event.data as { item_id: string }).item_id,
-            event_id: event.eventId,
-            type: event.type,
-            version: event.streamVersion,
-            data: JSON.stringify(event.data),
-            recorded_at: event.recordedAt,
-          })
+          .values(rows.slice(i, i + 1000))
           .onConflict((oc) => oc.doNothing())
           .execute();
       }

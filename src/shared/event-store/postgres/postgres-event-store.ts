@@ -218,9 +218,21 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
             return outcome;
           },
           async appendMany(requests) {
-            const results: AppendResult[] = [];
-            for (const request of requests) results.push(await this.append(request));
-            return results;
+            // One round of statements for them all; only if another writer raced one of these
+            // streams is each appended alone, so the conflict fails its own request.
+            let outcomes: Array<AppendResult | Error>;
+            try {
+              outcomes = await withSavepoint(untyped(trx), () => appendWithin(trx, requests));
+            } catch (error) {
+              if (!isStreamVersionConflict(error)) throw error;
+              outcomes = [];
+              for (const request of requests) outcomes.push(await appendIsolated(trx, request));
+            }
+            // What was inserted is in the transaction even when another request of these failed its check.
+            for (const outcome of outcomes) if (!(outcome instanceof Error)) appended.push(...outcome.events);
+            const failure = outcomes.find((outcome) => outcome instanceof Error);
+            if (failure) throw failure;
+            return outcomes as AppendResult[];
           },
           async isolated(isolatedWork) {
             const mark = appended.length;
