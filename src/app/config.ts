@@ -31,6 +31,8 @@ export interface Config {
   readonly durability: Durability;
   /** Embedded on a SQLite file: a storage thread owns the write connection (STORAGE_THREAD, on by default). */
   readonly storageThread: boolean;
+  /** The storage thread's old-generation heap limit in MB (STORAGE_THREAD_HEAP_MB). */
+  readonly storageThreadHeapMb: number;
   /** Appends waiting for their commit beyond which ingest answers 503. */
   readonly maxQueuedAppends: number;
   /** Private hosts and CIDRs webhooks may reach (WEBHOOK_ALLOWED_HOSTS, comma list). */
@@ -99,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxJsonDepth: integer(env, 'MAX_JSON_DEPTH', 64, 2, 1000),
     durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),
     maxQueuedAppends: integer(env, 'MAX_QUEUED_APPENDS', 10_000, 1, 1_000_000),
+    storageThreadHeapMb: integer(env, 'STORAGE_THREAD_HEAP_MB', 1024, 64, 65_536),
     // An in-memory database cannot be shared with another thread.
     storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && !postgres && sqlitePath !== ':memory:',
     webhookAllowedHosts: env.WEBHOOK_ALLOWED_HOSTS ?? '',

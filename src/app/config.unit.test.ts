@@ -42,6 +42,8 @@ describe('configuration', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' })).toMatchObject({ distributed: true });
     expect(loadConfig({})).toMatchObject({ distributed: false, storageThread: true });
     expect(loadConfig({ STORAGE_THREAD: 'off' }).storageThread).toBe(false);
+    expect(loadConfig({}).storageThreadHeapMb).toBe(1024);
+    expect(() => loadConfig({ STORAGE_THREAD_HEAP_MB: '16' })).toThrow(ConfigError);
   });
 
   it('derives the subject prefix from the stream, so deployments sharing a NATS stay apart', () => {

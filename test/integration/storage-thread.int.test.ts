@@ -39,6 +39,11 @@ describe('with a storage thread', () => {
     expect(view.history.map((e: { type: string }) => e.type)).toEqual(['DataReceived', 'DataIngested', 'DataValidated', 'DataProcessed']);
   });
 
+  it('runs the storage thread under the heap limit STORAGE_THREAD_HEAP_MB sets (1 GB by default)', async () => {
+    expect((await start()).storageThread?.resourceLimits?.maxOldGenerationSizeMb).toBe(1024);
+    expect((await start({ STORAGE_THREAD_HEAP_MB: '512' })).storageThread?.resourceLimits?.maxOldGenerationSizeMb).toBe(512);
+  });
+
   it('keeps idempotency keys and batch receipts, committed in the storage thread', async () => {
     const intake = await start();
     expect((await post(intake, '/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
