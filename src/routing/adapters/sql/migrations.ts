@@ -123,7 +123,29 @@ const deliveryEngine: Migration = {
   },
 };
 
+/**
+ * Lookups that only ever concern a few rows index only those rows: a delivery that is made when it is
+ * scheduled (a database destination), has no ordering key and belongs to no replay enters just the
+ * indexes it is found by. Each partial index's condition is one its queries state in literal form.
+ */
+const partialIndexes: Migration = {
+  async up(db) {
+    for (const index of ['routing_deliveries_ordering', 'routing_deliveries_replay', 'routing_attempts_in_flight']) {
+      await db.schema.dropIndex(index).execute();
+    }
+    await sql`CREATE INDEX routing_deliveries_ordering ON routing_deliveries (rule_id, ordering_key, position)
+              WHERE status = 'pending' AND ordering_key IS NOT NULL`.execute(db);
+    await sql`CREATE INDEX routing_deliveries_replay ON routing_deliveries (replay_job_id, status)
+              WHERE replay_job_id IS NOT NULL`.execute(db);
+    await sql`CREATE INDEX routing_attempts_in_flight ON routing_attempts (worker) WHERE outcome = 'in_flight'`.execute(db);
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
-  migrations: { '0001_create_rules_deliveries_attempts': createTables, '0002_delivery_engine': deliveryEngine },
+  migrations: {
+    '0001_create_rules_deliveries_attempts': createTables,
+    '0002_delivery_engine': deliveryEngine,
+    '0003_partial_delivery_indexes': partialIndexes,
+  },
 };

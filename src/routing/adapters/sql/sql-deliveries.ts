@@ -181,7 +181,8 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       const rows = await tables(db)
         .selectFrom('routing_attempts')
         .select(['delivery_id', 'attempt'])
-        .where('outcome', '=', 'in_flight')
+        // A literal, as the partial index routing_attempts_in_flight states it, so the planner may use it.
+        .where(sql<SqlBool>`outcome = 'in_flight'`)
         .where('worker', '=', worker)
         .execute();
       return rows.map((row) => ({ deliveryId: row.delivery_id, attempt: row.attempt }));

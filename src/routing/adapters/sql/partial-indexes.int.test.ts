@@ -1,0 +1,48 @@
+import { Kysely, SqliteDialect } from 'kysely';
+import Database from 'better-sqlite3';
+import { afterEach, expect, it } from 'vitest';
+import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
+import { routingMigrations } from './migrations.js';
+import { sqlDeliveryStore } from './sql-deliveries.js';
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+/** The delivery store on SQLite, noting every statement it runs with its parameters. */
+async function recordingStore() {
+  const raw = new Database(':memory:');
+  const statements: Array<{ sql: string; parameters: readonly unknown[] }> = [];
+  const db = new Kysely<object>({
+    dialect: new SqliteDialect({ database: raw }),
+    log: (event) => {
+      if (event.level === 'query') statements.push({ sql: event.query.sql, parameters: event.query.parameters });
+    },
+  });
+  closers.push(() => db.destroy());
+  await migrateToLatest(db, [routingMigrations]);
+  statements.length = 0;
+  const plan = (match: RegExp) => {
+    const statement = statements.find((s) => match.test(s.sql));
+    if (!statement) throw new Error(`no statement matching ${match}`);
+    const rows = raw.prepare(`EXPLAIN QUERY PLAN ${statement.sql}`).all(...(statement.parameters as unknown[])) as Array<{ detail: string }>;
+    return rows.map((row) => row.detail).join('\n');
+  };
+  const indexSql = (name: string) => (raw.prepare('SELECT sql FROM sqlite_master WHERE name = ?').get(name) as { sql: string }).sql;
+  return { store: sqlDeliveryStore(db), plan, indexSql };
+}
+
+it('finds pending deliveries of an ordering key, a replay’s deliveries and in-flight attempts through their partial indexes', async () => {
+  const { store, plan, indexSql } = await recordingStore();
+  // Partial: a delivery made as it is scheduled, without ordering key or replay, enters none of them.
+  expect(indexSql('routing_deliveries_ordering')).toMatch(/WHERE status = 'pending' AND ordering_key IS NOT NULL/);
+  expect(indexSql('routing_deliveries_replay')).toMatch(/WHERE replay_job_id IS NOT NULL/);
+  expect(indexSql('routing_attempts_in_flight')).toMatch(/WHERE outcome = 'in_flight'/);
+  await store.claimDue({ now: '2026-12-02T10:00:00.000Z', leaseUntil: '2026-12-02T10:01:00.000Z', limit: 10, owner: 'w1', excludeRules: [] });
+  await store.countByJob('job-1');
+  await store.inFlightAttempts('w1');
+  expect(plan(/update "routing_deliveries" set "lease_until"/)).toContain('routing_deliveries_ordering');
+  expect(plan(/where "replay_job_id" = \? group by "status"/)).toContain('routing_deliveries_replay');
+  expect(plan(/from "routing_attempts"/)).toContain('routing_attempts_in_flight');
+});
