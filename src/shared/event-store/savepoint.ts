@@ -19,3 +19,14 @@ export async function withSavepoint<T>(db: Kysely<object>, work: () => Promise<T
     throw error;
   }
 }
+
+/** Runs `work`; if it throws, whatever it added to `noted` is taken out again (it was rolled back). */
+export async function forgottenOnFailure<T>(noted: unknown[], work: () => Promise<T>): Promise<T> {
+  const mark = noted.length;
+  try {
+    return await work();
+  } catch (error) {
+    noted.length = mark;
+    throw error;
+  }
+}

@@ -8,7 +8,8 @@ import { sqliteEventStoreMigrations } from '../event-store/sqlite/migrations.js'
 import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
 import { uuidV7 } from '../ids.js';
 import { migrateToLatest } from '../sqlite/migrate.js';
-import { openSqlite } from '../sqlite/open-sqlite.js';
+import { openSqlite, type SqliteHandle } from '../sqlite/open-sqlite.js';
+import type { EventStore } from '../event-store/event-store.js';
 import { inProcessSubscriptions } from './in-process-subscriptions.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoints.js';
 import { subscriptionMigrations } from './migrations.js';
@@ -31,6 +32,14 @@ async function setUp() {
   };
 }
 
+const silent = pino({ level: 'silent' });
+
+/** The members run as a chain named `pipeline`, fed by an in-process subscription. */
+function chainSubscriptions(store: EventStore, sqlite: SqliteHandle, members: Subscriber[]) {
+  const chain = subscriberChain('pipeline', members, { clock: systemClock, logger: silent });
+  return inProcessSubscriptions({ store, db: sqlite.db, clock: systemClock, logger: silent, subscribers: [chain] });
+}
+
 it('lets each member see what the members before it appended, in one pass, and never hands it to them again', async () => {
   const { sqlite, store, close } = await setUp();
   const calls: string[][] = [];
@@ -49,13 +58,7 @@ it('lets each member see what the members before it appended, in one pass, and n
     },
     async reset() {},
   };
-  const subscriptions = inProcessSubscriptions({
-    store,
-    db: sqlite.db,
-    clock: systemClock,
-    logger: pino({ level: 'silent' }),
-    subscribers: [subscriberChain('pipeline', [stage, view], { clock: systemClock, logger: pino({ level: 'silent' }) })],
-  });
+  const subscriptions = chainSubscriptions(store, sqlite, [stage, view]);
   try {
     await store.append({ streamId: 'a', events: [{ type: 'Received', data: {} }] });
     await store.append({ streamId: 'b', events: [{ type: 'Received', data: {} }] });
@@ -76,7 +79,7 @@ it('starts a new chain where the slowest of the subscribers it replaces was', as
   const { sqlite, close } = await setUp();
   try {
     const member = (name: string): Subscriber => ({ name, handles: [], handle: async () => {} });
-    const chain = subscriberChain('pipeline', [member('one'), member('two')], { clock: systemClock, logger: pino({ level: 'silent' }) });
+    const chain = subscriberChain('pipeline', [member('one'), member('two')], { clock: systemClock, logger: silent });
     await saveCheckpoint(sqlite.db, 'one', 40, 'now');
     await saveCheckpoint(sqlite.db, 'two', 25, 'now');
     await inheritCheckpoint(sqlite.db, chain, 'now');
@@ -112,13 +115,7 @@ it('parks an event only for the member that fails on it; the others, and its app
     },
     async reset() {},
   };
-  const subscriptions = inProcessSubscriptions({
-    store,
-    db: sqlite.db,
-    clock: systemClock,
-    logger: pino({ level: 'silent' }),
-    subscribers: [subscriberChain('pipeline', [checker, view], { clock: systemClock, logger: pino({ level: 'silent' }) })],
-  });
+  const subscriptions = chainSubscriptions(store, sqlite, [checker, view]);
   try {
     for (const [streamId, bad] of [['a', false], ['b', true], ['c', false]] as const) {
       await store.append({ streamId, events: [{ type: 'Received', data: { bad } }] });

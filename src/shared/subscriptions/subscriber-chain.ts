@@ -3,6 +3,7 @@ import type { AppendRequest, AppendResult, StoreTransaction } from '../event-sto
 import type { RecordedEvent } from '../events.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
+import { forgottenOnFailure } from '../event-store/savepoint.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
 import { loadCheckpoint, parkEvent, saveCheckpoint } from './checkpoints.js';
 import type { Subscriber } from './subscriber.js';
@@ -104,15 +105,7 @@ function recording(tx: StoreTransaction, appended: RecordedEvent[]): StoreTransa
       return result;
     },
     appendMany: async (requests) => note(await tx.appendMany(requests)),
-    async isolated(work) {
-      const mark = appended.length;
-      try {
-        return await tx.isolated(work);
-      } catch (error) {
-        appended.length = mark;
-        throw error;
-      }
-    },
+    isolated: (work) => forgottenOnFailure(appended, () => tx.isolated(work)),
   };
 }
 

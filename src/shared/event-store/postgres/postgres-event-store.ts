@@ -17,7 +17,7 @@ import {
 import { groupCommitter } from '../group-commit.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
-import { withSavepoint } from '../savepoint.js';
+import { forgottenOnFailure, withSavepoint } from '../savepoint.js';
 
 export interface EventsTable {
   /** bigint: node-postgres hands it over as a string. */
@@ -234,15 +234,8 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
             if (failure) throw failure;
             return outcomes as AppendResult[];
           },
-          async isolated(isolatedWork) {
-            const mark = appended.length;
-            try {
-              return await withSavepoint(untyped(trx), isolatedWork);
-            } catch (error) {
-              appended.length = mark; // rolled back: neither announced nor noted
-              throw error;
-            }
-          },
+          // Rolled back, its appends are neither announced nor noted.
+          isolated: (isolatedWork) => forgottenOnFailure(appended, () => withSavepoint(untyped(trx), isolatedWork)),
         };
         const value = await work(tx);
         await announce(trx, appended);

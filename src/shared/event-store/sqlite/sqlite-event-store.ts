@@ -17,7 +17,7 @@ import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { recentEvents } from '../recent-events.js';
-import { withSavepoint } from '../savepoint.js';
+import { forgottenOnFailure, withSavepoint } from '../savepoint.js';
 
 export interface EventsTable {
   position: Generated<number>;
@@ -159,15 +159,8 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
             return result;
           },
           appendMany: appendAll,
-          async isolated(isolatedWork) {
-            const mark = appended.length;
-            try {
-              return await withSavepoint(untyped(trx), isolatedWork);
-            } catch (error) {
-              appended.length = mark; // rolled back: never noted as committed
-              throw error;
-            }
-          },
+          // Rolled back, its appends are never noted as committed.
+          isolated: (isolatedWork) => forgottenOnFailure(appended, () => withSavepoint(untyped(trx), isolatedWork)),
         };
         return work(tx);
       }));
