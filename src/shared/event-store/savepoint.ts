@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { isStorageFault } from './storage-fault.js';
 
 let counter = 0;
 
@@ -14,11 +15,28 @@ export async function withSavepoint<T>(db: Kysely<object>, work: () => Promise<T
     await sql`RELEASE SAVEPOINT ${name}`.execute(db);
     return result;
   } catch (error) {
-    await sql`ROLLBACK TO SAVEPOINT ${name}`.execute(db);
-    await sql`RELEASE SAVEPOINT ${name}`.execute(db);
+    try {
+      await sql`ROLLBACK TO SAVEPOINT ${name}`.execute(db);
+      await sql`RELEASE SAVEPOINT ${name}`.execute(db);
+    } catch (rollbackError) {
+      // The transaction itself is gone (SQLite rolls it back on a full disk or an I/O error): the
+      // caller must not go on in it. A storage fault stays one, so it is retried as such.
+      if (isStorageFault(error)) throw error;
+      throw new TransactionAborted(error, rollbackError);
+    }
     throw error;
   }
 }
+
+/** A savepoint could not be rolled back: the transaction it was in can only fail as a whole. */
+export class TransactionAborted extends Error {
+  constructor(cause: unknown, rollbackError: unknown) {
+    super(`the transaction was aborted: ${describe(rollbackError)} (after: ${describe(cause)})`, { cause });
+    this.name = 'TransactionAborted';
+  }
+}
+
+const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** Runs `work`; if it throws, whatever it added to `noted` is taken out again (it was rolled back). */
 export async function forgottenOnFailure<T>(noted: unknown[], work: () => Promise<T>): Promise<T> {

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { pino } from 'pino';
 import { expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
@@ -10,8 +11,9 @@ import { uuidV7 } from '../ids.js';
 import { migrateToLatest } from '../sqlite/migrate.js';
 import { openSqlite, type SqliteHandle } from '../sqlite/open-sqlite.js';
 import type { EventStore } from '../event-store/event-store.js';
+import { TransactionAborted } from '../event-store/savepoint.js';
 import { inProcessSubscriptions } from './in-process-subscriptions.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoints.js';
+import { listParked, loadCheckpoint, saveCheckpoint } from './checkpoints.js';
 import { subscriptionMigrations } from './migrations.js';
 import { inheritCheckpoint, subscriberChain } from './subscriber-chain.js';
 import type { Subscriber } from './subscriber.js';
@@ -137,6 +139,29 @@ it('parks an event only for the member that fails on it; the others, and its app
     expect(seenByView).toContain('b:Checked');
   } finally {
     await subscriptions.stop();
+    await close();
+  }
+});
+
+it('fails the whole pass and parks nothing when a member leaves the transaction unusable', async () => {
+  const { sqlite, store, close } = await setUp();
+  try {
+    const breaker: Subscriber = {
+      name: 'breaker',
+      handles: ['Received'],
+      async handle(_events, tx) {
+        // As SQLite does by itself on a full disk: the transaction is rolled back under the member.
+        await sql`ROLLBACK`.execute(tx.db);
+        throw new Error('disk trouble');
+      },
+    };
+    const view: Subscriber = { name: 'view', handles: ['Received'], handle: async () => {} };
+    const chain = subscriberChain('pipeline', [breaker, view], { clock: systemClock, logger: silent });
+    await store.append({ streamId: 'a', events: [{ type: 'Received', data: {} }] });
+    const events = await store.readAll({ after: 0, limit: 10 });
+    await expect(store.transaction((tx) => chain.handle(events, tx))).rejects.toBeInstanceOf(TransactionAborted);
+    expect(await listParked(sqlite.db)).toEqual([]);
+  } finally {
     await close();
   }
 });

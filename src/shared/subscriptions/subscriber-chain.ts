@@ -3,7 +3,7 @@ import type { AppendRequest, AppendResult, StoreTransaction } from '../event-sto
 import type { RecordedEvent } from '../events.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import { forgottenOnFailure } from '../event-store/savepoint.js';
+import { forgottenOnFailure, TransactionAborted } from '../event-store/savepoint.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
 import { loadCheckpoint, parkEvent, saveCheckpoint } from './checkpoints.js';
 import type { Subscriber } from './subscriber.js';
@@ -44,7 +44,7 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
       await tx.isolated(() => member.handle(events, recording(tx, appended)));
       return appended;
     } catch (error) {
-      if (isStorageFault(error)) throw error;
+      if (failsThePass(error)) throw error;
       appended.length = 0;
     }
     for (const event of events) {
@@ -53,7 +53,7 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
         await tx.isolated(() => member.handle([event], recording(tx, own)));
         appended.push(...own);
       } catch (error) {
-        if (isStorageFault(error)) throw error;
+        if (failsThePass(error)) throw error;
         const reason = error instanceof Error ? error.message : String(error);
         await parkEvent(tx.db, member.name, event, reason, 1, options.clock.now().toISOString());
         options.logger.error(
@@ -90,6 +90,9 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
         }),
   };
 }
+
+/** No event's doing, or nothing more can happen in this transaction: the subscription retries the pass. */
+const failsThePass = (error: unknown) => isStorageFault(error) || error instanceof TransactionAborted;
 
 /** The transaction as a member sees it, noting every event the member appends. */
 function recording(tx: StoreTransaction, appended: RecordedEvent[]): StoreTransaction {
