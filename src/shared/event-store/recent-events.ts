@@ -18,9 +18,18 @@ interface Positioned {
   readonly position: number;
 }
 
-export function recentEvents<Row extends Positioned>(capacity: number): RecentEvents<Row> {
+export interface RecentEventsLimits<Row> {
+  /** At most this many events. */
+  readonly events: number;
+  /** At most this much of `sizeOf` in all: a few large events must not hold memory many small ones would not. */
+  readonly bytes: number;
+  readonly sizeOf: (row: Row) => number;
+}
+
+export function recentEvents<Row extends Positioned>(limits: RecentEventsLimits<Row>): RecentEvents<Row> {
   let kept: Row[] = [];
   let first = 0; // index of the oldest event still kept
+  let bytes = 0; // of the events from `first` on
 
   const last = () => kept.at(-1)?.position;
 
@@ -31,13 +40,17 @@ export function recentEvents<Row extends Positioned>(capacity: number): RecentEv
         if (previous !== undefined && event.position !== previous + 1) {
           kept = [];
           first = 0;
+          bytes = 0;
         }
         kept.push(event);
+        bytes += limits.sizeOf(event);
       }
-      const size = kept.length - first;
-      if (size > capacity) first += size - capacity;
+      while (first < kept.length && (kept.length - first > limits.events || bytes > limits.bytes)) {
+        bytes -= limits.sizeOf(kept[first] as Row);
+        first += 1;
+      }
       // Compact now and then rather than shifting the array on every commit.
-      if (first > capacity / 4) {
+      if (first > limits.events / 4 || first === kept.length) {
         kept = kept.slice(first);
         first = 0;
       }

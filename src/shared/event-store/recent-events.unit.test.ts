@@ -7,7 +7,7 @@ const positions = (rows: Row[] | undefined) => rows?.map((row) => row.position);
 
 describe('recent events', () => {
   it('answers reads inside the tail and leaves the rest to the database', () => {
-    const tail = recentEvents<Row>(100);
+    const tail = recentEvents<Row>({ events: 100, bytes: 1e9, sizeOf: () => 1 });
     tail.add(at(5, 6, 7));
     tail.add(at(8));
     expect(positions(tail.after(4, 10))).toEqual([5, 6, 7, 8]);
@@ -17,7 +17,7 @@ describe('recent events', () => {
   });
 
   it('starts afresh after a gap or a commit noted out of order', () => {
-    const tail = recentEvents<Row>(100);
+    const tail = recentEvents<Row>({ events: 100, bytes: 1e9, sizeOf: () => 1 });
     tail.add(at(1, 2));
     tail.add(at(4, 5));
     expect(tail.after(1, 10)).toBeUndefined();
@@ -28,9 +28,25 @@ describe('recent events', () => {
   });
 
   it('keeps at most its capacity, the newest', () => {
-    const tail = recentEvents<Row>(3);
+    const tail = recentEvents<Row>({ events: 3, bytes: 1e9, sizeOf: () => 1 });
     for (let p = 1; p <= 10; p++) tail.add(at(p));
     expect(tail.after(6, 10)).toBeUndefined();
     expect(positions(tail.after(7, 10))).toEqual([8, 9, 10]);
+  });
+
+  it('keeps at most its byte budget, the newest, and nothing when one event alone is over it', () => {
+    type Sized = { position: number; size: number };
+    const tail = recentEvents<Sized>({ events: 100, bytes: 10, sizeOf: (row) => row.size });
+    tail.add([
+      { position: 1, size: 4 },
+      { position: 2, size: 4 },
+      { position: 3, size: 4 },
+    ]);
+    expect(tail.after(0, 10)).toBeUndefined();
+    expect(tail.after(1, 10)?.map((row) => row.position)).toEqual([2, 3]);
+    tail.add([{ position: 4, size: 50 }]);
+    expect(tail.after(3, 10)).toBeUndefined();
+    tail.add([{ position: 5, size: 1 }]);
+    expect(tail.after(4, 10)?.map((row) => row.position)).toEqual([5]);
   });
 });

@@ -52,12 +52,18 @@ export interface SqliteEventStoreOptions {
 
 // Subscribers that keep up stay within a few commits of the head; further back, they read SQLite.
 const RECENT_EVENTS = 8192;
+// And at most this much JSON text (in UTF-16 code units): large payloads are read from SQLite instead.
+const RECENT_BYTES = 16 * 1024 * 1024;
 
 export async function sqliteEventStore(options: SqliteEventStoreOptions): Promise<EventStore> {
   const db = options.sqlite.db as Kysely<Tables>;
   const projections = options.inlineProjections ?? [];
   const listeners = new Set<(head: number) => void>();
-  const recent = recentEvents<EventRow>(options.recentEvents ?? RECENT_EVENTS);
+  const recent = recentEvents<EventRow>({
+    events: options.recentEvents ?? RECENT_EVENTS,
+    bytes: RECENT_BYTES,
+    sizeOf: (row) => row.data.length + row.metadata.length,
+  });
   // Prepared on the first append: a store may be opened before its migrations ran, or read-only.
   let prepared: ReturnType<typeof appendStatements> | undefined;
 
