@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../../clock.js';
@@ -23,4 +24,27 @@ eventStoreContract('sqlite (file, WAL, power-loss durability)', async (options) 
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+describe('sqlite event store reads', () => {
+  it('returns fewer events than asked rather than more JSON text than its budget, and always at least one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-es-'));
+    const sqlite = openSqlite(join(dir, 'events.db'));
+    await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations]);
+    // No in-memory tail: every read goes to SQLite.
+    const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7, recentEvents: 0, readBudget: 100 });
+    try {
+      for (const size of [50, 50, 500, 10]) await store.append({ streamId: `s-${size}-${Math.random()}`, events: [{ type: 'A', data: { s: 'x'.repeat(size) } }] });
+      const sizes = async (after: number) => (await store.readAll({ after, limit: 10 })).map((e) => (e.data as { s: string }).s.length);
+      expect(await sizes(0)).toEqual([50]); // the second would pass 100
+      expect(await sizes(1)).toEqual([50]); // the third alone is over the budget
+      expect(await sizes(2)).toEqual([500]); // over it, yet returned: a read always moves on
+      expect(await sizes(3)).toEqual([10]);
+      expect(await sizes(4)).toEqual([]);
+    } finally {
+      await store.close();
+      await sqlite.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

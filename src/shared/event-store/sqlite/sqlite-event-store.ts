@@ -48,6 +48,8 @@ export interface SqliteEventStoreOptions {
   readonly onBatch?: (size: number) => void;
   /** How many of the latest events to keep in memory for in-process readers (0: none). */
   readonly recentEvents?: number;
+  /** The most JSON text one `readAll` returns (beyond its first event), in UTF-16 code units. */
+  readonly readBudget?: number;
 }
 
 // Subscribers that keep up stay within a few commits of the head; further back, they read SQLite.
@@ -66,6 +68,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   });
   // Prepared on the first append: a store may be opened before its migrations ran, or read-only.
   let prepared: ReturnType<typeof appendStatements> | undefined;
+  let reading: Database.Statement<[number, number], EventRow> | undefined;
 
   const wal: FileHandle | undefined =
     options.durability !== 'process-crash' && options.sqlite.walPath ? await openWal(options.sqlite) : undefined;
@@ -136,8 +139,8 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     async readAll({ after, limit }) {
       const cached = recent.after(after, limit);
       if (cached) return cached.map(toRecorded);
-      const rows = await db.selectFrom('events').selectAll().where('position', '>', after).orderBy('position').limit(limit).execute();
-      return rows.map(toRecorded);
+      reading ??= options.sqlite.raw.prepare<[number, number], EventRow>('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?');
+      return readBounded(reading, after, limit, options.readBudget ?? READ_BUDGET).map(toRecorded);
     },
 
     async headPosition() {
@@ -194,6 +197,23 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 /** Contexts type their own tables; they see the shared connection without the event store's types. */
 function untyped(db: Kysely<Tables>): Kysely<object> {
   return db as unknown as Kysely<object>;
+}
+
+// A read returns fewer events rather than more than this much JSON text (UTF-16 code units): a
+// subscriber far behind a log of large payloads reads it in bounded pieces.
+const READ_BUDGET = 32 * 1024 * 1024;
+
+/** Up to `limit` events after `position`, and never more than the budget of text but at least one. */
+function readBounded(statement: Database.Statement<[number, number], EventRow>, position: number, limit: number, budget: number): EventRow[] {
+  const rows: EventRow[] = [];
+  let text = 0;
+  // Rows come from SQLite one at a time: leaving the loop early reads no further.
+  for (const row of statement.iterate(position, limit)) {
+    text += row.data.length + row.metadata.length;
+    if (rows.length > 0 && text > budget) break;
+    rows.push(row);
+  }
+  return rows;
 }
 
 /**
