@@ -267,6 +267,26 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         expect((await readSettled(store, 2)).map((e) => e.streamId)).toEqual(['t-1', 't-2']);
       }));
 
+    it('never lets a read see an append of a transaction that is still open', (context) =>
+      withStore(async ({ store, transactions }) => {
+        if (transactions === false) return context.skip('transactions run where the write connection is');
+        let release: () => void = () => undefined;
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        const open = store.transaction(async (tx) => {
+          await tx.append({ streamId: 'open-1', events: [event('A', 1)] });
+          await gate;
+        });
+        await new Promise((resolve) => setTimeout(resolve, 20)); // the transaction holds its append now
+        const read = store.readAll({ after: 0, limit: 10 });
+        const early = await Promise.race([read, new Promise<'waiting'>((resolve) => setTimeout(() => resolve('waiting'), 50))]);
+        // A read may wait for the transaction or answer without its append, never with it.
+        if (early !== 'waiting') expect(early.map((e) => e.streamId)).not.toContain('open-1');
+        release();
+        await open;
+        await read;
+        expect((await readSettled(store, 1)).map((e) => e.streamId)).toEqual(['open-1']);
+      }));
+
     it('appends many in a transaction in their order, and refuses the lot when one has a stale version', (context) =>
       withStore(async ({ store, transactions }) => {
         if (transactions === false) return context.skip('transactions run where the write connection is');

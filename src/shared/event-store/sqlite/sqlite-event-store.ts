@@ -139,8 +139,11 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     async readAll({ after, limit }) {
       const cached = recent.after(after, limit);
       if (cached) return cached.map(toRecorded);
-      reading ??= options.sqlite.raw.prepare<[number, number], EventRow>('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?');
-      return readBounded(reading, after, limit, options.readBudget ?? READ_BUDGET).map(toRecorded);
+      const statement = (reading ??= options.sqlite.raw.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?'));
+      // Through Kysely's hold on the connection: a statement run beside it could land inside an
+      // open transaction and read rows that are not committed yet.
+      const rows = await db.connection().execute(async () => readBounded(statement, after, limit, options.readBudget ?? READ_BUDGET));
+      return rows.map(toRecorded);
     },
 
     async headPosition() {
