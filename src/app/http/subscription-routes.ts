@@ -88,7 +88,7 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
         {
           schema: {
             tags: ['operations'],
-            summary: 'Events a subscriber parked after repeated failures',
+            summary: 'Events a subscriber parked: after repeated failures, or at once for a member of a one-pass chain (the others go on)',
             params: Name,
             response: { 200: Type.Object({ items: Type.Array(Parked) }) },
           },

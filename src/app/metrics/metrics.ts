@@ -91,7 +91,7 @@ export function createMetrics(options: MetricsOptions = {}): IntakeMetrics {
     });
     new Gauge({
       name: 'intake_subscriber_parked_events',
-      help: 'Events a subscriber parked after repeated failures',
+      help: 'Events a subscriber parked because it failed on them',
       labelNames: ['subscriber'] as const,
       registers: [registry],
       async collect() {
