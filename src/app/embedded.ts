@@ -1,6 +1,4 @@
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { type ResourceLimits, Worker } from 'node:worker_threads';
+import type { ResourceLimits, Worker } from 'node:worker_threads';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -13,6 +11,7 @@ import type { StorageHealth } from '../shared/event-store/storage-fault.js';
 import { uuidV7, type IdGenerator } from '../shared/ids.js';
 import { localProcedures } from '../shared/procedures.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { startWorker } from '../shared/threads/start-worker.js';
 import { storageClient, type StorageClient } from '../shared/storage-thread/storage-client.js';
 import type { StorageMessage } from '../shared/storage-thread/protocol.js';
 import { fromWire } from '../shared/storage-thread/wire-errors.js';
@@ -166,14 +165,7 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
 /** Starts the storage thread and waits until it has migrated, built every context and started them. */
 function startStorageThread(config: Config, onFailure: (error: Error) => void): Promise<Worker> {
   const workerData: StorageThreadData = { config };
-  const worker = import.meta.url.endsWith('.ts')
-    ? // Run from source (tests), the thread registers the TypeScript loader before loading its entry.
-      new Worker(
-        `import(${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href)})` +
-          `.then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./storage-thread.ts', import.meta.url).href)}); })`,
-        { eval: true, workerData, resourceLimits: storageThreadLimits(workerData) },
-      )
-    : new Worker(new URL('./storage-thread.js', import.meta.url), { workerData, resourceLimits: storageThreadLimits(workerData) });
+  const worker = startWorker(import.meta.url, 'storage-thread', { workerData, resourceLimits: storageThreadLimits(workerData) });
   return new Promise((resolve, reject) => {
     let ready = false;
     worker.on('message', (message: StorageMessage) => {

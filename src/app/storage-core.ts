@@ -6,6 +6,7 @@ import type { IdGenerator } from '../shared/ids.js';
 import type { Procedures } from '../shared/procedures.js';
 import { migrateToLatest } from '../shared/sqlite/migrate.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { BACKSTOP_AUTOCHECKPOINT_PAGES, startWalCheckpointer } from '../shared/sqlite/wal-checkpointer.js';
 import { postgresEventStoreMigrations } from '../shared/event-store/postgres/migrations.js';
 import { postgresEventStore } from '../shared/event-store/postgres/postgres-event-store.js';
 import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
@@ -30,6 +31,8 @@ export interface StorageCoreOptions {
   readonly processMetrics: boolean;
   readonly runSubscribers?: (name: string) => boolean;
   readonly links?: ContextLinks;
+  /** Copy the SQLite WAL into the database file from a thread of its own (the storage thread does). */
+  readonly backgroundCheckpoints?: boolean;
 }
 
 /** Everything that owns the write connection: the event store, every context, the subscribers. */
@@ -58,7 +61,7 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
   const { config, logger, clock, newId, procedures } = options;
   // Subscriber lag is read on each scrape, which can only happen once `subscriptions` exists.
   const metrics = createMetrics({ subscriberStatus: () => subscriptions.status(), processMetrics: options.processMetrics });
-  const backend = await openBackend(config, {
+  const backend = await openBackend(config, options.backgroundCheckpoints ? logger : undefined, {
     clock,
     newId,
     maxQueued: config.maxQueuedAppends,
@@ -69,11 +72,16 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
   store.onAppended(countAppendedEvents(metrics.eventsAppended, await store.headPosition()));
 
   const deps: ModuleDeps = { store, db, clock, newId, logger, procedures };
-  const { modules, links } = buildContexts(embeddedContexts(config), deps, { placement: 'embedded', config }, {
-    ...options.links,
-    onDeliveryOutcome: (_destination, status) => metrics.deliveries.inc({ outcome: status }),
-    metricsRegistry: metrics.registry,
-  });
+  const { modules, links } = buildContexts(
+    embeddedContexts(config),
+    deps,
+    { placement: 'embedded', config },
+    {
+      ...options.links,
+      onDeliveryOutcome: (_destination, status) => metrics.deliveries.inc({ outcome: status }),
+      metricsRegistry: metrics.registry,
+    },
+  );
   const subscribers = modules.flatMap((m) => m.subscribers ?? []);
   const running = await chained(
     subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),
@@ -148,10 +156,14 @@ type StoreOptions = Pick<SqliteEventStoreOptions, 'clock' | 'newId' | 'maxQueued
  * One SQLite file by default; or one PostgreSQL schema (`<DB_SCHEMA_PREFIX>intake`) for a user who
  * wants a database server without the distributed mode. Both read the log in commit order.
  */
-async function openBackend(config: Config, options: StoreOptions): Promise<Backend> {
+async function openBackend(config: Config, checkpointLogger: Logger | undefined, options: StoreOptions): Promise<Backend> {
   if (isPostgresUrl(config.databaseUrl)) {
     const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}intake` });
-    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, ...sharedMigrations, ...embeddedTables.flatMap((t) => t.migrations)]);
+    await migratePostgresToLatest(postgres, [
+      postgresEventStoreMigrations,
+      ...sharedMigrations,
+      ...embeddedTables.flatMap((t) => t.migrations),
+    ]);
     const store = await postgresEventStore({ postgres, ...options });
     return {
       db: postgres.db,
@@ -162,16 +174,23 @@ async function openBackend(config: Config, options: StoreOptions): Promise<Backe
       close: () => postgres.close(),
     };
   }
-  const sqlite = openSqlite(sqlitePathFromUrl(config.databaseUrl));
+  const path = sqlitePathFromUrl(config.databaseUrl);
+  const background = checkpointLogger !== undefined && path !== ':memory:';
+  const sqlite = openSqlite(path, background ? { autocheckpointPages: BACKSTOP_AUTOCHECKPOINT_PAGES } : {});
   await migrateToLatest(sqlite.db, embeddedMigrations);
   const store = await sqliteEventStore({ sqlite, durability: config.durability, ...options });
+  const checkpointer = background ? startWalCheckpointer({ path, logger: checkpointLogger }) : undefined;
   return {
     db: sqlite.db,
     store,
     ping: async () => {
       sqlite.raw.prepare('SELECT 1').get();
     },
-    close: () => sqlite.close(),
+    async close() {
+      // Stopped first, so the writer's connection is the last one and leaves a checkpointed file.
+      await checkpointer?.stop();
+      await sqlite.close();
+    },
   };
 }
 

@@ -26,7 +26,15 @@ async function run(): Promise<void> {
   const logger = createLogger(config.logLevel).child({ thread: 'storage' });
   const procedures = localProcedures();
   try {
-    const core = await buildStorageCore({ config, logger, clock: systemClock, newId: uuidV7, procedures, processMetrics: false });
+    const core = await buildStorageCore({
+      config,
+      logger,
+      clock: systemClock,
+      newId: uuidV7,
+      procedures,
+      processMetrics: false,
+      backgroundCheckpoints: true,
+    });
     storageControl(procedures, core);
     serveStorage({ port, store: core.store, procedures });
     core.start(true);

@@ -19,7 +19,13 @@ export interface SqliteHandle {
  * per-commit durability itself by fsyncing the WAL off the event loop before it acknowledges
  * (docs/decisions/0002-group-commit-with-off-thread-fsync.md).
  */
-export function openSqlite(path: string, options: { readonly readonly?: boolean } = {}): SqliteHandle {
+export interface OpenSqliteOptions {
+  readonly readonly?: boolean;
+  /** WAL pages after which a commit checkpoints (SQLite's default is 1,000); see wal-checkpointer.ts. */
+  readonly autocheckpointPages?: number;
+}
+
+export function openSqlite(path: string, options: OpenSqliteOptions = {}): SqliteHandle {
   const inMemory = path === ':memory:';
   if (options.readonly) {
     // A reader beside the writer's connection (another thread): WAL lets it read while the writer commits.
@@ -34,6 +40,7 @@ export function openSqlite(path: string, options: { readonly readonly?: boolean 
     raw = new Database(path);
     raw.pragma('journal_mode = WAL');
     raw.pragma('synchronous = NORMAL');
+    if (options.autocheckpointPages !== undefined) raw.pragma(`wal_autocheckpoint = ${Math.trunc(options.autocheckpointPages)}`);
     raw.pragma('busy_timeout = 5000');
     raw.pragma('foreign_keys = ON');
     // Take the write lock once: a read-only file or directory fails here, naming the file, not at the first write.

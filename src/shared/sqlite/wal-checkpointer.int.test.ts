@@ -1,0 +1,61 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { openSqlite } from './open-sqlite.js';
+import { startWalCheckpointer } from './wal-checkpointer.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'intake-checkpoint-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const quietLogger = { warn: vi.fn(), error: vi.fn() };
+const pageSize = 4096;
+
+/** About 2 MB of committed rows that only the WAL holds, since the writer never checkpoints itself. */
+function writeUncheckpointed(path: string) {
+  const sqlite = openSqlite(path, { autocheckpointPages: 0 });
+  sqlite.raw.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, body TEXT NOT NULL)');
+  const insert = sqlite.raw.prepare('INSERT INTO blobs (body) VALUES (?)');
+  for (let i = 0; i < 500; i += 1) insert.run('x'.repeat(4000));
+  return sqlite;
+}
+
+describe('the WAL checkpointer', () => {
+  it('sets how many WAL pages the writer lets pass before it checkpoints by itself', async () => {
+    const sqlite = openSqlite(join(dir, 'backstop.db'), { autocheckpointPages: 10_000 });
+    expect(sqlite.raw.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000);
+    await sqlite.close();
+  });
+
+  it('copies committed pages into the database file from its own thread while the writer stays open', async () => {
+    const path = join(dir, 'copied.db');
+    const writer = writeUncheckpointed(path);
+    expect(statSync(path).size).toBeLessThan(100 * pageSize);
+
+    const rounds: number[] = [];
+    const checkpointer = startWalCheckpointer({ path, logger: quietLogger, intervalMs: 10, onCheckpoint: (frames) => rounds.push(frames) });
+    try {
+      await vi.waitFor(
+        () => {
+          expect(statSync(path).size).toBeGreaterThan(400 * pageSize);
+          expect(rounds.length).toBeGreaterThan(0);
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      // The rows are still there, read through the writer's connection.
+      expect(writer.raw.prepare('SELECT count(*) AS n FROM blobs').get()).toEqual({ n: 500 });
+    } finally {
+      await checkpointer.stop();
+      await writer.close();
+    }
+    expect(quietLogger.warn).not.toHaveBeenCalled();
+  });
+
+  it('stops without waiting for a round', async () => {
+    const path = join(dir, 'stopped.db');
+    const writer = writeUncheckpointed(path);
+    const checkpointer = startWalCheckpointer({ path, logger: quietLogger, intervalMs: 60_000 });
+    await checkpointer.stop();
+    await writer.close();
+  });
+});
