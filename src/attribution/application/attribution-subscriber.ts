@@ -1,11 +1,11 @@
 import type { DataIngested } from '../../shared/contracts/data-events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
 import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, type ConversionEvents } from '../domain/analytics-message.js';
-import { attributeConversion, conversionsReachedBy, lookbackWindowOf, type TimeRange } from '../domain/attribution-models.js';
+import { attributeConversion, conversionsReachedBy, lookbackWindowOf, type Credit, type TimeRange } from '../domain/attribution-models.js';
 import { conversionFromRecorded, type Conversion } from '../domain/conversion.js';
 import { touchFromPublished, TRACKING_EVENT_RECORDED, type Touch } from '../domain/touch.js';
 import type { Instant } from '../domain/values.js';
-import type { AttributionLedger, AttributionLedgerFor, Scope } from './ports.js';
+import type { AttributionLedger, AttributionLedgerFor } from './ports.js';
 
 export interface AttributionSubscriberDeps {
   readonly ledger: AttributionLedgerFor;
@@ -38,28 +38,31 @@ export function attributionSubscriber({
     handles: [TRACKING_EVENT_RECORDED, CONVERSION_RECORDED, DATA_INGESTED],
     async handle(events, tx) {
       const ledger = ledgerFor(tx.db);
-      const stale = staleConversions();
-      const addTouch = async (touch: Touch) => {
-        if (!(await ledger.addTouch(touch))) return;
-        for (const scope of scopesOf(touch)) await ledger.countTouch(scope, touch);
-        stale.add(touch.visitorId, conversionsReachedBy(touch, lookbackMs));
-      };
-      const addConversion = async (conversion: Conversion) => {
-        if (!(await ledger.addConversion(conversion))) return;
-        stale.add(conversion.visitorId, { from: conversion.occurredAt, to: conversion.occurredAt });
-      };
+      const touches: Touch[] = [];
+      const conversions: Conversion[] = [];
       for (const event of events) {
         if (event.type === TRACKING_EVENT_RECORDED) {
-          await addTouch(touchFromPublished(event.data, event.metadata));
+          touches.push(touchFromPublished(event.data, event.metadata));
         } else if (event.type === CONVERSION_RECORDED) {
-          await addConversion(conversionFromRecorded(event.data));
+          conversions.push(conversionFromRecorded(event.data));
         } else if (event.type === DATA_INGESTED) {
           const { touch, conversion } = attributionFromMessage(event.data as DataIngested['data'], conversionEvents);
-          if (touch) await addTouch(touch);
-          if (conversion) await addConversion(conversion);
+          if (touch) touches.push(touch);
+          if (conversion) conversions.push(conversion);
         }
       }
-      for (const [visitorId, range] of stale.byVisitor()) await recredit(ledger, visitorId, range, lookbackMs);
+      // Facts first, for the whole batch, then credits: totals only add up and credits are recomputed
+      // from the stored facts, so the order of events within a batch cannot change the result.
+      const stale = staleConversions();
+      const newTouches = await ledger.addTouches(touches);
+      await ledger.countTouches(newTouches);
+      for (const touch of newTouches) stale.add(touch.visitorId, conversionsReachedBy(touch, lookbackMs));
+      for (const conversion of await ledger.addConversions(conversions)) {
+        stale.add(conversion.visitorId, { from: conversion.occurredAt, to: conversion.occurredAt });
+      }
+      const credited: Array<{ conversionId: string; credits: Credit[] }> = [];
+      for (const [visitorId, range] of stale.byVisitor()) credited.push(...(await recredit(ledger, visitorId, range, lookbackMs)));
+      await ledger.replaceCredits(credited);
     },
     async reset(tx) {
       await ledgerFor(tx.db).clear();
@@ -67,22 +70,20 @@ export function attributionSubscriber({
   };
 }
 
-const scopesOf = (touch: Touch): Scope[] => [
-  { kind: 'campaign', id: touch.campaignId },
-  { kind: 'partner', id: touch.partnerId },
-];
-
-/** Credits again every conversion of the visitor in the range, from all the touches in their windows. */
-async function recredit(ledger: AttributionLedger, visitorId: string, range: TimeRange, lookbackMs: number): Promise<void> {
+/** Every conversion of the visitor in the range, credited again from all the touches in their windows. */
+async function recredit(
+  ledger: AttributionLedger,
+  visitorId: string,
+  range: TimeRange,
+  lookbackMs: number,
+): Promise<Array<{ conversionId: string; credits: Credit[] }>> {
   const conversions = await ledger.conversionsOf(visitorId, range);
   const first = conversions[0];
   const last = conversions.at(-1);
-  if (!first || !last) return;
+  if (!first || !last) return [];
   // One read covers every window: from the earliest window's start to the latest conversion.
   const touches = await ledger.touchesOf(visitorId, { from: lookbackWindowOf(first, lookbackMs).from, to: last.occurredAt });
-  for (const conversion of conversions) {
-    await ledger.replaceCredits(conversion.id, attributeConversion(conversion, touches, lookbackMs));
-  }
+  return conversions.map((conversion) => ({ conversionId: conversion.id, credits: attributeConversion(conversion, touches, lookbackMs) }));
 }
 
 /**

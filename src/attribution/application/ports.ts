@@ -8,20 +8,26 @@ import type { Touch } from '../domain/touch.js';
 /** What attribution totals are kept for. */
 export type Scope = { readonly kind: 'campaign' | 'partner'; readonly id: string };
 
+/** The scopes whose totals a touch counts in. */
+export const scopesOf = (touch: Touch): Scope[] => [
+  { kind: 'campaign', id: touch.campaignId },
+  { kind: 'partner', id: touch.partnerId },
+];
+
 /** Attribution's tables as its subscriber writes them, inside the subscriber's transaction. */
 export interface AttributionLedger {
-  /** Keeps the touch; false when it was already kept (the same event delivered again). */
-  addTouch(touch: Touch): Promise<boolean>;
-  /** Keeps the conversion; false when it was already kept. */
-  addConversion(conversion: Conversion): Promise<boolean>;
-  /** Counts the touch's interaction in the scope's totals, and its visitor once per scope. */
-  countTouch(scope: Scope, touch: Touch): Promise<void>;
+  /** Keeps the touches; gives back those not kept before (a touch delivered again, or twice in the list, is kept once). */
+  addTouches(touches: readonly Touch[]): Promise<Touch[]>;
+  /** Keeps the conversions; gives back those not kept before. */
+  addConversions(conversions: readonly Conversion[]): Promise<Conversion[]>;
+  /** Counts each touch's interaction in its scopes' totals, and its visitor once per scope; give each touch once. */
+  countTouches(touches: readonly Touch[]): Promise<void>;
   /** The visitor's conversions that occurred within the range (bounds included), in the order they occurred. */
   conversionsOf(visitorId: string, range: TimeRange): Promise<Conversion[]>;
   /** The visitor's touches that occurred within the range (bounds included), in the order they occurred. */
   touchesOf(visitorId: string, range: TimeRange): Promise<Touch[]>;
-  /** Replaces whatever the conversion credited before with these credits. */
-  replaceCredits(conversionId: string, credits: readonly Credit[]): Promise<void>;
+  /** Replaces whatever each conversion credited before with its new credits. */
+  replaceCredits(credited: ReadonlyArray<{ readonly conversionId: string; readonly credits: readonly Credit[] }>): Promise<void>;
   /** Throws everything away, for a rebuild from the log. */
   clear(): Promise<void>;
 }

@@ -1,72 +1,122 @@
 import type { Kysely } from 'kysely';
-import type { AttributionLedger } from '../../application/ports.js';
+import { scopesOf, type AttributionLedger } from '../../application/ports.js';
 import { COUNT_COLUMN, conversionOf, tables, touchOf } from './attribution-tables.js';
 
-const inserted = (result: { numInsertedOrUpdatedRows?: bigint }) => Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+// Rows per statement: at most 6 columns a row, far below SQLite's and PostgreSQL's bound-parameter limits.
+const CHUNK = 500;
 
-/** Attribution's tables as its subscriber writes them; the dedupe is the primary keys' ON CONFLICT DO NOTHING. */
+function chunks<T>(rows: readonly T[]): T[][] {
+  const pieces: T[][] = [];
+  for (let i = 0; i < rows.length; i += CHUNK) pieces.push(rows.slice(i, i + CHUNK));
+  return pieces;
+}
+
+/** The items whose keys came back from an insert, each once, in the order given. */
+function keptOf<T>(items: readonly T[], keyOf: (item: T) => string, returned: ReadonlySet<string>): T[] {
+  const kept: T[] = [];
+  const seen = new Set<string>();
+  for (const item of items) {
+    const key = keyOf(item);
+    if (!returned.has(key) || seen.has(key)) continue;
+    seen.add(key);
+    kept.push(item);
+  }
+  return kept;
+}
+
+type ScopeCount = { scope: string; scope_id: string; clicks: number; views: number; engagements: number; unique_visitors: number };
+
+/**
+ * Attribution's tables as its subscriber writes them, a few multi-row statements per batch. The
+ * dedupe is the primary keys' ON CONFLICT DO NOTHING; RETURNING tells which rows are new.
+ */
 export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
   const t = tables(db);
   return {
-    async addTouch(touch) {
-      const result = await t
-        .insertInto('attribution_touches')
-        .values({
-          tracking_event_id: touch.trackingEventId,
-          visitor_id: touch.visitorId,
-          partner_id: touch.partnerId,
-          campaign_id: touch.campaignId,
-          interaction_type: touch.interactionType,
-          occurred_at: touch.occurredAt,
-        })
-        .onConflict((oc) => oc.column('tracking_event_id').doNothing())
-        .executeTakeFirst();
-      return inserted(result);
+    async addTouches(touches) {
+      const returned = new Set<string>();
+      for (const piece of chunks(touches)) {
+        const rows = await t
+          .insertInto('attribution_touches')
+          .values(
+            piece.map((touch) => ({
+              tracking_event_id: touch.trackingEventId,
+              visitor_id: touch.visitorId,
+              partner_id: touch.partnerId,
+              campaign_id: touch.campaignId,
+              interaction_type: touch.interactionType,
+              occurred_at: touch.occurredAt,
+            })),
+          )
+          .onConflict((oc) => oc.column('tracking_event_id').doNothing())
+          .returning('tracking_event_id')
+          .execute();
+        for (const row of rows) returned.add(row.tracking_event_id);
+      }
+      return keptOf(touches, (touch) => touch.trackingEventId, returned);
     },
 
-    async addConversion(conversion) {
-      const result = await t
-        .insertInto('attribution_conversions')
-        .values({
-          conversion_id: conversion.id,
-          visitor_id: conversion.visitorId,
-          value: conversion.value,
-          occurred_at: conversion.occurredAt,
-          recorded_at: conversion.recordedAt,
-        })
-        .onConflict((oc) => oc.column('conversion_id').doNothing())
-        .executeTakeFirst();
-      return inserted(result);
+    async addConversions(conversions) {
+      const returned = new Set<string>();
+      for (const piece of chunks(conversions)) {
+        const rows = await t
+          .insertInto('attribution_conversions')
+          .values(
+            piece.map((conversion) => ({
+              conversion_id: conversion.id,
+              visitor_id: conversion.visitorId,
+              value: conversion.value,
+              occurred_at: conversion.occurredAt,
+              recorded_at: conversion.recordedAt,
+            })),
+          )
+          .onConflict((oc) => oc.column('conversion_id').doNothing())
+          .returning('conversion_id')
+          .execute();
+        for (const row of rows) returned.add(row.conversion_id);
+      }
+      return keptOf(conversions, (conversion) => conversion.id, returned);
     },
 
-    async countTouch(scope, touch) {
-      const newVisitor = inserted(
-        await t
+    async countTouches(touches) {
+      // Summed per scope first: one upsert row per scope, as PostgreSQL cannot update a row twice in one statement.
+      const counts = new Map<string, ScopeCount>();
+      const visitors = new Map<string, { scope: string; scope_id: string; visitor_id: string }>();
+      for (const touch of touches) {
+        for (const scope of scopesOf(touch)) {
+          const key = JSON.stringify([scope.kind, scope.id]);
+          const count = counts.get(key) ?? { scope: scope.kind, scope_id: scope.id, clicks: 0, views: 0, engagements: 0, unique_visitors: 0 };
+          count[COUNT_COLUMN[touch.interactionType]] += 1;
+          counts.set(key, count);
+          visitors.set(JSON.stringify([scope.kind, scope.id, touch.visitorId]), { scope: scope.kind, scope_id: scope.id, visitor_id: touch.visitorId });
+        }
+      }
+      for (const piece of chunks([...visitors.values()])) {
+        const newVisitors = await t
           .insertInto('attribution_scope_visitors')
-          .values({ scope: scope.kind, scope_id: scope.id, visitor_id: touch.visitorId })
+          .values(piece)
           .onConflict((oc) => oc.columns(['scope', 'scope_id', 'visitor_id']).doNothing())
-          .executeTakeFirst(),
-      );
-      const counted = COUNT_COLUMN[touch.interactionType];
-      await t
-        .insertInto('attribution_scope_totals')
-        .values({
-          scope: scope.kind,
-          scope_id: scope.id,
-          clicks: counted === 'clicks' ? 1 : 0,
-          views: counted === 'views' ? 1 : 0,
-          engagements: counted === 'engagements' ? 1 : 0,
-          unique_visitors: newVisitor ? 1 : 0,
-        })
-        .onConflict((oc) =>
-          oc.columns(['scope', 'scope_id']).doUpdateSet((eb) => ({
-            clicks: eb('attribution_scope_totals.clicks', '+', eb.ref('excluded.clicks')),
-            views: eb('attribution_scope_totals.views', '+', eb.ref('excluded.views')),
-            engagements: eb('attribution_scope_totals.engagements', '+', eb.ref('excluded.engagements')),
-            unique_visitors: eb('attribution_scope_totals.unique_visitors', '+', eb.ref('excluded.unique_visitors')),
-          })),
-        )
-        .execute();
+          .returning(['scope', 'scope_id'])
+          .execute();
+        for (const row of newVisitors) {
+          const count = counts.get(JSON.stringify([row.scope, row.scope_id]));
+          if (count) count.unique_visitors += 1;
+        }
+      }
+      for (const piece of chunks([...counts.values()])) {
+        await t
+          .insertInto('attribution_scope_totals')
+          .values(piece)
+          .onConflict((oc) =>
+            oc.columns(['scope', 'scope_id']).doUpdateSet((eb) => ({
+              clicks: eb('attribution_scope_totals.clicks', '+', eb.ref('excluded.clicks')),
+              views: eb('attribution_scope_totals.views', '+', eb.ref('excluded.views')),
+              engagements: eb('attribution_scope_totals.engagements', '+', eb.ref('excluded.engagements')),
+              unique_visitors: eb('attribution_scope_totals.unique_visitors', '+', eb.ref('excluded.unique_visitors')),
+            })),
+          )
+          .execute();
+      }
     },
 
     async conversionsOf(visitorId, range) {
@@ -95,23 +145,21 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       return rows.map(touchOf);
     },
 
-    async replaceCredits(conversionId, credits) {
-      await t.deleteFrom('attribution_credits').where('conversion_id', '=', conversionId).execute();
-      const rows = credits.map((credit) => ({
-        conversion_id: conversionId,
-        model: credit.model,
-        partner_id: credit.partnerId,
-        campaign_id: credit.campaignId,
-        share: credit.share,
-        value: credit.value,
-      }));
-      // 6 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
-      for (let i = 0; i < rows.length; i += 1000) {
-        await t
-          .insertInto('attribution_credits')
-          .values(rows.slice(i, i + 1000))
-          .execute();
+    async replaceCredits(credited) {
+      for (const piece of chunks(credited.map((entry) => entry.conversionId))) {
+        await t.deleteFrom('attribution_credits').where('conversion_id', 'in', piece).execute();
       }
+      const rows = credited.flatMap(({ conversionId, credits }) =>
+        credits.map((credit) => ({
+          conversion_id: conversionId,
+          model: credit.model,
+          partner_id: credit.partnerId,
+          campaign_id: credit.campaignId,
+          share: credit.share,
+          value: credit.value,
+        })),
+      );
+      for (const piece of chunks(rows)) await t.insertInto('attribution_credits').values(piece).execute();
     },
 
     async clear() {
