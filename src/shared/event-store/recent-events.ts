@@ -1,7 +1,8 @@
 /**
  * The tail of the log as this process committed it. Every in-process subscriber reads each new
  * event right after its commit; answering those reads from memory spares a SQLite read per event
- * and subscriber. The store keeps its rows as written (JSON text), which weigh less than parsed data.
+ * and subscriber. The store keeps one object per event for all its readers, so each event's JSON
+ * is parsed at most once however many chains read it.
  *
  * Kept only where it is known to be whole: a commit whose first position does not follow the last
  * one kept (a gap, or commits noted out of order) starts the tail afresh, and a read that starts

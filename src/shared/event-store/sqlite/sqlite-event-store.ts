@@ -61,10 +61,10 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   const db = options.sqlite.db as Kysely<Tables>;
   const projections = options.inlineProjections ?? [];
   const listeners = new Set<(head: number) => void>();
-  const recent = recentEvents<EventRow>({
+  const recent = recentEvents<KeptEvent>({
     events: options.recentEvents ?? RECENT_EVENTS,
     bytes: RECENT_BYTES,
-    sizeOf: (row) => row.data.length + row.metadata.length,
+    sizeOf: (kept) => kept.size,
   });
   // Prepared on the first append: a store may be opened before its migrations ran, or read-only.
   let prepared: ReturnType<typeof appendStatements> | undefined;
@@ -89,7 +89,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   const durable = () => guarded(sync);
 
   const notify = (committed: readonly EventRow[]) => {
-    recent.add(committed);
+    recent.add(committed.map((row) => ({ position: row.position, size: row.data.length + row.metadata.length, event: toRecorded(row) })));
     const last = committed.at(-1);
     if (!last) return;
     for (const listener of listeners) listener(last.position);
@@ -138,7 +138,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 
     async readAll({ after, limit }) {
       const cached = recent.after(after, limit);
-      if (cached) return cached.map(toRecorded);
+      if (cached) return cached.map((kept) => kept.event);
       const statement = (reading ??= options.sqlite.raw.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?'));
       // Through Kysely's hold on the connection: a statement run beside it could land inside an
       // open transaction and read rows that are not committed yet.
@@ -250,6 +250,14 @@ async function openWal(sqlite: SqliteHandle): Promise<FileHandle> {
 }
 
 type EventRow = Selectable<EventsTable>;
+
+/** An event of the in-memory tail: one object for every reader, so its JSON is parsed at most once. */
+interface KeptEvent {
+  readonly position: number;
+  /** Its JSON text, in UTF-16 code units. */
+  readonly size: number;
+  readonly event: RecordedEvent;
+}
 
 /** An inserted row as a read would give it back. */
 function asStored(row: PlannedRow, position: number, recordedAt: string): EventRow {
