@@ -51,6 +51,27 @@ describe('the WAL checkpointer', () => {
     expect(quietLogger.warn).not.toHaveBeenCalled();
   });
 
+  it('starts its thread again after it died, and checkpoints from then on', async () => {
+    const path = join(dir, 'late.db');
+    const logger = { warn: vi.fn(), error: vi.fn() };
+    const rounds: number[] = [];
+    // No file yet: the thread cannot open it and dies at once.
+    const checkpointer = startWalCheckpointer({ path, logger, intervalMs: 10, onCheckpoint: (frames) => rounds.push(frames) });
+    try {
+      await vi.waitFor(() => expect(logger.warn).toHaveBeenCalledWith({ retryInMs: 1_000 }, expect.stringContaining('starting it again')));
+      expect(logger.error).toHaveBeenCalled();
+      const writer = writeUncheckpointed(path);
+      try {
+        await vi.waitFor(() => expect(rounds.length).toBeGreaterThan(0), { timeout: 10_000, interval: 20 });
+        expect(statSync(path).size).toBeGreaterThan(400 * pageSize);
+      } finally {
+        await writer.close();
+      }
+    } finally {
+      await checkpointer.stop();
+    }
+  });
+
   it('stops without waiting for a round', async () => {
     const path = join(dir, 'stopped.db');
     const writer = writeUncheckpointed(path);
