@@ -165,7 +165,11 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         tables,
         evaluator,
         onScheduled: worker.wake,
-        onDelivered: (destinationType) => options.onOutcome?.(destinationType, 'succeeded'),
+        onDelivered({ ruleId, destinationType }) {
+          options.onOutcome?.(destinationType, 'succeeded');
+          // Written in the scheduler's own transaction: one attempt that took no time of its own.
+          tallies.observe({ ruleId, destinationType, outcome: 'delivered', durationMs: 0, replayJobId: null });
+        },
         onRuleChanged: rulesById.invalidate,
       }),
     ],

@@ -415,3 +415,24 @@ describe('a receiver that answers 200 and then trickles its body', () => {
     expect(seen).toHaveLength(1);
   });
 });
+
+describe('destinations view', () => {
+  it('counts deliveries to database destinations, which are made while scheduling, as delivered attempts', async () => {
+    const intake = await start();
+    const created = await call(intake, 'POST', '/api/routing-rules', {
+      app_id: 'shop',
+      rule_name: 'orders table',
+      destination_type: 'database',
+      destination_config: { table: 't_orders' },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const ruleId = (created.json() as { rule_id: string }).rule_id;
+    await ingest(intake, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+
+    const [destination] = await until(
+      async () => (await call(intake, 'GET', '/api/routing/destinations')).json().items as Array<Record<string, unknown>>,
+      (items) => items[0]?.attempts === 3,
+    );
+    expect(destination).toMatchObject({ rule_id: ruleId, attempts: 3, delivered: 3, failed: 0, success_rate: 1, pending: 0 });
+  });
+});

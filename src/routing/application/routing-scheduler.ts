@@ -19,8 +19,8 @@ export interface SchedulerDeps {
   readonly evaluator: RuleEvaluator;
   /** Wakes the delivery worker once new deliveries are committed. */
   readonly onScheduled: () => void;
-  /** Each delivery made while scheduling (database destinations), for the metrics. */
-  readonly onDelivered?: (destinationType: string) => void;
+  /** Each delivery made while scheduling (database destinations), for the metrics and the destinations view. */
+  readonly onDelivered?: (delivery: { readonly ruleId: string; readonly destinationType: string }) => void;
   /** Called for every rule event read: cached rules are forgotten. */
   readonly onRuleChanged?: (ruleId: string) => void;
 }
@@ -131,7 +131,7 @@ export function routingScheduler({ clock, rules, deliveries, tables, evaluator, 
           };
         }),
       );
-      for (const { table, delivery } of made) if (table !== undefined) onDelivered?.(delivery.destinationType);
+      for (const { table, delivery } of made) if (table !== undefined) onDelivered?.(delivery);
       if (made.some(({ table }) => table === undefined)) setImmediate(onScheduled);
     },
   };
