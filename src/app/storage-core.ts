@@ -14,7 +14,7 @@ import { openPostgres } from '../shared/postgres/open-postgres.js';
 import type { Kysely } from 'kysely';
 import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
-import { inheritCheckpoint, subscriberChain, type ChainOptions } from '../shared/subscriptions/subscriber-chain.js';
+import { dissolveChain, joinMembers, subscriberChain, type ChainOptions } from '../shared/subscriptions/subscriber-chain.js';
 import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
 import type { Config } from './config.js';
 import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
@@ -130,9 +130,12 @@ async function chained(subscribers: readonly Subscriber[], db: Kysely<object>, o
   let running = [...subscribers];
   for (const [name, memberNames] of Object.entries(CHAINS)) {
     const members = memberNames.flatMap((member) => running.filter((s) => s.name === member));
-    if (members.length < 2) continue;
+    if (members.length < 2) {
+      await dissolveChain(db, name, members.map((member) => member.name), options.clock.now().toISOString());
+      continue;
+    }
     const chain = subscriberChain(name, members, options);
-    await inheritCheckpoint(db, chain, options.clock.now().toISOString());
+    await joinMembers(db, chain, options.clock.now().toISOString());
     running = [chain, ...running.filter((s) => !members.includes(s))];
   }
   return running;

@@ -49,6 +49,17 @@ export async function saveCheckpoint(db: Kysely<object>, subscriber: string, pos
     .execute();
 }
 
+/** Checkpoints whose names start with the prefix, by name: how a chain records its members. */
+export async function loadCheckpointsNamed(db: Kysely<object>, prefix: string): Promise<Map<string, number>> {
+  // A few dozen rows at most (one per subscriber and chain member): filtered here, with no LIKE to escape.
+  const rows = await tables(db).selectFrom('subscription_checkpoints').select(['subscriber', 'position']).execute();
+  return new Map(rows.filter((row) => row.subscriber.startsWith(prefix)).map((row) => [row.subscriber, Number(row.position)]));
+}
+
+export async function deleteCheckpoint(db: Kysely<object>, subscriber: string): Promise<void> {
+  await tables(db).deleteFrom('subscription_checkpoints').where('subscriber', '=', subscriber).execute();
+}
+
 export async function parkEvent(
   db: Kysely<object>,
   subscriber: string,

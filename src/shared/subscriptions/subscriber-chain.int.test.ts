@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { pino } from 'pino';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
 import { sqliteEventStoreMigrations } from '../event-store/sqlite/migrations.js';
 import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
@@ -15,7 +15,7 @@ import { TransactionAborted } from '../event-store/savepoint.js';
 import { inProcessSubscriptions } from './in-process-subscriptions.js';
 import { listParked, loadCheckpoint, saveCheckpoint } from './checkpoints.js';
 import { subscriptionMigrations } from './migrations.js';
-import { inheritCheckpoint, subscriberChain } from './subscriber-chain.js';
+import { dissolveChain, joinMembers, subscriberChain } from './subscriber-chain.js';
 import type { Subscriber } from './subscriber.js';
 
 async function setUp() {
@@ -84,10 +84,10 @@ it('starts a new chain where the slowest of the subscribers it replaces was', as
     const chain = subscriberChain('pipeline', [member('one'), member('two')], { clock: systemClock, logger: silent });
     await saveCheckpoint(sqlite.db, 'one', 40, 'now');
     await saveCheckpoint(sqlite.db, 'two', 25, 'now');
-    await inheritCheckpoint(sqlite.db, chain, 'now');
+    await joinMembers(sqlite.db, chain, 'now');
     expect(await loadCheckpoint(sqlite.db, 'pipeline')).toBe(25);
     await saveCheckpoint(sqlite.db, 'pipeline', 60, 'now');
-    await inheritCheckpoint(sqlite.db, chain, 'now');
+    await joinMembers(sqlite.db, chain, 'now');
     expect(await loadCheckpoint(sqlite.db, 'pipeline')).toBe(60);
   } finally {
     await close();
@@ -164,4 +164,89 @@ it('fails the whole pass and parks nothing when a member leaves the transaction 
   } finally {
     await close();
   }
+});
+
+describe('members that come and go between runs (INTAKE_DISABLE)', () => {
+  /** A member that notes the position of every event it handles. */
+  const noting = (name: string, seen: Map<string, number[]>): Subscriber => ({
+    name,
+    handles: ['Happened'],
+    async handle(events) {
+      seen.set(name, [...(seen.get(name) ?? []), ...events.map((event) => event.position)]);
+    },
+  });
+
+  /** One run of the process: the chain formed of `names` (or dissolved), `happened` events appended, caught up, stopped. */
+  async function run(sqlite: SqliteHandle, store: EventStore, names: string[], happened: number): Promise<Map<string, number[]>> {
+    const seen = new Map<string, number[]>();
+    const members = names.map((name) => noting(name, seen));
+    let subscribers: Subscriber[] = members;
+    if (members.length >= 2) {
+      const chain = subscriberChain('views', members, { clock: systemClock, logger: silent });
+      await joinMembers(sqlite.db, chain, 'now');
+      subscribers = [chain];
+    } else {
+      await dissolveChain(sqlite.db, 'views', names, 'now');
+    }
+    const subscriptions = inProcessSubscriptions({ store, db: sqlite.db, clock: systemClock, logger: silent, subscribers });
+    subscriptions.start();
+    try {
+      for (let i = 0; i < happened; i++) await store.append({ streamId: `s-${uuidV7()}`, events: [{ type: 'Happened', data: {} }] });
+      await subscriptions.caughtUp(10_000);
+    } finally {
+      await subscriptions.stop();
+    }
+    return seen;
+  }
+
+  it('gives a member left out for a while what happened meanwhile, and the others nothing twice', async () => {
+    const { sqlite, store, close } = await setUp();
+    try {
+      expect(await run(sqlite, store, ['a', 'b', 'c'], 2)).toEqual(new Map([['a', [1, 2]], ['b', [1, 2]], ['c', [1, 2]]]));
+      expect(await run(sqlite, store, ['a', 'c'], 3)).toEqual(new Map([['a', [3, 4, 5]], ['c', [3, 4, 5]]]));
+      const back = await run(sqlite, store, ['a', 'b', 'c'], 1);
+      expect(back.get('b')).toEqual([3, 4, 5, 6]);
+      expect(back.get('a')).toEqual([6]);
+      expect(back.get('c')).toEqual([6]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('gives a member that never ran the whole log when it joins', async () => {
+    const { sqlite, store, close } = await setUp();
+    try {
+      await run(sqlite, store, ['a', 'b'], 3);
+      const joined = await run(sqlite, store, ['a', 'b', 'new'], 1);
+      expect(joined.get('new')).toEqual([1, 2, 3, 4]);
+      expect(joined.get('a')).toEqual([4]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('hands the position of a chain left with one member to it, and forms the chain again from members’ own checkpoints', async () => {
+    const { sqlite, store, close } = await setUp();
+    try {
+      await run(sqlite, store, ['a', 'b'], 2);
+      expect(await run(sqlite, store, ['a'], 2)).toEqual(new Map([['a', [3, 4]]]));
+      const again = await run(sqlite, store, ['a', 'b'], 1);
+      expect(again.get('b')).toEqual([3, 4, 5]);
+      expect(again.get('a')).toEqual([5]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('takes the members of a chain kept before members were recorded to be where the chain is', async () => {
+    const { sqlite, store, close } = await setUp();
+    try {
+      for (let i = 0; i < 3; i++) await store.append({ streamId: `old-${i}`, events: [{ type: 'Happened', data: {} }] });
+      await saveCheckpoint(sqlite.db, 'views', 3, 'now');
+      const seen = await run(sqlite, store, ['a', 'b'], 1);
+      expect(seen).toEqual(new Map([['a', [4]], ['b', [4]]]));
+    } finally {
+      await close();
+    }
+  });
 });

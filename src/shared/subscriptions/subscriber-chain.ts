@@ -5,12 +5,14 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { forgottenOnFailure, TransactionAborted } from '../event-store/savepoint.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
-import { loadCheckpoint, parkEvent, saveCheckpoint } from './checkpoints.js';
+import { deleteCheckpoint, loadCheckpoint, loadCheckpointsNamed, parkEvent, saveCheckpoint } from './checkpoints.js';
 import type { Subscriber } from './subscriber.js';
 
 /** Subscribers run as one: one read of the log, one transaction, one checkpoint. */
 export interface SubscriberChain extends Subscriber {
   readonly members: readonly Subscriber[];
+  /** Each member skips the events up to its position here: the chain may start behind a member (see joinMembers). */
+  startFrom(positions: ReadonlyMap<string, number>): void;
 }
 
 export interface ChainOptions {
@@ -34,6 +36,7 @@ export interface ChainOptions {
  */
 export function subscriberChain(name: string, members: readonly Subscriber[], options: ChainOptions): SubscriberChain {
   const handledHere = new Set<string>();
+  let handledUpTo: ReadonlyMap<string, number> = new Map();
   const resettable = members.filter((member) => member.reset);
   const handles = [...new Set(members.flatMap((member) => member.handles))];
 
@@ -69,10 +72,14 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
     name,
     members,
     handles,
+    startFrom(positions) {
+      handledUpTo = positions;
+    },
     async handle(events, tx) {
       let seen = events.filter((event) => !handledHere.delete(event.eventId));
       for (const member of members) {
-        const relevant = seen.filter((event) => member.handles.includes(event.type));
+        const upTo = handledUpTo.get(member.name) ?? 0;
+        const relevant = seen.filter((event) => event.position > upTo && member.handles.includes(event.type));
         if (relevant.length === 0) continue;
         const appended = await handleIsolated(member, relevant, tx);
         // Only what the chain will read back is remembered, so nothing stays behind in memory.
@@ -85,6 +92,9 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
       : {
           async reset(tx: StoreTransaction) {
             handledHere.clear();
+            // A replay starts every member over, also after a restart halfway through it.
+            handledUpTo = new Map();
+            for (const member of members) await saveCheckpoint(tx.db, membershipOf(name, member.name), 0, options.clock.now().toISOString());
             for (const member of resettable) await member.reset?.(tx);
           },
         }),
@@ -112,17 +122,68 @@ function recording(tx: StoreTransaction, appended: RecordedEvent[]): StoreTransa
   };
 }
 
+/** The checkpoint row that records a member of a chain, and where it stood when it joined. */
+const MEMBERSHIP = 'chain-member:';
+const membershipOf = (chain: string, member: string) => `${MEMBERSHIP}${chain}:${member}`;
+
 /**
- * A chain that replaces subscribers which ran on their own starts where the slowest of them was,
- * instead of at the start of the log (which would be correct too, only slow on a large log).
+ * Brings the chain's record of its members up to date before it runs, since INTAKE_DISABLE can
+ * change them between runs:
+ * - a member that left gets its own checkpoint at the chain's position, to resume there;
+ * - a member that joins starts from its own checkpoint (0 if it never ran), and the chain moves back
+ *   to it if it is behind, while the members it had skip what they handled.
+ * A new chain that replaces subscribers which ran on their own so starts where the slowest was.
+ * A chain with a checkpoint but no record of members ran before this record was kept: its present
+ * members are taken to be where it is, and any other starts from its own checkpoint, which can
+ * only mean handling again what it may have handled (idempotently), never skipping.
  */
-export async function inheritCheckpoint(
+export async function joinMembers(db: Kysely<object>, chain: SubscriberChain, at: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const { position, recorded, stored } = await leaveAllBut(trx, chain.name, chain.members.map((member) => member.name), at);
+    const starts = new Map<string, number>();
+    for (const member of chain.members) {
+      const joinedAt = recorded.get(member.name);
+      starts.set(member.name, joinedAt === undefined ? await loadCheckpoint(trx, member.name) : Math.max(position, joinedAt));
+    }
+    const from = Math.min(...starts.values());
+    if (from !== position) await saveCheckpoint(trx, chain.name, from, at);
+    for (const [member, start] of starts) if (!stored.has(member)) await saveCheckpoint(trx, membershipOf(chain.name, member), start, at);
+    chain.startFrom(starts);
+  });
+}
+
+/**
+ * A chain left with fewer than two members does not run: each member it had resumes from its own
+ * checkpoint, set here to where the chain was, and the chain forgets its position, so that a chain
+ * formed again later starts from its members' own checkpoints.
+ */
+export async function dissolveChain(db: Kysely<object>, name: string, present: readonly string[], at: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const { position } = await leaveAllBut(trx, name, [], at, present);
+    if (position > 0) await deleteCheckpoint(trx, name);
+  });
+}
+
+/** Gives every recorded member not in `staying` its own checkpoint at the chain's position, and drops its record. */
+async function leaveAllBut(
   db: Kysely<object>,
-  chain: SubscriberChain,
+  chain: string,
+  staying: readonly string[],
   at: string,
-): Promise<void> {
-  if ((await loadCheckpoint(db, chain.name)) > 0) return;
-  const positions = await Promise.all(chain.members.map((member) => loadCheckpoint(db, member.name)));
-  const from = Math.min(...positions);
-  if (from > 0) await saveCheckpoint(db, chain.name, from, at);
+  present: readonly string[] = staying,
+): Promise<{ position: number; recorded: Map<string, number>; stored: ReadonlySet<string> }> {
+  const position = await loadCheckpoint(db, chain);
+  const prefix = membershipOf(chain, '');
+  const rows = await loadCheckpointsNamed(db, prefix);
+  const recorded = new Map([...rows].map(([row, joinedAt]) => [row.slice(prefix.length), joinedAt] as const));
+  const stored = new Set(recorded.keys());
+  // Kept before members were recorded: the members present now are the ones it ran with.
+  if (position > 0 && recorded.size === 0) for (const member of present) recorded.set(member, position);
+  for (const [member, joinedAt] of [...recorded]) {
+    if (staying.includes(member)) continue;
+    await saveCheckpoint(db, member, Math.max(position, joinedAt), at);
+    if (stored.has(member)) await deleteCheckpoint(db, membershipOf(chain, member));
+    recorded.delete(member);
+  }
+  return { position, recorded, stored };
 }
