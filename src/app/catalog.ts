@@ -2,6 +2,7 @@ import type { Registry } from 'prom-client';
 import type { WriteKeyVerifier } from '../shared/http/auth.js';
 import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import type { Config } from './config.js';
+import type { OptionalContext } from './optional-contexts.js';
 import { routingOptionsFrom } from './routing-options.js';
 import { applicationsModule, applicationsReplica, applicationsTables } from '../applications/module.js';
 import { attributionModule, attributionTables } from '../attribution/module.js';
@@ -46,10 +47,14 @@ export interface ContextLinks {
 }
 
 /** A bounded context as every composition sees it: its storage, and how to build it. */
-export interface ContextDescriptor {
-  readonly name: string;
+export type ContextDescriptor = (
+  | { readonly name: string; readonly optional: false }
   /** Left out of the embedded process when named in INTAKE_DISABLE. */
-  readonly optional: boolean;
+  | { readonly name: OptionalContext; readonly optional: true }
+) &
+  ContextBuilder;
+
+interface ContextBuilder {
   readonly tables: ContextTables;
   /** Builds the context; what it offers others goes into `offers`. */
   build(deps: ModuleDeps, links: ContextLinks, composition: Composition): ContextModule & { readonly offers?: Partial<ContextLinks> };
@@ -169,7 +174,6 @@ export function contextNamed(name: string): ContextDescriptor {
   return found;
 }
 
-export const OPTIONAL_CONTEXTS: readonly string[] = CONTEXTS.filter((c) => c.optional).map((c) => c.name);
 
 /** Builds the given contexts in order, passing each the links the ones before it offer. */
 export function buildContexts(

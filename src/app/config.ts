@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Durability } from '../shared/event-store/sqlite/sqlite-event-store.js';
-import { OPTIONAL_CONTEXTS } from './catalog.js';
+import { OPTIONAL_CONTEXTS } from './optional-contexts.js';
 import { DEFAULT_PORTS, parseRoles, type Role } from './roles.js';
 
 export interface Config {
@@ -136,7 +136,7 @@ function disabledContexts(text: string | undefined): string[] {
     .split(',')
     .map((name) => name.trim())
     .filter(Boolean);
-  const unknown = names.filter((name) => !OPTIONAL_CONTEXTS.includes(name));
+  const unknown = names.filter((name) => !(OPTIONAL_CONTEXTS as readonly string[]).includes(name));
   if (unknown.length > 0) throw new ConfigError(`INTAKE_DISABLE may name ${OPTIONAL_CONTEXTS.join(', ')} (unknown: ${unknown.join(', ')})`);
   return names;
 }

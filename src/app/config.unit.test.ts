@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
+import { CONTEXTS } from './catalog.js';
 import { ConfigError, loadConfig } from './config.js';
+import { OPTIONAL_CONTEXTS } from './optional-contexts.js';
 
 describe('configuration', () => {
+  it('lets INTAKE_DISABLE name exactly the optional contexts of the catalog', () => {
+    const optional = CONTEXTS.filter((context) => context.optional).map((context) => context.name);
+    expect([...optional].sort()).toEqual([...OPTIONAL_CONTEXTS].sort());
+    expect(loadConfig({ INTAKE_DISABLE: optional.join(',') }).disabledContexts).toEqual(optional);
+    expect(() => loadConfig({ INTAKE_DISABLE: 'ingestion' })).toThrow(ConfigError);
+  });
+
   it('defaults to the embedded mode on ./data/intake.db, port 8000', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({

@@ -4,11 +4,7 @@ import { createLogger } from '../app/logger.js';
 import { version } from '../app/version.js';
 import { appsCreate, appsList, keysCreate, keysList, keysRevoke, rulesList, type AdminTarget } from './admin-commands.js';
 import { CliError } from './cli-error.js';
-import { runImport } from './import.js';
-import { migrate } from './migrate.js';
 import { outputFor } from './output.js';
-import { replay } from './replay.js';
-import { serve } from './serve.js';
 
 const HELP = `intake ${version} — durable JSON ingestion
 
@@ -71,13 +67,19 @@ const COMMANDS: Record<string, Command> = {
   serve: {
     args: [],
     options: { role: { type: 'string' } },
-    run: (config) => serve(config, createLogger(config.logLevel)),
+    // Commands load what they need when they run: `intake serve` on a taken port, `--help` and the
+    // admin commands answer without loading every context first.
+    run: async (config) => (await import('./serve.js')).serve(config, createLogger(config.logLevel)),
   },
-  migrate: { args: [], options: json, run: (config, values) => migrate(config, quietLogger(config), out(values)) },
+  migrate: {
+    args: [],
+    options: json,
+    run: async (config, values) => (await import('./migrate.js')).migrate(config, quietLogger(config), out(values)),
+  },
   replay: {
     args: [],
     options: { ...json, subscriber: { type: 'string' } },
-    run: (config, values) => replay(config, quietLogger(config), out(values), str(values.subscriber)),
+    run: async (config, values) => (await import('./replay.js')).replay(config, quietLogger(config), out(values), str(values.subscriber)),
   },
   'apps create': {
     args: ['NAME'],
@@ -109,6 +111,7 @@ const COMMANDS: Record<string, Command> = {
       rejects: { type: 'string' },
     },
     async run(_config, values, [file]) {
+      const { runImport } = await import('./import.js');
       const code = await runImport({
         file,
         url: str(values.url),

@@ -1,10 +1,7 @@
 import { createServer } from 'node:net';
 import type { Logger } from 'pino';
 import { ConfigError, type Config } from '../app/config.js';
-import { buildDistributed } from '../app/distributed.js';
 import { describeAdminCredential, resolveAdminCredential } from '../app/admin-token.js';
-import { buildEmbedded } from '../app/embedded.js';
-import { isPostgresUrl } from '../app/storage-core.js';
 import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { CliError } from './cli-error.js';
 import { acquireLock, isHolder } from './server-lock.js';
@@ -17,7 +14,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   }
   // Checked before anything opens the database or starts working, so that a second `npm start` says so and exits.
   if (config.port !== 0) await assertPortFree(config.host, config.port);
-  const database = isPostgresUrl(config.databaseUrl) ? undefined : sqlitePathFromUrl(config.databaseUrl);
+  const database = config.databaseUrl.startsWith('sqlite:') ? sqlitePathFromUrl(config.databaseUrl) : undefined;
   const lock = database === undefined ? undefined : acquireLock(database, 'serve');
   if (lock && isHolder(lock)) {
     throw new CliError(`another Intake (pid ${lock.pid}, intake ${lock.command}) is using ${database}; stop it first`);
@@ -33,9 +30,10 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const adminDigest = credential.digest;
   let intake;
   try {
+    // Loaded only now: the contexts are most of the start-up time, and a second start fails before it.
     intake = distributed
-      ? await buildDistributed({ config, logger, adminDigest })
-      : await buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
+      ? await (await import('../app/distributed.js')).buildDistributed({ config, logger, adminDigest })
+      : await (await import('../app/embedded.js')).buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
   } catch (error) {
     lock?.release();
     throw error;
