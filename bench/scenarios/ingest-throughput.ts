@@ -7,7 +7,7 @@ import { sampleMachineCpu, sampleProcess, type ProcSample } from '../lib/proc-sa
 import { table, type Column } from '../lib/table.js';
 import { assertAlive, startIntake, startRawServer, stopTarget, type Target } from '../lib/targets.js';
 import type { BenchContext, Scenario, ScenarioReport } from './types.js';
-import { OPTIONAL_CONTEXTS } from '../../src/app/catalog.js';
+import { OPTIONAL_CONTEXTS } from '../../src/app/optional-contexts.js';
 
 interface Measurement {
   readonly target: string;

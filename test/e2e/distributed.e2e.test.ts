@@ -13,6 +13,7 @@ import {
 } from '../../src/shared/messaging/nats/private-nats-server.js';
 import { startServerProcess, type ServerProcess } from '../support/server-process.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
+import { INTAKE_CLI } from '../support/intake-cli.js';
 
 const postgresUrl = process.env.TEST_POSTGRES_URL;
 const runnable = Boolean(postgresUrl) && natsServerAvailable();
@@ -321,7 +322,7 @@ describe.skipIf(!runnable)('distributed mode: the eight roles as separate proces
     await processes.get('query')?.kill('SIGTERM');
     processes.delete('query');
     await db.query(`UPDATE "${prefix}query".query_items SET status = 'stale'`);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'replay'], {
+    const child = spawn(process.execPath, [...INTAKE_CLI, 'replay'], {
       cwd: fileURLToPath(new URL('../../', import.meta.url)),
       env: {
         ...process.env,

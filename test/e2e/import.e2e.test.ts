@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
 import { createSource, eventsOf } from '../support/analytics-source.js';
+import { INTAKE_CLI } from '../support/intake-cli.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'intake-import-'));
@@ -17,7 +18,7 @@ let writeKey: string;
 /** Runs `intake import` as a user would, without a terminal: plain progress lines, a summary on stdout. */
 function cli(args: string[], input?: Buffer): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'import', ...args], {
+    const child = spawn(process.execPath, [...INTAKE_CLI, 'import', ...args], {
       cwd: root,
       env: { ...process.env, INTAKE_URL: baseUrl },
     });

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { INTAKE_CLI } from './intake-cli.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -17,7 +18,7 @@ export async function startServerProcess(
   args: string[] = ['serve'],
   startTimeoutMs = 60_000,
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const child = spawn(process.execPath, [...INTAKE_CLI, ...args], {
     cwd: root,
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
