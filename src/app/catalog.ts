@@ -174,7 +174,6 @@ export function contextNamed(name: string): ContextDescriptor {
   return found;
 }
 
-
 /** Builds the given contexts in order, passing each the links the ones before it offer. */
 export function buildContexts(
   descriptors: readonly ContextDescriptor[],

@@ -64,9 +64,11 @@ export function loadDotEnv(path = '.env'): void {
   if (existsSync(path)) process.loadEnvFile(path);
 }
 
+export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = env.DATABASE_URL ?? 'sqlite:./data/intake.db';
-  const postgres = /^postgres(ql)?:\/\//.test(databaseUrl);
+  const postgres = isPostgresUrl(databaseUrl);
   if (!databaseUrl.startsWith('sqlite:') && !postgres) {
     throw new ConfigError(`DATABASE_URL must be a sqlite: or postgres:// URL (got ${redactUrl(databaseUrl)})`);
   }

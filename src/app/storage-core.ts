@@ -16,7 +16,7 @@ import { inProcessSubscriptions, type Subscriptions } from '../shared/subscripti
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { dissolveChain, joinMembers, subscriberChain, type ChainOptions } from '../shared/subscriptions/subscriber-chain.js';
 import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
-import type { Config } from './config.js';
+import { isPostgresUrl, type Config } from './config.js';
 import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
 import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metrics/metrics.js';
 import { embeddedMigrations, embeddedTables, sharedMigrations } from './migrations.js';
@@ -197,4 +197,3 @@ async function openBackend(config: Config, checkpointLogger: Logger | undefined,
   };
 }
 
-export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
-import type { Config } from '../app/config.js';
+import { isPostgresUrl, type Config } from '../app/config.js';
 import { ROLE_CONTEXTS } from '../app/distributed.js';
 import { embeddedMigrations, embeddedTables, sharedMigrations } from '../app/migrations.js';
-import { isPostgresUrl } from '../app/storage-core.js';
 import { ROLES } from '../app/roles.js';
 import { postgresEventStoreMigrations } from '../shared/event-store/postgres/migrations.js';
 import { migratePostgresToLatest } from '../shared/postgres/migrate.js';

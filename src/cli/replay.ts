@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
-import type { Config } from '../app/config.js';
+import { isPostgresUrl, type Config } from '../app/config.js';
 import { buildDistributed } from '../app/distributed.js';
 import { buildEmbedded } from '../app/embedded.js';
-import { isPostgresUrl } from '../app/storage-core.js';
 import { NotFoundError } from '../shared/errors.js';
 import { newSecret, digestOf } from '../shared/secrets.js';
 import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';

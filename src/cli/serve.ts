@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import type { Logger } from 'pino';
-import { ConfigError, type Config } from '../app/config.js';
+import { ConfigError, isPostgresUrl, type Config } from '../app/config.js';
 import { describeAdminCredential, resolveAdminCredential } from '../app/admin-token.js';
 import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { CliError } from './cli-error.js';
@@ -14,7 +14,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   }
   // Checked before anything opens the database or starts working, so that a second `npm start` says so and exits.
   if (config.port !== 0) await assertPortFree(config.host, config.port);
-  const database = config.databaseUrl.startsWith('sqlite:') ? sqlitePathFromUrl(config.databaseUrl) : undefined;
+  const database = isPostgresUrl(config.databaseUrl) ? undefined : sqlitePathFromUrl(config.databaseUrl);
   const lock = database === undefined ? undefined : acquireLock(database, 'serve');
   if (lock && isHolder(lock)) {
     throw new CliError(`another Intake (pid ${lock.pid}, intake ${lock.command}) is using ${database}; stop it first`);

@@ -47,7 +47,9 @@ const DestinationSchema = Type.Object({
   is_active: Type.Boolean(),
   circuit: CircuitSchema,
   pending: Type.Integer(),
-  attempts: Type.Integer({ description: 'Attempts since this process started' }),
+  attempts: Type.Integer({
+    description: 'Attempts since this process started; a row written to a database destination counts as one delivered attempt of 0 ms',
+  }),
   delivered: Type.Integer(),
   failed: Type.Integer(),
   success_rate: Nullable(Type.Number()),

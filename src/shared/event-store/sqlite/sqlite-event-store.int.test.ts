@@ -47,4 +47,23 @@ describe('sqlite event store reads', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('hands every reader of the in-memory tail the same event, so its JSON is parsed once for all of them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-es-'));
+    const sqlite = openSqlite(join(dir, 'events.db'));
+    await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations]);
+    const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
+    try {
+      await store.append({ streamId: 's-1', events: [{ type: 'A', data: { n: 1 } }] });
+      const [first] = await store.readAll({ after: 0, limit: 10 });
+      const [second] = await store.readAll({ after: 0, limit: 10 });
+      expect(second).toBe(first);
+      expect(second?.data).toBe(first?.data);
+      expect(first?.data).toEqual({ n: 1 });
+    } finally {
+      await store.close();
+      await sqlite.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
