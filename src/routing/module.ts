@@ -234,7 +234,12 @@ export function routingRulesReplica({ db }: Pick<ModuleDeps, 'db'>): { evaluate:
       handles: RULE_EVENT_TYPES,
       async handle(events, tx) {
         await rulesProjection.apply(tx.db, events);
-        for (const event of events) evaluator.invalidate((event.data as { app_id: string }).app_id);
+        // Only once committed: a request evaluating in between would read the old rules through
+        // another connection and keep them until the next rule event.
+        const apps = new Set(events.map((event) => (event.data as { app_id: string }).app_id));
+        tx.afterCommit(() => {
+          for (const appId of apps) evaluator.invalidate(appId);
+        });
       },
     },
   };

@@ -44,8 +44,14 @@ export function routingScheduler({ clock, rules, deliveries, tables, evaluator, 
       for (const event of events) {
         if (event.type !== 'DataIngested') {
           const changed = (event as unknown as RoutingRuleEvent).data;
-          evaluator.invalidate(changed.app_id);
-          onRuleChanged?.(changed.rule_id);
+          // Now for the items after it in this batch, and again once committed, for readers on
+          // other connections that refilled a cache from the old rules in between.
+          const forget = () => {
+            evaluator.invalidate(changed.app_id);
+            onRuleChanged?.(changed.rule_id);
+          };
+          forget();
+          tx.afterCommit(forget);
           continue;
         }
         const item = (event as unknown as DataIngested).data;
@@ -131,8 +137,11 @@ export function routingScheduler({ clock, rules, deliveries, tables, evaluator, 
           };
         }),
       );
-      for (const { table, delivery } of made) if (table !== undefined) onDelivered?.(delivery);
-      if (made.some(({ table }) => table === undefined)) setImmediate(onScheduled);
+      // Counted and announced once committed: a pass that is rolled back and retried counts once.
+      tx.afterCommit(() => {
+        for (const { table, delivery } of made) if (table !== undefined) onDelivered?.(delivery);
+        if (made.some(({ table }) => table === undefined)) onScheduled();
+      });
     },
   };
 }

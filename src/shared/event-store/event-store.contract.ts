@@ -329,6 +329,36 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         expect(await store.readStream('i-2')).toEqual([]);
       }));
 
+    it('runs after-commit callbacks once the transaction committed, and never for a part or a whole rolled back', (context) =>
+      withStore(async ({ store, transactions }) => {
+        if (transactions === false) return context.skip('transactions run where the write connection is');
+        const ran: string[] = [];
+        await store.transaction(async (tx) => {
+          tx.afterCommit(() => ran.push('kept'));
+          await tx.append({ streamId: 'c-1', events: [event('A', 1)] });
+          await expect(
+            tx.isolated(async () => {
+              tx.afterCommit(() => ran.push('undone part'));
+              throw new Error('this part fails');
+            }),
+          ).rejects.toThrow('this part fails');
+          tx.afterCommit(() => {
+            throw new Error('a callback that throws');
+          });
+          tx.afterCommit(() => ran.push('after a throwing one'));
+          // Nothing runs before the commit.
+          expect(ran).toEqual([]);
+        });
+        expect(ran).toEqual(['kept', 'after a throwing one']);
+        await expect(
+          store.transaction(async (tx) => {
+            tx.afterCommit(() => ran.push('rolled back'));
+            throw new Error('the whole fails');
+          }),
+        ).rejects.toThrow('the whole fails');
+        expect(ran).toEqual(['kept', 'after a throwing one']);
+      }));
+
     it('fails only the append whose data cannot be stored when several are committed together', () =>
       withStore(async ({ store }) => {
         const outcomes = await Promise.allSettled([

@@ -42,6 +42,12 @@ export interface StoreTransaction {
   appendMany(requests: readonly AppendRequest[]): Promise<AppendResult[]>;
   /** Runs `work` so that, if it throws, its writes and appends are undone and the rest of the transaction goes on. */
   isolated<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `callback` once the transaction committed (and is durable): for memory that must not see
+   * what may still roll back, such as a cache another connection could refill before the commit.
+   * Never runs if the transaction, or the isolated part that asked, was rolled back.
+   */
+  afterCommit(callback: () => void): void;
 }
 
 export interface EventStore {

@@ -38,13 +38,27 @@ export class TransactionAborted extends Error {
 
 const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** Runs `work`; if it throws, whatever it added to `noted` is taken out again (it was rolled back). */
-export async function forgottenOnFailure<T>(noted: unknown[], work: () => Promise<T>): Promise<T> {
-  const mark = noted.length;
+/** Runs `work`; if it throws, whatever it added to each of `noted` is taken out again (it was rolled back). */
+export async function forgottenOnFailure<T>(noted: ReadonlyArray<unknown[]>, work: () => Promise<T>): Promise<T> {
+  const marks = noted.map((list) => list.length);
   try {
     return await work();
   } catch (error) {
-    noted.length = mark;
+    noted.forEach((list, i) => (list.length = marks[i] ?? 0));
     throw error;
+  }
+}
+
+/**
+ * Runs what a transaction asked to run once it committed. A callback only updates memory (a cache,
+ * a counter): one that throws must not turn a committed transaction into a failed call.
+ */
+export function runCommitted(callbacks: ReadonlyArray<() => void>): void {
+  for (const callback of callbacks) {
+    try {
+      callback();
+    } catch {
+      // Committed either way; the callback's owner keeps its own errors.
+    }
   }
 }

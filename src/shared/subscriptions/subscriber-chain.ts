@@ -118,7 +118,8 @@ function recording(tx: StoreTransaction, appended: RecordedEvent[]): StoreTransa
       return result;
     },
     appendMany: async (requests) => note(await tx.appendMany(requests)),
-    isolated: (work) => forgottenOnFailure(appended, () => tx.isolated(work)),
+    isolated: (work) => forgottenOnFailure([appended], () => tx.isolated(work)),
+    afterCommit: (callback) => tx.afterCommit(callback),
   };
 }
 

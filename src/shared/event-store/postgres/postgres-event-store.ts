@@ -17,7 +17,7 @@ import {
 import { groupCommitter } from '../group-commit.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
-import { forgottenOnFailure, withSavepoint } from '../savepoint.js';
+import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
 
 export interface EventsTable {
   /** bigint: node-postgres hands it over as a string. */
@@ -208,6 +208,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
 
     async transaction(work) {
       const appended: RecordedEvent[] = [];
+      const committed: Array<() => void> = [];
       const result = await db.transaction().execute(async (trx) => {
         const tx: StoreTransaction = {
           db: untyped(trx),
@@ -235,13 +236,15 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
             return outcomes as AppendResult[];
           },
           // Rolled back, its appends are neither announced nor noted.
-          isolated: (isolatedWork) => forgottenOnFailure(appended, () => withSavepoint(untyped(trx), isolatedWork)),
+          isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
+          afterCommit: (callback) => committed.push(callback),
         };
         const value = await work(tx);
         await announce(trx, appended);
         return value;
       });
       notify(appended);
+      runCommitted(committed);
       return result;
     },
 

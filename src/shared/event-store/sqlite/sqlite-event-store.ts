@@ -17,7 +17,7 @@ import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { recentEvents } from '../recent-events.js';
-import { forgottenOnFailure, withSavepoint } from '../savepoint.js';
+import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
 
 export interface EventsTable {
   position: Generated<number>;
@@ -156,6 +156,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 
     async transaction(work) {
       const appended: EventRow[] = [];
+      const committed: Array<() => void> = [];
       const result = await guarded(() => db.transaction().execute((trx) => {
         const appendAll = async (requests: readonly AppendRequest[]) => {
           const outcomes = await appendWithin(trx, requests, appended);
@@ -172,7 +173,8 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
           },
           appendMany: appendAll,
           // Rolled back, its appends are never noted as committed.
-          isolated: (isolatedWork) => forgottenOnFailure(appended, () => withSavepoint(untyped(trx), isolatedWork)),
+          isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
+          afterCommit: (callback) => committed.push(callback),
         };
         return work(tx);
       }));
@@ -180,6 +182,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
         notify(appended);
         await durable();
       }
+      runCommitted(committed);
       return result;
     },
 
