@@ -91,6 +91,7 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
         ...routingOptionsFrom(config, links.applicationExists ?? missing('applicationExists', 'routing'), links.onDeliveryOutcome),
         ...(links.metricsRegistry ? { metricsRegistry: links.metricsRegistry } : {}),
         sharesLog: placement === 'embedded',
+        ...(placement === 'distributed' ? { ruleCacheMaxAgeMs: REPLICA_RULE_CACHE_MS } : {}),
       });
       return { ...routing, offers: { route: routing.evaluate } };
     },
@@ -142,6 +143,12 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
   },
 ];
 
+/**
+ * Replicas of a distributed role share their durable consumers, so each rule event reaches one of
+ * them: the others read a changed rule again within this time.
+ */
+const REPLICA_RULE_CACHE_MS = 1000;
+
 /** Copies of another service's data, kept from its events: only the distributed mode needs them. */
 export const REPLICAS = {
   routingRules: {
@@ -149,7 +156,7 @@ export const REPLICAS = {
     optional: false,
     tables: routingTables,
     build(deps) {
-      const rules = routingRulesReplica(deps);
+      const rules = routingRulesReplica(deps, { maxAgeMs: REPLICA_RULE_CACHE_MS });
       return { name: 'routing-rules-replica', subscribers: [rules.subscriber], offers: { route: rules.evaluate } };
     },
   },

@@ -22,7 +22,7 @@ import { sqlReplayStore } from './adapters/sql/sql-replays.js';
 import type { Registry } from 'prom-client';
 import { cachedRules } from './application/cached-rules.js';
 import { routingScheduler } from './application/routing-scheduler.js';
-import { ruleEvaluator, type RoutableEvent, type RoutingDecision } from './application/rule-evaluator.js';
+import { ruleEvaluator, type RuleCacheOptions, type RoutableEvent, type RoutingDecision } from './application/rule-evaluator.js';
 import { routingHttp } from './adapters/http/routing-routes.js';
 import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
@@ -61,6 +61,8 @@ export interface RoutingOptions {
   readonly secretKey: Buffer;
   /** Events a replay job sends per second at most. */
   readonly replayRatePerSecond?: number;
+  /** How long cached rules are used before they are read again, beside rule events (see RuleCacheOptions). */
+  readonly ruleCacheMaxAgeMs?: number;
   /** Where the per-destination metrics go (the process's /metrics registry). */
   readonly metricsRegistry?: Registry;
 }
@@ -73,9 +75,10 @@ export interface RoutingModule extends ContextModule {
 
 export function routingModule({ store, db, clock, newId, logger, procedures }: ModuleDeps, options: RoutingOptions): RoutingModule {
   const catalog = sqlRuleCatalog(db);
-  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
+  const cacheOptions = { maxAgeMs: options.ruleCacheMaxAgeMs };
+  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), cacheOptions);
   // Rules read by id on the delivery path come from memory, forgotten by the rule events the scheduler reads.
-  const rulesById = cachedRules(sqlRuleCatalog);
+  const rulesById = cachedRules(sqlRuleCatalog, cacheOptions);
   const tables = sqlDestinationTables(() => clock.now());
   const box = secretBox(options.secretKey);
   const vault = sqlSecretVault(box);
@@ -224,9 +227,12 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
  * Routing rules for another service (ingestion, in distributed mode): a local copy of the rule table
  * kept from the rule events it consumes, and the evaluator over it, invalidated by the same events.
  */
-export function routingRulesReplica({ db }: Pick<ModuleDeps, 'db'>): { evaluate: RoutingModule['evaluate']; subscriber: Subscriber } {
+export function routingRulesReplica(
+  { db }: Pick<ModuleDeps, 'db'>,
+  cacheOptions: RuleCacheOptions = {},
+): { evaluate: RoutingModule['evaluate']; subscriber: Subscriber } {
   const catalog = sqlRuleCatalog(db);
-  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId));
+  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), cacheOptions);
   return {
     evaluate: (event) => evaluator.evaluate(event),
     subscriber: {

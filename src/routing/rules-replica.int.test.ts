@@ -72,4 +72,20 @@ describe.skipIf(!testPostgresUrl)('the routing rules replica on PostgreSQL', () 
 
     expect((await replica.evaluate(order)).summary).toMatchObject({ rules_evaluated: 1, rules_matched: 1 });
   });
+
+  it('lets a replica that did not get the rule event see the change once its copy is older than the bound', async () => {
+    // Two ingestion replicas over one schema: the shared durable consumer hands the event to one of them.
+    let clock = 0;
+    const cacheOptions = { maxAgeMs: 1000, now: () => clock };
+    const consumer = routingRulesReplica({ db: postgres.db }, cacheOptions);
+    const sibling = routingRulesReplica({ db: postgres.db }, cacheOptions);
+    expect((await sibling.evaluate(order)).summary.rules_matched).toBe(0);
+
+    await store.transaction((tx) => consumer.subscriber.handle([created('r-2')], tx));
+    expect((await consumer.evaluate(order)).summary.rules_matched).toBe(1);
+    clock = 1000;
+    expect((await sibling.evaluate(order)).summary.rules_matched).toBe(0);
+    clock = 1001;
+    expect((await sibling.evaluate(order)).summary.rules_matched).toBe(1);
+  });
 });

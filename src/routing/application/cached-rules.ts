@@ -1,4 +1,5 @@
 import type { RuleCatalogFor, StoredRule } from './ports.js';
+import type { RuleCacheOptions } from './rule-evaluator.js';
 
 export interface CachedRules {
   /** The catalog with `get` answered from memory once a rule was read. */
@@ -9,19 +10,23 @@ export interface CachedRules {
 
 /**
  * Rules read by id on every scheduled delivery and every attempt, kept in memory until a rule
- * event says they changed, instead of read from the table each time.
+ * event says they changed (or they reach `maxAgeMs`), instead of read from the table each time.
  */
-export function cachedRules(catalog: RuleCatalogFor): CachedRules {
-  const known = new Map<string, StoredRule | undefined>();
+export function cachedRules(catalog: RuleCatalogFor, options: RuleCacheOptions = {}): CachedRules {
+  const maxAgeMs = options.maxAgeMs ?? Number.POSITIVE_INFINITY;
+  const now = options.now ?? performance.now.bind(performance);
+  const known = new Map<string, { readonly rule: StoredRule | undefined; readonly readAt: number }>();
   return {
     catalog: (db) => {
       const rules = catalog(db);
       return {
         ...rules,
         async get(ruleId) {
-          if (known.has(ruleId)) return known.get(ruleId);
+          const cached = known.get(ruleId);
+          if (cached && now() - cached.readAt <= maxAgeMs) return cached.rule;
+          const readAt = now();
           const rule = await rules.get(ruleId);
-          known.set(ruleId, rule);
+          known.set(ruleId, { rule, readAt });
           return rule;
         },
       };

@@ -24,3 +24,21 @@ it('reads a rule once, until a rule event forgets it', async () => {
   expect((await rules.catalog(db).get('r1'))?.is_active).toBe(false);
   expect(reads).toEqual(['r1', 'r1']);
 });
+
+it('reads a rule again once it is older than maxAgeMs, where replicas share the rule events', async () => {
+  let active = true;
+  const table: RuleCatalog = {
+    get: async (ruleId) => ({ rule_id: ruleId, is_active: active }) as StoredRule,
+    listByApp: async () => [],
+    listAll: async () => [],
+  };
+  let clock = 0;
+  const rules = cachedRules(() => table, { maxAgeMs: 500, now: () => clock });
+  const db = {} as Kysely<object>;
+  expect((await rules.catalog(db).get('r1'))?.is_active).toBe(true);
+  active = false;
+  clock = 500;
+  expect((await rules.catalog(db).get('r1'))?.is_active).toBe(true);
+  clock = 501;
+  expect((await rules.catalog(db).get('r1'))?.is_active).toBe(false);
+});

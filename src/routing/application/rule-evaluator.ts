@@ -33,24 +33,40 @@ export interface RuleEvaluator {
   invalidate(appId: string): void;
 }
 
+export interface RuleCacheOptions {
+  /**
+   * How long a cached rule may be used without being read again. Replicas of a service share their
+   * durable consumers, so a rule event reaches one of them: the others see the change when their copy
+   * is this old. A process alone with its rule events keeps them until an event invalidates them.
+   */
+  readonly maxAgeMs?: number;
+  /** Milliseconds of a monotonic clock. */
+  readonly now?: () => number;
+}
+
 /**
  * Evaluates an application's active rules on the ingest path, highest priority first. Conditions
- * are compiled once per rule version and cached per application until a rule event invalidates them.
+ * are compiled once per rule version and cached per application until a rule event invalidates them
+ * (or they reach `maxAgeMs`).
  */
-export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]>): RuleEvaluator {
-  const cache = new Map<string, Promise<CompiledRule[]>>();
+export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]>, options: RuleCacheOptions = {}): RuleEvaluator {
+  const maxAgeMs = options.maxAgeMs ?? Number.POSITIVE_INFINITY;
+  const now = options.now ?? performance.now.bind(performance);
+  const cache = new Map<string, { readonly rules: Promise<CompiledRule[]>; readonly loadedAt: number }>();
   const compiled = (appId: string) => {
-    let rules = cache.get(appId);
-    if (!rules) {
-      rules = loadRules(appId).then((all) =>
-        all
-          .filter((rule) => rule.is_active)
-          .sort((a, b) => b.priority - a.priority)
-          .map((rule) => ({ ruleId: rule.rule_id, eventTypeFilter: rule.event_type_filter, test: compileCondition(rule.condition) })),
-      );
-      rules.catch(() => cache.delete(appId));
-      cache.set(appId, rules);
-    }
+    const cached = cache.get(appId);
+    if (cached && now() - cached.loadedAt <= maxAgeMs) return cached.rules;
+    const rules = loadRules(appId).then((all) =>
+      all
+        .filter((rule) => rule.is_active)
+        .sort((a, b) => b.priority - a.priority)
+        .map((rule) => ({ ruleId: rule.rule_id, eventTypeFilter: rule.event_type_filter, test: compileCondition(rule.condition) })),
+    );
+    const entry = { rules, loadedAt: now() };
+    rules.catch(() => {
+      if (cache.get(appId) === entry) cache.delete(appId);
+    });
+    cache.set(appId, entry);
     return rules;
   };
 

@@ -38,3 +38,30 @@ describe('rule conditions over analytics SDK messages', () => {
     expect(miss.matchedRuleIds).toEqual([]);
   });
 });
+
+describe('the compiled rules of an application', () => {
+  it('are kept until invalidated, or read again once older than maxAgeMs', async () => {
+    let stored = [rule({ 'properties.revenue': { $gt: 100 } })];
+    let loads = 0;
+    let clock = 0;
+    const evaluator = ruleEvaluator(
+      async () => {
+        loads += 1;
+        return stored;
+      },
+      { maxAgeMs: 1000, now: () => clock },
+    );
+    expect((await evaluator.evaluate(event)).matchedRuleIds).toEqual(['r1']);
+    stored = [];
+    clock = 1000;
+    expect((await evaluator.evaluate(event)).matchedRuleIds).toEqual(['r1']);
+    expect(loads).toBe(1);
+    clock = 1001;
+    expect((await evaluator.evaluate(event)).matchedRuleIds).toEqual([]);
+    expect(loads).toBe(2);
+    stored = [rule({ 'traits.plan': 'pro' })];
+    evaluator.invalidate('shop');
+    expect((await evaluator.evaluate(event)).matchedRuleIds).toEqual(['r1']);
+    expect(loads).toBe(3);
+  });
+});
