@@ -73,6 +73,8 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
   return {
     async evaluate(event) {
       const rules = await compiled(event.app_id);
+      // Most applications have no rules: no condition document to build for them.
+      if (rules.length === 0) return { summary: { rules_evaluated: 0, rules_matched: 0, rules_executed: 0 }, matchedRuleIds: [] };
       const document = conditionDocumentOf(event);
       const matchedRuleIds = rules
         .filter((rule) => (rule.eventTypeFilter === null || rule.eventTypeFilter === event.event_type) && rule.test(document))
