@@ -89,18 +89,28 @@ export async function startIntake(ctx: BenchContext, durability: Durability, opt
   return { name, baseUrl, child, headers: { authorization: `Bearer ${token}` }, logFindings };
 }
 
-export async function startRawServer(ctx: BenchContext): Promise<Target> {
+export function startRawServer(ctx: BenchContext): Promise<Target> {
+  return startBaseline(ctx, 'raw node:http (ceiling)', 'raw-http-server');
+}
+
+/** The same route on bare Fastify, with nothing behind it: what the framework leaves of the ceiling. */
+export function startFastifyFloor(ctx: BenchContext): Promise<Target> {
+  return startBaseline(ctx, 'Fastify, no storage (framework floor)', 'fastify-floor-server');
+}
+
+async function startBaseline(ctx: BenchContext, name: string, script: string): Promise<Target> {
   const port = await freePort(HOST);
   const logFindings: LogFindings = { count: 0, samples: [] };
   const child = ctx.children.spawn({
-    name: 'raw node:http',
+    name,
     command: process.execPath,
-    args: [join(ctx.benchDir, 'raw-http-server.mjs')],
-    cwd: ctx.benchDir,
+    args: [join(ctx.benchDir, `${script}.mjs`)],
+    // The repository root, where Fastify resolves from node_modules.
+    cwd: ctx.repoRoot,
     env: { ...baseEnv(), PORT: String(port), HOST },
     // Its only expected line is the "listening" one, at no pino level; anything else is worth showing.
     onStdoutLine: (line) => {
-      if (line.includes('raw-http-server listening')) return;
+      if (line.includes(`${script} listening`)) return;
       logFindings.count += 1;
       if (logFindings.samples.length < MAX_LOG_SAMPLES) logFindings.samples.push(line.slice(0, 500));
     },
@@ -109,7 +119,7 @@ export async function startRawServer(ctx: BenchContext): Promise<Target> {
   await waitForHealth(`${baseUrl}/health`, child);
   // The baseline ignores the header, but one of the same length keeps the request bytes equal to Intake's.
   const token = `bench_${'0'.repeat(48)}`;
-  return { name: 'raw node:http (ceiling)', baseUrl, child, headers: { authorization: `Bearer ${token}` }, logFindings };
+  return { name, baseUrl, child, headers: { authorization: `Bearer ${token}` }, logFindings };
 }
 
 /** Stops the target gracefully (SIGTERM: Intake finishes in-flight commits) and returns how it exited. */

@@ -5,7 +5,7 @@ import type { ExitInfo } from '../lib/children.js';
 import { ingestBody } from '../lib/payload.js';
 import { sampleMachineCpu, sampleProcess, type ProcSample } from '../lib/proc-sampler.js';
 import { table, type Column } from '../lib/table.js';
-import { assertAlive, startIntake, startRawServer, stopTarget, type Target } from '../lib/targets.js';
+import { assertAlive, startFastifyFloor, startIntake, startRawServer, stopTarget, type Target } from '../lib/targets.js';
 import type { BenchContext, Scenario, ScenarioReport } from './types.js';
 import { OPTIONAL_CONTEXTS } from '../../src/app/optional-contexts.js';
 
@@ -50,6 +50,7 @@ export const ingestThroughput: Scenario = {
 
     const measurements: Measurement[] = [];
     measurements.push(await measure(ctx, () => startRawServer(ctx), bodyFile, false));
+    measurements.push(await measure(ctx, () => startFastifyFloor(ctx), bodyFile, false));
     for (const durability of ctx.options.durabilities) {
       measurements.push(await measure(ctx, () => startIntake(ctx, durability), bodyFile, true));
     }
@@ -246,7 +247,8 @@ function report(ctx: BenchContext, measurements: readonly Measurement[], bodyByt
       "req/s is autocannon's per-second average; p50/p99 are over all responses, at autocannon's 1 ms resolution. Peak RSS and CPU are sampled",
       'from /proc every 200 ms during the measured run (CPU: 100 % = one core; "other" = the rest of the machine, the',
       'bench process included). Server and loader share this machine, so the ceiling is that of node:http on this host',
-      'with autocannon competing for the same cores.',
+      'with autocannon competing for the same cores. The framework floor is the same route on bare Fastify, which',
+      'Intake is built on, with a JSON schema and nothing behind it: no single-request figure of Intake can pass it.',
       ...notes,
     ],
     ok,
