@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { stackDefaults } from '../../scripts/stack-defaults.mjs';
 
@@ -14,5 +15,14 @@ describe('npm run stack defaults', () => {
 
   it('takes HOST and ADMIN_TOKEN when given', () => {
     expect(stackDefaults({ HOST: '0.0.0.0', ADMIN_TOKEN: 'mine' })).toEqual({ bindHost: '0.0.0.0', adminToken: 'mine', generated: false });
+  });
+});
+
+describe('docker-compose.yml', () => {
+  it('gives the roles no admin token of its own: without ADMIN_TOKEN they refuse to start', () => {
+    const compose = readFileSync(new URL('../../docker-compose.yml', import.meta.url), 'utf8');
+    const tokens = [...compose.matchAll(/^\s*ADMIN_TOKEN:\s*(.*)$/gm)].map((match) => match[1]);
+    expect(tokens.length).toBeGreaterThan(0);
+    for (const token of tokens) expect(token).toBe('${ADMIN_TOKEN:-}');
   });
 });
