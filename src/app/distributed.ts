@@ -103,6 +103,13 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     // Each role is its own storage: its procedures run in this process, against its own schema.
     const deps: ModuleDeps = { store, db: postgres.db, clock, newId, logger, procedures: localProcedures() };
     const { modules } = buildContexts(ROLE_CONTEXTS[role], deps, { placement: 'distributed', config });
+    try {
+      for (const module of modules) await module.verify?.();
+    } catch (error) {
+      await store.close();
+      await postgres.close();
+      throw error;
+    }
     const subscribers: Subscriber[] = modules.flatMap((m) => m.subscribers ?? []);
     services.push({
       role,

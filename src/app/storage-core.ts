@@ -82,6 +82,13 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
       metricsRegistry: metrics.registry,
     },
   );
+  try {
+    for (const module of modules) await module.verify?.();
+  } catch (error) {
+    await store.close();
+    await backend.close();
+    throw error;
+  }
   const subscribers = modules.flatMap((m) => m.subscribers ?? []);
   const running = await chained(
     subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),

@@ -20,6 +20,7 @@ import { eventStoreItems } from './adapters/log/event-store-items.js';
 import { registerRoutingMetrics } from './adapters/metrics/routing-metrics.js';
 import { sqlReplayStore } from './adapters/sql/sql-replays.js';
 import type { Registry } from 'prom-client';
+import { verifySecretKey } from './adapters/sql/sql-secret-key.js';
 import { cachedRules } from './application/cached-rules.js';
 import { routingScheduler } from './application/routing-scheduler.js';
 import { ruleEvaluator, type RuleCacheOptions, type RoutableEvent, type RoutingDecision } from './application/rule-evaluator.js';
@@ -206,6 +207,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         cancelReplay: procedures.define('routing.cancel-replay', cancelReplay(replayDeps)),
       }),
     ],
+    verify: () => verifySecretKey(db, box, () => clock.now()),
     start() {
       sealClearSecrets(db, box).then(
         (sealed) => sealed > 0 && logger.info({ sealed }, 'sealed webhook signing secrets stored in clear'),

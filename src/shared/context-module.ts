@@ -35,6 +35,11 @@ export interface ContextModule {
   readonly http?: readonly HttpContext[];
   /** Contributed to the HTTP edge by the context that knows write keys (applications). */
   readonly verifyWriteKey?: WriteKeyVerifier;
+  /**
+   * Checks the configuration against the stored data, where the writing connection is, before
+   * anything starts: one that throws stops the service from starting, with its message.
+   */
+  verify?(): Promise<void>;
   /** Background work of its own (beyond subscribers), started and stopped with the process. */
   start?(): void;
   stop?(): Promise<void>;

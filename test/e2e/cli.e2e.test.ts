@@ -123,6 +123,18 @@ describe('the intake CLI', () => {
     await first.kill();
   });
 
+  it('refuses to start with another INTAKE_SECRET_KEY than the one the database was started with, and says why', async () => {
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'sealed.db')}`, ADMIN_TOKEN: 'sealed', INTAKE_SECRET_KEY: 'the-first-secret-key' };
+    const first = await startServerProcess(env);
+    await first.kill();
+    const other = cli(['serve'], { ...env, HOST: '127.0.0.1', PORT: '0', INTAKE_SECRET_KEY: 'another-secret-key' }, 60_000);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(/INTAKE_SECRET_KEY is not the key this database's webhook signing secrets are sealed with/);
+    const again = await startServerProcess(env);
+    expect((await fetch(`${again.url}/health`)).status).toBe(200);
+    await again.kill();
+  }, 120_000);
+
   it('names the admin token source at start-up, never the token', async () => {
     const server = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'source.db')}`, ADMIN_TOKEN: 'a-very-secret-token' });
     expect(server.output()).toContain('admin token: from the ADMIN_TOKEN environment variable');

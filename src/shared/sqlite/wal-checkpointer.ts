@@ -72,6 +72,9 @@ export function startWalCheckpointer({ path, logger, intervalMs = 100, onCheckpo
       stopping = true;
       clearTimeout(restart);
       if (!worker) return;
+      // Held while it winds down: an unreferenced thread's exit would not keep a caller that has
+      // nothing else left (a storage thread failing at start) alive to see it.
+      worker.thread.ref();
       worker.thread.postMessage('stop');
       await worker.exited;
     },

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -8,6 +8,8 @@ export interface SecretBox {
   /** Opens a sealed value; a value stored before encryption existed is returned as it is. */
   open(ownerId: string, stored: string): string;
   isSealed(stored: string): boolean;
+  /** Names the key without revealing it: equal for equal keys, so processes can tell whether they share one. */
+  fingerprint(): string;
 }
 
 const PREFIX = 'enc:v1:';
@@ -38,6 +40,7 @@ export function secretBox(key: Buffer): SecretBox {
       }
     },
     isSealed: (stored) => stored.startsWith(PREFIX),
+    fingerprint: () => createHmac('sha256', key).update('intake secret key fingerprint').digest('hex'),
   };
 }
 

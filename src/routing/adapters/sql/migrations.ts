@@ -141,11 +141,24 @@ const partialIndexes: Migration = {
   },
 };
 
+/** The fingerprint of the key that seals this database's signing secrets: every process must hold that key. */
+const secretKeyFingerprint: Migration = {
+  async up(db) {
+    await db.schema
+      .createTable('routing_secret_key')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('fingerprint', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
     '0001_create_rules_deliveries_attempts': createTables,
     '0002_delivery_engine': deliveryEngine,
     '0003_partial_delivery_indexes': partialIndexes,
+    '0004_secret_key_fingerprint': secretKeyFingerprint,
   },
 };

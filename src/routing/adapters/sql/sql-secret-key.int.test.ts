@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
+import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
+import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
+import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
+import { secretBox } from '../secrets/secret-box.js';
+import { routingMigrations } from './migrations.js';
+import { sqlSecretVault } from './sql-rules.js';
+import { SecretKeyMismatchError, verifySecretKey } from './sql-secret-key.js';
+
+const backends: ReadonlyArray<{ readonly name: string; readonly available: boolean; open(): Promise<{ db: Kysely<object>; close(): Promise<void> }> }> = [
+  {
+    name: 'SQLite',
+    available: true,
+    async open() {
+      const sqlite = openSqlite(':memory:');
+      await migrateToLatest(sqlite.db, [routingMigrations]);
+      return { db: sqlite.db, close: () => sqlite.close() };
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    available: testPostgresUrl !== undefined,
+    async open() {
+      const postgres = await openTemporarySchema(testPostgresUrl ?? '');
+      await migratePostgresToLatest(postgres, [routingMigrations]);
+      return { db: postgres.db, close: () => postgres.close() };
+    },
+  },
+];
+
+const now = () => new Date('2026-12-02T12:00:00.000Z');
+
+describe.each(backends)('the secret key check on $name', ({ available, open }) => {
+  let opened: { db: Kysely<object>; close(): Promise<void> } | undefined;
+  afterEach(async () => {
+    await opened?.close();
+    opened = undefined;
+  });
+
+  it.skipIf(!available)('records the first key, accepts it again and refuses another', async () => {
+    opened = await open();
+    const key = secretBox(randomBytes(32));
+    await verifySecretKey(opened.db, key, now);
+    await verifySecretKey(opened.db, key, now);
+    await expect(verifySecretKey(opened.db, secretBox(randomBytes(32)), now)).rejects.toBeInstanceOf(SecretKeyMismatchError);
+  });
+
+  it.skipIf(!available)('judges a database sealed before fingerprints by a secret sealed there', async () => {
+    opened = await open();
+    const sealing = secretBox(randomBytes(32));
+    await sqlSecretVault(sealing)(opened.db).set('rule-1', 'whsec_one');
+    await expect(verifySecretKey(opened.db, secretBox(randomBytes(32)), now)).rejects.toThrow(/a stored secret does not open with it/);
+    await verifySecretKey(opened.db, sealing, now);
+    expect(await sqlSecretVault(sealing)(opened.db).get('rule-1')).toBe('whsec_one');
+  });
+});

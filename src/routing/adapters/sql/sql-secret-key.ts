@@ -1,0 +1,51 @@
+import type { Kysely } from 'kysely';
+import type { SecretBox } from '../secrets/secret-box.js';
+
+type Tables = {
+  routing_secret_key: { id: number; fingerprint: string; created_at: string };
+  routing_secrets: { rule_id: string; secret: string };
+};
+
+/** The process holds another key than the one this database's signing secrets are sealed with. */
+export class SecretKeyMismatchError extends Error {
+  constructor(detail: string) {
+    super(
+      `INTAKE_SECRET_KEY is not the key this database's webhook signing secrets are sealed with (${detail}). ` +
+        'Every process on this database, every replica of routing and every restart, must use the same key: ' +
+        'set INTAKE_SECRET_KEY to it, or give them the same data directory where it was generated.',
+    );
+    this.name = 'SecretKeyMismatchError';
+  }
+}
+
+/**
+ * Makes sure this process seals and opens secrets with the database's key, before anything is sent.
+ * The first process to start records the fingerprint of its key; a process with another key would
+ * otherwise fail every signed delivery, or seal secrets the others cannot open.
+ */
+export async function verifySecretKey(db: Kysely<object>, box: SecretBox, now: () => Date): Promise<void> {
+  const table = db.withTables<Tables>();
+  const fingerprint = box.fingerprint();
+  const recorded = async () =>
+    (await table.selectFrom('routing_secret_key').select('fingerprint').where('id', '=', 1).executeTakeFirst())?.fingerprint;
+  let known = await recorded();
+  if (known === undefined) {
+    // A database from before the fingerprint: its sealed secrets say which key it has.
+    const sealed = await table.selectFrom('routing_secrets').select(['rule_id', 'secret']).where('secret', 'like', 'enc:%').limit(1).execute();
+    for (const row of sealed) {
+      try {
+        box.open(row.rule_id, row.secret);
+      } catch {
+        throw new SecretKeyMismatchError('a stored secret does not open with it');
+      }
+    }
+    // Two processes starting at once: one records its key, the other compares against it.
+    await table
+      .insertInto('routing_secret_key')
+      .values({ id: 1, fingerprint, created_at: now().toISOString() })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .execute();
+    known = await recorded();
+  }
+  if (known !== fingerprint) throw new SecretKeyMismatchError('its fingerprint differs from the one recorded');
+}
