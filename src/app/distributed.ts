@@ -40,6 +40,11 @@ export const ROLE_CONTEXTS: Readonly<Record<Role, readonly ContextDescriptor[]>>
   attribution: [contextNamed('attribution')],
 };
 
+/** The role a context runs in: its events are published under that role's subjects. */
+export function roleRunning(context: string): Role | undefined {
+  return ROLES.find((role) => ROLE_CONTEXTS[role].some((descriptor) => descriptor.name === context));
+}
+
 export interface ServiceRole {
   readonly role: Role;
   readonly store: EventStore;
@@ -126,6 +131,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
         role,
         subscribers,
         subjectPrefix: config.natsSubjectPrefix,
+        roleOf: roleRunning,
         onConsumed: (subscriber, count) => metrics.eventsConsumed.inc({ subscriber }, count),
       }),
     });

@@ -57,6 +57,7 @@ export function applicationsReplica({ db }: Pick<ModuleDeps, 'db'>): { find: App
     subscriber: {
       name: 'applications-replica',
       handles: APPLICATION_EVENT_TYPES,
+      from: 'applications',
       handle: (events, tx) => applicationsProjection.apply(tx.db, events),
     },
   };

@@ -240,6 +240,7 @@ export function routingRulesReplica(
     subscriber: {
       name: 'routing-rules-replica',
       handles: RULE_EVENT_TYPES,
+      from: 'routing',
       async handle(events, tx) {
         await rulesProjection.apply(tx.db, events);
         // Only once committed: a request evaluating in between would read the old rules through

@@ -7,7 +7,7 @@ import type { EventStore } from '../event-store/event-store.js';
 import { listParked, parkEvent, unpark } from '../subscriptions/checkpoints.js';
 import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
-import { allSubjectsOf, eventOfMessage, subjectsOfTypes } from './event-messages.js';
+import { allSubjectsOf, eventOfMessage, subjectsOfSubscriber } from './event-messages.js';
 import { MessageBusConfigurationError, type Consumption, type MessageBus } from './message-bus.js';
 
 type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
@@ -32,6 +32,8 @@ export interface BusSubscriptionOptions {
    * (`<prefix>.*.<EventType>`), so a role is not handed, and does not acknowledge, every event of the deployment.
    */
   readonly subjectPrefix?: string;
+  /** The role that publishes a context's events (with `subjectPrefix`): a subscriber naming its source reads only that role's. */
+  readonly roleOf?: (context: string) => string | undefined;
   readonly maxDeliver?: number;
   readonly ackWaitMs?: number;
   readonly retryDelayMs?: number;
@@ -173,7 +175,9 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
         const consumption = await bus.consume(
           durable,
           options.subjects ??
-            (options.subjectPrefix === undefined ? [allSubjectsOf()] : subjectsOfTypes(subscriber.handles, options.subjectPrefix)),
+            (options.subjectPrefix === undefined
+              ? [allSubjectsOf()]
+              : subjectsOfSubscriber(subscriber, options.roleOf ?? (() => undefined), options.subjectPrefix)),
           async (message) => {
             if (!subscriber.handles.includes(message.type)) return;
             await handleGrouped(eventOfMessage(message));

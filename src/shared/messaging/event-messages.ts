@@ -20,6 +20,19 @@ export function subjectsOfTypes(eventTypes: readonly string[], prefix = DEFAULT_
   return eventTypes.map((type) => `${prefix}.*.${type.replace(NOT_A_SUBJECT_TOKEN, '_')}`);
 }
 
+/**
+ * What a subscriber's consumer reads: its types as the role that runs their context publishes them,
+ * when it names that context and the role is known, else its types from whichever role.
+ */
+export function subjectsOfSubscriber(
+  subscriber: { readonly handles: readonly string[]; readonly from?: string },
+  roleOf: (context: string) => string | undefined,
+  prefix = DEFAULT_SUBJECT_PREFIX,
+): string[] {
+  const role = subscriber.from === undefined ? undefined : roleOf(subscriber.from);
+  return role === undefined ? subjectsOfTypes(subscriber.handles, prefix) : subscriber.handles.map((type) => subjectOf(role, type, prefix));
+}
+
 /** Every subject of a deployment. */
 export function allSubjectsOf(prefix = DEFAULT_SUBJECT_PREFIX): string {
   return `${prefix}.>`;

@@ -10,6 +10,11 @@ export interface Subscriber {
   readonly name: string;
   /** Event types it reacts to; other events only move its checkpoint. */
   readonly handles: readonly string[];
+  /**
+   * The context that publishes every type it handles, when one does (a replica of that context's
+   * data): a broker then needs to hand it only that context's messages.
+   */
+  readonly from?: string;
   handle(events: readonly RecordedEvent[], tx: StoreTransaction): Promise<void>;
   /** Throws away the subscriber's own tables so a replay rebuilds them from the log. */
   reset?(tx: StoreTransaction): Promise<void>;
