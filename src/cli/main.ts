@@ -25,6 +25,8 @@ Commands:
   keys list APP_ID            List an application's write keys
   keys revoke APP_ID KEY_ID   Revoke a write key
   rules list APP_ID           List an application's routing rules
+  secret-key adopt            Make INTAKE_SECRET_KEY the key of a stopped server's database, when the old
+                                one is lost: signing secrets that do not open with it are dropped
   import FILE                 Send a file of messages to a running Intake (NDJSON or CSV, - for stdin, .gz)
       --url URL                 the server (INTAKE_URL, default http://127.0.0.1:PORT)
       --write-key KEY           for Segment-style messages (INTAKE_WRITE_KEY), sent to /v1/import
@@ -32,7 +34,7 @@ Commands:
       --format ndjson|csv       --batch-size N (100)   --rejects PATH
   help                        Show this help
 
-  migrate, replay, apps, keys and rules print text for a person; --json prints JSON instead.
+  migrate, replay, apps, keys, rules and secret-key print text for a person; --json prints JSON instead.
   apps, keys and rules call a running server: INTAKE_URL (default http://127.0.0.1:PORT) with ADMIN_TOKEN.
 
 Configuration comes from the environment and an optional .env file:
@@ -99,6 +101,11 @@ const COMMANDS: Record<string, Command> = {
     run: (config, values, [app = '', key = '']) => keysRevoke(target(config), out(values), app, key),
   },
   'rules list': { args: ['APP_ID'], options: json, run: (config, values, [app = '']) => rulesList(target(config), out(values), app) },
+  'secret-key adopt': {
+    args: [],
+    options: json,
+    run: async (config, values) => (await import('./secret-key.js')).adoptKey(config, out(values)),
+  },
   // Import talks to a running server over HTTP: it needs none of the server's configuration.
   import: {
     args: ['FILE'],
@@ -126,7 +133,7 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-const GROUPS = new Set(['apps', 'keys', 'rules']);
+const GROUPS = new Set(['apps', 'keys', 'rules', 'secret-key']);
 
 /** Parses the command line and runs the command; the answer is the exit code (2: bad usage). */
 export async function main(argv: string[]): Promise<number> {

@@ -123,14 +123,38 @@ describe('the intake CLI', () => {
     await first.kill();
   });
 
-  it('refuses to start with another INTAKE_SECRET_KEY than the one the database was started with, and says why', async () => {
-    const env = { DATABASE_URL: `sqlite:${join(dir, 'sealed.db')}`, ADMIN_TOKEN: 'sealed', INTAKE_SECRET_KEY: 'the-first-secret-key' };
+  it('refuses to start with another INTAKE_SECRET_KEY than the database has, and adopts a new key when the old is lost', async () => {
+    const env = {
+      DATABASE_URL: `sqlite:${join(dir, 'sealed.db')}`,
+      ADMIN_TOKEN: 'sealed',
+      INTAKE_SECRET_KEY: 'the-first-secret-key',
+      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+    };
     const first = await startServerProcess(env);
+    const post = (path: string, body: unknown) =>
+      fetch(`${first.url}${path}`, { method: 'POST', headers: { authorization: 'Bearer sealed', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await post('/api/applications', { name: 'Shop', app_id: 'shop' })).status).toBe(201);
+    const created = await post('/api/routing-rules', {
+      app_id: 'shop',
+      rule_name: 'hook',
+      condition: {},
+      destination_type: 'webhook',
+      destination_config: { url: 'http://127.0.0.1:9/hook' },
+    });
+    expect(created.status).toBe(201);
+    const { rule_id: ruleId } = (await created.json()) as { rule_id: string };
     await first.kill();
-    const other = cli(['serve'], { ...env, HOST: '127.0.0.1', PORT: '0', INTAKE_SECRET_KEY: 'another-secret-key' }, 60_000);
-    expect(other.status).toBe(1);
-    expect(other.stderr).toMatch(/INTAKE_SECRET_KEY is not the key this database's webhook signing secrets are sealed with/);
-    const again = await startServerProcess(env);
+
+    const other = { ...env, INTAKE_SECRET_KEY: 'another-secret-key' };
+    const refused = cli(['serve'], { ...other, HOST: '127.0.0.1', PORT: '0' }, 60_000);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/INTAKE_SECRET_KEY is not the key this database's webhook signing secrets are sealed with/);
+
+    // The first key is lost: the new one is adopted, and the secret it cannot open is dropped.
+    const adopted = cli(['secret-key', 'adopt', '--json'], other, 60_000);
+    expect(adopted.status).toBe(0);
+    expect(JSON.parse(adopted.stdout)).toMatchObject({ dropped: [ruleId] });
+    const again = await startServerProcess(other);
     expect((await fetch(`${again.url}/health`)).status).toBe(200);
     await again.kill();
   }, 120_000);

@@ -8,7 +8,7 @@ import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
 import { secretBox } from '../secrets/secret-box.js';
 import { routingMigrations } from './migrations.js';
 import { sqlSecretVault } from './sql-rules.js';
-import { SecretKeyMismatchError, verifySecretKey } from './sql-secret-key.js';
+import { adoptSecretKey, SecretKeyMismatchError, verifySecretKey } from './sql-secret-key.js';
 
 const backends: ReadonlyArray<{ readonly name: string; readonly available: boolean; open(): Promise<{ db: Kysely<object>; close(): Promise<void> }> }> = [
   {
@@ -55,5 +55,20 @@ describe.each(backends)('the secret key check on $name', ({ available, open }) =
     await expect(verifySecretKey(opened.db, secretBox(randomBytes(32)), now)).rejects.toThrow(/a stored secret does not open with it/);
     await verifySecretKey(opened.db, sealing, now);
     expect(await sqlSecretVault(sealing)(opened.db).get('rule-1')).toBe('whsec_one');
+  });
+
+  it.skipIf(!available)('adopts a new key when the old one is lost: what does not open is dropped, the rest kept', async () => {
+    opened = await open();
+    const lost = secretBox(randomBytes(32));
+    const kept = secretBox(randomBytes(32));
+    await verifySecretKey(opened.db, lost, now);
+    await sqlSecretVault(lost)(opened.db).set('rule-old', 'whsec_old');
+    await sqlSecretVault(kept)(opened.db).set('rule-new', 'whsec_new');
+    await expect(verifySecretKey(opened.db, kept, now)).rejects.toBeInstanceOf(SecretKeyMismatchError);
+
+    expect(await adoptSecretKey(opened.db, kept, now)).toEqual(['rule-old']);
+    await verifySecretKey(opened.db, kept, now);
+    expect(await sqlSecretVault(kept)(opened.db).get('rule-old')).toBeUndefined();
+    expect(await sqlSecretVault(kept)(opened.db).get('rule-new')).toBe('whsec_new');
   });
 });

@@ -12,7 +12,8 @@ export class SecretKeyMismatchError extends Error {
     super(
       `INTAKE_SECRET_KEY is not the key this database's webhook signing secrets are sealed with (${detail}). ` +
         'Every process on this database, every replica of routing and every restart, must use the same key: ' +
-        'set INTAKE_SECRET_KEY to it, or give them the same data directory where it was generated.',
+        'set INTAKE_SECRET_KEY to it, or give them the same data directory where it was generated. ' +
+        'If that key is lost, `intake secret-key adopt` makes this one the database\'s (secrets that do not open are dropped).',
     );
     this.name = 'SecretKeyMismatchError';
   }
@@ -48,4 +49,31 @@ export async function verifySecretKey(db: Kysely<object>, box: SecretBox, now: (
     known = await recorded();
   }
   if (known !== fingerprint) throw new SecretKeyMismatchError('its fingerprint differs from the one recorded');
+}
+
+/**
+ * Makes the process's key the database's, for an operator whose old key is gone: the signing
+ * secrets it cannot open are deleted (their rules need a new one: rotate-secret) and the key's
+ * fingerprint is recorded. Answers the rules whose secret was deleted.
+ */
+export async function adoptSecretKey(db: Kysely<object>, box: SecretBox, now: () => Date): Promise<string[]> {
+  return db.transaction().execute(async (trx) => {
+    const table = trx.withTables<Tables>();
+    const unreadable: string[] = [];
+    for (const row of await table.selectFrom('routing_secrets').select(['rule_id', 'secret']).execute()) {
+      try {
+        box.open(row.rule_id, row.secret);
+      } catch {
+        unreadable.push(row.rule_id);
+      }
+    }
+    if (unreadable.length > 0) await table.deleteFrom('routing_secrets').where('rule_id', 'in', unreadable).execute();
+    const fingerprint = box.fingerprint();
+    await table
+      .insertInto('routing_secret_key')
+      .values({ id: 1, fingerprint, created_at: now().toISOString() })
+      .onConflict((oc) => oc.column('id').doUpdateSet({ fingerprint, created_at: now().toISOString() }))
+      .execute();
+    return unreadable;
+  });
 }

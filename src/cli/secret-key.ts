@@ -1,0 +1,57 @@
+import { isPostgresUrl, type Config } from '../app/config.js';
+import { routingMigrations } from '../routing/adapters/sql/migrations.js';
+import { adoptSecretKey } from '../routing/adapters/sql/sql-secret-key.js';
+import { resolveSecretKey, secretBox } from '../routing/adapters/secrets/secret-box.js';
+import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
+import { openPostgres } from '../shared/postgres/open-postgres.js';
+import { migrateToLatest } from '../shared/sqlite/migrate.js';
+import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { CliError } from './cli-error.js';
+import type { Output } from './output.js';
+import { acquireLock, isHolder } from './server-lock.js';
+
+/**
+ * Makes this process's key (INTAKE_SECRET_KEY, or the one generated in the data directory) the key
+ * the routing tables are sealed with, for when the old one is lost. Signing secrets that do not open
+ * with it are dropped; their rules get a new one with POST /api/routing-rules/{id}/rotate-secret.
+ * Meant for a stopped server, like replay.
+ */
+export async function adoptKey(config: Config, output: Output): Promise<void> {
+  const box = secretBox(resolveSecretKey(config.secretKey, config.dataDir));
+  const now = () => new Date();
+  if (isPostgresUrl(config.databaseUrl)) {
+    // The routing role's schema, or the one schema of a single process on PostgreSQL.
+    const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}${config.distributed ? 'routing' : 'intake'}` });
+    try {
+      await migratePostgresToLatest(postgres, [routingMigrations]);
+      report(output, await adoptSecretKey(postgres.db, box, now), `schema ${postgres.schema}`);
+    } finally {
+      await postgres.close();
+    }
+    return;
+  }
+  const path = sqlitePathFromUrl(config.databaseUrl);
+  const lock = acquireLock(path, 'secret-key adopt');
+  if (isHolder(lock)) throw new CliError(`a running Intake (pid ${lock.pid}, intake ${lock.command}) holds ${path}: stop it first`);
+  try {
+    const sqlite = openSqlite(path);
+    try {
+      await migrateToLatest(sqlite.db, [routingMigrations]);
+      report(output, await adoptSecretKey(sqlite.db, box, now), path);
+    } finally {
+      await sqlite.close();
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+function report(output: Output, dropped: string[], where: string): void {
+  const human =
+    dropped.length === 0
+      ? `${where}: this key is now the database's; every signing secret opens with it`
+      : `${where}: this key is now the database's; ${dropped.length} signing secret(s) did not open with it and were dropped.\n` +
+        `Give each of these rules a new one (POST /api/routing-rules/{id}/rotate-secret), then replay its dead letters:\n` +
+        dropped.join('\n');
+  output.result(human, { database: where, dropped });
+}
