@@ -230,6 +230,10 @@ export interface IngestedItems {
   ): Promise<{ items: Array<{ position: number; item: ItemSnapshot }>; lastPosition: number; done: boolean }>;
 }
 
-export type DestinationTablesFor = (db: Kysely<object>) => DestinationTables;
+/**
+ * Inside a transaction, pass its `afterCommit`: a table created there is only known to exist once
+ * that transaction committed (a pass rolled back takes the CREATE TABLE with it).
+ */
+export type DestinationTablesFor = (db: Kysely<object>, afterCommit?: (callback: () => void) => void) => DestinationTables;
 export type BreakerStoreFor = (db: Kysely<object>) => BreakerStore;
 export type ReplayStoreFor = (db: Kysely<object>) => ReplayStore;

@@ -101,7 +101,7 @@ export function routingScheduler({ clock, rules, deliveries, tables, evaluator, 
         });
         rowsByTable.set(table, rows);
       }
-      for (const [table, rows] of rowsByTable) await tables(tx.db).insertMany(table, rows);
+      for (const [table, rows] of rowsByTable) await tables(tx.db, (callback) => tx.afterCommit(callback)).insertMany(table, rows);
 
       // One append per item: DataRouted, and the attempt and success of each delivery already made.
       const byItem = new Map<string, { cause: RecordedEvent; deliveries: typeof made }>();

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { ValidationError } from '../../../shared/errors.js';
-import type { DestinationTables } from '../../application/ports.js';
+import type { DestinationTables, DestinationTablesFor } from '../../application/ports.js';
 
 type Tables = { routing_destination_tables: { table_name: string; created_at: string } };
 
@@ -8,13 +8,18 @@ type Tables = { routing_destination_tables: { table_name: string; created_at: st
  * Tables of the `database` destination. A name is usable when Intake created it for this purpose,
  * or when nothing by that name exists yet: a rule can never write into one of Intake's own tables.
  */
-export function sqlDestinationTables(now: () => Date): (db: Kysely<object>) => DestinationTables {
-  // Tables known to exist, shared by every transaction's view of the database.
+export function sqlDestinationTables(now: () => Date): DestinationTablesFor {
+  // Tables known to exist (committed), shared by every transaction's view of the database.
   const created = new Set<string>();
-  return (db) => destinationTables(db, now, created);
+  return (db, afterCommit) => destinationTables(db, now, created, afterCommit ?? ((remember) => remember()));
 }
 
-function destinationTables(db: Kysely<object>, now: () => Date, created: Set<string>): DestinationTables {
+function destinationTables(
+  db: Kysely<object>,
+  now: () => Date,
+  created: Set<string>,
+  afterCommit: (callback: () => void) => void,
+): DestinationTables {
   const registry = () => db.withTables<Tables>();
 
   const registered = async (table: string) =>
@@ -52,7 +57,7 @@ function destinationTables(db: Kysely<object>, now: () => Date, created: Set<str
       .values({ table_name: table, created_at: now().toISOString() })
       .onConflict((oc) => oc.doNothing())
       .execute();
-    created.add(table);
+    afterCommit(() => created.add(table));
   };
 
   return {

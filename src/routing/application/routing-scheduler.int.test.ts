@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { systemClock } from '../../shared/clock.js';
+import type { DataIngested } from '../../shared/contracts/data-events.js';
+import type { EventStore } from '../../shared/event-store/event-store.js';
+import { sqliteEventStoreMigrations } from '../../shared/event-store/sqlite/migrations.js';
+import { sqliteEventStore } from '../../shared/event-store/sqlite/sqlite-event-store.js';
+import type { RecordedEvent } from '../../shared/events.js';
+import { uuidV7 } from '../../shared/ids.js';
+import { migrateToLatest } from '../../shared/sqlite/migrate.js';
+import { openSqlite, type SqliteHandle } from '../../shared/sqlite/open-sqlite.js';
+import { routingMigrations } from '../adapters/sql/migrations.js';
+import { sqlDeliveryStore } from '../adapters/sql/sql-deliveries.js';
+import { sqlDestinationTables } from '../adapters/sql/sql-destination-tables.js';
+import { rulesProjection, sqlRuleCatalog } from '../adapters/sql/sql-rules.js';
+import { ruleStreamId, type RoutingRuleCreated } from '../domain/routing-rule.js';
+import { routingScheduler } from './routing-scheduler.js';
+import { ruleEvaluator } from './rule-evaluator.js';
+
+let dir: string;
+let sqlite: SqliteHandle;
+let store: EventStore;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'intake-scheduler-'));
+  sqlite = openSqlite(join(dir, 'db.sqlite'));
+  await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, routingMigrations]);
+  store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7, durability: 'process-crash' });
+});
+
+afterEach(async () => {
+  await store.close();
+  await sqlite.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const recorded = <T extends { type: string; data: object }>(event: T, streamId: string, position: number): RecordedEvent => ({
+  eventId: uuidV7(),
+  streamId,
+  streamVersion: 1,
+  position,
+  type: event.type,
+  data: event.data,
+  metadata: {},
+  recordedAt: new Date().toISOString(),
+});
+
+it('counts a delivery made while scheduling once its pass commits, and creates its table again after a pass rolled back', async () => {
+  const now = new Date().toISOString();
+  const rule: RoutingRuleCreated = {
+    type: 'RoutingRuleCreated',
+    data: {
+      rule_id: 'r-db',
+      app_id: 'shop',
+      rule_name: 'to a table',
+      event_type_filter: null,
+      condition: {},
+      destination_type: 'database',
+      destination_config: { table: 'orders_copy' },
+      priority: 0,
+      is_active: true,
+      ordering_key: null,
+      created_at: now,
+    },
+  };
+  await rulesProjection.apply(sqlite.db, [recorded(rule, ruleStreamId('r-db'), 1)]);
+  const item: DataIngested = {
+    type: 'DataIngested',
+    data: {
+      item_id: uuidV7(),
+      partner_id: 'shop',
+      event_type: 'order',
+      payload: { total: 5 },
+      received_at: now,
+      metadata: { channel: 'application_api', received_at: now, ip: null, user_agent: null, correlation_id: null, key_id: null },
+      routing: { rules_evaluated: 1, matched_rule_ids: ['r-db'] },
+    },
+  };
+  const delivered: string[] = [];
+  const scheduler = routingScheduler({
+    clock: systemClock,
+    rules: sqlRuleCatalog,
+    deliveries: sqlDeliveryStore,
+    tables: sqlDestinationTables(() => new Date()),
+    evaluator: ruleEvaluator(async () => []),
+    onScheduled: () => undefined,
+    onDelivered: ({ ruleId }) => delivered.push(ruleId),
+  });
+  const event = recorded(item, `data-${item.data.item_id}`, 2);
+
+  await expect(
+    store.transaction(async (tx) => {
+      await scheduler.handle([event], tx);
+      throw new Error('the pass fails after scheduling');
+    }),
+  ).rejects.toThrow('the pass fails after scheduling');
+  expect(delivered).toEqual([]);
+
+  // The retried pass creates the table the failed one took back with it, writes the row and counts it, once.
+  await store.transaction((tx) => scheduler.handle([event], tx));
+  expect(delivered).toEqual(['r-db']);
+  const rows = await sqlite.db.selectFrom('orders_copy' as never).selectAll().execute();
+  expect(rows).toHaveLength(1);
+});
