@@ -66,6 +66,12 @@ export function loadDotEnv(path = '.env'): void {
 
 export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);
 
+/**
+ * The PostgreSQL schema of a distributed role (`<prefix><role>`), or of the one process when it runs
+ * on PostgreSQL (`<prefix>intake`).
+ */
+export const postgresSchemaOf = (config: Pick<Config, 'schemaPrefix'>, role?: string) => `${config.schemaPrefix}${role ?? 'intake'}`;
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = env.DATABASE_URL ?? 'sqlite:./data/intake.db';
   const postgres = isPostgresUrl(databaseUrl);

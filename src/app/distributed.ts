@@ -16,8 +16,8 @@ import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { localProcedures } from '../shared/procedures.js';
 import { buildContexts, contextNamed, REPLICAS, type ContextDescriptor } from './catalog.js';
-import type { Config } from './config.js';
-import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
+import { postgresSchemaOf, type Config } from './config.js';
+import { verifyModules, type ContextModule, type ModuleDeps } from '../shared/context-module.js';
 import { busSubscriptionAdmin } from './distributed-admin.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
 import { buildHttpServer, type CheckStatus } from './http/server.js';
@@ -93,7 +93,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
 
   const services: ServiceRole[] = [];
   for (const role of roles) {
-    const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}${role}` });
+    const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config, role) });
     const tables = ROLE_CONTEXTS[role].map((context) => context.tables);
     await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, ...tables.flatMap((t) => t.migrations)]);
     const store = await postgresEventStore({
@@ -103,18 +103,15 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       inlineProjections: tables.flatMap((t) => t.inlineProjections ?? []),
       onBatch: (size) => metrics.groupCommitBatchSize.observe(size),
       // Replicas of a role share its schema: each wakes its relay when any of them appends.
-      notifyChannel: `intake_${config.schemaPrefix}${role}`,
+      notifyChannel: `intake_${postgresSchemaOf(config, role)}`,
     });
     // Each role is its own storage: its procedures run in this process, against its own schema.
     const deps: ModuleDeps = { store, db: postgres.db, clock, newId, logger, procedures: localProcedures() };
     const { modules } = buildContexts(ROLE_CONTEXTS[role], deps, { placement: 'distributed', config });
-    try {
-      for (const module of modules) await module.verify?.();
-    } catch (error) {
+    await verifyModules(modules, async () => {
       await store.close();
       await postgres.close();
-      throw error;
-    }
+    });
     const subscribers: Subscriber[] = modules.flatMap((m) => m.subscribers ?? []);
     services.push({
       role,

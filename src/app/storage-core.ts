@@ -16,8 +16,8 @@ import { inProcessSubscriptions, type Subscriptions } from '../shared/subscripti
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { dissolveChain, joinMembers, subscriberChain, type ChainOptions } from '../shared/subscriptions/subscriber-chain.js';
 import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
-import { isPostgresUrl, type Config } from './config.js';
-import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
+import { isPostgresUrl, postgresSchemaOf, type Config } from './config.js';
+import { verifyModules, type ContextModule, type ModuleDeps } from '../shared/context-module.js';
 import { countAppendedEvents, createMetrics, type IntakeMetrics } from './metrics/metrics.js';
 import { embeddedMigrations, embeddedTables, sharedMigrations } from './migrations.js';
 
@@ -82,13 +82,10 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
       metricsRegistry: metrics.registry,
     },
   );
-  try {
-    for (const module of modules) await module.verify?.();
-  } catch (error) {
+  await verifyModules(modules, async () => {
     await store.close();
     await backend.close();
-    throw error;
-  }
+  });
   const subscribers = modules.flatMap((m) => m.subscribers ?? []);
   const running = await chained(
     subscribers.filter((s) => options.runSubscribers?.(s.name) ?? true),
@@ -168,7 +165,7 @@ type StoreOptions = Pick<SqliteEventStoreOptions, 'clock' | 'newId' | 'maxQueued
  */
 async function openBackend(config: Config, checkpointLogger: Logger | undefined, options: StoreOptions): Promise<Backend> {
   if (isPostgresUrl(config.databaseUrl)) {
-    const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}intake` });
+    const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config) });
     await migratePostgresToLatest(postgres, [
       postgresEventStoreMigrations,
       ...sharedMigrations,

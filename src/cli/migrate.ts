@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { isPostgresUrl, type Config } from '../app/config.js';
+import { isPostgresUrl, postgresSchemaOf, type Config } from '../app/config.js';
 import { ROLE_CONTEXTS } from '../app/distributed.js';
 import { embeddedMigrations, embeddedTables, sharedMigrations } from '../app/migrations.js';
 import { ROLES } from '../app/roles.js';
@@ -14,7 +14,7 @@ import type { Output } from './output.js';
 /** Applies pending migrations: the SQLite file, or each role's PostgreSQL schema. */
 export async function migrate(config: Config, logger: Logger, output: Output): Promise<void> {
   if (isPostgresUrl(config.databaseUrl) && !config.distributed) {
-    const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}intake` });
+    const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config) });
     try {
       const sets = [postgresEventStoreMigrations, ...sharedMigrations, ...embeddedTables.flatMap((t) => t.migrations)];
       report(logger, output, await migratePostgresToLatest(postgres, sets), `schema ${postgres.schema}`);
@@ -25,7 +25,7 @@ export async function migrate(config: Config, logger: Logger, output: Output): P
   }
   if (config.distributed) {
     for (const role of config.roles === 'all' ? ROLES : config.roles) {
-      const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}${role}` });
+      const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config, role) });
       try {
         const sets = [postgresEventStoreMigrations, subscriptionMigrations, ...ROLE_CONTEXTS[role].flatMap((c) => c.tables.migrations)];
         report(logger, output, await migratePostgresToLatest(postgres, sets), `schema ${postgres.schema}`);

@@ -1,4 +1,4 @@
-import { isPostgresUrl, type Config } from '../app/config.js';
+import { isPostgresUrl, postgresSchemaOf, type Config } from '../app/config.js';
 import { routingMigrations } from '../routing/adapters/sql/migrations.js';
 import { adoptSecretKey } from '../routing/adapters/sql/sql-secret-key.js';
 import { resolveSecretKey, secretBox } from '../routing/adapters/secrets/secret-box.js';
@@ -21,7 +21,7 @@ export async function adoptKey(config: Config, output: Output): Promise<void> {
   const now = () => new Date();
   if (isPostgresUrl(config.databaseUrl)) {
     // The routing role's schema, or the one schema of a single process on PostgreSQL.
-    const postgres = await openPostgres({ url: config.databaseUrl, schema: `${config.schemaPrefix}${config.distributed ? 'routing' : 'intake'}` });
+    const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config, config.distributed ? 'routing' : undefined) });
     try {
       await migratePostgresToLatest(postgres, [routingMigrations]);
       report(output, await adoptSecretKey(postgres.db, box, now), `schema ${postgres.schema}`);

@@ -44,3 +44,13 @@ export interface ContextModule {
   start?(): void;
   stop?(): Promise<void>;
 }
+
+/** Runs every module's verify step; if one fails, `release` closes what was opened for them first. */
+export async function verifyModules(modules: readonly ContextModule[], release: () => Promise<void>): Promise<void> {
+  try {
+    for (const module of modules) await module.verify?.();
+  } catch (error) {
+    await release();
+    throw error;
+  }
+}

@@ -12,7 +12,8 @@ export interface SecretBox {
   fingerprint(): string;
 }
 
-const PREFIX = 'enc:v1:';
+/** How a sealed value begins: values stored in clear before sealing existed do not. */
+export const SEALED_PREFIX = 'enc:v1:';
 const KEY_FILE = 'secret-key';
 
 export function secretBox(key: Buffer): SecretBox {
@@ -24,11 +25,11 @@ export function secretBox(key: Buffer): SecretBox {
       // The owner's id as associated data: a sealed value copied to another row does not open there.
       cipher.setAAD(Buffer.from(ownerId, 'utf8'));
       const sealed = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-      return `${PREFIX}${iv.toString('base64url')}:${cipher.getAuthTag().toString('base64url')}:${sealed.toString('base64url')}`;
+      return `${SEALED_PREFIX}${iv.toString('base64url')}:${cipher.getAuthTag().toString('base64url')}:${sealed.toString('base64url')}`;
     },
     open(ownerId, stored) {
-      if (!stored.startsWith(PREFIX)) return stored;
-      const [iv, tag, sealed] = stored.slice(PREFIX.length).split(':');
+      if (!stored.startsWith(SEALED_PREFIX)) return stored;
+      const [iv, tag, sealed] = stored.slice(SEALED_PREFIX.length).split(':');
       if (iv === undefined || tag === undefined || sealed === undefined) throw new Error('a sealed secret is malformed');
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
       decipher.setAAD(Buffer.from(ownerId, 'utf8'));
@@ -39,7 +40,7 @@ export function secretBox(key: Buffer): SecretBox {
         throw new Error('a sealed secret does not open with this key (was INTAKE_SECRET_KEY changed?)');
       }
     },
-    isSealed: (stored) => stored.startsWith(PREFIX),
+    isSealed: (stored) => stored.startsWith(SEALED_PREFIX),
     fingerprint: () => createHmac('sha256', key).update('intake secret key fingerprint').digest('hex'),
   };
 }

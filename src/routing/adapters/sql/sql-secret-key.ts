@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { SecretBox } from '../secrets/secret-box.js';
+import { SEALED_PREFIX, type SecretBox } from '../secrets/secret-box.js';
 
 type Tables = {
   routing_secret_key: { id: number; fingerprint: string; created_at: string };
@@ -32,7 +32,7 @@ export async function verifySecretKey(db: Kysely<object>, box: SecretBox, now: (
   let known = await recorded();
   if (known === undefined) {
     // A database from before the fingerprint: its sealed secrets say which key it has.
-    const sealed = await table.selectFrom('routing_secrets').select(['rule_id', 'secret']).where('secret', 'like', 'enc:%').limit(1).execute();
+    const sealed = await table.selectFrom('routing_secrets').select(['rule_id', 'secret']).where('secret', 'like', `${SEALED_PREFIX}%`).limit(1).execute();
     for (const row of sealed) {
       try {
         box.open(row.rule_id, row.secret);
