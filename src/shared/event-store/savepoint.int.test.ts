@@ -48,3 +48,27 @@ it('says the transaction is aborted when the savepoint is gone with it, so no on
   expect((failure as Error).message).toMatch(/the write failed/);
   expect(raw.prepare('SELECT count(*) FROM t').pluck().get()).toBe(0);
 });
+
+it('nests: an inner savepoint that fails undoes only its own writes, an outer one that fails undoes both', async () => {
+  const { db, raw } = database();
+  raw.exec('CREATE TABLE t (n INTEGER)');
+  await db.transaction().execute(async (trx) => {
+    await withSavepoint(trx, async () => {
+      await sql`INSERT INTO t VALUES (1)`.execute(trx);
+      await expect(
+        withSavepoint(trx, async () => {
+          await sql`INSERT INTO t VALUES (2)`.execute(trx);
+          throw new Error('inner fails');
+        }),
+      ).rejects.toThrow('inner fails');
+      await withSavepoint(trx, () => sql`INSERT INTO t VALUES (3)`.execute(trx));
+    });
+    await expect(
+      withSavepoint(trx, async () => {
+        await withSavepoint(trx, () => sql`INSERT INTO t VALUES (4)`.execute(trx));
+        throw new Error('outer fails');
+      }),
+    ).rejects.toThrow('outer fails');
+  });
+  expect(raw.prepare('SELECT n FROM t ORDER BY n').pluck().all()).toEqual([1, 3]);
+});

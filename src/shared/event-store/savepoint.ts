@@ -1,14 +1,19 @@
 import { sql, type Kysely } from 'kysely';
 import { isStorageFault } from './storage-fault.js';
 
-let counter = 0;
+/**
+ * One name for every savepoint. Both databases resolve a name to the innermost open savepoint that
+ * has it, and savepoints here nest strictly (each is released or rolled back before its caller goes
+ * on), so a nested one never meets another's. A name per savepoint made each SAVEPOINT and RELEASE a
+ * new SQL text, which SQLite prepared anew and which pushed the hot statements out of the cache.
+ */
+const name = sql.id('isolated');
 
 /**
  * Runs `work` in a savepoint of the open transaction: on failure its writes are undone and the
  * error goes on, while the transaction stays usable. SQLite and PostgreSQL spell it alike.
  */
 export async function withSavepoint<T>(db: Kysely<object>, work: () => Promise<T>): Promise<T> {
-  const name = sql.id(`isolated_${++counter}`);
   await sql`SAVEPOINT ${name}`.execute(db);
   try {
     const result = await work();

@@ -9,11 +9,9 @@ import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions
 import type { Subscriber } from '../subscriptions/subscriber.js';
 import { allSubjectsOf, eventOfMessage, subjectsOfSubscriber } from './event-messages.js';
 import { MessageBusConfigurationError, type Consumption, type MessageBus } from './message-bus.js';
+import { rowPieces } from '../sql/statement-shapes.js';
 
 type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
-
-/** Rows per INSERT of consumed events: three parameters each, well inside SQLite's and PostgreSQL's limits. */
-const CLAIM_CHUNK = 1000;
 
 export interface BusSubscriptionOptions {
   readonly bus: MessageBus;
@@ -97,11 +95,11 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     const ids = [...new Set(events.map((event) => event.eventId))];
     const consumedAt = clock.now().toISOString();
     const claimed = new Set<string>();
-    for (let i = 0; i < ids.length; i += CLAIM_CHUNK) {
+    for (const piece of rowPieces(db, ids)) {
       const rows = await db
         .withTables<Tables>()
         .insertInto('consumed_events')
-        .values(ids.slice(i, i + CLAIM_CHUNK).map((eventId) => ({ subscriber, event_id: eventId, consumed_at: consumedAt })))
+        .values(piece.map((eventId) => ({ subscriber, event_id: eventId, consumed_at: consumedAt })))
         .onConflict((oc) => oc.doNothing())
         .returning('event_id')
         .execute();

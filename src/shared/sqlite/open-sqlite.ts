@@ -60,9 +60,10 @@ export function openSqlite(path: string, options: OpenSqliteOptions = {}): Sqlit
   };
 }
 
-// Kysely prepares every query it runs; preparing costs more than running a small statement, and the
-// queries of a running service come from a few dozen shapes.
-const STATEMENT_CACHE_SIZE = 500;
+// Kysely prepares every query it runs; preparing costs more than running a small statement. The
+// queries of a running service come from a few hundred texts (multi-row statements keep a few dozen
+// sizes each: shared/sql/statement-shapes.ts), which all stay prepared.
+const STATEMENT_CACHE_SIZE = 1000;
 
 const NO_OP_STATEMENT = {
   reader: false,

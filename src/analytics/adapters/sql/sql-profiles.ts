@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { JsonValue } from '../../../shared/events.js';
 import type { ProfileLedger, ProfileViews } from '../../application/profile-store.js';
+import { keyPieces } from '../../../shared/sql/statement-shapes.js';
 
 type Tables = {
   analytics_profile_traits: {
@@ -84,13 +85,18 @@ export function sqlProfileViews(db: Kysely<object>): ProfileViews {
   const t = tables(db);
   return {
     async traits(appId, type, ids) {
-      const rows = await t
-        .selectFrom('analytics_profile_traits')
-        .selectAll()
-        .where('app_id', '=', appId)
-        .where('subject_type', '=', type)
-        .where('subject_id', 'in', [...ids])
-        .execute();
+      const rows = [];
+      for (const piece of keyPieces(db, [...ids])) {
+        rows.push(
+          ...(await t
+            .selectFrom('analytics_profile_traits')
+            .selectAll()
+            .where('app_id', '=', appId)
+            .where('subject_type', '=', type)
+            .where('subject_id', 'in', piece)
+            .execute()),
+        );
+      }
       return rows.map((row) => ({
         subject: row.subject_id,
         trait: row.trait,

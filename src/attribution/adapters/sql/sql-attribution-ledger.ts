@@ -1,15 +1,7 @@
 import type { Kysely } from 'kysely';
 import { scopesOf, type AttributionLedger } from '../../application/ports.js';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import { COUNT_COLUMN, conversionOf, tables, touchOf } from './attribution-tables.js';
-
-// Rows per statement: at most 6 columns a row, far below SQLite's and PostgreSQL's bound-parameter limits.
-const CHUNK = 500;
-
-function chunks<T>(rows: readonly T[]): T[][] {
-  const pieces: T[][] = [];
-  for (let i = 0; i < rows.length; i += CHUNK) pieces.push(rows.slice(i, i + CHUNK));
-  return pieces;
-}
 
 /** The items whose keys came back from an insert, each once, in the order given. */
 function keptOf<T>(items: readonly T[], keyOf: (item: T) => string, returned: ReadonlySet<string>): T[] {
@@ -35,7 +27,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
   return {
     async addTouches(touches) {
       const returned = new Set<string>();
-      for (const piece of chunks(touches)) {
+      for (const piece of rowPieces(db, touches)) {
         const rows = await t
           .insertInto('attribution_touches')
           .values(
@@ -58,7 +50,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
 
     async addConversions(conversions) {
       const returned = new Set<string>();
-      for (const piece of chunks(conversions)) {
+      for (const piece of rowPieces(db, conversions)) {
         const rows = await t
           .insertInto('attribution_conversions')
           .values(
@@ -85,13 +77,24 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       for (const touch of touches) {
         for (const scope of scopesOf(touch)) {
           const key = JSON.stringify([scope.kind, scope.id]);
-          const count = counts.get(key) ?? { scope: scope.kind, scope_id: scope.id, clicks: 0, views: 0, engagements: 0, unique_visitors: 0 };
+          const count = counts.get(key) ?? {
+            scope: scope.kind,
+            scope_id: scope.id,
+            clicks: 0,
+            views: 0,
+            engagements: 0,
+            unique_visitors: 0,
+          };
           count[COUNT_COLUMN[touch.interactionType]] += 1;
           counts.set(key, count);
-          visitors.set(JSON.stringify([scope.kind, scope.id, touch.visitorId]), { scope: scope.kind, scope_id: scope.id, visitor_id: touch.visitorId });
+          visitors.set(JSON.stringify([scope.kind, scope.id, touch.visitorId]), {
+            scope: scope.kind,
+            scope_id: scope.id,
+            visitor_id: touch.visitorId,
+          });
         }
       }
-      for (const piece of chunks([...visitors.values()])) {
+      for (const piece of rowPieces(db, [...visitors.values()])) {
         const newVisitors = await t
           .insertInto('attribution_scope_visitors')
           .values(piece)
@@ -103,7 +106,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
           if (count) count.unique_visitors += 1;
         }
       }
-      for (const piece of chunks([...counts.values()])) {
+      for (const piece of rowPieces(db, [...counts.values()])) {
         await t
           .insertInto('attribution_scope_totals')
           .values(piece)
@@ -146,7 +149,10 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
     },
 
     async replaceCredits(credited) {
-      for (const piece of chunks(credited.map((entry) => entry.conversionId))) {
+      for (const piece of keyPieces(
+        db,
+        credited.map((entry) => entry.conversionId),
+      )) {
         await t.deleteFrom('attribution_credits').where('conversion_id', 'in', piece).execute();
       }
       const rows = credited.flatMap(({ conversionId, credits }) =>
@@ -159,7 +165,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
           value: credit.value,
         })),
       );
-      for (const piece of chunks(rows)) await t.insertInto('attribution_credits').values(piece).execute();
+      for (const piece of rowPieces(db, rows)) await t.insertInto('attribution_credits').values(piece).execute();
     },
 
     async clear() {

@@ -1,24 +1,22 @@
 import type { Kysely } from 'kysely';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import type { FirstResult, IdempotencyLog, RoutingSummary } from '../../application/ports.js';
 
 type Tables = { ingest_idempotency: { app_id: string; idem_key: string; event_id: string; routing: string; created_at: string } };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
-// Five columns a row: 500 rows stay far below SQLite's and PostgreSQL's bound-parameter limits.
-const CHUNK = 500;
-
 /** Lives in the database, not in memory: it survives restarts and is shared by every ingestion replica. */
 export function sqlIdempotencyLog(db: Kysely<object>): IdempotencyLog {
   return {
     async findMany(appId, keys, notBefore) {
       const found = new Map<string, FirstResult>();
-      for (let i = 0; i < keys.length; i += CHUNK) {
+      for (const piece of keyPieces(db, keys)) {
         const rows = await tables(db)
           .selectFrom('ingest_idempotency')
           .selectAll()
           .where('app_id', '=', appId)
-          .where('idem_key', 'in', keys.slice(i, i + CHUNK))
+          .where('idem_key', 'in', piece)
           .where('created_at', '>=', notBefore)
           .execute();
         for (const row of rows) found.set(row.idem_key, { eventId: row.event_id, routing: JSON.parse(row.routing) as RoutingSummary });
@@ -26,8 +24,8 @@ export function sqlIdempotencyLog(db: Kysely<object>): IdempotencyLog {
       return found;
     },
     async rememberMany(appId, entries, at) {
-      for (let i = 0; i < entries.length; i += CHUNK) {
-        const values = entries.slice(i, i + CHUNK).map(({ key, result }) => ({
+      for (const piece of rowPieces(db, entries)) {
+        const values = piece.map(({ key, result }) => ({
           app_id: appId,
           idem_key: key,
           event_id: result.eventId,

@@ -5,6 +5,7 @@ import type { DataIngested, IngestedItem, ItemMetadata } from '../../domain/inge
 import { itemFromIngested } from '../../domain/ingested-data.js';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
 import { decodeCursor, pageOf } from '../../../shared/pagination.js';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type IngestItemsTable = {
   id: string;
@@ -41,11 +42,10 @@ export const ingestedItemsProjection: InlineProjection = {
         status: 'ingested' as const,
       };
     });
-    // 7 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
-    for (let i = 0; i < rows.length; i += 1000) {
+    for (const piece of rowPieces(db, rows)) {
       await tables(db)
         .insertInto('ingest_items')
-        .values(rows.slice(i, i + 1000))
+        .values(piece)
         .onConflict((oc) => oc.column('id').doNothing())
         .execute();
     }
@@ -79,11 +79,11 @@ export function sqlItemStatuses(db: Kysely<object>): ItemStatuses {
       const byStatus = new Map<ItemStatus, string[]>();
       for (const [id, status] of statuses) byStatus.set(status, [...(byStatus.get(status) ?? []), id]);
       for (const [status, ids] of byStatus) {
-        for (let i = 0; i < ids.length; i += 500) {
+        for (const piece of keyPieces(db, ids)) {
           await tables(db)
             .updateTable('ingest_items')
             .set({ status })
-            .where('id', 'in', ids.slice(i, i + 500))
+            .where('id', 'in', piece)
             .where('status', 'in', statusesBefore(status))
             .execute();
         }

@@ -4,6 +4,7 @@ import type { OutcomeLog, PipelineCatalog } from '../../application/ports.js';
 import { DEFAULT_PIPELINE } from '../../domain/pipeline.js';
 import { PIPELINE_EVENT_TYPES, type PipelineEvent } from '../../domain/pipeline-config.js';
 import type { StepConfig } from '../../domain/processor.js';
+import { rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type Tables = {
   processing_pipelines: { event_type: string; steps: string; configured_at: string };
@@ -54,11 +55,10 @@ export function sqlOutcomeLog(db: Kysely<object>): OutcomeLog {
   return {
     async recordNew(outcomes) {
       const recorded = new Set<string>();
-      // 3 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
-      for (let i = 0; i < outcomes.length; i += 1000) {
+      for (const piece of rowPieces(db, outcomes)) {
         const rows = await tables(db)
           .insertInto('processing_outcomes')
-          .values(outcomes.slice(i, i + 1000).map((o) => ({ item_id: o.itemId, outcome: o.outcome, position: o.position })))
+          .values(piece.map((o) => ({ item_id: o.itemId, outcome: o.outcome, position: o.position })))
           .onConflict((oc) => oc.column('item_id').doNothing())
           .returning('item_id')
           .execute();

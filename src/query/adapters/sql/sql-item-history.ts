@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { RecordedEvent } from '../../../shared/events.js';
 import type { ItemHistory } from '../../application/ports.js';
+import { rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type Tables = {
   query_item_events: { item_id: string; event_id: string; type: string; version: number; data: string; recorded_at: string };
@@ -23,11 +24,10 @@ export function sqlItemHistory(db: Kysely<object>): ItemHistory & { record(event
         data: JSON.stringify(event.data),
         recorded_at: event.recordedAt,
       }));
-      // 6 columns a row: chunks of 1,000 stay far below either database's bound-parameter limit.
-      for (let i = 0; i < rows.length; i += 1000) {
+      for (const piece of rowPieces(db, rows)) {
         await tables(db)
           .insertInto('query_item_events')
-          .values(rows.slice(i, i + 1000))
+          .values(piece)
           .onConflict((oc) => oc.doNothing())
           .execute();
       }

@@ -3,6 +3,7 @@ import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { ItemViews } from '../../application/ports.js';
 import type { DeliveryView, ItemView, PipelineStatus } from '../../domain/item-view.js';
 import type { PayloadCondition } from '../../domain/payload-filter.js';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type Row = {
   id: string;
@@ -78,9 +79,6 @@ const toView = (row: Row): ItemView => ({
   updatedAt: row.updated_at,
 });
 
-// 11 columns a row keeps 500 rows far below SQLite's bound-parameter limit.
-const CHUNK = 500;
-
 export function sqlItemViews(db: Kysely<object>): ItemViews {
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   return {
@@ -91,12 +89,8 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
 
     async getMany(ids) {
       const found = new Map<string, ItemView>();
-      for (let i = 0; i < ids.length; i += CHUNK) {
-        const rows = await tables(db)
-          .selectFrom('query_items')
-          .selectAll()
-          .where('id', 'in', ids.slice(i, i + CHUNK))
-          .execute();
+      for (const piece of keyPieces(db, ids)) {
+        const rows = await tables(db).selectFrom('query_items').selectAll().where('id', 'in', piece).execute();
         for (const row of rows) found.set(row.id, toView(row));
       }
       return found;
@@ -120,10 +114,10 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
 
     async save(views) {
       const rows = views.map(toRow);
-      for (let i = 0; i < rows.length; i += CHUNK) {
+      for (const piece of rowPieces(db, rows)) {
         await tables(db)
           .insertInto('query_items')
-          .values(rows.slice(i, i + CHUNK))
+          .values(piece)
           .onConflict((oc) =>
             oc.column('id').doUpdateSet((eb) => ({
               partner_id: eb.ref('excluded.partner_id'),

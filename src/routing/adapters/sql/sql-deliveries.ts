@@ -1,5 +1,6 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { Attempt, ClaimRequest, Delivery, DeliveryStatus, DeliveryStore } from '../../application/ports.js';
+import { rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type DeliveryRow = {
   delivery_id: string;
@@ -80,12 +81,12 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
   return {
     async schedule(deliveries) {
       const inserted: string[] = [];
-      // 20 columns a row: 200 rows stay below the bound-parameter limits of SQLite and PostgreSQL.
-      for (let i = 0; i < deliveries.length; i += 200) {
+      // 20 columns a row: 256 rows stay well below the bound-parameter limits of SQLite and PostgreSQL.
+      for (const piece of rowPieces(db, deliveries, 256)) {
         const rows = await tables(db)
           .insertInto('routing_deliveries')
           .values(
-            deliveries.slice(i, i + 200).map((d) => ({
+            piece.map((d) => ({
               delivery_id: d.deliveryId,
               rule_id: d.ruleId,
               item_id: d.itemId,
@@ -115,11 +116,11 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       }
       const made = new Set(inserted);
       const attempts = deliveries.filter((d) => d.deliveredAt !== undefined && made.has(d.deliveryId));
-      for (let i = 0; i < attempts.length; i += 500) {
+      for (const piece of rowPieces(db, attempts)) {
         await tables(db)
           .insertInto('routing_attempts')
           .values(
-            attempts.slice(i, i + 500).map((d) => ({
+            piece.map((d) => ({
               delivery_id: d.deliveryId,
               attempt: 1,
               worker: null,

@@ -1,7 +1,8 @@
 import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import type { StatisticsTables } from '../../application/ports.js';
 import type { ItemTally } from '../../domain/item-tally.js';
-import { chunks, tables, toBucketRow, toItemRow, toTally } from './tables.js';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
+import { tables, toBucketRow, toItemRow, toTally } from './tables.js';
 
 /** The statistics' tables for their writers; `db` is the transaction of the caller. */
 export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
@@ -9,7 +10,7 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
   return {
     async tallies(itemIds) {
       const found = new Map<string, ItemTally>();
-      for (const ids of chunks(itemIds)) {
+      for (const ids of keyPieces(db, itemIds)) {
         for (const row of await t.selectFrom('statistics_items').selectAll().where('item_id', 'in', ids).execute()) {
           found.set(row.item_id, toTally(row));
         }
@@ -39,7 +40,7 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
     },
 
     async saveTallies(tallies) {
-      for (const rows of chunks(tallies.map(toItemRow))) {
+      for (const rows of rowPieces(db, tallies.map(toItemRow))) {
         await t
           .insertInto('statistics_items')
           .values(rows)
@@ -56,7 +57,7 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
 
     async addToBuckets(changes) {
       // One statement per chunk; each bucket appears once in it, which PostgreSQL's ON CONFLICT requires.
-      for (const rows of chunks(changes.map(toBucketRow))) {
+      for (const rows of rowPieces(db, changes.map(toBucketRow))) {
         await t
           .insertInto('statistics_buckets')
           .values(rows)
@@ -75,8 +76,8 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
     async replaceApplication(appId, tallies, buckets) {
       await t.deleteFrom('statistics_items').where('app_id', '=', appId).execute();
       await t.deleteFrom('statistics_buckets').where('app_id', '=', appId).execute();
-      for (const rows of chunks(tallies.map(toItemRow))) await t.insertInto('statistics_items').values(rows).execute();
-      for (const rows of chunks(buckets.map(toBucketRow))) await t.insertInto('statistics_buckets').values(rows).execute();
+      for (const rows of rowPieces(db, tallies.map(toItemRow))) await t.insertInto('statistics_items').values(rows).execute();
+      for (const rows of rowPieces(db, buckets.map(toBucketRow))) await t.insertInto('statistics_buckets').values(rows).execute();
     },
 
     async clear() {

@@ -27,13 +27,6 @@ export type Tables = { statistics_buckets: BucketRow; statistics_items: ItemRow 
 
 export const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
-// 8 columns a row keeps 500 rows far below SQLite's bound-parameter limit.
-export const CHUNK = 500;
-
-export function* chunks<T>(rows: readonly T[]): Generator<T[]> {
-  for (let i = 0; i < rows.length; i += CHUNK) yield rows.slice(i, i + CHUNK);
-}
-
 // PostgreSQL returns bigint and SUM() results as strings.
 const count = (value: number | string | bigint | null) => Number(value ?? 0);
 

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
 import type { TrackingEventsView } from '../../application/ports.js';
 import { trackingEventFromRecorded, type TrackingEventRecorded } from '../../domain/tracking-event.js';
+import { rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type TrackingEventsTable = {
   id: string;
@@ -19,9 +20,6 @@ type TrackingEventsTable = {
 type Tables = { tracking_events: TrackingEventsTable };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
-
-// 9 columns a row: 500 rows stay far below SQLite's bound-parameter limit.
-const CHUNK = 500;
 
 /** Writes each TrackingEventRecorded in the append's own transaction, so a GET right after the POST finds it. */
 export const trackingEventsProjection: InlineProjection = {
@@ -42,10 +40,10 @@ export const trackingEventsProjection: InlineProjection = {
         recorded_at: event.recorded_at,
       };
     });
-    for (let i = 0; i < rows.length; i += CHUNK) {
+    for (const piece of rowPieces(db, rows)) {
       await tables(db)
         .insertInto('tracking_events')
-        .values(rows.slice(i, i + CHUNK))
+        .values(piece)
         .onConflict((oc) => oc.column('id').doNothing())
         .execute();
     }

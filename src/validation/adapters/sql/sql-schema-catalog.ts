@@ -3,6 +3,7 @@ import type { InlineProjection } from '../../../shared/event-store/event-store.j
 import type { SchemaCatalog, StoredSchema, VerdictLog } from '../../application/ports.js';
 import type { SchemaDocument, SchemaEvent } from '../../domain/schema-registry.js';
 import { SCHEMA_EVENT_TYPES } from '../../domain/schema-registry.js';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type Tables = {
   validation_schemas: {
@@ -103,14 +104,17 @@ export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
     },
 
     async typesWithSchemas(eventTypes) {
-      if (eventTypes.length === 0) return new Set();
-      const rows = await tables(db)
-        .selectFrom('validation_schemas')
-        .select('event_type')
-        .distinct()
-        .where('event_type', 'in', eventTypes)
-        .execute();
-      return new Set(rows.map((row) => row.event_type));
+      const found = new Set<string>();
+      for (const piece of keyPieces(db, eventTypes)) {
+        const rows = await tables(db)
+          .selectFrom('validation_schemas')
+          .select('event_type')
+          .distinct()
+          .where('event_type', 'in', piece)
+          .execute();
+        for (const row of rows) found.add(row.event_type);
+      }
+      return found;
     },
 
     async inForceAtTime(eventType, partnerId, at) {
@@ -123,11 +127,10 @@ export function sqlVerdictLog(db: Kysely<object>): VerdictLog {
   return {
     async recordNew(verdicts) {
       const recorded = new Set<string>();
-      // 3 columns a row: 1000 rows stay far below SQLite's bound-parameter limit.
-      for (let i = 0; i < verdicts.length; i += 1000) {
+      for (const piece of rowPieces(db, verdicts)) {
         const rows = await tables(db)
           .insertInto('validation_verdicts')
-          .values(verdicts.slice(i, i + 1000).map((v) => ({ item_id: v.itemId, verdict: v.verdict, position: v.position })))
+          .values(piece.map((v) => ({ item_id: v.itemId, verdict: v.verdict, position: v.position })))
           .onConflict((oc) => oc.column('item_id').doNothing())
           .returning('item_id')
           .execute();
