@@ -1,8 +1,9 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Secrets are kept only as SHA-256 digests: they are long random tokens, so a slow KDF adds nothing. */
 export function digestOf(secret: string): Buffer {
-  return createHash('sha256').update(secret, 'utf8').digest();
+  // The one-shot form: about half the cost of a Hash object, and every request pays it.
+  return hash('sha256', secret, 'buffer');
 }
 
 /** Constant-time comparison of a presented secret against a stored digest. */

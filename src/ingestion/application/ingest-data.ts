@@ -57,7 +57,7 @@ async function prepare(deps: IngestDataDeps, command: IngestDataCommand): Promis
     (await deps.route({ app_id: item.partnerId, event_type: item.eventType, payload: item.payload, metadata: item.metadata }));
   const routing = decision ? { rules_evaluated: decision.summary.rules_evaluated, matched_rule_ids: decision.matchedRuleIds } : undefined;
   const metadata = { schema_version: 1, ...(item.metadata.correlation_id ? { correlationId: item.metadata.correlation_id } : {}) };
-  const events = decideIngest(item, initialState, routing).map((event) => ({ ...event, metadata }));
+  const events = decideIngest(item, initialState, routing).map((event): NewEvent => ({ type: event.type, data: event.data, metadata }));
   return { item, routing: decision?.summary ?? NO_RULES, events };
 }
 
@@ -130,7 +130,11 @@ export const commitPrepared =
         committed.push({ status: 'accepted', ...result });
       }
       await tx.appendMany(
-        appended.map((prepared) => ({ streamId: dataStreamId(prepared.item.id), events: prepared.events, expectedVersion: 'no_stream' as const })),
+        appended.map((prepared) => ({
+          streamId: dataStreamId(prepared.item.id),
+          events: prepared.events,
+          expectedVersion: 'no_stream' as const,
+        })),
       );
       for (const [app, rows] of remembered) await log.rememberMany(app, rows, now.toISOString());
       return committed;
@@ -176,7 +180,10 @@ export const ingestBatch =
       }),
     );
     const valid = entries.flatMap((entry) => ('error' in entry ? [] : [entry]));
-    const committed = valid.length > 0 ? await commitWith(deps)(valid.map(({ prepared, key }) => (key === undefined ? { prepared } : { prepared, key }))) : [];
+    const committed =
+      valid.length > 0
+        ? await commitWith(deps)(valid.map(({ prepared, key }) => (key === undefined ? { prepared } : { prepared, key })))
+        : [];
     const byIndex = new Map(valid.map((entry, i) => [entry.index, committed[i]]));
     return entries.map((entry): BatchReceipt => {
       if ('error' in entry) return { index: entry.index, status: 'rejected', reason: entry.error.message, errors: entry.error.violations };
@@ -191,5 +198,10 @@ export const ingestBatch =
 function commitWith(deps: IngestDataDeps): CommitPrepared {
   if (deps.commit) return deps.commit;
   if (!deps.idempotency) throw new Error('keyed and batched ingestion need an idempotency log');
-  return commitPrepared({ store: deps.store, clock: deps.clock, idempotency: deps.idempotency, idempotencyWindowMs: deps.idempotencyWindowMs });
+  return commitPrepared({
+    store: deps.store,
+    clock: deps.clock,
+    idempotency: deps.idempotency,
+    idempotencyWindowMs: deps.idempotencyWindowMs,
+  });
 }

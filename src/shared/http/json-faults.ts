@@ -27,12 +27,18 @@ interface Frame {
  * literals that JSON.parse could not keep exactly (see `unsafeIntegerLiterals`): the parsed value
  * alone cannot tell `9007199254740993` from `9007199254740992`.
  */
-export function findJsonFault(value: unknown, limits: JsonLimits, unsafeIntegers: ReadonlySet<number> = new Set()): JsonFault | undefined {
+export function findJsonFault(
+  value: unknown,
+  limits: JsonLimits,
+  unsafeIntegers: ReadonlySet<number> = new Set(),
+  surrogates = true,
+): JsonFault | undefined {
   const stack: Frame[] = [{ value, depth: 0, parent: undefined, key: undefined }];
   for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
     const current = frame.value;
     if (typeof current === 'string') {
-      if (hasLoneSurrogate(current)) return fault('lone-surrogate', frame, 'contains a lone UTF-16 surrogate (invalid Unicode)');
+      if (surrogates && hasLoneSurrogate(current))
+        return fault('lone-surrogate', frame, 'contains a lone UTF-16 surrogate (invalid Unicode)');
     } else if (typeof current === 'number') {
       if (!Number.isFinite(current)) return fault('number-out-of-range', frame, 'is a number outside the range of a double');
       if (unsafeIntegers.has(current)) {
@@ -48,7 +54,8 @@ export function findJsonFault(value: unknown, limits: JsonLimits, unsafeIntegers
         for (let i = keys.length - 1; i >= 0; i--) {
           const key = keys[i] as string;
           const child: Frame = { value: (current as Record<string, unknown>)[key], depth, parent: frame, key };
-          if (hasLoneSurrogate(key)) return fault('lone-surrogate', child, 'is a key with a lone UTF-16 surrogate (invalid Unicode)');
+          if (surrogates && hasLoneSurrogate(key))
+            return fault('lone-surrogate', child, 'is a key with a lone UTF-16 surrogate (invalid Unicode)');
           stack.push(child);
         }
       }
@@ -71,11 +78,26 @@ export function hasLoneSurrogate(text: string): boolean {
 }
 
 /**
+ * Whether parsing `text` can give a string with a surrogate code unit: only from a raw one or a
+ * `\uD800`-`\uDFFF` escape. When not, `findJsonFault` may skip looking for lone ones. One native
+ * regex scan, linear.
+ */
+export function mayHoldSurrogates(text: string): boolean {
+  return SURROGATE_SOURCE.test(text);
+}
+
+const SURROGATE_SOURCE = /[\uD800-\uDFFF]|\\u[dD][89a-fA-F]/;
+// An integer literal a double may not hold has at least 16 digits.
+const LONG_DIGIT_RUN = /[0-9]{16}/;
+
+/**
  * The values of the integer literals (no fraction, no exponent) in JSON text that a double cannot
- * hold exactly. One pass over the text, skipping strings.
+ * hold exactly. One pass over the text, skipping strings, when a native scan finds a run of digits
+ * long enough.
  */
 export function unsafeIntegerLiterals(text: string): Set<number> {
   const found = new Set<number>();
+  if (!LONG_DIGIT_RUN.test(text)) return found;
   let i = 0;
   while (i < text.length) {
     const c = text.charCodeAt(i);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findJsonFault, hasLoneSurrogate, unsafeIntegerLiterals } from './json-faults.js';
+import { findJsonFault, hasLoneSurrogate, mayHoldSurrogates, unsafeIntegerLiterals } from './json-faults.js';
 
 const limits = { maxDepth: 4 };
 
@@ -63,5 +63,19 @@ describe('unsafeIntegerLiterals', () => {
 
   it('skips escaped quotes inside strings', () => {
     expect(unsafeIntegerLiterals('["\\"99999999999999999999", 1]').size).toBe(0);
+  });
+
+  it('finds one in the text after the last short number', () => {
+    expect([...unsafeIntegerLiterals('[1, 123456789012345, 99999999999999999]')]).toEqual([Number('99999999999999999')]);
+  });
+});
+
+describe('mayHoldSurrogates', () => {
+  it('is false only for text that cannot parse into a surrogate code unit', () => {
+    expect(mayHoldSurrogates('{"a":"plain ascii","b":"caf\u00e9 é","c":"\\\\u0041"}')).toBe(false);
+    expect(mayHoldSurrogates('{"a":"\\ud800"}')).toBe(true);
+    expect(mayHoldSurrogates('{"a":"\\uDFFF"}')).toBe(true);
+    expect(mayHoldSurrogates('{"a":"😀"}')).toBe(true);
+    expect(mayHoldSurrogates('{"a":"\ud800"}')).toBe(true);
   });
 });

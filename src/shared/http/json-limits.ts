@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ValidationError } from '../errors.js';
-import { findJsonFault, unsafeIntegerLiterals, type JsonFault, type JsonLimits } from './json-faults.js';
+import { findJsonFault, mayHoldSurrogates, unsafeIntegerLiterals, type JsonFault, type JsonLimits } from './json-faults.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -47,18 +47,19 @@ export function registerJsonLimits(app: FastifyInstance, limits: JsonLimits): vo
 
 function checked(request: FastifyRequest, body: unknown, text: string, limits: JsonLimits): unknown {
   const unsafe = unsafeIntegerLiterals(text);
+  const surrogates = mayHoldSurrogates(text);
   const itemsField = request.routeOptions.config.jsonItems;
   const items = itemsField !== undefined && isObject(body) ? body[itemsField] : undefined;
   if (itemsField === undefined || !isObject(body) || !Array.isArray(items)) {
-    refuseOn(findJsonFault(body, limits, unsafe));
+    refuseOn(findJsonFault(body, limits, unsafe, surrogates));
     return body;
   }
   const envelope = { ...body, [itemsField]: [] };
-  refuseOn(findJsonFault(envelope, limits, unsafe));
+  refuseOn(findJsonFault(envelope, limits, unsafe, surrogates));
   return {
     ...body,
     [itemsField]: items.map((item: unknown) => {
-      const fault = findJsonFault(item, limits, unsafe);
+      const fault = findJsonFault(item, limits, unsafe, surrogates);
       return fault ? new RefusedJsonItem(fault) : item;
     }),
   };
