@@ -6,6 +6,7 @@ import { itemFromIngested } from '../../domain/ingested-data.js';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
 import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
+import { insertTemplate } from '../../../shared/sql/insert-template.js';
 
 type IngestItemsTable = {
   id: string;
@@ -25,6 +26,15 @@ type Tables = {
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
+const insertItems = insertTemplate<IngestItemsTable>(
+  ['id', 'partner_id', 'event_type', 'payload', 'metadata', 'received_at', 'status'],
+  (db, rows) =>
+    tables(db)
+      .insertInto('ingest_items')
+      .values(rows)
+      .onConflict((oc) => oc.column('id').doNothing()),
+);
+
 /** Writes each DataIngested into ingest_items in the append's own transaction, so a GET right after the POST finds it. */
 export const ingestedItemsProjection: InlineProjection = {
   name: 'ingestion.items',
@@ -42,13 +52,7 @@ export const ingestedItemsProjection: InlineProjection = {
         status: 'ingested' as const,
       };
     });
-    for (const piece of rowPieces(db, rows)) {
-      await tables(db)
-        .insertInto('ingest_items')
-        .values(piece)
-        .onConflict((oc) => oc.column('id').doNothing())
-        .execute();
-    }
+    for (const piece of rowPieces(db, rows)) await insertItems(db, piece);
   },
 };
 

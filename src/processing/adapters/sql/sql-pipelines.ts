@@ -5,6 +5,7 @@ import { DEFAULT_PIPELINE } from '../../domain/pipeline.js';
 import { PIPELINE_EVENT_TYPES, type PipelineEvent } from '../../domain/pipeline-config.js';
 import type { StepConfig } from '../../domain/processor.js';
 import { rowPieces } from '../../../shared/sql/statement-shapes.js';
+import { insertTemplate } from '../../../shared/sql/insert-template.js';
 
 type Tables = {
   processing_pipelines: { event_type: string; steps: string; configured_at: string };
@@ -12,6 +13,14 @@ type Tables = {
 };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
+
+const insertOutcomes = insertTemplate<Tables['processing_outcomes'], { item_id: string }>(['item_id', 'outcome', 'position'], (db, rows) =>
+  tables(db)
+    .insertInto('processing_outcomes')
+    .values(rows)
+    .onConflict((oc) => oc.column('item_id').doNothing())
+    .returning('item_id'),
+);
 
 /** The configured pipelines, written in the transaction of the configuration event. */
 export const pipelinesProjection: InlineProjection = {
@@ -56,12 +65,10 @@ export function sqlOutcomeLog(db: Kysely<object>): OutcomeLog {
     async recordNew(outcomes) {
       const recorded = new Set<string>();
       for (const piece of rowPieces(db, outcomes)) {
-        const rows = await tables(db)
-          .insertInto('processing_outcomes')
-          .values(piece.map((o) => ({ item_id: o.itemId, outcome: o.outcome, position: o.position })))
-          .onConflict((oc) => oc.column('item_id').doNothing())
-          .returning('item_id')
-          .execute();
+        const rows = await insertOutcomes(
+          db,
+          piece.map((o) => ({ item_id: o.itemId, outcome: o.outcome, position: o.position })),
+        );
         for (const row of rows) recorded.add(row.item_id);
       }
       return recorded;

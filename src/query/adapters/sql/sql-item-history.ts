@@ -2,12 +2,22 @@ import type { Kysely } from 'kysely';
 import type { RecordedEvent } from '../../../shared/events.js';
 import type { ItemHistory } from '../../application/ports.js';
 import { rowPieces } from '../../../shared/sql/statement-shapes.js';
+import { insertTemplate } from '../../../shared/sql/insert-template.js';
 
 type Tables = {
   query_item_events: { item_id: string; event_id: string; type: string; version: number; data: string; recorded_at: string };
 };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
+
+const insertHistory = insertTemplate<Tables['query_item_events']>(
+  ['item_id', 'event_id', 'type', 'version', 'data', 'recorded_at'],
+  (db, rows) =>
+    tables(db)
+      .insertInto('query_item_events')
+      .values(rows)
+      .onConflict((oc) => oc.doNothing()),
+);
 
 /**
  * Item histories kept by the query service itself, for the distributed mode where the events of one
@@ -24,13 +34,7 @@ export function sqlItemHistory(db: Kysely<object>): ItemHistory & { record(event
         data: JSON.stringify(event.data),
         recorded_at: event.recordedAt,
       }));
-      for (const piece of rowPieces(db, rows)) {
-        await tables(db)
-          .insertInto('query_item_events')
-          .values(piece)
-          .onConflict((oc) => oc.doNothing())
-          .execute();
-      }
+      for (const piece of rowPieces(db, rows)) await insertHistory(db, piece);
     },
     async of(itemId) {
       const rows = await tables(db)

@@ -3,6 +3,7 @@ import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { ItemViews } from '../../application/ports.js';
 import type { DeliveryView, ItemView, PipelineStatus } from '../../domain/item-view.js';
 import type { PayloadCondition } from '../../domain/payload-filter.js';
+import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type Row = {
@@ -79,6 +80,40 @@ const toView = (row: Row): ItemView => ({
   updatedAt: row.updated_at,
 });
 
+const COLUMNS = [
+  'id',
+  'partner_id',
+  'event_type',
+  'status',
+  'payload',
+  'received_at',
+  'validation',
+  'processing',
+  'metadata',
+  'deliveries',
+  'updated_at',
+] as const;
+
+const upsertViews = insertTemplate<Row>(COLUMNS, (db, rows) =>
+  tables(db)
+    .insertInto('query_items')
+    .values(rows)
+    .onConflict((oc) =>
+      oc.column('id').doUpdateSet((eb) => ({
+        partner_id: eb.ref('excluded.partner_id'),
+        event_type: eb.ref('excluded.event_type'),
+        status: eb.ref('excluded.status'),
+        payload: eb.ref('excluded.payload'),
+        received_at: eb.ref('excluded.received_at'),
+        validation: eb.ref('excluded.validation'),
+        processing: eb.ref('excluded.processing'),
+        metadata: eb.ref('excluded.metadata'),
+        deliveries: eb.ref('excluded.deliveries'),
+        updated_at: eb.ref('excluded.updated_at'),
+      })),
+    ),
+);
+
 export function sqlItemViews(db: Kysely<object>): ItemViews {
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   return {
@@ -114,26 +149,7 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
 
     async save(views) {
       const rows = views.map(toRow);
-      for (const piece of rowPieces(db, rows)) {
-        await tables(db)
-          .insertInto('query_items')
-          .values(piece)
-          .onConflict((oc) =>
-            oc.column('id').doUpdateSet((eb) => ({
-              partner_id: eb.ref('excluded.partner_id'),
-              event_type: eb.ref('excluded.event_type'),
-              status: eb.ref('excluded.status'),
-              payload: eb.ref('excluded.payload'),
-              received_at: eb.ref('excluded.received_at'),
-              validation: eb.ref('excluded.validation'),
-              processing: eb.ref('excluded.processing'),
-              metadata: eb.ref('excluded.metadata'),
-              deliveries: eb.ref('excluded.deliveries'),
-              updated_at: eb.ref('excluded.updated_at'),
-            })),
-          )
-          .execute();
-      }
+      for (const piece of rowPieces(db, rows)) await upsertViews(db, piece);
     },
 
     async clear() {

@@ -2,7 +2,21 @@ import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import type { StatisticsTables } from '../../application/ports.js';
 import type { ItemTally } from '../../domain/item-tally.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
-import { tables, toBucketRow, toItemRow, toTally } from './tables.js';
+import { tables, toBucketRow, toItemRow, toTally, type ItemRow } from './tables.js';
+import { insertTemplate } from '../../../shared/sql/insert-template.js';
+
+const upsertTallies = insertTemplate<ItemRow>(['item_id', 'app_id', 'event_type', 'received_at', 'state', 'position'], (db, rows) =>
+  tables(db)
+    .insertInto('statistics_items')
+    .values(rows)
+    .onConflict((oc) =>
+      oc.column('item_id').doUpdateSet((eb) => ({
+        received_at: eb.ref('excluded.received_at'),
+        state: eb.ref('excluded.state'),
+        position: eb.ref('excluded.position'),
+      })),
+    ),
+);
 
 /** The statistics' tables for their writers; `db` is the transaction of the caller. */
 export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
@@ -40,19 +54,7 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
     },
 
     async saveTallies(tallies) {
-      for (const rows of rowPieces(db, tallies.map(toItemRow))) {
-        await t
-          .insertInto('statistics_items')
-          .values(rows)
-          .onConflict((oc) =>
-            oc.column('item_id').doUpdateSet((eb) => ({
-              received_at: eb.ref('excluded.received_at'),
-              state: eb.ref('excluded.state'),
-              position: eb.ref('excluded.position'),
-            })),
-          )
-          .execute();
-      }
+      for (const rows of rowPieces(db, tallies.map(toItemRow))) await upsertTallies(db, rows);
     },
 
     async addToBuckets(changes) {

@@ -4,6 +4,7 @@ import type { SchemaCatalog, StoredSchema, VerdictLog } from '../../application/
 import type { SchemaDocument, SchemaEvent } from '../../domain/schema-registry.js';
 import { SCHEMA_EVENT_TYPES } from '../../domain/schema-registry.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
+import { insertTemplate } from '../../../shared/sql/insert-template.js';
 
 type Tables = {
   validation_schemas: {
@@ -18,6 +19,14 @@ type Tables = {
 };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
+
+const insertVerdicts = insertTemplate<Tables['validation_verdicts'], { item_id: string }>(['item_id', 'verdict', 'position'], (db, rows) =>
+  tables(db)
+    .insertInto('validation_verdicts')
+    .values(rows)
+    .onConflict((oc) => oc.column('item_id').doNothing())
+    .returning('item_id'),
+);
 const ALL = '';
 
 /** Keeps every schema version with the log position it took effect at, in the append's transaction. */
@@ -128,12 +137,10 @@ export function sqlVerdictLog(db: Kysely<object>): VerdictLog {
     async recordNew(verdicts) {
       const recorded = new Set<string>();
       for (const piece of rowPieces(db, verdicts)) {
-        const rows = await tables(db)
-          .insertInto('validation_verdicts')
-          .values(piece.map((v) => ({ item_id: v.itemId, verdict: v.verdict, position: v.position })))
-          .onConflict((oc) => oc.column('item_id').doNothing())
-          .returning('item_id')
-          .execute();
+        const rows = await insertVerdicts(
+          db,
+          piece.map((v) => ({ item_id: v.itemId, verdict: v.verdict, position: v.position })),
+        );
         for (const row of rows) recorded.add(row.item_id);
       }
       return recorded;
