@@ -14,7 +14,8 @@ interface Database {
 }
 
 const databases: Array<[string, () => Promise<Database>]> = [['SQLite', async () => openSqlite(':memory:')]];
-if (testPostgresUrl) databases.push(['PostgreSQL', () => openTemporarySchema(testPostgresUrl, 'intake_insert_template')]);
+const postgresUrl = testPostgresUrl;
+if (postgresUrl) databases.push(['PostgreSQL', () => openTemporarySchema(postgresUrl, 'intake_insert_template')]);
 else it.skip('PostgreSQL (TEST_POSTGRES_URL is not set)', () => undefined);
 
 describe.each(databases)('insertTemplate on %s', (_name, open) => {
