@@ -22,7 +22,9 @@ describe.each(databases)('insertTemplate on %s', (_name, open) => {
   let database: Database;
   beforeAll(async () => {
     database = await open();
-    await sql`CREATE TABLE items (id text PRIMARY KEY, n integer NOT NULL, note text, state text NOT NULL DEFAULT 'fresh')`.execute(database.db);
+    await sql`CREATE TABLE items (id text PRIMARY KEY, n integer NOT NULL, note text, state text NOT NULL DEFAULT 'fresh')`.execute(
+      database.db,
+    );
   });
   afterAll(() => database.close());
 
