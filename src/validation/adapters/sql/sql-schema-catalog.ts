@@ -27,6 +27,7 @@ const insertVerdicts = insertTemplate<Tables['validation_verdicts'], { item_id: 
     .onConflict((oc) => oc.column('item_id').doNothing())
     .returning('item_id'),
 );
+
 const ALL = '';
 
 /** Keeps every schema version with the log position it took effect at, in the append's transaction. */
