@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { openSqlite } from '../sqlite/open-sqlite.js';
 import { TransactionAborted, withSavepoint } from './savepoint.js';
 
@@ -71,4 +71,17 @@ it('nests: an inner savepoint that fails undoes only its own writes, an outer on
     ).rejects.toThrow('outer fails');
   });
   expect(raw.prepare('SELECT n FROM t ORDER BY n').pluck().all()).toEqual([1, 3]);
+});
+
+it('is the same SQL every time, so SQLite prepares its statements once and keeps them', async () => {
+  const { db, raw } = database();
+  raw.exec('CREATE TABLE t (n INTEGER)');
+  const prepare = vi.spyOn(raw, 'prepare');
+  await db.transaction().execute(async (trx) => {
+    for (let n = 0; n < 20; n++) await withSavepoint(trx, () => sql`INSERT INTO t VALUES (${n})`.execute(trx));
+  });
+  const texts = prepare.mock.calls.map(([text]) => text);
+  // BEGIN, SAVEPOINT, the insert, RELEASE and COMMIT: each prepared once, not once per savepoint.
+  expect(texts.filter((text) => /savepoint/i.test(text))).toHaveLength(2);
+  expect(new Set(texts).size).toBe(texts.length);
 });

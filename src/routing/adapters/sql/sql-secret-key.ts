@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { keyPieces } from '../../../shared/sql/statement-shapes.js';
 import { SEALED_PREFIX, type SecretBox } from '../secrets/secret-box.js';
 
 type Tables = {
@@ -13,7 +14,7 @@ export class SecretKeyMismatchError extends Error {
       `INTAKE_SECRET_KEY is not the key this database's webhook signing secrets are sealed with (${detail}). ` +
         'Every process on this database, every replica of routing and every restart, must use the same key: ' +
         'set INTAKE_SECRET_KEY to it, or give them the same data directory where it was generated. ' +
-        'If that key is lost, `intake secret-key adopt` makes this one the database\'s (secrets that do not open are dropped).',
+        "If that key is lost, `intake secret-key adopt` makes this one the database's (secrets that do not open are dropped).",
     );
     this.name = 'SecretKeyMismatchError';
   }
@@ -32,7 +33,12 @@ export async function verifySecretKey(db: Kysely<object>, box: SecretBox, now: (
   let known = await recorded();
   if (known === undefined) {
     // A database from before the fingerprint: its sealed secrets say which key it has.
-    const sealed = await table.selectFrom('routing_secrets').select(['rule_id', 'secret']).where('secret', 'like', `${SEALED_PREFIX}%`).limit(1).execute();
+    const sealed = await table
+      .selectFrom('routing_secrets')
+      .select(['rule_id', 'secret'])
+      .where('secret', 'like', `${SEALED_PREFIX}%`)
+      .limit(1)
+      .execute();
     for (const row of sealed) {
       try {
         box.open(row.rule_id, row.secret);
@@ -67,7 +73,7 @@ export async function adoptSecretKey(db: Kysely<object>, box: SecretBox, now: ()
         unreadable.push(row.rule_id);
       }
     }
-    if (unreadable.length > 0) await table.deleteFrom('routing_secrets').where('rule_id', 'in', unreadable).execute();
+    for (const piece of keyPieces(trx, unreadable)) await table.deleteFrom('routing_secrets').where('rule_id', 'in', piece).execute();
     const fingerprint = box.fingerprint();
     await table
       .insertInto('routing_secret_key')
