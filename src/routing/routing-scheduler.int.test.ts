@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,4 +104,72 @@ it('counts a delivery made while scheduling once its pass commits, and creates i
   expect(delivered).toEqual(['r-db']);
   const rows = await sqlite.db.selectFrom('orders_copy' as never).selectAll().execute();
   expect(rows).toHaveLength(1);
+});
+
+it('schedules nothing for an item and rule whose delivery was stored under the older form of id', async () => {
+  const now = new Date().toISOString();
+  const rule: RoutingRuleCreated = {
+    type: 'RoutingRuleCreated',
+    data: {
+      rule_id: 'r-hook',
+      app_id: 'shop',
+      rule_name: 'to a webhook',
+      event_type_filter: null,
+      condition: {},
+      destination_type: 'webhook',
+      destination_config: { url: 'http://127.0.0.1:9/hook' },
+      priority: 0,
+      is_active: true,
+      ordering_key: null,
+      created_at: now,
+    },
+  };
+  await rulesProjection.apply(sqlite.db, [recorded(rule, ruleStreamId('r-hook'), 1)]);
+  const itemId = uuidV7();
+  const item: DataIngested = {
+    type: 'DataIngested',
+    data: {
+      item_id: itemId,
+      partner_id: 'shop',
+      event_type: 'order',
+      payload: { total: 5 },
+      received_at: now,
+      metadata: { channel: 'application_api', received_at: now, ip: null, user_agent: null, correlation_id: null, key_id: null },
+      routing: { rules_evaluated: 1, matched_rule_ids: ['r-hook'] },
+    },
+  };
+  // As a release before time-ordered ids scheduled it: a hash of item and rule only.
+  const oldId = `msg_${createHash('sha256').update(`${itemId}:r-hook`).digest('hex').slice(0, 32)}`;
+  await sqlDeliveryStore(sqlite.db).schedule([
+    {
+      deliveryId: oldId,
+      ruleId: 'r-hook',
+      itemId,
+      appId: 'shop',
+      eventType: 'order',
+      destinationType: 'webhook',
+      body: '{}',
+      createdAt: now,
+      orderingKey: null,
+      position: 2,
+      receivedAt: now,
+    },
+  ]);
+  let woken = 0;
+  const scheduler = routingScheduler({
+    clock: systemClock,
+    rules: sqlRuleCatalog,
+    deliveries: sqlDeliveryStore,
+    tables: sqlDestinationTables(() => new Date()),
+    evaluator: ruleEvaluator(async () => []),
+    onScheduled: () => (woken += 1),
+  });
+  const before = await store.readAll({ after: 0, limit: 100 });
+
+  await store.transaction((tx) => scheduler.handle([recorded(item, `data-${itemId}`, 2)], tx));
+
+  const deliveries = await sqlDeliveryStore(sqlite.db).list({ itemId, limit: 10 });
+  expect(deliveries.map((d) => d.deliveryId)).toEqual([oldId]);
+  expect(await store.readAll({ after: 0, limit: 100 })).toEqual(before);
+  expect(woken).toBe(0);
 });

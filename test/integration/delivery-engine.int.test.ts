@@ -280,7 +280,7 @@ describe('replay of one rule over a window', () => {
       rule_name: 'hooks',
       destination_type: 'webhook',
       destination_config: { url: hooks.url },
-      condition: { 'payload.total': { $lt: 50 } },
+      condition: { 'payload.total': { $ne: 20 } },
     });
     expect(updated.statusCode).toBe(200);
     const started = await call(intake, 'POST', `/api/routing-rules/${created.rule_id}/replay`, { from, to, reevaluate: true });
@@ -289,12 +289,12 @@ describe('replay of one rule over a window', () => {
       async () => (await call(intake, 'GET', `/api/routing-rules/${created.rule_id}/replays/${started.json().job_id}`)).json(),
       (job: { status: string }) => job.status === 'completed',
     );
-    expect(
-      hooks.requests
-        .slice(1)
-        .map((r) => payloadOf(r).total)
-        .sort(),
-    ).toEqual([10, 20]);
+    const replayed = hooks.requests.slice(1);
+    expect(replayed.map((r) => payloadOf(r).total).sort()).toEqual([10, 100]);
+    // The event routed before keeps the id its receiver saw; the one the old condition left out gets its own.
+    const [original] = hooks.requests;
+    expect(replayed.find((r) => payloadOf(r).total === 100)?.webhookId).toBe(original?.webhookId);
+    expect(replayed.find((r) => payloadOf(r).total === 10)?.webhookId).not.toBe(original?.webhookId);
   });
 
   it('refuses bad windows, disabled and deleted rules with 400, and a second replay with 409', async () => {

@@ -148,6 +148,8 @@ export interface DeliveryStore {
     limit: number,
   ): Promise<Delivery[]>;
   countWindow(ruleId: string, window: { from: string; to: string }): Promise<number>;
+  /** The id receivers saw for each of these items' own deliveries (not replays) by the rule, where there is one. */
+  webhookIdsOf(ruleId: string, itemIds: readonly string[]): Promise<Map<string, string>>;
   /** A replay job's deliveries by status. */
   countByJob(jobId: string): Promise<Record<DeliveryStatus, number>>;
   /** Withdraws a job's deliveries that are not being sent. */

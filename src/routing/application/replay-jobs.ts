@@ -136,6 +136,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
       const last = originals.at(-1);
       return {
         planned: originals.map((d) => ({
+          originalId: d.webhookId,
           itemId: d.itemId,
           appId: d.appId,
           eventType: d.eventType,
@@ -155,8 +156,14 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
     const matching = read.items.filter(
       ({ item }) => (rule.event_type_filter === null || rule.event_type_filter === item.event_type) && test(routedDocumentOf(item)),
     );
+    // An item routed before keeps the id its receiver saw, whichever form of id it was given then.
+    const originals = await deps.deliveries(db).webhookIdsOf(
+      rule.rule_id,
+      matching.map(({ item }) => item.item_id),
+    );
     return {
       planned: matching.map(({ position, item }) => ({
+        originalId: originals.get(item.item_id) ?? deliveryIdOf(item.item_id, rule.rule_id, item.received_at),
         itemId: item.item_id,
         appId: item.partner_id,
         eventType: item.event_type,
@@ -192,14 +199,14 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
         await deps.replays(db).advance(job.jobId, { cursor: next.cursor, scanned: job.scanned, scheduled: job.scheduled, at });
       return;
     }
-    const planned: NewDelivery[] = next.planned.map((p) => ({
+    const planned: NewDelivery[] = next.planned.map(({ originalId, ...p }) => ({
       ...p,
       deliveryId: replayDeliveryIdOf(job.jobId, p.itemId),
       ruleId: job.ruleId,
       destinationType: rule.destination_type,
       createdAt: at,
       // Receivers that deduplicate must see the id they saw before, unless fresh ids were asked for.
-      webhookId: job.freshIds ? freshWebhookIdOf(job.jobId, p.itemId) : deliveryIdOf(p.itemId, job.ruleId),
+      webhookId: job.freshIds ? freshWebhookIdOf(job.jobId, p.itemId) : originalId,
       replayJobId: job.jobId,
     }));
     let inserted = 0;

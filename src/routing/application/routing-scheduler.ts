@@ -27,7 +27,8 @@ export interface SchedulerDeps {
 
 /**
  * Turns the rules matched at ingestion into stored deliveries and records DataRouted on the item.
- * Delivery ids are derived from (item, rule), so a redelivered DataIngested schedules nothing twice.
+ * The store holds one delivery per (item, rule), so a redelivered DataIngested schedules nothing twice,
+ * whatever form of id the first one got.
  * A database destination is a table of this service's own database: its row is written in the same
  * transaction, one multi-row insert per table per batch, and the delivery recorded as made, instead
  * of an attempt and a transaction of its own per item. Rule events only invalidate this process's
@@ -67,7 +68,7 @@ export function routingScheduler({ clock, rules, deliveries, tables, evaluator, 
             cause: event,
             table,
             delivery: {
-              deliveryId: deliveryIdOf(item.item_id, ruleId),
+              deliveryId: deliveryIdOf(item.item_id, ruleId, item.received_at),
               ruleId,
               itemId: item.item_id,
               appId: item.partner_id,

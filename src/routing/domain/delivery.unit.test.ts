@@ -6,9 +6,18 @@ const ctx = (attempt: number, random = 0.5) => ({ itemId: 'i', deliveryId: 'msg_
 
 describe('delivery attempts', () => {
   it('gives one delivery id per item and rule', () => {
-    expect(deliveryIdOf('i', 'r')).toBe(deliveryIdOf('i', 'r'));
-    expect(deliveryIdOf('i', 'r')).not.toBe(deliveryIdOf('i', 'r2'));
-    expect(deliveryIdOf('i', 'r')).toMatch(/^msg_[0-9a-f]{32}$/);
+    const received = '2026-11-24T10:00:00.000Z';
+    expect(deliveryIdOf('i', 'r', received)).toBe(deliveryIdOf('i', 'r', received));
+    expect(deliveryIdOf('i', 'r', received)).not.toBe(deliveryIdOf('i', 'r2', received));
+    expect(deliveryIdOf('i', 'r', received)).toMatch(/^msg_[0-9a-f]{32}$/);
+  });
+
+  it('orders delivery ids by the arrival of their items', () => {
+    const ids = ['2026-11-24T10:00:00.000Z', '2026-11-24T10:00:00.001Z', '2026-11-24T10:00:01.000Z', '2027-01-01T00:00:00.000Z'].map(
+      (at, n) => deliveryIdOf(`item-${9 - n}`, 'r', at),
+    );
+    expect([...ids].sort()).toEqual(ids);
+    expect(ids[0]?.slice(4, 16)).toBe(Date.parse('2026-11-24T10:00:00.000Z').toString(16).padStart(12, '0'));
   });
 
   it('succeeds on delivery', () => {

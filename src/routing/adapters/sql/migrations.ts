@@ -153,6 +153,20 @@ const secretKeyFingerprint: Migration = {
   },
 };
 
+/**
+ * One delivery per (item, rule), besides replays: the store itself refuses a second one, whatever its id.
+ * Delivery ids changed form (they now start with the item's arrival time), and a DataIngested routed
+ * again after that must still find the delivery scheduled under the old id. The index serves the
+ * lookups by item the one it replaces served.
+ */
+const oneDeliveryPerItemAndRule: Migration = {
+  async up(db) {
+    await sql`CREATE UNIQUE INDEX routing_deliveries_item_rule
+              ON routing_deliveries (item_id, rule_id, COALESCE(replay_job_id, ''))`.execute(db);
+    await db.schema.dropIndex('routing_deliveries_item').execute();
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -160,5 +174,6 @@ export const routingMigrations: MigrationSet = {
     '0002_delivery_engine': deliveryEngine,
     '0003_partial_delivery_indexes': partialIndexes,
     '0004_secret_key_fingerprint': secretKeyFingerprint,
+    '0005_one_delivery_per_item_and_rule': oneDeliveryPerItemAndRule,
   },
 };

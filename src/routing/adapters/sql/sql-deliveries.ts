@@ -1,6 +1,6 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { Attempt, ClaimRequest, Delivery, DeliveryStatus, DeliveryStore } from '../../application/ports.js';
-import { rowPieces } from '../../../shared/sql/statement-shapes.js';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type DeliveryRow = {
   delivery_id: string;
@@ -109,7 +109,8 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
               lease_owner: null,
             })),
           )
-          .onConflict((oc) => oc.column('delivery_id').doNothing())
+          // Any conflict: the same id, or the same (item, rule) already scheduled under an older form of id.
+          .onConflict((oc) => oc.doNothing())
           .returning('delivery_id')
           .execute();
         inserted.push(...rows.map((row) => row.delivery_id));
@@ -318,6 +319,21 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .limit(limit)
         .execute();
       return rows.map(toDelivery);
+    },
+
+    async webhookIdsOf(ruleId, itemIds) {
+      const ids = new Map<string, string>();
+      for (const piece of keyPieces(db, itemIds)) {
+        const rows = await tables(db)
+          .selectFrom('routing_deliveries')
+          .select(['item_id', 'delivery_id', 'webhook_id'])
+          .where('item_id', 'in', piece)
+          .where('rule_id', '=', ruleId)
+          .where('replay_job_id', 'is', null)
+          .execute();
+        for (const row of rows) ids.set(row.item_id, row.webhook_id ?? row.delivery_id);
+      }
+      return ids;
     },
 
     async countWindow(ruleId, { from, to }) {

@@ -183,4 +183,27 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect(await store.cancelJob('j2', T1)).toBe(1);
     expect((await store.countByJob('j2')).cancelled).toBe(1);
   });
+
+  it('holds one delivery per item and rule whatever its id, besides replays, and gives the id each receiver saw', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    const first = { ...delivery('msg_old_form', 1, null), itemId: 'item-1' };
+    expect(await store.schedule([first, { ...first, deliveryId: 'msg_other_rule', ruleId: 'r2' }])).toEqual([
+      'msg_old_form',
+      'msg_other_rule',
+    ]);
+    // The same item and rule again, under a new form of id: refused, and the rest of the batch still goes in.
+    const again = { ...first, deliveryId: 'msg_new_form' };
+    const next = { ...delivery('msg_next', 2, null), itemId: 'item-2' };
+    expect(await store.schedule([again, next])).toEqual(['msg_next']);
+    const replayed = { ...first, deliveryId: 'rpl_1', replayJobId: 'j1', webhookId: 'msg_old_form' };
+    expect(await store.schedule([replayed, { ...replayed, deliveryId: 'rpl_2', replayJobId: 'j2' }])).toEqual(['rpl_1', 'rpl_2']);
+
+    const ids = await store.webhookIdsOf('r1', ['item-1', 'item-2', 'item-3']);
+    expect([...ids].sort()).toEqual([
+      ['item-1', 'msg_old_form'],
+      ['item-2', 'msg_next'],
+    ]);
+    expect(await store.list({ itemId: 'item-1', ruleId: 'r1', limit: 10 })).toHaveLength(3);
+  });
 });
