@@ -125,8 +125,8 @@ export function evolveItemView(view: ItemView | undefined, event: ViewEvent, rec
         ...touched,
         deliveries: event.data.deliveries.reduce(
           (all, d) =>
-            withDelivery(all, d.delivery_id, (current) =>
-              current
+            withDelivery(all, d.delivery_id, (current) => {
+              const routed: DeliveryView = current
                 ? { ...current, destinationType: d.destination_type }
                 : {
                     deliveryId: d.delivery_id,
@@ -136,8 +136,11 @@ export function evolveItemView(view: ItemView | undefined, event: ViewEvent, rec
                     attempts: 0,
                     lastError: null,
                     stamp: [0, 0],
-                  },
-            ),
+                  };
+              // Made as it was scheduled: what a DeliverySucceeded of attempt 1 would say.
+              if (d.delivered_at === undefined || laterThan(routed.stamp, MADE_AT_FIRST_ATTEMPT)) return routed;
+              return { ...routed, status: 'succeeded', attempts: Math.max(routed.attempts, 1), stamp: MADE_AT_FIRST_ATTEMPT };
+            }),
           base.deliveries,
         ),
       };
@@ -147,13 +150,16 @@ export function evolveItemView(view: ItemView | undefined, event: ViewEvent, rec
 }
 
 const RANK = { DeliveryReplayed: 0, DeliveryAttempted: 1, DeliveryFailed: 2, DeliverySucceeded: 3, DeliveryDeadLettered: 3 } as const;
+const MADE_AT_FIRST_ATTEMPT = [1, RANK.DeliverySucceeded] as const;
+
+const laterThan = (a: readonly [number, number], b: readonly [number, number]) => a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
 
 /** A delivery fact applies unless a later one (by attempt, then rank) is already known: idempotent and order-free. */
 function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent, { type: 'DataRouted' }>): DeliveryView[] {
   const { delivery_id: deliveryId, rule_id: ruleId, attempt } = event.data;
   const stamp = [attempt, RANK[event.type]] as const;
   return withDelivery(deliveries, deliveryId, (current) => {
-    if (current && (current.stamp[0] > stamp[0] || (current.stamp[0] === stamp[0] && current.stamp[1] > stamp[1]))) return current;
+    if (current && laterThan(current.stamp, stamp)) return current;
     // A failure without a next attempt comes with its DeliveryDeadLettered; a replayed delivery that
     // failed before waits for another attempt, as routing's own `retrying` does.
     const status: DeliveryState =

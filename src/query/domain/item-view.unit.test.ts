@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DataEvent } from '../../shared/contracts/data-events.js';
-import { evolveItemView, foldHistory, type HistoryEntry } from './item-view.js';
+import type { RoutingEvent } from '../../shared/contracts/routing-events.js';
+import { evolveItemView, foldHistory, type HistoryEntry, type ItemView } from './item-view.js';
 
 const meta = { channel: 'partner_api' as const, received_at: 't0', ip: null, user_agent: null, correlation_id: null, key_id: null };
 const snapshot = {
@@ -57,5 +58,65 @@ describe('item view', () => {
     expect(foldHistory(history, '2026-01-01T00:00:00.000Z')?.status).toBe('ingested');
     expect(foldHistory(history, '2025-12-31T00:00:00.000Z')).toBeUndefined();
     expect(foldHistory(history)?.status).toBe('processed');
+  });
+
+  describe('deliveries', () => {
+    const ids = { item_id: 'i', rule_id: 'r-db' };
+    const routed: RoutingEvent = {
+      type: 'DataRouted',
+      data: {
+        item_id: 'i',
+        app_id: 'p',
+        deliveries: [
+          { delivery_id: 'd-db', rule_id: 'r-db', destination_type: 'database', delivered_at: '2026-01-01T00:00:03.000Z' },
+          { delivery_id: 'd-hook', rule_id: 'r-hook', destination_type: 'webhook' },
+        ],
+        routed_at: '2026-01-01T00:00:03.000Z',
+      },
+    };
+    const fold = (list: RoutingEvent[]) =>
+      list
+        .reduce<ItemView | undefined>((v, e) => evolveItemView(v, e, '2026-01-01T00:00:03.000Z'), undefined)
+        ?.deliveries.map(({ deliveryId, status, attempts }) => ({ deliveryId, status, attempts }));
+
+    it('takes a delivery DataRouted says was made as succeeded at its first attempt, and the others as pending', () => {
+      expect(fold([routed])).toEqual([
+        { deliveryId: 'd-db', status: 'succeeded', attempts: 1 },
+        { deliveryId: 'd-hook', status: 'pending', attempts: 0 },
+      ]);
+    });
+
+    it('lets a later attempt of a delivery made at routing win, in either order', () => {
+      const replayed: RoutingEvent = {
+        type: 'DeliveryFailed',
+        data: { ...ids, delivery_id: 'd-db', attempt: 2, reason: 'gone', status_code: null, next_attempt_at: null, failed_at: 'z' },
+      };
+      const expected = [
+        { deliveryId: 'd-db', status: 'dead_lettered', attempts: 2 },
+        { deliveryId: 'd-hook', status: 'pending', attempts: 0 },
+      ];
+      expect(fold([routed, replayed])).toEqual(expected);
+      expect(fold([replayed, routed])).toEqual(expected);
+    });
+
+    it('reads the older form too: a database delivery followed by its DeliveryAttempted and DeliverySucceeded', () => {
+      const older: RoutingEvent = {
+        type: 'DataRouted',
+        data: {
+          item_id: 'i',
+          app_id: 'p',
+          deliveries: [{ delivery_id: 'd-db', rule_id: 'r-db', destination_type: 'database' }],
+          routed_at: 'x',
+        },
+      };
+      const attempt = { ...ids, delivery_id: 'd-db', attempt: 1 };
+      expect(
+        fold([
+          older,
+          { type: 'DeliveryAttempted', data: { ...attempt, attempted_at: 'x' } },
+          { type: 'DeliverySucceeded', data: { ...attempt, status_code: null, duration_ms: 0, delivered_at: 'x' } },
+        ]),
+      ).toEqual([{ deliveryId: 'd-db', status: 'succeeded', attempts: 1 }]);
+    });
   });
 });

@@ -30,8 +30,8 @@ export interface SchedulerDeps {
  * The store holds one delivery per (item, rule), so a redelivered DataIngested schedules nothing twice,
  * whatever form of id the first one got.
  * A database destination is a table of this service's own database: its row is written in the same
- * transaction, one multi-row insert per table per batch, and the delivery recorded as made, instead
- * of an attempt and a transaction of its own per item. Rule events only invalidate this process's
+ * transaction, one multi-row insert per table per batch, and the delivery recorded as made (in its row
+ * and in DataRouted), instead of an attempt, two events and a transaction of its own per item. Rule events only invalidate this process's
  * compiled rules: that is how every replica sees a change.
  */
 export function routingScheduler({ clock, rules, deliveries, tables, evaluator, onScheduled, onDelivered, onRuleChanged }: SchedulerDeps): Subscriber {
@@ -104,7 +104,7 @@ export function routingScheduler({ clock, rules, deliveries, tables, evaluator, 
       }
       for (const [table, rows] of rowsByTable) await tables(tx.db, (callback) => tx.afterCommit(callback)).insertMany(table, rows);
 
-      // One append per item: DataRouted, and the attempt and success of each delivery already made.
+      // One event per item: DataRouted, whose entries for deliveries already made say when.
       const byItem = new Map<string, { cause: RecordedEvent; deliveries: typeof made }>();
       for (const entry of made) {
         const group = byItem.get(entry.delivery.itemId) ?? { cause: entry.cause, deliveries: [] };
@@ -113,29 +113,21 @@ export function routingScheduler({ clock, rules, deliveries, tables, evaluator, 
       }
       await tx.appendMany(
         [...byItem.entries()].map(([itemId, { cause, deliveries: group }]) => {
-          const first = group[0]?.delivery;
           const routed: DataRouted = {
             type: 'DataRouted',
             data: {
               item_id: itemId,
-              app_id: first?.appId ?? '',
-              deliveries: group.map(({ delivery: d }) => ({ delivery_id: d.deliveryId, rule_id: d.ruleId, destination_type: d.destinationType })),
+              app_id: group[0]?.delivery.appId ?? '',
+              deliveries: group.map(({ delivery: d, table }) => ({
+                delivery_id: d.deliveryId,
+                rule_id: d.ruleId,
+                destination_type: d.destinationType,
+                ...(table === undefined ? {} : { delivered_at: now }),
+              })),
               routed_at: now,
             },
           };
-          const delivered = group
-            .filter(({ table }) => table !== undefined)
-            .flatMap(({ delivery: d }) => {
-              const ids = { item_id: itemId, delivery_id: d.deliveryId, rule_id: d.ruleId, attempt: 1 };
-              return [
-                { type: 'DeliveryAttempted', data: { ...ids, attempted_at: now } },
-                { type: 'DeliverySucceeded', data: { ...ids, status_code: null, duration_ms: 0, delivered_at: now } },
-              ];
-            });
-          return {
-            streamId: dataStreamId(itemId),
-            events: [routed, ...delivered].map((e) => ({ ...e, metadata: causedBy(cause) })),
-          };
+          return { streamId: dataStreamId(itemId), events: [{ ...routed, metadata: causedBy(cause) }] };
         }),
       );
       // Counted and announced once committed: a pass that is rolled back and retried counts once.

@@ -8,7 +8,11 @@ export interface DataRouted {
   readonly data: {
     item_id: string;
     app_id: string;
-    deliveries: Array<{ delivery_id: string; rule_id: string; destination_type: string }>;
+    /**
+     * `delivered_at` marks a delivery made as it was scheduled (a database destination): it succeeded
+     * at attempt 1, and no DeliveryAttempted or DeliverySucceeded follows for it.
+     */
+    deliveries: Array<{ delivery_id: string; rule_id: string; destination_type: string; delivered_at?: string }>;
     routed_at: string;
   };
 }
