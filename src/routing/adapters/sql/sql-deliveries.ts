@@ -1,5 +1,6 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
-import type { Attempt, ClaimRequest, Delivery, DeliveryStatus, DeliveryStore } from '../../application/ports.js';
+import type { Attempt, ClaimRequest, Delivery, DeliveryStatus, DeliveryStore, NewDelivery } from '../../application/ports.js';
+import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type DeliveryRow = {
@@ -60,6 +61,70 @@ const toDelivery = (row: DeliveryRow): Delivery => ({
   replayJobId: row.replay_job_id,
 });
 
+const toRow = (d: NewDelivery): DeliveryRow => ({
+  delivery_id: d.deliveryId,
+  rule_id: d.ruleId,
+  item_id: d.itemId,
+  app_id: d.appId,
+  event_type: d.eventType,
+  destination_type: d.destinationType,
+  body: d.body,
+  status: d.deliveredAt === undefined ? 'pending' : 'succeeded',
+  attempts: d.deliveredAt === undefined ? 0 : 1,
+  next_attempt_at: d.deliveredAt === undefined ? d.createdAt : null,
+  lease_until: null,
+  last_error: null,
+  created_at: d.createdAt,
+  updated_at: d.deliveredAt ?? d.createdAt,
+  ordering_key: d.orderingKey,
+  position: d.position,
+  received_at: d.receivedAt,
+  webhook_id: d.webhookId ?? null,
+  replay_job_id: d.replayJobId ?? null,
+  lease_owner: null,
+});
+
+const insertDeliveries = insertTemplate<DeliveryRow, { delivery_id: string }>(
+  [
+    'delivery_id',
+    'rule_id',
+    'item_id',
+    'app_id',
+    'event_type',
+    'destination_type',
+    'body',
+    'status',
+    'attempts',
+    'next_attempt_at',
+    'lease_until',
+    'last_error',
+    'created_at',
+    'updated_at',
+    'ordering_key',
+    'position',
+    'received_at',
+    'webhook_id',
+    'replay_job_id',
+    'lease_owner',
+  ],
+  (db, rows) =>
+    tables(db)
+      .insertInto('routing_deliveries')
+      .values(rows)
+      // Any conflict: the same id, or the same (item, rule) already scheduled under an older form of id.
+      .onConflict((oc) => oc.doNothing())
+      .returning('delivery_id'),
+);
+
+const insertFirstAttempts = insertTemplate<AttemptRow>(
+  ['delivery_id', 'attempt', 'worker', 'at', 'outcome', 'status_code', 'error', 'duration_ms'],
+  (db, rows) =>
+    tables(db)
+      .insertInto('routing_attempts')
+      .values(rows)
+      .onConflict((oc) => oc.doNothing()),
+);
+
 /**
  * What makes a pending delivery claimable apart from its due time: not leased, its rule not
  * excluded, its circuit not open (an open circuit whose probe time has come lets its deliveries
@@ -83,57 +148,25 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       const inserted: string[] = [];
       // 20 columns a row: 256 rows stay well below the bound-parameter limits of SQLite and PostgreSQL.
       for (const piece of rowPieces(db, deliveries, 256)) {
-        const rows = await tables(db)
-          .insertInto('routing_deliveries')
-          .values(
-            piece.map((d) => ({
-              delivery_id: d.deliveryId,
-              rule_id: d.ruleId,
-              item_id: d.itemId,
-              app_id: d.appId,
-              event_type: d.eventType,
-              destination_type: d.destinationType,
-              body: d.body,
-              status: d.deliveredAt === undefined ? 'pending' : 'succeeded',
-              attempts: d.deliveredAt === undefined ? 0 : 1,
-              next_attempt_at: d.deliveredAt === undefined ? d.createdAt : null,
-              lease_until: null,
-              last_error: null,
-              created_at: d.createdAt,
-              updated_at: d.deliveredAt ?? d.createdAt,
-              ordering_key: d.orderingKey,
-              position: d.position,
-              received_at: d.receivedAt,
-              webhook_id: d.webhookId ?? null,
-              replay_job_id: d.replayJobId ?? null,
-              lease_owner: null,
-            })),
-          )
-          // Any conflict: the same id, or the same (item, rule) already scheduled under an older form of id.
-          .onConflict((oc) => oc.doNothing())
-          .returning('delivery_id')
-          .execute();
+        const rows = await insertDeliveries(db, piece.map(toRow));
         inserted.push(...rows.map((row) => row.delivery_id));
       }
       const made = new Set(inserted);
       const attempts = deliveries.filter((d) => d.deliveredAt !== undefined && made.has(d.deliveryId));
       for (const piece of rowPieces(db, attempts)) {
-        await tables(db)
-          .insertInto('routing_attempts')
-          .values(
-            piece.map((d) => ({
-              delivery_id: d.deliveryId,
-              attempt: 1,
-              worker: null,
-              at: d.deliveredAt ?? d.createdAt,
-              outcome: 'delivered',
-              status_code: null,
-              error: null,
-              duration_ms: 0,
-            })),
-          )
-          .onConflict((oc) => oc.doNothing())
-          .execute();
+        await insertFirstAttempts(
+          db,
+          piece.map((d) => ({
+            delivery_id: d.deliveryId,
+            attempt: 1,
+            worker: null,
+            at: d.deliveredAt ?? d.createdAt,
+            outcome: 'delivered',
+            status_code: null,
+            error: null,
+            duration_ms: 0,
+          })),
+        );
       }
       // In the order given, as callers match them against what they planned.
       return deliveries.filter((d) => made.has(d.deliveryId)).map((d) => d.deliveryId);

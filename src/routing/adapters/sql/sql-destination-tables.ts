@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { ValidationError } from '../../../shared/errors.js';
+import { rowPieces } from '../../../shared/sql/statement-shapes.js';
 import type { DestinationTables, DestinationTablesFor } from '../../application/ports.js';
 
 type Tables = { routing_destination_tables: { table_name: string; created_at: string } };
@@ -72,11 +73,11 @@ function destinationTables(
     async insertMany(table, rows) {
       if (rows.length === 0) return;
       await ensure(table);
-      // Six columns a row: 500 rows stay far below the bound-parameter limits of SQLite and PostgreSQL.
-      for (let i = 0; i < rows.length; i += 500) {
-        const values = rows
-          .slice(i, i + 500)
-          .map((row) => sql`(${row.delivery_id}, ${row.event_id}, ${row.app_id}, ${row.event_type}, ${row.body}, ${row.delivered_at})`);
+      // Six columns a row: the pieces' 512 rows at most stay far below the bound-parameter limits of SQLite and PostgreSQL.
+      for (const piece of rowPieces(db, rows)) {
+        const values = piece.map(
+          (row) => sql`(${row.delivery_id}, ${row.event_id}, ${row.app_id}, ${row.event_type}, ${row.body}, ${row.delivered_at})`,
+        );
         await sql`INSERT INTO ${sql.table(table)} (delivery_id, event_id, app_id, event_type, body, delivered_at)
                   VALUES ${sql.join(values)} ON CONFLICT (delivery_id) DO NOTHING`.execute(db);
       }
