@@ -68,6 +68,9 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       // Once connected, keep reconnecting for as long as the process lives.
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
+      // Otherwise every publish and fetch builds two Error objects with stack traces up front, in case
+      // it fails: 4 % of the ingestion role's CPU under load. Failures are logged with our own context.
+      noAsyncTraces: true,
     });
     connected = true;
     void watchConnection(connection);
