@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchContext } from '../scenarios/types.js';
 import { startLoad, type LoadResult } from './autocannon.js';
-import { sampleMachineCpu, sampleProcess } from './proc-sampler.js';
+import { sampleMachineCpu, sampleProcess, type ThreadSeconds } from './proc-sampler.js';
 import { assertAlive, type Target } from './targets.js';
 
 export interface ClosedLoopSpec {
@@ -25,7 +25,13 @@ export interface ClosedLoopResult {
   readonly serverCpuPercent: number | null;
   /** CPU of everything but the server and autocannon over the measured run: neighbours, mostly. */
   readonly otherCpuPercent: number | null;
+  /** The server's CPU over the measured run by thread: HTTP, storage, the rest. */
+  readonly serverThreads: ThreadSeconds | null;
 }
+
+/** The columns of CPU microseconds per 2xx answer, or per event of a batch, by thread (see ProcSample.threads). */
+export const CPU_PER_ANSWER = 'CPU µs/answer HTTP · storage · rest';
+export const CPU_PER_EVENT = 'CPU µs/event HTTP · storage · rest';
 
 /** The bench's own bookkeeping and the OS account for a few percent; more means a neighbour (as in the throughput scenario). */
 const OTHER_CPU_WARNING_PERCENT = 15;
@@ -64,13 +70,16 @@ export async function closedLoop(ctx: BenchContext, target: Target, spec: Closed
   const server = sampleProcess(target.child.pid);
   const run = startLoad(ctx.children, ctx.repoRoot, options(spec.durationSec));
   const loader = sampleProcess(run.child.pid);
-  const stopSampling = () => ({ server: server.stop().cpuPercent, loader: loader.stop().cpuPercent, machine: machine.stop() });
+  const stopSampling = () => ({ server: server.stop(), loader: loader.stop().cpuPercent, machine: machine.stop() });
   const measured = await run.result.then(
     (load) => {
       const cpu = stopSampling();
+      const serverCpuPercent = cpu.server.cpuPercent;
       const otherCpuPercent =
-        cpu.machine === null || cpu.server === null || cpu.loader === null ? null : Math.max(0, cpu.machine - cpu.server - cpu.loader);
-      return { load, serverCpuPercent: cpu.server, otherCpuPercent };
+        cpu.machine === null || serverCpuPercent === null || cpu.loader === null
+          ? null
+          : Math.max(0, cpu.machine - serverCpuPercent - cpu.loader);
+      return { load, serverCpuPercent, otherCpuPercent, serverThreads: cpu.server.threads };
     },
     (error: unknown) => {
       stopSampling();

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcSample {
   /** Highest VmRSS seen while sampling, in bytes; null where /proc is not available. */
@@ -8,6 +8,18 @@ export interface ProcSample {
    * 100 means one core fully busy. Null where /proc is not available or fewer than two samples were taken.
    */
   readonly cpuPercent: number | null;
+  /**
+   * CPU seconds of the process's threads over the same window: its main thread (Intake's HTTP thread),
+   * its busiest other thread (the storage thread, where there is one) and all the others together
+   * (V8's garbage collection helpers, libuv's pool, the WAL checkpointer). Null where /proc is not available.
+   */
+  readonly threads: ThreadSeconds | null;
+}
+
+export interface ThreadSeconds {
+  readonly main: number;
+  readonly busiest: number;
+  readonly rest: number;
 }
 
 export interface ProcSampler {
@@ -26,9 +38,10 @@ function readRssBytes(pid: number): number | null {
   }
 }
 
-function readCpuTicks(pid: number): number | null {
+/** `process`: a pid, or `<pid>/task/<tid>` for one thread. */
+function readCpuTicks(process: number | string): number | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${process}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may contain spaces: split after its closing one.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime are fields 14 and 15 of the whole line, so 11 and 12 counted from field 3.
@@ -38,6 +51,35 @@ function readCpuTicks(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** utime + stime of each thread of a process, by thread id. */
+function readThreadTicks(pid: number): Map<number, number> | null {
+  try {
+    const ticks = new Map<number, number>();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const value = readCpuTicks(`${pid}/task/${tid}`);
+      if (value !== null) ticks.set(Number(tid), value);
+    }
+    return ticks;
+  } catch {
+    return null;
+  }
+}
+
+function threadSeconds(pid: number, before: Map<number, number> | null, after: Map<number, number> | null): ThreadSeconds | null {
+  if (before === null || after === null) return null;
+  const used = [...after].map(([tid, ticks]) => [tid, (ticks - (before.get(tid) ?? 0)) / CLOCK_TICKS_PER_SECOND] as const);
+  const main = used.find(([tid]) => tid === pid)?.[1] ?? 0;
+  const others = used.filter(([tid]) => tid !== pid).map(([, seconds]) => seconds);
+  const busiest = Math.max(0, ...others);
+  return { main, busiest, rest: others.reduce((sum, seconds) => sum + seconds, 0) - busiest };
+}
+
+/** Microseconds of CPU per unit of work (a request, an event) in each kind of thread, e.g. "84 · 167 · 60". */
+export function microsPer(threads: ThreadSeconds | null, units: number): string | null {
+  if (threads === null || units <= 0) return null;
+  return [threads.main, threads.busiest, threads.rest].map((seconds) => ((seconds * 1e6) / units).toFixed(0)).join(' · ');
 }
 
 /**
@@ -62,17 +104,19 @@ export function sampleProcess(pid: number, intervalMs = 200): ProcSampler {
   };
 
   take();
+  const threadsBefore = readThreadTicks(pid);
   // unref: a forgotten sampler must never keep the bench from exiting.
   const timer = setInterval(take, intervalMs).unref();
   return {
     stop() {
       take();
+      const threads = threadSeconds(pid, threadsBefore, readThreadTicks(pid));
       clearInterval(timer);
       let cpuPercent: number | null = null;
       if (first !== null && last !== null && last.at > first.at) {
         cpuPercent = ((last.ticks - first.ticks) / CLOCK_TICKS_PER_SECOND / ((last.at - first.at) / 1000)) * 100;
       }
-      return { peakRssBytes: peakRss, cpuPercent };
+      return { peakRssBytes: peakRss, cpuPercent, threads };
     },
   };
 }

@@ -1,4 +1,5 @@
-import { closedLoop, loadNotes, milliseconds, shortRun } from '../lib/closed-loop.js';
+import { closedLoop, CPU_PER_EVENT, loadNotes, milliseconds, shortRun } from '../lib/closed-loop.js';
+import { microsPer } from '../lib/proc-sampler.js';
 import { JsonClient, prop } from '../lib/http.js';
 import { appEvent } from '../lib/payload.js';
 import { table } from '../lib/table.js';
@@ -38,6 +39,11 @@ export const batchIngestion: Scenario = {
             { header: 'p50 ms', value: () => milliseconds(load.latencyP50Ms), align: 'right' },
             { header: 'p99 ms', value: () => milliseconds(load.latencyP99Ms), align: 'right' },
             { header: 'server CPU %', value: () => result.load.serverCpuPercent },
+            {
+              header: CPU_PER_EVENT,
+              value: () => microsPer(result.load.serverThreads, load.count2xx * EVENTS_PER_REQUEST),
+              align: 'right',
+            },
           ],
           [result],
         ),

@@ -2,8 +2,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLoad, type LoadResult } from '../lib/autocannon.js';
 import type { ExitInfo } from '../lib/children.js';
+import { CPU_PER_ANSWER } from '../lib/closed-loop.js';
 import { ingestBody } from '../lib/payload.js';
-import { sampleMachineCpu, sampleProcess, type ProcSample } from '../lib/proc-sampler.js';
+import { microsPer, sampleMachineCpu, sampleProcess, type ProcSample } from '../lib/proc-sampler.js';
 import { table, type Column } from '../lib/table.js';
 import { assertAlive, startFastifyFloor, startIntake, startRawServer, stopTarget, type Target } from '../lib/targets.js';
 import type { BenchContext, Scenario, ScenarioReport } from './types.js';
@@ -178,6 +179,7 @@ function report(ctx: BenchContext, measurements: readonly Measurement[], bodyByt
     { header: 'errors', value: (m) => m.load.errors },
     { header: 'peak RSS MB', value: (m) => (m.server.peakRssBytes === null ? null : m.server.peakRssBytes / MB), decimals: 1 },
     { header: 'server CPU %', value: (m) => m.server.cpuPercent },
+    { header: CPU_PER_ANSWER, value: (m) => microsPer(m.server.threads, m.load.count2xx), align: 'right' },
     { header: 'loader CPU %', value: (m) => m.loader.cpuPercent },
     { header: 'other CPU %', value: (m) => m.otherCpuPercent },
     {

@@ -1,4 +1,5 @@
-import { closedLoop, loadNotes, milliseconds, shortRun } from '../lib/closed-loop.js';
+import { closedLoop, CPU_PER_EVENT, loadNotes, milliseconds, shortRun } from '../lib/closed-loop.js';
+import { microsPer } from '../lib/proc-sampler.js';
 import { JsonClient, prop } from '../lib/http.js';
 import { table } from '../lib/table.js';
 import { startIntake, whileRunning } from '../lib/targets.js';
@@ -71,6 +72,11 @@ export const segmentBatchIngestion: Scenario = {
             { header: 'p50 ms', value: () => milliseconds(load.latencyP50Ms), align: 'right' },
             { header: 'p99 ms', value: () => milliseconds(load.latencyP99Ms), align: 'right' },
             { header: 'server CPU %', value: () => result.load.serverCpuPercent },
+            {
+              header: CPU_PER_EVENT,
+              value: () => microsPer(result.load.serverThreads, load.count2xx * MESSAGES_PER_REQUEST),
+              align: 'right',
+            },
           ],
           [result],
         ),

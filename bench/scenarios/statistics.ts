@@ -1,4 +1,5 @@
-import { closedLoop, loadNotes, milliseconds, shortRun, type ClosedLoopResult } from '../lib/closed-loop.js';
+import { closedLoop, CPU_PER_ANSWER, loadNotes, milliseconds, shortRun, type ClosedLoopResult } from '../lib/closed-loop.js';
+import { microsPer } from '../lib/proc-sampler.js';
 import { JsonClient, prop } from '../lib/http.js';
 import { maxSubscriberLag } from '../lib/lag.js';
 import { ingestBody } from '../lib/payload.js';
@@ -52,6 +53,7 @@ export const statisticsCost: Scenario = {
             { header: 'p50 ms', value: (r) => milliseconds(r.run.load.latencyP50Ms), align: 'right' },
             { header: 'p99 ms', value: (r) => milliseconds(r.run.load.latencyP99Ms), align: 'right' },
             { header: 'server CPU %', value: (r) => r.run.serverCpuPercent },
+            { header: CPU_PER_ANSWER, value: (r) => microsPer(r.run.serverThreads, r.run.load.count2xx), align: 'right' },
             { header: 'subscriber backlog after', value: (r) => r.backlog },
             { header: 'statistics subscribed', value: (r) => (r.subscribed ? 'yes' : 'no'), align: 'left' },
           ],

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { closedLoop, loadNotes, milliseconds, shortRun } from '../lib/closed-loop.js';
+import { closedLoop, CPU_PER_ANSWER, loadNotes, milliseconds, shortRun } from '../lib/closed-loop.js';
+import { microsPer } from '../lib/proc-sampler.js';
 import { JsonClient, prop, type JsonResponse } from '../lib/http.js';
 import { CATCH_UP_POLL_INTERVAL_MS, pollUntil, type PollOutcome } from '../lib/lag.js';
 import { trackingEvent } from '../lib/payload.js';
@@ -71,6 +72,7 @@ export const tracking: Scenario = {
             { header: 'p50 ms', value: () => milliseconds(load.latencyP50Ms), align: 'right' },
             { header: 'p99 ms', value: () => milliseconds(load.latencyP99Ms), align: 'right' },
             { header: 'server CPU %', value: () => result.load.serverCpuPercent },
+            { header: CPU_PER_ANSWER, value: () => microsPer(result.load.serverThreads, result.load.load.count2xx), align: 'right' },
             { header: 'catch-up ms', value: () => result.catchUpMs },
             { header: 'lag samples', value: () => lags.length },
             { header: 'lag p50 ms', value: () => percentile(lags, 50), decimals: 1 },
