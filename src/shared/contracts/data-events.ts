@@ -109,3 +109,7 @@ export const DATA_EVENT_TYPES = [
 ] as const;
 
 export const dataStreamId = (itemId: string) => `data-${itemId}`;
+
+/** The item whose stream this is, or undefined for another stream: read without parsing the event's data. */
+export const itemIdOfStream = (streamId: string): string | undefined =>
+  streamId.startsWith('data-') && streamId.length > 5 ? streamId.slice(5) : undefined;
