@@ -89,6 +89,9 @@ describe.each(databases)('payload filters on %s', (_name, open) => {
       // A NUL inside a string does not stop the view from being saved (PostgreSQL's jsonb refuses it).
       await views.save([view('i6', 'shop', { order_id: 'nul\u0000here' })]);
       expect((await views.get('i6'))?.payload).toEqual({ order_id: 'nul\ufffdhere' });
+      // The text "\u0000" (a backslash, then u0000) is no NUL, and stays as it is.
+      await views.save([view('i7', 'shop', { order_id: 'C:\\u0000' })]);
+      expect((await views.get('i7'))?.payload).toEqual({ order_id: 'C:\\u0000' });
     } finally {
       await close();
     }
