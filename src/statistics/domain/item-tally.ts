@@ -1,6 +1,6 @@
 import type { DataIngested, DataInvalid, DataProcessed, DataProcessingFailed, DataValidated } from '../../shared/contracts/data-events.js';
 import { bucketStarts, TIME_PERIODS } from './buckets.js';
-import { addCounters, isZero, NO_EVENTS, type BucketCounters, type Counters } from './counters.js';
+import { isZero, NO_EVENTS, type BucketCounters, type Counters } from './counters.js';
 
 /** The data events that move an item's counters. */
 export type StatisticsEvent = DataIngested | DataValidated | DataInvalid | DataProcessed | DataProcessingFailed;
@@ -79,33 +79,32 @@ export function mergeNewerTally(rebuilt: ItemTally | undefined, newer: ItemTally
   };
 }
 
-const oneItem = (state: ItemState, sign: 1 | -1): Counters => ({
-  totalEvents: sign,
-  processedEvents: state === 'processed' ? sign : 0,
-  failedEvents: state === 'failed' ? sign : 0,
-  pendingEvents: state === 'pending' ? sign : 0,
-});
-
 /**
  * Accumulates, in memory, what items add to (or take from) their buckets, so that a whole batch
  * ends as one change per touched bucket. An item counts once in each period's bucket.
  */
 export function bucketChanges() {
-  const changes = new Map<string, BucketCounters>();
+  type Tally = { -readonly [K in keyof Counters]: number };
+  const changes = new Map<string, Omit<BucketCounters, 'counters'> & { counters: Tally }>();
   return {
     count(tally: ItemTally | undefined, sign: 1 | -1 = 1): void {
       if (!tally || tally.receivedAt === null) return;
       const starts = bucketStarts(tally.receivedAt);
+      // Each part's length before it keeps the key unambiguous whatever the names hold.
+      const owner = `${tally.appId.length}:${tally.appId}${tally.eventType.length}:${tally.eventType}`;
       for (const period of TIME_PERIODS) {
-        const key = JSON.stringify([tally.appId, tally.eventType, period, starts[period]]);
-        const current = changes.get(key)?.counters ?? NO_EVENTS;
-        changes.set(key, {
-          appId: tally.appId,
-          eventType: tally.eventType,
-          period,
-          bucketStart: starts[period],
-          counters: addCounters(current, oneItem(tally.state, sign)),
-        });
+        const key = `${owner}${period}${starts[period]}`;
+        let bucket = changes.get(key);
+        if (!bucket) {
+          bucket = { appId: tally.appId, eventType: tally.eventType, period, bucketStart: starts[period], counters: { ...NO_EVENTS } };
+          changes.set(key, bucket);
+        }
+        // Summed in place: these records are this accumulator's own until list() hands them out.
+        const { counters } = bucket;
+        counters.totalEvents += sign;
+        if (tally.state === 'processed') counters.processedEvents += sign;
+        else if (tally.state === 'failed') counters.failedEvents += sign;
+        else counters.pendingEvents += sign;
       }
     },
     /** The buckets whose counters change, leaving out those whose changes cancelled out. */

@@ -107,6 +107,18 @@ describe('bucket changes', () => {
     }
   });
 
+  it('keep apart applications and event types whose names run together', () => {
+    const changes = bucketChanges();
+    const tally = fold([ingested, 2]) as ItemTally;
+    changes.count({ ...tally, appId: 'a', eventType: 'bc' });
+    changes.count({ ...tally, appId: 'ab', eventType: 'c' });
+    const hourly = changes.list().filter((bucket) => bucket.period === 'hourly');
+    expect(hourly.map(({ appId, eventType, counters }) => [appId, eventType, counters.totalEvents])).toEqual([
+      ['a', 'bc', 1],
+      ['ab', 'c', 1],
+    ]);
+  });
+
   it('move an item from pending to its outcome without changing the total', () => {
     const before = fold([ingested, 2]);
     const after = evolveItemTally(before, processed, 4);
