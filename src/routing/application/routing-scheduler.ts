@@ -31,8 +31,8 @@ export interface SchedulerDeps {
  * whatever form of id the first one got.
  * A database destination is a table of this service's own database: its row is written in the same
  * transaction, one multi-row insert per table per batch, and the delivery recorded as made (in its row
- * and in DataRouted), instead of an attempt, two events and a transaction of its own per item. Rule events only invalidate this process's
- * compiled rules: that is how every replica sees a change.
+ * and in DataRouted), instead of an attempt, two events and a transaction of its own per item. Rule
+ * events only invalidate this process's compiled rules: that is how every replica sees a change.
  */
 export function routingScheduler({ clock, rules, deliveries, tables, evaluator, onScheduled, onDelivered, onRuleChanged }: SchedulerDeps): Subscriber {
   return {

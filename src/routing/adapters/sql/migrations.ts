@@ -156,8 +156,8 @@ const secretKeyFingerprint: Migration = {
 /**
  * One delivery per (item, rule), besides replays: the store itself refuses a second one, whatever its id.
  * Delivery ids changed form (they now start with the item's arrival time), and a DataIngested routed
- * again after that must still find the delivery scheduled under the old id. The index serves the
- * lookups by item the one it replaces served.
+ * again after that must still find the delivery scheduled under the old id. It also serves the
+ * lookups by item that the index it replaces served.
  */
 const oneDeliveryPerItemAndRule: Migration = {
   async up(db) {

@@ -73,7 +73,8 @@ function destinationTables(
     async insertMany(table, rows) {
       if (rows.length === 0) return;
       await ensure(table);
-      // Six columns a row: the pieces' 512 rows at most stay far below the bound-parameter limits of SQLite and PostgreSQL.
+      // Six columns a row: a piece's 512 rows at most stay far below the bound-parameter limits of
+      // SQLite and PostgreSQL.
       for (const piece of rowPieces(db, rows)) {
         const values = piece.map(
           (row) => sql`(${row.delivery_id}, ${row.event_id}, ${row.app_id}, ${row.event_type}, ${row.body}, ${row.delivered_at})`,
