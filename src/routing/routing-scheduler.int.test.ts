@@ -48,48 +48,59 @@ const recorded = <T extends { type: string; data: object }>(event: T, streamId: 
   recordedAt: new Date().toISOString(),
 });
 
-it('counts a delivery made while scheduling once its pass commits, and creates its table again after a pass rolled back', async () => {
-  const now = new Date().toISOString();
+/** A rule to one destination, as the rules projection stores it. */
+async function storeRule(ruleId: string, destination: Pick<RoutingRuleCreated['data'], 'destination_type' | 'destination_config'>) {
   const rule: RoutingRuleCreated = {
     type: 'RoutingRuleCreated',
     data: {
-      rule_id: 'r-db',
+      rule_id: ruleId,
       app_id: 'shop',
-      rule_name: 'to a table',
+      rule_name: ruleId,
       event_type_filter: null,
       condition: {},
-      destination_type: 'database',
-      destination_config: { table: 'orders_copy' },
+      ...destination,
       priority: 0,
       is_active: true,
       ordering_key: null,
-      created_at: now,
+      created_at: new Date().toISOString(),
     },
   };
-  await rulesProjection.apply(sqlite.db, [recorded(rule, ruleStreamId('r-db'), 1)]);
+  await rulesProjection.apply(sqlite.db, [recorded(rule, ruleStreamId(ruleId), 1)]);
+}
+
+/** An item ingested with `ruleId` matched, as the log records it. */
+function ingested(ruleId: string, now: string): RecordedEvent {
+  const itemId = uuidV7();
   const item: DataIngested = {
     type: 'DataIngested',
     data: {
-      item_id: uuidV7(),
+      item_id: itemId,
       partner_id: 'shop',
       event_type: 'order',
       payload: { total: 5 },
       received_at: now,
       metadata: { channel: 'application_api', received_at: now, ip: null, user_agent: null, correlation_id: null, key_id: null },
-      routing: { rules_evaluated: 1, matched_rule_ids: ['r-db'] },
+      routing: { rules_evaluated: 1, matched_rule_ids: [ruleId] },
     },
   };
-  const delivered: string[] = [];
-  const scheduler = routingScheduler({
+  return recorded(item, `data-${itemId}`, 2);
+}
+
+const schedulerWith = (hooks: Pick<Parameters<typeof routingScheduler>[0], 'onScheduled' | 'onDelivered'>) =>
+  routingScheduler({
     clock: systemClock,
     rules: sqlRuleCatalog,
     deliveries: sqlDeliveryStore,
     tables: sqlDestinationTables(() => new Date()),
     evaluator: ruleEvaluator(async () => []),
-    onScheduled: () => undefined,
-    onDelivered: ({ ruleId }) => delivered.push(ruleId),
+    ...hooks,
   });
-  const event = recorded(item, `data-${item.data.item_id}`, 2);
+
+it('counts a delivery made while scheduling once its pass commits, and creates its table again after a pass rolled back', async () => {
+  await storeRule('r-db', { destination_type: 'database', destination_config: { table: 'orders_copy' } });
+  const delivered: string[] = [];
+  const scheduler = schedulerWith({ onScheduled: () => undefined, onDelivered: ({ ruleId }) => delivered.push(ruleId) });
+  const event = ingested('r-db', new Date().toISOString());
 
   await expect(
     store.transaction(async (tx) => {
@@ -102,42 +113,18 @@ it('counts a delivery made while scheduling once its pass commits, and creates i
   // The retried pass creates the table the failed one took back with it, writes the row and counts it, once.
   await store.transaction((tx) => scheduler.handle([event], tx));
   expect(delivered).toEqual(['r-db']);
-  const rows = await sqlite.db.selectFrom('orders_copy' as never).selectAll().execute();
+  const rows = await sqlite.db
+    .selectFrom('orders_copy' as never)
+    .selectAll()
+    .execute();
   expect(rows).toHaveLength(1);
 });
 
 it('schedules nothing for an item and rule whose delivery was stored under the older form of id', async () => {
+  await storeRule('r-hook', { destination_type: 'webhook', destination_config: { url: 'http://127.0.0.1:9/hook' } });
   const now = new Date().toISOString();
-  const rule: RoutingRuleCreated = {
-    type: 'RoutingRuleCreated',
-    data: {
-      rule_id: 'r-hook',
-      app_id: 'shop',
-      rule_name: 'to a webhook',
-      event_type_filter: null,
-      condition: {},
-      destination_type: 'webhook',
-      destination_config: { url: 'http://127.0.0.1:9/hook' },
-      priority: 0,
-      is_active: true,
-      ordering_key: null,
-      created_at: now,
-    },
-  };
-  await rulesProjection.apply(sqlite.db, [recorded(rule, ruleStreamId('r-hook'), 1)]);
-  const itemId = uuidV7();
-  const item: DataIngested = {
-    type: 'DataIngested',
-    data: {
-      item_id: itemId,
-      partner_id: 'shop',
-      event_type: 'order',
-      payload: { total: 5 },
-      received_at: now,
-      metadata: { channel: 'application_api', received_at: now, ip: null, user_agent: null, correlation_id: null, key_id: null },
-      routing: { rules_evaluated: 1, matched_rule_ids: ['r-hook'] },
-    },
-  };
+  const event = ingested('r-hook', now);
+  const itemId = (event.data as DataIngested['data']).item_id;
   // As a release before time-ordered ids scheduled it: a hash of item and rule only.
   const oldId = `msg_${createHash('sha256').update(`${itemId}:r-hook`).digest('hex').slice(0, 32)}`;
   await sqlDeliveryStore(sqlite.db).schedule([
@@ -156,17 +143,10 @@ it('schedules nothing for an item and rule whose delivery was stored under the o
     },
   ]);
   let woken = 0;
-  const scheduler = routingScheduler({
-    clock: systemClock,
-    rules: sqlRuleCatalog,
-    deliveries: sqlDeliveryStore,
-    tables: sqlDestinationTables(() => new Date()),
-    evaluator: ruleEvaluator(async () => []),
-    onScheduled: () => (woken += 1),
-  });
+  const scheduler = schedulerWith({ onScheduled: () => (woken += 1) });
   const before = await store.readAll({ after: 0, limit: 100 });
 
-  await store.transaction((tx) => scheduler.handle([recorded(item, `data-${itemId}`, 2)], tx));
+  await store.transaction((tx) => scheduler.handle([event], tx));
 
   const deliveries = await sqlDeliveryStore(sqlite.db).list({ itemId, limit: 10 });
   expect(deliveries.map((d) => d.deliveryId)).toEqual([oldId]);
