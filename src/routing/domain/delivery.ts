@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import type { DeliveryAttempted, DeliveryDeadLettered, DeliveryFailed, DeliverySucceeded } from '../../shared/contracts/routing-events.js';
 
 /** Default retry schedule in seconds: 7 retries over about 28 hours, then the dead-letter queue. */
@@ -11,7 +11,7 @@ export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
  * page anywhere in them on every insert. The rest is a hash of item and rule.
  */
 export function deliveryIdOf(itemId: string, ruleId: string, receivedAt: string): string {
-  const hash = createHash('sha256').update(`${itemId}:${ruleId}`).digest('hex');
+  const hash = digest('sha256', `${itemId}:${ruleId}`, 'hex');
   const time = Date.parse(receivedAt);
   if (!Number.isFinite(time) || time < 0) return `msg_${hash.slice(0, 32)}`;
   return `msg_${time.toString(16).padStart(12, '0').slice(-12)}${hash.slice(0, 20)}`;

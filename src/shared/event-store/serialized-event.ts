@@ -29,5 +29,29 @@ export function serializedEvent(type: string, data: string, metadata: string): N
 /** The event's data and metadata as JSON text; throws (for this event alone) when they cannot be serialised. */
 export function serialize(event: NewEvent): Serialized {
   const given = (event as NewEvent & { [SERIALIZED]?: Serialized })[SERIALIZED];
-  return given ?? { data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata ?? {}) };
+  if (given) return given;
+  const dataText = (event as NewEvent & { [DATA_TEXT]?: string })[DATA_TEXT];
+  return { data: dataText ?? JSON.stringify(event.data), metadata: JSON.stringify(event.metadata ?? {}) };
+}
+
+/** The JSON text an event's data was read from (recorded events) or is to be written as (new ones). */
+export const DATA_TEXT = Symbol('dataText');
+
+/**
+ * A new event whose data is `source`'s data with `additions` after its own fields, its text spliced
+ * from the source's text when the log handed that over: the item a verdict carries is most of its
+ * data, and stringifying it again cost more than the rest of the verdict. Events are never changed
+ * once read, so the source's text is its data. Without the text, or when an addition would replace a
+ * field of the source, the data is stringified as usual.
+ */
+export function extendedEvent<Type extends string, Data extends object>(
+  source: { readonly data: object },
+  event: NewEvent<Type, Data>,
+  additions: Readonly<Record<string, unknown>>,
+): NewEvent<Type, Data> {
+  const text = (source as { [DATA_TEXT]?: string })[DATA_TEXT];
+  if (text === undefined || !text.endsWith('}') || Object.keys(source.data).length === 0) return event;
+  const added = Object.keys(additions);
+  if (added.length === 0 || added.some((key) => Object.hasOwn(source.data, key))) return event;
+  return { ...event, [DATA_TEXT]: `${text.slice(0, -1)},${JSON.stringify(additions).slice(1)}` } as NewEvent<Type, Data>;
 }

@@ -1,6 +1,7 @@
 import type { Clock } from '../../shared/clock.js';
 import type { DataIngested } from '../../shared/contracts/data-events.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
+import { extendedEvent } from '../../shared/event-store/serialized-event.js';
 import { causedBy } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
 import { decideVerdict } from '../domain/verdict.js';
@@ -56,10 +57,21 @@ export function validationSubscriber({ clock, compiler, catalog, verdicts, schem
       await tx.appendMany(
         decided
           .filter(({ item }) => recorded.delete(item.item_id))
-          .map(({ event, item, verdict }) => ({
-            streamId: dataStreamId(item.item_id),
-            events: [{ ...verdict, metadata: causedBy(event) }],
-          })),
+          .map(({ event, item, verdict }) => {
+            const verdictEvent = { ...verdict, metadata: causedBy(event) };
+            return {
+              streamId: dataStreamId(item.item_id),
+              // A valid item's verdict is the item and two fields: written from the item's own text.
+              events: [
+                verdictEvent.type === 'DataValidated'
+                  ? extendedEvent(event, verdictEvent, {
+                      schema_version: verdictEvent.data.schema_version,
+                      validated_at: verdictEvent.data.validated_at,
+                    })
+                  : verdictEvent,
+              ],
+            };
+          }),
       );
     },
   };

@@ -1,7 +1,10 @@
 import type { Kysely } from 'kysely';
 import { scopesOf, type AttributionLedger } from '../../application/ports.js';
+import type { Conversion } from '../../domain/conversion.js';
+import type { Touch } from '../../domain/touch.js';
+import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
-import { COUNT_COLUMN, conversionOf, tables, touchOf } from './attribution-tables.js';
+import { COUNT_COLUMN, conversionOf, tables, touchOf, type ConversionRow, type TouchRow } from './attribution-tables.js';
 
 /** The items whose keys came back from an insert, each once, in the order given. */
 function keptOf<T>(items: readonly T[], keyOf: (item: T) => string, returned: ReadonlySet<string>): T[] {
@@ -16,6 +19,42 @@ function keptOf<T>(items: readonly T[], keyOf: (item: T) => string, returned: Re
   return kept;
 }
 
+// The facts' inserts run for every tracking event and conversion: their text is kept per row count.
+const insertTouches = insertTemplate<TouchRow, { tracking_event_id: string }>(
+  ['tracking_event_id', 'visitor_id', 'partner_id', 'campaign_id', 'interaction_type', 'occurred_at'],
+  (db, rows) =>
+    tables(db)
+      .insertInto('attribution_touches')
+      .values(rows)
+      .onConflict((oc) => oc.column('tracking_event_id').doNothing())
+      .returning('tracking_event_id'),
+);
+const insertConversions = insertTemplate<ConversionRow, { conversion_id: string }>(
+  ['conversion_id', 'visitor_id', 'value', 'occurred_at', 'recorded_at'],
+  (db, rows) =>
+    tables(db)
+      .insertInto('attribution_conversions')
+      .values(rows)
+      .onConflict((oc) => oc.column('conversion_id').doNothing())
+      .returning('conversion_id'),
+);
+
+const touchRowOf = (touch: Touch): TouchRow => ({
+  tracking_event_id: touch.trackingEventId,
+  visitor_id: touch.visitorId,
+  partner_id: touch.partnerId,
+  campaign_id: touch.campaignId,
+  interaction_type: touch.interactionType,
+  occurred_at: touch.occurredAt,
+});
+const conversionRowOf = (conversion: Conversion): ConversionRow => ({
+  conversion_id: conversion.id,
+  visitor_id: conversion.visitorId,
+  value: conversion.value,
+  occurred_at: conversion.occurredAt,
+  recorded_at: conversion.recordedAt,
+});
+
 type ScopeCount = { scope: string; scope_id: string; clicks: number; views: number; engagements: number; unique_visitors: number };
 
 /**
@@ -28,21 +67,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
     async addTouches(touches) {
       const returned = new Set<string>();
       for (const piece of rowPieces(db, touches)) {
-        const rows = await t
-          .insertInto('attribution_touches')
-          .values(
-            piece.map((touch) => ({
-              tracking_event_id: touch.trackingEventId,
-              visitor_id: touch.visitorId,
-              partner_id: touch.partnerId,
-              campaign_id: touch.campaignId,
-              interaction_type: touch.interactionType,
-              occurred_at: touch.occurredAt,
-            })),
-          )
-          .onConflict((oc) => oc.column('tracking_event_id').doNothing())
-          .returning('tracking_event_id')
-          .execute();
+        const rows = await insertTouches(db, piece.map(touchRowOf));
         for (const row of rows) returned.add(row.tracking_event_id);
       }
       return keptOf(touches, (touch) => touch.trackingEventId, returned);
@@ -51,20 +76,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
     async addConversions(conversions) {
       const returned = new Set<string>();
       for (const piece of rowPieces(db, conversions)) {
-        const rows = await t
-          .insertInto('attribution_conversions')
-          .values(
-            piece.map((conversion) => ({
-              conversion_id: conversion.id,
-              visitor_id: conversion.visitorId,
-              value: conversion.value,
-              occurred_at: conversion.occurredAt,
-              recorded_at: conversion.recordedAt,
-            })),
-          )
-          .onConflict((oc) => oc.column('conversion_id').doNothing())
-          .returning('conversion_id')
-          .execute();
+        const rows = await insertConversions(db, piece.map(conversionRowOf));
         for (const row of rows) returned.add(row.conversion_id);
       }
       return keptOf(conversions, (conversion) => conversion.id, returned);

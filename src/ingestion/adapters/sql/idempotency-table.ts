@@ -1,10 +1,27 @@
 import type { Kysely } from 'kysely';
+import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import type { FirstResult, IdempotencyLog, RoutingSummary } from '../../application/ports.js';
 
-type Tables = { ingest_idempotency: { app_id: string; idem_key: string; event_id: string; routing: string; created_at: string } };
+type IdempotencyRow = { app_id: string; idem_key: string; event_id: string; routing: string; created_at: string };
+type Tables = { ingest_idempotency: IdempotencyRow };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
+
+// Every message of a tracking-API batch carries a messageId: this insert runs for each of them.
+const rememberRows = insertTemplate<IdempotencyRow>(['app_id', 'idem_key', 'event_id', 'routing', 'created_at'], (db, rows) =>
+  tables(db)
+    .insertInto('ingest_idempotency')
+    .values(rows)
+    // A key past its window is reused: the new request replaces the expired record.
+    .onConflict((oc) =>
+      oc.columns(['app_id', 'idem_key']).doUpdateSet((eb) => ({
+        event_id: eb.ref('excluded.event_id'),
+        routing: eb.ref('excluded.routing'),
+        created_at: eb.ref('excluded.created_at'),
+      })),
+    ),
+);
 
 /** Lives in the database, not in memory: it survives restarts and is shared by every ingestion replica. */
 export function sqlIdempotencyLog(db: Kysely<object>): IdempotencyLog {
@@ -25,25 +42,16 @@ export function sqlIdempotencyLog(db: Kysely<object>): IdempotencyLog {
     },
     async rememberMany(appId, entries, at) {
       for (const piece of rowPieces(db, entries)) {
-        const values = piece.map(({ key, result }) => ({
-          app_id: appId,
-          idem_key: key,
-          event_id: result.eventId,
-          routing: JSON.stringify(result.routing),
-          created_at: at,
-        }));
-        // A key past its window is reused: the new request replaces the expired record.
-        await tables(db)
-          .insertInto('ingest_idempotency')
-          .values(values)
-          .onConflict((oc) =>
-            oc.columns(['app_id', 'idem_key']).doUpdateSet((eb) => ({
-              event_id: eb.ref('excluded.event_id'),
-              routing: eb.ref('excluded.routing'),
-              created_at: eb.ref('excluded.created_at'),
-            })),
-          )
-          .execute();
+        await rememberRows(
+          db,
+          piece.map(({ key, result }) => ({
+            app_id: appId,
+            idem_key: key,
+            event_id: result.eventId,
+            routing: JSON.stringify(result.routing),
+            created_at: at,
+          })),
+        );
       }
     },
   };

@@ -7,6 +7,7 @@ import { uuidV7 } from '../../ids.js';
 import { migrateToLatest } from '../../sqlite/migrate.js';
 import { openSqlite } from '../../sqlite/open-sqlite.js';
 import { eventStoreContract } from '../event-store.contract.js';
+import { DATA_TEXT, extendedEvent, serialize } from '../serialized-event.js';
 import { sqliteEventStoreMigrations } from './migrations.js';
 import { sqliteEventStore } from './sqlite-event-store.js';
 
@@ -34,7 +35,8 @@ describe('sqlite event store reads', () => {
     // No in-memory tail: every read goes to SQLite.
     const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7, recentEvents: 0, readBudget: 100 });
     try {
-      for (const size of [50, 50, 500, 10]) await store.append({ streamId: `s-${size}-${Math.random()}`, events: [{ type: 'A', data: { s: 'x'.repeat(size) } }] });
+      for (const size of [50, 50, 500, 10])
+        await store.append({ streamId: `s-${size}-${Math.random()}`, events: [{ type: 'A', data: { s: 'x'.repeat(size) } }] });
       const sizes = async (after: number) => (await store.readAll({ after, limit: 10 })).map((e) => (e.data as { s: string }).s.length);
       expect(await sizes(0)).toEqual([50]); // the second would pass 100
       expect(await sizes(1)).toEqual([50]); // the third alone is over the budget
@@ -62,6 +64,29 @@ describe('sqlite event store reads', () => {
       expect(first?.data).toEqual({ n: 1 });
     } finally {
       await store.close();
+      await sqlite.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('hands over the text of each event it reads, from the tail or from SQLite, so a follow-up event can be spliced from it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-es-'));
+    const sqlite = openSqlite(join(dir, 'events.db'));
+    await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations]);
+    const tailed = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
+    const untailed = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7, recentEvents: 0 });
+    try {
+      await tailed.append({ streamId: 's-1', events: [{ type: 'A', data: { n: 1, s: 'é\u0000"' } }] });
+      for (const store of [tailed, untailed]) {
+        const [read] = await store.readAll({ after: 0, limit: 10 });
+        if (!read) throw new Error('nothing read');
+        const next = extendedEvent(read, { type: 'B', data: { ...read.data, at: 'now' } }, { at: 'now' });
+        expect(serialize(next).data).toBe(JSON.stringify({ n: 1, s: 'é\u0000"', at: 'now' }));
+        expect((next as { [DATA_TEXT]?: string })[DATA_TEXT]).toBeDefined();
+      }
+    } finally {
+      await tailed.close();
+      await untailed.close();
       await sqlite.close();
       rmSync(dir, { recursive: true, force: true });
     }

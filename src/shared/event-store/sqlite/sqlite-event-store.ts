@@ -17,6 +17,7 @@ import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { recentEvents } from '../recent-events.js';
+import { DATA_TEXT } from '../serialized-event.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
 
 export interface EventsTable {
@@ -296,5 +297,6 @@ function toRecorded(row: EventRow): RecordedEvent {
       return (metadata ??= JSON.parse(row.metadata) as EventMetadata);
     },
     recordedAt: row.recorded_at,
-  };
+    [DATA_TEXT]: row.data,
+  } as RecordedEvent;
 }
