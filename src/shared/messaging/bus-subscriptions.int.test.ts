@@ -93,6 +93,66 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
     }
   }, 30_000);
 
+  it('folds the stages of one entity delivered together in one transaction, in the order of the stream', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-bus-order-'));
+    const suffix = randomBytes(6).toString('hex');
+    const stream = `INTAKE_TEST_${suffix}`;
+    const sqlite = openSqlite(join(dir, 'db.sqlite'));
+    await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
+    const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
+    const bus = natsMessageBus({ servers: url ?? '', stream, subjects: [`o${suffix}.>`] });
+    const calls: string[][] = [];
+    let running = 0;
+    let overlapped = false;
+    const subscriber: Subscriber = {
+      name: 'folding',
+      handles: ['Stage'],
+      async handle(events) {
+        overlapped ||= running > 0;
+        running += 1;
+        await new Promise((r) => setTimeout(r, 5));
+        calls.push(events.map((event) => `${(event.data as { item_id: string }).item_id}/${(event.data as { n: number }).n}`));
+        running -= 1;
+      },
+    };
+    const consumers = busSubscriptions({
+      bus,
+      store,
+      db: sqlite.db,
+      clock: systemClock,
+      logger: pino({ level: 'silent' }),
+      role: 'order',
+      subscribers: [subscriber],
+      subjects: [`o${suffix}.>`],
+    });
+    try {
+      for (let n = 0; n < 30; n++) {
+        const itemId = n % 3 === 0 ? 'same' : `other-${n}`;
+        await bus.publish(`o${suffix}.x.Stage`, { id: `o-${suffix}-${n}`, type: 'Stage', data: { item_id: itemId, n }, metadata: {} });
+      }
+      consumers.start();
+      const deadline = Date.now() + 20_000;
+      while (calls.flat().length < 30) {
+        if (Date.now() > deadline) throw new Error(`handled ${calls.flat().length} of 30`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const same = calls.map((call) => call.filter((entry) => entry.startsWith('same/')));
+      expect(same.flat()).toEqual(Array.from({ length: 10 }, (_, i) => `same/${i * 3}`));
+      // Stages of one item share a transaction instead of waiting for each other's commit.
+      expect(Math.max(...same.map((entries) => entries.length))).toBeGreaterThan(1);
+      expect(overlapped).toBe(false);
+    } finally {
+      await consumers.stop();
+      await bus.close();
+      await store.close();
+      await sqlite.close();
+      rmSync(dir, { recursive: true, force: true });
+      const admin = await connect({ servers: url ?? '' });
+      await (await jetstreamManager(admin)).streams.delete(stream).catch(() => false);
+      await admin.close();
+    }
+  }, 30_000);
+
   it('reports lag, retries a parked event by its id, and replays a view from the first message of the stream', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'intake-bus-admin-'));
     const suffix = randomBytes(6).toString('hex');

@@ -35,22 +35,12 @@ export interface BusSubscriptionOptions {
   readonly maxDeliver?: number;
   readonly ackWaitMs?: number;
   readonly retryDelayMs?: number;
-  /** Events handled at once per subscriber, and so at most committed together; events of one entity never overlap. */
+  /** Events in hand at once per subscriber, and so at most committed together. */
   readonly concurrency?: number;
   /** Messages fetched ahead of handling. */
   readonly prefetch?: number;
   /** Observes each commit: how many events it handled for the first time (metrics). */
   readonly onConsumed?: (subscriber: string, count: number) => void;
-}
-
-/** The entity an event is about: handlers read and write its rows, so its events must not overlap. */
-function entityKey(message: { id: string; data: object }): string {
-  const data = message.data as Record<string, unknown>;
-  for (const field of ['item_id', 'rule_id', 'visitor_id', 'app_id', 'event_type']) {
-    const value = data[field];
-    if (typeof value === 'string') return `${field}:${value}`;
-  }
-  return `id:${message.id}`;
 }
 
 export interface BusSubscriptions {
@@ -120,15 +110,18 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       .then((count) => options.onConsumed?.(subscriber.name, count));
 
   /**
-   * Group commit for consumers: the events in flight at one moment (of different entities, see
-   * `entityKey`) share one transaction and one fsync; each delivery is acknowledged after it. If the
-   * shared transaction fails, each event is tried alone, so a poison event fails by itself.
+   * Group commit for consumers, as the embedded reader does it: the events handed over while one
+   * transaction runs wait, in the order the broker delivered them, and go together into the next one.
+   * One transaction at a time per subscriber keeps an entity's events in order across transactions,
+   * and within one the subscriber folds them in order (two stages of one item cost one write of its
+   * view). Each delivery is acknowledged after its commit. If the shared transaction fails, each event
+   * is tried alone, so a poison event fails by itself.
    */
   const grouped = (subscriber: Subscriber) => {
-    let waiting: Array<{ event: RecordedEvent; settle(error?: unknown): void }> = [];
-    const flush = async () => {
-      const batch = waiting;
-      waiting = [];
+    type Waiting = { event: RecordedEvent; settle(error?: unknown): void };
+    let waiting: Waiting[] = [];
+    let draining = false;
+    const flush = async (batch: readonly Waiting[]) => {
       try {
         await commit(
           subscriber,
@@ -145,10 +138,24 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
         }
       }
     };
+    const drain = async () => {
+      try {
+        while (waiting.length > 0) {
+          const batch = waiting;
+          waiting = [];
+          await flush(batch);
+        }
+      } finally {
+        draining = false;
+      }
+    };
     return (event: RecordedEvent) =>
       new Promise<void>((resolve, reject) => {
-        if (waiting.length === 0) setImmediate(() => void flush());
         waiting.push({ event, settle: (error) => (error === undefined ? resolve() : reject(error)) });
+        if (draining) return;
+        draining = true;
+        // After this turn's deliveries have joined: they share the first transaction.
+        setImmediate(() => void drain());
       });
   };
 
@@ -184,11 +191,10 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             maxDeliver: options.maxDeliver ?? 5,
             ackWaitMs: options.ackWaitMs ?? 30_000,
             retryDelayMs: options.retryDelayMs ?? 1000,
-            // Many events in flight, one entity at a time: they are committed together (see `grouped`), so
-            // a transaction holds up to this many events and the next batch is already prefetched.
+            // Many events in flight, committed together in delivery order (see `grouped`): a transaction
+            // holds up to this many events and the next batch is already prefetched.
             concurrency: options.concurrency ?? 256,
             prefetch: options.prefetch ?? 512,
-            keyOf: entityKey,
             async onParked(message, error) {
               const event = eventOfMessage(message);
               const reason = error instanceof Error ? error.message : String(error);
