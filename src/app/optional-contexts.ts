@@ -4,6 +4,15 @@
  * reading the configuration does not load every context (a second `intake serve` on a taken port
  * answers in well under a second).
  */
-export const OPTIONAL_CONTEXTS = ['routing', 'analytics', 'validation', 'processing', 'query', 'tracking', 'attribution', 'statistics'] as const;
+export const OPTIONAL_CONTEXTS = [
+  'routing',
+  'analytics',
+  'validation',
+  'processing',
+  'query',
+  'tracking',
+  'attribution',
+  'statistics',
+] as const;
 
 export type OptionalContext = (typeof OPTIONAL_CONTEXTS)[number];

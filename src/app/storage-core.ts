@@ -135,7 +135,12 @@ async function chained(subscribers: readonly Subscriber[], db: Kysely<object>, o
   for (const [name, memberNames] of Object.entries(CHAINS)) {
     const members = memberNames.flatMap((member) => running.filter((s) => s.name === member));
     if (members.length < 2) {
-      await dissolveChain(db, name, members.map((member) => member.name), options.clock.now().toISOString());
+      await dissolveChain(
+        db,
+        name,
+        members.map((member) => member.name),
+        options.clock.now().toISOString(),
+      );
       continue;
     }
     const chain = subscriberChain(name, members, options);
@@ -200,4 +205,3 @@ async function openBackend(config: Config, checkpointLogger: Logger | undefined,
     },
   };
 }
-

@@ -49,7 +49,6 @@ export async function replay(config: Config, logger: Logger, output: Output, sub
   }
 }
 
-
 /**
  * The distributed mode: the roles in ROLE rebuild their views from the broker's stream (each of their
  * durable consumers is rewound), and this returns once they have consumed all it holds.

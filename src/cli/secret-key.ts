@@ -21,7 +21,10 @@ export async function adoptKey(config: Config, output: Output): Promise<void> {
   const now = () => new Date();
   if (isPostgresUrl(config.databaseUrl)) {
     // The routing role's schema, or the one schema of a single process on PostgreSQL.
-    const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config, config.distributed ? 'routing' : undefined) });
+    const postgres = await openPostgres({
+      url: config.databaseUrl,
+      schema: postgresSchemaOf(config, config.distributed ? 'routing' : undefined),
+    });
     try {
       await migratePostgresToLatest(postgres, [routingMigrations]);
       report(output, await adoptSecretKey(postgres.db, box, now), `schema ${postgres.schema}`);

@@ -33,7 +33,9 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     // Loaded only now: the contexts are most of the start-up time, and a second start fails before it.
     intake = distributed
       ? await (await import('../app/distributed.js')).buildDistributed({ config, logger, adminDigest })
-      : await (await import('../app/embedded.js')).buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
+      : await (
+          await import('../app/embedded.js')
+        ).buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
   } catch (error) {
     lock?.release();
     throw error;

@@ -132,7 +132,11 @@ describe('the intake CLI', () => {
     };
     const first = await startServerProcess(env);
     const post = (path: string, body: unknown) =>
-      fetch(`${first.url}${path}`, { method: 'POST', headers: { authorization: 'Bearer sealed', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${first.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer sealed', 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     expect((await post('/api/applications', { name: 'Shop', app_id: 'shop' })).status).toBe(201);
     const created = await post('/api/routing-rules', {
       app_id: 'shop',

@@ -12,7 +12,12 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
     const prefix = `t${randomBytes(5).toString('hex')}_`;
     const intake = await startTestIntake({ DATABASE_URL: testPostgresUrl ?? '', DB_SCHEMA_PREFIX: prefix });
     const post = (url: string, payload: unknown) =>
-      intake.app.inject({ method: 'POST', url, headers: { ...auth, 'content-type': 'application/json' }, payload: JSON.stringify(payload) });
+      intake.app.inject({
+        method: 'POST',
+        url,
+        headers: { ...auth, 'content-type': 'application/json' },
+        payload: JSON.stringify(payload),
+      });
     try {
       const created = await post('/ingest', { partner_id: 'p1', event_type: 'signup', payload: { plan: 'pro' } });
       expect(created.statusCode).toBe(201);
@@ -36,7 +41,9 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       await intake.subscriptions.caughtUp(30_000);
       const view = (await intake.app.inject({ method: 'GET', url: `/query/${id}`, headers: auth })).json();
       expect(view.status).toBe('processed');
-      const stats = (await intake.app.inject({ method: 'GET', url: '/api/statistics/dashboard/p1?time_period=daily', headers: auth })).json();
+      const stats = (
+        await intake.app.inject({ method: 'GET', url: '/api/statistics/dashboard/p1?time_period=daily', headers: auth })
+      ).json();
       expect(JSON.stringify(stats)).toContain('"total_events":1');
 
       expect((await post('/api/admin/subscriptions/query/replay', {})).statusCode).toBe(202);

@@ -220,7 +220,10 @@ describe('the pipeline, end to end in one process', () => {
     await ingest(app, { partner_id: 'p', payload: {} });
     const ready = (await app.app.inject({ method: 'GET', url: '/health/ready' })).json();
     // Subscribers not started are reported as stopped, and readiness says so.
-    expect(ready.checks['subscriber:query']).toEqual({ status: 'down', detail: `stopped, position 0, lag ${await app.store.headPosition()}, parked 0` });
+    expect(ready.checks['subscriber:query']).toEqual({
+      status: 'down',
+      detail: `stopped, position 0, lag ${await app.store.headPosition()}, parked 0`,
+    });
     expect(ready.status).toBe('not_ready');
     const listed = (await app.app.inject({ method: 'GET', url: '/api/admin/subscriptions', headers: auth })).json();
     expect(listed.items.map((s: { name: string }) => s.name)).toEqual(

@@ -274,7 +274,9 @@ describe('database destination', () => {
     const history = await intake.store.readStream(`data-${eventId}`);
     const routed = history.filter((e) => e.type === 'DataRouted');
     expect(routed.map((e) => e.data)).toEqual([
-      expect.objectContaining({ deliveries: [expect.objectContaining({ destination_type: 'database', delivered_at: expect.any(String) })] }),
+      expect.objectContaining({
+        deliveries: [expect.objectContaining({ destination_type: 'database', delivered_at: expect.any(String) })],
+      }),
     ]);
     expect(history.filter((e) => e.type.startsWith('Delivery'))).toEqual([]);
     const item = (await call(intake, 'GET', `/api/events/${eventId}`)).json();

@@ -60,7 +60,9 @@ describe('with a storage thread', () => {
       ],
     });
     expect(batch.statusCode).toBeLessThan(300);
-    const statuses = (batch.json().data?.results ?? batch.json().results ?? batch.json().receipts ?? []).map((r: { status: string }) => r.status);
+    const statuses = (batch.json().data?.results ?? batch.json().results ?? batch.json().receipts ?? []).map(
+      (r: { status: string }) => r.status,
+    );
     expect(statuses).toEqual(['accepted', 'duplicate', 'rejected', 'accepted']);
     await intake.subscriptions.caughtUp(20_000);
     const listed = (await get(intake, '/api/events/app/shop?limit=100')).json();
@@ -94,8 +96,22 @@ describe('with a storage thread', () => {
     const intake = await start();
     const tracking = await post(intake, '/api/v1/tracking/events/batch', {
       events: [
-        { partner_id: 'p', campaign_id: 'c', visitor_id: 'v1', interaction_type: 'click', source_url: 'https://a.example/x', destination_url: 'https://b.example/y' },
-        { partner_id: 'p', campaign_id: 'c', visitor_id: 'v2', interaction_type: 'view', source_url: 'https://a.example/x', destination_url: 'https://b.example/y' },
+        {
+          partner_id: 'p',
+          campaign_id: 'c',
+          visitor_id: 'v1',
+          interaction_type: 'click',
+          source_url: 'https://a.example/x',
+          destination_url: 'https://b.example/y',
+        },
+        {
+          partner_id: 'p',
+          campaign_id: 'c',
+          visitor_id: 'v2',
+          interaction_type: 'view',
+          source_url: 'https://a.example/x',
+          destination_url: 'https://b.example/y',
+        },
       ],
     });
     expect(tracking.statusCode).toBeLessThan(300);

@@ -38,7 +38,6 @@ export interface HttpServerOptions {
   readonly contexts: readonly HttpContext[];
 }
 
-
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
 const MAX_PARAM_LENGTH = 4096;
 

@@ -255,14 +255,16 @@ export function deliveryAttempts(deps: AttemptDeps): {
   };
 
   const writeRow = async (tx: StoreTransaction, delivery: Delivery, rule: StoredRule, now: Date) =>
-    deps.tables(tx.db, (callback) => tx.afterCommit(callback)).insert((rule.destination_config as DatabaseConfig).table, {
-      delivery_id: delivery.deliveryId,
-      event_id: delivery.itemId,
-      app_id: delivery.appId,
-      event_type: delivery.eventType,
-      body: delivery.body,
-      delivered_at: now.toISOString(),
-    });
+    deps
+      .tables(tx.db, (callback) => tx.afterCommit(callback))
+      .insert((rule.destination_config as DatabaseConfig).table, {
+        delivery_id: delivery.deliveryId,
+        event_id: delivery.itemId,
+        app_id: delivery.appId,
+        event_type: delivery.eventType,
+        body: delivery.body,
+        delivered_at: now.toISOString(),
+      });
 
   return { attempt: attemptDelivery, recover };
 }

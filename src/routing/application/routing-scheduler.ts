@@ -34,7 +34,16 @@ export interface SchedulerDeps {
  * and in DataRouted), instead of an attempt, two events and a transaction of its own per item. Rule
  * events only invalidate this process's compiled rules: that is how every replica sees a change.
  */
-export function routingScheduler({ clock, rules, deliveries, tables, evaluator, onScheduled, onDelivered, onRuleChanged }: SchedulerDeps): Subscriber {
+export function routingScheduler({
+  clock,
+  rules,
+  deliveries,
+  tables,
+  evaluator,
+  onScheduled,
+  onDelivered,
+  onRuleChanged,
+}: SchedulerDeps): Subscriber {
   return {
     name: 'routing',
     handles: ['DataIngested', ...RULE_EVENT_TYPES],

@@ -380,9 +380,7 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
       };
       return withStore(
         async ({ store }) => {
-          const outcomes = await Promise.allSettled(
-            [1, 13, 2].map((n) => store.append({ streamId: `v-${n}`, events: [event('A', n)] })),
-          );
+          const outcomes = await Promise.allSettled([1, 13, 2].map((n) => store.append({ streamId: `v-${n}`, events: [event('A', n)] })));
           expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
           expect((await readSettled(store, 2)).map((e) => e.streamId).sort()).toEqual(['v-1', 'v-2']);
         },

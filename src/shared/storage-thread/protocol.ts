@@ -12,14 +12,21 @@ export interface WireAppend {
 export interface WireAppendResult {
   readonly streamId: string;
   readonly nextExpectedVersion: number;
-  readonly events: ReadonlyArray<{ readonly eventId: string; readonly position: number; readonly streamVersion: number; readonly recordedAt: string }>;
+  readonly events: ReadonlyArray<{
+    readonly eventId: string;
+    readonly position: number;
+    readonly streamVersion: number;
+    readonly recordedAt: string;
+  }>;
 }
 
 export type Call =
   | { readonly id: number; readonly kind: 'append'; readonly request: WireAppend }
   | { readonly id: number; readonly kind: 'procedure'; readonly name: string; readonly args: readonly unknown[] };
 
-export type Reply = { readonly id: number; readonly ok: true; readonly value: unknown } | { readonly id: number; readonly ok: false; readonly error: WireError };
+export type Reply =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: WireError };
 
 /** HTTP thread → storage thread: every call made during one tick of the event loop. */
 export interface CallsMessage {

@@ -61,10 +61,14 @@ describe('storage thread protocol', () => {
       };
       const server = serveStorage({ port: port2, store: remote.local, procedures: remote.procedures });
       const client = storageClient(counting, remote.local);
-      await Promise.all(Array.from({ length: 50 }, (_, i) => client.store.append({ streamId: `t-${i}`, events: [{ type: 'A', data: { i } }] })));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) => client.store.append({ streamId: `t-${i}`, events: [{ type: 'A', data: { i } }] })),
+      );
       expect(messages).toEqual([16, 16, 16, 2]);
       messages.length = 0;
-      await Promise.all(Array.from({ length: 3 }, (_, i) => client.store.append({ streamId: `u-${i}`, events: [{ type: 'A', data: { i } }] })));
+      await Promise.all(
+        Array.from({ length: 3 }, (_, i) => client.store.append({ streamId: `u-${i}`, events: [{ type: 'A', data: { i } }] })),
+      );
       expect(messages).toEqual([3]);
       server.close();
       port1.close();

@@ -52,7 +52,11 @@ export function serveStorage({ port, store, procedures }: StorageServerOptions):
   const onMessage = (message: CallsMessage) => {
     for (const call of message.calls) {
       if (call.kind === 'append') void reply(call.id, store.append(fromWireAppend(call.request)).then(toWireResult));
-      else void reply(call.id, Promise.resolve().then(() => procedures.call(call.name, call.args)));
+      else
+        void reply(
+          call.id,
+          Promise.resolve().then(() => procedures.call(call.name, call.args)),
+        );
     }
   };
   port.on('message', onMessage);
@@ -77,6 +81,11 @@ function toWireResult(result: AppendResult): WireAppendResult {
   return {
     streamId: result.streamId,
     nextExpectedVersion: result.nextExpectedVersion,
-    events: result.events.map((e) => ({ eventId: e.eventId, position: e.position, streamVersion: e.streamVersion, recordedAt: e.recordedAt })),
+    events: result.events.map((e) => ({
+      eventId: e.eventId,
+      position: e.position,
+      streamVersion: e.streamVersion,
+      recordedAt: e.recordedAt,
+    })),
   };
 }

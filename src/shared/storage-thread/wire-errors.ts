@@ -26,7 +26,8 @@ export function toWire(error: unknown): WireError {
   if (error instanceof ValidationError) return { ...base, kind: 'validation', code: error.code, violations: error.violations };
   if (error instanceof NotFoundError) return { ...base, kind: 'not-found', code: error.code };
   if (error instanceof ConflictError) return { ...base, kind: 'conflict', code: error.code };
-  if (error instanceof UnavailableError) return { ...base, kind: 'unavailable', code: error.code, retryAfterSeconds: error.retryAfterSeconds };
+  if (error instanceof UnavailableError)
+    return { ...base, kind: 'unavailable', code: error.code, retryAfterSeconds: error.retryAfterSeconds };
   if (error instanceof UnauthorizedError) return { ...base, kind: 'unauthorized' };
   if (error instanceof ForbiddenError) return { ...base, kind: 'forbidden' };
   if (error instanceof DomainError) return { ...base, kind: 'other', code: error.code };
@@ -58,6 +59,7 @@ export function fromWire(wire: WireError): Error {
         return new Error(wire.message);
     }
   })();
-  if (wire.stack) error.stack = `${error.name}: ${wire.message}\n    (in the storage thread)\n${wire.stack.split('\n').slice(1).join('\n')}`;
+  if (wire.stack)
+    error.stack = `${error.name}: ${wire.message}\n    (in the storage thread)\n${wire.stack.split('\n').slice(1).join('\n')}`;
   return error;
 }

@@ -146,7 +146,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
    * fault clears, reporting `retrying` meanwhile.
    */
   const run = async (runner: Runner) => {
-    for (let failures = 0; runner.running; ) {
+    for (let failures = 0; runner.running;) {
       try {
         await follow(runner, () => {
           failures = 0;
@@ -155,7 +155,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       } catch (error) {
         if (!runner.running) return;
         failures += 1;
-        if (runner.fault === undefined) logger.error({ subscriber: runner.subscriber.name, err: error }, 'subscriber failed; retrying with backoff');
+        if (runner.fault === undefined)
+          logger.error({ subscriber: runner.subscriber.name, err: error }, 'subscriber failed; retrying with backoff');
         runner.fault = error instanceof Error ? error.message : String(error);
         await sleep(Math.min(retryBaseMs * 2 ** Math.min(failures, 16), MAX_FAULT_PAUSE_MS));
       }
@@ -222,7 +223,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
   };
 
   // A member of a chain is run, replayed and reported through its chain.
-  const membersOf = (subscriber: Subscriber): readonly Subscriber[] => ('members' in subscriber ? (subscriber as SubscriberChain).members : [subscriber]);
+  const membersOf = (subscriber: Subscriber): readonly Subscriber[] =>
+    'members' in subscriber ? (subscriber as SubscriberChain).members : [subscriber];
   const runnerOf = (name: string) => {
     const runner = runners.get(name) ?? [...runners.values()].find((r) => membersOf(r.subscriber).some((m) => m.name === name));
     if (!runner)
@@ -281,16 +283,18 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     async status() {
       const head = await store.headPosition();
       const parked = await listParked(db);
-      return [...runners.values()].flatMap((runner) => membersOf(runner.subscriber).map((member) => ({
-        name: member.name,
-        position: runner.position,
-        head,
-        lag: Math.max(0, head - runner.position),
-        // A chain parks an event under the member that failed on it (the chain's own name: from before).
-        parked: parked.filter((p) => p.subscriber === member.name || p.subscriber === runner.subscriber.name).length,
-        state: !runner.running ? 'stopped' : runner.fault === undefined ? 'running' : 'retrying',
-        ...(runner.fault === undefined ? {} : { fault: runner.fault }),
-      })));
+      return [...runners.values()].flatMap((runner) =>
+        membersOf(runner.subscriber).map((member) => ({
+          name: member.name,
+          position: runner.position,
+          head,
+          lag: Math.max(0, head - runner.position),
+          // A chain parks an event under the member that failed on it (the chain's own name: from before).
+          parked: parked.filter((p) => p.subscriber === member.name || p.subscriber === runner.subscriber.name).length,
+          state: !runner.running ? 'stopped' : runner.fault === undefined ? 'running' : 'retrying',
+          ...(runner.fault === undefined ? {} : { fault: runner.fault }),
+        })),
+      );
     },
 
     async caughtUp(timeoutMs = 30_000) {
@@ -352,7 +356,11 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
     names: () => [...runners.values()].flatMap((r) => membersOf(r.subscriber).map((m) => m.name)),
     replayable: () =>
-      [...runners.values()].flatMap((r) => membersOf(r.subscriber).filter((m) => m.reset !== undefined).map((m) => m.name)),
+      [...runners.values()].flatMap((r) =>
+        membersOf(r.subscriber)
+          .filter((m) => m.reset !== undefined)
+          .map((m) => m.name),
+      ),
   };
 }
 

@@ -119,7 +119,11 @@ it('parks an event only for the member that fails on it; the others, and its app
   };
   const subscriptions = chainSubscriptions(store, sqlite, [checker, view]);
   try {
-    for (const [streamId, bad] of [['a', false], ['b', true], ['c', false]] as const) {
+    for (const [streamId, bad] of [
+      ['a', false],
+      ['b', true],
+      ['c', false],
+    ] as const) {
       await store.append({ streamId, events: [{ type: 'Received', data: { bad } }] });
     }
     subscriptions.start();
@@ -202,8 +206,19 @@ describe('members that come and go between runs (INTAKE_DISABLE)', () => {
   it('gives a member left out for a while what happened meanwhile, and the others nothing twice', async () => {
     const { sqlite, store, close } = await setUp();
     try {
-      expect(await run(sqlite, store, ['a', 'b', 'c'], 2)).toEqual(new Map([['a', [1, 2]], ['b', [1, 2]], ['c', [1, 2]]]));
-      expect(await run(sqlite, store, ['a', 'c'], 3)).toEqual(new Map([['a', [3, 4, 5]], ['c', [3, 4, 5]]]));
+      expect(await run(sqlite, store, ['a', 'b', 'c'], 2)).toEqual(
+        new Map([
+          ['a', [1, 2]],
+          ['b', [1, 2]],
+          ['c', [1, 2]],
+        ]),
+      );
+      expect(await run(sqlite, store, ['a', 'c'], 3)).toEqual(
+        new Map([
+          ['a', [3, 4, 5]],
+          ['c', [3, 4, 5]],
+        ]),
+      );
       const back = await run(sqlite, store, ['a', 'b', 'c'], 1);
       expect(back.get('b')).toEqual([3, 4, 5, 6]);
       expect(back.get('a')).toEqual([6]);
@@ -244,7 +259,12 @@ describe('members that come and go between runs (INTAKE_DISABLE)', () => {
       for (let i = 0; i < 3; i++) await store.append({ streamId: `old-${i}`, events: [{ type: 'Happened', data: {} }] });
       await saveCheckpoint(sqlite.db, 'views', 3, 'now');
       const seen = await run(sqlite, store, ['a', 'b'], 1);
-      expect(seen).toEqual(new Map([['a', [4]], ['b', [4]]]));
+      expect(seen).toEqual(
+        new Map([
+          ['a', [4]],
+          ['b', [4]],
+        ]),
+      );
     } finally {
       await close();
     }

@@ -94,7 +94,8 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
             handledHere.clear();
             // A replay starts every member over, also after a restart halfway through it.
             handledUpTo = new Map();
-            for (const member of members) await saveCheckpoint(tx.db, membershipOf(name, member.name), 0, options.clock.now().toISOString());
+            for (const member of members)
+              await saveCheckpoint(tx.db, membershipOf(name, member.name), 0, options.clock.now().toISOString());
             for (const member of resettable) await member.reset?.(tx);
           },
         }),
@@ -140,7 +141,12 @@ const membershipOf = (chain: string, member: string) => `${MEMBERSHIP}${chain}:$
  */
 export async function joinMembers(db: Kysely<object>, chain: SubscriberChain, at: string): Promise<void> {
   await db.transaction().execute(async (trx) => {
-    const { position, recorded, stored } = await leaveAllBut(trx, chain.name, chain.members.map((member) => member.name), at);
+    const { position, recorded, stored } = await leaveAllBut(
+      trx,
+      chain.name,
+      chain.members.map((member) => member.name),
+      at,
+    );
     const starts = new Map<string, number>();
     for (const member of chain.members) {
       const joinedAt = recorded.get(member.name);

@@ -4,7 +4,14 @@ import type { HttpContext } from '../../../shared/http/http-context.js';
 import { errorResponses, JsonObjectSchema } from '../../../shared/http/schemas.js';
 import type { DestinationView } from '../../application/destinations.js';
 import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
-import { deliveryState, type Attempt, type Delivery, type DeliveryFilter, type ReplayJob, type StoredRule } from '../../application/ports.js';
+import {
+  deliveryState,
+  type Attempt,
+  type Delivery,
+  type DeliveryFilter,
+  type ReplayJob,
+  type StoredRule,
+} from '../../application/ports.js';
 import type { ReplayProgress } from '../../application/replay-jobs.js';
 import type { TestSendResult } from '../../application/test-send.js';
 import type { Breaker } from '../../domain/circuit-breaker.js';
@@ -181,7 +188,8 @@ const DeliverySchema = Type.Object(
     status: Type.Union(
       DELIVERY_STATES.map((state) => Type.Literal(state)),
       {
-        description: 'pending (not attempted yet) | retrying (an attempt failed, another is scheduled) | succeeded | dead_lettered | cancelled (a replay job withdrew it)',
+        description:
+          'pending (not attempted yet) | retrying (an attempt failed, another is scheduled) | succeeded | dead_lettered | cancelled (a replay job withdrew it)',
       },
     ),
     webhook_id: Type.String({ description: 'The id receivers see; a replay keeps the original unless asked for fresh ids' }),

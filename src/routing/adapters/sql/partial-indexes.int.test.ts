@@ -26,7 +26,9 @@ async function recordingStore() {
   const plan = (match: RegExp) => {
     const statement = statements.find((s) => match.test(s.sql));
     if (!statement) throw new Error(`no statement matching ${match}`);
-    const rows = raw.prepare(`EXPLAIN QUERY PLAN ${statement.sql}`).all(...(statement.parameters as unknown[])) as Array<{ detail: string }>;
+    const rows = raw.prepare(`EXPLAIN QUERY PLAN ${statement.sql}`).all(...(statement.parameters as unknown[])) as Array<{
+      detail: string;
+    }>;
     return rows.map((row) => row.detail).join('\n');
   };
   const indexSql = (name: string) => (raw.prepare('SELECT sql FROM sqlite_master WHERE name = ?').get(name) as { sql: string }).sql;
@@ -39,7 +41,13 @@ it('finds pending deliveries of an ordering key, a replay’s deliveries and in-
   expect(indexSql('routing_deliveries_ordering')).toMatch(/WHERE status = 'pending' AND ordering_key IS NOT NULL/);
   expect(indexSql('routing_deliveries_replay')).toMatch(/WHERE replay_job_id IS NOT NULL/);
   expect(indexSql('routing_attempts_in_flight')).toMatch(/WHERE outcome = 'in_flight'/);
-  await store.claimDue({ now: '2026-12-02T10:00:00.000Z', leaseUntil: '2026-12-02T10:01:00.000Z', limit: 10, owner: 'w1', excludeRules: [] });
+  await store.claimDue({
+    now: '2026-12-02T10:00:00.000Z',
+    leaseUntil: '2026-12-02T10:01:00.000Z',
+    limit: 10,
+    owner: 'w1',
+    excludeRules: [],
+  });
   await store.countByJob('job-1');
   await store.inFlightAttempts('w1');
   expect(plan(/update "routing_deliveries" set "lease_until"/)).toContain('routing_deliveries_ordering');

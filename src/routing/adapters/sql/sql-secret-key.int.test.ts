@@ -10,7 +10,11 @@ import { routingMigrations } from './migrations.js';
 import { sqlSecretVault } from './sql-rules.js';
 import { adoptSecretKey, SecretKeyMismatchError, verifySecretKey } from './sql-secret-key.js';
 
-const backends: ReadonlyArray<{ readonly name: string; readonly available: boolean; open(): Promise<{ db: Kysely<object>; close(): Promise<void> }> }> = [
+const backends: ReadonlyArray<{
+  readonly name: string;
+  readonly available: boolean;
+  open(): Promise<{ db: Kysely<object>; close(): Promise<void> }>;
+}> = [
   {
     name: 'SQLite',
     available: true,

@@ -158,27 +158,29 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     async transaction(work) {
       const appended: EventRow[] = [];
       const committed: Array<() => void> = [];
-      const result = await guarded(() => db.transaction().execute((trx) => {
-        const appendAll = async (requests: readonly AppendRequest[]) => {
-          const outcomes = await appendWithin(trx, requests, appended);
-          const failure = outcomes.find((o) => o instanceof Error);
-          if (failure) throw failure;
-          return outcomes as AppendResult[];
-        };
-        const tx: StoreTransaction = {
-          db: untyped(trx),
-          async append(request) {
-            const [result] = await appendAll([request]);
-            if (!result) throw new Error('append produced no result');
-            return result;
-          },
-          appendMany: appendAll,
-          // Rolled back, its appends are never noted as committed.
-          isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
-          afterCommit: (callback) => committed.push(callback),
-        };
-        return work(tx);
-      }));
+      const result = await guarded(() =>
+        db.transaction().execute((trx) => {
+          const appendAll = async (requests: readonly AppendRequest[]) => {
+            const outcomes = await appendWithin(trx, requests, appended);
+            const failure = outcomes.find((o) => o instanceof Error);
+            if (failure) throw failure;
+            return outcomes as AppendResult[];
+          };
+          const tx: StoreTransaction = {
+            db: untyped(trx),
+            async append(request) {
+              const [result] = await appendAll([request]);
+              if (!result) throw new Error('append produced no result');
+              return result;
+            },
+            appendMany: appendAll,
+            // Rolled back, its appends are never noted as committed.
+            isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
+            afterCommit: (callback) => committed.push(callback),
+          };
+          return work(tx);
+        }),
+      );
       if (appended.length > 0) {
         notify(appended);
         await durable();
@@ -211,7 +213,12 @@ function untyped(db: Kysely<Tables>): Kysely<object> {
 const READ_BUDGET = 32 * 1024 * 1024;
 
 /** Up to `limit` events after `position`, and never more than the budget of text but at least one. */
-function readBounded(statement: Database.Statement<[number, number], EventRow>, position: number, limit: number, budget: number): EventRow[] {
+function readBounded(
+  statement: Database.Statement<[number, number], EventRow>,
+  position: number,
+  limit: number,
+  budget: number,
+): EventRow[] {
   const rows: EventRow[] = [];
   let text = 0;
   // Rows come from SQLite one at a time: leaving the loop early reads no further.
