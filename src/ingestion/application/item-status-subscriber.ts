@@ -11,6 +11,8 @@ export function itemStatusSubscriber(statuses: ItemStatusesFor): Subscriber {
   return {
     name: 'item-status',
     handles: Object.keys(STATUS_AFTER),
+    // A status only moves forward (laterStatus), so an event folded again changes nothing.
+    idempotent: true,
     async handle(events, tx) {
       const latest = new Map<string, ItemStatus>();
       for (const event of events) {

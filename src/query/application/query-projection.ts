@@ -15,6 +15,8 @@ export function queryProjection(views: ItemViewsFor, history?: HistoryRecorderFo
   return {
     name: 'query',
     handles: QUERY_EVENT_TYPES,
+    // Every event sets state by stage or by attempt (see evolveItemView), and the history ignores copies.
+    idempotent: true,
     async handle(events, tx) {
       const store = views(tx.db);
       const touched = await store.getMany([...new Set(events.map((e) => (e.data as { item_id: string }).item_id))]);

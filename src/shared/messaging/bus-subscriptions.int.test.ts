@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
@@ -16,97 +16,131 @@ import { openSqlite } from '../sqlite/open-sqlite.js';
 import { listParked } from '../subscriptions/checkpoints.js';
 import { subscriptionMigrations } from '../subscriptions/migrations.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
-import { busSubscriptions } from './bus-subscriptions.js';
+import { busSubscriptions, type BusSubscriptionOptions, type BusSubscriptions } from './bus-subscriptions.js';
+import type { MessageBus } from './message-bus.js';
 import { natsMessageBus } from './nats/nats-message-bus.js';
 
 const url = process.env.TEST_NATS_URL || undefined;
 if (!url) console.warn('skipping the bus subscription suite: TEST_NATS_URL is not set');
 
-describe.skipIf(!url)('subscribers fed by JetStream', () => {
-  it('commits concurrent events together, handles each once, and parks a poison event alone', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'intake-bus-sub-'));
-    const suffix = randomBytes(6).toString('hex');
-    const stream = `INTAKE_TEST_${suffix}`;
-    const sqlite = openSqlite(join(dir, 'db.sqlite'));
-    await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
-    await sql`CREATE TABLE seen (item_id TEXT NOT NULL, n INTEGER NOT NULL)`.execute(sqlite.db);
-    const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
-    const bus = natsMessageBus({ servers: url ?? '', stream, subjects: [`t${suffix}.>`] });
-    const batches: number[] = [];
-    // Not idempotent by itself: a second handling would insert a second row.
-    const subscriber: Subscriber = {
-      name: 'counting',
-      handles: ['Thing'],
-      async handle(events, tx) {
-        batches.push(events.length);
-        for (const event of events) {
-          const { item_id: itemId, n } = event.data as { item_id: string; n: number };
-          if (n === 13) throw new Error('thirteen is poison');
-          await sql`INSERT INTO seen (item_id, n) VALUES (${itemId}, ${n})`.execute(tx.db);
+interface Fixture {
+  readonly db: Kysely<object>;
+  readonly bus: MessageBus;
+  readonly consumers: BusSubscriptions;
+  /** Publishes a `Thing` about `item_id` with the number `n`, under an id of its own. */
+  publish(n: number, itemId?: string): Promise<void>;
+  /** Rows of a table of the fixture's database. */
+  count(table: 'seen' | 'consumed_events', subscriber?: string): Promise<number>;
+  until(check: () => Promise<boolean> | boolean, what: string): Promise<void>;
+}
+
+/** A SQLite store with a `seen` table, a private stream on the test NATS, and consumers for the subscribers. */
+async function withConsumers(
+  subscribers: readonly Subscriber[],
+  options: Pick<BusSubscriptionOptions, 'maxDeliver' | 'retryDelayMs'>,
+  test: (fixture: Fixture) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'intake-bus-sub-'));
+  const suffix = randomBytes(6).toString('hex');
+  const stream = `INTAKE_TEST_${suffix}`;
+  const subject = `t${suffix}`;
+  const sqlite = openSqlite(join(dir, 'db.sqlite'));
+  await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
+  await sql`CREATE TABLE seen (item_id TEXT NOT NULL, n INTEGER NOT NULL)`.execute(sqlite.db);
+  const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
+  const bus = natsMessageBus({ servers: url ?? '', stream, subjects: [`${subject}.>`] });
+  const consumers = busSubscriptions({
+    bus,
+    store,
+    db: sqlite.db,
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+    role: 'test',
+    subscribers,
+    subjects: [`${subject}.>`],
+    ...options,
+  });
+  const db = sqlite.db as Kysely<object>;
+  try {
+    await test({
+      db,
+      bus,
+      consumers,
+      publish: (n, itemId = `i-${n}`) =>
+        bus.publish(`${subject}.x.Thing`, { id: `${subject}-${n}`, type: 'Thing', data: { item_id: itemId, n }, metadata: {} }),
+      async count(table, subscriber) {
+        const where = subscriber === undefined ? sql`` : sql` WHERE subscriber = ${subscriber}`;
+        return (await sql<{ c: number }>`SELECT count(*) AS c FROM ${sql.table(table)}${where}`.execute(db)).rows[0]?.c ?? 0;
+      },
+      async until(check, what) {
+        const deadline = Date.now() + 20_000;
+        while (!(await check())) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+          await new Promise((r) => setTimeout(r, 20));
         }
       },
-    };
-    const consumers = busSubscriptions({
-      bus,
-      store,
-      db: sqlite.db,
-      clock: systemClock,
-      logger: pino({ level: 'silent' }),
-      role: 'test',
-      subscribers: [subscriber],
-      subjects: [`t${suffix}.>`],
-      maxDeliver: 2,
-      retryDelayMs: 50,
     });
-    try {
+  } finally {
+    await consumers.stop();
+    await bus.close();
+    await store.close();
+    await sqlite.close();
+    rmSync(dir, { recursive: true, force: true });
+    const admin = await connect({ servers: url ?? '' });
+    await (await jetstreamManager(admin)).streams.delete(stream).catch(() => false);
+    await admin.close();
+  }
+}
+
+/** Inserts a `seen` row per event; not idempotent by itself, so a second handling would show. */
+const recording = (name: string, poison: (n: number) => boolean, extra: Partial<Subscriber> = {}): Subscriber => ({
+  name,
+  handles: ['Thing'],
+  async handle(events, tx) {
+    for (const event of events) {
+      const { item_id: itemId, n } = event.data as { item_id: string; n: number };
+      if (poison(n)) throw new Error(`${n} is poison`);
+      await sql`INSERT INTO seen (item_id, n) VALUES (${itemId}, ${n})`.execute(tx.db);
+    }
+  },
+  ...extra,
+});
+
+describe.skipIf(!url)('subscribers fed by JetStream', () => {
+  it('commits concurrent events together, handles each once, and parks a poison event alone', async () => {
+    const batches: number[] = [];
+    const counting = recording('counting', (n) => n === 13);
+    const subscriber: Subscriber = {
+      ...counting,
+      async handle(events, tx) {
+        batches.push(events.length);
+        await counting.handle(events, tx);
+      },
+    };
+    await withConsumers([subscriber], { maxDeliver: 2, retryDelayMs: 50 }, async ({ db, publish, consumers, count, until }) => {
       for (let n = 0; n < 40; n++) {
-        const message = { id: `e-${suffix}-${n}`, type: 'Thing', data: { item_id: `i-${n}`, n }, metadata: {} };
-        await bus.publish(`t${suffix}.x.Thing`, message);
+        await publish(n);
         // The same event again: the broker's dedup window or the consumed-events row must absorb it.
-        if (n % 10 === 0) await bus.publish(`t${suffix}.x.Thing`, message);
+        if (n % 10 === 0) await publish(n);
       }
       consumers.start();
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const rows = (await sql<{ c: number }>`SELECT count(*) AS c FROM seen`.execute(sqlite.db)).rows[0]?.c ?? 0;
-        const parked = await listParked(sqlite.db, 'counting');
-        if (rows === 39 && parked.length === 1) break;
-        if (Date.now() > deadline) throw new Error(`rows ${rows}, parked ${parked.length}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      const perItem = (
-        await sql<{ item_id: string; c: number }>`SELECT item_id, count(*) AS c FROM seen GROUP BY item_id`.execute(sqlite.db)
-      ).rows;
+      await until(async () => (await count('seen')) === 39 && (await listParked(db, 'counting')).length === 1, '39 seen, one parked');
+      const perItem = (await sql<{ item_id: string; c: number }>`SELECT item_id, count(*) AS c FROM seen GROUP BY item_id`.execute(db))
+        .rows;
       expect(perItem.every((row) => row.c === 1)).toBe(true);
       expect(perItem.map((row) => row.item_id)).not.toContain('i-13');
-      expect((await listParked(sqlite.db, 'counting'))[0]?.error).toBe('thirteen is poison');
+      expect((await listParked(db, 'counting'))[0]?.error).toBe('13 is poison');
       expect(Math.max(...batches)).toBeGreaterThan(1);
-    } finally {
-      await consumers.stop();
-      await bus.close();
-      await store.close();
-      await sqlite.close();
-      rmSync(dir, { recursive: true, force: true });
-      const admin = await connect({ servers: url ?? '' });
-      await (await jetstreamManager(admin)).streams.delete(stream).catch(() => false);
-      await admin.close();
-    }
+    });
   }, 30_000);
 
   it('folds the stages of one entity delivered together in one transaction, in the order of the stream', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'intake-bus-order-'));
-    const suffix = randomBytes(6).toString('hex');
-    const stream = `INTAKE_TEST_${suffix}`;
-    const sqlite = openSqlite(join(dir, 'db.sqlite'));
-    await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
-    const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
-    const bus = natsMessageBus({ servers: url ?? '', stream, subjects: [`o${suffix}.>`] });
     const calls: string[][] = [];
     let running = 0;
     let overlapped = false;
     const subscriber: Subscriber = {
       name: 'folding',
-      handles: ['Stage'],
+      handles: ['Thing'],
       async handle(events) {
         overlapped ||= running > 0;
         running += 1;
@@ -115,119 +149,57 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
         running -= 1;
       },
     };
-    const consumers = busSubscriptions({
-      bus,
-      store,
-      db: sqlite.db,
-      clock: systemClock,
-      logger: pino({ level: 'silent' }),
-      role: 'order',
-      subscribers: [subscriber],
-      subjects: [`o${suffix}.>`],
-    });
-    try {
-      for (let n = 0; n < 30; n++) {
-        const itemId = n % 3 === 0 ? 'same' : `other-${n}`;
-        await bus.publish(`o${suffix}.x.Stage`, { id: `o-${suffix}-${n}`, type: 'Stage', data: { item_id: itemId, n }, metadata: {} });
-      }
+    await withConsumers([subscriber], {}, async ({ publish, consumers, until }) => {
+      for (let n = 0; n < 30; n++) await publish(n, n % 3 === 0 ? 'same' : `other-${n}`);
       consumers.start();
-      const deadline = Date.now() + 20_000;
-      while (calls.flat().length < 30) {
-        if (Date.now() > deadline) throw new Error(`handled ${calls.flat().length} of 30`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await until(() => calls.flat().length === 30, 'all 30 handled');
       const same = calls.map((call) => call.filter((entry) => entry.startsWith('same/')));
       expect(same.flat()).toEqual(Array.from({ length: 10 }, (_, i) => `same/${i * 3}`));
       // Stages of one item share a transaction instead of waiting for each other's commit.
       expect(Math.max(...same.map((entries) => entries.length))).toBeGreaterThan(1);
       expect(overlapped).toBe(false);
-    } finally {
-      await consumers.stop();
-      await bus.close();
-      await store.close();
-      await sqlite.close();
-      rmSync(dir, { recursive: true, force: true });
-      const admin = await connect({ servers: url ?? '' });
-      await (await jetstreamManager(admin)).streams.delete(stream).catch(() => false);
-      await admin.close();
-    }
+    });
+  }, 30_000);
+
+  it('keeps no record of consumed events for an idempotent subscriber, and does for the others', async () => {
+    const subscribers = [recording('refolding', () => false, { idempotent: true }), recording('counting', () => false)];
+    await withConsumers(subscribers, {}, async ({ publish, consumers, count, until }) => {
+      for (let n = 0; n < 10; n++) await publish(n);
+      consumers.start();
+      await until(async () => (await count('seen')) === 20, 'both handled all ten');
+      expect(await count('consumed_events', 'refolding')).toBe(0);
+      expect(await count('consumed_events', 'counting')).toBe(10);
+    });
   }, 30_000);
 
   it('reports lag, retries a parked event by its id, and replays a view from the first message of the stream', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'intake-bus-admin-'));
-    const suffix = randomBytes(6).toString('hex');
-    const stream = `INTAKE_TEST_${suffix}`;
-    const sqlite = openSqlite(join(dir, 'db.sqlite'));
-    await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
-    await sql`CREATE TABLE seen (item_id TEXT NOT NULL, n INTEGER NOT NULL)`.execute(sqlite.db);
-    const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
-    const bus = natsMessageBus({ servers: url ?? '', stream, subjects: [`a${suffix}.>`] });
     let poisonous = true;
-    const subscriber: Subscriber = {
-      name: 'viewing',
-      handles: ['Thing'],
-      async handle(events, tx) {
-        for (const event of events) {
-          const { item_id: itemId, n } = event.data as { item_id: string; n: number };
-          if (n === 3 && poisonous) throw new Error('three is poison');
-          await sql`INSERT INTO seen (item_id, n) VALUES (${itemId}, ${n})`.execute(tx.db);
-        }
-      },
+    const subscriber = recording('viewing', (n) => n === 3 && poisonous, {
       async reset(tx) {
         await sql`DELETE FROM seen`.execute(tx.db);
       },
-    };
-    const consumers = busSubscriptions({
-      bus,
-      store,
-      db: sqlite.db,
-      clock: systemClock,
-      logger: pino({ level: 'silent' }),
-      role: 'admin',
-      subscribers: [subscriber],
-      subjects: [`a${suffix}.>`],
-      maxDeliver: 2,
-      retryDelayMs: 50,
     });
-    const seen = async () => (await sql<{ c: number }>`SELECT count(*) AS c FROM seen`.execute(sqlite.db)).rows[0]?.c ?? 0;
-    const until = async (check: () => Promise<boolean>, what: string) => {
-      const deadline = Date.now() + 20_000;
-      while (!(await check())) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
-    try {
-      for (let n = 0; n < 10; n++) {
-        await bus.publish(`a${suffix}.x.Thing`, { id: `a-${suffix}-${n}`, type: 'Thing', data: { item_id: `i-${n}`, n }, metadata: {} });
-      }
+    await withConsumers([subscriber], { maxDeliver: 2, retryDelayMs: 50 }, async ({ db, publish, consumers, count, until }) => {
+      for (let n = 0; n < 10; n++) await publish(n);
       consumers.start();
-      await until(async () => (await seen()) === 9 && (await listParked(sqlite.db, 'viewing')).length === 1, 'nine seen, one parked');
+      await until(async () => (await count('seen')) === 9 && (await listParked(db, 'viewing')).length === 1, 'nine seen, one parked');
       await until(async () => (await consumers.status())[0]?.lag === 0, 'the consumer has nothing left');
       expect((await consumers.status())[0]).toMatchObject({ name: 'viewing', lag: 0, parked: 1 });
 
       poisonous = false;
       await expect(consumers.retryParked('viewing', 'no-such-event')).rejects.toMatchObject({ code: 'subscriptions.not-parked' });
-      await consumers.retryParked('viewing', `a-${suffix}-3`);
-      expect(await seen()).toBe(10);
-      expect(await listParked(sqlite.db, 'viewing')).toEqual([]);
+      const [parked] = await listParked(db, 'viewing');
+      await consumers.retryParked('viewing', parked?.eventId ?? '');
+      expect(await count('seen')).toBe(10);
+      expect(await listParked(db, 'viewing')).toEqual([]);
 
       // The view is lost (or must be rebuilt after a change): replay consumes the stream again.
-      await sql`INSERT INTO seen (item_id, n) VALUES ('stale', 99)`.execute(sqlite.db);
+      await sql`INSERT INTO seen (item_id, n) VALUES ('stale', 99)`.execute(db);
       await consumers.replay('viewing');
-      await until(async () => (await seen()) === 10 && (await consumers.status())[0]?.lag === 0, 'the view is rebuilt');
-      const rows = (await sql<{ item_id: string }>`SELECT item_id FROM seen ORDER BY n`.execute(sqlite.db)).rows;
+      await until(async () => (await count('seen')) === 10 && (await consumers.status())[0]?.lag === 0, 'the view is rebuilt');
+      const rows = (await sql<{ item_id: string }>`SELECT item_id FROM seen ORDER BY n`.execute(db)).rows;
       expect(rows.map((r) => r.item_id)).toEqual(Array.from({ length: 10 }, (_, n) => `i-${n}`));
       await expect(consumers.replay('nobody')).rejects.toMatchObject({ code: 'subscriptions.unknown-subscriber' });
-    } finally {
-      await consumers.stop();
-      await bus.close();
-      await store.close();
-      await sqlite.close();
-      rmSync(dir, { recursive: true, force: true });
-      const admin = await connect({ servers: url ?? '' });
-      await (await jetstreamManager(admin)).streams.delete(stream).catch(() => false);
-      await admin.close();
-    }
+    });
   }, 40_000);
 });

@@ -99,11 +99,21 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     return events.filter((event) => claimed.delete(event.eventId));
   };
 
-  /** Claims the events not consumed yet and hands those to the subscriber, all in one transaction. */
+  /**
+   * What the subscriber is handed: the events it has not consumed before, or, when it is idempotent,
+   * every event once (a redelivery is folded again, which saves a row per event and subscriber).
+   */
+  const unconsumed = (db: Kysely<object>, subscriber: Subscriber, events: readonly RecordedEvent[]): Promise<RecordedEvent[]> => {
+    if (!subscriber.idempotent) return claim(db, subscriber.name, events);
+    const ids = new Set<string>();
+    return Promise.resolve(events.filter((event) => !ids.has(event.eventId) && ids.add(event.eventId)));
+  };
+
+  /** Hands the events not consumed yet to the subscriber, claimed in the same transaction. */
   const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
     store
       .transaction(async (tx) => {
-        const fresh = await claim(tx.db, subscriber.name, events);
+        const fresh = await unconsumed(tx.db, subscriber, events);
         if (fresh.length > 0) await subscriber.handle(fresh, tx);
         return fresh.length;
       })
@@ -286,7 +296,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       const event = parked?.event;
       if (!parked || !event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${ref}`);
       await store.transaction(async (tx) => {
-        const fresh = await claim(tx.db, name, [event]);
+        const fresh = await unconsumed(tx.db, subscriber, [event]);
         if (fresh.length > 0 && subscriber.handles.includes(event.type)) await subscriber.handle(fresh, tx);
         await unpark(tx.db, name, parked.eventId);
       });

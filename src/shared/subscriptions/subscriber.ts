@@ -3,8 +3,9 @@ import type { RecordedEvent } from '../events.js';
 
 /**
  * A named consumer of the log. It never knows whether an in-process poller or a broker feeds it.
- * `handle` runs in one transaction with the subscriber's checkpoint, and must be idempotent:
- * the same event may be delivered again after a crash or by an at-least-once broker.
+ * `handle` runs in one transaction with what records the events as consumed (the checkpoint of an
+ * in-process poller, the consumed-event rows of a broker's consumer), so each event takes effect once
+ * even though it may be delivered again after a crash or by an at-least-once broker.
  */
 export interface Subscriber {
   readonly name: string;
@@ -15,6 +16,12 @@ export interface Subscriber {
    * data): a broker then needs to hand it only that context's messages.
    */
   readonly from?: string;
+  /**
+   * Handling an event again, even after later events, leaves its tables as handling it once did (a
+   * view that folds every event to a state, never counting). A broker's consumer then keeps no record
+   * of the events it consumed for this subscriber: a redelivery is simply folded again.
+   */
+  readonly idempotent?: true;
   handle(events: readonly RecordedEvent[], tx: StoreTransaction): Promise<void>;
   /** Throws away the subscriber's own tables so a replay rebuilds them from the log. */
   reset?(tx: StoreTransaction): Promise<void>;
