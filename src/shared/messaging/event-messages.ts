@@ -1,4 +1,5 @@
 import type { RecordedEvent } from '../events.js';
+import { publisherOf } from '../contracts/event-publishers.js';
 import type { BusMessage, DeliveredMessage } from './message-bus.js';
 
 // NATS subject tokens cannot hold separators, wildcards or whitespace.
@@ -21,16 +22,20 @@ export function subjectsOfTypes(eventTypes: readonly string[], prefix = DEFAULT_
 }
 
 /**
- * What a subscriber's consumer reads: its types as the role that runs their context publishes them,
- * when it names that context and the role is known, else its types from whichever role.
+ * What a subscriber's consumer reads: each type as the role running the context that publishes it
+ * (the context the subscriber names, else the type's publisher), or from whichever role when that
+ * role is not known.
  */
 export function subjectsOfSubscriber(
   subscriber: { readonly handles: readonly string[]; readonly from?: string },
   roleOf: (context: string) => string | undefined,
   prefix = DEFAULT_SUBJECT_PREFIX,
 ): string[] {
-  const role = subscriber.from === undefined ? undefined : roleOf(subscriber.from);
-  return role === undefined ? subjectsOfTypes(subscriber.handles, prefix) : subscriber.handles.map((type) => subjectOf(role, type, prefix));
+  return subscriber.handles.map((type) => {
+    const context = subscriber.from ?? publisherOf(type);
+    const role = context === undefined ? undefined : roleOf(context);
+    return role === undefined ? `${prefix}.*.${type.replace(NOT_A_SUBJECT_TOKEN, '_')}` : subjectOf(role, type, prefix);
+  });
 }
 
 /** Every subject of a deployment. */

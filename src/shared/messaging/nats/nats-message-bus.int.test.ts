@@ -85,3 +85,74 @@ describe.skipIf(!url)('nats message bus: concurrent handling', () => {
     }
   });
 });
+
+describe.skipIf(!url)('nats message bus: a consumer of several roles', () => {
+  it('is handed no other role’s messages, reports and rewinds as one, and takes over from an older consumer of its name', async () => {
+    const servers = url ?? '';
+    const suffix = randomBytes(6).toString('hex');
+    const stream = `INTAKE_TEST_${suffix}`;
+    const p = `r_${suffix}`;
+    const bus = natsMessageBus({ servers, stream, subjects: [`${p}.>`] });
+    const admin = await connect({ servers });
+    const jsm = await jetstreamManager(admin);
+    const family = async () => {
+      const infos = [];
+      for await (const info of jsm.consumers.list(stream)) if (info.name.startsWith('status')) infos.push(info);
+      return infos;
+    };
+    const options = { maxDeliver: 3, ackWaitMs: 5000, onParked: async () => undefined, concurrency: 8 };
+    try {
+      let n = 0;
+      const publish = (subject: string) =>
+        bus.publish(`${p}.${subject}`, { id: `m-${suffix}-${n++}`, type: subject.split('.')[1] ?? '', data: {}, metadata: {} });
+      // Before: a consumer under the name, as a server before 2.10 was given it (one filter over everything), which handled the first two.
+      for (const subject of ['validation.Valid', 'processing.Processed']) await publish(subject);
+      await bus
+        .consume('status', [`${p}.>`], async () => undefined, options)
+        .then(async (old) => {
+          await waitFor(async () => (await bus.progress('status'))?.pending === 0);
+          await old.stop();
+        });
+      for (const subject of ['validation.Valid', 'tracking.Tracked', 'tracking.Tracked', 'processing.Processed', 'validation.Schema'])
+        await publish(subject);
+
+      const received: string[] = [];
+      const consumption = await bus.consume(
+        'status',
+        [`${p}.validation.Valid`, `${p}.processing.Processed`],
+        async (m) => void received.push(m.subject),
+        options,
+      );
+      await waitFor(() => received.length === 2);
+      await waitFor(async () => (await bus.progress('status'))?.pending === 0);
+      // Only the messages after the older consumer's acknowledgements, and none of the tracking role's.
+      expect(received.sort()).toEqual([`${p}.processing.Processed`, `${p}.validation.Valid`]);
+      const consumers = await family();
+      const [major = 0, minor = 0] = (admin.info?.version ?? '0.0').split('.').map(Number);
+      if (major > 2 || (major === 2 && minor >= 10)) {
+        expect(consumers.map((info) => info.name)).toEqual(['status']);
+      } else {
+        // One filter per consumer: one consumer per role, and the older consumer gone.
+        expect(consumers.map((info) => info.name).sort()).toEqual(['status--processing', 'status--validation']);
+      }
+      expect(consumers.reduce((sum, info) => sum + info.delivered.consumer_seq, 0)).toBe(2);
+
+      await consumption.stop();
+      await bus.rewind('status');
+      expect(await family()).toEqual([]);
+      expect(await bus.progress('status')).toBeUndefined();
+    } finally {
+      await bus.close();
+      await jsm.streams.delete(stream).catch(() => false);
+      await admin.close();
+    }
+  });
+});
+
+async function waitFor(check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

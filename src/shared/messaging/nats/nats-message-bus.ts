@@ -7,6 +7,7 @@ import {
   jetstreamManager,
   StorageType,
   type ConsumerConfig,
+  type ConsumerInfo,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -109,6 +110,57 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
         : new MessageBusUnavailableError(`cannot reach NATS (${describe(error)})`);
     });
 
+  /** One durable consumer's loop: messages in hand up to the concurrency, a key's messages one after the other. */
+  const consumeOne = async (
+    js: JetStreamClient,
+    planned: PlannedConsumer,
+    handler: (m: DeliveredMessage) => Promise<void>,
+    consume: ConsumeOptions,
+  ): Promise<Consumption> => {
+    const consumer = await js.consumers.get(options.stream, planned.name);
+    const messages = await consumer.consume({ max_messages: consume.prefetch ?? 64 });
+    let stopping = false;
+    const concurrency = Math.max(1, consume.concurrency ?? 1);
+    const inFlight = new Set<Promise<void>>();
+    // The last delivery of each key: the next one of that key starts after it.
+    const tails = new Map<string, Promise<void>>();
+    const loop = (async () => {
+      for await (const msg of messages) {
+        // Prefetched but not handled: hand it straight back to the durable consumer for another replica.
+        if (stopping) {
+          msg.nak();
+          continue;
+        }
+        // What a wider filter let through (one per role, or a filter a server before 2.10 would not
+        // narrow) is not this consumer's: settled without a handler.
+        if (!planned.subjects.some((subject) => subjectMatches(subject, msg.subject))) {
+          msg.ack();
+          continue;
+        }
+        while (inFlight.size >= concurrency) await Promise.race(inFlight);
+        const message = decode(msg, options.stream);
+        const key = message instanceof Error || !consume.keyOf ? `#${msg.seq}` : consume.keyOf(message);
+        const task: Promise<void> = (tails.get(key) ?? Promise.resolve())
+          .then(() => deliver(msg, message, handler, consume, options.stream))
+          .catch((error: unknown) => report(error, `consumer ${planned.name} could not settle a message`))
+          .finally(() => {
+            inFlight.delete(task);
+            if (tails.get(key) === task) tails.delete(key);
+          });
+        tails.set(key, task);
+        inFlight.add(task);
+      }
+      await Promise.all(inFlight);
+    })().catch((error: unknown) => report(error, `consumer ${planned.name} stopped`));
+    return {
+      async stop() {
+        stopping = true;
+        messages.stop();
+        await loop;
+      },
+    };
+  };
+
   return {
     async publish(subject, message) {
       let live: Session;
@@ -128,50 +180,12 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
 
     async consume(durableName, subjects, handler, consume) {
       const { js, jsm, connection } = await current();
-      // Servers before 2.10 take one filter per consumer: then one wildcard over them all, and the
-      // handler skips what it does not handle.
-      const widened = subjects.length > 1 && !atLeast(connection.info?.version, [2, 10]);
-      const filters = widened ? [commonWildcard(subjects)] : subjects;
-      await ensureConsumer(jsm, options.stream, durableName, filters, consume);
-      const consumer = await js.consumers.get(options.stream, durableName);
-      const messages = await consumer.consume({ max_messages: consume.prefetch ?? 64 });
-      let stopping = false;
-      const concurrency = Math.max(1, consume.concurrency ?? 1);
-      const inFlight = new Set<Promise<void>>();
-      // The last delivery of each key: the next one of that key starts after it.
-      const tails = new Map<string, Promise<void>>();
-      const loop = (async () => {
-        for await (const msg of messages) {
-          // Prefetched but not handled: hand it straight back to the durable consumer for another replica.
-          if (stopping) {
-            msg.nak();
-            continue;
-          }
-          // What a widened filter let through is not this consumer's: settled without a handler.
-          if (widened && !subjects.some((subject) => subjectMatches(subject, msg.subject))) {
-            msg.ack();
-            continue;
-          }
-          while (inFlight.size >= concurrency) await Promise.race(inFlight);
-          const message = decode(msg, options.stream);
-          const key = message instanceof Error || !consume.keyOf ? `#${msg.seq}` : consume.keyOf(message);
-          const task: Promise<void> = (tails.get(key) ?? Promise.resolve())
-            .then(() => deliver(msg, message, handler, consume, options.stream))
-            .catch((error: unknown) => report(error, `consumer ${durableName} could not settle a message`))
-            .finally(() => {
-              inFlight.delete(task);
-              if (tails.get(key) === task) tails.delete(key);
-            });
-          tails.set(key, task);
-          inFlight.add(task);
-        }
-        await Promise.all(inFlight);
-      })().catch((error: unknown) => report(error, `consumer ${durableName} stopped`));
+      const plan = consumersFor(durableName, subjects, atLeast(connection.info?.version, [2, 10]));
+      await ensureConsumers(jsm, options.stream, durableName, plan, consume);
+      const parts = await Promise.all(plan.map((planned) => consumeOne(js, planned, handler, consume)));
       const consumption: Consumption = {
         async stop() {
-          stopping = true;
-          messages.stop();
-          await loop;
+          await Promise.all(parts.map((part) => part.stop()));
           consumptions.delete(consumption);
         },
       };
@@ -181,22 +195,17 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
 
     async progress(durableName) {
       const { jsm } = await reachable();
-      try {
-        const info = await jsm.consumers.info(options.stream, durableName);
-        return { acknowledged: info.ack_floor.stream_seq, pending: info.num_pending + info.num_ack_pending };
-      } catch (error) {
-        if (isApiError(error, JetStreamApiCodes.ConsumerNotFound)) return undefined;
-        throw error;
-      }
+      const family = await consumersNamed(jsm, options.stream, durableName);
+      if (family.length === 0) return undefined;
+      return {
+        acknowledged: Math.max(...family.map((info) => info.ack_floor.stream_seq)),
+        pending: family.reduce((sum, info) => sum + info.num_pending + info.num_ack_pending, 0),
+      };
     },
 
     async rewind(durableName) {
       const { jsm } = await reachable();
-      try {
-        await jsm.consumers.delete(options.stream, durableName);
-      } catch (error) {
-        if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
-      }
+      for (const info of await consumersNamed(jsm, options.stream, durableName)) await deleteConsumer(jsm, options.stream, info.name);
     },
 
     async close() {
@@ -289,14 +298,91 @@ async function createOrExtendStream(
   }
 }
 
+/** A durable consumer of the broker: the subjects it is for, and the filters it is given. */
+interface PlannedConsumer {
+  readonly name: string;
+  readonly subjects: readonly string[];
+  readonly filters: readonly string[];
+}
+
+/** Separates a subscriber's durable name from the role whose messages one of its consumers reads. */
+const FROM_ROLE = '--';
+
+/**
+ * The consumers that read `subjects` for one durable name. A server of 2.10 or later takes them all as
+ * one consumer's filters. An earlier one takes a single filter per consumer: then one consumer per
+ * publishing role (`<prefix>.<role>.>` when it needs several of that role's types), so a role's events
+ * stay in their order and no role's messages are handed over only to be skipped; when the subjects do
+ * not name their role, one filter covering them all.
+ */
+export function consumersFor(durableName: string, subjects: readonly string[], manyFilters: boolean): PlannedConsumer[] {
+  if (manyFilters || subjects.length === 1) return [{ name: durableName, subjects, filters: subjects }];
+  const byRole = new Map<string, string[]>();
+  for (const subject of subjects) {
+    const source = subject.slice(0, subject.lastIndexOf('.'));
+    byRole.set(source, [...(byRole.get(source) ?? []), subject]);
+  }
+  const sources = [...byRole.keys()];
+  if (byRole.size === 1 || sources.some((source) => source === '' || source.includes('*') || source.includes('>'))) {
+    return [{ name: durableName, subjects, filters: [commonWildcard(subjects)] }];
+  }
+  return [...byRole].map(([source, own]) => ({
+    name: `${durableName}${FROM_ROLE}${source.slice(source.lastIndexOf('.') + 1)}`,
+    subjects: own,
+    filters: [own.length === 1 ? (own[0] ?? source) : `${source}.>`],
+  }));
+}
+
+/** The consumers behind one durable name: itself, or one per role it reads (see `consumersFor`). */
+async function consumersNamed(jsm: JetStreamManager, stream: string, durableName: string): Promise<ConsumerInfo[]> {
+  const family: ConsumerInfo[] = [];
+  try {
+    for await (const info of jsm.consumers.list(stream)) {
+      if (info.name === durableName || info.name.startsWith(`${durableName}${FROM_ROLE}`)) family.push(info);
+    }
+  } catch (error) {
+    if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
+  }
+  return family;
+}
+
+async function deleteConsumer(jsm: JetStreamManager, stream: string, name: string): Promise<void> {
+  try {
+    await jsm.consumers.delete(stream, name);
+  } catch (error) {
+    if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
+  }
+}
+
+/**
+ * Creates or updates the planned consumers. Consumers of the same durable name that the plan no longer
+ * has (a server upgraded to 2.10, a subscriber reading another set of roles) hand over: a new consumer
+ * starts after the lowest point they had all acknowledged, and they are removed. What was acknowledged
+ * beyond that point may come once more, which a subscriber's claims or idempotent fold absorb.
+ */
+async function ensureConsumers(
+  jsm: JetStreamManager,
+  stream: string,
+  durableName: string,
+  plan: readonly PlannedConsumer[],
+  options: ConsumeOptions,
+): Promise<void> {
+  const wanted = new Set(plan.map((planned) => planned.name));
+  const stale = (await consumersNamed(jsm, stream, durableName)).filter((info) => !wanted.has(info.name));
+  const handedOverAt = stale.length === 0 ? undefined : Math.min(...stale.map((info) => info.ack_floor.stream_seq)) + 1;
+  for (const planned of plan) await ensureConsumer(jsm, stream, planned.name, planned.filters, options, handedOverAt);
+  for (const info of stale) await deleteConsumer(jsm, stream, info.name);
+}
+
 async function ensureConsumer(
   jsm: JetStreamManager,
   stream: string,
   durableName: string,
-  subjects: readonly string[],
+  filters: readonly string[],
   options: ConsumeOptions,
+  startSequence: number | undefined,
 ): Promise<void> {
-  const filter: Partial<ConsumerConfig> = subjects.length === 1 ? { filter_subject: subjects[0] } : { filter_subjects: [...subjects] }; // several need NATS 2.10
+  const filter: Partial<ConsumerConfig> = filters.length === 1 ? { filter_subject: filters[0] } : { filter_subjects: [...filters] }; // several need NATS 2.10
   const wanted: Partial<ConsumerConfig> = {
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(options.ackWaitMs),
@@ -315,7 +401,11 @@ async function ensureConsumer(
     if (!same) await jsm.consumers.update(stream, durableName, wanted).catch(() => undefined);
   } catch (error) {
     if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
-    await jsm.consumers.add(stream, { ...wanted, durable_name: durableName, deliver_policy: DeliverPolicy.All });
+    const start: Partial<ConsumerConfig> =
+      startSequence === undefined
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSequence };
+    await jsm.consumers.add(stream, { ...wanted, ...start, durable_name: durableName });
   }
 }
 
