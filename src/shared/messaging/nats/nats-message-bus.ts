@@ -182,7 +182,14 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       const { js, jsm, connection } = await current();
       const plan = consumersFor(durableName, subjects, atLeast(connection.info?.version, [2, 10]));
       await ensureConsumers(jsm, options.stream, durableName, plan, consume);
-      const parts = await Promise.all(plan.map((planned) => consumeOne(js, planned, handler, consume)));
+      const started = await Promise.allSettled(plan.map((planned) => consumeOne(js, planned, handler, consume)));
+      const parts = started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+      const failed = started.find((outcome) => outcome.status === 'rejected');
+      if (failed) {
+        // All or nothing: the caller attaches again, and must not leave a loop of the first attempt behind.
+        await Promise.all(parts.map((part) => part.stop()));
+        throw failed.reason;
+      }
       const consumption: Consumption = {
         async stop() {
           await Promise.all(parts.map((part) => part.stop()));
