@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import type { Kysely } from 'kysely';
+import { InsertQueryNode, type Kysely, type KyselyPlugin, type QueryId } from 'kysely';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
@@ -115,6 +115,24 @@ const appendItems = (store: EventStore, from: number, count: number) =>
     ),
   ).then((results) => results.flatMap((r) => r.events));
 
+/** Holds back the answer to every checkpoint write until `open()`: shows what waits for one. */
+function gatedCheckpoints(db: Kysely<object>): { db: Kysely<object>; open(): void } {
+  let open = () => {};
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const held = new Set<QueryId>();
+  const plugin: KyselyPlugin = {
+    transformQuery({ node, queryId }) {
+      if (InsertQueryNode.is(node) && node.into?.table.identifier.name === 'subscription_checkpoints') held.add(queryId);
+      return node;
+    },
+    async transformResult({ result, queryId }) {
+      if (held.delete(queryId)) await gate;
+      return result;
+    },
+  };
+  return { db: db.withPlugin(plugin), open: () => open() };
+}
+
 const consumeOptions = { maxDeliver: 5, ackWaitMs: 2000, retryDelayMs: 20, onParked: async () => {} };
 
 const relayOf = (service: ServiceStore, bus: MessageBus, overrides: Partial<OutboxRelayOptions> = {}) =>
@@ -131,7 +149,7 @@ const relayOf = (service: ServiceStore, bus: MessageBus, overrides: Partial<Outb
     ...overrides,
   });
 
-describe.each(services)('outbox relay on %s', (_name, openService) => {
+describe.each(services)('outbox relay on %s', (name, openService) => {
   const withService = async (test: (service: ServiceStore, bus: ReturnType<typeof switchableBus>) => Promise<void>) => {
     const service = await openService();
     const bus = switchableBus(inProcessMessageBus());
@@ -161,6 +179,27 @@ describe.each(services)('outbox relay on %s', (_name, openService) => {
       });
       expect(await loadCheckpoint(service.db, 'relay')).toBe(await service.store.headPosition());
     }));
+
+  // On SQLite a held answer holds the one connection, appends included; the relay runs on PostgreSQL.
+  it.runIf(name === 'postgres')('publishes the next batch while the checkpoint of the last one is still being written', () =>
+    withService(async (service, bus) => {
+      const received = new Set<string>();
+      await bus.consume('everything', ['intake.ingestion.>'], async (m) => void received.add(m.id), consumeOptions);
+      const gated = gatedCheckpoints(service.db);
+      const relay = relayOf({ ...service, db: gated.db }, bus);
+      relay.start();
+      try {
+        await appendItems(service.store, 0, 3);
+        await eventually(() => received.size === 3, 'the first batch arrived');
+        await appendItems(service.store, 3, 3);
+        await eventually(() => received.size === 6, 'the second batch arrived while the first checkpoint was held');
+      } finally {
+        gated.open();
+        await relay.stop();
+      }
+      expect(await loadCheckpoint(service.db, 'relay')).toBe(await service.store.headPosition());
+    }),
+  );
 
   it('keeps ingestion going while the broker is down, retries, and publishes everything once it is back', () =>
     withService(async (service, bus) => {

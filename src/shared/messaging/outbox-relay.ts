@@ -29,7 +29,7 @@ export interface OutboxRelayOptions {
 
 export interface OutboxRelay {
   start(): void;
-  /** Finishes the batch in hand; what was not acknowledged is published again by the next start. */
+  /** Finishes the batch in hand and saves the checkpoint; what was not acknowledged is published again by the next start. */
   stop(): Promise<void>;
   /** The position of the last event the broker acknowledged. */
   readonly position: number;
@@ -67,6 +67,32 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       pausing = { wakesOnAppend, end };
     });
 
+  /** The checkpoint write in flight, and the newest position waiting for the next one. */
+  let checkpointing: Promise<void> | undefined;
+  let unsaved: number | undefined;
+
+  /**
+   * Saves the checkpoint without holding up the next batch: it only bounds what a restart publishes
+   * again (the broker and the consumers drop repeats), and waiting for its commit made every event
+   * wait a few milliseconds more on its way. Writes stay in order; one in flight at a time, the
+   * newest position going next.
+   */
+  const checkpointSoon = (at: number) => {
+    unsaved = at;
+    checkpointing ??= (async () => {
+      while (unsaved !== undefined) {
+        const next = unsaved;
+        unsaved = undefined;
+        try {
+          await saveCheckpoint(db, name, next, clock.now().toISOString());
+        } catch (error) {
+          logger.warn({ relay: name, position: next, err: error }, 'relay cannot save its checkpoint; a restart publishes more again');
+        }
+      }
+      checkpointing = undefined;
+    })();
+  };
+
   /** One step: publishes the next batch; false when there was nothing to publish. */
   const relayBatch = async (): Promise<boolean> => {
     const batch = await store.readAll({ after: position, limit: batchSize });
@@ -74,8 +100,8 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
     if (!last) return false;
     // All in flight at once: one connection keeps them in order, and one round trip covers the batch.
     await Promise.all(batch.map((event) => bus.publish(subjectOf(context, event.type, options.subjectPrefix), messageOfEvent(event))));
-    await saveCheckpoint(db, name, last.position, clock.now().toISOString());
     position = last.position;
+    checkpointSoon(last.position);
     return true;
   };
 
@@ -119,6 +145,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       unsubscribe = undefined;
       pausing?.end();
       await loop;
+      await checkpointing;
       loop = undefined;
     },
 
