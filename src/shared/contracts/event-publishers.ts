@@ -31,6 +31,11 @@ const PUBLISHERS: ReadonlyMap<string, string> = new Map<string, string>([
   ['ConversionRecorded', 'attribution'],
 ]);
 
+/** Every event type whose publisher is known, with that publisher. */
+export function publishedTypes(): ReadonlyMap<string, string> {
+  return PUBLISHERS;
+}
+
 /** The context that writes events of this type, if it is one that crosses contexts. */
 export function publisherOf(eventType: string): string | undefined {
   return PUBLISHERS.get(eventType);
