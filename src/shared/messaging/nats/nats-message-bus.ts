@@ -114,6 +114,8 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
   const consumeOne = async (
     js: JetStreamClient,
     planned: PlannedConsumer,
+    /** Whether the server's filter lets through more than the planned subjects. */
+    wide: boolean,
     handler: (m: DeliveredMessage) => Promise<void>,
     consume: ConsumeOptions,
   ): Promise<Consumption> => {
@@ -133,7 +135,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
         }
         // What a wider filter let through (one per role, or a filter a server before 2.10 would not
         // narrow) is not this consumer's: settled without a handler.
-        if (!planned.subjects.some((subject) => subjectMatches(subject, msg.subject))) {
+        if (wide && !planned.subjects.some((subject) => subjectMatches(subject, msg.subject))) {
           msg.ack();
           continue;
         }
@@ -181,8 +183,10 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     async consume(durableName, subjects, handler, consume) {
       const { js, jsm, connection } = await current();
       const plan = consumersFor(durableName, subjects, atLeast(connection.info?.version, [2, 10]));
-      await ensureConsumers(jsm, options.stream, durableName, plan, consume);
-      const started = await Promise.allSettled(plan.map((planned) => consumeOne(js, planned, handler, consume)));
+      const unchanged = await ensureConsumers(jsm, options.stream, durableName, plan, consume);
+      const started = await Promise.allSettled(
+        plan.map((planned) => consumeOne(js, planned, wider(planned) || unchanged.has(planned.name), handler, consume)),
+      );
       const parts = started.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
       const failed = started.find((outcome) => outcome.status === 'rejected');
       if (failed) {
@@ -312,6 +316,9 @@ interface PlannedConsumer {
   readonly filters: readonly string[];
 }
 
+/** Whether a consumer's filters cover more than the subjects it is for. */
+const wider = (planned: PlannedConsumer) => planned.filters.some((filter) => !planned.subjects.includes(filter));
+
 /** Separates a subscriber's durable name from the role whose messages one of its consumers reads. */
 const FROM_ROLE = '--';
 
@@ -366,6 +373,7 @@ async function deleteConsumer(jsm: JetStreamManager, stream: string, name: strin
  * has (a server upgraded to 2.10, a subscriber reading another set of roles) hand over: a new consumer
  * starts after the lowest point they had all acknowledged, and they are removed. What was acknowledged
  * beyond that point may come once more, which a subscriber's claims or idempotent fold absorb.
+ * Answers the consumers whose filter the server kept as it was (a server before 2.10 will not narrow one).
  */
 async function ensureConsumers(
   jsm: JetStreamManager,
@@ -373,12 +381,16 @@ async function ensureConsumers(
   durableName: string,
   plan: readonly PlannedConsumer[],
   options: ConsumeOptions,
-): Promise<void> {
+): Promise<Set<string>> {
   const wanted = new Set(plan.map((planned) => planned.name));
   const stale = (await consumersNamed(jsm, stream, durableName)).filter((info) => !wanted.has(info.name));
   const handedOverAt = stale.length === 0 ? undefined : Math.min(...stale.map((info) => info.ack_floor.stream_seq)) + 1;
-  for (const planned of plan) await ensureConsumer(jsm, stream, planned.name, planned.filters, options, handedOverAt);
+  const unchanged = new Set<string>();
+  for (const planned of plan) {
+    if (!(await ensureConsumer(jsm, stream, planned.name, planned.filters, options, handedOverAt))) unchanged.add(planned.name);
+  }
   for (const info of stale) await deleteConsumer(jsm, stream, info.name);
+  return unchanged;
 }
 
 async function ensureConsumer(
@@ -388,7 +400,7 @@ async function ensureConsumer(
   filters: readonly string[],
   options: ConsumeOptions,
   startSequence: number | undefined,
-): Promise<void> {
+): Promise<boolean> {
   const filter: Partial<ConsumerConfig> = filters.length === 1 ? { filter_subject: filters[0] } : { filter_subjects: [...filters] }; // several need NATS 2.10
   const wanted: Partial<ConsumerConfig> = {
     ack_policy: AckPolicy.Explicit,
@@ -404,8 +416,12 @@ async function ensureConsumer(
       config.ack_wait === wanted.ack_wait &&
       config.filter_subject === wanted.filter_subject &&
       String(config.filter_subjects ?? []) === String(wanted.filter_subjects ?? []);
+    if (same) return true;
     // A server before 2.10 may refuse to change a filter: the old one still delivers all that is wanted.
-    if (!same) await jsm.consumers.update(stream, durableName, wanted).catch(() => undefined);
+    return await jsm.consumers.update(stream, durableName, wanted).then(
+      () => true,
+      () => false,
+    );
   } catch (error) {
     if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
     const start: Partial<ConsumerConfig> =
@@ -413,6 +429,7 @@ async function ensureConsumer(
         ? { deliver_policy: DeliverPolicy.All }
         : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSequence };
     await jsm.consumers.add(stream, { ...wanted, ...start, durable_name: durableName });
+    return true;
   }
 }
 
