@@ -14,6 +14,8 @@
  * --distributed: it starts nats-server (BENCH_NATS_SERVER, default /usr/sbin/nats-server) and Intake
  * roles on PostgreSQL (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/test).
  *
+ * BENCH_CPU_PROF_DIR=DIR writes a CPU profile of each thread of every Intake process into DIR.
+ *
  * Results go to stdout, progress to stderr. Every child process is stopped and the temporary
  * directory removed at the end, whether the run succeeded or not.
  */

@@ -37,6 +37,15 @@ function baseEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/**
+ * BENCH_CPU_PROF_DIR: every Intake process of the run writes a CPU profile of each of its threads
+ * there (`node --cpu-prof`), named by process and thread, for the account of where the time goes.
+ */
+function profilingFlags(): string[] {
+  const dir = process.env.BENCH_CPU_PROF_DIR;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 function warnLineCollector(findings: LogFindings): (line: string) => void {
   return (line) => {
     let level = 0;
@@ -69,7 +78,7 @@ export async function startIntake(ctx: BenchContext, durability: Durability, opt
   const child = ctx.children.spawn({
     name,
     command: process.execPath,
-    args: [join(ctx.repoRoot, 'bin', 'intake.js'), 'serve'],
+    args: [...profilingFlags(), join(ctx.repoRoot, 'bin', 'intake.js'), 'serve'],
     cwd: ctx.repoRoot,
     env: {
       ...baseEnv(),

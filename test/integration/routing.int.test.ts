@@ -270,6 +270,8 @@ describe('database destination', () => {
     const eventId = ingested.json().data.event_id as string;
     const listed = (await call(intake, 'GET', `/api/routing/deliveries?event_id=${eventId}`)).json();
     expect(listed.items).toEqual([expect.objectContaining({ status: 'succeeded', attempts: 1 })]);
+    const detail = (await call(intake, 'GET', `/api/routing/deliveries/${listed.items[0].delivery_id}`)).json();
+    expect(detail.attempt_log).toEqual([expect.objectContaining({ attempt: 1, outcome: 'delivered' })]);
     // One event says it: DataRouted, whose entry carries when the row was written; no attempt events follow.
     const history = await intake.store.readStream(`data-${eventId}`);
     const routed = history.filter((e) => e.type === 'DataRouted');

@@ -167,6 +167,19 @@ const oneDeliveryPerItemAndRule: Migration = {
   },
 };
 
+/**
+ * Deliveries that succeeded (every database delivery, and each sent one in the end) are never looked
+ * up by status: the index of due and failed deliveries leaves them out, so a database delivery is one
+ * index entry lighter and a sent one leaves the index instead of moving in it.
+ */
+const dueIndexWithoutSucceeded: Migration = {
+  async up(db) {
+    await db.schema.dropIndex('routing_deliveries_due').execute();
+    await sql`CREATE INDEX routing_deliveries_due ON routing_deliveries (status, next_attempt_at)
+              WHERE status <> 'succeeded'`.execute(db);
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -175,5 +188,6 @@ export const routingMigrations: MigrationSet = {
     '0003_partial_delivery_indexes': partialIndexes,
     '0004_secret_key_fingerprint': secretKeyFingerprint,
     '0005_one_delivery_per_item_and_rule': oneDeliveryPerItemAndRule,
+    '0006_due_index_without_succeeded': dueIndexWithoutSucceeded,
   },
 };

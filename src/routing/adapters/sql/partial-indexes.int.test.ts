@@ -54,3 +54,15 @@ it('finds pending deliveries of an ordering key, a replay’s deliveries and in-
   expect(plan(/where "replay_job_id" = \? group by "status"/)).toContain('routing_deliveries_replay');
   expect(plan(/from "routing_attempts"/)).toContain('routing_attempts_in_flight');
 });
+
+it('finds due, failed and pending deliveries through an index that succeeded ones stay out of', async () => {
+  const { store, plan, indexSql } = await recordingStore();
+  expect(indexSql('routing_deliveries_due')).toMatch(/WHERE status <> 'succeeded'/);
+  const now = '2026-12-02T10:00:00.000Z';
+  await store.nextDueAt(now, []);
+  await store.list({ status: 'dead_lettered', limit: 10 });
+  await store.pendingByRule(['r1']);
+  expect(plan(/select "d"\."next_attempt_at"/)).toContain('routing_deliveries_due');
+  expect(plan(/where "status" = \? and status <> 'succeeded'/)).toContain('routing_deliveries_due');
+  expect(plan(/group by "rule_id"/)).toContain('routing_deliveries_due');
+});

@@ -116,14 +116,26 @@ const insertDeliveries = insertTemplate<DeliveryRow, { delivery_id: string }>(
       .returning('delivery_id'),
 );
 
-const insertFirstAttempts = insertTemplate<AttemptRow>(
-  ['delivery_id', 'attempt', 'worker', 'at', 'outcome', 'status_code', 'error', 'duration_ms'],
-  (db, rows) =>
-    tables(db)
-      .insertInto('routing_attempts')
-      .values(rows)
-      .onConflict((oc) => oc.doNothing()),
-);
+
+/**
+ * The attempt of a delivery made in the transaction that scheduled it (a database destination). It is
+ * not stored: a worker's attempt always leaves a row, so a succeeded delivery without one was made so.
+ */
+const madeAttempt = (deliveryId: string, at: string): Attempt => ({
+  deliveryId,
+  attempt: 1,
+  at,
+  outcome: 'delivered',
+  statusCode: null,
+  error: null,
+  durationMs: 0,
+});
+
+/**
+ * The condition of the partial index routing_deliveries_due, in the literal form a query must state for
+ * SQLite to use it (a bound status proves nothing to the planner).
+ */
+const unsettled = (alias?: string) => sql<SqlBool>`${sql.raw(alias ? `${alias}.` : '')}status <> 'succeeded'`;
 
 /**
  * What makes a pending delivery claimable apart from its due time: not leased, its rule not
@@ -132,7 +144,7 @@ const insertFirstAttempts = insertTemplate<AttemptRow>(
  */
 function claimable(now: string, excludeRules: readonly string[]) {
   const excluded = excludeRules.length > 0 ? sql`AND d.rule_id NOT IN (${sql.join(excludeRules)})` : sql``;
-  return sql<SqlBool>`d.status = 'pending'
+  return sql<SqlBool>`d.status = 'pending' AND ${unsettled('d')}
     AND (d.lease_until IS NULL OR d.lease_until <= ${now})
     ${excluded}
     AND NOT EXISTS (SELECT 1 FROM routing_breakers b
@@ -152,22 +164,6 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         inserted.push(...rows.map((row) => row.delivery_id));
       }
       const made = new Set(inserted);
-      const attempts = deliveries.filter((d) => d.deliveredAt !== undefined && made.has(d.deliveryId));
-      for (const piece of rowPieces(db, attempts)) {
-        await insertFirstAttempts(
-          db,
-          piece.map((d) => ({
-            delivery_id: d.deliveryId,
-            attempt: 1,
-            worker: null,
-            at: d.deliveredAt ?? d.createdAt,
-            outcome: 'delivered',
-            status_code: null,
-            error: null,
-            duration_ms: 0,
-          })),
-        );
-      }
       // In the order given, as callers match them against what they planned.
       return deliveries.filter((d) => made.has(d.deliveryId)).map((d) => d.deliveryId);
     },
@@ -289,6 +285,7 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       if (filter.status === 'pending' || filter.status === 'retrying') {
         query = query.where('status', '=', 'pending').where('attempts', filter.status === 'pending' ? '=' : '>', 0);
       } else if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+      if (filter.status !== undefined && filter.status !== 'succeeded') query = query.where(unsettled());
       return (await query.execute()).map(toDelivery);
     },
 
@@ -299,6 +296,17 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .where('delivery_id', '=', deliveryId)
         .orderBy('attempt')
         .execute();
+      if (rows.length === 0) {
+        // A delivery made as it was scheduled has no attempt row: its one attempt is the delivery itself.
+        const made = await tables(db)
+          .selectFrom('routing_deliveries')
+          .select(['updated_at'])
+          .where('delivery_id', '=', deliveryId)
+          .where('status', '=', 'succeeded')
+          .where('attempts', '=', 1)
+          .executeTakeFirst();
+        return made ? [madeAttempt(deliveryId, made.updated_at)] : [];
+      }
       return rows.map((row): Attempt => ({
         deliveryId: row.delivery_id,
         attempt: row.attempt,
@@ -327,6 +335,7 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .selectFrom('routing_deliveries')
         .select(['rule_id', (eb) => eb.fn.countAll<number>().as('n')])
         .where('status', '=', 'pending')
+        .where(unsettled())
         .where('rule_id', 'in', ruleIds)
         .groupBy('rule_id')
         .execute();
