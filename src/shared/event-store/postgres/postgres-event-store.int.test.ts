@@ -1,3 +1,4 @@
+import { PostgresQueryCompiler, type KyselyPlugin } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../clock.js';
 import { uuidV7 } from '../../ids.js';
@@ -37,6 +38,39 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
       const woken = new Promise<number>((resolve) => reader.onAppended(resolve));
       const appended = await writer.append({ streamId: 'n-1', events: [{ type: 'A', data: {} }] });
       expect(await woken).toBe(appended.events[0]?.position);
+    } finally {
+      await writer.close();
+      await reader.close();
+      await postgres.close();
+    }
+  });
+
+  it('wakes another store only for what committed, also from a transaction whose savepoint rolled back', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const notifyChannel = `${postgres.schema}_commits`;
+    const writer = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, notifyChannel });
+    const reader = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, notifyChannel });
+    try {
+      const heads: number[] = [];
+      const woken = new Promise<void>((resolve) => reader.onAppended((head) => (heads.push(head), resolve())));
+      await expect(
+        writer.transaction(async (tx) => {
+          await tx.append({ streamId: 'w-1', events: [{ type: 'Dropped', data: {} }] });
+          throw new Error('rolled back');
+        }),
+      ).rejects.toThrow('rolled back');
+      const kept = await writer.transaction(async (tx) => {
+        await tx
+          .isolated(async () => {
+            await tx.append({ streamId: 'w-2', events: [{ type: 'AlsoDropped', data: {} }] });
+            throw new Error('savepoint rolled back');
+          })
+          .catch(() => undefined);
+        return tx.append({ streamId: 'w-3', events: [{ type: 'Kept', data: {} }] });
+      });
+      await woken;
+      expect(heads).toEqual([kept.events[0]?.position]);
     } finally {
       await writer.close();
       await reader.close();
@@ -91,6 +125,38 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
     const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
     try {
       await expect(store.readAll({ after: 42, limit: 10 })).rejects.toMatchObject({ code: 'event-store.unknown-position' });
+    } finally {
+      await store.close();
+      await postgres.close();
+    }
+  });
+
+  it('reads on after the last event it handed a reader without looking up where that event stands', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const compiler = new PostgresQueryCompiler();
+    const statements: string[] = [];
+    const recorder: KyselyPlugin = {
+      transformQuery: ({ node, queryId }) => (statements.push(compiler.compileQuery(node, queryId).sql), node),
+      transformResult: async ({ result }) => result,
+    };
+    const store = await postgresEventStore({
+      postgres: { ...postgres, db: postgres.db.withPlugin(recorder) },
+      clock: systemClock,
+      newId: uuidV7,
+    });
+    const lookups = () => statements.filter((text) => /select "transaction_id" from "events" where "position" = \$1/.test(text)).length;
+    try {
+      const appended = await store.append({ streamId: 's-1', events: ['A', 'B', 'C'].map((type) => ({ type, data: {} })) });
+      const positions = appended.events.map((event) => event.position);
+      const first = await store.readAll({ after: 0, limit: 2 });
+      expect(first.map((event) => event.type)).toEqual(['A', 'B']);
+      const rest = await store.readAll({ after: first.at(-1)?.position ?? 0, limit: 10 });
+      expect(rest.map((event) => event.type)).toEqual(['C']);
+      expect(lookups()).toBe(0);
+      // A position it did not stop a read at is looked up.
+      expect((await store.readAll({ after: positions[0] ?? 0, limit: 10 })).map((event) => event.type)).toEqual(['B', 'C']);
+      expect(lookups()).toBe(1);
     } finally {
       await store.close();
       await postgres.close();
