@@ -153,3 +153,15 @@ it('schedules nothing for an item and rule whose delivery was stored under the o
   expect(await store.readAll({ after: 0, limit: 100 })).toEqual(before);
   expect(woken).toBe(0);
 });
+
+it('wants rule events and the items a rule matched at ingestion, and passes over the others', () => {
+  const scheduler = schedulerWith({ onScheduled: () => undefined });
+  const matched = ingested('r-1', new Date().toISOString());
+  const unmatched = {
+    ...matched,
+    data: { ...(matched.data as DataIngested['data']), routing: { rules_evaluated: 3, matched_rule_ids: [] } },
+  };
+  const unrouted = { ...matched, data: { ...(matched.data as DataIngested['data']), routing: undefined } };
+  const ruleEvent = { ...matched, type: 'RoutingRuleCreated' };
+  expect([matched, unmatched, unrouted, ruleEvent].map((event) => scheduler.wants?.(event))).toEqual([true, false, false, true]);
+});

@@ -5,6 +5,18 @@ import type { ProfileLedgerFor } from './profile-store.js';
 
 const DATA_INGESTED = 'DataIngested';
 
+type IngestedData = {
+  item_id?: unknown;
+  partner_id?: unknown;
+  event_type?: unknown;
+  payload?: unknown;
+  metadata?: { channel?: unknown };
+};
+
+/** An identify, alias or group message of the tracking API: every other item leaves profiles alone. */
+const isProfileMessage = (data: IngestedData) =>
+  data.metadata?.channel === 'analytics_api' && (PROFILE_MESSAGE_TYPES as readonly unknown[]).includes(data.event_type);
+
 /**
  * Keeps the profiles view from identify, alias and group messages of the tracking API. Every write
  * is an upsert that reaches the same row whatever the order or repetition, so redelivery and replay
@@ -14,18 +26,12 @@ export function profileSubscriber(ledgerFor: ProfileLedgerFor): Subscriber {
   return {
     name: 'profiles',
     handles: [DATA_INGESTED],
+    wants: (event) => isProfileMessage(event.data as IngestedData),
     async handle(events, tx) {
       const ledger = ledgerFor(tx.db);
       for (const event of events) {
-        const data = event.data as {
-          item_id?: unknown;
-          partner_id?: unknown;
-          event_type?: unknown;
-          payload?: unknown;
-          metadata?: { channel?: unknown };
-        };
-        if (data.metadata?.channel !== 'analytics_api') continue;
-        if (!(PROFILE_MESSAGE_TYPES as readonly unknown[]).includes(data.event_type)) continue;
+        const data = event.data as IngestedData;
+        if (!isProfileMessage(data)) continue;
         if (
           typeof data.item_id !== 'string' ||
           typeof data.partner_id !== 'string' ||

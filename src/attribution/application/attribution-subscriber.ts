@@ -1,6 +1,6 @@
 import type { DataIngested } from '../../shared/contracts/data-events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
-import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, type ConversionEvents } from '../domain/analytics-message.js';
+import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, mayAttribute, type ConversionEvents } from '../domain/analytics-message.js';
 import { attributeConversion, conversionsReachedBy, lookbackWindowOf, type Credit, type TimeRange } from '../domain/attribution-models.js';
 import { conversionFromRecorded, type Conversion } from '../domain/conversion.js';
 import { touchFromPublished, TRACKING_EVENT_RECORDED, type Touch } from '../domain/touch.js';
@@ -36,6 +36,7 @@ export function attributionSubscriber({
     name: 'attribution',
     // DataIngested: the tracking API's page and track messages (channel analytics_api) are touches and conversions too.
     handles: [TRACKING_EVENT_RECORDED, CONVERSION_RECORDED, DATA_INGESTED],
+    wants: (event) => event.type !== DATA_INGESTED || mayAttribute(event.data as DataIngested['data']),
     async handle(events, tx) {
       const ledger = ledgerFor(tx.db);
       const touches: Touch[] = [];

@@ -41,11 +41,17 @@ export interface FromMessage {
 
 type Json = Record<string, unknown>;
 
+/** A page or track message of the tracking API: the only items that can be a touch or a conversion. */
+export function mayAttribute(data: DataIngested['data']): boolean {
+  if (data.metadata?.channel !== 'analytics_api') return false;
+  const type = (data.payload as Json | undefined)?.type;
+  return type === 'page' || type === 'track';
+}
+
 /** What the message gives attribution, if anything; a message it cannot read gives nothing. */
 export function attributionFromMessage(data: DataIngested['data'], conversionEvents: ConversionEvents): FromMessage {
-  if (data.metadata?.channel !== 'analytics_api') return {};
+  if (!mayAttribute(data)) return {};
   const message = data.payload as Json;
-  if (message.type !== 'page' && message.type !== 'track') return {};
   try {
     const user = idText(message.userId) ?? idText(message.anonymousId);
     if (!user) return {};

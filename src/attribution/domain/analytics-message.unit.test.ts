@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DataIngested } from '../../shared/contracts/data-events.js';
-import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, parseConversionEvents } from './analytics-message.js';
+import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, mayAttribute, parseConversionEvents } from './analytics-message.js';
 
 const item = (payload: object, channel: DataIngested['data']['metadata']['channel'] = 'analytics_api'): DataIngested['data'] => ({
   item_id: 'item-1',
@@ -12,6 +12,13 @@ const item = (payload: object, channel: DataIngested['data']['metadata']['channe
 });
 
 describe('attribution from tracking-API messages', () => {
+  it('looks only at page and track messages of the tracking API', () => {
+    expect(mayAttribute(item({ type: 'page' }))).toBe(true);
+    expect(mayAttribute(item({ type: 'track' }))).toBe(true);
+    expect(mayAttribute(item({ type: 'identify' }))).toBe(false);
+    expect(mayAttribute(item({ type: 'track' }, 'partner_api'))).toBe(false);
+  });
+
   it('reads a utm campaign as a touch of the application-scoped visitor', () => {
     const { touch } = attributionFromMessage(
       item({

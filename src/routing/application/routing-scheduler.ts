@@ -47,6 +47,8 @@ export function routingScheduler({
   return {
     name: 'routing',
     handles: ['DataIngested', ...RULE_EVENT_TYPES],
+    // An item no rule matched at ingestion has nothing to schedule.
+    wants: (event) => event.type !== 'DataIngested' || ((event.data as DataIngested['data']).routing?.matched_rule_ids.length ?? 0) > 0,
     async handle(events, tx) {
       const now = clock.now().toISOString();
       const catalog = rules(tx.db);

@@ -172,6 +172,28 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
     });
   }, 30_000);
 
+  it('acknowledges the events a subscriber passes over without a transaction or a consumed-event row', async () => {
+    const handled: number[] = [];
+    const evenOnly = recording('even', () => false, {
+      wants: (event) => (event.data as { n: number }).n % 2 === 0,
+    });
+    const subscriber: Subscriber = {
+      ...evenOnly,
+      async handle(events, tx) {
+        handled.push(...events.map((event) => (event.data as { n: number }).n));
+        await evenOnly.handle(events, tx);
+      },
+    };
+    await withConsumers([subscriber], {}, async ({ publish, consumers, count, until }) => {
+      for (let n = 0; n < 10; n++) await publish(n);
+      consumers.start();
+      // Acknowledged all ten: the passed-over ones are not pending on the broker.
+      await until(async () => (await consumers.status())[0]?.lag === 0 && (await count('seen')) === 5, 'all ten settled');
+      expect(handled.sort((a, b) => a - b)).toEqual([0, 2, 4, 6, 8]);
+      expect(await count('consumed_events', 'even')).toBe(5);
+    });
+  }, 30_000);
+
   it('reports lag, retries a parked event by its id, and replays a view from the first message of the stream', async () => {
     let poisonous = true;
     const subscriber = recording('viewing', (n) => n === 3 && poisonous, {

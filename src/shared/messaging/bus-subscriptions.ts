@@ -6,7 +6,7 @@ import type { RecordedEvent } from '../events.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { listParked, parkEvent, unpark } from '../subscriptions/checkpoints.js';
 import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
-import type { Subscriber } from '../subscriptions/subscriber.js';
+import { actsOn, type Subscriber } from '../subscriptions/subscriber.js';
 import { allSubjectsOf, eventOfMessage, subjectsOfSubscriber } from './event-messages.js';
 import { MessageBusConfigurationError, type Consumption, type MessageBus } from './message-bus.js';
 import { rowPieces } from '../sql/statement-shapes.js';
@@ -195,7 +195,9 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
               : subjectsOfSubscriber(subscriber, options.roleOf ?? (() => undefined), options.subjectPrefix)),
           async (message) => {
             if (!subscriber.handles.includes(message.type)) return;
-            await handleGrouped(eventOfMessage(message));
+            const event = eventOfMessage(message);
+            // Passed over: acknowledged without a transaction or a consumed-event row.
+            if (actsOn(subscriber, event)) await handleGrouped(event);
           },
           {
             maxDeliver: options.maxDeliver ?? 5,

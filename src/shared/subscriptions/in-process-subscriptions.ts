@@ -7,7 +7,7 @@ import { isStorageFault } from '../event-store/storage-fault.js';
 import type { RecordedEvent } from '../events.js';
 import { loadCheckpoint, parkEvent, saveCheckpoint, unpark, listParked } from './checkpoints.js';
 import type { SubscriberChain } from './subscriber-chain.js';
-import type { Subscriber } from './subscriber.js';
+import { actsOn, type Subscriber } from './subscriber.js';
 
 export interface SubscriptionOptions {
   readonly store: EventStore;
@@ -109,7 +109,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
   const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
     store.transaction(async (tx) => {
-      const relevant = events.filter((event) => subscriber.handles.includes(event.type));
+      const relevant = events.filter((event) => actsOn(subscriber, event));
       if (relevant.length > 0) await subscriber.handle(relevant, tx);
       await saveCheckpoint(tx.db, subscriber.name, events.at(-1)?.position ?? 0, clock.now().toISOString());
     });
@@ -182,7 +182,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         await nextWake();
         continue;
       }
-      const relevant = batch.some((event) => runner.subscriber.handles.includes(event.type));
+      const relevant = batch.some((event) => actsOn(runner.subscriber, event));
       if (relevant || Date.now() - savedAt > IDLE_CHECKPOINT_MS) {
         try {
           await commit(runner.subscriber, batch);

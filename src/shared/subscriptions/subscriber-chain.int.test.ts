@@ -77,6 +77,37 @@ it('lets each member see what the members before it appended, in one pass, and n
   }
 });
 
+it('hands each member only the events it wants, and wants for the chain what any member wants', async () => {
+  const { sqlite, store, close } = await setUp();
+  const calls: Record<string, string[]> = { odd: [], all: [] };
+  const member = (name: string, wants?: Subscriber['wants']): Subscriber => ({
+    name,
+    handles: ['Received'],
+    ...(wants ? { wants } : {}),
+    async handle(events) {
+      calls[name]?.push(...events.map((e) => e.streamId));
+    },
+  });
+  const odd = member('odd', (event) => (event.data as { n: number }).n % 2 === 1);
+  const subscriptions = chainSubscriptions(store, sqlite, [odd, member('all')]);
+  try {
+    for (let n = 0; n < 4; n++) await store.append({ streamId: `s${n}`, events: [{ type: 'Received', data: { n } }] });
+    subscriptions.start();
+    await subscriptions.caughtUp(10_000);
+    expect(calls).toEqual({ odd: ['s1', 's3'], all: ['s0', 's1', 's2', 's3'] });
+    const chain = subscriberChain('c', [odd, member('also-odd', odd.wants)], { clock: systemClock, logger: silent });
+    const [even, uneven] = await Promise.all(
+      [0, 1].map(async (n) => (await store.append({ streamId: `t${n}`, events: [{ type: 'Received', data: { n } }] })).events[0]),
+    );
+    expect([chain.wants?.(even as never), chain.wants?.(uneven as never)]).toEqual([false, true]);
+    // A chain whose members all want every event of their types wants them all.
+    expect(subscriberChain('d', [member('all')], { clock: systemClock, logger: silent }).wants).toBeUndefined();
+  } finally {
+    await subscriptions.stop();
+    await close();
+  }
+});
+
 it('starts a new chain where the slowest of the subscribers it replaces was', async () => {
   const { sqlite, close } = await setUp();
   try {

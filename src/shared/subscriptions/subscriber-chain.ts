@@ -6,7 +6,7 @@ import type { Clock } from '../clock.js';
 import { forgottenOnFailure, TransactionAborted } from '../event-store/savepoint.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
 import { deleteCheckpoint, loadCheckpoint, loadCheckpointsNamed, parkEvent, saveCheckpoint } from './checkpoints.js';
-import type { Subscriber } from './subscriber.js';
+import { actsOn, type Subscriber } from './subscriber.js';
 
 /** Subscribers run as one: one read of the log, one transaction, one checkpoint. */
 export interface SubscriberChain extends Subscriber {
@@ -72,6 +72,7 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
     name,
     members,
     handles,
+    ...(members.some((member) => member.wants) ? { wants: (event: RecordedEvent) => members.some((member) => actsOn(member, event)) } : {}),
     startFrom(positions) {
       handledUpTo = positions;
     },
@@ -79,7 +80,7 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
       let seen = events.filter((event) => !handledHere.delete(event.eventId));
       for (const member of members) {
         const upTo = handledUpTo.get(member.name) ?? 0;
-        const relevant = seen.filter((event) => event.position > upTo && member.handles.includes(event.type));
+        const relevant = seen.filter((event) => event.position > upTo && actsOn(member, event));
         if (relevant.length === 0) continue;
         const appended = await handleIsolated(member, relevant, tx);
         // Only what the chain will read back is remembered, so nothing stays behind in memory.

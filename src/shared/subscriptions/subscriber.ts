@@ -22,7 +22,17 @@ export interface Subscriber {
    * of the events it consumed for this subscriber: a redelivery is simply folded again.
    */
   readonly idempotent?: true;
+  /**
+   * Of the events of the types it handles, whether it acts on this one: a pure test of the event.
+   * Those it passes over cost no transaction, and a broker's consumer acknowledges them at once
+   * instead of recording them as consumed (a role sees every item, a subscriber may want a few).
+   */
+  readonly wants?: (event: RecordedEvent) => boolean;
   handle(events: readonly RecordedEvent[], tx: StoreTransaction): Promise<void>;
   /** Throws away the subscriber's own tables so a replay rebuilds them from the log. */
   reset?(tx: StoreTransaction): Promise<void>;
 }
+
+/** Whether the subscriber acts on the event: one of its types, and wanted. */
+export const actsOn = (subscriber: Pick<Subscriber, 'handles' | 'wants'>, event: RecordedEvent): boolean =>
+  subscriber.handles.includes(event.type) && (subscriber.wants?.(event) ?? true);
