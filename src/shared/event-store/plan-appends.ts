@@ -11,15 +11,21 @@ export interface PlannedRow {
   readonly type: string;
   readonly data: string;
   readonly metadata: string;
+  /** The index of the append it belongs to, in the requests planned. */
+  readonly request: number;
 }
 
 export interface AppendPlan {
   /** The rows to insert, in order; appends that fail their version check have none. */
   readonly rows: readonly PlannedRow[];
-  /** The results once the rows are inserted, given each row's position and the commit time. */
+  /**
+   * The results once the rows are inserted, given each row's position and the commit time; and, when
+   * the database numbered the events after a version the plan did not know, how far it moved a row's.
+   */
   complete(
     positionOf: (row: PlannedRow) => number,
     recordedAt: string,
+    versionShiftOf?: (row: PlannedRow) => number,
   ): { results: Array<AppendResult | Error>; recorded: RecordedEvent[] };
 }
 
@@ -30,7 +36,7 @@ export interface AppendPlan {
  */
 export function planAppends(requests: readonly AppendRequest[], versions: Map<string, number>, newId: () => string): AppendPlan {
   const rows: PlannedRow[] = [];
-  const planned = requests.map((request) => {
+  const planned = requests.map((request, index) => {
     const current = versions.get(request.streamId) ?? 0;
     let serialized;
     try {
@@ -47,7 +53,15 @@ export function planAppends(requests: readonly AppendRequest[], versions: Map<st
     const first = rows.length;
     request.events.forEach((event, i) => {
       const { data, metadata } = serialized[i] as { data: string; metadata: string };
-      rows.push({ eventId: newId(), streamId: request.streamId, streamVersion: current + i + 1, type: event.type, data, metadata });
+      rows.push({
+        eventId: newId(),
+        streamId: request.streamId,
+        streamVersion: current + i + 1,
+        type: event.type,
+        data,
+        metadata,
+        request: index,
+      });
     });
     versions.set(request.streamId, current + request.events.length);
     return { first, count: request.events.length, nextExpectedVersion: current + request.events.length };
@@ -55,17 +69,19 @@ export function planAppends(requests: readonly AppendRequest[], versions: Map<st
 
   return {
     rows,
-    complete(positionOf, recordedAt) {
+    complete(positionOf, recordedAt, versionShiftOf) {
       const recorded: RecordedEvent[] = [];
       const results = planned.map((plan, index): AppendResult | Error => {
         if (plan instanceof Error) return plan;
         const request = requests[index] as AppendRequest;
-        const events = rows.slice(plan.first, plan.first + plan.count).map((row, i) => {
+        const own = rows.slice(plan.first, plan.first + plan.count);
+        const shift = own[0] && versionShiftOf ? versionShiftOf(own[0]) : 0;
+        const events = own.map((row, i) => {
           const event: RecordedEvent = {
             eventId: row.eventId,
             position: positionOf(row),
             streamId: row.streamId,
-            streamVersion: row.streamVersion,
+            streamVersion: row.streamVersion + shift,
             type: row.type,
             data: request.events[i]?.data ?? {},
             metadata: request.events[i]?.metadata ?? {},
@@ -74,7 +90,7 @@ export function planAppends(requests: readonly AppendRequest[], versions: Map<st
           recorded.push(event);
           return event;
         });
-        return { streamId: request.streamId, nextExpectedVersion: plan.nextExpectedVersion, events };
+        return { streamId: request.streamId, nextExpectedVersion: plan.nextExpectedVersion + shift, events };
       });
       return { results, recorded };
     },

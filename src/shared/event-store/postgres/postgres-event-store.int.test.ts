@@ -163,6 +163,69 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
     }
   });
 
+  it('numbers appends without an exact expected version in the INSERT itself, with no read of the stream first', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const compiler = new PostgresQueryCompiler();
+    const statements: string[] = [];
+    const recorder: KyselyPlugin = {
+      transformQuery: ({ node, queryId }) => (statements.push(compiler.compileQuery(node, queryId).sql), node),
+      transformResult: async ({ result }) => result,
+    };
+    const store = await postgresEventStore({
+      postgres: { ...postgres, db: postgres.db.withPlugin(recorder) },
+      clock: systemClock,
+      newId: uuidV7,
+    });
+    const lookups = () => statements.filter((text) => /max\("stream_version"\)/.test(text)).length;
+    const versions = async (streamId: string) => (await store.readStream(streamId)).map((e) => [e.type, e.streamVersion]);
+    try {
+      const created = await store.append({ streamId: 'v-1', events: [{ type: 'A', data: {} }], expectedVersion: 'no_stream' });
+      const more = await store.append({
+        streamId: 'v-1',
+        events: [
+          { type: 'B', data: {} },
+          { type: 'C', data: {} },
+        ],
+      });
+      const inOne = await store.transaction((tx) =>
+        tx.appendMany([
+          { streamId: 'v-1', events: [{ type: 'D', data: {} }], expectedVersion: 'any' },
+          { streamId: 'v-2', events: [{ type: 'E', data: {} }] },
+          { streamId: 'v-1', events: [{ type: 'F', data: {} }] },
+        ]),
+      );
+      expect(lookups()).toBe(0);
+      expect([created, more, ...inOne].map((r) => [r.nextExpectedVersion, r.events.map((e) => e.streamVersion)])).toEqual([
+        [1, [1]],
+        [3, [2, 3]],
+        [4, [4]],
+        [1, [1]],
+        [5, [5]],
+      ]);
+      expect(await versions('v-1')).toEqual([
+        ['A', 1],
+        ['B', 2],
+        ['C', 3],
+        ['D', 4],
+        ['F', 5],
+      ]);
+      // A new stream's name already taken fails that append alone.
+      await expect(
+        store.append({ streamId: 'v-2', events: [{ type: 'G', data: {} }], expectedVersion: 'no_stream' }),
+      ).rejects.toMatchObject({
+        name: 'ConcurrencyError',
+      });
+      // An exact version is checked against the stream, read first.
+      const next = await store.append({ streamId: 'v-2', events: [{ type: 'H', data: {} }], expectedVersion: 1 });
+      expect(next.events.map((e) => e.streamVersion)).toEqual([2]);
+      expect(lookups()).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+      await postgres.close();
+    }
+  });
+
   it('keeps history append-only', async () => {
     const postgres = await openTemporarySchema(url);
     await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);

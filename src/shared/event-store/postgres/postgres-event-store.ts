@@ -89,10 +89,21 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
   const stopListening = channel === undefined ? undefined : await listenForCommits(options.postgres.pool, channel, wake);
 
   async function appendWithin(trx: Kysely<Tables>, requests: readonly AppendRequest[]): Promise<Array<AppendResult | Error>> {
-    const plan = planAppends(requests, await currentVersions(trx, [...new Set(requests.map((r) => r.streamId))]), options.newId);
+    // Only a numbered expected version needs the stream's version read first. A new stream
+    // ('no_stream') starts at 1, and one taken by then collides on the unique version; any other
+    // append is numbered by the INSERT itself, after what its stream holds.
+    const lookup = requests.some((r) => typeof r.expectedVersion === 'number');
+    const versions = lookup ? await currentVersions(trx, [...new Set(requests.map((r) => r.streamId))]) : new Map<string, number>();
+    const plan = planAppends(requests, versions, options.newId);
+    // By row: appends to one stream in one batch may differ.
+    const shifted = plan.rows.map((row) => !lookup && requests[row.request]?.expectedVersion !== 'no_stream');
     const recordedAt = options.clock.now().toISOString();
-    const positions = await insertRows(trx, plan.rows, recordedAt, channel);
-    const { results, recorded } = plan.complete((row) => positions.get(versionKey(row.streamId, row.streamVersion)) ?? 0, recordedAt);
+    const inserted = await insertRows(trx, plan.rows, recordedAt, channel, shifted);
+    const { results, recorded } = plan.complete(
+      (row) => inserted.get(row.eventId.toLowerCase())?.position ?? 0,
+      recordedAt,
+      (row) => (inserted.get(row.eventId.toLowerCase())?.streamVersion ?? row.streamVersion) - row.streamVersion,
+    );
     await applyInlineProjections(projections, trx, recorded, untyped);
     return results;
   }
@@ -112,7 +123,10 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
         await sql`ROLLBACK TO SAVEPOINT append_one`.execute(trx);
         await sql`RELEASE SAVEPOINT append_one`.execute(trx);
         if (!isStreamVersionConflict(error)) throw error;
-        if (attempt >= MAX_CONFLICT_ATTEMPTS) {
+        // A version expected exactly was taken: trying again cannot help. Otherwise the retry
+        // numbers the events after the stream's new version.
+        const exact = request.expectedVersion !== undefined && request.expectedVersion !== 'any';
+        if (exact || attempt >= MAX_CONFLICT_ATTEMPTS) {
           const actual = (await currentVersions(trx, [request.streamId])).get(request.streamId) ?? 0;
           return new ConcurrencyError(request.streamId, request.expectedVersion ?? 'any', actual);
         }
@@ -278,32 +292,40 @@ async function insertRows(
   rows: readonly PlannedRow[],
   recordedAt: string,
   channel: string | undefined,
-): Promise<Map<string, number>> {
-  const positions = new Map<string, number>();
-  if (rows.length === 0) return positions;
+  shifted: readonly boolean[],
+): Promise<Map<string, { position: number; streamVersion: number }>> {
+  const placed = new Map<string, { position: number; streamVersion: number }>();
+  if (rows.length === 0) return placed;
+  // A shifted row was planned from 0: it goes after what its stream held when the statement began
+  // (a racing writer's rows then collide with ours on the unique version, as they did with a version
+  // read before).
+  const version = shifted.some(Boolean)
+    ? sql`r.stream_version + CASE WHEN r.shifted
+        THEN COALESCE((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = r.stream_id), 0) ELSE 0 END`
+    : sql`r.stream_version`;
   const announced =
     channel === undefined ? sql`` : sql`CROSS JOIN (SELECT pg_notify(${channel}, max(position)::text) FROM inserted) AS announced`;
-  const inserted = await sql<{ position: string; stream_id: string; stream_version: number }>`
+  const inserted = await sql<{ position: string; event_id: string; stream_version: number }>`
     WITH inserted AS (
     INSERT INTO events (event_id, stream_id, stream_version, type, data, metadata, recorded_at)
-    SELECT r.event_id, r.stream_id, r.stream_version, r.type, r.data, r.metadata, ${recordedAt}::timestamptz
+    SELECT r.event_id, r.stream_id, ${version}, r.type, r.data, r.metadata, ${recordedAt}::timestamptz
     FROM unnest(
       ${rows.map((r) => r.eventId)}::uuid[],
       ${rows.map((r) => r.streamId)}::text[],
       ${rows.map((r) => r.streamVersion)}::integer[],
       ${rows.map((r) => r.type)}::text[],
       ${rows.map((r) => r.data)}::json[],
-      ${rows.map((r) => r.metadata)}::json[]
-    ) WITH ORDINALITY AS r(event_id, stream_id, stream_version, type, data, metadata, n)
+      ${rows.map((r) => r.metadata)}::json[],
+      ${shifted}::boolean[]
+    ) WITH ORDINALITY AS r(event_id, stream_id, stream_version, type, data, metadata, shifted, n)
     -- Positions follow the order of the batch, so a stream's versions get increasing positions.
     ORDER BY r.n
-    RETURNING position, stream_id, stream_version)
-    SELECT inserted.position, inserted.stream_id, inserted.stream_version FROM inserted ${announced}`.execute(trx);
-  for (const row of inserted.rows) positions.set(versionKey(row.stream_id, row.stream_version), Number(row.position));
-  return positions;
+    RETURNING position, event_id, stream_version)
+    SELECT inserted.position, inserted.event_id, inserted.stream_version FROM inserted ${announced}`.execute(trx);
+  // By event id, as PostgreSQL spells a uuid.
+  for (const row of inserted.rows) placed.set(row.event_id, { position: Number(row.position), streamVersion: row.stream_version });
+  return placed;
 }
-
-const versionKey = (streamId: string, version: number) => `${version}:${streamId}`;
 
 async function currentVersions(db: Kysely<Tables>, streamIds: readonly string[]): Promise<Map<string, number>> {
   const versions = new Map<string, number>();
