@@ -226,6 +226,61 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
     }
   });
 
+  it('appends many in a transaction without a savepoint, and fails the transaction when another writer took a version meanwhile', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const compiler = new PostgresQueryCompiler();
+    const statements: string[] = [];
+    const recorder: KyselyPlugin = {
+      transformQuery: ({ node, queryId }) => (statements.push(compiler.compileQuery(node, queryId).sql), node),
+      transformResult: async ({ result }) => result,
+    };
+    const store = await postgresEventStore({
+      postgres: { ...postgres, db: postgres.db.withPlugin(recorder) },
+      clock: systemClock,
+      newId: uuidV7,
+    });
+    try {
+      await store.transaction((tx) => tx.appendMany([{ streamId: 'p-1', events: [{ type: 'A', data: {} }] }]));
+      expect(statements.filter((text) => /SAVEPOINT/i.test(text))).toEqual([]);
+
+      let taken!: () => void;
+      const held = new Promise<void>((resolve) => (taken = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const holder = store.transaction(async (tx) => {
+        await tx.append({ streamId: 'p-2', events: [{ type: 'First', data: {} }] });
+        taken();
+        await released;
+      });
+      await held;
+      // Numbered after what p-2 holds now (nothing committed): it waits on the holder's version 1.
+      const loser = store.transaction((tx) =>
+        tx.appendMany([
+          { streamId: 'p-3', events: [{ type: 'Other', data: {} }] },
+          { streamId: 'p-2', events: [{ type: 'Second', data: {} }] },
+        ]),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      release();
+      await holder;
+      await expect(loser).rejects.toMatchObject({ code: 'event-store.concurrency', message: expect.stringContaining('p-2') });
+      expect((await store.readStream('p-2')).map((e) => e.type)).toEqual(['First']);
+      expect(await store.readStream('p-3')).toEqual([]);
+      // Tried again, it goes after the version taken.
+      const [, again] = await store.transaction((tx) =>
+        tx.appendMany([
+          { streamId: 'p-3', events: [{ type: 'Other', data: {} }] },
+          { streamId: 'p-2', events: [{ type: 'Second', data: {} }] },
+        ]),
+      );
+      expect(again?.events.map((e) => e.streamVersion)).toEqual([2]);
+    } finally {
+      await store.close();
+      await postgres.close();
+    }
+  });
+
   it('keeps history append-only', async () => {
     const postgres = await openTemporarySchema(url);
     await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);

@@ -242,15 +242,15 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
             return outcome;
           },
           async appendMany(requests) {
-            // One round of statements for them all; only if another writer raced one of these
-            // streams is each appended alone, so the conflict fails its own request.
+            // One statement for them all, and no savepoint around it: a version another writer took
+            // meanwhile fails the statement and with it the transaction, which the caller retries
+            // (a subscription tries the events again, each alone). Savepoints cost two round trips
+            // on every commit for a race that a unique index already settles.
             let outcomes: Array<AppendResult | Error>;
             try {
-              outcomes = await withSavepoint(untyped(trx), () => appendWithin(trx, requests));
+              outcomes = await appendWithin(trx, requests);
             } catch (error) {
-              if (!isStreamVersionConflict(error)) throw error;
-              outcomes = [];
-              for (const request of requests) outcomes.push(await appendIsolated(trx, request));
+              throw isStreamVersionConflict(error) ? conflictOf(error, requests) : error;
             }
             // What was inserted is in the transaction even when another request of these failed its check.
             for (const outcome of outcomes) if (!(outcome instanceof Error)) appended.push(...outcome.events);
@@ -340,7 +340,17 @@ async function currentVersions(db: Kysely<Tables>, streamIds: readonly string[])
   return versions;
 }
 
-function isStreamVersionConflict(error: unknown): boolean {
+/** The append a unique-version violation was about, as the error callers expect of a lost race. */
+function conflictOf(error: pg.DatabaseError, requests: readonly AppendRequest[]): ConcurrencyError {
+  // "Key (stream_id, stream_version)=(<stream>, <version>) already exists."
+  const detail = error.detail ?? '';
+  const request = requests.find((r) => detail.includes(`=(${r.streamId}, `)) ?? requests[0];
+  const taken = request ? Number.parseInt(detail.slice(detail.indexOf(`=(${request.streamId}, `) + request.streamId.length + 4), 10) : 0;
+  const concurrency = new ConcurrencyError(request?.streamId ?? '', request?.expectedVersion ?? 'any', Number.isNaN(taken) ? 0 : taken);
+  return Object.assign(concurrency, { cause: error });
+}
+
+function isStreamVersionConflict(error: unknown): error is pg.DatabaseError {
   return error instanceof pg.DatabaseError && error.code === '23505' && error.constraint === 'events_stream_version';
 }
 
