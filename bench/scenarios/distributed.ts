@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { dropSchemas, startNats } from '../lib/distributed.js';
 import { table } from '../lib/table.js';
 import { exitNotes, startIntake, stopTarget, whileRunning, type Target } from '../lib/targets.js';
-import { capacityThenLag, lagColumns, lagExplanation, lagNotes, type LagMeasurement, type Phase } from './lag.js';
+import {
+  capacityThenLag,
+  DISTRIBUTED_TARGET_P99_MS,
+  lagColumns,
+  lagExplanation,
+  lagNotes,
+  type LagMeasurement,
+  type Phase,
+} from './lag.js';
 import type { Scenario } from './types.js';
 
 const ROLES = ['ingestion', 'validation', 'processing', 'query'] as const;
@@ -50,7 +58,9 @@ export const distributed: Scenario = {
       const query = roles.get('query');
       if (ingest === undefined || query === undefined) throw new Error('the ingestion and query roles did not start');
       const watch = { ...Object.fromEntries([...roles].map(([role, target]) => [role, target.child.pid])), 'nats-server': nats.child.pid };
-      rows.push(await capacityThenLag(ctx, `distributed (${ROLES.length} roles)`, { ingest, query }, run, watch));
+      rows.push(
+        await capacityThenLag(ctx, `distributed (${ROLES.length} roles)`, { ingest, query }, run, watch, DISTRIBUTED_TARGET_P99_MS),
+      );
     } finally {
       ctx.progress('distributed: stopping, dropping the schemas');
       for (const target of roles.values()) notes.push(...exitNotes(target, await stopTarget(ctx, target)));

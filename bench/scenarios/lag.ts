@@ -12,7 +12,8 @@ const LAG_SECONDS = 8;
 const RATE_SHARE = 0.5;
 const SAMPLE_EVERY = 20;
 const MAX_IN_FLIGHT = 64;
-const TARGET_P99_MS = 100;
+const EMBEDDED_TARGET_P99_MS = 50;
+export const DISTRIBUTED_TARGET_P99_MS = 250;
 
 /** A pipeline that needed longer than this to finish the capacity run's backlog did not keep up with ingest. */
 const KEPT_UP_MS = 1000;
@@ -21,6 +22,8 @@ export type Phase = 'load' | 'catch-up' | 'paced';
 
 export interface LagMeasurement {
   readonly setup: string;
+  /** The issue's bound on the p99 lag for this setup. */
+  readonly targetP99Ms: number;
   readonly capacity: ClosedLoopResult;
   /** How long the pipeline took to catch up after the capacity run. */
   readonly drainMs: number;
@@ -44,6 +47,7 @@ export async function capacityThenLag(
   targets: { ingest: Target; query: Target },
   run: { warmupSec: number; durationSec: number },
   watch: Readonly<Record<string, number>> = {},
+  targetP99Ms = EMBEDDED_TARGET_P99_MS,
 ): Promise<LagMeasurement> {
   const body = ingestBody();
   const connections = ctx.options.connections;
@@ -75,7 +79,7 @@ export async function capacityThenLag(
     });
     assertAlive(targets.ingest);
     assertAlive(targets.query);
-    return { setup, capacity, drainMs, endToEndRate, paced, cpu: { load, 'catch-up': catchUp, paced: cpu.stop() } };
+    return { setup, targetP99Ms, capacity, drainMs, endToEndRate, paced, cpu: { load, 'catch-up': catchUp, paced: cpu.stop() } };
   } finally {
     await Promise.all([ingest.close(), query.close()]);
   }
@@ -94,10 +98,10 @@ export const lagColumns: readonly Column<LagMeasurement>[] = [
   { header: 'lag max ms', value: (m) => percentile(m.paced.lagsMs, 100), decimals: 1 },
   { header: 'bench CPU %', value: (m) => m.paced.benchCpuPercent },
   {
-    header: `p99 ≤ ${TARGET_P99_MS} ms`,
+    header: 'p99 target',
     value: (m) => {
       const p99 = percentile(m.paced.lagsMs, 99);
-      return p99 === null ? null : p99 <= TARGET_P99_MS ? 'yes' : 'NO';
+      return p99 === null ? null : `≤ ${m.targetP99Ms} ms: ${p99 <= m.targetP99Ms ? 'met' : 'MISSED'}`;
     },
     align: 'left',
   },
@@ -127,7 +131,7 @@ export const lagExplanation = [
   `${MAX_IN_FLIGHT} in flight), ${LAG_SECONDS} s. The polls add load of their own. "catch-up": how long the pipeline took to finish the`,
   `capacity run's backlog; "end-to-end": items of the capacity run (warm-up included) per second from its start until all were processed.`,
   `When catch-up took over ${KEPT_UP_MS / 1000} s (the pipeline fell behind ingest), the pace is ${RATE_SHARE * 100} % of end-to-end instead of capacity.`,
-  `Target (issue 3): p99 ≤ ${TARGET_P99_MS} ms.`,
+  `Targets: p99 ≤ ${EMBEDDED_TARGET_P99_MS} ms embedded (issue 10), ≤ ${DISTRIBUTED_TARGET_P99_MS} ms for the distributed stack at half its end-to-end rate (issue 11).`,
 ];
 
 export const endToEndLag: Scenario = {
