@@ -39,6 +39,8 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
   let handledUpTo: ReadonlyMap<string, number> = new Map();
   const resettable = members.filter((member) => member.reset);
   const handles = [...new Set(members.flatMap((member) => member.handles))];
+  /** Whether some member acts on the event: only such events are handed back to the chain by its subscription. */
+  const wanted = (event: RecordedEvent) => members.some((member) => actsOn(member, event));
 
   /** What the member appended, or nothing when it failed (and parked what it could not handle). */
   const handleIsolated = async (member: Subscriber, events: readonly RecordedEvent[], tx: StoreTransaction) => {
@@ -72,7 +74,7 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
     name,
     members,
     handles,
-    ...(members.some((member) => member.wants) ? { wants: (event: RecordedEvent) => members.some((member) => actsOn(member, event)) } : {}),
+    ...(members.some((member) => member.wants) ? { wants: wanted } : {}),
     startFrom(positions) {
       handledUpTo = positions;
     },
@@ -84,7 +86,7 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
         if (relevant.length === 0) continue;
         const appended = await handleIsolated(member, relevant, tx);
         // Only what the chain will read back is remembered, so nothing stays behind in memory.
-        for (const event of appended) if (handles.includes(event.type)) handledHere.add(event.eventId);
+        for (const event of appended) if (wanted(event)) handledHere.add(event.eventId);
         if (appended.length > 0) seen = seen.concat(appended);
       }
     },
