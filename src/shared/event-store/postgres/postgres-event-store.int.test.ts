@@ -8,6 +8,24 @@ import { eventStoreContract } from '../event-store.contract.js';
 import { postgresEventStoreMigrations } from './migrations.js';
 import { postgresEventStore } from './postgres-event-store.js';
 
+/** A store on a fresh schema whose statements are noted as it sends them (SQL text only). */
+async function recordingStore(url: string) {
+  const postgres = await openTemporarySchema(url);
+  await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+  const compiler = new PostgresQueryCompiler();
+  const statements: string[] = [];
+  const recorder: KyselyPlugin = {
+    transformQuery: ({ node, queryId }) => (statements.push(compiler.compileQuery(node, queryId).sql), node),
+    transformResult: async ({ result }) => result,
+  };
+  const store = await postgresEventStore({
+    postgres: { ...postgres, db: postgres.db.withPlugin(recorder) },
+    clock: systemClock,
+    newId: uuidV7,
+  });
+  return { postgres, store, statements };
+}
+
 if (!testPostgresUrl) console.warn('skipping PostgreSQL event store suites: TEST_POSTGRES_URL is not set');
 
 describe.skipIf(!testPostgresUrl)('postgres event store', () => {
@@ -132,19 +150,7 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
   });
 
   it('reads on after the last event it handed a reader without looking up where that event stands', async () => {
-    const postgres = await openTemporarySchema(url);
-    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
-    const compiler = new PostgresQueryCompiler();
-    const statements: string[] = [];
-    const recorder: KyselyPlugin = {
-      transformQuery: ({ node, queryId }) => (statements.push(compiler.compileQuery(node, queryId).sql), node),
-      transformResult: async ({ result }) => result,
-    };
-    const store = await postgresEventStore({
-      postgres: { ...postgres, db: postgres.db.withPlugin(recorder) },
-      clock: systemClock,
-      newId: uuidV7,
-    });
+    const { postgres, store, statements } = await recordingStore(url);
     const lookups = () => statements.filter((text) => /select "transaction_id" from "events" where "position" = \$1/.test(text)).length;
     try {
       const appended = await store.append({ streamId: 's-1', events: ['A', 'B', 'C'].map((type) => ({ type, data: {} })) });
@@ -164,19 +170,7 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
   });
 
   it('numbers appends without an exact expected version in the INSERT itself, with no read of the stream first', async () => {
-    const postgres = await openTemporarySchema(url);
-    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
-    const compiler = new PostgresQueryCompiler();
-    const statements: string[] = [];
-    const recorder: KyselyPlugin = {
-      transformQuery: ({ node, queryId }) => (statements.push(compiler.compileQuery(node, queryId).sql), node),
-      transformResult: async ({ result }) => result,
-    };
-    const store = await postgresEventStore({
-      postgres: { ...postgres, db: postgres.db.withPlugin(recorder) },
-      clock: systemClock,
-      newId: uuidV7,
-    });
+    const { postgres, store, statements } = await recordingStore(url);
     const lookups = () => statements.filter((text) => /max\("stream_version"\)/.test(text)).length;
     const versions = async (streamId: string) => (await store.readStream(streamId)).map((e) => [e.type, e.streamVersion]);
     try {
@@ -227,19 +221,7 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
   });
 
   it('appends many in a transaction without a savepoint, and fails the transaction when another writer took a version meanwhile', async () => {
-    const postgres = await openTemporarySchema(url);
-    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
-    const compiler = new PostgresQueryCompiler();
-    const statements: string[] = [];
-    const recorder: KyselyPlugin = {
-      transformQuery: ({ node, queryId }) => (statements.push(compiler.compileQuery(node, queryId).sql), node),
-      transformResult: async ({ result }) => result,
-    };
-    const store = await postgresEventStore({
-      postgres: { ...postgres, db: postgres.db.withPlugin(recorder) },
-      clock: systemClock,
-      newId: uuidV7,
-    });
+    const { postgres, store, statements } = await recordingStore(url);
     try {
       await store.transaction((tx) => tx.appendMany([{ streamId: 'p-1', events: [{ type: 'A', data: {} }] }]));
       expect(statements.filter((text) => /SAVEPOINT/i.test(text))).toEqual([]);
