@@ -17,8 +17,14 @@ const boundaries = [
         'error',
         {
           patterns: [
-            { group: ['**/application/**', '**/adapters/**', '**/app/**', '**/cli/**'], message: 'domain code imports only its own domain and shared/.' },
-            { group: ['fastify', 'fastify/*', '@fastify/*', 'kysely', 'better-sqlite3', 'pg', 'pino', 'node:fs', 'node:http', 'undici'], message: 'domain code does no I/O.' },
+            {
+              group: ['**/application/**', '**/adapters/**', '**/app/**', '**/cli/**'],
+              message: 'domain code imports only its own domain and shared/.',
+            },
+            {
+              group: ['fastify', 'fastify/*', '@fastify/*', 'kysely', 'better-sqlite3', 'pg', 'pino', 'node:fs', 'node:http', 'undici'],
+              message: 'domain code does no I/O.',
+            },
           ],
         },
       ],
@@ -29,7 +35,14 @@ const boundaries = [
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['**/adapters/**', '**/app/**', '**/cli/**', 'fastify', '@fastify/*'], message: 'application code depends on ports, not adapters.' }] },
+        {
+          patterns: [
+            {
+              group: ['**/adapters/**', '**/app/**', '**/cli/**', 'fastify', '@fastify/*'],
+              message: 'application code depends on ports, not adapters.',
+            },
+          ],
+        },
       ],
     },
   },
@@ -38,7 +51,11 @@ const boundaries = [
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: [...contexts.map((c) => `**/${c}/**`), '**/app/**', '**/cli/**'], message: 'the shared kernel knows no context.' }] },
+        {
+          patterns: [
+            { group: [...contexts.map((c) => `**/${c}/**`), '**/app/**', '**/cli/**'], message: 'the shared kernel knows no context.' },
+          ],
+        },
       ],
     },
   },
@@ -66,7 +83,17 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', setImmediate: 'readonly', clearTimeout: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        setImmediate: 'readonly',
+        clearTimeout: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-non-null-assertion': 'error',

@@ -116,7 +116,6 @@ const insertDeliveries = insertTemplate<DeliveryRow, { delivery_id: string }>(
       .returning('delivery_id'),
 );
 
-
 /**
  * The attempt of a delivery made in the transaction that scheduled it (a database destination). It is
  * not stored: a worker's attempt always leaves a row, so a succeeded delivery without one was made so.
