@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { InsertQueryNode, type Kysely, type KyselyPlugin, type QueryId } from 'kysely';
+import pg from 'pg';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
@@ -198,6 +199,32 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
         await relay.stop();
       }
       expect(await loadCheckpoint(service.db, 'relay')).toBe(await service.store.headPosition());
+    }),
+  );
+
+  it.runIf(name === 'postgres')('publishes a commit that an older open transaction hid from its read, without waiting for its poll', () =>
+    withService(async (service, bus) => {
+      const received = new Set<string>();
+      await bus.consume('everything', ['intake.ingestion.>'], async (m) => void received.add(m.id), consumeOptions);
+      // Only a wake or this poll would make it read again: the poll is out of the test's reach.
+      const relay = relayOf(service, bus, { pollIntervalMs: 60_000 });
+      const older = new pg.Client({ connectionString: testPostgresUrl });
+      await older.connect();
+      try {
+        relay.start();
+        // A transaction of another schema or service, begun before the append and still open: until it
+        // ends, the append's commit is not below the oldest running transaction, so reads leave it out.
+        await older.query('BEGIN');
+        await older.query('SELECT pg_current_xact_id()');
+        const [event] = await appendItems(service.store, 0, 1);
+        await sleep(100);
+        expect(received.size).toBe(0);
+        await older.query('COMMIT');
+        await eventually(() => received.has(event?.eventId ?? ''), 'the hidden commit was published', 5000);
+      } finally {
+        await older.end();
+        await relay.stop();
+      }
     }),
   );
 

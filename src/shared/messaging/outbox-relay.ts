@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import type { EventStore } from '../event-store/event-store.js';
+import { logFollower } from '../event-store/log-follower.js';
 import { loadCheckpoint, saveCheckpoint } from '../subscriptions/checkpoints.js';
 import { messageOfEvent, subjectOf } from './event-messages.js';
 import type { MessageBus } from './message-bus.js';
@@ -50,6 +51,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const retryBaseMs = options.retryBaseMs ?? 100;
   const retryMaxMs = options.retryMaxMs ?? 30_000;
   let position = 0;
+  const follower = logFollower(pollIntervalMs);
   let running = false;
   let loop: Promise<void> | undefined;
   let unsubscribe: (() => void) | undefined;
@@ -96,6 +98,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   /** One step: publishes the next batch; false when there was nothing to publish. */
   const relayBatch = async (): Promise<boolean> => {
     const batch = await store.readAll({ after: position, limit: batchSize });
+    follower.read(batch);
     const last = batch.at(-1);
     if (!last) return false;
     // All in flight at once: one connection keeps them in order, and one round trip covers the batch.
@@ -117,7 +120,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
         const published = await relayBatch();
         if (failures > 0) logger.info({ relay: name, position, failures }, 'relay publishing again');
         failures = 0;
-        if (!published) await pause(pollIntervalMs, true);
+        if (!published) await pause(follower.idleWaitMs(), true);
       } catch (error) {
         failures += 1;
         // Said once, then every tenth attempt: an outage must be visible without flooding the log.
@@ -133,7 +136,8 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (running) return;
       running = true;
       // New events end a wait for news, not the backoff after a failure: an outage is not hammered.
-      unsubscribe = store.onAppended(() => {
+      unsubscribe = store.onAppended((head) => {
+        follower.announced(head);
         if (pausing?.wakesOnAppend) pausing.end();
       });
       loop = run();

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import pg from 'pg';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
@@ -53,14 +54,14 @@ describe.skipIf(!testPostgresUrl)('in-process subscriptions on PostgreSQL', () =
     await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations]);
     await sql`CREATE TABLE handled (stream_id text PRIMARY KEY)`.execute(postgres.db);
     const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
-    const subscriptions = (subscriber: Subscriber) =>
+    const subscriptions = (subscriber: Subscriber, pollIntervalMs = 20) =>
       inProcessSubscriptions({
         store,
         db: postgres.db,
         clock: systemClock,
         logger: pino({ level: 'silent' }),
         subscribers: [subscriber],
-        pollIntervalMs: 20,
+        pollIntervalMs,
         retryBaseMs: 1,
         maxAttempts: 2,
       });
@@ -101,6 +102,29 @@ describe.skipIf(!testPostgresUrl)('in-process subscriptions on PostgreSQL', () =
       await subs.caughtUp(5000);
       await subs.stop();
       expect(await loadCheckpoint(postgres.db, 'recording')).toBe(await store.headPosition());
+    }));
+
+  it('handles a commit that an older open transaction hid from its read, without waiting for its poll', () =>
+    withStore(async ({ store, subscriptions, handled }) => {
+      // Only a wake or this poll would make it read again: the poll is out of the test's reach.
+      const subs = subscriptions(recording(), 60_000);
+      const older = new pg.Client({ connectionString: testPostgresUrl });
+      await older.connect();
+      try {
+        subs.start();
+        // Begun before the append and still open (as a transaction of another schema may be): until it
+        // ends, the append's commit is not below the oldest running transaction, so reads leave it out.
+        await older.query('BEGIN');
+        await older.query('SELECT pg_current_xact_id()');
+        await store.append({ streamId: 'hidden', events: [{ type: 'Added', data: {} }] });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(await handled()).toEqual([]);
+        await older.query('COMMIT');
+        expect(await eventually(handled, (rows) => rows.length > 0)).toEqual(['hidden']);
+      } finally {
+        await older.end();
+        await subs.stop();
+      }
     }));
 
   it('retries a parked event by its position', () =>

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { EventStore } from '../event-store/event-store.js';
+import { logFollower, type LogFollower } from '../event-store/log-follower.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
 import type { RecordedEvent } from '../events.js';
 import { loadCheckpoint, parkEvent, saveCheckpoint, unpark, listParked } from './checkpoints.js';
@@ -59,6 +60,8 @@ interface Runner {
   fault: string | undefined;
   loop: Promise<void> | undefined;
   readonly watches: Set<HeadWatch>;
+  /** The commits announced that it has not read yet: a read may miss one for a while on PostgreSQL. */
+  readonly follower: LogFollower;
 }
 
 /**
@@ -87,7 +90,15 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
   const runners = new Map<string, Runner>(
     options.subscribers.map((s) => [
       s.name,
-      { subscriber: s, position: 0, running: false, fault: undefined, loop: undefined, watches: new Set<HeadWatch>() },
+      {
+        subscriber: s,
+        position: 0,
+        running: false,
+        fault: undefined,
+        loop: undefined,
+        watches: new Set<HeadWatch>(),
+        follower: logFollower(pollIntervalMs),
+      },
     ]),
   );
   let wakers: Array<() => void> = [];
@@ -98,9 +109,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     wakers = [];
     for (const wake of current) wake();
   };
-  const nextWake = () =>
+  const nextWake = (ms: number) =>
     new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, pollIntervalMs);
+      const timer = setTimeout(resolve, ms);
       wakers.push(() => {
         clearTimeout(timer);
         resolve();
@@ -174,12 +185,13 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     let unsaved = false;
     while (runner.running) {
       const batch = await store.readAll({ after: runner.position, limit: batchSize });
+      runner.follower.read(batch);
       if (batch.length === 0) {
         if (unsaved) {
           await store.transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
           unsaved = false;
         }
-        await nextWake();
+        await nextWake(runner.follower.idleWaitMs());
         continue;
       }
       const relevant = batch.some((event) => actsOn(runner.subscriber, event));
@@ -270,7 +282,10 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
   return {
     start() {
-      unsubscribe ??= store.onAppended(wakeAll);
+      unsubscribe ??= store.onAppended((head) => {
+        for (const runner of runners.values()) runner.follower.announced(head);
+        wakeAll();
+      });
       for (const runner of runners.values()) if (!runner.running) launch(runner);
     },
 

@@ -1,0 +1,47 @@
+import type { RecordedEvent } from '../events.js';
+
+/**
+ * What a reader of the log knows of the commits it has not read yet. On PostgreSQL a committed event
+ * stays out of reads until every transaction older than its own has ended, in any schema, and the end
+ * of such a transaction wakes nobody: a reader that found nothing new although a commit it has not
+ * read was announced must look again soon, instead of waiting for the next commit or its poll.
+ */
+export interface LogFollower {
+  /** A commit was announced, by the position of its last event (the store's `onAppended`). */
+  announced(head: number): void;
+  /** The reader read these events. */
+  read(events: readonly RecordedEvent[]): void;
+  /** How long to wait before reading again after a read that found nothing new. */
+  idleWaitMs(): number;
+}
+
+const FIRST_RETRY_MS = 2;
+const MAX_RETRY_MS = 100;
+/** An announced event not read by then was not this reader's to read (it had read past it already). */
+const FORGET_AFTER_MS = 5000;
+const MAX_PENDING = 10_000;
+
+/** `pollIntervalMs` once every announced commit was read; short, growing retries until then. */
+export function logFollower(pollIntervalMs: number, now: () => number = Date.now): LogFollower {
+  // Positions are not in commit order on PostgreSQL, so each announced one is looked for by itself.
+  const pending = new Map<number, number>();
+  let retryMs = FIRST_RETRY_MS;
+  return {
+    announced(head) {
+      if (pending.size >= MAX_PENDING) pending.delete(pending.keys().next().value as number);
+      pending.set(head, now());
+    },
+    read(events) {
+      for (const event of events) pending.delete(event.position);
+      if (events.length > 0) retryMs = FIRST_RETRY_MS;
+    },
+    idleWaitMs() {
+      const forgetBefore = now() - FORGET_AFTER_MS;
+      for (const [position, at] of pending) if (at < forgetBefore) pending.delete(position);
+      if (pending.size === 0) return pollIntervalMs;
+      const wait = retryMs;
+      retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+      return Math.min(wait, pollIntervalMs);
+    },
+  };
+}
