@@ -24,6 +24,8 @@ const url = process.env.TEST_NATS_URL || undefined;
 if (!url) console.warn('skipping the bus subscription suite: TEST_NATS_URL is not set');
 
 interface Fixture {
+  /** The private stream's name. */
+  readonly stream: string;
   readonly db: Kysely<object>;
   readonly bus: MessageBus;
   readonly consumers: BusSubscriptions;
@@ -63,6 +65,7 @@ async function withConsumers(
   const db = sqlite.db as Kysely<object>;
   try {
     await test({
+      stream,
       db,
       bus,
       consumers,
@@ -191,6 +194,32 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       await until(async () => (await consumers.status())[0]?.lag === 0 && (await count('seen')) === 5, 'all ten settled');
       expect(handled.sort((a, b) => a - b)).toEqual([0, 2, 4, 6, 8]);
       expect(await count('consumed_events', 'even')).toBe(5);
+    });
+  }, 30_000);
+
+  it('asks the broker for the list of consumers once per status report, however many subscribers it has', async () => {
+    const subscribers = ['one', 'two', 'three'].map((name) => recording(name, () => false));
+    await withConsumers(subscribers, {}, async ({ stream, publish, consumers, count, until }) => {
+      await publish(0);
+      consumers.start();
+      await until(async () => (await count('seen')) === 3, 'each subscriber handled the event');
+      // Requests to JetStream's API are messages: another connection sees each listing asked for.
+      const watcher = await connect({ servers: url ?? '' });
+      try {
+        const listings = watcher.subscribe(`$JS.API.CONSUMER.LIST.${stream}`);
+        await watcher.flush();
+        const report = await consumers.status();
+        await watcher.flush();
+        listings.unsubscribe();
+        expect(report.map((s) => [s.name, s.lag])).toEqual([
+          ['one', 0],
+          ['two', 0],
+          ['three', 0],
+        ]);
+        expect(listings.getReceived()).toBe(1);
+      } finally {
+        await watcher.close();
+      }
     });
   }, 30_000);
 

@@ -110,6 +110,16 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
         : new MessageBusUnavailableError(`cannot reach NATS (${describe(error)})`);
     });
 
+  /**
+   * The stream's consumers, one listing for every progress call made while it runs: a status report
+   * asks for each subscriber's progress at once, and each listing returns every consumer of the stream.
+   */
+  let listing: Promise<ConsumerInfo[]> | undefined;
+  const sharedListing = (jsm: JetStreamManager) =>
+    (listing ??= consumersOf(jsm, options.stream).finally(() => {
+      listing = undefined;
+    }));
+
   /** One durable consumer's loop: messages in hand up to the concurrency, a key's messages one after the other. */
   const consumeOne = async (
     js: JetStreamClient,
@@ -206,7 +216,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
 
     async progress(durableName) {
       const { jsm } = await reachable();
-      const family = await consumersNamed(jsm, options.stream, durableName);
+      const family = familyOf(await sharedListing(jsm), durableName);
       if (family.length === 0) return undefined;
       return {
         acknowledged: Math.max(...family.map((info) => info.ack_floor.stream_seq)),
@@ -349,15 +359,21 @@ export function consumersFor(durableName: string, subjects: readonly string[], m
 
 /** The consumers behind one durable name: itself, or one per role it reads (see `consumersFor`). */
 async function consumersNamed(jsm: JetStreamManager, stream: string, durableName: string): Promise<ConsumerInfo[]> {
-  const family: ConsumerInfo[] = [];
+  return familyOf(await consumersOf(jsm, stream), durableName);
+}
+
+const familyOf = (consumers: readonly ConsumerInfo[], durableName: string) =>
+  consumers.filter((info) => info.name === durableName || info.name.startsWith(`${durableName}${FROM_ROLE}`));
+
+/** Every consumer of the stream (none when the stream is not there yet). */
+async function consumersOf(jsm: JetStreamManager, stream: string): Promise<ConsumerInfo[]> {
+  const consumers: ConsumerInfo[] = [];
   try {
-    for await (const info of jsm.consumers.list(stream)) {
-      if (info.name === durableName || info.name.startsWith(`${durableName}${FROM_ROLE}`)) family.push(info);
-    }
+    for await (const info of jsm.consumers.list(stream)) consumers.push(info);
   } catch (error) {
     if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
   }
-  return family;
+  return consumers;
 }
 
 async function deleteConsumer(jsm: JetStreamManager, stream: string, name: string): Promise<void> {
