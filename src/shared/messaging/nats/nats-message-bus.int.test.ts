@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { messageBusContract } from '../message-bus.contract.js';
@@ -141,6 +141,39 @@ describe.skipIf(!url)('nats message bus: a consumer of several roles', () => {
       await bus.rewind('status');
       expect(await family()).toEqual([]);
       expect(await bus.progress('status')).toBeUndefined();
+    } finally {
+      await bus.close();
+      await jsm.streams.delete(stream).catch(() => false);
+      await admin.close();
+    }
+  });
+});
+
+describe.skipIf(!url)('nats message bus: a consumer kept with a wider filter', () => {
+  it('narrows the filter of a consumer an earlier version left wider, and hands its handler only the subjects asked for', async () => {
+    const servers = url ?? '';
+    const suffix = randomBytes(6).toString('hex');
+    const stream = `INTAKE_TEST_${suffix}`;
+    const p = `w_${suffix}`;
+    const bus = natsMessageBus({ servers, stream, subjects: [`${p}.>`] });
+    const admin = await connect({ servers });
+    const jsm = await jetstreamManager(admin);
+    const options = { maxDeliver: 3, ackWaitMs: 5000, onParked: async () => undefined, concurrency: 8 };
+    try {
+      let n = 0;
+      const publish = (subject: string) =>
+        bus.publish(`${p}.${subject}`, { id: `m-${suffix}-${n++}`, type: subject.split('.')[1] ?? '', data: {}, metadata: {} });
+      await publish('ingestion.First');
+      // An earlier version left the durable consumer with one filter over every subject.
+      await jsm.consumers.add(stream, { durable_name: 'narrow', filter_subject: `${p}.>`, ack_policy: AckPolicy.Explicit });
+      for (const subject of ['ingestion.Wanted', 'ingestion.Other', 'ingestion.Wanted']) await publish(subject);
+      const received: string[] = [];
+      const consumption = await bus.consume('narrow', [`${p}.ingestion.Wanted`], async (m) => void received.push(m.subject), options);
+      await waitFor(async () => (await bus.progress('narrow'))?.pending === 0);
+      await consumption.stop();
+      expect(received).toEqual([`${p}.ingestion.Wanted`, `${p}.ingestion.Wanted`]);
+      // The server took the narrower filter (NATS 2.9.10 does; one that refuses leaves the subject check to the consumer).
+      expect((await jsm.consumers.info(stream, 'narrow')).config.filter_subject).toBe(`${p}.ingestion.Wanted`);
     } finally {
       await bus.close();
       await jsm.streams.delete(stream).catch(() => false);
