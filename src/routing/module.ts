@@ -38,6 +38,7 @@ import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
 import { closedBreaker, DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
 import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
+import { attemptsShown } from './application/ports.js';
 
 export const routingTables: ContextTables = { migrations: [routingMigrations], inlineProjections: [rulesProjection] };
 
@@ -194,7 +195,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         async delivery(deliveryId) {
           const delivery = await deliveries.get(deliveryId);
           if (!delivery) throw new NotFoundError('routing.delivery-not-found', `no delivery ${deliveryId}`);
-          return { delivery, attempts: await deliveries.attemptsOf(deliveryId) };
+          return { delivery, attempts: attemptsShown(delivery, await deliveries.attemptsOf(deliveryId)) };
         },
         replay,
         replayDeadLetters,

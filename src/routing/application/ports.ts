@@ -68,6 +68,26 @@ export interface Attempt {
   readonly durationMs: number;
 }
 
+/**
+ * The attempts to show for a delivery. One made in the transaction that scheduled it (a database
+ * destination) stores no attempt row: its one attempt is the delivery itself. A worker's attempt always
+ * leaves a row, so a delivery that succeeded at attempt 1 without one was made so.
+ */
+export function attemptsShown(delivery: Delivery, stored: readonly Attempt[]): readonly Attempt[] {
+  if (stored.length > 0 || delivery.status !== 'succeeded' || delivery.attempts !== 1) return stored;
+  return [
+    {
+      deliveryId: delivery.deliveryId,
+      attempt: 1,
+      at: delivery.updatedAt,
+      outcome: 'delivered',
+      statusCode: null,
+      error: null,
+      durationMs: 0,
+    },
+  ];
+}
+
 export interface NewDelivery {
   readonly deliveryId: string;
   readonly orderingKey: string | null;

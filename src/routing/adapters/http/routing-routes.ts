@@ -28,7 +28,7 @@ export interface RoutingHandlers {
   remove(ruleId: string): Promise<void>;
   rotateSecret(ruleId: string): Promise<string>;
   deliveries(filter: DeliveryFilter): Promise<Delivery[]>;
-  delivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: Attempt[] }>;
+  delivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: readonly Attempt[] }>;
   replay(deliveryId: string): Promise<Delivery>;
   replayDeadLetters(ruleId: string | undefined): Promise<number>;
   destinations(page: { after: string | undefined; limit: number }): Promise<DestinationView[]>;

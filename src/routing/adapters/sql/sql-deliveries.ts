@@ -117,20 +117,6 @@ const insertDeliveries = insertTemplate<DeliveryRow, { delivery_id: string }>(
 );
 
 /**
- * The attempt of a delivery made in the transaction that scheduled it (a database destination). It is
- * not stored: a worker's attempt always leaves a row, so a succeeded delivery without one was made so.
- */
-const madeAttempt = (deliveryId: string, at: string): Attempt => ({
-  deliveryId,
-  attempt: 1,
-  at,
-  outcome: 'delivered',
-  statusCode: null,
-  error: null,
-  durationMs: 0,
-});
-
-/**
  * The condition of the partial index routing_deliveries_due, in the literal form a query must state for
  * SQLite to use it (a bound status proves nothing to the planner).
  */
@@ -295,17 +281,6 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .where('delivery_id', '=', deliveryId)
         .orderBy('attempt')
         .execute();
-      if (rows.length === 0) {
-        // A delivery made as it was scheduled has no attempt row: its one attempt is the delivery itself.
-        const made = await tables(db)
-          .selectFrom('routing_deliveries')
-          .select(['updated_at'])
-          .where('delivery_id', '=', deliveryId)
-          .where('status', '=', 'succeeded')
-          .where('attempts', '=', 1)
-          .executeTakeFirst();
-        return made ? [madeAttempt(deliveryId, made.updated_at)] : [];
-      }
       return rows.map((row): Attempt => ({
         deliveryId: row.delivery_id,
         attempt: row.attempt,
