@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { InsertQueryNode, type Kysely, type KyselyPlugin, type QueryId } from 'kysely';
-import pg from 'pg';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
@@ -15,7 +14,7 @@ import { sqliteEventStoreMigrations } from '../event-store/sqlite/migrations.js'
 import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
 import { uuidV7 } from '../ids.js';
 import { migratePostgresToLatest } from '../postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../postgres/temporary-schema.js';
+import { openOlderTransaction, openTemporarySchema, testPostgresUrl } from '../postgres/temporary-schema.js';
 import { migrateToLatest } from '../sqlite/migrate.js';
 import { openSqlite } from '../sqlite/open-sqlite.js';
 import { loadCheckpoint } from '../subscriptions/checkpoints.js';
@@ -208,18 +207,14 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
       await bus.consume('everything', ['intake.ingestion.>'], async (m) => void received.add(m.id), consumeOptions);
       // Only a wake or this poll would make it read again: the poll is out of the test's reach.
       const relay = relayOf(service, bus, { pollIntervalMs: 60_000 });
-      const older = new pg.Client({ connectionString: testPostgresUrl });
-      await older.connect();
+      relay.start();
+      // Begun before the append and still open: until it ends, the append's commit stays out of reads.
+      const older = await openOlderTransaction(testPostgresUrl ?? '');
       try {
-        relay.start();
-        // A transaction of another schema or service, begun before the append and still open: until it
-        // ends, the append's commit is not below the oldest running transaction, so reads leave it out.
-        await older.query('BEGIN');
-        await older.query('SELECT pg_current_xact_id()');
         const [event] = await appendItems(service.store, 0, 1);
         await sleep(100);
         expect(received.size).toBe(0);
-        await older.query('COMMIT');
+        await older.end();
         await eventually(() => received.has(event?.eventId ?? ''), 'the hidden commit was published', 5000);
       } finally {
         await older.end();
@@ -227,6 +222,31 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
       }
     }),
   );
+
+  it('stops at once when stopped while it reads, however long its poll', () =>
+    withService(async (service, bus) => {
+      let reading!: () => void;
+      const read = new Promise<void>((resolve) => (reading = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      // The first read is held until stop() has been called: it then finds nothing, and must not wait.
+      const held: EventStore = {
+        ...service.store,
+        async readAll(options) {
+          reading();
+          await released;
+          return service.store.readAll(options);
+        },
+      };
+      const relay = relayOf({ ...service, store: held }, bus, { pollIntervalMs: 60_000 });
+      relay.start();
+      await read;
+      const stopped = relay.stop();
+      release();
+      const outcome = await Promise.race([stopped.then(() => 'stopped'), sleep(2000).then(() => 'still waiting')]);
+      expect(outcome).toBe('stopped');
+      await stopped;
+    }));
 
   it('keeps ingestion going while the broker is down, retries, and publishes everything once it is back', () =>
     withService(async (service, bus) => {

@@ -60,6 +60,8 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   const pause = (ms: number, wakesOnAppend: boolean) =>
     new Promise<void>((resolve) => {
+      // Stopped while it read: stop() found no pause to end, and none may begin.
+      if (!running) return resolve();
       const end = () => {
         clearTimeout(timer);
         pausing = undefined;

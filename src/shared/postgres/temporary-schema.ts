@@ -25,3 +25,26 @@ export async function openTemporarySchema(url: string, prefix = 'intake_test'): 
     },
   };
 }
+
+/**
+ * For tests: a transaction on a connection of its own, begun and given an id now and left open until
+ * `end()` (which may be called again). Until then every commit made after it stays out of the event store's reads, as a transaction
+ * of another schema or service may hold them back.
+ */
+export async function openOlderTransaction(url: string): Promise<{ end(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query('SELECT pg_current_xact_id()');
+  let ended: Promise<void> | undefined;
+  return {
+    end: () =>
+      (ended ??= (async () => {
+        try {
+          await client.query('COMMIT');
+        } finally {
+          await client.end();
+        }
+      })()),
+  };
+}

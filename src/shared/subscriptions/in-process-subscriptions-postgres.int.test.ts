@@ -1,5 +1,4 @@
 import { sql } from 'kysely';
-import pg from 'pg';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
@@ -7,7 +6,7 @@ import { postgresEventStoreMigrations } from '../event-store/postgres/migrations
 import { postgresEventStore } from '../event-store/postgres/postgres-event-store.js';
 import { uuidV7 } from '../ids.js';
 import { migratePostgresToLatest } from '../postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../postgres/temporary-schema.js';
+import { openOlderTransaction, openTemporarySchema, testPostgresUrl } from '../postgres/temporary-schema.js';
 import { listParked, loadCheckpoint } from './checkpoints.js';
 import { inProcessSubscriptions } from './in-process-subscriptions.js';
 import { subscriptionMigrations } from './migrations.js';
@@ -108,18 +107,14 @@ describe.skipIf(!testPostgresUrl)('in-process subscriptions on PostgreSQL', () =
     withStore(async ({ store, subscriptions, handled }) => {
       // Only a wake or this poll would make it read again: the poll is out of the test's reach.
       const subs = subscriptions(recording(), 60_000);
-      const older = new pg.Client({ connectionString: testPostgresUrl });
-      await older.connect();
+      subs.start();
+      // Begun before the append and still open: until it ends, the append's commit stays out of reads.
+      const older = await openOlderTransaction(testPostgresUrl ?? '');
       try {
-        subs.start();
-        // Begun before the append and still open (as a transaction of another schema may be): until it
-        // ends, the append's commit is not below the oldest running transaction, so reads leave it out.
-        await older.query('BEGIN');
-        await older.query('SELECT pg_current_xact_id()');
         await store.append({ streamId: 'hidden', events: [{ type: 'Added', data: {} }] });
         await new Promise((resolve) => setTimeout(resolve, 100));
         expect(await handled()).toEqual([]);
-        await older.query('COMMIT');
+        await older.end();
         expect(await eventually(handled, (rows) => rows.length > 0)).toEqual(['hidden']);
       } finally {
         await older.end();

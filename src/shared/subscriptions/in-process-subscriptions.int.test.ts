@@ -102,6 +102,39 @@ describe('in-process subscriptions', () => {
     expect(await loadCheckpoint(sqlite.db, 'summing')).toBe(await store.headPosition());
   });
 
+  it('stops at once when stopped while it reads, however long its poll', async () => {
+    let reading!: () => void;
+    const read = new Promise<void>((resolve) => (reading = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // The first read is held until stop() has been called: it then finds nothing, and must not wait.
+    const held: EventStore = {
+      ...store,
+      async readAll(options) {
+        reading();
+        await released;
+        return store.readAll(options);
+      },
+    };
+    const subs = inProcessSubscriptions({
+      store: held,
+      db: sqlite.db,
+      clock: systemClock,
+      logger: pino({ level: 'silent' }),
+      subscribers: [summing()],
+      pollIntervalMs: 60_000,
+    });
+    subs.start();
+    await read;
+    const stopped = subs.stop();
+    release();
+    const outcome = await Promise.race([
+      stopped.then(() => 'stopped'),
+      new Promise((resolve) => setTimeout(resolve, 2000, 'still waiting')),
+    ]);
+    expect(outcome).toBe('stopped');
+  });
+
   it('resumes after a restart from its checkpoint, handling nothing twice', async () => {
     const first = subscriptions(summing());
     first.start();

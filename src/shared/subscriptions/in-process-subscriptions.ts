@@ -191,7 +191,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
           await store.transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
           unsaved = false;
         }
-        await nextWake(runner.follower.idleWaitMs());
+        // Halted while it read: the wake-up was sent before this wait, which must not begin.
+        if (runner.running) await nextWake(runner.follower.idleWaitMs());
         continue;
       }
       const relevant = batch.some((event) => actsOn(runner.subscriber, event));
