@@ -1,8 +1,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { v7 as uuidv7 } from 'uuid';
 import { NotFoundError } from '../../shared/errors.js';
+import { uuidV7 } from '../../shared/ids.js';
 import { authenticate, type WriteKeyVerifier } from '../../shared/http/auth.js';
 import { registerDashboardRoutes } from '../metrics/dashboard-routes.js';
 import { registerHttpMetrics } from '../metrics/http-metrics.js';
@@ -52,7 +52,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     requestIdHeader: false,
     genReqId: (request) => {
       const given = request.headers['x-correlation-id'];
-      return typeof given === 'string' && CORRELATION_ID.test(given) ? given : uuidv7();
+      return typeof given === 'string' && CORRELATION_ID.test(given) ? given : uuidV7();
     },
     trustProxy: process.env.TRUST_PROXY === 'true',
     // Long enough for any id a route accepts, percent-encoded; longer ones get a 414 problem.
