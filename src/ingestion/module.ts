@@ -1,5 +1,14 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
-import { commitPrepared, ingestBatch, ingestData, ingestEvent, type IngestDataDeps } from './application/ingest-data.js';
+import {
+  commitPrepared,
+  ingestBatch,
+  ingestData,
+  ingestEvent,
+  type CommitPrepared,
+  type IngestDataDeps,
+  type ToCommit,
+} from './application/ingest-data.js';
+import { eventText, fromEventText, type EventText } from '../shared/event-store/serialized-event.js';
 import type { EnsureSource, RouteEvent } from './application/ports.js';
 import { getAllData, getDataById, getDataByPartnerId } from './application/queries.js';
 import { appEventHttp } from './adapters/http/app-event-routes.js';
@@ -25,10 +34,13 @@ export interface IngestionModule extends ContextModule {
 
 export function ingestionModule({ store, db, clock, newId, procedures }: ModuleDeps, options: IngestionOptions = {}): IngestionModule {
   const items = sqlIngestedItemsView(db);
-  const commit = procedures.define(
-    'ingestion.commit-prepared',
-    commitPrepared({ store, clock, idempotency: sqlIdempotencyLog, idempotencyWindowMs: options.idempotencyWindowMs }),
+  const commitStored = commitPrepared({ store, clock, idempotency: sqlIdempotencyLog, idempotencyWindowMs: options.idempotencyWindowMs });
+  // The events go over as JSON text, made on the calling thread: the storage thread stores text and
+  // would otherwise rebuild each payload's objects from the message only to stringify them again.
+  const commitText = procedures.define('ingestion.commit-prepared', (entries: ReadonlyArray<ToCommit<EventText>>) =>
+    commitStored(entries.map((entry) => ({ ...entry, events: entry.events.map(fromEventText) }))),
   );
+  const commit: CommitPrepared = (entries) => commitText(entries.map((entry) => ({ ...entry, events: entry.events.map(eventText) })));
   const deps: IngestDataDeps = { store, clock, newId, ...options, idempotency: sqlIdempotencyLog, commit };
   const batch = ingestBatch(deps);
   return {

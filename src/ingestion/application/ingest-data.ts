@@ -75,8 +75,25 @@ export type Committed =
   | { readonly status: 'accepted'; readonly eventId: string; readonly routing: RoutingSummary }
   | { readonly status: 'duplicate'; readonly eventId: string; readonly routing: RoutingSummary };
 
+/** A prepared item as the storage side commits it: where it goes, its receipt, its events and its key. */
+export interface ToCommit<Event = NewEvent> {
+  readonly appId: string;
+  readonly itemId: string;
+  readonly routing: RoutingSummary;
+  readonly events: readonly Event[];
+  readonly key?: string;
+}
+
+const toCommit = (prepared: Prepared, key: string | undefined): ToCommit => ({
+  appId: prepared.item.partnerId,
+  itemId: prepared.item.id,
+  routing: prepared.routing,
+  events: prepared.events,
+  ...(key === undefined ? {} : { key }),
+});
+
 /** Appends prepared events in one transaction; one with a key is stored at most once per key. */
-export type CommitPrepared = (entries: ReadonlyArray<{ prepared: Prepared; key?: string }>) => Promise<Committed[]>;
+export type CommitPrepared = (entries: readonly ToCommit[]) => Promise<Committed[]>;
 
 export interface CommitDeps {
   readonly store: EventStore;
@@ -100,21 +117,19 @@ export const commitPrepared =
       // Keys are looked up and recorded per application, a few statements for the whole batch.
       const firsts = new Map<string, FirstResult>();
       const keysByApp = new Map<string, Set<string>>();
-      for (const { prepared, key } of entries) {
-        if (key === undefined) continue;
-        const app = prepared.item.partnerId;
-        keysByApp.set(app, (keysByApp.get(app) ?? new Set()).add(key));
+      for (const { appId, key } of entries) {
+        if (key !== undefined) keysByApp.set(appId, (keysByApp.get(appId) ?? new Set()).add(key));
       }
       for (const [app, keys] of keysByApp) {
         for (const [key, first] of await log.findMany(app, [...keys], notBefore)) firsts.set(scoped(app, key), first);
       }
       const committed: Committed[] = [];
-      const appended: Prepared[] = [];
+      const appended: ToCommit[] = [];
       const remembered = new Map<string, Array<{ key: string; result: FirstResult }>>();
-      for (const { prepared, key } of entries) {
-        const result = { eventId: prepared.item.id, routing: prepared.routing };
+      for (const entry of entries) {
+        const { appId: app, key } = entry;
+        const result = { eventId: entry.itemId, routing: entry.routing };
         if (key !== undefined) {
-          const app = prepared.item.partnerId;
           const first = firsts.get(scoped(app, key));
           if (first) {
             committed.push({ status: 'duplicate', eventId: first.eventId, routing: first.routing });
@@ -126,13 +141,13 @@ export const commitPrepared =
           rows.push({ key, result });
           remembered.set(app, rows);
         }
-        appended.push(prepared);
+        appended.push(entry);
         committed.push({ status: 'accepted', ...result });
       }
       await tx.appendMany(
-        appended.map((prepared) => ({
-          streamId: dataStreamId(prepared.item.id),
-          events: prepared.events,
+        appended.map((entry) => ({
+          streamId: dataStreamId(entry.itemId),
+          events: entry.events,
           expectedVersion: 'no_stream' as const,
         })),
       );
@@ -151,7 +166,7 @@ export const ingestEvent =
       return { eventId: item.id, routing, duplicate: false };
     }
     const prepared = await prepare(deps, command);
-    const [committed] = await commitWith(deps)([{ prepared, key: idempotencyKey }]);
+    const [committed] = await commitWith(deps)([toCommit(prepared, idempotencyKey)]);
     if (!committed) throw new Error('no result for the event');
     return { eventId: committed.eventId, routing: committed.routing, duplicate: committed.status === 'duplicate' };
   };
@@ -180,10 +195,7 @@ export const ingestBatch =
       }),
     );
     const valid = entries.flatMap((entry) => ('error' in entry ? [] : [entry]));
-    const committed =
-      valid.length > 0
-        ? await commitWith(deps)(valid.map(({ prepared, key }) => (key === undefined ? { prepared } : { prepared, key })))
-        : [];
+    const committed = valid.length > 0 ? await commitWith(deps)(valid.map(({ prepared, key }) => toCommit(prepared, key))) : [];
     const byIndex = new Map(valid.map((entry, i) => [entry.index, committed[i]]));
     return entries.map((entry): BatchReceipt => {
       if ('error' in entry) return { index: entry.index, status: 'rejected', reason: entry.error.message, errors: entry.error.violations };

@@ -1,7 +1,7 @@
-import type { RecordedEvent } from '../events.js';
+import type { NewEvent, RecordedEvent } from '../events.js';
 import { checkExpectedVersion, type AppendRequest, type AppendResult, type InlineProjection } from './event-store.js';
 import { ValidationError } from '../errors.js';
-import { serialize } from './serialized-event.js';
+import { DATA_TEXT, serialize } from './serialized-event.js';
 
 /** An event ready to insert: its id, its place in its stream, and its serialised data. */
 export interface PlannedRow {
@@ -77,16 +77,7 @@ export function planAppends(requests: readonly AppendRequest[], versions: Map<st
         const own = rows.slice(plan.first, plan.first + plan.count);
         const shift = own[0] && versionShiftOf ? versionShiftOf(own[0]) : 0;
         const events = own.map((row, i) => {
-          const event: RecordedEvent = {
-            eventId: row.eventId,
-            position: positionOf(row),
-            streamId: row.streamId,
-            streamVersion: row.streamVersion + shift,
-            type: row.type,
-            data: request.events[i]?.data ?? {},
-            metadata: request.events[i]?.metadata ?? {},
-            recordedAt,
-          };
+          const event = recordedOf(row, positionOf(row), row.streamVersion + shift, recordedAt, request.events[i]);
           recorded.push(event);
           return event;
         });
@@ -95,6 +86,35 @@ export function planAppends(requests: readonly AppendRequest[], versions: Map<st
       return { results, recorded };
     },
   };
+}
+
+/**
+ * The appended event as readers see it. Its data is read through from the event given, so an event
+ * that arrived as text is parsed only when someone looks inside, and once for every reader; its
+ * text goes along for writers that extend it (`extendedEvent`).
+ */
+function recordedOf(
+  row: PlannedRow,
+  position: number,
+  streamVersion: number,
+  recordedAt: string,
+  given: NewEvent | undefined,
+): RecordedEvent {
+  return {
+    eventId: row.eventId,
+    position,
+    streamId: row.streamId,
+    streamVersion,
+    type: row.type,
+    get data() {
+      return given?.data ?? {};
+    },
+    get metadata() {
+      return given?.metadata ?? {};
+    },
+    recordedAt,
+    [DATA_TEXT]: row.data,
+  } as RecordedEvent;
 }
 
 /** Runs the inline projections on what a transaction appended, each on the event types it handles. */

@@ -1,3 +1,4 @@
+import { ValidationError } from '../errors.js';
 import type { EventMetadata, NewEvent } from '../events.js';
 
 const SERIALIZED = Symbol('serialized');
@@ -6,6 +7,23 @@ interface Serialized {
   readonly data: string;
   readonly metadata: string;
 }
+
+/** A new event as it crosses to the storage thread: a string is copied whole, an object graph field by field. */
+export interface EventText extends Serialized {
+  readonly type: string;
+}
+
+/** The event as text, on the sending thread; data that cannot be serialised fails the caller's request only. */
+export function eventText(event: NewEvent): EventText {
+  try {
+    return { type: event.type, data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata ?? {}) };
+  } catch (error) {
+    throw new ValidationError('event-store.unserializable', `the event data cannot be stored as JSON: ${(error as Error).message}`);
+  }
+}
+
+/** The event back from its text, on the storage thread; parsed only if a projection looks inside. */
+export const fromEventText = (text: EventText): NewEvent => serializedEvent(text.type, text.data, text.metadata);
 
 /**
  * An event whose data was turned into JSON already (by the thread that received it), so the

@@ -1,11 +1,12 @@
 import type { ExpectedVersion } from '../event-store/event-store.js';
+import type { EventText } from '../event-store/serialized-event.js';
 import type { WireError } from './wire-errors.js';
 
 /** An append whose events were serialised by the sending thread. */
 export interface WireAppend {
   readonly streamId: string;
   readonly expectedVersion?: ExpectedVersion;
-  readonly events: ReadonlyArray<{ readonly type: string; readonly data: string; readonly metadata: string }>;
+  readonly events: readonly EventText[];
 }
 
 /** What the storage thread tells of each appended event: the sender keeps the data it sent. */

@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors.js';
+import { eventText } from '../event-store/serialized-event.js';
 import type { AppendRequest, AppendResult, EventStore } from '../event-store/event-store.js';
 import type { RecordedEvent } from '../events.js';
 import { forwardingProcedures, type Procedures } from '../procedures.js';
@@ -130,19 +131,11 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads): Stor
 
 /** Serialises on this thread, per request: data that cannot be serialised fails its own append only. */
 function toWireAppend(request: AppendRequest): WireAppend {
-  try {
-    return {
-      streamId: request.streamId,
-      ...(request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion }),
-      events: request.events.map((event) => ({
-        type: event.type,
-        data: JSON.stringify(event.data),
-        metadata: JSON.stringify(event.metadata ?? {}),
-      })),
-    };
-  } catch (error) {
-    throw new ValidationError('event-store.unserializable', `the event data cannot be stored as JSON: ${(error as Error).message}`);
-  }
+  return {
+    streamId: request.streamId,
+    ...(request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion }),
+    events: request.events.map(eventText),
+  };
 }
 
 function fromWireResult(request: AppendRequest, result: WireAppendResult): AppendResult {

@@ -1,6 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { AppendResult, EventStore } from '../event-store/event-store.js';
-import { serializedEvent } from '../event-store/serialized-event.js';
+import { fromEventText } from '../event-store/serialized-event.js';
 import type { LocalProcedures } from '../procedures.js';
 import type { CallsMessage, Reply, StorageMessage, WireAppend, WireAppendResult } from './protocol.js';
 import { toWire } from './wire-errors.js';
@@ -73,7 +73,7 @@ function fromWireAppend(request: WireAppend) {
   return {
     streamId: request.streamId,
     ...(request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion }),
-    events: request.events.map((event) => serializedEvent(event.type, event.data, event.metadata)),
+    events: request.events.map(fromEventText),
   };
 }
 

@@ -89,34 +89,42 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   const sync = wal ? coalescedSync(() => wal.datasync()) : () => Promise.resolve();
   const durable = () => guarded(sync);
 
-  const notify = (committed: readonly EventRow[]) => {
-    recent.add(committed.map((row) => ({ position: row.position, size: row.data.length + row.metadata.length, event: toRecorded(row) })));
+  const notify = (committed: readonly KeptEvent[]) => {
+    recent.add(committed);
     const last = committed.at(-1);
     if (!last) return;
     for (const listener of listeners) listener(last.position);
   };
 
-  /** Appends within `trx`; the rows it inserted join `inserted`, to be noted once the transaction commits. */
+  /**
+   * Appends within `trx`; the events it inserted join `inserted`, to be noted once the transaction
+   * commits. They are the appended events themselves, so readers of the tail share whatever parsing
+   * the inline projections did.
+   */
   async function appendWithin(
     trx: Kysely<Tables>,
     requests: readonly AppendRequest[],
-    inserted: EventRow[],
+    inserted: KeptEvent[],
   ): Promise<Array<AppendResult | Error>> {
     const statements = (prepared ??= appendStatements(options.sqlite.raw));
     const plan = planAppends(requests, statements.currentVersions([...new Set(requests.map((r) => r.streamId))]), options.newId);
     const recordedAt = options.clock.now().toISOString();
-    const positions = new Map<string, number>();
-    for (const row of plan.rows) positions.set(row.eventId, statements.insert(row, recordedAt));
-    const positionOf = (row: PlannedRow) => positions.get(row.eventId) ?? 0;
-    for (const row of plan.rows) inserted.push(asStored(row, positionOf(row), recordedAt));
-    const { results, recorded } = plan.complete(positionOf, recordedAt);
+    const positions = new Map<PlannedRow, number>();
+    for (const row of plan.rows) positions.set(row, statements.insert(row, recordedAt));
+    const { results, recorded } = plan.complete((row) => positions.get(row) ?? 0, recordedAt);
+    // `recorded` holds the planned rows' events in the rows' order.
+    plan.rows.forEach((row, i) => {
+      const event = recorded[i];
+      if (event?.eventId !== row.eventId) throw new Error('appended events out of step with their rows');
+      inserted.push({ position: event.position, size: row.data.length + row.metadata.length, event });
+    });
     await applyInlineProjections(projections, trx, recorded, untyped);
     return results;
   }
 
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
-      const inserted: EventRow[] = [];
+      const inserted: KeptEvent[] = [];
       const results = await guarded(() => db.transaction().execute((trx) => appendWithin(trx, requests, inserted)));
       notify(inserted);
       return results;
@@ -156,7 +164,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     },
 
     async transaction(work) {
-      const appended: EventRow[] = [];
+      const appended: KeptEvent[] = [];
       const committed: Array<() => void> = [];
       const result = await guarded(() =>
         db.transaction().execute((trx) => {
@@ -268,20 +276,6 @@ interface KeptEvent {
   /** Its JSON text, in UTF-16 code units. */
   readonly size: number;
   readonly event: RecordedEvent;
-}
-
-/** An inserted row as a read would give it back. */
-function asStored(row: PlannedRow, position: number, recordedAt: string): EventRow {
-  return {
-    position,
-    event_id: row.eventId,
-    stream_id: row.streamId,
-    stream_version: row.streamVersion,
-    type: row.type,
-    data: row.data,
-    metadata: row.metadata,
-    recorded_at: recordedAt,
-  };
 }
 
 /**
