@@ -3,7 +3,9 @@ import { ok, type Processor } from '../processor.js';
 
 // Date-times as people send them: "2026-11-24 10:00", "2026-11-24T10:00:00+02:00", with or without seconds and zone.
 const DATE_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?$/i;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+// An address is at most 254 characters (RFC 5321); nothing longer is looked at as one.
+const MAX_EMAIL_LENGTH = 254;
+const WHITESPACE = /\s/;
 
 /** Trims strings, rewrites date-times as canonical UTC ISO-8601 and lower-cases e-mail addresses, at any depth. */
 export const normalize: Processor = {
@@ -33,6 +35,19 @@ function normalizeString(raw: string): string {
     const parsed = new Date(`${date}T${time}${offset}`);
     if (!Number.isNaN(parsed.getTime())) return parsed.toISOString();
   }
-  if (EMAIL.test(value)) return value.toLowerCase();
+  if (isEmailAddress(value)) return value.toLowerCase();
   return value;
+}
+
+/**
+ * `local@domain.tld`: one `@`, no whitespace, a dot inside the domain. Checked by scanning rather
+ * than with `/^[^\s@]+@[^\s@]+\.[^\s@]+$/`, which backtracks over every dot of the domain and took
+ * seconds on a long string of dots, holding up every write behind it.
+ */
+function isEmailAddress(value: string): boolean {
+  if (value.length > MAX_EMAIL_LENGTH || WHITESPACE.test(value)) return false;
+  const at = value.indexOf('@');
+  if (at < 1 || value.indexOf('@', at + 1) !== -1) return false;
+  const dot = value.indexOf('.', at + 2);
+  return dot !== -1 && dot < value.length - 1;
 }
