@@ -7,6 +7,10 @@ import type { Processor, StepConfig } from './processor.js';
 export const DEFAULT_PIPELINE: readonly StepConfig[] = [{ processor: 'normalize' }];
 
 const FIELD_PATH = /^[^.\s]+(\.[^.\s]+)*$/;
+// Names that reach into an object's prototype rather than its data.
+const PROTOTYPE_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
+const isFieldPath = (field: unknown) =>
+  typeof field === 'string' && FIELD_PATH.test(field) && !field.split('.').some((key) => PROTOTYPE_KEYS.has(key));
 
 /** Builds a processor from its configuration; throws a ValidationError for bad options. */
 export type ProcessorFactory = (step: StepConfig, path: string) => Processor;
@@ -15,8 +19,11 @@ export type ProcessorRegistry = Readonly<Record<string, ProcessorFactory>>;
 export const BUILT_IN_PROCESSORS: ProcessorRegistry = {
   normalize: () => normalize,
   project: (step, path) => {
-    if (!Array.isArray(step.fields) || step.fields.length === 0 || !step.fields.every((f) => typeof f === 'string' && FIELD_PATH.test(f))) {
-      throw invalid(`${path}.fields`, 'project needs a non-empty list of field paths such as "customer.email"');
+    if (!Array.isArray(step.fields) || step.fields.length === 0 || !step.fields.every(isFieldPath)) {
+      throw invalid(
+        `${path}.fields`,
+        'project needs a non-empty list of field paths such as "customer.email" (no __proto__, prototype or constructor)',
+      );
     }
     return project(step.fields);
   },

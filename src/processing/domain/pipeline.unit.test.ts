@@ -82,6 +82,23 @@ describe('project', () => {
       output: { id: 1, customer: { email: 'a@b.c' } },
     });
   });
+
+  it('copies a field named __proto__ as data, never into a prototype', () => {
+    const input = JSON.parse('{"__proto__":{"polluted":1},"a":{"__proto__":{"x":2}}}') as Record<string, never>;
+    const outcome = project(['__proto__.polluted', 'a.__proto__']).run(input, facts);
+    expect((Object.prototype as Record<string, unknown>).polluted).toBeUndefined();
+    expect(outcome.status).toBe('ok');
+    const output = (outcome as { output: Record<string, unknown> }).output;
+    expect(Object.getPrototypeOf(output)).toBe(Object.prototype);
+    expect(JSON.stringify(output)).toBe('{"__proto__":{"polluted":1},"a":{"__proto__":{"x":2}}}');
+  });
+
+  it('is refused at save time with a path through a prototype', () => {
+    for (const field of ['__proto__.pwned', 'a.constructor', 'prototype']) {
+      expect(() => buildPipeline([{ processor: 'project', fields: [field] }])).toThrow(ValidationError);
+    }
+    expect(buildPipeline([{ processor: 'project', fields: ['constructors.name'] }])).toHaveLength(1);
+  });
 });
 
 describe('runPipeline', () => {

@@ -26,13 +26,27 @@ function read(source: JsonObject, path: readonly string[]): JsonValue | undefine
   return current;
 }
 
+/**
+ * Sets the value at the path, creating plain objects on the way. Keys become own properties
+ * whatever their name: `output["__proto__"] = …` would set the prototype of the output instead,
+ * and through it `Object.prototype` for the whole thread.
+ */
 function write(target: JsonObject, path: readonly string[], value: JsonValue): void {
   let current = target;
-  path.slice(0, -1).forEach((key) => {
-    const next = current[key];
-    if (next === null || typeof next !== 'object' || Array.isArray(next)) current[key] = {};
-    current = current[key] as JsonObject;
-  });
+  for (const key of path.slice(0, -1)) {
+    const next = Object.hasOwn(current, key) ? current[key] : undefined;
+    if (next === null || next === undefined || typeof next !== 'object' || Array.isArray(next)) {
+      const created: JsonObject = {};
+      defineOwn(current, key, created);
+      current = created;
+    } else {
+      current = next;
+    }
+  }
   const last = path.at(-1);
-  if (last !== undefined) current[last] = value;
+  if (last !== undefined) defineOwn(current, last, value);
+}
+
+function defineOwn(target: JsonObject, key: string, value: JsonValue): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
 }
