@@ -11,6 +11,8 @@ export interface AcceptMessagesDeps {
 export interface MessagesCommand {
   readonly appId: string;
   readonly messages: readonly unknown[];
+  /** Messages the edge refused already (the JSON limits), by index: each is rejected with its own problem. */
+  readonly refused?: ReadonlyMap<number, ValidationError>;
   /** The type the endpoint implies (`/v1/track`), for messages that leave `type` out. */
   readonly route?: MessageType;
   /** The batch's `sentAt` and `context`, for messages that carry none. */
@@ -43,6 +45,8 @@ export const acceptMessages =
     const toIngest: Array<{ index: number; message: AnalyticsMessage }> = [];
     command.messages.forEach((raw, index) => {
       try {
+        const refused = command.refused?.get(index);
+        if (refused) throw refused;
         toIngest.push({ index, message: parseMessage(raw, arrival, command.route) });
       } catch (error) {
         if (!(error instanceof ValidationError)) throw error;

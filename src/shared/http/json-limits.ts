@@ -3,6 +3,13 @@ import { ValidationError } from '../errors.js';
 import { findJsonFault, mayHoldSurrogates, unsafeIntegerLiterals, type JsonFault, type JsonLimits } from './json-faults.js';
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * JSON text parsed as `application/json` bodies are, held to the same limits: for routes that
+     * decode their bodies themselves (compressed, or labelled otherwise).
+     */
+    parseLimitedJson(request: FastifyRequest, text: string): Promise<unknown>;
+  }
   interface FastifyContextConfig {
     /**
      * A top-level array field whose elements are separate documents (a batch's `events`): each one
@@ -16,6 +23,11 @@ declare module 'fastify' {
 /** Stands in the parsed body for a batch element that broke the JSON limits. */
 export class RefusedJsonItem {
   constructor(readonly fault: JsonFault) {}
+
+  /** The problem the element alone is rejected with. */
+  toError(): ValidationError {
+    return faultError(this.fault);
+  }
 }
 
 const CODES: Record<JsonFault['kind'], string> = {
@@ -32,17 +44,22 @@ const CODES: Record<JsonFault['kind'], string> = {
  */
 export function registerJsonLimits(app: FastifyInstance, limits: JsonLimits): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, text, done) => {
-    parseJson(request, String(text), (error, body) => {
-      if (error) return done(isWellFormed(String(text)) ? forbiddenKey() : error);
-      try {
-        done(null, checked(request, body, String(text), limits));
-      } catch (refused) {
-        done(refused as Error);
-      }
+  const parseLimited = (request: FastifyRequest, text: string) =>
+    new Promise<unknown>((resolve, reject) => {
+      parseJson(request, text, (error, body) => {
+        if (error) return reject(isWellFormed(text) ? forbiddenKey() : error);
+        try {
+          resolve(checked(request, body, text, limits));
+        } catch (refused) {
+          reject(refused as Error);
+        }
+      });
     });
-  });
+  app.decorate('parseLimitedJson', parseLimited);
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request: FastifyRequest, text: string | Buffer) =>
+    parseLimited(request, String(text)),
+  );
 }
 
 function checked(request: FastifyRequest, body: unknown, text: string, limits: JsonLimits): unknown {
@@ -66,8 +83,11 @@ function checked(request: FastifyRequest, body: unknown, text: string, limits: J
 }
 
 function refuseOn(fault: JsonFault | undefined): void {
-  if (!fault) return;
-  throw new ValidationError(CODES[fault.kind], `${fault.path} ${fault.message}`, [{ path: fault.path, message: fault.message }]);
+  if (fault) throw faultError(fault);
+}
+
+function faultError(fault: JsonFault): ValidationError {
+  return new ValidationError(CODES[fault.kind], `${fault.path} ${fault.message}`, [{ path: fault.path, message: fault.message }]);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -10,18 +10,14 @@ const decoders = {
 } as const;
 
 /**
- * The request body as JSON, whatever its label: SDKs send JSON as `application/json`, `text/plain`
- * (sendBeacon) or, gzipped, as `application/x-www-form-urlencoded` (RudderStack's Node SDK).
- * Decompression stops at `maxBytes`, so a small gzip bomb cannot become a large allocation.
+ * The request body's JSON text, whatever its label: SDKs send JSON as `application/json`,
+ * `text/plain` (sendBeacon) or, gzipped, as `application/x-www-form-urlencoded` (RudderStack's Node
+ * SDK). Decompression stops at `maxBytes`, so a small gzip bomb cannot become a large allocation.
  */
-export async function decodeBody(raw: Buffer, contentEncoding: string | undefined, maxBytes: number): Promise<unknown> {
+export async function decodeBodyText(raw: Buffer, contentEncoding: string | undefined, maxBytes: number): Promise<string> {
   const text = (await decompress(raw, (contentEncoding ?? 'identity').trim().toLowerCase(), maxBytes)).toString('utf8');
   if (text.trim().length === 0) throw new ValidationError('request.malformed-json', 'the body is empty; send a JSON object');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new ValidationError('request.malformed-json', `the body is not valid JSON: ${(error as Error).message}`);
-  }
+  return text;
 }
 
 async function decompress(raw: Buffer, encoding: string, maxBytes: number): Promise<Buffer> {

@@ -256,6 +256,36 @@ describe('bad input to the tracking API', () => {
     expect(tooBig.statusCode).toBe(413);
   });
 
+  const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)]);
+  it('rejects a message nested deeper than the JSON limit', () =>
+    rejectedAlone(track({ properties: { deep: nested(100) } }), 'request.json-too-deep'));
+
+  it('holds every message to the JSON limits: no number is rounded, no text stored broken', async () => {
+    const before = (await eventsOf(intake, 'shop')).length;
+    const good = track();
+    const raw = `{"batch":[${JSON.stringify(track()).replace('"revenue":42', '"revenue":9007199254740993')},${JSON.stringify(good)}]}`;
+    const batch = await post('/v1/batch', raw, basic(shop.writeKey));
+    expect(batch.statusCode).toBe(200);
+    expect(batch.json().receipts.map((r: { status: string; code?: string }) => [r.status, r.code])).toEqual([
+      ['rejected', 'request.number-out-of-range'],
+      ['accepted', undefined],
+    ]);
+    const huge = gzipSync(JSON.stringify(track()).replace('"revenue":42', '"revenue":1e309'));
+    const gzipped = await post('/v1/track', huge, { ...basic(shop.writeKey), 'content-encoding': 'gzip' });
+    expect([gzipped.statusCode, gzipped.json().code]).toEqual([400, 'request.number-out-of-range']);
+    const surrogate = JSON.stringify(track({ event: 'X' })).replace('"event":"X"', '"event":"\\ud800"');
+    const beacon = await post('/v1/track', surrogate, { ...basic(shop.writeKey), 'content-type': 'text/plain' });
+    expect([beacon.statusCode, beacon.json().code]).toEqual([400, 'request.invalid-unicode']);
+    expect((await eventsOf(intake, 'shop')).length).toBe(before + 1);
+  });
+
+  it('refuses a __proto__ key, leaving every object as it was', async () => {
+    const raw = '{"type":"identify","userId":"u-proto","__proto__":{"polluted":1},"traits":{"a":1}}';
+    const response = await post('/v1/identify', raw, basic(shop.writeKey));
+    expect([response.statusCode, response.json().code]).toEqual([400, 'request.forbidden-key']);
+    expect((Object.prototype as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it('refuses malformed JSON', async () => {
     const response = await post('/v1/batch', '{"batch": [', basic(shop.writeKey));
     expect(response.statusCode).toBe(400);

@@ -6,7 +6,8 @@ import type { MessageReceipt, MessagesCommand } from '../../application/accept-m
 import type { ResolveWriteKey } from '../../application/ports.js';
 import { MAX_MESSAGE_BYTES, MESSAGE_ERRORS, type MessageType } from '../../domain/message.js';
 import { corsHooks, type AllowedOrigins } from './cors.js';
-import { decodeBody } from './decode-body.js';
+import { decodeBodyText } from './decode-body.js';
+import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
 import { writeKeyFromBody, writeKeyFromHeader } from './write-key.js';
 
 export interface TrackingApiHandlers {
@@ -55,9 +56,11 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
     public: true,
     routes: async (scope) => {
       scope.removeAllContentTypeParsers();
-      scope.addContentTypeParser('*', { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) =>
-        decodeBody(body, headerOf(request, 'content-encoding'), request.routeOptions.bodyLimit ?? MAX_BATCH_BYTES),
-      );
+      // Decoded here, then parsed and held to the JSON limits as every other JSON body is.
+      scope.addContentTypeParser('*', { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) => {
+        const text = await decodeBodyText(body, headerOf(request, 'content-encoding'), request.routeOptions.bodyLimit ?? MAX_BATCH_BYTES);
+        return scope.parseLimitedJson(request, text);
+      });
       corsHooks(scope);
       const tags = ['tracking API (Segment / RudderStack)'];
 
@@ -66,6 +69,8 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
           path,
           {
             bodyLimit: MAX_BATCH_BYTES,
+            // Each message is held to the JSON limits alone: one too deep or with a lone surrogate is rejected by itself.
+            config: { jsonItems: 'batch' },
             schema: {
               tags,
               summary: `A batch of messages (${MAX_BATCH_BYTES / 1024} KB at most, ${MAX_MESSAGE_BYTES / 1024} KB a message)`,
@@ -84,7 +89,11 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
               throw new ValidationError('analytics.empty-batch', 'the batch is empty', [
                 { path: 'batch', message: 'must hold at least one message' },
               ]);
-            return answer(reply, await accept(handlers, request, body, { messages, sentAt: body.sentAt, context: body.context }));
+            const refused = new Map<number, ValidationError>();
+            messages.forEach((message, index) => {
+              if (message instanceof RefusedJsonItem) refused.set(index, message.toError());
+            });
+            return answer(reply, await accept(handlers, request, body, { messages, refused, sentAt: body.sentAt, context: body.context }));
           },
         );
       }
@@ -137,7 +146,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
     deps: TrackingApiHandlers,
     request: FastifyRequest,
     body: Record<string, unknown>,
-    what: Pick<MessagesCommand, 'messages' | 'route' | 'sentAt' | 'context'>,
+    what: Pick<MessagesCommand, 'messages' | 'refused' | 'route' | 'sentAt' | 'context'>,
   ): Promise<MessageReceipt[]> {
     const key = await authenticate(deps.resolveWriteKey, request, body);
     const origin = headerOf(request, 'origin');
