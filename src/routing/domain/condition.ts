@@ -36,6 +36,56 @@ function linearRegexOrNone(pattern: string, flags: string): LinearRegex | undefi
   }
 }
 
+/** How sift drives an operation (its own type for it is not exported). */
+interface SiftOperation {
+  keep: boolean;
+  done: boolean;
+  propop: boolean;
+  reset(): void;
+  next(item: unknown, key?: unknown, owner?: unknown, root?: boolean, leaf?: boolean): void;
+}
+type SiftOptions = Parameters<typeof sift.createEqualsOperation>[2];
+type OperationArgs = [params: unknown, ownerQuery: Record<string, unknown>, options: SiftOptions, name: string];
+
+const isScalar = (value: unknown) => typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
+
+/**
+ * `$in` over strings, numbers and booleans as one lookup in a Set. sift tries every listed value
+ * against every value at the path, so a long list and a long array in one event multiplied into
+ * seconds on the ingest path. Lists with null, objects or arrays keep sift's own comparison.
+ */
+function setInOperation(...[params, ownerQuery, options, name]: OperationArgs): SiftOperation {
+  const values = Array.isArray(params) ? params : [params];
+  if (!values.every(isScalar)) return sift.$in(params, ownerQuery, options, name);
+  const set = new Set<unknown>(values);
+  return sift.createEqualsOperation((value: unknown) => set.has(value), ownerQuery, options);
+}
+
+/** `$nin`, the complement of `setInOperation` over every value at the path, as sift's `$nin` is of its `$in`. */
+function setNinOperation(...[params, ownerQuery, options, name]: OperationArgs): SiftOperation {
+  const values = Array.isArray(params) ? params : [params];
+  if (!values.every(isScalar)) return sift.$nin(params, ownerQuery, options, name);
+  const inner = setInOperation(params, ownerQuery, options, name);
+  const operation = {
+    propop: true,
+    keep: true,
+    done: false,
+    reset() {
+      operation.keep = true;
+      operation.done = false;
+      inner.reset();
+    },
+    next(...args: Parameters<SiftOperation['next']>) {
+      inner.next(...args);
+      if (inner.keep) {
+        operation.keep = false;
+        operation.done = true;
+      }
+    },
+  };
+  return operation;
+}
+
 /** The only operations the compiled tester knows: $where and friends do not exist for it at all. */
 const OPERATIONS = {
   $eq: sift.$eq,
@@ -44,8 +94,8 @@ const OPERATIONS = {
   $gte: sift.$gte,
   $lt: sift.$lt,
   $lte: sift.$lte,
-  $in: sift.$in,
-  $nin: sift.$nin,
+  $in: setInOperation,
+  $nin: setNinOperation,
   $exists: sift.$exists,
   $regex: linearRegexOperation,
   $options: sift.$options,
@@ -78,6 +128,11 @@ const FIELD_OPERATORS = new Set([
 const LOGICAL_OPERATORS = new Set(['$and', '$or', '$nor']);
 const MAX_DEPTH = 8;
 const MAX_REGEX = 256;
+// $all still compares each listed value with each value at the path: its list stays short.
+const MAX_LIST: Readonly<Record<string, number>> = { $in: 10_000, $nin: 10_000, $all: 100 };
+// Path segments that name an object's prototype machinery rather than its data: `payload.constructor.name`
+// would read "Object" from every event.
+const PROTOTYPE_KEYS = new Set(Object.getOwnPropertyNames(Object.prototype));
 
 export function validateCondition(condition: unknown): Condition {
   const violations: Violation[] = [];
@@ -117,6 +172,11 @@ function checkQuery(query: Record<string, unknown>, path: string, depth: number,
       continue;
     }
     if (key.length === 0 || key.length > 256) out.push({ path: at, message: 'field paths must be 1-256 characters' });
+    else if (key.split('.').some((segment) => PROTOTYPE_KEYS.has(segment)))
+      out.push({
+        path: at,
+        message: `field paths may not name ${[...PROTOTYPE_KEYS].filter((k) => key.split('.').includes(k)).join(', ')}`,
+      });
     if (isPlainObject(value) && Object.keys(value).some((k) => k.startsWith('$'))) checkOperators(value, at, depth + 1, out);
   }
 }
@@ -141,6 +201,8 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
       case '$nin':
       case '$all':
         if (!Array.isArray(operand)) out.push({ path: at, message: `${operator} needs an array` });
+        else if (operand.length > (MAX_LIST[operator] ?? 0))
+          out.push({ path: at, message: `${operator} lists at most ${MAX_LIST[operator]} values` });
         break;
       case '$exists':
         if (typeof operand !== 'boolean') out.push({ path: at, message: '$exists needs true or false' });
