@@ -39,3 +39,34 @@ describe('ajv schema compiler', () => {
     ]);
   });
 });
+
+describe('uniqueItems', () => {
+  const check = compile({ type: 'object', properties: { list: { type: 'array', uniqueItems: true } } });
+
+  it("finds duplicates as JSON Schema defines equality: keys in any order, 1 and 1.0 the same, '1' and 1 not", () => {
+    expect(
+      check({
+        list: [
+          { a: 1, b: [1, { c: 2 }] },
+          { b: [1.0, { c: 2 }], a: 1 },
+        ],
+      }),
+    ).toMatchObject([
+      { path: 'payload.list', rule: 'uniqueItems', message: 'must NOT have duplicate items (items ## 0 and 1 are identical)' },
+    ]);
+    expect(check({ list: [1, '1', true, null, [1], { 1: 1 }, [[1]], 0, -0.5] })).toEqual([]);
+    expect(check({ list: [0, -0] })).toHaveLength(1);
+    expect(check({ list: [{ a: null }, {}] })).toEqual([]);
+    expect(compile({ type: 'array', uniqueItems: false })([1, 1])).toEqual([]);
+  });
+
+  it('checks a long array of objects in one pass', () => {
+    // ajv compared every pair: 86 s for 80,000 small objects, holding every write behind it.
+    const list = Array.from({ length: 200_000 }, (_, i) => ({ id: i, tag: 'x' }));
+    expect(check({ list })).toEqual([]);
+    list.push({ tag: 'x', id: 7 });
+    expect(check({ list })).toMatchObject([
+      { rule: 'uniqueItems', message: 'must NOT have duplicate items (items ## 7 and 200000 are identical)' },
+    ]);
+  });
+});
