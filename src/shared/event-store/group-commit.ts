@@ -54,6 +54,16 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
     setImmediate(() => void flush());
   };
 
+  // An observer (the metrics) never fails a batch that is committed: a throw there once made the
+  // batch count as failed and each request be committed again, alone.
+  const observe = (size: number) => {
+    try {
+      options.onBatch?.(size);
+    } catch {
+      // nothing to undo, and nobody to tell but the metrics themselves
+    }
+  };
+
   const flush = async () => {
     scheduled = false;
     committing = true;
@@ -62,10 +72,10 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
     let failure: unknown;
     try {
       results = await options.commit(batch.map((p) => p.request));
-      options.onBatch?.(batch.length);
     } catch (error) {
       failure = error;
     }
+    if (results) observe(batch.length);
     if (failure !== undefined && batch.length > 1 && (options.retryAlone?.(failure) ?? true)) {
       // Whatever failed the shared transaction may be one request's doing: each request is tried
       // alone, so it fails only its own caller (a storage fault fails each of them anyway).

@@ -52,6 +52,25 @@ describe('groupCommitter', () => {
     await Promise.all(Array.from({ length: 10 }, (_, i) => committer.submit(i)));
     expect(sizes).toEqual([4, 4, 2]);
   });
+
+  it('answers a committed batch as committed when its observer throws, and commits nothing twice', async () => {
+    const batches: number[][] = [];
+    const committer = groupCommitter<number, number>({
+      commit: async (requests) => {
+        batches.push(requests);
+        return requests;
+      },
+      durable: async () => undefined,
+      maxBatch: 100,
+      maxQueued: 1000,
+      overloaded: () => new Error('full'),
+      onBatch: () => {
+        throw new Error('a metric refused its labels');
+      },
+    });
+    expect(await Promise.all([1, 2].map((n) => committer.submit(n)))).toEqual([1, 2]);
+    expect(batches).toEqual([[1, 2]]);
+  });
 });
 
 describe('coalescedSync', () => {
