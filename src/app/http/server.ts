@@ -12,6 +12,7 @@ import { answerClientError } from './client-errors.js';
 import { errorLogSummary } from './error-log-summary.js';
 import { registerJsonLimits } from '../../shared/http/json-limits.js';
 import { sendProblem } from './problem.js';
+import { loggableUrl } from './loggable-url.js';
 import { ProblemSchema } from '../../shared/http/schemas.js';
 import type { HttpContext } from '../../shared/http/http-context.js';
 
@@ -80,7 +81,10 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     reply.header('x-correlation-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
-    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request completed');
+    request.log.debug(
+      { method: request.method, url: loggableUrl(request.url, request.params), status: reply.statusCode, ms: reply.elapsedTime },
+      'request completed',
+    );
   });
 
   app.addSchema(ProblemSchema);

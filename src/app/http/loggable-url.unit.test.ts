@@ -1,0 +1,15 @@
+import { describe, expect, it } from 'vitest';
+import { loggableUrl } from './loggable-url.js';
+
+describe('loggableUrl', () => {
+  it('replaces credentials in the query string and keeps the rest', () => {
+    expect(loggableUrl('/beacon/v1/batch?writeKey=wk_secret&x=1', {})).toBe('/beacon/v1/batch?writeKey=%5Bredacted%5D&x=1');
+    expect(loggableUrl('/v1/batch?token=a&token=b&api_key=c', {})).not.toMatch(/=(a|b|c)(&|$)/);
+    expect(loggableUrl('/ingest/all?limit=5', {})).toBe('/ingest/all?limit=5');
+  });
+
+  it('replaces a write key that is part of the path', () => {
+    expect(loggableUrl('/v1/projects/wk_secret/settings', { writeKey: 'wk_secret' })).toBe('/v1/projects/[redacted]/settings');
+    expect(loggableUrl('/query/p1', { id: 'p1' })).toBe('/query/p1');
+  });
+});
