@@ -478,6 +478,28 @@ describe('idempotency and batches', () => {
     ).toBe(400);
   });
 
+  it('stores a batch retried with the same Idempotency-Key once, answering duplicates with the first ids', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const headers = { ...auth, 'idempotency-key': 'nightly-export-3' };
+    const batch = {
+      events: [
+        { event_type: 'order_created', payload: { n: 1 } },
+        { event_type: 'order_created', payload: { n: 2 }, message_id: 'own-key' },
+      ],
+    };
+    const first = (await call(intake, 'POST', '/api/ingest/shop/batch', batch, headers)).json();
+    const retry = (await call(intake, 'POST', '/api/ingest/shop/batch', batch, headers)).json();
+    expect(first).toMatchObject({ accepted: 2, duplicates: 0 });
+    expect(retry).toMatchObject({ accepted: 0, duplicates: 2 });
+    expect(retry.results.map((r: { event_id: string }) => r.event_id)).toEqual(first.results.map((r: { event_id: string }) => r.event_id));
+    // Another key is another batch; the event with its own message_id stays a duplicate.
+    const other = (await call(intake, 'POST', '/api/ingest/shop/batch', batch, { ...auth, 'idempotency-key': 'nightly-export-4' })).json();
+    expect(other.results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'duplicate']);
+    const stored = (await intake.store.readAll({ after: 0, limit: 1000 })).filter((e) => e.type === 'DataIngested');
+    expect(stored).toHaveLength(3);
+  });
+
   it('stores a legacy message as an event of type "message"', async () => {
     const intake = await start();
     const response = await call(intake, 'POST', '/api/messages/shop', { text: 'hello' });

@@ -94,8 +94,10 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
             tags,
             summary: `Ingest up to ${MAX_BATCH} events (1 MB) in one request`,
             description:
-              'Each event gets a receipt: accepted (with its id), duplicate (with the first id) or rejected (with the reason). A bad event never drops the others.',
+              'Each event gets a receipt: accepted (with its id), duplicate (with the first id) or rejected (with the reason). A bad event never drops the others. ' +
+              'With `Idempotency-Key`, a retried batch stores nothing again: each event without its own `message_id` is keyed by the header and its place in the batch.',
             params: AppParams,
+            headers: KeyHeader,
             body: Type.Object({ events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) }),
             response: {
               200: Type.Object({
@@ -123,10 +125,17 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
           assertMayWriteAs(request.principal, request.params.app_id);
           const context = requestContextOf(request);
           const events = request.body.events;
+          const batchKey = request.headers['idempotency-key'];
           // Events that broke the JSON limits at the edge are rejected alone; the others go on.
           const passed = events.flatMap((raw, index) => (raw instanceof RefusedJsonItem ? [] : [{ raw, index }]));
           const stored =
-            passed.length === 0 ? [] : await handlers.ingestBatch(passed.map(({ raw }) => commandOf(raw, request.params.app_id, context)));
+            passed.length === 0
+              ? []
+              : await handlers.ingestBatch(
+                  passed.map(({ raw, index }) =>
+                    commandOf(raw, request.params.app_id, context, batchKey === undefined ? undefined : `${batchKey}#${index}`),
+                  ),
+                );
           const receipts: BatchReceipt[] = [
             ...stored.map((receipt) => ({ ...receipt, index: passed[receipt.index]?.index ?? receipt.index })),
             ...events.flatMap((raw, index) => (raw instanceof RefusedJsonItem ? [refusedReceipt(index, raw)] : [])),
@@ -181,9 +190,15 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
   };
 }
 
-function commandOf(raw: unknown, appId: string, context: IngestDataCommand['request']): { command: IngestDataCommand; messageId?: string } {
+/** The event's command, keyed by its own `message_id`, else by the batch's key and its place (`fallbackKey`). */
+function commandOf(
+  raw: unknown,
+  appId: string,
+  context: IngestDataCommand['request'],
+  fallbackKey?: string,
+): { command: IngestDataCommand; messageId?: string } {
   const event = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
-  const messageId = typeof event?.message_id === 'string' && event.message_id.length <= 255 ? event.message_id : undefined;
+  const messageId = typeof event?.message_id === 'string' && event.message_id.length <= 255 ? event.message_id : fallbackKey;
   return {
     command: {
       partnerId: appId,
