@@ -7,19 +7,18 @@ import type { Problem } from './problem.js';
 const BY_PARSER_CODE: Record<string, { status: number; code: string; detail: string }> = {
   ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'request.timeout', detail: 'the request was not received in time' },
   HPE_HEADER_OVERFLOW: { status: 431, code: 'request.headers-too-large', detail: 'the request headers are too large' },
+  // llhttp raises these two for several framing faults (a second Content-Length, one beside
+  // Transfer-Encoding, one that is not a number): the detail is the parser's own reason.
   HPE_INVALID_CONTENT_LENGTH: { status: 400, code: 'request.invalid', detail: 'the Content-Length header is invalid' },
-  HPE_UNEXPECTED_CONTENT_LENGTH: {
-    status: 400,
-    code: 'request.invalid',
-    detail: 'Content-Length cannot be combined with chunked encoding',
-  },
+  HPE_UNEXPECTED_CONTENT_LENGTH: { status: 400, code: 'request.invalid', detail: 'the Content-Length header is invalid' },
 };
+const FRAMING_CODES = new Set(['HPE_INVALID_CONTENT_LENGTH', 'HPE_UNEXPECTED_CONTENT_LENGTH']);
 
 /**
  * Fastify's `clientErrorHandler`: the same problem+json as every other error, written straight to
  * the socket because there is no request to answer through.
  */
-export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+export function answerClientError(error: Error & { code?: string; reason?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const known = BY_PARSER_CODE[error.code ?? ''];
   const status = known?.status ?? 400;
@@ -28,7 +27,10 @@ export function answerClientError(error: Error & { code?: string }, socket: Sock
     type: `urn:intake:problem:${code}`,
     title: STATUS_CODES[status] ?? 'Bad request',
     status,
-    detail: known?.detail ?? `the HTTP request could not be parsed (${error.code ?? 'client error'}); check Content-Length and headers`,
+    detail:
+      FRAMING_CODES.has(error.code ?? '') && typeof error.reason === 'string'
+        ? `the request's framing is invalid: ${error.reason}`
+        : (known?.detail ?? `the HTTP request could not be parsed (${error.code ?? 'client error'}); check Content-Length and headers`),
     instance: '',
     code,
   };

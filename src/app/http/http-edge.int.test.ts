@@ -161,23 +161,28 @@ describe('every error is problem+json', () => {
     expect(new Set(rule.errors?.map((e) => e.path)).size).toBe(rule.errors?.length);
   });
 
-  it('answers a Content-Length that does not match the body with problem+json over real HTTP', async () => {
+  it('answers a request with bad framing with problem+json over real HTTP, saying what is wrong', async () => {
     const address = await intake.app.listen({ port: 0, host: '127.0.0.1' });
     const port = Number(new URL(address).port);
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () =>
-        socket.write(
-          'POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}',
-        ),
-      );
-      let text = '';
-      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      socket.on('close', () => resolve(text));
-      socket.on('error', reject);
-    });
-    expect(answer).toMatch(/^HTTP\/1.1 400/);
-    expect(answer).toMatch(/content-type: application\/problem\+json/i);
-    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { status: number; code: string };
-    expect(body).toMatchObject({ status: 400, code: 'request.invalid' });
+    const send = (head: string, body: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () =>
+          socket.write(`POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${head}\r\n\r\n${body}`),
+        );
+        let text = '';
+        socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+    const problemOf = (answer: string) => {
+      expect(answer).toMatch(/^HTTP\/1.1 400/);
+      expect(answer).toMatch(/content-type: application\/problem\+json/i);
+      return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { status: number; code: string; detail: string };
+    };
+    const twice = problemOf(await send('Content-Length: 2\r\nContent-Length: 3', '{}'));
+    expect(twice).toMatchObject({ status: 400, code: 'request.invalid' });
+    expect(twice.detail).toMatch(/duplicate content-length/i);
+    const both = problemOf(await send('Transfer-Encoding: chunked\r\nContent-Length: 3', '0\r\n\r\n'));
+    expect(both.detail).toMatch(/transfer-encoding/i);
   });
 });
