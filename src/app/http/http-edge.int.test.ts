@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, startTestIntake, type TestIntake } from '../../../test/support/embedded-intake.js';
 
@@ -146,6 +147,28 @@ describe('every error is problem+json', () => {
     const huge = JSON.stringify({ partner_id: 'p', payload: { s: 'x'.repeat(70_000) } });
     expect((await expectProblem(await postRaw('/ingest', huge), 413)).code).toBe('request.body-too-large');
     expect((await expectProblem(await postRaw('/ingest', '{"partner_id":'), 400)).code).toBe('request.malformed-json');
+  });
+
+  it('refuses a compressed body by name outside the tracking API, and stores nothing', async () => {
+    const before = await itemCount();
+    const body = JSON.stringify({ partner_id: 'p', payload: { n: 1 } });
+    for (const encoding of ['gzip', 'br']) {
+      const response = await intake.app.inject({
+        method: 'POST',
+        url: '/ingest',
+        headers: { ...auth, 'content-type': 'application/json', 'content-encoding': encoding },
+        payload: encoding === 'gzip' ? gzipSync(body) : body,
+      });
+      expect((await expectProblem(response, 415)).code).toBe('request.unsupported-encoding');
+    }
+    const plain = await intake.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      headers: { ...auth, 'content-type': 'application/json', 'content-encoding': 'identity' },
+      payload: body,
+    });
+    expect(plain.statusCode).toBe(201);
+    expect(await itemCount()).toBe(before + 1);
   });
 
   it('gives one entry per missing field with a plain message', async () => {

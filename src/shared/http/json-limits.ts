@@ -57,9 +57,10 @@ export function registerJsonLimits(app: FastifyInstance, limits: JsonLimits): vo
     });
   app.decorate('parseLimitedJson', parseLimited);
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request: FastifyRequest, text: string | Buffer) =>
-    parseLimited(request, String(text)),
-  );
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, async (request: FastifyRequest, text: string | Buffer) => {
+    refuseEncoded(request);
+    return parseLimited(request, String(text));
+  });
 }
 
 function checked(request: FastifyRequest, body: unknown, text: string, limits: JsonLimits): unknown {
@@ -80,6 +81,19 @@ function checked(request: FastifyRequest, body: unknown, text: string, limits: J
       return fault ? new RefusedJsonItem(fault) : item;
     }),
   };
+}
+
+/**
+ * Only the tracking API (`/v1/*`, for the SDKs) takes compressed bodies; elsewhere a gzipped body
+ * would be read as broken JSON, or a `br` label ignored, so any coding is refused by name.
+ */
+function refuseEncoded(request: FastifyRequest): void {
+  const encoding = request.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding === undefined || encoding === '' || encoding === 'identity') return;
+  throw new ValidationError(
+    'request.unsupported-encoding',
+    `Content-Encoding "${encoding}" is not accepted here; send plain JSON (the tracking API /v1/* takes gzip and deflate)`,
+  );
 }
 
 function refuseOn(fault: JsonFault | undefined): void {
