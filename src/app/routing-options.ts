@@ -25,6 +25,11 @@ export function routingOptionsFrom(
     ),
     allowedHosts,
     queueBrokers: config.queueBrokers,
+    defaultBrokers: new Set([
+      ...(config.natsUrl ? (['nats'] as const) : []),
+      ...(config.rabbitmqUrl ? (['rabbitmq'] as const) : []),
+      ...(config.redisUrl ? (['redis'] as const) : []),
+    ]),
     retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
     applicationExists,
     breakerPolicy: parseBreakerPolicy(config.breakerThreshold, config.breakerCooldownSeconds),

@@ -1,5 +1,5 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
-import type { QueuePublisher, WebhookSender } from './application/destination.js';
+import type { QueuePublisher, QueueTarget, WebhookSender } from './application/destination.js';
 import { deliveryWorker, type DeliveryWorker } from './application/delivery-worker.js';
 import {
   createRule,
@@ -51,6 +51,8 @@ export interface RoutingOptions {
   readonly sharesLog?: boolean;
   /** Brokers rules may name in `destination_config.connection` (QUEUE_BROKERS). */
   readonly queueBrokers?: NamedBrokers;
+  /** The brokers with a default URL (NATS_URL, RABBITMQ_URL, REDIS_URL): a rule naming neither URL nor connection uses it. */
+  readonly defaultBrokers?: ReadonlySet<QueueTarget['broker']>;
   readonly retrySchedule: readonly number[];
   /** Rules may only be written for applications that exist (answered by the applications context). */
   readonly applicationExists: (appId: string) => Promise<boolean>;
@@ -147,7 +149,8 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     destinationTables: tables(db),
     applicationExists: options.applicationExists,
     checkWebhookUrl: (url) => assertPublicUrl(url, options.allowedHosts),
-    checkQueueDestination: (config) => assertQueueDestination(config, options.allowedHosts, options.queueBrokers ?? {}),
+    checkQueueDestination: (config) =>
+      assertQueueDestination(config, options.allowedHosts, options.queueBrokers ?? {}, options.defaultBrokers),
     newSigningSecret,
   };
   const deliveries = sqlDeliveryStore(db);

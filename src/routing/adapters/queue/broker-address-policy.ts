@@ -17,18 +17,32 @@ import { measured, redactUrl, rejected } from './publish-outcome.js';
 /** QUEUE_BROKERS: broker name → URL. */
 export type NamedBrokers = Readonly<Record<string, string>>;
 
+const DEFAULT_URL_VARIABLE: Record<QueueTarget['broker'], string> = { nats: 'NATS_URL', rabbitmq: 'RABBITMQ_URL', redis: 'REDIS_URL' };
+
 const SCHEMES: Record<QueueTarget['broker'], RegExp> = { nats: /^nats:\/\//, rabbitmq: /^amqps?:\/\//, redis: /^rediss?:\/\// };
 
 function namedUrl(brokers: NamedBrokers, name: string): string | undefined {
   return Object.hasOwn(brokers, name) ? brokers[name] : undefined;
 }
 
-/** The checks made when a rule is saved: a named broker exists and is of the rule's kind; a URL passes the policy. */
+/**
+ * The checks made when a rule is saved: a named broker exists and is of the rule's kind; a URL passes
+ * the policy; a rule with neither has a default broker of its kind to go to (when `defaults` is known),
+ * rather than dead-lettering every delivery.
+ */
 export function assertQueueDestination(
   target: Pick<QueueTarget, 'broker' | 'url' | 'connection'>,
   allowedHosts: readonly string[],
   brokers: NamedBrokers,
+  defaults?: ReadonlySet<QueueTarget['broker']>,
 ): void {
+  if (target.connection === undefined && target.url === undefined && defaults !== undefined && !defaults.has(target.broker)) {
+    const variable = DEFAULT_URL_VARIABLE[target.broker];
+    const problem = `no ${target.broker} broker is configured: set destination_config.url or connection, or start the server with ${variable}`;
+    throw new ValidationError('routing.invalid-destination', `destination_config ${problem}`, [
+      { path: 'destination_config', message: problem },
+    ]);
+  }
   if (target.connection !== undefined) {
     const url = namedUrl(brokers, target.connection);
     const names = Object.keys(brokers);

@@ -71,6 +71,16 @@ describe('addressCheckedQueuePublisher', () => {
   });
 });
 
+describe('default brokers (NATS_URL, RABBITMQ_URL, REDIS_URL)', () => {
+  it('refuses a rule with neither URL nor connection when its kind has no default, saying what to set', () => {
+    const defaults = new Set(['nats'] as const);
+    expect(() => assertQueueDestination({ broker: 'redis' }, [], {}, defaults)).toThrow(/REDIS_URL/);
+    expect(() => assertQueueDestination({ broker: 'nats' }, [], {}, defaults)).not.toThrow();
+    expect(() => assertQueueDestination({ broker: 'redis', url: 'redis://broker.example:6379' }, [], {}, defaults)).not.toThrow();
+    expect(() => assertQueueDestination({ broker: 'redis', connection: 'r' }, [], { r: 'redis://10.0.0.1' }, defaults)).not.toThrow();
+  });
+});
+
 describe('named brokers (QUEUE_BROKERS)', () => {
   const brokers = { internal: 'redis://10.0.0.7:6379', events: 'nats://127.0.0.1:4222' };
 
