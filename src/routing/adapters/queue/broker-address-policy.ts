@@ -61,12 +61,17 @@ export function assertQueueDestination(
   if (target.url !== undefined) assertBrokerUrl(target.url, allowedHosts);
 }
 
-/** The hosts a broker URL names: NATS takes a comma-separated list of servers. */
+/**
+ * The hosts a broker URL names: NATS takes a comma-separated list of servers. URLs of these schemes
+ * keep a host as written, so each is read again as a web URL's host would be: `0x7f.1` and
+ * `2130706433` are 127.0.0.1 to the resolver, and must be to the policy too.
+ */
 function hostsOf(url: string): string[] | undefined {
   const hosts: string[] = [];
   for (const part of url.split(',')) {
     if (!URL.canParse(part.trim())) return undefined;
-    hosts.push(new URL(part.trim()).hostname);
+    const host = new URL(part.trim()).hostname;
+    hosts.push(URL.canParse(`http://${host}`) ? new URL(`http://${host}`).hostname : host);
   }
   return hosts;
 }

@@ -27,6 +27,9 @@ describe('assertBrokerUrl', () => {
     'amqp://guest:guest@169.254.169.254:5672',
     'amqp://[::1]:5672',
     'redis://[fe80::1]:6379',
+    'redis://0x7f.1:6379',
+    'amqp://2130706433:5672',
+    'nats://017700000001:4222',
   ])('refuses %s on save', (url) => {
     expect(refusal(url)).toMatchObject({ path: 'destination_config.url', message: expect.stringMatching(/WEBHOOK_ALLOWED_HOSTS/) });
   });
