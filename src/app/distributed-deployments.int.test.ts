@@ -83,6 +83,11 @@ describe.skipIf(!postgresUrl || !natsUrl)('two deployments on one NATS', () => {
     await sleep(500);
     expect(await partnerItems(a, `pb-${suffix}`)).toBe(0);
     expect(await partnerItems(b, `pa-${suffix}`)).toBe(0);
+    // The query role lists items with the history it keeps of its own.
+    const listed = (await a.app.inject({ method: 'GET', url: `/query/partner/pa-${suffix}`, headers: auth })).json<{
+      items: Array<{ history: Array<{ type: string }> }>;
+    }>();
+    expect(listed.items[0]?.history.map((entry) => entry.type)).toContain('DataIngested');
     const ready = (await b.app.inject({ method: 'GET', url: '/health/ready' })).json<{ checks: Record<string, { status: string }> }>();
     expect(ready.checks.broker?.status).toBe('ok');
     // Each subscriber's lag, from its durable consumer, and what this process consumed.

@@ -1,5 +1,5 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
-import { getItem, getView, listItems } from './application/queries.js';
+import { getItem, getView, listItems, listItemsWithHistory } from './application/queries.js';
 import { queryProjection } from './application/query-projection.js';
 import { eventStoreItemHistory } from './adapters/event-store-item-history.js';
 import { queryHttp } from './adapters/http/query-routes.js';
@@ -21,6 +21,13 @@ export function queryModule({ store, db }: ModuleDeps, history: HistorySource = 
   return {
     name: 'query',
     subscribers: [queryProjection(sqlItemViews, history === 'own-copy' ? sqlItemHistory : undefined)],
-    http: [queryHttp({ getItem: getItem(views, itemHistory), getView: getView(views), listItems: listItems(views) })],
+    http: [
+      queryHttp({
+        getItem: getItem(views, itemHistory),
+        getView: getView(views),
+        listItems: listItems(views),
+        listItemsWithHistory: listItemsWithHistory(views, itemHistory),
+      }),
+    ],
   };
 }

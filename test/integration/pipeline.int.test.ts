@@ -84,6 +84,25 @@ describe('the pipeline, end to end in one process', () => {
     expect(item.history.map((e: { version: number }) => e.version)).toEqual([1, 2, 3, 4]);
   });
 
+  it('lists items with their histories as GET /query/{id} shows them, unless history=false', async () => {
+    const app = await start();
+    const ids = [];
+    for (let n = 0; n < 3; n++) ids.push(await ingest(app, { partner_id: 'lister', event_type: 'signup', payload: { n } }));
+    await ingest(app, { partner_id: 'other', event_type: 'signup', payload: { n: 9 } });
+    await app.subscriptions.caughtUp();
+    const get = async (url: string) => (await app.app.inject({ method: 'GET', url, headers: auth })).json();
+    const page = await get('/query/partner/lister?limit=2');
+    const rest = await get(`/query/partner/lister?limit=2&cursor=${page.next_cursor}`);
+    const listed = [...page.items, ...rest.items];
+    expect(listed.map((item: { id: string }) => item.id)).toEqual(ids);
+    for (const item of listed) expect(item.history).toEqual((await query(app, item.id)).history);
+    const all = await get('/query/all?limit=10');
+    expect(all.items).toHaveLength(4);
+    expect(all.items.every((item: { history: unknown[] }) => item.history.length === 4)).toBe(true);
+    const bare = await get('/query/all?history=false');
+    expect(bare.items.map((item: object) => 'history' in item)).toEqual([false, false, false, false]);
+  });
+
   it('marks an item invalid with every violation of its event type’s schema', async () => {
     const app = await start();
     const saved = await putSchema(app, 'order', {

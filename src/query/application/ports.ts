@@ -27,6 +27,8 @@ export interface ItemViews {
 /** The events of an item's stream, oldest first. */
 export interface ItemHistory {
   of(itemId: string): Promise<HistoryEntry[]>;
+  /** The histories of a page of items, read together. */
+  ofMany(itemIds: readonly string[]): Promise<Map<string, HistoryEntry[]>>;
 }
 
 export type ItemViewsFor = (db: Kysely<object>) => ItemViews;

@@ -41,3 +41,12 @@ export const listItems =
   (views: ItemViews) =>
   (filter: ItemFilter, page: PageRequest): Promise<Page<ItemView>> =>
     views.list(filter, page);
+
+/** A page of items, each with its history (the query API's lists show what `GET /query/{id}` shows). */
+export const listItemsWithHistory =
+  (views: ItemViews, history: ItemHistory) =>
+  async (filter: ItemFilter, page: PageRequest): Promise<Page<ItemWithHistory>> => {
+    const items = await views.list(filter, page);
+    const histories = await history.ofMany(items.items.map((view) => view.id));
+    return { items: items.items.map((view) => ({ view, history: histories.get(view.id) ?? [] })), nextCursor: items.nextCursor };
+  };

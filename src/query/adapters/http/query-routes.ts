@@ -5,13 +5,14 @@ import { errorResponses, JsonObjectSchema, PageQuery } from '../../../shared/htt
 import { DEFAULT_PAGE_SIZE, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { ItemFilter } from '../../application/ports.js';
 import type { ItemWithHistory } from '../../application/queries.js';
-import type { ItemView, PipelineStatus } from '../../domain/item-view.js';
+import type { HistoryEntry, ItemView, PipelineStatus } from '../../domain/item-view.js';
 import { parsePayloadFilter } from '../../domain/payload-filter.js';
 
 export interface QueryHandlers {
   getItem(id: string, asOf?: string): Promise<ItemWithHistory>;
   getView(id: string): Promise<ItemView>;
   listItems(filter: ItemFilter, page: PageRequest): Promise<Page<ItemView>>;
+  listItemsWithHistory(filter: ItemFilter, page: PageRequest): Promise<Page<ItemWithHistory>>;
 }
 
 const Status = Type.Union(['received', 'ingested', 'validated', 'invalid', 'processed', 'failed'].map((s) => Type.Literal(s)));
@@ -56,25 +57,26 @@ const itemProperties = {
   ),
 };
 
-const QueryItem = Type.Object(itemProperties, { $id: 'QueryItem' });
-const QueryItemWithHistory = Type.Object(
-  {
-    ...itemProperties,
-    history: Type.Array(
-      Type.Object({
-        event_id: Type.String(),
-        type: Type.String(),
-        version: Type.Integer(),
-        recorded_at: Type.String({ format: 'date-time' }),
-        data: JsonObjectSchema,
-      }),
-      { description: "The events of the item's stream, in order" },
-    ),
-  },
-  { $id: 'QueryItemWithHistory' },
+const History = Type.Array(
+  Type.Object({
+    event_id: Type.String(),
+    type: Type.String(),
+    version: Type.Integer(),
+    recorded_at: Type.String({ format: 'date-time' }),
+    data: JsonObjectSchema,
+  }),
+  { description: "The events of the item's stream, in order" },
 );
+const QueryItem = Type.Object({ ...itemProperties, history: Type.Optional(History) }, { $id: 'QueryItem' });
+const QueryItemWithHistory = Type.Object({ ...itemProperties, history: History }, { $id: 'QueryItemWithHistory' });
 
-const ListQuery = Type.Intersect([PageQuery, Type.Object({ status: Type.Optional(Status) })]);
+const ListQuery = Type.Intersect([
+  PageQuery,
+  Type.Object({
+    status: Type.Optional(Status),
+    history: Type.Optional(Type.Boolean({ default: true, description: "Each item's history (default); false leaves it out" })),
+  }),
+]);
 const PAYLOAD_FILTER_HELP =
   'Equality filters on payload fields: `?payload.order_id=A17`, `?payload.customer.tier=2` (a number, true, false or null also matches ' +
   'that JSON value). Up to 5, each a path of up to 5 keys of letters, digits and _.';
@@ -113,7 +115,28 @@ const pageRequest = (query: { limit?: number; cursor?: string }): PageRequest =>
   limit: query.limit ?? DEFAULT_PAGE_SIZE,
   cursor: query.cursor,
 });
-const pageBody = (page: Page<ItemView>) => ({ items: page.items.map(toBody), next_cursor: page.nextCursor });
+const historyBody = (history: readonly HistoryEntry[]) =>
+  history.map((entry) => ({
+    event_id: entry.eventId,
+    type: entry.type,
+    version: entry.version,
+    recorded_at: entry.recordedAt,
+    data: entry.data as Record<string, unknown>,
+  }));
+
+/** A page of the query API: each item with its history unless `?history=false`. */
+async function listedPage(handlers: QueryHandlers, filter: ItemFilter, query: { limit?: number; cursor?: string; history?: boolean }) {
+  const page = pageRequest(query);
+  if (query.history === false) {
+    const views = await handlers.listItems(filter, page);
+    return { items: views.items.map(toBody), next_cursor: views.nextCursor };
+  }
+  const items = await handlers.listItemsWithHistory(filter, page);
+  return {
+    items: items.items.map(({ view, history }) => ({ ...toBody(view), history: historyBody(history) })),
+    next_cursor: items.nextCursor,
+  };
+}
 
 /** The read side of SPEC.md section 2. */
 export function queryHttp(handlers: QueryHandlers): HttpContext {
@@ -132,8 +155,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
             response: { 200: Page_, ...errorResponses },
           },
         },
-        async (request) =>
-          pageBody(await handlers.listItems({ status: request.query.status as PipelineStatus | undefined }, pageRequest(request.query))),
+        async (request) => listedPage(handlers, { status: request.query.status as PipelineStatus | undefined }, request.query),
       );
 
       app.get(
@@ -149,15 +171,14 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
           },
         },
         async (request) =>
-          pageBody(
-            await handlers.listItems(
-              {
-                partnerId: request.params.partner_id,
-                status: request.query.status as PipelineStatus | undefined,
-                payload: payloadFilterOf(request.query),
-              },
-              pageRequest(request.query),
-            ),
+          listedPage(
+            handlers,
+            {
+              partnerId: request.params.partner_id,
+              status: request.query.status as PipelineStatus | undefined,
+              payload: payloadFilterOf(request.query),
+            },
+            request.query,
           ),
       );
 
@@ -252,16 +273,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
         },
         async (request) => {
           const { view, history } = await handlers.getItem(request.params.id, request.query.as_of);
-          return {
-            ...toBody(view),
-            history: history.map((entry) => ({
-              event_id: entry.eventId,
-              type: entry.type,
-              version: entry.version,
-              recorded_at: entry.recordedAt,
-              data: entry.data as Record<string, unknown>,
-            })),
-          };
+          return { ...toBody(view), history: historyBody(history) };
         },
       );
     },

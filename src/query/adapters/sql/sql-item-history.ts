@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { RecordedEvent } from '../../../shared/events.js';
 import type { ItemHistory } from '../../application/ports.js';
-import { rowPieces } from '../../../shared/sql/statement-shapes.js';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
+import type { HistoryEntry } from '../../domain/item-view.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 
 type Tables = {
@@ -18,6 +19,14 @@ const insertHistory = insertTemplate<Tables['query_item_events']>(
       .values(rows)
       .onConflict((oc) => oc.doNothing()),
 );
+
+const entryOf = (row: Tables['query_item_events']): HistoryEntry => ({
+  eventId: row.event_id,
+  type: row.type,
+  version: row.version,
+  recordedAt: row.recorded_at,
+  data: JSON.parse(row.data) as object,
+});
 
 /**
  * Item histories kept by the query service itself, for the distributed mode where the events of one
@@ -44,13 +53,22 @@ export function sqlItemHistory(db: Kysely<object>): ItemHistory & { record(event
         .orderBy('recorded_at')
         .orderBy('version')
         .execute();
-      return rows.map((row) => ({
-        eventId: row.event_id,
-        type: row.type,
-        version: row.version,
-        recordedAt: row.recorded_at,
-        data: JSON.parse(row.data) as object,
-      }));
+      return rows.map(entryOf);
+    },
+    async ofMany(itemIds) {
+      const histories = new Map<string, HistoryEntry[]>(itemIds.map((id) => [id, []]));
+      for (const piece of keyPieces(db, [...new Set(itemIds)])) {
+        const rows = await tables(db)
+          .selectFrom('query_item_events')
+          .selectAll()
+          .where('item_id', 'in', piece)
+          .orderBy('item_id')
+          .orderBy('recorded_at')
+          .orderBy('version')
+          .execute();
+        for (const row of rows) histories.get(row.item_id)?.push(entryOf(row));
+      }
+      return histories;
     },
   };
 }
