@@ -38,20 +38,26 @@ async function call(target: AdminTarget, method: string, path: string, body?: Js
 const text = (value: unknown): string => (value === null || value === undefined ? '-' : String(value));
 const segment = (value: string) => encodeURIComponent(value);
 
+/** Every item of a paged list, following next_cursor to the last page. */
+async function everyPage(target: AdminTarget, path: string): Promise<Json[]> {
+  const items: Json[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: string = `${path}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page = (await call(target, 'GET', query)) as { items: Json[]; next_cursor: string | null };
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
 export async function appsCreate(target: AdminTarget, output: Output, name: string, appId: string | undefined): Promise<void> {
   const app = (await call(target, 'POST', '/api/applications', { name, ...(appId ? { app_id: appId } : {}) })) as Json;
   output.result(`created application ${text(app.app_id)} (${text(app.name)})`, app);
 }
 
 export async function appsList(target: AdminTarget, output: Output): Promise<void> {
-  const items: Json[] = [];
-  let cursor: string | null = null;
-  do {
-    const query: string = `/api/applications?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-    const page = (await call(target, 'GET', query)) as { items: Json[]; next_cursor: string | null };
-    items.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor);
+  const items = await everyPage(target, '/api/applications');
   output.result(
     table(
       ['APP_ID', 'NAME', 'CREATED_AT'],
@@ -70,7 +76,7 @@ export async function keysCreate(target: AdminTarget, output: Output, appId: str
 }
 
 export async function keysList(target: AdminTarget, output: Output, appId: string): Promise<void> {
-  const { items } = (await call(target, 'GET', `/api/applications/${segment(appId)}/keys`)) as { items: Json[] };
+  const items = await everyPage(target, `/api/applications/${segment(appId)}/keys`);
   output.result(
     table(
       ['KEY_ID', 'NAME', 'CREATED_AT', 'REVOKED_AT'],
@@ -86,7 +92,7 @@ export async function keysRevoke(target: AdminTarget, output: Output, appId: str
 }
 
 export async function rulesList(target: AdminTarget, output: Output, appId: string): Promise<void> {
-  const { items } = (await call(target, 'GET', `/api/routing-rules/app/${segment(appId)}`)) as { items: Json[] };
+  const items = await everyPage(target, `/api/routing-rules/app/${segment(appId)}`);
   output.result(
     table(
       ['RULE_ID', 'NAME', 'EVENT_TYPE', 'DESTINATION', 'PRIORITY', 'ACTIVE'],

@@ -27,7 +27,7 @@ export function processingModule({ store, db, clock }: ModuleDeps, processors?: 
         configure: configurePipeline({ store, clock, processors }),
         reset: resetPipeline({ store, clock }),
         get: (eventType) => pipelines.get(eventType),
-        list: () => pipelines.list(),
+        list: (page) => pipelines.list(page),
       }),
     ],
   };

@@ -156,9 +156,9 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
   const deliveries = sqlDeliveryStore(db);
   const replay = procedures.define('routing.replay-delivery', (deliveryId: string) => worker.replay(deliveryId));
   const replayDeadLetters = procedures.define('routing.replay-dead-letters', async (ruleId: string) => {
-    const dead = await deliveries.list({ ruleId, status: 'dead_lettered', limit: 1000 });
-    for (const delivery of dead) await worker.replay(delivery.deliveryId);
-    return dead.length;
+    const dead = await deliveries.list({ ruleId, status: 'dead_lettered' }, { limit: 1000 });
+    for (const delivery of dead.items) await worker.replay(delivery.deliveryId);
+    return dead.items.length;
   });
 
   return {
@@ -190,11 +190,11 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
           const rule = await getRule(catalog)(ruleId);
           return { ...rule, circuit: (await sqlBreakerStore(db).get([ruleId])).get(ruleId) ?? closedBreaker };
         },
-        listByApp: (appId) => catalog.listByApp(appId),
+        listByApp: (appId, page) => catalog.pageByApp(appId, page),
         toggle: (ruleId) => toggleRule(ruleDeps)(ruleId),
         remove: deleteRule(ruleDeps),
         rotateSecret: rotateSecret(ruleDeps),
-        deliveries: (filter) => deliveries.list(filter),
+        deliveries: (filter, page) => deliveries.list(filter, page),
         async delivery(deliveryId) {
           const delivery = await deliveries.get(deliveryId);
           if (!delivery) throw new NotFoundError('routing.delivery-not-found', `no delivery ${deliveryId}`);

@@ -148,7 +148,7 @@ it('schedules nothing for an item and rule whose delivery was stored under the o
 
   await store.transaction((tx) => scheduler.handle([event], tx));
 
-  const deliveries = await sqlDeliveryStore(sqlite.db).list({ itemId, limit: 10 });
+  const { items: deliveries } = await sqlDeliveryStore(sqlite.db).list({ itemId }, { limit: 10 });
   expect(deliveries.map((d) => d.deliveryId)).toEqual([oldId]);
   expect(await store.readAll({ after: 0, limit: 100 })).toEqual(before);
   expect(woken).toBe(0);

@@ -14,23 +14,52 @@ export interface Page<T> {
   readonly nextCursor: string | null;
 }
 
+/** The page a list route's `limit` and `cursor` parameters ask for. */
+export const pageRequestOf = (query: { readonly limit?: number; readonly cursor?: string }): PageRequest => ({
+  limit: query.limit ?? DEFAULT_PAGE_SIZE,
+  ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
+});
+
+const invalidCursor = () =>
+  new ValidationError('pagination.invalid-cursor', 'cursor is not one this API returned', [{ path: 'cursor', message: 'invalid cursor' }]);
+
 export function encodeCursor(key: string): string {
   return Buffer.from(key, 'utf8').toString('base64url');
 }
 
 export function decodeCursor(cursor: string): string {
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (key.length === 0 || encodeCursor(key) !== cursor) {
-    throw new ValidationError('pagination.invalid-cursor', 'cursor is not one this API returned', [
-      { path: 'cursor', message: 'invalid cursor' },
-    ]);
-  }
+  if (key.length === 0 || encodeCursor(key) !== cursor) throw invalidCursor();
   return key;
 }
 
-/** Builds a page from `limit + 1` rows: the extra row only tells that another page exists. */
-export function pageOf<T>(rows: T[], limit: number, keyOf: (row: T) => string): Page<T> {
+/** The values of a keyset of several columns, in sort order. */
+export type KeyParts = readonly (string | number)[];
+type PartType = 'string' | 'integer';
+type PartsOf<T extends readonly PartType[]> = { -readonly [K in keyof T]: T[K] extends 'integer' ? number : string };
+const isPart = (part: unknown, type: PartType) => (type === 'integer' ? Number.isSafeInteger(part) : typeof part === 'string');
+
+/** Reads a cursor `pageOf` made from key parts, checking each part's type so SQL never sees a stray value. */
+export function decodeKeyParts<const T extends readonly PartType[]>(cursor: string, types: T): PartsOf<T> {
+  let parts: unknown;
+  try {
+    parts = JSON.parse(decodeCursor(cursor));
+  } catch (error) {
+    if (error instanceof ValidationError) throw error;
+    throw invalidCursor();
+  }
+  if (!Array.isArray(parts) || parts.length !== types.length || !types.every((type, i) => isPart(parts[i], type))) throw invalidCursor();
+  return parts as PartsOf<T>;
+}
+
+/**
+ * Builds a page from `limit + 1` rows: the extra row only tells that another page exists. A key of
+ * several parts is read back with `decodeKeyParts`.
+ */
+export function pageOf<T>(rows: T[], limit: number, keyOf: (row: T) => string | KeyParts): Page<T> {
   const items = rows.slice(0, limit);
   const last = items.at(-1);
-  return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null };
+  if (rows.length <= limit || last === undefined) return { items, nextCursor: null };
+  const key = keyOf(last);
+  return { items, nextCursor: encodeCursor(typeof key === 'string' ? key : JSON.stringify(key)) };
 }

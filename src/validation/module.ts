@@ -19,7 +19,7 @@ export function validationModule({ store, db, clock }: ModuleDeps, schemaOrder: 
         register: registerSchema({ store, clock, compiler }),
         remove: removeSchema({ store, clock }),
         get: getSchema(schemas),
-        list: () => schemas.list(),
+        list: (page) => schemas.list(page),
       }),
     ],
   };

@@ -3,6 +3,7 @@ import type { Clock } from '../../shared/clock.js';
 import { NotFoundError } from '../../shared/errors.js';
 import { ConcurrencyError, type EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
+import type { PageRequest } from '../../shared/pagination.js';
 import { digestOf, secretMatches } from '../../shared/secrets.js';
 import {
   applicationStreamId,
@@ -91,9 +92,9 @@ export const getApplication = (directory: ApplicationDirectory) => async (appId:
   return app;
 };
 
-export const listKeys = (directory: ApplicationDirectory) => async (appId: string) => {
+export const listKeys = (directory: ApplicationDirectory) => async (appId: string, page: PageRequest) => {
   await getApplication(directory)(appId);
-  return directory.keysOf(appId);
+  return directory.keysOf(appId, page);
 };
 
 /** The source a write key may write as, or undefined for an unknown, revoked or wrong key. */

@@ -22,6 +22,7 @@ export interface KeyRecord extends KeyView {
 export interface ApplicationDirectory {
   get(appId: string): Promise<ApplicationView | undefined>;
   list(page: PageRequest): Promise<Page<ApplicationView>>;
-  keysOf(appId: string): Promise<KeyView[]>;
+  /** An application's keys, oldest first (then by id). */
+  keysOf(appId: string, page: PageRequest): Promise<Page<KeyView>>;
   key(keyId: string): Promise<KeyRecord | undefined>;
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Page, PageRequest } from '../../shared/pagination.js';
 import type { StepConfig } from '../domain/processor.js';
 
 export interface PipelineView {
@@ -11,7 +12,8 @@ export interface PipelineView {
 /** Processing's own table of configured pipelines. */
 export interface PipelineCatalog {
   get(eventType: string): Promise<PipelineView>;
-  list(): Promise<PipelineView[]>;
+  /** The configured pipelines by event type. */
+  list(page: PageRequest): Promise<Page<PipelineView>>;
 }
 
 /** Outcomes already recorded: the same DataValidated delivered twice is processed once. */

@@ -12,6 +12,7 @@ it('reads a rule once, until a rule event forgets it', async () => {
       return { rule_id: ruleId, is_active: active } as StoredRule;
     },
     listByApp: async () => [],
+    pageByApp: async () => ({ items: [], nextCursor: null }),
     listAll: async () => [],
   };
   const rules = cachedRules(() => table);
@@ -30,6 +31,7 @@ it('reads a rule again once it is older than maxAgeMs, where replicas share the 
   const table: RuleCatalog = {
     get: async (ruleId) => ({ rule_id: ruleId, is_active: active }) as StoredRule,
     listByApp: async () => [],
+    pageByApp: async () => ({ items: [], nextCursor: null }),
     listAll: async () => [],
   };
   let clock = 0;

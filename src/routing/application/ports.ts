@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Page, PageRequest } from '../../shared/pagination.js';
 import type { ItemSnapshot } from '../../shared/contracts/data-events.js';
 import type { Breaker } from '../domain/circuit-breaker.js';
 import type { RuleFields } from '../domain/routing-rule.js';
@@ -12,7 +13,10 @@ export interface StoredRule extends RuleFields {
 /** Routing's own table of rules, kept by an inline projection of the rule events. */
 export interface RuleCatalog {
   get(ruleId: string): Promise<StoredRule | undefined>;
+  /** An application's rules in the order they run: highest priority first. */
   listByApp(appId: string): Promise<StoredRule[]>;
+  /** The same a page at a time. A rule whose priority changes while a client pages moves with it. */
+  pageByApp(appId: string, page: PageRequest): Promise<Page<StoredRule>>;
   /** Every application's rules by id, a page at a time. */
   listAll(page: { after: string | undefined; limit: number }): Promise<StoredRule[]>;
 }
@@ -110,7 +114,6 @@ export interface DeliveryFilter {
   readonly itemId?: string;
   readonly ruleId?: string;
   readonly status?: DeliveryState;
-  readonly limit: number;
 }
 
 export interface ClaimRequest {
@@ -154,7 +157,8 @@ export interface DeliveryStore {
   ): Promise<void>;
   requeue(deliveryId: string, at: string): Promise<Delivery | undefined>;
   get(deliveryId: string): Promise<Delivery | undefined>;
-  list(filter: DeliveryFilter): Promise<Delivery[]>;
+  /** Newest first: by creation time, then id, both descending. */
+  list(filter: DeliveryFilter, page: PageRequest): Promise<Page<Delivery>>;
   attemptsOf(deliveryId: string): Promise<Attempt[]>;
   /** When the next claimable delivery falls due, to sleep exactly that long. */
   nextDueAt(now: string, excludeRules: readonly string[]): Promise<string | undefined>;

@@ -1,4 +1,5 @@
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
+import type { Page } from '../pagination.js';
 
 /** Schemas shared by every context's routes. */
 export const ProblemSchema = Type.Object(
@@ -19,6 +20,18 @@ export const problemRef = Type.Ref('Problem');
 export const PageQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Page size (default 100, at most 1000)' })),
   cursor: Type.Optional(Type.String({ maxLength: 1024, description: 'The next_cursor of the previous page' })),
+});
+
+/** A list route's answer: one page of `items`, and the cursor of the next page. */
+export const PageSchema = <T extends TSchema>(item: T) =>
+  Type.Object({
+    items: Type.Array(item),
+    next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
+  });
+
+export const pageBody = <T, B>(page: Page<T>, toBody: (item: T) => B) => ({
+  items: page.items.map((item) => toBody(item)),
+  next_cursor: page.nextCursor,
 });
 
 /**

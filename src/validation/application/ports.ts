@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Page, PageRequest } from '../../shared/pagination.js';
 import type { Violation } from '../../shared/contracts/data-events.js';
 import type { SchemaDocument, SchemaKey } from '../domain/schema-registry.js';
 
@@ -18,7 +19,8 @@ export interface StoredSchema {
 /** Validation's own record of every schema version, with the log position it took effect at. */
 export interface SchemaCatalog {
   current(key: SchemaKey): Promise<StoredSchema | undefined>;
-  list(): Promise<StoredSchema[]>;
+  /** The schemas in force, by event type then source (the schema for every source first). */
+  list(page: PageRequest): Promise<Page<StoredSchema>>;
   /** The schema an item of this type and source ingested at `position` must satisfy, if any. */
   inForceAt(eventType: string, partnerId: string, position: number): Promise<StoredSchema | undefined>;
   /**

@@ -1,8 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../app/http/server.js';
-import { errorResponses, PageQuery } from '../../../shared/http/schemas.js';
-import { DEFAULT_PAGE_SIZE, type Page, type PageRequest } from '../../../shared/pagination.js';
+import { errorResponses, pageBody, PageQuery, PageSchema } from '../../../shared/http/schemas.js';
+import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { IssuedKey } from '../../application/manage-applications.js';
 import type { ApplicationView, KeyView } from '../../application/ports.js';
 
@@ -11,7 +11,7 @@ export interface ApplicationHandlers {
   get(appId: string): Promise<ApplicationView>;
   list(page: PageRequest): Promise<Page<ApplicationView>>;
   issueKey(appId: string, name: string | null): Promise<IssuedKey>;
-  listKeys(appId: string): Promise<KeyView[]>;
+  listKeys(appId: string, page: PageRequest): Promise<Page<KeyView>>;
   revokeKey(appId: string, keyId: string): Promise<void>;
 }
 
@@ -74,15 +74,12 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
             summary: 'List applications',
             querystring: PageQuery,
             response: {
-              200: Type.Object({ items: Type.Array(Type.Ref('Application')), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+              200: PageSchema(Type.Ref('Application')),
               ...errorResponses,
             },
           },
         },
-        async (request) => {
-          const page = await handlers.list({ limit: request.query.limit ?? DEFAULT_PAGE_SIZE, cursor: request.query.cursor });
-          return { items: page.items.map(appBody), next_cursor: page.nextCursor };
-        },
+        async (request) => pageBody(await handlers.list(pageRequestOf(request.query)), appBody),
       );
       app.get(
         '/api/applications/:app_id',
@@ -122,12 +119,14 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
         {
           schema: {
             tags: ['applications'],
-            summary: "List an application's write keys (never their secrets)",
+            summary: "List an application's write keys (never their secrets), oldest first",
+            description: 'Paged: `limit` (default 100, at most 1000) and `cursor` (the `next_cursor` of the previous page).',
             params: AppParams,
-            response: { 200: Type.Object({ items: Type.Array(Type.Ref('WriteKey')) }), ...errorResponses },
+            querystring: PageQuery,
+            response: { 200: PageSchema(Type.Ref('WriteKey')), ...errorResponses },
           },
         },
-        async (request) => ({ items: (await handlers.listKeys(request.params.app_id)).map(keyBody) }),
+        async (request) => pageBody(await handlers.listKeys(request.params.app_id, pageRequestOf(request.query)), keyBody),
       );
       app.delete(
         '/api/applications/:app_id/keys/:key_id',

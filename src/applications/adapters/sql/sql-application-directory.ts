@@ -1,6 +1,6 @@
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
-import { decodeCursor, pageOf } from '../../../shared/pagination.js';
+import { decodeCursor, decodeKeyParts, pageOf } from '../../../shared/pagination.js';
 import type { ApplicationDirectory } from '../../application/ports.js';
 import { APPLICATION_EVENT_TYPES, type ApplicationEvent } from '../../domain/application.js';
 
@@ -44,6 +44,13 @@ export const applicationsProjection: InlineProjection = {
   },
 };
 
+/** Keys after the cursor's, oldest first: issued_at never changes, and the id settles ties. */
+function issuedAfter(cursor: string) {
+  const [issuedAt, keyId] = decodeKeyParts(cursor, ['string', 'string']);
+  return (eb: ExpressionBuilder<Tables, 'write_keys'>) =>
+    eb.or([eb('issued_at', '>', issuedAt), eb.and([eb('issued_at', '=', issuedAt), eb('key_id', '>', keyId)])]);
+}
+
 export function sqlApplicationDirectory(db: Kysely<object>): ApplicationDirectory {
   const toApp = (row: Tables['applications']) => ({ appId: row.app_id, name: row.name, createdAt: row.created_at });
   const toKey = (row: Tables['write_keys']) => ({
@@ -67,8 +74,16 @@ export function sqlApplicationDirectory(db: Kysely<object>): ApplicationDirector
       if (page.cursor !== undefined) query = query.where('app_id', '>', decodeCursor(page.cursor));
       return pageOf((await query.execute()).map(toApp), page.limit, (app) => app.appId);
     },
-    async keysOf(appId) {
-      return (await tables(db).selectFrom('write_keys').selectAll().where('app_id', '=', appId).orderBy('issued_at').execute()).map(toKey);
+    async keysOf(appId, page) {
+      let query = tables(db)
+        .selectFrom('write_keys')
+        .selectAll()
+        .where('app_id', '=', appId)
+        .orderBy('issued_at')
+        .orderBy('key_id')
+        .limit(page.limit + 1);
+      if (page.cursor !== undefined) query = query.where(issuedAfter(page.cursor));
+      return pageOf((await query.execute()).map(toKey), page.limit, (key) => [key.issuedAt, key.keyId]);
     },
     async key(keyId) {
       const row = await tables(db).selectFrom('write_keys').selectAll().where('key_id', '=', keyId).executeTakeFirst();

@@ -1,7 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../shared/http/http-context.js';
-import { errorResponses } from '../../../shared/http/schemas.js';
+import { errorResponses, pageBody, PageQuery, PageSchema } from '../../../shared/http/schemas.js';
+import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { PipelineView } from '../../application/ports.js';
 import type { StepConfig } from '../../domain/processor.js';
 
@@ -9,7 +10,7 @@ export interface PipelineHandlers {
   configure(eventType: string, steps: readonly StepConfig[]): Promise<PipelineView>;
   reset(eventType: string): Promise<void>;
   get(eventType: string): Promise<PipelineView>;
-  list(): Promise<PipelineView[]>;
+  list(page: PageRequest): Promise<Page<PipelineView>>;
 }
 
 const Step = Type.Object({
@@ -60,11 +61,13 @@ export function pipelineHttp(handlers: PipelineHandlers): HttpContext {
         {
           schema: {
             tags: ['processing'],
-            summary: 'List configured pipelines',
-            response: { 200: Type.Object({ items: Type.Array(Type.Ref('Pipeline')) }) },
+            summary: 'List configured pipelines, by event type',
+            description: 'Paged: `limit` (default 100, at most 1000) and `cursor` (the `next_cursor` of the previous page).',
+            querystring: PageQuery,
+            response: { 200: PageSchema(Type.Ref('Pipeline')), ...errorResponses },
           },
         },
-        async () => ({ items: (await handlers.list()).map(toView) }),
+        async (request) => pageBody(await handlers.list(pageRequestOf(request.query)), toView),
       );
       app.get(
         '/api/pipelines/:event_type',

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
+import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { OutcomeLog, PipelineCatalog } from '../../application/ports.js';
 import { DEFAULT_PIPELINE } from '../../domain/pipeline.js';
 import { PIPELINE_EVENT_TYPES, type PipelineEvent } from '../../domain/pipeline-config.js';
@@ -54,8 +55,14 @@ export function sqlPipelineCatalog(db: Kysely<object>): PipelineCatalog {
       const row = await tables(db).selectFrom('processing_pipelines').selectAll().where('event_type', '=', eventType).executeTakeFirst();
       return row ? toView(row) : { eventType, steps: DEFAULT_PIPELINE, configuredAt: null };
     },
-    async list() {
-      return (await tables(db).selectFrom('processing_pipelines').selectAll().orderBy('event_type').execute()).map(toView);
+    async list(page) {
+      let query = tables(db)
+        .selectFrom('processing_pipelines')
+        .selectAll()
+        .orderBy('event_type')
+        .limit(page.limit + 1);
+      if (page.cursor !== undefined) query = query.where('event_type', '>', decodeCursor(page.cursor));
+      return pageOf((await query.execute()).map(toView), page.limit, (pipeline) => pipeline.eventType);
     },
   };
 }

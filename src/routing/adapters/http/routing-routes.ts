@@ -1,7 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../shared/http/http-context.js';
-import { errorResponses, JsonObjectSchema } from '../../../shared/http/schemas.js';
+import { errorResponses, JsonObjectSchema, pageBody, PageQuery, PageSchema } from '../../../shared/http/schemas.js';
+import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { DestinationView } from '../../application/destinations.js';
 import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
 import {
@@ -23,11 +24,11 @@ export interface RoutingHandlers {
   patch(ruleId: string, patch: RulePatch): Promise<CreatedRule>;
   /** The rule with its destination's circuit breaker. */
   get(ruleId: string): Promise<StoredRule & { circuit: Breaker }>;
-  listByApp(appId: string): Promise<StoredRule[]>;
+  listByApp(appId: string, page: PageRequest): Promise<Page<StoredRule>>;
   toggle(ruleId: string): Promise<StoredRule>;
   remove(ruleId: string): Promise<void>;
   rotateSecret(ruleId: string): Promise<string>;
-  deliveries(filter: DeliveryFilter): Promise<Delivery[]>;
+  deliveries(filter: DeliveryFilter, page: PageRequest): Promise<Page<Delivery>>;
   delivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: readonly Attempt[] }>;
   replay(deliveryId: string): Promise<Delivery>;
   replayDeadLetters(ruleId: string | undefined): Promise<number>;
@@ -263,11 +264,15 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: "An application's rules, highest priority first",
+            description:
+              'Paged: `limit` (default 100, at most 1000) and `cursor` (the `next_cursor` of the previous page). Rules of equal ' +
+              'priority come oldest first. A rule whose priority changes while a client pages moves to its new place.',
             params: Type.Object({ app_id: Type.String({ maxLength: 255 }) }),
-            response: { 200: Type.Object({ items: Type.Array(Type.Ref('RoutingRule')) }) },
+            querystring: PageQuery,
+            response: { 200: PageSchema(Type.Ref('RoutingRule')), ...errorResponses },
           },
         },
-        async (request) => ({ items: await handlers.listByApp(request.params.app_id) }),
+        async (request) => pageBody(await handlers.listByApp(request.params.app_id, pageRequestOf(request.query)), (rule) => rule),
       );
       app.get(
         '/api/routing-rules/:rule_id',
@@ -466,25 +471,22 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Deliveries of an event or of a rule, newest first',
-            querystring: Type.Object({
-              event_id: Type.Optional(Type.String({ maxLength: 64 })),
-              rule_id: Type.Optional(Type.String({ maxLength: 64 })),
-              status: Type.Optional(Type.Union(DELIVERY_STATES.map((state) => Type.Literal(state)))),
-              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-            }),
-            response: { 200: Type.Object({ items: Type.Array(Type.Ref('Delivery')) }), ...errorResponses },
+            description: 'Paged: `limit` (default 100, at most 1000) and `cursor` (the `next_cursor` of the previous page).',
+            querystring: Type.Intersect([
+              PageQuery,
+              Type.Object({
+                event_id: Type.Optional(Type.String({ maxLength: 64 })),
+                rule_id: Type.Optional(Type.String({ maxLength: 64 })),
+                status: Type.Optional(Type.Union(DELIVERY_STATES.map((state) => Type.Literal(state)))),
+              }),
+            ]),
+            response: { 200: PageSchema(Type.Ref('Delivery')), ...errorResponses },
           },
         },
-        async (request) => ({
-          items: (
-            await handlers.deliveries({
-              itemId: request.query.event_id,
-              ruleId: request.query.rule_id,
-              status: request.query.status,
-              limit: request.query.limit ?? 100,
-            })
-          ).map(deliveryBody),
-        }),
+        async (request) => {
+          const { event_id: itemId, rule_id: ruleId, status } = request.query;
+          return pageBody(await handlers.deliveries({ itemId, ruleId, status }, pageRequestOf(request.query)), deliveryBody);
+        },
       );
       app.get(
         '/api/routing/dead-letters',
@@ -492,18 +494,16 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Dead-lettered deliveries, newest first',
-            querystring: Type.Object({
-              rule_id: Type.Optional(Type.String({ maxLength: 64 })),
-              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-            }),
-            response: { 200: Type.Object({ items: Type.Array(Type.Ref('Delivery')) }) },
+            description: 'Paged: `limit` (default 100, at most 1000) and `cursor` (the `next_cursor` of the previous page).',
+            querystring: Type.Intersect([PageQuery, Type.Object({ rule_id: Type.Optional(Type.String({ maxLength: 64 })) })]),
+            response: { 200: PageSchema(Type.Ref('Delivery')), ...errorResponses },
           },
         },
-        async (request) => ({
-          items: (
-            await handlers.deliveries({ ruleId: request.query.rule_id, status: 'dead_lettered', limit: request.query.limit ?? 100 })
-          ).map(deliveryBody),
-        }),
+        async (request) =>
+          pageBody(
+            await handlers.deliveries({ ruleId: request.query.rule_id, status: 'dead_lettered' }, pageRequestOf(request.query)),
+            deliveryBody,
+          ),
       );
       app.get(
         '/api/routing/deliveries/:delivery_id',

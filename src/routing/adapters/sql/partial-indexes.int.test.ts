@@ -60,7 +60,7 @@ it('finds due, failed and pending deliveries through an index that succeeded one
   expect(indexSql('routing_deliveries_due')).toMatch(/WHERE status <> 'succeeded'/);
   const now = '2026-12-02T10:00:00.000Z';
   await store.nextDueAt(now, []);
-  await store.list({ status: 'dead_lettered', limit: 10 });
+  await store.list({ status: 'dead_lettered' }, { limit: 10 });
   await store.pendingByRule(['r1']);
   expect(plan(/select "d"\."next_attempt_at"/)).toContain('routing_deliveries_due');
   expect(plan(/where "status" = \? and status <> 'succeeded'/)).toContain('routing_deliveries_due');

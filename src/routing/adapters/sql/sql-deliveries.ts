@@ -1,4 +1,5 @@
-import { sql, type Kysely, type SqlBool } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
 import type { Attempt, ClaimRequest, Delivery, DeliveryStatus, DeliveryStore, NewDelivery } from '../../application/ports.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
@@ -115,6 +116,13 @@ const insertDeliveries = insertTemplate<DeliveryRow, { delivery_id: string }>(
       .onConflict((oc) => oc.doNothing())
       .returning('delivery_id'),
 );
+
+/** Deliveries after the cursor's, newest first: created_at never changes, and the id settles ties. */
+function olderThan(cursor: string) {
+  const [createdAt, deliveryId] = decodeKeyParts(cursor, ['string', 'string']);
+  return (eb: ExpressionBuilder<Tables, 'routing_deliveries'>) =>
+    eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('delivery_id', '<', deliveryId)])]);
+}
 
 /**
  * The condition of the partial index routing_deliveries_due, in the literal form a query must state for
@@ -258,20 +266,21 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       return row && toDelivery(row);
     },
 
-    async list(filter) {
+    async list(filter, page) {
       let query = tables(db)
         .selectFrom('routing_deliveries')
         .selectAll()
         .orderBy('created_at', 'desc')
-        .orderBy('delivery_id')
-        .limit(filter.limit);
+        .orderBy('delivery_id', 'desc')
+        .limit(page.limit + 1);
       if (filter.itemId !== undefined) query = query.where('item_id', '=', filter.itemId);
       if (filter.ruleId !== undefined) query = query.where('rule_id', '=', filter.ruleId);
       if (filter.status === 'pending' || filter.status === 'retrying') {
         query = query.where('status', '=', 'pending').where('attempts', filter.status === 'pending' ? '=' : '>', 0);
       } else if (filter.status !== undefined) query = query.where('status', '=', filter.status);
       if (filter.status !== undefined && filter.status !== 'succeeded') query = query.where(unsettled());
-      return (await query.execute()).map(toDelivery);
+      if (page.cursor !== undefined) query = query.where(olderThan(page.cursor));
+      return pageOf((await query.execute()).map(toDelivery), page.limit, (d) => [d.createdAt, d.deliveryId]);
     },
 
     async attemptsOf(deliveryId) {

@@ -204,7 +204,7 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
       ['item-1', 'msg_old_form'],
       ['item-2', 'msg_next'],
     ]);
-    expect(await store.list({ itemId: 'item-1', ruleId: 'r1', limit: 10 })).toHaveLength(3);
+    expect((await store.list({ itemId: 'item-1', ruleId: 'r1' }, { limit: 10 })).items).toHaveLength(3);
   });
 
   it('stores no attempt row for a delivery made as it was scheduled', async () => {

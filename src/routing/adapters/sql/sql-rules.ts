@@ -1,5 +1,6 @@
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
+import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
 import type { RuleCatalog, SecretVault, StoredRule } from '../../application/ports.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../../domain/routing-rule.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -58,6 +59,27 @@ const parseStored = (text: string): StoredRule => {
   return { ...rule, ordering_key: rule.ordering_key ?? null };
 };
 
+/** An application's rules in the order they run: highest priority first, then oldest, then by id. */
+const byPriority = (db: Kysely<object>, appId: string) =>
+  tables(db)
+    .selectFrom('routing_rules')
+    .select('rule')
+    .where('app_id', '=', appId)
+    .orderBy('priority', 'desc')
+    .orderBy('created_at')
+    .orderBy('rule_id');
+
+/** The rules after the cursor's rule in that order (the key ends with the id, so no two rules tie). */
+function afterRule(cursor: string) {
+  const [priority, createdAt, ruleId] = decodeKeyParts(cursor, ['integer', 'string', 'string']);
+  return (eb: ExpressionBuilder<Tables, 'routing_rules'>) =>
+    eb.or([
+      eb('priority', '<', priority),
+      eb.and([eb('priority', '=', priority), eb('created_at', '>', createdAt)]),
+      eb.and([eb('priority', '=', priority), eb('created_at', '=', createdAt), eb('rule_id', '>', ruleId)]),
+    ]);
+}
+
 export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
   return {
     async get(ruleId) {
@@ -70,15 +92,13 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
       return (await query.execute()).map((row) => parseStored(row.rule));
     },
     async listByApp(appId) {
-      const rows = await tables(db)
-        .selectFrom('routing_rules')
-        .select('rule')
-        .where('app_id', '=', appId)
-        .orderBy('priority', 'desc')
-        .orderBy('created_at')
-        .orderBy('rule_id')
-        .execute();
-      return rows.map((row) => parseStored(row.rule));
+      return (await byPriority(db, appId).execute()).map((row) => parseStored(row.rule));
+    },
+    async pageByApp(appId, page) {
+      let query = byPriority(db, appId).limit(page.limit + 1);
+      if (page.cursor !== undefined) query = query.where(afterRule(page.cursor));
+      const rules = (await query.execute()).map((row) => parseStored(row.rule));
+      return pageOf(rules, page.limit, (rule) => [rule.priority, rule.created_at, rule.rule_id]);
     },
   };
 }

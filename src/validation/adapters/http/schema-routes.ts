@@ -1,7 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../shared/http/http-context.js';
-import { errorResponses } from '../../../shared/http/schemas.js';
+import { errorResponses, pageBody, PageQuery, PageSchema } from '../../../shared/http/schemas.js';
+import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { StoredSchema } from '../../application/ports.js';
 import type { SchemaKey } from '../../domain/schema-registry.js';
 
@@ -9,7 +10,7 @@ export interface SchemaHandlers {
   register(key: SchemaKey, schema: unknown): Promise<StoredSchema>;
   remove(key: SchemaKey): Promise<void>;
   get(key: SchemaKey): Promise<StoredSchema>;
-  list(): Promise<StoredSchema[]>;
+  list(page: PageRequest): Promise<Page<StoredSchema>>;
 }
 
 const SchemaView = Type.Object(
@@ -70,11 +71,15 @@ export function schemaHttp(handlers: SchemaHandlers): HttpContext {
         {
           schema: {
             tags: ['schemas'],
-            summary: 'List the schemas in force',
-            response: { 200: Type.Object({ items: Type.Array(Type.Ref('RegisteredSchema')) }) },
+            summary: 'List the schemas in force, by event type, then source',
+            description:
+              'Paged: `limit` (default 100, at most 1000) and `cursor` (the `next_cursor` of the previous page). The schema for ' +
+              'every source comes before the sources’ own.',
+            querystring: PageQuery,
+            response: { 200: PageSchema(Type.Ref('RegisteredSchema')), ...errorResponses },
           },
         },
-        async () => ({ items: (await handlers.list()).map(toView) }),
+        async (request) => pageBody(await handlers.list(pageRequestOf(request.query)), toView),
       );
 
       app.get(

@@ -1,4 +1,5 @@
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
+import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
 import type { SchemaCatalog, StoredSchema, VerdictLog } from '../../application/ports.js';
 import type { SchemaDocument, SchemaEvent } from '../../domain/schema-registry.js';
@@ -66,6 +67,13 @@ const toStored = (row: Row & { schema: string }): StoredSchema => ({
 const active = (row: Row | undefined): StoredSchema | undefined =>
   row && row.schema !== null ? toStored({ ...row, schema: row.schema }) : undefined;
 
+/** Keys after the cursor's: (event type, source) names one schema, whatever its version. */
+function keyAfter(cursor: string) {
+  const [eventType, partnerId] = decodeKeyParts(cursor, ['string', 'string']);
+  return (eb: ExpressionBuilder<Tables & { s: Row }, 's'>) =>
+    eb.or([eb('s.event_type', '>', eventType), eb.and([eb('s.event_type', '=', eventType), eb('s.partner_id', '>', partnerId)])]);
+}
+
 export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
   const latest = (eventType: string, partnerId: string, beforePosition = Number.MAX_SAFE_INTEGER) =>
     tables(db)
@@ -95,17 +103,29 @@ export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
       return active(await latest(key.eventType, key.partnerId ?? ALL));
     },
 
-    async list() {
-      const rows = await tables(db)
-        .selectFrom('validation_schemas')
-        .selectAll()
-        .orderBy('event_type')
-        .orderBy('partner_id')
-        .orderBy('position')
-        .execute();
-      const newest = new Map<string, Row>();
-      for (const row of rows) newest.set(`${row.event_type}\u0000${row.partner_id}`, row);
-      return [...newest.values()].flatMap((row) => active(row) ?? []);
+    async list(page) {
+      // Each key's newest version, unless that version removed the schema.
+      let query = tables(db)
+        .selectFrom('validation_schemas as s')
+        .selectAll('s')
+        .where('s.schema', 'is not', null)
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom('validation_schemas as n')
+                .select('n.position')
+                .whereRef('n.event_type', '=', 's.event_type')
+                .whereRef('n.partner_id', '=', 's.partner_id')
+                .whereRef('n.position', '>', 's.position'),
+            ),
+          ),
+        )
+        .orderBy('s.event_type')
+        .orderBy('s.partner_id')
+        .limit(page.limit + 1);
+      if (page.cursor !== undefined) query = query.where(keyAfter(page.cursor));
+      const schemas = (await query.execute()).flatMap((row) => active(row) ?? []);
+      return pageOf(schemas, page.limit, (schema) => [schema.eventType, schema.partnerId ?? ALL]);
     },
 
     async inForceAt(eventType, partnerId, position) {

@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auth, type TestIntake } from '../../../../test/support/embedded-intake.js';
+import { backends, everyPage, expectCursorRefused, startIntakeOn } from '../../../../test/support/paging.js';
+
+type Listed = { event_type: string; partner_id: string | null; version: number; schema: { title?: string } };
+
+describe.each(backends)('GET /api/schemas on %s', (backend) => {
+  let intake: TestIntake;
+  beforeAll(async () => {
+    intake = await startIntakeOn(backend);
+  });
+  afterAll(() => intake.dispose());
+
+  const put = (eventType: string, title: string, partnerId?: string) =>
+    intake.app.inject({
+      method: 'PUT',
+      url: `/api/schemas/${eventType}`,
+      headers: auth,
+      payload: { schema: { type: 'object', title }, ...(partnerId ? { partner_id: partnerId } : {}) },
+    });
+
+  it('walks the schemas in force by event type then source, each once at its newest version', async () => {
+    // Registered out of order, some in several versions, some for one source only, one removed.
+    for (const [eventType, partnerId] of [['e4'], ['e1'], ['e3', 'p2'], ['e3'], ['e0'], ['e3', 'p1'], ['e2'], ['e5', 'p1']]) {
+      expect((await put(eventType as string, 'v1', partnerId)).statusCode).toBe(200);
+    }
+    expect((await put('e1', 'v2')).statusCode).toBe(200);
+    expect((await put('e3', 'v2', 'p1')).statusCode).toBe(200);
+    expect((await intake.app.inject({ method: 'DELETE', url: '/api/schemas/e2', headers: auth })).statusCode).toBe(204);
+
+    const { items, pages } = await everyPage<Listed>(intake, '/api/schemas', 2);
+    expect(items.map((s) => [s.event_type, s.partner_id, s.schema.title])).toEqual([
+      ['e0', null, 'v1'],
+      ['e1', null, 'v2'],
+      ['e3', null, 'v1'],
+      ['e3', 'p1', 'v2'],
+      ['e3', 'p2', 'v1'],
+      ['e4', null, 'v1'],
+      ['e5', 'p1', 'v1'],
+    ]);
+    expect(pages).toBe(4);
+    expect((await intake.app.inject({ method: 'GET', url: '/api/schemas', headers: auth })).json()).toMatchObject({ next_cursor: null });
+    await expectCursorRefused(intake, '/api/schemas');
+  });
+});
