@@ -170,6 +170,11 @@ describe('webhook delivery', () => {
       () => deliveriesOf(intake, `rule_id=${rule.rule_id}`),
       (items) => items[0]?.status === 'succeeded',
     );
+    // Delivered now: replaying it again conflicts with its state; an id that never existed is not found.
+    const again = await call(intake, 'POST', `/api/routing/deliveries/${dead?.delivery_id}/replay`, {});
+    expect([again.statusCode, again.json().code]).toEqual([409, 'routing.not-dead-lettered']);
+    const unknown = await call(intake, 'POST', '/api/routing/deliveries/no-such-delivery/replay', {});
+    expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'routing.delivery-not-found']);
   });
 
   it('loses no delivery when the process restarts in the middle of its retries', async () => {

@@ -1,6 +1,6 @@
 import type { DeliveryReplayed } from '../../shared/contracts/routing-events.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
-import { NotFoundError } from '../../shared/errors.js';
+import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import { admit, closedBreaker, probing, type Breaker } from '../domain/circuit-breaker.js';
 import { deliveryAttempts, type AttemptDeps } from './delivery-attempts.js';
 import type { Delivery } from './ports.js';
@@ -192,7 +192,17 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         await tx.append({ streamId: dataStreamId(delivery.itemId), events: [replayed] });
         return delivery;
       });
-      if (!requeued) throw new NotFoundError('routing.not-dead-lettered', `no dead-lettered delivery ${deliveryId}`);
+      if (!requeued) {
+        // A delivery that exists but is not dead-lettered cannot be replayed: a conflict with its state, not a missing one.
+        const existing = await deps.deliveries(deps.db).get(deliveryId);
+        if (existing) {
+          throw new ConflictError(
+            'routing.not-dead-lettered',
+            `delivery ${deliveryId} is ${existing.status}: only a dead-lettered delivery can be replayed`,
+          );
+        }
+        throw new NotFoundError('routing.delivery-not-found', `no delivery ${deliveryId}`);
+      }
       wake();
       return requeued;
     },

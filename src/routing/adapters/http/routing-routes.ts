@@ -529,8 +529,9 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Send a dead-lettered delivery again (same delivery id)',
+            description: 'A delivery that is not dead-lettered (pending, retrying or succeeded) answers 409.',
             params: Type.Object({ delivery_id: Type.String({ maxLength: 64 }) }),
-            response: { 202: Type.Ref('Delivery'), ...errorResponses },
+            response: { 202: Type.Ref('Delivery'), ...errorResponses, 409: Type.Ref('Problem') },
           },
         },
         async (request, reply) => reply.status(202).send(deliveryBody(await handlers.replay(request.params.delivery_id))),
