@@ -202,6 +202,24 @@ describe('the pipeline, end to end in one process', () => {
     expect((await app.subscriptions.status()).every((s) => s.parked === 0)).toBe(true);
   });
 
+  it('fails the items of a stored pipeline that today refuses, and keeps processing the others', async () => {
+    const app = await start();
+    // Saved before project refused paths through a prototype: written straight into the table.
+    const steps = JSON.stringify([{ processor: 'project', fields: ['__proto__.pwned'] }]);
+    await app.store.transaction(async (tx) => {
+      await sql`INSERT INTO processing_pipelines (event_type, steps, configured_at) VALUES ('legacy', ${steps}, '2026-01-01T00:00:00.000Z')`.execute(
+        tx.db,
+      );
+    });
+    const refused = await ingest(app, { partner_id: 'p', event_type: 'legacy', payload: { a: 1 } });
+    const fine = await ingest(app, { partner_id: 'p', event_type: 'other', payload: { a: 1 } });
+    await app.subscriptions.caughtUp();
+    expect(await query(app, refused)).toMatchObject({ status: 'failed', processing: { failed_step: 'pipeline' } });
+    expect((await query(app, refused)).processing.reason).toMatch(/the pipeline cannot run: .*__proto__/);
+    expect(await query(app, fine)).toMatchObject({ status: 'processed' });
+    expect((await app.subscriptions.status()).every((s) => s.parked === 0)).toBe(true);
+  });
+
   it('rebuilds an item as it stood at a point in time (as_of)', async () => {
     const clock = fixedClock('2026-11-24T10:00:00.000Z');
     const app = await start({ clock, startSubscribers: false });

@@ -3,7 +3,8 @@ import { dataStreamId, type DataValidated } from '../../shared/contracts/data-ev
 import { causedBy } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
 import { buildPipeline, runPipeline, type ProcessorRegistry } from '../domain/pipeline.js';
-import type { Processor, StepConfig } from '../domain/processor.js';
+import { failed, type Processor, type StepConfig } from '../domain/processor.js';
+import { ValidationError } from '../../shared/errors.js';
 import type { OutcomeLogFor, PipelineCatalogFor } from './ports.js';
 
 export interface ProcessingSubscriberDeps {
@@ -23,7 +24,7 @@ export function processingSubscriber({ clock, elapsedMs, pipelines, outcomes, pr
   const stepsFor = (config: readonly StepConfig[]) => {
     const key = JSON.stringify(config);
     let steps = built.get(key);
-    if (!steps) built.set(key, (steps = buildPipeline(config, processors)));
+    if (!steps) built.set(key, (steps = buildOrRefuse(config, processors)));
     return steps;
   };
 
@@ -58,4 +59,18 @@ export function processingSubscriber({ clock, elapsedMs, pipelines, outcomes, pr
       );
     },
   };
+}
+
+/**
+ * A stored pipeline that today's rules refuse (saved before a rule about its options existed) fails
+ * each item it would process, with the reason, instead of stopping the subscriber on every batch.
+ */
+function buildOrRefuse(config: readonly StepConfig[], processors: ProcessorRegistry | undefined): Processor[] {
+  try {
+    return buildPipeline(config, processors);
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    const reason = `the pipeline cannot run: ${error.message}`;
+    return [{ name: 'pipeline', run: () => failed(reason) }];
+  }
 }
