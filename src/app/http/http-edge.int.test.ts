@@ -69,18 +69,21 @@ describe('JSON limits at the edge', () => {
       '{"event_type":"bad","payload":{"s":"\\ud800"}}',
       '{"event_type":"big","payload":{"n":123456789012345678901}}',
       '{"event_type":"ok","payload":{"n":2}}',
+      '{"event_type":"proto","payload":{"x":{"__proto__":{"admin":true}}}}',
     ];
     const response = await postRaw('/api/ingest/shop/batch', `{"events":[${events.join(',')}]}`);
     expect(response.statusCode).toBe(200);
     const body = response.json();
-    expect(body).toMatchObject({ accepted: 2, rejected: 3 });
+    expect(body).toMatchObject({ accepted: 2, rejected: 4 });
     expect(body.results.map((r: { index: number; status: string }) => [r.index, r.status])).toEqual([
       [0, 'accepted'],
       [1, 'rejected'],
       [2, 'rejected'],
       [3, 'rejected'],
       [4, 'accepted'],
+      [5, 'rejected'],
     ]);
+    expect(body.results[5].errors[0]).toMatchObject({ path: 'payload.x.__proto__' });
     expect(body.results[1].errors[0].path).toBe(`payload${'.a'.repeat(15)}`);
     expect(body.results[2].errors[0]).toMatchObject({ path: 'payload.s' });
     await intake.subscriptions.caughtUp(30_000);
@@ -117,6 +120,21 @@ describe('JSON limits at the edge', () => {
     ]) {
       expect((await expectProblem(await postRaw('/ingest', text), 400)).code).toBe('request.forbidden-key');
     }
+  });
+
+  it('refuses a body that is not UTF-8 instead of storing replacement characters', async () => {
+    const before = await itemCount();
+    const bytes = Buffer.concat([Buffer.from('{"partner_id":"p","payload":{"s":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}}')]);
+    const response = await intake.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: bytes,
+    });
+    expect((await expectProblem(response, 400)).code).toBe('request.invalid-unicode');
+    const withBom = await postRaw('/ingest', '\ufeff{"partner_id":"p","payload":{"s":"é"}}');
+    expect(withBom.statusCode).toBe(201);
+    expect(await itemCount()).toBe(before + 1);
   });
 
   it('answers a batch whose envelope breaks the limits with one 400', async () => {

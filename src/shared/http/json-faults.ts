@@ -9,7 +9,7 @@ export interface JsonLimits {
   readonly maxDepth: number;
 }
 
-export type JsonFaultKind = 'too-deep' | 'lone-surrogate' | 'number-out-of-range' | 'unsafe-integer';
+export type JsonFaultKind = 'too-deep' | 'lone-surrogate' | 'number-out-of-range' | 'unsafe-integer' | 'forbidden-key';
 
 export interface JsonFault extends Violation {
   readonly kind: JsonFaultKind;
@@ -56,12 +56,19 @@ export function findJsonFault(
           const child: Frame = { value: (current as Record<string, unknown>)[key], depth, parent: frame, key };
           if (surrogates && hasLoneSurrogate(key))
             return fault('lone-surrogate', child, 'is a key with a lone UTF-16 surrogate (invalid Unicode)');
+          if (key === '__proto__' || (key === 'constructor' && holdsPrototype(child.value)))
+            return fault('forbidden-key', child, 'is a key that could reach an object prototype, which is not accepted');
           stack.push(child);
         }
       }
     }
   }
   return undefined;
+}
+
+/** `"constructor": {"prototype": …}`, which merging code could turn into a prototype write. */
+function holdsPrototype(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && Object.hasOwn(value, 'prototype');
 }
 
 /** True when a high surrogate lacks its low half, or a low one its high half. Linear, no regex. */

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ValidationError } from '../errors.js';
 import { findJsonFault, mayHoldSurrogates, unsafeIntegerLiterals, type JsonFault, type JsonLimits } from './json-faults.js';
@@ -35,32 +36,43 @@ const CODES: Record<JsonFault['kind'], string> = {
   'lone-surrogate': 'request.invalid-unicode',
   'number-out-of-range': 'request.number-out-of-range',
   'unsafe-integer': 'request.number-out-of-range',
+  'forbidden-key': 'request.forbidden-key',
 };
 
 /**
- * Replaces Fastify's JSON parser (keeping its `__proto__` and `constructor` refusals) with one that
- * also holds every body to the limits, so nothing downstream (serializers, the event store) ever
- * sees JSON too deep to walk, strings that are not valid Unicode, or numbers it would change.
+ * Replaces Fastify's JSON parser with one that holds every body to the limits, so nothing downstream
+ * (serializers, the event store) ever sees bytes that are not UTF-8, JSON too deep to walk, strings
+ * that are not valid Unicode, numbers it would change, or `__proto__` and `constructor.prototype`
+ * keys. JSON.parse keeps such keys as plain data; the walk that checks the limits finds them, so in a
+ * batch one event with them is rejected alone.
  */
 export function registerJsonLimits(app: FastifyInstance, limits: JsonLimits): void {
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  const parseLimited = (request: FastifyRequest, text: string) =>
-    new Promise<unknown>((resolve, reject) => {
-      parseJson(request, text, (error, body) => {
-        if (error) return reject(isWellFormed(text) ? forbiddenKey() : error);
-        try {
-          resolve(checked(request, body, text, limits));
-        } catch (refused) {
-          reject(refused as Error);
-        }
-      });
-    });
+  const parseLimited = async (request: FastifyRequest, text: string) => {
+    let body: unknown;
+    try {
+      body = JSON.parse(text.charCodeAt(0) === BYTE_ORDER_MARK ? text.slice(1) : text);
+    } catch (error) {
+      throw new ValidationError('request.malformed-json', `the body is not valid JSON: ${(error as Error).message}`);
+    }
+    return checked(request, body, text, limits);
+  };
   app.decorate('parseLimitedJson', parseLimited);
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, async (request: FastifyRequest, text: string | Buffer) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, async (request: FastifyRequest, raw: string | Buffer) => {
     refuseEncoded(request);
-    return parseLimited(request, String(text));
+    return parseLimited(request, utf8Text(raw));
   });
+}
+
+const BYTE_ORDER_MARK = 0xfeff;
+
+/** The body as text; bytes that are not UTF-8 are refused rather than replaced with U+FFFD. */
+export function utf8Text(raw: string | Buffer): string {
+  if (typeof raw === 'string') return raw;
+  if (!isUtf8(raw)) {
+    throw new ValidationError('request.invalid-unicode', 'the body is not valid UTF-8', [{ path: 'body', message: 'is not valid UTF-8' }]);
+  }
+  return raw.toString('utf8');
 }
 
 function checked(request: FastifyRequest, body: unknown, text: string, limits: JsonLimits): unknown {
@@ -106,19 +118,4 @@ function faultError(fault: JsonFault): ValidationError {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Fastify's parser refuses `__proto__` and `constructor.prototype` keys as if the JSON were malformed. */
-function isWellFormed(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function forbiddenKey(): ValidationError {
-  const message = 'has a "__proto__" or "constructor": {"prototype"} key, which is not accepted';
-  return new ValidationError('request.forbidden-key', `body ${message}`, [{ path: 'body', message }]);
 }

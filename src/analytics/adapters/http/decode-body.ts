@@ -1,6 +1,7 @@
 import { promisify } from 'node:util';
 import { gunzip, inflate, brotliDecompress } from 'node:zlib';
 import { ValidationError } from '../../../shared/errors.js';
+import { utf8Text } from '../../../shared/http/json-limits.js';
 
 const decoders = {
   gzip: promisify(gunzip),
@@ -15,7 +16,7 @@ const decoders = {
  * SDK). Decompression stops at `maxBytes`, so a small gzip bomb cannot become a large allocation.
  */
 export async function decodeBodyText(raw: Buffer, contentEncoding: string | undefined, maxBytes: number): Promise<string> {
-  const text = (await decompress(raw, (contentEncoding ?? 'identity').trim().toLowerCase(), maxBytes)).toString('utf8');
+  const text = utf8Text(await decompress(raw, (contentEncoding ?? 'identity').trim().toLowerCase(), maxBytes));
   if (text.trim().length === 0) throw new ValidationError('request.malformed-json', 'the body is empty; send a JSON object');
   return text;
 }

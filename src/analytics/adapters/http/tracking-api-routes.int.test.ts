@@ -276,8 +276,17 @@ describe('bad input to the tracking API', () => {
     const surrogate = JSON.stringify(track({ event: 'X' })).replace('"event":"X"', '"event":"\\ud800"');
     const beacon = await post('/v1/track', surrogate, { ...basic(shop.writeKey), 'content-type': 'text/plain' });
     expect([beacon.statusCode, beacon.json().code]).toEqual([400, 'request.invalid-unicode']);
+    const latin1 = gzipSync(Buffer.from(JSON.stringify(track({ event: 'Caf\u00e9' })), 'latin1'));
+    const notUtf8 = await post('/v1/track', latin1, { ...basic(shop.writeKey), 'content-encoding': 'gzip' });
+    expect([notUtf8.statusCode, notUtf8.json().code]).toEqual([400, 'request.invalid-unicode']);
     expect((await eventsOf(intake, 'shop')).length).toBe(before + 1);
   });
+
+  it('rejects a message with a __proto__ key alone', () =>
+    rejectedAlone(
+      JSON.parse('{"type":"identify","userId":"u-p","__proto__":{"polluted":1}}') as Record<string, unknown>,
+      'request.forbidden-key',
+    ));
 
   it('refuses a __proto__ key, leaving every object as it was', async () => {
     const raw = '{"type":"identify","userId":"u-proto","__proto__":{"polluted":1},"traits":{"a":1}}';
