@@ -33,6 +33,21 @@ const entryOf = (row: Tables['query_item_events']): HistoryEntry => ({
  * item come from several services' logs. Ordered by the time each was recorded, then by stream version.
  */
 export function sqlItemHistory(db: Kysely<object>): ItemHistory & { record(events: readonly RecordedEvent[]): Promise<void> } {
+  const ofMany = async (itemIds: readonly string[]) => {
+    const histories = new Map<string, HistoryEntry[]>(itemIds.map((id) => [id, []]));
+    for (const piece of keyPieces(db, [...new Set(itemIds)])) {
+      const rows = await tables(db)
+        .selectFrom('query_item_events')
+        .selectAll()
+        .where('item_id', 'in', piece)
+        .orderBy('item_id')
+        .orderBy('recorded_at')
+        .orderBy('version')
+        .execute();
+      for (const row of rows) histories.get(row.item_id)?.push(entryOf(row));
+    }
+    return histories;
+  };
   return {
     async record(events) {
       const rows = events.map((event) => ({
@@ -45,30 +60,7 @@ export function sqlItemHistory(db: Kysely<object>): ItemHistory & { record(event
       }));
       for (const piece of rowPieces(db, rows)) await insertHistory(db, piece);
     },
-    async of(itemId) {
-      const rows = await tables(db)
-        .selectFrom('query_item_events')
-        .selectAll()
-        .where('item_id', '=', itemId)
-        .orderBy('recorded_at')
-        .orderBy('version')
-        .execute();
-      return rows.map(entryOf);
-    },
-    async ofMany(itemIds) {
-      const histories = new Map<string, HistoryEntry[]>(itemIds.map((id) => [id, []]));
-      for (const piece of keyPieces(db, [...new Set(itemIds)])) {
-        const rows = await tables(db)
-          .selectFrom('query_item_events')
-          .selectAll()
-          .where('item_id', 'in', piece)
-          .orderBy('item_id')
-          .orderBy('recorded_at')
-          .orderBy('version')
-          .execute();
-        for (const row of rows) histories.get(row.item_id)?.push(entryOf(row));
-      }
-      return histories;
-    },
+    of: async (itemId) => (await ofMany([itemId])).get(itemId) ?? [],
+    ofMany,
   };
 }
