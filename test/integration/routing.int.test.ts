@@ -456,6 +456,37 @@ describe('idempotency and batches', () => {
     expect(stored).toHaveLength(1);
   });
 
+  it('refuses an Idempotency-Key sent again with another event (422), while a message_id names the message', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const headers = { ...auth, 'idempotency-key': 'checkout-5' };
+    const first = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 1 } }, headers);
+    const other = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 2 } }, headers);
+    expect(other.statusCode).toBe(422);
+    expect(other.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(other.json().code).toBe('ingestion.idempotency-key-reused');
+    const retry = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 1 } }, headers);
+    expect(retry.json()).toEqual(first.json());
+    // A message id is the message's: a changed copy is still that message, answered as a duplicate.
+    const byId = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'x', payload: { v: 1 }, message_id: 'msg-9' });
+    const changed = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'x', payload: { v: 2 }, message_id: 'msg-9' });
+    expect([changed.statusCode, changed.json().data.event_id]).toEqual([201, byId.json().data.event_id]);
+    // In a retried batch, an event that is not the one first sent at its place is rejected alone.
+    const batchHeaders = { ...auth, 'idempotency-key': 'export-1' };
+    const events = [
+      { event_type: 'a', payload: { n: 1 } },
+      { event_type: 'b', payload: { n: 1 } },
+    ];
+    await call(intake, 'POST', '/api/ingest/shop/batch', { events }, batchHeaders);
+    const resent = (
+      await call(intake, 'POST', '/api/ingest/shop/batch', { events: [events[0], { event_type: 'b', payload: { n: 9 } }] }, batchHeaders)
+    ).json();
+    expect(resent.results.map((r: { status: string }) => r.status)).toEqual(['duplicate', 'rejected']);
+    expect(resent.results[1].reason).toMatch(/Idempotency-Key "export-1#1" was sent with another event/);
+    const stored = (await intake.store.readAll({ after: 0, limit: 1000 })).filter((e) => e.type === 'DataIngested');
+    expect(stored).toHaveLength(4);
+  });
+
   it('answers a batch with a receipt per event: accepted, duplicate or rejected', async () => {
     const intake = await start();
     await setUp(intake);

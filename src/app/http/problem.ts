@@ -40,6 +40,7 @@ const BY_CODE: Record<string, Mapping> = {
   'route.not-found': { status: 404, title: 'Not found' },
   'event-store.overloaded': { status: 503, title: 'Overloaded' },
   'event-store.concurrency': { status: 409, title: 'Conflict' },
+  'ingestion.idempotency-key-reused': { status: 422, title: 'Idempotency key reused' },
 };
 
 function byClass(error: DomainError): Mapping {

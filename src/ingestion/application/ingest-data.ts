@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Clock } from '../../shared/clock.js';
 import { ValidationError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
@@ -73,7 +74,26 @@ export const ingestData =
 /** What the storage side tells of each prepared event it was given. */
 export type Committed =
   | { readonly status: 'accepted'; readonly eventId: string; readonly routing: RoutingSummary }
-  | { readonly status: 'duplicate'; readonly eventId: string; readonly routing: RoutingSummary };
+  | { readonly status: 'duplicate'; readonly eventId: string; readonly routing: RoutingSummary }
+  /** The key's first request asked for something else: nothing is stored, and this is no retry. */
+  | { readonly status: 'key-reused'; readonly eventId: string; readonly routing: RoutingSummary };
+
+/**
+ * An idempotency key and what it guards. A client's `Idempotency-Key` names one request: sent again
+ * with another event it is refused. A message's own id (`message_id`, Segment's `messageId`) names the
+ * message, and a copy of it is a duplicate whatever else changed.
+ */
+export interface IdempotencyKey {
+  readonly key: string;
+  readonly sameRequestOnly: boolean;
+}
+
+/** What an event asks to store, for telling a retry from another request under the same key. */
+function fingerprintOf(command: IngestDataCommand): string {
+  return createHash('sha256')
+    .update(JSON.stringify([command.eventType, command.payload ?? null]))
+    .digest('base64url');
+}
 
 /** A prepared item as the storage side commits it: where it goes, its receipt, its events and its key. */
 export interface ToCommit<Event = NewEvent> {
@@ -82,14 +102,17 @@ export interface ToCommit<Event = NewEvent> {
   readonly routing: RoutingSummary;
   readonly events: readonly Event[];
   readonly key?: string;
+  /** With a key that names one request: what it asked for (see `IdempotencyKey`). */
+  readonly fingerprint?: string;
 }
 
-const toCommit = (prepared: Prepared, key: string | undefined): ToCommit => ({
+const toCommit = (prepared: Prepared, command: IngestDataCommand, key: IdempotencyKey | undefined): ToCommit => ({
   appId: prepared.item.partnerId,
   itemId: prepared.item.id,
   routing: prepared.routing,
   events: prepared.events,
-  ...(key === undefined ? {} : { key }),
+  ...(key === undefined ? {} : { key: key.key }),
+  ...(key?.sameRequestOnly ? { fingerprint: fingerprintOf(command) } : {}),
 });
 
 /** Appends prepared events in one transaction; one with a key is stored at most once per key. */
@@ -127,12 +150,13 @@ export const commitPrepared =
       const appended: ToCommit[] = [];
       const remembered = new Map<string, Array<{ key: string; result: FirstResult }>>();
       for (const entry of entries) {
-        const { appId: app, key } = entry;
-        const result = { eventId: entry.itemId, routing: entry.routing };
+        const { appId: app, key, fingerprint } = entry;
+        const result: FirstResult = { eventId: entry.itemId, routing: entry.routing, ...(fingerprint ? { fingerprint } : {}) };
         if (key !== undefined) {
           const first = firsts.get(scoped(app, key));
           if (first) {
-            committed.push({ status: 'duplicate', eventId: first.eventId, routing: first.routing });
+            const reused = fingerprint !== undefined && first.fingerprint !== undefined && first.fingerprint !== fingerprint;
+            committed.push({ status: reused ? 'key-reused' : 'duplicate', eventId: first.eventId, routing: first.routing });
             continue;
           }
           // A second copy within this batch is a duplicate of the first.
@@ -142,7 +166,7 @@ export const commitPrepared =
           remembered.set(app, rows);
         }
         appended.push(entry);
-        committed.push({ status: 'accepted', ...result });
+        committed.push({ status: 'accepted', eventId: result.eventId, routing: result.routing });
       }
       await tx.appendMany(
         appended.map((entry) => ({
@@ -157,17 +181,27 @@ export const commitPrepared =
 
 const scoped = (app: string, key: string) => `${app}\n${key}`;
 
+/** A key sent again with another event than its first. */
+function keyReused(key: string, eventId: string): ValidationError {
+  return new ValidationError(
+    'ingestion.idempotency-key-reused',
+    `Idempotency-Key "${key}" was sent with another event (stored as ${eventId}) within the idempotency window; a new event needs a new key`,
+    [{ path: 'Idempotency-Key', message: 'was sent with another request' }],
+  );
+}
+
 /** Stores one event at most once per idempotency key. */
 export const ingestEvent =
   (deps: IngestDataDeps) =>
-  async (command: IngestDataCommand, idempotencyKey?: string): Promise<Receipt> => {
+  async (command: IngestDataCommand, idempotencyKey?: IdempotencyKey): Promise<Receipt> => {
     if (idempotencyKey === undefined) {
       const { item, routing } = await ingestData(deps)(command);
       return { eventId: item.id, routing, duplicate: false };
     }
     const prepared = await prepare(deps, command);
-    const [committed] = await commitWith(deps)([toCommit(prepared, idempotencyKey)]);
+    const [committed] = await commitWith(deps)([toCommit(prepared, command, idempotencyKey)]);
     if (!committed) throw new Error('no result for the event');
+    if (committed.status === 'key-reused') throw keyReused(idempotencyKey.key, committed.eventId);
     return { eventId: committed.eventId, routing: committed.routing, duplicate: committed.status === 'duplicate' };
   };
 
@@ -176,18 +210,35 @@ export type BatchReceipt =
   | { readonly index: number; readonly status: 'duplicate'; readonly eventId: string }
   | { readonly index: number; readonly status: 'rejected'; readonly reason: string; readonly errors: ValidationError['violations'] };
 
+/** A batch's event: its command and, when it has one, the key it is stored under at most once. */
+export interface BatchEvent {
+  readonly command: IngestDataCommand;
+  /** The message's own id: a copy is a duplicate. */
+  readonly messageId?: string;
+  /** A key derived from the request's `Idempotency-Key`: sent with another event, it is refused. */
+  readonly requestKey?: string;
+}
+
 /**
  * Stores a batch in one transaction, with a receipt per event: one bad event is rejected alone and
  * never drops the others; an event whose `message_id` was seen is a duplicate of the first.
  */
 export const ingestBatch =
   (deps: IngestDataDeps) =>
-  async (commands: ReadonlyArray<{ command: IngestDataCommand; messageId?: string }>): Promise<BatchReceipt[]> => {
-    type Entry = { index: number; key?: string; prepared: Prepared } | { index: number; error: ValidationError };
+  async (commands: readonly BatchEvent[]): Promise<BatchReceipt[]> => {
+    type Entry =
+      { index: number; key?: IdempotencyKey; command: IngestDataCommand; prepared: Prepared } | { index: number; error: ValidationError };
+    const keyOf = ({ messageId, requestKey }: BatchEvent): IdempotencyKey | undefined =>
+      messageId !== undefined
+        ? { key: messageId, sameRequestOnly: false }
+        : requestKey !== undefined
+          ? { key: requestKey, sameRequestOnly: true }
+          : undefined;
     const entries = await Promise.all(
-      commands.map(async ({ command, messageId }, index): Promise<Entry> => {
+      commands.map(async (event, index): Promise<Entry> => {
         try {
-          return { index, key: messageId, prepared: await prepare(deps, command) };
+          const key = keyOf(event);
+          return { index, command: event.command, ...(key ? { key } : {}), prepared: await prepare(deps, event.command) };
         } catch (error) {
           if (error instanceof ValidationError) return { index, error };
           throw error;
@@ -195,12 +246,17 @@ export const ingestBatch =
       }),
     );
     const valid = entries.flatMap((entry) => ('error' in entry ? [] : [entry]));
-    const committed = valid.length > 0 ? await commitWith(deps)(valid.map(({ prepared, key }) => toCommit(prepared, key))) : [];
-    const byIndex = new Map(valid.map((entry, i) => [entry.index, committed[i]]));
+    const committed =
+      valid.length > 0 ? await commitWith(deps)(valid.map(({ prepared, command, key }) => toCommit(prepared, command, key))) : [];
+    const byIndex = new Map(valid.map((entry, i) => [entry.index, { entry, result: committed[i] }]));
     return entries.map((entry): BatchReceipt => {
       if ('error' in entry) return { index: entry.index, status: 'rejected', reason: entry.error.message, errors: entry.error.violations };
-      const result = byIndex.get(entry.index);
+      const { result } = byIndex.get(entry.index) ?? {};
       if (!result) throw new Error('no result for a batch entry');
+      if (result.status === 'key-reused') {
+        const refused = keyReused(entry.key?.key ?? '', result.eventId);
+        return { index: entry.index, status: 'rejected', reason: refused.message, errors: refused.violations };
+      }
       return result.status === 'duplicate'
         ? { index: entry.index, status: 'duplicate', eventId: result.eventId }
         : { index: entry.index, status: 'accepted', eventId: result.eventId, routing: result.routing };

@@ -43,6 +43,8 @@ export type EnsureSource = (appId: string) => Promise<void>;
 export interface FirstResult {
   readonly eventId: string;
   readonly routing: RoutingSummary;
+  /** What the first request asked for, when its key must not be reused for another (`Idempotency-Key`). */
+  readonly fingerprint?: string;
 }
 
 /** Durable record of idempotency keys: a retried request returns its first result. */

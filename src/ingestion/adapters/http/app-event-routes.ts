@@ -3,14 +3,14 @@ import { Type } from 'typebox';
 import { assertMayWriteAs } from '../../../shared/http/auth.js';
 import { errorResponses, JsonObjectSchema } from '../../../shared/http/schemas.js';
 import type { HttpContext } from '../../../shared/http/http-context.js';
-import type { BatchReceipt, Receipt } from '../../application/ingest-data.js';
+import type { BatchEvent, BatchReceipt, IdempotencyKey, Receipt } from '../../application/ingest-data.js';
 import type { IngestDataCommand } from '../../domain/ingested-data.js';
 import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
 import { requestContextOf } from './ingestion-routes.js';
 
 export interface AppEventHandlers {
-  ingestEvent(command: IngestDataCommand, idempotencyKey?: string): Promise<Receipt>;
-  ingestBatch(commands: ReadonlyArray<{ command: IngestDataCommand; messageId?: string }>): Promise<BatchReceipt[]>;
+  ingestEvent(command: IngestDataCommand, idempotencyKey?: IdempotencyKey): Promise<Receipt>;
+  ingestBatch(commands: readonly BatchEvent[]): Promise<BatchReceipt[]>;
 }
 
 const MAX_BATCH = 500;
@@ -61,11 +61,12 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
             summary: 'Ingest one event of any type',
             description:
               'Durable before the answer. Matching routing rules are evaluated now and delivered asynchronously. ' +
-              'With `Idempotency-Key` (or `message_id`) a retry within the window returns the first result and stores nothing.',
+              'With `Idempotency-Key` (or `message_id`) a retry within the window returns the first result and stores nothing. ' +
+              'An `Idempotency-Key` sent again with another event is refused with 422.',
             params: AppParams,
             headers: KeyHeader,
             body: EventBody,
-            response: { 201: Type.Ref('AppEventAccepted'), ...errorResponses, 403: Type.Ref('Problem') },
+            response: { 201: Type.Ref('AppEventAccepted'), ...errorResponses, 403: Type.Ref('Problem'), 422: Type.Ref('Problem') },
           },
         },
         async (request, reply) => {
@@ -78,7 +79,7 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
               channel: 'application_api',
               request: requestContextOf(request),
             },
-            request.headers['idempotency-key'] ?? request.body.message_id,
+            keyOf(request.headers['idempotency-key'], request.body.message_id),
           );
           if (receipt.duplicate) reply.header('idempotent-replayed', 'true');
           return reply.status(201).send(accepted(receipt));
@@ -167,7 +168,7 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
             params: AppParams,
             headers: KeyHeader,
             body: JsonObjectSchema,
-            response: { 201: Type.Ref('AppEventAccepted'), ...errorResponses, 403: Type.Ref('Problem') },
+            response: { 201: Type.Ref('AppEventAccepted'), ...errorResponses, 403: Type.Ref('Problem'), 422: Type.Ref('Problem') },
           },
         },
         async (request, reply) => {
@@ -180,7 +181,7 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
               channel: 'messages',
               request: requestContextOf(request),
             },
-            request.headers['idempotency-key'],
+            keyOf(request.headers['idempotency-key'], undefined),
           );
           if (receipt.duplicate) reply.header('idempotent-replayed', 'true');
           return reply.status(201).send(accepted(receipt));
@@ -190,15 +191,16 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
   };
 }
 
-/** The event's command, keyed by its own `message_id`, else by the batch's key and its place (`fallbackKey`). */
-function commandOf(
-  raw: unknown,
-  appId: string,
-  context: IngestDataCommand['request'],
-  fallbackKey?: string,
-): { command: IngestDataCommand; messageId?: string } {
+/** The header names one request; an event's own `message_id` names the message (see `IdempotencyKey`). */
+function keyOf(header: string | undefined, messageId: string | undefined): IdempotencyKey | undefined {
+  if (header !== undefined) return { key: header, sameRequestOnly: true };
+  return messageId === undefined ? undefined : { key: messageId, sameRequestOnly: false };
+}
+
+/** The event's command, keyed by its own `message_id`, else by the batch's key and its place (`requestKey`). */
+function commandOf(raw: unknown, appId: string, context: IngestDataCommand['request'], requestKey?: string): BatchEvent {
   const event = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
-  const messageId = typeof event?.message_id === 'string' && event.message_id.length <= 255 ? event.message_id : fallbackKey;
+  const messageId = typeof event?.message_id === 'string' && event.message_id.length <= 255 ? event.message_id : undefined;
   return {
     command: {
       partnerId: appId,
@@ -207,7 +209,7 @@ function commandOf(
       channel: 'application_api',
       request: context,
     },
-    ...(messageId ? { messageId } : {}),
+    ...(messageId ? { messageId } : requestKey ? { requestKey } : {}),
   };
 }
 

@@ -41,11 +41,19 @@ const addItemStatus: Migration = {
   },
 };
 
+// What a keyed request asked for, so a key sent again with another request is told apart from a retry.
+const addIdempotencyFingerprint: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('ingest_idempotency').addColumn('fingerprint', 'text').execute();
+  },
+};
+
 export const ingestionMigrations: MigrationSet = {
   owner: 'ingestion',
   migrations: {
     '0001_create_ingest_items': createIngestItems,
     '0002_create_idempotency': createIdempotency,
     '0003_add_item_status': addItemStatus,
+    '0004_add_idempotency_fingerprint': addIdempotencyFingerprint,
   },
 };
