@@ -34,6 +34,7 @@ import { assertPublicUrl } from './adapters/webhook/assert-public-url.js';
 import { assertQueueDestination, type NamedBrokers } from './adapters/queue/broker-address-policy.js';
 import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
 import { NotFoundError } from '../shared/errors.js';
+import type { PageRequest } from '../shared/pagination.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
 import { closedBreaker, DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
@@ -203,11 +204,11 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         replay,
         replayDeadLetters,
         // Attempt tallies live where the worker runs; replays write their job there.
-        destinations: procedures.define('routing.destinations', (page: { after: string | undefined; limit: number }) => destinations(page)),
+        destinations: procedures.define('routing.destinations', (page: PageRequest) => destinations(page)),
         test: testSend({ db, clock, newId, catalog, vault, webhooks: options.webhooks, queues: options.queues }),
         startReplay: procedures.define('routing.start-replay', startReplay(replayDeps)),
         replayProgress: replayProgress(replayDeps),
-        replays: (ruleId) => sqlReplayStore(db).listByRule(ruleId, 100),
+        replays: (ruleId, page) => sqlReplayStore(db).listByRule(ruleId, page),
         cancelReplay: procedures.define('routing.cancel-replay', cancelReplay(replayDeps)),
       }),
     ],

@@ -13,7 +13,7 @@ it('reads a rule once, until a rule event forgets it', async () => {
     },
     listByApp: async () => [],
     pageByApp: async () => ({ items: [], nextCursor: null }),
-    listAll: async () => [],
+    listAll: async () => ({ items: [], nextCursor: null }),
   };
   const rules = cachedRules(() => table);
   const db = {} as Kysely<object>;
@@ -32,7 +32,7 @@ it('reads a rule again once it is older than maxAgeMs, where replicas share the 
     get: async (ruleId) => ({ rule_id: ruleId, is_active: active }) as StoredRule,
     listByApp: async () => [],
     pageByApp: async () => ({ items: [], nextCursor: null }),
-    listAll: async () => [],
+    listAll: async () => ({ items: [], nextCursor: null }),
   };
   let clock = 0;
   const rules = cachedRules(() => table, { maxAgeMs: 500, now: () => clock });

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../shared/clock.js';
+import { MAX_PAGE_SIZE, type Page, type PageRequest } from '../../shared/pagination.js';
 import { closedBreaker, type Breaker } from '../domain/circuit-breaker.js';
 import type { AttemptObservation } from './delivery-worker.js';
 import type { BreakerStoreFor, DeliveryStoreFor, RuleCatalog } from './ports.js';
@@ -51,11 +52,11 @@ export interface DestinationDeps {
 /** A page of rules' destinations (by rule id) with their circuit, backlog and how their attempts went. */
 export const listDestinations =
   (deps: DestinationDeps) =>
-  async (page: { after: string | undefined; limit: number }): Promise<DestinationView[]> => {
+  async (page: PageRequest): Promise<Page<DestinationView>> => {
     const rules = await deps.catalog.listAll(page);
-    const ids = rules.map((rule) => rule.rule_id);
+    const ids = rules.items.map((rule) => rule.rule_id);
     const [breakers, pending] = await Promise.all([deps.breakers(deps.db).get(ids), deps.deliveries(deps.db).pendingByRule(ids)]);
-    return rules.map((rule) => ({
+    const items = rules.items.map((rule) => ({
       ruleId: rule.rule_id,
       appId: rule.app_id,
       ruleName: rule.rule_name,
@@ -65,15 +66,17 @@ export const listDestinations =
       pending: pending.get(rule.rule_id) ?? 0,
       tally: deps.tally(rule.rule_id),
     }));
+    return { items, nextCursor: rules.nextCursor };
   };
 
 /** Every destination, page by page (for a metrics scrape). */
 export async function allDestinations(list: ReturnType<typeof listDestinations>): Promise<DestinationView[]> {
   const all: DestinationView[] = [];
-  for (let after: string | undefined; ;) {
-    const page = await list({ after, limit: 1000 });
-    all.push(...page);
-    if (page.length < 1000) return all;
-    after = page.at(-1)?.ruleId;
-  }
+  let cursor: string | null = null;
+  do {
+    const page: Page<DestinationView> = await list({ limit: MAX_PAGE_SIZE, ...(cursor !== null ? { cursor } : {}) });
+    all.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor !== null);
+  return all;
 }

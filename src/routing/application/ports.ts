@@ -18,7 +18,7 @@ export interface RuleCatalog {
   /** The same a page at a time. A rule whose priority changes while a client pages moves with it. */
   pageByApp(appId: string, page: PageRequest): Promise<Page<StoredRule>>;
   /** Every application's rules by id, a page at a time. */
-  listAll(page: { after: string | undefined; limit: number }): Promise<StoredRule[]>;
+  listAll(page: PageRequest): Promise<Page<StoredRule>>;
 }
 
 /** Webhook signing secrets: needed in clear to sign, so kept apart from the log and never returned after creation. */
@@ -218,7 +218,8 @@ export interface ReplayStore {
   /** Throws ConflictError when the rule has a replay running. */
   create(job: ReplayJob): Promise<void>;
   get(jobId: string): Promise<ReplayJob | undefined>;
-  listByRule(ruleId: string, limit: number): Promise<ReplayJob[]>;
+  /** A rule's jobs a page at a time, newest first: by creation time, then id, both descending. */
+  listByRule(ruleId: string, page: PageRequest): Promise<Page<ReplayJob>>;
   running(): Promise<ReplayJob[]>;
   advance(jobId: string, progress: { cursor: ReplayJob['cursor']; scanned: number; scheduled: number; at: string }): Promise<void>;
   /** Ends a running job; false when it was not running any more. */

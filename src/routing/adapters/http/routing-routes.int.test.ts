@@ -1,14 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, type TestIntake } from '../../../../test/support/embedded-intake.js';
-import { backends, everyPage, expectCursorRefused, startIntakeOn } from '../../../../test/support/paging.js';
+import { backends, everyPage, expectCursorRefused, MALFORMED_CURSORS, startIntakeOn } from '../../../../test/support/paging.js';
 import { startScriptedReceiver, type ScriptedReceiver } from '../../../../test/support/scripted-receiver.js';
 
 type Rule = { rule_id: string; priority: number; created_at: string };
 type Delivery = { delivery_id: string; event_id: string; status: string; created_at: string };
+type Destination = { rule_id: string };
+type ReplayJob = { job_id: string; status: string; created_at: string };
 
 /** Newest first, as the deliveries lists promise: by creation time, then by id, both descending. */
 const newestFirst = (a: Delivery, b: Delivery) =>
   a.created_at === b.created_at ? (a.delivery_id < b.delivery_id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1;
+/** The replay jobs' order: by creation time, then by job id, both descending. */
+const newestJobFirst = (a: ReplayJob, b: ReplayJob) =>
+  a.created_at === b.created_at ? (a.job_id < b.job_id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1;
 
 describe.each(backends)('paged routing lists on %s', (backend) => {
   let intake: TestIntake;
@@ -100,4 +105,52 @@ describe.each(backends)('paged routing lists on %s', (backend) => {
     expect(items.map((d) => d.event_id).sort()).toEqual([...eventIds].sort());
     await expectCursorRefused(intake, deadUrl);
   }, 40_000);
+
+  it('walks every destination by rule id, each once, the last page full and without a next cursor', async () => {
+    const before = (await call('GET', '/api/routing/destinations?limit=1000')).json().items.length as number;
+    // Tops the rules of the earlier tests up to a multiple of the page size, so the last page is exactly full.
+    const toCreate = 8 + (4 - (before % 4));
+    const created: string[] = [];
+    for (let i = 0; i < toCreate; i++)
+      created.push((await createRule('other', { event_type_filter: 'never', destination_config: { table: 'paged_rules' } })).rule_id);
+    const all = (await call('GET', '/api/routing/destinations?limit=1000')).json();
+    expect(all.next_cursor).toBeNull();
+    const ids = (all.items as Destination[]).map((d) => d.rule_id);
+    expect(ids.length % 4).toBe(0);
+    expect(ids).toEqual(expect.arrayContaining(created));
+
+    const exact = await everyPage<Destination>(intake, '/api/routing/destinations', 4);
+    expect(exact.items.map((d) => d.rule_id)).toEqual(ids);
+    expect(exact.pages).toBe(ids.length / 4);
+    const ragged = await everyPage<Destination>(intake, '/api/routing/destinations', 5);
+    expect(ragged.items.map((d) => d.rule_id)).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toEqual([...ids].sort());
+    // The key is the rule id alone: no parts to check, only that the cursor is one Intake encoded.
+    await expectCursorRefused(intake, '/api/routing/destinations', MALFORMED_CURSORS);
+  });
+
+  it("walks a rule's replay jobs newest first, each once, the last page full and without a next cursor", async () => {
+    const rule = await createRule('shop', { event_type_filter: 'never', destination_config: { table: 'paged_rules' } });
+    const jobsUrl = `/api/routing-rules/${rule.rule_id}/replays`;
+    const window = { from: new Date(Date.now() - 60_000).toISOString(), to: new Date().toISOString() };
+    // One job runs per rule at a time: each is cancelled before the next starts.
+    for (let i = 0; i < 9; i++) {
+      const started = await call('POST', `/api/routing-rules/${rule.rule_id}/replay`, window);
+      expect(started.statusCode, started.body).toBe(202);
+      const jobId = (started.json() as ReplayJob).job_id;
+      const cancelled = await call('POST', `${jobsUrl}/${jobId}/cancel`);
+      expect(cancelled.statusCode, cancelled.body).toBe(200);
+    }
+
+    const exact = await everyPage<ReplayJob>(intake, jobsUrl, 3);
+    expect(exact.pages).toBe(3);
+    expect(exact.items).toEqual([...exact.items].sort(newestJobFirst));
+    expect(new Set(exact.items.map((j) => j.job_id)).size).toBe(9);
+    const ragged = await everyPage<ReplayJob>(intake, jobsUrl, 4);
+    expect(ragged.pages).toBe(3);
+    expect(ragged.items.map((j) => j.job_id)).toEqual(exact.items.map((j) => j.job_id));
+    expect((await call('GET', jobsUrl)).json()).toMatchObject({ next_cursor: null });
+    await expectCursorRefused(intake, jobsUrl);
+  });
 });

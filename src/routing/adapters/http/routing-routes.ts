@@ -32,11 +32,11 @@ export interface RoutingHandlers {
   delivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: readonly Attempt[] }>;
   replay(deliveryId: string): Promise<Delivery>;
   replayDeadLetters(ruleId: string | undefined): Promise<number>;
-  destinations(page: { after: string | undefined; limit: number }): Promise<DestinationView[]>;
+  destinations(page: PageRequest): Promise<Page<DestinationView>>;
   test(ruleId: string): Promise<TestSendResult>;
   startReplay(ruleId: string, input: { from: string; to: string; reevaluate?: boolean; fresh_ids?: boolean }): Promise<ReplayJob>;
   replayProgress(ruleId: string, jobId: string): Promise<ReplayProgress>;
-  replays(ruleId: string): Promise<ReplayJob[]>;
+  replays(ruleId: string, page: PageRequest): Promise<Page<ReplayJob>>;
   cancelReplay(ruleId: string, jobId: string): Promise<ReplayProgress>;
 }
 
@@ -405,11 +405,15 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'The rule’s replay jobs, newest first',
+            description:
+              'Paged: `limit` (default 100, at most 1000) and `cursor` (the `next_cursor` of the previous page). Jobs started ' +
+              'in the same millisecond come by job id, descending.',
             params: RuleParams,
-            response: { 200: Type.Object({ items: Type.Array(ReplaySchema) }), ...errorResponses },
+            querystring: PageQuery,
+            response: { 200: PageSchema(ReplaySchema), ...errorResponses },
           },
         },
-        async (request) => ({ items: (await handlers.replays(request.params.rule_id)).map((job) => replayBody(job)) }),
+        async (request) => pageBody(await handlers.replays(request.params.rule_id, pageRequestOf(request.query)), (job) => replayBody(job)),
       );
       const ReplayParams = Type.Object({ rule_id: Type.String({ maxLength: 64 }), job_id: Type.String({ maxLength: 64 }) });
       app.get(
@@ -448,21 +452,12 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Each rule’s destination with its circuit breaker, backlog and success rate, by rule id',
-            querystring: Type.Object({
-              cursor: Type.Optional(Type.String({ maxLength: 64, description: 'next_cursor of the previous page' })),
-              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
-            }),
-            response: {
-              200: Type.Object({ items: Type.Array(DestinationSchema), next_cursor: Nullable(Type.String()) }),
-              ...errorResponses,
-            },
+            description: 'Paged: `limit` (default 100, at most 1000) and `cursor` (the `next_cursor` of the previous page).',
+            querystring: PageQuery,
+            response: { 200: PageSchema(DestinationSchema), ...errorResponses },
           },
         },
-        async (request) => {
-          const limit = request.query.limit ?? 100;
-          const items = await handlers.destinations({ after: request.query.cursor, limit });
-          return { items: items.map(destinationBody), next_cursor: items.length === limit ? (items.at(-1)?.ruleId ?? null) : null };
-        },
+        async (request) => pageBody(await handlers.destinations(pageRequestOf(request.query)), destinationBody),
       );
 
       app.get(

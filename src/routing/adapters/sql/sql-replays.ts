@@ -1,5 +1,6 @@
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { ConflictError } from '../../../shared/errors.js';
+import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
 import type { ReplayJob, ReplayStatus, ReplayStore } from '../../application/ports.js';
 
 type ReplayRow = {
@@ -40,6 +41,13 @@ const toJob = (row: ReplayRow): ReplayJob => ({
   updatedAt: row.updated_at,
   finishedAt: row.finished_at,
 });
+
+/** Jobs after the cursor's, newest first: created_at never changes, and the id settles jobs made in the same millisecond. */
+function olderThan(cursor: string) {
+  const [createdAt, jobId] = decodeKeyParts(cursor, ['string', 'string']);
+  return (eb: ExpressionBuilder<Tables, 'routing_replays'>) =>
+    eb.or([eb('created_at', '<', createdAt), eb.and([eb('created_at', '=', createdAt), eb('job_id', '<', jobId)])]);
+}
 
 /** Replay jobs, so a job survives a restart and resumes where its cursor stands. */
 export function sqlReplayStore(db: Kysely<object>): ReplayStore {
@@ -85,15 +93,16 @@ export function sqlReplayStore(db: Kysely<object>): ReplayStore {
       const row = await tables(db).selectFrom('routing_replays').selectAll().where('job_id', '=', jobId).executeTakeFirst();
       return row && toJob(row);
     },
-    async listByRule(ruleId, limit) {
-      const rows = await tables(db)
+    async listByRule(ruleId, page) {
+      let query = tables(db)
         .selectFrom('routing_replays')
         .selectAll()
         .where('rule_id', '=', ruleId)
         .orderBy('created_at', 'desc')
-        .limit(limit)
-        .execute();
-      return rows.map(toJob);
+        .orderBy('job_id', 'desc')
+        .limit(page.limit + 1);
+      if (page.cursor !== undefined) query = query.where(olderThan(page.cursor));
+      return pageOf((await query.execute()).map(toJob), page.limit, (job) => [job.createdAt, job.jobId]);
     },
     async running() {
       const rows = await tables(db)

@@ -1,6 +1,6 @@
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
-import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
+import { decodeCursor, decodeKeyParts, pageOf } from '../../../shared/pagination.js';
 import type { RuleCatalog, SecretVault, StoredRule } from '../../application/ports.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../../domain/routing-rule.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -86,10 +86,15 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
       const row = await tables(db).selectFrom('routing_rules').select('rule').where('rule_id', '=', ruleId).executeTakeFirst();
       return row && parseStored(row.rule);
     },
-    async listAll({ after, limit }) {
-      let query = tables(db).selectFrom('routing_rules').select('rule').orderBy('rule_id').limit(limit);
-      if (after !== undefined) query = query.where('rule_id', '>', after);
-      return (await query.execute()).map((row) => parseStored(row.rule));
+    async listAll(page) {
+      let query = tables(db)
+        .selectFrom('routing_rules')
+        .select('rule')
+        .orderBy('rule_id')
+        .limit(page.limit + 1);
+      if (page.cursor !== undefined) query = query.where('rule_id', '>', decodeCursor(page.cursor));
+      const rules = (await query.execute()).map((row) => parseStored(row.rule));
+      return pageOf(rules, page.limit, (rule) => rule.rule_id);
     },
     async listByApp(appId) {
       return (await byPriority(db, appId).execute()).map((row) => parseStored(row.rule));
