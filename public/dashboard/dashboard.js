@@ -338,11 +338,13 @@ async function loadSubscribers() {
 
 /** Each routing rule's destination: its circuit breaker, backlog, success rate and mean latency. */
 async function loadDestinations() {
-  const response = await call('/api/routing/destinations');
+  // One page of the largest size: a dashboard refreshed every few seconds does not walk them all.
+  const response = await call('/api/routing/destinations?limit=1000');
   const body = $('destinations').tBodies[0];
   if (response.status === 404) return body.replaceChildren(emptyRow(5, 'Routing is not deployed'));
   if (!response.ok) throw new Error(`destinations answered ${response.status}`);
-  const items = (await response.json()).items ?? [];
+  const page = await response.json();
+  const items = page.items ?? [];
   const rows = items.map((d) =>
     row([
       cell(`${d.rule_name} · ${d.destination_type}${d.is_active ? '' : ' (off)'}`),
@@ -352,6 +354,7 @@ async function loadDestinations() {
       cell(d.mean_latency_ms === null ? '–' : `${Math.round(d.mean_latency_ms)} ms`),
     ]),
   );
+  if (page.next_cursor) rows.push(emptyRow(5, `The first ${items.length} rules; GET /api/routing/destinations pages through all`));
   body.replaceChildren(...(rows.length > 0 ? rows : [emptyRow(5, 'No routing rules')]));
 }
 
