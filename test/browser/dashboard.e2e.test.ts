@@ -191,7 +191,7 @@ describe.skipIf(!hasChromium)('the dashboard in headless Chromium', () => {
       failed: 1,
       ...extra,
     });
-    await page.route('**/api/routing/destinations', (route) =>
+    await page.route('**/api/routing/destinations?limit=1000', (route) =>
       route.fulfill({
         contentType: 'application/json',
         body: JSON.stringify({
