@@ -22,7 +22,31 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    transformObject: (document) =>
+      'openapiObject' in document ? withProblemMediaType(document.openapiObject as OpenApiDocument) : document.swaggerObject,
   });
+}
+
+type OpenApiDocument = {
+  paths?: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, unknown> }> }>>;
+};
+
+/**
+ * Every error is answered as `application/problem+json` (RFC 9457), whatever route it comes from:
+ * the document says so too, instead of the `application/json` the generator writes for any schema.
+ */
+function withProblemMediaType<T extends OpenApiDocument>(document: T): T {
+  for (const operations of Object.values(document.paths ?? {})) {
+    for (const operation of Object.values(operations)) {
+      for (const [status, response] of Object.entries(operation.responses ?? {})) {
+        const json = response.content?.['application/json'];
+        if (!/^[45]\d\d$/.test(status) || json === undefined || !response.content) continue;
+        delete response.content['application/json'];
+        response.content['application/problem+json'] = json;
+      }
+    }
+  }
+  return document;
 }
 
 // The build copies ReDoc's bundle here (scripts/vendor-assets.mjs); from the sources, the package itself serves.

@@ -171,6 +171,9 @@ describe('operations endpoints', () => {
       expect.arrayContaining(['/ingest', '/ingest/{id}', '/ingest/partner/{partner_id}', '/ingest/all']),
     );
     expect(doc.paths['/ingest'].post.requestBody.content['application/json'].schema.required).toEqual(['partner_id', 'payload']);
+    // Errors are problem details, and the document says so.
+    expect(Object.keys(doc.paths['/ingest'].post.responses['400'].content)).toEqual(['application/problem+json']);
+    expect(Object.keys(doc.paths['/ingest'].post.responses['201'].content)).toEqual(['application/json']);
     expect((await get('/docs/', {})).statusCode).toBe(200);
     expect((await get('/redoc', {})).body).toContain('/openapi.json');
   });
