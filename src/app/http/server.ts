@@ -35,11 +35,37 @@ export interface HttpServerOptions {
   /** Protects GET /metrics when set (METRICS_TOKEN); the scrape is public otherwise. */
   readonly metricsToken?: string;
   readonly readiness: ReadinessCheck;
+  /** How long readiness waits for its checks before it answers "not ready" (2 s by default). */
+  readonly readinessDeadlineMs?: number;
   /** Each bounded context's HTTP adapter; all but the `public` ones sit behind the admin token. */
   readonly contexts: readonly HttpContext[];
 }
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
+const READINESS_DEADLINE_MS = 2000;
+
+/**
+ * The checks, or "down" when they do not answer in time: they ask the storage thread and the
+ * dependencies, and one that is stalled (an event loop held by some input, a hung connection) would
+ * otherwise hold the probe until it recovered and then report ready.
+ */
+async function checksWithin(readiness: ReadinessCheck, deadlineMs: number): ReturnType<ReadinessCheck> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<Awaited<ReturnType<ReadinessCheck>>>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve({
+          readiness: { status: 'down', detail: `the checks did not answer within ${deadlineMs} ms: storage or a dependency is stalled` },
+        }),
+      deadlineMs,
+    );
+  });
+  try {
+    return await Promise.race([readiness(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const MAX_PARAM_LENGTH = 4096;
 
 export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
@@ -98,8 +124,9 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     status: 'ok',
   }));
 
+  const deadlineMs = options.readinessDeadlineMs ?? READINESS_DEADLINE_MS;
   const readiness = async (_request: unknown, reply: { status(code: number): unknown }) => {
-    const checks = await options.readiness();
+    const checks = await checksWithin(options.readiness, deadlineMs);
     const ready = Object.values(checks).every((check) => check.status !== 'down');
     reply.status(ready ? 200 : 503);
     return { status: ready ? 'ready' : 'not_ready', checks };

@@ -1,0 +1,33 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { digestOf } from '../../shared/secrets.js';
+import { buildHttpServer, type ReadinessCheck } from './server.js';
+
+const serverWith = (readiness: ReadinessCheck) =>
+  buildHttpServer({
+    logger: pino({ level: 'silent' }),
+    version: 'test',
+    bodyLimitBytes: 4096,
+    adminDigest: digestOf('token'),
+    readiness,
+    readinessDeadlineMs: 100,
+    contexts: [],
+  });
+
+describe('readiness', () => {
+  it('answers not ready, in time, when its checks hang (a stalled storage thread)', async () => {
+    const app = await serverWith(() => new Promise(() => undefined));
+    const response = await app.inject({ url: '/health/ready' });
+    expect(response.statusCode).toBe(503);
+    expect(response.json()).toMatchObject({ status: 'not_ready', checks: { readiness: { status: 'down' } } });
+    expect(response.json().checks.readiness.detail).toMatch(/did not answer within 100 ms/);
+    await app.close();
+  });
+
+  it('answers with the checks when they come in time', async () => {
+    const app = await serverWith(async () => ({ database: { status: 'ok', detail: 'fine' } }));
+    const response = await app.inject({ url: '/health/ready' });
+    expect([response.statusCode, response.json().status]).toEqual([200, 'ready']);
+    await app.close();
+  });
+});
