@@ -17,11 +17,31 @@ export async function migratePostgresToLatest(postgres: PostgresHandle, sets: re
       migrationTableName: `${set.owner}_migrations`,
       migrationLockTableName: `${set.owner}_migrations_lock`,
     });
-    const { error, results } = await migrator.migrateToLatest();
+    const { error, results } = await withCatalogRetries(() => migrator.migrateToLatest());
     for (const result of results ?? []) {
       if (result.status === 'Success') applied.push(`${set.owner}/${result.migrationName}`);
     }
     if (error) throw error instanceof Error ? error : new Error(String(error));
   }
   return applied;
+}
+
+// invalid_schema_name, undefined_table, undefined_column and "cache lookup failed" (XX000): what a
+// catalog read meets when another session drops a schema under it.
+const CATALOG_RACE = new Set(['3F000', '42P01', '42703', 'XX000']);
+const ATTEMPTS = 20;
+
+/**
+ * Kysely's migrator looks for its history tables by listing the columns of every schema in the
+ * database, calling `has_schema_privilege` and `pg_get_serial_sequence` by name on each: when another
+ * service or test drops its schema meanwhile, the listing fails with that schema's name. Nothing has
+ * run by then (the listing comes before the lock and the migrations), so the migration is tried again.
+ */
+async function withCatalogRetries<T extends { error?: unknown }>(migrate: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const outcome = await migrate();
+    const code = (outcome.error as { code?: unknown } | undefined)?.code;
+    if (attempt >= ATTEMPTS || typeof code !== 'string' || !CATALOG_RACE.has(code)) return outcome;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(10 * attempt, 100) + Math.random() * 20));
+  }
 }

@@ -140,6 +140,14 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
     return events;
   }
 
+  /**
+   * Until the last of these events is readable. On PostgreSQL a commit is read once every older
+   * transaction has ended, in any schema (another test file's too), and caughtUp waits for what is
+   * readable: without this it could answer before these events were.
+   */
+  const readable = (events: readonly RecordedEvent[]) =>
+    expect.poll(() => store.headPosition(), { timeout: 10_000 }).toBe(events.at(-1)?.position ?? 0);
+
   const deliver = (events: readonly RecordedEvent[]) => store.transaction((tx) => subscriber.handle(events, tx));
   const reset = () => store.transaction(async (tx) => subscriber.reset?.(tx));
 
@@ -282,7 +290,7 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       subscriptions.start();
       try {
         // Appended one by one while the subscriber runs, so the live view is built in many small batches.
-        for (const request of world()) await store.append(request);
+        await readable(await append(...world()));
         await subscriptions.caughtUp();
         const live = await dump();
         expect(subscriptions.replayable()).toEqual(['attribution']);
@@ -306,17 +314,20 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       });
       subscriptions.start();
       try {
-        await append(
-          {
-            streamId: 'tracking-bad',
-            events: [{ type: 'TrackingEventRecorded', data: { tracking_event_id: 'bad' }, metadata: { schema_version: 1 } }],
-          },
-          tracked('t1', 'v-1', 'c1', 'A', 'click', '2026-11-01T00:00:00.000Z'),
+        await readable(
+          await append(
+            {
+              streamId: 'tracking-bad',
+              events: [{ type: 'TrackingEventRecorded', data: { tracking_event_id: 'bad' }, metadata: { schema_version: 1 } }],
+            },
+            tracked('t1', 'v-1', 'c1', 'A', 'click', '2026-11-01T00:00:00.000Z'),
+          ),
         );
         await subscriptions.caughtUp();
-        expect(await listParked(db, 'attribution')).toEqual([
-          expect.objectContaining({ streamId: 'tracking-bad', eventType: 'TrackingEventRecorded' }),
-        ]);
+        // Parked after its retries, which a loaded machine may still be waiting out.
+        await expect
+          .poll(() => listParked(db, 'attribution'), { timeout: 10_000 })
+          .toEqual([expect.objectContaining({ streamId: 'tracking-bad', eventType: 'TrackingEventRecorded' })]);
         expect(await campaign('c1')).toMatchObject({ interactions: { click: 1 } });
       } finally {
         await subscriptions.stop();
