@@ -1,7 +1,7 @@
 import type { NewEvent, RecordedEvent } from '../events.js';
 import { checkExpectedVersion, type AppendRequest, type AppendResult, type InlineProjection } from './event-store.js';
 import { ValidationError } from '../errors.js';
-import { DATA_TEXT, isTextEvent, serialize } from './serialized-event.js';
+import { DATA_TEXT, serialize } from './serialized-event.js';
 
 /** An event ready to insert: its id, its place in its stream, and its serialised data. */
 export interface PlannedRow {
@@ -90,8 +90,8 @@ export function planAppends(requests: readonly AppendRequest[], versions: Map<st
 
 /**
  * The appended event as readers see it, with the text it was stored as for writers that extend it
- * (`extendedEvent`). The data of an event that arrived as text is read through, so it is parsed only
- * when someone looks inside, and once for every reader; other events carry their data as it is.
+ * (`extendedEvent`). Its data is read through from the event given, so an event that arrived as text
+ * is parsed only when someone looks inside, and once for every reader.
  */
 function recordedOf(
   row: PlannedRow,
@@ -100,26 +100,12 @@ function recordedOf(
   recordedAt: string,
   given: NewEvent | undefined,
 ): RecordedEvent {
-  const { eventId, streamId, type } = row;
-  if (given !== undefined && !isTextEvent(given)) {
-    return {
-      eventId,
-      position,
-      streamId,
-      streamVersion,
-      type,
-      data: given.data,
-      metadata: given.metadata ?? {},
-      recordedAt,
-      [DATA_TEXT]: row.data,
-    } as RecordedEvent;
-  }
   return {
-    eventId,
+    eventId: row.eventId,
     position,
-    streamId,
+    streamId: row.streamId,
     streamVersion,
-    type,
+    type: row.type,
     get data() {
       return given?.data ?? {};
     },

@@ -44,9 +44,6 @@ export function serializedEvent(type: string, data: string, metadata: string): N
   } as NewEvent;
 }
 
-/** Whether the event arrived as text (`serializedEvent`), its data parsed only on first use. */
-export const isTextEvent = (event: NewEvent): boolean => SERIALIZED in event;
-
 /** The event's data and metadata as JSON text; throws (for this event alone) when they cannot be serialised. */
 export function serialize(event: NewEvent): Serialized {
   const given = (event as NewEvent & { [SERIALIZED]?: Serialized })[SERIALIZED];
