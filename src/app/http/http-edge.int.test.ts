@@ -167,6 +167,18 @@ describe('every error is problem+json', () => {
     expect((await expectProblem(await postRaw('/ingest', '{"partner_id":'), 400)).code).toBe('request.malformed-json');
   });
 
+  it('answers 405 with Allow to a method a path has no route for, and 404 to a path with none', async () => {
+    const put = await expectProblem(await intake.app.inject({ method: 'PUT', url: '/ingest', headers: auth }), 405);
+    expect(put.code).toBe('route.method-not-allowed');
+    expect((await intake.app.inject({ method: 'PUT', url: '/ingest', headers: auth })).headers.allow).toBe('POST');
+    // Path parameters match as the router matches them; GET routes answer HEAD too.
+    const deleteItem = await intake.app.inject({ method: 'DELETE', url: '/query/some-id?x=1', headers: auth });
+    expect(deleteItem.statusCode).toBe(405);
+    expect(deleteItem.headers.allow).toBe('GET, HEAD');
+    const missing = await expectProblem(await intake.app.inject({ method: 'PUT', url: '/no/such/path', headers: auth }), 404);
+    expect(missing.code).toBe('route.not-found');
+  });
+
   it('refuses a compressed body by name outside the tracking API, and stores nothing', async () => {
     const before = await itemCount();
     const body = JSON.stringify({ partner_id: 'p', payload: { n: 1 } });

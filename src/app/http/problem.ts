@@ -38,6 +38,7 @@ const BY_CODE: Record<string, Mapping> = {
   'request.unsupported-encoding': { status: 415, title: 'Unsupported content encoding' },
   'analytics.message-too-large': { status: 413, title: 'Message too large' },
   'route.not-found': { status: 404, title: 'Not found' },
+  'route.method-not-allowed': { status: 405, title: 'Method not allowed' },
   'event-store.overloaded': { status: 503, title: 'Overloaded' },
   'event-store.concurrency': { status: 409, title: 'Conflict' },
   'ingestion.idempotency-key-reused': { status: 422, title: 'Idempotency key reused' },

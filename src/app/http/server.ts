@@ -12,6 +12,7 @@ import { answerClientError } from './client-errors.js';
 import { errorLogSummary } from './error-log-summary.js';
 import { registerJsonLimits } from '../../shared/http/json-limits.js';
 import { sendProblem } from './problem.js';
+import { trackAllowedMethods } from './allowed-methods.js';
 import { loggableUrl } from './loggable-url.js';
 import { ProblemSchema } from '../../shared/http/schemas.js';
 import type { HttpContext } from '../../shared/http/http-context.js';
@@ -95,14 +96,20 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
 
   app.addHook('onClose', async () => expectedErrors.close());
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply, expectedErrors));
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(
-      new NotFoundError('route.not-found', `no route for ${request.method} ${request.url.split('?')[0]}`),
-      request,
-      reply,
-      expectedErrors,
-    ),
-  );
+  const allowedMethods = trackAllowedMethods(app, { maxParamLength: MAX_PARAM_LENGTH });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = allowedMethods(path);
+    if (allowed.length === 0) {
+      return sendProblem(new NotFoundError('route.not-found', `no route for ${request.method} ${path}`), request, reply, expectedErrors);
+    }
+    reply.header('allow', allowed.join(', '));
+    const error = new NotFoundError(
+      'route.method-not-allowed',
+      `${request.method} is not allowed on ${path}; it allows ${allowed.join(', ')}`,
+    );
+    return sendProblem(error, request, reply, expectedErrors);
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-correlation-id', request.id);
   });
