@@ -179,6 +179,16 @@ describe('every error is problem+json', () => {
     expect(missing.code).toBe('route.not-found');
   });
 
+  it('holds query parameters to the text of their type instead of converting near misses', async () => {
+    for (const limit of ['1.5', '1e2', '0x10', '%205', '']) {
+      const problem = await expectProblem(await intake.app.inject({ url: `/query/all?limit=${limit}`, headers: auth }), 400);
+      expect(problem.errors).toEqual([{ path: 'querystring.limit', message: 'must be integer' }]);
+    }
+    const history = await expectProblem(await intake.app.inject({ url: '/query/all?history=1', headers: auth }), 400);
+    expect(history.errors).toEqual([{ path: 'querystring.history', message: 'must be boolean' }]);
+    expect((await intake.app.inject({ url: '/query/all?limit=2&history=false', headers: auth })).statusCode).toBe(200);
+  });
+
   it('refuses a compressed body by name outside the tracking API, and stores nothing', async () => {
     const before = await itemCount();
     const body = JSON.stringify({ partner_id: 'p', payload: { n: 1 } });

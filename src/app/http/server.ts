@@ -1,5 +1,4 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { NotFoundError } from '../../shared/errors.js';
 import { uuidV7 } from '../../shared/ids.js';
@@ -12,6 +11,7 @@ import { answerClientError } from './client-errors.js';
 import { errorLogSummary } from './error-log-summary.js';
 import { registerJsonLimits } from '../../shared/http/json-limits.js';
 import { sendProblem } from './problem.js';
+import { strictParametersCompiler } from '../../shared/http/strict-parameters.js';
 import { trackAllowedMethods } from './allowed-methods.js';
 import { loggableUrl } from './loggable-url.js';
 import { ProblemSchema } from '../../shared/http/schemas.js';
@@ -89,7 +89,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     // (Content-Length mismatch) answer problem+json like everything else.
     frameworkErrors: (error, request, reply) => sendProblem(error, request, reply, expectedErrors),
     clientErrorHandler: answerClientError,
-  }).setValidatorCompiler(TypeBoxValidatorCompiler);
+  }).setValidatorCompiler(strictParametersCompiler);
   // Only JSON is accepted: a text/plain body is refused with 415 instead of failing schema validation.
   app.removeContentTypeParser('text/plain');
   registerJsonLimits(app, { maxDepth: options.maxJsonDepth ?? 64 });

@@ -4,6 +4,7 @@ import { Type, type TSchema } from 'typebox';
 import { assertMayWriteAs, type Principal } from '../../../shared/http/auth.js';
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
+import { strictParametersCompiler } from '../../../shared/http/strict-parameters.js';
 import { errorResponses } from '../../../shared/http/schemas.js';
 import type { TrackingHealth } from '../../application/queries.js';
 import type { RequestContext } from '../../application/record-tracking-event.js';
@@ -43,7 +44,7 @@ const AnyBatch = Type.Object({ events: Type.Array(AnyObject, { minItems: 1, maxI
 const looseBody =
   (loose: TSchema): FastifySchemaCompiler<TSchema> =>
   (route) =>
-    TypeBoxValidatorCompiler(route.httpPart === 'body' ? { ...route, schema: loose } : route);
+    route.httpPart === 'body' ? TypeBoxValidatorCompiler({ ...route, schema: loose }) : strictParametersCompiler(route);
 
 const TrackingEventSchema = Type.Object(
   {
