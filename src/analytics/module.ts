@@ -18,6 +18,7 @@ export interface AnalyticsPorts {
   readonly ingest: IngestEvents;
   /** The applications' write-key check. */
   readonly resolveWriteKey: ResolveWriteKey;
+  readonly applicationExists: (appId: string) => Promise<boolean>;
 }
 
 /** The Segment / RudderStack HTTP Tracking API, and the profiles its messages keep. */
@@ -35,7 +36,10 @@ export function analyticsModule({ clock, db, procedures }: ModuleDeps, ports: An
       }),
       profileHttp(getProfile(sqlProfileViews(db))),
       // A write: it runs where the write connection is.
-      sourceSettingsHttp({ get: settingsOf, put: procedures.define('analytics.put-source-settings', putSourceSettings(sources, clock)) }),
+      sourceSettingsHttp({
+        get: settingsOf,
+        put: procedures.define('analytics.put-source-settings', putSourceSettings(sources, clock, ports.applicationExists)),
+      }),
     ],
   };
 }

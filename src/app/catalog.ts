@@ -117,6 +117,7 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
       analyticsModule(deps, {
         ingest: links.ingestBatch ?? missing('ingestBatch', 'analytics'),
         resolveWriteKey: links.verifyWriteKey ?? missing('verifyWriteKey', 'analytics'),
+        applicationExists: links.applicationExists ?? missing('applicationExists', 'analytics'),
       }),
   },
   {

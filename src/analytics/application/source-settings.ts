@@ -1,5 +1,5 @@
 import type { Clock } from '../../shared/clock.js';
-import { ValidationError } from '../../shared/errors.js';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
 
 /** The tracking API's settings of one application. */
 export interface SourceSettings {
@@ -43,10 +43,12 @@ export const getSourceSettings =
   async (appId: string): Promise<SourceSettings> =>
     (await store.get(appId)) ?? { appId, allowedOrigins: null };
 
+/** Settings are kept for applications that exist: a typo in the path must not leave settings nobody reads. */
 export const putSourceSettings =
-  (store: SourceSettingsStore, clock: Clock) =>
+  (store: SourceSettingsStore, clock: Clock, applicationExists: (appId: string) => Promise<boolean>) =>
   async (appId: string, allowedOrigins: unknown): Promise<SourceSettings> => {
     const settings = { appId, allowedOrigins: parseOrigins(allowedOrigins) };
+    if (!(await applicationExists(appId))) throw new NotFoundError('analytics.unknown-application', `no application ${appId}`);
     await store.put(settings, clock.now().toISOString());
     return settings;
   };

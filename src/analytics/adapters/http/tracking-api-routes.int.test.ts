@@ -193,6 +193,17 @@ describe('allowed origins per application', () => {
     await put(null);
     expect((await post('/v1/t', track(), { ...basic(blog.writeKey), origin: 'https://evil.example' })).statusCode).toBe(200);
   });
+
+  it('keeps no settings for an application that does not exist', async () => {
+    const response = await intake.app.inject({
+      method: 'PUT',
+      url: '/api/analytics/sources/no-such-app',
+      headers: { authorization: 'Bearer test-admin-token' },
+      payload: { allowed_origins: ['https://a.example'] },
+    });
+    expect(response.statusCode).toBe(404);
+    expect(response.json().code).toBe('analytics.unknown-application');
+  });
 });
 
 describe('bad input to the tracking API', () => {
