@@ -40,6 +40,13 @@ describe('delivery attempts', () => {
     );
   });
 
+  it('waits at most a day whatever Retry-After asks, even beyond the range of a date', () => {
+    for (const retryAfterMs of [3 * 86_400_000, 1e23, Number.POSITIVE_INFINITY]) {
+      const decision = decideAttempt(ctx(1), { outcome: 'retry', reason: '429', retryAfterMs, durationMs: 1 });
+      expect(decision).toMatchObject({ status: 'pending', nextAttemptAt: '2026-11-25T10:00:00.000Z' });
+    }
+  });
+
   it('dead-letters when the schedule is exhausted, on a permanent rejection, and disables the rule on 410', () => {
     const exhausted = decideAttempt(ctx(3), { outcome: 'retry', reason: 'timeout', durationMs: 1 });
     expect(exhausted.status).toBe('dead_lettered');
