@@ -333,6 +333,11 @@ describe('routing rules are checked when saved', () => {
       { ...base, destination_type: 'queue', destination_config: { subject: 'x' } },
       'routing.invalid-destination',
     ],
+    [
+      'a webhook header value with a line break',
+      { ...base, destination_config: { url: 'https://example.com/hook', headers: { 'X-Team': 'growth\r\nX-Injected: 1' } } },
+      'routing.invalid-destination',
+    ],
     ['an unknown application', { ...base, app_id: 'nobody' }, 'routing.unknown-application'],
   ])('refuses %s with 400', async (_name, body, code) => {
     const intake = await start();
