@@ -177,6 +177,35 @@ describe('webhook delivery', () => {
     expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'routing.delivery-not-found']);
   });
 
+  it('replays every dead letter, past the first thousand', async () => {
+    const intake = await start({ WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', ROUTING_BREAKER_THRESHOLD: '1000' });
+    const hooks = await receiver();
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    // A 400 is final: each delivery is dead-lettered at its first attempt.
+    hooks.respondWith(...Array.from({ length: 1001 }, () => 400));
+    for (const size of [500, 500, 1]) {
+      const events = Array.from({ length: size }, () => ({ event_type: 'order_created', payload: {} }));
+      expect((await call(intake, 'POST', '/api/ingest/shop/batch', { events })).statusCode).toBe(200);
+    }
+    await hooks.waitFor(1001, 60_000);
+    const deadCount = async () => {
+      let count = 0;
+      let cursor: string | null = null;
+      do {
+        const page = (await call(intake, 'GET', `/api/routing/dead-letters?limit=1000${cursor ? `&cursor=${cursor}` : ''}`)).json();
+        count += (page.items as unknown[]).length;
+        cursor = page.next_cursor as string | null;
+      } while (cursor !== null);
+      return count;
+    };
+    await until(deadCount, (n) => n === 1001, 30_000);
+
+    const replay = await call(intake, 'POST', '/api/routing/dead-letters/replay', { rule_id: rule.rule_id });
+    expect([replay.statusCode, replay.json()]).toEqual([202, { replayed: 1001 }]);
+    await hooks.waitFor(2002, 60_000);
+  }, 120_000);
+
   it('loses no delivery when the process restarts in the middle of its retries', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'intake-restart-'));
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
