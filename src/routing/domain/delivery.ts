@@ -107,11 +107,16 @@ export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): Atte
   };
 }
 
+/** The longest wait one retry may be given (30 days): longer ones are typing mistakes, and past a date's range they could not be stored. */
+const MAX_RETRY_DELAY_SECONDS = 30 * 24 * 60 * 60;
+
 export function parseRetrySchedule(text: string | undefined): number[] {
   if (text === undefined || text.trim() === '') return DEFAULT_RETRY_SCHEDULE;
-  const seconds = text.split(',').map((part) => Number(part.trim()));
-  if (seconds.some((s) => !Number.isFinite(s) || s < 0))
-    throw new Error(`WEBHOOK_RETRY_SCHEDULE must be a comma list of seconds (got "${text}")`);
+  const parts = text.split(',').map((part) => part.trim());
+  // Number('') is 0: an empty entry ("5,,60") is a mistake, not an immediate retry.
+  const seconds = parts.map((part) => (part === '' ? Number.NaN : Number(part)));
+  if (seconds.some((s) => !Number.isFinite(s) || s < 0 || s > MAX_RETRY_DELAY_SECONDS))
+    throw new Error(`WEBHOOK_RETRY_SCHEDULE must be a comma list of seconds, each at most ${MAX_RETRY_DELAY_SECONDS} (got "${text}")`);
   return seconds;
 }
 

@@ -61,4 +61,9 @@ describe('delivery attempts', () => {
     expect(parseRetrySchedule(undefined)).toHaveLength(7);
     expect(() => parseRetrySchedule('1,x')).toThrow(/comma list/);
   });
+
+  it('refuses an empty entry and a delay beyond 30 days, which no attempt could be scheduled with', () => {
+    expect(parseRetrySchedule('0, 2592000')).toEqual([0, 2_592_000]);
+    for (const text of ['5,,60', '5,', '1e13', '2592001']) expect(() => parseRetrySchedule(text), text).toThrow(/WEBHOOK_RETRY_SCHEDULE/);
+  });
 });
