@@ -177,6 +177,22 @@ describe('webhook delivery', () => {
     expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'routing.delivery-not-found']);
   });
 
+  it('refuses to replay a delivery still being retried, naming its state as the API shows it', async () => {
+    const intake = await start({ WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '60' });
+    const hooks = await receiver();
+    hooks.respondWith(500);
+    await setUp(intake);
+    await webhookRule(intake, hooks.url, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
+    const [retrying] = await until(
+      () => deliveriesOf(intake, 'status=retrying'),
+      (items) => items.length === 1,
+    );
+    const replay = await call(intake, 'POST', `/api/routing/deliveries/${String(retrying?.delivery_id)}/replay`, {});
+    expect(replay.statusCode).toBe(409);
+    expect(replay.json().detail).toMatch(/ is retrying: only a dead-lettered delivery/);
+  });
+
   it('replays every dead letter, past the first thousand', async () => {
     const intake = await start({ WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', ROUTING_BREAKER_THRESHOLD: '1000' });
     const hooks = await receiver();
