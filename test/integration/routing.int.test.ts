@@ -177,6 +177,35 @@ describe('webhook delivery', () => {
     expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'routing.delivery-not-found']);
   });
 
+  it('settles the deliveries of a rule disabled while its circuit is open without waiting a probe lease for each', async () => {
+    const env = {
+      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+      WEBHOOK_RETRY_SCHEDULE: '60',
+      ROUTING_BREAKER_THRESHOLD: '1',
+      ROUTING_BREAKER_COOLDOWN: '1',
+    };
+    const intake = await start(env);
+    const hooks = await receiver();
+    hooks.respondWith(500, 500, 500);
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    for (let i = 0; i < 3; i++) await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
+    // The first attempt fails and opens the circuit; the other two wait for its probe.
+    await until(
+      () => deliveriesOf(intake, 'status=retrying'),
+      (items) => items.length === 1,
+    );
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}/toggle`)).json().is_active).toBe(false);
+
+    const dead = await until(
+      () => deliveriesOf(intake, 'status=dead_lettered'),
+      (items) => items.length === 2,
+      6000,
+    );
+    expect(dead.map((d) => d.last_error)).toEqual(['the rule is disabled', 'the rule is disabled']);
+    expect(hooks.received).toHaveLength(1);
+  });
+
   it('refuses to replay a delivery still being retried, naming its state as the API shows it', async () => {
     const intake = await start({ WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '60' });
     const hooks = await receiver();
