@@ -33,13 +33,13 @@ import { secretBox } from './adapters/secrets/secret-box.js';
 import { assertPublicUrl } from './adapters/webhook/assert-public-url.js';
 import { assertQueueDestination, type NamedBrokers } from './adapters/queue/broker-address-policy.js';
 import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
-import { NotFoundError } from '../shared/errors.js';
-import type { PageRequest } from '../shared/pagination.js';
+import { ConflictError, NotFoundError } from '../shared/errors.js';
+import type { Page, PageRequest } from '../shared/pagination.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
 import { closedBreaker, DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
 import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
-import { attemptsShown } from './application/ports.js';
+import { attemptsShown, type Delivery } from './application/ports.js';
 
 export const routingTables: ContextTables = { migrations: [routingMigrations], inlineProjections: [rulesProjection] };
 
@@ -157,9 +157,26 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
   const deliveries = sqlDeliveryStore(db);
   const replay = procedures.define('routing.replay-delivery', (deliveryId: string) => worker.replay(deliveryId));
   const replayDeadLetters = procedures.define('routing.replay-dead-letters', async (ruleId: string) => {
-    const dead = await deliveries.list({ ruleId, status: 'dead_lettered' }, { limit: 1000 });
-    for (const delivery of dead.items) await worker.replay(delivery.deliveryId);
-    return dead.items.length;
+    // Every page, by cursor: a replayed delivery that fails again at once is behind the cursor, never taken twice.
+    let replayed = 0;
+    let cursor: string | null = null;
+    do {
+      const dead: Page<Delivery> = await deliveries.list(
+        { ruleId, status: 'dead_lettered' },
+        { limit: 1000, ...(cursor ? { cursor } : {}) },
+      );
+      for (const delivery of dead.items) {
+        try {
+          await worker.replay(delivery.deliveryId);
+          replayed++;
+        } catch (error) {
+          // Replayed or deleted meanwhile by someone else: nothing left to do for it.
+          if (!(error instanceof ConflictError || error instanceof NotFoundError)) throw error;
+        }
+      }
+      cursor = dead.nextCursor;
+    } while (cursor !== null);
+    return replayed;
   });
 
   return {

@@ -177,6 +177,80 @@ describe('webhook delivery', () => {
     expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'routing.delivery-not-found']);
   });
 
+  it('settles the deliveries of a rule disabled while its circuit is open without waiting a probe lease for each', async () => {
+    const env = {
+      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+      WEBHOOK_RETRY_SCHEDULE: '60',
+      ROUTING_BREAKER_THRESHOLD: '1',
+      ROUTING_BREAKER_COOLDOWN: '1',
+    };
+    const intake = await start(env);
+    const hooks = await receiver();
+    hooks.respondWith(500, 500, 500);
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    for (let i = 0; i < 3; i++) await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
+    // The first attempt fails and opens the circuit; the other two wait for its probe.
+    await until(
+      () => deliveriesOf(intake, 'status=retrying'),
+      (items) => items.length === 1,
+    );
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}/toggle`)).json().is_active).toBe(false);
+
+    const dead = await until(
+      () => deliveriesOf(intake, 'status=dead_lettered'),
+      (items) => items.length === 2,
+      6000,
+    );
+    expect(dead.map((d) => d.last_error)).toEqual(['the rule is disabled', 'the rule is disabled']);
+    expect(hooks.received).toHaveLength(1);
+  });
+
+  it('refuses to replay a delivery still being retried, naming its state as the API shows it', async () => {
+    const intake = await start({ WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '60' });
+    const hooks = await receiver();
+    hooks.respondWith(500);
+    await setUp(intake);
+    await webhookRule(intake, hooks.url, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
+    const [retrying] = await until(
+      () => deliveriesOf(intake, 'status=retrying'),
+      (items) => items.length === 1,
+    );
+    const replay = await call(intake, 'POST', `/api/routing/deliveries/${String(retrying?.delivery_id)}/replay`, {});
+    expect(replay.statusCode).toBe(409);
+    expect(replay.json().detail).toMatch(/ is retrying: only a dead-lettered delivery/);
+  });
+
+  it('replays every dead letter, past the first thousand', async () => {
+    const intake = await start({ WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', ROUTING_BREAKER_THRESHOLD: '1000' });
+    const hooks = await receiver();
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    // A 400 is final: each delivery is dead-lettered at its first attempt.
+    hooks.respondWith(...Array.from({ length: 1001 }, () => 400));
+    for (const size of [500, 500, 1]) {
+      const events = Array.from({ length: size }, () => ({ event_type: 'order_created', payload: {} }));
+      expect((await call(intake, 'POST', '/api/ingest/shop/batch', { events })).statusCode).toBe(200);
+    }
+    await hooks.waitFor(1001, 60_000);
+    const deadCount = async () => {
+      let count = 0;
+      let cursor: string | null = null;
+      do {
+        const page = (await call(intake, 'GET', `/api/routing/dead-letters?limit=1000${cursor ? `&cursor=${cursor}` : ''}`)).json();
+        count += (page.items as unknown[]).length;
+        cursor = page.next_cursor as string | null;
+      } while (cursor !== null);
+      return count;
+    };
+    await until(deadCount, (n) => n === 1001, 30_000);
+
+    const replay = await call(intake, 'POST', '/api/routing/dead-letters/replay', { rule_id: rule.rule_id });
+    expect([replay.statusCode, replay.json()]).toEqual([202, { replayed: 1001 }]);
+    await hooks.waitFor(2002, 60_000);
+  }, 120_000);
+
   it('loses no delivery when the process restarts in the middle of its retries', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'intake-restart-'));
     cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
@@ -331,6 +405,11 @@ describe('routing rules are checked when saved', () => {
     [
       'a queue without a broker',
       { ...base, destination_type: 'queue', destination_config: { subject: 'x' } },
+      'routing.invalid-destination',
+    ],
+    [
+      'a webhook header value with a line break',
+      { ...base, destination_config: { url: 'https://example.com/hook', headers: { 'X-Team': 'growth\r\nX-Injected: 1' } } },
       'routing.invalid-destination',
     ],
     ['an unknown application', { ...base, app_id: 'nobody' }, 'routing.unknown-application'],

@@ -133,6 +133,16 @@ export function deliveryAttempts(deps: AttemptDeps): {
           await breakers.save(delivery.ruleId, breaker, now.toISOString());
         if (breaker.state === 'open' && current.state === 'closed')
           deps.logger.warn({ rule_id: delivery.ruleId, failures: breaker.failures }, 'circuit opened: the destination keeps failing');
+      } else {
+        // Nothing was sent (the rule is disabled or deleted), so this cannot have been the probe the
+        // circuit waits for: give the probe back at once rather than after its lease, or each of the
+        // rule's remaining deliveries would wait that long to be settled.
+        const breakers = deps.breakers(tx.db);
+        const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId);
+        if (current?.state === 'half_open') {
+          await breakers.releaseProbes(deps.workerId, now.toISOString(), delivery.ruleId);
+          breaker = { ...current, nextProbeAt: now.toISOString() };
+        }
       }
       if (decision.disableRule && rule) {
         const disabled: RoutingRuleToggled = {

@@ -3,7 +3,7 @@ import { dataStreamId } from '../../shared/contracts/data-events.js';
 import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import { admit, closedBreaker, probing, type Breaker } from '../domain/circuit-breaker.js';
 import { deliveryAttempts, type AttemptDeps } from './delivery-attempts.js';
-import type { Delivery } from './ports.js';
+import { deliveryState, type Delivery } from './ports.js';
 
 export type { AttemptObservation } from './delivery-attempts.js';
 
@@ -198,7 +198,7 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         if (existing) {
           throw new ConflictError(
             'routing.not-dead-lettered',
-            `delivery ${deliveryId} is ${existing.status}: only a dead-lettered delivery can be replayed`,
+            `delivery ${deliveryId} is ${deliveryState(existing)}: only a dead-lettered delivery can be replayed`,
           );
         }
         throw new NotFoundError('routing.delivery-not-found', `no delivery ${deliveryId}`);

@@ -5,6 +5,13 @@ import type { DeliveryAttempted, DeliveryDeadLettered, DeliveryFailed, DeliveryS
 export const DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000];
 
 /**
+ * The longest wait a receiver's Retry-After can impose on one retry (a day). A receiver chooses the
+ * value: without a bound, one asking for years would park the delivery (and its ordering key) out of
+ * reach, and one beyond the range of a date would make the attempt impossible to record.
+ */
+export const MAX_RETRY_AFTER_MS = 24 * 60 * 60 * 1000;
+
+/**
  * One id per (item, rule), the same on every attempt and after any redelivery: receivers deduplicate on it.
  * It starts with the item's arrival time (milliseconds, 12 hex digits), so ids increase with time: the
  * tables and indexes keyed by it take each new delivery at their end, where a random key would dirty a
@@ -51,7 +58,7 @@ interface AttemptContext {
 
 /**
  * Decides what an attempt's outcome means: success, a retry with exponential backoff and ±20 %
- * jitter (never sooner than a Retry-After), or the dead-letter queue.
+ * jitter (never sooner than a Retry-After, which counts up to a day), or the dead-letter queue.
  */
 export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): AttemptDecision {
   const at = ctx.at.toISOString();
@@ -74,7 +81,8 @@ export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): Atte
   const delaySeconds = ctx.schedule[ctx.attempt - 1];
   if (result.outcome === 'retry' && delaySeconds !== undefined) {
     const jittered = delaySeconds * 1000 * (0.8 + 0.4 * ctx.random);
-    const next = new Date(ctx.at.getTime() + Math.max(jittered, result.retryAfterMs ?? 0)).toISOString();
+    const retryAfter = Math.min(result.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS);
+    const next = new Date(ctx.at.getTime() + Math.max(jittered, retryAfter)).toISOString();
     return {
       status: 'pending',
       nextAttemptAt: next,
@@ -99,11 +107,16 @@ export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): Atte
   };
 }
 
+/** The longest wait one retry may be given (30 days): longer ones are typing mistakes, and past a date's range they could not be stored. */
+const MAX_RETRY_DELAY_SECONDS = 30 * 24 * 60 * 60;
+
 export function parseRetrySchedule(text: string | undefined): number[] {
   if (text === undefined || text.trim() === '') return DEFAULT_RETRY_SCHEDULE;
-  const seconds = text.split(',').map((part) => Number(part.trim()));
-  if (seconds.some((s) => !Number.isFinite(s) || s < 0))
-    throw new Error(`WEBHOOK_RETRY_SCHEDULE must be a comma list of seconds (got "${text}")`);
+  const parts = text.split(',').map((part) => part.trim());
+  // Number('') is 0: an empty entry ("5,,60") is a mistake, not an immediate retry.
+  const seconds = parts.map((part) => (part === '' ? Number.NaN : Number(part)));
+  if (seconds.some((s) => !Number.isFinite(s) || s < 0 || s > MAX_RETRY_DELAY_SECONDS))
+    throw new Error(`WEBHOOK_RETRY_SCHEDULE must be a comma list of seconds, each at most ${MAX_RETRY_DELAY_SECONDS} (got "${text}")`);
   return seconds;
 }
 

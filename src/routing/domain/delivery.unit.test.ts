@@ -40,6 +40,13 @@ describe('delivery attempts', () => {
     );
   });
 
+  it('waits at most a day whatever Retry-After asks, even beyond the range of a date', () => {
+    for (const retryAfterMs of [3 * 86_400_000, 1e23, Number.POSITIVE_INFINITY]) {
+      const decision = decideAttempt(ctx(1), { outcome: 'retry', reason: '429', retryAfterMs, durationMs: 1 });
+      expect(decision).toMatchObject({ status: 'pending', nextAttemptAt: '2026-11-25T10:00:00.000Z' });
+    }
+  });
+
   it('dead-letters when the schedule is exhausted, on a permanent rejection, and disables the rule on 410', () => {
     const exhausted = decideAttempt(ctx(3), { outcome: 'retry', reason: 'timeout', durationMs: 1 });
     expect(exhausted.status).toBe('dead_lettered');
@@ -53,5 +60,10 @@ describe('delivery attempts', () => {
     expect(parseRetrySchedule('1, 2,3')).toEqual([1, 2, 3]);
     expect(parseRetrySchedule(undefined)).toHaveLength(7);
     expect(() => parseRetrySchedule('1,x')).toThrow(/comma list/);
+  });
+
+  it('refuses an empty entry and a delay beyond 30 days, which no attempt could be scheduled with', () => {
+    expect(parseRetrySchedule('0, 2592000')).toEqual([0, 2_592_000]);
+    for (const text of ['5,,60', '5,', '1e13', '2592001']) expect(() => parseRetrySchedule(text), text).toThrow(/WEBHOOK_RETRY_SCHEDULE/);
   });
 });

@@ -17,6 +17,8 @@ const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const RESERVED_TABLE_PREFIXES = ['sqlite_', 'pg_'];
 const SUBJECT = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_*>-]+)*$/;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
+/** What an HTTP field value may hold (RFC 9110 §5.5): no line break or other control character can be sent. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const CONNECTION = /^[A-Za-z][\w-]{0,63}$/;
 
 /** Checks a destination's configuration when its rule is saved, listing every problem. */
@@ -55,6 +57,11 @@ export function parseDestination(type: unknown, config: unknown): { type: Destin
           !Object.entries(headers).every(([k, v]) => HEADER_NAME.test(k) && typeof v === 'string'))
       ) {
         out.push({ path: 'destination_config.headers', message: 'must map header names to string values' });
+      } else if (headers !== undefined) {
+        for (const [name, value] of Object.entries(headers as Record<string, string>)) {
+          if (!HEADER_VALUE.test(value))
+            out.push({ path: `destination_config.headers.${name}`, message: 'holds a line break or a character HTTP cannot send' });
+        }
       }
       parsed = { url, ...(headers ? { headers: headers as Record<string, string> } : {}) };
       break;

@@ -59,13 +59,14 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
-    async releaseProbes(owner, now) {
-      await tables(db)
+    async releaseProbes(owner, now, ruleId) {
+      let update = tables(db)
         .updateTable('routing_breakers')
         .set({ next_probe_at: now, probe_owner: null, updated_at: now })
         .where('state', '=', 'half_open')
-        .where('probe_owner', '=', owner)
-        .execute();
+        .where('probe_owner', '=', owner);
+      if (ruleId !== undefined) update = update.where('rule_id', '=', ruleId);
+      await update.execute();
     },
     async nextProbeAt(now) {
       const row = await tables(db)

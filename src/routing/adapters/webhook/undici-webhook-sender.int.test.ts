@@ -174,6 +174,15 @@ describe('undiciWebhookSender', () => {
     expect(withoutHeader).not.toHaveProperty('retryAfterMs');
   });
 
+  it('answers retry after the delay a 503 asks for, as a 429', async () => {
+    const clock = fixedClock('2025-03-01T10:00:00Z');
+    receiver.answerWith((response) => response.writeHead(503, { 'retry-after': '120' }).end());
+    expect(await sender({ clock }).send(target(), delivery())).toMatchObject({ outcome: 'retry', statusCode: 503, retryAfterMs: 120_000 });
+
+    receiver.answerWith((response) => response.writeHead(503).end());
+    expect(await sender({ clock }).send(target(), delivery())).not.toHaveProperty('retryAfterMs');
+  });
+
   it('answers gone to HTTP 410', async () => {
     receiver.answerWith((response) => response.writeHead(410).end());
 

@@ -119,7 +119,8 @@ function classifyStatus(statusCode: number, retryAfter: string | string[] | unde
   if (statusCode >= 200 && statusCode < 300) return { outcome: 'delivered', statusCode, durationMs };
   const reason = `HTTP ${statusCode}`;
   if (statusCode === 410) return { outcome: 'gone', reason, statusCode, durationMs };
-  if (statusCode === 429) {
+  // Both say how long to stay away (RFC 9110 §10.2.3): Intake's own ingest answers 503 with it when full.
+  if (statusCode === 429 || statusCode === 503) {
     const retryAfterMs = parseRetryAfter(retryAfter, now);
     return { outcome: 'retry', reason, statusCode, ...(retryAfterMs === undefined ? {} : { retryAfterMs }), durationMs };
   }

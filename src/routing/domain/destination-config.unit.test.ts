@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../shared/errors.js';
+import { parseDestination } from './destination-config.js';
+
+const webhook = (headers: Record<string, string>) => parseDestination('webhook', { url: 'https://example.com/hook', headers });
+
+describe('webhook destination headers', () => {
+  it('keeps the headers HTTP can carry', () => {
+    expect(webhook({ Authorization: 'Bearer abc', 'X-Team': 'growth\tops', 'X-Name': 'Zoë' }).config).toMatchObject({
+      headers: { Authorization: 'Bearer abc', 'X-Team': 'growth\tops', 'X-Name': 'Zoë' },
+    });
+  });
+
+  it.each([
+    ['a line break, which would inject a header', 'a\r\nX-Injected: 1'],
+    ['a bare line feed', 'a\nb'],
+    ['a NUL', 'a\u0000b'],
+    ['a character beyond Latin-1', 'price in €'],
+  ])('refuses a value holding %s when the rule is saved', (_name, value) => {
+    let error: unknown;
+    try {
+      webhook({ 'X-Ok': 'fine', 'X-Bad': value });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).violations).toEqual([
+      { path: 'destination_config.headers.X-Bad', message: expect.stringMatching(/cannot send/) as unknown },
+    ]);
+  });
+});
