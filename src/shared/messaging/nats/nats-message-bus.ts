@@ -153,7 +153,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
         const message = decode(msg, options.stream);
         const key = message instanceof Error || !consume.keyOf ? `#${msg.seq}` : consume.keyOf(message);
         const task: Promise<void> = (tails.get(key) ?? Promise.resolve())
-          .then(() => deliver(msg, message, handler, consume, options.stream))
+          .then(() => deliver(msg, message, handler, consume, options.stream, () => stopping))
           .catch((error: unknown) => report(error, `consumer ${planned.name} could not settle a message`))
           .finally(() => {
             inFlight.delete(task);
@@ -244,10 +244,13 @@ async function deliver(
   handler: (m: DeliveredMessage) => Promise<void>,
   options: ConsumeOptions,
   stream: string,
+  stopping: () => boolean,
 ): Promise<void> {
   // No attempt can read it better than the first: an unreadable message goes straight to the dead letters.
   const settlement =
-    message instanceof Error ? await park(unreadable(msg, stream), message, options) : await handleDelivery(message, handler, options);
+    message instanceof Error
+      ? await park(unreadable(msg, stream), message, options)
+      : await handleDelivery(message, handler, options, { working: () => msg.working(), stopping });
   if (settlement.kind === 'retry') {
     msg.nak(settlement.delayMs);
     return;
