@@ -74,6 +74,8 @@ export interface MessageBus {
    * message the broker holds: the way to rebuild a view from the stream. Stop its consumptions first.
    */
   rewind(durableName: string): Promise<void>;
+  /** Why the broker cannot be reached now (never connected, disconnected, closed), or undefined while it can. */
+  unreachable?(): string | undefined;
   close(): Promise<void>;
 }
 
