@@ -154,7 +154,9 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
           checks[`database:${service.role}`] = { status: 'down', detail: (error as Error).message };
         }
       }
-      const recentBrokerError = brokerError && Date.now() - brokerError.at < 10_000 ? brokerError.message : undefined;
+      // Disconnected now, or a consumer loop failed lately.
+      const recentBrokerError =
+        bus.unreachable?.() ?? (brokerError && Date.now() - brokerError.at < 10_000 ? brokerError.message : undefined);
       const attached = services.every((s) => s.consumers.attached());
       // A refused configuration does not heal by waiting: not ready, so it cannot go unnoticed.
       const misconfigured = services.map((s) => s.consumers.misconfigured()).find((problem) => problem !== undefined);

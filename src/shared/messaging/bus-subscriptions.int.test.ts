@@ -39,7 +39,10 @@ interface Fixture {
 /** A SQLite store with a `seen` table, a private stream on the test NATS, and consumers for the subscribers. */
 async function withConsumers(
   subscribers: readonly Subscriber[],
-  options: Pick<BusSubscriptionOptions, 'maxDeliver' | 'retryDelayMs'>,
+  options: Pick<BusSubscriptionOptions, 'maxDeliver' | 'retryDelayMs'> & {
+    /** While it answers true, every transaction fails as when the database cannot be reached. */
+    readonly storageDown?: () => boolean;
+  },
   test: (fixture: Fixture) => Promise<void>,
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'intake-bus-sub-'));
@@ -50,17 +53,21 @@ async function withConsumers(
   await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations]);
   await sql`CREATE TABLE seen (item_id TEXT NOT NULL, n INTEGER NOT NULL)`.execute(sqlite.db);
   const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
+  const { storageDown, ...consumerOptions } = options;
+  const unreachable = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
   const bus = natsMessageBus({ servers: url ?? '', stream, subjects: [`${subject}.>`] });
   const consumers = busSubscriptions({
     bus,
-    store,
+    store: storageDown
+      ? { ...store, transaction: (work) => (storageDown() ? Promise.reject(unreachable()) : store.transaction(work)) }
+      : store,
     db: sqlite.db,
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     role: 'test',
     subscribers,
     subjects: [`${subject}.>`],
-    ...options,
+    ...consumerOptions,
   });
   const db = sqlite.db as Kysely<object>;
   try {
@@ -135,6 +142,28 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       expect((await listParked(db, 'counting'))[0]?.error).toBe('13 is poison');
       expect(Math.max(...batches)).toBeGreaterThan(1);
     });
+  }, 30_000);
+
+  it('waits out its database being unreachable, however many deliveries that takes, and parks nothing for it', async () => {
+    let down = true;
+    const transactions: number[] = [];
+    const subscriber = recording('patient', () => false);
+    await withConsumers(
+      [{ ...subscriber, handle: (events, tx) => subscriber.handle(events, tx) }],
+      { maxDeliver: 2, retryDelayMs: 50, storageDown: () => (transactions.push(Date.now()), down) },
+      async ({ db, publish, consumers, count, until }) => {
+        for (let n = 0; n < 10; n++) await publish(n);
+        consumers.start();
+        // Down long enough for many more tries than maxDeliver allows deliveries.
+        await until(() => transactions.length >= 5, 'the subscriber kept trying');
+        await new Promise((r) => setTimeout(r, 1500));
+        down = false;
+        await until(async () => (await count('seen')) === 10 && (await consumers.status())[0]?.lag === 0, 'all ten handled');
+        expect(await listParked(db, 'patient')).toEqual([]);
+        const perItem = (await sql<{ c: number }>`SELECT count(*) AS c FROM seen GROUP BY item_id`.execute(db)).rows;
+        expect(perItem.every((row) => row.c === 1)).toBe(true);
+      },
+    );
   }, 30_000);
 
   it('folds the stages of one entity delivered together in one transaction, in the order of the stream', async () => {

@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
 import type { EventStore } from '../event-store/event-store.js';
+import { isStorageFault } from '../event-store/storage-fault.js';
 import { listParked, parkEvent, unpark } from '../subscriptions/checkpoints.js';
 import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import { actsOn, type Subscriber } from '../subscriptions/subscriber.js';
@@ -139,7 +140,11 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
         );
         for (const b of batch) b.settle();
       } catch (error) {
-        if (batch.length === 1) return batch[0]?.settle(error ?? new Error('handler failed'));
+        // The storage failing fails every event alike: trying each alone would only repeat it.
+        if (batch.length === 1 || isStorageFault(error)) {
+          for (const b of batch) b.settle(error ?? new Error('handler failed'));
+          return;
+        }
         for (const b of batch) {
           await commit(subscriber, [b.event]).then(
             () => b.settle(),
@@ -203,6 +208,8 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             maxDeliver: options.maxDeliver ?? 5,
             ackWaitMs: options.ackWaitMs ?? 30_000,
             retryDelayMs: options.retryDelayMs ?? 1000,
+            // The role's database failing is no event's fault: the event waits it out, never parked for it.
+            transient: isStorageFault,
             // Many events in flight, committed together in delivery order (see `grouped`): a transaction
             // holds up to this many events and the next batch is already prefetched.
             concurrency: options.concurrency ?? 256,

@@ -176,6 +176,41 @@ export function messageBusContract(name: string, create: () => Promise<MessageBu
         expect(handled).toEqual(['fine']);
       }));
 
+    it('holds a message through transient failures, however long they last, and never parks it for them', () =>
+      withBus(async ({ bus, prefix }) => {
+        const attempts: number[] = [];
+        const parked: Parked[] = [];
+        const handled: string[] = [];
+        let outage = true;
+        await bus.consume(
+          'patient',
+          [`${prefix}.>`],
+          async (m) => {
+            if (outage) {
+              attempts.push(m.attempt);
+              throw Object.assign(new Error('storage is down'), { transient: true });
+            }
+            handled.push(`${m.id}@${m.attempt}`);
+          },
+          consumeOptions(parked, {
+            maxDeliver: 2,
+            // Past the ack wait too: the message stays in hand rather than being delivered again.
+            ackWaitMs: 1000,
+            transient: (error) => (error as { transient?: boolean }).transient === true,
+          }),
+        );
+        await bus.publish(`${prefix}.things.Thing`, message('outlasting'));
+        await eventually(() => attempts.length >= 6, 'many tries during the outage', 20_000);
+        await sleep(1200);
+        outage = false;
+        await eventually(() => handled.length === 1, 'handled once the outage ended', 10_000);
+        await sleep(300);
+        expect(parked).toEqual([]);
+        // Every try was the first delivery: none of them counted against maxDeliver.
+        expect(new Set(attempts)).toEqual(new Set([1]));
+        expect(handled).toEqual(['outlasting@1']);
+      }));
+
     it('drops a second publish of the same message id', () =>
       withBus(async ({ bus, prefix }) => {
         const received: string[] = [];

@@ -26,6 +26,12 @@ export interface ConsumeOptions {
   readonly ackWaitMs: number;
   /** The dead-letter path: receives a message that exhausted its deliveries; the message is then settled. */
   onParked(message: DeliveredMessage, error: unknown): Promise<void>;
+  /**
+   * Failures that are no fault of the message (the consumer's storage is down): the message is kept
+   * in hand and tried again with growing pauses until it passes, never parked for them, and they
+   * do not count as deliveries.
+   */
+  readonly transient?: (error: unknown) => boolean;
   /** Delay before the first redelivery after a failure, doubling with each attempt. Default 1000. */
   readonly retryDelayMs?: number;
   /** Messages a consumer may hold before handling them. Default 64; 1 shares work most evenly. */
@@ -68,6 +74,8 @@ export interface MessageBus {
    * message the broker holds: the way to rebuild a view from the stream. Stop its consumptions first.
    */
   rewind(durableName: string): Promise<void>;
+  /** Why the broker cannot be reached now (never connected, disconnected, closed), or undefined while it can. */
+  unreachable?(): string | undefined;
   close(): Promise<void>;
 }
 

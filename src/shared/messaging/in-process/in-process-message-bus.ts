@@ -113,14 +113,29 @@ export function inProcessMessageBus(options: InProcessMessageBusOptions = {}): M
     return undefined;
   };
 
-  const deliver = async (durable: Durable, delivery: Delivery, handler: MessageHandler, consume: ConsumeOptions) => {
+  const deliver = async (
+    durable: Durable,
+    delivery: Delivery,
+    handler: MessageHandler,
+    consume: ConsumeOptions,
+    stopping: () => boolean,
+  ) => {
     const { stored, attempt } = delivery;
     const state = durable.unacknowledged.get(stored.seq);
     // The ack wait runs while the handler does: past it, the message is handed out again.
-    const ackWait = later(consume.ackWaitMs, () => {
-      if (state?.deliveries === attempt) scheduleRedelivery(durable, stored, 0);
+    const startAckWait = () =>
+      later(consume.ackWaitMs, () => {
+        if (state?.deliveries === attempt) scheduleRedelivery(durable, stored, 0);
+      });
+    let ackWait = startAckWait();
+    const settlement: Settlement = await handleDelivery({ ...stored.message, subject: stored.subject, attempt }, handler, consume, {
+      working() {
+        clearTimeout(ackWait);
+        timers.delete(ackWait);
+        ackWait = startAckWait();
+      },
+      stopping,
     });
-    const settlement: Settlement = await handleDelivery({ ...stored.message, subject: stored.subject, attempt }, handler, consume);
     clearTimeout(ackWait);
     timers.delete(ackWait);
     if (settlement.kind === 'ack') durable.unacknowledged.delete(stored.seq);
@@ -150,7 +165,7 @@ export function inProcessMessageBus(options: InProcessMessageBusOptions = {}): M
       const loop = (async () => {
         while (running) {
           const delivery = take(attached);
-          if (delivery) await deliver(attached, delivery, handler, consume);
+          if (delivery) await deliver(attached, delivery, handler, consume, () => !running || closed);
           else await new Promise<void>((resume) => attached.waiters.add(resume));
         }
       })();

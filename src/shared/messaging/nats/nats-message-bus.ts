@@ -60,6 +60,8 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
   let session: Promise<Session> | undefined;
   let connected = false;
   let closed = false;
+  /** Why the last attempt to open a session failed, until one opens. */
+  let openFailure: string | undefined;
 
   const open = async (): Promise<Session> => {
     const connection = await connect({
@@ -74,6 +76,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       noAsyncTraces: true,
     });
     connected = true;
+    openFailure = undefined;
     void watchConnection(connection);
     const jsm = await jetstreamManager(connection);
     await ensureStream(jsm, options.stream, options.subjects, options.duplicateWindowMs ?? 120_000);
@@ -82,7 +85,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
 
   const watchConnection = async (connection: NatsConnection) => {
     for await (const status of connection.status()) {
-      if (status.type === 'disconnect') connected = false;
+      if (status.type === 'disconnect' || status.type === 'close') connected = false;
       if (status.type === 'reconnect') connected = true;
     }
   };
@@ -96,7 +99,8 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     // Another caller replaced it while this one waited: share theirs rather than open a second connection.
     if (session !== pending) return current();
     session = open();
-    session.catch(() => {
+    session.catch((error: unknown) => {
+      openFailure = describe(error);
       session = undefined;
     });
     return session;
@@ -153,7 +157,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
         const message = decode(msg, options.stream);
         const key = message instanceof Error || !consume.keyOf ? `#${msg.seq}` : consume.keyOf(message);
         const task: Promise<void> = (tails.get(key) ?? Promise.resolve())
-          .then(() => deliver(msg, message, handler, consume, options.stream))
+          .then(() => deliver(msg, message, handler, consume, options.stream, () => stopping))
           .catch((error: unknown) => report(error, `consumer ${planned.name} could not settle a message`))
           .finally(() => {
             inFlight.delete(task);
@@ -229,6 +233,13 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       for (const info of await consumersNamed(jsm, options.stream, durableName)) await deleteConsumer(jsm, options.stream, info.name);
     },
 
+    unreachable() {
+      if (closed) return 'the bus is closed';
+      if (connected) return undefined;
+      if (openFailure !== undefined) return `cannot reach NATS (${openFailure})`;
+      return 'not connected to NATS: connecting or reconnecting';
+    },
+
     async close() {
       closed = true;
       await Promise.all([...consumptions].map((c) => c.stop()));
@@ -244,10 +255,13 @@ async function deliver(
   handler: (m: DeliveredMessage) => Promise<void>,
   options: ConsumeOptions,
   stream: string,
+  stopping: () => boolean,
 ): Promise<void> {
   // No attempt can read it better than the first: an unreadable message goes straight to the dead letters.
   const settlement =
-    message instanceof Error ? await park(unreadable(msg, stream), message, options) : await handleDelivery(message, handler, options);
+    message instanceof Error
+      ? await park(unreadable(msg, stream), message, options)
+      : await handleDelivery(message, handler, options, { working: () => msg.working(), stopping });
   if (settlement.kind === 'retry') {
     msg.nak(settlement.delayMs);
     return;

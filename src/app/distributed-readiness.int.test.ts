@@ -1,0 +1,78 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { natsServerAvailable, startPrivateNatsServer, type PrivateNatsServer } from '../shared/messaging/nats/private-nats-server.js';
+import { digestOf } from '../shared/secrets.js';
+import { loadConfig } from './config.js';
+import { buildDistributed, type DistributedIntake } from './distributed.js';
+
+const postgresUrl = process.env.TEST_POSTGRES_URL || undefined;
+const runnable = Boolean(postgresUrl) && natsServerAvailable();
+if (!runnable) console.warn('skipping distributed readiness through a broker outage: it needs TEST_POSTGRES_URL and nats-server');
+
+const TOKEN = 'readiness-outage';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Ready = { status: string; checks: Record<string, { status: string; detail?: string }> };
+
+describe.skipIf(!runnable)('distributed readiness while the broker is away', () => {
+  const prefix = `ready_${randomBytes(4).toString('hex')}_`;
+  const natsDir = mkdtempSync(join(tmpdir(), 'intake-nats-'));
+  let nats: PrivateNatsServer | undefined;
+  let intake: DistributedIntake | undefined;
+
+  afterAll(async () => {
+    await intake?.close();
+    await nats?.stop();
+    rmSync(natsDir, { recursive: true, force: true });
+    const client = new pg.Client({ connectionString: postgresUrl });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${prefix}ingestion" CASCADE`);
+    await client.end();
+  });
+
+  /** Polls readiness until the broker check has the status wanted; answers that readiness. */
+  const brokerBecomes = async (status: string, what: string): Promise<{ code: number; body: Ready }> => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const response = await intake?.app.inject({ method: 'GET', url: '/health/ready' });
+      const body = response?.json<Ready>();
+      if (body?.checks.broker?.status === status) return { code: response?.statusCode ?? 0, body };
+      if (Date.now() > deadline) throw new Error(`${what}: readiness still says ${response?.body}`);
+      await sleep(100);
+    }
+  };
+
+  it('reports the broker degraded while it is down, stays ready for writes, and ok again once it is back', async () => {
+    nats = await startPrivateNatsServer(natsDir);
+    const config = loadConfig({
+      DATABASE_URL: postgresUrl,
+      NATS_URL: nats.url,
+      ROLE: 'ingestion',
+      DB_SCHEMA_PREFIX: prefix,
+      ADMIN_TOKEN: TOKEN,
+    });
+    intake = await buildDistributed({ config, logger: pino({ level: 'silent' }), adminDigest: digestOf(TOKEN) });
+    await brokerBecomes('ok', 'the consumers attach');
+
+    await nats.stop();
+    const away = await brokerBecomes('degraded', 'the outage is noticed');
+    // Writes still go to the role's own log, so it stays in the load balancer's pool.
+    expect(away.code).toBe(200);
+    expect(away.body.checks.broker?.detail).toMatch(/NATS/);
+    const stored = await intake.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      payload: { partner_id: 'p-away', event_type: 'order', payload: {} },
+    });
+    expect(stored.statusCode).toBe(201);
+
+    await nats.restart();
+    expect((await brokerBecomes('ok', 'the broker is back')).code).toBe(200);
+  }, 30_000);
+});
