@@ -5,6 +5,10 @@ import { UnavailableError } from '../errors.js';
 // locks, lost connections, a server shutting down or out of resources.
 const SQLITE_FAULTS = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY|LOCKED|NOMEM|PROTOCOL|CORRUPT|NOTADB)/;
 const POSTGRES_FAULT_CLASSES = /^(08|53|57|58)/;
+// A table, column or schema the code relies on is missing (someone changed the database under a running
+// Intake, or restored an older copy): no event or request is at fault, and none should be parked for it.
+const SQLITE_MISSING_SCHEMA = /^(no such (table|column)|table \S+ has no column named)/;
+const POSTGRES_MISSING_SCHEMA = new Set(['42P01', '42703', '3F000']);
 const NETWORK_FAULTS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
 
 /** Whether an error is the storage failing rather than the request or event being wrong. */
@@ -12,7 +16,8 @@ export function isStorageFault(error: unknown): boolean {
   if (error instanceof UnavailableError) return true;
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== 'string') return /Connection terminated|connection timeout/i.test((error as Error | null)?.message ?? '');
-  return SQLITE_FAULTS.test(code) || POSTGRES_FAULT_CLASSES.test(code) || NETWORK_FAULTS.has(code);
+  if (code === 'SQLITE_ERROR') return SQLITE_MISSING_SCHEMA.test((error as Error).message);
+  return SQLITE_FAULTS.test(code) || POSTGRES_FAULT_CLASSES.test(code) || POSTGRES_MISSING_SCHEMA.has(code) || NETWORK_FAULTS.has(code);
 }
 
 /** A storage fault as callers see it: retry later (503 with Retry-After), with the database's own words. */
