@@ -1,4 +1,4 @@
-import { PostgresQueryCompiler, type KyselyPlugin } from 'kysely';
+import { PostgresQueryCompiler, sql, type KyselyPlugin } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../clock.js';
 import { uuidV7 } from '../../ids.js';
@@ -230,8 +230,10 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
       const held = new Promise<void>((resolve) => (taken = resolve));
       let release!: () => void;
       const released = new Promise<void>((resolve) => (release = resolve));
+      let holderPid = 0;
       const holder = store.transaction(async (tx) => {
         await tx.append({ streamId: 'p-2', events: [{ type: 'First', data: {} }] });
+        holderPid = (await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(tx.db)).rows[0]?.pid ?? 0;
         taken();
         await released;
       });
@@ -243,7 +245,14 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
           { streamId: 'p-2', events: [{ type: 'Second', data: {} }] },
         ]),
       );
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Released only once the loser waits on the holder's lock: a fixed pause lost that race on a busy machine.
+      for (let waited = 0; waited < 200; waited++) {
+        const blocked = await sql<{
+          n: number;
+        }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE ${holderPid} = ANY (pg_blocking_pids(pid))`.execute(postgres.db);
+        if ((blocked.rows[0]?.n ?? 0) > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
       release();
       await holder;
       await expect(loser).rejects.toMatchObject({ code: 'event-store.concurrency', message: expect.stringContaining('p-2') });
