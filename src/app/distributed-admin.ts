@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { NotFoundError } from '../shared/errors.js';
 import type { BusSubscriptions } from '../shared/messaging/bus-subscriptions.js';
-import { listParked } from '../shared/subscriptions/checkpoints.js';
+import { pageParked } from '../shared/subscriptions/checkpoints.js';
 import type { SubscriptionAdmin } from './http/subscription-routes.js';
 
 export interface RoleConsumers {
@@ -27,6 +27,6 @@ export function busSubscriptionAdmin(roles: readonly RoleConsumers[]): Subscript
     status: async () => (await Promise.all(roles.map((role) => role.consumers.status()))).flat(),
     replay: (name) => owner(name).consumers.replay(name),
     retryParked: (name, ref) => owner(name).consumers.retryParked(name, ref),
-    parked: (name) => listParked(owner(name).db, name),
+    parked: (name, page) => pageParked(owner(name).db, name, page),
   };
 }

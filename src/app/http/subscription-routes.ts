@@ -1,9 +1,10 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
-import { listParked, type ParkedEvent } from '../../shared/subscriptions/checkpoints.js';
+import { pageParked, type ParkedEvent } from '../../shared/subscriptions/checkpoints.js';
 import type { Subscriptions } from '../../shared/subscriptions/in-process-subscriptions.js';
-import { errorResponses } from '../../shared/http/schemas.js';
+import { errorResponses, PageQuery, PageSchema } from '../../shared/http/schemas.js';
+import { pageRequestOf, type Page, type PageRequest } from '../../shared/pagination.js';
 import type { HttpContext } from './server.js';
 
 const Status = Type.Object({
@@ -29,7 +30,7 @@ const Name = Type.Object({ name: Type.String({ maxLength: 64 }) });
 
 /** What the admin API operates: in-process subscriptions (embedded) or bus consumers (a distributed role). */
 export interface SubscriptionAdmin extends Pick<Subscriptions, 'status' | 'replay' | 'retryParked'> {
-  parked(name: string): Promise<ParkedEvent[]>;
+  parked(name: string, page: PageRequest): Promise<Page<ParkedEvent>>;
 }
 
 export function subscriptionAdminOf(
@@ -40,7 +41,7 @@ export function subscriptionAdminOf(
     status: () => subscriptions.status(),
     replay: (name) => subscriptions.replay(name),
     retryParked: (name, ref) => subscriptions.retryParked(name, ref),
-    parked: (name) => listParked(db, name),
+    parked: (name, page) => pageParked(db, name, page),
   };
 }
 
@@ -90,21 +91,26 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
             tags: ['operations'],
             summary: 'Events a subscriber parked: after repeated failures, or at once for a member of a one-pass chain (the others go on)',
             params: Name,
-            response: { 200: Type.Object({ items: Type.Array(Parked) }) },
+            querystring: PageQuery,
+            response: { 200: PageSchema(Parked), ...errorResponses },
           },
         },
-        async (request) => ({
-          items: (await subscriptions.parked(request.params.name)).map((p) => ({
-            subscriber: p.subscriber,
-            position: p.position,
-            event_id: p.eventId,
-            event_type: p.eventType,
-            stream_id: p.streamId,
-            error: p.error,
-            attempts: p.attempts,
-            parked_at: p.parkedAt,
-          })),
-        }),
+        async (request) => {
+          const page = await subscriptions.parked(request.params.name, pageRequestOf(request.query));
+          return {
+            items: page.items.map((p) => ({
+              subscriber: p.subscriber,
+              position: p.position,
+              event_id: p.eventId,
+              event_type: p.eventType,
+              stream_id: p.streamId,
+              error: p.error,
+              attempts: p.attempts,
+              parked_at: p.parkedAt,
+            })),
+            next_cursor: page.nextCursor,
+          };
+        },
       );
       app.post(
         '/api/admin/subscriptions/:name/parked/:ref/retry',

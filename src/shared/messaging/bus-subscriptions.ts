@@ -5,7 +5,7 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
-import { listParked, parkEvent, unpark } from '../subscriptions/checkpoints.js';
+import { countParked, findParked, parkEvent, unpark, unparkAll } from '../subscriptions/checkpoints.js';
 import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import { actsOn, type Subscriber } from '../subscriptions/subscriber.js';
 import { allSubjectsOf, eventOfMessage, subjectsOfSubscriber } from './event-messages.js';
@@ -256,7 +256,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     misconfigured: () => misconfigured,
 
     async status() {
-      const parked = await listParked(options.db);
+      const parked = await countParked(options.db);
       return Promise.all(
         options.subscribers.map(async (subscriber) => {
           const progress = await bus.progress(durableOf(subscriber));
@@ -267,7 +267,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             position,
             head: position + lag,
             lag,
-            parked: parked.filter((p) => p.subscriber === subscriber.name).length,
+            parked: parked.get(subscriber.name) ?? 0,
             state: running && consumptions.has(subscriber.name) ? ('running' as const) : ('stopped' as const),
           };
         }),
@@ -293,7 +293,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       await store.transaction(async (tx) => {
         await reset(tx);
         await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', name).execute();
-        for (const parked of await listParked(tx.db, name)) await unpark(tx.db, name, parked.eventId);
+        await unparkAll(tx.db, name);
       });
       logger.info({ subscriber: name }, 'replaying from the first message of the stream');
       if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
@@ -301,7 +301,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
 
     async retryParked(name, ref) {
       const subscriber = subscriberOf(name);
-      const parked = (await listParked(options.db, name)).find((p) => (typeof ref === 'number' ? p.position === ref : p.eventId === ref));
+      const parked = await findParked(options.db, name, ref);
       const event = parked?.event;
       if (!parked || !event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${ref}`);
       await store.transaction(async (tx) => {

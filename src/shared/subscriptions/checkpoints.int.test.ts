@@ -8,7 +8,7 @@ import { migratePostgresToLatest } from '../postgres/migrate.js';
 import { openTemporarySchema, testPostgresUrl } from '../postgres/temporary-schema.js';
 import { migrateToLatest } from '../sqlite/migrate.js';
 import { openSqlite } from '../sqlite/open-sqlite.js';
-import { listParked, parkEvent, unpark } from './checkpoints.js';
+import { countParked, findParked, listParked, pageParked, parkEvent, unpark, unparkAll } from './checkpoints.js';
 import { subscriptionMigrations } from './migrations.js';
 
 const event = (eventId: string, position: number): RecordedEvent => ({
@@ -71,6 +71,43 @@ describe.each(databases)('parked events on %s', (_name, open) => {
       expect(parked.find((p) => p.eventId === 'e-ingestion-7')?.event).toEqual(event('e-ingestion-7', 7));
       await unpark(db, 'query', 'e-ingestion-7');
       expect((await listParked(db, 'query')).map((p) => p.eventId)).toEqual(['e-validation-7']);
+    } finally {
+      await close();
+    }
+  });
+
+  it('are counted, found, paged and cleared without a cap, past a thousand', async () => {
+    const { db, close } = await open();
+    try {
+      for (let i = 1; i <= 1205; i++) await parkEvent(db, 'stats', event(`s-${i}`, i), 'boom', 1, '2026-12-02T00:00:01.000Z');
+      // Two services' events at one position: the page's key includes the event id.
+      await parkEvent(db, 'query', event('q-a', 9), 'boom', 1, '2026-12-02T00:00:01.000Z');
+      await parkEvent(db, 'query', event('q-b', 9), 'boom', 1, '2026-12-02T00:00:01.000Z');
+      expect(await countParked(db)).toEqual(
+        new Map([
+          ['stats', 1205],
+          ['query', 2],
+        ]),
+      );
+      expect((await findParked(db, 'stats', 1203))?.eventId).toBe('s-1203');
+      expect((await findParked(db, 'stats', 's-1204'))?.position).toBe(1204);
+      expect(await findParked(db, 'query', 1203)).toBeUndefined();
+
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await pageParked(db, 'stats', { limit: 500, ...(cursor ? { cursor } : {}) });
+        seen.push(...page.items.map((p) => p.eventId));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      expect(seen).toEqual(Array.from({ length: 1205 }, (_, i) => `s-${i + 1}`));
+      const first = await pageParked(db, 'query', { limit: 1 });
+      const second = await pageParked(db, 'query', { limit: 1, cursor: first.nextCursor ?? '' });
+      expect([...first.items, ...second.items].map((p) => p.eventId)).toEqual(['q-a', 'q-b']);
+      expect(second.nextCursor).toBeNull();
+
+      await unparkAll(db, 'stats');
+      expect(await countParked(db)).toEqual(new Map([['query', 2]]));
     } finally {
       await close();
     }

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { RecordedEvent } from '../events.js';
+import { decodeKeyParts, pageOf, type Page, type PageRequest } from '../pagination.js';
 
 type Tables = {
   subscription_checkpoints: { subscriber: string; position: number; updated_at: string };
@@ -85,21 +86,70 @@ export async function parkEvent(
     .execute();
 }
 
+type ParkedRow = Tables['parked_events'];
+
+const parkedOf = (row: ParkedRow): ParkedEvent => ({
+  subscriber: row.subscriber,
+  position: Number(row.position),
+  eventId: row.event_id,
+  eventType: row.event_type,
+  streamId: row.stream_id,
+  event: row.event === null ? undefined : (JSON.parse(row.event) as RecordedEvent),
+  error: row.error,
+  attempts: row.attempts,
+  parkedAt: row.parked_at,
+});
+
+/** One page of a subscriber's parked events, in log order. */
+export async function pageParked(db: Kysely<object>, subscriber: string, page: PageRequest): Promise<Page<ParkedEvent>> {
+  let query = tables(db)
+    .selectFrom('parked_events')
+    .selectAll()
+    .where('subscriber', '=', subscriber)
+    .orderBy('position')
+    .orderBy('event_id')
+    .limit(page.limit + 1);
+  if (page.cursor !== undefined) {
+    const [position, eventId] = decodeKeyParts(page.cursor, ['integer', 'string'] as const);
+    query = query.where((eb) =>
+      eb.or([eb('position', '>', position), eb.and([eb('position', '=', position), eb('event_id', '>', eventId)])]),
+    );
+  }
+  return pageOf((await query.execute()).map(parkedOf), page.limit, (p) => [p.position, p.eventId]);
+}
+
+/** Every parked event, or the subscriber's, in log order: for tests and small sets (the API pages with `pageParked`). */
 export async function listParked(db: Kysely<object>, subscriber?: string): Promise<ParkedEvent[]> {
-  let query = tables(db).selectFrom('parked_events').selectAll().orderBy('position').limit(1000);
+  let query = tables(db).selectFrom('parked_events').selectAll().orderBy('position');
   if (subscriber !== undefined) query = query.where('subscriber', '=', subscriber);
-  const rows = await query.execute();
-  return rows.map((row) => ({
-    subscriber: row.subscriber,
-    position: Number(row.position),
-    eventId: row.event_id,
-    eventType: row.event_type,
-    streamId: row.stream_id,
-    event: row.event === null ? undefined : (JSON.parse(row.event) as RecordedEvent),
-    error: row.error,
-    attempts: row.attempts,
-    parkedAt: row.parked_at,
-  }));
+  return (await query.execute()).map(parkedOf);
+}
+
+/** A parked event by its position in the log it was read from, or by its event id. */
+export async function findParked(db: Kysely<object>, subscriber: string, ref: number | string): Promise<ParkedEvent | undefined> {
+  const row = await tables(db)
+    .selectFrom('parked_events')
+    .selectAll()
+    .where('subscriber', '=', subscriber)
+    .where(typeof ref === 'number' ? 'position' : 'event_id', '=', ref)
+    .orderBy('position')
+    .executeTakeFirst();
+  return row && parkedOf(row);
+}
+
+/** How many events each subscriber has parked. */
+export async function countParked(db: Kysely<object>): Promise<Map<string, number>> {
+  const rows = await tables(db)
+    .selectFrom('parked_events')
+    .select((eb) => ['subscriber', eb.fn.countAll<number | string>().as('parked')])
+    .groupBy('subscriber')
+    .execute();
+  return new Map(rows.map((row) => [row.subscriber, Number(row.parked)]));
+}
+
+/** Forgets every event the subscriber parked: its view is rebuilt from the start. */
+export async function unparkAll(db: Kysely<object>, subscriber: string): Promise<void> {
+  await tables(db).deleteFrom('parked_events').where('subscriber', '=', subscriber).execute();
 }
 
 export async function unpark(db: Kysely<object>, subscriber: string, eventId: string): Promise<void> {

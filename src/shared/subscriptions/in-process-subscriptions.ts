@@ -6,7 +6,7 @@ import type { EventStore } from '../event-store/event-store.js';
 import { logFollower, type LogFollower } from '../event-store/log-follower.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
 import type { RecordedEvent } from '../events.js';
-import { loadCheckpoint, parkEvent, saveCheckpoint, unpark, listParked } from './checkpoints.js';
+import { countParked, findParked, loadCheckpoint, parkEvent, saveCheckpoint, unpark, unparkAll } from './checkpoints.js';
 import type { SubscriberChain } from './subscriber-chain.js';
 import { actsOn, type Subscriber } from './subscriber.js';
 
@@ -298,7 +298,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
     async status() {
       const head = await store.headPosition();
-      const parked = await listParked(db);
+      const parked = await countParked(db);
       return [...runners.values()].flatMap((runner) =>
         membersOf(runner.subscriber).map((member) => ({
           name: member.name,
@@ -306,7 +306,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
           head,
           lag: Math.max(0, head - runner.position),
           // A chain parks an event under the member that failed on it (the chain's own name: from before).
-          parked: parked.filter((p) => p.subscriber === member.name || p.subscriber === runner.subscriber.name).length,
+          parked: (parked.get(member.name) ?? 0) + (member.name === runner.subscriber.name ? 0 : (parked.get(runner.subscriber.name) ?? 0)),
           state: !runner.running ? 'stopped' : runner.fault === undefined ? 'running' : 'retrying',
           ...(runner.fault === undefined ? {} : { fault: runner.fault }),
         })),
@@ -339,7 +339,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         await runner.subscriber.reset?.(tx);
         await saveCheckpoint(tx.db, own, 0, clock.now().toISOString());
         for (const subscriber of new Set([own, ...membersOf(runner.subscriber).map((m) => m.name)])) {
-          for (const parked of await listParked(tx.db, subscriber)) await unpark(tx.db, subscriber, parked.eventId);
+          await unparkAll(tx.db, subscriber);
         }
       });
       runner.position = 0;
@@ -351,11 +351,10 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       const runner = runnerOf(requested);
       // Parked under the member that failed, or under the chain itself (entries from before members were isolated).
       const member = membersOf(runner.subscriber).find((m) => m.name === requested);
-      const matches = (p: { position: number; eventId: string }) => (typeof ref === 'number' ? p.position === ref : p.eventId === ref);
-      const parkedByMember = member && member !== runner.subscriber ? (await listParked(db, member.name)).find(matches) : undefined;
+      const parkedByMember = member && member !== runner.subscriber ? await findParked(db, member.name, ref) : undefined;
       const [handler, parked] = parkedByMember
         ? [member as Subscriber, parkedByMember]
-        : [runner.subscriber, (await listParked(db, runner.subscriber.name)).find(matches)];
+        : [runner.subscriber, await findParked(db, runner.subscriber.name, ref)];
       // Through its stream rather than `readAll` after `position - 1`: the number before a position
       // need not be an event, nor come before it in the store's read order.
       const event = parked && (await store.readStream(parked.streamId)).find((e) => e.eventId === parked.eventId);
