@@ -202,6 +202,20 @@ describe('every error is problem+json', () => {
     expect(new Set(rule.errors?.map((e) => e.path)).size).toBe(rule.errors?.length);
   });
 
+  it('refuses date-times that RFC 3339 allows but a JavaScript Date cannot hold with a 400, not a 500', async () => {
+    const get = (url: string) => intake.app.inject({ method: 'GET', url, headers: auth });
+    for (const instant of ['2016-12-31T23:59:60Z', '2026-01-01T00:00:00Z[Europe/Paris]']) {
+      const at = encodeURIComponent(instant);
+      for (const url of [`/api/statistics/shop?from=${at}`, `/api/statistics/shop?to=${at}`, `/api/events/app/shop?from=${at}`]) {
+        const problem = await expectProblem(await get(url), 400);
+        expect(problem.code).toBe('request.invalid');
+        expect(problem.detail).toMatch(/date-time/);
+      }
+    }
+    expect((await get(`/api/statistics/shop?from=${encodeURIComponent('2016-12-31T23:59:59+01:00')}`)).statusCode).toBe(200);
+    expect((await get('/api/events/app/shop?to=2016-12-31T23:59:59Z')).statusCode).toBe(200);
+  });
+
   it('answers a request with bad framing with problem+json over real HTTP, saying what is wrong', async () => {
     const address = await intake.app.listen({ port: 0, host: '127.0.0.1' });
     const port = Number(new URL(address).port);

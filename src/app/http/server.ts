@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { Format } from 'typebox/format';
 import { NotFoundError } from '../../shared/errors.js';
 import { uuidV7 } from '../../shared/ids.js';
 import { authenticate, type WriteKeyVerifier } from '../../shared/http/auth.js';
@@ -67,6 +68,12 @@ async function checksWithin(readiness: ReadinessCheck, deadlineMs: number): Retu
   }
 }
 const MAX_PARAM_LENGTH = 4096;
+
+// RFC 3339 allows date-times that JavaScript's Date cannot hold: a leap second (23:59:60) and an
+// RFC 9557 suffix (`[Europe/Paris]`). Routes read their date-time parameters with `new Date`, so the
+// edge refuses those with a 400 rather than letting them fail later as a 500.
+const isRfc3339DateTime = Format.Get('date-time') ?? (() => true);
+Format.Set('date-time', (value) => isRfc3339DateTime(value) && !Number.isNaN(Date.parse(value)));
 
 export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const expectedErrors = errorLogSummary(options.logger);
