@@ -41,6 +41,7 @@ describe('rule conditions', () => {
     [{ 'payload.x': { $regex: '(' } }, 'condition.payload.x.$regex'],
     [{ 'payload.x': { $regex: '(a)\\1' } }, 'condition.payload.x.$regex'],
     [{ 'payload.x': { $regex: 'a(?!b)' } }, 'condition.payload.x.$regex'],
+    [{ 'payload.x': { $regex: '\\pL{1000}'.repeat(28) } }, 'condition.payload.x.$regex'],
     [{ 'payload.x': { $gt: 1, plain: 2 } }, 'condition.payload.x.plain'],
     [[1, 2], 'condition'],
   ])('refuses %j at %s', (condition, path) => {
