@@ -32,6 +32,23 @@ const FLAGS: Record<string, number> = {
 
 /** Compiles JavaScript regex syntax to RE2, or throws `UnsupportedRegexError` saying why not. */
 export function compileLinearRegex(pattern: string, flags = ''): LinearRegex {
+  return compileRe2(pattern, flags);
+}
+
+/**
+ * The instructions a pattern compiles to, which every character it tests costs: what several
+ * patterns applied to one value add up to. Undefined for a pattern RE2 cannot run.
+ */
+export function linearRegexSize(pattern: string, flags = ''): number | undefined {
+  try {
+    return instructionsOf(compileRe2(pattern, flags));
+  } catch (error) {
+    if (error instanceof UnsupportedRegexError) return undefined;
+    throw error;
+  }
+}
+
+function compileRe2(pattern: string, flags: string): RE2JS {
   let bits = 0;
   for (const flag of flags) {
     const bit = FLAGS[flag];

@@ -1,6 +1,6 @@
 import * as siftNamespace from 'sift';
 import { ValidationError, type Violation } from '../../shared/errors.js';
-import { compileLinearRegex, UnsupportedRegexError, type LinearRegex } from '../../shared/linear-regex.js';
+import { compileLinearRegex, linearRegexSize, UnsupportedRegexError, type LinearRegex } from '../../shared/linear-regex.js';
 
 /**
  * Rule conditions are MongoDB-style queries over the event document. Only operators that compare
@@ -128,6 +128,9 @@ const FIELD_OPERATORS = new Set([
 const LOGICAL_OPERATORS = new Set(['$and', '$or', '$nor']);
 const MAX_DEPTH = 8;
 const MAX_REGEX = 256;
+// Every $regex of a rule runs on each event of its application, on the ingest path, at a cost of its
+// RE2 instructions per character: together they stay within ten of the largest one.
+const MAX_REGEX_INSTRUCTIONS = 10_000;
 // $all still compares each listed value with each value at the path: its list stays short.
 const MAX_LIST: Readonly<Record<string, number>> = { $in: 10_000, $nin: 10_000, $all: 100 };
 // Path segments that name an object's prototype machinery rather than its data: `payload.constructor.name`
@@ -140,7 +143,14 @@ export function validateCondition(condition: unknown): Condition {
   if (!isPlainObject(condition)) {
     violations.push({ path: 'condition', message: 'must be an object' });
   } else {
-    checkQuery(condition, 'condition', 0, violations);
+    const regexes = { instructions: 0 };
+    checkQuery(condition, 'condition', 0, violations, regexes);
+    if (regexes.instructions > MAX_REGEX_INSTRUCTIONS) {
+      violations.push({
+        path: 'condition',
+        message: `its $regex patterns compile to ${regexes.instructions} RE2 instructions together, more than ${MAX_REGEX_INSTRUCTIONS}`,
+      });
+    }
   }
   if (violations.length > 0) {
     throw new ValidationError('routing.invalid-condition', violations.map((v) => `${v.path}: ${v.message}`).join('; '), violations);
@@ -154,7 +164,12 @@ export function compileCondition(condition: Condition): (document: object) => bo
   return sift.createQueryTester(condition, { operations: OPERATIONS });
 }
 
-function checkQuery(query: Record<string, unknown>, path: string, depth: number, out: Violation[]): void {
+/** The RE2 instructions of every $regex of a condition, added up as they are checked. */
+interface RegexTally {
+  instructions: number;
+}
+
+function checkQuery(query: Record<string, unknown>, path: string, depth: number, out: Violation[], tally: RegexTally): void {
   if (depth > MAX_DEPTH) {
     out.push({ path, message: `nests deeper than ${MAX_DEPTH} levels` });
     return;
@@ -167,7 +182,7 @@ function checkQuery(query: Record<string, unknown>, path: string, depth: number,
       } else if (!Array.isArray(value) || value.length === 0 || !value.every(isPlainObject)) {
         out.push({ path: at, message: `${key} needs a non-empty array of conditions` });
       } else {
-        value.forEach((sub, i) => checkQuery(sub as Record<string, unknown>, `${at}.${i}`, depth + 1, out));
+        value.forEach((sub, i) => checkQuery(sub as Record<string, unknown>, `${at}.${i}`, depth + 1, out, tally));
       }
       continue;
     }
@@ -177,11 +192,11 @@ function checkQuery(query: Record<string, unknown>, path: string, depth: number,
         path: at,
         message: `field paths may not name ${[...PROTOTYPE_KEYS].filter((k) => key.split('.').includes(k)).join(', ')}`,
       });
-    if (isPlainObject(value) && Object.keys(value).some((k) => k.startsWith('$'))) checkOperators(value, at, depth + 1, out);
+    if (isPlainObject(value) && Object.keys(value).some((k) => k.startsWith('$'))) checkOperators(value, at, depth + 1, out, tally);
   }
 }
 
-function checkOperators(operators: Record<string, unknown>, path: string, depth: number, out: Violation[]): void {
+function checkOperators(operators: Record<string, unknown>, path: string, depth: number, out: Violation[], tally: RegexTally): void {
   if (depth > MAX_DEPTH) {
     out.push({ path, message: `nests deeper than ${MAX_DEPTH} levels` });
     return;
@@ -211,7 +226,7 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
         if (!Number.isInteger(operand)) out.push({ path: at, message: '$size needs an integer' });
         break;
       case '$regex':
-        checkRegex(operand, typeof operators.$options === 'string' ? operators.$options : '', at, out);
+        checkRegex(operand, typeof operators.$options === 'string' ? operators.$options : '', at, out, tally);
         break;
       case '$options':
         if (typeof operand !== 'string' || !/^[imsu]*$/.test(operand))
@@ -219,14 +234,14 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
         else if (!('$regex' in operators)) out.push({ path: at, message: '$options needs a $regex beside it' });
         break;
       case '$not':
-        if (operand instanceof RegExp || typeof operand === 'string') checkRegex(operand, '', at, out);
-        else if (isPlainObject(operand)) checkOperators(operand, at, depth + 1, out);
+        if (operand instanceof RegExp || typeof operand === 'string') checkRegex(operand, '', at, out, tally);
+        else if (isPlainObject(operand)) checkOperators(operand, at, depth + 1, out, tally);
         else out.push({ path: at, message: '$not needs an operator object' });
         break;
       case '$elemMatch':
         if (!isPlainObject(operand)) out.push({ path: at, message: '$elemMatch needs a condition object' });
-        else if (Object.keys(operand).every((k) => k.startsWith('$'))) checkOperators(operand, at, depth + 1, out);
-        else checkQuery(operand, at, depth + 1, out);
+        else if (Object.keys(operand).every((k) => k.startsWith('$'))) checkOperators(operand, at, depth + 1, out, tally);
+        else checkQuery(operand, at, depth + 1, out, tally);
         break;
       default:
         if (isPlainObject(operand)) out.push({ path: at, message: `${operator} compares with a value, not an object` });
@@ -234,13 +249,14 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
   }
 }
 
-function checkRegex(pattern: unknown, flags: string, path: string, out: Violation[]): void {
+function checkRegex(pattern: unknown, flags: string, path: string, out: Violation[], tally: RegexTally): void {
   if (typeof pattern !== 'string' || pattern.length > MAX_REGEX) {
     out.push({ path, message: `$regex needs a pattern string of at most ${MAX_REGEX} characters` });
     return;
   }
   try {
     compileLinearRegex(pattern, flags);
+    tally.instructions += linearRegexSize(pattern, flags) ?? 0;
   } catch (error) {
     out.push({ path, message: `unsupported regular expression: ${(error as Error).message}` });
   }

@@ -64,6 +64,12 @@ describe('rule conditions', () => {
     expect(compileCondition(validateCondition({ 'payload.s': { $not: { $regex: '^x' } } }))({ payload: { s: 'y' } })).toBe(true);
   });
 
+  it('refuses $regex patterns that together compile to more than 10,000 RE2 instructions, each costing a step per character', () => {
+    const large = { 'payload.s': { $regex: '\\pL{998}' } };
+    expect(validateCondition({ $or: Array.from({ length: 10 }, () => large) })).toBeDefined();
+    expect(() => validateCondition({ $or: Array.from({ length: 11 }, () => large) })).toThrow(/RE2 instructions together, more than 10000/);
+  });
+
   it('never matches with a stored pattern RE2 cannot run (saved before patterns were checked), instead of throwing', () => {
     const test = compileCondition({ 'payload.s': { $regex: '(a)\\1' } });
     expect(test({ payload: { s: 'aa' } })).toBe(false);

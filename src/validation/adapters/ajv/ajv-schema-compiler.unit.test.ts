@@ -91,7 +91,7 @@ describe('the cost of checking a payload', () => {
 
   it('refuses a schema whose $refs multiply the subschemas applied to one value (the storage thread ran out of memory)', () => {
     const started = performance.now();
-    expect(refused(doubling(30))).toMatch(/too costly.*subschemas would check one value/);
+    expect(refused(doubling(30))).toMatch(/too costly.*checks by subschemas would apply to one value/);
     expect(performance.now() - started).toBeLessThan(1000);
     // A few levels stay well within the bound and check as before.
     expect(compile(doubling(5))({})).not.toEqual([]);
@@ -110,6 +110,14 @@ describe('the cost of checking a payload', () => {
     // 2^depth checks of {"a": {"a": ...}}: each level doubles the schemas applied to the next.
     expect(refused({ allOf: [{ properties: { a: { $ref: '#' } } }, { properties: { a: { $ref: '#' } } }] })).toMatch(/too costly/);
     expect(refused({ patternProperties: { '^a': { $ref: '#' }, a$: { $ref: '#' } } })).toMatch(/too costly/);
+  });
+
+  it('counts a pattern by the size of its program: many long patterns on one value are refused', () => {
+    const long = { type: 'string', pattern: '\\pL{998}' };
+    expect(compile({ allOf: Array.from({ length: 5 }, () => long) })('x'.repeat(998))).toEqual([]);
+    expect(refused({ allOf: Array.from({ length: 20 }, () => long) })).toMatch(/one per 10 RE2 instructions/);
+    const keys = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`^${i}\\pL{990}`, true]));
+    expect(refused({ patternProperties: keys })).toMatch(/too costly/);
   });
 
   it('accepts recursive schemas whose $refs move into the payload, and large plain ones', () => {

@@ -1,3 +1,5 @@
+import { linearRegexSize } from '../../../shared/linear-regex.js';
+
 /**
  * How much work one payload can cost a schema, bounded before the schema is accepted. ajv runs
  * every subschema that applies to a value, and `$ref` lets a small document apply a great many:
@@ -5,9 +7,12 @@
  * storage thread ran out of memory collecting their errors), and `{"anyOf": [{"$ref": "#"}]}`
  * never ends. The bound is per place in the payload: how many subschemas can apply to one value, at
  * any depth a payload may have. A value is checked by at most `MAX_CHECKS_PER_VALUE` subschemas,
- * so the time to validate an item stays linear in its size.
+ * so the time to validate an item stays linear in its size. A `pattern` (or pattern property) counts
+ * one check more per `INSTRUCTIONS_PER_CHECK` RE2 instructions, since each costs that much for every
+ * character it tests: a value meets at most about 10,000 instructions of patterns.
  */
 export const MAX_CHECKS_PER_VALUE = 1000;
+const INSTRUCTIONS_PER_CHECK = 10;
 /** Deeper than any JSON body the HTTP edge lets in (`MAX_JSON_DEPTH`, 64 by default), payloads included. */
 const MAX_PAYLOAD_DEPTH = 128;
 /** Steps the analysis may take before it gives up on a schema as too large to bound. */
@@ -97,8 +102,9 @@ class CostAnalysis {
     for (const [node, times] of state) total += times * this.count(node);
     if (total > MAX_CHECKS_PER_VALUE) {
       throw new TooCostly(
-        `up to ${total > 1e15 ? 'more than 10^15' : total} subschemas would check one value of a payload (at most ${MAX_CHECKS_PER_VALUE}): ` +
-          'simplify anyOf/allOf/oneOf combinations over $ref, or subschemas that apply to the same property many times over',
+        `up to ${total > 1e15 ? 'more than 10^15' : total} checks by subschemas would apply to one value of a payload ` +
+          `(at most ${MAX_CHECKS_PER_VALUE}; a pattern counts one per ${INSTRUCTIONS_PER_CHECK} RE2 instructions): ` +
+          'simplify anyOf/allOf/oneOf combinations over $ref, long patterns, or subschemas that apply to the same property many times over',
       );
     }
     const applied = new Map<Node, number>();
@@ -122,7 +128,7 @@ class CostAnalysis {
       );
     }
     this.counting.add(node);
-    let total = 1;
+    let total = weightOf(node);
     for (const sub of this.inPlace(node)) {
       this.step();
       total = Math.min(total + this.count(sub), Number.MAX_SAFE_INTEGER);
@@ -258,6 +264,17 @@ class CostAnalysis {
     const dynamic = name === undefined ? [] : (this.dynamicAnchors.get(name) ?? []);
     return [...new Set([...this.resolve(from, ref), ...dynamic])];
   }
+}
+
+/** One check, and one more per `INSTRUCTIONS_PER_CHECK` instructions of each pattern it runs. */
+function weightOf(node: Node): number {
+  if (!isObject(node)) return 1;
+  const patterns = [
+    typeof node.pattern === 'string' ? [node.pattern] : [],
+    isObject(node.patternProperties) ? Object.keys(node.patternProperties) : [],
+  ];
+  // ajv compiles patterns with the u flag.
+  return patterns.flat().reduce((sum, pattern) => sum + Math.ceil((linearRegexSize(pattern, 'u') ?? 0) / INSTRUCTIONS_PER_CHECK), 1);
 }
 
 function decoded(text: string): string {
