@@ -70,6 +70,16 @@ describe('rule conditions', () => {
     expect(() => validateCondition({ $or: Array.from({ length: 11 }, () => large) })).toThrow(/RE2 instructions together, more than 10000/);
   });
 
+  it('refuses a condition of more than 100 comparisons, each of which walks every value at its path', () => {
+    const branches = (n: number) => ({ $or: Array.from({ length: n }, (_, i) => ({ 'payload.list.sku': `sku-${i}` })) });
+    expect(validateCondition(branches(100))).toBeDefined();
+    expect(() => validateCondition(branches(101))).toThrow(/101 comparisons, more than 100/);
+    const all = (n: number) => ({ 'payload.list': { $all: Array.from({ length: n }, (_, i) => ({ k: i })) } });
+    expect(() => validateCondition({ ...all(90), $and: [all(20)] })).toThrow(/comparisons, more than 100/);
+    // A long list in $in is one lookup per value, not a comparison per listed value.
+    expect(validateCondition({ 'payload.sku': { $in: Array.from({ length: 5000 }, (_, i) => `sku-${i}`) } })).toBeDefined();
+  });
+
   it('never matches with a stored pattern RE2 cannot run (saved before patterns were checked), instead of throwing', () => {
     const test = compileCondition({ 'payload.s': { $regex: '(a)\\1' } });
     expect(test({ payload: { s: 'aa' } })).toBe(false);
