@@ -52,6 +52,35 @@ describe('JSON limits at the edge', () => {
     expect((await postRaw('/ingest', '{"partner_id":"p\\ud83d\\ude00","payload":{}}')).statusCode).toBe(201);
   });
 
+  it('refuses NUL characters (PostgreSQL cannot store them) in strings, keys, path and query parameters and cursors', async () => {
+    const before = await itemCount();
+    const value = await expectProblem(await postRaw('/ingest', '{"partner_id":"p","payload":{"s":"a\\u0000b"}}'), 400);
+    expect(value).toMatchObject({
+      code: 'request.invalid-unicode',
+      errors: [{ path: 'payload.s', message: expect.stringMatching(/NUL/) }],
+    });
+    const key = await expectProblem(await postRaw('/api/ingest/shop', '{"event_type":"e","payload":{"k\\u0000":1}}'), 400);
+    expect(key).toMatchObject({ code: 'request.invalid-unicode', errors: [{ path: 'payload["k\\u0000"]' }] });
+    const batch = await postRaw(
+      '/api/ingest/shop/batch',
+      JSON.stringify({
+        events: [
+          { event_type: 'e', payload: { s: 'a\u0000' } },
+          { event_type: 'e', payload: { s: 'fine' } },
+        ],
+      }),
+    );
+    expect(batch.statusCode).toBe(200);
+    expect(batch.json()).toMatchObject({ accepted: 1, rejected: 1, results: [{ status: 'rejected' }, { status: 'accepted' }] });
+    expect(await itemCount()).toBe(before + 1);
+    const get = (url: string) => intake.app.inject({ method: 'GET', url, headers: auth });
+    for (const url of ['/ingest/a%00b', '/api/events/app/sh%00p', '/query/partner/p?payload.s=a%00', '/api/applications?cursor=AA']) {
+      expect((await expectProblem(await get(url), 400)).code).toMatch(/^(request\.invalid-unicode|pagination\.invalid-cursor)$/);
+    }
+    // A literal "%00" is fine: it arrives as %2500.
+    expect((await postRaw('/ingest', '{"partner_id":"p","payload":{"s":"100%00 sure \\\\u0000"}}')).statusCode).toBe(201);
+  });
+
   it('refuses numbers beyond a double and integers beyond 2^53-1 instead of changing them', async () => {
     const infinite = await expectProblem(await postRaw('/ingest', '{"partner_id":"p","payload":{"n":[1,1e309]}}'), 400);
     expect(infinite).toMatchObject({ code: 'request.number-out-of-range', errors: [{ path: 'payload.n[1]' }] });

@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { Format } from 'typebox/format';
-import { NotFoundError } from '../../shared/errors.js';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { uuidV7 } from '../../shared/ids.js';
 import { authenticate, type WriteKeyVerifier } from '../../shared/http/auth.js';
 import { registerDashboardRoutes } from '../metrics/dashboard-routes.js';
@@ -110,6 +110,15 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
       expectedErrors,
     ),
   );
+  // A NUL in a path or query parameter (%00) reached SQL, where PostgreSQL refuses it with a 500;
+  // bodies are held to the same rule by the JSON limits.
+  app.addHook('onRequest', async (request) => {
+    if (request.url.includes('%00')) {
+      throw new ValidationError('request.invalid-unicode', 'the URL holds a NUL character (%00), which is not accepted', [
+        { path: 'url', message: 'holds a NUL character (%00)' },
+      ]);
+    }
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-correlation-id', request.id);
   });
