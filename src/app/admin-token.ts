@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { digestOf, newSecret } from '../shared/secrets.js';
 
 const DIGEST_FILE = 'admin-token.sha256';
+const SHA256_HEX = /^[0-9a-f]{64}$/i;
 
 export interface AdminCredential {
   readonly digest: Buffer;
@@ -23,10 +24,21 @@ export function resolveAdminCredential(
 ): AdminCredential {
   const file = join(dataDir, DIGEST_FILE);
   if (adminToken) return { digest: digestOf(adminToken), source: 'environment', file };
+  let stored: string | undefined;
   try {
-    return { digest: Buffer.from(readFileSync(file, 'utf8').trim(), 'hex'), source: 'generated-file', file };
+    stored = readFileSync(file, 'utf8').trim();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  if (stored !== undefined) {
+    // An empty or damaged file (a start killed while writing it) would read as a digest no token
+    // matches: the server would start and refuse every admin request without saying why.
+    if (!SHA256_HEX.test(stored)) {
+      throw new Error(
+        `${file} does not hold the SHA-256 digest of an admin token; set ADMIN_TOKEN, or delete the file to have a new token generated`,
+      );
+    }
+    return { digest: Buffer.from(stored, 'hex'), source: 'generated-file', file };
   }
   const token = newSecret('intk_admin_');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });

@@ -29,7 +29,8 @@ export function encodeCursor(key: string): string {
 
 export function decodeCursor(cursor: string): string {
   const key = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (key.length === 0 || encodeCursor(key) !== cursor) throw invalidCursor();
+  // No key we hand out holds a NUL, and PostgreSQL refuses one in a comparison.
+  if (key.length === 0 || key.includes('\0') || encodeCursor(key) !== cursor) throw invalidCursor();
   return key;
 }
 
@@ -37,7 +38,8 @@ export function decodeCursor(cursor: string): string {
 export type KeyParts = readonly (string | number)[];
 type PartType = 'string' | 'integer';
 type PartsOf<T extends readonly PartType[]> = { -readonly [K in keyof T]: T[K] extends 'integer' ? number : string };
-const isPart = (part: unknown, type: PartType) => (type === 'integer' ? Number.isSafeInteger(part) : typeof part === 'string');
+const isPart = (part: unknown, type: PartType) =>
+  type === 'integer' ? Number.isSafeInteger(part) : typeof part === 'string' && !part.includes('\0');
 
 /** Reads a cursor `pageOf` made from key parts, checking each part's type so SQL never sees a stray value. */
 export function decodeKeyParts<const T extends readonly PartType[]>(cursor: string, types: T): PartsOf<T> {

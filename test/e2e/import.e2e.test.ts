@@ -138,4 +138,28 @@ describe('intake import', { timeout: 180_000 }, () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/refused the credentials/);
   });
+  it('says in one line what is wrong with an input it cannot read, without a stack trace', async () => {
+    const broken = await cli(['-', '--write-key', writeKey], Buffer.concat([gzipSync(`${lines[0]}\n`).subarray(0, 20)]));
+    expect(broken.status).toBe(1);
+    expect(broken.stderr.trim()).toMatch(/^intake: cannot read stdin after line 0: the gzip data is broken/);
+    expect(broken.stderr).not.toMatch(/\n\s+at /);
+    const missing = await cli([join(dir, 'nowhere.ndjson'), '--write-key', writeKey]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr.trim()).toBe(`intake: cannot read ${join(dir, 'nowhere.ndjson')}: no such file`);
+  });
+
+  it('rejects a line longer than 8 MB alone, without holding it whole, and imports the lines after it', async () => {
+    const giant = Buffer.alloc(40 * 1024 * 1024, 'a');
+    const after = JSON.stringify({ type: 'track', event: 'After', userId: 'u-giant', messageId: 'after-giant' });
+    const rejects = join(dir, 'giant.rejects.ndjson');
+    const result = await cli(['-', '--write-key', writeKey, '--rejects', rejects], Buffer.concat([giant, Buffer.from(`\n${after}\n`)]));
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('imported 2 records: 1 accepted, 0 duplicate, 1 rejected');
+    const [reject] = readFileSync(rejects, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; reason: string; text: string });
+    expect(reject).toMatchObject({ line: 1, reason: expect.stringMatching(/longer than 8388608 characters/) });
+    expect(reject?.text.length).toBeLessThan(1000);
+  });
 });

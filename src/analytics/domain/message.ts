@@ -162,9 +162,16 @@ export function correctedTiming(message: Record<string, unknown>, arrival: Arriv
   const received = arrival.receivedAt.getTime();
   if (timestamp === undefined) return { timestamp: arrival.receivedAt.toISOString() };
   if (sentAt === undefined) return { timestamp: new Date(timestamp).toISOString() };
-  const corrected = new Date(received - (sentAt - timestamp));
-  return { timestamp: corrected.toISOString(), originalTimestamp: new Date(timestamp).toISOString() };
+  const corrected = received - (sentAt - timestamp);
+  // Instants are stored as text that sorts in time order: a year before 1970 or after 9999 is written
+  // with a sign (-006004-…, +010056-…) and would sort among the others at random.
+  if (corrected < 0 || corrected > LAST_INSTANT) {
+    throw fail(MESSAGE_ERRORS.invalidTimestamp, 'sentAt', 'with timestamp, moves the event outside the years 1970 to 9999');
+  }
+  return { timestamp: new Date(corrected).toISOString(), originalTimestamp: new Date(timestamp).toISOString() };
 }
+
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
 
 function parseDate(value: unknown, path: string): number | undefined {
   if (value === undefined || value === null) return undefined;

@@ -35,6 +35,22 @@ describe('a tracking-API message', () => {
     expect(none.payload).not.toHaveProperty('originalTimestamp');
   });
 
+  it('refuses a sentAt that moves the timestamp outside the years 1970 to 9999, where instants no longer sort as text', () => {
+    for (const [timestamp, sentAt] of [
+      ['1970-01-01T00:00:00Z', '9999-12-31T23:59:59Z'],
+      ['9999-12-31T23:59:59Z', '1970-01-01T00:00:00Z'],
+    ]) {
+      expect(codeOf(() => parseMessage({ type: 'track', event: 'E', userId: 'u', timestamp, sentAt }, { receivedAt }))).toBe(
+        'analytics.invalid-timestamp',
+      );
+    }
+    const late = parseMessage(
+      { type: 'track', event: 'E', userId: 'u', timestamp: '1970-01-01T00:00:00Z', sentAt: '2020-01-01T00:00:00Z' },
+      { receivedAt },
+    );
+    expect(late.payload.timestamp).toBe('1976-11-24T10:00:00.000Z');
+  });
+
   it('is stamped on arrival when it carries no timestamp, and gets the request ip unless it has one', () => {
     const message = parseMessage({ type: 'identify', userId: 'u', context: { locale: 'fr' } }, { receivedAt, ip: '198.51.100.7' });
     expect(message.payload).toMatchObject({

@@ -52,6 +52,35 @@ describe('JSON limits at the edge', () => {
     expect((await postRaw('/ingest', '{"partner_id":"p\\ud83d\\ude00","payload":{}}')).statusCode).toBe(201);
   });
 
+  it('refuses NUL characters (PostgreSQL cannot store them) in strings, keys, path and query parameters and cursors', async () => {
+    const before = await itemCount();
+    const value = await expectProblem(await postRaw('/ingest', '{"partner_id":"p","payload":{"s":"a\\u0000b"}}'), 400);
+    expect(value).toMatchObject({
+      code: 'request.invalid-unicode',
+      errors: [{ path: 'payload.s', message: expect.stringMatching(/NUL/) }],
+    });
+    const key = await expectProblem(await postRaw('/api/ingest/shop', '{"event_type":"e","payload":{"k\\u0000":1}}'), 400);
+    expect(key).toMatchObject({ code: 'request.invalid-unicode', errors: [{ path: 'payload["k\\u0000"]' }] });
+    const batch = await postRaw(
+      '/api/ingest/shop/batch',
+      JSON.stringify({
+        events: [
+          { event_type: 'e', payload: { s: 'a\u0000' } },
+          { event_type: 'e', payload: { s: 'fine' } },
+        ],
+      }),
+    );
+    expect(batch.statusCode).toBe(200);
+    expect(batch.json()).toMatchObject({ accepted: 1, rejected: 1, results: [{ status: 'rejected' }, { status: 'accepted' }] });
+    expect(await itemCount()).toBe(before + 1);
+    const get = (url: string) => intake.app.inject({ method: 'GET', url, headers: auth });
+    for (const url of ['/ingest/a%00b', '/api/events/app/sh%00p', '/query/partner/p?payload.s=a%00', '/api/applications?cursor=AA']) {
+      expect((await expectProblem(await get(url), 400)).code).toMatch(/^(request\.invalid-unicode|pagination\.invalid-cursor)$/);
+    }
+    // A literal "%00" is fine: it arrives as %2500.
+    expect((await postRaw('/ingest', '{"partner_id":"p","payload":{"s":"100%00 sure \\\\u0000"}}')).statusCode).toBe(201);
+  });
+
   it('refuses numbers beyond a double and integers beyond 2^53-1 instead of changing them', async () => {
     const infinite = await expectProblem(await postRaw('/ingest', '{"partner_id":"p","payload":{"n":[1,1e309]}}'), 400);
     expect(infinite).toMatchObject({ code: 'request.number-out-of-range', errors: [{ path: 'payload.n[1]' }] });
@@ -222,6 +251,20 @@ describe('every error is problem+json', () => {
     expect(rule.errors?.every((e) => e.message === 'is required')).toBe(true);
     expect(rule.errors?.map((e) => e.path)).toContain('app_id');
     expect(new Set(rule.errors?.map((e) => e.path)).size).toBe(rule.errors?.length);
+  });
+
+  it('refuses date-times that RFC 3339 allows but a JavaScript Date cannot hold with a 400, not a 500', async () => {
+    const get = (url: string) => intake.app.inject({ method: 'GET', url, headers: auth });
+    for (const instant of ['2016-12-31T23:59:60Z', '2026-01-01T00:00:00Z[Europe/Paris]']) {
+      const at = encodeURIComponent(instant);
+      for (const url of [`/api/statistics/shop?from=${at}`, `/api/statistics/shop?to=${at}`, `/api/events/app/shop?from=${at}`]) {
+        const problem = await expectProblem(await get(url), 400);
+        expect(problem.code).toBe('request.invalid');
+        expect(problem.detail).toMatch(/date-time/);
+      }
+    }
+    expect((await get(`/api/statistics/shop?from=${encodeURIComponent('2016-12-31T23:59:59+01:00')}`)).statusCode).toBe(200);
+    expect((await get('/api/events/app/shop?to=2016-12-31T23:59:59Z')).statusCode).toBe(200);
   });
 
   it('answers a request with bad framing with problem+json over real HTTP, saying what is wrong', async () => {

@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { NotFoundError } from '../../shared/errors.js';
+import { Format } from 'typebox/format';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { uuidV7 } from '../../shared/ids.js';
 import { authenticate, type WriteKeyVerifier } from '../../shared/http/auth.js';
 import { registerDashboardRoutes } from '../metrics/dashboard-routes.js';
@@ -69,6 +70,12 @@ async function checksWithin(readiness: ReadinessCheck, deadlineMs: number): Retu
 }
 const MAX_PARAM_LENGTH = 4096;
 
+// RFC 3339 allows date-times that JavaScript's Date cannot hold: a leap second (23:59:60) and an
+// RFC 9557 suffix (`[Europe/Paris]`). Routes read their date-time parameters with `new Date`, so the
+// edge refuses those with a 400 rather than letting them fail later as a 500.
+const isRfc3339DateTime = Format.Get('date-time') ?? (() => true);
+Format.Set('date-time', (value) => isRfc3339DateTime(value) && !Number.isNaN(Date.parse(value)));
+
 export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const expectedErrors = errorLogSummary(options.logger);
   const app = Fastify({
@@ -109,6 +116,17 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
       `${request.method} is not allowed on ${path}; it allows ${allowed.join(', ')}`,
     );
     return sendProblem(error, request, reply, expectedErrors);
+  });
+  // A NUL in a path or query parameter (%00) reached SQL, where PostgreSQL refuses it with a 500;
+  // bodies are held to the same rule by the JSON limits.
+  // A callback hook: it runs on every request, and an async one costs a promise each time.
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (!request.url.includes('%00')) return done();
+    done(
+      new ValidationError('request.invalid-unicode', 'the URL holds a NUL character (%00), which is not accepted', [
+        { path: 'url', message: 'holds a NUL character (%00)' },
+      ]),
+    );
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-correlation-id', request.id);

@@ -1,7 +1,8 @@
 import { createReadStream, statSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { PassThrough, type Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
+import { CliError } from '../cli-error.js';
 
 /** One line (or CSV row) of an import file, parsed; `error` when it could not be read as a record. */
 export interface SourceRecord {
@@ -20,23 +21,97 @@ export interface ImportSource {
   readonly totalBytes: number | undefined;
 }
 
+/**
+ * The longest line (or CSV row) read: far beyond any record the server takes (1 MB bodies by
+ * default), and short enough that a file of one endless line is rejected instead of filling memory.
+ */
+export const MAX_LINE_CHARS = 8 * 1024 * 1024;
+/** How much of an overlong line the rejects file keeps. */
+const OVERLONG_PREVIEW = 200;
+
 /** Opens a file, or `-` for stdin, gzipped or not; the format comes from the name unless given. */
 export function openSource(path: string, format?: ImportFormat, stdin: Readable = process.stdin): ImportSource {
+  const name = path === '-' ? 'stdin' : path;
+  let totalBytes: number | undefined;
+  if (path !== '-') {
+    try {
+      totalBytes = statSync(path).size;
+    } catch (error) {
+      throw new CliError(`cannot read ${name}: ${reasonOf(error)}`);
+    }
+  }
   const raw = path === '-' ? stdin : createReadStream(path);
   let read = 0;
   raw.on('data', (chunk: Buffer | string) => (read += chunk.length));
   const input = gunzipIfGzipped(raw);
   const plainName = path.endsWith('.gz') ? path.slice(0, -3) : path;
   const chosen = format ?? (plainName.toLowerCase().endsWith('.csv') ? 'csv' : 'ndjson');
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  // A broken gzip stream fails the read loop with its own error instead of an unhandled event.
-  input.on('error', (error: Error) => lines.emit('error', error));
+  const lines = linesOf(input, name);
   return {
     records: chosen === 'csv' ? csvRecords(lines) : ndjsonRecords(lines),
     bytesRead: () => read,
-    totalBytes: path === '-' ? undefined : statSync(path).size,
+    totalBytes,
   };
 }
+
+/** A line of the input; one longer than `MAX_LINE_CHARS` keeps only its start and is marked. */
+interface Line {
+  readonly text: string;
+  readonly overlong: boolean;
+}
+
+/**
+ * Splits the input into lines (LF or CRLF) without ever holding more than `MAX_LINE_CHARS` of one.
+ * A read error (a broken gzip stream, a directory) ends the import with one message naming the input.
+ */
+async function* linesOf(input: AsyncIterable<Buffer | string>, name: string, maxChars = MAX_LINE_CHARS): AsyncGenerator<Line> {
+  const decoder = new StringDecoder('utf8');
+  let current = '';
+  let overlong = false;
+  let count = 0;
+  const append = (text: string) => {
+    if (overlong) return;
+    current += text;
+    if (current.length > maxChars) {
+      current = current.slice(0, OVERLONG_PREVIEW);
+      overlong = true;
+    }
+  };
+  const finish = (text: string): Line => {
+    append(text);
+    const line = { text: !overlong && current.endsWith('\r') ? current.slice(0, -1) : current, overlong };
+    current = '';
+    overlong = false;
+    count += 1;
+    return line;
+  };
+  try {
+    for await (const chunk of input) {
+      const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+      let start = 0;
+      for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+        yield finish(text.slice(start, end));
+        start = end + 1;
+      }
+      append(text.slice(start));
+    }
+  } catch (error) {
+    throw new CliError(`cannot read ${name} after line ${count}: ${reasonOf(error)}`);
+  }
+  append(decoder.end());
+  if (current !== '' || overlong) yield finish('');
+}
+
+const reasonOf = (error: unknown): string => {
+  const { code, message } = error as NodeJS.ErrnoException;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'it is a directory';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'Z_BUF_ERROR' || code === 'Z_DATA_ERROR') return `the gzip data is broken (${message})`;
+  return message;
+};
+
+const overlongError = (maxChars: number) => `the line is longer than ${maxChars} characters (only its start is kept here)`;
 
 /** Gzip is told by its magic bytes, not the name, so that `zcat`-less pipes into `-` work too. */
 function gunzipIfGzipped(raw: Readable): Readable {
@@ -62,10 +137,14 @@ function gunzipIfGzipped(raw: Readable): Readable {
   return out;
 }
 
-async function* ndjsonRecords(lines: AsyncIterable<string>): AsyncGenerator<SourceRecord> {
+async function* ndjsonRecords(lines: AsyncIterable<Line>): AsyncGenerator<SourceRecord> {
   let line = 0;
-  for await (const text of lines) {
+  for await (const { text, overlong } of lines) {
     line += 1;
+    if (overlong) {
+      yield { line, text, error: overlongError(MAX_LINE_CHARS) };
+      continue;
+    }
     if (text.trim().length === 0) continue;
     try {
       const parsed: unknown = JSON.parse(text);
@@ -83,18 +162,28 @@ async function* ndjsonRecords(lines: AsyncIterable<string>): AsyncGenerator<Sour
  * (`properties.revenue`); a cell that reads as a JSON number, boolean, object or array is that value,
  * except in the id columns, which stay text.
  */
-async function* csvRecords(lines: AsyncIterable<string>): AsyncGenerator<SourceRecord> {
+async function* csvRecords(lines: AsyncIterable<Line>): AsyncGenerator<SourceRecord> {
   let header: string[] | undefined;
   let pending = '';
+  let quotes = 0;
   let startLine = 0;
   let line = 0;
-  for await (const text of lines) {
+  for await (const { text, overlong } of lines) {
     line += 1;
     if (pending === '') startLine = line;
+    // A row whose quoted field never closes would otherwise gather the rest of the file.
+    if (overlong || pending.length + text.length > MAX_LINE_CHARS) {
+      yield { line: startLine, text: (pending || text).slice(0, OVERLONG_PREVIEW), error: overlongError(MAX_LINE_CHARS) };
+      pending = '';
+      quotes = 0;
+      continue;
+    }
     pending = pending === '' ? text : `${pending}\n${text}`;
-    if (countQuotes(pending) % 2 === 1) continue;
+    quotes += countQuotes(text);
+    if (quotes % 2 === 1) continue;
     const row = pending;
     pending = '';
+    quotes = 0;
     if (row.trim().length === 0) continue;
     const cells = splitCsv(row);
     if (!header) {

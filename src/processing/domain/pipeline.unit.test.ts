@@ -48,6 +48,9 @@ describe('normalize', () => {
 
   it('leaves strings that only look like dates alone', () => {
     expect(normalize.run({ code: '2026-13-45 99:99' }, facts)).toEqual({ status: 'ok', output: { code: '2026-13-45 99:99' } });
+    // In UTC they fall outside four-digit years: kept as sent rather than written +010000-… or -000001-…
+    const edges = { last: '9999-12-31T23:00:00-02:00', first: '0000-01-01 00:30+01:00', inside: '9999-12-31T23:00:00+02:00' };
+    expect(normalize.run(edges, facts)).toEqual({ status: 'ok', output: { ...edges, inside: '9999-12-31T21:00:00.000Z' } });
   });
 
   it('lower-cases only what is shaped like an e-mail address', () => {

@@ -1,6 +1,6 @@
 import * as siftNamespace from 'sift';
 import { ValidationError, type Violation } from '../../shared/errors.js';
-import { compileLinearRegex, UnsupportedRegexError, type LinearRegex } from '../../shared/linear-regex.js';
+import { compileLinearRegex, linearRegexSize, UnsupportedRegexError, type LinearRegex } from '../../shared/linear-regex.js';
 
 /**
  * Rule conditions are MongoDB-style queries over the event document. Only operators that compare
@@ -128,6 +128,13 @@ const FIELD_OPERATORS = new Set([
 const LOGICAL_OPERATORS = new Set(['$and', '$or', '$nor']);
 const MAX_DEPTH = 8;
 const MAX_REGEX = 256;
+// Every $regex of a rule runs on each event of its application, on the ingest path, at a cost of its
+// RE2 instructions per character: together they stay within ten of the largest one.
+const MAX_REGEX_INSTRUCTIONS = 10_000;
+// Each comparison walks every value at its path: 5,000 $or branches over an array of 60,000 took 50 s
+// of the HTTP thread for one event. A listed value of $all is a comparison of its own; $in and $nin are
+// one lookup each.
+const MAX_COMPARISONS = 100;
 // $all still compares each listed value with each value at the path: its list stays short.
 const MAX_LIST: Readonly<Record<string, number>> = { $in: 10_000, $nin: 10_000, $all: 100 };
 // Path segments that name an object's prototype machinery rather than its data: `payload.constructor.name`
@@ -140,7 +147,20 @@ export function validateCondition(condition: unknown): Condition {
   if (!isPlainObject(condition)) {
     violations.push({ path: 'condition', message: 'must be an object' });
   } else {
-    checkQuery(condition, 'condition', 0, violations);
+    const tally = { instructions: 0, comparisons: 0 };
+    checkQuery(condition, 'condition', 0, violations, tally);
+    if (tally.instructions > MAX_REGEX_INSTRUCTIONS) {
+      violations.push({
+        path: 'condition',
+        message: `its $regex patterns compile to ${tally.instructions} RE2 instructions together, more than ${MAX_REGEX_INSTRUCTIONS}`,
+      });
+    }
+    if (tally.comparisons > MAX_COMPARISONS) {
+      violations.push({
+        path: 'condition',
+        message: `makes ${tally.comparisons} comparisons, more than ${MAX_COMPARISONS} (use $in for a list of values)`,
+      });
+    }
   }
   if (violations.length > 0) {
     throw new ValidationError('routing.invalid-condition', violations.map((v) => `${v.path}: ${v.message}`).join('; '), violations);
@@ -154,7 +174,13 @@ export function compileCondition(condition: Condition): (document: object) => bo
   return sift.createQueryTester(condition, { operations: OPERATIONS });
 }
 
-function checkQuery(query: Record<string, unknown>, path: string, depth: number, out: Violation[]): void {
+/** What running a condition on an event costs, added up as it is checked: comparisons, and RE2 instructions of its $regex. */
+interface ConditionTally {
+  instructions: number;
+  comparisons: number;
+}
+
+function checkQuery(query: Record<string, unknown>, path: string, depth: number, out: Violation[], tally: ConditionTally): void {
   if (depth > MAX_DEPTH) {
     out.push({ path, message: `nests deeper than ${MAX_DEPTH} levels` });
     return;
@@ -167,21 +193,22 @@ function checkQuery(query: Record<string, unknown>, path: string, depth: number,
       } else if (!Array.isArray(value) || value.length === 0 || !value.every(isPlainObject)) {
         out.push({ path: at, message: `${key} needs a non-empty array of conditions` });
       } else {
-        value.forEach((sub, i) => checkQuery(sub as Record<string, unknown>, `${at}.${i}`, depth + 1, out));
+        value.forEach((sub, i) => checkQuery(sub as Record<string, unknown>, `${at}.${i}`, depth + 1, out, tally));
       }
       continue;
     }
+    tally.comparisons += 1;
     if (key.length === 0 || key.length > 256) out.push({ path: at, message: 'field paths must be 1-256 characters' });
     else if (key.split('.').some((segment) => PROTOTYPE_KEYS.has(segment)))
       out.push({
         path: at,
         message: `field paths may not name ${[...PROTOTYPE_KEYS].filter((k) => key.split('.').includes(k)).join(', ')}`,
       });
-    if (isPlainObject(value) && Object.keys(value).some((k) => k.startsWith('$'))) checkOperators(value, at, depth + 1, out);
+    if (isPlainObject(value) && Object.keys(value).some((k) => k.startsWith('$'))) checkOperators(value, at, depth + 1, out, tally);
   }
 }
 
-function checkOperators(operators: Record<string, unknown>, path: string, depth: number, out: Violation[]): void {
+function checkOperators(operators: Record<string, unknown>, path: string, depth: number, out: Violation[], tally: ConditionTally): void {
   if (depth > MAX_DEPTH) {
     out.push({ path, message: `nests deeper than ${MAX_DEPTH} levels` });
     return;
@@ -203,6 +230,7 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
         if (!Array.isArray(operand)) out.push({ path: at, message: `${operator} needs an array` });
         else if (operand.length > (MAX_LIST[operator] ?? 0))
           out.push({ path: at, message: `${operator} lists at most ${MAX_LIST[operator]} values` });
+        else if (operator === '$all') tally.comparisons += operand.length;
         break;
       case '$exists':
         if (typeof operand !== 'boolean') out.push({ path: at, message: '$exists needs true or false' });
@@ -211,7 +239,7 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
         if (!Number.isInteger(operand)) out.push({ path: at, message: '$size needs an integer' });
         break;
       case '$regex':
-        checkRegex(operand, typeof operators.$options === 'string' ? operators.$options : '', at, out);
+        checkRegex(operand, typeof operators.$options === 'string' ? operators.$options : '', at, out, tally);
         break;
       case '$options':
         if (typeof operand !== 'string' || !/^[imsu]*$/.test(operand))
@@ -219,14 +247,14 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
         else if (!('$regex' in operators)) out.push({ path: at, message: '$options needs a $regex beside it' });
         break;
       case '$not':
-        if (operand instanceof RegExp || typeof operand === 'string') checkRegex(operand, '', at, out);
-        else if (isPlainObject(operand)) checkOperators(operand, at, depth + 1, out);
+        if (operand instanceof RegExp || typeof operand === 'string') checkRegex(operand, '', at, out, tally);
+        else if (isPlainObject(operand)) checkOperators(operand, at, depth + 1, out, tally);
         else out.push({ path: at, message: '$not needs an operator object' });
         break;
       case '$elemMatch':
         if (!isPlainObject(operand)) out.push({ path: at, message: '$elemMatch needs a condition object' });
-        else if (Object.keys(operand).every((k) => k.startsWith('$'))) checkOperators(operand, at, depth + 1, out);
-        else checkQuery(operand, at, depth + 1, out);
+        else if (Object.keys(operand).every((k) => k.startsWith('$'))) checkOperators(operand, at, depth + 1, out, tally);
+        else checkQuery(operand, at, depth + 1, out, tally);
         break;
       default:
         if (isPlainObject(operand)) out.push({ path: at, message: `${operator} compares with a value, not an object` });
@@ -234,13 +262,14 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
   }
 }
 
-function checkRegex(pattern: unknown, flags: string, path: string, out: Violation[]): void {
+function checkRegex(pattern: unknown, flags: string, path: string, out: Violation[], tally: ConditionTally): void {
   if (typeof pattern !== 'string' || pattern.length > MAX_REGEX) {
     out.push({ path, message: `$regex needs a pattern string of at most ${MAX_REGEX} characters` });
     return;
   }
   try {
     compileLinearRegex(pattern, flags);
+    tally.instructions += linearRegexSize(pattern, flags) ?? 0;
   } catch (error) {
     out.push({ path, message: `unsupported regular expression: ${(error as Error).message}` });
   }

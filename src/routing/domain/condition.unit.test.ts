@@ -41,6 +41,7 @@ describe('rule conditions', () => {
     [{ 'payload.x': { $regex: '(' } }, 'condition.payload.x.$regex'],
     [{ 'payload.x': { $regex: '(a)\\1' } }, 'condition.payload.x.$regex'],
     [{ 'payload.x': { $regex: 'a(?!b)' } }, 'condition.payload.x.$regex'],
+    [{ 'payload.x': { $regex: '\\pL{1000}'.repeat(28) } }, 'condition.payload.x.$regex'],
     [{ 'payload.x': { $gt: 1, plain: 2 } }, 'condition.payload.x.plain'],
     [[1, 2], 'condition'],
   ])('refuses %j at %s', (condition, path) => {
@@ -61,6 +62,22 @@ describe('rule conditions', () => {
     expect(test({ payload: { s: 'aaa' } })).toBe(true);
     expect(test({ payload: { s: 42 } })).toBe(false);
     expect(compileCondition(validateCondition({ 'payload.s': { $not: { $regex: '^x' } } }))({ payload: { s: 'y' } })).toBe(true);
+  });
+
+  it('refuses $regex patterns that together compile to more than 10,000 RE2 instructions, each costing a step per character', () => {
+    const large = { 'payload.s': { $regex: '\\pL{998}' } };
+    expect(validateCondition({ $or: Array.from({ length: 10 }, () => large) })).toBeDefined();
+    expect(() => validateCondition({ $or: Array.from({ length: 11 }, () => large) })).toThrow(/RE2 instructions together, more than 10000/);
+  });
+
+  it('refuses a condition of more than 100 comparisons, each of which walks every value at its path', () => {
+    const branches = (n: number) => ({ $or: Array.from({ length: n }, (_, i) => ({ 'payload.list.sku': `sku-${i}` })) });
+    expect(validateCondition(branches(100))).toBeDefined();
+    expect(() => validateCondition(branches(101))).toThrow(/101 comparisons, more than 100/);
+    const all = (n: number) => ({ 'payload.list': { $all: Array.from({ length: n }, (_, i) => ({ k: i })) } });
+    expect(() => validateCondition({ ...all(90), $and: [all(20)] })).toThrow(/comparisons, more than 100/);
+    // A long list in $in is one lookup per value, not a comparison per listed value.
+    expect(validateCondition({ 'payload.sku': { $in: Array.from({ length: 5000 }, (_, i) => `sku-${i}`) } })).toBeDefined();
   });
 
   it('never matches with a stored pattern RE2 cannot run (saved before patterns were checked), instead of throwing', () => {

@@ -34,6 +34,7 @@ export class RefusedJsonItem {
 const CODES: Record<JsonFault['kind'], string> = {
   'too-deep': 'request.json-too-deep',
   'lone-surrogate': 'request.invalid-unicode',
+  'nul-character': 'request.invalid-unicode',
   'number-out-of-range': 'request.number-out-of-range',
   'unsafe-integer': 'request.number-out-of-range',
   'forbidden-key': 'request.forbidden-key',

@@ -245,6 +245,13 @@ describe('bad input to the tracking API', () => {
     const before = [(await eventsOf(intake, 'shop')).length, (await eventsOf(intake, 'blog')).length];
     const response = await post('/v1/batch', { writeKey: blog.writeKey, batch: [track()] }, basic(shop.writeKey));
     expect(response.statusCode).toBe(403);
+    // The query string (RudderStack's beacon) is held to the same rule, beside the header or the body.
+    const beacon = `/beacon/v1/batch?writeKey=${encodeURIComponent(blog.writeKey)}`;
+    expect((await post(beacon, { batch: [track()] }, basic(shop.writeKey))).statusCode).toBe(403);
+    expect((await post(beacon, { writeKey: shop.writeKey, batch: [track()] })).statusCode).toBe(403);
+    expect(
+      (await post(`/v1/batch?writeKey=${encodeURIComponent('wk_not_a_key')}`, { batch: [track()] }, basic(shop.writeKey))).statusCode,
+    ).toBe(403);
     expect([(await eventsOf(intake, 'shop')).length, (await eventsOf(intake, 'blog')).length]).toEqual(before);
   });
 

@@ -164,22 +164,27 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
 }
 
 /**
- * The write key from the Authorization header, the body or the query string. When the header and
- * the body name different applications, the request is refused rather than written to either.
+ * The write key from the Authorization header, the body or the query string. When two of them name
+ * different applications, the request is refused rather than written to either.
  */
 async function authenticate(resolve: ResolveWriteKey, request: FastifyRequest, body: Record<string, unknown>) {
   const fromHeader = writeKeyFromHeader(headerOf(request, 'authorization'));
   const fromBody = writeKeyFromBody(body);
-  const fromQuery = (request.query as { writeKey?: unknown } | undefined)?.writeKey;
-  const given = fromHeader ?? fromBody ?? (typeof fromQuery === 'string' && fromQuery.length > 0 ? fromQuery : undefined);
+  const query = (request.query as { writeKey?: unknown } | undefined)?.writeKey;
+  const fromQuery = typeof query === 'string' && query.length > 0 ? query : undefined;
+  const given = fromHeader ?? fromBody ?? fromQuery;
   if (!given)
     throw new UnauthorizedError('missing write key: send it as the Basic auth username, a Bearer token or "writeKey" in the body');
   const key = await resolve(given);
   if (!key) throw new UnauthorizedError('the write key is not valid');
-  if (fromHeader && fromBody && fromBody !== fromHeader) {
-    const other = await resolve(fromBody);
-    if (!other || other.appId !== key.appId)
-      throw new ForbiddenError("the body's writeKey belongs to another application than the Authorization header's");
+  for (const [other, where] of [
+    [fromBody, "the body's writeKey"],
+    [fromQuery, "the query string's writeKey"],
+  ] as const) {
+    if (other === undefined || other === given) continue;
+    const resolved = await resolve(other);
+    if (!resolved || resolved.appId !== key.appId)
+      throw new ForbiddenError(`${where} belongs to another application than the ${fromHeader ? 'Authorization header' : "body's"} key`);
   }
   return key;
 }

@@ -33,7 +33,9 @@ function normalizeString(raw: string): string {
     const [, date, time, zone] = dateTime;
     const offset = !zone ? 'Z' : zone.toUpperCase() === 'Z' ? 'Z' : zone.includes(':') ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
     const parsed = new Date(`${date}T${time}${offset}`);
-    if (!Number.isNaN(parsed.getTime())) return parsed.toISOString();
+    // Year 0000 or 9999 moved across midnight by its zone would be written -000001-… or +010000-…
+    const year = parsed.getUTCFullYear();
+    if (!Number.isNaN(parsed.getTime()) && year >= 0 && year <= 9999) return parsed.toISOString();
   }
   if (isEmailAddress(value)) return value.toLowerCase();
   return value;

@@ -3,6 +3,7 @@ import * as ajvFormats from 'ajv-formats';
 import type { Violation } from '../../../shared/contracts/data-events.js';
 import { ValidationError } from '../../../shared/errors.js';
 import { compileLinearRegex } from '../../../shared/linear-regex.js';
+import { schemaCostProblem } from './schema-cost.js';
 import type { SchemaCompiler } from '../../application/ports.js';
 import type { SchemaDocument } from '../../domain/schema-registry.js';
 
@@ -23,6 +24,13 @@ export function ajvSchemaCompiler(): SchemaCompiler {
       const cached = cacheKey === undefined ? undefined : cache.get(cacheKey);
       if (cached) return cached;
       if (!ajv.validateSchema(schema)) throw invalidSchema(ajv.errors ?? []);
+      // Before ajv compiles it: the cost of a payload's check is bounded, or the schema is refused.
+      const costly = schemaCostProblem(schema);
+      if (costly !== undefined) {
+        throw new ValidationError('validation.invalid-schema', `schema is too costly to check: ${costly}`, [
+          { path: 'schema', message: costly },
+        ]);
+      }
       let validate;
       try {
         validate = ajv.compile(schema);
