@@ -60,6 +60,8 @@ export interface RoutingOptions {
   readonly onOutcome?: (destinationType: string, status: string) => void;
   /** Consecutive failures that open a destination's circuit, and its cool-down. */
   readonly breakerPolicy?: BreakerPolicy;
+  /** Attempts the delivery worker runs at once (ROUTING_CONCURRENCY); each destination may take a quarter of them. */
+  readonly deliveryConcurrency?: number;
   /** Stable per replica: a restarted worker takes back its leases and in-flight attempts at once. */
   readonly workerId?: string;
   /** Seals webhook signing secrets at rest (see resolveSecretKey). */
@@ -117,6 +119,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     breakers: sqlBreakerStore,
     breakerPolicy: options.breakerPolicy ?? DEFAULT_BREAKER_POLICY,
     workerId: options.workerId ?? 'embedded',
+    ...(options.deliveryConcurrency === undefined ? {} : { concurrency: options.deliveryConcurrency }),
     onAttempt(attempt) {
       tallies.observe(attempt);
       metricsObserver?.(attempt);

@@ -187,6 +187,33 @@ describe('circuit breaker per destination', () => {
   }, 60_000);
 });
 
+describe('a fair share of the delivery worker per destination', () => {
+  it('delivers to a healthy destination at once while two others hang with ten events each', async () => {
+    // Sixteen attempts at once, so each destination may have four in flight.
+    const intake = await start({ ROUTING_CONCURRENCY: '16', ROUTING_BREAKER_THRESHOLD: '10' });
+    const hanging = [await receiver(() => 'hang'), await receiver(() => 'hang')];
+    const healthy = await receiver();
+    for (const [i, hooks] of hanging.entries()) await rule(intake, hooks.url, { event_type_filter: `slow_${i}` });
+    await rule(intake, healthy.url, { event_type_filter: 'fast' });
+    for (const i of [0, 1])
+      await ingest(
+        intake,
+        Array.from({ length: 10 }, (_, seq) => ({ seq })),
+        `slow_${i}`,
+      );
+    // The hanging receivers hold every attempt the worker lets go to them (until the 15 s timeout).
+    for (const hooks of hanging) await hooks.waitFor((all) => all.length > 0);
+    await sleep(300);
+
+    const sentAt = Date.now();
+    await ingest(intake, [{ seq: 'fast' }], 'fast');
+    await healthy.waitFor((all) => all.length === 1, 5000);
+    expect(Date.now() - sentAt).toBeLessThan(3000);
+    expect(healthy.requests[0]?.status).toBe(200);
+    for (const hooks of hanging) expect(hooks.requests.length).toBeLessThanOrEqual(4);
+  }, 20_000);
+});
+
 describe('test send', () => {
   it('sends a signed test event and answers the receiver’s status and latency', async () => {
     const intake = await start();
