@@ -144,11 +144,15 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
   const replays = replayRunner(replayDeps);
   const ruleDeps: RuleDeps = {
     store,
-    saveChange: procedures.define('routing.save-rule-change', saveRuleChange({ store, vault, newSigningSecret })),
+    saveChange: procedures.define(
+      'routing.save-rule-change',
+      saveRuleChange({ store, vault, breakers: sqlBreakerStore, newSigningSecret }),
+    ),
     clock,
     newId,
     catalog,
     vault,
+    breakers: sqlBreakerStore,
     evaluator,
     destinationTables: tables(db),
     applicationExists: options.applicationExists,

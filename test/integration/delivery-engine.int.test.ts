@@ -187,6 +187,40 @@ describe('circuit breaker per destination', () => {
   }, 60_000);
 });
 
+describe('a rule whose destination changes', () => {
+  it('starts the new destination with a closed circuit, while other changes keep the circuit as it is', async () => {
+    // One failure opens the circuit for the default 30 s.
+    const intake = await start({ WEBHOOK_RETRY_SCHEDULE: '0.05,60', ROUTING_BREAKER_THRESHOLD: '1' });
+    const broken = await receiver(() => 500);
+    const fixed = await receiver();
+    const created = await rule(intake, broken.url);
+    const circuit = async () =>
+      (await call(intake, 'GET', `/api/routing-rules/${created.rule_id}`)).json().circuit as { state: string; failures: number };
+    const replace = async (fields: Record<string, unknown>) => {
+      const response = await call(intake, 'PUT', `/api/routing-rules/${created.rule_id}`, {
+        app_id: 'shop',
+        rule_name: 'hooks',
+        destination_type: 'webhook',
+        destination_config: { url: broken.url },
+        ...fields,
+      });
+      expect(response.statusCode, response.body).toBe(200);
+    };
+    await ingest(intake, [{ seq: 1 }]);
+    await until(circuit, (c) => c.state === 'open');
+
+    await replace({ rule_name: 'renamed' });
+    expect(await circuit()).toMatchObject({ state: 'open', failures: 1 });
+
+    await replace({ destination_config: { url: fixed.url } });
+    expect(await circuit()).toMatchObject({ state: 'closed', failures: 0 });
+    await ingest(intake, [{ seq: 2 }]);
+    // The delivery held by the old circuit and the new one both go at once, not after the cool-down.
+    await fixed.waitFor((all) => all.filter((r) => r.status === 200).length === 2, 5000);
+    expect(broken.requests).toHaveLength(1);
+  }, 20_000);
+});
+
 describe('a fair share of the delivery worker per destination', () => {
   it('delivers to a healthy destination at once while two others hang with ten events each', async () => {
     // Sixteen attempts at once, so each destination may have four in flight.

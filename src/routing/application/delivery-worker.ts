@@ -94,16 +94,20 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     inFlight.add(task);
   };
 
-  /** Rules this worker may not send more to now: their circuit is open, or allows no more attempts in flight, or they have their share. */
+  /**
+   * Rules this worker may not send more to now, among those it has attempts in flight to: their circuit
+   * allows no more, or they have their share. An idle rule is left to the claim, which reads its circuit
+   * from the database: what this worker remembers of it may be stale (the circuit of a rule whose
+   * destination changed starts closed again).
+   */
   const saturatedRules = (now: Date) =>
-    [...new Set([...inFlightByRule.keys(), ...breakerCache.keys()])].filter(
-      (ruleId) => admission(ruleId, breakerCache.get(ruleId) ?? closedBreaker, now) === 'hold',
-    );
+    [...inFlightByRule.keys()].filter((ruleId) => admission(ruleId, breakerCache.get(ruleId) ?? closedBreaker, now) === 'hold');
 
   /** Sends what the circuit breakers admit, takes the probe of a circuit due one, and gives the rest back. */
   const dispatch = async (claimed: readonly Delivery[], now: Date): Promise<number> => {
-    const fresh = await deps.breakers(deps.db).get([...new Set(claimed.map((d) => d.ruleId))]);
-    for (const [ruleId, breaker] of fresh) breakerCache.set(ruleId, breaker);
+    const ruleIds = [...new Set(claimed.map((d) => d.ruleId))];
+    const fresh = await deps.breakers(deps.db).get(ruleIds);
+    for (const ruleId of ruleIds) breakerCache.set(ruleId, fresh.get(ruleId) ?? closedBreaker);
     const held: string[] = [];
     let launched = 0;
     for (const delivery of claimed) {

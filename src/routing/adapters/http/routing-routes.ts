@@ -288,7 +288,9 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Replace a rule',
-            description: 'Every field is replaced, except `is_active`, which keeps its value unless given.',
+            description:
+              'Every field is replaced, except `is_active`, which keeps its value unless given. A rule whose destination ' +
+              'changes starts with a closed circuit.',
             params: RuleParams,
             body: RuleBody,
             response: { 200: CreatedRuleSchema, ...errorResponses },
