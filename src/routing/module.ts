@@ -14,7 +14,7 @@ import {
   type RuleDeps,
 } from './application/manage-rules.js';
 import { allDestinations, attemptTallies, listDestinations } from './application/destinations.js';
-import { cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
+import { assertReplayable, cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
 import { testSend } from './application/test-send.js';
 import { eventStoreItems } from './adapters/log/event-store-items.js';
 import { registerRoutingMetrics } from './adapters/metrics/routing-metrics.js';
@@ -163,7 +163,9 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
   };
   const deliveries = sqlDeliveryStore(db);
   const replay = procedures.define('routing.replay-delivery', (deliveryId: string) => worker.replay(deliveryId));
-  const replayDeadLetters = procedures.define('routing.replay-dead-letters', async (ruleId: string) => {
+  const replayDeadLetters = procedures.define('routing.replay-dead-letters', async (ruleId: string | undefined) => {
+    // As a replay of the rule: an unknown rule is not found, a deleted or disabled one has nowhere to send them.
+    if (ruleId !== undefined) assertReplayable(ruleId, await ruleStateOf(store, ruleId));
     // Every page, by cursor: a replayed delivery that fails again at once is behind the cursor, never taken twice.
     let replayed = 0;
     let cursor: string | null = null;

@@ -177,6 +177,26 @@ describe('webhook delivery', () => {
     expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'routing.delivery-not-found']);
   });
 
+  it('refuses to replay the dead letters of an unknown rule (404), and of a disabled or deleted one (400)', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    const replayOf = async (ruleId: string) => {
+      const response = await call(intake, 'POST', '/api/routing/dead-letters/replay', { rule_id: ruleId });
+      return [response.statusCode, response.headers['content-type'], response.json().code ?? response.json()];
+    };
+    expect(await replayOf('no-such-rule')).toEqual([404, expect.stringMatching(/application\/problem\+json/), 'routing.rule-not-found']);
+    expect(await replayOf(rule.rule_id)).toEqual([202, expect.stringMatching(/json/), { replayed: 0 }]);
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}/toggle`)).statusCode).toBe(200);
+    expect(await replayOf(rule.rule_id)).toEqual([400, expect.stringMatching(/problem/), 'routing.rule-disabled']);
+    expect((await call(intake, 'DELETE', `/api/routing-rules/${rule.rule_id}`)).statusCode).toBe(204);
+    expect(await replayOf(rule.rule_id)).toEqual([400, expect.stringMatching(/problem/), 'routing.rule-deleted']);
+    // Without a rule, every dead letter is replayed, as before.
+    const all = await call(intake, 'POST', '/api/routing/dead-letters/replay', {});
+    expect([all.statusCode, all.json()]).toEqual([202, { replayed: 0 }]);
+  });
+
   it('settles the deliveries of a rule disabled while its circuit is open without waiting a probe lease for each', async () => {
     const env = {
       WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',

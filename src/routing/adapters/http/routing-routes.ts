@@ -539,6 +539,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Send every dead-lettered delivery (of one rule, or all) again',
+            description: 'A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule.',
             body: Type.Optional(Type.Object({ rule_id: Type.Optional(Type.String({ maxLength: 64 })) })),
             response: { 202: Type.Object({ replayed: Type.Integer() }), ...errorResponses },
           },
