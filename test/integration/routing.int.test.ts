@@ -177,6 +177,24 @@ describe('webhook delivery', () => {
     expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'routing.delivery-not-found']);
   });
 
+  it('says why a delivery was dead-lettered: its last failure and the attempts it was given', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    hooks.respondWith(500, 500, 500, 500);
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
+    const [dead] = await until(
+      () => deliveriesOf(intake, `rule_id=${rule.rule_id}&status=dead_lettered`),
+      (items) => items.length === 1,
+    );
+    expect(dead).toMatchObject({ attempts: 4, last_error: 'HTTP 500 (gave up after 4 attempts)' });
+    const detail = (await call(intake, 'GET', `/api/routing/deliveries/${String(dead?.delivery_id)}`)).json();
+    expect(detail.last_error).toBe('HTTP 500 (gave up after 4 attempts)');
+    // Each attempt keeps its own error.
+    expect(detail.attempt_log.map((a: { error: string }) => a.error)).toEqual(['HTTP 500', 'HTTP 500', 'HTTP 500', 'HTTP 500']);
+  });
+
   it('refuses to replay the dead letters of an unknown rule (404), and of a disabled or deleted one (400)', async () => {
     const intake = await start();
     const hooks = await receiver();

@@ -198,7 +198,10 @@ const DeliverySchema = Type.Object(
     replay_job_id: Nullable(Type.String()),
     attempts: Type.Integer(),
     next_attempt_at: Type.Union([Type.String(), Type.Null()]),
-    last_error: Type.Union([Type.String(), Type.Null()]),
+    last_error: Type.Union([Type.String(), Type.Null()], {
+      description:
+        'The latest failure; on a dead letter, why it was given up (for example "HTTP 500 (gave up after 8 attempts)"). Each attempt’s own error is in the attempt log',
+    }),
     created_at: Type.String(),
     updated_at: Type.String(),
   },
