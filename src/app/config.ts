@@ -42,6 +42,8 @@ export interface Config {
   /** Circuit breaker per destination: consecutive failures that open it, and its cool-down in seconds. */
   readonly breakerThreshold: string | undefined;
   readonly breakerCooldownSeconds: string | undefined;
+  /** Delivery attempts one worker runs at once (ROUTING_CONCURRENCY); each destination may take a quarter of them. */
+  readonly routingConcurrency: number;
   /** Names this process's delivery worker (ROUTING_WORKER_ID); stable per replica. */
   readonly routingWorkerId: string | undefined;
   /** Events a rule replay sends per second at most (ROUTING_REPLAY_RATE). */
@@ -116,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookRetrySchedule: env.WEBHOOK_RETRY_SCHEDULE || undefined,
     breakerThreshold: env.ROUTING_BREAKER_THRESHOLD || undefined,
     breakerCooldownSeconds: env.ROUTING_BREAKER_COOLDOWN || undefined,
+    routingConcurrency: integer(env, 'ROUTING_CONCURRENCY', 32, 1, 1000),
     routingWorkerId: env.ROUTING_WORKER_ID || undefined,
     replayRatePerSecond: integer(env, 'ROUTING_REPLAY_RATE', 50, 1, 100_000),
     secretKey: env.INTAKE_SECRET_KEY || undefined,

@@ -21,6 +21,7 @@ describe('configuration', () => {
       durability: 'power-loss',
       bodyLimitBytes: 1048576,
       maxJsonDepth: 64,
+      routingConcurrency: 32,
     });
     expect(config.dataDir).toMatch(/data$/);
   });
@@ -39,6 +40,8 @@ describe('configuration', () => {
     [{ ROLE: 'querry', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' }, /unknown: querry/],
     [{ DURABILITY: 'sometimes' }, /DURABILITY must be one of/],
     [{ MAX_JSON_DEPTH: '1' }, /MAX_JSON_DEPTH must be an integer between 2 and 1000/],
+    [{ ROUTING_CONCURRENCY: '0' }, /ROUTING_CONCURRENCY must be an integer between 1 and 1000/],
+    [{ ROUTING_CONCURRENCY: '8.5' }, /ROUTING_CONCURRENCY must be an integer/],
     [{ QUEUE_BROKERS: 'orders=http://x' }, /QUEUE_BROKERS entries are name=url/],
     [{ INTAKE_DISABLE: 'ingestion' }, /INTAKE_DISABLE may name/],
   ])('refuses %j', (env, message) => {

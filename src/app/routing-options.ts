@@ -33,6 +33,7 @@ export function routingOptionsFrom(
     retrySchedule: parseRetrySchedule(config.webhookRetrySchedule),
     applicationExists,
     breakerPolicy: parseBreakerPolicy(config.breakerThreshold, config.breakerCooldownSeconds),
+    deliveryConcurrency: config.routingConcurrency,
     // The embedded process is the only worker on its SQLite file, so a fixed name lets a restart take
     // back what it had in flight. Replicas need their own stable name (ROUTING_WORKER_ID) for that.
     workerId: config.routingWorkerId ?? (config.roles === 'all' ? 'embedded' : `${hostname()}-${process.pid}`),

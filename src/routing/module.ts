@@ -14,7 +14,7 @@ import {
   type RuleDeps,
 } from './application/manage-rules.js';
 import { allDestinations, attemptTallies, listDestinations } from './application/destinations.js';
-import { cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
+import { assertReplayable, cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
 import { testSend } from './application/test-send.js';
 import { eventStoreItems } from './adapters/log/event-store-items.js';
 import { registerRoutingMetrics } from './adapters/metrics/routing-metrics.js';
@@ -60,6 +60,8 @@ export interface RoutingOptions {
   readonly onOutcome?: (destinationType: string, status: string) => void;
   /** Consecutive failures that open a destination's circuit, and its cool-down. */
   readonly breakerPolicy?: BreakerPolicy;
+  /** Attempts the delivery worker runs at once (ROUTING_CONCURRENCY); each destination may take a quarter of them. */
+  readonly deliveryConcurrency?: number;
   /** Stable per replica: a restarted worker takes back its leases and in-flight attempts at once. */
   readonly workerId?: string;
   /** Seals webhook signing secrets at rest (see resolveSecretKey). */
@@ -117,6 +119,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     breakers: sqlBreakerStore,
     breakerPolicy: options.breakerPolicy ?? DEFAULT_BREAKER_POLICY,
     workerId: options.workerId ?? 'embedded',
+    ...(options.deliveryConcurrency === undefined ? {} : { concurrency: options.deliveryConcurrency }),
     onAttempt(attempt) {
       tallies.observe(attempt);
       metricsObserver?.(attempt);
@@ -141,11 +144,15 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
   const replays = replayRunner(replayDeps);
   const ruleDeps: RuleDeps = {
     store,
-    saveChange: procedures.define('routing.save-rule-change', saveRuleChange({ store, vault, newSigningSecret })),
+    saveChange: procedures.define(
+      'routing.save-rule-change',
+      saveRuleChange({ store, vault, breakers: sqlBreakerStore, newSigningSecret }),
+    ),
     clock,
     newId,
     catalog,
     vault,
+    breakers: sqlBreakerStore,
     evaluator,
     destinationTables: tables(db),
     applicationExists: options.applicationExists,
@@ -156,7 +163,9 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
   };
   const deliveries = sqlDeliveryStore(db);
   const replay = procedures.define('routing.replay-delivery', (deliveryId: string) => worker.replay(deliveryId));
-  const replayDeadLetters = procedures.define('routing.replay-dead-letters', async (ruleId: string) => {
+  const replayDeadLetters = procedures.define('routing.replay-dead-letters', async (ruleId: string | undefined) => {
+    // As a replay of the rule: an unknown rule is not found, a deleted or disabled one has nowhere to send them.
+    if (ruleId !== undefined) assertReplayable(ruleId, await ruleStateOf(store, ruleId));
     // Every page, by cursor: a replayed delivery that fails again at once is behind the cursor, never taken twice.
     let replayed = 0;
     let cursor: string | null = null;

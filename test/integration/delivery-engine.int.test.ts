@@ -187,6 +187,67 @@ describe('circuit breaker per destination', () => {
   }, 60_000);
 });
 
+describe('a rule whose destination changes', () => {
+  it('starts the new destination with a closed circuit, while other changes keep the circuit as it is', async () => {
+    // One failure opens the circuit for the default 30 s.
+    const intake = await start({ WEBHOOK_RETRY_SCHEDULE: '0.05,60', ROUTING_BREAKER_THRESHOLD: '1' });
+    const broken = await receiver(() => 500);
+    const fixed = await receiver();
+    const created = await rule(intake, broken.url);
+    const circuit = async () =>
+      (await call(intake, 'GET', `/api/routing-rules/${created.rule_id}`)).json().circuit as { state: string; failures: number };
+    const replace = async (fields: Record<string, unknown>) => {
+      const response = await call(intake, 'PUT', `/api/routing-rules/${created.rule_id}`, {
+        app_id: 'shop',
+        rule_name: 'hooks',
+        destination_type: 'webhook',
+        destination_config: { url: broken.url },
+        ...fields,
+      });
+      expect(response.statusCode, response.body).toBe(200);
+    };
+    await ingest(intake, [{ seq: 1 }]);
+    await until(circuit, (c) => c.state === 'open');
+
+    await replace({ rule_name: 'renamed' });
+    expect(await circuit()).toMatchObject({ state: 'open', failures: 1 });
+
+    await replace({ destination_config: { url: fixed.url } });
+    expect(await circuit()).toMatchObject({ state: 'closed', failures: 0 });
+    await ingest(intake, [{ seq: 2 }]);
+    // The delivery held by the old circuit and the new one both go at once, not after the cool-down.
+    await fixed.waitFor((all) => all.filter((r) => r.status === 200).length === 2, 5000);
+    expect(broken.requests).toHaveLength(1);
+  }, 20_000);
+});
+
+describe('a fair share of the delivery worker per destination', () => {
+  it('delivers to a healthy destination at once while two others hang with ten events each', async () => {
+    // Sixteen attempts at once, so each destination may have four in flight.
+    const intake = await start({ ROUTING_CONCURRENCY: '16', ROUTING_BREAKER_THRESHOLD: '10' });
+    const hanging = [await receiver(() => 'hang'), await receiver(() => 'hang')];
+    const healthy = await receiver();
+    for (const [i, hooks] of hanging.entries()) await rule(intake, hooks.url, { event_type_filter: `slow_${i}` });
+    await rule(intake, healthy.url, { event_type_filter: 'fast' });
+    for (const i of [0, 1])
+      await ingest(
+        intake,
+        Array.from({ length: 10 }, (_, seq) => ({ seq })),
+        `slow_${i}`,
+      );
+    // The hanging receivers hold every attempt the worker lets go to them (until the 15 s timeout).
+    for (const hooks of hanging) await hooks.waitFor((all) => all.length > 0);
+    await sleep(300);
+
+    const sentAt = Date.now();
+    await ingest(intake, [{ seq: 'fast' }], 'fast');
+    await healthy.waitFor((all) => all.length === 1, 5000);
+    expect(Date.now() - sentAt).toBeLessThan(3000);
+    expect(healthy.requests[0]?.status).toBe(200);
+    for (const hooks of hanging) expect(hooks.requests.length).toBeLessThanOrEqual(4);
+  }, 20_000);
+});
+
 describe('test send', () => {
   it('sends a signed test event and answers the receiver’s status and latency', async () => {
     const intake = await start();

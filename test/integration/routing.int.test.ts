@@ -177,6 +177,44 @@ describe('webhook delivery', () => {
     expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'routing.delivery-not-found']);
   });
 
+  it('says why a delivery was dead-lettered: its last failure and the attempts it was given', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    hooks.respondWith(500, 500, 500, 500);
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
+    const [dead] = await until(
+      () => deliveriesOf(intake, `rule_id=${rule.rule_id}&status=dead_lettered`),
+      (items) => items.length === 1,
+    );
+    expect(dead).toMatchObject({ attempts: 4, last_error: 'HTTP 500 (gave up after 4 attempts)' });
+    const detail = (await call(intake, 'GET', `/api/routing/deliveries/${String(dead?.delivery_id)}`)).json();
+    expect(detail.last_error).toBe('HTTP 500 (gave up after 4 attempts)');
+    // Each attempt keeps its own error.
+    expect(detail.attempt_log.map((a: { error: string }) => a.error)).toEqual(['HTTP 500', 'HTTP 500', 'HTTP 500', 'HTTP 500']);
+  });
+
+  it('refuses to replay the dead letters of an unknown rule (404), and of a disabled or deleted one (400)', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    const replayOf = async (ruleId: string) => {
+      const response = await call(intake, 'POST', '/api/routing/dead-letters/replay', { rule_id: ruleId });
+      return [response.statusCode, response.headers['content-type'], response.json().code ?? response.json()];
+    };
+    expect(await replayOf('no-such-rule')).toEqual([404, expect.stringMatching(/application\/problem\+json/), 'routing.rule-not-found']);
+    expect(await replayOf(rule.rule_id)).toEqual([202, expect.stringMatching(/json/), { replayed: 0 }]);
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}/toggle`)).statusCode).toBe(200);
+    expect(await replayOf(rule.rule_id)).toEqual([400, expect.stringMatching(/problem/), 'routing.rule-disabled']);
+    expect((await call(intake, 'DELETE', `/api/routing-rules/${rule.rule_id}`)).statusCode).toBe(204);
+    expect(await replayOf(rule.rule_id)).toEqual([400, expect.stringMatching(/problem/), 'routing.rule-deleted']);
+    // Without a rule, every dead letter is replayed, as before.
+    const all = await call(intake, 'POST', '/api/routing/dead-letters/replay', {});
+    expect([all.statusCode, all.json()]).toEqual([202, { replayed: 0 }]);
+  });
+
   it('settles the deliveries of a rule disabled while its circuit is open without waiting a probe lease for each', async () => {
     const env = {
       WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',

@@ -4,7 +4,7 @@ import type { Clock } from '../../shared/clock.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
 import type { EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
 import { afterAttempt, closedBreaker, type Breaker, type BreakerPolicy } from '../domain/circuit-breaker.js';
-import { decideAttempt, decideInterrupted, type AttemptDecision, type AttemptOutcome } from '../domain/delivery.js';
+import { decideAttempt, decideInterrupted, INTERRUPTED, type AttemptDecision, type AttemptOutcome } from '../domain/delivery.js';
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
 import { ruleStreamId, type RoutingRuleToggled } from '../domain/routing-rule.js';
 import type { DeliveryRequest, QueuePublisher, WebhookSender } from './destination.js';
@@ -198,13 +198,16 @@ export function deliveryAttempts(deps: AttemptDeps): {
     now: Date,
   ) => {
     await tx.append({ streamId: dataStreamId(delivery.itemId), events: decision.events });
+    // The delivery tells what its events tell (a dead letter, why it was given up: "HTTP 500 (gave up
+    // after 4 attempts)"); the attempt, what happened to that attempt.
+    const failed = decision.events.find((event) => event.type === 'DeliveryFailed');
     await deps.deliveries(tx.db).record(
       {
         deliveryId: delivery.deliveryId,
         status: decision.status,
         attempts: attempt,
         nextAttemptAt: decision.nextAttemptAt,
-        lastError: outcome.reason ?? null,
+        lastError: failed?.data.reason ?? outcome.reason ?? null,
         at: now.toISOString(),
       },
       {
@@ -248,15 +251,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
           at: now,
           schedule: deps.retrySchedule,
         });
-        const reason = decision.events.find((e) => e.type === 'DeliveryFailed')?.data;
-        await recordDecision(
-          tx,
-          delivery,
-          attempt,
-          decision,
-          { outcome: 'interrupted', ...(reason && 'reason' in reason ? { reason: reason.reason } : {}), durationMs: 0 },
-          now,
-        );
+        await recordDecision(tx, delivery, attempt, decision, { outcome: 'interrupted', reason: INTERRUPTED, durationMs: 0 }, now);
       });
       deps.logger.warn({ delivery_id: deliveryId, attempt }, 'an attempt was in flight when the process stopped; retrying it now');
     }

@@ -8,6 +8,7 @@ import { deliveryState, type Delivery } from './ports.js';
 export type { AttemptObservation } from './delivery-attempts.js';
 
 export interface DeliveryWorkerDeps extends AttemptDeps {
+  /** Attempts in flight at once, across destinations (32 by default). */
   readonly concurrency?: number;
 }
 
@@ -25,15 +26,23 @@ export interface DeliveryWorker {
 // A lease longer than any attempt can take (15 s timeout) keeps other workers off a delivery in flight.
 const LEASE_MS = 120_000;
 const MAX_SLEEP_MS = 1000;
+export const DEFAULT_DELIVERY_CONCURRENCY = 32;
+
+/**
+ * The most attempts one destination may have in flight: a quarter of the worker's, so that it takes
+ * more than four hanging receivers to take every slot and hold up the others until their timeout.
+ */
+export const perDestinationLimit = (concurrency: number) => Math.max(1, Math.floor(concurrency / 4));
 
 /**
  * Sends due deliveries off the log, never on the ingest path: claims them with a lease, admits each
- * through its destination's circuit breaker, runs up to `concurrency` at once so one hanging receiver
- * never holds up the others, and leaves each attempt to `deliveryAttempts`. At start it takes back
- * what it left in flight before a stop.
+ * through its destination's circuit breaker, runs up to `concurrency` at once and at most a quarter of
+ * them to any one destination, so slow or hanging receivers never hold up the others, and leaves each
+ * attempt to `deliveryAttempts`. At start it takes back what it left in flight before a stop.
  */
 export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
-  const concurrency = deps.concurrency ?? 16;
+  const concurrency = deps.concurrency ?? DEFAULT_DELIVERY_CONCURRENCY;
+  const perDestination = perDestinationLimit(concurrency);
   const inFlight = new Set<Promise<void>>();
   let running = false;
   let loop: Promise<void> | undefined;
@@ -56,6 +65,9 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const inFlightByRule = new Map<string, number>();
   const breakerCache = new Map<string, Breaker>();
   const inFlightTo = (ruleId: string) => inFlightByRule.get(ruleId) ?? 0;
+  /** The circuit's answer, within the destination's share of the worker. */
+  const admission = (ruleId: string, breaker: Breaker, now: Date) =>
+    inFlightTo(ruleId) >= perDestination ? 'hold' : admit(breaker, inFlightTo(ruleId), now, deps.breakerPolicy);
 
   const attempts = deliveryAttempts(deps);
 
@@ -82,22 +94,26 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     inFlight.add(task);
   };
 
-  /** Rules this worker may not send more to now: their circuit is open, or allows no more attempts in flight. */
+  /**
+   * Rules this worker may not send more to now, among those it has attempts in flight to: their circuit
+   * allows no more, or they have their share. An idle rule is left to the claim, which reads its circuit
+   * from the database: what this worker remembers of it may be stale (the circuit of a rule whose
+   * destination changed starts closed again).
+   */
   const saturatedRules = (now: Date) =>
-    [...new Set([...inFlightByRule.keys(), ...breakerCache.keys()])].filter(
-      (ruleId) => admit(breakerCache.get(ruleId) ?? closedBreaker, inFlightTo(ruleId), now, deps.breakerPolicy) === 'hold',
-    );
+    [...inFlightByRule.keys()].filter((ruleId) => admission(ruleId, breakerCache.get(ruleId) ?? closedBreaker, now) === 'hold');
 
   /** Sends what the circuit breakers admit, takes the probe of a circuit due one, and gives the rest back. */
   const dispatch = async (claimed: readonly Delivery[], now: Date): Promise<number> => {
-    const fresh = await deps.breakers(deps.db).get([...new Set(claimed.map((d) => d.ruleId))]);
-    for (const [ruleId, breaker] of fresh) breakerCache.set(ruleId, breaker);
+    const ruleIds = [...new Set(claimed.map((d) => d.ruleId))];
+    const fresh = await deps.breakers(deps.db).get(ruleIds);
+    for (const ruleId of ruleIds) breakerCache.set(ruleId, fresh.get(ruleId) ?? closedBreaker);
     const held: string[] = [];
     let launched = 0;
     for (const delivery of claimed) {
       const breaker = fresh.get(delivery.ruleId) ?? closedBreaker;
-      const admission = admit(breakerCache.get(delivery.ruleId) ?? breaker, inFlightTo(delivery.ruleId), now, deps.breakerPolicy);
-      if (admission === 'probe') {
+      const admitted = admission(delivery.ruleId, breakerCache.get(delivery.ruleId) ?? breaker, now);
+      if (admitted === 'probe') {
         const probe = probing(breaker, new Date(now.getTime() + LEASE_MS));
         if (await deps.breakers(deps.db).startProbe(delivery.ruleId, probe, now.toISOString(), deps.workerId)) {
           breakerCache.set(delivery.ruleId, probe);
@@ -106,7 +122,7 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
           continue;
         }
       }
-      if (admission === 'send') {
+      if (admitted === 'send') {
         launch(delivery);
         launched++;
       } else held.push(delivery.deliveryId);

@@ -2,8 +2,10 @@ import type { Clock } from '../../shared/clock.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { AppendRequest, EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
+import { closedBreaker } from '../domain/circuit-breaker.js';
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
 import {
+  changesDestination,
   decideCreate,
   decideDelete,
   decideRotate,
@@ -18,7 +20,7 @@ import {
   type RuleInput,
   type RuleState,
 } from '../domain/routing-rule.js';
-import type { DestinationTables, RuleCatalog, SecretVaultFor, StoredRule } from './ports.js';
+import type { BreakerStoreFor, DestinationTables, RuleCatalog, SecretVaultFor, StoredRule } from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
 
 /** A rule event with the signing secret that goes with it, committed together. */
@@ -29,16 +31,19 @@ export interface RuleChange {
   readonly secret?: string;
   /** Make sure the rule has a secret: a new one is made unless one is stored. */
   readonly ensureSecret?: boolean;
+  /** The rule's destination changed: its circuit starts closed, as of this time. The old one's failures say nothing of it. */
+  readonly resetCircuitAt?: string;
 }
 
 /** Commits a rule change; answers the secret it made, if it made one. */
 export type SaveRuleChange = (change: RuleChange) => Promise<{ readonly madeSecret?: string }>;
 
 export const saveRuleChange =
-  ({ store, vault, newSigningSecret }: Pick<RuleDeps, 'store' | 'vault' | 'newSigningSecret'>): SaveRuleChange =>
+  ({ store, vault, breakers, newSigningSecret }: Pick<RuleDeps, 'store' | 'vault' | 'breakers' | 'newSigningSecret'>): SaveRuleChange =>
   (change) =>
     store.transaction(async (tx) => {
       await tx.append(change.append);
+      if (change.resetCircuitAt !== undefined) await breakers(tx.db).save(change.ruleId, closedBreaker, change.resetCircuitAt);
       const secrets = vault(tx.db);
       if (change.secret !== undefined) await secrets.set(change.ruleId, change.secret);
       if (change.ensureSecret && !(await secrets.get(change.ruleId))) {
@@ -57,6 +62,7 @@ export interface RuleDeps {
   readonly newId: IdGenerator;
   readonly catalog: RuleCatalog;
   readonly vault: SecretVaultFor;
+  readonly breakers: BreakerStoreFor;
   readonly evaluator: RuleEvaluator;
   readonly destinationTables: DestinationTables;
   readonly applicationExists: (appId: string) => Promise<boolean>;
@@ -144,6 +150,7 @@ async function saveRule(deps: RuleDeps, ruleId: string, inputFrom: (current: Rul
     ruleId,
     append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
     ensureSecret: fields.destination_type === 'webhook',
+    ...(changesDestination(state.fields, fields) ? { resetCircuitAt: event.data.updated_at } : {}),
   });
   deps.evaluator.invalidate(fields.app_id);
   const stored = await deps.catalog.get(ruleId);

@@ -51,16 +51,22 @@ export interface ReplayProgress {
 
 const TICK_MS = 100;
 
+/**
+ * A rule's deliveries may be sent again only while it is live and active: an unknown rule is not
+ * found, and a deleted or disabled one would dead-letter them again at once.
+ */
+export function assertReplayable(ruleId: string, state: RuleState): void {
+  if (state.status === 'absent') throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
+  if (state.status === 'deleted')
+    throw new ValidationError('routing.rule-deleted', `rule ${ruleId} was deleted: there is nothing to replay to`);
+  if (!state.fields.is_active) throw new ValidationError('routing.rule-disabled', `rule ${ruleId} is disabled: enable it before replaying`);
+}
+
 /** Starts a replay of a live, active rule over a past window; one at a time per rule. */
 export const startReplay =
   (deps: ReplayDeps) =>
   async (ruleId: string, input: { from?: unknown; to?: unknown; reevaluate?: unknown; fresh_ids?: unknown }): Promise<ReplayJob> => {
-    const state = await deps.ruleState(ruleId);
-    if (state.status === 'absent') throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
-    if (state.status === 'deleted')
-      throw new ValidationError('routing.rule-deleted', `rule ${ruleId} was deleted: there is nothing to replay to`);
-    if (!state.fields.is_active)
-      throw new ValidationError('routing.rule-disabled', `rule ${ruleId} is disabled: enable it before replaying`);
+    assertReplayable(ruleId, await deps.ruleState(ruleId));
     const now = deps.clock.now();
     const request = parseReplayRequest(input, now);
     if (request.reevaluate && !deps.ingested)

@@ -120,6 +120,9 @@ export function parseRetrySchedule(text: string | undefined): number[] {
   return seconds;
 }
 
+/** What an attempt in flight when the process stopped is recorded with. */
+export const INTERRUPTED = 'interrupted: the process stopped while the attempt was in flight';
+
 /**
  * An attempt that was in flight when the process stopped: the receiver may have seen it, so it
  * counts as an attempt, and the next one goes at once rather than after the usual delay.
@@ -128,15 +131,18 @@ export function decideInterrupted(ctx: Omit<AttemptContext, 'random'>): AttemptD
   const at = ctx.at.toISOString();
   const ids = { item_id: ctx.itemId, delivery_id: ctx.deliveryId, rule_id: ctx.ruleId, attempt: ctx.attempt };
   const attempted: DeliveryAttempted = { type: 'DeliveryAttempted', data: { ...ids, attempted_at: at } };
-  const reason = 'interrupted: the process stopped while the attempt was in flight';
   if (ctx.attempt <= ctx.schedule.length) {
     return {
       status: 'pending',
       nextAttemptAt: at,
       disableRule: false,
-      events: [attempted, { type: 'DeliveryFailed', data: { ...ids, reason, status_code: null, next_attempt_at: at, failed_at: at } }],
+      events: [
+        attempted,
+        { type: 'DeliveryFailed', data: { ...ids, reason: INTERRUPTED, status_code: null, next_attempt_at: at, failed_at: at } },
+      ],
     };
   }
+  const reason = `${INTERRUPTED} (gave up after ${ctx.attempt} attempts)`;
   return {
     status: 'dead_lettered',
     nextAttemptAt: null,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideAttempt, deliveryIdOf, parseRetrySchedule } from './delivery.js';
+import { decideAttempt, decideInterrupted, deliveryIdOf, parseRetrySchedule } from './delivery.js';
 
 const at = new Date('2026-11-24T10:00:00.000Z');
 const ctx = (attempt: number, random = 0.5) => ({ itemId: 'i', deliveryId: 'msg_1', ruleId: 'r', attempt, at, schedule: [5, 300], random });
@@ -54,6 +54,24 @@ describe('delivery attempts', () => {
     expect(decideAttempt(ctx(1), { outcome: 'rejected', reason: '400', durationMs: 1 }).status).toBe('dead_lettered');
     const gone = decideAttempt(ctx(1), { outcome: 'gone', reason: '410', statusCode: 410, durationMs: 1 });
     expect(gone).toMatchObject({ status: 'dead_lettered', disableRule: true });
+  });
+
+  it('says why a delivery is dead-lettered: the last failure, and after how many attempts when retries ran out', () => {
+    const reasons = (decision: ReturnType<typeof decideAttempt>) =>
+      decision.events.flatMap((e) => (e.type === 'DeliveryFailed' || e.type === 'DeliveryDeadLettered' ? [e.data.reason] : []));
+    expect(reasons(decideAttempt(ctx(3), { outcome: 'retry', reason: 'HTTP 500', durationMs: 1 }))).toEqual([
+      'HTTP 500 (gave up after 3 attempts)',
+      'HTTP 500 (gave up after 3 attempts)',
+    ]);
+    expect(reasons(decideAttempt(ctx(1), { outcome: 'rejected', reason: 'HTTP 400', durationMs: 1 }))).toEqual(['HTTP 400', 'HTTP 400']);
+    const { random: _random, ...interrupted } = ctx(3);
+    expect(reasons(decideInterrupted(interrupted))).toEqual([
+      'interrupted: the process stopped while the attempt was in flight (gave up after 3 attempts)',
+      'interrupted: the process stopped while the attempt was in flight (gave up after 3 attempts)',
+    ]);
+    expect(reasons(decideInterrupted({ ...interrupted, attempt: 2 }))).toEqual([
+      'interrupted: the process stopped while the attempt was in flight',
+    ]);
   });
 
   it('reads the retry schedule from a comma list of seconds', () => {

@@ -117,6 +117,24 @@ export function decideUpdate(ruleId: string, fields: RuleFields, state: RuleStat
   return { type: 'RoutingRuleUpdated', data: { ...fields, rule_id: ruleId, updated_at: at.toISOString() } };
 }
 
+/**
+ * Whether a change of the rule sends its deliveries somewhere else: another destination type, or
+ * any field of its configuration (the URL, headers, broker, table...). Key order does not count.
+ */
+export function changesDestination(before: RuleFields, after: RuleFields): boolean {
+  return before.destination_type !== after.destination_type || canonical(before.destination_config) !== canonical(after.destination_config);
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value) ?? 'null';
+  const object = value as Record<string, unknown>;
+  return `{${Object.keys(object)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${canonical(object[key])}`)
+    .join(',')}}`;
+}
+
 export function decideToggle(ruleId: string, state: RuleState, at: Date, to?: boolean, reason?: string): RoutingRuleToggled {
   const live = requireLive(ruleId, state);
   return {

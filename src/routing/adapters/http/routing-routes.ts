@@ -198,7 +198,10 @@ const DeliverySchema = Type.Object(
     replay_job_id: Nullable(Type.String()),
     attempts: Type.Integer(),
     next_attempt_at: Type.Union([Type.String(), Type.Null()]),
-    last_error: Type.Union([Type.String(), Type.Null()]),
+    last_error: Type.Union([Type.String(), Type.Null()], {
+      description:
+        'The latest failure; on a dead letter, why it was given up (for example "HTTP 500 (gave up after 8 attempts)"). Each attempt’s own error is in the attempt log',
+    }),
     created_at: Type.String(),
     updated_at: Type.String(),
   },
@@ -288,7 +291,9 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Replace a rule',
-            description: 'Every field is replaced, except `is_active`, which keeps its value unless given.',
+            description:
+              'Every field is replaced, except `is_active`, which keeps its value unless given. A rule whose destination ' +
+              'changes starts with a closed circuit.',
             params: RuleParams,
             body: RuleBody,
             response: { 200: CreatedRuleSchema, ...errorResponses },
@@ -537,6 +542,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Send every dead-lettered delivery (of one rule, or all) again',
+            description: 'A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule.',
             body: Type.Optional(Type.Object({ rule_id: Type.Optional(Type.String({ maxLength: 64 })) })),
             response: { 202: Type.Object({ replayed: Type.Integer() }), ...errorResponses },
           },

@@ -147,6 +147,14 @@ function claimable(now: string, excludeRules: readonly string[]) {
                       AND (e.position < d.position OR (e.position = d.position AND e.delivery_id < d.delivery_id)))`;
 }
 
+/** The claim's order, which RETURNING does not keep: live before replays, then by due time and log position. */
+function claimOrder(a: Delivery, b: Delivery): number {
+  const replays = (a.replayJobId === null ? 0 : 1) - (b.replayJobId === null ? 0 : 1);
+  if (replays !== 0) return replays;
+  const [x, y] = [a.nextAttemptAt ?? '', b.nextAttemptAt ?? ''];
+  return x < y ? -1 : x > y ? 1 : a.position - b.position;
+}
+
 export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
   return {
     async schedule(deliveries) {
@@ -180,7 +188,8 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
         .returningAll()
         .execute();
-      return rows.map(toDelivery).sort((a, b) => (a.replayJobId === null ? 0 : 1) - (b.replayJobId === null ? 0 : 1));
+      // In the order they were chosen: the worker sends the first ones when it cannot send them all.
+      return rows.map(toDelivery).sort(claimOrder);
     },
 
     async release(deliveryIds, owner) {

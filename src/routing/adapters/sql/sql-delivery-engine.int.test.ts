@@ -126,6 +126,20 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect(first.map((d) => d.deliveryId)).toEqual(['live']);
   });
 
+  it('answers the claimed deliveries in the order it chose them: live first, then by due time and log position', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([
+      { ...delivery('a-retried', 1, null), createdAt: '2026-12-02T09:00:00.000Z' },
+      { ...delivery('b-replayed', 0, null), createdAt: '2026-12-02T09:00:00.000Z', replayJobId: 'j1' },
+      delivery('c-later', 3, null),
+      delivery('d-sooner', 2, null),
+    ]);
+    await settle(db, 'a-retried', 'pending', '2026-12-02T10:00:00.500Z');
+    const claimed = await store.claimDue({ now: T1, leaseUntil: LATER, limit: 10, owner: 'w1', excludeRules: [] });
+    expect(claimed.map((d) => d.deliveryId)).toEqual(['d-sooner', 'c-later', 'a-retried', 'b-replayed']);
+  });
+
   it('gives back leases, and finds the attempts a worker left in flight', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);

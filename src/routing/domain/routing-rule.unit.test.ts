@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { changesDestination, type RuleFields } from './routing-rule.js';
+
+const rule: RuleFields = {
+  app_id: 'shop',
+  rule_name: 'hooks',
+  event_type_filter: null,
+  condition: {},
+  destination_type: 'webhook',
+  destination_config: { url: 'https://hooks.example/a', headers: { 'x-a': '1', 'x-b': '2' } },
+  priority: 0,
+  is_active: true,
+  ordering_key: null,
+};
+
+describe('a change of destination', () => {
+  it('is any change of type or configuration, headers included', () => {
+    expect(changesDestination(rule, { ...rule, destination_config: { url: 'https://hooks.example/b' } })).toBe(true);
+    expect(
+      changesDestination(rule, { ...rule, destination_config: { url: 'https://hooks.example/a', headers: { 'x-a': '1', 'x-b': '3' } } }),
+    ).toBe(true);
+    expect(changesDestination(rule, { ...rule, destination_type: 'database', destination_config: { table: 't' } })).toBe(true);
+  });
+
+  it('is not a change of anything else, nor of the order of keys', () => {
+    expect(changesDestination(rule, { ...rule, rule_name: 'renamed', priority: 5, condition: { 'payload.total': { $gt: 1 } } })).toBe(
+      false,
+    );
+    expect(
+      changesDestination(rule, { ...rule, destination_config: { headers: { 'x-b': '2', 'x-a': '1' }, url: 'https://hooks.example/a' } }),
+    ).toBe(false);
+  });
+});
