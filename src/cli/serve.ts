@@ -12,6 +12,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     // Every role of a distributed deployment must accept the same token: it cannot be generated per process.
     if (!config.adminToken) throw new ConfigError('the distributed mode needs ADMIN_TOKEN, shared by every role');
   }
+  assertTokenFitsExposure(config);
   // Checked before anything opens the database or starts working, so that a second `npm start` says so and exits.
   if (config.port !== 0) await assertPortFree(config.host, config.port);
   const database = isPostgresUrl(config.databaseUrl) ? undefined : sqlitePathFromUrl(config.databaseUrl);
@@ -68,6 +69,22 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+}
+
+const MIN_EXPOSED_TOKEN_LENGTH = 16;
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
+
+/**
+ * A short admin token (the README's `change-me`) is fine for a server only this machine reaches; on an
+ * interface others reach, it is a guessable key to everything, so the start is refused.
+ */
+function assertTokenFitsExposure(config: Pick<Config, 'adminToken' | 'host'>): void {
+  const token = config.adminToken;
+  if (token === undefined || token.length >= MIN_EXPOSED_TOKEN_LENGTH || LOOPBACK.test(config.host)) return;
+  throw new ConfigError(
+    `ADMIN_TOKEN has ${token.length} characters and HOST ${config.host} is reachable from other machines: ` +
+      `use at least ${MIN_EXPOSED_TOKEN_LENGTH} (or leave ADMIN_TOKEN unset to have one generated), or set HOST=127.0.0.1`,
+  );
 }
 
 /** Binds the port for a moment: the cheapest way to learn that another process holds it. */

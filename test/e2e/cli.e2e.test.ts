@@ -123,6 +123,20 @@ describe('the intake CLI', () => {
     await first.kill();
   });
 
+  it('refuses a short admin token on an interface other machines reach, and takes it on loopback', async () => {
+    const exposed = cli(
+      ['serve'],
+      { DATABASE_URL: `sqlite:${join(dir, 'short-token', 'a.db')}`, ADMIN_TOKEN: 'change-me', HOST: '0.0.0.0' },
+      5000,
+    );
+    expect(exposed.status).toBe(1);
+    expect(exposed.stderr).toContain('ADMIN_TOKEN has 9 characters and HOST 0.0.0.0 is reachable from other machines');
+    expect(() => statSync(join(dir, 'short-token'))).toThrow();
+    const local = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'short-token-local.db')}`, ADMIN_TOKEN: 'change-me' });
+    expect((await fetch(`${local.url}/api/applications`, { headers: { authorization: 'Bearer change-me' } })).status).toBe(200);
+    await local.kill();
+  });
+
   it('refuses to start with another INTAKE_SECRET_KEY than the database has, and adopts a new key when the old is lost', async () => {
     const env = {
       DATABASE_URL: `sqlite:${join(dir, 'sealed.db')}`,
