@@ -37,11 +37,23 @@ export function schemaStreamId({ eventType, partnerId }: SchemaKey): string {
   return partnerId === null ? `schema-${eventType}` : `schema-${eventType}@${partnerId}`;
 }
 
+/**
+ * A schema's size as JSON text. ajv compiles about 5 KB of schema in 30 ms, on the thread that
+ * registers it and again on the one that validates with it, and nothing else runs there meanwhile:
+ * 670 KB held a thread for over 4 s. 64 KB stays well under half a second.
+ */
+export const MAX_SCHEMA_BYTES = 64 * 1024;
+
 export function decideRegister(key: SchemaKey, schema: unknown, state: SchemaState, at: Date): SchemaRegistered {
   if (typeof schema !== 'boolean' && (typeof schema !== 'object' || schema === null || Array.isArray(schema))) {
     throw new ValidationError('validation.invalid-schema', 'schema must be a JSON Schema object or boolean', [
       { path: 'schema', message: 'must be an object or boolean' },
     ]);
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(schema));
+  if (bytes > MAX_SCHEMA_BYTES) {
+    const message = `is ${bytes} bytes as JSON; at most ${MAX_SCHEMA_BYTES}`;
+    throw new ValidationError('validation.schema-too-large', `schema ${message}`, [{ path: 'schema', message }]);
   }
   return {
     type: 'SchemaRegistered',
