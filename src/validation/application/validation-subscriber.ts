@@ -5,6 +5,9 @@ import { extendedEvent } from '../../shared/event-store/serialized-event.js';
 import { causedBy } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
 import { decideVerdict } from '../domain/verdict.js';
+import type { Violation } from '../../shared/contracts/data-events.js';
+import { ValidationError } from '../../shared/errors.js';
+import type { SchemaDocument } from '../domain/schema-registry.js';
 import type { CatalogFor, SchemaCompiler, VerdictLogFor } from './ports.js';
 
 export interface ValidationSubscriberDeps {
@@ -25,6 +28,7 @@ export interface ValidationSubscriberDeps {
  * one to record the verdicts (an item that already has one is skipped), one append for all.
  */
 export function validationSubscriber({ clock, compiler, catalog, verdicts, schemaOrder }: ValidationSubscriberDeps): Subscriber {
+  const compile = compilerOrRefusal(compiler);
   return {
     name: 'validation',
     handles: ['DataIngested'],
@@ -42,7 +46,7 @@ export function validationSubscriber({ clock, compiler, catalog, verdicts, schem
             : await schemas.inForceAt(item.event_type, item.partner_id, event.position);
         const schema = stored && {
           version: stored.version,
-          check: compiler.compile(stored.schema, `${stored.eventType}|${stored.partnerId ?? ''}|${stored.version}`),
+          check: compile(stored.schema, `${stored.eventType}|${stored.partnerId ?? ''}|${stored.version}`),
         };
         decided.push({ event, item, verdict: decideVerdict(item, schema, now) });
       }
@@ -74,5 +78,27 @@ export function validationSubscriber({ clock, compiler, catalog, verdicts, schem
           }),
       );
     },
+  };
+}
+
+/**
+ * A stored schema that today's limits refuse (registered before the limit existed) judges each item
+ * invalid, with the reason, instead of failing the subscriber on every item of its type. The refusal
+ * is kept per schema version, as compiled checks are.
+ */
+function compilerOrRefusal(compiler: SchemaCompiler) {
+  const refusals = new Map<string, Violation[]>();
+  return (schema: SchemaDocument, cacheKey: string): ((payload: unknown) => Violation[]) => {
+    const known = refusals.get(cacheKey);
+    if (known) return () => known;
+    try {
+      return compiler.compile(schema, cacheKey);
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      const message = `the schema in force cannot be used: ${error.message}; register a new version`;
+      const refused: Violation[] = [{ path: 'schema', rule: 'schema-refused', message }];
+      refusals.set(cacheKey, refused);
+      return () => refused;
+    }
   };
 }
