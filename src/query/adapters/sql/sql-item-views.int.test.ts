@@ -96,6 +96,43 @@ describe.each(databases)('payload filters on %s', (_name, open) => {
       await close();
     }
   });
+
+  it('match a value of the same JSON type only: 1 is no true, 0 no false, "[1]" no array', async () => {
+    const { db, close } = await open();
+    const views = sqlItemViews(db);
+    const ids = async (query: Record<string, string>) =>
+      (await views.list({ partnerId: 'typed', payload: parsePayloadFilter(query) }, { limit: 50 })).items.map((v) => v.id);
+    try {
+      await views.save([
+        view('t1', 'typed', { v: 1 }),
+        view('t2', 'typed', { v: true }),
+        view('t3', 'typed', { v: 0 }),
+        view('t4', 'typed', { v: false }),
+        view('t5', 'typed', { v: [1] }),
+        view('t6', 'typed', { v: '[1]' }),
+        view('t7', 'typed', { v: {} }),
+        view('t8', 'typed', { v: '{}' }),
+        view('t9', 'typed', { v: [] }),
+        view('ta', 'typed', { v: 'true' }),
+        view('tb', 'typed', { v: null }),
+        view('tc', 'typed', { v: 'null' }),
+        view('td', 'typed', { v: 1.5 }),
+      ]);
+      expect(await ids({ 'payload.v': '1' })).toEqual(['t1']);
+      expect(await ids({ 'payload.v': '1.0' })).toEqual(['t1']);
+      expect(await ids({ 'payload.v': 'true' })).toEqual(['t2', 'ta']);
+      expect(await ids({ 'payload.v': '0' })).toEqual(['t3']);
+      expect(await ids({ 'payload.v': '-0' })).toEqual(['t3']);
+      expect(await ids({ 'payload.v': 'false' })).toEqual(['t4']);
+      expect(await ids({ 'payload.v': '[1]' })).toEqual(['t6']);
+      expect(await ids({ 'payload.v': '{}' })).toEqual(['t8']);
+      expect(await ids({ 'payload.v': '[]' })).toEqual([]);
+      expect(await ids({ 'payload.v': 'null' })).toEqual(['tb', 'tc']);
+      expect(await ids({ 'payload.v': '1.50' })).toEqual(['td']);
+    } finally {
+      await close();
+    }
+  });
 });
 
 describe.skipIf(!testPostgresUrl)('payload filters on PostgreSQL', () => {

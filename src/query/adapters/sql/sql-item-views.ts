@@ -51,12 +51,18 @@ function payloadCondition(postgres: boolean, condition: PayloadCondition): Expre
       sql` OR `,
     )})`;
   }
+  // json_extract alone would answer 1 for true and an array's JSON text for an array, so the JSON
+  // type is checked too: a value matches only a value of its own type, as containment does.
   const path = `$${condition.path.map((key) => `."${key}"`).join('')}`;
-  const values = condition.values.map((value) => (typeof value === 'boolean' ? Number(value) : value));
-  const nullable = values.includes(null);
-  const comparable = values.filter((value) => value !== null);
-  const equal = sql`json_extract(payload, ${path}) IN (${sql.join(comparable)})`;
-  return nullable ? sql<SqlBool>`(${equal} OR json_type(payload, ${path}) = 'null')` : sql<SqlBool>`${equal}`;
+  const type = sql`json_type(payload, ${path})`;
+  const extracted = sql`json_extract(payload, ${path})`;
+  const matches = condition.values.map((value) => {
+    if (value === null) return sql`${type} = 'null'`;
+    if (typeof value === 'boolean') return sql`${type} = ${value ? 'true' : 'false'}`;
+    if (typeof value === 'number') return sql`(${type} IN ('integer', 'real') AND ${extracted} = ${value})`;
+    return sql`(${type} = 'text' AND ${extracted} = ${value})`;
+  });
+  return sql<SqlBool>`(${sql.join(matches, sql` OR `)})`;
 }
 
 const toRow = (view: ItemView): Row => ({
