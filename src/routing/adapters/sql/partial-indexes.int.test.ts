@@ -66,3 +66,12 @@ it('finds due, failed and pending deliveries through an index that succeeded one
   expect(plan(/where "status" = \? and status <> 'succeeded'/)).toContain('routing_deliveries_due');
   expect(plan(/group by "rule_id"/)).toContain('routing_deliveries_due');
 });
+
+it('pages the deliveries list, newest first, through an index instead of sorting the whole table', async () => {
+  const { store, plan } = await recordingStore();
+  const first = await store.list({}, { limit: 10 });
+  expect(first.items).toEqual([]);
+  const listed = plan(/from "routing_deliveries" order by "created_at" desc/);
+  expect(listed).toContain('routing_deliveries_created');
+  expect(listed).not.toContain('TEMP B-TREE');
+});
