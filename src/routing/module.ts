@@ -166,8 +166,19 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
   const replayDeadLetters = procedures.define('routing.replay-dead-letters', async (ruleId: string | undefined) => {
     // As a replay of the rule: an unknown rule is not found, a deleted or disabled one has nowhere to send them.
     if (ruleId !== undefined) assertReplayable(ruleId, await ruleStateOf(store, ruleId));
+    // Of every rule: those of a deleted or disabled rule stay dead-lettered, as they would fail again at once.
+    const replayable = new Map<string, boolean>();
+    const mayReplay = async (rule: string) => {
+      let known = replayable.get(rule);
+      if (known === undefined) {
+        const state = await ruleStateOf(store, rule);
+        replayable.set(rule, (known = state.status === 'live' && state.fields.is_active));
+      }
+      return known;
+    };
     // Every page, by cursor: a replayed delivery that fails again at once is behind the cursor, never taken twice.
     let replayed = 0;
+    let skipped = 0;
     let cursor: string | null = null;
     do {
       const dead: Page<Delivery> = await deliveries.list(
@@ -175,6 +186,10 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         { limit: 1000, ...(cursor ? { cursor } : {}) },
       );
       for (const delivery of dead.items) {
+        if (!(await mayReplay(delivery.ruleId))) {
+          skipped++;
+          continue;
+        }
         try {
           await worker.replay(delivery.deliveryId);
           replayed++;
@@ -185,7 +200,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
       }
       cursor = dead.nextCursor;
     } while (cursor !== null);
-    return replayed;
+    return { replayed, skipped };
   });
 
   return {

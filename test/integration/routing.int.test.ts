@@ -163,7 +163,7 @@ describe('webhook delivery', () => {
 
     const back = await receiver(Number(new URL(hooks.url).port));
     const replay = await call(intake, 'POST', '/api/routing/dead-letters/replay', { rule_id: rule.rule_id });
-    expect(replay.json()).toEqual({ replayed: 1 });
+    expect(replay.json()).toEqual({ replayed: 1, skipped: 0 });
     const [request] = await back.waitFor(1);
     expect(request?.headers['webhook-id']).toBe(dead?.delivery_id);
     await until(
@@ -205,14 +205,39 @@ describe('webhook delivery', () => {
       return [response.statusCode, response.headers['content-type'], response.json().code ?? response.json()];
     };
     expect(await replayOf('no-such-rule')).toEqual([404, expect.stringMatching(/application\/problem\+json/), 'routing.rule-not-found']);
-    expect(await replayOf(rule.rule_id)).toEqual([202, expect.stringMatching(/json/), { replayed: 0 }]);
+    expect(await replayOf(rule.rule_id)).toEqual([202, expect.stringMatching(/json/), { replayed: 0, skipped: 0 }]);
     expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}/toggle`)).statusCode).toBe(200);
     expect(await replayOf(rule.rule_id)).toEqual([400, expect.stringMatching(/problem/), 'routing.rule-disabled']);
     expect((await call(intake, 'DELETE', `/api/routing-rules/${rule.rule_id}`)).statusCode).toBe(204);
     expect(await replayOf(rule.rule_id)).toEqual([400, expect.stringMatching(/problem/), 'routing.rule-deleted']);
-    // Without a rule, every dead letter is replayed, as before.
+    // Without a rule, every dead letter of a live, active rule is replayed.
     const all = await call(intake, 'POST', '/api/routing/dead-letters/replay', {});
-    expect([all.statusCode, all.json()]).toEqual([202, { replayed: 0 }]);
+    expect([all.statusCode, all.json()]).toEqual([202, { replayed: 0, skipped: 0 }]);
+  });
+
+  it('replays the dead letters of every active rule, and leaves those of a disabled rule as they are', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    await hooks.close();
+    await setUp(intake);
+    const active = await webhookRule(intake, hooks.url, {});
+    const disabled = await webhookRule(intake, hooks.url, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    await until(
+      () => call(intake, 'GET', '/api/routing/dead-letters').then((r) => r.json().items as unknown[]),
+      (items) => items.length === 2,
+    );
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${disabled.rule_id}/toggle`)).statusCode).toBe(200);
+    const back = await receiver(Number(new URL(hooks.url).port));
+    const all = await call(intake, 'POST', '/api/routing/dead-letters/replay', {});
+    expect([all.statusCode, all.json()]).toEqual([202, { replayed: 1, skipped: 1 }]);
+    await back.waitFor(1);
+    await until(
+      () => deliveriesOf(intake, `rule_id=${active.rule_id}`),
+      (items) => items[0]?.status === 'succeeded',
+    );
+    expect((await deliveriesOf(intake, `rule_id=${disabled.rule_id}`))[0]).toMatchObject({ status: 'dead_lettered' });
+    await back.close();
   });
 
   it('settles the deliveries of a rule disabled while its circuit is open without waiting a probe lease for each', async () => {
@@ -285,7 +310,7 @@ describe('webhook delivery', () => {
     await until(deadCount, (n) => n === 1001, 30_000);
 
     const replay = await call(intake, 'POST', '/api/routing/dead-letters/replay', { rule_id: rule.rule_id });
-    expect([replay.statusCode, replay.json()]).toEqual([202, { replayed: 1001 }]);
+    expect([replay.statusCode, replay.json()]).toEqual([202, { replayed: 1001, skipped: 0 }]);
     await hooks.waitFor(2002, 60_000);
   }, 120_000);
 

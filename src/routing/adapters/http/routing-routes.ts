@@ -31,7 +31,7 @@ export interface RoutingHandlers {
   deliveries(filter: DeliveryFilter, page: PageRequest): Promise<Page<Delivery>>;
   delivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: readonly Attempt[] }>;
   replay(deliveryId: string): Promise<Delivery>;
-  replayDeadLetters(ruleId: string | undefined): Promise<number>;
+  replayDeadLetters(ruleId: string | undefined): Promise<{ replayed: number; skipped: number }>;
   destinations(page: PageRequest): Promise<Page<DestinationView>>;
   test(ruleId: string): Promise<TestSendResult>;
   startReplay(ruleId: string, input: { from: string; to: string; reevaluate?: boolean; fresh_ids?: boolean }): Promise<ReplayJob>;
@@ -542,12 +542,19 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Send every dead-lettered delivery (of one rule, or all) again',
-            description: 'A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule.',
+            description:
+              'A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule. Without one, the dead letters of deleted or disabled rules are skipped.',
             body: Type.Optional(Type.Object({ rule_id: Type.Optional(Type.String({ maxLength: 64 })) })),
-            response: { 202: Type.Object({ replayed: Type.Integer() }), ...errorResponses },
+            response: {
+              202: Type.Object({
+                replayed: Type.Integer(),
+                skipped: Type.Integer({ description: 'Dead letters of deleted or disabled rules, left as they are' }),
+              }),
+              ...errorResponses,
+            },
           },
         },
-        async (request, reply) => reply.status(202).send({ replayed: await handlers.replayDeadLetters(request.body?.rule_id) }),
+        async (request, reply) => reply.status(202).send(await handlers.replayDeadLetters(request.body?.rule_id)),
       );
     },
   };
