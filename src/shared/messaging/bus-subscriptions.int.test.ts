@@ -156,9 +156,13 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
         consumers.start();
         // Down long enough for many more tries than maxDeliver allows deliveries.
         await until(() => transactions.length >= 5, 'the subscriber kept trying');
+        // The admin API tells the truth meanwhile: retrying, with the database's own words.
+        expect((await consumers.status())[0]).toMatchObject({ state: 'retrying', fault: expect.any(String), parked: 0 });
         await new Promise((r) => setTimeout(r, 1500));
         down = false;
         await until(async () => (await count('seen')) === 10 && (await consumers.status())[0]?.lag === 0, 'all ten handled');
+        expect((await consumers.status())[0]).toMatchObject({ state: 'running' });
+        expect((await consumers.status())[0]).not.toHaveProperty('fault');
         expect(await listParked(db, 'patient')).toEqual([]);
         const perItem = (await sql<{ c: number }>`SELECT count(*) AS c FROM seen GROUP BY item_id`.execute(db)).rows;
         expect(perItem.every((row) => row.c === 1)).toBe(true);

@@ -74,6 +74,8 @@ export interface BusSubscriptions {
 export function busSubscriptions(options: BusSubscriptionOptions): BusSubscriptions {
   const { bus, store, clock, logger } = options;
   const consumptions = new Map<string, Consumption>();
+  // The last failure of each subscriber's transactions, until one commits again: what status reports.
+  const faults = new Map<string, string>();
   let running = false;
   let attaching: Promise<void> | undefined;
   let misconfigured: string | undefined;
@@ -138,8 +140,10 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           subscriber,
           batch.map((b) => b.event),
         );
+        faults.delete(subscriber.name);
         for (const b of batch) b.settle();
       } catch (error) {
+        faults.set(subscriber.name, error instanceof Error ? error.message : String(error));
         // The storage failing fails every event alike: trying each alone would only repeat it.
         if (batch.length === 1 || isStorageFault(error)) {
           for (const b of batch) b.settle(error ?? new Error('handler failed'));
@@ -256,6 +260,11 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     misconfigured: () => misconfigured,
 
     async status() {
+      const statusOf = (name: string) => {
+        if (!running || !consumptions.has(name)) return { state: 'stopped' as const };
+        const fault = faults.get(name);
+        return fault === undefined ? { state: 'running' as const } : { state: 'retrying' as const, fault };
+      };
       const parked = await countParked(options.db);
       return Promise.all(
         options.subscribers.map(async (subscriber) => {
@@ -268,7 +277,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             head: position + lag,
             lag,
             parked: parked.get(subscriber.name) ?? 0,
-            state: running && consumptions.has(subscriber.name) ? ('running' as const) : ('stopped' as const),
+            ...statusOf(subscriber.name),
           };
         }),
       );
