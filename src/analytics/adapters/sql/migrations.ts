@@ -1,5 +1,6 @@
 import type { Kysely, Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+import { byteOrderColumns } from '../../../shared/postgres/byte-order-columns.js';
 
 /** The profiles view: plain columns and composite keys, so the same migration runs on SQLite and PostgreSQL. */
 const createProfiles: Migration = {
@@ -46,7 +47,14 @@ const createSources: Migration = {
   },
 };
 
+// A profile lists its linked ids and its groups in id order: by bytes on every database.
+const profileIdsInByteOrder = byteOrderColumns({ analytics_profile_ids: ['other_id'], analytics_profile_groups: ['group_id'] });
+
 export const analyticsMigrations: MigrationSet = {
   owner: 'analytics',
-  migrations: { '0001_profiles': createProfiles, '0002_sources': createSources },
+  migrations: {
+    '0001_profiles': createProfiles,
+    '0002_sources': createSources,
+    '0003_profile_ids_in_byte_order': profileIdsInByteOrder,
+  },
 };

@@ -1,5 +1,6 @@
 import type { Kysely, Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+import { byteOrderColumns } from '../../../shared/postgres/byte-order-columns.js';
 
 const createTables: Migration = {
   async up(db: Kysely<unknown>) {
@@ -22,7 +23,13 @@ const createTables: Migration = {
   },
 };
 
+// Applications are listed by id, paged with `app_id > cursor`: by bytes on PostgreSQL too, as on SQLite.
+const appIdInByteOrder = byteOrderColumns({ applications: ['app_id'] });
+
 export const applicationMigrations: MigrationSet = {
   owner: 'applications',
-  migrations: { '0001_create_applications_and_write_keys': createTables },
+  migrations: {
+    '0001_create_applications_and_write_keys': createTables,
+    '0002_app_id_in_byte_order': appIdInByteOrder,
+  },
 };

@@ -1,5 +1,6 @@
 import type { Kysely, Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+import { byteOrderColumns } from '../../../shared/postgres/byte-order-columns.js';
 
 /** Plain columns and composite keys only, so the same migration runs on SQLite and PostgreSQL. */
 const createAttributionTables: Migration = {
@@ -69,7 +70,13 @@ const createAttributionTables: Migration = {
   },
 };
 
+// A conversion's credits are listed by (model, partner, campaign): by bytes on every database.
+const creditsInByteOrder = byteOrderColumns({ attribution_credits: ['partner_id', 'campaign_id'] });
+
 export const attributionMigrations: MigrationSet = {
   owner: 'attribution',
-  migrations: { '0001_create_attribution_tables': createAttributionTables },
+  migrations: {
+    '0001_create_attribution_tables': createAttributionTables,
+    '0002_credits_in_byte_order': creditsInByteOrder,
+  },
 };

@@ -1,5 +1,6 @@
 import type { Kysely, Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+import { byteOrderColumns } from '../../../shared/postgres/byte-order-columns.js';
 
 const createTables: Migration = {
   async up(db: Kysely<unknown>) {
@@ -18,7 +19,13 @@ const createTables: Migration = {
   },
 };
 
+// Pipelines are listed by event type, paged with `event_type > cursor`: by bytes on every database.
+const eventTypeInByteOrder = byteOrderColumns({ processing_pipelines: ['event_type'] });
+
 export const processingMigrations: MigrationSet = {
   owner: 'processing',
-  migrations: { '0001_create_pipelines_and_outcomes': createTables },
+  migrations: {
+    '0001_create_pipelines_and_outcomes': createTables,
+    '0002_event_type_in_byte_order': eventTypeInByteOrder,
+  },
 };

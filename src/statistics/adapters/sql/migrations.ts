@@ -1,5 +1,6 @@
 import type { Kysely, Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+import { byteOrderColumns } from '../../../shared/postgres/byte-order-columns.js';
 
 // Plain types and text timestamps only, so the same migration runs on SQLite and PostgreSQL.
 const createStatistics: Migration = {
@@ -36,7 +37,10 @@ const createStatistics: Migration = {
   },
 };
 
+// Buckets are paged by (bucket start, event type) and applications by id: by bytes on every database.
+const namesInByteOrder = byteOrderColumns({ statistics_buckets: ['app_id', 'event_type'] });
+
 export const statisticsMigrations: MigrationSet = {
   owner: 'statistics',
-  migrations: { '0001_create_statistics': createStatistics },
+  migrations: { '0001_create_statistics': createStatistics, '0002_names_in_byte_order': namesInByteOrder },
 };

@@ -1,5 +1,6 @@
 import type { Kysely, Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+import { byteOrderColumns } from '../../../shared/postgres/byte-order-columns.js';
 
 const createTables: Migration = {
   async up(db: Kysely<unknown>) {
@@ -23,7 +24,13 @@ const createTables: Migration = {
   },
 };
 
+// Schemas are listed by (event type, source), paged after the last key: by bytes on every database.
+const keysInByteOrder = byteOrderColumns({ validation_schemas: ['event_type', 'partner_id'] });
+
 export const validationMigrations: MigrationSet = {
   owner: 'validation',
-  migrations: { '0001_create_schemas_and_verdicts': createTables },
+  migrations: {
+    '0001_create_schemas_and_verdicts': createTables,
+    '0002_keys_in_byte_order': keysInByteOrder,
+  },
 };
