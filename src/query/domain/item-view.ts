@@ -198,7 +198,8 @@ function withDelivery(
   if (next === current) return deliveries;
   return current
     ? deliveries.map((d) => (d === current ? next : d))
-    : [...deliveries, next].sort((a, b) => a.deliveryId.localeCompare(b.deliveryId));
+    : // By code unit, as the databases order ids: `localeCompare` depends on the locale and costs an ICU call.
+      [...deliveries, next].sort((a, b) => (a.deliveryId < b.deliveryId ? -1 : a.deliveryId > b.deliveryId ? 1 : 0));
 }
 /** Rebuilds an item from its history, as it stood at `asOf` (inclusive) when given. */
 export function foldHistory(history: readonly HistoryEntry[], asOf?: string): ItemView | undefined {
