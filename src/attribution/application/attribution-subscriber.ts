@@ -78,6 +78,11 @@ async function recredit(
   range: TimeRange,
   lookbackMs: number,
 ): Promise<Array<{ conversionId: string; credits: Credit[] }>> {
+  // Credits come only from touches in a conversion's window, and touches are never taken back: with
+  // none in any window of the range, its conversions have no credits and never had, so none are read.
+  // Most conversions of tracking-API traffic (no campaign, no referrer) end here.
+  if (!(await ledger.hasTouches(visitorId, { from: lookbackWindowOf({ occurredAt: range.from }, lookbackMs).from, to: range.to })))
+    return [];
   const conversions = await ledger.conversionsOf(visitorId, range);
   const first = conversions[0];
   const last = conversions.at(-1);

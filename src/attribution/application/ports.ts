@@ -26,6 +26,8 @@ export interface AttributionLedger {
   conversionsOf(visitorId: string, range: TimeRange): Promise<Conversion[]>;
   /** The visitor's touches that occurred within the range (bounds included), in the order they occurred. */
   touchesOf(visitorId: string, range: TimeRange): Promise<Touch[]>;
+  /** Whether the visitor has any touch within the range (bounds included). */
+  hasTouches(visitorId: string, range: TimeRange): Promise<boolean>;
   /** Replaces whatever each conversion credited before with its new credits. */
   replaceCredits(credited: ReadonlyArray<{ readonly conversionId: string; readonly credits: readonly Credit[] }>): Promise<void>;
   /** Throws everything away, for a rebuild from the log. */

@@ -160,6 +160,18 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       return rows.map(touchOf);
     },
 
+    async hasTouches(visitorId, range) {
+      const row = await t
+        .selectFrom('attribution_touches')
+        .select('tracking_event_id')
+        .where('visitor_id', '=', visitorId)
+        .where('occurred_at', '>=', range.from)
+        .where('occurred_at', '<=', range.to)
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
+
     async replaceCredits(credited) {
       for (const piece of keyPieces(
         db,
