@@ -77,6 +77,18 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   let running = false;
   let attaching: Promise<void> | undefined;
   let misconfigured: string | undefined;
+  // The pauses between attempts to attach: stop() ends them, so a stop is not held up to 10 s by one.
+  const pauses = new Set<() => void>();
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        pauses.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      pauses.add(end);
+    });
 
   /**
    * Records that the subscriber consumed these events, in one statement: answers those it had not
@@ -235,7 +247,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           if (misconfigured === undefined) logger.error({ consumer: durable, err: error }, 'the broker refuses this configuration');
           misconfigured = error.message;
         } else logger.warn({ consumer: durable, err: error }, 'cannot attach to the broker yet; retrying');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 10_000)));
+        if (running) await pause(Math.min(500 * 2 ** attempt, 10_000));
       }
     }
   };
@@ -248,6 +260,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     },
     async stop() {
       running = false;
+      for (const end of [...pauses]) end();
       await attaching;
       await Promise.all([...consumptions.values()].map((c) => c.stop()));
       consumptions.clear();
