@@ -300,16 +300,20 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       await attaching;
       await consumptions.get(name)?.stop();
       consumptions.delete(name);
-      // Rewound first: should the reset then fail, the view is whole and the events consumed again
-      // find their consumed rows, so nothing is counted twice.
-      await bus.rewind(durableOf(subscriber));
-      await store.transaction(async (tx) => {
-        await reset(tx);
-        await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', name).execute();
-        await unparkAll(tx.db, name);
-      });
-      logger.info({ subscriber: name }, 'replaying from the first message of the stream');
-      if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
+      try {
+        // Rewound first: should the reset then fail, the view is whole and the events consumed again
+        // find their consumed rows, so nothing is counted twice.
+        await bus.rewind(durableOf(subscriber));
+        await store.transaction(async (tx) => {
+          await reset(tx);
+          await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', name).execute();
+          await unparkAll(tx.db, name);
+        });
+        logger.info({ subscriber: name }, 'replaying from the first message of the stream');
+      } finally {
+        // Failed or not (the broker unreachable, say), the subscriber consumes again: never left stopped.
+        if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
+      }
     },
 
     async retryParked(name, ref) {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { busSubscriptions } from './bus-subscriptions.js';
-import type { MessageBus } from './message-bus.js';
+import { MessageBusUnavailableError, type MessageBus } from './message-bus.js';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -42,5 +42,41 @@ describe('consumers attaching to a broker that cannot be reached', () => {
     const before = attempts;
     await sleep(1200);
     expect(attempts).toBe(before);
+  });
+});
+
+describe('a replay asked while the broker cannot be reached', () => {
+  it('fails as unavailable and leaves the subscriber consuming as before, not stopped until a restart', async () => {
+    let consumes = 0;
+    let stops = 0;
+    const bus: MessageBus = {
+      publish: () => Promise.reject(new Error('not used')),
+      consume: () => {
+        consumes++;
+        return Promise.resolve({ stop: () => Promise.resolve(void stops++) });
+      },
+      progress: () => Promise.resolve(undefined),
+      rewind: () => Promise.reject(new MessageBusUnavailableError('disconnected from NATS, reconnecting')),
+      close: () => Promise.resolve(),
+    };
+    const consumers = busSubscriptions({
+      bus,
+      // The rewind fails first: the view is not touched.
+      store: {} as EventStore,
+      db: {} as Kysely<object>,
+      clock: systemClock,
+      logger: silent,
+      role: 'test',
+      subscribers: [{ name: 'view', handles: ['Thing'], handle: () => Promise.resolve(), reset: () => Promise.resolve() }],
+    });
+    consumers.start();
+    while (!consumers.attached()) await sleep(10);
+    await expect(consumers.replay('view')).rejects.toBeInstanceOf(MessageBusUnavailableError);
+    expect(stops).toBe(1);
+    const deadline = Date.now() + 2000;
+    while (!consumers.attached() && Date.now() < deadline) await sleep(10);
+    expect(consumers.attached()).toBe(true);
+    expect(consumes).toBe(2);
+    await consumers.stop();
   });
 });
