@@ -44,9 +44,14 @@ USER node
 # 8000: embedded (all roles); 5001-5008: one role each in distributed mode.
 EXPOSE 8000 5001-5008
 
-# No curl in slim images: use Node's fetch. A single role listens on its own default port unless
-# PORT is set, so the check derives the port the same way.
+# No curl in slim images: use Node's fetch. A process running one role listens on that role's port
+# unless PORT is set (several roles, or all of them: 8000), so the check derives the port the same way.
+# Healthy is /health/ready answering 200: the database answers (a broker that is down only degrades
+# a role, which still takes writes); 503 (database down, broker refusing the configuration) is unhealthy.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "const p={ingestion:5001,query:5002,validation:5003,processing:5004,routing:5005,statistics:5006,tracking:5007,attribution:5008};const port=process.env.PORT||p[(process.env.ROLE||'').trim()]||8000;fetch('http://127.0.0.1:'+port+'/health',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "const p={ingestion:5001,query:5002,validation:5003,processing:5004,routing:5005,statistics:5006,tracking:5007,attribution:5008};const r=[...new Set((process.env.ROLE||'').split(',').map(s=>s.trim()))];const port=process.env.PORT||(r.length===1&&p[r[0]])||8000;fetch('http://127.0.0.1:'+port+'/health/ready',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))"]
 
+# Shuts down gracefully on SIGTERM. As PID 1, node ignores signals until it has set its handlers (all
+# of start-up: migrations, opening the database) and reaps no orphans: run the image with
+# `docker run --init` (Compose: `init: true`, as docker-compose.yml does).
 CMD ["node", "bin/intake.js", "serve"]

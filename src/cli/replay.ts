@@ -70,6 +70,11 @@ async function replayRoles(config: Config, logger: Logger, output: Output, subsc
         `no subscriber named "${subscriber}" in ROLE=${String(config.roles)} (known: ${known.join(', ')})`,
       );
     }
+    if (replayed.length === 0) {
+      // validation, processing, routing, tracking: their subscribers record facts, or there are none.
+      output.result(`nothing to replay: ROLE=${String(config.roles)} keeps no views to rebuild`, { replayed, ms: 0 });
+      return;
+    }
     for (;;) {
       const attached = intake.roles.every((role) => role.consumers.attached());
       const lag = attached

@@ -78,12 +78,14 @@ const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;
  * A short admin token (the README's `change-me`) is fine for a server only this machine reaches; on an
  * interface others reach, it is a guessable key to everything, so the start is refused.
  */
-function assertTokenFitsExposure(config: Pick<Config, 'adminToken' | 'host'>): void {
+export function assertTokenFitsExposure(config: Pick<Config, 'adminToken' | 'host' | 'distributed'>): void {
   const token = config.adminToken;
   if (token === undefined || token.length >= MIN_EXPOSED_TOKEN_LENGTH || LOOPBACK.test(config.host)) return;
+  // The distributed mode cannot generate one: every role must accept the same token.
+  const generated = config.distributed ? '' : ' (or leave ADMIN_TOKEN unset to have one generated)';
   throw new ConfigError(
     `ADMIN_TOKEN has ${token.length} characters and HOST ${config.host} is reachable from other machines: ` +
-      `use at least ${MIN_EXPOSED_TOKEN_LENGTH} (or leave ADMIN_TOKEN unset to have one generated), or set HOST=127.0.0.1`,
+      `use at least ${MIN_EXPOSED_TOKEN_LENGTH}${generated}, or set HOST=127.0.0.1`,
   );
 }
 

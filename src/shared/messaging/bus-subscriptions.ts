@@ -79,6 +79,18 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   let running = false;
   let attaching: Promise<void> | undefined;
   let misconfigured: string | undefined;
+  // The pauses between attempts to attach: stop() ends them, so a stop is not held up to 10 s by one.
+  const pauses = new Set<() => void>();
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        pauses.delete(end);
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      pauses.add(end);
+    });
 
   /**
    * Records that the subscriber consumed these events, in one statement: answers those it had not
@@ -239,7 +251,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           if (misconfigured === undefined) logger.error({ consumer: durable, err: error }, 'the broker refuses this configuration');
           misconfigured = error.message;
         } else logger.warn({ consumer: durable, err: error }, 'cannot attach to the broker yet; retrying');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 10_000)));
+        if (running) await pause(Math.min(500 * 2 ** attempt, 10_000));
       }
     }
   };
@@ -252,6 +264,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     },
     async stop() {
       running = false;
+      for (const end of [...pauses]) end();
       await attaching;
       await Promise.all([...consumptions.values()].map((c) => c.stop()));
       consumptions.clear();
@@ -296,16 +309,20 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       await attaching;
       await consumptions.get(name)?.stop();
       consumptions.delete(name);
-      // Rewound first: should the reset then fail, the view is whole and the events consumed again
-      // find their consumed rows, so nothing is counted twice.
-      await bus.rewind(durableOf(subscriber));
-      await store.transaction(async (tx) => {
-        await reset(tx);
-        await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', name).execute();
-        await unparkAll(tx.db, name);
-      });
-      logger.info({ subscriber: name }, 'replaying from the first message of the stream');
-      if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
+      try {
+        // Rewound first: should the reset then fail, the view is whole and the events consumed again
+        // find their consumed rows, so nothing is counted twice.
+        await bus.rewind(durableOf(subscriber));
+        await store.transaction(async (tx) => {
+          await reset(tx);
+          await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', name).execute();
+          await unparkAll(tx.db, name);
+        });
+        logger.info({ subscriber: name }, 'replaying from the first message of the stream');
+      } finally {
+        // Failed or not (the broker unreachable, say), the subscriber consumes again: never left stopped.
+        if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
+      }
     },
 
     async retryParked(name, ref) {

@@ -12,7 +12,17 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
-import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import {
+  ClosedConnectionError,
+  connect,
+  ConnectionError,
+  DrainingConnectionError,
+  nanos,
+  NoRespondersError,
+  RequestError,
+  TimeoutError,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { handleDelivery, park } from '../handle-delivery.js';
 import { subjectMatches } from '../subject-matches.js';
 import {
@@ -113,6 +123,21 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
         ? error
         : new MessageBusUnavailableError(`cannot reach NATS (${describe(error)})`);
     });
+
+  /**
+   * An operator's request to the broker's API (a status report, a replay). While the client reconnects
+   * each request would wait out its timeout and fail as an internal error: it fails at once as a 503.
+   */
+  const askBroker = async <T>(work: (jsm: JetStreamManager) => Promise<T>): Promise<T> => {
+    const { jsm } = await reachable();
+    if (!connected) throw new MessageBusUnavailableError('disconnected from NATS, reconnecting');
+    try {
+      return await work(jsm);
+    } catch (error) {
+      if (!isBrokerUnreachable(error)) throw error;
+      throw new MessageBusUnavailableError(`NATS did not answer (${describe(error)})`);
+    }
+  };
 
   /**
    * The stream's consumers, one listing for every progress call made while it runs: a status report
@@ -219,8 +244,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     },
 
     async progress(durableName) {
-      const { jsm } = await reachable();
-      const family = familyOf(await sharedListing(jsm), durableName);
+      const family = familyOf(await askBroker(sharedListing), durableName);
       if (family.length === 0) return undefined;
       return {
         acknowledged: Math.max(...family.map((info) => info.ack_floor.stream_seq)),
@@ -229,8 +253,9 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     },
 
     async rewind(durableName) {
-      const { jsm } = await reachable();
-      for (const info of await consumersNamed(jsm, options.stream, durableName)) await deleteConsumer(jsm, options.stream, info.name);
+      await askBroker(async (jsm) => {
+        for (const info of await consumersNamed(jsm, options.stream, durableName)) await deleteConsumer(jsm, options.stream, info.name);
+      });
     },
 
     unreachable() {
@@ -483,6 +508,13 @@ export function commonWildcard(subjects: readonly string[]): string {
 
 function isApiError(error: unknown, code: number): boolean {
   return error instanceof JetStreamApiError && error.code === code;
+}
+
+/** The client's errors for a broker it cannot reach or that does not answer, as opposed to an answer refusing the request. */
+function isBrokerUnreachable(error: unknown): boolean {
+  return [TimeoutError, RequestError, ConnectionError, ClosedConnectionError, DrainingConnectionError, NoRespondersError].some(
+    (type) => error instanceof type,
+  );
 }
 
 function describe(error: unknown): string {

@@ -1,0 +1,82 @@
+import type { Kysely } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../clock.js';
+import type { EventStore } from '../event-store/event-store.js';
+import { busSubscriptions } from './bus-subscriptions.js';
+import { MessageBusUnavailableError, type MessageBus } from './message-bus.js';
+
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('consumers attaching to a broker that cannot be reached', () => {
+  it('stop at once, not after the pause between attempts (up to 10 s: a container would be killed first)', async () => {
+    let attempts = 0;
+    const bus: MessageBus = {
+      publish: () => Promise.reject(new Error('not used')),
+      consume: () => {
+        attempts++;
+        return Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4222'), { code: 'ECONNREFUSED' }));
+      },
+      progress: () => Promise.resolve(undefined),
+      rewind: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const consumers = busSubscriptions({
+      bus,
+      // Never reached: no message is ever delivered.
+      store: {} as EventStore,
+      db: {} as Kysely<object>,
+      clock: systemClock,
+      logger: silent,
+      role: 'test',
+      subscribers: [{ name: 'view', handles: ['Thing'], handle: () => Promise.resolve() }],
+    });
+    consumers.start();
+    // Attempts at 0 and 0.5 s, then a pause of 1 s.
+    while (attempts < 2) await sleep(50);
+    await sleep(100);
+    const started = Date.now();
+    await consumers.stop();
+    expect(Date.now() - started).toBeLessThan(300);
+    expect(consumers.attached()).toBe(false);
+    const before = attempts;
+    await sleep(1200);
+    expect(attempts).toBe(before);
+  });
+});
+
+describe('a replay asked while the broker cannot be reached', () => {
+  it('fails as unavailable and leaves the subscriber consuming as before, not stopped until a restart', async () => {
+    let consumes = 0;
+    let stops = 0;
+    const bus: MessageBus = {
+      publish: () => Promise.reject(new Error('not used')),
+      consume: () => {
+        consumes++;
+        return Promise.resolve({ stop: () => Promise.resolve(void stops++) });
+      },
+      progress: () => Promise.resolve(undefined),
+      rewind: () => Promise.reject(new MessageBusUnavailableError('disconnected from NATS, reconnecting')),
+      close: () => Promise.resolve(),
+    };
+    const consumers = busSubscriptions({
+      bus,
+      // The rewind fails first: the view is not touched.
+      store: {} as EventStore,
+      db: {} as Kysely<object>,
+      clock: systemClock,
+      logger: silent,
+      role: 'test',
+      subscribers: [{ name: 'view', handles: ['Thing'], handle: () => Promise.resolve(), reset: () => Promise.resolve() }],
+    });
+    consumers.start();
+    while (!consumers.attached()) await sleep(10);
+    await expect(consumers.replay('view')).rejects.toBeInstanceOf(MessageBusUnavailableError);
+    expect(stops).toBe(1);
+    const deadline = Date.now() + 2000;
+    while (!consumers.attached() && Date.now() < deadline) await sleep(10);
+    expect(consumers.attached()).toBe(true);
+    expect(consumes).toBe(2);
+    await consumers.stop();
+  });
+});

@@ -1,0 +1,52 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MessageBusUnavailableError } from '../message-bus.js';
+import { natsMessageBus } from './nats-message-bus.js';
+import { natsServerAvailable, startPrivateNatsServer } from './private-nats-server.js';
+
+if (!natsServerAvailable()) console.warn('skipping the broker outage of the admin calls: nats-server is not installed');
+
+/** Rejects with what `work` rejects with, and how long that took. */
+async function failure(work: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const started = Date.now();
+  try {
+    await work();
+  } catch (error) {
+    return { error, ms: Date.now() - started };
+  }
+  throw new Error('expected a failure');
+}
+
+describe.skipIf(!natsServerAvailable())('nats message bus: an operator asking while the broker is down', () => {
+  it('is told at once that the broker is unavailable (a 503), not after a 5 s timeout as an internal error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-nats-outage-'));
+    const nats = await startPrivateNatsServer(dir);
+    const bus = natsMessageBus({ servers: nats.url, stream: 'OUTAGE', subjects: ['outage.>'], publishTimeoutMs: 5000 });
+    try {
+      const consumption = await bus.consume('view', ['outage.>'], () => Promise.resolve(), {
+        maxDeliver: 5,
+        ackWaitMs: 30_000,
+        onParked: () => Promise.resolve(),
+      });
+      expect(await bus.progress('view')).toEqual({ acknowledged: 0, pending: 0 });
+      await nats.stop();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      for (const call of [() => bus.progress('view'), () => bus.rewind('view')]) {
+        const { error, ms } = await failure(call);
+        expect(error).toBeInstanceOf(MessageBusUnavailableError);
+        expect(ms).toBeLessThan(1000);
+      }
+      await nats.restart();
+      const deadline = Date.now() + 10_000;
+      while (bus.unreachable?.() !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(await bus.progress('view')).toEqual({ acknowledged: 0, pending: 0 });
+      await consumption.stop();
+    } finally {
+      await bus.close();
+      await nats.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
