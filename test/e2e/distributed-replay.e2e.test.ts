@@ -119,7 +119,7 @@ describe.skipIf(!runnable)('distributed mode: ROLE=<role> intake replay', () => 
   }, 60_000);
 
   it('refuses to replay a role while it runs, and replays it once it was stopped, even by SIGKILL', async () => {
-    expect(routing).toBeDefined();
+    routing ??= await serve('routing');
     const refused = await replay('routing');
     expect(refused.code, refused.output).toBe(1);
     expect(refused.output).toMatch(/ROLE=routing is running on this deployment/);
