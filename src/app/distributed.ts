@@ -93,44 +93,21 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
 
   const services: ServiceRole[] = [];
   for (const role of roles) {
-    const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config, role) });
-    const tables = ROLE_CONTEXTS[role].map((context) => context.tables);
-    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, ...tables.flatMap((t) => t.migrations)]);
-    const store = await postgresEventStore({
-      postgres,
+    const { store, postgres, modules, subscribers } = await openRole(role, config, {
       clock,
       newId,
-      inlineProjections: tables.flatMap((t) => t.inlineProjections ?? []),
+      logger,
       onBatch: (size) => metrics.groupCommitBatchSize.observe(size),
-      // Replicas of a role share its schema: each wakes its relay when any of them appends.
-      notifyChannel: `intake_${postgresSchemaOf(config, role)}`,
     });
-    // Each role is its own storage: its procedures run in this process, against its own schema.
-    const deps: ModuleDeps = { store, db: postgres.db, clock, newId, logger, procedures: localProcedures() };
-    const { modules } = buildContexts(ROLE_CONTEXTS[role], deps, { placement: 'distributed', config });
-    await verifyModules(modules, async () => {
-      await store.close();
-      await postgres.close();
-    });
-    const subscribers: Subscriber[] = modules.flatMap((m) => m.subscribers ?? []);
     services.push({
       role,
       store,
       postgres,
       modules,
       relay: outboxRelay({ store, db: postgres.db, bus, context: role, subjectPrefix: config.natsSubjectPrefix, clock, logger }),
-      consumers: busSubscriptions({
-        bus,
-        store,
-        db: postgres.db,
-        clock,
-        logger,
-        role,
-        subscribers,
-        subjectPrefix: config.natsSubjectPrefix,
-        roleOf: roleRunning,
-        onConsumed: (subscriber, count) => metrics.eventsConsumed.inc({ subscriber }, count),
-      }),
+      consumers: roleConsumers(role, config, { bus, store, postgres, clock, logger }, subscribers, (subscriber, count) =>
+        metrics.eventsConsumed.inc({ subscriber }, count),
+      ),
     });
   }
 
@@ -198,4 +175,123 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       }
     },
   };
+}
+
+interface OpenedRole {
+  readonly store: EventStore;
+  readonly postgres: PostgresHandle;
+  readonly modules: readonly ContextModule[];
+  readonly subscribers: readonly Subscriber[];
+}
+
+/** A role's schema (migrated), event store and modules, built but not started: nothing runs yet. */
+async function openRole(
+  role: Role,
+  config: Config,
+  deps: { clock: Clock; newId: IdGenerator; logger: FastifyBaseLogger & Logger; onBatch?: (size: number) => void },
+): Promise<OpenedRole> {
+  const { clock, newId, logger } = deps;
+  const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config, role) });
+  const tables = ROLE_CONTEXTS[role].map((context) => context.tables);
+  await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, ...tables.flatMap((t) => t.migrations)]);
+  const store = await postgresEventStore({
+    postgres,
+    clock,
+    newId,
+    inlineProjections: tables.flatMap((t) => t.inlineProjections ?? []),
+    onBatch: deps.onBatch,
+    // Replicas of a role share its schema: each wakes its relay when any of them appends.
+    notifyChannel: `intake_${postgresSchemaOf(config, role)}`,
+  });
+  // Each role is its own storage: its procedures run in this process, against its own schema.
+  const moduleDeps: ModuleDeps = { store, db: postgres.db, clock, newId, logger, procedures: localProcedures() };
+  const { modules } = buildContexts(ROLE_CONTEXTS[role], moduleDeps, { placement: 'distributed', config });
+  await verifyModules(modules, async () => {
+    await store.close();
+    await postgres.close();
+  });
+  return { store, postgres, modules, subscribers: modules.flatMap((m) => m.subscribers ?? []) };
+}
+
+function roleConsumers(
+  role: Role,
+  config: Config,
+  deps: { bus: MessageBus; store: EventStore; postgres: PostgresHandle; clock: Clock; logger: Logger },
+  subscribers: readonly Subscriber[],
+  onConsumed?: (subscriber: string, count: number) => void,
+): BusSubscriptions {
+  return busSubscriptions({
+    bus: deps.bus,
+    store: deps.store,
+    db: deps.postgres.db,
+    clock: deps.clock,
+    logger: deps.logger,
+    role,
+    subscribers,
+    subjectPrefix: config.natsSubjectPrefix,
+    roleOf: roleRunning,
+    onConsumed,
+  });
+}
+
+export interface RebuildRole {
+  readonly role: Role;
+  /** Only the subscribers being rebuilt, not started: replay each, then start. */
+  readonly consumers: BusSubscriptions;
+}
+
+export interface DistributedRebuild {
+  readonly roles: readonly RebuildRole[];
+  /** Every subscriber of the roles, rebuilt or not (for messages). */
+  readonly known: readonly string[];
+  close(): Promise<void>;
+}
+
+/**
+ * What `intake replay` needs of the given roles and nothing more: their view-keeping subscribers
+ * (`subscriber` alone when given), fed from the stream. No HTTP, no outbox relay, no module
+ * background work (the routing role's delivery worker, say): the role itself is stopped meanwhile,
+ * and whatever it owes is left for it to do when it starts again.
+ */
+export async function buildDistributedRebuild(options: {
+  readonly config: Config;
+  readonly logger: FastifyBaseLogger & Logger;
+  readonly subscriber?: string;
+}): Promise<DistributedRebuild> {
+  const { config, logger } = options;
+  const roles = config.roles === 'all' ? [...ROLES] : config.roles;
+  const bus: MessageBus = natsMessageBus({
+    servers: config.natsUrl ?? '',
+    stream: config.natsStream,
+    subjects: [allSubjectsOf(config.natsSubjectPrefix)],
+    connectionName: `intake-replay-${roles.join('+')}`,
+  });
+  const opened: { role: Role; store: EventStore; postgres: PostgresHandle; consumers: BusSubscriptions }[] = [];
+  const known: string[] = [];
+  const close = async () => {
+    for (const role of opened) await role.consumers.stop();
+    await bus.close();
+    for (const role of opened) {
+      await role.store.close();
+      await role.postgres.close();
+    }
+  };
+  try {
+    for (const role of roles) {
+      const { store, postgres, subscribers } = await openRole(role, config, { clock: systemClock, newId: uuidV7, logger });
+      known.push(...subscribers.map((s) => s.name));
+      const rebuilt = subscribers.filter(
+        (s) => s.reset !== undefined && (options.subscriber === undefined || s.name === options.subscriber),
+      );
+      // A subscriber named but recording facts is kept: replaying it refuses with the reason.
+      const named =
+        options.subscriber === undefined ? [] : subscribers.filter((s) => s.reset === undefined && s.name === options.subscriber);
+      const consumers = roleConsumers(role, config, { bus, store, postgres, clock: systemClock, logger }, [...rebuilt, ...named]);
+      opened.push({ role, store, postgres, consumers });
+    }
+  } catch (error) {
+    await close().catch(() => undefined);
+    throw error;
+  }
+  return { roles: opened.map(({ role, consumers }) => ({ role, consumers })), known, close };
 }

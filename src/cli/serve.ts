@@ -4,6 +4,7 @@ import { ConfigError, isPostgresUrl, type Config } from '../app/config.js';
 import { describeAdminCredential, resolveAdminCredential } from '../app/admin-token.js';
 import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { CliError } from './cli-error.js';
+import { lockRolesForServing, type RoleLock } from './role-lock.js';
 import { acquireLock, isHolder } from './server-lock.js';
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
@@ -20,6 +21,12 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   if (lock && isHolder(lock)) {
     throw new CliError(`another Intake (pid ${lock.pid}, intake ${lock.command}) is using ${database}; stop it first`);
   }
+  // PostgreSQL keeps no file beside a database: a distributed role marks that it runs with an advisory lock instead.
+  const roleLock: RoleLock | undefined = distributed ? await lockRolesForServing(config, logger) : undefined;
+  const releaseLocks = async () => {
+    lock?.release();
+    await roleLock?.release();
+  };
 
   const credential = resolveAdminCredential(config.adminToken, config.dataDir, (token) =>
     process.stdout.write(
@@ -38,7 +45,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
           await import('../app/embedded.js')
         ).buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
   } catch (error) {
-    lock?.release();
+    await releaseLocks();
     throw error;
   }
   try {
@@ -46,7 +53,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   } catch (error) {
     // The port was taken between the check and now: stop everything that started, then exit.
     await intake.close().catch(() => undefined);
-    lock?.release();
+    await releaseLocks();
     throw new CliError(listenFailure(error, config));
   }
 
@@ -56,14 +63,10 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests and commits');
     intake.close().then(
-      () => {
-        lock?.release();
-        process.exit(0);
-      },
+      () => releaseLocks().then(() => process.exit(0)),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
-        lock?.release();
-        process.exit(1);
+        return releaseLocks().then(() => process.exit(1));
       },
     );
   };
