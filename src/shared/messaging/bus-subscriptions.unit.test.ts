@@ -4,33 +4,43 @@ import { systemClock } from '../clock.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { busSubscriptions } from './bus-subscriptions.js';
 import { MessageBusUnavailableError, type MessageBus } from './message-bus.js';
+import type { Subscriber } from '../subscriptions/subscriber.js';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A bus whose publish is never used, with the consume and rewind a test gives it. */
+const busWith = (parts: Pick<MessageBus, 'consume'> & Partial<Pick<MessageBus, 'rewind'>>): MessageBus => ({
+  publish: () => Promise.reject(new Error('not used')),
+  progress: () => Promise.resolve(undefined),
+  rewind: () => Promise.resolve(),
+  close: () => Promise.resolve(),
+  ...parts,
+});
+
+/** Consumers of one subscriber `view`; the store and database are never reached (no message is delivered, or the rewind fails first). */
+const consumersOf = (bus: MessageBus, view: Partial<Subscriber> = {}) =>
+  busSubscriptions({
+    bus,
+    store: {} as EventStore,
+    db: {} as Kysely<object>,
+    clock: systemClock,
+    logger: silent,
+    role: 'test',
+    subscribers: [{ name: 'view', handles: ['Thing'], handle: () => Promise.resolve(), ...view }],
+  });
+
 describe('consumers attaching to a broker that cannot be reached', () => {
   it('stop at once, not after the pause between attempts (up to 10 s: a container would be killed first)', async () => {
     let attempts = 0;
-    const bus: MessageBus = {
-      publish: () => Promise.reject(new Error('not used')),
-      consume: () => {
-        attempts++;
-        return Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4222'), { code: 'ECONNREFUSED' }));
-      },
-      progress: () => Promise.resolve(undefined),
-      rewind: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    };
-    const consumers = busSubscriptions({
-      bus,
-      // Never reached: no message is ever delivered.
-      store: {} as EventStore,
-      db: {} as Kysely<object>,
-      clock: systemClock,
-      logger: silent,
-      role: 'test',
-      subscribers: [{ name: 'view', handles: ['Thing'], handle: () => Promise.resolve() }],
-    });
+    const consumers = consumersOf(
+      busWith({
+        consume: () => {
+          attempts++;
+          return Promise.reject(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:4222'), { code: 'ECONNREFUSED' }));
+        },
+      }),
+    );
     consumers.start();
     // Attempts at 0 and 0.5 s, then a pause of 1 s.
     while (attempts < 2) await sleep(50);
@@ -49,26 +59,16 @@ describe('a replay asked while the broker cannot be reached', () => {
   it('fails as unavailable and leaves the subscriber consuming as before, not stopped until a restart', async () => {
     let consumes = 0;
     let stops = 0;
-    const bus: MessageBus = {
-      publish: () => Promise.reject(new Error('not used')),
-      consume: () => {
-        consumes++;
-        return Promise.resolve({ stop: () => Promise.resolve(void stops++) });
-      },
-      progress: () => Promise.resolve(undefined),
-      rewind: () => Promise.reject(new MessageBusUnavailableError('disconnected from NATS, reconnecting')),
-      close: () => Promise.resolve(),
-    };
-    const consumers = busSubscriptions({
-      bus,
-      // The rewind fails first: the view is not touched.
-      store: {} as EventStore,
-      db: {} as Kysely<object>,
-      clock: systemClock,
-      logger: silent,
-      role: 'test',
-      subscribers: [{ name: 'view', handles: ['Thing'], handle: () => Promise.resolve(), reset: () => Promise.resolve() }],
-    });
+    const consumers = consumersOf(
+      busWith({
+        consume: () => {
+          consumes++;
+          return Promise.resolve({ stop: () => Promise.resolve(void stops++) });
+        },
+        rewind: () => Promise.reject(new MessageBusUnavailableError('disconnected from NATS, reconnecting')),
+      }),
+      { reset: () => Promise.resolve() },
+    );
     consumers.start();
     while (!consumers.attached()) await sleep(10);
     await expect(consumers.replay('view')).rejects.toBeInstanceOf(MessageBusUnavailableError);
