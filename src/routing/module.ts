@@ -23,7 +23,7 @@ import type { Registry } from 'prom-client';
 import { verifySecretKey } from './adapters/sql/sql-secret-key.js';
 import { cachedRules } from './application/cached-rules.js';
 import { routingScheduler } from './application/routing-scheduler.js';
-import { ruleEvaluator, type RuleCacheOptions, type RoutableEvent, type RoutingDecision } from './application/rule-evaluator.js';
+import { ruleEvaluator, type RuleCacheOptions, type RuleEvaluator } from './application/rule-evaluator.js';
 import { routingHttp } from './adapters/http/routing-routes.js';
 import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
@@ -76,7 +76,7 @@ export interface RoutingOptions {
 
 export interface RoutingModule extends ContextModule {
   /** For ingestion: the rules an event matches, evaluated on the ingest path from compiled, cached rules. */
-  readonly evaluate: (event: RoutableEvent) => Promise<RoutingDecision>;
+  readonly evaluate: RuleEvaluator['evaluate'];
   readonly worker: DeliveryWorker;
 }
 
@@ -205,7 +205,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
 
   return {
     name: 'routing',
-    evaluate: (event) => evaluator.evaluate(event),
+    evaluate: (event, request) => evaluator.evaluate(event, request),
     worker,
     subscribers: [
       routingScheduler({
@@ -282,7 +282,7 @@ export function routingRulesReplica(
   const catalog = sqlRuleCatalog(db);
   const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), cacheOptions);
   return {
-    evaluate: (event) => evaluator.evaluate(event),
+    evaluate: (event, request) => evaluator.evaluate(event, request),
     subscriber: {
       name: 'routing-rules-replica',
       handles: RULE_EVENT_TYPES,

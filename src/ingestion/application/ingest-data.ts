@@ -4,6 +4,7 @@ import { ValidationError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import type { NewEvent } from '../../shared/events.js';
+import { STEPS_PER_REQUEST, workBudget, type WorkBudget } from '../../shared/work-budget.js';
 import {
   dataStreamId,
   decideIngest,
@@ -49,13 +50,16 @@ export interface Prepared {
   readonly events: NewEvent[];
 }
 
-/** Validates the command into an item, makes sure its source exists, and evaluates the routing rules. */
-async function prepare(deps: IngestDataDeps, command: IngestDataCommand): Promise<Prepared> {
+/**
+ * Validates the command into an item, makes sure its source exists, and evaluates the routing rules
+ * (within `request`, the work budget of the request the command came in, when it shares one).
+ */
+async function prepare(deps: IngestDataDeps, command: IngestDataCommand, request?: WorkBudget): Promise<Prepared> {
   const item = itemFromCommand(command, deps.newId(), deps.clock.now());
   await deps.ensureSource?.(item.partnerId);
   const decision =
     deps.route &&
-    (await deps.route({ app_id: item.partnerId, event_type: item.eventType, payload: item.payload, metadata: item.metadata }));
+    (await deps.route({ app_id: item.partnerId, event_type: item.eventType, payload: item.payload, metadata: item.metadata }, request));
   const routing = decision ? { rules_evaluated: decision.summary.rules_evaluated, matched_rule_ids: decision.matchedRuleIds } : undefined;
   const metadata = { schema_version: 1, ...(item.metadata.correlation_id ? { correlationId: item.metadata.correlation_id } : {}) };
   const events = decideIngest(item, initialState, routing).map((event): NewEvent => ({ type: event.type, data: event.data, metadata }));
@@ -234,17 +238,19 @@ export const ingestBatch =
         : requestKey !== undefined
           ? { key: requestKey, sameRequestOnly: true }
           : undefined;
-    const entries = await Promise.all(
-      commands.map(async (event, index): Promise<Entry> => {
-        try {
-          const key = keyOf(event);
-          return { index, command: event.command, ...(key ? { key } : {}), prepared: await prepare(deps, event.command) };
-        } catch (error) {
-          if (error instanceof ValidationError) return { index, error };
-          throw error;
-        }
-      }),
-    );
+    // One after another, within one budget: the rule evaluation of a batch pauses between events to
+    // let other requests in, and an event that would take more than is left is rejected alone.
+    const request = workBudget(STEPS_PER_REQUEST);
+    const entries: Entry[] = [];
+    for (const [index, event] of commands.entries()) {
+      try {
+        const key = keyOf(event);
+        entries.push({ index, command: event.command, ...(key ? { key } : {}), prepared: await prepare(deps, event.command, request) });
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        entries.push({ index, error });
+      }
+    }
     const valid = entries.flatMap((entry) => ('error' in entry ? [] : [entry]));
     const committed =
       valid.length > 0 ? await commitWith(deps)(valid.map(({ prepared, command, key }) => toCommit(prepared, command, key))) : [];

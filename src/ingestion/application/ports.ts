@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Page, PageRequest } from '../../shared/pagination.js';
+import type { WorkBudget } from '../../shared/work-budget.js';
 import type { IngestedItem } from '../domain/ingested-data.js';
 import type { ItemStatus } from '../domain/item-status.js';
 
@@ -31,8 +32,15 @@ export interface RoutingSummary {
   readonly rules_executed: number;
 }
 
-/** Routing's rule evaluation, run on the ingest path so the response can tell what matched. */
-export type RouteEvent = (event: { app_id: string; event_type: string; payload: object; metadata: object }) => Promise<{
+/**
+ * Routing's rule evaluation, run on the ingest path so the response can tell what matched. The events
+ * of one request share `request`, the work they may make the thread do; a ValidationError refuses
+ * an event whose rules would cost too much.
+ */
+export type RouteEvent = (
+  event: { app_id: string; event_type: string; payload: object; metadata: object },
+  request?: WorkBudget,
+) => Promise<{
   readonly summary: RoutingSummary;
   readonly matchedRuleIds: string[];
 }>;

@@ -4,6 +4,7 @@ import type { Clock } from '../../shared/clock.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
+import { OverBudget, workBudget } from '../../shared/work-budget.js';
 import { compileCondition } from '../domain/condition.js';
 import { deliveryIdOf } from '../domain/delivery.js';
 import { orderingKeyOf } from '../domain/ordering-key.js';
@@ -19,6 +20,7 @@ import type {
   RuleCatalogFor,
   StoredRule,
 } from './ports.js';
+import { RULE_STEPS_PER_EVENT } from './rule-evaluator.js';
 import { deliveryBodyOf, routedDocumentOf } from './routing-scheduler.js';
 
 export interface ReplayDeps {
@@ -159,9 +161,26 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
     const test = compileCondition(rule.condition);
     if (!deps.ingested) throw new Error('a re-evaluating replay needs the log of ingested items');
     const read = await deps.ingested.read(rule.app_id, job, job.cursor.position, limit);
-    const matching = read.items.filter(
-      ({ item }) => (rule.event_type_filter === null || rule.event_type_filter === item.event_type) && test(routedDocumentOf(item)),
-    );
+    const matching: typeof read.items = [];
+    for (const entry of read.items) {
+      if (rule.event_type_filter !== null && rule.event_type_filter !== entry.item.event_type) continue;
+      try {
+        // Each event within what it could cost at ingestion, so a replay holds the thread no longer.
+        if (test(routedDocumentOf(entry.item), workBudget(RULE_STEPS_PER_EVENT))) matching.push(entry);
+      } catch (error) {
+        if (!(error instanceof OverBudget)) throw error;
+        return {
+          planned: [],
+          scanned: 0,
+          cursor: job.cursor,
+          done: false,
+          failure:
+            `event ${entry.item.item_id} cannot be re-evaluated: the rule's condition would take more than ` +
+            `${error.limit.toLocaleString('en')} steps on it (${error.what ?? 'its values are too large'}); ` +
+            'replay the window after it, or without reevaluate',
+        };
+      }
+    }
     // An item routed before keeps the id its receiver saw, whichever form of id it was given then.
     const originals = await deps.deliveries(db).webhookIdsOf(
       rule.rule_id,
@@ -199,6 +218,13 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
     const room = Math.min(window - waiting, Math.floor(credit));
     if (room <= 0) return;
     const next = await candidates(job, rule, room);
+    if (next.failure !== undefined) {
+      const failure = next.failure;
+      await deps.store.transaction(async (tx) => {
+        if (await deps.replays(tx.db).finish(job.jobId, 'failed', at, failure)) await deps.deliveries(tx.db).cancelJob(job.jobId, at);
+      });
+      return;
+    }
     if (next.scanned === 0 && next.done) {
       if (waiting === 0) await deps.replays(db).finish(job.jobId, 'completed', at);
       else if (next.cursor.position !== job.cursor.position)

@@ -1,5 +1,15 @@
-import { compileCondition } from '../domain/condition.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { ValidationError } from '../../shared/errors.js';
+import { OverBudget, workBudget, type WorkBudget } from '../../shared/work-budget.js';
+import { compileCondition, type ConditionTest } from '../domain/condition.js';
 import type { StoredRule } from './ports.js';
+
+/**
+ * What evaluating an application's rules may cost on one event, in steps (`condition-cost.ts`):
+ * about 120 ms of the HTTP thread at worst, which nothing else waits longer than. An event of
+ * ordinary size meets a few thousand steps; one that needs more is refused (422).
+ */
+export const RULE_STEPS_PER_EVENT = 10_000_000;
 
 export interface RoutingSummary {
   readonly rules_evaluated: number;
@@ -24,11 +34,17 @@ export interface RoutableEvent {
 interface CompiledRule {
   readonly ruleId: string;
   readonly eventTypeFilter: string | null;
-  readonly test: (document: object) => boolean;
+  readonly test: ConditionTest;
 }
 
 export interface RuleEvaluator {
-  evaluate(event: RoutableEvent): Promise<RoutingDecision>;
+  /**
+   * Tests the application's active rules on the event. `request` is the budget of the request the
+   * event came in (a batch's events share one, `STEPS_PER_REQUEST`); alone, the event has its own.
+   * Throws a ValidationError (`routing.rules-too-costly`) when the rules would cost more than the
+   * event or what is left of the request may spend; nothing is matched then.
+   */
+  evaluate(event: RoutableEvent, request?: WorkBudget): Promise<RoutingDecision>;
   /** Drops an application's compiled rules; the next evaluation reloads them. */
   invalidate(appId: string): void;
 }
@@ -70,15 +86,38 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
     return rules;
   };
 
+  // Where each request's budget stood when it last let the thread serve others.
+  const pausedAt = new WeakMap<WorkBudget, number>();
+
   return {
-    async evaluate(event) {
+    async evaluate(event, request) {
       const rules = await compiled(event.app_id);
       // Most applications have no rules: no condition document to build for them.
       if (rules.length === 0) return { summary: { rules_evaluated: 0, rules_matched: 0, rules_executed: 0 }, matchedRuleIds: [] };
+      const shared = request ?? workBudget(RULE_STEPS_PER_EVENT);
+      // A batch's events are evaluated one after another: once they have spent an event's worth since
+      // the last pause, other requests get the thread before the next one.
+      if (shared.spent - (pausedAt.get(shared) ?? 0) >= RULE_STEPS_PER_EVENT) {
+        pausedAt.set(shared, shared.spent);
+        await nextTurn();
+      }
+      const budget = shared.child(RULE_STEPS_PER_EVENT);
       const document = conditionDocumentOf(event);
-      const matchedRuleIds = rules
-        .filter((rule) => (rule.eventTypeFilter === null || rule.eventTypeFilter === event.event_type) && rule.test(document))
-        .map((rule) => rule.ruleId);
+      const sizes = new WeakMap<object, number>();
+      const matchedRuleIds: string[] = [];
+      let current: CompiledRule | undefined;
+      try {
+        for (const rule of rules) {
+          current = rule;
+          budget.spend(1);
+          if ((rule.eventTypeFilter === null || rule.eventTypeFilter === event.event_type) && rule.test(document, budget, sizes))
+            matchedRuleIds.push(rule.ruleId);
+        }
+      } catch (error) {
+        if (error instanceof OverBudget)
+          throw tooCostly(event.app_id, error, error.budget === shared && request !== undefined, current?.ruleId);
+        throw error;
+      }
       return {
         summary: { rules_evaluated: rules.length, rules_matched: matchedRuleIds.length, rules_executed: matchedRuleIds.length },
         matchedRuleIds,
@@ -88,6 +127,16 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
       cache.delete(appId);
     },
   };
+}
+
+function tooCostly(appId: string, error: OverBudget, requestSpent: boolean, ruleId: string | undefined): ValidationError {
+  const cause = error.what === undefined ? '' : ` (rule ${ruleId}: ${error.what})`;
+  const message = requestSpent
+    ? `the events before this one in the request used up the ${error.limit.toLocaleString('en')} steps the routing rules ` +
+      `may take in one request: send it in another request`
+    : `testing the routing rules of application ${appId} on this event would take more than ` +
+      `${error.limit.toLocaleString('en')} steps${cause}: send shorter strings or arrays there, or simplify the rule`;
+  return new ValidationError('routing.rules-too-costly', message, [{ path: 'payload', message }]);
 }
 
 /**

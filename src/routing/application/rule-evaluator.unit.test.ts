@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../shared/errors.js';
+import { STEPS_PER_REQUEST, workBudget } from '../../shared/work-budget.js';
 import type { StoredRule } from './ports.js';
-import { ruleEvaluator } from './rule-evaluator.js';
+import { RULE_STEPS_PER_EVENT, ruleEvaluator } from './rule-evaluator.js';
 
 const rule = (condition: object): StoredRule =>
   ({
@@ -63,5 +65,51 @@ describe('the compiled rules of an application', () => {
     evaluator.invalidate('shop');
     expect((await evaluator.evaluate(event)).matchedRuleIds).toEqual(['r1']);
     expect(loads).toBe(3);
+  });
+});
+
+describe('what evaluating rules may cost', () => {
+  const large = { app_id: 'shop', event_type: 'x', payload: { s: 'ab'.repeat(50_000) }, metadata: {} };
+  const small = { app_id: 'shop', event_type: 'x', payload: { s: 'ab' }, metadata: {} };
+  const regexRule = rule({ 'payload.s': { $regex: 'a[ab]{985}c' } });
+
+  it('refuses an event whose rules would take more than an event may, naming the rule and what costs', async () => {
+    // 100,000 characters through a pattern of 989 instructions: about 10^8 steps, ten times an event's share.
+    const refused = await ruleEvaluator(async () => [regexRule])
+      .evaluate(large)
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(refused).toBeInstanceOf(ValidationError);
+    expect((refused as ValidationError).code).toBe('routing.rules-too-costly');
+    expect((refused as ValidationError).message).toMatch(
+      /more than 10,000,000 steps \(rule r1: \$regex at payload\.s \(989 steps a character\) on a string of 100000 characters\)/,
+    );
+    expect((await ruleEvaluator(async () => [regexRule]).evaluate(small)).matchedRuleIds).toEqual([]);
+  });
+
+  it('shares the budget of a request among its events, refusing those that come after it is spent', async () => {
+    const evaluator = ruleEvaluator(async () => [rule({ 'payload.s': { $regex: 'b' } })]);
+    const request = workBudget(1000);
+    expect((await evaluator.evaluate(small, request)).matchedRuleIds).toEqual(['r1']);
+    const spentByOne = request.spent;
+    for (let i = 1; i < Math.floor(1000 / spentByOne); i++) await evaluator.evaluate(small, request);
+    await expect(evaluator.evaluate(small, request)).rejects.toThrow(/used up the 1,000 steps the routing rules may take in one request/);
+  });
+
+  it('lets other work run between the events of a request once they have spent an event’s share', async () => {
+    const evaluator = ruleEvaluator(async () => [rule({ 'payload.s': { $regex: 'b' } })]);
+    const request = workBudget(STEPS_PER_REQUEST);
+    const turns = async () => {
+      let ran = false;
+      setImmediate(() => (ran = true));
+      await evaluator.evaluate(small, request);
+      return ran;
+    };
+    expect(await turns()).toBe(false);
+    request.spend(RULE_STEPS_PER_EVENT);
+    expect(await turns()).toBe(true);
+    expect(await turns()).toBe(false);
   });
 });

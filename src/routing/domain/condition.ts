@@ -1,6 +1,8 @@
 import * as siftNamespace from 'sift';
 import { ValidationError, type Violation } from '../../shared/errors.js';
 import { compileLinearRegex, linearRegexSize, UnsupportedRegexError, type LinearRegex } from '../../shared/linear-regex.js';
+import type { WorkBudget } from '../../shared/work-budget.js';
+import { planOf, spendOn } from './condition-cost.js';
 
 /**
  * Rule conditions are MongoDB-style queries over the event document. Only operators that compare
@@ -168,10 +170,22 @@ export function validateCondition(condition: unknown): Condition {
   return condition as Condition;
 }
 
+/**
+ * A compiled condition: tests an event's document, having first counted what the test costs against
+ * `budget` (`condition-cost.ts`). When the cost does not fit, `OverBudget` is thrown before sift runs.
+ * `sizes` remembers the sizes of the document's values across the rules tested on it.
+ */
+export type ConditionTest = (document: object, budget: WorkBudget, sizes?: WeakMap<object, number>) => boolean;
+
 /** Compiles a validated condition once; the returned test is what runs on the ingest path. */
-export function compileCondition(condition: Condition): (document: object) => boolean {
+export function compileCondition(condition: Condition): ConditionTest {
   if (Object.keys(condition).length === 0) return () => true;
-  return sift.createQueryTester(condition, { operations: OPERATIONS });
+  const test = sift.createQueryTester(condition, { operations: OPERATIONS });
+  const plan = planOf(condition);
+  return (document, budget, sizes = new WeakMap()) => {
+    spendOn(plan, document, budget, sizes);
+    return test(document);
+  };
 }
 
 /** What running a condition on an event costs, added up as it is checked: comparisons, and RE2 instructions of its $regex. */

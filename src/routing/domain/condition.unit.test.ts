@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../shared/errors.js';
 import * as siftNamespace from 'sift';
+import { workBudget } from '../../shared/work-budget.js';
 import { compileCondition, validateCondition, type Condition } from './condition.js';
 
 const event = {
@@ -8,7 +9,8 @@ const event = {
   payload: { total: 99.99, tags: ['vip', 'eu'], customer: { email: 'a@b.io' } },
   metadata: { ip: '203.0.113.5' },
 };
-const matches = (condition: object) => compileCondition(validateCondition(condition))(event);
+const unlimited = () => workBudget(Number.MAX_SAFE_INTEGER);
+const matches = (condition: object) => compileCondition(validateCondition(condition))(event, unlimited());
 
 describe('rule conditions', () => {
   it.each([
@@ -57,11 +59,13 @@ describe('rule conditions', () => {
   it('runs $regex on a linear-time engine: a catastrophic pattern answers at once', () => {
     const test = compileCondition(validateCondition({ 'payload.s': { $regex: '(a+)+$' } }));
     // With a backtracking engine this single test took 16 s; here it is as quick as any other.
-    expect(test({ payload: { s: 'a'.repeat(29) + '!' } })).toBe(false);
-    expect(test({ payload: { s: 'a'.repeat(100_000) + '!' } })).toBe(false);
-    expect(test({ payload: { s: 'aaa' } })).toBe(true);
-    expect(test({ payload: { s: 42 } })).toBe(false);
-    expect(compileCondition(validateCondition({ 'payload.s': { $not: { $regex: '^x' } } }))({ payload: { s: 'y' } })).toBe(true);
+    expect(test({ payload: { s: 'a'.repeat(29) + '!' } }, unlimited())).toBe(false);
+    expect(test({ payload: { s: 'a'.repeat(100_000) + '!' } }, unlimited())).toBe(false);
+    expect(test({ payload: { s: 'aaa' } }, unlimited())).toBe(true);
+    expect(test({ payload: { s: 42 } }, unlimited())).toBe(false);
+    expect(compileCondition(validateCondition({ 'payload.s': { $not: { $regex: '^x' } } }))({ payload: { s: 'y' } }, unlimited())).toBe(
+      true,
+    );
   });
 
   it('refuses $regex patterns that together compile to more than 10,000 RE2 instructions, each costing a step per character', () => {
@@ -82,7 +86,7 @@ describe('rule conditions', () => {
 
   it('never matches with a stored pattern RE2 cannot run (saved before patterns were checked), instead of throwing', () => {
     const test = compileCondition({ 'payload.s': { $regex: '(a)\\1' } });
-    expect(test({ payload: { s: 'aa' } })).toBe(false);
+    expect(test({ payload: { s: 'aa' } }, unlimited())).toBe(false);
   });
 
   it('lists every problem of a condition at once', () => {
@@ -133,7 +137,7 @@ describe('$in and $nin over lists of scalars', () => {
       const ours = compileCondition(validateCondition(query));
       const reference = sift.createQueryTester(query, { operations: { $in: sift.$in, $nin: sift.$nin, $not: sift.$not, $or: sift.$or } });
       expect(
-        documents.map((d) => ours(d)),
+        documents.map((d) => ours(d, unlimited())),
         JSON.stringify(query),
       ).toEqual(documents.map((d) => reference(d)));
     }
@@ -143,8 +147,8 @@ describe('$in and $nin over lists of scalars', () => {
     // sift compared each of the 10,000 values with each of the 500,000 elements: minutes on the ingest path.
     const listed = Array.from({ length: 10_000 }, (_, i) => `c-${i}`);
     const event = { payload: { country: Array.from({ length: 500_000 }, () => 'zz') } };
-    expect(compileCondition(validateCondition({ 'payload.country': { $in: listed } }))(event)).toBe(false);
-    expect(compileCondition(validateCondition({ 'payload.country': { $nin: listed } }))(event)).toBe(true);
+    expect(compileCondition(validateCondition({ 'payload.country': { $in: listed } }))(event, unlimited())).toBe(false);
+    expect(compileCondition(validateCondition({ 'payload.country': { $nin: listed } }))(event, unlimited())).toBe(true);
   });
 
   it('refuse lists longer than the limits when saved', () => {
@@ -159,6 +163,8 @@ describe('field paths', () => {
   it('may not reach into the prototype of the data', () => {
     expect(() => validateCondition({ 'payload.constructor.name': 'Object' })).toThrow(ValidationError);
     expect(() => validateCondition({ 'payload.__proto__': { $exists: true } })).toThrow(ValidationError);
-    expect(compileCondition(validateCondition({ 'payload.constructors': 'x' }))({ payload: { constructors: 'x' } })).toBe(true);
+    expect(compileCondition(validateCondition({ 'payload.constructors': 'x' }))({ payload: { constructors: 'x' } }, unlimited())).toBe(
+      true,
+    );
   });
 });
