@@ -37,13 +37,16 @@ const FLAGS: Record<string, number> = {
 
 /**
  * What one character costs by the way RE2 runs the pattern, measured with re2js on strings built to
- * be the worst for each (2-core machine, about 12 ns a step):
+ * be the worst for each (2-core machine, 12 to 15 ns a step):
  * - a plain literal (`abc`) is a string search, under a step per character;
- * - a one-pass pattern (anchored, never two ways to go on: `^[0-9a-f]{8}-[0-9a-f]{4}$`, `^[a-z]+$`)
- *   follows a single thread, about 3 steps per character whatever its size;
- * - any other pattern may fall back to RE2's NFA, which steps through up to every instruction for
- *   every character: `a[ab]{990}c` against random `a`s and `b`s took 12.5 s for 1 MB, 12.6 ns per
- *   instruction and character.
+ * - a one-pass pattern (anchored, never two ways to go on: `^[0-9a-f]{8}-[0-9a-f]{4}$`) follows a
+ *   single thread, about 3 steps per character whatever its size;
+ * - any other pattern costs, per character, as many steps as threads of RE2's NFA can be alive at
+ *   once (its DFA, when it runs, builds states of that size). `a[ab]{985}c` can have 989: against
+ *   random `a`s and `b`s its DFA gives up and the NFA took 12.5 s for 1 MB. An anchored counted
+ *   repetition such as `^[A-Za-z ]{1,100}$` compiles to 200 instructions but never has more than a
+ *   few threads. The bound is found by following every instruction that any character could
+ *   take, from the start and, for a search, from every later position (`liveThreadBound`).
  */
 const LITERAL_STEPS = 1;
 const ONE_PASS_STEPS = 6;
@@ -92,13 +95,32 @@ function compileRe2(pattern: string, flags: string): RE2JS {
 }
 
 // re2js keeps the compiled program, and how it will run it, on the RE2 it wraps; its type says `any`.
+interface Instruction {
+  readonly op: number;
+  readonly out: number;
+  readonly arg: number;
+}
 interface Re2Internals {
-  readonly prog: { numInst(): number };
+  readonly prog: { readonly start: number; numInst(): number; getInst(pc: number): Instruction };
   /** Set when the pattern is one-pass: matched by a single thread. */
   readonly onepass: unknown;
   /** True when the pattern is a plain literal, found by a string search. */
   readonly prefixComplete: boolean;
 }
+/** re2js's instruction codes, read from its instruction class rather than copied. */
+interface InstructionCodes {
+  readonly ALT: number;
+  readonly ALT_MATCH: number;
+  readonly CAPTURE: number;
+  readonly EMPTY_WIDTH: number;
+  readonly NOP: number;
+  isRuneOp(op: number): boolean;
+}
+/** Instructions the search for `liveThreadBound` may visit: a few milliseconds when a rule or schema is compiled. */
+const ANALYSIS_WORK = 30_000;
+/** RE2's empty-width flag for `^` without the m flag: true only at the start of the text. */
+const EMPTY_BEGIN_TEXT = 4;
+
 const internalsOf = (regex: RE2JS): Re2Internals => regex.re2Input as Re2Internals;
 const instructionsOf = (regex: RE2JS): number => internalsOf(regex).prog.numInst();
 
@@ -106,5 +128,48 @@ function stepsPerCharacterOf(regex: RE2JS): number {
   const internals = internalsOf(regex);
   if (internals.prefixComplete) return LITERAL_STEPS;
   if (internals.onepass !== null && internals.onepass !== undefined) return ONE_PASS_STEPS;
-  return instructionsOf(regex);
+  return liveThreadBound(internals.prog);
+}
+
+/**
+ * The most instructions RE2 can have in hand at one position of a search: the sets reachable after
+ * k characters when every character is taken to match every rune instruction (so they hold the
+ * real ones), with a new thread from the start at each position, followed until they repeat.
+ */
+function liveThreadBound(prog: Re2Internals['prog']): number {
+  const size = prog.numInst();
+  const codes = prog.getInst(prog.start).constructor as unknown as InstructionCodes;
+  const closure = (from: number[], atStart: boolean): number[] => {
+    const found = new Set<number>();
+    const stack = from;
+    for (let pc = stack.pop(); pc !== undefined; pc = stack.pop()) {
+      // pc 0 is the program's FAIL instruction.
+      if (pc === 0 || found.has(pc)) continue;
+      found.add(pc);
+      const inst = prog.getInst(pc);
+      if (inst.op === codes.ALT || inst.op === codes.ALT_MATCH) stack.push(inst.out, inst.arg);
+      else if (inst.op === codes.NOP || inst.op === codes.CAPTURE) stack.push(inst.out);
+      else if (inst.op === codes.EMPTY_WIDTH && (atStart || (inst.arg & EMPTY_BEGIN_TEXT) === 0)) stack.push(inst.out);
+    }
+    return [...found].sort((a, b) => a - b);
+  };
+  let live = closure([prog.start], true);
+  let most = live.length;
+  const seen = new Set<string>([live.join()]);
+  // Sets that keep growing (an unanchored search through a long repetition) are given up on once
+  // they have cost this much: their bound is then the whole program, which is about where they go.
+  let work = 0;
+  for (let position = 0; work < ANALYSIS_WORK && most < size; position++) {
+    const next = live.flatMap((pc) => {
+      const inst = prog.getInst(pc);
+      return codes.isRuneOp(inst.op) ? [inst.out] : [];
+    });
+    live = closure([...next, prog.start], false);
+    most = Math.max(most, live.length);
+    work += live.length;
+    const key = live.join();
+    if (seen.has(key)) return most;
+    seen.add(key);
+  }
+  return most < size ? size : most;
 }

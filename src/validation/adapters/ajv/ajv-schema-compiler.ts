@@ -1,22 +1,69 @@
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import * as ajvFormats from 'ajv-formats';
 import type { Violation } from '../../../shared/contracts/data-events.js';
 import { ValidationError } from '../../../shared/errors.js';
 import { compileLinearRegex } from '../../../shared/linear-regex.js';
-import { schemaCostProblem } from './schema-cost.js';
+import { OverBudget, workBudget, type WorkBudget } from '../../../shared/work-budget.js';
+import { payloadWork, schemaCostProblem } from './schema-cost.js';
+import { linearUrlFormat } from './url-format.js';
 import type { SchemaCompiler } from '../../application/ports.js';
 import type { SchemaDocument } from '../../domain/schema-registry.js';
 
 // ajv-formats is CommonJS: under ESM its plugin function arrives as the default export.
 const addFormats = ajvFormats.default as unknown as (ajv: Ajv2020) => Ajv2020;
 
+/**
+ * What checking one item may cost the storage thread, in steps (`work-budget.ts`, about 15 ns each):
+ * a little per item and per character of its payload, so a batch of items costs at most in
+ * proportion to its size. A payload of 1 MB may take 50,000,000 steps, about 0.75 s at worst.
+ * Each subschema check, list lookup and pattern character counts (`schema-cost.ts`, `linear-regex.ts`).
+ */
+export const VALIDATION_BASE_STEPS = 10_000;
+export const VALIDATION_STEPS_PER_CHARACTER = 50;
+/** Reporting a violation: ajv's error object, and ours in the verdict. */
+const STEPS_PER_VIOLATION = 200;
+
 /** JSON Schema draft 2020-12 through ajv; compiled checks are cached per schema version. */
 export function ajvSchemaCompiler(): SchemaCompiler {
-  // strict:false accepts annotation keywords users commonly add (examples, $comment...).
-  // `pattern` and `patternProperties` run on RE2 (linear time): a user's schema cannot stall the server.
-  const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true, code: { regExp: linearRegExpEngine } });
-  addFormats(ajv);
-  replaceUniqueItems(ajv);
+  // The item being checked: what its patterns may still spend, and the string one was refused on.
+  // Checks run one at a time, on one thread.
+  let spending: WorkBudget | undefined;
+  let refusedText: string | undefined;
+  // `pattern` and `patternProperties` run on RE2 (linear time), counted against the item's budget.
+  const regExp = Object.assign(
+    (pattern: string, flags: string) => {
+      const regex = compileLinearRegex(pattern, flags);
+      return {
+        // ajv keeps one compiled pattern per text of this.
+        toString: () => `/${pattern}/${flags}`,
+        test(text: string) {
+          try {
+            spending?.spend(
+              1 + regex.stepsPerCharacter * text.length,
+              () =>
+                `pattern ${JSON.stringify(shortened(pattern))} (${regex.stepsPerCharacter} steps a character) on a string of ${text.length} characters`,
+            );
+          } catch (error) {
+            refusedText = text;
+            throw error;
+          }
+          return regex.test(text);
+        },
+      };
+    },
+    { code: 'compileLinearRegex' },
+  );
+  // strict:false accepts annotation keywords users commonly add (examples, $comment...). One instance
+  // reports every violation; the other stops at the first, for items whose every violation would cost too much to list.
+  const newAjv = (allErrors: boolean) => {
+    const ajv = new Ajv2020({ allErrors, strict: false, validateFormats: true, code: { regExp } });
+    addFormats(ajv);
+    ajv.addFormat('url', linearUrlFormat);
+    replaceUniqueItems(ajv);
+    return ajv;
+  };
+  const ajv = newAjv(true);
+  let firstOnly: Ajv2020 | undefined;
   const cache = new Map<string, (payload: unknown) => Violation[]>();
 
   return {
@@ -31,7 +78,7 @@ export function ajvSchemaCompiler(): SchemaCompiler {
           { path: 'schema', message: costly },
         ]);
       }
-      let validate;
+      let validate: ValidateFunction;
       try {
         validate = ajv.compile(schema);
       } catch (error) {
@@ -39,10 +86,73 @@ export function ajvSchemaCompiler(): SchemaCompiler {
           { path: 'schema', message: (error as Error).message },
         ]);
       }
-      const check = (payload: unknown): Violation[] => (validate(payload) ? [] : (validate.errors ?? []).map(toViolation));
+      const work = payloadWork(schema);
+      let validateFirst: ValidateFunction | undefined;
+      const check = (payload: unknown): Violation[] => {
+        const budget = workBudget(VALIDATION_BASE_STEPS + VALIDATION_STEPS_PER_CHARACTER * charactersOf(payload));
+        try {
+          const violations = work(payload, (steps) => budget.spend(steps, () => 'the subschemas that apply to its values'));
+          spending = budget;
+          if (fits(budget, violations * STEPS_PER_VIOLATION)) return validate(payload) ? [] : (validate.errors ?? []).map(toViolation);
+          // Listing every violation could cost more than the item may: ajv stops at the first.
+          validateFirst ??= (firstOnly ??= newAjv(false)).compile(schema);
+          if (validateFirst(payload)) return [];
+          return [
+            ...(validateFirst.errors ?? []).map(toViolation),
+            {
+              path: 'payload',
+              rule: 'cost',
+              message: `there may be more violations: listing them all would take more than the ${budget.limit.toLocaleString('en')} steps this item may`,
+            },
+          ];
+        } catch (error) {
+          if (error instanceof OverBudget) return [tooCostly(error, payload, refusedText)];
+          throw error;
+        } finally {
+          spending = undefined;
+          refusedText = undefined;
+        }
+      };
       if (cacheKey !== undefined) cache.set(cacheKey, check);
       return check;
     },
+  };
+}
+
+/** Whether `steps` more fit in the budget; counted when they do. */
+function fits(budget: WorkBudget, steps: number): boolean {
+  if (budget.spent + steps > budget.limit) return false;
+  budget.spend(steps);
+  return true;
+}
+
+/** The length of the payload's JSON text: what its budget grows with. */
+function charactersOf(payload: unknown): number {
+  return JSON.stringify(payload)?.length ?? 0;
+}
+
+const shortened = (text: string) => (text.length > 60 ? `${text.slice(0, 57)}...` : text);
+
+/** Where in the payload a string is, as a key or a value, written as violations write paths. */
+function pathOfText(value: unknown, text: string, path = 'payload'): string | undefined {
+  if (value === text) return path;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, member] of Object.entries(value)) {
+    if (key === text) return `${path}.${key.length > 60 ? shortened(key) : key}`;
+    const found = pathOfText(member, text, `${path}.${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** The verdict of an item too costly to check: invalid, saying what would have cost too much and where. */
+function tooCostly(error: OverBudget, payload: unknown, refusedText: string | undefined): Violation {
+  return {
+    path: refusedText === undefined ? 'payload' : (pathOfText(payload, refusedText) ?? 'payload'),
+    rule: 'cost',
+    message:
+      `checking this payload against its schema would take more than the ${error.limit.toLocaleString('en')} steps an item of its size may ` +
+      `(${error.what ?? 'its values'}): send shorter strings or fewer values, or simplify the schema`,
   };
 }
 
@@ -90,10 +200,6 @@ function canonicalJson(value: unknown): string {
   }
   return JSON.stringify(value) ?? 'null';
 }
-
-const linearRegExpEngine = Object.assign((pattern: string, flags: string) => compileLinearRegex(pattern, flags), {
-  code: 'compileLinearRegex',
-});
 
 function toViolation(error: ErrorObject): Violation {
   const params = error.params as { missingProperty?: string; additionalProperty?: string };

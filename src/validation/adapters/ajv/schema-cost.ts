@@ -54,6 +54,14 @@ export function schemaCostProblem(schema: Node): string | undefined {
 
 class TooCostly extends Error {}
 
+/** Subschemas applied to the members and items of a value, per property name or position. */
+interface Children {
+  readonly named: ReadonlyMap<string, Map<Node, number>>;
+  readonly otherName: Map<Node, number>;
+  readonly positions: ReadonlyArray<Map<Node, number>>;
+  readonly otherPositions: Map<Node, number>;
+}
+
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isNode = (value: unknown): value is Node => typeof value === 'boolean' || isObject(value);
 
@@ -69,7 +77,11 @@ class CostAnalysis {
   private readonly counting = new Set<Node>();
   private steps = 0;
 
-  constructor(private readonly root: Node) {
+  constructor(
+    readonly root: Node,
+    /** Steps the analysis may take; the payload counter, whose states the analysis bounded, takes any. */
+    private readonly maxSteps = MAX_ANALYSIS_STEPS,
+  ) {
     this.index(root, BASE);
   }
 
@@ -93,11 +105,11 @@ class CostAnalysis {
 
   private step(amount = 1): void {
     this.steps += amount;
-    if (this.steps > MAX_ANALYSIS_STEPS) throw new TooCostly('the schema is too large to bound the cost of validating a payload');
+    if (this.steps > this.maxSteps) throw new TooCostly('the schema is too large to bound the cost of validating a payload');
   }
 
   /** Every subschema applied to one value, with how many times, given those applied directly. */
-  private expand(state: Map<Node, number>): Map<Node, number> {
+  expand(state: Map<Node, number>): Map<Node, number> {
     let total = 0;
     for (const [node, times] of state) total += times * this.count(node);
     if (total > MAX_CHECKS_PER_VALUE) {
@@ -149,12 +161,18 @@ class CostAnalysis {
     return subs;
   }
 
-  /**
-   * The sets of subschemas that can apply to one member or item of a value checked by `applied`:
-   * for each property name some subschema lists, for any other name, for each position of a tuple
-   * and for the items after it. Every pattern property is taken to match.
-   */
+  /** The sets of subschemas that can apply to the members and items of a value checked by `applied`. */
   private *childStates(applied: Map<Node, number>): Generator<Map<Node, number>> {
+    const children = this.children(applied);
+    for (const state of [...children.named.values(), children.otherName, ...children.positions, children.otherPositions])
+      if (state.size > 0) yield state;
+  }
+
+  /**
+   * For each property name some subschema lists, for any other name, for each position of a tuple
+   * and for the items after it: the subschemas applied there. Every pattern property is taken to match.
+   */
+  children(applied: Map<Node, number>): Children {
     const schemas = [...applied].filter((entry): entry is [Record<string, unknown>, number] => isObject(entry[0]));
     const names = new Set<string>();
     let tuple = 0;
@@ -163,7 +181,7 @@ class CostAnalysis {
       tuple = Math.max(tuple, listOf(node.prefixItems).length);
     }
     this.step(schemas.length * (names.size + tuple + 2));
-    for (const name of [...names, undefined]) {
+    const memberState = (name: string | undefined) => {
       const state = new Map<Node, number>();
       for (const [node, times] of schemas) {
         const properties = isObject(node.properties) ? node.properties : {};
@@ -176,9 +194,9 @@ class CostAnalysis {
         ])
           if (isNode(sub)) addTo(state, sub, times);
       }
-      if (state.size > 0) yield state;
-    }
-    for (let index = 0; index <= tuple; index++) {
+      return state;
+    };
+    const itemState = (index: number) => {
       const state = new Map<Node, number>();
       for (const [node, times] of schemas) {
         const prefix = listOf(node.prefixItems);
@@ -187,11 +205,17 @@ class CostAnalysis {
         for (const sub of [positional ?? (isNode(node.items) ? node.items : node.additionalItems), node.contains, node.unevaluatedItems])
           if (isNode(sub)) addTo(state, sub, times);
       }
-      if (state.size > 0) yield state;
-    }
+      return state;
+    };
+    return {
+      named: new Map([...names].map((name) => [name, memberState(name)])),
+      otherName: memberState(undefined),
+      positions: Array.from({ length: tuple }, (_, index) => itemState(index)),
+      otherPositions: itemState(tuple),
+    };
   }
 
-  private keyOf(state: Map<Node, number>): string {
+  keyOf(state: Map<Node, number>): string {
     return [...state]
       .map(([node, times]) => `${this.idOf(node)}x${times}`)
       .sort()
@@ -264,6 +288,112 @@ class CostAnalysis {
     const dynamic = name === undefined ? [] : (this.dynamicAnchors.get(name) ?? []);
     return [...new Set([...this.resolve(from, ref), ...dynamic])];
   }
+}
+
+/** What ajv may do for one value, in steps of `work-budget.ts`, beside the patterns it tests (counted as they run). */
+export const STEPS_PER_CHECK = 8;
+/** Each name of `required` or `dependentRequired`, and each member of the values `enum` and `const` compare with. */
+export const STEPS_PER_LOOKUP = 1;
+
+/** What checking a value with one subschema may cost beyond the check: list lookups, and the violations it may report. */
+function listWorkOf(node: Node): { readonly lookups: number; readonly violations: number } {
+  if (!isObject(node)) return { lookups: 0, violations: 1 };
+  const required = Array.isArray(node.required) ? node.required.length : 0;
+  const dependent = isObject(node.dependentRequired)
+    ? Object.values(node.dependentRequired).reduce<number>((sum, names) => sum + (Array.isArray(names) ? names.length : 0), 0)
+    : 0;
+  const compared = (Array.isArray(node.enum) ? node.enum.reduce<number>((sum, value) => sum + sizeOf(value), 0) : 0) + sizeOf(node.const);
+  return { lookups: required + dependent + compared, violations: 1 + required + dependent };
+}
+
+/** Values in a JSON value, itself included. */
+function sizeOf(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return value === undefined ? 0 : 1;
+  return Object.values(value).reduce<number>((sum, member) => sum + sizeOf(member), 1);
+}
+
+/** What ajv may do at one place of a payload: steps, and how many violations it may report there. */
+interface Place {
+  readonly steps: number;
+  readonly violations: number;
+  member(name: string): Place | undefined;
+  item(index: number): Place | undefined;
+}
+
+/**
+ * What checking a payload against the schema may cost, counted by walking the payload before ajv
+ * runs: at each value, every subschema that may apply there (as `schemaCostProblem` bounds them,
+ * each pattern property taken to match) at `STEPS_PER_CHECK`, plus the lists it looks through.
+ * The count may be above ajv's own work, never below it, so a budget holds before ajv starts.
+ * `spend` is called with each place's steps; the answer is how many violations ajv may report.
+ */
+export function payloadWork(schema: Node): (payload: unknown, spend: (steps: number) => void) => number {
+  // The analysis bounded the places a payload can reach when the schema was accepted: no step limit here.
+  const analysis = new CostAnalysis(schema, Number.POSITIVE_INFINITY);
+  const places = new Map<string, Place>();
+  const placeOf = (state: Map<Node, number>): Place | undefined => {
+    if (state.size === 0) return undefined;
+    const key = analysis.keyOf(state);
+    const known = places.get(key);
+    if (known) return known;
+    let applied: Map<Node, number>;
+    try {
+      applied = analysis.expand(state);
+    } catch (error) {
+      // Deeper than the analysis looked (no HTTP body is): counted as more than any budget.
+      if (error instanceof TooCostly)
+        return { steps: Number.POSITIVE_INFINITY, violations: 0, member: () => undefined, item: () => undefined };
+      throw error;
+    }
+    let steps = 0;
+    let violations = 0;
+    for (const [node, times] of applied) {
+      const work = listWorkOf(node);
+      steps += times * (STEPS_PER_CHECK + STEPS_PER_LOOKUP * work.lookups);
+      violations += times * work.violations;
+    }
+    let children: ReturnType<CostAnalysis['children']> | undefined;
+    const childrenOf = () => (children ??= analysis.children(applied));
+    const members = new Map<string | undefined, Place | undefined>();
+    const items = new Map<number, Place | undefined>();
+    const place: Place = {
+      steps,
+      violations,
+      member(name) {
+        const listed = childrenOf().named.has(name) ? name : undefined;
+        if (!members.has(listed)) members.set(listed, placeOf(childrenOf().named.get(name) ?? childrenOf().otherName));
+        return members.get(listed);
+      },
+      item(index) {
+        const at = Math.min(index, childrenOf().positions.length);
+        if (!items.has(at)) items.set(at, placeOf(childrenOf().positions[at] ?? childrenOf().otherPositions));
+        return items.get(at);
+      },
+    };
+    places.set(key, place);
+    return place;
+  };
+  const root = placeOf(new Map([[analysis.root, 1]]));
+  return (payload, spend) => {
+    let violations = 0;
+    const walk = (value: unknown, place: Place) => {
+      spend(place.steps);
+      violations += place.violations;
+      if (Array.isArray(value)) {
+        value.forEach((item: unknown, index) => {
+          const child = place.item(index);
+          if (child) walk(item, child);
+        });
+      } else if (isObject(value)) {
+        for (const [name, member] of Object.entries(value)) {
+          const child = place.member(name);
+          if (child) walk(member, child);
+        }
+      }
+    };
+    if (root) walk(payload, root);
+    return violations;
+  };
 }
 
 /** One check, and one more per `INSTRUCTIONS_PER_CHECK` instructions of each pattern it runs. */
