@@ -19,7 +19,12 @@ export interface ItemFilter {
 export interface ItemViews {
   get(id: string): Promise<ItemView | undefined>;
   getMany(ids: readonly string[]): Promise<Map<string, ItemView>>;
-  list(filter: ItemFilter, page: PageRequest): Promise<Page<ItemView>>;
+  /**
+   * A page of items in id order. It holds up to `page.limit` items whose stored JSON adds up to at
+   * most `maxBytes` (the first item whatever its size); a page filtered on the payload may also stop
+   * early, even empty, where it stopped looking. `nextCursor` is null only at the end.
+   */
+  list(filter: ItemFilter, page: PageRequest, maxBytes?: number): Promise<Page<ItemView>>;
   save(views: readonly ItemView[]): Promise<void>;
   clear(): Promise<void>;
 }

@@ -1,10 +1,10 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { IngestedItemsView, ItemStatuses, ItemWithStatus } from '../../application/ports.js';
 import { statusesBefore, type ItemStatus } from '../../domain/item-status.js';
 import type { DataIngested, IngestedItem, ItemMetadata } from '../../domain/ingested-data.js';
 import { itemFromIngested } from '../../domain/ingested-data.js';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
-import { decodeCursor, pageOf } from '../../../shared/pagination.js';
+import { decodeCursor, encodeCursor, MAX_PAGE_BYTES, rowsWithin } from '../../../shared/pagination.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 
@@ -64,15 +64,26 @@ export function sqlIngestedItemsView(db: Kysely<object>): IngestedItemsView {
     },
 
     async list(filter, page) {
+      // Sizes first (from the record headers on SQLite), then the rows of a page of at most MAX_PAGE_BYTES.
       let query = tables(db)
         .selectFrom('ingest_items')
-        .selectAll()
+        .select(['id', sql<number>`octet_length(payload) + octet_length(metadata)`.as('bytes')])
         .orderBy('id')
         .limit(page.limit + 1);
       if (filter.partnerId !== undefined) query = query.where('partner_id', '=', filter.partnerId);
       if (page.cursor !== undefined) query = query.where('id', '>', decodeCursor(page.cursor));
-      const rows = await query.execute();
-      return pageOf(rows.map(toItem), page.limit, (item) => item.id);
+      const sized = await query.execute();
+      const taken = rowsWithin(sized, page.limit, MAX_PAGE_BYTES);
+      const items: ItemWithStatus[] = [];
+      for (const piece of keyPieces(
+        db,
+        taken.map((row) => row.id),
+      )) {
+        const rows = await tables(db).selectFrom('ingest_items').selectAll().where('id', 'in', piece).orderBy('id').execute();
+        items.push(...rows.map(toItem));
+      }
+      const last = taken.at(-1)?.id;
+      return { items, nextCursor: sized.length > taken.length && last !== undefined ? encodeCursor(last) : null };
     },
   };
 }

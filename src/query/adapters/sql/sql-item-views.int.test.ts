@@ -97,6 +97,32 @@ describe.each(databases)('payload filters on %s', (_name, open) => {
     }
   });
 
+  it('stop a page before the item that would take it past its bytes, and go on from there', async () => {
+    const { db, close } = await open();
+    const views = sqlItemViews(db);
+    try {
+      // Ten items of about 100 KB: a page of at most 250 KB holds two, whatever the limit.
+      const big = 'x'.repeat(100_000);
+      await views.save(Array.from({ length: 10 }, (_, i) => view(`b${i}`, 'shop', { i, big })));
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await views.list({ partnerId: 'shop' }, { limit: 1000, ...(cursor ? { cursor } : {}) }, 250_000);
+        expect(page.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.items.map((item) => item.id));
+        cursor = page.nextCursor ?? undefined;
+        pages += 1;
+      } while (cursor !== undefined);
+      expect(seen).toEqual(Array.from({ length: 10 }, (_, i) => `b${i}`));
+      expect(pages).toBe(5);
+      // An item larger than the page still comes, alone.
+      expect((await views.list({ partnerId: 'shop' }, { limit: 1000 }, 10)).items.map((item) => item.id)).toEqual(['b0']);
+    } finally {
+      await close();
+    }
+  });
+
   it('match a value of the same JSON type only: 1 is no true, 0 no false, "[1]" no array', async () => {
     const { db, close } = await open();
     const views = sqlItemViews(db);
@@ -153,7 +179,8 @@ describe.skipIf(!testPostgresUrl)('payload filters on PostgreSQL', () => {
         },
       });
       await sqlItemViews(logging).list({ partnerId: 'shop', payload: parsePayloadFilter({ 'payload.order_id': 'A17' }) }, { limit: 50 });
-      const statement = statements.at(-1);
+      // The statement that filters: the page's rows are then read by id.
+      const statement = statements.find((candidate) => candidate.sql.includes('@>'));
       const client = await postgres.pool.connect();
       try {
         await client.query('SET enable_seqscan = off');
@@ -165,6 +192,38 @@ describe.skipIf(!testPostgresUrl)('payload filters on PostgreSQL', () => {
       }
     } finally {
       await postgres.close();
+    }
+  });
+});
+
+describe('a payload filter on SQLite', () => {
+  it('looks through a window of the table per page, answering where it stopped when it found nothing', async () => {
+    const [, open] = databases[0] ?? [];
+    if (!open) throw new Error('no SQLite');
+    const { db, close } = await open();
+    const views = sqlItemViews(db);
+    try {
+      // 100 items of 1 MB: a filter that matches only the last one would read all 100 MB in one request.
+      const big = 'x'.repeat(1_000_000);
+      await views.save(Array.from({ length: 100 }, (_, i) => view(`m${String(i).padStart(3, '0')}`, 'shop', { i, big, hit: i === 99 })));
+      const filter = { partnerId: 'shop', payload: parsePayloadFilter({ 'payload.hit': 'true' }) };
+      const first = await views.list(filter, { limit: 10 });
+      expect(first.items).toEqual([]);
+      expect(first.nextCursor).not.toBeNull();
+      const found: string[] = [];
+      let cursor = first.nextCursor;
+      let pages = 1;
+      while (cursor !== null) {
+        const page = await views.list(filter, { limit: 10, cursor });
+        found.push(...page.items.map((item) => item.id));
+        cursor = page.nextCursor;
+        pages += 1;
+      }
+      expect(found).toEqual(['m099']);
+      // 64 MB a page: the table's 100 MB take two pages.
+      expect(pages).toBe(2);
+    } finally {
+      await close();
     }
   });
 });

@@ -1,5 +1,5 @@
-import { PostgresAdapter, sql, type Expression, type Kysely, type SqlBool } from 'kysely';
-import { decodeCursor, pageOf } from '../../../shared/pagination.js';
+import { PostgresAdapter, sql, type Expression, type Kysely, type SelectQueryBuilder, type SqlBool } from 'kysely';
+import { decodeCursor, encodeCursor, MAX_PAGE_BYTES, rowsWithin } from '../../../shared/pagination.js';
 import type { ItemViews } from '../../application/ports.js';
 import type { DeliveryView, ItemView, PipelineStatus } from '../../domain/item-view.js';
 import type { PayloadCondition } from '../../domain/payload-filter.js';
@@ -63,6 +63,37 @@ function payloadCondition(postgres: boolean, condition: PayloadCondition): Expre
     return sql`(${type} = 'text' AND ${extracted} = ${value})`;
   });
   return sql<SqlBool>`(${sql.join(matches, sql` OR `)})`;
+}
+
+/** What a row's JSON columns weigh: SQLite answers from the record header, PostgreSQL writes the jsonb out. */
+function sizeOfRow(postgres: boolean) {
+  const size = (column: keyof Row) =>
+    postgres
+      ? sql<number>`coalesce(octet_length(${sql.ref(column)}::text), 0)`
+      : sql<number>`coalesce(octet_length(${sql.ref(column)}), 0)`;
+  return sql<number>`${size('payload')} + ${size('validation')} + ${size('processing')} + ${size('metadata')} + ${size('deliveries')}`;
+}
+
+/** Rows and bytes of payload a filtered page may look through on SQLite: about 30 ms of json_extract. */
+const SCAN_ROWS = 10_000;
+const SCAN_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The id up to which a filtered page looks, or undefined when the rest of the table is within the
+ * window. Sizes come from the record headers: nothing of the payloads is read.
+ */
+async function scanWindowEnd(query: SelectQueryBuilder<Tables, 'query_items', object>): Promise<string | undefined> {
+  const rows = await query
+    .select(['id', sql<number>`coalesce(octet_length(payload), 0)`.as('bytes')])
+    .orderBy('id')
+    .limit(SCAN_ROWS)
+    .execute();
+  let total = 0;
+  for (const row of rows) {
+    total += row.bytes;
+    if (total >= SCAN_BYTES) return row.id;
+  }
+  return rows.length === SCAN_ROWS ? rows.at(-1)?.id : undefined;
 }
 
 const toRow = (view: ItemView): Row => ({
@@ -144,20 +175,43 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
       return found;
     },
 
-    async list(filter, page) {
-      let query = tables(db)
-        .selectFrom('query_items')
-        .selectAll()
+    async list(filter, page, maxBytes = MAX_PAGE_BYTES) {
+      const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+      const selected = () => {
+        let query = tables(db).selectFrom('query_items');
+        if (filter.partnerId !== undefined) query = query.where('partner_id', '=', filter.partnerId);
+        if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+        if (filter.eventType !== undefined) query = query.where('event_type', '=', filter.eventType);
+        if (filter.from !== undefined) query = query.where('received_at', '>=', filter.from);
+        if (filter.to !== undefined) query = query.where('received_at', '<', filter.to);
+        if (after !== undefined) query = query.where('id', '>', after);
+        return query;
+      };
+      // SQLite reads every payload a filter looks at, on this thread: a filter that matches nothing
+      // would read the whole table. One page looks through a window of the table at most, and
+      // answers the end of the window as its cursor when it found fewer items than asked for.
+      const payload = filter.payload ?? [];
+      const windowEnd = !postgres && payload.length > 0 ? await scanWindowEnd(selected()) : undefined;
+      let candidates = selected()
+        .select(['id', sizeOfRow(postgres).as('bytes')])
         .orderBy('id')
         .limit(page.limit + 1);
-      if (filter.partnerId !== undefined) query = query.where('partner_id', '=', filter.partnerId);
-      if (filter.status !== undefined) query = query.where('status', '=', filter.status);
-      if (filter.eventType !== undefined) query = query.where('event_type', '=', filter.eventType);
-      if (filter.from !== undefined) query = query.where('received_at', '>=', filter.from);
-      if (filter.to !== undefined) query = query.where('received_at', '<', filter.to);
-      for (const condition of filter.payload ?? []) query = query.where(payloadCondition(postgres, condition));
-      if (page.cursor !== undefined) query = query.where('id', '>', decodeCursor(page.cursor));
-      return pageOf((await query.execute()).map(toView), page.limit, (view) => view.id);
+      for (const condition of payload) candidates = candidates.where(payloadCondition(postgres, condition));
+      if (windowEnd !== undefined) candidates = candidates.where('id', '<=', windowEnd);
+      const sized = await candidates.execute();
+      const taken = rowsWithin(sized, page.limit, maxBytes);
+      const items: ItemView[] = [];
+      for (const piece of keyPieces(
+        db,
+        taken.map((row) => row.id),
+      )) {
+        const rows = await tables(db).selectFrom('query_items').selectAll().where('id', 'in', piece).orderBy('id').execute();
+        items.push(...rows.map(toView));
+      }
+      const last = taken.at(-1)?.id;
+      const more = sized.length > taken.length;
+      const nextKey = more ? last : windowEnd;
+      return { items, nextCursor: nextKey === undefined ? null : encodeCursor(nextKey) };
     },
 
     async save(views) {
