@@ -1,6 +1,6 @@
 import type { Clock } from '../../shared/clock.js';
 import { ValidationError } from '../../shared/errors.js';
-import { parseMessage, type AnalyticsMessage, type Arrival, type MessageType } from '../domain/message.js';
+import { checkBatchContext, parseMessage, type AnalyticsMessage, type Arrival, type MessageType } from '../domain/message.js';
 import type { EventToIngest, IngestEvents, RequestFacts } from './ports.js';
 
 export interface AcceptMessagesDeps {
@@ -41,13 +41,15 @@ export const acceptMessages =
   ({ ingest, clock }: AcceptMessagesDeps) =>
   async (command: MessagesCommand): Promise<MessageReceipt[]> => {
     const arrival: Arrival = { receivedAt: clock.now(), ip: command.request.ip, sentAt: command.sentAt, context: command.context };
+    // The whole request is refused (413) when the context's copies would store too much.
+    const contextBytes = checkBatchContext(command.context, command.messages.length);
     const receipts: MessageReceipt[] = [];
     const toIngest: Array<{ index: number; message: AnalyticsMessage }> = [];
     command.messages.forEach((raw, index) => {
       try {
         const refused = command.refused?.get(index);
         if (refused) throw refused;
-        toIngest.push({ index, message: parseMessage(raw, arrival, command.route) });
+        toIngest.push({ index, message: parseMessage(raw, arrival, command.route, contextBytes) });
       } catch (error) {
         if (!(error instanceof ValidationError)) throw error;
         receipts.push({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../shared/errors.js';
-import { parseMessage } from './message.js';
+import { checkBatchContext, parseMessage } from './message.js';
 
 const receivedAt = new Date('2026-11-24T10:00:00.000Z');
 const codeOf = (run: () => unknown) => {
@@ -68,6 +68,24 @@ describe('a tracking-API message', () => {
       { receivedAt, context: { locale: 'en', app: { name: 'shop' } } },
     );
     expect(message.payload.context).toMatchObject({ locale: 'fr', app: { name: 'shop' } });
+  });
+
+  it('counts the batch context it takes in toward its 32 KB', () => {
+    const context = { pad: 'x'.repeat(20_000) };
+    const small = { type: 'track', event: 'e', userId: 'u' };
+    expect(parseMessage(small, { receivedAt, context }).payload.context).toMatchObject(context);
+    const large = { ...small, properties: { pad: 'y'.repeat(15_000) } };
+    expect(parseMessage(large, { receivedAt }).eventType).toBe('e');
+    expect(codeOf(() => parseMessage(large, { receivedAt, context }))).toBe('analytics.message-too-large');
+  });
+
+  it('refuses a batch whose context, copied into each message, would add more than 512 KB', () => {
+    // 3,000 messages under a 100 KB context stored 725 MB from a 234 KB request.
+    expect(codeOf(() => checkBatchContext({ pad: 'x'.repeat(100 * 1024) }, 3000))).toBe('analytics.batch-too-large');
+    expect(codeOf(() => checkBatchContext({ pad: 'x'.repeat(100 * 1024) }, 6))).toBe('analytics.batch-too-large');
+    // What SDKs send with a batch: the library's name and version, a few hundred bytes for hundreds of messages.
+    expect(checkBatchContext({ library: { name: 'analytics-go', version: '3.3.0' } }, 250)).toBeLessThan(100);
+    expect(checkBatchContext(undefined, 10_000)).toBe(0);
   });
 
   it('is refused, each fault with its own code', () => {

@@ -37,6 +37,7 @@ const BY_CODE: Record<string, Mapping> = {
   'request.invalid': { status: 400, title: 'Invalid request' },
   'request.unsupported-encoding': { status: 415, title: 'Unsupported content encoding' },
   'analytics.message-too-large': { status: 413, title: 'Message too large' },
+  'analytics.batch-too-large': { status: 413, title: 'Batch too large' },
   'route.not-found': { status: 404, title: 'Not found' },
   'route.method-not-allowed': { status: 405, title: 'Method not allowed' },
   'event-store.overloaded': { status: 503, title: 'Overloaded' },

@@ -274,6 +274,24 @@ describe('bad input to the tracking API', () => {
     expect(tooBig.statusCode).toBe(413);
   });
 
+  it('refuses with 413 a batch whose context would be stored again with each message, and stores none of it', async () => {
+    // A 234 KB request of 3,000 messages under a 100 KB context stored 725 MB.
+    const before = (await eventsOf(intake, 'blog')).length;
+    const batch = Array.from({ length: 3000 }, (_, i) => ({ type: 'track', event: 'e', userId: `u${i}` }));
+    const copied = await post('/v1/batch', { batch, context: { pad: 'x'.repeat(100 * 1024) } }, basic(blog.writeKey));
+    expect(copied.statusCode).toBe(413);
+    expect(copied.json()).toMatchObject({
+      code: 'analytics.batch-too-large',
+      detail: expect.stringMatching(/stored with each of the batch's 3000 messages/),
+    });
+    expect((await eventsOf(intake, 'blog')).length).toBe(before);
+    // A library's context with a batch, as analytics-go sends it, is taken in by each message.
+    const library = { library: { name: 'analytics-go', version: '3.3.0' } };
+    const accepted = await post('/v1/batch', { batch: batch.slice(0, 200), context: library }, basic(blog.writeKey));
+    expect(accepted.statusCode).toBe(200);
+    expect((await eventsOf(intake, 'blog')).at(-1)?.payload.context).toMatchObject(library);
+  });
+
   const nested = (depth: number): unknown => (depth === 0 ? 1 : [nested(depth - 1)]);
   it('rejects a message nested deeper than the JSON limit', () =>
     rejectedAlone(track({ properties: { deep: nested(100) } }), 'request.json-too-deep'));
