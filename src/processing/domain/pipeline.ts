@@ -16,6 +16,13 @@ const isFieldPath = (field: unknown) =>
 export type ProcessorFactory = (step: StepConfig, path: string) => Processor;
 export type ProcessorRegistry = Readonly<Record<string, ProcessorFactory>>;
 
+/**
+ * What one project step may list: it reads each field of every item, once per step. 100,000 fields
+ * in 20 steps took 1.2 s of the storage thread per item.
+ */
+export const MAX_PROJECT_FIELDS = 100;
+const MAX_FIELD_PATH = 256;
+
 export const BUILT_IN_PROCESSORS: ProcessorRegistry = {
   normalize: () => normalize,
   project: (step, path) => {
@@ -24,6 +31,9 @@ export const BUILT_IN_PROCESSORS: ProcessorRegistry = {
         `${path}.fields`,
         'project needs a non-empty list of field paths such as "customer.email" (no __proto__, prototype or constructor)',
       );
+    }
+    if (step.fields.length > MAX_PROJECT_FIELDS || step.fields.some((field) => field.length > MAX_FIELD_PATH)) {
+      throw invalid(`${path}.fields`, `project lists at most ${MAX_PROJECT_FIELDS} field paths of at most ${MAX_FIELD_PATH} characters`);
     }
     return project(step.fields);
   },

@@ -77,6 +77,24 @@ describe('normalize', () => {
 });
 
 describe('project', () => {
+  it('copies only what it changes, so a pipeline of many normalize steps reads the payload after the first', () => {
+    // Copying every object made each step cost ~100 ms on a payload of 100,000 keys, and a pipeline has up to 20.
+    const input = { a: 1, list: [1, 'x', { b: true }], nested: { c: 'ok' }, email: 'A@B.IO' };
+    const once = normalize.run(input, facts) as { status: 'ok'; output: typeof input };
+    expect(once.output).not.toBe(input);
+    expect(once.output).toEqual({ ...input, email: 'a@b.io' });
+    // Unchanged parts are shared, not copied.
+    expect(once.output.list).toBe(input.list);
+    expect(once.output.nested).toBe(input.nested);
+    expect(input.email).toBe('A@B.IO');
+    expect((normalize.run(once.output, facts) as { output: unknown }).output).toBe(once.output);
+    // A key named __proto__ stays a key when its value changes.
+    const proto = JSON.parse('{"__proto__":" x ","y":1}') as Record<string, never>;
+    const output = (normalize.run(proto, facts) as { output: Record<string, unknown> }).output;
+    expect(Object.getPrototypeOf(output)).toBe(Object.prototype);
+    expect(JSON.stringify(output)).toBe('{"__proto__":"x","y":1}');
+  });
+
   it('keeps only the listed paths', () => {
     expect(
       project(['id', 'customer.email', 'missing.field']).run({ id: 1, secret: 'x', customer: { email: 'a@b.c', phone: '1' } }, facts),
@@ -101,6 +119,14 @@ describe('project', () => {
       expect(() => buildPipeline([{ processor: 'project', fields: [field] }])).toThrow(ValidationError);
     }
     expect(buildPipeline([{ processor: 'project', fields: ['constructors.name'] }])).toHaveLength(1);
+  });
+
+  it('lists at most 100 fields of at most 256 characters', () => {
+    // Each is read from every item, once per step: 100,000 fields in 20 steps took 1.2 s per item.
+    const fields = (count: number) => Array.from({ length: count }, (_, i) => `f${i}`);
+    expect(buildPipeline([{ processor: 'project', fields: fields(100) }])).toHaveLength(1);
+    expect(() => buildPipeline([{ processor: 'project', fields: fields(101) }])).toThrow(/at most 100 field paths/);
+    expect(() => buildPipeline([{ processor: 'project', fields: ['a'.repeat(257)] }])).toThrow(ValidationError);
   });
 });
 

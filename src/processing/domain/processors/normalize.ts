@@ -7,7 +7,13 @@ const DATE_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?
 const MAX_EMAIL_LENGTH = 254;
 const WHITESPACE = /\s/;
 
-/** Trims strings, rewrites date-times as canonical UTC ISO-8601 and lower-cases e-mail addresses, at any depth. */
+/**
+ * Trims strings, rewrites date-times as canonical UTC ISO-8601 and lower-cases e-mail addresses, at
+ * any depth. Objects and arrays are copied only where something changes: copying every one made
+ * each normalize step of a pipeline cost about 100 ms on a payload of 100,000 keys, and a
+ * pipeline may hold 20 steps (2 s of the storage thread for one item). Normalizing again what
+ * normalize wrote changes nothing, so the steps after the first only read.
+ */
 export const normalize: Processor = {
   name: 'normalize',
   run: (input) => ok(normalizeObject(input)),
@@ -15,15 +21,31 @@ export const normalize: Processor = {
 
 function normalizeValue(value: JsonValue): JsonValue {
   if (typeof value === 'string') return normalizeString(value);
-  if (Array.isArray(value)) return value.map(normalizeValue);
+  if (Array.isArray(value)) return normalizeArray(value);
   if (value !== null && typeof value === 'object') return normalizeObject(value);
   return value;
 }
 
+function normalizeArray(input: JsonValue[]): JsonValue[] {
+  let output: JsonValue[] | undefined;
+  for (let i = 0; i < input.length; i++) {
+    const value = input[i] as JsonValue;
+    const normalized = normalizeValue(value);
+    if (normalized !== value) (output ??= input.slice())[i] = normalized;
+  }
+  return output ?? input;
+}
+
 function normalizeObject(input: { [key: string]: JsonValue }): { [key: string]: JsonValue } {
-  const output: { [key: string]: JsonValue } = {};
-  for (const [key, value] of Object.entries(input)) output[key] = normalizeValue(value);
-  return output;
+  let output: { [key: string]: JsonValue } | undefined;
+  for (const key of Object.keys(input)) {
+    const value = input[key] as JsonValue;
+    const normalized = normalizeValue(value);
+    // Defined, not assigned: a key named __proto__ stays a key.
+    if (normalized !== value)
+      Object.defineProperty((output ??= { ...input }), key, { value: normalized, writable: true, enumerable: true, configurable: true });
+  }
+  return output ?? input;
 }
 
 function normalizeString(raw: string): string {
