@@ -55,3 +55,26 @@ describe('the size of a compiled pattern', () => {
     }
   });
 });
+
+describe('what a character costs a pattern', () => {
+  it('is a step for a literal, a few for a one-pass or anchored pattern, and the threads it can run otherwise', () => {
+    const steps = (pattern: string, flags = '') => compileLinearRegex(pattern, flags).stepsPerCharacter;
+    expect(steps('urgent')).toBe(1);
+    expect(steps('^[0-9a-f]{8}-[0-9a-f]{4}$')).toBe(6);
+    // 200 instructions, but never more than a few threads: each character moves the one thread on.
+    expect(steps('^[A-Za-z ]{1,100}$')).toBeLessThanOrEqual(6);
+    expect(steps('@example\\.com$', 'i')).toBeLessThan(20);
+    // A search through a long repetition has a thread from every position: run on the NFA, 2 steps each.
+    expect(steps('a[ab]{985}c')).toBe(2 * 989);
+    expect(steps('(?m)^[ab]{1,100}$')).toBeGreaterThan(200);
+  });
+
+  it('answers as RE2 does when the pattern runs on the NFA alone', () => {
+    const regex = compileLinearRegex('a[ab]{98}c');
+    expect(regex.stepsPerCharacter).toBeGreaterThan(64);
+    expect(regex.test(`xx${'a'.repeat(99)}c`)).toBe(true);
+    expect(regex.test(`${'a'.repeat(98)}c`)).toBe(false);
+    expect(regex.test(`${'b'.repeat(5000)}a${'b'.repeat(98)}c`)).toBe(true);
+    expect(regex.test(`${'b'.repeat(5000)}a${'b'.repeat(97)}c`)).toBe(false);
+  });
+});
