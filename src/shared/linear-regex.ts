@@ -51,13 +51,14 @@ const FLAGS: Record<string, number> = {
 const LITERAL_STEPS = 1;
 const ONE_PASS_STEPS = 6;
 /**
- * From this many threads on, the pattern runs on RE2's NFA alone, at 2 steps per thread and
- * character. Its DFA then builds states of hundreds of instructions until its 8 MB cache is full,
- * gives up, and the NFA starts over: `a[ab]{150}c` cost 60 ns per thread and character on 10,000
- * random a's and b's, four times the NFA alone (15 to 33 ns). Below it the DFA stays within 6 ns.
+ * From this many threads on, the pattern runs on RE2's NFA alone, at 3 steps per thread and
+ * character (the NFA took up to 33 ns per thread alive and character, `\pL{990}c` on a's). Its DFA
+ * would build states of hundreds of instructions until its 8 MB cache is full, give up, and the NFA
+ * start over: `a[ab]{150}c` cost 60 ns per thread and character on 10,000 random a's and b's.
+ * Below it the DFA stays within 6 ns and is kept.
  */
 const NFA_ONLY_FROM = 64;
-const NFA_STEPS = 2;
+const NFA_STEPS = 3;
 
 /** Compiles JavaScript regex syntax to RE2, or throws `UnsupportedRegexError` saying why not. */
 export function compileLinearRegex(pattern: string, flags = ''): LinearRegex {

@@ -15,11 +15,11 @@ const addFormats = ajvFormats.default as unknown as (ajv: Ajv2020) => Ajv2020;
 /**
  * What checking one item may cost the storage thread, in steps (`work-budget.ts`, about 15 ns each):
  * a little per item and per character of its payload, so a batch of items costs at most in
- * proportion to its size. A payload of 1 MB may take 50,000,000 steps, about 0.75 s at worst.
+ * proportion to its size. A payload of 1 MB may take 32,000,000 steps, about 0.5 s at worst.
  * Each subschema check, list lookup and pattern character counts (`schema-cost.ts`, `linear-regex.ts`).
  */
 export const VALIDATION_BASE_STEPS = 10_000;
-export const VALIDATION_STEPS_PER_CHARACTER = 50;
+export const VALIDATION_STEPS_PER_CHARACTER = 32;
 /** Reporting a violation: ajv's error object, and ours in the verdict. */
 const STEPS_PER_VIOLATION = 200;
 
