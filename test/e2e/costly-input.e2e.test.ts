@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
 
-// Worst cases of what rules and schemas may cost (docs/decisions/0032): a pattern RE2 may run 989
+// Worst cases of what rules and schemas may cost (docs/decisions/0034): a pattern RE2 may run 989
 // threads at once for took 12.5 s of a thread on 1 MB of random a's and b's before.
 const COSTLY_PATTERN = 'a[ab]{985}c';
 let seed = 7;
