@@ -13,7 +13,7 @@ import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
 import { uuidV7 } from '../ids.js';
 import { migrateToLatest } from '../sqlite/migrate.js';
 import { openSqlite } from '../sqlite/open-sqlite.js';
-import { listParked } from '../subscriptions/checkpoints.js';
+import { listParked, replayRequests, requestReplay } from '../subscriptions/checkpoints.js';
 import { subscriptionMigrations } from '../subscriptions/migrations.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
 import { busSubscriptions, type BusSubscriptionOptions, type BusSubscriptions } from './bus-subscriptions.js';
@@ -284,6 +284,30 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       const rows = (await sql<{ item_id: string }>`SELECT item_id FROM seen ORDER BY n`.execute(db)).rows;
       expect(rows.map((r) => r.item_id)).toEqual(Array.from({ length: 10 }, (_, n) => `i-${n}`));
       await expect(consumers.replay('nobody')).rejects.toMatchObject({ code: 'subscriptions.unknown-subscriber' });
+    });
+  }, 40_000);
+
+  it('rebuilds a view from the first message of the stream when a replay was requested before it attached', async () => {
+    const subscriber = recording('viewing', () => false, {
+      async reset(tx) {
+        await sql`DELETE FROM seen`.execute(tx.db);
+      },
+    });
+    await withConsumers([subscriber], {}, async ({ db, publish, consumers, count, until }) => {
+      for (let n = 0; n < 5; n++) await publish(n);
+      consumers.start();
+      await until(async () => (await count('seen')) === 5 && (await consumers.status())[0]?.lag === 0, 'five seen');
+      await consumers.stop();
+      // Stopped, the view changes meaning under it (a migration), which asks for it to be rebuilt.
+      await sql`INSERT INTO seen (item_id, n) VALUES ('stale', 99)`.execute(db);
+      await requestReplay(db, 'viewing', 'the view changed shape');
+      await publish(5);
+      consumers.start();
+      await until(async () => (await count('seen')) === 6 && (await consumers.status())[0]?.lag === 0, 'the view is rebuilt');
+      const rows = (await sql<{ item_id: string }>`SELECT item_id FROM seen ORDER BY n`.execute(db)).rows;
+      expect(rows.map((r) => r.item_id)).toEqual(Array.from({ length: 6 }, (_, n) => `i-${n}`));
+      expect(await replayRequests(db, ['viewing'])).toEqual(new Map());
+      expect(await count('consumed_events', 'viewing')).toBe(6);
     });
   }, 40_000);
 });

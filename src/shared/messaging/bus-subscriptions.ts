@@ -3,9 +3,17 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
-import type { EventStore } from '../event-store/event-store.js';
+import type { EventStore, StoreTransaction } from '../event-store/event-store.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
-import { countParked, findParked, parkEvent, unpark, unparkAll } from '../subscriptions/checkpoints.js';
+import {
+  countParked,
+  findParked,
+  forgetReplayRequests,
+  parkEvent,
+  replayRequests,
+  unpark,
+  unparkAll,
+} from '../subscriptions/checkpoints.js';
 import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import { actsOn, type Subscriber } from '../subscriptions/subscriber.js';
 import { allSubjectsOf, eventOfMessage, subjectsOfSubscriber } from './event-messages.js';
@@ -203,11 +211,46 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     return subscriber;
   };
 
+  /**
+   * Consumes the stream again from its first message, with the view thrown away: the durable consumer
+   * is forgotten on the broker first, so should the reset then fail, the view is whole and the events
+   * consumed again find their consumed rows, and nothing is counted twice. Any replay requested for
+   * the subscriber is met by this one. Its consumption must be stopped.
+   */
+  const startOver = async (subscriber: Subscriber, reset: (tx: StoreTransaction) => Promise<void>) => {
+    await bus.rewind(durableOf(subscriber));
+    await store.transaction(async (tx) => {
+      await reset(tx);
+      await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', subscriber.name).execute();
+      await unparkAll(tx.db, subscriber.name);
+      await forgetReplayRequests(tx.db, [subscriber.name]);
+    });
+  };
+
+  /** A replay asked for while the subscriber was not consuming (by a migration): done before it attaches. */
+  const replayIfRequested = async (subscriber: Subscriber) => {
+    const requests = await replayRequests(options.db, [subscriber.name]);
+    if (requests.size === 0) return;
+    if (!subscriber.reset) {
+      logger.warn(
+        { subscriber: subscriber.name, requests: Object.fromEntries(requests) },
+        'a replay was requested of a subscriber that keeps no view; ignored',
+      );
+      return;
+    }
+    await startOver(subscriber, subscriber.reset);
+    logger.info(
+      { subscriber: subscriber.name, reasons: [...requests.values()] },
+      'replaying from the first message of the stream, as requested',
+    );
+  };
+
   const attach = async (subscriber: Subscriber) => {
     const durable = durableOf(subscriber);
     const handleGrouped = grouped(subscriber);
     for (let attempt = 0; running; attempt++) {
       try {
+        await replayIfRequested(subscriber);
         const consumption = await bus.consume(
           durable,
           options.subjects ??
@@ -310,14 +353,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       await consumptions.get(name)?.stop();
       consumptions.delete(name);
       try {
-        // Rewound first: should the reset then fail, the view is whole and the events consumed again
-        // find their consumed rows, so nothing is counted twice.
-        await bus.rewind(durableOf(subscriber));
-        await store.transaction(async (tx) => {
-          await reset(tx);
-          await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', name).execute();
-          await unparkAll(tx.db, name);
-        });
+        await startOver(subscriber, reset);
         logger.info({ subscriber: name }, 'replaying from the first message of the stream');
       } finally {
         // Failed or not (the broker unreachable, say), the subscriber consumes again: never left stopped.

@@ -2,11 +2,21 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError } from '../errors.js';
-import type { EventStore } from '../event-store/event-store.js';
+import type { EventStore, StoreTransaction } from '../event-store/event-store.js';
 import { logFollower, type LogFollower } from '../event-store/log-follower.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
 import type { RecordedEvent } from '../events.js';
-import { countParked, findParked, loadCheckpoint, parkEvent, saveCheckpoint, unpark, unparkAll } from './checkpoints.js';
+import {
+  countParked,
+  findParked,
+  forgetReplayRequests,
+  loadCheckpoint,
+  parkEvent,
+  replayRequests,
+  saveCheckpoint,
+  unpark,
+  unparkAll,
+} from './checkpoints.js';
 import type { SubscriberChain } from './subscriber-chain.js';
 import { actsOn, type Subscriber } from './subscriber.js';
 
@@ -175,6 +185,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
   };
 
   const follow = async (runner: Runner, progressed: () => void) => {
+    await replayIfRequested(runner);
     runner.position = await loadCheckpoint(db, runner.subscriber.name);
     if (runner.fault !== undefined) {
       // A write proves the fault cleared, even when no new event arrives to be handled.
@@ -238,6 +249,38 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
   // A member of a chain is run, replayed and reported through its chain.
   const membersOf = (subscriber: Subscriber): readonly Subscriber[] =>
     'members' in subscriber ? (subscriber as SubscriberChain).members : [subscriber];
+  const namesOf = (runner: Runner) => [...new Set([runner.subscriber.name, ...membersOf(runner.subscriber).map((m) => m.name)])];
+
+  /**
+   * Throws away the runner's views and starts it from the start of the log, in the transaction
+   * given. A chain starts over as a whole: its view-keeping members rebuild, the others skip what
+   * they decided. Any replay requested for it is met by this one.
+   */
+  const startOver = async (runner: Runner, tx: StoreTransaction) => {
+    await runner.subscriber.reset?.(tx);
+    await saveCheckpoint(tx.db, runner.subscriber.name, 0, clock.now().toISOString());
+    for (const subscriber of namesOf(runner)) await unparkAll(tx.db, subscriber);
+    await forgetReplayRequests(tx.db, namesOf(runner));
+  };
+
+  /** A replay asked for while it was not running (by a migration): done before it reads on. */
+  const replayIfRequested = async (runner: Runner) => {
+    const requests = await replayRequests(db, namesOf(runner));
+    if (requests.size === 0) return;
+    if (!runner.subscriber.reset) {
+      logger.warn(
+        { subscriber: runner.subscriber.name, requests: Object.fromEntries(requests) },
+        'a replay was requested of a subscriber that keeps no view; ignored',
+      );
+      return;
+    }
+    await store.transaction((tx) => startOver(runner, tx));
+    runner.position = 0;
+    logger.info(
+      { subscriber: runner.subscriber.name, reasons: [...requests.values()] },
+      'replaying from the start of the log, as requested',
+    );
+  };
   const runnerOf = (name: string) => {
     const runner = runners.get(name) ?? [...runners.values()].find((r) => membersOf(r.subscriber).some((m) => m.name === name));
     if (!runner)
@@ -332,18 +375,10 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         );
       }
       const wasRunning = runner.running;
-      // A chain replays as a whole: its view-keeping members start over, the others skip what they decided.
-      const own = runner.subscriber.name;
       await halt(runner);
-      await store.transaction(async (tx) => {
-        await runner.subscriber.reset?.(tx);
-        await saveCheckpoint(tx.db, own, 0, clock.now().toISOString());
-        for (const subscriber of new Set([own, ...membersOf(runner.subscriber).map((m) => m.name)])) {
-          await unparkAll(tx.db, subscriber);
-        }
-      });
+      await store.transaction((tx) => startOver(runner, tx));
       runner.position = 0;
-      logger.info({ subscriber: own, requested: name }, 'replaying from the start of the log');
+      logger.info({ subscriber: runner.subscriber.name, requested: name }, 'replaying from the start of the log');
       if (wasRunning) launch(runner);
     },
 
