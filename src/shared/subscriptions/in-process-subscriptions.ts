@@ -42,7 +42,11 @@ export interface Subscriptions {
   start(): void;
   stop(): Promise<void>;
   status(): Promise<SubscriberStatus[]>;
-  /** Resolves once every subscriber has handled everything up to the head at call time. */
+  /**
+   * Resolves once every subscriber has handled every event acknowledged before the call (and those
+   * subscribers appended meanwhile). On PostgreSQL that includes events not readable yet because an
+   * older transaction still runs: it waits for them rather than answering early.
+   */
   caughtUp(timeoutMs?: number): Promise<void>;
   /** Throws away a subscriber's view and checkpoint and rebuilds it from the start of the log. */
   replay(name: string): Promise<void>;
@@ -248,7 +252,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     return runner;
   };
 
-  /** Waits until every subscriber handled the event that is the head when called; answers that head. */
+  /** Waits until every subscriber handled the event that is the committed head when called; answers that head. */
   const reach = async (timeoutMs: number): Promise<number> => {
     // Watching starts before the head is read: a batch handled meanwhile may already hold it.
     const watched = [...runners.values()].map((runner) => {
@@ -257,8 +261,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       return { runner, watch };
     });
     try {
-      // The last event readable now: each runner stands on it or reads it in a later batch.
-      const head = await store.headPosition();
+      // The last event committed now, readable or not yet: each runner stands on it or reads it in a
+      // later batch. The readable head would leave out an acknowledged event an older transaction hides.
+      const head = await store.committedHead();
       for (const { runner, watch } of watched) {
         watch.head = head;
         // Standing on the head now counts too: the runner may move past it before the next check.
@@ -297,7 +302,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     },
 
     async status() {
-      const head = await store.headPosition();
+      // Events an older transaction still hides count as lag: they are acknowledged and not handled.
+      const head = await store.committedHead();
       const parked = await countParked(db);
       return [...runners.values()].flatMap((runner) =>
         membersOf(runner.subscriber).map((member) => ({
@@ -318,7 +324,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const head = await reach(Math.max(1, deadline - Date.now()));
-        if ((await store.headPosition()) === head) return;
+        if ((await store.committedHead()) === head) return;
       }
     },
 
