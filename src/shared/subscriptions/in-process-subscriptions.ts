@@ -2,9 +2,10 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError } from '../errors.js';
-import type { EventStore } from '../event-store/event-store.js';
+import type { EventStore, StoreTransaction } from '../event-store/event-store.js';
 import { logFollower, type LogFollower } from '../event-store/log-follower.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
+import type { Fence } from '../postgres/schema-lock.js';
 import type { RecordedEvent } from '../events.js';
 import { countParked, findParked, loadCheckpoint, parkEvent, saveCheckpoint, unpark, unparkAll } from './checkpoints.js';
 import type { SubscriberChain } from './subscriber-chain.js';
@@ -24,6 +25,11 @@ export interface SubscriptionOptions {
   /** Attempts on one event before it is parked and the subscriber moves on. */
   readonly maxAttempts?: number;
   readonly retryBaseMs?: number;
+  /**
+   * Run first in each of the subscribers' transactions: throwing (a storage fault) holds them back
+   * without parking anything. A server on PostgreSQL fences them with the lock a replay takes.
+   */
+  readonly fence?: Fence;
 }
 
 export interface SubscriberStatus {
@@ -122,8 +128,14 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       });
     });
 
-  const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
+  const transaction = <T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> =>
     store.transaction(async (tx) => {
+      await options.fence?.(tx.db);
+      return work(tx);
+    });
+
+  const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
+    transaction(async (tx) => {
       const relevant = events.filter((event) => actsOn(subscriber, event));
       if (relevant.length > 0) await subscriber.handle(relevant, tx);
       await saveCheckpoint(tx.db, subscriber.name, events.at(-1)?.position ?? 0, clock.now().toISOString());
@@ -144,7 +156,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     }
     // A poison event must not block the subscriber forever: park it, visible and retryable.
     const reason = lastError instanceof Error ? lastError.message : String(lastError);
-    await store.transaction(async (tx) => {
+    await transaction(async (tx) => {
       const at = clock.now().toISOString();
       await parkEvent(tx.db, runner.subscriber.name, event, reason, maxAttempts, at);
       await saveCheckpoint(tx.db, runner.subscriber.name, event.position, at);
@@ -182,7 +194,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     runner.position = await loadCheckpoint(db, runner.subscriber.name);
     if (runner.fault !== undefined) {
       // A write proves the fault cleared, even when no new event arrives to be handled.
-      await store.transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
+      await transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
       progressed();
     }
     let savedAt = Date.now();
@@ -192,7 +204,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       runner.follower.read(batch);
       if (batch.length === 0) {
         if (unsaved) {
-          await store.transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
+          await transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
           unsaved = false;
         }
         // Halted while it read: the wake-up was sent before this wait, which must not begin.
@@ -341,7 +353,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       // A chain replays as a whole: its view-keeping members start over, the others skip what they decided.
       const own = runner.subscriber.name;
       await halt(runner);
-      await store.transaction(async (tx) => {
+      await transaction(async (tx) => {
         await runner.subscriber.reset?.(tx);
         await saveCheckpoint(tx.db, own, 0, clock.now().toISOString());
         for (const subscriber of new Set([own, ...membersOf(runner.subscriber).map((m) => m.name)])) {
@@ -369,7 +381,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
           'subscriptions.not-parked',
           `"${requested}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`,
         );
-      await store.transaction(async (tx) => {
+      await transaction(async (tx) => {
         if (handler.handles.includes(event.type)) await handler.handle([event], tx);
         await unpark(tx.db, parked.subscriber, event.eventId);
       });
