@@ -8,6 +8,7 @@ import { sql, type Kysely } from 'kysely';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
+import { UnavailableError } from '../errors.js';
 import { sqliteEventStoreMigrations } from '../event-store/sqlite/migrations.js';
 import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
 import { uuidV7 } from '../ids.js';
@@ -39,7 +40,7 @@ interface Fixture {
 /** A SQLite store with a `seen` table, a private stream on the test NATS, and consumers for the subscribers. */
 async function withConsumers(
   subscribers: readonly Subscriber[],
-  options: Pick<BusSubscriptionOptions, 'maxDeliver' | 'retryDelayMs'> & {
+  options: Pick<BusSubscriptionOptions, 'maxDeliver' | 'retryDelayMs' | 'fence'> & {
     /** While it answers true, every transaction fails as when the database cannot be reached. */
     readonly storageDown?: () => boolean;
   },
@@ -168,6 +169,33 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
         expect(perItem.every((row) => row.c === 1)).toBe(true);
       },
     );
+  }, 30_000);
+
+  it('commits nothing and parks nothing while its fence holds it back, in its transactions and its replays', async () => {
+    let held = true;
+    let asked = 0;
+    const fence = async () => {
+      asked += 1;
+      if (held) throw new UnavailableError('subscriptions.schema-locked', 'a replay holds the schema');
+    };
+    const subscriber = recording('fenced', () => false, { reset: async () => undefined });
+    await withConsumers([subscriber], { maxDeliver: 2, retryDelayMs: 50, fence }, async ({ db, publish, consumers, count, until }) => {
+      for (let n = 0; n < 5; n++) await publish(n);
+      consumers.start();
+      // Asked again and again, more often than maxDeliver would allow deliveries of a failing event.
+      await until(() => asked >= 5, 'the fence was asked again and again');
+      expect((await consumers.status())[0]).toMatchObject({
+        state: 'retrying',
+        fault: expect.stringContaining('a replay holds the schema'),
+        parked: 0,
+      });
+      expect(await count('seen')).toBe(0);
+      // A replay asked for on this server waits too: its reset is a transaction of the subscriber's.
+      await expect(consumers.replay('fenced')).rejects.toThrow('a replay holds the schema');
+      held = false;
+      await until(async () => (await count('seen')) === 5, 'all five handled');
+      expect(await listParked(db, 'fenced')).toEqual([]);
+    });
   }, 30_000);
 
   it('folds the stages of one entity delivered together in one transaction, in the order of the stream', async () => {
