@@ -74,13 +74,13 @@ export function describeHolder(holder: LockHolder | undefined): string {
 }
 
 /**
- * For `intake replay` (and `intake secret-key adopt`, of the routing role): every role of ROLE
+ * For `intake replay` (and `intake migrate`, and `intake secret-key adopt` of the routing role): every role of ROLE
  * exclusively, or a CliError naming the role that runs.
  */
 export function lockRolesForReplay(
   config: Config,
   roles: readonly Role[] = rolesOf(config),
-  command: 'replay' | 'secret-key adopt' = 'replay',
+  command: 'replay' | 'secret-key adopt' | 'migrate' = 'replay',
 ): Promise<ExclusiveLock> {
   return exclusiveLock(
     config,

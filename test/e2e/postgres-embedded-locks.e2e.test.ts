@@ -58,7 +58,7 @@ describe.skipIf(!postgresUrl)('one process on PostgreSQL, guarded like SQLite', 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses a replay, a second server and a key adoption while a server runs, and replays once it died even by SIGKILL', async () => {
+  it('refuses a replay, a second server, a key adoption and migrations while a server runs, and replays once it died even by SIGKILL', async () => {
     const server = await startServerProcess(env);
     servers.push(server);
     const pid = server.process.pid ?? 0;
@@ -76,6 +76,9 @@ describe.skipIf(!postgresUrl)('one process on PostgreSQL, guarded like SQLite', 
     const adopt = cli(['secret-key', 'adopt'], env);
     expect(adopt.status).toBe(1);
     expect(adopt.stderr).toBe(`intake: a running Intake (pid ${pid}, intake serve) holds ${place}: stop it first\n`);
+    const migrate = cli(['migrate'], env);
+    expect(migrate.status).toBe(1);
+    expect(migrate.stderr).toBe(`intake: a running Intake (pid ${pid}, intake serve) holds ${place}: stop it first\n`);
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
 
     // No file is left to go stale: the lock went with the dead process's connection.
