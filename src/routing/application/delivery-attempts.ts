@@ -113,6 +113,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
         deliveryId: delivery.deliveryId,
         ruleId: delivery.ruleId,
         attempt,
+        earlierAttempts: delivery.earlierAttempts,
         at: now,
         schedule: deps.retrySchedule,
         random: deps.random(),
@@ -248,6 +249,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
           deliveryId,
           ruleId: delivery.ruleId,
           attempt,
+          earlierAttempts: delivery.earlierAttempts,
           at: now,
           schedule: deps.retrySchedule,
         });

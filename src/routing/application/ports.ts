@@ -60,6 +60,11 @@ export interface Delivery {
   /** The id receivers see (`webhook-id`); the delivery id unless a replay kept or renewed another. */
   readonly webhookId: string;
   readonly replayJobId: string | null;
+  /**
+   * Attempts made before the delivery was last replayed from the dead-letter queue (0 if never): the
+   * retry schedule starts over after them, and attempt numbers go on.
+   */
+  readonly earlierAttempts: number;
 }
 
 export interface Attempt {
@@ -155,6 +160,7 @@ export interface DeliveryStore {
     },
     attempt: Attempt | undefined,
   ): Promise<void>;
+  /** A dead letter due again now, with the whole retry schedule ahead of it (its earlier attempts stay as they are). */
   requeue(deliveryId: string, at: string): Promise<Delivery | undefined>;
   get(deliveryId: string): Promise<Delivery | undefined>;
   /** Newest first: by creation time, then id, both descending. */

@@ -191,6 +191,20 @@ const deliveriesByCreation: Migration = {
   },
 };
 
+/**
+ * A dead letter replayed by hand starts the retry schedule over: the delivery keeps how many
+ * attempts were made before, so attempt numbers go on and the schedule counts from there, across
+ * restarts and on every replica.
+ */
+const earlierAttempts: Migration = {
+  async up(db) {
+    await db.schema
+      .alterTable('routing_deliveries')
+      .addColumn('earlier_attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -201,5 +215,6 @@ export const routingMigrations: MigrationSet = {
     '0005_one_delivery_per_item_and_rule': oneDeliveryPerItemAndRule,
     '0006_due_index_without_succeeded': dueIndexWithoutSucceeded,
     '0007_deliveries_by_creation': deliveriesByCreation,
+    '0008_earlier_attempts': earlierAttempts,
   },
 };

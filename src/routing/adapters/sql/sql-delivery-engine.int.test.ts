@@ -221,6 +221,22 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect((await store.list({ itemId: 'item-1', ruleId: 'r1' }, { limit: 10 })).items).toHaveLength(3);
   });
 
+  it('requeues only a dead letter, due at once, remembering the attempts made before so the schedule starts over after them', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([delivery('dead', 1, null), delivery('live', 2, null)]);
+    expect(await store.get('dead')).toMatchObject({ earlierAttempts: 0 });
+    await store.record({ deliveryId: 'dead', status: 'dead_lettered', attempts: 3, nextAttemptAt: null, lastError: 'HTTP 500', at: T1 }, undefined);
+    expect(await store.requeue('live', LATER)).toBeUndefined();
+
+    expect(await store.requeue('dead', LATER)).toMatchObject({ status: 'pending', attempts: 3, earlierAttempts: 3, nextAttemptAt: LATER });
+    // Read back as any worker after a restart would: the count is in the row.
+    expect(await store.get('dead')).toMatchObject({ attempts: 3, earlierAttempts: 3 });
+    await store.record({ deliveryId: 'dead', status: 'pending', attempts: 4, nextAttemptAt: LATER, lastError: 'HTTP 500', at: LATER }, undefined);
+    expect(await store.get('dead')).toMatchObject({ attempts: 4, earlierAttempts: 3 });
+    expect(await store.get('live')).toMatchObject({ earlierAttempts: 0 });
+  });
+
   it('stores no attempt row for a delivery made as it was scheduled', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
