@@ -13,7 +13,7 @@ import {
   updateRule,
   type RuleDeps,
 } from './application/manage-rules.js';
-import { allDestinations, attemptTallies, listDestinations } from './application/destinations.js';
+import { allDestinations, listDestinations } from './application/destinations.js';
 import { assertReplayable, cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
 import { testSend } from './application/test-send.js';
 import { eventStoreItems } from './adapters/log/event-store-items.js';
@@ -39,6 +39,7 @@ import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
 import { closedBreaker, DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
 import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
+import { sqlTallyStore } from './adapters/sql/sql-tallies.js';
 import { attemptsShown, type Delivery } from './application/ports.js';
 
 export const routingTables: ContextTables = { migrations: [routingMigrations], inlineProjections: [rulesProjection] };
@@ -89,14 +90,13 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
   const tables = sqlDestinationTables(() => clock.now());
   const box = secretBox(options.secretKey);
   const vault = sqlSecretVault(box);
-  const tallies = attemptTallies();
   const destinations = listDestinations({
     db,
     clock,
     catalog,
     breakers: sqlBreakerStore,
     deliveries: sqlDeliveryStore,
-    tally: tallies.get,
+    tallies: sqlTallyStore,
   });
   const metricsObserver = options.metricsRegistry
     ? registerRoutingMetrics(options.metricsRegistry, () => allDestinations(destinations))
@@ -118,10 +118,10 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     onOutcome: options.onOutcome,
     breakers: sqlBreakerStore,
     breakerPolicy: options.breakerPolicy ?? DEFAULT_BREAKER_POLICY,
+    tallies: sqlTallyStore,
     workerId: options.workerId ?? 'embedded',
     ...(options.deliveryConcurrency === undefined ? {} : { concurrency: options.deliveryConcurrency }),
     onAttempt(attempt) {
-      tallies.observe(attempt);
       metricsObserver?.(attempt);
       if (attempt.replayJobId !== null) replays.wake();
     },
@@ -146,13 +146,14 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     store,
     saveChange: procedures.define(
       'routing.save-rule-change',
-      saveRuleChange({ store, vault, breakers: sqlBreakerStore, newSigningSecret }),
+      saveRuleChange({ store, vault, breakers: sqlBreakerStore, tallies: sqlTallyStore, newSigningSecret }),
     ),
     clock,
     newId,
     catalog,
     vault,
     breakers: sqlBreakerStore,
+    tallies: sqlTallyStore,
     evaluator,
     destinationTables: tables(db),
     applicationExists: options.applicationExists,
@@ -213,12 +214,11 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         rules: rulesById.catalog,
         deliveries: sqlDeliveryStore,
         tables,
+        tallies: sqlTallyStore,
         evaluator,
         onScheduled: worker.wake,
-        onDelivered({ ruleId, destinationType }) {
+        onDelivered({ destinationType }) {
           options.onOutcome?.(destinationType, 'succeeded');
-          // Written in the scheduler's own transaction: one attempt that took no time of its own.
-          tallies.observe({ ruleId, destinationType, outcome: 'delivered', durationMs: 0, replayJobId: null });
         },
         onRuleChanged: rulesById.invalidate,
       }),
@@ -244,7 +244,6 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         },
         replay,
         replayDeadLetters,
-        // Attempt tallies live where the worker runs; replays write their job there.
         destinations: procedures.define('routing.destinations', (page: PageRequest) => destinations(page)),
         test: testSend({ db, clock, newId, catalog, vault, webhooks: options.webhooks, queues: options.queues }),
         startReplay: procedures.define('routing.start-replay', startReplay(replayDeps)),

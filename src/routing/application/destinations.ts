@@ -2,32 +2,8 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../../shared/clock.js';
 import { MAX_PAGE_SIZE, type Page, type PageRequest } from '../../shared/pagination.js';
 import { closedBreaker, type Breaker } from '../domain/circuit-breaker.js';
-import type { AttemptObservation } from './delivery-worker.js';
-import type { BreakerStoreFor, DeliveryStoreFor, RuleCatalog } from './ports.js';
-
-/** Attempts to one destination since this process started. */
-export interface AttemptTally {
-  attempts: number;
-  delivered: number;
-  failed: number;
-  totalDurationMs: number;
-}
-
-/** Counts attempts per rule in memory, for the destinations view (Prometheus keeps its own counters). */
-export function attemptTallies() {
-  const tallies = new Map<string, AttemptTally>();
-  return {
-    observe(attempt: AttemptObservation) {
-      const tally = tallies.get(attempt.ruleId) ?? { attempts: 0, delivered: 0, failed: 0, totalDurationMs: 0 };
-      tally.attempts++;
-      if (attempt.outcome === 'delivered') tally.delivered++;
-      else tally.failed++;
-      tally.totalDurationMs += attempt.durationMs;
-      tallies.set(attempt.ruleId, tally);
-    },
-    get: (ruleId: string) => tallies.get(ruleId),
-  };
-}
+import { destinationKeyOfRule } from './destination-key.js';
+import type { AttemptTally, BreakerStoreFor, DeliveryStoreFor, RuleCatalog, TallyStoreFor } from './ports.js';
 
 export interface DestinationView {
   readonly ruleId: string;
@@ -37,6 +13,7 @@ export interface DestinationView {
   readonly isActive: boolean;
   readonly circuit: Breaker;
   readonly pending: number;
+  /** Attempts to the rule's current destination: since the rule was made, or since its destination last changed. */
   readonly tally: AttemptTally | undefined;
 }
 
@@ -46,7 +23,7 @@ export interface DestinationDeps {
   readonly catalog: RuleCatalog;
   readonly breakers: BreakerStoreFor;
   readonly deliveries: DeliveryStoreFor;
-  readonly tally: (ruleId: string) => AttemptTally | undefined;
+  readonly tallies: TallyStoreFor;
 }
 
 /** A page of rules' destinations (by rule id) with their circuit, backlog and how their attempts went. */
@@ -55,7 +32,11 @@ export const listDestinations =
   async (page: PageRequest): Promise<Page<DestinationView>> => {
     const rules = await deps.catalog.listAll(page);
     const ids = rules.items.map((rule) => rule.rule_id);
-    const [breakers, pending] = await Promise.all([deps.breakers(deps.db).get(ids), deps.deliveries(deps.db).pendingByRule(ids)]);
+    const [breakers, pending, tallies] = await Promise.all([
+      deps.breakers(deps.db).get(ids),
+      deps.deliveries(deps.db).pendingByRule(ids),
+      deps.tallies(deps.db).get(rules.items.map((rule) => ({ ruleId: rule.rule_id, destination: destinationKeyOfRule(rule) }))),
+    ]);
     const items = rules.items.map((rule) => ({
       ruleId: rule.rule_id,
       appId: rule.app_id,
@@ -64,7 +45,7 @@ export const listDestinations =
       isActive: rule.is_active,
       circuit: breakers.get(rule.rule_id) ?? closedBreaker,
       pending: pending.get(rule.rule_id) ?? 0,
-      tally: deps.tally(rule.rule_id),
+      tally: tallies.get(rule.rule_id),
     }));
     return { items, nextCursor: rules.nextCursor };
   };

@@ -56,7 +56,9 @@ const DestinationSchema = Type.Object({
   circuit: CircuitSchema,
   pending: Type.Integer(),
   attempts: Type.Integer({
-    description: 'Attempts since this process started; a row written to a database destination counts as one delivered attempt of 0 ms',
+    description:
+      'Attempts to the rule’s current destination, since the rule was made or its destination last changed, by every process ' +
+      '(stored, so a restart keeps them); a row written to a database destination counts as one delivered attempt of 0 ms',
   }),
   delivered: Type.Integer(),
   failed: Type.Integer(),
