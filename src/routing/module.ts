@@ -40,7 +40,19 @@ import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
 import { closedBreaker, DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
 import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
 import { sqlTallyStore } from './adapters/sql/sql-tallies.js';
-import { attemptsShown, type Delivery } from './application/ports.js';
+import { attemptsShown, type Delivery, type StoredRule } from './application/ports.js';
+import { conditionErrors, ruleViewOf } from './application/condition-errors.js';
+import type { CreatedRule } from './application/manage-rules.js';
+
+/**
+ * Said once per rule version by each process that evaluates rules: a stored rule whose condition
+ * today's limits refuse (saved by an older release) is not evaluated, and matches no event.
+ */
+const tellUnevaluable = (logger: Pick<ModuleDeps['logger'], 'warn'>) => (rule: StoredRule, error: string) =>
+  logger.warn(
+    { rule_id: rule.rule_id, app_id: rule.app_id, condition_error: error },
+    'a routing rule’s condition cannot run under today’s limits: the rule matches no event until its condition is replaced (PUT /api/routing-rules/{rule_id})',
+  );
 
 export const routingTables: ContextTables = { migrations: [routingMigrations], inlineProjections: [rulesProjection] };
 
@@ -84,7 +96,14 @@ export interface RoutingModule extends ContextModule {
 export function routingModule({ store, db, clock, newId, logger, procedures }: ModuleDeps, options: RoutingOptions): RoutingModule {
   const catalog = sqlRuleCatalog(db);
   const cacheOptions = { maxAgeMs: options.ruleCacheMaxAgeMs };
-  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), cacheOptions);
+  const conditionError = conditionErrors();
+  const ruleView = ruleViewOf(conditionError);
+  const createdView = (created: CreatedRule) => ({ ...created, rule: ruleView(created.rule) });
+  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), {
+    ...cacheOptions,
+    conditionError,
+    onUnevaluable: tellUnevaluable(logger),
+  });
   // Rules read by id on the delivery path come from memory, forgotten by the rule events the scheduler reads.
   const rulesById = cachedRules(sqlRuleCatalog, cacheOptions);
   const tables = sqlDestinationTables(() => clock.now());
@@ -97,6 +116,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     breakers: sqlBreakerStore,
     deliveries: sqlDeliveryStore,
     tallies: sqlTallyStore,
+    conditionError,
   });
   const metricsObserver = options.metricsRegistry
     ? registerRoutingMetrics(options.metricsRegistry, () => allDestinations(destinations))
@@ -140,6 +160,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     ingested: options.sharesLog ? eventStoreItems(store) : undefined,
     ratePerSecond: options.replayRatePerSecond ?? 50,
     onScheduled: () => worker.wake(),
+    conditionError,
   };
   const replays = replayRunner(replayDeps);
   const ruleDeps: RuleDeps = {
@@ -225,15 +246,18 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     ],
     http: [
       routingHttp({
-        create: createRule(ruleDeps),
-        update: updateRule(ruleDeps),
-        patch: patchRule(ruleDeps),
+        create: async (input) => createdView(await createRule(ruleDeps)(input)),
+        update: async (ruleId, input) => createdView(await updateRule(ruleDeps)(ruleId, input)),
+        patch: async (ruleId, patch) => createdView(await patchRule(ruleDeps)(ruleId, patch)),
         async get(ruleId) {
           const rule = await getRule(catalog)(ruleId);
-          return { ...rule, circuit: (await sqlBreakerStore(db).get([ruleId])).get(ruleId) ?? closedBreaker };
+          return { ...ruleView(rule), circuit: (await sqlBreakerStore(db).get([ruleId])).get(ruleId) ?? closedBreaker };
         },
-        listByApp: (appId, page) => catalog.pageByApp(appId, page),
-        toggle: (ruleId) => toggleRule(ruleDeps)(ruleId),
+        listByApp: async (appId, page) => {
+          const rules = await catalog.pageByApp(appId, page);
+          return { items: rules.items.map(ruleView), nextCursor: rules.nextCursor };
+        },
+        toggle: async (ruleId) => ruleView(await toggleRule(ruleDeps)(ruleId)),
         remove: deleteRule(ruleDeps),
         rotateSecret: rotateSecret(ruleDeps),
         deliveries: (filter, page) => deliveries.list(filter, page),
@@ -275,11 +299,11 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
  * kept from the rule events it consumes, and the evaluator over it, invalidated by the same events.
  */
 export function routingRulesReplica(
-  { db }: Pick<ModuleDeps, 'db'>,
+  { db, logger }: Pick<ModuleDeps, 'db' | 'logger'>,
   cacheOptions: RuleCacheOptions = {},
 ): { evaluate: RoutingModule['evaluate']; subscriber: Subscriber } {
   const catalog = sqlRuleCatalog(db);
-  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), cacheOptions);
+  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), { ...cacheOptions, onUnevaluable: tellUnevaluable(logger) });
   return {
     evaluate: (event) => evaluator.evaluate(event),
     subscriber: {

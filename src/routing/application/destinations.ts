@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../../shared/clock.js';
 import { MAX_PAGE_SIZE, type Page, type PageRequest } from '../../shared/pagination.js';
 import { closedBreaker, type Breaker } from '../domain/circuit-breaker.js';
+import type { ConditionErrorOf } from './condition-errors.js';
 import { destinationKeyOfRule } from './destination-key.js';
 import type { AttemptTally, BreakerStoreFor, DeliveryStoreFor, RuleCatalog, TallyStoreFor } from './ports.js';
 
@@ -10,7 +11,10 @@ export interface DestinationView {
   readonly appId: string;
   readonly ruleName: string;
   readonly destinationType: string;
+  /** The rule's own switch. A rule whose condition cannot run is still active: it sends what it matched before. */
   readonly isActive: boolean;
+  /** Why the rule's condition cannot run under today's limits (it matches no new event), or null. */
+  readonly conditionError: string | null;
   readonly circuit: Breaker;
   readonly pending: number;
   /** Attempts to the rule's current destination: since the rule was made, or since its destination last changed. */
@@ -24,6 +28,7 @@ export interface DestinationDeps {
   readonly breakers: BreakerStoreFor;
   readonly deliveries: DeliveryStoreFor;
   readonly tallies: TallyStoreFor;
+  readonly conditionError: ConditionErrorOf;
 }
 
 /** A page of rules' destinations (by rule id) with their circuit, backlog and how their attempts went. */
@@ -43,6 +48,7 @@ export const listDestinations =
       ruleName: rule.rule_name,
       destinationType: rule.destination_type,
       isActive: rule.is_active,
+      conditionError: deps.conditionError(rule),
       circuit: breakers.get(rule.rule_id) ?? closedBreaker,
       pending: pending.get(rule.rule_id) ?? 0,
       tally: tallies.get(rule.rule_id),

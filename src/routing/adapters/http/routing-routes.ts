@@ -5,27 +5,24 @@ import { errorResponses, JsonObjectSchema, pageBody, PageQuery, PageSchema } fro
 import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { DestinationView } from '../../application/destinations.js';
 import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
-import {
-  deliveryState,
-  type Attempt,
-  type Delivery,
-  type DeliveryFilter,
-  type ReplayJob,
-  type StoredRule,
-} from '../../application/ports.js';
+import type { RuleView } from '../../application/condition-errors.js';
+import { deliveryState, type Attempt, type Delivery, type DeliveryFilter, type ReplayJob } from '../../application/ports.js';
 import type { ReplayProgress } from '../../application/replay-jobs.js';
 import type { TestSendResult } from '../../application/test-send.js';
 import type { Breaker } from '../../domain/circuit-breaker.js';
 import type { RuleInput } from '../../domain/routing-rule.js';
 
+/** A created or replaced rule as shown: with its condition's state, and its secret when one was made. */
+type CreatedView = Omit<CreatedRule, 'rule'> & { readonly rule: RuleView };
+
 export interface RoutingHandlers {
-  create(input: RuleInput): Promise<CreatedRule>;
-  update(ruleId: string, input: RuleInput): Promise<CreatedRule>;
-  patch(ruleId: string, patch: RulePatch): Promise<CreatedRule>;
+  create(input: RuleInput): Promise<CreatedView>;
+  update(ruleId: string, input: RuleInput): Promise<CreatedView>;
+  patch(ruleId: string, patch: RulePatch): Promise<CreatedView>;
   /** The rule with its destination's circuit breaker. */
-  get(ruleId: string): Promise<StoredRule & { circuit: Breaker }>;
-  listByApp(appId: string, page: PageRequest): Promise<Page<StoredRule>>;
-  toggle(ruleId: string): Promise<StoredRule>;
+  get(ruleId: string): Promise<RuleView & { circuit: Breaker }>;
+  listByApp(appId: string, page: PageRequest): Promise<Page<RuleView>>;
+  toggle(ruleId: string): Promise<RuleView>;
   remove(ruleId: string): Promise<void>;
   rotateSecret(ruleId: string): Promise<string>;
   deliveries(filter: DeliveryFilter, page: PageRequest): Promise<Page<Delivery>>;
@@ -52,7 +49,12 @@ const DestinationSchema = Type.Object({
   app_id: Type.String(),
   rule_name: Type.String(),
   destination_type: Type.String(),
-  is_active: Type.Boolean(),
+  is_active: Type.Boolean({
+    description: 'The rule’s own switch; a rule whose condition cannot run stays active for what it matched before',
+  }),
+  condition_error: Nullable(
+    Type.String({ description: 'Why the rule’s condition cannot run under today’s limits (it matches no new event); null when it runs' }),
+  ),
   circuit: CircuitSchema,
   pending: Type.Integer(),
   attempts: Type.Integer({
@@ -95,6 +97,7 @@ const destinationBody = (d: DestinationView) => ({
   rule_name: d.ruleName,
   destination_type: d.destinationType,
   is_active: d.isActive,
+  condition_error: d.conditionError,
   circuit: circuitBody(d.circuit),
   pending: d.pending,
   attempts: d.tally?.attempts ?? 0,
@@ -168,6 +171,13 @@ const Rule = Type.Object(
     priority: Type.Integer(),
     is_active: Type.Boolean(),
     ordering_key: Type.Union([Type.String(), Type.Null()]),
+    condition_error: Nullable(
+      Type.String({
+        description:
+          'Null when the condition runs. Otherwise why today’s limits refuse it (a rule saved by an older release): the rule ' +
+          'is not evaluated and matches no event until its condition is replaced with PUT',
+      }),
+    ),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     // The destination's circuit breaker, on the GET of one rule.
@@ -245,7 +255,7 @@ const attemptBody = (a: Attempt) => ({
   error: a.error,
   duration_ms: a.durationMs,
 });
-const createdBody = (created: CreatedRule) => ({
+const createdBody = (created: CreatedView) => ({
   ...created.rule,
   ...(created.signingSecret ? { signing_secret: created.signingSecret } : {}),
 });
