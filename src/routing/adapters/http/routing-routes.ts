@@ -541,7 +541,10 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Send a dead-lettered delivery again (same delivery id)',
-            description: 'A delivery that is not dead-lettered (pending, retrying or succeeded) answers 409.',
+            description:
+              'The retry schedule starts over: a receiver still down gets every retry again before the delivery is dead-lettered ' +
+              'anew. Attempt numbers go on from the earlier ones, which stay in the attempt log. A delivery that is not ' +
+              'dead-lettered (pending, retrying or succeeded) answers 409.',
             params: Type.Object({ delivery_id: Type.String({ maxLength: 64 }) }),
             response: { 202: Type.Ref('Delivery'), ...errorResponses, 409: Type.Ref('Problem') },
           },
@@ -555,7 +558,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
             tags,
             summary: 'Send every dead-lettered delivery (of one rule, or all) again',
             description:
-              'A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule. Without one, the dead letters of deleted or disabled rules are skipped.',
+              'Each starts the retry schedule over, as a replay of one delivery does. A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule. Without one, the dead letters of deleted or disabled rules are skipped.',
             body: Type.Optional(Type.Object({ rule_id: Type.Optional(Type.String({ maxLength: 64 })) })),
             response: {
               202: Type.Object({
