@@ -168,6 +168,21 @@ export function validateCondition(condition: unknown): Condition {
   return condition as Condition;
 }
 
+/**
+ * Why a stored condition cannot run under today's limits (operators, patterns RE2 can run, their
+ * size, comparisons...), or null when it can. A rule saved by an older release may hold one that
+ * saving refuses today: it must not run on the ingest path, where those limits protect every request.
+ */
+export function conditionProblem(condition: Condition): string | null {
+  try {
+    validateCondition(condition);
+    return null;
+  } catch (error) {
+    if (error instanceof ValidationError) return error.message;
+    throw error;
+  }
+}
+
 /** Compiles a validated condition once; the returned test is what runs on the ingest path. */
 export function compileCondition(condition: Condition): (document: object) => boolean {
   if (Object.keys(condition).length === 0) return () => true;
