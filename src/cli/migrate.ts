@@ -12,7 +12,7 @@ import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
 import { CliError } from './cli-error.js';
 import type { Output } from './output.js';
 import { describeHolder, lockRolesForReplay, lockSchemaExclusively, schemaPlace } from './role-lock.js';
-import { acquireLock, isHolder } from './server-lock.js';
+import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
 
 /**
  * Applies pending migrations: the SQLite file, or each role's PostgreSQL schema. Meant for a stopped
@@ -59,7 +59,7 @@ export async function migrate(config: Config, logger: Logger, output: Output): P
   }
   const path = sqlitePathFromUrl(config.databaseUrl);
   const lock = acquireLock(path, 'migrate');
-  if (isHolder(lock)) throw new CliError(`a running Intake (pid ${lock.pid}, intake ${lock.command}) holds ${path}: stop it first`);
+  if (isHolder(lock)) throw new CliError(`a running Intake (${describeLockHolder(lock)}) holds ${path}: stop it first`);
   try {
     const sqlite = openSqlite(path);
     try {

@@ -8,7 +8,7 @@ import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { CliError } from './cli-error.js';
 import type { Output } from './output.js';
 import { describeHolder, lockRolesForReplay, lockSchemaExclusively, schemaPlace, type ExclusiveLock } from './role-lock.js';
-import { acquireLock, isHolder } from './server-lock.js';
+import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
 
 /**
  * Rebuilds views from the event store: the named subscriber's, or every view when none is named.
@@ -61,7 +61,7 @@ async function lockDatabase(config: Config): Promise<ExclusiveLock> {
   }
   const database = sqlitePathFromUrl(config.databaseUrl);
   const lock = acquireLock(database, 'replay');
-  if (isHolder(lock)) throw new CliError(refused(`pid ${lock.pid}, intake ${lock.command}`, database));
+  if (isHolder(lock)) throw new CliError(refused(describeLockHolder(lock), database));
   return { lost: new Promise<never>(() => undefined), release: async () => lock.release() };
 }
 

@@ -9,7 +9,7 @@ import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { CliError } from './cli-error.js';
 import type { Output } from './output.js';
 import { describeHolder, lockRolesForReplay, lockSchemaExclusively, schemaPlace } from './role-lock.js';
-import { acquireLock, isHolder } from './server-lock.js';
+import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
 
 /**
  * Makes this process's key (INTAKE_SECRET_KEY, or the one generated in the data directory) the key
@@ -47,7 +47,7 @@ export async function adoptKey(config: Config, output: Output): Promise<void> {
   }
   const path = sqlitePathFromUrl(config.databaseUrl);
   const lock = acquireLock(path, 'secret-key adopt');
-  if (isHolder(lock)) throw new CliError(`a running Intake (pid ${lock.pid}, intake ${lock.command}) holds ${path}: stop it first`);
+  if (isHolder(lock)) throw new CliError(`a running Intake (${describeLockHolder(lock)}) holds ${path}: stop it first`);
   try {
     const sqlite = openSqlite(path);
     try {

@@ -6,7 +6,7 @@ import { describeAdminCredential, resolveAdminCredential } from '../app/admin-to
 import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { CliError } from './cli-error.js';
 import { lockRolesForServing, lockSchemaForServing, type PausableWork, type ServingLock } from './role-lock.js';
-import { acquireLock, isHolder } from './server-lock.js';
+import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
   const { distributed } = config;
@@ -20,7 +20,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const database = isPostgresUrl(config.databaseUrl) ? undefined : sqlitePathFromUrl(config.databaseUrl);
   const lock = database === undefined ? undefined : acquireLock(database, 'serve');
   if (lock && isHolder(lock)) {
-    throw new CliError(`another Intake (pid ${lock.pid}, intake ${lock.command}) is using ${database}; stop it first`);
+    throw new CliError(`another Intake (${describeLockHolder(lock)}) is using ${database}; stop it first`);
   }
   // PostgreSQL keeps no file beside a database: a server marks that it runs with advisory locks instead.
   const schemaLock: ServingLock | undefined = distributed
