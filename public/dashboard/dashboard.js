@@ -347,7 +347,7 @@ async function loadDestinations() {
   const items = page.items ?? [];
   const rows = items.map((d) =>
     row([
-      cell(`${d.rule_name} · ${d.destination_type}${d.is_active ? '' : ' (off)'}`),
+      ruleCell(d),
       cell(circuitText(d.circuit), d.circuit.state === 'closed' ? undefined : `circuit-${d.circuit.state}`),
       cell(d.pending, d.pending > 0 ? 'behind' : undefined),
       cell(d.success_rate === null ? '–' : `${(d.success_rate * 100).toFixed(1)} %`),
@@ -356,6 +356,14 @@ async function loadDestinations() {
   );
   if (page.next_cursor) rows.push(emptyRow(5, `The first ${items.length} rules; GET /api/routing/destinations pages through all`));
   body.replaceChildren(...(rows.length > 0 ? rows : [emptyRow(5, 'No routing rules')]));
+}
+
+/** The rule and its destination type; off when disabled, and said when its condition cannot run (the reason on hover). */
+function ruleCell(d) {
+  const unevaluable = d.condition_error ? ' (condition cannot run)' : '';
+  const td = cell(`${d.rule_name} · ${d.destination_type}${d.is_active ? '' : ' (off)'}${unevaluable}`, unevaluable ? 'behind' : undefined);
+  if (d.condition_error) td.title = d.condition_error;
+  return td;
 }
 
 function circuitText(circuit) {

@@ -12,6 +12,7 @@ import { natsMessageBus } from '../shared/messaging/nats/nats-message-bus.js';
 import { outboxRelay, type OutboxRelay } from '../shared/messaging/outbox-relay.js';
 import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
 import { openPostgres, type PostgresHandle } from '../shared/postgres/open-postgres.js';
+import { schemaFence, type Fence } from '../shared/postgres/schema-lock.js';
 import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { localProcedures } from '../shared/procedures.js';
@@ -105,8 +106,13 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       postgres,
       modules,
       relay: outboxRelay({ store, db: postgres.db, bus, context: role, subjectPrefix: config.natsSubjectPrefix, clock, logger }),
-      consumers: roleConsumers(role, config, { bus, store, postgres, clock, logger }, subscribers, (subscriber, count) =>
-        metrics.eventsConsumed.inc({ subscriber }, count),
+      // Fenced by the role's lock: no consumer transaction commits while `intake replay` rebuilds the role.
+      consumers: roleConsumers(
+        role,
+        config,
+        { bus, store, postgres, clock, logger, fence: schemaFence(postgresSchemaOf(config, role)) },
+        subscribers,
+        (subscriber, count) => metrics.eventsConsumed.inc({ subscriber }, count),
       ),
     });
   }
@@ -216,11 +222,12 @@ async function openRole(
 function roleConsumers(
   role: Role,
   config: Config,
-  deps: { bus: MessageBus; store: EventStore; postgres: PostgresHandle; clock: Clock; logger: Logger },
+  deps: { bus: MessageBus; store: EventStore; postgres: PostgresHandle; clock: Clock; logger: Logger; fence?: Fence },
   subscribers: readonly Subscriber[],
   onConsumed?: (subscriber: string, count: number) => void,
 ): BusSubscriptions {
   return busSubscriptions({
+    fence: deps.fence,
     bus: deps.bus,
     store: deps.store,
     db: deps.postgres.db,

@@ -10,6 +10,7 @@ import { UnavailableError } from '../shared/errors.js';
 import type { StorageHealth } from '../shared/event-store/storage-fault.js';
 import { uuidV7, type IdGenerator } from '../shared/ids.js';
 import { localProcedures } from '../shared/procedures.js';
+import { schemaFence } from '../shared/postgres/schema-lock.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { startWorker } from '../shared/threads/start-worker.js';
 import { storageClient, type StorageClient } from '../shared/storage-thread/storage-client.js';
@@ -18,7 +19,7 @@ import { fromWire } from '../shared/storage-thread/wire-errors.js';
 import type { Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
 import { buildContexts, type ContextLinks } from './catalog.js';
-import type { Config } from './config.js';
+import { isPostgresUrl, postgresSchemaOf, type Config } from './config.js';
 import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
 import { buildHttpServer, type CheckStatus, type ReadinessCheck } from './http/server.js';
 import { subscriptionAdminOf, subscriptionHttp } from './http/subscription-routes.js';
@@ -62,6 +63,11 @@ export interface EmbeddedOptions {
   readonly processors?: ProcessorRegistry;
   /** Called when the storage thread dies; by default the process exits, as it cannot store anything more. */
   readonly onStorageFailure?: (error: Error) => void;
+  /**
+   * On PostgreSQL, subscribers commit only while no `intake replay` or `intake secret-key adopt` holds
+   * the schema (schema-lock.ts). On by default; off for the replay itself, which holds it.
+   */
+  readonly fenced?: boolean;
 }
 
 // A subscriber this far behind the head, or with parked events, makes readiness report "degraded".
@@ -81,6 +87,7 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
     newId: options.newId ?? uuidV7,
     procedures: localProcedures(),
     processMetrics: true,
+    ...(isPostgresUrl(config.databaseUrl) && options.fenced !== false ? { fence: schemaFence(postgresSchemaOf(config)) } : {}),
     ...(options.runSubscribers ? { runSubscribers: options.runSubscribers } : {}),
     ...(options.processors ? { links: { processors: options.processors } } : {}),
   });

@@ -11,6 +11,7 @@ import { postgresEventStoreMigrations } from '../shared/event-store/postgres/mig
 import { postgresEventStore } from '../shared/event-store/postgres/postgres-event-store.js';
 import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
 import { openPostgres } from '../shared/postgres/open-postgres.js';
+import type { Fence } from '../shared/postgres/schema-lock.js';
 import type { Kysely } from 'kysely';
 import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
@@ -33,6 +34,8 @@ export interface StorageCoreOptions {
   readonly links?: ContextLinks;
   /** Copy the SQLite WAL into the database file from a thread of its own (the storage thread does). */
   readonly backgroundCheckpoints?: boolean;
+  /** Run first in every subscriber transaction (see inProcessSubscriptions). */
+  readonly fence?: Fence;
 }
 
 /** Everything that owns the write connection: the event store, every context, the subscribers. */
@@ -92,7 +95,7 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
     db,
     { clock, logger },
   );
-  const subscriptions = inProcessSubscriptions({ store, db, clock, logger, subscribers: running });
+  const subscriptions = inProcessSubscriptions({ store, db, clock, logger, subscribers: running, fence: options.fence });
   const lagReport = setInterval(() => void reportLag(subscriptions, logger), 30_000);
   lagReport.unref();
 

@@ -7,34 +7,35 @@ import { newSecret, digestOf } from '../shared/secrets.js';
 import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { CliError } from './cli-error.js';
 import type { Output } from './output.js';
-import { lockRolesForReplay } from './role-lock.js';
-import { acquireLock, isHolder } from './server-lock.js';
+import { describeHolder, lockRolesForReplay, lockSchemaExclusively, schemaPlace, type ExclusiveLock } from './role-lock.js';
+import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
 
 /**
  * Rebuilds views from the event store: the named subscriber's, or every view when none is named.
- * Meant for a stopped server, and refused while one runs on the database (its pid file is alive):
- * on a running server use POST /api/admin/subscriptions/{name}/replay.
+ * Meant for a stopped server, and refused while one runs on the database (its pid file is alive, or on
+ * PostgreSQL its lock is held): on a running server use POST /api/admin/subscriptions/{name}/replay.
  */
 export async function replay(config: Config, logger: Logger, output: Output, subscriber: string | undefined): Promise<void> {
   if (config.distributed) return replayRoles(config, logger, output, subscriber);
-  // On PostgreSQL the embedded server holds no file lock: the operator makes sure it is stopped.
-  const database = isPostgresUrl(config.databaseUrl) ? undefined : sqlitePathFromUrl(config.databaseUrl);
-  const lock = database === undefined ? undefined : acquireLock(database, 'replay');
-  if (lock && isHolder(lock)) {
-    throw new CliError(
-      `a running Intake (pid ${lock.pid}, intake ${lock.command}) holds ${database}: stop it first, ` +
-        'or replay on the running server with POST /api/admin/subscriptions/{name}/replay',
-    );
-  }
+  const lock = await lockDatabase(config);
   try {
-    // No HTTP is served here: an unguessable digest keeps the (unused) admin API closed.
-    const intake = await buildEmbedded({ config, logger, adminDigest: digestOf(newSecret('')), startSubscribers: false });
+    // No HTTP is served here: an unguessable digest keeps the (unused) admin API closed. Its subscribers
+    // are not fenced: this process holds the lock that fences a server's.
+    const intake = await buildEmbedded({
+      config,
+      logger,
+      adminDigest: digestOf(newSecret('')),
+      startSubscribers: false,
+      fenced: false,
+    });
     try {
       const names = subscriber ? [subscriber] : intake.subscriptions.replayable();
-      for (const name of names) await intake.subscriptions.replay(name);
-      intake.subscriptions.start();
       const started = Date.now();
-      await intake.subscriptions.caughtUp(24 * 3600 * 1000);
+      await untilLost(lock, async () => {
+        for (const name of names) await intake.subscriptions.replay(name);
+        intake.subscriptions.start();
+        await intake.subscriptions.caughtUp(24 * 3600 * 1000);
+      });
       const position = (await intake.subscriptions.status())[0]?.head ?? 0;
       const ms = Date.now() - started;
       output.result(`replay finished: rebuilt ${names.join(', ')} up to position ${position} in ${ms} ms`, {
@@ -46,7 +47,38 @@ export async function replay(config: Config, logger: Logger, output: Output, sub
       await intake.close();
     }
   } finally {
-    lock?.release();
+    await lock.release();
+  }
+}
+
+/** The SQLite file's pid lock, or the PostgreSQL schema's advisory lock: refused, with the same words, while a server runs. */
+async function lockDatabase(config: Config): Promise<ExclusiveLock> {
+  const refused = (holder: string, place: string) =>
+    `a running Intake (${holder}) holds ${place}: stop it first, ` +
+    'or replay on the running server with POST /api/admin/subscriptions/{name}/replay';
+  if (isPostgresUrl(config.databaseUrl)) {
+    return lockSchemaExclusively(config, 'replay', (holder) => refused(describeHolder(holder), schemaPlace(config)));
+  }
+  const database = sqlitePathFromUrl(config.databaseUrl);
+  const lock = acquireLock(database, 'replay');
+  if (isHolder(lock)) throw new CliError(refused(describeLockHolder(lock), database));
+  return { lost: new Promise<never>(() => undefined), release: async () => lock.release() };
+}
+
+/**
+ * Runs `work`, or rejects as soon as the lock is lost: the caller then closes what the work runs on, and
+ * `abandoned` tells the work to stop.
+ */
+async function untilLost(lock: ExclusiveLock, work: (abandoned: () => boolean) => Promise<void>): Promise<void> {
+  let lost = false;
+  const running = work(() => lost);
+  // Whatever it does once abandoned is of no interest.
+  running.catch(() => undefined);
+  try {
+    await Promise.race([running, lock.lost]);
+  } catch (error) {
+    lost = true;
+    throw error;
   }
 }
 
@@ -78,14 +110,16 @@ async function replayRoles(config: Config, logger: Logger, output: Output, subsc
         return;
       }
       for (const role of rebuild.roles) role.consumers.start();
-      for (;;) {
-        const attached = rebuild.roles.every((role) => role.consumers.attached());
-        const lag = attached
-          ? (await Promise.all(rebuild.roles.map((role) => role.consumers.status()))).flat().reduce((sum, s) => sum + s.lag, 0)
-          : -1;
-        if (lag === 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
+      await untilLost(lock, async (abandoned) => {
+        while (!abandoned()) {
+          const attached = rebuild.roles.every((role) => role.consumers.attached());
+          const lag = attached
+            ? (await Promise.all(rebuild.roles.map((role) => role.consumers.status()))).flat().reduce((sum, s) => sum + s.lag, 0)
+            : -1;
+          if (lag === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      });
       const ms = Date.now() - started;
       output.result(`replay finished: rebuilt ${replayed.join(', ')} in ${ms} ms`, { replayed, ms });
     } finally {

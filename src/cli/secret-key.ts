@@ -8,34 +8,46 @@ import { migrateToLatest } from '../shared/sqlite/migrate.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { CliError } from './cli-error.js';
 import type { Output } from './output.js';
-import { acquireLock, isHolder } from './server-lock.js';
+import { describeHolder, lockRolesForReplay, lockSchemaExclusively, schemaPlace } from './role-lock.js';
+import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
 
 /**
  * Makes this process's key (INTAKE_SECRET_KEY, or the one generated in the data directory) the key
  * the routing tables are sealed with, for when the old one is lost. Signing secrets that do not open
  * with it are dropped; their rules get a new one with POST /api/routing-rules/{id}/rotate-secret.
- * Meant for a stopped server, like replay.
+ * Meant for a stopped server, like replay, and refused while one runs.
  */
 export async function adoptKey(config: Config, output: Output): Promise<void> {
   const box = secretBox(resolveSecretKey(config.secretKey, config.dataDir));
   const now = () => new Date();
   if (isPostgresUrl(config.databaseUrl)) {
-    // The routing role's schema, or the one schema of a single process on PostgreSQL.
-    const postgres = await openPostgres({
-      url: config.databaseUrl,
-      schema: postgresSchemaOf(config, config.distributed ? 'routing' : undefined),
-    });
+    // The routing role's schema, or the one schema of a single process on PostgreSQL: refused while it runs.
+    const lock = config.distributed
+      ? await lockRolesForReplay(config, ['routing'], 'secret-key adopt')
+      : await lockSchemaExclusively(
+          config,
+          'secret-key adopt',
+          (holder) => `a running Intake (${describeHolder(holder)}) holds ${schemaPlace(config)}: stop it first`,
+        );
     try {
-      await migratePostgresToLatest(postgres, [routingMigrations]);
-      report(output, await adoptSecretKey(postgres.db, box, now), `schema ${postgres.schema}`);
+      const postgres = await openPostgres({
+        url: config.databaseUrl,
+        schema: postgresSchemaOf(config, config.distributed ? 'routing' : undefined),
+      });
+      try {
+        await migratePostgresToLatest(postgres, [routingMigrations]);
+        report(output, await adoptSecretKey(postgres.db, box, now), `schema ${postgres.schema}`);
+      } finally {
+        await postgres.close();
+      }
     } finally {
-      await postgres.close();
+      await lock.release();
     }
     return;
   }
   const path = sqlitePathFromUrl(config.databaseUrl);
   const lock = acquireLock(path, 'secret-key adopt');
-  if (isHolder(lock)) throw new CliError(`a running Intake (pid ${lock.pid}, intake ${lock.command}) holds ${path}: stop it first`);
+  if (isHolder(lock)) throw new CliError(`a running Intake (${describeLockHolder(lock)}) holds ${path}: stop it first`);
   try {
     const sqlite = openSqlite(path);
     try {

@@ -1,11 +1,12 @@
 import { createServer } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ConfigError, isPostgresUrl, type Config } from '../app/config.js';
 import { describeAdminCredential, resolveAdminCredential } from '../app/admin-token.js';
 import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { CliError } from './cli-error.js';
-import { lockRolesForServing, type RoleLock } from './role-lock.js';
-import { acquireLock, isHolder } from './server-lock.js';
+import { lockRolesForServing, lockSchemaForServing, type PausableWork, type ServingLock } from './role-lock.js';
+import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
 
 export async function serve(config: Config, logger: Logger): Promise<void> {
   const { distributed } = config;
@@ -19,13 +20,17 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   const database = isPostgresUrl(config.databaseUrl) ? undefined : sqlitePathFromUrl(config.databaseUrl);
   const lock = database === undefined ? undefined : acquireLock(database, 'serve');
   if (lock && isHolder(lock)) {
-    throw new CliError(`another Intake (pid ${lock.pid}, intake ${lock.command}) is using ${database}; stop it first`);
+    throw new CliError(`another Intake (${describeLockHolder(lock)}) is using ${database}; stop it first`);
   }
-  // PostgreSQL keeps no file beside a database: a distributed role marks that it runs with an advisory lock instead.
-  const roleLock: RoleLock | undefined = distributed ? await lockRolesForServing(config, logger) : undefined;
+  // PostgreSQL keeps no file beside a database: a server marks that it runs with advisory locks instead.
+  const schemaLock: ServingLock | undefined = distributed
+    ? await lockRolesForServing(config, logger)
+    : database === undefined
+      ? await lockSchemaForServing(config, logger)
+      : undefined;
   const releaseLocks = async () => {
     lock?.release();
-    await roleLock?.release();
+    await schemaLock?.release();
   };
 
   const credential = resolveAdminCredential(config.adminToken, config.dataDir, (token) =>
@@ -36,18 +41,40 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   );
   logger.info({ admin_token_source: credential.source }, describeAdminCredential(credential));
   const adminDigest = credential.digest;
-  let intake;
+  let intake: { app: FastifyInstance; close(): Promise<void> };
+  let subscribers: PausableWork;
+  let stopping = false;
   try {
     // Loaded only now: the contexts are most of the start-up time, and a second start fails before it.
-    intake = distributed
-      ? await (await import('../app/distributed.js')).buildDistributed({ config, logger, adminDigest })
-      : await (
-          await import('../app/embedded.js')
-        ).buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
+    if (distributed) {
+      const built = await (await import('../app/distributed.js')).buildDistributed({ config, logger, adminDigest });
+      intake = built;
+      subscribers = {
+        pause: async () => {
+          await Promise.all(built.roles.map((role) => role.consumers.stop()));
+        },
+        resume() {
+          if (!stopping) for (const role of built.roles) role.consumers.start();
+        },
+      };
+    } else {
+      const built = await (
+        await import('../app/embedded.js')
+      ).buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
+      intake = built;
+      subscribers = {
+        pause: () => built.subscriptions.stop(),
+        resume() {
+          if (!stopping) built.subscriptions.start();
+        },
+      };
+    }
   } catch (error) {
     await releaseLocks();
     throw error;
   }
+  // Should the connection holding the lock break, the subscribers wait until it is taken again.
+  schemaLock?.watch(subscribers);
   try {
     await intake.app.listen({ port: config.port, host: config.host });
   } catch (error) {
@@ -57,7 +84,6 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     throw new CliError(listenFailure(error, config));
   }
 
-  let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;

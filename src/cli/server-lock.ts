@@ -1,9 +1,11 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
 
 /** A process that holds the database: a server, or a replay. */
 export interface LockHolder {
-  readonly pid: number;
+  /** Unknown when the holder has not written its pid file yet, or it was removed. */
+  readonly pid: number | undefined;
   readonly command: string;
 }
 
@@ -11,39 +13,52 @@ export interface ServerLock {
   release(): void;
 }
 
-/**
- * A pid file beside the SQLite database (`<file>.pid`), held by `intake serve` and `intake replay`.
- * A file left by a process that died without cleaning up (kill -9, power loss) names a pid that no
- * longer runs, and is taken over.
- */
-export function lockHolder(databasePath: string): LockHolder | undefined {
-  let text: string;
-  try {
-    text = readFileSync(lockFileOf(databasePath), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const [pidText, command = 'intake'] = text.trim().split(/\s+/);
-  const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || !isAlive(pid)) return undefined;
-  return { pid, command };
-}
+/** The holder as messages name it: `pid 12, intake serve`. */
+export const describeLockHolder = (holder: LockHolder) =>
+  `${holder.pid === undefined ? 'pid unknown' : `pid ${holder.pid}`}, intake ${holder.command}`;
 
-/** Takes the lock, or answers who holds it. */
+/**
+ * Takes the database for this process, or answers who holds it. The lock is SQLite's own exclusive
+ * lock on a small file beside the database (`<file>.lock`), held by a connection for as long as the
+ * process runs: the operating system drops it when the process ends however it ends, two processes
+ * starting at once cannot both get it, and it works where pids mean nothing (two containers on one
+ * volume are both pid 1). The pid file beside it (`<file>.pid`) only says who holds it, for messages.
+ */
 export function acquireLock(databasePath: string, command: string): ServerLock | LockHolder {
   // An in-memory database belongs to its process alone.
   if (databasePath === ':memory:') return { release: () => undefined };
-  const holder = lockHolder(databasePath);
-  if (holder) return holder;
   const file = lockFileOf(databasePath);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const guard = new Database(`${databasePath}.lock`, { timeout: 0 });
+  try {
+    guard.pragma('locking_mode = EXCLUSIVE');
+    guard.exec('BEGIN EXCLUSIVE');
+  } catch (error) {
+    guard.close();
+    if ((error as { code?: string }).code === 'SQLITE_BUSY') return lockHolder(databasePath);
+    throw error;
+  }
   writeFileSync(file, `${process.pid} ${command}\n`, { mode: 0o600 });
   return {
     release() {
-      // Only our own file: a later process may have taken over a lock we lost track of.
+      // Only our own file: nobody else can have written it while we held the lock.
       if (lockHolderPid(file) === process.pid) rmSync(file, { force: true });
+      guard.close();
     },
   };
+}
+
+/** Who the pid file names; it may be gone, or name a pid of another machine or container. */
+function lockHolder(databasePath: string): LockHolder {
+  let text = '';
+  try {
+    text = readFileSync(lockFileOf(databasePath), 'utf8');
+  } catch {
+    return { pid: undefined, command: 'intake' };
+  }
+  const [pidText, command = 'intake'] = text.trim().split(/\s+/);
+  const pid = Number(pidText);
+  return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, command };
 }
 
 export const lockFileOf = (databasePath: string) => `${databasePath}.pid`;
@@ -55,15 +70,5 @@ function lockHolderPid(file: string): number | undefined {
     return Number(readFileSync(file, 'utf8').trim().split(/\s+/)[0]);
   } catch {
     return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: the process exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -13,7 +13,7 @@ import {
   updateRule,
   type RuleDeps,
 } from './application/manage-rules.js';
-import { allDestinations, attemptTallies, listDestinations } from './application/destinations.js';
+import { allDestinations, listDestinations } from './application/destinations.js';
 import { assertReplayable, cancelReplay, replayProgress, replayRunner, startReplay, type ReplayDeps } from './application/replay-jobs.js';
 import { testSend } from './application/test-send.js';
 import { eventStoreItems } from './adapters/log/event-store-items.js';
@@ -39,7 +39,20 @@ import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
 import { closedBreaker, DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
 import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
-import { attemptsShown, type Delivery } from './application/ports.js';
+import { sqlTallyStore } from './adapters/sql/sql-tallies.js';
+import { attemptsShown, type Delivery, type StoredRule } from './application/ports.js';
+import { conditionErrors, ruleViewOf } from './application/condition-errors.js';
+import type { CreatedRule } from './application/manage-rules.js';
+
+/**
+ * Said once per rule version by each process that evaluates rules: a stored rule whose condition
+ * today's limits refuse (saved by an older release) is not evaluated, and matches no event.
+ */
+const tellUnevaluable = (logger: Pick<ModuleDeps['logger'], 'warn'>) => (rule: StoredRule, error: string) =>
+  logger.warn(
+    { rule_id: rule.rule_id, app_id: rule.app_id, condition_error: error },
+    'a routing rule’s condition cannot run under today’s limits: the rule matches no event until its condition is replaced (PUT /api/routing-rules/{rule_id})',
+  );
 
 export const routingTables: ContextTables = { migrations: [routingMigrations], inlineProjections: [rulesProjection] };
 
@@ -83,20 +96,27 @@ export interface RoutingModule extends ContextModule {
 export function routingModule({ store, db, clock, newId, logger, procedures }: ModuleDeps, options: RoutingOptions): RoutingModule {
   const catalog = sqlRuleCatalog(db);
   const cacheOptions = { maxAgeMs: options.ruleCacheMaxAgeMs };
-  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), cacheOptions);
+  const conditionError = conditionErrors();
+  const ruleView = ruleViewOf(conditionError);
+  const createdView = (created: CreatedRule) => ({ ...created, rule: ruleView(created.rule) });
+  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), {
+    ...cacheOptions,
+    conditionError,
+    onUnevaluable: tellUnevaluable(logger),
+  });
   // Rules read by id on the delivery path come from memory, forgotten by the rule events the scheduler reads.
   const rulesById = cachedRules(sqlRuleCatalog, cacheOptions);
   const tables = sqlDestinationTables(() => clock.now());
   const box = secretBox(options.secretKey);
   const vault = sqlSecretVault(box);
-  const tallies = attemptTallies();
   const destinations = listDestinations({
     db,
     clock,
     catalog,
     breakers: sqlBreakerStore,
     deliveries: sqlDeliveryStore,
-    tally: tallies.get,
+    tallies: sqlTallyStore,
+    conditionError,
   });
   const metricsObserver = options.metricsRegistry
     ? registerRoutingMetrics(options.metricsRegistry, () => allDestinations(destinations))
@@ -118,10 +138,10 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     onOutcome: options.onOutcome,
     breakers: sqlBreakerStore,
     breakerPolicy: options.breakerPolicy ?? DEFAULT_BREAKER_POLICY,
+    tallies: sqlTallyStore,
     workerId: options.workerId ?? 'embedded',
     ...(options.deliveryConcurrency === undefined ? {} : { concurrency: options.deliveryConcurrency }),
     onAttempt(attempt) {
-      tallies.observe(attempt);
       metricsObserver?.(attempt);
       if (attempt.replayJobId !== null) replays.wake();
     },
@@ -140,19 +160,21 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     ingested: options.sharesLog ? eventStoreItems(store) : undefined,
     ratePerSecond: options.replayRatePerSecond ?? 50,
     onScheduled: () => worker.wake(),
+    conditionError,
   };
   const replays = replayRunner(replayDeps);
   const ruleDeps: RuleDeps = {
     store,
     saveChange: procedures.define(
       'routing.save-rule-change',
-      saveRuleChange({ store, vault, breakers: sqlBreakerStore, newSigningSecret }),
+      saveRuleChange({ store, vault, breakers: sqlBreakerStore, tallies: sqlTallyStore, newSigningSecret }),
     ),
     clock,
     newId,
     catalog,
     vault,
     breakers: sqlBreakerStore,
+    tallies: sqlTallyStore,
     evaluator,
     destinationTables: tables(db),
     applicationExists: options.applicationExists,
@@ -213,27 +235,29 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         rules: rulesById.catalog,
         deliveries: sqlDeliveryStore,
         tables,
+        tallies: sqlTallyStore,
         evaluator,
         onScheduled: worker.wake,
-        onDelivered({ ruleId, destinationType }) {
+        onDelivered({ destinationType }) {
           options.onOutcome?.(destinationType, 'succeeded');
-          // Written in the scheduler's own transaction: one attempt that took no time of its own.
-          tallies.observe({ ruleId, destinationType, outcome: 'delivered', durationMs: 0, replayJobId: null });
         },
         onRuleChanged: rulesById.invalidate,
       }),
     ],
     http: [
       routingHttp({
-        create: createRule(ruleDeps),
-        update: updateRule(ruleDeps),
-        patch: patchRule(ruleDeps),
+        create: async (input) => createdView(await createRule(ruleDeps)(input)),
+        update: async (ruleId, input) => createdView(await updateRule(ruleDeps)(ruleId, input)),
+        patch: async (ruleId, patch) => createdView(await patchRule(ruleDeps)(ruleId, patch)),
         async get(ruleId) {
           const rule = await getRule(catalog)(ruleId);
-          return { ...rule, circuit: (await sqlBreakerStore(db).get([ruleId])).get(ruleId) ?? closedBreaker };
+          return { ...ruleView(rule), circuit: (await sqlBreakerStore(db).get([ruleId])).get(ruleId) ?? closedBreaker };
         },
-        listByApp: (appId, page) => catalog.pageByApp(appId, page),
-        toggle: (ruleId) => toggleRule(ruleDeps)(ruleId),
+        listByApp: async (appId, page) => {
+          const rules = await catalog.pageByApp(appId, page);
+          return { items: rules.items.map(ruleView), nextCursor: rules.nextCursor };
+        },
+        toggle: async (ruleId) => ruleView(await toggleRule(ruleDeps)(ruleId)),
         remove: deleteRule(ruleDeps),
         rotateSecret: rotateSecret(ruleDeps),
         deliveries: (filter, page) => deliveries.list(filter, page),
@@ -244,7 +268,6 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         },
         replay,
         replayDeadLetters,
-        // Attempt tallies live where the worker runs; replays write their job there.
         destinations: procedures.define('routing.destinations', (page: PageRequest) => destinations(page)),
         test: testSend({ db, clock, newId, catalog, vault, webhooks: options.webhooks, queues: options.queues }),
         startReplay: procedures.define('routing.start-replay', startReplay(replayDeps)),
@@ -276,11 +299,11 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
  * kept from the rule events it consumes, and the evaluator over it, invalidated by the same events.
  */
 export function routingRulesReplica(
-  { db }: Pick<ModuleDeps, 'db'>,
+  { db, logger }: Pick<ModuleDeps, 'db' | 'logger'>,
   cacheOptions: RuleCacheOptions = {},
 ): { evaluate: RoutingModule['evaluate']; subscriber: Subscriber } {
   const catalog = sqlRuleCatalog(db);
-  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), cacheOptions);
+  const evaluator = ruleEvaluator((appId) => catalog.listByApp(appId), { ...cacheOptions, onUnevaluable: tellUnevaluable(logger) });
   return {
     evaluate: (event, request) => evaluator.evaluate(event, request),
     subscriber: {

@@ -15,8 +15,9 @@ import { openSqlite, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
 import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
+import { sqlTallyStore } from './adapters/sql/sql-tallies.js';
 import { rulesProjection, sqlRuleCatalog } from './adapters/sql/sql-rules.js';
-import { ruleStreamId, type RoutingRuleCreated } from './domain/routing-rule.js';
+import { destinationKeyOf, ruleStreamId, type RoutingRuleCreated } from './domain/routing-rule.js';
 import { routingScheduler } from './application/routing-scheduler.js';
 import { ruleEvaluator } from './application/rule-evaluator.js';
 
@@ -92,12 +93,16 @@ const schedulerWith = (hooks: Pick<Parameters<typeof routingScheduler>[0], 'onSc
     rules: sqlRuleCatalog,
     deliveries: sqlDeliveryStore,
     tables: sqlDestinationTables(() => new Date()),
+    tallies: sqlTallyStore,
     evaluator: ruleEvaluator(async () => []),
     ...hooks,
   });
 
 it('counts a delivery made while scheduling once its pass commits, and creates its table again after a pass rolled back', async () => {
-  await storeRule('r-db', { destination_type: 'database', destination_config: { table: 'orders_copy' } });
+  const destination = { destination_type: 'database', destination_config: { table: 'orders_copy' } } as const;
+  await storeRule('r-db', destination);
+  const tally = async () =>
+    (await sqlTallyStore(sqlite.db).get([{ ruleId: 'r-db', destination: destinationKeyOf(destination) }])).get('r-db');
   const delivered: string[] = [];
   const scheduler = schedulerWith({ onScheduled: () => undefined, onDelivered: ({ ruleId }) => delivered.push(ruleId) });
   const event = ingested('r-db', new Date().toISOString());
@@ -109,10 +114,16 @@ it('counts a delivery made while scheduling once its pass commits, and creates i
     }),
   ).rejects.toThrow('the pass fails after scheduling');
   expect(delivered).toEqual([]);
+  expect(await tally()).toBeUndefined();
 
   // The retried pass creates the table the failed one took back with it, writes the row and counts it, once.
   await store.transaction((tx) => scheduler.handle([event], tx));
   expect(delivered).toEqual(['r-db']);
+  // Stored with the row: a delivered attempt that took no time of its own.
+  expect(await tally()).toEqual({ attempts: 1, delivered: 1, failed: 0, totalDurationMs: 0 });
+  // Scheduled again (a redelivered event): nothing new is made, nothing more is counted.
+  await store.transaction((tx) => scheduler.handle([event], tx));
+  expect(await tally()).toEqual({ attempts: 1, delivered: 1, failed: 0, totalDurationMs: 0 });
   const rows = await sqlite.db
     .selectFrom('orders_copy' as never)
     .selectAll()

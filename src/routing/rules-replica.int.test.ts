@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../shared/clock.js';
 import { postgresEventStoreMigrations } from '../shared/event-store/postgres/migrations.js';
@@ -12,6 +13,8 @@ import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
 import { ruleStreamId, type RoutingRuleCreated } from './domain/routing-rule.js';
 import { routingRulesReplica } from './module.js';
+
+const logger = pino({ level: 'silent' });
 
 if (!testPostgresUrl) console.warn('skipping the rules replica on PostgreSQL: TEST_POSTGRES_URL is not set');
 
@@ -61,7 +64,7 @@ describe.skipIf(!testPostgresUrl)('the routing rules replica on PostgreSQL', () 
   });
 
   it('does not keep the rules a request read while a rule event was being committed', async () => {
-    const replica = routingRulesReplica({ db: postgres.db });
+    const replica = routingRulesReplica({ db: postgres.db, logger });
     expect((await replica.evaluate(order)).summary.rules_matched).toBe(0);
 
     await store.transaction(async (tx) => {
@@ -77,8 +80,8 @@ describe.skipIf(!testPostgresUrl)('the routing rules replica on PostgreSQL', () 
     // Two ingestion replicas over one schema: the shared durable consumer hands the event to one of them.
     let clock = 0;
     const cacheOptions = { maxAgeMs: 1000, now: () => clock };
-    const consumer = routingRulesReplica({ db: postgres.db }, cacheOptions);
-    const sibling = routingRulesReplica({ db: postgres.db }, cacheOptions);
+    const consumer = routingRulesReplica({ db: postgres.db, logger }, cacheOptions);
+    const sibling = routingRulesReplica({ db: postgres.db, logger }, cacheOptions);
     expect((await sibling.evaluate(order)).summary.rules_matched).toBe(0);
 
     await store.transaction((tx) => consumer.subscriber.handle([created('r-2')], tx));

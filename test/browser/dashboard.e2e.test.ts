@@ -204,7 +204,7 @@ describe.skipIf(!hasChromium)('the dashboard in headless Chromium', () => {
             destination(
               'crm',
               { state: 'closed', failures: 0, next_probe_at: null, opened_at: null },
-              { pending: 0, success_rate: null, mean_latency_ms: null },
+              { pending: 0, success_rate: null, mean_latency_ms: null, condition_error: 'condition: makes 150 comparisons, more than 100' },
             ),
           ],
         }),
@@ -218,8 +218,11 @@ describe.skipIf(!hasChromium)('the dashboard in headless Chromium', () => {
     const cells = [texts.slice(0, 5), texts.slice(5)];
     expect(cells).toEqual([
       ['billing · webhook', 'open · 5 failures · probe 10:00:30', '42', '50.0 %', '120 ms'],
-      ['crm · webhook', 'closed', '0', '–', '–'],
+      ['crm · webhook (condition cannot run)', 'closed', '0', '–', '–'],
     ]);
+    expect(await page.getAttribute('#destinations tbody tr:nth-child(2) td:first-child', 'title')).toBe(
+      'condition: makes 150 comparisons, more than 100',
+    );
     expect(await page.getAttribute('#destinations tbody tr:first-child td:nth-child(2)', 'class')).toBe('circuit-open');
     await page.close();
   }, 30_000);

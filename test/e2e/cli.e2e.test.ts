@@ -187,7 +187,7 @@ describe('the intake CLI', () => {
     await generated.kill();
   });
 
-  it('refuses to replay while a server holds the database, and replays once it died even by SIGKILL', async () => {
+  it('refuses to replay or migrate while a server holds the database, and replays once it died even by SIGKILL', async () => {
     const env = { DATABASE_URL: `sqlite:${join(dir, 'held', 'intake.db')}`, ADMIN_TOKEN: 'held' };
     const server = await startServerProcess(env);
     const refused = cli(['replay'], env);
@@ -195,6 +195,10 @@ describe('the intake CLI', () => {
     expect(refused.stderr).toMatch(/a running Intake \(pid \d+, intake serve\) holds \S+held\/intake\.db: stop it first/);
     // A second server on the same database is refused too.
     expect(cli(['serve'], { ...env, HOST: '127.0.0.1', PORT: '0' }, 10_000).stderr).toMatch(/another Intake \(pid \d+, intake serve\)/);
+    // So are migrations, which would change tables under the running code.
+    const migrate = cli(['migrate'], env);
+    expect(migrate.status).toBe(1);
+    expect(migrate.stderr).toMatch(/a running Intake \(pid \d+, intake serve\) holds \S+held\/intake\.db: stop it first\n$/);
     await server.kill('SIGKILL');
     // The pid file is left behind, naming a dead process: it is taken over.
     expect(statSync(join(dir, 'held', 'intake.db.pid')).isFile()).toBe(true);
@@ -202,6 +206,7 @@ describe('the intake CLI', () => {
     expect(replayed.status).toBe(0);
     expect(JSON.parse(replayed.stdout)).toMatchObject({ replayed: expect.arrayContaining(['query']) });
     expect(() => statSync(join(dir, 'held', 'intake.db.pid'))).toThrow();
+    expect(cli(['migrate'], env).stdout).toMatch(/held\/intake\.db: database is up to date\n$/);
   }, 120_000);
 
   it('manages applications, write keys and rules through the running server', async () => {

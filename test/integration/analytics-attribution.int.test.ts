@@ -51,7 +51,7 @@ describe('attribution of standard SDK traffic', () => {
 
     const conversion = await get(`/api/v1/attribution/conversions/${orderId}`);
     expect(conversion.status).toBe(200);
-    expect(conversion.body).toMatchObject({ visitor_id: 'shop:u7', value: 90 });
+    expect(conversion.body).toMatchObject({ app_id: 'shop', visitor_id: 'u7', value: 90 });
     const credited = (model: string) =>
       Object.fromEntries(
         (conversion.body.credits[model] as Array<{ campaign_id: string; value: number }>).map((c) => [c.campaign_id, c.value]),
@@ -61,9 +61,11 @@ describe('attribution of standard SDK traffic', () => {
     expect(credited('linear')).toEqual({ 'black-friday': 45, referral: 45 });
     expect(Object.keys(credited('position_based')).sort()).toEqual(['black-friday', 'referral']);
 
-    const journey = await get('/api/v1/attribution/visitors/shop:u7');
+    const journey = await get('/api/v1/attribution/visitors/u7?app_id=shop');
     expect(journey.status).toBe(200);
-    expect(journey.body.conversions).toBe(1);
+    expect(journey.body).toMatchObject({ app_id: 'shop', visitor_id: 'u7', conversions: 1 });
+    // The user of the application is not the tracking API's visitor of the same id.
+    expect((await get('/api/v1/attribution/visitors/u7')).status).toBe(404);
     const partner = await get('/api/v1/attribution/partners/newsletter');
     expect(partner.status).toBe(200);
     expect((await get('/api/v1/attribution/partners/blog.example')).status).toBe(200);

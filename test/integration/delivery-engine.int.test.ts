@@ -221,6 +221,53 @@ describe('a rule whose destination changes', () => {
   }, 20_000);
 });
 
+describe('an attempt to a rule’s former destination', () => {
+  it('finishing after the change leaves the new destination’s circuit and counts alone', async () => {
+    // One failure would open the circuit for the default 30 s.
+    const intake = await start({ WEBHOOK_RETRY_SCHEDULE: '0.05,60', ROUTING_BREAKER_THRESHOLD: '1' });
+    let answerOld: (status: number) => void = () => undefined;
+    const old = await receiver(() => new Promise<number>((resolve) => (answerOld = resolve)));
+    const fresh = await receiver();
+    const created = await rule(intake, old.url);
+    const destination = async () =>
+      ((await call(intake, 'GET', '/api/routing/destinations')).json().items as Array<Record<string, unknown>>)[0];
+    await ingest(intake, [{ seq: 1 }]);
+    await old.waitFor((all) => all.length === 1);
+
+    const moved = await call(intake, 'PUT', `/api/routing-rules/${created.rule_id}`, {
+      app_id: 'shop',
+      rule_name: 'hooks',
+      destination_type: 'webhook',
+      destination_config: { url: fresh.url },
+    });
+    expect(moved.statusCode, moved.body).toBe(200);
+    // The old receiver fails the attempt it held through the change.
+    answerOld(500);
+    const [failed] = await until(
+      async () =>
+        (await call(intake, 'GET', `/api/routing/deliveries?rule_id=${created.rule_id}`)).json().items as Array<{ attempts: number }>,
+      (items) => (items[0]?.attempts ?? 0) >= 1,
+    );
+    expect(failed).toMatchObject({ attempts: 1 });
+    expect((await call(intake, 'GET', `/api/routing-rules/${created.rule_id}`)).json().circuit).toMatchObject({
+      state: 'closed',
+      failures: 0,
+    });
+
+    // The retry and a new event go to the new destination at once, not after a cool-down.
+    await ingest(intake, [{ seq: 2 }]);
+    await fresh.waitFor((all) => all.filter((r) => r.status === 200).length === 2, 5000);
+    // Its counts are its own: the old destination's failure is not among them.
+    expect(await until(destination, (d) => d?.attempts === 2)).toMatchObject({
+      attempts: 2,
+      delivered: 2,
+      failed: 0,
+      success_rate: 1,
+      circuit: { state: 'closed', failures: 0 },
+    });
+  }, 20_000);
+});
+
 describe('a fair share of the delivery worker per destination', () => {
   it('delivers to a healthy destination at once while two others hang with ten events each', async () => {
     // Sixteen attempts at once, so each destination may have four in flight.
@@ -482,6 +529,53 @@ describe('a receiver that answers 200 and then trickles its body', () => {
 });
 
 describe('destinations view', () => {
+  it('keeps each rule’s attempt counts across a restart, and starts them over when its destination changes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-tallies-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const env = { ...BASE_ENV, WEBHOOK_RETRY_SCHEDULE: '0.02' };
+    const hooks = await receiver((_request, index) => (index === 0 ? 503 : 200));
+    const first = await startTestIntake(env, {}, dir);
+    expect((await call(first, 'POST', '/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
+    const created = await rule(first, hooks.url);
+    await ingest(first, [{ n: 1 }, { n: 2 }]);
+    const counts = { rule_id: created.rule_id, attempts: 3, delivered: 2, failed: 1 };
+    const view = async (intake: TestIntake) =>
+      ((await call(intake, 'GET', '/api/routing/destinations')).json().items as Array<Record<string, unknown>>)[0];
+    const before = await until(
+      () => view(first),
+      (d) => d?.attempts === 3,
+    );
+    expect(before).toMatchObject({ ...counts, success_rate: 2 / 3, mean_latency_ms: expect.any(Number) });
+    await first.dispose();
+
+    const second = await startTestIntake(env, {}, dir);
+    cleanups.push(() => second.dispose());
+    expect(await view(second)).toMatchObject({ ...counts, success_rate: 2 / 3, mean_latency_ms: before?.mean_latency_ms });
+    const scraped = (await second.app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
+    expect(scraped).toMatch(new RegExp(`intake_delivery_success_ratio\\{rule_id="${created.rule_id}"\\} 0\\.6666`));
+
+    // Another name keeps them; another destination starts from nothing.
+    const replace = (fields: Record<string, unknown>) =>
+      call(second, 'PUT', `/api/routing-rules/${created.rule_id}`, {
+        app_id: 'shop',
+        rule_name: 'hooks',
+        destination_type: 'webhook',
+        destination_config: { url: hooks.url },
+        ...fields,
+      });
+    expect((await replace({ rule_name: 'renamed' })).statusCode).toBe(200);
+    expect(await view(second)).toMatchObject(counts);
+    expect((await replace({ destination_config: { url: `${hooks.url}?v=2` } })).statusCode).toBe(200);
+    expect(await view(second)).toMatchObject({ attempts: 0, delivered: 0, failed: 0, success_rate: null, mean_latency_ms: null });
+    await ingest(second, [{ n: 3 }]);
+    expect(
+      await until(
+        () => view(second),
+        (d) => d?.attempts === 1,
+      ),
+    ).toMatchObject({ attempts: 1, delivered: 1, failed: 0, success_rate: 1 });
+  });
+
   it('counts deliveries to database destinations, which are made while scheduling, as delivered attempts', async () => {
     const intake = await start();
     const created = await call(intake, 'POST', '/api/routing-rules', {

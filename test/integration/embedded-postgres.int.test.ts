@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/app/config.js';
+import { lockSchemaExclusively } from '../../src/cli/role-lock.js';
+import { listParked } from '../../src/shared/subscriptions/checkpoints.js';
 import { testPostgresUrl } from '../../src/shared/postgres/temporary-schema.js';
 import { auth, startTestIntake } from '../support/embedded-intake.js';
 
@@ -51,6 +54,50 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       expect((await intake.app.inject({ method: 'GET', url: `/query/${id}`, headers: auth })).json().status).toBe('processed');
       const ready = await intake.app.inject({ method: 'GET', url: '/health/ready' });
       expect(ready.statusCode).toBe(200);
+    } finally {
+      await intake.close();
+      const client = new pg.Client({ connectionString: testPostgresUrl });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${prefix}intake" CASCADE`);
+      await client.end();
+    }
+  });
+
+  it('holds its subscribers back, parking nothing, while a replay holds the schema, and catches up once it has finished', async () => {
+    const prefix = `t${randomBytes(5).toString('hex')}_`;
+    const intake = await startTestIntake({ DATABASE_URL: testPostgresUrl ?? '', DB_SCHEMA_PREFIX: prefix });
+    try {
+      // What `intake replay` takes: as if it got in while this server's lock connection was down.
+      const replay = await lockSchemaExclusively(
+        loadConfig({ DATABASE_URL: testPostgresUrl ?? '', DB_SCHEMA_PREFIX: prefix }),
+        'replay',
+        () => '',
+      );
+      let id = '';
+      try {
+        const created = await intake.app.inject({
+          method: 'POST',
+          url: '/ingest',
+          headers: { ...auth, 'content-type': 'application/json' },
+          payload: JSON.stringify({ partner_id: 'p1', payload: {} }),
+        });
+        // Ingestion appends: a replay rebuilds views, and the subscribers alone keep them.
+        expect(created.statusCode).toBe(201);
+        id = created.json().id as string;
+        const deadline = Date.now() + 30_000;
+        let fault: string | undefined;
+        while (fault === undefined && Date.now() < deadline) {
+          fault = (await intake.subscriptions.status()).find((s) => s.state === 'retrying')?.fault;
+          if (fault === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        expect(fault).toMatch(new RegExp(`holds schema ${prefix}intake: subscribers wait until it has finished`));
+        expect((await intake.app.inject({ method: 'GET', url: `/query/${id}`, headers: auth })).json().status).not.toBe('processed');
+      } finally {
+        await replay.release();
+      }
+      await intake.subscriptions.caughtUp(30_000);
+      expect((await intake.app.inject({ method: 'GET', url: `/query/${id}`, headers: auth })).json().status).toBe('processed');
+      expect(await listParked(intake.db)).toEqual([]);
     } finally {
       await intake.close();
       const client = new pg.Client({ connectionString: testPostgresUrl });

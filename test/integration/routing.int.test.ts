@@ -177,6 +177,64 @@ describe('webhook delivery', () => {
     expect([unknown.statusCode, unknown.json().code]).toEqual([404, 'routing.delivery-not-found']);
   });
 
+  it('gives a replayed dead letter the whole retry schedule again, across a restart, and keeps every attempt in its log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-replay-round-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const hooks = await receiver();
+    hooks.respondWith(500, 500, 500, 500, 500, 500);
+    // Three attempts a round; the second waits about a second, long enough to restart in.
+    const env = { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '1,0.05' };
+    const first = await startTestIntake(env, {}, dir);
+    await setUp(first);
+    const rule = await webhookRule(first, hooks.url, {});
+    await call(first, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    const [dead] = await until(
+      () => deliveriesOf(first, `rule_id=${rule.rule_id}&status=dead_lettered`),
+      (items) => items.length === 1,
+    );
+    expect(dead).toMatchObject({ attempts: 3, last_error: 'HTTP 500 (gave up after 3 attempts)' });
+
+    const replayed = await call(first, 'POST', `/api/routing/deliveries/${String(dead?.delivery_id)}/replay`);
+    expect(replayed.statusCode).toBe(202);
+    // The first attempt of the new round fails, and the process stops while the next one waits.
+    await hooks.waitFor(4);
+    await first.dispose();
+
+    const second = await start(env, dir);
+    await hooks.waitFor(6);
+    const [again] = await until(
+      () => deliveriesOf(second, `rule_id=${rule.rule_id}&status=dead_lettered`),
+      (items) => items.length === 1,
+    );
+    expect(again).toMatchObject({ attempts: 6, last_error: 'HTTP 500 (gave up after 6 attempts, 3 since it was replayed)' });
+    const detail = (await call(second, 'GET', `/api/routing/deliveries/${String(dead?.delivery_id)}`)).json();
+    expect(detail.attempt_log.map((a: { attempt: number; status_code: number }) => [a.attempt, a.status_code])).toEqual([
+      [1, 500],
+      [2, 500],
+      [3, 500],
+      [4, 500],
+      [5, 500],
+      [6, 500],
+    ]);
+    // The query view tells the same: the item's one delivery, dead-lettered after its six attempts.
+    await until(
+      async () => (await call(second, 'GET', `/query/${String(dead?.event_id)}`)).json().routing.deliveries as unknown[],
+      (deliveries) =>
+        JSON.stringify(deliveries) ===
+        JSON.stringify([
+          {
+            delivery_id: dead?.delivery_id,
+            rule_id: rule.rule_id,
+            destination_type: 'webhook',
+            status: 'dead_lettered',
+            attempts: 6,
+            last_error: 'HTTP 500 (gave up after 6 attempts, 3 since it was replayed)',
+          },
+        ]),
+    );
+    expect(hooks.received).toHaveLength(6);
+  });
+
   it('says why a delivery was dead-lettered: its last failure and the attempts it was given', async () => {
     const intake = await start();
     const hooks = await receiver();

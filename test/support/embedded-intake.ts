@@ -18,7 +18,8 @@ export interface TestIntake extends Intake {
 /** An embedded Intake on a fresh SQLite file in a temporary directory, for app.inject() tests. */
 export async function startTestIntake(
   env: Record<string, string> = {},
-  options: Partial<Omit<EmbeddedOptions, 'config' | 'logger' | 'adminDigest'>> = {},
+  /** A `logger` replaces the silent one (to read what Intake logs). */
+  options: Partial<Omit<EmbeddedOptions, 'config' | 'adminDigest'>> = {},
   /** Reuse a directory (and its database) to simulate a restart; dispose() then leaves it in place. */
   existingDir?: string,
 ): Promise<TestIntake> {

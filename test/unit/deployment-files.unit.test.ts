@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/app/config.js';
 import { DEFAULT_PORTS, ROLES } from '../../src/app/roles.js';
@@ -77,6 +78,40 @@ describe('docker-compose.yml', () => {
     expect(/^x-intake: &intake\n(?: {2}.*\n)*? {2}init: true\n/m.test(compose)).toBe(true);
     expect(services.get('embedded')).toContain('\n    init: true\n');
   });
+
+  /** `${NAME:-default}` as Compose interpolates it: the default when NAME is unset or empty. */
+  const interpolate = (text: string, env: Record<string, string>) =>
+    text.replace(/\$\{(\w+):-([^}]*)\}/g, (_, name: string, fallback: string) => env[name] || fallback);
+  const setting = (block: string, name: string) => new RegExp(`^ +${name}: (.*)$`, 'm').exec(block)?.[1] ?? '';
+  const intakeEnvironment = compose.slice(compose.indexOf('x-intake:'), compose.indexOf('\nservices:\n'));
+
+  it.each(['intake', 'p@ss/w:rd%', 'a/b', '100%41', 'user:pw@host'])(
+    'hands the roles the POSTGRES_PASSWORD the database was given, even %j',
+    (password) => {
+      const env = { POSTGRES_PASSWORD: password === 'intake' ? '' : password };
+      const given = interpolate(setting(services.get('postgres') ?? '', 'POSTGRES_PASSWORD'), env);
+      const url = interpolate(setting(intakeEnvironment, 'DATABASE_URL'), env);
+      const pgPassword = interpolate(setting(intakeEnvironment, 'PGPASSWORD'), env);
+      expect(given).toBe(password);
+      expect(loadConfig({ DATABASE_URL: url, NATS_URL: 'nats://nats:4222', ROLE: 'query' }).databaseUrl).toBe(url);
+      // The PostgreSQL client reads PGPASSWORD from the environment when the URL has no password.
+      const saved = process.env.PGPASSWORD;
+      process.env.PGPASSWORD = pgPassword;
+      try {
+        const client = new pg.Client({ connectionString: url });
+        expect({ user: client.user, password: client.password, host: client.host, port: client.port, database: client.database }).toEqual({
+          user: 'intake',
+          password,
+          host: 'postgres',
+          port: 5432,
+          database: 'intake',
+        });
+      } finally {
+        if (saved === undefined) delete process.env.PGPASSWORD;
+        else process.env.PGPASSWORD = saved;
+      }
+    },
+  );
 
   it('calls PostgreSQL healthy only once it answers over TCP, as the roles connect', () => {
     expect(services.get('postgres')).toMatch(/test: \['CMD', 'pg_isready', '-h', '127\.0\.0\.1'/);

@@ -70,6 +70,7 @@ export const acceptMessages =
           payload: message.payload,
           channel: 'analytics_api',
           request: command.request,
+          receivedAt: arrival.receivedAt,
         },
         ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
       }));

@@ -58,6 +58,9 @@ describe('accepting tracking-API messages', () => {
       eventType: 'Order Completed',
       channel: 'analytics_api',
       request: { ip: '192.0.2.4', keyId: 'k1' },
+      // The stored item arrives when the message says it was received: one instant, not two readings.
+      receivedAt: new Date('2026-11-24T10:00:00.000Z'),
+      payload: expect.objectContaining({ receivedAt: '2026-11-24T10:00:00.000Z' }),
     });
   });
 

@@ -21,6 +21,8 @@ export interface EventToIngest {
     readonly payload: object;
     readonly channel: 'analytics_api';
     readonly request?: RequestFacts;
+    /** The message's `receivedAt`, which the stored item's arrival time repeats. */
+    readonly receivedAt: Date;
   };
   /** Idempotency key: a second event with it within the window is a duplicate of the first. */
   readonly messageId?: string;

@@ -59,7 +59,7 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
           schema: {
             tags: ['operations'],
             summary: 'Subscribers with their checkpoint, lag behind the head and parked events',
-            response: { 200: Type.Object({ items: Type.Array(Status) }) },
+            response: { 200: Type.Object({ items: Type.Array(Status) }), ...errorResponses },
           },
         },
         async () => ({ items: await subscriptions.status() }),

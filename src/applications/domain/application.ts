@@ -42,8 +42,28 @@ export function parseAppId(value: unknown, path = 'app_id'): string {
   return text;
 }
 
+// Dot segments: '.' and '..' name no path segment, since clients resolve them away, encoded or not.
+const DOT_SEGMENT = /^\.\.?$/;
+const EDGE_SPACE = /^\s|\s$/u;
+// Every control character (C0, DEL and C1), line and paragraph separators, and the marks, embeddings,
+// overrides and isolates that reorder how text around them is displayed.
+const UNSHOWABLE = /[\p{Cc}\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+
+/**
+ * What the id of an application must also be when it is created (decision 0030): it names the
+ * application in URL paths, in the headers of queued messages, which trim it, and in dashboards and
+ * terminals. Applications that exist already keep their ids, whatever they are: refusing those would
+ * shut their data and write keys out.
+ */
+export function checkNewAppId(appId: string, path = 'app_id'): void {
+  if (DOT_SEGMENT.test(appId)) throw invalid(path, 'must not be "." or "..", which no URL path can hold');
+  if (EDGE_SPACE.test(appId)) throw invalid(path, 'must not begin or end with whitespace');
+  if (UNSHOWABLE.test(appId)) throw invalid(path, 'must not contain control, line-separator or bidirectional-formatting characters');
+}
+
 export function decideCreate(appId: string, name: unknown, state: ApplicationState, at: Date): ApplicationCreated {
   if (state.exists) throw new ConflictError('applications.already-exists', `application ${appId} already exists`);
+  checkNewAppId(appId);
   if (typeof name !== 'string' || name.trim().length === 0 || name.length > 255) throw invalid('name', 'must be 1-255 characters');
   return { type: 'ApplicationCreated', data: { app_id: appId, name: name.trim(), created_at: at.toISOString() } };
 }

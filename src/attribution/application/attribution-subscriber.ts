@@ -4,7 +4,7 @@ import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, mayAttribute, type C
 import { attributeConversion, conversionsReachedBy, lookbackWindowOf, type Credit, type TimeRange } from '../domain/attribution-models.js';
 import { conversionFromRecorded, type Conversion } from '../domain/conversion.js';
 import { touchFromPublished, TRACKING_EVENT_RECORDED, type Touch } from '../domain/touch.js';
-import type { Instant } from '../domain/values.js';
+import { visitorKey, type Instant, type Visitor } from '../domain/values.js';
 import type { AttributionLedger, AttributionLedgerFor } from './ports.js';
 
 export interface AttributionSubscriberDeps {
@@ -57,12 +57,12 @@ export function attributionSubscriber({
       const stale = staleConversions();
       const newTouches = await ledger.addTouches(touches);
       await ledger.countTouches(newTouches);
-      for (const touch of newTouches) stale.add(touch.visitorId, conversionsReachedBy(touch, lookbackMs));
+      for (const touch of newTouches) stale.add(touch.visitor, conversionsReachedBy(touch, lookbackMs));
       for (const conversion of await ledger.addConversions(conversions)) {
-        stale.add(conversion.visitorId, { from: conversion.occurredAt, to: conversion.occurredAt });
+        stale.add(conversion.visitor, { from: conversion.occurredAt, to: conversion.occurredAt });
       }
       const credited: Array<{ conversionId: string; credits: Credit[] }> = [];
-      for (const [visitorId, range] of stale.byVisitor()) credited.push(...(await recredit(ledger, visitorId, range, lookbackMs)));
+      for (const { visitor, range } of stale.byVisitor()) credited.push(...(await recredit(ledger, visitor, range, lookbackMs)));
       await ledger.replaceCredits(credited);
     },
     async reset(tx) {
@@ -74,21 +74,20 @@ export function attributionSubscriber({
 /** Every conversion of the visitor in the range, credited again from all the touches in their windows. */
 async function recredit(
   ledger: AttributionLedger,
-  visitorId: string,
+  visitor: Visitor,
   range: TimeRange,
   lookbackMs: number,
 ): Promise<Array<{ conversionId: string; credits: Credit[] }>> {
   // Credits come only from touches in a conversion's window, and touches are never taken back: with
   // none in any window of the range, its conversions have no credits and never had, so none are read.
   // Most conversions of tracking-API traffic (no campaign, no referrer) end here.
-  if (!(await ledger.hasTouches(visitorId, { from: lookbackWindowOf({ occurredAt: range.from }, lookbackMs).from, to: range.to })))
-    return [];
-  const conversions = await ledger.conversionsOf(visitorId, range);
+  if (!(await ledger.hasTouches(visitor, { from: lookbackWindowOf({ occurredAt: range.from }, lookbackMs).from, to: range.to }))) return [];
+  const conversions = await ledger.conversionsOf(visitor, range);
   const first = conversions[0];
   const last = conversions.at(-1);
   if (!first || !last) return [];
   // One read covers every window: from the earliest window's start to the latest conversion.
-  const touches = await ledger.touchesOf(visitorId, { from: lookbackWindowOf(first, lookbackMs).from, to: last.occurredAt });
+  const touches = await ledger.touchesOf(visitor, { from: lookbackWindowOf(first, lookbackMs).from, to: last.occurredAt });
   return conversions.map((conversion) => ({ conversionId: conversion.id, credits: attributeConversion(conversion, touches, lookbackMs) }));
 }
 
@@ -97,15 +96,16 @@ async function recredit(
  * a range a little wider than needed only re-credits a conversion to the same result.
  */
 function staleConversions() {
-  const ranges = new Map<string, { from: Instant; to: Instant }>();
+  const ranges = new Map<string, { visitor: Visitor; range: { from: Instant; to: Instant } }>();
   return {
-    add(visitorId: string, range: TimeRange) {
-      const known = ranges.get(visitorId);
-      ranges.set(
-        visitorId,
-        known ? { from: range.from < known.from ? range.from : known.from, to: range.to > known.to ? range.to : known.to } : range,
-      );
+    add(visitor: Visitor, range: TimeRange) {
+      const key = visitorKey(visitor);
+      const known = ranges.get(key)?.range;
+      ranges.set(key, {
+        visitor,
+        range: known ? { from: range.from < known.from ? range.from : known.from, to: range.to > known.to ? range.to : known.to } : range,
+      });
     },
-    byVisitor: () => ranges.entries(),
+    byVisitor: () => ranges.values(),
   };
 }

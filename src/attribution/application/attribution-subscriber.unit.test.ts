@@ -4,6 +4,7 @@ import type { StoreTransaction } from '../../shared/event-store/event-store.js';
 import type { Conversion } from '../domain/conversion.js';
 import type { Credit } from '../domain/attribution-models.js';
 import type { Touch } from '../domain/touch.js';
+import { sameVisitor } from '../domain/values.js';
 import { attributionSubscriber, CONVERSION_RECORDED } from './attribution-subscriber.js';
 import type { AttributionLedger } from './ports.js';
 
@@ -19,12 +20,12 @@ function memoryLedger() {
     addTouches: async (added) => (touches.push(...added), [...added]),
     addConversions: async (added) => (conversions.push(...added), [...added]),
     countTouches: async () => undefined,
-    conversionsOf: async (visitorId, range) => {
+    conversionsOf: async (visitor, range) => {
       reads.conversions++;
-      return conversions.filter((c) => c.visitorId === visitorId && inRange(c.occurredAt, range));
+      return conversions.filter((c) => sameVisitor(c.visitor, visitor) && inRange(c.occurredAt, range));
     },
-    touchesOf: async (visitorId, range) => touches.filter((t) => t.visitorId === visitorId && inRange(t.occurredAt, range)),
-    hasTouches: async (visitorId, range) => touches.some((t) => t.visitorId === visitorId && inRange(t.occurredAt, range)),
+    touchesOf: async (visitor, range) => touches.filter((t) => sameVisitor(t.visitor, visitor) && inRange(t.occurredAt, range)),
+    hasTouches: async (visitor, range) => touches.some((t) => sameVisitor(t.visitor, visitor) && inRange(t.occurredAt, range)),
     replaceCredits: async (credited) => {
       for (const { conversionId, credits: given } of credited) credits.set(conversionId, given);
     },

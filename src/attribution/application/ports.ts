@@ -4,6 +4,7 @@ import type { AttributionModel, Credit, TimeRange } from '../domain/attribution-
 import type { Conversion } from '../domain/conversion.js';
 import type { InteractionCounts } from '../domain/interaction-weights.js';
 import type { Touch } from '../domain/touch.js';
+import type { Visitor } from '../domain/values.js';
 
 /** What attribution totals are kept for. */
 export type Scope = { readonly kind: 'campaign' | 'partner'; readonly id: string };
@@ -23,11 +24,11 @@ export interface AttributionLedger {
   /** Counts each touch's interaction in its scopes' totals, and its visitor once per scope; give each touch once. */
   countTouches(touches: readonly Touch[]): Promise<void>;
   /** The visitor's conversions that occurred within the range (bounds included), in the order they occurred. */
-  conversionsOf(visitorId: string, range: TimeRange): Promise<Conversion[]>;
+  conversionsOf(visitor: Visitor, range: TimeRange): Promise<Conversion[]>;
   /** The visitor's touches that occurred within the range (bounds included), in the order they occurred. */
-  touchesOf(visitorId: string, range: TimeRange): Promise<Touch[]>;
+  touchesOf(visitor: Visitor, range: TimeRange): Promise<Touch[]>;
   /** Whether the visitor has any touch within the range (bounds included). */
-  hasTouches(visitorId: string, range: TimeRange): Promise<boolean>;
+  hasTouches(visitor: Visitor, range: TimeRange): Promise<boolean>;
   /** Replaces whatever each conversion credited before with its new credits. */
   replaceCredits(credited: ReadonlyArray<{ readonly conversionId: string; readonly credits: readonly Credit[] }>): Promise<void>;
   /** Throws everything away, for a rebuild from the log. */
@@ -51,10 +52,10 @@ export interface CreditTotals {
 export interface AttributionViews {
   totals(scope: Scope): Promise<ScopeTotals | undefined>;
   credited(scope: Scope, model: AttributionModel): Promise<CreditTotals>;
-  firstTouch(visitorId: string): Promise<Touch | undefined>;
-  lastTouch(visitorId: string): Promise<Touch | undefined>;
-  touches(visitorId: string, page: PageRequest): Promise<Page<Touch>>;
-  conversionCount(visitorId: string): Promise<number>;
+  firstTouch(visitor: Visitor): Promise<Touch | undefined>;
+  lastTouch(visitor: Visitor): Promise<Touch | undefined>;
+  touches(visitor: Visitor, page: PageRequest): Promise<Page<Touch>>;
+  conversionCount(visitor: Visitor): Promise<number>;
   conversion(conversionId: string): Promise<Conversion | undefined>;
   creditsOf(conversionId: string): Promise<Credit[]>;
 }

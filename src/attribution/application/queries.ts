@@ -4,6 +4,7 @@ import { ATTRIBUTION_MODELS, type AttributionModel, type Credit } from '../domai
 import type { Conversion } from '../domain/conversion.js';
 import { scoreOf, type InteractionCounts, type InteractionWeights } from '../domain/interaction-weights.js';
 import type { Touch } from '../domain/touch.js';
+import type { Visitor } from '../domain/values.js';
 import type { AttributionViews, Scope } from './ports.js';
 
 export interface ScopeAttribution {
@@ -17,7 +18,7 @@ export interface ScopeAttribution {
 }
 
 export interface VisitorJourney {
-  readonly visitorId: string;
+  readonly visitor: Visitor;
   readonly firstTouch: Touch | null;
   readonly lastTouch: Touch | null;
   readonly conversions: number;
@@ -56,16 +57,18 @@ export const getScopeAttribution =
 
 export const getVisitorJourney =
   (views: AttributionViews) =>
-  async (visitorId: string, page: PageRequest): Promise<VisitorJourney> => {
+  async (visitor: Visitor, page: PageRequest): Promise<VisitorJourney> => {
     const [firstTouch, lastTouch, conversions, touches] = await Promise.all([
-      views.firstTouch(visitorId),
-      views.lastTouch(visitorId),
-      views.conversionCount(visitorId),
-      views.touches(visitorId, page),
+      views.firstTouch(visitor),
+      views.lastTouch(visitor),
+      views.conversionCount(visitor),
+      views.touches(visitor, page),
     ]);
-    if (!firstTouch && conversions === 0)
-      throw new NotFoundError('attribution.visitor-not-found', `no touches of visitor ${visitorId} yet`);
-    return { visitorId, firstTouch: firstTouch ?? null, lastTouch: lastTouch ?? null, conversions, touches };
+    if (!firstTouch && conversions === 0) {
+      const whose = visitor.appId === null ? 'of the tracking API' : `of application ${visitor.appId}`;
+      throw new NotFoundError('attribution.visitor-not-found', `no touches of visitor ${visitor.id} ${whose} yet`);
+    }
+    return { visitor, firstTouch: firstTouch ?? null, lastTouch: lastTouch ?? null, conversions, touches };
   };
 
 export const getConversionAttribution =

@@ -2,14 +2,15 @@ import type { DataIngested } from '../../shared/contracts/data-events.js';
 import { ValidationError } from '../../shared/errors.js';
 import type { Conversion } from './conversion.js';
 import type { Touch } from './touch.js';
-import { instantOf, parseConversionValue, parseExternalId, parseInstant, type InteractionType } from './values.js';
+import { instantOf, parseConversionValue, parseExternalId, parseInstant, sdkVisitor, type InteractionType } from './values.js';
 
 /**
  * Attribution from the Segment / RudderStack tracking API's messages (stored by ingestion as items
  * of channel `analytics_api`, the whole message as payload). A `page` or `track` message that carries
  * `context.campaign` (utm_*) or an outside referrer is a touch; a configured conversion event with a
- * numeric value property is a conversion. Visitors are scoped to their application (`app:user`), so
- * two applications' users never share a journey.
+ * numeric value property is a conversion. The visitor is the user of the application, kept apart
+ * from every other application's users and from the tracking API's visitors (see `Visitor`), so
+ * no one else's touches ever reach its conversions.
  */
 export type ConversionEvents = Readonly<Record<string, string>>;
 
@@ -55,12 +56,12 @@ export function attributionFromMessage(data: DataIngested['data'], conversionEve
   try {
     const user = idText(message.userId) ?? idText(message.anonymousId);
     if (!user) return {};
-    const visitorId = parseExternalId(`${data.partner_id}:${user}`, 'userId');
+    const visitor = sdkVisitor(data.partner_id, parseExternalId(user, 'userId'));
     const occurredAt = parseInstant(message.timestamp ?? data.received_at, 'timestamp');
     const source = campaignOf(message) ?? referralOf(message);
     const touch: Touch | undefined = source && {
       trackingEventId: data.item_id,
-      visitorId,
+      visitor,
       partnerId: parseExternalId(source.partner, 'context.campaign.source'),
       campaignId: parseExternalId(source.campaign, 'context.campaign.name'),
       interactionType: (message.type === 'page' ? 'view' : 'engagement') satisfies InteractionType,
@@ -72,7 +73,7 @@ export function attributionFromMessage(data: DataIngested['data'], conversionEve
       typeof value === 'number'
         ? {
             id: data.item_id,
-            visitorId,
+            visitor,
             value: parseConversionValue(value, `properties.${valueProperty}`),
             occurredAt,
             recordedAt: instantOf(new Date(data.received_at)),

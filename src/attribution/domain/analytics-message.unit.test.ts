@@ -32,7 +32,7 @@ describe('attribution from tracking-API messages', () => {
     );
     expect(touch).toEqual({
       trackingEventId: 'item-1',
-      visitorId: 'shop:a',
+      visitor: { appId: 'shop', id: 'a' },
       partnerId: 'ads',
       campaignId: 'winter',
       interactionType: 'engagement',
@@ -44,12 +44,22 @@ describe('attribution from tracking-API messages', () => {
     const order = (properties: object) =>
       attributionFromMessage(item({ type: 'track', event: 'Order Completed', userId: 'u', properties }), DEFAULT_CONVERSION_EVENTS)
         .conversion;
-    expect(order({ revenue: 12.5 })).toMatchObject({ id: 'item-1', visitorId: 'shop:u', value: 12.5 });
+    expect(order({ revenue: 12.5 })).toMatchObject({ id: 'item-1', visitor: { appId: 'shop', id: 'u' }, value: 12.5 });
     expect(order({ total: 12.5 })).toBeUndefined();
     expect(order({ revenue: -3 })).toBeUndefined();
     const signup = item({ type: 'track', event: 'Signed Up', userId: 'u', properties: { value: 1 } });
     expect(attributionFromMessage(signup, DEFAULT_CONVERSION_EVENTS)).toEqual({});
     expect(attributionFromMessage(signup, parseConversionEvents('Signed Up=value')).conversion?.value).toBe(1);
+  });
+
+  it("keeps the application and the user apart, whatever ':' either holds", () => {
+    const visitorOf = (appId: string, userId: string) =>
+      attributionFromMessage(
+        { ...item({ type: 'track', event: 'Order Completed', userId, properties: { revenue: 1 } }), partner_id: appId },
+        DEFAULT_CONVERSION_EVENTS,
+      ).conversion?.visitor;
+    expect(visitorOf('a:b', 'c')).toEqual({ appId: 'a:b', id: 'c' });
+    expect(visitorOf('a', 'b:c')).toEqual({ appId: 'a', id: 'b:c' });
   });
 
   it('ignores items that did not come through the tracking API', () => {

@@ -1,7 +1,7 @@
 import { ValidationError } from '../../shared/errors.js';
 import type { Conversion } from './conversion.js';
 import { compareTouches, type Touch } from './touch.js';
-import { shiftInstant, type ExternalId, type Instant } from './values.js';
+import { sameVisitor, shiftInstant, type ExternalId, type Instant } from './values.js';
 
 export const ATTRIBUTION_MODELS = ['first_touch', 'last_touch', 'linear', 'position_based'] as const;
 export type AttributionModel = (typeof ATTRIBUTION_MODELS)[number];
@@ -79,7 +79,7 @@ export function conversionsReachedBy(touch: Pick<Touch, 'occurredAt'>, lookbackM
 export function attributeConversion(conversion: Conversion, touches: readonly Touch[], lookbackMs: number): Credit[] {
   const window = lookbackWindowOf(conversion, lookbackMs);
   const eligible = touches
-    .filter((t) => t.visitorId === conversion.visitorId && t.occurredAt >= window.from && t.occurredAt <= window.to)
+    .filter((t) => sameVisitor(t.visitor, conversion.visitor) && t.occurredAt >= window.from && t.occurredAt <= window.to)
     .sort(compareTouches);
   return ATTRIBUTION_MODELS.flatMap((model) => {
     const byCampaign = new Map<string, { partnerId: ExternalId; campaignId: ExternalId; share: number }>();

@@ -10,22 +10,31 @@ import {
 } from './attribution-models.js';
 import type { Conversion } from './conversion.js';
 import type { Touch } from './touch.js';
-import type { ExternalId, Instant, InteractionType } from './values.js';
+import { sdkVisitor, trackedVisitor, type ExternalId, type Instant, type InteractionType, type Visitor } from './values.js';
 
 const THIRTY_DAYS = lookbackOfDays(30);
 
-const touch = (id: string, occurredAt: string, campaignId: string, partnerId: string, type: InteractionType = 'click'): Touch => ({
+const V1 = trackedVisitor('v-1' as ExternalId);
+
+const touch = (
+  id: string,
+  occurredAt: string,
+  campaignId: string,
+  partnerId: string,
+  type: InteractionType = 'click',
+  visitor: Visitor = V1,
+): Touch => ({
   trackingEventId: id,
-  visitorId: 'v-1' as ExternalId,
+  visitor,
   partnerId: partnerId as ExternalId,
   campaignId: campaignId as ExternalId,
   interactionType: type,
   occurredAt: occurredAt as Instant,
 });
 
-const conversion = (occurredAt: string, value: number, visitorId = 'v-1'): Conversion => ({
+const conversion = (occurredAt: string, value: number, visitor: Visitor = V1): Conversion => ({
   id: 'conv-1',
-  visitorId: visitorId as ExternalId,
+  visitor,
   value,
   occurredAt: occurredAt as Instant,
   recordedAt: occurredAt as Instant,
@@ -139,11 +148,32 @@ describe('crediting a conversion: small journeys', () => {
     expect(attributeConversion(converted, [], THIRTY_DAYS)).toEqual([]);
     expect(
       attributeConversion(
-        conversion('2026-11-30T12:00:00.000Z', 80, 'v-2'),
+        conversion('2026-11-30T12:00:00.000Z', 80, trackedVisitor('v-2' as ExternalId)),
         [touch('t1', '2026-11-29T00:00:00.000Z', 'c1', 'A')],
         THIRTY_DAYS,
       ),
     ).toEqual([]);
+  });
+
+  it('takes no touch of the same visitor id from another application or from the tracking API', () => {
+    const at = '2026-11-29T00:00:00.000Z';
+    const shopUser = sdkVisitor('shop', 'u1' as ExternalId);
+    const others = [
+      touch('t1', at, 'tracked', 'A', 'click', trackedVisitor('u1' as ExternalId)),
+      touch('t2', at, 'blog', 'A', 'click', sdkVisitor('blog', 'u1' as ExternalId)),
+      // "shop:u1" as one text names none of these: not the tracking API's visitor "shop:u1" ...
+      touch('t3', at, 'colon', 'A', 'click', trackedVisitor('shop:u1' as ExternalId)),
+      // ... nor app "shop:u1"'s user, nor app "sh"'s user "op:u1".
+      touch('t4', at, 'app-colon', 'A', 'click', sdkVisitor('shop:u1', 'u1' as ExternalId)),
+      touch('t5', at, 'split', 'A', 'click', sdkVisitor('sh', 'op:u1' as ExternalId)),
+    ];
+    expect(attributeConversion(conversion('2026-11-30T12:00:00.000Z', 80, shopUser), others, THIRTY_DAYS)).toEqual([]);
+    const own = touch('t6', at, 'own', 'A', 'click', shopUser);
+    expect(
+      creditsUnder('linear', attributeConversion(conversion('2026-11-30T12:00:00.000Z', 80, shopUser), [...others, own], THIRTY_DAYS)),
+    ).toEqual({
+      'own@A': [1, 80],
+    });
   });
 
   it('a shorter lookback window leaves older touches out', () => {

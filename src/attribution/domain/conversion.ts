@@ -6,14 +6,16 @@ import {
   parseExternalId,
   parseInstant,
   parseOccurredAt,
-  type ExternalId,
+  trackedVisitor,
   type Instant,
+  type Visitor,
 } from './values.js';
 
 /** A visitor did what the campaigns were for (bought, signed up): the value their touches share. */
 export interface Conversion {
   readonly id: string;
-  readonly visitorId: ExternalId;
+  /** A conversion of the tracking API (`ConversionRecorded`) has a visitor of the tracking API. */
+  readonly visitor: Visitor;
   readonly value: number;
   readonly occurredAt: Instant;
   readonly recordedAt: Instant;
@@ -43,10 +45,10 @@ export const noConversion: ConversionState = { status: 'absent' };
 
 export const conversionStreamId = (id: string) => `conversion-${id}`;
 
-/** Builds a valid conversion, or throws one ValidationError listing every invalid field. */
+/** Builds a valid conversion of a tracking-API visitor, or throws one ValidationError listing every invalid field. */
 export function conversionFromCommand(command: RecordConversionCommand, id: string, receivedAt: Date): Conversion {
-  const fields = parseAll<Pick<Conversion, 'visitorId' | 'value' | 'occurredAt'>>(INVALID_CONVERSION, 'conversion', {
-    visitorId: () => parseExternalId(command.visitorId, 'visitor_id'),
+  const fields = parseAll<Pick<Conversion, 'visitor' | 'value' | 'occurredAt'>>(INVALID_CONVERSION, 'conversion', {
+    visitor: () => trackedVisitor(parseExternalId(command.visitorId, 'visitor_id')),
     value: () => parseConversionValue(command.value),
     occurredAt: () => parseOccurredAt(command.occurredAt, receivedAt),
   });
@@ -62,7 +64,7 @@ export function decideRecordConversion(conversion: Conversion, state: Conversion
       type: 'ConversionRecorded',
       data: {
         conversion_id: conversion.id,
-        visitor_id: conversion.visitorId,
+        visitor_id: conversion.visitor.id,
         value: conversion.value,
         occurred_at: conversion.occurredAt,
         recorded_at: conversion.recordedAt,
@@ -83,7 +85,7 @@ export function conversionFromRecorded(data: unknown): Conversion {
   const fields = (data ?? {}) as Partial<Record<keyof ConversionRecorded['data'], unknown>>;
   return parseAll<Conversion>('attribution.unreadable-event', 'ConversionRecorded', {
     id: () => parseExternalId(fields.conversion_id, 'conversion_id') as string,
-    visitorId: () => parseExternalId(fields.visitor_id, 'visitor_id'),
+    visitor: () => trackedVisitor(parseExternalId(fields.visitor_id, 'visitor_id')),
     value: () => parseConversionValue(fields.value),
     occurredAt: () => parseInstant(fields.occurred_at, 'occurred_at'),
     recordedAt: () => parseInstant(fields.recorded_at, 'recorded_at'),

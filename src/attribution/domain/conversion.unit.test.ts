@@ -41,6 +41,8 @@ describe('Conversion', () => {
     ]);
     expect(conversionStreamId('conv-1')).toBe('conversion-conv-1');
     expect(conversionFromRecorded(events[0]?.data)).toEqual(conversion);
+    // The tracking API's conversions are of the tracking API's visitors, never of an application's users.
+    expect(conversion.visitor).toEqual({ appId: null, id: 'v-1' });
   });
 
   it('given a recorded conversion, recording it again is a conflict', () => {

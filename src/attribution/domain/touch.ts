@@ -1,11 +1,20 @@
 import { parseAll, ValidationError } from '../../shared/errors.js';
 import type { EventMetadata } from '../../shared/events.js';
-import { parseExternalId, parseInstant, parseInteractionType, type ExternalId, type Instant, type InteractionType } from './values.js';
+import {
+  parseExternalId,
+  parseInstant,
+  parseInteractionType,
+  trackedVisitor,
+  type ExternalId,
+  type Instant,
+  type InteractionType,
+  type Visitor,
+} from './values.js';
 
 /** One interaction of a visitor with a partner's campaign, as attribution knows it. */
 export interface Touch {
   readonly trackingEventId: string;
-  readonly visitorId: ExternalId;
+  readonly visitor: Visitor;
   readonly partnerId: ExternalId;
   readonly campaignId: ExternalId;
   readonly interactionType: InteractionType;
@@ -32,7 +41,7 @@ export function touchFromPublished(data: unknown, metadata: EventMetadata): Touc
   const fields = (data ?? {}) as Record<string, unknown>;
   return parseAll<Touch>('attribution.unreadable-event', 'TrackingEventRecorded', {
     trackingEventId: () => parseExternalId(fields.tracking_event_id, 'tracking_event_id') as string,
-    visitorId: () => parseExternalId(fields.visitor_id, 'visitor_id'),
+    visitor: () => trackedVisitor(parseExternalId(fields.visitor_id, 'visitor_id')),
     partnerId: () => parseExternalId(fields.partner_id, 'partner_id'),
     campaignId: () => parseExternalId(fields.campaign_id, 'campaign_id'),
     interactionType: () => parseInteractionType(fields.interaction_type),

@@ -18,7 +18,7 @@ describe('reading tracking_event.recorded.v1', () => {
   it('takes the fields attribution needs and ignores the others', () => {
     expect(touchFromPublished({ ...published, added_later: true }, { schema_version: 1 })).toEqual({
       trackingEventId: 't-1',
-      visitorId: 'v-1',
+      visitor: { appId: null, id: 'v-1' },
       partnerId: 'A',
       campaignId: 'c1',
       interactionType: 'click',

@@ -1,4 +1,4 @@
-import { instantOf, trackingValues, type Instant } from '../../shared/contracts/tracking-values.js';
+import { instantOf, trackingValues, type ExternalId, type Instant } from '../../shared/contracts/tracking-values.js';
 
 /** Value objects of attribution: the tracking event's rules (read back from its events) and a conversion's value. */
 export { INTERACTION_TYPES, instantOf } from '../../shared/contracts/tracking-values.js';
@@ -24,3 +24,22 @@ export function parseConversionValue(value: unknown, path = 'value'): number {
 export function shiftInstant(at: Instant, ms: number): Instant {
   return instantOf(new Date(Date.parse(at) + ms));
 }
+
+/**
+ * Whose visitor attribution follows. Visitor ids are chosen by clients, so each namespace is kept
+ * apart rather than joined into one text: the visitors the partner tracking API and
+ * `POST /api/v1/tracking/conversions` name (one namespace, shared by every partner), and the SDK
+ * users of each application. Two visitors are the same only when both parts are, whatever
+ * characters the ids hold.
+ */
+export interface Visitor {
+  /** The application whose SDK messages named the user; null for a visitor of the tracking API. */
+  readonly appId: string | null;
+  readonly id: ExternalId;
+}
+
+export const trackedVisitor = (id: ExternalId): Visitor => ({ appId: null, id });
+export const sdkVisitor = (appId: string, id: ExternalId): Visitor => ({ appId, id });
+export const sameVisitor = (a: Visitor, b: Visitor): boolean => a.appId === b.appId && a.id === b.id;
+/** One text per visitor, for keys of maps: JSON keeps the two parts apart. */
+export const visitorKey = (visitor: Visitor): string => JSON.stringify([visitor.appId, visitor.id]);

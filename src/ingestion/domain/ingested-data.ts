@@ -32,6 +32,8 @@ export interface IngestDataCommand {
   readonly payload: unknown;
   readonly channel: Channel;
   readonly request?: RequestContext;
+  /** When the request arrived, where the caller already stamped it (a tracking message's `receivedAt`): one instant for both. */
+  readonly receivedAt?: Date;
 }
 
 export interface IngestedItem {
@@ -54,8 +56,8 @@ export const initialState: IngestedDataState = { status: 'absent' };
 export { dataStreamId };
 
 /** The factory: builds a valid item from a command, or throws a ValidationError naming the field. */
-export function itemFromCommand(command: IngestDataCommand, id: string, receivedAt: Date): IngestedItem {
-  const at = timestampOf(receivedAt);
+export function itemFromCommand(command: IngestDataCommand, id: string, now: Date): IngestedItem {
+  const at = timestampOf(command.receivedAt ?? now);
   return {
     id,
     partnerId: parsePartnerId(command.partnerId),

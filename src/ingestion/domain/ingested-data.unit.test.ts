@@ -33,6 +33,15 @@ describe('IngestedData', () => {
     });
   });
 
+  it('stamps the item with the arrival time its caller gives, else with now', () => {
+    const arrived = new Date('2026-11-24T09:59:59.998Z');
+    expect(itemFromCommand(command({ receivedAt: arrived }), 'id-1', at)).toMatchObject({
+      receivedAt: '2026-11-24T09:59:59.998Z',
+      metadata: { received_at: '2026-11-24T09:59:59.998Z' },
+    });
+    expect(itemFromCommand(command(), 'id-1', at).receivedAt).toBe('2026-11-24T10:00:00.000Z');
+  });
+
   it('given an ingested item, ingesting it again is a conflict', () => {
     const item = itemFromCommand(command(), 'id-1', at);
     const state = decideIngest(item, initialState).reduce(evolve, initialState);

@@ -18,6 +18,7 @@ const delivery = (fields: Partial<Delivery>): Delivery => ({
   orderingKey: null,
   position: 1,
   receivedAt: '2026-12-03T10:00:00.000Z',
+  earlierAttempts: 0,
   webhookId: 'msg_1',
   replayJobId: null,
   ...fields,

@@ -8,6 +8,7 @@ import { decideAttempt, decideInterrupted, INTERRUPTED, type AttemptDecision, ty
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
 import { ruleStreamId, type RoutingRuleToggled } from '../domain/routing-rule.js';
 import type { DeliveryRequest, QueuePublisher, WebhookSender } from './destination.js';
+import { destinationKeyOfRule } from './destination-key.js';
 import type {
   BreakerStoreFor,
   Delivery,
@@ -16,6 +17,7 @@ import type {
   RuleCatalogFor,
   SecretVaultFor,
   StoredRule,
+  TallyStoreFor,
 } from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
 
@@ -37,6 +39,8 @@ export interface AttemptDeps {
   readonly onOutcome?: (destinationType: string, status: string) => void;
   readonly breakers: BreakerStoreFor;
   readonly breakerPolicy: BreakerPolicy;
+  /** Attempt tallies per destination, for the destinations view and the success-rate metric. */
+  readonly tallies: TallyStoreFor;
   /** Names this worker's leases and in-flight attempts: after a restart under the same name it takes them back at once. */
   readonly workerId: string;
   /** Every attempt that reached a destination, for per-destination metrics. */
@@ -113,6 +117,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
         deliveryId: delivery.deliveryId,
         ruleId: delivery.ruleId,
         attempt,
+        earlierAttempts: delivery.earlierAttempts,
         at: now,
         schedule: deps.retrySchedule,
         random: deps.random(),
@@ -124,15 +129,39 @@ export function deliveryAttempts(deps: AttemptDeps): {
       if (rule?.is_active && rule.destination_type === 'database' && decision.status === 'succeeded')
         await writeRow(tx, delivery, rule, now);
       await recordDecision(tx, delivery, attempt, decision, outcome, now);
-      if (reachable) {
+      if (rule && reachable) {
+        // The destination this attempt went to: if the rule has moved on since, its outcome is the
+        // old destination's business and leaves the new one's circuit alone.
+        const destination = destinationKeyOfRule(rule);
         const breakers = deps.breakers(tx.db);
         const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId) ?? closedBreaker;
-        breaker = afterAttempt(current, outcome.outcome === 'retry' ? 'down' : 'up', now, deps.breakerPolicy);
+        const next = afterAttempt(current, outcome.outcome === 'retry' ? 'down' : 'up', now, deps.breakerPolicy);
         // A success on a healthy destination changes nothing: no write.
-        if (breaker.state !== current.state || breaker.failures !== current.failures || breaker.nextProbeAt !== current.nextProbeAt)
-          await breakers.save(delivery.ruleId, breaker, now.toISOString());
-        if (breaker.state === 'open' && current.state === 'closed')
-          deps.logger.warn({ rule_id: delivery.ruleId, failures: breaker.failures }, 'circuit opened: the destination keeps failing');
+        const changed = next.state !== current.state || next.failures !== current.failures || next.nextProbeAt !== current.nextProbeAt;
+        if (!changed) breaker = next;
+        else if (await breakers.save(delivery.ruleId, next, now.toISOString(), destination)) {
+          breaker = next;
+          if (next.state === 'open' && current.state === 'closed')
+            deps.logger.warn({ rule_id: delivery.ruleId, failures: next.failures }, 'circuit opened: the destination keeps failing');
+        } else
+          deps.logger.debug(
+            { rule_id: delivery.ruleId, delivery_id: delivery.deliveryId },
+            'an attempt to the rule’s former destination finished after the change: the new destination’s circuit is left alone',
+          );
+        const delivered = outcome.outcome === 'delivered' ? 1 : 0;
+        await deps.tallies(tx.db).add(
+          [
+            {
+              ruleId: delivery.ruleId,
+              destination,
+              attempts: 1,
+              delivered,
+              failed: 1 - delivered,
+              totalDurationMs: outcome.durationMs,
+            },
+          ],
+          now.toISOString(),
+        );
       } else {
         // Nothing was sent (the rule is disabled or deleted), so this cannot have been the probe the
         // circuit waits for: give the probe back at once rather than after its lease, or each of the
@@ -248,6 +277,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
           deliveryId,
           ruleId: delivery.ruleId,
           attempt,
+          earlierAttempts: delivery.earlierAttempts,
           at: now,
           schedule: deps.retrySchedule,
         });

@@ -2,41 +2,22 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../../shared/clock.js';
 import { MAX_PAGE_SIZE, type Page, type PageRequest } from '../../shared/pagination.js';
 import { closedBreaker, type Breaker } from '../domain/circuit-breaker.js';
-import type { AttemptObservation } from './delivery-worker.js';
-import type { BreakerStoreFor, DeliveryStoreFor, RuleCatalog } from './ports.js';
-
-/** Attempts to one destination since this process started. */
-export interface AttemptTally {
-  attempts: number;
-  delivered: number;
-  failed: number;
-  totalDurationMs: number;
-}
-
-/** Counts attempts per rule in memory, for the destinations view (Prometheus keeps its own counters). */
-export function attemptTallies() {
-  const tallies = new Map<string, AttemptTally>();
-  return {
-    observe(attempt: AttemptObservation) {
-      const tally = tallies.get(attempt.ruleId) ?? { attempts: 0, delivered: 0, failed: 0, totalDurationMs: 0 };
-      tally.attempts++;
-      if (attempt.outcome === 'delivered') tally.delivered++;
-      else tally.failed++;
-      tally.totalDurationMs += attempt.durationMs;
-      tallies.set(attempt.ruleId, tally);
-    },
-    get: (ruleId: string) => tallies.get(ruleId),
-  };
-}
+import type { ConditionErrorOf } from './condition-errors.js';
+import { destinationKeyOfRule } from './destination-key.js';
+import type { AttemptTally, BreakerStoreFor, DeliveryStoreFor, RuleCatalog, TallyStoreFor } from './ports.js';
 
 export interface DestinationView {
   readonly ruleId: string;
   readonly appId: string;
   readonly ruleName: string;
   readonly destinationType: string;
+  /** The rule's own switch. A rule whose condition cannot run is still active: it sends what it matched before. */
   readonly isActive: boolean;
+  /** Why the rule's condition cannot run under today's limits (it matches no new event), or null. */
+  readonly conditionError: string | null;
   readonly circuit: Breaker;
   readonly pending: number;
+  /** Attempts to the rule's current destination: since the rule was made, or since its destination last changed. */
   readonly tally: AttemptTally | undefined;
 }
 
@@ -46,7 +27,8 @@ export interface DestinationDeps {
   readonly catalog: RuleCatalog;
   readonly breakers: BreakerStoreFor;
   readonly deliveries: DeliveryStoreFor;
-  readonly tally: (ruleId: string) => AttemptTally | undefined;
+  readonly tallies: TallyStoreFor;
+  readonly conditionError: ConditionErrorOf;
 }
 
 /** A page of rules' destinations (by rule id) with their circuit, backlog and how their attempts went. */
@@ -55,16 +37,21 @@ export const listDestinations =
   async (page: PageRequest): Promise<Page<DestinationView>> => {
     const rules = await deps.catalog.listAll(page);
     const ids = rules.items.map((rule) => rule.rule_id);
-    const [breakers, pending] = await Promise.all([deps.breakers(deps.db).get(ids), deps.deliveries(deps.db).pendingByRule(ids)]);
+    const [breakers, pending, tallies] = await Promise.all([
+      deps.breakers(deps.db).get(ids),
+      deps.deliveries(deps.db).pendingByRule(ids),
+      deps.tallies(deps.db).get(rules.items.map((rule) => ({ ruleId: rule.rule_id, destination: destinationKeyOfRule(rule) }))),
+    ]);
     const items = rules.items.map((rule) => ({
       ruleId: rule.rule_id,
       appId: rule.app_id,
       ruleName: rule.rule_name,
       destinationType: rule.destination_type,
       isActive: rule.is_active,
+      conditionError: deps.conditionError(rule),
       circuit: breakers.get(rule.rule_id) ?? closedBreaker,
       pending: pending.get(rule.rule_id) ?? 0,
-      tally: deps.tally(rule.rule_id),
+      tally: tallies.get(rule.rule_id),
     }));
     return { items, nextCursor: rules.nextCursor };
   };

@@ -2,7 +2,6 @@ import type { Clock } from '../../shared/clock.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { AppendRequest, EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
-import { closedBreaker } from '../domain/circuit-breaker.js';
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
 import {
   changesDestination,
@@ -11,6 +10,7 @@ import {
   decideRotate,
   decideToggle,
   decideUpdate,
+  destinationKeyOf,
   evolveRule,
   noRule,
   parseRule,
@@ -20,7 +20,7 @@ import {
   type RuleInput,
   type RuleState,
 } from '../domain/routing-rule.js';
-import type { BreakerStoreFor, DestinationTables, RuleCatalog, SecretVaultFor, StoredRule } from './ports.js';
+import type { BreakerStoreFor, DestinationTables, RuleCatalog, SecretVaultFor, StoredRule, TallyStoreFor } from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
 
 /** A rule event with the signing secret that goes with it, committed together. */
@@ -31,19 +31,32 @@ export interface RuleChange {
   readonly secret?: string;
   /** Make sure the rule has a secret: a new one is made unless one is stored. */
   readonly ensureSecret?: boolean;
-  /** The rule's destination changed: its circuit starts closed, as of this time. The old one's failures say nothing of it. */
-  readonly resetCircuitAt?: string;
+  /**
+   * The rule's destination changed (to `destination`, its key): its circuit starts closed and its
+   * attempts are counted from zero, as of this time. The old one's failures say nothing of it.
+   */
+  readonly newDestination?: { readonly destination: string; readonly at: string };
 }
 
 /** Commits a rule change; answers the secret it made, if it made one. */
 export type SaveRuleChange = (change: RuleChange) => Promise<{ readonly madeSecret?: string }>;
 
 export const saveRuleChange =
-  ({ store, vault, breakers, newSigningSecret }: Pick<RuleDeps, 'store' | 'vault' | 'breakers' | 'newSigningSecret'>): SaveRuleChange =>
+  ({
+    store,
+    vault,
+    breakers,
+    tallies,
+    newSigningSecret,
+  }: Pick<RuleDeps, 'store' | 'vault' | 'breakers' | 'tallies' | 'newSigningSecret'>): SaveRuleChange =>
   (change) =>
     store.transaction(async (tx) => {
       await tx.append(change.append);
-      if (change.resetCircuitAt !== undefined) await breakers(tx.db).save(change.ruleId, closedBreaker, change.resetCircuitAt);
+      if (change.newDestination !== undefined) {
+        const { destination, at } = change.newDestination;
+        await breakers(tx.db).reset(change.ruleId, destination, at);
+        await tallies(tx.db).clear(change.ruleId);
+      }
       const secrets = vault(tx.db);
       if (change.secret !== undefined) await secrets.set(change.ruleId, change.secret);
       if (change.ensureSecret && !(await secrets.get(change.ruleId))) {
@@ -63,6 +76,7 @@ export interface RuleDeps {
   readonly catalog: RuleCatalog;
   readonly vault: SecretVaultFor;
   readonly breakers: BreakerStoreFor;
+  readonly tallies: TallyStoreFor;
   readonly evaluator: RuleEvaluator;
   readonly destinationTables: DestinationTables;
   readonly applicationExists: (appId: string) => Promise<boolean>;
@@ -150,7 +164,9 @@ async function saveRule(deps: RuleDeps, ruleId: string, inputFrom: (current: Rul
     ruleId,
     append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
     ensureSecret: fields.destination_type === 'webhook',
-    ...(changesDestination(state.fields, fields) ? { resetCircuitAt: event.data.updated_at } : {}),
+    ...(changesDestination(state.fields, fields)
+      ? { newDestination: { destination: destinationKeyOf(fields), at: event.data.updated_at } }
+      : {}),
   });
   deps.evaluator.invalidate(fields.app_id);
   const stored = await deps.catalog.get(ruleId);

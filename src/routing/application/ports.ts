@@ -60,6 +60,11 @@ export interface Delivery {
   /** The id receivers see (`webhook-id`); the delivery id unless a replay kept or renewed another. */
   readonly webhookId: string;
   readonly replayJobId: string | null;
+  /**
+   * Attempts made before the delivery was last replayed from the dead-letter queue (0 if never): the
+   * retry schedule starts over after them, and attempt numbers go on.
+   */
+  readonly earlierAttempts: number;
 }
 
 export interface Attempt {
@@ -155,6 +160,7 @@ export interface DeliveryStore {
     },
     attempt: Attempt | undefined,
   ): Promise<void>;
+  /** A dead letter due again now, with the whole retry schedule ahead of it (its earlier attempts stay as they are). */
   requeue(deliveryId: string, at: string): Promise<Delivery | undefined>;
   get(deliveryId: string): Promise<Delivery | undefined>;
   /** Newest first: by creation time, then id, both descending. */
@@ -180,16 +186,53 @@ export interface DeliveryStore {
   cancelJob(jobId: string, at: string): Promise<number>;
 }
 
+/**
+ * One circuit per rule, about the destination it was last set for (`destination`, a key from
+ * `destinationKeyOf`): an attempt to a destination the rule has left since is not its business.
+ */
 export interface BreakerStore {
   get(ruleIds: readonly string[]): Promise<Map<string, Breaker>>;
   all(): Promise<Array<{ ruleId: string; breaker: Breaker; updatedAt: string }>>;
-  save(ruleId: string, breaker: Breaker, at: string): Promise<void>;
+  /**
+   * Stores the circuit after an attempt to `destination`; false, storing nothing, when the rule's
+   * circuit is another destination's (its destination changed while the attempt was in flight).
+   */
+  save(ruleId: string, breaker: Breaker, at: string, destination: string): Promise<boolean>;
+  /** A closed circuit for the rule's new destination, whatever the circuit was. */
+  reset(ruleId: string, destination: string, at: string): Promise<void>;
   /** Takes the one probe of an open circuit; false when another worker took it first. */
   startProbe(ruleId: string, breaker: Breaker, now: string, owner: string): Promise<boolean>;
   /** Probes this worker had in flight (when it stopped, or of one rule) may go again at once. */
   releaseProbes(owner: string, now: string, ruleId?: string): Promise<void>;
   /** The earliest time after `now` an open circuit may probe (a probe already due is found by the claim). */
   nextProbeAt(now: string): Promise<string | undefined>;
+}
+
+/** Attempts to one destination of a rule, counted as their outcomes are recorded. */
+export interface AttemptTally {
+  readonly attempts: number;
+  readonly delivered: number;
+  readonly failed: number;
+  readonly totalDurationMs: number;
+}
+
+/** What some attempts to a rule's destination add to its tally. */
+export interface TallyIncrement extends AttemptTally {
+  readonly ruleId: string;
+  /** The destination the attempts went to (`destinationKeyOf`). */
+  readonly destination: string;
+}
+
+/**
+ * Attempt tallies per rule and destination, stored with the outcomes they count (in the same
+ * transaction), so they survive restarts and every replica adds to the same ones.
+ */
+export interface TallyStore {
+  add(increments: readonly TallyIncrement[], at: string): Promise<void>;
+  /** Each rule's tally for the given destination (its current one); rules without attempts to it are left out. */
+  get(rules: ReadonlyArray<{ readonly ruleId: string; readonly destination: string }>): Promise<Map<string, AttemptTally>>;
+  /** Forgets a rule's tallies: its destination changed, or it was deleted. */
+  clear(ruleId: string): Promise<void>;
 }
 
 export type ReplayStatus = 'running' | 'completed' | 'cancelled' | 'failed';
@@ -263,4 +306,5 @@ export interface IngestedItems {
  */
 export type DestinationTablesFor = (db: Kysely<object>, afterCommit?: (callback: () => void) => void) => DestinationTables;
 export type BreakerStoreFor = (db: Kysely<object>) => BreakerStore;
+export type TallyStoreFor = (db: Kysely<object>) => TallyStore;
 export type ReplayStoreFor = (db: Kysely<object>) => ReplayStore;

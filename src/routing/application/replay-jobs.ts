@@ -5,7 +5,7 @@ import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import { OverBudget, workBudget } from '../../shared/work-budget.js';
-import { compileCondition } from '../domain/condition.js';
+import { compileCondition, conditionProblem } from '../domain/condition.js';
 import { deliveryIdOf } from '../domain/delivery.js';
 import { orderingKeyOf } from '../domain/ordering-key.js';
 import { freshWebhookIdOf, parseReplayRequest, replayDeliveryIdOf } from '../domain/replay.js';
@@ -22,6 +22,7 @@ import type {
 } from './ports.js';
 import { RULE_STEPS_PER_EVENT } from './rule-evaluator.js';
 import { deliveryBodyOf, routedDocumentOf } from './routing-scheduler.js';
+import type { ConditionErrorOf } from './condition-errors.js';
 
 export interface ReplayDeps {
   readonly store: EventStore;
@@ -44,6 +45,8 @@ export interface ReplayDeps {
   readonly window?: number;
   /** New deliveries are due: wakes the delivery worker. */
   readonly onScheduled: () => void;
+  /** Why a stored rule's condition cannot run today (a re-evaluating job cannot go on with it). */
+  readonly conditionError: ConditionErrorOf;
 }
 
 export interface ReplayProgress {
@@ -68,7 +71,8 @@ export function assertReplayable(ruleId: string, state: RuleState): void {
 export const startReplay =
   (deps: ReplayDeps) =>
   async (ruleId: string, input: { from?: unknown; to?: unknown; reevaluate?: unknown; fresh_ids?: unknown }): Promise<ReplayJob> => {
-    assertReplayable(ruleId, await deps.ruleState(ruleId));
+    const state = await deps.ruleState(ruleId);
+    assertReplayable(ruleId, state);
     const now = deps.clock.now();
     const request = parseReplayRequest(input, now);
     if (request.reevaluate && !deps.ingested)
@@ -76,6 +80,13 @@ export const startReplay =
         'routing.reevaluate-unavailable',
         'this routing service does not hold the ingested events: reevaluate is available in the embedded mode only',
         [{ path: 'reevaluate', message: 'not available here' }],
+      );
+    const unevaluable = request.reevaluate && state.status === 'live' ? conditionProblem(state.fields.condition) : null;
+    if (unevaluable !== null)
+      throw new ValidationError(
+        'routing.condition-unevaluable',
+        `rule ${ruleId}'s condition cannot run under today's limits, so it cannot be re-evaluated (replace it with PUT): ${unevaluable}`,
+        [{ path: 'reevaluate', message: 'the rule’s condition cannot run' }],
       );
     const at = now.toISOString();
     const window = { from: request.from, to: request.to };
@@ -210,6 +221,15 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
     if (!rule?.is_active) {
       await deps.store.transaction(async (tx) => {
         if (await deps.replays(tx.db).finish(job.jobId, 'failed', at, rule ? 'the rule was disabled' : 'the rule was deleted'))
+          await deps.deliveries(tx.db).cancelJob(job.jobId, at);
+      });
+      return;
+    }
+    // A job started before an upgrade whose limits refuse the rule's condition: it cannot go on.
+    const unevaluable = job.reevaluate ? deps.conditionError(rule) : null;
+    if (unevaluable !== null) {
+      await deps.store.transaction(async (tx) => {
+        if (await deps.replays(tx.db).finish(job.jobId, 'failed', at, `the rule's condition cannot run: ${unevaluable}`))
           await deps.deliveries(tx.db).cancelJob(job.jobId, at);
       });
       return;

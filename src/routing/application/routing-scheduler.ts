@@ -7,7 +7,17 @@ import { deliveryIdOf } from '../domain/delivery.js';
 import { orderingKeyOf } from '../domain/ordering-key.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../domain/routing-rule.js';
 import type { DatabaseConfig } from '../domain/destination-config.js';
-import type { DeliveryStoreFor, DestinationRow, DestinationTablesFor, NewDelivery, RuleCatalogFor } from './ports.js';
+import { destinationKeyOfRule } from './destination-key.js';
+import type {
+  DeliveryStoreFor,
+  DestinationRow,
+  DestinationTablesFor,
+  NewDelivery,
+  RuleCatalogFor,
+  StoredRule,
+  TallyIncrement,
+  TallyStoreFor,
+} from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
 
 export interface SchedulerDeps {
@@ -16,10 +26,12 @@ export interface SchedulerDeps {
   readonly deliveries: DeliveryStoreFor;
   /** Database destinations are written here, as their deliveries are scheduled. */
   readonly tables: DestinationTablesFor;
+  /** Each delivery made while scheduling counts as one delivered attempt of its destination. */
+  readonly tallies: TallyStoreFor;
   readonly evaluator: RuleEvaluator;
   /** Wakes the delivery worker once new deliveries are committed. */
   readonly onScheduled: () => void;
-  /** Each delivery made while scheduling (database destinations), for the metrics and the destinations view. */
+  /** Each delivery made while scheduling (database destinations), for the metrics. */
   readonly onDelivered?: (delivery: { readonly ruleId: string; readonly destinationType: string }) => void;
   /** Called for every rule event read: cached rules are forgotten. */
   readonly onRuleChanged?: (ruleId: string) => void;
@@ -39,6 +51,7 @@ export function routingScheduler({
   rules,
   deliveries,
   tables,
+  tallies,
   evaluator,
   onScheduled,
   onDelivered,
@@ -52,7 +65,7 @@ export function routingScheduler({
     async handle(events, tx) {
       const now = clock.now().toISOString();
       const catalog = rules(tx.db);
-      const planned: Array<{ cause: RecordedEvent; delivery: NewDelivery; table: string | undefined }> = [];
+      const planned: Array<{ cause: RecordedEvent; delivery: NewDelivery; table: string | undefined; rule: StoredRule }> = [];
       for (const event of events) {
         if (event.type !== 'DataIngested') {
           const changed = (event as unknown as RoutingRuleEvent).data;
@@ -78,6 +91,7 @@ export function routingScheduler({
           planned.push({
             cause: event,
             table,
+            rule,
             delivery: {
               deliveryId: deliveryIdOf(item.item_id, ruleId, item.received_at),
               ruleId,
@@ -100,8 +114,13 @@ export function routingScheduler({
       const inserted = new Set(await deliveries(tx.db).schedule(planned.map((p) => p.delivery)));
       const made = planned.filter((p) => inserted.has(p.delivery.deliveryId));
       const rowsByTable = new Map<string, DestinationRow[]>();
-      for (const { delivery, table } of made) {
+      // Deliveries made here, per rule: a delivered attempt each, added to the tallies once per batch.
+      const madeByRule = new Map<string, { rule: StoredRule; made: number }>();
+      for (const { delivery, table, rule } of made) {
         if (table === undefined) continue;
+        const counted = madeByRule.get(rule.rule_id);
+        if (counted) counted.made++;
+        else madeByRule.set(rule.rule_id, { rule, made: 1 });
         const rows = rowsByTable.get(table) ?? [];
         rows.push({
           delivery_id: delivery.deliveryId,
@@ -141,6 +160,17 @@ export function routingScheduler({
           return { streamId: dataStreamId(itemId), events: [{ ...routed, metadata: causedBy(cause) }] };
         }),
       );
+      if (madeByRule.size > 0) {
+        const increments: TallyIncrement[] = [...madeByRule.values()].map(({ rule, made: n }) => ({
+          ruleId: rule.rule_id,
+          destination: destinationKeyOfRule(rule),
+          attempts: n,
+          delivered: n,
+          failed: 0,
+          totalDurationMs: 0,
+        }));
+        await tallies(tx.db).add(increments, now);
+      }
       // Counted and announced once committed: a pass that is rolled back and retried counts once.
       tx.afterCommit(() => {
         for (const { table, delivery } of made) if (table !== undefined) onDelivered?.(delivery);

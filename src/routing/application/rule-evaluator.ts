@@ -2,11 +2,12 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { ValidationError } from '../../shared/errors.js';
 import { OverBudget, workBudget, type WorkBudget } from '../../shared/work-budget.js';
 import { compileCondition, type ConditionTest } from '../domain/condition.js';
+import { conditionErrors, type ConditionErrorOf } from './condition-errors.js';
 import type { StoredRule } from './ports.js';
 
 /**
  * What evaluating an application's rules may cost on one event, in steps (`condition-cost.ts`):
- * about 120 ms of the HTTP thread at worst, which nothing else waits longer than. An event of
+ * about 150 ms of the HTTP thread at worst, which nothing else waits longer than. An event of
  * ordinary size meets a few thousand steps; one that needs more is refused (422).
  */
 export const RULE_STEPS_PER_EVENT = 10_000_000;
@@ -60,21 +61,41 @@ export interface RuleCacheOptions {
   readonly now?: () => number;
 }
 
+export interface EvaluatorOptions extends RuleCacheOptions {
+  /** Why a stored rule's condition cannot run today (shared with the rule API, which shows it). */
+  readonly conditionError?: ConditionErrorOf;
+  /** A rule left out because its condition cannot run: told once per rule version, not per event. */
+  readonly onUnevaluable?: (rule: StoredRule, error: string) => void;
+}
+
 /**
  * Evaluates an application's active rules on the ingest path, highest priority first. Conditions
  * are compiled once per rule version and cached per application until a rule event invalidates them
- * (or they reach `maxAgeMs`).
+ * (or they reach `maxAgeMs`). A stored rule whose condition today's limits refuse (saved by an older
+ * release) is left out: it is not evaluated and matches nothing until it is replaced.
  */
-export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]>, options: RuleCacheOptions = {}): RuleEvaluator {
+export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]>, options: EvaluatorOptions = {}): RuleEvaluator {
   const maxAgeMs = options.maxAgeMs ?? Number.POSITIVE_INFINITY;
   const now = options.now ?? performance.now.bind(performance);
+  const conditionError = options.conditionError ?? conditionErrors();
+  const told = new Set<string>();
+  const runnable = (rule: StoredRule) => {
+    const error = conditionError(rule);
+    if (error === null) return true;
+    const version = `${rule.rule_id}\u0000${rule.updated_at}`;
+    if (!told.has(version)) {
+      told.add(version);
+      options.onUnevaluable?.(rule, error);
+    }
+    return false;
+  };
   const cache = new Map<string, { readonly rules: Promise<CompiledRule[]>; readonly loadedAt: number }>();
   const compiled = (appId: string) => {
     const cached = cache.get(appId);
     if (cached && now() - cached.loadedAt <= maxAgeMs) return cached.rules;
     const rules = loadRules(appId).then((all) =>
       all
-        .filter((rule) => rule.is_active)
+        .filter((rule) => rule.is_active && runnable(rule))
         .sort((a, b) => b.priority - a.priority)
         .map((rule) => ({ ruleId: rule.rule_id, eventTypeFilter: rule.event_type_filter, test: compileCondition(rule.condition) })),
     );

@@ -4,9 +4,9 @@ import { STEPS_PER_REQUEST, workBudget } from '../../shared/work-budget.js';
 import type { StoredRule } from './ports.js';
 import { RULE_STEPS_PER_EVENT, ruleEvaluator } from './rule-evaluator.js';
 
-const rule = (condition: object): StoredRule =>
+const rule = (condition: object, ruleId = 'r1', updatedAt = '2026-11-24T10:00:00.000Z'): StoredRule =>
   ({
-    rule_id: 'r1',
+    rule_id: ruleId,
     app_id: 'shop',
     rule_name: 'r',
     event_type_filter: null,
@@ -16,6 +16,7 @@ const rule = (condition: object): StoredRule =>
     priority: 0,
     is_active: true,
     created_at: '2026-11-24T10:00:00.000Z',
+    updated_at: updatedAt,
   }) as unknown as StoredRule;
 
 const event = {
@@ -111,5 +112,41 @@ describe('what evaluating rules may cost', () => {
     request.spend(RULE_STEPS_PER_EVENT);
     expect(await turns()).toBe(true);
     expect(await turns()).toBe(false);
+  });
+});
+
+describe('a stored rule whose condition today’s limits refuse', () => {
+  // Saved by a release before these were refused: a pattern RE2 cannot run, alone or under $not, and too many comparisons.
+  const refused = {
+    backreference: rule({ 'properties.name': { $regex: '(a)\\1' } }, 'backreference'),
+    negated: rule({ 'properties.name': { $not: { $regex: '(a)\\1' } } }, 'negated'),
+    branches: rule(
+      { $or: [...Array.from({ length: 150 }, (_, i) => ({ [`properties.f${i}`]: 1 })), { 'properties.revenue': 120 }] },
+      'branches',
+    ),
+  };
+  const runnable = rule({ 'properties.revenue': { $gt: 100 } }, 'runnable');
+
+  it('is not evaluated and matches nothing, even where its condition alone would match, and is told once per version', async () => {
+    let stored = [...Object.values(refused), runnable];
+    const told: Array<[string, string]> = [];
+    const evaluator = ruleEvaluator(async () => stored, { onUnevaluable: (r, error) => told.push([r.rule_id, error]) });
+    for (let i = 0; i < 3; i++) {
+      const decision = await evaluator.evaluate({ ...event, payload: { ...event.payload, properties: { revenue: 120, name: 'bb' } } });
+      expect(decision).toEqual({ summary: { rules_evaluated: 1, rules_matched: 1, rules_executed: 1 }, matchedRuleIds: ['runnable'] });
+      // Compiled again, as after any rule event of the application: still told only once.
+      evaluator.invalidate('shop');
+    }
+    expect(told.map(([ruleId]) => ruleId).sort()).toEqual(['backreference', 'branches', 'negated']);
+    expect(Object.fromEntries(told)).toMatchObject({
+      backreference: expect.stringMatching(/unsupported regular expression/),
+      branches: 'condition: makes 151 comparisons, more than 100 (use $in for a list of values)',
+    });
+
+    // Replaced with a condition that runs (a new version): evaluated again, and nothing more is told.
+    stored = [rule({ 'properties.name': { $regex: '^b' } }, 'backreference', '2026-11-25T10:00:00.000Z'), runnable];
+    const fixed = await evaluator.evaluate({ ...event, payload: { ...event.payload, properties: { revenue: 120, name: 'bb' } } });
+    expect(fixed.matchedRuleIds.sort()).toEqual(['backreference', 'runnable']);
+    expect(told).toHaveLength(3);
   });
 });

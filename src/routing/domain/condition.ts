@@ -171,6 +171,21 @@ export function validateCondition(condition: unknown): Condition {
 }
 
 /**
+ * Why a stored condition cannot run under today's limits (operators, patterns RE2 can run, their
+ * size, comparisons...), or null when it can. A rule saved by an older release may hold one that
+ * saving refuses today: it must not run on the ingest path, where those limits protect every request.
+ */
+export function conditionProblem(condition: Condition): string | null {
+  try {
+    validateCondition(condition);
+    return null;
+  } catch (error) {
+    if (error instanceof ValidationError) return error.message;
+    throw error;
+  }
+}
+
+/**
  * A compiled condition: tests an event's document, having first counted what the test costs against
  * `budget` (`condition-cost.ts`). When the cost does not fit, `OverBudget` is thrown before sift runs.
  * `sizes` remembers the sizes of the document's values across the rules tested on it.

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../shared/errors.js';
 import * as siftNamespace from 'sift';
 import { workBudget } from '../../shared/work-budget.js';
-import { compileCondition, validateCondition, type Condition } from './condition.js';
+import { compileCondition, conditionProblem, validateCondition, type Condition } from './condition.js';
 
 const event = {
   event_type: 'order_created',
@@ -87,6 +87,17 @@ describe('rule conditions', () => {
   it('never matches with a stored pattern RE2 cannot run (saved before patterns were checked), instead of throwing', () => {
     const test = compileCondition({ 'payload.s': { $regex: '(a)\\1' } });
     expect(test({ payload: { s: 'aa' } }, unlimited())).toBe(false);
+  });
+
+  it('says why a stored condition cannot run under today’s limits, and nothing for one that can', () => {
+    expect(conditionProblem({ 'payload.s': { $regex: '^a' } })).toBeNull();
+    expect(conditionProblem({})).toBeNull();
+    expect(conditionProblem({ 'payload.s': { $not: { $regex: '(a)\\1' } } })).toMatch(
+      /^condition\.payload\.s\.\$not\.\$regex: unsupported regular expression: .*backreferences/,
+    );
+    const branches = { $or: Array.from({ length: 150 }, (_, i) => ({ [`payload.f${i}`]: 1 })) };
+    expect(conditionProblem(branches)).toBe('condition: makes 150 comparisons, more than 100 (use $in for a list of values)');
+    expect(conditionProblem({ 'payload.s': { $where: 'true' } })).toMatch(/unknown or forbidden operator \$where/);
   });
 
   it('lists every problem of a condition at once', () => {

@@ -47,8 +47,13 @@ interface AttemptContext {
   readonly itemId: string;
   readonly deliveryId: string;
   readonly ruleId: string;
-  /** The attempt just made, from 1. */
+  /** The attempt just made, from 1. Numbers go on across replays, so the attempt log keeps every one. */
   readonly attempt: number;
+  /**
+   * Attempts made before the delivery was last replayed from the dead-letter queue (0 if never): a
+   * replay starts the schedule over, so the n-th attempt since then waits schedule[n - 1].
+   */
+  readonly earlierAttempts: number;
   readonly at: Date;
   /** Seconds to wait after attempt n is schedule[n - 1]; past its end the delivery is dead-lettered. */
   readonly schedule: readonly number[];
@@ -58,7 +63,8 @@ interface AttemptContext {
 
 /**
  * Decides what an attempt's outcome means: success, a retry with exponential backoff and ±20 %
- * jitter (never sooner than a Retry-After, which counts up to a day), or the dead-letter queue.
+ * jitter (never sooner than a Retry-After, which counts up to a day), or the dead-letter queue once
+ * the schedule is spent (counted from the last replay, when there was one).
  */
 export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): AttemptDecision {
   const at = ctx.at.toISOString();
@@ -78,7 +84,7 @@ export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): Atte
     };
   }
 
-  const delaySeconds = ctx.schedule[ctx.attempt - 1];
+  const delaySeconds = ctx.schedule[ctx.attempt - ctx.earlierAttempts - 1];
   if (result.outcome === 'retry' && delaySeconds !== undefined) {
     const jittered = delaySeconds * 1000 * (0.8 + 0.4 * ctx.random);
     const retryAfter = Math.min(result.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS);
@@ -94,7 +100,7 @@ export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): Atte
     };
   }
 
-  const reason = result.outcome === 'retry' ? `${result.reason} (gave up after ${ctx.attempt} attempts)` : result.reason;
+  const reason = result.outcome === 'retry' ? `${result.reason} (${gaveUp(ctx)})` : result.reason;
   return {
     status: 'dead_lettered',
     nextAttemptAt: null,
@@ -105,6 +111,14 @@ export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): Atte
       { type: 'DeliveryDeadLettered', data: { ...ids, reason, dead_lettered_at: at } },
     ],
   };
+}
+
+/** After how many attempts a delivery was given up: all of them, and those since its last replay when it was replayed. */
+function gaveUp(ctx: Pick<AttemptContext, 'attempt' | 'earlierAttempts'>): string {
+  const since = ctx.attempt - ctx.earlierAttempts;
+  return ctx.earlierAttempts > 0
+    ? `gave up after ${ctx.attempt} attempts, ${since} since it was replayed`
+    : `gave up after ${ctx.attempt} attempts`;
 }
 
 /** The longest wait one retry may be given (30 days): longer ones are typing mistakes, and past a date's range they could not be stored. */
@@ -131,7 +145,7 @@ export function decideInterrupted(ctx: Omit<AttemptContext, 'random'>): AttemptD
   const at = ctx.at.toISOString();
   const ids = { item_id: ctx.itemId, delivery_id: ctx.deliveryId, rule_id: ctx.ruleId, attempt: ctx.attempt };
   const attempted: DeliveryAttempted = { type: 'DeliveryAttempted', data: { ...ids, attempted_at: at } };
-  if (ctx.attempt <= ctx.schedule.length) {
+  if (ctx.attempt - ctx.earlierAttempts <= ctx.schedule.length) {
     return {
       status: 'pending',
       nextAttemptAt: at,
@@ -142,7 +156,7 @@ export function decideInterrupted(ctx: Omit<AttemptContext, 'random'>): AttemptD
       ],
     };
   }
-  const reason = `${INTERRUPTED} (gave up after ${ctx.attempt} attempts)`;
+  const reason = `${INTERRUPTED} (${gaveUp(ctx)})`;
   return {
     status: 'dead_lettered',
     nextAttemptAt: null,

@@ -2,7 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { decideAttempt, decideInterrupted, deliveryIdOf, parseRetrySchedule } from './delivery.js';
 
 const at = new Date('2026-11-24T10:00:00.000Z');
-const ctx = (attempt: number, random = 0.5) => ({ itemId: 'i', deliveryId: 'msg_1', ruleId: 'r', attempt, at, schedule: [5, 300], random });
+const ctx = (attempt: number, random = 0.5, earlierAttempts = 0) => ({
+  itemId: 'i',
+  deliveryId: 'msg_1',
+  ruleId: 'r',
+  attempt,
+  earlierAttempts,
+  at,
+  schedule: [5, 300],
+  random,
+});
 
 describe('delivery attempts', () => {
   it('gives one delivery id per item and rule', () => {
@@ -72,6 +81,20 @@ describe('delivery attempts', () => {
     expect(reasons(decideInterrupted({ ...interrupted, attempt: 2 }))).toEqual([
       'interrupted: the process stopped while the attempt was in flight',
     ]);
+  });
+
+  it('starts the schedule over after a replay of a dead letter, numbering attempts on from the earlier ones', () => {
+    const retry = { outcome: 'retry', reason: 'HTTP 503', durationMs: 1 } as const;
+    // Dead-lettered after attempt 3, then replayed: attempts 4 and 5 wait as 1 and 2 did.
+    expect(decideAttempt(ctx(4, 0.5, 3), retry)).toMatchObject({ status: 'pending', nextAttemptAt: '2026-11-24T10:00:05.000Z' });
+    expect(decideAttempt(ctx(5, 0.5, 3), retry)).toMatchObject({ status: 'pending', nextAttemptAt: '2026-11-24T10:05:00.000Z' });
+    const spent = decideAttempt(ctx(6, 0.5, 3), retry);
+    expect(spent.status).toBe('dead_lettered');
+    expect(spent.events.map((e) => e.data.attempt)).toEqual([6, 6, 6]);
+    expect(spent.events.at(-1)).toMatchObject({ data: { reason: 'HTTP 503 (gave up after 6 attempts, 3 since it was replayed)' } });
+    const { random: _random, ...interrupted } = ctx(5, 0.5, 3);
+    expect(decideInterrupted(interrupted).status).toBe('pending');
+    expect(decideInterrupted({ ...interrupted, attempt: 6 }).status).toBe('dead_lettered');
   });
 
   it('reads the retry schedule from a comma list of seconds', () => {

@@ -39,7 +39,7 @@ describe('replay requests', () => {
 });
 
 describe('an attempt interrupted by a stop', () => {
-  const ctx = { itemId: 'i', deliveryId: 'd', ruleId: 'r', at: now, schedule: [5, 300] };
+  const ctx = { itemId: 'i', deliveryId: 'd', ruleId: 'r', earlierAttempts: 0, at: now, schedule: [5, 300] };
   it('counts, and the next attempt goes at once', () => {
     const decision = decideInterrupted({ ...ctx, attempt: 1 });
     expect(decision).toMatchObject({ status: 'pending', nextAttemptAt: now.toISOString() });

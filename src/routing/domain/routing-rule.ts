@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { validateCondition, type Condition } from './condition.js';
 import { parseDestination, type DestinationConfig, type DestinationType } from './destination-config.js';
@@ -123,6 +124,15 @@ export function decideUpdate(ruleId: string, fields: RuleFields, state: RuleStat
  */
 export function changesDestination(before: RuleFields, after: RuleFields): boolean {
   return before.destination_type !== after.destination_type || canonical(before.destination_config) !== canonical(after.destination_config);
+}
+
+/**
+ * Names a rule's destination (its type and every field of its configuration, whatever their key
+ * order): two versions of a rule have the same key exactly when they send to the same place. An
+ * attempt records its outcome on the circuit and counts of the destination it was sent to.
+ */
+export function destinationKeyOf(fields: Pick<RuleFields, 'destination_type' | 'destination_config'>): string {
+  return hash('sha256', `${fields.destination_type}\n${canonical(fields.destination_config)}`, 'hex').slice(0, 32);
 }
 
 function canonical(value: unknown): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { changesDestination, type RuleFields } from './routing-rule.js';
+import { changesDestination, destinationKeyOf, type RuleFields } from './routing-rule.js';
 
 const rule: RuleFields = {
   app_id: 'shop',
@@ -29,5 +29,18 @@ describe('a change of destination', () => {
     expect(
       changesDestination(rule, { ...rule, destination_config: { headers: { 'x-b': '2', 'x-a': '1' }, url: 'https://hooks.example/a' } }),
     ).toBe(false);
+  });
+});
+
+describe('a destination key', () => {
+  it('is the same for the same destination whatever the key order, and differs when the destination changes', () => {
+    const key = destinationKeyOf(rule);
+    expect(key).toMatch(/^[0-9a-f]{32}$/);
+    expect(destinationKeyOf({ ...rule, destination_config: { headers: { 'x-b': '2', 'x-a': '1' }, url: 'https://hooks.example/a' } })).toBe(
+      key,
+    );
+    const renamed: RuleFields = { ...rule, rule_name: 'renamed', priority: 3, condition: { event_type: 'x' } };
+    expect(destinationKeyOf(renamed)).toBe(key);
+    expect(destinationKeyOf({ ...rule, destination_config: { url: 'https://hooks.example/a' } })).not.toBe(key);
   });
 });

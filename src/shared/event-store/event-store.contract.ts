@@ -219,6 +219,31 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         expect((await store.readStream('calm')).length).toBe(1);
       }));
 
+    it('counts every acknowledged append in its committed head, even one an older open transaction keeps unreadable', (context) =>
+      withStore(async ({ store, concurrentTransactions }) => {
+        const first = await store.append({ streamId: 'h-1', events: [event('A', 1)] });
+        expect(await store.committedHead()).toBe(first.events[0]?.position);
+        if (!concurrentTransactions) return context.skip('this adapter runs one transaction at a time');
+        const holding = signal();
+        const release = signal();
+        const older = store.transaction(async (tx) => {
+          await tx.append({ streamId: 'h-older', events: [event('A', 2)] });
+          holding.fire();
+          await release.promise;
+        });
+        await holding.promise;
+        const acknowledged = await store.append({ streamId: 'h-2', events: [event('A', 3)] });
+        const position = acknowledged.events[0]?.position;
+        // A reader cannot read it yet (it would skip the older transaction's append), but must reach it.
+        expect((await store.readAll({ after: 0, limit: 10 })).map((e) => e.streamId)).not.toContain('h-2');
+        expect(await store.committedHead()).toBe(position);
+        release.fire();
+        await older;
+        // The older append comes first in read order: the acknowledged one is still the last.
+        expect(await store.committedHead()).toBe(position);
+        expect((await readSettled(store, 3)).map((e) => e.streamId)).toEqual(['h-1', 'h-older', 'h-2']);
+      }));
+
     it('wakes listeners after a commit with the new head', () =>
       withStore(async ({ store }) => {
         const heads: number[] = [];

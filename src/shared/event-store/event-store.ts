@@ -55,7 +55,14 @@ export interface EventStore {
   append(request: AppendRequest): Promise<AppendResult>;
   readStream(streamId: string): Promise<RecordedEvent[]>;
   readAll(options: ReadAllOptions): Promise<RecordedEvent[]>;
+  /** The last event a reader can read now (on PostgreSQL: committed before every transaction still running). */
   headPosition(): Promise<number>;
+  /**
+   * The last event committed now, in read order: a reader that has read it has read every event
+   * acknowledged before this call. On PostgreSQL it is ahead of `headPosition` while a transaction older
+   * than its own still runs (anywhere in the cluster), and becomes readable once that one ends.
+   */
+  committedHead(): Promise<number>;
   /** Runs `work` in one transaction; appends made there are durable when the promise resolves. */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
   /** The last storage fault, until a commit succeeds again (readiness). */

@@ -8,12 +8,13 @@ import { sql, type Kysely } from 'kysely';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
+import { UnavailableError } from '../errors.js';
 import { sqliteEventStoreMigrations } from '../event-store/sqlite/migrations.js';
 import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
 import { uuidV7 } from '../ids.js';
 import { migrateToLatest } from '../sqlite/migrate.js';
 import { openSqlite } from '../sqlite/open-sqlite.js';
-import { listParked } from '../subscriptions/checkpoints.js';
+import { listParked, replayRequests, requestReplay } from '../subscriptions/checkpoints.js';
 import { subscriptionMigrations } from '../subscriptions/migrations.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
 import { busSubscriptions, type BusSubscriptionOptions, type BusSubscriptions } from './bus-subscriptions.js';
@@ -39,7 +40,7 @@ interface Fixture {
 /** A SQLite store with a `seen` table, a private stream on the test NATS, and consumers for the subscribers. */
 async function withConsumers(
   subscribers: readonly Subscriber[],
-  options: Pick<BusSubscriptionOptions, 'maxDeliver' | 'retryDelayMs'> & {
+  options: Pick<BusSubscriptionOptions, 'maxDeliver' | 'retryDelayMs' | 'fence'> & {
     /** While it answers true, every transaction fails as when the database cannot be reached. */
     readonly storageDown?: () => boolean;
   },
@@ -170,6 +171,33 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
     );
   }, 30_000);
 
+  it('commits nothing and parks nothing while its fence holds it back, in its transactions and its replays', async () => {
+    let held = true;
+    let asked = 0;
+    const fence = async () => {
+      asked += 1;
+      if (held) throw new UnavailableError('subscriptions.schema-locked', 'a replay holds the schema');
+    };
+    const subscriber = recording('fenced', () => false, { reset: async () => undefined });
+    await withConsumers([subscriber], { maxDeliver: 2, retryDelayMs: 50, fence }, async ({ db, publish, consumers, count, until }) => {
+      for (let n = 0; n < 5; n++) await publish(n);
+      consumers.start();
+      // Asked again and again, more often than maxDeliver would allow deliveries of a failing event.
+      await until(() => asked >= 5, 'the fence was asked again and again');
+      expect((await consumers.status())[0]).toMatchObject({
+        state: 'retrying',
+        fault: expect.stringContaining('a replay holds the schema'),
+        parked: 0,
+      });
+      expect(await count('seen')).toBe(0);
+      // A replay asked for on this server waits too: its reset is a transaction of the subscriber's.
+      await expect(consumers.replay('fenced')).rejects.toThrow('a replay holds the schema');
+      held = false;
+      await until(async () => (await count('seen')) === 5, 'all five handled');
+      expect(await listParked(db, 'fenced')).toEqual([]);
+    });
+  }, 30_000);
+
   it('folds the stages of one entity delivered together in one transaction, in the order of the stream', async () => {
     const calls: string[][] = [];
     let running = 0;
@@ -284,6 +312,30 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       const rows = (await sql<{ item_id: string }>`SELECT item_id FROM seen ORDER BY n`.execute(db)).rows;
       expect(rows.map((r) => r.item_id)).toEqual(Array.from({ length: 10 }, (_, n) => `i-${n}`));
       await expect(consumers.replay('nobody')).rejects.toMatchObject({ code: 'subscriptions.unknown-subscriber' });
+    });
+  }, 40_000);
+
+  it('rebuilds a view from the first message of the stream when a replay was requested before it attached', async () => {
+    const subscriber = recording('viewing', () => false, {
+      async reset(tx) {
+        await sql`DELETE FROM seen`.execute(tx.db);
+      },
+    });
+    await withConsumers([subscriber], {}, async ({ db, publish, consumers, count, until }) => {
+      for (let n = 0; n < 5; n++) await publish(n);
+      consumers.start();
+      await until(async () => (await count('seen')) === 5 && (await consumers.status())[0]?.lag === 0, 'five seen');
+      await consumers.stop();
+      // Stopped, the view changes meaning under it (a migration), which asks for it to be rebuilt.
+      await sql`INSERT INTO seen (item_id, n) VALUES ('stale', 99)`.execute(db);
+      await requestReplay(db, 'viewing', 'the view changed shape');
+      await publish(5);
+      consumers.start();
+      await until(async () => (await count('seen')) === 6 && (await consumers.status())[0]?.lag === 0, 'the view is rebuilt');
+      const rows = (await sql<{ item_id: string }>`SELECT item_id FROM seen ORDER BY n`.execute(db)).rows;
+      expect(rows.map((r) => r.item_id)).toEqual(Array.from({ length: 6 }, (_, n) => `i-${n}`));
+      expect(await replayRequests(db, ['viewing'])).toEqual(new Map());
+      expect(await count('consumed_events', 'viewing')).toBe(6);
     });
   }, 40_000);
 });

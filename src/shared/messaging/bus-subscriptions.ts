@@ -3,9 +3,18 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
-import type { EventStore } from '../event-store/event-store.js';
+import type { EventStore, StoreTransaction } from '../event-store/event-store.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
-import { countParked, findParked, parkEvent, unpark, unparkAll } from '../subscriptions/checkpoints.js';
+import type { Fence } from '../postgres/schema-lock.js';
+import {
+  countParked,
+  findParked,
+  forgetReplayRequests,
+  parkEvent,
+  replayRequests,
+  unpark,
+  unparkAll,
+} from '../subscriptions/checkpoints.js';
 import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import { actsOn, type Subscriber } from '../subscriptions/subscriber.js';
 import { allSubjectsOf, eventOfMessage, subjectsOfSubscriber } from './event-messages.js';
@@ -42,6 +51,11 @@ export interface BusSubscriptionOptions {
   readonly prefetch?: number;
   /** Observes each commit: how many events it handled for the first time (metrics). */
   readonly onConsumed?: (subscriber: string, count: number) => void;
+  /**
+   * Run first in each of the subscribers' transactions: throwing (a storage fault) holds them back
+   * without parking anything. A serving role fences them with the lock `intake replay` takes.
+   */
+  readonly fence?: Fence;
 }
 
 export interface BusSubscriptions {
@@ -124,15 +138,19 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     return Promise.resolve(events.filter((event) => !ids.has(event.eventId) && ids.add(event.eventId)));
   };
 
+  const transaction = <T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> =>
+    store.transaction(async (tx) => {
+      await options.fence?.(tx.db);
+      return work(tx);
+    });
+
   /** Hands the events not consumed yet to the subscriber, claimed in the same transaction. */
   const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
-    store
-      .transaction(async (tx) => {
-        const fresh = await unconsumed(tx.db, subscriber, events);
-        if (fresh.length > 0) await subscriber.handle(fresh, tx);
-        return fresh.length;
-      })
-      .then((count) => options.onConsumed?.(subscriber.name, count));
+    transaction(async (tx) => {
+      const fresh = await unconsumed(tx.db, subscriber, events);
+      if (fresh.length > 0) await subscriber.handle(fresh, tx);
+      return fresh.length;
+    }).then((count) => options.onConsumed?.(subscriber.name, count));
 
   /**
    * Group commit for consumers, as the embedded reader does it: the events handed over while one
@@ -203,11 +221,48 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     return subscriber;
   };
 
+  /**
+   * Consumes the stream again from its first message, with the view thrown away: the durable consumer
+   * is forgotten on the broker first, so should the reset then fail, the view is whole and the events
+   * consumed again find their consumed rows, and nothing is counted twice. Any replay requested for
+   * the subscriber is met by this one. Its consumption must be stopped.
+   */
+  const startOver = async (subscriber: Subscriber, reset: (tx: StoreTransaction) => Promise<void>) => {
+    // Rewound first: should the reset then fail, the view is whole and the events consumed again
+    // find their consumed rows, so nothing is counted twice.
+    await bus.rewind(durableOf(subscriber));
+    await transaction(async (tx) => {
+      await reset(tx);
+      await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', subscriber.name).execute();
+      await unparkAll(tx.db, subscriber.name);
+      await forgetReplayRequests(tx.db, [subscriber.name]);
+    });
+  };
+
+  /** A replay asked for while the subscriber was not consuming (by a migration): done before it attaches. */
+  const replayIfRequested = async (subscriber: Subscriber) => {
+    const requests = await replayRequests(options.db, [subscriber.name]);
+    if (requests.size === 0) return;
+    if (!subscriber.reset) {
+      logger.warn(
+        { subscriber: subscriber.name, requests: Object.fromEntries(requests) },
+        'a replay was requested of a subscriber that keeps no view; ignored',
+      );
+      return;
+    }
+    await startOver(subscriber, subscriber.reset);
+    logger.info(
+      { subscriber: subscriber.name, reasons: [...requests.values()] },
+      'replaying from the first message of the stream, as requested',
+    );
+  };
+
   const attach = async (subscriber: Subscriber) => {
     const durable = durableOf(subscriber);
     const handleGrouped = grouped(subscriber);
     for (let attempt = 0; running; attempt++) {
       try {
+        await replayIfRequested(subscriber);
         const consumption = await bus.consume(
           durable,
           options.subjects ??
@@ -233,7 +288,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             async onParked(message, error) {
               const event = eventOfMessage(message);
               const reason = error instanceof Error ? error.message : String(error);
-              await store.transaction((tx) => parkEvent(tx.db, subscriber.name, event, reason, message.attempt, clock.now().toISOString()));
+              await transaction((tx) => parkEvent(tx.db, subscriber.name, event, reason, message.attempt, clock.now().toISOString()));
               logger.error(
                 { subscriber: subscriber.name, event_id: event.eventId, event_type: event.type, err: error },
                 'event parked after repeated failures',
@@ -305,19 +360,14 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           `"${name}" records facts rather than keeping a view; replaying it would record them twice`,
         );
       }
+      // Refused before anything changes while fenced: the durable consumer is the fence holder's too.
+      if (options.fence) await transaction(async () => undefined);
       // A consumer still attaching would attach to the durable consumer about to be rewound.
       await attaching;
       await consumptions.get(name)?.stop();
       consumptions.delete(name);
       try {
-        // Rewound first: should the reset then fail, the view is whole and the events consumed again
-        // find their consumed rows, so nothing is counted twice.
-        await bus.rewind(durableOf(subscriber));
-        await store.transaction(async (tx) => {
-          await reset(tx);
-          await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', name).execute();
-          await unparkAll(tx.db, name);
-        });
+        await startOver(subscriber, reset);
         logger.info({ subscriber: name }, 'replaying from the first message of the stream');
       } finally {
         // Failed or not (the broker unreachable, say), the subscriber consumes again: never left stopped.
@@ -330,7 +380,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       const parked = await findParked(options.db, name, ref);
       const event = parked?.event;
       if (!parked || !event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${ref}`);
-      await store.transaction(async (tx) => {
+      await transaction(async (tx) => {
         const fresh = await unconsumed(tx.db, subscriber, [event]);
         if (fresh.length > 0 && subscriber.handles.includes(event.type)) await subscriber.handle(fresh, tx);
         await unpark(tx.db, name, parked.eventId);

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
 import type { EventStore } from '../event-store/event-store.js';
@@ -18,12 +18,22 @@ const busWith = (parts: Pick<MessageBus, 'consume'> & Partial<Pick<MessageBus, '
   ...parts,
 });
 
-/** Consumers of one subscriber `view`; the store and database are never reached (no message is delivered, or the rewind fails first). */
+/** A database that answers every query with no rows: no replay was requested. */
+const empty = new Kysely<object>({
+  dialect: {
+    createAdapter: () => new SqliteAdapter(),
+    createDriver: () => new DummyDriver(),
+    createIntrospector: (db) => new SqliteIntrospector(db),
+    createQueryCompiler: () => new SqliteQueryCompiler(),
+  },
+});
+
+/** Consumers of one subscriber `view`; the store is never reached (no message is delivered, or the rewind fails first). */
 const consumersOf = (bus: MessageBus, view: Partial<Subscriber> = {}) =>
   busSubscriptions({
     bus,
     store: {} as EventStore,
-    db: {} as Kysely<object>,
+    db: empty,
     clock: systemClock,
     logger: silent,
     role: 'test',

@@ -16,6 +16,7 @@ type Tables = {
     attempts: number;
     parked_at: string;
   };
+  replay_requests: { subscriber: string; reason: string };
 };
 
 export interface ParkedEvent {
@@ -154,4 +155,30 @@ export async function unparkAll(db: Kysely<object>, subscriber: string): Promise
 
 export async function unpark(db: Kysely<object>, subscriber: string, eventId: string): Promise<void> {
   await tables(db).deleteFrom('parked_events').where('subscriber', '=', subscriber).where('event_id', '=', eventId).execute();
+}
+
+/**
+ * Asks for the subscriber's view to be rebuilt from the start the next time it runs: how a migration
+ * that changes what a view means gets it rebuilt, on whatever feeds the subscriber (its log, or the
+ * broker's stream). A second request before the rebuild is the same request.
+ */
+export async function requestReplay(db: Kysely<object>, subscriber: string, reason: string): Promise<void> {
+  await tables(db)
+    .insertInto('replay_requests')
+    .values({ subscriber, reason })
+    .onConflict((oc) => oc.column('subscriber').doNothing())
+    .execute();
+}
+
+/** The requested replays among these subscribers, with their reasons. */
+export async function replayRequests(db: Kysely<object>, subscribers: readonly string[]): Promise<Map<string, string>> {
+  if (subscribers.length === 0) return new Map();
+  const rows = await tables(db).selectFrom('replay_requests').selectAll().where('subscriber', 'in', subscribers).execute();
+  return new Map(rows.map((row) => [row.subscriber, row.reason]));
+}
+
+/** The subscribers were rebuilt from the start: their requests are met. */
+export async function forgetReplayRequests(db: Kysely<object>, subscribers: readonly string[]): Promise<void> {
+  if (subscribers.length === 0) return;
+  await tables(db).deleteFrom('replay_requests').where('subscriber', 'in', subscribers).execute();
 }

@@ -122,6 +122,41 @@ describe.skipIf(!testPostgresUrl)('in-process subscriptions on PostgreSQL', () =
       }
     }));
 
+  it('is caught up only once it handled an acknowledged event that an older open transaction kept unreadable', () =>
+    withStore(async ({ store, subscriptions, handled }) => {
+      const subs = subscriptions(recording());
+      subs.start();
+      const older = await openOlderTransaction(testPostgresUrl ?? '');
+      try {
+        await store.append({ streamId: 'acknowledged', events: [{ type: 'Added', data: {} }] });
+        // What was handled when caughtUp answered: the readable head alone would answer before the event.
+        const caughtUp = subs.caughtUp(10_000).then(handled);
+        // The subscriber cannot read the event before this: caughtUp cannot have had it yet.
+        expect(await handled()).toEqual([]);
+        await older.end();
+        expect(await caughtUp).toEqual(['acknowledged']);
+        expect((await subs.status())[0]).toMatchObject({ lag: 0 });
+      } finally {
+        await older.end();
+        await subs.stop();
+      }
+    }));
+
+  it('reports as lag the acknowledged events an older open transaction keeps unreadable', () =>
+    withStore(async ({ store, subscriptions }) => {
+      const subs = subscriptions(recording());
+      subs.start();
+      await subs.caughtUp(10_000);
+      const older = await openOlderTransaction(testPostgresUrl ?? '');
+      try {
+        await store.append({ streamId: 'hidden', events: [{ type: 'Added', data: {} }] });
+        expect((await subs.status())[0]).toMatchObject({ lag: 1 });
+      } finally {
+        await older.end();
+        await subs.stop();
+      }
+    }));
+
   it('retries a parked event by its position', () =>
     withStore(async ({ postgres, store, subscriptions, handled }) => {
       const failing = subscriptions(recording('poison'));

@@ -11,7 +11,7 @@ import { sqliteEventStore } from '../event-store/sqlite/sqlite-event-store.js';
 import { uuidV7 } from '../ids.js';
 import { migrateToLatest } from '../sqlite/migrate.js';
 import { openSqlite, type SqliteHandle } from '../sqlite/open-sqlite.js';
-import { listParked, loadCheckpoint } from './checkpoints.js';
+import { listParked, loadCheckpoint, replayRequests, requestReplay } from './checkpoints.js';
 import { inProcessSubscriptions, type Subscriptions } from './in-process-subscriptions.js';
 import { subscriptionMigrations } from './migrations.js';
 import type { Subscriber } from './subscriber.js';
@@ -190,6 +190,43 @@ describe('in-process subscriptions', () => {
     await subs.replay('summing');
     await subs.caughtUp();
     expect(await totals(sqlite.db)).toEqual(before);
+  });
+
+  it('rebuilds its view when it starts after a replay was requested, and only then', async () => {
+    const first = subscriptions(summing());
+    first.start();
+    for (let i = 1; i <= 6; i++) await add(`s-${i % 2}`, i);
+    await first.caughtUp();
+    await first.stop();
+    // The view's meaning changed under it, as a migration may change it; the checkpoint stays.
+    await sql`UPDATE totals SET total = 0`.execute(sqlite.db);
+    await requestReplay(sqlite.db, 'summing', 'totals were zeroed');
+    await requestReplay(sqlite.db, 'summing', 'asked twice');
+
+    const second = subscriptions(summing());
+    second.start();
+    await second.caughtUp();
+    expect(await totals(sqlite.db)).toEqual({ 's-0': 12, 's-1': 9 });
+    expect(await replayRequests(sqlite.db, ['summing'])).toEqual(new Map());
+    await second.stop();
+
+    await sql`UPDATE totals SET total = 0`.execute(sqlite.db);
+    const third = subscriptions(summing());
+    third.start();
+    await third.caughtUp();
+    expect(await totals(sqlite.db)).toEqual({ 's-0': 0, 's-1': 0 });
+  });
+
+  it('meets a requested replay with a replay asked for over the API', async () => {
+    const subs = subscriptions(summing());
+    subs.start();
+    await add('a', 1);
+    await subs.caughtUp();
+    await requestReplay(sqlite.db, 'summing', 'a migration');
+    await subs.replay('summing');
+    await subs.caughtUp();
+    expect(await replayRequests(sqlite.db, ['summing'])).toEqual(new Map());
+    expect(await totals(sqlite.db)).toEqual({ a: 1 });
   });
 
   it('reports its lag behind the head', async () => {

@@ -2,11 +2,22 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError } from '../errors.js';
-import type { EventStore } from '../event-store/event-store.js';
+import type { EventStore, StoreTransaction } from '../event-store/event-store.js';
 import { logFollower, type LogFollower } from '../event-store/log-follower.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
+import type { Fence } from '../postgres/schema-lock.js';
 import type { RecordedEvent } from '../events.js';
-import { countParked, findParked, loadCheckpoint, parkEvent, saveCheckpoint, unpark, unparkAll } from './checkpoints.js';
+import {
+  countParked,
+  findParked,
+  forgetReplayRequests,
+  loadCheckpoint,
+  parkEvent,
+  replayRequests,
+  saveCheckpoint,
+  unpark,
+  unparkAll,
+} from './checkpoints.js';
 import type { SubscriberChain } from './subscriber-chain.js';
 import { actsOn, type Subscriber } from './subscriber.js';
 
@@ -24,6 +35,11 @@ export interface SubscriptionOptions {
   /** Attempts on one event before it is parked and the subscriber moves on. */
   readonly maxAttempts?: number;
   readonly retryBaseMs?: number;
+  /**
+   * Run first in each of the subscribers' transactions: throwing (a storage fault) holds them back
+   * without parking anything. A server on PostgreSQL fences them with the lock a replay takes.
+   */
+  readonly fence?: Fence;
 }
 
 export interface SubscriberStatus {
@@ -42,7 +58,11 @@ export interface Subscriptions {
   start(): void;
   stop(): Promise<void>;
   status(): Promise<SubscriberStatus[]>;
-  /** Resolves once every subscriber has handled everything up to the head at call time. */
+  /**
+   * Resolves once every subscriber has handled every event acknowledged before the call (and those
+   * subscribers appended meanwhile). On PostgreSQL that includes events not readable yet because an
+   * older transaction still runs: it waits for them rather than answering early.
+   */
   caughtUp(timeoutMs?: number): Promise<void>;
   /** Throws away a subscriber's view and checkpoint and rebuilds it from the start of the log. */
   replay(name: string): Promise<void>;
@@ -118,8 +138,14 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       });
     });
 
-  const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
+  const transaction = <T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> =>
     store.transaction(async (tx) => {
+      await options.fence?.(tx.db);
+      return work(tx);
+    });
+
+  const commit = (subscriber: Subscriber, events: readonly RecordedEvent[]) =>
+    transaction(async (tx) => {
       const relevant = events.filter((event) => actsOn(subscriber, event));
       if (relevant.length > 0) await subscriber.handle(relevant, tx);
       await saveCheckpoint(tx.db, subscriber.name, events.at(-1)?.position ?? 0, clock.now().toISOString());
@@ -140,7 +166,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     }
     // A poison event must not block the subscriber forever: park it, visible and retryable.
     const reason = lastError instanceof Error ? lastError.message : String(lastError);
-    await store.transaction(async (tx) => {
+    await transaction(async (tx) => {
       const at = clock.now().toISOString();
       await parkEvent(tx.db, runner.subscriber.name, event, reason, maxAttempts, at);
       await saveCheckpoint(tx.db, runner.subscriber.name, event.position, at);
@@ -175,10 +201,11 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
   };
 
   const follow = async (runner: Runner, progressed: () => void) => {
+    await replayIfRequested(runner);
     runner.position = await loadCheckpoint(db, runner.subscriber.name);
     if (runner.fault !== undefined) {
       // A write proves the fault cleared, even when no new event arrives to be handled.
-      await store.transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
+      await transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
       progressed();
     }
     let savedAt = Date.now();
@@ -188,7 +215,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       runner.follower.read(batch);
       if (batch.length === 0) {
         if (unsaved) {
-          await store.transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
+          await transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
           unsaved = false;
         }
         // Halted while it read: the wake-up was sent before this wait, which must not begin.
@@ -238,6 +265,38 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
   // A member of a chain is run, replayed and reported through its chain.
   const membersOf = (subscriber: Subscriber): readonly Subscriber[] =>
     'members' in subscriber ? (subscriber as SubscriberChain).members : [subscriber];
+  const namesOf = (runner: Runner) => [...new Set([runner.subscriber.name, ...membersOf(runner.subscriber).map((m) => m.name)])];
+
+  /**
+   * Throws away the runner's views and starts it from the start of the log, in the transaction
+   * given. A chain starts over as a whole: its view-keeping members rebuild, the others skip what
+   * they decided. Any replay requested for it is met by this one.
+   */
+  const startOver = async (runner: Runner, tx: StoreTransaction) => {
+    await runner.subscriber.reset?.(tx);
+    await saveCheckpoint(tx.db, runner.subscriber.name, 0, clock.now().toISOString());
+    for (const subscriber of namesOf(runner)) await unparkAll(tx.db, subscriber);
+    await forgetReplayRequests(tx.db, namesOf(runner));
+  };
+
+  /** A replay asked for while it was not running (by a migration): done before it reads on. */
+  const replayIfRequested = async (runner: Runner) => {
+    const requests = await replayRequests(db, namesOf(runner));
+    if (requests.size === 0) return;
+    if (!runner.subscriber.reset) {
+      logger.warn(
+        { subscriber: runner.subscriber.name, requests: Object.fromEntries(requests) },
+        'a replay was requested of a subscriber that keeps no view; ignored',
+      );
+      return;
+    }
+    await transaction((tx) => startOver(runner, tx));
+    runner.position = 0;
+    logger.info(
+      { subscriber: runner.subscriber.name, reasons: [...requests.values()] },
+      'replaying from the start of the log, as requested',
+    );
+  };
   const runnerOf = (name: string) => {
     const runner = runners.get(name) ?? [...runners.values()].find((r) => membersOf(r.subscriber).some((m) => m.name === name));
     if (!runner)
@@ -248,7 +307,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     return runner;
   };
 
-  /** Waits until every subscriber handled the event that is the head when called; answers that head. */
+  /** Waits until every subscriber handled the event that is the committed head when called; answers that head. */
   const reach = async (timeoutMs: number): Promise<number> => {
     // Watching starts before the head is read: a batch handled meanwhile may already hold it.
     const watched = [...runners.values()].map((runner) => {
@@ -257,8 +316,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       return { runner, watch };
     });
     try {
-      // The last event readable now: each runner stands on it or reads it in a later batch.
-      const head = await store.headPosition();
+      // The last event committed now, readable or not yet: each runner stands on it or reads it in a
+      // later batch. The readable head would leave out an acknowledged event an older transaction hides.
+      const head = await store.committedHead();
       for (const { runner, watch } of watched) {
         watch.head = head;
         // Standing on the head now counts too: the runner may move past it before the next check.
@@ -297,7 +357,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     },
 
     async status() {
-      const head = await store.headPosition();
+      // Events an older transaction still hides count as lag: they are acknowledged and not handled.
+      const head = await store.committedHead();
       const parked = await countParked(db);
       return [...runners.values()].flatMap((runner) =>
         membersOf(runner.subscriber).map((member) => ({
@@ -318,7 +379,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const head = await reach(Math.max(1, deadline - Date.now()));
-        if ((await store.headPosition()) === head) return;
+        if ((await store.committedHead()) === head) return;
       }
     },
 
@@ -332,18 +393,10 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         );
       }
       const wasRunning = runner.running;
-      // A chain replays as a whole: its view-keeping members start over, the others skip what they decided.
-      const own = runner.subscriber.name;
       await halt(runner);
-      await store.transaction(async (tx) => {
-        await runner.subscriber.reset?.(tx);
-        await saveCheckpoint(tx.db, own, 0, clock.now().toISOString());
-        for (const subscriber of new Set([own, ...membersOf(runner.subscriber).map((m) => m.name)])) {
-          await unparkAll(tx.db, subscriber);
-        }
-      });
+      await transaction((tx) => startOver(runner, tx));
       runner.position = 0;
-      logger.info({ subscriber: own, requested: name }, 'replaying from the start of the log');
+      logger.info({ subscriber: runner.subscriber.name, requested: name }, 'replaying from the start of the log');
       if (wasRunning) launch(runner);
     },
 
@@ -363,7 +416,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
           'subscriptions.not-parked',
           `"${requested}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`,
         );
-      await store.transaction(async (tx) => {
+      await transaction(async (tx) => {
         if (handler.handles.includes(event.type)) await handler.handle([event], tx);
         await unpark(tx.db, parked.subscriber, event.eventId);
       });

@@ -63,11 +63,24 @@ const parkByEventId: Migration = {
   },
 };
 
+const createReplayRequests: Migration = {
+  async up(db: Kysely<unknown>) {
+    // A context's migration that changes what its view means asks here for the view to be rebuilt;
+    // the subscriber does so when it next starts, and the row goes in the rebuild's transaction.
+    await db.schema
+      .createTable('replay_requests')
+      .addColumn('subscriber', 'text', (c) => c.primaryKey())
+      .addColumn('reason', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 export const subscriptionMigrations: MigrationSet = {
   owner: 'subscriptions',
   migrations: {
     '0001_create_checkpoints_and_parked_events': createCheckpoints,
     '0002_create_consumed_events': createConsumedEvents,
     '0003_park_by_event_id': parkByEventId,
+    '0004_create_replay_requests': createReplayRequests,
   },
 };

@@ -13,7 +13,7 @@ import { openSqlite, type SqliteHandle } from '../sqlite/open-sqlite.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { TransactionAborted } from '../event-store/savepoint.js';
 import { inProcessSubscriptions } from './in-process-subscriptions.js';
-import { listParked, loadCheckpoint, saveCheckpoint } from './checkpoints.js';
+import { listParked, loadCheckpoint, replayRequests, requestReplay, saveCheckpoint } from './checkpoints.js';
 import { subscriptionMigrations } from './migrations.js';
 import { dissolveChain, joinMembers, subscriberChain } from './subscriber-chain.js';
 import type { Subscriber } from './subscriber.js';
@@ -196,6 +196,44 @@ it('fails the whole pass and parks nothing when a member leaves the transaction 
     const events = await store.readAll({ after: 0, limit: 10 });
     await expect(store.transaction((tx) => chain.handle(events, tx))).rejects.toBeInstanceOf(TransactionAborted);
     expect(await listParked(sqlite.db)).toEqual([]);
+  } finally {
+    await close();
+  }
+});
+
+it('rebuilds a chain from the start when a replay of one of its members was requested while it was stopped', async () => {
+  const { sqlite, store, close } = await setUp();
+  try {
+    const seen: number[] = [];
+    let resets = 0;
+    const view: Subscriber = {
+      name: 'view',
+      handles: ['Happened'],
+      async handle(events) {
+        seen.push(...events.map((event) => event.position));
+      },
+      async reset() {
+        resets += 1;
+      },
+    };
+    const other: Subscriber = { name: 'other', handles: ['Happened'], handle: async () => undefined };
+    const runOnce = async (happened: number) => {
+      const subscriptions = chainSubscriptions(store, sqlite, [other, view]);
+      subscriptions.start();
+      try {
+        for (let i = 0; i < happened; i++) await store.append({ streamId: `s-${uuidV7()}`, events: [{ type: 'Happened', data: {} }] });
+        await subscriptions.caughtUp(10_000);
+      } finally {
+        await subscriptions.stop();
+      }
+    };
+    await runOnce(2);
+    expect(seen).toEqual([1, 2]);
+    await requestReplay(sqlite.db, 'view', 'its tables changed shape');
+    await runOnce(1);
+    expect(resets).toBe(1);
+    expect(seen).toEqual([1, 2, 1, 2, 3]);
+    expect(await replayRequests(sqlite.db, ['view', 'pipeline'])).toEqual(new Map());
   } finally {
     await close();
   }

@@ -8,6 +8,7 @@ import { MAX_MESSAGE_BYTES, MESSAGE_ERRORS, type MessageType } from '../../domai
 import { corsHooks, type AllowedOrigins } from './cors.js';
 import { decodeBodyText } from './decode-body.js';
 import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
+import { errorResponses, JsonObjectSchema, problemRef } from '../../../shared/http/schemas.js';
 import { writeKeyFromBody, writeKeyFromHeader } from './write-key.js';
 
 export interface TrackingApiHandlers {
@@ -45,6 +46,8 @@ const Answer = Type.Object({
   success: Type.Boolean(),
   receipts: Type.Array(ReceiptSchema, { description: 'One per message, in order; SDKs ignore this field' }),
 });
+/** 401 without a known write key, 403 for a `writeKey` that names another application than the header's. */
+const responses = { 200: Answer, ...errorResponses, 403: problemRef };
 
 /**
  * The Segment / RudderStack HTTP Tracking API. Public routes: the write key (not the admin token)
@@ -75,7 +78,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
               tags,
               summary: `A batch of messages (${MAX_BATCH_BYTES / 1024} KB at most, ${MAX_MESSAGE_BYTES / 1024} KB a message)`,
               hide: path !== '/v1/batch' && path !== '/v1/import',
-              response: { 200: Answer },
+              response: responses,
             },
           },
           async (request, reply) => {
@@ -104,7 +107,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
             path,
             {
               bodyLimit: MAX_SINGLE_BYTES,
-              schema: { tags, summary: `One ${type} message`, hide: path === `/v1/${short}`, response: { 200: Answer } },
+              schema: { tags, summary: `One ${type} message`, hide: path === `/v1/${short}`, response: responses },
             },
             async (request, reply) => {
               const body = objectBody(request.body);
@@ -118,7 +121,13 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
       // analytics.js reads its settings from a CDN; pointed here (`cdnURL`), it sends to this server.
       scope.get<{ Params: { writeKey: string } }>(
         '/v1/projects/:writeKey/settings',
-        { schema: { tags, summary: 'Settings analytics.js loads: its API host is this server' } },
+        {
+          schema: {
+            tags,
+            summary: 'Settings analytics.js loads: its API host is this server',
+            response: { 200: JsonObjectSchema, ...errorResponses },
+          },
+        },
         async (request) => {
           if (!(await handlers.resolveWriteKey(request.params.writeKey))) throw new UnauthorizedError('unknown write key');
           const host = headerOf(request, 'host') ?? 'localhost';

@@ -9,6 +9,37 @@ beforeAll(async () => {
 });
 afterAll(() => intake.dispose());
 
+describe('ids of new applications', () => {
+  const post = (url: string, payload: object) => intake.app.inject({ method: 'POST', url, headers: auth, payload });
+
+  it('refuses one no URL path can hold, or one a header would trim, whether created or first written as, storing nothing', async () => {
+    const created = await post('/api/applications', { name: 'dots', app_id: '..' });
+    expect(created.statusCode).toBe(400);
+    expect(created.json()).toMatchObject({
+      code: 'applications.invalid',
+      errors: [{ path: 'app_id', message: expect.stringMatching(/"\."/) }],
+    });
+    const written = await post('/ingest', { partner_id: ' spaced', payload: { n: 1 } });
+    expect(written.statusCode).toBe(400);
+    expect(written.json().errors).toEqual([{ path: 'app_id', message: 'must not begin or end with whitespace' }]);
+    const apps = await intake.app.inject({ method: 'GET', url: '/api/applications', headers: auth });
+    expect(apps.json().items.map((app: { app_id: string }) => app.app_id)).toEqual(['shop']);
+    const items = await intake.app.inject({ method: 'GET', url: '/ingest/all', headers: auth });
+    expect(items.json().items).toEqual([]);
+  });
+
+  it('keeps serving an application an earlier version created with such an id', async () => {
+    await intake.store.append({
+      streamId: 'application-\u0085old',
+      events: [{ type: 'ApplicationCreated', data: { app_id: '\u0085old', name: 'old', created_at: '2026-01-01T00:00:00.000Z' } }],
+      expectedVersion: 'no_stream',
+    });
+    const path = encodeURIComponent('\u0085old');
+    expect((await post(`/api/ingest/${path}`, { event_type: 'kept', payload: {} })).statusCode).toBe(201);
+    expect((await post(`/api/applications/${path}/keys`, {})).statusCode).toBe(201);
+  });
+});
+
 describe('POST /api/applications/{app_id}/keys', () => {
   it('issues an unnamed key for a request with no body at all (curl -X POST)', async () => {
     const response = await intake.app.inject({ method: 'POST', url: '/api/applications/shop/keys', headers: auth });

@@ -56,7 +56,9 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
               name: Type.String({ minLength: 1, maxLength: 255 }),
               app_id: Type.Optional(
                 Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Integer()], {
-                  description: 'Generated when absent; an integer means its decimal string',
+                  description:
+                    'Generated when absent; an integer means its decimal string. Not "." or "..", no whitespace at either end, ' +
+                    'no control, line-separator or bidirectional-formatting characters',
                 }),
               ),
             }),

@@ -8,11 +8,12 @@ import type { Scope } from '../../application/ports.js';
 import { ATTRIBUTION_MODELS, DEFAULT_MODEL, type AttributionModel, type Credit } from '../../domain/attribution-models.js';
 import type { Conversion, RecordConversionCommand } from '../../domain/conversion.js';
 import type { Touch } from '../../domain/touch.js';
+import type { ExternalId, Visitor } from '../../domain/values.js';
 
 export interface AttributionHandlers {
   recordConversion(command: RecordConversionCommand, context: { correlationId?: string }): Promise<Conversion>;
   scope(scope: Scope, model: AttributionModel): Promise<ScopeAttribution>;
-  visitor(visitorId: string, page: PageRequest): Promise<VisitorJourney>;
+  visitor(visitor: Visitor, page: PageRequest): Promise<VisitorJourney>;
   conversion(conversionId: string): Promise<ConversionAttribution>;
 }
 
@@ -59,7 +60,11 @@ const TouchSchema = Type.Object(
   { $id: 'AttributionTouch' },
 );
 const TouchOrNull = Type.Union([Type.Ref('AttributionTouch'), Type.Null()]);
+const AppIdOfVisitor = Type.Union([Type.String(), Type.Null()], {
+  description: "The application whose SDK users the visitor is one of; null for a visitor of the tracking API's visitor_id",
+});
 const Journey = Type.Object({
+  app_id: AppIdOfVisitor,
   visitor_id: Type.String(),
   first_touch: TouchOrNull,
   last_touch: TouchOrNull,
@@ -71,6 +76,7 @@ const Journey = Type.Object({
 const CreditSchema = Type.Object({ partner_id: Type.String(), campaign_id: Type.String(), share: Type.Number(), value: Type.Number() });
 const ConversionCredits = Type.Object({
   conversion_id: Type.String(),
+  app_id: AppIdOfVisitor,
   visitor_id: Type.String(),
   value: Type.Number(),
   occurred_at: Type.String({ format: 'date-time' }),
@@ -78,6 +84,17 @@ const ConversionCredits = Type.Object({
 });
 
 const Id = Type.String({ minLength: 1, maxLength: 255 });
+const VisitorQuery = Type.Object({
+  ...PageQuery.properties,
+  app_id: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      description:
+        "The application whose SDK user this is (Segment/RudderStack userId or anonymousId); leave it out for the tracking API's visitor_id",
+    }),
+  ),
+});
 
 const attributionBody = (attribution: ScopeAttribution) => ({
   model: attribution.model,
@@ -184,19 +201,23 @@ export function attributionHttp(handlers: AttributionHandlers): HttpContext {
           schema: {
             tags: ['attribution'],
             summary: "A visitor's touches in the order they occurred, with the first and last touch",
+            description:
+              "The visitor_id the tracking API was given, or with `app_id` the user an application's SDK messages named. " +
+              'The two are never the same visitor, nor are the users of two applications.',
             params: Type.Object({ visitor_id: Id }),
-            querystring: PageQuery,
+            querystring: VisitorQuery,
             response: { 200: Journey, ...errorResponses },
           },
         },
         async (request) => {
-          const { visitor_id } = request.params;
-          const journey = await handlers.visitor(visitor_id, {
+          const visitor: Visitor = { appId: request.query.app_id ?? null, id: request.params.visitor_id as ExternalId };
+          const journey = await handlers.visitor(visitor, {
             limit: request.query.limit ?? DEFAULT_PAGE_SIZE,
             cursor: request.query.cursor,
           });
           return {
-            visitor_id,
+            app_id: visitor.appId,
+            visitor_id: visitor.id,
             first_touch: journey.firstTouch && touchBody(journey.firstTouch),
             last_touch: journey.lastTouch && touchBody(journey.lastTouch),
             conversions: journey.conversions,
@@ -221,7 +242,8 @@ export function attributionHttp(handlers: AttributionHandlers): HttpContext {
           const { conversion, credits } = await handlers.conversion(conversion_id);
           return {
             conversion_id: conversion.id,
-            visitor_id: conversion.visitorId,
+            app_id: conversion.visitor.appId,
+            visitor_id: conversion.visitor.id,
             value: conversion.value,
             occurred_at: conversion.occurredAt,
             credits: Object.fromEntries(ATTRIBUTION_MODELS.map((model) => [model, credits[model].map(creditBody)])),

@@ -2,18 +2,26 @@ import type { Kysely } from 'kysely';
 import type { AttributionModel, Credit } from '../../domain/attribution-models.js';
 import type { Conversion } from '../../domain/conversion.js';
 import type { Touch } from '../../domain/touch.js';
-import type { ExternalId, Instant, InteractionType } from '../../domain/values.js';
+import type { ExternalId, Instant, InteractionType, Visitor } from '../../domain/values.js';
 
 // Type aliases, not interfaces: Kysely's withTables needs index-compatible shapes.
 export type TouchRow = {
   tracking_event_id: string;
+  app_id: string;
   visitor_id: string;
   partner_id: string;
   campaign_id: string;
   interaction_type: string;
   occurred_at: string;
 };
-export type ConversionRow = { conversion_id: string; visitor_id: string; value: number; occurred_at: string; recorded_at: string };
+export type ConversionRow = {
+  conversion_id: string;
+  app_id: string;
+  visitor_id: string;
+  value: number;
+  occurred_at: string;
+  recorded_at: string;
+};
 /** Counters are bigint columns: PostgreSQL hands them back as strings, SQLite as numbers. */
 export type ScopeTotalsRow = {
   scope: string;
@@ -29,7 +37,7 @@ type Tables = {
   attribution_touches: TouchRow;
   attribution_conversions: ConversionRow;
   attribution_scope_totals: ScopeTotalsRow;
-  attribution_scope_visitors: { scope: string; scope_id: string; visitor_id: string };
+  attribution_scope_visitors: { scope: string; scope_id: string; app_id: string; visitor_id: string };
   attribution_credits: CreditRow;
 };
 
@@ -41,10 +49,21 @@ export const COUNT_COLUMN = { click: 'clicks', view: 'views', engagement: 'engag
   keyof ScopeTotalsRow
 >;
 
+/**
+ * A visitor is two columns, `app_id` and `visitor_id`. A visitor of the tracking API has no
+ * application: its `app_id` is '', which no application id can be (they are never blank).
+ */
+const TRACKING_API = '';
+export const appColumnOf = (visitor: Visitor): string => visitor.appId ?? TRACKING_API;
+export const visitorOf = (row: { app_id: string; visitor_id: string }): Visitor => ({
+  appId: row.app_id === TRACKING_API ? null : row.app_id,
+  id: row.visitor_id as ExternalId,
+});
+
 // The rows were valid when written; reading them back only restores their brands.
 export const touchOf = (row: TouchRow): Touch => ({
   trackingEventId: row.tracking_event_id,
-  visitorId: row.visitor_id as ExternalId,
+  visitor: visitorOf(row),
   partnerId: row.partner_id as ExternalId,
   campaignId: row.campaign_id as ExternalId,
   interactionType: row.interaction_type as InteractionType,
@@ -53,7 +72,7 @@ export const touchOf = (row: TouchRow): Touch => ({
 
 export const conversionOf = (row: ConversionRow): Conversion => ({
   id: row.conversion_id,
-  visitorId: row.visitor_id as ExternalId,
+  visitor: visitorOf(row),
   value: Number(row.value),
   occurredAt: row.occurred_at as Instant,
   recordedAt: row.recorded_at as Instant,

@@ -1,6 +1,7 @@
 import type { Kysely, Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
 import { byteOrderColumns } from '../../../shared/postgres/byte-order-columns.js';
+import { requestReplay } from '../../../shared/subscriptions/checkpoints.js';
 
 /** Plain columns and composite keys only, so the same migration runs on SQLite and PostgreSQL. */
 const createAttributionTables: Migration = {
@@ -73,10 +74,83 @@ const createAttributionTables: Migration = {
 // A conversion's credits are listed by (model, partner, campaign): by bytes on every database.
 const creditsInByteOrder = byteOrderColumns({ attribution_credits: ['partner_id', 'campaign_id'] });
 
+/**
+ * A visitor becomes two columns, `app_id` ('' for the tracking API's visitors) and `visitor_id`, where
+ * an SDK user was `<app_id>:<user>` in one text that another application's user, or a tracking-API
+ * visitor id, could spell too (decision 0029). The old rows cannot be split back: the text does not
+ * say where an application id holding ':' ends, nor whether a touch came from the tracking API or
+ * an SDK. So the tables start over empty in their new shape and, when they held anything, the
+ * attribution subscriber is asked to rebuild them from the facts it was fed (decision 0010).
+ */
+const visitorsOfTheirApplication: Migration = {
+  async up(db: Kysely<unknown>) {
+    const tables = db.withTables<{
+      attribution_touches: { tracking_event_id: string };
+      attribution_conversions: { conversion_id: string };
+      attribution_scope_totals: { scope: string };
+      attribution_credits: { conversion_id: string };
+    }>();
+    const held =
+      (await tables.selectFrom('attribution_touches').select('tracking_event_id').limit(1).executeTakeFirst()) !== undefined ||
+      (await tables.selectFrom('attribution_conversions').select('conversion_id').limit(1).executeTakeFirst()) !== undefined;
+    for (const table of ['attribution_touches', 'attribution_conversions', 'attribution_scope_visitors']) {
+      await db.schema.dropTable(table).execute();
+    }
+    // Counted and credited from the facts just dropped: emptied with them, and rebuilt with them.
+    await tables.deleteFrom('attribution_scope_totals').execute();
+    await tables.deleteFrom('attribution_credits').execute();
+    await db.schema
+      .createTable('attribution_touches')
+      .addColumn('tracking_event_id', 'text', (c) => c.primaryKey())
+      .addColumn('app_id', 'text', (c) => c.notNull())
+      .addColumn('visitor_id', 'text', (c) => c.notNull())
+      .addColumn('partner_id', 'text', (c) => c.notNull())
+      .addColumn('campaign_id', 'text', (c) => c.notNull())
+      .addColumn('interaction_type', 'text', (c) => c.notNull())
+      .addColumn('occurred_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('attribution_touches_visitor')
+      .on('attribution_touches')
+      .columns(['app_id', 'visitor_id', 'occurred_at', 'tracking_event_id'])
+      .execute();
+    await db.schema
+      .createTable('attribution_conversions')
+      .addColumn('conversion_id', 'text', (c) => c.primaryKey())
+      .addColumn('app_id', 'text', (c) => c.notNull())
+      .addColumn('visitor_id', 'text', (c) => c.notNull())
+      .addColumn('value', 'double precision', (c) => c.notNull())
+      .addColumn('occurred_at', 'text', (c) => c.notNull())
+      .addColumn('recorded_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('attribution_conversions_visitor')
+      .on('attribution_conversions')
+      .columns(['app_id', 'visitor_id', 'occurred_at', 'conversion_id'])
+      .execute();
+    await db.schema
+      .createTable('attribution_scope_visitors')
+      .addColumn('scope', 'text', (c) => c.notNull())
+      .addColumn('scope_id', 'text', (c) => c.notNull())
+      .addColumn('app_id', 'text', (c) => c.notNull())
+      .addColumn('visitor_id', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('attribution_scope_visitors_pk', ['scope', 'scope_id', 'app_id', 'visitor_id'])
+      .execute();
+    if (held) {
+      await requestReplay(
+        db as Kysely<object>,
+        'attribution',
+        "visitors became (application, visitor id): an SDK user was '<app_id>:<user>', which other ids could spell too",
+      );
+    }
+  },
+};
+
 export const attributionMigrations: MigrationSet = {
   owner: 'attribution',
   migrations: {
     '0001_create_attribution_tables': createAttributionTables,
     '0002_credits_in_byte_order': creditsInByteOrder,
+    '0003_visitors_of_their_application': visitorsOfTheirApplication,
   },
 };

@@ -4,7 +4,7 @@ import type { Conversion } from '../../domain/conversion.js';
 import type { Touch } from '../../domain/touch.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
-import { COUNT_COLUMN, conversionOf, tables, touchOf, type ConversionRow, type TouchRow } from './attribution-tables.js';
+import { appColumnOf, COUNT_COLUMN, conversionOf, tables, touchOf, type ConversionRow, type TouchRow } from './attribution-tables.js';
 
 /** The items whose keys came back from an insert, each once, in the order given. */
 function keptOf<T>(items: readonly T[], keyOf: (item: T) => string, returned: ReadonlySet<string>): T[] {
@@ -21,7 +21,7 @@ function keptOf<T>(items: readonly T[], keyOf: (item: T) => string, returned: Re
 
 // The facts' inserts run for every tracking event and conversion: their text is kept per row count.
 const insertTouches = insertTemplate<TouchRow, { tracking_event_id: string }>(
-  ['tracking_event_id', 'visitor_id', 'partner_id', 'campaign_id', 'interaction_type', 'occurred_at'],
+  ['tracking_event_id', 'app_id', 'visitor_id', 'partner_id', 'campaign_id', 'interaction_type', 'occurred_at'],
   (db, rows) =>
     tables(db)
       .insertInto('attribution_touches')
@@ -30,7 +30,7 @@ const insertTouches = insertTemplate<TouchRow, { tracking_event_id: string }>(
       .returning('tracking_event_id'),
 );
 const insertConversions = insertTemplate<ConversionRow, { conversion_id: string }>(
-  ['conversion_id', 'visitor_id', 'value', 'occurred_at', 'recorded_at'],
+  ['conversion_id', 'app_id', 'visitor_id', 'value', 'occurred_at', 'recorded_at'],
   (db, rows) =>
     tables(db)
       .insertInto('attribution_conversions')
@@ -41,7 +41,8 @@ const insertConversions = insertTemplate<ConversionRow, { conversion_id: string 
 
 const touchRowOf = (touch: Touch): TouchRow => ({
   tracking_event_id: touch.trackingEventId,
-  visitor_id: touch.visitorId,
+  app_id: appColumnOf(touch.visitor),
+  visitor_id: touch.visitor.id,
   partner_id: touch.partnerId,
   campaign_id: touch.campaignId,
   interaction_type: touch.interactionType,
@@ -49,7 +50,8 @@ const touchRowOf = (touch: Touch): TouchRow => ({
 });
 const conversionRowOf = (conversion: Conversion): ConversionRow => ({
   conversion_id: conversion.id,
-  visitor_id: conversion.visitorId,
+  app_id: appColumnOf(conversion.visitor),
+  visitor_id: conversion.visitor.id,
   value: conversion.value,
   occurred_at: conversion.occurredAt,
   recorded_at: conversion.recordedAt,
@@ -85,7 +87,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
     async countTouches(touches) {
       // Summed per scope first: one upsert row per scope, as PostgreSQL cannot update a row twice in one statement.
       const counts = new Map<string, ScopeCount>();
-      const visitors = new Map<string, { scope: string; scope_id: string; visitor_id: string }>();
+      const visitors = new Map<string, { scope: string; scope_id: string; app_id: string; visitor_id: string }>();
       for (const touch of touches) {
         for (const scope of scopesOf(touch)) {
           const key = JSON.stringify([scope.kind, scope.id]);
@@ -99,10 +101,12 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
           };
           count[COUNT_COLUMN[touch.interactionType]] += 1;
           counts.set(key, count);
-          visitors.set(JSON.stringify([scope.kind, scope.id, touch.visitorId]), {
+          const appId = appColumnOf(touch.visitor);
+          visitors.set(JSON.stringify([scope.kind, scope.id, appId, touch.visitor.id]), {
             scope: scope.kind,
             scope_id: scope.id,
-            visitor_id: touch.visitorId,
+            app_id: appId,
+            visitor_id: touch.visitor.id,
           });
         }
       }
@@ -110,7 +114,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
         const newVisitors = await t
           .insertInto('attribution_scope_visitors')
           .values(piece)
-          .onConflict((oc) => oc.columns(['scope', 'scope_id', 'visitor_id']).doNothing())
+          .onConflict((oc) => oc.columns(['scope', 'scope_id', 'app_id', 'visitor_id']).doNothing())
           .returning(['scope', 'scope_id'])
           .execute();
         for (const row of newVisitors) {
@@ -134,11 +138,12 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       }
     },
 
-    async conversionsOf(visitorId, range) {
+    async conversionsOf(visitor, range) {
       const rows = await t
         .selectFrom('attribution_conversions')
         .selectAll()
-        .where('visitor_id', '=', visitorId)
+        .where('app_id', '=', appColumnOf(visitor))
+        .where('visitor_id', '=', visitor.id)
         .where('occurred_at', '>=', range.from)
         .where('occurred_at', '<=', range.to)
         .orderBy('occurred_at')
@@ -147,11 +152,12 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       return rows.map(conversionOf);
     },
 
-    async touchesOf(visitorId, range) {
+    async touchesOf(visitor, range) {
       const rows = await t
         .selectFrom('attribution_touches')
         .selectAll()
-        .where('visitor_id', '=', visitorId)
+        .where('app_id', '=', appColumnOf(visitor))
+        .where('visitor_id', '=', visitor.id)
         .where('occurred_at', '>=', range.from)
         .where('occurred_at', '<=', range.to)
         .orderBy('occurred_at')
@@ -160,11 +166,12 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       return rows.map(touchOf);
     },
 
-    async hasTouches(visitorId, range) {
+    async hasTouches(visitor, range) {
       const row = await t
         .selectFrom('attribution_touches')
         .select('tracking_event_id')
-        .where('visitor_id', '=', visitorId)
+        .where('app_id', '=', appColumnOf(visitor))
+        .where('visitor_id', '=', visitor.id)
         .where('occurred_at', '>=', range.from)
         .where('occurred_at', '<=', range.to)
         .limit(1)

@@ -3,7 +3,8 @@ import { ValidationError } from '../../../shared/errors.js';
 import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { AttributionViews } from '../../application/ports.js';
 import type { Touch } from '../../domain/touch.js';
-import { conversionOf, creditOf, tables, touchOf } from './attribution-tables.js';
+import type { Visitor } from '../../domain/values.js';
+import { appColumnOf, conversionOf, creditOf, tables, touchOf } from './attribution-tables.js';
 
 // A touch's place in a journey is (occurred_at, tracking_event_id); occurred_at never holds this separator.
 const SEPARATOR = '|';
@@ -23,11 +24,12 @@ function positionOf(cursor: string): { occurredAt: string; trackingEventId: stri
 /** Attribution's tables as its queries read them: each read is one index range. */
 export function sqlAttributionViews(db: Kysely<object>): AttributionViews {
   const t = tables(db);
-  const touchesInOrder = (visitorId: string, direction: 'asc' | 'desc') =>
+  const touchesInOrder = (visitor: Visitor, direction: 'asc' | 'desc') =>
     t
       .selectFrom('attribution_touches')
       .selectAll()
-      .where('visitor_id', '=', visitorId)
+      .where('app_id', '=', appColumnOf(visitor))
+      .where('visitor_id', '=', visitor.id)
       .orderBy('occurred_at', direction)
       .orderBy('tracking_event_id', direction);
 
@@ -61,18 +63,18 @@ export function sqlAttributionViews(db: Kysely<object>): AttributionViews {
       return { conversions: Number(row?.conversions ?? 0), value: Number(row?.value ?? 0) };
     },
 
-    async firstTouch(visitorId) {
-      const row = await touchesInOrder(visitorId, 'asc').limit(1).executeTakeFirst();
+    async firstTouch(visitor) {
+      const row = await touchesInOrder(visitor, 'asc').limit(1).executeTakeFirst();
       return row && touchOf(row);
     },
 
-    async lastTouch(visitorId) {
-      const row = await touchesInOrder(visitorId, 'desc').limit(1).executeTakeFirst();
+    async lastTouch(visitor) {
+      const row = await touchesInOrder(visitor, 'desc').limit(1).executeTakeFirst();
       return row && touchOf(row);
     },
 
-    async touches(visitorId, page) {
-      let query = touchesInOrder(visitorId, 'asc').limit(page.limit + 1);
+    async touches(visitor, page) {
+      let query = touchesInOrder(visitor, 'asc').limit(page.limit + 1);
       if (page.cursor !== undefined) {
         const after = positionOf(page.cursor);
         query = query.where((eb) =>
@@ -85,11 +87,12 @@ export function sqlAttributionViews(db: Kysely<object>): AttributionViews {
       return pageOf((await query.execute()).map(touchOf), page.limit, cursorOf);
     },
 
-    async conversionCount(visitorId) {
+    async conversionCount(visitor) {
       const row = await t
         .selectFrom('attribution_conversions')
         .select((eb) => eb.fn.countAll<number | string>().as('count'))
-        .where('visitor_id', '=', visitorId)
+        .where('app_id', '=', appColumnOf(visitor))
+        .where('visitor_id', '=', visitor.id)
         .executeTakeFirst();
       return Number(row?.count ?? 0);
     },

@@ -10,19 +10,20 @@ import { sqliteEventStoreMigrations } from '../../../shared/event-store/sqlite/m
 import { sqliteEventStore } from '../../../shared/event-store/sqlite/sqlite-event-store.js';
 import type { RecordedEvent } from '../../../shared/events.js';
 import { uuidV7 } from '../../../shared/ids.js';
-import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
+import { migrateToLatest, type MigrationSet } from '../../../shared/sqlite/migrate.js';
 import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
 import { postgresEventStoreMigrations } from '../../../shared/event-store/postgres/migrations.js';
 import { postgresEventStore } from '../../../shared/event-store/postgres/postgres-event-store.js';
 import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
 import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
-import { listParked } from '../../../shared/subscriptions/checkpoints.js';
+import { listParked, replayRequests, saveCheckpoint } from '../../../shared/subscriptions/checkpoints.js';
 import { inProcessSubscriptions } from '../../../shared/subscriptions/in-process-subscriptions.js';
 import { subscriptionMigrations } from '../../../shared/subscriptions/migrations.js';
 import { attributionSubscriber } from '../../application/attribution-subscriber.js';
 import { getConversionAttribution, getScopeAttribution, getVisitorJourney } from '../../application/queries.js';
 import { lookbackOfDays, type AttributionModel } from '../../domain/attribution-models.js';
 import { DEFAULT_WEIGHTS } from '../../domain/interaction-weights.js';
+import type { ExternalId } from '../../domain/values.js';
 import { attributionMigrations } from './migrations.js';
 import { sqlAttributionLedger } from './sql-attribution-ledger.js';
 import { sqlAttributionViews } from './sql-attribution-views.js';
@@ -30,22 +31,29 @@ import { sqlAttributionViews } from './sql-attribution-views.js';
 interface Opened {
   readonly db: Kysely<object>;
   readonly store: EventStore;
+  /** Applies the migrations of the set not applied yet, as a start of a newer version does. */
+  migrate(set: MigrationSet): Promise<string[]>;
   close(): Promise<void>;
 }
 
-/** The ledger runs on SQLite in one process and on PostgreSQL in the attribution role: the same tests run on both. */
-const backends: ReadonlyArray<{ readonly name: string; readonly available: boolean; open(): Promise<Opened> }> = [
+/**
+ * The ledger runs on SQLite in one process and on PostgreSQL in the attribution role: the same tests
+ * run on both. `attribution` is the migration set to open with: an older one stands for a database
+ * written by an earlier version.
+ */
+const backends: ReadonlyArray<{ readonly name: string; readonly available: boolean; open(attribution?: MigrationSet): Promise<Opened> }> = [
   {
     name: 'SQLite',
     available: true,
-    async open() {
+    async open(attribution = attributionMigrations) {
       const dir = mkdtempSync(join(tmpdir(), 'intake-attribution-'));
       const sqlite = openSqlite(join(dir, 'db.sqlite'));
-      await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations, attributionMigrations]);
+      await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations, subscriptionMigrations, attribution]);
       const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7, durability: 'process-crash' });
       return {
         db: sqlite.db,
         store,
+        migrate: (set) => migrateToLatest(sqlite.db, [set]),
         async close() {
           await store.close();
           await sqlite.close();
@@ -57,13 +65,14 @@ const backends: ReadonlyArray<{ readonly name: string; readonly available: boole
   {
     name: 'PostgreSQL',
     available: testPostgresUrl !== undefined,
-    async open() {
+    async open(attribution = attributionMigrations) {
       const postgres = await openTemporarySchema(testPostgresUrl ?? '');
-      await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, attributionMigrations]);
+      await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, attribution]);
       const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
       return {
         db: postgres.db,
         store,
+        migrate: (set) => migratePostgresToLatest(postgres, [set]),
         async close() {
           await store.close();
           await postgres.close();
@@ -79,10 +88,16 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
   let store: EventStore;
   let opened: Opened | undefined;
 
+  /** Opens the backend afresh, closing what the test had open. */
+  async function reopen(attribution?: MigrationSet) {
+    await opened?.close();
+    opened = await open(attribution);
+    ({ db, store } = opened);
+  }
+
   beforeEach(async () => {
     if (!available) return;
-    opened = await open();
-    ({ db, store } = opened);
+    await reopen();
   });
 
   afterEach(async () => {
@@ -134,6 +149,67 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
     };
   }
 
+  /** What ingestion appends for a Segment/RudderStack message of the application: attribution reads its DataIngested. */
+  function sdkMessage(itemId: string, appId: string, message: Record<string, unknown>): AppendRequest {
+    const at = String(message.timestamp);
+    return {
+      streamId: `data-${itemId}`,
+      events: [
+        {
+          type: 'DataIngested',
+          data: {
+            item_id: itemId,
+            partner_id: appId,
+            event_type: String(message.event ?? message.type),
+            payload: message,
+            received_at: at,
+            metadata: { channel: 'analytics_api', received_at: at, ip: null, user_agent: null, correlation_id: null, key_id: null },
+          },
+          metadata: {},
+        },
+      ],
+    };
+  }
+  const sdkTouch = (itemId: string, appId: string, userId: string, campaign: string, at: string) =>
+    sdkMessage(itemId, appId, { type: 'page', userId, timestamp: at, context: { campaign: { name: campaign, source: 'ads' } } });
+  const sdkOrder = (itemId: string, appId: string, userId: string, revenue: number, at: string) =>
+    sdkMessage(itemId, appId, { type: 'track', event: 'Order Completed', userId, properties: { revenue }, timestamp: at });
+
+  /** Visitors of every namespace whose ids once read alike: none may take another's credit. */
+  function lookalikes(): AppendRequest[] {
+    return [
+      // App "a:b", user "c", and app "a", user "b:c": both were "a:b:c".
+      sdkTouch('s-1', 'a:b', 'c', 'colon', '2026-11-01T00:00:00.000Z'),
+      sdkOrder('s-2', 'a', 'b:c', 40, '2026-11-02T00:00:00.000Z'),
+      // The tracking API's visitor "shop:u1" and app shop's user "u1".
+      tracked('t-1', 'shop:u1', 'injected', 'blog', 'click', '2026-11-01T00:00:00.000Z'),
+      sdkOrder('s-3', 'shop', 'u1', 90, '2026-11-02T00:00:00.000Z'),
+      // App shop's user "u2" and the tracking API's "shop:u2", converting.
+      sdkTouch('s-4', 'shop', 'u2', 'own', '2026-11-01T00:00:00.000Z'),
+      converted('k-1', 'shop:u2', 10, '2026-11-02T00:00:00.000Z'),
+      // The same user id in two applications and in the tracking API: three visitors of one campaign.
+      sdkTouch('s-5', 'shop', 'same', 'shared', '2026-11-01T00:00:00.000Z'),
+      sdkTouch('s-6', 'blog', 'same', 'shared', '2026-11-01T00:00:00.000Z'),
+      tracked('t-2', 'same', 'shared', 'ads', 'view', '2026-11-01T00:00:00.000Z'),
+    ];
+  }
+
+  /** What lookalikes() must come to, read through the queries. */
+  async function expectLookalikesApart() {
+    const credited = async (id: string) => (await getConversionAttribution(views())(id)).credits.linear;
+    expect(await credited('s-2')).toEqual([]);
+    expect(await credited('s-3')).toEqual([]);
+    expect(await credited('k-1')).toEqual([]);
+    expect(await campaign('shared')).toMatchObject({ interactions: { view: 3, click: 0, engagement: 0 }, uniqueVisitors: 3 });
+    const journey = (appId: string | null, id: string) => getVisitorJourney(views())({ appId, id: id as ExternalId }, { limit: 10 });
+    expect((await journey('a:b', 'c')).touches.items.map((t) => t.campaignId)).toEqual(['colon']);
+    expect(await journey('a', 'b:c')).toMatchObject({ firstTouch: null, conversions: 1 });
+    await expect(journey(null, 'a:b:c')).rejects.toThrow(/no touches of visitor a:b:c of the tracking API/);
+    expect(await journey(null, 'shop:u1')).toMatchObject({ conversions: 0, firstTouch: { campaignId: 'injected' } });
+    expect(await journey('shop', 'u1')).toMatchObject({ conversions: 1, firstTouch: null });
+    expect((await getConversionAttribution(views())('s-3')).conversion.visitor).toEqual({ appId: 'shop', id: 'u1' });
+  }
+
   async function append(...requests: AppendRequest[]): Promise<RecordedEvent[]> {
     const events: RecordedEvent[] = [];
     for (const request of requests) events.push(...(await store.append(request)).events);
@@ -158,7 +234,7 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       touches: await rows(sql`SELECT * FROM attribution_touches ORDER BY tracking_event_id`),
       conversions: await rows(sql`SELECT * FROM attribution_conversions ORDER BY conversion_id`),
       totals: await rows(sql`SELECT * FROM attribution_scope_totals ORDER BY scope, scope_id`),
-      visitors: await rows(sql`SELECT * FROM attribution_scope_visitors ORDER BY scope, scope_id, visitor_id`),
+      visitors: await rows(sql`SELECT * FROM attribution_scope_visitors ORDER BY scope, scope_id, app_id, visitor_id`),
       credits: await rows(sql`SELECT * FROM attribution_credits ORDER BY conversion_id, model, partner_id, campaign_id`),
     };
   }
@@ -217,6 +293,68 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
     });
   });
 
+  describe.skipIf(!available)('visitors', () => {
+    it('keep every application and the tracking API apart, whatever their ids hold', async () => {
+      await deliver(await append(...lookalikes()));
+      await expectLookalikesApart();
+      // A conversion of the application's own user still takes its own touches.
+      await deliver(await append(sdkOrder('s-7', 'shop', 'u2', 30, '2026-11-03T00:00:00.000Z')));
+      expect((await getConversionAttribution(views())('s-7')).credits.linear).toEqual([
+        { model: 'linear', partnerId: 'ads', campaignId: 'own', share: 1, value: 30 },
+      ]);
+    });
+  });
+
+  describe.skipIf(!available)('upgrade from visitors written as one text', () => {
+    const before0003: MigrationSet = {
+      owner: attributionMigrations.owner,
+      migrations: Object.fromEntries(Object.entries(attributionMigrations.migrations).filter(([name]) => name < '0003')),
+    };
+
+    it('starts the tables over and rebuilds them from the facts once the subscriber runs', async () => {
+      await reopen(before0003);
+      const events = await append(...lookalikes());
+      // What the earlier version kept: SDK users as "<app>:<user>", mixed with the tracking API's visitors.
+      const old = (id: string, visitor: string, campaign: string) =>
+        sql`INSERT INTO attribution_touches (tracking_event_id, visitor_id, partner_id, campaign_id, interaction_type, occurred_at)
+            VALUES (${id}, ${visitor}, 'ads', ${campaign}, 'view', '2026-11-01T00:00:00.000Z')`.execute(db);
+      await old('s-1', 'a:b:c', 'colon');
+      await old('t-1', 'shop:u1', 'injected');
+      await sql`INSERT INTO attribution_conversions (conversion_id, visitor_id, value, occurred_at, recorded_at)
+                VALUES ('s-2', 'a:b:c', 40, '2026-11-02T00:00:00.000Z', '2026-11-02T00:00:00.000Z')`.execute(db);
+      await sql`INSERT INTO attribution_credits (conversion_id, model, partner_id, campaign_id, share, value)
+                VALUES ('s-2', 'linear', 'ads', 'colon', 1, 40)`.execute(db);
+      await store.transaction((tx) => saveCheckpoint(tx.db, 'attribution', events.at(-1)?.position ?? 0, new Date().toISOString()));
+
+      expect(await opened?.migrate(attributionMigrations)).toEqual(['attribution/0003_visitors_of_their_application']);
+      expect([...(await replayRequests(db, ['attribution'])).keys()]).toEqual(['attribution']);
+      expect(await dump()).toEqual({ touches: [], conversions: [], totals: [], visitors: [], credits: [] });
+
+      const subscriptions = inProcessSubscriptions({
+        store,
+        db,
+        clock: systemClock,
+        logger: pino({ level: 'silent' }),
+        subscribers: [subscriber],
+      });
+      subscriptions.start();
+      try {
+        await readable(events);
+        await subscriptions.caughtUp();
+        await expectLookalikesApart();
+        expect(await replayRequests(db, ['attribution'])).toEqual(new Map());
+      } finally {
+        await subscriptions.stop();
+      }
+    });
+
+    it('asks for no rebuild when there was nothing to rebuild', async () => {
+      await reopen(before0003);
+      await opened?.migrate(attributionMigrations);
+      expect(await replayRequests(db, ['attribution'])).toEqual(new Map());
+    });
+  });
+
   describe.skipIf(!available)('duplicate delivery', () => {
     it('changes nothing, whether the same batch comes twice or an event twice in one batch', async () => {
       const events = await append(
@@ -254,7 +392,7 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       expect(await campaign('c0', 'linear')).toMatchObject({ conversions: 0.5, attributedValue: 45 });
       expect(await partner('B', 'position_based')).toMatchObject({ conversions: 0.5, attributedValue: 45 });
 
-      const journey = await getVisitorJourney(views())('v-1', { limit: 10 });
+      const journey = await getVisitorJourney(views())({ appId: null, id: 'v-1' as ExternalId }, { limit: 10 });
       expect(journey.firstTouch?.trackingEventId).toBe('t0');
       expect(journey.lastTouch?.trackingEventId).toBe('t1');
       expect(journey.touches.items.map((t) => t.trackingEventId)).toEqual(['t0', 't1']);

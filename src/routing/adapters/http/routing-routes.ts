@@ -5,27 +5,24 @@ import { errorResponses, JsonObjectSchema, pageBody, PageQuery, PageSchema } fro
 import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { DestinationView } from '../../application/destinations.js';
 import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
-import {
-  deliveryState,
-  type Attempt,
-  type Delivery,
-  type DeliveryFilter,
-  type ReplayJob,
-  type StoredRule,
-} from '../../application/ports.js';
+import type { RuleView } from '../../application/condition-errors.js';
+import { deliveryState, type Attempt, type Delivery, type DeliveryFilter, type ReplayJob } from '../../application/ports.js';
 import type { ReplayProgress } from '../../application/replay-jobs.js';
 import type { TestSendResult } from '../../application/test-send.js';
 import type { Breaker } from '../../domain/circuit-breaker.js';
 import type { RuleInput } from '../../domain/routing-rule.js';
 
+/** A created or replaced rule as shown: with its condition's state, and its secret when one was made. */
+type CreatedView = Omit<CreatedRule, 'rule'> & { readonly rule: RuleView };
+
 export interface RoutingHandlers {
-  create(input: RuleInput): Promise<CreatedRule>;
-  update(ruleId: string, input: RuleInput): Promise<CreatedRule>;
-  patch(ruleId: string, patch: RulePatch): Promise<CreatedRule>;
+  create(input: RuleInput): Promise<CreatedView>;
+  update(ruleId: string, input: RuleInput): Promise<CreatedView>;
+  patch(ruleId: string, patch: RulePatch): Promise<CreatedView>;
   /** The rule with its destination's circuit breaker. */
-  get(ruleId: string): Promise<StoredRule & { circuit: Breaker }>;
-  listByApp(appId: string, page: PageRequest): Promise<Page<StoredRule>>;
-  toggle(ruleId: string): Promise<StoredRule>;
+  get(ruleId: string): Promise<RuleView & { circuit: Breaker }>;
+  listByApp(appId: string, page: PageRequest): Promise<Page<RuleView>>;
+  toggle(ruleId: string): Promise<RuleView>;
   remove(ruleId: string): Promise<void>;
   rotateSecret(ruleId: string): Promise<string>;
   deliveries(filter: DeliveryFilter, page: PageRequest): Promise<Page<Delivery>>;
@@ -52,11 +49,18 @@ const DestinationSchema = Type.Object({
   app_id: Type.String(),
   rule_name: Type.String(),
   destination_type: Type.String(),
-  is_active: Type.Boolean(),
+  is_active: Type.Boolean({
+    description: 'The rule’s own switch; a rule whose condition cannot run stays active for what it matched before',
+  }),
+  condition_error: Nullable(
+    Type.String({ description: 'Why the rule’s condition cannot run under today’s limits (it matches no new event); null when it runs' }),
+  ),
   circuit: CircuitSchema,
   pending: Type.Integer(),
   attempts: Type.Integer({
-    description: 'Attempts since this process started; a row written to a database destination counts as one delivered attempt of 0 ms',
+    description:
+      'Attempts to the rule’s current destination, since the rule was made or its destination last changed, by every process ' +
+      '(stored, so a restart keeps them); a row written to a database destination counts as one delivered attempt of 0 ms',
   }),
   delivered: Type.Integer(),
   failed: Type.Integer(),
@@ -93,6 +97,7 @@ const destinationBody = (d: DestinationView) => ({
   rule_name: d.ruleName,
   destination_type: d.destinationType,
   is_active: d.isActive,
+  condition_error: d.conditionError,
   circuit: circuitBody(d.circuit),
   pending: d.pending,
   attempts: d.tally?.attempts ?? 0,
@@ -166,6 +171,13 @@ const Rule = Type.Object(
     priority: Type.Integer(),
     is_active: Type.Boolean(),
     ordering_key: Type.Union([Type.String(), Type.Null()]),
+    condition_error: Nullable(
+      Type.String({
+        description:
+          'Null when the condition runs. Otherwise why today’s limits refuse it (a rule saved by an older release): the rule ' +
+          'is not evaluated and matches no event until its condition is replaced with PUT',
+      }),
+    ),
     created_at: Type.String({ format: 'date-time' }),
     updated_at: Type.String({ format: 'date-time' }),
     // The destination's circuit breaker, on the GET of one rule.
@@ -243,7 +255,7 @@ const attemptBody = (a: Attempt) => ({
   error: a.error,
   duration_ms: a.durationMs,
 });
-const createdBody = (created: CreatedRule) => ({
+const createdBody = (created: CreatedView) => ({
   ...created.rule,
   ...(created.signingSecret ? { signing_secret: created.signingSecret } : {}),
 });
@@ -529,7 +541,10 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Send a dead-lettered delivery again (same delivery id)',
-            description: 'A delivery that is not dead-lettered (pending, retrying or succeeded) answers 409.',
+            description:
+              'The retry schedule starts over: a receiver still down gets every retry again before the delivery is dead-lettered ' +
+              'anew. Attempt numbers go on from the earlier ones, which stay in the attempt log. A delivery that is not ' +
+              'dead-lettered (pending, retrying or succeeded) answers 409.',
             params: Type.Object({ delivery_id: Type.String({ maxLength: 64 }) }),
             response: { 202: Type.Ref('Delivery'), ...errorResponses, 409: Type.Ref('Problem') },
           },
@@ -543,7 +558,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
             tags,
             summary: 'Send every dead-lettered delivery (of one rule, or all) again',
             description:
-              'A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule. Without one, the dead letters of deleted or disabled rules are skipped.',
+              'Each starts the retry schedule over, as a replay of one delivery does. A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule. Without one, the dead letters of deleted or disabled rules are skipped.',
             body: Type.Optional(Type.Object({ rule_id: Type.Optional(Type.String({ maxLength: 64 })) })),
             response: {
               202: Type.Object({

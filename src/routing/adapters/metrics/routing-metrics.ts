@@ -34,7 +34,7 @@ export function registerRoutingMetrics(
   };
   new Gauge({
     name: 'intake_delivery_success_ratio',
-    help: 'Share of attempts delivered per destination (rule) since the process started',
+    help: 'Share of attempts delivered per destination (rule), since the rule was made or its destination last changed',
     labelNames: ['rule_id'] as const,
     registers: [registry],
     async collect() {

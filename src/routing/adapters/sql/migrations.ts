@@ -191,6 +191,42 @@ const deliveriesByCreation: Migration = {
   },
 };
 
+/**
+ * A dead letter replayed by hand starts the retry schedule over: the delivery keeps how many
+ * attempts were made before, so attempt numbers go on and the schedule counts from there, across
+ * restarts and on every replica.
+ */
+const earlierAttempts: Migration = {
+  async up(db) {
+    await db.schema
+      .alterTable('routing_deliveries')
+      .addColumn('earlier_attempts', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+  },
+};
+
+/**
+ * Attempt tallies stored with the outcomes they count, per rule and destination, instead of in the
+ * memory of each process; and the destination each circuit is about, so an attempt to a rule's
+ * former destination that finishes after the change leaves the new destination's circuit alone.
+ */
+const talliesAndDestinationKeys: Migration = {
+  async up(db) {
+    await db.schema
+      .createTable('routing_tallies')
+      .addColumn('rule_id', 'text', (c) => c.notNull())
+      .addColumn('destination_key', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'bigint', (c) => c.notNull())
+      .addColumn('delivered', 'bigint', (c) => c.notNull())
+      .addColumn('failed', 'bigint', (c) => c.notNull())
+      .addColumn('duration_ms', 'double precision', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('routing_tallies_pk', ['rule_id', 'destination_key'])
+      .execute();
+    await db.schema.alterTable('routing_breakers').addColumn('destination_key', 'text').execute();
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -201,5 +237,7 @@ export const routingMigrations: MigrationSet = {
     '0005_one_delivery_per_item_and_rule': oneDeliveryPerItemAndRule,
     '0006_due_index_without_succeeded': dueIndexWithoutSucceeded,
     '0007_deliveries_by_creation': deliveriesByCreation,
+    '0008_earlier_attempts': earlierAttempts,
+    '0009_tallies_and_destination_keys': talliesAndDestinationKeys,
   },
 };

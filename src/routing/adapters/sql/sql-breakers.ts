@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { BreakerStore } from '../../application/ports.js';
-import type { Breaker, BreakerState } from '../../domain/circuit-breaker.js';
+import { closedBreaker, type Breaker, type BreakerState } from '../../domain/circuit-breaker.js';
 
 type BreakerRow = {
   rule_id: string;
@@ -10,6 +10,8 @@ type BreakerRow = {
   opened_at: string | null;
   probe_owner: string | null;
   updated_at: string;
+  /** The destination the circuit is about; null on rows stored before destinations were told apart. */
+  destination_key: string | null;
 };
 type Tables = { routing_breakers: BreakerRow };
 
@@ -33,7 +35,7 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
       const rows = await tables(db).selectFrom('routing_breakers').selectAll().execute();
       return rows.map((row) => ({ ruleId: row.rule_id, breaker: toBreaker(row), updatedAt: row.updated_at }));
     },
-    async save(ruleId, breaker, at) {
+    async save(ruleId, breaker, at, destination) {
       const values = {
         state: breaker.state,
         failures: breaker.failures,
@@ -41,6 +43,35 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
         opened_at: breaker.openedAt,
         probe_owner: null,
         updated_at: at,
+        destination_key: destination,
+      };
+      const result = await tables(db)
+        .insertInto('routing_breakers')
+        .values({ rule_id: ruleId, ...values })
+        .onConflict((oc) =>
+          oc
+            .column('rule_id')
+            .doUpdateSet(values)
+            // Only the circuit of the destination the attempt went to (or of one not told apart yet).
+            .where((eb) =>
+              eb.or([
+                eb('routing_breakers.destination_key', 'is', null),
+                eb('routing_breakers.destination_key', '=', eb.ref('excluded.destination_key')),
+              ]),
+            ),
+        )
+        .executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+    },
+    async reset(ruleId, destination, at) {
+      const values = {
+        state: closedBreaker.state,
+        failures: closedBreaker.failures,
+        next_probe_at: closedBreaker.nextProbeAt,
+        opened_at: closedBreaker.openedAt,
+        probe_owner: null,
+        updated_at: at,
+        destination_key: destination,
       };
       await tables(db)
         .insertInto('routing_breakers')

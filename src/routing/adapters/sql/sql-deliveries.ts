@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely, type SqlBool } from 'kysely';
+import { sql, type ExpressionBuilder, type Generated, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
 import type { Attempt, ClaimRequest, Delivery, DeliveryStatus, DeliveryStore, NewDelivery } from '../../application/ports.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
@@ -25,6 +25,8 @@ type DeliveryRow = {
   webhook_id: string | null;
   replay_job_id: string | null;
   lease_owner: string | null;
+  /** Attempts made before the last replay from the dead-letter queue: the retry schedule starts over after them. */
+  earlier_attempts: Generated<number>;
 };
 type AttemptRow = {
   delivery_id: string;
@@ -41,7 +43,7 @@ type Tables = { routing_deliveries: DeliveryRow; routing_attempts: AttemptRow; r
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
-const toDelivery = (row: DeliveryRow): Delivery => ({
+const toDelivery = (row: Selectable<DeliveryRow>): Delivery => ({
   deliveryId: row.delivery_id,
   ruleId: row.rule_id,
   itemId: row.item_id,
@@ -60,9 +62,10 @@ const toDelivery = (row: DeliveryRow): Delivery => ({
   receivedAt: row.received_at ?? row.created_at,
   webhookId: row.webhook_id ?? row.delivery_id,
   replayJobId: row.replay_job_id,
+  earlierAttempts: Number(row.earlier_attempts),
 });
 
-const toRow = (d: NewDelivery): DeliveryRow => ({
+const toRow = (d: NewDelivery): Omit<DeliveryRow, 'earlier_attempts'> => ({
   delivery_id: d.deliveryId,
   rule_id: d.ruleId,
   item_id: d.itemId,
@@ -85,7 +88,7 @@ const toRow = (d: NewDelivery): DeliveryRow => ({
   lease_owner: null,
 });
 
-const insertDeliveries = insertTemplate<DeliveryRow, { delivery_id: string }>(
+const insertDeliveries = insertTemplate<Omit<DeliveryRow, 'earlier_attempts'>, { delivery_id: string }>(
   [
     'delivery_id',
     'rule_id',
@@ -262,7 +265,8 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     async requeue(deliveryId, at) {
       const row = await tables(db)
         .updateTable('routing_deliveries')
-        .set({ status: 'pending', next_attempt_at: at, lease_until: null, updated_at: at })
+        // The schedule starts over after the attempts made so far, which keep their numbers.
+        .set((eb) => ({ status: 'pending', next_attempt_at: at, lease_until: null, updated_at: at, earlier_attempts: eb.ref('attempts') }))
         .where('delivery_id', '=', deliveryId)
         .where('status', '=', 'dead_lettered')
         .returningAll()

@@ -11,6 +11,7 @@ import { routingMigrations } from './migrations.js';
 import { sqlBreakerStore } from './sql-breakers.js';
 import { sqlDeliveryStore } from './sql-deliveries.js';
 import { sqlReplayStore } from './sql-replays.js';
+import { sqlTallyStore } from './sql-tallies.js';
 
 if (!testPostgresUrl) console.warn('skipping the routing tables on PostgreSQL: TEST_POSTGRES_URL is not set');
 
@@ -97,7 +98,7 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect(await claim(db, T1, ['up', 'other'])).toEqual(['x']);
     await store.release(['x'], 'w1');
     const opened = { state: 'open' as const, failures: 3, nextProbeAt: '2026-12-02T10:00:05.000Z', openedAt: T0 };
-    await breakers.save('down', opened, T0);
+    expect(await breakers.save('down', opened, T0, 'dest-1')).toBe(true);
     expect(await claim(db)).toEqual(['y']);
     expect(await store.nextDueAt(T1, [])).toBeUndefined();
     expect(await breakers.nextProbeAt(T1)).toBe(opened.nextProbeAt);
@@ -111,8 +112,66 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect(await breakers.startProbe('down', probing, probeTime, 'w2')).toBe(false);
     await breakers.releaseProbes('w1', probeTime);
     expect((await breakers.get(['down'])).get('down')).toMatchObject({ state: 'half_open', nextProbeAt: probeTime });
-    await breakers.save('down', closedBreaker, probeTime);
+    expect(await breakers.save('down', closedBreaker, probeTime, 'dest-1')).toBe(true);
     expect((await breakers.all()).map((b) => b.breaker.state)).toEqual(['closed']);
+  });
+
+  it('keeps a rule’s circuit for the destination it was set for: an outcome of another destination stores nothing', async () => {
+    const db = await open();
+    const breakers = sqlBreakerStore(db);
+    const failing = { state: 'closed' as const, failures: 2, nextProbeAt: null, openedAt: null };
+    // A circuit stored before destinations were told apart belongs to whichever destination comes next.
+    await db
+      .withTables<{ routing_breakers: { rule_id: string; state: string; failures: number; updated_at: string } }>()
+      .insertInto('routing_breakers')
+      .values({ rule_id: 'r1', state: 'closed', failures: 1, updated_at: T0 })
+      .execute();
+    expect(await breakers.save('r1', failing, T0, 'old')).toBe(true);
+    // The rule's destination changes: a closed circuit for the new one.
+    await breakers.reset('r1', 'new', T1);
+    expect((await breakers.get(['r1'])).get('r1')).toEqual(closedBreaker);
+    // An attempt to the old destination finishes late, failing: it is not the new destination's failure.
+    expect(await breakers.save('r1', { ...failing, failures: 1 }, T1, 'old')).toBe(false);
+    expect((await breakers.get(['r1'])).get('r1')).toEqual(closedBreaker);
+    expect(await breakers.save('r1', { ...failing, failures: 1 }, T1, 'new')).toBe(true);
+    expect((await breakers.get(['r1'])).get('r1')).toMatchObject({ failures: 1 });
+    // A rule without a circuit yet gets one for the destination of its first outcome.
+    expect(await breakers.save('r2', failing, T1, 'first')).toBe(true);
+    expect(await breakers.save('r2', closedBreaker, T1, 'other')).toBe(false);
+    expect((await breakers.get(['r2'])).get('r2')).toMatchObject({ failures: 2 });
+  });
+
+  it('adds attempt tallies per rule and destination, in place, and forgets a rule’s', async () => {
+    const db = await open();
+    const tallies = sqlTallyStore(db);
+    const attempt = (ruleId: string, destination: string, delivered: number, durationMs: number) => ({
+      ruleId,
+      destination,
+      attempts: 1,
+      delivered,
+      failed: 1 - delivered,
+      totalDurationMs: durationMs,
+    });
+    await tallies.add([attempt('r1', 'a', 1, 10), attempt('r1', 'a', 0, 2.5), attempt('r2', 'b', 1, 1)], T0);
+    await tallies.add([attempt('r1', 'a', 1, 7.5), attempt('r1', 'old', 0, 15_000)], T1);
+    await tallies.add(
+      [{ ruleId: 'r2', destination: 'b', attempts: 3_000_000_000, delivered: 3_000_000_000, failed: 0, totalDurationMs: 0 }],
+      T1,
+    );
+    const read = await tallies.get([
+      { ruleId: 'r1', destination: 'a' },
+      { ruleId: 'r2', destination: 'b' },
+      { ruleId: 'r3', destination: 'c' },
+    ]);
+    expect([...read.entries()].sort()).toEqual([
+      ['r1', { attempts: 3, delivered: 2, failed: 1, totalDurationMs: 20 }],
+      ['r2', { attempts: 3_000_000_001, delivered: 3_000_000_001, failed: 0, totalDurationMs: 1 }],
+    ]);
+    // Another destination of the rule (its former one, say) is not its current tally.
+    expect((await tallies.get([{ ruleId: 'r1', destination: 'elsewhere' }])).size).toBe(0);
+    await tallies.clear('r1');
+    expect((await tallies.get([{ ruleId: 'r1', destination: 'a' }])).size).toBe(0);
+    expect((await tallies.get([{ ruleId: 'r2', destination: 'b' }])).get('r2')?.attempts).toBe(3_000_000_001);
   });
 
   it('serves live deliveries before a replay’s, even when the replay’s are due earlier', async () => {
@@ -219,6 +278,28 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
       ['item-2', 'msg_next'],
     ]);
     expect((await store.list({ itemId: 'item-1', ruleId: 'r1' }, { limit: 10 })).items).toHaveLength(3);
+  });
+
+  it('requeues only a dead letter, due at once, remembering the attempts made before so the schedule starts over after them', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([delivery('dead', 1, null), delivery('live', 2, null)]);
+    expect(await store.get('dead')).toMatchObject({ earlierAttempts: 0 });
+    await store.record(
+      { deliveryId: 'dead', status: 'dead_lettered', attempts: 3, nextAttemptAt: null, lastError: 'HTTP 500', at: T1 },
+      undefined,
+    );
+    expect(await store.requeue('live', LATER)).toBeUndefined();
+
+    expect(await store.requeue('dead', LATER)).toMatchObject({ status: 'pending', attempts: 3, earlierAttempts: 3, nextAttemptAt: LATER });
+    // Read back as any worker after a restart would: the count is in the row.
+    expect(await store.get('dead')).toMatchObject({ attempts: 3, earlierAttempts: 3 });
+    await store.record(
+      { deliveryId: 'dead', status: 'pending', attempts: 4, nextAttemptAt: LATER, lastError: 'HTTP 500', at: LATER },
+      undefined,
+    );
+    expect(await store.get('dead')).toMatchObject({ attempts: 4, earlierAttempts: 3 });
+    expect(await store.get('live')).toMatchObject({ earlierAttempts: 0 });
   });
 
   it('stores no attempt row for a delivery made as it was scheduled', async () => {

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import { ValidationError } from '../../../shared/errors.js';
 import { rowPieces } from '../../../shared/sql/statement-shapes.js';
 import type { DestinationRow, DestinationTables, DestinationTablesFor } from '../../application/ports.js';
@@ -44,7 +44,19 @@ function destinationTables(
     (await registry().selectFrom('routing_destination_tables').select('table_name').where('table_name', '=', table).executeTakeFirst()) !==
     undefined;
 
-  const exists = async (table: string) => (await db.introspection.getTables()).some((t) => t.name.toLowerCase() === table.toLowerCase());
+  /**
+   * Whether the name is taken where the table would be created. On PostgreSQL that is the connection's
+   * own schema: Kysely's introspection lists every schema's tables, so another role's or deployment's
+   * table of that name would refuse the destination. A relation of any kind (a view, an index) takes the name.
+   */
+  const exists = async (table: string) => {
+    if (!(db.getExecutor().adapter instanceof PostgresAdapter))
+      return (await db.introspection.getTables()).some((t) => t.name.toLowerCase() === table.toLowerCase());
+    const { rows } = await sql<{ taken: number }>`SELECT 1 AS taken FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND lower(c.relname) = lower(${table})`.execute(db);
+    return rows.length > 0;
+  };
 
   const assertUsable = async (table: string) => {
     if (created.has(table) || (await registered(table))) return;

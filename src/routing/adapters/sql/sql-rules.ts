@@ -8,6 +8,7 @@ import type { SecretBox } from '../secrets/secret-box.js';
 type Tables = {
   routing_rules: { rule_id: string; app_id: string; rule: string; priority: number; created_at: string };
   routing_secrets: { rule_id: string; secret: string };
+  routing_tallies: { rule_id: string };
 };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
@@ -35,6 +36,7 @@ export const rulesProjection: InlineProjection = {
       } else if (type === 'RoutingRuleDeleted') {
         await tables(db).deleteFrom('routing_rules').where('rule_id', '=', data.rule_id).execute();
         await tables(db).deleteFrom('routing_secrets').where('rule_id', '=', data.rule_id).execute();
+        await tables(db).deleteFrom('routing_tallies').where('rule_id', '=', data.rule_id).execute();
       } else if (type === 'RoutingRuleUpdated' || type === 'RoutingRuleToggled') {
         const row = await tables(db).selectFrom('routing_rules').select('rule').where('rule_id', '=', data.rule_id).executeTakeFirst();
         if (!row) continue;

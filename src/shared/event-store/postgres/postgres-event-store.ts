@@ -188,6 +188,13 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     return row.transaction_id;
   }
 
+  async function lastInReadOrder(readable: boolean): Promise<number> {
+    let query = db.selectFrom('events').select('position');
+    if (readable) query = query.where(settled);
+    const row = await query.orderBy('transaction_id', 'desc').orderBy('position', 'desc').limit(1).executeTakeFirst();
+    return Number(row?.position ?? 0);
+  }
+
   return {
     append: (request) => committer.submit(request),
 
@@ -216,18 +223,11 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
       return rows.map(toRecorded);
     },
 
-    /** The last event a reader can see now, in read order: a reader that has read it is caught up. */
-    async headPosition() {
-      const row = await db
-        .selectFrom('events')
-        .select('position')
-        .where(settled)
-        .orderBy('transaction_id', 'desc')
-        .orderBy('position', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      return Number(row?.position ?? 0);
-    },
+    /** The last event a reader can see now, in read order. */
+    headPosition: () => lastInReadOrder(true),
+
+    /** The last event committed, readable or not yet: the one a reader must reach to have read all acknowledged so far. */
+    committedHead: () => lastInReadOrder(false),
 
     async transaction(work) {
       const appended: RecordedEvent[] = [];

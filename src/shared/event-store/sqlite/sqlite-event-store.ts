@@ -137,6 +137,14 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     retryAlone: (error) => !isStorageFault(error),
   });
 
+  const head = async () => {
+    const row = await db
+      .selectFrom('events')
+      .select((eb) => eb.fn.max('position').as('head'))
+      .executeTakeFirst();
+    return Number(row?.head ?? 0);
+  };
+
   return {
     append: (request) => committer.submit(request),
 
@@ -155,13 +163,9 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
       return rows.map(toRecorded);
     },
 
-    async headPosition() {
-      const row = await db
-        .selectFrom('events')
-        .select((eb) => eb.fn.max('position').as('head'))
-        .executeTakeFirst();
-      return Number(row?.head ?? 0);
-    },
+    headPosition: head,
+    // One writer, committing in position order: every committed event is readable.
+    committedHead: head,
 
     async transaction(work) {
       const appended: KeptEvent[] = [];

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { ConflictError, ValidationError } from '../../shared/errors.js';
+import { decideCreate, evolveApplication, noApplication } from './application.js';
+
+const at = new Date('2026-12-04T10:00:00.000Z');
+
+function refusal(appId: string): string | undefined {
+  try {
+    decideCreate(appId, 'name', noApplication, at);
+    return undefined;
+  } catch (error) {
+    expect(error).toBeInstanceOf(ValidationError);
+    return (error as ValidationError).violations.map((v) => `${v.path}: ${v.message}`).join('; ');
+  }
+}
+
+describe('creating an application', () => {
+  it('takes ids of any other characters, slashes and colons included', () => {
+    for (const appId of ['shop', 'a/b', 'a:b', '...', '.well-known', 'a..b', 'café ☕', 'inner space', '%2e%2e']) {
+      expect(refusal(appId), appId).toBeUndefined();
+    }
+  });
+
+  it.each([
+    ['..', 'must not be "." or ".."'],
+    ['.', 'must not be "." or ".."'],
+    [' shop', 'must not begin or end with whitespace'],
+    ['shop\u00a0', 'must not begin or end with whitespace'],
+    ['c\u0085d', 'must not contain control'],
+    ['a\u2028b', 'must not contain control'],
+    ['invoice\u202egnp.exe', 'must not contain control'],
+    ['x\u2066y', 'must not contain control'],
+  ])('refuses the id %j', (appId, message) => {
+    expect(refusal(appId)).toContain(`app_id: ${message}`);
+  });
+
+  it('answers a conflict, not a refusal, for an application an earlier version created with such an id', () => {
+    const existing = evolveApplication(noApplication, {
+      type: 'ApplicationCreated',
+      data: { app_id: '..', name: 'old', created_at: at.toISOString() },
+    });
+    expect(() => decideCreate('..', 'name', existing, at)).toThrow(ConflictError);
+  });
+});

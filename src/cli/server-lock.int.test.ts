@@ -1,0 +1,69 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { acquireLock, isHolder, lockFileOf, type ServerLock } from './server-lock.js';
+
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+const database = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'intake-server-lock-'));
+  dirs.push(dir);
+  return join(dir, 'intake.db');
+};
+
+/** Another process that takes the lock and keeps it until killed; resolves once it holds it. */
+function holdInAnotherProcess(path: string): Promise<ChildProcess> {
+  const script = `
+    const { acquireLock, isHolder } = await import(${JSON.stringify(new URL('./server-lock.ts', import.meta.url).href)});
+    const lock = acquireLock(process.argv[1], 'serve');
+    process.send(isHolder(lock) ? 'refused' : 'held');
+    setInterval(() => undefined, 1000);`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, path], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    child.once('message', (message) => (message === 'held' ? resolve(child) : reject(new Error(String(message)))));
+    child.once('exit', (code) => reject(new Error(`the holder exited with ${code}`)));
+  });
+}
+
+describe('the SQLite database lock', () => {
+  it('is held by one taker at a time, and taken again once released', () => {
+    const path = database();
+    const first = acquireLock(path, 'serve');
+    expect(isHolder(first)).toBe(false);
+    const second = acquireLock(path, 'replay');
+    expect(second).toEqual({ pid: process.pid, command: 'serve' });
+    (first as ServerLock).release();
+    const third = acquireLock(path, 'replay');
+    expect(isHolder(third)).toBe(false);
+    expect(readFileSync(lockFileOf(path), 'utf8')).toBe(`${process.pid} replay\n`);
+    (third as ServerLock).release();
+  });
+
+  it('goes with its process, however it ends, leaving a pid file that names nobody', async () => {
+    const path = database();
+    const holder = await holdInAnotherProcess(path);
+    expect(acquireLock(path, 'replay')).toEqual({ pid: holder.pid, command: 'serve' });
+    holder.kill('SIGKILL');
+    await new Promise((resolve) => holder.once('exit', resolve));
+    const taken = acquireLock(path, 'replay');
+    expect(isHolder(taken)).toBe(false);
+    (taken as ServerLock).release();
+  });
+
+  it('refuses while another process holds it, even when the pid file names this very pid (containers on one volume are all pid 1)', async () => {
+    const path = database();
+    await holdInAnotherProcess(path);
+    writeFileSync(lockFileOf(path), `${process.pid} serve\n`);
+    expect(isHolder(acquireLock(path, 'serve'))).toBe(true);
+  });
+});

@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import { UnavailableError } from '../errors.js';
+
+/**
+ * PostgreSQL advisory lock keys that tell who works on a schema (the embedded process's, or a
+ * distributed role's). Each is a 64-bit number derived from the schema name, the same in every process.
+ *
+ * - The schema's key: a server holds it shared for as long as it runs (replicas of a role side by side),
+ *   and so does each transaction of its subscribers; `intake replay` and `intake secret-key adopt` hold it
+ *   exclusively. A subscriber transaction therefore never commits while one of those runs, even in the
+ *   moment between a server losing the connection that held its lock and noticing it.
+ * - The server key: held exclusively by the one embedded server of a schema (its subscribers keep
+ *   checkpoints that a second process would contend for).
+ */
+export function schemaLockKey(schema: string): string {
+  return keyOf(`intake role ${schema}`);
+}
+
+export function serverLockKey(schema: string): string {
+  return keyOf(`intake server ${schema}`);
+}
+
+function keyOf(text: string): string {
+  return createHash('sha256').update(text).digest().readBigInt64BE(0).toString();
+}
+
+/** A step a subscriber transaction runs first; it throws when it must not go on. */
+export type Fence = (db: Kysely<object>) => Promise<void>;
+
+/**
+ * Takes the schema's key shared for the transaction, or throws an UnavailableError (a storage fault to
+ * the subscriptions: they wait it out and retry, and park nothing) while a replay holds it exclusively.
+ */
+export function schemaFence(schema: string): Fence {
+  const key = schemaLockKey(schema);
+  return async (db) => {
+    const { rows } = await sql<{ taken: boolean }>`SELECT pg_try_advisory_xact_lock_shared(${key}::bigint) AS taken`.execute(db);
+    if (!rows[0]?.taken) {
+      throw new UnavailableError(
+        'subscriptions.schema-locked',
+        `intake replay or intake secret-key adopt holds schema ${schema}: subscribers wait until it has finished`,
+        5,
+      );
+    }
+  };
+}
