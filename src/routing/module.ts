@@ -40,7 +40,7 @@ import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
 import { closedBreaker, DEFAULT_BREAKER_POLICY, type BreakerPolicy } from './domain/circuit-breaker.js';
 import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
 import { sqlTallyStore } from './adapters/sql/sql-tallies.js';
-import { attemptsShown, type Delivery, type StoredRule } from './application/ports.js';
+import { attemptsShown, type DeliverySummary, type StoredRule } from './application/ports.js';
 import { conditionErrors, ruleViewOf } from './application/condition-errors.js';
 import type { CreatedRule } from './application/manage-rules.js';
 
@@ -203,7 +203,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     let skipped = 0;
     let cursor: string | null = null;
     do {
-      const dead: Page<Delivery> = await deliveries.list(
+      const dead: Page<DeliverySummary> = await deliveries.list(
         { ruleId, status: 'dead_lettered' },
         { limit: 1000, ...(cursor ? { cursor } : {}) },
       );

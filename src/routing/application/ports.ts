@@ -67,6 +67,9 @@ export interface Delivery {
   readonly earlierAttempts: number;
 }
 
+/** A delivery as lists show it: all but the body it sends. */
+export type DeliverySummary = Omit<Delivery, 'body'>;
+
 export interface Attempt {
   readonly deliveryId: string;
   readonly attempt: number;
@@ -163,8 +166,11 @@ export interface DeliveryStore {
   /** A dead letter due again now, with the whole retry schedule ahead of it (its earlier attempts stay as they are). */
   requeue(deliveryId: string, at: string): Promise<Delivery | undefined>;
   get(deliveryId: string): Promise<Delivery | undefined>;
-  /** Newest first: by creation time, then id, both descending. */
-  list(filter: DeliveryFilter, page: PageRequest): Promise<Page<Delivery>>;
+  /**
+   * Newest first: by creation time, then id, both descending. Without the bodies, which no list shows:
+   * a page of a thousand deliveries of 1 MB events would read a gigabyte.
+   */
+  list(filter: DeliveryFilter, page: PageRequest): Promise<Page<DeliverySummary>>;
   attemptsOf(deliveryId: string): Promise<Attempt[]>;
   /** When the next claimable delivery falls due, to sleep exactly that long. */
   nextDueAt(now: string, excludeRules: readonly string[]): Promise<string | undefined>;

@@ -6,7 +6,14 @@ import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagi
 import type { DestinationView } from '../../application/destinations.js';
 import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
 import type { RuleView } from '../../application/condition-errors.js';
-import { deliveryState, type Attempt, type Delivery, type DeliveryFilter, type ReplayJob } from '../../application/ports.js';
+import {
+  deliveryState,
+  type Attempt,
+  type Delivery,
+  type DeliveryFilter,
+  type DeliverySummary,
+  type ReplayJob,
+} from '../../application/ports.js';
 import type { ReplayProgress } from '../../application/replay-jobs.js';
 import type { TestSendResult } from '../../application/test-send.js';
 import type { Breaker } from '../../domain/circuit-breaker.js';
@@ -25,7 +32,7 @@ export interface RoutingHandlers {
   toggle(ruleId: string): Promise<RuleView>;
   remove(ruleId: string): Promise<void>;
   rotateSecret(ruleId: string): Promise<string>;
-  deliveries(filter: DeliveryFilter, page: PageRequest): Promise<Page<Delivery>>;
+  deliveries(filter: DeliveryFilter, page: PageRequest): Promise<Page<DeliverySummary>>;
   delivery(deliveryId: string): Promise<{ delivery: Delivery; attempts: readonly Attempt[] }>;
   replay(deliveryId: string): Promise<Delivery>;
   replayDeadLetters(ruleId: string | undefined): Promise<{ replayed: number; skipped: number }>;
@@ -230,7 +237,7 @@ const AttemptSchema = Type.Object({
 
 const RuleParams = Type.Object({ rule_id: Type.String({ maxLength: 64 }) });
 const toInput = (body: { app_id: string | number } & Omit<RuleInput, 'app_id'>): RuleInput => ({ ...body, app_id: String(body.app_id) });
-const deliveryBody = (d: Delivery) => ({
+const deliveryBody = (d: DeliverySummary) => ({
   delivery_id: d.deliveryId,
   rule_id: d.ruleId,
   event_id: d.itemId,

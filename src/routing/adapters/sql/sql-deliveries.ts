@@ -1,6 +1,14 @@
 import { sql, type ExpressionBuilder, type Generated, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
-import type { Attempt, ClaimRequest, Delivery, DeliveryStatus, DeliveryStore, NewDelivery } from '../../application/ports.js';
+import type {
+  Attempt,
+  ClaimRequest,
+  Delivery,
+  DeliveryStatus,
+  DeliveryStore,
+  DeliverySummary,
+  NewDelivery,
+} from '../../application/ports.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 
@@ -43,14 +51,39 @@ type Tables = { routing_deliveries: DeliveryRow; routing_attempts: AttemptRow; r
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
-const toDelivery = (row: Selectable<DeliveryRow>): Delivery => ({
+/** Every column but the body. */
+const SUMMARY_COLUMNS = [
+  'delivery_id',
+  'rule_id',
+  'item_id',
+  'app_id',
+  'event_type',
+  'destination_type',
+  'status',
+  'attempts',
+  'next_attempt_at',
+  'lease_until',
+  'last_error',
+  'created_at',
+  'updated_at',
+  'ordering_key',
+  'position',
+  'received_at',
+  'webhook_id',
+  'replay_job_id',
+  'lease_owner',
+  'earlier_attempts',
+] as const satisfies ReadonlyArray<Exclude<keyof DeliveryRow, 'body'>>;
+
+const toDelivery = (row: Selectable<DeliveryRow>): Delivery => ({ ...toSummary(row), body: row.body });
+
+const toSummary = (row: Omit<Selectable<DeliveryRow>, 'body'>): DeliverySummary => ({
   deliveryId: row.delivery_id,
   ruleId: row.rule_id,
   itemId: row.item_id,
   appId: row.app_id,
   eventType: row.event_type,
   destinationType: row.destination_type,
-  body: row.body,
   status: row.status as DeliveryStatus,
   attempts: row.attempts,
   nextAttemptAt: row.next_attempt_at,
@@ -282,7 +315,7 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     async list(filter, page) {
       let query = tables(db)
         .selectFrom('routing_deliveries')
-        .selectAll()
+        .select(SUMMARY_COLUMNS)
         .orderBy('created_at', 'desc')
         .orderBy('delivery_id', 'desc')
         .limit(page.limit + 1);
@@ -293,7 +326,7 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       } else if (filter.status !== undefined) query = query.where('status', '=', filter.status);
       if (filter.status !== undefined && filter.status !== 'succeeded') query = query.where(unsettled());
       if (page.cursor !== undefined) query = query.where(olderThan(page.cursor));
-      return pageOf((await query.execute()).map(toDelivery), page.limit, (d) => [d.createdAt, d.deliveryId]);
+      return pageOf((await query.execute()).map(toSummary), page.limit, (d) => [d.createdAt, d.deliveryId]);
     },
 
     async attemptsOf(deliveryId) {

@@ -280,6 +280,17 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect((await store.list({ itemId: 'item-1', ruleId: 'r1' }, { limit: 10 })).items).toHaveLength(3);
   });
 
+  it('lists deliveries without their bodies, which only a single delivery and its attempts carry', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    const big = { ...delivery('msg_big', 1, null), body: JSON.stringify({ note: 'x'.repeat(100_000) }) };
+    await store.schedule([big]);
+    const [listed] = (await store.list({}, { limit: 10 })).items;
+    expect(listed).toMatchObject({ deliveryId: 'msg_big', status: 'pending', attempts: 0 });
+    expect(listed).not.toHaveProperty('body');
+    expect((await store.get('msg_big'))?.body).toBe(big.body);
+  });
+
   it('requeues only a dead letter, due at once, remembering the attempts made before so the schedule starts over after them', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
