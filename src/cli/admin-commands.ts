@@ -93,18 +93,27 @@ export async function keysRevoke(target: AdminTarget, output: Output, appId: str
 
 export async function rulesList(target: AdminTarget, output: Output, appId: string): Promise<void> {
   const items = await everyPage(target, `/api/routing-rules/app/${segment(appId)}`);
+  // A rule whose stored condition today's limits refuse is left out of routing: said under the table.
+  const unrunnable = items.flatMap((rule) =>
+    rule.condition_error
+      ? [`rule ${text(rule.rule_id)} cannot run its condition: ${text(rule.condition_error)} (PUT the rule to fix it)`]
+      : [],
+  );
   output.result(
-    table(
-      ['RULE_ID', 'NAME', 'EVENT_TYPE', 'DESTINATION', 'PRIORITY', 'ACTIVE'],
-      items.map((rule) => [
-        text(rule.rule_id),
-        text(rule.rule_name),
-        text(rule.event_type_filter ?? '*'),
-        text(rule.destination_type),
-        text(rule.priority),
-        rule.is_active ? 'yes' : 'no',
-      ]),
-    ),
+    [
+      table(
+        ['RULE_ID', 'NAME', 'EVENT_TYPE', 'DESTINATION', 'PRIORITY', 'ACTIVE'],
+        items.map((rule) => [
+          text(rule.rule_id),
+          text(rule.rule_name),
+          text(rule.event_type_filter ?? '*'),
+          text(rule.destination_type),
+          text(rule.priority),
+          rule.is_active ? (rule.condition_error ? 'yes, cannot run' : 'yes') : 'no',
+        ]),
+      ),
+      ...unrunnable,
+    ].join('\n'),
     { items },
   );
 }

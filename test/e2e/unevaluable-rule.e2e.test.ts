@@ -1,8 +1,12 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Condition } from '../../src/routing/domain/condition.js';
 import { ruleStreamId, type RoutingRuleCreated, type RoutingRuleUpdated } from '../../src/routing/domain/routing-rule.js';
-import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+import { ADMIN_TOKEN, auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+import { INTAKE_CLI } from '../support/intake-cli.js';
 
 // Rules an older release saved, with conditions today's limits refuse when a rule is saved.
 const REFUSED = {
@@ -167,4 +171,18 @@ it('fails a re-evaluating replay whose rule comes to hold a condition that canno
   }
   expect(job).toMatchObject({ status: 'failed', error: expect.stringMatching(/^the rule's condition cannot run: .*unsupported regular/) });
   expect(job.scanned).toBeLessThan(10);
+});
+
+it('is named by `intake rules list`, under the table, with what to do about it', async () => {
+  const ruleId = await storedEarlier('listed', REFUSED.backreference);
+  // Not spawnSync: the server answering the CLI runs in this very process.
+  const listed = await promisify(execFile)(process.execPath, [...INTAKE_CLI, 'rules', 'list', 'shop'], {
+    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+    env: { ...process.env, INTAKE_URL: base, ADMIN_TOKEN },
+    encoding: 'utf8',
+  });
+  expect(listed.stdout).toMatch(new RegExp(`${ruleId}\\s+listed\\s+\\*\\s+database\\s+0\\s+yes, cannot run\\n`));
+  expect(listed.stdout).toMatch(
+    new RegExp(`rule ${ruleId} cannot run its condition: .*unsupported regular.* \\(PUT the rule to fix it\\)`),
+  );
 });
