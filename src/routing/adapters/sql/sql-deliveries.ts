@@ -51,14 +51,15 @@ type Tables = { routing_deliveries: DeliveryRow; routing_attempts: AttemptRow; r
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
-/** Every column but the body. */
-const SUMMARY_COLUMNS = [
+/** The columns a new delivery is written with. */
+const INSERTED_COLUMNS = [
   'delivery_id',
   'rule_id',
   'item_id',
   'app_id',
   'event_type',
   'destination_type',
+  'body',
   'status',
   'attempts',
   'next_attempt_at',
@@ -72,8 +73,13 @@ const SUMMARY_COLUMNS = [
   'webhook_id',
   'replay_job_id',
   'lease_owner',
-  'earlier_attempts',
-] as const satisfies ReadonlyArray<Exclude<keyof DeliveryRow, 'body'>>;
+] as const satisfies ReadonlyArray<keyof DeliveryRow>;
+
+/** Every column but the body, for lists. */
+const SUMMARY_COLUMNS = [
+  ...INSERTED_COLUMNS.filter((column): column is Exclude<(typeof INSERTED_COLUMNS)[number], 'body'> => column !== 'body'),
+  'earlier_attempts' as const,
+];
 
 const toDelivery = (row: Selectable<DeliveryRow>): Delivery => ({ ...toSummary(row), body: row.body });
 
@@ -121,36 +127,13 @@ const toRow = (d: NewDelivery): Omit<DeliveryRow, 'earlier_attempts'> => ({
   lease_owner: null,
 });
 
-const insertDeliveries = insertTemplate<Omit<DeliveryRow, 'earlier_attempts'>, { delivery_id: string }>(
-  [
-    'delivery_id',
-    'rule_id',
-    'item_id',
-    'app_id',
-    'event_type',
-    'destination_type',
-    'body',
-    'status',
-    'attempts',
-    'next_attempt_at',
-    'lease_until',
-    'last_error',
-    'created_at',
-    'updated_at',
-    'ordering_key',
-    'position',
-    'received_at',
-    'webhook_id',
-    'replay_job_id',
-    'lease_owner',
-  ],
-  (db, rows) =>
-    tables(db)
-      .insertInto('routing_deliveries')
-      .values(rows)
-      // Any conflict: the same id, or the same (item, rule) already scheduled under an older form of id.
-      .onConflict((oc) => oc.doNothing())
-      .returning('delivery_id'),
+const insertDeliveries = insertTemplate<Omit<DeliveryRow, 'earlier_attempts'>, { delivery_id: string }>(INSERTED_COLUMNS, (db, rows) =>
+  tables(db)
+    .insertInto('routing_deliveries')
+    .values(rows)
+    // Any conflict: the same id, or the same (item, rule) already scheduled under an older form of id.
+    .onConflict((oc) => oc.doNothing())
+    .returning('delivery_id'),
 );
 
 /** Deliveries after the cursor's, newest first: created_at never changes, and the id settles ties. */
