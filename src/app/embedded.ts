@@ -57,6 +57,12 @@ export interface EmbeddedOptions {
   readonly adminDigest: Buffer;
   /** Start the subscribers right away (the default); the replay command drives them itself. */
   readonly startSubscribers?: boolean;
+  /**
+   * Start each context's background work (the default): routing's delivery worker and replay jobs.
+   * Off for `intake replay`, which rebuilds views and nothing else: what a stopped server owes (due
+   * deliveries, running replay jobs) is left for it to do when it starts. Inline mode only.
+   */
+  readonly startBackgroundWork?: boolean;
   /** Which subscribers run (all by default): tests hold a stage back with it. */
   readonly runSubscribers?: (name: string) => boolean;
   /** Processors pipelines may name, beyond or instead of the built-in ones. */
@@ -94,7 +100,7 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
   const app = await httpEdge(options, core.modules, core.links, core.subscriptions, core.metrics, core.db, core.ping, async () =>
     core.store.health?.(),
   );
-  core.start(options.startSubscribers !== false);
+  core.start({ subscribers: options.startSubscribers !== false, backgroundWork: options.startBackgroundWork !== false });
   return {
     app,
     store: core.store,
@@ -115,8 +121,8 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
  */
 async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
   const { config, logger } = options;
-  if (options.clock || options.newId || options.processors || options.runSubscribers) {
-    throw new Error('a clock, ids, processors or held-back subscribers are injected into the inline mode only');
+  if (options.clock || options.newId || options.processors || options.runSubscribers || options.startBackgroundWork === false) {
+    throw new Error('a clock, ids, processors, held-back subscribers or background work are injected into the inline mode only');
   }
   const clock = systemClock;
   const newId = uuidV7;

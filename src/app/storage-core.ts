@@ -50,8 +50,11 @@ export interface StorageCore {
   readonly subscriptions: Subscriptions;
   readonly metrics: IntakeMetrics;
   readonly links: ContextLinks;
-  /** Starts the subscribers and each context's background work. */
-  start(startSubscribers: boolean): void;
+  /**
+   * Starts the subscribers and each context's background work (routing's delivery worker and replay
+   * jobs), or only what `what` names: a subscriber left out is driven by the caller.
+   */
+  start(what: { readonly subscribers: boolean; readonly backgroundWork: boolean }): void;
   close(): Promise<void>;
 }
 
@@ -108,9 +111,9 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
     subscriptions,
     metrics,
     links,
-    start(startSubscribers) {
-      if (startSubscribers) subscriptions.start();
-      for (const module of modules) module.start?.();
+    start(what) {
+      if (what.subscribers) subscriptions.start();
+      if (what.backgroundWork) for (const module of modules) module.start?.();
     },
     async close() {
       clearInterval(lagReport);

@@ -37,7 +37,7 @@ async function run(): Promise<void> {
     });
     storageControl(procedures, core);
     serveStorage({ port, store: core.store, procedures });
-    core.start(true);
+    core.start({ subscribers: true, backgroundWork: true });
   } catch (error) {
     port.postMessage({ type: 'failed', error: toWire(error) } satisfies StorageMessage);
   }

@@ -11,7 +11,8 @@ import { describeHolder, lockRolesForReplay, lockSchemaExclusively, schemaPlace,
 import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
 
 /**
- * Rebuilds views from the event store: the named subscriber's, or every view when none is named.
+ * Rebuilds views from the event store: the named subscriber's, or every view when none is named, and
+ * does nothing else (no delivery is sent, no routing replay job moves on: that is the server's work).
  * Meant for a stopped server, and refused while one runs on the database (its pid file is alive, or on
  * PostgreSQL its lock is held): on a running server use POST /api/admin/subscriptions/{name}/replay.
  */
@@ -20,12 +21,14 @@ export async function replay(config: Config, logger: Logger, output: Output, sub
   const lock = await lockDatabase(config);
   try {
     // No HTTP is served here: an unguessable digest keeps the (unused) admin API closed. Its subscribers
-    // are not fenced: this process holds the lock that fences a server's.
+    // are not fenced: this process holds the lock that fences a server's. No background work either:
+    // no delivery worker sends what the stopped server owes, no routing replay job moves on.
     const intake = await buildEmbedded({
       config,
       logger,
       adminDigest: digestOf(newSecret('')),
       startSubscribers: false,
+      startBackgroundWork: false,
       fenced: false,
     });
     try {
