@@ -200,7 +200,7 @@ async function loadStatistics() {
   // A choice made while the request was in flight wins over its answer.
   if (app !== state.app || period !== state.period) return;
   renderTotals(dashboard.totals);
-  renderTypes(dashboard.by_event_type);
+  renderTypes(dashboard.by_event_type, dashboard.event_types, dashboard.other_event_types);
   renderCharts(dashboard);
 }
 
@@ -210,10 +210,18 @@ function renderTotals(totals) {
   }
 }
 
-function renderTypes(types) {
+/** The busiest types the API names, and one row summing the ones it leaves out. */
+function renderTypes(types, count = types.length, others = undefined) {
   const rows = types.map((type) =>
     row([type.event_type, type.total_events, type.processed_events, type.failed_events, type.pending_events].map(cell)),
   );
+  const left = count - types.length;
+  if (left > 0 && others) {
+    const label = cell(`${numbers.format(left)} other type${left === 1 ? '' : 's'}`, 'muted');
+    rows.push(
+      row([label, ...[others.total_events, others.processed_events, others.failed_events, others.pending_events].map((n) => cell(n))]),
+    );
+  }
   $('types').tBodies[0].replaceChildren(...(rows.length > 0 ? rows : [emptyRow(5, 'No items yet')]));
 }
 

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../../src/shared/clock.js';
+import { MAX_DASHBOARD_EVENT_TYPES } from '../../src/statistics/application/queries.js';
 import {
   ADMIN_TOKEN,
   explodeOnBoom,
@@ -316,6 +317,23 @@ describe.skipIf(!hasChromium)('the dashboard’s window', () => {
     expect(many.legend[0]).toBe('last 48 hours');
     expect(many.legend.slice(1).every((value) => value !== '--' && /^[\d,]+$/.test(value ?? ''))).toBe(true);
     await page.screenshot({ path: 'test-artifacts/dashboard-many-buckets.png', fullPage: true });
+    await page.close();
+  }, 90_000);
+
+  it('names the busiest event types the API gives and sums the others in one row', async () => {
+    // Two more types than the dashboard names, one item each: the two last by name are left out.
+    for (let i = 0; i < MAX_DASHBOARD_EVENT_TYPES + 2; i++)
+      await ingestItem(windowIntake, 'many', `type-${String(i).padStart(3, '0')}`, {});
+    await windowIntake.subscriptions.caughtUp();
+    const page = await windowBrowser.newPage({ viewport: { width: 1400, height: 1050 } });
+    await page.goto(`${windowUrl}/dashboard#app=many&period=hourly`);
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('#token-form button[type=submit]');
+    const rows = () => page.$$eval('#types tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+    await expect.poll(async () => (await rows()).length).toBe(MAX_DASHBOARD_EVENT_TYPES + 1);
+    const shown = await rows();
+    expect(shown[0]).toEqual(['type-000', '1', '1', '0', '0']);
+    expect(shown.at(-1)).toEqual(['2 other types', '2', '2', '0', '0']);
     await page.close();
   }, 90_000);
 });

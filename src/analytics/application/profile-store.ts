@@ -11,17 +11,27 @@ export interface ProfileLedger {
 
 export type ProfileLedgerFor = (db: Kysely<object>) => ProfileLedger;
 
-export interface TraitSetting {
+/** A trait's setting without its value, with the bytes of its stored JSON. */
+export interface TraitSize {
+  readonly subject: string;
   readonly trait: string;
-  readonly value: JsonValue;
   readonly setAt: string;
   readonly itemId: string;
+  readonly bytes: number;
 }
 
 /** The profiles view as queries read it. */
 export interface ProfileViews {
-  /** Traits set on these users (or groups), every setting of each. */
-  traits(appId: string, type: 'user' | 'group', ids: readonly string[]): Promise<Array<TraitSetting & { subject: string }>>;
-  linkedIds(appId: string, userId: string): Promise<Array<{ otherId: string; link: 'anonymous' | 'alias' }>>;
-  groups(appId: string, userId: readonly string[]): Promise<Array<{ groupId: string; since: string }>>;
+  /** The first `limit` settings of these users' (or groups') traits after the trait `after`, in order of trait name. */
+  traitSizes(appId: string, type: 'user' | 'group', ids: readonly string[], after: string | undefined, limit: number): Promise<TraitSize[]>;
+  /** The values of these settings. */
+  traitValues(
+    appId: string,
+    type: 'user' | 'group',
+    settings: ReadonlyArray<{ subject: string; trait: string }>,
+  ): Promise<Array<{ subject: string; trait: string; value: JsonValue }>>;
+  /** The user's first `limit` ids of one link, in order, with their bytes. */
+  linkedIds(appId: string, userId: string, link: 'anonymous' | 'alias', limit: number): Promise<Array<{ otherId: string; bytes: number }>>;
+  /** The first `limit` groups of these users, in order, each with its earliest membership. */
+  groups(appId: string, userIds: readonly string[], limit: number): Promise<Array<{ groupId: string; since: string }>>;
 }

@@ -38,13 +38,23 @@ export interface ApplicationTotals {
   readonly counters: Counters;
 }
 
+export interface EventTypeTotals {
+  readonly totals: Counters;
+  /** How many event types the application has items of. */
+  readonly eventTypes: number;
+  /** Types with the most items first (ties by name). */
+  readonly busiest: ReadonlyArray<{ eventType: string; counters: Counters }>;
+}
+
 /** The read side: pre-aggregated rows only, never the event store. */
 export interface StatisticsReads {
   /** Non-empty buckets in order of start, then of event type. */
   buckets(filter: BucketFilter, page: PageRequest): Promise<Page<BucketCounters>>;
-  /** The application's counters over all time, per event type. */
-  totalsByEventType(appId: string): Promise<Array<{ eventType: string; counters: Counters }>>;
-  /** Every row of the application's buckets of a period starting from `fromBucket` on, in order of start. */
-  bucketsFrom(appId: string, period: TimePeriod, fromBucket: string): Promise<BucketCounters[]>;
+  /** The application's counters over all time: across every event type, how many types, and the `limit` busiest. */
+  eventTypeTotals(appId: string, limit: number): Promise<EventTypeTotals>;
+  /** The application's buckets of a period from `fromBucket` on, each summed across event types, in order of start. */
+  bucketTotalsFrom(appId: string, period: TimePeriod, fromBucket: string): Promise<Array<{ bucketStart: string; counters: Counters }>>;
+  /** The rows of these event types' buckets of a period from `fromBucket` on, in order of start. */
+  bucketsFrom(appId: string, period: TimePeriod, fromBucket: string, eventTypes: readonly string[]): Promise<BucketCounters[]>;
   applications(page: PageRequest): Promise<Page<ApplicationTotals>>;
 }

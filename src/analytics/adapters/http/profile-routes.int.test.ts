@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
 import { basic, createSource } from '../../../../test/support/analytics-source.js';
+import { PROFILE_LIMITS } from '../../application/get-profile.js';
 
 let intake: TestIntake;
 let shop: { writeKey: string };
@@ -57,7 +58,8 @@ const expected = {
   traits: { email: 'u1@example.com', name: 'Ada', plan: 'pro', referrer: 'newsletter' },
   anonymous_ids: ['anon-1', 'anon-2'],
   previous_ids: ['visitor-9'],
-  groups: [{ group_id: 'acme', traits: { seats: 12 }, since: '2026-11-21T10:00:00.000Z' }],
+  groups: [{ group_id: 'acme', traits: { seats: 12 }, since: '2026-11-21T10:00:00.000Z', traits_truncated: false }],
+  truncated: [],
 };
 
 describe('GET /api/profiles/{app_id}/{user_id}', () => {
@@ -72,6 +74,18 @@ describe('GET /api/profiles/{app_id}/{user_id}', () => {
     await intake.subscriptions.replay('profiles');
     await intake.subscriptions.caughtUp();
     expect((await profile('shop', 'u1')).json()).toEqual(expected);
+  });
+
+  it(`says which parts it cut: here the anonymous ids past the first ${PROFILE_LIMITS.ids}`, async () => {
+    const ids = Array.from({ length: PROFILE_LIMITS.ids + 1 }, (_, i) => `visitor-${String(i).padStart(3, '0')}`);
+    await send(
+      shop.writeKey,
+      ids.map((anonymousId, i) => ({ type: 'identify', userId: 'crowded', anonymousId, traits: { visits: i }, messageId: `c${i}` })),
+    );
+    await intake.subscriptions.caughtUp();
+    const body = (await profile('shop', 'crowded')).json();
+    expect(body.anonymous_ids).toEqual(ids.slice(0, PROFILE_LIMITS.ids));
+    expect(body.truncated).toEqual(['anonymous_ids']);
   });
 
   it('answers 404 for an unknown user and needs the admin token', async () => {

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { JsonValue } from '../../../shared/events.js';
 import type { ProfileLedger, ProfileViews } from '../../application/profile-store.js';
-import { keyPieces } from '../../../shared/sql/statement-shapes.js';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 
 type Tables = {
   analytics_profile_traits: {
@@ -84,44 +84,72 @@ export function sqlProfileLedger(db: Kysely<object>): ProfileLedger {
 export function sqlProfileViews(db: Kysely<object>): ProfileViews {
   const t = tables(db);
   return {
-    async traits(appId, type, ids) {
-      const rows = [];
-      for (const piece of keyPieces(db, [...ids])) {
-        rows.push(
-          ...(await t
-            .selectFrom('analytics_profile_traits')
-            .selectAll()
-            .where('app_id', '=', appId)
-            .where('subject_type', '=', type)
-            .where('subject_id', 'in', piece)
-            .execute()),
-        );
-      }
+    async traitSizes(appId, type, ids, after, limit) {
+      if (ids.length === 0) return [];
+      // The identities fit one `in` list: the profile reads at most MAX_PROFILE_IDS of each link.
+      const [piece = []] = keyPieces(db, ids);
+      let query = t
+        .selectFrom('analytics_profile_traits')
+        .select(['subject_id', 'trait', 'set_at', 'item_id', sql<number | string>`octet_length(value)`.as('bytes')])
+        .where('app_id', '=', appId)
+        .where('subject_type', '=', type)
+        .where('subject_id', 'in', piece)
+        .orderBy('trait')
+        .orderBy('subject_id')
+        .limit(limit);
+      if (after !== undefined) query = query.where('trait', '>', after);
+      const rows = await query.execute();
       return rows.map((row) => ({
         subject: row.subject_id,
         trait: row.trait,
-        value: JSON.parse(row.value) as JsonValue,
         setAt: row.set_at,
         itemId: row.item_id,
+        bytes: Number(row.bytes),
       }));
     },
-    async linkedIds(appId, userId) {
+    async traitValues(appId, type, settings) {
+      const values = [];
+      for (const piece of rowPieces(db, settings)) {
+        const rows = await t
+          .selectFrom('analytics_profile_traits')
+          .select(['subject_id', 'trait', 'value'])
+          .where('app_id', '=', appId)
+          .where('subject_type', '=', type)
+          .where((eb) =>
+            eb(
+              eb.refTuple('subject_id', 'trait'),
+              'in',
+              piece.map((s) => eb.tuple(s.subject, s.trait)),
+            ),
+          )
+          .execute();
+        values.push(...rows.map((row) => ({ subject: row.subject_id, trait: row.trait, value: JSON.parse(row.value) as JsonValue })));
+      }
+      return values;
+    },
+    async linkedIds(appId, userId, link, limit) {
       const rows = await t
         .selectFrom('analytics_profile_ids')
-        .select(['other_id', 'link'])
+        .select(['other_id', sql<number | string>`octet_length(other_id)`.as('bytes')])
         .where('app_id', '=', appId)
         .where('user_id', '=', userId)
+        .where('link', '=', link)
         .orderBy('other_id')
+        .limit(limit)
         .execute();
-      return rows.map((row) => ({ otherId: row.other_id, link: row.link === 'alias' ? 'alias' : 'anonymous' }));
+      return rows.map((row) => ({ otherId: row.other_id, bytes: Number(row.bytes) }));
     },
-    async groups(appId, userIds) {
+    async groups(appId, userIds, limit) {
+      if (userIds.length === 0) return [];
+      const [piece = []] = keyPieces(db, userIds);
       const rows = await t
         .selectFrom('analytics_profile_groups')
-        .select(['group_id', 'since'])
+        .select((eb) => ['group_id', eb.fn.min<string>('since').as('since')])
         .where('app_id', '=', appId)
-        .where('user_id', 'in', [...userIds])
+        .where('user_id', 'in', piece)
+        .groupBy('group_id')
         .orderBy('group_id')
+        .limit(limit)
         .execute();
       return rows.map((row) => ({ groupId: row.group_id, since: row.since }));
     },

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, type TestIntake } from '../../../../test/support/embedded-intake.js';
 import { backends, everyPage, expectCursorRefused, MALFORMED_CURSORS, startIntakeOn } from '../../../../test/support/paging.js';
+import { MAX_PAGE_BYTES } from '../../../shared/pagination.js';
 
 describe.each(backends)('GET /api/pipelines on %s', (backend) => {
   let intake: TestIntake;
@@ -26,5 +27,40 @@ describe.each(backends)('GET /api/pipelines on %s', (backend) => {
     expect(items.map((p) => p.event_type)).toEqual([...eventTypes].sort());
     expect(pages).toBe(3);
     await expectCursorRefused(intake, '/api/pipelines', MALFORMED_CURSORS);
+  });
+
+  it(`stops a page before the pipeline that would take it past ${MAX_PAGE_BYTES / (1024 * 1024)} MB, whatever the limit`, async () => {
+    // The largest pipelines: 20 steps keeping 100 paths of about 250 characters, 500 KB; ten weigh more than a page may.
+    const fields = Array.from({ length: 100 }, (_, i) => `f${String(i).padStart(2, '0')}.${'x'.repeat(246)}`);
+    const steps = Array.from({ length: 20 }, () => ({ processor: 'project', fields }));
+    const types = Array.from({ length: 10 }, (_, i) => `heavy${i}`);
+    for (const eventType of types) {
+      const response = await intake.app.inject({
+        method: 'PUT',
+        url: `/api/pipelines/${eventType}`,
+        headers: auth,
+        payload: { steps },
+      });
+      expect(response.statusCode, response.body).toBe(200);
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const url: string = `/api/pipelines?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const response = await intake.app.inject({ method: 'GET', url, headers: auth });
+      expect(response.statusCode).toBe(200);
+      expect(response.body.length).toBeLessThan(MAX_PAGE_BYTES + 1024 * 1024);
+      const page = response.json() as {
+        items: Array<{ event_type: string; steps: Array<{ fields?: string[] }> }>;
+        next_cursor: string | null;
+      };
+      seen.push(...page.items.map((pipeline) => pipeline.event_type));
+      for (const pipeline of page.items.filter((p) => p.event_type.startsWith('heavy'))) expect(pipeline.steps).toEqual(steps);
+      cursor = page.next_cursor;
+      pages++;
+    } while (cursor);
+    expect(seen.filter((type) => type.startsWith('heavy'))).toEqual(types);
+    expect(pages).toBe(2);
   });
 });

@@ -1,11 +1,11 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
-import { decodeCursor, pageOf } from '../../../shared/pagination.js';
+import { decodeCursor, encodeCursor, MAX_PAGE_BYTES, rowsWithin } from '../../../shared/pagination.js';
 import type { OutcomeLog, PipelineCatalog } from '../../application/ports.js';
 import { DEFAULT_PIPELINE } from '../../domain/pipeline.js';
 import { PIPELINE_EVENT_TYPES, type PipelineEvent } from '../../domain/pipeline-config.js';
 import type { StepConfig } from '../../domain/processor.js';
-import { rowPieces } from '../../../shared/sql/statement-shapes.js';
+import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 
 type Tables = {
@@ -56,13 +56,30 @@ export function sqlPipelineCatalog(db: Kysely<object>): PipelineCatalog {
       return row ? toView(row) : { eventType, steps: DEFAULT_PIPELINE, configuredAt: null };
     },
     async list(page) {
+      // Sizes first, then the rows of a page of at most MAX_PAGE_BYTES: a pipeline holds up to 20 steps of
+      // 100 paths of 256 characters, and a thousand of those made one answer of 512 MB.
       let query = tables(db)
         .selectFrom('processing_pipelines')
-        .selectAll()
+        .select(['event_type', sql<number | string>`octet_length(steps)`.as('bytes')])
         .orderBy('event_type')
         .limit(page.limit + 1);
       if (page.cursor !== undefined) query = query.where('event_type', '>', decodeCursor(page.cursor));
-      return pageOf((await query.execute()).map(toView), page.limit, (pipeline) => pipeline.eventType);
+      const sized = await query.execute();
+      const taken = rowsWithin(sized, page.limit, MAX_PAGE_BYTES);
+      const views = [];
+      for (const piece of keyPieces(
+        db,
+        taken.map((row) => row.event_type),
+      )) {
+        const rows = await tables(db).selectFrom('processing_pipelines').selectAll().where('event_type', 'in', piece).execute();
+        views.push(...rows.map(toView));
+      }
+      const byType = new Map(views.map((view) => [view.eventType, view]));
+      const last = taken.at(-1)?.event_type;
+      return {
+        items: taken.flatMap((row) => byType.get(row.event_type) ?? []),
+        nextCursor: sized.length > taken.length && last !== undefined ? encodeCursor(last) : null,
+      };
     },
   };
 }

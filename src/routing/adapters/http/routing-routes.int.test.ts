@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, type TestIntake } from '../../../../test/support/embedded-intake.js';
 import { backends, everyPage, expectCursorRefused, MALFORMED_CURSORS, startIntakeOn } from '../../../../test/support/paging.js';
 import { startScriptedReceiver, type ScriptedReceiver } from '../../../../test/support/scripted-receiver.js';
+import { MAX_PAGE_BYTES } from '../../../shared/pagination.js';
 
 type Rule = { rule_id: string; priority: number; created_at: string };
 type Delivery = { delivery_id: string; event_id: string; status: string; created_at: string };
@@ -152,5 +153,42 @@ describe.each(backends)('paged routing lists on %s', (backend) => {
     expect(ragged.items.map((j) => j.job_id)).toEqual(exact.items.map((j) => j.job_id));
     expect((await call('GET', jobsUrl)).json()).toMatchObject({ next_cursor: null });
     await expectCursorRefused(intake, jobsUrl);
+  });
+
+  it(`stops a page of rules before the one that would take it past ${MAX_PAGE_BYTES / (1024 * 1024)} MB, whatever the limit`, async () => {
+    // Last: the destinations test above counts every rule.
+    // Rules of about 900 KB (a request body holds 1 MB): six of them weigh more than a page may.
+    expect((await call('POST', '/api/applications', { name: 'wide', app_id: 'wide' })).statusCode).toBe(201);
+    const created: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const rule = await createRule('wide', {
+        rule_name: `wide ${i}`,
+        condition: { 'payload.sku': { $in: Array.from({ length: 9000 }, (_, k) => `${i}-${k}-${'s'.repeat(90)}`) } },
+        event_type_filter: 'never',
+        destination_config: { table: 'wide_rules' },
+      });
+      created.push(rule.rule_id);
+    }
+    const walk = async (url: string) => {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const response = await call('GET', `${url}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        expect(response.statusCode).toBe(200);
+        expect(response.body.length).toBeLessThan(MAX_PAGE_BYTES + 1024 * 1024);
+        const page = response.json() as { items: Array<{ rule_id: string }>; next_cursor: string | null };
+        seen.push(...page.items.map((rule) => rule.rule_id));
+        cursor = page.next_cursor;
+        pages++;
+      } while (cursor);
+      return { seen, pages };
+    };
+    const byApp = await walk('/api/routing-rules/app/wide');
+    expect(byApp).toEqual({ seen: created, pages: 2 });
+    // The destinations list pages over every rule by id, with their names.
+    const destinations = await walk('/api/routing/destinations');
+    expect(destinations.seen.filter((id) => created.includes(id)).sort()).toEqual([...created].sort());
+    expect(destinations.pages).toBeGreaterThanOrEqual(2);
   });
 });

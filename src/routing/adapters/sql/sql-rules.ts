@@ -1,6 +1,7 @@
-import type { ExpressionBuilder, Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
-import { decodeCursor, decodeKeyParts, pageOf } from '../../../shared/pagination.js';
+import { decodeCursor, decodeKeyParts, encodeCursor, MAX_PAGE_BYTES, rowsWithin, type Page } from '../../../shared/pagination.js';
+import { keyPieces } from '../../../shared/sql/statement-shapes.js';
 import type { RuleCatalog, SecretVault, StoredRule } from '../../application/ports.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../../domain/routing-rule.js';
 import type { SecretBox } from '../secrets/secret-box.js';
@@ -71,6 +72,39 @@ const byPriority = (db: Kysely<object>, appId: string) =>
     .orderBy('created_at')
     .orderBy('rule_id');
 
+const ruleBytes = sql<number | string>`octet_length(rule)`.as('bytes');
+type SizedRule = { rule_id: string; priority: number; created_at: string; bytes: number | string };
+
+/**
+ * The rules of sized rows (`limit + 1` of them, in list order) up to `limit` and MAX_PAGE_BYTES of stored
+ * rules: a rule's name and destination config are as long as a request body allows, and a thousand rules
+ * of 1 MB made one answer of a gigabyte.
+ */
+async function pageWithin(
+  db: Kysely<object>,
+  sized: SizedRule[],
+  limit: number,
+  keyOf: (row: SizedRule) => string,
+): Promise<Page<StoredRule>> {
+  const taken = rowsWithin(sized, limit, MAX_PAGE_BYTES);
+  const texts = new Map<string, string>();
+  for (const piece of keyPieces(
+    db,
+    taken.map((row) => row.rule_id),
+  )) {
+    for (const row of await tables(db).selectFrom('routing_rules').select(['rule_id', 'rule']).where('rule_id', 'in', piece).execute()) {
+      texts.set(row.rule_id, row.rule);
+    }
+  }
+  const rules = taken.flatMap((row) => {
+    const text = texts.get(row.rule_id);
+    // A rule deleted between the two reads is left out.
+    return text === undefined ? [] : [parseStored(text)];
+  });
+  const last = taken.at(-1);
+  return { items: rules, nextCursor: sized.length > taken.length && last ? encodeCursor(keyOf(last)) : null };
+}
+
 /** The rules after the cursor's rule in that order (the key ends with the id, so no two rules tie). */
 function afterRule(cursor: string) {
   const [priority, createdAt, ruleId] = decodeKeyParts(cursor, ['integer', 'string', 'string']);
@@ -91,21 +125,28 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
     async listAll(page) {
       let query = tables(db)
         .selectFrom('routing_rules')
-        .select('rule')
+        .select(['rule_id', 'priority', 'created_at', ruleBytes])
         .orderBy('rule_id')
         .limit(page.limit + 1);
       if (page.cursor !== undefined) query = query.where('rule_id', '>', decodeCursor(page.cursor));
-      const rules = (await query.execute()).map((row) => parseStored(row.rule));
-      return pageOf(rules, page.limit, (rule) => rule.rule_id);
+      return pageWithin(db, await query.execute(), page.limit, (row) => row.rule_id);
     },
     async listByApp(appId) {
       return (await byPriority(db, appId).execute()).map((row) => parseStored(row.rule));
     },
     async pageByApp(appId, page) {
-      let query = byPriority(db, appId).limit(page.limit + 1);
+      let query = tables(db)
+        .selectFrom('routing_rules')
+        .select(['rule_id', 'priority', 'created_at', ruleBytes])
+        .where('app_id', '=', appId)
+        .orderBy('priority', 'desc')
+        .orderBy('created_at')
+        .orderBy('rule_id')
+        .limit(page.limit + 1);
       if (page.cursor !== undefined) query = query.where(afterRule(page.cursor));
-      const rules = (await query.execute()).map((row) => parseStored(row.rule));
-      return pageOf(rules, page.limit, (rule) => [rule.priority, rule.created_at, rule.rule_id]);
+      return pageWithin(db, await query.execute(), page.limit, (row) =>
+        JSON.stringify([Number(row.priority), row.created_at, row.rule_id]),
+      );
     },
   };
 }

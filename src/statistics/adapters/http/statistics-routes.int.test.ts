@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../../../shared/clock.js';
+import { MAX_DASHBOARD_EVENT_TYPES } from '../../application/queries.js';
 import {
   auth,
   ingestItem,
@@ -114,10 +115,12 @@ describe('GET /api/statistics/dashboard/{app_id}', () => {
       app_id: 'shop',
       time_period: 'hourly',
       totals: counters(5, 4, 1),
+      event_types: 2,
       by_event_type: [
         { event_type: 'order', ...counters(3, 2, 1) },
         { event_type: 'signup', ...counters(2, 2, 0) },
       ],
+      other_event_types: counters(0, 0, 0),
     });
     // The clock stands at 2026-11-26T09:00: the window is the 48 hours ending with that one.
     expect(body.buckets).toHaveLength(48);
@@ -194,5 +197,28 @@ describe('the statistics API', () => {
       ]),
     );
     expect(doc.paths['/api/statistics/{app_id}'].get.description).toMatch(/omitted/);
+  });
+});
+
+describe('GET /api/statistics/dashboard/{app_id} of an application with many event types', () => {
+  // Last: the applications list above knows only shop and blog.
+  it(`breaks down the ${MAX_DASHBOARD_EVENT_TYPES} busiest types and sums the others`, async () => {
+    // One more type than the dashboard names, each once, and two more items of the type sorting last.
+    const types = Array.from({ length: MAX_DASHBOARD_EVENT_TYPES + 1 }, (_, i) => `type-${String(i).padStart(3, '0')}`);
+    const busiest = types.at(-1) ?? '';
+    for (const type of [...types, busiest, busiest]) await ingestItem(intake, 'many', type, {});
+    await intake.subscriptions.caughtUp();
+    const body = (await get('/api/statistics/dashboard/many?time_period=hourly')).json();
+    expect(body.totals.total_events).toBe(types.length + 2);
+    expect(body.event_types).toBe(types.length);
+    const listed = body.by_event_type.map((t: { event_type: string; total_events: number }) => [t.event_type, t.total_events]);
+    // Named: the busiest type (the last by name), then the first by name of those with one item, in order of name.
+    expect(listed).toEqual([...types.slice(0, MAX_DASHBOARD_EVENT_TYPES - 1).map((type) => [type, 1]), [busiest, 3]]);
+    // Left out: the one type of one item that sorts after the others.
+    expect(body.other_event_types).toEqual(counters(1, 1, 0));
+    const now = body.buckets.at(-1);
+    expect(now.total_events).toBe(types.length + 2);
+    expect(Object.keys(now.by_event_type).sort()).toEqual(listed.map(([type]: [string]) => type));
+    expect(now.by_event_type[busiest]).toBe(3);
   });
 });

@@ -4,7 +4,7 @@ import type { HttpContext } from '../../../shared/http/http-context.js';
 import { errorResponses, PageQuery } from '../../../shared/http/schemas.js';
 import { DEFAULT_PAGE_SIZE, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { ApplicationTotals } from '../../application/ports.js';
-import type { Dashboard, StatisticsQuery } from '../../application/queries.js';
+import { MAX_DASHBOARD_EVENT_TYPES, type Dashboard, type StatisticsQuery } from '../../application/queries.js';
 import type { RefreshResult } from '../../application/refresh-statistics.js';
 import { TIME_PERIODS, type TimePeriod } from '../../domain/buckets.js';
 import type { BucketCounters, Counters } from '../../domain/counters.js';
@@ -62,12 +62,19 @@ const DashboardBody = Type.Object({
   app_id: Type.String(),
   time_period: TimePeriodSchema,
   totals: Type.Ref('StatisticsCounters'),
-  by_event_type: Type.Array(Type.Object({ event_type: Type.String(), ...counterProperties })),
+  event_types: Type.Integer({ minimum: 0, description: 'How many event types the application has items of' }),
+  by_event_type: Type.Array(Type.Object({ event_type: Type.String(), ...counterProperties }), {
+    maxItems: MAX_DASHBOARD_EVENT_TYPES,
+    description: `The ${MAX_DASHBOARD_EVENT_TYPES} event types with the most items at most (ties go to the first by name), in order of name`,
+  }),
+  other_event_types: Type.Ref('StatisticsCounters', { description: 'Summed over the event types `by_event_type` leaves out' }),
   buckets: Type.Array(
     Type.Object({
       bucket_start: BucketStart,
       ...counterProperties,
-      by_event_type: Type.Record(Type.String(), Type.Integer(), { description: 'total_events per event type' }),
+      by_event_type: Type.Record(Type.String(), Type.Integer(), {
+        description: 'total_events per event type of the top-level by_event_type',
+      }),
     }),
   ),
 });
@@ -131,7 +138,9 @@ export function statisticsHttp(handlers: StatisticsHandlers): HttpContext {
             description:
               '`totals` and `by_event_type` cover all time. `buckets` are a fixed window of `time_period` buckets (default ' +
               'daily) ending with the current one: 48 hours, 30 days or 12 weeks, oldest first, each summed across event ' +
-              'types, and empty buckets listed with zeros.',
+              `types, and empty buckets listed with zeros. The breakdown per event type (\`by_event_type\`, at the top and in ` +
+              `each bucket) names the ${MAX_DASHBOARD_EVENT_TYPES} busiest types at most; \`other_event_types\` sums the rest, ` +
+              'and `GET /api/statistics/{app_id}` pages through the counters of every type.',
             params: AppId,
             querystring: DashboardQuery,
             response: { 200: DashboardBody, ...errorResponses },
@@ -144,6 +153,8 @@ export function statisticsHttp(handlers: StatisticsHandlers): HttpContext {
             app_id: dashboard.appId,
             time_period: dashboard.period,
             totals: countersBody(dashboard.totals),
+            event_types: dashboard.eventTypes,
+            other_event_types: countersBody(dashboard.otherEventTypes),
             by_event_type: dashboard.byEventType.map((t) => ({ event_type: t.eventType, ...countersBody(t.counters) })),
             buckets: dashboard.buckets.map((b) => ({
               bucket_start: b.bucketStart,

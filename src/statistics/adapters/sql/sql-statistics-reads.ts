@@ -1,8 +1,10 @@
-import type { Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { ValidationError } from '../../../shared/errors.js';
 import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { StatisticsReads } from '../../application/ports.js';
-import { tables, toBucket, toCounters } from './tables.js';
+import type { BucketCounters } from '../../domain/counters.js';
+import { keyPieces } from '../../../shared/sql/statement-shapes.js';
+import { tables, toBucket, toCounters, type Tables } from './tables.js';
 
 // Every counted item is in exactly one weekly bucket: summing those gives all-time totals from the fewest rows.
 const ALL_TIME = 'weekly';
@@ -33,35 +35,66 @@ export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
       return pageOf(rows, page.limit, (bucket) => JSON.stringify([bucket.bucketStart, bucket.eventType]));
     },
 
-    async totalsByEventType(appId) {
+    async eventTypeTotals(appId, limit) {
+      const sums = (eb: ExpressionBuilder<Tables, 'statistics_buckets'>) => [
+        eb.fn.sum<number>('total_events').as('total_events'),
+        eb.fn.sum<number>('processed_events').as('processed_events'),
+        eb.fn.sum<number>('failed_events').as('failed_events'),
+        eb.fn.sum<number>('pending_events').as('pending_events'),
+      ];
+      const allTime = t.selectFrom('statistics_buckets').where('app_id', '=', appId).where('period', '=', ALL_TIME);
+      const [all, busiest] = await Promise.all([
+        allTime.select((eb) => [...sums(eb), eb.fn.count<number>('event_type').distinct().as('event_types')]).executeTakeFirstOrThrow(),
+        allTime
+          .select((eb) => ['event_type', ...sums(eb)])
+          .groupBy('event_type')
+          .orderBy(sql`SUM(total_events)`, 'desc')
+          .orderBy('event_type')
+          .limit(limit)
+          .execute(),
+      ]);
+      return {
+        totals: toCounters(all),
+        eventTypes: Number(all.event_types),
+        busiest: busiest.map((row) => ({ eventType: row.event_type, counters: toCounters(row) })),
+      };
+    },
+
+    async bucketTotalsFrom(appId, period, fromBucket) {
       const rows = await t
         .selectFrom('statistics_buckets')
         .select((eb) => [
-          'event_type',
+          'bucket_start',
           eb.fn.sum<number>('total_events').as('total_events'),
           eb.fn.sum<number>('processed_events').as('processed_events'),
           eb.fn.sum<number>('failed_events').as('failed_events'),
           eb.fn.sum<number>('pending_events').as('pending_events'),
         ])
         .where('app_id', '=', appId)
-        .where('period', '=', ALL_TIME)
-        .groupBy('event_type')
-        .orderBy('event_type')
-        .execute();
-      return rows.map((row) => ({ eventType: row.event_type, counters: toCounters(row) }));
-    },
-
-    async bucketsFrom(appId, period, fromBucket) {
-      const rows = await t
-        .selectFrom('statistics_buckets')
-        .selectAll()
-        .where('app_id', '=', appId)
         .where('period', '=', period)
         .where('bucket_start', '>=', fromBucket)
+        .groupBy('bucket_start')
         .orderBy('bucket_start')
-        .orderBy('event_type')
         .execute();
-      return rows.map(toBucket);
+      return rows.map((row) => ({ bucketStart: row.bucket_start, counters: toCounters(row) }));
+    },
+
+    async bucketsFrom(appId, period, fromBucket, eventTypes) {
+      const rows: BucketCounters[] = [];
+      for (const piece of keyPieces(db, eventTypes)) {
+        const found = await t
+          .selectFrom('statistics_buckets')
+          .selectAll()
+          .where('app_id', '=', appId)
+          .where('period', '=', period)
+          .where('bucket_start', '>=', fromBucket)
+          .where('event_type', 'in', piece)
+          .execute();
+        rows.push(...found.map(toBucket));
+      }
+      return rows.sort((a, b) =>
+        a.bucketStart !== b.bucketStart ? (a.bucketStart < b.bucketStart ? -1 : 1) : a.eventType < b.eventType ? -1 : 1,
+      );
     },
 
     async applications(page) {

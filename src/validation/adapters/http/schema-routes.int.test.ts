@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, type TestIntake } from '../../../../test/support/embedded-intake.js';
 import { backends, everyPage, expectCursorRefused, startIntakeOn } from '../../../../test/support/paging.js';
+import { MAX_PAGE_BYTES } from '../../../shared/pagination.js';
 
 type Listed = { event_type: string; partner_id: string | null; version: number; schema: { title?: string } };
 
@@ -41,5 +42,35 @@ describe.each(backends)('GET /api/schemas on %s', (backend) => {
     expect(pages).toBe(4);
     expect((await intake.app.inject({ method: 'GET', url: '/api/schemas', headers: auth })).json()).toMatchObject({ next_cursor: null });
     await expectCursorRefused(intake, '/api/schemas');
+  });
+
+  it(`stops a page before the schema that would take it past ${MAX_PAGE_BYTES / (1024 * 1024)} MB, whatever the limit`, async () => {
+    // Schemas of about 63 KB (the most is 64 KB): 70 of them weigh more than a page may.
+    const description = 'd'.repeat(63 * 1024);
+    const types = Array.from({ length: 70 }, (_, i) => `big${String(i).padStart(2, '0')}`);
+    for (const eventType of types) {
+      const response = await intake.app.inject({
+        method: 'PUT',
+        url: `/api/schemas/${eventType}`,
+        headers: auth,
+        payload: { schema: { type: 'object', description } },
+      });
+      expect(response.statusCode, response.body).toBe(200);
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const url: string = `/api/schemas?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const response = await intake.app.inject({ method: 'GET', url, headers: auth });
+      expect(response.statusCode).toBe(200);
+      expect(response.body.length).toBeLessThan(MAX_PAGE_BYTES + 64 * 1024);
+      const page = response.json() as { items: Listed[]; next_cursor: string | null };
+      seen.push(...page.items.map((schema) => schema.event_type));
+      cursor = page.next_cursor;
+      pages++;
+    } while (cursor);
+    expect(seen.filter((type) => type.startsWith('big'))).toEqual(types);
+    expect(pages).toBe(2);
   });
 });

@@ -1,5 +1,5 @@
-import type { ExpressionBuilder, Kysely } from 'kysely';
-import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import { decodeKeyParts, encodeCursor, MAX_PAGE_BYTES, rowsWithin } from '../../../shared/pagination.js';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
 import type { SchemaCatalog, StoredSchema, VerdictLog } from '../../application/ports.js';
 import type { SchemaDocument, SchemaEvent } from '../../domain/schema-registry.js';
@@ -104,10 +104,11 @@ export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
     },
 
     async list(page) {
-      // Each key's newest version, unless that version removed the schema.
+      // Each key's newest version, unless that version removed the schema: sizes first, then the rows of
+      // a page of at most MAX_PAGE_BYTES (1,000 schemas of 64 KB made a 64 MB answer).
       let query = tables(db)
         .selectFrom('validation_schemas as s')
-        .selectAll('s')
+        .select(['s.position', 's.event_type', 's.partner_id', sql<number | string>`octet_length(s.schema)`.as('bytes')])
         .where('s.schema', 'is not', null)
         .where(({ not, exists, selectFrom }) =>
           not(
@@ -124,8 +125,22 @@ export function sqlSchemaCatalog(db: Kysely<object>): SchemaCatalog {
         .orderBy('s.partner_id')
         .limit(page.limit + 1);
       if (page.cursor !== undefined) query = query.where(keyAfter(page.cursor));
-      const schemas = (await query.execute()).flatMap((row) => active(row) ?? []);
-      return pageOf(schemas, page.limit, (schema) => [schema.eventType, schema.partnerId ?? ALL]);
+      const sized = await query.execute();
+      const taken = rowsWithin(sized, page.limit, MAX_PAGE_BYTES);
+      const rows: Row[] = [];
+      for (const piece of keyPieces(
+        db,
+        taken.map((row) => row.position),
+      )) {
+        rows.push(...(await tables(db).selectFrom('validation_schemas').selectAll().where('position', 'in', piece).execute()));
+      }
+      const byPosition = new Map(rows.map((row) => [Number(row.position), row]));
+      const schemas = taken.flatMap((row) => active(byPosition.get(Number(row.position))) ?? []);
+      const last = taken.at(-1);
+      return {
+        items: schemas,
+        nextCursor: sized.length > taken.length && last ? encodeCursor(JSON.stringify([last.event_type, last.partner_id])) : null,
+      };
     },
 
     async inForceAt(eventType, partnerId, position) {

@@ -1,0 +1,131 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
+import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
+import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
+import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
+import type { TimePeriod } from '../../domain/buckets.js';
+import type { BucketCounters } from '../../domain/counters.js';
+import { statisticsMigrations } from './migrations.js';
+import { sqlStatisticsReads } from './sql-statistics-reads.js';
+import { sqlStatisticsTables } from './sql-statistics-tables.js';
+
+interface Database {
+  readonly db: Kysely<object>;
+  close(): Promise<void>;
+}
+
+const databases: Array<{ name: string; open: () => Promise<Database>; skip: boolean }> = [
+  {
+    name: 'SQLite',
+    skip: false,
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'intake-statistics-reads-'));
+      const sqlite = openSqlite(join(dir, 'db.sqlite'));
+      await migrateToLatest(sqlite.db, [statisticsMigrations]);
+      return { db: sqlite.db, close: async () => (await sqlite.close(), rmSync(dir, { recursive: true, force: true })) };
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    skip: !testPostgresUrl,
+    open: async () => {
+      const postgres = await openTemporarySchema(testPostgresUrl ?? '');
+      await migratePostgresToLatest(postgres, [statisticsMigrations]);
+      return { db: postgres.db, close: () => postgres.close() };
+    },
+  },
+];
+
+const bucket = (
+  period: TimePeriod,
+  bucketStart: string,
+  eventType: string,
+  processed: number,
+  failed = 0,
+  appId = 'shop',
+): BucketCounters => ({
+  appId,
+  period,
+  bucketStart,
+  eventType,
+  counters: { totalEvents: processed + failed, processedEvents: processed, failedEvents: failed, pendingEvents: 0 },
+});
+const counters = (processed: number, failed = 0) => ({
+  totalEvents: processed + failed,
+  processedEvents: processed,
+  failedEvents: failed,
+  pendingEvents: 0,
+});
+
+const W1 = '2026-11-16T00:00:00.000Z';
+const W2 = '2026-11-23T00:00:00.000Z';
+const H1 = '2026-11-24T10:00:00.000Z';
+const H2 = '2026-11-24T11:00:00.000Z';
+
+for (const database of databases) {
+  describe.skipIf(database.skip)(`the dashboard's statistics reads on ${database.name}`, () => {
+    let handle: Database;
+    beforeAll(async () => {
+      handle = await database.open();
+      await sqlStatisticsTables(handle.db).addToBuckets([
+        // All time (weekly): a 5, b 3, c 3 (ties with b, after it by name), d 1; another application's a 100.
+        bucket('weekly', W1, 'a', 2),
+        bucket('weekly', W2, 'a', 2, 1),
+        bucket('weekly', W2, 'b', 3),
+        bucket('weekly', W1, 'c', 1),
+        bucket('weekly', W2, 'c', 2),
+        bucket('weekly', W2, 'd', 1),
+        bucket('weekly', W2, 'a', 100, 0, 'blog'),
+        bucket('hourly', H1, 'a', 2),
+        bucket('hourly', H1, 'd', 1),
+        bucket('hourly', H2, 'a', 1, 1),
+        bucket('hourly', H2, 'b', 3),
+        bucket('hourly', H2, 'c', 3),
+      ]);
+    });
+    afterAll(async () => handle?.close());
+
+    it('gives the totals across every event type, how many types, and only the busiest types', async () => {
+      const totals = await sqlStatisticsReads(handle.db).eventTypeTotals('shop', 2);
+      expect(totals).toEqual({
+        totals: counters(11, 1),
+        eventTypes: 4,
+        busiest: [
+          { eventType: 'a', counters: counters(4, 1) },
+          { eventType: 'b', counters: counters(3) },
+        ],
+      });
+    });
+
+    it('gives zeros and no types for an application with no statistics', async () => {
+      expect(await sqlStatisticsReads(handle.db).eventTypeTotals('nobody', 50)).toEqual({
+        totals: counters(0),
+        eventTypes: 0,
+        busiest: [],
+      });
+    });
+
+    it('sums each bucket across every event type, from the first bucket asked on', async () => {
+      const reads = sqlStatisticsReads(handle.db);
+      expect(await reads.bucketTotalsFrom('shop', 'hourly', H1)).toEqual([
+        { bucketStart: H1, counters: counters(3) },
+        { bucketStart: H2, counters: counters(7, 1) },
+      ]);
+      expect(await reads.bucketTotalsFrom('shop', 'hourly', H2)).toEqual([{ bucketStart: H2, counters: counters(7, 1) }]);
+    });
+
+    it('reads the bucket rows of the event types asked for only', async () => {
+      const rows = await sqlStatisticsReads(handle.db).bucketsFrom('shop', 'hourly', H1, ['a', 'c']);
+      expect(rows.map((row) => [row.bucketStart, row.eventType, row.counters.totalEvents])).toEqual([
+        [H1, 'a', 2],
+        [H2, 'a', 2],
+        [H2, 'c', 3],
+      ]);
+      expect(await sqlStatisticsReads(handle.db).bucketsFrom('shop', 'hourly', H1, [])).toEqual([]);
+    });
+  });
+}
