@@ -1,15 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../events.js';
-import { migratePostgresToLatest } from '../postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../postgres/temporary-schema.js';
-import { migrateToLatest } from '../sqlite/migrate.js';
-import { openSqlite } from '../sqlite/open-sqlite.js';
 import { countParked, findParked, listParked, pageParked, parkEvent, unpark, unparkAll } from './checkpoints.js';
 import { subscriptionMigrations } from './migrations.js';
+import { testDatabases, type TestDatabase } from '../sql/test-databases.js';
 
 const event = (eventId: string, position: number): RecordedEvent => ({
   eventId,
@@ -22,35 +15,9 @@ const event = (eventId: string, position: number): RecordedEvent => ({
   recordedAt: '2026-12-02T00:00:00.000Z',
 });
 
-const databases: Array<[string, () => Promise<{ db: Kysely<object>; close(): Promise<void> }>]> = [
-  [
-    'sqlite',
-    async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'intake-parked-'));
-      const sqlite = openSqlite(join(dir, 'db.sqlite'));
-      await migrateToLatest(sqlite.db, [subscriptionMigrations]);
-      return {
-        db: sqlite.db,
-        async close() {
-          await sqlite.close();
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  ],
-  ...(testPostgresUrl
-    ? [
-        [
-          'postgres',
-          async () => {
-            const postgres = await openTemporarySchema(testPostgresUrl ?? '');
-            await migratePostgresToLatest(postgres, [subscriptionMigrations]);
-            return { db: postgres.db, close: () => postgres.close() };
-          },
-        ] as [string, () => Promise<{ db: Kysely<object>; close(): Promise<void> }>],
-      ]
-    : []),
-];
+const databases = testDatabases([subscriptionMigrations])
+  .filter((kind) => !kind.skip)
+  .map((kind): [string, () => Promise<TestDatabase>] => [kind.name, kind.open]);
 
 describe.each(databases)('parked events on %s', (_name, open) => {
   it('are keyed by event id: events of two services at the same position are both kept, and kept whole', async () => {

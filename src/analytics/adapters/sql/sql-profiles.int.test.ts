@@ -1,45 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Kysely } from 'kysely';
 import type { JsonObject } from '../../../shared/events.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
-import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
-import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
 import { getProfile, PROFILE_LIMITS } from '../../application/get-profile.js';
 import { profileFactsOf } from '../../domain/profile.js';
 import { analyticsMigrations } from './migrations.js';
 import { sqlProfileLedger, sqlProfileViews } from './sql-profiles.js';
 import { sqlSourceSettings } from './sql-source-settings.js';
+import { testDatabases, type TestDatabase } from '../../../shared/sql/test-databases.js';
 
-interface Database {
-  readonly db: Kysely<object>;
-  close(): Promise<void>;
-}
+type Database = TestDatabase;
 
-const databases: Array<{ name: string; open: () => Promise<Database>; skip: boolean }> = [
-  {
-    name: 'SQLite',
-    skip: false,
-    open: async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'intake-profiles-'));
-      const sqlite = openSqlite(join(dir, 'db.sqlite'));
-      await migrateToLatest(sqlite.db, [analyticsMigrations]);
-      return { db: sqlite.db, close: async () => (await sqlite.close(), rmSync(dir, { recursive: true, force: true })) };
-    },
-  },
-  {
-    name: 'PostgreSQL',
-    skip: !testPostgresUrl,
-    open: async () => {
-      const postgres = await openTemporarySchema(testPostgresUrl ?? '');
-      await migratePostgresToLatest(postgres, [analyticsMigrations]);
-      return { db: postgres.db, close: () => postgres.close() };
-    },
-  },
-];
+const databases = testDatabases([analyticsMigrations]);
 
 const messages: Array<{ id: string; payload: JsonObject }> = [
   {

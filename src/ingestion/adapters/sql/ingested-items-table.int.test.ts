@@ -1,47 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Kysely } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../../shared/events.js';
 import { MAX_PAGE_BYTES } from '../../../shared/pagination.js';
-import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
-import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
-import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
 import { ingestedItemsProjection, sqlIngestedItemsView } from './ingested-items-table.js';
 import { ingestionMigrations } from './migrations.js';
+import { testDatabases, type TestDatabase } from '../../../shared/sql/test-databases.js';
 
-type Open = () => Promise<{ db: Kysely<object>; close(): Promise<void> }>;
-const databases: Array<[string, Open]> = [
-  [
-    'sqlite',
-    async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'intake-ingest-items-'));
-      const sqlite = openSqlite(join(dir, 'db.sqlite'));
-      await migrateToLatest(sqlite.db, [ingestionMigrations]);
-      return {
-        db: sqlite.db,
-        async close() {
-          await sqlite.close();
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  ],
-  ...(testPostgresUrl
-    ? [
-        [
-          'postgres',
-          async () => {
-            const postgres = await openTemporarySchema(testPostgresUrl ?? '');
-            await migratePostgresToLatest(postgres, [ingestionMigrations]);
-            return { db: postgres.db, close: () => postgres.close() };
-          },
-        ] as [string, Open],
-      ]
-    : []),
-];
+const databases = testDatabases([ingestionMigrations])
+  .filter((kind) => !kind.skip)
+  .map((kind): [string, () => Promise<TestDatabase>] => [kind.name, kind.open]);
 
 const ingested = (id: string, payload: object) =>
   ({

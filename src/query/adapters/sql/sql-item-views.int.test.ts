@@ -1,17 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../../shared/events.js';
 import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
 import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
-import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
-import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
 import type { ItemView } from '../../domain/item-view.js';
 import { parsePayloadFilter } from '../../domain/payload-filter.js';
 import { queryMigrations } from './migrations.js';
 import { sqlItemViews } from './sql-item-views.js';
+import { testDatabases, type TestDatabase } from '../../../shared/sql/test-databases.js';
 
 if (!testPostgresUrl) console.warn('skipping payload filters on PostgreSQL: TEST_POSTGRES_URL is not set');
 
@@ -37,36 +33,9 @@ const SEED = [
   view('i5', 'shop', { order_id: "A17' OR 1=1 --", total: 1 }),
 ];
 
-type Open = () => Promise<{ db: Kysely<object>; close(): Promise<void> }>;
-const databases: Array<[string, Open]> = [
-  [
-    'sqlite',
-    async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'intake-views-'));
-      const sqlite = openSqlite(join(dir, 'db.sqlite'));
-      await migrateToLatest(sqlite.db, [queryMigrations]);
-      return {
-        db: sqlite.db,
-        async close() {
-          await sqlite.close();
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
-    },
-  ],
-  ...(testPostgresUrl
-    ? [
-        [
-          'postgres',
-          async () => {
-            const postgres = await openTemporarySchema(testPostgresUrl ?? '');
-            await migratePostgresToLatest(postgres, [queryMigrations]);
-            return { db: postgres.db, close: () => postgres.close() };
-          },
-        ] as [string, Open],
-      ]
-    : []),
-];
+const databases = testDatabases([queryMigrations])
+  .filter((kind) => !kind.skip)
+  .map((kind): [string, () => Promise<TestDatabase>] => [kind.name, kind.open]);
 
 describe.each(databases)('payload filters on %s', (_name, open) => {
   it('keeps the items whose payload fields equal the given values', async () => {

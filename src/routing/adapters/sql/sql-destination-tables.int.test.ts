@@ -1,64 +1,33 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ValidationError } from '../../../shared/errors.js';
-import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
-import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
-import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
+import { testDatabases } from '../../../shared/sql/test-databases.js';
 import { routingMigrations } from './migrations.js';
 import { sqlDestinationTables } from './sql-destination-tables.js';
 
-interface Database {
-  readonly db: Kysely<object>;
-  close(): Promise<void>;
-}
+const [, postgres] = testDatabases([routingMigrations]);
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-async function sqliteDatabase(): Promise<Database> {
-  const dir = mkdtempSync(join(tmpdir(), 'intake-destination-tables-'));
-  const sqlite = openSqlite(join(dir, 'db.sqlite'));
-  await migrateToLatest(sqlite.db, [routingMigrations]);
-  return {
-    db: sqlite.db,
-    async close() {
-      await sqlite.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function postgresDatabase(): Promise<Database> {
-  const postgres = await openTemporarySchema(testPostgresUrl ?? '', 'intake_destinations');
-  await migratePostgresToLatest(postgres, [routingMigrations]);
-  return postgres;
-}
-
 const row = (id: string) => ({ delivery_id: id, event_id: 'e', app_id: 'shop', event_type: 't', body: '{}', delivered_at: 'now' });
 
-describe.each([
-  { name: 'SQLite', open: sqliteDatabase, runnable: true },
-  { name: 'PostgreSQL', open: postgresDatabase, runnable: Boolean(testPostgresUrl) },
-])('database destination tables on $name', ({ open, runnable }) => {
+describe.each(testDatabases([routingMigrations]))('database destination tables on $name', ({ open, skip }) => {
   const opened = async () => {
     const database = await open();
     closers.push(() => database.close());
     return { db: database.db, tables: sqlDestinationTables(() => new Date()) };
   };
 
-  it.skipIf(!runnable)('never takes a table Intake did not create for a destination, in any letter case', async () => {
+  it.skipIf(skip)('never takes a table Intake did not create for a destination, in any letter case', async () => {
     const { db, tables } = await opened();
     await expect(tables(db).assertUsable('routing_rules')).rejects.toThrow(ValidationError);
     await expect(tables(db).assertUsable('ROUTING_RULES')).rejects.toThrow(ValidationError);
   });
 
-  it.skipIf(!runnable)('creates a new table on first use, and uses it again', async () => {
+  it.skipIf(skip)('creates a new table on first use, and uses it again', async () => {
     const { db, tables } = await opened();
     await tables(db).insertMany('big_orders', [row('d1')]);
     await tables(db).insertMany('big_orders', [row('d2'), row('d1')]);
@@ -68,11 +37,11 @@ describe.each([
   });
 });
 
-describe.skipIf(!testPostgresUrl)('database destination tables on PostgreSQL, beside other schemas', () => {
+describe.skipIf(postgres.skip)('database destination tables on PostgreSQL, beside other schemas', () => {
   it("does not count another schema's table of the same name: another role or deployment may have one", async () => {
-    const ours = await postgresDatabase();
+    const ours = await postgres.open();
     closers.push(() => ours.close());
-    const theirs = await postgresDatabase();
+    const theirs = await postgres.open();
     closers.push(() => theirs.close());
     await sql`CREATE TABLE big_orders (id text)`.execute(theirs.db);
     const tables = sqlDestinationTables(() => new Date());

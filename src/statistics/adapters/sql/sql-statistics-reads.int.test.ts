@@ -1,44 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
-import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
-import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
 import type { TimePeriod } from '../../domain/buckets.js';
 import type { BucketCounters } from '../../domain/counters.js';
 import { statisticsMigrations } from './migrations.js';
 import { sqlStatisticsReads } from './sql-statistics-reads.js';
 import { sqlStatisticsTables } from './sql-statistics-tables.js';
+import { testDatabases, type TestDatabase } from '../../../shared/sql/test-databases.js';
 
-interface Database {
-  readonly db: Kysely<object>;
-  close(): Promise<void>;
-}
+type Database = TestDatabase;
 
-const databases: Array<{ name: string; open: () => Promise<Database>; skip: boolean }> = [
-  {
-    name: 'SQLite',
-    skip: false,
-    open: async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'intake-statistics-reads-'));
-      const sqlite = openSqlite(join(dir, 'db.sqlite'));
-      await migrateToLatest(sqlite.db, [statisticsMigrations]);
-      return { db: sqlite.db, close: async () => (await sqlite.close(), rmSync(dir, { recursive: true, force: true })) };
-    },
-  },
-  {
-    name: 'PostgreSQL',
-    skip: !testPostgresUrl,
-    open: async () => {
-      const postgres = await openTemporarySchema(testPostgresUrl ?? '');
-      await migratePostgresToLatest(postgres, [statisticsMigrations]);
-      return { db: postgres.db, close: () => postgres.close() };
-    },
-  },
-];
+const databases = testDatabases([statisticsMigrations]);
 
 const bucket = (
   period: TimePeriod,
