@@ -1,6 +1,13 @@
 import type { Clock } from '../../shared/clock.js';
 import { ValidationError } from '../../shared/errors.js';
-import { checkBatchContext, parseMessage, type AnalyticsMessage, type Arrival, type MessageType } from '../domain/message.js';
+import {
+  checkBatchContext,
+  checkBatchCount,
+  parseMessage,
+  type AnalyticsMessage,
+  type Arrival,
+  type MessageType,
+} from '../domain/message.js';
 import type { EventToIngest, IngestEvents, RequestFacts } from './ports.js';
 
 export interface AcceptMessagesDeps {
@@ -41,7 +48,8 @@ export const acceptMessages =
   ({ ingest, clock }: AcceptMessagesDeps) =>
   async (command: MessagesCommand): Promise<MessageReceipt[]> => {
     const arrival: Arrival = { receivedAt: clock.now(), ip: command.request.ip, sentAt: command.sentAt, context: command.context };
-    // The whole request is refused (413) when the context's copies would store too much.
+    // The whole request is refused (413) when it carries too many messages, or the context's copies would store too much.
+    checkBatchCount(command.messages.length);
     const contextBytes = checkBatchContext(command.context, command.messages.length);
     const receipts: MessageReceipt[] = [];
     const toIngest: Array<{ index: number; message: AnalyticsMessage }> = [];

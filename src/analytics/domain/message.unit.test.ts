@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../shared/errors.js';
-import { checkBatchContext, parseMessage } from './message.js';
+import { checkBatchContext, checkBatchCount, parseMessage } from './message.js';
 
 const receivedAt = new Date('2026-11-24T10:00:00.000Z');
 const codeOf = (run: () => unknown) => {
@@ -77,6 +77,11 @@ describe('a tracking-API message', () => {
     const large = { ...small, properties: { pad: 'y'.repeat(15_000) } };
     expect(parseMessage(large, { receivedAt }).eventType).toBe('e');
     expect(codeOf(() => parseMessage(large, { receivedAt, context }))).toBe('analytics.message-too-large');
+  });
+
+  it('refuses a batch of more than 2,500 messages', () => {
+    expect(() => checkBatchCount(2500)).not.toThrow();
+    expect(codeOf(() => checkBatchCount(2501))).toBe('analytics.batch-too-large');
   });
 
   it('refuses a batch whose context, copied into each message, would add more than 512 KB', () => {

@@ -4,7 +4,7 @@ import { ForbiddenError, UnauthorizedError, ValidationError } from '../../../sha
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import type { MessageReceipt, MessagesCommand } from '../../application/accept-messages.js';
 import type { ResolveWriteKey } from '../../application/ports.js';
-import { MAX_MESSAGE_BYTES, MESSAGE_ERRORS, type MessageType } from '../../domain/message.js';
+import { MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MESSAGE_ERRORS, type MessageType } from '../../domain/message.js';
 import { corsHooks, type AllowedOrigins } from './cors.js';
 import { decodeBodyText } from './decode-body.js';
 import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
@@ -76,7 +76,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
             config: { jsonItems: 'batch' },
             schema: {
               tags,
-              summary: `A batch of messages (${MAX_BATCH_BYTES / 1024} KB at most, ${MAX_MESSAGE_BYTES / 1024} KB a message)`,
+              summary: `A batch of messages (${MAX_BATCH_BYTES / 1024} KB and ${MAX_BATCH_MESSAGES} messages at most, ${MAX_MESSAGE_BYTES / 1024} KB a message)`,
               hide: path !== '/v1/batch' && path !== '/v1/import',
               response: responses,
             },
