@@ -191,6 +191,38 @@ describe('POST /api/statistics/refresh/{app_id}', () => {
     expect(await dump(app)).toEqual(before);
   });
 
+  it('puts right a tally that drifted, adds a missing one and forgets one the log does not have', async () => {
+    const clock = fixedClock('2026-11-29T00:00:00.000Z');
+    const app = await start({ clock });
+    await seed(app, clock);
+    await app.subscriptions.caughtUp();
+    const before = await dump(app);
+    await app.store.transaction(async (tx) => {
+      const [first, second] = (
+        await sql<{ item_id: string }>`SELECT item_id FROM statistics_items WHERE app_id = 'shop' ORDER BY item_id`.execute(tx.db)
+      ).rows;
+      await sql`UPDATE statistics_items SET state = 'pending', event_type = 'drifted' WHERE item_id = ${first?.item_id}`.execute(tx.db);
+      await sql`DELETE FROM statistics_items WHERE item_id = ${second?.item_id}`.execute(tx.db);
+      await sql`INSERT INTO statistics_items (item_id, app_id, event_type, received_at, state, position)
+                VALUES ('not-in-the-log', 'shop', 'ghost', '2026-11-29T00:00:00.000Z', 'processed', 1)`.execute(tx.db);
+    });
+    await app.app.inject({ method: 'POST', url: '/api/statistics/refresh/shop', headers: auth });
+    expect(await dump(app)).toEqual(before);
+  });
+
+  it('lets other writers in while it reads the log, holding them off only to write', async () => {
+    const clock = fixedClock('2026-11-29T00:00:00.000Z');
+    const app = await start({ clock });
+    await seed(app, clock);
+    await app.subscriptions.caughtUp();
+    const refresh = refreshStatistics({ log: app.store, tables: sqlStatisticsTables, clock, batchSize: 1 });
+    // Queued as the refresh starts: it runs at the loop's next turn, which a refresh in one piece would hold off to the end.
+    let refreshed = false;
+    const seenBeforeTheEnd = new Promise<boolean>((resolve) => setImmediate(() => resolve(!refreshed)));
+    await refresh('shop').then(() => (refreshed = true));
+    expect(await seenBeforeTheEnd).toBe(true);
+  });
+
   it('keeps what the subscriber counted after the position it read the log up to', async () => {
     const clock = fixedClock('2026-11-29T00:00:00.000Z');
     const app = await start({ clock });

@@ -102,6 +102,20 @@ describe('in-process subscriptions', () => {
     expect(await loadCheckpoint(sqlite.db, 'summing')).toBe(await store.headPosition());
   });
 
+  it('lets the event loop turn between the batches of a backlog, so appends are not held until it caught up', async () => {
+    for (let i = 1; i <= 20; i++) await add('a', i);
+    let batches = 0;
+    const counting: Subscriber = { ...summing(), handle: (events, tx) => (batches++, summing().handle(events, tx)) };
+    const subs = subscriptions(counting);
+    // Queued before the subscriber starts on its 10 batches: it runs as soon as the loop turns.
+    const seen = new Promise<number>((resolve) => setImmediate(() => resolve(batches)));
+    subs.start();
+    await subs.caughtUp(2000);
+    expect(batches).toBe(10);
+    expect(await seen).toBeLessThan(3);
+    expect(await totals(sqlite.db)).toEqual({ a: 210 });
+  });
+
   it('stops at once when stopped while it reads, however long its poll', async () => {
     let reading!: () => void;
     const read = new Promise<void>((resolve) => (reading = resolve));

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
@@ -244,6 +245,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       // Under a steady trickle, a short pause gathers the next events into one batch and one
       // transaction instead of one each: fewer commits for a few milliseconds of lag.
       if (batch.length < batchSize && minBatchIntervalMs > 0) await sleep(minBatchIntervalMs);
+      // Catching up (a replay, a restart after a backlog), batches follow each other through promises
+      // alone: without a turn of the event loop between them, appends would wait until it caught up.
+      else await nextTurn();
     }
   };
 

@@ -13,6 +13,12 @@ export interface StatisticsTables {
   excludeWriters(): Promise<void>;
   /** Tallies of an application changed after a log position. */
   talliesChangedAfter(appId: string, position: number): Promise<ItemTally[]>;
+  /** A page of an application's tallies in order of position, then item: those after `after`. */
+  talliesPageAfter(appId: string, after: { position: number; itemId: string }, limit: number): Promise<ItemTally[]>;
+  /** Forgets these items' tallies. */
+  deleteTallies(itemIds: readonly string[]): Promise<void>;
+  /** Replaces an application's buckets with these. */
+  replaceBuckets(appId: string, buckets: readonly BucketCounters[]): Promise<void>;
   saveTallies(tallies: readonly ItemTally[]): Promise<void>;
   /** Adds each change to its bucket's counters, creating the bucket when it has none yet. */
   addToBuckets(changes: readonly BucketCounters[]): Promise<void>;

@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Clock } from '../../shared/clock.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
 import { sumCounters, type Counters } from '../domain/counters.js';
@@ -32,9 +33,13 @@ export interface RefreshResult {
 
 /**
  * Rebuilds one application's statistics from the event store: reads the whole log up to its head in
- * batches, folds that application's items in memory, and replaces its rows in one transaction. The
+ * batches, folds that application's items in memory, and puts right what the tables hold. The
  * subscriber keeps running meanwhile, so tallies it changed after the position read are merged in
  * rather than overwritten; an event it delivers again later finds its state reached and changes nothing.
+ *
+ * Reading the log and comparing the stored tallies with the rebuilt ones happen in pieces, with other
+ * writers let in between: only the final transaction holds them off, and it writes the tallies that
+ * differ and the application's buckets, not every item again.
  */
 export const refreshStatistics =
   ({ log, tables, clock, batchSize = 1000 }: RefreshStatisticsDeps) =>
@@ -52,17 +57,27 @@ export const refreshStatistics =
         tallies.set(event.data.item_id, evolveItemTally(tallies.get(event.data.item_id), event, recorded.position));
       }
       position = batch.at(-1)?.position ?? head;
+      await nextTurn();
     }
+    const { differing, stale } = await storedDifferences(log, tables, appId, tallies, position, batchSize);
+    const buckets = bucketChanges();
+    for (const tally of tallies.values()) buckets.count(tally);
 
     return log.transaction(async (tx) => {
       const store = tables(tx.db);
-      for (const newer of await store.talliesChangedAfter(appId, position)) {
-        tallies.set(newer.itemId, mergeNewerTally(tallies.get(newer.itemId), newer));
+      const newer = await store.talliesChangedAfter(appId, position);
+      for (const tally of newer) {
+        const merged = mergeNewerTally(tallies.get(tally.itemId), tally);
+        buckets.count(tallies.get(tally.itemId), -1);
+        buckets.count(merged);
+        tallies.set(tally.itemId, merged);
       }
-      const buckets = bucketChanges();
-      for (const tally of tallies.values()) buckets.count(tally);
+      const changed = new Set([...differing, ...newer.map((tally) => tally.itemId)]);
+      // Written anew rather than upserted: the subscriber's upsert never changes an item's type or application.
+      await store.deleteTallies([...changed, ...[...stale].filter((itemId) => !tallies.has(itemId))]);
+      await store.saveTallies([...changed].flatMap((itemId) => tallies.get(itemId) ?? []));
       const rows = buckets.list();
-      await store.replaceApplication(appId, [...tallies.values()], rows);
+      await store.replaceBuckets(appId, rows);
       return {
         appId,
         upToPosition: position,
@@ -73,3 +88,37 @@ export const refreshStatistics =
       };
     });
   };
+
+/**
+ * The items whose stored tally differs from the rebuilt one (or is missing), and the stored tallies of
+ * items the log does not have, read a page at a time. Tallies the subscriber changed after `upTo` are
+ * left to the final transaction, which merges them; below it the subscriber only reaches the states
+ * rebuilt here, so an item found equal stays equal.
+ */
+async function storedDifferences(
+  log: EventLog,
+  tables: StatisticsTablesFor,
+  appId: string,
+  rebuilt: ReadonlyMap<string, ItemTally>,
+  upTo: number,
+  pageSize: number,
+): Promise<{ differing: Set<string>; stale: Set<string> }> {
+  const differing = new Set(rebuilt.keys());
+  const stale = new Set<string>();
+  for (let after = { position: -1, itemId: '' }; ;) {
+    const page = await log.transaction((tx) => tables(tx.db).talliesPageAfter(appId, after, pageSize));
+    for (const stored of page) {
+      if (stored.position > upTo) continue;
+      const expected = rebuilt.get(stored.itemId);
+      if (!expected) stale.add(stored.itemId);
+      else if (sameTally(stored, expected)) differing.delete(stored.itemId);
+    }
+    const last = page.at(-1);
+    if (!last || page.length < pageSize || last.position > upTo) return { differing, stale };
+    after = { position: last.position, itemId: last.itemId };
+    await nextTurn();
+  }
+}
+
+const sameTally = (a: ItemTally, b: ItemTally) =>
+  a.appId === b.appId && a.eventType === b.eventType && a.receivedAt === b.receivedAt && a.state === b.state && a.position === b.position;

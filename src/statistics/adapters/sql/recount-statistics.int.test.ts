@@ -11,6 +11,7 @@ import { subscriptionMigrations } from '../../../shared/subscriptions/migrations
 import { statisticsMigrations } from './migrations.js';
 import { sqlStatisticsTables } from './sql-statistics-tables.js';
 import { recountStatistics } from '../../application/recount-statistics.js';
+import { refreshStatistics } from '../../application/refresh-statistics.js';
 import { statisticsSubscriber } from '../../application/statistics-subscriber.js';
 
 if (!testPostgresUrl) console.warn('skipping the distributed statistics recount: TEST_POSTGRES_URL is not set');
@@ -70,6 +71,58 @@ describe.skipIf(!testPostgresUrl)('statistics refresh in distributed mode', () =
       const after = await buckets();
       expect(after.filter((row) => row.app_id === 'shop')).toEqual(before.filter((row) => row.app_id === 'shop'));
       expect(after.filter((row) => row.app_id === 'blog').every((row) => row.total_events === 7)).toBe(true);
+    } finally {
+      await store.close();
+      await postgres.close();
+    }
+  });
+});
+
+describe.skipIf(!testPostgresUrl)('statistics refresh from the log, on PostgreSQL', () => {
+  it('puts right drifted, missing and stale tallies, comparing the stored ones a page at a time', async () => {
+    const postgres = await openTemporarySchema(testPostgresUrl ?? '');
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, statisticsMigrations]);
+    const store = await postgresEventStore({ postgres, clock, newId: uuidV7 });
+    const subscriber = statisticsSubscriber(sqlStatisticsTables);
+    const dump = async () => ({
+      items: (await sql`SELECT * FROM statistics_items ORDER BY item_id`.execute(postgres.db)).rows,
+      buckets: (await sql`SELECT * FROM statistics_buckets ORDER BY app_id, period, bucket_start, event_type`.execute(postgres.db)).rows,
+    });
+    try {
+      const data = (itemId: string, app: string) => ({
+        item_id: itemId,
+        partner_id: app,
+        event_type: 'order',
+        received_at: '2026-12-01T08:00:00.000Z',
+        payload: {},
+      });
+      for (const [itemId, app, outcome] of [
+        ['i1', 'shop', 'DataProcessed'],
+        ['i2', 'shop', 'DataProcessingFailed'],
+        ['i3', 'shop', undefined],
+        ['i4', 'shop', 'DataProcessed'],
+        ['i5', 'shop', 'DataProcessed'],
+        ['b1', 'blog', 'DataProcessed'],
+      ] as const) {
+        const events = [
+          { type: 'DataIngested', data: data(itemId, app) },
+          ...(outcome ? [{ type: outcome, data: data(itemId, app) }] : []),
+        ];
+        await store.append({ streamId: `data-${itemId}`, events });
+      }
+      const recorded = await store.readAll({ after: 0, limit: 100 });
+      await store.transaction((tx) => subscriber.handle(recorded, tx));
+      const before = await dump();
+
+      await sql`UPDATE statistics_items SET state = 'pending', event_type = 'drifted' WHERE item_id = 'i1'`.execute(postgres.db);
+      await sql`DELETE FROM statistics_items WHERE item_id = 'i4'`.execute(postgres.db);
+      await sql`INSERT INTO statistics_items (item_id, app_id, event_type, received_at, state, position)
+                VALUES ('ghost', 'shop', 'order', '2026-12-01T08:00:00.000Z', 'processed', 2)`.execute(postgres.db);
+      await sql`UPDATE statistics_buckets SET total_events = 40 WHERE app_id = 'shop'`.execute(postgres.db);
+
+      const result = await refreshStatistics({ log: store, tables: sqlStatisticsTables, clock, batchSize: 2 })('shop');
+      expect(result).toMatchObject({ items: 5, totals: { totalEvents: 5, processedEvents: 3, failedEvents: 1, pendingEvents: 1 } });
+      expect(await dump()).toEqual(before);
     } finally {
       await store.close();
       await postgres.close();

@@ -53,6 +53,30 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
       return rows.map(toTally);
     },
 
+    async talliesPageAfter(appId, after, limit) {
+      const rows = await t
+        .selectFrom('statistics_items')
+        .selectAll()
+        .where('app_id', '=', appId)
+        .where((eb) =>
+          eb.or([eb('position', '>', after.position), eb.and([eb('position', '=', after.position), eb('item_id', '>', after.itemId)])]),
+        )
+        .orderBy('position')
+        .orderBy('item_id')
+        .limit(limit)
+        .execute();
+      return rows.map(toTally);
+    },
+
+    async deleteTallies(itemIds) {
+      for (const ids of keyPieces(db, itemIds)) await t.deleteFrom('statistics_items').where('item_id', 'in', ids).execute();
+    },
+
+    async replaceBuckets(appId, buckets) {
+      await t.deleteFrom('statistics_buckets').where('app_id', '=', appId).execute();
+      for (const rows of rowPieces(db, buckets.map(toBucketRow))) await t.insertInto('statistics_buckets').values(rows).execute();
+    },
+
     async saveTallies(tallies) {
       for (const rows of rowPieces(db, tallies.map(toItemRow))) await upsertTallies(db, rows);
     },
