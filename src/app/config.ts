@@ -28,6 +28,7 @@ export interface Config {
   readonly bodyLimitBytes: number;
   /** How deep objects and arrays may nest in a JSON body (or in each event of a batch). */
   readonly maxJsonDepth: number;
+  readonly maxJsonValues: number;
   readonly durability: Durability;
   /** Embedded on a SQLite file: a storage thread owns the write connection (STORAGE_THREAD, on by default). */
   readonly storageThread: boolean;
@@ -109,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     bodyLimitBytes: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
     maxJsonDepth: integer(env, 'MAX_JSON_DEPTH', 64, 2, 1000),
+    maxJsonValues: integer(env, 'MAX_JSON_VALUES', 20_000, 100, 10_000_000),
     durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),
     maxQueuedAppends: integer(env, 'MAX_QUEUED_APPENDS', 10_000, 1, 1_000_000),
     storageThreadHeapMb: integer(env, 'STORAGE_THREAD_HEAP_MB', 1024, 64, 65_536),

@@ -122,6 +122,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     version,
     bodyLimitBytes: config.bodyLimitBytes,
     maxJsonDepth: config.maxJsonDepth,
+    maxJsonValues: config.maxJsonValues,
     adminDigest: options.adminDigest,
     metrics,
     metricsToken: config.metricsToken,

@@ -235,6 +235,7 @@ async function httpEdge(
     version,
     bodyLimitBytes: options.config.bodyLimitBytes,
     maxJsonDepth: options.config.maxJsonDepth,
+    maxJsonValues: options.config.maxJsonValues,
     metricsToken: options.config.metricsToken,
     adminDigest: options.adminDigest,
     readiness,

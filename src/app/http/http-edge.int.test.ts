@@ -5,7 +5,7 @@ import { auth, startTestIntake, type TestIntake } from '../../../test/support/em
 
 let intake: TestIntake;
 beforeAll(async () => {
-  intake = await startTestIntake({ BODY_LIMIT: '65536', MAX_JSON_DEPTH: '16' });
+  intake = await startTestIntake({ BODY_LIMIT: '65536', MAX_JSON_DEPTH: '16', MAX_JSON_VALUES: '1000' });
 });
 afterAll(() => intake.dispose());
 
@@ -34,6 +34,30 @@ describe('JSON limits at the edge', () => {
     expect(problem.errors?.[0]?.path).toBe(`payload${'.a'.repeat(15)}`);
     expect(problem.detail).toContain('nests deeper than 16 levels');
     expect(await itemCount()).toBe(before + 1);
+  });
+
+  it('refuses with 413 a body holding more values than MAX_JSON_VALUES, and in a batch only the event that does', async () => {
+    const before = await itemCount();
+    // The body, partner_id, payload and 997 keys are 1,000 values; one key more is too many.
+    const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+    expect((await postRaw('/ingest', JSON.stringify({ partner_id: 'p', payload: keys(997) }))).statusCode).toBe(201);
+    const problem = await expectProblem(await postRaw('/ingest', JSON.stringify({ partner_id: 'p', payload: keys(998) })), 413);
+    expect(problem).toMatchObject({ code: 'request.json-too-many-values', detail: expect.stringMatching(/past the 1000 values/) });
+    const batch = await postRaw(
+      '/api/ingest/shop/batch',
+      JSON.stringify({
+        events: [
+          { event_type: 'e', payload: { list: Array.from({ length: 2000 }, () => [1]) } },
+          { event_type: 'e', payload: {} },
+        ],
+      }),
+    );
+    expect(batch.json()).toMatchObject({
+      accepted: 1,
+      rejected: 1,
+      results: [{ status: 'rejected', errors: [{ message: expect.stringMatching(/past the 1000 values/) }] }, { status: 'accepted' }],
+    });
+    expect(await itemCount()).toBe(before + 2);
   });
 
   it('answers 400, not 500, to nesting far beyond any stack', async () => {

@@ -30,6 +30,7 @@ interface Mapping {
 // The one place where error codes become HTTP statuses. Codes not listed fall back to their class.
 const BY_CODE: Record<string, Mapping> = {
   'request.body-too-large': { status: 413, title: 'Payload too large' },
+  'request.json-too-many-values': { status: 413, title: 'Too many JSON values' },
   'request.unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'request.malformed-json': { status: 400, title: 'Malformed JSON' },
   'request.bad-url': { status: 400, title: 'Bad URL' },

@@ -29,6 +29,8 @@ export interface HttpServerOptions {
   readonly bodyLimitBytes: number;
   /** MAX_JSON_DEPTH: how deep a JSON body (or each event of a batch) may nest; 64 by default. */
   readonly maxJsonDepth?: number;
+  /** MAX_JSON_VALUES: how many values a JSON body (or each event of a batch) may hold; 20,000 by default. */
+  readonly maxJsonValues?: number;
   readonly adminDigest: Buffer;
   /** Resolves write keys; without it only the admin token is accepted. */
   readonly verifyWriteKey?: WriteKeyVerifier;
@@ -99,7 +101,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   }).setValidatorCompiler(strictParametersCompiler);
   // Only JSON is accepted: a text/plain body is refused with 415 instead of failing schema validation.
   app.removeContentTypeParser('text/plain');
-  registerJsonLimits(app, { maxDepth: options.maxJsonDepth ?? 64 });
+  registerJsonLimits(app, { maxDepth: options.maxJsonDepth ?? 64, maxValues: options.maxJsonValues ?? 20_000 });
 
   app.addHook('onClose', async () => expectedErrors.close());
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply, expectedErrors));

@@ -7,9 +7,15 @@ import type { Violation } from '../errors.js';
 export interface JsonLimits {
   /** Containers (objects and arrays) nested deeper than this are refused; `{}` has depth 1. */
   readonly maxDepth: number;
+  /**
+   * Values (every object member, array element and the document itself) beyond this are refused: the
+   * cost of storing, serialising and reading an item back follows how many values it holds, which the
+   * byte limit alone does not bound (1 MB holds some 90,000 keys).
+   */
+  readonly maxValues?: number;
 }
 
-export type JsonFaultKind = 'too-deep' | 'lone-surrogate' | 'nul-character' | 'number-out-of-range' | 'unsafe-integer' | 'forbidden-key';
+export type JsonFaultKind = 'too-deep' | 'too-many-values' | 'lone-surrogate' | 'nul-character' | 'number-out-of-range' | 'unsafe-integer' | 'forbidden-key';
 
 export interface JsonFault extends Violation {
   readonly kind: JsonFaultKind;
@@ -34,8 +40,11 @@ export function findJsonFault(
   surrogates = true,
 ): JsonFault | undefined {
   const stack: Frame[] = [{ value, depth: 0, parent: undefined, key: undefined }];
+  const maxValues = limits.maxValues ?? Number.POSITIVE_INFINITY;
+  let values = 0;
   for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
     const current = frame.value;
+    if (++values > maxValues) return fault('too-many-values', frame, `is past the ${maxValues} values a document may hold`);
     if (typeof current === 'string') {
       if (surrogates && hasLoneSurrogate(current))
         return fault('lone-surrogate', frame, 'contains a lone UTF-16 surrogate (invalid Unicode)');

@@ -19,6 +19,13 @@ describe('findJsonFault', () => {
     expect(findJsonFault([[[[[]]]]], limits)?.path).toBe('[0][0][0][0]');
   });
 
+  it('counts every value, the document included, and names the first one past the limit', () => {
+    const limits = { maxDepth: 64, maxValues: 5 };
+    expect(findJsonFault({ a: [1, 2], b: 'x' }, limits)).toBeUndefined();
+    expect(findJsonFault({ a: [1, 2], b: 'x', c: null }, limits)).toMatchObject({ kind: 'too-many-values', path: 'c' });
+    expect(findJsonFault({ a: [1, 2, 3, 4] }, limits)).toMatchObject({ kind: 'too-many-values', path: 'a[3]' });
+  });
+
   it('walks hostile depth without recursion', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 200_000; i++) deep = [deep];

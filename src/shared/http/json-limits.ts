@@ -33,6 +33,7 @@ export class RefusedJsonItem {
 
 const CODES: Record<JsonFault['kind'], string> = {
   'too-deep': 'request.json-too-deep',
+  'too-many-values': 'request.json-too-many-values',
   'lone-surrogate': 'request.invalid-unicode',
   'nul-character': 'request.invalid-unicode',
   'number-out-of-range': 'request.number-out-of-range',
