@@ -241,6 +241,13 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         onDelivered({ destinationType }) {
           options.onOutcome?.(destinationType, 'succeeded');
         },
+        onDeadLettered({ deliveryId, ruleId, destinationType }, reason) {
+          options.onOutcome?.(destinationType, 'dead_lettered');
+          logger.warn(
+            { rule_id: ruleId, delivery_id: deliveryId, destination_type: destinationType, reason },
+            'delivery failed and was dead-lettered',
+          );
+        },
         onRuleChanged: rulesById.invalidate,
       }),
     ],

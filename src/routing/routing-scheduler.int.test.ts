@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { systemClock } from '../shared/clock.js';
 import type { DataIngested } from '../shared/contracts/data-events.js';
@@ -69,8 +70,8 @@ async function storeRule(ruleId: string, destination: Pick<RoutingRuleCreated['d
   await rulesProjection.apply(sqlite.db, [recorded(rule, ruleStreamId(ruleId), 1)]);
 }
 
-/** An item ingested with `ruleId` matched, as the log records it. */
-function ingested(ruleId: string, now: string): RecordedEvent {
+/** An item ingested with `ruleIds` matched, as the log records it. */
+function ingested(ruleIds: string | readonly string[], now: string): RecordedEvent {
   const itemId = uuidV7();
   const item: DataIngested = {
     type: 'DataIngested',
@@ -81,13 +82,13 @@ function ingested(ruleId: string, now: string): RecordedEvent {
       payload: { total: 5 },
       received_at: now,
       metadata: { channel: 'application_api', received_at: now, ip: null, user_agent: null, correlation_id: null, key_id: null },
-      routing: { rules_evaluated: 1, matched_rule_ids: [ruleId] },
+      routing: { rules_evaluated: 1, matched_rule_ids: typeof ruleIds === 'string' ? [ruleIds] : [...ruleIds] },
     },
   };
   return recorded(item, `data-${itemId}`, 2);
 }
 
-const schedulerWith = (hooks: Pick<Parameters<typeof routingScheduler>[0], 'onScheduled' | 'onDelivered'>) =>
+const schedulerWith = (hooks: Pick<Parameters<typeof routingScheduler>[0], 'onScheduled' | 'onDelivered' | 'onDeadLettered'>) =>
   routingScheduler({
     clock: systemClock,
     rules: sqlRuleCatalog,
@@ -129,6 +130,71 @@ it('counts a delivery made while scheduling once its pass commits, and creates i
     .selectAll()
     .execute();
   expect(rows).toHaveLength(1);
+});
+
+it('dead-letters only the deliveries of a table it cannot write, and schedules the item’s other deliveries', async () => {
+  const destination = { destination_type: 'database', destination_config: { table: 'taken' } } as const;
+  await storeRule('r-db', destination);
+  await storeRule('r-ok', { destination_type: 'database', destination_config: { table: 'copies' } });
+  await storeRule('r-hook', { destination_type: 'webhook', destination_config: { url: 'http://127.0.0.1:9/hook' } });
+  // Saved while the name was free; since then a table Intake does not own took it, in another case.
+  await sql`CREATE TABLE ${sql.table('Taken')} (id text)`.execute(sqlite.db);
+  const delivered: string[] = [];
+  const deadLettered: Array<[string, string]> = [];
+  let woken = 0;
+  const scheduler = schedulerWith({
+    onScheduled: () => (woken += 1),
+    onDelivered: ({ ruleId }) => delivered.push(ruleId),
+    onDeadLettered: ({ ruleId }, reason) => deadLettered.push([ruleId, reason]),
+  });
+  const event = ingested(['r-db', 'r-ok', 'r-hook'], new Date().toISOString());
+  const itemId = (event.data as DataIngested['data']).item_id;
+
+  await store.transaction((tx) => scheduler.handle([event], tx));
+
+  const { items } = await sqlDeliveryStore(sqlite.db).list({ itemId }, { limit: 10 });
+  const byRule = Object.fromEntries(items.map((d) => [d.ruleId, d]));
+  expect(byRule['r-hook']).toMatchObject({ status: 'pending', attempts: 0 });
+  expect(byRule['r-ok']).toMatchObject({ status: 'succeeded', attempts: 1 });
+  expect(byRule['r-db']).toMatchObject({ status: 'dead_lettered', attempts: 1, nextAttemptAt: null });
+  expect(byRule['r-db']?.lastError).toMatch(/^table taken could not be written: .*already exists/);
+  expect(await sqlDeliveryStore(sqlite.db).attemptsOf(byRule['r-db']?.deliveryId ?? '')).toMatchObject([
+    { attempt: 1, outcome: 'rejected', error: byRule['r-db']?.lastError },
+  ]);
+  expect(delivered).toEqual(['r-ok']);
+  expect(deadLettered).toEqual([['r-db', byRule['r-db']?.lastError]]);
+  expect(woken).toBe(1);
+  const { rows } = await sql<{ n: number }>`SELECT count(*) AS n FROM copies`.execute(sqlite.db);
+  expect(Number(rows[0]?.n)).toBe(1);
+  expect((await sqlTallyStore(sqlite.db).get([{ ruleId: 'r-db', destination: destinationKeyOf(destination) }])).get('r-db')).toEqual({
+    attempts: 1,
+    delivered: 0,
+    failed: 1,
+    totalDurationMs: 0,
+  });
+
+  // The item's stream: DataRouted (only the row written carries delivered_at), then the failed attempt and its dead letter.
+  const stream = await store.readStream(`data-${itemId}`);
+  expect(stream.map((e) => e.type)).toEqual(['DataRouted', 'DeliveryAttempted', 'DeliveryFailed', 'DeliveryDeadLettered']);
+  const routed = (stream[0]?.data as { deliveries: Array<{ rule_id: string; delivered_at?: string }> }).deliveries;
+  expect(Object.fromEntries(routed.map((d) => [d.rule_id, d.delivered_at !== undefined]))).toEqual({
+    'r-db': false,
+    'r-ok': true,
+    'r-hook': false,
+  });
+});
+
+it('writes rules naming one table in different letter cases to that table, in the pass that creates it', async () => {
+  await storeRule('r-upper', { destination_type: 'database', destination_config: { table: 'CaseTbl' } });
+  await storeRule('r-lower', { destination_type: 'database', destination_config: { table: 'casetbl' } });
+  const scheduler = schedulerWith({ onScheduled: () => undefined });
+
+  await store.transaction((tx) => scheduler.handle([ingested(['r-upper', 'r-lower'], new Date().toISOString())], tx));
+
+  const { items } = await sqlDeliveryStore(sqlite.db).list({}, { limit: 10 });
+  expect(items.map((d) => d.status)).toEqual(['succeeded', 'succeeded']);
+  const { rows } = await sql<{ n: number }>`SELECT count(*) AS n FROM casetbl`.execute(sqlite.db);
+  expect(Number(rows[0]?.n)).toBe(2);
 });
 
 it('schedules nothing for an item and rule whose delivery was stored under the older form of id', async () => {

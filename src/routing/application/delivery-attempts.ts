@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../shared/clock.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
 import type { EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
+import { failsTheTransaction } from '../../shared/event-store/savepoint.js';
 import { afterAttempt, closedBreaker, type Breaker, type BreakerPolicy } from '../domain/circuit-breaker.js';
 import { decideAttempt, decideInterrupted, INTERRUPTED, type AttemptDecision, type AttemptOutcome } from '../domain/delivery.js';
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
@@ -111,23 +112,31 @@ export function deliveryAttempts(deps: AttemptDeps): {
       outcome = { outcome: 'retry', reason: `delivery failed: ${(error as Error).message}`, durationMs: 0 };
     }
     const now = deps.clock.now();
-    const decision = decideAttempt(
-      {
-        itemId: delivery.itemId,
-        deliveryId: delivery.deliveryId,
-        ruleId: delivery.ruleId,
-        attempt,
-        earlierAttempts: delivery.earlierAttempts,
-        at: now,
-        schedule: deps.retrySchedule,
-        random: deps.random(),
-      },
-      outcome,
-    );
+    const context = {
+      itemId: delivery.itemId,
+      deliveryId: delivery.deliveryId,
+      ruleId: delivery.ruleId,
+      attempt,
+      earlierAttempts: delivery.earlierAttempts,
+      at: now,
+      schedule: deps.retrySchedule,
+      random: deps.random(),
+    };
+    let decision = decideAttempt(context, outcome);
     let breaker: Breaker | undefined;
     await deps.store.transaction(async (tx) => {
-      if (rule?.is_active && rule.destination_type === 'database' && decision.status === 'succeeded')
-        await writeRow(tx, delivery, rule, now);
+      if (rule?.is_active && rule.destination_type === 'database' && decision.status === 'succeeded') {
+        try {
+          await tx.isolated(() => writeRow(tx, delivery, rule, now));
+        } catch (error) {
+          if (failsTheTransaction(error)) throw error;
+          // A table that cannot be written (its name taken by a table Intake does not own, say) refuses
+          // the delivery as a receiver would: dead-lettered with the reason, never retried forever.
+          const table = (rule.destination_config as DatabaseConfig).table;
+          outcome = { outcome: 'rejected', reason: `table ${table} could not be written: ${(error as Error).message}`, durationMs: 0 };
+          decision = decideAttempt(context, outcome);
+        }
+      }
       await recordDecision(tx, delivery, attempt, decision, outcome, now);
       if (rule && reachable) {
         // The destination this attempt went to: if the rule has moved on since, its outcome is the

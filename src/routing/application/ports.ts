@@ -277,7 +277,10 @@ export interface ReplayStore {
 
 /** The `database` destination: rows in tables Intake created for that purpose. */
 export interface DestinationTables {
-  /** Refuses a name that belongs to something else (one of Intake's own tables, say). */
+  /**
+   * Refuses a name that belongs to something else (one of Intake's own tables, say). Names are one
+   * table in any letter case: `Orders` and `orders` are the same destination table.
+   */
   assertUsable(table: string): Promise<void>;
   insert(table: string, row: DestinationRow): Promise<void>;
   /** Many rows in one statement per chunk; a delivery already written is skipped. */

@@ -1,9 +1,11 @@
 import type { Clock } from '../../shared/clock.js';
 import { dataStreamId, type DataIngested, type ItemSnapshot } from '../../shared/contracts/data-events.js';
 import type { DataRouted } from '../../shared/contracts/routing-events.js';
+import type { StoreTransaction } from '../../shared/event-store/event-store.js';
+import { failsTheTransaction } from '../../shared/event-store/savepoint.js';
 import { causedBy, type RecordedEvent } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
-import { deliveryIdOf } from '../domain/delivery.js';
+import { decideAttempt, deliveryIdOf, type AttemptDecision } from '../domain/delivery.js';
 import { orderingKeyOf } from '../domain/ordering-key.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../domain/routing-rule.js';
 import type { DatabaseConfig } from '../domain/destination-config.js';
@@ -11,6 +13,7 @@ import { destinationKeyOfRule } from './destination-key.js';
 import type {
   DeliveryStoreFor,
   DestinationRow,
+  DestinationTables,
   DestinationTablesFor,
   NewDelivery,
   RuleCatalogFor,
@@ -33,6 +36,11 @@ export interface SchedulerDeps {
   readonly onScheduled: () => void;
   /** Each delivery made while scheduling (database destinations), for the metrics. */
   readonly onDelivered?: (delivery: { readonly ruleId: string; readonly destinationType: string }) => void;
+  /** Each delivery whose table could not be written as it was scheduled: dead-lettered with the reason. */
+  readonly onDeadLettered?: (
+    delivery: { readonly deliveryId: string; readonly ruleId: string; readonly destinationType: string },
+    reason: string,
+  ) => void;
   /** Called for every rule event read: cached rules are forgotten. */
   readonly onRuleChanged?: (ruleId: string) => void;
 }
@@ -43,8 +51,10 @@ export interface SchedulerDeps {
  * whatever form of id the first one got.
  * A database destination is a table of this service's own database: its row is written in the same
  * transaction, one multi-row insert per table per batch, and the delivery recorded as made (in its row
- * and in DataRouted), instead of an attempt, two events and a transaction of its own per item. Rule
- * events only invalidate this process's compiled rules: that is how every replica sees a change.
+ * and in DataRouted), instead of an attempt, two events and a transaction of its own per item. A
+ * table that cannot be written (a name now taken by a table Intake does not own, say) dead-letters
+ * only its own deliveries, with the reason: the item's other deliveries are scheduled all the same.
+ * Rule events only invalidate this process's compiled rules: that is how every replica sees a change.
  */
 export function routingScheduler({
   clock,
@@ -55,6 +65,7 @@ export function routingScheduler({
   evaluator,
   onScheduled,
   onDelivered,
+  onDeadLettered,
   onRuleChanged,
 }: SchedulerDeps): Subscriber {
   return {
@@ -63,7 +74,8 @@ export function routingScheduler({
     // An item no rule matched at ingestion has nothing to schedule.
     wants: (event) => event.type !== 'DataIngested' || ((event.data as DataIngested['data']).routing?.matched_rule_ids.length ?? 0) > 0,
     async handle(events, tx) {
-      const now = clock.now().toISOString();
+      const at = clock.now();
+      const now = at.toISOString();
       const catalog = rules(tx.db);
       const planned: Array<{ cause: RecordedEvent; delivery: NewDelivery; table: string | undefined; rule: StoredRule }> = [];
       for (const event of events) {
@@ -114,13 +126,8 @@ export function routingScheduler({
       const inserted = new Set(await deliveries(tx.db).schedule(planned.map((p) => p.delivery)));
       const made = planned.filter((p) => inserted.has(p.delivery.deliveryId));
       const rowsByTable = new Map<string, DestinationRow[]>();
-      // Deliveries made here, per rule: a delivered attempt each, added to the tallies once per batch.
-      const madeByRule = new Map<string, { rule: StoredRule; made: number }>();
-      for (const { delivery, table, rule } of made) {
+      for (const { delivery, table } of made) {
         if (table === undefined) continue;
-        const counted = madeByRule.get(rule.rule_id);
-        if (counted) counted.made++;
-        else madeByRule.set(rule.rule_id, { rule, made: 1 });
         const rows = rowsByTable.get(table) ?? [];
         rows.push({
           delivery_id: delivery.deliveryId,
@@ -132,9 +139,37 @@ export function routingScheduler({
         });
         rowsByTable.set(table, rows);
       }
-      for (const [table, rows] of rowsByTable) await tables(tx.db, (callback) => tx.afterCommit(callback)).insertMany(table, rows);
+      const unwritable = await writeTables(tx, (db) => tables(db, (callback) => tx.afterCommit(callback)), rowsByTable);
 
-      // One event per item: DataRouted, whose entries for deliveries already made say when.
+      // A delivery whose table failed is given up at once, as a destination's refusal is: its one
+      // attempt failed, with the reason, and a replay of the dead letter tries the table again.
+      const deadLettered = new Map<string, { reason: string; decision: AttemptDecision }>();
+      for (const { delivery, table } of made) {
+        const reason = table === undefined ? undefined : unwritable.get(table);
+        if (reason === undefined) continue;
+        const decision = decideAttempt(
+          {
+            itemId: delivery.itemId,
+            deliveryId: delivery.deliveryId,
+            ruleId: delivery.ruleId,
+            attempt: 1,
+            earlierAttempts: 0,
+            at,
+            schedule: [],
+            random: 0,
+          },
+          { outcome: 'rejected', reason, durationMs: 0 },
+        );
+        await deliveries(tx.db).record(
+          { deliveryId: delivery.deliveryId, status: decision.status, attempts: 1, nextAttemptAt: null, lastError: reason, at: now },
+          { deliveryId: delivery.deliveryId, attempt: 1, at: now, outcome: 'rejected', statusCode: null, error: reason, durationMs: 0 },
+        );
+        deadLettered.set(delivery.deliveryId, { reason, decision });
+      }
+      const delivered = (entry: (typeof made)[number]) => entry.table !== undefined && !deadLettered.has(entry.delivery.deliveryId);
+
+      // One event per item: DataRouted, whose entries for deliveries already made say when, followed
+      // by what became of those whose table failed.
       const byItem = new Map<string, { cause: RecordedEvent; deliveries: typeof made }>();
       for (const entry of made) {
         const group = byItem.get(entry.delivery.itemId) ?? { cause: entry.cause, deliveries: [] };
@@ -148,36 +183,85 @@ export function routingScheduler({
             data: {
               item_id: itemId,
               app_id: group[0]?.delivery.appId ?? '',
-              deliveries: group.map(({ delivery: d, table }) => ({
-                delivery_id: d.deliveryId,
-                rule_id: d.ruleId,
-                destination_type: d.destinationType,
-                ...(table === undefined ? {} : { delivered_at: now }),
+              deliveries: group.map((entry) => ({
+                delivery_id: entry.delivery.deliveryId,
+                rule_id: entry.delivery.ruleId,
+                destination_type: entry.delivery.destinationType,
+                ...(delivered(entry) ? { delivered_at: now } : {}),
               })),
               routed_at: now,
             },
           };
-          return { streamId: dataStreamId(itemId), events: [{ ...routed, metadata: causedBy(cause) }] };
+          const failures = group.flatMap(({ delivery: d }) => deadLettered.get(d.deliveryId)?.decision.events ?? []);
+          return {
+            streamId: dataStreamId(itemId),
+            events: [routed, ...failures].map((event) => ({ ...event, metadata: causedBy(cause) })),
+          };
         }),
       );
-      if (madeByRule.size > 0) {
-        const increments: TallyIncrement[] = [...madeByRule.values()].map(({ rule, made: n }) => ({
+
+      // Deliveries made or given up here, per rule: an attempt each, added to the tallies once per batch.
+      const triedByRule = new Map<string, { rule: StoredRule; attempts: number; delivered: number }>();
+      for (const entry of made) {
+        if (entry.table === undefined) continue;
+        const counted = triedByRule.get(entry.rule.rule_id) ?? { rule: entry.rule, attempts: 0, delivered: 0 };
+        counted.attempts++;
+        if (delivered(entry)) counted.delivered++;
+        triedByRule.set(entry.rule.rule_id, counted);
+      }
+      if (triedByRule.size > 0) {
+        const increments: TallyIncrement[] = [...triedByRule.values()].map(({ rule, attempts, delivered: n }) => ({
           ruleId: rule.rule_id,
           destination: destinationKeyOfRule(rule),
-          attempts: n,
+          attempts,
           delivered: n,
-          failed: 0,
+          failed: attempts - n,
           totalDurationMs: 0,
         }));
         await tallies(tx.db).add(increments, now);
       }
       // Counted and announced once committed: a pass that is rolled back and retried counts once.
       tx.afterCommit(() => {
-        for (const { table, delivery } of made) if (table !== undefined) onDelivered?.(delivery);
+        for (const entry of made) if (delivered(entry)) onDelivered?.(entry.delivery);
+        for (const { delivery } of made) {
+          const failed = deadLettered.get(delivery.deliveryId);
+          if (failed) onDeadLettered?.(delivery, failed.reason);
+        }
         if (made.some(({ table }) => table === undefined)) onScheduled();
       });
     },
   };
+}
+
+/**
+ * Writes each table's rows, all in one savepoint; when that fails, each table again in one of its
+ * own, so a table that cannot be written fails only its own rows. Answers why each such table failed.
+ * A storage fault or an aborted transaction fails the whole pass, which the subscription retries.
+ */
+async function writeTables(
+  tx: StoreTransaction,
+  tables: (db: StoreTransaction['db']) => DestinationTables,
+  rowsByTable: ReadonlyMap<string, readonly DestinationRow[]>,
+): Promise<Map<string, string>> {
+  const unwritable = new Map<string, string>();
+  if (rowsByTable.size === 0) return unwritable;
+  try {
+    await tx.isolated(async () => {
+      for (const [table, rows] of rowsByTable) await tables(tx.db).insertMany(table, rows);
+    });
+    return unwritable;
+  } catch (error) {
+    if (failsTheTransaction(error)) throw error;
+  }
+  for (const [table, rows] of rowsByTable) {
+    try {
+      await tx.isolated(() => tables(tx.db).insertMany(table, rows));
+    } catch (error) {
+      if (failsTheTransaction(error)) throw error;
+      unwritable.set(table, `table ${table} could not be written: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return unwritable;
 }
 
 /** The JSON document every destination receives for an item. */

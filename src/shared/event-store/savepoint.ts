@@ -41,6 +41,12 @@ export class TransactionAborted extends Error {
   }
 }
 
+/**
+ * Whether an error out of a savepoint leaves nothing to go on with: a storage fault is no caller's
+ * doing and the transaction is retried whole; an aborted one cannot go on at all.
+ */
+export const failsTheTransaction = (error: unknown) => isStorageFault(error) || error instanceof TransactionAborted;
+
 const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** Runs `work`; if it throws, whatever it added to each of `noted` is taken out again (it was rolled back). */

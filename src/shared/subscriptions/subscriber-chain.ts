@@ -3,8 +3,7 @@ import type { AppendRequest, AppendResult, StoreTransaction } from '../event-sto
 import type { RecordedEvent } from '../events.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import { forgottenOnFailure, TransactionAborted } from '../event-store/savepoint.js';
-import { isStorageFault } from '../event-store/storage-fault.js';
+import { failsTheTransaction, forgottenOnFailure } from '../event-store/savepoint.js';
 import { deleteCheckpoint, loadCheckpoint, loadCheckpointsNamed, parkEvent, saveCheckpoint } from './checkpoints.js';
 import { actsOn, type Subscriber } from './subscriber.js';
 
@@ -49,7 +48,7 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
       await tx.isolated(() => member.handle(events, recording(tx, appended)));
       return appended;
     } catch (error) {
-      if (failsThePass(error)) throw error;
+      if (failsTheTransaction(error)) throw error;
       appended.length = 0;
     }
     for (const event of events) {
@@ -58,7 +57,7 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
         await tx.isolated(() => member.handle([event], recording(tx, own)));
         appended.push(...own);
       } catch (error) {
-        if (failsThePass(error)) throw error;
+        if (failsTheTransaction(error)) throw error;
         const reason = error instanceof Error ? error.message : String(error);
         await parkEvent(tx.db, member.name, event, reason, 1, options.clock.now().toISOString());
         options.logger.error(
@@ -104,9 +103,6 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
         }),
   };
 }
-
-/** No event's doing, or nothing more can happen in this transaction: the subscription retries the pass. */
-const failsThePass = (error: unknown) => isStorageFault(error) || error instanceof TransactionAborted;
 
 /** The transaction as a member sees it, noting every event the member appends. */
 function recording(tx: StoreTransaction, appended: RecordedEvent[]): StoreTransaction {

@@ -35,6 +35,28 @@ describe.each(testDatabases([routingMigrations]))('database destination tables o
     const { rows } = await sql<{ n: number }>`SELECT count(*) AS n FROM big_orders`.execute(db);
     expect(Number(rows[0]?.n)).toBe(2);
   });
+
+  it.skipIf(skip)('takes names that differ only in letter case for one table, spelled as it was first created', async () => {
+    const { db, tables } = await opened();
+    await tables(db).insertMany('CaseTbl', [row('d1')]);
+    await expect(tables(db).assertUsable('casetbl')).resolves.toBeUndefined();
+    await tables(db).insertMany('casetbl', [row('d2')]);
+    // Another process, which has seen none of it, finds the same table.
+    await sqlDestinationTables(() => new Date())(db).insert('CASETBL', row('d3'));
+    const { rows } = await sql<{ n: number }>`SELECT count(*) AS n FROM ${sql.table('CaseTbl')}`.execute(db);
+    expect(Number(rows[0]?.n)).toBe(3);
+    const registered = await sql<{ table_name: string }>`SELECT table_name FROM routing_destination_tables`.execute(db);
+    expect(registered.rows.map((r) => r.table_name)).toEqual(['CaseTbl']);
+  });
+
+  it.skipIf(skip)('refuses, in any letter case, a name whose table it did not create, and writes nothing there', async () => {
+    const { db, tables } = await opened();
+    await sql`CREATE TABLE ${sql.table('Audit')} (id text)`.execute(db);
+    for (const name of ['Audit', 'audit', 'AUDIT']) {
+      await expect(tables(db).assertUsable(name)).rejects.toThrow(ValidationError);
+      await expect(tables(db).insertMany(name, [row('d1')])).rejects.toThrow(/already exists, in this or another letter case/);
+    }
+  });
 });
 
 describe.skipIf(postgres.skip)('database destination tables on PostgreSQL, beside other schemas', () => {

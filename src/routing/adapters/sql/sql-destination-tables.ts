@@ -25,24 +25,37 @@ const insertsByTable = new Map<string, ReturnType<typeof rowsInto>>();
 /**
  * Tables of the `database` destination. A name is usable when Intake created it for this purpose,
  * or when nothing by that name exists yet: a rule can never write into one of Intake's own tables.
+ *
+ * Names are one table in any letter case, as SQLite takes them even quoted: rules naming `Orders` and
+ * `orders` share the table the first of them created, as two rules naming `orders` do. PostgreSQL
+ * would keep quoted `"Orders"` and `"orders"` apart, so there the name is resolved to the spelling
+ * registered first, and the same rules write to the same table on both databases.
  */
 export function sqlDestinationTables(now: () => Date): DestinationTablesFor {
-  // Tables known to exist (committed), shared by every transaction's view of the database.
-  const created = new Set<string>();
+  // The table each name a rule gives resolves to, once known to exist (committed), shared by every
+  // transaction's view of the database.
+  const created = new Map<string, string>();
   return (db, afterCommit) => destinationTables(db, now, created, afterCommit ?? ((remember) => remember()));
 }
 
 function destinationTables(
   db: Kysely<object>,
   now: () => Date,
-  created: Set<string>,
+  created: Map<string, string>,
   afterCommit: (callback: () => void) => void,
 ): DestinationTables {
   const registry = () => db.withTables<Tables>();
 
-  const registered = async (table: string) =>
-    (await registry().selectFrom('routing_destination_tables').select('table_name').where('table_name', '=', table).executeTakeFirst()) !==
-    undefined;
+  /** The destination table registered under the name in any letter case: the very spelling first. */
+  const registered = async (table: string) => {
+    const rows = await registry()
+      .selectFrom('routing_destination_tables')
+      .select('table_name')
+      .where((eb) => eb(eb.fn('lower', ['table_name']), '=', table.toLowerCase()))
+      .orderBy('table_name')
+      .execute();
+    return rows.find((r) => r.table_name === table)?.table_name ?? rows[0]?.table_name;
+  };
 
   /**
    * Whether the name is taken where the table would be created. On PostgreSQL that is the connection's
@@ -58,22 +71,26 @@ function destinationTables(
     return rows.length > 0;
   };
 
-  const assertUsable = async (table: string) => {
-    if (created.has(table) || (await registered(table))) return;
+  /** The table a rule's name writes to: a destination table of that name in any case, or a new one. */
+  const resolve = async (table: string) => {
+    const known = created.get(table) ?? (await registered(table));
+    if (known !== undefined) return known;
     if (await exists(table)) {
       throw new ValidationError(
         'routing.invalid-destination',
-        `table ${table} already exists and was not created by a database destination`,
+        `table ${table} already exists, in this or another letter case, and was not created by a database destination`,
         [{ path: 'destination_config.table', message: 'names an existing table Intake does not own' }],
       );
     }
+    return table;
   };
 
   const ensure = async (table: string) => {
-    if (created.has(table)) return;
-    await assertUsable(table);
+    const known = created.get(table);
+    if (known !== undefined) return known;
+    const target = await resolve(table);
     await db.schema
-      .createTable(table)
+      .createTable(target)
       .ifNotExists()
       .addColumn('delivery_id', 'text', (c) => c.primaryKey())
       .addColumn('event_id', 'text', (c) => c.notNull())
@@ -84,28 +101,31 @@ function destinationTables(
       .execute();
     await registry()
       .insertInto('routing_destination_tables')
-      .values({ table_name: table, created_at: now().toISOString() })
+      .values({ table_name: target, created_at: now().toISOString() })
       .onConflict((oc) => oc.doNothing())
       .execute();
-    afterCommit(() => created.add(table));
+    afterCommit(() => created.set(table, target));
+    return target;
   };
 
   return {
-    assertUsable,
+    async assertUsable(table) {
+      await resolve(table);
+    },
     async insert(table, row) {
-      await ensure(table);
+      const target = await ensure(table);
       // The identifier was validated when the rule was saved and Kysely quotes it; values are parameters.
-      await sql`INSERT INTO ${sql.table(table)} (delivery_id, event_id, app_id, event_type, body, delivered_at)
+      await sql`INSERT INTO ${sql.table(target)} (delivery_id, event_id, app_id, event_type, body, delivered_at)
                 VALUES (${row.delivery_id}, ${row.event_id}, ${row.app_id}, ${row.event_type}, ${row.body}, ${row.delivered_at})
                 ON CONFLICT (delivery_id) DO NOTHING`.execute(db);
     },
     async insertMany(table, rows) {
       if (rows.length === 0) return;
-      await ensure(table);
+      const target = await ensure(table);
       // Six columns a row: a piece's 512 rows at most stay far below the bound-parameter limits of
       // SQLite and PostgreSQL.
-      let insert = insertsByTable.get(table);
-      if (!insert) insertsByTable.set(table, (insert = rowsInto(table)));
+      let insert = insertsByTable.get(target);
+      if (!insert) insertsByTable.set(target, (insert = rowsInto(target)));
       for (const piece of rowPieces(db, rows)) await insert(db, [...piece]);
     },
   };

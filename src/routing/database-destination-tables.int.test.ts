@@ -1,0 +1,125 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auth, type TestIntake } from '../../test/support/embedded-intake.js';
+import { backends, startIntakeOn } from '../../test/support/paging.js';
+import { startScriptedReceiver, type ScriptedReceiver } from '../../test/support/scripted-receiver.js';
+
+type Delivery = { delivery_id: string; rule_id: string; event_id: string; status: string; attempts: number; last_error: string | null };
+
+/** Database destinations whose table names differ only in letter case, over the HTTP API (finding F1 of the probe). */
+describe.each(backends)('database destination tables in any letter case on %s', (backend) => {
+  let intake: TestIntake;
+  let hooks: ScriptedReceiver;
+  const call = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
+    intake.app.inject({
+      method,
+      url,
+      headers: payload === undefined ? auth : { ...auth, 'content-type': 'application/json' },
+      ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+    });
+  const createRule = async (app_id: string, destination: Record<string, unknown>) => {
+    const response = await call('POST', '/api/routing-rules', { app_id, rule_name: 'r', ...destination });
+    expect(response.statusCode, response.body).toBe(201);
+    return (response.json() as { rule_id: string }).rule_id;
+  };
+  const ingest = async (appId: string) => {
+    const response = await call('POST', `/api/ingest/${appId}`, { event_type: 't', payload: {} });
+    expect(response.statusCode, response.body).toBe(201);
+    return (response.json() as { data: { event_id: string } }).data.event_id;
+  };
+  const deliveriesOf = async (eventId: string) => {
+    await intake.subscriptions.caughtUp(30_000);
+    const response = await call('GET', `/api/routing/deliveries?event_id=${eventId}&limit=50`);
+    expect(response.statusCode, response.body).toBe(200);
+    return (response.json() as { items: Delivery[] }).items;
+  };
+  const parked = async () => {
+    const response = await call('GET', '/api/admin/subscriptions');
+    return (response.json() as { items: Array<{ name: string; parked: number }> }).items.filter((s) => s.parked > 0);
+  };
+  const settled = async (deliveryId: string, accept: (d: Delivery) => boolean) => {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const delivery = (await call('GET', `/api/routing/deliveries/${deliveryId}`)).json() as Delivery;
+      if (accept(delivery)) return delivery;
+      if (Date.now() > deadline) throw new Error(`delivery ${deliveryId} stayed ${JSON.stringify(delivery)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const rowsIn = async (table: string) =>
+    Number((await sql<{ n: number }>`SELECT count(*) AS n FROM ${sql.table(table)}`.execute(intake.db)).rows[0]?.n);
+
+  beforeAll(async () => {
+    hooks = await startScriptedReceiver(() => 200);
+    intake = await startIntakeOn(backend, { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
+    for (const app_id of ['ca', 'cb']) expect((await call('POST', '/api/applications', { name: app_id, app_id })).statusCode).toBe(201);
+  }, 60_000);
+  afterAll(async () => {
+    await intake.dispose();
+    await hooks.close();
+  });
+
+  it('writes rules of two applications naming CaseTbl and casetbl to one table, parks nothing, and schedules the webhook too', async () => {
+    const upper = await createRule('ca', { destination_type: 'database', destination_config: { table: 'CaseTbl' } });
+    const webhook = await createRule('ca', { destination_type: 'webhook', destination_config: { url: hooks.url } });
+    const lower = await createRule('cb', { destination_type: 'database', destination_config: { table: 'casetbl' } });
+
+    const first = await ingest('cb'); // creates the table, spelled casetbl
+    const second = await ingest('ca');
+
+    expect((await deliveriesOf(first)).map((d) => [d.rule_id, d.status])).toEqual([[lower, 'succeeded']]);
+    const routed = await deliveriesOf(second);
+    expect(Object.fromEntries(routed.map((d) => [d.rule_id, d.status === 'succeeded' || d.rule_id === webhook]))).toEqual({
+      [upper]: true,
+      [webhook]: true,
+    });
+    await hooks.waitFor((requests) => requests.some((r) => r.body.includes(second)));
+    expect(await parked()).toEqual([]);
+    expect(await rowsIn('casetbl')).toBe(2);
+  });
+
+  it('refuses on save a name that is one of its own tables in another letter case', async () => {
+    const response = await call('POST', '/api/routing-rules', {
+      app_id: 'ca',
+      rule_name: 'r',
+      destination_type: 'database',
+      destination_config: { table: 'Routing_Rules' },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.json()).toMatchObject({ code: 'routing.invalid-destination' });
+  });
+
+  it('dead-letters, with the reason, only the delivery to a table another has taken since its rule was saved', async () => {
+    expect((await call('POST', '/api/applications', { name: 'cc', app_id: 'cc' })).statusCode).toBe(201);
+    const taken = await createRule('cc', { destination_type: 'database', destination_config: { table: 'legacy_copy' } });
+    const copy = await createRule('cc', { destination_type: 'database', destination_config: { table: 'Other_Copy' } });
+    const webhook = await createRule('cc', { destination_type: 'webhook', destination_config: { url: hooks.url } });
+    // Saved while the name was free; a table Intake does not own took it since, in another case.
+    await sql`CREATE TABLE ${sql.table('Legacy_Copy')} (id text)`.execute(intake.db);
+
+    const eventId = await ingest('cc');
+
+    const routed = await deliveriesOf(eventId);
+    const failed = routed.find((d) => d.rule_id === taken);
+    expect(failed).toMatchObject({ status: 'dead_lettered', attempts: 1 });
+    expect(failed?.last_error).toMatch(/^table legacy_copy could not be written: .*already exists/);
+    // The application's other rules deliver the event as ever.
+    expect(routed.find((d) => d.rule_id === copy)?.status).toBe('succeeded');
+    expect(routed.map((d) => d.rule_id)).toContain(webhook);
+    await hooks.waitFor((requests) => requests.some((r) => r.body.includes(eventId)));
+    expect(await parked()).toEqual([]);
+
+    // Sent again, the delivery fails again at once with the reason, instead of staying in flight.
+    const deliveryId = failed?.delivery_id ?? '';
+    expect((await call('POST', `/api/routing/deliveries/${deliveryId}/replay`)).statusCode).toBe(202);
+    const again = await settled(deliveryId, (d) => d.status === 'dead_lettered' && d.attempts === 2);
+    expect(again.last_error).toMatch(/could not be written/);
+
+    // Once the name is free again, a replay writes the row.
+    await sql`DROP TABLE ${sql.table('Legacy_Copy')}`.execute(intake.db);
+    expect((await call('POST', `/api/routing/deliveries/${deliveryId}/replay`)).statusCode).toBe(202);
+    await settled(deliveryId, (d) => d.status === 'succeeded');
+    expect(await rowsIn('legacy_copy')).toBe(1);
+  });
+});
