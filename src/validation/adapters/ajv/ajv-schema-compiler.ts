@@ -70,7 +70,18 @@ export function ajvSchemaCompiler(): SchemaCompiler {
     compile(schema: SchemaDocument, cacheKey?: string) {
       const cached = cacheKey === undefined ? undefined : cache.get(cacheKey);
       if (cached) return cached;
-      if (!ajv.validateSchema(schema)) throw invalidSchema(ajv.errors ?? []);
+      const draft = unsupportedDraft(schema);
+      if (draft !== undefined) throw draft;
+      let valid: boolean;
+      try {
+        valid = ajv.validateSchema(schema) as boolean;
+      } catch (error) {
+        // ajv throws, rather than reports, on what it cannot check a schema against.
+        throw new ValidationError('validation.invalid-schema', `not a valid JSON Schema (draft 2020-12): ${(error as Error).message}`, [
+          { path: 'schema', message: (error as Error).message },
+        ]);
+      }
+      if (!valid) throw invalidSchema(ajv.errors ?? []);
       // Before ajv compiles it: the cost of a payload's check is bounded, or the schema is refused.
       const costly = schemaCostProblem(schema);
       if (costly !== undefined) {
@@ -208,6 +219,22 @@ function toViolation(error: ErrorObject): Violation {
   // One entry per missing field with a plain message, as every endpoint reports it.
   const message = error.keyword === 'required' ? 'is required' : (error.message ?? 'is invalid');
   return { path, rule: error.keyword, message };
+}
+
+/** The one draft checked, by its `$schema` URI (with or without the empty fragment, as ajv reads it). */
+export const SUPPORTED_DRAFT = 'https://json-schema.org/draft/2020-12/schema';
+
+/**
+ * A top-level `$schema` naming another draft (04, 07, 2019-09...) or no URI at all. ajv threw on it
+ * ("no schema with key or ref"), which answered 500; and checking an older draft's schema by 2020-12's
+ * rules would quietly change what `items`, `dependencies` or `$ref` mean, so it is refused, saying why.
+ */
+function unsupportedDraft(schema: SchemaDocument): ValidationError | undefined {
+  const uri = typeof schema === 'object' ? schema.$schema : undefined;
+  if (uri === undefined || (typeof uri === 'string' && uri.replace(/#$/, '') === SUPPORTED_DRAFT)) return undefined;
+  const named = typeof uri === 'string' ? JSON.stringify(shortened(uri)) : `a ${uri === null ? 'null' : typeof uri}`;
+  const message = `$schema is ${named}: only JSON Schema draft 2020-12 ("${SUPPORTED_DRAFT}") is supported; use that URI or leave $schema out`;
+  return new ValidationError('validation.invalid-schema', message, [{ path: 'schema.$schema', message }]);
 }
 
 function invalidSchema(errors: ErrorObject[]): ValidationError {

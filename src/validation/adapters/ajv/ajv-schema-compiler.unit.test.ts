@@ -31,6 +31,27 @@ describe('ajv schema compiler', () => {
     }
   });
 
+  it('refuses a $schema of another draft, or not a URI, with an invalid-schema error naming draft 2020-12 (ajv threw)', () => {
+    for (const uri of ['http://json-schema.org/draft-04/schema#', 'https://json-schema.org/draft/2019-09/schema', 'bogus', 5, null]) {
+      let refused: unknown;
+      try {
+        compile({ $schema: uri, type: 'object' });
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused, String(uri)).toBeInstanceOf(ValidationError);
+      expect((refused as ValidationError).code).toBe('validation.invalid-schema');
+      expect((refused as ValidationError).message).toContain('only JSON Schema draft 2020-12');
+      expect((refused as ValidationError).violations).toMatchObject([{ path: 'schema.$schema' }]);
+    }
+  });
+
+  it('accepts draft 2020-12 named by $schema, with or without the empty fragment, or no $schema', () => {
+    for (const $schema of ['https://json-schema.org/draft/2020-12/schema', 'https://json-schema.org/draft/2020-12/schema#', undefined]) {
+      expect(compile({ $schema, type: 'object', required: ['a'] })({})).toMatchObject([{ rule: 'required' }]);
+    }
+  });
+
   it('reports each missing property as its own entry, with a plain message', () => {
     const check = compile({ type: 'object', required: ['currency', 'total'] });
     expect(check({})).toEqual([

@@ -74,3 +74,35 @@ describe.each(backends)('GET /api/schemas on %s', (backend) => {
     expect(pages).toBe(2);
   });
 });
+
+describe.each(backends)('PUT /api/schemas/{event_type} on %s', (backend) => {
+  let intake: TestIntake;
+  beforeAll(async () => {
+    intake = await startIntakeOn(backend);
+  });
+  afterAll(() => intake.dispose());
+
+  const put = (eventType: string, schema: object) =>
+    intake.app.inject({ method: 'PUT', url: `/api/schemas/${eventType}`, headers: auth, payload: { schema } });
+
+  it('answers 400 invalid-schema naming draft 2020-12 for a $schema of another draft or none known, and stores nothing (it answered 500)', async () => {
+    for (const [eventType, uri] of [
+      ['draft04', 'http://json-schema.org/draft-04/schema#'],
+      ['draft201909', 'https://json-schema.org/draft/2019-09/schema'],
+      ['bogus', 'bogus'],
+    ] as const) {
+      const response = await put(eventType, { $schema: uri, type: 'object' });
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.json()).toMatchObject({
+        status: 400,
+        code: 'validation.invalid-schema',
+        detail: expect.stringContaining('only JSON Schema draft 2020-12'),
+        errors: [{ path: 'schema.$schema' }],
+      });
+      expect((await intake.app.inject({ method: 'GET', url: `/api/schemas/${eventType}`, headers: auth })).statusCode).toBe(404);
+    }
+    const accepted = await put('draft202012', { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object' });
+    expect(accepted.statusCode, accepted.body).toBe(200);
+  });
+});

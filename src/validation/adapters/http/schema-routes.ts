@@ -18,7 +18,7 @@ const SchemaView = Type.Object(
     event_type: Type.String(),
     partner_id: Type.Union([Type.String(), Type.Null()], { description: 'null: applies to every source without its own schema' }),
     version: Type.Integer(),
-    schema: Type.Unknown({ description: 'JSON Schema, draft 2020-12' }),
+    schema: Type.Unknown({ description: 'JSON Schema, draft 2020-12 (a `$schema` naming another draft is refused)' }),
     registered_at: Type.String({ format: 'date-time' }),
   },
   { $id: 'RegisteredSchema' },
