@@ -15,7 +15,8 @@ export interface JsonLimits {
   readonly maxValues?: number;
 }
 
-export type JsonFaultKind = 'too-deep' | 'too-many-values' | 'lone-surrogate' | 'nul-character' | 'number-out-of-range' | 'unsafe-integer' | 'forbidden-key';
+export type JsonFaultKind =
+  'too-deep' | 'too-many-values' | 'lone-surrogate' | 'nul-character' | 'number-out-of-range' | 'unsafe-integer' | 'forbidden-key';
 
 export interface JsonFault extends Violation {
   readonly kind: JsonFaultKind;
