@@ -1,4 +1,5 @@
 import { ValidationError, type Violation } from '../../shared/errors.js';
+import { isCalendarDate } from '../../shared/contracts/tracking-values.js';
 import type { JsonObject } from '../../shared/events.js';
 
 /**
@@ -236,6 +237,8 @@ function parseDate(value: unknown, path: string): number | undefined {
     throw fail(MESSAGE_ERRORS.invalidTimestamp, path, 'must be an ISO-8601 date-time such as 2026-11-24T10:00:00.000Z');
   }
   const at = Date.parse(value);
-  if (Number.isNaN(at) || at < 0) throw fail(MESSAGE_ERRORS.invalidTimestamp, path, 'is not a valid date-time');
+  const [year, month, day] = [value.slice(0, 4), value.slice(5, 7), value.slice(8, 10)].map(Number) as [number, number, number];
+  if (Number.isNaN(at) || at < 0 || !isCalendarDate(year, month, day))
+    throw fail(MESSAGE_ERRORS.invalidTimestamp, path, 'is not a valid date-time');
   return at;
 }

@@ -93,6 +93,14 @@ describe('a tracking-API message', () => {
     expect(checkBatchContext(undefined, 10_000)).toBe(0);
   });
 
+  it('refuses a timestamp or sentAt on a day its month does not have, which date parsing would roll over', () => {
+    const track = (fields: object) => codeOf(() => parseMessage({ type: 'track', event: 'e', userId: 'u', ...fields }, { receivedAt }));
+    expect(track({ timestamp: '2026-02-30T00:00:00Z' })).toBe('analytics.invalid-timestamp');
+    expect(track({ timestamp: '2026-04-31' })).toBe('analytics.invalid-timestamp');
+    expect(track({ sentAt: '2025-02-29T00:00:00Z' })).toBe('analytics.invalid-timestamp');
+    expect(track({ timestamp: '2024-02-29T00:00:00Z' })).toBe('accepted');
+  });
+
   it('is refused, each fault with its own code', () => {
     expect(codeOf(() => parseMessage({ userId: 'u' }, { receivedAt }))).toBe('analytics.missing-type');
     expect(codeOf(() => parseMessage({ type: 'purchase', userId: 'u' }, { receivedAt }))).toBe('analytics.unknown-type');

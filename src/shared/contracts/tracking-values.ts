@@ -69,6 +69,6 @@ export function trackingValues(code: string) {
 }
 
 // Date parsing rolls 2026-02-30 over to March 2nd; a date that does not exist is a client bug to report.
-function isCalendarDate(year: number, month: number, day: number): boolean {
+export function isCalendarDate(year: number, month: number, day: number): boolean {
   return month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
