@@ -69,19 +69,25 @@ export function attributionFromMessage(data: DataIngested['data'], conversionEve
     };
     const valueProperty = message.type === 'track' && typeof message.event === 'string' ? conversionEvents[message.event] : undefined;
     const value = valueProperty !== undefined ? asObject(message.properties)[valueProperty] : undefined;
+    // A value out of range (below 0, above 10^12) makes no conversion, but the message stays a touch.
+    const conversionValue =
+      typeof value === 'number' ? orUndefined(() => parseConversionValue(value, `properties.${valueProperty}`)) : undefined;
     const conversion: Conversion | undefined =
-      typeof value === 'number'
-        ? {
-            id: data.item_id,
-            visitor,
-            value: parseConversionValue(value, `properties.${valueProperty}`),
-            occurredAt,
-            recordedAt: instantOf(new Date(data.received_at)),
-          }
+      conversionValue !== undefined
+        ? { id: data.item_id, visitor, value: conversionValue, occurredAt, recordedAt: instantOf(new Date(data.received_at)) }
         : undefined;
     return { ...(touch ? { touch } : {}), ...(conversion ? { conversion } : {}) };
   } catch (error) {
     if (error instanceof ValidationError) return {};
+    throw error;
+  }
+}
+
+function orUndefined<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof ValidationError) return undefined;
     throw error;
   }
 }

@@ -47,6 +47,13 @@ describe('attribution from tracking-API messages', () => {
     expect(order({ revenue: 12.5 })).toMatchObject({ id: 'item-1', visitor: { appId: 'shop', id: 'u' }, value: 12.5 });
     expect(order({ total: 12.5 })).toBeUndefined();
     expect(order({ revenue: -3 })).toBeUndefined();
+    expect(order({ revenue: 1.7e308 })).toBeUndefined();
+    // Out of range it is no conversion, yet still the touch its campaign makes.
+    const campaign = { campaign: { utm_source: 'ads', utm_campaign: 'winter' } };
+    const hugeOrder = item({ type: 'track', event: 'Order Completed', userId: 'u', properties: { revenue: 1e13 }, context: campaign });
+    expect(attributionFromMessage(hugeOrder, DEFAULT_CONVERSION_EVENTS)).toEqual({
+      touch: expect.objectContaining({ campaignId: 'winter' }),
+    });
     const signup = item({ type: 'track', event: 'Signed Up', userId: 'u', properties: { value: 1 } });
     expect(attributionFromMessage(signup, DEFAULT_CONVERSION_EVENTS)).toEqual({});
     expect(attributionFromMessage(signup, parseConversionEvents('Signed Up=value')).conversion?.value).toBe(1);

@@ -228,6 +228,8 @@ function checkQuery(query: Record<string, unknown>, path: string, depth: number,
     }
     tally.comparisons += 1;
     if (key.length === 0 || key.length > 256) out.push({ path: at, message: 'field paths must be 1-256 characters' });
+    // `payload..total` is a typing mistake far more often than a key named "".
+    else if (key.split('.').includes('')) out.push({ path: at, message: 'field paths may not have an empty segment' });
     else if (key.split('.').some((segment) => PROTOTYPE_KEYS.has(segment)))
       out.push({
         path: at,

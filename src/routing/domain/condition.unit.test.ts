@@ -174,6 +174,10 @@ describe('field paths', () => {
   it('may not reach into the prototype of the data', () => {
     expect(() => validateCondition({ 'payload.constructor.name': 'Object' })).toThrow(ValidationError);
     expect(() => validateCondition({ 'payload.__proto__': { $exists: true } })).toThrow(ValidationError);
+  });
+
+  it('may not have an empty segment', () => {
+    for (const path of ['payload..total', 'payload.', '.payload']) expect(() => validateCondition({ [path]: 1 })).toThrow(ValidationError);
     expect(compileCondition(validateCondition({ 'payload.constructors': 'x' }))({ payload: { constructors: 'x' } }, unlimited())).toBe(
       true,
     );

@@ -8,6 +8,7 @@ import { ValidationError } from '../../shared/errors.js';
 const METADATA_FIELDS = ['channel', 'received_at', 'ip', 'user_agent', 'correlation_id', 'key_id'];
 const SEGMENT = /^[A-Za-z0-9_$-][A-Za-z0-9_$@:-]{0,127}$/;
 const MAX_LENGTH = 256;
+const PROTOTYPE_KEYS = new Set(Object.getOwnPropertyNames(Object.prototype));
 
 export function parseOrderingKey(value: unknown): string | null {
   if (value === undefined || value === null) return null;
@@ -29,6 +30,8 @@ export function parseOrderingKey(value: unknown): string | null {
   if (rest.length === 0) throw problem('must name a field inside the payload, not the whole payload');
   if (rest.length > 16 || !rest.every((segment) => SEGMENT.test(segment)))
     throw problem('has an empty or invalid segment (letters, digits, _ - $ @ : up to 16 levels)');
+  // As in rule conditions: no key of a payload can be one of these (the JSON limits refuse __proto__).
+  if (rest.some((segment) => PROTOTYPE_KEYS.has(segment))) throw problem('may not name an object prototype key');
   return value;
 }
 
