@@ -123,11 +123,7 @@ describe('statistics follow the pipeline', () => {
   });
 
   it('change nothing when the same events are delivered again, whole or in overlapping slices', async () => {
-    const clock = fixedClock('2026-11-29T00:00:00.000Z');
-    const app = await start({ clock });
-    await seed(app, clock);
-    await app.subscriptions.caughtUp();
-    const before = await dump(app);
+    const { app, before } = await seeded();
     expect(before.items).toHaveLength(6);
 
     const events = await app.store.readAll({ after: 0, limit: 10_000 });
@@ -142,11 +138,7 @@ describe('statistics follow the pipeline', () => {
   });
 
   it('are rebuilt by a replay into the same rows', async () => {
-    const clock = fixedClock('2026-11-29T00:00:00.000Z');
-    const app = await start({ clock });
-    await seed(app, clock);
-    await app.subscriptions.caughtUp();
-    const before = await dump(app);
+    const { app, before } = await seeded();
     const replay = await app.app.inject({ method: 'POST', url: '/api/admin/subscriptions/statistics/replay', headers: auth });
     expect(replay.statusCode).toBe(202);
     await app.subscriptions.caughtUp();
@@ -154,13 +146,18 @@ describe('statistics follow the pipeline', () => {
   });
 });
 
+/** An intake holding the seed's items, counted: its clock, and its statistics as they stand. */
+async function seeded() {
+  const clock = fixedClock('2026-11-29T00:00:00.000Z');
+  const app = await start({ clock });
+  await seed(app, clock);
+  await app.subscriptions.caughtUp();
+  return { app, clock, before: await dump(app) };
+}
+
 describe('POST /api/statistics/refresh/{app_id}', () => {
   it('reproduces an application’s counters after its rows were wiped, and leaves other applications alone', async () => {
-    const clock = fixedClock('2026-11-29T00:00:00.000Z');
-    const app = await start({ clock });
-    await seed(app, clock);
-    await app.subscriptions.caughtUp();
-    const before = await dump(app);
+    const { app, before } = await seeded();
 
     await app.store.transaction(async (tx) => {
       for (const table of [
@@ -191,11 +188,7 @@ describe('POST /api/statistics/refresh/{app_id}', () => {
   });
 
   it('repairs counters that drifted from their items', async () => {
-    const clock = fixedClock('2026-11-29T00:00:00.000Z');
-    const app = await start({ clock });
-    await seed(app, clock);
-    await app.subscriptions.caughtUp();
-    const before = await dump(app);
+    const { app, before } = await seeded();
     await app.store.transaction((tx) => sql`UPDATE statistics_buckets SET total_events = 99, pending_events = 7`.execute(tx.db));
     await app.app.inject({ method: 'POST', url: '/api/statistics/refresh/shop', headers: auth });
     await app.app.inject({ method: 'POST', url: '/api/statistics/refresh/blog', headers: auth });
@@ -203,11 +196,7 @@ describe('POST /api/statistics/refresh/{app_id}', () => {
   });
 
   it('puts right a tally that drifted, adds a missing one and forgets one the log does not have', async () => {
-    const clock = fixedClock('2026-11-29T00:00:00.000Z');
-    const app = await start({ clock });
-    await seed(app, clock);
-    await app.subscriptions.caughtUp();
-    const before = await dump(app);
+    const { app, before } = await seeded();
     await app.store.transaction(async (tx) => {
       const [first, second] = (
         await sql<{ item_id: string }>`SELECT item_id FROM statistics_items WHERE app_id = 'shop' ORDER BY item_id`.execute(tx.db)
@@ -222,10 +211,7 @@ describe('POST /api/statistics/refresh/{app_id}', () => {
   });
 
   it('lets other writers in while it reads the log, holding them off only to write', async () => {
-    const clock = fixedClock('2026-11-29T00:00:00.000Z');
-    const app = await start({ clock });
-    await seed(app, clock);
-    await app.subscriptions.caughtUp();
+    const { app, clock } = await seeded();
     const refresh = refreshStatistics({ log: app.store, tables: sqlStatisticsTables, clock, batchSize: 1 });
     // Queued as the refresh starts: it runs at the loop's next turn, which a refresh in one piece would hold off to the end.
     let refreshed = false;
@@ -235,11 +221,7 @@ describe('POST /api/statistics/refresh/{app_id}', () => {
   });
 
   it('keeps what the subscriber counted after the position it read the log up to', async () => {
-    const clock = fixedClock('2026-11-29T00:00:00.000Z');
-    const app = await start({ clock });
-    await seed(app, clock);
-    await app.subscriptions.caughtUp();
-    const before = await dump(app);
+    const { app, clock, before } = await seeded();
     const head = await app.store.headPosition();
 
     // As if the log had ended halfway when the refresh read it, while the subscriber went on to the end.
