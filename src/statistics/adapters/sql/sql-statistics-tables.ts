@@ -22,17 +22,6 @@ const upsertTallies = insertTemplate<ItemRow>(['item_id', 'app_id', 'event_type'
 /** The statistics' tables for their writers; `db` is the transaction of the caller. */
 export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
   const t = tables(db);
-  /** The application's buckets, and the roll-ups summed from them, replaced. */
-  const replaceBuckets = async (appId: string, buckets: readonly BucketCounters[]) => {
-    for (const table of ROLLUPS) await t.deleteFrom(table).where('app_id', '=', appId).execute();
-    await t.deleteFrom('statistics_buckets').where('app_id', '=', appId).execute();
-    for (const rows of rowPieces(db, buckets.map(toBucketRow))) await t.insertInto('statistics_buckets').values(rows).execute();
-    const { types, buckets: bucketTotals, apps } = rollups(buckets);
-    for (const rows of rowPieces(db, types)) await t.insertInto('statistics_type_totals').values(rows).execute();
-    for (const rows of rowPieces(db, bucketTotals)) await t.insertInto('statistics_bucket_totals').values(rows).execute();
-    const appRows = apps.map((row) => ({ ...row, event_types: types.length }));
-    for (const rows of rowPieces(db, appRows)) await t.insertInto('statistics_app_totals').values(rows).execute();
-  };
   return {
     async tallies(itemIds) {
       const found = new Map<string, ItemTally>();
@@ -85,7 +74,8 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
     },
 
     async replaceBuckets(appId, buckets) {
-      await replaceBuckets(appId, buckets);
+      await t.deleteFrom('statistics_buckets').where('app_id', '=', appId).execute();
+      for (const rows of rowPieces(db, buckets.map(toBucketRow))) await t.insertInto('statistics_buckets').values(rows).execute();
     },
 
     async saveTallies(tallies) {
@@ -142,8 +132,15 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
 
     async replaceApplication(appId, tallies, buckets) {
       await t.deleteFrom('statistics_items').where('app_id', '=', appId).execute();
+      for (const table of ROLLUPS) await t.deleteFrom(table).where('app_id', '=', appId).execute();
+      await t.deleteFrom('statistics_buckets').where('app_id', '=', appId).execute();
       for (const rows of rowPieces(db, tallies.map(toItemRow))) await t.insertInto('statistics_items').values(rows).execute();
-      await replaceBuckets(appId, buckets);
+      for (const rows of rowPieces(db, buckets.map(toBucketRow))) await t.insertInto('statistics_buckets').values(rows).execute();
+      const { types, buckets: bucketTotals, apps } = rollups(buckets);
+      for (const rows of rowPieces(db, types)) await t.insertInto('statistics_type_totals').values(rows).execute();
+      for (const rows of rowPieces(db, bucketTotals)) await t.insertInto('statistics_bucket_totals').values(rows).execute();
+      const appRows = apps.map((row) => ({ ...row, event_types: types.length }));
+      for (const rows of rowPieces(db, appRows)) await t.insertInto('statistics_app_totals').values(rows).execute();
     },
 
     async clear() {
