@@ -1,10 +1,13 @@
-import type { Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import { ValidationError } from '../../../shared/errors.js';
 import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { StatisticsReads } from '../../application/ports.js';
-import { NO_EVENTS, type BucketCounters } from '../../domain/counters.js';
+import type { BucketCounters } from '../../domain/counters.js';
 import { keyPieces } from '../../../shared/sql/statement-shapes.js';
-import { tables, toBucket, toCounters } from './tables.js';
+import { tables, toBucket, toCounters, type Tables } from './tables.js';
+
+// Every counted item is in exactly one weekly bucket: summing those gives all-time totals from the fewest rows.
+const ALL_TIME = 'weekly';
 
 /** Reads of the pre-aggregated buckets; nothing here looks at the event store. */
 export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
@@ -32,34 +35,45 @@ export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
       return pageOf(rows, page.limit, (bucket) => JSON.stringify([bucket.bucketStart, bucket.eventType]));
     },
 
-    // From the roll-ups: a few rows each however many event types the application has (summing its
-    // buckets took SQLite about 100 ms with 62,500 types, on the thread serving HTTP).
     async eventTypeTotals(appId, limit) {
+      const sums = (eb: ExpressionBuilder<Tables, 'statistics_buckets'>) => [
+        eb.fn.sum<number>('total_events').as('total_events'),
+        eb.fn.sum<number>('processed_events').as('processed_events'),
+        eb.fn.sum<number>('failed_events').as('failed_events'),
+        eb.fn.sum<number>('pending_events').as('pending_events'),
+      ];
+      const allTime = t.selectFrom('statistics_buckets').where('app_id', '=', appId).where('period', '=', ALL_TIME);
       const [all, busiest] = await Promise.all([
-        t.selectFrom('statistics_app_totals').selectAll().where('app_id', '=', appId).executeTakeFirst(),
-        t
-          .selectFrom('statistics_type_totals')
-          .selectAll()
-          .where('app_id', '=', appId)
-          .orderBy('total_events', 'desc')
+        allTime.select((eb) => [...sums(eb), eb.fn.count<number>('event_type').distinct().as('event_types')]).executeTakeFirstOrThrow(),
+        allTime
+          .select((eb) => ['event_type', ...sums(eb)])
+          .groupBy('event_type')
+          .orderBy(sql`SUM(total_events)`, 'desc')
           .orderBy('event_type')
           .limit(limit)
           .execute(),
       ]);
       return {
-        totals: all ? toCounters(all) : NO_EVENTS,
-        eventTypes: Number(all?.event_types ?? 0),
+        totals: toCounters(all),
+        eventTypes: Number(all.event_types),
         busiest: busiest.map((row) => ({ eventType: row.event_type, counters: toCounters(row) })),
       };
     },
 
     async bucketTotalsFrom(appId, period, fromBucket) {
       const rows = await t
-        .selectFrom('statistics_bucket_totals')
-        .selectAll()
+        .selectFrom('statistics_buckets')
+        .select((eb) => [
+          'bucket_start',
+          eb.fn.sum<number>('total_events').as('total_events'),
+          eb.fn.sum<number>('processed_events').as('processed_events'),
+          eb.fn.sum<number>('failed_events').as('failed_events'),
+          eb.fn.sum<number>('pending_events').as('pending_events'),
+        ])
         .where('app_id', '=', appId)
         .where('period', '=', period)
         .where('bucket_start', '>=', fromBucket)
+        .groupBy('bucket_start')
         .orderBy('bucket_start')
         .execute();
       return rows.map((row) => ({ bucketStart: row.bucket_start, counters: toCounters(row) }));
@@ -85,8 +99,16 @@ export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
 
     async applications(page) {
       let query = t
-        .selectFrom('statistics_app_totals')
-        .selectAll()
+        .selectFrom('statistics_buckets')
+        .select((eb) => [
+          'app_id',
+          eb.fn.sum<number>('total_events').as('total_events'),
+          eb.fn.sum<number>('processed_events').as('processed_events'),
+          eb.fn.sum<number>('failed_events').as('failed_events'),
+          eb.fn.sum<number>('pending_events').as('pending_events'),
+        ])
+        .where('period', '=', ALL_TIME)
+        .groupBy('app_id')
         .orderBy('app_id')
         .limit(page.limit + 1);
       if (page.cursor !== undefined) query = query.where('app_id', '>', decodeCursor(page.cursor));

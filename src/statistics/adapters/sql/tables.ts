@@ -23,30 +23,7 @@ export interface ItemRow {
   position: number | string;
 }
 
-type CounterColumns = Pick<BucketRow, 'total_events' | 'processed_events' | 'failed_events' | 'pending_events'>;
-
-/** Roll-ups of the buckets (`0003_rollups`): all-time per event type, per bucket across types, per application. */
-export interface TypeTotalsRow extends CounterColumns {
-  app_id: string;
-  event_type: string;
-}
-export interface BucketTotalsRow extends CounterColumns {
-  app_id: string;
-  period: string;
-  bucket_start: string;
-}
-export interface AppTotalsRow extends CounterColumns {
-  app_id: string;
-  event_types: number;
-}
-
-export type Tables = {
-  statistics_buckets: BucketRow;
-  statistics_items: ItemRow;
-  statistics_type_totals: TypeTotalsRow;
-  statistics_bucket_totals: BucketTotalsRow;
-  statistics_app_totals: AppTotalsRow;
-};
+export type Tables = { statistics_buckets: BucketRow; statistics_items: ItemRow };
 
 export const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
