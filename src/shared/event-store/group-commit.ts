@@ -11,6 +11,8 @@ export interface GroupCommitOptions<Request, Result> {
   readonly maxBatch: number;
   readonly maxQueued: number;
   overloaded(queued: number): Error;
+  /** The error of a request submitted once the committer is closing. */
+  closing(): Error;
   /** Observes each committed batch's size (metrics). */
   onBatch?(size: number): void;
   /** Whether a failed shared commit is worth trying request by request (not when the storage itself failed). */
@@ -29,6 +31,11 @@ export interface GroupCommitter<Request, Result> {
   readonly pending: number;
   /** Resolves once every submitted request is settled. */
   drain(): Promise<void>;
+  /**
+   * Refuses every request submitted from now on, then drains: a request that arrives while the store
+   * closes would otherwise be committed after the drain and fail on a closed file, or be cut off unsynced.
+   */
+  close(): Promise<void>;
 }
 
 export function groupCommitter<Request, Result>(options: GroupCommitOptions<Request, Result>): GroupCommitter<Request, Result> {
@@ -37,6 +44,7 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
   let scheduled = false;
   let committing = false;
   let drained: Array<() => void> = [];
+  let closing = false;
 
   const settleOne = () => {
     unsettled -= 1;
@@ -111,6 +119,7 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
 
   return {
     submit(request) {
+      if (closing) return Promise.reject(options.closing());
       if (unsettled >= options.maxQueued) return Promise.reject(options.overloaded(unsettled));
       unsettled += 1;
       return new Promise<Result>((resolve, reject) => {
@@ -123,6 +132,10 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
     },
     drain() {
       return unsettled === 0 ? Promise.resolve() : new Promise((resolve) => drained.push(resolve));
+    },
+    close() {
+      closing = true;
+      return this.drain();
     },
   };
 }

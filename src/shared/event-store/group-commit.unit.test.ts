@@ -16,10 +16,31 @@ describe('groupCommitter', () => {
       maxBatch: 100,
       maxQueued: 1000,
       overloaded: () => new Error('full'),
+      closing: () => new Error('closing'),
     });
     const results = await Promise.all([1, 2, 3].map((n) => committer.submit(n)));
     expect(results).toEqual([10, 20, 30]);
     expect(batches).toEqual([[1, 2, 3]]);
+    expect(synced).toBe(1);
+  });
+
+  it('when closing, refuses what is submitted after and settles what was submitted before', async () => {
+    let synced = 0;
+    const committer = groupCommitter<number, number>({
+      commit: async (requests) => requests,
+      durable: async () => {
+        synced += 1;
+      },
+      maxBatch: 100,
+      maxQueued: 1000,
+      overloaded: () => new Error('full'),
+      closing: () => new Error('closing'),
+    });
+    const before = committer.submit(1);
+    const closed = committer.close();
+    await expect(committer.submit(2)).rejects.toThrow('closing');
+    await closed;
+    await expect(before).resolves.toBe(1);
     expect(synced).toBe(1);
   });
 
@@ -32,6 +53,7 @@ describe('groupCommitter', () => {
       maxBatch: 100,
       maxQueued: 1000,
       overloaded: () => new Error('full'),
+      closing: () => new Error('closing'),
     });
     const outcomes = await Promise.allSettled([committer.submit(1), committer.submit(2)]);
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
@@ -48,6 +70,7 @@ describe('groupCommitter', () => {
       maxBatch: 4,
       maxQueued: 1000,
       overloaded: () => new Error('full'),
+      closing: () => new Error('closing'),
     });
     await Promise.all(Array.from({ length: 10 }, (_, i) => committer.submit(i)));
     expect(sizes).toEqual([4, 4, 2]);
@@ -64,6 +87,7 @@ describe('groupCommitter', () => {
       maxBatch: 100,
       maxQueued: 1000,
       overloaded: () => new Error('full'),
+      closing: () => new Error('closing'),
       onBatch: () => {
         throw new Error('a metric refused its labels');
       },

@@ -1,7 +1,7 @@
 import { sql, type ColumnType, type Kysely, type Selectable } from 'kysely';
 import pg from 'pg';
 import type { Clock } from '../../clock.js';
-import { NotFoundError } from '../../errors.js';
+import { NotFoundError, UnavailableError } from '../../errors.js';
 import type { EventMetadata, RecordedEvent } from '../../events.js';
 import type { IdGenerator } from '../../ids.js';
 import type { PostgresHandle } from '../../postgres/open-postgres.js';
@@ -161,6 +161,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     maxBatch: options.maxBatch ?? 1000,
     maxQueued: options.maxQueued ?? 10_000,
     overloaded: (queued) => new OverloadedError(queued),
+    closing: () => new UnavailableError('event-store.closing', 'the server is shutting down; retry shortly', 1),
     onBatch: options.onBatch,
   });
 
@@ -275,7 +276,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     },
 
     async close() {
-      await committer.drain();
+      await committer.close();
       await stopListening?.();
     },
   };

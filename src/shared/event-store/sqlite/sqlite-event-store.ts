@@ -2,6 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type Database from 'better-sqlite3';
 import type { Generated, Kysely, Selectable } from 'kysely';
 import type { Clock } from '../../clock.js';
+import { UnavailableError } from '../../errors.js';
 import type { IdGenerator } from '../../ids.js';
 import type { EventMetadata, RecordedEvent } from '../../events.js';
 import type { SqliteHandle } from '../../sqlite/open-sqlite.js';
@@ -133,6 +134,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     maxBatch: options.maxBatch ?? 1000,
     maxQueued: options.maxQueued ?? 10_000,
     overloaded: (queued) => new OverloadedError(queued),
+    closing: () => new UnavailableError('event-store.closing', 'the server is shutting down; retry shortly', 1),
     onBatch: options.onBatch,
     retryAlone: (error) => !isStorageFault(error),
   });
@@ -209,7 +211,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     },
 
     async close() {
-      await committer.drain();
+      await committer.close();
       await wal?.close();
     },
   };
