@@ -182,7 +182,8 @@ function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent,
       destinationType: current?.destinationType ?? null,
       status,
       attempts: Math.max(current?.attempts ?? 0, event.type === 'DeliveryReplayed' ? attempt - 1 : attempt),
-      lastError: 'reason' in event.data ? event.data.reason : (current?.lastError ?? null),
+      // A replay starts a new round: the reason the last one was given up no longer holds.
+      lastError: 'reason' in event.data ? event.data.reason : event.type === 'DeliveryReplayed' ? null : (current?.lastError ?? null),
       stamp,
     };
   });

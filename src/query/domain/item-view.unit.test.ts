@@ -99,6 +99,25 @@ describe('item view', () => {
       expect(fold([replayed, routed])).toEqual(expected);
     });
 
+    it('forgets why a dead letter was given up once it is replayed, until its next attempt says otherwise', () => {
+      const hook = { ...ids, rule_id: 'r-hook', delivery_id: 'd-hook' };
+      const lastErrorOf = (list: RoutingEvent[]) =>
+        list.reduce<ItemView | undefined>((v, e) => evolveItemView(v, e, 'z'), undefined)?.deliveries.find((d) => d.deliveryId === 'd-hook')
+          ?.lastError;
+      const gaveUp: RoutingEvent = {
+        type: 'DeliveryDeadLettered',
+        data: { ...hook, attempt: 3, reason: 'HTTP 500 (gave up after 3 attempts)', dead_lettered_at: 'x' },
+      };
+      const replayed: RoutingEvent = { type: 'DeliveryReplayed', data: { ...hook, attempt: 4, replayed_at: 'y' } };
+      const failedAgain: RoutingEvent = {
+        type: 'DeliveryFailed',
+        data: { ...hook, attempt: 4, reason: 'HTTP 503', status_code: 503, next_attempt_at: 'z', failed_at: 'z' },
+      };
+      expect(lastErrorOf([routed, gaveUp])).toBe('HTTP 500 (gave up after 3 attempts)');
+      expect(lastErrorOf([routed, gaveUp, replayed])).toBeNull();
+      expect(lastErrorOf([routed, gaveUp, replayed, failedAgain])).toBe('HTTP 503');
+    });
+
     it('reads the older form too: a database delivery followed by its DeliveryAttempted and DeliverySucceeded', () => {
       const older: RoutingEvent = {
         type: 'DataRouted',

@@ -281,8 +281,16 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     async requeue(deliveryId, at) {
       const row = await tables(db)
         .updateTable('routing_deliveries')
-        // The schedule starts over after the attempts made so far, which keep their numbers.
-        .set((eb) => ({ status: 'pending', next_attempt_at: at, lease_until: null, updated_at: at, earlier_attempts: eb.ref('attempts') }))
+        // The schedule starts over after the attempts made so far, which keep their numbers. The
+        // reason it was given up no longer holds: each attempt's error stays in the attempt log.
+        .set((eb) => ({
+          status: 'pending',
+          next_attempt_at: at,
+          lease_until: null,
+          updated_at: at,
+          earlier_attempts: eb.ref('attempts'),
+          last_error: null,
+        }))
         .where('delivery_id', '=', deliveryId)
         .where('status', '=', 'dead_lettered')
         .returningAll()

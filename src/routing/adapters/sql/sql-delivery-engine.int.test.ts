@@ -302,7 +302,13 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     );
     expect(await store.requeue('live', LATER)).toBeUndefined();
 
-    expect(await store.requeue('dead', LATER)).toMatchObject({ status: 'pending', attempts: 3, earlierAttempts: 3, nextAttemptAt: LATER });
+    expect(await store.requeue('dead', LATER)).toMatchObject({
+      status: 'pending',
+      attempts: 3,
+      earlierAttempts: 3,
+      nextAttemptAt: LATER,
+      lastError: null,
+    });
     // Read back as any worker after a restart would: the count is in the row.
     expect(await store.get('dead')).toMatchObject({ attempts: 3, earlierAttempts: 3 });
     await store.record(
