@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auth, type TestIntake } from '../../test/support/embedded-intake.js';
+import { adminCall, type TestIntake } from '../../test/support/embedded-intake.js';
 import { backends, startIntakeOn } from '../../test/support/paging.js';
 import { startScriptedReceiver, type ScriptedReceiver } from '../../test/support/scripted-receiver.js';
 
@@ -10,13 +10,7 @@ type Delivery = { delivery_id: string; rule_id: string; event_id: string; status
 describe.each(backends)('database destination tables in any letter case on %s', (backend) => {
   let intake: TestIntake;
   let hooks: ScriptedReceiver;
-  const call = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
-    intake.app.inject({
-      method,
-      url,
-      headers: payload === undefined ? auth : { ...auth, 'content-type': 'application/json' },
-      ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
-    });
+  const call = (method: 'GET' | 'POST', url: string, payload?: unknown) => adminCall(intake, method, url, payload);
   const createRule = async (app_id: string, destination: Record<string, unknown>) => {
     const response = await call('POST', '/api/routing-rules', { app_id, rule_name: 'r', ...destination });
     expect(response.statusCode, response.body).toBe(201);

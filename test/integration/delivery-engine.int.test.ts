@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+import { adminCall, auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
 import { sleep, startScriptedReceiver, type Script, type ScriptedReceiver, type ScriptedRequest } from '../support/scripted-receiver.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -28,13 +28,7 @@ async function receiver(script?: Script): Promise<ScriptedReceiver> {
   return r;
 }
 
-const call = (intake: TestIntake, method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: unknown) =>
-  intake.app.inject({
-    method,
-    url,
-    headers: payload === undefined ? auth : { ...auth, 'content-type': 'application/json' },
-    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
-  });
+const call = adminCall;
 
 async function rule(intake: TestIntake, url: string, extra: Record<string, unknown> = {}) {
   const created = await call(intake, 'POST', '/api/routing-rules', {

@@ -9,6 +9,20 @@ import { buildEmbedded, type EmbeddedOptions, type Intake } from '../../src/app/
 export const ADMIN_TOKEN = 'test-admin-token';
 export const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
+/** An admin request through app.inject(), with a JSON body when there is a payload. */
+export const adminCall = (
+  intake: Pick<Intake, 'app'>,
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+  url: string,
+  payload?: unknown,
+) =>
+  intake.app.inject({
+    method,
+    url,
+    headers: payload === undefined ? auth : { ...auth, 'content-type': 'application/json' },
+    ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
+  });
+
 export interface TestIntake extends Intake {
   readonly dir: string;
   readonly config: Config;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auth, type TestIntake } from '../../../../test/support/embedded-intake.js';
+import { adminCall, type TestIntake } from '../../../../test/support/embedded-intake.js';
 import { backends, everyPage, expectCursorRefused, MALFORMED_CURSORS, startIntakeOn } from '../../../../test/support/paging.js';
 import { startScriptedReceiver, type ScriptedReceiver } from '../../../../test/support/scripted-receiver.js';
 import { MAX_PAGE_BYTES } from '../../../shared/pagination.js';
@@ -19,13 +19,7 @@ const newestJobFirst = (a: ReplayJob, b: ReplayJob) =>
 describe.each(backends)('paged routing lists on %s', (backend) => {
   let intake: TestIntake;
   let hooks: ScriptedReceiver;
-  const call = (method: 'GET' | 'POST', url: string, payload?: unknown) =>
-    intake.app.inject({
-      method,
-      url,
-      headers: payload === undefined ? auth : { ...auth, 'content-type': 'application/json' },
-      ...(payload === undefined ? {} : { payload: JSON.stringify(payload) }),
-    });
+  const call = (method: 'GET' | 'POST', url: string, payload?: unknown) => adminCall(intake, method, url, payload);
   const createRule = async (appId: string, extra: Record<string, unknown>) => {
     const response = await call('POST', '/api/routing-rules', { app_id: appId, rule_name: 'r', destination_type: 'database', ...extra });
     expect(response.statusCode, response.body).toBe(201);
