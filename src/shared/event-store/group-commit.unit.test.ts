@@ -1,11 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { coalescedSync, groupCommitter } from './group-commit.js';
+import { coalescedSync, groupCommitter, type GroupCommitOptions } from './group-commit.js';
+
+/** A committer of numbers that answers each with itself, synced at once, unless the test says otherwise. */
+const numbers = (options: Partial<GroupCommitOptions<number, number>> = {}) =>
+  groupCommitter<number, number>({
+    commit: async (requests) => requests,
+    durable: async () => undefined,
+    maxBatch: 100,
+    maxQueued: 1000,
+    overloaded: () => new Error('full'),
+    closing: () => new Error('closing'),
+    ...options,
+  });
 
 describe('groupCommitter', () => {
   it('commits requests that arrive together in one batch and answers only after the sync', async () => {
     const batches: number[][] = [];
     let synced = 0;
-    const committer = groupCommitter<number, number>({
+    const committer = numbers({
       commit: async (requests) => {
         batches.push(requests);
         return requests.map((r) => r * 10);
@@ -13,10 +25,6 @@ describe('groupCommitter', () => {
       durable: async () => {
         synced += 1;
       },
-      maxBatch: 100,
-      maxQueued: 1000,
-      overloaded: () => new Error('full'),
-      closing: () => new Error('closing'),
     });
     const results = await Promise.all([1, 2, 3].map((n) => committer.submit(n)));
     expect(results).toEqual([10, 20, 30]);
@@ -26,15 +34,10 @@ describe('groupCommitter', () => {
 
   it('when closing, refuses what is submitted after and settles what was submitted before', async () => {
     let synced = 0;
-    const committer = groupCommitter<number, number>({
-      commit: async (requests) => requests,
+    const committer = numbers({
       durable: async () => {
         synced += 1;
       },
-      maxBatch: 100,
-      maxQueued: 1000,
-      overloaded: () => new Error('full'),
-      closing: () => new Error('closing'),
     });
     const before = committer.submit(1);
     const closed = committer.close();
@@ -45,15 +48,10 @@ describe('groupCommitter', () => {
   });
 
   it('acknowledges nothing of a batch whose sync failed', async () => {
-    const committer = groupCommitter<number, number>({
-      commit: async (requests) => requests,
+    const committer = numbers({
       durable: async () => {
         throw new Error('EIO');
       },
-      maxBatch: 100,
-      maxQueued: 1000,
-      overloaded: () => new Error('full'),
-      closing: () => new Error('closing'),
     });
     const outcomes = await Promise.allSettled([committer.submit(1), committer.submit(2)]);
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
@@ -61,16 +59,12 @@ describe('groupCommitter', () => {
 
   it('splits a burst into batches of at most maxBatch', async () => {
     const sizes: number[] = [];
-    const committer = groupCommitter<number, number>({
+    const committer = numbers({
       commit: async (requests) => {
         sizes.push(requests.length);
         return requests;
       },
-      durable: async () => undefined,
       maxBatch: 4,
-      maxQueued: 1000,
-      overloaded: () => new Error('full'),
-      closing: () => new Error('closing'),
     });
     await Promise.all(Array.from({ length: 10 }, (_, i) => committer.submit(i)));
     expect(sizes).toEqual([4, 4, 2]);
@@ -78,16 +72,11 @@ describe('groupCommitter', () => {
 
   it('answers a committed batch as committed when its observer throws, and commits nothing twice', async () => {
     const batches: number[][] = [];
-    const committer = groupCommitter<number, number>({
+    const committer = numbers({
       commit: async (requests) => {
         batches.push(requests);
         return requests;
       },
-      durable: async () => undefined,
-      maxBatch: 100,
-      maxQueued: 1000,
-      overloaded: () => new Error('full'),
-      closing: () => new Error('closing'),
       onBatch: () => {
         throw new Error('a metric refused its labels');
       },
