@@ -25,6 +25,11 @@ export interface ReadAllOptions {
    */
   readonly after: number;
   readonly limit: number;
+  /**
+   * A reader that follows the log and names itself (an in-process subscriber): the store may keep
+   * what it has not read yet in memory until it has.
+   */
+  readonly reader?: string;
 }
 
 /** Work done inside the same transaction as an append: a context's own view that must never lag its log. */

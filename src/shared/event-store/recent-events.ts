@@ -7,12 +7,19 @@
  * Kept only where it is known to be whole: a commit whose first position does not follow the last
  * one kept (a gap, or commits noted out of order) starts the tail afresh, and a read that starts
  * before the tail, or finds nothing in it, goes to the database.
+ *
+ * Readers that name themselves let the tail drop what all of them have read: keeping up, they hold
+ * only a few commits in memory; falling behind under load, they hold up to the limits, read from
+ * memory rather than from SQLite just when the storage thread has the least time to spare.
  */
 export interface RecentEvents<Row extends Positioned> {
   /** Notes events just committed, in position order. */
   add(committed: readonly Row[]): void;
-  /** Up to `limit` events after `position`, or undefined when the tail cannot tell. */
-  after(position: number, limit: number): Row[] | undefined;
+  /**
+   * Up to `limit` events after `position`, or undefined when the tail cannot tell. A `reader` says it
+   * needs nothing up to `position` any more.
+   */
+  after(position: number, limit: number, reader?: string): Row[] | undefined;
 }
 
 interface Positioned {
@@ -25,14 +32,33 @@ export interface RecentEventsLimits<Row> {
   /** At most this much of `sizeOf` in all: a few large events must not hold memory many small ones would not. */
   readonly bytes: number;
   readonly sizeOf: (row: Row) => number;
+  /** A named reader silent this long (halted, or waiting out a fault) no longer holds events in memory. */
+  readonly readerIdleMs?: number;
+  readonly now?: () => number;
 }
 
+const READER_IDLE_MS = 5_000;
+
 export function recentEvents<Row extends Positioned>(limits: RecentEventsLimits<Row>): RecentEvents<Row> {
+  const now = limits.now ?? Date.now;
+  const idleMs = limits.readerIdleMs ?? READER_IDLE_MS;
+  const readers = new Map<string, { position: number; at: number }>();
   let kept: Row[] = [];
   let first = 0; // index of the oldest event still kept
   let bytes = 0; // of the events from `first` on
 
   const last = () => kept.at(-1)?.position;
+
+  /** The position every reader heard from lately has read up to, or undefined when none was. */
+  const readUpTo = () => {
+    const since = now() - idleMs;
+    let lowest: number | undefined;
+    for (const [name, reader] of readers) {
+      if (reader.at < since) readers.delete(name);
+      else if (lowest === undefined || reader.position < lowest) lowest = reader.position;
+    }
+    return lowest;
+  };
 
   return {
     add(committed) {
@@ -46,7 +72,9 @@ export function recentEvents<Row extends Positioned>(limits: RecentEventsLimits<
         kept.push(event);
         bytes += limits.sizeOf(event);
       }
-      while (first < kept.length && (kept.length - first > limits.events || bytes > limits.bytes)) {
+      const read = readUpTo() ?? -Infinity;
+      const drops = (oldest: Row) => oldest.position <= read || kept.length - first > limits.events || bytes > limits.bytes;
+      while (first < kept.length && drops(kept[first] as Row)) {
         bytes -= limits.sizeOf(kept[first] as Row);
         first += 1;
       }
@@ -57,7 +85,8 @@ export function recentEvents<Row extends Positioned>(limits: RecentEventsLimits<
       }
     },
 
-    after(position, limit) {
+    after(position, limit, reader) {
+      if (reader !== undefined) readers.set(reader, { position, at: now() });
       const oldest = kept[first];
       if (oldest === undefined || position + 1 < oldest.position) return undefined;
       const from = first + (position + 1 - oldest.position);

@@ -49,4 +49,41 @@ describe('recent events', () => {
     tail.add([{ position: 5, size: 1 }]);
     expect(tail.after(4, 10)?.map((row) => row.position)).toEqual([5]);
   });
+
+  it('drops what every named reader has read, and keeps what the slowest has not', () => {
+    const tail = recentEvents<Row>({ events: 100, bytes: 1e9, sizeOf: () => 1 });
+    tail.add(at(1, 2, 3, 4, 5));
+    expect(positions(tail.after(3, 10, 'fast'))).toEqual([4, 5]);
+    expect(positions(tail.after(1, 10, 'slow'))).toEqual([2, 3, 4, 5]);
+    tail.add(at(6));
+    expect(positions(tail.after(1, 10))).toEqual([2, 3, 4, 5, 6]); // 'slow' has not read 2 yet
+    tail.after(5, 10, 'slow');
+    tail.add(at(7));
+    expect(tail.after(2, 10)).toBeUndefined(); // read by both: gone
+    expect(positions(tail.after(3, 10))).toEqual([4, 5, 6, 7]);
+  });
+
+  it('keeps everything up to its limits while no reader names itself', () => {
+    const tail = recentEvents<Row>({ events: 100, bytes: 1e9, sizeOf: () => 1 });
+    tail.add(at(1, 2, 3));
+    tail.after(3, 10);
+    tail.add(at(4));
+    expect(positions(tail.after(0, 10))).toEqual([1, 2, 3, 4]);
+  });
+
+  it('lets a reader silent for a while hold nothing', () => {
+    let clock = 0;
+    const tail = recentEvents<Row>({ events: 100, bytes: 1e9, sizeOf: () => 1, readerIdleMs: 1000, now: () => clock });
+    tail.add(at(1, 2, 3));
+    tail.after(0, 10, 'halted');
+    tail.after(2, 10, 'running');
+    clock = 999;
+    tail.add(at(4));
+    expect(positions(tail.after(0, 10))).toEqual([1, 2, 3, 4]);
+    clock = 1001;
+    tail.after(3, 10, 'running');
+    tail.add(at(5));
+    expect(tail.after(2, 10)).toBeUndefined();
+    expect(positions(tail.after(3, 10))).toEqual([4, 5]);
+  });
 });

@@ -212,7 +212,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
     let savedAt = Date.now();
     let unsaved = false;
     while (runner.running) {
-      const batch = await store.readAll({ after: runner.position, limit: batchSize });
+      const batch = await store.readAll({ after: runner.position, limit: batchSize, reader: runner.subscriber.name });
       runner.follower.read(batch);
       if (batch.length === 0) {
         if (unsaved) {

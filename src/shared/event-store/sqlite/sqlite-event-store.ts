@@ -54,10 +54,12 @@ export interface SqliteEventStoreOptions {
   readonly readBudget?: number;
 }
 
-// Subscribers that keep up stay within a few commits of the head; further back, they read SQLite.
-const RECENT_EVENTS = 8192;
+// Subscribers that keep up stay within a few commits of the head, and the tail holds only those. Under
+// load they fall behind by a few thousand items (several events each) and read the tail up to this
+// far back; further back, they read SQLite.
+const RECENT_EVENTS = 32_768;
 // And at most this much JSON text (in UTF-16 code units): large payloads are read from SQLite instead.
-const RECENT_BYTES = 16 * 1024 * 1024;
+const RECENT_BYTES = 32 * 1024 * 1024;
 
 export async function sqliteEventStore(options: SqliteEventStoreOptions): Promise<EventStore> {
   const db = options.sqlite.db as Kysely<Tables>;
@@ -155,8 +157,8 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
       return rows.map(toRecorded);
     },
 
-    async readAll({ after, limit }) {
-      const cached = recent.after(after, limit);
+    async readAll({ after, limit, reader }) {
+      const cached = recent.after(after, limit, reader);
       if (cached) return cached.map((kept) => kept.event);
       const statement = (reading ??= options.sqlite.raw.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?'));
       // Through Kysely's hold on the connection: a statement run beside it could land inside an
