@@ -75,3 +75,24 @@ describe.skipIf(postgres.skip)('database destination tables on PostgreSQL, besid
     await expect(tables(ours.db).assertUsable('audit_log')).rejects.toThrow(ValidationError);
   });
 });
+
+describe.skipIf(postgres.skip)('database destination tables on PostgreSQL, created at once', () => {
+  it('makes one table of two names differing in letter case that two transactions create at the same time', async () => {
+    const database = await postgres.open();
+    closers.push(() => database.close());
+    const first = sqlDestinationTables(() => new Date());
+    const second = sqlDestinationTables(() => new Date()); // another process: nothing seen yet
+    let secondDone: Promise<void> | undefined;
+    await database.db.transaction().execute(async (trx) => {
+      await first(trx).insertMany('CaseTbl', [row('d1')]);
+      secondDone = database.db.transaction().execute((other) => second(other).insertMany('casetbl', [row('d2')]));
+      // The second transaction gets as far as it can while the first one still holds its table uncommitted.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    });
+    await secondDone;
+    const registered = await sql<{ table_name: string }>`SELECT table_name FROM routing_destination_tables`.execute(database.db);
+    expect(registered.rows.map((r) => r.table_name)).toEqual(['CaseTbl']);
+    const { rows } = await sql<{ n: number }>`SELECT count(*) AS n FROM ${sql.table('CaseTbl')}`.execute(database.db);
+    expect(Number(rows[0]?.n)).toBe(2);
+  });
+});

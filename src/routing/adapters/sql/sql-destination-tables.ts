@@ -85,9 +85,21 @@ function destinationTables(
     return table;
   };
 
+  /**
+   * On PostgreSQL, transactions creating a table by one name in any letter case take turns until the
+   * first commits: each would otherwise see neither the other's table nor its registration, and
+   * `Orders` and `orders` would become two tables (or one `CREATE TABLE` fail on the catalog's unique key).
+   * SQLite has one writer at a time already.
+   */
+  const takeTurn = async (table: string) => {
+    if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
+    await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`intake.destination-table:${table.toLowerCase()}`}, 0))`.execute(db);
+  };
+
   const ensure = async (table: string) => {
     const known = created.get(table);
     if (known !== undefined) return known;
+    await takeTurn(table);
     const target = await resolve(table);
     await db.schema
       .createTable(target)
