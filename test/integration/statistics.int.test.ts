@@ -43,6 +43,8 @@ const dump = (app: StatisticsIntake) =>
   app.store.transaction(async (tx) => ({
     buckets: (await sql`SELECT * FROM statistics_buckets ORDER BY app_id, period, bucket_start, event_type`.execute(tx.db)).rows,
     items: (await sql`SELECT * FROM statistics_items ORDER BY item_id`.execute(tx.db)).rows,
+    typeTotals: (await sql`SELECT * FROM statistics_type_totals ORDER BY app_id, event_type`.execute(tx.db)).rows,
+    bucketTotals: (await sql`SELECT * FROM statistics_bucket_totals ORDER BY app_id, period, bucket_start`.execute(tx.db)).rows,
   }));
 
 type BucketDump = CountersBody & { app_id: string; period: string };
@@ -156,8 +158,9 @@ describe('POST /api/statistics/refresh/{app_id}', () => {
     const { app, before } = await seeded();
 
     await app.store.transaction(async (tx) => {
-      await sql`DELETE FROM statistics_buckets WHERE app_id = 'shop'`.execute(tx.db);
-      await sql`DELETE FROM statistics_items WHERE app_id = 'shop'`.execute(tx.db);
+      for (const table of ['statistics_buckets', 'statistics_items', 'statistics_type_totals', 'statistics_bucket_totals']) {
+        await sql`DELETE FROM ${sql.table(table)} WHERE app_id = 'shop'`.execute(tx.db);
+      }
     });
     expect((await dashboard(app, 'shop')).totals.total_events).toBe(0);
 
@@ -178,7 +181,11 @@ describe('POST /api/statistics/refresh/{app_id}', () => {
 
   it('repairs counters that drifted from their items', async () => {
     const { app, before } = await seeded();
-    await app.store.transaction((tx) => sql`UPDATE statistics_buckets SET total_events = 99, pending_events = 7`.execute(tx.db));
+    await app.store.transaction(async (tx) => {
+      for (const table of ['statistics_buckets', 'statistics_type_totals', 'statistics_bucket_totals']) {
+        await sql`UPDATE ${sql.table(table)} SET total_events = 99, pending_events = 7`.execute(tx.db);
+      }
+    });
     await app.app.inject({ method: 'POST', url: '/api/statistics/refresh/shop', headers: auth });
     await app.app.inject({ method: 'POST', url: '/api/statistics/refresh/blog', headers: auth });
     expect(await dump(app)).toEqual(before);

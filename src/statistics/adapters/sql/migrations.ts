@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { sql, type CreateTableBuilder, type Kysely, type Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
 import { byteOrderColumns } from '../../../shared/postgres/byte-order-columns.js';
 
@@ -40,7 +40,55 @@ const createStatistics: Migration = {
 // Buckets are paged by (bucket start, event type) and applications by id: by bytes on every database.
 const namesInByteOrder = byteOrderColumns({ statistics_buckets: ['app_id', 'event_type'] });
 
+/**
+ * Sums the dashboard and the list of applications read, kept beside the buckets (see roll-ups.ts), and
+ * filled from the buckets there are. Counted over all time, so in 64 bits.
+ */
+const createRollUps: Migration = {
+  async up(db: Kysely<unknown>) {
+    const counters = (table: CreateTableBuilder<string, string>): CreateTableBuilder<string, string> =>
+      table
+        .addColumn('total_events', 'bigint', (c) => c.notNull())
+        .addColumn('processed_events', 'bigint', (c) => c.notNull())
+        .addColumn('failed_events', 'bigint', (c) => c.notNull())
+        .addColumn('pending_events', 'bigint', (c) => c.notNull());
+    await counters(
+      db.schema
+        .createTable('statistics_type_totals')
+        .addColumn('app_id', 'text', (c) => c.notNull())
+        .addColumn('event_type', 'text', (c) => c.notNull()),
+    )
+      .addPrimaryKeyConstraint('statistics_type_totals_pk', ['app_id', 'event_type'])
+      .execute();
+    // The busiest types of an application, read in this order without sorting all of them.
+    await db.schema
+      .createIndex('statistics_type_totals_busiest')
+      .on('statistics_type_totals')
+      .columns(['app_id', 'total_events desc', 'event_type'])
+      .execute();
+    await counters(
+      db.schema
+        .createTable('statistics_bucket_totals')
+        .addColumn('app_id', 'text', (c) => c.notNull())
+        .addColumn('period', 'text', (c) => c.notNull())
+        .addColumn('bucket_start', 'text', (c) => c.notNull()),
+    )
+      .addPrimaryKeyConstraint('statistics_bucket_totals_pk', ['app_id', 'period', 'bucket_start'])
+      .execute();
+    await byteOrderColumns({ statistics_type_totals: ['app_id', 'event_type'], statistics_bucket_totals: ['app_id'] }).up(db);
+    const sums = sql`SUM(total_events), SUM(processed_events), SUM(failed_events), SUM(pending_events)`;
+    await sql`INSERT INTO statistics_type_totals (app_id, event_type, total_events, processed_events, failed_events, pending_events)
+              SELECT app_id, event_type, ${sums} FROM statistics_buckets WHERE period = 'weekly' GROUP BY app_id, event_type`.execute(db);
+    await sql`INSERT INTO statistics_bucket_totals (app_id, period, bucket_start, total_events, processed_events, failed_events, pending_events)
+              SELECT app_id, period, bucket_start, ${sums} FROM statistics_buckets GROUP BY app_id, period, bucket_start`.execute(db);
+  },
+};
+
 export const statisticsMigrations: MigrationSet = {
   owner: 'statistics',
-  migrations: { '0001_create_statistics': createStatistics, '0002_names_in_byte_order': namesInByteOrder },
+  migrations: {
+    '0001_create_statistics': createStatistics,
+    '0002_names_in_byte_order': namesInByteOrder,
+    '0003_roll_ups': createRollUps,
+  },
 };

@@ -1,3 +1,4 @@
+import type { RootOperationNode } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TimePeriod } from '../../domain/buckets.js';
 import type { BucketCounters } from '../../domain/counters.js';
@@ -96,6 +97,29 @@ for (const database of databases) {
         [H2, 'c', 3],
       ]);
       expect(await sqlStatisticsReads(handle.db).bucketsFrom('shop', 'hourly', H1, [])).toEqual([]);
+    });
+
+    it("reads the dashboard's totals, its busiest types and its window from sums, never from every type's buckets", async () => {
+      const statements: RootOperationNode[] = [];
+      const watched = handle.db.withPlugin({
+        transformQuery: ({ node }) => (statements.push(node), node),
+        transformResult: async ({ result }) => result,
+      });
+      const reads = sqlStatisticsReads(watched);
+      await reads.eventTypeTotals('shop', 2);
+      await reads.bucketTotalsFrom('shop', 'hourly', H1);
+      await reads.applications({ limit: 10 });
+      const compiled = statements.map((node) => handle.db.getExecutor().compileQuery(node, { queryId: 'watched' } as never));
+      expect(compiled.length).toBeGreaterThanOrEqual(5);
+      for (const query of compiled) expect(query.sql).not.toMatch(/statistics_buckets\b/);
+      if (database.name !== 'SQLite') return;
+      // And the busiest types come in the index's order: no sort of every type of the application.
+      const busiest = compiled.find((query) => /ORDER BY "total_events" desc/i.test(query.sql));
+      if (!busiest) throw new Error('no read of the busiest types');
+      const plan = await handle.db.executeQuery<{ detail: string }>({ ...busiest, sql: `EXPLAIN QUERY PLAN ${busiest.sql}` });
+      const details = plan.rows.map((row) => row.detail).join('; ');
+      expect(details).toMatch(/statistics_type_totals_busiest/);
+      expect(details).not.toMatch(/TEMP B-TREE/);
     });
   });
 }

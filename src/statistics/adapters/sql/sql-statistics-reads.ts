@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { ValidationError } from '../../../shared/errors.js';
 import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { StatisticsReads } from '../../application/ports.js';
@@ -8,6 +8,13 @@ import { tables, toBucket, toCounters, type Tables } from './tables.js';
 
 // Every counted item is in exactly one weekly bucket: summing those gives all-time totals from the fewest rows.
 const ALL_TIME = 'weekly';
+
+const sums = (eb: ExpressionBuilder<Tables, 'statistics_bucket_totals'>) => [
+  eb.fn.sum<number>('total_events').as('total_events'),
+  eb.fn.sum<number>('processed_events').as('processed_events'),
+  eb.fn.sum<number>('failed_events').as('failed_events'),
+  eb.fn.sum<number>('pending_events').as('pending_events'),
+];
 
 /** Reads of the pre-aggregated buckets; nothing here looks at the event store. */
 export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
@@ -36,44 +43,33 @@ export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
     },
 
     async eventTypeTotals(appId, limit) {
-      const sums = (eb: ExpressionBuilder<Tables, 'statistics_buckets'>) => [
-        eb.fn.sum<number>('total_events').as('total_events'),
-        eb.fn.sum<number>('processed_events').as('processed_events'),
-        eb.fn.sum<number>('failed_events').as('failed_events'),
-        eb.fn.sum<number>('pending_events').as('pending_events'),
-      ];
-      const allTime = t.selectFrom('statistics_buckets').where('app_id', '=', appId).where('period', '=', ALL_TIME);
-      const [all, busiest] = await Promise.all([
-        allTime.select((eb) => [...sums(eb), eb.fn.count<number>('event_type').distinct().as('event_types')]).executeTakeFirstOrThrow(),
-        allTime
-          .select((eb) => ['event_type', ...sums(eb)])
-          .groupBy('event_type')
-          .orderBy(sql`SUM(total_events)`, 'desc')
-          .orderBy('event_type')
-          .limit(limit)
-          .execute(),
+      // From the sums kept beside the buckets (roll-ups.ts): these reads cost the same with five event
+      // types as with sixty thousand, where summing the buckets took a tenth of a second.
+      const types = t.selectFrom('statistics_type_totals').where('app_id', '=', appId);
+      const [all, count, busiest] = await Promise.all([
+        t
+          .selectFrom('statistics_bucket_totals')
+          .select(sums)
+          .where('app_id', '=', appId)
+          .where('period', '=', ALL_TIME)
+          .executeTakeFirstOrThrow(),
+        types.select((eb) => eb.fn.countAll<number>().as('event_types')).executeTakeFirstOrThrow(),
+        types.selectAll().orderBy('total_events', 'desc').orderBy('event_type').limit(limit).execute(),
       ]);
       return {
         totals: toCounters(all),
-        eventTypes: Number(all.event_types),
+        eventTypes: Number(count.event_types),
         busiest: busiest.map((row) => ({ eventType: row.event_type, counters: toCounters(row) })),
       };
     },
 
     async bucketTotalsFrom(appId, period, fromBucket) {
       const rows = await t
-        .selectFrom('statistics_buckets')
-        .select((eb) => [
-          'bucket_start',
-          eb.fn.sum<number>('total_events').as('total_events'),
-          eb.fn.sum<number>('processed_events').as('processed_events'),
-          eb.fn.sum<number>('failed_events').as('failed_events'),
-          eb.fn.sum<number>('pending_events').as('pending_events'),
-        ])
+        .selectFrom('statistics_bucket_totals')
+        .selectAll()
         .where('app_id', '=', appId)
         .where('period', '=', period)
         .where('bucket_start', '>=', fromBucket)
-        .groupBy('bucket_start')
         .orderBy('bucket_start')
         .execute();
       return rows.map((row) => ({ bucketStart: row.bucket_start, counters: toCounters(row) }));
@@ -99,14 +95,8 @@ export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
 
     async applications(page) {
       let query = t
-        .selectFrom('statistics_buckets')
-        .select((eb) => [
-          'app_id',
-          eb.fn.sum<number>('total_events').as('total_events'),
-          eb.fn.sum<number>('processed_events').as('processed_events'),
-          eb.fn.sum<number>('failed_events').as('failed_events'),
-          eb.fn.sum<number>('pending_events').as('pending_events'),
-        ])
+        .selectFrom('statistics_bucket_totals')
+        .select((eb) => ['app_id', ...sums(eb)])
         .where('period', '=', ALL_TIME)
         .groupBy('app_id')
         .orderBy('app_id')

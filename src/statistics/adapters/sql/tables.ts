@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { TimePeriod } from '../../domain/buckets.js';
-import type { BucketCounters } from '../../domain/counters.js';
+import type { BucketCounters, Counters } from '../../domain/counters.js';
+import type { BucketTotals, TypeTotals } from '../../domain/roll-ups.js';
 import type { ItemState, ItemTally } from '../../domain/item-tally.js';
 
 export interface BucketRow {
@@ -23,7 +24,30 @@ export interface ItemRow {
   position: number | string;
 }
 
-export type Tables = { statistics_buckets: BucketRow; statistics_items: ItemRow };
+interface CounterColumns {
+  total_events: number | string;
+  processed_events: number | string;
+  failed_events: number | string;
+  pending_events: number | string;
+}
+
+export interface TypeTotalsRow extends CounterColumns {
+  app_id: string;
+  event_type: string;
+}
+
+export interface BucketTotalsRow extends CounterColumns {
+  app_id: string;
+  period: string;
+  bucket_start: string;
+}
+
+export type Tables = {
+  statistics_buckets: BucketRow;
+  statistics_items: ItemRow;
+  statistics_type_totals: TypeTotalsRow;
+  statistics_bucket_totals: BucketTotalsRow;
+};
 
 export const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
@@ -39,6 +63,26 @@ export const toBucketRow = (bucket: BucketCounters): BucketRow => ({
   processed_events: bucket.counters.processedEvents,
   failed_events: bucket.counters.failedEvents,
   pending_events: bucket.counters.pendingEvents,
+});
+
+const counterColumns = (counters: Counters): CounterColumns => ({
+  total_events: counters.totalEvents,
+  processed_events: counters.processedEvents,
+  failed_events: counters.failedEvents,
+  pending_events: counters.pendingEvents,
+});
+
+export const toTypeTotalsRow = (type: TypeTotals): TypeTotalsRow => ({
+  app_id: type.appId,
+  event_type: type.eventType,
+  ...counterColumns(type.counters),
+});
+
+export const toBucketTotalsRow = (total: BucketTotals): BucketTotalsRow => ({
+  app_id: total.appId,
+  period: total.period,
+  bucket_start: total.bucketStart,
+  ...counterColumns(total.counters),
 });
 
 export const toCounters = (row: {
