@@ -51,7 +51,9 @@ async function asWrittenByTheEarlierVersion(touchId: string, orderId: string): P
     );
     await sql`DELETE FROM attribution_credits`.execute(db);
     await sql`INSERT INTO attribution_credits VALUES (${orderId}, 'linear', 'newsletter', 'colon', 1, 40)`.execute(db);
-    await sql`DELETE FROM attribution_migrations WHERE name = '0003_visitors_of_their_application'`.execute(db);
+    // And before the anonymous ids' links (0004), which came after it.
+    await sql`DROP TABLE attribution_identity_links`.execute(db);
+    await sql`DELETE FROM attribution_migrations WHERE name IN ('0003_visitors_of_their_application', '0004_identity_links')`.execute(db);
   } finally {
     await sqlite.close();
   }
@@ -99,6 +101,54 @@ describe('upgrading a database whose attribution mixed visitors', () => {
     expect(touched.body).toMatchObject({ app_id: 'a:b', visitor_id: 'c', first_touch: { tracking_event_id: touchId }, conversions: 0 });
     expect((await get(upgraded, '/api/v1/attribution/campaigns/colon')).body).toMatchObject({ unique_visitors: 1, conversions: 0 });
     expect((await get(upgraded, `/api/v1/attribution/visitors/${encodeURIComponent('a:b:c')}`)).status).toBe(404);
+    expect(await replayRequests(upgraded.db, ['attribution'])).toEqual(new Map());
+  });
+});
+
+describe("upgrading a database whose attribution did not know an SDK user's anonymous ids", () => {
+  it("rebuilds attribution at the first start, crediting a user's order from the campaign visit made before signing in", async () => {
+    const first = await start();
+    const shop = await createSource(first, 'stitch-shop');
+    const send = async (messages: object[]) => {
+      const response = await first.app.inject({
+        method: 'POST',
+        url: '/v1/batch',
+        headers: { ...basic(shop.writeKey), 'content-type': 'application/json' },
+        payload: { batch: messages },
+      });
+      return (response.json().receipts as Array<{ event_id: string }>).map((receipt) => receipt.event_id);
+    };
+    await send([
+      {
+        type: 'page',
+        anonymousId: 'anon-7',
+        timestamp: '2026-11-20T10:00:00.000Z',
+        context: { campaign: { name: 'spring', source: 'mail' } },
+      },
+      { type: 'identify', userId: 'user-7', anonymousId: 'anon-7', traits: { plan: 'pro' } },
+    ]);
+    const [orderId] = await send([
+      { type: 'track', userId: 'user-7', event: 'Order Completed', properties: { revenue: 30 }, timestamp: '2026-11-21T10:00:00.000Z' },
+    ]);
+    await first.subscriptions.caughtUp();
+    const credited = await get(first, `/api/v1/attribution/conversions/${orderId}`);
+    expect(credited.body).toMatchObject({ visitor_id: 'user-7', credits: { last_touch: [{ campaign_id: 'spring', value: 30 }] } });
+    await first.dispose();
+    running.length = 0;
+
+    // As the version before the links kept it: no links, and the order credited from the user's own touches (none).
+    const sqlite = openSqlite(join(dir, 'intake.db'));
+    try {
+      await sql`DROP TABLE attribution_identity_links`.execute(sqlite.db);
+      await sql`DELETE FROM attribution_credits`.execute(sqlite.db);
+      await sql`DELETE FROM attribution_migrations WHERE name = '0004_identity_links'`.execute(sqlite.db);
+    } finally {
+      await sqlite.close();
+    }
+    const upgraded = await start();
+    await upgraded.subscriptions.caughtUp();
+    const order = await get(upgraded, `/api/v1/attribution/conversions/${orderId}`);
+    expect(order.body).toMatchObject({ visitor_id: 'user-7', credits: { last_touch: [{ campaign_id: 'spring', value: 30 }] } });
     expect(await replayRequests(upgraded.db, ['attribution'])).toEqual(new Map());
   });
 });

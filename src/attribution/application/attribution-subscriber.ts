@@ -1,6 +1,12 @@
 import type { DataIngested } from '../../shared/contracts/data-events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
-import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, mayAttribute, type ConversionEvents } from '../domain/analytics-message.js';
+import {
+  attributionFromMessage,
+  DEFAULT_CONVERSION_EVENTS,
+  mayAttribute,
+  type ConversionEvents,
+  type IdentityLink,
+} from '../domain/analytics-message.js';
 import { attributeConversion, conversionsReachedBy, lookbackWindowOf, type Credit, type TimeRange } from '../domain/attribution-models.js';
 import { conversionFromRecorded, type Conversion } from '../domain/conversion.js';
 import { touchFromPublished, TRACKING_EVENT_RECORDED, type Touch } from '../domain/touch.js';
@@ -25,7 +31,9 @@ const DATA_INGESTED = 'DataIngested';
  * Credits depend on order, so they are never updated incrementally: each conversion a new fact can
  * reach is credited again from every touch in its window, ordered by `occurred_at`. A touch that
  * arrives after its conversion therefore corrects the conversion's credits, and a replay, whatever
- * its batches, ends in the same tables.
+ * its batches, ends in the same tables. Links between an SDK user and the anonymous ids known to be
+ * them are facts too: a user's conversions are credited from those ids' touches as well, and a link
+ * arriving after them re-credits them.
  */
 export function attributionSubscriber({
   ledger: ledgerFor,
@@ -41,25 +49,39 @@ export function attributionSubscriber({
       const ledger = ledgerFor(tx.db);
       const touches: Touch[] = [];
       const conversions: Conversion[] = [];
+      const links: IdentityLink[] = [];
       for (const event of events) {
         if (event.type === TRACKING_EVENT_RECORDED) {
           touches.push(touchFromPublished(event.data, event.metadata));
         } else if (event.type === CONVERSION_RECORDED) {
           conversions.push(conversionFromRecorded(event.data));
         } else if (event.type === DATA_INGESTED) {
-          const { touch, conversion } = attributionFromMessage(event.data as DataIngested['data'], conversionEvents);
+          const { touch, conversion, link } = attributionFromMessage(event.data as DataIngested['data'], conversionEvents);
           if (touch) touches.push(touch);
           if (conversion) conversions.push(conversion);
+          if (link) links.push(link);
         }
       }
       // Facts first, for the whole batch, then credits: totals only add up and credits are recomputed
       // from the stored facts, so the order of events within a batch cannot change the result.
       const stale = staleConversions();
+      // A user's every message carries the same tie: each is offered once a batch.
+      const newLinks = await ledger.addLinks([...new Map(links.map((link) => [linkKey(link), link])).values()]);
       const newTouches = await ledger.addTouches(touches);
       await ledger.countTouches(newTouches);
-      for (const touch of newTouches) stale.add(touch.visitor, conversionsReachedBy(touch, lookbackMs));
+      for (const touch of newTouches) {
+        const reached = conversionsReachedBy(touch, lookbackMs);
+        stale.add(touch.visitor, reached);
+        // An SDK user's anonymous ids are theirs: a touch of one reaches the user's conversions too.
+        if (touch.visitor.appId !== null) for (const user of await ledger.usersOf(touch.visitor)) stale.add(user, reached);
+      }
       for (const conversion of await ledger.addConversions(conversions)) {
         stale.add(conversion.visitor, { from: conversion.occurredAt, to: conversion.occurredAt });
+      }
+      // A new link brings every touch the anonymous id ever had to the user's conversions they reach.
+      for (const link of newLinks) {
+        const span = await ledger.touchSpan(link.anonymous);
+        if (span) stale.add(link.user, { from: span.from, to: conversionsReachedBy({ occurredAt: span.to }, lookbackMs).to });
       }
       const credited: Array<{ conversionId: string; credits: Credit[] }> = [];
       for (const { visitor, range } of stale.byVisitor()) credited.push(...(await recredit(ledger, visitor, range, lookbackMs)));
@@ -71,6 +93,8 @@ export function attributionSubscriber({
   };
 }
 
+const linkKey = (link: IdentityLink) => JSON.stringify([visitorKey(link.anonymous), visitorKey(link.user)]);
+
 /** Every conversion of the visitor in the range, credited again from all the touches in their windows. */
 async function recredit(
   ledger: AttributionLedger,
@@ -78,17 +102,23 @@ async function recredit(
   range: TimeRange,
   lookbackMs: number,
 ): Promise<Array<{ conversionId: string; credits: Credit[] }>> {
+  // The visitor's own touches count, and an SDK user's also those of the anonymous ids known to be them.
+  const identities = visitor.appId === null ? [visitor] : [visitor, ...(await ledger.anonymousIdsOf(visitor))];
   // Credits come only from touches in a conversion's window, and touches are never taken back: with
   // none in any window of the range, its conversions have no credits and never had, so none are read.
   // Most conversions of tracking-API traffic (no campaign, no referrer) end here.
-  if (!(await ledger.hasTouches(visitor, { from: lookbackWindowOf({ occurredAt: range.from }, lookbackMs).from, to: range.to }))) return [];
+  if (!(await ledger.hasTouches(identities, { from: lookbackWindowOf({ occurredAt: range.from }, lookbackMs).from, to: range.to })))
+    return [];
   const conversions = await ledger.conversionsOf(visitor, range);
   const first = conversions[0];
   const last = conversions.at(-1);
   if (!first || !last) return [];
   // One read covers every window: from the earliest window's start to the latest conversion.
-  const touches = await ledger.touchesOf(visitor, { from: lookbackWindowOf(first, lookbackMs).from, to: last.occurredAt });
-  return conversions.map((conversion) => ({ conversionId: conversion.id, credits: attributeConversion(conversion, touches, lookbackMs) }));
+  const touches = await ledger.touchesOf(identities, { from: lookbackWindowOf(first, lookbackMs).from, to: last.occurredAt });
+  return conversions.map((conversion) => ({
+    conversionId: conversion.id,
+    credits: attributeConversion(conversion, touches, lookbackMs, identities),
+  }));
 }
 
 /**

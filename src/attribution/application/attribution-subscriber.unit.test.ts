@@ -3,8 +3,9 @@ import type { RecordedEvent } from '../../shared/events.js';
 import type { StoreTransaction } from '../../shared/event-store/event-store.js';
 import type { Conversion } from '../domain/conversion.js';
 import type { Credit } from '../domain/attribution-models.js';
-import type { Touch } from '../domain/touch.js';
-import { sameVisitor } from '../domain/values.js';
+import type { IdentityLink } from '../domain/analytics-message.js';
+import { compareTouches, type Touch } from '../domain/touch.js';
+import { sameVisitor, type Visitor } from '../domain/values.js';
 import { attributionSubscriber, CONVERSION_RECORDED } from './attribution-subscriber.js';
 import type { AttributionLedger } from './ports.js';
 
@@ -14,18 +15,35 @@ const inRange = (at: string, range: { from: string; to: string }) => at >= range
 function memoryLedger() {
   const touches: Touch[] = [];
   const conversions: Conversion[] = [];
+  const links: IdentityLink[] = [];
   const credits = new Map<string, readonly Credit[]>();
   const reads = { conversions: 0 };
+  const ofAny = (visitors: readonly Visitor[]) => (t: Touch) => visitors.some((visitor) => sameVisitor(t.visitor, visitor));
   const ledger: AttributionLedger = {
     addTouches: async (added) => (touches.push(...added), [...added]),
     addConversions: async (added) => (conversions.push(...added), [...added]),
+    addLinks: async (added) => {
+      const fresh = added.filter(
+        (link) => !links.some((known) => sameVisitor(known.anonymous, link.anonymous) && sameVisitor(known.user, link.user)),
+      );
+      links.push(...fresh);
+      return fresh;
+    },
+    anonymousIdsOf: async (user) => links.filter((link) => sameVisitor(link.user, user)).map((link) => link.anonymous),
+    usersOf: async (anonymous) => links.filter((link) => sameVisitor(link.anonymous, anonymous)).map((link) => link.user),
+    touchSpan: async (visitor) => {
+      const times = touches.filter((t) => sameVisitor(t.visitor, visitor)).map((t) => t.occurredAt);
+      return times.length === 0
+        ? undefined
+        : { from: times.reduce((a, b) => (a < b ? a : b)), to: times.reduce((a, b) => (a > b ? a : b)) };
+    },
     countTouches: async () => undefined,
     conversionsOf: async (visitor, range) => {
       reads.conversions++;
       return conversions.filter((c) => sameVisitor(c.visitor, visitor) && inRange(c.occurredAt, range));
     },
-    touchesOf: async (visitor, range) => touches.filter((t) => sameVisitor(t.visitor, visitor) && inRange(t.occurredAt, range)),
-    hasTouches: async (visitor, range) => touches.some((t) => sameVisitor(t.visitor, visitor) && inRange(t.occurredAt, range)),
+    touchesOf: async (visitors, range) => touches.filter((t) => ofAny(visitors)(t) && inRange(t.occurredAt, range)).sort(compareTouches),
+    hasTouches: async (visitors, range) => touches.some((t) => ofAny(visitors)(t) && inRange(t.occurredAt, range)),
     replaceCredits: async (credited) => {
       for (const { conversionId, credits: given } of credited) credits.set(conversionId, given);
     },
@@ -70,5 +88,56 @@ describe('the attribution subscriber', () => {
     await subscriber.handle([touch('t1', '2026-12-03T10:00:00.000Z')], tx);
     expect(reads.conversions).toBe(1);
     expect(credits.get('k1')?.find((c) => c.model === 'last_touch')).toMatchObject({ partnerId: 'p1', campaignId: 'c1', share: 1 });
+  });
+
+  describe("an SDK user's anonymous ids", () => {
+    const lookbackMs = 7 * 24 * 3600 * 1000;
+    const message = (id: string, payload: Record<string, unknown>, app = 'shop') =>
+      event('DataIngested', {
+        item_id: id,
+        partner_id: app,
+        event_type: String(payload.event ?? payload.type),
+        payload,
+        received_at: '2026-12-04T12:00:00.000Z',
+        metadata: { channel: 'analytics_api', received_at: '2026-12-04T12:00:00.000Z' },
+      });
+    const campaignVisit = (id: string, anonymousId: string, at: string, app = 'shop') =>
+      message(id, { type: 'page', anonymousId, timestamp: at, context: { campaign: { source: 'ads', name: 'winter' } } }, app);
+    const order = (id: string, ids: Record<string, string>, at: string) =>
+      message(id, { type: 'track', event: 'Order Completed', ...ids, timestamp: at, properties: { revenue: 80 } });
+    const identify = (id: string, userId: string, anonymousId: string) => message(id, { type: 'identify', userId, anonymousId });
+    const lastTouch = (credits: Map<string, readonly Credit[]>, conversionId: string) =>
+      credits.get(conversionId)?.find((credit) => credit.model === 'last_touch');
+
+    const VISIT = '2026-12-03T10:00:00.000Z';
+    const ORDER = '2026-12-04T10:00:00.000Z';
+    const tx = { db: {} } as unknown as StoreTransaction;
+
+    it("credits a user's order from the campaign visit made before signing in, in whatever order the facts arrive", async () => {
+      const orders = [
+        // The order carries both ids, as an SDK sends them after identify.
+        [[campaignVisit('m1', 'a1', VISIT)], [order('o1', { userId: 'u1', anonymousId: 'a1' }, ORDER)]],
+        // The link arrives last, from an identify sent after the order.
+        [[campaignVisit('m1', 'a1', VISIT)], [order('o1', { userId: 'u1' }, ORDER)], [identify('i1', 'u1', 'a1')]],
+        // The visit arrives last (a late batch from the browser).
+        [[identify('i1', 'u1', 'a1')], [order('o1', { userId: 'u1' }, ORDER)], [campaignVisit('m1', 'a1', VISIT)]],
+        // All in one batch, the order first.
+        [[order('o1', { userId: 'u1' }, ORDER), identify('i1', 'u1', 'a1'), campaignVisit('m1', 'a1', VISIT)]],
+      ];
+      for (const batches of orders) {
+        const { ledger, credits } = memoryLedger();
+        const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs });
+        for (const batch of batches) await subscriber.handle(batch, tx);
+        expect(lastTouch(credits, 'o1')).toMatchObject({ partnerId: 'ads', campaignId: 'winter', share: 1, value: 80 });
+      }
+    });
+
+    it('takes no touch of an anonymous id never tied to the user, nor of the same id in another application', async () => {
+      const { ledger, credits } = memoryLedger();
+      const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs });
+      await subscriber.handle([campaignVisit('m1', 'a2', VISIT), campaignVisit('m2', 'a1', VISIT, 'blog')], tx);
+      await subscriber.handle([identify('i1', 'u1', 'a1'), order('o1', { userId: 'u1' }, ORDER)], tx);
+      expect(credits.get('o1') ?? []).toEqual([]);
+    });
   });
 });

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Page, PageRequest } from '../../shared/pagination.js';
 import type { AttributionModel, Credit, TimeRange } from '../domain/attribution-models.js';
+import type { IdentityLink } from '../domain/analytics-message.js';
 import type { Conversion } from '../domain/conversion.js';
 import type { InteractionCounts } from '../domain/interaction-weights.js';
 import type { Touch } from '../domain/touch.js';
@@ -23,12 +24,20 @@ export interface AttributionLedger {
   addConversions(conversions: readonly Conversion[]): Promise<Conversion[]>;
   /** Counts each touch's interaction in its scopes' totals, and its visitor once per scope; give each touch once. */
   countTouches(touches: readonly Touch[]): Promise<void>;
+  /** Keeps the links between anonymous ids and users; gives back those not kept before. */
+  addLinks(links: readonly IdentityLink[]): Promise<IdentityLink[]>;
+  /** The anonymous ids known to be this user. */
+  anonymousIdsOf(user: Visitor): Promise<Visitor[]>;
+  /** The users this anonymous id is known to be. */
+  usersOf(anonymous: Visitor): Promise<Visitor[]>;
+  /** When the visitor's first and last touches occurred; undefined when it has none. */
+  touchSpan(visitor: Visitor): Promise<TimeRange | undefined>;
   /** The visitor's conversions that occurred within the range (bounds included), in the order they occurred. */
   conversionsOf(visitor: Visitor, range: TimeRange): Promise<Conversion[]>;
-  /** The visitor's touches that occurred within the range (bounds included), in the order they occurred. */
-  touchesOf(visitor: Visitor, range: TimeRange): Promise<Touch[]>;
-  /** Whether the visitor has any touch within the range (bounds included). */
-  hasTouches(visitor: Visitor, range: TimeRange): Promise<boolean>;
+  /** These visitors' touches that occurred within the range (bounds included), in the order they occurred. */
+  touchesOf(visitors: readonly Visitor[], range: TimeRange): Promise<Touch[]>;
+  /** Whether any of these visitors has a touch within the range (bounds included). */
+  hasTouches(visitors: readonly Visitor[], range: TimeRange): Promise<boolean>;
   /** Replaces whatever each conversion credited before with its new credits. */
   replaceCredits(credited: ReadonlyArray<{ readonly conversionId: string; readonly credits: readonly Credit[] }>): Promise<void>;
   /** Throws everything away, for a rebuild from the log. */

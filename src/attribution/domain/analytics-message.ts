@@ -2,7 +2,15 @@ import type { DataIngested } from '../../shared/contracts/data-events.js';
 import { ValidationError } from '../../shared/errors.js';
 import type { Conversion } from './conversion.js';
 import type { Touch } from './touch.js';
-import { instantOf, parseConversionValue, parseExternalId, parseInstant, sdkVisitor, type InteractionType } from './values.js';
+import {
+  instantOf,
+  parseConversionValue,
+  parseExternalId,
+  parseInstant,
+  sdkVisitor,
+  type InteractionType,
+  type Visitor,
+} from './values.js';
 
 /**
  * Attribution from the Segment / RudderStack tracking API's messages (stored by ingestion as items
@@ -35,24 +43,54 @@ export function parseConversionEvents(text: string): ConversionEvents {
 /** Segment's e-commerce spec: an order's revenue is what it brought in. */
 export const DEFAULT_CONVERSION_EVENTS: ConversionEvents = { 'Order Completed': 'revenue' };
 
+/**
+ * An anonymous id that is known to be a user: an SDK sends the `anonymousId` it kept before `identify`
+ * beside the `userId` from then on, and `alias` names the `previousId` a user had. The user's
+ * conversions are credited from the anonymous id's touches too, so a campaign visit made before
+ * signing in counts for the order placed after it.
+ */
+export interface IdentityLink {
+  readonly anonymous: Visitor;
+  readonly user: Visitor;
+}
+
 export interface FromMessage {
   readonly touch?: Touch;
   readonly conversion?: Conversion;
+  readonly link?: IdentityLink;
 }
 
 type Json = Record<string, unknown>;
 
-/** A page or track message of the tracking API: the only items that can be a touch or a conversion. */
+/**
+ * A message of the tracking API that attribution reads: a page or track message (a touch or a
+ * conversion), or any message that ties an anonymous id to a user.
+ */
 export function mayAttribute(data: DataIngested['data']): boolean {
   if (data.metadata?.channel !== 'analytics_api') return false;
-  const type = (data.payload as Json | undefined)?.type;
-  return type === 'page' || type === 'track';
+  const message = asObject(data.payload);
+  if (message.type === 'page' || message.type === 'track') return true;
+  const user = idText(message.userId);
+  return user !== undefined && (idText(message.anonymousId) ?? idText(message.previousId)) !== undefined;
+}
+
+/** The anonymous id the message ties to its user, if any: `previousId` of an alias, else `anonymousId`. */
+function linkOf(appId: string, message: Json): IdentityLink | undefined {
+  const user = idText(message.userId);
+  const anonymous = message.type === 'alias' ? idText(message.previousId) : idText(message.anonymousId);
+  if (user === undefined || anonymous === undefined || anonymous === user) return undefined;
+  return orUndefined(() => ({
+    anonymous: sdkVisitor(appId, parseExternalId(anonymous, message.type === 'alias' ? 'previousId' : 'anonymousId')),
+    user: sdkVisitor(appId, parseExternalId(user, 'userId')),
+  }));
 }
 
 /** What the message gives attribution, if anything; a message it cannot read gives nothing. */
 export function attributionFromMessage(data: DataIngested['data'], conversionEvents: ConversionEvents): FromMessage {
   if (!mayAttribute(data)) return {};
   const message = data.payload as Json;
+  const link = linkOf(data.partner_id, message);
+  if (message.type !== 'page' && message.type !== 'track') return link ? { link } : {};
   try {
     const user = idText(message.userId) ?? idText(message.anonymousId);
     if (!user) return {};
@@ -76,9 +114,9 @@ export function attributionFromMessage(data: DataIngested['data'], conversionEve
       conversionValue !== undefined
         ? { id: data.item_id, visitor, value: conversionValue, occurredAt, recordedAt: instantOf(new Date(data.received_at)) }
         : undefined;
-    return { ...(touch ? { touch } : {}), ...(conversion ? { conversion } : {}) };
+    return { ...(touch ? { touch } : {}), ...(conversion ? { conversion } : {}), ...(link ? { link } : {}) };
   } catch (error) {
-    if (error instanceof ValidationError) return {};
+    if (error instanceof ValidationError) return link ? { link } : {};
     throw error;
   }
 }

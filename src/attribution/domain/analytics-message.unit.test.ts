@@ -12,11 +12,33 @@ const item = (payload: object, channel: DataIngested['data']['metadata']['channe
 });
 
 describe('attribution from tracking-API messages', () => {
-  it('looks only at page and track messages of the tracking API', () => {
+  it('looks at page and track messages of the tracking API, and at messages tying an anonymous id to a user', () => {
     expect(mayAttribute(item({ type: 'page' }))).toBe(true);
     expect(mayAttribute(item({ type: 'track' }))).toBe(true);
-    expect(mayAttribute(item({ type: 'identify' }))).toBe(false);
+    expect(mayAttribute(item({ type: 'identify', userId: 'u1' }))).toBe(false);
+    expect(mayAttribute(item({ type: 'identify', userId: 'u1', anonymousId: 'a1' }))).toBe(true);
+    expect(mayAttribute(item({ type: 'alias', userId: 'u1', previousId: 'a1' }))).toBe(true);
     expect(mayAttribute(item({ type: 'track' }, 'partner_api'))).toBe(false);
+  });
+
+  it('ties the anonymous id a message carries, or the previous id an alias names, to its user of the application', () => {
+    const link = { anonymous: { appId: 'shop', id: 'a1' }, user: { appId: 'shop', id: 'u1' } };
+    expect(attributionFromMessage(item({ type: 'identify', userId: 'u1', anonymousId: 'a1' }), DEFAULT_CONVERSION_EVENTS)).toEqual({
+      link,
+    });
+    expect(attributionFromMessage(item({ type: 'alias', userId: 'u1', previousId: 'a1' }), DEFAULT_CONVERSION_EVENTS)).toEqual({ link });
+    const { conversion, link: tied } = attributionFromMessage(
+      item({ type: 'track', event: 'Order Completed', userId: 'u1', anonymousId: 'a1', properties: { revenue: 10 } }),
+      DEFAULT_CONVERSION_EVENTS,
+    );
+    expect(conversion?.visitor).toEqual({ appId: 'shop', id: 'u1' });
+    expect(tied).toEqual(link);
+    // Nothing to tie: one id alone, the same id twice, or an id no visitor can have.
+    expect(attributionFromMessage(item({ type: 'identify', userId: 'u1', anonymousId: 'u1' }), DEFAULT_CONVERSION_EVENTS)).toEqual({});
+    expect(attributionFromMessage(item({ type: 'track', event: 'x', anonymousId: 'a1' }), DEFAULT_CONVERSION_EVENTS).link).toBeUndefined();
+    expect(
+      attributionFromMessage(item({ type: 'identify', userId: 'u1', anonymousId: 'x'.repeat(1000) }), DEFAULT_CONVERSION_EVENTS),
+    ).toEqual({});
   });
 
   it('reads a utm campaign as a touch of the application-scoped visitor', () => {

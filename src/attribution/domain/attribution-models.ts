@@ -1,7 +1,7 @@
 import { ValidationError } from '../../shared/errors.js';
 import type { Conversion } from './conversion.js';
 import { compareTouches, type Touch } from './touch.js';
-import { sameVisitor, shiftInstant, type ExternalId, type Instant } from './values.js';
+import { sameVisitor, shiftInstant, type ExternalId, type Instant, type Visitor } from './values.js';
 
 export const ATTRIBUTION_MODELS = ['first_touch', 'last_touch', 'linear', 'position_based'] as const;
 export type AttributionModel = (typeof ATTRIBUTION_MODELS)[number];
@@ -72,14 +72,21 @@ export function conversionsReachedBy(touch: Pick<Touch, 'occurredAt'>, lookbackM
 }
 
 /**
- * Credits of a conversion under every model, from the visitor's touches in its lookback window.
- * Only the touches' `occurred_at` orders them, never their arrival, so the result is the same
+ * Credits of a conversion under every model, from the touches in its lookback window of its visitor and
+ * of the anonymous ids known to be that visitor (`identities`). Only the touches' `occurred_at` orders them, never their arrival, so the result is the same
  * whatever order the events were delivered in. Several touches of one campaign add up into one credit.
  */
-export function attributeConversion(conversion: Conversion, touches: readonly Touch[], lookbackMs: number): Credit[] {
+export function attributeConversion(
+  conversion: Conversion,
+  touches: readonly Touch[],
+  lookbackMs: number,
+  identities: readonly Visitor[] = [conversion.visitor],
+): Credit[] {
   const window = lookbackWindowOf(conversion, lookbackMs);
   const eligible = touches
-    .filter((t) => sameVisitor(t.visitor, conversion.visitor) && t.occurredAt >= window.from && t.occurredAt <= window.to)
+    .filter(
+      (t) => identities.some((visitor) => sameVisitor(t.visitor, visitor)) && t.occurredAt >= window.from && t.occurredAt <= window.to,
+    )
     .sort(compareTouches);
   return ATTRIBUTION_MODELS.flatMap((model) => {
     const byCampaign = new Map<string, { partnerId: ExternalId; campaignId: ExternalId; share: number }>();

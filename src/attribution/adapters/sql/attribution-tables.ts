@@ -31,6 +31,8 @@ export type ScopeTotalsRow = {
   engagements: number | string;
   unique_visitors: number | string;
 };
+/** An anonymous id (`anonymous_id`) known to be a user (`user_id`) of one application. */
+export type IdentityLinkRow = { app_id: string; anonymous_id: string; user_id: string };
 export type CreditRow = { conversion_id: string; model: string; partner_id: string; campaign_id: string; share: number; value: number };
 
 type Tables = {
@@ -39,6 +41,7 @@ type Tables = {
   attribution_scope_totals: ScopeTotalsRow;
   attribution_scope_visitors: { scope: string; scope_id: string; app_id: string; visitor_id: string };
   attribution_credits: CreditRow;
+  attribution_identity_links: IdentityLinkRow;
 };
 
 export const tables = (db: Kysely<object>) => db.withTables<Tables>();

@@ -146,11 +146,44 @@ const visitorsOfTheirApplication: Migration = {
   },
 };
 
+/**
+ * The anonymous ids known to be an SDK user (decision 0038). Earlier messages tied ids too, so where
+ * SDK messages were attributed before, the subscriber is asked to rebuild from the log, which finds
+ * those ties and credits the users' conversions from their anonymous touches.
+ */
+const identityLinks: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('attribution_identity_links')
+      .addColumn('app_id', 'text', (c) => c.notNull())
+      .addColumn('anonymous_id', 'text', (c) => c.notNull())
+      .addColumn('user_id', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('attribution_identity_links_pk', ['app_id', 'anonymous_id', 'user_id'])
+      .execute();
+    await db.schema
+      .createIndex('attribution_identity_links_user')
+      .on('attribution_identity_links')
+      .columns(['app_id', 'user_id'])
+      .execute();
+    const tables = db.withTables<{ attribution_touches: { app_id: string }; attribution_conversions: { app_id: string } }>();
+    const sdkFacts = async (table: 'attribution_touches' | 'attribution_conversions') =>
+      (await tables.selectFrom(table).select('app_id').where('app_id', '<>', '').limit(1).executeTakeFirst()) !== undefined;
+    if ((await sdkFacts('attribution_touches')) || (await sdkFacts('attribution_conversions'))) {
+      await requestReplay(
+        db as Kysely<object>,
+        'attribution',
+        "an SDK user's conversions are credited from their anonymous ids' touches too",
+      );
+    }
+  },
+};
+
 export const attributionMigrations: MigrationSet = {
   owner: 'attribution',
   migrations: {
     '0001_create_attribution_tables': createAttributionTables,
     '0002_credits_in_byte_order': creditsInByteOrder,
     '0003_visitors_of_their_application': visitorsOfTheirApplication,
+    '0004_identity_links': identityLinks,
   },
 };

@@ -1,10 +1,22 @@
 import type { Kysely } from 'kysely';
 import { scopesOf, type AttributionLedger } from '../../application/ports.js';
 import type { Conversion } from '../../domain/conversion.js';
-import type { Touch } from '../../domain/touch.js';
+import type { IdentityLink } from '../../domain/analytics-message.js';
+import { compareTouches, type Touch } from '../../domain/touch.js';
+import type { Instant } from '../../domain/values.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
-import { appColumnOf, COUNT_COLUMN, conversionOf, tables, touchOf, type ConversionRow, type TouchRow } from './attribution-tables.js';
+import {
+  appColumnOf,
+  COUNT_COLUMN,
+  conversionOf,
+  tables,
+  touchOf,
+  visitorOf,
+  type ConversionRow,
+  type IdentityLinkRow,
+  type TouchRow,
+} from './attribution-tables.js';
 
 /** The items whose keys came back from an insert, each once, in the order given. */
 function keptOf<T>(items: readonly T[], keyOf: (item: T) => string, returned: ReadonlySet<string>): T[] {
@@ -56,6 +68,13 @@ const conversionRowOf = (conversion: Conversion): ConversionRow => ({
   occurred_at: conversion.occurredAt,
   recorded_at: conversion.recordedAt,
 });
+
+const linkRowOf = (link: IdentityLink): IdentityLinkRow => ({
+  app_id: appColumnOf(link.user),
+  anonymous_id: link.anonymous.id,
+  user_id: link.user.id,
+});
+const linkKey = (row: IdentityLinkRow) => JSON.stringify([row.app_id, row.anonymous_id, row.user_id]);
 
 type ScopeCount = { scope: string; scope_id: string; clicks: number; views: number; engagements: number; unique_visitors: number };
 
@@ -152,31 +171,83 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       return rows.map(conversionOf);
     },
 
-    async touchesOf(visitor, range) {
-      const rows = await t
-        .selectFrom('attribution_touches')
-        .selectAll()
-        .where('app_id', '=', appColumnOf(visitor))
-        .where('visitor_id', '=', visitor.id)
-        .where('occurred_at', '>=', range.from)
-        .where('occurred_at', '<=', range.to)
-        .orderBy('occurred_at')
-        .orderBy('tracking_event_id')
-        .execute();
-      return rows.map(touchOf);
+    async addLinks(links) {
+      const returned = new Set<string>();
+      const rows = links.map(linkRowOf);
+      for (const piece of rowPieces(db, rows)) {
+        const kept = await t
+          .insertInto('attribution_identity_links')
+          .values(piece)
+          .onConflict((oc) => oc.columns(['app_id', 'anonymous_id', 'user_id']).doNothing())
+          .returning(['app_id', 'anonymous_id', 'user_id'])
+          .execute();
+        for (const row of kept) returned.add(linkKey(row));
+      }
+      return keptOf(links, (link) => linkKey(linkRowOf(link)), returned);
     },
 
-    async hasTouches(visitor, range) {
+    async anonymousIdsOf(user) {
+      const rows = await t
+        .selectFrom('attribution_identity_links')
+        .select(['app_id', 'anonymous_id'])
+        .where('app_id', '=', appColumnOf(user))
+        .where('user_id', '=', user.id)
+        .execute();
+      return rows.map((row) => visitorOf({ app_id: row.app_id, visitor_id: row.anonymous_id }));
+    },
+
+    async usersOf(anonymous) {
+      const rows = await t
+        .selectFrom('attribution_identity_links')
+        .select(['app_id', 'user_id'])
+        .where('app_id', '=', appColumnOf(anonymous))
+        .where('anonymous_id', '=', anonymous.id)
+        .execute();
+      return rows.map((row) => visitorOf({ app_id: row.app_id, visitor_id: row.user_id }));
+    },
+
+    async touchSpan(visitor) {
       const row = await t
         .selectFrom('attribution_touches')
-        .select('tracking_event_id')
+        .select((eb) => [eb.fn.min('occurred_at').as('first'), eb.fn.max('occurred_at').as('last')])
         .where('app_id', '=', appColumnOf(visitor))
         .where('visitor_id', '=', visitor.id)
-        .where('occurred_at', '>=', range.from)
-        .where('occurred_at', '<=', range.to)
-        .limit(1)
         .executeTakeFirst();
-      return row !== undefined;
+      return row?.first && row.last ? { from: row.first as Instant, to: row.last as Instant } : undefined;
+    },
+
+    async touchesOf(visitors, range) {
+      const touches: Touch[] = [];
+      for (const visitor of visitors) {
+        const rows = await t
+          .selectFrom('attribution_touches')
+          .selectAll()
+          .where('app_id', '=', appColumnOf(visitor))
+          .where('visitor_id', '=', visitor.id)
+          .where('occurred_at', '>=', range.from)
+          .where('occurred_at', '<=', range.to)
+          .orderBy('occurred_at')
+          .orderBy('tracking_event_id')
+          .execute();
+        touches.push(...rows.map(touchOf));
+      }
+      return visitors.length > 1 ? touches.sort(compareTouches) : touches;
+    },
+
+    async hasTouches(visitors, range) {
+      for (const visitor of visitors) {
+        const row = await t
+          .selectFrom('attribution_touches')
+          .select('tracking_event_id')
+          .where('app_id', '=', appColumnOf(visitor))
+          .where('visitor_id', '=', visitor.id)
+          .where('occurred_at', '>=', range.from)
+          .where('occurred_at', '<=', range.to)
+          .limit(1)
+          .executeTakeFirst();
+        if (row !== undefined) return true;
+      }
+      return false;
     },
 
     async replaceCredits(credited) {
@@ -205,6 +276,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       await t.deleteFrom('attribution_scope_totals').execute();
       await t.deleteFrom('attribution_conversions').execute();
       await t.deleteFrom('attribution_touches').execute();
+      await t.deleteFrom('attribution_identity_links').execute();
     },
   };
 }

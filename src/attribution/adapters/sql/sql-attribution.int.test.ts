@@ -23,7 +23,7 @@ import { attributionSubscriber } from '../../application/attribution-subscriber.
 import { getConversionAttribution, getScopeAttribution, getVisitorJourney } from '../../application/queries.js';
 import { lookbackOfDays, type AttributionModel } from '../../domain/attribution-models.js';
 import { DEFAULT_WEIGHTS } from '../../domain/interaction-weights.js';
-import type { ExternalId } from '../../domain/values.js';
+import { sdkVisitor, type ExternalId, type Instant } from '../../domain/values.js';
 import { attributionMigrations } from './migrations.js';
 import { sqlAttributionLedger } from './sql-attribution-ledger.js';
 import { sqlAttributionViews } from './sql-attribution-views.js';
@@ -326,7 +326,10 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
                 VALUES ('s-2', 'linear', 'ads', 'colon', 1, 40)`.execute(db);
       await store.transaction((tx) => saveCheckpoint(tx.db, 'attribution', events.at(-1)?.position ?? 0, new Date().toISOString()));
 
-      expect(await opened?.migrate(attributionMigrations)).toEqual(['attribution/0003_visitors_of_their_application']);
+      expect(await opened?.migrate(attributionMigrations)).toEqual([
+        'attribution/0003_visitors_of_their_application',
+        'attribution/0004_identity_links',
+      ]);
       expect([...(await replayRequests(db, ['attribution'])).keys()]).toEqual(['attribution']);
       expect(await dump()).toEqual({ touches: [], conversions: [], totals: [], visitors: [], credits: [] });
 
@@ -352,6 +355,43 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       await reopen(before0003);
       await opened?.migrate(attributionMigrations);
       expect(await replayRequests(db, ['attribution'])).toEqual(new Map());
+    });
+  });
+
+  describe.skipIf(!available)("an SDK user's anonymous ids", () => {
+    it('keeps each link once, finds it both ways, and reads the touches of several visitors in the order they occurred', async () => {
+      const ledger = sqlAttributionLedger(db);
+      const visitor = (id: string, appId = 'shop') => sdkVisitor(appId, id as ExternalId);
+      const link = { anonymous: visitor('a1'), user: visitor('u1') };
+      expect(await ledger.addLinks([link, link, { anonymous: visitor('a2'), user: visitor('u1') }])).toHaveLength(2);
+      expect(await ledger.addLinks([link, { anonymous: visitor('a1'), user: visitor('u1', 'blog') }])).toEqual([
+        { anonymous: visitor('a1'), user: visitor('u1', 'blog') },
+      ]);
+      expect((await ledger.anonymousIdsOf(visitor('u1'))).map((v) => v.id).sort()).toEqual(['a1', 'a2']);
+      expect(await ledger.usersOf(visitor('a1'))).toEqual([visitor('u1')]);
+      expect(await ledger.usersOf(visitor('a1', 'other'))).toEqual([]);
+
+      const touch = (id: string, who: string, at: string) => ({
+        trackingEventId: id,
+        visitor: visitor(who),
+        partnerId: 'ads' as ExternalId,
+        campaignId: 'winter' as ExternalId,
+        interactionType: 'view' as const,
+        occurredAt: at as Instant,
+      });
+      await ledger.addTouches([
+        touch('t3', 'u1', '2026-11-03T00:00:00.000Z'),
+        touch('t1', 'a1', '2026-11-01T00:00:00.000Z'),
+        touch('t2', 'a2', '2026-11-02T00:00:00.000Z'),
+        touch('t4', 'a1', '2026-11-04T00:00:00.000Z'),
+      ]);
+      const all = { from: '2026-10-01T00:00:00.000Z' as Instant, to: '2026-12-01T00:00:00.000Z' as Instant };
+      const read = await ledger.touchesOf([visitor('u1'), visitor('a1'), visitor('a2')], all);
+      expect(read.map((t) => t.trackingEventId)).toEqual(['t1', 't2', 't3', 't4']);
+      expect(await ledger.hasTouches([visitor('nobody'), visitor('a2')], all)).toBe(true);
+      expect(await ledger.hasTouches([visitor('nobody')], all)).toBe(false);
+      expect(await ledger.touchSpan(visitor('a1'))).toEqual({ from: '2026-11-01T00:00:00.000Z', to: '2026-11-04T00:00:00.000Z' });
+      expect(await ledger.touchSpan(visitor('nobody'))).toBeUndefined();
     });
   });
 
