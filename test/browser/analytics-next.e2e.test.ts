@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
 import { createSource, eventsOf } from '../support/analytics-source.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -109,6 +109,11 @@ describe.skipIf(!hasChromium)('@segment/analytics-next in headless Chromium, poi
     expect(context.campaign).toMatchObject({ source: 'newsletter', name: 'winter' });
     expect(context.ip).toBe('127.0.0.1');
     expect(stored[2]?.payload.userId).toBe('shopper-1');
+    // The campaign visit was the anonymous visitor's and the orders the signed-in user's: the anonymousId the
+    // SDK sends beside the userId after identify makes them one person, so the campaign earns the orders.
+    await intake.subscriptions.caughtUp();
+    const campaign = await intake.app.inject({ method: 'GET', url: '/api/v1/attribution/campaigns/winter', headers: auth });
+    expect(campaign.json()).toMatchObject({ campaign_id: 'winter', conversions: 3, attributed_value: 10 + 11 + 12 });
     await page.close();
   });
 });
