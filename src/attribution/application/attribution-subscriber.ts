@@ -4,6 +4,7 @@ import {
   attributionFromMessage,
   DEFAULT_CONVERSION_EVENTS,
   mayAttribute,
+  TIE_LIMITS,
   type ConversionEvents,
   type IdentityLink,
 } from '../domain/analytics-message.js';
@@ -66,7 +67,7 @@ export function attributionSubscriber({
       // from the stored facts, so the order of events within a batch cannot change the result.
       const stale = staleConversions();
       // A user's every message carries the same tie: each is offered once a batch.
-      const newLinks = await ledger.addLinks([...new Map(links.map((link) => [linkKey(link), link])).values()]);
+      const newLinks = await ledger.addLinks([...new Map(links.map((link) => [linkKey(link), link])).values()], TIE_LIMITS);
       const newTouches = await ledger.addTouches(touches);
       await ledger.countTouches(newTouches);
       for (const touch of newTouches) {

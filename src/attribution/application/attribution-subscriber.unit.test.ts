@@ -22,11 +22,16 @@ function memoryLedger() {
   const ledger: AttributionLedger = {
     addTouches: async (added) => (touches.push(...added), [...added]),
     addConversions: async (added) => (conversions.push(...added), [...added]),
-    addLinks: async (added) => {
-      const fresh = added.filter(
-        (link) => !links.some((known) => sameVisitor(known.anonymous, link.anonymous) && sameVisitor(known.user, link.user)),
-      );
-      links.push(...fresh);
+    addLinks: async (added, limits) => {
+      const fresh: IdentityLink[] = [];
+      for (const link of added) {
+        const known = (l: IdentityLink) => sameVisitor(l.anonymous, link.anonymous) && sameVisitor(l.user, link.user);
+        if (links.some(known)) continue;
+        if (links.filter((l) => sameVisitor(l.user, link.user)).length >= limits.anonymousIdsPerUser) continue;
+        if (links.filter((l) => sameVisitor(l.anonymous, link.anonymous)).length >= limits.usersPerAnonymousId) continue;
+        links.push(link);
+        fresh.push(link);
+      }
       return fresh;
     },
     anonymousIdsOf: async (user) => links.filter((link) => sameVisitor(link.user, user)).map((link) => link.anonymous),

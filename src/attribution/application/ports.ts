@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Page, PageRequest } from '../../shared/pagination.js';
 import type { AttributionModel, Credit, TimeRange } from '../domain/attribution-models.js';
-import type { IdentityLink } from '../domain/analytics-message.js';
+import type { IdentityLink, TieLimits } from '../domain/analytics-message.js';
 import type { Conversion } from '../domain/conversion.js';
 import type { InteractionCounts } from '../domain/interaction-weights.js';
 import type { Touch } from '../domain/touch.js';
@@ -24,8 +24,11 @@ export interface AttributionLedger {
   addConversions(conversions: readonly Conversion[]): Promise<Conversion[]>;
   /** Counts each touch's interaction in its scopes' totals, and its visitor once per scope; give each touch once. */
   countTouches(touches: readonly Touch[]): Promise<void>;
-  /** Keeps the links between anonymous ids and users; gives back those not kept before. */
-  addLinks(links: readonly IdentityLink[]): Promise<IdentityLink[]>;
+  /**
+   * Keeps the links between anonymous ids and users, in the order given, each while neither its user nor
+   * its anonymous id has reached its limit; gives back those kept now (not before).
+   */
+  addLinks(links: readonly IdentityLink[], limits: TieLimits): Promise<IdentityLink[]>;
   /** The anonymous ids known to be this user. */
   anonymousIdsOf(user: Visitor): Promise<Visitor[]>;
   /** The users this anonymous id is known to be. */

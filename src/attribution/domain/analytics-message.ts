@@ -54,6 +54,14 @@ export interface IdentityLink {
   readonly user: Visitor;
 }
 
+/**
+ * How many ties count, in the order the log holds them; later ones are ignored. A backend that sends a
+ * fresh `anonymousId` with every call of a user, or one constant `anonymousId` with every user, would
+ * otherwise make each conversion read thousands of ids' touches, or each touch re-credit thousands of users.
+ */
+export const TIE_LIMITS = { anonymousIdsPerUser: 100, usersPerAnonymousId: 10 } as const;
+export type TieLimits = { readonly anonymousIdsPerUser: number; readonly usersPerAnonymousId: number };
+
 export interface FromMessage {
   readonly touch?: Touch;
   readonly conversion?: Conversion;

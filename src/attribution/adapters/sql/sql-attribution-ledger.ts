@@ -3,7 +3,7 @@ import { scopesOf, type AttributionLedger } from '../../application/ports.js';
 import type { Conversion } from '../../domain/conversion.js';
 import type { IdentityLink } from '../../domain/analytics-message.js';
 import { compareTouches, type Touch } from '../../domain/touch.js';
-import type { Instant } from '../../domain/values.js';
+import type { Instant, Visitor } from '../../domain/values.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import {
@@ -74,7 +74,16 @@ const linkRowOf = (link: IdentityLink): IdentityLinkRow => ({
   anonymous_id: link.anonymous.id,
   user_id: link.user.id,
 });
-const linkKey = (row: IdentityLinkRow) => JSON.stringify([row.app_id, row.anonymous_id, row.user_id]);
+
+/** Visitor ids by the application column they are kept under, for one `in` list each. */
+function idsByApplication(visitors: readonly Visitor[]): Map<string, string[]> {
+  const byApp = new Map<string, string[]>();
+  for (const visitor of visitors) {
+    const app = appColumnOf(visitor);
+    byApp.set(app, [...(byApp.get(app) ?? []), visitor.id]);
+  }
+  return byApp;
+}
 
 type ScopeCount = { scope: string; scope_id: string; clicks: number; views: number; engagements: number; unique_visitors: number };
 
@@ -171,19 +180,54 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       return rows.map(conversionOf);
     },
 
-    async addLinks(links) {
-      const returned = new Set<string>();
-      const rows = links.map(linkRowOf);
-      for (const piece of rowPieces(db, rows)) {
-        const kept = await t
+    async addLinks(links, limits) {
+      // Each user's and each anonymous id's ties, read once a batch, up to their limits.
+      const idsOfUser = new Map<string, Set<string>>();
+      const usersOfId = new Map<string, Set<string>>();
+      const tiesOf = async (cache: Map<string, Set<string>>, key: string, read: () => Promise<string[]>) => {
+        let known = cache.get(key);
+        if (!known) cache.set(key, (known = new Set(await read())));
+        return known;
+      };
+      const kept: IdentityLink[] = [];
+      for (const link of links) {
+        const row = linkRowOf(link);
+        const ids = await tiesOf(idsOfUser, JSON.stringify([row.app_id, row.user_id]), async () =>
+          (
+            await t
+              .selectFrom('attribution_identity_links')
+              .select('anonymous_id')
+              .where('app_id', '=', row.app_id)
+              .where('user_id', '=', row.user_id)
+              .limit(limits.anonymousIdsPerUser)
+              .execute()
+          ).map((r) => r.anonymous_id),
+        );
+        if (ids.has(row.anonymous_id) || ids.size >= limits.anonymousIdsPerUser) continue;
+        const users = await tiesOf(usersOfId, JSON.stringify([row.app_id, row.anonymous_id]), async () =>
+          (
+            await t
+              .selectFrom('attribution_identity_links')
+              .select('user_id')
+              .where('app_id', '=', row.app_id)
+              .where('anonymous_id', '=', row.anonymous_id)
+              .limit(limits.usersPerAnonymousId)
+              .execute()
+          ).map((r) => r.user_id),
+        );
+        if (users.size >= limits.usersPerAnonymousId) continue;
+        ids.add(row.anonymous_id);
+        users.add(row.user_id);
+        kept.push(link);
+      }
+      for (const piece of rowPieces(db, kept.map(linkRowOf))) {
+        await t
           .insertInto('attribution_identity_links')
           .values(piece)
           .onConflict((oc) => oc.columns(['app_id', 'anonymous_id', 'user_id']).doNothing())
-          .returning(['app_id', 'anonymous_id', 'user_id'])
           .execute();
-        for (const row of kept) returned.add(linkKey(row));
       }
-      return keptOf(links, (link) => linkKey(linkRowOf(link)), returned);
+      return kept;
     },
 
     async anonymousIdsOf(user) {
@@ -218,34 +262,36 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
 
     async touchesOf(visitors, range) {
       const touches: Touch[] = [];
-      for (const visitor of visitors) {
-        const rows = await t
-          .selectFrom('attribution_touches')
-          .selectAll()
-          .where('app_id', '=', appColumnOf(visitor))
-          .where('visitor_id', '=', visitor.id)
-          .where('occurred_at', '>=', range.from)
-          .where('occurred_at', '<=', range.to)
-          .orderBy('occurred_at')
-          .orderBy('tracking_event_id')
-          .execute();
-        touches.push(...rows.map(touchOf));
+      for (const [app, ids] of idsByApplication(visitors)) {
+        for (const piece of keyPieces(db, ids)) {
+          const rows = await t
+            .selectFrom('attribution_touches')
+            .selectAll()
+            .where('app_id', '=', app)
+            .where('visitor_id', 'in', piece)
+            .where('occurred_at', '>=', range.from)
+            .where('occurred_at', '<=', range.to)
+            .execute();
+          touches.push(...rows.map(touchOf));
+        }
       }
-      return visitors.length > 1 ? touches.sort(compareTouches) : touches;
+      return touches.sort(compareTouches);
     },
 
     async hasTouches(visitors, range) {
-      for (const visitor of visitors) {
-        const row = await t
-          .selectFrom('attribution_touches')
-          .select('tracking_event_id')
-          .where('app_id', '=', appColumnOf(visitor))
-          .where('visitor_id', '=', visitor.id)
-          .where('occurred_at', '>=', range.from)
-          .where('occurred_at', '<=', range.to)
-          .limit(1)
-          .executeTakeFirst();
-        if (row !== undefined) return true;
+      for (const [app, ids] of idsByApplication(visitors)) {
+        for (const piece of keyPieces(db, ids)) {
+          const row = await t
+            .selectFrom('attribution_touches')
+            .select('tracking_event_id')
+            .where('app_id', '=', app)
+            .where('visitor_id', 'in', piece)
+            .where('occurred_at', '>=', range.from)
+            .where('occurred_at', '<=', range.to)
+            .limit(1)
+            .executeTakeFirst();
+          if (row !== undefined) return true;
+        }
       }
       return false;
     },

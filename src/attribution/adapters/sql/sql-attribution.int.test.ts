@@ -20,6 +20,7 @@ import { listParked, replayRequests, saveCheckpoint } from '../../../shared/subs
 import { inProcessSubscriptions } from '../../../shared/subscriptions/in-process-subscriptions.js';
 import { subscriptionMigrations } from '../../../shared/subscriptions/migrations.js';
 import { attributionSubscriber } from '../../application/attribution-subscriber.js';
+import { TIE_LIMITS } from '../../domain/analytics-message.js';
 import { getConversionAttribution, getScopeAttribution, getVisitorJourney } from '../../application/queries.js';
 import { lookbackOfDays, type AttributionModel } from '../../domain/attribution-models.js';
 import { DEFAULT_WEIGHTS } from '../../domain/interaction-weights.js';
@@ -363,8 +364,8 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       const ledger = sqlAttributionLedger(db);
       const visitor = (id: string, appId = 'shop') => sdkVisitor(appId, id as ExternalId);
       const link = { anonymous: visitor('a1'), user: visitor('u1') };
-      expect(await ledger.addLinks([link, link, { anonymous: visitor('a2'), user: visitor('u1') }])).toHaveLength(2);
-      expect(await ledger.addLinks([link, { anonymous: visitor('a1'), user: visitor('u1', 'blog') }])).toEqual([
+      expect(await ledger.addLinks([link, link, { anonymous: visitor('a2'), user: visitor('u1') }], TIE_LIMITS)).toHaveLength(2);
+      expect(await ledger.addLinks([link, { anonymous: visitor('a1'), user: visitor('u1', 'blog') }], TIE_LIMITS)).toEqual([
         { anonymous: visitor('a1'), user: visitor('u1', 'blog') },
       ]);
       expect((await ledger.anonymousIdsOf(visitor('u1'))).map((v) => v.id).sort()).toEqual(['a1', 'a2']);
@@ -392,6 +393,21 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       expect(await ledger.hasTouches([visitor('nobody')], all)).toBe(false);
       expect(await ledger.touchSpan(visitor('a1'))).toEqual({ from: '2026-11-01T00:00:00.000Z', to: '2026-11-04T00:00:00.000Z' });
       expect(await ledger.touchSpan(visitor('nobody'))).toBeUndefined();
+    });
+  });
+
+  describe.skipIf(!available)('ties beyond their limits', () => {
+    it("keeps a user's first anonymous ids and an anonymous id's first users, in the order given, and ignores the rest", async () => {
+      const ledger = sqlAttributionLedger(db);
+      const visitor = (id: string) => sdkVisitor('shop', id as ExternalId);
+      const tie = (anonymous: string, user: string) => ({ anonymous: visitor(anonymous), user: visitor(user) });
+      const limits = { anonymousIdsPerUser: 2, usersPerAnonymousId: 2 };
+      const kept = await ledger.addLinks([tie('a1', 'u1'), tie('a2', 'u1'), tie('a3', 'u1'), tie('a1', 'u2')], limits);
+      expect(kept).toEqual([tie('a1', 'u1'), tie('a2', 'u1'), tie('a1', 'u2')]);
+      // Later batches see the limits reached by earlier ones.
+      expect(await ledger.addLinks([tie('a4', 'u1'), tie('a1', 'u3'), tie('a5', 'u3')], limits)).toEqual([tie('a5', 'u3')]);
+      expect((await ledger.anonymousIdsOf(visitor('u1'))).map((v) => v.id).sort()).toEqual(['a1', 'a2']);
+      expect((await ledger.usersOf(visitor('a1'))).map((v) => v.id).sort()).toEqual(['u1', 'u2']);
     });
   });
 
