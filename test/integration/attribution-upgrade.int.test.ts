@@ -150,5 +150,17 @@ describe("upgrading a database whose attribution did not know an SDK user's anon
     const order = await get(upgraded, `/api/v1/attribution/conversions/${orderId}`);
     expect(order.body).toMatchObject({ visitor_id: 'user-7', credits: { last_touch: [{ campaign_id: 'spring', value: 30 }] } });
     expect(await replayRequests(upgraded.db, ['attribution'])).toEqual(new Map());
+    // The user's journey holds the anonymous id's touch, which the order was credited from.
+    const journey = await get(upgraded, '/api/v1/attribution/visitors/user-7?app_id=stitch-shop');
+    expect(journey.body).toMatchObject({
+      visitor_id: 'user-7',
+      anonymous_ids: ['anon-7'],
+      first_touch: { visitor_id: 'anon-7', campaign_id: 'spring' },
+      conversions: 1,
+      touches: [{ visitor_id: 'anon-7', campaign_id: 'spring' }],
+    });
+    // The anonymous id's own journey is its own.
+    const anonymous = await get(upgraded, '/api/v1/attribution/visitors/anon-7?app_id=stitch-shop');
+    expect(anonymous.body).toMatchObject({ visitor_id: 'anon-7', anonymous_ids: [], conversions: 0, touches: [{ visitor_id: 'anon-7' }] });
   });
 });

@@ -64,9 +64,12 @@ export interface CreditTotals {
 export interface AttributionViews {
   totals(scope: Scope): Promise<ScopeTotals | undefined>;
   credited(scope: Scope, model: AttributionModel): Promise<CreditTotals>;
-  firstTouch(visitor: Visitor): Promise<Touch | undefined>;
-  lastTouch(visitor: Visitor): Promise<Touch | undefined>;
-  touches(visitor: Visitor, page: PageRequest): Promise<Page<Touch>>;
+  /** The anonymous ids known to be this SDK user (see `AttributionLedger.anonymousIdsOf`). */
+  anonymousIdsOf(user: Visitor): Promise<Visitor[]>;
+  /** The first and last touch of any of these visitors, and a page of their touches in the order they occurred. */
+  firstTouch(visitors: readonly Visitor[]): Promise<Touch | undefined>;
+  lastTouch(visitors: readonly Visitor[]): Promise<Touch | undefined>;
+  touches(visitors: readonly Visitor[], page: PageRequest): Promise<Page<Touch>>;
   conversionCount(visitor: Visitor): Promise<number>;
   conversion(conversionId: string): Promise<Conversion | undefined>;
   creditsOf(conversionId: string): Promise<Credit[]>;

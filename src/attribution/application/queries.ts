@@ -19,6 +19,8 @@ export interface ScopeAttribution {
 
 export interface VisitorJourney {
   readonly visitor: Visitor;
+  /** The anonymous ids known to be this SDK user: their touches are the user's journey too. */
+  readonly anonymousIds: readonly Visitor[];
   readonly firstTouch: Touch | null;
   readonly lastTouch: Touch | null;
   readonly conversions: number;
@@ -58,17 +60,20 @@ export const getScopeAttribution =
 export const getVisitorJourney =
   (views: AttributionViews) =>
   async (visitor: Visitor, page: PageRequest): Promise<VisitorJourney> => {
+    // The touches a user's conversions are credited from: their own and their anonymous ids'.
+    const anonymousIds = visitor.appId === null ? [] : await views.anonymousIdsOf(visitor);
+    const identities = [visitor, ...anonymousIds];
     const [firstTouch, lastTouch, conversions, touches] = await Promise.all([
-      views.firstTouch(visitor),
-      views.lastTouch(visitor),
+      views.firstTouch(identities),
+      views.lastTouch(identities),
       views.conversionCount(visitor),
-      views.touches(visitor, page),
+      views.touches(identities, page),
     ]);
     if (!firstTouch && conversions === 0) {
       const whose = visitor.appId === null ? 'of the tracking API' : `of application ${visitor.appId}`;
       throw new NotFoundError('attribution.visitor-not-found', `no touches of visitor ${visitor.id} ${whose} yet`);
     }
-    return { visitor, firstTouch: firstTouch ?? null, lastTouch: lastTouch ?? null, conversions, touches };
+    return { visitor, anonymousIds, firstTouch: firstTouch ?? null, lastTouch: lastTouch ?? null, conversions, touches };
   };
 
 export const getConversionAttribution =

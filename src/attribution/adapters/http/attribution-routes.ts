@@ -52,6 +52,7 @@ const PartnerAttribution = Type.Object({ partner_id: Type.String(), ...attributi
 const TouchSchema = Type.Object(
   {
     tracking_event_id: Type.String(),
+    visitor_id: Type.String({ description: 'Whose touch it is: the visitor asked for, or one of its anonymous ids' }),
     partner_id: Type.String(),
     campaign_id: Type.String(),
     interaction_type: Type.String(),
@@ -66,6 +67,10 @@ const AppIdOfVisitor = Type.Union([Type.String(), Type.Null()], {
 const Journey = Type.Object({
   app_id: AppIdOfVisitor,
   visitor_id: Type.String(),
+  anonymous_ids: Type.Array(Type.String(), {
+    description:
+      "The anonymous ids known to be this SDK user (an anonymousId sent beside the userId, an alias's previousId): their touches are listed with the user's",
+  }),
   first_touch: TouchOrNull,
   last_touch: TouchOrNull,
   conversions: Type.Integer(),
@@ -107,6 +112,7 @@ const attributionBody = (attribution: ScopeAttribution) => ({
 
 const touchBody = (touch: Touch) => ({
   tracking_event_id: touch.trackingEventId,
+  visitor_id: touch.visitor.id,
   partner_id: touch.partnerId,
   campaign_id: touch.campaignId,
   interaction_type: touch.interactionType,
@@ -218,6 +224,7 @@ export function attributionHttp(handlers: AttributionHandlers): HttpContext {
           return {
             app_id: visitor.appId,
             visitor_id: visitor.id,
+            anonymous_ids: journey.anonymousIds.map((anonymous) => anonymous.id),
             first_touch: journey.firstTouch && touchBody(journey.firstTouch),
             last_touch: journey.lastTouch && touchBody(journey.lastTouch),
             conversions: journey.conversions,

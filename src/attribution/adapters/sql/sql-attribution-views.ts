@@ -4,7 +4,7 @@ import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { AttributionViews } from '../../application/ports.js';
 import type { Touch } from '../../domain/touch.js';
 import type { Visitor } from '../../domain/values.js';
-import { appColumnOf, conversionOf, creditOf, tables, touchOf } from './attribution-tables.js';
+import { appColumnOf, conversionOf, creditOf, tables, touchOf, visitorOf } from './attribution-tables.js';
 
 // A touch's place in a journey is (occurred_at, tracking_event_id); occurred_at never holds this separator.
 const SEPARATOR = '|';
@@ -24,12 +24,18 @@ function positionOf(cursor: string): { occurredAt: string; trackingEventId: stri
 /** Attribution's tables as its queries read them: each read is one index range. */
 export function sqlAttributionViews(db: Kysely<object>): AttributionViews {
   const t = tables(db);
-  const touchesInOrder = (visitor: Visitor, direction: 'asc' | 'desc') =>
+  // A journey's visitors are one visitor, or an SDK user and its anonymous ids, all of one application:
+  // one `in` list, bounded by the ties a user keeps (TIE_LIMITS).
+  const touchesInOrder = (visitors: readonly Visitor[], direction: 'asc' | 'desc') =>
     t
       .selectFrom('attribution_touches')
       .selectAll()
-      .where('app_id', '=', appColumnOf(visitor))
-      .where('visitor_id', '=', visitor.id)
+      .where('app_id', '=', appColumnOf(visitors[0] as Visitor))
+      .where(
+        'visitor_id',
+        'in',
+        visitors.map((visitor) => visitor.id),
+      )
       .orderBy('occurred_at', direction)
       .orderBy('tracking_event_id', direction);
 
@@ -63,18 +69,29 @@ export function sqlAttributionViews(db: Kysely<object>): AttributionViews {
       return { conversions: Number(row?.conversions ?? 0), value: Number(row?.value ?? 0) };
     },
 
-    async firstTouch(visitor) {
-      const row = await touchesInOrder(visitor, 'asc').limit(1).executeTakeFirst();
+    async anonymousIdsOf(user) {
+      const rows = await t
+        .selectFrom('attribution_identity_links')
+        .select(['app_id', 'anonymous_id'])
+        .where('app_id', '=', appColumnOf(user))
+        .where('user_id', '=', user.id)
+        .orderBy('anonymous_id')
+        .execute();
+      return rows.map((row) => visitorOf({ app_id: row.app_id, visitor_id: row.anonymous_id }));
+    },
+
+    async firstTouch(visitors) {
+      const row = await touchesInOrder(visitors, 'asc').limit(1).executeTakeFirst();
       return row && touchOf(row);
     },
 
-    async lastTouch(visitor) {
-      const row = await touchesInOrder(visitor, 'desc').limit(1).executeTakeFirst();
+    async lastTouch(visitors) {
+      const row = await touchesInOrder(visitors, 'desc').limit(1).executeTakeFirst();
       return row && touchOf(row);
     },
 
-    async touches(visitor, page) {
-      let query = touchesInOrder(visitor, 'asc').limit(page.limit + 1);
+    async touches(visitors, page) {
+      let query = touchesInOrder(visitors, 'asc').limit(page.limit + 1);
       if (page.cursor !== undefined) {
         const after = positionOf(page.cursor);
         query = query.where((eb) =>

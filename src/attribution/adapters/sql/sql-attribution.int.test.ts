@@ -393,6 +393,16 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       expect(await ledger.hasTouches([visitor('nobody')], all)).toBe(false);
       expect(await ledger.touchSpan(visitor('a1'))).toEqual({ from: '2026-11-01T00:00:00.000Z', to: '2026-11-04T00:00:00.000Z' });
       expect(await ledger.touchSpan(visitor('nobody'))).toBeUndefined();
+
+      // The user's journey: its anonymous ids' touches with its own, a page at a time in the order they occurred.
+      const journey = getVisitorJourney(views());
+      const first = await journey(visitor('u1'), { limit: 3 });
+      expect(first.anonymousIds.map((v) => v.id)).toEqual(['a1', 'a2']);
+      expect([first.firstTouch?.trackingEventId, first.lastTouch?.trackingEventId]).toEqual(['t1', 't4']);
+      expect(first.touches.items.map((t) => t.trackingEventId)).toEqual(['t1', 't2', 't3']);
+      const second = await journey(visitor('u1'), { limit: 3, cursor: first.touches.nextCursor ?? undefined });
+      expect(second.touches.items.map((t) => t.trackingEventId)).toEqual(['t4']);
+      expect((await journey(visitor('a2'), { limit: 10 })).touches.items.map((t) => t.trackingEventId)).toEqual(['t2']);
     });
   });
 
