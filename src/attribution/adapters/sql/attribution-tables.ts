@@ -88,3 +88,15 @@ export const creditOf = (row: CreditRow): Credit => ({
   share: Number(row.share),
   value: Number(row.value),
 });
+
+/** The anonymous ids tied to an SDK user, in order of id (at most `TIE_LIMITS.anonymousIdsPerUser`). */
+export async function anonymousIdsOf(db: Kysely<object>, user: Visitor): Promise<Visitor[]> {
+  const rows = await tables(db)
+    .selectFrom('attribution_identity_links')
+    .select(['app_id', 'anonymous_id'])
+    .where('app_id', '=', appColumnOf(user))
+    .where('user_id', '=', user.id)
+    .orderBy('anonymous_id')
+    .execute();
+  return rows.map((row) => visitorOf({ app_id: row.app_id, visitor_id: row.anonymous_id }));
+}

@@ -16,6 +16,7 @@ import {
   type ConversionRow,
   type IdentityLinkRow,
   type TouchRow,
+  anonymousIdsOf,
 } from './attribution-tables.js';
 
 /** The items whose keys came back from an insert, each once, in the order given. */
@@ -230,15 +231,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       return kept;
     },
 
-    async anonymousIdsOf(user) {
-      const rows = await t
-        .selectFrom('attribution_identity_links')
-        .select(['app_id', 'anonymous_id'])
-        .where('app_id', '=', appColumnOf(user))
-        .where('user_id', '=', user.id)
-        .execute();
-      return rows.map((row) => visitorOf({ app_id: row.app_id, visitor_id: row.anonymous_id }));
-    },
+    anonymousIdsOf: (user) => anonymousIdsOf(db, user),
 
     async usersOf(anonymous) {
       const rows = await t

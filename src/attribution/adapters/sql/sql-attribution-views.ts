@@ -4,7 +4,7 @@ import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { AttributionViews } from '../../application/ports.js';
 import type { Touch } from '../../domain/touch.js';
 import type { Visitor } from '../../domain/values.js';
-import { appColumnOf, conversionOf, creditOf, tables, touchOf, visitorOf } from './attribution-tables.js';
+import { appColumnOf, conversionOf, creditOf, tables, touchOf, anonymousIdsOf } from './attribution-tables.js';
 
 // A touch's place in a journey is (occurred_at, tracking_event_id); occurred_at never holds this separator.
 const SEPARATOR = '|';
@@ -69,16 +69,7 @@ export function sqlAttributionViews(db: Kysely<object>): AttributionViews {
       return { conversions: Number(row?.conversions ?? 0), value: Number(row?.value ?? 0) };
     },
 
-    async anonymousIdsOf(user) {
-      const rows = await t
-        .selectFrom('attribution_identity_links')
-        .select(['app_id', 'anonymous_id'])
-        .where('app_id', '=', appColumnOf(user))
-        .where('user_id', '=', user.id)
-        .orderBy('anonymous_id')
-        .execute();
-      return rows.map((row) => visitorOf({ app_id: row.app_id, visitor_id: row.anonymous_id }));
-    },
+    anonymousIdsOf: (user) => anonymousIdsOf(db, user),
 
     async firstTouch(visitors) {
       const row = await touchesInOrder(visitors, 'asc').limit(1).executeTakeFirst();
