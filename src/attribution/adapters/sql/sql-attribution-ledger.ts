@@ -183,39 +183,29 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
 
     async addLinks(links, limits) {
       // Each user's and each anonymous id's ties, read once a batch, up to their limits.
-      const idsOfUser = new Map<string, Set<string>>();
-      const usersOfId = new Map<string, Set<string>>();
-      const tiesOf = async (cache: Map<string, Set<string>>, key: string, read: () => Promise<string[]>) => {
-        let known = cache.get(key);
-        if (!known) cache.set(key, (known = new Set(await read())));
+      const cached = new Map<string, Set<string>>();
+      const tiesOf = async (app: string, by: 'user_id' | 'anonymous_id', id: string, limit: number) => {
+        const other = by === 'user_id' ? 'anonymous_id' : 'user_id';
+        const key = JSON.stringify([app, by, id]);
+        let known = cached.get(key);
+        if (!known) {
+          const rows = await t
+            .selectFrom('attribution_identity_links')
+            .select(other)
+            .where('app_id', '=', app)
+            .where(by, '=', id)
+            .limit(limit)
+            .execute();
+          cached.set(key, (known = new Set(rows.map((r) => r[other]))));
+        }
         return known;
       };
       const kept: IdentityLink[] = [];
       for (const link of links) {
         const row = linkRowOf(link);
-        const ids = await tiesOf(idsOfUser, JSON.stringify([row.app_id, row.user_id]), async () =>
-          (
-            await t
-              .selectFrom('attribution_identity_links')
-              .select('anonymous_id')
-              .where('app_id', '=', row.app_id)
-              .where('user_id', '=', row.user_id)
-              .limit(limits.anonymousIdsPerUser)
-              .execute()
-          ).map((r) => r.anonymous_id),
-        );
+        const ids = await tiesOf(row.app_id, 'user_id', row.user_id, limits.anonymousIdsPerUser);
         if (ids.has(row.anonymous_id) || ids.size >= limits.anonymousIdsPerUser) continue;
-        const users = await tiesOf(usersOfId, JSON.stringify([row.app_id, row.anonymous_id]), async () =>
-          (
-            await t
-              .selectFrom('attribution_identity_links')
-              .select('user_id')
-              .where('app_id', '=', row.app_id)
-              .where('anonymous_id', '=', row.anonymous_id)
-              .limit(limits.usersPerAnonymousId)
-              .execute()
-          ).map((r) => r.user_id),
-        );
+        const users = await tiesOf(row.app_id, 'anonymous_id', row.anonymous_id, limits.usersPerAnonymousId);
         if (users.size >= limits.usersPerAnonymousId) continue;
         ids.add(row.anonymous_id);
         users.add(row.user_id);
