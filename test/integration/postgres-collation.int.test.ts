@@ -35,7 +35,10 @@ const BYTE_ORDER_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   processing_pipelines: ['event_type'],
   validation_schemas: ['event_type', 'partner_id'],
   statistics_buckets: ['app_id', 'event_type'],
+  statistics_type_totals: ['app_id', 'event_type'],
+  statistics_bucket_totals: ['app_id'],
   attribution_credits: ['partner_id', 'campaign_id'],
+  attribution_identity_links: ['anonymous_id'],
   analytics_profile_ids: ['other_id'],
   analytics_profile_groups: ['group_id'],
 };

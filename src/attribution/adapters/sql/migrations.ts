@@ -165,6 +165,8 @@ const identityLinks: Migration = {
       .on('attribution_identity_links')
       .columns(['app_id', 'user_id'])
       .execute();
+    // A user's anonymous ids are listed by bytes on every database, as other names are.
+    await byteOrderColumns({ attribution_identity_links: ['anonymous_id'] }).up(db);
     const tables = db.withTables<{ attribution_touches: { app_id: string }; attribution_conversions: { app_id: string } }>();
     const sdkFacts = async (table: 'attribution_touches' | 'attribution_conversions') =>
       (await tables.selectFrom(table).select('app_id').where('app_id', '<>', '').limit(1).executeTakeFirst()) !== undefined;
