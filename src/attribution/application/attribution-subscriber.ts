@@ -70,11 +70,17 @@ export function attributionSubscriber({
       const newLinks = await ledger.addLinks([...new Map(links.map((link) => [linkKey(link), link])).values()], TIE_LIMITS);
       const newTouches = await ledger.addTouches(touches);
       await ledger.countTouches(newTouches);
+      // An SDK user's anonymous ids are theirs: a touch of one reaches the user's conversions too. Each
+      // visitor's users are read once a batch, however many of its touches it holds.
+      const usersOf = new Map<string, Visitor[]>();
       for (const touch of newTouches) {
         const reached = conversionsReachedBy(touch, lookbackMs);
         stale.add(touch.visitor, reached);
-        // An SDK user's anonymous ids are theirs: a touch of one reaches the user's conversions too.
-        if (touch.visitor.appId !== null) for (const user of await ledger.usersOf(touch.visitor)) stale.add(user, reached);
+        if (touch.visitor.appId === null) continue;
+        const key = visitorKey(touch.visitor);
+        let users = usersOf.get(key);
+        if (!users) usersOf.set(key, (users = await ledger.usersOf(touch.visitor)));
+        for (const user of users) stale.add(user, reached);
       }
       for (const conversion of await ledger.addConversions(conversions)) {
         stale.add(conversion.visitor, { from: conversion.occurredAt, to: conversion.occurredAt });

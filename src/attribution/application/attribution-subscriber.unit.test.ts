@@ -17,7 +17,7 @@ function memoryLedger() {
   const conversions: Conversion[] = [];
   const links: IdentityLink[] = [];
   const credits = new Map<string, readonly Credit[]>();
-  const reads = { conversions: 0 };
+  const reads = { conversions: 0, users: 0 };
   const ofAny = (visitors: readonly Visitor[]) => (t: Touch) => visitors.some((visitor) => sameVisitor(t.visitor, visitor));
   const ledger: AttributionLedger = {
     addTouches: async (added) => (touches.push(...added), [...added]),
@@ -35,7 +35,10 @@ function memoryLedger() {
       return fresh;
     },
     anonymousIdsOf: async (user) => links.filter((link) => sameVisitor(link.user, user)).map((link) => link.anonymous),
-    usersOf: async (anonymous) => links.filter((link) => sameVisitor(link.anonymous, anonymous)).map((link) => link.user),
+    usersOf: async (anonymous) => {
+      reads.users++;
+      return links.filter((link) => sameVisitor(link.anonymous, anonymous)).map((link) => link.user);
+    },
     touchSpan: async (visitor) => {
       const times = touches.filter((t) => sameVisitor(t.visitor, visitor)).map((t) => t.occurredAt);
       return times.length === 0
@@ -135,6 +138,16 @@ describe('the attribution subscriber', () => {
         for (const batch of batches) await subscriber.handle(batch, tx);
         expect(lastTouch(credits, 'o1')).toMatchObject({ partnerId: 'ads', campaignId: 'winter', share: 1, value: 80 });
       }
+    });
+
+    it("reads an anonymous id's users once a batch, however many of its touches the batch holds", async () => {
+      const { ledger, credits, reads } = memoryLedger();
+      const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs });
+      await subscriber.handle([identify('i1', 'u1', 'a1'), order('o1', { userId: 'u1' }, ORDER)], tx);
+      const visits = ['m1', 'm2', 'm3'].map((id, i) => campaignVisit(id, 'a1', `2026-12-03T1${i}:00:00.000Z`));
+      await subscriber.handle(visits, tx);
+      expect(reads.users).toBe(1);
+      expect(lastTouch(credits, 'o1')).toMatchObject({ campaignId: 'winter', share: 1 });
     });
 
     it('takes no touch of an anonymous id never tied to the user, nor of the same id in another application', async () => {

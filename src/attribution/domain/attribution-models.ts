@@ -73,8 +73,9 @@ export function conversionsReachedBy(touch: Pick<Touch, 'occurredAt'>, lookbackM
 
 /**
  * Credits of a conversion under every model, from the touches in its lookback window of its visitor and
- * of the anonymous ids known to be that visitor (`identities`). Only the touches' `occurred_at` orders them, never their arrival, so the result is the same
- * whatever order the events were delivered in. Several touches of one campaign add up into one credit.
+ * of the anonymous ids known to be that visitor (`identities`). Only the touches' `occurred_at` orders
+ * them, never their arrival, so the result is the same whatever order the events were delivered in.
+ * Several touches of one campaign add up into one credit.
  */
 export function attributeConversion(
   conversion: Conversion,
