@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Kysely } from 'kysely';
+import { UnavailableError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
 import { ConcurrencyError, OverloadedError, type EventStore, type InlineProjection } from './event-store.js';
 
@@ -412,6 +413,31 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         { inlineProjections: [projection] },
       );
     });
+
+    it('lets a transaction in flight commit before it closes, and refuses one begun after', (context) =>
+      withStore(async ({ store, transactions }) => {
+        if (transactions === false) return context.skip('transactions run where the write connection is');
+        const inside = signal();
+        const release = signal();
+        // A batch whose client went away while the server stops: it still commits and syncs.
+        const open = store.transaction(async (tx) => {
+          await tx.append({ streamId: 'c-1', events: [event('A', 1)] });
+          inside.fire();
+          await release.promise;
+        });
+        await inside.promise;
+        let closed = false;
+        const closing = store.close().then(() => {
+          closed = true;
+        });
+        await expect(store.transaction(async () => undefined)).rejects.toBeInstanceOf(UnavailableError);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(closed).toBe(false);
+        release.fire();
+        await open;
+        await closing;
+        expect((await store.readStream('c-1')).length).toBe(1);
+      }));
 
     it('refuses appends beyond its queue bound instead of growing without limit', () =>
       withStore(

@@ -1,7 +1,7 @@
 import { sql, type ColumnType, type Kysely, type Selectable } from 'kysely';
 import pg from 'pg';
 import type { Clock } from '../../clock.js';
-import { NotFoundError, UnavailableError } from '../../errors.js';
+import { NotFoundError } from '../../errors.js';
 import type { EventMetadata, RecordedEvent } from '../../events.js';
 import type { IdGenerator } from '../../ids.js';
 import type { PostgresHandle } from '../../postgres/open-postgres.js';
@@ -15,6 +15,7 @@ import {
   type StoreTransaction,
 } from '../event-store.js';
 import { groupCommitter } from '../group-commit.js';
+import { storeClosing, workInFlight } from '../work-in-flight.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
@@ -150,6 +151,8 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     }
   }
 
+  const transactions = workInFlight();
+  let closed: Promise<void> | undefined;
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
       const results = await commitBatch(requests);
@@ -161,7 +164,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     maxBatch: options.maxBatch ?? 1000,
     maxQueued: options.maxQueued ?? 10_000,
     overloaded: (queued) => new OverloadedError(queued),
-    closing: () => new UnavailableError('event-store.closing', 'the server is shutting down; retry shortly', 1),
+    closing: storeClosing,
     onBatch: options.onBatch,
   });
 
@@ -230,55 +233,57 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     /** The last event committed, readable or not yet: the one a reader must reach to have read all acknowledged so far. */
     committedHead: () => lastInReadOrder(false),
 
-    async transaction(work) {
-      const appended: RecordedEvent[] = [];
-      const committed: Array<() => void> = [];
-      const result = await db.transaction().execute(async (trx) => {
-        const tx: StoreTransaction = {
-          db: untyped(trx),
-          async append(request) {
-            const outcome = await appendIsolated(trx, request);
-            if (outcome instanceof Error) throw outcome;
-            appended.push(...outcome.events);
-            return outcome;
-          },
-          async appendMany(requests) {
-            // One statement for them all, and no savepoint around it: a version another writer took
-            // meanwhile fails the statement and with it the transaction, which the caller retries
-            // (a subscription tries the events again, each alone). Savepoints cost two round trips
-            // on every commit for a race that a unique index already settles.
-            let outcomes: Array<AppendResult | Error>;
-            try {
-              outcomes = await appendWithin(trx, requests);
-            } catch (error) {
-              throw isStreamVersionConflict(error) ? conflictOf(error, requests) : error;
-            }
-            // What was inserted is in the transaction even when another request of these failed its check.
-            for (const outcome of outcomes) if (!(outcome instanceof Error)) appended.push(...outcome.events);
-            const failure = outcomes.find((outcome) => outcome instanceof Error);
-            if (failure) throw failure;
-            return outcomes as AppendResult[];
-          },
-          // Rolled back, its appends are neither announced nor noted.
-          isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
-          afterCommit: (callback) => committed.push(callback),
-        };
-        return work(tx);
-      });
-      notify(appended);
-      runCommitted(committed);
-      return result;
-    },
+    transaction: (work) =>
+      transactions.run(async () => {
+        const appended: RecordedEvent[] = [];
+        const committed: Array<() => void> = [];
+        const result = await db.transaction().execute(async (trx) => {
+          const tx: StoreTransaction = {
+            db: untyped(trx),
+            async append(request) {
+              const outcome = await appendIsolated(trx, request);
+              if (outcome instanceof Error) throw outcome;
+              appended.push(...outcome.events);
+              return outcome;
+            },
+            async appendMany(requests) {
+              // One statement for them all, and no savepoint around it: a version another writer took
+              // meanwhile fails the statement and with it the transaction, which the caller retries
+              // (a subscription tries the events again, each alone). Savepoints cost two round trips
+              // on every commit for a race that a unique index already settles.
+              let outcomes: Array<AppendResult | Error>;
+              try {
+                outcomes = await appendWithin(trx, requests);
+              } catch (error) {
+                throw isStreamVersionConflict(error) ? conflictOf(error, requests) : error;
+              }
+              // What was inserted is in the transaction even when another request of these failed its check.
+              for (const outcome of outcomes) if (!(outcome instanceof Error)) appended.push(...outcome.events);
+              const failure = outcomes.find((outcome) => outcome instanceof Error);
+              if (failure) throw failure;
+              return outcomes as AppendResult[];
+            },
+            // Rolled back, its appends are neither announced nor noted.
+            isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
+            afterCommit: (callback) => committed.push(callback),
+          };
+          return work(tx);
+        });
+        notify(appended);
+        runCommitted(committed);
+        return result;
+      }),
 
     onAppended(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
 
-    async close() {
-      await committer.close();
-      await stopListening?.();
-    },
+    close: () =>
+      (closed ??= (async () => {
+        await Promise.all([committer.close(), transactions.close()]);
+        await stopListening?.();
+      })()),
   };
 }
 

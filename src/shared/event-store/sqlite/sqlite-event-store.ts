@@ -2,7 +2,6 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type Database from 'better-sqlite3';
 import type { Generated, Kysely, Selectable } from 'kysely';
 import type { Clock } from '../../clock.js';
-import { UnavailableError } from '../../errors.js';
 import type { IdGenerator } from '../../ids.js';
 import type { EventMetadata, RecordedEvent } from '../../events.js';
 import type { SqliteHandle } from '../../sqlite/open-sqlite.js';
@@ -18,6 +17,7 @@ import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { recentEvents } from '../recent-events.js';
+import { storeClosing, workInFlight } from '../work-in-flight.js';
 import { DATA_TEXT } from '../serialized-event.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
 
@@ -125,6 +125,8 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     return results;
   }
 
+  const transactions = workInFlight();
+  let closed: Promise<void> | undefined;
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
       const inserted: KeptEvent[] = [];
@@ -136,7 +138,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     maxBatch: options.maxBatch ?? 1000,
     maxQueued: options.maxQueued ?? 10_000,
     overloaded: (queued) => new OverloadedError(queued),
-    closing: () => new UnavailableError('event-store.closing', 'the server is shutting down; retry shortly', 1),
+    closing: storeClosing,
     onBatch: options.onBatch,
     retryAlone: (error) => !isStorageFault(error),
   });
@@ -171,39 +173,40 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     // One writer, committing in position order: every committed event is readable.
     committedHead: head,
 
-    async transaction(work) {
-      const appended: KeptEvent[] = [];
-      const committed: Array<() => void> = [];
-      const result = await guarded(() =>
-        db.transaction().execute((trx) => {
-          const appendAll = async (requests: readonly AppendRequest[]) => {
-            const outcomes = await appendWithin(trx, requests, appended);
-            const failure = outcomes.find((o) => o instanceof Error);
-            if (failure) throw failure;
-            return outcomes as AppendResult[];
-          };
-          const tx: StoreTransaction = {
-            db: untyped(trx),
-            async append(request) {
-              const [result] = await appendAll([request]);
-              if (!result) throw new Error('append produced no result');
-              return result;
-            },
-            appendMany: appendAll,
-            // Rolled back, its appends are never noted as committed.
-            isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
-            afterCommit: (callback) => committed.push(callback),
-          };
-          return work(tx);
-        }),
-      );
-      if (appended.length > 0) {
-        notify(appended);
-        await durable();
-      }
-      runCommitted(committed);
-      return result;
-    },
+    transaction: (work) =>
+      transactions.run(async () => {
+        const appended: KeptEvent[] = [];
+        const committed: Array<() => void> = [];
+        const result = await guarded(() =>
+          db.transaction().execute((trx) => {
+            const appendAll = async (requests: readonly AppendRequest[]) => {
+              const outcomes = await appendWithin(trx, requests, appended);
+              const failure = outcomes.find((o) => o instanceof Error);
+              if (failure) throw failure;
+              return outcomes as AppendResult[];
+            };
+            const tx: StoreTransaction = {
+              db: untyped(trx),
+              async append(request) {
+                const [result] = await appendAll([request]);
+                if (!result) throw new Error('append produced no result');
+                return result;
+              },
+              appendMany: appendAll,
+              // Rolled back, its appends are never noted as committed.
+              isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
+              afterCommit: (callback) => committed.push(callback),
+            };
+            return work(tx);
+          }),
+        );
+        if (appended.length > 0) {
+          notify(appended);
+          await durable();
+        }
+        runCommitted(committed);
+        return result;
+      }),
 
     health: () => tracker.health,
 
@@ -212,10 +215,11 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
       return () => listeners.delete(listener);
     },
 
-    async close() {
-      await committer.close();
-      await wal?.close();
-    },
+    close: () =>
+      (closed ??= (async () => {
+        await Promise.all([committer.close(), transactions.close()]);
+        await wal?.close();
+      })()),
   };
 }
 
