@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { prop, type JsonClient, type JsonResponse } from './http.js';
+import { JsonClient, prop, type JsonResponse } from './http.js';
+import { ingestBody } from './payload.js';
 import { sampleProcess } from './proc-sampler.js';
 
 const POLL_INTERVAL_MS = 2;
@@ -180,4 +181,23 @@ export async function pacedIngest(spec: PacedSpec): Promise<PacedRun> {
     notProcessed: outcomes.filter((o) => typeof o === 'string' && o !== 'timeout').length,
     benchCpuPercent,
   };
+}
+
+/**
+ * What a closed-loop load sustained end to end: the events it had acknowledged (warm-up included),
+ * over the time from its start until the pipeline had caught up with them. A load that outruns the
+ * subscribers is acknowledged faster than it is processed; this is the rate it could keep up.
+ */
+export async function sustainedAfterLoad(
+  target: { baseUrl: string; headers: Record<string, string> },
+  loadStart: number,
+  events: number,
+): Promise<{ eventsPerSec: number; catchUpMs: number }> {
+  const client = new JsonClient(target.baseUrl, target.headers, 4);
+  try {
+    const catchUpMs = await waitForPipeline(client, client, ingestBody());
+    return { eventsPerSec: events / ((performance.now() - loadStart) / 1000), catchUpMs };
+  } finally {
+    await client.close();
+  }
 }

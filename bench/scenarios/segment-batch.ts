@@ -1,8 +1,10 @@
 import { closedLoop, CPU_PER_EVENT, loadNotes, milliseconds, shortRun } from '../lib/closed-loop.js';
 import { microsPer } from '../lib/proc-sampler.js';
 import { JsonClient, prop } from '../lib/http.js';
+import { sustainedAfterLoad } from '../lib/lag.js';
 import { table } from '../lib/table.js';
 import { startIntake, whileRunning } from '../lib/targets.js';
+import { SUSTAINED_NOTE } from './batch.js';
 import type { Scenario } from './types.js';
 
 const MESSAGES_PER_REQUEST = 100;
@@ -49,6 +51,7 @@ export const segmentBatchIngestion: Scenario = {
       const probe = await client.expect(200, 'POST', PATH, body.replaceAll('[<id>]', 'probe')).finally(() => client.close());
       const receipts = (prop(probe, 'receipts') as Array<{ status: string }> | undefined) ?? [];
       const accepted = receipts.filter((r) => r.status === 'accepted').length;
+      const loadStart = performance.now();
       const load = await closedLoop(ctx, sdk, {
         label: `${target.name}: segment batches`,
         path: PATH,
@@ -57,7 +60,10 @@ export const segmentBatchIngestion: Scenario = {
         uniqueIds: true,
         ...run,
       });
-      return { accepted, load };
+      ctx.progress(`${target.name}: waiting for the pipeline to catch up`);
+      const acknowledged = ((load.warmup?.count2xx ?? 0) + load.load.count2xx) * MESSAGES_PER_REQUEST;
+      const sustained = await sustainedAfterLoad(target, loadStart, acknowledged);
+      return { accepted, load, sustained };
     });
     const { load } = result.load;
     const eventsPerSec = (load.count2xx / load.durationSec) * MESSAGES_PER_REQUEST;
@@ -69,6 +75,8 @@ export const segmentBatchIngestion: Scenario = {
           [
             { header: 'requests/s', value: () => load.requestsPerSecAvg },
             { header: 'events/s', value: () => eventsPerSec },
+            { header: 'sustained /s', value: () => result.sustained.eventsPerSec },
+            { header: 'catch-up s', value: () => (result.sustained.catchUpMs / 1000).toFixed(1), align: 'right' },
             { header: 'p50 ms', value: () => milliseconds(load.latencyP50Ms), align: 'right' },
             { header: 'p99 ms', value: () => milliseconds(load.latencyP99Ms), align: 'right' },
             { header: 'server CPU %', value: () => result.load.serverCpuPercent },
@@ -84,6 +92,7 @@ export const segmentBatchIngestion: Scenario = {
       notes: [
         `events/s = ${MESSAGES_PER_REQUEST} × 2xx answers per second; target: at least the events/s of the \`batch\` scenario (POST /api/ingest/{app}/batch).`,
         'Every message has its own messageId, so each is checked against the idempotency log and stored.',
+        ...SUSTAINED_NOTE,
         acceptedAll
           ? `A probe batch answered accepted: ${MESSAGES_PER_REQUEST} of ${MESSAGES_PER_REQUEST}.`
           : `FAILED: a probe batch answered accepted: ${String(result.accepted)} of ${MESSAGES_PER_REQUEST}.`,

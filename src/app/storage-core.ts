@@ -14,6 +14,7 @@ import { openPostgres } from '../shared/postgres/open-postgres.js';
 import type { Fence } from '../shared/postgres/schema-lock.js';
 import type { Kysely } from 'kysely';
 import { inProcessSubscriptions, type Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
+import { admittingAppends, flowControl } from '../shared/subscriptions/flow-control.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { dissolveChain, joinMembers, subscriberChain, type ChainOptions } from '../shared/subscriptions/subscriber-chain.js';
 import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
@@ -74,10 +75,19 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
     inlineProjections: embeddedTables.flatMap((t) => t.inlineProjections ?? []),
     onBatch: (size) => metrics.groupCommitBatchSize.observe(size),
   });
-  const { store, db } = backend;
-  store.onAppended(countAppendedEvents(metrics.eventsAppended, await store.headPosition()));
+  const { db } = backend;
+  backend.store.onAppended(countAppendedEvents(metrics.eventsAppended, await backend.store.headPosition()));
+  // Requests take their turn behind the subscribers once these trail far behind; the subscribers
+  // themselves write through the store as it is.
+  const limit = config.subscriberBacklogLimit;
+  const flow = flowControl({
+    backlog: () => (limit > 0 ? subscriptions.backlog() : 0),
+    holdAbove: limit,
+    maxWaiting: config.maxQueuedAppends,
+  });
+  const store = admittingAppends(backend.store, flow.admit);
 
-  const deps: ModuleDeps = { store, db, clock, newId, logger, procedures };
+  const deps: ModuleDeps = { store, db, clock, newId, logger, procedures, admit: flow.admit };
   const { modules, links } = buildContexts(
     embeddedContexts(config),
     deps,
@@ -98,7 +108,7 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
     db,
     { clock, logger },
   );
-  const subscriptions = inProcessSubscriptions({ store, db, clock, logger, subscribers: running, fence: options.fence });
+  const subscriptions = inProcessSubscriptions({ store: backend.store, db, clock, logger, subscribers: running, fence: options.fence });
   const lagReport = setInterval(() => void reportLag(subscriptions, logger), 30_000);
   lagReport.unref();
 
@@ -117,6 +127,7 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
     },
     async close() {
       clearInterval(lagReport);
+      flow.close();
       await subscriptions.stop();
       for (const module of modules) await module.stop?.();
       await store.close();

@@ -32,14 +32,18 @@ export interface IngestionModule extends ContextModule {
   readonly ingestBatch: ReturnType<typeof ingestBatch>;
 }
 
-export function ingestionModule({ store, db, clock, newId, procedures }: ModuleDeps, options: IngestionOptions = {}): IngestionModule {
+export function ingestionModule(
+  { store, db, clock, newId, procedures, admit }: ModuleDeps,
+  options: IngestionOptions = {},
+): IngestionModule {
   const items = sqlIngestedItemsView(db);
   const commitStored = commitPrepared({ store, clock, idempotency: sqlIdempotencyLog, idempotencyWindowMs: options.idempotencyWindowMs });
   // The events go over as JSON text, made on the calling thread: the storage thread stores text and
   // would otherwise rebuild each payload's objects from the message only to stringify them again.
-  const commitText = procedures.define('ingestion.commit-prepared', (entries: ReadonlyArray<ToCommit<EventText>>) =>
-    commitStored(entries.map((entry) => ({ ...entry, events: entry.events.map(fromEventText) }))),
-  );
+  const commitText = procedures.define('ingestion.commit-prepared', async (entries: ReadonlyArray<ToCommit<EventText>>) => {
+    await admit?.();
+    return commitStored(entries.map((entry) => ({ ...entry, events: entry.events.map(fromEventText) })));
+  });
   const commit: CommitPrepared = (entries) => commitText(entries.map((entry) => ({ ...entry, events: entry.events.map(eventText) })));
   const deps: IngestDataDeps = { store, clock, newId, ...options, idempotency: sqlIdempotencyLog, commit };
   const batch = ingestBatch(deps);

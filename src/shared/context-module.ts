@@ -19,6 +19,12 @@ export interface ModuleDeps {
   readonly logger: Logger;
   /** Work that must run where the write connection lives (see shared/procedures.ts). */
   readonly procedures: Procedures;
+  /**
+   * Waits while the subscribers trail too far behind (shared/subscriptions/flow-control.ts). A context
+   * that takes in outside data in a transaction calls it first; plain appends of `store` already wait.
+   * Absent where nothing is held back (the distributed roles, `intake replay`).
+   */
+  readonly admit?: () => Promise<void>;
 }
 
 /** A context's storage, known before anything runs: its migrations, and the views that commit with their events. */

@@ -9,9 +9,10 @@ import { sqlTrackingEventsView, trackingEventsProjection } from './adapters/sql/
 
 export const trackingTables: ContextTables = { migrations: [trackingMigrations], inlineProjections: [trackingEventsProjection] };
 
-export function trackingModule({ store, db, clock, newId, procedures }: ModuleDeps): ContextModule {
+export function trackingModule({ store, db, clock, newId, procedures, admit }: ModuleDeps): ContextModule {
   const events = sqlTrackingEventsView(db);
   const appendAll = procedures.define('tracking.append-all', async (requests: readonly AppendRequest[]) => {
+    await admit?.();
     await store.transaction((tx) => tx.appendMany(requests));
   });
   return {

@@ -41,6 +41,10 @@ export interface SubscriptionOptions {
    * without parking anything. A server on PostgreSQL fences them with the lock a replay takes.
    */
   readonly fence?: Fence;
+  /** For backlog(): how long without a batch makes a subscriber stuck (1 s). */
+  readonly stalledMs?: number;
+  /** For backlog(): within how many events of the head a subscriber follows it (32,768, the log's in-memory tail). */
+  readonly followingEvents?: number;
 }
 
 export interface SubscriberStatus {
@@ -74,6 +78,16 @@ export interface Subscriptions {
   replayable(): string[];
 }
 
+/** Subscriptions that run here, whose progress can be looked at without waiting. */
+export interface InProcessSubscriptions extends Subscriptions {
+  /**
+   * How many events the furthest behind of the subscribers that follow the head has yet to read: those
+   * running, without a fault, that moved on within the last second and were near the head within the
+   * last few. One replaying, catching up after a restart, or stuck on an event never counts.
+   */
+  backlog(): number;
+}
+
 interface Runner {
   readonly subscriber: Subscriber;
   position: number;
@@ -83,6 +97,10 @@ interface Runner {
   readonly watches: Set<HeadWatch>;
   /** The commits announced that it has not read yet: a read may miss one for a while on PostgreSQL. */
   readonly follower: LogFollower;
+  /** When it last handled a batch, or started (Date.now()). */
+  movedAt: number;
+  /** When it was last within FOLLOWING_EVENTS of the head; 0 after it went back to an earlier position. */
+  followingAt: number;
 }
 
 /**
@@ -96,18 +114,26 @@ interface HeadWatch {
   readonly handledMeanwhile: Set<number>;
 }
 
+/** A subscriber that has not handled a batch for this long holds nobody up (see backlog()). */
+const STALLED_MS = 1000;
+/** Within this many events of the head it follows the head; it counts for this long after it last did. */
+const FOLLOWING_EVENTS = 32_768;
+const FOLLOWING_MS = 5000;
+
 /**
  * The embedded delivery mechanism: each subscriber reads the shared log after its checkpoint,
  * in batches, and stores its checkpoint in the transaction of its own writes, so a crash replays
  * at most an uncommitted batch. Woken by the store after each commit, with a poll as fallback.
  */
-export function inProcessSubscriptions(options: SubscriptionOptions): Subscriptions {
+export function inProcessSubscriptions(options: SubscriptionOptions): InProcessSubscriptions {
   const { store, db, clock, logger } = options;
   const batchSize = options.batchSize ?? 500;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const maxAttempts = options.maxAttempts ?? 5;
   const retryBaseMs = options.retryBaseMs ?? 50;
   const minBatchIntervalMs = options.minBatchIntervalMs ?? 5;
+  const stalledMs = options.stalledMs ?? STALLED_MS;
+  const followingEvents = options.followingEvents ?? FOLLOWING_EVENTS;
   const runners = new Map<string, Runner>(
     options.subscribers.map((s) => [
       s.name,
@@ -119,11 +145,24 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         loop: undefined,
         watches: new Set<HeadWatch>(),
         follower: logFollower(pollIntervalMs),
+        movedAt: 0,
+        followingAt: 0,
       },
     ]),
   );
   let wakers: Array<() => void> = [];
   let unsubscribe: (() => void) | undefined;
+  /** The newest head announced by the store. */
+  let head = 0;
+
+  /** Notes that the runner moved to `position`: for the backlog, whether it follows the head. */
+  const moved = (runner: Runner, position: number) => {
+    const now = Date.now();
+    if (position < runner.position) runner.followingAt = 0;
+    runner.position = position;
+    runner.movedAt = now;
+    if (head - position <= followingEvents) runner.followingAt = now;
+  };
 
   const wakeAll = () => {
     const current = wakers;
@@ -203,7 +242,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
   const follow = async (runner: Runner, progressed: () => void) => {
     await replayIfRequested(runner);
-    runner.position = await loadCheckpoint(db, runner.subscriber.name);
+    moved(runner, await loadCheckpoint(db, runner.subscriber.name));
     if (runner.fault !== undefined) {
       // A write proves the fault cleared, even when no new event arrives to be handled.
       await transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
@@ -239,7 +278,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
         // Nothing to do: no transaction, no write. Re-reading these after a crash costs nothing.
         unsaved = true;
       }
-      runner.position = batch.at(-1)?.position ?? runner.position;
+      moved(runner, batch.at(-1)?.position ?? runner.position);
       progressed();
       for (const watch of runner.watches) observe(watch, batch);
       // Under a steady trickle, a short pause gathers the next events into one batch and one
@@ -295,7 +334,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       return;
     }
     await transaction((tx) => startOver(runner, tx));
-    runner.position = 0;
+    moved(runner, 0);
     logger.info(
       { subscriber: runner.subscriber.name, reasons: [...requests.values()] },
       'replaying from the start of the log, as requested',
@@ -347,10 +386,16 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
 
   return {
     start() {
-      unsubscribe ??= store.onAppended((head) => {
-        for (const runner of runners.values()) runner.follower.announced(head);
+      unsubscribe ??= store.onAppended((announced) => {
+        head = Math.max(head, announced);
+        for (const runner of runners.values()) runner.follower.announced(announced);
         wakeAll();
       });
+      // Until the first append, the head is where the log stood at start.
+      void store.headPosition().then(
+        (position) => (head = Math.max(head, position)),
+        () => undefined,
+      );
       for (const runner of runners.values()) if (!runner.running) launch(runner);
     },
 
@@ -358,6 +403,17 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       unsubscribe?.();
       unsubscribe = undefined;
       await Promise.all([...runners.values()].map(halt));
+    },
+
+    backlog() {
+      const now = Date.now();
+      let most = 0;
+      for (const runner of runners.values()) {
+        if (!runner.running || runner.fault !== undefined) continue;
+        if (now - runner.movedAt > stalledMs || now - runner.followingAt > FOLLOWING_MS) continue;
+        most = Math.max(most, head - runner.position);
+      }
+      return most;
     },
 
     async status() {
@@ -399,7 +455,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): Subscripti
       const wasRunning = runner.running;
       await halt(runner);
       await transaction((tx) => startOver(runner, tx));
-      runner.position = 0;
+      moved(runner, 0);
       logger.info({ subscriber: runner.subscriber.name, requested: name }, 'replaying from the start of the log');
       if (wasRunning) launch(runner);
     },
