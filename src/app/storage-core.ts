@@ -84,6 +84,10 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
     backlog: () => (limit > 0 ? subscriptions.backlog() : 0),
     holdAbove: limit,
     maxWaiting: config.maxQueuedAppends,
+    onWaited: (ms) => {
+      metrics.heldRequests.inc();
+      metrics.heldSeconds.inc(ms / 1000);
+    },
   });
   const store = admittingAppends(backend.store, flow.admit);
 

@@ -45,6 +45,10 @@ describe('flow control in the server', () => {
     expect(late.statusCode).toBe(201);
     // Everything before it was handled by then; only the late item's own events (and what they lead to) may wait.
     expect(await largestLag(app)).toBeLessThanOrEqual(LIMIT);
+    // Counted for operators: one request held, for some time.
+    const metrics = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^intake_flow_control_held_requests_total 1$/m);
+    expect(metrics).toMatch(/^intake_flow_control_held_seconds_total 0\.\d*[1-9]/m);
   });
 
   it('answers a batch sent while the subscribers trail far behind once they have caught up', async () => {

@@ -18,6 +18,9 @@ export interface IntakeMetrics {
   readonly elsewhere?: () => Promise<Array<MetricObjectWithValues<MetricValue<string>>>>;
   /** Events consumed from the broker for the first time, by subscriber: replicas of a role show their share. */
   readonly eventsConsumed: Counter<'subscriber'>;
+  /** Requests that waited for the subscribers before appending (flow control), and how long in all. */
+  readonly heldRequests: Counter;
+  readonly heldSeconds: Counter;
 }
 
 export interface MetricsOptions {
@@ -69,6 +72,17 @@ export function createMetrics(options: MetricsOptions = {}): IntakeMetrics {
     registers: [registry],
   });
 
+  const heldRequests = new Counter({
+    name: 'intake_flow_control_held_requests_total',
+    help: 'Requests that waited before appending because the subscribers trailed the log by more than SUBSCRIBER_BACKLOG_LIMIT',
+    registers: [registry],
+  });
+  const heldSeconds = new Counter({
+    name: 'intake_flow_control_held_seconds_total',
+    help: 'Time requests spent waiting for the subscribers before appending',
+    registers: [registry],
+  });
+
   const subscriberStatus = options.subscriberStatus;
   if (subscriberStatus) {
     const safely = async (): Promise<readonly SubscriberStatus[]> => {
@@ -101,7 +115,17 @@ export function createMetrics(options: MetricsOptions = {}): IntakeMetrics {
     });
   }
 
-  return { registry, httpRequests, httpRequestDuration, eventsAppended, groupCommitBatchSize, deliveries, eventsConsumed };
+  return {
+    registry,
+    httpRequests,
+    httpRequestDuration,
+    eventsAppended,
+    groupCommitBatchSize,
+    deliveries,
+    eventsConsumed,
+    heldRequests,
+    heldSeconds,
+  };
 }
 
 /**

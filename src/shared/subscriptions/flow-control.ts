@@ -19,6 +19,8 @@ export interface FlowControlOptions {
   readonly maxWaiting?: number;
   /** How often the backlog is looked at again while callers wait. */
   readonly recheckMs?: number;
+  /** Told of each caller that waited, when it goes, with how long it waited (metrics). */
+  onWaited?(ms: number): void;
 }
 
 export interface FlowControl {
@@ -54,9 +56,13 @@ export function flowControl(options: FlowControlOptions): FlowControl {
 
   const release = (keep: (waiter: Waiter) => boolean) => {
     const staying: Waiter[] = [];
+    const now = Date.now();
     for (const waiter of waiters) {
       if (keep(waiter)) staying.push(waiter);
-      else waiter.go();
+      else {
+        waiter.go();
+        options.onWaited?.(now - waiter.since);
+      }
     }
     waiters = staying;
     if (waiters.length === 0 && timer !== undefined) {

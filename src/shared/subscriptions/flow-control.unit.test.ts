@@ -45,14 +45,23 @@ describe('flow control', () => {
     expect(await settled(flow.admit())).toBe(true);
   });
 
-  it('lets a caller go ahead after the longest wait, however far behind the subscribers are', async () => {
+  it('lets a caller go ahead after the longest wait, however far behind the subscribers are, and says how long it waited', async () => {
     vi.useFakeTimers();
-    const flow = flowControl({ backlog: () => 1_000_000, holdAbove: 100, resumeAt: 50, recheckMs: 5, maxWaitMs: 200 });
+    const waited: number[] = [];
+    const flow = flowControl({
+      backlog: () => 1_000_000,
+      holdAbove: 100,
+      resumeAt: 50,
+      recheckMs: 5,
+      maxWaitMs: 200,
+      onWaited: (ms) => waited.push(ms),
+    });
     const held = flow.admit();
     await vi.advanceTimersByTimeAsync(150);
     expect(await settled(held)).toBe(false);
     await vi.advanceTimersByTimeAsync(60);
     expect(await settled(held)).toBe(true);
+    expect(waited).toEqual([200]);
   });
 
   it('refuses a caller as overloaded once the most it keeps waiting already wait', async () => {
