@@ -102,6 +102,17 @@ describe('in-process subscriptions', () => {
     expect(await loadCheckpoint(sqlite.db, 'summing')).toBe(await store.headPosition());
   });
 
+  it('names itself when it reads the log, so the in-memory tail keeps what it has not read yet', async () => {
+    const readers = new Set<string | undefined>();
+    const readAll = store.readAll.bind(store);
+    store = { ...store, readAll: (options) => (readers.add(options.reader), readAll(options)) };
+    const subs = subscriptions(summing());
+    subs.start();
+    await add('a', 1);
+    await subs.caughtUp(2000);
+    expect([...readers]).toEqual(['summing']);
+  });
+
   it('lets the event loop turn between the batches of a backlog, so appends are not held until it caught up', async () => {
     for (let i = 1; i <= 20; i++) await add('a', i);
     let batches = 0;

@@ -69,6 +69,29 @@ describe('sqlite event store reads', () => {
     }
   });
 
+  it('lets the tail drop what a named reader has read, so memory holds only what it still needs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-es-'));
+    const sqlite = openSqlite(join(dir, 'events.db'));
+    await migrateToLatest(sqlite.db, [sqliteEventStoreMigrations]);
+    const store = await sqliteEventStore({ sqlite, clock: systemClock, newId: uuidV7 });
+    try {
+      for (let n = 1; n <= 3; n++) await store.append({ streamId: `s-${n}`, events: [{ type: 'A', data: { n } }] });
+      const [kept] = await store.readAll({ after: 0, limit: 10, reader: 'chain' });
+      // The same read again is answered from the tail: the very object it keeps.
+      expect((await store.readAll({ after: 0, limit: 10 }))[0]).toBe(kept);
+      // Reading on after 3, the only reader says it needs nothing up to 3: the next commit drops those.
+      expect(await store.readAll({ after: 3, limit: 10, reader: 'chain' })).toEqual([]);
+      await store.append({ streamId: 's-4', events: [{ type: 'A', data: { n: 4 } }] });
+      const [again] = await store.readAll({ after: 0, limit: 10 });
+      expect(again).not.toBe(kept);
+      expect(again).toEqual(kept);
+    } finally {
+      await store.close();
+      await sqlite.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('hands over the text of each event it reads, from the tail or from SQLite, so a follow-up event can be spliced from it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'intake-es-'));
     const sqlite = openSqlite(join(dir, 'events.db'));
