@@ -25,6 +25,7 @@ import { buildHttpServer, type CheckStatus, type ReadinessCheck } from './http/s
 import { subscriptionAdminOf, subscriptionHttp } from './http/subscription-routes.js';
 import { createMetrics, type IntakeMetrics } from './metrics/metrics.js';
 import { buildStorageCore, embeddedContexts } from './storage-core.js';
+import { subscriberCheck } from './subscriber-readiness.js';
 import { remoteSubscriptions, storageControl } from './storage-control.js';
 import type { StorageThreadData } from './storage-thread.js';
 import { version } from './version.js';
@@ -75,9 +76,6 @@ export interface EmbeddedOptions {
    */
   readonly fenced?: boolean;
 }
-
-// A subscriber this far behind the head, or with parked events, makes readiness report "degraded".
-const LAG_WARNING = 10_000;
 
 /** The composition root of the default mode: every context in one process on one SQLite file. */
 export async function buildEmbedded(options: EmbeddedOptions): Promise<Intake> {
@@ -223,10 +221,7 @@ async function httpEdge(
         : { status: 'ok', detail: 'reads and writes succeed' },
     };
     for (const s of await subscriptions.status()) {
-      checks[`subscriber:${s.name}`] = {
-        status: s.state !== 'running' ? 'down' : s.lag > LAG_WARNING || s.parked > 0 ? 'degraded' : 'ok',
-        detail: `${s.state}${s.fault ? ` (${s.fault})` : ''}, position ${s.position}, lag ${s.lag}, parked ${s.parked}`,
-      };
+      checks[`subscriber:${s.name}`] = subscriberCheck(s, options.config.subscriberBacklogLimit);
     }
     return checks;
   };
