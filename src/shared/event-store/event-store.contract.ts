@@ -13,7 +13,10 @@ export interface EventStoreFixture {
    * SQLite runs one writer at a time, so interleavings of concurrent transactions cannot happen there.
    */
   readonly concurrentTransactions?: boolean;
-  /** Whether `store.transaction` runs here (false where transactions run in another thread, as procedures). */
+  /**
+   * Whether `store.transaction` runs here, and `close()` closes the store (false where both happen in
+   * another thread: transactions as procedures, closing through the storage thread's stop).
+   */
   readonly transactions?: boolean;
   close(): Promise<void>;
 }
@@ -413,6 +416,17 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         { inlineProjections: [projection] },
       );
     });
+
+    it('lets an append in flight commit before it closes, and refuses one begun after', (context) =>
+      withStore(async ({ store, transactions }) => {
+        if (transactions === false) return context.skip('the store closes where the write connection is');
+        const before = store.append({ streamId: 'c-0', events: [event('A', 0)] });
+        const closing = store.close();
+        await expect(store.append({ streamId: 'c-1', events: [event('A', 1)] })).rejects.toBeInstanceOf(UnavailableError);
+        await expect(before).resolves.toMatchObject({ nextExpectedVersion: 1 });
+        await closing;
+        expect((await store.readStream('c-0')).length).toBe(1);
+      }));
 
     it('lets a transaction in flight commit before it closes, and refuses one begun after', (context) =>
       withStore(async ({ store, transactions }) => {

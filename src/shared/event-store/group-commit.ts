@@ -11,8 +11,6 @@ export interface GroupCommitOptions<Request, Result> {
   readonly maxBatch: number;
   readonly maxQueued: number;
   overloaded(queued: number): Error;
-  /** The error of a request submitted once the committer is closing. */
-  closing(): Error;
   /** Observes each committed batch's size (metrics). */
   onBatch?(size: number): void;
   /** Whether a failed shared commit is worth trying request by request (not when the storage itself failed). */
@@ -29,13 +27,6 @@ export interface GroupCommitter<Request, Result> {
   submit(request: Request): Promise<Result>;
   /** Appends accepted but not yet acknowledged. */
   readonly pending: number;
-  /** Resolves once every submitted request is settled. */
-  drain(): Promise<void>;
-  /**
-   * Refuses every request submitted from now on, then drains: a request that arrives while the store
-   * closes would otherwise be committed after the drain and fail on a closed file, or be cut off unsynced.
-   */
-  close(): Promise<void>;
 }
 
 export function groupCommitter<Request, Result>(options: GroupCommitOptions<Request, Result>): GroupCommitter<Request, Result> {
@@ -43,17 +34,6 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
   let unsettled = 0;
   let scheduled = false;
   let committing = false;
-  let drained: Array<() => void> = [];
-  let closing = false;
-
-  const settleOne = () => {
-    unsettled -= 1;
-    if (unsettled === 0) {
-      const waiters = drained;
-      drained = [];
-      for (const wake of waiters) wake();
-    }
-  };
 
   const schedule = () => {
     if (scheduled || committing || queue.length === 0) return;
@@ -113,13 +93,12 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
       if (failure !== undefined || result === undefined) pending.reject(failure ?? new Error('no result for append'));
       else if (result instanceof Error) pending.reject(result);
       else pending.resolve(result);
-      settleOne();
+      unsettled -= 1;
     });
   };
 
   return {
     submit(request) {
-      if (closing) return Promise.reject(options.closing());
       if (unsettled >= options.maxQueued) return Promise.reject(options.overloaded(unsettled));
       unsettled += 1;
       return new Promise<Result>((resolve, reject) => {
@@ -129,13 +108,6 @@ export function groupCommitter<Request, Result>(options: GroupCommitOptions<Requ
     },
     get pending() {
       return unsettled;
-    },
-    drain() {
-      return unsettled === 0 ? Promise.resolve() : new Promise((resolve) => drained.push(resolve));
-    },
-    close() {
-      closing = true;
-      return this.drain();
     },
   };
 }

@@ -15,7 +15,7 @@ import {
   type StoreTransaction,
 } from '../event-store.js';
 import { groupCommitter } from '../group-commit.js';
-import { storeClosing, workInFlight } from '../work-in-flight.js';
+import { workInFlight } from '../work-in-flight.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
@@ -151,7 +151,8 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     }
   }
 
-  const transactions = workInFlight();
+  // Appends and transactions begun before close() end before the files and connections do.
+  const inFlight = workInFlight();
   let closed: Promise<void> | undefined;
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
@@ -164,7 +165,6 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     maxBatch: options.maxBatch ?? 1000,
     maxQueued: options.maxQueued ?? 10_000,
     overloaded: (queued) => new OverloadedError(queued),
-    closing: storeClosing,
     onBatch: options.onBatch,
   });
 
@@ -200,7 +200,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
   }
 
   return {
-    append: (request) => committer.submit(request),
+    append: (request) => inFlight.run(() => committer.submit(request)),
 
     async readStream(streamId) {
       const rows = await db
@@ -234,7 +234,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     committedHead: () => lastInReadOrder(false),
 
     transaction: (work) =>
-      transactions.run(async () => {
+      inFlight.run(async () => {
         const appended: RecordedEvent[] = [];
         const committed: Array<() => void> = [];
         const result = await db.transaction().execute(async (trx) => {
@@ -281,7 +281,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
 
     close: () =>
       (closed ??= (async () => {
-        await Promise.all([committer.close(), transactions.close()]);
+        await inFlight.close();
         await stopListening?.();
       })()),
   };

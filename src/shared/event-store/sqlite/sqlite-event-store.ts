@@ -17,7 +17,7 @@ import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { recentEvents } from '../recent-events.js';
-import { storeClosing, workInFlight } from '../work-in-flight.js';
+import { workInFlight } from '../work-in-flight.js';
 import { DATA_TEXT } from '../serialized-event.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
 
@@ -125,7 +125,8 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     return results;
   }
 
-  const transactions = workInFlight();
+  // Appends and transactions begun before close() end before the files and connections do.
+  const inFlight = workInFlight();
   let closed: Promise<void> | undefined;
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
@@ -138,7 +139,6 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     maxBatch: options.maxBatch ?? 1000,
     maxQueued: options.maxQueued ?? 10_000,
     overloaded: (queued) => new OverloadedError(queued),
-    closing: storeClosing,
     onBatch: options.onBatch,
     retryAlone: (error) => !isStorageFault(error),
   });
@@ -152,7 +152,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
   };
 
   return {
-    append: (request) => committer.submit(request),
+    append: (request) => inFlight.run(() => committer.submit(request)),
 
     async readStream(streamId) {
       const rows = await db.selectFrom('events').selectAll().where('stream_id', '=', streamId).orderBy('stream_version').execute();
@@ -174,7 +174,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     committedHead: head,
 
     transaction: (work) =>
-      transactions.run(async () => {
+      inFlight.run(async () => {
         const appended: KeptEvent[] = [];
         const committed: Array<() => void> = [];
         const result = await guarded(() =>
@@ -217,7 +217,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 
     close: () =>
       (closed ??= (async () => {
-        await Promise.all([committer.close(), transactions.close()]);
+        await inFlight.close();
         await wal?.close();
       })()),
   };
