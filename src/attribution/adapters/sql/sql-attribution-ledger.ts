@@ -3,6 +3,7 @@ import { scopesOf, type AttributionLedger } from '../../application/ports.js';
 import type { Conversion } from '../../domain/conversion.js';
 import type { IdentityLink } from '../../domain/analytics-message.js';
 import { compareTouches, type Touch } from '../../domain/touch.js';
+import type { TimeRange } from '../../domain/attribution-models.js';
 import type { Instant, Visitor } from '../../domain/values.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
@@ -94,6 +95,18 @@ type ScopeCount = { scope: string; scope_id: string; clicks: number; views: numb
  */
 export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
   const t = tables(db);
+  /** The touches of these visitors within the range, as one query per application and piece of ids. */
+  const touchesWithin = (visitors: readonly Visitor[], range: TimeRange) =>
+    [...idsByApplication(visitors)].flatMap(([app, ids]) =>
+      [...keyPieces(db, ids)].map((piece) =>
+        t
+          .selectFrom('attribution_touches')
+          .where('app_id', '=', app)
+          .where('visitor_id', 'in', piece)
+          .where('occurred_at', '>=', range.from)
+          .where('occurred_at', '<=', range.to),
+      ),
+    );
   return {
     async addTouches(touches) {
       const returned = new Set<string>();
@@ -245,36 +258,13 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
 
     async touchesOf(visitors, range) {
       const touches: Touch[] = [];
-      for (const [app, ids] of idsByApplication(visitors)) {
-        for (const piece of keyPieces(db, ids)) {
-          const rows = await t
-            .selectFrom('attribution_touches')
-            .selectAll()
-            .where('app_id', '=', app)
-            .where('visitor_id', 'in', piece)
-            .where('occurred_at', '>=', range.from)
-            .where('occurred_at', '<=', range.to)
-            .execute();
-          touches.push(...rows.map(touchOf));
-        }
-      }
+      for (const within of touchesWithin(visitors, range)) touches.push(...(await within.selectAll().execute()).map(touchOf));
       return touches.sort(compareTouches);
     },
 
     async hasTouches(visitors, range) {
-      for (const [app, ids] of idsByApplication(visitors)) {
-        for (const piece of keyPieces(db, ids)) {
-          const row = await t
-            .selectFrom('attribution_touches')
-            .select('tracking_event_id')
-            .where('app_id', '=', app)
-            .where('visitor_id', 'in', piece)
-            .where('occurred_at', '>=', range.from)
-            .where('occurred_at', '<=', range.to)
-            .limit(1)
-            .executeTakeFirst();
-          if (row !== undefined) return true;
-        }
+      for (const within of touchesWithin(visitors, range)) {
+        if ((await within.select('tracking_event_id').limit(1).executeTakeFirst()) !== undefined) return true;
       }
       return false;
     },
