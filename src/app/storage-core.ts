@@ -79,19 +79,21 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
   backend.store.onAppended(countAppendedEvents(metrics.eventsAppended, await backend.store.headPosition()));
   // Requests take their turn behind the subscribers once these trail far behind; the subscribers
   // themselves write through the store as it is.
-  const limit = config.subscriberBacklogLimit;
-  const flow = flowControl({
-    backlog: () => (limit > 0 ? subscriptions.backlog() : 0),
-    holdAbove: limit,
-    maxWaiting: config.maxQueuedAppends,
-    onWaited: (ms) => {
-      metrics.heldRequests.inc();
-      metrics.heldSeconds.inc(ms / 1000);
-    },
-  });
-  const store = admittingAppends(backend.store, flow.admit);
+  const flow =
+    config.subscriberBacklogLimit > 0
+      ? flowControl({
+          backlog: () => subscriptions.backlog(),
+          holdAbove: config.subscriberBacklogLimit,
+          maxWaiting: config.maxQueuedAppends,
+          onWaited: (ms) => {
+            metrics.heldRequests.inc();
+            metrics.heldSeconds.inc(ms / 1000);
+          },
+        })
+      : undefined;
+  const store = flow ? admittingAppends(backend.store, flow.admit) : backend.store;
 
-  const deps: ModuleDeps = { store, db, clock, newId, logger, procedures, admit: flow.admit };
+  const deps: ModuleDeps = { store, db, clock, newId, logger, procedures, ...(flow ? { admit: flow.admit } : {}) };
   const { modules, links } = buildContexts(
     embeddedContexts(config),
     deps,
@@ -131,7 +133,7 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
     },
     async close() {
       clearInterval(lagReport);
-      flow.close();
+      flow?.close();
       await subscriptions.stop();
       for (const module of modules) await module.stop?.();
       await store.close();

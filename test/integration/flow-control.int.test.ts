@@ -12,8 +12,8 @@ const ITEMS = 1500;
 const LIMIT = 20;
 
 /** Starts Intake with its subscribers held back, and lets `ITEMS` items in meanwhile (nothing trails that counts). */
-async function backlogged(sendItems: (app: TestIntake, count: number) => Promise<void>, items = ITEMS): Promise<TestIntake> {
-  const app = await startTestIntake({ SUBSCRIBER_BACKLOG_LIMIT: String(LIMIT) }, { startSubscribers: false });
+async function backlogged(sendItems: (app: TestIntake, count: number) => Promise<void>, items = ITEMS, limit = LIMIT): Promise<TestIntake> {
+  const app = await startTestIntake({ SUBSCRIBER_BACKLOG_LIMIT: String(limit) }, { startSubscribers: false });
   intake = app;
   expect((await adminCall(app, 'POST', '/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
   await sendItems(app, items);
@@ -49,6 +49,22 @@ describe('flow control in the server', () => {
     const metrics = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^intake_flow_control_held_requests_total 1$/m);
     expect(metrics).toMatch(/^intake_flow_control_held_seconds_total 0\.\d*[1-9]/m);
+  });
+
+  it('holds nothing with SUBSCRIBER_BACKLOG_LIMIT=0', async () => {
+    const app = await backlogged(
+      async (target, count) => {
+        for (let n = 0; n < count; n += 100) {
+          const events = Array.from({ length: 100 }, (_, i) => order(n + i));
+          expect((await adminCall(target, 'POST', '/api/ingest/shop/batch', { events })).statusCode).toBe(200);
+        }
+      },
+      ITEMS,
+      0,
+    );
+    expect((await adminCall(app, 'POST', '/ingest', { partner_id: 'p', ...order(ITEMS) })).statusCode).toBe(201);
+    const metrics = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^intake_flow_control_held_requests_total 0$/m);
   });
 
   it('answers a batch sent while the subscribers trail far behind once they have caught up', async () => {
