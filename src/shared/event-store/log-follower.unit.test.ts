@@ -21,3 +21,12 @@ it('waits its poll once every announced commit was read, and retries soon, more 
   now = 6000;
   expect(follower.idleWaitMs()).toBe(1000);
 });
+
+it('asks for no retry when a commit is announced after the reader already read it', () => {
+  const follower = logFollower(1000, () => 0);
+  follower.read([at(4), at(5)]);
+  follower.announced(5);
+  expect(follower.idleWaitMs()).toBe(1000);
+  follower.announced(6);
+  expect(follower.idleWaitMs()).toBe(2);
+});

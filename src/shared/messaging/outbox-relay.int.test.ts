@@ -133,6 +133,19 @@ function gatedCheckpoints(db: Kysely<object>): { db: Kysely<object>; open(): voi
   return { db: db.withPlugin(plugin), open: () => open() };
 }
 
+/** Counts the checkpoint writes made through the returned handle. */
+function countedCheckpoints(db: Kysely<object>): { db: Kysely<object>; writes(): number } {
+  let writes = 0;
+  const plugin: KyselyPlugin = {
+    transformQuery({ node }) {
+      if (InsertQueryNode.is(node) && node.into?.table.identifier.name === 'subscription_checkpoints') writes += 1;
+      return node;
+    },
+    transformResult: async ({ result }) => result,
+  };
+  return { db: db.withPlugin(plugin), writes: () => writes };
+}
+
 const consumeOptions = { maxDeliver: 5, ackWaitMs: 2000, retryDelayMs: 20, onParked: async () => {} };
 
 const relayOf = (service: ServiceStore, bus: MessageBus, overrides: Partial<OutboxRelayOptions> = {}) =>
@@ -179,6 +192,54 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
       });
       expect(await loadCheckpoint(service.db, 'relay')).toBe(await service.store.headPosition());
     }));
+
+  it('writes its checkpoint at most once an interval while events keep coming, and the newest one when it stops', () =>
+    withService(async (service, bus) => {
+      const received = new Set<string>();
+      await bus.consume('everything', ['intake.ingestion.>'], async (m) => void received.add(m.id), consumeOptions);
+      const counted = countedCheckpoints(service.db);
+      const relay = relayOf({ ...service, db: counted.db }, bus, { checkpointIntervalMs: 60_000 });
+      relay.start();
+      try {
+        for (const round of [0, 1, 2]) {
+          await appendItems(service.store, round * 2, 2);
+          await eventually(() => received.size === (round + 1) * 2, `batch ${round} arrived`);
+        }
+        expect(counted.writes()).toBe(1);
+      } finally {
+        await relay.stop();
+      }
+      expect(counted.writes()).toBe(2);
+      expect(await loadCheckpoint(service.db, 'relay')).toBe(await service.store.headPosition());
+    }));
+
+  // On PostgreSQL an open transaction of another test may hide the commit for a while, and then the
+  // relay rightly reads again.
+  it.runIf(name === 'sqlite')('reads once for a batch shorter than its limit, then waits for the next commit', () =>
+    withService(async (service, bus) => {
+      const received = new Set<string>();
+      await bus.consume('everything', ['intake.ingestion.>'], async (m) => void received.add(m.id), consumeOptions);
+      let reads = 0;
+      const counted: EventStore = {
+        ...service.store,
+        readAll(options) {
+          reads += 1;
+          return service.store.readAll(options);
+        },
+      };
+      const relay = relayOf({ ...service, store: counted }, bus, { pollIntervalMs: 60_000 });
+      relay.start();
+      try {
+        await eventually(() => reads === 1, 'the first read found the log empty');
+        await appendItems(service.store, 0, 1);
+        await eventually(() => received.size === 1, 'the event arrived');
+        await sleep(100);
+        expect(reads).toBe(2);
+      } finally {
+        await relay.stop();
+      }
+    }),
+  );
 
   // On SQLite a held answer holds the one connection, appends included; the relay runs on PostgreSQL.
   it.runIf(name === 'postgres')('publishes the next batch while the checkpoint of the last one is still being written', () =>

@@ -26,6 +26,12 @@ export interface OutboxRelayOptions {
   /** Backoff while the broker is unreachable: doubles from the base up to the cap. */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
+  /**
+   * Least time between two checkpoint writes (default 1000). A checkpoint only bounds what a restart
+   * publishes again, which the broker and the consumers drop: writing one after every batch made each
+   * event cost a commit of its own whenever events came one at a time.
+   */
+  readonly checkpointIntervalMs?: number;
 }
 
 export interface OutboxRelay {
@@ -50,6 +56,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const retryBaseMs = options.retryBaseMs ?? 100;
   const retryMaxMs = options.retryMaxMs ?? 30_000;
+  const checkpointIntervalMs = options.checkpointIntervalMs ?? 1000;
   let position = 0;
   const follower = logFollower(pollIntervalMs);
   let running = false;
@@ -71,22 +78,38 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       pausing = { wakesOnAppend, end };
     });
 
-  /** The checkpoint write in flight, and the newest position waiting for the next one. */
+  /** The checkpoint write in flight, the newest position waiting for the next one, and when the last began. */
   let checkpointing: Promise<void> | undefined;
   let unsaved: number | undefined;
+  let savedAt = -Infinity;
+  /** Ends the spacing before the next write, so that stop() saves at once. */
+  let hurry: (() => void) | undefined;
+
+  const spacing = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const end = () => {
+        clearTimeout(timer);
+        hurry = undefined;
+        resolve();
+      };
+      const timer = setTimeout(end, ms);
+      hurry = end;
+    });
 
   /**
-   * Saves the checkpoint without holding up the next batch: it only bounds what a restart publishes
-   * again (the broker and the consumers drop repeats), and waiting for its commit made every event
-   * wait a few milliseconds more on its way. Writes stay in order; one in flight at a time, the
-   * newest position going next.
+   * Saves the checkpoint without holding up the next batch, and at most once per interval while
+   * events keep coming (see `checkpointIntervalMs`); stop() saves the newest position at once. Writes
+   * stay in order: one at a time, the newest position going next.
    */
   const checkpointSoon = (at: number) => {
     unsaved = at;
     checkpointing ??= (async () => {
       while (unsaved !== undefined) {
+        const wait = savedAt + checkpointIntervalMs - performance.now();
+        if (wait > 0 && running) await spacing(wait);
         const next = unsaved;
         unsaved = undefined;
+        savedAt = performance.now();
         try {
           await saveCheckpoint(db, name, next, clock.now().toISOString());
         } catch (error) {
@@ -97,7 +120,11 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
     })();
   };
 
-  /** One step: publishes the next batch; false when there was nothing to publish. */
+  /**
+   * One step: publishes the next batch. Answers whether the log may hold more right now: a full batch
+   * says so; a shorter one read all there was, and what committed since is announced (the follower
+   * keeps it), so the relay waits rather than spend a read on finding nothing.
+   */
   const relayBatch = async (): Promise<boolean> => {
     const batch = await store.readAll({ after: position, limit: batchSize });
     follower.read(batch);
@@ -107,7 +134,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
     await Promise.all(batch.map((event) => bus.publish(subjectOf(context, event.type, options.subjectPrefix), messageOfEvent(event))));
     position = last.position;
     checkpointSoon(last.position);
-    return true;
+    return batch.length === batchSize;
   };
 
   const run = async () => {
@@ -119,10 +146,10 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
           position = await loadCheckpoint(db, name);
           loaded = true;
         }
-        const published = await relayBatch();
+        const more = await relayBatch();
         if (failures > 0) logger.info({ relay: name, position, failures }, 'relay publishing again');
         failures = 0;
-        if (!published) await pause(follower.idleWaitMs(), true);
+        if (!more) await pause(follower.idleWaitMs(), true);
       } catch (error) {
         failures += 1;
         // Said once, then every tenth attempt: an outage must be visible without flooding the log.
@@ -151,6 +178,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       unsubscribe = undefined;
       pausing?.end();
       await loop;
+      hurry?.();
       await checkpointing;
       loop = undefined;
     },

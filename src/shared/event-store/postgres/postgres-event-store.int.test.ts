@@ -63,6 +63,29 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
     }
   });
 
+  it('wakes its own listeners once per commit, and not again when its NOTIFY comes back over LISTEN', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const notifyChannel = `${postgres.schema}_echo`;
+    const writer = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, notifyChannel });
+    const reader = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, notifyChannel });
+    try {
+      const own: number[] = [];
+      writer.onAppended((head) => own.push(head));
+      const heard = new Promise<void>((resolve) => reader.onAppended(() => resolve()));
+      const appended = await writer.append({ streamId: 'e-1', events: [{ type: 'A', data: {} }] });
+      const grouped = await writer.transaction((tx) => tx.append({ streamId: 'e-2', events: [{ type: 'A', data: {} }] }));
+      // The notification reached another listener, so it reached the writer's LISTEN connection too.
+      await heard;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(own).toEqual([appended.events[0]?.position, grouped.events[0]?.position]);
+    } finally {
+      await writer.close();
+      await reader.close();
+      await postgres.close();
+    }
+  });
+
   it('wakes another store only for what committed, also from a transaction whose savepoint rolled back', async () => {
     const postgres = await openTemporarySchema(url);
     await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);

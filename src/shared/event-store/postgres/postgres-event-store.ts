@@ -56,6 +56,9 @@ export interface PostgresEventStoreOptions {
 /** Readers of one store: the relay, each in-process subscription, a replay. */
 const MAX_REMEMBERED_STOPS = 64;
 
+/** Heads of own commits whose echo over LISTEN is still to come (one per insert in flight). */
+const MAX_OWN_HEADS = 1024;
+
 /** Attempts at one append whose stream another writer keeps taking versions of between our read and our insert. */
 const MAX_CONFLICT_ATTEMPTS = 3;
 
@@ -87,7 +90,20 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     const last = events.at(-1);
     if (last) wake(last.position);
   };
-  const stopListening = channel === undefined ? undefined : await listenForCommits(options.postgres.pool, channel, wake);
+  /**
+   * The heads this store's own inserts sent NOTIFY for. Its listeners are woken in-process after the
+   * commit, so the echo of the same head over LISTEN is dropped: each wake costs every reader a read.
+   * Noted before the commit, since the echo may overtake the commit's answer.
+   */
+  const ownHeads = new Set<number>();
+  const noteOwnHead = (head: number) => {
+    ownHeads.add(head);
+    if (ownHeads.size > MAX_OWN_HEADS) ownHeads.delete(ownHeads.values().next().value as number);
+  };
+  const heard = (head: number) => {
+    if (!ownHeads.delete(head)) wake(head);
+  };
+  const stopListening = channel === undefined ? undefined : await listenForCommits(options.postgres.pool, channel, heard);
 
   async function appendWithin(trx: Kysely<Tables>, requests: readonly AppendRequest[]): Promise<Array<AppendResult | Error>> {
     // Only a numbered expected version needs the stream's version read first. A new stream
@@ -100,6 +116,11 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     const shifted = plan.rows.map((row) => !lookup && requests[row.request]?.expectedVersion !== 'no_stream');
     const recordedAt = options.clock.now().toISOString();
     const inserted = await insertRows(trx, plan.rows, recordedAt, channel, shifted);
+    if (channel !== undefined && inserted.size > 0) {
+      let head = 0;
+      for (const row of inserted.values()) head = Math.max(head, row.position);
+      noteOwnHead(head);
+    }
     const { results, recorded } = plan.complete(
       (row) => inserted.get(row.eventId.toLowerCase())?.position ?? 0,
       recordedAt,
