@@ -38,6 +38,8 @@ export interface Config {
   readonly maxQueuedAppends: number;
   /** Events the subscribers may trail behind before incoming data waits for them (SUBSCRIBER_BACKLOG_LIMIT; 0: never). */
   readonly subscriberBacklogLimit: number;
+  /** Longest a request waits for the subscribers before it goes ahead anyway (SUBSCRIBER_BACKLOG_WAIT_MS). */
+  readonly subscriberBacklogWaitMs: number;
   /** Private hosts and CIDRs webhooks may reach (WEBHOOK_ALLOWED_HOSTS, comma list). */
   readonly webhookAllowedHosts: string;
   /** Seconds between webhook attempts (WEBHOOK_RETRY_SCHEDULE, comma list). */
@@ -116,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),
     maxQueuedAppends: integer(env, 'MAX_QUEUED_APPENDS', 10_000, 1, 1_000_000),
     subscriberBacklogLimit: integer(env, 'SUBSCRIBER_BACKLOG_LIMIT', 16_384, 0, 100_000_000),
+    subscriberBacklogWaitMs: integer(env, 'SUBSCRIBER_BACKLOG_WAIT_MS', 1000, 1, 60_000),
     storageThreadHeapMb: integer(env, 'STORAGE_THREAD_HEAP_MB', 1024, 64, 65_536),
     // An in-memory database cannot be shared with another thread.
     storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && !postgres && sqlitePath !== ':memory:',

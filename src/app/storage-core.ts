@@ -84,6 +84,7 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
       ? flowControl({
           backlog: () => subscriptions.backlog(),
           holdAbove: config.subscriberBacklogLimit,
+          maxWaitMs: config.subscriberBacklogWaitMs,
           maxWaiting: config.maxQueuedAppends,
           onWaited: (ms) => {
             metrics.heldRequests.inc();

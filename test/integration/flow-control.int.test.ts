@@ -10,10 +10,15 @@ afterEach(async () => {
 
 const ITEMS = 1500;
 const LIMIT = 20;
+/** Long enough for the subscribers to catch up however slow the machine: a request goes ahead after it. */
+const WAIT_MS = 30_000;
 
 /** Starts Intake with its subscribers held back, and lets `ITEMS` items in meanwhile (nothing trails that counts). */
 async function backlogged(sendItems: (app: TestIntake, count: number) => Promise<void>, items = ITEMS, limit = LIMIT): Promise<TestIntake> {
-  const app = await startTestIntake({ SUBSCRIBER_BACKLOG_LIMIT: String(limit) }, { startSubscribers: false });
+  const app = await startTestIntake(
+    { SUBSCRIBER_BACKLOG_LIMIT: String(limit), SUBSCRIBER_BACKLOG_WAIT_MS: String(WAIT_MS) },
+    { startSubscribers: false },
+  );
   intake = app;
   expect((await adminCall(app, 'POST', '/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
   await sendItems(app, items);
@@ -48,7 +53,7 @@ describe('flow control in the server', () => {
     // Counted for operators: one request held, for some time.
     const metrics = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/^intake_flow_control_held_requests_total 1$/m);
-    expect(metrics).toMatch(/^intake_flow_control_held_seconds_total 0\.\d*[1-9]/m);
+    expect(metrics).toMatch(/^intake_flow_control_held_seconds_total (?!0$)[\d.e+-]+$/m);
   });
 
   it('holds nothing with SUBSCRIBER_BACKLOG_LIMIT=0', async () => {
