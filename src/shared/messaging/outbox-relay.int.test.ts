@@ -262,23 +262,20 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
     }),
   );
 
-  it.runIf(name === 'postgres')('publishes a commit that an older open transaction hid from its read, without waiting for its poll', () =>
+  it.runIf(name === 'postgres')('publishes a commit at once while a transaction stays open elsewhere on the server', () =>
     withService(async (service, bus) => {
       const received = new Set<string>();
       await bus.consume('everything', ['intake.ingestion.>'], async (m) => void received.add(m.id), consumeOptions);
       // Only a wake or this poll would make it read again: the poll is out of the test's reach.
       const relay = relayOf(service, bus, { pollIntervalMs: 60_000 });
       relay.start();
-      // Begun before the append and still open: until it ends, the append's commit stays out of reads.
-      const older = await openOlderTransaction(testPostgresUrl ?? '');
+      // Begun before the append and still open: it once kept the append's commit out of reads.
+      const other = await openOlderTransaction(testPostgresUrl ?? '');
       try {
         const [event] = await appendItems(service.store, 0, 1);
-        await sleep(100);
-        expect(received.size).toBe(0);
-        await older.end();
-        await eventually(() => received.has(event?.eventId ?? ''), 'the hidden commit was published', 5000);
+        await eventually(() => received.has(event?.eventId ?? ''), 'the commit was published', 2000);
       } finally {
-        await older.end();
+        await other.end();
         await relay.stop();
       }
     }),

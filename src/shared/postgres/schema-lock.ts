@@ -12,6 +12,8 @@ import { UnavailableError } from '../errors.js';
  *   moment between a server losing the connection that held its lock and noticing it.
  * - The server key: held exclusively by the one embedded server of a schema (its subscribers keep
  *   checkpoints that a second process would contend for).
+ * - The log key: held exclusively by a transaction that appends to the schema's event log, so that
+ *   positions commit in the order they are taken (see the PostgreSQL event store).
  */
 export function schemaLockKey(schema: string): string {
   return keyOf(`intake role ${schema}`);
@@ -19,6 +21,11 @@ export function schemaLockKey(schema: string): string {
 
 export function serverLockKey(schema: string): string {
   return keyOf(`intake server ${schema}`);
+}
+
+/** Held by each transaction that appends to the schema's event log, from its first insert until it ends. */
+export function logLockKey(schema: string): string {
+  return keyOf(`intake log ${schema}`);
 }
 
 function keyOf(text: string): string {

@@ -105,8 +105,9 @@ interface Runner {
 
 /**
  * Whether a runner has handled the event at a head position. Positions need not grow in read order
- * (on PostgreSQL the log is read in commit order), so "position >= head" cannot tell; the runner
- * reports the positions it handles instead, from before the head is known.
+ * (events a PostgreSQL log holds from before position order are read in their old commit order), so
+ * "position >= head" cannot tell; the runner reports the positions it handles instead, from before the
+ * head is known.
  */
 interface HeadWatch {
   head: number | undefined;

@@ -35,7 +35,17 @@ const createEvents: Migration = {
   },
 };
 
+const readInPositionOrder: Migration = {
+  async up(db: Kysely<unknown>) {
+    // From here on appends take the log's lock, so positions commit in order and readers read by
+    // position. Events written before keep being read as they were, in (transaction_id, position)
+    // order: this row says up to which position that holds.
+    await sql`CREATE TABLE event_read_order (position_order_after bigint NOT NULL)`.execute(db);
+    await sql`INSERT INTO event_read_order SELECT COALESCE(max(position), 0) FROM events`.execute(db);
+  },
+};
+
 export const postgresEventStoreMigrations: MigrationSet = {
   owner: 'event_store',
-  migrations: { '0001_create_events': createEvents },
+  migrations: { '0001_create_events': createEvents, '0002_read_in_position_order': readInPositionOrder },
 };

@@ -1,9 +1,10 @@
 import { PostgresQueryCompiler, sql, type KyselyPlugin } from 'kysely';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../clock.js';
 import { uuidV7 } from '../../ids.js';
 import { migratePostgresToLatest } from '../../postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../../postgres/temporary-schema.js';
+import { openOlderTransaction, openTemporarySchema, testPostgresUrl } from '../../postgres/temporary-schema.js';
 import { eventStoreContract } from '../event-store.contract.js';
 import { postgresEventStoreMigrations } from './migrations.js';
 import { postgresEventStore } from './postgres-event-store.js';
@@ -160,34 +161,100 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
     }
   });
 
-  it('refuses to read on from a position that is no event of this store', async () => {
-    const postgres = await openTemporarySchema(url);
-    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
-    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+  it('reads on by position with no lookup, and makes an append wait while another transaction holds the log', async () => {
+    const { postgres, store, statements } = await recordingStore(url);
+    const lookups = () => statements.filter((text) => /"transaction_id"/.test(text)).length;
     try {
-      await expect(store.readAll({ after: 42, limit: 10 })).rejects.toMatchObject({ code: 'event-store.unknown-position' });
+      const appended = await store.append({ streamId: 's-1', events: ['A', 'B', 'C'].map((type) => ({ type, data: {} })) });
+      const positions = appended.events.map((event) => event.position);
+      expect((await store.readAll({ after: positions[0] ?? 0, limit: 10 })).map((event) => event.type)).toEqual(['B', 'C']);
+      expect((await store.readAll({ after: 0, limit: 2 })).map((event) => event.type)).toEqual(['A', 'B']);
+      expect(lookups()).toBe(0);
+
+      let release = () => {};
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let holding = () => {};
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      const open = store.transaction(async (tx) => {
+        const outcome = await tx.append({ streamId: 's-2', events: [{ type: 'D', data: {} }] });
+        holding();
+        await released;
+        return outcome.events[0]?.position ?? 0;
+      });
+      await held;
+      const later = store.append({ streamId: 's-3', events: [{ type: 'E', data: {} }] });
+      const waited = await Promise.race([later.then(() => false), new Promise((resolve) => setTimeout(() => resolve(true), 200))]);
+      expect(waited).toBe(true);
+      release();
+      const [first, second] = [await open, (await later).events[0]?.position ?? 0];
+      expect(second).toBeGreaterThan(first);
     } finally {
       await store.close();
       await postgres.close();
     }
   });
 
-  it('reads on after the last event it handed a reader without looking up where that event stands', async () => {
-    const { postgres, store, statements } = await recordingStore(url);
-    const lookups = () => statements.filter((text) => /select "transaction_id" from "events" where "position" = \$1/.test(text)).length;
+  it('reads what committed at once while a transaction stays open elsewhere on the server, in another database too', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+    const elsewhere = new URL(url);
+    elsewhere.pathname = '/postgres';
+    const others = [await openOlderTransaction(url), await openOlderTransaction(elsewhere.toString())];
     try {
-      const appended = await store.append({ streamId: 's-1', events: ['A', 'B', 'C'].map((type) => ({ type, data: {} })) });
-      const positions = appended.events.map((event) => event.position);
-      const first = await store.readAll({ after: 0, limit: 2 });
-      expect(first.map((event) => event.type)).toEqual(['A', 'B']);
-      const rest = await store.readAll({ after: first.at(-1)?.position ?? 0, limit: 10 });
-      expect(rest.map((event) => event.type)).toEqual(['C']);
-      expect(lookups()).toBe(0);
-      // A position it did not stop a read at is looked up.
-      expect((await store.readAll({ after: positions[0] ?? 0, limit: 10 })).map((event) => event.type)).toEqual(['B', 'C']);
-      expect(lookups()).toBe(1);
+      const appended = await store.append({ streamId: 'o-1', events: [{ type: 'A', data: {} }] });
+      expect((await store.readAll({ after: 0, limit: 10 })).map((event) => event.eventId)).toEqual([appended.events[0]?.eventId]);
+      expect(await store.headPosition()).toBe(appended.events[0]?.position);
     } finally {
+      for (const other of others) await other.end();
       await store.close();
+      await postgres.close();
+    }
+  });
+
+  it('reads events appended before position order first, in their old order, then the rest by position', async () => {
+    const postgres = await openTemporarySchema(url);
+    const { migrations } = postgresEventStoreMigrations;
+    const first = migrations['0001_create_events'];
+    if (!first) throw new Error('no first migration');
+    await migratePostgresToLatest(postgres, [{ owner: 'event_store', migrations: { '0001_create_events': first } }]);
+    // Written as the store wrote them before: B takes position 1 in a transaction that began after
+    // A's, which takes position 2. Their old read order is (transaction_id, position): A, then B.
+    const insert = (client: pg.ClientBase, type: string) =>
+      client.query(
+        `INSERT INTO ${postgres.schema}.events (event_id, stream_id, stream_version, type, data, metadata, recorded_at)
+         VALUES (gen_random_uuid(), $1, 1, $1, '{}', '{}', now())`,
+        [type],
+      );
+    const [a, b] = [new pg.Client({ connectionString: url }), new pg.Client({ connectionString: url })];
+    await a.connect();
+    await b.connect();
+    let store: Awaited<ReturnType<typeof postgresEventStore>> | undefined;
+    try {
+      await a.query('BEGIN');
+      await a.query('SELECT pg_current_xact_id()');
+      await b.query('BEGIN');
+      await insert(b, 'B');
+      await b.query('COMMIT');
+      await insert(a, 'A');
+      await a.query('COMMIT');
+      await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+      store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+      const typesAfter = async (after: number) => (await store?.readAll({ after, limit: 10 }))?.map((event) => event.type);
+      const [positionOfA, positionOfB] = [2, 1];
+      expect(await typesAfter(0)).toEqual(['A', 'B']);
+      expect(await store.headPosition()).toBe(positionOfB);
+      const appended = await store.append({ streamId: 'C', events: [{ type: 'C', data: {} }] });
+      expect(await typesAfter(0)).toEqual(['A', 'B', 'C']);
+      expect(await typesAfter(positionOfA)).toEqual(['B', 'C']);
+      expect(await typesAfter(positionOfB)).toEqual(['C']);
+      expect(await store.readAll({ after: 0, limit: 2 }).then((events) => events.map((event) => event.type))).toEqual(['A', 'B']);
+      expect(await store.headPosition()).toBe(appended.events[0]?.position);
+      await expect(store.readAll({ after: 0, limit: 10 })).resolves.toHaveLength(3);
+    } finally {
+      await a.end();
+      await b.end();
+      await store?.close();
       await postgres.close();
     }
   });

@@ -19,6 +19,7 @@ import { workInFlight } from '../work-in-flight.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
+import { logLockKey } from '../../postgres/schema-lock.js';
 
 export interface EventsTable {
   /** bigint: node-postgres hands it over as a string. */
@@ -36,6 +37,7 @@ export interface EventsTable {
 
 interface Tables {
   events: EventsTable;
+  event_read_order: { position_order_after: ColumnType<string, never, never> };
 }
 
 export interface PostgresEventStoreOptions {
@@ -64,21 +66,26 @@ const MAX_CONFLICT_ATTEMPTS = 3;
 
 const EVENT_COLUMNS = ['position', 'event_id', 'stream_id', 'stream_version', 'type', 'data', 'metadata', 'recorded_at'] as const;
 
-/** Only transactions older than every running one have all committed: their events can no longer change. */
-const settled = sql<boolean>`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`;
-
 /**
  * The EventStore port on PostgreSQL. Appends are group-committed like SQLite's; PostgreSQL's commit is
  * already durable, so there is no separate sync. Several processes may append to one schema: the
  * unique (stream_id, stream_version) constraint is the final guard against a lost update.
  *
- * Reading: identity values are taken before commit, so positions do not commit in order. The log is
- * read in (transaction_id, position) order and only below the oldest running transaction, as Emmett
- * does. `readAll({ after })` continues after the event at position `after`: that event's transaction id
- * is looked up, so a checkpoint stays one number and still marks a point in the commit order.
+ * Reading: a transaction takes the log's advisory lock (`logLockKey`) in the statement that inserts
+ * its first events and holds it until it ends, so positions are taken, and commit, one transaction at
+ * a time: whatever a reader sees is every committed event up to the highest position it sees, and it
+ * reads on by position. Nothing outside the log holds a reader back (a transaction still open in
+ * another schema or database used to, when readers stayed below the oldest running transaction).
+ * Events appended before this order (migration 0002) are still read first, in their old
+ * (transaction_id, position) order, which their checkpoints point into.
  */
 export async function postgresEventStore(options: PostgresEventStoreOptions): Promise<EventStore> {
   const db = options.postgres.db as Kysely<Tables>;
+  const logKey = logLockKey(options.postgres.schema);
+  /** The last position of the events appended before position order (0 when there were none). */
+  const legacyEnd = Number(
+    (await db.selectFrom('event_read_order').select('position_order_after').executeTakeFirst())?.position_order_after ?? 0,
+  );
   const projections = options.inlineProjections ?? [];
   const listeners = new Set<(head: number) => void>();
   const channel = options.notifyChannel === undefined ? undefined : checkChannelName(options.notifyChannel);
@@ -115,7 +122,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     // By row: appends to one stream in one batch may differ.
     const shifted = plan.rows.map((row) => !lookup && requests[row.request]?.expectedVersion !== 'no_stream');
     const recordedAt = options.clock.now().toISOString();
-    const inserted = await insertRows(trx, plan.rows, recordedAt, channel, shifted);
+    const inserted = await insertRows(trx, plan.rows, recordedAt, { channel, logKey }, shifted);
     if (channel !== undefined && inserted.size > 0) {
       let head = 0;
       for (const row of inserted.values()) head = Math.max(head, row.position);
@@ -190,8 +197,8 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
   });
 
   /**
-   * The transaction ids of the events readers last stopped at: a reader continues after the last event
-   * it read, so its next read needs no lookup. A row's transaction id never changes.
+   * The transaction ids of the events appended before position order that readers last stopped at: a
+   * reader continues after the last event it read, so its next read needs no lookup.
    */
   const stops = new Map<number, string>();
   const rememberStop = (position: number, transactionId: string) => {
@@ -199,7 +206,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     if (stops.size > MAX_REMEMBERED_STOPS) stops.delete(stops.keys().next().value as number);
   };
 
-  /** The transaction id of the event a reader stopped at: with its position, its place in the read order. */
+  /** The transaction id of an event from before position order: with its position, its place in the read order. */
   async function readOrderOf(position: number): Promise<string> {
     const known = stops.get(position);
     if (known !== undefined) return known;
@@ -213,10 +220,49 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     return row.transaction_id;
   }
 
-  async function lastInReadOrder(readable: boolean): Promise<number> {
-    let query = db.selectFrom('events').select('position');
-    if (readable) query = query.where(settled);
-    const row = await query.orderBy('transaction_id', 'desc').orderBy('position', 'desc').limit(1).executeTakeFirst();
+  /** Events from before position order after `after` (0 or one of them), in their old order. */
+  async function readLegacy(after: number, limit: number): Promise<RecordedEvent[]> {
+    let query = db
+      .selectFrom('events')
+      .select([...EVENT_COLUMNS, 'transaction_id'])
+      .where('position', '<=', String(legacyEnd));
+    if (after > 0) {
+      const transactionId = await readOrderOf(after);
+      query = query.where(sql<boolean>`(transaction_id, position) > (${transactionId}::xid8, ${after}::bigint)`);
+    }
+    const rows = await query.orderBy('transaction_id').orderBy('position').limit(limit).execute();
+    const last = rows.at(-1);
+    if (last) rememberStop(Number(last.position), last.transaction_id);
+    return rows.map(toRecorded);
+  }
+
+  async function readInOrder(after: number, limit: number): Promise<RecordedEvent[]> {
+    const rows = await db
+      .selectFrom('events')
+      .select(EVENT_COLUMNS)
+      .where('position', '>', String(Math.max(after, legacyEnd)))
+      .orderBy('position')
+      .limit(limit)
+      .execute();
+    return rows.map(toRecorded);
+  }
+
+  /** The last event in read order: every committed event is readable. */
+  async function lastInReadOrder(): Promise<number> {
+    const newest = await db
+      .selectFrom('events')
+      .select((eb) => eb.fn.max('position').as('position'))
+      .executeTakeFirst();
+    const position = Number(newest?.position ?? 0);
+    if (position > legacyEnd || legacyEnd === 0) return position;
+    // Only events from before position order: the last of their old order.
+    const row = await db
+      .selectFrom('events')
+      .select('position')
+      .orderBy('transaction_id', 'desc')
+      .orderBy('position', 'desc')
+      .limit(1)
+      .executeTakeFirst();
     return Number(row?.position ?? 0);
   }
 
@@ -234,25 +280,15 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     },
 
     async readAll({ after, limit }) {
-      let query = db
-        .selectFrom('events')
-        .select([...EVENT_COLUMNS, 'transaction_id'])
-        .where(settled);
-      if (after > 0) {
-        const transactionId = await readOrderOf(after);
-        query = query.where(sql<boolean>`(transaction_id, position) > (${transactionId}::xid8, ${after}::bigint)`);
-      }
-      const rows = await query.orderBy('transaction_id').orderBy('position').limit(limit).execute();
-      const last = rows.at(-1);
-      if (last) rememberStop(Number(last.position), last.transaction_id);
-      return rows.map(toRecorded);
+      if (legacyEnd === 0 || after > legacyEnd) return readInOrder(after, limit);
+      const legacy = await readLegacy(after, limit);
+      return legacy.length === limit ? legacy : [...legacy, ...(await readInOrder(legacyEnd, limit - legacy.length))];
     },
 
-    /** The last event a reader can see now, in read order. */
-    headPosition: () => lastInReadOrder(true),
+    headPosition: lastInReadOrder,
 
-    /** The last event committed, readable or not yet: the one a reader must reach to have read all acknowledged so far. */
-    committedHead: () => lastInReadOrder(false),
+    /** Every committed event is readable: the committed head is the readable one. */
+    committedHead: lastInReadOrder,
 
     transaction: (work) =>
       inFlight.run(async () => {
@@ -318,7 +354,7 @@ async function insertRows(
   trx: Kysely<Tables>,
   rows: readonly PlannedRow[],
   recordedAt: string,
-  channel: string | undefined,
+  { channel, logKey }: { channel: string | undefined; logKey: string },
   shifted: readonly boolean[],
 ): Promise<Map<string, { position: number; streamVersion: number }>> {
   const placed = new Map<string, { position: number; streamVersion: number }>();
@@ -332,8 +368,11 @@ async function insertRows(
     : sql`r.stream_version`;
   const announced =
     channel === undefined ? sql`` : sql`CROSS JOIN (SELECT pg_notify(${channel}, max(position)::text) FROM inserted) AS announced`;
+  // The log's lock comes first (a one-time filter, before any row or version is read): positions are
+  // taken only by the transaction holding it, which keeps it until it ends.
   const inserted = await sql<{ position: string; event_id: string; stream_version: number }>`
-    WITH inserted AS (
+    WITH ordered AS MATERIALIZED (SELECT pg_advisory_xact_lock(${logKey}::bigint)),
+    inserted AS (
     INSERT INTO events (event_id, stream_id, stream_version, type, data, metadata, recorded_at)
     SELECT r.event_id, r.stream_id, ${version}, r.type, r.data, r.metadata, ${recordedAt}::timestamptz
     FROM unnest(
@@ -345,6 +384,7 @@ async function insertRows(
       ${rows.map((r) => r.metadata)}::json[],
       ${shifted}::boolean[]
     ) WITH ORDINALITY AS r(event_id, stream_id, stream_version, type, data, metadata, shifted, n)
+    WHERE EXISTS (SELECT FROM ordered)
     -- Positions follow the order of the batch, so a stream's versions get increasing positions.
     ORDER BY r.n
     RETURNING position, event_id, stream_version)
