@@ -20,28 +20,36 @@ const MAX_RETRY_MS = 100;
 /** An announced event not read by then was not this reader's to read (it had read past it already). */
 const FORGET_AFTER_MS = 5000;
 const MAX_PENDING = 10_000;
-/** Positions read lately: an announcement that arrives after its event was read asks for nothing. */
-const REMEMBERED_READS = 4096;
+/** Batches read lately: an announcement that arrives after its event was read asks for nothing. */
+const REMEMBERED_BATCHES = 16;
 
 /** `pollIntervalMs` once every announced commit was read; short, growing retries until then. */
 export function logFollower(pollIntervalMs: number, now: () => number = Date.now): LogFollower {
   // Positions are not in commit order on PostgreSQL, so each announced one is looked for by itself.
   const pending = new Map<number, number>();
-  const recentlyRead = new Set<number>();
+  // The first and last position of recent batches read in position order (all there was in between).
+  const readRanges: Array<readonly [number, number]> = [];
   let retryMs = FIRST_RETRY_MS;
   return {
     announced(head) {
       // A reader that was reading already can read a commit before the commit's announcement comes.
-      if (recentlyRead.has(head)) return;
+      if (readRanges.some(([first, last]) => head >= first && head <= last)) return;
       if (pending.size >= MAX_PENDING) pending.delete(pending.keys().next().value as number);
       pending.set(head, now());
     },
     read(events) {
+      let ordered = true;
+      let previous = 0;
       for (const event of events) {
         pending.delete(event.position);
-        recentlyRead.add(event.position);
+        ordered &&= event.position > previous;
+        previous = event.position;
       }
-      while (recentlyRead.size > REMEMBERED_READS) recentlyRead.delete(recentlyRead.values().next().value as number);
+      const first = events[0]?.position;
+      if (first !== undefined && ordered) {
+        readRanges.push([first, previous]);
+        if (readRanges.length > REMEMBERED_BATCHES) readRanges.shift();
+      }
       if (events.length > 0) retryMs = FIRST_RETRY_MS;
     },
     idleWaitMs() {

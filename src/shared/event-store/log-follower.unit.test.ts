@@ -30,3 +30,12 @@ it('asks for no retry when a commit is announced after the reader already read i
   follower.announced(6);
   expect(follower.idleWaitMs()).toBe(2);
 });
+
+it('looks again for an announced position it may not have read, when it read a batch out of position order', () => {
+  const follower = logFollower(1000, () => 0);
+  // Events from before position order on PostgreSQL come in their old order: this batch says nothing
+  // of what lies between its positions.
+  follower.read([at(7), at(4)]);
+  follower.announced(5);
+  expect(follower.idleWaitMs()).toBe(2);
+});

@@ -103,9 +103,15 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
    * Noted before the commit, since the echo may overtake the commit's answer.
    */
   const ownHeads = new Set<number>();
+  // Oldest first, by slot: dropping a Set's first entry again and again makes V8 walk its holes.
+  const ownHeadSlots: number[] = [];
+  let nextSlot = 0;
   const noteOwnHead = (head: number) => {
+    const dropped = ownHeadSlots[nextSlot];
+    if (dropped !== undefined) ownHeads.delete(dropped);
+    ownHeadSlots[nextSlot] = head;
+    nextSlot = (nextSlot + 1) % MAX_OWN_HEADS;
     ownHeads.add(head);
-    if (ownHeads.size > MAX_OWN_HEADS) ownHeads.delete(ownHeads.values().next().value as number);
   };
   const heard = (head: number) => {
     if (!ownHeads.delete(head)) wake(head);
