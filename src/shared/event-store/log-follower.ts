@@ -1,10 +1,9 @@
 import type { RecordedEvent } from '../events.js';
 
 /**
- * What a reader of the log knows of the commits it has not read yet. On PostgreSQL a committed event
- * stays out of reads until every transaction older than its own has ended, in any schema, and the end
- * of such a transaction wakes nobody: a reader that found nothing new although a commit it has not
- * read was announced must look again soon, instead of waiting for the next commit or its poll.
+ * What a reader of the log knows of the commits it has not read yet. An announced commit that a read
+ * did not find (the read began before the commit was visible to it) is looked for again soon, with
+ * growing pauses, instead of waiting for the next commit or the poll: nothing else would wake the reader.
  */
 export interface LogFollower {
   /** A commit was announced, by the position of its last event (the store's `onAppended`). */
@@ -25,7 +24,8 @@ const REMEMBERED_BATCHES = 16;
 
 /** `pollIntervalMs` once every announced commit was read; short, growing retries until then. */
 export function logFollower(pollIntervalMs: number, now: () => number = Date.now): LogFollower {
-  // Positions are not in commit order on PostgreSQL, so each announced one is looked for by itself.
+  // Each announced position is looked for by itself: events a PostgreSQL log holds from before
+  // position order (decision 0040) are read in their old order, not by position.
   const pending = new Map<number, number>();
   // The first and last position of recent batches read in position order (all there was in between).
   const readRanges: Array<readonly [number, number]> = [];
