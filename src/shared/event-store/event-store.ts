@@ -64,8 +64,8 @@ export interface EventStore {
   headPosition(): Promise<number>;
   /**
    * The last event committed now, in read order: a reader that has read it has read every event
-   * acknowledged before this call. On PostgreSQL it is ahead of `headPosition` while a transaction older
-   * than its own still runs (anywhere in the cluster), and becomes readable once that one ends.
+   * acknowledged before this call. An adapter that keeps an acknowledged event unreadable for a while
+   * has it ahead of `headPosition` meanwhile; SQLite and PostgreSQL (decision 0040) never do.
    */
   committedHead(): Promise<number>;
   /** Runs `work` in one transaction; appends made there are durable when the promise resolves. */

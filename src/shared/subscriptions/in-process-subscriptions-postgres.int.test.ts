@@ -12,7 +12,7 @@ import { inProcessSubscriptions } from './in-process-subscriptions.js';
 import { subscriptionMigrations } from './migrations.js';
 import type { Subscriber } from './subscriber.js';
 
-/** Events become readable once every older transaction in the cluster ended: parallel test files may hold one. */
+/** Reads until a condition holds (a few seconds at most): handling follows a commit by a moment. */
 async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
   const deadline = Date.now() + 5000;
   for (;;) {

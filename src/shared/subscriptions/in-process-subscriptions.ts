@@ -65,8 +65,8 @@ export interface Subscriptions {
   status(): Promise<SubscriberStatus[]>;
   /**
    * Resolves once every subscriber has handled every event acknowledged before the call (and those
-   * subscribers appended meanwhile). On PostgreSQL that includes events not readable yet because an
-   * older transaction still runs: it waits for them rather than answering early.
+   * subscribers appended meanwhile), including any a store keeps unreadable for a while: it waits for
+   * them rather than answering early.
    */
   caughtUp(timeoutMs?: number): Promise<void>;
   /** Throws away a subscriber's view and checkpoint and rebuilds it from the start of the log. */
@@ -361,7 +361,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     });
     try {
       // The last event committed now, readable or not yet: each runner stands on it or reads it in a
-      // later batch. The readable head would leave out an acknowledged event an older transaction hides.
+      // later batch. A store's readable head could leave out an acknowledged event it still hides.
       const head = await store.committedHead();
       for (const { runner, watch } of watched) {
         watch.head = head;
@@ -418,7 +418,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     },
 
     async status() {
-      // Events an older transaction still hides count as lag: they are acknowledged and not handled.
+      // Events a store still hides count as lag: they are acknowledged and not handled.
       const head = await store.committedHead();
       const parked = await countParked(db);
       return [...runners.values()].flatMap((runner) =>
