@@ -36,10 +36,7 @@ function signal(): { promise: Promise<void>; fire(): void } {
   return { promise, fire };
 }
 
-/**
- * Reads the log from the start until it holds `count` events (or a few seconds passed): an adapter may
- * keep an acknowledged event unreadable for a while (until older transactions have ended), never other.
- */
+/** Reads the log from the start until it holds `count` events (or a few seconds passed). */
 async function readSettled(store: EventStore, count: number): Promise<RecordedEvent[]> {
   const deadline = Date.now() + 5000;
   for (;;) {
@@ -220,10 +217,10 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         expect((await store.readStream('calm')).length).toBe(1);
       }));
 
-    it('counts every acknowledged append in its committed head, also one made while an older transaction was open', (context) =>
+    it('has every acknowledged append at or before its head, also one made while an older transaction was open', (context) =>
       withStore(async ({ store, concurrentTransactions }) => {
         const first = await store.append({ streamId: 'h-1', events: [event('A', 1)] });
-        expect(await store.committedHead()).toBe(first.events[0]?.position);
+        expect(await store.headPosition()).toBe(first.events[0]?.position);
         if (!concurrentTransactions) return context.skip('this adapter runs one transaction at a time');
         const holding = signal();
         const release = signal();
@@ -233,20 +230,14 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
           await release.promise;
         });
         await holding.promise;
+        // Not awaited: an adapter may make it wait for the open transaction.
         const acknowledging = store.append({ streamId: 'h-2', events: [event('A', 3)] });
-        const early = await Promise.race([acknowledging.then(() => true), new Promise((r) => setTimeout(() => r(false), 100))]);
-        if (early) {
-          // Acknowledged while the older transaction is open, and unreadable until it ends (a reader
-          // would skip the older append): the committed head is what a reader must reach.
-          const position = (await acknowledging).events[0]?.position;
-          expect((await store.readAll({ after: 0, limit: 10 })).map((e) => e.streamId)).not.toContain('h-2');
-          expect(await store.committedHead()).toBe(position);
-        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
         release.fire();
         await older;
         const position = (await acknowledging).events[0]?.position;
         // The older append comes first in read order: the acknowledged one is the last.
-        expect(await store.committedHead()).toBe(position);
+        expect(await store.headPosition()).toBe(position);
         expect((await readSettled(store, 3)).map((e) => e.streamId)).toEqual(['h-1', 'h-older', 'h-2']);
       }));
 

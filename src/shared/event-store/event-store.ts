@@ -60,14 +60,11 @@ export interface EventStore {
   append(request: AppendRequest): Promise<AppendResult>;
   readStream(streamId: string): Promise<RecordedEvent[]>;
   readAll(options: ReadAllOptions): Promise<RecordedEvent[]>;
-  /** The last event a reader can read now (on PostgreSQL: committed before every transaction still running). */
-  headPosition(): Promise<number>;
   /**
-   * The last event committed now, in read order: a reader that has read it has read every event
-   * acknowledged before this call. An adapter that keeps an acknowledged event unreadable for a while
-   * has it ahead of `headPosition` meanwhile; SQLite and PostgreSQL (decision 0040) never do.
+   * The last event in read order now: a reader that has read it has read every event acknowledged
+   * before this call (every committed event is readable, on PostgreSQL too: decision 0040).
    */
-  committedHead(): Promise<number>;
+  headPosition(): Promise<number>;
   /** Runs `work` in one transaction; appends made there are durable when the promise resolves. */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
   /** The last storage fault, until a commit succeeds again (readiness). */

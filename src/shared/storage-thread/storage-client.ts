@@ -7,7 +7,7 @@ import type { Call, CallsMessage, StorageMessage, WireAppend, WireAppendResult }
 import { fromWire } from './wire-errors.js';
 
 /** The reads the HTTP thread answers itself, from a read-only connection (WAL readers never wait on the writer). */
-export type EventStoreReads = Pick<EventStore, 'readStream' | 'readAll' | 'headPosition' | 'committedHead'>;
+export type EventStoreReads = Pick<EventStore, 'readStream' | 'readAll' | 'headPosition'>;
 
 /** The storage thread as this side talks to it: a Worker, or a MessagePort in tests. */
 export interface StoragePort {
@@ -105,7 +105,6 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads): Stor
     readStream: (streamId) => reads.readStream(streamId),
     readAll: (options) => reads.readAll(options),
     headPosition: () => reads.headPosition(),
-    committedHead: () => reads.committedHead(),
     transaction() {
       // A transaction's work is a closure, which cannot cross threads: such work is a procedure.
       return Promise.reject(new Error('transactions run in the storage thread: define the work as a procedure'));

@@ -65,8 +65,7 @@ export interface Subscriptions {
   status(): Promise<SubscriberStatus[]>;
   /**
    * Resolves once every subscriber has handled every event acknowledged before the call (and those
-   * subscribers appended meanwhile), including any a store keeps unreadable for a while: it waits for
-   * them rather than answering early.
+   * subscribers appended meanwhile).
    */
   caughtUp(timeoutMs?: number): Promise<void>;
   /** Throws away a subscriber's view and checkpoint and rebuilds it from the start of the log. */
@@ -95,7 +94,7 @@ interface Runner {
   fault: string | undefined;
   loop: Promise<void> | undefined;
   readonly watches: Set<HeadWatch>;
-  /** The commits announced that it has not read yet: a read may miss one for a while on PostgreSQL. */
+  /** The commits announced that it has not read yet: a read already under way may miss one. */
   readonly follower: LogFollower;
   /** When it last handled a batch, or started (Date.now()). */
   movedAt: number;
@@ -360,9 +359,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
       return { runner, watch };
     });
     try {
-      // The last event committed now, readable or not yet: each runner stands on it or reads it in a
-      // later batch. A store's readable head could leave out an acknowledged event it still hides.
-      const head = await store.committedHead();
+      // The last event now: each runner stands on it or reads it in a later batch.
+      const head = await store.headPosition();
       for (const { runner, watch } of watched) {
         watch.head = head;
         // Standing on the head now counts too: the runner may move past it before the next check.
@@ -418,8 +416,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     },
 
     async status() {
-      // Events a store still hides count as lag: they are acknowledged and not handled.
-      const head = await store.committedHead();
+      const head = await store.headPosition();
       const parked = await countParked(db);
       return [...runners.values()].flatMap((runner) =>
         membersOf(runner.subscriber).map((member) => ({
@@ -440,7 +437,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const head = await reach(Math.max(1, deadline - Date.now()));
-        if ((await store.committedHead()) === head) return;
+        if ((await store.headPosition()) === head) return;
       }
     },
 

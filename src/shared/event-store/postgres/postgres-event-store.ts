@@ -293,9 +293,6 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
 
     headPosition: lastInReadOrder,
 
-    /** Every committed event is readable: the committed head is the readable one. */
-    committedHead: lastInReadOrder,
-
     transaction: (work) =>
       inFlight.run(async () => {
         const appended: RecordedEvent[] = [];

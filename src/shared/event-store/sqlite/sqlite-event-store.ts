@@ -171,7 +171,6 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
 
     headPosition: head,
     // One writer, committing in position order: every committed event is readable.
-    committedHead: head,
 
     transaction: (work) =>
       inFlight.run(async () => {
