@@ -21,12 +21,13 @@ export interface AppendResult {
 export interface ReadAllOptions {
   /**
    * 0, or the position of the last event read: reading resumes after that event in the store's read
-   * order, which is commit order (position order on SQLite; (transaction id, position) on PostgreSQL).
+   * order, which is commit order and position order (on PostgreSQL, events appended before decision
+   * 0040 come first, in their old (transaction id, position) order).
    */
   readonly after: number;
   readonly limit: number;
   /**
-   * A reader that follows the log and names itself (an in-process subscriber): the store may keep
+   * A reader that follows the log and names itself (an in-process subscriber, the outbox relay): the store may keep
    * what it has not read yet in memory until it has.
    */
   readonly reader?: string;

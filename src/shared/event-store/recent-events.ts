@@ -1,7 +1,9 @@
+import type { RecordedEvent } from '../events.js';
+
 /**
- * The tail of the log as this process committed it. Every in-process subscriber reads each new
- * event right after its commit; answering those reads from memory spares a SQLite read per event
- * and subscriber. The store keeps one object per event for all its readers, so each event's JSON
+ * The tail of the log as this process committed it. Every in-process reader (a subscriber, the
+ * outbox relay) reads each new event right after its commit; answering those reads from memory
+ * spares a database read per event and reader. The store keeps one object per event for all its readers, so each event's JSON
  * is parsed at most once however many chains read it.
  *
  * Kept only where it is known to be whole: a commit whose first position does not follow the last
@@ -38,6 +40,21 @@ export interface RecentEventsLimits<Row> {
 }
 
 const READER_IDLE_MS = 5_000;
+
+// Readers that keep up stay within a few commits of the head, and the tail holds only those. Under
+// load they fall behind by a few thousand items (several events each) and read the tail up to this
+// far back; further back, they read the database.
+export const RECENT_EVENTS = 32_768;
+// And at most this much JSON text (in UTF-16 code units): large payloads are read from the database instead.
+export const RECENT_BYTES = 32 * 1024 * 1024;
+
+/** An event of the in-memory tail: one object for every reader, so its JSON is parsed at most once. */
+export interface KeptEvent {
+  readonly position: number;
+  /** Its JSON text, in UTF-16 code units. */
+  readonly size: number;
+  readonly event: RecordedEvent;
+}
 
 export function recentEvents<Row extends Positioned>(limits: RecentEventsLimits<Row>): RecentEvents<Row> {
   const now = limits.now ?? Date.now;

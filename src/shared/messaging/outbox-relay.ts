@@ -126,7 +126,8 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * keeps it), so the relay waits rather than spend a read on finding nothing.
    */
   const relayBatch = async (): Promise<boolean> => {
-    const batch = await store.readAll({ after: position, limit: batchSize });
+    // Named, so that the store's in-memory tail keeps what the relay has yet to publish.
+    const batch = await store.readAll({ after: position, limit: batchSize, reader: name });
     follower.read(batch);
     const last = batch.at(-1);
     if (!last) return false;

@@ -13,7 +13,16 @@ export interface OpenPostgresOptions {
   readonly url: string;
   readonly schema: string;
   readonly maxConnections?: number;
+  /** How long PostgreSQL lets a connection of this pool sit idle inside a transaction (default 60 s). */
+  readonly idleInTransactionTimeoutMs?: number;
 }
+
+/**
+ * A transaction that stops talking (its process frozen, or cut off from the server without a word)
+ * would hold its locks until TCP noticed, hours later: an appending one holds its log's lock, and with
+ * it every other append to that log. None of ours waits on anything outside PostgreSQL while it is open.
+ */
+const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
 
 // A schema name goes into a startup option and a DDL statement, where it cannot be a bound parameter.
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -38,13 +47,14 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
     await bootstrap.end().catch(() => undefined);
   }
 
+  const idleTimeout = Math.max(1, Math.round(options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS));
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.maxConnections ?? 10,
     // Fail fast while PostgreSQL is down: requests answer 503 at once instead of queueing.
     connectionTimeoutMillis: 2000,
-    // A startup option rather than a SET after connect: no extra round trip, and no connection without it.
-    options: `-c search_path=${schema}`,
+    // Startup options rather than a SET after connect: no extra round trip, and no connection without them.
+    options: `-c search_path=${schema} -c idle_in_transaction_session_timeout=${idleTimeout}`,
   });
   // A connection that breaks (PostgreSQL restarted, network cut) emits 'error': the pool drops idle ones,
   // but nobody listens on a checked-out one, and an unheard 'error' event ends the process. The query in

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { openPostgres, type PostgresHandle } from './open-postgres.js';
+import { openPostgres, type OpenPostgresOptions, type PostgresHandle } from './open-postgres.js';
 
 export const testPostgresUrl: string | undefined = process.env.TEST_POSTGRES_URL || undefined;
 
@@ -8,9 +8,13 @@ export const testPostgresUrl: string | undefined = process.env.TEST_POSTGRES_URL
  * For tests: a handle on a fresh schema of its own, dropped on close, so test files and parallel runs
  * sharing one database never see each other's tables.
  */
-export async function openTemporarySchema(url: string, prefix = 'intake_test'): Promise<PostgresHandle> {
+export async function openTemporarySchema(
+  url: string,
+  prefix = 'intake_test',
+  options: Pick<OpenPostgresOptions, 'idleInTransactionTimeoutMs'> = {},
+): Promise<PostgresHandle> {
   const schema = `${prefix}_${randomBytes(6).toString('hex')}`;
-  const handle = await openPostgres({ url, schema });
+  const handle = await openPostgres({ url, schema, ...options });
   return {
     ...handle,
     async close() {
@@ -28,8 +32,8 @@ export async function openTemporarySchema(url: string, prefix = 'intake_test'): 
 
 /**
  * For tests: a transaction on a connection of its own, begun and given an id now and left open until
- * `end()` (which may be called again). Until then every commit made after it stays out of the event store's reads, as a transaction
- * of another schema or service may hold them back.
+ * `end()` (which may be called again), as one of another schema or service may be. Before decision
+ * 0040 it held every later commit out of the event store's reads.
  */
 export async function openOlderTransaction(url: string): Promise<{ end(): Promise<void> }> {
   const client = new pg.Client({ connectionString: url });

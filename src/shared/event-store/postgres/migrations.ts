@@ -45,7 +45,25 @@ const readInPositionOrder: Migration = {
   },
 };
 
+const readOrderIndexForOlderEventsOnly: Migration = {
+  async up(db: Kysely<unknown>) {
+    // Only events from before position order are read by (transaction_id, position): the index need
+    // not grow with every append after them. Empty where there were none.
+    const row = await sql<{ end: string }>`SELECT position_order_after AS end FROM event_read_order`.execute(db);
+    const legacyEnd = BigInt(row.rows[0]?.end ?? 0);
+    await sql`DROP INDEX events_read_order`.execute(db);
+    // DDL takes no parameters: the bound is a number read back from the database, written as a literal.
+    await sql`CREATE INDEX events_read_order ON events (transaction_id, position) WHERE position <= ${sql.lit(legacyEnd.toString())}::bigint`.execute(
+      db,
+    );
+  },
+};
+
 export const postgresEventStoreMigrations: MigrationSet = {
   owner: 'event_store',
-  migrations: { '0001_create_events': createEvents, '0002_read_in_position_order': readInPositionOrder },
+  migrations: {
+    '0001_create_events': createEvents,
+    '0002_read_in_position_order': readInPositionOrder,
+    '0003_read_order_index_for_older_events_only': readOrderIndexForOlderEventsOnly,
+  },
 };

@@ -4,13 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../clock.js';
 import { uuidV7 } from '../../ids.js';
 import { migratePostgresToLatest } from '../../postgres/migrate.js';
+import { openPostgres } from '../../postgres/open-postgres.js';
 import { openOlderTransaction, openTemporarySchema, testPostgresUrl } from '../../postgres/temporary-schema.js';
 import { eventStoreContract } from '../event-store.contract.js';
 import { postgresEventStoreMigrations } from './migrations.js';
 import { postgresEventStore } from './postgres-event-store.js';
 
 /** A store on a fresh schema whose statements are noted as it sends them (SQL text only). */
-async function recordingStore(url: string) {
+async function recordingStore(url: string, options: { recentEvents?: number } = {}) {
   const postgres = await openTemporarySchema(url);
   await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
   const compiler = new PostgresQueryCompiler();
@@ -23,6 +24,7 @@ async function recordingStore(url: string) {
     postgres: { ...postgres, db: postgres.db.withPlugin(recorder) },
     clock: systemClock,
     newId: uuidV7,
+    ...options,
   });
   return { postgres, store, statements };
 }
@@ -45,6 +47,64 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
         await postgres.close();
       },
     };
+  });
+
+  eventStoreContract('postgres, every read from the database', async (options) => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, recentEvents: 0, ...options });
+    return {
+      store,
+      db: postgres.db,
+      concurrentTransactions: true,
+      async close() {
+        await store.close();
+        await postgres.close();
+      },
+    };
+  });
+
+  it('reads its own latest commits from memory, and the database across what another process or a rollback left between them', async () => {
+    const { postgres, store, statements } = await recordingStore(url);
+    const other = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+    const reads = () => statements.filter((text) => text.startsWith('select') && text.includes('from "events" where "position" >')).length;
+    const typesAfter = async (after: number) => (await store.readAll({ after, limit: 10 })).map((event) => event.type);
+    try {
+      const [a, b] = (
+        await store.append({
+          streamId: 'm-1',
+          events: [
+            { type: 'A', data: {} },
+            { type: 'B', data: {} },
+          ],
+        })
+      ).events;
+      expect(await typesAfter(a?.position ?? 0)).toEqual(['B']);
+      expect(reads()).toBe(0);
+
+      await other.append({ streamId: 'm-2', events: [{ type: 'C', data: {} }] });
+      const [d] = (await store.append({ streamId: 'm-3', events: [{ type: 'D', data: {} }] })).events;
+      expect(await typesAfter(b?.position ?? 0)).toEqual(['C', 'D']);
+      expect(reads()).toBe(1);
+      expect(await typesAfter((d?.position ?? 0) - 1)).toEqual(['D']);
+      expect(reads()).toBe(1);
+
+      await store.transaction(async (tx) => {
+        await tx
+          .isolated(async () => {
+            await tx.append({ streamId: 'm-4', events: [{ type: 'RolledBack', data: {} }] });
+            throw new Error('savepoint rolled back');
+          })
+          .catch(() => undefined);
+        await tx.append({ streamId: 'm-5', events: [{ type: 'E', data: {} }] });
+      });
+      expect(await typesAfter(d?.position ?? 0)).toEqual(['E']);
+      expect(reads()).toBe(2);
+    } finally {
+      await other.close();
+      await store.close();
+      await postgres.close();
+    }
   });
 
   it('wakes a store in another process through LISTEN/NOTIFY', async () => {
@@ -162,7 +222,7 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
   });
 
   it('reads on by position with no lookup, and makes an append wait while another transaction holds the log', async () => {
-    const { postgres, store, statements } = await recordingStore(url);
+    const { postgres, store, statements } = await recordingStore(url, { recentEvents: 0 });
     const lookups = () => statements.filter((text) => /"transaction_id"/.test(text)).length;
     try {
       const appended = await store.append({ streamId: 's-1', events: ['A', 'B', 'C'].map((type) => ({ type, data: {} })) });
@@ -194,10 +254,47 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
     }
   });
 
+  it('has PostgreSQL end a transaction that goes quiet while it holds the log, so the other appenders go on', async () => {
+    const postgres = await openTemporarySchema(url, 'intake_test', { idleInTransactionTimeoutMs: 300 });
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const elsewhere = await openPostgres({ url, schema: postgres.schema });
+    const quiet = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+    const appender = await postgresEventStore({ postgres: elsewhere, clock: systemClock, newId: uuidV7 });
+    let holding = () => {};
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    let resume = () => {};
+    const resumed = new Promise<void>((resolve) => (resume = resolve));
+    try {
+      const stalled = quiet.transaction(async (tx) => {
+        await tx.append({ streamId: 'q-1', events: [{ type: 'Stalled', data: {} }] });
+        holding();
+        await resumed;
+        await tx.append({ streamId: 'q-1', events: [{ type: 'TooLate', data: {} }] });
+      });
+      const failed = stalled.then(
+        () => false,
+        () => true,
+      );
+      await held;
+      // Waits for the log's lock, which the quiet transaction holds until PostgreSQL ends it.
+      await appender.append({ streamId: 'q-2', events: [{ type: 'WentOn', data: {} }] });
+      resume();
+      expect(await failed).toBe(true);
+      expect((await appender.readAll({ after: 0, limit: 10 })).map((event) => event.type)).toEqual(['WentOn']);
+    } finally {
+      resume();
+      await quiet.close();
+      await appender.close();
+      await elsewhere.close();
+      await postgres.close();
+    }
+  });
+
   it('reads what committed at once while a transaction stays open elsewhere on the server, in another database too', async () => {
     const postgres = await openTemporarySchema(url);
     await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
-    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });
+    // No in-memory tail: the read goes to the database.
+    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, recentEvents: 0 });
     const elsewhere = new URL(url);
     elsewhere.pathname = '/postgres';
     const others = [await openOlderTransaction(url), await openOlderTransaction(elsewhere.toString())];
@@ -251,6 +348,19 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
       expect(await store.readAll({ after: 0, limit: 2 }).then((events) => events.map((event) => event.type))).toEqual(['A', 'B']);
       expect(await store.headPosition()).toBe(appended.events[0]?.position);
       await expect(store.readAll({ after: 0, limit: 10 })).resolves.toHaveLength(3);
+      // Their read order is indexed for them alone: later appends do not grow the index.
+      const index = await a.query<{ indexdef: string }>(
+        `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'events_read_order'`,
+        [postgres.schema],
+      );
+      expect(index.rows[0]?.indexdef).toContain(`WHERE ("position" <= '2'::bigint)`);
+      await a.query(`SET search_path = ${postgres.schema}`);
+      await a.query('SET enable_seqscan = off');
+      const plan = await a.query<{ 'QUERY PLAN': string }>(
+        'EXPLAIN SELECT position FROM events WHERE position <= $1 ORDER BY transaction_id, position LIMIT 10',
+        ['2'],
+      );
+      expect(plan.rows.map((row) => row['QUERY PLAN']).join('\n')).toContain('events_read_order');
     } finally {
       await a.end();
       await b.end();

@@ -20,6 +20,8 @@ import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-ap
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
 import { logLockKey } from '../../postgres/schema-lock.js';
+import { RECENT_BYTES, RECENT_EVENTS, recentEvents, type KeptEvent } from '../recent-events.js';
+import { DATA_TEXT } from '../serialized-event.js';
 
 export interface EventsTable {
   /** bigint: node-postgres hands it over as a string. */
@@ -53,6 +55,8 @@ export interface PostgresEventStoreOptions {
    * `onAppended` also fires for appends made by other processes sharing the schema.
    */
   readonly notifyChannel?: string;
+  /** How many of the latest events to keep in memory for in-process readers (0: none). */
+  readonly recentEvents?: number;
 }
 
 /** Readers of one store: the relay, each in-process subscription, a replay. */
@@ -78,6 +82,11 @@ const EVENT_COLUMNS = ['position', 'event_id', 'stream_id', 'stream_version', 't
  * another schema or database used to, when readers stayed below the oldest running transaction).
  * Events appended before this order (migration 0002) are still read first, in their old
  * (transaction_id, position) order, which their checkpoints point into.
+ *
+ * Its own commits stay in memory for a while (`recentEvents`), as SQLite's do: the outbox relay and
+ * in-process subscribers read them from there. Since positions commit in order, a stretch of own
+ * events with no gap between them is all the log holds there; an append by another process, or a
+ * rolled-back one, leaves a gap, and a read across it goes to the database.
  */
 export async function postgresEventStore(options: PostgresEventStoreOptions): Promise<EventStore> {
   const db = options.postgres.db as Kysely<Tables>;
@@ -90,10 +99,18 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
   const listeners = new Set<(head: number) => void>();
   const channel = options.notifyChannel === undefined ? undefined : checkChannelName(options.notifyChannel);
 
+  const recent = recentEvents<KeptEvent>({
+    events: options.recentEvents ?? RECENT_EVENTS,
+    bytes: RECENT_BYTES,
+    sizeOf: (kept) => kept.size,
+  });
+
   const wake = (head: number) => {
     for (const listener of listeners) listener(head);
   };
+  /** After a commit, with what it appended in position order. */
   const notify = (events: readonly RecordedEvent[]) => {
+    recent.add(events.map(keptEvent));
     const last = events.at(-1);
     if (last) wake(last.position);
   };
@@ -261,10 +278,11 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
       .executeTakeFirst();
     const position = Number(newest?.position ?? 0);
     if (position > legacyEnd || legacyEnd === 0) return position;
-    // Only events from before position order: the last of their old order.
+    // Only events from before position order: the last of their old order (their index covers only them).
     const row = await db
       .selectFrom('events')
       .select('position')
+      .where('position', '<=', String(legacyEnd))
       .orderBy('transaction_id', 'desc')
       .orderBy('position', 'desc')
       .limit(1)
@@ -285,8 +303,11 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
       return rows.map(toRecorded);
     },
 
-    async readAll({ after, limit }) {
-      if (legacyEnd === 0 || after > legacyEnd) return readInOrder(after, limit);
+    async readAll({ after, limit, reader }) {
+      if (legacyEnd === 0 || after > legacyEnd) {
+        const cached = recent.after(after, limit, reader);
+        return cached ? cached.map((kept) => kept.event) : readInOrder(after, limit);
+      }
       const legacy = await readLegacy(after, limit);
       return legacy.length === limit ? legacy : [...legacy, ...(await readInOrder(legacyEnd, limit - legacy.length))];
     },
@@ -431,6 +452,12 @@ function appendedEvents(results: ReadonlyArray<AppendResult | Error>): RecordedE
 /** Contexts type their own tables; they see the shared connection without the event store's types. */
 function untyped(db: Kysely<Tables>): Kysely<object> {
   return db as unknown as Kysely<object>;
+}
+
+/** An appended event as the tail keeps it, weighed by its data's JSON text (which the metadata's hardly adds to). */
+function keptEvent(event: RecordedEvent): KeptEvent {
+  const text = (event as RecordedEvent & { [DATA_TEXT]?: string })[DATA_TEXT];
+  return { position: event.position, size: text?.length ?? 0, event };
 }
 
 function toRecorded(row: Pick<Selectable<EventsTable>, (typeof EVENT_COLUMNS)[number]>): RecordedEvent {

@@ -16,7 +16,7 @@ import {
 import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
-import { recentEvents } from '../recent-events.js';
+import { RECENT_BYTES, RECENT_EVENTS, recentEvents, type KeptEvent } from '../recent-events.js';
 import { workInFlight } from '../work-in-flight.js';
 import { DATA_TEXT } from '../serialized-event.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
@@ -53,13 +53,6 @@ export interface SqliteEventStoreOptions {
   /** The most JSON text one `readAll` returns (beyond its first event), in UTF-16 code units. */
   readonly readBudget?: number;
 }
-
-// Subscribers that keep up stay within a few commits of the head, and the tail holds only those. Under
-// load they fall behind by a few thousand items (several events each) and read the tail up to this
-// far back; further back, they read SQLite.
-const RECENT_EVENTS = 32_768;
-// And at most this much JSON text (in UTF-16 code units): large payloads are read from SQLite instead.
-const RECENT_BYTES = 32 * 1024 * 1024;
 
 export async function sqliteEventStore(options: SqliteEventStoreOptions): Promise<EventStore> {
   const db = options.sqlite.db as Kysely<Tables>;
@@ -280,14 +273,6 @@ async function openWal(sqlite: SqliteHandle): Promise<FileHandle> {
 }
 
 type EventRow = Selectable<EventsTable>;
-
-/** An event of the in-memory tail: one object for every reader, so its JSON is parsed at most once. */
-interface KeptEvent {
-  readonly position: number;
-  /** Its JSON text, in UTF-16 code units. */
-  readonly size: number;
-  readonly event: RecordedEvent;
-}
 
 /**
  * Data and metadata are parsed on first use: every subscriber reads the whole log and skips the
