@@ -34,35 +34,26 @@ if (!testPostgresUrl) console.warn('skipping PostgreSQL event store suites: TEST
 describe.skipIf(!testPostgresUrl)('postgres event store', () => {
   const url = testPostgresUrl ?? '';
 
-  eventStoreContract('postgres (schema per test)', async (options) => {
-    const postgres = await openTemporarySchema(url);
-    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
-    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, ...options });
-    return {
-      store,
-      db: postgres.db,
-      concurrentTransactions: true,
-      async close() {
-        await store.close();
-        await postgres.close();
-      },
-    };
-  });
-
-  eventStoreContract('postgres, every read from the database', async (options) => {
-    const postgres = await openTemporarySchema(url);
-    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
-    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, recentEvents: 0, ...options });
-    return {
-      store,
-      db: postgres.db,
-      concurrentTransactions: true,
-      async close() {
-        await store.close();
-        await postgres.close();
-      },
-    };
-  });
+  // With the in-memory tail, and without it, so that every read of the contract also goes to the database.
+  for (const [name, recentEvents] of [
+    ['postgres (schema per test)', undefined],
+    ['postgres, every read from the database', 0],
+  ] as const) {
+    eventStoreContract(name, async (options) => {
+      const postgres = await openTemporarySchema(url);
+      await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+      const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, recentEvents, ...options });
+      return {
+        store,
+        db: postgres.db,
+        concurrentTransactions: true,
+        async close() {
+          await store.close();
+          await postgres.close();
+        },
+      };
+    });
+  }
 
   it('reads its own latest commits from memory, and the database across what another process or a rollback left between them', async () => {
     const { postgres, store, statements } = await recordingStore(url);
