@@ -40,7 +40,9 @@ export const distributed: Scenario = {
 
     const embedded = await startIntake(ctx, durability);
     const { result, notes: embeddedExit } = await whileRunning(ctx, embedded, () =>
-      capacityThenLag(ctx, `embedded (${durability})`, { ingest: embedded, query: embedded }, run, { intake: embedded.child.pid }),
+      capacityThenLag(ctx, `embedded (${durability})`, { ingest: embedded, query: embedded }, run, {
+        watch: { intake: embedded.child.pid },
+      }),
     );
     rows.push(result);
     notes.push(...embeddedExit);
@@ -59,7 +61,11 @@ export const distributed: Scenario = {
       if (ingest === undefined || query === undefined) throw new Error('the ingestion and query roles did not start');
       const watch = { ...Object.fromEntries([...roles].map(([role, target]) => [role, target.child.pid])), 'nats-server': nats.child.pid };
       rows.push(
-        await capacityThenLag(ctx, `distributed (${ROLES.length} roles)`, { ingest, query }, run, watch, DISTRIBUTED_TARGET_P99_MS),
+        await capacityThenLag(ctx, `distributed (${ROLES.length} roles)`, { ingest, query }, run, {
+          watch,
+          targetP99Ms: DISTRIBUTED_TARGET_P99_MS,
+          pacedAt: 'end-to-end',
+        }),
       );
     } finally {
       ctx.progress('distributed: stopping, dropping the schemas');
