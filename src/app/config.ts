@@ -40,6 +40,8 @@ export interface Config {
   readonly subscriberBacklogLimit: number;
   /** Longest a request waits for the subscribers before it goes ahead anyway (SUBSCRIBER_BACKLOG_WAIT_MS). */
   readonly subscriberBacklogWaitMs: number;
+  /** Distributed mode: least time between two transactions of one subscriber (CONSUMER_COMMIT_INTERVAL_MS; 0: none). */
+  readonly consumerCommitIntervalMs: number;
   /** Private hosts and CIDRs webhooks may reach (WEBHOOK_ALLOWED_HOSTS, comma list). */
   readonly webhookAllowedHosts: string;
   /** Seconds between webhook attempts (WEBHOOK_RETRY_SCHEDULE, comma list). */
@@ -119,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxQueuedAppends: integer(env, 'MAX_QUEUED_APPENDS', 10_000, 1, 1_000_000),
     subscriberBacklogLimit: integer(env, 'SUBSCRIBER_BACKLOG_LIMIT', 16_384, 0, 100_000_000),
     subscriberBacklogWaitMs: integer(env, 'SUBSCRIBER_BACKLOG_WAIT_MS', 1000, 1, 60_000),
+    consumerCommitIntervalMs: integer(env, 'CONSUMER_COMMIT_INTERVAL_MS', 0, 0, 1000),
     storageThreadHeapMb: integer(env, 'STORAGE_THREAD_HEAP_MB', 1024, 64, 65_536),
     // An in-memory database cannot be shared with another thread.
     storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && !postgres && sqlitePath !== ':memory:',

@@ -56,6 +56,9 @@ describe('configuration', () => {
     expect(loadConfig({ STORAGE_THREAD: 'off' }).storageThread).toBe(false);
     expect(loadConfig({}).storageThreadHeapMb).toBe(1024);
     expect(() => loadConfig({ STORAGE_THREAD_HEAP_MB: '16' })).toThrow(ConfigError);
+    expect(loadConfig({}).consumerCommitIntervalMs).toBe(0);
+    expect(loadConfig({ CONSUMER_COMMIT_INTERVAL_MS: '50' }).consumerCommitIntervalMs).toBe(50);
+    expect(() => loadConfig({ CONSUMER_COMMIT_INTERVAL_MS: '5000' })).toThrow(ConfigError);
   });
 
   it('derives the subject prefix from the stream, so deployments sharing a NATS stay apart', () => {

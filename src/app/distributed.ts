@@ -238,6 +238,7 @@ function roleConsumers(
     subscribers,
     subjectPrefix: config.natsSubjectPrefix,
     roleOf: roleRunning,
+    commitIntervalMs: config.consumerCommitIntervalMs,
     onConsumed,
   });
 }

@@ -40,7 +40,7 @@ interface Fixture {
 /** A SQLite store with a `seen` table, a private stream on the test NATS, and consumers for the subscribers. */
 async function withConsumers(
   subscribers: readonly Subscriber[],
-  options: Pick<BusSubscriptionOptions, 'maxDeliver' | 'retryDelayMs' | 'fence'> & {
+  options: Pick<BusSubscriptionOptions, 'maxDeliver' | 'retryDelayMs' | 'fence' | 'commitIntervalMs'> & {
     /** While it answers true, every transaction fails as when the database cannot be reached. */
     readonly storageDown?: () => boolean;
   },
@@ -223,6 +223,37 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       expect(Math.max(...same.map((entries) => entries.length))).toBeGreaterThan(1);
       expect(overlapped).toBe(false);
     });
+  }, 30_000);
+
+  it('starts a transaction no sooner than the commit interval after the last, so events arriving meanwhile share it', async () => {
+    const batches: number[][] = [];
+    const subscriber: Subscriber = {
+      name: 'spaced',
+      handles: ['Thing'],
+      idempotent: true,
+      handle(events) {
+        batches.push(events.map((event) => (event.data as { n: number }).n));
+        return Promise.resolve();
+      },
+    };
+    for (const commitIntervalMs of [0, 1000]) {
+      batches.length = 0;
+      await withConsumers([subscriber], { commitIntervalMs }, async ({ publish, consumers, until }) => {
+        consumers.start();
+        // One event alone after a quiet spell, then five more 20 ms apart.
+        await publish(0);
+        await until(() => batches.length === 1, 'the first event handled');
+        for (let n = 1; n <= 5; n++) {
+          await publish(n);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await until(() => batches.flat().length === 6, 'all six handled');
+      });
+      expect(batches[0]).toEqual([0]);
+      // Without an interval each comes as it arrives; with one, those within it wait for one transaction.
+      if (commitIntervalMs === 0) expect(batches.length).toBeGreaterThan(2);
+      else expect(batches.slice(1)).toEqual([[1, 2, 3, 4, 5]]);
+    }
   }, 30_000);
 
   it('keeps no record of consumed events for an idempotent subscriber, and does for the others', async () => {

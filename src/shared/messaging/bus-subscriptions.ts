@@ -49,6 +49,12 @@ export interface BusSubscriptionOptions {
   readonly concurrency?: number;
   /** Messages fetched ahead of handling. */
   readonly prefetch?: number;
+  /**
+   * Least time between the starts of two transactions of one subscriber (default 0). Deliveries that
+   * arrive sooner wait and share the next one: while events come faster than this, fewer and fuller
+   * transactions for up to this much more lag per hop; an event after a quiet spell goes at once.
+   */
+  readonly commitIntervalMs?: number;
   /** Observes each commit: how many events it handled for the first time (metrics). */
   readonly onConsumed?: (subscriber: string, count: number) => void;
   /**
@@ -87,6 +93,7 @@ export interface BusSubscriptions {
  */
 export function busSubscriptions(options: BusSubscriptionOptions): BusSubscriptions {
   const { bus, store, clock, logger } = options;
+  const commitIntervalMs = options.commitIntervalMs ?? 0;
   const consumptions = new Map<string, Consumption>();
   // The last failure of each subscriber's transactions, until one commits again: what status reports.
   const faults = new Map<string, string>();
@@ -158,12 +165,14 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
    * One transaction at a time per subscriber keeps an entity's events in order across transactions,
    * and within one the subscriber folds them in order (two stages of one item cost one write of its
    * view). Each delivery is acknowledged after its commit. If the shared transaction fails, each event
-   * is tried alone, so a poison event fails by itself.
+   * is tried alone, so a poison event fails by itself. With `commitIntervalMs`, a transaction starts
+   * no sooner than that after the one before it began.
    */
   const grouped = (subscriber: Subscriber) => {
     type Waiting = { event: RecordedEvent; settle(error?: unknown): void };
     let waiting: Waiting[] = [];
     let draining = false;
+    let lastStart = -Infinity;
     const flush = async (batch: readonly Waiting[]) => {
       try {
         await commit(
@@ -190,8 +199,11 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     const drain = async () => {
       try {
         while (waiting.length > 0) {
+          const wait = lastStart + commitIntervalMs - performance.now();
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
           const batch = waiting;
           waiting = [];
+          lastStart = performance.now();
           await flush(batch);
         }
       } finally {
