@@ -240,12 +240,12 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       batches.length = 0;
       await withConsumers([subscriber], { commitIntervalMs }, async ({ publish, consumers, until }) => {
         consumers.start();
-        // One event alone after a quiet spell, then five more 20 ms apart.
+        // One event alone after a quiet spell, then five more 50 ms apart.
         await publish(0);
         await until(() => batches.length === 1, 'the first event handled');
         for (let n = 1; n <= 5; n++) {
           await publish(n);
-          await new Promise((resolve) => setTimeout(resolve, 20));
+          await new Promise((resolve) => setTimeout(resolve, 50));
         }
         await until(() => batches.flat().length === 6, 'all six handled');
       });
