@@ -27,8 +27,8 @@ export interface ReadAllOptions {
   readonly after: number;
   readonly limit: number;
   /**
-   * A reader that follows the log and names itself (an in-process subscriber, the outbox relay): the store may keep
-   * what it has not read yet in memory until it has.
+   * A reader that follows the log and names itself (an in-process subscriber, the outbox relay): the
+   * store may keep what it has not read yet in memory until it has.
    */
   readonly reader?: string;
 }

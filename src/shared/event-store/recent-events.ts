@@ -1,10 +1,11 @@
 import type { RecordedEvent } from '../events.js';
+import { DATA_TEXT } from './serialized-event.js';
 
 /**
  * The tail of the log as this process committed it. Every in-process reader (a subscriber, the
  * outbox relay) reads each new event right after its commit; answering those reads from memory
- * spares a database read per event and reader. The store keeps one object per event for all its readers, so each event's JSON
- * is parsed at most once however many chains read it.
+ * spares a database read per event and reader. The store keeps one object per event for all its
+ * readers, so each event's JSON is parsed at most once however many chains read it.
  *
  * Kept only where it is known to be whole: a commit whose first position does not follow the last
  * one kept (a gap, or commits noted out of order) starts the tail afresh, and a read that starts
@@ -51,9 +52,15 @@ export const RECENT_BYTES = 32 * 1024 * 1024;
 /** An event of the in-memory tail: one object for every reader, so its JSON is parsed at most once. */
 export interface KeptEvent {
   readonly position: number;
-  /** Its JSON text, in UTF-16 code units. */
+  /** Its data's JSON text, in UTF-16 code units (the metadata's hardly adds to it). */
   readonly size: number;
   readonly event: RecordedEvent;
+}
+
+/** A just-appended event as the tail keeps it: appended events carry the text their data was stored as. */
+export function keptEvent(event: RecordedEvent): KeptEvent {
+  const text = (event as RecordedEvent & { [DATA_TEXT]?: string })[DATA_TEXT];
+  return { position: event.position, size: text?.length ?? 0, event };
 }
 
 export function recentEvents<Row extends Positioned>(limits: RecentEventsLimits<Row>): RecentEvents<Row> {

@@ -20,8 +20,7 @@ import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-ap
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
 import { logLockKey } from '../../postgres/schema-lock.js';
-import { RECENT_BYTES, RECENT_EVENTS, recentEvents, type KeptEvent } from '../recent-events.js';
-import { DATA_TEXT } from '../serialized-event.js';
+import { keptEvent, RECENT_BYTES, RECENT_EVENTS, recentEvents, type KeptEvent } from '../recent-events.js';
 
 export interface EventsTable {
   /** bigint: node-postgres hands it over as a string. */
@@ -452,12 +451,6 @@ function appendedEvents(results: ReadonlyArray<AppendResult | Error>): RecordedE
 /** Contexts type their own tables; they see the shared connection without the event store's types. */
 function untyped(db: Kysely<Tables>): Kysely<object> {
   return db as unknown as Kysely<object>;
-}
-
-/** An appended event as the tail keeps it, weighed by its data's JSON text (which the metadata's hardly adds to). */
-function keptEvent(event: RecordedEvent): KeptEvent {
-  const text = (event as RecordedEvent & { [DATA_TEXT]?: string })[DATA_TEXT];
-  return { position: event.position, size: text?.length ?? 0, event };
 }
 
 function toRecorded(row: Pick<Selectable<EventsTable>, (typeof EVENT_COLUMNS)[number]>): RecordedEvent {

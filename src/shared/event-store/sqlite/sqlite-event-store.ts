@@ -16,7 +16,7 @@ import {
 import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
-import { RECENT_BYTES, RECENT_EVENTS, recentEvents, type KeptEvent } from '../recent-events.js';
+import { keptEvent, RECENT_BYTES, RECENT_EVENTS, recentEvents, type KeptEvent } from '../recent-events.js';
 import { workInFlight } from '../work-in-flight.js';
 import { DATA_TEXT } from '../serialized-event.js';
 import { forgottenOnFailure, runCommitted, withSavepoint } from '../savepoint.js';
@@ -108,12 +108,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     const positions = new Map<PlannedRow, number>();
     for (const row of plan.rows) positions.set(row, statements.insert(row, recordedAt));
     const { results, recorded } = plan.complete((row) => positions.get(row) ?? 0, recordedAt);
-    // `recorded` holds the planned rows' events in the rows' order.
-    plan.rows.forEach((row, i) => {
-      const event = recorded[i];
-      if (event?.eventId !== row.eventId) throw new Error('appended events out of step with their rows');
-      inserted.push({ position: event.position, size: row.data.length + row.metadata.length, event });
-    });
+    inserted.push(...recorded.map(keptEvent));
     await applyInlineProjections(projections, trx, recorded, untyped);
     return results;
   }
