@@ -25,6 +25,8 @@ export interface MessagesCommand {
   /** The batch's `sentAt` and `context`, for messages that carry none. */
   readonly sentAt?: unknown;
   readonly context?: unknown;
+  /** `/v1/import`: timestamps are historical and taken as sent (see Arrival). */
+  readonly historical?: boolean;
   readonly request: RequestFacts;
 }
 
@@ -47,7 +49,13 @@ export type MessageReceipt =
 export const acceptMessages =
   ({ ingest, clock }: AcceptMessagesDeps) =>
   async (command: MessagesCommand): Promise<MessageReceipt[]> => {
-    const arrival: Arrival = { receivedAt: clock.now(), ip: command.request.ip, sentAt: command.sentAt, context: command.context };
+    const arrival: Arrival = {
+      receivedAt: clock.now(),
+      ip: command.request.ip,
+      sentAt: command.sentAt,
+      context: command.context,
+      historical: command.historical,
+    };
     // The whole request is refused (413) when it carries too many messages, or the context's copies would store too much.
     checkBatchCount(command.messages.length);
     const contextBytes = checkBatchContext(command.context, command.messages.length);

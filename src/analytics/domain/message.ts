@@ -1,5 +1,5 @@
 import { ValidationError, type Violation } from '../../shared/errors.js';
-import { isCalendarDate } from '../../shared/contracts/tracking-values.js';
+import { isCalendarDate, MAX_CLOCK_SKEW_MS } from '../../shared/contracts/tracking-values.js';
 import type { JsonObject } from '../../shared/events.js';
 
 /**
@@ -25,6 +25,11 @@ export interface Arrival {
   readonly sentAt?: unknown;
   /** The batch's `context`, merged under each message's own. */
   readonly context?: unknown;
+  /**
+   * A historical import (`/v1/import`): timestamps are taken as sent. An export's `sentAt` is as old as
+   * its events, and the clock-skew rule would move them all to the time of the import.
+   */
+  readonly historical?: boolean;
 }
 
 /**
@@ -76,7 +81,8 @@ export function checkBatchCount(messages: number): void {
 export const MAX_MESSAGE_BYTES = 32 * 1024;
 const MAX_ID_LENGTH = 255;
 const MAX_EVENT_NAME = 128;
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+// A date alone is UTC; a date-time names its offset, since one without would be read in the server's time zone.
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]([01]\d|2[0-3]):?[0-5]\d))?$/i;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
@@ -213,20 +219,33 @@ interface Timing {
 /**
  * Segment's clock-skew rule: the client's clock may be wrong, but the gap between when the event
  * happened and when the client sent it is right, so `timestamp = receivedAt − (sentAt − timestamp)`.
+ * Whatever the rule gives may not lie more than a few minutes after the arrival: an event dated years
+ * ahead would stay the latest of its user for good (traits merged by time, the last touch).
  */
 export function correctedTiming(message: Record<string, unknown>, arrival: Arrival): Timing {
   const timestamp = parseDate(message.timestamp ?? message.originalTimestamp, 'timestamp');
   const sentAt = parseDate(message.sentAt ?? arrival.sentAt, 'sentAt');
   const received = arrival.receivedAt.getTime();
   if (timestamp === undefined) return { timestamp: arrival.receivedAt.toISOString() };
-  if (sentAt === undefined) return { timestamp: new Date(timestamp).toISOString() };
+  if (sentAt === undefined || arrival.historical) return { timestamp: notAhead(timestamp, received, 'is') };
   const corrected = received - (sentAt - timestamp);
   // Instants are stored as text that sorts in time order: a year before 1970 or after 9999 is written
   // with a sign (-006004-…, +010056-…) and would sort among the others at random.
   if (corrected < 0 || corrected > LAST_INSTANT) {
     throw fail(MESSAGE_ERRORS.invalidTimestamp, 'sentAt', 'with timestamp, moves the event outside the years 1970 to 9999');
   }
-  return { timestamp: new Date(corrected).toISOString(), originalTimestamp: new Date(timestamp).toISOString() };
+  return { timestamp: notAhead(corrected, received, 'corrected by sentAt, is'), originalTimestamp: new Date(timestamp).toISOString() };
+}
+
+function notAhead(at: number, received: number, what: string): string {
+  if (at > received + MAX_CLOCK_SKEW_MS) {
+    throw fail(
+      MESSAGE_ERRORS.invalidTimestamp,
+      'timestamp',
+      `${what} more than ${MAX_CLOCK_SKEW_MS / 60_000} minutes after the message arrived (${new Date(received).toISOString()})`,
+    );
+  }
+  return new Date(at).toISOString();
 }
 
 const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');

@@ -51,6 +51,40 @@ describe('a tracking-API message', () => {
     expect(late.payload.timestamp).toBe('1976-11-24T10:00:00.000Z');
   });
 
+  it('refuses a timestamp more than 5 minutes after its arrival, corrected or not, which would stay the latest of its user for good', () => {
+    const track = (fields: object, historical?: boolean) =>
+      codeOf(() =>
+        parseMessage({ type: 'track', event: 'e', userId: 'u', ...fields }, { receivedAt, ...(historical ? { historical } : {}) }),
+      );
+    expect(track({ timestamp: '9999-12-31T00:00:00Z' })).toBe('analytics.invalid-timestamp');
+    expect(track({ timestamp: '2026-11-24T10:06:00Z' })).toBe('analytics.invalid-timestamp');
+    expect(track({ timestamp: '2026-11-24T10:04:00Z' })).toBe('accepted');
+    expect(track({ timestamp: '2026-11-24T12:00:00Z', sentAt: '2026-11-24T11:00:00Z' })).toBe('analytics.invalid-timestamp');
+    expect(track({ timestamp: '2030-01-01T00:00:00Z' }, true)).toBe('analytics.invalid-timestamp');
+  });
+
+  it("refuses a date-time without an offset, which would be read in the server's time zone, and an hour 24", () => {
+    const track = (timestamp: string) => codeOf(() => parseMessage({ type: 'track', event: 'e', userId: 'u', timestamp }, { receivedAt }));
+    expect(track('2024-01-01T10:00')).toBe('analytics.invalid-timestamp');
+    expect(track('2024-01-01T10:00:00.000')).toBe('analytics.invalid-timestamp');
+    expect(track('2024-01-01T24:00:00Z')).toBe('analytics.invalid-timestamp');
+    expect(track('2024-01-01T10:00+01:00')).toBe('accepted');
+    expect(track('2024-01-01T10:00:00.5-0330')).toBe('accepted');
+    expect(track('2024-01-01')).toBe('accepted');
+  });
+
+  it("takes a historical import's timestamps as sent: its sentAt is as old as its events", () => {
+    const message = parseMessage(
+      { type: 'track', event: 'Old Order', userId: 'u', timestamp: '2023-03-01T12:00:00.000Z', sentAt: '2023-03-01T12:00:02.000Z' },
+      { receivedAt, historical: true },
+    );
+    expect(message.payload.timestamp).toBe('2023-03-01T12:00:00.000Z');
+    expect(message.payload).not.toHaveProperty('originalTimestamp');
+    expect(
+      codeOf(() => parseMessage({ type: 'track', event: 'e', userId: 'u', sentAt: 'yesterday' }, { receivedAt, historical: true })),
+    ).toBe('analytics.invalid-timestamp');
+  });
+
   it('is stamped on arrival when it carries no timestamp, and gets the request ip unless it has one', () => {
     const message = parseMessage({ type: 'identify', userId: 'u', context: { locale: 'fr' } }, { receivedAt, ip: '198.51.100.7' });
     expect(message.payload).toMatchObject({

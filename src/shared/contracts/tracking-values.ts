@@ -14,7 +14,7 @@ export type InteractionType = (typeof INTERACTION_TYPES)[number];
 
 const MAX_ID_LENGTH = 255;
 // Clients' clocks drift; an event a few minutes "from the future" is skew, one hours ahead is a bug.
-const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/i;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;

@@ -81,6 +81,18 @@ describe('the tracking API', () => {
     expect((stored?.payload.context as Record<string, unknown>).ip).toBe('203.0.113.9');
   });
 
+  it('takes the timestamps of /v1/import as sent: an export is as old as its sentAt', async () => {
+    const old = { timestamp: '2023-03-01T12:00:00.000Z', sentAt: '2023-03-01T12:00:02.000Z' };
+    for (const path of ['/v1/import', '/v1/batch']) {
+      const response = await post(path, { batch: [track({ messageId: `history${path}`, ...old })] }, basic(shop.writeKey));
+      expect(response.json().receipts[0].status).toBe('accepted');
+    }
+    const stored = await eventsOf(intake, 'shop');
+    expect(stored.find((e) => e.payload.messageId === 'history/v1/import')?.payload.timestamp).toBe('2023-03-01T12:00:00.000Z');
+    // Live traffic is corrected for the client's clock: it was sent 2 s after it happened.
+    expect(stored.find((e) => e.payload.messageId === 'history/v1/batch')?.payload.timestamp).toBe('2026-11-24T09:59:58.000Z');
+  });
+
   it('takes the write key from the body or a Bearer token, and the type from the short path', async () => {
     expect((await post('/v1/p', { writeKey: shop.writeKey, anonymousId: 'anon-1', name: 'Home', messageId: 'short-p' })).statusCode).toBe(
       200,

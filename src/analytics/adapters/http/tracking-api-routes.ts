@@ -96,7 +96,11 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
             messages.forEach((message, index) => {
               if (message instanceof RefusedJsonItem) refused.set(index, message.toError());
             });
-            return answer(reply, await accept(handlers, request, body, { messages, refused, sentAt: body.sentAt, context: body.context }));
+            const historical = path === '/v1/import';
+            return answer(
+              reply,
+              await accept(handlers, request, body, { messages, refused, sentAt: body.sentAt, context: body.context, historical }),
+            );
           },
         );
       }
@@ -155,7 +159,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
     deps: TrackingApiHandlers,
     request: FastifyRequest,
     body: Record<string, unknown>,
-    what: Pick<MessagesCommand, 'messages' | 'refused' | 'route' | 'sentAt' | 'context'>,
+    what: Pick<MessagesCommand, 'messages' | 'refused' | 'route' | 'sentAt' | 'context' | 'historical'>,
   ): Promise<MessageReceipt[]> {
     const key = await authenticate(deps.resolveWriteKey, request, body);
     const origin = headerOf(request, 'origin');
