@@ -14,6 +14,8 @@ export interface LinearRegex {
    * what callers count against a work budget before they test, `stepsPerCharacter × length`.
    */
   readonly stepsPerCharacter: number;
+  /** The RE2 instructions it compiles to: what each character it tests costs the engine. */
+  readonly instructions: number;
 }
 
 export class UnsupportedRegexError extends Error {}
@@ -60,11 +62,38 @@ const ONE_PASS_STEPS = 6;
 const NFA_ONLY_FROM = 64;
 const NFA_STEPS = 3;
 
+/**
+ * Compiled patterns by flags and pattern. Checking a rule, costing it and compiling it each compile its
+ * patterns, and a pattern of a thousand instructions takes milliseconds to cost: three hundred rules of
+ * ten such patterns held a thread for seconds after every rule change. A compiled pattern keeps no state
+ * between tests, so one serves every rule that holds it.
+ */
+const compiledPatterns = new Map<string, LinearRegex | UnsupportedRegexError>();
+const REMEMBERED_PATTERNS = 1000;
+
 /** Compiles JavaScript regex syntax to RE2, or throws `UnsupportedRegexError` saying why not. */
 export function compileLinearRegex(pattern: string, flags = ''): LinearRegex {
-  const regex = compileRe2(pattern, flags);
-  const stepsPerCharacter = stepsPerCharacterOf(regex);
-  return { test: (text) => regex.test(text), toString: () => regex.toString(), stepsPerCharacter };
+  const key = `${flags}/${pattern}`;
+  let known = compiledPatterns.get(key);
+  if (known === undefined) {
+    try {
+      const regex = compileRe2(pattern, flags);
+      const stepsPerCharacter = stepsPerCharacterOf(regex);
+      known = {
+        test: (text) => regex.test(text),
+        toString: () => regex.toString(),
+        stepsPerCharacter,
+        instructions: instructionsOf(regex),
+      };
+    } catch (error) {
+      if (!(error instanceof UnsupportedRegexError)) throw error;
+      known = error;
+    }
+    if (compiledPatterns.size >= REMEMBERED_PATTERNS) compiledPatterns.clear();
+    compiledPatterns.set(key, known);
+  }
+  if (known instanceof UnsupportedRegexError) throw known;
+  return known;
 }
 
 /**
@@ -73,7 +102,7 @@ export function compileLinearRegex(pattern: string, flags = ''): LinearRegex {
  */
 export function linearRegexSize(pattern: string, flags = ''): number | undefined {
   try {
-    return instructionsOf(compileRe2(pattern, flags));
+    return compileLinearRegex(pattern, flags).instructions;
   } catch (error) {
     if (error instanceof UnsupportedRegexError) return undefined;
     throw error;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../shared/clock.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
+import { isStorageFault } from '../../shared/event-store/storage-fault.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import { OverBudget, workBudget } from '../../shared/work-budget.js';
 import { compileCondition, conditionProblem } from '../domain/condition.js';
@@ -55,6 +56,8 @@ export interface ReplayProgress {
 }
 
 const TICK_MS = 100;
+/** Passes in a row in which one job may fail before it is ended as failed, with the error. */
+const JOB_ATTEMPTS = 5;
 
 /**
  * A rule's deliveries may be sent again only while it is live and active: an unknown rule is not
@@ -277,6 +280,25 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
     if (inserted > 0) deps.onScheduled();
   };
 
+  // A job that throws stops no other job: it is tried again on the next passes, then ended as failed.
+  const failures = new Map<string, number>();
+  const failed = async (job: ReplayJob, error: unknown) => {
+    const count = (failures.get(job.jobId) ?? 0) + 1;
+    const reason = error instanceof Error ? error.message : String(error);
+    if (count === 1) deps.logger.warn({ job_id: job.jobId, rule_id: job.ruleId, err: error }, 'replay job failed; trying it again');
+    if (count < JOB_ATTEMPTS) {
+      failures.set(job.jobId, count);
+      return;
+    }
+    failures.delete(job.jobId);
+    const at = deps.clock.now().toISOString();
+    await deps.store.transaction(async (tx) => {
+      if (await deps.replays(tx.db).finish(job.jobId, 'failed', at, `the replay failed ${JOB_ATTEMPTS} times: ${reason}`))
+        await deps.deliveries(tx.db).cancelJob(job.jobId, at);
+    });
+    deps.logger.error({ job_id: job.jobId, rule_id: job.ruleId, err: error }, 'replay job ended as failed');
+  };
+
   const run = async () => {
     while (running) {
       try {
@@ -285,7 +307,14 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
         refilledAt = now;
         for (const job of await deps.replays(deps.db).running()) {
           if (!running) break;
-          await step(job);
+          try {
+            await step(job);
+            failures.delete(job.jobId);
+          } catch (error) {
+            // The storage failing is no job's fault: the whole pass waits it out.
+            if (isStorageFault(error)) throw error;
+            await failed(job, error);
+          }
         }
       } catch (error) {
         deps.logger.error({ err: error }, 'replay runner failed; retrying');

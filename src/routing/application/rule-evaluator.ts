@@ -79,26 +79,55 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
   const now = options.now ?? performance.now.bind(performance);
   const conditionError = options.conditionError ?? conditionErrors();
   const told = new Set<string>();
+  const tell = (rule: StoredRule, error: string) => {
+    const version = versionOf(rule);
+    if (told.has(version)) return;
+    if (told.size >= REMEMBERED_VERSIONS) told.clear();
+    told.add(version);
+    options.onUnevaluable?.(rule, error);
+  };
   const runnable = (rule: StoredRule) => {
     const error = conditionError(rule);
     if (error === null) return true;
-    const version = `${rule.rule_id}\u0000${rule.updated_at}`;
-    if (!told.has(version)) {
-      told.add(version);
-      options.onUnevaluable?.(rule, error);
-    }
+    tell(rule, error);
     return false;
+  };
+  // Compiled rules by version, kept across reloads: a change to one rule of an application recompiles
+  // that rule alone. Undefined: it did not compile, and matches nothing.
+  const byVersion = new Map<string, CompiledRule | undefined>();
+  const compileRule = (rule: StoredRule): CompiledRule | undefined => {
+    const version = versionOf(rule);
+    if (byVersion.has(version)) return byVersion.get(version);
+    let made: CompiledRule | undefined;
+    try {
+      made = { ruleId: rule.rule_id, eventTypeFilter: rule.event_type_filter, test: compileCondition(rule.condition) };
+    } catch (error) {
+      // Saving compiles every condition; one that still fails must not fail every event of its application.
+      tell(rule, `the condition cannot be compiled: ${(error as Error).message}`);
+    }
+    if (byVersion.size >= REMEMBERED_VERSIONS) byVersion.clear();
+    byVersion.set(version, made);
+    return made;
   };
   const cache = new Map<string, { readonly rules: Promise<CompiledRule[]>; readonly loadedAt: number }>();
   const compiled = (appId: string) => {
     const cached = cache.get(appId);
     if (cached && now() - cached.loadedAt <= maxAgeMs) return cached.rules;
-    const rules = loadRules(appId).then((all) =>
-      all
-        .filter((rule) => rule.is_active && runnable(rule))
-        .sort((a, b) => b.priority - a.priority)
-        .map((rule) => ({ ruleId: rule.rule_id, eventTypeFilter: rule.event_type_filter, test: compileCondition(rule.condition) })),
-    );
+    const rules = loadRules(appId).then(async (all) => {
+      const made: CompiledRule[] = [];
+      let since = performance.now();
+      for (const rule of all.filter((r) => r.is_active).sort((a, b) => b.priority - a.priority)) {
+        const one = runnable(rule) ? compileRule(rule) : undefined;
+        if (one) made.push(one);
+        // Hundreds of rules of large patterns take seconds to check and compile: other requests, and
+        // the health check, get the thread in between.
+        if (performance.now() - since > COMPILE_SLICE_MS) {
+          await nextTurn();
+          since = performance.now();
+        }
+      }
+      return made;
+    });
     const entry = { rules, loadedAt: now() };
     rules.catch(() => {
       if (cache.get(appId) === entry) cache.delete(appId);
@@ -149,6 +178,13 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
     },
   };
 }
+
+/** A rule's `updated_at` changes with every change of it. */
+const versionOf = (rule: StoredRule) => `${rule.rule_id}\u0000${rule.updated_at}`;
+/** Rule versions remembered at most; past it the memory starts over (compiling again is only slower). */
+const REMEMBERED_VERSIONS = 10_000;
+/** How long compiling an application's rules holds the thread before letting others have it. */
+const COMPILE_SLICE_MS = 10;
 
 function tooCostly(appId: string, error: OverBudget, requestSpent: boolean, ruleId: string | undefined): ValidationError {
   const cause = error.what === undefined ? '' : ` (rule ${ruleId}: ${error.what})`;

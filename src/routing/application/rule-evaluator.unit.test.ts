@@ -69,6 +69,31 @@ describe('the compiled rules of an application', () => {
   });
 });
 
+describe("compiling an application's rules", () => {
+  it('leaves out a rule whose condition does not compile, telling it once, and evaluates the others', async () => {
+    const told: string[] = [];
+    const evaluator = ruleEvaluator(
+      async () => [rule({ 'properties.revenue': { $in: [{ $gt: 1 }] } }, 'broken'), rule({ 'traits.plan': 'pro' }, 'fine')],
+      // As a rule stored before saving compiled conditions: nothing refuses it before the evaluator compiles it.
+      { conditionError: () => null, onUnevaluable: (stored, error) => told.push(`${stored.rule_id}: ${error}`) },
+    );
+    expect((await evaluator.evaluate(event)).matchedRuleIds).toEqual(['fine']);
+    expect((await evaluator.evaluate(event)).summary.rules_evaluated).toBe(1);
+    expect(told).toEqual([expect.stringMatching(/^broken: the condition cannot be compiled: /)]);
+  });
+
+  it('lets other work run while it compiles hundreds of large patterns', async () => {
+    // Each pattern takes milliseconds to cost (linear-regex.ts): together far more than one slice of the thread.
+    const rules = Array.from({ length: 100 }, (_, i) => rule({ 'payload.s': { $regex: `a[ab]{${800 + i}}c` } }, `r${i}`));
+    const evaluator = ruleEvaluator(async () => rules);
+    let ran = false;
+    const evaluated = evaluator.evaluate(event);
+    setImmediate(() => (ran = true));
+    const ranBefore = await evaluated.then(() => ran);
+    expect(ranBefore).toBe(true);
+  });
+});
+
 describe('what evaluating rules may cost', () => {
   const large = { app_id: 'shop', event_type: 'x', payload: { s: 'ab'.repeat(50_000) }, metadata: {} };
   const small = { app_id: 'shop', event_type: 'x', payload: { s: 'ab' }, metadata: {} };

@@ -72,7 +72,8 @@ function operationPlan(operator: string, operand: unknown, owner: Record<string,
     case '$all':
       return [{ kind: 'query', queries: list.map(planOf) }];
     case '$not':
-      return [{ kind: 'query', queries: [planOf(operand)] }];
+      // A pattern alone is a $regex, as condition.ts runs it.
+      return [{ kind: 'query', queries: [planOf(typeof operand === 'string' ? { $regex: operand } : operand)] }];
     case '$elemMatch':
       return [{ kind: 'elements', query: planOf(operand) }];
     case '$in':

@@ -88,6 +88,11 @@ function setNinOperation(...[params, ownerQuery, options, name]: OperationArgs):
   return operation;
 }
 
+/** `$not` with a pattern alone means "does not match it", as in MongoDB; sift would compare it as text. */
+function notOperation(...[params, ownerQuery, options, name]: OperationArgs): SiftOperation {
+  return sift.$not(typeof params === 'string' ? { $regex: params } : params, ownerQuery, options, name);
+}
+
 /** The only operations the compiled tester knows: $where and friends do not exist for it at all. */
 const OPERATIONS = {
   $eq: sift.$eq,
@@ -101,7 +106,7 @@ const OPERATIONS = {
   $exists: sift.$exists,
   $regex: linearRegexOperation,
   $options: sift.$options,
-  $not: sift.$not,
+  $not: notOperation,
   $size: sift.$size,
   $all: sift.$all,
   $elemMatch: sift.$elemMatch,
@@ -162,6 +167,14 @@ export function validateCondition(condition: unknown): Condition {
         path: 'condition',
         message: `makes ${tally.comparisons} comparisons, more than ${MAX_COMPARISONS} (use $in for a list of values)`,
       });
+    }
+  }
+  if (violations.length === 0) {
+    // What passes the checks above must also compile: a throw there would fail every event of the application.
+    try {
+      compileCondition(condition as Condition);
+    } catch (error) {
+      violations.push({ path: 'condition', message: `cannot be compiled: ${(error as Error).message}` });
     }
   }
   if (violations.length > 0) {
@@ -261,6 +274,8 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
         if (!Array.isArray(operand)) out.push({ path: at, message: `${operator} needs an array` });
         else if (operand.length > (MAX_LIST[operator] ?? 0))
           out.push({ path: at, message: `${operator} lists at most ${MAX_LIST[operator]} values` });
+        // sift refuses an operator among the values only when it compiles the rule: on the ingest path.
+        else if (operand.some((value) => holdsOperator(value))) out.push({ path: at, message: `${operator} lists values, not operators` });
         else if (operator === '$all') tally.comparisons += operand.length;
         break;
       case '$exists':
@@ -278,7 +293,7 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
         else if (!('$regex' in operators)) out.push({ path: at, message: '$options needs a $regex beside it' });
         break;
       case '$not':
-        if (operand instanceof RegExp || typeof operand === 'string') checkRegex(operand, '', at, out, tally);
+        if (typeof operand === 'string') checkRegex(operand, '', at, out, tally);
         else if (isPlainObject(operand)) checkOperators(operand, at, depth + 1, out, tally);
         else out.push({ path: at, message: '$not needs an operator object' });
         break;
@@ -304,6 +319,14 @@ function checkRegex(pattern: unknown, flags: string, path: string, out: Violatio
   } catch (error) {
     out.push({ path, message: `unsupported regular expression: ${(error as Error).message}` });
   }
+}
+
+/** Whether a value holds an operator (a key starting with `$`) at any depth, as sift would read it. */
+function holdsOperator(value: unknown, depth = 0): boolean {
+  if (depth > MAX_DEPTH) return true;
+  if (Array.isArray(value)) return value.some((item) => holdsOperator(item, depth + 1));
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.entries(value).some(([key, inner]) => key.startsWith('$') || holdsOperator(inner, depth + 1));
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

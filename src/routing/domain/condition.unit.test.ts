@@ -25,6 +25,10 @@ describe('rule conditions', () => {
     [{ 'payload.coupon': { $exists: false } }, true],
     [{ 'payload.customer.email': { $regex: '@B\\.IO$', $options: 'i' } }, true],
     [{ 'payload.total': { $not: { $gt: 50 } } }, false],
+    // A pattern alone under $not is a regex, as in MongoDB: "does not match".
+    [{ 'payload.customer.email': { $not: '^a@' } }, false],
+    [{ 'payload.customer.email': { $not: '^b@' } }, true],
+    [{ 'payload.customer.email': { $not: { $regex: '^A@', $options: 'i' } } }, false],
     [{ $or: [{ 'payload.total': { $lt: 10 } }, { 'metadata.ip': '203.0.113.5' }] }, true],
     [{ $and: [{ 'payload.total': { $gt: 10 } }, { event_type: 'refund' }] }, false],
     [{}, true],
@@ -46,6 +50,12 @@ describe('rule conditions', () => {
     [{ 'payload.x': { $regex: '\\pL{1000}'.repeat(28) } }, 'condition.payload.x.$regex'],
     [{ 'payload.x': { $gt: 1, plain: 2 } }, 'condition.payload.x.plain'],
     [[1, 2], 'condition'],
+    // sift would refuse these only when compiling the rule, on every event of its application.
+    [{ 'payload.x': { $in: [{ $gt: 1 }] } }, 'condition.payload.x.$in'],
+    [{ 'payload.x': { $nin: [1, { $gt: 1 }] } }, 'condition.payload.x.$nin'],
+    [{ 'payload.x': { $all: [{ a: { $size: 1 } }] } }, 'condition.payload.x.$all'],
+    [{ 'payload.x': { $elemMatch: { $in: [{ $where: '1' }] } } }, 'condition.payload.x.$elemMatch.$in'],
+    [{ 'payload.x': { $not: { $in: [{ $size: 1 }] } } }, 'condition.payload.x.$not.$in'],
   ])('refuses %j at %s', (condition, path) => {
     try {
       validateCondition(condition);
