@@ -687,6 +687,72 @@ describe('idempotency and batches', () => {
     expect(stored).toHaveLength(4);
   });
 
+  it("keeps request keys, message ids and a batch's derived keys apart: one kind never drops an event of another", async () => {
+    const intake = await start();
+    await setUp(intake);
+    const ingestWith = (body: object, key?: string, path = '/api/ingest/shop') =>
+      call(intake, 'POST', path, body, key === undefined ? auth : { ...auth, 'idempotency-key': key });
+    const byMessage = await ingestWith({ event_type: 'viewed', payload: { n: 1 }, message_id: 'shared-1' });
+    const byHeader = await ingestWith({ event_type: 'order_created', payload: { total: 1234 } }, 'shared-1');
+    expect(byHeader.headers['idempotent-replayed']).toBeUndefined();
+    expect(byHeader.json().data.event_id).not.toBe(byMessage.json().data.event_id);
+    const headerFirst = await ingestWith({ event_type: 'a', payload: {} }, 'shared-2');
+    const messageAfter = await ingestWith({ event_type: 'b', payload: {}, message_id: 'shared-2' });
+    expect(messageAfter.json().data.event_id).not.toBe(headerFirst.json().data.event_id);
+    const single = await ingestWith({ event_type: 'c', payload: {} }, 'export#0');
+    const batch = (await ingestWith({ events: [{ event_type: 'd', payload: { x: 1 } }] }, 'export', '/api/ingest/shop/batch')).json();
+    expect(batch.results[0]).toMatchObject({ status: 'accepted' });
+    expect(batch.results[0].event_id).not.toBe(single.json().data.event_id);
+    const stored = (await intake.store.readAll({ after: 0, limit: 1000 })).filter((e) => e.type === 'DataIngested');
+    expect(stored).toHaveLength(6);
+  });
+
+  it('answers a retry of a key recorded before keys were kept apart by kind, as the first request', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const first = await call(
+      intake,
+      'POST',
+      '/api/ingest/shop',
+      { event_type: 'a', payload: { n: 1 } },
+      { ...auth, 'idempotency-key': 'old-key' },
+    );
+    const byId = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'b', payload: {}, message_id: 'old-id' });
+    // As an earlier release recorded them: the key as sent, with no prefix of its kind.
+    await intake.store.transaction((tx) =>
+      sql`UPDATE ingest_idempotency SET idem_key = substr(idem_key, 3) WHERE idem_key IN ('r:old-key', 'm:old-id')`.execute(tx.db),
+    );
+    const retry = await call(
+      intake,
+      'POST',
+      '/api/ingest/shop',
+      { event_type: 'a', payload: { n: 1 } },
+      { ...auth, 'idempotency-key': 'old-key' },
+    );
+    expect([retry.headers['idempotent-replayed'], retry.json().data.event_id]).toEqual(['true', first.json().data.event_id]);
+    const reused = await call(
+      intake,
+      'POST',
+      '/api/ingest/shop',
+      { event_type: 'a', payload: { n: 2 } },
+      { ...auth, 'idempotency-key': 'old-key' },
+    );
+    expect(reused.statusCode).toBe(422);
+    const copy = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'b', payload: {}, message_id: 'old-id' });
+    expect(copy.json().data.event_id).toBe(byId.json().data.event_id);
+    // The old record of one kind answers no key of the other.
+    const crossed = await call(
+      intake,
+      'POST',
+      '/api/ingest/shop',
+      { event_type: 'c', payload: {} },
+      { ...auth, 'idempotency-key': 'old-id' },
+    );
+    expect(crossed.headers['idempotent-replayed']).toBeUndefined();
+    const stored = (await intake.store.readAll({ after: 0, limit: 1000 })).filter((e) => e.type === 'DataIngested');
+    expect(stored).toHaveLength(3);
+  });
+
   it('answers a batch with a receipt per event: accepted, duplicate or rejected', async () => {
     const intake = await start();
     await setUp(intake);
@@ -712,6 +778,25 @@ describe('idempotency and batches', () => {
         })
       ).statusCode,
     ).toBe(400);
+  });
+
+  it('rejects alone a batch event whose message_id is no id, rather than storing it without deduplication', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const send = async () =>
+      (
+        await call(intake, 'POST', '/api/ingest/shop/batch', {
+          events: [
+            { event_type: 'm', payload: { x: 1 }, message_id: 12345 },
+            { event_type: 'm', payload: { x: 2 }, message_id: 'x'.repeat(256) },
+            { event_type: 'm', payload: { x: 3 }, message_id: 'fine-1' },
+          ],
+        })
+      ).json();
+    const first = await send();
+    expect(first.results.map((r: { status: string }) => r.status)).toEqual(['rejected', 'rejected', 'accepted']);
+    expect(first.results[0].errors[0].path).toBe('message_id');
+    expect((await send()).results.map((r: { status: string }) => r.status)).toEqual(['rejected', 'rejected', 'duplicate']);
   });
 
   it('stores a batch retried with the same Idempotency-Key once, answering duplicates with the first ids', async () => {

@@ -90,7 +90,16 @@ export type Committed =
 export interface IdempotencyKey {
   readonly key: string;
   readonly sameRequestOnly: boolean;
+  /** Derived by the batch endpoint from its `Idempotency-Key` and the event's place in the batch (`K#3`). */
+  readonly derived?: boolean;
 }
+
+/**
+ * Each kind of key is stored under a prefix of its own: a message id never answers for a request's key,
+ * nor a batch's derived key for another request's own. Kept together, the first use of a string decided
+ * for every kind, and an unrelated event sent under the other kind was dropped as its duplicate.
+ */
+const storedKeyOf = (key: IdempotencyKey) => `${key.sameRequestOnly ? (key.derived ? 'b' : 'r') : 'm'}:${key.key}`;
 
 /** What an event asks to store, for telling a retry from another request under the same key. */
 function fingerprintOf(command: IngestDataCommand): string {
@@ -105,7 +114,10 @@ export interface ToCommit<Event = NewEvent> {
   readonly itemId: string;
   readonly routing: RoutingSummary;
   readonly events: readonly Event[];
+  /** The key as stored (`storedKeyOf`). */
   readonly key?: string;
+  /** The key as a release before prefixes stored it, looked up for a retry that spans the upgrade. */
+  readonly legacyKey?: string;
   /** With a key that names one request: what it asked for (see `IdempotencyKey`). */
   readonly fingerprint?: string;
 }
@@ -115,7 +127,7 @@ const toCommit = (prepared: Prepared, command: IngestDataCommand, key: Idempoten
   itemId: prepared.item.id,
   routing: prepared.routing,
   events: prepared.events,
-  ...(key === undefined ? {} : { key: key.key }),
+  ...(key === undefined ? {} : { key: storedKeyOf(key), legacyKey: key.key }),
   ...(key?.sameRequestOnly ? { fingerprint: fingerprintOf(command) } : {}),
 });
 
@@ -144,9 +156,19 @@ export const commitPrepared =
       // Keys are looked up and recorded per application, a few statements for the whole batch.
       const firsts = new Map<string, FirstResult>();
       const keysByApp = new Map<string, Set<string>>();
-      for (const { appId, key } of entries) {
-        if (key !== undefined) keysByApp.set(appId, (keysByApp.get(appId) ?? new Set()).add(key));
+      for (const { appId, key, legacyKey } of entries) {
+        if (key === undefined) continue;
+        const keys = keysByApp.get(appId) ?? new Set();
+        keys.add(key);
+        if (legacyKey !== undefined) keys.add(legacyKey);
+        keysByApp.set(appId, keys);
       }
+      // A record counts for a key of its own kind only: request keys are stored with a fingerprint,
+      // message ids without (which also tells the kind of a record stored before prefixes).
+      const firstOf = (app: string, key: string | undefined, fingerprint: string | undefined) => {
+        const first = key === undefined ? undefined : firsts.get(scoped(app, key));
+        return first && (first.fingerprint !== undefined) === (fingerprint !== undefined) ? first : undefined;
+      };
       for (const [app, keys] of keysByApp) {
         for (const [key, first] of await log.findMany(app, [...keys], notBefore)) firsts.set(scoped(app, key), first);
       }
@@ -157,7 +179,7 @@ export const commitPrepared =
         const { appId: app, key, fingerprint } = entry;
         const result: FirstResult = { eventId: entry.itemId, routing: entry.routing, ...(fingerprint ? { fingerprint } : {}) };
         if (key !== undefined) {
-          const first = firsts.get(scoped(app, key));
+          const first = firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint);
           if (first) {
             const reused = fingerprint !== undefined && first.fingerprint !== undefined && first.fingerprint !== fingerprint;
             committed.push({ status: reused ? 'key-reused' : 'duplicate', eventId: first.eventId, routing: first.routing });
@@ -221,6 +243,8 @@ export interface BatchEvent {
   readonly messageId?: string;
   /** A key derived from the request's `Idempotency-Key`: sent with another event, it is refused. */
   readonly requestKey?: string;
+  /** Why the edge refused the event (a `message_id` that is no id): it is rejected alone. */
+  readonly refused?: ValidationError;
 }
 
 /**
@@ -236,7 +260,7 @@ export const ingestBatch =
       messageId !== undefined
         ? { key: messageId, sameRequestOnly: false }
         : requestKey !== undefined
-          ? { key: requestKey, sameRequestOnly: true }
+          ? { key: requestKey, sameRequestOnly: true, derived: true }
           : undefined;
     // One after another, within one budget: the rule evaluation of a batch pauses between events to
     // let other requests in, and an event that would take more than is left is rejected alone.
@@ -244,6 +268,7 @@ export const ingestBatch =
     const entries: Entry[] = [];
     for (const [index, event] of commands.entries()) {
       try {
+        if (event.refused) throw event.refused;
         const key = keyOf(event);
         entries.push({ index, command: event.command, ...(key ? { key } : {}), prepared: await prepare(deps, event.command, request) });
       } catch (error) {

@@ -1,5 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { ValidationError } from '../../../shared/errors.js';
 import { assertMayWriteAs } from '../../../shared/http/auth.js';
 import { errorResponses, JsonObjectSchema } from '../../../shared/http/schemas.js';
 import type { HttpContext } from '../../../shared/http/http-context.js';
@@ -200,8 +201,17 @@ function keyOf(header: string | undefined, messageId: string | undefined): Idemp
 /** The event's command, keyed by its own `message_id`, else by the batch's key and its place (`requestKey`). */
 function commandOf(raw: unknown, appId: string, context: IngestDataCommand['request'], requestKey?: string): BatchEvent {
   const event = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
-  const messageId = typeof event?.message_id === 'string' && event.message_id.length <= 255 ? event.message_id : undefined;
+  const given = event?.message_id;
+  const messageId = typeof given === 'string' && given.length >= 1 && given.length <= 255 ? given : undefined;
+  // Dropped, a bad message_id would leave its event without the deduplication its sender asked for.
+  const refused =
+    given !== undefined && messageId === undefined
+      ? new ValidationError('ingestion.invalid-message-id', 'message_id must be a string of 1 to 255 characters', [
+          { path: 'message_id', message: 'must be a string of 1 to 255 characters' },
+        ])
+      : undefined;
   return {
+    ...(refused ? { refused } : {}),
     command: {
       partnerId: appId,
       eventType: event?.event_type ?? '',
