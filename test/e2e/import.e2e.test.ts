@@ -102,6 +102,44 @@ describe('intake import', { timeout: 180_000 }, () => {
     const failed = await cli([broken, '--write-key', writeKey]);
     expect(failed.status).toBe(1);
     expect(failed.stderr).toMatch(/unexpected end of file/);
+    // What was read before the gzip broke is sent before the import stops.
+    const many = Array.from({ length: 300 }, (_, i) =>
+      JSON.stringify({ type: 'track', event: 'Cut', userId: 'u-cut', messageId: `cut-${i}` }),
+    );
+    const cut = gzipSync(many.join('\n'));
+    const truncated = join(dir, 'cut.ndjson.gz');
+    writeFileSync(truncated, cut.subarray(0, Math.floor(cut.length * 0.8)));
+    const stopped = await cli([truncated, '--write-key', writeKey, '--batch-size', '100']);
+    expect(stopped.status).toBe(1);
+    const line = Number(/after line (\d+)/.exec(stopped.stderr)?.[1]);
+    expect(line).toBeGreaterThan(100);
+    expect((await eventsOf(intake, 'shop')).filter((e) => e.payload.userId === 'u-cut')).toHaveLength(line);
+  });
+
+  it('rejects the records a key may not write and goes on, keeps numeric messageIds, and stops when the rejects cannot be written', async () => {
+    const file = join(dir, 'mixed.ndjson');
+    writeFileSync(
+      file,
+      [
+        { type: 'track', event: 'M1', userId: 'mx', messageId: 'mx-1' },
+        { partner_id: 'history', event_type: 'pe', payload: { x: 2 }, message_id: 'mx-p2' },
+        { type: 'track', event: 'M2', userId: 'mx', messageId: 777 },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    );
+    // The shop's write key as the token: the partner item of another application is its own reject.
+    const result = await cli([file, '--write-key', writeKey, '--token', writeKey]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('imported 3 records: 2 accepted, 0 duplicate, 1 rejected');
+    expect(readFileSync(`${file}.rejects.ndjson`, 'utf8')).toMatch(/cannot write as history/);
+    const stored = (await eventsOf(intake, 'shop')).filter((e) => e.payload.userId === 'mx');
+    expect(stored.map((e) => e.payload.messageId)).toEqual(['mx-1', '777']);
+
+    const unwritable = await cli([file, '--write-key', writeKey, '--token', writeKey, '--rejects', join(dir, 'no-such-dir', 'r.ndjson')]);
+    expect(unwritable.status).toBe(1);
+    expect(unwritable.stderr.trim()).toMatch(/^intake: cannot write the rejects to .*no-such-dir.*: ENOENT/);
+    expect(unwritable.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('reads CSV with dotted columns, and partner items with the admin token', async () => {

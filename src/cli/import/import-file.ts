@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { CliError } from '../cli-error.js';
 import { openSource, type ImportFormat, type SourceRecord } from './read-records.js';
 import { progressReporter } from './progress.js';
 import { sendBatch, type Endpoint, type Verdict } from './send-batch.js';
@@ -51,10 +52,18 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   let rejects: WriteStream | undefined;
   const progress = progressReporter(options.out, source, counts);
 
+  let rejectsFailed: Error | undefined;
   const reject = (record: SourceRecord, reason: string) => {
     counts.rejected += 1;
-    rejects ??= createWriteStream(rejectsPath);
+    if (!rejects) {
+      rejects = createWriteStream(rejectsPath);
+      rejects.on('error', (error) => (rejectsFailed ??= error));
+    }
     rejects.write(`${JSON.stringify({ line: record.line, reason, text: record.text })}\n`);
+  };
+  /** A rejects file that cannot be written ends the import: its records would be lost without a word. */
+  const checkRejects = () => {
+    if (rejectsFailed) throw new CliError(`cannot write the rejects to ${rejectsPath}: ${rejectsFailed.message}`);
   };
   const settle = (pending: Pending, verdicts: Verdict[]) => {
     pending.items.forEach(({ source: record }, index) => {
@@ -78,33 +87,45 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
 
   let pending: Pending | undefined;
   try {
-    for await (const record of source.records) {
-      counts.read += 1;
-      if (!record.record) {
-        reject(record, record.error ?? 'unreadable');
-        continue;
+    try {
+      for await (const record of source.records) {
+        checkRejects();
+        counts.read += 1;
+        if (!record.record) {
+          reject(record, record.error ?? 'unreadable');
+          continue;
+        }
+        const routed = route(record, options);
+        if ('error' in routed) {
+          reject(record, routed.error);
+          continue;
+        }
+        const bytes = Buffer.byteLength(JSON.stringify(routed.body));
+        if (pending && (pending.key !== routed.key || pending.items.length >= batchSize || pending.bytes + bytes > MAX_BATCH_JSON)) {
+          await flush(pending);
+          pending = undefined;
+        }
+        pending ??= { key: routed.key, endpoint: routed.endpoint, items: [], bytes: 0 };
+        pending.items.push({ source: record, body: routed.body });
+        pending.bytes += bytes;
       }
-      const routed = route(record, options);
-      if ('error' in routed) {
-        reject(record, routed.error);
-        continue;
-      }
-      const bytes = Buffer.byteLength(JSON.stringify(routed.body));
-      if (pending && (pending.key !== routed.key || pending.items.length >= batchSize || pending.bytes + bytes > MAX_BATCH_JSON)) {
-        await flush(pending);
-        pending = undefined;
-      }
-      pending ??= { key: routed.key, endpoint: routed.endpoint, items: [], bytes: 0 };
-      pending.items.push({ source: record, body: routed.body });
-      pending.bytes += bytes;
+    } catch (error) {
+      // The input broke (a truncated gzip): what was read before it is sent, then the import stops.
+      if (error instanceof CliError && rejectsFailed === undefined) await flush(pending);
+      throw error;
     }
     await flush(pending);
   } finally {
     progress.done();
-    if (rejects) await new Promise<void>((resolve) => rejects?.end(resolve));
+    if (rejects) await new Promise<void>((resolve) => (rejects?.writable ? rejects.end(resolve) : resolve()));
   }
+  checkRejects();
   return { ...counts, rejectsPath: counts.rejected > 0 ? rejectsPath : undefined };
 }
+
+/** A record's own id as the server reads it: a number is its text, as Segment takes numeric ids. */
+const idOf = (value: unknown): string | undefined =>
+  typeof value === 'string' && value.length > 0 ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined;
 
 const lineHash = (text: string) => `import-${createHash('sha256').update(text).digest('hex').slice(0, 40)}`;
 
@@ -118,7 +139,7 @@ function route(record: SourceRecord, options: ImportOptions): { key: string; end
     return {
       key: `partner:${partnerId}`,
       endpoint: partnerEndpoint(base, partnerId, options.token),
-      body: { event_type: eventType ?? 'data', payload, message_id: typeof messageId === 'string' ? messageId : lineHash(record.text) },
+      body: { event_type: eventType ?? 'data', payload, message_id: idOf(messageId) ?? lineHash(record.text) },
     };
   }
   if (!options.writeKey) return { error: 'a Segment-style message needs --write-key' };
@@ -127,7 +148,7 @@ function route(record: SourceRecord, options: ImportOptions): { key: string; end
     endpoint: messagesEndpoint(base, options.writeKey),
     body: {
       ...fields,
-      messageId: typeof fields.messageId === 'string' && fields.messageId.length > 0 ? fields.messageId : lineHash(record.text),
+      messageId: idOf(fields.messageId) ?? lineHash(record.text),
     },
   };
 }

@@ -139,12 +139,14 @@ function gunzipIfGzipped(raw: Readable): Readable {
 
 async function* ndjsonRecords(lines: AsyncIterable<Line>): AsyncGenerator<SourceRecord> {
   let line = 0;
-  for await (const { text, overlong } of lines) {
+  for await (const { text: raw, overlong } of lines) {
     line += 1;
     if (overlong) {
-      yield { line, text, error: overlongError(MAX_LINE_CHARS) };
+      yield { line, text: raw, error: overlongError(MAX_LINE_CHARS) };
       continue;
     }
+    // A byte order mark before the first line is no part of its JSON.
+    const text = line === 1 && raw.startsWith('\uFEFF') ? raw.slice(1) : raw;
     if (text.trim().length === 0) continue;
     try {
       const parsed: unknown = JSON.parse(text);
@@ -159,50 +161,93 @@ async function* ndjsonRecords(lines: AsyncIterable<Line>): AsyncGenerator<Source
 
 /**
  * CSV with a header row (RFC 4180 quoting, quoted fields may span lines). Dotted headers nest
- * (`properties.revenue`); a cell that reads as a JSON number, boolean, object or array is that value,
- * except in the id columns, which stay text.
+ * (`properties.revenue`); an unquoted cell that reads as a JSON number, boolean, object or array is
+ * that value, except in the id columns, which stay text, as does every quoted cell. A quote opens a
+ * quoted field only at the start of a cell: elsewhere it is a character of the cell (`12" pipe`).
  */
 async function* csvRecords(lines: AsyncIterable<Line>): AsyncGenerator<SourceRecord> {
   let header: string[] | undefined;
-  let pending = '';
-  let quotes = 0;
+  let row = csvRow();
   let startLine = 0;
   let line = 0;
-  for await (const { text, overlong } of lines) {
+  let text = '';
+  for await (const { text: lineText, overlong } of lines) {
     line += 1;
-    if (pending === '') startLine = line;
+    if (!row.open) startLine = line;
     // A row whose quoted field never closes would otherwise gather the rest of the file.
-    if (overlong || pending.length + text.length > MAX_LINE_CHARS) {
-      yield { line: startLine, text: (pending || text).slice(0, OVERLONG_PREVIEW), error: overlongError(MAX_LINE_CHARS) };
-      pending = '';
-      quotes = 0;
+    if (overlong || text.length + lineText.length > MAX_LINE_CHARS) {
+      yield { line: startLine, text: (text || lineText).slice(0, OVERLONG_PREVIEW), error: overlongError(MAX_LINE_CHARS) };
+      row = csvRow();
+      text = '';
       continue;
     }
-    pending = pending === '' ? text : `${pending}\n${text}`;
-    quotes += countQuotes(text);
-    if (quotes % 2 === 1) continue;
-    const row = pending;
-    pending = '';
-    quotes = 0;
-    if (row.trim().length === 0) continue;
-    const cells = splitCsv(row);
+    text = row.open ? `${text}\n${lineText}` : lineText;
+    row.read(lineText, line === 1);
+    if (row.open) continue;
+    const { cells, quoted } = row.finish();
+    row = csvRow();
+    const rowText = text;
+    text = '';
+    if (cells.length === 1 && cells[0]?.trim() === '' && !quoted[0]) continue;
     if (!header) {
       header = cells.map((c) => c.trim());
       continue;
     }
     if (cells.length !== header.length) {
-      yield { line: startLine, text: row, error: `the row has ${cells.length} cells, the header ${header.length}` };
+      yield { line: startLine, text: rowText, error: `the row has ${cells.length} cells, the header ${header.length}` };
       continue;
     }
     const record: Record<string, unknown> = {};
     header.forEach((name, i) => {
       const cell = cells[i] ?? '';
-      if (cell === '' || name === '') return;
-      setPath(record, name.split('.'), TEXT_COLUMNS.has(name) ? cell : cellValue(cell));
+      if ((cell === '' && !quoted[i]) || name === '') return;
+      setPath(record, name.split('.'), TEXT_COLUMNS.has(name) || quoted[i] ? cell : cellValue(cell));
     });
-    yield { line: startLine, text: row, record };
+    yield { line: startLine, text: rowText, record };
   }
-  if (pending !== '') yield { line: startLine, text: pending, error: 'an unterminated quoted field runs to the end of the file' };
+  if (row.open) yield { line: startLine, text, error: 'an unterminated quoted field runs to the end of the file' };
+}
+
+/** One CSV row read line by line: `open` while a quoted field goes on past the end of a line. */
+function csvRow() {
+  const cells: string[] = [];
+  const quoted: boolean[] = [];
+  let cell = '';
+  let cellQuoted = false;
+  let inQuotes = false;
+  return {
+    get open() {
+      return inQuotes;
+    },
+    read(text: string, first: boolean) {
+      // A byte order mark before the header is no part of its first name.
+      let i = first && text.startsWith('\uFEFF') ? 1 : 0;
+      if (inQuotes) cell += '\n';
+      for (; i < text.length; i++) {
+        const char = text[i];
+        if (inQuotes) {
+          if (char !== '"') cell += char;
+          else if (text[i + 1] === '"') {
+            cell += '"';
+            i += 1;
+          } else inQuotes = false;
+        } else if (char === ',') {
+          cells.push(cell);
+          quoted.push(cellQuoted);
+          cell = '';
+          cellQuoted = false;
+        } else if (char === '"' && cell === '' && !cellQuoted) {
+          inQuotes = true;
+          cellQuoted = true;
+        } else cell += char;
+      }
+    },
+    finish() {
+      cells.push(cell);
+      quoted.push(cellQuoted);
+      return { cells, quoted };
+    },
+  };
 }
 
 const TEXT_COLUMNS = new Set([
@@ -231,39 +276,16 @@ function cellValue(cell: string): unknown {
   return cell;
 }
 
+/**
+ * Sets a dotted path as own properties: a header `__proto__.messageId` makes a key the server refuses,
+ * never a change to every object of the process (which once gave later rows that messageId).
+ */
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   const [head, ...rest] = path;
   if (head === undefined) return;
-  if (rest.length === 0) {
-    target[head] = value;
-    return;
-  }
-  const next = target[head];
-  const child = typeof next === 'object' && next !== null && !Array.isArray(next) ? (next as Record<string, unknown>) : {};
-  target[head] = child;
-  setPath(child, rest, value);
-}
-
-const countQuotes = (text: string) => (text.match(/"/g) ?? []).length;
-
-function splitCsv(row: string): string[] {
-  const cells: string[] = [];
-  let cell = '';
-  let quoted = false;
-  for (let i = 0; i < row.length; i++) {
-    const char = row[i];
-    if (quoted) {
-      if (char === '"' && row[i + 1] === '"') {
-        cell += '"';
-        i += 1;
-      } else if (char === '"') quoted = false;
-      else cell += char;
-    } else if (char === '"') quoted = true;
-    else if (char === ',') {
-      cells.push(cell);
-      cell = '';
-    } else cell += char;
-  }
-  cells.push(cell);
-  return cells;
+  const next = Object.hasOwn(target, head) ? target[head] : undefined;
+  const child =
+    rest.length === 0 ? value : typeof next === 'object' && next !== null && !Array.isArray(next) ? (next as Record<string, unknown>) : {};
+  Object.defineProperty(target, head, { value: child, enumerable: true, writable: true, configurable: true });
+  if (rest.length > 0) setPath(child as Record<string, unknown>, rest, value);
 }

@@ -24,6 +24,33 @@ describe('reading CSV', () => {
     ]);
   });
 
+  it('takes a quote inside an unquoted cell as a character, so one stray quote swallows no rows after it', async () => {
+    const records = await recordsOf('type,userId,event,properties.size\ntrack,q1,Ev1,12" pipe\ntrack,q1,Ev2,1\ntrack,q1,Ev3,1\n', 'csv');
+    expect(records.map((r) => r.record)).toEqual([
+      { type: 'track', userId: 'q1', event: 'Ev1', properties: { size: '12" pipe' } },
+      { type: 'track', userId: 'q1', event: 'Ev2', properties: { size: 1 } },
+      { type: 'track', userId: 'q1', event: 'Ev3', properties: { size: 1 } },
+    ]);
+  });
+
+  it('keeps a quoted cell as text, so a long number can be sent whole, and an empty quoted cell as ""', async () => {
+    const records = await recordsOf('type,properties.order,properties.note,properties.n\ntrack,"12345678901234567890","",7\n', 'csv');
+    expect(records.map((r) => r.record)).toEqual([{ type: 'track', properties: { order: '12345678901234567890', note: '', n: 7 } }]);
+  });
+
+  it('sets a __proto__ column as a key of the record, which the server refuses, never on every object', async () => {
+    const records = await recordsOf('type,userId,__proto__.messageId\ntrack,pp1,pp-1\ntrack,pp1,\n', 'csv');
+    expect(({} as Record<string, unknown>).messageId).toBeUndefined();
+    expect(Object.hasOwn(records[0]?.record ?? {}, '__proto__')).toBe(true);
+    expect(records[1]?.record).toEqual({ type: 'track', userId: 'pp1' });
+    expect((records[1]?.record as Record<string, unknown>).messageId).toBeUndefined();
+  });
+
+  it('skips a byte order mark before the first line, in CSV and in NDJSON', async () => {
+    expect((await recordsOf('\uFEFFtype,userId\ntrack,u\n', 'csv')).map((r) => r.record)).toEqual([{ type: 'track', userId: 'u' }]);
+    expect((await recordsOf('\uFEFF{"type":"track"}\n', 'ndjson')).map((r) => r.record)).toEqual([{ type: 'track' }]);
+  });
+
   it('reads characters split across chunks', async () => {
     const bytes = Buffer.from('{"name":"café ☕"}\n');
     const chunks = [...bytes].map((byte) => Buffer.from([byte]));

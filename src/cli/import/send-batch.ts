@@ -19,7 +19,7 @@ const ATTEMPTS = 6;
 /**
  * Sends one batch and answers a verdict per record. Network failures, 429 and 5xx are retried with
  * backoff: every record carries its idempotency key, so a batch stored before its answer was lost
- * comes back as duplicates. A 400 rejects every record of the batch with the server's reason.
+ * comes back as duplicates. A 400 or 403 rejects every record of the batch with the server's reason.
  */
 export async function sendBatch(endpoint: Endpoint, records: readonly object[], retryDelayMs = 250): Promise<Verdict[]> {
   let lastError = '';
@@ -44,8 +44,9 @@ export async function sendBatch(endpoint: Endpoint, records: readonly object[], 
       continue;
     }
     const problem = (answer ?? {}) as { detail?: string; errors?: Array<{ path: string; message: string }> };
-    if (response.status === 401 || response.status === 403)
-      throw new ImportRefused(`the server refused the credentials: ${problem.detail ?? response.status}`);
+    // A key the server does not know stops the import; one that may not write where these records go
+    // (a partner item of another application) rejects them, and the import goes on.
+    if (response.status === 401) throw new ImportRefused(`the server refused the credentials: ${problem.detail ?? response.status}`);
     return records.map((_, index) => ({ status: 'rejected', reason: reasonFor(index, records.length, problem, response.status) }));
   }
   throw new Error(`the server did not take a batch after ${ATTEMPTS} attempts: ${lastError}`);
