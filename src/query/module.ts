@@ -24,7 +24,7 @@ export function queryModule({ store, db }: ModuleDeps, history: HistorySource = 
     http: [
       queryHttp({
         getItem: getItem(views, itemHistory),
-        getView: getView(views),
+        getView: getView(views, itemHistory),
         listItems: listItems(views),
         listItemsWithHistory: listItemsWithHistory(views, itemHistory),
       }),

@@ -24,18 +24,27 @@ export const getItem =
       return { view, history: entries };
     }
     const view = await views.get(id);
-    if (!view) throw new NotFoundError('query.item-not-found', `no item with id ${id}`);
-    return { view, history: await history.of(id) };
+    if (view) return { view, history: await history.of(id) };
+    const entries = await history.of(id);
+    return { view: foldedOrMissing(id, entries), history: entries };
   };
 
-/** The current view alone, for reads that do not show the history. */
+/**
+ * The current view alone, for reads that do not show the history. An item acknowledged a moment ago
+ * may not be in the view yet: it is then folded from its events, as the view will hold it, where the
+ * history holds them already (the log a single process shares; a distributed query role's own copy
+ * is as late as its view).
+ */
 export const getView =
-  (views: ItemViews) =>
-  async (id: string): Promise<ItemView> => {
-    const view = await views.get(id);
-    if (!view) throw new NotFoundError('query.item-not-found', `no item with id ${id}`);
-    return view;
-  };
+  (views: ItemViews, history: ItemHistory) =>
+  async (id: string): Promise<ItemView> =>
+    (await views.get(id)) ?? foldedOrMissing(id, await history.of(id));
+
+function foldedOrMissing(id: string, entries: readonly HistoryEntry[]): ItemView {
+  const view = foldHistory(entries);
+  if (!view) throw new NotFoundError('query.item-not-found', `no item with id ${id}`);
+  return view;
+}
 
 export const listItems =
   (views: ItemViews) =>
