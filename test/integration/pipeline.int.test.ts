@@ -281,6 +281,15 @@ describe('the pipeline, end to end in one process', () => {
     expect(listed.items.map((s: { name: string }) => s.name)).toEqual(
       expect.arrayContaining(['validation', 'processing', 'query', 'routing', 'attribution']),
     );
+    // An unknown name is a 404 everywhere, naming the subscribers the list shows.
+    for (const [method, url] of [
+      ['GET', '/api/admin/subscriptions/bogus/parked'],
+      ['POST', '/api/admin/subscriptions/bogus/replay'],
+    ] as const) {
+      const unknown = await app.app.inject({ method, url, headers: auth });
+      expect(unknown.statusCode, url).toBe(404);
+      expect(unknown.json().detail, url).toMatch(/known: .*validation.*query/);
+    }
   });
 });
 

@@ -220,6 +220,18 @@ describe('every error is problem+json', () => {
     expect((await expectProblem(await postRaw('/ingest', '{"partner_id":'), 400)).code).toBe('request.malformed-json');
   });
 
+  it('takes an empty body labelled JSON as no body: a route that needs one says so, the others go on', async () => {
+    const empty = await expectProblem(await postRaw('/ingest', ''), 400);
+    expect(empty.code).toBe('request.invalid');
+    expect(empty.detail).toMatch(/body/);
+    const missing = await intake.app.inject({
+      method: 'DELETE',
+      url: '/api/routing-rules/no-such-rule',
+      headers: { ...auth, 'content-type': 'application/json' },
+    });
+    expect([missing.statusCode, missing.json().code]).toEqual([404, 'routing.rule-not-found']);
+  });
+
   it('answers 405 with Allow to a method a path has no route for, and 404 to a path with none', async () => {
     const put = await expectProblem(await intake.app.inject({ method: 'PUT', url: '/ingest', headers: auth }), 405);
     expect(put.code).toBe('route.method-not-allowed');

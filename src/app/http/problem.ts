@@ -36,6 +36,7 @@ const BY_CODE: Record<string, Mapping> = {
   'request.bad-url': { status: 400, title: 'Bad URL' },
   'request.path-too-long': { status: 414, title: 'URI too long' },
   'request.invalid': { status: 400, title: 'Invalid request' },
+  'request.aborted': { status: 400, title: 'Request aborted' },
   'request.unsupported-encoding': { status: 415, title: 'Unsupported content encoding' },
   'analytics.message-too-large': { status: 413, title: 'Message too large' },
   'analytics.batch-too-large': { status: 413, title: 'Batch too large' },
@@ -98,7 +99,17 @@ export function isUnavailable(error: unknown): boolean {
   return (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) || (typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message));
 }
 
+/** The client closed the connection before its body arrived: Node says ECONNRESET, "aborted". */
+const isAbortedRequest = (error: unknown) => {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return code === 'ECONNRESET' && message === 'aborted';
+};
+
 export function problemFor(error: unknown, instance: string): Problem {
+  // The client's doing, not an outage: counting it as the database unreachable misled whoever read the log.
+  if (isAbortedRequest(error)) {
+    return problemFor(new ValidationError('request.aborted', 'the client closed the connection before the body arrived', []), instance);
+  }
   if (!(error instanceof DomainError) && isUnavailable(error)) {
     return problemFor(
       new UnavailableError('service.dependency-unavailable', 'the database is unreachable right now; retry shortly', 1),

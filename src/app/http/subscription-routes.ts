@@ -1,3 +1,4 @@
+import { NotFoundError } from '../../shared/errors.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
@@ -41,7 +42,13 @@ export function subscriptionAdminOf(
     status: () => subscriptions.status(),
     replay: (name) => subscriptions.replay(name),
     retryParked: (name, ref) => subscriptions.retryParked(name, ref),
-    parked: (name, page) => pageParked(db, name, page),
+    async parked(name, page) {
+      // As replay and retry answer: an unknown name is a 404, not an empty list.
+      const known = (await subscriptions.status()).map((s) => s.name);
+      if (!known.includes(name))
+        throw new NotFoundError('subscriptions.unknown-subscriber', `no subscriber named "${name}" (known: ${known.join(', ')})`);
+      return pageParked(db, name, page);
+    },
   };
 }
 

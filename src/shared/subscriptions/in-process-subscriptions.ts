@@ -345,7 +345,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     if (!runner)
       throw new NotFoundError(
         'subscriptions.unknown-subscriber',
-        `no subscriber named "${name}" (known: ${[...runners.keys()].join(', ')})`,
+        // The names the status lists: a chain's members, not the chain.
+        `no subscriber named "${name}" (known: ${[...new Set([...runners.values()].flatMap((r) => membersOf(r.subscriber).map((m) => m.name)))].join(', ')})`,
       );
     return runner;
   };
