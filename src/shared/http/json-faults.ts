@@ -114,7 +114,7 @@ const SURROGATE_SOURCE = /[\uD800-\uDFFF]|\\u[dD][89a-fA-F]|\\u0000/;
 const LONG_DIGIT_RUN = /[0-9]{16}/;
 
 /**
- * The values of the integer literals (no fraction, no exponent) in JSON text that a double cannot
+ * The values of the integer literals (no exponent, no fraction but zeros) in JSON text that a double cannot
  * hold exactly. One pass over the text, skipping strings, when a native scan finds a run of digits
  * long enough.
  */
@@ -131,11 +131,15 @@ export function unsafeIntegerLiterals(text: string): Set<number> {
     } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
       const start = i;
       let integer = true;
+      let fraction = false;
       for (i++; i < text.length; i++) {
         const d = text.charCodeAt(i);
-        if (d === 0x2e || d === 0x65 || d === 0x45)
-          integer = false; // . e E
-        else if (!(d >= 0x30 && d <= 0x39) && d !== 0x2b && d !== 0x2d) break;
+        if (d === 0x2e /* . */) fraction = true;
+        else if (d === 0x65 || d === 0x45) integer = false; // an exponent: a float, as written
+        else if (d >= 0x30 && d <= 0x39) {
+          // `9007199254740993.0` is that integer all the same.
+          if (fraction && d !== 0x30) integer = false;
+        } else if (d !== 0x2b && d !== 0x2d) break;
       }
       // Fifteen digits always fit; only longer literals are worth a Number().
       if (integer && i - start > 15) {

@@ -68,6 +68,10 @@ describe('unsafeIntegerLiterals', () => {
     expect([...unsafeIntegerLiterals(text)]).toEqual([2 ** 53, Number('-90071992547409930')]);
   });
 
+  it('takes a literal whose fraction is only zeros for the integer it is', () => {
+    expect([...unsafeIntegerLiterals('{"n":9007199254740993.0,"m":9007199254740993.000,"f":12345678901234567.05}')]).toEqual([2 ** 53]);
+  });
+
   it('skips escaped quotes inside strings', () => {
     expect(unsafeIntegerLiterals('["\\"99999999999999999999", 1]').size).toBe(0);
   });
