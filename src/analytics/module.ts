@@ -8,7 +8,7 @@ import { trackingApiHttp } from './adapters/http/tracking-api-routes.js';
 import { sourceSettingsHttp } from './adapters/http/source-routes.js';
 import { analyticsMigrations } from './adapters/sql/migrations.js';
 import { sqlSourceSettings } from './adapters/sql/sql-source-settings.js';
-import { getSourceSettings, putSourceSettings } from './application/source-settings.js';
+import { getSourceSettings, putSourceSettings, showSourceSettings } from './application/source-settings.js';
 import { sqlProfileLedger, sqlProfileViews } from './adapters/sql/sql-profiles.js';
 
 export const analyticsTables: ContextTables = { migrations: [analyticsMigrations] };
@@ -37,7 +37,7 @@ export function analyticsModule({ clock, db, procedures }: ModuleDeps, ports: An
       profileHttp(getProfile(sqlProfileViews(db))),
       // A write: it runs where the write connection is.
       sourceSettingsHttp({
-        get: settingsOf,
+        get: showSourceSettings(sources, ports.applicationExists),
         put: procedures.define('analytics.put-source-settings', putSourceSettings(sources, clock, ports.applicationExists)),
       }),
     ],

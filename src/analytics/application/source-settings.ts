@@ -43,6 +43,14 @@ export const getSourceSettings =
   async (appId: string): Promise<SourceSettings> =>
     (await store.get(appId)) ?? { appId, allowedOrigins: null };
 
+/** The settings the admin API shows: of an application that exists, as PUT answers (404 otherwise). */
+export const showSourceSettings =
+  (store: SourceSettingsStore, applicationExists: (appId: string) => Promise<boolean>) =>
+  async (appId: string): Promise<SourceSettings> => {
+    if (!(await applicationExists(appId))) throw new NotFoundError('analytics.unknown-application', `no application ${appId}`);
+    return getSourceSettings(store)(appId);
+  };
+
 /** Settings are kept for applications that exist: a typo in the path must not leave settings nobody reads. */
 export const putSourceSettings =
   (store: SourceSettingsStore, clock: Clock, applicationExists: (appId: string) => Promise<boolean>) =>

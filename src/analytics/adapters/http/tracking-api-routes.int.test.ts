@@ -215,6 +215,12 @@ describe('allowed origins per application', () => {
     });
     expect(response.statusCode).toBe(404);
     expect(response.json().code).toBe('analytics.unknown-application');
+    const shown = await intake.app.inject({
+      method: 'GET',
+      url: '/api/analytics/sources/no-such-app',
+      headers: { authorization: 'Bearer test-admin-token' },
+    });
+    expect([shown.statusCode, shown.json().code]).toEqual([404, 'analytics.unknown-application']);
   });
 });
 
