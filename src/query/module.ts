@@ -23,8 +23,8 @@ export function queryModule({ store, db }: ModuleDeps, history: HistorySource = 
     subscribers: [queryProjection(sqlItemViews, history === 'own-copy' ? sqlItemHistory : undefined)],
     http: [
       queryHttp({
-        getItem: getItem(views, itemHistory),
-        getView: getView(views, itemHistory),
+        getItem: getItem(views, itemHistory, history === 'shared-log'),
+        getView: getView(views, history === 'shared-log' ? itemHistory : undefined),
         listItems: listItems(views),
         listItemsWithHistory: listItemsWithHistory(views, itemHistory),
       }),

@@ -8,9 +8,12 @@ export interface ItemWithHistory {
   readonly history: HistoryEntry[];
 }
 
-/** The current view, or with `asOf` the item rebuilt from its events as it stood then. */
+/**
+ * The current view, or with `asOf` the item rebuilt from its events as it stood then. `aheadOfView`
+ * says the history may hold an item the view does not yet (see getView).
+ */
 export const getItem =
-  (views: ItemViews, history: ItemHistory) =>
+  (views: ItemViews, history: ItemHistory, aheadOfView = false) =>
   async (id: string, asOf?: string): Promise<ItemWithHistory> => {
     if (asOf !== undefined) {
       const at = new Date(asOf);
@@ -25,24 +28,31 @@ export const getItem =
     }
     const view = await views.get(id);
     if (view) return { view, history: await history.of(id) };
+    if (!aheadOfView) throw missing(id);
     const entries = await history.of(id);
     return { view: foldedOrMissing(id, entries), history: entries };
   };
 
 /**
  * The current view alone, for reads that do not show the history. An item acknowledged a moment ago
- * may not be in the view yet: it is then folded from its events, as the view will hold it, where the
- * history holds them already (the log a single process shares; a distributed query role's own copy
- * is as late as its view).
+ * may not be in the view yet: where the history is ahead of the view (`aheadOfView`: the log a single
+ * process shares), it is then folded from its events, as the view will hold it. A distributed query
+ * role's own copy is written with its view, so there a miss is a miss.
  */
 export const getView =
-  (views: ItemViews, history: ItemHistory) =>
-  async (id: string): Promise<ItemView> =>
-    (await views.get(id)) ?? foldedOrMissing(id, await history.of(id));
+  (views: ItemViews, aheadOfView?: ItemHistory) =>
+  async (id: string): Promise<ItemView> => {
+    const view = await views.get(id);
+    if (view) return view;
+    if (!aheadOfView) throw missing(id);
+    return foldedOrMissing(id, await aheadOfView.of(id));
+  };
+
+const missing = (id: string) => new NotFoundError('query.item-not-found', `no item with id ${id}`);
 
 function foldedOrMissing(id: string, entries: readonly HistoryEntry[]): ItemView {
   const view = foldHistory(entries);
-  if (!view) throw new NotFoundError('query.item-not-found', `no item with id ${id}`);
+  if (!view) throw missing(id);
   return view;
 }
 
