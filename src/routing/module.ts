@@ -42,6 +42,7 @@ import { sqlBreakerStore } from './adapters/sql/sql-breakers.js';
 import { sqlTallyStore } from './adapters/sql/sql-tallies.js';
 import { attemptsShown, type DeliverySummary, type StoredRule } from './application/ports.js';
 import { conditionErrors, ruleViewOf } from './application/condition-errors.js';
+import { mapYielding } from '../shared/yielding.js';
 import type { CreatedRule } from './application/manage-rules.js';
 
 /**
@@ -262,7 +263,8 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         },
         listByApp: async (appId, page) => {
           const rules = await catalog.pageByApp(appId, page);
-          return { items: rules.items.map(ruleView), nextCursor: rules.nextCursor };
+          // Each rule's condition is checked (cold, a rule of large patterns takes milliseconds).
+          return { items: await mapYielding(rules.items, ruleView), nextCursor: rules.nextCursor };
         },
         toggle: async (ruleId) => ruleView(await toggleRule(ruleDeps)(ruleId)),
         remove: deleteRule(ruleDeps),

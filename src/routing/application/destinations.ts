@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { mapYielding } from '../../shared/yielding.js';
 import type { Clock } from '../../shared/clock.js';
 import { MAX_PAGE_SIZE, type Page, type PageRequest } from '../../shared/pagination.js';
 import { closedBreaker, type Breaker } from '../domain/circuit-breaker.js';
@@ -42,7 +43,8 @@ export const listDestinations =
       deps.deliveries(deps.db).pendingByRule(ids),
       deps.tallies(deps.db).get(rules.items.map((rule) => ({ ruleId: rule.rule_id, destination: destinationKeyOfRule(rule) }))),
     ]);
-    const items = rules.items.map((rule) => ({
+    // Each rule's condition is checked (cold, a rule of large patterns takes milliseconds).
+    const items = await mapYielding(rules.items, (rule) => ({
       ruleId: rule.rule_id,
       appId: rule.app_id,
       ruleName: rule.rule_name,

@@ -1,6 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { ValidationError } from '../../shared/errors.js';
 import { OverBudget, workBudget, type WorkBudget } from '../../shared/work-budget.js';
+import { mapYielding } from '../../shared/yielding.js';
 import { compileCondition, type ConditionTest } from '../domain/condition.js';
 import { conditionErrors, type ConditionErrorOf } from './condition-errors.js';
 import type { StoredRule } from './ports.js';
@@ -114,19 +115,9 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
     const cached = cache.get(appId);
     if (cached && now() - cached.loadedAt <= maxAgeMs) return cached.rules;
     const rules = loadRules(appId).then(async (all) => {
-      const made: CompiledRule[] = [];
-      let since = performance.now();
-      for (const rule of all.filter((r) => r.is_active).sort((a, b) => b.priority - a.priority)) {
-        const one = runnable(rule) ? compileRule(rule) : undefined;
-        if (one) made.push(one);
-        // Hundreds of rules of large patterns take seconds to check and compile: other requests, and
-        // the health check, get the thread in between.
-        if (performance.now() - since > COMPILE_SLICE_MS) {
-          await nextTurn();
-          since = performance.now();
-        }
-      }
-      return made;
+      const active = all.filter((rule) => rule.is_active).sort((a, b) => b.priority - a.priority);
+      const made = await mapYielding(active, (rule) => (runnable(rule) ? compileRule(rule) : undefined));
+      return made.filter((rule): rule is CompiledRule => rule !== undefined);
     });
     const entry = { rules, loadedAt: now() };
     rules.catch(() => {
@@ -183,8 +174,6 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
 const versionOf = (rule: StoredRule) => `${rule.rule_id}\u0000${rule.updated_at}`;
 /** Rule versions remembered at most; past it the memory starts over (compiling again is only slower). */
 const REMEMBERED_VERSIONS = 10_000;
-/** How long compiling an application's rules holds the thread before letting others have it. */
-const COMPILE_SLICE_MS = 10;
 
 function tooCostly(appId: string, error: OverBudget, requestSpent: boolean, ruleId: string | undefined): ValidationError {
   const cause = error.what === undefined ? '' : ` (rule ${ruleId}: ${error.what})`;
