@@ -250,6 +250,32 @@ describe('the pipeline, end to end in one process', () => {
     expect((await query(app, id, 'yesterday')).status).toBe(400);
   });
 
+  it('refuses a payload filter on the lists that take none, rather than answer every item', async () => {
+    const app = await start({ startSubscribers: false });
+    for (const url of ['/query/all?payload.k=1', '/ingest/all?payload.k=1', '/ingest/partner/p?limit=5&payload.a.b=x']) {
+      const refused = await app.app.inject({ method: 'GET', url, headers: auth });
+      expect([refused.statusCode, refused.json().code], url).toEqual([400, 'request.unsupported-filter']);
+    }
+    expect((await app.app.inject({ method: 'GET', url: '/query/partner/p?payload.k=1', headers: auth })).statusCode).toBe(200);
+  });
+
+  it('finds an item as of the received_at the API gave it, a moment before its events were recorded', async () => {
+    // Every reading of this clock is 7 ms after the one before: the commit comes after the arrival.
+    let at = Date.parse('2026-11-24T10:00:00.000Z');
+    const app = await start({ clock: { now: () => new Date((at += 7)) } });
+    const created = await app.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      headers: auth,
+      payload: { partner_id: 'p', payload: { n: 1 } },
+    });
+    const { id, received_at: receivedAt } = created.json() as { id: string; received_at: string };
+    const item = await query(app, id, receivedAt);
+    expect(item.history[0].recorded_at > receivedAt).toBe(true);
+    expect(item).toMatchObject({ id, received_at: receivedAt });
+    expect((await query(app, id, new Date(Date.parse(receivedAt) - 1).toISOString())).code).toBe('query.item-not-found');
+  });
+
   it('replays the query view into an identical one', async () => {
     const app = await start();
     await putSchema(app, 'order', { type: 'object', required: ['total'] });

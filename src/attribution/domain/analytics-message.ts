@@ -113,7 +113,11 @@ export function attributionFromMessage(data: DataIngested['data'], conversionEve
       interactionType: (message.type === 'page' ? 'view' : 'engagement') satisfies InteractionType,
       occurredAt,
     };
-    const valueProperty = message.type === 'track' && typeof message.event === 'string' ? conversionEvents[message.event] : undefined;
+    // Own names only: a track event named "valueOf" is no conversion.
+    const valueProperty =
+      message.type === 'track' && typeof message.event === 'string' && Object.hasOwn(conversionEvents, message.event)
+        ? conversionEvents[message.event]
+        : undefined;
     const value = valueProperty !== undefined ? asObject(message.properties)[valueProperty] : undefined;
     // A value out of range (below 0, above 10^12) makes no conversion, but the message stays a touch.
     const conversionValue =

@@ -79,6 +79,9 @@ describe('attribution from tracking-API messages', () => {
     const signup = item({ type: 'track', event: 'Signed Up', userId: 'u', properties: { value: 1 } });
     expect(attributionFromMessage(signup, DEFAULT_CONVERSION_EVENTS)).toEqual({});
     expect(attributionFromMessage(signup, parseConversionEvents('Signed Up=value')).conversion?.value).toBe(1);
+    // A name Object.prototype holds is no configured event.
+    const forged = item({ type: 'track', event: 'valueOf', userId: 'u', properties: { [String(Object.prototype.valueOf)]: 42 } });
+    expect(attributionFromMessage(forged, DEFAULT_CONVERSION_EVENTS).conversion).toBeUndefined();
   });
 
   it("keeps the application and the user apart, whatever ':' either holds", () => {

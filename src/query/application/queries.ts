@@ -21,7 +21,7 @@ export const getItem =
         throw new ValidationError('query.invalid-as-of', 'as_of must be an ISO-8601 date-time', [
           { path: 'as_of', message: 'invalid date-time' },
         ]);
-      const entries = (await history.of(id)).filter((entry) => entry.recordedAt <= at.toISOString());
+      const entries = (await history.of(id)).filter((entry) => happenedBy(entry, at.toISOString()));
       const view = foldHistory(entries);
       if (!view) throw new NotFoundError('query.item-not-found', `item ${id} did not exist at ${at.toISOString()}`);
       return { view, history: entries };
@@ -32,6 +32,17 @@ export const getItem =
     const entries = await history.of(id);
     return { view: foldedOrMissing(id, entries), history: entries };
   };
+
+/**
+ * Whether an event of the item's history had happened at `at`. The item's arrival counts from its
+ * `received_at`, which the API shows and which comes a few milliseconds before its events commit:
+ * asked "as of" that time, the item exists.
+ */
+function happenedBy(entry: HistoryEntry, at: string): boolean {
+  if (entry.recordedAt <= at) return true;
+  const receivedAt = (entry.data as { received_at?: unknown }).received_at;
+  return (entry.type === 'DataReceived' || entry.type === 'DataIngested') && typeof receivedAt === 'string' && receivedAt <= at;
+}
 
 /**
  * The current view alone, for reads that do not show the history. An item acknowledged a moment ago

@@ -135,7 +135,8 @@ export function unsafeIntegerLiterals(text: string): Set<number> {
       for (i++; i < text.length; i++) {
         const d = text.charCodeAt(i);
         if (d === 0x2e /* . */) fraction = true;
-        else if (d === 0x65 || d === 0x45) integer = false; // an exponent: a float, as written
+        else if (d === 0x65 || d === 0x45)
+          integer = false; // an exponent: a float, as written
         else if (d >= 0x30 && d <= 0x39) {
           // `9007199254740993.0` is that integer all the same.
           if (fraction && d !== 0x30) integer = false;

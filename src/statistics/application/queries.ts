@@ -83,7 +83,9 @@ export const getDashboard =
   (reads: StatisticsReads, clock: Clock, maxEventTypes = MAX_DASHBOARD_EVENT_TYPES) =>
   async (appId: string, period: TimePeriod, bucketCount?: number): Promise<Dashboard> => {
     const starts = windowBuckets(period, clock.now(), bucketCount ?? DASHBOARD_WINDOW[period]);
-    const buckets = new Map(starts.map((start) => [start, { counters: NO_EVENTS, byEventType: {} as Record<string, number> }]));
+    // Keyed by event types, which may be any name: "constructor" must not read Object.prototype's.
+    const byTypeOf = () => Object.create(null) as Record<string, number>;
+    const buckets = new Map(starts.map((start) => [start, { counters: NO_EVENTS, byEventType: byTypeOf() }]));
     const from = starts[0] ?? '';
     const all = await reads.eventTypeTotals(appId, maxEventTypes);
     const types = all.busiest.map((type) => type.eventType);
@@ -104,7 +106,7 @@ export const getDashboard =
       eventTypes: all.eventTypes,
       byEventType: [...all.busiest].sort((a, b) => (a.eventType < b.eventType ? -1 : 1)),
       otherEventTypes: minus(all.totals, sumCounters(all.busiest.map((type) => type.counters))),
-      buckets: starts.map((start) => ({ bucketStart: start, ...(buckets.get(start) ?? { counters: NO_EVENTS, byEventType: {} }) })),
+      buckets: starts.map((start) => ({ bucketStart: start, ...(buckets.get(start) ?? { counters: NO_EVENTS, byEventType: byTypeOf() }) })),
     };
   };
 

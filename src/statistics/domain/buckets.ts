@@ -20,7 +20,11 @@ export function bucketStart(period: TimePeriod, at: string | Date): string {
     case 'weekly': {
       // getUTCDay() counts from Sunday (0); the week starts on Monday (ISO 8601).
       const daysSinceMonday = (time.getUTCDay() + 6) % 7;
-      return new Date(Date.UTC(time.getUTCFullYear(), time.getUTCMonth(), time.getUTCDate() - daysSinceMonday)).toISOString();
+      // Through the time itself, not Date.UTC, which reads the years 0-99 as 1900-1999.
+      const monday = new Date(time.getTime());
+      monday.setUTCDate(time.getUTCDate() - daysSinceMonday);
+      monday.setUTCHours(0, 0, 0, 0);
+      return monday.toISOString();
     }
   }
 }

@@ -21,6 +21,8 @@ describe('bucketStart', () => {
     // A Sunday 23:59 belongs to the week that started the Monday before, not the one starting a minute later.
     expect(bucketStart('weekly', '2026-11-29T23:59:00.000Z')).toBe('2026-11-23T00:00:00.000Z');
     expect(bucketStart('weekly', '2026-11-30T00:00:00.000Z')).toBe('2026-11-30T00:00:00.000Z');
+    // Date.UTC would read the year 50 as 1950 (15 June 50 was a Wednesday).
+    expect(bucketStart('weekly', '0050-06-15T08:00:00.000Z')).toBe('0050-06-13T00:00:00.000Z');
   });
 
   it('carries weeks across months and years', () => {

@@ -106,6 +106,11 @@ describe('TrackingEvent', () => {
     ['a data: URL', { sourceUrl: 'data:text/html,<script>1</script>' }, 'source_url: must be an absolute http or https URL'],
     ['an ftp URL', { destinationUrl: 'ftp://example.com/file' }, 'destination_url: must be an absolute http or https URL'],
     ['a scheme-relative URL', { destinationUrl: '//example.com/' }, 'destination_url: must be an absolute http or https URL'],
+    [
+      'a URL with an empty host, which parsing would fill in',
+      { sourceUrl: 'https:///x' },
+      'source_url: must be an absolute http or https URL',
+    ],
     ['a URL with a space', { sourceUrl: 'https://example.com/a b' }, 'source_url: must not contain whitespace or control characters'],
     ['a URL with credentials', { sourceUrl: 'https://user:secret@example.com/' }, 'source_url: must not contain credentials'],
     ['a URL that is not text', { sourceUrl: { href: 'https://example.com' } }, 'source_url: must be a string'],

@@ -24,13 +24,16 @@ export function parseTrackedUrl(value: unknown, path: string): TrackedUrl {
   if (value.length > MAX_URL_LENGTH) throw invalid(path, `must be at most ${MAX_URL_LENGTH} characters`);
   if (WHITESPACE_OR_CONTROL.test(value)) throw invalid(path, 'must not contain whitespace or control characters');
   const url = urlOf(value);
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+  // As written, not as parsed: `https:///x` parses as https://x/, yet names no host.
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '' || !HOST_AFTER_SCHEME.test(value)) {
     throw invalid(path, 'must be an absolute http or https URL');
   }
   // Credentials in a tracked URL would be copied into every view and export of it.
   if (url.username !== '' || url.password !== '') throw invalid(path, 'must not contain credentials');
   return value as TrackedUrl;
 }
+
+const HOST_AFTER_SCHEME = /^https?:\/\/[^/?#]/i;
 
 function urlOf(value: string): URL | undefined {
   try {

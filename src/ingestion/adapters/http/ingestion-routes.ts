@@ -1,4 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { refusePayloadFilters } from '../../../shared/http/payload-filters.js';
 import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import { assertMayWriteAs, keyIdOf } from '../../../shared/http/auth.js';
@@ -103,6 +104,7 @@ export function ingestionHttp(handlers: IngestionHandlers): HttpContext {
       app.get(
         '/ingest/all',
         {
+          preValidation: refusePayloadFilters,
           schema: {
             tags: ['ingestion'],
             summary: 'List all items',
@@ -117,6 +119,7 @@ export function ingestionHttp(handlers: IngestionHandlers): HttpContext {
       app.get(
         '/ingest/partner/:partner_id',
         {
+          preValidation: refusePayloadFilters,
           schema: {
             tags: ['ingestion'],
             summary: "List a partner's items",

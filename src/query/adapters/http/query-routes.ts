@@ -1,4 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { refusePayloadFilters } from '../../../shared/http/payload-filters.js';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import { errorResponses, JsonObjectSchema, PageQuery } from '../../../shared/http/schemas.js';
@@ -149,6 +150,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
       app.get(
         '/query/all',
         {
+          preValidation: refusePayloadFilters,
           schema: {
             tags: ['query'],
             summary: 'Items with their pipeline state',

@@ -222,3 +222,15 @@ describe('GET /api/statistics/dashboard/{app_id} of an application with many eve
     expect(now.by_event_type[busiest]).toBe(3);
   });
 });
+
+describe('GET /api/statistics/dashboard/{app_id} with any event type', () => {
+  it('counts event types named like what every object has, as any other', async () => {
+    await ingestItem(intake, 'names', 'constructor', {});
+    await ingestItem(intake, 'names', 'toString', {});
+    await ingestItem(intake, 'names', 'toString', {});
+    await intake.subscriptions.caughtUp();
+    const response = await get('/api/statistics/dashboard/names?time_period=hourly&buckets=1');
+    expect(response.statusCode).toBe(200);
+    expect(response.json().buckets[0].by_event_type).toEqual({ constructor: 1, toString: 2 });
+  });
+});
