@@ -11,11 +11,18 @@ export interface AdminCredential {
   readonly source: 'environment' | 'generated-file';
   /** The digest file (in force or, with ADMIN_TOKEN set, ignored). */
   readonly file: string;
+  /**
+   * For a token generated now: stores its digest and hands the token to `announce`. Called once the
+   * server is up, so that a start that fails (a wrong setting, a database that will not open) neither
+   * keeps a digest nor spends the one showing of a token nobody could use.
+   */
+  readonly keep?: () => void;
 }
 
 /**
- * The admin credential as a digest. With ADMIN_TOKEN unset, the first start generates a token,
- * keeps only its digest in the data directory (mode 0600) and hands the token to `announce` once.
+ * The admin credential as a digest. With ADMIN_TOKEN unset, the first start generates a token; once it
+ * is up (`keep`), only the token's digest is kept in the data directory (mode 0600) and the token is
+ * handed to `announce`, once.
  */
 export function resolveAdminCredential(
   adminToken: string | undefined,
@@ -41,11 +48,18 @@ export function resolveAdminCredential(
     return { digest: Buffer.from(stored, 'hex'), source: 'generated-file', file };
   }
   const token = newSecret('intk_admin_');
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  // 'wx': two processes starting at once must not both mint a token.
-  writeFileSync(file, `${digestOf(token).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
-  announce(token);
-  return { digest: digestOf(token), source: 'generated-file', file };
+  const keep = () => {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    try {
+      // 'wx': two processes starting at once must not both mint a token.
+      writeFileSync(file, `${digestOf(token).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      throw new Error(`another Intake generated an admin token in ${file} while this one started; start again to use it`);
+    }
+    announce(token);
+  };
+  return { digest: digestOf(token), source: 'generated-file', file, keep };
 }
 
 /** One line for the start-up log saying which token is in force; never the token itself. */

@@ -20,10 +20,25 @@ describe('the generated admin token', () => {
     const dir = dataDir();
     const announced: string[] = [];
     const first = resolveAdminCredential(undefined, dir, (token) => announced.push(token));
+    first.keep?.();
     const again = resolveAdminCredential(undefined, dir, (token) => announced.push(token));
+    expect(again.keep).toBeUndefined();
     expect(announced).toHaveLength(1);
     expect(secretMatches(announced[0] ?? '', again.digest)).toBe(true);
     expect(again.digest).toEqual(first.digest);
+  });
+
+  it('is neither kept nor shown until the server is up: a start that fails spends no token', () => {
+    const dir = dataDir();
+    const announced: string[] = [];
+    const failed = resolveAdminCredential(undefined, dir, (token) => announced.push(token));
+    expect(announced).toEqual([]);
+    expect(() => readFileSync(join(dir, 'admin-token.sha256'))).toThrow(/ENOENT/);
+    const next = resolveAdminCredential(undefined, dir, (token) => announced.push(token));
+    next.keep?.();
+    expect(announced).toHaveLength(1);
+    expect(secretMatches(announced[0] ?? '', next.digest)).toBe(true);
+    expect(failed.digest).not.toEqual(next.digest);
   });
 
   it('refuses to start on an empty or damaged digest file instead of refusing every token', () => {

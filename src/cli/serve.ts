@@ -73,6 +73,16 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     await releaseLocks();
     throw error;
   }
+  // Everything that could refuse the start (settings, the database) has accepted it: a generated
+  // token is kept and shown now. The port was found free before; should it be taken meanwhile, the
+  // token shown stays good for the next start.
+  try {
+    credential.keep?.();
+  } catch (error) {
+    await intake.close().catch(() => undefined);
+    await releaseLocks();
+    throw error;
+  }
   // Should the connection holding the lock break, the subscribers wait until it is taken again.
   schemaLock?.watch(subscribers);
   try {

@@ -73,6 +73,19 @@ describe('the intake CLI', () => {
     await second.kill();
   });
 
+  it('neither shows nor keeps a generated token when the first start fails, so the next start shows one', async () => {
+    const dataDir = join(dir, 'failed-first');
+    const env = { DATABASE_URL: `sqlite:${join(dataDir, 'intake.db')}`, ADMIN_TOKEN: '' };
+    const failed = cli(['serve'], { ...env, WEBHOOK_RETRY_SCHEDULE: 'abc', PORT: '0' }, 30_000);
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toMatch(/WEBHOOK_RETRY_SCHEDULE/);
+    expect(failed.stdout).not.toContain('intk_admin_');
+    expect(() => statSync(join(dataDir, 'admin-token.sha256'))).toThrow();
+    const fixed = await startServerProcess(env);
+    expect(/\n {4}(intk_admin_\S+)\n/.exec(fixed.output())?.[1]).toBeDefined();
+    await fixed.kill();
+  });
+
   it('replays every view of a stopped server into the same state', async () => {
     const env = { DATABASE_URL: `sqlite:${join(dir, 'replay.db')}`, ADMIN_TOKEN: 'cli-token' };
     const headers = { authorization: 'Bearer cli-token', 'content-type': 'application/json' };
