@@ -32,6 +32,8 @@ export interface Config {
   readonly durability: Durability;
   /** Embedded on a SQLite file: a storage thread owns the write connection (STORAGE_THREAD, on by default). */
   readonly storageThread: boolean;
+  /** TRUST_PROXY: the client's address and protocol come from X-Forwarded-For and X-Forwarded-Proto. */
+  readonly trustProxy: boolean;
   /** The storage thread's old-generation heap limit in MB (STORAGE_THREAD_HEAP_MB). */
   readonly storageThreadHeapMb: number;
   /** Appends waiting for their commit beyond which ingest answers 503. */
@@ -125,6 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storageThreadHeapMb: integer(env, 'STORAGE_THREAD_HEAP_MB', 1024, 64, 65_536),
     // An in-memory database cannot be shared with another thread.
     storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && !postgres && sqlitePath !== ':memory:',
+    trustProxy: oneOf(env, 'TRUST_PROXY', ['true', 'false'] as const, 'false') === 'true',
     webhookAllowedHosts: env.WEBHOOK_ALLOWED_HOSTS ?? '',
     webhookRetrySchedule: env.WEBHOOK_RETRY_SCHEDULE || undefined,
     breakerThreshold: env.ROUTING_BREAKER_THRESHOLD || undefined,

@@ -70,6 +70,13 @@ describe('configuration', () => {
     expect(() => loadConfig({ ...pg, NATS_STREAM: 'a.b' })).toThrow(/NATS_STREAM may hold/);
   });
 
+  it('takes TRUST_PROXY as true or false, and refuses anything else rather than fall back to false', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+    for (const value of ['yes', '1', 'TRUE'])
+      expect(() => loadConfig({ TRUST_PROXY: value })).toThrow(/TRUST_PROXY must be one of true, false/);
+  });
+
   it('reads the contexts to leave out', () => {
     expect(loadConfig({ INTAKE_DISABLE: 'statistics, attribution' }).disabledContexts).toEqual(['statistics', 'attribution']);
   });

@@ -126,6 +126,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     adminDigest: options.adminDigest,
     metrics,
     metricsToken: config.metricsToken,
+    trustProxy: config.trustProxy,
     // Write keys are known where applications live: the ingestion role.
     verifyWriteKey: services.flatMap((s) => s.modules).find((m) => m.verifyWriteKey)?.verifyWriteKey,
     readiness: async () => {

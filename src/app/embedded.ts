@@ -232,6 +232,7 @@ async function httpEdge(
     maxJsonDepth: options.config.maxJsonDepth,
     maxJsonValues: options.config.maxJsonValues,
     metricsToken: options.config.metricsToken,
+    trustProxy: options.config.trustProxy,
     adminDigest: options.adminDigest,
     readiness,
     ...(links.verifyWriteKey ? { verifyWriteKey: links.verifyWriteKey } : {}),

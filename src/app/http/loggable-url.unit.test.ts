@@ -11,5 +11,9 @@ describe('loggableUrl', () => {
   it('replaces a write key that is part of the path', () => {
     expect(loggableUrl('/v1/projects/wk_secret/settings', { writeKey: 'wk_secret' })).toBe('/v1/projects/[redacted]/settings');
     expect(loggableUrl('/query/p1', { id: 'p1' })).toBe('/query/p1');
+    // No route matched, so no parameter names it: its shape does.
+    const key = 'wk_d6f5305cfb9112c0_X0YkDeS1AVDwRsJnevg_C5j_Q5OjuCppJ';
+    expect(loggableUrl(`/v1/projects/${key}/settings/`, {})).toBe('/v1/projects/[redacted]/settings/');
+    expect(loggableUrl(`/v1/projects/${encodeURIComponent(key)}`, undefined)).toBe('/v1/projects/[redacted]');
   });
 });

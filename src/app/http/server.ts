@@ -43,6 +43,8 @@ export interface HttpServerOptions {
   readonly readinessDeadlineMs?: number;
   /** Each bounded context's HTTP adapter; all but the `public` ones sit behind the admin token. */
   readonly contexts: readonly HttpContext[];
+  /** TRUST_PROXY: take the client's address and protocol from X-Forwarded-For and X-Forwarded-Proto. */
+  readonly trustProxy?: boolean;
 }
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -91,7 +93,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
       const given = request.headers['x-correlation-id'];
       return typeof given === 'string' && CORRELATION_ID.test(given) ? given : uuidV7();
     },
-    trustProxy: process.env.TRUST_PROXY === 'true',
+    trustProxy: options.trustProxy ?? false,
     // Long enough for any id a route accepts, percent-encoded; longer ones get a 414 problem.
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Errors before routing (bad URL encoding, a path parameter too long) and from Node's HTTP parser
