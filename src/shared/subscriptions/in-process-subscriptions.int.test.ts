@@ -185,6 +185,40 @@ describe('in-process subscriptions', () => {
     expect(await listParked(sqlite.db)).toEqual([]);
   });
 
+  it('backs off and logs less and less while its batches hit a storage fault that lets its checkpoint through', async () => {
+    // As a full disk: the batch's writes fail, the small checkpoint row that proves the storage answers does not.
+    let full = true;
+    let attempts = 0;
+    const said: number[] = [];
+    const subscriber: Subscriber = {
+      name: 'filling',
+      handles: ['Added'],
+      async handle() {
+        attempts += 1;
+        if (full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      },
+    };
+    const subs = inProcessSubscriptions({
+      store,
+      db: sqlite.db,
+      clock: systemClock,
+      logger: { info: () => undefined, warn: () => undefined, error: (fields: { failures?: number }) => said.push(fields.failures ?? 0) },
+      subscribers: [subscriber],
+      pollIntervalMs: 60_000,
+      retryBaseMs: 1,
+    });
+    running.push(subs);
+    subs.start();
+    await add('a', 1);
+    for (const deadline = Date.now() + 10_000; attempts < 9 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+    expect(attempts).toBeGreaterThanOrEqual(9);
+    // Said at the 1st, 2nd, 4th and 8th failure, not at each of nine; the pauses grew meanwhile.
+    expect(said.slice(0, 4)).toEqual([1, 2, 4, 8]);
+    full = false;
+    await subs.caughtUp();
+    expect((await subs.status())[0]).toMatchObject({ state: 'running' });
+  });
+
   it('parks a poison event after repeated failures and lets the next ones flow; it can be retried', async () => {
     let poisonous = true;
     const subs = subscriptions(summing({ failOn: (amount) => amount === 13 && poisonous }));

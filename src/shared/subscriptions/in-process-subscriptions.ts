@@ -225,28 +225,31 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
   const run = async (runner: Runner) => {
     for (let failures = 0; runner.running;) {
       try {
-        await follow(runner, () => {
-          failures = 0;
+        await follow(runner, (handled) => {
           runner.fault = undefined;
+          // A write that proves the storage answers again clears the fault; only a batch handled ends
+          // the backoff (a full disk still takes a checkpoint row, never the batch).
+          if (handled) failures = 0;
         });
       } catch (error) {
         if (!runner.running) return;
         failures += 1;
-        if (runner.fault === undefined)
-          logger.error({ subscriber: runner.subscriber.name, err: error }, 'subscriber failed; retrying with backoff');
+        // Said at the first failure, then at the 2nd, 4th, 8th...: a fault that lasts does not flood the log.
+        if ((failures & (failures - 1)) === 0)
+          logger.error({ subscriber: runner.subscriber.name, err: error, failures }, 'subscriber failed; retrying with backoff');
         runner.fault = error instanceof Error ? error.message : String(error);
         await sleep(Math.min(retryBaseMs * 2 ** Math.min(failures, 16), MAX_FAULT_PAUSE_MS));
       }
     }
   };
 
-  const follow = async (runner: Runner, progressed: () => void) => {
+  const follow = async (runner: Runner, progressed: (handled: boolean) => void) => {
     await replayIfRequested(runner);
     moved(runner, await loadCheckpoint(db, runner.subscriber.name));
     if (runner.fault !== undefined) {
       // A write proves the fault cleared, even when no new event arrives to be handled.
       await transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
-      progressed();
+      progressed(false);
     }
     let savedAt = Date.now();
     let unsaved = false;
@@ -279,7 +282,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
         unsaved = true;
       }
       moved(runner, batch.at(-1)?.position ?? runner.position);
-      progressed();
+      progressed(true);
       for (const watch of runner.watches) observe(watch, batch);
       // Under a steady trickle, a short pause gathers the next events into one batch and one
       // transaction instead of one each: fewer commits for a few milliseconds of lag.
