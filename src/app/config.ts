@@ -102,6 +102,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`NATS_STREAM may hold letters, digits, _ and - (got "${natsStream}")`);
   const singleRole = roles !== 'all' && roles.length === 1 ? roles[0] : undefined;
   const sqlitePath = postgres ? './data/intake.db' : databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '');
+  // `sqlite:` alone would put the data directory in the parent of the working one.
+  if (sqlitePath === '')
+    throw new ConfigError('DATABASE_URL names no file: write sqlite:./data/intake.db, sqlite:/abs/path.db or sqlite::memory:');
   return {
     port: integer(env, 'PORT', singleRole ? DEFAULT_PORTS[singleRole] : 8000, 0, 65535),
     roles,

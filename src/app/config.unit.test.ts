@@ -70,6 +70,10 @@ describe('configuration', () => {
     expect(() => loadConfig({ ...pg, NATS_STREAM: 'a.b' })).toThrow(/NATS_STREAM may hold/);
   });
 
+  it('refuses a sqlite URL that names no file', () => {
+    for (const url of ['sqlite:', 'sqlite://']) expect(() => loadConfig({ DATABASE_URL: url })).toThrow(/DATABASE_URL names no file/);
+  });
+
   it('takes TRUST_PROXY as true or false, and refuses anything else rather than fall back to false', () => {
     expect(loadConfig({}).trustProxy).toBe(false);
     expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { isPostgresUrl, type Config } from '../app/config.js';
 import { buildDistributedRebuild } from '../app/distributed.js';
@@ -63,6 +64,8 @@ async function lockDatabase(config: Config): Promise<ExclusiveLock> {
     return lockSchemaExclusively(config, 'replay', (holder) => refused(describeHolder(holder), schemaPlace(config)));
   }
   const database = sqlitePathFromUrl(config.databaseUrl);
+  // A mistyped path would make a new, empty database and report it rebuilt.
+  if (database !== ':memory:' && !existsSync(database)) throw new CliError(`there is no database at ${database}: check DATABASE_URL`);
   const lock = acquireLock(database, 'replay');
   if (isHolder(lock)) throw new CliError(refused(describeLockHolder(lock), database));
   return { lost: new Promise<never>(() => undefined), release: async () => lock.release() };

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { isPostgresUrl, postgresSchemaOf, type Config } from '../app/config.js';
 import { routingMigrations } from '../routing/adapters/sql/migrations.js';
 import { adoptSecretKey } from '../routing/adapters/sql/sql-secret-key.js';
@@ -46,6 +47,8 @@ export async function adoptKey(config: Config, output: Output): Promise<void> {
     return;
   }
   const path = sqlitePathFromUrl(config.databaseUrl);
+  // A mistyped path would make a new, empty database and report the key adopted.
+  if (path !== ':memory:' && !existsSync(path)) throw new CliError(`there is no database at ${path}: check DATABASE_URL`);
   const lock = acquireLock(path, 'secret-key adopt');
   if (isHolder(lock)) throw new CliError(`a running Intake (${describeLockHolder(lock)}) holds ${path}: stop it first`);
   try {

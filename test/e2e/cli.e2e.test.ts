@@ -52,6 +52,18 @@ describe('the intake CLI', () => {
     expect(JSON.parse(asJson.stdout)).toEqual({ database: expect.stringContaining('migrate.db'), applied: [] });
   });
 
+  it('refuses to replay or adopt a key on a database that does not exist, rather than make an empty one', () => {
+    const missing = join(dir, 'typo', 'intake.db');
+    for (const args of [['replay'], ['secret-key', 'adopt']]) {
+      const result = cli(args, { DATABASE_URL: `sqlite:${missing}`, INTAKE_SECRET_KEY: 'a-secret-key-of-16+' });
+      expect([result.status, result.stderr.trim()], args.join(' ')).toEqual([
+        1,
+        `intake: there is no database at ${missing}: check DATABASE_URL`,
+      ]);
+    }
+    expect(() => statSync(join(dir, 'typo'))).toThrow();
+  });
+
   it('refuses a bad configuration with a clear message', () => {
     const result = cli(['migrate'], { PORT: 'eighty' });
     expect(result.status).toBe(1);
