@@ -10,7 +10,7 @@ const ALLOWED_HEADERS = 'Content-Type, Authorization, X-Retry-Count, Content-Enc
  * The preflight carries no credentials, so it cannot know the application: it is answered for any
  * origin, and an application's own list is enforced on the request itself.
  */
-export function corsHooks(scope: FastifyInstance): void {
+export function corsHooks(scope: FastifyInstance, paths: readonly string[]): void {
   scope.addHook('onRequest', async (request, reply) => {
     const origin = request.headers.origin;
     if (typeof origin !== 'string') return;
@@ -25,6 +25,7 @@ export function corsHooks(scope: FastifyInstance): void {
     reply.header('access-control-max-age', '86400');
     return reply.status(204).send();
   };
-  // Routes are global in Fastify: the preflight answers only under the tracking API's own paths.
-  for (const path of ['/v1/*', '/beacon/v1/batch']) scope.options(path, { schema: { hide: true } }, preflight);
+  // Routes are global in Fastify: the preflight answers the tracking API's own paths only, each by name
+  // (a wildcard made every unknown /v1/… path a 405 instead of a 404).
+  for (const path of paths) scope.options(path, { schema: { hide: true } }, preflight);
 }

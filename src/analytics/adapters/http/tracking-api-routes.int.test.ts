@@ -165,6 +165,11 @@ describe('the tracking API', () => {
     expect((await intake.app.inject({ method: 'GET', url: '/v1/projects/wk_unknown/settings' })).statusCode).toBe(401);
   });
 
+  it('answers 404 to a /v1 path it does not serve, not 405 as if a preflight route owned it', async () => {
+    const unknown = await intake.app.inject({ method: 'GET', url: '/v1/nonexistent' });
+    expect(unknown.statusCode).toBe(404);
+  });
+
   it('answers CORS preflights and echoes the origin', async () => {
     const preflight = await intake.app.inject({
       method: 'OPTIONS',

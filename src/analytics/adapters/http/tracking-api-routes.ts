@@ -64,7 +64,11 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
         const text = await decodeBodyText(body, headerOf(request, 'content-encoding'), request.routeOptions.bodyLimit ?? MAX_BATCH_BYTES);
         return scope.parseLimitedJson(request, text);
       });
-      corsHooks(scope);
+      corsHooks(scope, [
+        ...BATCH_PATHS,
+        ...SINGLE_ROUTES.flatMap(([type, short]) => [`/v1/${type}`, `/v1/${short}`]),
+        '/v1/projects/:writeKey/settings',
+      ]);
       const tags = ['tracking API (Segment / RudderStack)'];
 
       for (const path of BATCH_PATHS) {
