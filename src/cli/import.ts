@@ -30,6 +30,11 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
   }
   const writeKey = args.writeKey ?? env.INTAKE_WRITE_KEY;
   const token = args.token ?? env.INTAKE_TOKEN ?? env.ADMIN_TOKEN;
+  // Without either, every record would be rejected one by one and the run still "succeed".
+  if (!writeKey && !token) {
+    process.stderr.write('give --write-key (Segment-style messages) or --token (partner items), or both\n');
+    return 2;
+  }
   const summary = await importFile({
     file: args.file,
     url: args.url ?? env.INTAKE_URL ?? `http://127.0.0.1:${env.PORT ?? 8000}`,

@@ -16,11 +16,15 @@ let baseUrl: string;
 let writeKey: string;
 
 /** Runs `intake import` as a user would, without a terminal: plain progress lines, a summary on stdout. */
-function cli(args: string[], input?: Buffer): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  input?: Buffer,
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...INTAKE_CLI, 'import', ...args], {
       cwd: root,
-      env: { ...process.env, INTAKE_URL: baseUrl },
+      env: { ...process.env, INTAKE_URL: baseUrl, ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -167,6 +171,14 @@ describe('intake import', { timeout: 180_000 }, () => {
     expect(partner.stdout).toContain('imported 2 records: 1 accepted, 0 duplicate, 1 rejected');
     expect((await cli([items, '--token', ADMIN_TOKEN])).stdout).toContain('0 accepted, 1 duplicate, 1 rejected');
     expect((await eventsOf(intake, 'history')).map((e) => e.event_type)).toEqual(['order']);
+  });
+
+  it('refuses to start without a write key or a token, rather than reject every record', async () => {
+    const file = join(dir, 'keyless.ndjson');
+    writeFileSync(file, lines[0] ?? '');
+    const result = await cli([file], undefined, { ADMIN_TOKEN: '', INTAKE_TOKEN: '', INTAKE_WRITE_KEY: '' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/give --write-key .* or --token/);
   });
 
   it('stops with a clear message when the key is refused', async () => {
