@@ -239,8 +239,10 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         tallies: sqlTallyStore,
         evaluator,
         onScheduled: worker.wake,
-        onDelivered({ destinationType }) {
+        onDelivered({ ruleId, destinationType }) {
           options.onOutcome?.(destinationType, 'succeeded');
+          // Written with the scheduling, a table row is an attempt of its own too (attempts and duration metrics).
+          metricsObserver?.({ ruleId, destinationType, outcome: 'delivered', durationMs: 0, replayJobId: null });
         },
         onDeadLettered({ deliveryId, ruleId, destinationType }, reason) {
           options.onOutcome?.(destinationType, 'dead_lettered');
