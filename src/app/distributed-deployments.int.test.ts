@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { digestOf } from '../shared/secrets.js';
 import { loadConfig } from './config.js';
-import { buildDistributed, type DistributedIntake } from './distributed.js';
+import { buildDistributed, buildDistributedRebuild, type DistributedIntake } from './distributed.js';
 
 const postgresUrl = process.env.TEST_POSTGRES_URL || undefined;
 const natsUrl = process.env.TEST_NATS_URL || undefined;
@@ -36,6 +36,15 @@ describe.skipIf(!postgresUrl || !natsUrl)('two deployments on one NATS', () => {
     deployments.push({ intake, prefix, stream });
     return intake;
   };
+  const configOf = (name: string, streamOf: string) =>
+    loadConfig({
+      DATABASE_URL: postgresUrl,
+      NATS_URL: natsUrl,
+      NATS_STREAM: `INTAKE_${streamOf.toUpperCase()}_${suffix}`,
+      ROLE: 'ingestion,query',
+      DB_SCHEMA_PREFIX: `dep_${name}_${suffix}_`,
+      ADMIN_TOKEN: TOKEN,
+    });
 
   afterAll(async () => {
     for (const { intake } of deployments) await intake.close();
@@ -94,6 +103,17 @@ describe.skipIf(!postgresUrl || !natsUrl)('two deployments on one NATS', () => {
     const metrics = (await a.app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
     expect(metrics).toMatch(/^intake_subscriber_lag_events\{subscriber="query"\} 0$/m);
     expect(metrics).toMatch(/^intake_bus_events_consumed_total\{subscriber="query"\} [1-9]/m);
+  }, 40_000);
+
+  it('refuses to open a deployment’s schemas with another stream, as a role or a replay would without its NATS_STREAM', async () => {
+    // Deployment "a" (from the first test) bound its schemas to its stream; "b"'s stream is another.
+    const logger = pino({ level: 'silent' });
+    await expect(buildDistributed({ config: configOf('a', 'b'), logger, adminDigest: digestOf(TOKEN) })).rejects.toThrow(
+      /schema dep_a_\w+_ingestion belongs to the deployment on NATS stream "INTAKE_A_\w+".*give this role the NATS_STREAM/,
+    );
+    await expect(buildDistributedRebuild({ config: configOf('a', 'b'), logger })).rejects.toThrow(
+      /belongs to the deployment on NATS stream/,
+    );
   }, 40_000);
 
   it('is not ready when its stream would overlap another deployment’s subjects, and says why', async () => {

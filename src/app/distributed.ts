@@ -14,10 +14,11 @@ import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
 import { openPostgres, type PostgresHandle } from '../shared/postgres/open-postgres.js';
 import { schemaFence, type Fence } from '../shared/postgres/schema-lock.js';
 import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
+import { bindToBus, BusBindingMismatch } from '../shared/messaging/bus-binding.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { localProcedures } from '../shared/procedures.js';
 import { buildContexts, contextNamed, REPLICAS, type ContextDescriptor } from './catalog.js';
-import { postgresSchemaOf, type Config } from './config.js';
+import { ConfigError, postgresSchemaOf, type Config } from './config.js';
 import { verifyModules, type ContextModule, type ModuleDeps } from '../shared/context-module.js';
 import { busSubscriptionAdmin } from './distributed-admin.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
@@ -202,6 +203,13 @@ async function openRole(
   const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config, role) });
   const tables = ROLE_CONTEXTS[role].map((context) => context.tables);
   await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, ...tables.flatMap((t) => t.migrations)]);
+  try {
+    await bindToBus(postgres.db, { stream: config.natsStream, subjectPrefix: config.natsSubjectPrefix }, postgresSchemaOf(config, role));
+  } catch (error) {
+    await postgres.close();
+    if (error instanceof BusBindingMismatch) throw new ConfigError(error.message);
+    throw error;
+  }
   const store = await postgresEventStore({
     postgres,
     clock,

@@ -75,6 +75,17 @@ const createReplayRequests: Migration = {
   },
 };
 
+const createBusBinding: Migration = {
+  async up(db: Kysely<unknown>) {
+    // A distributed role's schema names the stream and subjects of its deployment (bus-binding.ts).
+    await db.schema
+      .createTable('bus_binding')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 export const subscriptionMigrations: MigrationSet = {
   owner: 'subscriptions',
   migrations: {
@@ -82,5 +93,6 @@ export const subscriptionMigrations: MigrationSet = {
     '0002_create_consumed_events': createConsumedEvents,
     '0003_park_by_event_id': parkByEventId,
     '0004_create_replay_requests': createReplayRequests,
+    '0005_create_bus_binding': createBusBinding,
   },
 };

@@ -1,0 +1,31 @@
+import { sql, type Kysely } from 'kysely';
+
+/** What ties a role's schema to one deployment on the bus: its stream and the prefix of its subjects. */
+export interface BusBinding {
+  readonly stream: string;
+  readonly subjectPrefix: string;
+}
+
+/** A schema written by the roles of one deployment, opened with another's stream or subjects. */
+export class BusBindingMismatch extends Error {}
+
+/**
+ * Binds the schema to the deployment on first use, and refuses a later use with another stream or
+ * subject prefix. Left to configuration alone, one role started without the deployment's NATS_STREAM
+ * read another deployment's events into this schema (and a replay deleted that deployment's consumers).
+ */
+export async function bindToBus(db: Kysely<object>, binding: BusBinding, schema: string): Promise<void> {
+  const wanted = { stream: binding.stream, subject_prefix: binding.subjectPrefix };
+  // Replicas starting together each offer the same rows; the first written stands.
+  for (const [name, value] of Object.entries(wanted)) {
+    await sql`INSERT INTO bus_binding (name, value) VALUES (${name}, ${value}) ON CONFLICT (name) DO NOTHING`.execute(db);
+  }
+  const rows = (await sql<{ name: string; value: string }>`SELECT name, value FROM bus_binding`.execute(db)).rows;
+  const bound = Object.fromEntries(rows.map((row) => [row.name, row.value]));
+  if (bound.stream === wanted.stream && bound.subject_prefix === wanted.subject_prefix) return;
+  throw new BusBindingMismatch(
+    `schema ${schema} belongs to the deployment on NATS stream "${bound.stream}" with subjects "${bound.subject_prefix}.>", ` +
+      `not to stream "${wanted.stream}" with subjects "${wanted.subject_prefix}.>": give this role the NATS_STREAM ` +
+      `(and NATS_SUBJECT_PREFIX) of that deployment's other roles, or another DB_SCHEMA_PREFIX`,
+  );
+}
