@@ -50,3 +50,23 @@ describe.skipIf(!natsServerAvailable())('nats message bus: an operator asking wh
     }
   });
 });
+
+describe.skipIf(!natsServerAvailable())('nats message bus on a server without JetStream', () => {
+  it('says it cannot reach the broker, and leaves no connection behind for each attempt', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-nats-nojs-'));
+    const nats = await startPrivateNatsServer(dir, { jetstream: false });
+    const bus = natsMessageBus({ servers: nats.url, stream: 'NOJS', subjects: ['nojs.>'], publishTimeoutMs: 2000 });
+    try {
+      for (let attempt = 0; attempt < 4; attempt++) {
+        await expect(bus.publish('nojs.x', { id: `m${attempt}`, type: 'X', data: {}, metadata: { schema_version: 1 } })).rejects.toThrow();
+      }
+      expect(bus.unreachable?.()).toMatch(/cannot reach NATS/);
+      const connz = (await (await fetch(`${nats.monitorUrl}/connz`)).json()) as { num_connections: number };
+      expect(connz.num_connections).toBe(0);
+    } finally {
+      await bus.close();
+      await nats.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});

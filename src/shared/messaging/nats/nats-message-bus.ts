@@ -85,12 +85,19 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       // times out: about 3 % of the ingestion role's CPU under load. Failures are logged with our own context.
       noAsyncTraces: true,
     });
-    connected = true;
-    openFailure = undefined;
-    void watchConnection(connection);
-    const jsm = await jetstreamManager(connection);
-    await ensureStream(jsm, options.stream, options.subjects, options.duplicateWindowMs ?? 120_000);
-    return { connection, js: jetstream(connection), jsm };
+    try {
+      const jsm = await jetstreamManager(connection);
+      await ensureStream(jsm, options.stream, options.subjects, options.duplicateWindowMs ?? 120_000);
+      // Connected means usable: a server without JetStream, or a stream that cannot be made, is not.
+      connected = true;
+      openFailure = undefined;
+      void watchConnection(connection);
+      return { connection, js: jetstream(connection), jsm };
+    } catch (error) {
+      // Each retry opens a connection of its own: a failed one must not stay behind, reconnecting forever.
+      await connection.close().catch(() => undefined);
+      throw error;
+    }
   };
 
   const watchConnection = async (connection: NatsConnection) => {

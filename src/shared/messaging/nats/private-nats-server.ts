@@ -6,6 +6,8 @@ export const natsServerBinary = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-s
 
 export interface PrivateNatsServer {
   readonly url: string;
+  /** The server's monitoring endpoint (`/connz` lists its client connections). */
+  readonly monitorUrl: string;
   /** Stops the server as an outage would; its JetStream data stays in the store directory. */
   stop(): Promise<void>;
   /** Starts it again on the same port and store directory. */
@@ -17,18 +19,21 @@ export function natsServerAvailable(): boolean {
 }
 
 /** For tests that take the broker down: a JetStream server of their own on a free loopback port. */
-export async function startPrivateNatsServer(storeDir: string): Promise<PrivateNatsServer> {
+export async function startPrivateNatsServer(storeDir: string, options: { jetstream?: boolean } = {}): Promise<PrivateNatsServer> {
   const port = await freePort();
+  const monitorPort = await freePort();
   let child: ChildProcess | undefined;
+  const jetstream = options.jetstream === false ? [] : ['-js', '-sd', storeDir];
 
   const start = async () => {
-    child = spawn(natsServerBinary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: 'ignore' });
+    child = spawn(natsServerBinary, ['-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort), ...jetstream], { stdio: 'ignore' });
     await untilListening(port);
   };
 
   await start();
   return {
     url: `nats://127.0.0.1:${port}`,
+    monitorUrl: `http://127.0.0.1:${monitorPort}`,
     async stop() {
       const running = child;
       child = undefined;
