@@ -316,6 +316,13 @@ describe('the pipeline, end to end in one process', () => {
       expect(unknown.statusCode, url).toBe(404);
       expect(unknown.json().detail, url).toMatch(/known: .*validation.*query/);
     }
+    // A message of a stream that could not be read is parked as <stream>#<sequence>: such a ref is asked for, not refused.
+    const unreadable = await app.app.inject({
+      method: 'POST',
+      url: '/api/admin/subscriptions/query/parked/INTAKE%232759/retry',
+      headers: auth,
+    });
+    expect([unreadable.statusCode, unreadable.json().code]).toEqual([404, 'subscriptions.not-parked']);
   });
 });
 

@@ -53,7 +53,8 @@ export function subscriptionAdminOf(
 }
 
 // A position in a log, or an event id.
-const PARKED_REF = '^([1-9][0-9]{0,15}|[0-9A-Za-z][0-9A-Za-z_-]{0,63})$';
+// (`INTAKE#2759`: a message of a stream that could not be read as an event.)
+const PARKED_REF = '^([0-9]{1,16}|[0-9A-Za-z][0-9A-Za-z_#-]{0,63})$';
 
 /** Operating the subscribers: lag, replay of views, parked (poison) events. */
 export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext {

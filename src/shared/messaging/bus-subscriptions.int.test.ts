@@ -329,9 +329,12 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       await until(async () => (await consumers.status())[0]?.lag === 0, 'the consumer has nothing left');
       expect((await consumers.status())[0]).toMatchObject({ name: 'viewing', lag: 0, parked: 1 });
 
+      const [parked] = await listParked(db, 'viewing');
+      // Retried while it still fails: a conflict saying why (not an internal error), and it stays parked.
+      await expect(consumers.retryParked('viewing', parked?.eventId ?? '')).rejects.toMatchObject({ code: 'subscriptions.retry-failed' });
+      expect(await listParked(db, 'viewing')).toHaveLength(1);
       poisonous = false;
       await expect(consumers.retryParked('viewing', 'no-such-event')).rejects.toMatchObject({ code: 'subscriptions.not-parked' });
-      const [parked] = await listParked(db, 'viewing');
       await consumers.retryParked('viewing', parked?.eventId ?? '');
       expect(await count('seen')).toBe(10);
       expect(await listParked(db, 'viewing')).toEqual([]);

@@ -12,6 +12,7 @@ import {
   forgetReplayRequests,
   parkEvent,
   replayRequests,
+  retryingParked,
   unpark,
   unparkAll,
 } from '../subscriptions/checkpoints.js';
@@ -391,12 +392,21 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       const subscriber = subscriberOf(name);
       const parked = await findParked(options.db, name, ref);
       const event = parked?.event;
-      if (!parked || !event) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${ref}`);
-      await transaction(async (tx) => {
-        const fresh = await unconsumed(tx.db, subscriber, [event]);
-        if (fresh.length > 0 && subscriber.handles.includes(event.type)) await subscriber.handle(fresh, tx);
-        await unpark(tx.db, name, parked.eventId);
-      });
+      if (!parked) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${ref}`);
+      if (!event)
+        throw new ConflictError(
+          'subscriptions.unreadable-parked',
+          `parked event ${parked.eventId} could not be read when it arrived (${parked.error}): it cannot be handled again; a replay of "${name}" clears it`,
+        );
+      await retryingParked(
+        () =>
+          transaction(async (tx) => {
+            const fresh = await unconsumed(tx.db, subscriber, [event]);
+            if (fresh.length > 0 && subscriber.handles.includes(event.type)) await subscriber.handle(fresh, tx);
+            await unpark(tx.db, name, parked.eventId);
+          }),
+        isStorageFault,
+      );
     },
 
     names: () => options.subscribers.map((s) => s.name),

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { ConflictError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
 import { decodeKeyParts, pageOf, type Page, type PageRequest } from '../pagination.js';
 
@@ -188,4 +189,20 @@ export async function replayRequests(db: Kysely<object>, subscribers: readonly s
 export async function forgetReplayRequests(db: Kysely<object>, subscribers: readonly string[]): Promise<void> {
   if (subscribers.length === 0) return;
   await tables(db).deleteFrom('replay_requests').where('subscriber', 'in', subscribers).execute();
+}
+
+/**
+ * Handles a parked event again through `handle`; should it fail once more, the event stays parked and
+ * the caller is told why (a conflict, 409), not an internal error. A storage fault passes as it is.
+ */
+export async function retryingParked(handle: () => Promise<void>, isStorageFault: (error: unknown) => boolean): Promise<void> {
+  try {
+    await handle();
+  } catch (error) {
+    if (isStorageFault(error)) throw error;
+    throw new ConflictError(
+      'subscriptions.retry-failed',
+      `the parked event failed again and stays parked: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
 }

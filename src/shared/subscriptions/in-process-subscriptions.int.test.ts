@@ -234,6 +234,13 @@ describe('in-process subscriptions', () => {
     ]);
     expect((await subs.status())[0]).toMatchObject({ lag: 0, parked: 1 });
 
+    // Retried while it still fails: a conflict saying why, and it stays parked.
+    await expect(subs.retryParked('summing', poison.events[0]?.position ?? 0)).rejects.toMatchObject({
+      code: 'subscriptions.retry-failed',
+      message: expect.stringMatching(/failed again and stays parked: cannot add 13/),
+    });
+    expect(await listParked(sqlite.db)).toHaveLength(1);
+
     poisonous = false;
     await subs.retryParked('summing', poison.events[0]?.position ?? 0);
     expect(await totals(sqlite.db)).toEqual({ a: 1, b: 13, c: 2 });

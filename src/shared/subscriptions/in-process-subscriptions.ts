@@ -15,6 +15,7 @@ import {
   loadCheckpoint,
   parkEvent,
   replayRequests,
+  retryingParked,
   saveCheckpoint,
   unpark,
   unparkAll,
@@ -478,10 +479,14 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
           'subscriptions.not-parked',
           `"${requested}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`,
         );
-      await transaction(async (tx) => {
-        if (handler.handles.includes(event.type)) await handler.handle([event], tx);
-        await unpark(tx.db, parked.subscriber, event.eventId);
-      });
+      await retryingParked(
+        () =>
+          transaction(async (tx) => {
+            if (handler.handles.includes(event.type)) await handler.handle([event], tx);
+            await unpark(tx.db, parked.subscriber, event.eventId);
+          }),
+        isStorageFault,
+      );
     },
 
     names: () => [...runners.values()].flatMap((r) => membersOf(r.subscriber).map((m) => m.name)),
