@@ -191,8 +191,15 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
         }
         for (const b of batch) {
           await commit(subscriber, [b.event]).then(
-            () => b.settle(),
-            (alone: unknown) => b.settle(alone ?? new Error('handler failed')),
+            () => {
+              // The fault shown is the last: one event that fails alone does not hold it for the others.
+              faults.delete(subscriber.name);
+              b.settle();
+            },
+            (alone: unknown) => {
+              faults.set(subscriber.name, alone instanceof Error ? alone.message : String(alone));
+              b.settle(alone ?? new Error('handler failed'));
+            },
           );
         }
       }
@@ -302,6 +309,8 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
               const event = eventOfMessage(message);
               const reason = error instanceof Error ? error.message : String(error);
               await transaction((tx) => parkEvent(tx.db, subscriber.name, event, reason, message.attempt, clock.now().toISOString()));
+              // Parked, the event holds the subscriber up no longer: it is running, not retrying.
+              faults.delete(subscriber.name);
               logger.error(
                 { subscriber: subscriber.name, event_id: event.eventId, event_type: event.type, err: error },
                 'event parked after repeated failures',
