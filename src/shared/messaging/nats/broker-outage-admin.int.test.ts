@@ -60,9 +60,27 @@ describe.skipIf(!natsServerAvailable())('nats message bus on a server without Je
       for (let attempt = 0; attempt < 4; attempt++) {
         await expect(bus.publish('nojs.x', { id: `m${attempt}`, type: 'X', data: {}, metadata: { schema_version: 1 } })).rejects.toThrow();
       }
-      expect(bus.unreachable?.()).toMatch(/cannot reach NATS/);
       const connz = (await (await fetch(`${nats.monitorUrl}/connz`)).json()) as { num_connections: number };
       expect(connz.num_connections).toBe(0);
+      expect(bus.unreachable?.()).toMatch(/cannot reach NATS/);
+    } finally {
+      await bus.close();
+      await nats.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe.skipIf(!natsServerAvailable())('nats message bus that has not published yet', () => {
+  it('connects when asked whether it can reach the broker, so readiness does not say "connecting" until the first event', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-nats-idle-'));
+    const nats = await startPrivateNatsServer(dir);
+    const bus = natsMessageBus({ servers: nats.url, stream: 'IDLE', subjects: ['idle.>'], publishTimeoutMs: 2000 });
+    try {
+      expect(bus.unreachable?.()).toMatch(/connecting/);
+      const deadline = Date.now() + 10_000;
+      while (bus.unreachable?.() !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(bus.unreachable?.()).toBeUndefined();
     } finally {
       await bus.close();
       await nats.stop();

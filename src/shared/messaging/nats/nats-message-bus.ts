@@ -268,6 +268,9 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     unreachable() {
       if (closed) return 'the bus is closed';
       if (connected) return undefined;
+      // A role that only publishes opens no session until its first event: asked, it opens one, so
+      // that readiness reports the broker as it is rather than "connecting" until then.
+      if (session === undefined) void current().catch(() => undefined);
       if (openFailure !== undefined) return `cannot reach NATS (${openFailure})`;
       return 'not connected to NATS: connecting or reconnecting';
     },
