@@ -140,9 +140,12 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
           checks[`database:${service.role}`] = { status: 'down', detail: (error as Error).message };
         }
       }
-      // Disconnected now, or a consumer loop failed lately.
+      // Disconnected now, a relay that cannot publish (a broker that takes no more), or a consumer loop failed lately.
+      const relayFailing = services.map((s) => s.relay.failing).find((reason) => reason !== undefined);
       const recentBrokerError =
-        bus.unreachable?.() ?? (brokerError && Date.now() - brokerError.at < 10_000 ? brokerError.message : undefined);
+        bus.unreachable?.() ??
+        (relayFailing === undefined ? undefined : `events wait in the log: the relay cannot publish (${relayFailing})`) ??
+        (brokerError && Date.now() - brokerError.at < 10_000 ? brokerError.message : undefined);
       const attached = services.every((s) => s.consumers.attached());
       // A refused configuration does not heal by waiting: not ready, so it cannot go unnoticed.
       const misconfigured = services.map((s) => s.consumers.misconfigured()).find((problem) => problem !== undefined);

@@ -320,9 +320,12 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
       expect(Date.now() - started).toBeLessThan(2000);
       await eventually(() => bus.refused >= 3, 'the relay retried');
       expect(await loadCheckpoint(service.db, 'relay')).toBe(0);
+      // Said for readiness while it lasts.
+      expect(relay.failing).toEqual(expect.any(String));
 
       bus.down = false;
       await eventually(() => received.size === 50, 'every event arrived after the outage');
+      expect(relay.failing).toBeUndefined();
       await relay.stop();
       expect([...received].sort()).toEqual(events.map((e) => e.eventId).sort());
     }));

@@ -40,6 +40,8 @@ export interface OutboxRelay {
   stop(): Promise<void>;
   /** The position of the last event the broker acknowledged. */
   readonly position: number;
+  /** Why its last attempt to publish failed, while it retries; undefined once it publishes again. */
+  readonly failing: string | undefined;
 }
 
 /**
@@ -58,6 +60,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const retryMaxMs = options.retryMaxMs ?? 30_000;
   const checkpointIntervalMs = options.checkpointIntervalMs ?? 1000;
   let position = 0;
+  let failing: string | undefined;
   const follower = logFollower(pollIntervalMs);
   let running = false;
   let loop: Promise<void> | undefined;
@@ -150,9 +153,11 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
         const more = await relayBatch();
         if (failures > 0) logger.info({ relay: name, position, failures }, 'relay publishing again');
         failures = 0;
+        failing = undefined;
         if (!more) await pause(follower.idleWaitMs(), true);
       } catch (error) {
         failures += 1;
+        failing = error instanceof Error ? error.message : String(error);
         // Said once, then every tenth attempt: an outage must be visible without flooding the log.
         if (failures === 1 || failures % 10 === 0)
           logger.warn({ relay: name, position, failures, err: error }, 'relay cannot publish; retrying');
@@ -186,6 +191,10 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
     get position() {
       return position;
+    },
+
+    get failing() {
+      return failing;
     },
   };
 }
