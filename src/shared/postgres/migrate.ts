@@ -1,5 +1,5 @@
 import { Migrator } from 'kysely';
-import type { MigrationSet } from '../sqlite/migrate.js';
+import { migrationFailure, type MigrationSet } from '../sqlite/migrate.js';
 import type { PostgresHandle } from './open-postgres.js';
 
 /**
@@ -21,7 +21,7 @@ export async function migratePostgresToLatest(postgres: PostgresHandle, sets: re
     for (const result of results ?? []) {
       if (result.status === 'Success') applied.push(`${set.owner}/${result.migrationName}`);
     }
-    if (error) throw error instanceof Error ? error : new Error(String(error));
+    if (error) throw migrationFailure(error, set.owner);
   }
   return applied;
 }
