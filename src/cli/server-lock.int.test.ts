@@ -36,6 +36,13 @@ function holdInAnotherProcess(path: string): Promise<ChildProcess> {
 }
 
 describe('the SQLite database lock', () => {
+  it('names the data directory it cannot use, and why', () => {
+    const path = database();
+    writeFileSync(join(path, '..', 'not-a-directory'), '');
+    const inside = join(path, '..', 'not-a-directory', 'intake.db');
+    expect(() => acquireLock(inside, 'serve')).toThrow(/^cannot use the data directory .*not-a-directory: /);
+  });
+
   it('is held by one taker at a time, and taken again once released', () => {
     const path = database();
     const first = acquireLock(path, 'serve');

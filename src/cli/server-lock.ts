@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { CliError } from './cli-error.js';
 
 /** A process that holds the database: a server, or a replay. */
 export interface LockHolder {
@@ -28,8 +29,14 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
   // An in-memory database belongs to its process alone.
   if (databasePath === ':memory:') return { release: () => undefined };
   const file = lockFileOf(databasePath);
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  const guard = new Database(`${databasePath}.lock`, { timeout: 0 });
+  let guard: Database.Database;
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    guard = new Database(`${databasePath}.lock`, { timeout: 0 });
+  } catch (error) {
+    // "unable to open database file" names neither the file nor why: a read-only or missing directory.
+    throw new CliError(`cannot use the data directory ${dirname(resolve(databasePath))}: ${(error as Error).message}`);
+  }
   try {
     guard.pragma('locking_mode = EXCLUSIVE');
     guard.exec('BEGIN EXCLUSIVE');
