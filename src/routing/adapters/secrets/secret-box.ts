@@ -56,7 +56,15 @@ export function resolveSecretKey(fromEnvironment: string | undefined, dataDir: s
     return Buffer.from(hkdfSync('sha256', fromEnvironment, 'intake', 'webhook-signing-secrets', 32));
   }
   const file = join(dataDir, KEY_FILE);
-  const read = () => Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  const read = () => {
+    const text = readFileSync(file, 'utf8').trim();
+    // A damaged file would otherwise be "a secret box needs a 32-byte key", naming neither file nor fix.
+    if (!/^[0-9a-f]{64}$/i.test(text))
+      throw new Error(
+        `${file} does not hold a 32-byte key in hex: restore it from a backup, or set INTAKE_SECRET_KEY and adopt it (intake secret-key adopt)`,
+      );
+    return Buffer.from(text, 'hex');
+  };
   try {
     return read();
   } catch (error) {

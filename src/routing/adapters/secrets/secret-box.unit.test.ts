@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,5 +55,13 @@ describe('the secret key', () => {
     expect(key.equals(resolveSecretKey('a key of at least sixteen characters', tempDir()))).toBe(true);
     expect(() => statSync(join(dir, 'secret-key'))).toThrow();
     expect(() => resolveSecretKey('short', dir)).toThrow(/16/);
+  });
+
+  it('names a damaged key file and how to recover, instead of failing on its length', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'secret-key'), 'garbage\n');
+    expect(() => resolveSecretKey(undefined, dir)).toThrow(
+      /secret-key does not hold a 32-byte key in hex: restore it .* intake secret-key adopt/,
+    );
   });
 });
