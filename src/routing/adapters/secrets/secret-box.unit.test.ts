@@ -61,7 +61,7 @@ describe('the secret key', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'secret-key'), 'garbage\n');
     expect(() => resolveSecretKey(undefined, dir)).toThrow(
-      /secret-key does not hold a 32-byte key in hex: restore it .* intake secret-key adopt/,
+      /secret-key does not hold a 32-byte key in hex: restore it .*\(intake secret-key adopt\)/,
     );
   });
 });
