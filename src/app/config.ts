@@ -140,9 +140,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     replayRatePerSecond: integer(env, 'ROUTING_REPLAY_RATE', 50, 1, 100_000),
     secretKey: env.INTAKE_SECRET_KEY || undefined,
     idempotencyWindowHours: integer(env, 'IDEMPOTENCY_WINDOW_HOURS', 24, 1, 24 * 365),
-    natsUrl: env.NATS_URL || undefined,
-    rabbitmqUrl: env.RABBITMQ_URL || undefined,
-    redisUrl: env.REDIS_URL || undefined,
+    natsUrl: brokerUrl(env, 'NATS_URL', NATS_SERVERS, 'nats://host:4222 (a comma list for a cluster)'),
+    rabbitmqUrl: brokerUrl(env, 'RABBITMQ_URL', /^amqps?:\/\/\S+$/, 'amqp://user:password@host:5672'),
+    redisUrl: brokerUrl(env, 'REDIS_URL', /^rediss?:\/\/\S+$/, 'redis://host:6379'),
     queueBrokers: queueBrokers(env.QUEUE_BROKERS),
   };
 }
@@ -185,10 +185,22 @@ function queueBrokers(text: string | undefined): Record<string, string> {
   return brokers;
 }
 
+// Servers as nats.js takes them: nats://, tls://, ws(s):// URLs or host:port, separated by commas.
+const NATS_SERVERS = /^\s*(?:(?:nats|tls|wss?):\/\/[^\s,]+|[\w.-]+:\d+)(?:\s*,\s*(?:(?:nats|tls|wss?):\/\/[^\s,]+|[\w.-]+:\d+))*\s*$/;
+
+/** A broker's URL, checked at start-up: a typo would otherwise surface only at the first publish. */
+function brokerUrl(env: NodeJS.ProcessEnv, name: string, shape: RegExp, example: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!shape.test(raw)) throw new ConfigError(`${name} must be a URL such as ${example} (got "${redactUrl(raw)}")`);
+  return raw;
+}
+
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
+  // Decimal digits only: Number() would take 0x4C9A or 1e3.
+  const value = /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
   }

@@ -70,6 +70,21 @@ describe('configuration', () => {
     expect(() => loadConfig({ ...pg, NATS_STREAM: 'a.b' })).toThrow(/NATS_STREAM may hold/);
   });
 
+  it('checks broker URLs and integers at start-up, rather than at their first use', () => {
+    expect(loadConfig({ NATS_URL: 'nats://a:4222, nats://b:4222' }).natsUrl).toBe('nats://a:4222, nats://b:4222');
+    expect(loadConfig({ NATS_URL: 'nats:4222' }).natsUrl).toBe('nats:4222');
+    expect(loadConfig({ RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:5672', REDIS_URL: 'redis://127.0.0.1:6379' }).redisUrl).toBe(
+      'redis://127.0.0.1:6379',
+    );
+    expect(() => loadConfig({ NATS_URL: 'notaurl' })).toThrow(/NATS_URL must be a URL such as nats:\/\/host:4222/);
+    expect(() => loadConfig({ RABBITMQ_URL: 'notaurl' })).toThrow(/RABBITMQ_URL must be a URL/);
+    expect(() => loadConfig({ REDIS_URL: 'http://cache:6379' })).toThrow(/REDIS_URL must be a URL/);
+    // Its password is not repeated in the message.
+    expect(() => loadConfig({ RABBITMQ_URL: 'amqp//user:secret@host' })).toThrow(/got "amqp\/\/\*\*\*@host"/);
+    for (const port of ['0x4C9A', '1e3', '80.0']) expect(() => loadConfig({ PORT: port })).toThrow(/PORT must be an integer/);
+    expect(loadConfig({ PORT: '8080' }).port).toBe(8080);
+  });
+
   it('refuses a sqlite URL that names no file', () => {
     for (const url of ['sqlite:', 'sqlite://']) expect(() => loadConfig({ DATABASE_URL: url })).toThrow(/DATABASE_URL names no file/);
   });
