@@ -16,6 +16,7 @@ export function outputFor(json: boolean, write: (text: string) => void = (text) 
 /** Rows as aligned columns under a header, for lists printed to a person. */
 export function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   if (rows.length === 0) return '(none)';
+  rows = rows.map((row) => row.map(printable));
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     cells
@@ -24,3 +25,12 @@ export function table(header: readonly string[], rows: ReadonlyArray<readonly st
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * A cell as the terminal should show it: a name holding a newline or an escape sequence (an
+ * application's, say) would otherwise start rows of its own, or recolour the table.
+ */
+export const printable = (cell: string): string => cell.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
