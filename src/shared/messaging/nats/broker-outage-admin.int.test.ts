@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MessageBusUnavailableError } from '../message-bus.js';
 import { natsMessageBus } from './nats-message-bus.js';
-import { natsServerAvailable, startPrivateNatsServer } from './private-nats-server.js';
+import { natsServerAvailable, startPrivateNatsServer, type PrivateNatsServer } from './private-nats-server.js';
 
 if (!natsServerAvailable()) console.warn('skipping the broker outage of the admin calls: nats-server is not installed');
 
@@ -51,40 +51,52 @@ describe.skipIf(!natsServerAvailable())('nats message bus: an operator asking wh
   });
 });
 
+/** A bus on a private nats-server of its own, both gone when `work` ends. */
+async function withPrivateBus(
+  name: string,
+  options: { jetstream?: boolean },
+  work: (bus: ReturnType<typeof natsMessageBus>, nats: PrivateNatsServer) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `intake-nats-${name}-`));
+  const nats = await startPrivateNatsServer(dir, options);
+  const bus = natsMessageBus({ servers: nats.url, stream: name.toUpperCase(), subjects: [`${name}.>`], publishTimeoutMs: 2000 });
+  try {
+    await work(bus, nats);
+  } finally {
+    await bus.close();
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe.skipIf(!natsServerAvailable())('nats message bus on a server without JetStream', () => {
-  it('says it cannot reach the broker, and leaves no connection behind for each attempt', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'intake-nats-nojs-'));
-    const nats = await startPrivateNatsServer(dir, { jetstream: false });
-    const bus = natsMessageBus({ servers: nats.url, stream: 'NOJS', subjects: ['nojs.>'], publishTimeoutMs: 2000 });
-    try {
-      for (let attempt = 0; attempt < 4; attempt++) {
-        await expect(bus.publish('nojs.x', { id: `m${attempt}`, type: 'X', data: {}, metadata: { schema_version: 1 } })).rejects.toThrow();
-      }
-      const connz = (await (await fetch(`${nats.monitorUrl}/connz`)).json()) as { num_connections: number };
-      expect(connz.num_connections).toBe(0);
-      expect(bus.unreachable?.()).toMatch(/cannot reach NATS/);
-    } finally {
-      await bus.close();
-      await nats.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 30_000);
+  it(
+    'says it cannot reach the broker, and leaves no connection behind for each attempt',
+    () =>
+      withPrivateBus('nojs', { jetstream: false }, async (bus, nats) => {
+        for (let attempt = 0; attempt < 4; attempt++) {
+          await expect(
+            bus.publish('nojs.x', { id: `m${attempt}`, type: 'X', data: {}, metadata: { schema_version: 1 } }),
+          ).rejects.toThrow();
+        }
+        const connz = (await (await fetch(`${nats.monitorUrl}/connz`)).json()) as { num_connections: number };
+        expect(connz.num_connections).toBe(0);
+        expect(bus.unreachable?.()).toMatch(/cannot reach NATS/);
+      }),
+    30_000,
+  );
 });
 
 describe.skipIf(!natsServerAvailable())('nats message bus that has not published yet', () => {
-  it('connects when asked whether it can reach the broker, so readiness does not say "connecting" until the first event', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'intake-nats-idle-'));
-    const nats = await startPrivateNatsServer(dir);
-    const bus = natsMessageBus({ servers: nats.url, stream: 'IDLE', subjects: ['idle.>'], publishTimeoutMs: 2000 });
-    try {
-      expect(bus.unreachable?.()).toMatch(/connecting/);
-      const deadline = Date.now() + 10_000;
-      while (bus.unreachable?.() !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(bus.unreachable?.()).toBeUndefined();
-    } finally {
-      await bus.close();
-      await nats.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 30_000);
+  it(
+    'connects when asked whether it can reach the broker, so readiness does not say "connecting" until the first event',
+    () =>
+      withPrivateBus('idle', {}, async (bus) => {
+        expect(bus.unreachable?.()).toMatch(/connecting/);
+        const deadline = Date.now() + 10_000;
+        while (bus.unreachable?.() !== undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(bus.unreachable?.()).toBeUndefined();
+      }),
+    30_000,
+  );
 });
