@@ -63,7 +63,7 @@ export function parseBreakerPolicy(threshold: string | undefined, cooldownSecond
   const t = threshold === undefined || threshold === '' ? DEFAULT_BREAKER_POLICY.threshold : Number(threshold);
   const c = cooldownSeconds === undefined || cooldownSeconds === '' ? DEFAULT_BREAKER_POLICY.cooldownMs / 1000 : Number(cooldownSeconds);
   if (!Number.isInteger(t) || t < 1 || t > 10_000)
-    throw new Error(`ROUTING_BREAKER_THRESHOLD must be an integer from 1 (got "${threshold}")`);
+    throw new Error(`ROUTING_BREAKER_THRESHOLD must be an integer from 1 to 10000 (got "${threshold}")`);
   if (!Number.isFinite(c) || c < 0 || c > 86_400)
     throw new Error(`ROUTING_BREAKER_COOLDOWN must be seconds between 0 and 86400 (got "${cooldownSeconds}")`);
   return { threshold: t, cooldownMs: Math.round(c * 1000) };

@@ -49,6 +49,7 @@ describe('circuit breaker', () => {
     expect(parseBreakerPolicy(undefined, undefined)).toEqual({ threshold: 10, cooldownMs: 30_000 });
     expect(parseBreakerPolicy('3', '0.5')).toEqual({ threshold: 3, cooldownMs: 500 });
     expect(() => parseBreakerPolicy('0', undefined)).toThrow(/THRESHOLD/);
+    expect(() => parseBreakerPolicy('20000', undefined)).toThrow(/from 1 to 10000/);
     expect(() => parseBreakerPolicy(undefined, '-1')).toThrow(/COOLDOWN/);
   });
 });
