@@ -3,7 +3,7 @@ import { JsonClient, prop, type JsonResponse } from './http.js';
 import { ingestBody } from './payload.js';
 import { sampleProcess } from './proc-sampler.js';
 
-const POLL_INTERVAL_MS = 2;
+export const POLL_INTERVAL_MS = 2;
 const POLL_TIMEOUT_MS = 30_000;
 /** Slower polls while waiting for a backlog, so as not to slow down the very process that works through it. */
 export const CATCH_UP_POLL_INTERVAL_MS = 50;
@@ -100,6 +100,8 @@ export interface PacedSpec {
   /** One acknowledged item in this many is followed to `processed`. */
   readonly sampleEvery: number;
   readonly maxInFlight: number;
+  /** Between two polls of one sampled item: a lag reads at most this much high. */
+  readonly pollIntervalMs?: number;
 }
 
 export interface PacedRun {
@@ -143,7 +145,7 @@ export async function pacedIngest(spec: PacedSpec): Promise<PacedRun> {
         return;
       }
       acknowledged += 1;
-      if (acknowledged % spec.sampleEvery === 0) polls.push(lagUntilProcessed(spec.query, id, at));
+      if (acknowledged % spec.sampleEvery === 0) polls.push(lagUntilProcessed(spec.query, id, at, POLL_TIMEOUT_MS, spec.pollIntervalMs));
     } catch {
       failedRequests += 1;
     }
