@@ -843,6 +843,8 @@ describe('idempotency and batches', () => {
       await call(intake, 'GET', `/api/events/app/shop?from=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)
     ).json();
     expect(future.items).toEqual([]);
+    const backwards = await call(intake, 'GET', '/api/events/app/shop?from=2026-11-25T00:00:00Z&to=2026-11-24T00:00:00Z');
+    expect([backwards.statusCode, backwards.json().code]).toEqual([400, 'query.invalid-range']);
   });
 });
 

@@ -1,3 +1,4 @@
+import { ValidationError } from '../../../shared/errors.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { refusePayloadFilters } from '../../../shared/http/payload-filters.js';
 import { Type } from 'typebox';
@@ -235,6 +236,11 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
         },
         async (request) => {
           const { event_type: eventType, from, to } = request.query;
+          // An empty window is a mistake to say, not an empty page to answer (as the statistics do).
+          if (from && to && Date.parse(from) > Date.parse(to))
+            throw new ValidationError('query.invalid-range', '`from` must not be after `to`', [
+              { path: 'from', message: 'must not be after to' },
+            ]);
           const page = await handlers.listItems(
             {
               partnerId: request.params.app_id,
