@@ -307,6 +307,16 @@ describe('the pipeline, end to end in one process', () => {
     expect(listed.items.map((s: { name: string }) => s.name)).toEqual(
       expect.arrayContaining(['validation', 'processing', 'query', 'routing', 'attribution']),
     );
+    // Paged as every list is.
+    const names: string[] = [];
+    for (let cursor = ''; ;) {
+      const page = (await app.app.inject({ method: 'GET', url: `/api/admin/subscriptions?limit=3${cursor}`, headers: auth })).json();
+      names.push(...page.items.map((s: { name: string }) => s.name));
+      if (page.next_cursor === null) break;
+      cursor = `&cursor=${page.next_cursor}`;
+    }
+    expect(names).toEqual(listed.items.map((s: { name: string }) => s.name));
+    expect((await app.app.inject({ method: 'GET', url: '/api/admin/subscriptions?cursor=garbage!', headers: auth })).statusCode).toBe(400);
     // An unknown name is a 404 everywhere, naming the subscribers the list shows.
     for (const [method, url] of [
       ['GET', '/api/admin/subscriptions/bogus/parked'],

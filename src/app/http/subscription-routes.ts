@@ -5,7 +5,7 @@ import type { Kysely } from 'kysely';
 import { pageParked, type ParkedEvent } from '../../shared/subscriptions/checkpoints.js';
 import type { Subscriptions } from '../../shared/subscriptions/in-process-subscriptions.js';
 import { errorResponses, PageQuery, PageSchema } from '../../shared/http/schemas.js';
-import { pageRequestOf, type Page, type PageRequest } from '../../shared/pagination.js';
+import { decodeCursor, pageOf, pageRequestOf, type Page, type PageRequest } from '../../shared/pagination.js';
 import type { HttpContext } from './server.js';
 
 const Status = Type.Object({
@@ -67,10 +67,22 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
           schema: {
             tags: ['operations'],
             summary: 'Subscribers with their checkpoint, lag behind the head and parked events',
-            response: { 200: Type.Object({ items: Type.Array(Status) }), ...errorResponses },
+            description: 'Paged by name, as every list is (a process has a dozen subscribers at most).',
+            querystring: PageQuery,
+            response: { 200: PageSchema(Status), ...errorResponses },
           },
         },
-        async () => ({ items: await subscriptions.status() }),
+        async (request) => {
+          const { limit, cursor } = pageRequestOf(request.query);
+          const after = cursor === undefined ? undefined : decodeCursor(cursor);
+          const all = (await subscriptions.status()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+          const page = pageOf(
+            all.filter((s) => after === undefined || s.name > after),
+            limit,
+            (s) => s.name,
+          );
+          return { items: page.items, next_cursor: page.nextCursor };
+        },
       );
       app.post(
         '/api/admin/subscriptions/:name/replay',
