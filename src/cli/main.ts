@@ -141,7 +141,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version}\n`);
     return 0;
   }
-  if (argv.length > 0 && ['help', '--help', '-h'].includes(argv[0] ?? '')) {
+  const asksHelp = (word: string | undefined) => ['help', '--help', '-h'].includes(word ?? '');
+  // `intake keys --help` as well as `intake --help`: a group's help is the same page.
+  if (asksHelp(argv[0]) || (GROUPS.has(argv[0] ?? '') && asksHelp(argv[1]))) {
     process.stdout.write(HELP);
     return 0;
   }

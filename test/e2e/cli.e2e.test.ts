@@ -26,6 +26,11 @@ describe('the intake CLI', () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/serve[\s\S]*migrate[\s\S]*replay/);
     expect(cli(['frobnicate']).status).toBe(2);
+    for (const args of [
+      ['keys', '--help'],
+      ['apps', '-h'],
+    ])
+      expect(cli(args).status, args.join(' ')).toBe(0);
   });
 
   it.each([
