@@ -80,8 +80,13 @@ const COMMANDS: Record<string, Command> = {
   },
   replay: {
     args: [],
-    options: { ...json, subscriber: { type: 'string' } },
-    run: async (config, values) => (await import('./replay.js')).replay(config, quietLogger(config), out(values), str(values.subscriber)),
+    // Taken as a list only to refuse a second: the last of several would have been replayed alone, silently.
+    options: { ...json, subscriber: { type: 'string', multiple: true } },
+    run: async (config, values) => {
+      const named = Array.isArray(values.subscriber) ? values.subscriber.map(String) : [];
+      if (named.length > 1) throw new CliError('--subscriber names one view: replay once per view, or leave it out to rebuild every view');
+      await (await import('./replay.js')).replay(config, quietLogger(config), out(values), named[0]);
+    },
   },
   'apps create': {
     args: ['NAME'],

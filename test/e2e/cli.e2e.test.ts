@@ -57,6 +57,16 @@ describe('the intake CLI', () => {
     expect(JSON.parse(asJson.stdout)).toEqual({ database: expect.stringContaining('migrate.db'), applied: [] });
   });
 
+  it('refuses a replay asked for two views at once, rather than replay the last alone', () => {
+    const result = cli(['replay', '--subscriber', 'query', '--subscriber', 'statistics'], {
+      DATABASE_URL: `sqlite:${join(dir, 'two-views.db')}`,
+    });
+    expect([result.status, result.stderr.trim()]).toEqual([
+      1,
+      'intake: --subscriber names one view: replay once per view, or leave it out to rebuild every view',
+    ]);
+  });
+
   it('refuses to replay or adopt a key on a database that does not exist, rather than make an empty one', () => {
     const missing = join(dir, 'typo', 'intake.db');
     for (const args of [['replay'], ['secret-key', 'adopt']]) {
