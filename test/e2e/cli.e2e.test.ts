@@ -206,7 +206,9 @@ describe('the intake CLI', () => {
     const other = { ...env, INTAKE_SECRET_KEY: 'another-secret-key' };
     const refused = cli(['serve'], { ...other, HOST: '127.0.0.1', PORT: '0' }, 60_000);
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toMatch(/INTAKE_SECRET_KEY is not the key this database's webhook signing secrets are sealed with/);
+    expect(refused.stderr).toMatch(
+      /\(INTAKE_SECRET_KEY, or the data directory's generated secret-key file when it is unset\) is not the key this database's webhook signing secrets are sealed with/,
+    );
 
     // The first key is lost: the new one is adopted, and the secret it cannot open is dropped.
     const adopted = cli(['secret-key', 'adopt', '--json'], other, 60_000);

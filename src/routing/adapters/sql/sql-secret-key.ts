@@ -11,7 +11,8 @@ type Tables = {
 export class SecretKeyMismatchError extends Error {
   constructor(detail: string) {
     super(
-      `INTAKE_SECRET_KEY is not the key this database's webhook signing secrets are sealed with (${detail}). ` +
+      `The secret key in use (INTAKE_SECRET_KEY, or the data directory's generated secret-key file when it is unset) ` +
+        `is not the key this database's webhook signing secrets are sealed with (${detail}). ` +
         'Every process on this database, every replica of routing and every restart, must use the same key: ' +
         'set INTAKE_SECRET_KEY to it, or give them the same data directory where it was generated. ' +
         "If that key is lost, `intake secret-key adopt` makes this one the database's (secrets that do not open are dropped).",
