@@ -83,6 +83,19 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         expect(stream[0]?.eventId).toMatch(/^[0-9a-f-]{36}$/);
       }));
 
+    it('stores every event with the version of its data, 1 unless its writer names one, as every reader sees it', () =>
+      withStore(async ({ store }) => {
+        const appended = await store.append({
+          streamId: 's-meta',
+          events: [event('A', 1), { type: 'B', data: { n: 2 }, metadata: { schema_version: 2, correlationId: 'c-1' } }],
+        });
+        const expected = [{ schema_version: 1 }, { schema_version: 2, correlationId: 'c-1' }];
+        expect(appended.events.map((e) => e.metadata)).toEqual(expected);
+        expect((await store.readStream('s-meta')).map((e) => e.metadata)).toEqual(expected);
+        const all = await store.readAll({ after: 0, limit: 100 });
+        expect(all.filter((e) => e.streamId === 's-meta').map((e) => e.metadata)).toEqual(expected);
+      }));
+
     it('rejects a stale expected version and writes nothing', () =>
       withStore(async ({ store }) => {
         await store.append({ streamId: 's-1', events: [event('A', 1)], expectedVersion: 'no_stream' });

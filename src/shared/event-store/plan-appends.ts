@@ -1,7 +1,7 @@
-import type { NewEvent, RecordedEvent } from '../events.js';
+import type { EventMetadata, NewEvent, RecordedEvent } from '../events.js';
 import { checkExpectedVersion, type AppendRequest, type AppendResult, type InlineProjection } from './event-store.js';
 import { ValidationError } from '../errors.js';
-import { DATA_TEXT, serialize } from './serialized-event.js';
+import { DATA_TEXT, envelopeMetadata, serialize } from './serialized-event.js';
 
 /** An event ready to insert: its id, its place in its stream, and its serialised data. */
 export interface PlannedRow {
@@ -100,6 +100,7 @@ function recordedOf(
   recordedAt: string,
   given: NewEvent | undefined,
 ): RecordedEvent {
+  let metadata: EventMetadata | undefined;
   return {
     eventId: row.eventId,
     position,
@@ -110,7 +111,8 @@ function recordedOf(
       return given?.data ?? {};
     },
     get metadata() {
-      return given?.metadata ?? {};
+      // As its text was written (serialize): read back from the log, it says the same.
+      return (metadata ??= envelopeMetadata(given?.metadata));
     },
     recordedAt,
     [DATA_TEXT]: row.data,

@@ -13,10 +13,19 @@ export interface EventText extends Serialized {
   readonly type: string;
 }
 
+/**
+ * The metadata an event is stored with: every envelope names the version of its data's shape
+ * (docs/events.md), 1 unless its writer said otherwise. Events written without any (a delivery's
+ * attempt, a rule's change) carried none.
+ */
+export function envelopeMetadata(metadata: EventMetadata | undefined): EventMetadata {
+  return metadata?.schema_version !== undefined ? metadata : { schema_version: 1, ...metadata };
+}
+
 /** The event as text, on the sending thread; data that cannot be serialised fails the caller's request only. */
 export function eventText(event: NewEvent): EventText {
   try {
-    return { type: event.type, data: JSON.stringify(event.data), metadata: JSON.stringify(event.metadata ?? {}) };
+    return { type: event.type, data: JSON.stringify(event.data), metadata: JSON.stringify(envelopeMetadata(event.metadata)) };
   } catch (error) {
     throw new ValidationError('event-store.unserializable', `the event data cannot be stored as JSON: ${(error as Error).message}`);
   }
@@ -49,7 +58,7 @@ export function serialize(event: NewEvent): Serialized {
   const given = (event as NewEvent & { [SERIALIZED]?: Serialized })[SERIALIZED];
   if (given) return given;
   const dataText = (event as NewEvent & { [DATA_TEXT]?: string })[DATA_TEXT];
-  return { data: dataText ?? JSON.stringify(event.data), metadata: JSON.stringify(event.metadata ?? {}) };
+  return { data: dataText ?? JSON.stringify(event.data), metadata: JSON.stringify(envelopeMetadata(event.metadata)) };
 }
 
 /** The JSON text an event's data was read from (recorded events) or is to be written as (new ones). */

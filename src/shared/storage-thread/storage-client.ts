@@ -1,5 +1,5 @@
 import { ValidationError } from '../errors.js';
-import { eventText } from '../event-store/serialized-event.js';
+import { envelopeMetadata, eventText } from '../event-store/serialized-event.js';
 import type { AppendRequest, AppendResult, EventStore } from '../event-store/event-store.js';
 import type { RecordedEvent } from '../events.js';
 import { forwardingProcedures, type Procedures } from '../procedures.js';
@@ -151,7 +151,7 @@ function fromWireResult(request: AppendRequest, result: WireAppendResult): Appen
       streamId: result.streamId,
       type: request.events[i]?.type ?? '',
       data: request.events[i]?.data ?? {},
-      metadata: request.events[i]?.metadata ?? {},
+      metadata: envelopeMetadata(request.events[i]?.metadata),
     })),
   };
 }
