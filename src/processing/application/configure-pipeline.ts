@@ -1,3 +1,4 @@
+import { NotFoundError } from '../../shared/errors.js';
 import type { Clock } from '../../shared/clock.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
 import { buildPipeline, type ProcessorRegistry } from '../domain/pipeline.js';
@@ -24,10 +25,14 @@ export const configurePipeline =
     return { eventType, steps: event.data.steps, configuredAt: event.data.configured_at };
   };
 
-/** Goes back to the default pipeline for the event type. */
+/** Goes back to the default pipeline for the event type; 404 when it has none of its own (as a schema's delete). */
 export const resetPipeline =
   ({ store, clock }: ConfigureDeps) =>
   async (eventType: string): Promise<void> => {
+    const stream = await store.readStream(pipelineStreamId(eventType));
+    const last = stream.at(-1);
+    if (last === undefined || last.type === 'PipelineReset')
+      throw new NotFoundError('processing.pipeline-not-found', `event type ${eventType} has no pipeline of its own`);
     const event: PipelineReset = { type: 'PipelineReset', data: { event_type: eventType, reset_at: clock.now().toISOString() } };
-    await store.append({ streamId: pipelineStreamId(eventType), events: [event] });
+    await store.append({ streamId: pipelineStreamId(eventType), events: [event], expectedVersion: stream.length });
   };

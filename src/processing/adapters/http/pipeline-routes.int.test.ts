@@ -22,6 +22,11 @@ describe.each(backends)('GET /api/pipelines on %s', (backend) => {
       expect(response.statusCode, response.body).toBe(200);
     }
     expect((await intake.app.inject({ method: 'DELETE', url: '/api/pipelines/reset_me', headers: auth })).statusCode).toBe(204);
+    // Back to the default, or never configured: nothing of its own to delete, as a schema's delete answers.
+    for (const eventType of ['reset_me', 'never_configured']) {
+      const again = await intake.app.inject({ method: 'DELETE', url: `/api/pipelines/${eventType}`, headers: auth });
+      expect([again.statusCode, again.json().code], eventType).toEqual([404, 'processing.pipeline-not-found']);
+    }
 
     const { items, pages } = await everyPage<{ event_type: string }>(intake, '/api/pipelines', 3);
     expect(items.map((p) => p.event_type)).toEqual([...eventTypes].sort());
