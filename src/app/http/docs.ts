@@ -59,7 +59,7 @@ function redocBundlePath(): string {
 
 const REDOC_PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>Intake API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"></head>
 <body><redoc spec-url="/openapi.json"></redoc>
 <script src="/redoc/redoc.standalone.js"></script></body></html>`;
 
