@@ -185,7 +185,23 @@ function typeOf(code: string): string {
   return `urn:intake:problem:${code}`;
 }
 
-type SchemaError = { instancePath?: string; message?: string; params?: Record<string, unknown> };
+type SchemaError = { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> };
+
+/**
+ * A choice of constants (TypeBox's union of literals) fails once per constant, each "must be equal to
+ * constant": the allowed values, said together, are the useful detail.
+ */
+function allowedValuesAt(errors: readonly SchemaError[], instancePath: string | undefined): unknown[] {
+  return errors.flatMap((e) =>
+    e.instancePath !== instancePath
+      ? []
+      : e.keyword === 'const'
+        ? [e.params?.allowedValue]
+        : e.keyword === 'enum' && Array.isArray(e.params?.allowedValues)
+          ? e.params.allowedValues
+          : [],
+  );
+}
 
 /**
  * One entry per offending field: a `required` error naming several missing properties becomes one
@@ -200,7 +216,7 @@ function violationsOf(part: string | undefined, errors: readonly SchemaError[]):
     const entries =
       names.length > 0
         ? names.map((name) => ({ path: fieldPath(part, error.instancePath, name), message: 'is required' }))
-        : [{ path: fieldPath(part, error.instancePath), message: error.message ?? 'is invalid' }];
+        : [{ path: fieldPath(part, error.instancePath), message: messageOf(error, errors) }];
     for (const entry of entries) {
       if (seen.has(entry.path)) continue;
       seen.add(entry.path);
@@ -208,6 +224,12 @@ function violationsOf(part: string | undefined, errors: readonly SchemaError[]):
     }
   }
   return out;
+}
+
+function messageOf(error: SchemaError, errors: readonly SchemaError[]): string {
+  const allowed = error.keyword === 'const' || error.keyword === 'enum' ? allowedValuesAt(errors, error.instancePath) : [];
+  if (allowed.length > 0) return `must be one of ${[...new Set(allowed.map((v) => JSON.stringify(v)))].join(', ')}`;
+  return error.message ?? 'is invalid';
 }
 
 function fieldPath(part: string | undefined, instancePath: string | undefined, property?: string): string {

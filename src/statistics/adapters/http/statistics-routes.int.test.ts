@@ -83,6 +83,12 @@ describe('GET /api/statistics/{app_id}', () => {
     expect(second.next_cursor).toBeNull();
   });
 
+  it('names the periods it takes when given another', async () => {
+    const response = await get('/api/statistics/shop?time_period=monthly');
+    expect(response.statusCode).toBe(400);
+    expect(response.json().detail).toBe('querystring.time_period must be one of "hourly", "daily", "weekly"');
+  });
+
   it('answers an empty list for an application without items', async () => {
     expect((await get('/api/statistics/nobody')).json()).toEqual({
       app_id: 'nobody',
