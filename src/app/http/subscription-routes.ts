@@ -1,4 +1,4 @@
-import { NotFoundError } from '../../shared/errors.js';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
@@ -67,20 +67,21 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
           schema: {
             tags: ['operations'],
             summary: 'Subscribers with their checkpoint, lag behind the head and parked events',
-            description: 'Paged by name, as every list is (a process has a dozen subscribers at most).',
+            description: 'Paged as every list is (a process has a dozen subscribers at most), in the order they run.',
             querystring: PageQuery,
             response: { 200: PageSchema(Status), ...errorResponses },
           },
         },
         async (request) => {
           const { limit, cursor } = pageRequestOf(request.query);
-          const after = cursor === undefined ? undefined : decodeCursor(cursor);
-          const all = (await subscriptions.status()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-          const page = pageOf(
-            all.filter((s) => after === undefined || s.name > after),
-            limit,
-            (s) => s.name,
-          );
+          // In the order the pipeline runs them (as the dashboard shows them), after the cursor's name.
+          const all = await subscriptions.status();
+          const start = cursor === undefined ? 0 : all.findIndex((s) => s.name === decodeCursor(cursor)) + 1;
+          if (start === 0 && cursor !== undefined)
+            throw new ValidationError('pagination.invalid-cursor', 'cursor is not one this API returned', [
+              { path: 'cursor', message: 'invalid cursor' },
+            ]);
+          const page = pageOf(all.slice(start), limit, (s) => s.name);
           return { items: page.items, next_cursor: page.nextCursor };
         },
       );
