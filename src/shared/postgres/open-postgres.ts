@@ -33,7 +33,13 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  */
 export async function openPostgres(options: OpenPostgresOptions): Promise<PostgresHandle> {
   const { schema } = options;
-  if (!SCHEMA_NAME.test(schema)) throw new Error(`invalid PostgreSQL schema name "${schema}": use lower-case letters, digits and _`);
+  if (!SCHEMA_NAME.test(schema)) {
+    const why =
+      schema.length > 63
+        ? `it has ${schema.length} characters, more than PostgreSQL's 63 (shorten DB_SCHEMA_PREFIX)`
+        : 'use lower-case letters, digits and _, starting with a letter or _';
+    throw new Error(`invalid PostgreSQL schema name "${schema}": ${why}`);
+  }
 
   const bootstrap = new pg.Client({ connectionString: options.url });
   try {

@@ -14,4 +14,12 @@ describe('PostgreSQL connection errors', () => {
     );
     await expect(failure).rejects.not.toThrow(/s3cret/);
   });
+
+  it('say why a schema name is refused: its characters, or its length past 63', async () => {
+    const url = 'postgres://127.0.0.1:1/intake';
+    await expect(openPostgres({ url, schema: `probe_${'z'.repeat(60)}_intake` })).rejects.toThrow(
+      /more than PostgreSQL's 63 \(shorten DB_SCHEMA_PREFIX\)/,
+    );
+    await expect(openPostgres({ url, schema: 'Bad-Name' })).rejects.toThrow(/use lower-case letters, digits and _/);
+  });
 });
