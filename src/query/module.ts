@@ -24,7 +24,7 @@ export function queryModule({ store, db }: ModuleDeps, history: HistorySource = 
     http: [
       queryHttp({
         getItem: getItem(views, itemHistory, history === 'shared-log'),
-        getView: getView(views, history === 'shared-log' ? itemHistory : undefined),
+        getView: getView(views, itemHistory, history === 'shared-log'),
         listItems: listItems(views),
         listItemsWithHistory: listItemsWithHistory(views, itemHistory),
       }),

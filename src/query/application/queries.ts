@@ -51,12 +51,12 @@ function happenedBy(entry: HistoryEntry, at: string): boolean {
  * role's own copy is written with its view, so there a miss is a miss.
  */
 export const getView =
-  (views: ItemViews, aheadOfView?: ItemHistory) =>
+  (views: ItemViews, history: ItemHistory, aheadOfView = false) =>
   async (id: string): Promise<ItemView> => {
     const view = await views.get(id);
     if (view) return view;
     if (!aheadOfView) throw missing(id);
-    return foldedOrMissing(id, await aheadOfView.of(id));
+    return foldedOrMissing(id, await history.of(id));
   };
 
 const missing = (id: string) => new NotFoundError('query.item-not-found', `no item with id ${id}`);

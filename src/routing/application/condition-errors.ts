@@ -9,6 +9,9 @@ export type RuleView = StoredRule & {
 
 export type ConditionErrorOf = (rule: StoredRule) => string | null;
 
+/** A rule's version: its `updated_at` changes with every change of it. */
+export const versionOf = (rule: StoredRule) => `${rule.rule_id}\u0000${rule.updated_at}`;
+
 /** Rule versions remembered at most: past it, the memory starts over (checking a version again is only slower). */
 const REMEMBERED = 10_000;
 
@@ -20,7 +23,7 @@ const REMEMBERED = 10_000;
 export function conditionErrors(): ConditionErrorOf {
   const known = new Map<string, string | null>();
   return (rule) => {
-    const version = `${rule.rule_id}\u0000${rule.updated_at}`;
+    const version = versionOf(rule);
     const remembered = known.get(version);
     if (remembered !== undefined) return remembered;
     const error = conditionProblem(rule.condition);

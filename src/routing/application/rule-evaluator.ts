@@ -3,7 +3,7 @@ import { ValidationError } from '../../shared/errors.js';
 import { OverBudget, workBudget, type WorkBudget } from '../../shared/work-budget.js';
 import { mapYielding } from '../../shared/yielding.js';
 import { compileCondition, type ConditionTest } from '../domain/condition.js';
-import { conditionErrors, type ConditionErrorOf } from './condition-errors.js';
+import { conditionErrors, versionOf, type ConditionErrorOf } from './condition-errors.js';
 import type { StoredRule } from './ports.js';
 
 /**
@@ -170,8 +170,6 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
   };
 }
 
-/** A rule's `updated_at` changes with every change of it. */
-const versionOf = (rule: StoredRule) => `${rule.rule_id}\u0000${rule.updated_at}`;
 /** Rule versions remembered at most; past it the memory starts over (compiling again is only slower). */
 const REMEMBERED_VERSIONS = 10_000;
 
