@@ -7,6 +7,10 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** Accepts connections again on the same port. */
   restore(): Promise<void>;
+  /** Stops passing bytes either way, and leaves every connection open: a partition, or a frozen host. */
+  freeze(): void;
+  /** Passes bytes again, those held back first. */
+  thaw(): void;
   close(): Promise<void>;
 }
 
@@ -15,6 +19,7 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
+  let frozen = false;
 
   const listen = () =>
     new Promise<void>((resolve) => {
@@ -26,6 +31,8 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
           socket.on('error', () => socket.destroy());
         }
         client.pipe(upstream).pipe(client);
+        // After pipe(), which sets both flowing.
+        if (frozen) for (const socket of [client, upstream]) socket.pause();
       });
       server.listen(port, '127.0.0.1', () => {
         port = (server?.address() as AddressInfo).port;
@@ -48,6 +55,14 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
     cut: stop,
     restore: listen,
+    freeze() {
+      frozen = true;
+      for (const socket of sockets) socket.pause();
+    },
+    thaw() {
+      frozen = false;
+      for (const socket of sockets) socket.resume();
+    },
     close: stop,
   };
 }

@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { watchForSilentServer } from './silent-server-watch.js';
 
 export interface PostgresHandle {
   readonly db: Kysely<object>;
@@ -15,6 +16,8 @@ export interface OpenPostgresOptions {
   readonly maxConnections?: number;
   /** How long PostgreSQL lets a connection of this pool sit idle inside a transaction (default 60 s). */
   readonly idleInTransactionTimeoutMs?: number;
+  /** How long a query waits before the pool checks that the server still answers (default 5 s). */
+  readonly stallMs?: number;
 }
 
 /**
@@ -23,6 +26,9 @@ export interface OpenPostgresOptions {
  * it every other append to that log. None of ours waits on anything outside PostgreSQL while it is open.
  */
 const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
+
+const STALL_MS = 5_000;
+const PROBE_TIMEOUT_MS = 2_000;
 
 // A schema name goes into a startup option and a DDL statement, where it cannot be a bound parameter.
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -67,13 +73,21 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
   // flight is rejected all the same, and the request answers 503.
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
+  const stopWatch = watchForSilentServer(pool, {
+    url: options.url,
+    stallMs: options.stallMs ?? STALL_MS,
+    probeTimeoutMs: PROBE_TIMEOUT_MS,
+  });
   const db = new Kysely<object>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,
     pool,
     schema,
-    // Kysely ends the pool it was given.
-    close: () => db.destroy(),
+    close: () => {
+      stopWatch();
+      // Kysely ends the pool it was given.
+      return db.destroy();
+    },
   };
 }
 
