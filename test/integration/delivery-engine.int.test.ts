@@ -181,6 +181,82 @@ describe('circuit breaker per destination', () => {
   }, 60_000);
 });
 
+describe('a destination that asks for quiet', () => {
+  it('gets no other delivery until its Retry-After has passed, although its circuit has failures to spare', async () => {
+    const intake = await start({ ROUTING_BREAKER_THRESHOLD: '10' });
+    const hooks = await receiver((_, index) => (index === 0 ? { status: 429, headers: { 'retry-after': '2' } } : 200));
+    await rule(intake, hooks.url);
+    await ingest(intake, [{ seq: 0 }]);
+    await hooks.waitFor((all) => all[0]?.status === 429);
+    await ingest(intake, [{ seq: 1 }]);
+    await sleep(1000);
+    expect(hooks.requests).toHaveLength(1);
+    await hooks.waitFor((all) => all.filter((r) => r.status === 200).length === 2, 10_000);
+    expect(
+      hooks.requests
+        .filter((r) => r.status === 200)
+        .map((r) => payloadOf(r).seq)
+        .sort(),
+    ).toEqual([0, 1]);
+  }, 30_000);
+});
+
+describe('a disabled rule', () => {
+  it('keeps its deliveries waiting, unattempted, and sends them when it is switched on again', async () => {
+    const intake = await start({ WEBHOOK_RETRY_SCHEDULE: '0.3,0.3' });
+    let up = false;
+    const hooks = await receiver(() => (up ? 200 : 503));
+    const created = await rule(intake, hooks.url);
+    await ingest(intake, [{ seq: 0 }, { seq: 1 }]);
+    await hooks.waitFor((all) => all.length >= 2);
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${created.rule_id}/toggle`)).json().is_active).toBe(false);
+    const sentWhileOn = hooks.requests.length;
+    // Longer than the whole retry schedule: a disabled rule's deliveries used to be dead-lettered here.
+    await sleep(1500);
+    expect(hooks.requests.length - sentWhileOn).toBeLessThanOrEqual(2);
+    expect((await call(intake, 'GET', `/api/routing/dead-letters?rule_id=${created.rule_id}`)).json().items).toEqual([]);
+    const waiting = hooks.requests.length;
+    await sleep(600);
+    expect(hooks.requests.length).toBe(waiting);
+
+    up = true;
+    await call(intake, 'PATCH', `/api/routing-rules/${created.rule_id}/toggle`);
+    await hooks.waitFor((all) => all.filter((r) => r.status === 200).length === 2);
+    expect(
+      hooks.requests
+        .filter((r) => r.status === 200)
+        .map((r) => payloadOf(r).seq)
+        .sort(),
+    ).toEqual([0, 1]);
+    expect((await call(intake, 'GET', `/api/routing/dead-letters?rule_id=${created.rule_id}`)).json().items).toEqual([]);
+  }, 30_000);
+});
+
+describe('a breaker threshold lowered across a restart', () => {
+  it('lets a probe through to a circuit whose failures already passed it, rather than holding for ever', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-breaker-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const env = { ...BASE_ENV, WEBHOOK_RETRY_SCHEDULE: '0.05,0.05,0.05,0.05,0.05,0.05,0.05,0.05' };
+    const first = await startTestIntake({ ...env, ROUTING_BREAKER_THRESHOLD: '100' }, {}, dir);
+    expect((await call(first, 'POST', '/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
+    let up = false;
+    const hooks = await receiver(() => (up ? 200 : 500));
+    const created = await rule(first, hooks.url);
+    await ingest(first, [{ seq: 0 }]);
+    await hooks.waitFor((all) => all.length >= 3);
+    await first.dispose();
+    const failures = hooks.requests.length;
+
+    up = true;
+    const second = await startTestIntake({ ...env, ROUTING_BREAKER_THRESHOLD: '2' }, {}, dir);
+    cleanups.push(() => second.dispose());
+    await hooks.waitFor((all) => all.some((r) => r.status === 200));
+    expect(hooks.requests.length).toBe(failures + 1);
+    const circuit = async () => (await call(second, 'GET', `/api/routing-rules/${created.rule_id}`)).json().circuit;
+    expect(await until(circuit, (c: { state: string }) => c.state === 'closed')).toMatchObject({ failures: 0 });
+  }, 30_000);
+});
+
 describe('a rule whose destination changes', () => {
   it('starts the new destination with a closed circuit, while other changes keep the circuit as it is', async () => {
     // One failure opens the circuit for the default 30 s.

@@ -9,8 +9,11 @@ export interface ScriptedRequest {
   status?: number;
 }
 
+/** A status, a status with headers, or 'hang' (no answer). */
+export type ScriptedAnswer = number | { readonly status: number; readonly headers: Record<string, string> } | 'hang';
+
 export interface Script {
-  (request: ScriptedRequest, index: number): Promise<number | 'hang'> | number | 'hang';
+  (request: ScriptedRequest, index: number): Promise<ScriptedAnswer> | ScriptedAnswer;
 }
 
 export interface ScriptedReceiver {
@@ -41,11 +44,12 @@ export async function startScriptedReceiver(script: Script = () => 200, port = 0
       requests.push(request);
       concurrent++;
       maxConcurrent = Math.max(maxConcurrent, concurrent);
-      void Promise.resolve(current(request, requests.length - 1)).then((status) => {
+      void Promise.resolve(current(request, requests.length - 1)).then((answer) => {
         concurrent--;
-        if (status === 'hang') return;
+        if (answer === 'hang') return;
+        const { status, headers } = typeof answer === 'number' ? { status: answer, headers: {} } : answer;
         request.status = status;
-        res.writeHead(status).end('ok');
+        res.writeHead(status, headers).end('ok');
       });
     });
   });

@@ -5,7 +5,14 @@ import { dataStreamId } from '../../shared/contracts/data-events.js';
 import type { EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
 import { failsTheTransaction } from '../../shared/event-store/savepoint.js';
 import { afterAttempt, closedBreaker, type Breaker, type BreakerPolicy } from '../domain/circuit-breaker.js';
-import { decideAttempt, decideInterrupted, INTERRUPTED, type AttemptDecision, type AttemptOutcome } from '../domain/delivery.js';
+import {
+  decideAttempt,
+  decideInterrupted,
+  INTERRUPTED,
+  MAX_RETRY_AFTER_MS,
+  type AttemptDecision,
+  type AttemptOutcome,
+} from '../domain/delivery.js';
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
 import { ruleStreamId, type RoutingRuleToggled } from '../domain/routing-rule.js';
 import type { DeliveryRequest, QueuePublisher, WebhookSender } from './destination.js';
@@ -93,10 +100,31 @@ export function deliveryAttempts(deps: AttemptDeps): {
     }
   };
 
+  /**
+   * Nothing was sent (the rule is disabled or deleted), so this cannot have been the probe the circuit
+   * waits for: the probe is given back at once rather than after its lease, or each of the rule's
+   * remaining deliveries would wait that long.
+   */
+  const releaseProbe = async (db: Kysely<object>, ruleId: string, now: Date): Promise<Breaker | undefined> => {
+    const breakers = deps.breakers(db);
+    const current = (await breakers.get([ruleId])).get(ruleId);
+    if (current?.state !== 'half_open') return undefined;
+    await breakers.releaseProbes(deps.workerId, now.toISOString(), ruleId);
+    return { ...current, nextProbeAt: now.toISOString() };
+  };
+
+  /** A rule switched off after the claim: its delivery waits, unattempted, until it is switched on again. */
+  const giveBack = async (delivery: Delivery): Promise<Breaker | undefined> =>
+    deps.store.transaction(async (tx) => {
+      await deps.deliveries(tx.db).release([delivery.deliveryId], deps.workerId);
+      return releaseProbe(tx.db, delivery.ruleId, deps.clock.now());
+    });
+
   const attemptDelivery = async (delivery: Delivery): Promise<Breaker | undefined> => {
     const attempt = delivery.attempts + 1;
     const rule = await deps.rules(deps.db).get(delivery.ruleId);
-    const reachable = rule?.is_active === true;
+    if (rule && !rule.is_active) return giveBack(delivery);
+    const reachable = rule !== undefined;
     // Written before anything is sent: if the process dies mid-attempt, the log still shows it.
     if (reachable)
       await deps.deliveries(deps.db).beginAttempt({
@@ -144,7 +172,8 @@ export function deliveryAttempts(deps: AttemptDeps): {
         const destination = destinationKeyOfRule(rule);
         const breakers = deps.breakers(tx.db);
         const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId) ?? closedBreaker;
-        const next = afterAttempt(current, outcome.outcome === 'retry' ? 'down' : 'up', now, deps.breakerPolicy);
+        const quiet = outcome.outcome === 'retry' ? Math.min(outcome.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
+        const next = afterAttempt(current, outcome.outcome === 'retry' ? 'down' : 'up', now, deps.breakerPolicy, quiet);
         // A success on a healthy destination changes nothing: no write.
         const changed = next.state !== current.state || next.failures !== current.failures || next.nextProbeAt !== current.nextProbeAt;
         if (!changed) breaker = next;
@@ -171,17 +200,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
           ],
           now.toISOString(),
         );
-      } else {
-        // Nothing was sent (the rule is disabled or deleted), so this cannot have been the probe the
-        // circuit waits for: give the probe back at once rather than after its lease, or each of the
-        // rule's remaining deliveries would wait that long to be settled.
-        const breakers = deps.breakers(tx.db);
-        const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId);
-        if (current?.state === 'half_open') {
-          await breakers.releaseProbes(deps.workerId, now.toISOString(), delivery.ruleId);
-          breaker = { ...current, nextProbeAt: now.toISOString() };
-        }
-      }
+      } else breaker = await releaseProbe(tx.db, delivery.ruleId, now);
       if (decision.disableRule && rule) {
         const disabled: RoutingRuleToggled = {
           type: 'RoutingRuleToggled',

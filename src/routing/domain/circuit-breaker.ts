@@ -34,20 +34,31 @@ export type Admission = 'send' | 'probe' | 'hold';
  * goes down sees at most `threshold` failing attempts before the circuit opens, however many are due.
  */
 export function admit(breaker: Breaker, inFlight: number, now: Date, policy: BreakerPolicy): Admission {
-  if (breaker.state === 'closed') return inFlight + breaker.failures < policy.threshold ? 'send' : 'hold';
+  if (breaker.state === 'closed') {
+    if (inFlight + breaker.failures < policy.threshold) return 'send';
+    // Failures that reach a threshold lowered since they were counted: the circuit would be open by
+    // now, and only an attempt can open it, so one goes as its probe (held, it would wait for ever).
+    return breaker.failures >= policy.threshold && inFlight === 0 ? 'probe' : 'hold';
+  }
   const probeDue = breaker.nextProbeAt === null || Date.parse(breaker.nextProbeAt) <= now.getTime();
   return probeDue && inFlight === 0 ? 'probe' : 'hold';
 }
 
-/** The state after an attempt's outcome. */
-export function afterAttempt(breaker: Breaker, health: Health, now: Date, policy: BreakerPolicy): Breaker {
+/**
+ * The state after an attempt's outcome. A destination that asked for quiet (429 or 503 with
+ * `Retry-After`, given here in ms) is left alone that long: its circuit opens at once, and its
+ * probe waits for the time asked for (or the cool-down, when the failures alone open the circuit and
+ * that is later).
+ */
+export function afterAttempt(breaker: Breaker, health: Health, now: Date, policy: BreakerPolicy, retryAfterMs = 0): Breaker {
   if (health === 'up') return closedBreaker;
   const failures = breaker.failures + 1;
-  if (breaker.state !== 'closed' || failures >= policy.threshold) {
+  const failing = breaker.state !== 'closed' || failures >= policy.threshold;
+  if (failing || retryAfterMs > 0) {
     return {
       state: 'open',
       failures,
-      nextProbeAt: new Date(now.getTime() + policy.cooldownMs).toISOString(),
+      nextProbeAt: new Date(now.getTime() + (failing ? Math.max(policy.cooldownMs, retryAfterMs) : retryAfterMs)).toISOString(),
       openedAt: breaker.state === 'closed' ? now.toISOString() : (breaker.openedAt ?? now.toISOString()),
     };
   }

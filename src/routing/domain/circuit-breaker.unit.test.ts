@@ -45,6 +45,27 @@ describe('circuit breaker', () => {
     });
   });
 
+  it('sends one probe for failures counted against a threshold since lowered, rather than holding for ever', () => {
+    const counted = { ...closedBreaker, failures: 5 };
+    expect(admit(counted, 0, at, policy)).toBe('probe');
+    expect(admit(counted, 1, at, policy)).toBe('hold');
+  });
+
+  it('leaves a destination that asked for quiet alone for as long as it asked', () => {
+    // One failure, far below the threshold: Retry-After alone opens the circuit, for the time asked.
+    expect(afterAttempt(closedBreaker, 'down', at, policy, 120_000)).toEqual({
+      state: 'open',
+      failures: 1,
+      nextProbeAt: '2026-12-02T10:02:00.000Z',
+      openedAt: at.toISOString(),
+    });
+    expect(afterAttempt(closedBreaker, 'down', at, policy, 200)).toMatchObject({ nextProbeAt: '2026-12-02T10:00:00.200Z' });
+    // Failures that open it anyway keep at least the cool-down.
+    expect(afterAttempt({ ...closedBreaker, failures: 2 }, 'down', at, policy, 200)).toMatchObject({
+      nextProbeAt: '2026-12-02T10:00:01.000Z',
+    });
+  });
+
   it('reads its policy from the environment with defaults', () => {
     expect(parseBreakerPolicy(undefined, undefined)).toEqual({ threshold: 10, cooldownMs: 30_000 });
     expect(parseBreakerPolicy('3', '0.5')).toEqual({ threshold: 3, cooldownMs: 500 });

@@ -227,6 +227,24 @@ const talliesAndDestinationKeys: Migration = {
   },
 };
 
+/**
+ * Whether a rule is on, beside its stored JSON, so that the claim can leave a disabled rule's deliveries
+ * waiting (they go out when it is switched on again) instead of dead-lettering them.
+ */
+const ruleActivity: Migration = {
+  async up(db) {
+    await db.schema
+      .alterTable('routing_rules')
+      .addColumn('is_active', 'integer', (c) => c.notNull().defaultTo(1))
+      .execute();
+    const rules = await sql<{ rule_id: string; rule: string }>`SELECT rule_id, rule FROM routing_rules`.execute(db);
+    for (const row of rules.rows) {
+      if ((JSON.parse(row.rule) as { is_active?: boolean }).is_active === false)
+        await sql`UPDATE routing_rules SET is_active = 0 WHERE rule_id = ${row.rule_id}`.execute(db);
+    }
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -239,5 +257,6 @@ export const routingMigrations: MigrationSet = {
     '0007_deliveries_by_creation': deliveriesByCreation,
     '0008_earlier_attempts': earlierAttempts,
     '0009_tallies_and_destination_keys': talliesAndDestinationKeys,
+    '0010_rule_activity': ruleActivity,
   },
 };

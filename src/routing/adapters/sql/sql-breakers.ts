@@ -85,7 +85,8 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
         .updateTable('routing_breakers')
         .set({ state: 'half_open', next_probe_at: breaker.nextProbeAt, probe_owner: owner, updated_at: now })
         .where('rule_id', '=', ruleId)
-        .where('state', '<>', 'closed')
+        // Or closed with failures past a lowered threshold, as this worker read it.
+        .where((eb) => eb.or([eb('state', '<>', 'closed'), eb('failures', '=', breaker.failures)]))
         .where((eb) => eb.or([eb('next_probe_at', 'is', null), eb('next_probe_at', '<=', now)]))
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;

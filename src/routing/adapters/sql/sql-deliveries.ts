@@ -150,8 +150,8 @@ function olderThan(cursor: string) {
 const unsettled = (alias?: string) => sql<SqlBool>`${sql.raw(alias ? `${alias}.` : '')}status <> 'succeeded'`;
 
 /**
- * What makes a pending delivery claimable apart from its due time: not leased, its rule not
- * excluded, its circuit not open (an open circuit whose probe time has come lets its deliveries
+ * What makes a pending delivery claimable apart from its due time: not leased, its rule neither
+ * excluded nor disabled (its deliveries wait until it is switched on again), its circuit not open (an open circuit whose probe time has come lets its deliveries
  * through, and the worker picks one as the probe), and no earlier pending delivery of its ordering key.
  */
 function claimable(now: string, excludeRules: readonly string[]) {
@@ -159,6 +159,7 @@ function claimable(now: string, excludeRules: readonly string[]) {
   return sql<SqlBool>`d.status = 'pending' AND ${unsettled('d')}
     AND (d.lease_until IS NULL OR d.lease_until <= ${now})
     ${excluded}
+    AND NOT EXISTS (SELECT 1 FROM routing_rules r WHERE r.rule_id = d.rule_id AND r.is_active = 0)
     AND NOT EXISTS (SELECT 1 FROM routing_breakers b
                     WHERE b.rule_id = d.rule_id AND b.state <> 'closed' AND b.next_probe_at > ${now})
     AND NOT EXISTS (SELECT 1 FROM routing_deliveries e

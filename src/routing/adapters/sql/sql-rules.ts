@@ -7,7 +7,7 @@ import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../../domain/routing-ru
 import type { SecretBox } from '../secrets/secret-box.js';
 
 type Tables = {
-  routing_rules: { rule_id: string; app_id: string; rule: string; priority: number; created_at: string };
+  routing_rules: { rule_id: string; app_id: string; rule: string; priority: number; created_at: string; is_active: number };
   routing_secrets: { rule_id: string; secret: string };
   routing_tallies: { rule_id: string };
 };
@@ -31,6 +31,7 @@ export const rulesProjection: InlineProjection = {
             rule: JSON.stringify(rule),
             priority: data.priority,
             created_at: data.created_at,
+            is_active: data.is_active ? 1 : 0,
           })
           .onConflict((oc) => oc.doNothing())
           .execute();
@@ -48,7 +49,7 @@ export const rulesProjection: InlineProjection = {
             : { ...current, is_active: data.is_active, updated_at: data.toggled_at };
         await tables(db)
           .updateTable('routing_rules')
-          .set({ rule: JSON.stringify(next), priority: next.priority })
+          .set({ rule: JSON.stringify(next), priority: next.priority, is_active: next.is_active ? 1 : 0 })
           .where('rule_id', '=', data.rule_id)
           .execute();
       }
