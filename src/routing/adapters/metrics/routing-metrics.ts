@@ -3,6 +3,8 @@ import type { AttemptObservation } from '../../application/delivery-worker.js';
 import type { DestinationView } from '../../application/destinations.js';
 
 const STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
+/** Gauges collected within this long of each other share one read: they belong to one scrape. */
+const SCRAPE_MS = 1000;
 
 /**
  * Per-destination delivery metrics: attempts by outcome (the success rate is
@@ -25,13 +27,37 @@ export function registerRoutingMetrics(
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15],
     registers: [registry],
   });
-  const read = async () => {
-    try {
-      return await destinations();
-    } catch {
-      return [];
-    }
+  // One read of the routing tables serves every gauge of a scrape. When it fails (the database is
+  // down), the gauges keep the last values read and intake_routing_metrics_up says they are stale:
+  // an empty answer would read as "no circuit open, nothing pending" just when it matters.
+  let last: DestinationView[] = [];
+  let readOk = true;
+  let current: { readonly at: number; readonly views: Promise<DestinationView[]> } | undefined;
+  const read = (): Promise<DestinationView[]> => {
+    if (current && Date.now() - current.at < SCRAPE_MS) return current.views;
+    const views = destinations().then(
+      (fresh) => {
+        last = fresh;
+        readOk = true;
+        return fresh;
+      },
+      () => {
+        readOk = false;
+        return last;
+      },
+    );
+    current = { at: Date.now(), views };
+    return views;
   };
+  new Gauge({
+    name: 'intake_routing_metrics_up',
+    help: '1 when the routing gauges below were read from the database at this scrape; 0 when they are the last values read',
+    registers: [registry],
+    async collect() {
+      await read();
+      this.set(readOk ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'intake_delivery_success_ratio',
     help: 'Share of attempts delivered per destination (rule), since the rule was made or its destination last changed',
