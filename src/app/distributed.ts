@@ -122,6 +122,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     logger,
     version,
     bodyLimitBytes: config.bodyLimitBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
     maxJsonDepth: config.maxJsonDepth,
     maxJsonValues: config.maxJsonValues,
     adminDigest: options.adminDigest,

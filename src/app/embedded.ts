@@ -229,6 +229,7 @@ async function httpEdge(
     logger: options.logger,
     version,
     bodyLimitBytes: options.config.bodyLimitBytes,
+    requestTimeoutMs: options.config.requestTimeoutMs,
     maxJsonDepth: options.config.maxJsonDepth,
     maxJsonValues: options.config.maxJsonValues,
     metricsToken: options.config.metricsToken,

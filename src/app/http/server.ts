@@ -9,6 +9,7 @@ import { registerHttpMetrics } from '../metrics/http-metrics.js';
 import type { IntakeMetrics } from '../metrics/metrics.js';
 import { registerDocsRoutes, registerOpenApi } from './docs.js';
 import { answerClientError } from './client-errors.js';
+import { drainConnections } from './drain-connections.js';
 import { errorLogSummary } from './error-log-summary.js';
 import { registerJsonLimits } from '../../shared/http/json-limits.js';
 import { sendProblem } from './problem.js';
@@ -27,6 +28,8 @@ export interface HttpServerOptions {
   readonly logger: FastifyBaseLogger;
   readonly version: string;
   readonly bodyLimitBytes: number;
+  /** How long a client may take to send a whole request (30 s by default). */
+  readonly requestTimeoutMs?: number;
   /** MAX_JSON_DEPTH: how deep a JSON body (or each event of a batch) may nest; 64 by default. */
   readonly maxJsonDepth?: number;
   /** MAX_JSON_VALUES: how many values a JSON body (or each event of a batch) may hold; 20,000 by default. */
@@ -82,9 +85,19 @@ Format.Set('date-time', (value) => isRfc3339DateTime(value) && !Number.isNaN(Dat
 
 export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const expectedErrors = errorLogSummary(options.logger);
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimitBytes,
+    // Without it a client that trickles a body (or only its headers' end) holds its connection and
+    // the buffered bytes for as long as it likes; a few thousand such clients take every descriptor.
+    requestTimeout: requestTimeoutMs,
+    // Node looks for late requests this often (every 30 s by default, as long as the timeout itself),
+    // and only when the headers' own deadline is not the later one.
+    http: {
+      connectionsCheckingInterval: Math.max(50, Math.floor(requestTimeoutMs / 4)),
+      headersTimeout: Math.min(60_000, requestTimeoutMs),
+    },
     // Per-request lines are logged at debug level by the onResponse hook below: they cost throughput at info.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlation_id' }),
     // The correlation id doubles as request id: logs, events and the response all carry the same one.
@@ -105,6 +118,10 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   app.removeContentTypeParser('text/plain');
   registerJsonLimits(app, { maxDepth: options.maxJsonDepth ?? 64, maxValues: options.maxJsonValues ?? 20_000 });
 
+  app.addHook('preClose', (done) => {
+    drainConnections(app.server);
+    done();
+  });
   app.addHook('onClose', async () => expectedErrors.close());
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply, expectedErrors));
   const allowedMethods = trackAllowedMethods(app, { maxParamLength: MAX_PARAM_LENGTH });

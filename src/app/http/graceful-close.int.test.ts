@@ -1,0 +1,61 @@
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, startTestIntake, type TestIntake } from '../../../test/support/embedded-intake.js';
+
+let intake: TestIntake | undefined;
+afterEach(async () => {
+  await intake?.dispose().catch(() => undefined);
+});
+
+const answered = (socket: Socket) =>
+  new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      if (/\r\n\r\n[\s\S]*\}$/.test(text)) resolve(text);
+    });
+  });
+
+describe('a client that never finishes its request', () => {
+  it('is answered 408 and cut after REQUEST_TIMEOUT_MS, while others are served', async () => {
+    intake = await startTestIntake({ REQUEST_TIMEOUT_MS: '300' });
+    await intake.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = intake.app.server.address() as { port: number };
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const ended = new Promise((resolve) => socket.once('close', resolve));
+    const answer = answered(socket);
+    socket.write(
+      `POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n{"batch":[`,
+    );
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    // Without the timeout the connection stays open for as long as the client likes: past this test's time.
+    expect(await answer).toMatch(/^HTTP\/1\.1 408 /);
+    await ended;
+  }, 10_000);
+});
+
+describe('closing the HTTP server', () => {
+  it('answers a request in flight, then lets its keep-alive connection go instead of waiting for the client', async () => {
+    intake = await startTestIntake();
+    await intake.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = intake.app.server.address() as { port: number };
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const ended = new Promise((resolve) => socket.once('close', resolve));
+    const body = JSON.stringify({ partner_id: 'p', payload: {} });
+    socket.write(
+      `POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    );
+    const answer = answered(socket);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const closed = intake.app.close();
+    socket.write(body.slice(5));
+    expect(await answer).toMatch(/^HTTP\/1\.1 (201|503) /);
+    // Without the drain the client's open connection held close() for the 72 s keep-alive timeout.
+    await closed;
+    await ended;
+  }, 15_000);
+});
