@@ -61,6 +61,13 @@ const ONE_PASS_STEPS = 6;
  */
 const NFA_ONLY_FROM = 64;
 const NFA_STEPS = 3;
+/**
+ * Below this many threads the DFA's states are few enough to stay in its cache, and a character costs
+ * a step per thread. From it on, the text can make the DFA build a new state at most characters
+ * (`[ab]*a[ab]{40}$`, "an a forty characters before the end", on random a's and b's): it took 33 ns
+ * per thread and character, as much as the NFA, so it is priced as the NFA, though it still runs.
+ */
+const DFA_STATES_CACHED_BELOW = 8;
 
 /**
  * Compiled patterns by flags and pattern. Checking a rule, costing it and compiling it each compile its
@@ -168,7 +175,8 @@ function stepsPerCharacterOf(regex: RE2JS): number {
   if (internals.prefixComplete) return LITERAL_STEPS;
   if (internals.onepass !== null && internals.onepass !== undefined) return ONE_PASS_STEPS;
   const threads = liveThreadBound(internals.prog);
-  if (threads < NFA_ONLY_FROM) return threads;
+  if (threads < DFA_STATES_CACHED_BELOW) return threads;
+  if (threads < NFA_ONLY_FROM) return NFA_STEPS * threads;
   // re2js tries `this.dfa` first and goes on to its backtracker or NFA when it answers null.
   Object.defineProperty(internals, 'dfa', { value: { match: () => null } });
   return NFA_STEPS * threads;
