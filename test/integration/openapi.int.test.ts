@@ -1,19 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
 
-type Operation = { summary?: string; responses?: Record<string, { content?: Record<string, unknown> }> };
+type Operation = {
+  summary?: string;
+  responses?: Record<string, { content?: Record<string, unknown> }>;
+  security?: Array<Record<string, string[]>>;
+  parameters?: Array<{ in: string }>;
+  requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> };
+};
 
 /** Operations that answer without a token and cannot be refused: the probes. */
 const CANNOT_FAIL = new Set(['GET /health', 'GET /health/ready', 'GET /api/v1/tracking/health']);
 
 let intake: TestIntake;
 let operations: Array<[string, Operation]>;
+let globalSecurity: unknown[];
 
 beforeAll(async () => {
   intake = await startTestIntake();
+  await intake.app.inject({ method: 'POST', url: '/api/applications', headers: auth, payload: { name: 'Shop', app_id: 'shop' } });
   const doc = (await intake.app.inject({ method: 'GET', url: '/openapi.json' })).json<{
     paths: Record<string, Record<string, Operation>>;
+    security: unknown[];
   }>();
+  globalSecurity = doc.security;
   operations = Object.entries(doc.paths).flatMap(([path, byMethod]) =>
     Object.entries(byMethod).map(([method, operation]): [string, Operation] => [`${method.toUpperCase()} ${path}`, operation]),
   );
@@ -37,5 +47,57 @@ describe('the OpenAPI document of the whole service', () => {
       return problems.length === 0 || problems.some(([, response]) => !response.content?.['application/problem+json']);
     });
     expect(undocumented.map(([name]) => name)).toEqual([]);
+  });
+
+  it('documents what the edge answers on every route of a kind, and the edge answers it', async () => {
+    const documents = (name: string, status: string) => operations.find(([n]) => n === name)?.[1].responses?.[status] !== undefined;
+    const lacking = operations.flatMap(([name, operation]) => [
+      ...((operation.security ?? globalSecurity).length > 0 && !operation.responses?.['403'] ? [`${name} 403`] : []),
+      ...(operation.parameters?.some((p) => p.in === 'path') && !operation.responses?.['414'] ? [`${name} 414`] : []),
+      ...(Object.keys(operation.requestBody?.content ?? {}).join() === 'application/json' && !operation.responses?.['415']
+        ? [`${name} 415`]
+        : []),
+    ]);
+    expect(lacking).toEqual([]);
+
+    const key = (await intake.app.inject({ method: 'POST', url: '/api/applications/shop/keys', headers: auth })).json<{ key: string }>()
+      .key;
+    expect(documents('GET /api/routing-rules/{rule_id}', '403')).toBe(true);
+    expect(
+      (await intake.app.inject({ method: 'GET', url: '/api/routing-rules/r1', headers: { authorization: `Bearer ${key}` } })).statusCode,
+    ).toBe(403);
+    expect((await intake.app.inject({ method: 'GET', url: `/api/routing-rules/${'r'.repeat(5000)}`, headers: auth })).statusCode).toBe(414);
+    const text = await intake.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      headers: { ...auth, 'content-type': 'text/plain' },
+      payload: '{}',
+    });
+    expect(text.statusCode).toBe(415);
+  });
+
+  it('documents the tracking API’s write-key credentials and message bodies, which it checks message by message', async () => {
+    const [, batch] = operations.find(([name]) => name === 'POST /v1/batch') ?? [];
+    expect(batch?.security).toEqual([{ writeKey: [] }, { bearer: [] }]);
+    expect(Object.keys(batch?.requestBody?.content ?? {})).toContain('text/plain');
+    expect(Object.keys(batch?.requestBody?.content['application/json']?.schema.properties ?? {})).toContain('batch');
+    const [, settings] = operations.find(([name]) => name === 'GET /v1/projects/{writeKey}/settings') ?? [];
+    expect(settings?.security).toEqual([]);
+
+    // Documented, not checked as a whole: a message of the wrong shape is rejected alone.
+    const key = (await intake.app.inject({ method: 'POST', url: '/api/applications/shop/keys', headers: auth })).json<{ key: string }>()
+      .key;
+    const answer = await intake.app.inject({
+      method: 'POST',
+      url: '/v1/batch',
+      headers: { authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ batch: [{ type: 'track', userId: 'u1', event: 'Viewed' }, 'not a message', { type: 'track', event: 7 }] }),
+    });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.json<{ receipts: Array<{ status: string }> }>().receipts.map((r) => r.status)).toEqual([
+      'accepted',
+      'rejected',
+      'rejected',
+    ]);
   });
 });

@@ -19,17 +19,60 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         description:
           'Durable JSON ingestion: an append-only event store with validation, processing, query views, routing and attribution.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'the admin token, or a write key where a route takes one' },
+          writeKey: { type: 'http', scheme: 'basic', description: 'a write key as the user name, with an empty password' },
+        },
+      },
       security: [{ bearer: [] }],
     },
-    transformObject: (document) =>
-      'openapiObject' in document ? withProblemMediaType(document.openapiObject as OpenApiDocument) : document.swaggerObject,
+    transformObject: (document) => {
+      if (!('openapiObject' in document)) return document.swaggerObject;
+      // Both change the document in place.
+      withEdgeProblems(withProblemMediaType(document.openapiObject as OpenApiDocument));
+      return document.openapiObject;
+    },
   });
 }
 
-type OpenApiDocument = {
-  paths?: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, unknown> }> }>>;
-};
+interface Operation {
+  responses?: Record<string, { description?: string; content?: Record<string, unknown> }>;
+  requestBody?: unknown;
+  parameters?: Array<{ in?: string }>;
+  security?: unknown[];
+}
+type OpenApiDocument = { paths?: Record<string, Record<string, Operation>>; security?: unknown[] };
+
+const PROBLEM = { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+
+/**
+ * What the HTTP edge answers on every route of a kind, whatever the route declares: 403 where a
+ * credential is needed (a valid one that may not do this: a write key on a management route, or one
+ * of another application), 414 where a path parameter is longer than any id, 415 where a JSON route
+ * gets a body of another media type.
+ */
+function withEdgeProblems<T extends OpenApiDocument>(document: T): T {
+  const add = (operation: Operation, status: string, description: string) => {
+    operation.responses ??= {};
+    operation.responses[status] ??= { description, ...PROBLEM };
+  };
+  for (const operations of Object.values(document.paths ?? {})) {
+    for (const operation of Object.values(operations)) {
+      if ((operation.security ?? document.security ?? []).length > 0)
+        add(
+          operation,
+          '403',
+          'the credential is valid but may not do this (a write key on a management route, or one of another application)',
+        );
+      if (operation.parameters?.some((parameter) => parameter.in === 'path')) add(operation, '414', 'a path parameter longer than any id');
+      // The tracking API takes any label (its JSON arrives as text/plain and form types too).
+      const media = Object.keys((operation.requestBody as { content?: object } | undefined)?.content ?? {});
+      if (media.length === 1 && media[0] === 'application/json') add(operation, '415', 'a body of another media type than JSON');
+    }
+  }
+  return document;
+}
 
 /**
  * Every error is answered as `application/problem+json` (RFC 9457), whatever route it comes from:

@@ -50,6 +50,47 @@ const Answer = Type.Object({
 const responses = { 200: Answer, ...errorResponses, 403: problemRef };
 
 /**
+ * A message as the document describes it. The routes do not check bodies against it: each message is
+ * checked by itself (domain/message.ts), so that a bad one is rejected alone, never its batch.
+ */
+const MessageDoc = Type.Object(
+  {
+    type: Type.Optional(
+      Type.String({ description: 'track, identify, page, screen, group or alias; given by the path on the single-message routes' }),
+    ),
+    userId: Type.Optional(Type.String()),
+    anonymousId: Type.Optional(Type.String({ description: 'userId or anonymousId is required' })),
+    event: Type.Optional(Type.String({ description: 'a track message’s name: its event_type' })),
+    name: Type.Optional(Type.String({ description: 'a page or screen name' })),
+    properties: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    traits: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    context: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'campaign, page, ip, userAgent…' })),
+    groupId: Type.Optional(Type.String()),
+    previousId: Type.Optional(Type.String()),
+    messageId: Type.Optional(Type.String({ description: 'deduplicates for 24 h' })),
+    timestamp: Type.Optional(Type.String({ format: 'date-time' })),
+    sentAt: Type.Optional(Type.String({ format: 'date-time', description: 'with timestamp, corrects the sender’s clock skew' })),
+    writeKey: Type.Optional(Type.String({ description: 'the write key, when it is not in the Authorization header' })),
+  },
+  { additionalProperties: true },
+);
+const BatchDoc = Type.Object(
+  {
+    batch: Type.Array(MessageDoc, { minItems: 1, maxItems: MAX_BATCH_MESSAGES }),
+    sentAt: Type.Optional(Type.String({ format: 'date-time' })),
+    context: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'merged into every message’s own' })),
+    writeKey: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true },
+);
+/** The write key as Basic auth's user name (SDKs' way), or as a Bearer token. */
+const security: Array<Record<string, string[]>> = [{ writeKey: [] }, { bearer: [] }];
+// JSON however it is labelled: browsers' sendBeacon says text/plain, RudderStack's Node SDK a form type.
+const consumes = ['application/json', 'text/plain', 'application/x-www-form-urlencoded'];
+/** Bodies are documented, not checked: see MessageDoc. */
+const documentedBodyOnly = () => () => true;
+
+/**
  * The Segment / RudderStack HTTP Tracking API. Public routes: the write key (not the admin token)
  * authenticates, and it alone decides the application. Bodies are parsed here, whatever their
  * content type or encoding, because SDKs label JSON in several ways.
@@ -78,8 +119,12 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
             bodyLimit: MAX_BATCH_BYTES,
             // Each message is held to the JSON limits alone: one too deep or with a lone surrogate is rejected by itself.
             config: { jsonItems: 'batch' },
+            validatorCompiler: documentedBodyOnly,
             schema: {
               tags,
+              security,
+              consumes,
+              body: BatchDoc,
               summary: `A batch of messages (${MAX_BATCH_BYTES / 1024} KB and ${MAX_BATCH_MESSAGES} messages at most, ${MAX_MESSAGE_BYTES / 1024} KB a message)`,
               hide: path !== '/v1/batch' && path !== '/v1/import',
               response: responses,
@@ -115,7 +160,16 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
             path,
             {
               bodyLimit: MAX_SINGLE_BYTES,
-              schema: { tags, summary: `One ${type} message`, hide: path === `/v1/${short}`, response: responses },
+              validatorCompiler: documentedBodyOnly,
+              schema: {
+                tags,
+                security,
+                consumes,
+                summary: `One ${type} message`,
+                hide: path === `/v1/${short}`,
+                body: MessageDoc,
+                response: responses,
+              },
             },
             async (request, reply) => {
               const body = objectBody(request.body);
@@ -132,6 +186,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
         {
           schema: {
             tags,
+            security: [],
             summary: 'Settings analytics.js loads: its API host is this server',
             response: { 200: JsonObjectSchema, ...errorResponses },
           },
