@@ -85,6 +85,20 @@ export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);
  */
 export const postgresSchemaOf = (config: Pick<Config, 'schemaPrefix'>, role?: string) => `${config.schemaPrefix}${role ?? 'intake'}`;
 
+/**
+ * A distributed deployment as its NATS stream names it: its database and schema prefix. Not its host,
+ * which roles may reach by different names.
+ */
+export function deploymentOf(config: Pick<Config, 'schemaPrefix' | 'databaseUrl'>): string {
+  let database = '';
+  try {
+    database = decodeURIComponent(new URL(config.databaseUrl).pathname.slice(1));
+  } catch {
+    // A URL PostgreSQL takes but URL does not: the prefix alone names the deployment.
+  }
+  return `database ${database || '(default)'}, schemas ${config.schemaPrefix || '(no prefix)'}…`;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const databaseUrl = env.DATABASE_URL ?? 'sqlite:./data/intake.db';
   const postgres = isPostgresUrl(databaseUrl);

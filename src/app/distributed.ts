@@ -18,7 +18,7 @@ import { bindToBus, BusBindingMismatch } from '../shared/messaging/bus-binding.j
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { localProcedures } from '../shared/procedures.js';
 import { buildContexts, contextNamed, REPLICAS, type ContextDescriptor } from './catalog.js';
-import { ConfigError, postgresSchemaOf, type Config } from './config.js';
+import { ConfigError, deploymentOf, postgresSchemaOf, type Config } from './config.js';
 import { verifyModules, type ContextModule, type ModuleDeps } from '../shared/context-module.js';
 import { busSubscriptionAdmin } from './distributed-admin.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
@@ -88,6 +88,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     stream: config.natsStream,
     subjects: [allSubjectsOf(config.natsSubjectPrefix)],
     connectionName: `intake-${roles.join('+')}`,
+    deployment: deploymentOf(config),
     onError: (error) => {
       brokerError = { at: Date.now(), message: error instanceof Error ? error.message : String(error) };
     },
@@ -287,6 +288,7 @@ export async function buildDistributedRebuild(options: {
     stream: config.natsStream,
     subjects: [allSubjectsOf(config.natsSubjectPrefix)],
     connectionName: `intake-replay-${roles.join('+')}`,
+    deployment: deploymentOf(config),
   });
   const opened: { role: Role; store: EventStore; postgres: PostgresHandle; consumers: BusSubscriptions }[] = [];
   const known: string[] = [];

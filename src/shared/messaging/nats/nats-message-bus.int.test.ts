@@ -189,3 +189,34 @@ async function waitFor(check: () => boolean | Promise<boolean>): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe.skipIf(!url)('nats message bus: one deployment per stream', () => {
+  it('refuses a stream another deployment uses, and claims one made before streams named theirs', async () => {
+    const servers = url ?? '';
+    const suffix = randomBytes(6).toString('hex');
+    const stream = `INTAKE_TEST_${suffix}`;
+    const subjects = [`d_${suffix}.>`];
+    const admin = await connect({ servers });
+    const jsm = await jetstreamManager(admin);
+    // As an earlier release left it: no deployment named.
+    await jsm.streams.add({ name: stream, subjects });
+    const message = (n: number) => ({ id: `m-${suffix}-${n}`, type: 'Seen', data: {}, metadata: {} });
+    const ours = natsMessageBus({ servers, stream, subjects, deployment: 'database test, schemas a_…' });
+    const theirs = natsMessageBus({ servers, stream, subjects, deployment: 'database test, schemas b_…' });
+    const ourReplica = natsMessageBus({ servers, stream, subjects, deployment: 'database test, schemas a_…' });
+    try {
+      await ours.publish(`d_${suffix}.ingestion.Seen`, message(1));
+      expect((await jsm.streams.info(stream)).config.description).toBe('Intake deployment: database test, schemas a_…');
+
+      await expect(theirs.publish(`d_${suffix}.ingestion.Seen`, message(2))).rejects.toThrow(
+        /NATS stream INTAKE_TEST_\w+ belongs to another Intake deployment \(database test, schemas a_…\), not to this one \(database test, schemas b_…\)/,
+      );
+      await ourReplica.publish(`d_${suffix}.ingestion.Seen`, message(3));
+      expect((await jsm.streams.info(stream)).state.messages).toBe(2);
+    } finally {
+      await Promise.all([ours.close(), theirs.close(), ourReplica.close()]);
+      await jsm.streams.delete(stream);
+      await admin.close();
+    }
+  });
+});

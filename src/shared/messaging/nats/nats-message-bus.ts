@@ -46,6 +46,12 @@ export interface NatsMessageBusOptions {
   readonly publishTimeoutMs?: number;
   /** Shown in the server's connection list. */
   readonly connectionName?: string;
+  /**
+   * The deployment this bus serves (its database and schema prefix): written in the description of the
+   * stream it creates, and a stream that names another deployment is refused. Sharing a stream, two
+   * deployments would split each other's messages between their consumers of the same names.
+   */
+  readonly deployment?: string;
   readonly onError?: (error: unknown, context: string) => void;
 }
 
@@ -87,7 +93,12 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     });
     try {
       const jsm = await jetstreamManager(connection);
-      await ensureStream(jsm, options.stream, options.subjects, options.duplicateWindowMs ?? 120_000);
+      await ensureStream(jsm, {
+        name: options.stream,
+        subjects: options.subjects,
+        duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
+        deployment: options.deployment,
+      });
       // Connected means usable: a server without JetStream, or a stream that cannot be made, is not.
       connected = true;
       openFailure = undefined;
@@ -341,9 +352,21 @@ function unreadable(msg: JsMsg, stream: string): DeliveredMessage {
 /** The server's code for a stream whose subjects overlap another stream's. */
 const STREAM_SUBJECT_OVERLAP = 10065;
 
-async function ensureStream(jsm: JetStreamManager, name: string, subjects: readonly string[], duplicateWindowMs: number): Promise<void> {
+interface StreamPlan {
+  readonly name: string;
+  readonly subjects: readonly string[];
+  readonly duplicateWindowMs: number;
+  readonly deployment: string | undefined;
+}
+
+const OWNER_PREFIX = 'Intake deployment: ';
+const ownerOf = (description: string | undefined) =>
+  description?.startsWith(OWNER_PREFIX) ? description.slice(OWNER_PREFIX.length) : undefined;
+
+async function ensureStream(jsm: JetStreamManager, plan: StreamPlan): Promise<void> {
+  const { name, subjects } = plan;
   try {
-    await createOrExtendStream(jsm, name, subjects, duplicateWindowMs);
+    await createOrExtendStream(jsm, plan);
   } catch (error) {
     if (!isApiError(error, STREAM_SUBJECT_OVERLAP)) throw error;
     throw new MessageBusConfigurationError(
@@ -352,20 +375,38 @@ async function ensureStream(jsm: JetStreamManager, name: string, subjects: reado
   }
 }
 
-async function createOrExtendStream(
-  jsm: JetStreamManager,
-  name: string,
-  subjects: readonly string[],
-  duplicateWindowMs: number,
-): Promise<void> {
+async function createOrExtendStream(jsm: JetStreamManager, plan: StreamPlan): Promise<void> {
+  const { name, subjects, deployment } = plan;
+  const description = deployment === undefined ? undefined : `${OWNER_PREFIX}${deployment}`;
+  let info;
   try {
-    const info = await jsm.streams.info(name);
-    const missing = subjects.filter((s) => !(info.config.subjects ?? []).includes(s));
-    if (missing.length > 0) await jsm.streams.update(name, { subjects: [...(info.config.subjects ?? []), ...missing] });
+    info = await jsm.streams.info(name);
   } catch (error) {
     if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
-    await jsm.streams.add({ name, subjects: [...subjects], duplicate_window: nanos(duplicateWindowMs), storage: StorageType.File });
+    await jsm.streams.add({
+      name,
+      subjects: [...subjects],
+      duplicate_window: nanos(plan.duplicateWindowMs),
+      storage: StorageType.File,
+      ...(description === undefined ? {} : { description }),
+    });
+    return;
   }
+  const owner = ownerOf(info.config.description);
+  if (deployment !== undefined && owner !== undefined && owner !== deployment) {
+    throw new MessageBusConfigurationError(
+      `NATS stream ${name} belongs to another Intake deployment (${owner}), not to this one (${deployment}): ` +
+        'give each deployment on this NATS its own NATS_STREAM (and NATS_SUBJECT_PREFIX)',
+    );
+  }
+  const missing = subjects.filter((s) => !(info.config.subjects ?? []).includes(s));
+  // A stream made before streams named their deployment is claimed by the first to see it.
+  const claim = description !== undefined && owner === undefined;
+  if (missing.length > 0 || claim)
+    await jsm.streams.update(name, {
+      subjects: [...(info.config.subjects ?? []), ...missing],
+      ...(claim ? { description } : {}),
+    });
 }
 
 /** A durable consumer of the broker: the subjects it is for, and the filters it is given. */
