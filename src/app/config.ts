@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Durability } from '../shared/event-store/sqlite/sqlite-event-store.js';
 import { OPTIONAL_CONTEXTS } from './optional-contexts.js';
@@ -74,7 +74,14 @@ export class ConfigError extends Error {}
 
 /** Reads `.env` (if present) into the environment without overriding what is already set. */
 export function loadDotEnv(path = '.env'): void {
-  if (existsSync(path)) process.loadEnvFile(path);
+  if (!existsSync(path)) return;
+  try {
+    process.loadEnvFile(path);
+  } catch (error) {
+    // Node's own words name neither the file's place nor what is wrong with it ("should be a valid string").
+    const why = statSync(path).isDirectory() ? 'it is a directory' : (error as Error).message;
+    throw new ConfigError(`cannot read ${resolve(path)}: ${why} (remove it, or make it a file of NAME=value lines)`);
+  }
 }
 
 export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);

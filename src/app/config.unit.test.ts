@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { CONTEXTS } from './catalog.js';
-import { ConfigError, loadConfig } from './config.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { OPTIONAL_CONTEXTS } from './optional-contexts.js';
 
 describe('configuration', () => {
@@ -106,5 +109,25 @@ describe('configuration', () => {
       events: 'nats://a:4222,nats://b:4222',
     });
     expect(loadConfig({}).queueBrokers).toEqual({});
+  });
+});
+
+describe('the .env file', () => {
+  it('is read when it is a file, and refused with its place and the reason when it cannot be', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-env-'));
+    try {
+      const file = join(dir, 'settings.env');
+      writeFileSync(file, 'INTAKE_TEST_DOTENV=from-file\n');
+      loadDotEnv(file);
+      expect(process.env.INTAKE_TEST_DOTENV).toBe('from-file');
+      const folder = join(dir, '.env');
+      mkdirSync(folder);
+      expect(() => loadDotEnv(folder)).toThrow(ConfigError);
+      expect(() => loadDotEnv(folder)).toThrow(`cannot read ${folder}: it is a directory`);
+      loadDotEnv(join(dir, 'absent.env'));
+    } finally {
+      delete process.env.INTAKE_TEST_DOTENV;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
