@@ -63,6 +63,54 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
     }
   });
 
+  it('stores one event for concurrent retries of one Idempotency-Key or messageId, whichever connection each takes', async () => {
+    const prefix = `t${randomBytes(5).toString('hex')}_`;
+    const intake = await startTestIntake({ DATABASE_URL: testPostgresUrl ?? '', DB_SCHEMA_PREFIX: prefix });
+    try {
+      await intake.app.inject({ method: 'POST', url: '/api/applications', headers: auth, payload: { name: 'Shop', app_id: 'shop' } });
+      const key = (await intake.app.inject({ method: 'POST', url: '/api/applications/shop/keys', headers: auth })).json().key as string;
+      const keyed = (idempotencyKey: string) =>
+        intake.app.inject({
+          method: 'POST',
+          url: '/api/ingest/shop',
+          headers: { ...auth, 'content-type': 'application/json', 'idempotency-key': idempotencyKey },
+          payload: JSON.stringify({ event_type: 'order', payload: { total: 1 } }),
+        });
+      const basic = { authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}`, 'content-type': 'application/json' };
+      const message = (messageId: string) => ({ type: 'track', userId: 'u1', event: 'Viewed', messageId });
+      const segment = (messageId: string, n: number) =>
+        intake.app.inject({
+          method: 'POST',
+          url: n % 2 === 0 ? '/v1/batch' : '/v1/track',
+          headers: basic,
+          payload: JSON.stringify(n % 2 === 0 ? { batch: [message(messageId)] } : message(messageId)),
+        });
+
+      const answers = await Promise.all(['k1', 'k2', 'k3'].flatMap((k) => Array.from({ length: 6 }, () => keyed(k))));
+      expect(answers.map((a) => a.statusCode).filter((s) => s >= 300)).toEqual([]);
+      const idsOf = (k: number) => new Set(answers.slice(k * 6, k * 6 + 6).map((a) => a.json().data.event_id as string));
+      expect([idsOf(0).size, idsOf(1).size, idsOf(2).size]).toEqual([1, 1, 1]);
+      await Promise.all(['m1', 'm2'].flatMap((m) => Array.from({ length: 8 }, (_, n) => segment(m, n))));
+
+      const client = new pg.Client({ connectionString: testPostgresUrl });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ n: string }>(
+          `SELECT count(*) AS n FROM "${prefix}intake".events WHERE type = 'DataReceived'`,
+        );
+        expect(Number(rows[0]?.n)).toBe(5);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await intake.close();
+      const client = new pg.Client({ connectionString: testPostgresUrl });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${prefix}intake" CASCADE`);
+      await client.end();
+    }
+  }, 60_000);
+
   it('holds its subscribers back, parking nothing, while a replay holds the schema, and catches up once it has finished', async () => {
     const prefix = `t${randomBytes(5).toString('hex')}_`;
     const intake = await startTestIntake({ DATABASE_URL: testPostgresUrl ?? '', DB_SCHEMA_PREFIX: prefix });

@@ -172,24 +172,41 @@ export const commitPrepared =
       for (const [app, keys] of keysByApp) {
         for (const [key, first] of await log.findMany(app, [...keys], notBefore)) firsts.set(scoped(app, key), first);
       }
-      const committed: Committed[] = [];
-      const appended: ToCommit[] = [];
-      const remembered = new Map<string, Array<{ key: string; result: FirstResult }>>();
-      for (const entry of entries) {
+      // Each key without a first result is claimed before anything is appended: a concurrent request
+      // with the same key (another process, or another connection on PostgreSQL) then either waits and
+      // loses it, its event a duplicate of the winner's, or never saw it.
+      const claims = new Map<string, Array<{ key: string; result: FirstResult }>>();
+      const plans = entries.map((entry) => {
         const { appId: app, key, fingerprint } = entry;
         const result: FirstResult = { eventId: entry.itemId, routing: entry.routing, ...(fingerprint ? { fingerprint } : {}) };
-        if (key !== undefined) {
-          const first = firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint);
-          if (first) {
-            const reused = fingerprint !== undefined && first.fingerprint !== undefined && first.fingerprint !== fingerprint;
-            committed.push({ status: reused ? 'key-reused' : 'duplicate', eventId: first.eventId, routing: first.routing });
-            continue;
-          }
+        const claim = key !== undefined && !(firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint));
+        if (claim) {
           // A second copy within this batch is a duplicate of the first.
           firsts.set(scoped(app, key), result);
-          const rows = remembered.get(app) ?? [];
-          rows.push({ key, result });
-          remembered.set(app, rows);
+          claims.set(app, [...(claims.get(app) ?? []), { key, result }]);
+        }
+        return { entry, result, claim };
+      });
+      const lost = new Set<string>();
+      for (const [app, rows] of claims) {
+        const won = await log.claimMany(app, rows, now.toISOString(), notBefore);
+        const taken = rows.filter(({ key }) => !won.has(key)).map(({ key }) => key);
+        if (taken.length === 0) continue;
+        for (const [key, first] of await log.findMany(app, taken, notBefore)) {
+          firsts.set(scoped(app, key), first);
+          lost.add(scoped(app, key));
+        }
+      }
+      const committed: Committed[] = [];
+      const appended: ToCommit[] = [];
+      for (const { entry, result, claim } of plans) {
+        const { appId: app, key, fingerprint } = entry;
+        const won = claim && key !== undefined && !lost.has(scoped(app, key));
+        const first = key === undefined || won ? undefined : (firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint));
+        if (first) {
+          const reused = fingerprint !== undefined && first.fingerprint !== undefined && first.fingerprint !== fingerprint;
+          committed.push({ status: reused ? 'key-reused' : 'duplicate', eventId: first.eventId, routing: first.routing });
+          continue;
         }
         appended.push(entry);
         committed.push({ status: 'accepted', eventId: result.eventId, routing: result.routing });
@@ -201,7 +218,6 @@ export const commitPrepared =
           expectedVersion: 'no_stream' as const,
         })),
       );
-      for (const [app, rows] of remembered) await log.rememberMany(app, rows, now.toISOString());
       return committed;
     });
 

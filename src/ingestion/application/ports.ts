@@ -59,8 +59,17 @@ export interface FirstResult {
 export interface IdempotencyLog {
   /** The first results of these keys of one application, for those recorded after `notBefore`. */
   findMany(appId: string, keys: readonly string[], notBefore: string): Promise<Map<string, FirstResult>>;
-  /** Records first results; a key past its window is reused, its old record replaced. */
-  rememberMany(appId: string, entries: ReadonlyArray<{ readonly key: string; readonly result: FirstResult }>, at: string): Promise<void>;
+  /**
+   * Records the first results of keys that have none since `notBefore` (a key past its window is
+   * reused, its old record replaced) and answers the keys it recorded. A key a concurrent transaction
+   * is recording is not: the claim waits for that transaction, and it has the key if it commits.
+   */
+  claimMany(
+    appId: string,
+    entries: ReadonlyArray<{ readonly key: string; readonly result: FirstResult }>,
+    at: string,
+    notBefore: string,
+  ): Promise<Set<string>>;
 }
 
 export type IdempotencyLogFor = (db: Kysely<object>) => IdempotencyLog;

@@ -16,22 +16,19 @@ type Tables = { ingest_idempotency: IdempotencyRow };
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
 // Every message of a tracking-API batch carries a messageId: this insert runs for each of them.
-const rememberRows = insertTemplate<IdempotencyRow>(
+// On PostgreSQL a row another transaction is inserting makes it wait for that one: if it commits,
+// the key is taken and not returned.
+const claimRows = insertTemplate<IdempotencyRow, { idem_key: string }>(
   ['app_id', 'idem_key', 'event_id', 'routing', 'created_at', 'fingerprint'],
   (db, rows) =>
     tables(db)
       .insertInto('ingest_idempotency')
       .values(rows)
-      // A key past its window is reused: the new request replaces the expired record.
-      .onConflict((oc) =>
-        oc.columns(['app_id', 'idem_key']).doUpdateSet((eb) => ({
-          event_id: eb.ref('excluded.event_id'),
-          routing: eb.ref('excluded.routing'),
-          created_at: eb.ref('excluded.created_at'),
-          fingerprint: eb.ref('excluded.fingerprint'),
-        })),
-      ),
+      .onConflict((oc) => oc.columns(['app_id', 'idem_key']).doNothing())
+      .returning('idem_key'),
 );
+
+const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 /** Lives in the database, not in memory: it survives restarts and is shared by every ingestion replica. */
 export function sqlIdempotencyLog(db: Kysely<object>): IdempotencyLog {
@@ -53,20 +50,41 @@ export function sqlIdempotencyLog(db: Kysely<object>): IdempotencyLog {
       }
       return found;
     },
-    async rememberMany(appId, entries, at) {
-      for (const piece of rowPieces(db, entries)) {
-        await rememberRows(
+    async claimMany(appId, entries, at, notBefore) {
+      const claimed = new Set<string>();
+      const row = (key: string, result: FirstResult): IdempotencyRow => ({
+        app_id: appId,
+        idem_key: key,
+        event_id: result.eventId,
+        routing: JSON.stringify(result.routing),
+        created_at: at,
+        fingerprint: result.fingerprint ?? null,
+      });
+      // In key order, so that two transactions claiming the same keys wait for each other, never in a circle.
+      const sorted = [...entries].sort(byKey);
+      for (const piece of rowPieces(db, sorted)) {
+        for (const { idem_key } of await claimRows(
           db,
-          piece.map(({ key, result }) => ({
-            app_id: appId,
-            idem_key: key,
-            event_id: result.eventId,
-            routing: JSON.stringify(result.routing),
-            created_at: at,
-            fingerprint: result.fingerprint ?? null,
-          })),
-        );
+          piece.map(({ key, result }) => row(key, result)),
+        ))
+          claimed.add(idem_key);
       }
+      // Not inserted: recorded by another request, or past its window. An expired record is replaced,
+      // unless a concurrent request replaced it first (PostgreSQL then checks the window again).
+      for (const { key, result } of sorted) {
+        if (claimed.has(key)) continue;
+        const { app_id: _app, idem_key: _key, ...fresh } = row(key, result);
+        const replaced = await tables(db)
+          .updateTable('ingest_idempotency')
+          .set(fresh)
+          .where('app_id', '=', appId)
+          .where('idem_key', '=', key)
+          .where('created_at', '<', notBefore)
+          .returning('idem_key')
+          .executeTakeFirst();
+        if (replaced) claimed.add(key);
+      }
+      return claimed;
     },
   };
 }
