@@ -767,7 +767,7 @@ describe('idempotency and batches', () => {
         { event_type: 'order_created', payload: { n: 1 }, message_id: 'm-1' },
         { event_type: 'order_created', payload: 'not an object' },
         { event_type: 'order_created', payload: { n: 1 }, message_id: 'm-1' },
-        { event_type: 'bad type!', payload: {} },
+        { event_type: ' padded', payload: {} },
         { event_type: 'page_view', payload: { path: '/' } },
       ],
     });

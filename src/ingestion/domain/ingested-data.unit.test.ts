@@ -78,4 +78,23 @@ describe('event types of analytics SDKs', () => {
   it('may have inner spaces, as in "Order Completed"', () => {
     expect(parseEventType('Order Completed')).toBe('Order Completed');
   });
+
+  it('are named as SDK users name them: punctuation, any script, symbols', () => {
+    for (const name of ['Product Added (v2)', 'Signed Up!', 'Café Visited', '$pageview', 'Ω', 'Order #7 & co.', 'x'.repeat(128), '🎉'])
+      expect(parseEventType(name)).toBe(name);
+  });
+
+  it('refuse what cannot be shown as written: controls, line separators, direction marks, spaces at an end, over 128', () => {
+    for (const name of [
+      '',
+      ' leading',
+      'trailing ',
+      'tab\there',
+      'line\u2028separated',
+      'right\u202eto left',
+      'nul\u0000',
+      'x'.repeat(129),
+    ])
+      expect(() => parseEventType(name), JSON.stringify(name)).toThrow(/must be 1-128 characters, without control/);
+  });
 });

@@ -1,4 +1,5 @@
 import { ValidationError } from '../../shared/errors.js';
+import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE } from '../../shared/contracts/event-type-rule.js';
 import type { JsonObject } from '../../shared/events.js';
 
 /** Value objects of an ingested item: each parse either returns a valid value or throws a ValidationError. */
@@ -9,8 +10,6 @@ export type Payload = JsonObject & { readonly __brand: 'Payload' };
 export type Timestamp = string & { readonly __brand: 'Timestamp' };
 
 const MAX_ID_LENGTH = 255;
-// Inner spaces are allowed: analytics SDKs name events like "Order Completed".
-const EVENT_TYPE_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9_.:\-/ ]{0,126}[A-Za-z0-9_.:\-/])?$/;
 export const DEFAULT_EVENT_TYPE = 'data' as EventType;
 
 export function parsePartnerId(value: unknown, path = 'partner_id'): PartnerId {
@@ -27,7 +26,7 @@ export function parsePartnerId(value: unknown, path = 'partner_id'): PartnerId {
 export function parseEventType(value: unknown, path = 'event_type'): EventType {
   if (value === undefined || value === null) return DEFAULT_EVENT_TYPE;
   if (typeof value !== 'string' || !EVENT_TYPE_PATTERN.test(value)) {
-    throw invalid(path, 'must be 1-128 characters of letters, digits, inner spaces and _ . : - /, starting with a letter or digit');
+    throw invalid(path, EVENT_TYPE_RULE);
   }
   return value as EventType;
 }

@@ -62,6 +62,14 @@ describe('the tracking API', () => {
     expect(await eventsOf(intake, 'blog')).toEqual([]);
   });
 
+  it('stores track events under the names SDK users give them, punctuation and any script included', async () => {
+    const names = ['Product Added (v2)', 'Signed Up!', 'Café Visited', '$pageview'];
+    const before = (await eventsOf(intake, 'shop')).length;
+    const response = await post('/v1/batch', { batch: names.map((event) => track({ event })) }, basic(shop.writeKey));
+    expect(response.json().receipts.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted']);
+    expect((await eventsOf(intake, 'shop')).slice(before).map((e) => e.event_type)).toEqual(names);
+  });
+
   it('corrects the client clock with sentAt and keeps the original timestamp', async () => {
     const response = await post(
       '/v1/track',

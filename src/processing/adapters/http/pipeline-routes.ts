@@ -5,6 +5,7 @@ import { errorResponses, pageBody, PageQuery, PageSchema } from '../../../shared
 import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { PipelineView } from '../../application/ports.js';
 import type { StepConfig } from '../../domain/processor.js';
+import { EVENT_TYPE_PATTERN_SOURCE } from '../../../shared/contracts/event-type-rule.js';
 
 export interface PipelineHandlers {
   configure(eventType: string, steps: readonly StepConfig[]): Promise<PipelineView>;
@@ -28,7 +29,7 @@ const PipelineSchema = Type.Object(
 );
 
 const Params = Type.Object({
-  event_type: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9]([A-Za-z0-9_.:\\-/ ]*[A-Za-z0-9_.:\\-/])?$' }),
+  event_type: Type.String({ minLength: 1, maxLength: 128, pattern: EVENT_TYPE_PATTERN_SOURCE }),
 });
 
 const toView = (view: PipelineView) => ({

@@ -5,6 +5,7 @@ import { errorResponses, pageBody, PageQuery, PageSchema } from '../../../shared
 import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { StoredSchema } from '../../application/ports.js';
 import type { SchemaKey } from '../../domain/schema-registry.js';
+import { EVENT_TYPE_PATTERN_SOURCE } from '../../../shared/contracts/event-type-rule.js';
 
 export interface SchemaHandlers {
   register(key: SchemaKey, schema: unknown): Promise<StoredSchema>;
@@ -25,7 +26,7 @@ const SchemaView = Type.Object(
 );
 
 const EventTypeParams = Type.Object({
-  event_type: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9]([A-Za-z0-9_.:\\-/ ]*[A-Za-z0-9_.:\\-/])?$' }),
+  event_type: Type.String({ minLength: 1, maxLength: 128, pattern: EVENT_TYPE_PATTERN_SOURCE }),
 });
 const ScopeQuery = Type.Object({
   partner_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Scope the schema to one source' })),
