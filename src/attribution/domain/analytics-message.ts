@@ -171,5 +171,11 @@ function hostOf(url: string | undefined): string | undefined {
 }
 
 const asObject = (value: unknown): Json => (typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Json) : {});
-const idText = (value: unknown): string | undefined => (typeof value === 'number' && Number.isFinite(value) ? String(value) : text(value));
+// An id is kept as sent, spaces included, as profiles and ingestion keep it: " u1 " is not "u1" (decision 0029).
+const idText = (value: unknown): string | undefined =>
+  typeof value === 'number' && Number.isFinite(value)
+    ? String(value)
+    : typeof value === 'string' && value.trim().length > 0
+      ? value
+      : undefined;
 const text = (value: unknown): string | undefined => (typeof value === 'string' && value.trim().length > 0 ? value.trim() : undefined);

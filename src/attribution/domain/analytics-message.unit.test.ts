@@ -41,6 +41,16 @@ describe('attribution from tracking-API messages', () => {
     ).toEqual({});
   });
 
+  it('keeps ids as sent, spaces included, as profiles do: " u1 " is another visitor than "u1"', () => {
+    const { conversion, link } = attributionFromMessage(
+      item({ type: 'track', event: 'Order Completed', userId: ' u1 ', anonymousId: 'a1 ', properties: { revenue: 10 } }),
+      DEFAULT_CONVERSION_EVENTS,
+    );
+    expect(conversion?.visitor).toEqual({ appId: 'shop', id: ' u1 ' });
+    expect(link).toEqual({ anonymous: { appId: 'shop', id: 'a1 ' }, user: { appId: 'shop', id: ' u1 ' } });
+    expect(attributionFromMessage(item({ type: 'identify', userId: '  ', anonymousId: 'a1' }), DEFAULT_CONVERSION_EVENTS)).toEqual({});
+  });
+
   it('reads a utm campaign as a touch of the application-scoped visitor', () => {
     const { touch } = attributionFromMessage(
       item({
