@@ -232,6 +232,33 @@ describe('a disabled rule', () => {
   }, 30_000);
 });
 
+describe('a storage fault while an attempt is in flight', () => {
+  it('retries the attempt once the fault is over, without waiting out its two-minute lease', async () => {
+    const intake = await start();
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const hooks = await receiver(async (_, index) => {
+      if (index === 0) await held;
+      return 200;
+    });
+    await rule(intake, hooks.url);
+    await ingest(intake, [{ seq: 0 }]);
+    await hooks.waitFor((all) => all.length === 1);
+    // The attempt's outcome cannot be recorded while its table is away.
+    const rename = (from: string, to: string) =>
+      intake.store.transaction(async (tx) => {
+        await sql`ALTER TABLE ${sql.table(from)} RENAME TO ${sql.table(to)}`.execute(tx.db);
+      });
+    await rename('routing_attempts', 'routing_attempts_away');
+    release();
+    await sleep(1500);
+    await rename('routing_attempts_away', 'routing_attempts');
+
+    await hooks.waitFor((all) => all.length === 2, 10_000);
+    expect(new Set(hooks.requests.map((r) => r.webhookId)).size).toBe(1);
+  }, 30_000);
+});
+
 describe('a breaker threshold lowered across a restart', () => {
   it('lets a probe through to a circuit whose failures already passed it, rather than holding for ever', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'intake-breaker-'));

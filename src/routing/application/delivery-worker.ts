@@ -70,6 +70,8 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     inFlightTo(ruleId) >= perDestination ? 'hold' : admit(breaker, inFlightTo(ruleId), now, deps.breakerPolicy);
 
   const attempts = deliveryAttempts(deps);
+  /** Whether this worker's leases and in-flight attempts left by a start or a fault have been taken back. */
+  let recovered = false;
 
   const launch = (delivery: Delivery) => {
     inFlightByRule.set(delivery.ruleId, inFlightTo(delivery.ruleId) + 1);
@@ -78,12 +80,13 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       .then((breaker) => {
         if (breaker) breakerCache.set(delivery.ruleId, breaker);
       })
-      .catch((error: unknown) =>
+      .catch((error: unknown) => {
+        recovered = false;
         deps.logger.error(
           { err: error, delivery_id: delivery.deliveryId },
-          'could not record a delivery attempt; it will be retried when its lease ends',
-        ),
-      )
+          'could not record a delivery attempt; it will be retried once the worker has taken its leases back',
+        );
+      })
       .finally(() => {
         const left = inFlightTo(delivery.ruleId) - 1;
         if (left > 0) inFlightByRule.set(delivery.ruleId, left);
@@ -142,10 +145,11 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   };
 
   const run = async () => {
-    let recovered = false;
     while (running) {
       try {
-        if (!recovered) {
+        // With nothing in flight, every lease and in-flight attempt of this worker is left from a start
+        // or a fault: taken back now rather than when its lease ends, two minutes on.
+        if (!recovered && inFlight.size === 0) {
           await attempts.recover();
           recovered = true;
         }
@@ -172,6 +176,8 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         await sleep(Math.max(5, Math.min(MAX_SLEEP_MS, untilDue)));
       } catch (error) {
         deps.logger.error({ err: error }, 'delivery worker failed; retrying');
+        // Deliveries claimed before the fault may still be leased to this worker.
+        recovered = false;
         await sleep(MAX_SLEEP_MS);
       }
     }
