@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createFileDurably } from '../shared/durable-file.js';
 import { join } from 'node:path';
 import { digestOf, newSecret } from '../shared/secrets.js';
 
@@ -51,8 +52,8 @@ export function resolveAdminCredential(
   const keep = () => {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     try {
-      // 'wx': two processes starting at once must not both mint a token.
-      writeFileSync(file, `${digestOf(token).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+      // Two processes starting at once must not both mint a token; a crash must not leave half of one.
+      createFileDurably(file, `${digestOf(token).toString('hex')}\n`);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       throw new Error(`another Intake generated an admin token in ${file} while this one started; start again to use it`);

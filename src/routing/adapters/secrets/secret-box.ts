@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createFileDurably } from '../../../shared/durable-file.js';
 import { join } from 'node:path';
 
 /** Encrypts secrets that must be used in clear later (webhook signing secrets): AES-256-GCM, bound to their owner's id. */
@@ -73,8 +74,8 @@ export function resolveSecretKey(fromEnvironment: string | undefined, dataDir: s
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(32);
   try {
-    // 'wx': two processes starting at once must not both mint a key.
-    writeFileSync(file, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    // Two processes starting at once must not both mint a key; a crash must not leave half of one.
+    createFileDurably(file, `${key.toString('hex')}\n`);
     return key;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return read();
