@@ -1,5 +1,6 @@
 import { PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+import { requestReplay } from '../../../shared/subscriptions/checkpoints.js';
 
 const createItems: Migration = {
   async up(db: Kysely<unknown>) {
@@ -58,6 +59,24 @@ const payloadAsJsonb: Migration = {
   },
 };
 
+/**
+ * PostgreSQL only: jsonb keeps no key order, so the view answered `{"a":2,"z":1}` for a payload sent as
+ * `{"z":1,"a":2}`, where SQLite and the log answer it as sent. The payload is kept as written (json) and
+ * the GIN index covers its jsonb form, which payload filters compare with. Views written before keep the
+ * reordered keys until they are rebuilt, which this asks for.
+ */
+const payloadAsWritten: Migration = {
+  async up(db: Kysely<unknown>) {
+    if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return;
+    await sql`DROP INDEX query_items_payload`.execute(db);
+    await sql`ALTER TABLE query_items ALTER COLUMN payload TYPE json USING payload::json`.execute(db);
+    await sql`CREATE INDEX query_items_payload ON query_items USING gin ((payload::jsonb) jsonb_path_ops)`.execute(db);
+    const held = await sql<{ id: string }>`SELECT id FROM query_items LIMIT 1`.execute(db);
+    if (held.rows.length > 0)
+      await requestReplay(db as Kysely<object>, 'query', 'payloads are kept as written: jsonb had reordered their keys');
+  },
+};
+
 export const queryMigrations: MigrationSet = {
   owner: 'query',
   migrations: {
@@ -65,5 +84,6 @@ export const queryMigrations: MigrationSet = {
     '0002_add_metadata_and_deliveries': addMetadataAndDeliveries,
     '0003_create_item_events': createItemEvents,
     '0004_payload_as_jsonb': payloadAsJsonb,
+    '0005_payload_as_written': payloadAsWritten,
   },
 };

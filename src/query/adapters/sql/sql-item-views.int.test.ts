@@ -66,6 +66,20 @@ describe.each(databases)('payload filters on %s', (_name, open) => {
     }
   });
 
+  it('give each payload back with its keys in the order written, at every depth', async () => {
+    const { db, close } = await open();
+    const views = sqlItemViews(db);
+    try {
+      const payload = { z: 1, a: 2, nested: { b: [1, { y: 2, x: 3 }], a: null }, longer_key: 'v', k: 'w' };
+      await views.save([view('o1', 'shop', payload)]);
+      expect(JSON.stringify((await views.get('o1'))?.payload)).toBe(JSON.stringify(payload));
+      const [listed] = (await views.list({ partnerId: 'shop', payload: parsePayloadFilter({ 'payload.z': '1' }) }, { limit: 5 })).items;
+      expect(JSON.stringify(listed?.payload)).toBe(JSON.stringify(payload));
+    } finally {
+      await close();
+    }
+  });
+
   it('stop a page before the item that would take it past its bytes, and go on from there', async () => {
     const { db, close } = await open();
     const views = sqlItemViews(db);

@@ -11,7 +11,7 @@ type Row = {
   partner_id: string;
   event_type: string;
   status: string;
-  /** jsonb on PostgreSQL (read back parsed), text on SQLite. */
+  /** json on PostgreSQL (read back parsed, its keys in the order written), text on SQLite. */
   payload: string | object | null;
   received_at: string;
   validation: string | null;
@@ -26,7 +26,7 @@ const tables = (db: Kysely<object>) => db.withTables<Tables>();
 const json = (value: unknown) => (value === null ? null : JSON.stringify(value));
 const parse = <T>(text: string | object | null): T | null =>
   text === null ? null : ((typeof text === 'string' ? JSON.parse(text) : text) as T);
-/** PostgreSQL's jsonb refuses the NUL character; the view shows U+FFFD where the log keeps the original. */
+/** PostgreSQL's jsonb (the index's form of the payload) refuses the NUL character; the view shows U+FFFD where the log keeps the original. */
 const payloadJson = (value: unknown) => {
   if (value === null) return null;
   const text = JSON.stringify(value);
@@ -47,7 +47,8 @@ function payloadCondition(postgres: boolean, condition: PayloadCondition): Expre
       JSON.stringify(condition.path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value)),
     );
     return sql<SqlBool>`(${sql.join(
-      documents.map((document) => sql`payload @> ${document}::jsonb`),
+      // The expression of the GIN index: the payload is stored as written (json), compared as jsonb.
+      documents.map((document) => sql`payload::jsonb @> ${document}::jsonb`),
       sql` OR `,
     )})`;
   }
@@ -65,7 +66,7 @@ function payloadCondition(postgres: boolean, condition: PayloadCondition): Expre
   return sql<SqlBool>`(${sql.join(matches, sql` OR `)})`;
 }
 
-/** What a row's JSON columns weigh: SQLite answers from the record header, PostgreSQL writes the jsonb out. */
+/** What a row's JSON columns weigh: SQLite answers from the record header, PostgreSQL writes the json out. */
 function sizeOfRow(postgres: boolean) {
   const size = (column: keyof Row) =>
     postgres
