@@ -368,14 +368,16 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
       const head = await store.headPosition();
       for (const { runner, watch } of watched) {
         watch.head = head;
-        // Standing on the head now counts too: the runner may move past it before the next check.
-        watch.reached = watch.handledMeanwhile.has(head) || runner.position === head;
+        // Standing on the head or past it counts too. Past it: events appended while the head was being
+        // read (by subscribers, say) may be handled before the read answers.
+        watch.reached = watch.handledMeanwhile.has(head) || runner.position >= head;
         watch.handledMeanwhile.clear();
       }
       const deadline = Date.now() + timeoutMs;
-      while (watched.some(({ runner, watch }) => runner.position !== head && !watch.reached)) {
+      const behindHead = ({ runner, watch }: (typeof watched)[number]) => runner.position < head && !watch.reached;
+      while (watched.some(behindHead)) {
         if (Date.now() > deadline) {
-          const behind = watched.filter(({ runner, watch }) => runner.position !== head && !watch.reached);
+          const behind = watched.filter(behindHead);
           throw new Error(
             `subscribers did not reach position ${head} within ${timeoutMs} ms: ${behind.map(({ runner }) => `${runner.subscriber.name} at ${runner.position}${runner.running ? '' : ' (stopped)'}`).join(', ')}`,
           );
