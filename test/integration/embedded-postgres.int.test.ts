@@ -9,6 +9,13 @@ import { auth, startTestIntake } from '../support/embedded-intake.js';
 
 if (!testPostgresUrl) console.warn('skipping the embedded mode on PostgreSQL: TEST_POSTGRES_URL is not set');
 
+async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: testPostgresUrl });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await client.end();
+}
+
 /** `DATABASE_URL=postgres://…` without NATS_URL: one process, every context, in-process subscriptions on PostgreSQL. */
 describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
   it('carries items through the whole pipeline, with rules, statistics and replay, in one schema', async () => {
@@ -56,10 +63,7 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       expect(ready.statusCode).toBe(200);
     } finally {
       await intake.close();
-      const client = new pg.Client({ connectionString: testPostgresUrl });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS "${prefix}intake" CASCADE`);
-      await client.end();
+      await dropSchema(`${prefix}intake`);
     }
   });
 
@@ -104,10 +108,7 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       }
     } finally {
       await intake.close();
-      const client = new pg.Client({ connectionString: testPostgresUrl });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS "${prefix}intake" CASCADE`);
-      await client.end();
+      await dropSchema(`${prefix}intake`);
     }
   }, 60_000);
 
@@ -148,10 +149,7 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       expect(await listParked(intake.db)).toEqual([]);
     } finally {
       await intake.close();
-      const client = new pg.Client({ connectionString: testPostgresUrl });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS "${prefix}intake" CASCADE`);
-      await client.end();
+      await dropSchema(`${prefix}intake`);
     }
   });
 });
