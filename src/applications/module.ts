@@ -6,6 +6,7 @@ import {
   getApplication,
   issueWriteKey,
   listKeys,
+  renameApplication,
   revokeWriteKey,
   verifyWriteKey,
   type ApplicationDeps,
@@ -40,6 +41,7 @@ export function applicationsModule({ store, db, clock, newId }: ModuleDeps): App
       applicationHttp({
         create: createApplication(deps),
         get: getApplication(directory),
+        rename: renameApplication(deps),
         list: (page) => directory.list({ limit: page.limit ?? DEFAULT_PAGE_SIZE, cursor: page.cursor }),
         issueKey: issueWriteKey(deps),
         listKeys: listKeys(directory),

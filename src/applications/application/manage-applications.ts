@@ -9,6 +9,7 @@ import {
   applicationStreamId,
   decideCreate,
   decideIssueKey,
+  decideRename,
   decideRevokeKey,
   evolveApplication,
   noApplication,
@@ -39,6 +40,17 @@ export const createApplication =
     const event = decideCreate(appId, input.name, state, clock.now());
     await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: 'no_stream' });
     return { appId, name: event.data.name, createdAt: event.data.created_at };
+  };
+
+export const renameApplication =
+  ({ store, clock, directory }: ApplicationDeps) =>
+  async (appId: string, name: unknown): Promise<ApplicationView> => {
+    const { state, version } = await load(store, appId);
+    const event = decideRename(appId, name, state, clock.now());
+    await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version });
+    const renamed = await directory.get(appId);
+    if (!renamed) throw new NotFoundError('applications.not-found', `no application ${appId}`);
+    return { ...renamed, name: event.data.name };
   };
 
 /**

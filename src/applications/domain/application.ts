@@ -9,6 +9,11 @@ export interface ApplicationCreated {
   readonly data: { app_id: string; name: string; created_at: string };
 }
 
+export interface ApplicationRenamed {
+  readonly type: 'ApplicationRenamed';
+  readonly data: { app_id: string; name: string; renamed_at: string };
+}
+
 export interface WriteKeyIssued {
   readonly type: 'WriteKeyIssued';
   /** Only the SHA-256 digest of the secret is ever recorded. */
@@ -20,8 +25,8 @@ export interface WriteKeyRevoked {
   readonly data: { app_id: string; key_id: string; revoked_at: string };
 }
 
-export type ApplicationEvent = ApplicationCreated | WriteKeyIssued | WriteKeyRevoked;
-export const APPLICATION_EVENT_TYPES = ['ApplicationCreated', 'WriteKeyIssued', 'WriteKeyRevoked'] as const;
+export type ApplicationEvent = ApplicationCreated | ApplicationRenamed | WriteKeyIssued | WriteKeyRevoked;
+export const APPLICATION_EVENT_TYPES = ['ApplicationCreated', 'ApplicationRenamed', 'WriteKeyIssued', 'WriteKeyRevoked'] as const;
 
 export interface ApplicationState {
   readonly exists: boolean;
@@ -64,8 +69,18 @@ export function checkNewAppId(appId: string, path = 'app_id'): void {
 export function decideCreate(appId: string, name: unknown, state: ApplicationState, at: Date): ApplicationCreated {
   if (state.exists) throw new ConflictError('applications.already-exists', `application ${appId} already exists`);
   checkNewAppId(appId);
+  return { type: 'ApplicationCreated', data: { app_id: appId, name: parseName(name), created_at: at.toISOString() } };
+}
+
+/** A new name, for an application created on the fly (named after its id) or one that changed. */
+export function decideRename(appId: string, name: unknown, state: ApplicationState, at: Date): ApplicationRenamed {
+  if (!state.exists) throw new NotFoundError('applications.not-found', `no application ${appId}`);
+  return { type: 'ApplicationRenamed', data: { app_id: appId, name: parseName(name), renamed_at: at.toISOString() } };
+}
+
+function parseName(name: unknown): string {
   if (typeof name !== 'string' || name.trim().length === 0 || name.length > 255) throw invalid('name', 'must be 1-255 characters');
-  return { type: 'ApplicationCreated', data: { app_id: appId, name: name.trim(), created_at: at.toISOString() } };
+  return name.trim();
 }
 
 export function decideIssueKey(
@@ -95,6 +110,8 @@ export function evolveApplication(state: ApplicationState, event: ApplicationEve
   switch (event.type) {
     case 'ApplicationCreated':
       return { ...state, exists: true };
+    case 'ApplicationRenamed':
+      return state;
     case 'WriteKeyIssued':
       return { ...state, activeKeys: new Set([...state.activeKeys, event.data.key_id]) };
     case 'WriteKeyRevoked':

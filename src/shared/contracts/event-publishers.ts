@@ -26,7 +26,7 @@ const PUBLISHERS: ReadonlyMap<string, string> = new Map<string, string>([
   ),
   ...['SchemaRegistered', 'SchemaRemoved'].map((type) => [type, 'validation'] as const),
   ...['PipelineConfigured', 'PipelineReset'].map((type) => [type, 'processing'] as const),
-  ...['ApplicationCreated', 'WriteKeyIssued', 'WriteKeyRevoked'].map((type) => [type, 'applications'] as const),
+  ...['ApplicationCreated', 'ApplicationRenamed', 'WriteKeyIssued', 'WriteKeyRevoked'].map((type) => [type, 'applications'] as const),
   ['TrackingEventRecorded', 'tracking'],
   ['ConversionRecorded', 'attribution'],
 ]);

@@ -81,3 +81,38 @@ describe.each(backends)('GET /api/applications/{app_id}/keys on %s', (backend) =
     expect((await paged.app.inject({ method: 'GET', url: '/api/applications/nobody/keys', headers: auth })).statusCode).toBe(404);
   });
 });
+
+describe('PATCH /api/applications/{app_id}', () => {
+  it('renames an application made on the fly, keeps its keys working, and refuses unknown ids and empty names', async () => {
+    const ingested = await intake.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      headers: auth,
+      payload: { partner_id: 'partner-7', event_type: 'signup', payload: {} },
+    });
+    expect(ingested.statusCode).toBe(201);
+    const get = () => intake.app.inject({ method: 'GET', url: '/api/applications/partner-7', headers: auth });
+    const before = (await get()).json();
+    expect(before.name).toBe('partner-7');
+    const key = (await intake.app.inject({ method: 'POST', url: '/api/applications/partner-7/keys', headers: auth })).json().key as string;
+
+    const patch = (appId: string, payload: object) =>
+      intake.app.inject({ method: 'PATCH', url: `/api/applications/${appId}`, headers: auth, payload });
+    const renamed = await patch('partner-7', { name: '  Partner Seven ' });
+    expect(renamed.statusCode).toBe(200);
+    expect(renamed.json()).toEqual({ app_id: 'partner-7', name: 'Partner Seven', created_at: before.created_at });
+    expect((await get()).json().name).toBe('Partner Seven');
+    const written = await intake.app.inject({
+      method: 'POST',
+      url: '/api/ingest/partner-7',
+      headers: { authorization: `Bearer ${key}` },
+      payload: { event_type: 'signup', payload: {} },
+    });
+    expect(written.statusCode).toBe(201);
+
+    expect((await patch('nobody', { name: 'X' })).statusCode).toBe(404);
+    expect((await patch('partner-7', { name: '   ' })).statusCode).toBe(400);
+    expect((await patch('partner-7', {})).statusCode).toBe(400);
+    expect((await get()).json().name).toBe('Partner Seven');
+  });
+});

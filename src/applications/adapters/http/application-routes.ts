@@ -9,6 +9,7 @@ import type { ApplicationView, KeyView } from '../../application/ports.js';
 export interface ApplicationHandlers {
   create(input: { name: unknown; appId?: unknown }): Promise<ApplicationView>;
   get(appId: string): Promise<ApplicationView>;
+  rename(appId: string, name: unknown): Promise<ApplicationView>;
   list(page: PageRequest): Promise<Page<ApplicationView>>;
   issueKey(appId: string, name: string | null): Promise<IssuedKey>;
   listKeys(appId: string, page: PageRequest): Promise<Page<KeyView>>;
@@ -94,6 +95,20 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
           },
         },
         async (request) => appBody(await handlers.get(request.params.app_id)),
+      );
+      app.patch(
+        '/api/applications/:app_id',
+        {
+          schema: {
+            tags: ['applications'],
+            summary: 'Rename an application',
+            description: 'An application created on the fly, the first time the admin wrote as it, is named after its id.',
+            params: AppParams,
+            body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 255 }) }),
+            response: { 200: Type.Ref('Application'), ...errorResponses },
+          },
+        },
+        async (request) => appBody(await handlers.rename(request.params.app_id, request.body.name)),
       );
       app.post(
         '/api/applications/:app_id/keys',

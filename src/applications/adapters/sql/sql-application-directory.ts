@@ -24,6 +24,8 @@ export const applicationsProjection: InlineProjection = {
           .values(data)
           .onConflict((oc) => oc.doNothing())
           .execute();
+      } else if (type === 'ApplicationRenamed') {
+        await tables(db).updateTable('applications').set({ name: data.name }).where('app_id', '=', data.app_id).execute();
       } else if (type === 'WriteKeyIssued') {
         await tables(db)
           .insertInto('write_keys')
