@@ -155,6 +155,8 @@ export function parseMessage(
     timestamp: timing.timestamp,
     receivedAt: arrival.receivedAt.toISOString(),
     ...(timing.originalTimestamp !== undefined ? { originalTimestamp: timing.originalTimestamp } : {}),
+    // A batch's own sentAt, which corrected this message's clock, is kept with it as the message's would be.
+    ...(message.sentAt === undefined && typeof arrival.sentAt === 'string' ? { sentAt: arrival.sentAt } : {}),
   };
   const messageId = message.messageId === undefined || message.messageId === null ? undefined : String(message.messageId);
   return { type, eventType: eventName ?? type, messageId, payload };

@@ -56,6 +56,8 @@ describe('the tracking API', () => {
       event: 'Order Completed',
       properties: { revenue: 42 },
       receivedAt: '2026-11-24T10:00:00.000Z',
+      // The batch's sentAt, kept with each message it corrected.
+      sentAt: '2026-11-24T09:00:10.000Z',
     });
     expect((stored[0]?.payload.context as Record<string, unknown>).ip).toBe('127.0.0.1');
     // The key decided the application: nothing reached the other one.
