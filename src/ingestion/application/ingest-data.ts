@@ -183,7 +183,9 @@ export const commitPrepared =
         if (claim) {
           // A second copy within this batch is a duplicate of the first.
           firsts.set(scoped(app, key), result);
-          claims.set(app, [...(claims.get(app) ?? []), { key, result }]);
+          const rows = claims.get(app) ?? [];
+          rows.push({ key, result });
+          claims.set(app, rows);
         }
         return { entry, result, claim };
       });

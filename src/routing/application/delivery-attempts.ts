@@ -73,7 +73,8 @@ export function deliveryAttempts(deps: AttemptDeps): {
   recover(): Promise<void>;
 } {
   const send = async (delivery: Delivery, rule: StoredRule | undefined, attempt: number): Promise<AttemptOutcome> => {
-    if (!rule?.is_active) return { outcome: 'rejected', reason: rule ? 'the rule is disabled' : 'the rule was deleted', durationMs: 0 };
+    // A disabled rule's deliveries are given back before this (giveBack): only a deleted rule gets here.
+    if (!rule) return { outcome: 'rejected', reason: 'the rule was deleted', durationMs: 0 };
     const request: DeliveryRequest = {
       deliveryId: delivery.webhookId,
       attempt,
@@ -124,9 +125,8 @@ export function deliveryAttempts(deps: AttemptDeps): {
     const attempt = delivery.attempts + 1;
     const rule = await deps.rules(deps.db).get(delivery.ruleId);
     if (rule && !rule.is_active) return giveBack(delivery);
-    const reachable = rule !== undefined;
     // Written before anything is sent: if the process dies mid-attempt, the log still shows it.
-    if (reachable)
+    if (rule)
       await deps.deliveries(deps.db).beginAttempt({
         deliveryId: delivery.deliveryId,
         attempt,
@@ -153,7 +153,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
     let decision = decideAttempt(context, outcome);
     let breaker: Breaker | undefined;
     await deps.store.transaction(async (tx) => {
-      if (rule?.is_active && rule.destination_type === 'database' && decision.status === 'succeeded') {
+      if (rule?.destination_type === 'database' && decision.status === 'succeeded') {
         try {
           await tx.isolated(() => writeRow(tx, delivery, rule, now));
         } catch (error) {
@@ -166,7 +166,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
         }
       }
       await recordDecision(tx, delivery, attempt, decision, outcome, now);
-      if (rule && reachable) {
+      if (rule) {
         // The destination this attempt went to: if the rule has moved on since, its outcome is the
         // old destination's business and leaves the new one's circuit alone.
         const destination = destinationKeyOfRule(rule);
@@ -218,7 +218,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
       }
     });
     if (decision.disableRule && rule) deps.evaluator.invalidate(rule.app_id);
-    if (reachable)
+    if (rule)
       deps.onAttempt?.({
         ruleId: delivery.ruleId,
         destinationType: delivery.destinationType,
