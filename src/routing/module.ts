@@ -268,7 +268,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
           // Each rule's condition is checked (cold, a rule of large patterns takes milliseconds).
           return { items: await mapYielding(rules.items, ruleView), nextCursor: rules.nextCursor };
         },
-        toggle: async (ruleId) => ruleView(await toggleRule(ruleDeps)(ruleId)),
+        toggle: async (ruleId, to) => ruleView(await toggleRule(ruleDeps)(ruleId, to)),
         remove: deleteRule(ruleDeps),
         rotateSecret: rotateSecret(ruleDeps),
         deliveries: (filter, page) => deliveries.list(filter, page),

@@ -57,6 +57,16 @@ it('refuses with 422 an event whose routing rules would cost too much, and route
   expect(results.map((r) => r.status)).toEqual(['accepted', 'rejected', 'accepted']);
   expect(results[1]?.reason).toMatch(/routing rules of application rules on this event would take more than/);
   expect(results[2]?.routing_summary).toMatchObject({ rules_matched: 1 });
+
+  // A Segment message (its payload is the whole message) answers the same code and status.
+  const key = ((await (await send('POST', '/api/applications/rules/keys')).json()) as { key: string }).key;
+  const track = await fetch(`${base}/v1/track`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ event: 'e', userId: 'u1', s: randomAb(10_000) }),
+  });
+  expect(track.status).toBe(422);
+  expect(await track.json()).toMatchObject({ code: 'routing.rules-too-costly' });
 });
 
 it('judges an item invalid when checking it against its schema would cost too much, naming the string', async () => {

@@ -10,7 +10,7 @@ type Operation = {
 };
 
 /** Operations that answer without a token and cannot be refused: the probes. */
-const CANNOT_FAIL = new Set(['GET /health', 'GET /health/ready', 'GET /api/v1/tracking/health']);
+const CANNOT_FAIL = new Set(['GET /health', 'GET /health/ready', 'GET /', 'GET /api/v1/tracking/health']);
 
 let intake: TestIntake;
 let operations: Array<[string, Operation]>;

@@ -100,7 +100,7 @@ export const acceptMessages =
             ? {
                 index: entry.index,
                 status: 'rejected',
-                code: 'analytics.invalid-message',
+                code: receipt.code,
                 reason: receipt.reason,
                 errors: receipt.errors,
                 ...messageId,

@@ -123,7 +123,7 @@ export const getProfile =
     ]);
     const groups = within(memberships, limits.groups, limits.groupIdBytes, (m) => Buffer.byteLength(m.groupId));
     if (Object.keys(traits.traits).length === 0 && !traits.truncated && identities.length === 1 && memberships.length === 0) {
-      throw new NotFoundError('analytics.profile-not-found', `no identify, alias or group message for user ${userId} of ${appId} yet`);
+      throw new NotFoundError('analytics.profile-not-found', `no traits, linked ids or groups known for user ${userId} of ${appId} yet`);
     }
     const groupProfiles = [];
     for (const { groupId, since } of groups.kept) {

@@ -34,6 +34,8 @@ export type IngestReceipt =
   | {
       readonly index: number;
       readonly status: 'rejected';
+      /** Why ingestion refused it: `routing.rules-too-costly` when the application's rules would cost too much. */
+      readonly code: string;
       readonly reason: string;
       readonly errors: readonly { path: string; message: string }[];
     };

@@ -1,6 +1,7 @@
 import { ValidationError, type Violation } from '../../shared/errors.js';
 import { isCalendarDate, MAX_CLOCK_SKEW_MS } from '../../shared/contracts/tracking-values.js';
 import type { JsonObject } from '../../shared/events.js';
+import { longerThan } from '../../shared/contracts/text-length.js';
 
 /**
  * A message of the Segment / RudderStack HTTP Tracking API, checked and normalised: the clock-skew
@@ -193,14 +194,14 @@ function checkOptionalId(value: unknown, path: string): void {
   // Segment accepts numeric ids and treats them as text.
   if (typeof value === 'number' && Number.isFinite(value)) return;
   if (typeof value !== 'string' || value.length === 0) throw fail(MESSAGE_ERRORS.invalid, path, 'must be a non-empty string');
-  if (value.length > MAX_ID_LENGTH) throw fail(MESSAGE_ERRORS.invalid, path, `must be at most ${MAX_ID_LENGTH} characters`);
+  if (longerThan(value, MAX_ID_LENGTH)) throw fail(MESSAGE_ERRORS.invalid, path, `must be at most ${MAX_ID_LENGTH} characters`);
   if (CONTROL_CHARACTERS.test(value)) throw fail(MESSAGE_ERRORS.invalid, path, 'must not contain control characters');
 }
 
 function parseEventName(value: unknown): string {
   if (typeof value !== 'string' || value.trim().length === 0)
     throw fail(MESSAGE_ERRORS.invalid, 'event', 'is required for a track message');
-  if (value.length > MAX_EVENT_NAME) throw fail(MESSAGE_ERRORS.invalid, 'event', `must be at most ${MAX_EVENT_NAME} characters`);
+  if (longerThan(value, MAX_EVENT_NAME)) throw fail(MESSAGE_ERRORS.invalid, 'event', `must be at most ${MAX_EVENT_NAME} characters`);
   if (CONTROL_CHARACTERS.test(value)) throw fail(MESSAGE_ERRORS.invalid, 'event', 'must not contain control characters');
   return value.trim();
 }

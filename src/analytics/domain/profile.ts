@@ -31,12 +31,16 @@ export function profileFactsOf(itemId: string, payload: JsonObject): ProfileFact
     case 'identify': {
       const id = userId ?? anonymousId;
       if (!id) return [];
-      const link: ProfileFact[] = userId && anonymousId ? [{ kind: 'linked-id', userId, otherId: anonymousId, link: 'anonymous' }] : [];
-      return [...link, ...traitsOf({ type: 'user', id }, payload.traits)];
+      const link: ProfileFact[] =
+        userId && anonymousId && anonymousId !== userId ? [{ kind: 'linked-id', userId, otherId: anonymousId, link: 'anonymous' }] : [];
+      // RudderStack's SDKs send an identify's traits in context.traits, some in both places: traits wins.
+      const contextTraits = isObject(payload.context) ? payload.context.traits : undefined;
+      const traits = isObject(contextTraits) ? { ...contextTraits, ...(isObject(payload.traits) ? payload.traits : {}) } : payload.traits;
+      return [...link, ...traitsOf({ type: 'user', id }, traits)];
     }
     case 'alias': {
       const previousId = idOf(payload.previousId);
-      return userId && previousId ? [{ kind: 'linked-id', userId, otherId: previousId, link: 'alias' }] : [];
+      return userId && previousId && previousId !== userId ? [{ kind: 'linked-id', userId, otherId: previousId, link: 'alias' }] : [];
     }
     case 'group': {
       const groupId = idOf(payload.groupId);

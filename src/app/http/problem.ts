@@ -10,6 +10,8 @@ import {
   type Violation,
 } from '../../shared/errors.js';
 import type { ErrorLogSummary } from './error-log-summary.js';
+import { UNKNOWN_FIELD } from '../../shared/contracts/known-fields.js';
+import { loggableUrl } from './loggable-url.js';
 
 /** RFC 9457 problem details, with the stable error code and field violations as extensions. */
 export interface Problem {
@@ -165,7 +167,8 @@ export function problemFor(error: unknown, instance: string): Problem {
  * expected ones (4xx, 503) only go to `summary`, which counts them, so a flood of them stays calm.
  */
 export async function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply, summary?: ErrorLogSummary): Promise<void> {
-  const problem = problemFor(error, request.url);
+  // The URL as logged: a write key sent in the query (`?writeKey=`) or the path is not echoed back.
+  const problem = problemFor(error, loggableUrl(request.url, request.params));
   if (problem.status === 503) {
     reply.header('retry-after', String(error instanceof UnavailableError ? error.retryAfterSeconds : 1));
     // A raw driver error says why the dependency is away; a DomainError's code already does.
@@ -185,7 +188,7 @@ function typeOf(code: string): string {
   return `urn:intake:problem:${code}`;
 }
 
-type SchemaError = { instancePath?: string; keyword?: string; message?: string; params?: Record<string, unknown> };
+type SchemaError = { instancePath?: string; schemaPath?: string; keyword?: string; message?: string; params?: Record<string, unknown> };
 
 /**
  * A choice of constants (TypeBox's union of literals) fails once per constant, each "must be equal to
@@ -211,6 +214,8 @@ function violationsOf(part: string | undefined, errors: readonly SchemaError[]):
   const out: Violation[] = [];
   const seen = new Set<string>();
   for (const error of errors) {
+    // TypeBox names each unknown field ("schema is false" at its path), then all of them at the object's.
+    if (error.keyword === 'additionalProperties') continue;
     const missing = error.params?.requiredProperties ?? error.params?.missingProperty;
     const names = Array.isArray(missing) ? missing.map(String) : typeof missing === 'string' ? [missing] : [];
     const entries =
@@ -227,6 +232,7 @@ function violationsOf(part: string | undefined, errors: readonly SchemaError[]):
 }
 
 function messageOf(error: SchemaError, errors: readonly SchemaError[]): string {
+  if (error.keyword === 'boolean' && error.schemaPath?.endsWith('additionalProperties')) return UNKNOWN_FIELD;
   const allowed = error.keyword === 'const' || error.keyword === 'enum' ? allowedValuesAt(errors, error.instancePath) : [];
   if (allowed.length > 0) return `must be one of ${[...new Set(allowed.map((v) => JSON.stringify(v)))].join(', ')}`;
   return error.message ?? 'is invalid';

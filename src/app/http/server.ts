@@ -193,7 +193,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     },
   };
   app.get('/health/ready', { schema: readySchema }, readiness);
-  app.get('/', { schema: { ...readySchema, hide: true } }, readiness);
+  app.get('/', { schema: { ...readySchema, summary: 'Readiness, as /health/ready' } }, readiness);
 
   await registerDocsRoutes(app);
   registerDashboardRoutes(app);

@@ -1,4 +1,5 @@
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
+import { longerThan } from '../../shared/contracts/text-length.js';
 
 /**
  * A source of data: an application or a partner (the same thing). Its id is a string; an integer
@@ -41,7 +42,7 @@ export const applicationStreamId = (appId: string) => `application-${appId}`;
 export function parseAppId(value: unknown, path = 'app_id'): string {
   const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
   if (typeof text !== 'string' || text.trim().length === 0) throw invalid(path, 'must be a non-empty string or an integer');
-  if (text.length > 255) throw invalid(path, 'must be at most 255 characters');
+  if (longerThan(text, 255)) throw invalid(path, 'must be at most 255 characters');
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(text)) throw invalid(path, 'must not contain control characters');
   return text;
@@ -79,7 +80,7 @@ export function decideRename(appId: string, name: unknown, state: ApplicationSta
 }
 
 function parseName(name: unknown): string {
-  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 255) throw invalid('name', 'must be 1-255 characters');
+  if (typeof name !== 'string' || name.trim().length === 0 || longerThan(name, 255)) throw invalid('name', 'must be 1-255 characters');
   return name.trim();
 }
 

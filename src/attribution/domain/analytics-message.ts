@@ -105,18 +105,22 @@ export function attributionFromMessage(data: DataIngested['data'], conversionEve
     const visitor = sdkVisitor(data.partner_id, parseExternalId(user, 'userId'));
     const occurredAt = parseInstant(message.timestamp ?? data.received_at, 'timestamp');
     const source = campaignOf(message) ?? referralOf(message);
-    const touch: Touch | undefined = source && {
-      trackingEventId: data.item_id,
-      visitor,
-      partnerId: parseExternalId(source.partner, 'context.campaign.source'),
-      campaignId: parseExternalId(source.campaign, 'context.campaign.name'),
-      interactionType: (message.type === 'page' ? 'view' : 'engagement') satisfies InteractionType,
-      occurredAt,
-    };
-    // Own names only: a track event named "valueOf" is no conversion.
+    // A campaign that names no valid id (300 characters, a tab) makes no touch, but the order stays a conversion.
+    const touch: Touch | undefined =
+      source &&
+      orUndefined(() => ({
+        trackingEventId: data.item_id,
+        visitor,
+        partnerId: parseExternalId(source.partner, 'context.campaign.source'),
+        campaignId: parseExternalId(source.campaign, 'context.campaign.name'),
+        interactionType: (message.type === 'page' ? 'view' : 'engagement') satisfies InteractionType,
+        occurredAt,
+      }));
+    // The name as stored (its event type): trimmed. Own names only: a track event named "valueOf" is no conversion.
+    const eventName = typeof message.event === 'string' ? message.event.trim() : undefined;
     const valueProperty =
-      message.type === 'track' && typeof message.event === 'string' && Object.hasOwn(conversionEvents, message.event)
-        ? conversionEvents[message.event]
+      message.type === 'track' && eventName !== undefined && Object.hasOwn(conversionEvents, eventName)
+        ? conversionEvents[eventName]
         : undefined;
     const value = valueProperty !== undefined ? asObject(message.properties)[valueProperty] : undefined;
     // A value out of range (below 0, above 10^12) makes no conversion, but the message stays a touch.

@@ -51,6 +51,28 @@ describe('attribution from tracking-API messages', () => {
     expect(attributionFromMessage(item({ type: 'identify', userId: '  ', anonymousId: 'a1' }), DEFAULT_CONVERSION_EVENTS)).toEqual({});
   });
 
+  it('keeps an order a conversion when its campaign names no valid id, and reads its name as stored (trimmed)', () => {
+    for (const name of ['x'.repeat(300), 'spring\tsale']) {
+      const { conversion, touch } = attributionFromMessage(
+        item({
+          type: 'track',
+          event: 'Order Completed',
+          userId: 'u1',
+          properties: { revenue: 50 },
+          context: { campaign: { name, source: 'google' } },
+        }),
+        DEFAULT_CONVERSION_EVENTS,
+      );
+      expect(conversion?.value).toBe(50);
+      expect(touch).toBeUndefined();
+    }
+    const { conversion } = attributionFromMessage(
+      item({ type: 'track', event: ' Order Completed ', userId: 'u1', properties: { revenue: 5 } }),
+      DEFAULT_CONVERSION_EVENTS,
+    );
+    expect(conversion?.value).toBe(5);
+  });
+
   it('reads a utm campaign as a touch of the application-scoped visitor', () => {
     const { touch } = attributionFromMessage(
       item({

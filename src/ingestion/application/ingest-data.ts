@@ -252,7 +252,14 @@ export const ingestEvent =
 export type BatchReceipt =
   | { readonly index: number; readonly status: 'accepted'; readonly eventId: string; readonly routing: RoutingSummary }
   | { readonly index: number; readonly status: 'duplicate'; readonly eventId: string }
-  | { readonly index: number; readonly status: 'rejected'; readonly reason: string; readonly errors: ValidationError['violations'] };
+  | {
+      readonly index: number;
+      readonly status: 'rejected';
+      /** The refusal's code (`routing.rules-too-costly`, `ingestion.idempotency-key-reused`…). */
+      readonly code: string;
+      readonly reason: string;
+      readonly errors: ValidationError['violations'];
+    };
 
 /** A batch's event: its command and, when it has one, the key it is stored under at most once. */
 export interface BatchEvent {
@@ -299,12 +306,20 @@ export const ingestBatch =
       valid.length > 0 ? await commitWith(deps)(valid.map(({ prepared, command, key }) => toCommit(prepared, command, key))) : [];
     const byIndex = new Map(valid.map((entry, i) => [entry.index, { entry, result: committed[i] }]));
     return entries.map((entry): BatchReceipt => {
-      if ('error' in entry) return { index: entry.index, status: 'rejected', reason: entry.error.message, errors: entry.error.violations };
+      if ('error' in entry) {
+        return {
+          index: entry.index,
+          status: 'rejected',
+          code: entry.error.code,
+          reason: entry.error.message,
+          errors: entry.error.violations,
+        };
+      }
       const { result } = byIndex.get(entry.index) ?? {};
       if (!result) throw new Error('no result for a batch entry');
       if (result.status === 'key-reused') {
         const refused = keyReused(entry.key?.key ?? '', result.eventId);
-        return { index: entry.index, status: 'rejected', reason: refused.message, errors: refused.violations };
+        return { index: entry.index, status: 'rejected', code: refused.code, reason: refused.message, errors: refused.violations };
       }
       return result.status === 'duplicate'
         ? { index: entry.index, status: 'duplicate', eventId: result.eventId }

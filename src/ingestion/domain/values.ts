@@ -1,6 +1,7 @@
 import { ValidationError } from '../../shared/errors.js';
 import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE } from '../../shared/contracts/event-type-rule.js';
 import type { JsonObject } from '../../shared/events.js';
+import { longerThan } from '../../shared/contracts/text-length.js';
 
 /** Value objects of an ingested item: each parse either returns a valid value or throws a ValidationError. */
 export type PartnerId = string & { readonly __brand: 'PartnerId' };
@@ -17,7 +18,7 @@ export function parsePartnerId(value: unknown, path = 'partner_id'): PartnerId {
   const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
   if (typeof text !== 'string') throw invalid(path, 'must be a string');
   if (text.trim().length === 0) throw invalid(path, 'must not be empty');
-  if (text.length > MAX_ID_LENGTH) throw invalid(path, `must be at most ${MAX_ID_LENGTH} characters`);
+  if (longerThan(text, MAX_ID_LENGTH)) throw invalid(path, `must be at most ${MAX_ID_LENGTH} characters`);
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(text)) throw invalid(path, 'must not contain control characters');
   return text as PartnerId;

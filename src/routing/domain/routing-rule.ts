@@ -3,6 +3,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../shared/erro
 import { validateCondition, type Condition } from './condition.js';
 import { parseDestination, type DestinationConfig, type DestinationType } from './destination-config.js';
 import { parseOrderingKey } from './ordering-key.js';
+import { longerThan } from '../../shared/contracts/text-length.js';
 
 /** A routing rule: which events of an application go where. */
 export interface RuleFields {
@@ -72,20 +73,20 @@ export interface RuleInput {
 /** Validates every field of a rule, including its condition and destination, at save time. */
 export function parseRule(input: RuleInput): RuleFields {
   const name = input.rule_name;
-  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 255) {
+  if (typeof name !== 'string' || name.trim().length === 0 || longerThan(name, 255)) {
     throw new ValidationError('routing.invalid-rule', 'rule_name must be 1-255 characters', [
       { path: 'rule_name', message: 'must be 1-255 characters' },
     ]);
   }
   const filter = input.event_type_filter ?? null;
-  if (filter !== null && (typeof filter !== 'string' || filter.length === 0 || filter.length > 128)) {
+  if (filter !== null && (typeof filter !== 'string' || filter.length === 0 || longerThan(filter, 128))) {
     throw new ValidationError('routing.invalid-rule', 'event_type_filter must be null or an event type', [
       { path: 'event_type_filter', message: 'must be null or 1-128 characters' },
     ]);
   }
   const priority = input.priority ?? 0;
   if (!Number.isInteger(priority) || Math.abs(priority as number) > 1_000_000) {
-    throw new ValidationError('routing.invalid-rule', 'priority must be an integer', [
+    throw new ValidationError('routing.invalid-rule', 'priority must be an integer between -1000000 and 1000000', [
       { path: 'priority', message: 'must be an integer between -1000000 and 1000000' },
     ]);
   }

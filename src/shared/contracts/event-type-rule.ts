@@ -9,6 +9,7 @@ const END = `[^\\s${UNSHOWABLE}]`;
 
 /** As a JSON Schema `pattern` (no flags needed), for path parameters. */
 export const EVENT_TYPE_PATTERN_SOURCE = `^${END}(?:[^${UNSHOWABLE}]{0,126}${END})?$`;
-export const EVENT_TYPE_PATTERN = new RegExp(EVENT_TYPE_PATTERN_SOURCE);
+// Read by code points (`u`), as JSON Schema reads `pattern`: 128 emoji are 128 characters, as the schema says.
+export const EVENT_TYPE_PATTERN = new RegExp(EVENT_TYPE_PATTERN_SOURCE, 'u');
 export const EVENT_TYPE_RULE =
   'must be 1-128 characters, without control, line-separator or bidirectional-formatting characters, and without a space at either end';

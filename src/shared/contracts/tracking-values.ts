@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors.js';
+import { longerThan } from './text-length.js';
 
 /**
  * The value rules of the tracking event's published language: ids, interaction types and instants.
@@ -32,7 +33,7 @@ export function trackingValues(code: string) {
     if (value === undefined || value === null) throw invalid(path, 'is required');
     if (typeof value !== 'string') throw invalid(path, 'must be a string');
     if (value.trim().length === 0) throw invalid(path, 'must not be empty');
-    if (value.length > MAX_ID_LENGTH) throw invalid(path, `must be at most ${MAX_ID_LENGTH} characters`);
+    if (longerThan(value, MAX_ID_LENGTH)) throw invalid(path, `must be at most ${MAX_ID_LENGTH} characters`);
     if (CONTROL_CHARACTERS.test(value)) throw invalid(path, 'must not contain control characters');
     return value as ExternalId;
   };

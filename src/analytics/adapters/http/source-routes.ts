@@ -39,7 +39,7 @@ export function sourceSettingsHttp(handlers: {
             tags,
             summary: 'Set the browser origins allowed to send with the application write keys (null: any origin)',
             params: Params,
-            body: Type.Object({ allowed_origins: Type.Union([Type.Array(Type.String()), Type.Null()]) }),
+            body: Type.Object({ allowed_origins: Type.Union([Type.Array(Type.String()), Type.Null()]) }, { additionalProperties: false }),
             response: { 200: Settings, ...errorResponses, 403: Type.Ref('Problem') },
           },
         },

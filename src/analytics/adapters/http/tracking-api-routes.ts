@@ -47,7 +47,8 @@ const Answer = Type.Object({
   receipts: Type.Array(ReceiptSchema, { description: 'One per message, in order; SDKs ignore this field' }),
 });
 /** 401 without a known write key, 403 for a `writeKey` that names another application than the header's. */
-const responses = { 200: Answer, ...errorResponses, 403: problemRef };
+// 422: every message of the request is too costly to route (routing.rules-too-costly).
+const responses = { 200: Answer, ...errorResponses, 403: problemRef, 422: problemRef };
 
 /**
  * A message as the document describes it. The routes do not check bodies against it: each message is

@@ -53,16 +53,19 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
           schema: {
             tags: ['applications'],
             summary: 'Create an application (a source of events)',
-            body: Type.Object({
-              name: Type.String({ minLength: 1, maxLength: 255 }),
-              app_id: Type.Optional(
-                Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Integer()], {
-                  description:
-                    'Generated when absent; an integer means its decimal string. Not "." or "..", no whitespace at either end, ' +
-                    'no control, line-separator or bidirectional-formatting characters',
-                }),
-              ),
-            }),
+            body: Type.Object(
+              {
+                name: Type.String({ minLength: 1, maxLength: 255 }),
+                app_id: Type.Optional(
+                  Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Integer()], {
+                    description:
+                      'Generated when absent; an integer means its decimal string. Not "." or "..", no whitespace at either end, ' +
+                      'no control, line-separator or bidirectional-formatting characters',
+                  }),
+                ),
+              },
+              { additionalProperties: false },
+            ),
             response: { 201: Type.Ref('Application'), ...errorResponses, 409: Type.Ref('Problem') },
           },
         },
@@ -104,7 +107,7 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
             summary: 'Rename an application',
             description: 'An application created on the fly, the first time the admin wrote as it, is named after its id.',
             params: AppParams,
-            body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 255 }) }),
+            body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 255 }) }, { additionalProperties: false }),
             response: { 200: Type.Ref('Application'), ...errorResponses },
           },
         },
@@ -118,7 +121,7 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
             summary: 'Issue a write key',
             description: 'The key is in `key` of this response only: Intake keeps just its digest.',
             params: AppParams,
-            body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 255 })) }),
+            body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 255 })) }, { additionalProperties: false }),
             response: { 201: Type.Intersect([Type.Ref('WriteKey'), Type.Object({ key: Type.String() })]), ...errorResponses },
           },
           // The body is optional: `curl -X POST …/keys` with none at all issues an unnamed key.

@@ -18,11 +18,14 @@ export interface AttributionHandlers {
 }
 
 // Loosely typed on purpose: the domain checks every field and reports every invalid one at once.
-const ConversionBody = Type.Object({
-  visitor_id: Type.Optional(Type.Unknown({ description: 'string, 1-255 characters: the visitor whose touches share the conversion' })),
-  value: Type.Optional(Type.Unknown({ description: 'number, 0 to 1e12: what the conversion brought in' })),
-  occurred_at: Type.Optional(Type.Unknown({ description: 'RFC 3339 date-time; defaults to when Intake received the conversion' })),
-});
+const ConversionBody = Type.Object(
+  {
+    visitor_id: Type.Optional(Type.Unknown({ description: 'string, 1-255 characters: the visitor whose touches share the conversion' })),
+    value: Type.Optional(Type.Unknown({ description: 'number, 0 to 1e12: what the conversion brought in' })),
+    occurred_at: Type.Optional(Type.Unknown({ description: 'RFC 3339 date-time; defaults to when Intake received the conversion' })),
+  },
+  { additionalProperties: false },
+);
 
 const Recorded = Type.Object({
   conversion_id: Type.String(),

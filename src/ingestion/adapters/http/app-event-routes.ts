@@ -8,6 +8,8 @@ import type { BatchEvent, BatchReceipt, IdempotencyKey, Receipt } from '../../ap
 import type { IngestDataCommand } from '../../domain/ingested-data.js';
 import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
 import { requestContextOf } from './ingestion-routes.js';
+import { unknownFields } from '../../../shared/contracts/known-fields.js';
+import { longerThan } from '../../../shared/contracts/text-length.js';
 
 export interface AppEventHandlers {
   ingestEvent(command: IngestDataCommand, idempotencyKey?: IdempotencyKey): Promise<Receipt>;
@@ -32,11 +34,15 @@ const IngestResponse = Type.Object(
 );
 const AppParams = Type.Object({ app_id: Type.String({ minLength: 1, maxLength: 255 }) });
 const KeyHeader = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) });
-const EventBody = Type.Object({
-  event_type: Type.String({ minLength: 1, maxLength: 128, examples: ['order_created'] }),
-  payload: JsonObjectSchema,
-  message_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Deduplicates retries like Idempotency-Key' })),
-});
+const EVENT_FIELDS = ['event_type', 'payload', 'message_id'];
+const EventBody = Type.Object(
+  {
+    event_type: Type.String({ minLength: 1, maxLength: 128, examples: ['order_created'] }),
+    payload: JsonObjectSchema,
+    message_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Deduplicates retries like Idempotency-Key' })),
+  },
+  { additionalProperties: false },
+);
 
 const accepted = (receipt: Receipt) => ({
   success: true,
@@ -100,7 +106,10 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
               'With `Idempotency-Key`, a retried batch stores nothing again: each event without its own `message_id` is keyed by the header and its place in the batch.',
             params: AppParams,
             headers: KeyHeader,
-            body: Type.Object({ events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) }),
+            body: Type.Object(
+              { events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) },
+              { additionalProperties: false },
+            ),
             response: {
               200: Type.Object({
                 success: Type.Boolean(),
@@ -202,14 +211,8 @@ function keyOf(header: string | undefined, messageId: string | undefined): Idemp
 function commandOf(raw: unknown, appId: string, context: IngestDataCommand['request'], requestKey?: string): BatchEvent {
   const event = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
   const given = event?.message_id;
-  const messageId = typeof given === 'string' && given.length >= 1 && given.length <= 255 ? given : undefined;
-  // Dropped, a bad message_id would leave its event without the deduplication its sender asked for.
-  const refused =
-    given !== undefined && messageId === undefined
-      ? new ValidationError('ingestion.invalid-message-id', 'message_id must be a string of 1 to 255 characters', [
-          { path: 'message_id', message: 'must be a string of 1 to 255 characters' },
-        ])
-      : undefined;
+  const messageId = typeof given === 'string' && given.length >= 1 && !longerThan(given, 255) ? given : undefined;
+  const refused = refusalOf(event, messageId);
   return {
     ...(refused ? { refused } : {}),
     command: {
@@ -223,7 +226,23 @@ function commandOf(raw: unknown, appId: string, context: IngestDataCommand['requ
   };
 }
 
+/** Why the edge rejects a batch's event by itself, if it does. */
+function refusalOf(event: Record<string, unknown> | undefined, messageId: string | undefined): ValidationError | undefined {
+  if (!event)
+    return new ValidationError('request.invalid', 'event must be a JSON object', [{ path: 'event', message: 'must be a JSON object' }]);
+  // Dropped, a bad message_id would leave its event without the deduplication its sender asked for.
+  if (event.message_id !== undefined && messageId === undefined) {
+    return new ValidationError('ingestion.invalid-message-id', 'message_id must be a string of 1 to 255 characters', [
+      { path: 'message_id', message: 'must be a string of 1 to 255 characters' },
+    ]);
+  }
+  const unknown = unknownFields(event, EVENT_FIELDS);
+  return unknown.length > 0
+    ? new ValidationError('request.invalid', unknown.map((v) => `${v.path} ${v.message}`).join('; '), unknown)
+    : undefined;
+}
+
 function refusedReceipt(index: number, refused: RefusedJsonItem): BatchReceipt {
   const { path, message } = refused.fault;
-  return { index, status: 'rejected', reason: `${path} ${message}`, errors: [{ path, message }] };
+  return { index, status: 'rejected', code: 'request.invalid', reason: `${path} ${message}`, errors: [{ path, message }] };
 }

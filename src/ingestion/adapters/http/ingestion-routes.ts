@@ -39,11 +39,14 @@ const ItemPage = Type.Object({
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' }),
 });
 
-const IngestBody = Type.Object({
-  partner_id: Type.String({ minLength: 1, maxLength: 255, examples: ['partner123'] }),
-  event_type: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Defaults to "data"' })),
-  payload: JsonObjectSchema,
-});
+const IngestBody = Type.Object(
+  {
+    partner_id: Type.String({ minLength: 1, maxLength: 255, examples: ['partner123'] }),
+    event_type: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Defaults to "data"' })),
+    payload: JsonObjectSchema,
+  },
+  { additionalProperties: false },
+);
 
 // A new item (the POST's answer) is `ingested`; a read answers the status the view holds.
 const toBody = (item: IngestedItem & { readonly status?: ItemStatus }) => ({
@@ -85,7 +88,7 @@ export function ingestionHttp(handlers: IngestionHandlers): HttpContext {
             description:
               'Stores the item durably in the event store before answering. Accepts the admin token or a write key of the partner.',
             body: IngestBody,
-            response: { 201: Type.Ref('IngestedItem'), ...errorResponses },
+            response: { 201: Type.Ref('IngestedItem'), ...errorResponses, 422: Type.Ref('Problem') },
           },
         },
         async (request, reply) => {

@@ -14,10 +14,13 @@ export interface PipelineHandlers {
   list(page: PageRequest): Promise<Page<PipelineView>>;
 }
 
-const Step = Type.Object({
-  processor: Type.String({ description: 'normalize | project' }),
-  fields: Type.Optional(Type.Array(Type.String(), { description: 'For project: the dot paths to keep' })),
-});
+const Step = Type.Object(
+  {
+    processor: Type.String({ description: 'normalize | project' }),
+    fields: Type.Optional(Type.Array(Type.String(), { description: 'For project: the dot paths to keep' })),
+  },
+  { additionalProperties: false },
+);
 
 const PipelineSchema = Type.Object(
   {
@@ -51,7 +54,7 @@ export function pipelineHttp(handlers: PipelineHandlers): HttpContext {
             tags: ['processing'],
             summary: 'Configure the processing steps of an event type',
             params: Params,
-            body: Type.Object({ steps: Type.Array(Step, { minItems: 1, maxItems: 20 }) }),
+            body: Type.Object({ steps: Type.Array(Step, { minItems: 1, maxItems: 20 }) }, { additionalProperties: false }),
             response: { 200: Type.Ref('Pipeline'), ...errorResponses },
           },
         },

@@ -29,7 +29,8 @@ export interface RoutingHandlers {
   /** The rule with its destination's circuit breaker. */
   get(ruleId: string): Promise<RuleView & { circuit: Breaker }>;
   listByApp(appId: string, page: PageRequest): Promise<Page<RuleView>>;
-  toggle(ruleId: string): Promise<RuleView>;
+  /** Switches the rule to `to`, or to the other state when `to` is absent. */
+  toggle(ruleId: string, to?: boolean): Promise<RuleView>;
   remove(ruleId: string): Promise<void>;
   rotateSecret(ruleId: string): Promise<string>;
   deliveries(filter: DeliveryFilter, page: PageRequest): Promise<Page<DeliverySummary>>;
@@ -133,7 +134,8 @@ const replayBody = (job: ReplayJob, counts?: ReplayProgress['deliveries']) => ({
 
 const AnyObject = JsonObjectSchema;
 const DELIVERY_STATES = ['pending', 'retrying', 'succeeded', 'dead_lettered', 'cancelled'] as const;
-const RuleBody = Type.Object({
+const Priority = Type.Integer({ minimum: -1_000_000, maximum: 1_000_000, description: 'Higher runs first' });
+const RuleFieldsBody = {
   app_id: Type.Union([Type.String({ minLength: 1, maxLength: 255 }), Type.Integer()]),
   rule_name: Type.String(),
   event_type_filter: Type.Optional(Type.Union([Type.String(), Type.Null()])),
@@ -142,7 +144,7 @@ const RuleBody = Type.Object({
   ),
   destination_type: Type.String({ description: 'webhook | database | queue' }),
   destination_config: Type.Optional(AnyObject),
-  priority: Type.Optional(Type.Integer({ description: 'Higher runs first' })),
+  priority: Type.Optional(Priority),
   is_active: Type.Optional(
     Type.Boolean({ description: 'Default true on creation; a replacement (PUT) without it keeps the current value' }),
   ),
@@ -151,7 +153,15 @@ const RuleBody = Type.Object({
       description: 'A path such as payload.customer_id: deliveries with the same value go one at a time, in log order',
     }),
   ),
-});
+};
+const RuleBody = Type.Object(RuleFieldsBody, { additionalProperties: false });
+// A rule as a GET answered it may be sent back changed: the fields only the answer has are ignored.
+const READ_ONLY_RULE_FIELDS = ['rule_id', 'created_at', 'updated_at', 'condition_error', 'circuit'] as const;
+const ignored = Type.Optional(Type.Unknown({ description: 'Ignored: read-only, so that an answer can be sent back changed' }));
+const RuleReplaceBody = Type.Object(
+  { ...RuleFieldsBody, ...Object.fromEntries(READ_ONLY_RULE_FIELDS.map((name) => [name, ignored])) },
+  { additionalProperties: false },
+);
 // Every field but app_id, each optional: the ones given replace the rule's.
 const RulePatchBody = Type.Object(
   {
@@ -160,8 +170,9 @@ const RulePatchBody = Type.Object(
     condition: Type.Optional(Type.Union([AnyObject, Type.Null()])),
     destination_type: Type.Optional(Type.String({ description: 'webhook | database | queue' })),
     destination_config: Type.Optional(AnyObject),
-    priority: Type.Optional(Type.Integer({ description: 'Higher runs first' })),
+    priority: Type.Optional(Priority),
     is_active: Type.Optional(Type.Boolean()),
+    ordering_key: RuleFieldsBody.ordering_key,
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -236,7 +247,11 @@ const AttemptSchema = Type.Object({
 });
 
 const RuleParams = Type.Object({ rule_id: Type.String({ maxLength: 64 }) });
-const toInput = (body: { app_id: string | number } & Omit<RuleInput, 'app_id'>): RuleInput => ({ ...body, app_id: String(body.app_id) });
+const toInput = (body: { app_id: string | number } & Omit<RuleInput, 'app_id'>): RuleInput => {
+  const input: Record<string, unknown> = { ...body, app_id: String(body.app_id) };
+  for (const name of READ_ONLY_RULE_FIELDS) delete input[name];
+  return input as unknown as RuleInput;
+};
 const deliveryBody = (d: DeliverySummary) => ({
   delivery_id: d.deliveryId,
   rule_id: d.ruleId,
@@ -314,7 +329,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
               'Every field is replaced, except `is_active`, which keeps its value unless given. A rule whose destination ' +
               'changes starts with a closed circuit.',
             params: RuleParams,
-            body: RuleBody,
+            body: RuleReplaceBody,
             response: { 200: CreatedRuleSchema, ...errorResponses },
           },
         },
@@ -350,11 +365,17 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: 'Switch a rule on or off',
+            description: 'To the state `is_active` names, or, without a body, to the other one.',
             params: RuleParams,
+            body: Type.Optional(Type.Object({ is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false })),
             response: { 200: Type.Ref('RoutingRule'), ...errorResponses },
           },
+          // `curl -X PATCH …/toggle` sends no body at all.
+          preValidation: async (request) => {
+            request.body ??= {};
+          },
         },
-        async (request) => handlers.toggle(request.params.rule_id),
+        async (request) => handlers.toggle(request.params.rule_id, request.body?.is_active),
       );
       app.post(
         '/api/routing-rules/:rule_id/rotate-secret',
@@ -412,13 +433,16 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
             description:
               'Creates a tracked job. Delivered events are included. Webhooks keep the webhook-id receivers saw before unless fresh_ids; reevaluate applies the rule’s current condition to the window’s events instead. One replay per rule at a time (409).',
             params: RuleParams,
-            body: Type.Object({
-              from: Type.String({ format: 'date-time' }),
-              to: Type.String({ format: 'date-time' }),
-              reevaluate: Type.Optional(Type.Boolean()),
-              fresh_ids: Type.Optional(Type.Boolean()),
-            }),
-            response: { 202: ReplaySchema, ...errorResponses },
+            body: Type.Object(
+              {
+                from: Type.String({ format: 'date-time' }),
+                to: Type.String({ format: 'date-time' }),
+                reevaluate: Type.Optional(Type.Boolean()),
+                fresh_ids: Type.Optional(Type.Boolean()),
+              },
+              { additionalProperties: false },
+            ),
+            response: { 202: ReplaySchema, ...errorResponses, 409: Type.Ref('Problem') },
           },
         },
         async (request, reply) => reply.status(202).send(replayBody(await handlers.startReplay(request.params.rule_id, request.body))),
@@ -566,7 +590,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
             summary: 'Send every dead-lettered delivery (of one rule, or all) again',
             description:
               'Each starts the retry schedule over, as a replay of one delivery does. A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule. Without one, the dead letters of deleted or disabled rules are skipped.',
-            body: Type.Optional(Type.Object({ rule_id: Type.Optional(Type.String({ maxLength: 64 })) })),
+            body: Type.Optional(Type.Object({ rule_id: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false })),
             response: {
               202: Type.Object({
                 replayed: Type.Integer(),

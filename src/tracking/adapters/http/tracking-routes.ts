@@ -1,6 +1,8 @@
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import { Type, type TSchema } from 'typebox';
+import { unknownFields } from '../../../shared/contracts/known-fields.js';
+import { ValidationError, type Violation } from '../../../shared/errors.js';
 import { assertMayWriteAs, type Principal } from '../../../shared/http/auth.js';
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
@@ -10,6 +12,7 @@ import type { TrackingHealth } from '../../application/queries.js';
 import type { RequestContext } from '../../application/record-tracking-event.js';
 import { MAX_BATCH_SIZE, type TrackingReceipt } from '../../application/record-tracking-events.js';
 import { PUBLISHED_AS, type RecordTrackingEventCommand, type TrackingEvent } from '../../domain/tracking-event.js';
+import { INVALID_EVENT } from '../../domain/values.js';
 
 export interface TrackingHandlers {
   record(command: RecordTrackingEventCommand, context: RequestContext): Promise<TrackingEvent>;
@@ -33,14 +36,15 @@ const TrackingEventBody = Type.Object(
     destination_url: Url('https://shop.example.com/'),
     occurred_at: Type.Optional(Type.String({ format: 'date-time', description: 'RFC 3339; defaults to when Intake received the event' })),
   },
-  { description: 'A tracking event' },
+  { description: 'A tracking event', additionalProperties: false },
 );
 type TrackingEventFields = Partial<Record<keyof typeof TrackingEventBody.properties, unknown>>;
+const unknownFieldsOf = (event: object): Violation[] => unknownFields(event, Object.keys(TrackingEventBody.properties));
 
 // What the route itself checks: only the envelope. The domain checks every field and reports every
 // invalid one at once (and a batch keeps its valid events), where the schema would stop at the first.
 const AnyObject = Type.Object({});
-const AnyBatch = Type.Object({ events: Type.Array(AnyObject, { minItems: 1, maxItems: MAX_BATCH_SIZE }) });
+const AnyBatch = Type.Object({ events: Type.Array(AnyObject, { minItems: 1, maxItems: MAX_BATCH_SIZE }) }, { additionalProperties: false });
 const looseBody =
   (loose: TSchema): FastifySchemaCompiler<TSchema> =>
   (route) =>
@@ -157,6 +161,9 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
         },
         async (request, reply) => {
           const body = request.body as TrackingEventFields;
+          const unknown = unknownFieldsOf(body);
+          if (unknown.length > 0)
+            throw new ValidationError(INVALID_EVENT, unknown.map((v) => `${v.path} ${v.message}`).join('; '), unknown);
           assertMayRecordFor(request.principal, [body]);
           const event = await handlers.record(commandOf(body), { correlationId: request.id });
           return reply
@@ -180,7 +187,10 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
             description:
               'Answers a receipt per event, in request order: `recorded` with its id, or `rejected` with every invalid field. ' +
               'An invalid event never drops the others; a batch that is not a list of objects is refused whole.',
-            body: Type.Object({ events: Type.Array(TrackingEventBody, { minItems: 1, maxItems: MAX_BATCH_SIZE }) }),
+            body: Type.Object(
+              { events: Type.Array(TrackingEventBody, { minItems: 1, maxItems: MAX_BATCH_SIZE }) },
+              { additionalProperties: false },
+            ),
             response: { 200: BatchResult, ...errorResponses },
           },
           validatorCompiler: looseBody(AnyBatch),
@@ -189,15 +199,16 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
         },
         async (request, reply) => {
           const given = (request.body as { events: Array<TrackingEventFields | RefusedJsonItem> }).events;
-          const events = given.filter((event): event is TrackingEventFields => !(event instanceof RefusedJsonItem));
+          // An event the edge refuses (JSON limits, unknown fields) gets its receipt here, the others from the use case.
+          const refusals = given.map((event): Violation[] =>
+            event instanceof RefusedJsonItem ? [{ path: event.fault.path, message: event.fault.message }] : unknownFieldsOf(event),
+          );
+          const events = given.filter((event, index): event is TrackingEventFields => refusals[index]?.length === 0);
           assertMayRecordFor(request.principal, events);
           const recordedOrRejected = await handlers.recordBatch(events.map(commandOf), { correlationId: request.id });
-          // Receipts in request order: the refused events' own, the others' as the use case answered them.
           let next = 0;
-          const receipts = given.map((event): TrackingReceipt =>
-            event instanceof RefusedJsonItem
-              ? { status: 'rejected', violations: [{ path: event.fault.path, message: event.fault.message }] }
-              : (recordedOrRejected[next++] as TrackingReceipt),
+          const receipts = refusals.map((violations): TrackingReceipt =>
+            violations.length > 0 ? { status: 'rejected', violations } : (recordedOrRejected[next++] as TrackingReceipt),
           );
           const recorded = receipts.filter((receipt) => receipt.status === 'recorded').length;
           return reply.status(200).send({

@@ -60,7 +60,10 @@ export function schemaHttp(handlers: SchemaHandlers): HttpContext {
             description:
               'Items are validated against the version in force when they were ingested. An invalid JSON Schema is refused with 400.',
             params: EventTypeParams,
-            body: Type.Object({ schema: Type.Unknown(), partner_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }),
+            body: Type.Object(
+              { schema: Type.Unknown(), partner_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) },
+              { additionalProperties: false },
+            ),
             response: { 200: Type.Ref('RegisteredSchema'), ...errorResponses },
           },
         },
