@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import type { Durability } from '../shared/event-store/sqlite/sqlite-event-store.js';
 import { OPTIONAL_CONTEXTS } from './optional-contexts.js';
 import { DEFAULT_PORTS, parseRoles, type Role } from './roles.js';
+import { withoutPassword } from '../shared/postgres/connection-url.js';
 
 export interface Config {
   readonly port: number;
@@ -139,8 +140,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST ?? '0.0.0.0',
     databaseUrl,
     dataDir: env.DATA_DIR ?? (sqlitePath === ':memory:' ? resolve('data') : dirname(resolve(sqlitePath))),
-    adminToken: env.ADMIN_TOKEN || undefined,
-    metricsToken: env.METRICS_TOKEN || undefined,
+    adminToken: bearerToken(env.ADMIN_TOKEN, 'ADMIN_TOKEN'),
+    metricsToken: bearerToken(env.METRICS_TOKEN, 'METRICS_TOKEN'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     bodyLimitBytes: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
@@ -238,6 +239,15 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: 
   return raw as T;
 }
 
+/** A token sent as `Authorization: Bearer <token>`: one with a space or a control character could never be sent. */
+function bearerToken(value: string | undefined, name: string): string | undefined {
+  if (!value) return undefined;
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    throw new ConfigError(`${name} must be printable ASCII without spaces, as an Authorization: Bearer header carries it`);
+  }
+  return value;
+}
+
 function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+  return withoutPassword(url.replace(/\/\/[^@/]*@/, '//***@'));
 }

@@ -88,6 +88,13 @@ describe('configuration', () => {
     expect(loadConfig({ PORT: '8080' }).port).toBe(8080);
   });
 
+  it('refuses a token no Authorization header could carry, and a password given in the URL is not repeated', () => {
+    expect(() => loadConfig({ ADMIN_TOKEN: 'tok en#x' })).toThrow(ConfigError);
+    expect(() => loadConfig({ METRICS_TOKEN: 'tab\there' })).toThrow(/METRICS_TOKEN must be printable ASCII without spaces/);
+    expect(loadConfig({ ADMIN_TOKEN: 'a-Token_of/any:kind' }).adminToken).toBe('a-Token_of/any:kind');
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://u@h/x?password=sekret' })).toThrow(/password=\*\*\*/);
+  });
+
   it('refuses a sqlite URL that names no file', () => {
     for (const url of ['sqlite:', 'sqlite://']) expect(() => loadConfig({ DATABASE_URL: url })).toThrow(/DATABASE_URL names no file/);
   });

@@ -18,7 +18,8 @@ async function call(target: AdminTarget, method: string, path: string, body?: Js
   if (!target.token) throw new CliError('set ADMIN_TOKEN (environment or .env) to the admin token of the server');
   let response: Response;
   try {
-    response = await fetch(new URL(path, target.url), {
+    // Appended, not resolved: INTAKE_URL=http://host/intake keeps its /intake behind a proxy.
+    response = await fetch(`${target.url.replace(/\/+$/, '')}${path}`, {
       method,
       headers: { authorization: `Bearer ${target.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,

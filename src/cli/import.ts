@@ -28,6 +28,11 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
     process.stderr.write('--batch-size must be an integer from 1 to 500\n');
     return 2;
   }
+  const url = args.url ?? env.INTAKE_URL ?? `http://127.0.0.1:${env.PORT ?? 8000}`;
+  if (!/^https?:\/\/[^/]/i.test(url)) {
+    process.stderr.write(`--url must be an http:// or https:// address of Intake, not "${url}"\n`);
+    return 2;
+  }
   const writeKey = args.writeKey ?? env.INTAKE_WRITE_KEY;
   const token = args.token ?? env.INTAKE_TOKEN ?? env.ADMIN_TOKEN;
   // Without either, every record would be rejected one by one and the run still "succeed".
@@ -37,7 +42,7 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
   }
   const summary = await importFile({
     file: args.file,
-    url: args.url ?? env.INTAKE_URL ?? `http://127.0.0.1:${env.PORT ?? 8000}`,
+    url,
     ...(writeKey ? { writeKey } : {}),
     ...(token ? { token } : {}),
     ...(args.format ? { format: args.format as ImportFormat } : {}),
@@ -49,5 +54,6 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
     `imported ${summary.read} records: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
       (summary.rejectsPath ? `; rejects with their reasons in ${summary.rejectsPath}\n` : '\n'),
   );
-  return 0;
+  // Every record refused (a key of another application, a file of another kind) is no success.
+  return summary.rejected > 0 && summary.accepted + summary.duplicate === 0 ? 1 : 0;
 }

@@ -25,8 +25,9 @@ Commands:
   keys list APP_ID            List an application's write keys
   keys revoke APP_ID KEY_ID   Revoke a write key
   rules list APP_ID           List an application's routing rules
-  secret-key adopt            Make INTAKE_SECRET_KEY the key of a stopped server's database, when the old
-                                one is lost: signing secrets that do not open with it are dropped
+  secret-key adopt            Make INTAKE_SECRET_KEY (or DATA_DIR's secret-key) the key of a stopped server's
+                                database, when the old one is lost; lists the signing secrets that do not open
+      --yes                     and drops them (without it, nothing changes while any would be dropped)
   import FILE                 Send a file of messages to a running Intake (NDJSON or CSV, - for stdin, .gz)
       --url URL                 the server (INTAKE_URL, default http://127.0.0.1:PORT)
       --write-key KEY           for Segment-style messages (INTAKE_WRITE_KEY), sent to /v1/import
@@ -47,12 +48,21 @@ Configuration comes from the environment and an optional .env file:
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
 
-interface Command {
+interface CommandShape {
   /** Positional arguments after the command words, by name. */
   readonly args: readonly string[];
   readonly options: Options;
+}
+/** A command that reads none of the server's settings, so that a bad DATABASE_URL does not stop it. */
+interface ConfigFreeCommand extends CommandShape {
+  readonly needsConfig: false;
+  run(values: Values, args: readonly string[]): Promise<void>;
+}
+interface ConfiguredCommand extends CommandShape {
+  readonly needsConfig?: true;
   run(config: Config, values: Values, args: readonly string[]): Promise<void>;
 }
+type Command = ConfigFreeCommand | ConfiguredCommand;
 
 const json: Options = { json: { type: 'boolean' } };
 const str = (value: string | boolean | undefined) => (typeof value === 'string' ? value : undefined);
@@ -108,12 +118,13 @@ const COMMANDS: Record<string, Command> = {
   'rules list': { args: ['APP_ID'], options: json, run: (config, values, [app = '']) => rulesList(target(config), out(values), app) },
   'secret-key adopt': {
     args: [],
-    options: json,
-    run: async (config, values) => (await import('./secret-key.js')).adoptKey(config, out(values)),
+    options: { ...json, yes: { type: 'boolean' } },
+    run: async (config, values) => (await import('./secret-key.js')).adoptKey(config, out(values), { yes: values.yes === true }),
   },
   // Import talks to a running server over HTTP: it needs none of the server's configuration.
   import: {
     args: ['FILE'],
+    needsConfig: false,
     options: {
       url: { type: 'string' },
       'write-key': { type: 'string' },
@@ -122,7 +133,7 @@ const COMMANDS: Record<string, Command> = {
       'batch-size': { type: 'string' },
       rejects: { type: 'string' },
     },
-    async run(_config, values, [file]) {
+    async run(values, [file]) {
       const { runImport } = await import('./import.js');
       const code = await runImport({
         file,
@@ -181,7 +192,8 @@ export async function main(argv: string[]): Promise<number> {
 
   loadDotEnv();
   if (typeof parsed.values.role === 'string') process.env.ROLE = parsed.values.role;
-  await command.run(loadConfig(), parsed.values, parsed.positionals);
+  if (command.needsConfig === false) await command.run(parsed.values, parsed.positionals);
+  else await command.run(loadConfig(), parsed.values, parsed.positionals);
   return 0;
 }
 

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { isPostgresUrl, postgresSchemaOf, type Config } from '../app/config.js';
 import { routingMigrations } from '../routing/adapters/sql/migrations.js';
 import { adoptSecretKey } from '../routing/adapters/sql/sql-secret-key.js';
-import { resolveSecretKey, secretBox } from '../routing/adapters/secrets/secret-box.js';
+import { generatedKeyFile, resolveSecretKey, secretBox } from '../routing/adapters/secrets/secret-box.js';
 import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
 import { openPostgres } from '../shared/postgres/open-postgres.js';
 import { migrateToLatest } from '../shared/sqlite/migrate.js';
@@ -16,9 +16,17 @@ import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
  * Makes this process's key (INTAKE_SECRET_KEY, or the one generated in the data directory) the key
  * the routing tables are sealed with, for when the old one is lost. Signing secrets that do not open
  * with it are dropped; their rules get a new one with POST /api/routing-rules/{id}/rotate-secret.
- * Meant for a stopped server, like replay, and refused while one runs.
+ * Meant for a stopped server, like replay, and refused while one runs. Secrets are dropped only when
+ * `yes` confirms it; otherwise the command says which would be, and changes nothing.
  */
-export async function adoptKey(config: Config, output: Output): Promise<void> {
+export async function adoptKey(config: Config, output: Output, { yes }: { readonly yes: boolean }): Promise<void> {
+  // Without either, a new key would be generated here and adopted: every secret dropped for a key nobody chose.
+  if (config.secretKey === undefined && !existsSync(generatedKeyFile(config.dataDir))) {
+    throw new CliError(
+      `no key to adopt: INTAKE_SECRET_KEY is unset and ${generatedKeyFile(config.dataDir)} does not exist. ` +
+        'Set INTAKE_SECRET_KEY to the key to keep, or DATA_DIR to the directory that holds its secret-key file',
+    );
+  }
   const box = secretBox(resolveSecretKey(config.secretKey, config.dataDir));
   const now = () => new Date();
   if (isPostgresUrl(config.databaseUrl)) {
@@ -37,7 +45,7 @@ export async function adoptKey(config: Config, output: Output): Promise<void> {
       });
       try {
         await migratePostgresToLatest(postgres, [routingMigrations]);
-        report(output, await adoptSecretKey(postgres.db, box, now), `schema ${postgres.schema}`);
+        report(output, await adoptSecretKey(postgres.db, box, now, { drop: yes }), `schema ${postgres.schema}`);
       } finally {
         await postgres.close();
       }
@@ -55,7 +63,7 @@ export async function adoptKey(config: Config, output: Output): Promise<void> {
     const sqlite = openSqlite(path);
     try {
       await migrateToLatest(sqlite.db, [routingMigrations]);
-      report(output, await adoptSecretKey(sqlite.db, box, now), path);
+      report(output, await adoptSecretKey(sqlite.db, box, now, { drop: yes }), path);
     } finally {
       await sqlite.close();
     }
@@ -64,12 +72,19 @@ export async function adoptKey(config: Config, output: Output): Promise<void> {
   }
 }
 
-function report(output: Output, dropped: string[], where: string): void {
+function report(output: Output, { unreadable, adopted }: { unreadable: string[]; adopted: boolean }, where: string): void {
+  if (!adopted) {
+    throw new CliError(
+      `${where}: ${unreadable.length} signing secret(s) do not open with this key, and adopting it would drop them. ` +
+        `Nothing changed. If their key is lost for good, run again with --yes, then give each rule a new secret ` +
+        `(POST /api/routing-rules/{id}/rotate-secret): ${unreadable.join(', ')}`,
+    );
+  }
   const human =
-    dropped.length === 0
+    unreadable.length === 0
       ? `${where}: this key is now the database's; every signing secret opens with it`
-      : `${where}: this key is now the database's; ${dropped.length} signing secret(s) did not open with it and were dropped.\n` +
+      : `${where}: this key is now the database's; ${unreadable.length} signing secret(s) did not open with it and were dropped.\n` +
         `Give each of these rules a new one (POST /api/routing-rules/{id}/rotate-secret), then replay its dead letters:\n` +
-        dropped.join('\n');
-  output.result(human, { database: where, dropped });
+        unreadable.join('\n');
+  output.result(human, { database: where, dropped: unreadable });
 }

@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -42,6 +42,27 @@ describe('the SQLite database lock', () => {
     const inside = join(path, '..', 'not-a-directory', 'intake.db');
     expect(() => acquireLock(inside, 'serve')).toThrow(/^cannot use the data directory .*not-a-directory: /);
   });
+
+  // Root writes any file, so the case needs another user: a child process run as nobody.
+  it.skipIf(process.getuid?.() !== 0)(
+    'refuses a lock file this user may not write, which SQLite would open read-only and lock nothing with',
+    async () => {
+      const path = database();
+      (acquireLock(path, 'migrate') as ServerLock).release();
+      chmodSync(join(path, '..'), 0o777);
+      const script = `
+      const { acquireLock, isHolder } = await import(${JSON.stringify(new URL('./server-lock.ts', import.meta.url).href)});
+      try { const lock = acquireLock(process.argv[1], 'serve'); process.stdout.write(isHolder(lock) ? 'refused' : 'held'); }
+      catch (error) { process.stdout.write(String(error.message)); }`;
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, path], {
+        uid: 65534,
+        gid: 65534,
+        encoding: 'utf8',
+        env: { ...process.env, TSX_TSCONFIG_PATH: '', HOME: tmpdir() },
+      });
+      expect(child.stdout).toMatch(/^cannot lock .*intake\.db\.lock: this user may not write it/);
+    },
+  );
 
   it('is held by one taker at a time, and taken again once released', () => {
     const path = database();

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { CliError } from './cli-error.js';
@@ -30,12 +30,22 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
   if (databasePath === ':memory:') return { release: () => undefined };
   const file = lockFileOf(databasePath);
   let guard: Database.Database;
+  const lockPath = `${databasePath}.lock`;
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    guard = new Database(`${databasePath}.lock`, { timeout: 0 });
+    guard = new Database(lockPath, { timeout: 0 });
   } catch (error) {
     // "unable to open database file" names neither the file nor why: a read-only or missing directory.
     throw new CliError(`cannot use the data directory ${dirname(resolve(databasePath))}: ${(error as Error).message}`);
+  }
+  try {
+    // SQLite opens a file it may not write read-only without a word, and then its lock holds nobody off.
+    accessSync(lockPath, constants.W_OK);
+  } catch {
+    guard.close();
+    throw new CliError(
+      `cannot lock ${resolve(lockPath)}: this user may not write it (another user made it?); give it to the user Intake runs as`,
+    );
   }
   try {
     guard.pragma('locking_mode = EXCLUSIVE');

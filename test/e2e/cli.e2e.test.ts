@@ -210,8 +210,21 @@ describe('the intake CLI', () => {
       /\(INTAKE_SECRET_KEY, or the data directory's generated secret-key file when it is unset\) is not the key this database's webhook signing secrets are sealed with/,
     );
 
+    // Without a key to adopt (none set, none generated in DATA_DIR), nothing is made up and adopted.
+    const keyless = cli(['secret-key', 'adopt'], { ...env, INTAKE_SECRET_KEY: '', DATA_DIR: join(dir, 'no-key-here') }, 60_000);
+    expect([keyless.status, keyless.stderr]).toEqual([1, expect.stringMatching(/no key to adopt: INTAKE_SECRET_KEY is unset/)]);
+    expect(() => statSync(join(dir, 'no-key-here', 'secret-key'))).toThrow();
+    // Unconfirmed, the loss is only reported.
+    const unconfirmed = cli(['secret-key', 'adopt'], other, 60_000);
+    expect(unconfirmed.status).toBe(1);
+    expect(unconfirmed.stderr).toContain(
+      `1 signing secret(s) do not open with this key, and adopting it would drop them. Nothing changed.`,
+    );
+    expect(unconfirmed.stderr).toContain(ruleId);
+    expect(cli(['serve'], { ...other, HOST: '127.0.0.1', PORT: '0' }, 60_000).status).toBe(1);
+
     // The first key is lost: the new one is adopted, and the secret it cannot open is dropped.
-    const adopted = cli(['secret-key', 'adopt', '--json'], other, 60_000);
+    const adopted = cli(['secret-key', 'adopt', '--yes', '--json'], other, 60_000);
     expect(adopted.status).toBe(0);
     expect(JSON.parse(adopted.stdout)).toMatchObject({ dropped: [ruleId] });
     const again = await startServerProcess(other);

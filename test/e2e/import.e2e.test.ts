@@ -212,4 +212,48 @@ describe('intake import', { timeout: 180_000 }, () => {
     expect(reject).toMatchObject({ line: 1, reason: expect.stringMatching(/longer than 8388608 characters/) });
     expect(reject?.text.length).toBeLessThan(1000);
   });
+
+  it('never writes its rejects over the file it imports, and leaves no rejects of an earlier run behind', async () => {
+    const file = join(dir, 'self.ndjson');
+    const content = [
+      JSON.stringify({ type: 'track', event: 'Self' }),
+      ...Array.from({ length: 5 }, (_, i) => lines[0]?.replace('hist-1', `self-${i}`)),
+    ].join('\n');
+    writeFileSync(file, content);
+    const refused = await cli([file, '--write-key', writeKey, '--rejects', join(dir, '.', 'self.ndjson')]);
+    expect([refused.status, refused.stderr.trim()]).toEqual([
+      1,
+      expect.stringMatching(/^intake: the rejects would overwrite the file being imported/),
+    ]);
+    expect(readFileSync(file, 'utf8')).toBe(content);
+
+    const clean = join(dir, 'clean.ndjson');
+    writeFileSync(clean, lines[1] ?? '');
+    writeFileSync(`${clean}.rejects.ndjson`, '{"line": 9, "reason": "from an earlier run"}\n');
+    const result = await cli([clean, '--write-key', writeKey]);
+    expect(result.stdout).toContain('0 rejected');
+    expect(() => readFileSync(`${clean}.rejects.ndjson`)).toThrow();
+  });
+
+  it('stops at an address that is not Intake, and fails when every record is rejected', async () => {
+    const file = join(dir, 'wrong-url.ndjson');
+    writeFileSync(file, lines[1] ?? '');
+    const wrongPath = await cli([file, '--write-key', writeKey], undefined, { INTAKE_URL: `${baseUrl}/nope` });
+    expect([wrongPath.status, wrongPath.stderr.trim()]).toEqual([
+      1,
+      `intake: ${baseUrl}/nope/v1/import is not Intake's import endpoint (HTTP 404): check --url or INTAKE_URL`,
+    ]);
+    const noScheme = await cli([file, '--write-key', writeKey, '--url', 'localhost:8000']);
+    expect(noScheme.status).toBe(2);
+    expect(noScheme.stderr).toContain('--url must be an http:// or https:// address');
+    // The server's own settings are none of its business.
+    const serverSettings = await cli([file, '--write-key', writeKey], undefined, { DATABASE_URL: 'mysql://x', LOG_LEVEL: 'verbose' });
+    expect([serverSettings.status, serverSettings.stdout]).toEqual([0, expect.stringContaining('1 accepted')]);
+
+    const bad = join(dir, 'all-bad.ndjson');
+    writeFileSync(bad, [lines[2], lines[3]].join('\n'));
+    const allRejected = await cli([bad, '--write-key', writeKey]);
+    expect(allRejected.status).toBe(1);
+    expect(allRejected.stdout).toContain('0 accepted, 0 duplicate, 2 rejected');
+  });
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, rmSync, statSync, type WriteStream } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CliError } from '../cli-error.js';
 import { openSource, type ImportFormat, type SourceRecord } from './read-records.js';
@@ -31,6 +32,11 @@ export interface ImportSummary {
 }
 
 const MAX_BATCH_JSON = 400 * 1024;
+/**
+ * Batches filling at once, one per destination (an application's partner items, the messages): an
+ * export ordered by time alternates between partners, and one batch at a time sent a request a record.
+ */
+const OPEN_BATCHES = 64;
 
 interface Pending {
   readonly key: string;
@@ -48,6 +54,16 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   const source = openSource(options.file, options.format, options.stdin);
   const batchSize = options.batchSize ?? 100;
   const rejectsPath = options.rejectsPath ?? `${options.file === '-' ? 'stdin' : options.file.replace(/\.gz$/, '')}.rejects.ndjson`;
+  if (options.file !== '-' && sameFile(options.file, rejectsPath)) {
+    throw new CliError(`the rejects would overwrite the file being imported (${rejectsPath}): give --rejects another path`);
+  }
+  // A rejects file of an earlier run would otherwise stay beside a summary of "0 rejected". A path that
+  // cannot be removed (a directory) fails when the first reject is written, with its reason.
+  try {
+    rmSync(rejectsPath, { force: true });
+  } catch {
+    /* reported on the first reject */
+  }
   const counts = { read: 0, accepted: 0, duplicate: 0, rejected: 0 };
   let rejects: WriteStream | undefined;
   const progress = progressReporter(options.out, source, counts);
@@ -85,7 +101,12 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
     );
   };
 
-  let pending: Pending | undefined;
+  // Insertion order is age: the oldest batch is sent first when too many are open.
+  const open = new Map<string, Pending>();
+  const flushAll = async () => {
+    for (const pending of open.values()) await flush(pending);
+    open.clear();
+  };
   try {
     try {
       for await (const record of source.records) {
@@ -101,26 +122,47 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
           continue;
         }
         const bytes = Buffer.byteLength(JSON.stringify(routed.body));
-        if (pending && (pending.key !== routed.key || pending.items.length >= batchSize || pending.bytes + bytes > MAX_BATCH_JSON)) {
+        let pending = open.get(routed.key);
+        if (pending && (pending.items.length >= batchSize || pending.bytes + bytes > MAX_BATCH_JSON)) {
           await flush(pending);
+          open.delete(routed.key);
           pending = undefined;
         }
-        pending ??= { key: routed.key, endpoint: routed.endpoint, items: [], bytes: 0 };
+        if (!pending) {
+          const oldest = open.size >= OPEN_BATCHES ? open.entries().next().value : undefined;
+          if (oldest) {
+            await flush(oldest[1]);
+            open.delete(oldest[0]);
+          }
+          pending = { key: routed.key, endpoint: routed.endpoint, items: [], bytes: 0 };
+          open.set(routed.key, pending);
+        }
         pending.items.push({ source: record, body: routed.body });
         pending.bytes += bytes;
       }
     } catch (error) {
       // The input broke (a truncated gzip): what was read before it is sent, then the import stops.
-      if (error instanceof CliError && rejectsFailed === undefined) await flush(pending);
+      if (error instanceof CliError && rejectsFailed === undefined) await flushAll();
       throw error;
     }
-    await flush(pending);
+    await flushAll();
   } finally {
     progress.done();
     if (rejects) await new Promise<void>((resolve) => (rejects?.writable ? rejects.end(resolve) : resolve()));
   }
   checkRejects();
   return { ...counts, rejectsPath: counts.rejected > 0 ? rejectsPath : undefined };
+}
+
+/** Whether two paths name one file: the same path, or the same inode reached another way (a link). */
+function sameFile(a: string, b: string): boolean {
+  if (resolve(a) === resolve(b)) return true;
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }
 
 /** A record's own id as the server reads it: a number is its text, as Segment takes numeric ids. */

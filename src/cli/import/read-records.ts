@@ -268,7 +268,9 @@ const TEXT_COLUMNS = new Set([
 function cellValue(cell: string): unknown {
   if (/^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null)$/.test(cell) || /^[[{]/.test(cell)) {
     try {
-      return JSON.parse(cell) as unknown;
+      const value = JSON.parse(cell) as unknown;
+      // `1e400` parses as Infinity, which JSON would send as null: the cell stays text.
+      return typeof value === 'number' && !Number.isFinite(value) ? cell : value;
     } catch {
       return cell;
     }

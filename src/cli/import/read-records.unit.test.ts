@@ -38,6 +38,11 @@ describe('reading CSV', () => {
     expect(records.map((r) => r.record)).toEqual([{ type: 'track', properties: { order: '12345678901234567890', note: '', n: 7 } }]);
   });
 
+  it('keeps a number too large for JSON as text, which it would otherwise send as null', async () => {
+    const records = await recordsOf('type,properties.big,properties.small\ntrack,1e400,-1e400\n', 'csv');
+    expect(records.map((r) => r.record)).toEqual([{ type: 'track', properties: { big: '1e400', small: '-1e400' } }]);
+  });
+
   it('sets a __proto__ column as a key of the record, which the server refuses, never on every object', async () => {
     const records = await recordsOf('type,userId,__proto__.messageId\ntrack,pp1,pp-1\ntrack,pp1,\n', 'csv');
     expect(({} as Record<string, unknown>).messageId).toBeUndefined();

@@ -33,23 +33,34 @@ export async function sendBatch(endpoint: Endpoint, records: readonly object[], 
         body: JSON.stringify(endpoint.body(records)),
       });
     } catch (error) {
-      lastError = (error as Error).message;
+      // "fetch failed" alone names neither the address nor why: the cause does (ECONNREFUSED, ENOTFOUND).
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      lastError = `${(error as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`;
       continue;
     }
     const text = await response.text();
     const answer = parse(text);
+    const problem = (answer ?? {}) as { code?: string; detail?: string; errors?: Array<{ path: string; message: string }> };
+    // Another server, or a wrong path in --url: each record would be rejected one by one with its 404.
+    if (
+      (response.status === 200 && answer === undefined) ||
+      response.status === 405 ||
+      (response.status === 404 && problem.code === 'route.not-found') ||
+      (response.status === 404 && answer === undefined)
+    ) {
+      throw new ImportRefused(`${endpoint.url} is not Intake's import endpoint (HTTP ${response.status}): check --url or INTAKE_URL`);
+    }
     if (response.status === 200) return endpoint.verdicts(answer, records.length);
     if (response.status === 429 || response.status >= 500) {
       lastError = `HTTP ${response.status}`;
       continue;
     }
-    const problem = (answer ?? {}) as { detail?: string; errors?: Array<{ path: string; message: string }> };
     // A key the server does not know stops the import; one that may not write where these records go
     // (a partner item of another application) rejects them, and the import goes on.
     if (response.status === 401) throw new ImportRefused(`the server refused the credentials: ${problem.detail ?? response.status}`);
     return records.map((_, index) => ({ status: 'rejected', reason: reasonFor(index, records.length, problem, response.status) }));
   }
-  throw new Error(`the server did not take a batch after ${ATTEMPTS} attempts: ${lastError}`);
+  throw new ImportRefused(`no Intake took a batch at ${endpoint.url} after ${ATTEMPTS} attempts: ${lastError}`);
 }
 
 /** The part of a whole-batch problem that concerns one record (`batch[3].userId ...`), or all of it. */

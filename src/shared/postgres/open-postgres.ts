@@ -1,6 +1,9 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { watchForSilentServer } from './silent-server-watch.js';
+import { withoutPassword } from './connection-url.js';
+
+export { withoutPassword };
 
 export interface PostgresHandle {
   readonly db: Kysely<object>;
@@ -89,15 +92,4 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
       return db.destroy();
     },
   };
-}
-
-/** A connection URL fit for messages and logs: the password is left out. */
-export function withoutPassword(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@');
-  }
 }

@@ -5,6 +5,10 @@ describe('PostgreSQL connection errors', () => {
   it('leave the password out of a URL', () => {
     expect(withoutPassword('postgres://intake:s3cret@db.example:5432/intake')).toBe('postgres://intake:***@db.example:5432/intake');
     expect(withoutPassword('postgres://db.example/intake')).toBe('postgres://db.example/intake');
+    // The driver takes a password from the query too.
+    expect(withoutPassword('postgres://intake@db.example/x?password=sekret&sslmode=require')).toBe(
+      'postgres://intake@db.example/x?password=***&sslmode=require',
+    );
   });
 
   it('name the server they could not reach, without its password', async () => {

@@ -17,6 +17,9 @@ export interface SecretBox {
 export const SEALED_PREFIX = 'enc:v1:';
 const KEY_FILE = 'secret-key';
 
+/** Where a process without INTAKE_SECRET_KEY keeps the key it generated. */
+export const generatedKeyFile = (dataDir: string) => join(dataDir, KEY_FILE);
+
 export function secretBox(key: Buffer): SecretBox {
   if (key.length !== 32) throw new Error('a secret box needs a 32-byte key');
   return {
@@ -56,7 +59,7 @@ export function resolveSecretKey(fromEnvironment: string | undefined, dataDir: s
     if (fromEnvironment.length < 16) throw new Error('INTAKE_SECRET_KEY must be at least 16 characters');
     return Buffer.from(hkdfSync('sha256', fromEnvironment, 'intake', 'webhook-signing-secrets', 32));
   }
-  const file = join(dataDir, KEY_FILE);
+  const file = generatedKeyFile(dataDir);
   const read = () => {
     const text = readFileSync(file, 'utf8').trim();
     // A damaged file would otherwise be "a secret box needs a 32-byte key", naming neither file nor fix.

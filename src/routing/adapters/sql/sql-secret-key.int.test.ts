@@ -70,7 +70,11 @@ describe.each(backends)('the secret key check on $name', ({ available, open }) =
     await sqlSecretVault(kept)(opened.db).set('rule-new', 'whsec_new');
     await expect(verifySecretKey(opened.db, kept, now)).rejects.toBeInstanceOf(SecretKeyMismatchError);
 
-    expect(await adoptSecretKey(opened.db, kept, now)).toEqual(['rule-old']);
+    // Unconfirmed, the loss is only reported: nothing changes.
+    expect(await adoptSecretKey(opened.db, kept, now, { drop: false })).toEqual({ unreadable: ['rule-old'], adopted: false });
+    await expect(verifySecretKey(opened.db, kept, now)).rejects.toBeInstanceOf(SecretKeyMismatchError);
+    expect(await sqlSecretVault(lost)(opened.db).get('rule-old')).toBe('whsec_old');
+    expect(await adoptSecretKey(opened.db, kept, now, { drop: true })).toEqual({ unreadable: ['rule-old'], adopted: true });
     await verifySecretKey(opened.db, kept, now);
     expect(await sqlSecretVault(kept)(opened.db).get('rule-old')).toBeUndefined();
     expect(await sqlSecretVault(kept)(opened.db).get('rule-new')).toBe('whsec_new');

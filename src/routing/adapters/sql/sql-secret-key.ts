@@ -61,9 +61,15 @@ export async function verifySecretKey(db: Kysely<object>, box: SecretBox, now: (
 /**
  * Makes the process's key the database's, for an operator whose old key is gone: the signing
  * secrets it cannot open are deleted (their rules need a new one: rotate-secret) and the key's
- * fingerprint is recorded. Answers the rules whose secret was deleted.
+ * fingerprint is recorded. Answers the rules whose secret does not open; unless `drop` is set and
+ * some do not, nothing changes (`adopted` false): the operator confirms the loss first.
  */
-export async function adoptSecretKey(db: Kysely<object>, box: SecretBox, now: () => Date): Promise<string[]> {
+export async function adoptSecretKey(
+  db: Kysely<object>,
+  box: SecretBox,
+  now: () => Date,
+  { drop }: { readonly drop: boolean },
+): Promise<{ readonly unreadable: string[]; readonly adopted: boolean }> {
   return db.transaction().execute(async (trx) => {
     const table = trx.withTables<Tables>();
     const unreadable: string[] = [];
@@ -74,6 +80,7 @@ export async function adoptSecretKey(db: Kysely<object>, box: SecretBox, now: ()
         unreadable.push(row.rule_id);
       }
     }
+    if (unreadable.length > 0 && !drop) return { unreadable, adopted: false };
     for (const piece of keyPieces(trx, unreadable)) await table.deleteFrom('routing_secrets').where('rule_id', 'in', piece).execute();
     const fingerprint = box.fingerprint();
     await table
@@ -81,6 +88,6 @@ export async function adoptSecretKey(db: Kysely<object>, box: SecretBox, now: ()
       .values({ id: 1, fingerprint, created_at: now().toISOString() })
       .onConflict((oc) => oc.column('id').doUpdateSet({ fingerprint, created_at: now().toISOString() }))
       .execute();
-    return unreadable;
+    return { unreadable, adopted: true };
   });
 }
