@@ -100,6 +100,13 @@ export function attributionSubscriber({
   };
 }
 
+/**
+ * Conversions of one visitor a batch credits again, the earliest of its range. A late touch reaches
+ * every conversion of the 30 days after it: an id shared by a whole backend (thousands of orders)
+ * would have them all rewritten at once. Beyond this many, the later ones keep their credits.
+ */
+export const MAX_CONVERSIONS_RECREDITED = 1000;
+
 const linkKey = (link: IdentityLink) => JSON.stringify([visitorKey(link.anonymous), visitorKey(link.user)]);
 
 /** Every conversion of the visitor in the range, credited again from all the touches in their windows. */
@@ -116,7 +123,7 @@ async function recredit(
   // Most conversions of tracking-API traffic (no campaign, no referrer) end here.
   if (!(await ledger.hasTouches(identities, { from: lookbackWindowOf({ occurredAt: range.from }, lookbackMs).from, to: range.to })))
     return [];
-  const conversions = await ledger.conversionsOf(visitor, range);
+  const conversions = await ledger.conversionsOf(visitor, range, MAX_CONVERSIONS_RECREDITED);
   const first = conversions[0];
   const last = conversions.at(-1);
   if (!first || !last) return [];

@@ -6,7 +6,7 @@ import type { Credit } from '../domain/attribution-models.js';
 import type { IdentityLink } from '../domain/analytics-message.js';
 import { compareTouches, type Touch } from '../domain/touch.js';
 import { sameVisitor, type Visitor } from '../domain/values.js';
-import { attributionSubscriber, CONVERSION_RECORDED } from './attribution-subscriber.js';
+import { attributionSubscriber, CONVERSION_RECORDED, MAX_CONVERSIONS_RECREDITED } from './attribution-subscriber.js';
 import type { AttributionLedger } from './ports.js';
 
 const inRange = (at: string, range: { from: string; to: string }) => at >= range.from && at <= range.to;
@@ -46,9 +46,12 @@ function memoryLedger() {
         : { from: times.reduce((a, b) => (a < b ? a : b)), to: times.reduce((a, b) => (a > b ? a : b)) };
     },
     countTouches: async () => undefined,
-    conversionsOf: async (visitor, range) => {
+    conversionsOf: async (visitor, range, limit) => {
       reads.conversions++;
-      return conversions.filter((c) => sameVisitor(c.visitor, visitor) && inRange(c.occurredAt, range));
+      return conversions
+        .filter((c) => sameVisitor(c.visitor, visitor) && inRange(c.occurredAt, range))
+        .sort((a, b) => (a.occurredAt < b.occurredAt ? -1 : a.occurredAt > b.occurredAt ? 1 : 0))
+        .slice(0, limit);
     },
     touchesOf: async (visitors, range) => touches.filter((t) => ofAny(visitors)(t) && inRange(t.occurredAt, range)).sort(compareTouches),
     hasTouches: async (visitors, range) => touches.some((t) => ofAny(visitors)(t) && inRange(t.occurredAt, range)),
@@ -96,6 +99,19 @@ describe('the attribution subscriber', () => {
     await subscriber.handle([touch('t1', '2026-12-03T10:00:00.000Z')], tx);
     expect(reads.conversions).toBe(1);
     expect(credits.get('k1')?.find((c) => c.model === 'last_touch')).toMatchObject({ partnerId: 'p1', campaignId: 'c1', share: 1 });
+  });
+
+  it('credits again at most MAX_CONVERSIONS_RECREDITED conversions of a visitor a batch, the earliest a late touch reaches', async () => {
+    const { ledger, credits } = memoryLedger();
+    const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs: 7 * 24 * 3600 * 1000 });
+    const tx = { db: {} } as unknown as StoreTransaction;
+    const at = (i: number) => new Date(Date.parse('2026-12-04T00:00:00.000Z') + i * 1000).toISOString();
+    await subscriber.handle([touch('t0', '2026-12-03T00:00:00.000Z')], tx);
+    const orders = Array.from({ length: MAX_CONVERSIONS_RECREDITED + 5 }, (_, i) => conversion(`k${i}`, at(i)));
+    await subscriber.handle(orders, tx);
+    expect(credits.size).toBe(MAX_CONVERSIONS_RECREDITED);
+    expect(credits.has(`k${MAX_CONVERSIONS_RECREDITED - 1}`)).toBe(true);
+    expect(credits.has(`k${MAX_CONVERSIONS_RECREDITED}`)).toBe(false);
   });
 
   describe("an SDK user's anonymous ids", () => {

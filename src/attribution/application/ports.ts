@@ -35,8 +35,8 @@ export interface AttributionLedger {
   usersOf(anonymous: Visitor): Promise<Visitor[]>;
   /** When the visitor's first and last touches occurred; undefined when it has none. */
   touchSpan(visitor: Visitor): Promise<TimeRange | undefined>;
-  /** The visitor's conversions that occurred within the range (bounds included), in the order they occurred. */
-  conversionsOf(visitor: Visitor, range: TimeRange): Promise<Conversion[]>;
+  /** The visitor's first `limit` conversions that occurred within the range (bounds included), in the order they occurred. */
+  conversionsOf(visitor: Visitor, range: TimeRange, limit: number): Promise<Conversion[]>;
   /** These visitors' touches that occurred within the range (bounds included), in the order they occurred. */
   touchesOf(visitors: readonly Visitor[], range: TimeRange): Promise<Touch[]>;
   /** Whether any of these visitors has a touch within the range (bounds included). */

@@ -72,10 +72,19 @@ export function conversionsReachedBy(touch: Pick<Touch, 'occurredAt'>, lookbackM
 }
 
 /**
+ * Touches a conversion is credited from: its window's first and the latest after it, 50 in all. A
+ * journey of a thousand campaigns would otherwise give each conversion thousands of credit rows,
+ * rewritten whenever a late touch reaches it, while every other writer waits (a single message froze
+ * ingestion for minutes). The first-touch and last-touch models stay exact; linear and position-based
+ * share among the touches kept.
+ */
+export const MAX_TOUCHES_CREDITED = 50;
+
+/**
  * Credits of a conversion under every model, from the touches in its lookback window of its visitor and
- * of the anonymous ids known to be that visitor (`identities`). Only the touches' `occurred_at` orders
- * them, never their arrival, so the result is the same whatever order the events were delivered in.
- * Several touches of one campaign add up into one credit.
+ * of the anonymous ids known to be that visitor (`identities`), at most `MAX_TOUCHES_CREDITED` of them.
+ * Only the touches' `occurred_at` orders them, never their arrival, so the result is the same whatever
+ * order the events were delivered in. Several touches of one campaign add up into one credit.
  */
 export function attributeConversion(
   conversion: Conversion,
@@ -84,11 +93,14 @@ export function attributeConversion(
   identities: readonly Visitor[] = [conversion.visitor],
 ): Credit[] {
   const window = lookbackWindowOf(conversion, lookbackMs);
-  const eligible = touches
+  const inWindow = touches
     .filter(
       (t) => identities.some((visitor) => sameVisitor(t.visitor, visitor)) && t.occurredAt >= window.from && t.occurredAt <= window.to,
     )
     .sort(compareTouches);
+  const first = inWindow[0];
+  const eligible =
+    first && inWindow.length > MAX_TOUCHES_CREDITED ? [first, ...inWindow.slice(inWindow.length - (MAX_TOUCHES_CREDITED - 1))] : inWindow;
   return ATTRIBUTION_MODELS.flatMap((model) => {
     const byCampaign = new Map<string, { partnerId: ExternalId; campaignId: ExternalId; share: number }>();
     sharesOf(model, eligible.length).forEach((share, i) => {

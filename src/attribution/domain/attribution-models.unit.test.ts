@@ -4,6 +4,7 @@ import {
   ATTRIBUTION_MODELS,
   attributeConversion,
   lookbackOfDays,
+  MAX_TOUCHES_CREDITED,
   sharesOf,
   type AttributionModel,
   type Credit,
@@ -189,5 +190,33 @@ describe('crediting a conversion: small journeys', () => {
 describe('the lookback window', () => {
   it.each([0, -1, 1.5, 3651, Number.NaN])('refuses %s days', (days) => {
     expect(() => lookbackOfDays(days)).toThrow(ValidationError);
+  });
+});
+
+describe('crediting a conversion: a long journey', () => {
+  // 120 touches of 120 campaigns in the window: the first and the latest 49 are credited, 50 in all.
+  const converted = conversion('2026-11-30T12:00:00.000Z', 100);
+  const touches = Array.from({ length: 120 }, (_, i) =>
+    touch(`t${i}`, new Date(Date.parse('2026-11-20T00:00:00.000Z') + i * 60_000).toISOString(), `c${i}`, 'A'),
+  );
+  const credits = attributeConversion(converted, touches, THIRTY_DAYS);
+
+  it('keeps first touch and last touch exact', () => {
+    expect(creditsUnder('first_touch', credits)).toEqual({ 'c0@A': [1, 100] });
+    expect(creditsUnder('last_touch', credits)).toEqual({ 'c119@A': [1, 100] });
+  });
+
+  it(`shares linear and position-based among the first touch and the latest ${MAX_TOUCHES_CREDITED - 1}`, () => {
+    const linear = creditsUnder('linear', credits);
+    expect(Object.keys(linear)).toHaveLength(MAX_TOUCHES_CREDITED);
+    expect(linear['c0@A']).toEqual([0.02, 2]);
+    expect(linear['c71@A']).toEqual([0.02, 2]);
+    expect(linear['c70@A']).toBeUndefined();
+    const positions = creditsUnder('position_based', credits);
+    expect([positions['c0@A'], positions['c119@A'], positions['c71@A']]).toEqual([
+      [0.4, 40],
+      [0.4, 40],
+      [0.2 / 48, (0.2 / 48) * 100].map((n) => Math.round(n * 1e9) / 1e9),
+    ]);
   });
 });

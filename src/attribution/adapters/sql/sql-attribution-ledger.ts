@@ -180,7 +180,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       }
     },
 
-    async conversionsOf(visitor, range) {
+    async conversionsOf(visitor, range, limit) {
       const rows = await t
         .selectFrom('attribution_conversions')
         .selectAll()
@@ -190,6 +190,7 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
         .where('occurred_at', '<=', range.to)
         .orderBy('occurred_at')
         .orderBy('conversion_id')
+        .limit(limit)
         .execute();
       return rows.map(conversionOf);
     },
