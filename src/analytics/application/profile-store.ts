@@ -4,8 +4,8 @@ import type { ProfileFact } from '../domain/profile.js';
 
 /** The profiles view as its subscriber writes it, inside the subscriber's transaction. */
 export interface ProfileLedger {
-  /** Keeps a fact; a trait only replaces an earlier setting of the same trait. Idempotent. */
-  record(appId: string, fact: ProfileFact): Promise<void>;
+  /** Keeps the facts of an application; a trait only replaces an earlier setting of the same trait. Idempotent. */
+  record(appId: string, facts: readonly ProfileFact[]): Promise<void>;
   clear(): Promise<void>;
 }
 

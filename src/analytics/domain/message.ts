@@ -140,6 +140,8 @@ export function parseMessage(
   for (const field of ['properties', 'traits', 'context', 'integrations'] as const) {
     check(() => checkOptionalObject(message[field], field));
   }
+  if (type === 'identify' || type === 'group') check(() => checkTraitNames(message.traits, 'traits'));
+  if (type === 'identify') check(() => checkTraitNames(asObject(message.context).traits, 'context.traits'));
   let timing: Timing | undefined;
   check(() => (timing = correctedTiming(message, arrival)));
   if (violations.length > 0 || !timing) {
@@ -204,6 +206,26 @@ function parseEventName(value: unknown): string {
   if (longerThan(value, MAX_EVENT_NAME)) throw fail(MESSAGE_ERRORS.invalid, 'event', `must be at most ${MAX_EVENT_NAME} characters`);
   if (CONTROL_CHARACTERS.test(value)) throw fail(MESSAGE_ERRORS.invalid, 'event', 'must not contain control characters');
   return value.trim();
+}
+
+/**
+ * A profile keeps each trait under its name, in an index whose entries PostgreSQL caps at 2,704 bytes
+ * with the application and user ids: a longer name was accepted, then failed the whole message's profile.
+ */
+export const MAX_TRAIT_NAME_BYTES = 256;
+
+function checkTraitNames(traits: unknown, path: string): void {
+  if (typeof traits !== 'object' || traits === null || Array.isArray(traits)) return;
+  for (const name of Object.keys(traits)) {
+    const bytes = Buffer.byteLength(name);
+    if (bytes > MAX_TRAIT_NAME_BYTES) {
+      throw fail(
+        MESSAGE_ERRORS.invalid,
+        path,
+        `holds a trait name of ${bytes} bytes, more than the ${MAX_TRAIT_NAME_BYTES} a profile keeps`,
+      );
+    }
+  }
 }
 
 function checkOptionalObject(value: unknown, path: string): void {

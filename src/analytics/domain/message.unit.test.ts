@@ -14,6 +14,26 @@ const codeOf = (run: () => unknown) => {
 };
 
 describe('a tracking-API message', () => {
+  it('refuses a profile trait whose name a profile cannot keep, wherever an identify or group puts it', () => {
+    const long = 'é'.repeat(129); // 258 bytes
+    expect(codeOf(() => parseMessage({ type: 'identify', userId: 'u', traits: { [long]: 1, plan: 'pro' } }, { receivedAt }))).toBe(
+      'analytics.invalid-message',
+    );
+    expect(codeOf(() => parseMessage({ type: 'identify', userId: 'u', context: { traits: { [long]: 1 } } }, { receivedAt }))).toBe(
+      'analytics.invalid-message',
+    );
+    expect(codeOf(() => parseMessage({ type: 'group', userId: 'u', groupId: 'g', traits: { [long]: 1 } }, { receivedAt }))).toBe(
+      'analytics.invalid-message',
+    );
+    expect(codeOf(() => parseMessage({ type: 'identify', userId: 'u', traits: { ['x'.repeat(256)]: 1 } }, { receivedAt }))).toBe(
+      'accepted',
+    );
+    // A track's context.traits feeds no profile.
+    expect(codeOf(() => parseMessage({ type: 'track', event: 'e', userId: 'u', context: { traits: { [long]: 1 } } }, { receivedAt }))).toBe(
+      'accepted',
+    );
+  });
+
   it('moves the timestamp by the client clock error when sentAt is present', () => {
     const message = parseMessage(
       { type: 'track', event: 'Signed Up', userId: 'u', timestamp: '2026-11-24T12:00:00.000Z', sentAt: '2026-11-24T12:00:05.000Z' },

@@ -18,17 +18,26 @@ type Tables = {
 };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
+type TraitRow = Tables['analytics_profile_traits'];
+type LinkRow = Tables['analytics_profile_ids'];
+type GroupRow = Tables['analytics_profile_groups'];
 
 /** The profiles view as its subscriber writes it: upserts only, so a fact applied twice changes nothing. */
 export function sqlProfileLedger(db: Kysely<object>): ProfileLedger {
   const t = tables(db);
   return {
-    async record(appId, fact) {
-      switch (fact.kind) {
-        case 'trait':
-          await t
-            .insertInto('analytics_profile_traits')
-            .values({
+    async record(appId, facts) {
+      const traits = new Map<string, TraitRow>();
+      const links = new Map<string, LinkRow>();
+      const memberships = new Map<string, GroupRow>();
+      // One row a key: a statement may not reach a row twice, so the batch's own settings are settled first.
+      for (const fact of facts) {
+        switch (fact.kind) {
+          case 'trait': {
+            const key = JSON.stringify([fact.subject.type, fact.subject.id, fact.trait]);
+            const known = traits.get(key);
+            if (known && !(fact.setAt > known.set_at || (fact.setAt === known.set_at && fact.itemId > known.item_id))) break;
+            traits.set(key, {
               app_id: appId,
               subject_type: fact.subject.type,
               subject_id: fact.subject.id,
@@ -36,41 +45,63 @@ export function sqlProfileLedger(db: Kysely<object>): ProfileLedger {
               value: JSON.stringify(fact.value),
               set_at: fact.setAt,
               item_id: fact.itemId,
-            })
-            .onConflict((oc) =>
-              oc
-                .columns(['app_id', 'subject_type', 'subject_id', 'trait'])
-                .doUpdateSet((eb) => ({
-                  value: eb.ref('excluded.value'),
-                  set_at: eb.ref('excluded.set_at'),
-                  item_id: eb.ref('excluded.item_id'),
-                }))
-                // Only a later setting replaces the kept one: the order messages arrive in does not matter.
-                .where(
-                  sql<boolean>`(excluded.set_at > analytics_profile_traits.set_at OR (excluded.set_at = analytics_profile_traits.set_at AND excluded.item_id > analytics_profile_traits.item_id))`,
-                ),
-            )
-            .execute();
-          return;
-        case 'linked-id':
-          await t
-            .insertInto('analytics_profile_ids')
-            .values({ app_id: appId, user_id: fact.userId, other_id: fact.otherId, link: fact.link })
-            .onConflict((oc) => oc.doNothing())
-            .execute();
-          return;
-        case 'membership':
-          await t
-            .insertInto('analytics_profile_groups')
-            .values({ app_id: appId, user_id: fact.userId, group_id: fact.groupId, since: fact.since })
-            .onConflict((oc) =>
-              oc
-                .columns(['app_id', 'user_id', 'group_id'])
-                .doUpdateSet((eb) => ({ since: eb.ref('excluded.since') }))
-                .where(sql<boolean>`excluded.since < analytics_profile_groups.since`),
-            )
-            .execute();
-          return;
+            });
+            break;
+          }
+          case 'linked-id':
+            links.set(JSON.stringify([fact.userId, fact.otherId, fact.link]), {
+              app_id: appId,
+              user_id: fact.userId,
+              other_id: fact.otherId,
+              link: fact.link,
+            });
+            break;
+          case 'membership': {
+            const key = JSON.stringify([fact.userId, fact.groupId]);
+            const known = memberships.get(key);
+            if (!known || fact.since < known.since)
+              memberships.set(key, { app_id: appId, user_id: fact.userId, group_id: fact.groupId, since: fact.since });
+            break;
+          }
+        }
+      }
+      for (const piece of rowPieces(db, [...traits.values()])) {
+        await t
+          .insertInto('analytics_profile_traits')
+          .values(piece)
+          .onConflict((oc) =>
+            oc
+              .columns(['app_id', 'subject_type', 'subject_id', 'trait'])
+              .doUpdateSet((eb) => ({
+                value: eb.ref('excluded.value'),
+                set_at: eb.ref('excluded.set_at'),
+                item_id: eb.ref('excluded.item_id'),
+              }))
+              // Only a later setting replaces the kept one: the order messages arrive in does not matter.
+              .where(
+                sql<boolean>`(excluded.set_at > analytics_profile_traits.set_at OR (excluded.set_at = analytics_profile_traits.set_at AND excluded.item_id > analytics_profile_traits.item_id))`,
+              ),
+          )
+          .execute();
+      }
+      for (const piece of rowPieces(db, [...links.values()])) {
+        await t
+          .insertInto('analytics_profile_ids')
+          .values(piece)
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      }
+      for (const piece of rowPieces(db, [...memberships.values()])) {
+        await t
+          .insertInto('analytics_profile_groups')
+          .values(piece)
+          .onConflict((oc) =>
+            oc
+              .columns(['app_id', 'user_id', 'group_id'])
+              .doUpdateSet((eb) => ({ since: eb.ref('excluded.since') }))
+              .where(sql<boolean>`excluded.since < analytics_profile_groups.since`),
+          )
+          .execute();
       }
     },
     async clear() {
