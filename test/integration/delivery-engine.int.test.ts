@@ -387,6 +387,31 @@ describe('a fair share of the delivery worker per destination', () => {
     expect(healthy.requests[0]?.status).toBe(200);
     for (const hooks of hanging) expect(hooks.requests.length).toBeLessThanOrEqual(4);
   }, 20_000);
+
+  it('keeps a quarter of the slots for destinations with nothing in flight, however many others hang', async () => {
+    // Sixteen slots, four a destination: five hanging destinations took all sixteen before.
+    const intake = await start({ ROUTING_CONCURRENCY: '16', ROUTING_BREAKER_THRESHOLD: '10' });
+    const hanging = await Promise.all(Array.from({ length: 5 }, () => receiver(() => 'hang')));
+    const healthy = await receiver();
+    for (const [i, hooks] of hanging.entries()) await rule(intake, hooks.url, { event_type_filter: `slow_${i}` });
+    await rule(intake, healthy.url, { event_type_filter: 'fast' });
+    for (const i of hanging.keys())
+      await ingest(
+        intake,
+        Array.from({ length: 6 }, (_, seq) => ({ seq })),
+        `slow_${i}`,
+      );
+    for (const hooks of hanging) await hooks.waitFor((all) => all.length > 0);
+    await sleep(300);
+
+    const sentAt = Date.now();
+    await ingest(intake, [{ seq: 'fast' }], 'fast');
+    await healthy.waitFor((all) => all.length === 1, 5000);
+    expect(Date.now() - sentAt).toBeLessThan(3000);
+    // Further attempts stop once twelve are in flight; a destination's first may still take a free slot.
+    const held = hanging.reduce((sum, hooks) => sum + hooks.requests.length, 0);
+    expect(held).toBeLessThanOrEqual(12 + hanging.length - 1);
+  }, 20_000);
 });
 
 describe('test send', () => {

@@ -28,21 +28,22 @@ const LEASE_MS = 120_000;
 const MAX_SLEEP_MS = 1000;
 export const DEFAULT_DELIVERY_CONCURRENCY = 32;
 
-/**
- * The most attempts one destination may have in flight: a quarter of the worker's, so that it takes
- * more than four hanging receivers to take every slot and hold up the others until their timeout.
- */
+/** The most attempts one destination may have in flight: a quarter of the worker's. */
 export const perDestinationLimit = (concurrency: number) => Math.max(1, Math.floor(concurrency / 4));
 
 /**
  * Sends due deliveries off the log, never on the ingest path: claims them with a lease, admits each
- * through its destination's circuit breaker, runs up to `concurrency` at once and at most a quarter of
- * them to any one destination, so slow or hanging receivers never hold up the others, and leaves each
- * attempt to `deliveryAttempts`. At start it takes back what it left in flight before a stop.
+ * through its destination's circuit breaker and leaves each attempt to `deliveryAttempts`. It runs up
+ * to `concurrency` attempts at once, at most a quarter of them to one destination. A destination's
+ * first attempt in flight may take any free slot, but its further ones only the first three quarters:
+ * the last quarter stays for destinations with nothing in flight, so slow or hanging receivers, however
+ * many, hold up a destination that answers only when every slot holds a different destination. At start
+ * it takes back what it left in flight before a stop.
  */
 export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const concurrency = deps.concurrency ?? DEFAULT_DELIVERY_CONCURRENCY;
   const perDestination = perDestinationLimit(concurrency);
+  const sharedSlots = Math.max(1, concurrency - perDestination);
   const inFlight = new Set<Promise<void>>();
   let running = false;
   let loop: Promise<void> | undefined;
@@ -66,8 +67,11 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const breakerCache = new Map<string, Breaker>();
   const inFlightTo = (ruleId: string) => inFlightByRule.get(ruleId) ?? 0;
   /** The circuit's answer, within the destination's share of the worker. */
-  const admission = (ruleId: string, breaker: Breaker, now: Date) =>
-    inFlightTo(ruleId) >= perDestination ? 'hold' : admit(breaker, inFlightTo(ruleId), now, deps.breakerPolicy);
+  const admission = (ruleId: string, breaker: Breaker, now: Date) => {
+    const mine = inFlightTo(ruleId);
+    if (mine >= perDestination || (mine > 0 && inFlight.size >= sharedSlots)) return 'hold';
+    return admit(breaker, mine, now, deps.breakerPolicy);
+  };
 
   const attempts = deliveryAttempts(deps);
   /** Whether this worker's leases and in-flight attempts left by a start or a fault have been taken back. */
