@@ -19,6 +19,8 @@ export interface ItemFilter {
 export interface ItemViews {
   get(id: string): Promise<ItemView | undefined>;
   getMany(ids: readonly string[]): Promise<Map<string, ItemView>>;
+  /** Holds these items until the transaction ends, against replicas folding the same item (see `lockKeys`). */
+  lockForUpdate(ids: readonly string[]): Promise<void>;
   /**
    * A page of items in id order. It holds up to `page.limit` items whose stored JSON adds up to at
    * most `maxBytes` (the first item whatever its size); a page filtered on the payload may also stop

@@ -19,7 +19,10 @@ export function queryProjection(views: ItemViewsFor, history?: HistoryRecorderFo
     idempotent: true,
     async handle(events, tx) {
       const store = views(tx.db);
-      const touched = await store.getMany([...new Set(events.map((e) => (e.data as { item_id: string }).item_id))]);
+      const ids = [...new Set(events.map((e) => (e.data as { item_id: string }).item_id))];
+      // Read, fold and write back: another replica must not fold the same items meanwhile.
+      await store.lockForUpdate(ids);
+      const touched = await store.getMany(ids);
       for (const event of events) {
         const viewEvent = { type: event.type, data: event.data } as ViewEvent;
         const next = evolveItemView(touched.get(viewEvent.data.item_id), viewEvent, event.recordedAt);

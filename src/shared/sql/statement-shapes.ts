@@ -14,7 +14,7 @@ import { SqliteAdapter, type Kysely } from 'kysely';
 export const MAX_ROWS = 512;
 const WHOLE_BELOW = 32;
 
-const onSqlite = (db: Kysely<object>) => db.getExecutor().adapter instanceof SqliteAdapter;
+export const onSqlite = (db: Kysely<object>) => db.getExecutor().adapter instanceof SqliteAdapter;
 
 /**
  * Rows in pieces of at most `maxRows` (a power of two: wide rows take a lower one, to stay within the

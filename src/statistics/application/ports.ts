@@ -7,6 +7,8 @@ import type { ItemTally } from '../domain/item-tally.js';
 /** The statistics' own tables as their writers see them, inside the transaction of their checkpoint. */
 export interface StatisticsTables {
   tallies(itemIds: readonly string[]): Promise<Map<string, ItemTally>>;
+  /** Holds these items' tallies until the transaction ends, against replicas counting the same item (see `lockKeys`). */
+  lockTallies(itemIds: readonly string[]): Promise<void>;
   /** Every tally of an application. */
   applicationTallies(appId: string): Promise<ItemTally[]>;
   /** Holds other writers of these tables off until the transaction ends (where writers can overlap). */

@@ -18,7 +18,10 @@ export function statisticsSubscriber(tables: StatisticsTablesFor): Subscriber {
         position: event.position,
         event: { type: event.type, data: event.data } as StatisticsEvent,
       }));
-      const tallies = await store.tallies([...new Set(statisticsEvents.map(({ event }) => event.data.item_id))]);
+      const itemIds = [...new Set(statisticsEvents.map(({ event }) => event.data.item_id))];
+      // Read, fold and add the difference: another replica must not count the same items meanwhile.
+      await store.lockTallies(itemIds);
+      const tallies = await store.tallies(itemIds);
       const changes = bucketChanges();
       const changed = new Map<string, ItemTally>();
       for (const { event, position } of statisticsEvents) {

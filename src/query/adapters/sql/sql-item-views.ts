@@ -5,6 +5,7 @@ import type { DeliveryView, ItemView, PipelineStatus } from '../../domain/item-v
 import type { PayloadCondition } from '../../domain/payload-filter.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
+import { KEY_LOCK_SPACES, lockKeys } from '../../../shared/sql/key-locks.js';
 
 type Row = {
   id: string;
@@ -166,6 +167,8 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
       const row = await tables(db).selectFrom('query_items').selectAll().where('id', '=', id).executeTakeFirst();
       return row && toView(row);
     },
+
+    lockForUpdate: (ids) => lockKeys(db, KEY_LOCK_SPACES.itemViews, ids),
 
     async getMany(ids) {
       const found = new Map<string, ItemView>();

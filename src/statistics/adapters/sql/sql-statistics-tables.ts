@@ -6,6 +6,7 @@ import { rollUp } from '../../domain/roll-ups.js';
 import type { BucketCounters } from '../../domain/counters.js';
 import { tables, toBucketRow, toBucketTotalsRow, toItemRow, toTally, toTypeTotalsRow, type ItemRow, type Tables } from './tables.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
+import { KEY_LOCK_SPACES, lockKeys } from '../../../shared/sql/key-locks.js';
 
 const upsertTallies = insertTemplate<ItemRow>(['item_id', 'app_id', 'event_type', 'received_at', 'state', 'position'], (db, rows) =>
   tables(db)
@@ -74,6 +75,8 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
   };
 
   return {
+    lockTallies: (itemIds) => lockKeys(db, KEY_LOCK_SPACES.itemTallies, itemIds),
+
     async tallies(itemIds) {
       const found = new Map<string, ItemTally>();
       for (const ids of keyPieces(db, itemIds)) {
