@@ -13,6 +13,14 @@ import type { StoredRule } from './ports.js';
  */
 export const RULE_STEPS_PER_EVENT = 10_000_000;
 
+/**
+ * What the deliveries of one event may store, each a copy of it: a 900 KB event matched by a hundred
+ * rules wrote 190 MB while every writer waited. Beyond it the event is refused (422) as too costly.
+ */
+export const ROUTED_BYTES_PER_EVENT = 16 * 1024 * 1024;
+/** What a delivery's bookkeeping costs beside its copy of the event, counted against the same budget. */
+const DELIVERY_OVERHEAD_BYTES = 2048;
+
 export interface RoutingSummary {
   readonly rules_evaluated: number;
   readonly rules_matched: number;
@@ -159,6 +167,7 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
           throw tooCostly(event.app_id, error, error.budget === shared && request !== undefined, current?.ruleId);
         throw error;
       }
+      checkFanOut(event, matchedRuleIds.length);
       return {
         summary: { rules_evaluated: rules.length, rules_matched: matchedRuleIds.length, rules_executed: matchedRuleIds.length },
         matchedRuleIds,
@@ -168,6 +177,19 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
       cache.delete(appId);
     },
   };
+}
+
+/** Refuses an event whose deliveries would store more than `ROUTED_BYTES_PER_EVENT`. */
+function checkFanOut(event: RoutableEvent, matched: number): void {
+  // One copy is never too much (a body is far below the budget): no need to measure the event.
+  if (matched <= 1) return;
+  const copy = Buffer.byteLength(JSON.stringify(event.payload)) + DELIVERY_OVERHEAD_BYTES;
+  if (matched * copy <= ROUTED_BYTES_PER_EVENT) return;
+  const message =
+    `the ${matched} routing rules of application ${event.app_id} this event matches would store ${matched} copies of its ` +
+    `${copy.toLocaleString('en')} bytes, more than the ${ROUTED_BYTES_PER_EVENT.toLocaleString('en')} an event may route: ` +
+    'send a smaller event, or narrow the rules';
+  throw new ValidationError('routing.rules-too-costly', message, [{ path: 'payload', message }]);
 }
 
 /** Rule versions remembered at most; past it the memory starts over (compiling again is only slower). */

@@ -115,6 +115,22 @@ describe('what evaluating rules may cost', () => {
     expect((await ruleEvaluator(async () => [regexRule]).evaluate(small)).matchedRuleIds).toEqual([]);
   });
 
+  it('refuses an event whose matching rules would store more copies of it than an event may route', async () => {
+    const rules = Array.from({ length: 40 }, (_, i) => rule({}, `r${i}`));
+    const big = { ...event, payload: { s: 'x'.repeat(500_000) } };
+    const refused = await ruleEvaluator(async () => rules)
+      .evaluate(big)
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect((refused as ValidationError).code).toBe('routing.rules-too-costly');
+    expect((refused as ValidationError).message).toMatch(/the 40 routing rules of application shop this event matches would store 40 copies/);
+    // The same rules on an ordinary event, or one rule on the big one, route it.
+    expect((await ruleEvaluator(async () => rules).evaluate(event)).matchedRuleIds).toHaveLength(40);
+    expect((await ruleEvaluator(async () => [rule({})]).evaluate(big)).matchedRuleIds).toEqual(['r1']);
+  });
+
   it('shares the budget of a request among its events, refusing those that come after it is spent', async () => {
     const evaluator = ruleEvaluator(async () => [rule({ 'payload.s': { $regex: 'b' } })]);
     const request = workBudget(1000);
