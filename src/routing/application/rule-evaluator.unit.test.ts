@@ -125,7 +125,9 @@ describe('what evaluating rules may cost', () => {
         (error: unknown) => error,
       );
     expect((refused as ValidationError).code).toBe('routing.rules-too-costly');
-    expect((refused as ValidationError).message).toMatch(/the 40 routing rules of application shop this event matches would store 40 copies/);
+    expect((refused as ValidationError).message).toMatch(
+      /the 40 routing rules of application shop this event matches would store 40 copies/,
+    );
     // The same rules on an ordinary event, or one rule on the big one, route it.
     expect((await ruleEvaluator(async () => rules).evaluate(event)).matchedRuleIds).toHaveLength(40);
     expect((await ruleEvaluator(async () => [rule({})]).evaluate(big)).matchedRuleIds).toEqual(['r1']);

@@ -44,4 +44,20 @@ describe('routing gauges', () => {
     expect(stale).toContain('intake_circuit_state{rule_id="r1"} 2');
     expect(stale).toContain('intake_delivery_pending{rule_id="r1"} 7');
   });
+
+  it('write a series per rule only where it says something, and forget a deleted rule', async () => {
+    const registry = new Registry();
+    const idle: DestinationView = { ...openDestination, ruleId: 'idle', circuit: closedBreaker, pending: 0, tally: undefined };
+    let views = [openDestination, idle];
+    const observe = registerRoutingMetrics(registry, () => Promise.resolve(views));
+    observe({ ruleId: 'r1', destinationType: 'webhook', outcome: 'delivered', durationMs: 12, replayJobId: null });
+    const text = await registry.metrics();
+    expect(text).not.toContain('rule_id="idle"');
+    expect(text).toContain('intake_delivery_attempts_total{rule_id="r1",destination_type="webhook",outcome="delivered"} 1');
+    expect(text).toContain('intake_delivery_duration_seconds_count{destination_type="webhook"} 1');
+
+    views = [idle];
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(await registry.metrics()).not.toContain('rule_id="r1"');
+  });
 });
