@@ -64,12 +64,28 @@ export function ajvSchemaCompiler(): SchemaCompiler {
   };
   const ajv = newAjv(true);
   let firstOnly: Ajv2020 | undefined;
+  // Checks by schema version, the most recently used last; the oldest go past CACHED_CHECKS.
   const cache = new Map<string, (payload: unknown) => Violation[]>();
+  /**
+   * Compiles without keeping: ajv would hold every schema object it compiled (and its code) for the
+   * life of the instance, about a megabyte for a large schema at every save, and never let it go.
+   */
+  const compileOnce = (instance: Ajv2020, schema: SchemaDocument): ValidateFunction => {
+    try {
+      return instance.compile(schema);
+    } finally {
+      instance.removeSchema(schema);
+    }
+  };
 
   return {
     compile(schema: SchemaDocument, cacheKey?: string) {
       const cached = cacheKey === undefined ? undefined : cache.get(cacheKey);
-      if (cached) return cached;
+      if (cached && cacheKey !== undefined) {
+        cache.delete(cacheKey);
+        cache.set(cacheKey, cached);
+        return cached;
+      }
       const draft = unsupportedDraft(schema);
       if (draft !== undefined) throw draft;
       let valid: boolean;
@@ -91,7 +107,7 @@ export function ajvSchemaCompiler(): SchemaCompiler {
       }
       let validate: ValidateFunction;
       try {
-        validate = ajv.compile(schema);
+        validate = compileOnce(ajv, schema);
       } catch (error) {
         throw new ValidationError('validation.invalid-schema', `schema cannot be compiled: ${(error as Error).message}`, [
           { path: 'schema', message: (error as Error).message },
@@ -106,7 +122,7 @@ export function ajvSchemaCompiler(): SchemaCompiler {
           spending = budget;
           if (fits(budget, violations * STEPS_PER_VIOLATION)) return validate(payload) ? [] : (validate.errors ?? []).map(toViolation);
           // Listing every violation could cost more than the item may: ajv stops at the first.
-          validateFirst ??= (firstOnly ??= newAjv(false)).compile(schema);
+          validateFirst ??= compileOnce((firstOnly ??= newAjv(false)), schema);
           if (validateFirst(payload)) return [];
           return [
             ...(validateFirst.errors ?? []).map(toViolation),
@@ -124,11 +140,18 @@ export function ajvSchemaCompiler(): SchemaCompiler {
           refusedText = undefined;
         }
       };
-      if (cacheKey !== undefined) cache.set(cacheKey, check);
+      if (cacheKey !== undefined) {
+        cache.set(cacheKey, check);
+        const oldest = cache.size > CACHED_CHECKS ? cache.keys().next().value : undefined;
+        if (oldest !== undefined) cache.delete(oldest);
+      }
       return check;
     },
   };
 }
+
+/** Compiled checks kept at most: the versions in use stay, old ones are compiled again if ever needed. */
+const CACHED_CHECKS = 1000;
 
 /** Whether `steps` more fit in the budget; counted when they do. */
 function fits(budget: WorkBudget, steps: number): boolean {

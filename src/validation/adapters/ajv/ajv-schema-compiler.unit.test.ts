@@ -6,6 +6,18 @@ import { ajvSchemaCompiler } from './ajv-schema-compiler.js';
 const compile = (schema: object) => ajvSchemaCompiler().compile(schema as SchemaDocument);
 
 describe('ajv schema compiler', () => {
+  it('keeps no schema it compiled: a new version with the same $id compiles, and each version checks by its own rules', () => {
+    const compiler = ajvSchemaCompiler();
+    const version = (required: string) =>
+      ({ $id: 'https://example.com/order.json', type: 'object', required: [required] }) as unknown as SchemaDocument;
+    const first = compiler.compile(version('total'), 'order@1');
+    const second = compiler.compile(version('currency'), 'order@2');
+    expect(first({ total: 1 })).toEqual([]);
+    expect(second({ total: 1 }).map((v) => v.path)).toEqual(['payload.currency']);
+    // Compiled again at save time (no cache key) as often as it is saved.
+    for (let i = 0; i < 3; i++) compiler.compile(version('total'));
+  });
+
   it('checks `pattern` and `patternProperties` on a linear-time engine', () => {
     const check = compile({
       type: 'object',
