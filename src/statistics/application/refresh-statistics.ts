@@ -1,5 +1,6 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Clock } from '../../shared/clock.js';
+import { ConflictError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
 import { sumCounters, type Counters } from '../domain/counters.js';
 import {
@@ -41,9 +42,25 @@ export interface RefreshResult {
  * writers let in between: only the final transaction holds them off, and it writes the tallies that
  * differ and the application's buckets, not every item again.
  */
-export const refreshStatistics =
-  ({ log, tables, clock, batchSize = 1000 }: RefreshStatisticsDeps) =>
-  async (appId: string): Promise<RefreshResult> => {
+export const refreshStatistics = ({ log, tables, clock, batchSize = 250 }: RefreshStatisticsDeps) => {
+  // One at a time: each reads the whole log, and several at once multiplied what other writers waited.
+  let running: string | undefined;
+  return async (appId: string): Promise<RefreshResult> => {
+    if (running !== undefined) {
+      throw new ConflictError(
+        'statistics.refresh-running',
+        `a refresh of application ${running} is reading the event store: try again once it has answered`,
+      );
+    }
+    running = appId;
+    try {
+      return await refreshOne(appId);
+    } finally {
+      running = undefined;
+    }
+  };
+
+  async function refreshOne(appId: string): Promise<RefreshResult> {
     const head = await log.headPosition();
     const tallies = new Map<string, ItemTally>();
     let position = 0;
@@ -87,7 +104,8 @@ export const refreshStatistics =
         refreshedAt: clock.now().toISOString(),
       };
     });
-  };
+  }
+};
 
 /**
  * The items whose stored tally differs from the rebuilt one (or is missing), and the stored tallies of

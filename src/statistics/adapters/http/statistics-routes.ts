@@ -173,9 +173,10 @@ export function statisticsHttp(handlers: StatisticsHandlers): HttpContext {
             summary: "Recompute an application's statistics from the event store",
             description:
               'Reads the whole event store up to its head, recomputes the application’s counters, and replaces them in one ' +
-              'transaction; answers once done. Work of the statistics subscriber after the position read is kept.',
+              'transaction; answers once done. Work of the statistics subscriber after the position read is kept. One ' +
+              'refresh runs at a time: another is refused with 409 while it does.',
             params: AppId,
-            response: { 200: RefreshBody, ...errorResponses },
+            response: { 200: RefreshBody, ...errorResponses, 409: Type.Ref('Problem') },
           },
         },
         async (request) => {

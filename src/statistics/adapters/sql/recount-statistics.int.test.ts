@@ -120,7 +120,11 @@ describe.skipIf(!testPostgresUrl)('statistics refresh from the log, on PostgreSQ
                 VALUES ('ghost', 'shop', 'order', '2026-12-01T08:00:00.000Z', 'processed', 2)`.execute(postgres.db);
       await sql`UPDATE statistics_buckets SET total_events = 40 WHERE app_id = 'shop'`.execute(postgres.db);
 
-      const result = await refreshStatistics({ log: store, tables: sqlStatisticsTables, clock, batchSize: 2 })('shop');
+      const refresh = refreshStatistics({ log: store, tables: sqlStatisticsTables, clock, batchSize: 2 });
+      const first = refresh('shop');
+      // One at a time: a second, of any application, is refused while the first reads the log.
+      await expect(refresh('blog')).rejects.toMatchObject({ code: 'statistics.refresh-running' });
+      const result = await first;
       expect(result).toMatchObject({ items: 5, totals: { totalEvents: 5, processedEvents: 3, failedEvents: 1, pendingEvents: 1 } });
       expect(await dump()).toEqual(before);
     } finally {
