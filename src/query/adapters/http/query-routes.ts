@@ -82,7 +82,7 @@ const ListQuery = Type.Intersect([
 const PAYLOAD_FILTER_HELP =
   'Equality filters on payload fields: `?payload.order_id=A17`, `?payload.customer.tier=2` (a number, true, false or null also matches ' +
   'that JSON value). Up to 5, each a path of up to 5 keys of letters, digits and _. On SQLite a filtered page looks through at most ' +
-  '10,000 items or 64 MB of payloads, so it may hold fewer items than `limit`, even none, with a `next_cursor` to go on from.';
+  '10,000 items or 8 MB of payloads, so it may hold fewer items than `limit`, even none, with a `next_cursor` to go on from.';
 /** The `payload.*` parameters, beside those the route's schema names. */
 const payloadFilterOf = (query: object) => parsePayloadFilter(query as Record<string, unknown>);
 const Page_ = Type.Object({ items: Type.Array(Type.Ref('QueryItem')), next_cursor: Type.Union([Type.String(), Type.Null()]) });
