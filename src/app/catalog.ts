@@ -170,7 +170,7 @@ export const REPLICAS = {
       return {
         name: 'applications-replica',
         subscribers: [applications.subscriber],
-        offers: { applicationExists: async (appId) => (await applications.find(appId)) !== undefined },
+        offers: { applicationExists: applications.exists },
       };
     },
   },

@@ -17,6 +17,7 @@ import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { APPLICATION_EVENT_TYPES } from './domain/application.js';
 import { applicationMigrations } from './adapters/sql/migrations.js';
 import { applicationsProjection, sqlApplicationDirectory } from './adapters/sql/sql-application-directory.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const applicationsTables: ContextTables = { migrations: [applicationMigrations], inlineProjections: [applicationsProjection] };
 
@@ -52,10 +53,29 @@ export function applicationsModule({ store, db, clock, newId }: ModuleDeps): App
 }
 
 /** Applications for another service (routing, in distributed mode): a local copy kept from their events. */
-export function applicationsReplica({ db }: Pick<ModuleDeps, 'db'>): { find: ApplicationsModule['find']; subscriber: Subscriber } {
+/**
+ * How long a replica waits for an application it does not know yet before it answers that there is
+ * none: the application's event reaches it through the broker, usually within milliseconds.
+ */
+export const REPLICA_ARRIVAL_WAIT_MS = 5000;
+const REPLICA_POLL_MS = 50;
+
+export function applicationsReplica(
+  { db }: Pick<ModuleDeps, 'db'>,
+  arrivalWaitMs = REPLICA_ARRIVAL_WAIT_MS,
+): { find: ApplicationsModule['find']; exists: (appId: string) => Promise<boolean>; subscriber: Subscriber } {
   const directory = sqlApplicationDirectory(db);
   return {
     find: (appId) => directory.get(appId),
+    // A rule made right after its application, through another role, came before the application did.
+    async exists(appId) {
+      const deadline = Date.now() + arrivalWaitMs;
+      for (;;) {
+        if ((await directory.get(appId)) !== undefined) return true;
+        if (Date.now() >= deadline) return false;
+        await sleep(REPLICA_POLL_MS);
+      }
+    },
     subscriber: {
       name: 'applications-replica',
       handles: APPLICATION_EVENT_TYPES,
