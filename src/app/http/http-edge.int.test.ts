@@ -214,9 +214,15 @@ describe('every error is problem+json', () => {
     const long = await expectProblem(await intake.app.inject({ url: `/ingest/${'a'.repeat(5000)}`, headers: auth }), 414);
     expect(long.code).toBe('request.path-too-long');
     expect(long.detail.length).toBeLessThan(100);
-    expect((await expectProblem(await postRaw('/ingest', '<a/>', 'text/xml'), 415)).code).toBe('request.unsupported-media-type');
+    const xml = await expectProblem(await postRaw('/ingest', '<a/>', 'text/xml'), 415);
+    expect([xml.code, xml.detail]).toEqual([
+      'request.unsupported-media-type',
+      'Content-Type text/xml is not accepted here: send application/json',
+    ]);
     const huge = JSON.stringify({ partner_id: 'p', payload: { s: 'x'.repeat(70_000) } });
-    expect((await expectProblem(await postRaw('/ingest', huge), 413)).code).toBe('request.body-too-large');
+    const tooLarge = await expectProblem(await postRaw('/ingest', huge), 413);
+    expect(tooLarge.code).toBe('request.body-too-large');
+    expect(tooLarge.detail).toMatch(/^the body is larger than the [0-9,]+ bytes this endpoint takes$/);
     expect((await expectProblem(await postRaw('/ingest', '{"partner_id":'), 400)).code).toBe('request.malformed-json');
   });
 

@@ -168,7 +168,7 @@ export function problemFor(error: unknown, instance: string): Problem {
  */
 export async function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply, summary?: ErrorLogSummary): Promise<void> {
   // The URL as logged: a write key sent in the query (`?writeKey=`) or the path is not echoed back.
-  const problem = problemFor(error, loggableUrl(request.url, request.params));
+  const problem = withRequestDetail(problemFor(error, loggableUrl(request.url, request.params)), request);
   if (problem.status === 503) {
     reply.header('retry-after', String(error instanceof UnavailableError ? error.retryAfterSeconds : 1));
     // A raw driver error says why the dependency is away; a DomainError's code already does.
@@ -182,6 +182,19 @@ export async function sendProblem(error: unknown, request: FastifyRequest, reply
   }
   if (error instanceof UnauthorizedError) reply.header('www-authenticate', 'Bearer');
   await reply.status(problem.status).type('application/problem+json').send(problem);
+}
+
+/** Fastify's own words for a size or type it refused name neither the limit nor what is accepted: these do. */
+function withRequestDetail(problem: Problem, request: FastifyRequest): Problem {
+  if (problem.code === 'request.body-too-large') {
+    const limit = request.routeOptions.bodyLimit;
+    return limit ? { ...problem, detail: `the body is larger than the ${limit.toLocaleString('en')} bytes this endpoint takes` } : problem;
+  }
+  if (problem.code === 'request.unsupported-media-type') {
+    const given = request.headers['content-type'] ?? '(none)';
+    return { ...problem, detail: `Content-Type ${given} is not accepted here: send application/json` };
+  }
+  return problem;
 }
 
 function typeOf(code: string): string {
