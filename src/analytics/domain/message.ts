@@ -149,7 +149,8 @@ export function parseMessage(
     throw new ValidationError(code, `invalid ${type} message: ${violations.map((v) => `${v.path} ${v.message}`).join('; ')}`, violations);
   }
   const context = { ...asObject(arrival.context), ...asObject(message.context) };
-  if (context.ip === undefined && arrival.ip) context.ip = arrival.ip;
+  // `null` as well: analytics.js sends `ip: null` when it leaves the address to the server.
+  if ((context.ip === undefined || context.ip === null) && arrival.ip) context.ip = arrival.ip;
   const { writeKey: _writeKey, ...kept } = message;
   const payload: JsonObject = {
     ...(kept as JsonObject),

@@ -114,6 +114,8 @@ describe('a tracking-API message', () => {
     });
     const own = parseMessage({ type: 'identify', userId: 'u', context: { ip: '192.0.2.1' } }, { receivedAt, ip: '198.51.100.7' });
     expect((own.payload.context as { ip: string }).ip).toBe('192.0.2.1');
+    const leftToUs = parseMessage({ type: 'identify', userId: 'u', context: { ip: null } }, { receivedAt, ip: '198.51.100.7' });
+    expect((leftToUs.payload.context as { ip: string }).ip).toBe('198.51.100.7');
   });
 
   it('merges the batch context under its own', () => {

@@ -1,4 +1,4 @@
-import { deflateSync, gzipSync } from 'node:zlib';
+import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedClock } from '../../../shared/clock.js';
 import { startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
@@ -148,9 +148,18 @@ describe('the tracking API', () => {
         'content-type': 'text/plain;charset=UTF-8',
       },
     );
-    expect([gz.statusCode, deflated.statusCode, beacon.statusCode]).toEqual([200, 200, 200]);
+    // Bare deflate under the same name, and a list that adds identity, are read too.
+    const raw = await post('/v1/batch', deflateRawSync(JSON.stringify({ batch: [track({ messageId: 'raw-deflate' })] })), {
+      ...basic(shop.writeKey),
+      'content-encoding': 'deflate',
+    });
+    const listed = await post('/v1/batch', gzipSync(JSON.stringify({ batch: [track({ messageId: 'gzip-identity' })] })), {
+      ...basic(shop.writeKey),
+      'content-encoding': 'gzip, identity',
+    });
+    expect([gz.statusCode, deflated.statusCode, beacon.statusCode, raw.statusCode, listed.statusCode]).toEqual([200, 200, 200, 200, 200]);
     const ids = (await eventsOf(intake, 'shop')).map((e) => e.payload.messageId);
-    expect(ids).toEqual(expect.arrayContaining(['gz', 'deflated', 'beacon']));
+    expect(ids).toEqual(expect.arrayContaining(['gz', 'deflated', 'beacon', 'raw-deflate', 'gzip-identity']));
   });
 
   it("takes analytics.js's batches on /v1/b and serves its settings, pointing it back here", async () => {
