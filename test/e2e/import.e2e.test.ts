@@ -237,7 +237,7 @@ describe('intake import', { timeout: 180_000 }, () => {
 
   it('stops at an address that is not Intake, and fails when every record is rejected', async () => {
     const file = join(dir, 'wrong-url.ndjson');
-    writeFileSync(file, lines[1] ?? '');
+    writeFileSync(file, JSON.stringify({ type: 'identify', userId: 'u-wrong-url', traits: { plan: 'basic' } }));
     const wrongPath = await cli([file, '--write-key', writeKey], undefined, { INTAKE_URL: `${baseUrl}/nope` });
     expect([wrongPath.status, wrongPath.stderr.trim()]).toEqual([
       1,
