@@ -363,54 +363,42 @@ describe('an attempt to a rule’s former destination', () => {
 });
 
 describe('a fair share of the delivery worker per destination', () => {
-  it('delivers to a healthy destination at once while two others hang with ten events each', async () => {
-    // Sixteen attempts at once, so each destination may have four in flight.
+  /**
+   * Sixteen attempts at once, so each destination may have four in flight: `count` receivers that
+   * hang get `events` events each, then one event goes to a healthy receiver, which answers it.
+   */
+  async function healthyBesideHanging(count: number, events: number) {
     const intake = await start({ ROUTING_CONCURRENCY: '16', ROUTING_BREAKER_THRESHOLD: '10' });
-    const hanging = [await receiver(() => 'hang'), await receiver(() => 'hang')];
-    const healthy = await receiver();
-    for (const [i, hooks] of hanging.entries()) await rule(intake, hooks.url, { event_type_filter: `slow_${i}` });
-    await rule(intake, healthy.url, { event_type_filter: 'fast' });
-    for (const i of [0, 1])
-      await ingest(
-        intake,
-        Array.from({ length: 10 }, (_, seq) => ({ seq })),
-        `slow_${i}`,
-      );
-    // The hanging receivers hold every attempt the worker lets go to them (until the 15 s timeout).
-    for (const hooks of hanging) await hooks.waitFor((all) => all.length > 0);
-    await sleep(300);
-
-    const sentAt = Date.now();
-    await ingest(intake, [{ seq: 'fast' }], 'fast');
-    await healthy.waitFor((all) => all.length === 1, 5000);
-    expect(Date.now() - sentAt).toBeLessThan(3000);
-    expect(healthy.requests[0]?.status).toBe(200);
-    for (const hooks of hanging) expect(hooks.requests.length).toBeLessThanOrEqual(4);
-  }, 20_000);
-
-  it('keeps a quarter of the slots for destinations with nothing in flight, however many others hang', async () => {
-    // Sixteen slots, four a destination: five hanging destinations took all sixteen before.
-    const intake = await start({ ROUTING_CONCURRENCY: '16', ROUTING_BREAKER_THRESHOLD: '10' });
-    const hanging = await Promise.all(Array.from({ length: 5 }, () => receiver(() => 'hang')));
+    const hanging = await Promise.all(Array.from({ length: count }, () => receiver(() => 'hang')));
     const healthy = await receiver();
     for (const [i, hooks] of hanging.entries()) await rule(intake, hooks.url, { event_type_filter: `slow_${i}` });
     await rule(intake, healthy.url, { event_type_filter: 'fast' });
     for (const i of hanging.keys())
       await ingest(
         intake,
-        Array.from({ length: 6 }, (_, seq) => ({ seq })),
+        Array.from({ length: events }, (_, seq) => ({ seq })),
         `slow_${i}`,
       );
+    // The hanging receivers hold every attempt the worker lets go to them (until the 15 s timeout).
     for (const hooks of hanging) await hooks.waitFor((all) => all.length > 0);
     await sleep(300);
-
     const sentAt = Date.now();
     await ingest(intake, [{ seq: 'fast' }], 'fast');
     await healthy.waitFor((all) => all.length === 1, 5000);
     expect(Date.now() - sentAt).toBeLessThan(3000);
+    expect(healthy.requests[0]?.status).toBe(200);
+    return hanging.map((hooks) => hooks.requests.length);
+  }
+
+  it('delivers to a healthy destination at once while two others hang with ten events each', async () => {
+    for (const held of await healthyBesideHanging(2, 10)) expect(held).toBeLessThanOrEqual(4);
+  }, 20_000);
+
+  it('keeps a quarter of the slots for destinations with nothing in flight, however many others hang', async () => {
+    // Five hanging destinations took all sixteen slots before.
+    const held = await healthyBesideHanging(5, 6);
     // Further attempts stop once twelve are in flight; a destination's first may still take a free slot.
-    const held = hanging.reduce((sum, hooks) => sum + hooks.requests.length, 0);
-    expect(held).toBeLessThanOrEqual(12 + hanging.length - 1);
+    expect(held.reduce((sum, n) => sum + n, 0)).toBeLessThanOrEqual(12 + held.length - 1);
   }, 20_000);
 });
 
