@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Durability } from '../shared/event-store/sqlite/sqlite-event-store.js';
 import { OPTIONAL_CONTEXTS } from './optional-contexts.js';
@@ -77,12 +77,39 @@ export class ConfigError extends Error {}
 export function loadDotEnv(path = '.env'): void {
   if (!existsSync(path)) return;
   try {
+    // Node skips a line it cannot read without a word: `PORT 41004` served on 8000, on every interface.
+    const line = statSync(path).isFile() ? unreadableLine(readFileSync(path, 'utf8')) : undefined;
+    if (line !== undefined) {
+      throw new ConfigError(`${resolve(path)} line ${line} is not a NAME=value line (nor a # comment): correct or remove it`);
+    }
     process.loadEnvFile(path);
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     // Node's own words name neither the file's place nor what is wrong with it ("should be a valid string").
     const why = statSync(path).isDirectory() ? 'it is a directory' : (error as Error).message;
     throw new ConfigError(`cannot read ${resolve(path)}: ${why} (remove it, or make it a file of NAME=value lines)`);
   }
+}
+
+/** The number of the first line of a .env text that is neither `NAME=value` (maybe `export`ed), a comment nor blank. */
+function unreadableLine(text: string): number | undefined {
+  const lines = text.split(/\r?\n/);
+  // A quoted value may run over several lines, up to its closing quote.
+  let openQuote: string | undefined;
+  for (const [index, line] of lines.entries()) {
+    if (openQuote !== undefined) {
+      if (line.includes(openQuote)) openQuote = undefined;
+      continue;
+    }
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) continue;
+    const assignment = /^(?:export\s+)?[\w.-]+\s*=(.*)$/.exec(trimmed);
+    if (!assignment) return index + 1;
+    const value = (assignment[1] ?? '').trim();
+    const quote = value[0];
+    if ((quote === '"' || quote === "'" || quote === '`') && value.indexOf(quote, 1) === -1) openQuote = quote;
+  }
+  return undefined;
 }
 
 export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);

@@ -132,8 +132,18 @@ describe('the .env file', () => {
       expect(() => loadDotEnv(folder)).toThrow(ConfigError);
       expect(() => loadDotEnv(folder)).toThrow(`cannot read ${folder}: it is a directory`);
       loadDotEnv(join(dir, 'absent.env'));
+
+      // A line Node would skip without a word is refused, by its number only (it may hold a secret).
+      const typo = join(dir, 'typo.env');
+      writeFileSync(typo, '# settings\nHOST=127.0.0.1\n\nPORT 41004\n');
+      expect(() => loadDotEnv(typo)).toThrow(`${typo} line 4 is not a NAME=value line (nor a # comment): correct or remove it`);
+      const fine = join(dir, 'fine.env');
+      writeFileSync(fine, 'export INTAKE_TEST_DOTENV_A=1\nINTAKE_TEST_DOTENV_B="two\nlines"\n  # indented comment\nINTAKE_TEST_DOTENV_C=\n');
+      loadDotEnv(fine);
+      expect(process.env.INTAKE_TEST_DOTENV_B).toBe('two\nlines');
     } finally {
       delete process.env.INTAKE_TEST_DOTENV;
+      for (const name of ['A', 'B', 'C']) delete process.env[`INTAKE_TEST_DOTENV_${name}`];
       rmSync(dir, { recursive: true, force: true });
     }
   });
