@@ -138,7 +138,10 @@ describe('the .env file', () => {
       writeFileSync(typo, '# settings\nHOST=127.0.0.1\n\nPORT 41004\n');
       expect(() => loadDotEnv(typo)).toThrow(`${typo} line 4 is not a NAME=value line (nor a # comment): correct or remove it`);
       const fine = join(dir, 'fine.env');
-      writeFileSync(fine, 'export INTAKE_TEST_DOTENV_A=1\nINTAKE_TEST_DOTENV_B="two\nlines"\n  # indented comment\nINTAKE_TEST_DOTENV_C=\n');
+      writeFileSync(
+        fine,
+        'export INTAKE_TEST_DOTENV_A=1\nINTAKE_TEST_DOTENV_B="two\nlines"\n  # indented comment\nINTAKE_TEST_DOTENV_C=\n',
+      );
       loadDotEnv(fine);
       expect(process.env.INTAKE_TEST_DOTENV_B).toBe('two\nlines');
     } finally {
