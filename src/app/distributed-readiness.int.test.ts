@@ -31,7 +31,7 @@ describe.skipIf(!runnable)('distributed readiness while the broker is away', () 
     rmSync(natsDir, { recursive: true, force: true });
     const client = new pg.Client({ connectionString: postgresUrl });
     await client.connect();
-    await client.query(`DROP SCHEMA IF EXISTS "${prefix}ingestion" CASCADE`);
+    for (const role of ['ingestion', 'query']) await client.query(`DROP SCHEMA IF EXISTS "${prefix}${role}" CASCADE`);
     await client.end();
   });
 
@@ -42,6 +42,18 @@ describe.skipIf(!runnable)('distributed readiness while the broker is away', () 
       const response = await intake?.app.inject({ method: 'GET', url: '/health/ready' });
       const body = response?.json<Ready>();
       if (body?.checks.broker?.status === status) return { code: response?.statusCode ?? 0, body };
+      if (Date.now() > deadline) throw new Error(`${what}: readiness still says ${response?.body}`);
+      await sleep(100);
+    }
+  };
+
+  /** Polls readiness until `wanted` holds; answers that readiness. */
+  const readinessUntil = async (wanted: (body: Ready) => boolean, what: string): Promise<{ code: number; body: Ready }> => {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const response = await intake?.app.inject({ method: 'GET', url: '/health/ready' });
+      const body = response?.json<Ready>();
+      if (body && wanted(body)) return { code: response?.statusCode ?? 0, body };
       if (Date.now() > deadline) throw new Error(`${what}: readiness still says ${response?.body}`);
       await sleep(100);
     }
@@ -75,4 +87,39 @@ describe.skipIf(!runnable)('distributed readiness while the broker is away', () 
     await nats.restart();
     expect((await brokerBecomes('ok', 'the broker is back')).code).toBe(200);
   }, 30_000);
+
+  it('says a role is not ready while one of its subscribers waits out a fault, and ready again once it healed', async () => {
+    await intake?.close();
+    const config = loadConfig({
+      DATABASE_URL: postgresUrl,
+      NATS_URL: nats?.url,
+      ROLE: 'ingestion,query',
+      DB_SCHEMA_PREFIX: prefix,
+      ADMIN_TOKEN: TOKEN,
+    });
+    intake = await buildDistributed({ config, logger: pino({ level: 'silent' }), adminDigest: digestOf(TOKEN) });
+    await brokerBecomes('ok', 'the consumers attach');
+    const client = new pg.Client({ connectionString: postgresUrl });
+    await client.connect();
+    try {
+      // The query view's table goes away under the running role: its consumer retries, storing nothing.
+      await client.query(`ALTER TABLE "${prefix}query".query_items RENAME TO query_items_away`);
+      const stored = await intake.app.inject({
+        method: 'POST',
+        url: '/ingest',
+        headers: { authorization: `Bearer ${TOKEN}` },
+        payload: { partner_id: 'p-fault', event_type: 'order', payload: {} },
+      });
+      expect(stored.statusCode).toBe(201);
+      const faulted = await readinessUntil((body) => body.checks['subscribers:query']?.status === 'down', 'the fault is noticed');
+      expect(faulted.code).toBe(503);
+      expect(faulted.body.checks['subscribers:query']?.detail).toMatch(/query retrying \(.*query_items/);
+
+      await client.query(`ALTER TABLE "${prefix}query".query_items_away RENAME TO query_items`);
+      const healed = await readinessUntil((body) => body.checks['subscribers:query']?.status === 'ok', 'the subscriber healed');
+      expect(healed.code).toBe(200);
+    } finally {
+      await client.end();
+    }
+  }, 60_000);
 });

@@ -148,6 +148,14 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
         bus.unreachable?.() ??
         (relayFailing === undefined ? undefined : `events wait in the log: the relay cannot publish (${relayFailing})`) ??
         (brokerError && Date.now() - brokerError.at < 10_000 ? brokerError.message : undefined);
+      // A consumer waiting out a fault stores nothing meanwhile: the view or table it keeps falls behind.
+      for (const service of services) {
+        const faulted = service.consumers.faulted();
+        checks[`subscribers:${service.role}`] =
+          faulted.length === 0
+            ? { status: 'ok' }
+            : { status: 'down', detail: faulted.map(({ name, fault }) => `${name} retrying (${fault})`).join('; ') };
+      }
       const attached = services.every((s) => s.consumers.attached());
       // A refused configuration does not heal by waiting: not ready, so it cannot go unnoticed.
       const misconfigured = services.map((s) => s.consumers.misconfigured()).find((problem) => problem !== undefined);

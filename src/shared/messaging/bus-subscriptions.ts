@@ -72,6 +72,8 @@ export interface BusSubscriptions {
   attached(): boolean;
   /** Why consumers cannot attach when retrying will not help (the broker refuses the configuration). */
   misconfigured(): string | undefined;
+  /** The subscribers waiting out a fault (their database failing, a handler error), with its reason. */
+  faulted(): ReadonlyArray<{ readonly name: string; readonly fault: string }>;
   /** Per subscriber: the broker's acknowledgement marker as position, and the messages left as lag. */
   status(): Promise<SubscriberStatus[]>;
   /**
@@ -348,6 +350,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     },
     attached: () => consumptions.size === options.subscribers.length,
     misconfigured: () => misconfigured,
+    faulted: () => [...faults].map(([name, fault]) => ({ name, fault })),
 
     async status() {
       const statusOf = (name: string) => {
