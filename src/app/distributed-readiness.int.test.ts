@@ -35,18 +35,6 @@ describe.skipIf(!runnable)('distributed readiness while the broker is away', () 
     await client.end();
   });
 
-  /** Polls readiness until the broker check has the status wanted; answers that readiness. */
-  const brokerBecomes = async (status: string, what: string): Promise<{ code: number; body: Ready }> => {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const response = await intake?.app.inject({ method: 'GET', url: '/health/ready' });
-      const body = response?.json<Ready>();
-      if (body?.checks.broker?.status === status) return { code: response?.statusCode ?? 0, body };
-      if (Date.now() > deadline) throw new Error(`${what}: readiness still says ${response?.body}`);
-      await sleep(100);
-    }
-  };
-
   /** Polls readiness until `wanted` holds; answers that readiness. */
   const readinessUntil = async (wanted: (body: Ready) => boolean, what: string): Promise<{ code: number; body: Ready }> => {
     const deadline = Date.now() + 20_000;
@@ -58,6 +46,9 @@ describe.skipIf(!runnable)('distributed readiness while the broker is away', () 
       await sleep(100);
     }
   };
+
+  /** Polls readiness until the broker check has the status wanted; answers that readiness. */
+  const brokerBecomes = (status: string, what: string) => readinessUntil((body) => body.checks.broker?.status === status, what);
 
   it('reports the broker degraded while it is down, stays ready for writes, and ok again once it is back', async () => {
     nats = await startPrivateNatsServer(natsDir);
