@@ -50,6 +50,15 @@ describe.skipIf(!runnable)('distributed readiness while the broker is away', () 
   /** Polls readiness until the broker check has the status wanted; answers that readiness. */
   const brokerBecomes = (status: string, what: string) => readinessUntil((body) => body.checks.broker?.status === status, what);
 
+  /** Stores an item through the running role, as a client would. */
+  const ingest = (partner: string) =>
+    intake?.app.inject({
+      method: 'POST',
+      url: '/ingest',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      payload: { partner_id: partner, event_type: 'order', payload: {} },
+    });
+
   it('reports the broker degraded while it is down, stays ready for writes, and ok again once it is back', async () => {
     nats = await startPrivateNatsServer(natsDir);
     const config = loadConfig({
@@ -67,13 +76,8 @@ describe.skipIf(!runnable)('distributed readiness while the broker is away', () 
     // Writes still go to the role's own log, so it stays in the load balancer's pool.
     expect(away.code).toBe(200);
     expect(away.body.checks.broker?.detail).toMatch(/NATS/);
-    const stored = await intake.app.inject({
-      method: 'POST',
-      url: '/ingest',
-      headers: { authorization: `Bearer ${TOKEN}` },
-      payload: { partner_id: 'p-away', event_type: 'order', payload: {} },
-    });
-    expect(stored.statusCode).toBe(201);
+    const stored = await ingest('p-away');
+    expect(stored?.statusCode).toBe(201);
 
     await nats.restart();
     expect((await brokerBecomes('ok', 'the broker is back')).code).toBe(200);
@@ -95,13 +99,8 @@ describe.skipIf(!runnable)('distributed readiness while the broker is away', () 
     try {
       // The query view's table goes away under the running role: its consumer retries, storing nothing.
       await client.query(`ALTER TABLE "${prefix}query".query_items RENAME TO query_items_away`);
-      const stored = await intake.app.inject({
-        method: 'POST',
-        url: '/ingest',
-        headers: { authorization: `Bearer ${TOKEN}` },
-        payload: { partner_id: 'p-fault', event_type: 'order', payload: {} },
-      });
-      expect(stored.statusCode).toBe(201);
+      const stored = await ingest('p-fault');
+      expect(stored?.statusCode).toBe(201);
       const faulted = await readinessUntil((body) => body.checks['subscribers:query']?.status === 'down', 'the fault is noticed');
       expect(faulted.code).toBe(503);
       expect(faulted.body.checks['subscribers:query']?.detail).toMatch(/query retrying \(.*query_items/);

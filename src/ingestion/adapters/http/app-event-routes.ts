@@ -34,7 +34,6 @@ const IngestResponse = Type.Object(
 );
 const AppParams = Type.Object({ app_id: Type.String({ minLength: 1, maxLength: 255 }) });
 const KeyHeader = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) });
-const EVENT_FIELDS = ['event_type', 'payload', 'message_id'];
 const EventBody = Type.Object(
   {
     event_type: Type.String({ minLength: 1, maxLength: 128, examples: ['order_created'] }),
@@ -236,7 +235,7 @@ function refusalOf(event: Record<string, unknown> | undefined, messageId: string
       { path: 'message_id', message: 'must be a string of 1 to 255 characters' },
     ]);
   }
-  const unknown = unknownFields(event, EVENT_FIELDS);
+  const unknown = unknownFields(event, Object.keys(EventBody.properties));
   return unknown.length > 0
     ? new ValidationError('request.invalid', unknown.map((v) => `${v.path} ${v.message}`).join('; '), unknown)
     : undefined;

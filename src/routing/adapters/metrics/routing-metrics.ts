@@ -3,6 +3,7 @@ import type { AttemptObservation } from '../../application/delivery-worker.js';
 import type { DestinationView } from '../../application/destinations.js';
 
 const STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
+type AttemptLabels = { rule_id: string; destination_type: string; outcome: string };
 /** Gauges collected within this long of each other share one read: they belong to one scrape. */
 const SCRAPE_MS = 1000;
 
@@ -57,16 +58,14 @@ export function registerRoutingMetrics(
     current = { at: Date.now(), views };
     return views;
   };
-  // The attempt series of each rule, to remove with it (the counter's own list would run its collect, and this read).
-  const countedRules = new Map<string, Set<string>>();
+  // The labels of each rule's attempt series, by outcome, to remove with the rule (the counter's own
+  // list would run its collect, and with it this read).
+  const countedRules = new Map<string, Map<string, AttemptLabels>>();
   const forgetDeletedRules = (views: readonly DestinationView[]) => {
     const live = new Set(views.map((d) => d.ruleId));
     for (const [ruleId, series] of countedRules) {
       if (live.has(ruleId)) continue;
-      for (const key of series) {
-        const [destinationType = '', outcome = ''] = JSON.parse(key) as string[];
-        attempts.remove({ rule_id: ruleId, destination_type: destinationType, outcome });
-      }
+      for (const labels of series.values()) attempts.remove(labels);
       countedRules.delete(ruleId);
     }
   };
@@ -119,10 +118,11 @@ export function registerRoutingMetrics(
     },
   });
   return (a) => {
-    attempts.inc({ rule_id: a.ruleId, destination_type: a.destinationType, outcome: a.outcome });
+    const labels: AttemptLabels = { rule_id: a.ruleId, destination_type: a.destinationType, outcome: a.outcome };
+    attempts.inc(labels);
     let series = countedRules.get(a.ruleId);
-    if (!series) countedRules.set(a.ruleId, (series = new Set()));
-    series.add(JSON.stringify([a.destinationType, a.outcome]));
+    if (!series) countedRules.set(a.ruleId, (series = new Map()));
+    series.set(`${a.destinationType} ${a.outcome}`, labels);
     duration.observe({ destination_type: a.destinationType }, a.durationMs / 1000);
   };
 }
