@@ -9,6 +9,7 @@ import {
   type ToCommit,
 } from './application/ingest-data.js';
 import { eventText, fromEventText, type EventText } from '../shared/event-store/serialized-event.js';
+import { mapYielding } from '../shared/yielding.js';
 import type { EnsureSource, RouteEvent } from './application/ports.js';
 import { getAllData, getDataById, getDataByPartnerId } from './application/queries.js';
 import { appEventHttp } from './adapters/http/app-event-routes.js';
@@ -44,7 +45,9 @@ export function ingestionModule(
     await admit?.();
     return commitStored(entries.map((entry) => ({ ...entry, events: entry.events.map(fromEventText) })));
   });
-  const commit: CommitPrepared = (entries) => commitText(entries.map((entry) => ({ ...entry, events: entry.events.map(eventText) })));
+  // A batch's events are turned into text in slices of the thread, so a large one does not hold other requests.
+  const commit: CommitPrepared = async (entries) =>
+    commitText(await mapYielding(entries, (entry) => ({ ...entry, events: entry.events.map(eventText) })));
   const deps: IngestDataDeps = { store, clock, newId, ...options, idempotency: sqlIdempotencyLog, commit };
   const batch = ingestBatch(deps);
   return {

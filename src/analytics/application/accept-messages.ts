@@ -1,5 +1,6 @@
 import type { Clock } from '../../shared/clock.js';
 import { ValidationError } from '../../shared/errors.js';
+import { SLICE_MS, threadSlice } from '../../shared/yielding.js';
 import {
   checkBatchContext,
   checkBatchCount,
@@ -13,6 +14,8 @@ import type { EventToIngest, IngestEvents, RequestFacts } from './ports.js';
 export interface AcceptMessagesDeps {
   readonly ingest: IngestEvents;
   readonly clock: Clock;
+  /** How long checking a batch's messages holds the thread before others get it (tests pause at every message). */
+  readonly sliceMs?: number;
 }
 
 export interface MessagesCommand {
@@ -47,7 +50,7 @@ export type MessageReceipt =
  * stored at most once within the idempotency window.
  */
 export const acceptMessages =
-  ({ ingest, clock }: AcceptMessagesDeps) =>
+  ({ ingest, clock, sliceMs = SLICE_MS }: AcceptMessagesDeps) =>
   async (command: MessagesCommand): Promise<MessageReceipt[]> => {
     const arrival: Arrival = {
       receivedAt: clock.now(),
@@ -61,7 +64,9 @@ export const acceptMessages =
     const contextBytes = checkBatchContext(command.context, command.messages.length);
     const receipts: MessageReceipt[] = [];
     const toIngest: Array<{ index: number; message: AnalyticsMessage }> = [];
-    command.messages.forEach((raw, index) => {
+    const slice = threadSlice(sliceMs);
+    for (const [index, raw] of command.messages.entries()) {
+      if (slice.spent) await slice.pause();
       try {
         const refused = command.refused?.get(index);
         if (refused) throw refused;
@@ -77,7 +82,7 @@ export const acceptMessages =
           ...messageIdOf(raw),
         });
       }
-    });
+    }
     if (toIngest.length > 0) {
       const events = toIngest.map(({ message }): EventToIngest => ({
         command: {

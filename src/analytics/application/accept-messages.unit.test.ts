@@ -73,4 +73,20 @@ describe('accepting tracking-API messages', () => {
     expect(receipts.map((r) => r.status)).toEqual(['rejected']);
     expect(calls).toBe(0);
   });
+
+  it('lets other requests in while it checks a large batch, before anything is stored', async () => {
+    const ingestion = inMemoryIngestion();
+    let otherRan = false;
+    let otherRanBeforeStoring: boolean | undefined;
+    const ingest: IngestEvents = async (events) => {
+      otherRanBeforeStoring = otherRan;
+      return ingestion.ingest(events);
+    };
+    const accept = acceptMessages({ ingest, clock: fixedClock('2026-11-24T10:00:00.000Z'), sliceMs: 0 });
+    const messages = Array.from({ length: 3 }, (_, i) => ({ type: 'track', event: 'E', userId: 'u', messageId: `m${i}` }));
+    const accepted = accept({ appId: 'shop', messages, request: { ip: '192.0.2.4', keyId: 'k1' } });
+    setImmediate(() => (otherRan = true));
+    expect((await accepted).map((receipt) => receipt.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    expect(otherRanBeforeStoring).toBe(true);
+  });
 });

@@ -5,6 +5,7 @@ import type { EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import type { NewEvent } from '../../shared/events.js';
 import { STEPS_PER_REQUEST, workBudget, type WorkBudget } from '../../shared/work-budget.js';
+import { threadSlice } from '../../shared/yielding.js';
 import {
   dataStreamId,
   decideIngest,
@@ -27,6 +28,8 @@ export interface IngestDataDeps {
   readonly idempotencyWindowMs?: number;
   /** Where keyed and batched events are committed (the storage thread's procedure); built from the above when absent. */
   readonly commit?: CommitPrepared;
+  /** How long preparing a batch's events holds the thread before others get it (tests pause at every event). */
+  readonly sliceMs?: number;
 }
 
 export interface Ingested {
@@ -291,7 +294,9 @@ export const ingestBatch =
     // let other requests in, and an event that would take more than is left is rejected alone.
     const request = workBudget(STEPS_PER_REQUEST);
     const entries: Entry[] = [];
+    const slice = threadSlice(deps.sliceMs);
     for (const [index, event] of commands.entries()) {
+      if (slice.spent) await slice.pause();
       try {
         if (event.refused) throw event.refused;
         const key = keyOf(event);
