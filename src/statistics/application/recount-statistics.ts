@@ -30,7 +30,7 @@ export const recountStatistics =
       await own.replaceApplication(appId, tallies, rows);
       return {
         appId,
-        upToPosition: 0,
+        upToPosition: null,
         items: tallies.length,
         totals: sumCounters(rows.filter((row) => row.period === 'weekly').map((row) => row.counters)),
         refreshedAt: clock.now().toISOString(),

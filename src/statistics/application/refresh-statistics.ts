@@ -25,8 +25,12 @@ export interface RefreshStatisticsDeps {
 
 export interface RefreshResult {
   readonly appId: string;
-  /** The log was read up to this position; changes the subscriber made after it were kept. */
-  readonly upToPosition: number;
+  /**
+   * The log was read up to this position; changes the subscriber made after it were kept. Null where
+   * no log was read (a distributed statistics role recounts its own tallies, whose events came from
+   * several services' logs, each numbered its own way).
+   */
+  readonly upToPosition: number | null;
   readonly items: number;
   readonly totals: Counters;
   readonly refreshedAt: string;

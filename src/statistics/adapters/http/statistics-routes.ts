@@ -81,7 +81,9 @@ const DashboardBody = Type.Object({
 
 const RefreshBody = Type.Object({
   app_id: Type.String(),
-  up_to_position: Type.Integer({ description: 'The event store was read up to this position' }),
+  up_to_position: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'The event store was read up to this position; null in distributed mode, where the role recounts its own tallies',
+  }),
   items: Type.Integer({ description: "The application's items found" }),
   totals: Type.Ref('StatisticsCounters'),
   refreshed_at: Type.String({ format: 'date-time' }),
