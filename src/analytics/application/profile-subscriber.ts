@@ -1,5 +1,5 @@
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
-import { profileFactsOf, PROFILE_MESSAGE_TYPES, type ProfileFact } from '../domain/profile.js';
+import { profileFactsOf, PROFILE_MESSAGE_TYPES, tiesIds, type ProfileFact } from '../domain/profile.js';
 import type { JsonObject } from '../../shared/events.js';
 import type { ProfileLedgerFor } from './profile-store.js';
 
@@ -13,12 +13,18 @@ type IngestedData = {
   metadata?: { channel?: unknown };
 };
 
-/** An identify, alias or group message of the tracking API: every other item leaves profiles alone. */
+/**
+ * An identify, alias or group message of the tracking API, or another of its messages that ties a user
+ * to an anonymous id: every other item leaves profiles alone.
+ */
 const isProfileMessage = (data: IngestedData) =>
-  data.metadata?.channel === 'analytics_api' && (PROFILE_MESSAGE_TYPES as readonly unknown[]).includes(data.event_type);
+  data.metadata?.channel === 'analytics_api' &&
+  ((PROFILE_MESSAGE_TYPES as readonly unknown[]).includes(data.event_type) ||
+    (typeof data.payload === 'object' && data.payload !== null && tiesIds(data.payload)));
 
 /**
- * Keeps the profiles view from identify, alias and group messages of the tracking API. Every write
+ * Keeps the profiles view from identify, alias and group messages of the tracking API, and the ties
+ * between ids its other messages carry. Every write
  * is an upsert that reaches the same row whatever the order or repetition, so redelivery and replay
  * end in the same view.
  */

@@ -1,7 +1,9 @@
 import type { JsonObject, JsonValue } from '../../shared/events.js';
 
 /**
- * What identify, alias and group messages tell about a user. Traits are facts stamped with when
+ * What identify, alias and group messages tell about a user, and any message that names both ids: the
+ * SDKs send the `anonymousId` beside the `userId` once the user is known, so a track or page ties them
+ * as an identify does (attribution reads the same tie, decision 0038). Traits are facts stamped with when
  * they were set: the latest value of each trait wins, whatever order the messages are read in.
  */
 export type ProfileFact =
@@ -20,6 +22,13 @@ export type Subject = { readonly type: 'user' | 'group'; readonly id: string };
 
 export const PROFILE_MESSAGE_TYPES = ['identify', 'alias', 'group'] as const;
 
+/** Whether a message of another type says something about a profile: it ties two ids. */
+export const tiesIds = (payload: { readonly userId?: unknown; readonly anonymousId?: unknown }): boolean => {
+  const userId = idOf(payload.userId as JsonValue | undefined);
+  const anonymousId = idOf(payload.anonymousId as JsonValue | undefined);
+  return userId !== undefined && anonymousId !== undefined && userId !== anonymousId;
+};
+
 /** A stored message's profile facts; messages of other types have none. */
 export function profileFactsOf(itemId: string, payload: JsonObject): ProfileFact[] {
   const userId = idOf(payload.userId);
@@ -27,12 +36,12 @@ export function profileFactsOf(itemId: string, payload: JsonObject): ProfileFact
   const at = typeof payload.timestamp === 'string' ? payload.timestamp : '';
   const traitsOf = (subject: Subject, traits: JsonValue | undefined): ProfileFact[] =>
     isObject(traits) ? Object.entries(traits).map(([trait, value]) => ({ kind: 'trait', subject, trait, value, setAt: at, itemId })) : [];
+  const link: ProfileFact[] =
+    userId && anonymousId && anonymousId !== userId ? [{ kind: 'linked-id', userId, otherId: anonymousId, link: 'anonymous' }] : [];
   switch (payload.type) {
     case 'identify': {
       const id = userId ?? anonymousId;
       if (!id) return [];
-      const link: ProfileFact[] =
-        userId && anonymousId && anonymousId !== userId ? [{ kind: 'linked-id', userId, otherId: anonymousId, link: 'anonymous' }] : [];
       // RudderStack's SDKs send an identify's traits in context.traits, some in both places: traits wins.
       const contextTraits = isObject(payload.context) ? payload.context.traits : undefined;
       const traits = isObject(contextTraits) ? { ...contextTraits, ...(isObject(payload.traits) ? payload.traits : {}) } : payload.traits;
@@ -46,8 +55,12 @@ export function profileFactsOf(itemId: string, payload: JsonObject): ProfileFact
       const groupId = idOf(payload.groupId);
       const id = userId ?? anonymousId;
       if (!groupId || !id) return [];
-      return [{ kind: 'membership', userId: id, groupId, since: at }, ...traitsOf({ type: 'group', id: groupId }, payload.traits)];
+      return [...link, { kind: 'membership', userId: id, groupId, since: at }, ...traitsOf({ type: 'group', id: groupId }, payload.traits)];
     }
+    case 'track':
+    case 'page':
+    case 'screen':
+      return link;
     default:
       return [];
   }

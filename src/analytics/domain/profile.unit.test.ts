@@ -25,4 +25,15 @@ describe('the profile facts of a message', () => {
     expect(links({ type: 'identify', userId: 'v1', anonymousId: 'v1' })).toEqual([]);
     expect(links({ type: 'alias', userId: 'u1', previousId: 'u0' })).toHaveLength(1);
   });
+
+  it('ties the anonymous id a track, page, screen or group sends beside the user id, as an identify does', () => {
+    const links = (payload: JsonObject) => profileFactsOf('item-1', payload).filter((fact) => fact.kind === 'linked-id');
+    const tie = { kind: 'linked-id', userId: 'u1', otherId: 'a1', link: 'anonymous' };
+    for (const type of ['track', 'page', 'screen'])
+      expect(links({ type, event: 'Viewed', userId: 'u1', anonymousId: 'a1' }), type).toEqual([tie]);
+    expect(links({ type: 'group', groupId: 'g1', userId: 'u1', anonymousId: 'a1' })).toEqual([tie]);
+    expect(links({ type: 'track', event: 'Viewed', anonymousId: 'a1' })).toEqual([]);
+    expect(links({ type: 'track', event: 'Viewed', userId: 'u1' })).toEqual([]);
+    expect(links({ type: 'track', event: 'Viewed', userId: 'u1', anonymousId: 'u1' })).toEqual([]);
+  });
 });

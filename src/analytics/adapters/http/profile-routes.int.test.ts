@@ -45,7 +45,9 @@ beforeAll(async () => {
     { type: 'alias', userId: 'u1', previousId: 'visitor-9', messageId: 'a1' },
     { type: 'group', userId: 'u1', groupId: 'acme', traits: { seats: 10 }, timestamp: '2026-11-21T10:00:00Z', messageId: 'g1' },
     { type: 'group', userId: 'u2', groupId: 'acme', traits: { seats: 12 }, timestamp: '2026-11-22T10:00:00Z', messageId: 'g2' },
-    { type: 'track', userId: 'u1', event: 'Order Completed', properties: { plan: 'ignored' }, messageId: 't1' },
+    // The SDKs send the anonymous id beside the user id once the user is known: a track or page ties them too.
+    { type: 'track', userId: 'u1', anonymousId: 'anon-3', event: 'Order Completed', properties: { plan: 'ignored' }, messageId: 't1' },
+    { type: 'page', userId: 'u3', anonymousId: 'anon-9', name: 'Home', messageId: 'p1' },
   ]);
   await send(blog.writeKey, [{ type: 'identify', userId: 'u1', traits: { plan: 'blogger' }, messageId: 'b1' }]);
   await intake.subscriptions.caughtUp();
@@ -56,7 +58,7 @@ const expected = {
   app_id: 'shop',
   user_id: 'u1',
   traits: { email: 'u1@example.com', name: 'Ada', plan: 'pro', referrer: 'newsletter' },
-  anonymous_ids: ['anon-1', 'anon-2'],
+  anonymous_ids: ['anon-1', 'anon-2', 'anon-3'],
   previous_ids: ['visitor-9'],
   groups: [{ group_id: 'acme', traits: { seats: 12 }, since: '2026-11-21T10:00:00.000Z', traits_truncated: false }],
   truncated: [],
@@ -68,6 +70,7 @@ describe('GET /api/profiles/{app_id}/{user_id}', () => {
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual(expected);
     expect((await profile('blog', 'u1')).json().traits).toEqual({ plan: 'blogger' });
+    expect((await profile('shop', 'u3')).json()).toMatchObject({ traits: {}, anonymous_ids: ['anon-9'], previous_ids: [], groups: [] });
   });
 
   it('is rebuilt to the same view by a replay', async () => {
