@@ -29,6 +29,8 @@ export interface Config {
   readonly bodyLimitBytes: number;
   /** REQUEST_TIMEOUT_MS: how long a client may take to send a whole request before its connection is cut. */
   readonly requestTimeoutMs: number;
+  /** MAX_CONNECTIONS: open client connections beyond which a new one is closed at once. */
+  readonly maxConnections: number;
   /** How deep objects and arrays may nest in a JSON body (or in each event of a batch). */
   readonly maxJsonDepth: number;
   readonly maxJsonValues: number;
@@ -172,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
     bodyLimitBytes: integer(env, 'BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    maxConnections: integer(env, 'MAX_CONNECTIONS', 10_000, 1, 1_000_000),
     maxJsonDepth: integer(env, 'MAX_JSON_DEPTH', 64, 2, 1000),
     maxJsonValues: integer(env, 'MAX_JSON_VALUES', 20_000, 100, 10_000_000),
     durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),

@@ -124,6 +124,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     version,
     bodyLimitBytes: config.bodyLimitBytes,
     requestTimeoutMs: config.requestTimeoutMs,
+    maxConnections: config.maxConnections,
     maxJsonDepth: config.maxJsonDepth,
     maxJsonValues: config.maxJsonValues,
     adminDigest: options.adminDigest,

@@ -230,6 +230,7 @@ async function httpEdge(
     version,
     bodyLimitBytes: options.config.bodyLimitBytes,
     requestTimeoutMs: options.config.requestTimeoutMs,
+    maxConnections: options.config.maxConnections,
     maxJsonDepth: options.config.maxJsonDepth,
     maxJsonValues: options.config.maxJsonValues,
     metricsToken: options.config.metricsToken,

@@ -35,6 +35,28 @@ describe('a client that never finishes its request', () => {
   }, 10_000);
 });
 
+describe('MAX_CONNECTIONS', () => {
+  it('closes a connection beyond the cap at once, and takes new ones again once others have gone', async () => {
+    intake = await startTestIntake({ MAX_CONNECTIONS: '2' });
+    await intake.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = intake.app.server.address() as { port: number };
+    const open = async () => {
+      const socket = connect(port, '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      return socket;
+    };
+    const held = [await open(), await open()];
+    const third = await open();
+    // Without the cap the server keeps the connection until the request timeout (30 s), past this test's time.
+    await new Promise((resolve) => third.once('close', resolve));
+    held[0]?.destroy();
+    const connections = () => new Promise<number>((resolve) => intake?.app.server.getConnections((_, count) => resolve(count)));
+    while ((await connections()) >= 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    held[1]?.destroy();
+  }, 10_000);
+});
+
 describe('closing the HTTP server', () => {
   it('answers a request in flight, then lets its keep-alive connection go instead of waiting for the client', async () => {
     intake = await startTestIntake();

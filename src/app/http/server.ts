@@ -30,6 +30,8 @@ export interface HttpServerOptions {
   readonly bodyLimitBytes: number;
   /** How long a client may take to send a whole request (30 s by default). */
   readonly requestTimeoutMs?: number;
+  /** MAX_CONNECTIONS: open connections beyond which a new one is closed at once (10,000 by default). */
+  readonly maxConnections?: number;
   /** MAX_JSON_DEPTH: how deep a JSON body (or each event of a batch) may nest; 64 by default. */
   readonly maxJsonDepth?: number;
   /** MAX_JSON_VALUES: how many values a JSON body (or each event of a batch) may hold; 20,000 by default. */
@@ -118,6 +120,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   app.removeContentTypeParser('text/plain');
   registerJsonLimits(app, { maxDepth: options.maxJsonDepth ?? 64, maxValues: options.maxJsonValues ?? 20_000 });
 
+  limitConnections(app, options.maxConnections ?? 10_000);
   app.addHook('preClose', (done) => {
     drainConnections(app.server);
     done();
@@ -207,4 +210,22 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   for (const context of options.contexts.filter((c) => c.public)) await app.register(context.routes);
 
   return app;
+}
+
+/**
+ * Caps the open connections: each holds a descriptor and its buffers, and past the process's limit of
+ * descriptors every accept fails, and so do the database's and the log's files. A connection beyond the
+ * cap is closed at once (the client may retry); the drops are logged at most once a minute.
+ */
+function limitConnections(app: FastifyInstance, maxConnections: number): void {
+  app.server.maxConnections = maxConnections;
+  let dropped = 0;
+  let reported = 0;
+  app.server.on('drop', () => {
+    dropped += 1;
+    if (Date.now() - reported < 60_000) return;
+    reported = Date.now();
+    app.log.warn({ dropped, maxConnections }, `closed new connections beyond MAX_CONNECTIONS (${maxConnections})`);
+    dropped = 0;
+  });
 }
