@@ -15,6 +15,8 @@ export function corsHooks(scope: FastifyInstance, paths: readonly string[]): voi
     const origin = request.headers.origin;
     if (typeof origin !== 'string') return;
     reply.header('access-control-allow-origin', origin);
+    // Browser SDKs may send with credentials (XHR withCredentials), which a browser refuses without this.
+    // Nothing here reads cookies: a request is authorised by its write key alone, so credentials grant nothing.
     reply.header('access-control-allow-credentials', 'true');
     reply.header('vary', 'Origin');
   });
