@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { withoutUrlCredentials } from '../../shared/url-credentials.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../../shared/clock.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
@@ -342,4 +343,4 @@ function hostOf(rule: StoredRule): string | null {
   }
 }
 
-const withoutCredentials = (text: string) => text.replace(/\/\/[^@/\s]*@/g, '//').slice(0, 300);
+const withoutCredentials = (text: string) => withoutUrlCredentials(text).slice(0, 300);

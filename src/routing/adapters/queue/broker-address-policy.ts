@@ -4,7 +4,7 @@ import { ValidationError } from '../../../shared/errors.js';
 import type { QueuePublisher, QueueTarget } from '../../application/destination.js';
 import { destinationPolicy } from '../webhook/destination-policy.js';
 import { hostProblem } from '../webhook/assert-public-url.js';
-import { measured, redactUrl, rejected } from './publish-outcome.js';
+import { describeError, measured, redactUrl, rejected, retry, type PublishResult } from './publish-outcome.js';
 
 /**
  * Queue destinations follow the webhooks' address policy: a rule author's broker URL may not point
@@ -62,24 +62,44 @@ export function assertQueueDestination(
 }
 
 /**
- * The hosts a broker URL names: NATS takes a comma-separated list of servers. URLs of these schemes
- * keep a host as written, so each is read again as a web URL's host would be: `0x7f.1` and
- * `2130706433` are 127.0.0.1 to the resolver, and must be to the policy too.
+ * The hosts a broker URL names (NATS takes a comma-separated list of servers), or why it names none the
+ * policy can judge. URLs of these schemes keep a host as written, so each is read again as a web URL's
+ * host would be: `0x7f.1` and `2130706433` are 127.0.0.1 to the resolver, and must be to the policy too.
+ *
+ * The clients connect to more than the host, so a rule's URL may not leave it to them: without a host
+ * ioredis and amqplib go to localhost, and ioredis takes `host`, `port` and a Unix socket `path` from
+ * the query string. A broker that needs options is configured by the operator (QUEUE_BROKERS).
  */
-function hostsOf(url: string): string[] | undefined {
+// amqplib's query options tune the connection and name no other place to connect to.
+const TUNING_OPTIONS = new Set(['heartbeat', 'frameMax', 'channelMax', 'locale']);
+
+function hostsOf(url: string): { readonly hosts: string[] } | { readonly problem: string } {
   const hosts: string[] = [];
   for (const part of url.split(',')) {
-    if (!URL.canParse(part.trim())) return undefined;
-    const host = new URL(part.trim()).hostname;
+    if (!URL.canParse(part.trim())) return { problem: 'it is not an absolute URL' };
+    const parsed = new URL(part.trim());
+    if (parsed.hostname === '') return { problem: 'it names no host (the client would connect to this machine)' };
+    const options = [...parsed.searchParams.keys()].filter((name) => !TUNING_OPTIONS.has(name));
+    if (options.length > 0 || parsed.hash !== '') {
+      return {
+        problem: `it carries options (${options.join(', ') || parsed.hash}) the client may read as another host, port or socket; configure such a broker in QUEUE_BROKERS`,
+      };
+    }
+    const host = parsed.hostname;
     hosts.push(URL.canParse(`http://${host}`) ? new URL(`http://${host}`).hostname : host);
   }
-  return hosts;
+  return { hosts };
 }
 
-/** The check made when a rule is saved, on the URL text: IP literals and localhost. */
+/** Why the policy refuses a broker URL on its text (no host, options in its query, IP literals, localhost), if it does. */
+function urlProblem(url: string, allowedHosts: readonly string[]): string | undefined {
+  const read = hostsOf(url);
+  return 'problem' in read ? read.problem : read.hosts.map((host) => hostProblem(host, allowedHosts)).find(Boolean);
+}
+
+/** The check made when a rule is saved, on the URL text. */
 export function assertBrokerUrl(url: string, allowedHosts: readonly string[] = []): void {
-  const hosts = hostsOf(url);
-  const problem = hosts === undefined ? 'it is not an absolute URL' : hosts.map((host) => hostProblem(host, allowedHosts)).find(Boolean);
+  const problem = urlProblem(url, allowedHosts);
   if (problem !== undefined) {
     throw new ValidationError('routing.invalid-destination', `invalid broker URL: ${problem}`, [
       { path: 'destination_config.url', message: problem },
@@ -91,8 +111,10 @@ export type Resolve = (hostname: string) => Promise<readonly string[]>;
 const systemResolve: Resolve = async (hostname) => (await dns.lookup(hostname, { all: true })).map((a) => a.address);
 
 /**
- * Checks a rule's broker URL again before each publish, on the addresses its host names resolve to
- * now (a name can point anywhere), and rejects the delivery when the policy refuses one of them.
+ * Checks a rule's broker URL again before each publish: its text (a rule saved before a check was
+ * added is held to it too) and the addresses its host names resolve to now (a name can point
+ * anywhere). The delivery is rejected when the policy refuses one, and tried again later when a name
+ * does not resolve: an unchecked name is never handed to the client.
  */
 export function addressCheckedQueuePublisher(
   inner: QueuePublisher,
@@ -101,14 +123,23 @@ export function addressCheckedQueuePublisher(
   resolve: Resolve = systemResolve,
 ): QueuePublisher {
   const policy = destinationPolicy(allowedHosts);
-  const refusalOf = async (url: string): Promise<string | undefined> => {
-    for (const host of hostsOf(url) ?? []) {
+  const verdictOf = async (url: string): Promise<PublishResult | undefined> => {
+    const refused = (problem: string) => rejected(`broker ${redactUrl(url)} refused: ${problem}`);
+    const read = hostsOf(url);
+    if ('problem' in read) return refused(read.problem);
+    for (const host of read.hosts) {
       const hostname = host.replace(/^\[|\]$/g, '');
       if (policy.allowsHostname(hostname)) continue;
-      const addresses = isIP(hostname) !== 0 ? [hostname] : await resolve(hostname).catch(() => []);
+      let addresses: readonly string[];
+      try {
+        addresses = isIP(hostname) !== 0 ? [hostname] : await resolve(hostname);
+      } catch (error) {
+        return retry(`broker host ${hostname} does not resolve: ${describeError(error)}`);
+      }
+      if (addresses.length === 0) return retry(`broker host ${hostname} resolves to no address`);
       for (const address of addresses) {
         const refusal = policy.refusal(hostname, address);
-        if (refusal !== undefined) return refusal;
+        if (refusal !== undefined) return refused(refusal);
       }
     }
     return undefined;
@@ -121,8 +152,8 @@ export function addressCheckedQueuePublisher(
         return inner.publish({ ...target, url }, request);
       }
       if (target.url !== undefined) {
-        const refusal = await refusalOf(target.url);
-        if (refusal !== undefined) return measured(async () => rejected(`broker ${redactUrl(target.url ?? '')} refused: ${refusal}`));
+        const verdict = await verdictOf(target.url);
+        if (verdict !== undefined) return measured(async () => verdict);
       }
       return inner.publish(target, request);
     },

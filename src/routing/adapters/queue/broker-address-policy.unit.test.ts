@@ -34,6 +34,24 @@ describe('assertBrokerUrl', () => {
     expect(refusal(url)).toMatchObject({ path: 'destination_config.url', message: expect.stringMatching(/WEBHOOK_ALLOWED_HOSTS/) });
   });
 
+  it.each([
+    // Without a host, ioredis and amqplib connect to localhost.
+    ['redis://', /names no host/],
+    ['amqp://', /names no host/],
+    ['nats://mq.example.com:4222,localhost:4222', /names no host/],
+    // ioredis reads host, port and a Unix socket path from the query string.
+    ['redis://?host=127.0.0.1&port=6379', /names no host/],
+    ['redis://cache.example.com:6379/?host=127.0.0.1', /options \(host\)/],
+    ['redis://nonexistent.invalid:6379/?path=/tmp/r.sock', /options \(path\)/],
+    ['amqp://mq.example.com/vh?heartbeat=30&host=10.0.0.1', /options \(host\)/],
+  ])('refuses %s, which would leave the address to the client', (url, message) => {
+    expect(refusal(url)).toMatchObject({ path: 'destination_config.url', message: expect.stringMatching(message) });
+  });
+
+  it('accepts the connection tuning amqplib reads from the query string', () => {
+    expect(refusal('amqp://mq.example.com/vh?heartbeat=30&frameMax=8192')).toBeUndefined();
+  });
+
   it('accepts what WEBHOOK_ALLOWED_HOSTS allows', () => {
     expect(refusal('redis://127.0.0.1:6379', ['127.0.0.1'])).toBeUndefined();
     expect(refusal('nats://10.0.0.5:4222', ['10.0.0.0/8'])).toBeUndefined();
@@ -64,6 +82,25 @@ describe('addressCheckedQueuePublisher', () => {
     // The operator's default broker (no URL on the rule) is trusted.
     expect((await publisher.publish({ broker: 'redis', stream: 's' }, deliveryRequest())).outcome).toBe('delivered');
     expect(published).toHaveLength(2);
+  });
+
+  it('holds a rule saved before a check to it, and never hands the client a name it could not check', async () => {
+    const before = published.length;
+    const publisher = addressCheckedQueuePublisher(inner, [], {}, async (hostname) => {
+      if (hostname === 'gone.example.com') throw Object.assign(new Error('getaddrinfo ENOTFOUND gone.example.com'), { code: 'ENOTFOUND' });
+      return ['93.184.215.14'];
+    });
+    const hostless = await publisher.publish({ broker: 'redis', stream: 's', url: 'redis://' }, deliveryRequest());
+    expect(hostless).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/names no host/) });
+    const socket = await publisher.publish(
+      { broker: 'redis', stream: 's', url: 'redis://ok.example.com/?path=/tmp/r.sock' },
+      deliveryRequest(),
+    );
+    expect(socket).toMatchObject({ outcome: 'rejected', reason: expect.stringMatching(/options \(path\)/) });
+    // A name that does not resolve now may later: tried again, not published unchecked.
+    const unresolved = await publisher.publish({ broker: 'redis', stream: 's', url: 'redis://gone.example.com:6379' }, deliveryRequest());
+    expect(unresolved).toMatchObject({ outcome: 'retry', reason: expect.stringMatching(/gone\.example\.com does not resolve/) });
+    expect(published).toHaveLength(before);
   });
 
   it('lets allowed hosts through', async () => {

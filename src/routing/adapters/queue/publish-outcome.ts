@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { DeliveryOutcome, QueueTarget } from '../../application/destination.js';
+import { withoutUrlCredentials } from '../../../shared/url-credentials.js';
 
 /** What a publisher decides; `measured` adds the duration every outcome carries. */
 export type PublishResult = { readonly outcome: 'delivered' } | { readonly outcome: 'retry' | 'rejected'; readonly reason: string };
@@ -25,10 +26,8 @@ export function brokerUrl(target: QueueTarget, defaultUrl: string | undefined): 
   return url;
 }
 
-/** Outcome reasons are shown to rule owners: never leak a password embedded in a broker URL. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^/@]*@/, '//***@');
-}
+/** Outcome reasons are shown to rule owners: never leak a password embedded in a broker URL (`u:pw@`, `?password=`). */
+export const redactUrl = withoutUrlCredentials;
 
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
