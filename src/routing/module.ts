@@ -185,7 +185,12 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     newSigningSecret,
   };
   const deliveries = sqlDeliveryStore(db);
-  const replay = procedures.define('routing.replay-delivery', (deliveryId: string) => worker.replay(deliveryId));
+  const replay = procedures.define('routing.replay-delivery', async (deliveryId: string) => {
+    // As the bulk replay and a rule's replay: a deleted or disabled rule would dead-letter it again at once.
+    const delivery = await deliveries.get(deliveryId);
+    if (delivery) assertReplayable(delivery.ruleId, await ruleStateOf(store, delivery.ruleId));
+    return worker.replay(deliveryId);
+  });
   const replayDeadLetters = procedures.define('routing.replay-dead-letters', async (ruleId: string | undefined) => {
     // As a replay of the rule: an unknown rule is not found, a deleted or disabled one has nowhere to send them.
     if (ruleId !== undefined) assertReplayable(ruleId, await ruleStateOf(store, ruleId));

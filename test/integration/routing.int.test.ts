@@ -254,6 +254,33 @@ describe('webhook delivery', () => {
     expect(detail.attempt_log.map((a: { error: string }) => a.error)).toEqual(['HTTP 500', 'HTTP 500', 'HTTP 500', 'HTTP 500']);
   });
 
+  it('refuses to replay one dead letter of a disabled or deleted rule (400), as it does them all, adding no attempt', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    await hooks.close();
+    await setUp(intake);
+    const rule = await webhookRule(intake, hooks.url, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    const [dead] = await until(
+      () =>
+        call(intake, 'GET', `/api/routing/dead-letters?rule_id=${rule.rule_id}`).then(
+          (r) => r.json().items as Array<{ delivery_id: string; attempts: number }>,
+        ),
+      (items) => items.length === 1,
+    );
+    const replayOne = async () => {
+      const response = await call(intake, 'POST', `/api/routing/deliveries/${String(dead?.delivery_id)}/replay`, {});
+      return [response.statusCode, response.json().code];
+    };
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}/toggle`)).statusCode).toBe(200);
+    expect(await replayOne()).toEqual([400, 'routing.rule-disabled']);
+    expect((await call(intake, 'DELETE', `/api/routing-rules/${rule.rule_id}`)).statusCode).toBe(204);
+    // Accepted, it was dead-lettered again at once with an attempt no receiver saw.
+    expect(await replayOne()).toEqual([400, 'routing.rule-deleted']);
+    const after = (await call(intake, 'GET', `/api/routing/deliveries/${String(dead?.delivery_id)}`)).json();
+    expect(after).toMatchObject({ status: 'dead_lettered', attempts: dead?.attempts });
+  });
+
   it('refuses to replay the dead letters of an unknown rule (404), and of a disabled or deleted one (400)', async () => {
     const intake = await start();
     const hooks = await receiver();

@@ -112,7 +112,7 @@ export function deliveryAttempts(deps: AttemptDeps): {
     const current = (await breakers.get([ruleId])).get(ruleId);
     if (current?.state !== 'half_open') return undefined;
     await breakers.releaseProbes(deps.workerId, now.toISOString(), ruleId);
-    return { ...current, nextProbeAt: now.toISOString() };
+    return { ...current, state: 'open', nextProbeAt: now.toISOString() };
   };
 
   /** A rule switched off after the claim: its delivery waits, unattempted, until it is switched on again. */

@@ -208,7 +208,7 @@ export interface BreakerStore {
   reset(ruleId: string, destination: string, at: string): Promise<void>;
   /** Takes the one probe of an open circuit; false when another worker took it first. */
   startProbe(ruleId: string, breaker: Breaker, now: string, owner: string): Promise<boolean>;
-  /** Probes this worker had in flight (when it stopped, or of one rule) may go again at once. */
+  /** Probes this worker had in flight (when it stopped, or of one rule) may go again at once: their circuits are open, probe due now. */
   releaseProbes(owner: string, now: string, ruleId?: string): Promise<void>;
   /** The earliest time after `now` an open circuit may probe (a probe already due is found by the claim). */
   nextProbeAt(now: string): Promise<string | undefined>;

@@ -94,7 +94,9 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
     async releaseProbes(owner, now, ruleId) {
       let update = tables(db)
         .updateTable('routing_breakers')
-        .set({ next_probe_at: now, probe_owner: null, updated_at: now })
+        // Open again, with its probe due now: half-open says a probe is in flight, and none is. When the
+        // lost probe's delivery is dead-lettered rather than retried, nothing would take it for a while.
+        .set({ state: 'open', next_probe_at: now, probe_owner: null, updated_at: now })
         .where('state', '=', 'half_open')
         .where('probe_owner', '=', owner);
       if (ruleId !== undefined) update = update.where('rule_id', '=', ruleId);
