@@ -76,6 +76,21 @@ async function seed(app: StatisticsIntake, clock: ReturnType<typeof fixedClock>)
   await ingestItem(app, 'blog', 'order', { total: 3 });
 }
 
+describe('event types beyond U+FFFF', () => {
+  it('come in the same order in the dashboard as in the statistics, by bytes', async () => {
+    const clock = fixedClock('2026-11-29T10:00:00.000Z');
+    const app = await start({ clock });
+    // UTF-16 puts the emoji first (a surrogate pair, 0xD83D, before 0xE000); UTF-8 bytes, as SQL sorts, the other.
+    for (const type of ['\u{1F600}-smile', '\uE000-private']) await ingestItem(app, 'shop', type, {});
+    await app.subscriptions.caughtUp();
+    const inDashboard = (await dashboard(app, 'shop')).by_event_type.map((row) => row.event_type);
+    const response = await app.app.inject({ method: 'GET', url: '/api/statistics/shop?time_period=hourly', headers: auth });
+    const inStatistics = (response.json().buckets as Array<{ event_type: string }>).map((row) => row.event_type);
+    expect(inDashboard).toEqual(['\uE000-private', '\u{1F600}-smile']);
+    expect(inStatistics).toEqual(inDashboard);
+  });
+});
+
 describe('statistics follow the pipeline', () => {
   it('count items pending until processing reaches them, then processed or failed', async () => {
     const clock = fixedClock('2026-11-29T00:00:00.000Z');

@@ -1,4 +1,5 @@
 import { ValidationError } from '../../shared/errors.js';
+import { compareBytes } from '../../shared/byte-order.js';
 import type { Page, PageRequest } from '../../shared/pagination.js';
 import type { Clock } from '../../shared/clock.js';
 import { bucketStart, DASHBOARD_WINDOW, windowBuckets, type TimePeriod } from '../domain/buckets.js';
@@ -104,7 +105,7 @@ export const getDashboard =
       period,
       totals: all.totals,
       eventTypes: all.eventTypes,
-      byEventType: [...all.busiest].sort((a, b) => (a.eventType < b.eventType ? -1 : 1)),
+      byEventType: [...all.busiest].sort((a, b) => compareBytes(a.eventType, b.eventType)),
       otherEventTypes: minus(all.totals, sumCounters(all.busiest.map((type) => type.counters))),
       buckets: starts.map((start) => ({ bucketStart: start, ...(buckets.get(start) ?? { counters: NO_EVENTS, byEventType: byTypeOf() }) })),
     };

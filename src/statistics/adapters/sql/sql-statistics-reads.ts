@@ -1,4 +1,5 @@
 import type { ExpressionBuilder, Kysely } from 'kysely';
+import { compareBytes } from '../../../shared/byte-order.js';
 import { ValidationError } from '../../../shared/errors.js';
 import { decodeCursor, pageOf } from '../../../shared/pagination.js';
 import type { StatisticsReads } from '../../application/ports.js';
@@ -89,7 +90,7 @@ export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
         rows.push(...found.map(toBucket));
       }
       return rows.sort((a, b) =>
-        a.bucketStart !== b.bucketStart ? (a.bucketStart < b.bucketStart ? -1 : 1) : a.eventType < b.eventType ? -1 : 1,
+        a.bucketStart !== b.bucketStart ? (a.bucketStart < b.bucketStart ? -1 : 1) : compareBytes(a.eventType, b.eventType),
       );
     },
 
