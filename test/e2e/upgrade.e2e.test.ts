@@ -158,6 +158,13 @@ describe.each([
     const item = await post('/ingest', { partner_id: 'partner123', event_type: 'order_created', payload: { total: 'many' } });
     const { id } = (await item.json()) as { id: string };
     await vi.waitFor(async () => expect((await get<QueryItem>(`/query/${id}`)).status).toBe('invalid'), { timeout: 15_000, interval: 100 });
+    // The old items keep their order in the lists (numbered by id when the lists came to follow the
+    // order items are written), and the new one comes after them.
+    for (const list of ['/ingest/partner/partner123?limit=100', '/query/partner/partner123?limit=100']) {
+      const ids = (await get<Page<{ id: string }>>(list)).items.map((listed) => listed.id);
+      expect(ids.at(-1), list).toBe(id);
+      expect(ids.slice(0, -1), list).toEqual([...ids.slice(0, -1)].sort());
+    }
     await vi.waitFor(
       async () => {
         const { buckets } = await get<{ buckets: Array<{ event_type: string; total_events: number }> }>('/api/statistics/shop');

@@ -22,7 +22,7 @@ export interface ItemViews {
   /** Holds these items until the transaction ends, against replicas folding the same item (see `lockKeys`). */
   lockForUpdate(ids: readonly string[]): Promise<void>;
   /**
-   * A page of items in id order. It holds up to `page.limit` items whose stored JSON adds up to at
+   * A page of items in the order the view first wrote them (decision 0043). It holds up to `page.limit` items whose stored JSON adds up to at
    * most `maxBytes` (the first item whatever its size); a page filtered on the payload may also stop
    * early, even empty, where it stopped looking. `nextCursor` is null only at the end.
    */

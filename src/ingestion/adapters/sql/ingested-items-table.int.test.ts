@@ -40,4 +40,25 @@ describe.each(databases)('the ingestion view on %s', (_name, open) => {
       await close();
     }
   });
+
+  it('lists items in the order they were written: one that commits after a later id is not behind a page already read', async () => {
+    const { db, close } = await open();
+    try {
+      const view = sqlIngestedItemsView(db);
+      const ids = async (cursor?: string) =>
+        (await view.list({ partnerId: 'p' }, { limit: 50, ...(cursor ? { cursor } : {}) })).items.map((i) => i.id);
+      await ingestedItemsProjection.apply(db, [ingested('i2', {})]);
+      // A reader goes on from the last item it has: a cursor made of its id.
+      const fromLast = Buffer.from('i2', 'utf8').toString('base64url');
+      expect(await ids()).toEqual(['i2']);
+      // i1 was stamped first but committed later (a request that waited on its rules, another transaction).
+      await ingestedItemsProjection.apply(db, [ingested('i1', {}), ingested('i3', {})]);
+      expect(await ids(fromLast)).toEqual(['i1', 'i3']);
+      const firstPage = await view.list({ partnerId: 'p' }, { limit: 1 });
+      expect(await ids(firstPage.nextCursor ?? '')).toEqual(['i1', 'i3']);
+      await expect(ids(Buffer.from('unknown', 'utf8').toString('base64url'))).rejects.toThrow(/cursor/);
+    } finally {
+      await close();
+    }
+  });
 });

@@ -4,7 +4,8 @@ import { statusesBefore, type ItemStatus } from '../../domain/item-status.js';
 import type { DataIngested, IngestedItem, ItemMetadata } from '../../domain/ingested-data.js';
 import { itemFromIngested } from '../../domain/ingested-data.js';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
-import { decodeCursor, encodeCursor, MAX_PAGE_BYTES, rowsWithin } from '../../../shared/pagination.js';
+import { MAX_PAGE_BYTES, rowsWithin } from '../../../shared/pagination.js';
+import { cursorAfter, listPositions, positionOfCursor } from '../../../shared/sql/list-positions.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 
@@ -17,6 +18,8 @@ type IngestItemsTable = {
   received_at: string;
   /** Written as `ingested` by the table's default, moved on by the status subscriber. */
   status: ItemStatus;
+  /** The list order: numbered as the row is written, so an item never appears behind a page already read. */
+  seq: number | string;
 };
 
 // Type aliases, not interfaces: Kysely's withTables needs index-compatible shapes.
@@ -27,7 +30,7 @@ type Tables = {
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
 const insertItems = insertTemplate<IngestItemsTable>(
-  ['id', 'partner_id', 'event_type', 'payload', 'metadata', 'received_at', 'status'],
+  ['id', 'partner_id', 'event_type', 'payload', 'metadata', 'received_at', 'status', 'seq'],
   (db, rows) =>
     tables(db)
       .insertInto('ingest_items')
@@ -40,7 +43,8 @@ export const ingestedItemsProjection: InlineProjection = {
   name: 'ingestion.items',
   handles: ['DataIngested'],
   async apply(db, events) {
-    const rows = events.map(({ data }) => {
+    const positions = await listPositions(db, 'ingest_items', events.length);
+    const rows = events.map(({ data }, i) => {
       const item = data as DataIngested['data'];
       return {
         id: item.item_id,
@@ -50,6 +54,7 @@ export const ingestedItemsProjection: InlineProjection = {
         metadata: JSON.stringify(item.metadata),
         received_at: item.received_at,
         status: 'ingested' as const,
+        seq: positions[i] ?? 0,
       };
     });
     for (const piece of rowPieces(db, rows)) await insertItems(db, piece);
@@ -67,23 +72,24 @@ export function sqlIngestedItemsView(db: Kysely<object>): IngestedItemsView {
       // Sizes first (from the record headers on SQLite), then the rows of a page of at most MAX_PAGE_BYTES.
       let query = tables(db)
         .selectFrom('ingest_items')
-        .select(['id', sql<number>`octet_length(payload) + octet_length(metadata)`.as('bytes')])
-        .orderBy('id')
+        .select(['id', 'seq', sql<number>`octet_length(payload) + octet_length(metadata)`.as('bytes')])
+        .orderBy('seq')
         .limit(page.limit + 1);
       if (filter.partnerId !== undefined) query = query.where('partner_id', '=', filter.partnerId);
-      if (page.cursor !== undefined) query = query.where('id', '>', decodeCursor(page.cursor));
+      if (page.cursor !== undefined) query = query.where('seq', '>', await positionOfCursor(db, 'ingest_items', page.cursor));
       const sized = await query.execute();
       const taken = rowsWithin(sized, page.limit, MAX_PAGE_BYTES);
-      const items: ItemWithStatus[] = [];
+      const byId = new Map<string, ItemWithStatus>();
       for (const piece of keyPieces(
         db,
         taken.map((row) => row.id),
       )) {
-        const rows = await tables(db).selectFrom('ingest_items').selectAll().where('id', 'in', piece).orderBy('id').execute();
-        items.push(...rows.map(toItem));
+        const rows = await tables(db).selectFrom('ingest_items').selectAll().where('id', 'in', piece).execute();
+        for (const row of rows) byId.set(row.id, toItem(row));
       }
-      const last = taken.at(-1)?.id;
-      return { items, nextCursor: sized.length > taken.length && last !== undefined ? encodeCursor(last) : null };
+      const items = taken.flatMap((row) => byId.get(row.id) ?? []);
+      const last = taken.at(-1)?.seq;
+      return { items, nextCursor: sized.length > taken.length && last !== undefined ? cursorAfter(last) : null };
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Kysely, Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+import { addListPositions } from '../../../shared/sql/list-positions.js';
 
 const createIngestItems: Migration = {
   async up(db: Kysely<unknown>) {
@@ -12,7 +13,6 @@ const createIngestItems: Migration = {
       .addColumn('metadata', 'text', (c) => c.notNull())
       .addColumn('received_at', 'text', (c) => c.notNull())
       .execute();
-    // Keyset pages per partner walk this index; ids are UUIDv7, so id order is arrival order.
     await db.schema.createIndex('ingest_items_partner').on('ingest_items').columns(['partner_id', 'id']).execute();
   },
 };
@@ -48,6 +48,13 @@ const addIdempotencyFingerprint: Migration = {
   },
 };
 
+// Lists follow the order in which items became visible, not their ids (decision 0043).
+const listInVisibleOrder: Migration = {
+  async up(db: Kysely<unknown>) {
+    await addListPositions(db, 'ingest_items', [['ingest_items_partner', ['partner_id']]]);
+  },
+};
+
 export const ingestionMigrations: MigrationSet = {
   owner: 'ingestion',
   migrations: {
@@ -55,5 +62,6 @@ export const ingestionMigrations: MigrationSet = {
     '0002_create_idempotency': createIdempotency,
     '0003_add_item_status': addItemStatus,
     '0004_add_idempotency_fingerprint': addIdempotencyFingerprint,
+    '0005_list_in_visible_order': listInVisibleOrder,
   },
 };

@@ -217,7 +217,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
         {
           schema: {
             tags: ['application events'],
-            summary: "An application's events, oldest first",
+            summary: "An application's events, in the order they were stored",
             description: PAYLOAD_FILTER_HELP,
             params: Type.Object({ app_id: Type.String({ minLength: 1, maxLength: 255 }) }),
             querystring: Type.Intersect([

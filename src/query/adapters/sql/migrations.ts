@@ -1,6 +1,7 @@
 import { PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
 import { requestReplay } from '../../../shared/subscriptions/checkpoints.js';
+import { addListPositions } from '../../../shared/sql/list-positions.js';
 
 const createItems: Migration = {
   async up(db: Kysely<unknown>) {
@@ -77,6 +78,20 @@ const payloadAsWritten: Migration = {
   },
 };
 
+/**
+ * Lists follow the order in which items became visible, not their ids (decision 0043): `seq` numbers
+ * each row as the view first writes it. Rows written before take their ids' order.
+ */
+const listInVisibleOrder: Migration = {
+  async up(db: Kysely<unknown>) {
+    await addListPositions(db, 'query_items', [
+      ['query_items_partner', ['partner_id']],
+      ['query_items_status', ['status']],
+      ['query_items_partner_type', ['partner_id', 'event_type']],
+    ]);
+  },
+};
+
 export const queryMigrations: MigrationSet = {
   owner: 'query',
   migrations: {
@@ -85,5 +100,6 @@ export const queryMigrations: MigrationSet = {
     '0003_create_item_events': createItemEvents,
     '0004_payload_as_jsonb': payloadAsJsonb,
     '0005_payload_as_written': payloadAsWritten,
+    '0006_list_in_visible_order': listInVisibleOrder,
   },
 };

@@ -37,6 +37,37 @@ const databases = testDatabases([queryMigrations])
   .filter((kind) => !kind.skip)
   .map((kind): [string, () => Promise<TestDatabase>] => [kind.name, kind.open]);
 
+describe.each(databases)('the list order on %s', (_name, open) => {
+  it('is the order items became visible: one that commits after a later id is not behind a page already read', async () => {
+    const { db, close } = await open();
+    const views = sqlItemViews(db);
+    const list = (cursor?: string) => views.list({ partnerId: 'shop' }, { limit: 50, ...(cursor ? { cursor } : {}) });
+    try {
+      await views.save([view('i2', 'shop', {})]);
+      const first = await list();
+      expect(first.items.map((v) => v.id)).toEqual(['i2']);
+      // i1 was stamped first but committed later (a request that waited on its rules, another replica).
+      await views.save([view('i1', 'shop', {}), view('i3', 'shop', {})]);
+      expect(first.nextCursor).toBeNull();
+      const cursor = (await views.list({ partnerId: 'shop' }, { limit: 1 })).nextCursor ?? '';
+      expect((await list(cursor)).items.map((v) => v.id)).toEqual(['i1', 'i3']);
+      // A row written again keeps its place.
+      await views.save([{ ...view('i2', 'shop', {}), status: 'failed' }]);
+      expect((await list()).items.map((v) => [v.id, v.status])).toEqual([
+        ['i2', 'failed'],
+        ['i1', 'processed'],
+        ['i3', 'processed'],
+      ]);
+      // A cursor of an earlier release holds the item's id: the next page starts after that item.
+      const legacy = Buffer.from('i2', 'utf8').toString('base64url');
+      expect((await list(legacy)).items.map((v) => v.id)).toEqual(['i1', 'i3']);
+      await expect(list(Buffer.from('gone', 'utf8').toString('base64url'))).rejects.toThrow(/cursor/);
+    } finally {
+      await close();
+    }
+  });
+});
+
 describe.each(databases)('payload filters on %s', (_name, open) => {
   it('keeps the items whose payload fields equal the given values', async () => {
     const { db, close } = await open();

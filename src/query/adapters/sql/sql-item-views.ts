@@ -1,11 +1,12 @@
 import { PostgresAdapter, sql, type Expression, type Kysely, type SelectQueryBuilder, type SqlBool } from 'kysely';
-import { decodeCursor, encodeCursor, MAX_PAGE_BYTES, rowsWithin } from '../../../shared/pagination.js';
+import { MAX_PAGE_BYTES, rowsWithin } from '../../../shared/pagination.js';
 import type { ItemViews } from '../../application/ports.js';
 import type { DeliveryView, ItemView, PipelineStatus } from '../../domain/item-view.js';
 import type { PayloadCondition } from '../../domain/payload-filter.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import { KEY_LOCK_SPACES, lockKeys } from '../../../shared/sql/key-locks.js';
+import { cursorAfter, listPositions, positionOfCursor } from '../../../shared/sql/list-positions.js';
 
 type Row = {
   id: string;
@@ -20,6 +21,8 @@ type Row = {
   metadata: string | null;
   deliveries: string;
   updated_at: string;
+  /** The list order: numbered as the view writes the row, so an item never appears behind a page already read. */
+  seq: number | string;
 };
 type Tables = { query_items: Row };
 
@@ -87,21 +90,22 @@ const SCAN_BYTES = 8 * 1024 * 1024;
  * The id up to which a filtered page looks, or undefined when the rest of the table is within the
  * window. Sizes come from the record headers: nothing of the payloads is read.
  */
-async function scanWindowEnd(query: SelectQueryBuilder<Tables, 'query_items', object>): Promise<string | undefined> {
+async function scanWindowEnd(query: SelectQueryBuilder<Tables, 'query_items', object>): Promise<number | undefined> {
   const rows = await query
-    .select(['id', sql<number>`coalesce(octet_length(payload), 0)`.as('bytes')])
-    .orderBy('id')
+    .select(['seq', sql<number>`coalesce(octet_length(payload), 0)`.as('bytes')])
+    .orderBy('seq')
     .limit(SCAN_ROWS)
     .execute();
   let total = 0;
   for (const row of rows) {
     total += row.bytes;
-    if (total >= SCAN_BYTES) return row.id;
+    if (total >= SCAN_BYTES) return Number(row.seq);
   }
-  return rows.length === SCAN_ROWS ? rows.at(-1)?.id : undefined;
+  const last = rows.at(-1);
+  return rows.length === SCAN_ROWS && last ? Number(last.seq) : undefined;
 }
 
-const toRow = (view: ItemView): Row => ({
+const toRow = (view: ItemView, seq: number): Row => ({
   id: view.id,
   partner_id: view.partnerId,
   event_type: view.eventType,
@@ -113,6 +117,7 @@ const toRow = (view: ItemView): Row => ({
   metadata: json(view.metadata),
   deliveries: JSON.stringify(view.deliveries),
   updated_at: view.updatedAt,
+  seq,
 });
 
 const toView = (row: Row): ItemView => ({
@@ -141,6 +146,7 @@ const COLUMNS = [
   'metadata',
   'deliveries',
   'updated_at',
+  'seq',
 ] as const;
 
 const upsertViews = insertTemplate<Row>(COLUMNS, (db, rows) =>
@@ -159,6 +165,7 @@ const upsertViews = insertTemplate<Row>(COLUMNS, (db, rows) =>
         metadata: eb.ref('excluded.metadata'),
         deliveries: eb.ref('excluded.deliveries'),
         updated_at: eb.ref('excluded.updated_at'),
+        // A row keeps the place in the lists it took when it was first written.
       })),
     ),
 );
@@ -183,7 +190,7 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
     },
 
     async list(filter, page, maxBytes = MAX_PAGE_BYTES) {
-      const after = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+      const after = page.cursor === undefined ? undefined : await positionOfCursor(db, 'query_items', page.cursor);
       const selected = () => {
         let query = tables(db).selectFrom('query_items');
         if (filter.partnerId !== undefined) query = query.where('partner_id', '=', filter.partnerId);
@@ -191,7 +198,7 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
         if (filter.eventType !== undefined) query = query.where('event_type', '=', filter.eventType);
         if (filter.from !== undefined) query = query.where('received_at', '>=', filter.from);
         if (filter.to !== undefined) query = query.where('received_at', '<', filter.to);
-        if (after !== undefined) query = query.where('id', '>', after);
+        if (after !== undefined) query = query.where('seq', '>', after);
         return query;
       };
       // SQLite reads every payload a filter looks at, on this thread: a filter that matches nothing
@@ -200,29 +207,33 @@ export function sqlItemViews(db: Kysely<object>): ItemViews {
       const payload = filter.payload ?? [];
       const windowEnd = !postgres && payload.length > 0 ? await scanWindowEnd(selected()) : undefined;
       let candidates = selected()
-        .select(['id', sizeOfRow(postgres).as('bytes')])
-        .orderBy('id')
+        .select(['id', 'seq', sizeOfRow(postgres).as('bytes')])
+        .orderBy('seq')
         .limit(page.limit + 1);
       for (const condition of payload) candidates = candidates.where(payloadCondition(postgres, condition));
-      if (windowEnd !== undefined) candidates = candidates.where('id', '<=', windowEnd);
+      if (windowEnd !== undefined) candidates = candidates.where('seq', '<=', windowEnd);
       const sized = await candidates.execute();
       const taken = rowsWithin(sized, page.limit, maxBytes);
-      const items: ItemView[] = [];
+      const byId = new Map<string, ItemView>();
       for (const piece of keyPieces(
         db,
         taken.map((row) => row.id),
       )) {
-        const rows = await tables(db).selectFrom('query_items').selectAll().where('id', 'in', piece).orderBy('id').execute();
-        items.push(...rows.map(toView));
+        const rows = await tables(db).selectFrom('query_items').selectAll().where('id', 'in', piece).execute();
+        for (const row of rows) byId.set(row.id, toView(row));
       }
-      const last = taken.at(-1)?.id;
+      const items = taken.flatMap((row) => byId.get(row.id) ?? []);
+      const last = taken.at(-1)?.seq;
       const more = sized.length > taken.length;
-      const nextKey = more ? last : windowEnd;
-      return { items, nextCursor: nextKey === undefined ? null : encodeCursor(nextKey) };
+      const nextKey = more && last !== undefined ? Number(last) : windowEnd;
+      return { items, nextCursor: nextKey === undefined ? null : cursorAfter(nextKey) };
     },
 
     async save(views) {
-      const rows = views.map(toRow);
+      // The rows take the next positions of the list order, in the order given (a new item's first
+      // event comes in log order); a row already there keeps its own.
+      const positions = await listPositions(db, 'query_items', views.length);
+      const rows = views.map((view, i) => toRow(view, positions[i] ?? 0));
       for (const piece of rowPieces(db, rows)) await upsertViews(db, piece);
     },
 
