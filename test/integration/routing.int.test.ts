@@ -74,6 +74,23 @@ async function until<T>(probe: () => Promise<T>, accept: (value: T) => boolean, 
   }
 }
 
+/** A rule to a receiver that is down, and its one delivery once it is dead-lettered. */
+async function deadLetteredRule(intake: TestIntake) {
+  const hooks = await receiver();
+  await hooks.close();
+  await setUp(intake);
+  const rule = await webhookRule(intake, hooks.url, {});
+  await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+  const [dead] = await until(
+    () =>
+      call(intake, 'GET', `/api/routing/dead-letters?rule_id=${rule.rule_id}`).then(
+        (r) => r.json().items as Array<{ delivery_id: string; attempts: number }>,
+      ),
+    (items) => items.length === 1,
+  );
+  return { hooks, rule, dead };
+}
+
 describe('the seed flow: application, key, rule, ingest, signed webhook', () => {
   it('delivers exactly the matching order, signed so a Standard Webhooks verifier accepts it', async () => {
     const intake = await start();
@@ -148,18 +165,7 @@ describe('webhook delivery', () => {
 
   it('dead-letters a dead receiver and replays it once the receiver is back', async () => {
     const intake = await start();
-    const hooks = await receiver();
-    await hooks.close();
-    await setUp(intake);
-    const rule = await webhookRule(intake, hooks.url, {});
-    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
-    const [dead] = await until(
-      () =>
-        call(intake, 'GET', `/api/routing/dead-letters?rule_id=${rule.rule_id}`).then(
-          (r) => r.json().items as Array<{ delivery_id: string }>,
-        ),
-      (items) => items.length === 1,
-    );
+    const { hooks, rule, dead } = await deadLetteredRule(intake);
     expect(dead).toMatchObject({ status: 'dead_lettered', attempts: 4 });
 
     const back = await receiver(Number(new URL(hooks.url).port));
@@ -256,18 +262,7 @@ describe('webhook delivery', () => {
 
   it('refuses to replay one dead letter of a disabled or deleted rule (400), as it does them all, adding no attempt', async () => {
     const intake = await start();
-    const hooks = await receiver();
-    await hooks.close();
-    await setUp(intake);
-    const rule = await webhookRule(intake, hooks.url, {});
-    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
-    const [dead] = await until(
-      () =>
-        call(intake, 'GET', `/api/routing/dead-letters?rule_id=${rule.rule_id}`).then(
-          (r) => r.json().items as Array<{ delivery_id: string; attempts: number }>,
-        ),
-      (items) => items.length === 1,
-    );
+    const { rule, dead } = await deadLetteredRule(intake);
     const replayOne = async () => {
       const response = await call(intake, 'POST', `/api/routing/deliveries/${String(dead?.delivery_id)}/replay`, {});
       return [response.statusCode, response.json().code];
