@@ -46,7 +46,8 @@ export function validationSubscriber({ clock, compiler, catalog, verdicts, schem
             : await schemas.inForceAt(item.event_type, item.partner_id, event.position);
         const schema = stored && {
           version: stored.version,
-          check: compile(stored.schema, `${stored.eventType}|${stored.partnerId ?? ''}|${stored.version}`),
+          // A key no event type and source can share (`a|b` for every source against `a` for source `b|`).
+          check: compile(stored.schema, JSON.stringify([stored.eventType, stored.partnerId, stored.version])),
         };
         decided.push({ event, item, verdict: decideVerdict(item, schema, now) });
       }

@@ -74,7 +74,8 @@ export function ajvSchemaCompiler(): SchemaCompiler {
     try {
       return instance.compile(schema);
     } finally {
-      instance.removeSchema(schema);
+      // ajv keys what it keeps by the schema object; a boolean schema is not kept (and not removable).
+      if (typeof schema === 'object') instance.removeSchema(schema);
     }
   };
 
@@ -113,6 +114,10 @@ export function ajvSchemaCompiler(): SchemaCompiler {
           { path: 'schema', message: (error as Error).message },
         ]);
       }
+      const loop = endlessOnAnyValue(validate);
+      if (loop !== undefined) {
+        throw new ValidationError('validation.invalid-schema', `schema cannot be used: ${loop}`, [{ path: 'schema', message: loop }]);
+      }
       const work = payloadWork(schema);
       let validateFirst: ValidateFunction | undefined;
       const check = (payload: unknown): Violation[] => {
@@ -134,6 +139,9 @@ export function ajvSchemaCompiler(): SchemaCompiler {
           ];
         } catch (error) {
           if (error instanceof OverBudget) return [tooCostly(error, payload, refusedText)];
+          // A reference back to the root that only some values reach: this item cannot be judged, and
+          // is judged invalid rather than failing the subscriber on every item of the type.
+          if (error instanceof RangeError) return [{ path: 'schema', rule: 'schema-refused', message: ENDLESS }];
           throw error;
         } finally {
           spending = undefined;
@@ -148,6 +156,24 @@ export function ajvSchemaCompiler(): SchemaCompiler {
       return check;
     },
   };
+}
+
+const ENDLESS = 'the schema applies itself to the same value without end (a $ref, $recursiveRef or $dynamicRef back to where it started)';
+
+/**
+ * Why a compiled check never ends on the simplest values, if it does: a reference the cost analysis
+ * reads as going nowhere (`#/`, an unresolved `$dynamicRef`, `$recursiveRef`) sends ajv back to the
+ * root, on the same value, until the stack runs out. Refused when saved, it cannot park every item.
+ */
+function endlessOnAnyValue(validate: ValidateFunction): string | undefined {
+  for (const value of [{}, [], null, 0, '', true]) {
+    try {
+      validate(value);
+    } catch (error) {
+      if (error instanceof RangeError) return ENDLESS;
+    }
+  }
+  return undefined;
 }
 
 /** Compiled checks kept at most: the versions in use stay, old ones are compiled again if ever needed. */

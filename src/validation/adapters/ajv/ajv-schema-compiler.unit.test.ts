@@ -3,7 +3,7 @@ import { ValidationError } from '../../../shared/errors.js';
 import type { SchemaDocument } from '../../domain/schema-registry.js';
 import { ajvSchemaCompiler } from './ajv-schema-compiler.js';
 
-const compile = (schema: object) => ajvSchemaCompiler().compile(schema as SchemaDocument);
+const compile = (schema: object | boolean) => ajvSchemaCompiler().compile(schema as SchemaDocument);
 
 describe('ajv schema compiler', () => {
   it('keeps no schema it compiled: a new version with the same $id compiles, and each version checks by its own rules', () => {
@@ -137,6 +137,27 @@ describe('the cost of checking a payload', () => {
       /never end/,
     );
     expect(refused({ $id: 'https://example.com/s', if: { $ref: 'https://example.com/s' } })).toMatch(/never end/);
+  });
+
+  it('refuses references ajv sends back to the root that the cost analysis reads as going nowhere', () => {
+    // Each was saved with 200, then parked every item of its type with a stack overflow.
+    for (const schema of [{ $recursiveRef: '#' }, { type: 'object', $dynamicRef: '#missing' }, { anyOf: [{ $ref: '#/' }] }]) {
+      expect(refused(schema), JSON.stringify(schema)).toMatch(/without end/);
+    }
+  });
+
+  it('judges invalid, with the reason, an item on which the schema never ends, rather than throwing', () => {
+    // Ends on the simplest values (so it is saved), but not on an object with `a`.
+    const check = compile({ if: { type: 'object', required: ['a'] }, then: { $ref: '#/' } });
+    expect(check({ b: 1 })).toEqual([]);
+    expect(check({ a: 1 })).toEqual([
+      expect.objectContaining({ path: 'schema', rule: 'schema-refused', message: expect.stringMatching(/without end/) }),
+    ]);
+  });
+
+  it('accepts the boolean schemas true and false', () => {
+    expect(compile(true)({ any: 'thing' })).toEqual([]);
+    expect(compile(false)({})).not.toEqual([]);
   });
 
   it('refuses subschemas that apply to the same member twice at every level of a payload', () => {
