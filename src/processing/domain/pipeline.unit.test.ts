@@ -48,6 +48,10 @@ describe('normalize', () => {
 
   it('leaves strings that only look like dates alone', () => {
     expect(normalize.run({ code: '2026-13-45 99:99' }, facts)).toEqual({ status: 'ok', output: { code: '2026-13-45 99:99' } });
+    // Days that do not exist: Date rolled them over into other, real days.
+    const impossible = { a: '2026-02-30T10:00:00Z', b: '2026-04-31 12:00', c: '2026-02-29 00:00', d: '2026-00-10 10:00' };
+    expect(normalize.run(impossible, facts)).toEqual({ status: 'ok', output: impossible });
+    expect(normalize.run({ leap: '2028-02-29 00:00' }, facts)).toEqual({ status: 'ok', output: { leap: '2028-02-29T00:00:00.000Z' } });
     // In UTC they fall outside four-digit years: kept as sent rather than written +010000-… or -000001-…
     const edges = { last: '9999-12-31T23:00:00-02:00', first: '0000-01-01 00:30+01:00', inside: '9999-12-31T23:00:00+02:00' };
     expect(normalize.run(edges, facts)).toEqual({ status: 'ok', output: { ...edges, inside: '9999-12-31T21:00:00.000Z' } });

@@ -51,7 +51,7 @@ function normalizeObject(input: { [key: string]: JsonValue }): { [key: string]: 
 function normalizeString(raw: string): string {
   const value = raw.trim();
   const dateTime = DATE_TIME.exec(value);
-  if (dateTime) {
+  if (dateTime && isCalendarDate(dateTime[1] ?? '')) {
     const [, date, time, zone] = dateTime;
     const offset = !zone ? 'Z' : zone.toUpperCase() === 'Z' ? 'Z' : zone.includes(':') ? zone : `${zone.slice(0, 3)}:${zone.slice(3)}`;
     const parsed = new Date(`${date}T${time}${offset}`);
@@ -61,6 +61,16 @@ function normalizeString(raw: string): string {
   }
   if (isEmailAddress(value)) return value.toLowerCase();
   return value;
+}
+
+/**
+ * Whether `YYYY-MM-DD` names a day that exists: `Date` rolls 2026-02-30 over to 2026-03-02, and a
+ * string that only looks like a date is left as sent, not changed into another day.
+ */
+function isCalendarDate(date: string): boolean {
+  const [year, month, day] = date.split('-').map(Number) as [number, number, number];
+  if (month < 1 || month > 12 || day < 1) return false;
+  return day <= new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
 /**

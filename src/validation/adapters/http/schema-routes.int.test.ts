@@ -106,3 +106,23 @@ describe.each(backends)('PUT /api/schemas/{event_type} on %s', (backend) => {
     expect(accepted.statusCode, accepted.body).toBe(200);
   });
 });
+
+describe('PUT /api/schemas/{event_type} with the source in the query', () => {
+  let intake: TestIntake;
+  beforeAll(async () => {
+    intake = await startIntakeOn(backends[0]);
+  });
+  afterAll(() => intake.dispose());
+
+  it('registers the schema for that source, as GET and DELETE read it (it went to every source), and refuses two sources', async () => {
+    const put = (url: string, payload: object) => intake.app.inject({ method: 'PUT', url, headers: auth, payload });
+    const registered = await put('/api/schemas/qs?partner_id=shop', { schema: { type: 'object', required: ['only_shop'] } });
+    expect(registered.statusCode, registered.body).toBe(200);
+    expect(registered.json()).toMatchObject({ event_type: 'qs', partner_id: 'shop', version: 1 });
+    expect((await intake.app.inject({ url: '/api/schemas/qs?partner_id=shop', headers: auth })).statusCode).toBe(200);
+    expect((await intake.app.inject({ url: '/api/schemas/qs', headers: auth })).statusCode).toBe(404);
+    const twice = await put('/api/schemas/qs?partner_id=shop', { partner_id: 'blog', schema: { type: 'object' } });
+    expect([twice.statusCode, twice.json().code]).toEqual([400, 'request.invalid']);
+    expect((await intake.app.inject({ url: '/api/schemas/qs?partner_id=blog', headers: auth })).statusCode).toBe(404);
+  });
+});

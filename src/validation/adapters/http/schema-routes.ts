@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../shared/http/http-context.js';
+import { ValidationError } from '../../../shared/errors.js';
 import { errorResponses, pageBody, PageQuery, PageSchema } from '../../../shared/http/schemas.js';
 import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { StoredSchema } from '../../application/ports.js';
@@ -58,8 +59,10 @@ export function schemaHttp(handlers: SchemaHandlers): HttpContext {
             tags: ['schemas'],
             summary: 'Register a new version of the JSON Schema for an event type',
             description:
-              'Items are validated against the version in force when they were ingested. An invalid JSON Schema is refused with 400.',
+              'Items are validated against the version in force when they were ingested. An invalid JSON Schema is refused with 400. ' +
+              'The source (`partner_id`) may be given in the body or, as GET and DELETE take it, in the query; both must then agree.',
             params: EventTypeParams,
+            querystring: ScopeQuery,
             body: Type.Object(
               { schema: Type.Unknown(), partner_id: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) },
               { additionalProperties: false },
@@ -67,7 +70,17 @@ export function schemaHttp(handlers: SchemaHandlers): HttpContext {
             response: { 200: Type.Ref('RegisteredSchema'), ...errorResponses },
           },
         },
-        async (request) => toView(await handlers.register(key(request.params, request.body), request.body.schema)),
+        async (request) => {
+          // GET and DELETE take the source in the query: a PUT that did so registered the schema for every source.
+          const { partner_id: inBody } = request.body;
+          const { partner_id: inQuery } = request.query;
+          if (inBody !== undefined && inQuery !== undefined && inBody !== inQuery) {
+            throw new ValidationError('request.invalid', 'partner_id is given twice, in the query and in the body, with different values', [
+              { path: 'partner_id', message: 'differs between the query and the body' },
+            ]);
+          }
+          return toView(await handlers.register(key(request.params, { partner_id: inBody ?? inQuery }), request.body.schema));
+        },
       );
 
       app.get(
