@@ -219,12 +219,14 @@ describe('the pipeline, end to end in one process', () => {
 
   it('fails the items of a stored pipeline that today refuses, and keeps processing the others', async () => {
     const app = await start();
-    // Saved before project refused paths through a prototype: written straight into the table.
+    // Saved before project refused paths through a prototype: written straight into the tables.
     const steps = JSON.stringify([{ processor: 'project', fields: ['__proto__.pwned'] }]);
     await app.store.transaction(async (tx) => {
       await sql`INSERT INTO processing_pipelines (event_type, steps, configured_at) VALUES ('legacy', ${steps}, '2026-01-01T00:00:00.000Z')`.execute(
         tx.db,
       );
+      await sql`INSERT INTO processing_pipeline_versions (event_type, position, configured_at, steps)
+        VALUES ('legacy', 0, '2026-01-01T00:00:00.000Z', ${steps})`.execute(tx.db);
     });
     const refused = await ingest(app, { partner_id: 'p', event_type: 'legacy', payload: { a: 1 } });
     const fine = await ingest(app, { partner_id: 'p', event_type: 'other', payload: { a: 1 } });

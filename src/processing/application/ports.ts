@@ -9,9 +9,17 @@ export interface PipelineView {
   readonly configuredAt: string | null;
 }
 
+/** A pipeline as configured from `configuredAt` on; `steps` null when the type went back to the default. */
+export interface PipelineVersion {
+  readonly configuredAt: string;
+  readonly steps: readonly StepConfig[] | null;
+}
+
 /** Processing's own table of configured pipelines. */
 export interface PipelineCatalog {
   get(eventType: string): Promise<PipelineView>;
+  /** Every configuration of these event types, oldest first; a type never configured has none. */
+  versions(eventTypes: readonly string[]): Promise<Map<string, PipelineVersion[]>>;
   /** The configured pipelines by event type. */
   list(page: PageRequest): Promise<Page<PipelineView>>;
 }

@@ -2,10 +2,10 @@ import type { Clock } from '../../shared/clock.js';
 import { dataStreamId, type DataValidated } from '../../shared/contracts/data-events.js';
 import { causedBy } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
-import { buildPipeline, runPipeline, type ProcessorRegistry } from '../domain/pipeline.js';
+import { buildPipeline, DEFAULT_PIPELINE, runPipeline, type ProcessorRegistry } from '../domain/pipeline.js';
 import { failed, type Processor, type StepConfig } from '../domain/processor.js';
 import { ValidationError } from '../../shared/errors.js';
-import type { OutcomeLogFor, PipelineCatalogFor } from './ports.js';
+import type { OutcomeLogFor, PipelineCatalogFor, PipelineVersion } from './ports.js';
 
 export interface ProcessingSubscriberDeps {
   readonly clock: Clock;
@@ -32,15 +32,13 @@ export function processingSubscriber({ clock, elapsedMs, pipelines, outcomes, pr
     name: 'processing',
     handles: ['DataValidated'],
     async handle(events, tx) {
-      const catalog = pipelines(tx.db);
-      const configs = new Map<string, readonly StepConfig[]>();
-      const done = [];
-      for (const event of events) {
-        const item = (event as unknown as DataValidated).data;
-        let steps = configs.get(item.event_type);
-        if (!steps) configs.set(item.event_type, (steps = (await catalog.get(item.event_type)).steps));
-        done.push({ event, item, outcome: runPipeline(item, stepsFor(steps), elapsedMs, clock.now()) });
-      }
+      const items = events.map((event) => ({ event, item: (event as unknown as DataValidated).data }));
+      // One read for the batch: most types were never configured, and the others have a few versions.
+      const versions = await pipelines(tx.db).versions([...new Set(items.map(({ item }) => item.event_type))]);
+      const done = items.map(({ event, item }) => {
+        const steps = pipelineAt(versions.get(item.event_type), item.received_at);
+        return { event, item, outcome: runPipeline(item, stepsFor(steps), elapsedMs, clock.now()) };
+      });
       // One statement records the outcomes of items that had none; `delete` also drops a second copy of one item.
       const recorded = await outcomes(tx.db).recordNew(
         done.map(({ event, item, outcome }) => ({
@@ -59,6 +57,17 @@ export function processingSubscriber({ clock, elapsedMs, pipelines, outcomes, pr
       );
     },
   };
+}
+
+/**
+ * The pipeline in force when the item arrived, as its schema is: a configuration made after that does
+ * not apply to it, however late processing reaches it. Arrival and configuration are compared by time,
+ * as the distributed services, each with its own log, can only compare them.
+ */
+function pipelineAt(versions: readonly PipelineVersion[] | undefined, receivedAt: string): readonly StepConfig[] {
+  let steps: readonly StepConfig[] | null = null;
+  for (const version of versions ?? []) if (version.configuredAt <= receivedAt) steps = version.steps;
+  return steps ?? DEFAULT_PIPELINE;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
 import { decodeCursor, encodeCursor, MAX_PAGE_BYTES, rowsWithin } from '../../../shared/pagination.js';
-import type { OutcomeLog, PipelineCatalog } from '../../application/ports.js';
+import type { OutcomeLog, PipelineCatalog, PipelineVersion } from '../../application/ports.js';
 import { DEFAULT_PIPELINE } from '../../domain/pipeline.js';
 import { PIPELINE_EVENT_TYPES, type PipelineEvent } from '../../domain/pipeline-config.js';
 import type { StepConfig } from '../../domain/processor.js';
@@ -10,6 +10,7 @@ import { insertTemplate } from '../../../shared/sql/insert-template.js';
 
 type Tables = {
   processing_pipelines: { event_type: string; steps: string; configured_at: string };
+  processing_pipeline_versions: { event_type: string; position: number | string; configured_at: string; steps: string | null };
   processing_outcomes: { item_id: string; outcome: string; position: number };
 };
 
@@ -30,6 +31,16 @@ export const pipelinesProjection: InlineProjection = {
   async apply(db, events) {
     for (const event of events) {
       const { type, data } = event as unknown as PipelineEvent;
+      await tables(db)
+        .insertInto('processing_pipeline_versions')
+        .values({
+          event_type: data.event_type,
+          position: event.position,
+          configured_at: type === 'PipelineReset' ? data.reset_at : data.configured_at,
+          steps: type === 'PipelineReset' ? null : JSON.stringify(data.steps),
+        })
+        .onConflict((oc) => oc.columns(['event_type', 'position']).doNothing())
+        .execute();
       if (type === 'PipelineReset') {
         await tables(db).deleteFrom('processing_pipelines').where('event_type', '=', data.event_type).execute();
         continue;
@@ -54,6 +65,22 @@ export function sqlPipelineCatalog(db: Kysely<object>): PipelineCatalog {
     async get(eventType) {
       const row = await tables(db).selectFrom('processing_pipelines').selectAll().where('event_type', '=', eventType).executeTakeFirst();
       return row ? toView(row) : { eventType, steps: DEFAULT_PIPELINE, configuredAt: null };
+    },
+    async versions(eventTypes) {
+      const found = new Map<string, PipelineVersion[]>();
+      for (const piece of keyPieces(db, eventTypes)) {
+        const rows = await tables(db)
+          .selectFrom('processing_pipeline_versions')
+          .selectAll()
+          .where('event_type', 'in', piece)
+          .orderBy('position')
+          .execute();
+        for (const row of rows) {
+          const version = { configuredAt: row.configured_at, steps: row.steps === null ? null : (JSON.parse(row.steps) as StepConfig[]) };
+          found.set(row.event_type, [...(found.get(row.event_type) ?? []), version]);
+        }
+      }
+      return found;
     },
     async list(page) {
       // Sizes first, then the rows of a page of at most MAX_PAGE_BYTES: a pipeline holds up to 20 steps of
