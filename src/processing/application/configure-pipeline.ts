@@ -1,4 +1,4 @@
-import { NotFoundError } from '../../shared/errors.js';
+import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { Clock } from '../../shared/clock.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
 import { buildPipeline, type ProcessorRegistry } from '../domain/pipeline.js';
@@ -17,6 +17,16 @@ export const configurePipeline =
   ({ store, clock, processors }: ConfigureDeps) =>
   async (eventType: string, steps: readonly StepConfig[]): Promise<PipelineView> => {
     buildPipeline(steps, processors);
+    // Saved, it would have been ignored: normalize reads every string of the payload. Checked here, not
+    // in buildPipeline, so that a pipeline stored with it before keeps running.
+    const unread = steps.findIndex((step) => step.processor === 'normalize' && step.fields !== undefined);
+    if (unread !== -1) {
+      throw new ValidationError(
+        'processing.invalid-pipeline',
+        `steps.${unread}.fields: normalize takes no fields, it normalizes every string`,
+        [{ path: `steps.${unread}.fields`, message: 'normalize takes no fields: it normalizes every string of the payload' }],
+      );
+    }
     const event: PipelineConfigured = {
       type: 'PipelineConfigured',
       data: { event_type: eventType, steps: steps.map((s) => ({ ...s })), configured_at: clock.now().toISOString() },

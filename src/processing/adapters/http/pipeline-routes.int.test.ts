@@ -69,3 +69,23 @@ describe.each(backends)('GET /api/pipelines on %s', (backend) => {
     expect(pages).toBe(2);
   });
 });
+
+describe('PUT /api/pipelines/{event_type}', () => {
+  let intake: TestIntake;
+  beforeAll(async () => {
+    intake = await startIntakeOn('SQLite');
+  });
+  afterAll(() => intake.dispose());
+
+  it('refuses fields on a normalize step, which it would have ignored', async () => {
+    const put = (steps: object[]) => intake.app.inject({ method: 'PUT', url: '/api/pipelines/signup', headers: auth, payload: { steps } });
+    const refused = await put([{ processor: 'normalize', fields: ['email'] }]);
+    expect([refused.statusCode, refused.json().code, refused.json().errors]).toEqual([
+      400,
+      'processing.invalid-pipeline',
+      [{ path: 'steps.0.fields', message: expect.stringMatching(/normalize takes no fields/) }],
+    ]);
+    expect((await intake.app.inject({ url: '/api/pipelines/signup', headers: auth })).json().configured_at).toBeNull();
+    expect((await put([{ processor: 'normalize' }, { processor: 'project', fields: ['email'] }])).statusCode).toBe(200);
+  });
+});

@@ -55,8 +55,16 @@ export function ajvSchemaCompiler(): SchemaCompiler {
   );
   // strict:false accepts annotation keywords users commonly add (examples, $comment...). One instance
   // reports every violation; the other stops at the first, for items whose every violation would cost too much to list.
+  // What ajv says while it compiles: under strict:false an unknown `format` is only a warning, which ajv
+  // printed to stdout, outside the log, and the check was skipped for every item.
+  const warnings: string[] = [];
+  const logger = {
+    log: () => undefined,
+    warn: (...args: unknown[]) => void warnings.push(args.map(String).join(' ')),
+    error: () => undefined,
+  };
   const newAjv = (allErrors: boolean) => {
-    const ajv = new Ajv2020({ allErrors, strict: false, validateFormats: true, code: { regExp } });
+    const ajv = new Ajv2020({ allErrors, strict: false, validateFormats: true, code: { regExp }, logger });
     addFormats(ajv);
     ajv.addFormat('url', linearUrlFormat);
     replaceUniqueItems(ajv);
@@ -107,12 +115,19 @@ export function ajvSchemaCompiler(): SchemaCompiler {
         ]);
       }
       let validate: ValidateFunction;
+      warnings.length = 0;
       try {
         validate = compileOnce(ajv, schema);
       } catch (error) {
         throw new ValidationError('validation.invalid-schema', `schema cannot be compiled: ${(error as Error).message}`, [
           { path: 'schema', message: (error as Error).message },
         ]);
+      }
+      // Refused when it is saved (no cache key); a version stored before keeps being used as it was.
+      const unknownFormat = warnings.find((warning) => warning.startsWith('unknown format'));
+      if (cacheKey === undefined && unknownFormat !== undefined) {
+        const problem = `${unknownFormat.replace(/ ignored.*$/, '')}: formats are ${Object.keys(ajv.formats).join(', ')}`;
+        throw new ValidationError('validation.invalid-schema', `schema names ${problem}`, [{ path: 'schema', message: problem }]);
       }
       const loop = endlessOnAnyValue(validate);
       if (loop !== undefined) {
