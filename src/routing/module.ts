@@ -257,6 +257,9 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
           );
         },
         onRuleChanged: rulesById.invalidate,
+        onUnroutable(itemId, reason) {
+          logger.warn({ item_id: itemId, reason }, 'an item that arrived while routing was off is too costly to route: it stays unrouted');
+        },
       }),
     ],
     http: [

@@ -63,7 +63,10 @@ async function prepare(deps: IngestDataDeps, command: IngestDataCommand, request
   const decision =
     deps.route &&
     (await deps.route({ app_id: item.partnerId, event_type: item.eventType, payload: item.payload, metadata: item.metadata }, request));
-  const routing = decision ? { rules_evaluated: decision.summary.rules_evaluated, matched_rule_ids: decision.matchedRuleIds } : undefined;
+  // Without routing running, the item says so: routing decides for it once it runs again.
+  const routing = decision
+    ? { rules_evaluated: decision.summary.rules_evaluated, matched_rule_ids: decision.matchedRuleIds }
+    : { rules_evaluated: 0, matched_rule_ids: [], deferred: true as const };
   const metadata = { schema_version: 1, ...(item.metadata.correlation_id ? { correlationId: item.metadata.correlation_id } : {}) };
   const events = decideIngest(item, initialState, routing).map((event): NewEvent => ({ type: event.type, data: event.data, metadata }));
   return { item, routing: decision?.summary ?? NO_RULES, events };

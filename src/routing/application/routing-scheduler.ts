@@ -5,6 +5,7 @@ import type { StoreTransaction } from '../../shared/event-store/event-store.js';
 import { failsTheTransaction } from '../../shared/event-store/savepoint.js';
 import { causedBy, type RecordedEvent } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
+import { ValidationError } from '../../shared/errors.js';
 import { decideAttempt, deliveryIdOf, type AttemptDecision } from '../domain/delivery.js';
 import { orderingKeyOf } from '../domain/ordering-key.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../domain/routing-rule.js';
@@ -16,12 +17,13 @@ import type {
   DestinationTables,
   DestinationTablesFor,
   NewDelivery,
+  RuleCatalog,
   RuleCatalogFor,
   StoredRule,
   TallyIncrement,
   TallyStoreFor,
 } from './ports.js';
-import type { RuleEvaluator } from './rule-evaluator.js';
+import { ruleEvaluator, type RuleEvaluator } from './rule-evaluator.js';
 
 export interface SchedulerDeps {
   readonly clock: Clock;
@@ -43,6 +45,8 @@ export interface SchedulerDeps {
   ) => void;
   /** Called for every rule event read: cached rules are forgotten. */
   readonly onRuleChanged?: (ruleId: string) => void;
+  /** An item that came while routing was off whose rules cost too much to evaluate: it stays unrouted. */
+  readonly onUnroutable?: (itemId: string, reason: string) => void;
 }
 
 /**
@@ -67,12 +71,38 @@ export function routingScheduler({
   onDelivered,
   onDeadLettered,
   onRuleChanged,
+  onUnroutable,
 }: SchedulerDeps): Subscriber {
+  /**
+   * The rules an item that arrived while routing was off matches: those in force now, as a replay that
+   * re-evaluates takes them, read in the subscriber's own transaction (the shared evaluator reads on
+   * another connection, which waits for this transaction). One too costly to evaluate is left
+   * unrouted, as it would have been refused.
+   */
+  const deferredMatches = async (catalog: RuleCatalog, item: DataIngested['data']): Promise<readonly string[]> => {
+    try {
+      const decision = await ruleEvaluator((appId) => catalog.listByApp(appId)).evaluate({
+        app_id: item.partner_id,
+        event_type: item.event_type,
+        payload: item.payload,
+        metadata: item.metadata,
+      });
+      return decision.matchedRuleIds;
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      onUnroutable?.(item.item_id, error.message);
+      return [];
+    }
+  };
   return {
     name: 'routing',
     handles: ['DataIngested', ...RULE_EVENT_TYPES],
-    // An item no rule matched at ingestion has nothing to schedule.
-    wants: (event) => event.type !== 'DataIngested' || ((event.data as DataIngested['data']).routing?.matched_rule_ids.length ?? 0) > 0,
+    // An item no rule matched at ingestion has nothing to schedule; one that came while routing was off has its rules evaluated now.
+    wants: (event) => {
+      if (event.type !== 'DataIngested') return true;
+      const routing = (event.data as DataIngested['data']).routing;
+      return routing?.deferred === true || (routing?.matched_rule_ids.length ?? 0) > 0;
+    },
     async handle(events, tx) {
       const at = clock.now();
       const now = at.toISOString();
@@ -92,11 +122,11 @@ export function routingScheduler({
           continue;
         }
         const item = (event as unknown as DataIngested).data;
-        const routing = item.routing;
-        if (!routing || routing.matched_rule_ids.length === 0) continue;
+        const matched = item.routing?.deferred ? await deferredMatches(catalog, item) : (item.routing?.matched_rule_ids ?? []);
+        if (matched.length === 0) continue;
         const body = deliveryBodyOf(item);
         const document = routedDocumentOf(item);
-        for (const ruleId of routing.matched_rule_ids) {
+        for (const ruleId of matched) {
           const rule = await catalog.get(ruleId);
           if (!rule?.is_active) continue;
           const table = rule.destination_type === 'database' ? (rule.destination_config as DatabaseConfig).table : undefined;

@@ -35,6 +35,11 @@ export interface DataReceived {
 export interface IngestRouting {
   rules_evaluated: number;
   matched_rule_ids: string[];
+  /**
+   * True when routing was not running as the item arrived (`INTAKE_DISABLE=routing`): no rule was
+   * evaluated, and routing evaluates the rules in force when it reaches the item.
+   */
+  deferred?: true;
 }
 
 export interface DataIngested {
