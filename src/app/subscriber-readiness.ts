@@ -11,8 +11,12 @@ const LAG_WARNING = 10_000;
  */
 export function subscriberCheck(s: SubscriberStatus, backlogLimit: number): { status: CheckStatus; detail: string } {
   const lagWarning = Math.max(LAG_WARNING, 2 * backlogLimit);
+  // A view being rebuilt answers, but incompletely: degraded until the replay has read what was there.
+  const replaying = s.replayingUntil !== undefined;
   return {
-    status: s.state !== 'running' ? 'down' : s.lag > lagWarning || s.parked > 0 ? 'degraded' : 'ok',
-    detail: `${s.state}${s.fault ? ` (${s.fault})` : ''}, position ${s.position}, lag ${s.lag}, parked ${s.parked}`,
+    status: s.state !== 'running' ? 'down' : s.lag > lagWarning || s.parked > 0 || replaying ? 'degraded' : 'ok',
+    detail:
+      `${s.state}${s.fault ? ` (${s.fault})` : ''}${replaying ? `, replaying up to position ${s.replayingUntil}` : ''}, ` +
+      `position ${s.position}, lag ${s.lag}, parked ${s.parked}`,
   };
 }

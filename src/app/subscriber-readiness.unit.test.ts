@@ -25,6 +25,11 @@ describe('a subscriber’s readiness check', () => {
     expect(subscriberCheck(status({ lag: 10_000 }), 1_000).status).toBe('ok');
   });
 
+  it('is degraded while a replay rebuilds its view, however small the lag, and says how far the replay goes', () => {
+    const replaying = subscriberCheck(status({ position: 40, lag: 60, replayingUntil: 90 }), 16_384);
+    expect(replaying).toEqual({ status: 'degraded', detail: 'running, replaying up to position 90, position 40, lag 60, parked 0' });
+  });
+
   it('is degraded with parked events and down when it is not running, and says where it stands', () => {
     expect(subscriberCheck(status({ parked: 1 }), 16_384).status).toBe('degraded');
     const stopped = subscriberCheck(status({ state: 'retrying', fault: 'disk full', lag: 5 }), 16_384);

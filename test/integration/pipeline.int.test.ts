@@ -295,6 +295,27 @@ describe('the pipeline, end to end in one process', () => {
     expect(refused.statusCode).toBe(409);
   });
 
+  it('says a view is being rebuilt, in readiness (degraded) and the admin API, until the replay has read what was there', async () => {
+    const app = await start();
+    for (let i = 0; i < 5; i++) await ingest(app, { partner_id: 'p', payload: { n: i } });
+    await app.subscriptions.caughtUp();
+    const head = await app.store.headPosition();
+    // Held where the replay starts: the view is empty, and nothing but this field says why.
+    await app.subscriptions.stop();
+    expect((await app.app.inject({ method: 'POST', url: '/api/admin/subscriptions/query/replay', headers: auth })).statusCode).toBe(202);
+    const listed = async () =>
+      (await app.app.inject({ method: 'GET', url: '/api/admin/subscriptions', headers: auth }))
+        .json()
+        .items.find((s: { name: string }) => s.name === 'query');
+    expect(await listed()).toMatchObject({ position: 0, replaying_until: head });
+    const ready = (await app.app.inject({ method: 'GET', url: '/health/ready' })).json();
+    expect(ready.checks['subscriber:query'].detail).toMatch(new RegExp(`replaying up to position ${head}`));
+    app.subscriptions.start();
+    await app.subscriptions.caughtUp();
+    expect((await listed()).replaying_until).toBeUndefined();
+    expect((await app.app.inject({ method: 'GET', url: '/health/ready' })).json().checks['subscriber:query'].status).toBe('ok');
+  });
+
   it('reports subscriber lag in readiness and the admin API', async () => {
     const app = await start({ startSubscribers: false });
     await ingest(app, { partner_id: 'p', payload: {} });

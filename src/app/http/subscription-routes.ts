@@ -16,6 +16,9 @@ const Status = Type.Object({
   parked: Type.Integer(),
   state: Type.Union([Type.Literal('running'), Type.Literal('retrying'), Type.Literal('stopped')]),
   fault: Type.Optional(Type.String()),
+  replaying_until: Type.Optional(
+    Type.Integer({ description: 'While a replay rebuilds the view: the head when it began; the view is incomplete until then' }),
+  ),
 });
 const Parked = Type.Object({
   subscriber: Type.String(),
@@ -82,7 +85,10 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
               { path: 'cursor', message: 'invalid cursor' },
             ]);
           const page = pageOf(all.slice(start), limit, (s) => s.name);
-          return { items: page.items, next_cursor: page.nextCursor };
+          const items = page.items.map(({ replayingUntil, ...status }) =>
+            replayingUntil === undefined ? status : { ...status, replaying_until: replayingUntil },
+          );
+          return { items, next_cursor: page.nextCursor };
         },
       );
       app.post(

@@ -58,6 +58,11 @@ export interface SubscriberStatus {
   readonly state: 'running' | 'retrying' | 'stopped';
   /** The fault it is waiting out, while retrying. */
   readonly fault?: string;
+  /**
+   * While it rebuilds its view after a replay: the head when the replay began. Until it gets there its
+   * view is incomplete, whatever the lag says.
+   */
+  readonly replayingUntil?: number;
 }
 
 export interface Subscriptions {
@@ -101,6 +106,8 @@ interface Runner {
   movedAt: number;
   /** When it was last within FOLLOWING_EVENTS of the head; 0 after it went back to an earlier position. */
   followingAt: number;
+  /** The head when a replay began, until the runner has read that far (`SubscriberStatus.replayingUntil`). */
+  replayingUntil?: number;
 }
 
 /**
@@ -339,6 +346,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     }
     await transaction((tx) => startOver(runner, tx));
     moved(runner, 0);
+    runner.replayingUntil = await store.headPosition();
     logger.info(
       { subscriber: runner.subscriber.name, reasons: [...requests.values()] },
       'replaying from the start of the log, as requested',
@@ -425,8 +433,10 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     async status() {
       const head = await store.headPosition();
       const parked = await countParked(db);
-      return [...runners.values()].flatMap((runner) =>
-        membersOf(runner.subscriber).map((member) => ({
+      return [...runners.values()].flatMap((runner) => {
+        if (runner.replayingUntil !== undefined && runner.position >= runner.replayingUntil) runner.replayingUntil = undefined;
+        const replaying = runner.replayingUntil === undefined ? {} : { replayingUntil: runner.replayingUntil };
+        return membersOf(runner.subscriber).map((member) => ({
           name: member.name,
           position: runner.position,
           head,
@@ -435,8 +445,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
           parked: (parked.get(member.name) ?? 0) + (member.name === runner.subscriber.name ? 0 : (parked.get(runner.subscriber.name) ?? 0)),
           state: !runner.running ? 'stopped' : runner.fault === undefined ? 'running' : 'retrying',
           ...(runner.fault === undefined ? {} : { fault: runner.fault }),
-        })),
-      );
+          ...replaying,
+        }));
+      });
     },
 
     async caughtUp(timeoutMs = 30_000) {
@@ -461,6 +472,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
       await halt(runner);
       await transaction((tx) => startOver(runner, tx));
       moved(runner, 0);
+      runner.replayingUntil = await store.headPosition();
       logger.info({ subscriber: runner.subscriber.name, requested: name }, 'replaying from the start of the log');
       if (wasRunning) launch(runner);
     },
