@@ -158,3 +158,31 @@ describe('limits in characters, as the OpenAPI document states them', () => {
     expect(tooLong.statusCode).toBe(400);
   });
 });
+
+describe('an endpoint that takes no body', () => {
+  it('refuses a field in one (the replay ran with {"x":1}), and takes none, null or {}', async () => {
+    const created = await adminCall(intake, 'POST', '/api/routing-rules', rule({ rule_name: 'no body' }));
+    const ruleId = created.json().rule_id as string;
+    const endpoints = [
+      '/api/admin/subscriptions/query/replay',
+      '/api/admin/subscriptions/query/parked/1/retry',
+      '/api/statistics/refresh/shop',
+      `/api/routing-rules/${ruleId}/rotate-secret`,
+      `/api/routing-rules/${ruleId}/test`,
+      `/api/routing-rules/${ruleId}/replays/no-such-job/cancel`,
+      '/api/routing/deliveries/no-such-delivery/replay',
+    ];
+    for (const url of endpoints) {
+      const refused = await adminCall(intake, 'POST', url, { x: 1 });
+      expect([refused.statusCode, refused.json().code, refused.json().errors], url).toEqual([
+        400,
+        'request.invalid',
+        [{ path: 'x', message: UNKNOWN_FIELD }],
+      ]);
+    }
+    const replayed = await adminCall(intake, 'POST', '/api/admin/subscriptions/query/replay', {});
+    expect(replayed.statusCode).toBe(202);
+    const bare = await intake.app.inject({ method: 'POST', url: '/api/admin/subscriptions/query/replay', headers: auth });
+    expect(bare.statusCode).toBe(202);
+  });
+});

@@ -1,4 +1,5 @@
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import { refuseBody } from '../../shared/http/no-body.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Kysely } from 'kysely';
@@ -94,6 +95,7 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
       app.post(
         '/api/admin/subscriptions/:name/replay',
         {
+          preValidation: refuseBody,
           schema: {
             tags: ['operations'],
             summary: "Throw away a subscriber's view and rebuild it from the event store",
@@ -142,6 +144,7 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
       app.post(
         '/api/admin/subscriptions/:name/parked/:ref/retry',
         {
+          preValidation: refuseBody,
           schema: {
             tags: ['operations'],
             summary: 'Handle a parked event again',

@@ -1,4 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { refuseBody } from '../../../shared/http/no-body.js';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import { errorResponses, JsonObjectSchema, pageBody, PageQuery, PageSchema } from '../../../shared/http/schemas.js';
@@ -380,6 +381,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
       app.post(
         '/api/routing-rules/:rule_id/rotate-secret',
         {
+          preValidation: refuseBody,
           schema: {
             tags,
             summary: "Replace a webhook rule's signing secret",
@@ -394,6 +396,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
       app.post(
         '/api/routing-rules/:rule_id/test',
         {
+          preValidation: refuseBody,
           schema: {
             tags,
             summary: 'Send a signed test event to the rule’s destination',
@@ -482,6 +485,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
       app.post(
         '/api/routing-rules/:rule_id/replays/:job_id/cancel',
         {
+          preValidation: refuseBody,
           schema: {
             tags,
             summary: 'Cancel a replay job: what is not being sent yet is withdrawn',
@@ -569,6 +573,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
       app.post(
         '/api/routing/deliveries/:delivery_id/replay',
         {
+          preValidation: refuseBody,
           schema: {
             tags,
             summary: 'Send a dead-lettered delivery again (same delivery id)',

@@ -1,4 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { refuseBody } from '../../../shared/http/no-body.js';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import { errorResponses, PageQuery } from '../../../shared/http/schemas.js';
@@ -170,6 +171,7 @@ export function statisticsHttp(handlers: StatisticsHandlers): HttpContext {
       app.post(
         '/api/statistics/refresh/:app_id',
         {
+          preValidation: refuseBody,
           schema: {
             tags: ['statistics'],
             summary: "Recompute an application's statistics from the event store",
