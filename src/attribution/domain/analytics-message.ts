@@ -2,15 +2,7 @@ import type { DataIngested } from '../../shared/contracts/data-events.js';
 import { ValidationError } from '../../shared/errors.js';
 import type { Conversion } from './conversion.js';
 import type { Touch } from './touch.js';
-import {
-  instantOf,
-  parseConversionValue,
-  parseExternalId,
-  parseInstant,
-  sdkVisitor,
-  type InteractionType,
-  type Visitor,
-} from './values.js';
+import { instantOf, parseConversionValue, readExternalId, parseInstant, sdkVisitor, type InteractionType, type Visitor } from './values.js';
 
 /**
  * Attribution from the Segment / RudderStack tracking API's messages (stored by ingestion as items
@@ -88,8 +80,8 @@ function linkOf(appId: string, message: Json): IdentityLink | undefined {
   const anonymous = message.type === 'alias' ? idText(message.previousId) : idText(message.anonymousId);
   if (user === undefined || anonymous === undefined || anonymous === user) return undefined;
   return orUndefined(() => ({
-    anonymous: sdkVisitor(appId, parseExternalId(anonymous, message.type === 'alias' ? 'previousId' : 'anonymousId')),
-    user: sdkVisitor(appId, parseExternalId(user, 'userId')),
+    anonymous: sdkVisitor(appId, readExternalId(anonymous, message.type === 'alias' ? 'previousId' : 'anonymousId')),
+    user: sdkVisitor(appId, readExternalId(user, 'userId')),
   }));
 }
 
@@ -102,7 +94,7 @@ export function attributionFromMessage(data: DataIngested['data'], conversionEve
   try {
     const user = idText(message.userId) ?? idText(message.anonymousId);
     if (!user) return {};
-    const visitor = sdkVisitor(data.partner_id, parseExternalId(user, 'userId'));
+    const visitor = sdkVisitor(data.partner_id, readExternalId(user, 'userId'));
     const occurredAt = parseInstant(message.timestamp ?? data.received_at, 'timestamp');
     const source = campaignOf(message) ?? referralOf(message);
     // A campaign that names no valid id (300 characters, a tab) makes no touch, but the order stays a conversion.
@@ -111,8 +103,8 @@ export function attributionFromMessage(data: DataIngested['data'], conversionEve
       orUndefined(() => ({
         trackingEventId: data.item_id,
         visitor,
-        partnerId: parseExternalId(source.partner, 'context.campaign.source'),
-        campaignId: parseExternalId(source.campaign, 'context.campaign.name'),
+        partnerId: readExternalId(source.partner, 'context.campaign.source'),
+        campaignId: readExternalId(source.campaign, 'context.campaign.name'),
         interactionType: (message.type === 'page' ? 'view' : 'engagement') satisfies InteractionType,
         occurredAt,
       }));

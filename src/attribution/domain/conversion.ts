@@ -4,6 +4,7 @@ import {
   instantOf,
   parseConversionValue,
   parseExternalId,
+  readExternalId,
   parseInstant,
   parseOccurredAt,
   trackedVisitor,
@@ -84,8 +85,8 @@ export function evolveConversion(_state: ConversionState, event: ConversionEvent
 export function conversionFromRecorded(data: unknown): Conversion {
   const fields = (data ?? {}) as Partial<Record<keyof ConversionRecorded['data'], unknown>>;
   return parseAll<Conversion>('attribution.unreadable-event', 'ConversionRecorded', {
-    id: () => parseExternalId(fields.conversion_id, 'conversion_id') as string,
-    visitor: () => trackedVisitor(parseExternalId(fields.visitor_id, 'visitor_id')),
+    id: () => readExternalId(fields.conversion_id, 'conversion_id') as string,
+    visitor: () => trackedVisitor(readExternalId(fields.visitor_id, 'visitor_id')),
     value: () => parseConversionValue(fields.value),
     occurredAt: () => parseInstant(fields.occurred_at, 'occurred_at'),
     recordedAt: () => parseInstant(fields.recorded_at, 'recorded_at'),

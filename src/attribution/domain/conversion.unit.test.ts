@@ -45,6 +45,18 @@ describe('Conversion', () => {
     expect(conversion.visitor).toEqual({ appId: null, id: 'v-1' });
   });
 
+  it('refuses a visitor id with a C1 control character, and reads one back from a conversion recorded before', () => {
+    expect(violationsOf({ visitorId: 'v\u009b31m', value: 1 })).toEqual(['visitor_id: must not contain control characters']);
+    const recorded = {
+      conversion_id: 'c-1',
+      visitor_id: 'v\u0085',
+      value: 1,
+      occurred_at: '2026-11-24T09:00:00.000Z',
+      recorded_at: '2026-11-24T09:00:01.000Z',
+    };
+    expect(conversionFromRecorded(recorded).visitor).toEqual({ appId: null, id: 'v\u0085' });
+  });
+
   it('given a recorded conversion, recording it again is a conflict', () => {
     const conversion = conversionFromCommand({ visitorId: 'v-1', value: 0 }, 'conv-1', receivedAt);
     const state = decideRecordConversion(conversion, noConversion).reduce(evolveConversion, noConversion);

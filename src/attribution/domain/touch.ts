@@ -1,7 +1,7 @@
 import { parseAll, ValidationError } from '../../shared/errors.js';
 import type { EventMetadata } from '../../shared/events.js';
 import {
-  parseExternalId,
+  readExternalId,
   parseInstant,
   parseInteractionType,
   trackedVisitor,
@@ -40,10 +40,10 @@ export function touchFromPublished(data: unknown, metadata: EventMetadata): Touc
   }
   const fields = (data ?? {}) as Record<string, unknown>;
   return parseAll<Touch>('attribution.unreadable-event', 'TrackingEventRecorded', {
-    trackingEventId: () => parseExternalId(fields.tracking_event_id, 'tracking_event_id') as string,
-    visitor: () => trackedVisitor(parseExternalId(fields.visitor_id, 'visitor_id')),
-    partnerId: () => parseExternalId(fields.partner_id, 'partner_id'),
-    campaignId: () => parseExternalId(fields.campaign_id, 'campaign_id'),
+    trackingEventId: () => readExternalId(fields.tracking_event_id, 'tracking_event_id') as string,
+    visitor: () => trackedVisitor(readExternalId(fields.visitor_id, 'visitor_id')),
+    partnerId: () => readExternalId(fields.partner_id, 'partner_id'),
+    campaignId: () => readExternalId(fields.campaign_id, 'campaign_id'),
     interactionType: () => parseInteractionType(fields.interaction_type),
     occurredAt: () => parseInstant(fields.occurred_at, 'occurred_at'),
   });

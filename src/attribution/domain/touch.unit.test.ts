@@ -26,6 +26,13 @@ describe('reading tracking_event.recorded.v1', () => {
     });
   });
 
+  it('reads back an id stored before C1 control characters were refused', () => {
+    expect(touchFromPublished({ ...published, visitor_id: 'v\u009b1' }, { schema_version: 1 }).visitor).toEqual({
+      appId: null,
+      id: 'v\u009b1',
+    });
+  });
+
   it('refuses a schema version it does not understand instead of misreading it', () => {
     expect(() => touchFromPublished(published, { schema_version: 2 })).toThrow(/schema_version 2/);
   });

@@ -9,7 +9,7 @@ export const INVALID_CONVERSION = 'attribution.invalid-conversion';
 export const MAX_CONVERSION_VALUE = 1e12;
 
 const rules = trackingValues(INVALID_CONVERSION);
-export const { parseExternalId, parseInteractionType, parseInstant, parseOccurredAt } = rules;
+export const { parseExternalId, readExternalId, parseInteractionType, parseInstant, parseOccurredAt } = rules;
 
 /** The money (or points) a conversion brought in; refunds are not conversions. */
 export function parseConversionValue(value: unknown, path = 'value'): number {

@@ -17,8 +17,12 @@ const MAX_ID_LENGTH = 255;
 // Clients' clocks drift; an event a few minutes "from the future" is skew, one hours ahead is a bug.
 export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$/i;
+// C0, DEL and C1 (U+0080–U+009F: NEL, the one-byte terminal escape CSI…), as event types and names refuse them.
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+// What ids were checked against before C1 was refused: an event stored then is read back all the same.
+// eslint-disable-next-line no-control-regex
+const STORED_CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 export function instantOf(date: Date): Instant {
   return date.toISOString() as Instant;
@@ -28,15 +32,20 @@ export function instantOf(date: Date): Instant {
 export function trackingValues(code: string) {
   const invalid = (path: string, message: string) => new ValidationError(code, `${path} ${message}`, [{ path, message }]);
 
+  const externalId =
+    (controls: RegExp) =>
+    (value: unknown, path: string): ExternalId => {
+      if (value === undefined || value === null) throw invalid(path, 'is required');
+      if (typeof value !== 'string') throw invalid(path, 'must be a string');
+      if (value.trim().length === 0) throw invalid(path, 'must not be empty');
+      if (longerThan(value, MAX_ID_LENGTH)) throw invalid(path, `must be at most ${MAX_ID_LENGTH} characters`);
+      if (controls.test(value)) throw invalid(path, 'must not contain control characters');
+      return value as ExternalId;
+    };
   /** A partner, campaign or visitor id: opaque text chosen by the client. */
-  const parseExternalId = (value: unknown, path: string): ExternalId => {
-    if (value === undefined || value === null) throw invalid(path, 'is required');
-    if (typeof value !== 'string') throw invalid(path, 'must be a string');
-    if (value.trim().length === 0) throw invalid(path, 'must not be empty');
-    if (longerThan(value, MAX_ID_LENGTH)) throw invalid(path, `must be at most ${MAX_ID_LENGTH} characters`);
-    if (CONTROL_CHARACTERS.test(value)) throw invalid(path, 'must not contain control characters');
-    return value as ExternalId;
-  };
+  const parseExternalId = externalId(CONTROL_CHARACTERS);
+  /** An id read back from a stored event, by the rule it was stored under. */
+  const readExternalId = externalId(STORED_CONTROL_CHARACTERS);
 
   const parseInteractionType = (value: unknown, path = 'interaction_type'): InteractionType => {
     if (value === undefined || value === null) throw invalid(path, 'is required');
@@ -66,7 +75,7 @@ export function trackingValues(code: string) {
     return at;
   };
 
-  return { invalid, parseExternalId, parseInteractionType, parseInstant, parseOccurredAt };
+  return { invalid, parseExternalId, readExternalId, parseInteractionType, parseInstant, parseOccurredAt };
 }
 
 // Date parsing rolls 2026-02-30 over to March 2nd; a date that does not exist is a client bug to report.

@@ -101,6 +101,9 @@ describe('TrackingEvent', () => {
   it.each([
     ['a numeric id', { partnerId: 42 }, 'partner_id: must be a string'],
     ['an id with a control character', { visitorId: 'v\u0000' }, 'visitor_id: must not contain control characters'],
+    // C1 too: U+009B is a terminal's escape (CSI) in one byte, U+0085 a line break.
+    ['an id with a C1 control character', { partnerId: 'p\u009b31m' }, 'partner_id: must not contain control characters'],
+    ['an id with a next-line character', { campaignId: 'c\u0085' }, 'campaign_id: must not contain control characters'],
     ['a missing interaction type', { interactionType: undefined }, 'interaction_type: is required'],
     ['an interaction type in capitals', { interactionType: 'CLICK' }, 'interaction_type: must be one of click, view, engagement'],
     ['a data: URL', { sourceUrl: 'data:text/html,<script>1</script>' }, 'source_url: must be an absolute http or https URL'],
