@@ -17,7 +17,6 @@ import type {
   DestinationTables,
   DestinationTablesFor,
   NewDelivery,
-  RuleCatalog,
   RuleCatalogFor,
   StoredRule,
   TallyIncrement,
@@ -79,9 +78,9 @@ export function routingScheduler({
    * another connection, which waits for this transaction). One too costly to evaluate is left
    * unrouted, as it would have been refused.
    */
-  const deferredMatches = async (catalog: RuleCatalog, item: DataIngested['data']): Promise<readonly string[]> => {
+  const deferredMatches = async (deferred: RuleEvaluator, item: DataIngested['data']): Promise<readonly string[]> => {
     try {
-      const decision = await ruleEvaluator((appId) => catalog.listByApp(appId)).evaluate({
+      const decision = await deferred.evaluate({
         app_id: item.partner_id,
         event_type: item.event_type,
         payload: item.payload,
@@ -107,6 +106,8 @@ export function routingScheduler({
       const at = clock.now();
       const now = at.toISOString();
       const catalog = rules(tx.db);
+      // One per batch, made on the first deferred item: its rules are read and compiled once, not per item.
+      let deferred: RuleEvaluator | undefined;
       const planned: Array<{ cause: RecordedEvent; delivery: NewDelivery; table: string | undefined; rule: StoredRule }> = [];
       for (const event of events) {
         if (event.type !== 'DataIngested') {
@@ -118,11 +119,14 @@ export function routingScheduler({
             onRuleChanged?.(changed.rule_id);
           };
           forget();
+          deferred?.invalidate(changed.app_id);
           tx.afterCommit(forget);
           continue;
         }
         const item = (event as unknown as DataIngested).data;
-        const matched = item.routing?.deferred ? await deferredMatches(catalog, item) : (item.routing?.matched_rule_ids ?? []);
+        const matched = item.routing?.deferred
+          ? await deferredMatches((deferred ??= ruleEvaluator((appId) => catalog.listByApp(appId))), item)
+          : (item.routing?.matched_rule_ids ?? []);
         if (matched.length === 0) continue;
         const body = deliveryBodyOf(item);
         const document = routedDocumentOf(item);
