@@ -1,3 +1,5 @@
+import { withoutUrlCredentials } from '../url-credentials.js';
+
 /** Query parameters the pg driver takes credentials from (`?password=` works as well as `user:pass@`). */
 const SECRET_PARAMETERS = /^(password|sslpassword|sslkey|sslcert)$/i;
 
@@ -9,6 +11,6 @@ export function withoutPassword(url: string): string {
     for (const name of [...parsed.searchParams.keys()]) if (SECRET_PARAMETERS.test(name)) parsed.searchParams.set(name, '***');
     return parsed.toString();
   } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@').replace(/([?&](?:password|sslpassword|sslkey|sslcert)=)[^&]*/gi, '$1***');
+    return withoutUrlCredentials(url);
   }
 }
