@@ -20,10 +20,15 @@ export interface SchemaDeps {
   readonly compiler: SchemaCompiler;
 }
 
-/** Loads a schema's state by folding its stream; the stream's length is the version to expect. */
+/**
+ * Loads a schema's state by folding its stream; the stream's length is the version to expect.
+ * Type `a@b` for every source and type `a` for source `b` share a stream id, so only the key's own
+ * events are folded.
+ */
 async function load(store: EventStore, key: SchemaKey): Promise<{ state: SchemaState; streamVersion: number }> {
-  const events = await store.readStream(schemaStreamId(key));
-  return { state: events.map((e) => e as unknown as SchemaEvent).reduce(evolveSchema, noSchema), streamVersion: events.length };
+  const events = (await store.readStream(schemaStreamId(key))) as unknown as SchemaEvent[];
+  const own = events.filter((e) => e.data.event_type === key.eventType && e.data.partner_id === key.partnerId);
+  return { state: own.reduce(evolveSchema, noSchema), streamVersion: events.length };
 }
 
 /** Registers a new version; the schema must compile, so a broken one never reaches the pipeline. */

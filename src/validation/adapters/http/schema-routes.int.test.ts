@@ -126,3 +126,22 @@ describe('PUT /api/schemas/{event_type} with the source in the query', () => {
     expect((await intake.app.inject({ url: '/api/schemas/qs?partner_id=blog', headers: auth })).statusCode).toBe(404);
   });
 });
+
+describe('schemas whose names meet at an @', () => {
+  let intake: TestIntake;
+  beforeAll(async () => {
+    intake = await startIntakeOn('SQLite');
+  });
+  afterAll(() => intake.dispose());
+
+  it('keeps type `a@b` for every source apart from type `a` of source `b`', async () => {
+    const put = (url: string) => intake.app.inject({ method: 'PUT', url, headers: auth, payload: { schema: { type: 'object' } } });
+    expect((await put('/api/schemas/at?partner_id=b')).json()).toMatchObject({ event_type: 'at', partner_id: 'b', version: 1 });
+    const remove = (url: string) => intake.app.inject({ method: 'DELETE', url, headers: auth });
+    expect((await remove('/api/schemas/at%40b')).statusCode).toBe(404);
+    expect((await put('/api/schemas/at%40b')).json()).toMatchObject({ event_type: 'at@b', partner_id: null, version: 1 });
+    expect((await remove('/api/schemas/at%40b')).statusCode).toBe(204);
+    expect((await intake.app.inject({ url: '/api/schemas/at?partner_id=b', headers: auth })).json()).toMatchObject({ version: 1 });
+    expect((await remove('/api/schemas/at%40b')).statusCode).toBe(404);
+  });
+});
