@@ -84,8 +84,9 @@ const MAX_ID_LENGTH = 255;
 const MAX_EVENT_NAME = 128;
 // A date alone is UTC; a date-time names its offset, since one without would be read in the server's time zone.
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]([01]\d|2[0-3]):?[0-5]\d))?$/i;
+// C0, DEL and C1 (U+0080–U+009F), as the ids and event types of the other APIs refuse them.
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Stable codes of the ways a message is refused; the HTTP edge maps them to statuses. */
 export const MESSAGE_ERRORS = {

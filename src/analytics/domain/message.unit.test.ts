@@ -34,6 +34,19 @@ describe('a tracking-API message', () => {
     );
   });
 
+  it('refuses C0, DEL and C1 control characters in ids and event names', () => {
+    for (const control of ['\u0000', '\u001b', '\u007f', '\u0085', '\u009b']) {
+      expect(codeOf(() => parseMessage({ type: 'track', event: 'e', userId: 'u', messageId: `m${control}` }, { receivedAt }))).toBe(
+        'analytics.invalid-message',
+      );
+      expect(codeOf(() => parseMessage({ type: 'track', event: `e${control}`, userId: 'u' }, { receivedAt }))).toBe(
+        'analytics.invalid-message',
+      );
+      expect(codeOf(() => parseMessage({ type: 'identify', userId: `u${control}` }, { receivedAt }))).toBe('analytics.invalid-message');
+    }
+    expect(codeOf(() => parseMessage({ type: 'track', event: 'é ü', userId: 'ü\u00a0', messageId: 'm' }, { receivedAt }))).toBe('accepted');
+  });
+
   it('moves the timestamp by the client clock error when sentAt is present', () => {
     const message = parseMessage(
       { type: 'track', event: 'Signed Up', userId: 'u', timestamp: '2026-11-24T12:00:00.000Z', sentAt: '2026-11-24T12:00:05.000Z' },
