@@ -229,7 +229,7 @@ describe.skipIf(!testPostgresUrl)('lists on a PostgreSQL database whose default 
             [ids],
           );
           const views = sqlProfileViews(postgres.db);
-          expect((await views.linkedIds('shop', 'u1', 'alias', 10)).map((l) => l.otherId)).toEqual(byBytes(ids));
+          expect((await views.linkedIds('shop', ['u1'], 'alias', 10)).map((l) => l.otherId)).toEqual(byBytes(ids));
           expect((await views.groups('shop', ['u1'], 10)).map((g) => g.groupId)).toEqual(byBytes(ids));
         }
       } finally {

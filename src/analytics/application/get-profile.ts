@@ -1,3 +1,4 @@
+import { compareBytes } from '../../shared/byte-order.js';
 import { NotFoundError } from '../../shared/errors.js';
 import type { JsonObject } from '../../shared/events.js';
 import { rowsWithin } from '../../shared/pagination.js';
@@ -32,10 +33,10 @@ export interface Profile {
   /** Traits set on the user or an id aliased to it, the latest setting of each, in order of name. */
   readonly traits: JsonObject;
   readonly anonymousIds: string[];
-  /** Earlier ids merged into this user by alias messages. */
+  /** Earlier ids merged into this user by alias messages, and into those by earlier ones. */
   readonly previousIds: string[];
   readonly groups: Array<{ groupId: string; traits: JsonObject; since: string; traitsTruncated: boolean }>;
-  /** The parts that hold only their first entries by name: the profile has more than PROFILE_LIMITS. */
+  /** The parts that hold only their first entries (by name; previous ids: the nearest in the chain): the profile has more than PROFILE_LIMITS. */
   readonly truncated: ProfilePart[];
 }
 
@@ -105,17 +106,35 @@ function within<T>(rows: readonly T[], limit: number, maxBytes: number, bytesOf:
   return { kept, truncated: kept.length < rows.length };
 }
 
+/**
+ * The ids merged into a user by alias messages, then those merged into them, a step of the chain per
+ * read: nearest first, one more than `limits.ids` at most (which tells that there are more).
+ */
+async function aliasChain(views: ProfileViews, appId: string, userId: string): Promise<Array<{ otherId: string; bytes: number }>> {
+  const wanted = PROFILE_LIMITS.ids + 1;
+  const seen = new Set([userId]);
+  const found: Array<{ otherId: string; bytes: number }> = [];
+  for (let step = [userId]; step.length > 0 && found.length < wanted;) {
+    // Ids met before (an alias back to the user, two paths to one id) come back too: read past them.
+    const rows = await views.linkedIds(appId, step, 'alias', wanted + seen.size);
+    const fresh = rows.filter((row) => !seen.has(row.otherId)).slice(0, wanted - found.length);
+    for (const row of fresh) seen.add(row.otherId);
+    found.push(...fresh);
+    step = fresh.map((row) => row.otherId);
+  }
+  return found;
+}
+
 export const getProfile =
   (views: ProfileViews) =>
   async (appId: string, userId: string): Promise<Profile> => {
     const limits = PROFILE_LIMITS;
-    const [anonymous, aliased] = await Promise.all(
-      (['anonymous', 'alias'] as const).map(async (link) =>
-        within(await views.linkedIds(appId, userId, link, limits.ids + 1), limits.ids, limits.idBytes, (id) => id.bytes),
-      ),
-    );
-    const anonymousIds = anonymous?.kept.map((id) => id.otherId) ?? [];
-    const previousIds = aliased?.kept.map((id) => id.otherId) ?? [];
+    const aliased = within(await aliasChain(views, appId, userId), limits.ids, limits.idBytes, (id) => id.bytes);
+    const previousIds = aliased.kept.map((id) => id.otherId).sort(compareBytes);
+    // The anonymous ids of every id the user was known by.
+    const anonymousRows = await views.linkedIds(appId, [userId, ...previousIds], 'anonymous', limits.ids + 1);
+    const anonymous = within(anonymousRows, limits.ids, limits.idBytes, (id) => id.bytes);
+    const anonymousIds = anonymous.kept.map((id) => id.otherId);
     const identities = [userId, ...anonymousIds, ...previousIds];
     const [traits, memberships] = await Promise.all([
       mergedTraitsWithin(views, appId, 'user', identities, limits.traits, limits.traitBytes),
@@ -132,8 +151,8 @@ export const getProfile =
     }
     const truncated: ProfilePart[] = [];
     if (traits.truncated) truncated.push('traits');
-    if (anonymous?.truncated) truncated.push('anonymous_ids');
-    if (aliased?.truncated) truncated.push('previous_ids');
+    if (anonymous.truncated) truncated.push('anonymous_ids');
+    if (aliased.truncated) truncated.push('previous_ids');
     if (groups.truncated) truncated.push('groups');
     return { appId, userId, traits: traits.traits, anonymousIds, previousIds, groups: groupProfiles, truncated };
   };

@@ -30,8 +30,13 @@ export interface ProfileViews {
     type: 'user' | 'group',
     settings: ReadonlyArray<{ subject: string; trait: string }>,
   ): Promise<Array<{ subject: string; trait: string; value: JsonValue }>>;
-  /** The user's first `limit` ids of one link, in order, with their bytes. */
-  linkedIds(appId: string, userId: string, link: 'anonymous' | 'alias', limit: number): Promise<Array<{ otherId: string; bytes: number }>>;
+  /** The first `limit` ids these users have of one link, each once and in order, with their bytes. */
+  linkedIds(
+    appId: string,
+    userIds: readonly string[],
+    link: 'anonymous' | 'alias',
+    limit: number,
+  ): Promise<Array<{ otherId: string; bytes: number }>>;
   /** The first `limit` groups of these users, in order, each with its earliest membership. */
   groups(appId: string, userIds: readonly string[], limit: number): Promise<Array<{ groupId: string; since: string }>>;
 }

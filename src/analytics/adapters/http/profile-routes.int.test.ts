@@ -91,6 +91,27 @@ describe('GET /api/profiles/{app_id}/{user_id}', () => {
     expect(body.truncated).toEqual(['anonymous_ids']);
   });
 
+  it('follows a chain of aliases: ids merged into an id merged into the user, with their traits and anonymous ids', async () => {
+    await send(shop.writeKey, [
+      { type: 'identify', userId: 'guest-7', anonymousId: 'device-7', traits: { first_seen: 'mobile' }, messageId: 'ch1' },
+      { type: 'alias', userId: 'email-7', previousId: 'guest-7', messageId: 'ch2' },
+      { type: 'identify', userId: 'email-7', traits: { email: 'seven@example.com' }, messageId: 'ch3' },
+      { type: 'alias', userId: 'customer-7', previousId: 'email-7', messageId: 'ch4' },
+      // A loop back to the user ends the chain, as a second path to an id already met does.
+      { type: 'alias', userId: 'guest-7', previousId: 'customer-7', messageId: 'ch5' },
+      { type: 'alias', userId: 'customer-7', previousId: 'guest-7', messageId: 'ch6' },
+      { type: 'group', userId: 'guest-7', groupId: 'seven-co', messageId: 'ch7' },
+    ]);
+    await intake.subscriptions.caughtUp();
+    expect((await profile('shop', 'customer-7')).json()).toMatchObject({
+      traits: { email: 'seven@example.com', first_seen: 'mobile' },
+      anonymous_ids: ['device-7'],
+      previous_ids: ['email-7', 'guest-7'],
+      groups: [{ group_id: 'seven-co' }],
+      truncated: [],
+    });
+  });
+
   it('answers 404 for an unknown user and needs the admin token', async () => {
     expect((await profile('shop', 'nobody')).statusCode).toBe(404);
     expect((await profile('shop', 'u1', { authorization: `Bearer ${shop.writeKey}` })).statusCode).toBe(403);

@@ -158,12 +158,15 @@ export function sqlProfileViews(db: Kysely<object>): ProfileViews {
       }
       return values;
     },
-    async linkedIds(appId, userId, link, limit) {
+    async linkedIds(appId, userIds, link, limit) {
+      if (userIds.length === 0) return [];
+      const [piece = []] = keyPieces(db, userIds);
       const rows = await t
         .selectFrom('analytics_profile_ids')
         .select(['other_id', sql<number | string>`octet_length(other_id)`.as('bytes')])
+        .distinct()
         .where('app_id', '=', appId)
-        .where('user_id', '=', userId)
+        .where('user_id', 'in', piece)
         .where('link', '=', link)
         .orderBy('other_id')
         .limit(limit)
