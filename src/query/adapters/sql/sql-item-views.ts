@@ -64,7 +64,9 @@ function payloadCondition(postgres: boolean, condition: PayloadCondition): Expre
   const matches = condition.values.map((value) => {
     if (value === null) return sql`${type} = 'null'`;
     if (typeof value === 'boolean') return sql`${type} = ${value ? 'true' : 'false'}`;
-    if (typeof value === 'number') return sql`(${type} IN ('integer', 'real') AND ${extracted} = ${value})`;
+    // As a double, as JSON.parse reads it: SQLite keeps `1234567890123456800` an exact integer, which
+    // equals no double, so no filter found it (PostgreSQL's jsonb compares the numbers as written).
+    if (typeof value === 'number') return sql`(${type} IN ('integer', 'real') AND ${extracted} + 0.0 = ${value})`;
     return sql`(${type} = 'text' AND ${extracted} = ${value})`;
   });
   return sql<SqlBool>`(${sql.join(matches, sql` OR `)})`;
