@@ -811,6 +811,21 @@ describe('idempotency and batches', () => {
     expect(stored).toHaveLength(3);
   });
 
+  it('takes a key that begins like a stored one (`m:X`) for a key of its own, not for `X` stored today', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const ingestWith = (body: object, key?: string) =>
+      call(intake, 'POST', '/api/ingest/shop', body, key === undefined ? auth : { ...auth, 'idempotency-key': key });
+    const first = await ingestWith({ event_type: 'a', payload: {}, message_id: 'order-77' });
+    const prefixed = await ingestWith({ event_type: 'a', payload: {}, message_id: 'm:order-77' });
+    expect(prefixed.json().data.event_id).not.toBe(first.json().data.event_id);
+    await ingestWith({ event_type: 'b', payload: { n: 1 } }, 'ik-55');
+    const keyed = await ingestWith({ event_type: 'c', payload: { n: 2 } }, 'r:ik-55');
+    expect([keyed.statusCode, keyed.headers['idempotent-replayed']]).toEqual([201, undefined]);
+    const stored = (await intake.store.readAll({ after: 0, limit: 1000 })).filter((e) => e.type === 'DataIngested');
+    expect(stored).toHaveLength(4);
+  });
+
   it('answers a batch with a receipt per event: accepted, duplicate or rejected', async () => {
     const intake = await start();
     await setUp(intake);

@@ -106,6 +106,11 @@ export interface IdempotencyKey {
  * for every kind, and an unrelated event sent under the other kind was dropped as its duplicate.
  */
 const storedKeyOf = (key: IdempotencyKey) => `${key.sameRequestOnly ? (key.derived ? 'b' : 'r') : 'm'}:${key.key}`;
+/**
+ * The key as a release before prefixes stored it. A key that itself begins like a stored one has no
+ * such form to look up: message id `m:X` would find the record of message id `X`.
+ */
+const legacyKeyOf = (key: IdempotencyKey) => (/^[mrb]:/.test(key.key) ? {} : { legacyKey: key.key });
 
 /** What an event asks to store, for telling a retry from another request under the same key. */
 function fingerprintOf(command: IngestDataCommand): string {
@@ -133,7 +138,7 @@ const toCommit = (prepared: Prepared, command: IngestDataCommand, key: Idempoten
   itemId: prepared.item.id,
   routing: prepared.routing,
   events: prepared.events,
-  ...(key === undefined ? {} : { key: storedKeyOf(key), legacyKey: key.key }),
+  ...(key === undefined ? {} : { key: storedKeyOf(key), ...legacyKeyOf(key) }),
   ...(key?.sameRequestOnly ? { fingerprint: fingerprintOf(command) } : {}),
 });
 
