@@ -119,15 +119,38 @@ const LONG_DIGIT_RUN = /[0-9]{16}/;
  * long enough.
  */
 export function unsafeIntegerLiterals(text: string): Set<number> {
-  const found = new Set<number>();
-  if (!LONG_DIGIT_RUN.test(text)) return found;
+  const { outside, inItems } = unsafeIntegerLiteralsByItem(text, undefined);
+  for (const values of inItems.values()) for (const value of values) outside.add(value);
+  return outside;
+}
+
+/**
+ * The same, told apart by where they stand: in which element of the top-level array field `itemsField`
+ * (a batch's `events`), or outside it. A value says nothing of the literal it came from, so each batch
+ * element is checked against its own: `12345678901234567890` in one would otherwise refuse the
+ * `1.2345678901234567e19` of another, the same double.
+ */
+export function unsafeIntegerLiteralsByItem(
+  text: string,
+  itemsField: string | undefined,
+): { outside: Set<number>; inItems: Map<number, Set<number>> } {
+  const outside = new Set<number>();
+  let inItems = new Map<number, Set<number>>();
+  if (!LONG_DIGIT_RUN.test(text)) return { outside, inItems };
+  let depth = 0;
+  // The last string read at the top level, and the key it became at a colon.
+  let lastString: [number, number] | undefined;
+  let key: string | undefined;
+  let item = -1; // the element of the items array being read, -1 outside it
   let i = 0;
   while (i < text.length) {
     const c = text.charCodeAt(i);
     if (c === 0x22 /* " */) {
+      const start = i;
       i++;
       while (i < text.length && text.charCodeAt(i) !== 0x22) i += text.charCodeAt(i) === 0x5c /* \ */ ? 2 : 1;
       i++;
+      if (depth === 1) lastString = [start, i];
     } else if (c === 0x2d /* - */ || (c >= 0x30 && c <= 0x39)) {
       const start = i;
       let integer = true;
@@ -145,13 +168,31 @@ export function unsafeIntegerLiterals(text: string): Set<number> {
       // Fifteen digits always fit; only longer literals are worth a Number().
       if (integer && i - start > 15) {
         const parsed = Number(text.slice(start, i));
-        if (!Number.isSafeInteger(parsed)) found.add(parsed);
+        if (Number.isSafeInteger(parsed)) continue;
+        if (item < 0) outside.add(parsed);
+        else inItems.set(item, (inItems.get(item) ?? new Set()).add(parsed));
       }
     } else {
+      if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+        if (c === 0x5b && depth === 1 && itemsField !== undefined && key === itemsField) {
+          // A key given twice counts once, as JSON.parse keeps the last.
+          inItems = new Map();
+          item = 0;
+        }
+        depth++;
+      } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+        depth--;
+        if (depth === 1) item = -1;
+      } else if (c === 0x3a /* : */ && depth === 1 && lastString) {
+        key = JSON.parse(text.slice(lastString[0], lastString[1])) as string;
+      } else if (c === 0x2c /* , */) {
+        if (depth === 1) key = undefined;
+        else if (depth === 2 && item >= 0) item++;
+      }
       i++;
     }
   }
-  return found;
+  return { outside, inItems };
 }
 
 function fault(kind: JsonFaultKind, frame: Frame, message: string): JsonFault {

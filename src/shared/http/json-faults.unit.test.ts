@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findJsonFault, hasLoneSurrogate, mayHoldSurrogates, unsafeIntegerLiterals } from './json-faults.js';
+import { findJsonFault, hasLoneSurrogate, mayHoldSurrogates, unsafeIntegerLiterals, unsafeIntegerLiteralsByItem } from './json-faults.js';
 
 const limits = { maxDepth: 4 };
 
@@ -78,6 +78,26 @@ describe('unsafeIntegerLiterals', () => {
 
   it('finds one in the text after the last short number', () => {
     expect([...unsafeIntegerLiterals('[1, 123456789012345, 99999999999999999]')]).toEqual([Number('99999999999999999')]);
+  });
+});
+
+describe('unsafeIntegerLiteralsByItem', () => {
+  it('tells which element of the items field each literal stands in, and which stand outside it', () => {
+    const text =
+      '{"id":12345678901234567891,"ev\\u0065nts":[{"a":12345678901234567890},{"b":1.2345678901234567e19},' +
+      '[99999999999999999, {"c":[88888888888888888]}],"x,]}[\\"",77777777777777777],"tail":[66666666666666666]}';
+    const { outside, inItems } = unsafeIntegerLiteralsByItem(text, 'events');
+    expect([...outside]).toEqual([Number('12345678901234567891'), Number('66666666666666666')]);
+    expect([...inItems.entries()].map(([item, values]) => [item, [...values]])).toEqual([
+      [0, [Number('12345678901234567890')]],
+      [2, [Number('99999999999999999'), Number('88888888888888888')]],
+      [4, [Number('77777777777777777')]],
+    ]);
+  });
+
+  it('reads the last of a key given twice, as JSON.parse does', () => {
+    const { inItems } = unsafeIntegerLiteralsByItem('{"events":[1,22222222222222222],"events":[33333333333333333]}', 'events');
+    expect([...inItems.entries()].map(([item, values]) => [item, [...values]])).toEqual([[0, [Number('33333333333333333')]]]);
   });
 });
 

@@ -1,7 +1,14 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ValidationError } from '../errors.js';
-import { findJsonFault, mayHoldSurrogates, unsafeIntegerLiterals, type JsonFault, type JsonLimits } from './json-faults.js';
+import {
+  findJsonFault,
+  mayHoldSurrogates,
+  unsafeIntegerLiterals,
+  unsafeIntegerLiteralsByItem,
+  type JsonFault,
+  type JsonLimits,
+} from './json-faults.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -81,20 +88,21 @@ export function utf8Text(raw: string | Buffer): string {
 }
 
 function checked(request: FastifyRequest, body: unknown, text: string, limits: JsonLimits): unknown {
-  const unsafe = unsafeIntegerLiterals(text);
   const surrogates = mayHoldSurrogates(text);
   const itemsField = request.routeOptions.config.jsonItems;
   const items = itemsField !== undefined && isObject(body) ? body[itemsField] : undefined;
   if (itemsField === undefined || !isObject(body) || !Array.isArray(items)) {
-    refuseOn(findJsonFault(body, limits, unsafe, surrogates));
+    refuseOn(findJsonFault(body, limits, unsafeIntegerLiterals(text), surrogates));
     return body;
   }
+  const unsafe = unsafeIntegerLiteralsByItem(text, itemsField);
   const envelope = { ...body, [itemsField]: [] };
-  refuseOn(findJsonFault(envelope, limits, unsafe, surrogates));
+  refuseOn(findJsonFault(envelope, limits, unsafe.outside, surrogates));
+  const none = new Set<number>();
   return {
     ...body,
-    [itemsField]: items.map((item: unknown) => {
-      const fault = findJsonFault(item, limits, unsafe, surrogates);
+    [itemsField]: items.map((item: unknown, index) => {
+      const fault = findJsonFault(item, limits, unsafe.inItems.get(index) ?? none, surrogates);
       return fault ? new RefusedJsonItem(fault) : item;
     }),
   };
