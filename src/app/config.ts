@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Durability } from '../shared/event-store/sqlite/sqlite-event-store.js';
@@ -37,8 +38,11 @@ export interface Config {
   readonly durability: Durability;
   /** Embedded on a SQLite file: a storage thread owns the write connection (STORAGE_THREAD, on by default). */
   readonly storageThread: boolean;
-  /** TRUST_PROXY: the client's address and protocol come from X-Forwarded-For and X-Forwarded-Proto. */
-  readonly trustProxy: boolean;
+  /**
+   * TRUST_PROXY: the proxies whose X-Forwarded-For, -Proto and -Host are believed: false (none), a
+   * number of hops in front of Intake, or their addresses and networks.
+   */
+  readonly trustProxy: TrustProxy;
   /** The storage thread's old-generation heap limit in MB (STORAGE_THREAD_HEAP_MB). */
   readonly storageThreadHeapMb: number;
   /** Appends waiting for their commit beyond which ingest answers 503. */
@@ -185,7 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storageThreadHeapMb: integer(env, 'STORAGE_THREAD_HEAP_MB', 1024, 64, 65_536),
     // An in-memory database cannot be shared with another thread.
     storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && !postgres && sqlitePath !== ':memory:',
-    trustProxy: oneOf(env, 'TRUST_PROXY', ['true', 'false'] as const, 'false') === 'true',
+    trustProxy: trustProxyOf(env.TRUST_PROXY),
     webhookAllowedHosts: env.WEBHOOK_ALLOWED_HOSTS ?? '',
     webhookRetrySchedule: env.WEBHOOK_RETRY_SCHEDULE || undefined,
     breakerThreshold: env.ROUTING_BREAKER_THRESHOLD || undefined,
@@ -260,6 +264,42 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
     throw new ConfigError(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
   }
   return value;
+}
+
+/** Who may tell the client's address: no one, the nearest `n` hops, or proxies at these addresses. */
+export type TrustProxy = false | number | string;
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * `true` is one hop: the address the proxy itself appended to X-Forwarded-For. Believing every hop
+ * would take the leftmost, which the client writes: behind nginx or a cloud load balancer it could
+ * name any address as its own.
+ */
+function trustProxyOf(raw: string | undefined): TrustProxy {
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw === 'true') return 1;
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw);
+    if (hops >= 1 && hops <= 16) return hops;
+  } else {
+    const entries = raw.split(',').map((entry) => entry.trim());
+    if (entries.every(isProxyAddress)) return entries.join(',');
+  }
+  throw new ConfigError(
+    `TRUST_PROXY must be true (one proxy), false, a number of proxies from 1 to 16, or their addresses and networks ` +
+      `separated by commas (10.0.0.0/8,loopback) (got "${raw}")`,
+  );
+}
+
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (version === 4 ? 32 : 128);
 }
 
 function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {

@@ -99,11 +99,16 @@ describe('configuration', () => {
     for (const url of ['sqlite:', 'sqlite://']) expect(() => loadConfig({ DATABASE_URL: url })).toThrow(/DATABASE_URL names no file/);
   });
 
-  it('takes TRUST_PROXY as true or false, and refuses anything else rather than fall back to false', () => {
+  it('takes TRUST_PROXY as true (one proxy), false, a number of proxies or their addresses, and refuses anything else', () => {
     expect(loadConfig({}).trustProxy).toBe(false);
-    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
-    for (const value of ['yes', '1', 'TRUE'])
-      expect(() => loadConfig({ TRUST_PROXY: value })).toThrow(/TRUST_PROXY must be one of true, false/);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(1);
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,loopback,fd00::/8' }).trustProxy).toBe(
+      '10.0.0.0/8,192.168.1.7,loopback,fd00::/8',
+    );
+    for (const value of ['yes', 'TRUE', '0', '17', '10.0.0.0/33', '10.0.0/8', 'proxy.internal', '10.0.0.1,', '::1/129'])
+      expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY must be true \(one proxy\), false/);
   });
 
   it('reads the contexts to leave out', () => {

@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { Format } from 'typebox/format';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { uuidV7 } from '../../shared/ids.js';
+import type { TrustProxy } from '../config.js';
 import { authenticate, type WriteKeyVerifier } from '../../shared/http/auth.js';
 import { registerDashboardRoutes } from '../metrics/dashboard-routes.js';
 import { registerHttpMetrics } from '../metrics/http-metrics.js';
@@ -48,8 +49,8 @@ export interface HttpServerOptions {
   readonly readinessDeadlineMs?: number;
   /** Each bounded context's HTTP adapter; all but the `public` ones sit behind the admin token. */
   readonly contexts: readonly HttpContext[];
-  /** TRUST_PROXY: take the client's address and protocol from X-Forwarded-For and X-Forwarded-Proto. */
-  readonly trustProxy?: boolean;
+  /** TRUST_PROXY: whose X-Forwarded-For, -Proto and -Host tell the client's address, protocol and host. */
+  readonly trustProxy?: TrustProxy;
 }
 
 const CORRELATION_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -108,7 +109,8 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
       const given = request.headers['x-correlation-id'];
       return typeof given === 'string' && CORRELATION_ID.test(given) ? given : uuidV7();
     },
-    trustProxy: options.trustProxy ?? false,
+    // A number of hops, as a function: Fastify's types take no number.
+    trustProxy: typeof options.trustProxy === 'number' ? trustHops(options.trustProxy) : (options.trustProxy ?? false),
     // Long enough for any id a route accepts, percent-encoded; longer ones get a 414 problem.
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Errors before routing (bad URL encoding, a path parameter too long) and from Node's HTTP parser
@@ -229,3 +231,9 @@ function limitConnections(app: FastifyInstance, maxConnections: number): void {
     dropped = 0;
   });
 }
+
+/** Believes the nearest `hops` addresses: the socket's, then X-Forwarded-For from its right end. */
+const trustHops =
+  (hops: number) =>
+  (_address: string, hop: number): boolean =>
+    hop < hops;

@@ -404,3 +404,42 @@ describe('bad input to the tracking API', () => {
     expect(response.json().code).toBe('request.malformed-json');
   });
 });
+
+describe('the tracking API behind a proxy', () => {
+  const behind = async (trustProxy: string, check: (proxied: TestIntake, writeKey: string) => Promise<void>) => {
+    const proxied = await startTestIntake({ TRUST_PROXY: trustProxy }, { clock, startSubscribers: false });
+    try {
+      await check(proxied, (await createSource(proxied, 'shop')).writeKey);
+    } finally {
+      await proxied.dispose();
+    }
+  };
+  const sendVia = (proxied: TestIntake, writeKey: string, forwardedFor: string) =>
+    proxied.app.inject({
+      method: 'POST',
+      url: '/v1/track',
+      remoteAddress: '127.0.0.1',
+      headers: { ...basic(writeKey), 'content-type': 'application/json', 'x-forwarded-for': forwardedFor },
+      payload: JSON.stringify(track({ context: { library: { name: 'analytics-node' } } })),
+    });
+
+  it('takes the address the proxy appended (TRUST_PROXY=true is one proxy), not the one the client wrote first', () =>
+    behind('true', async (proxied, writeKey) => {
+      expect((await sendVia(proxied, writeKey, '198.51.100.66, 203.0.113.9')).statusCode).toBe(200);
+      expect((await eventsOf(proxied, 'shop')).at(-1)?.payload.context).toMatchObject({ ip: '203.0.113.9' });
+      const settings = await proxied.app.inject({
+        method: 'GET',
+        url: `/v1/projects/${writeKey}/settings`,
+        remoteAddress: '127.0.0.1',
+        headers: { host: 'intake-upstream:8080', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'cdn.example' },
+      });
+      // The browser is sent to the host it asked for, not to the proxy's upstream.
+      expect(settings.json().integrations['Segment.io']).toMatchObject({ apiHost: 'cdn.example/v1', protocol: 'https' });
+    }));
+
+  it('believes as many hops as TRUST_PROXY names', () =>
+    behind('2', async (proxied, writeKey) => {
+      expect((await sendVia(proxied, writeKey, '198.51.100.66, 203.0.113.9, 10.0.0.2')).statusCode).toBe(200);
+      expect((await eventsOf(proxied, 'shop')).at(-1)?.payload.context).toMatchObject({ ip: '203.0.113.9' });
+    }));
+});

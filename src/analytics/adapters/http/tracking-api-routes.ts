@@ -194,7 +194,8 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
         },
         async (request) => {
           if (!(await handlers.resolveWriteKey(request.params.writeKey))) throw new UnauthorizedError('unknown write key');
-          const host = headerOf(request, 'host') ?? 'localhost';
+          // Behind a trusted proxy, the host the browser asked for (X-Forwarded-Host), not the proxy's upstream.
+          const host = request.host || 'localhost';
           return {
             integrations: { 'Segment.io': { apiKey: request.params.writeKey, apiHost: `${host}/v1`, protocol: request.protocol } },
             plan: {
