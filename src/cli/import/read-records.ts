@@ -1,5 +1,5 @@
 import { createReadStream, statSync } from 'node:fs';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { CliError } from '../cli-error.js';
@@ -58,6 +58,8 @@ export function openSource(path: string, format?: ImportFormat, stdin: Readable 
 interface Line {
   readonly text: string;
   readonly overlong: boolean;
+  /** How the line ended: a quoted CSV field that goes on past it keeps that line break as written. */
+  readonly ending: '\n' | '\r\n';
 }
 
 /**
@@ -79,7 +81,8 @@ async function* linesOf(input: AsyncIterable<Buffer | string>, name: string, max
   };
   const finish = (text: string): Line => {
     append(text);
-    const line = { text: !overlong && current.endsWith('\r') ? current.slice(0, -1) : current, overlong };
+    const crlf = !overlong && current.endsWith('\r');
+    const line: Line = { text: crlf ? current.slice(0, -1) : current, overlong, ending: crlf ? '\r\n' : '\n' };
     current = '';
     overlong = false;
     count += 1;
@@ -113,25 +116,40 @@ const reasonOf = (error: unknown): string => {
 
 const overlongError = (maxChars: number) => `the line is longer than ${maxChars} characters (only its start is kept here)`;
 
-/** Gzip is told by its magic bytes, not the name, so that `zcat`-less pipes into `-` work too. */
+/**
+ * Gzip is told by its magic bytes, not the name, so that `zcat`-less pipes into `-` work too. A slow
+ * pipe may deliver a single byte first: the choice waits for two.
+ */
 function gunzipIfGzipped(raw: Readable): Readable {
   const out = new PassThrough();
-  let started = false;
-  raw.once('data', (first: Buffer | string) => {
-    started = true;
-    raw.pause();
-    const chunk = typeof first === 'string' ? Buffer.from(first) : first;
-    const target = chunk[0] === 0x1f && chunk[1] === 0x8b ? createGunzip() : out;
+  const head: Buffer[] = [];
+  let headBytes = 0;
+  let target: Writable | undefined;
+  const choose = () => {
+    const start = Buffer.concat(head);
+    target = start[0] === 0x1f && start[1] === 0x8b ? createGunzip() : out;
     if (target !== out) {
       target.on('error', (error) => out.destroy(error));
       target.pipe(out);
     }
-    target.write(chunk);
-    raw.pipe(target);
-    raw.resume();
+    if (start.length > 0) target.write(start);
+  };
+  raw.on('data', (data: Buffer | string) => {
+    const chunk = typeof data === 'string' ? Buffer.from(data) : data;
+    if (target) {
+      if (!target.write(chunk)) {
+        raw.pause();
+        target.once('drain', () => raw.resume());
+      }
+      return;
+    }
+    head.push(chunk);
+    headBytes += chunk.length;
+    if (headBytes >= 2) choose();
   });
   raw.once('end', () => {
-    if (!started) out.end();
+    if (!target) choose();
+    target?.end();
   });
   raw.on('error', (error) => out.destroy(error));
   return out;
@@ -171,7 +189,8 @@ async function* csvRecords(lines: AsyncIterable<Line>): AsyncGenerator<SourceRec
   let startLine = 0;
   let line = 0;
   let text = '';
-  for await (const { text: lineText, overlong } of lines) {
+  let ending: Line['ending'] = '\n';
+  for await (const { text: lineText, overlong, ending: nextEnding } of lines) {
     line += 1;
     if (!row.open) startLine = line;
     // A row whose quoted field never closes would otherwise gather the rest of the file.
@@ -181,8 +200,9 @@ async function* csvRecords(lines: AsyncIterable<Line>): AsyncGenerator<SourceRec
       text = '';
       continue;
     }
-    text = row.open ? `${text}\n${lineText}` : lineText;
-    row.read(lineText, line === 1);
+    text = row.open ? `${text}${ending}${lineText}` : lineText;
+    row.read(lineText, line === 1, ending);
+    ending = nextEnding;
     if (row.open) continue;
     const { cells, quoted } = row.finish();
     row = csvRow();
@@ -219,10 +239,11 @@ function csvRow() {
     get open() {
       return inQuotes;
     },
-    read(text: string, first: boolean) {
+    /** `ending`: how the line before ended, which a quoted field that went on past it keeps. */
+    read(text: string, first: boolean, ending: Line['ending'] = '\n') {
       // A byte order mark before the header is no part of its first name.
       let i = first && text.startsWith('\uFEFF') ? 1 : 0;
-      if (inQuotes) cell += '\n';
+      if (inQuotes) cell += ending;
       for (; i < text.length; i++) {
         const char = text[i];
         if (inQuotes) {

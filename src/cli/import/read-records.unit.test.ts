@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { openSource, type SourceRecord } from './read-records.js';
 
@@ -16,11 +17,15 @@ describe('reading CSV', () => {
     expect(performance.now() - started).toBeLessThan(10_000);
   });
 
-  it('keeps CRLF rows and quoted fields across lines as before', async () => {
-    const records = await recordsOf('type,event,properties.note\r\ntrack,A,"two\r\nlines"\r\ntrack,B,plain\r\n', 'csv');
+  it('reads CRLF rows, and keeps a line break inside a quoted field as written (RFC 4180)', async () => {
+    const records = await recordsOf(
+      'type,event,properties.note\r\ntrack,A,"two\r\nlines"\r\ntrack,B,plain\r\ntrack,C,"cell\nbreak\r\nand row"\r\n',
+      'csv',
+    );
     expect(records.map((r) => r.record)).toEqual([
-      { type: 'track', event: 'A', properties: { note: 'two\nlines' } },
+      { type: 'track', event: 'A', properties: { note: 'two\r\nlines' } },
       { type: 'track', event: 'B', properties: { note: 'plain' } },
+      { type: 'track', event: 'C', properties: { note: 'cell\nbreak\r\nand row' } },
     ]);
   });
 
@@ -54,6 +59,17 @@ describe('reading CSV', () => {
   it('skips a byte order mark before the first line, in CSV and in NDJSON', async () => {
     expect((await recordsOf('\uFEFFtype,userId\ntrack,u\n', 'csv')).map((r) => r.record)).toEqual([{ type: 'track', userId: 'u' }]);
     expect((await recordsOf('\uFEFF{"type":"track"}\n', 'ndjson')).map((r) => r.record)).toEqual([{ type: 'track' }]);
+  });
+
+  it('tells gzip on stdin when the pipe delivers its first byte alone', async () => {
+    const gzipped = gzipSync('{"type":"track","event":"slow pipe"}\n');
+    const records: SourceRecord[] = [];
+    const chunks = [gzipped.subarray(0, 1), gzipped.subarray(1, 2), gzipped.subarray(2)];
+    for await (const record of openSource('-', 'ndjson', Readable.from(chunks)).records) records.push(record);
+    expect(records.map((r) => r.record)).toEqual([{ type: 'track', event: 'slow pipe' }]);
+    const empty: SourceRecord[] = [];
+    for await (const record of openSource('-', 'ndjson', Readable.from([Buffer.from('x')])).records) empty.push(record);
+    expect(empty).toMatchObject([{ line: 1 }]);
   });
 
   it('reads characters split across chunks', async () => {
