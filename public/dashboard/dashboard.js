@@ -163,9 +163,14 @@ function setStatus(message, problem) {
 
 // ---- applications ----------------------------------------------------------------------------
 
+const LISTED_APPS = 1000;
+
 async function loadApplications() {
-  const body = await getJson('/api/statistics/apps?limit=1000');
-  const apps = body.items.map((item) => item.app_id);
+  const body = await getJson(`/api/statistics/apps?limit=${LISTED_APPS}`);
+  const listed = body.items.map((item) => item.app_id);
+  // An application named in the address stays chosen though the list's first page leaves it out:
+  // another application's figures shown under a bookmark would mislead.
+  const apps = state.app !== undefined && !listed.includes(state.app) ? [...listed, state.app] : listed;
   const select = $('app');
   const shown = [...select.options].map((option) => option.value);
   if (shown.join('\n') !== apps.join('\n')) {
@@ -178,9 +183,10 @@ async function loadApplications() {
       }),
     );
   }
-  if (!apps.includes(state.app)) state.app = apps[0];
+  if (state.app === undefined) state.app = apps[0];
   if (state.app !== undefined) select.value = state.app;
   $('no-apps').hidden = apps.length > 0;
+  $('apps-cut').hidden = body.next_cursor === null;
   writeLocation();
 }
 

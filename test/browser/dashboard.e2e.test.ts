@@ -320,6 +320,22 @@ describe.skipIf(!hasChromium)('the dashboard’s window', () => {
     await page.close();
   }, 90_000);
 
+  it('shows the application the address names though it sorts past the first 1,000 listed, and says the list is cut', async () => {
+    for (let i = 0; i < 1000; i++) await ingestItem(windowIntake, `a${String(i).padStart(4, '0')}`, 'order', { total: i });
+    await ingestItem(windowIntake, 'zz-target', 'order', { total: 1 });
+    await windowIntake.subscriptions.caughtUp();
+    const page = await windowBrowser.newPage({ viewport: { width: 1400, height: 1050 } });
+    await page.goto(`${windowUrl}/dashboard#app=zz-target&period=hourly`);
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('#token-form button[type=submit]');
+    await page.waitForSelector('#dashboard:not([hidden])');
+    await expect.poll(() => page.textContent('#total-events')).toBe('1');
+    expect(await page.inputValue('#app')).toBe('zz-target');
+    expect(page.url()).toMatch(/#app=zz-target&period=hourly$/);
+    expect(await page.isVisible('#apps-cut')).toBe(true);
+    await page.close();
+  }, 120_000);
+
   it('names the busiest event types the API gives and sums the others in one row', async () => {
     // Two more types than the dashboard names, one item each: the two last by name are left out.
     for (let i = 0; i < MAX_DASHBOARD_EVENT_TYPES + 2; i++)
