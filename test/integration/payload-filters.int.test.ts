@@ -38,5 +38,22 @@ describe('payload filters over HTTP (embedded, SQLite)', () => {
     expect(refused.statusCode).toBe(400);
     expect(refused.headers['content-type']).toMatch(/problem\+json/);
     expect(refused.json()).toMatchObject({ code: 'query.invalid-payload-filter', errors: [{ path: 'payload.a..b' }] });
+
+    // A misspelled parameter ignored would answer every item to a caller who believes them filtered.
+    for (const url of [
+      '/api/events/app/shop?Payload.order_id=A17',
+      '/api/events/app/shop?payload_order_id=A17',
+      '/api/events/app/shop?evnet_type=order_created',
+      '/api/events/app/shop?event_type=',
+      '/query/partner/p1?form=2030-01-01T00:00:00Z',
+      '/api/statistics/shop?time_periode=hourly',
+      '/api/applications?limt=1',
+    ]) {
+      const misspelled = await get(url);
+      expect([misspelled.statusCode, misspelled.json().code], url).toEqual([400, 'request.invalid']);
+    }
+    expect((await get('/api/events/app/shop?payload_order_id=A17')).json().errors).toEqual([
+      { path: 'querystring.payload_order_id', message: 'is not a parameter of this route (misspelled?)' },
+    ]);
   });
 });

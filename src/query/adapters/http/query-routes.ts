@@ -1,6 +1,7 @@
 import { ValidationError } from '../../../shared/errors.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { refusePayloadFilters } from '../../../shared/http/payload-filters.js';
+import { PARAMETER_PREFIXES } from '../../../shared/http/strict-parameters.js';
 import { Type } from 'typebox';
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import { errorResponses, JsonObjectSchema, PageQuery } from '../../../shared/http/schemas.js';
@@ -170,7 +171,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
             summary: "A partner's items with their pipeline state",
             description: PAYLOAD_FILTER_HELP,
             params: Type.Object({ partner_id: Type.String({ minLength: 1, maxLength: 255 }) }),
-            querystring: ListQuery,
+            querystring: Type.Intersect([ListQuery], { [PARAMETER_PREFIXES]: ['payload.'] }),
             response: { 200: Page_, ...errorResponses },
           },
         },
@@ -220,14 +221,17 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
             summary: "An application's events, in the order they were stored",
             description: PAYLOAD_FILTER_HELP,
             params: Type.Object({ app_id: Type.String({ minLength: 1, maxLength: 255 }) }),
-            querystring: Type.Intersect([
-              PageQuery,
-              Type.Object({
-                event_type: Type.Optional(Type.String({ maxLength: 128 })),
-                from: Type.Optional(Type.String({ format: 'date-time', description: 'received at or after (inclusive)' })),
-                to: Type.Optional(Type.String({ format: 'date-time', description: 'received before (exclusive)' })),
-              }),
-            ]),
+            querystring: Type.Intersect(
+              [
+                PageQuery,
+                Type.Object({
+                  event_type: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+                  from: Type.Optional(Type.String({ format: 'date-time', description: 'received at or after (inclusive)' })),
+                  to: Type.Optional(Type.String({ format: 'date-time', description: 'received before (exclusive)' })),
+                }),
+              ],
+              { [PARAMETER_PREFIXES]: ['payload.'] },
+            ),
             response: {
               200: Type.Object({ items: Type.Array(EventView), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
               ...errorResponses,
