@@ -93,6 +93,32 @@ describe('delivery after a SIGKILL', () => {
     ]);
   }, 120_000);
 
+  it('stops on SIGTERM without waiting for a receiver that hangs, and sends the attempt again at the next start', async () => {
+    const env = environment({ WEBHOOK_RETRY_SCHEDULE: '60,60' });
+    const hooks = await receiver((_request, index) => (index === 0 ? 'hang' : 200));
+    const first = await server(env);
+    const ruleId = await setUp(first.url, hooks.url);
+    expect((await api(first.url, 'POST', '/api/ingest/shop', { event_type: 'order', payload: { n: 1 } })).status).toBe(201);
+    await hooks.waitFor((all) => all.length === 1);
+    const stopping = Date.now();
+    expect(await first.kill('SIGTERM')).toBe(0);
+    // Within a container's 10 s grace, not the attempt's 15 s timeout (a loaded machine given room).
+    expect(Date.now() - stopping).toBeLessThan(9_000);
+
+    const second = await server(env);
+    await hooks.waitFor((all) => all.length === 2, 45_000);
+    expect(hooks.requests[1]?.webhookId).toBe(hooks.requests[0]?.webhookId);
+    const [delivery] = (
+      await api<{ items: Array<{ delivery_id: string }> }>(second.url, 'GET', `/api/routing/deliveries?rule_id=${ruleId}`)
+    ).json.items;
+    const detail = await until(
+      async () =>
+        (await api<{ status: string; attempts: number }>(second.url, 'GET', `/api/routing/deliveries/${delivery?.delivery_id}`)).json,
+      (d) => d.status === 'succeeded',
+    );
+    expect(detail.attempts).toBe(2);
+  }, 120_000);
+
   it('resumes a replay job after a SIGKILL without sending any event twice beyond the one in flight', async () => {
     const env = environment({ ROUTING_REPLAY_RATE: '25' });
     const hooks = await receiver(async () => {

@@ -69,7 +69,11 @@ export interface AttemptObservation {
  * outcome, the retry or dead letter it leads to, the destination's circuit and a disabled rule
  * (410 Gone) recorded in one transaction. Answers the destination's circuit after it.
  */
-export function deliveryAttempts(deps: AttemptDeps): {
+export function deliveryAttempts(
+  deps: AttemptDeps,
+  /** The worker stopped waiting for its attempts: an outcome that comes after is not recorded. */
+  abandoned: () => boolean = () => false,
+): {
   attempt(delivery: Delivery): Promise<Breaker | undefined>;
   recover(): Promise<void>;
 } {
@@ -140,6 +144,9 @@ export function deliveryAttempts(deps: AttemptDeps): {
     } catch (error) {
       outcome = { outcome: 'retry', reason: `delivery failed: ${(error as Error).message}`, durationMs: 0 };
     }
+    // Cut by the shutdown, it is no outcome of the destination's: left in flight, the next start
+    // takes it as interrupted and sends it again at once, its circuit untouched.
+    if (abandoned()) return undefined;
     const now = deps.clock.now();
     const context = {
       itemId: delivery.itemId,

@@ -10,6 +10,8 @@ export type { AttemptObservation } from './delivery-attempts.js';
 export interface DeliveryWorkerDeps extends AttemptDeps {
   /** Attempts in flight at once, across destinations (32 by default). */
   readonly concurrency?: number;
+  /** How long a stop waits for attempts in flight (2 s by default). */
+  readonly stopWaitMs?: number;
 }
 
 export interface DeliveryWorker {
@@ -27,6 +29,12 @@ export interface DeliveryWorker {
 const LEASE_MS = 120_000;
 const MAX_SLEEP_MS = 1000;
 export const DEFAULT_DELIVERY_CONCURRENCY = 32;
+/**
+ * A stop waits this long for attempts in flight, not their 15 s timeout: a receiver that hangs would
+ * hold the shutdown past the 10 s a container is given. An attempt left in flight was written down
+ * before it went, and the next start takes it as interrupted and sends it again.
+ */
+const STOP_WAIT_MS = 2_000;
 
 /** The most attempts one destination may have in flight: a quarter of the worker's. */
 export const perDestinationLimit = (concurrency: number) => Math.max(1, Math.floor(concurrency / 4));
@@ -73,7 +81,8 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     return admit(breaker, mine, now, deps.breakerPolicy);
   };
 
-  const attempts = deliveryAttempts(deps);
+  let abandoned = false;
+  const attempts = deliveryAttempts(deps, () => abandoned);
   /** Whether this worker's leases and in-flight attempts left by a start or a fault have been taken back. */
   let recovered = false;
 
@@ -191,13 +200,24 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     start() {
       if (running) return;
       running = true;
+      abandoned = false;
       loop = run();
     },
     async stop() {
       running = false;
       wake();
       await loop;
-      await Promise.all(inFlight);
+      if (inFlight.size === 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<false>((resolve) => (timer = setTimeout(resolve, deps.stopWaitMs ?? STOP_WAIT_MS, false)));
+      const settled = await Promise.race([Promise.all(inFlight).then(() => true), waited]);
+      clearTimeout(timer);
+      if (settled) return;
+      abandoned = true;
+      deps.logger.warn(
+        { in_flight: inFlight.size },
+        'stopping with delivery attempts still in flight: each goes again, as interrupted, at the next start',
+      );
     },
     wake,
     async replay(deliveryId) {

@@ -102,7 +102,8 @@ export function undiciWebhookSender(options: UndiciWebhookSenderOptions = {}): W
   return {
     send,
     async close() {
-      await agent.close();
+      // Requests still open when the worker stopped waiting are cut, not awaited to their timeout.
+      await agent.destroy();
     },
   };
 }
