@@ -118,6 +118,35 @@ const recording = (name: string, poison: (n: number) => boolean, extra: Partial<
 });
 
 describe.skipIf(!url)('subscribers fed by JetStream', () => {
+  it('attaches again when the broker loses its consumer, or its whole stream, and goes on consuming', () =>
+    withConsumers([recording('lost', () => false)], {}, async ({ stream, consumers, publish, count, until }) => {
+      consumers.start();
+      await publish(1);
+      await until(async () => (await count('seen')) === 1, 'the first event is handled');
+      const admin = await connect({ servers: url ?? '' });
+      const jsm = await jetstreamManager(admin);
+      try {
+        for await (const info of jsm.consumers.list(stream)) await jsm.consumers.delete(stream, info.name);
+        await publish(2);
+        await until(async () => (await count('seen')) === 2, 'an event after the consumer was deleted is handled');
+        expect(consumers.attached()).toBe(true);
+
+        // A broker restarted without its data: the stream is gone with the consumers.
+        await jsm.streams.delete(stream);
+        await until(async () => {
+          try {
+            await publish(3);
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'a publish is taken again');
+        await until(async () => (await count('seen')) === 3, 'an event after the stream was lost is handled');
+      } finally {
+        await admin.close();
+      }
+    }));
+
   it('commits concurrent events together, handles each once, and parks a poison event alone', async () => {
     const batches: number[] = [];
     const counting = recording('counting', (n) => n === 13);

@@ -307,6 +307,11 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             // holds up to this many events and the next batch is already prefetched.
             concurrency: options.concurrency ?? 256,
             prefetch: options.prefetch ?? 512,
+            onLost(reason) {
+              // Every replica sees it: each one's attach recreates the durable consumer if it is missing.
+              logger.warn({ consumer: durable, reason }, 'the broker lost this consumer; attaching again');
+              void reattach(subscriber);
+            },
             async onParked(message, error) {
               const event = eventOfMessage(message);
               const reason = error instanceof Error ? error.message : String(error);
@@ -333,6 +338,14 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
         if (running) await pause(Math.min(500 * 2 ** attempt, 10_000));
       }
     }
+  };
+
+  /** Stops a consumption that ended by itself and attaches the subscriber again, as a replay does. */
+  const reattach = async (subscriber: Subscriber) => {
+    const lost = consumptions.get(subscriber.name);
+    consumptions.delete(subscriber.name);
+    await lost?.stop().catch(() => undefined);
+    if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
   };
 
   return {

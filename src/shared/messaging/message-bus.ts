@@ -32,6 +32,11 @@ export interface ConsumeOptions {
    * do not count as deliveries.
    */
   readonly transient?: (error: unknown) => boolean;
+  /**
+   * The consumption ended by itself: its durable consumer (or the stream) is gone from the broker, by
+   * a deletion or a broker that lost its data. Messages no longer come; the owner attaches again.
+   */
+  readonly onLost?: (reason: string) => void;
   /** Delay before the first redelivery after a failure, doubling with each attempt. Default 1000. */
   readonly retryDelayMs?: number;
   /** Messages a consumer may hold before handling them. Default 64; 1 shares work most evenly. */

@@ -79,6 +79,20 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
   /** Why the last attempt to open a session failed, until one opens. */
   let openFailure: string | undefined;
 
+  const streamPlan: StreamPlan = {
+    name: options.stream,
+    subjects: options.subjects,
+    duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
+    deployment: options.deployment,
+  };
+  // When a publish fails, the stream is made again if it is gone, at most once a second.
+  let streamCheckedAt = 0;
+  const ensureStreamAfterFailure = async (jsm: JetStreamManager) => {
+    if (Date.now() - streamCheckedAt < 1000) return;
+    streamCheckedAt = Date.now();
+    await ensureStream(jsm, streamPlan).catch((error: unknown) => report(error, `stream ${options.stream} could not be made again`));
+  };
+
   const open = async (): Promise<Session> => {
     const connection = await connect({
       servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
@@ -93,12 +107,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     });
     try {
       const jsm = await jetstreamManager(connection);
-      await ensureStream(jsm, {
-        name: options.stream,
-        subjects: options.subjects,
-        duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
-        deployment: options.deployment,
-      });
+      await ensureStream(jsm, streamPlan);
       // Connected means usable: a server without JetStream, or a stream that cannot be made, is not.
       connected = true;
       openFailure = undefined;
@@ -179,6 +188,17 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     const consumer = await js.consumers.get(options.stream, planned.name);
     const messages = await consumer.consume({ max_messages: consume.prefetch ?? 64 });
     let stopping = false;
+    // The client goes on asking a deleted consumer (or a stream gone with the broker's data) for
+    // messages, for ever and in silence: the loss is told to the owner, which attaches again.
+    void (async () => {
+      for await (const status of messages.status()) {
+        if (stopping) return;
+        if (status.type === 'consumer_deleted' || status.type === 'consumer_not_found' || status.type === 'stream_not_found') {
+          consume.onLost?.(`the broker lost consumer ${planned.name} (${status.type.replaceAll('_', ' ')})`);
+          return;
+        }
+      }
+    })().catch((error: unknown) => report(error, `consumer ${planned.name} status`));
     const concurrency = Math.max(1, consume.concurrency ?? 1);
     const inFlight = new Set<Promise<void>>();
     // The last delivery of each key: the next one of that key starts after it.
@@ -233,12 +253,16 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       try {
         await live.js.publish(subject, JSON.stringify(message), { msgID: message.id, timeout: timeoutMs });
       } catch (error) {
+        // No stream takes the subject any more (a broker restarted without its data): made again for the retry.
+        await ensureStreamAfterFailure(live.jsm);
         throw new MessageBusUnavailableError(`publish to ${subject} was not acknowledged (${describe(error)})`);
       }
     },
 
     async consume(durableName, subjects, handler, consume) {
       const { js, jsm, connection } = await current();
+      // The stream too may be gone since the connection opened (a broker restarted without its data).
+      await ensureStream(jsm, streamPlan);
       const plan = consumersFor(durableName, subjects, atLeast(connection.info?.version, [2, 10]));
       const unchanged = await ensureConsumers(jsm, options.stream, durableName, plan, consume);
       const started = await Promise.allSettled(
