@@ -24,6 +24,8 @@ import { rowPieces } from '../sql/statement-shapes.js';
 
 type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
 
+/** How long a replica whose consumer was lost waits before it attaches again (see `reattach`). */
+const REATTACH_PAUSE_MS = 2_000;
 export interface BusSubscriptionOptions {
   readonly bus: MessageBus;
   readonly store: EventStore;
@@ -340,11 +342,16 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     }
   };
 
-  /** Stops a consumption that ended by itself and attaches the subscriber again, as a replay does. */
+  /**
+   * Stops a consumption that ended by itself and attaches the subscriber again. A replay on another
+   * replica deletes the consumer before it empties the view in a transaction of its own: the pause
+   * leaves it that time, so this replica does not recreate the consumer and fill the view in between.
+   */
   const reattach = async (subscriber: Subscriber) => {
     const lost = consumptions.get(subscriber.name);
     consumptions.delete(subscriber.name);
     await lost?.stop().catch(() => undefined);
+    await pause(REATTACH_PAUSE_MS);
     if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
   };
 
