@@ -17,6 +17,7 @@ import { sendProblem } from './problem.js';
 import { strictParametersCompiler } from '../../shared/http/strict-parameters.js';
 import { trackAllowedMethods } from './allowed-methods.js';
 import { loggableUrl } from './loggable-url.js';
+import { limitPipelining } from './pipelining.js';
 import { ProblemSchema } from '../../shared/http/schemas.js';
 import type { HttpContext } from '../../shared/http/http-context.js';
 
@@ -123,6 +124,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   registerJsonLimits(app, { maxDepth: options.maxJsonDepth ?? 64, maxValues: options.maxJsonValues ?? 20_000 });
 
   limitConnections(app, options.maxConnections ?? 10_000);
+  limitPipelining(app);
   app.addHook('preClose', (done) => {
     drainConnections(app.server);
     done();
