@@ -28,12 +28,26 @@ async function call(target: AdminTarget, method: string, path: string, body?: Js
   } catch (error) {
     throw new CliError(`no Intake answers at ${target.url} (${(error as Error).message}): start it with "intake serve", or set INTAKE_URL`);
   }
+  // Every answer of Intake's carries its correlation id. Another server (a proxy's maintenance page,
+  // a single-page app's fallback) answering 200 must not pass for a key revoked or an app created.
+  const notIntake = () =>
+    new CliError(`${target.url} is not Intake's API (${method} ${path} answered HTTP ${response.status}): check INTAKE_URL`);
+  if (!response.headers.has('x-correlation-id')) throw notIntake();
   if (response.status === 204) return undefined;
-  const answer = (await response.json().catch(() => ({}))) as Json;
+  const answer = (await response.json().catch(() => undefined)) as Json | undefined;
   if (response.status === 401) throw new CliError(`${target.url} refused the admin token: set ADMIN_TOKEN to the server's token`);
   if (!response.ok)
-    throw new CliError(`${method} ${path} answered ${response.status}: ${String(answer.detail ?? answer.title ?? 'error')}`);
+    throw new CliError(`${method} ${path} answered ${response.status}: ${String(answer?.detail ?? answer?.title ?? 'error')}`);
+  if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) throw notIntake();
   return answer;
+}
+
+/** An answer that must be a document (a create, a page): a 204 where one was due is no answer of Intake's. */
+async function document(target: AdminTarget, method: string, path: string, body?: Json): Promise<Json> {
+  const answer = await call(target, method, path, body);
+  if (answer === undefined)
+    throw new CliError(`${target.url} is not Intake's API (${method} ${path} answered no document): check INTAKE_URL`);
+  return answer as Json;
 }
 
 const text = (value: unknown): string => (value === null || value === undefined ? '-' : String(value));
@@ -45,15 +59,17 @@ async function everyPage(target: AdminTarget, path: string): Promise<Json[]> {
   let cursor: string | null = null;
   do {
     const query: string = `${path}?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-    const page = (await call(target, 'GET', query)) as { items: Json[]; next_cursor: string | null };
-    items.push(...page.items);
-    cursor = page.next_cursor;
+    const page = (await document(target, 'GET', query)) as { items?: unknown; next_cursor?: unknown };
+    if (!Array.isArray(page.items))
+      throw new CliError(`${target.url} is not Intake's API (GET ${query} answered no list): check INTAKE_URL`);
+    items.push(...(page.items as Json[]));
+    cursor = typeof page.next_cursor === 'string' ? page.next_cursor : null;
   } while (cursor);
   return items;
 }
 
 export async function appsCreate(target: AdminTarget, output: Output, name: string, appId: string | undefined): Promise<void> {
-  const app = (await call(target, 'POST', '/api/applications', { name, ...(appId ? { app_id: appId } : {}) })) as Json;
+  const app = (await document(target, 'POST', '/api/applications', { name, ...(appId ? { app_id: appId } : {}) })) as Json;
   output.result(`created application ${text(app.app_id)} (${text(app.name)})`, app);
 }
 
@@ -69,7 +85,7 @@ export async function appsList(target: AdminTarget, output: Output): Promise<voi
 }
 
 export async function keysCreate(target: AdminTarget, output: Output, appId: string, name: string | undefined): Promise<void> {
-  const key = (await call(target, 'POST', `/api/applications/${segment(appId)}/keys`, name ? { name } : {})) as Json;
+  const key = (await document(target, 'POST', `/api/applications/${segment(appId)}/keys`, name ? { name } : {})) as Json;
   output.result(
     `write key ${text(key.key_id)} for application ${appId}. It is shown only this once; Intake keeps its digest:\n\n    ${text(key.key)}\n`,
     key,

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -263,6 +263,29 @@ describe('the intake CLI', () => {
     expect(() => statSync(join(dir, 'held', 'intake.db.pid'))).toThrow();
     expect(cli(['migrate'], env).stdout).toMatch(/held\/intake\.db: database is up to date\n$/);
   }, 120_000);
+
+  it('says a server that answers 200 but is not Intake is not, rather than report a key revoked', async () => {
+    // A maintenance page or a single-page app's fallback: 200 and HTML for every path.
+    const page =
+      "require('http').createServer((q, r) => { r.writeHead(200, { 'content-type': 'text/html' }); r.end('<p>back soon</p>'); })";
+    const fake = spawn(process.execPath, ['-e', `const s = ${page}.listen(0, '127.0.0.1', () => console.log(s.address().port))`]);
+    try {
+      const port = await new Promise<string>((resolve) => fake.stdout.once('data', (data) => resolve(String(data).trim())));
+      const env = { INTAKE_URL: `http://127.0.0.1:${port}`, ADMIN_TOKEN: 'admin-cli' };
+      for (const args of [
+        ['keys', 'revoke', 'shop', 'abc'],
+        ['apps', 'create', 'Foo', '--id', 'foo'],
+        ['keys', 'create', 'shop'],
+        ['apps', 'list'],
+      ]) {
+        const run = cli(args, env);
+        expect([run.status, run.stdout], args.join(' ')).toEqual([1, '']);
+        expect(run.stderr).toMatch(/is not Intake's API \(.* answered HTTP 200\): check INTAKE_URL/);
+      }
+    } finally {
+      fake.kill();
+    }
+  });
 
   it('manages applications, write keys and rules through the running server', async () => {
     const server = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'admin.db')}`, ADMIN_TOKEN: 'admin-cli' });
