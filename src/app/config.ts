@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { parseEnv } from 'node:util';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Durability } from '../shared/event-store/sqlite/sqlite-event-store.js';
@@ -83,12 +84,17 @@ export class ConfigError extends Error {}
 export function loadDotEnv(path = '.env'): void {
   if (!existsSync(path)) return;
   try {
+    if (!statSync(path).isFile()) throw new Error('it is not a regular file');
+    // An editor's byte order mark would stay in the first name (`\uFEFFPORT`): that setting was lost.
+    const text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
     // Node skips a line it cannot read without a word: `PORT 41004` served on 8000, on every interface.
-    const line = statSync(path).isFile() ? unreadableLine(readFileSync(path, 'utf8')) : undefined;
-    if (line !== undefined) {
-      throw new ConfigError(`${resolve(path)} line ${line} is not a NAME=value line (nor a # comment): correct or remove it`);
+    const unreadable = unreadableLine(text);
+    if (unreadable !== undefined) {
+      const { line, why } = unreadable;
+      throw new ConfigError(`${resolve(path)} line ${line} ${why}: correct or remove it`);
     }
-    process.loadEnvFile(path);
+    // As process.loadEnvFile does: what the environment already sets wins.
+    for (const [name, value] of Object.entries(parseEnv(text))) if (process.env[name] === undefined) process.env[name] = value;
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     // Node's own words name neither the file's place nor what is wrong with it ("should be a valid string").
@@ -97,8 +103,11 @@ export function loadDotEnv(path = '.env'): void {
   }
 }
 
-/** The number of the first line of a .env text that is neither `NAME=value` (maybe `export`ed), a comment nor blank. */
-function unreadableLine(text: string): number | undefined {
+/**
+ * The first line of a .env text that is neither `NAME=value` (maybe `export`ed), a comment nor blank,
+ * or whose quoted value is never closed (Node would take the quote as part of the value).
+ */
+function unreadableLine(text: string): { line: number; why: string } | undefined {
   const lines = text.split(/\r?\n/);
   // A quoted value may run over several lines, up to its closing quote.
   let openQuote: string | undefined;
@@ -110,10 +119,15 @@ function unreadableLine(text: string): number | undefined {
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
     const assignment = /^(?:export\s+)?[\w.-]+\s*=(.*)$/.exec(trimmed);
-    if (!assignment) return index + 1;
+    if (!assignment) return { line: index + 1, why: 'is not a NAME=value line (nor a # comment)' };
     const value = (assignment[1] ?? '').trim();
     const quote = value[0];
-    if ((quote === '"' || quote === "'" || quote === '`') && value.indexOf(quote, 1) === -1) openQuote = quote;
+    if ((quote === '"' || quote === "'" || quote === '`') && value.indexOf(quote, 1) === -1) {
+      if (!lines.slice(index + 1).some((later) => later.includes(quote))) {
+        return { line: index + 1, why: `opens a quoted value (${quote}) that is never closed` };
+      }
+      openQuote = quote;
+    }
   }
   return undefined;
 }

@@ -149,6 +149,22 @@ describe('the .env file', () => {
       );
       loadDotEnv(fine);
       expect(process.env.INTAKE_TEST_DOTENV_B).toBe('two\nlines');
+
+      // Saved by an editor with a byte order mark: the first setting is read all the same.
+      const marked = join(dir, 'marked.env');
+      writeFileSync(marked, '\uFEFFINTAKE_TEST_DOTENV=marked\n');
+      delete process.env.INTAKE_TEST_DOTENV;
+      loadDotEnv(marked);
+      expect(process.env.INTAKE_TEST_DOTENV).toBe('marked');
+      // A quote never closed would take the rest of the file for a value, and hide a bad line in it.
+      const unclosed = join(dir, 'unclosed.env');
+      writeFileSync(unclosed, 'INTAKE_TEST_DOTENV_A="abc\nPORT 41265\n');
+      expect(() => loadDotEnv(unclosed)).toThrow(`${unclosed} line 1 opens a quoted value (") that is never closed`);
+      // What the environment sets wins over the file.
+      process.env.INTAKE_TEST_DOTENV_C = 'from-env';
+      writeFileSync(marked, 'INTAKE_TEST_DOTENV_C=from-file\n');
+      loadDotEnv(marked);
+      expect(process.env.INTAKE_TEST_DOTENV_C).toBe('from-env');
     } finally {
       delete process.env.INTAKE_TEST_DOTENV;
       for (const name of ['A', 'B', 'C']) delete process.env[`INTAKE_TEST_DOTENV_${name}`];
