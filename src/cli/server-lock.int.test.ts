@@ -64,6 +64,25 @@ describe('the SQLite database lock', () => {
     },
   );
 
+  it.skipIf(process.getuid?.() !== 0)('names the database file this user may not write, left by a run as another user', async () => {
+    const path = database();
+    (acquireLock(path, 'migrate') as ServerLock).release();
+    chmodSync(join(path, '..'), 0o777);
+    chmodSync(`${path}.lock`, 0o666);
+    writeFileSync(path, '', { mode: 0o644 });
+    const script = `
+      const { acquireLock } = await import(${JSON.stringify(new URL('./server-lock.ts', import.meta.url).href)});
+      try { acquireLock(process.argv[1], 'serve'); process.stdout.write('held'); }
+      catch (error) { process.stdout.write(String(error.message)); }`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, path], {
+      uid: 65534,
+      gid: 65534,
+      encoding: 'utf8',
+      env: { ...process.env, TSX_TSCONFIG_PATH: '', HOME: tmpdir() },
+    });
+    expect(child.stdout).toMatch(/^cannot write .*intake\.db: this user may not write it/);
+  });
+
   it('is held by one taker at a time, and taken again once released', () => {
     const path = database();
     const first = acquireLock(path, 'serve');

@@ -1,4 +1,4 @@
-import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { CliError } from './cli-error.js';
@@ -35,6 +35,12 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     guard = new Database(lockPath, { timeout: 0 });
   } catch (error) {
+    // The native addon missing or built for another Node is no fault of the data directory's.
+    if (/bindings file|NODE_MODULE_VERSION|better_sqlite3\.node/.test((error as Error).message)) {
+      throw new CliError(
+        `cannot load SQLite (better-sqlite3): ${(error as Error).message}; run "npm ci" (or "npm rebuild better-sqlite3")`,
+      );
+    }
     // "unable to open database file" names neither the file nor why: a read-only or missing directory.
     throw new CliError(`cannot use the data directory ${dirname(resolve(databasePath))}: ${(error as Error).message}`);
   }
@@ -46,6 +52,19 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
     throw new CliError(
       `cannot lock ${resolve(lockPath)}: this user may not write it (another user made it?); give it to the user Intake runs as`,
     );
+  }
+  // The database and its journals likewise: a file left by a run as another user (root, in a container
+  // volume) failed the start with "attempt to write a readonly database", naming neither file nor owner.
+  for (const path of [databasePath, `${databasePath}-wal`, `${databasePath}-shm`]) {
+    if (!existsSync(path)) continue;
+    try {
+      accessSync(path, constants.W_OK);
+    } catch {
+      guard.close();
+      throw new CliError(
+        `cannot write ${resolve(path)}: this user may not write it (another user made it?); give it to the user Intake runs as`,
+      );
+    }
   }
   try {
     guard.pragma('locking_mode = EXCLUSIVE');
