@@ -69,9 +69,13 @@ const str = (value: string | boolean | undefined) => (typeof value === 'string' 
 
 // Commands other than serve log warnings and errors only, on stderr: their result is what they print.
 const quietLogger = (config: Config) => createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn', 2);
-const target = (config: Config): AdminTarget => ({
-  url: process.env.INTAKE_URL || `http://127.0.0.1:${config.port}`,
-  token: config.adminToken,
+/**
+ * The server the admin commands call: they read only INTAKE_URL (or PORT) and ADMIN_TOKEN, so that a
+ * setting only the server reads (BODY_LIMIT, DATABASE_URL…) cannot stop them.
+ */
+const target = (): AdminTarget => ({
+  url: process.env.INTAKE_URL || `http://127.0.0.1:${process.env.PORT || 8000}`,
+  token: process.env.ADMIN_TOKEN || undefined,
 });
 const out = (values: Values) => outputFor(values.json === true);
 
@@ -94,28 +98,32 @@ const COMMANDS: Record<string, Command> = {
     options: { ...json, subscriber: { type: 'string', multiple: true } },
     run: async (config, values) => {
       const named = Array.isArray(values.subscriber) ? values.subscriber.map(String) : [];
-      if (named.length > 1) throw new CliError('--subscriber names one view: replay once per view, or leave it out to rebuild every view');
+      if (named.length > 1)
+        throw new CliError('--subscriber names one view: replay once per view, or leave it out to rebuild every view', 2);
       await (await import('./replay.js')).replay(config, quietLogger(config), out(values), named[0]);
     },
   },
   'apps create': {
     args: ['NAME'],
+    needsConfig: false,
     options: { ...json, id: { type: 'string' } },
-    run: (config, values, [name = '']) => appsCreate(target(config), out(values), name, str(values.id)),
+    run: (values, [name = '']) => appsCreate(target(), out(values), name, str(values.id)),
   },
-  'apps list': { args: [], options: json, run: (config, values) => appsList(target(config), out(values)) },
+  'apps list': { args: [], needsConfig: false, options: json, run: (values) => appsList(target(), out(values)) },
   'keys create': {
     args: ['APP_ID'],
+    needsConfig: false,
     options: { ...json, name: { type: 'string' } },
-    run: (config, values, [app = '']) => keysCreate(target(config), out(values), app, str(values.name)),
+    run: (values, [app = '']) => keysCreate(target(), out(values), app, str(values.name)),
   },
-  'keys list': { args: ['APP_ID'], options: json, run: (config, values, [app = '']) => keysList(target(config), out(values), app) },
+  'keys list': { args: ['APP_ID'], needsConfig: false, options: json, run: (values, [app = '']) => keysList(target(), out(values), app) },
   'keys revoke': {
     args: ['APP_ID', 'KEY_ID'],
+    needsConfig: false,
     options: json,
-    run: (config, values, [app = '', key = '']) => keysRevoke(target(config), out(values), app, key),
+    run: (values, [app = '', key = '']) => keysRevoke(target(), out(values), app, key),
   },
-  'rules list': { args: ['APP_ID'], options: json, run: (config, values, [app = '']) => rulesList(target(config), out(values), app) },
+  'rules list': { args: ['APP_ID'], needsConfig: false, options: json, run: (values, [app = '']) => rulesList(target(), out(values), app) },
   'secret-key adopt': {
     args: [],
     options: { ...json, yes: { type: 'boolean' } },

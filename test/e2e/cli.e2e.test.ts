@@ -62,7 +62,7 @@ describe('the intake CLI', () => {
       DATABASE_URL: `sqlite:${join(dir, 'two-views.db')}`,
     });
     expect([result.status, result.stderr.trim()]).toEqual([
-      1,
+      2,
       'intake: --subscriber names one view: replay once per view, or leave it out to rebuild every view',
     ]);
   });
@@ -293,6 +293,9 @@ describe('the intake CLI', () => {
     const created = cli(['apps', 'create', 'The Shop', '--id', 'shop'], env);
     expect(created.stdout).toBe('created application shop (The Shop)\n');
     expect(cli(['apps', 'list'], env).stdout).toMatch(/^APP_ID\s+NAME\s+CREATED_AT\nshop\s+The Shop\s+\d{4}-/);
+    // Settings only the server reads do not stop a command that calls it.
+    const unrelated = cli(['apps', 'list'], { ...env, BODY_LIMIT: '10', DATABASE_URL: 'mysql://nowhere/x' });
+    expect([unrelated.status, unrelated.stdout]).toEqual([0, expect.stringMatching(/^APP_ID/)]);
 
     const issued = JSON.parse(cli(['keys', 'create', 'shop', '--name', 'web', '--json'], env).stdout) as { key: string; key_id: string };
     expect(issued.key).toMatch(/^wk_/);
