@@ -144,7 +144,10 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
         }
       }
       // Disconnected now, a relay that cannot publish (a broker that takes no more), or a consumer loop failed lately.
-      const relayFailing = services.map((s) => s.relay.failing).find((reason) => reason !== undefined);
+      // A relay that cannot read its log is the database's fault, told by the database check.
+      const relayFailing = services
+        .map((s) => (s.relay.failingOnBroker ? s.relay.failing : undefined))
+        .find((reason) => reason !== undefined);
       const recentBrokerError =
         bus.unreachable?.() ??
         (relayFailing === undefined ? undefined : `events wait in the log: the relay cannot publish (${relayFailing})`) ??

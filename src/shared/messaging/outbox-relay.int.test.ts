@@ -320,14 +320,35 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
       expect(Date.now() - started).toBeLessThan(2000);
       await eventually(() => bus.refused >= 3, 'the relay retried');
       expect(await loadCheckpoint(service.db, 'relay')).toBe(0);
-      // Said for readiness while it lasts.
+      // Said for readiness while it lasts, as the broker's fault.
       expect(relay.failing).toEqual(expect.any(String));
+      expect(relay.failingOnBroker).toBe(true);
 
       bus.down = false;
       await eventually(() => received.size === 50, 'every event arrived after the outage');
       expect(relay.failing).toBeUndefined();
       await relay.stop();
       expect([...received].sort()).toEqual(events.map((e) => e.eventId).sort());
+    }));
+
+  it('tells a log it cannot read from a broker it cannot reach', () =>
+    withService(async (service, bus) => {
+      let readable = false;
+      const failing: EventStore = {
+        ...service.store,
+        readAll: (options) =>
+          readable ? service.store.readAll(options) : Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:5432')),
+      };
+      const relay = relayOf({ ...service, store: failing }, bus);
+      relay.start();
+      try {
+        await eventually(() => relay.failing !== undefined, 'the relay failed to read');
+        expect([relay.failing, relay.failingOnBroker]).toEqual(['connect ECONNREFUSED 127.0.0.1:5432', false]);
+        readable = true;
+        await eventually(() => relay.failing === undefined, 'the relay reads again');
+      } finally {
+        await relay.stop();
+      }
     }));
 
   it('resumes from its checkpoint after a restart, republishing nothing already acknowledged', () =>

@@ -5,7 +5,7 @@ import type { EventStore } from '../event-store/event-store.js';
 import { logFollower } from '../event-store/log-follower.js';
 import { loadCheckpoint, saveCheckpoint } from '../subscriptions/checkpoints.js';
 import { messageOfEvent, subjectOf } from './event-messages.js';
-import type { MessageBus } from './message-bus.js';
+import { MessageBusConfigurationError, MessageBusUnavailableError, type MessageBus } from './message-bus.js';
 
 export interface OutboxRelayOptions {
   readonly store: EventStore;
@@ -42,6 +42,8 @@ export interface OutboxRelay {
   readonly position: number;
   /** Why its last attempt to publish failed, while it retries; undefined once it publishes again. */
   readonly failing: string | undefined;
+  /** Whether that failure is the broker's (unreachable, refusing), not the log's: readiness tells them apart. */
+  readonly failingOnBroker: boolean;
 }
 
 /**
@@ -61,6 +63,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const checkpointIntervalMs = options.checkpointIntervalMs ?? 1000;
   let position = 0;
   let failing: string | undefined;
+  let failingOnBroker = false;
   const follower = logFollower(pollIntervalMs);
   let running = false;
   let loop: Promise<void> | undefined;
@@ -154,10 +157,12 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
         if (failures > 0) logger.info({ relay: name, position, failures }, 'relay publishing again');
         failures = 0;
         failing = undefined;
+        failingOnBroker = false;
         if (!more) await pause(follower.idleWaitMs(), true);
       } catch (error) {
         failures += 1;
         failing = error instanceof Error ? error.message : String(error);
+        failingOnBroker = error instanceof MessageBusUnavailableError || error instanceof MessageBusConfigurationError;
         // Said once, then every tenth attempt: an outage must be visible without flooding the log.
         if (failures === 1 || failures % 10 === 0)
           logger.warn({ relay: name, position, failures, err: error }, 'relay cannot publish; retrying');
@@ -195,6 +200,10 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
     get failing() {
       return failing;
+    },
+
+    get failingOnBroker() {
+      return failingOnBroker;
     },
   };
 }
