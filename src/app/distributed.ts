@@ -153,12 +153,16 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
         (relayFailing === undefined ? undefined : `events wait in the log: the relay cannot publish (${relayFailing})`) ??
         (brokerError && Date.now() - brokerError.at < 10_000 ? brokerError.message : undefined);
       // A consumer waiting out a fault stores nothing meanwhile: the view or table it keeps falls behind.
+      // A view being rebuilt answers, but incompletely: degraded until the replay has read what was there.
       for (const service of services) {
         const faulted = service.consumers.faulted();
+        const replaying = faulted.length === 0 ? await service.consumers.replaying() : [];
         checks[`subscribers:${service.role}`] =
-          faulted.length === 0
-            ? { status: 'ok' }
-            : { status: 'down', detail: faulted.map(({ name, fault }) => `${name} retrying (${fault})`).join('; ') };
+          faulted.length > 0
+            ? { status: 'down', detail: faulted.map(({ name, fault }) => `${name} retrying (${fault})`).join('; ') }
+            : replaying.length > 0
+              ? { status: 'degraded', detail: replaying.map(({ name, until }) => `${name} replaying up to position ${until}`).join('; ') }
+              : { status: 'ok' };
       }
       const attached = services.every((s) => s.consumers.attached());
       // A refused configuration does not heal by waiting: not ready, so it cannot go unnoticed.

@@ -379,6 +379,31 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
     });
   }, 40_000);
 
+  it('says a view is being rebuilt, with the head it must reach, until the replay has read that far', async () => {
+    let gate: Promise<void> = Promise.resolve();
+    let open = () => {};
+    const subscriber = recording('rebuilt', () => false, {
+      async reset(tx) {
+        await sql`DELETE FROM seen`.execute(tx.db);
+      },
+    });
+    const held: Subscriber = { ...subscriber, handle: async (events, tx) => (await gate, subscriber.handle(events, tx)) };
+    await withConsumers([held], {}, async ({ publish, consumers, count, until }) => {
+      for (let n = 0; n < 20; n++) await publish(n);
+      consumers.start();
+      await until(async () => (await count('seen')) === 20, 'the view is built');
+      expect(await consumers.replaying()).toEqual([]);
+      gate = new Promise((resolve) => (open = resolve));
+      await consumers.replay('rebuilt');
+      expect(await consumers.replaying()).toEqual([{ name: 'rebuilt', until: 20 }]);
+      expect((await consumers.status())[0]).toMatchObject({ name: 'rebuilt', replayingUntil: 20 });
+      open();
+      await until(async () => (await consumers.replaying()).length === 0, 'the replay has read what was there');
+      expect(await count('seen')).toBe(20);
+      expect((await consumers.status())[0]).not.toHaveProperty('replayingUntil');
+    });
+  }, 40_000);
+
   it('rebuilds a view from the first message of the stream when a replay was requested before it attached', async () => {
     const subscriber = recording('viewing', () => false, {
       async reset(tx) {

@@ -78,6 +78,8 @@ export interface BusSubscriptions {
   faulted(): ReadonlyArray<{ readonly name: string; readonly fault: string }>;
   /** Per subscriber: the broker's acknowledgement marker as position, and the messages left as lag. */
   status(): Promise<SubscriberStatus[]>;
+  /** The views being rebuilt by a replay of this process, each with the stream's head when it began. */
+  replaying(): Promise<ReadonlyArray<{ readonly name: string; readonly until: number }>>;
   /**
    * Throws away a subscriber's view and consumes the stream again from its first message: the
    * durable consumer is rewound on the broker, so the stream must still hold what the view was built
@@ -100,6 +102,23 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   const { bus, store, clock, logger } = options;
   const commitIntervalMs = options.commitIntervalMs ?? 0;
   const consumptions = new Map<string, Consumption>();
+  // The stream's head when a replay began, per subscriber, until its consumer has acknowledged that far
+  // (or has nothing left): its view answers, but incompletely, meanwhile. Kept in memory: a restart forgets it.
+  const replayingUntil = new Map<string, number>();
+  const markReplaying = async (name: string) => {
+    replayingUntil.set(name, (await bus.head?.().catch(() => undefined)) ?? Number.MAX_SAFE_INTEGER);
+  };
+  /** The marker, once the consumer's progress says the replay is not over yet; cleared when it is. */
+  const stillReplaying = (name: string, progress: { acknowledged: number; pending: number } | undefined) => {
+    const until = replayingUntil.get(name);
+    if (until === undefined) return undefined;
+    // No consumer yet: the replay has not begun to read.
+    if (progress && (progress.acknowledged >= until || progress.pending === 0)) {
+      replayingUntil.delete(name);
+      return undefined;
+    }
+    return until;
+  };
   // The last failure of each subscriber's transactions, until one commits again: what status reports.
   const faults = new Map<string, string>();
   let running = false;
@@ -275,6 +294,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       return;
     }
     await startOver(subscriber, subscriber.reset);
+    await markReplaying(subscriber.name);
     logger.info(
       { subscriber: subscriber.name, reasons: [...requests.values()] },
       'replaying from the first message of the stream, as requested',
@@ -384,6 +404,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           const progress = await bus.progress(durableOf(subscriber));
           const position = progress?.acknowledged ?? 0;
           const lag = progress?.pending ?? 0;
+          const until = stillReplaying(subscriber.name, progress);
           return {
             name: subscriber.name,
             position,
@@ -391,6 +412,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             lag,
             parked: parked.get(subscriber.name) ?? 0,
             ...statusOf(subscriber.name),
+            ...(until === undefined ? {} : { replayingUntil: until }),
           };
         }),
       );
@@ -413,11 +435,24 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       consumptions.delete(name);
       try {
         await startOver(subscriber, reset);
+        await markReplaying(name);
         logger.info({ subscriber: name }, 'replaying from the first message of the stream');
       } finally {
         // Failed or not (the broker unreachable, say), the subscriber consumes again: never left stopped.
         if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
       }
+    },
+
+    async replaying() {
+      const names = [...replayingUntil.keys()];
+      const found = await Promise.all(
+        names.map(async (name) => {
+          const progress = await bus.progress(durableOf(subscriberOf(name))).catch(() => undefined);
+          const until = stillReplaying(name, progress);
+          return until === undefined ? [] : [{ name, until }];
+        }),
+      );
+      return found.flat();
     },
 
     async retryParked(name, ref) {

@@ -79,6 +79,8 @@ export interface MessageBus {
    * message the broker holds: the way to rebuild a view from the stream. Stop its consumptions first.
    */
   rewind(durableName: string): Promise<void>;
+  /** The position of the last message the stream holds (JetStream: its last sequence), when the broker tells it. */
+  head?(): Promise<number>;
   /** Why the broker cannot be reached now (never connected, disconnected, closed), or undefined while it can. */
   unreachable?(): string | undefined;
   close(): Promise<void>;

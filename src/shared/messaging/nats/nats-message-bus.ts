@@ -294,6 +294,10 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       };
     },
 
+    async head() {
+      return askBroker(async (jsm) => (await jsm.streams.info(options.stream)).state.last_seq);
+    },
+
     async rewind(durableName) {
       await askBroker(async (jsm) => {
         for (const info of await consumersNamed(jsm, options.stream, durableName)) await deleteConsumer(jsm, options.stream, info.name);
