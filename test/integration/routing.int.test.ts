@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_RULES_PER_APPLICATION } from '../../src/routing/application/manage-rules.js';
 import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -617,6 +618,23 @@ describe('routing rules are checked when saved', () => {
     expect((await call(intake, 'DELETE', `/api/routing-rules/${low.rule_id}`)).statusCode).toBe(204);
     expect((await call(intake, 'GET', `/api/routing-rules/${low.rule_id}`)).statusCode).toBe(404);
   });
+
+  it(`refuses a rule past the ${MAX_RULES_PER_APPLICATION} an application may have, disabled ones counted, and takes one again once one goes`, async () => {
+    const intake = await start();
+    await setUp(intake);
+    await setUp(intake, 'blog');
+    let last = '';
+    for (let i = 0; i < MAX_RULES_PER_APPLICATION; i++) {
+      const created = await call(intake, 'POST', '/api/routing-rules', { ...base, rule_name: `r${i}`, is_active: i % 2 === 0 });
+      expect(created.statusCode).toBe(201);
+      last = created.json().rule_id;
+    }
+    const refused = await call(intake, 'POST', '/api/routing-rules', { ...base, rule_name: 'one too many' });
+    expect([refused.statusCode, refused.json().code]).toEqual([409, 'routing.too-many-rules']);
+    expect((await call(intake, 'POST', '/api/routing-rules', { ...base, app_id: 'blog' })).statusCode).toBe(201);
+    expect((await call(intake, 'DELETE', `/api/routing-rules/${last}`)).statusCode).toBe(204);
+    expect((await call(intake, 'POST', '/api/routing-rules', { ...base, rule_name: 'in its place' })).statusCode).toBe(201);
+  }, 60_000);
 
   it('keeps a disabled rule disabled through a PUT that leaves is_active out, and changes it when given', async () => {
     const intake = await start();

@@ -14,6 +14,7 @@ it('reads a rule once, until a rule event forgets it', async () => {
     listByApp: async () => [],
     pageByApp: async () => ({ items: [], nextCursor: null }),
     listAll: async () => ({ items: [], nextCursor: null }),
+    countByApp: async () => 0,
   };
   const rules = cachedRules(() => table);
   const db = {} as Kysely<object>;
@@ -33,6 +34,7 @@ it('reads a rule again once it is older than maxAgeMs, where replicas share the 
     listByApp: async () => [],
     pageByApp: async () => ({ items: [], nextCursor: null }),
     listAll: async () => ({ items: [], nextCursor: null }),
+    countByApp: async () => 0,
   };
   let clock = 0;
   const rules = cachedRules(() => table, { maxAgeMs: 500, now: () => clock });

@@ -1,5 +1,5 @@
 import type { Clock } from '../../shared/clock.js';
-import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { AppendRequest, EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
@@ -117,10 +117,23 @@ export interface CreatedRule {
   readonly signingSecret: string | undefined;
 }
 
+/**
+ * Rules an application may have. Each item of the application is judged by every active rule, and
+ * each that matches adds a delivery: thousands of rules would multiply an item's cost on the thread
+ * that stores everyone's items. Rules stored before the cap keep working.
+ */
+export const MAX_RULES_PER_APPLICATION = 200;
+
 export const createRule =
   (deps: RuleDeps) =>
   async (input: RuleInput): Promise<CreatedRule> => {
     const fields = await validated(deps, input);
+    if ((await deps.catalog.countByApp(fields.app_id)) >= MAX_RULES_PER_APPLICATION) {
+      throw new ConflictError(
+        'routing.too-many-rules',
+        `application ${fields.app_id} has ${MAX_RULES_PER_APPLICATION} rules, the most it may have: delete one, or combine rules with $or`,
+      );
+    }
     const ruleId = deps.newId();
     const event = decideCreate(ruleId, fields, noRule, deps.clock.now());
     const signingSecret = fields.destination_type === 'webhook' ? deps.newSigningSecret() : undefined;

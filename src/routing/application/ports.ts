@@ -19,6 +19,8 @@ export interface RuleCatalog {
   pageByApp(appId: string, page: PageRequest): Promise<Page<StoredRule>>;
   /** Every application's rules by id, a page at a time. */
   listAll(page: PageRequest): Promise<Page<StoredRule>>;
+  /** How many rules an application has, active or not. */
+  countByApp(appId: string): Promise<number>;
 }
 
 /** Webhook signing secrets: needed in clear to sign, so kept apart from the log and never returned after creation. */

@@ -135,6 +135,14 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
     async listByApp(appId) {
       return (await byPriority(db, appId).execute()).map((row) => parseStored(row.rule));
     },
+    async countByApp(appId) {
+      const row = await tables(db)
+        .selectFrom('routing_rules')
+        .select((eb) => eb.fn.countAll<number | string>().as('rules'))
+        .where('app_id', '=', appId)
+        .executeTakeFirst();
+      return Number(row?.rules ?? 0);
+    },
     async pageByApp(appId, page) {
       let query = tables(db)
         .selectFrom('routing_rules')
