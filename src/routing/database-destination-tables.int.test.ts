@@ -116,4 +116,27 @@ describe.each(backends)('database destination tables in any letter case on %s', 
     await settled(deliveryId, (d) => d.status === 'succeeded');
     expect(await rowsIn('legacy_copy')).toBe(1);
   });
+
+  it('makes a table dropped under it again, dead-letters only the rows of one altered, and holds up no other application', async () => {
+    for (const app_id of ['cd', 'ce']) expect((await call('POST', '/api/applications', { name: app_id, app_id })).statusCode).toBe(201);
+    const dropped = await createRule('cd', { destination_type: 'database', destination_config: { table: 'dropped_copy' } });
+    await deliveriesOf(await ingest('cd'));
+    await sql`DROP TABLE ${sql.table('dropped_copy')}`.execute(intake.db);
+    const afterDrop = await ingest('cd');
+    expect((await deliveriesOf(afterDrop)).find((d) => d.rule_id === dropped)).toMatchObject({ status: 'succeeded' });
+    expect(await rowsIn('dropped_copy')).toBe(1);
+
+    const altered = await createRule('ce', { destination_type: 'database', destination_config: { table: 'altered_copy' } });
+    await deliveriesOf(await ingest('ce'));
+    await sql`ALTER TABLE ${sql.table('altered_copy')} RENAME COLUMN body TO payload`.execute(intake.db);
+    const afterAlter = await ingest('ce');
+    const failed = (await deliveriesOf(afterAlter)).find((d) => d.rule_id === altered);
+    expect(failed).toMatchObject({ status: 'dead_lettered' });
+    expect(failed?.last_error).toMatch(/^table altered_copy could not be written: .*changed under Intake/);
+    // Every other item goes through the pipeline as ever.
+    const other = await ingest('ca');
+    await intake.subscriptions.caughtUp(30_000);
+    expect(((await call('GET', `/query/${other}`)).json() as { status: string }).status).toBe('processed');
+    expect(await parked()).toEqual([]);
+  });
 });

@@ -163,7 +163,13 @@ export function deliveryAttempts(
     await deps.store.transaction(async (tx) => {
       if (rule?.destination_type === 'database' && decision.status === 'succeeded') {
         try {
-          await tx.isolated(() => writeRow(tx, delivery, rule, now));
+          // A second try: a table dropped under Intake is made again by it.
+          await tx
+            .isolated(() => writeRow(tx, delivery, rule, now))
+            .catch((error: unknown) => {
+              if (failsTheTransaction(error)) throw error;
+              return tx.isolated(() => writeRow(tx, delivery, rule, now));
+            });
         } catch (error) {
           if (failsTheTransaction(error)) throw error;
           // A table that cannot be written (its name taken by a table Intake does not own, say) refuses

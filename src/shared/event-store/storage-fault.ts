@@ -11,6 +11,13 @@ const SQLITE_MISSING_SCHEMA = /^(no such (table|column)|table \S+ has no column 
 const POSTGRES_MISSING_SCHEMA = new Set(['42P01', '42703', '3F000']);
 const NETWORK_FAULTS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
 
+/** Whether an error says a table or column is missing (dropped or renamed under a running Intake). */
+export function isMissingSchema(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'SQLITE_ERROR') return SQLITE_MISSING_SCHEMA.test((error as Error).message);
+  return typeof code === 'string' && POSTGRES_MISSING_SCHEMA.has(code);
+}
+
 /** Whether an error is the storage failing rather than the request or event being wrong. */
 export function isStorageFault(error: unknown): boolean {
   if (error instanceof UnavailableError) return true;

@@ -1,3 +1,4 @@
+import { isMissingSchema } from '../../../shared/event-store/storage-fault.js';
 import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import { ValidationError } from '../../../shared/errors.js';
 import { rowPieces } from '../../../shared/sql/statement-shapes.js';
@@ -120,6 +121,21 @@ function destinationTables(
     return target;
   };
 
+  /**
+   * A destination table is the user's: one dropped or altered under a running Intake is no storage
+   * fault (which would hold up every application's pipeline until a restart) but a table that cannot be
+   * written, and it is made again on the next attempt, which the callers make once.
+   */
+  const writing = async (table: string, write: () => Promise<void>) => {
+    try {
+      await write();
+    } catch (error) {
+      if (!isMissingSchema(error)) throw error;
+      created.delete(table);
+      throw new Error(`${(error as Error).message} (the table was changed under Intake)`);
+    }
+  };
+
   return {
     async assertUsable(table) {
       await resolve(table);
@@ -127,9 +143,11 @@ function destinationTables(
     async insert(table, row) {
       const target = await ensure(table);
       // The identifier was validated when the rule was saved and Kysely quotes it; values are parameters.
-      await sql`INSERT INTO ${sql.table(target)} (delivery_id, event_id, app_id, event_type, body, delivered_at)
-                VALUES (${row.delivery_id}, ${row.event_id}, ${row.app_id}, ${row.event_type}, ${row.body}, ${row.delivered_at})
-                ON CONFLICT (delivery_id) DO NOTHING`.execute(db);
+      await writing(table, async () => {
+        await sql`INSERT INTO ${sql.table(target)} (delivery_id, event_id, app_id, event_type, body, delivered_at)
+                  VALUES (${row.delivery_id}, ${row.event_id}, ${row.app_id}, ${row.event_type}, ${row.body}, ${row.delivered_at})
+                  ON CONFLICT (delivery_id) DO NOTHING`.execute(db);
+      });
     },
     async insertMany(table, rows) {
       if (rows.length === 0) return;
@@ -138,7 +156,10 @@ function destinationTables(
       // SQLite and PostgreSQL.
       let insert = insertsByTable.get(target);
       if (!insert) insertsByTable.set(target, (insert = rowsInto(target)));
-      for (const piece of rowPieces(db, rows)) await insert(db, [...piece]);
+      const into = insert;
+      await writing(table, async () => {
+        for (const piece of rowPieces(db, rows)) await into(db, [...piece]);
+      });
     },
   };
 }
