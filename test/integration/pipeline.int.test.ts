@@ -116,6 +116,9 @@ describe('the pipeline, end to end in one process', () => {
     expect(all.items.every((item: { history: unknown[] }) => item.history.length === 4)).toBe(true);
     const bare = await get('/query/all?history=false');
     expect(bare.items.map((item: object) => 'history' in item)).toEqual([false, false, false, false]);
+    // One item takes it too.
+    const one = await get(`/query/${ids[0]}?history=false`);
+    expect([one.id, 'history' in one]).toEqual([ids[0], false]);
   });
 
   it('marks an item invalid with every violation of its event type’s schema', async () => {

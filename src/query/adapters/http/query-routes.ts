@@ -71,7 +71,6 @@ const History = Type.Array(
   { description: "The events of the item's stream, in order" },
 );
 const QueryItem = Type.Object({ ...itemProperties, history: Type.Optional(History) }, { $id: 'QueryItem' });
-const QueryItemWithHistory = Type.Object({ ...itemProperties, history: History }, { $id: 'QueryItemWithHistory' });
 
 const ListQuery = Type.Intersect([
   PageQuery,
@@ -145,7 +144,7 @@ async function listedPage(handlers: QueryHandlers, filter: ItemFilter, query: { 
 /** The read side of SPEC.md section 2. */
 export function queryHttp(handlers: QueryHandlers): HttpContext {
   return {
-    schemas: [QueryItem, QueryItemWithHistory],
+    schemas: [QueryItem],
     routes: async (scope) => {
       const app = scope.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -280,13 +279,17 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
             summary: 'One item with its pipeline state and history',
             description: 'With `as_of`, the item is rebuilt from its events as it stood at that time.',
             params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
-            querystring: Type.Object({ as_of: Type.Optional(Type.String({ format: 'date-time', description: 'ISO-8601 date-time' })) }),
-            response: { 200: Type.Ref('QueryItemWithHistory'), ...errorResponses },
+            querystring: Type.Object({
+              as_of: Type.Optional(Type.String({ format: 'date-time', description: 'ISO-8601 date-time' })),
+              // As the lists take it, so that one client can ask both the same way.
+              history: Type.Optional(Type.Boolean({ default: true, description: "The item's history (default); false leaves it out" })),
+            }),
+            response: { 200: Type.Ref('QueryItem'), ...errorResponses },
           },
         },
         async (request) => {
           const { view, history } = await handlers.getItem(request.params.id, request.query.as_of);
-          return { ...toBody(view), history: historyBody(history) };
+          return request.query.history === false ? toBody(view) : { ...toBody(view), history: historyBody(history) };
         },
       );
     },
