@@ -13,7 +13,7 @@ import { localProcedures } from '../shared/procedures.js';
 import { schemaFence } from '../shared/postgres/schema-lock.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { startWorker } from '../shared/threads/start-worker.js';
-import { storageClient, type StorageClient } from '../shared/storage-thread/storage-client.js';
+import { DEFAULT_STORAGE_BUDGET, storageClient, type StorageClient } from '../shared/storage-thread/storage-client.js';
 import type { StorageMessage } from '../shared/storage-thread/protocol.js';
 import { fromWire } from '../shared/storage-thread/wire-errors.js';
 import type { Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
@@ -139,7 +139,7 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
 
   const readonly = openSqlite(sqlitePathFromUrl(config.databaseUrl), { readonly: true });
   const reads = await sqliteEventStore({ sqlite: readonly, clock, newId, durability: 'process-crash' });
-  const client = (started.client = storageClient(worker, reads));
+  const client = (started.client = storageClient(worker, reads, { ...DEFAULT_STORAGE_BUDGET, maxCalls: config.maxQueuedAppends }));
   const deps: ModuleDeps = { store: client.store, db: readonly.db, clock, newId, logger, procedures: client.procedures };
   const { modules, links } = buildContexts(embeddedContexts(config), deps, { placement: 'embedded', config });
   const control = storageControl(client.procedures);

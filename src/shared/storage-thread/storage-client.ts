@@ -1,4 +1,4 @@
-import { ValidationError } from '../errors.js';
+import { UnavailableError, ValidationError } from '../errors.js';
 import { envelopeMetadata, eventText } from '../event-store/serialized-event.js';
 import type { AppendRequest, AppendResult, EventStore } from '../event-store/event-store.js';
 import type { RecordedEvent } from '../events.js';
@@ -31,13 +31,43 @@ interface Waiting {
 // Calls gathered before a message goes without waiting for the end of the tick.
 const EAGER_FLUSH_CALLS = 16;
 
+/** What the storage thread may have in hand at once, from this side; past it a call is refused (503). */
+export interface StorageBudget {
+  /** Calls (appends and procedures) awaiting their reply. */
+  readonly maxCalls: number;
+  /** The text they carry, in UTF-16 units: 400 batches of 770 KB at once ran the thread's heap out. */
+  readonly maxChars: number;
+}
+
+export const DEFAULT_STORAGE_BUDGET: StorageBudget = { maxCalls: 10_000, maxChars: 64 * 1024 * 1024 };
+
+/** A call's weight: the text it carries (strings, keys), plus a little per value, walked without recursion. */
+export function charsOf(value: unknown): number {
+  let chars = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const current = stack.pop();
+    chars += 8;
+    if (typeof current === 'string') chars += current.length;
+    else if (Array.isArray(current)) for (const element of current) stack.push(element);
+    else if (typeof current === 'object' && current !== null) {
+      for (const [key, field] of Object.entries(current)) {
+        chars += key.length;
+        stack.push(field);
+      }
+    }
+  }
+  return chars;
+}
+
 /**
  * The HTTP thread's side of the storage thread. Every append and procedure call made during one
  * tick goes over in one message; each caller is answered when its own reply comes back, so one
  * call's failure never fails another's.
  */
-export function storageClient(worker: StoragePort, reads: EventStoreReads): StorageClient {
+export function storageClient(worker: StoragePort, reads: EventStoreReads, budget: StorageBudget = DEFAULT_STORAGE_BUDGET): StorageClient {
   const waiting = new Map<number, Waiting>();
+  let charsInHand = 0;
   const listeners = new Set<(head: number) => void>();
   let nextId = 1;
   let outbox: Call[] = [];
@@ -69,8 +99,26 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads): Stor
   const send = (call: Unsent): Promise<unknown> =>
     new Promise((resolve, reject) => {
       if (failed) return reject(failed);
+      // Refused here, before it is copied over: the storage thread takes whatever it is sent.
+      const chars = call.kind === 'append' ? charsOf(call.request.events) : charsOf(call.args);
+      if (waiting.size >= budget.maxCalls || (charsInHand + chars > budget.maxChars && waiting.size > 0)) {
+        return reject(
+          new UnavailableError(
+            'event-store.overloaded',
+            `the storage thread has ${waiting.size} requests (${Math.round(charsInHand / 1_048_576)} MB) in hand; retry shortly`,
+            1,
+          ),
+        );
+      }
+      charsInHand += chars;
       const id = nextId++;
-      waiting.set(id, { resolve, reject });
+      const settled = () => {
+        charsInHand -= chars;
+      };
+      waiting.set(id, {
+        resolve: (value) => (settled(), resolve(value)),
+        reject: (error) => (settled(), reject(error)),
+      });
       outbox.push({ ...call, id } as Call);
       // A full message goes at once: the storage thread commits it while this thread reads the
       // rest of the sockets, instead of the two threads taking turns a whole tick at a time.
