@@ -57,6 +57,7 @@ export function ingestionModule(
     http: [
       ingestionHttp({
         ingest: ingestData(deps),
+        ingestEvent: ingestEvent(deps),
         getDataById: getDataById(items),
         getAllData: getAllData(items),
         getDataByPartnerId: getDataByPartnerId(items),

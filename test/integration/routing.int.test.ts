@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -829,6 +830,35 @@ describe('idempotency and batches', () => {
     expect(stored).toHaveLength(3);
   });
 
+  it('answers the same event with its keys in another order as a retry, and a record of an older release too', async () => {
+    const intake = await start();
+    await setUp(intake);
+    const ingestWith = (payload: string, key: string) =>
+      intake.app.inject({
+        method: 'POST',
+        url: '/api/ingest/shop',
+        headers: { ...auth, 'content-type': 'application/json', 'idempotency-key': key },
+        payload: `{"event_type":"order","payload":${payload}}`,
+      });
+    const first = await ingestWith('{"b":2,"a":{"y":1,"x":[{"q":1,"p":2}]}}', 'K-order');
+    const reordered = await ingestWith('{"a":{"x":[{"p":2,"q":1}],"y":1},"b":2}', 'K-order');
+    expect([reordered.statusCode, reordered.headers['idempotent-replayed']]).toEqual([201, 'true']);
+    expect(reordered.json().data.event_id).toBe(first.json().data.event_id);
+    // Array order is the event's: another order is another event.
+    expect((await ingestWith('{"b":2,"a":{"y":1,"x":[{"q":1,"p":2},0]}}', 'K-order')).statusCode).toBe(422);
+
+    // As a release before recorded it: the fingerprint of the keys as sent.
+    const old = await ingestWith('{"b":1,"a":1}', 'K-old');
+    const legacy = createHash('sha256')
+      .update(JSON.stringify(['order', { b: 1, a: 1 }]))
+      .digest('base64url');
+    await intake.store.transaction((tx) =>
+      sql`UPDATE ingest_idempotency SET fingerprint = ${legacy} WHERE idem_key = 'r:K-old'`.execute(tx.db),
+    );
+    const retried = await ingestWith('{"b":1,"a":1}', 'K-old');
+    expect([retried.headers['idempotent-replayed'], retried.json().data.event_id]).toEqual(['true', old.json().data.event_id]);
+  });
+
   it('takes a key that begins like a stored one (`m:X`) for a key of its own, not for `X` stored today', async () => {
     const intake = await start();
     await setUp(intake);
@@ -862,6 +892,14 @@ describe('idempotency and batches', () => {
     expect(body.results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'rejected', 'duplicate', 'rejected', 'accepted']);
     expect(body.results[2].event_id).toBe(body.results[0].event_id);
     expect(body.results[1].errors[0].path).toBe('payload');
+    // Each rejection says why as a code too, as a problem would.
+    expect(body.results.map((r: { code?: string }) => r.code)).toEqual([
+      undefined,
+      'ingestion.invalid-item',
+      undefined,
+      'ingestion.invalid-item',
+      undefined,
+    ]);
     expect(
       (
         await call(intake, 'POST', '/api/ingest/shop/batch', {

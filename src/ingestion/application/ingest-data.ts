@@ -112,12 +112,30 @@ const storedKeyOf = (key: IdempotencyKey) => `${key.sameRequestOnly ? (key.deriv
  */
 const legacyKeyOf = (key: IdempotencyKey) => (/^[mrb]:/.test(key.key) ? {} : { legacyKey: key.key });
 
-/** What an event asks to store, for telling a retry from another request under the same key. */
+/**
+ * What an event asks to store, for telling a retry from another request under the same key: its keys
+ * in order of name at every level, so that a client that builds the object again (from a hash map)
+ * in another order is answered as a retry, not refused with 422.
+ */
 function fingerprintOf(command: IngestDataCommand): string {
-  return createHash('sha256')
-    .update(JSON.stringify([command.eventType, command.payload ?? null]))
-    .digest('base64url');
+  return sha256(JSON.stringify([command.eventType, command.payload ?? null], inOrderOfName));
 }
+
+/** The fingerprint as releases before keys were put in order took it, while records of theirs last. */
+function legacyFingerprintOf(command: IngestDataCommand): string {
+  return sha256(JSON.stringify([command.eventType, command.payload ?? null]));
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
+
+const inOrderOfName = (_key: string, value: unknown): unknown =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? Object.fromEntries(
+        Object.keys(value)
+          .sort()
+          .map((key) => [key, (value as Record<string, unknown>)[key]]),
+      )
+    : value;
 
 /** A prepared item as the storage side commits it: where it goes, its receipt, its events and its key. */
 export interface ToCommit<Event = NewEvent> {
@@ -131,6 +149,8 @@ export interface ToCommit<Event = NewEvent> {
   readonly legacyKey?: string;
   /** With a key that names one request: what it asked for (see `IdempotencyKey`). */
   readonly fingerprint?: string;
+  /** The same as a release before took it, when it differs. */
+  readonly legacyFingerprint?: string;
 }
 
 const toCommit = (prepared: Prepared, command: IngestDataCommand, key: IdempotencyKey | undefined): ToCommit => ({
@@ -139,8 +159,14 @@ const toCommit = (prepared: Prepared, command: IngestDataCommand, key: Idempoten
   routing: prepared.routing,
   events: prepared.events,
   ...(key === undefined ? {} : { key: storedKeyOf(key), ...legacyKeyOf(key) }),
-  ...(key?.sameRequestOnly ? { fingerprint: fingerprintOf(command) } : {}),
+  ...(key?.sameRequestOnly ? fingerprintsOf(command) : {}),
 });
+
+function fingerprintsOf(command: IngestDataCommand): { fingerprint: string; legacyFingerprint?: string } {
+  const fingerprint = fingerprintOf(command);
+  const legacyFingerprint = legacyFingerprintOf(command);
+  return legacyFingerprint === fingerprint ? { fingerprint } : { fingerprint, legacyFingerprint };
+}
 
 /** Appends prepared events in one transaction; one with a key is stored at most once per key. */
 export type CommitPrepared = (entries: readonly ToCommit[]) => Promise<Committed[]>;
@@ -217,7 +243,11 @@ export const commitPrepared =
         const won = claim && key !== undefined && !lost.has(scoped(app, key));
         const first = key === undefined || won ? undefined : (firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint));
         if (first) {
-          const reused = fingerprint !== undefined && first.fingerprint !== undefined && first.fingerprint !== fingerprint;
+          const reused =
+            fingerprint !== undefined &&
+            first.fingerprint !== undefined &&
+            first.fingerprint !== fingerprint &&
+            first.fingerprint !== entry.legacyFingerprint;
           committed.push({ status: reused ? 'key-reused' : 'duplicate', eventId: first.eventId, routing: first.routing });
           continue;
         }

@@ -117,7 +117,8 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
         scope.post(
           path,
           {
-            bodyLimit: MAX_BATCH_BYTES,
+            // The SDKs' limit, or the server's BODY_LIMIT when that is lower.
+            bodyLimit: Math.min(MAX_BATCH_BYTES, scope.initialConfig.bodyLimit ?? MAX_BATCH_BYTES),
             // Each message is held to the JSON limits alone: one too deep or with a lone surrogate is rejected by itself.
             config: { jsonItems: 'batch' },
             validatorCompiler: documentedBodyOnly,

@@ -95,7 +95,8 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
       app.post(
         '/api/ingest/:app_id/batch',
         {
-          bodyLimit: MAX_BATCH_BYTES,
+          // The batch's own limit, or the server's BODY_LIMIT when that is lower.
+          bodyLimit: Math.min(MAX_BATCH_BYTES, scope.initialConfig.bodyLimit ?? MAX_BATCH_BYTES),
           config: { access: 'write', jsonItems: 'events' },
           schema: {
             tags,
@@ -121,6 +122,7 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
                     status: Type.String({ description: 'accepted | duplicate | rejected' }),
                     event_id: Type.Optional(Type.String()),
                     routing_summary: Type.Optional(RoutingSummarySchema),
+                    code: Type.Optional(Type.String({ description: 'Why it was rejected, as a stable code (a problem’s `code`)' })),
                     reason: Type.Optional(Type.String()),
                     errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
                   }),
@@ -161,7 +163,7 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
                 ? { index: r.index, status: r.status, event_id: r.eventId, routing_summary: r.routing }
                 : r.status === 'duplicate'
                   ? { index: r.index, status: r.status, event_id: r.eventId }
-                  : { index: r.index, status: r.status, reason: r.reason, errors: [...r.errors] },
+                  : { index: r.index, status: r.status, code: r.code, reason: r.reason, errors: [...r.errors] },
             ),
           };
         },
@@ -243,5 +245,5 @@ function refusalOf(event: Record<string, unknown> | undefined, messageId: string
 
 function refusedReceipt(index: number, refused: RefusedJsonItem): BatchReceipt {
   const { path, message } = refused.fault;
-  return { index, status: 'rejected', code: 'request.invalid', reason: `${path} ${message}`, errors: [{ path, message }] };
+  return { index, status: 'rejected', code: refused.toError().code, reason: `${path} ${message}`, errors: [{ path, message }] };
 }

@@ -50,6 +50,31 @@ describe('POST /ingest', () => {
     expect(stream.slice(0, 2).map((e) => e.type)).toEqual(['DataReceived', 'DataIngested']);
   });
 
+  it('takes an Idempotency-Key as /api/ingest does: a retry answers the first item and stores nothing, another item is refused', async () => {
+    const before = await storedCount();
+    const body = { partner_id: 'keyed', event_type: 'order', payload: { total: 1 } };
+    const first = await post(body, { ...auth, 'idempotency-key': 'ING-1' });
+    expect(first.statusCode).toBe(201);
+    const retry = await post(body, { ...auth, 'idempotency-key': 'ING-1' });
+    expect([retry.statusCode, retry.headers['idempotent-replayed'], retry.json().id]).toEqual([201, 'true', first.json().id]);
+    expect(retry.json()).toMatchObject({ partner_id: 'keyed', event_type: 'order', payload: { total: 1 } });
+    const other = await post({ ...body, payload: { total: 2 } }, { ...auth, 'idempotency-key': 'ING-1' });
+    expect([other.statusCode, other.json().code]).toEqual([422, 'ingestion.idempotency-key-reused']);
+    expect((await get('/ingest/partner/keyed')).json().items).toHaveLength(1);
+    expect((await storedCount()) - before).toBe(2);
+  });
+
+  it('holds a batch to BODY_LIMIT when that is lower than the batch’s own 1 MB', async () => {
+    await intake.app.inject({ method: 'POST', url: '/api/applications', headers: auth, payload: { app_id: 'limits', name: 'limits' } });
+    const batch = await intake.app.inject({
+      method: 'POST',
+      url: '/api/ingest/limits/batch',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: JSON.stringify({ events: [{ event_type: 'big', payload: { pad: 'x'.repeat(8000) } }] }),
+    });
+    expect(batch.statusCode).toBe(413);
+  });
+
   it('defaults the event type to "data" and echoes a correlation id', async () => {
     const response = await post({ partner_id: 'p', payload: {} }, { ...auth, 'x-correlation-id': 'corr-42' });
     expect(response.json().event_type).toBe('data');

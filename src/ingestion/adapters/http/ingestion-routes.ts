@@ -8,12 +8,14 @@ import { errorResponses, JsonObjectSchema, PageQuery } from '../../../shared/htt
 import { DEFAULT_PAGE_SIZE, type Page } from '../../../shared/pagination.js';
 import type { IngestDataCommand, IngestedItem, RequestContext } from '../../domain/ingested-data.js';
 import { ITEM_STATUSES, type ItemStatus } from '../../domain/item-status.js';
-import type { Ingested } from '../../application/ingest-data.js';
+import type { IdempotencyKey, Ingested, Receipt } from '../../application/ingest-data.js';
 import type { ItemWithStatus } from '../../application/ports.js';
 import type { GetAllData, GetDataById, GetDataByPartnerId } from '../../application/queries.js';
 
 export interface IngestionHandlers {
   ingest(command: IngestDataCommand): Promise<Ingested>;
+  /** The same under an `Idempotency-Key`: a retry answers the first item and stores nothing. */
+  ingestEvent(command: IngestDataCommand, idempotencyKey: IdempotencyKey): Promise<Receipt>;
   getDataById(query: GetDataById): Promise<ItemWithStatus>;
   getAllData(query: GetAllData): Promise<Page<ItemWithStatus>>;
   getDataByPartnerId(query: GetDataByPartnerId): Promise<Page<ItemWithStatus>>;
@@ -87,19 +89,29 @@ export function ingestionHttp(handlers: IngestionHandlers): HttpContext {
             summary: 'Ingest one item',
             description:
               'Stores the item durably in the event store before answering. Accepts the admin token or a write key of the partner.',
+            headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }),
             body: IngestBody,
             response: { 201: Type.Ref('IngestedItem'), ...errorResponses, 422: Type.Ref('Problem') },
           },
         },
         async (request, reply) => {
           assertMayWriteAs(request.principal, request.body.partner_id);
-          const { item } = await handlers.ingest({
+          const command: IngestDataCommand = {
             partnerId: request.body.partner_id,
             eventType: request.body.event_type,
             payload: request.body.payload,
             channel: 'partner_api',
             request: requestContextOf(request),
-          });
+          };
+          const key = request.headers['idempotency-key'];
+          if (key === undefined) {
+            const { item } = await handlers.ingest(command);
+            return reply.status(201).header('location', `/ingest/${item.id}`).send(toBody(item));
+          }
+          // Taken as /api/ingest takes it: ignored, a retry would have stored the item twice.
+          const receipt = await handlers.ingestEvent(command, { key, sameRequestOnly: true });
+          const item = await handlers.getDataById({ id: receipt.eventId });
+          if (receipt.duplicate) reply.header('idempotent-replayed', 'true');
           return reply.status(201).header('location', `/ingest/${item.id}`).send(toBody(item));
         },
       );
