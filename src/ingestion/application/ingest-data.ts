@@ -186,83 +186,90 @@ export interface CommitDeps {
 export const commitPrepared =
   (deps: CommitDeps): CommitPrepared =>
   (entries) =>
-    deps.store.transaction(async (tx) => {
-      const log = deps.idempotency(tx.db);
-      const now = deps.clock.now();
-      const notBefore = new Date(now.getTime() - (deps.idempotencyWindowMs ?? DAY_MS)).toISOString();
-      // Keys are looked up and recorded per application, a few statements for the whole batch.
-      const firsts = new Map<string, FirstResult>();
-      const keysByApp = new Map<string, Set<string>>();
-      for (const { appId, key, legacyKey } of entries) {
-        if (key === undefined) continue;
-        const keys = keysByApp.get(appId) ?? new Set();
-        keys.add(key);
-        if (legacyKey !== undefined) keys.add(legacyKey);
-        keysByApp.set(appId, keys);
-      }
-      // A record counts for a key of its own kind only: request keys are stored with a fingerprint,
-      // message ids without (which also tells the kind of a record stored before prefixes).
-      const firstOf = (app: string, key: string | undefined, fingerprint: string | undefined) => {
-        const first = key === undefined ? undefined : firsts.get(scoped(app, key));
-        return first && (first.fingerprint !== undefined) === (fingerprint !== undefined) ? first : undefined;
-      };
-      for (const [app, keys] of keysByApp) {
-        for (const [key, first] of await log.findMany(app, [...keys], notBefore)) firsts.set(scoped(app, key), first);
-      }
-      // Each key without a first result is claimed before anything is appended: a concurrent request
-      // with the same key (another process, or another connection on PostgreSQL) then either waits and
-      // loses it, its event a duplicate of the winner's, or never saw it.
-      const claims = new Map<string, Array<{ key: string; result: FirstResult }>>();
-      const plans = entries.map((entry) => {
-        const { appId: app, key, fingerprint } = entry;
-        const result: FirstResult = { eventId: entry.itemId, routing: entry.routing, ...(fingerprint ? { fingerprint } : {}) };
-        const claim = key !== undefined && !(firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint));
-        if (claim) {
-          // A second copy within this batch is a duplicate of the first.
-          firsts.set(scoped(app, key), result);
-          const rows = claims.get(app) ?? [];
-          rows.push({ key, result });
-          claims.set(app, rows);
+    deps.store
+      .transaction(async (tx) => {
+        const log = deps.idempotency(tx.db);
+        const now = deps.clock.now();
+        const notBefore = new Date(now.getTime() - (deps.idempotencyWindowMs ?? DAY_MS)).toISOString();
+        // Keys are looked up and recorded per application, a few statements for the whole batch.
+        const firsts = new Map<string, FirstResult>();
+        const keysByApp = new Map<string, Set<string>>();
+        for (const { appId, key, legacyKey } of entries) {
+          if (key === undefined) continue;
+          const keys = keysByApp.get(appId) ?? new Set();
+          keys.add(key);
+          if (legacyKey !== undefined) keys.add(legacyKey);
+          keysByApp.set(appId, keys);
         }
-        return { entry, result, claim };
+        // A record counts for a key of its own kind only: request keys are stored with a fingerprint,
+        // message ids without (which also tells the kind of a record stored before prefixes).
+        const firstOf = (app: string, key: string | undefined, fingerprint: string | undefined) => {
+          const first = key === undefined ? undefined : firsts.get(scoped(app, key));
+          return first && (first.fingerprint !== undefined) === (fingerprint !== undefined) ? first : undefined;
+        };
+        for (const [app, keys] of keysByApp) {
+          for (const [key, first] of await log.findMany(app, [...keys], notBefore)) firsts.set(scoped(app, key), first);
+        }
+        // Each key without a first result is claimed before anything is appended: a concurrent request
+        // with the same key (another process, or another connection on PostgreSQL) then either waits and
+        // loses it, its event a duplicate of the winner's, or never saw it.
+        const claims = new Map<string, Array<{ key: string; result: FirstResult }>>();
+        const plans = entries.map((entry) => {
+          const { appId: app, key, fingerprint } = entry;
+          const result: FirstResult = { eventId: entry.itemId, routing: entry.routing, ...(fingerprint ? { fingerprint } : {}) };
+          const claim = key !== undefined && !(firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint));
+          if (claim) {
+            // A second copy within this batch is a duplicate of the first.
+            firsts.set(scoped(app, key), result);
+            const rows = claims.get(app) ?? [];
+            rows.push({ key, result });
+            claims.set(app, rows);
+          }
+          return { entry, result, claim };
+        });
+        const lost = new Set<string>();
+        for (const [app, rows] of claims) {
+          const won = await log.claimMany(app, rows, now.toISOString(), notBefore);
+          const taken = rows.filter(({ key }) => !won.has(key)).map(({ key }) => key);
+          if (taken.length === 0) continue;
+          for (const [key, first] of await log.findMany(app, taken, notBefore)) {
+            firsts.set(scoped(app, key), first);
+            lost.add(scoped(app, key));
+          }
+        }
+        const committed: Committed[] = [];
+        const appended: ToCommit[] = [];
+        for (const { entry, result, claim } of plans) {
+          const { appId: app, key, fingerprint } = entry;
+          const won = claim && key !== undefined && !lost.has(scoped(app, key));
+          const first =
+            key === undefined || won ? undefined : (firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint));
+          if (first) {
+            const reused =
+              fingerprint !== undefined &&
+              first.fingerprint !== undefined &&
+              first.fingerprint !== fingerprint &&
+              first.fingerprint !== entry.legacyFingerprint;
+            committed.push({ status: reused ? 'key-reused' : 'duplicate', eventId: first.eventId, routing: first.routing });
+            continue;
+          }
+          appended.push(entry);
+          committed.push({ status: 'accepted', eventId: result.eventId, routing: result.routing });
+        }
+        await tx.appendMany(
+          appended.map((entry) => ({
+            streamId: dataStreamId(entry.itemId),
+            events: entry.events,
+            expectedVersion: 'no_stream' as const,
+          })),
+        );
+        return committed;
+      })
+      .then(async (committed) => {
+        // A duplicate is answered with the first request's id: that commit may not be synced yet.
+        if (committed.some((c) => c.status !== 'accepted')) await deps.store.durable?.();
+        return committed;
       });
-      const lost = new Set<string>();
-      for (const [app, rows] of claims) {
-        const won = await log.claimMany(app, rows, now.toISOString(), notBefore);
-        const taken = rows.filter(({ key }) => !won.has(key)).map(({ key }) => key);
-        if (taken.length === 0) continue;
-        for (const [key, first] of await log.findMany(app, taken, notBefore)) {
-          firsts.set(scoped(app, key), first);
-          lost.add(scoped(app, key));
-        }
-      }
-      const committed: Committed[] = [];
-      const appended: ToCommit[] = [];
-      for (const { entry, result, claim } of plans) {
-        const { appId: app, key, fingerprint } = entry;
-        const won = claim && key !== undefined && !lost.has(scoped(app, key));
-        const first = key === undefined || won ? undefined : (firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint));
-        if (first) {
-          const reused =
-            fingerprint !== undefined &&
-            first.fingerprint !== undefined &&
-            first.fingerprint !== fingerprint &&
-            first.fingerprint !== entry.legacyFingerprint;
-          committed.push({ status: reused ? 'key-reused' : 'duplicate', eventId: first.eventId, routing: first.routing });
-          continue;
-        }
-        appended.push(entry);
-        committed.push({ status: 'accepted', eventId: result.eventId, routing: result.routing });
-      }
-      await tx.appendMany(
-        appended.map((entry) => ({
-          streamId: dataStreamId(entry.itemId),
-          events: entry.events,
-          expectedVersion: 'no_stream' as const,
-        })),
-      );
-      return committed;
-    });
 
 const scoped = (app: string, key: string) => `${app}\n${key}`;
 

@@ -70,6 +70,11 @@ export interface EventStore {
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T>;
   /** The last storage fault, until a commit succeeds again (readiness). */
   health?(): StorageHealth;
+  /**
+   * Resolves once every event committed so far is durable: for an answer that rests on an earlier
+   * commit (a retry answered with the first request's id). Absent where a commit is durable already.
+   */
+  durable?(): Promise<void>;
   /** Called after each commit with the new head position: wakes subscribers without polling. */
   onAppended(listener: (head: number) => void): () => void;
   close(): Promise<void>;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auth, startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
 
 let intake: TestIntake;
@@ -62,6 +62,17 @@ describe('POST /ingest', () => {
     expect([other.statusCode, other.json().code]).toEqual([422, 'ingestion.idempotency-key-reused']);
     expect((await get('/ingest/partner/keyed')).json().items).toHaveLength(1);
     expect((await storedCount()) - before).toBe(2);
+  });
+
+  it('answers a retry only once the first request’s commit is on disk', async () => {
+    const durable = vi.spyOn(intake.store, 'durable');
+    const body = { partner_id: 'synced', event_type: 'order', payload: { total: 1 } };
+    expect((await post(body, { ...auth, 'idempotency-key': 'SYNC-1' })).statusCode).toBe(201);
+    expect(durable).not.toHaveBeenCalled();
+    const retry = await post(body, { ...auth, 'idempotency-key': 'SYNC-1' });
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(durable).toHaveBeenCalledTimes(1);
+    durable.mockRestore();
   });
 
   it('holds a batch to BODY_LIMIT when that is lower than the batch’s own 1 MB', async () => {

@@ -83,7 +83,15 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     }
   };
   const sync = wal ? coalescedSync(() => wal.datasync()) : () => Promise.resolve();
-  const durable = () => guarded(sync);
+  // Commits that appended, and how many of them a finished sync covers.
+  let appendCommits = 0;
+  let syncedCommits = 0;
+  const durable = async () => {
+    const upTo = appendCommits;
+    await guarded(sync);
+    syncedCommits = Math.max(syncedCommits, upTo);
+  };
+  const durableSoFar = () => (syncedCommits >= appendCommits ? Promise.resolve() : durable());
 
   const notify = (committed: readonly KeptEvent[]) => {
     recent.add(committed);
@@ -120,6 +128,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
     commit: async (requests) => {
       const inserted: KeptEvent[] = [];
       const results = await guarded(() => db.transaction().execute((trx) => appendWithin(trx, requests, inserted)));
+      if (inserted.length > 0) appendCommits += 1;
       notify(inserted);
       return results;
     },
@@ -188,6 +197,7 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
           }),
         );
         if (appended.length > 0) {
+          appendCommits += 1;
           notify(appended);
           await durable();
         }
@@ -196,6 +206,8 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
       }),
 
     health: () => tracker.health,
+
+    durable: durableSoFar,
 
     onAppended(listener) {
       listeners.add(listener);
