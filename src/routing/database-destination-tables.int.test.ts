@@ -117,6 +117,38 @@ describe.each(backends)('database destination tables in any letter case on %s', 
     expect(await rowsIn('legacy_copy')).toBe(1);
   });
 
+  it('replays a window into the table without a second row (unless given fresh ids), re-evaluating `properties.*` as at ingestion', async () => {
+    expect((await call('POST', '/api/applications', { name: 'cf', app_id: 'cf' })).statusCode).toBe(201);
+    const ruleId = await createRule('cf', {
+      destination_type: 'database',
+      destination_config: { table: 'replayed_copy' },
+      condition: { 'properties.total': { $gt: 5 } },
+    });
+    const from = new Date().toISOString();
+    const response = await call('POST', '/api/ingest/cf', { event_type: 't', payload: { properties: { total: 10 } } });
+    expect(response.statusCode, response.body).toBe(201);
+    await deliveriesOf((response.json() as { data: { event_id: string } }).data.event_id);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const to = new Date().toISOString();
+    const replay = async (options: object) => {
+      const started = await call('POST', `/api/routing-rules/${ruleId}/replay`, { from, to, ...options });
+      expect(started.statusCode, started.body).toBe(202);
+      const jobId = (started.json() as { job_id: string }).job_id;
+      for (const deadline = Date.now() + 20_000; ;) {
+        const job = (await call('GET', `/api/routing-rules/${ruleId}/replays/${jobId}`)).json() as { status: string };
+        if (job.status === 'completed') return job;
+        if (Date.now() > deadline) throw new Error(`replay stayed ${JSON.stringify(job)}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    expect(await replay({ reevaluate: true })).toMatchObject({ scanned: 1, scheduled: 1 });
+    await intake.subscriptions.caughtUp(30_000);
+    expect(await rowsIn('replayed_copy')).toBe(1);
+    await replay({ fresh_ids: true });
+    await intake.subscriptions.caughtUp(30_000);
+    expect(await rowsIn('replayed_copy')).toBe(2);
+  });
+
   it('makes a table dropped under it again, dead-letters only the rows of one altered, and holds up no other application', async () => {
     for (const app_id of ['cd', 'ce']) expect((await call('POST', '/api/applications', { name: app_id, app_id })).statusCode).toBe(201);
     const dropped = await createRule('cd', { destination_type: 'database', destination_config: { table: 'dropped_copy' } });

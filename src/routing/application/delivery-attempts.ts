@@ -335,7 +335,8 @@ export function deliveryAttempts(
     deps
       .tables(tx.db, (callback) => tx.afterCommit(callback))
       .insert((rule.destination_config as DatabaseConfig).table, {
-        delivery_id: delivery.deliveryId,
+        // The id receivers see (`webhook-id` for webhooks): a replay writes no second row unless given fresh ids.
+        delivery_id: delivery.webhookId,
         event_id: delivery.itemId,
         app_id: delivery.appId,
         event_type: delivery.eventType,

@@ -21,7 +21,7 @@ import type {
   RuleCatalogFor,
   StoredRule,
 } from './ports.js';
-import { RULE_STEPS_PER_EVENT } from './rule-evaluator.js';
+import { conditionDocumentOf, RULE_STEPS_PER_EVENT } from './rule-evaluator.js';
 import { deliveryBodyOf, routedDocumentOf } from './routing-scheduler.js';
 import type { ConditionErrorOf } from './condition-errors.js';
 
@@ -180,7 +180,8 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
       if (rule.event_type_filter !== null && rule.event_type_filter !== entry.item.event_type) continue;
       try {
         // Each event within what it could cost at ingestion, so a replay holds the thread no longer.
-        if (test(routedDocumentOf(entry.item), workBudget(RULE_STEPS_PER_EVENT))) matching.push(entry);
+        // The document the rule was matched against at ingestion (`properties.*` reads the payload's).
+        if (test(conditionDocumentOf(routedDocumentOf(entry.item)), workBudget(RULE_STEPS_PER_EVENT))) matching.push(entry);
       } catch (error) {
         if (!(error instanceof OverBudget)) throw error;
         return {

@@ -164,7 +164,8 @@ export function routingScheduler({
         if (table === undefined) continue;
         const rows = rowsByTable.get(table) ?? [];
         rows.push({
-          delivery_id: delivery.deliveryId,
+          // The id receivers see: a replay's row keeps the first delivery's, so the table holds it once.
+          delivery_id: delivery.webhookId ?? delivery.deliveryId,
           event_id: delivery.itemId,
           app_id: delivery.appId,
           event_type: delivery.eventType,

@@ -215,7 +215,13 @@ export function conditionDocumentOf(event: RoutableEvent): object {
   const top: Record<string, unknown> = {};
   for (const key of ['properties', 'traits', 'context'] as const) {
     const value = payload[key];
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) top[key] = value;
+    if (isObject(value)) top[key] = value;
   }
+  // RudderStack's SDKs send an identify's traits in context.traits: `traits.*` reads them there too,
+  // as profiles do (`traits` wins where both name one).
+  const contextTraits = isObject(top.context) ? top.context.traits : undefined;
+  if (isObject(contextTraits)) top.traits = { ...contextTraits, ...(isObject(top.traits) ? top.traits : {}) };
   return { ...top, ...event };
 }
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -40,6 +40,20 @@ describe('rule conditions over analytics SDK messages', () => {
     const miss = await ruleEvaluator(async () => [rule({ 'properties.revenue': { $gt: 200 } })]).evaluate(event);
     expect(miss.matchedRuleIds).toEqual([]);
   });
+
+  it('read traits.* in context.traits too, where RudderStack sends an identify’s, the message’s own traits first', async () => {
+    const identify = {
+      app_id: 'shop',
+      event_type: 'identify',
+      payload: { type: 'identify', userId: 'u', traits: { plan: 'pro' }, context: { traits: { plan: 'free', seats: 3 } } },
+      metadata: {},
+    };
+    const matched = async (condition: object) => (await ruleEvaluator(async () => [rule(condition)]).evaluate(identify)).matchedRuleIds;
+    expect(await matched({ 'traits.seats': 3 })).toEqual(['r1']);
+    expect(await matched({ 'traits.plan': 'pro' })).toEqual(['r1']);
+    expect(await matched({ 'traits.plan': 'free' })).toEqual([]);
+    expect(await matched({ 'context.traits.plan': 'free' })).toEqual(['r1']);
+  });
 });
 
 describe('the compiled rules of an application', () => {
