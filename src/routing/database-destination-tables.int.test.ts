@@ -72,16 +72,18 @@ describe.each(backends)('database destination tables in any letter case on %s', 
     expect(await rowsIn('casetbl')).toBe(2);
   });
 
-  it('refuses on save a name that is one of its own tables in another letter case', async () => {
-    const response = await call('POST', '/api/routing-rules', {
-      app_id: 'ca',
-      rule_name: 'r',
-      destination_type: 'database',
-      destination_config: { table: 'Routing_Rules' },
-    });
-    expect(response.statusCode).toBe(400);
-    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(response.json()).toMatchObject({ code: 'routing.invalid-destination' });
+  it('refuses on save a name that is one of its own tables in another letter case, or one of its indexes', async () => {
+    for (const table of ['Routing_Rules', 'write_keys_app']) {
+      const response = await call('POST', '/api/routing-rules', {
+        app_id: 'ca',
+        rule_name: 'r',
+        destination_type: 'database',
+        destination_config: { table },
+      });
+      expect(response.statusCode, table).toBe(400);
+      expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(response.json()).toMatchObject({ code: 'routing.invalid-destination' });
+    }
   });
 
   it('dead-letters, with the reason, only the delivery to a table another has taken since its rule was saved', async () => {

@@ -182,8 +182,14 @@ function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent,
       destinationType: current?.destinationType ?? null,
       status,
       attempts: Math.max(current?.attempts ?? 0, event.type === 'DeliveryReplayed' ? attempt - 1 : attempt),
-      // A replay starts a new round: the reason the last one was given up no longer holds.
-      lastError: 'reason' in event.data ? event.data.reason : event.type === 'DeliveryReplayed' ? null : (current?.lastError ?? null),
+      // A replay starts a new round, and a success ends one: the reason of a failure before no longer holds
+      // (as the deliveries API says).
+      lastError:
+        'reason' in event.data
+          ? event.data.reason
+          : event.type === 'DeliveryReplayed' || event.type === 'DeliverySucceeded'
+            ? null
+            : (current?.lastError ?? null),
       stamp,
     };
   });

@@ -116,6 +116,12 @@ describe('item view', () => {
       expect(lastErrorOf([routed, gaveUp])).toBe('HTTP 500 (gave up after 3 attempts)');
       expect(lastErrorOf([routed, gaveUp, replayed])).toBeNull();
       expect(lastErrorOf([routed, gaveUp, replayed, failedAgain])).toBe('HTTP 503');
+      const succeeded: RoutingEvent = {
+        type: 'DeliverySucceeded',
+        data: { ...hook, attempt: 5, status_code: 200, duration_ms: 3, delivered_at: 'z' },
+      };
+      // A retry that gets through: the failure before it no longer says anything about the delivery.
+      expect(lastErrorOf([routed, gaveUp, replayed, failedAgain, succeeded])).toBeNull();
     });
 
     it('reads the older form too: a database delivery followed by its DeliveryAttempted and DeliverySucceeded', () => {

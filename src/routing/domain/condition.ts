@@ -272,6 +272,8 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
       case '$nin':
       case '$all':
         if (!Array.isArray(operand)) out.push({ path: at, message: `${operator} needs an array` });
+        // MongoDB matches nothing with it; the matcher would match every event, and route them all.
+        else if (operator === '$all' && operand.length === 0) out.push({ path: at, message: '$all needs at least one value' });
         else if (operand.length > (MAX_LIST[operator] ?? 0))
           out.push({ path: at, message: `${operator} lists at most ${MAX_LIST[operator]} values` });
         // sift refuses an operator among the values only when it compiles the rule: on the ingest path.
@@ -294,7 +296,7 @@ function checkOperators(operators: Record<string, unknown>, path: string, depth:
         break;
       case '$not':
         if (typeof operand === 'string') checkRegex(operand, '', at, out, tally);
-        else if (isPlainObject(operand)) checkOperators(operand, at, depth + 1, out, tally);
+        else if (isPlainObject(operand) && Object.keys(operand).length > 0) checkOperators(operand, at, depth + 1, out, tally);
         else out.push({ path: at, message: '$not needs an operator object' });
         break;
       case '$elemMatch':

@@ -56,6 +56,9 @@ describe('rule conditions', () => {
     [{ 'payload.x': { $all: [{ a: { $size: 1 } }] } }, 'condition.payload.x.$all'],
     [{ 'payload.x': { $elemMatch: { $in: [{ $where: '1' }] } } }, 'condition.payload.x.$elemMatch.$in'],
     [{ 'payload.x': { $not: { $in: [{ $size: 1 }] } } }, 'condition.payload.x.$not.$in'],
+    // MongoDB refuses the first and matches nothing with the second; the matcher would match nothing, then everything.
+    [{ 'payload.x': { $not: {} } }, 'condition.payload.x.$not'],
+    [{ 'payload.x': { $all: [] } }, 'condition.payload.x.$all'],
   ])('refuses %j at %s', (condition, path) => {
     try {
       validateCondition(condition);

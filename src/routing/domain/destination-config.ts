@@ -16,7 +16,8 @@ export type DestinationConfig = WebhookConfig | DatabaseConfig | QueueConfig;
 /** A table name that is a plain identifier: quoted in SQL anyway, but never something that needs quoting. */
 const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const RESERVED_TABLE_PREFIXES = ['sqlite_', 'pg_'];
-const SUBJECT = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_*>-]+)*$/;
+// A subject one can publish to: no wildcard (`*`, `>`), which the broker refuses on every delivery.
+const SUBJECT = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 /** What an HTTP field value may hold (RFC 9110 §5.5): no line break or other control character can be sent. */
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;

@@ -29,3 +29,13 @@ describe('webhook destination headers', () => {
     ]);
   });
 });
+
+describe('NATS queue destinations', () => {
+  it('take a subject one can publish to, and refuse a wildcard the broker would refuse on every delivery', () => {
+    expect(parseDestination('queue', { broker: 'nats', subject: 'orders.created-v2' }).config).toMatchObject({
+      subject: 'orders.created-v2',
+    });
+    for (const subject of ['orders.*', 'orders.>', '*', 'orders..x', '.orders'])
+      expect(() => parseDestination('queue', { broker: 'nats', subject }), subject).toThrow(ValidationError);
+  });
+});

@@ -1,3 +1,4 @@
+import { EVENT_TYPE_PATTERN, EVENT_TYPE_RULE } from '../../shared/contracts/event-type-rule.js';
 import { hash } from 'node:crypto';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import { validateCondition, type Condition } from './condition.js';
@@ -79,9 +80,10 @@ export function parseRule(input: RuleInput): RuleFields {
     ]);
   }
   const filter = input.event_type_filter ?? null;
-  if (filter !== null && (typeof filter !== 'string' || filter.length === 0 || longerThan(filter, 128))) {
+  // A filter no event type can equal (a space at an end, a line break) would leave the rule matching nothing, unsaid.
+  if (filter !== null && (typeof filter !== 'string' || !EVENT_TYPE_PATTERN.test(filter))) {
     throw new ValidationError('routing.invalid-rule', 'event_type_filter must be null or an event type', [
-      { path: 'event_type_filter', message: 'must be null or 1-128 characters' },
+      { path: 'event_type_filter', message: `must be null or an event type: ${EVENT_TYPE_RULE}` },
     ]);
   }
   const priority = input.priority ?? 0;

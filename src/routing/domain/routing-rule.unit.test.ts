@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { changesDestination, destinationKeyOf, type RuleFields } from './routing-rule.js';
+import { ValidationError } from '../../shared/errors.js';
+import { changesDestination, destinationKeyOf, parseRule, type RuleFields } from './routing-rule.js';
 
 const rule: RuleFields = {
   app_id: 'shop',
@@ -42,5 +43,14 @@ describe('a destination key', () => {
     const renamed: RuleFields = { ...rule, rule_name: 'renamed', priority: 3, condition: { event_type: 'x' } };
     expect(destinationKeyOf(renamed)).toBe(key);
     expect(destinationKeyOf({ ...rule, destination_config: { url: 'https://hooks.example/a' } })).not.toBe(key);
+  });
+});
+
+describe('an event type filter', () => {
+  it('is an event type: one no event can have (a space at an end, a line break) is refused rather than never match', () => {
+    const input = { ...rule, destination_config: { url: 'https://hooks.example/a' } };
+    expect(parseRule({ ...input, event_type_filter: 'Order Completed' }).event_type_filter).toBe('Order Completed');
+    for (const filter of [' order ', 'a\nb', '', 'x'.repeat(129)])
+      expect(() => parseRule({ ...input, event_type_filter: filter }), JSON.stringify(filter)).toThrow(ValidationError);
   });
 });

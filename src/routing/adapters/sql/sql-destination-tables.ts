@@ -64,8 +64,11 @@ function destinationTables(
    * table of that name would refuse the destination. A relation of any kind (a view, an index) takes the name.
    */
   const exists = async (table: string) => {
-    if (!(db.getExecutor().adapter instanceof PostgresAdapter))
-      return (await db.introspection.getTables()).some((t) => t.name.toLowerCase() === table.toLowerCase());
+    // SQLite's tables, views, indexes and triggers share one namespace: an index of Intake's takes the name too.
+    if (!(db.getExecutor().adapter instanceof PostgresAdapter)) {
+      const { rows } = await sql<{ taken: number }>`SELECT 1 AS taken FROM sqlite_master WHERE lower(name) = lower(${table})`.execute(db);
+      return rows.length > 0;
+    }
     const { rows } = await sql<{ taken: number }>`SELECT 1 AS taken FROM pg_catalog.pg_class c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = current_schema() AND lower(c.relname) = lower(${table})`.execute(db);
