@@ -15,8 +15,8 @@ interface Line {
 }
 
 /**
- * HTTP/1.1 pipelining, held to one request at a time per connection. (decision 0044) Node parses every request a
- * packet holds and hands each to its handler at once, the answers queued behind the first: 1,800
+ * HTTP/1.1 pipelining, held to one request at a time per connection (decision 0044). Node parses every
+ * request a packet holds and hands each to its handler at once, the answers queued behind the first: 1,800
  * `GET /metrics` in one 61 KB packet took the process for 55 s and 2 GB, and a queued answer that
  * streams a file never closes it when the client goes (its descriptor leaked for good). A request
  * waits here until the answers before it are written. A connection that sends more than
