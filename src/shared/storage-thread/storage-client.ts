@@ -41,6 +41,9 @@ export interface StorageBudget {
 
 export const DEFAULT_STORAGE_BUDGET: StorageBudget = { maxCalls: 10_000, maxChars: 64 * 1024 * 1024 };
 
+const textLength = (event: { readonly type: string; readonly data: string; readonly metadata: string }) =>
+  event.type.length + event.data.length + event.metadata.length;
+
 /** A call's weight: the text it carries (strings, keys), plus a little per value, walked without recursion. */
 export function charsOf(value: unknown): number {
   let chars = 0;
@@ -100,7 +103,8 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
     new Promise((resolve, reject) => {
       if (failed) return reject(failed);
       // Refused here, before it is copied over: the storage thread takes whatever it is sent.
-      const chars = call.kind === 'append' ? charsOf(call.request.events) : charsOf(call.args);
+      // An append's events are text already: their lengths, without a walk.
+      const chars = call.kind === 'append' ? call.request.events.reduce((sum, e) => sum + textLength(e), 0) : charsOf(call.args);
       if (waiting.size >= budget.maxCalls || (charsInHand + chars > budget.maxChars && waiting.size > 0)) {
         return reject(
           new UnavailableError(
