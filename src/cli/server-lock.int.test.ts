@@ -43,44 +43,38 @@ describe('the SQLite database lock', () => {
     expect(() => acquireLock(inside, 'serve')).toThrow(/^cannot use the data directory .*not-a-directory: /);
   });
 
-  // Root writes any file, so the case needs another user: a child process run as nobody.
-  it.skipIf(process.getuid?.() !== 0)(
-    'refuses a lock file this user may not write, which SQLite would open read-only and lock nothing with',
-    async () => {
-      const path = database();
-      (acquireLock(path, 'migrate') as ServerLock).release();
-      chmodSync(join(path, '..'), 0o777);
-      const script = `
+  // Root writes any file, so these cases need another user: a child process run as nobody.
+  const takenAsNobody = (path: string) => {
+    const script = `
       const { acquireLock, isHolder } = await import(${JSON.stringify(new URL('./server-lock.ts', import.meta.url).href)});
       try { const lock = acquireLock(process.argv[1], 'serve'); process.stdout.write(isHolder(lock) ? 'refused' : 'held'); }
       catch (error) { process.stdout.write(String(error.message)); }`;
-      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, path], {
-        uid: 65534,
-        gid: 65534,
-        encoding: 'utf8',
-        env: { ...process.env, TSX_TSCONFIG_PATH: '', HOME: tmpdir() },
-      });
-      expect(child.stdout).toMatch(/^cannot lock .*intake\.db\.lock: this user may not write it/);
-    },
-  );
-
-  it.skipIf(process.getuid?.() !== 0)('names the database file this user may not write, left by a run as another user', async () => {
-    const path = database();
-    (acquireLock(path, 'migrate') as ServerLock).release();
-    chmodSync(join(path, '..'), 0o777);
-    chmodSync(`${path}.lock`, 0o666);
-    writeFileSync(path, '', { mode: 0o644 });
-    const script = `
-      const { acquireLock } = await import(${JSON.stringify(new URL('./server-lock.ts', import.meta.url).href)});
-      try { acquireLock(process.argv[1], 'serve'); process.stdout.write('held'); }
-      catch (error) { process.stdout.write(String(error.message)); }`;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, path], {
+    return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, path], {
       uid: 65534,
       gid: 65534,
       encoding: 'utf8',
       env: { ...process.env, TSX_TSCONFIG_PATH: '', HOME: tmpdir() },
-    });
-    expect(child.stdout).toMatch(/^cannot write .*intake\.db: this user may not write it/);
+    }).stdout;
+  };
+  const leftByRoot = () => {
+    const path = database();
+    (acquireLock(path, 'migrate') as ServerLock).release();
+    chmodSync(join(path, '..'), 0o777);
+    return path;
+  };
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'refuses a lock file this user may not write, which SQLite would open read-only and lock nothing with',
+    () => {
+      expect(takenAsNobody(leftByRoot())).toMatch(/^cannot lock .*intake\.db\.lock: this user may not write it/);
+    },
+  );
+
+  it.skipIf(process.getuid?.() !== 0)('names the database file this user may not write, left by a run as another user', () => {
+    const path = leftByRoot();
+    chmodSync(`${path}.lock`, 0o666);
+    writeFileSync(path, '', { mode: 0o644 });
+    expect(takenAsNobody(path)).toMatch(/^cannot write .*intake\.db: this user may not write it/);
   });
 
   it('is held by one taker at a time, and taken again once released', () => {

@@ -44,27 +44,18 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
     // "unable to open database file" names neither the file nor why: a read-only or missing directory.
     throw new CliError(`cannot use the data directory ${dirname(resolve(databasePath))}: ${(error as Error).message}`);
   }
-  try {
-    // SQLite opens a file it may not write read-only without a word, and then its lock holds nobody off.
-    accessSync(lockPath, constants.W_OK);
-  } catch {
-    guard.close();
-    throw new CliError(
-      `cannot lock ${resolve(lockPath)}: this user may not write it (another user made it?); give it to the user Intake runs as`,
-    );
-  }
+  // SQLite opens a file it may not write read-only without a word, and then its lock holds nobody off.
   // The database and its journals likewise: a file left by a run as another user (root, in a container
   // volume) failed the start with "attempt to write a readonly database", naming neither file nor owner.
-  for (const path of [databasePath, `${databasePath}-wal`, `${databasePath}-shm`]) {
-    if (!existsSync(path)) continue;
-    try {
-      accessSync(path, constants.W_OK);
-    } catch {
-      guard.close();
-      throw new CliError(
-        `cannot write ${resolve(path)}: this user may not write it (another user made it?); give it to the user Intake runs as`,
-      );
-    }
+  const unwritable = [lockPath, databasePath, `${databasePath}-wal`, `${databasePath}-shm`].find(
+    (path) => (path === lockPath || existsSync(path)) && !mayWrite(path),
+  );
+  if (unwritable !== undefined) {
+    guard.close();
+    const what = unwritable === lockPath ? 'lock' : 'write';
+    throw new CliError(
+      `cannot ${what} ${resolve(unwritable)}: this user may not write it (another user made it?); give it to the user Intake runs as`,
+    );
   }
   try {
     guard.pragma('locking_mode = EXCLUSIVE');
@@ -106,5 +97,14 @@ function lockHolderPid(file: string): number | undefined {
     return Number(readFileSync(file, 'utf8').trim().split(/\s+/)[0]);
   } catch {
     return undefined;
+  }
+}
+
+function mayWrite(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
   }
 }

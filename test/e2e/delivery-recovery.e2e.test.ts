@@ -56,15 +56,43 @@ async function until<T>(probe: () => Promise<T>, accept: (value: T) => boolean, 
   }
 }
 
+/**
+ * A server whose first webhook attempt is in flight to a receiver that never answers it (and answers
+ * every later one). A minute between attempts, a two-minute lease: only the recovery at the next start
+ * explains a quick retry.
+ */
+async function firstAttemptHanging() {
+  const env = environment({ WEBHOOK_RETRY_SCHEDULE: '60,60' });
+  const hooks = await receiver((_request, index) => (index === 0 ? 'hang' : 200));
+  const first = await server(env);
+  const ruleId = await setUp(first.url, hooks.url);
+  expect((await api(first.url, 'POST', '/api/ingest/shop', { event_type: 'order', payload: { n: 1 } })).status).toBe(201);
+  await hooks.waitFor((all) => all.length === 1);
+  return { env, hooks, first, ruleId };
+}
+
+/** Once the receiver had the attempt again under the same id: the delivery's attempts, when it succeeded. */
+async function attemptLogAfterRetry(base: string, hooks: ScriptedReceiver, ruleId: string): Promise<Array<[number, string]>> {
+  expect(hooks.requests[1]?.webhookId).toBe(hooks.requests[0]?.webhookId);
+  const [delivery] = (await api<{ items: Array<{ delivery_id: string }> }>(base, 'GET', `/api/routing/deliveries?rule_id=${ruleId}`)).json
+    .items;
+  const detail = await until(
+    async () =>
+      (
+        await api<{ status: string; attempt_log: Array<{ attempt: number; outcome: string }> }>(
+          base,
+          'GET',
+          `/api/routing/deliveries/${delivery?.delivery_id}`,
+        )
+      ).json,
+    (d) => d.status === 'succeeded',
+  );
+  return detail.attempt_log.map((a) => [a.attempt, a.outcome]);
+}
+
 describe('delivery after a SIGKILL', () => {
   it('retries an attempt that was in flight right after the restart, and its log shows both attempts', async () => {
-    // A minute between attempts, a two-minute lease: only the recovery at start explains a quick retry.
-    const env = environment({ WEBHOOK_RETRY_SCHEDULE: '60,60' });
-    const hooks = await receiver((_request, index) => (index === 0 ? 'hang' : 200));
-    const first = await server(env);
-    const ruleId = await setUp(first.url, hooks.url);
-    expect((await api(first.url, 'POST', '/api/ingest/shop', { event_type: 'order', payload: { n: 1 } })).status).toBe(201);
-    await hooks.waitFor((all) => all.length === 1);
+    const { env, hooks, first, ruleId } = await firstAttemptHanging();
     await first.kill('SIGKILL');
 
     const second = await server(env);
@@ -72,34 +100,14 @@ describe('delivery after a SIGKILL', () => {
     // Far sooner than the next scheduled attempt (60 s) or the lease (120 s), even on a loaded machine.
     await hooks.waitFor((all) => all.length === 2, 45_000);
     expect(Date.now() - listeningAt).toBeLessThan(45_000);
-    expect(hooks.requests[1]?.webhookId).toBe(hooks.requests[0]?.webhookId);
-    const [delivery] = (
-      await api<{ items: Array<{ delivery_id: string }> }>(second.url, 'GET', `/api/routing/deliveries?rule_id=${ruleId}`)
-    ).json.items;
-    const detail = await until(
-      async () =>
-        (
-          await api<{ status: string; attempt_log: Array<{ attempt: number; outcome: string }> }>(
-            second.url,
-            'GET',
-            `/api/routing/deliveries/${delivery?.delivery_id}`,
-          )
-        ).json,
-      (d) => d.status === 'succeeded',
-    );
-    expect(detail.attempt_log.map((a) => [a.attempt, a.outcome])).toEqual([
+    expect(await attemptLogAfterRetry(second.url, hooks, ruleId)).toEqual([
       [1, 'interrupted'],
       [2, 'delivered'],
     ]);
   }, 120_000);
 
   it('stops on SIGTERM without waiting for a receiver that hangs, and sends the attempt again at the next start', async () => {
-    const env = environment({ WEBHOOK_RETRY_SCHEDULE: '60,60' });
-    const hooks = await receiver((_request, index) => (index === 0 ? 'hang' : 200));
-    const first = await server(env);
-    const ruleId = await setUp(first.url, hooks.url);
-    expect((await api(first.url, 'POST', '/api/ingest/shop', { event_type: 'order', payload: { n: 1 } })).status).toBe(201);
-    await hooks.waitFor((all) => all.length === 1);
+    const { env, hooks, first, ruleId } = await firstAttemptHanging();
     const stopping = Date.now();
     expect(await first.kill('SIGTERM')).toBe(0);
     // Within a container's 10 s grace, not the attempt's 15 s timeout (a loaded machine given room).
@@ -107,16 +115,10 @@ describe('delivery after a SIGKILL', () => {
 
     const second = await server(env);
     await hooks.waitFor((all) => all.length === 2, 45_000);
-    expect(hooks.requests[1]?.webhookId).toBe(hooks.requests[0]?.webhookId);
-    const [delivery] = (
-      await api<{ items: Array<{ delivery_id: string }> }>(second.url, 'GET', `/api/routing/deliveries?rule_id=${ruleId}`)
-    ).json.items;
-    const detail = await until(
-      async () =>
-        (await api<{ status: string; attempts: number }>(second.url, 'GET', `/api/routing/deliveries/${delivery?.delivery_id}`)).json,
-      (d) => d.status === 'succeeded',
-    );
-    expect(detail.attempts).toBe(2);
+    expect(await attemptLogAfterRetry(second.url, hooks, ruleId)).toEqual([
+      [1, 'interrupted'],
+      [2, 'delivered'],
+    ]);
   }, 120_000);
 
   it('resumes a replay job after a SIGKILL without sending any event twice beyond the one in flight', async () => {
