@@ -59,7 +59,12 @@ export interface Prepared {
  */
 async function prepare(deps: IngestDataDeps, command: IngestDataCommand, request?: WorkBudget): Promise<Prepared> {
   const item = itemFromCommand(command, deps.newId(), deps.clock.now());
-  await deps.ensureSource?.(item.partnerId);
+  await deps.ensureSource?.(item.partnerId).catch((error: unknown) => {
+    // A source new to Intake becomes an application, whose id rules are stricter: the partner API calls it partner_id.
+    if (!(error instanceof ValidationError) || command.channel !== 'partner_api') throw error;
+    const named = error.violations.map((v) => (v.path === 'app_id' ? { ...v, path: 'partner_id' } : v));
+    throw new ValidationError(error.code, error.message.replace(/^app_id\b/, 'partner_id'), named);
+  });
   const decision =
     deps.route &&
     (await deps.route({ app_id: item.partnerId, event_type: item.eventType, payload: item.payload, metadata: item.metadata }, request));

@@ -75,6 +75,12 @@ describe('POST /ingest', () => {
     durable.mockRestore();
   });
 
+  it('names partner_id when a new partner id cannot become an application', async () => {
+    const refused = await post({ partner_id: '..', payload: {} });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().errors.map((e: { path: string }) => e.path)).toEqual(['partner_id']);
+  });
+
   it('holds a batch to BODY_LIMIT when that is lower than the batch’s own 1 MB', async () => {
     await intake.app.inject({ method: 'POST', url: '/api/applications', headers: auth, payload: { app_id: 'limits', name: 'limits' } });
     const batch = await intake.app.inject({
