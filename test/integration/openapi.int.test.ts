@@ -6,7 +6,7 @@ type Operation = {
   responses?: Record<string, { content?: Record<string, unknown> }>;
   security?: Array<Record<string, string[]>>;
   parameters?: Array<{ in: string }>;
-  requestBody?: { content: Record<string, { schema: { properties?: Record<string, unknown> } }> };
+  requestBody?: { required?: boolean; content: Record<string, { schema: { properties?: Record<string, unknown> } }> };
 };
 
 /** Operations that answer without a token and cannot be refused: the probes. */
@@ -32,6 +32,17 @@ beforeAll(async () => {
 afterAll(() => intake?.dispose());
 
 describe('the OpenAPI document of the whole service', () => {
+  it('says a body is required where the route needs one, and not where it may be left out', async () => {
+    const optional = ['PATCH /api/routing-rules/{rule_id}/toggle', 'POST /api/applications/{app_id}/keys'];
+    for (const [name, operation] of operations.filter(([, op]) => op.requestBody)) {
+      expect(operation.requestBody?.required, name).toBe(!optional.includes(name));
+      expect(operation, name).not.toHaveProperty('x-optional-body');
+    }
+    // And the server takes them so.
+    const issued = await intake.app.inject({ method: 'POST', url: '/api/applications/shop/keys', headers: auth });
+    expect(issued.statusCode).toBe(201);
+  });
+
   it('gives every operation a summary and a documented success', () => {
     expect(operations.length).toBeGreaterThan(50);
     const lacking = operations.filter(

@@ -1,3 +1,4 @@
+import { OPTIONAL_BODY } from '../../shared/http/schemas.js';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -30,7 +31,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
     transformObject: (document) => {
       if (!('openapiObject' in document)) return document.swaggerObject;
       // Both change the document in place.
-      withEdgeProblems(withProblemMediaType(document.openapiObject as OpenApiDocument));
+      withOptionalBodies(withEdgeProblems(withProblemMediaType(document.openapiObject as OpenApiDocument)));
       return document.openapiObject;
     },
   });
@@ -38,11 +39,24 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
 
 interface Operation {
   responses?: Record<string, { description?: string; content?: Record<string, unknown> }>;
-  requestBody?: unknown;
+  requestBody?: { required?: boolean };
+  [OPTIONAL_BODY]?: boolean;
   parameters?: Array<{ in?: string }>;
   security?: unknown[];
 }
 type OpenApiDocument = { paths?: Record<string, Record<string, Operation>>; security?: unknown[] };
+
+/** A body the route marks optional is not required, whatever the generator assumes of a declared one. */
+function withOptionalBodies<T extends OpenApiDocument>(document: T): T {
+  for (const operations of Object.values(document.paths ?? {})) {
+    for (const operation of Object.values(operations)) {
+      if (!operation[OPTIONAL_BODY]) continue;
+      delete operation[OPTIONAL_BODY];
+      if (operation.requestBody) operation.requestBody.required = false;
+    }
+  }
+  return document;
+}
 
 const PROBLEM = { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
 

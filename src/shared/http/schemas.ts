@@ -51,3 +51,9 @@ export const errorResponses = {
   413: problemRef,
   503: problemRef,
 };
+
+/**
+ * Marks a route whose body may be left out (`curl -X POST` with none): the OpenAPI document, which
+ * would call every declared body required, says it is not.
+ */
+export const OPTIONAL_BODY = 'x-optional-body';

@@ -1,5 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { OPTIONAL_BODY } from '../../../shared/http/schemas.js';
 import type { HttpContext } from '../../../app/http/server.js';
 import { errorResponses, pageBody, PageQuery, PageSchema } from '../../../shared/http/schemas.js';
 import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
@@ -120,6 +121,7 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
             tags: ['applications'],
             summary: 'Issue a write key',
             description: 'The key is in `key` of this response only: Intake keeps just its digest.',
+            [OPTIONAL_BODY]: true,
             params: AppParams,
             body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 255 })) }, { additionalProperties: false }),
             response: { 201: Type.Intersect([Type.Ref('WriteKey'), Type.Object({ key: Type.String() })]), ...errorResponses },

@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { refuseBody } from '../../../shared/http/no-body.js';
 import { Type } from 'typebox';
+import { OPTIONAL_BODY } from '../../../shared/http/schemas.js';
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import { errorResponses, JsonObjectSchema, pageBody, PageQuery, PageSchema } from '../../../shared/http/schemas.js';
 import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
@@ -367,6 +368,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
             tags,
             summary: 'Switch a rule on or off',
             description: 'To the state `is_active` names, or, without a body, to the other one.',
+            [OPTIONAL_BODY]: true,
             params: RuleParams,
             body: Type.Optional(Type.Object({ is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false })),
             response: { 200: Type.Ref('RoutingRule'), ...errorResponses },
