@@ -18,7 +18,7 @@ import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
 import { sqlTallyStore } from './adapters/sql/sql-tallies.js';
 import { rulesProjection, sqlRuleCatalog } from './adapters/sql/sql-rules.js';
-import { destinationKeyOf, ruleStreamId, type RoutingRuleCreated } from './domain/routing-rule.js';
+import { destinationKeyOf, ruleStreamId, type RoutingRuleCreated, type RoutingRuleToggled } from './domain/routing-rule.js';
 import { routingScheduler } from './application/routing-scheduler.js';
 import { ruleEvaluator } from './application/rule-evaluator.js';
 
@@ -130,6 +130,30 @@ it('counts a delivery made while scheduling once its pass commits, and creates i
     .selectAll()
     .execute();
   expect(rows).toHaveLength(1);
+});
+
+it('schedules the delivery of an item a rule matched at ingestion though the rule was switched off since: it waits for the rule', async () => {
+  await storeRule('r-db', { destination_type: 'database', destination_config: { table: 'waiting_copy' } });
+  await storeRule('r-hook', { destination_type: 'webhook', destination_config: { url: 'https://hooks.example/a' } });
+  for (const ruleId of ['r-db', 'r-hook']) {
+    const off: RoutingRuleToggled = {
+      type: 'RoutingRuleToggled',
+      data: { rule_id: ruleId, app_id: 'shop', is_active: false, toggled_at: new Date().toISOString() },
+    };
+    await rulesProjection.apply(sqlite.db, [{ ...recorded(off, ruleStreamId(ruleId), 2), streamVersion: 2 }]);
+  }
+  const event = ingested(['r-db', 'r-hook'], new Date().toISOString());
+  await store.transaction((tx) => schedulerWith({ onScheduled: () => undefined }).handle([event], tx));
+  const scheduled = await sql<{ rule_id: string; status: string }>`SELECT rule_id, status FROM routing_deliveries ORDER BY rule_id`.execute(
+    sqlite.db,
+  );
+  expect(scheduled.rows).toEqual([
+    { rule_id: 'r-db', status: 'pending' },
+    { rule_id: 'r-hook', status: 'pending' },
+  ]);
+  // The row goes into the table when the rule is on again and the worker delivers, not now.
+  const tables = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE name = 'waiting_copy'`.execute(sqlite.db);
+  expect(tables.rows).toEqual([]);
 });
 
 it('dead-letters only the deliveries of a table it cannot write, and schedules the item’s other deliveries', async () => {

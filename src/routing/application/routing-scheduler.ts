@@ -132,8 +132,13 @@ export function routingScheduler({
         const document = routedDocumentOf(item);
         for (const ruleId of matched) {
           const rule = await catalog.get(ruleId);
-          if (!rule?.is_active) continue;
-          const table = rule.destination_type === 'database' ? (rule.destination_config as DatabaseConfig).table : undefined;
+          // Deleted since it matched: nothing is left to deliver to.
+          if (!rule) continue;
+          // Switched off since it matched (the item was acknowledged as routed): the delivery waits,
+          // unattempted, as the rule's other pending ones do, and goes once the rule is on again; a
+          // database row is written then, by the worker.
+          const table =
+            rule.is_active && rule.destination_type === 'database' ? (rule.destination_config as DatabaseConfig).table : undefined;
           planned.push({
             cause: event,
             table,
