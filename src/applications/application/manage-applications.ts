@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../../shared/clock.js';
 import { NotFoundError } from '../../shared/errors.js';
 import { ConcurrencyError, type EventStore } from '../../shared/event-store/event-store.js';
@@ -32,22 +33,46 @@ async function load(store: EventStore, appId: string): Promise<{ state: Applicat
   return { state: events.map((e) => e as unknown as ApplicationEvent).reduce(evolveApplication, noApplication), version: events.length };
 }
 
+/**
+ * Loads the application, decides and appends; when another change to it committed in between (two
+ * keys issued at once, a rename beside a revoke), decides again on the new state, as the second of
+ * two requests one after the other would: independent changes both succeed, a repeated one gets the
+ * answer it would get then (an already revoked key, an existing id).
+ */
+async function changeApplication<T extends ApplicationEvent>(
+  store: EventStore,
+  appId: string,
+  decide: (state: ApplicationState) => T,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const { state, version } = await load(store, appId);
+    const event = decide(state);
+    try {
+      await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version === 0 ? 'no_stream' : version });
+      return event;
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError) || attempt >= MAX_DECISIONS) throw error;
+      // Each round lets one of the requests racing through it win: a short random wait spreads the others.
+      await sleep(Math.random() * 4);
+    }
+  }
+}
+
+// Concurrent changes to one application are rare; each round settles at least one of them.
+const MAX_DECISIONS = 32;
+
 export const createApplication =
   ({ store, clock, newId }: ApplicationDeps) =>
   async (input: { name: unknown; appId?: unknown }): Promise<ApplicationView> => {
     const appId = input.appId === undefined || input.appId === null ? newId() : parseAppId(input.appId);
-    const { state } = await load(store, appId);
-    const event = decideCreate(appId, input.name, state, clock.now());
-    await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: 'no_stream' });
+    const event = await changeApplication(store, appId, (state) => decideCreate(appId, input.name, state, clock.now()));
     return { appId, name: event.data.name, createdAt: event.data.created_at };
   };
 
 export const renameApplication =
   ({ store, clock, directory }: ApplicationDeps) =>
   async (appId: string, name: unknown): Promise<ApplicationView> => {
-    const { state, version } = await load(store, appId);
-    const event = decideRename(appId, name, state, clock.now());
-    await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version });
+    const event = await changeApplication(store, appId, (state) => decideRename(appId, name, state, clock.now()));
     const renamed = await directory.get(appId);
     if (!renamed) throw new NotFoundError('applications.not-found', `no application ${appId}`);
     return { ...renamed, name: event.data.name };
@@ -82,20 +107,17 @@ export interface IssuedKey extends KeyView {
 export const issueWriteKey =
   ({ store, clock }: ApplicationDeps) =>
   async (appId: string, name: string | null): Promise<IssuedKey> => {
-    const { state, version } = await load(store, appId);
     const keyId = randomBytes(8).toString('hex');
     const secret = randomBytes(32).toString('base64url');
-    const event = decideIssueKey(appId, keyId, name, digestOf(secret).toString('hex'), state, clock.now());
-    await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version });
+    const digest = digestOf(secret).toString('hex');
+    const event = await changeApplication(store, appId, (state) => decideIssueKey(appId, keyId, name, digest, state, clock.now()));
     return { keyId, appId, name, issuedAt: event.data.issued_at, revokedAt: null, key: formatWriteKey(keyId, secret) };
   };
 
 export const revokeWriteKey =
   ({ store, clock }: ApplicationDeps) =>
   async (appId: string, keyId: string): Promise<void> => {
-    const { state, version } = await load(store, appId);
-    const event = decideRevokeKey(appId, keyId, state, clock.now());
-    await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version });
+    await changeApplication(store, appId, (state) => decideRevokeKey(appId, keyId, state, clock.now()));
   };
 
 export const getApplication = (directory: ApplicationDirectory) => async (appId: string) => {

@@ -21,7 +21,7 @@ describe('ids of new applications', () => {
     });
     const written = await post('/ingest', { partner_id: ' spaced', payload: { n: 1 } });
     expect(written.statusCode).toBe(400);
-    expect(written.json().errors).toEqual([{ path: 'app_id', message: 'must not begin or end with whitespace' }]);
+    expect(written.json().errors).toEqual([{ path: 'partner_id', message: 'must not begin or end with whitespace' }]);
     const apps = await intake.app.inject({ method: 'GET', url: '/api/applications', headers: auth });
     expect(apps.json().items.map((app: { app_id: string }) => app.app_id)).toEqual(['shop']);
     const items = await intake.app.inject({ method: 'GET', url: '/ingest/all', headers: auth });
@@ -114,5 +114,37 @@ describe('PATCH /api/applications/{app_id}', () => {
     expect((await patch('partner-7', { name: '   ' })).statusCode).toBe(400);
     expect((await patch('partner-7', {})).statusCode).toBe(400);
     expect((await get()).json().name).toBe('Partner Seven');
+  });
+});
+
+describe.each(backends)('changes to one application at once on %s', (backend) => {
+  let on: TestIntake;
+  beforeAll(async () => {
+    on = await startIntakeOn(backend);
+    await on.app.inject({ method: 'POST', url: '/api/applications', headers: auth, payload: { name: 'Busy', app_id: 'busy' } });
+  }, 60_000);
+  afterAll(() => on.dispose());
+  const call = (method: 'POST' | 'DELETE' | 'PATCH', url: string, payload?: object) =>
+    on.app.inject({ method, url, headers: auth, ...(payload ? { payload } : {}) });
+
+  it('issue every key asked for, answer a repeated revoke as a sequential one would, and one of two creates of an id', async () => {
+    const issued = await Promise.all(Array.from({ length: 8 }, (_, i) => call('POST', '/api/applications/busy/keys', { name: `k${i}` })));
+    expect(
+      issued.map((r) => r.statusCode),
+      issued[0]?.body,
+    ).toEqual(Array(8).fill(201));
+    const keyId = issued[0]?.json().key_id as string;
+    const [revoked, again, renamed] = await Promise.all([
+      call('DELETE', `/api/applications/busy/keys/${keyId}`),
+      call('DELETE', `/api/applications/busy/keys/${keyId}`),
+      call('PATCH', '/api/applications/busy', { name: 'Busier' }),
+    ]);
+    expect([revoked?.statusCode, again?.statusCode].sort()).toEqual([204, 404]);
+    expect(renamed?.statusCode).toBe(200);
+    const created = await Promise.all([1, 2].map(() => call('POST', '/api/applications', { name: 'Twin', app_id: 'twin' })));
+    expect(created.map((r) => [r.statusCode, r.json().code]).sort()).toEqual([
+      [201, undefined],
+      [409, 'applications.already-exists'],
+    ]);
   });
 });
