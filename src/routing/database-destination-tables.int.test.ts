@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall, type TestIntake } from '../../test/support/embedded-intake.js';
+import { MAX_RULES_PER_APPLICATION } from './application/manage-rules.js';
 import { backends, startIntakeOn } from '../../test/support/paging.js';
 import { startScriptedReceiver, type ScriptedReceiver } from '../../test/support/scripted-receiver.js';
 
@@ -150,6 +151,17 @@ describe.each(backends)('database destination tables in any letter case on %s', 
     await intake.subscriptions.caughtUp(30_000);
     expect(await rowsIn('replayed_copy')).toBe(2);
   });
+
+  it(`holds an application to ${MAX_RULES_PER_APPLICATION} rules when many are created at once`, async () => {
+    expect((await call('POST', '/api/applications', { name: 'cg', app_id: 'cg' })).statusCode).toBe(201);
+    const rule = { app_id: 'cg', rule_name: 'r', destination_type: 'database', destination_config: { table: 'capped_copy' } };
+    for (let i = 0; i < MAX_RULES_PER_APPLICATION - 5; i++) expect((await call('POST', '/api/routing-rules', rule)).statusCode).toBe(201);
+    const racing = await Promise.all(Array.from({ length: 20 }, () => call('POST', '/api/routing-rules', rule)));
+    expect(racing.filter((r) => r.statusCode === 201)).toHaveLength(5);
+    expect(racing.filter((r) => r.statusCode === 409).map((r) => (r.json() as { code: string }).code)).toEqual(
+      Array(15).fill('routing.too-many-rules'),
+    );
+  }, 120_000);
 
   it('makes a table dropped under it again, dead-letters only the rows of one altered, and holds up no other application', async () => {
     for (const app_id of ['cd', 'ce']) expect((await call('POST', '/api/applications', { name: app_id, app_id })).statusCode).toBe(201);

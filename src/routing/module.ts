@@ -168,7 +168,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     store,
     saveChange: procedures.define(
       'routing.save-rule-change',
-      saveRuleChange({ store, vault, breakers: sqlBreakerStore, tallies: sqlTallyStore, newSigningSecret }),
+      saveRuleChange({ store, vault, breakers: sqlBreakerStore, tallies: sqlTallyStore, newSigningSecret, rules: sqlRuleCatalog }),
     ),
     clock,
     newId,

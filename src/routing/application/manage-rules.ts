@@ -1,3 +1,4 @@
+import type { Kysely } from 'kysely';
 import type { Clock } from '../../shared/clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { AppendRequest, EventStore } from '../../shared/event-store/event-store.js';
@@ -36,6 +37,8 @@ export interface RuleChange {
    * attempts are counted from zero, as of this time. The old one's failures say nothing of it.
    */
   readonly newDestination?: { readonly destination: string; readonly at: string };
+  /** A new rule of this application: refused if it already has `MAX_RULES_PER_APPLICATION`. */
+  readonly newRuleOf?: string;
 }
 
 /** Commits a rule change; answers the secret it made, if it made one. */
@@ -48,9 +51,16 @@ export const saveRuleChange =
     breakers,
     tallies,
     newSigningSecret,
-  }: Pick<RuleDeps, 'store' | 'vault' | 'breakers' | 'tallies' | 'newSigningSecret'>): SaveRuleChange =>
+    rules,
+  }: Pick<RuleDeps, 'store' | 'vault' | 'breakers' | 'tallies' | 'newSigningSecret'> & {
+    readonly rules: (db: Kysely<object>) => RuleCatalog;
+  }): SaveRuleChange =>
   (change) =>
     store.transaction(async (tx) => {
+      // Counted in the transaction that adds the rule, creates of one application taking turns: two
+      // at once must not both find room for one.
+      if (change.newRuleOf !== undefined)
+        assertRoomForRule(change.newRuleOf, await rules(tx.db).countByApp(change.newRuleOf, { taking: true }));
       await tx.append(change.append);
       if (change.newDestination !== undefined) {
         const { destination, at } = change.newDestination;
@@ -124,21 +134,26 @@ export interface CreatedRule {
  */
 export const MAX_RULES_PER_APPLICATION = 200;
 
+function assertRoomForRule(appId: string, rules: number): void {
+  if (rules < MAX_RULES_PER_APPLICATION) return;
+  throw new ConflictError(
+    'routing.too-many-rules',
+    `application ${appId} has ${MAX_RULES_PER_APPLICATION} rules, the most it may have: delete one, or combine rules with $or`,
+  );
+}
+
 export const createRule =
   (deps: RuleDeps) =>
   async (input: RuleInput): Promise<CreatedRule> => {
     const fields = await validated(deps, input);
-    if ((await deps.catalog.countByApp(fields.app_id)) >= MAX_RULES_PER_APPLICATION) {
-      throw new ConflictError(
-        'routing.too-many-rules',
-        `application ${fields.app_id} has ${MAX_RULES_PER_APPLICATION} rules, the most it may have: delete one, or combine rules with $or`,
-      );
-    }
+    // Said before anything else is done; said for sure in the transaction that would add the rule.
+    assertRoomForRule(fields.app_id, await deps.catalog.countByApp(fields.app_id));
     const ruleId = deps.newId();
     const event = decideCreate(ruleId, fields, noRule, deps.clock.now());
     const signingSecret = fields.destination_type === 'webhook' ? deps.newSigningSecret() : undefined;
     await deps.saveChange({
       ruleId,
+      newRuleOf: fields.app_id,
       append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: 'no_stream' },
       ...(signingSecret ? { secret: signingSecret } : {}),
     });

@@ -19,8 +19,11 @@ export interface RuleCatalog {
   pageByApp(appId: string, page: PageRequest): Promise<Page<StoredRule>>;
   /** Every application's rules by id, a page at a time. */
   listAll(page: PageRequest): Promise<Page<StoredRule>>;
-  /** How many rules an application has, active or not. */
-  countByApp(appId: string): Promise<number>;
+  /**
+   * How many rules an application has, active or not. `taking`: in a transaction that will add one,
+   * whose concurrent peers for the same application wait for it (PostgreSQL; SQLite has one writer).
+   */
+  countByApp(appId: string, options?: { readonly taking?: boolean }): Promise<number>;
 }
 
 /** Webhook signing secrets: needed in clear to sign, so kept apart from the log and never returned after creation. */

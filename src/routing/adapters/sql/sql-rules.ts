@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import { PostgresAdapter, sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { InlineProjection } from '../../../shared/event-store/event-store.js';
 import { decodeCursor, decodeKeyParts, encodeCursor, MAX_PAGE_BYTES, rowsWithin, type Page } from '../../../shared/pagination.js';
 import { keyPieces } from '../../../shared/sql/statement-shapes.js';
@@ -135,7 +135,9 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
     async listByApp(appId) {
       return (await byPriority(db, appId).execute()).map((row) => parseStored(row.rule));
     },
-    async countByApp(appId) {
+    async countByApp(appId, options) {
+      if (options?.taking && db.getExecutor().adapter instanceof PostgresAdapter)
+        await sql`SELECT pg_advisory_xact_lock(hashtextextended(${`intake.rules-of:${appId}`}, 0))`.execute(db);
       const row = await tables(db)
         .selectFrom('routing_rules')
         .select((eb) => eb.fn.countAll<number | string>().as('rules'))
