@@ -69,6 +69,27 @@ describe('with a storage thread', () => {
     expect(listed.items.length).toBe(3);
   });
 
+  it('refuses keyed requests with 503 while the storage thread has MAX_QUEUED_APPENDS calls in hand, and stores each it took', async () => {
+    const intake = await start({ MAX_QUEUED_APPENDS: '2' });
+    await intake.app.inject({ method: 'POST', url: '/api/applications', headers: auth, payload: { name: 'Busy', app_id: 'busy' } });
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        intake.app.inject({
+          method: 'POST',
+          url: '/api/ingest/busy',
+          headers: { ...auth, 'idempotency-key': `burst-${i}` },
+          payload: { event_type: 'order', payload: { n: i } },
+        }),
+      ),
+    );
+    const refused = answers.filter((a) => a.statusCode === 503);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((a) => a.json().code === 'event-store.overloaded' && a.headers['retry-after'] === '1')).toBe(true);
+    const taken = answers.filter((a) => a.statusCode === 201).map((a) => a.json().data.event_id as string);
+    expect(taken.length + refused.length).toBe(40);
+    for (const id of taken) expect((await intake.app.inject({ url: `/api/events/${id}`, headers: auth })).statusCode).toBe(200);
+  });
+
   it('saves rules with their secret there, evaluates them here at once, and delivers from there', async () => {
     const intake = await start();
     const receiver = await startWebhookReceiver();

@@ -26,6 +26,7 @@ type Tables = { consumed_events: { subscriber: string; event_id: string; consume
 
 /** How long a replica whose consumer was lost waits before it attaches again (see `reattach`). */
 const REATTACH_PAUSE_MS = 2_000;
+
 export interface BusSubscriptionOptions {
   readonly bus: MessageBus;
   readonly store: EventStore;

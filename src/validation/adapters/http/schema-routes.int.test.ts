@@ -125,14 +125,6 @@ describe('PUT /api/schemas/{event_type} with the source in the query', () => {
     expect([twice.statusCode, twice.json().code]).toEqual([400, 'request.invalid']);
     expect((await intake.app.inject({ url: '/api/schemas/qs?partner_id=blog', headers: auth })).statusCode).toBe(404);
   });
-});
-
-describe('schemas whose names meet at an @', () => {
-  let intake: TestIntake;
-  beforeAll(async () => {
-    intake = await startIntakeOn('SQLite');
-  });
-  afterAll(() => intake.dispose());
 
   it('keeps type `a@b` for every source apart from type `a` of source `b`', async () => {
     const put = (url: string) => intake.app.inject({ method: 'PUT', url, headers: auth, payload: { schema: { type: 'object' } } });
