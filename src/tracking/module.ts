@@ -1,7 +1,8 @@
 import type { AppendRequest } from '../shared/event-store/event-store.js';
 import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import { checkTrackingHealth, getTrackingEvent } from './application/queries.js';
-import { recordTrackingEvent } from './application/record-tracking-event.js';
+import { appendAllOnce, type KeyedEntry } from '../shared/event-store/keyed-append.js';
+import { keyReused, recordTrackingEvent } from './application/record-tracking-event.js';
 import { recordTrackingEvents } from './application/record-tracking-events.js';
 import { trackingHttp } from './adapters/http/tracking-routes.js';
 import { trackingMigrations } from './adapters/sql/migrations.js';
@@ -15,12 +16,16 @@ export function trackingModule({ store, db, clock, newId, procedures, admit }: M
     await admit?.();
     await store.transaction((tx) => tx.appendMany(requests));
   });
+  const appendKeyed = procedures.define('tracking.append-all-once', async (entries: readonly KeyedEntry[]) => {
+    await admit?.();
+    return await appendAllOnce(store, entries, keyReused);
+  });
   return {
     name: 'tracking',
     http: [
       trackingHttp({
         record: recordTrackingEvent({ store, clock, newId }),
-        recordBatch: recordTrackingEvents({ clock, newId, appendAll }),
+        recordBatch: recordTrackingEvents({ clock, newId, appendAll, appendAllOnce: appendKeyed }),
         get: getTrackingEvent(events),
         health: checkTrackingHealth(events),
       }),

@@ -113,6 +113,15 @@ describe('with a storage thread', () => {
     expect(() => new Webhook(secret).verify(delivered?.body ?? '', delivered?.headers as Record<string, string>)).not.toThrow();
   });
 
+  const trackingEvent = {
+    partner_id: 'p',
+    campaign_id: 'c',
+    visitor_id: 'v',
+    interaction_type: 'click',
+    source_url: 'https://a.example/x',
+    destination_url: 'https://b.example/y',
+  };
+
   it('records tracking batches, refreshes statistics and replays a view through procedures', async () => {
     const intake = await start();
     const tracking = await post(intake, '/api/v1/tracking/events/batch', {
@@ -136,6 +145,13 @@ describe('with a storage thread', () => {
       ],
     });
     expect(tracking.statusCode).toBeLessThan(300);
+    // A keyed batch is recorded once through its procedure; the retry's answer waits for the first commit.
+    const keyedBatch = { events: [{ ...trackingEvent, visitor_id: 'v3' }] };
+    const keyed = { ...auth, 'idempotency-key': 'batch-1' };
+    const first = await post(intake, '/api/v1/tracking/events/batch', keyedBatch, keyed);
+    const retried = await post(intake, '/api/v1/tracking/events/batch', keyedBatch, keyed);
+    expect([first.json().recorded, retried.json().duplicates]).toEqual([1, 1]);
+    expect(retried.json().receipts[0].tracking_event_id).toBe(first.json().receipts[0].tracking_event_id);
     await post(intake, '/ingest', { partner_id: 'stats-app', payload: { a: 1 } });
     await intake.subscriptions.caughtUp(20_000);
     const refreshed = await post(intake, '/api/statistics/refresh/stats-app', {});

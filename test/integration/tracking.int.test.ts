@@ -255,6 +255,69 @@ describe('POST /api/v1/tracking/events/batch', () => {
   });
 });
 
+describe('Idempotency-Key on the tracking and conversion API', () => {
+  const keyed = (key: string) => ({ ...json, 'idempotency-key': key });
+
+  it('records a keyed tracking event once: a retry answers the first id, replayed; another event under the key is refused', async () => {
+    const app = await start();
+    const first = await post(app, '/api/v1/tracking/events', event(), keyed('TE-1'));
+    expect(first.statusCode).toBe(201);
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    // The same event built again, its fields in another order, is the same request.
+    const reordered = Object.fromEntries(Object.entries(event()).reverse());
+    const retry = await post(app, '/api/v1/tracking/events', reordered, keyed('TE-1'));
+    expect([retry.statusCode, retry.headers['idempotent-replayed']]).toEqual([201, 'true']);
+    expect(retry.json().tracking_event_id).toBe(first.json().tracking_event_id);
+    const other = await post(app, '/api/v1/tracking/events', event({ visitor_id: 'v-43' }), keyed('TE-1'));
+    expect([other.statusCode, other.json().code]).toEqual([422, 'tracking.idempotency-key-reused']);
+    expect(await storedCount(app)).toBe(1);
+    expect((await get(app, `/api/v1/tracking/events/${first.json().tracking_event_id}`)).statusCode).toBe(200);
+  });
+
+  it('scopes a tracking key to its partner: two partners may use the same key', async () => {
+    const app = await start();
+    const a = await post(app, '/api/v1/tracking/events', event({ partner_id: 'A' }), keyed('shared'));
+    const b = await post(app, '/api/v1/tracking/events', event({ partner_id: 'B' }), keyed('shared'));
+    expect([a.statusCode, b.statusCode]).toEqual([201, 201]);
+    expect(b.headers['idempotent-replayed']).toBeUndefined();
+    expect(await storedCount(app)).toBe(2);
+  });
+
+  it('records a retried keyed batch once, answering duplicates with the first ids, and records a fixed event at its place', async () => {
+    const app = await start();
+    const events = [event({ visitor_id: 'v-1' }), event({ interaction_type: 'share' }), event({ visitor_id: 'v-3' })];
+    const first = await post(app, '/api/v1/tracking/events/batch', { events }, keyed('TB-1'));
+    expect(first.json()).toMatchObject({ recorded: 2, duplicates: 0, rejected: 1 });
+    const fixed = [events[0], event({ visitor_id: 'v-2' }), events[2]];
+    const retry = await post(app, '/api/v1/tracking/events/batch', { events: fixed }, keyed('TB-1'));
+    expect(retry.statusCode).toBe(200);
+    expect(retry.json()).toMatchObject({ recorded: 1, duplicates: 2, rejected: 0 });
+    const ids = (response: typeof first) => response.json().receipts.map((r: { tracking_event_id?: string }) => r.tracking_event_id);
+    expect(retry.json().receipts.map((r: { status: string }) => r.status)).toEqual(['duplicate', 'recorded', 'duplicate']);
+    expect([ids(retry)[0], ids(retry)[2]]).toEqual([ids(first)[0], ids(first)[2]]);
+    expect(await storedCount(app)).toBe(3);
+    const changed = await post(app, '/api/v1/tracking/events/batch', { events: [event({ visitor_id: 'v-9' })] }, keyed('TB-1'));
+    expect([changed.statusCode, changed.json().code]).toEqual([422, 'tracking.idempotency-key-reused']);
+    expect(await storedCount(app)).toBe(3);
+  });
+
+  it('credits a retried keyed conversion once; the key with another value is refused', async () => {
+    const app = await start();
+    await post(app, '/api/v1/tracking/events', event({ partner_id: 'A', campaign_id: 'spring', occurred_at: '2026-11-10T00:00:00Z' }));
+    const conversion = { visitor_id: 'v-42', value: 80, occurred_at: '2026-11-12T00:00:00Z' };
+    const first = await post(app, '/api/v1/tracking/conversions', conversion, keyed('ORDER-17'));
+    const retry = await post(app, '/api/v1/tracking/conversions', conversion, keyed('ORDER-17'));
+    expect([first.statusCode, retry.statusCode, retry.headers['idempotent-replayed']]).toEqual([201, 201, 'true']);
+    expect(retry.json().conversion_id).toBe(first.json().conversion_id);
+    const other = await post(app, '/api/v1/tracking/conversions', { ...conversion, value: 81 }, keyed('ORDER-17'));
+    expect([other.statusCode, other.json().code]).toEqual([422, 'attribution.idempotency-key-reused']);
+    await app.subscriptions.caughtUp();
+    const spring = (await get(app, '/api/v1/attribution/campaigns/spring?model=last_touch')).json();
+    expect(spring.conversions).toBe(1);
+    expect(spring.attributed_value).toBe(80);
+  });
+});
+
 describe('GET /api/v1/tracking/health', () => {
   it('answers ok without a token, like /health', async () => {
     const app = await start();
@@ -475,5 +538,18 @@ describe('OpenAPI', () => {
     const batch = doc.paths['/api/v1/tracking/events/batch'].post.requestBody.content['application/json'].schema;
     expect(batch.properties.events.items.required).toContain('interaction_type');
     expect(doc.paths['/api/v1/tracking/health'].get.security).toEqual([]);
+  });
+
+  it('gives the conversion its types and required fields, and both writes their Idempotency-Key', async () => {
+    const app = await start();
+    const doc = (await get(app, '/openapi.json', {})).json();
+    const post = doc.paths['/api/v1/tracking/conversions'].post;
+    const body = post.requestBody.content['application/json'].schema;
+    expect(body.required).toEqual(['visitor_id', 'value']);
+    expect(body.properties.value).toMatchObject({ type: 'number', minimum: 0 });
+    expect(body.properties.occurred_at).toMatchObject({ type: 'string', format: 'date-time' });
+    for (const path of ['/api/v1/tracking/conversions', '/api/v1/tracking/events', '/api/v1/tracking/events/batch']) {
+      expect(doc.paths[path].post.parameters).toContainEqual(expect.objectContaining({ in: 'header', name: 'idempotency-key' }));
+    }
   });
 });

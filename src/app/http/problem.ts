@@ -47,6 +47,8 @@ const BY_CODE: Record<string, Mapping> = {
   'event-store.overloaded': { status: 503, title: 'Overloaded' },
   'event-store.concurrency': { status: 409, title: 'Conflict' },
   'ingestion.idempotency-key-reused': { status: 422, title: 'Idempotency key reused' },
+  'tracking.idempotency-key-reused': { status: 422, title: 'Idempotency key reused' },
+  'attribution.idempotency-key-reused': { status: 422, title: 'Idempotency key reused' },
   'routing.rules-too-costly': { status: 422, title: 'Too costly to route' },
 };
 

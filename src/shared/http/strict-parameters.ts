@@ -1,5 +1,6 @@
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import type { FastifySchemaCompiler } from 'fastify';
+import type { TSchema } from 'typebox';
 
 // Decimal text only: TypeBox's conversion also takes `1.5` for an integer (as 1), hex, exponents and spaces.
 const TEXT_OF: Readonly<Record<string, { readonly pattern: RegExp; readonly message: string }>> = {
@@ -69,3 +70,12 @@ function prefixesOf(schema: ObjectSchema): string[] {
 function propertiesOf(schema: ObjectSchema): Array<[string, { readonly type?: unknown }]> {
   return [...Object.entries(schema.properties ?? {}), ...(schema.allOf ?? []).flatMap(propertiesOf)];
 }
+
+/**
+ * For routes whose domain checks the body field by field (and reports every invalid field at once):
+ * OpenAPI documents the body's full contract, while the edge holds it only to `loose` (its shape).
+ */
+export const looseBodyCompiler =
+  (loose: TSchema): FastifySchemaCompiler<TSchema> =>
+  (route) =>
+    route.httpPart === 'body' ? TypeBoxValidatorCompiler({ ...route, schema: loose }) : strictParametersCompiler(route);

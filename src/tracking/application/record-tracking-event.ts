@@ -1,5 +1,7 @@
 import type { Clock } from '../../shared/clock.js';
+import { ValidationError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
+import { appendOnce, fingerprintOf, keyedStreamId, type KeyedAppend } from '../../shared/event-store/keyed-append.js';
 import type { EventMetadata, NewEvent } from '../../shared/events.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import {
@@ -8,9 +10,11 @@ import {
   PUBLISHED_AS,
   SCHEMA_VERSION,
   trackingEventFromCommand,
+  trackingEventFromRecorded,
   trackingStreamId,
   type RecordTrackingEventCommand,
   type TrackingEvent,
+  type TrackingEventRecorded,
 } from '../domain/tracking-event.js';
 
 export interface RecordTrackingEventDeps {
@@ -24,13 +28,27 @@ export interface RequestContext {
   readonly correlationId?: string;
 }
 
-/** Resolves once the event is durable (group committed with concurrent requests): the caller may acknowledge it. */
+/** An event as recorded, and whether a retry under the same `Idempotency-Key` found it recorded already. */
+export interface Recorded {
+  readonly event: TrackingEvent;
+  readonly replayed: boolean;
+}
+
+/**
+ * Resolves once the event is durable (group committed with concurrent requests): the caller may
+ * acknowledge it. Under an `Idempotency-Key` (scoped to the event's partner) the event is recorded
+ * once, for good: a retry gets the first event, the key sent with another event a 422.
+ */
 export const recordTrackingEvent =
   ({ store, clock, newId }: RecordTrackingEventDeps) =>
-  async (command: RecordTrackingEventCommand, context: RequestContext = {}): Promise<TrackingEvent> => {
+  async (command: RecordTrackingEventCommand, context: RequestContext = {}, idempotencyKey?: string): Promise<Recorded> => {
     const event = trackingEventFromCommand(command, newId(), clock.now());
-    await store.append(appendOf(event, context));
-    return event;
+    if (idempotencyKey === undefined) {
+      await store.append(appendOf(event, context));
+      return { event, replayed: false };
+    }
+    const outcome = await appendOnce(store, keyedAppendOf(event, command, context, idempotencyKey), () => keyReused(idempotencyKey));
+    return { event: recordedEventOf(outcome.events), replayed: outcome.replayed };
   };
 
 /** The append that records one event on its own stream, which must not exist yet. */
@@ -40,6 +58,33 @@ export function appendOf(event: TrackingEvent, context: RequestContext) {
     events: decideRecord(event, initialState).map((recorded): NewEvent => ({ ...recorded, metadata: metadataOf(context) })),
     expectedVersion: 'no_stream' as const,
   };
+}
+
+/** The same append on the stream its key names (`keyed-append.ts`). */
+export function keyedAppendOf(
+  event: TrackingEvent,
+  command: RecordTrackingEventCommand,
+  context: RequestContext,
+  key: string,
+): KeyedAppend {
+  return {
+    request: { ...appendOf(event, context), streamId: keyedStreamId('tracking', event.partnerId, key) },
+    fingerprint: fingerprintOf(command),
+  };
+}
+
+export function recordedEventOf(events: readonly { readonly data: object }[]): TrackingEvent {
+  const [first] = events;
+  if (!first) throw new Error('a recorded tracking stream holds no event');
+  return trackingEventFromRecorded(first.data as TrackingEventRecorded['data']);
+}
+
+export function keyReused(key: string): ValidationError {
+  return new ValidationError(
+    'tracking.idempotency-key-reused',
+    `Idempotency-Key "${key}" was sent with another tracking event before; a new event needs a new key`,
+    [{ path: 'Idempotency-Key', message: 'was sent with another request' }],
+  );
 }
 
 // The public name travels with the event, so a relay can publish it under that name without knowing tracking.

@@ -1,31 +1,45 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { Type, type Static } from 'typebox';
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import { errorResponses, PageQuery } from '../../../shared/http/schemas.js';
+import { looseBodyCompiler } from '../../../shared/http/strict-parameters.js';
 import { DEFAULT_PAGE_SIZE, type PageRequest } from '../../../shared/pagination.js';
 import type { ConversionAttribution, ScopeAttribution, VisitorJourney } from '../../application/queries.js';
 import type { Scope } from '../../application/ports.js';
 import { ATTRIBUTION_MODELS, DEFAULT_MODEL, type AttributionModel, type Credit } from '../../domain/attribution-models.js';
-import type { Conversion, RecordConversionCommand } from '../../domain/conversion.js';
+import type { RecordedConversion } from '../../application/record-conversion.js';
+import type { RecordConversionCommand } from '../../domain/conversion.js';
 import type { Touch } from '../../domain/touch.js';
-import type { ExternalId, Visitor } from '../../domain/values.js';
+import { MAX_CONVERSION_VALUE, type ExternalId, type Visitor } from '../../domain/values.js';
 
 export interface AttributionHandlers {
-  recordConversion(command: RecordConversionCommand, context: { correlationId?: string }): Promise<Conversion>;
+  recordConversion(
+    command: RecordConversionCommand,
+    context: { correlationId?: string },
+    idempotencyKey?: string,
+  ): Promise<RecordedConversion>;
   scope(scope: Scope, model: AttributionModel): Promise<ScopeAttribution>;
   visitor(visitor: Visitor, page: PageRequest): Promise<VisitorJourney>;
   conversion(conversionId: string): Promise<ConversionAttribution>;
 }
 
-// Loosely typed on purpose: the domain checks every field and reports every invalid one at once.
+/** The contract as documented in OpenAPI; the edge checks only the envelope, the domain every field (reporting all at once). */
 const ConversionBody = Type.Object(
   {
-    visitor_id: Type.Optional(Type.Unknown({ description: 'string, 1-255 characters: the visitor whose touches share the conversion' })),
-    value: Type.Optional(Type.Unknown({ description: 'number, 0 to 1e12: what the conversion brought in' })),
-    occurred_at: Type.Optional(Type.Unknown({ description: 'RFC 3339 date-time; defaults to when Intake received the conversion' })),
+    visitor_id: Type.String({ minLength: 1, maxLength: 255, description: 'The visitor whose touches share the conversion' }),
+    value: Type.Number({ minimum: 0, maximum: MAX_CONVERSION_VALUE, description: 'What the conversion brought in' }),
+    occurred_at: Type.Optional(
+      Type.String({ format: 'date-time', description: 'RFC 3339; defaults to when Intake received the conversion' }),
+    ),
   },
   { additionalProperties: false },
 );
+const ConversionEnvelope = Type.Object(
+  { visitor_id: Type.Optional(Type.Unknown()), value: Type.Optional(Type.Unknown()), occurred_at: Type.Optional(Type.Unknown()) },
+  { additionalProperties: false },
+);
+/** `Idempotency-Key`: a retry records nothing again (kept for good). */
+const KeyHeader = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) });
 
 const Recorded = Type.Object({
   conversion_id: Type.String(),
@@ -146,16 +160,23 @@ export function attributionHttp(handlers: AttributionHandlers): HttpContext {
             summary: 'Record a conversion',
             description:
               "Stores the conversion durably before answering. Its credits to the visitor's touches in the lookback window " +
-              '(30 days by default) follow within moments, under every attribution model.',
+              '(30 days by default) follow within moments, under every attribution model. ' +
+              'With an `Idempotency-Key` a retry answers the first conversion (header `Idempotent-Replayed: true`) and records nothing; ' +
+              'the key sent with another conversion is refused with 422.',
+            headers: KeyHeader,
             body: ConversionBody,
             response: { 201: Recorded, ...errorResponses },
           },
+          validatorCompiler: looseBodyCompiler(ConversionEnvelope),
         },
         async (request, reply) => {
-          const conversion = await handlers.recordConversion(
-            { visitorId: request.body.visitor_id, value: request.body.value, occurredAt: request.body.occurred_at },
+          const body = request.body as Static<typeof ConversionEnvelope>;
+          const { conversion, replayed } = await handlers.recordConversion(
+            { visitorId: body.visitor_id, value: body.value, occurredAt: body.occurred_at },
             { correlationId: request.id },
+            request.headers['idempotency-key'],
           );
+          if (replayed) reply.header('idempotent-replayed', 'true');
           return reply
             .status(201)
             .header('location', `/api/v1/attribution/conversions/${conversion.id}`)

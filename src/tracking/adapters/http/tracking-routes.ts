@@ -1,22 +1,25 @@
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifySchemaCompiler } from 'fastify';
-import { Type, type TSchema } from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { unknownFields } from '../../../shared/contracts/known-fields.js';
 import { ValidationError, type Violation } from '../../../shared/errors.js';
 import { assertMayWriteAs, type Principal } from '../../../shared/http/auth.js';
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
-import { strictParametersCompiler } from '../../../shared/http/strict-parameters.js';
+import { looseBodyCompiler } from '../../../shared/http/strict-parameters.js';
 import { errorResponses } from '../../../shared/http/schemas.js';
 import type { TrackingHealth } from '../../application/queries.js';
-import type { RequestContext } from '../../application/record-tracking-event.js';
+import type { Recorded, RequestContext } from '../../application/record-tracking-event.js';
 import { MAX_BATCH_SIZE, type TrackingReceipt } from '../../application/record-tracking-events.js';
 import { PUBLISHED_AS, type RecordTrackingEventCommand, type TrackingEvent } from '../../domain/tracking-event.js';
 import { INVALID_EVENT } from '../../domain/values.js';
 
 export interface TrackingHandlers {
-  record(command: RecordTrackingEventCommand, context: RequestContext): Promise<TrackingEvent>;
-  recordBatch(commands: readonly RecordTrackingEventCommand[], context: RequestContext): Promise<TrackingReceipt[]>;
+  record(command: RecordTrackingEventCommand, context: RequestContext, idempotencyKey?: string): Promise<Recorded>;
+  recordBatch(
+    commands: readonly RecordTrackingEventCommand[],
+    context: RequestContext,
+    keys?: readonly string[],
+  ): Promise<TrackingReceipt[]>;
   get(id: string): Promise<TrackingEvent>;
   health(): Promise<TrackingHealth>;
 }
@@ -45,10 +48,6 @@ const unknownFieldsOf = (event: object): Violation[] => unknownFields(event, Obj
 // invalid one at once (and a batch keeps its valid events), where the schema would stop at the first.
 const AnyObject = Type.Object({});
 const AnyBatch = Type.Object({ events: Type.Array(AnyObject, { minItems: 1, maxItems: MAX_BATCH_SIZE }) }, { additionalProperties: false });
-const looseBody =
-  (loose: TSchema): FastifySchemaCompiler<TSchema> =>
-  (route) =>
-    route.httpPart === 'body' ? TypeBoxValidatorCompiler({ ...route, schema: loose }) : strictParametersCompiler(route);
 
 const TrackingEventSchema = Type.Object(
   {
@@ -76,12 +75,13 @@ const Recorded = Type.Object({
 const Violation = Type.Object({ path: Type.String(), message: Type.String() });
 const Receipt = Type.Object({
   index: Type.Integer({ description: 'Position of the event in the request' }),
-  status: Type.Union([Type.Literal('recorded'), Type.Literal('rejected')]),
-  tracking_event_id: Type.Optional(Type.String()),
+  status: Type.Union([Type.Literal('recorded'), Type.Literal('duplicate'), Type.Literal('rejected')]),
+  tracking_event_id: Type.Optional(Type.String({ description: 'For a duplicate, the id its first request recorded' })),
   errors: Type.Optional(Type.Array(Violation)),
 });
 const BatchResult = Type.Object({
   recorded: Type.Integer(),
+  duplicates: Type.Integer({ description: 'Events a retry under the same Idempotency-Key found recorded already' }),
   rejected: Type.Integer(),
   receipts: Type.Array(Receipt),
   processing_time_ms: Type.Number(),
@@ -118,9 +118,12 @@ const toBody = (event: TrackingEvent) => ({
 });
 
 const receiptBody = (receipt: TrackingReceipt, index: number) =>
-  receipt.status === 'recorded'
-    ? { index, status: receipt.status, tracking_event_id: receipt.event.id }
-    : { index, status: receipt.status, errors: [...receipt.violations] };
+  receipt.status === 'rejected'
+    ? { index, status: receipt.status, errors: [...receipt.violations] }
+    : { index, status: receipt.status, tracking_event_id: receipt.event.id };
+
+/** `Idempotency-Key`: a retry records nothing again (kept for good, scoped to the partner). */
+const KeyHeader = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) });
 
 // Microsecond precision is plenty, and keeps the number short.
 const millis = (elapsed: number) => Math.round(elapsed * 1000) / 1000;
@@ -152,11 +155,14 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
             summary: 'Record a tracking event',
             description:
               'Stores the event durably before answering and publishes it as `tracking_event.recorded.v1`. ' +
-              'An invalid event is refused with a 400 problem listing every invalid field.',
+              'An invalid event is refused with a 400 problem listing every invalid field. ' +
+              'With an `Idempotency-Key` a retry answers the first event (header `Idempotent-Replayed: true`) and records nothing; ' +
+              'the key sent with another event is refused with 422.',
+            headers: KeyHeader,
             body: TrackingEventBody,
             response: { 201: Recorded, ...errorResponses },
           },
-          validatorCompiler: looseBody(AnyObject),
+          validatorCompiler: looseBodyCompiler(AnyObject),
           config: { access: 'write' },
         },
         async (request, reply) => {
@@ -165,7 +171,12 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
           if (unknown.length > 0)
             throw new ValidationError(INVALID_EVENT, unknown.map((v) => `${v.path} ${v.message}`).join('; '), unknown);
           assertMayRecordFor(request.principal, [body]);
-          const event = await handlers.record(commandOf(body), { correlationId: request.id });
+          const { event, replayed } = await handlers.record(
+            commandOf(body),
+            { correlationId: request.id },
+            request.headers['idempotency-key'],
+          );
+          if (replayed) reply.header('idempotent-replayed', 'true');
           return reply
             .status(201)
             .header('location', locationOf(event.id))
@@ -186,14 +197,16 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
             summary: `Record up to ${MAX_BATCH_SIZE} tracking events`,
             description:
               'Answers a receipt per event, in request order: `recorded` with its id, or `rejected` with every invalid field. ' +
-              'An invalid event never drops the others; a batch that is not a list of objects is refused whole.',
+              'An invalid event never drops the others; a batch that is not a list of objects is refused whole. ' +
+              'With an `Idempotency-Key` each event is keyed by the header and its place in the batch: a retried batch answers `duplicate` with the first ids.',
+            headers: KeyHeader,
             body: Type.Object(
               { events: Type.Array(TrackingEventBody, { minItems: 1, maxItems: MAX_BATCH_SIZE }) },
               { additionalProperties: false },
             ),
             response: { 200: BatchResult, ...errorResponses },
           },
-          validatorCompiler: looseBody(AnyBatch),
+          validatorCompiler: looseBodyCompiler(AnyBatch),
           // Each event is held to the JSON limits alone: one too deep or with a lone surrogate is rejected by itself.
           config: { access: 'write', jsonItems: 'events' },
         },
@@ -205,15 +218,22 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
           );
           const events = given.filter((event, index): event is TrackingEventFields => refusals[index]?.length === 0);
           assertMayRecordFor(request.principal, events);
-          const recordedOrRejected = await handlers.recordBatch(events.map(commandOf), { correlationId: request.id });
+          // Keys follow the place in the request, refused events counted, so a retry keys each event as before.
+          const batchKey = request.headers['idempotency-key'];
+          const keys =
+            batchKey === undefined
+              ? undefined
+              : given.flatMap((_event, index) => (refusals[index]?.length === 0 ? [`${batchKey}#${index}`] : []));
+          const recordedOrRejected = await handlers.recordBatch(events.map(commandOf), { correlationId: request.id }, keys);
           let next = 0;
           const receipts = refusals.map((violations): TrackingReceipt =>
             violations.length > 0 ? { status: 'rejected', violations } : (recordedOrRejected[next++] as TrackingReceipt),
           );
-          const recorded = receipts.filter((receipt) => receipt.status === 'recorded').length;
+          const count = (status: TrackingReceipt['status']) => receipts.filter((receipt) => receipt.status === status).length;
           return reply.status(200).send({
-            recorded,
-            rejected: receipts.length - recorded,
+            recorded: count('recorded'),
+            duplicates: count('duplicate'),
+            rejected: count('rejected'),
             receipts: receipts.map(receiptBody),
             processing_time_ms: millis(reply.elapsedTime),
           });
