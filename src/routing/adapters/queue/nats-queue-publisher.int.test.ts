@@ -1,5 +1,6 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsQueuePublisher } from './nats-queue-publisher.js';
 import { deliveryRequest, queuePublisherContract, uniqueSuffix, type ReceivedMessage } from './queue-publisher.contract.js';
@@ -129,5 +130,56 @@ describe.skipIf(!url)('natsQueuePublisher', () => {
       expect(await withoutDefault.publish({ broker: 'nats', subject: 'a.b' }, deliveryRequest())).toMatchObject({ outcome: 'rejected' });
       await withoutDefault.close();
     });
+  });
+});
+
+/** A listener counting its connections; `serve` speaks to each. */
+async function listener(serve: (socket: Socket, server: Server) => void = () => {}) {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    serve(socket, server);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address !== null ? address.port : 0,
+    connections: () => sockets.size,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('natsQueuePublisher and the servers a broker advertises', () => {
+  it('never connects to a server the broker names in connect_urls, nor reconnects by itself', async () => {
+    // What a rule's broker could advertise: an address the policy would refuse.
+    const internal = await listener();
+    const info = `INFO {"server_id":"fake","version":"2.10.0","proto":1,"max_payload":1048576,"headers":true,"connect_urls":["127.0.0.1:${internal.port}"]}\r\n`;
+    const broker = await listener((socket, server) => {
+      socket.write(info);
+      socket.on('data', (data) => {
+        if (data.includes('PING')) socket.write(`PONG\r\n${info}`);
+        if (data.includes('PUB')) {
+          socket.destroy();
+          server.close();
+        }
+      });
+    });
+    const publisher = natsQueuePublisher({ connectTimeoutMs: 500, publishTimeoutMs: 500 });
+    try {
+      const target = { broker: 'nats' as const, url: `nats://127.0.0.1:${broker.port}`, subject: 'intake-test.advertised' };
+      const outcome = await publisher.publish(target, deliveryRequest());
+      expect(outcome.outcome).toBe('retry');
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect(broker.connections()).toBe(1);
+      expect(internal.connections()).toBe(0);
+    } finally {
+      await publisher.close();
+      broker.close();
+      internal.close();
+    }
   });
 });

@@ -33,8 +33,16 @@ export function natsQueuePublisher(options: NatsQueuePublisherOptions = {}): Que
   const publishTimeoutMs = options.publishTimeoutMs ?? 5000;
   const connections = connectionCache<NatsConnection>(
     async (url, forget) => {
-      const connection = await connect({ servers: url, timeout: connectTimeoutMs, name: 'intake-routing' });
-      // The client reconnects by itself; once it gives up, the connection is closed for good.
+      // Only the servers the URL names, which the address policy checked: a broker may advertise others
+      // (`connect_urls`), and a reconnect would resolve a name again. A lost connection is closed, and
+      // the next publish connects anew after the policy's check.
+      const connection = await connect({
+        servers: url,
+        timeout: connectTimeoutMs,
+        name: 'intake-routing',
+        ignoreClusterUpdates: true,
+        reconnect: false,
+      });
       void connection.closed().then(forget);
       return connection;
     },
