@@ -248,6 +248,11 @@ describe('every error is problem+json', () => {
     expect(deleteItem.headers.allow).toBe('GET, HEAD');
     const missing = await expectProblem(await intake.app.inject({ method: 'PUT', url: '/no/such/path', headers: auth }), 404);
     expect(missing.code).toBe('route.not-found');
+    // A file route takes GET for every path under it: a file it does not have is not found, not a wrong method.
+    for (const method of ['GET', 'HEAD'] as const) {
+      const file = await intake.app.inject({ method, url: '/docs/static/no-such-file.js' });
+      expect([file.statusCode, file.headers.allow]).toEqual([404, undefined]);
+    }
   });
 
   it('holds query parameters to the text of their type instead of converting near misses', async () => {

@@ -135,7 +135,8 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
     const allowed = allowedMethods(path);
-    if (allowed.length === 0) {
+    // A route that takes this method and still answers "not found" (a file route's missing file) is a 404.
+    if (allowed.length === 0 || allowed.includes(request.method)) {
       return sendProblem(new NotFoundError('route.not-found', `no route for ${request.method} ${path}`), request, reply, expectedErrors);
     }
     reply.header('allow', allowed.join(', '));

@@ -281,6 +281,12 @@ describe('bad input to the tracking API', () => {
     const unknown = await post('/v1/batch', { batch: [track()] }, basic('wk_not_a_key'));
     expect([missing.statusCode, unknown.statusCode]).toEqual([401, 401]);
     expect(missing.json().code).toBe('auth.unauthorized');
+    // Credentials come before the body's shape, on every batch path.
+    for (const path of ['/v1/batch', '/v1/import', '/v1/b', '/beacon/v1/batch']) {
+      const shapeless = await post(path, {});
+      const empty = await post(path, { batch: [] }, basic('wk_not_a_key'));
+      expect([path, shapeless.statusCode, empty.statusCode]).toEqual([path, 401, 401]);
+    }
   });
 
   it('refuses a request whose body key belongs to another application than its header key', async () => {

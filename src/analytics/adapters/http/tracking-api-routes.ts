@@ -134,6 +134,8 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
           },
           async (request, reply) => {
             const body = objectBody(request.body);
+            // Credentials first: a caller without a valid key learns nothing about the body.
+            const key = await authorize(handlers, request, body);
             const messages = body.batch;
             if (!Array.isArray(messages))
               throw new ValidationError('analytics.invalid-batch', 'the body needs a "batch" array of messages', [
@@ -150,7 +152,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
             const historical = path === '/v1/import';
             return answer(
               reply,
-              await accept(handlers, request, body, { messages, refused, sentAt: body.sentAt, context: body.context, historical }),
+              await acceptAs(handlers, request, key, { messages, refused, sentAt: body.sentAt, context: body.context, historical }),
             );
           },
         );
@@ -176,7 +178,8 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
             async (request, reply) => {
               const body = objectBody(request.body);
               const { writeKey: _key, ...message } = body;
-              return answer(reply, await accept(handlers, request, body, { messages: [message], route: type }));
+              const key = await authorize(handlers, request, body);
+              return answer(reply, await acceptAs(handlers, request, key, { messages: [message], route: type }));
             },
           );
         }
@@ -217,18 +220,23 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
     },
   };
 
-  async function accept(
-    deps: TrackingApiHandlers,
-    request: FastifyRequest,
-    body: Record<string, unknown>,
-    what: Pick<MessagesCommand, 'messages' | 'refused' | 'route' | 'sentAt' | 'context' | 'historical'>,
-  ): Promise<MessageReceipt[]> {
+  /** The write key of the request (header, query or body) and, from a browser, an origin its application allows. */
+  async function authorize(deps: TrackingApiHandlers, request: FastifyRequest, body: Record<string, unknown>) {
     const key = await authenticate(deps.resolveWriteKey, request, body);
     const origin = headerOf(request, 'origin');
     if (origin && deps.allowedOrigins) {
       const allowed = await deps.allowedOrigins(key.appId);
       if (allowed && !allowed.includes(origin)) throw new ForbiddenError(`origin ${origin} may not send to this application`);
     }
+    return key;
+  }
+
+  async function acceptAs(
+    deps: TrackingApiHandlers,
+    request: FastifyRequest,
+    key: Awaited<ReturnType<typeof authorize>>,
+    what: Pick<MessagesCommand, 'messages' | 'refused' | 'route' | 'sentAt' | 'context' | 'historical'>,
+  ): Promise<MessageReceipt[]> {
     const userAgent = headerOf(request, 'user-agent');
     return deps.acceptMessages({
       appId: key.appId,
