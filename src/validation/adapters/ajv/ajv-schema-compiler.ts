@@ -4,6 +4,7 @@ import type { Violation } from '../../../shared/contracts/data-events.js';
 import { ValidationError } from '../../../shared/errors.js';
 import { compileLinearRegex } from '../../../shared/linear-regex.js';
 import { OverBudget, workBudget, type WorkBudget } from '../../../shared/work-budget.js';
+import { replaceMultipleOf } from './decimal-multiple-of.js';
 import { payloadWork, schemaCostProblem } from './schema-cost.js';
 import { linearUrlFormat } from './url-format.js';
 import type { SchemaCompiler } from '../../application/ports.js';
@@ -68,6 +69,7 @@ export function ajvSchemaCompiler(): SchemaCompiler {
     addFormats(ajv);
     ajv.addFormat('url', linearUrlFormat);
     replaceUniqueItems(ajv);
+    replaceMultipleOf(ajv);
     return ajv;
   };
   const ajv = newAjv(true);
@@ -79,6 +81,11 @@ export function ajvSchemaCompiler(): SchemaCompiler {
    * life of the instance, about a megabyte for a large schema at every save, and never let it go.
    */
   const compileOnce = (instance: Ajv2020, schema: SchemaDocument): ValidateFunction => {
+    // ajv removes by `$id`: a schema naming one it holds (its own meta-schema) would take that one with it.
+    const id = typeof schema === 'object' && typeof schema.$id === 'string' ? schema.$id.replace(/#$/, '') : undefined;
+    if (id !== undefined && (instance.schemas[id] !== undefined || instance.refs[id] !== undefined)) {
+      throw new Error(`its $id "${id}" is the id of a schema Intake holds (a meta-schema); give the schema an id of its own`);
+    }
     try {
       return instance.compile(schema);
     } finally {
@@ -277,9 +284,19 @@ function canonicalJson(value: unknown): string {
 }
 
 function toViolation(error: ErrorObject): Violation {
-  const params = error.params as { missingProperty?: string; additionalProperty?: string };
-  const field = params.missingProperty ?? params.additionalProperty;
-  const path = ['payload', ...error.instancePath.split('/').filter(Boolean), ...(field ? [field] : [])].join('.');
+  const params = error.params as {
+    missingProperty?: string;
+    additionalProperty?: string;
+    unevaluatedProperty?: string;
+    propertyName?: string;
+  };
+  const field = params.missingProperty ?? params.additionalProperty ?? params.unevaluatedProperty ?? params.propertyName;
+  // The instance path is a JSON pointer: `a~1b` is the member `a/b`.
+  const members = error.instancePath
+    .split('/')
+    .filter(Boolean)
+    .map((member) => member.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const path = ['payload', ...members, ...(field ? [field] : [])].join('.');
   // One entry per missing field with a plain message, as every endpoint reports it.
   const message = error.keyword === 'required' ? 'is required' : (error.message ?? 'is invalid');
   return { path, rule: error.keyword, message };

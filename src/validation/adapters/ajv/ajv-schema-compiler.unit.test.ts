@@ -6,6 +6,30 @@ import { ajvSchemaCompiler } from './ajv-schema-compiler.js';
 const compile = (schema: object | boolean) => ajvSchemaCompiler().compile(schema as SchemaDocument);
 
 describe('ajv schema compiler', () => {
+  it('checks multipleOf in decimals: prices are multiples of 0.01', () => {
+    const check = compile({ type: 'number', multipleOf: 0.01 });
+    for (const price of [1.13, 19.99, 0.07, 4.35]) expect(check(price), String(price)).toEqual([]);
+    expect(check(1.005)).toEqual([{ path: 'payload', rule: 'multipleOf', message: 'must be multiple of 0.01' }]);
+  });
+
+  it('names the member a violation is about: unevaluated and badly named properties, and keys holding / or ~', () => {
+    const check = compile({ properties: { a: {} }, unevaluatedProperties: false, propertyNames: { pattern: '^[a-z/~]+$' } });
+    const paths = check({ a: 1, zzz: 2, BAD: 3 }).map((violation) => `${violation.path} ${violation.rule}`);
+    expect(paths).toEqual(expect.arrayContaining(['payload.zzz unevaluatedProperties', 'payload.BAD propertyNames']));
+    const nested = compile({ properties: { 'a/b': { properties: { 'c~d': { type: 'string' } } } } });
+    expect(nested({ 'a/b': { 'c~d': 1 } })).toEqual([{ path: 'payload.a/b.c~d', rule: 'type', message: 'must be string' }]);
+  });
+
+  it('refuses a schema whose $id is the meta-schema’s, and goes on checking others (the refusal used to remove the meta-schema)', () => {
+    const compiler = ajvSchemaCompiler();
+    for (const $id of ['https://json-schema.org/draft/2020-12/schema', 'https://json-schema.org/draft/2020-12/schema#']) {
+      expect(() => compiler.compile({ $id, type: 'object' } as unknown as SchemaDocument)).toThrow(/meta-schema/);
+    }
+    const check = compiler.compile({ type: 'object', required: ['total'] } as unknown as SchemaDocument);
+    expect(check({ total: 1 })).toEqual([]);
+    expect(check({})).not.toEqual([]);
+  });
+
   it('keeps no schema it compiled: a new version with the same $id compiles, and each version checks by its own rules', () => {
     const compiler = ajvSchemaCompiler();
     const version = (required: string) =>
@@ -129,6 +153,15 @@ describe('the cost of checking a payload', () => {
     // A few levels stay well within the bound and check as before.
     expect(compile(doubling(5))({})).not.toEqual([]);
     expect(compile(doubling(5))('text')).toEqual([]);
+  });
+
+  it('follows a $ref whose pointer escapes a slash as %2F (or ~1) as ajv does, so the same doubling is refused', () => {
+    for (const slash of ['%2F', '~1', '%7E1']) {
+      const $defs: Record<string, object> = { 'd/0': { type: 'string' } };
+      for (let i = 1; i <= 30; i++)
+        $defs[`d/${i}`] = { anyOf: [{ $ref: `#/$defs/d${slash}${i - 1}` }, { $ref: `#/$defs/d${slash}${i - 1}` }] };
+      expect(refused({ $defs, $ref: `#/$defs/d${slash}30` }), slash).toMatch(/too costly/);
+    }
   });
 
   it('refuses a $ref back to a schema applied to the same value, which never ends', () => {

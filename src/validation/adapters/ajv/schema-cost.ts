@@ -264,17 +264,18 @@ class CostAnalysis {
     if (uri === undefined) return [];
     const hash = uri.indexOf('#');
     const document = hash === -1 ? uri : uri.slice(0, hash);
-    const fragment = hash === -1 ? '' : decoded(uri.slice(hash + 1));
+    const fragment = hash === -1 ? '' : uri.slice(hash + 1);
     const resource = this.resources.get(document);
     if (resource === undefined) return [];
     if (fragment === '') return [resource];
+    // A pointer is split before its segments are decoded, as ajv does: `d%2F1` is the key `d/1`.
     if (!fragment.startsWith('/')) {
-      const anchored = this.anchors.get(`${document}#${fragment}`);
+      const anchored = this.anchors.get(`${document}#${decoded(fragment)}`);
       return anchored === undefined ? [] : [anchored];
     }
     let target: unknown = resource;
     for (const segment of fragment.slice(1).split('/')) {
-      const key = segment.replaceAll('~1', '/').replaceAll('~0', '~');
+      const key = decoded(segment).replaceAll('~1', '/').replaceAll('~0', '~');
       if (Array.isArray(target)) target = target[Number(key)];
       else if (isObject(target) && Object.hasOwn(target, key)) target = target[key];
       else return [];
