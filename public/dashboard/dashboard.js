@@ -18,6 +18,7 @@ const STATUS_SERIES = [
 ];
 
 const $ = (id) => document.getElementById(id);
+const countOf = (counts, type) => (counts !== undefined && Object.hasOwn(counts, type) ? counts[type] : 0);
 const numbers = new Intl.NumberFormat('en-US');
 
 const state = {
@@ -243,7 +244,8 @@ function renderCharts(dashboard) {
     `${period}|${types.join('\n')}`,
     period,
     types.map((type, i) => ({ label: type, stroke: TYPE_COLOURS[i % TYPE_COLOURS.length] })),
-    [times, ...types.map((type) => times.map((t) => byTime.get(t)?.by_event_type[type] ?? 0))],
+    // Own members only: a type named `constructor` is absent from most buckets, not Object.prototype's.
+    [times, ...types.map((type) => times.map((t) => countOf(byTime.get(t)?.by_event_type, type)))],
   );
   drawChart(
     'chart-status',

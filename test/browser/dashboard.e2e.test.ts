@@ -336,6 +336,25 @@ describe.skipIf(!hasChromium)('the dashboard’s window', () => {
     await page.close();
   }, 120_000);
 
+  it('charts event types named like members of every object (constructor, toString) beside the others', async () => {
+    // Two hours, each with a type the other lacks: a missing type reads as 0, not as Object.prototype's member.
+    clock.set(new Date(Date.parse(NOW) - 3600_000));
+    await ingestItem(windowIntake, 'proto', 'constructor', {});
+    clock.set(NOW);
+    await ingestItem(windowIntake, 'proto', 'order', {});
+    await ingestItem(windowIntake, 'proto', 'toString', {});
+    await windowIntake.subscriptions.caughtUp();
+    const page = await windowBrowser.newPage({ viewport: { width: 1400, height: 1050 } });
+    await page.goto(`${windowUrl}/dashboard#app=proto&period=hourly`);
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('#token-form button[type=submit]');
+    await page.waitForSelector('#chart-types canvas');
+    const legend = () => page.$$eval('#chart-types .u-legend .u-value', (cells) => cells.map((c) => c.textContent));
+    await expect.poll(async () => (await legend()).length).toBe(4);
+    expect((await legend()).slice(1)).toEqual(['1', '1', '1']);
+    await page.close();
+  }, 60_000);
+
   it('names the busiest event types the API gives and sums the others in one row', async () => {
     // Two more types than the dashboard names, one item each: the two last by name are left out.
     for (let i = 0; i < MAX_DASHBOARD_EVENT_TYPES + 2; i++)
