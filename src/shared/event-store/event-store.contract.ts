@@ -83,6 +83,20 @@ export function eventStoreContract(name: string, create: (options?: FixtureOptio
         expect(stream[0]?.eventId).toMatch(/^[0-9a-f-]{36}$/);
       }));
 
+    it('reads many streams at once, each in version order, past one statement’s worth of ids, an unknown one empty', () =>
+      withStore(async ({ store }) => {
+        const ids = Array.from({ length: 620 }, (_, i) => `many-${i}`);
+        await Promise.all(ids.map((streamId, i) => store.append({ streamId, events: [event('A', i), event('B', i + 1)] })));
+        const streams = await store.readStreams([...ids.slice().reverse(), 'never-written', 'many-3']);
+        expect(streams.size).toBe(621);
+        expect(streams.get('never-written')).toEqual([]);
+        expect(streams.get('many-600')?.map((e) => [e.type, e.data, e.streamVersion])).toEqual([
+          ['A', { n: 600 }, 1],
+          ['B', { n: 601 }, 2],
+        ]);
+        expect(ids.every((id) => streams.get(id)?.length === 2)).toBe(true);
+      }));
+
     it('stores every event with the version of its data, 1 unless its writer names one, as every reader sees it', () =>
       withStore(async ({ store }) => {
         const appended = await store.append({

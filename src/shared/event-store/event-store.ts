@@ -60,6 +60,8 @@ export interface EventStore {
   /** Resolves once the events are durable (group committed); rejects with `ConcurrencyError` or `OverloadedError`. */
   append(request: AppendRequest): Promise<AppendResult>;
   readStream(streamId: string): Promise<RecordedEvent[]>;
+  /** Several streams in few reads (a page of items with their histories): each id to its events, in version order. */
+  readStreams(streamIds: readonly string[]): Promise<Map<string, RecordedEvent[]>>;
   readAll(options: ReadAllOptions): Promise<RecordedEvent[]>;
   /**
    * The last event in read order now: a reader that has read it has read every event acknowledged
@@ -90,6 +92,22 @@ export class OverloadedError extends UnavailableError {
   constructor(queued: number) {
     super('event-store.overloaded', `the write queue is full (${queued} appends waiting); retry shortly`, 1);
   }
+}
+
+/** How many stream ids one `readStreams` statement names: well under every driver's parameter limit. */
+export const STREAMS_PER_READ = 500;
+
+/** Events of several streams, read in chunks of ids, grouped by stream (each in version order as read). */
+export async function readStreamsInChunks(
+  streamIds: readonly string[],
+  read: (chunk: readonly string[]) => Promise<RecordedEvent[]>,
+): Promise<Map<string, RecordedEvent[]>> {
+  const streams = new Map<string, RecordedEvent[]>(streamIds.map((id) => [id, []]));
+  const unique = [...streams.keys()];
+  for (let start = 0; start < unique.length; start += STREAMS_PER_READ) {
+    for (const event of await read(unique.slice(start, start + STREAMS_PER_READ))) streams.get(event.streamId)?.push(event);
+  }
+  return streams;
 }
 
 export function checkExpectedVersion(streamId: string, expected: ExpectedVersion | undefined, actual: number): void {

@@ -7,7 +7,7 @@ import type { Call, CallsMessage, StorageMessage, WireAppend, WireAppendResult }
 import { fromWire } from './wire-errors.js';
 
 /** The reads the HTTP thread answers itself, from a read-only connection (WAL readers never wait on the writer). */
-export type EventStoreReads = Pick<EventStore, 'readStream' | 'readAll' | 'headPosition'>;
+export type EventStoreReads = Pick<EventStore, 'readStream' | 'readStreams' | 'readAll' | 'headPosition'>;
 
 /** The storage thread as this side talks to it: a Worker, or a MessagePort in tests. */
 export interface StoragePort {
@@ -155,6 +155,7 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
       return fromWireResult(request, result);
     },
     readStream: (streamId) => reads.readStream(streamId),
+    readStreams: (streamIds) => reads.readStreams(streamIds),
     readAll: (options) => reads.readAll(options),
     headPosition: () => reads.headPosition(),
     transaction() {

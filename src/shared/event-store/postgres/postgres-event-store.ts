@@ -13,6 +13,7 @@ import {
   type EventStore,
   type InlineProjection,
   type StoreTransaction,
+  readStreamsInChunks,
 } from '../event-store.js';
 import { groupCommitter } from '../group-commit.js';
 import { workInFlight } from '../work-in-flight.js';
@@ -301,6 +302,18 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
         .execute();
       return rows.map(toRecorded);
     },
+
+    readStreams: (streamIds) =>
+      readStreamsInChunks(streamIds, async (chunk) => {
+        const rows = await db
+          .selectFrom('events')
+          .select(EVENT_COLUMNS)
+          .where('stream_id', 'in', chunk)
+          .orderBy('stream_id')
+          .orderBy('stream_version')
+          .execute();
+        return rows.map(toRecorded);
+      }),
 
     async readAll({ after, limit, reader }) {
       if (legacyEnd === 0 || after > legacyEnd) {

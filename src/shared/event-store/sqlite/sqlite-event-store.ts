@@ -12,6 +12,7 @@ import {
   type EventStore,
   type InlineProjection,
   type StoreTransaction,
+  readStreamsInChunks,
 } from '../event-store.js';
 import { coalescedSync, groupCommitter } from '../group-commit.js';
 import { isStorageFault, storageHealthTracker, storageUnavailable } from '../storage-fault.js';
@@ -155,6 +156,18 @@ export async function sqliteEventStore(options: SqliteEventStoreOptions): Promis
       const rows = await db.selectFrom('events').selectAll().where('stream_id', '=', streamId).orderBy('stream_version').execute();
       return rows.map(toRecorded);
     },
+
+    readStreams: (streamIds) =>
+      readStreamsInChunks(streamIds, async (chunk) => {
+        const rows = await db
+          .selectFrom('events')
+          .selectAll()
+          .where('stream_id', 'in', chunk)
+          .orderBy('stream_id')
+          .orderBy('stream_version')
+          .execute();
+        return rows.map(toRecorded);
+      }),
 
     async readAll({ after, limit, reader }) {
       const cached = recent.after(after, limit, reader);
