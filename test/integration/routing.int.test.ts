@@ -974,6 +974,8 @@ describe('idempotency and batches', () => {
     expect(future.items).toEqual([]);
     const backwards = await call(intake, 'GET', '/api/events/app/shop?from=2026-11-25T00:00:00Z&to=2026-11-24T00:00:00Z');
     expect([backwards.statusCode, backwards.json().code]).toEqual([400, 'query.invalid-range']);
+    const empty = await call(intake, 'GET', '/api/events/app/shop?from=2026-11-24T00:00:00Z&to=2026-11-24T00:00:00Z');
+    expect([empty.statusCode, empty.json().code]).toEqual([400, 'query.invalid-range']);
   });
 });
 

@@ -240,9 +240,10 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
         async (request) => {
           const { event_type: eventType, from, to } = request.query;
           // An empty window is a mistake to say, not an empty page to answer (as the statistics do).
-          if (from && to && Date.parse(from) > Date.parse(to))
-            throw new ValidationError('query.invalid-range', '`from` must not be after `to`', [
-              { path: 'from', message: 'must not be after to' },
+          // `to` is exclusive: from = to names no instant at all.
+          if (from && to && Date.parse(from) >= Date.parse(to))
+            throw new ValidationError('query.invalid-range', '`from` must be before `to`', [
+              { path: 'from', message: 'must be before to' },
             ]);
           const page = await handlers.listItems(
             {
