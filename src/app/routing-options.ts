@@ -34,9 +34,11 @@ export function routingOptionsFrom(
     applicationExists,
     breakerPolicy: parseBreakerPolicy(config.breakerThreshold, config.breakerCooldownSeconds),
     deliveryConcurrency: config.routingConcurrency,
-    // The embedded process is the only worker on its SQLite file, so a fixed name lets a restart take
-    // back what it had in flight. Replicas need their own stable name (ROUTING_WORKER_ID) for that.
-    workerId: config.routingWorkerId ?? (config.roles === 'all' ? 'embedded' : `${hostname()}-${process.pid}`),
+    // The embedded process is the only worker on its database, so a fixed name lets a restart take
+    // back what it had in flight. Distributed replicas (every role in one process included) each need
+    // a name of their own, or one would take the others' attempts as its own interrupted ones; a
+    // stable one (ROUTING_WORKER_ID) lets a restart take back its attempts at once.
+    workerId: config.routingWorkerId ?? (config.roles === 'all' && !config.distributed ? 'embedded' : `${hostname()}-${process.pid}`),
     replayRatePerSecond: config.replayRatePerSecond,
     secretKey: resolveSecretKey(config.secretKey, config.dataDir),
     ...(onOutcome ? { onOutcome } : {}),
