@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -467,6 +469,47 @@ describe('webhook delivery', () => {
     );
     const next = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} });
     expect(next.json().data.routing_summary).toEqual({ rules_evaluated: 0, rules_matched: 0, rules_executed: 0 });
+  });
+
+  it('keeps the rule on when a 410 comes from the destination it was pointed away from during the attempt', async () => {
+    const intake = await start();
+    const hooks = await receiver();
+    // The old destination holds its answer until the rule has moved, then says 410.
+    let answerGone: (() => void) | undefined;
+    const old = createServer((_request, response) => {
+      answerGone = () => response.writeHead(410).end();
+    });
+    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+    try {
+      await setUp(intake);
+      const rule = await webhookRule(intake, `http://127.0.0.1:${(old.address() as AddressInfo).port}/gone`, {});
+      await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 1 } });
+      await until(
+        async () => answerGone,
+        (answer) => answer !== undefined,
+      );
+      const moved = await call(intake, 'PUT', `/api/routing-rules/${rule.rule_id}`, {
+        app_id: 'shop',
+        rule_name: 'big orders',
+        event_type_filter: 'order_created',
+        destination_type: 'webhook',
+        destination_config: { url: hooks.url },
+      });
+      expect(moved.statusCode).toBe(200);
+      answerGone?.();
+      await until(
+        () => deliveriesOf(intake, `rule_id=${rule.rule_id}`),
+        (deliveries) => deliveries.some((delivery) => delivery.status === 'dead_lettered'),
+      );
+      expect((await call(intake, 'GET', `/api/routing-rules/${rule.rule_id}`)).json().is_active).toBe(true);
+      const next = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 2 } });
+      expect(next.json().data.routing_summary.rules_matched).toBe(1);
+      const [delivered] = await hooks.waitFor(1);
+      expect(JSON.parse(delivered?.body ?? '{}').data.payload).toEqual({ n: 2 });
+    } finally {
+      old.closeAllConnections();
+      old.close();
+    }
   });
 
   it('refuses a webhook to a private address unless it is allowed', async () => {

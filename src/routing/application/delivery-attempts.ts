@@ -119,6 +119,12 @@ export function deliveryAttempts(
     return { ...current, state: 'open', nextProbeAt: now.toISOString() };
   };
 
+  /** Whether the rule still points where an attempt made by it went (and is still on). */
+  const stillSentTo = async (db: Kysely<object>, sentBy: StoredRule): Promise<boolean> => {
+    const now = await deps.rules(db).get(sentBy.rule_id);
+    return now !== undefined && now.is_active && destinationKeyOfRule(now) === destinationKeyOfRule(sentBy);
+  };
+
   /** A rule switched off after the claim: its delivery waits, unattempted, until it is switched on again. */
   const giveBack = async (delivery: Delivery): Promise<Breaker | undefined> =>
     deps.store.transaction(async (tx) => {
@@ -215,6 +221,8 @@ export function deliveryAttempts(
           now.toISOString(),
         );
       } else breaker = await releaseProbe(tx.db, delivery.ruleId, now);
+      // The 410 is the old destination's when the rule was pointed elsewhere during the attempt.
+      if (decision.disableRule && rule && !(await stillSentTo(tx.db, rule))) decision = { ...decision, disableRule: false };
       if (decision.disableRule && rule) {
         const disabled: RoutingRuleToggled = {
           type: 'RoutingRuleToggled',
