@@ -8,7 +8,7 @@ import {
   type ConversionEvents,
   type IdentityLink,
 } from '../domain/analytics-message.js';
-import { attributeConversion, conversionsReachedBy, lookbackWindowOf, type Credit, type TimeRange } from '../domain/attribution-models.js';
+import { attributeConversions, conversionsReachedBy, lookbackWindowOf, type Credit, type TimeRange } from '../domain/attribution-models.js';
 import { conversionFromRecorded, type Conversion } from '../domain/conversion.js';
 import { touchFromPublished, TRACKING_EVENT_RECORDED, type Touch } from '../domain/touch.js';
 import { visitorKey, type Instant, type Visitor } from '../domain/values.js';
@@ -82,8 +82,12 @@ export function attributionSubscriber({
         if (!users) usersOf.set(key, (users = await ledger.usersOf(touch.visitor)));
         for (const user of users) stale.add(user, reached);
       }
+      // The batch's new conversions, by visitor: each is credited, whatever the cap on re-crediting.
+      const fresh = new Map<string, Conversion[]>();
       for (const conversion of await ledger.addConversions(conversions)) {
         stale.add(conversion.visitor, { from: conversion.occurredAt, to: conversion.occurredAt });
+        const key = visitorKey(conversion.visitor);
+        fresh.set(key, [...(fresh.get(key) ?? []), conversion]);
       }
       // A new link brings every touch the anonymous id ever had to the user's conversions they reach.
       for (const link of newLinks) {
@@ -91,7 +95,10 @@ export function attributionSubscriber({
         if (span) stale.add(link.user, { from: span.from, to: conversionsReachedBy({ occurredAt: span.to }, lookbackMs).to });
       }
       const credited: Array<{ conversionId: string; credits: Credit[] }> = [];
-      for (const { visitor, range } of stale.byVisitor()) credited.push(...(await recredit(ledger, visitor, range, lookbackMs)));
+      const budget = { rows: MAX_CREDIT_ROWS_RECREDITED };
+      for (const { visitor, range } of stale.byVisitor()) {
+        credited.push(...(await recredit(ledger, visitor, range, lookbackMs, fresh.get(visitorKey(visitor)) ?? [], budget)));
+      }
       await ledger.replaceCredits(credited);
     },
     async reset(tx) {
@@ -103,18 +110,28 @@ export function attributionSubscriber({
 /**
  * Conversions of one visitor a batch credits again, the earliest of its range. A late touch reaches
  * every conversion of the 30 days after it: an id shared by a whole backend (thousands of orders)
- * would have them all rewritten at once. Beyond this many, the later ones keep their credits.
+ * would have them all rewritten at once. Beyond this many, the later ones keep their credits (the
+ * batch's own new conversions are credited all the same: they have none to keep).
  */
 export const MAX_CONVERSIONS_RECREDITED = 1000;
 
+/**
+ * Credit rows a batch writes again for conversions it did not bring: a conversion credited from 50
+ * touches of 50 campaigns has about a hundred, and a thousand of them rewritten held every writer for
+ * 1.5 s. Past the budget, the later conversions keep their credits; new ones are credited regardless.
+ */
+export const MAX_CREDIT_ROWS_RECREDITED = 20_000;
+
 const linkKey = (link: IdentityLink) => JSON.stringify([visitorKey(link.anonymous), visitorKey(link.user)]);
 
-/** Every conversion of the visitor in the range, credited again from all the touches in their windows. */
+/** Every conversion of the visitor in the range (and the batch's new ones), credited again from all the touches in their windows. */
 async function recredit(
   ledger: AttributionLedger,
   visitor: Visitor,
   range: TimeRange,
   lookbackMs: number,
+  fresh: readonly Conversion[],
+  budget: { rows: number },
 ): Promise<Array<{ conversionId: string; credits: Credit[] }>> {
   // The visitor's own touches count, and an SDK user's also those of the anonymous ids known to be them.
   const identities = visitor.appId === null ? [visitor] : [visitor, ...(await ledger.anonymousIdsOf(visitor))];
@@ -123,17 +140,28 @@ async function recredit(
   // Most conversions of tracking-API traffic (no campaign, no referrer) end here.
   if (!(await ledger.hasTouches(identities, { from: lookbackWindowOf({ occurredAt: range.from }, lookbackMs).from, to: range.to })))
     return [];
-  const conversions = await ledger.conversionsOf(visitor, range, MAX_CONVERSIONS_RECREDITED);
+  const earliest = await ledger.conversionsOf(visitor, range, MAX_CONVERSIONS_RECREDITED);
+  const taken = new Set(earliest.map((conversion) => conversion.id));
+  const conversions = [...earliest, ...fresh.filter((conversion) => !taken.has(conversion.id))].sort(byOccurrence);
   const first = conversions[0];
   const last = conversions.at(-1);
   if (!first || !last) return [];
   // One read covers every window: from the earliest window's start to the latest conversion.
   const touches = await ledger.touchesOf(identities, { from: lookbackWindowOf(first, lookbackMs).from, to: last.occurredAt });
-  return conversions.map((conversion) => ({
-    conversionId: conversion.id,
-    credits: attributeConversion(conversion, touches, lookbackMs, identities),
-  }));
+  const isFresh = new Set(fresh.map((conversion) => conversion.id));
+  let spent = false;
+  return attributeConversions(conversions, touches, lookbackMs).filter(({ conversionId, credits }) => {
+    if (isFresh.has(conversionId)) return true;
+    // Earliest first: once one is over the budget, every later one keeps its credits.
+    spent ||= credits.length > budget.rows;
+    if (spent) return false;
+    budget.rows -= credits.length;
+    return true;
+  });
 }
+
+const byOccurrence = (a: Conversion, b: Conversion) =>
+  a.occurredAt < b.occurredAt ? -1 : a.occurredAt > b.occurredAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 
 /**
  * The conversions a batch may have changed, per visitor, as one time range covering them all:

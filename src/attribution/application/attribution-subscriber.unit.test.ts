@@ -6,7 +6,12 @@ import type { Credit } from '../domain/attribution-models.js';
 import type { IdentityLink } from '../domain/analytics-message.js';
 import { compareTouches, type Touch } from '../domain/touch.js';
 import { sameVisitor, type Visitor } from '../domain/values.js';
-import { attributionSubscriber, CONVERSION_RECORDED, MAX_CONVERSIONS_RECREDITED } from './attribution-subscriber.js';
+import {
+  attributionSubscriber,
+  CONVERSION_RECORDED,
+  MAX_CONVERSIONS_RECREDITED,
+  MAX_CREDIT_ROWS_RECREDITED,
+} from './attribution-subscriber.js';
 import type { AttributionLedger } from './ports.js';
 
 const inRange = (at: string, range: { from: string; to: string }) => at >= range.from && at <= range.to;
@@ -76,12 +81,12 @@ const event = (type: string, data: Record<string, unknown>): RecordedEvent => ({
 });
 const conversion = (id: string, at: string) =>
   event(CONVERSION_RECORDED, { conversion_id: id, visitor_id: 'v1', value: 100, occurred_at: at, recorded_at: at });
-const touch = (id: string, at: string) =>
+const touch = (id: string, at: string, campaign = 'c1') =>
   event('TrackingEventRecorded', {
     tracking_event_id: id,
     visitor_id: 'v1',
     partner_id: 'p1',
-    campaign_id: 'c1',
+    campaign_id: campaign,
     interaction_type: 'click',
     occurred_at: at,
   });
@@ -106,12 +111,72 @@ describe('the attribution subscriber', () => {
     const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs: 7 * 24 * 3600 * 1000 });
     const tx = { db: {} } as unknown as StoreTransaction;
     const at = (i: number) => new Date(Date.parse('2026-12-04T00:00:00.000Z') + i * 1000).toISOString();
-    await subscriber.handle([touch('t0', '2026-12-03T00:00:00.000Z')], tx);
+    const firstTouchOf = (id: string) => credits.get(id)?.find((credit) => credit.model === 'first_touch')?.campaignId;
+    await subscriber.handle([touch('t0', '2026-12-03T00:00:00.000Z', 'c0')], tx);
     const orders = Array.from({ length: MAX_CONVERSIONS_RECREDITED + 5 }, (_, i) => conversion(`k${i}`, at(i)));
+    // New conversions are all credited: they have no credits to keep.
     await subscriber.handle(orders, tx);
-    expect(credits.size).toBe(MAX_CONVERSIONS_RECREDITED);
-    expect(credits.has(`k${MAX_CONVERSIONS_RECREDITED - 1}`)).toBe(true);
-    expect(credits.has(`k${MAX_CONVERSIONS_RECREDITED}`)).toBe(false);
+    expect(credits.size).toBe(MAX_CONVERSIONS_RECREDITED + 5);
+    // A late touch before them all re-credits the earliest ones only; the later keep their credits.
+    await subscriber.handle([touch('t-1', '2026-12-02T00:00:00.000Z', 'early')], tx);
+    expect(firstTouchOf(`k${MAX_CONVERSIONS_RECREDITED - 1}`)).toBe('early');
+    expect(firstTouchOf(`k${MAX_CONVERSIONS_RECREDITED}`)).toBe('c0');
+  });
+
+  it('rewrites at most MAX_CREDIT_ROWS_RECREDITED credit rows of earlier conversions a batch, the earliest first', async () => {
+    const { ledger, credits } = memoryLedger();
+    const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs: 7 * 24 * 3600 * 1000 });
+    const tx = { db: {} } as unknown as StoreTransaction;
+    const at = (i: number) => new Date(Date.parse('2026-12-04T00:00:00.000Z') + i * 1000).toISOString();
+    const firstTouchOf = (id: string) => credits.get(id)?.find((credit) => credit.model === 'first_touch')?.campaignId;
+    // Fifty campaigns before three hundred orders: each order has 1 + 1 + 50 + 50 credit rows.
+    await subscriber.handle(
+      Array.from({ length: 50 }, (_, i) => touch(`t${i}`, `2026-12-03T00:00:${String(i).padStart(2, '0')}.000Z`, `c${i}`)),
+      tx,
+    );
+    await subscriber.handle(
+      Array.from({ length: 300 }, (_, i) => conversion(`k${i}`, at(i))),
+      tx,
+    );
+    expect(credits.get('k0')).toHaveLength(102);
+    await subscriber.handle([touch('late', '2026-12-02T00:00:00.000Z', 'early')], tx);
+    const rewritten = Math.floor(MAX_CREDIT_ROWS_RECREDITED / 102);
+    expect(firstTouchOf(`k${rewritten - 1}`)).toBe('early');
+    expect(firstTouchOf(`k${rewritten}`)).toBe('c0');
+  });
+
+  it('credits a new conversion that a late touch of the same batch would crowd past the cap', async () => {
+    const { ledger, credits } = memoryLedger();
+    const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs: 7 * 24 * 3600 * 1000 });
+    const tx = { db: {} } as unknown as StoreTransaction;
+    const at = (i: number) => new Date(Date.parse('2026-12-04T00:00:00.000Z') + i * 1000).toISOString();
+    await subscriber.handle(
+      Array.from({ length: MAX_CONVERSIONS_RECREDITED }, (_, i) => conversion(`old${i}`, at(i))),
+      tx,
+    );
+    expect(credits.size).toBe(0);
+    await subscriber.handle([touch('late', '2026-12-03T00:00:00.000Z', 'cap-camp'), conversion('new', '2026-12-05T00:00:00.000Z')], tx);
+    expect(credits.get('new')?.find((credit) => credit.model === 'last_touch')).toMatchObject({ campaignId: 'cap-camp', value: 100 });
+  });
+
+  it('credits a thousand conversions over forty thousand touches, each from the first and latest touches of its own window', async () => {
+    const { ledger, credits } = memoryLedger();
+    const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs: 30 * 24 * 3600 * 1000 });
+    const tx = { db: {} } as unknown as StoreTransaction;
+    const at = (seconds: number) => new Date(Date.parse('2026-11-20T00:00:00.000Z') + seconds * 1000).toISOString();
+    await subscriber.handle(
+      Array.from({ length: 40_000 }, (_, i) => touch(`t${i}`, at(i), `k${i % 50}`)),
+      tx,
+    );
+    await subscriber.handle(
+      Array.from({ length: 1000 }, (_, i) => conversion(`o${i}`, at(40_000 + i * 600))),
+      tx,
+    );
+    expect(credits.size).toBe(1000);
+    // Each conversion's window: its first touch and the 49 latest, whatever the others.
+    const linear = credits.get('o999')?.filter((credit) => credit.model === 'linear') ?? [];
+    expect(linear.reduce((sum, credit) => sum + credit.share, 0)).toBeCloseTo(1, 9);
+    expect(credits.get('o999')?.find((credit) => credit.model === 'first_touch')?.campaignId).toBe('k0');
   });
 
   describe("an SDK user's anonymous ids", () => {
