@@ -6,7 +6,7 @@ import { attributionHttp } from './adapters/http/attribution-routes.js';
 import { attributionMigrations } from './adapters/sql/migrations.js';
 import { sqlAttributionLedger } from './adapters/sql/sql-attribution-ledger.js';
 import { sqlAttributionViews } from './adapters/sql/sql-attribution-views.js';
-import { parseConversionEvents, type ConversionEvents } from './domain/analytics-message.js';
+import { parseConversionEvents, parseIgnoredReferrers, type ConversionEvents } from './domain/analytics-message.js';
 import { DEFAULT_LOOKBACK_DAYS, lookbackOfDays } from './domain/attribution-models.js';
 import { DEFAULT_WEIGHTS, parseWeights, weightsOf } from './domain/interaction-weights.js';
 
@@ -19,17 +19,27 @@ export interface AttributionOptions {
   readonly lookbackDays?: number;
   /** Tracking-API track events counted as conversions, with their value property (default `Order Completed` → `revenue`). */
   readonly conversionEvents?: ConversionEvents;
+  /** Referring hosts (and their subdomains) whose visits are no touches, such as payment pages. */
+  readonly ignoredReferrers?: readonly string[];
 }
 
 /**
  * Options from the environment: `ATTRIBUTION_WEIGHTS=view=1,click=3,engagement=5` and
- * `ATTRIBUTION_LOOKBACK_DAYS=30`, `ATTRIBUTION_CONVERSION_EVENTS=Order Completed=revenue`. A malformed value stops the start, naming the variable, instead of being ignored.
+ * `ATTRIBUTION_LOOKBACK_DAYS=30`, `ATTRIBUTION_CONVERSION_EVENTS=Order Completed=revenue`,
+ * `ATTRIBUTION_IGNORED_REFERRERS=paypal.com,checkout.stripe.com`. A malformed value stops the start, naming the variable, instead of being ignored.
  */
 export function attributionOptionsFromEnv(env: NodeJS.ProcessEnv): AttributionOptions {
   const weights = env.ATTRIBUTION_WEIGHTS?.trim();
   const lookback = env.ATTRIBUTION_LOOKBACK_DAYS?.trim();
   const conversions = env.ATTRIBUTION_CONVERSION_EVENTS?.trim();
-  const options: { weights?: AttributionOptions['weights']; lookbackDays?: number; conversionEvents?: ConversionEvents } = {};
+  const ignored = env.ATTRIBUTION_IGNORED_REFERRERS?.trim();
+  const options: {
+    weights?: AttributionOptions['weights'];
+    lookbackDays?: number;
+    conversionEvents?: ConversionEvents;
+    ignoredReferrers?: readonly string[];
+  } = {};
+  if (ignored) options.ignoredReferrers = fromEnv('ATTRIBUTION_IGNORED_REFERRERS', () => parseIgnoredReferrers(ignored));
   if (conversions) options.conversionEvents = fromEnv('ATTRIBUTION_CONVERSION_EVENTS', () => parseConversionEvents(conversions));
   if (weights) options.weights = fromEnv('ATTRIBUTION_WEIGHTS', () => parseWeights(weights));
   if (lookback) {
@@ -58,7 +68,14 @@ export function attributionModule(
   const views = sqlAttributionViews(db);
   return {
     name: 'attribution',
-    subscribers: [attributionSubscriber({ ledger: sqlAttributionLedger, lookbackMs, conversionEvents: options.conversionEvents })],
+    subscribers: [
+      attributionSubscriber({
+        ledger: sqlAttributionLedger,
+        lookbackMs,
+        conversionEvents: options.conversionEvents,
+        ignoredReferrers: options.ignoredReferrers,
+      }),
+    ],
     http: [
       attributionHttp({
         recordConversion: recordConversion({ store, clock, newId }),

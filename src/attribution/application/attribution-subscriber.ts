@@ -19,6 +19,8 @@ export interface AttributionSubscriberDeps {
   readonly lookbackMs: number;
   /** Tracking-API track events that are conversions, with the property holding their value. */
   readonly conversionEvents?: ConversionEvents;
+  /** Referring hosts that make no touch (ATTRIBUTION_IGNORED_REFERRERS). */
+  readonly ignoredReferrers?: readonly string[];
 }
 
 export const CONVERSION_RECORDED = 'ConversionRecorded';
@@ -40,6 +42,7 @@ export function attributionSubscriber({
   ledger: ledgerFor,
   lookbackMs,
   conversionEvents = DEFAULT_CONVERSION_EVENTS,
+  ignoredReferrers = [],
 }: AttributionSubscriberDeps): Subscriber {
   return {
     name: 'attribution',
@@ -57,7 +60,11 @@ export function attributionSubscriber({
         } else if (event.type === CONVERSION_RECORDED) {
           conversions.push(conversionFromRecorded(event.data));
         } else if (event.type === DATA_INGESTED) {
-          const { touch, conversion, link } = attributionFromMessage(event.data as DataIngested['data'], conversionEvents);
+          const { touch, conversion, link } = attributionFromMessage(
+            event.data as DataIngested['data'],
+            conversionEvents,
+            ignoredReferrers,
+          );
           if (touch) touches.push(touch);
           if (conversion) conversions.push(conversion);
           if (link) links.push(link);

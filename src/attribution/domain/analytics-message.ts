@@ -86,7 +86,11 @@ function linkOf(appId: string, message: Json): IdentityLink | undefined {
 }
 
 /** What the message gives attribution, if anything; a message it cannot read gives nothing. */
-export function attributionFromMessage(data: DataIngested['data'], conversionEvents: ConversionEvents): FromMessage {
+export function attributionFromMessage(
+  data: DataIngested['data'],
+  conversionEvents: ConversionEvents,
+  ignoredReferrers: readonly string[] = [],
+): FromMessage {
   if (!mayAttribute(data)) return {};
   const message = data.payload as Json;
   const link = linkOf(data.partner_id, message);
@@ -96,7 +100,7 @@ export function attributionFromMessage(data: DataIngested['data'], conversionEve
     if (!user) return {};
     const visitor = sdkVisitor(data.partner_id, readExternalId(user, 'userId'));
     const occurredAt = parseInstant(message.timestamp ?? data.received_at, 'timestamp');
-    const source = campaignOf(message) ?? referralOf(message);
+    const source = campaignOf(message) ?? referralOf(message, ignoredReferrers);
     // A campaign that names no valid id (300 characters, a tab) makes no touch, but the order stays a conversion.
     const touch: Touch | undefined =
       source &&
@@ -147,14 +151,38 @@ function campaignOf(message: Json): { partner: string; campaign: string } | unde
   return { partner: source ?? 'unknown', campaign: name ?? source ?? 'unknown' };
 }
 
-/** A visit referred by another site: the referring host is the partner, the campaign is "referral". */
-function referralOf(message: Json): { partner: string; campaign: string } | undefined {
+/**
+ * A visit referred by another site: the referring host is the partner, the campaign is "referral".
+ * The site's own hosts are not another site (`www.shop.example` and `checkout.shop.example` refer to
+ * `shop.example`), nor are the hosts the operator names (`ATTRIBUTION_IGNORED_REFERRERS`: payment
+ * pages a buyer comes back from), each with its subdomains.
+ */
+function referralOf(message: Json, ignoredReferrers: readonly string[]): { partner: string; campaign: string } | undefined {
   const context = asObject(message.context);
   const page = asObject(context.page);
   const referrer = text(page.referrer) ?? text(asObject(context.referrer).url) ?? text(asObject(message.properties).referrer);
   const from = hostOf(referrer);
-  if (!from || from === hostOf(text(page.url) ?? text(asObject(message.properties).url))) return undefined;
+  if (!from) return undefined;
+  const site = hostOf(text(page.url) ?? text(asObject(message.properties).url));
+  if (site !== undefined && sameSite(from, site)) return undefined;
+  if (ignoredReferrers.some((ignored) => withinHost(from, ignored))) return undefined;
   return { partner: from, campaign: 'referral' };
+}
+
+const withoutWww = (host: string) => host.replace(/^www\./, '');
+const withinHost = (host: string, parent: string) => host === parent || host.endsWith(`.${parent}`);
+const sameSite = (a: string, b: string) => withinHost(withoutWww(a), withoutWww(b)) || withinHost(withoutWww(b), withoutWww(a));
+
+/** `ATTRIBUTION_IGNORED_REFERRERS`: host names, comma-separated. */
+export function parseIgnoredReferrers(text: string): string[] {
+  const hosts = text
+    .split(',')
+    .map((host) => host.trim().toLowerCase())
+    .filter(Boolean);
+  for (const host of hosts) {
+    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(host)) throw new Error(`"${host}" is not a host name (such as paypal.com)`);
+  }
+  return hosts;
 }
 
 function hostOf(url: string | undefined): string | undefined {

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { DataIngested } from '../../shared/contracts/data-events.js';
-import { attributionFromMessage, DEFAULT_CONVERSION_EVENTS, mayAttribute, parseConversionEvents } from './analytics-message.js';
+import {
+  attributionFromMessage,
+  DEFAULT_CONVERSION_EVENTS,
+  mayAttribute,
+  parseConversionEvents,
+  parseIgnoredReferrers,
+} from './analytics-message.js';
 
 const item = (payload: object, channel: DataIngested['data']['metadata']['channel'] = 'analytics_api'): DataIngested['data'] => ({
   item_id: 'item-1',
@@ -39,6 +45,23 @@ describe('attribution from tracking-API messages', () => {
     expect(
       attributionFromMessage(item({ type: 'identify', userId: 'u1', anonymousId: 'x'.repeat(1000) }), DEFAULT_CONVERSION_EVENTS),
     ).toEqual({});
+  });
+
+  it('takes a referrer from another site as a touch, but not the site’s own hosts nor the hosts it is told to ignore', () => {
+    const visit = (referrer: string, url = 'https://shop.example/cart') =>
+      item({ type: 'page', userId: 'u1', context: { page: { url, referrer } } });
+    const partnerOf = (referrer: string, url?: string, ignored: string[] = []) =>
+      attributionFromMessage(visit(referrer, url), DEFAULT_CONVERSION_EVENTS, ignored).touch?.partnerId;
+    expect(partnerOf('https://blog.example.org/post')).toBe('blog.example.org');
+    expect(partnerOf('https://www.shop.example/product')).toBeUndefined();
+    expect(partnerOf('https://shop.example/product', 'https://www.shop.example/cart')).toBeUndefined();
+    expect(partnerOf('https://checkout.shop.example/pay')).toBeUndefined();
+    // A host that merely ends with the site's name is another site.
+    expect(partnerOf('https://notshop.example/')).toBe('notshop.example');
+    expect(partnerOf('https://www.paypal.com/checkoutnow', undefined, ['paypal.com'])).toBeUndefined();
+    expect(partnerOf('https://www.paypal.com/checkoutnow')).toBe('www.paypal.com');
+    expect(parseIgnoredReferrers(' PayPal.com , checkout.stripe.com ')).toEqual(['paypal.com', 'checkout.stripe.com']);
+    expect(() => parseIgnoredReferrers('https://paypal.com')).toThrow(/not a host name/);
   });
 
   it('keeps ids as sent, spaces included, as profiles do: " u1 " is another visitor than "u1"', () => {
