@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import { logDestination } from './log-destination.js';
 
 /** A JSON logger to stdout, or to stderr (fd 2) for commands whose stdout is their result. */
 export function createLogger(level: string, fd: 1 | 2 = 1): Logger {
@@ -8,5 +9,9 @@ export function createLogger(level: string, fd: 1 | 2 = 1): Logger {
     // Belt and braces: nothing logs headers today, but a secret must never reach a log if one does.
     redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.token', '*.key', '*.secret'], censor: '[redacted]' },
   };
-  return fd === 1 ? pino(options) : pino(options, pino.destination({ fd: 2, sync: true }));
+  if (fd === 2) return pino(options, pino.destination({ fd: 2, sync: true }));
+  // A log that cannot be written (a full disk) drops lines: it never stops or ends the server.
+  const destination = logDestination(1);
+  process.once('exit', () => destination.flushOnce());
+  return pino(options, destination);
 }
