@@ -44,7 +44,7 @@ export interface Config {
    * number of hops in front of Intake, or their addresses and networks.
    */
   readonly trustProxy: TrustProxy;
-  /** The storage thread's old-generation heap limit in MB (STORAGE_THREAD_HEAP_MB). */
+  /** The storage thread's old-generation heap limit in MB (STORAGE_THREAD_HEAP_MB, at least MIN_STORAGE_THREAD_HEAP_MB). */
   readonly storageThreadHeapMb: number;
   /** Appends waiting for their commit beyond which ingest answers 503. */
   readonly maxQueuedAppends: number;
@@ -132,6 +132,12 @@ function unreadableLine(text: string): { line: number; why: string } | undefined
   return undefined;
 }
 
+/**
+ * Below this, ordinary batch traffic (eight clients of 1 MB batches) ran the storage thread out of
+ * memory at 128 MB; what the HTTP thread hands it is scaled to the limit too (`storageBudgetOf`).
+ */
+export const MIN_STORAGE_THREAD_HEAP_MB = 256;
+
 export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);
 
 /**
@@ -200,7 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     subscriberBacklogLimit: integer(env, 'SUBSCRIBER_BACKLOG_LIMIT', 16_384, 0, 100_000_000),
     subscriberBacklogWaitMs: integer(env, 'SUBSCRIBER_BACKLOG_WAIT_MS', 1000, 1, 60_000),
     consumerCommitIntervalMs: integer(env, 'CONSUMER_COMMIT_INTERVAL_MS', 0, 0, 1000),
-    storageThreadHeapMb: integer(env, 'STORAGE_THREAD_HEAP_MB', 1024, 64, 65_536),
+    storageThreadHeapMb: integer(env, 'STORAGE_THREAD_HEAP_MB', 1024, MIN_STORAGE_THREAD_HEAP_MB, 65_536),
     // An in-memory database cannot be shared with another thread.
     storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && !postgres && sqlitePath !== ':memory:',
     trustProxy: trustProxyOf(env.TRUST_PROXY),

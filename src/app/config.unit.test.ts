@@ -3,7 +3,8 @@ import { CONTEXTS } from './catalog.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, loadDotEnv } from './config.js';
+import { ConfigError, loadConfig, loadDotEnv, MIN_STORAGE_THREAD_HEAP_MB } from './config.js';
+import { storageBudgetOf } from './embedded.js';
 import { OPTIONAL_CONTEXTS } from './optional-contexts.js';
 
 describe('configuration', () => {
@@ -59,6 +60,9 @@ describe('configuration', () => {
     expect(loadConfig({ STORAGE_THREAD: 'off' }).storageThread).toBe(false);
     expect(loadConfig({}).storageThreadHeapMb).toBe(1024);
     expect(() => loadConfig({ STORAGE_THREAD_HEAP_MB: '16' })).toThrow(ConfigError);
+    // 128 MB passed and ran out of memory under ordinary batches.
+    expect(() => loadConfig({ STORAGE_THREAD_HEAP_MB: '128' })).toThrow(/STORAGE_THREAD_HEAP_MB/);
+    expect(loadConfig({ STORAGE_THREAD_HEAP_MB: String(MIN_STORAGE_THREAD_HEAP_MB) }).storageThreadHeapMb).toBe(MIN_STORAGE_THREAD_HEAP_MB);
     expect(loadConfig({}).consumerCommitIntervalMs).toBe(0);
     expect(loadConfig({ CONSUMER_COMMIT_INTERVAL_MS: '50' }).consumerCommitIntervalMs).toBe(50);
     expect(() => loadConfig({ CONSUMER_COMMIT_INTERVAL_MS: '5000' })).toThrow(ConfigError);
@@ -170,5 +174,14 @@ describe('the .env file', () => {
       for (const name of ['A', 'B', 'C']) delete process.env[`INTAKE_TEST_DOTENV_${name}`];
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('what the HTTP thread may hand the storage thread', () => {
+  it('is MAX_QUEUED_APPENDS calls, and text in proportion to the storage thread’s heap', () => {
+    const budget = (heapMb: number) => storageBudgetOf({ maxQueuedAppends: 500, storageThreadHeapMb: heapMb });
+    expect(budget(1024)).toEqual({ maxCalls: 500, maxChars: 64 * 1024 * 1024 });
+    expect(budget(256).maxChars).toBe(16 * 1024 * 1024);
+    expect(budget(8192).maxChars).toBe(64 * 1024 * 1024);
   });
 });

@@ -13,7 +13,7 @@ import { localProcedures } from '../shared/procedures.js';
 import { schemaFence } from '../shared/postgres/schema-lock.js';
 import { openSqlite, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { startWorker } from '../shared/threads/start-worker.js';
-import { DEFAULT_STORAGE_BUDGET, storageClient, type StorageClient } from '../shared/storage-thread/storage-client.js';
+import { DEFAULT_STORAGE_BUDGET, storageClient, type StorageBudget, type StorageClient } from '../shared/storage-thread/storage-client.js';
 import type { StorageMessage } from '../shared/storage-thread/protocol.js';
 import { fromWire } from '../shared/storage-thread/wire-errors.js';
 import type { Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
@@ -139,7 +139,7 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
 
   const readonly = openSqlite(sqlitePathFromUrl(config.databaseUrl), { readonly: true });
   const reads = await sqliteEventStore({ sqlite: readonly, clock, newId, durability: 'process-crash' });
-  const client = (started.client = storageClient(worker, reads, { ...DEFAULT_STORAGE_BUDGET, maxCalls: config.maxQueuedAppends }));
+  const client = (started.client = storageClient(worker, reads, storageBudgetOf(config)));
   const deps: ModuleDeps = { store: client.store, db: readonly.db, clock, newId, logger, procedures: client.procedures };
   const { modules, links } = buildContexts(embeddedContexts(config), deps, { placement: 'embedded', config });
   const control = storageControl(client.procedures);
@@ -250,4 +250,17 @@ async function httpEdge(
  */
 function storageThreadLimits({ config }: StorageThreadData): ResourceLimits {
   return { maxOldGenerationSizeMb: config.storageThreadHeapMb };
+}
+
+/**
+ * What the HTTP thread may have in the storage thread's hands: MAX_QUEUED_APPENDS calls, and text in
+ * proportion to the storage thread's heap (64 M characters at the default 1 GB), since each character
+ * handed over costs the storage thread several bytes of objects until it is committed.
+ */
+export function storageBudgetOf(config: Pick<Config, 'maxQueuedAppends' | 'storageThreadHeapMb'>): StorageBudget {
+  const perMb = DEFAULT_STORAGE_BUDGET.maxChars / 1024;
+  return {
+    maxCalls: config.maxQueuedAppends,
+    maxChars: Math.min(DEFAULT_STORAGE_BUDGET.maxChars, Math.round(config.storageThreadHeapMb * perMb)),
+  };
 }
