@@ -64,6 +64,8 @@ export interface EmbeddedOptions {
    * deliveries, running replay jobs) is left for it to do when it starts. Inline mode only.
    */
   readonly startBackgroundWork?: boolean;
+  /** Why writes are refused for now (the schema's lock was lost): see `HttpServerOptions.writesRefused`. */
+  readonly writesRefused?: () => Error | undefined;
   /** Which subscribers run (all by default): tests hold a stage back with it. */
   readonly runSubscribers?: (name: string) => boolean;
   /** Processors pipelines may name, beyond or instead of the built-in ones. */
@@ -237,6 +239,7 @@ async function httpEdge(
     trustProxy: options.config.trustProxy,
     adminDigest: options.adminDigest,
     readiness,
+    ...(options.writesRefused ? { writesRefused: options.writesRefused } : {}),
     ...(links.verifyWriteKey ? { verifyWriteKey: links.verifyWriteKey } : {}),
     metrics,
     contexts: [...modules.flatMap((m) => m.http ?? []), subscriptionHttp(subscriptionAdminOf(subscriptions, db))],

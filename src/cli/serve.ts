@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { ConfigError, isPostgresUrl, type Config } from '../app/config.js';
 import { describeAdminCredential, resolveAdminCredential } from '../app/admin-token.js';
 import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { UnavailableError } from '../shared/errors.js';
 import { CliError } from './cli-error.js';
 import { lockRolesForServing, lockSchemaForServing, type PausableWork, type ServingLock } from './role-lock.js';
 import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
@@ -58,13 +59,25 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
         },
       };
     } else {
+      // While the lock on the schema is lost, another server may hold it: this one takes no writes.
+      let lockLost = false;
       const built = await (
         await import('../app/embedded.js')
-      ).buildEmbedded({ config, logger, adminDigest, storage: config.storageThread ? 'thread' : 'inline' });
+      ).buildEmbedded({
+        config,
+        logger,
+        adminDigest,
+        storage: config.storageThread ? 'thread' : 'inline',
+        writesRefused: () => (lockLost ? lockLostError() : undefined),
+      });
       intake = built;
       subscribers = {
-        pause: () => built.subscriptions.stop(),
+        pause: () => {
+          lockLost = true;
+          return built.subscriptions.stop();
+        },
         resume() {
+          lockLost = false;
           if (!stopping) built.subscriptions.start();
         },
       };
@@ -109,6 +122,13 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }
+
+const lockLostError = () =>
+  new UnavailableError(
+    'storage.lock-lost',
+    'the connection holding the lock on the database was lost: writes wait until it is taken again',
+    2,
+  );
 
 const MIN_EXPOSED_TOKEN_LENGTH = 16;
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|::1|localhost)$/;

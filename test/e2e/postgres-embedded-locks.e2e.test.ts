@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { serverLockKey } from '../../src/shared/postgres/schema-lock.js';
 import { INTAKE_CLI } from '../support/intake-cli.js';
 import { startServerProcess, type ServerProcess } from '../support/server-process.js';
 
@@ -91,15 +92,36 @@ describe.skipIf(!postgresUrl)('one process on PostgreSQL, guarded like SQLite', 
   it('pauses its subscribers when the connection holding its lock is terminated, and carries on once it took it again', async () => {
     const server = await startServerProcess(env);
     servers.push(server);
-    const terminated = await query<{ done: boolean }>(
-      'SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = $1',
-      [`intake serve, pid ${server.process.pid} on ${hostname()}`.slice(0, 63)],
-    );
-    expect(terminated).toEqual([{ done: true }]);
+    const headers = { authorization: 'Bearer postgres-locks', 'content-type': 'application/json' };
+    // Another server could take the lock meanwhile: here the test does, and holds it a while.
+    const other = new pg.Client({ connectionString: postgresUrl });
+    await other.connect();
+    try {
+      const terminated = await query<{ done: boolean }>(
+        'SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = $1',
+        [`intake serve, pid ${server.process.pid} on ${hostname()}`.slice(0, 63)],
+      );
+      expect(terminated).toEqual([{ done: true }]);
+      const taken = await other.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [
+        serverLockKey(`${prefix}intake`),
+      ]);
+      expect(taken.rows).toEqual([{ locked: true }]);
+      await until(() => server.output().includes('cannot take the lock again yet'), 'the retake refused');
+      // Without the lock, no writes: reads still answer.
+      const refused = await fetch(`${server.url}/ingest`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ partner_id: 'p', payload: {} }),
+      });
+      expect([refused.status, ((await refused.json()) as { code?: string }).code]).toEqual([503, 'storage.lock-lost']);
+      expect(refused.headers.get('retry-after')).toBe('2');
+      expect((await fetch(`${server.url}/query/all`, { headers })).status).toBe(200);
+    } finally {
+      await other.end();
+    }
     await until(() => server.output().includes('lock taken again; the subscribers resume'), 'the lock taken again');
     expect(server.output()).toContain('lost the connection holding the lock: pausing the subscribers until it is taken again');
 
-    const headers = { authorization: 'Bearer postgres-locks', 'content-type': 'application/json' };
     const created = await fetch(`${server.url}/ingest`, {
       method: 'POST',
       headers,

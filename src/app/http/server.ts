@@ -26,6 +26,8 @@ export type { HttpContext };
 export type CheckStatus = 'ok' | 'degraded' | 'down';
 export type ReadinessCheck = () => Promise<Record<string, { status: CheckStatus; detail?: string }>>;
 
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 export interface HttpServerOptions {
   readonly logger: FastifyBaseLogger;
   readonly version: string;
@@ -46,6 +48,11 @@ export interface HttpServerOptions {
   /** Protects GET /metrics when set (METRICS_TOKEN); the scrape is public otherwise. */
   readonly metricsToken?: string;
   readonly readiness: ReadinessCheck;
+  /**
+   * Why writes are refused for now (503), or undefined: an embedded server on PostgreSQL that lost the
+   * lock on its schema takes no writes, since another server may hold it meanwhile.
+   */
+  readonly writesRefused?: () => Error | undefined;
   /** How long readiness waits for its checks before it answers "not ready" (2 s by default). */
   readonly readinessDeadlineMs?: number;
   /** Each bounded context's HTTP adapter; all but the `public` ones sit behind the admin token. */
@@ -149,6 +156,13 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   // A NUL in a path or query parameter (%00) reached SQL, where PostgreSQL refuses it with a 500;
   // bodies are held to the same rule by the JSON limits.
   // A callback hook: it runs on every request, and an async one costs a promise each time.
+  const { writesRefused } = options;
+  if (writesRefused) {
+    app.addHook('onRequest', (request, _reply, done) => {
+      const refusal = READS.has(request.method) ? undefined : writesRefused();
+      done(refusal);
+    });
+  }
   app.addHook('onRequest', (request, _reply, done) => {
     if (!request.url.includes('%00')) return done();
     done(
