@@ -482,6 +482,25 @@ describe('replay of one rule over a window', () => {
     expect(new Set(freshIds).size).toBe(100);
   }, 60_000);
 
+  it('never holds live deliveries of an ordering key behind a replayed one that keeps failing', async () => {
+    const intake = await start({ ROUTING_REPLAY_RATE: '1000', WEBHOOK_RETRY_SCHEDULE: '30,30' });
+    // The replayed copy of seq 0 fails (its retry is 30 s away); everything else succeeds.
+    const hooks = await receiver((_request, index) => (index === 1 ? 500 : 200));
+    const ordered = await rule(intake, hooks.url, { ordering_key: 'payload.k' });
+    const from = new Date(Date.now() - 1000).toISOString();
+    await ingest(intake, [{ k: 'A', seq: 0 }]);
+    await hooks.waitFor((all) => all.length === 1);
+    const to = new Date(Date.now() + 1).toISOString();
+    await sleep(10);
+    const started = await call(intake, 'POST', `/api/routing-rules/${ordered.rule_id}/replay`, { from, to });
+    expect(started.statusCode, started.body).toBe(202);
+    await hooks.waitFor((all) => all.length === 2);
+    // A live event of the same key goes at once, not after the replay's retry.
+    await ingest(intake, [{ k: 'A', seq: 1 }]);
+    const all = await hooks.waitFor((requests) => requests.some((request) => payloadOf(request).seq === 1), 10_000);
+    expect(all.map((request) => payloadOf(request).seq)).toEqual([0, 0, 1]);
+  }, 60_000);
+
   it('re-evaluates the rule’s current condition over the window when asked', async () => {
     const intake = await start();
     const hooks = await receiver();

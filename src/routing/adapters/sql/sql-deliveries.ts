@@ -152,7 +152,9 @@ const unsettled = (alias?: string) => sql<SqlBool>`${sql.raw(alias ? `${alias}.`
 /**
  * What makes a pending delivery claimable apart from its due time: not leased, its rule neither
  * excluded nor disabled (its deliveries wait until it is switched on again), its circuit not open (an open circuit whose probe time has come lets its deliveries
- * through, and the worker picks one as the probe), and no earlier pending delivery of its ordering key.
+ * through, and the worker picks one as the probe), and no earlier pending delivery of its ordering key
+ * (for a live delivery, no earlier live one: a replay's copy of an old item keeps its place among the
+ * replayed, and a failing one never holds live traffic back).
  */
 function claimable(now: string, excludeRules: readonly string[]) {
   const excluded = excludeRules.length > 0 ? sql`AND d.rule_id NOT IN (${sql.join(excludeRules)})` : sql``;
@@ -164,7 +166,8 @@ function claimable(now: string, excludeRules: readonly string[]) {
                     WHERE b.rule_id = d.rule_id AND b.state <> 'closed' AND b.next_probe_at > ${now})
     AND NOT EXISTS (SELECT 1 FROM routing_deliveries e
                     WHERE e.rule_id = d.rule_id AND e.ordering_key = d.ordering_key AND e.status = 'pending'
-                      AND (e.position < d.position OR (e.position = d.position AND e.delivery_id < d.delivery_id)))`;
+                      AND (e.position < d.position OR (e.position = d.position AND e.delivery_id < d.delivery_id))
+                      AND (e.replay_job_id IS NULL OR d.replay_job_id IS NOT NULL))`;
 }
 
 /** The claim's order, which RETURNING does not keep: live before replays, then by due time and log position. */
