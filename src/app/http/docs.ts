@@ -58,6 +58,8 @@ function withOptionalBodies<T extends OpenApiDocument>(document: T): T {
   return document;
 }
 
+const BODY_METHODS = new Set(['post', 'put', 'patch', 'delete']);
+
 const PROBLEM = { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
 
 /**
@@ -72,7 +74,7 @@ function withEdgeProblems<T extends OpenApiDocument>(document: T): T {
     operation.responses[status] ??= { description, ...PROBLEM };
   };
   for (const operations of Object.values(document.paths ?? {})) {
-    for (const operation of Object.values(operations)) {
+    for (const [method, operation] of Object.entries(operations)) {
       if ((operation.security ?? document.security ?? []).length > 0)
         add(
           operation,
@@ -83,6 +85,8 @@ function withEdgeProblems<T extends OpenApiDocument>(document: T): T {
       // The tracking API takes any label (its JSON arrives as text/plain and form types too).
       const media = Object.keys((operation.requestBody as { content?: object } | undefined)?.content ?? {});
       if (media.length === 1 && media[0] === 'application/json') add(operation, '415', 'a body of another media type than JSON');
+      // A route that takes no body still parses one sent, as JSON only.
+      if (media.length === 0 && BODY_METHODS.has(method)) add(operation, '415', 'a body (none is needed) of another media type than JSON');
     }
   }
   return document;
