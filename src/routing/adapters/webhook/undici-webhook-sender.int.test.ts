@@ -154,7 +154,7 @@ describe('undiciWebhookSender', () => {
     expect(new Set(receiver.received.map((request) => request.remotePort)).size).toBeLessThanOrEqual(2);
   });
 
-  it.each([500, 502, 503])('answers retry to HTTP %i', async (status) => {
+  it.each([500, 502, 503, 408, 425])('answers retry to HTTP %i', async (status) => {
     receiver.answerWith((response) => response.writeHead(status).end('upstream trouble'));
 
     expect(await sender().send(target(), delivery())).toMatchObject({ outcome: 'retry', statusCode: status, reason: `HTTP ${status}` });

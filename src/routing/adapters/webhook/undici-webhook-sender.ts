@@ -125,7 +125,8 @@ function classifyStatus(statusCode: number, retryAfter: string | string[] | unde
     const retryAfterMs = parseRetryAfter(retryAfter, now);
     return { outcome: 'retry', reason, statusCode, ...(retryAfterMs === undefined ? {} : { retryAfterMs }), durationMs };
   }
-  if (statusCode >= 500) return { outcome: 'retry', reason, statusCode, durationMs };
+  // The server timed out waiting for the request (408), or will not take it yet (425): both may pass.
+  if (statusCode >= 500 || statusCode === 408 || statusCode === 425) return { outcome: 'retry', reason, statusCode, durationMs };
   // 3xx included: following a redirect would let a public receiver bounce us to a private address.
   return { outcome: 'rejected', reason, statusCode, durationMs };
 }
