@@ -9,13 +9,15 @@ export interface ImportArgs {
   readonly format?: string;
   readonly batchSize?: string;
   readonly rejects?: string;
+  /** The summary as one JSON object on stdout, for scripts. */
+  readonly json?: boolean;
 }
 
 /** `intake import FILE`: sends the file to a running Intake and prints the summary; 2 on bad arguments. */
 export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   if (!args.file) {
     process.stderr.write(
-      'usage: intake import FILE|- [--url URL] [--write-key KEY] [--token TOKEN] [--format ndjson|csv] [--batch-size N] [--rejects PATH]\n',
+      'usage: intake import FILE|- [--url URL] [--write-key KEY] [--token TOKEN] [--format ndjson|csv] [--batch-size N] [--rejects PATH] [--json]\n',
     );
     return 2;
   }
@@ -51,8 +53,16 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
     out: process.stderr,
   });
   process.stdout.write(
-    `imported ${summary.read} records: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
-      (summary.rejectsPath ? `; rejects with their reasons in ${summary.rejectsPath}\n` : '\n'),
+    args.json
+      ? `${JSON.stringify({
+          read: summary.read,
+          accepted: summary.accepted,
+          duplicate: summary.duplicate,
+          rejected: summary.rejected,
+          rejects_path: summary.rejectsPath ?? null,
+        })}\n`
+      : `imported ${summary.read} records: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
+          (summary.rejectsPath ? `; rejects with their reasons in ${summary.rejectsPath}\n` : '\n'),
   );
   // Every record refused (a key of another application, a file of another kind) is no success.
   return summary.rejected > 0 && summary.accepted + summary.duplicate === 0 ? 1 : 0;

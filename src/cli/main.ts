@@ -32,10 +32,10 @@ Commands:
       --url URL                 the server (INTAKE_URL, default http://127.0.0.1:PORT)
       --write-key KEY           for Segment-style messages (INTAKE_WRITE_KEY), sent to /v1/import
       --token TOKEN             for partner items: the admin token or the app's write key
-      --format ndjson|csv       --batch-size N (100)   --rejects PATH
+      --format ndjson|csv       --batch-size N (100)   --rejects PATH   --json
   help                        Show this help
 
-  migrate, replay, apps, keys, rules and secret-key print text for a person; --json prints JSON instead.
+  migrate, replay, apps, keys, rules, secret-key and import print text for a person; --json prints JSON instead.
   apps, keys and rules call a running server: INTAKE_URL (default http://127.0.0.1:PORT) with ADMIN_TOKEN.
 
 Configuration comes from the environment and an optional .env file:
@@ -140,6 +140,7 @@ const COMMANDS: Record<string, Command> = {
       format: { type: 'string' },
       'batch-size': { type: 'string' },
       rejects: { type: 'string' },
+      ...json,
     },
     async run(values, [file]) {
       const { runImport } = await import('./import.js');
@@ -151,6 +152,7 @@ const COMMANDS: Record<string, Command> = {
         format: str(values.format),
         batchSize: str(values['batch-size']),
         rejects: str(values.rejects),
+        json: values.json === true,
       });
       if (code !== 0) process.exitCode = code;
     },

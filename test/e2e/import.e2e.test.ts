@@ -82,8 +82,10 @@ describe('intake import', { timeout: 180_000 }, () => {
     // Historical messages keep their own time.
     expect(stored[0]?.payload.timestamp).toBe('2025-01-01T10:00:00.000Z');
 
-    const again = await cli([file, '--write-key', writeKey]);
-    expect(again.stdout).toContain('imported 5 records: 0 accepted, 3 duplicate, 2 rejected');
+    // For scripts, the same summary as one JSON object.
+    const again = await cli([file, '--write-key', writeKey, '--json']);
+    expect(again.status).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual({ read: 5, accepted: 0, duplicate: 3, rejected: 2, rejects_path: `${file}.rejects.ndjson` });
     expect(await eventsOf(intake, 'shop')).toHaveLength(3);
   });
 
