@@ -177,7 +177,10 @@ export interface DeliveryStore {
    */
   list(filter: DeliveryFilter, page: PageRequest): Promise<Page<DeliverySummary>>;
   attemptsOf(deliveryId: string): Promise<Attempt[]>;
-  /** When the next claimable delivery falls due, to sleep exactly that long. */
+  /**
+   * When the next claimable delivery not due yet falls due, to sleep exactly that long: those due now
+   * were just claimed, or wait for a free slot (whose attempt's end wakes the worker).
+   */
   nextDueAt(now: string, excludeRules: readonly string[]): Promise<string | undefined>;
   /** Pending deliveries of these rules. */
   pendingByRule(ruleIds: readonly string[]): Promise<Map<string, number>>;

@@ -343,9 +343,12 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     },
 
     async nextDueAt(now, excludeRules) {
+      // From now on in the due index: a backlog already due but held (an open circuit, an ordering key
+      // behind a failing delivery) is not read through again at every wake-up.
       const row = await tables(db)
         .selectFrom('routing_deliveries as d')
         .select('d.next_attempt_at')
+        .where('d.next_attempt_at', '>', now)
         .where(claimable(now, excludeRules))
         .orderBy('d.next_attempt_at')
         .limit(1)

@@ -85,6 +85,10 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     await settle(db, 'a2', 'pending', LATER);
     expect(await claim(db)).toEqual([]);
     expect(await store.nextDueAt(T1, [])).toBe(LATER);
+    // What is due already is the claim's business: the next due time is a later one.
+    await store.schedule([delivery('due', 6, null)]);
+    expect(await store.nextDueAt(T1, [])).toBe(LATER);
+    expect(await claim(db)).toEqual(['due']);
     await settle(db, 'a2', 'dead_lettered', null);
     expect(await claim(db)).toEqual(['a3']);
   });
