@@ -34,7 +34,15 @@ export interface ConversionAttribution {
 
 // Sums of shares such as 0.1 + 0.2 carry binary noise (0.30000000000000004); six decimals hide it
 // and keep more precision than any currency needs.
-const rounded = (value: number) => Math.round(value * 1e6) / 1e6;
+/**
+ * Six decimals, or as many as a double holds beside the value's whole digits (15 significant in all):
+ * sums of credits near 10^12 differ below that between databases, which add them in another order.
+ */
+export const rounded = (value: number): number => {
+  const whole = Math.abs(value) < 1 ? 1 : Math.floor(Math.log10(Math.abs(value))) + 1;
+  const decimals = Math.max(0, Math.min(6, 15 - whole));
+  return Math.round(value * 10 ** decimals) / 10 ** decimals;
+};
 
 /**
  * A campaign's or partner's attribution. The score is computed here from the interaction counts, so
