@@ -33,7 +33,7 @@ import { secretBox } from './adapters/secrets/secret-box.js';
 import { assertPublicUrl } from './adapters/webhook/assert-public-url.js';
 import { assertQueueDestination, type NamedBrokers } from './adapters/queue/broker-address-policy.js';
 import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
-import { ConflictError, NotFoundError } from '../shared/errors.js';
+import { NotFoundError } from '../shared/errors.js';
 import type { Page, PageRequest } from '../shared/pagination.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { RULE_EVENT_TYPES } from './domain/routing-rule.js';
@@ -213,19 +213,13 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         { ruleId, status: 'dead_lettered' },
         { limit: 1000, ...(cursor ? { cursor } : {}) },
       );
+      const page: string[] = [];
       for (const delivery of dead.items) {
-        if (!(await mayReplay(delivery.ruleId))) {
-          skipped++;
-          continue;
-        }
-        try {
-          await worker.replay(delivery.deliveryId);
-          replayed++;
-        } catch (error) {
-          // Replayed or deleted meanwhile by someone else: nothing left to do for it.
-          if (!(error instanceof ConflictError || error instanceof NotFoundError)) throw error;
-        }
+        if (await mayReplay(delivery.ruleId)) page.push(delivery.deliveryId);
+        else skipped++;
       }
+      // Those replayed or deleted meanwhile by someone else are left: nothing to do for them.
+      replayed += await worker.replayMany(page);
       cursor = dead.nextCursor;
     } while (cursor !== null);
     return { replayed, skipped };

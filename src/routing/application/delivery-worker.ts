@@ -1,6 +1,7 @@
 import type { DeliveryReplayed } from '../../shared/contracts/routing-events.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
 import { ConflictError, NotFoundError } from '../../shared/errors.js';
+import type { StoreTransaction } from '../../shared/event-store/event-store.js';
 import { admit, closedBreaker, probing, type Breaker } from '../domain/circuit-breaker.js';
 import { deliveryAttempts, type AttemptDeps } from './delivery-attempts.js';
 import { deliveryState, type Delivery } from './ports.js';
@@ -21,6 +22,8 @@ export interface DeliveryWorker {
   wake(): void;
   /** Sends a dead-lettered delivery again, keeping its id. */
   replay(deliveryId: string): Promise<Delivery>;
+  /** The same for many, in one transaction: answers how many were still dead-lettered (the others are left). */
+  replayMany(deliveryIds: readonly string[]): Promise<number>;
   /** Resolves when nothing is due and nothing is in flight (for tests and shutdown). */
   idle(): Promise<void>;
 }
@@ -169,6 +172,24 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     return times.length === 0 ? undefined : Math.min(...times);
   };
 
+  /** A dead-lettered delivery pending again, with its `DeliveryReplayed`; undefined when it is not dead-lettered. */
+  const requeue = async (tx: StoreTransaction, deliveryId: string, now: string): Promise<Delivery | undefined> => {
+    const delivery = await deps.deliveries(tx.db).requeue(deliveryId, now);
+    if (!delivery) return undefined;
+    const replayed: DeliveryReplayed = {
+      type: 'DeliveryReplayed',
+      data: {
+        item_id: delivery.itemId,
+        delivery_id: deliveryId,
+        rule_id: delivery.ruleId,
+        attempt: delivery.attempts + 1,
+        replayed_at: now,
+      },
+    };
+    await tx.append({ streamId: dataStreamId(delivery.itemId), events: [replayed] });
+    return delivery;
+  };
+
   const run = async () => {
     while (running) {
       try {
@@ -237,22 +258,7 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     wake,
     async replay(deliveryId) {
       const now = deps.clock.now().toISOString();
-      const requeued = await deps.store.transaction(async (tx) => {
-        const delivery = await deps.deliveries(tx.db).requeue(deliveryId, now);
-        if (!delivery) return undefined;
-        const replayed: DeliveryReplayed = {
-          type: 'DeliveryReplayed',
-          data: {
-            item_id: delivery.itemId,
-            delivery_id: deliveryId,
-            rule_id: delivery.ruleId,
-            attempt: delivery.attempts + 1,
-            replayed_at: now,
-          },
-        };
-        await tx.append({ streamId: dataStreamId(delivery.itemId), events: [replayed] });
-        return delivery;
-      });
+      const requeued = await deps.store.transaction((tx) => requeue(tx, deliveryId, now));
       if (!requeued) {
         // A delivery that exists but is not dead-lettered cannot be replayed: a conflict with its state, not a missing one.
         const existing = await deps.deliveries(deps.db).get(deliveryId);
@@ -265,6 +271,17 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         throw new NotFoundError('routing.delivery-not-found', `no delivery ${deliveryId}`);
       }
       wake();
+      return requeued;
+    },
+    async replayMany(deliveryIds) {
+      const now = deps.clock.now().toISOString();
+      // One commit (and one sync) for the lot: a transaction each took 38 s for 3,000 dead letters.
+      const requeued = await deps.store.transaction(async (tx) => {
+        let count = 0;
+        for (const deliveryId of deliveryIds) if (await requeue(tx, deliveryId, now)) count++;
+        return count;
+      });
+      if (requeued > 0) wake();
       return requeued;
     },
     idle() {
