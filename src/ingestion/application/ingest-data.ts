@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { fingerprintOf, sha256 } from '../../shared/fingerprint.js';
 import type { Clock } from '../../shared/clock.js';
 import { ValidationError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
@@ -117,30 +117,15 @@ const storedKeyOf = (key: IdempotencyKey) => `${key.sameRequestOnly ? (key.deriv
  */
 const legacyKeyOf = (key: IdempotencyKey) => (/^[mrb]:/.test(key.key) ? {} : { legacyKey: key.key });
 
-/**
- * What an event asks to store, for telling a retry from another request under the same key: its keys
- * in order of name at every level, so that a client that builds the object again (from a hash map)
- * in another order is answered as a retry, not refused with 422.
- */
-function fingerprintOf(command: IngestDataCommand): string {
-  return sha256(JSON.stringify([command.eventType, command.payload ?? null], inOrderOfName));
+/** What an event asks to store, for telling a retry from another request under the same key (`fingerprintOf`). */
+function fingerprintOfCommand(command: IngestDataCommand): string {
+  return fingerprintOf([command.eventType, command.payload ?? null]);
 }
 
 /** The fingerprint as releases before keys were put in order took it, while records of theirs last. */
 function legacyFingerprintOf(command: IngestDataCommand): string {
   return sha256(JSON.stringify([command.eventType, command.payload ?? null]));
 }
-
-const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
-
-const inOrderOfName = (_key: string, value: unknown): unknown =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? Object.fromEntries(
-        Object.keys(value)
-          .sort()
-          .map((key) => [key, (value as Record<string, unknown>)[key]]),
-      )
-    : value;
 
 /** A prepared item as the storage side commits it: where it goes, its receipt, its events and its key. */
 export interface ToCommit<Event = NewEvent> {
@@ -168,7 +153,7 @@ const toCommit = (prepared: Prepared, command: IngestDataCommand, key: Idempoten
 });
 
 function fingerprintsOf(command: IngestDataCommand): { fingerprint: string; legacyFingerprint?: string } {
-  const fingerprint = fingerprintOf(command);
+  const fingerprint = fingerprintOfCommand(command);
   const legacyFingerprint = legacyFingerprintOf(command);
   return legacyFingerprint === fingerprint ? { fingerprint } : { fingerprint, legacyFingerprint };
 }

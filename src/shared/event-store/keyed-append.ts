@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { ValidationError } from '../errors.js';
+import { sha256 } from '../fingerprint.js';
 import type { NewEvent, RecordedEvent } from '../events.js';
 import { ConcurrencyError, type AppendRequest, type EventStore } from './event-store.js';
 
@@ -11,8 +11,7 @@ import { ConcurrencyError, type AppendRequest, type EventStore } from './event-s
  */
 export const keyedStreamId = (kind: string, scope: string, key: string): string => `${kind}-key-${sha256(`${scope}\n${key}`)}`;
 
-/** What a keyed request asked for, with object keys in order of name: a rebuilt object is the same request. */
-export const fingerprintOf = (request: unknown): string => sha256(JSON.stringify(request, inOrderOfName) ?? 'undefined');
+export { fingerprintOf } from '../fingerprint.js';
 
 export interface KeyedAppend {
   readonly request: AppendRequest;
@@ -102,14 +101,3 @@ async function firstAnswer(store: EventStore, keyed: KeyedAppend, reused: () => 
   if (!answer) throw new Error(`stream ${keyed.request.streamId} refused an append as existing, yet reads empty`);
   return answer;
 }
-
-const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
-
-const inOrderOfName = (_key: string, value: unknown): unknown =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? Object.fromEntries(
-        Object.keys(value)
-          .sort()
-          .map((key) => [key, (value as Record<string, unknown>)[key]]),
-      )
-    : value;

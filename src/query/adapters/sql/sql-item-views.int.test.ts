@@ -215,6 +215,22 @@ describe.skipIf(!testPostgresUrl)('payload filters on PostgreSQL', () => {
   });
 });
 
+/** Every page of a list, ten items a page: the first page's ids, all ids found, and how many pages. */
+async function everyPage(views: ReturnType<typeof sqlItemViews>, filter: Parameters<ReturnType<typeof sqlItemViews>['list']>[0]) {
+  const found: string[] = [];
+  let pages = 0;
+  let first: string[] | undefined;
+  let cursor: string | null | undefined;
+  do {
+    const page = await views.list(filter, { limit: 10, ...(cursor ? { cursor } : {}) });
+    first ??= page.items.map((item) => item.id);
+    found.push(...page.items.map((item) => item.id));
+    cursor = page.nextCursor;
+    pages += 1;
+  } while (cursor !== null);
+  return { first, found, pages };
+}
+
 describe('a payload filter on SQLite', () => {
   it('looks through a window of the table per page, answering where it stopped when it found nothing', async () => {
     const [, open] = databases[0] ?? [];
@@ -226,18 +242,8 @@ describe('a payload filter on SQLite', () => {
       const big = 'x'.repeat(1_000_000);
       await views.save(Array.from({ length: 100 }, (_, i) => view(`m${String(i).padStart(3, '0')}`, 'shop', { i, big, hit: i === 99 })));
       const filter = { partnerId: 'shop', payload: parsePayloadFilter({ 'payload.hit': 'true' }) };
-      const first = await views.list(filter, { limit: 10 });
-      expect(first.items).toEqual([]);
-      expect(first.nextCursor).not.toBeNull();
-      const found: string[] = [];
-      let cursor = first.nextCursor;
-      let pages = 1;
-      while (cursor !== null) {
-        const page = await views.list(filter, { limit: 10, cursor });
-        found.push(...page.items.map((item) => item.id));
-        cursor = page.nextCursor;
-        pages += 1;
-      }
+      const { first, found, pages } = await everyPage(views, filter);
+      expect(first).toEqual([]);
       expect(found).toEqual(['m099']);
       // 8 MB a page (the item that crosses it included): nine of these items a page, twelve pages.
       expect(pages).toBe(12);
@@ -262,17 +268,8 @@ describe('a time range', () => {
         for (let start = 0; start < old.length; start += 5_000) await views.save(old.slice(start, start + 5_000));
         await views.save([{ ...view('recent', 'shop', {}), receivedAt: '2026-12-01T10:00:00.000Z' }]);
         const filter = { partnerId: 'shop', from: '2026-12-01T00:00:00.000Z' };
-        const first = await views.list(filter, { limit: 10 });
-        expect(first.items).toEqual([]);
-        const found: string[] = [];
-        let cursor = first.nextCursor;
-        let pages = 1;
-        while (cursor !== null) {
-          const page = await views.list(filter, { limit: 10, cursor });
-          found.push(...page.items.map((item) => item.id));
-          cursor = page.nextCursor;
-          pages += 1;
-        }
+        const { first, found, pages } = await everyPage(views, filter);
+        expect(first).toEqual([]);
         expect(found).toEqual(['recent']);
         expect(pages).toBe(3);
         // A range most items fall in fills its page at once.
