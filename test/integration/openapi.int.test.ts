@@ -73,6 +73,8 @@ describe('the OpenAPI document of the whole service', () => {
     ]);
     expect(lacking).toEqual([]);
     expect(documents('POST /api/statistics/refresh/{app_id}', '415')).toBe(true);
+    const keyed = operations.find(([name]) => name === 'POST /api/ingest/{app_id}')?.[1];
+    expect(keyed?.responses?.['201']?.headers).toHaveProperty('Idempotent-Replayed');
     const bodyless = await intake.app.inject({
       method: 'POST',
       url: '/api/statistics/refresh/shop',

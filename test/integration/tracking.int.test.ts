@@ -551,5 +551,8 @@ describe('OpenAPI', () => {
     for (const path of ['/api/v1/tracking/conversions', '/api/v1/tracking/events', '/api/v1/tracking/events/batch']) {
       expect(doc.paths[path].post.parameters).toContainEqual(expect.objectContaining({ in: 'header', name: 'idempotency-key' }));
     }
+    // How a retry's answer is marked, on the routes that take a key.
+    expect(doc.paths['/api/v1/tracking/conversions'].post.responses['201'].headers).toHaveProperty('Idempotent-Replayed');
+    expect(doc.paths['/api/v1/tracking/health'].get.responses['200'].headers).toBeUndefined();
   });
 });

@@ -31,20 +31,40 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
     transformObject: (document) => {
       if (!('openapiObject' in document)) return document.swaggerObject;
       // Both change the document in place.
-      withOptionalBodies(withEdgeProblems(withProblemMediaType(document.openapiObject as OpenApiDocument)));
+      withReplayHeader(withOptionalBodies(withEdgeProblems(withProblemMediaType(document.openapiObject as OpenApiDocument))));
       return document.openapiObject;
     },
   });
 }
 
 interface Operation {
-  responses?: Record<string, { description?: string; content?: Record<string, unknown> }>;
+  responses?: Record<string, { description?: string; content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
   requestBody?: { required?: boolean };
   [OPTIONAL_BODY]?: boolean;
-  parameters?: Array<{ in?: string }>;
+  parameters?: Array<{ in?: string; name?: string }>;
   security?: unknown[];
 }
 type OpenApiDocument = { paths?: Record<string, Record<string, Operation>>; security?: unknown[] };
+
+/** Every route that takes an `Idempotency-Key` says, on its success answers, how a retry's answer is marked. */
+function withReplayHeader<T extends OpenApiDocument>(document: T): T {
+  for (const operations of Object.values(document.paths ?? {})) {
+    for (const operation of Object.values(operations)) {
+      if (!operation.parameters?.some((parameter) => parameter.in === 'header' && parameter.name === 'idempotency-key')) continue;
+      for (const [status, response] of Object.entries(operation.responses ?? {})) {
+        if (!status.startsWith('2')) continue;
+        response.headers = {
+          ...response.headers,
+          'Idempotent-Replayed': {
+            description: '`true` on the answer to a retry under the same Idempotency-Key: the first result, nothing stored again',
+            schema: { type: 'string', enum: ['true'] },
+          },
+        };
+      }
+    }
+  }
+  return document;
+}
 
 /** A body the route marks optional is not required, whatever the generator assumes of a declared one. */
 function withOptionalBodies<T extends OpenApiDocument>(document: T): T {
