@@ -3,7 +3,7 @@ import { auth, startTestIntake, type TestIntake } from '../support/embedded-inta
 
 type Operation = {
   summary?: string;
-  responses?: Record<string, { content?: Record<string, unknown> }>;
+  responses?: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
   security?: Array<Record<string, string[]>>;
   parameters?: Array<{ in: string }>;
   requestBody?: { required?: boolean; content: Record<string, { schema: { properties?: Record<string, unknown> } }> };
