@@ -18,7 +18,7 @@ export function trackingModule({ store, db, clock, newId, procedures, admit }: M
   });
   const appendKeyed = procedures.define('tracking.append-all-once', async (entries: readonly KeyedEntry[]) => {
     await admit?.();
-    return await appendAllOnce(store, entries, keyReused);
+    return await appendAllOnce(store, entries, (entry) => keyReused(entry.key, entry.place));
   });
   return {
     name: 'tracking',

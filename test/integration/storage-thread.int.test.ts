@@ -152,6 +152,16 @@ describe('with a storage thread', () => {
     const retried = await post(intake, '/api/v1/tracking/events/batch', keyedBatch, keyed);
     expect([first.json().recorded, retried.json().duplicates]).toEqual([1, 1]);
     expect(retried.json().receipts[0].tracking_event_id).toBe(first.json().receipts[0].tracking_event_id);
+    // Concurrent retries of a batch that grows each time: every one answered, each place stored once.
+    const growing = Array.from({ length: 12 }, (_, i) => ({ ...trackingEvent, visitor_id: `g${i}` }));
+    const answers = await Promise.all(
+      growing.map((_, i) =>
+        post(intake, '/api/v1/tracking/events/batch', { events: growing.slice(0, i + 1) }, { ...auth, 'idempotency-key': 'grow' }),
+      ),
+    );
+    expect(answers.map((answer) => answer.statusCode)).toEqual(growing.map(() => 200));
+    const ids = new Set(answers.flatMap((answer) => answer.json().receipts.map((r: { tracking_event_id: string }) => r.tracking_event_id)));
+    expect(ids.size).toBe(12);
     await post(intake, '/ingest', { partner_id: 'stats-app', payload: { a: 1 } });
     await intake.subscriptions.caughtUp(20_000);
     const refreshed = await post(intake, '/api/statistics/refresh/stats-app', {});

@@ -301,6 +301,35 @@ describe('Idempotency-Key on the tracking and conversion API', () => {
     expect(await storedCount(app)).toBe(3);
   });
 
+  it('answers every one of concurrent retries of a growing keyed batch, storing each place once', async () => {
+    const app = await start();
+    const events = Array.from({ length: 10 }, (_, i) => event({ visitor_id: `v-${i}` }));
+    const answers = await Promise.all(
+      events.map((_, i) => post(app, '/api/v1/tracking/events/batch', { events: events.slice(0, i + 1) }, keyed('GROWING'))),
+    );
+    expect(answers.map((answer) => answer.statusCode)).toEqual(events.map(() => 200));
+    expect(await storedCount(app)).toBe(10);
+    // Every answer names, at each place, the one event stored there.
+    const idAt = new Map<number, string>();
+    for (const answer of answers) {
+      for (const receipt of answer.json().receipts as Array<{ index: number; tracking_event_id: string }>) {
+        expect(idAt.get(receipt.index) ?? receipt.tracking_event_id).toBe(receipt.tracking_event_id);
+        idAt.set(receipt.index, receipt.tracking_event_id);
+      }
+    }
+    expect(idAt.size).toBe(10);
+  });
+
+  it('keeps a single event’s key apart from the keys a batch derives from its header', async () => {
+    const app = await start();
+    const batch = await post(app, '/api/v1/tracking/events/batch', { events: [event()] }, keyed('export'));
+    const single = await post(app, '/api/v1/tracking/events', event(), keyed('export#0'));
+    expect([single.statusCode, single.headers['idempotent-replayed']]).toEqual([201, undefined]);
+    expect(single.json().tracking_event_id).not.toBe(batch.json().receipts[0].tracking_event_id);
+    const changed = await post(app, '/api/v1/tracking/events/batch', { events: [event({ visitor_id: 'v-9' })] }, keyed('export'));
+    expect(changed.json().detail).toMatch(/Idempotency-Key "export" .*event 0/);
+  });
+
   it('credits a retried keyed conversion once; the key with another value is refused', async () => {
     const app = await start();
     await post(app, '/api/v1/tracking/events', event({ partner_id: 'A', campaign_id: 'spring', occurred_at: '2026-11-10T00:00:00Z' }));

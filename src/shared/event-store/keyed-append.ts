@@ -64,9 +64,10 @@ export async function earlierAnswer(
   return { events, replayed: true };
 }
 
-/** A keyed request of a batch, with the key it was sent under (for the refusal's message). */
+/** A keyed request of a batch, with the key it was sent under and its place (for the refusal's message). */
 export interface KeyedEntry {
   readonly key: string;
+  readonly place?: number;
   readonly append: KeyedAppend;
 }
 
@@ -78,21 +79,23 @@ export interface KeyedEntry {
 export async function appendAllOnce(
   store: EventStore,
   entries: readonly KeyedEntry[],
-  reused: (key: string) => ValidationError,
+  reused: (entry: KeyedEntry) => ValidationError,
 ): Promise<KeyedOutcome[]> {
   const attempt = async () => {
-    const earlier = await Promise.all(entries.map(({ key, append }) => earlierAnswer(store, append, () => reused(key))));
+    const earlier = await Promise.all(entries.map((entry) => earlierAnswer(store, entry.append, () => reused(entry))));
     const fresh = entries.filter((_entry, index) => earlier[index] === undefined).map(({ append }) => keyedRequest(append));
     const recorded = fresh.length > 0 ? await store.transaction((tx) => tx.appendMany(fresh)) : [];
     let next = 0;
     return earlier.map((answer): KeyedOutcome => answer ?? { events: recorded[next++]?.events ?? [], replayed: false });
   };
-  try {
-    return await attempt();
-  } catch (error) {
-    // A concurrent retry of the same batch (another replica) recorded some of it first.
-    if (!(error instanceof ConcurrencyError)) throw error;
-    return await attempt();
+  // A concurrent retry of the same batch recorded some of it first: each round finds at least one
+  // more of them recorded, so this ends within as many rounds as there are entries.
+  for (let round = 0; ; round++) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof ConcurrencyError) || round >= entries.length) throw error;
+    }
   }
 }
 

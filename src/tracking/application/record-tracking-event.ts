@@ -60,17 +60,22 @@ export function appendOf(event: TrackingEvent, context: RequestContext) {
   };
 }
 
-/** The same append on the stream its key names (`keyed-append.ts`). */
+/**
+ * The same append on the stream its key names (`keyed-append.ts`). A batch's keys (its header and each
+ * event's place) are of their own kind: a single request sent with `K#0` is not the batch's event 0.
+ */
 export function keyedAppendOf(
   event: TrackingEvent,
   command: RecordTrackingEventCommand,
   context: RequestContext,
   key: string,
+  place?: number,
 ): KeyedAppend {
-  return {
-    request: { ...appendOf(event, context), streamId: keyedStreamId('tracking', event.partnerId, key) },
-    fingerprint: fingerprintOf(command),
-  };
+  const streamId =
+    place === undefined
+      ? keyedStreamId('tracking', event.partnerId, key)
+      : keyedStreamId('tracking-batch', event.partnerId, `${key}\n${place}`);
+  return { request: { ...appendOf(event, context), streamId }, fingerprint: fingerprintOf(command) };
 }
 
 export function recordedEventOf(events: readonly { readonly data: object }[]): TrackingEvent {
@@ -79,10 +84,11 @@ export function recordedEventOf(events: readonly { readonly data: object }[]): T
   return trackingEventFromRecorded(first.data as TrackingEventRecorded['data']);
 }
 
-export function keyReused(key: string): ValidationError {
+export function keyReused(key: string, place?: number): ValidationError {
+  const what = place === undefined ? 'another tracking event' : `another tracking event at place ${place} of the batch (event ${place})`;
   return new ValidationError(
     'tracking.idempotency-key-reused',
-    `Idempotency-Key "${key}" was sent with another tracking event before; a new event needs a new key`,
+    `Idempotency-Key "${key}" was sent with ${what} before; a new event needs a new key`,
     [{ path: 'Idempotency-Key', message: 'was sent with another request' }],
   );
 }

@@ -25,14 +25,15 @@ type Deps = Omit<RecordTrackingEventDeps, 'store'> & { readonly appendAll: Appen
  * the others. The valid ones commit in one transaction: an infrastructure failure records none of
  * them and the client retries the whole batch, instead of untangling a half-recorded one. Under an
  * `Idempotency-Key` each event is keyed by the header and its place in the request (`K#3`), so a
- * retried batch records nothing again: `keys` holds each command's key.
+ * retried batch records nothing again: `places` holds each command's place in the request (refused
+ * events counted), so that a retry keys each event as before.
  */
 export const recordTrackingEvents =
   ({ clock, newId, appendAll, appendAllOnce }: Deps) =>
   async (
     commands: readonly RecordTrackingEventCommand[],
     context: RequestContext = {},
-    keys?: readonly string[],
+    key?: { readonly header: string; readonly places: readonly number[] },
   ): Promise<TrackingReceipt[]> => {
     if (commands.length > MAX_BATCH_SIZE) {
       throw new ValidationError('tracking.batch-too-large', `a batch holds at most ${MAX_BATCH_SIZE} events (got ${commands.length})`, [
@@ -48,25 +49,25 @@ export const recordTrackingEvents =
         throw error;
       }
     });
-    if (keys === undefined) {
+    if (key === undefined) {
       const recorded = receipts.flatMap((receipt) => (receipt.status === 'recorded' ? [receipt.event] : []));
       if (recorded.length > 0) await appendAll(recorded.map((event) => appendOf(event, context)));
       return receipts;
     }
-    const places: number[] = [];
+    const indexes: number[] = [];
     const entries = commands.flatMap((command, index): KeyedEntry[] => {
       const receipt = receipts[index];
       if (receipt?.status !== 'recorded') return [];
-      places.push(index);
-      const key = keys[index];
-      if (key === undefined) throw new Error(`no idempotency key for event ${index}`);
-      return [{ key, append: keyedAppendOf(receipt.event, command, context, key) }];
+      const place = key.places[index];
+      if (place === undefined) throw new Error(`no place in the request for event ${index}`);
+      indexes.push(index);
+      return [{ key: key.header, place, append: keyedAppendOf(receipt.event, command, context, key.header, place) }];
     });
     const outcomes = entries.length > 0 ? await appendAllOnce(entries) : [];
     const answered = [...receipts];
     outcomes.forEach((outcome, i) => {
-      const place = places[i];
-      if (place !== undefined && outcome.replayed) answered[place] = { status: 'duplicate', event: recordedEventOf(outcome.events) };
+      const index = indexes[i];
+      if (index !== undefined && outcome.replayed) answered[index] = { status: 'duplicate', event: recordedEventOf(outcome.events) };
     });
     return answered;
   };

@@ -18,7 +18,7 @@ export interface TrackingHandlers {
   recordBatch(
     commands: readonly RecordTrackingEventCommand[],
     context: RequestContext,
-    keys?: readonly string[],
+    key?: { readonly header: string; readonly places: readonly number[] },
   ): Promise<TrackingReceipt[]>;
   get(id: string): Promise<TrackingEvent>;
   health(): Promise<TrackingHealth>;
@@ -219,12 +219,13 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
           const events = given.filter((event, index): event is TrackingEventFields => refusals[index]?.length === 0);
           assertMayRecordFor(request.principal, events);
           // Keys follow the place in the request, refused events counted, so a retry keys each event as before.
-          const batchKey = request.headers['idempotency-key'];
-          const keys =
-            batchKey === undefined
-              ? undefined
-              : given.flatMap((_event, index) => (refusals[index]?.length === 0 ? [`${batchKey}#${index}`] : []));
-          const recordedOrRejected = await handlers.recordBatch(events.map(commandOf), { correlationId: request.id }, keys);
+          const header = request.headers['idempotency-key'];
+          const places = given.flatMap((_event, index) => (refusals[index]?.length === 0 ? [index] : []));
+          const recordedOrRejected = await handlers.recordBatch(
+            events.map(commandOf),
+            { correlationId: request.id },
+            header === undefined ? undefined : { header, places },
+          );
           let next = 0;
           const receipts = refusals.map((violations): TrackingReceipt =>
             violations.length > 0 ? { status: 'rejected', violations } : (recordedOrRejected[next++] as TrackingReceipt),
