@@ -12,62 +12,74 @@ export interface LogDestination {
   flushOnce(): void;
 }
 
-type Write = (fd: number, text: string, done: (error: NodeJS.ErrnoException | null) => void) => void;
+type Write = (fd: number, bytes: Buffer, done: (error: NodeJS.ErrnoException | null, written: number) => void) => void;
+
+const writeToFd: Write = (fd, bytes, done) => writeAsync(fd, bytes, 0, bytes.length, null, (error, written) => done(error, written));
 
 /**
  * Log lines written in order to a file descriptor, never throwing and never blocking: a line the file
  * refuses is dropped and counted. pino's default stream re-emits such an error, which ends the process,
  * and its exit flush retries a refused write for ever, so a full log disk froze the server with its
- * port open (no answer, no exit).
+ * port open (no answer, no exit). A write that takes part of a line (a non-blocking pipe past its 4 KB
+ * atomic size) is followed by the rest, so lines never come out cut or merged.
  */
-export function logDestination(
-  fd: number,
-  write: Write = (target, text, done) => writeAsync(target, text, (error) => done(error)),
-): LogDestination {
-  const queue: string[] = [];
+export function logDestination(fd: number, write: Write = writeToFd): LogDestination {
+  const queue: Buffer[] = [];
   let bytes = 0;
   let writing = false;
   let dropped = 0;
 
   const next = (): void => {
-    const line = queue[0];
-    if (line === undefined) {
+    const chunk = queue[0];
+    if (chunk === undefined) {
       writing = false;
       return;
     }
     writing = true;
-    write(fd, line, (error) => {
+    write(fd, chunk, (error, written) => {
       // A pipe that is full for now (non-blocking stdout) takes the line a moment later.
       if (error?.code === 'EAGAIN') {
         setTimeout(next, RETRY_BUSY_MS).unref();
         return;
       }
-      queue.shift();
-      bytes -= line.length;
-      if (error) dropped += 1;
+      if (error) {
+        queue.shift();
+        bytes -= chunk.length;
+        dropped += 1;
+      } else if (written < chunk.length) {
+        queue[0] = chunk.subarray(written);
+        bytes -= written;
+      } else {
+        queue.shift();
+        bytes -= chunk.length;
+      }
       next();
     });
   };
 
   const destination: LogDestination = {
     write(line) {
-      if (bytes + line.length > MAX_BUFFERED_LOG_BYTES) {
+      const chunk = Buffer.from(line);
+      if (bytes + chunk.length > MAX_BUFFERED_LOG_BYTES) {
         dropped += 1;
         return;
       }
-      queue.push(line);
-      bytes += line.length;
+      queue.push(chunk);
+      bytes += chunk.length;
       if (!writing) next();
     },
     get dropped() {
       return dropped;
     },
     flushOnce() {
-      // The line being written asynchronously may be written twice; losing the tail would be worse.
+      // The chunk being written asynchronously may be written twice; losing the tail would be worse.
       try {
-        for (const line of queue) writeSync(fd, line);
+        for (const chunk of queue) {
+          let offset = 0;
+          while (offset < chunk.length) offset += writeSync(fd, chunk, offset);
+        }
       } catch {
-        // The file refuses: what is left is dropped, and the process goes on ending.
+        // The file refuses (or a pipe is full): what is left is dropped, and the process goes on ending.
       }
       queue.length = 0;
       bytes = 0;
