@@ -61,29 +61,30 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   let wakeUp: (() => void) | undefined;
   let idleWaiters: Array<() => void> = [];
 
-  const wake = () => wakeUp?.();
   /**
-   * A claim that found nothing to send read through whatever is due but held (a long backlog behind
-   * an open circuit or a failing ordering key costs a scan of it): the next claim waits three times as
-   * long as that one took, however often new deliveries wake the worker, so that such a backlog takes
-   * at most a quarter of the thread the worker shares with ingestion.
+   * A wake-up that comes while the worker is claiming (not sleeping) is kept: the claim may have read
+   * before the deliveries that woke it were written, and the next due time looks only after now.
    */
-  let quietUntil = 0;
+  let woken = false;
+  const wake = () => {
+    if (wakeUp) wakeUp();
+    else woken = true;
+  };
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
-      let timer = setTimeout(done, ms);
+      if (woken) {
+        woken = false;
+        resolve();
+        return;
+      }
+      const timer = setTimeout(done, ms);
       function done() {
         clearTimeout(timer);
         wakeUp = undefined;
         resolve();
       }
-      wakeUp = () => {
-        const quiet = quietUntil - performance.now();
-        if (quiet <= 0 || !running) return done();
-        clearTimeout(timer);
-        timer = setTimeout(done, Math.min(quiet, ms));
-      };
+      wakeUp = done;
     });
 
   const inFlightByRule = new Map<string, number>();
@@ -199,9 +200,10 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
           await attempts.recover();
           recovered = true;
         }
+        // What woke the worker before this claim is seen by it.
+        woken = false;
         const free = concurrency - inFlight.size;
         const now = deps.clock.now();
-        const claimStarted = performance.now();
         const claimed =
           free > 0
             ? await deps.deliveries(deps.db).claimDue({
@@ -212,8 +214,6 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
                 excludeRules: saturatedRules(now),
               })
             : [];
-        const claimEnded = performance.now();
-        quietUntil = free > 0 && claimed.length === 0 ? claimEnded + 3 * (claimEnded - claimStarted) : 0;
         if (claimed.length > 0 && (await dispatch(claimed, now)) > 0) continue;
         if (inFlight.size === 0) {
           const waiters = idleWaiters;

@@ -155,19 +155,43 @@ const unsettled = (alias?: string) => sql<SqlBool>`${sql.raw(alias ? `${alias}.`
  * through, and the worker picks one as the probe), and no earlier pending delivery of its ordering key
  * (for a live delivery, no earlier live one: a replay's copy of an old item keeps its place among the
  * replayed, and a failing one never holds live traffic back).
+ *
+ * The rules held back (`held`: disabled, or an open circuit) are read first, from their small tables,
+ * and named in the statement: a backlog behind an open circuit is then passed over row by row without
+ * a lookup of its rule and circuit for each. Past HELD_RULES_NAMED of them, each row looks them up.
  */
-function claimable(now: string, excludeRules: readonly string[]) {
-  const excluded = excludeRules.length > 0 ? sql`AND d.rule_id NOT IN (${sql.join(excludeRules)})` : sql``;
+function claimable(now: string, excludeRules: readonly string[], held: readonly string[] | undefined) {
+  const named = [...excludeRules, ...(held ?? [])];
+  const excluded = named.length > 0 ? sql`AND d.rule_id NOT IN (${sql.join(named)})` : sql``;
+  const lookedUp =
+    held === undefined
+      ? sql`AND NOT EXISTS (SELECT 1 FROM routing_rules r WHERE r.rule_id = d.rule_id AND r.is_active = 0)
+    AND NOT EXISTS (SELECT 1 FROM routing_breakers b
+                    WHERE b.rule_id = d.rule_id AND b.state <> 'closed' AND b.next_probe_at > ${now})`
+      : sql``;
   return sql<SqlBool>`d.status = 'pending' AND ${unsettled('d')}
     AND (d.lease_until IS NULL OR d.lease_until <= ${now})
     ${excluded}
-    AND NOT EXISTS (SELECT 1 FROM routing_rules r WHERE r.rule_id = d.rule_id AND r.is_active = 0)
-    AND NOT EXISTS (SELECT 1 FROM routing_breakers b
-                    WHERE b.rule_id = d.rule_id AND b.state <> 'closed' AND b.next_probe_at > ${now})
+    ${lookedUp}
     AND NOT EXISTS (SELECT 1 FROM routing_deliveries e
                     WHERE e.rule_id = d.rule_id AND e.ordering_key = d.ordering_key AND e.status = 'pending'
                       AND (e.position < d.position OR (e.position = d.position AND e.delivery_id < d.delivery_id))
                       AND (e.replay_job_id IS NULL OR d.replay_job_id IS NOT NULL))`;
+}
+
+const HELD_RULES_NAMED = 500;
+
+/** Rules whose deliveries wait now: switched off, or behind a circuit open until a later probe; undefined past HELD_RULES_NAMED. */
+async function heldRules(db: Kysely<object>, now: string): Promise<string[] | undefined> {
+  const limit = HELD_RULES_NAMED + 1;
+  const [disabled, open] = await Promise.all([
+    sql<{ rule_id: string }>`SELECT rule_id FROM routing_rules WHERE is_active = 0 LIMIT ${limit}`.execute(db),
+    sql<{
+      rule_id: string;
+    }>`SELECT rule_id FROM routing_breakers WHERE state <> 'closed' AND next_probe_at > ${now} LIMIT ${limit}`.execute(db),
+  ]);
+  const held = [...new Set([...disabled.rows, ...open.rows].map((row) => row.rule_id))];
+  return held.length > HELD_RULES_NAMED ? undefined : held;
 }
 
 /** The claim's order, which RETURNING does not keep: live before replays, then by due time and log position. */
@@ -199,7 +223,7 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .selectFrom('routing_deliveries as d')
         .select('d.delivery_id')
         .where('d.next_attempt_at', '<=', now)
-        .where(claimable(now, excludeRules))
+        .where(claimable(now, excludeRules, await heldRules(db, now)))
         .orderBy(sql`CASE WHEN d.replay_job_id IS NULL THEN 0 ELSE 1 END`)
         .orderBy('d.next_attempt_at')
         .orderBy('d.position')
@@ -349,7 +373,7 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .selectFrom('routing_deliveries as d')
         .select('d.next_attempt_at')
         .where('d.next_attempt_at', '>', now)
-        .where(claimable(now, excludeRules))
+        .where(claimable(now, excludeRules, await heldRules(db, now)))
         .orderBy('d.next_attempt_at')
         .limit(1)
         .executeTakeFirst();
