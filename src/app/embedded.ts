@@ -40,6 +40,8 @@ export interface Intake {
   readonly db: Kysely<object>;
   /** The storage thread, when there is one. */
   readonly storageThread?: Pick<Worker, 'terminate' | 'threadId' | 'resourceLimits'>;
+  /** The contexts' background work (the delivery worker, replay jobs) held and let go again; one thread only. */
+  readonly backgroundWork?: { pause(): Promise<void>; resume(): void };
   close(): Promise<void>;
 }
 
@@ -108,6 +110,7 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
     metrics: core.metrics,
     subscribers: core.subscribers,
     db: core.db,
+    backgroundWork: { pause: () => core.pauseBackgroundWork(), resume: () => core.resumeBackgroundWork() },
     async close() {
       await app.close();
       await core.close();

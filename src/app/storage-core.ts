@@ -56,6 +56,9 @@ export interface StorageCore {
    * jobs), or only what `what` names: a subscriber left out is driven by the caller.
    */
   start(what: { readonly subscribers: boolean; readonly backgroundWork: boolean }): void;
+  /** Holds the background work (connections kept) while the process may not write, and lets it go again. */
+  pauseBackgroundWork(): Promise<void>;
+  resumeBackgroundWork(): void;
   close(): Promise<void>;
 }
 
@@ -131,6 +134,12 @@ export async function buildStorageCore(options: StorageCoreOptions): Promise<Sto
     start(what) {
       if (what.subscribers) subscriptions.start();
       if (what.backgroundWork) for (const module of modules) module.start?.();
+    },
+    async pauseBackgroundWork() {
+      for (const module of modules) await module.pause?.();
+    },
+    resumeBackgroundWork() {
+      for (const module of modules) module.resume?.();
     },
     async close() {
       clearInterval(lagReport);

@@ -72,13 +72,17 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
       });
       intake = built;
       subscribers = {
-        pause: () => {
+        // Everything that writes waits: requests, subscribers and the background work (deliveries).
+        pause: async () => {
           lockLost = true;
-          return built.subscriptions.stop();
+          await built.subscriptions.stop();
+          await built.backgroundWork?.pause();
         },
         resume() {
           lockLost = false;
-          if (!stopping) built.subscriptions.start();
+          if (stopping) return;
+          built.subscriptions.start();
+          built.backgroundWork?.resume();
         },
       };
     }

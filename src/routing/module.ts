@@ -304,6 +304,14 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
       await worker.stop();
       await Promise.all([options.webhooks.close(), options.queues.close()]);
     },
+    async pause() {
+      await replays.stop();
+      await worker.stop();
+    },
+    resume() {
+      worker.start();
+      replays.start();
+    },
   };
 }
 

@@ -49,6 +49,9 @@ export interface ContextModule {
   /** Background work of its own (beyond subscribers), started and stopped with the process. */
   start?(): void;
   stop?(): Promise<void>;
+  /** The same work held, with its connections kept, while the process may not write (a lost lock), and let go again. */
+  pause?(): Promise<void>;
+  resume?(): void;
 }
 
 /** Runs every module's verify step; if one fails, `release` closes what was opened for them first. */

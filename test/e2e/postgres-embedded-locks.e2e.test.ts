@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
@@ -90,9 +92,38 @@ describe.skipIf(!postgresUrl)('one process on PostgreSQL, guarded like SQLite', 
   }, 180_000);
 
   it('pauses its subscribers when the connection holding its lock is terminated, and carries on once it took it again', async () => {
-    const server = await startServerProcess(env);
+    // A receiver that always fails: its delivery is tried every 0.2 s, until the lock is lost.
+    let hits = 0;
+    const receiver = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        hits += 1;
+        response.writeHead(500).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const server = await startServerProcess({
+      ...env,
+      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+      WEBHOOK_RETRY_SCHEDULE: Array.from({ length: 100 }, () => '0.2').join(','),
+      ROUTING_BREAKER_THRESHOLD: '1000',
+    });
     servers.push(server);
     const headers = { authorization: 'Bearer postgres-locks', 'content-type': 'application/json' };
+    await fetch(`${server.url}/api/ingest/hooked`, { method: 'POST', headers, body: JSON.stringify({ event_type: 'warm', payload: {} }) });
+    const rule = await fetch(`${server.url}/api/routing-rules`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        app_id: 'hooked',
+        rule_name: 'failing',
+        destination_type: 'webhook',
+        destination_config: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks` },
+      }),
+    });
+    expect(rule.status).toBe(201);
+    await fetch(`${server.url}/api/ingest/hooked`, { method: 'POST', headers, body: JSON.stringify({ event_type: 'e', payload: {} }) });
+    await until(() => hits >= 2, 'the delivery retried');
     // Another server could take the lock meanwhile: here the test does, and holds it a while.
     const other = new pg.Client({ connectionString: postgresUrl });
     await other.connect();
@@ -116,9 +147,17 @@ describe.skipIf(!postgresUrl)('one process on PostgreSQL, guarded like SQLite', 
       expect([refused.status, ((await refused.json()) as { code?: string }).code]).toEqual([503, 'storage.lock-lost']);
       expect(refused.headers.get('retry-after')).toBe('2');
       expect((await fetch(`${server.url}/query/all`, { headers })).status).toBe(200);
+      // Nor deliveries: another server may be sending them meanwhile.
+      const hitsWithoutLock = hits;
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(hits).toBe(hitsWithoutLock);
     } finally {
       await other.end();
     }
+    const hitsBefore = hits;
+    await until(() => hits > hitsBefore, 'deliveries going on once the lock is back');
+    receiver.closeAllConnections();
+    receiver.close();
     await until(() => server.output().includes('lock taken again; the subscribers resume'), 'the lock taken again');
     expect(server.output()).toContain('lost the connection holding the lock: pausing the subscribers until it is taken again');
 
