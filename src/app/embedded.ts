@@ -220,10 +220,14 @@ async function httpEdge(
       return { database: { status: 'down', detail: (error as Error).message } };
     }
     const fault = (await storageHealth())?.fault;
+    // Writes refused for now (the lock on the schema lost): the database answers, but this server may not write.
+    const refused = options.writesRefused?.();
     const checks: Record<string, { status: CheckStatus; detail: string }> = {
       database: fault
         ? { status: 'down', detail: `writes failing since ${fault.since}: ${fault.message}` }
-        : { status: 'ok', detail: 'reads and writes succeed' },
+        : refused
+          ? { status: 'down', detail: `reads succeed; writes refused: ${refused.message}` }
+          : { status: 'ok', detail: 'reads and writes succeed' },
     };
     for (const s of await subscriptions.status()) {
       checks[`subscriber:${s.name}`] = subscriberCheck(s, options.config.subscriberBacklogLimit);

@@ -147,6 +147,10 @@ describe.skipIf(!postgresUrl)('one process on PostgreSQL, guarded like SQLite', 
       expect([refused.status, ((await refused.json()) as { code?: string }).code]).toEqual([503, 'storage.lock-lost']);
       expect(refused.headers.get('retry-after')).toBe('2');
       expect((await fetch(`${server.url}/query/all`, { headers })).status).toBe(200);
+      const ready = (await (await fetch(`${server.url}/health/ready`)).json()) as {
+        checks: Record<string, { status: string; detail?: string }>;
+      };
+      expect(ready.checks.database).toMatchObject({ status: 'down', detail: expect.stringMatching(/writes refused/) });
       // Nor deliveries: another server may be sending them meanwhile.
       const hitsWithoutLock = hits;
       await new Promise((resolve) => setTimeout(resolve, 1500));

@@ -188,6 +188,28 @@ describe('circuit breaker per destination', () => {
   }, 60_000);
 });
 
+describe('a receiver that refuses Intake’s credentials', () => {
+  it('dead-letters the refused deliveries and opens the circuit, so the backlog waits for the credential to be fixed', async () => {
+    const intake = await start({ ROUTING_BREAKER_THRESHOLD: '3', ROUTING_BREAKER_COOLDOWN: '600' });
+    const hooks = await receiver(() => 401);
+    const created = await rule(intake, hooks.url);
+    await ingest(
+      intake,
+      Array.from({ length: 12 }, (_, seq) => ({ seq })),
+    );
+    const open = await until(
+      async () => (await call(intake, 'GET', '/api/routing/destinations')).json().items as Array<Record<string, unknown>>,
+      (items) => (items[0]?.circuit as { state: string } | undefined)?.state === 'open',
+    );
+    await sleep(300);
+    expect(hooks.requests).toHaveLength(3);
+    const dead = (await call(intake, 'GET', `/api/routing/dead-letters?rule_id=${created.rule_id}`)).json().items;
+    expect(dead).toHaveLength(3);
+    expect((await call(intake, 'GET', '/api/routing/destinations')).json().items[0]).toMatchObject({ pending: 9 });
+    expect(open[0]).toMatchObject({ rule_id: created.rule_id });
+  }, 30_000);
+});
+
 describe('a destination that asks for quiet', () => {
   it('gets no other delivery until its Retry-After has passed, although its circuit has failures to spare', async () => {
     const intake = await start({ ROUTING_BREAKER_THRESHOLD: '10' });

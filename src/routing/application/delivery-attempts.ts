@@ -65,6 +65,17 @@ export interface AttemptObservation {
 }
 
 /**
+ * Whether an attempt's answer says the destination cannot take deliveries now: a retryable failure, or
+ * a receiver refusing Intake's credentials (401, 403), which a retry would not change but which holds
+ * for every delivery after it: the circuit opens and keeps the backlog waiting instead of dead-lettering
+ * it at full speed until the credential is fixed.
+ */
+function destinationDown(outcome: AttemptOutcome): boolean {
+  if (outcome.outcome === 'retry') return true;
+  return outcome.outcome === 'rejected' && (outcome.statusCode === 401 || outcome.statusCode === 403);
+}
+
+/**
  * One attempt of one delivery, as a use case: written as in flight before it is sent, then its
  * outcome, the retry or dead letter it leads to, the destination's circuit and a disabled rule
  * (410 Gone) recorded in one transaction. Answers the destination's circuit after it.
@@ -193,7 +204,7 @@ export function deliveryAttempts(
         const breakers = deps.breakers(tx.db);
         const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId) ?? closedBreaker;
         const quiet = outcome.outcome === 'retry' ? Math.min(outcome.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
-        const next = afterAttempt(current, outcome.outcome === 'retry' ? 'down' : 'up', now, deps.breakerPolicy, quiet);
+        const next = afterAttempt(current, destinationDown(outcome) ? 'down' : 'up', now, deps.breakerPolicy, quiet);
         // A success on a healthy destination changes nothing: no write.
         const changed = next.state !== current.state || next.failures !== current.failures || next.nextProbeAt !== current.nextProbeAt;
         if (!changed) breaker = next;
