@@ -225,6 +225,12 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     return { replayed, skipped };
   });
 
+  /** The background work stopped, its connections kept. */
+  const hold = async () => {
+    await replays.stop();
+    await worker.stop();
+  };
+
   return {
     name: 'routing',
     evaluate: (event, request) => evaluator.evaluate(event, request),
@@ -300,14 +306,10 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
       replays.start();
     },
     async stop() {
-      await replays.stop();
-      await worker.stop();
+      await hold();
       await Promise.all([options.webhooks.close(), options.queues.close()]);
     },
-    async pause() {
-      await replays.stop();
-      await worker.stop();
-    },
+    pause: hold,
     resume() {
       worker.start();
       replays.start();

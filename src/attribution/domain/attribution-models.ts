@@ -92,13 +92,8 @@ export function attributeConversion(
   lookbackMs: number,
   identities: readonly Visitor[] = [conversion.visitor],
 ): Credit[] {
-  const window = lookbackWindowOf(conversion, lookbackMs);
-  const inWindow = touches
-    .filter(
-      (t) => identities.some((visitor) => sameVisitor(t.visitor, visitor)) && t.occurredAt >= window.from && t.occurredAt <= window.to,
-    )
-    .sort(compareTouches);
-  return creditsOf(conversion, inWindow);
+  const own = touches.filter((t) => identities.some((visitor) => sameVisitor(t.visitor, visitor))).sort(compareTouches);
+  return attributeConversions([conversion], own, lookbackMs)[0]?.credits ?? [];
 }
 
 /**

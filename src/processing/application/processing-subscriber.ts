@@ -22,15 +22,16 @@ export const BUILT_PIPELINES = 512;
 /** Runs each validated item through its event type's pipeline and records the outcome on the item's stream. */
 export function processingSubscriber({ clock, elapsedMs, pipelines, outcomes, processors }: ProcessingSubscriberDeps): Subscriber {
   const built = new Map<string, Processor[]>();
-  // Pipelines are built once per configuration, not once per item; the least recently used go past
-  // BUILT_PIPELINES, as every version ever saved would otherwise stay for the life of the process.
+  // Pipelines are built once per configuration, not once per item; past BUILT_PIPELINES the oldest
+  // built goes (and is built again if still in use), as every version ever saved would otherwise stay
+  // for the life of the process. Nothing is done per item beyond the lookup.
   const stepsFor = (config: readonly StepConfig[]) => {
     const key = JSON.stringify(config);
     let steps = built.get(key);
-    if (steps) built.delete(key);
-    else steps = buildOrRefuse(config, processors);
-    built.set(key, steps);
-    if (built.size > BUILT_PIPELINES) built.delete(built.keys().next().value ?? key);
+    if (!steps) {
+      built.set(key, (steps = buildOrRefuse(config, processors)));
+      if (built.size > BUILT_PIPELINES) built.delete(built.keys().next().value ?? key);
+    }
     return steps;
   };
 

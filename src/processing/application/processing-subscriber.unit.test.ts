@@ -50,7 +50,7 @@ function subscriberCountingBuilds() {
 }
 
 describe('the processing subscriber', () => {
-  it('builds each pipeline once, and keeps the BUILT_PIPELINES used last rather than every one it ever ran', async () => {
+  it('builds each pipeline once, and keeps the BUILT_PIPELINES built last rather than every one it ever ran', async () => {
     const { builds, process } = subscriberCountingBuilds();
     await process('t0');
     await process('t0');
@@ -58,7 +58,7 @@ describe('the processing subscriber', () => {
     for (let i = 1; i <= BUILT_PIPELINES; i++) await process(`t${i}`);
     await process(`t${BUILT_PIPELINES}`);
     expect(builds).toHaveLength(BUILT_PIPELINES + 1);
-    // The least recently used went past the bound: it is built again.
+    // The oldest built went past the bound: it is built again.
     await process('t0');
     expect(builds.at(-1)).toBe('t0');
     expect(builds).toHaveLength(BUILT_PIPELINES + 2);
