@@ -121,7 +121,7 @@ export function parseMessage(
       `is ${size} bytes${contextBytes > 0 ? ` with the batch's context (${contextBytes})` : ''}, more than the ${MAX_MESSAGE_BYTES} allowed`,
     );
   const message = raw as Record<string, unknown>;
-  const type = parseType(message.type ?? route);
+  const type = route === undefined ? parseType(message.type) : routedType(message.type, route);
   const violations: Violation[] = [];
   const check = (run: () => void) => {
     try {
@@ -159,12 +159,25 @@ export function parseMessage(
     context: context as JsonObject,
     timestamp: timing.timestamp,
     receivedAt: arrival.receivedAt.toISOString(),
-    ...(timing.originalTimestamp !== undefined ? { originalTimestamp: timing.originalTimestamp } : {}),
-    // A batch's own sentAt, which corrected this message's clock, is kept with it as the message's would be.
-    ...(message.sentAt === undefined && typeof arrival.sentAt === 'string' ? { sentAt: arrival.sentAt } : {}),
+    // The client's own originalTimestamp, when it sent one, is what it says: kept as sent.
+    ...(timing.originalTimestamp !== undefined && (message.originalTimestamp ?? null) === null
+      ? { originalTimestamp: timing.originalTimestamp }
+      : {}),
+    // A batch's own sentAt, which corrected this message's clock, is kept with it as the message's would
+    // be (a message's `sentAt: null` is no sentAt: the batch's corrected it).
+    ...((message.sentAt ?? null) === null && typeof arrival.sentAt === 'string' ? { sentAt: arrival.sentAt } : {}),
   };
   const messageId = message.messageId === undefined || message.messageId === null ? undefined : String(message.messageId);
   return { type, eventType: eventName ?? type, messageId, payload };
+}
+
+/**
+ * A single-message endpoint's own type (`/v1/track`): a message saying it is another would change
+ * profiles or aliases through a path meant for events, so it is refused rather than obeyed.
+ */
+function routedType(value: unknown, route: MessageType): MessageType {
+  if (value === undefined || value === null || value === '' || value === route) return route;
+  throw fail(MESSAGE_ERRORS.invalid, 'type', `must be ${route} (or left out) on this endpoint, which takes ${route} messages`);
 }
 
 function parseType(value: unknown): MessageType {

@@ -57,6 +57,39 @@ describe('a tracking-API message', () => {
     expect(message.eventType).toBe('Signed Up');
   });
 
+  it("keeps a client's own originalTimestamp, and a batch's sentAt for a message whose sentAt is null", () => {
+    const own = parseMessage(
+      {
+        type: 'track',
+        event: 'E',
+        userId: 'u',
+        timestamp: '2026-11-24T12:00:00.000Z',
+        originalTimestamp: '2020-01-01T00:00:00Z',
+        sentAt: '2026-11-24T12:00:05.000Z',
+      },
+      { receivedAt },
+    );
+    expect(own.payload).toMatchObject({ timestamp: '2026-11-24T09:59:55.000Z', originalTimestamp: '2020-01-01T00:00:00Z' });
+    const nulled = parseMessage(
+      { type: 'page', anonymousId: 'a', timestamp: '2026-11-24T09:00:00Z', sentAt: null },
+      { receivedAt, sentAt: '2026-11-24T09:00:01Z' },
+    );
+    expect(nulled.payload).toMatchObject({ timestamp: '2026-11-24T09:59:59.000Z', sentAt: '2026-11-24T09:00:01Z' });
+  });
+
+  it("takes a single-message endpoint's type, refusing a message that says it is another", () => {
+    expect(parseMessage({ event: 'E', userId: 'u' }, { receivedAt }, 'track').type).toBe('track');
+    expect(parseMessage({ type: 'track', event: 'E', userId: 'u' }, { receivedAt }, 'track').type).toBe('track');
+    expect(codeOf(() => parseMessage({ type: 'alias', userId: 'u2', previousId: 'u1' }, { receivedAt }, 'track'))).toBe(
+      'analytics.invalid-message',
+    );
+    expect(codeOf(() => parseMessage({ type: 'identify', userId: 'u', traits: { plan: 'pro' } }, { receivedAt }, 'track'))).toBe(
+      'analytics.invalid-message',
+    );
+    // Without a route (a batch), the message's own type decides.
+    expect(parseMessage({ type: 'alias', userId: 'u2', previousId: 'u1' }, { receivedAt }).type).toBe('alias');
+  });
+
   it('takes the batch sentAt when the message has none, and trusts the timestamp without any', () => {
     const batch = parseMessage(
       { type: 'page', anonymousId: 'a', timestamp: '2026-11-24T09:00:00Z' },

@@ -289,7 +289,7 @@ describe('bad input to the tracking API', () => {
     }
   });
 
-  it('refuses a request whose body key belongs to another application than its header key', async () => {
+  it('refuses a request whose body key belongs to another application than its header key, or is no key', async () => {
     const before = [(await eventsOf(intake, 'shop')).length, (await eventsOf(intake, 'blog')).length];
     const response = await post('/v1/batch', { writeKey: blog.writeKey, batch: [track()] }, basic(shop.writeKey));
     expect(response.statusCode).toBe(403);
@@ -300,9 +300,16 @@ describe('bad input to the tracking API', () => {
     // The problem names where it happened without echoing the key (it would land in the client's logs).
     expect(conflicting.json().instance).toBe('/beacon/v1/batch?writeKey=%5Bredacted%5D');
     expect((await post(beacon, { writeKey: shop.writeKey, batch: [track()] })).statusCode).toBe(403);
-    expect(
-      (await post(`/v1/batch?writeKey=${encodeURIComponent('wk_not_a_key')}`, { batch: [track()] }, basic(shop.writeKey))).statusCode,
-    ).toBe(403);
+    // A second key that is no key at all is a bad credential, not a mix of applications.
+    const invalid = [
+      await post(`/v1/batch?writeKey=${encodeURIComponent('wk_not_a_key')}`, { batch: [track()] }, basic(shop.writeKey)),
+      await post('/v1/track', { ...track(), writeKey: 'wk_not_a_key' }, basic(shop.writeKey)),
+    ];
+    expect(invalid.map((r) => [r.statusCode, r.json().code])).toEqual([
+      [401, 'auth.unauthorized'],
+      [401, 'auth.unauthorized'],
+    ]);
+    expect(invalid[1]?.json().detail).toBe("the body's writeKey is not a valid write key");
     expect([(await eventsOf(intake, 'shop')).length, (await eventsOf(intake, 'blog')).length]).toEqual(before);
   });
 

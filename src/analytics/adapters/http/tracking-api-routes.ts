@@ -266,7 +266,8 @@ async function authenticate(resolve: ResolveWriteKey, request: FastifyRequest, b
   ] as const) {
     if (other === undefined || other === given) continue;
     const resolved = await resolve(other);
-    if (!resolved || resolved.appId !== key.appId)
+    if (!resolved) throw new UnauthorizedError(`${where} is not a valid write key`);
+    if (resolved.appId !== key.appId)
       throw new ForbiddenError(`${where} belongs to another application than the ${fromHeader ? 'Authorization header' : "body's"} key`);
   }
   return key;
