@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../../shared/clock.js';
-import { NotFoundError } from '../../shared/errors.js';
+import { NotFoundError, UnavailableError } from '../../shared/errors.js';
 import { ConcurrencyError, type EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import type { PageRequest } from '../../shared/pagination.js';
@@ -37,29 +37,50 @@ async function load(store: EventStore, appId: string): Promise<{ state: Applicat
  * Loads the application, decides and appends; when another change to it committed in between (two
  * keys issued at once, a rename beside a revoke), decides again on the new state, as the second of
  * two requests one after the other would: independent changes both succeed, a repeated one gets the
- * answer it would get then (an already revoked key, an existing id).
+ * answer it would get then (an already revoked key, an existing id). Changes made through this
+ * process wait for each other (`oneAtATime`), so only another process's can race one; a change still
+ * beaten after MAX_DECISIONS rounds is the server's to retry later, never the caller's conflict.
  */
 async function changeApplication<T extends ApplicationEvent>(
   store: EventStore,
   appId: string,
   decide: (state: ApplicationState) => T,
 ): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    const { state, version } = await load(store, appId);
-    const event = decide(state);
-    try {
-      await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version === 0 ? 'no_stream' : version });
-      return event;
-    } catch (error) {
-      if (!(error instanceof ConcurrencyError) || attempt >= MAX_DECISIONS) throw error;
-      // Each round lets one of the requests racing through it win: a short random wait spreads the others.
-      await sleep(Math.random() * 4);
+  return oneAtATime(appId, async () => {
+    for (let attempt = 1; ; attempt++) {
+      const { state, version } = await load(store, appId);
+      const event = decide(state);
+      try {
+        await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version === 0 ? 'no_stream' : version });
+        return event;
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError)) throw error;
+        if (attempt >= MAX_DECISIONS) {
+          throw new UnavailableError('applications.busy', `application ${appId} is being changed by other requests; retry shortly`, 1);
+        }
+        // Each round lets one of the processes racing through it win: a growing random wait spreads the others.
+        await sleep(Math.random() * Math.min(2 ** attempt, 100));
+      }
     }
-  }
+  });
 }
 
-// Concurrent changes to one application are rare; each round settles at least one of them.
+// Each round settles at least one of the racing processes.
 const MAX_DECISIONS = 32;
+
+/** The change running or queued last for each application, which the next one waits for. */
+const lastChange = new Map<string, Promise<unknown>>();
+
+function oneAtATime<T>(appId: string, change: () => Promise<T>): Promise<T> {
+  const previous = lastChange.get(appId) ?? Promise.resolve();
+  const run = previous.then(change, change);
+  const settled = run.catch(() => undefined);
+  lastChange.set(appId, settled);
+  void settled.then(() => {
+    if (lastChange.get(appId) === settled) lastChange.delete(appId);
+  });
+  return run;
+}
 
 export const createApplication =
   ({ store, clock, newId }: ApplicationDeps) =>
