@@ -19,7 +19,8 @@ export const problemRef = Type.Ref('Problem');
 
 export const PageQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Page size (default 100, at most 1000)' })),
-  cursor: Type.Optional(Type.String({ maxLength: 1024, description: 'The next_cursor of the previous page' })),
+  // Room for a key of several ids at their longest (an app id of 255 four-byte characters alone takes 1,360).
+  cursor: Type.Optional(Type.String({ maxLength: 4096, description: 'The next_cursor of the previous page' })),
 });
 
 /** A list route's answer: one page of `items`, and the cursor of the next page. */

@@ -28,6 +28,13 @@ describe('ids of new applications', () => {
     expect(items.json().items).toEqual([]);
   });
 
+  it('pages past an id of 255 four-byte characters, whose cursor is longer than 1,024 characters', async () => {
+    const longest = '\u{1F600}'.repeat(255);
+    for (const app_id of [longest, '\u{1F601}']) expect((await post('/api/applications', { name: 'wide', app_id })).statusCode).toBe(201);
+    const { items } = await everyPage<{ app_id: string }>(intake, '/api/applications', 1);
+    expect(items.map((app) => app.app_id)).toEqual(expect.arrayContaining([longest, '\u{1F601}']));
+  });
+
   it('keeps serving an application an earlier version created with such an id', async () => {
     await intake.store.append({
       streamId: 'application-\u0085old',
