@@ -1,5 +1,5 @@
 /** Query parameters and route parameters that carry credentials (a beacon's `?writeKey=`). */
-const SECRET_NAME = /^(write_?key|api_?key|key|token|secret|password)$/i;
+const SECRET_NAME = /^(write_?key|api_?key|key|(access_?|id_?|refresh_?)?token|secret|password|auth|authorization|bearer|signature|sig)$/i;
 const REDACTED = '[redacted]';
 /** A write key (`wk_<key id>_<secret>`) or a generated admin token, wherever in a path a client put it. */
 const SECRET_SHAPE = /^(wk_[0-9a-f]{16}_|intk_admin_)/i;
@@ -28,8 +28,9 @@ export function loggableUrl(url: string, params: unknown): string {
   }
   if (queryAt === -1) return path;
   const query = new URLSearchParams(url.slice(queryAt + 1));
+  // By name, and by shape under any name: a client may send a key as `?access_token=` or under a name of its own.
   for (const name of [...new Set(query.keys())]) {
-    if (SECRET_NAME.test(name)) query.set(name, REDACTED);
+    if (SECRET_NAME.test(name) || query.getAll(name).some((value) => SECRET_SHAPE.test(value))) query.set(name, REDACTED);
   }
   return `${path}?${query.toString()}`;
 }

@@ -8,6 +8,15 @@ describe('loggableUrl', () => {
     expect(loggableUrl('/ingest/all?limit=5', {})).toBe('/ingest/all?limit=5');
   });
 
+  it('replaces a bearer token sent as access_token or auth, and a key or generated admin token under any name', () => {
+    const logged = loggableUrl('/api/applications?access_token=chosen-admin-token&auth=a1&Authorization=b2&limit=5', {});
+    expect(logged).toBe('/api/applications?access_token=%5Bredacted%5D&auth=%5Bredacted%5D&Authorization=%5Bredacted%5D&limit=5');
+    const key = 'wk_d6f5305cfb9112c0_X0YkDeS1AVDwRsJnevg_C5j_Q5OjuCppJ';
+    expect(loggableUrl(`/v1/projects/x/settings?k=${key}&x=intk_admin_abc`, {})).toBe(
+      '/v1/projects/x/settings?k=%5Bredacted%5D&x=%5Bredacted%5D',
+    );
+  });
+
   it('replaces a write key that is part of the path', () => {
     expect(loggableUrl('/v1/projects/wk_secret/settings', { writeKey: 'wk_secret' })).toBe('/v1/projects/[redacted]/settings');
     expect(loggableUrl('/query/p1', { id: 'p1' })).toBe('/query/p1');
