@@ -51,7 +51,11 @@ async function changeApplication<T extends ApplicationEvent>(
       const { state, version } = await load(store, appId);
       const event = decide(state);
       try {
-        await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: version === 0 ? 'no_stream' : version });
+        await store.append({
+          streamId: applicationStreamId(appId),
+          events: [event],
+          expectedVersion: version === 0 ? 'no_stream' : version,
+        });
         return event;
       } catch (error) {
         if (!(error instanceof ConcurrencyError)) throw error;

@@ -51,9 +51,13 @@ export function parseAppId(value: unknown, path = 'app_id'): string {
 // Dot segments: '.' and '..' name no path segment, since clients resolve them away, encoded or not.
 const DOT_SEGMENT = /^\.\.?$/;
 const EDGE_SPACE = /^\s|\s$/u;
-// Every control character (C0, DEL and C1), line and paragraph separators, and the marks, embeddings,
-// overrides and isolates that reorder how text around them is displayed.
-const UNSHOWABLE = /[\p{Cc}\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
+// Every control character (C0, DEL and C1), line and paragraph separators, and every format character
+// (the marks, embeddings, overrides and isolates that reorder text; zero-width spaces and joiners, soft
+// hyphens, byte-order marks), with the other characters that show as nothing: the combining grapheme
+// joiner and the Hangul fillers. Each makes an id look like another one.
+const UNSHOWABLE = /[\p{Cc}\p{Cf}\u2028\u2029\u034f\u115f\u1160\u3164\uffa0]/u;
+/** A zero-width joiner inside an emoji sequence (a family, a flag), where it is part of what shows. */
+const EMOJI_JOINER = /(?<=\p{Extended_Pictographic}\ufe0f?)\u200d(?=\p{Extended_Pictographic})/gu;
 
 /**
  * What the id of an application must also be when it is created (decision 0030): it names the
@@ -64,7 +68,10 @@ const UNSHOWABLE = /[\p{Cc}\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2
 export function checkNewAppId(appId: string, path = 'app_id'): void {
   if (DOT_SEGMENT.test(appId)) throw invalid(path, 'must not be "." or "..", which no URL path can hold');
   if (EDGE_SPACE.test(appId)) throw invalid(path, 'must not begin or end with whitespace');
-  if (UNSHOWABLE.test(appId)) throw invalid(path, 'must not contain control, line-separator or bidirectional-formatting characters');
+  if (UNSHOWABLE.test(appId.replace(EMOJI_JOINER, '')))
+    throw invalid(path, 'must not contain control, line-separator, formatting or invisible characters');
+  // Two spellings of one text (é as one character, or e and a combining accent) would be two applications.
+  if (appId.normalize('NFC') !== appId) throw invalid(path, 'must be in Unicode normalization form C (NFC)');
 }
 
 export function decideCreate(appId: string, name: unknown, state: ApplicationState, at: Date): ApplicationCreated {

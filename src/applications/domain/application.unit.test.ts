@@ -16,7 +16,9 @@ function refusal(appId: string): string | undefined {
 
 describe('creating an application', () => {
   it('takes ids of any other characters, slashes and colons included', () => {
-    for (const appId of ['shop', 'a/b', 'a:b', '...', '.well-known', 'a..b', 'café ☕', 'inner space', '%2e%2e']) {
+    // A family emoji and a rainbow flag hold zero-width joiners, which are part of what they show.
+    const emoji = ['\u{1F468}\u200d\u{1F469}\u200d\u{1F467}', '\u{1F3F3}\ufe0f\u200d\u{1F308}', '\u2764\ufe0f'];
+    for (const appId of ['shop', 'a/b', 'a:b', '...', '.well-known', 'a..b', 'café ☕', 'inner space', '%2e%2e', ...emoji]) {
       expect(refusal(appId), appId).toBeUndefined();
     }
   });
@@ -30,6 +32,15 @@ describe('creating an application', () => {
     ['a\u2028b', 'must not contain control'],
     ['invoice\u202egnp.exe', 'must not contain control'],
     ['x\u2066y', 'must not contain control'],
+    // Each of these reads "shop" in a terminal and a dashboard.
+    ['shop\u200b', 'must not contain control'],
+    ['sh\u00adop', 'must not contain control'],
+    ['sh\u2060op', 'must not contain control'],
+    ['sho\u034fp', 'must not contain control'],
+    ['\u200dshop', 'must not contain control'],
+    ['sh\ufeffop', 'must not contain control'],
+    ['sh\u3164op', 'must not contain control'],
+    ['cafe\u0301', 'must be in Unicode normalization form C'],
   ])('refuses the id %j', (appId, message) => {
     expect(refusal(appId)).toContain(`app_id: ${message}`);
   });
