@@ -86,6 +86,9 @@ export const refreshStatistics = ({ log, tables, clock, batchSize = 250 }: Refre
 
     return log.transaction(async (tx) => {
       const store = tables(tx.db);
+      // On PostgreSQL a subscriber's batch may commit beside this transaction: one committed after the
+      // read below would have its increments deleted by the replacement of the buckets, for good.
+      await store.excludeWriters();
       const newer = await store.talliesChangedAfter(appId, position);
       for (const tally of newer) {
         const merged = mergeNewerTally(tallies.get(tally.itemId), tally);
