@@ -69,7 +69,7 @@ async function everyPage(target: AdminTarget, path: string): Promise<Json[]> {
 }
 
 export async function appsCreate(target: AdminTarget, output: Output, name: string, appId: string | undefined): Promise<void> {
-  const app = (await document(target, 'POST', '/api/applications', { name, ...(appId ? { app_id: appId } : {}) })) as Json;
+  const app = (await document(target, 'POST', '/api/applications', { name, ...(appId !== undefined ? { app_id: appId } : {}) })) as Json;
   output.result(`created application ${text(app.app_id)} (${text(app.name)})`, app);
 }
 
@@ -85,7 +85,7 @@ export async function appsList(target: AdminTarget, output: Output): Promise<voi
 }
 
 export async function keysCreate(target: AdminTarget, output: Output, appId: string, name: string | undefined): Promise<void> {
-  const key = (await document(target, 'POST', `/api/applications/${segment(appId)}/keys`, name ? { name } : {})) as Json;
+  const key = (await document(target, 'POST', `/api/applications/${segment(appId)}/keys`, name !== undefined ? { name } : {})) as Json;
   output.result(
     `write key ${text(key.key_id)} for application ${appId}. It is shown only this once; Intake keeps its digest:\n\n    ${text(key.key)}\n`,
     key,

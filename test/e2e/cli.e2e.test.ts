@@ -292,7 +292,11 @@ describe('the intake CLI', () => {
     const env = { INTAKE_URL: server.url, ADMIN_TOKEN: 'admin-cli' };
     const created = cli(['apps', 'create', 'The Shop', '--id', 'shop'], env);
     expect(created.stdout).toBe('created application shop (The Shop)\n');
-    expect(cli(['apps', 'list'], env).stdout).toMatch(/^APP_ID\s+NAME\s+CREATED_AT\nshop\s+The Shop\s+\d{4}-/);
+    // An id or key name asked for empty (an unset shell variable) is refused, never dropped for a generated one.
+    const emptyId = cli(['apps', 'create', 'Nameless', '--id', ''], env);
+    expect([emptyId.status, emptyId.stderr]).toEqual([1, expect.stringMatching(/app_id/)]);
+    expect(cli(['keys', 'create', 'shop', '--name', ''], env).status).toBe(1);
+    expect(cli(['apps', 'list'], env).stdout).toMatch(/^APP_ID\s+NAME\s+CREATED_AT\nshop\s+The Shop\s+\d{4}-\S+\n$/);
     // Settings only the server reads do not stop a command that calls it.
     const unrelated = cli(['apps', 'list'], { ...env, BODY_LIMIT: '10', DATABASE_URL: 'mysql://nowhere/x' });
     expect([unrelated.status, unrelated.stdout]).toEqual([0, expect.stringMatching(/^APP_ID/)]);

@@ -123,7 +123,7 @@ export function applicationHttp(handlers: ApplicationHandlers): HttpContext {
             description: 'The key is in `key` of this response only: Intake keeps just its digest.',
             [OPTIONAL_BODY]: true,
             params: AppParams,
-            body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 255 })) }, { additionalProperties: false }),
+            body: Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }, { additionalProperties: false }),
             response: { 201: Type.Intersect([Type.Ref('WriteKey'), Type.Object({ key: Type.String() })]), ...errorResponses },
           },
           // The body is optional: `curl -X POST …/keys` with none at all issues an unnamed key.
