@@ -26,6 +26,24 @@ describe('findJsonFault', () => {
     expect(findJsonFault({ a: [1, 2, 3, 4] }, limits)).toMatchObject({ kind: 'too-many-values', path: 'a[3]' });
   });
 
+  it('stops reading a container at the first child past the limit, however many it holds', () => {
+    const read = new Set<PropertyKey>();
+    const counting = <T extends object>(target: T) =>
+      new Proxy(target, {
+        get(object, key, receiver) {
+          read.add(key);
+          return Reflect.get(object, key, receiver) as unknown;
+        },
+      });
+    const limits = { maxDepth: 64, maxValues: 1_000 };
+    expect(findJsonFault(counting(new Array<number>(100_000).fill(0)), limits)).toMatchObject({ kind: 'too-many-values', path: '[999]' });
+    expect([...read].filter((key) => key !== 'length')).toHaveLength(1_000);
+    read.clear();
+    const wide = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, i]));
+    expect(findJsonFault(counting(wide), limits)).toMatchObject({ kind: 'too-many-values', path: 'k999' });
+    expect(read.size).toBe(1_000);
+  });
+
   it('walks hostile depth without recursion', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 200_000; i++) deep = [deep];
