@@ -1,4 +1,5 @@
 import { ValidationError } from '../../shared/errors.js';
+import { sha256 } from '../../shared/fingerprint.js';
 
 /**
  * An ordering key names where in the routed document (`{ app_id, event_type, payload, metadata }`)
@@ -46,7 +47,16 @@ export function orderingKeyOf(path: string, document: object): string | undefine
     if (!Object.hasOwn(current, segment)) return undefined;
     current = (current as Record<string, unknown>)[segment];
   }
-  if (typeof current === 'string') return `s:${current}`;
+  if (typeof current === 'string') return bounded(`s:${current}`);
   if (typeof current === 'number' || typeof current === 'boolean') return `${typeof current}:${String(current)}`;
   return undefined;
 }
+
+/** Longer key values are kept as their digest: equal values stay equal, and the key fits an index row. */
+export const MAX_ORDERING_KEY_BYTES = 256;
+
+/**
+ * A key as it is stored: PostgreSQL refuses an index row past 2,704 bytes, and a value of a few KB failed
+ * the whole event's routing, its other rules' deliveries included.
+ */
+const bounded = (key: string): string => (Buffer.byteLength(key) <= MAX_ORDERING_KEY_BYTES ? key : `h:${sha256(key)}`);

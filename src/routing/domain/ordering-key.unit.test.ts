@@ -35,4 +35,12 @@ describe('ordering keys', () => {
     for (const missing of ['payload.c', 'payload.list', 'payload.nil', 'payload.absent.x', 'payload.toString'])
       expect(orderingKeyOf(missing, doc)).toBeUndefined();
   });
+
+  it('keeps a value past 256 bytes as its digest, equal for equal values and different for different ones', () => {
+    const key = (id: string) => orderingKeyOf('payload.id', { payload: { id } });
+    expect(key('é'.repeat(127))).toBe(`s:${'é'.repeat(127)}`);
+    expect(key('é'.repeat(128))).toMatch(/^h:[\w-]{43}$/);
+    expect(key('x'.repeat(5_000))).toBe(key('x'.repeat(5_000)));
+    expect(key('x'.repeat(5_000))).not.toBe(key(`${'x'.repeat(4_999)}y`));
+  });
 });
