@@ -12,6 +12,7 @@ import {
 import type { ErrorLogSummary } from './error-log-summary.js';
 import { UNKNOWN_FIELD } from '../../shared/contracts/known-fields.js';
 import { loggableUrl } from './loggable-url.js';
+import { isUnreachable } from '../../shared/event-store/storage-fault.js';
 
 /** RFC 9457 problem details, with the stable error code and field violations as extensions. */
 export interface Problem {
@@ -79,29 +80,8 @@ const FIXED_DETAILS: Record<string, string> = {
   'request.path-too-long': 'a path parameter is longer than the server accepts',
 };
 
-// Signs that the database or broker cannot be reached (socket errors, PostgreSQL admin shutdown and
-// connection classes, pool timeouts): the request may succeed later, so 503 rather than 500.
-const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  '57P01',
-  '57P02',
-  '57P03',
-  '53300',
-  '08000',
-  '08001',
-  '08003',
-  '08006',
-]);
-const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
-
-export function isUnavailable(error: unknown): boolean {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  return (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) || (typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message));
-}
+/** Signs that the database or broker cannot be reached: the request may succeed later, so 503 rather than 500. */
+export const isUnavailable = isUnreachable;
 
 /** The client closed the connection before its body arrived: Node says ECONNRESET, "aborted". */
 const isAbortedRequest = (error: unknown) => {

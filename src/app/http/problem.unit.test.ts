@@ -13,4 +13,17 @@ describe('problems for errors that are no domain error', () => {
       expect(problemFor(error, '/ingest')).toMatchObject({ status: 503, code: 'service.dependency-unavailable' });
     }
   });
+
+  it('answers a database that takes no connections, or a host that does not resolve, as unavailable too', () => {
+    for (const error of [
+      errorWith('55000', 'database "intake" is not currently accepting connections'),
+      errorWith('ENOTFOUND', 'getaddrinfo ENOTFOUND db.internal'),
+      errorWith('57P03', 'the database system is starting up'),
+      new Error('timeout exceeded when trying to connect'),
+    ]) {
+      expect(problemFor(error, '/ingest'), error.message).toMatchObject({ status: 503, code: 'service.dependency-unavailable' });
+    }
+    // The same class for a request's own doing is not an outage.
+    expect(problemFor(errorWith('55000', 'cannot refresh materialized view concurrently'), '/ingest')).toMatchObject({ status: 500 });
+  });
 });

@@ -18,13 +18,30 @@ export function isMissingSchema(error: unknown): boolean {
   return typeof code === 'string' && POSTGRES_MISSING_SCHEMA.has(code);
 }
 
+// What the pg driver and pool say, without a code, when a connection is lost or cannot be had.
+const CONNECTION_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i;
+
+/**
+ * Whether an error says the database (or another server) cannot be reached now: a socket error, a
+ * PostgreSQL connection, resource, shutdown or system error, a database not accepting connections
+ * (`ALTER DATABASE … ALLOW_CONNECTIONS false`), a pool that could not get a connection. The request may
+ * succeed later: 503, not 500.
+ */
+export function isUnreachable(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  const text = typeof message === 'string' ? message : '';
+  if (typeof code !== 'string') return CONNECTION_MESSAGES.test(text);
+  if (code === '55000' && /not currently accepting connections/.test(text)) return true;
+  return POSTGRES_FAULT_CLASSES.test(code) || NETWORK_FAULTS.has(code) || CONNECTION_MESSAGES.test(text);
+}
+
 /** Whether an error is the storage failing rather than the request or event being wrong. */
 export function isStorageFault(error: unknown): boolean {
   if (error instanceof UnavailableError) return true;
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return /Connection terminated|connection timeout/i.test((error as Error | null)?.message ?? '');
   if (code === 'SQLITE_ERROR') return SQLITE_MISSING_SCHEMA.test((error as Error).message);
-  return SQLITE_FAULTS.test(code) || POSTGRES_FAULT_CLASSES.test(code) || POSTGRES_MISSING_SCHEMA.has(code) || NETWORK_FAULTS.has(code);
+  if (typeof code === 'string' && (SQLITE_FAULTS.test(code) || POSTGRES_MISSING_SCHEMA.has(code))) return true;
+  return isUnreachable(error);
 }
 
 /** A storage fault as callers see it: retry later (503 with Retry-After), with the database's own words. */
