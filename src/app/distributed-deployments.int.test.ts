@@ -116,6 +116,38 @@ describe.skipIf(!postgresUrl || !natsUrl)('two deployments on one NATS', () => {
     );
   }, 40_000);
 
+  it('keeps a role that only publishes, refused another deployment’s stream, not ready', async () => {
+    const prefix = `dep_t_${suffix}_`;
+    const config = loadConfig({
+      DATABASE_URL: postgresUrl,
+      NATS_URL: natsUrl,
+      NATS_STREAM: `INTAKE_A_${suffix}`,
+      ROLE: 'tracking',
+      DB_SCHEMA_PREFIX: prefix,
+      ADMIN_TOKEN: TOKEN,
+    });
+    const tracking = await buildDistributed({ config, logger: pino({ level: 'silent' }), adminDigest: digestOf(TOKEN) });
+    try {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const response = await tracking.app.inject({ method: 'GET', url: '/health/ready' });
+        const broker = response.json<{ checks: Record<string, { status: string; detail?: string }> }>().checks.broker;
+        if (response.statusCode === 503 && broker?.status === 'down') {
+          expect(broker.detail).toMatch(/belongs to another Intake deployment/);
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`still ${response.statusCode}: ${response.body}`);
+        await sleep(100);
+      }
+    } finally {
+      await tracking.close();
+      const client = new pg.Client({ connectionString: postgresUrl });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${prefix}tracking" CASCADE`);
+      await client.end();
+    }
+  }, 40_000);
+
   it('is not ready when its stream would overlap another deployment’s subjects, and says why', async () => {
     // Deployment "a" (from the test above) owns `intake_a_<suffix>.>`; this one claims the same subjects.
     const c = await deploy('c', `intake_a_${suffix}`);

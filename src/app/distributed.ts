@@ -166,7 +166,9 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       }
       const attached = services.every((s) => s.consumers.attached());
       // A refused configuration does not heal by waiting: not ready, so it cannot go unnoticed.
-      const misconfigured = services.map((s) => s.consumers.misconfigured()).find((problem) => problem !== undefined);
+      // A role that only publishes (tracking) has no consumer to be refused: the bus itself tells.
+      const misconfigured =
+        services.map((s) => s.consumers.misconfigured()).find((problem) => problem !== undefined) ?? bus.misconfigured?.();
       // Without the broker a role still accepts and stores: events wait in its log for the relay.
       checks.broker = misconfigured
         ? { status: 'down', detail: misconfigured }

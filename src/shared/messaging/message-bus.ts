@@ -83,6 +83,8 @@ export interface MessageBus {
   head?(): Promise<number>;
   /** Why the broker cannot be reached now (never connected, disconnected, closed), or undefined while it can. */
   unreachable?(): string | undefined;
+  /** Why the broker refused this bus's configuration, for good (see MessageBusConfigurationError), or undefined. */
+  misconfigured?(): string | undefined;
   close(): Promise<void>;
 }
 

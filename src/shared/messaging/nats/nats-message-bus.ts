@@ -78,6 +78,14 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
   let closed = false;
   /** Why the last attempt to open a session failed, until one opens. */
   let openFailure: string | undefined;
+  /**
+   * The broker's refusal of this configuration (the stream belongs to another deployment, its subjects
+   * overlap another stream's). It stands for the life of the process: a refused bus that went on trying
+   * would make the stream itself once the broker lost it, and lock the deployment that owns it out.
+   */
+  let refusal: MessageBusConfigurationError | undefined;
+  /** After a reconnect the broker may hold another stream of that name (restarted without its data). */
+  let ownerUnchecked = false;
 
   const streamPlan: StreamPlan = {
     name: options.stream,
@@ -85,12 +93,22 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
     deployment: options.deployment,
   };
+  /** The stream made, extended or checked as this deployment's; a refusal is kept for good. */
+  const checkStream = async (jsm: JetStreamManager) => {
+    if (refusal) throw refusal;
+    try {
+      await ensureStream(jsm, streamPlan);
+    } catch (error) {
+      if (error instanceof MessageBusConfigurationError) refusal = error;
+      throw error;
+    }
+  };
   // When a publish fails, the stream is made again if it is gone, at most once a second.
   let streamCheckedAt = 0;
   const ensureStreamAfterFailure = async (jsm: JetStreamManager) => {
     if (Date.now() - streamCheckedAt < 1000) return;
     streamCheckedAt = Date.now();
-    await ensureStream(jsm, streamPlan).catch((error: unknown) => report(error, `stream ${options.stream} could not be made again`));
+    await checkStream(jsm).catch((error: unknown) => report(error, `stream ${options.stream} could not be made again`));
   };
 
   const open = async (): Promise<Session> => {
@@ -107,7 +125,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     });
     try {
       const jsm = await jetstreamManager(connection);
-      await ensureStream(jsm, streamPlan);
+      await checkStream(jsm);
       // Connected means usable: a server without JetStream, or a stream that cannot be made, is not.
       connected = true;
       openFailure = undefined;
@@ -123,13 +141,17 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
   const watchConnection = async (connection: NatsConnection) => {
     for await (const status of connection.status()) {
       if (status.type === 'disconnect' || status.type === 'close') connected = false;
-      if (status.type === 'reconnect') connected = true;
+      if (status.type === 'reconnect') {
+        ownerUnchecked = true;
+        connected = true;
+      }
     }
   };
 
   /** The live session, opening one when there is none or the last one was closed for good. */
   const current = async (): Promise<Session> => {
     if (closed) throw new MessageBusUnavailableError('the bus is closed');
+    if (refusal) throw refusal;
     const pending = session;
     const existing = pending && (await pending.catch(() => undefined));
     if (existing && !existing.connection.isClosed()) return existing;
@@ -246,10 +268,19 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       try {
         live = await current();
       } catch (error) {
+        if (error instanceof MessageBusConfigurationError) throw error;
         throw new MessageBusUnavailableError(`cannot reach NATS (${describe(error)})`);
       }
       // While reconnecting the client would buffer the message in memory; the caller retries instead.
       if (!connected) throw new MessageBusUnavailableError('disconnected from NATS, reconnecting');
+      if (refusal) throw refusal;
+      if (ownerUnchecked) {
+        // A refusal goes to the caller as it is: retrying will not help, and readiness says so.
+        await checkStream(live.jsm).catch((error: unknown) => {
+          throw error instanceof MessageBusConfigurationError ? error : new MessageBusUnavailableError(describe(error));
+        });
+        ownerUnchecked = false;
+      }
       try {
         await live.js.publish(subject, JSON.stringify(message), { msgID: message.id, timeout: timeoutMs });
       } catch (error) {
@@ -262,7 +293,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     async consume(durableName, subjects, handler, consume) {
       const { js, jsm, connection } = await current();
       // The stream too may be gone since the connection opened (a broker restarted without its data).
-      await ensureStream(jsm, streamPlan);
+      await checkStream(jsm);
       const plan = consumersFor(durableName, subjects, atLeast(connection.info?.version, [2, 10]));
       const unchanged = await ensureConsumers(jsm, options.stream, durableName, plan, consume);
       const started = await Promise.allSettled(
@@ -303,6 +334,8 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
         for (const info of await consumersNamed(jsm, options.stream, durableName)) await deleteConsumer(jsm, options.stream, info.name);
       });
     },
+
+    misconfigured: () => refusal?.message,
 
     unreachable() {
       if (closed) return 'the bus is closed';
