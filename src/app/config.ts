@@ -219,7 +219,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     replayRatePerSecond: integer(env, 'ROUTING_REPLAY_RATE', 50, 1, 100_000),
     secretKey: env.INTAKE_SECRET_KEY || undefined,
     idempotencyWindowHours: integer(env, 'IDEMPOTENCY_WINDOW_HOURS', 24, 1, 24 * 365),
-    natsUrl: brokerUrl(env, 'NATS_URL', NATS_SERVERS, 'nats://host:4222 (a comma list for a cluster)'),
+    natsUrl: natsServers(brokerUrl(env, 'NATS_URL', NATS_SERVERS, 'nats://host:4222 (a comma list for a cluster)')),
     rabbitmqUrl: brokerUrl(env, 'RABBITMQ_URL', /^amqps?:\/\/\S+$/, 'amqp://user:password@host:5672'),
     redisUrl: brokerUrl(env, 'REDIS_URL', /^rediss?:\/\/\S+$/, 'redis://host:6379'),
     queueBrokers: queueBrokers(env.QUEUE_BROKERS),
@@ -266,6 +266,26 @@ function queueBrokers(text: string | undefined): Record<string, string> {
 
 // Servers as nats.js takes them: nats://, tls://, ws(s):// URLs or host:port, separated by commas.
 const NATS_SERVERS = /^\s*(?:(?:nats|tls|wss?):\/\/[^\s,]+|[\w.-]+:\d+)(?:\s*,\s*(?:(?:nats|tls|wss?):\/\/[^\s,]+|[\w.-]+:\d+))*\s*$/;
+
+/** Each server of NATS_URL as the client will read it: a port out of range would be retried for ever as "Invalid URL". */
+function natsServers(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  for (const server of raw.split(',').map((entry) => entry.trim())) {
+    const port = /:\/\//.test(server) ? portOf(server) : Number(server.slice(server.lastIndexOf(':') + 1));
+    if (port === undefined || port < 1 || port > 65_535)
+      throw new ConfigError(`NATS_URL names a server with no valid address: "${redactUrl(server)}"`);
+  }
+  return raw;
+}
+
+function portOf(url: string): number | undefined {
+  try {
+    const port = new URL(url).port;
+    return port === '' ? 4222 : Number(port);
+  } catch {
+    return undefined;
+  }
+}
 
 /** A broker's URL, checked at start-up: a typo would otherwise surface only at the first publish. */
 function brokerUrl(env: NodeJS.ProcessEnv, name: string, shape: RegExp, example: string): string | undefined {

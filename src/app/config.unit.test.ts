@@ -42,6 +42,11 @@ describe('configuration', () => {
     [{ ROLE: 'query', DATABASE_URL: 'postgres://u@h/db' }, /needs a postgres/],
     [{ ROLE: 'query' }, /needs a postgres/],
     [{ ROLE: 'querry', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h' }, /unknown: querry/],
+    [
+      { ROLE: 'query', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://127.0.0.1:99999' },
+      /NATS_URL names a server with no valid address/,
+    ],
+    [{ ROLE: 'query', DATABASE_URL: 'postgres://u@h/db', NATS_URL: 'nats://h:4222, h2:70000' }, /no valid address: "h2:70000"/],
     [{ DURABILITY: 'sometimes' }, /DURABILITY must be one of/],
     [{ MAX_JSON_DEPTH: '1' }, /MAX_JSON_DEPTH must be an integer between 2 and 1000/],
     [{ ROUTING_CONCURRENCY: '0' }, /ROUTING_CONCURRENCY must be an integer between 1 and 1000/],

@@ -220,3 +220,17 @@ describe.skipIf(!url)('nats message bus: one deployment per stream', () => {
     }
   });
 });
+
+describe.skipIf(!url)('nats message bus: a tls:// server', () => {
+  it('insists on TLS, never talking in the clear to a server that offers none', async () => {
+    const plain = new URL(url ?? '');
+    const bus = natsMessageBus({ servers: `tls://${plain.host}`, stream: 'TLS_ONLY', subjects: ['tlsonly.>'], publishTimeoutMs: 2000 });
+    try {
+      await expect(bus.publish('tlsonly.x', { id: 'm1', type: 'X', data: {}, metadata: { schema_version: 1 } })).rejects.toThrow(
+        /cannot reach NATS/,
+      );
+    } finally {
+      await bus.close();
+    }
+  });
+});

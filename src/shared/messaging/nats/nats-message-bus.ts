@@ -114,6 +114,8 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
   const open = async (): Promise<Session> => {
     const connection = await connect({
       servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
+      // The node client takes tls:// for nats:// and would talk in the clear to a server without TLS.
+      ...(asksForTls(options.servers) ? { tls: {} } : {}),
       name: options.connectionName,
       timeout: timeoutMs,
       // Once connected, keep reconnecting for as long as the process lives.
@@ -409,6 +411,9 @@ function unreadable(msg: JsMsg, stream: string): DeliveredMessage {
     attempt: msg.info.deliveryCount,
   };
 }
+
+const asksForTls = (servers: string | readonly string[]): boolean =>
+  (typeof servers === 'string' ? servers.split(',') : servers).some((server) => /^\s*tls:\/\//i.test(server));
 
 /** The server's code for a stream whose subjects overlap another stream's. */
 const STREAM_SUBJECT_OVERLAP = 10065;
