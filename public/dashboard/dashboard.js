@@ -29,6 +29,8 @@ const state = {
   busy: false,
   /** A choice made during a refresh asks for another one right after it. */
   again: false,
+  /** Whether the statistics context answers (it may be disabled). */
+  statistics: true,
   charts: {},
 };
 
@@ -47,11 +49,13 @@ async function call(path) {
 
 async function getJson(path) {
   const response = await call(path);
-  if (!response.ok) {
-    const problem = await response.json().catch(() => ({}));
-    throw new Error(`${path.split('?')[0]} answered ${response.status}${problem.detail ? `: ${problem.detail}` : ''}`);
-  }
+  if (!response.ok) throw await failureOf(path, response);
   return response.json();
+}
+
+async function failureOf(path, response) {
+  const problem = await response.json().catch(() => ({}));
+  return new Error(`${path.split('?')[0]} answered ${response.status}${problem.detail ? `: ${problem.detail}` : ''}`);
 }
 
 // ---- sign-in ---------------------------------------------------------------------------------
@@ -99,7 +103,7 @@ function forgetToken() {
 function readLocation() {
   const params = new URLSearchParams(location.hash.slice(1));
   const period = params.get('period');
-  if (period && period in STEP_SECONDS) state.period = period;
+  if (period && Object.hasOwn(STEP_SECONDS, period)) state.period = period;
   state.app = params.get('app') ?? undefined;
   $('period').value = state.period;
 }
@@ -167,7 +171,18 @@ function setStatus(message, problem) {
 const LISTED_APPS = 1000;
 
 async function loadApplications() {
-  const body = await getJson(`/api/statistics/apps?limit=${LISTED_APPS}`);
+  const path = `/api/statistics/apps?limit=${LISTED_APPS}`;
+  const response = await call(path);
+  // Statistics switched off (INTAKE_DISABLE=statistics): the subscribers and deliveries still show.
+  state.statistics = response.status !== 404;
+  if (!state.statistics) {
+    $('app').replaceChildren();
+    $('no-apps').hidden = true;
+    $('apps-cut').hidden = true;
+    return;
+  }
+  if (!response.ok) throw await failureOf(path, response);
+  const body = await response.json();
   const listed = body.items.map((item) => item.app_id);
   // An application named in the address stays chosen though the list's first page leaves it out:
   // another application's figures shown under a bookmark would mislead.
@@ -194,9 +209,9 @@ async function loadApplications() {
 // ---- statistics ------------------------------------------------------------------------------
 
 async function loadStatistics() {
-  if (state.app === undefined) {
+  if (state.app === undefined || !state.statistics) {
     renderTotals(undefined);
-    renderTypes([]);
+    renderTypes([], 0, undefined, state.statistics ? 'No items yet' : 'Statistics are not deployed');
     renderCharts(undefined);
     return;
   }
@@ -218,7 +233,7 @@ function renderTotals(totals) {
 }
 
 /** The busiest types the API names, and one row summing the ones it leaves out. */
-function renderTypes(types, count = types.length, others = undefined) {
+function renderTypes(types, count = types.length, others = undefined, empty = 'No items yet') {
   const rows = types.map((type) =>
     row([type.event_type, type.total_events, type.processed_events, type.failed_events, type.pending_events].map(cell)),
   );
@@ -229,7 +244,7 @@ function renderTypes(types, count = types.length, others = undefined) {
       row([label, ...[others.total_events, others.processed_events, others.failed_events, others.pending_events].map((n) => cell(n))]),
     );
   }
-  $('types').tBodies[0].replaceChildren(...(rows.length > 0 ? rows : [emptyRow(5, 'No items yet')]));
+  $('types').tBodies[0].replaceChildren(...(rows.length > 0 ? rows : [emptyRow(5, empty)]));
 }
 
 function renderCharts(dashboard) {

@@ -12,6 +12,7 @@ import {
   startStatisticsIntake,
   type StatisticsIntake,
 } from '../support/intake-with-statistics.js';
+import { startTestIntake } from '../support/embedded-intake.js';
 
 // Debian's chromium package; CHROMIUM_PATH points elsewhere (or at nothing, to check that the test skips).
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -345,13 +346,37 @@ describe.skipIf(!hasChromium)('the dashboard’s window', () => {
     await ingestItem(windowIntake, 'proto', 'toString', {});
     await windowIntake.subscriptions.caughtUp();
     const page = await windowBrowser.newPage({ viewport: { width: 1400, height: 1050 } });
-    await page.goto(`${windowUrl}/dashboard#app=proto&period=hourly`);
+    // A period named like a member of every object is no period: the default stands.
+    await page.goto(`${windowUrl}/dashboard#app=proto&period=constructor`);
     await page.fill('#token', ADMIN_TOKEN);
     await page.click('#token-form button[type=submit]');
     await page.waitForSelector('#chart-types canvas');
     const legend = () => page.$$eval('#chart-types .u-legend .u-value', (cells) => cells.map((c) => c.textContent));
     await expect.poll(async () => (await legend()).length).toBe(4);
     expect((await legend()).slice(1)).toEqual(['1', '1', '1']);
+    expect(await page.inputValue('#period')).toBe('hourly');
+    expect(await page.textContent('#status')).toBe('');
+    await page.close();
+  }, 60_000);
+
+  it('keeps the figures of a long event type, and the page, within their width', async () => {
+    const longType = 'checkout_payment_method_selected_by_returning_customer_v2_' + 'x'.repeat(60);
+    await ingestItem(windowIntake, 'snake', longType, {});
+    await ingestItem(windowIntake, 'a'.repeat(255), 'order', {});
+    await windowIntake.subscriptions.caughtUp();
+    const page = await windowBrowser.newPage({ viewport: { width: 1400, height: 1050 } });
+    await page.goto(`${windowUrl}/dashboard#app=snake&period=hourly`);
+    await page.fill('#token', ADMIN_TOKEN);
+    await page.click('#token-form button[type=submit]');
+    await expect.poll(() => page.$$eval('#types tbody td', (tds) => tds.map((td) => td.textContent))).toContain(longType);
+    const widths = await page.evaluate(() => {
+      const doc = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document;
+      return { page: doc.documentElement.scrollWidth, viewport: doc.documentElement.clientWidth };
+    });
+    expect(widths.page).toBeLessThanOrEqual(widths.viewport);
+    const table = await page.locator('#types').boundingBox();
+    const card = await page.locator('#types').locator('xpath=..').boundingBox();
+    expect(table && card && table.x + table.width <= card.x + card.width + 1).toBe(true);
     await page.close();
   }, 60_000);
 
@@ -371,4 +396,24 @@ describe.skipIf(!hasChromium)('the dashboard’s window', () => {
     expect(shown.at(-1)).toEqual(['2 other types', '2', '2', '0', '0']);
     await page.close();
   }, 90_000);
+});
+
+describe.skipIf(!hasChromium)('the dashboard of an Intake without statistics', () => {
+  it('signs in and shows the subscribers, saying the statistics are not deployed', async () => {
+    const plain = await startTestIntake({ INTAKE_DISABLE: 'statistics' });
+    const url = await plain.app.listen({ host: '127.0.0.1', port: 0 });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1050 } });
+      await page.goto(`${url}/dashboard`);
+      await page.fill('#token', ADMIN_TOKEN);
+      await page.click('#token-form button[type=submit]');
+      await expect.poll(() => page.isVisible('#dashboard')).toBe(true);
+      await expect.poll(() => page.textContent('#types tbody')).toBe('Statistics are not deployed');
+      await expect.poll(() => page.$$eval('#subscribers tbody tr', (trs) => trs.length)).toBeGreaterThan(1);
+    } finally {
+      await browser.close();
+      await plain.dispose();
+    }
+  }, 60_000);
 });
