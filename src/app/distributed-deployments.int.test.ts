@@ -116,6 +116,48 @@ describe.skipIf(!postgresUrl || !natsUrl)('two deployments on one NATS', () => {
     );
   }, 40_000);
 
+  it('lets a deployment refused another’s stream start again with its own, as the refusal asked', async () => {
+    const logger = pino({ level: 'silent' });
+    // Deployment "r" forgot its NATS_STREAM and took deployment "a"'s: refused, and not ready.
+    const refused = await buildDistributed({ config: configOf('r', 'a'), logger, adminDigest: digestOf(TOKEN) });
+    try {
+      const deadline = Date.now() + 20_000;
+      while ((await refused.app.inject({ method: 'GET', url: '/health/ready' })).statusCode !== 503) {
+        if (Date.now() > deadline) throw new Error('the refused deployment became ready');
+        await sleep(100);
+      }
+    } finally {
+      await refused.close();
+    }
+    // Started again with a stream of its own, it runs: its schemas were never the other deployment's.
+    const r = await buildDistributed({ config: configOf('r', 'r'), logger, adminDigest: digestOf(TOKEN) });
+    deployments.push({ intake: r, prefix: `dep_r_${suffix}_`, stream: `INTAKE_R_${suffix}` });
+    const deadline = Date.now() + 20_000;
+    while (!r.roles.every((role) => role.consumers.attached())) {
+      if (Date.now() > deadline) throw new Error('deployment r did not attach to its own stream');
+      await sleep(50);
+    }
+    await ingest(r, `pr-${suffix}`);
+    for (;;) {
+      if ((await partnerItems(r, `pr-${suffix}`)) === 1) break;
+      if (Date.now() > deadline) throw new Error('the item did not reach the query view');
+      await sleep(50);
+    }
+    // Taken by the broker now, its binding stands: the forgotten NATS_STREAM is refused again at start.
+    for (;;) {
+      const client = new pg.Client({ connectionString: postgresUrl });
+      await client.connect();
+      const rows = await client.query(`SELECT 1 FROM "dep_r_${suffix}_ingestion".bus_binding WHERE name = 'accepted'`);
+      await client.end();
+      if (rows.rowCount === 1) break;
+      if (Date.now() > deadline) throw new Error('the binding was not recorded as accepted');
+      await sleep(50);
+    }
+    await expect(buildDistributed({ config: configOf('r', 'a'), logger, adminDigest: digestOf(TOKEN) })).rejects.toThrow(
+      /belongs to the deployment on NATS stream "INTAKE_R_\w+"/,
+    );
+  }, 60_000);
+
   it('keeps a role that only publishes, refused another deployment’s stream, not ready', async () => {
     const prefix = `dep_t_${suffix}_`;
     const config = loadConfig({

@@ -14,7 +14,7 @@ import { migratePostgresToLatest } from '../shared/postgres/migrate.js';
 import { openPostgres, type PostgresHandle } from '../shared/postgres/open-postgres.js';
 import { schemaFence, type Fence } from '../shared/postgres/schema-lock.js';
 import { subscriptionMigrations } from '../shared/subscriptions/migrations.js';
-import { bindToBus, BusBindingMismatch } from '../shared/messaging/bus-binding.js';
+import { bindToBus, BusBindingMismatch, confirmBusBinding } from '../shared/messaging/bus-binding.js';
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { localProcedures } from '../shared/procedures.js';
 import { buildContexts, contextNamed, REPLICAS, type ContextDescriptor } from './catalog.js';
@@ -188,6 +188,11 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     service.consumers.start();
     for (const module of service.modules) module.start?.();
   }
+  // Until then a role's binding to its stream may be changed: a refused configuration is not kept.
+  void bus
+    .accepted?.()
+    .then(() => Promise.all(services.map((service) => confirmBusBinding(service.postgres.db))))
+    .catch((error: unknown) => logger.warn({ err: error }, 'could not record that the broker took the stream; the next start does'));
   logger.info({ roles, schemas: services.map((s) => s.postgres.schema) }, 'distributed roles started');
 
   return {

@@ -85,6 +85,8 @@ export interface MessageBus {
   unreachable?(): string | undefined;
   /** Why the broker refused this bus's configuration, for good (see MessageBusConfigurationError), or undefined. */
   misconfigured?(): string | undefined;
+  /** Resolves once the broker has taken this bus's configuration (its stream) as this deployment's. */
+  accepted?(): Promise<void>;
   close(): Promise<void>;
 }
 

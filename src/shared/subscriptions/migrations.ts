@@ -86,6 +86,15 @@ const createBusBinding: Migration = {
   },
 };
 
+const acceptBoundStreams: Migration = {
+  async up(db: Kysely<unknown>) {
+    // A binding made before the broker's acceptance was recorded stands as accepted, as it always did.
+    await sql`INSERT INTO bus_binding (name, value) SELECT 'accepted', 'true' WHERE EXISTS (SELECT 1 FROM bus_binding WHERE name = 'stream')`.execute(
+      db,
+    );
+  },
+};
+
 export const subscriptionMigrations: MigrationSet = {
   owner: 'subscriptions',
   migrations: {
@@ -94,5 +103,6 @@ export const subscriptionMigrations: MigrationSet = {
     '0003_park_by_event_id': parkByEventId,
     '0004_create_replay_requests': createReplayRequests,
     '0005_create_bus_binding': createBusBinding,
+    '0006_accept_bound_streams': acceptBoundStreams,
   },
 };

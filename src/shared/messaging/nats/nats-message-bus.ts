@@ -86,6 +86,8 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
   let refusal: MessageBusConfigurationError | undefined;
   /** After a reconnect the broker may hold another stream of that name (restarted without its data). */
   let ownerUnchecked = false;
+  let accept = () => {};
+  const accepted = new Promise<void>((resolve) => (accept = resolve));
 
   const streamPlan: StreamPlan = {
     name: options.stream,
@@ -102,6 +104,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       if (error instanceof MessageBusConfigurationError) refusal = error;
       throw error;
     }
+    accept();
   };
   // When a publish fails, the stream is made again if it is gone, at most once a second.
   let streamCheckedAt = 0;
@@ -338,6 +341,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     },
 
     misconfigured: () => refusal?.message,
+    accepted: () => accepted,
 
     unreachable() {
       if (closed) return 'the bus is closed';
