@@ -35,6 +35,11 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
     process.stderr.write(`--url must be an http:// or https:// address of Intake, not "${url}"\n`);
     return 2;
   }
+  // Left to fetch, an address it cannot parse (a port beyond 65535) would be retried as if the server were down.
+  if (!URL.canParse(url)) {
+    process.stderr.write(`--url is not a valid address: "${url}"\n`);
+    return 2;
+  }
   const writeKey = args.writeKey ?? env.INTAKE_WRITE_KEY;
   const token = args.token ?? env.INTAKE_TOKEN ?? env.ADMIN_TOKEN;
   // Without either, every record would be rejected one by one and the run still "succeed".

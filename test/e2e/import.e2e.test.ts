@@ -120,6 +120,14 @@ describe('intake import', { timeout: 180_000 }, () => {
     const line = Number(/after line (\d+)/.exec(stopped.stderr)?.[1]);
     expect(line).toBeGreaterThan(100);
     expect((await eventsOf(intake, 'shop')).filter((e) => e.payload.userId === 'u-cut')).toHaveLength(line);
+
+    // `(cat export.ndjson.gz; echo garbage)`: every line is sent, and the garbage is a warning, as gzip says.
+    const trailing = join(dir, 'trailing.ndjson.gz');
+    const kept = many.map((l) => l.replace('u-cut', 'u-trailing').replace('cut-', 'trailing-'));
+    writeFileSync(trailing, Buffer.concat([gzipSync(kept.join('\n')), Buffer.from('garbage\n')]));
+    const warned = await cli([trailing, '--write-key', writeKey]);
+    expect([warned.status, warned.stdout]).toEqual([0, expect.stringContaining('imported 300 records: 300 accepted')]);
+    expect(warned.stderr).toContain(`${trailing}: the bytes after its gzip data are not gzip: they are ignored, as gzip does`);
   });
 
   it('rejects the records a key may not write and goes on, keeps numeric messageIds, and stops when the rejects cannot be written', async () => {
@@ -211,7 +219,7 @@ describe('intake import', { timeout: 180_000 }, () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { line: number; reason: string; text: string });
-    expect(reject).toMatchObject({ line: 1, reason: expect.stringMatching(/longer than 8388608 characters/) });
+    expect(reject).toMatchObject({ line: 1, reason: expect.stringMatching(/longer than 8388608 bytes/) });
     expect(reject?.text.length).toBeLessThan(1000);
   });
 
@@ -248,6 +256,9 @@ describe('intake import', { timeout: 180_000 }, () => {
     const noScheme = await cli([file, '--write-key', writeKey, '--url', 'localhost:8000']);
     expect(noScheme.status).toBe(2);
     expect(noScheme.stderr).toContain('--url must be an http:// or https:// address');
+    // Refused before any request, rather than retried as a server that is down.
+    const badPort = await cli([file, '--write-key', writeKey, '--url', 'http://127.0.0.1:99999']);
+    expect([badPort.status, badPort.stderr.trim()]).toEqual([2, '--url is not a valid address: "http://127.0.0.1:99999"']);
     // The server's own settings are none of its business.
     const serverSettings = await cli([file, '--write-key', writeKey], undefined, { DATABASE_URL: 'mysql://x', LOG_LEVEL: 'verbose' });
     expect([serverSettings.status, serverSettings.stdout]).toEqual([0, expect.stringContaining('1 accepted')]);

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, rmSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, lstatSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CliError } from '../cli-error.js';
 import { openSource, type ImportFormat, type SourceRecord } from './read-records.js';
 import { progressReporter } from './progress.js';
-import { sendBatch, type Endpoint, type Verdict } from './send-batch.js';
+import { sendBatch, type Endpoint, type SendOptions, type Verdict } from './send-batch.js';
 
 export interface ImportOptions {
   readonly file: string;
@@ -21,6 +21,10 @@ export interface ImportOptions {
   readonly out: NodeJS.WritableStream & { isTTY?: boolean };
   readonly stdin?: Readable;
   readonly retryDelayMs?: number;
+  /** How long one batch may be retried (about two minutes unless given, for tests). */
+  readonly retryBudgetMs?: number;
+  /** How long a request may wait for its answer (60 s unless given, for tests). */
+  readonly requestTimeoutMs?: number;
 }
 
 export interface ImportSummary {
@@ -51,19 +55,20 @@ interface Pending {
  * messageId, or a hash of its line), so running the same file again stores nothing twice.
  */
 export async function importFile(options: ImportOptions): Promise<ImportSummary> {
-  const source = openSource(options.file, options.format, options.stdin);
+  const say = notifier(options.out);
+  const source = openSource(options.file, options.format, options.stdin, say);
   const batchSize = options.batchSize ?? 100;
   const rejectsPath = options.rejectsPath ?? `${options.file === '-' ? 'stdin' : options.file.replace(/\.gz$/, '')}.rejects.ndjson`;
   if (options.file !== '-' && sameFile(options.file, rejectsPath)) {
     throw new CliError(`the rejects would overwrite the file being imported (${rejectsPath}): give --rejects another path`);
   }
-  // A rejects file of an earlier run would otherwise stay beside a summary of "0 rejected". A path that
-  // cannot be removed (a directory) fails when the first reject is written, with its reason.
-  try {
-    rmSync(rejectsPath, { force: true });
-  } catch {
-    /* reported on the first reject */
-  }
+  if (options.rejectsPath === undefined) removeStaleRejects(rejectsPath);
+  const sending: SendOptions = {
+    notify: say,
+    ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }),
+    ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
+    ...(options.requestTimeoutMs === undefined ? {} : { timeoutMs: options.requestTimeoutMs }),
+  };
   const counts = { read: 0, accepted: 0, duplicate: 0, rejected: 0 };
   let rejects: WriteStream | undefined;
   const progress = progressReporter(options.out, source, counts);
@@ -72,7 +77,8 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   const reject = (record: SourceRecord, reason: string) => {
     counts.rejected += 1;
     if (!rejects) {
-      rejects = createWriteStream(rejectsPath);
+      // Truncated, never replaced: a device (/dev/null, /dev/stderr) or a FIFO is written as it is.
+      rejects = createWriteStream(rejectsPath, { flags: 'w' });
       rejects.on('error', (error) => (rejectsFailed ??= error));
     }
     rejects.write(`${JSON.stringify({ line: record.line, reason, text: record.text })}\n`);
@@ -96,7 +102,7 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
       await sendBatch(
         pending.endpoint,
         pending.items.map((i) => i.body),
-        options.retryDelayMs,
+        sending,
       ),
     );
   };
@@ -154,6 +160,24 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   return { ...counts, rejectsPath: counts.rejected > 0 ? rejectsPath : undefined };
 }
 
+/**
+ * A rejects file of an earlier run at the default path would otherwise sit beside a summary of "0
+ * rejected". Only a regular file there is removed: a path the user named is never deleted, and one
+ * that cannot be written (a directory) fails when the first reject is written, with its reason.
+ */
+function removeStaleRejects(path: string): void {
+  try {
+    if (lstatSync(path).isFile()) rmSync(path);
+  } catch {
+    /* nothing there, or reported on the first reject */
+  }
+}
+
+/** One line on the output, clear of a progress bar drawn in place on a terminal. */
+function notifier(out: ImportOptions['out']): (line: string) => void {
+  return (line) => out.write(out.isTTY === true ? `\r\u001b[2K${line}\n` : `${line}\n`);
+}
+
 /** Whether two paths name one file: the same path, or the same inode reached another way (a link). */
 function sameFile(a: string, b: string): boolean {
   if (resolve(a) === resolve(b)) return true;
@@ -169,7 +193,21 @@ function sameFile(a: string, b: string): boolean {
 const idOf = (value: unknown): string | undefined =>
   typeof value === 'string' && value.length > 0 ? value : typeof value === 'number' && Number.isFinite(value) ? String(value) : undefined;
 
-const lineHash = (text: string) => `import-${createHash('sha256').update(text).digest('hex').slice(0, 40)}`;
+/**
+ * A numeric id that JSON.parse could not keep exactly: two such ids would become one, and the live
+ * path refuses the number as out of range.
+ */
+function inexactId(value: unknown, field: string): string | undefined {
+  if (typeof value !== 'number' || Number.isSafeInteger(value) || !Number.isInteger(value)) return undefined;
+  return `${field} is an integer beyond ±(2^53-1), which a JSON number cannot hold exactly: write it as a string`;
+}
+
+/** The idempotency key of a record without an id: a hash of its line (a CSV row: with its header). */
+const contentKey = (record: SourceRecord) =>
+  `import-${createHash('sha256')
+    .update(record.identity ?? record.text)
+    .digest('hex')
+    .slice(0, 40)}`;
 
 /** Where a record goes: Segment-style messages to /v1/import, partner items to their application's batch. */
 function route(record: SourceRecord, options: ImportOptions): { key: string; endpoint: Endpoint; body: object } | { error: string } {
@@ -178,19 +216,23 @@ function route(record: SourceRecord, options: ImportOptions): { key: string; end
   if (typeof fields.partner_id === 'string' && fields.type === undefined) {
     if (!options.token) return { error: 'a partner item needs --token (the admin token or the application write key)' };
     const { partner_id: partnerId, event_type: eventType, payload, message_id: messageId } = fields;
+    const inexact = inexactId(messageId, 'message_id');
+    if (inexact) return { error: inexact };
     return {
       key: `partner:${partnerId}`,
       endpoint: partnerEndpoint(base, partnerId, options.token),
-      body: { event_type: eventType ?? 'data', payload, message_id: idOf(messageId) ?? lineHash(record.text) },
+      body: { event_type: eventType ?? 'data', payload, message_id: idOf(messageId) ?? contentKey(record) },
     };
   }
   if (!options.writeKey) return { error: 'a Segment-style message needs --write-key' };
+  const inexact = inexactId(fields.messageId, 'messageId');
+  if (inexact) return { error: inexact };
   return {
     key: 'messages',
     endpoint: messagesEndpoint(base, options.writeKey),
     body: {
       ...fields,
-      messageId: idOf(fields.messageId) ?? lineHash(record.text),
+      messageId: idOf(fields.messageId) ?? contentKey(record),
     },
   };
 }

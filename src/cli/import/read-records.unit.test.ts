@@ -1,9 +1,10 @@
 import { Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
+import { constants, gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { CliError } from '../cli-error.js';
 import { openSource, type SourceRecord } from './read-records.js';
 
-const recordsOf = async (text: string, format: 'csv' | 'ndjson') => {
+const recordsOf = async (text: string | Buffer, format: 'csv' | 'ndjson') => {
   const records: SourceRecord[] = [];
   for await (const record of openSource('-', format, Readable.from([Buffer.from(text)])).records) records.push(record);
   return records;
@@ -78,5 +79,100 @@ describe('reading CSV', () => {
     const records: SourceRecord[] = [];
     for await (const record of openSource('-', 'ndjson', Readable.from(chunks)).records) records.push(record);
     expect(records.map((r) => r.record)).toEqual([{ name: 'café ☕' }]);
+  });
+
+  it('keeps every id column as text, so that 1e3 and 1000, or two long numbers, stay two ids', async () => {
+    const records = await recordsOf(
+      'partner_id,message_id,event_type,payload.n\n7,12345678901234567890,1,1\n7,12345678901234567891,1,2\n7,1e3,1,3\n7,1000,1,4\n',
+      'csv',
+    );
+    expect(records.map((r) => r.record?.message_id)).toEqual(['12345678901234567890', '12345678901234567891', '1e3', '1000']);
+    expect(records[0]?.record).toMatchObject({ partner_id: '7', event_type: '1', payload: { n: 1 } });
+  });
+
+  it('refuses a header that names a value twice, which would keep only the last of them', async () => {
+    const read = recordsOf('type,event,userId,userId,properties.a,properties,properties.a.b\ntrack,E,u1,u2,1,{},2\n', 'csv');
+    await expect(read).rejects.toThrow(CliError);
+    await expect(read).rejects.toThrow(
+      /userId twice; properties and properties\.a; properties and properties\.a\.b; properties\.a and properties\.a\.b/,
+    );
+    await expect(recordsOf('type,properties.a,properties.ab\ntrack,1,2\n', 'csv')).resolves.toHaveLength(1);
+  });
+});
+
+describe('reading UTF-8', () => {
+  it('rejects a line that is not UTF-8 with its number, rather than store U+FFFD, and reads the lines after it', async () => {
+    const bytes = Buffer.concat([Buffer.from('{"n":1}\r\n{"n":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\r\n{"n":"é"}\r\n')]);
+    const records = await recordsOf(bytes, 'ndjson');
+    expect(records.map((r) => r.record ?? r.error)).toEqual([{ n: 1 }, 'the line is not valid UTF-8', { n: 'é' }]);
+    expect(records[1]?.line).toBe(2);
+  });
+
+  it('rejects a CSV row with bytes that are not UTF-8 and keeps quoted fields that span lines', async () => {
+    const bytes = Buffer.concat([
+      Buffer.from('type,event,properties.note\ntrack,A,"two\nlines"\ntrack,B,"caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('"\ntrack,C,ok\n'),
+    ]);
+    const records = await recordsOf(bytes, 'csv');
+    expect(records.map((r) => [r.line, r.record ?? r.error])).toEqual([
+      [2, { type: 'track', event: 'A', properties: { note: 'two\nlines' } }],
+      [4, 'the line is not valid UTF-8'],
+      [5, { type: 'track', event: 'C', properties: { note: 'ok' } }],
+    ]);
+  });
+
+  it('refuses a CSV header that is not UTF-8: no row after it could be read right', async () => {
+    await expect(recordsOf(Buffer.concat([Buffer.from([0xc3, 0x28]), Buffer.from(',event\ntrack,E\n')]), 'csv')).rejects.toThrow(
+      /the CSV header \(line 1\) cannot be read: the line is not valid UTF-8/,
+    );
+  });
+});
+
+describe('reading gzip', () => {
+  const lines = Array.from({ length: 300 }, (_, i) =>
+    JSON.stringify({ type: 'track', event: 'Gz', messageId: `gz-${i}`, pad: 'x'.repeat(i % 90) }),
+  );
+  const gzipped = gzipSync(`${lines.join('\n')}\n`);
+  /** In chunks that end and begin mid-stream, as a pipe delivers them. */
+  const read = async (bytes: Buffer) => {
+    const records: SourceRecord[] = [];
+    const warnings: string[] = [];
+    const chunks = [bytes.subarray(0, 1000), bytes.subarray(1000)];
+    let error: unknown;
+    try {
+      for await (const record of openSource('-', 'ndjson', Readable.from(chunks), (line) => warnings.push(line)).records)
+        records.push(record);
+    } catch (caught) {
+      error = caught;
+    }
+    return { records, warnings, error };
+  };
+
+  it('reads every line before bytes that are not gzip after the data, and warns of them, as gzip does', async () => {
+    const { records, warnings, error } = await read(Buffer.concat([gzipped, gzipped, Buffer.from('garbage\n')]));
+    expect(error).toBeUndefined();
+    expect(records).toHaveLength(600);
+    expect(warnings).toEqual(['stdin: the bytes after its gzip data are not gzip: they are ignored, as gzip does']);
+    expect((await read(Buffer.concat([gzipped, Buffer.alloc(16)]))).warnings).toEqual([]);
+  });
+
+  it('reads every complete line of a truncated file, as many as zcat recovers, then fails naming the last', async () => {
+    const cut = gzipped.subarray(0, Math.floor(gzipped.length * 0.8));
+    const recoverable = gunzipSync(cut, { finishFlush: constants.Z_SYNC_FLUSH }).toString().split('\n').length - 1;
+    const { records, error } = await read(cut);
+    expect(records).toHaveLength(recoverable);
+    expect(error).toBeInstanceOf(CliError);
+    expect((error as Error).message).toBe(`cannot read stdin after line ${recoverable}: the gzip data is broken (unexpected end of file)`);
+  });
+
+  it('reads the optional header fields and fails on a wrong checksum', async () => {
+    const named = Buffer.from(gzipped);
+    named[3] = 0x08 | 0x10;
+    const withName = Buffer.concat([named.subarray(0, 10), Buffer.from('history.ndjson\0a comment\0'), named.subarray(10)]);
+    expect((await read(withName)).records).toHaveLength(300);
+    const wrongCrc = Buffer.from(gzipped);
+    wrongCrc.writeUInt32LE((wrongCrc.readUInt32LE(wrongCrc.length - 8) + 1) >>> 0, wrongCrc.length - 8);
+    expect(((await read(wrongCrc)).error as Error).message).toMatch(/after line 300: the gzip data is broken \(incorrect data check\)/);
   });
 });

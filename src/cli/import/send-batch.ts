@@ -12,56 +12,135 @@ export interface Endpoint {
   verdicts(answer: unknown, count: number): Verdict[];
 }
 
+export interface SendOptions {
+  /** The first wait before a retry, doubled after each up to `MAX_BACKOFF_MS`. */
+  readonly retryDelayMs?: number;
+  /** How long one batch may be retried before the import gives up. */
+  readonly retryBudgetMs?: number;
+  /** How long a request may wait for its whole answer. */
+  readonly timeoutMs?: number;
+  /** Told one line for each retry, so that a long wait is not taken for a hang. */
+  readonly notify?: (line: string) => void;
+}
+
 export class ImportRefused extends Error {}
 
-const ATTEMPTS = 6;
+/** Long enough to ride out a failover or a restart (Intake asks for 5 s, or 30 s when full). */
+export const RETRY_BUDGET_MS = 2 * 60_000;
+const MAX_BACKOFF_MS = 10_000;
+/** A Retry-After beyond this is taken as this: the budget, not the server, decides when to give up. */
+const MAX_RETRY_AFTER_MS = 60_000;
+export const REQUEST_TIMEOUT_MS = 60_000;
+
+type Outcome = { verdicts: Verdict[] } | { retry: string; retryAfterMs: number | undefined } | { tooLarge: string };
 
 /**
- * Sends one batch and answers a verdict per record. Network failures, 429 and 5xx are retried with
- * backoff: every record carries its idempotency key, so a batch stored before its answer was lost
- * comes back as duplicates. A 400 or 403 rejects every record of the batch with the server's reason.
+ * Sends one batch and answers a verdict per record. A batch the server finds too large (413) is sent
+ * again in halves, down to single records, of which only one still too large is rejected. A 400 or 403
+ * rejects every record of the batch with the server's reason.
  */
-export async function sendBatch(endpoint: Endpoint, records: readonly object[], retryDelayMs = 250): Promise<Verdict[]> {
-  let lastError = '';
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    if (attempt > 0) await sleep(retryDelayMs * 2 ** (attempt - 1));
-    let response: Response;
-    try {
-      response = await fetch(endpoint.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...endpoint.headers },
-        body: JSON.stringify(endpoint.body(records)),
-      });
-    } catch (error) {
-      // "fetch failed" alone names neither the address nor why: the cause does (ECONNREFUSED, ENOTFOUND).
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      lastError = `${(error as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`;
-      continue;
-    }
-    const text = await response.text();
-    const answer = parse(text);
-    const problem = (answer ?? {}) as { code?: string; detail?: string; errors?: Array<{ path: string; message: string }> };
-    // Another server, or a wrong path in --url: each record would be rejected one by one with its 404.
-    if (
-      (response.status === 200 && answer === undefined) ||
-      response.status === 405 ||
-      (response.status === 404 && problem.code === 'route.not-found') ||
-      (response.status === 404 && answer === undefined)
-    ) {
-      throw new ImportRefused(`${endpoint.url} is not Intake's import endpoint (HTTP ${response.status}): check --url or INTAKE_URL`);
-    }
-    if (response.status === 200) return endpoint.verdicts(answer, records.length);
-    if (response.status === 429 || response.status >= 500) {
-      lastError = `HTTP ${response.status}`;
-      continue;
-    }
-    // A key the server does not know stops the import; one that may not write where these records go
-    // (a partner item of another application) rejects them, and the import goes on.
-    if (response.status === 401) throw new ImportRefused(`the server refused the credentials: ${problem.detail ?? response.status}`);
-    return records.map((_, index) => ({ status: 'rejected', reason: reasonFor(index, records.length, problem, response.status) }));
-  }
-  throw new ImportRefused(`no Intake took a batch at ${endpoint.url} after ${ATTEMPTS} attempts: ${lastError}`);
+export async function sendBatch(endpoint: Endpoint, records: readonly object[], options: SendOptions = {}): Promise<Verdict[]> {
+  const outcome = await sendWithRetries(endpoint, records, options);
+  if (!('tooLarge' in outcome)) return outcome.verdicts;
+  if (records.length === 1) return [{ status: 'rejected', reason: outcome.tooLarge }];
+  const half = Math.ceil(records.length / 2);
+  const first = await sendBatch(endpoint, records.slice(0, half), options);
+  return [...first, ...(await sendBatch(endpoint, records.slice(half), options))];
 }
+
+/**
+ * Network failures, timeouts, 429 and 5xx are retried, after the server's Retry-After or a doubling
+ * backoff, whichever is longer, until the time budget is spent: every record carries its idempotency
+ * key, so a batch stored before its answer was lost comes back as duplicates.
+ */
+async function sendWithRetries(
+  endpoint: Endpoint,
+  records: readonly object[],
+  options: SendOptions,
+): Promise<Exclude<Outcome, { retry: string }>> {
+  const budget = options.retryBudgetMs ?? RETRY_BUDGET_MS;
+  const started = Date.now();
+  let backoff = options.retryDelayMs ?? 250;
+  for (;;) {
+    const outcome = await attempt(endpoint, records, options.timeoutMs ?? REQUEST_TIMEOUT_MS);
+    if (!('retry' in outcome)) return outcome;
+    const wait = Math.max(outcome.retryAfterMs ?? 0, backoff);
+    const spent = Date.now() - started;
+    if (spent + wait > budget) {
+      throw new ImportRefused(`no Intake took a batch at ${endpoint.url} in ${seconds(spent)} of retries: ${outcome.retry}`);
+    }
+    options.notify?.(`${endpoint.url}: ${outcome.retry}; retrying a batch of ${records.length} in ${seconds(wait)}`);
+    await sleep(wait);
+    backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+  }
+}
+
+async function attempt(endpoint: Endpoint, records: readonly object[], timeoutMs: number): Promise<Outcome> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(endpoint.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...endpoint.headers },
+      body: JSON.stringify(endpoint.body(records)),
+      signal,
+    });
+    text = await response.text();
+  } catch (error) {
+    if (signal.aborted) return { retry: `no answer within ${seconds(timeoutMs)}`, retryAfterMs: undefined };
+    // "fetch failed" alone names neither the address nor why: the cause does (ECONNREFUSED, ENOTFOUND).
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    // Without a cause the request was never sent (a key that is no valid header): no retry mends that.
+    // The quoted value undici names would be the key itself, which has no place on a terminal or in a log.
+    if (!cause) throw new ImportRefused(`cannot send to ${endpoint.url}: ${(error as Error).message.replace(/".*"/s, 'a value')}`);
+    return { retry: `${(error as Error).message} (${cause.code ?? cause.message})`, retryAfterMs: undefined };
+  }
+  return answered(endpoint, records.length, response, text);
+}
+
+function answered(endpoint: Endpoint, count: number, response: Response, text: string): Outcome {
+  const answer = parse(text);
+  const problem = (answer ?? {}) as { code?: string; detail?: string; errors?: Array<{ path: string; message: string }> };
+  // Another server, or a wrong path in --url: each record would be rejected one by one with its 404.
+  if (
+    (response.status === 200 && answer === undefined) ||
+    response.status === 405 ||
+    (response.status === 404 && problem.code === 'route.not-found') ||
+    (response.status === 404 && answer === undefined)
+  ) {
+    throw new ImportRefused(`${endpoint.url} is not Intake's import endpoint (HTTP ${response.status}): check --url or INTAKE_URL`);
+  }
+  if (response.status === 200) return { verdicts: endpoint.verdicts(answer, count) };
+  if (response.status === 429 || response.status >= 500) {
+    return {
+      retry: `HTTP ${response.status}${problem.detail ? ` (${problem.detail})` : ''}`,
+      retryAfterMs: retryAfterMs(response.headers.get('retry-after')),
+    };
+  }
+  if (response.status === 413) return { tooLarge: reasonFor(0, 1, problem, response.status) };
+  // A key the server does not know stops the import; one that may not write where these records go
+  // (a partner item of another application) rejects them, and the import goes on.
+  if (response.status === 401) throw new ImportRefused(`the server refused the credentials: ${problem.detail ?? response.status}`);
+  return {
+    verdicts: Array.from({ length: count }, (_, index) => ({
+      status: 'rejected',
+      reason: reasonFor(index, count, problem, response.status),
+    })),
+  };
+}
+
+/** Retry-After in seconds or as an HTTP date, capped; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
+  const value = header?.trim() ?? '';
+  // Date.parse alone reads almost anything as some date ("-5" is in 2001).
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : HTTP_DATE.test(value) ? Date.parse(value) - now : Number.NaN;
+  return Number.isNaN(ms) ? undefined : Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+}
+
+const HTTP_DATE = /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
 
 /** The part of a whole-batch problem that concerns one record (`batch[3].userId ...`), or all of it. */
 function reasonFor(
