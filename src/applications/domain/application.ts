@@ -55,7 +55,8 @@ const EDGE_SPACE = /^\s|\s$/u;
 // (the marks, embeddings, overrides and isolates that reorder text; zero-width spaces and joiners, soft
 // hyphens, byte-order marks), with the other characters that show as nothing: the combining grapheme
 // joiner and the Hangul fillers. Each makes an id look like another one.
-const UNSHOWABLE = /[\p{Cc}\p{Cf}\u2028\u2029\u034f\u115f\u1160\u3164\uffa0]/u;
+// The combining grapheme joiner stands outside the class: it would join what is before it there.
+const UNSHOWABLE = /[\p{Cc}\p{Cf}\u2028\u2029\u115f\u1160\u3164\uffa0]|\u034f/u;
 /** A zero-width joiner inside an emoji sequence (a family, a flag), where it is part of what shows. */
 const EMOJI_JOINER = /(?<=\p{Extended_Pictographic}\ufe0f?)\u200d(?=\p{Extended_Pictographic})/gu;
 
