@@ -19,7 +19,8 @@ export function isMissingSchema(error: unknown): boolean {
 }
 
 // What the pg driver and pool say, without a code, when a connection is lost or cannot be had.
-const CONNECTION_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i;
+const CONNECTION_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i;
 
 /**
  * Whether an error says the database (or another server) cannot be reached now: a socket error, a
