@@ -115,6 +115,12 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests and commits');
+    // Nothing acknowledged waits on this: every 2xx was committed before it was sent. A close stuck on
+    // a peer that stopped answering (a broker, a database) must not keep the process from exiting.
+    setTimeout(() => {
+      logger.error({ signal, afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time: exiting');
+      void releaseLocks().finally(() => process.exit(1));
+    }, SHUTDOWN_DEADLINE_MS).unref();
     intake.close().then(
       () => releaseLocks().then(() => process.exit(0)),
       (error: unknown) => {
@@ -126,6 +132,8 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
 }
+
+const SHUTDOWN_DEADLINE_MS = 30_000;
 
 const lockLostError = () =>
   new UnavailableError(

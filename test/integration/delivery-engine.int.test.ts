@@ -235,6 +235,35 @@ describe('a receiver that refuses Intake’s credentials', () => {
   }, 30_000);
 });
 
+const redisUrl = process.env.TEST_REDIS_URL || undefined;
+
+describe.skipIf(!redisUrl)('a broker that refuses Intake’s credentials', () => {
+  it('holds the backlog behind an open circuit as a receiver answering 401 does, instead of dead-lettering it all', async () => {
+    const intake = await start({ ROUTING_BREAKER_THRESHOLD: '3', ROUTING_BREAKER_COOLDOWN: '600' });
+    const wrong = new URL(redisUrl ?? '');
+    [wrong.username, wrong.password] = ['nobody', 'not-the-password'];
+    const created = await call(intake, 'POST', '/api/routing-rules', {
+      app_id: 'shop',
+      rule_name: 'stream',
+      destination_type: 'queue',
+      destination_config: { broker: 'redis', url: wrong.href, stream: 'intake-test-refused' },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    await ingest(
+      intake,
+      Array.from({ length: 12 }, (_, seq) => ({ seq })),
+    );
+    await until(
+      async () => (await call(intake, 'GET', '/api/routing/destinations')).json().items as Array<{ circuit: { state: string } }>,
+      (items) => items[0]?.circuit.state === 'open',
+    );
+    await sleep(300);
+    const ruleId = created.json().rule_id as string;
+    expect((await call(intake, 'GET', `/api/routing/dead-letters?rule_id=${ruleId}`)).json().items).toHaveLength(3);
+    expect((await call(intake, 'GET', '/api/routing/destinations')).json().items[0]).toMatchObject({ pending: 9 });
+  }, 30_000);
+});
+
 describe('a destination that asks for quiet', () => {
   it('gets no other delivery until its Retry-After has passed, although its circuit has failures to spare', async () => {
     const intake = await start({ ROUTING_BREAKER_THRESHOLD: '10' });

@@ -72,7 +72,7 @@ export interface AttemptObservation {
  */
 function destinationDown(outcome: AttemptOutcome): boolean {
   if (outcome.outcome === 'retry') return true;
-  return outcome.outcome === 'rejected' && (outcome.statusCode === 401 || outcome.statusCode === 403);
+  return outcome.outcome === 'rejected' && (outcome.statusCode === 401 || outcome.statusCode === 403 || outcome.refusesAll === true);
 }
 
 /**

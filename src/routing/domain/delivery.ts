@@ -33,7 +33,17 @@ export type AttemptOutcome =
       readonly retryAfterMs?: number;
       readonly durationMs: number;
     }
-  | { readonly outcome: 'rejected' | 'gone'; readonly reason: string; readonly statusCode?: number; readonly durationMs: number };
+  | {
+      readonly outcome: 'rejected' | 'gone';
+      readonly reason: string;
+      readonly statusCode?: number;
+      /**
+       * The refusal holds for every delivery to the destination, not this one alone (a broker refusing
+       * Intake's credentials or permissions, a broker Intake is not configured for), as a 401 or 403 does.
+       */
+      readonly refusesAll?: true;
+      readonly durationMs: number;
+    };
 
 export interface AttemptDecision {
   readonly status: 'pending' | 'succeeded' | 'dead_lettered';

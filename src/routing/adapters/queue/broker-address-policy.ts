@@ -4,7 +4,7 @@ import { ValidationError } from '../../../shared/errors.js';
 import type { QueuePublisher, QueueTarget } from '../../application/destination.js';
 import { destinationPolicy } from '../webhook/destination-policy.js';
 import { hostProblem } from '../webhook/assert-public-url.js';
-import { describeError, measured, redactUrl, rejected, retry, type PublishResult } from './publish-outcome.js';
+import { describeError, measured, redactUrl, refusedAll, retry, type PublishResult } from './publish-outcome.js';
 
 /**
  * Queue destinations follow the webhooks' address policy: a rule author's broker URL may not point
@@ -124,7 +124,7 @@ export function addressCheckedQueuePublisher(
 ): QueuePublisher {
   const policy = destinationPolicy(allowedHosts);
   const verdictOf = async (url: string): Promise<PublishResult | undefined> => {
-    const refused = (problem: string) => rejected(`broker ${redactUrl(url)} refused: ${problem}`);
+    const refused = (problem: string) => refusedAll(`broker ${redactUrl(url)} refused: ${problem}`);
     const read = hostsOf(url);
     if ('problem' in read) return refused(read.problem);
     for (const host of read.hosts) {
@@ -148,7 +148,7 @@ export function addressCheckedQueuePublisher(
     async publish(target, request) {
       if (target.connection !== undefined) {
         const url = namedUrl(brokers, target.connection);
-        if (url === undefined) return measured(async () => rejected(`no broker named "${target.connection}" in QUEUE_BROKERS`));
+        if (url === undefined) return measured(async () => refusedAll(`no broker named "${target.connection}" in QUEUE_BROKERS`));
         return inner.publish({ ...target, url }, request);
       }
       if (target.url !== undefined) {

@@ -10,9 +10,16 @@ export interface ConnectionCache<Connection> {
 
 export type OpenConnection<Connection> = (url: string, forget: () => void) => Promise<Connection>;
 
+/**
+ * How long closing waits for one connection: a broker whose socket broke mid-close (the network gone
+ * as the process stops) would otherwise hold the shutdown for ever.
+ */
+const CLOSE_WAIT_MS = 3000;
+
 export function connectionCache<Connection>(
   open: OpenConnection<Connection>,
   close: (connection: Connection) => Promise<void>,
+  closeWaitMs = CLOSE_WAIT_MS,
 ): ConnectionCache<Connection> {
   // The token tells a late `forget` from a broken connection apart from the entry that replaced it.
   const entries = new Map<string, { readonly token: object; readonly connection: Promise<Connection> }>();
@@ -36,7 +43,12 @@ export function connectionCache<Connection>(
       closed = true;
       const all = [...entries.values()];
       entries.clear();
-      await Promise.all(
+      let timer: NodeJS.Timeout | undefined;
+      const givenUp = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, closeWaitMs);
+        timer.unref();
+      });
+      const closing = Promise.all(
         all.map(({ connection }) =>
           connection.then(
             (opened) => close(opened).catch(() => undefined),
@@ -44,6 +56,8 @@ export function connectionCache<Connection>(
           ),
         ),
       );
+      await Promise.race([closing, givenUp]);
+      clearTimeout(timer);
     },
   };
 }

@@ -77,3 +77,18 @@ describe('connectionCache', () => {
     await expect(cache.get('nats://a')).rejects.toThrow('closed');
   });
 });
+
+describe('closing connections', () => {
+  it('stops waiting for a connection whose close never ends (a broker gone mid-close), so shutdown goes on', async () => {
+    const cache = connectionCache(
+      async (url) => ({ url }),
+      () => new Promise<void>(() => undefined),
+      50,
+    );
+    await cache.get('redis://stuck');
+    const started = Date.now();
+    await cache.closeAll();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await expect(cache.get('redis://stuck')).rejects.toThrow(/closed/);
+  });
+});

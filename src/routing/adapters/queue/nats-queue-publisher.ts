@@ -10,7 +10,17 @@ import {
 } from '@nats-io/transport-node';
 import type { DeliveryRequest, QueuePublisher, QueueTarget } from '../../application/destination.js';
 import { connectionCache } from './connection-cache.js';
-import { brokerUrl, delivered, describeError, measured, redactUrl, rejected, retry, type PublishResult } from './publish-outcome.js';
+import {
+  brokerUrl,
+  delivered,
+  describeError,
+  measured,
+  redactUrl,
+  refusedAll,
+  rejected,
+  retry,
+  type PublishResult,
+} from './publish-outcome.js';
 
 export interface NatsQueuePublisherOptions {
   /** Used when a target names no URL. */
@@ -59,7 +69,7 @@ export function natsQueuePublisher(options: NatsQueuePublisherOptions = {}): Que
     try {
       connection = await connections.get(url);
     } catch (error) {
-      if (error instanceof AuthorizationError) return rejected(`NATS at ${redactUrl(url)} refused the credentials: ${error.message}`);
+      if (error instanceof AuthorizationError) return refusedAll(`NATS at ${redactUrl(url)} refused the credentials: ${error.message}`);
       return retry(`NATS at ${redactUrl(url)} is unreachable: ${describeError(error)}`);
     }
     try {
@@ -70,7 +80,7 @@ export function natsQueuePublisher(options: NatsQueuePublisherOptions = {}): Que
       return delivered;
     } catch (error) {
       if (isNoResponders(error)) return explainNoStream(connection, target.subject, publishTimeoutMs);
-      if (error instanceof PermissionViolationError) return rejected(`not permitted to publish to ${target.subject}: ${error.message}`);
+      if (error instanceof PermissionViolationError) return refusedAll(`not permitted to publish to ${target.subject}: ${error.message}`);
       // Raised before sending, e.g. a body larger than the server's max_payload: it will not shrink.
       if (error instanceof InvalidArgumentError) return rejected(`the message cannot be published: ${error.message}`);
       if (error instanceof JetStreamApiError && PERMANENT_API_ERRORS.has(error.code)) {

@@ -3,13 +3,21 @@ import type { DeliveryOutcome, QueueTarget } from '../../application/destination
 import { withoutUrlCredentials } from '../../../shared/url-credentials.js';
 
 /** What a publisher decides; `measured` adds the duration every outcome carries. */
-export type PublishResult = { readonly outcome: 'delivered' } | { readonly outcome: 'retry' | 'rejected'; readonly reason: string };
+export type PublishResult =
+  { readonly outcome: 'delivered' } | { readonly outcome: 'retry' | 'rejected'; readonly reason: string; readonly refusesAll?: true };
 
 export const delivered: PublishResult = { outcome: 'delivered' };
 
 export const retry = (reason: string): PublishResult => ({ outcome: 'retry', reason });
 
 export const rejected = (reason: string): PublishResult => ({ outcome: 'rejected', reason });
+
+/**
+ * A refusal no delivery to this destination would escape (credentials, permissions, no broker
+ * configured): it counts against the destination's circuit, which then holds the backlog until the
+ * cause is fixed, instead of dead-lettering every delivery at full speed.
+ */
+export const refusedAll = (reason: string): PublishResult => ({ outcome: 'rejected', reason, refusesAll: true });
 
 export async function measured(publish: () => Promise<PublishResult>): Promise<DeliveryOutcome> {
   const startedAt = performance.now();
@@ -21,7 +29,7 @@ export async function measured(publish: () => Promise<PublishResult>): Promise<D
 export function brokerUrl(target: QueueTarget, defaultUrl: string | undefined): string | PublishResult {
   const url = target.url ?? defaultUrl;
   if (url === undefined || url === '') {
-    return rejected(`no ${target.broker} URL: set destination_config.url or configure a default broker URL`);
+    return refusedAll(`no ${target.broker} URL: set destination_config.url or configure a default broker URL`);
   }
   return url;
 }

@@ -78,8 +78,30 @@ describe.skipIf(!url)('rabbitmqQueuePublisher', () => {
         contentType: 'application/json',
         deliveryMode: 2,
         type: 'cart.updated',
-        headers: { 'intake-event-id': 'evt_42', 'intake-app-id': 'app_7' },
+        headers: { 'intake-event-id': 'evt_42', 'intake-app-id': 'app_7', 'intake-event-type': 'cart.updated' },
       });
+      await admin.removeTarget(target);
+    });
+
+    it('publishes an event type longer than the 255 bytes of the AMQP type property in a header alone', async () => {
+      const target = await admin.createTarget();
+      const eventType = 'é'.repeat(128);
+      expect(await publisher.publish(target, deliveryRequest({ eventType }))).toMatchObject({ outcome: 'delivered' });
+      const message = await admin.channel.get(target.exchange, { noAck: true });
+      expect(message && message.properties.type).toBeUndefined();
+      expect(message && (message.properties.headers as Record<string, unknown>)['intake-event-type']).toBe(eventType);
+      await admin.removeTarget(target);
+    });
+
+    it("fails no other exchange's publishes in flight when one exchange does not exist", async () => {
+      const target = await admin.createTarget();
+      const missing = { broker: 'rabbitmq' as const, exchange: `intake-test-missing-${uniqueSuffix()}`, routing_key: 'orders' };
+      const outcomes = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => publisher.publish(i % 4 === 0 ? missing : target, deliveryRequest())),
+      );
+      expect(outcomes.filter((_, i) => i % 4 !== 0).map((o) => o.outcome)).toEqual(Array(30).fill('delivered'));
+      expect(outcomes.filter((_, i) => i % 4 === 0).map((o) => o.outcome)).toEqual(Array(10).fill('rejected'));
+      expect(await admin.readBack(target, 30)).toHaveLength(30);
       await admin.removeTarget(target);
     });
 
@@ -125,7 +147,8 @@ describe.skipIf(!url)('rabbitmqQueuePublisher', () => {
 
       const outcome = await publisher.publish({ broker: 'rabbitmq', url: wrong.href, exchange: 'x', routing_key: 'k' }, deliveryRequest());
 
-      expect(outcome).toMatchObject({ outcome: 'rejected' });
+      // A refusal every delivery would meet: it counts against the circuit, which then holds the backlog.
+      expect(outcome).toMatchObject({ outcome: 'rejected', refusesAll: true });
       expect(outcome.outcome === 'rejected' && outcome.reason).not.toContain('surely-not-the-password');
     });
   });

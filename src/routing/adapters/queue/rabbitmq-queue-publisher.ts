@@ -7,6 +7,7 @@ import {
   describeError,
   measured,
   redactUrl,
+  refusedAll,
   rejected,
   retry,
   withTimeout,
@@ -23,7 +24,10 @@ export interface RabbitmqQueuePublisherOptions {
 
 /** AMQP reply codes that mean the destination, not the moment, is wrong. */
 const NOT_FOUND = 404;
-const PERMANENT_REPLY_CODES = new Set([NOT_FOUND, 403 /* access refused */, 406 /* precondition failed */]);
+const ACCESS_REFUSED = 403;
+const PERMANENT_REPLY_CODES = new Set([NOT_FOUND, ACCESS_REFUSED, 406 /* precondition failed */]);
+/** An AMQP short string (the `type` property among them) holds at most this many bytes. */
+const MAX_SHORT_STRING_BYTES = 255;
 
 /**
  * Publishes through a confirm channel and answers `delivered` only once the broker confirmed the
@@ -50,10 +54,10 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
 
     let channel: ConfirmableChannel;
     try {
-      channel = await (await sessions.get(url)).channel();
+      channel = await (await sessions.get(url)).channel(target.exchange);
     } catch (error) {
       if (error instanceof Error && /ACCESS[-_]REFUSED/.test(error.message)) {
-        return rejected(`RabbitMQ at ${redactUrl(url)} refused the credentials: ${error.message}`);
+        return refusedAll(`RabbitMQ at ${redactUrl(url)} refused the credentials: ${error.message}`);
       }
       return retry(`RabbitMQ at ${redactUrl(url)} is unreachable: ${describeError(error)}`);
     }
@@ -64,8 +68,9 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
           messageId: request.deliveryId,
           persistent: true,
           contentType: 'application/json',
-          type: request.eventType,
-          headers: { 'intake-event-id': request.eventId, 'intake-app-id': request.appId },
+          // The AMQP `type` holds 255 bytes; an event type of 128 characters may take 512. The header holds any.
+          ...(Buffer.byteLength(request.eventType) <= MAX_SHORT_STRING_BYTES ? { type: request.eventType } : {}),
+          headers: { 'intake-event-id': request.eventId, 'intake-app-id': request.appId, 'intake-event-type': request.eventType },
         }),
         publishTimeoutMs,
         `RabbitMQ did not confirm within ${publishTimeoutMs} ms`,
@@ -76,9 +81,10 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
       const closedBy = channel.closeError();
       if (closedBy !== undefined && isAbout(closedBy, target.exchange)) {
         if (closedBy.code === NOT_FOUND) return rejected(`exchange '${target.exchange}' does not exist: ${closedBy.message}`);
+        if (closedBy.code === ACCESS_REFUSED) return refusedAll(`publishing to ${where} was refused: ${closedBy.message}`);
         if (PERMANENT_REPLY_CODES.has(closedBy.code)) return rejected(`publishing to ${where} was refused: ${closedBy.message}`);
       }
-      return retry(`publishing to ${where} failed: ${describeError(closedBy ?? error)}`);
+      return retry(`publishing to ${where} failed: ${closedBy ? `${closedBy.code} ${closedBy.message}` : describeError(error)}`);
     }
   }
 
@@ -90,8 +96,12 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
 
 interface RabbitSession {
   readonly connection: ChannelModel;
-  /** The shared confirm channel, reopened when the broker closed the previous one. */
-  channel(): Promise<ConfirmableChannel>;
+  /**
+   * The confirm channel of an exchange, reopened when the broker closed the previous one. One per
+   * exchange: the broker closes a channel on a publish to an exchange that does not exist, failing
+   * every publish in flight on it, and one rule's missing exchange opened other rules' circuits.
+   */
+  channel(exchange: string): Promise<ConfirmableChannel>;
 }
 
 interface ChannelError {
@@ -109,17 +119,19 @@ interface ConfirmableChannel {
 type PublishOptions = Parameters<ConfirmChannel['publish']>[3] & { readonly messageId: string };
 
 function rabbitSession(connection: ChannelModel): RabbitSession {
-  let current: Promise<ConfirmableChannel> | undefined;
+  const channels = new Map<string, Promise<ConfirmableChannel>>();
   return {
     connection,
-    channel() {
+    channel(exchange) {
+      let current = channels.get(exchange);
       if (current === undefined) {
         // Forgotten only if still current: a late close of an older channel must not drop a newer one.
         const forget = () => {
-          if (current === opening) current = undefined;
+          if (channels.get(exchange) === opening) channels.delete(exchange);
         };
         const opening = confirmableChannel(connection, forget);
         opening.catch(forget);
+        channels.set(exchange, opening);
         current = opening;
       }
       return current;

@@ -1,7 +1,17 @@
 import { Redis } from 'ioredis';
 import type { DeliveryRequest, QueuePublisher, QueueTarget } from '../../application/destination.js';
 import { connectionCache } from './connection-cache.js';
-import { brokerUrl, delivered, describeError, measured, redactUrl, rejected, retry, type PublishResult } from './publish-outcome.js';
+import {
+  brokerUrl,
+  delivered,
+  describeError,
+  measured,
+  redactUrl,
+  refusedAll,
+  rejected,
+  retry,
+  type PublishResult,
+} from './publish-outcome.js';
 
 export interface RedisQueuePublisherOptions {
   /** Used when a target names no URL. */
@@ -64,7 +74,7 @@ export function redisQueuePublisher(options: RedisQueuePublisherOptions = {}): Q
     try {
       redis = await connections.get(url);
     } catch (error) {
-      if (isReply(error, AUTH_REPLY)) return rejected(`Redis at ${redactUrl(url)} refused the credentials: ${describeError(error)}`);
+      if (isReply(error, AUTH_REPLY)) return refusedAll(`Redis at ${redactUrl(url)} refused the credentials: ${describeError(error)}`);
       return retry(`Redis at ${redactUrl(url)} is unreachable: ${describeError(error)}`);
     }
     try {
