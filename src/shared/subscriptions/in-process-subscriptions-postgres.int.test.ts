@@ -123,6 +123,35 @@ describe.skipIf(!testPostgresUrl)('in-process subscriptions on PostgreSQL', () =
       }
     }));
 
+  it('runs two replays asked for at once one after the other: no reset beside the first one’s rebuilding', () =>
+    withStore(async ({ postgres, store, subscriptions, handled }) => {
+      await sql`CREATE TABLE counted (n integer NOT NULL)`.execute(postgres.db);
+      await sql`INSERT INTO counted VALUES (0)`.execute(postgres.db);
+      // Two tables, as statistics keep items and their sums: a reset clears one, then the other.
+      const twoTables: Subscriber = {
+        ...recording(),
+        async handle(events, tx) {
+          await recording().handle(events, tx);
+          await sql`UPDATE counted SET n = n + ${events.length}`.execute(tx.db);
+        },
+        async reset(tx) {
+          await sql`DELETE FROM handled`.execute(tx.db);
+          await sql`SELECT pg_sleep(0.2)`.execute(tx.db);
+          await sql`UPDATE counted SET n = 0`.execute(tx.db);
+        },
+      };
+      const subs = subscriptions(twoTables);
+      subs.start();
+      for (let i = 0; i < 50; i++)
+        await store.append({ streamId: `s${String(i).padStart(2, '0')}`, events: [{ type: 'Added', data: {} }] });
+      await subs.caughtUp(10_000);
+      await Promise.all([subs.replay('recording'), subs.replay('recording')]);
+      await subs.caughtUp(10_000);
+      const count = (await sql<{ n: number }>`SELECT n FROM counted`.execute(postgres.db)).rows[0]?.n;
+      expect([count, (await handled()).length, (await listParked(postgres.db)).length]).toEqual([50, 50, 0]);
+      await subs.stop();
+    }));
+
   it('retries a parked event by its position', () =>
     withStore(async ({ postgres, store, subscriptions, handled }) => {
       const failing = subscriptions(recording('poison'));

@@ -258,6 +258,32 @@ describe('in-process subscriptions', () => {
     expect(await totals(sqlite.db)).toEqual(before);
   });
 
+  it('goes on from where it stood when a replay cannot reset its view, and replays once asked again', async () => {
+    let resets = 0;
+    const flaky: Subscriber = {
+      ...summing(),
+      async reset(tx) {
+        resets += 1;
+        if (resets === 1) throw new Error('the view cannot be cleared now');
+        await sql`DELETE FROM totals`.execute(tx.db);
+      },
+    };
+    const subs = subscriptions(flaky);
+    subs.start();
+    await add('a', 1);
+    await subs.caughtUp();
+    await expect(subs.replay('summing')).rejects.toThrow(/cannot be cleared/);
+    // Still running: what comes next is counted, and the view was left whole.
+    await add('a', 2);
+    await subs.caughtUp();
+    expect(await totals(sqlite.db)).toEqual({ a: 3 });
+    expect((await subs.status())[0]).toMatchObject({ state: 'running' });
+    await subs.replay('summing');
+    await add('b', 5);
+    await subs.caughtUp();
+    expect(await totals(sqlite.db)).toEqual({ a: 3, b: 5 });
+  });
+
   it('rebuilds its view when it starts after a replay was requested, and only then', async () => {
     const first = subscriptions(summing());
     first.start();

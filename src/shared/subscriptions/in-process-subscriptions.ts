@@ -108,6 +108,8 @@ interface Runner {
   followingAt: number;
   /** The head when a replay began, until the runner has read that far (`SubscriberStatus.replayingUntil`). */
   replayingUntil?: number;
+  /** The last replay asked for, which the next one waits for. */
+  replaying?: Promise<void>;
 }
 
 /**
@@ -468,13 +470,24 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
           `"${name}" records facts rather than keeping a view; replaying it would record them twice`,
         );
       }
-      const wasRunning = runner.running;
-      await halt(runner);
-      await transaction((tx) => startOver(runner, tx));
-      moved(runner, 0);
-      runner.replayingUntil = await store.headPosition();
-      logger.info({ subscriber: runner.subscriber.name, requested: name }, 'replaying from the start of the log');
-      if (wasRunning) launch(runner);
+      // One at a time: a second replay's reset beside the first one's rebuilding loop left statistics
+      // whose items and buckets disagreed (PostgreSQL's transactions overlap).
+      const previous = runner.replaying ?? Promise.resolve();
+      const replaying = previous.then(async () => {
+        const wasRunning = runner.running;
+        await halt(runner);
+        try {
+          await transaction((tx) => startOver(runner, tx));
+          moved(runner, 0);
+          runner.replayingUntil = await store.headPosition();
+          logger.info({ subscriber: runner.subscriber.name, requested: name }, 'replaying from the start of the log');
+        } finally {
+          // A reset that failed changed nothing: the runner goes on from where it stood.
+          if (wasRunning) launch(runner);
+        }
+      });
+      runner.replaying = replaying.catch(() => undefined);
+      return replaying;
     },
 
     async retryParked(requested, ref) {

@@ -339,3 +339,57 @@ describe('members that come and go between runs (INTAKE_DISABLE)', () => {
     }
   });
 });
+
+it('rebuilds only the members that keep views: those that record facts decide no event twice, live or after a restart', async () => {
+  const { sqlite, store, close } = await setUp();
+  try {
+    const decided: number[] = [];
+    const viewed: number[] = [];
+    // As routing does: it records a decision, which a second pass would take again under today's rules.
+    const decider: Subscriber = {
+      name: 'decider',
+      handles: ['Happened'],
+      async handle(events) {
+        decided.push(...events.map((event) => event.position));
+      },
+    };
+    const view: Subscriber = {
+      name: 'view',
+      handles: ['Happened'],
+      async handle(events) {
+        viewed.push(...events.map((event) => event.position));
+      },
+      async reset() {},
+    };
+    const happen = () => store.append({ streamId: `s-${uuidV7()}`, events: [{ type: 'Happened', data: {} }] });
+    const live = chainSubscriptions(store, sqlite, [decider, view]);
+    live.start();
+    try {
+      await happen();
+      await happen();
+      await live.caughtUp(10_000);
+      await live.replay('view');
+      await happen();
+      await live.caughtUp(10_000);
+    } finally {
+      await live.stop();
+    }
+    expect(decided).toEqual([1, 2, 3]);
+    expect(viewed).toEqual([1, 2, 1, 2, 3]);
+
+    // Asked while stopped, as a migration asks: the same once it starts.
+    await requestReplay(sqlite.db, 'view', 'its tables changed shape');
+    const restarted = chainSubscriptions(store, sqlite, [decider, view]);
+    restarted.start();
+    try {
+      await happen();
+      await restarted.caughtUp(10_000);
+    } finally {
+      await restarted.stop();
+    }
+    expect(decided).toEqual([1, 2, 3, 4]);
+    expect(viewed).toEqual([1, 2, 1, 2, 3, 1, 2, 3, 4]);
+  } finally {
+    await close();
+  }
+});

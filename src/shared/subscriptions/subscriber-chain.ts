@@ -94,10 +94,18 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
       : {
           async reset(tx: StoreTransaction) {
             handledHere.clear();
-            // A replay starts every member over, also after a restart halfway through it.
-            handledUpTo = new Map();
-            for (const member of members)
-              await saveCheckpoint(tx.db, membershipOf(name, member.name), 0, options.clock.now().toISOString());
+            // A replay starts the members that keep views over, also after a restart halfway through
+            // it. Those that record facts (validation, processing, routing) decided every event up to
+            // where the chain stands: deciding again would route old items to rules made since.
+            const position = await loadCheckpoint(tx.db, name);
+            const at = options.clock.now().toISOString();
+            const starts = new Map<string, number>();
+            for (const member of members) {
+              const start = member.reset ? 0 : Math.max(position, handledUpTo.get(member.name) ?? 0);
+              starts.set(member.name, start);
+              await saveCheckpoint(tx.db, membershipOf(name, member.name), start, at);
+            }
+            handledUpTo = starts;
             for (const member of resettable) await member.reset?.(tx);
           },
         }),
