@@ -344,6 +344,26 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
     });
   }, 30_000);
 
+  it('runs replays asked for at once one after the other, leaving one consumer that stops with the others', async () => {
+    const subscriber = recording('viewing', () => false, {
+      async reset(tx) {
+        await sql`DELETE FROM seen`.execute(tx.db);
+      },
+    });
+    await withConsumers([subscriber], {}, async ({ publish, consumers, count, until }) => {
+      for (let n = 0; n < 5; n++) await publish(n);
+      consumers.start();
+      await until(async () => (await count('seen')) === 5, 'five seen');
+      await Promise.all([consumers.replay('viewing'), consumers.replay('viewing'), consumers.replay('viewing')]);
+      await until(async () => (await count('seen')) === 5 && (await consumers.status())[0]?.lag === 0, 'the view is rebuilt');
+      await consumers.stop();
+      // A consumer left behind by overlapping replays would go on taking messages after the stop.
+      for (let n = 5; n < 8; n++) await publish(n);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await count('seen')).toBe(5);
+    });
+  }, 40_000);
+
   it('reports lag, retries a parked event by its id, and replays a view from the first message of the stream', async () => {
     let poisonous = true;
     const subscriber = recording('viewing', (n) => n === 3 && poisonous, {

@@ -103,6 +103,8 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   const { bus, store, clock, logger } = options;
   const commitIntervalMs = options.commitIntervalMs ?? 0;
   const consumptions = new Map<string, Consumption>();
+  /** The last replay asked for of each subscriber, which the next one waits for. */
+  const replays = new Map<string, Promise<void>>();
   // The stream's head when a replay began, per subscriber, until its consumer has acknowledged that far
   // (or has nothing left): its view answers, but incompletely, meanwhile. Kept in memory: a restart forgets it.
   const replayingUntil = new Map<string, number>();
@@ -428,20 +430,29 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           `"${name}" records facts rather than keeping a view; replaying it would record them twice`,
         );
       }
-      // Refused before anything changes while fenced: the durable consumer is the fence holder's too.
-      if (options.fence) await transaction(async () => undefined);
-      // A consumer still attaching would attach to the durable consumer about to be rewound.
-      await attaching;
-      await consumptions.get(name)?.stop();
-      consumptions.delete(name);
-      try {
-        await startOver(subscriber, reset);
-        await markReplaying(name);
-        logger.info({ subscriber: name }, 'replaying from the first message of the stream');
-      } finally {
-        // Failed or not (the broker unreachable, say), the subscriber consumes again: never left stopped.
-        if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
-      }
+      // One at a time: a second reset beside the first replay's rebuilding consumer would leave
+      // tables that disagree (PostgreSQL's transactions overlap).
+      const replaying = (replays.get(name) ?? Promise.resolve()).then(async () => {
+        // Refused before anything changes while fenced: the durable consumer is the fence holder's too.
+        if (options.fence) await transaction(async () => undefined);
+        // A consumer still attaching would attach to the durable consumer about to be rewound.
+        await attaching;
+        await consumptions.get(name)?.stop();
+        consumptions.delete(name);
+        try {
+          await startOver(subscriber, reset);
+          await markReplaying(name);
+          logger.info({ subscriber: name }, 'replaying from the first message of the stream');
+        } finally {
+          // Failed or not (the broker unreachable, say), the subscriber consumes again: never left stopped.
+          if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
+        }
+      });
+      replays.set(
+        name,
+        replaying.catch(() => undefined),
+      );
+      return replaying;
     },
 
     async replaying() {
