@@ -129,8 +129,10 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
       },
     );
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  // `on`, not `once`: Ctrl-C on `npm start` reaches the server twice (npm passes it on, and the terminal
+  // signals the whole group), and a second signal left to Node's default cut the requests in flight.
+  // A closed terminal (SIGHUP) stops it the same way.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
 }
 
 const SHUTDOWN_DEADLINE_MS = 30_000;

@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -286,6 +287,38 @@ describe('the intake CLI', () => {
       fake.kill();
     }
   });
+
+  it('answers the request in flight though the stop signal comes twice (Ctrl-C on npm start), and stops on SIGHUP too', async () => {
+    for (const signals of [['SIGINT', 'SIGINT'], ['SIGHUP']] as const) {
+      const server = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, `signals-${signals[0]}.db`)}`, ADMIN_TOKEN: 'signals' });
+      const body = JSON.stringify({ partner_id: 'p', event_type: 'e', payload: { n: 1 } });
+      const { hostname, port } = new URL(server.url);
+      const answer = new Promise<number>((resolve, reject) => {
+        const request = httpRequest(
+          {
+            host: hostname,
+            port,
+            method: 'POST',
+            path: '/ingest',
+            headers: { authorization: 'Bearer signals', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+          },
+          (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          },
+        );
+        request.on('error', reject);
+        // Half the body now, the rest after the signals: the request is in flight when they come.
+        request.write(body.slice(0, 10));
+        setTimeout(() => {
+          for (const signal of signals) server.process.kill(signal);
+          setTimeout(() => request.end(body.slice(10)), 300);
+        }, 300);
+      });
+      expect(await answer).toBe(201);
+      expect(await server.kill()).toBe(0);
+    }
+  }, 60_000);
 
   it('manages applications, write keys and rules through the running server', async () => {
     const server = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'admin.db')}`, ADMIN_TOKEN: 'admin-cli' });
