@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -319,6 +319,28 @@ describe('the intake CLI', () => {
       expect(await server.kill()).toBe(0);
     }
   }, 60_000);
+
+  it('serves a database reached through a symbolic link, and keeps a second server off it by either name', async () => {
+    const target = join(dir, 'linked-target.db');
+    const link = join(dir, 'linked.db');
+    // The file made first, as a volume layout would have it, then linked.
+    const made = await startServerProcess({ DATABASE_URL: `sqlite:${target}`, ADMIN_TOKEN: 'linked' });
+    await made.kill();
+    symlinkSync(target, link);
+    const server = await startServerProcess({ DATABASE_URL: `sqlite:${link}`, ADMIN_TOKEN: 'linked' });
+    try {
+      const ingested = await fetch(`${server.url}/ingest`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer linked', 'content-type': 'application/json' },
+        body: JSON.stringify({ partner_id: 'p', event_type: 'e', payload: {} }),
+      });
+      expect(ingested.status).toBe(201);
+      const second = cli(['serve'], { DATABASE_URL: `sqlite:${target}`, ADMIN_TOKEN: 'linked', HOST: '127.0.0.1', PORT: '0' }, 30_000);
+      expect([second.status, second.stderr]).toEqual([1, expect.stringMatching(/another Intake .* is using/)]);
+    } finally {
+      await server.kill();
+    }
+  }, 90_000);
 
   it('manages applications, write keys and rules through the running server', async () => {
     const server = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'admin.db')}`, ADMIN_TOKEN: 'admin-cli' });

@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 
@@ -94,5 +94,25 @@ function withStatementCache(raw: Database.Database): SqliteDatabase {
 export function sqlitePathFromUrl(url: string): string {
   if (!url.startsWith('sqlite:')) throw new Error(`not a sqlite URL: ${url}`);
   const rest = url.slice('sqlite:'.length);
-  return rest.startsWith('//') ? rest.slice(2) : rest;
+  return realFile(rest.startsWith('//') ? rest.slice(2) : rest);
+}
+
+/**
+ * The file a path names, through any symbolic link: SQLite keeps its WAL beside the file it opens,
+ * the link's target, so the WAL Intake syncs and the lock that keeps a second server off must be named
+ * after that file too (through a linked file, a start failed on a missing `-wal`, and a second server
+ * could open the target by its own name).
+ */
+function realFile(path: string): string {
+  if (path === ':memory:' || path === '') return path;
+  try {
+    return realpathSync(path);
+  } catch {
+    // Not made yet: its directory may be a link.
+    try {
+      return join(realpathSync(dirname(path)), basename(path));
+    } catch {
+      return path;
+    }
+  }
 }
