@@ -245,6 +245,13 @@ function disabledContexts(text: string | undefined): string[] {
     .filter(Boolean);
   const unknown = names.filter((name) => !(OPTIONAL_CONTEXTS as readonly string[]).includes(name));
   if (unknown.length > 0) throw new ConfigError(`INTAKE_DISABLE may name ${OPTIONAL_CONTEXTS.join(', ')} (unknown: ${unknown.join(', ')})`);
+  // Processing takes the items validation passed: without validation it would wait for ever, its items
+  // "ingested" for good while readiness said all was well.
+  if (names.includes('validation') && !names.includes('processing')) {
+    throw new ConfigError(
+      'INTAKE_DISABLE=validation leaves processing waiting for the verdicts validation gives: disable processing too, or keep validation (without schemas it passes every item)',
+    );
+  }
   return names;
 }
 

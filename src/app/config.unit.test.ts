@@ -53,6 +53,7 @@ describe('configuration', () => {
     [{ ROUTING_CONCURRENCY: '8.5' }, /ROUTING_CONCURRENCY must be an integer/],
     [{ QUEUE_BROKERS: 'orders=http://x' }, /QUEUE_BROKERS entries are name=url/],
     [{ INTAKE_DISABLE: 'ingestion' }, /INTAKE_DISABLE may name/],
+    [{ INTAKE_DISABLE: 'validation' }, /leaves processing waiting for the verdicts validation gives/],
   ])('refuses %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
