@@ -43,7 +43,8 @@ export function attributionOptionsFromEnv(env: NodeJS.ProcessEnv): AttributionOp
   if (conversions) options.conversionEvents = fromEnv('ATTRIBUTION_CONVERSION_EVENTS', () => parseConversionEvents(conversions));
   if (weights) options.weights = fromEnv('ATTRIBUTION_WEIGHTS', () => parseWeights(weights));
   if (lookback) {
-    const days = Number(lookback);
+    // Decimal digits only, as every other integer setting: Number() would take 0x10 or 1e3.
+    const days = /^\d+$/.test(lookback.trim()) ? Number(lookback) : Number.NaN;
     // Checked here too, so that the error names the variable.
     fromEnv('ATTRIBUTION_LOOKBACK_DAYS', () => lookbackOfDays(days));
     options.lookbackDays = days;
