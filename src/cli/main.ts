@@ -176,7 +176,11 @@ export async function main(argv: string[]): Promise<number> {
   const words = argv[0] === undefined || argv[0].startsWith('-') ? ['serve'] : GROUPS.has(argv[0]) ? argv.slice(0, 2) : argv.slice(0, 1);
   const name = words.join(' ');
   const command = COMMANDS[name];
-  if (!command) return usage(`unknown command "${name}"`);
+  if (!command) {
+    // `intake apps` alone names a group, not a command: say which commands it has.
+    const group = words.length === 1 && GROUPS.has(name) ? Object.keys(COMMANDS).filter((key) => key.startsWith(`${name} `)) : [];
+    return usage(group.length > 0 ? `"${name}" needs a command: ${group.join(', ')}` : `unknown command "${name}"`);
+  }
   const rest = argv[0] === undefined || argv[0].startsWith('-') ? argv : argv.slice(words.length);
 
   let parsed: { values: Values; positionals: string[] };

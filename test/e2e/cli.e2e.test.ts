@@ -38,6 +38,8 @@ describe('the intake CLI', () => {
     [['frobnicate'], /unknown command "frobnicate"/],
     [['serve', '--bogus'], /Unknown option '--bogus'/],
     [['apps', 'frob'], /unknown command "apps frob"/],
+    [['apps'], /"apps" needs a command: apps create, apps list/],
+    [['secret-key'], /"secret-key" needs a command: secret-key /],
     [['keys', 'list'], /takes APP_ID/],
   ])('refuses %j with the usage and exit code 2, before doing anything', (args, message) => {
     const result = cli(args, { DATABASE_URL: `sqlite:${join(dir, 'never-created', 'x.db')}` }, 10_000);
