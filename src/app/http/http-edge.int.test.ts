@@ -248,6 +248,16 @@ describe('every error is problem+json', () => {
     expect(deleteItem.headers.allow).toBe('GET, HEAD');
     const missing = await expectProblem(await intake.app.inject({ method: 'PUT', url: '/no/such/path', headers: auth }), 404);
     expect(missing.code).toBe('route.not-found');
+    // A write key in a path no route matches (a typo of the settings path) stays out of the detail, which is logged.
+    const key = 'wk_d6f5305cfb9112c0_X0YkDeS1AVDwRsJnevg_C5j_Q5OjuCppJ';
+    for (const [method, url] of [
+      ['GET', `/v1/projects/${key}/settings/`],
+      ['POST', `/v1/projects/${key}/settings`],
+    ] as const) {
+      const typo = (await intake.app.inject({ method, url })).json();
+      expect(typo.detail).toContain('/v1/projects/[redacted]/settings');
+      expect(JSON.stringify(typo)).not.toContain(key);
+    }
     // A file route takes GET for every path under it: a file it does not have is not found, not a wrong method.
     for (const method of ['GET', 'HEAD'] as const) {
       const file = await intake.app.inject({ method, url: '/docs/static/no-such-file.js' });

@@ -142,14 +142,16 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
     const allowed = allowedMethods(path);
+    // The detail is logged: a write key in the path (a typo of the settings path) is not written there.
+    const shown = loggableUrl(path, {});
     // A route that takes this method and still answers "not found" (a file route's missing file) is a 404.
     if (allowed.length === 0 || allowed.includes(request.method)) {
-      return sendProblem(new NotFoundError('route.not-found', `no route for ${request.method} ${path}`), request, reply, expectedErrors);
+      return sendProblem(new NotFoundError('route.not-found', `no route for ${request.method} ${shown}`), request, reply, expectedErrors);
     }
     reply.header('allow', allowed.join(', '));
     const error = new NotFoundError(
       'route.method-not-allowed',
-      `${request.method} is not allowed on ${path}; it allows ${allowed.join(', ')}`,
+      `${request.method} is not allowed on ${shown}; it allows ${allowed.join(', ')}`,
     );
     return sendProblem(error, request, reply, expectedErrors);
   });
