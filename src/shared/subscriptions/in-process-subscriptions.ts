@@ -322,6 +322,16 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
   const membersOf = (subscriber: Subscriber): readonly Subscriber[] =>
     'members' in subscriber ? (subscriber as SubscriberChain).members : [subscriber];
   const namesOf = (runner: Runner) => [...new Set([runner.subscriber.name, ...membersOf(runner.subscriber).map((m) => m.name)])];
+  /**
+   * The names under which a replay handles every event again: a subscriber's own, or a chain's members
+   * that keep views (and the chain's, where its entries from before members were isolated are kept,
+   * when every member does).
+   */
+  const rebuiltBy = (runner: Runner) => {
+    const members = membersOf(runner.subscriber);
+    const rebuilt = members.filter((m) => m.reset).map((m) => m.name);
+    return rebuilt.length === members.length ? [...new Set([runner.subscriber.name, ...rebuilt])] : rebuilt;
+  };
 
   /**
    * Throws away the runner's views and starts it from the start of the log, in the transaction
@@ -331,7 +341,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
   const startOver = async (runner: Runner, tx: StoreTransaction) => {
     await runner.subscriber.reset?.(tx);
     await saveCheckpoint(tx.db, runner.subscriber.name, 0, clock.now().toISOString());
-    for (const subscriber of namesOf(runner)) await unparkAll(tx.db, subscriber);
+    // Only what is handled again: the events a member that records facts parked stay to be retried,
+    // since the replay leaves it where it stood.
+    for (const subscriber of rebuiltBy(runner)) await unparkAll(tx.db, subscriber);
     await forgetReplayRequests(tx.db, namesOf(runner));
   };
 

@@ -393,3 +393,45 @@ it('rebuilds only the members that keep views: those that record facts decide no
     await close();
   }
 });
+
+it('keeps, through a replay of the views, the events a member that records facts parked, to be retried', async () => {
+  const { sqlite, store, close } = await setUp();
+  try {
+    const decider: Subscriber = {
+      name: 'decider',
+      handles: ['Happened'],
+      async handle(events) {
+        if (events.some((event) => event.streamId === 'poison')) throw new Error('cannot decide');
+      },
+    };
+    const view: Subscriber = {
+      name: 'view',
+      handles: ['Happened'],
+      async handle(events) {
+        if (events.some((event) => event.streamId === 'unviewable')) throw new Error('cannot view');
+      },
+      async reset() {},
+    };
+    const subscriptions = chainSubscriptions(store, sqlite, [decider, view]);
+    subscriptions.start();
+    try {
+      for (const streamId of ['fine', 'poison', 'unviewable']) await store.append({ streamId, events: [{ type: 'Happened', data: {} }] });
+      await subscriptions.caughtUp(10_000);
+      expect((await listParked(sqlite.db)).map((p) => [p.subscriber, p.streamId]).sort()).toEqual([
+        ['decider', 'poison'],
+        ['view', 'unviewable'],
+      ]);
+      await subscriptions.replay('view');
+      await subscriptions.caughtUp(10_000);
+      // The view handled its events again (and parked the one it still cannot view); the decider's stays.
+      expect((await listParked(sqlite.db)).map((p) => [p.subscriber, p.streamId]).sort()).toEqual([
+        ['decider', 'poison'],
+        ['view', 'unviewable'],
+      ]);
+    } finally {
+      await subscriptions.stop();
+    }
+  } finally {
+    await close();
+  }
+});
