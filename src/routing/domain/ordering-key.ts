@@ -59,4 +59,4 @@ export const MAX_ORDERING_KEY_BYTES = 256;
  * A key as it is stored: PostgreSQL refuses an index row past 2,704 bytes, and a value of a few KB failed
  * the whole event's routing, its other rules' deliveries included.
  */
-const bounded = (key: string): string => (Buffer.byteLength(key) <= MAX_ORDERING_KEY_BYTES ? key : `h:${sha256(key)}`);
+export const bounded = (key: string): string => (Buffer.byteLength(key) <= MAX_ORDERING_KEY_BYTES ? key : `h:${sha256(key)}`);

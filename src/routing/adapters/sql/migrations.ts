@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
+import { bounded } from '../../domain/ordering-key.js';
 
 const createTables: Migration = {
   async up(db: Kysely<unknown>) {
@@ -245,6 +246,24 @@ const ruleActivity: Migration = {
   },
 };
 
+/**
+ * Ordering keys past 256 bytes are kept as their digest since this release: the deliveries still to
+ * go under a longer one take the digest too, or a new delivery of the same value would not wait for them.
+ */
+const boundedOrderingKeys: Migration = {
+  async up(db: Kysely<unknown>) {
+    // A key of more than 256 bytes has more than 64 characters: the rest need no look.
+    const rows = await sql<{ delivery_id: string; ordering_key: string }>`
+      SELECT delivery_id, ordering_key FROM routing_deliveries
+      WHERE ordering_key IS NOT NULL AND status <> 'succeeded' AND length(ordering_key) > 64`.execute(db);
+    for (const row of rows.rows) {
+      const stored = bounded(row.ordering_key);
+      if (stored !== row.ordering_key)
+        await sql`UPDATE routing_deliveries SET ordering_key = ${stored} WHERE delivery_id = ${row.delivery_id}`.execute(db);
+    }
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -258,5 +277,6 @@ export const routingMigrations: MigrationSet = {
     '0008_earlier_attempts': earlierAttempts,
     '0009_tallies_and_destination_keys': talliesAndDestinationKeys,
     '0010_rule_activity': ruleActivity,
+    '0011_bounded_ordering_keys': boundedOrderingKeys,
   },
 };
