@@ -93,6 +93,22 @@ describe.skipIf(!url)('rabbitmqQueuePublisher', () => {
       await admin.removeTarget(target);
     });
 
+    it('publishes to more exchanges over time than a connection has channels, closing the least recently used', async () => {
+      const limited = new URL(brokerUrl);
+      limited.searchParams.set('channelMax', '4');
+      const few = rabbitmqQueuePublisher({ url: limited.href, maxChannels: 3 });
+      const targets = await Promise.all(Array.from({ length: 8 }, () => admin.createTarget()));
+      try {
+        for (const round of [1, 2])
+          for (const target of targets)
+            expect(await few.publish(target, deliveryRequest()), `round ${round}`).toMatchObject({ outcome: 'delivered' });
+        for (const target of targets) expect(await admin.readBack(target, 2)).toHaveLength(2);
+      } finally {
+        await few.close();
+        for (const target of targets) await admin.removeTarget(target);
+      }
+    });
+
     it("fails no other exchange's publishes in flight when one exchange does not exist", async () => {
       const target = await admin.createTarget();
       const missing = { broker: 'rabbitmq' as const, exchange: `intake-test-missing-${uniqueSuffix()}`, routing_key: 'orders' };

@@ -20,6 +20,8 @@ export interface RabbitmqQueuePublisherOptions {
   readonly connectTimeoutMs?: number;
   /** How long to wait for the broker's confirm. */
   readonly publishTimeoutMs?: number;
+  /** Channels (one per exchange) kept open on a connection at once. */
+  readonly maxChannels?: number;
 }
 
 /** AMQP reply codes that mean the destination, not the moment, is wrong. */
@@ -42,7 +44,7 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
       connection.on('close', forget);
       // 'error' is always followed by 'close'; without a listener it would crash the process.
       connection.on('error', () => undefined);
-      return rabbitSession(connection);
+      return rabbitSession(connection, options.maxChannels ?? MAX_OPEN_CHANNELS);
     },
     (session) => session.connection.close(),
   );
@@ -58,6 +60,9 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
     } catch (error) {
       if (error instanceof Error && /ACCESS[-_]REFUSED/.test(error.message)) {
         return refusedAll(`RabbitMQ at ${redactUrl(url)} refused the credentials: ${error.message}`);
+      }
+      if (error instanceof Error && /No channels left/.test(error.message)) {
+        return retry(`RabbitMQ at ${redactUrl(url)} has no channel left for exchange '${target.exchange}': ${error.message}`);
       }
       return retry(`RabbitMQ at ${redactUrl(url)} is unreachable: ${describeError(error)}`);
     }
@@ -114,27 +119,51 @@ interface ConfirmableChannel {
   publishConfirmed(exchange: string, routingKey: string, body: Buffer, options: PublishOptions): Promise<boolean>;
   /** Why the broker closed this channel, if it did: it closes channels on errors such as a missing exchange. */
   closeError(): ChannelError | undefined;
+  /** Publishes sent and not yet confirmed. */
+  inFlight(): number;
+  close(): void;
 }
 
 type PublishOptions = Parameters<ConfirmChannel['publish']>[3] & { readonly messageId: string };
 
-function rabbitSession(connection: ChannelModel): RabbitSession {
-  const channels = new Map<string, Promise<ConfirmableChannel>>();
+/**
+ * Channels kept open at once, the exchanges published to last: a broker allows a connection 2,047 by
+ * default, and exchanges come and go with the rules that name them.
+ */
+const MAX_OPEN_CHANNELS = 256;
+
+function rabbitSession(connection: ChannelModel, maxChannels: number): RabbitSession {
+  // In the order of use, the least recent first.
+  const channels = new Map<string, { readonly opening: Promise<ConfirmableChannel>; opened?: ConfirmableChannel }>();
+  /** Closes the least recently used channels past the bound, leaving those with publishes in flight. */
+  const evict = () => {
+    for (const [exchange, entry] of channels) {
+      if (channels.size <= maxChannels) return;
+      if (entry.opened === undefined || entry.opened.inFlight() > 0) continue;
+      channels.delete(exchange);
+      entry.opened.close();
+    }
+  };
   return {
     connection,
     channel(exchange) {
-      let current = channels.get(exchange);
-      if (current === undefined) {
-        // Forgotten only if still current: a late close of an older channel must not drop a newer one.
-        const forget = () => {
-          if (channels.get(exchange) === opening) channels.delete(exchange);
-        };
-        const opening = confirmableChannel(connection, forget);
-        opening.catch(forget);
-        channels.set(exchange, opening);
-        current = opening;
+      const current = channels.get(exchange);
+      if (current !== undefined) {
+        channels.delete(exchange);
+        channels.set(exchange, current);
+        return current.opening;
       }
-      return current;
+      // Forgotten only if still current: a late close of an older channel must not drop a newer one.
+      const forget = () => {
+        if (channels.get(exchange) === entry) channels.delete(exchange);
+      };
+      const entry: { readonly opening: Promise<ConfirmableChannel>; opened?: ConfirmableChannel } = {
+        opening: confirmableChannel(connection, forget),
+      };
+      entry.opening.then((opened) => (entry.opened = opened), forget);
+      channels.set(exchange, entry);
+      evict();
+      return entry.opening;
     },
   };
 }
@@ -161,16 +190,20 @@ async function confirmableChannel(connection: ChannelModel, onClose: () => void)
     return count > 0;
   };
 
+  let inFlight = 0;
   return {
     closeError: () => closedBy,
+    inFlight: () => inFlight,
+    close: () => void channel.close().catch(() => undefined),
     publishConfirmed: (exchange, routingKey, body, options) =>
-      new Promise((resolve, reject) => {
+      new Promise<boolean>((resolve, reject) => {
+        inFlight += 1;
         channel.publish(exchange, routingKey, body, { ...options, mandatory: true }, (error) => {
           const wasReturned = takeReturned(options.messageId);
           if (error !== null && error !== undefined) reject(error instanceof Error ? error : new Error(String(error)));
           else resolve(!wasReturned);
         });
-      }),
+      }).finally(() => (inFlight -= 1)),
   };
 }
 
