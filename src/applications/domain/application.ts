@@ -57,8 +57,13 @@ const EDGE_SPACE = /^\s|\s$/u;
 // joiner and the Hangul fillers. Each makes an id look like another one.
 // The combining grapheme joiner stands outside the class: it would join what is before it there.
 const UNSHOWABLE = /[\p{Cc}\p{Cf}\u2028\u2029\u115f\u1160\u3164\uffa0]|\u034f/u;
-/** A zero-width joiner inside an emoji sequence (a family, a flag), where it is part of what shows. */
-const EMOJI_JOINER = /(?<=\p{Extended_Pictographic}\ufe0f?)\u200d(?=\p{Extended_Pictographic})/gu;
+/**
+ * A zero-width joiner inside an emoji sequence (a family, a flag, a person with a skin tone), where it is
+ * part of what shows: after a pictograph with its skin-tone modifier or variation selector, before another.
+ */
+const EMOJI_JOINER = /(?<=\p{Extended_Pictographic}[\u{1F3FB}-\u{1F3FF}]?\ufe0f?)\u200d(?=\p{Extended_Pictographic})/gu;
+/** The tag characters of a subdivision flag (England, Scotland, Wales): format characters that show as the flag. */
+const FLAG_TAGS = /(?<=\u{1F3F4})[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
 
 /**
  * What the id of an application must also be when it is created (decision 0030): it names the
@@ -69,7 +74,7 @@ const EMOJI_JOINER = /(?<=\p{Extended_Pictographic}\ufe0f?)\u200d(?=\p{Extended_
 export function checkNewAppId(appId: string, path = 'app_id'): void {
   if (DOT_SEGMENT.test(appId)) throw invalid(path, 'must not be "." or "..", which no URL path can hold');
   if (EDGE_SPACE.test(appId)) throw invalid(path, 'must not begin or end with whitespace');
-  if (UNSHOWABLE.test(appId.replace(EMOJI_JOINER, '')))
+  if (UNSHOWABLE.test(appId.replace(EMOJI_JOINER, '').replace(FLAG_TAGS, '')))
     throw invalid(path, 'must not contain control, line-separator, formatting or invisible characters');
   // Two spellings of one text (é as one character, or e and a combining accent) would be two applications.
   if (appId.normalize('NFC') !== appId) throw invalid(path, 'must be in Unicode normalization form C (NFC)');

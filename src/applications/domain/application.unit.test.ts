@@ -17,7 +17,15 @@ function refusal(appId: string): string | undefined {
 describe('creating an application', () => {
   it('takes ids of any other characters, slashes and colons included', () => {
     // A family emoji and a rainbow flag hold zero-width joiners, which are part of what they show.
-    const emoji = ['\u{1F468}\u200d\u{1F469}\u200d\u{1F467}', '\u{1F3F3}\ufe0f\u200d\u{1F308}', '\u2764\ufe0f'];
+    const emoji = [
+      '\u{1F468}\u200d\u{1F469}\u200d\u{1F467}',
+      '\u{1F3F3}\ufe0f\u200d\u{1F308}',
+      '\u2764\ufe0f',
+      // Skin tones before the joiner, and the tags of a subdivision flag (England).
+      '\u{1F469}\u{1F3FD}\u200d\u{1F4BB}',
+      '\u{1F9D1}\u{1F3FB}\u200d\u{1F91D}\u200d\u{1F9D1}\u{1F3FF}',
+      '\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}',
+    ];
     for (const appId of ['shop', 'a/b', 'a:b', '...', '.well-known', 'a..b', 'café ☕', 'inner space', '%2e%2e', ...emoji]) {
       expect(refusal(appId), appId).toBeUndefined();
     }
@@ -40,6 +48,8 @@ describe('creating an application', () => {
     ['\u200dshop', 'must not contain control'],
     ['sh\ufeffop', 'must not contain control'],
     ['sh\u3164op', 'must not contain control'],
+    // Tag characters anywhere but in a flag show as nothing.
+    ['shop\u{E0067}\u{E007F}', 'must not contain control'],
     ['cafe\u0301', 'must be in Unicode normalization form C'],
   ])('refuses the id %j', (appId, message) => {
     expect(refusal(appId)).toContain(`app_id: ${message}`);
