@@ -64,6 +64,16 @@ const UNSHOWABLE = /[\p{Cc}\p{Cf}\u2028\u2029\u115f\u1160\u3164\uffa0]|\u034f/u;
 const EMOJI_JOINER = /(?<=\p{Extended_Pictographic}[\u{1F3FB}-\u{1F3FF}]?\ufe0f?)\u200d(?=\p{Extended_Pictographic})/gu;
 /** The tag characters of a subdivision flag (England, Scotland, Wales): format characters that show as the flag. */
 const FLAG_TAGS = /(?<=\u{1F3F4})[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
+/**
+ * Joiners that spell a word, as IDNA allows them (RFC 5892, CONTEXTJ): after a virama (Devanagari
+ * क्‍ष, Bengali, Tamil…), and a non-joiner between two Arabic-script letters (Persian می‌خواهم).
+ */
+const VIRAMA =
+  '\u094D\u09CD\u0A4D\u0ACD\u0B4D\u0BCD\u0C4D\u0CCD\u0D3B\u0D3C\u0D4D\u0DCA\u0E3A\u0F84\u1039\u103A\u1714\u1734\u17D2\uA8C4\uA9C0';
+const SPELLING_JOINER = new RegExp(
+  `(?<=[${VIRAMA}])[\u200c\u200d]|(?<=\\p{Script=Arabic}\\p{M}*)\u200c(?=\\p{M}*\\p{Script=Arabic})`,
+  'gu',
+);
 
 /**
  * What the id of an application must also be when it is created (decision 0030): it names the
@@ -74,7 +84,7 @@ const FLAG_TAGS = /(?<=\u{1F3F4})[\u{E0020}-\u{E007E}]+\u{E007F}/gu;
 export function checkNewAppId(appId: string, path = 'app_id'): void {
   if (DOT_SEGMENT.test(appId)) throw invalid(path, 'must not be "." or "..", which no URL path can hold');
   if (EDGE_SPACE.test(appId)) throw invalid(path, 'must not begin or end with whitespace');
-  if (UNSHOWABLE.test(appId.replace(EMOJI_JOINER, '').replace(FLAG_TAGS, '')))
+  if (UNSHOWABLE.test(appId.replace(EMOJI_JOINER, '').replace(FLAG_TAGS, '').replace(SPELLING_JOINER, '')))
     throw invalid(path, 'must not contain control, line-separator, formatting or invisible characters');
   // Two spellings of one text (é as one character, or e and a combining accent) would be two applications.
   if (appId.normalize('NFC') !== appId) throw invalid(path, 'must be in Unicode normalization form C (NFC)');

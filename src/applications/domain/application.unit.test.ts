@@ -26,7 +26,9 @@ describe('creating an application', () => {
       '\u{1F9D1}\u{1F3FB}\u200d\u{1F91D}\u200d\u{1F9D1}\u{1F3FF}',
       '\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}',
     ];
-    for (const appId of ['shop', 'a/b', 'a:b', '...', '.well-known', 'a..b', 'café ☕', 'inner space', '%2e%2e', ...emoji]) {
+    // Joiners that spell a word: after a virama (Devanagari), a non-joiner between Arabic-script letters (Persian).
+    const spelled = ['\u0915\u094D\u200D\u0937', '\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645'];
+    for (const appId of ['shop', 'a/b', 'a:b', '...', '.well-known', 'a..b', 'café ☕', 'inner space', '%2e%2e', ...emoji, ...spelled]) {
       expect(refusal(appId), appId).toBeUndefined();
     }
   });
@@ -48,6 +50,9 @@ describe('creating an application', () => {
     ['\u200dshop', 'must not contain control'],
     ['sh\ufeffop', 'must not contain control'],
     ['sh\u3164op', 'must not contain control'],
+    // A non-joiner between Latin letters, a joiner after an Arabic letter: they spell nothing.
+    ['sh\u200Cop', 'must not contain control'],
+    ['\u0645\u200D\u062E', 'must not contain control'],
     // Tag characters anywhere but in a flag show as nothing.
     ['shop\u{E0067}\u{E007F}', 'must not contain control'],
     ['cafe\u0301', 'must be in Unicode normalization form C'],
