@@ -367,7 +367,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     );
   };
   const runnerOf = (name: string) => {
-    const runner = runners.get(name) ?? [...runners.values()].find((r) => membersOf(r.subscriber).some((m) => m.name === name));
+    // By the names the status lists: a chain's members, never the chain itself (`pipeline` named a replay of all its views).
+    const runner = [...runners.values()].find((r) => membersOf(r.subscriber).some((m) => m.name === name));
     if (!runner)
       throw new NotFoundError(
         'subscriptions.unknown-subscriber',

@@ -71,6 +71,8 @@ it('lets each member see what the members before it appended, in one pass, and n
     expect((await subscriptions.status()).map((s) => s.name)).toEqual(['stage', 'view']);
     expect(subscriptions.replayable()).toEqual(['view']);
     await expect(subscriptions.replay('stage')).rejects.toThrow(/records facts/);
+    // The chain's own name is no subscriber's: the status lists its members only.
+    await expect(subscriptions.replay('pipeline')).rejects.toMatchObject({ code: 'subscriptions.unknown-subscriber' });
   } finally {
     await subscriptions.stop();
     await close();
