@@ -27,6 +27,7 @@ export function busSubscriptionAdmin(roles: readonly RoleConsumers[]): Subscript
     status: async () => (await Promise.all(roles.map((role) => role.consumers.status()))).flat(),
     replay: (name) => owner(name).consumers.replay(name),
     retryParked: (name, ref) => owner(name).consumers.retryParked(name, ref),
+    discardParked: (name, ref) => owner(name).consumers.discardParked(name, ref),
     parked: (name, page) => pageParked(owner(name).db, name, page),
   };
 }

@@ -9,6 +9,7 @@ export interface StorageControl {
   caughtUp(timeoutMs?: number): Promise<void>;
   replay(name: string): Promise<void>;
   retryParked(name: string, ref: number | string): Promise<void>;
+  discardParked(name: string, ref: number | string): Promise<void>;
   /** The storage thread's own metrics, to merge into the HTTP thread's exposition. */
   metrics(): Promise<Array<MetricObjectWithValues<MetricValue<string>>>>;
   /** The store's last fault, until a commit succeeds again. */
@@ -33,6 +34,9 @@ export function storageControl(procedures: Procedures, core?: StorageCore): Stor
     retryParked: procedures.define('subscriptions.retry-parked', (name: string, ref: number | string) =>
       local().subscriptions.retryParked(name, ref),
     ),
+    discardParked: procedures.define('subscriptions.discard-parked', (name: string, ref: number | string) =>
+      local().subscriptions.discardParked(name, ref),
+    ),
     metrics: procedures.define('storage.metrics', () => local().metrics.registry.getMetricsAsJSON()),
     health: procedures.define('storage.health', async () => local().store.health?.()),
     stop: procedures.define('storage.stop', () => local().close()),
@@ -48,6 +52,7 @@ export function remoteSubscriptions(control: StorageControl, names: readonly str
     caughtUp: (timeoutMs) => control.caughtUp(timeoutMs),
     replay: (name) => control.replay(name),
     retryParked: (name, position) => control.retryParked(name, position),
+    discardParked: (name, ref) => control.discardParked(name, ref),
     names: () => [...names],
     replayable: () => [...replayable],
   };

@@ -347,6 +347,7 @@ describe('the pipeline, end to end in one process', () => {
     for (const [method, url] of [
       ['GET', '/api/admin/subscriptions/bogus/parked'],
       ['POST', '/api/admin/subscriptions/bogus/replay'],
+      ['DELETE', '/api/admin/subscriptions/bogus/parked/1'],
     ] as const) {
       const unknown = await app.app.inject({ method, url, headers: auth });
       expect(unknown.statusCode, url).toBe(404);
@@ -359,6 +360,8 @@ describe('the pipeline, end to end in one process', () => {
       headers: auth,
     });
     expect([unreadable.statusCode, unreadable.json().code]).toEqual([404, 'subscriptions.not-parked']);
+    const discarded = await app.app.inject({ method: 'DELETE', url: '/api/admin/subscriptions/routing/parked/12', headers: auth });
+    expect([discarded.statusCode, discarded.json().code]).toEqual([404, 'subscriptions.not-parked']);
   });
 });
 

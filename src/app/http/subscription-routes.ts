@@ -34,18 +34,19 @@ const Parked = Type.Object({
 const Name = Type.Object({ name: Type.String({ maxLength: 64 }) });
 
 /** What the admin API operates: in-process subscriptions (embedded) or bus consumers (a distributed role). */
-export interface SubscriptionAdmin extends Pick<Subscriptions, 'status' | 'replay' | 'retryParked'> {
+export interface SubscriptionAdmin extends Pick<Subscriptions, 'status' | 'replay' | 'retryParked' | 'discardParked'> {
   parked(name: string, page: PageRequest): Promise<Page<ParkedEvent>>;
 }
 
 export function subscriptionAdminOf(
-  subscriptions: Pick<Subscriptions, 'status' | 'replay' | 'retryParked'>,
+  subscriptions: Pick<Subscriptions, 'status' | 'replay' | 'retryParked' | 'discardParked'>,
   db: Kysely<object>,
 ): SubscriptionAdmin {
   return {
     status: () => subscriptions.status(),
     replay: (name) => subscriptions.replay(name),
     retryParked: (name, ref) => subscriptions.retryParked(name, ref),
+    discardParked: (name, ref) => subscriptions.discardParked(name, ref),
     async parked(name, page) {
       // As replay and retry answer: an unknown name is a 404, not an empty list.
       const known = (await subscriptions.status()).map((s) => s.name);
@@ -156,6 +157,24 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
         async (request, reply) => {
           const { name, ref } = request.params;
           await subscriptions.retryParked(name, /^[0-9]+$/.test(ref) ? Number(ref) : ref);
+          return reply.status(204).send(null);
+        },
+      );
+      app.delete(
+        '/api/admin/subscriptions/:name/parked/:ref',
+        {
+          schema: {
+            tags: ['operations'],
+            summary: 'Give up on a parked event: it is no longer parked, and the subscriber never handles it',
+            description:
+              "For an event nothing will ever handle (a subscriber that records facts cannot be replayed to clear it). `ref` is the parked event's `event_id`, or its `position`.",
+            params: Type.Object({ name: Type.String({ maxLength: 64 }), ref: Type.String({ pattern: PARKED_REF }) }),
+            response: { 204: Type.Null(), ...errorResponses },
+          },
+        },
+        async (request, reply) => {
+          const { name, ref } = request.params;
+          await subscriptions.discardParked(name, /^[0-9]+$/.test(ref) ? Number(ref) : ref);
           return reply.status(204).send(null);
         },
       );

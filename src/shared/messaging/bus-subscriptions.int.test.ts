@@ -364,6 +364,21 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
     });
   }, 40_000);
 
+  it('gives up on a parked event when told to, and handles the next ones', async () => {
+    const subscriber = recording('giving-up', (n) => n === 1);
+    await withConsumers([subscriber], { maxDeliver: 2, retryDelayMs: 50 }, async ({ db, publish, consumers, count, until }) => {
+      for (let n = 0; n < 3; n++) await publish(n);
+      consumers.start();
+      await until(async () => (await listParked(db, 'giving-up')).length === 1, 'one parked');
+      const [parked] = await listParked(db, 'giving-up');
+      await expect(consumers.discardParked('giving-up', 'no-such-event')).rejects.toMatchObject({ code: 'subscriptions.not-parked' });
+      await consumers.discardParked('giving-up', parked?.eventId ?? '');
+      expect(await listParked(db, 'giving-up')).toEqual([]);
+      await publish(3);
+      await until(async () => (await count('seen')) === 3, 'the others seen');
+    });
+  }, 40_000);
+
   it('reports lag, retries a parked event by its id, and replays a view from the first message of the stream', async () => {
     let poisonous = true;
     const subscriber = recording('viewing', (n) => n === 3 && poisonous, {

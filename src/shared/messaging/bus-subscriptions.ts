@@ -89,6 +89,8 @@ export interface BusSubscriptions {
   replay(name: string): Promise<void>;
   /** Handles a parked event (by event id, or by its position in its service's log) again; on success it leaves the parking lot. */
   retryParked(name: string, ref: number | string): Promise<void>;
+  /** Gives up on a parked event (see Subscriptions.discardParked). */
+  discardParked(name: string, ref: number | string): Promise<void>;
   names(): string[];
   replayable(): string[];
 }
@@ -486,6 +488,15 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           }),
         isStorageFault,
       );
+    },
+
+    async discardParked(name, ref) {
+      subscriberOf(name);
+      const parked = await findParked(options.db, name, ref);
+      if (!parked) throw new NotFoundError('subscriptions.not-parked', `"${name}" has no parked event ${ref}`);
+      // The broker had the message acknowledged when it was parked: nothing brings it back.
+      await transaction((tx) => unpark(tx.db, name, parked.eventId));
+      logger.warn({ subscriber: name, event_id: parked.eventId, error: parked.error }, 'parked event discarded: it will not be handled');
     },
 
     names: () => options.subscribers.map((s) => s.name),

@@ -247,6 +247,22 @@ describe('in-process subscriptions', () => {
     expect(await listParked(sqlite.db)).toEqual([]);
   });
 
+  it('gives up on a parked event when told to: no longer parked, never handled, the others untouched', async () => {
+    const subs = subscriptions(summing({ failOn: (amount) => amount === 13 }));
+    subs.start();
+    await add('a', 1);
+    const poison = await add('b', 13);
+    await subs.caughtUp();
+    expect((await subs.status())[0]).toMatchObject({ parked: 1 });
+    await expect(subs.discardParked('summing', 'no-such-event')).rejects.toMatchObject({ code: 'subscriptions.not-parked' });
+    await subs.discardParked('summing', poison.events[0]?.eventId ?? '');
+    expect(await listParked(sqlite.db)).toEqual([]);
+    expect((await subs.status())[0]).toMatchObject({ parked: 0, lag: 0 });
+    await add('c', 2);
+    await subs.caughtUp();
+    expect(await totals(sqlite.db)).toEqual({ a: 1, c: 2 });
+  });
+
   it('replays from the start into an identical view', async () => {
     const subs = subscriptions(summing());
     subs.start();

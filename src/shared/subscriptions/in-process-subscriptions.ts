@@ -78,6 +78,11 @@ export interface Subscriptions {
   replay(name: string): Promise<void>;
   /** Handles a parked event (given by its position or its event id) again; on success it leaves the parking lot. */
   retryParked(name: string, ref: number | string): Promise<void>;
+  /**
+   * Gives up on a parked event: it is no longer parked, and the subscriber never handles it (an event
+   * nothing will ever handle, which would keep readiness degraded for good). The operator's call.
+   */
+  discardParked(name: string, ref: number | string): Promise<void>;
   names(): string[];
   /** Subscribers that keep a view and can therefore be replayed. */
   replayable(): string[];
@@ -526,6 +531,22 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
             await unpark(tx.db, parked.subscriber, event.eventId);
           }),
         isStorageFault,
+      );
+    },
+
+    async discardParked(requested, ref) {
+      const runner = runnerOf(requested);
+      // Under the member, or under the chain itself (entries from before members were isolated).
+      const parked = (await findParked(db, requested, ref)) ?? (await findParked(db, runner.subscriber.name, ref));
+      if (!parked)
+        throw new NotFoundError(
+          'subscriptions.not-parked',
+          `"${requested}" has no parked event ${typeof ref === 'number' ? 'at position ' : ''}${ref}`,
+        );
+      await transaction((tx) => unpark(tx.db, parked.subscriber, parked.eventId));
+      logger.warn(
+        { subscriber: requested, event_id: parked.eventId, position: parked.position, error: parked.error },
+        'parked event discarded: it will not be handled',
       );
     },
 
