@@ -12,7 +12,7 @@ import {
 import type { ErrorLogSummary } from './error-log-summary.js';
 import { UNKNOWN_FIELD } from '../../shared/contracts/known-fields.js';
 import { loggableUrl } from './loggable-url.js';
-import { isUnreachable } from '../../shared/event-store/storage-fault.js';
+import { isStorageFault } from '../../shared/event-store/storage-fault.js';
 
 /** RFC 9457 problem details, with the stable error code and field violations as extensions. */
 export interface Problem {
@@ -80,8 +80,11 @@ const FIXED_DETAILS: Record<string, string> = {
   'request.path-too-long': 'a path parameter is longer than the server accepts',
 };
 
-/** Signs that the database or broker cannot be reached: the request may succeed later, so 503 rather than 500. */
-export const isUnavailable = isUnreachable;
+/**
+ * Signs that the database or broker cannot be reached or cannot work now (a lost connection, a full
+ * disk, a failing or busy SQLite file, a table gone): the request may succeed later, so 503, not 500.
+ */
+export const isUnavailable = isStorageFault;
 
 /** The client closed the connection before its body arrived: Node says ECONNRESET, "aborted". */
 const isAbortedRequest = (error: unknown) => {

@@ -20,6 +20,9 @@ describe('problems for errors that are no domain error', () => {
       errorWith('ENOTFOUND', 'getaddrinfo ENOTFOUND db.internal'),
       errorWith('57P03', 'the database system is starting up'),
       new Error('timeout exceeded when trying to connect'),
+      // A read on the HTTP thread's own SQLite connection: the file failing, or held longer than its busy timeout.
+      errorWith('SQLITE_IOERR_FSTAT', 'disk I/O error'),
+      errorWith('SQLITE_BUSY', 'database is locked'),
     ]) {
       expect(problemFor(error, '/ingest'), error.message).toMatchObject({ status: 503, code: 'service.dependency-unavailable' });
     }
