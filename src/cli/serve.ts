@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     if (!config.adminToken) throw new ConfigError('the distributed mode needs ADMIN_TOKEN, shared by every role');
   }
   assertTokenFitsExposure(config);
+  assertDataDirectory(config);
   // Checked before anything opens the database or starts working, so that a second `npm start` says so and exits.
   if (config.port !== 0) await assertPortFree(config.host, config.port);
   const database = isPostgresUrl(config.databaseUrl) ? undefined : sqlitePathFromUrl(config.databaseUrl);
@@ -136,6 +138,12 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
 }
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
+
+/** DATA_DIR naming a file failed later with a bare ENOTDIR on the first file Intake keeps there. */
+function assertDataDirectory(config: Config): void {
+  const found = statSync(config.dataDir, { throwIfNoEntry: false });
+  if (found && !found.isDirectory()) throw new ConfigError(`DATA_DIR ${config.dataDir} is a file, not a directory`);
+}
 
 const lockLostError = () =>
   new UnavailableError(

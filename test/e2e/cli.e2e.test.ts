@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,6 +80,13 @@ describe('the intake CLI', () => {
       ]);
     }
     expect(() => statSync(join(dir, 'typo'))).toThrow();
+  });
+
+  it('refuses a DATA_DIR that is a file, saying so', () => {
+    const file = join(dir, 'not-a-directory');
+    writeFileSync(file, 'x');
+    const result = cli(['serve'], { DATABASE_URL: `sqlite:${join(dir, 'dd.db')}`, DATA_DIR: file, HOST: '127.0.0.1', PORT: '0' }, 30_000);
+    expect([result.status, result.stderr]).toEqual([1, expect.stringMatching(/DATA_DIR .*not-a-directory is a file, not a directory/)]);
   });
 
   it('refuses a bad configuration with a clear message', () => {
