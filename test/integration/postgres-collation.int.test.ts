@@ -41,6 +41,7 @@ const BYTE_ORDER_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   attribution_identity_links: ['anonymous_id'],
   analytics_profile_ids: ['other_id'],
   analytics_profile_groups: ['group_id'],
+  analytics_profile_traits: ['trait'],
 };
 
 interface NonCDatabase {
@@ -231,6 +232,13 @@ describe.skipIf(!testPostgresUrl)('lists on a PostgreSQL database whose default 
           const views = sqlProfileViews(postgres.db);
           expect((await views.linkedIds('shop', ['u1'], 'alias', 10)).map((l) => l.otherId)).toEqual(byBytes(ids));
           expect((await views.groups('shop', ['u1'], 10)).map((g) => g.groupId)).toEqual(byBytes(ids));
+          // A profile keeps its first traits by name: by bytes too, or a locale would keep others.
+          await postgres.pool.query(
+            `INSERT INTO analytics_profile_traits (app_id, subject_type, subject_id, trait, value, set_at, item_id)
+             SELECT 'shop', 'user', 'u1', t, '1', 'now', 'i1' FROM unnest($1::text[]) AS t`,
+            [ids],
+          );
+          expect((await views.traitSizes('shop', 'user', ['u1'], undefined, 10)).map((t) => t.trait)).toEqual(byBytes(ids));
         }
       } finally {
         await postgres.close();

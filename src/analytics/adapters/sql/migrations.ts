@@ -49,6 +49,8 @@ const createSources: Migration = {
 
 // A profile lists its linked ids and its groups in id order: by bytes on every database.
 const profileIdsInByteOrder = byteOrderColumns({ analytics_profile_ids: ['other_id'], analytics_profile_groups: ['group_id'] });
+// And its traits, which it cuts at the first 1,000 by name: the same ones on every database.
+const profileTraitsInByteOrder = byteOrderColumns({ analytics_profile_traits: ['trait'] });
 
 export const analyticsMigrations: MigrationSet = {
   owner: 'analytics',
@@ -56,5 +58,6 @@ export const analyticsMigrations: MigrationSet = {
     '0001_profiles': createProfiles,
     '0002_sources': createSources,
     '0003_profile_ids_in_byte_order': profileIdsInByteOrder,
+    '0004_profile_traits_in_byte_order': profileTraitsInByteOrder,
   },
 };
