@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseRetryAfter } from '../../shared/http/retry-after.js';
 
 /** The server's verdict on one record of a batch. */
 export type Verdict = { readonly status: 'accepted' | 'duplicate' } | { readonly status: 'rejected'; readonly reason: string };
@@ -131,14 +132,11 @@ function answered(endpoint: Endpoint, count: number, response: Response, text: s
 }
 
 /** Retry-After in seconds or as an HTTP date, capped; undefined when absent or unreadable. */
+/** The server's `Retry-After` in milliseconds, at most MAX_RETRY_AFTER_MS. */
 export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
-  const value = header?.trim() ?? '';
-  // Date.parse alone reads almost anything as some date ("-5" is in 2001).
-  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : HTTP_DATE.test(value) ? Date.parse(value) - now : Number.NaN;
-  return Number.isNaN(ms) ? undefined : Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+  const ms = parseRetryAfter(header ?? undefined, new Date(now));
+  return ms === undefined ? undefined : Math.min(ms, MAX_RETRY_AFTER_MS);
 }
-
-const HTTP_DATE = /^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
 
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
 

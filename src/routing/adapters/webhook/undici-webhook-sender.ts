@@ -5,7 +5,7 @@ import { ValidationError } from '../../../shared/errors.js';
 import type { DeliveryOutcome, DeliveryRequest, WebhookSender, WebhookTarget } from '../../application/destination.js';
 import { destinationPolicy } from './destination-policy.js';
 import { DestinationRefusedError, guardedConnector, type Resolver } from './guarded-connector.js';
-import { parseRetryAfter } from './retry-after.js';
+import { parseRetryAfter } from '../../../shared/http/retry-after.js';
 import { signPayload } from './standard-webhooks.js';
 
 export interface UndiciWebhookSenderOptions {
