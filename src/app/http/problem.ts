@@ -80,12 +80,6 @@ const FIXED_DETAILS: Record<string, string> = {
   'request.path-too-long': 'a path parameter is longer than the server accepts',
 };
 
-/**
- * Signs that the database or broker cannot be reached or cannot work now (a lost connection, a full
- * disk, a failing or busy SQLite file, a table gone): the request may succeed later, so 503, not 500.
- */
-export const isUnavailable = isStorageFault;
-
 /** The client closed the connection before its body arrived: Node says ECONNRESET, "aborted". */
 const isAbortedRequest = (error: unknown) => {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
@@ -97,7 +91,9 @@ export function problemFor(error: unknown, instance: string): Problem {
   if (isAbortedRequest(error)) {
     return problemFor(new ValidationError('request.aborted', 'the client closed the connection before the body arrived', []), instance);
   }
-  if (!(error instanceof DomainError) && isUnavailable(error)) {
+  // The database or broker cannot be reached or cannot work now (a lost connection, a full disk, a
+  // failing or busy SQLite file, a table gone): the request may succeed later, so 503, not 500.
+  if (!(error instanceof DomainError) && isStorageFault(error)) {
     return problemFor(
       new UnavailableError('service.dependency-unavailable', 'the database is unreachable right now; retry shortly', 1),
       instance,

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../../shared/clock.js';
 import { NotFoundError, UnavailableError } from '../../shared/errors.js';
 import { ConcurrencyError, type EventStore } from '../../shared/event-store/event-store.js';
+import { oneAtATime } from '../../shared/one-at-a-time.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import type { PageRequest } from '../../shared/pagination.js';
 import { digestOf, secretMatches } from '../../shared/secrets.js';
@@ -46,7 +47,7 @@ async function changeApplication<T extends ApplicationEvent>(
   appId: string,
   decide: (state: ApplicationState) => T,
 ): Promise<T> {
-  return oneAtATime(appId, async () => {
+  return oneChangeAtATime(appId, async () => {
     for (let attempt = 1; ; attempt++) {
       const { state, version } = await load(store, appId);
       const event = decide(state);
@@ -72,19 +73,8 @@ async function changeApplication<T extends ApplicationEvent>(
 // Each round settles at least one of the racing processes.
 const MAX_DECISIONS = 32;
 
-/** The change running or queued last for each application, which the next one waits for. */
-const lastChange = new Map<string, Promise<unknown>>();
-
-function oneAtATime<T>(appId: string, change: () => Promise<T>): Promise<T> {
-  const previous = lastChange.get(appId) ?? Promise.resolve();
-  const run = previous.then(change, change);
-  const settled = run.catch(() => undefined);
-  lastChange.set(appId, settled);
-  void settled.then(() => {
-    if (lastChange.get(appId) === settled) lastChange.delete(appId);
-  });
-  return run;
-}
+/** Changes to one application made through this process, one after the other. */
+const oneChangeAtATime = oneAtATime();
 
 export const createApplication =
   ({ store, clock, newId }: ApplicationDeps) =>

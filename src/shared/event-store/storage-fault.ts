@@ -28,7 +28,7 @@ const CONNECTION_MESSAGES =
  * (`ALTER DATABASE … ALLOW_CONNECTIONS false`), a pool that could not get a connection. The request may
  * succeed later: 503, not 500.
  */
-export function isUnreachable(error: unknown): boolean {
+function isUnreachable(error: unknown): boolean {
   const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   const text = typeof message === 'string' ? message : '';
   if (typeof code !== 'string') return CONNECTION_MESSAGES.test(text);

@@ -60,12 +60,12 @@ export function findJsonFault(
       if (depth > limits.maxDepth) return fault('too-deep', frame, `nests deeper than ${limits.maxDepth} levels`);
       // Children are visited in order, each one value at least: those past the limit can only be
       // reached after the fault, so they are never pushed (a refused 480,000-element array was walked whole).
-      const reachable = (count: number) => Math.min(count, maxValues - values + 1);
+      const reachable = maxValues - values + 1;
       if (Array.isArray(current)) {
-        for (let i = reachable(current.length) - 1; i >= 0; i--) stack.push({ value: current[i], depth, parent: frame, key: i });
+        for (let i = Math.min(current.length, reachable) - 1; i >= 0; i--) stack.push({ value: current[i], depth, parent: frame, key: i });
       } else {
         const keys = Object.keys(current);
-        for (let i = reachable(keys.length) - 1; i >= 0; i--) {
+        for (let i = Math.min(keys.length, reachable) - 1; i >= 0; i--) {
           const key = keys[i] as string;
           const child: Frame = { value: (current as Record<string, unknown>)[key], depth, parent: frame, key };
           if (surrogates && hasLoneSurrogate(key))

@@ -21,6 +21,7 @@ import { actsOn, type Subscriber } from '../subscriptions/subscriber.js';
 import { allSubjectsOf, eventOfMessage, subjectsOfSubscriber } from './event-messages.js';
 import { MessageBusConfigurationError, type Consumption, type MessageBus } from './message-bus.js';
 import { rowPieces } from '../sql/statement-shapes.js';
+import { oneAtATime } from '../one-at-a-time.js';
 
 type Tables = { consumed_events: { subscriber: string; event_id: string; consumed_at: string } };
 
@@ -105,8 +106,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   const { bus, store, clock, logger } = options;
   const commitIntervalMs = options.commitIntervalMs ?? 0;
   const consumptions = new Map<string, Consumption>();
-  /** The last replay asked for of each subscriber, which the next one waits for. */
-  const replays = new Map<string, Promise<void>>();
+  const oneReplayAtATime = oneAtATime();
   // The stream's head when a replay began, per subscriber, until its consumer has acknowledged that far
   // (or has nothing left): its view answers, but incompletely, meanwhile. Kept in memory: a restart forgets it.
   const replayingUntil = new Map<string, number>();
@@ -434,7 +434,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       }
       // One at a time: a second reset beside the first replay's rebuilding consumer would leave
       // tables that disagree (PostgreSQL's transactions overlap).
-      const replaying = (replays.get(name) ?? Promise.resolve()).then(async () => {
+      return oneReplayAtATime(name, async () => {
         // Refused before anything changes while fenced: the durable consumer is the fence holder's too.
         if (options.fence) await transaction(async () => undefined);
         // A consumer still attaching would attach to the durable consumer about to be rewound.
@@ -450,11 +450,6 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           if (running) attaching = Promise.all([attaching, attach(subscriber)]).then(() => undefined);
         }
       });
-      replays.set(
-        name,
-        replaying.catch(() => undefined),
-      );
-      return replaying;
     },
 
     async replaying() {

@@ -22,6 +22,7 @@ import {
 } from './checkpoints.js';
 import type { SubscriberChain } from './subscriber-chain.js';
 import { actsOn, type Subscriber } from './subscriber.js';
+import { oneAtATime } from '../one-at-a-time.js';
 
 export interface SubscriptionOptions {
   readonly store: EventStore;
@@ -113,8 +114,6 @@ interface Runner {
   followingAt: number;
   /** The head when a replay began, until the runner has read that far (`SubscriberStatus.replayingUntil`). */
   replayingUntil?: number;
-  /** The last replay asked for, which the next one waits for. */
-  replaying?: Promise<void>;
 }
 
 /**
@@ -316,6 +315,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     });
   };
 
+  const oneReplayAtATime = oneAtATime();
+
   const halt = async (runner: Runner) => {
     runner.running = false;
     wakeAll();
@@ -490,8 +491,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
       }
       // One at a time: a second replay's reset beside the first one's rebuilding loop left statistics
       // whose items and buckets disagreed (PostgreSQL's transactions overlap).
-      const previous = runner.replaying ?? Promise.resolve();
-      const replaying = previous.then(async () => {
+      return oneReplayAtATime(runner.subscriber.name, async () => {
         const wasRunning = runner.running;
         await halt(runner);
         try {
@@ -504,8 +504,6 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
           if (wasRunning) launch(runner);
         }
       });
-      runner.replaying = replaying.catch(() => undefined);
-      return replaying;
     },
 
     async retryParked(requested, ref) {
