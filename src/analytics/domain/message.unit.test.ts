@@ -47,6 +47,18 @@ describe('a tracking-API message', () => {
     expect(codeOf(() => parseMessage({ type: 'track', event: 'é ü', userId: 'ü\u00a0', messageId: 'm' }, { receivedAt }))).toBe('accepted');
   });
 
+  it('refuses a blank id, which attribution would read as none while profiles kept it', () => {
+    for (const blank of ['   ', '\t', '\u00a0']) {
+      const track = (ids: object) => codeOf(() => parseMessage({ type: 'track', event: 'Order Completed', ...ids }, { receivedAt }));
+      expect(track({ userId: blank })).toBe('analytics.invalid-message');
+      expect(track({ userId: blank, anonymousId: 'a1' })).toBe('analytics.invalid-message');
+      expect(track({ userId: 'u', anonymousId: blank })).toBe('analytics.invalid-message');
+      expect(codeOf(() => parseMessage({ type: 'group', userId: 'u', groupId: blank }, { receivedAt }))).toBe('analytics.invalid-message');
+      expect(codeOf(() => parseMessage({ type: 'alias', userId: 'u', previousId: blank }, { receivedAt }))).toBe('analytics.invalid-message');
+    }
+    expect(codeOf(() => parseMessage({ type: 'track', event: 'e', userId: ' u ' }, { receivedAt }))).toBe('accepted');
+  });
+
   it('moves the timestamp by the client clock error when sentAt is present', () => {
     const message = parseMessage(
       { type: 'track', event: 'Signed Up', userId: 'u', timestamp: '2026-11-24T12:00:00.000Z', sentAt: '2026-11-24T12:00:05.000Z' },
