@@ -15,21 +15,55 @@ export interface SourceSettingsStore {
 
 const MAX_ORIGINS = 100;
 
-/** An origin as browsers send it: scheme, host and port, nothing else. */
+/** `https://*.shop.example[:port]`: any subdomain of the host, on that scheme and port (not the host itself). */
+const SUBDOMAINS = /^(https?):\/\/\*\.(.+)$/;
+
+/** An origin as browsers send it (lower-case host, punycode, no default port), or undefined. */
+function originOf(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+  // WHATWG URLs take `*` in a host, which no browser sends: a pattern is only the leading `*.` form.
+  if (url.username || url.password || url.pathname !== '/' || url.search || url.hash || url.host.includes('*')) return undefined;
+  return url.origin;
+}
+
+/**
+ * Origins as browsers send them (`https://Shop.example:443/` is kept as `https://shop.example`), or
+ * `https://*.shop.example` for its subdomains.
+ */
 export function parseOrigins(value: unknown): string[] | null {
   if (value === null) return null;
   if (!Array.isArray(value) || value.length > MAX_ORIGINS) throw invalid(`must be null or an array of at most ${MAX_ORIGINS} origins`);
   return value.map((origin, i) => {
     if (typeof origin !== 'string') throw invalid(`[${i}] must be a string`);
-    let url: URL;
-    try {
-      url = new URL(origin);
-    } catch {
-      throw invalid(`[${i}] must be an origin such as https://shop.example`);
-    }
-    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.origin !== origin)
-      throw invalid(`[${i}] must be an origin such as https://shop.example, without path or trailing slash`);
-    return origin;
+    const pattern = SUBDOMAINS.exec(origin);
+    const normal = pattern ? originOf(`${pattern[1]}://${pattern[2]}`)?.replace('://', '://*.') : originOf(origin);
+    if (normal === undefined)
+      throw invalid(
+        `[${i}] must be an origin such as https://shop.example (scheme, host and port, no path), or https://*.shop.example for its subdomains`,
+      );
+    return normal;
+  });
+}
+
+/** Whether a browser's Origin header is one the list allows: named, or a subdomain of a `*.` entry. */
+export function originAllowed(allowed: readonly string[], origin: string): boolean {
+  // A pattern is not an origin: one sent as an Origin header matches nothing.
+  if (origin.includes('*')) return false;
+  if (allowed.includes(origin)) return true;
+  const sent = originOf(origin);
+  if (sent === undefined) return false;
+  const { protocol, hostname, port } = new URL(sent);
+  return allowed.some((entry) => {
+    const pattern = SUBDOMAINS.exec(entry);
+    if (!pattern) return false;
+    const base = new URL(`${pattern[1]}://${pattern[2]}`);
+    return base.protocol === protocol && base.port === port && hostname.endsWith(`.${base.hostname}`);
   });
 }
 

@@ -211,7 +211,8 @@ function checkOptionalId(value: unknown, path: string): void {
   // Segment accepts numeric ids and treats them as text.
   if (typeof value === 'number' && Number.isFinite(value)) return;
   // Blank is refused too: attribution reads a blank id as none, so a blank user's orders were no conversions.
-  if (typeof value !== 'string' || value.trim().length === 0) throw fail(MESSAGE_ERRORS.invalid, path, 'must be a non-empty string, not blank');
+  if (typeof value !== 'string' || value.trim().length === 0)
+    throw fail(MESSAGE_ERRORS.invalid, path, 'must be a non-empty string, not blank');
   if (longerThan(value, MAX_ID_LENGTH)) throw fail(MESSAGE_ERRORS.invalid, path, `must be at most ${MAX_ID_LENGTH} characters`);
   if (CONTROL_CHARACTERS.test(value)) throw fail(MESSAGE_ERRORS.invalid, path, 'must not contain control characters');
 }

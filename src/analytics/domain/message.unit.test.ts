@@ -54,7 +54,9 @@ describe('a tracking-API message', () => {
       expect(track({ userId: blank, anonymousId: 'a1' })).toBe('analytics.invalid-message');
       expect(track({ userId: 'u', anonymousId: blank })).toBe('analytics.invalid-message');
       expect(codeOf(() => parseMessage({ type: 'group', userId: 'u', groupId: blank }, { receivedAt }))).toBe('analytics.invalid-message');
-      expect(codeOf(() => parseMessage({ type: 'alias', userId: 'u', previousId: blank }, { receivedAt }))).toBe('analytics.invalid-message');
+      expect(codeOf(() => parseMessage({ type: 'alias', userId: 'u', previousId: blank }, { receivedAt }))).toBe(
+        'analytics.invalid-message',
+      );
     }
     expect(codeOf(() => parseMessage({ type: 'track', event: 'e', userId: ' u ' }, { receivedAt }))).toBe('accepted');
   });

@@ -41,6 +41,7 @@ const BY_CODE: Record<string, Mapping> = {
   'request.invalid': { status: 400, title: 'Invalid request' },
   'request.aborted': { status: 400, title: 'Request aborted' },
   'request.unsupported-encoding': { status: 415, title: 'Unsupported content encoding' },
+  'request.unsupported-charset': { status: 415, title: 'Unsupported charset' },
   'analytics.message-too-large': { status: 413, title: 'Message too large' },
   'analytics.batch-too-large': { status: 413, title: 'Batch too large' },
   'route.not-found': { status: 404, title: 'Not found' },

@@ -4,6 +4,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 export type AllowedOrigins = (appId: string) => Promise<readonly string[] | undefined>;
 
 const ALLOWED_HEADERS = 'Content-Type, Authorization, X-Retry-Count, Content-Encoding';
+/** What browser code may read of an answer: the correlation id to quote in a support request. */
+const EXPOSED_HEADERS = 'X-Correlation-ID, Retry-After';
 
 /**
  * CORS for the tracking API: a write key is public by design, so any origin may send by default.
@@ -12,13 +14,15 @@ const ALLOWED_HEADERS = 'Content-Type, Authorization, X-Retry-Count, Content-Enc
  */
 export function corsHooks(scope: FastifyInstance, paths: readonly string[]): void {
   scope.addHook('onRequest', async (request, reply) => {
+    // Also without an Origin: a shared cache must not hand a browser the answer a server got.
+    reply.header('vary', 'Origin');
     const origin = request.headers.origin;
     if (typeof origin !== 'string') return;
     reply.header('access-control-allow-origin', origin);
     // Browser SDKs may send with credentials (XHR withCredentials), which a browser refuses without this.
     // Nothing here reads cookies: a request is authorised by its write key alone, so credentials grant nothing.
     reply.header('access-control-allow-credentials', 'true');
-    reply.header('vary', 'Origin');
+    reply.header('access-control-expose-headers', EXPOSED_HEADERS);
   });
   const preflight = async (request: FastifyRequest, reply: FastifyReply) => {
     const requested = request.headers['access-control-request-headers'];

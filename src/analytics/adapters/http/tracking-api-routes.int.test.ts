@@ -204,6 +204,32 @@ describe('the tracking API', () => {
     expect(preflight.headers['access-control-allow-headers']).toBe('content-type,authorization');
     const sent = await post('/v1/t', track(), { ...basic(shop.writeKey), origin: 'https://shop.example' });
     expect(sent.headers['access-control-allow-origin']).toBe('https://shop.example');
+    expect(sent.headers['access-control-expose-headers']).toMatch(/X-Correlation-ID/);
+  });
+
+  it('says it varies by Origin also to a caller without one, so a shared cache keeps browsers apart', async () => {
+    const settings = await intake.app.inject({ method: 'GET', url: `/v1/projects/${shop.writeKey}/settings` });
+    expect(settings.statusCode).toBe(200);
+    expect(settings.headers.vary).toMatch(/Origin/);
+  });
+
+  it('refuses a body declared in a charset other than UTF-8 with 415, storing nothing', async () => {
+    const before = (await eventsOf(intake, 'shop')).length;
+    const latin1 = await intake.app.inject({
+      method: 'POST',
+      url: '/v1/t',
+      headers: { ...basic(shop.writeKey), 'content-type': 'text/plain; charset=ISO-8859-1' },
+      payload: Buffer.from(JSON.stringify(track()), 'latin1'),
+    });
+    expect([latin1.statusCode, latin1.json().code]).toEqual([415, 'request.unsupported-charset']);
+    expect((await eventsOf(intake, 'shop')).length).toBe(before);
+    const utf8 = await intake.app.inject({
+      method: 'POST',
+      url: '/v1/t',
+      headers: { ...basic(shop.writeKey), 'content-type': 'application/json; charset="UTF-8"' },
+      payload: JSON.stringify(track()),
+    });
+    expect(utf8.statusCode).toBe(200);
   });
 });
 
@@ -228,6 +254,24 @@ describe('allowed origins per application', () => {
     expect((await post('/v1/t', track(), { ...basic(shop.writeKey), origin: 'https://evil.example' })).statusCode).toBe(200);
     await put(null);
     expect((await post('/v1/t', track(), { ...basic(blog.writeKey), origin: 'https://evil.example' })).statusCode).toBe(200);
+  });
+
+  it('keeps origins as browsers send them and lets a *. entry allow subdomains', async () => {
+    const put = (allowed: unknown) =>
+      intake.app.inject({
+        method: 'PUT',
+        url: '/api/analytics/sources/blog',
+        headers: { authorization: 'Bearer test-admin-token' },
+        payload: { allowed_origins: allowed },
+      });
+    const saved = await put(['https://Blog.example:443', 'https://*.blog.example']);
+    expect(saved.json()).toEqual({ app_id: 'blog', allowed_origins: ['https://blog.example', 'https://*.blog.example'] });
+    const from = async (origin: string) => (await post('/v1/t', track(), { ...basic(blog.writeKey), origin })).statusCode;
+    expect(await from('https://blog.example')).toBe(200);
+    expect(await from('https://www.blog.example')).toBe(200);
+    expect(await from('https://*.blog.example')).toBe(403);
+    expect(await from('https://notblog.example')).toBe(403);
+    await put(null);
   });
 
   it('keeps no settings for an application that does not exist', async () => {

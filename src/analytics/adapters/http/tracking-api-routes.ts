@@ -4,9 +4,10 @@ import { ForbiddenError, UnauthorizedError, ValidationError } from '../../../sha
 import type { HttpContext } from '../../../shared/http/http-context.js';
 import type { MessageReceipt, MessagesCommand } from '../../application/accept-messages.js';
 import type { ResolveWriteKey } from '../../application/ports.js';
+import { originAllowed } from '../../application/source-settings.js';
 import { MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MESSAGE_ERRORS, type MessageType } from '../../domain/message.js';
 import { corsHooks, type AllowedOrigins } from './cors.js';
-import { decodeBodyText } from './decode-body.js';
+import { checkCharset, decodeBodyText } from './decode-body.js';
 import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
 import { errorResponses, JsonObjectSchema, problemRef } from '../../../shared/http/schemas.js';
 import { writeKeyFromBody, writeKeyFromHeader } from './write-key.js';
@@ -103,6 +104,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
       scope.removeAllContentTypeParsers();
       // Decoded here, then parsed and held to the JSON limits as every other JSON body is.
       scope.addContentTypeParser('*', { parseAs: 'buffer' }, async (request: FastifyRequest, body: Buffer) => {
+        checkCharset(headerOf(request, 'content-type'));
         const text = await decodeBodyText(body, headerOf(request, 'content-encoding'), request.routeOptions.bodyLimit ?? MAX_BATCH_BYTES);
         return scope.parseLimitedJson(request, text);
       });
@@ -226,7 +228,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
     const origin = headerOf(request, 'origin');
     if (origin && deps.allowedOrigins) {
       const allowed = await deps.allowedOrigins(key.appId);
-      if (allowed && !allowed.includes(origin)) throw new ForbiddenError(`origin ${origin} may not send to this application`);
+      if (allowed && !originAllowed(allowed, origin)) throw new ForbiddenError(`origin ${origin} may not send to this application`);
     }
     return key;
   }
