@@ -18,6 +18,11 @@ const TABLE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const RESERVED_TABLE_PREFIXES = ['sqlite_', 'pg_'];
 // A subject one can publish to: no wildcard (`*`, `>`), which the broker refuses on every delivery.
 const SUBJECT = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+/**
+ * Names a broker takes in a publish: AMQP's exchange and routing key are short strings (255 bytes);
+ * a NATS server closes the connection on a control line past 4 KB, failing every rule that shares it.
+ */
+export const MAX_BROKER_NAME_BYTES = 255;
 const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 /** What an HTTP field value may hold (RFC 9110 §5.5): no line break or other control character can be sent. */
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -48,6 +53,11 @@ export function parseDestination(type: unknown, config: unknown): { type: Destin
     if (typeof value !== 'string' || value.length === 0) out.push({ path: `destination_config.${key}`, message: 'is required' });
     else if (pattern && !pattern.test(value)) out.push({ path: `destination_config.${key}`, message: `is not valid${hint}` });
     return typeof value === 'string' ? value : '';
+  };
+  const shortName = (key: string, value: string) => {
+    if (Buffer.byteLength(value) > MAX_BROKER_NAME_BYTES)
+      out.push({ path: `destination_config.${key}`, message: `must be at most ${MAX_BROKER_NAME_BYTES} bytes` });
+    return value;
   };
   const optionalUrl = () => ({
     ...(typeof c.url === 'string' ? { url: c.url } : {}),
@@ -87,12 +97,12 @@ export function parseDestination(type: unknown, config: unknown): { type: Destin
     }
     case 'queue': {
       const broker = c.broker;
-      if (broker === 'nats') parsed = { broker, subject: text('subject', SUBJECT), ...optionalUrl() };
+      if (broker === 'nats') parsed = { broker, subject: shortName('subject', text('subject', SUBJECT)), ...optionalUrl() };
       else if (broker === 'rabbitmq')
         parsed = {
           broker,
-          exchange: text('exchange'),
-          routing_key: typeof c.routing_key === 'string' ? c.routing_key : text('routing_key'),
+          exchange: shortName('exchange', text('exchange')),
+          routing_key: shortName('routing_key', typeof c.routing_key === 'string' ? c.routing_key : text('routing_key')),
           ...optionalUrl(),
         };
       else if (broker === 'redis') parsed = { broker, stream: text('stream'), ...optionalUrl() };

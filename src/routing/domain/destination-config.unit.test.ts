@@ -31,6 +31,21 @@ describe('webhook destination headers', () => {
 });
 
 describe('NATS queue destinations', () => {
+  it('refuse a subject, exchange or routing key past 255 bytes, which the broker cannot take', () => {
+    const long = 'a'.repeat(256);
+    expect(() => parseDestination('queue', { broker: 'nats', subject: long })).toThrow(/subject must be at most 255 bytes/);
+    expect(() => parseDestination('queue', { broker: 'rabbitmq', exchange: long, routing_key: 'k' })).toThrow(
+      /exchange must be at most 255/,
+    );
+    expect(() => parseDestination('queue', { broker: 'rabbitmq', exchange: 'x', routing_key: 'é'.repeat(128) })).toThrow(
+      /routing_key must be at most 255/,
+    );
+    expect(parseDestination('queue', { broker: 'nats', subject: 'a'.repeat(255) }).config).toMatchObject({ subject: 'a'.repeat(255) });
+    expect(parseDestination('queue', { broker: 'rabbitmq', exchange: 'x', routing_key: 'é'.repeat(127) }).config).toMatchObject({
+      exchange: 'x',
+    });
+  });
+
   it('take a subject one can publish to, and refuse a wildcard the broker would refuse on every delivery', () => {
     expect(parseDestination('queue', { broker: 'nats', subject: 'orders.created-v2' }).config).toMatchObject({
       subject: 'orders.created-v2',

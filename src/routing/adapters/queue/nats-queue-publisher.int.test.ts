@@ -124,6 +124,17 @@ describe.skipIf(!url)('natsQueuePublisher', () => {
       }
     });
 
+    it('answers rejected to a subject too long to publish, sending nothing that would close the connection other rules share', async () => {
+      const target = await admin.createTarget();
+      const long = { broker: 'nats' as const, subject: `${target.subject}.${'a'.repeat(5000)}` };
+
+      const outcomes = await Promise.all([publisher.publish(long, deliveryRequest()), publisher.publish(target, deliveryRequest())]);
+
+      expect(outcomes.map((o) => o.outcome)).toEqual(['rejected', 'delivered']);
+      expect(await publisher.publish(target, deliveryRequest())).toMatchObject({ outcome: 'delivered' });
+      await admin.removeTarget(target);
+    });
+
     it('answers rejected when neither the target nor the publisher names a server', async () => {
       const withoutDefault = natsQueuePublisher();
 

@@ -9,6 +9,7 @@ import {
   type NatsConnection,
 } from '@nats-io/transport-node';
 import type { DeliveryRequest, QueuePublisher, QueueTarget } from '../../application/destination.js';
+import { MAX_BROKER_NAME_BYTES } from '../../domain/destination-config.js';
 import { connectionCache } from './connection-cache.js';
 import {
   brokerUrl,
@@ -64,6 +65,9 @@ export function natsQueuePublisher(options: NatsQueuePublisherOptions = {}): Que
     const url = brokerUrl(target, options.url);
     if (typeof url !== 'string') return url;
     if (!PUBLISHABLE_SUBJECT.test(target.subject)) return rejected(`"${target.subject}" is not a subject one can publish to`);
+    // Rules saved before the limit: such a publish made the server close the connection other rules share.
+    if (Buffer.byteLength(target.subject) > MAX_BROKER_NAME_BYTES)
+      return rejected(`the subject is longer than ${MAX_BROKER_NAME_BYTES} bytes, which a publish cannot carry safely`);
 
     let connection: NatsConnection;
     try {

@@ -121,6 +121,17 @@ describe.skipIf(!url)('rabbitmqQueuePublisher', () => {
       await admin.removeTarget(target);
     });
 
+    it('answers rejected at once to an exchange or routing key longer than AMQP can encode', async () => {
+      const long = 'k'.repeat(300);
+      for (const target of [
+        { broker: 'rabbitmq' as const, exchange: long, routing_key: 'orders' },
+        { broker: 'rabbitmq' as const, exchange: 'amq.direct', routing_key: long },
+      ]) {
+        const outcome = await publisher.publish(target, deliveryRequest());
+        expect(outcome.outcome === 'rejected' && outcome.reason).toMatch(/longer than AMQP's 255 bytes/);
+      }
+    });
+
     it('answers rejected when the exchange does not exist, and publishes again afterwards', async () => {
       const missing = `intake-test-missing-${uniqueSuffix()}`;
 

@@ -1,5 +1,6 @@
 import { connect, type ChannelModel, type ConfirmChannel, type Message } from 'amqplib';
 import type { DeliveryRequest, QueuePublisher, QueueTarget } from '../../application/destination.js';
+import { MAX_BROKER_NAME_BYTES } from '../../domain/destination-config.js';
 import { connectionCache } from './connection-cache.js';
 import {
   brokerUrl,
@@ -53,6 +54,13 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
     if (target.broker !== 'rabbitmq') return rejected(`the RabbitMQ publisher cannot publish to a ${target.broker} destination`);
     const url = brokerUrl(target, options.url);
     if (typeof url !== 'string') return url;
+    // Rules saved before the limit: AMQP cannot encode a longer name, and no retry changes that.
+    for (const [what, name] of [
+      ['exchange', target.exchange],
+      ['routing key', target.routing_key],
+    ] as const)
+      if (Buffer.byteLength(name) > MAX_BROKER_NAME_BYTES)
+        return rejected(`the ${what} is longer than AMQP's ${MAX_BROKER_NAME_BYTES} bytes`);
 
     let channel: ConfirmableChannel;
     try {
