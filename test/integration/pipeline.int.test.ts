@@ -255,6 +255,33 @@ describe('the pipeline, end to end in one process', () => {
     expect((await query(app, id, 'yesterday')).status).toBe(400);
   });
 
+  it('reads time bounds past the year 9999 and below the millisecond as the instants they name', async () => {
+    const clock = fixedClock('2026-11-24T10:00:00.558Z');
+    const app = await start({ clock });
+    const created = await app.app.inject({
+      method: 'POST',
+      url: '/api/ingest/shop',
+      headers: auth,
+      payload: { event_type: 'e', payload: {} },
+    });
+    const id = (created.json() as { data: { event_id: string } }).data.event_id;
+    await app.subscriptions.caughtUp();
+    const listed = async (query: string) => {
+      const response = await app.app.inject({ method: 'GET', url: `/api/events/app/shop?${query}`, headers: auth });
+      expect(response.statusCode, query).toBe(200);
+      return (response.json() as { items: Array<{ event_id: string }> }).items.map((item) => item.event_id);
+    };
+    // The last minute of 9999 in a zone west of UTC is in the year 10000 there.
+    expect(await listed(`to=${encodeURIComponent('9999-12-31T23:59:59-23:59')}`)).toEqual([id]);
+    expect((await query(app, id, '9999-12-31T23:59:59-23:59')).id).toBe(id);
+    // Received at .558: before .5581, after .5579.
+    expect(await listed('to=2026-11-24T10:00:00.5581Z')).toEqual([id]);
+    expect(await listed('from=2026-11-24T10:00:00.5581Z')).toEqual([]);
+    expect(await listed('from=2026-11-24T10:00:00.5579Z&to=2026-11-24T10:00:00.5581Z')).toEqual([id]);
+    expect(await listed('from=2026-11-24T10:00:00.5581Z&to=2026-11-24T10:00:00.5589Z')).toEqual([]);
+    expect((await query(app, id, '2026-11-24T10:00:00.5579Z')).code).toBe('query.item-not-found');
+  });
+
   it('refuses a payload filter on the lists that take none, rather than answer every item', async () => {
     const app = await start({ startSubscribers: false });
     for (const url of ['/query/all?payload.k=1', '/ingest/all?payload.k=1', '/ingest/partner/p?limit=5&payload.a.b=x']) {

@@ -105,6 +105,19 @@ describe('JSON limits at the edge', () => {
     expect((await postRaw('/ingest', '{"partner_id":"p","payload":{"s":"100%00 sure \\\\u0000"}}')).statusCode).toBe(201);
   });
 
+  it('refuses bad percent-encoding in the query string as in the path, rather than filter by the raw text', async () => {
+    const get = (url: string) => intake.app.inject({ method: 'GET', url, headers: auth });
+    for (const url of [
+      '/api/events/app/shop?payload.s=%E9',
+      '/api/events/app/shop?event_type=%C3',
+      '/query/partner/p?status=%zz',
+      '/ingest/all?limit=5%',
+    ]) {
+      expect((await expectProblem(await get(url), 400)).code, url).toBe('request.bad-url');
+    }
+    expect((await get('/api/events/app/shop?payload.s=%C3%A9+x%2B%25')).statusCode).toBe(200);
+  });
+
   it('refuses numbers beyond a double and integers beyond 2^53-1 instead of changing them', async () => {
     const infinite = await expectProblem(await postRaw('/ingest', '{"partner_id":"p","payload":{"n":[1,1e309]}}'), 400);
     expect(infinite).toMatchObject({ code: 'request.number-out-of-range', errors: [{ path: 'payload.n[1]' }] });

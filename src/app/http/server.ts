@@ -94,6 +94,25 @@ const MAX_PARAM_LENGTH = 4096;
 const isRfc3339DateTime = Format.Get('date-time') ?? (() => true);
 Format.Set('date-time', (value) => isRfc3339DateTime(value) && !Number.isNaN(Date.parse(value)));
 
+/**
+ * The router refuses a path with bad percent-encoding, but the query parser takes such a value as its
+ * raw text: `?payload.s=%E9` (Latin-1) would filter by the text "%E9" and answer an empty page.
+ */
+function badQueryEncoding(url: string): ValidationError | undefined {
+  const query = url.indexOf('?');
+  if (query < 0) return undefined;
+  try {
+    decodeURIComponent(url.slice(query + 1));
+    return undefined;
+  } catch {
+    return new ValidationError(
+      'request.bad-url',
+      'the query string holds a % not followed by two hex digits, or bytes that are not UTF-8',
+      [{ path: 'url', message: 'bad percent-encoding in the query string' }],
+    );
+  }
+}
+
 export async function buildHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const expectedErrors = errorLogSummary(options.logger);
   const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
@@ -166,12 +185,14 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     });
   }
   app.addHook('onRequest', (request, _reply, done) => {
-    if (!request.url.includes('%00')) return done();
-    done(
-      new ValidationError('request.invalid-unicode', 'the URL holds a NUL character (%00), which is not accepted', [
-        { path: 'url', message: 'holds a NUL character (%00)' },
-      ]),
-    );
+    if (!request.url.includes('%')) return done();
+    if (request.url.includes('%00'))
+      return done(
+        new ValidationError('request.invalid-unicode', 'the URL holds a NUL character (%00), which is not accepted', [
+          { path: 'url', message: 'holds a NUL character (%00)' },
+        ]),
+      );
+    done(badQueryEncoding(request.url));
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-correlation-id', request.id);

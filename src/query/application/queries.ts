@@ -1,6 +1,7 @@
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { MAX_PAGE_BYTES, type Page, type PageRequest } from '../../shared/pagination.js';
 import { foldHistory, type HistoryEntry, type ItemView } from '../domain/item-view.js';
+import { instantBound } from '../domain/instant-bound.js';
 import type { ItemFilter, ItemHistory, ItemViews } from './ports.js';
 
 export interface ItemWithHistory {
@@ -21,9 +22,10 @@ export const getItem =
         throw new ValidationError('query.invalid-as-of', 'as_of must be an ISO-8601 date-time', [
           { path: 'as_of', message: 'invalid date-time' },
         ]);
-      const entries = (await history.of(id)).filter((entry) => happenedBy(entry, at.toISOString()));
+      const bound = instantBound(asOf, 'down');
+      const entries = (await history.of(id)).filter((entry) => happenedBy(entry, bound));
       const view = foldHistory(entries);
-      if (!view) throw new NotFoundError('query.item-not-found', `item ${id} did not exist at ${at.toISOString()}`);
+      if (!view) throw new NotFoundError('query.item-not-found', `item ${id} did not exist at ${bound}`);
       return { view, history: entries };
     }
     const view = await views.get(id);

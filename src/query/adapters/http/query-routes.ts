@@ -10,6 +10,7 @@ import type { ItemFilter } from '../../application/ports.js';
 import type { ItemWithHistory } from '../../application/queries.js';
 import type { HistoryEntry, ItemView, PipelineStatus } from '../../domain/item-view.js';
 import { parsePayloadFilter } from '../../domain/payload-filter.js';
+import { instantBound, isBefore } from '../../domain/instant-bound.js';
 
 export interface QueryHandlers {
   getItem(id: string, asOf?: string): Promise<ItemWithHistory>;
@@ -241,7 +242,7 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
           const { event_type: eventType, from, to } = request.query;
           // An empty window is a mistake to say, not an empty page to answer (as the statistics do).
           // `to` is exclusive: from = to names no instant at all.
-          if (from && to && Date.parse(from) >= Date.parse(to))
+          if (from && to && !isBefore(from, to))
             throw new ValidationError('query.invalid-range', '`from` must be before `to`', [
               { path: 'from', message: 'must be before to' },
             ]);
@@ -249,8 +250,8 @@ export function queryHttp(handlers: QueryHandlers): HttpContext {
             {
               partnerId: request.params.app_id,
               ...(eventType ? { eventType } : {}),
-              ...(from ? { from: new Date(from).toISOString() } : {}),
-              ...(to ? { to: new Date(to).toISOString() } : {}),
+              ...(from ? { from: instantBound(from, 'up') } : {}),
+              ...(to ? { to: instantBound(to, 'up') } : {}),
               payload: payloadFilterOf(request.query),
             },
             pageRequest(request.query),
