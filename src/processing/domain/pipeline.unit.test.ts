@@ -57,6 +57,18 @@ describe('normalize', () => {
     expect(normalize.run(edges, facts)).toEqual({ status: 'ok', output: { ...edges, inside: '9999-12-31T21:00:00.000Z' } });
   });
 
+  it('keeps the digits of a date-time past the millisecond', () => {
+    const given = {
+      micro: '2026-11-24T10:00:00.123456Z',
+      nano: '2026-11-24 10:00:00.123456789+02:00',
+      milli: '2026-11-24T10:00:00.1+01:00',
+    };
+    expect(normalize.run(given, facts)).toEqual({
+      status: 'ok',
+      output: { micro: '2026-11-24T10:00:00.123456Z', nano: '2026-11-24T08:00:00.123456789Z', milli: '2026-11-24T09:00:00.100Z' },
+    });
+  });
+
   it('lower-cases only what is shaped like an e-mail address', () => {
     const cases: Array<[string, string]> = [
       ['A@B.CO', 'a@b.co'],
@@ -68,6 +80,12 @@ describe('normalize', () => {
       ['A@@B.CO', 'A@@B.CO'],
       ['A B@C.DE', 'A B@C.DE'],
       [`${'A'.repeat(250)}@B.CO`, `${'A'.repeat(250)}@B.CO`],
+      ["O'Brien+News@Éxample.COM", "o'brien+news@éxample.com"],
+      // Case matters in what only holds an @: a URL's path and user info, a token, a mailto: link.
+      ['https://Alice@Example.com/Reset/AbCdEf', 'https://Alice@Example.com/Reset/AbCdEf'],
+      ['Ann@Corp.Example.COM:Secret', 'Ann@Corp.Example.COM:Secret'],
+      ['mailto:Ann@Example.COM', 'mailto:Ann@Example.COM'],
+      ['Ann@Example.com?Ref=AB', 'Ann@Example.com?Ref=AB'],
     ];
     for (const [given, expected] of cases) expect(normalize.run({ v: given }, facts)).toEqual({ status: 'ok', output: { v: expected } });
   });

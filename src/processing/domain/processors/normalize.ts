@@ -6,6 +6,9 @@ const DATE_TIME = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?
 // An address is at most 254 characters (RFC 5321); nothing longer is looked at as one.
 const MAX_EMAIL_LENGTH = 254;
 const WHITESPACE = /\s/;
+// RFC 5322's atext and dots (and, as SMTPUTF8 allows, any non-ASCII), then host-name characters.
+const LOCAL_PART = /^[\w!#$%&'*+/=?^`{|}~.\u0080-\uffff-]+$/;
+const DOMAIN = /^[A-Za-z0-9.\u0080-\uffff-]+$/;
 
 /**
  * Trims strings, rewrites date-times as canonical UTC ISO-8601 and lower-cases e-mail addresses, at
@@ -57,10 +60,19 @@ function normalizeString(raw: string): string {
     const parsed = new Date(`${date}T${time}${offset}`);
     // Year 0000 or 9999 moved across midnight by its zone would be written -000001-… or +010000-…
     const year = parsed.getUTCFullYear();
-    if (!Number.isNaN(parsed.getTime()) && year >= 0 && year <= 9999) return parsed.toISOString();
+    if (!Number.isNaN(parsed.getTime()) && year >= 0 && year <= 9999) return withFraction(parsed.toISOString(), time ?? '');
   }
   if (isEmailAddress(value)) return value.toLowerCase();
   return value;
+}
+
+/**
+ * Digits past the millisecond kept as sent: `Date` holds milliseconds, and a zone moves an instant by
+ * whole minutes, so the fraction is the same in UTC.
+ */
+function withFraction(iso: string, time: string): string {
+  const fraction = time.split('.')[1] ?? '';
+  return fraction.length > 3 ? `${iso.slice(0, -4)}${fraction}Z` : iso;
 }
 
 /**
@@ -74,14 +86,17 @@ function isCalendarDate(date: string): boolean {
 }
 
 /**
- * `local@domain.tld`: one `@`, no whitespace, a dot inside the domain. Checked by scanning rather
- * than with `/^[^\s@]+@[^\s@]+\.[^\s@]+$/`, which backtracks over every dot of the domain and took
- * seconds on a long string of dots, holding up every write behind it.
+ * `local@domain.tld`: one `@`, no whitespace, a dot inside the domain, and only the characters an
+ * address may hold on each side, so that a URL with user info (`https://Ann@Host/Path`), `mailto:…`
+ * or `user@host:secret` keeps its case. Found by scanning rather than with
+ * `/^[^\s@]+@[^\s@]+\.[^\s@]+$/`, which backtracks over every dot of the domain and took seconds on a
+ * long string of dots, holding up every write behind it; the two classes below are single runs.
  */
 function isEmailAddress(value: string): boolean {
   if (value.length > MAX_EMAIL_LENGTH || WHITESPACE.test(value)) return false;
   const at = value.indexOf('@');
   if (at < 1 || value.indexOf('@', at + 1) !== -1) return false;
   const dot = value.indexOf('.', at + 2);
-  return dot !== -1 && dot < value.length - 1;
+  if (dot === -1 || dot === value.length - 1) return false;
+  return LOCAL_PART.test(value.slice(0, at)) && DOMAIN.test(value.slice(at + 1));
 }
