@@ -477,6 +477,11 @@ $('period').addEventListener('change', (event) => {
   writeLocation();
   void refresh();
 });
+// An address edited by hand (another #app=…) changes only the fragment: the page is not loaded again.
+window.addEventListener('hashchange', () => {
+  readLocation();
+  void refresh();
+});
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden && state.timer !== undefined) void refresh();
 });

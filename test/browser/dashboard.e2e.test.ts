@@ -334,6 +334,19 @@ describe.skipIf(!hasChromium)('the dashboard’s window', () => {
     expect(await page.inputValue('#app')).toBe('zz-target');
     expect(page.url()).toMatch(/#app=zz-target&period=hourly$/);
     expect(await page.isVisible('#apps-cut')).toBe(true);
+
+    // Another application named by editing the address, as the note says to: the fragment alone changes.
+    await page.evaluate(() => {
+      location.hash = 'app=a0005&period=daily';
+    });
+    await expect.poll(() => page.inputValue('#app')).toBe('a0005');
+    expect(await page.inputValue('#period')).toBe('daily');
+    await expect.poll(() => page.textContent('#total-events')).toBe('1');
+    // The next poll keeps what the address names rather than writing the old choice back.
+    const polled = await page.textContent('#updated');
+    await expect.poll(() => page.textContent('#updated'), { timeout: 15_000 }).not.toBe(polled);
+    expect(page.url()).toMatch(/#app=a0005&period=daily$/);
+    expect(await page.inputValue('#app')).toBe('a0005');
     await page.close();
   }, 120_000);
 
