@@ -1,9 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, loadDotEnv, type Config } from '../app/config.js';
+import { loadConfig, loadDotEnv, type Config } from '../app/config.js';
 import { createLogger } from '../app/logger.js';
 import { version } from '../app/version.js';
 import { appsCreate, appsList, keysCreate, keysList, keysRevoke, rulesList, type AdminTarget } from './admin-commands.js';
 import { CliError } from './cli-error.js';
+import { failureMessage } from './failure-message.js';
 import { outputFor } from './output.js';
 
 const HELP = `intake ${version} — durable JSON ingestion
@@ -221,8 +222,7 @@ main(process.argv.slice(2)).then(
     if (code !== 0) process.exitCode = code;
   },
   (error: unknown) => {
-    const prefix = error instanceof ConfigError ? 'configuration error: ' : '';
-    process.stderr.write(`intake: ${prefix}${(error as Error).message}\n`);
+    process.stderr.write(`intake: ${failureMessage(error)}\n`);
     // Whatever may still hold the event loop (a half-started server, a timer) must not keep a failed command alive.
     process.exit(error instanceof CliError ? error.exitCode : 1);
   },

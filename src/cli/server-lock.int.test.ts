@@ -77,6 +77,24 @@ describe('the SQLite database lock', () => {
     expect(takenAsNobody(path)).toMatch(/^cannot write .*intake\.db: this user may not write it/);
   });
 
+  it.skipIf(process.getuid?.() !== 0)('says the file system is read-only rather than blame the owner', (context) => {
+    const path = database();
+    const mountPoint = join(path, '..', 'mounted');
+    spawnSync('mkdir', [mountPoint]);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status !== 0)
+      return context.skip('cannot mount a tmpfs here');
+    try {
+      const inside = join(mountPoint, 'intake.db');
+      (acquireLock(inside, 'migrate') as ServerLock).release();
+      expect(spawnSync('mount', ['-o', 'remount,ro', mountPoint]).status).toBe(0);
+      expect(() => acquireLock(inside, 'serve')).toThrow(
+        /^cannot lock .*intake\.db\.lock: the file system holding it is mounted read-only$/,
+      );
+    } finally {
+      spawnSync('umount', [mountPoint]);
+    }
+  });
+
   it('is held by one taker at a time, and taken again once released', () => {
     const path = database();
     const first = acquireLock(path, 'serve');

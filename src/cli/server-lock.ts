@@ -47,14 +47,15 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
   // SQLite opens a file it may not write read-only without a word, and then its lock holds nobody off.
   // The database and its journals likewise: a file left by a run as another user (root, in a container
   // volume) failed the start with "attempt to write a readonly database", naming neither file nor owner.
-  const unwritable = [lockPath, databasePath, `${databasePath}-wal`, `${databasePath}-shm`].find(
-    (path) => (path === lockPath || existsSync(path)) && !mayWrite(path),
-  );
-  if (unwritable !== undefined) {
+  for (const path of [lockPath, databasePath, `${databasePath}-wal`, `${databasePath}-shm`]) {
+    const refusal = path === lockPath || existsSync(path) ? writeRefusal(path) : undefined;
+    if (refusal === undefined) continue;
     guard.close();
-    const what = unwritable === lockPath ? 'lock' : 'write';
+    const what = path === lockPath ? 'lock' : 'write';
     throw new CliError(
-      `cannot ${what} ${resolve(unwritable)}: this user may not write it (another user made it?); give it to the user Intake runs as`,
+      refusal === 'EROFS'
+        ? `cannot ${what} ${resolve(path)}: the file system holding it is mounted read-only`
+        : `cannot ${what} ${resolve(path)}: this user may not write it (another user made it?); give it to the user Intake runs as`,
     );
   }
   try {
@@ -100,11 +101,12 @@ function lockHolderPid(file: string): number | undefined {
   }
 }
 
-function mayWrite(path: string): boolean {
+/** Why this process may not write the file (EROFS, EACCES…), or undefined when it may. */
+function writeRefusal(path: string): string | undefined {
   try {
     accessSync(path, constants.W_OK);
-    return true;
-  } catch {
-    return false;
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? 'EACCES';
   }
 }

@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../app/config.js';
+import { failureMessage } from './failure-message.js';
+
+const env = { DATABASE_URL: 'sqlite:/srv/intake/intake.db', ADMIN_TOKEN: 'abcdefabcdefabcdefabcdef' };
+
+describe('the message of a failed command', () => {
+  it('names the database whose disk is full, which SQLite does not', () => {
+    expect(failureMessage(new Error('database or disk is full'), env)).toBe(
+      'database or disk is full: the file system holding /srv/intake/intake.db has no space left; free some there, then start again',
+    );
+  });
+
+  it('leaves other failures as they are, and says which are configuration errors', () => {
+    expect(failureMessage(new Error('port 8000 is taken'), env)).toBe('port 8000 is taken');
+    expect(failureMessage(new ConfigError('PORT must be a number'), env)).toBe('configuration error: PORT must be a number');
+    expect(failureMessage(new Error('database or disk is full'), { DATABASE_URL: 'postgres://db/intake' })).toBe(
+      'database or disk is full',
+    );
+  });
+});
