@@ -336,9 +336,7 @@ describe.skipIf(!hasChromium)('the dashboard’s window', () => {
     expect(await page.isVisible('#apps-cut')).toBe(true);
 
     // Another application named by editing the address, as the note says to: the fragment alone changes.
-    await page.evaluate(() => {
-      location.hash = 'app=a0005&period=daily';
-    });
+    await page.evaluate("location.hash = 'app=a0005&period=daily'");
     await expect.poll(() => page.inputValue('#app')).toBe('a0005');
     expect(await page.inputValue('#period')).toBe('daily');
     await expect.poll(() => page.textContent('#total-events')).toBe('1');

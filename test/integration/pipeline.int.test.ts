@@ -92,7 +92,7 @@ describe('the pipeline, end to end in one process', () => {
       partner_id: 'acme',
       event_type: 'signup',
       status: 'processed',
-      validation: { schema_version: null, errors: [] },
+      validation: { schema_version: null, schema_partner_id: null, errors: [] },
       processing: { result: { email: 'ada@example.com', at: '2026-11-24T10:00:00.000Z' }, reason: null },
     });
     expect(item.history.map((e: { type: string }) => e.type)).toEqual(['DataReceived', 'DataIngested', 'DataValidated', 'DataProcessed']);
@@ -137,6 +137,7 @@ describe('the pipeline, end to end in one process', () => {
     expect(invalid.status).toBe('invalid');
     expect(invalid.validation).toEqual({
       schema_version: 1,
+      schema_partner_id: null,
       errors: expect.arrayContaining([
         { path: 'payload.total', rule: 'minimum', message: 'must be >= 0' },
         { path: 'payload.currency', rule: 'required', message: 'is required' },
@@ -156,9 +157,13 @@ describe('the pipeline, end to end in one process', () => {
     const ownSchema = await ingest(app, { partner_id: 'vip-partner', event_type: 'order', payload: { total: 1 } });
     app.subscriptions.start();
     await app.subscriptions.caughtUp();
-    expect(await query(app, underV1)).toMatchObject({ status: 'processed', validation: { schema_version: 1 } });
-    expect(await query(app, underV2)).toMatchObject({ status: 'invalid', validation: { schema_version: 2 } });
-    expect(await query(app, ownSchema)).toMatchObject({ status: 'invalid', validation: { errors: [{ rule: 'required' }] } });
+    expect(await query(app, underV1)).toMatchObject({ status: 'processed', validation: { schema_version: 1, schema_partner_id: null } });
+    expect(await query(app, underV2)).toMatchObject({ status: 'invalid', validation: { schema_version: 2, schema_partner_id: null } });
+    // Version 1 of the source's own schema, not of the schema for every source.
+    expect(await query(app, ownSchema)).toMatchObject({
+      status: 'invalid',
+      validation: { schema_version: 1, schema_partner_id: 'vip-partner', errors: [{ rule: 'required' }] },
+    });
   });
 
   it('manages schemas over the API and refuses an invalid JSON Schema without storing it', async () => {

@@ -17,7 +17,8 @@ export interface ItemView {
   readonly payload: JsonObject | null;
   readonly receivedAt: string;
   readonly status: PipelineStatus;
-  readonly validation: { schemaVersion: number | null; errors: Violation[] } | null;
+  /** `schemaPartnerId`: the source whose own schema judged, null for the schema of every source. */
+  readonly validation: { schemaVersion: number | null; schemaPartnerId: string | null; errors: Violation[] } | null;
   readonly processing: { result: JsonObject | null; steps: ProcessingStep[]; reason: string | null; failedStep: string | null } | null;
   readonly metadata: ItemMetadata | null;
   /** Where routing sent the item, one entry per delivery. */
@@ -97,13 +98,13 @@ export function evolveItemView(view: ItemView | undefined, event: ViewEvent, rec
         status: advance('ingested'),
       };
     case 'DataValidated':
-      return { ...base, ...touched, status: advance('validated'), validation: { schemaVersion: event.data.schema_version, errors: [] } };
+      return { ...base, ...touched, status: advance('validated'), validation: { ...judgedBy(event.data), errors: [] } };
     case 'DataInvalid':
       return {
         ...base,
         ...touched,
         status: advance('invalid'),
-        validation: { schemaVersion: event.data.schema_version, errors: event.data.errors },
+        validation: { ...judgedBy(event.data), errors: event.data.errors },
       };
     case 'DataProcessed':
       return {
@@ -217,3 +218,9 @@ export function foldHistory(history: readonly HistoryEntry[], asOf?: string): It
       undefined,
     );
 }
+
+/** Verdicts written before they named the schema's source read as the schema of every source. */
+const judgedBy = (data: { schema_version: number | null; schema_partner_id?: string | null }) => ({
+  schemaVersion: data.schema_version,
+  schemaPartnerId: data.schema_partner_id ?? null,
+});

@@ -55,8 +55,14 @@ export interface Violation {
 
 export interface DataValidated {
   readonly type: 'DataValidated';
-  readonly data: ItemSnapshot & { schema_version: number | null; validated_at: string };
+  readonly data: ItemSnapshot & { schema_version: number | null; schema_partner_id?: SchemaScope; validated_at: string };
 }
+
+/**
+ * The source whose own schema judged the item, or null for the schema of every source (or none):
+ * each numbers its versions apart. Verdicts written before December 2026 lack it.
+ */
+export type SchemaScope = string | null;
 
 export interface DataInvalid {
   readonly type: 'DataInvalid';
@@ -65,6 +71,7 @@ export interface DataInvalid {
     partner_id: string;
     event_type: string;
     schema_version: number | null;
+    schema_partner_id?: SchemaScope;
     errors: Violation[];
     validated_at: string;
   };

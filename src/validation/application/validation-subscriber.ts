@@ -46,6 +46,7 @@ export function validationSubscriber({ clock, compiler, catalog, verdicts, schem
             : await schemas.inForceAt(item.event_type, item.partner_id, event.position);
         const schema = stored && {
           version: stored.version,
+          partnerId: stored.partnerId,
           // A key no event type and source can share (`a|b` for every source against `a` for source `b|`).
           check: compile(stored.schema, JSON.stringify([stored.eventType, stored.partnerId, stored.version])),
         };
@@ -66,11 +67,12 @@ export function validationSubscriber({ clock, compiler, catalog, verdicts, schem
             const verdictEvent = { ...verdict, metadata: causedBy(event) };
             return {
               streamId: dataStreamId(item.item_id),
-              // A valid item's verdict is the item and two fields: written from the item's own text.
+              // A valid item's verdict is the item and three fields: written from the item's own text.
               events: [
                 verdictEvent.type === 'DataValidated'
                   ? extendedEvent(event, verdictEvent, {
                       schema_version: verdictEvent.data.schema_version,
+                      schema_partner_id: verdictEvent.data.schema_partner_id,
                       validated_at: verdictEvent.data.validated_at,
                     })
                   : verdictEvent,

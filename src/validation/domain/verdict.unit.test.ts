@@ -17,13 +17,24 @@ describe('validation verdict', () => {
   it('is valid with no schema', () => {
     expect(decideVerdict(item, undefined, at)).toMatchObject({
       type: 'DataValidated',
-      data: { schema_version: null, payload: { total: 5 } },
+      data: { schema_version: null, schema_partner_id: null, payload: { total: 5 } },
+    });
+  });
+
+  it('says which schema judged: a source’s own, or (null) the one for every source, whose versions are numbered apart', () => {
+    const own = { version: 2, partnerId: 'p', check: () => [] };
+    expect(decideVerdict(item, own, at).data).toMatchObject({ schema_version: 2, schema_partner_id: 'p' });
+    const everySource = { version: 2, partnerId: null, check: () => [{ path: 'payload', rule: 'type', message: 'must be array' }] };
+    expect(decideVerdict(item, everySource, at)).toMatchObject({
+      type: 'DataInvalid',
+      data: { schema_version: 2, schema_partner_id: null },
     });
   });
 
   it('is invalid with every violation of the schema', () => {
     const schema = {
       version: 3,
+      partnerId: null,
       check: () => [
         { path: 'payload.total', rule: 'minimum', message: 'must be >= 10' },
         { path: 'payload.currency', rule: 'required', message: 'is required' },

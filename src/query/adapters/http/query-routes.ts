@@ -32,7 +32,13 @@ const itemProperties = {
   received_at: Type.String({ format: 'date-time' }),
   updated_at: Type.String({ format: 'date-time' }),
   validation: Type.Union([
-    Type.Object({ schema_version: Type.Union([Type.Integer(), Type.Null()]), errors: Type.Array(Violation) }),
+    Type.Object({
+      schema_version: Type.Union([Type.Integer(), Type.Null()]),
+      schema_partner_id: Type.Union([Type.String(), Type.Null()], {
+        description: 'the source whose own schema judged the item; null for the schema of every source (or none)',
+      }),
+      errors: Type.Array(Violation),
+    }),
     Type.Null(),
   ]),
   processing: Type.Union([
@@ -96,7 +102,11 @@ const toBody = (view: ItemView) => ({
   status: view.status,
   received_at: view.receivedAt,
   updated_at: view.updatedAt,
-  validation: view.validation && { schema_version: view.validation.schemaVersion, errors: view.validation.errors },
+  validation: view.validation && {
+    schema_version: view.validation.schemaVersion,
+    schema_partner_id: view.validation.schemaPartnerId,
+    errors: view.validation.errors,
+  },
   processing: view.processing && {
     result: view.processing.result,
     steps: view.processing.steps,

@@ -6,6 +6,7 @@ import { compileLinearRegex } from '../../../shared/linear-regex.js';
 import { OverBudget, workBudget, type WorkBudget } from '../../../shared/work-budget.js';
 import { replaceMultipleOf } from './decimal-multiple-of.js';
 import { payloadWork, schemaCostProblem } from './schema-cost.js';
+import { unknownKeywords } from './unknown-keywords.js';
 import { linearUrlFormat } from './url-format.js';
 import type { SchemaCompiler } from '../../application/ports.js';
 import type { SchemaDocument } from '../../domain/schema-registry.js';
@@ -24,8 +25,15 @@ export const VALIDATION_STEPS_PER_CHARACTER = 32;
 /** Reporting a violation: ajv's error object, and ours in the verdict. */
 const STEPS_PER_VIOLATION = 200;
 
+/**
+ * The code ajv may write for one schema, in characters. Linear in the schema once no `$ref` is
+ * copied into its referrers (a plain 64 KB schema writes 1 to 2.5 MB); a bound all the same, because
+ * one function too large for the stack overflowed it at its first call.
+ */
+export const MAX_CODE_CHARACTERS = 4_000_000;
+
 /** JSON Schema draft 2020-12 through ajv; compiled checks are cached per schema version. */
-export function ajvSchemaCompiler(): SchemaCompiler {
+export function ajvSchemaCompiler({ maxCodeCharacters = MAX_CODE_CHARACTERS } = {}): SchemaCompiler {
   // The item being checked: what its patterns may still spend, and the string one was refused on.
   // Checks run one at a time, on one thread.
   let spending: WorkBudget | undefined;
@@ -64,8 +72,26 @@ export function ajvSchemaCompiler(): SchemaCompiler {
     warn: (...args: unknown[]) => void warnings.push(args.map(String).join(' ')),
     error: () => undefined,
   };
+  // What ajv may still write for the schema being compiled (not for its own meta-schemas).
+  let codeLeft = Number.POSITIVE_INFINITY;
+  const countCode = (code: string) => {
+    codeLeft -= code.length;
+    if (codeLeft < 0) {
+      throw new Error(`it compiles to more than ${maxCodeCharacters.toLocaleString('en')} characters of code: simplify or split it`);
+    }
+    return code;
+  };
   const newAjv = (allErrors: boolean) => {
-    const ajv = new Ajv2020({ allErrors, strict: false, validateFormats: true, code: { regExp }, logger });
+    // inlineRefs: false compiles a definition once, called from each $ref: copied into every referrer,
+    // 100 $refs to a 100-key definition (6.5 KB) became 7 MB of code and 5 s of compiling.
+    const ajv = new Ajv2020({
+      allErrors,
+      strict: false,
+      inlineRefs: false,
+      validateFormats: true,
+      code: { regExp, process: countCode },
+      logger,
+    });
     addFormats(ajv);
     ajv.addFormat('url', linearUrlFormat);
     replaceUniqueItems(ajv);
@@ -73,6 +99,8 @@ export function ajvSchemaCompiler(): SchemaCompiler {
     return ajv;
   };
   const ajv = newAjv(true);
+  // What ajv holds before compiling anything: its meta-schemas, by `$id`.
+  const ownIds = new Set([...Object.keys(ajv.schemas), ...Object.keys(ajv.refs)]);
   let firstOnly: Ajv2020 | undefined;
   // Checks by schema version, the most recently used last; the oldest go past CACHED_CHECKS.
   const cache = new Map<string, (payload: unknown) => Violation[]>();
@@ -81,16 +109,19 @@ export function ajvSchemaCompiler(): SchemaCompiler {
    * life of the instance, about a megabyte for a large schema at every save, and never let it go.
    */
   const compileOnce = (instance: Ajv2020, schema: SchemaDocument): ValidateFunction => {
-    // ajv removes by `$id`: a schema naming one it holds (its own meta-schema) would take that one with it.
+    // ajv removes by `$id`: a schema naming one of its meta-schemas would take that one with it.
     const id = typeof schema === 'object' && typeof schema.$id === 'string' ? schema.$id.replace(/#$/, '') : undefined;
-    if (id !== undefined && (instance.schemas[id] !== undefined || instance.refs[id] !== undefined)) {
+    if (id !== undefined && ownIds.has(id)) {
       throw new Error(`its $id "${id}" is the id of a schema Intake holds (a meta-schema); give the schema an id of its own`);
     }
+    codeLeft = maxCodeCharacters;
     try {
       return instance.compile(schema);
     } finally {
+      codeLeft = Number.POSITIVE_INFINITY;
       // ajv keys what it keeps by the schema object; a boolean schema is not kept (and not removable).
       if (typeof schema === 'object') instance.removeSchema(schema);
+      forgetIdsOf(instance, ownIds);
     }
   };
 
@@ -131,11 +162,7 @@ export function ajvSchemaCompiler(): SchemaCompiler {
         ]);
       }
       // Refused when it is saved (no cache key); a version stored before keeps being used as it was.
-      const unknownFormat = warnings.find((warning) => warning.startsWith('unknown format'));
-      if (cacheKey === undefined && unknownFormat !== undefined) {
-        const problem = `${unknownFormat.replace(/ ignored.*$/, '')}: formats are ${Object.keys(ajv.formats).join(', ')}`;
-        throw new ValidationError('validation.invalid-schema', `schema names ${problem}`, [{ path: 'schema', message: problem }]);
-      }
+      if (cacheKey === undefined) refuseWhatAjvIgnores(schema, ajv, warnings);
       const loop = endlessOnAnyValue(validate);
       if (loop !== undefined) {
         throw new ValidationError('validation.invalid-schema', `schema cannot be used: ${loop}`, [{ path: 'schema', message: loop }]);
@@ -163,7 +190,10 @@ export function ajvSchemaCompiler(): SchemaCompiler {
           if (error instanceof OverBudget) return [tooCostly(error, payload, refusedText)];
           // A reference back to the root that only some values reach: this item cannot be judged, and
           // is judged invalid rather than failing the subscriber on every item of the type.
-          if (error instanceof RangeError) return [{ path: 'schema', rule: 'schema-refused', message: ENDLESS }];
+          if (error instanceof RangeError) {
+            const message = isEndlessRecursion(error) ? ENDLESS : `the schema cannot be applied to this item: ${error.message}`;
+            return [{ path: 'schema', rule: 'schema-refused', message }];
+          }
           throw error;
         } finally {
           spending = undefined;
@@ -188,14 +218,69 @@ const ENDLESS = 'the schema applies itself to the same value without end (a $ref
  * root, on the same value, until the stack runs out. Refused when saved, it cannot park every item.
  */
 function endlessOnAnyValue(validate: ValidateFunction): string | undefined {
-  for (const value of [{}, [], null, 0, '', true]) {
-    try {
-      validate(value);
-    } catch (error) {
-      if (error instanceof RangeError) return ENDLESS;
+  // Enough frames to see a loop through many $refs repeat.
+  const traceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 200;
+  try {
+    for (const value of [{}, [], null, 0, '', true]) {
+      try {
+        validate(value);
+      } catch (error) {
+        if (error instanceof RangeError)
+          return isEndlessRecursion(error) ? ENDLESS : `checking the value ${JSON.stringify(value)} fails: ${error.message}`;
+      }
     }
+    return undefined;
+  } finally {
+    Error.stackTraceLimit = traceLimit;
   }
-  return undefined;
+}
+
+/**
+ * Whether the stack ran out because a check called itself: a call, at the same place, on the stack
+ * twice. One function too large for the stack also overflows it, at its first call, and was reported
+ * as a loop. The frames of the callers, which may recurse of their own, are left out.
+ */
+export function isEndlessRecursion(error: unknown): boolean {
+  if (!(error instanceof RangeError) || !/call stack/i.test(error.message)) return false;
+  const callers = new Set(framesOf(stackHere()));
+  const frames = framesOf(error.stack).filter((frame) => !callers.has(frame));
+  return new Set(frames).size < frames.length;
+}
+
+function stackHere(): string | undefined {
+  const traceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = Number.POSITIVE_INFINITY;
+  try {
+    return new Error().stack;
+  } finally {
+    Error.stackTraceLimit = traceLimit;
+  }
+}
+
+const framesOf = (stack: string | undefined) => (stack ?? '').split('\n').filter((line) => line.trimStart().startsWith('at '));
+
+/** Drops every id a compile left in ajv (nested `$id`s stayed, and were taken for meta-schemas later). */
+function forgetIdsOf(instance: Ajv2020, ownIds: ReadonlySet<string>): void {
+  for (const id of [...Object.keys(instance.refs), ...Object.keys(instance.schemas)]) if (!ownIds.has(id)) instance.removeSchema(id);
+}
+
+/**
+ * What ajv would skip in a schema being saved: an unknown `format` (the check was skipped for every
+ * item) and unknown keywords (a misspelt `required` let every item through).
+ */
+function refuseWhatAjvIgnores(schema: SchemaDocument, ajv: Ajv2020, warnings: readonly string[]): void {
+  const unknownFormat = warnings.find((warning) => warning.startsWith('unknown format'));
+  if (unknownFormat !== undefined) {
+    const problem = `${unknownFormat.replace(/ ignored.*$/, '')}: formats are ${Object.keys(ajv.formats).join(', ')}`;
+    throw new ValidationError('validation.invalid-schema', `schema names ${problem}`, [{ path: 'schema', message: problem }]);
+  }
+  const unknown = unknownKeywords(schema, (keyword) => ajv.RULES.keywords[keyword] === true);
+  if (unknown.length > 0) {
+    const names = unknown.map((keyword) => JSON.stringify(keyword)).join(', ');
+    const problem = `unknown keywords ${names}: draft 2020-12 has no such keyword (misspelt?); name annotations of your own x-…`;
+    throw new ValidationError('validation.invalid-schema', `schema has ${problem}`, [{ path: 'schema', message: problem }]);
+  }
 }
 
 /** Compiled checks kept at most: the versions in use stay, old ones are compiled again if ever needed. */

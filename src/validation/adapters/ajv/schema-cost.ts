@@ -25,7 +25,7 @@ const IN_PLACE_ONE = ['not', 'if', 'then', 'else'] as const;
 const IN_PLACE_LIST = ['allOf', 'anyOf', 'oneOf'] as const;
 const IN_PLACE_MAP = ['dependentSchemas', 'dependencies'] as const;
 /** Every keyword whose value holds subschemas, for finding `$id`s and anchors. */
-const SCHEMA_ONE = [
+export const SCHEMA_ONE = [
   ...IN_PLACE_ONE,
   'additionalProperties',
   'unevaluatedProperties',
@@ -36,8 +36,8 @@ const SCHEMA_ONE = [
   'contains',
   'contentSchema',
 ] as const;
-const SCHEMA_LIST = [...IN_PLACE_LIST, 'prefixItems', 'items'] as const;
-const SCHEMA_MAP = [...IN_PLACE_MAP, 'properties', 'patternProperties', '$defs', 'definitions'] as const;
+export const SCHEMA_LIST = [...IN_PLACE_LIST, 'prefixItems', 'items'] as const;
+export const SCHEMA_MAP = [...IN_PLACE_MAP, 'properties', 'patternProperties', '$defs', 'definitions'] as const;
 
 const BASE = 'https://schema.intake.invalid/';
 

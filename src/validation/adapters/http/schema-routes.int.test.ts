@@ -105,6 +105,17 @@ describe.each(backends)('PUT /api/schemas/{event_type} on %s', (backend) => {
     const accepted = await put('draft202012', { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object' });
     expect(accepted.statusCode, accepted.body).toBe(200);
   });
+
+  it('answers 400 invalid-schema naming the unknown keywords of a schema (a misspelt `required` let every item through)', async () => {
+    const response = await put('ev1', { type: 'object', requird: ['x'], 'x-owner': 'team-a', title: 'Event' });
+    expect(response.statusCode, response.body).toBe(400);
+    expect(response.json()).toMatchObject({
+      code: 'validation.invalid-schema',
+      detail: expect.stringContaining('unknown keywords "requird"'),
+      errors: [{ path: 'schema', message: expect.stringContaining('"requird"') }],
+    });
+    expect((await intake.app.inject({ method: 'GET', url: '/api/schemas/ev1', headers: auth })).statusCode).toBe(404);
+  });
 });
 
 describe('PUT /api/schemas/{event_type} with the source in the query', () => {
