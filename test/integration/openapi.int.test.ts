@@ -5,7 +5,7 @@ type Operation = {
   summary?: string;
   responses?: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
   security?: Array<Record<string, string[]>>;
-  parameters?: Array<{ in: string }>;
+  parameters?: Array<{ in: string; name?: string }>;
   requestBody?: { required?: boolean; content: Record<string, { schema: { properties?: Record<string, unknown> } }> };
 };
 
@@ -58,6 +58,18 @@ describe('the OpenAPI document of the whole service', () => {
       return problems.length === 0 || problems.some(([, response]) => !response.content?.['application/problem+json']);
     });
     expect(undocumented.map(([name]) => name)).toEqual([]);
+  });
+
+  it('documents the 422 of every operation that takes an Idempotency-Key, which it answers to the key sent with another body', () => {
+    const keyed = operations.filter(([, operation]) =>
+      operation.parameters?.some((p) => p.in === 'header' && p.name?.toLowerCase() === 'idempotency-key'),
+    );
+    expect(keyed.map(([name]) => name)).toEqual(
+      expect.arrayContaining(['POST /api/v1/tracking/events', 'POST /api/v1/tracking/conversions']),
+    );
+    // The application batch keys each event (`key#0`, `key#1`…) and rejects a changed one in its receipt.
+    const perEvent = new Set(['POST /api/ingest/{app_id}/batch']);
+    expect(keyed.filter(([name, operation]) => !perEvent.has(name) && !operation.responses?.['422']).map(([name]) => name)).toEqual([]);
   });
 
   it('documents what the edge answers on every route of a kind, and the edge answers it', async () => {

@@ -165,7 +165,7 @@ export function attributionHttp(handlers: AttributionHandlers): HttpContext {
               'the key sent with another conversion is refused with 422.',
             headers: KeyHeader,
             body: ConversionBody,
-            response: { 201: Recorded, ...errorResponses },
+            response: { 201: Recorded, ...errorResponses, 422: Type.Ref('Problem') },
           },
           validatorCompiler: looseBodyCompiler(ConversionEnvelope),
         },

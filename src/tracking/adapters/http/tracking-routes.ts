@@ -160,7 +160,7 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
               'the key sent with another event is refused with 422.',
             headers: KeyHeader,
             body: TrackingEventBody,
-            response: { 201: Recorded, ...errorResponses },
+            response: { 201: Recorded, ...errorResponses, 422: Type.Ref('Problem') },
           },
           validatorCompiler: looseBodyCompiler(AnyObject),
           config: { access: 'write' },
@@ -204,7 +204,7 @@ export function trackingHttp(handlers: TrackingHandlers): HttpContext {
               { events: Type.Array(TrackingEventBody, { minItems: 1, maxItems: MAX_BATCH_SIZE }) },
               { additionalProperties: false },
             ),
-            response: { 200: BatchResult, ...errorResponses },
+            response: { 200: BatchResult, ...errorResponses, 422: Type.Ref('Problem') },
           },
           validatorCompiler: looseBodyCompiler(AnyBatch),
           // Each event is held to the JSON limits alone: one too deep or with a lone surrogate is rejected by itself.
