@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../../shared/clock.js';
-import { NotFoundError, UnavailableError } from '../../shared/errors.js';
+import { NotFoundError } from '../../shared/errors.js';
 import { ConcurrencyError, type EventStore } from '../../shared/event-store/event-store.js';
-import { oneAtATime } from '../../shared/one-at-a-time.js';
+import { retriedChanges } from '../../shared/event-store/retried-changes.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import type { PageRequest } from '../../shared/pagination.js';
 import { digestOf, secretMatches } from '../../shared/secrets.js';
@@ -34,47 +33,21 @@ async function load(store: EventStore, appId: string): Promise<{ state: Applicat
   return { state: events.map((e) => e as unknown as ApplicationEvent).reduce(evolveApplication, noApplication), version: events.length };
 }
 
-/**
- * Loads the application, decides and appends; when another change to it committed in between (two
- * keys issued at once, a rename beside a revoke), decides again on the new state, as the second of
- * two requests one after the other would: independent changes both succeed, a repeated one gets the
- * answer it would get then (an already revoked key, an existing id). Changes made through this
- * process wait for each other (`oneAtATime`), so only another process's can race one; a change still
- * beaten after MAX_DECISIONS rounds is the server's to retry later, never the caller's conflict.
- */
-async function changeApplication<T extends ApplicationEvent>(
+/** Changes to one application: decided again on the new state when another committed first (see retriedChanges). */
+const changes = retriedChanges('applications.busy', (streamId) => `application ${streamId.slice('application-'.length)}`);
+
+function changeApplication<T extends ApplicationEvent>(
   store: EventStore,
   appId: string,
   decide: (state: ApplicationState) => T,
 ): Promise<T> {
-  return oneChangeAtATime(appId, async () => {
-    for (let attempt = 1; ; attempt++) {
-      const { state, version } = await load(store, appId);
-      const event = decide(state);
-      try {
-        await store.append({
-          streamId: applicationStreamId(appId),
-          events: [event],
-          expectedVersion: version === 0 ? 'no_stream' : version,
-        });
-        return event;
-      } catch (error) {
-        if (!(error instanceof ConcurrencyError)) throw error;
-        if (attempt >= MAX_DECISIONS) {
-          throw new UnavailableError('applications.busy', `application ${appId} is being changed by other requests; retry shortly`, 1);
-        }
-        // Each round lets one of the processes racing through it win: a growing random wait spreads the others.
-        await sleep(Math.random() * Math.min(2 ** attempt, 100));
-      }
-    }
+  const streamId = applicationStreamId(appId);
+  return changes(store, streamId, async () => {
+    const { state, version } = await load(store, appId);
+    const event = decide(state);
+    return { append: { streamId, events: [event], expectedVersion: version === 0 ? 'no_stream' : version }, result: event };
   });
 }
-
-// Each round settles at least one of the racing processes.
-const MAX_DECISIONS = 32;
-
-/** Changes to one application made through this process, one after the other. */
-const oneChangeAtATime = oneAtATime();
 
 export const createApplication =
   ({ store, clock, newId }: ApplicationDeps) =>

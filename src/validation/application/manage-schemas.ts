@@ -1,6 +1,7 @@
 import type { Clock } from '../../shared/clock.js';
 import { NotFoundError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
+import { retriedChanges } from '../../shared/event-store/retried-changes.js';
 import {
   decideRegister,
   decideRemove,
@@ -31,33 +32,46 @@ async function load(store: EventStore, key: SchemaKey): Promise<{ state: SchemaS
   return { state: own.reduce(evolveSchema, noSchema), streamVersion: events.length };
 }
 
-/** Registers a new version; the schema must compile, so a broken one never reaches the pipeline. */
+/** Changes to one schema stream: decided again on the new state when another committed first. */
+const changes = retriedChanges('validation.busy', (streamId) => `schema ${streamId.slice('schema-'.length)}`);
+
+/**
+ * Registers a new version; the schema must compile, so a broken one never reaches the pipeline.
+ * Two at once both land, one after the other, as two versions.
+ */
 export const registerSchema =
   ({ store, clock, compiler }: SchemaDeps) =>
   async (key: SchemaKey, schema: unknown): Promise<StoredSchema> => {
-    const { state, streamVersion } = await load(store, key);
-    const event = decideRegister(key, schema, state, clock.now());
-    compiler.compile(event.data.schema);
-    await store.append({
-      streamId: schemaStreamId(key),
-      events: [event],
-      expectedVersion: streamVersion === 0 ? 'no_stream' : streamVersion,
+    const streamId = schemaStreamId(key);
+    let compiled: unknown;
+    return changes(store, streamId, async () => {
+      const { state, streamVersion } = await load(store, key);
+      const event = decideRegister(key, schema, state, clock.now());
+      // Compiled once: a decision taken again differs only in its version number.
+      if (compiled !== event.data.schema) compiler.compile((compiled = event.data.schema));
+      return {
+        append: { streamId, events: [event], expectedVersion: streamVersion === 0 ? 'no_stream' : streamVersion },
+        result: {
+          eventType: key.eventType,
+          partnerId: key.partnerId,
+          version: event.data.version,
+          schema: event.data.schema,
+          registeredAt: event.data.registered_at,
+        },
+      };
     });
-    return {
-      eventType: key.eventType,
-      partnerId: key.partnerId,
-      version: event.data.version,
-      schema: event.data.schema,
-      registeredAt: event.data.registered_at,
-    };
   };
 
+/** Removes the schema; a second removal at once finds none (404), as it would a moment later. */
 export const removeSchema =
   ({ store, clock }: Omit<SchemaDeps, 'compiler'>) =>
   async (key: SchemaKey): Promise<void> => {
-    const { state, streamVersion } = await load(store, key);
-    const event = decideRemove(key, state, clock.now());
-    await store.append({ streamId: schemaStreamId(key), events: [event], expectedVersion: streamVersion });
+    const streamId = schemaStreamId(key);
+    await changes(store, streamId, async () => {
+      const { state, streamVersion } = await load(store, key);
+      const event = decideRemove(key, state, clock.now());
+      return { append: { streamId, events: [event], expectedVersion: streamVersion }, result: undefined };
+    });
   };
 
 export const getSchema = (catalog: SchemaCatalog) => async (key: SchemaKey) => {

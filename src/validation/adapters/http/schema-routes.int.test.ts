@@ -44,6 +44,18 @@ describe.each(backends)('GET /api/schemas on %s', (backend) => {
     await expectCursorRefused(intake, '/api/schemas');
   });
 
+  it('takes changes to one schema sent at once one after the other: every PUT a version, one DELETE and 404s', async () => {
+    const puts = await Promise.all(Array.from({ length: 20 }, (_, i) => put('race', `v${i}`)));
+    expect(puts.map((r) => r.statusCode)).toEqual(Array(20).fill(200));
+    expect(puts.map((r) => r.json<{ version: number }>().version).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    const removals = await Promise.all(
+      Array.from({ length: 10 }, () => intake.app.inject({ method: 'DELETE', url: '/api/schemas/race', headers: auth })),
+    );
+    expect(removals.map((r) => r.statusCode).sort()).toEqual([204, ...Array(9).fill(404)]);
+  });
+
   it(`stops a page before the schema that would take it past ${MAX_PAGE_BYTES / (1024 * 1024)} MB, whatever the limit`, async () => {
     // Schemas of about 63 KB (the most is 64 KB): 70 of them weigh more than a page may.
     const description = 'd'.repeat(63 * 1024);
