@@ -228,7 +228,11 @@ async function openRole(
   deps: { clock: Clock; newId: IdGenerator; logger: FastifyBaseLogger & Logger; onBatch?: (size: number) => void },
 ): Promise<OpenedRole> {
   const { clock, newId, logger } = deps;
-  const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config, role) });
+  const postgres = await openPostgres({
+    url: config.databaseUrl,
+    schema: postgresSchemaOf(config, role),
+    maxConnections: config.databasePoolSize,
+  });
   const tables = ROLE_CONTEXTS[role].map((context) => context.tables);
   await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, ...tables.flatMap((t) => t.migrations)]);
   try {

@@ -212,7 +212,11 @@ type StoreOptions = Pick<SqliteEventStoreOptions, 'clock' | 'newId' | 'maxQueued
  */
 async function openBackend(config: Config, checkpointLogger: Logger | undefined, options: StoreOptions): Promise<Backend> {
   if (isPostgresUrl(config.databaseUrl)) {
-    const postgres = await openPostgres({ url: config.databaseUrl, schema: postgresSchemaOf(config) });
+    const postgres = await openPostgres({
+      url: config.databaseUrl,
+      schema: postgresSchemaOf(config),
+      maxConnections: config.databasePoolSize,
+    });
     await migratePostgresToLatest(postgres, [
       postgresEventStoreMigrations,
       ...sharedMigrations,

@@ -2,6 +2,8 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { watchForSilentServer } from './silent-server-watch.js';
 import { withoutPassword } from './connection-url.js';
+import { reportBusyPool } from './busy-pool.js';
+import { DEFAULT_POOL_SIZE } from './pool-size.js';
 
 export { withoutPassword };
 
@@ -63,9 +65,10 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
   }
 
   const idleTimeout = Math.max(1, Math.round(options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS));
+  const poolSize = options.maxConnections ?? DEFAULT_POOL_SIZE;
   const pool = new pg.Pool({
     connectionString: options.url,
-    max: options.maxConnections ?? 10,
+    max: poolSize,
     // Fail fast while PostgreSQL is down: requests answer 503 at once instead of queueing.
     connectionTimeoutMillis: 2000,
     // Startup options rather than a SET after connect: no extra round trip, and no connection without them.
@@ -75,6 +78,7 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
   // but nobody listens on a checked-out one, and an unheard 'error' event ends the process. The query in
   // flight is rejected all the same, and the request answers 503.
   pool.on('error', () => undefined);
+  reportBusyPool(pool, poolSize);
   pool.on('connect', (client) => client.on('error', () => undefined));
   const stopWatch = watchForSilentServer(pool, {
     url: options.url,

@@ -11,7 +11,7 @@ export const testPostgresUrl: string | undefined = process.env.TEST_POSTGRES_URL
 export async function openTemporarySchema(
   url: string,
   prefix = 'intake_test',
-  options: Pick<OpenPostgresOptions, 'idleInTransactionTimeoutMs'> = {},
+  options: Pick<OpenPostgresOptions, 'idleInTransactionTimeoutMs' | 'maxConnections'> = {},
 ): Promise<PostgresHandle> {
   const schema = `${prefix}_${randomBytes(6).toString('hex')}`;
   const handle = await openPostgres({ url, schema, ...options });
