@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Generated, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import { PostgresAdapter, sql, type ExpressionBuilder, type Generated, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
 import type {
   Attempt,
@@ -203,6 +203,7 @@ function claimOrder(a: Delivery, b: Delivery): number {
 }
 
 export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   return {
     async schedule(deliveries) {
       const inserted: string[] = [];
@@ -227,7 +228,10 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .orderBy(sql`CASE WHEN d.replay_job_id IS NULL THEN 0 ELSE 1 END`)
         .orderBy('d.next_attempt_at')
         .orderBy('d.position')
-        .limit(limit);
+        .limit(limit)
+        // Replicas claiming at once chose overlapping rows and locked them in different orders: deadlocks.
+        // Rows another replica is claiming are left to it.
+        .$if(postgres, (query) => query.forUpdate().skipLocked());
       const rows = await tables(db)
         .updateTable('routing_deliveries')
         .set({ lease_until: leaseUntil, lease_owner: owner })

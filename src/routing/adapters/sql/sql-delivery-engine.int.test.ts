@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../../shared/errors.js';
 import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
@@ -191,6 +191,26 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     const first = await store.claimDue({ now: T1, leaseUntil: LATER, limit: 1, owner: 'w1', excludeRules: [] });
     expect(first.map((d) => d.deliveryId)).toEqual(['live']);
   });
+
+  it.runIf(_name === 'postgres')(
+    'leaves to another replica the deliveries it is claiming, rather than wait for them (or deadlock)',
+    async () => {
+      const db = await open();
+      const store = sqlDeliveryStore(db);
+      await store.schedule([delivery('a', 1, null), delivery('b', 2, null)]);
+      // Another replica's claim, between choosing its rows and committing.
+      await db.transaction().execute(async (other) => {
+        await sql`SELECT delivery_id FROM routing_deliveries WHERE delivery_id = 'a' FOR UPDATE`.execute(other);
+        const claimed = await Promise.race([
+          store
+            .claimDue({ now: T1, leaseUntil: LATER, limit: 10, owner: 'w2', excludeRules: [] })
+            .then((rows) => rows.map((d) => d.deliveryId)),
+          new Promise((resolve) => setTimeout(() => resolve('waited for the other replica'), 3000)),
+        ]);
+        expect(claimed).toEqual(['b']);
+      });
+    },
+  );
 
   it('answers the claimed deliveries in the order it chose them: live first, then by due time and log position', async () => {
     const db = await open();
