@@ -29,7 +29,7 @@ import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
 import { rulesProjection, sealClearSecrets, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/sql-rules.js';
-import { secretBox } from './adapters/secrets/secret-box.js';
+import { newSecretReference, secretBox } from './adapters/secrets/secret-box.js';
 import { assertPublicUrl } from './adapters/webhook/assert-public-url.js';
 import { assertQueueDestination, type NamedBrokers } from './adapters/queue/broker-address-policy.js';
 import { newSigningSecret } from './adapters/webhook/standard-webhooks.js';
@@ -174,6 +174,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     newId,
     catalog,
     vault,
+    secrets: vault(db),
     breakers: sqlBreakerStore,
     tallies: sqlTallyStore,
     evaluator,
@@ -183,6 +184,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     checkQueueDestination: (config) =>
       assertQueueDestination(config, options.allowedHosts, options.queueBrokers ?? {}, options.defaultBrokers),
     newSigningSecret,
+    newSecretReference,
   };
   const deliveries = sqlDeliveryStore(db);
   const replay = procedures.define('routing.replay-delivery', async (deliveryId: string) => {

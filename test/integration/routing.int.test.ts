@@ -525,7 +525,7 @@ describe('webhook delivery', () => {
     expect(refused.json().code).toBe('routing.invalid-destination');
   });
 
-  it('rotates the signing secret: later attempts are signed with the new one', async () => {
+  it('rotates the signing secret: later attempts are signed with the new one, and the old one for a day', async () => {
     const intake = await start();
     const hooks = await receiver();
     await setUp(intake);
@@ -539,8 +539,15 @@ describe('webhook delivery', () => {
       'webhook-timestamp': String(request?.headers['webhook-timestamp']),
       'webhook-signature': String(request?.headers['webhook-signature']),
     };
-    expect(() => new Webhook(rotated).verify(request?.body ?? '', headers)).not.toThrow();
-    expect(() => new Webhook(rule.signing_secret).verify(request?.body ?? '', headers)).toThrow();
+    const [current, previous] = headers['webhook-signature'].split(' ');
+    expect(() => new Webhook(rotated).verify(request?.body ?? '', { ...headers, 'webhook-signature': current ?? '' })).not.toThrow();
+    expect(() =>
+      new Webhook(rule.signing_secret).verify(request?.body ?? '', { ...headers, 'webhook-signature': current ?? '' }),
+    ).toThrow();
+    // A receiver still on the old secret verifies too, until it expires (src/routing/secret-rotation.int.test.ts).
+    expect(() =>
+      new Webhook(rule.signing_secret).verify(request?.body ?? '', { ...headers, 'webhook-signature': previous ?? '' }),
+    ).not.toThrow();
   });
 });
 

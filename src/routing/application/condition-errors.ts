@@ -1,7 +1,8 @@
 import { conditionProblem } from '../domain/condition.js';
+import { maskedDestination } from '../domain/destination-secrets.js';
 import type { StoredRule } from './ports.js';
 
-/** A rule as the API shows it: with why its condition cannot run, when it cannot. */
+/** A rule as the API shows it: its credentials masked, and why its condition cannot run, when it cannot. */
 export type RuleView = StoredRule & {
   /** Null when the condition runs; otherwise why today's limits refuse it (the rule then matches no event). */
   readonly condition_error: string | null;
@@ -33,6 +34,7 @@ export function conditionErrors(): ConditionErrorOf {
   };
 }
 
+/** Credentials never leave: each shows as the mask, which a PUT or PATCH may send back to keep it. */
 export const ruleViewOf =
   (conditionError: ConditionErrorOf) =>
-  (rule: StoredRule): RuleView => ({ ...rule, condition_error: conditionError(rule) });
+  (rule: StoredRule): RuleView => ({ ...maskedDestination(rule), condition_error: conditionError(rule) });

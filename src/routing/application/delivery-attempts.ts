@@ -14,9 +14,10 @@ import {
   type AttemptDecision,
   type AttemptOutcome,
 } from '../domain/delivery.js';
-import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
+import type { DatabaseConfig } from '../domain/destination-config.js';
 import { ruleStreamId, type RoutingRuleToggled } from '../domain/routing-rule.js';
 import type { DeliveryRequest, QueuePublisher, WebhookSender } from './destination.js';
+import { sendWithCredentials } from './destination-credentials.js';
 import { destinationKeyOfRule } from './destination-key.js';
 import type {
   BreakerStoreFor,
@@ -100,17 +101,9 @@ export function deliveryAttempts(
       eventType: delivery.eventType,
     };
     switch (rule.destination_type) {
-      case 'webhook': {
-        const secret = await deps.vault(deps.db).get(rule.rule_id);
-        if (!secret) return { outcome: 'rejected', reason: 'the rule has no signing secret', durationMs: 0 };
-        const config = rule.destination_config as WebhookConfig;
-        return deps.webhooks.send(
-          { url: config.url, signingSecret: secret, ...(config.headers ? { headers: config.headers } : {}) },
-          request,
-        );
-      }
+      case 'webhook':
       case 'queue':
-        return deps.queues.publish(rule.destination_config as QueueConfig, request);
+        return sendWithCredentials({ ...deps, vault: deps.vault(deps.db) }, rule, request, deps.clock.now().toISOString());
       case 'database':
         // Written inside the attempt's own transaction (see `record`): exactly once with its bookkeeping.
         return { outcome: 'delivered', durationMs: 0 };

@@ -22,6 +22,8 @@ export interface WebhookTarget {
   readonly url: string;
   /** `whsec_<base64 key>`, per the Standard Webhooks specification. */
   readonly signingSecret: string;
+  /** The secret a rotation replaced, while it is honoured: each message is signed with both. */
+  readonly previousSigningSecret?: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
 

@@ -21,7 +21,9 @@ import {
   type RuleInput,
   type RuleState,
 } from '../domain/routing-rule.js';
-import type { BreakerStoreFor, DestinationTables, RuleCatalog, SecretVaultFor, StoredRule, TallyStoreFor } from './ports.js';
+import { unmasked } from '../domain/destination-secrets.js';
+import { revealedDestination, sealedDestination } from './destination-credentials.js';
+import type { BreakerStoreFor, DestinationTables, RuleCatalog, SecretVault, SecretVaultFor, StoredRule, TallyStoreFor } from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
 
 /** A rule event with the signing secret that goes with it, committed together. */
@@ -30,6 +32,10 @@ export interface RuleChange {
   readonly append: AppendRequest;
   /** Stored as the rule's secret. */
   readonly secret?: string;
+  /** The secret `secret` replaces goes on signing beside it until then (a rotation). */
+  readonly keepPreviousUntil?: string;
+  /** The destination's credentials to seal, by the references the rule holds in their place. */
+  readonly credentials?: Readonly<Record<string, string>>;
   /** Make sure the rule has a secret: a new one is made unless one is stored. */
   readonly ensureSecret?: boolean;
   /**
@@ -68,7 +74,8 @@ export const saveRuleChange =
         await tallies(tx.db).clear(change.ruleId);
       }
       const secrets = vault(tx.db);
-      if (change.secret !== undefined) await secrets.set(change.ruleId, change.secret);
+      if (change.credentials !== undefined) await secrets.sealValues(change.ruleId, change.credentials);
+      if (change.secret !== undefined) await secrets.set(change.ruleId, change.secret, change.keepPreviousUntil);
       if (change.ensureSecret && !(await secrets.get(change.ruleId))) {
         const madeSecret = newSigningSecret();
         await secrets.set(change.ruleId, madeSecret);
@@ -85,6 +92,8 @@ export interface RuleDeps {
   readonly newId: IdGenerator;
   readonly catalog: RuleCatalog;
   readonly vault: SecretVaultFor;
+  /** The vault on the connection requests read with: a change opens the rule's credentials to keep those it does not change. */
+  readonly secrets: Pick<SecretVault, 'openValues'>;
   readonly breakers: BreakerStoreFor;
   readonly tallies: TallyStoreFor;
   readonly evaluator: RuleEvaluator;
@@ -95,7 +104,12 @@ export interface RuleDeps {
   /** A queue destination's broker: a configured name, or a URL under the same address policy. */
   readonly checkQueueDestination: (config: QueueConfig) => void;
   readonly newSigningSecret: () => string;
+  /** A new reference for a sealed credential (see `destination-secrets.ts`). */
+  readonly newSecretReference: () => string;
 }
+
+/** How long a signing secret replaced by a rotation goes on signing beside the new one, as Svix does. */
+export const PREVIOUS_SECRET_HONOURED_MS = 24 * 60 * 60 * 1000;
 
 /** A rule's state folded from its stream: tells a deleted rule from one that never existed. */
 export async function ruleStateOf(store: EventStore, ruleId: string): Promise<RuleState> {
@@ -107,7 +121,12 @@ async function load(store: EventStore, ruleId: string): Promise<{ state: RuleSta
   return { state: events.map((e) => e as unknown as RoutingRuleEvent).reduce(evolveRule, noRule), version: events.length };
 }
 
-async function validated(deps: RuleDeps, input: RuleInput): Promise<RuleFields> {
+/**
+ * The rule a request asks for, checked, with its credentials in clear: a credential given as the mask
+ * is the one `current` (the rule before the change, in clear) holds.
+ */
+async function validated(deps: RuleDeps, given: RuleInput, current?: RuleFields): Promise<RuleFields> {
+  const input = unmasked(given, current);
   if (!(await deps.applicationExists(input.app_id))) {
     throw new ValidationError('routing.unknown-application', `no application ${input.app_id}`, [
       { path: 'app_id', message: 'unknown application' },
@@ -149,12 +168,14 @@ export const createRule =
     // Said before anything else is done; said for sure in the transaction that would add the rule.
     assertRoomForRule(fields.app_id, await deps.catalog.countByApp(fields.app_id));
     const ruleId = deps.newId();
-    const event = decideCreate(ruleId, fields, noRule, deps.clock.now());
+    const sealed = sealedDestination(fields, undefined, deps.newSecretReference);
+    const event = decideCreate(ruleId, sealed.destination, noRule, deps.clock.now());
     const signingSecret = fields.destination_type === 'webhook' ? deps.newSigningSecret() : undefined;
     await deps.saveChange({
       ruleId,
       newRuleOf: fields.app_id,
       append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: 'no_stream' },
+      credentials: sealed.values,
       ...(signingSecret ? { secret: signingSecret } : {}),
     });
     deps.evaluator.invalidate(fields.app_id);
@@ -185,12 +206,16 @@ export const patchRule =
 async function saveRule(deps: RuleDeps, ruleId: string, inputFrom: (current: RuleFields) => RuleInput): Promise<CreatedRule> {
   const { state, version } = await load(deps.store, ruleId);
   if (state.status !== 'live') throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
-  const fields = await validated(deps, inputFrom(state.fields));
+  const current = (await revealedDestination(deps.secrets, ruleId, state.fields)).destination;
+  const valid = await validated(deps, inputFrom(current), current);
+  const sealed = sealedDestination(valid, { stored: state.fields, clear: current }, deps.newSecretReference);
+  const fields = sealed.destination;
   const event = decideUpdate(ruleId, fields, state, deps.clock.now());
   // A rule that becomes a webhook needs a secret to sign with; an existing one is kept.
   const { madeSecret: signingSecret } = await deps.saveChange({
     ruleId,
     append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
+    credentials: sealed.values,
     ensureSecret: fields.destination_type === 'webhook',
     ...(changesDestination(state.fields, fields)
       ? { newDestination: { destination: destinationKeyOf(fields), at: event.data.updated_at } }
@@ -223,14 +248,23 @@ export const deleteRule =
     deps.evaluator.invalidate(event.data.app_id);
   };
 
-/** A new signing secret, effective for the next attempt of every delivery of the rule. */
+/**
+ * A new signing secret, effective for the next attempt of every delivery of the rule. The one it
+ * replaces signs beside it for `PREVIOUS_SECRET_HONOURED_MS`, so receivers have a day to take the new one.
+ */
 export const rotateSecret =
   (deps: RuleDeps) =>
   async (ruleId: string): Promise<string> => {
     const { state, version } = await load(deps.store, ruleId);
-    const event = decideRotate(ruleId, state, deps.clock.now());
+    const now = deps.clock.now();
+    const event = decideRotate(ruleId, state, now);
     const secret = deps.newSigningSecret();
-    await deps.saveChange({ ruleId, append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version }, secret });
+    await deps.saveChange({
+      ruleId,
+      append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
+      secret,
+      keepPreviousUntil: new Date(now.getTime() + PREVIOUS_SECRET_HONOURED_MS).toISOString(),
+    });
     return secret;
   };
 

@@ -26,10 +26,21 @@ export interface RuleCatalog {
   countByApp(appId: string, options?: { readonly taking?: boolean }): Promise<number>;
 }
 
-/** Webhook signing secrets: needed in clear to sign, so kept apart from the log and never returned after creation. */
+/**
+ * Webhook signing secrets and destination credentials (header values, broker passwords): needed in
+ * clear to sign and send, so sealed apart from the log and never returned after they are set.
+ */
 export interface SecretVault {
+  /** The rule's current signing secret. */
   get(ruleId: string): Promise<string | undefined>;
-  set(ruleId: string, secret: string): Promise<void>;
+  /** The secrets to sign with at `at`: the current one, then the one a rotation replaced while it is still honoured. */
+  signingSecrets(ruleId: string, at: string): Promise<readonly string[]>;
+  /** `keepPreviousUntil` (a rotation): the secret replaced goes on signing beside the new one until then. */
+  set(ruleId: string, secret: string, keepPreviousUntil?: string): Promise<void>;
+  /** The clear values of a rule's sealed credentials, by reference; one that is not there (or does not open) is left out. */
+  openValues(ruleId: string, references: readonly string[]): Promise<Map<string, string>>;
+  /** Seals credentials under their references (reference → clear value). */
+  sealValues(ruleId: string, values: Readonly<Record<string, string>>): Promise<void>;
 }
 
 /** `cancelled`: a replay's delivery that its job's cancel withdrew before it was sent. */

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Clock } from '../../shared/clock.js';
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { IdGenerator } from '../../shared/ids.js';
-import type { QueueConfig, WebhookConfig } from '../domain/destination-config.js';
+import { sendWithCredentials } from './destination-credentials.js';
 import type { DeliveryOutcome, DeliveryRequest, QueuePublisher, WebhookSender } from './destination.js';
 import type { RuleCatalog, SecretVaultFor } from './ports.js';
 
@@ -44,16 +44,14 @@ export const testSend =
         data: { test: true, rule_id: rule.rule_id, app_id: rule.app_id, sent_at: at },
       }),
     };
+    const vault = deps.vault(deps.db);
     switch (rule.destination_type) {
-      case 'webhook': {
-        const secret = await deps.vault(deps.db).get(rule.rule_id);
-        if (!secret) throw new ValidationError('routing.no-signing-secret', `rule ${ruleId} has no signing secret`);
-        const config = rule.destination_config as WebhookConfig;
-        const target = { url: config.url, signingSecret: secret, ...(config.headers ? { headers: config.headers } : {}) };
-        return { messageId, outcome: await deps.webhooks.send(target, request) };
-      }
+      case 'webhook':
+        if (!(await vault.get(rule.rule_id)))
+          throw new ValidationError('routing.no-signing-secret', `rule ${ruleId} has no signing secret`);
+        return { messageId, outcome: await sendWithCredentials({ ...deps, vault }, rule, request, at) };
       case 'queue':
-        return { messageId, outcome: await deps.queues.publish(rule.destination_config as QueueConfig, request) };
+        return { messageId, outcome: await sendWithCredentials({ ...deps, vault }, rule, request, at) };
       case 'database':
         throw new ValidationError(
           'routing.test-unsupported',

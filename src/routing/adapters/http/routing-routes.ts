@@ -135,6 +135,13 @@ const replayBody = (job: ReplayJob, counts?: ReplayProgress['deliveries']) => ({
 });
 
 const AnyObject = JsonObjectSchema;
+const DestinationConfigSchema = Type.Unsafe<Record<string, unknown>>({
+  type: 'object',
+  additionalProperties: true,
+  description:
+    'Credentials (each webhook header value, the password of a queue broker’s `url`) are sealed when saved and shown as ' +
+    '`••••••` from then on; sent back as `••••••`, one keeps its value',
+});
 const DELIVERY_STATES = ['pending', 'retrying', 'succeeded', 'dead_lettered', 'cancelled'] as const;
 const Priority = Type.Integer({ minimum: -1_000_000, maximum: 1_000_000, description: 'Higher runs first' });
 const RuleFieldsBody = {
@@ -145,7 +152,7 @@ const RuleFieldsBody = {
     Type.Union([AnyObject, Type.Null()], { description: 'MongoDB-style query over {event_type, payload, metadata, app_id}' }),
   ),
   destination_type: Type.String({ description: 'webhook | database | queue' }),
-  destination_config: Type.Optional(AnyObject),
+  destination_config: Type.Optional(DestinationConfigSchema),
   priority: Type.Optional(Priority),
   is_active: Type.Optional(
     Type.Boolean({ description: 'Default true on creation; a replacement (PUT) without it keeps the current value' }),
@@ -171,7 +178,7 @@ const RulePatchBody = Type.Object(
     event_type_filter: Type.Optional(Type.Union([Type.String(), Type.Null()])),
     condition: Type.Optional(Type.Union([AnyObject, Type.Null()])),
     destination_type: Type.Optional(Type.String({ description: 'webhook | database | queue' })),
-    destination_config: Type.Optional(AnyObject),
+    destination_config: Type.Optional(DestinationConfigSchema),
     priority: Type.Optional(Priority),
     is_active: Type.Optional(Type.Boolean()),
     ordering_key: RuleFieldsBody.ordering_key,
@@ -187,7 +194,7 @@ const Rule = Type.Object(
     event_type_filter: Type.Union([Type.String(), Type.Null()]),
     condition: AnyObject,
     destination_type: Type.String(),
-    destination_config: AnyObject,
+    destination_config: DestinationConfigSchema,
     priority: Type.Integer(),
     is_active: Type.Boolean(),
     ordering_key: Type.Union([Type.String(), Type.Null()]),
@@ -387,7 +394,9 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
           schema: {
             tags,
             summary: "Replace a webhook rule's signing secret",
-            description: 'The new secret signs every attempt from now on, including retries; it is shown only in this response.',
+            description:
+              'The new secret signs every attempt from now on, including retries; it is shown only in this response. For 24 hours ' +
+              'the secret it replaces signs beside it (`webhook-signature: v1,<new> v1,<old>`), so receivers can switch without failing.',
             params: RuleParams,
             response: { 200: Type.Object({ signing_secret: Type.String() }), ...errorResponses },
           },

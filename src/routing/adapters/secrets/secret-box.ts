@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } f
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createFileDurably } from '../../../shared/durable-file.js';
 import { join } from 'node:path';
+import { SECRET_REFERENCE_PREFIX } from '../../domain/destination-secrets.js';
 
 /** Encrypts secrets that must be used in clear later (webhook signing secrets): AES-256-GCM, bound to their owner's id. */
 export interface SecretBox {
@@ -12,6 +13,9 @@ export interface SecretBox {
   /** Names the key without revealing it: equal for equal keys, so processes can tell whether they share one. */
   fingerprint(): string;
 }
+
+/** A new reference for a sealed destination credential: unguessable, so a rule cannot name another's by chance. */
+export const newSecretReference = () => `${SECRET_REFERENCE_PREFIX}${randomBytes(16).toString('hex')}`;
 
 /** How a sealed value begins: values stored in clear before sealing existed do not. */
 export const SEALED_PREFIX = 'enc:v1:';

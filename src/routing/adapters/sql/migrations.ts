@@ -264,6 +264,24 @@ const boundedOrderingKeys: Migration = {
   },
 };
 
+/**
+ * Destination credentials (webhook header values, broker passwords) sealed apart from the rules, which
+ * refer to them; and the signing secret a rotation replaced, still signed with until `previous_until`.
+ */
+const sealedCredentials: Migration = {
+  async up(db) {
+    await db.schema
+      .createTable('routing_sealed_values')
+      .addColumn('rule_id', 'text', (c) => c.notNull())
+      .addColumn('reference', 'text', (c) => c.notNull())
+      .addColumn('sealed', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('routing_sealed_values_pk', ['rule_id', 'reference'])
+      .execute();
+    await db.schema.alterTable('routing_secrets').addColumn('previous_secret', 'text').execute();
+    await db.schema.alterTable('routing_secrets').addColumn('previous_until', 'text').execute();
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -278,5 +296,6 @@ export const routingMigrations: MigrationSet = {
     '0009_tallies_and_destination_keys': talliesAndDestinationKeys,
     '0010_rule_activity': ruleActivity,
     '0011_bounded_ordering_keys': boundedOrderingKeys,
+    '0012_sealed_credentials': sealedCredentials,
   },
 };

@@ -8,7 +8,8 @@ import type { SecretBox } from '../secrets/secret-box.js';
 
 type Tables = {
   routing_rules: { rule_id: string; app_id: string; rule: string; priority: number; created_at: string; is_active: number };
-  routing_secrets: { rule_id: string; secret: string };
+  routing_secrets: { rule_id: string; secret: string; previous_secret: string | null; previous_until: string | null };
+  routing_sealed_values: { rule_id: string; reference: string; sealed: string };
   routing_tallies: { rule_id: string };
 };
 
@@ -38,6 +39,7 @@ export const rulesProjection: InlineProjection = {
       } else if (type === 'RoutingRuleDeleted') {
         await tables(db).deleteFrom('routing_rules').where('rule_id', '=', data.rule_id).execute();
         await tables(db).deleteFrom('routing_secrets').where('rule_id', '=', data.rule_id).execute();
+        await tables(db).deleteFrom('routing_sealed_values').where('rule_id', '=', data.rule_id).execute();
         await tables(db).deleteFrom('routing_tallies').where('rule_id', '=', data.rule_id).execute();
       } else if (type === 'RoutingRuleUpdated' || type === 'RoutingRuleToggled') {
         const row = await tables(db).selectFrom('routing_rules').select('rule').where('rule_id', '=', data.rule_id).executeTakeFirst();
@@ -162,23 +164,78 @@ export function sqlRuleCatalog(db: Kysely<object>): RuleCatalog {
   };
 }
 
-/** Signing secrets sealed at rest; rows written in clear before sealing existed still open. */
+/** The owner a sealed credential is bound to: opened under another rule or reference, it does not open. */
+const credentialOwner = (ruleId: string, reference: string) => `${ruleId}/${reference}`;
+
+/**
+ * Signing secrets and destination credentials sealed at rest; secrets written in clear before sealing
+ * existed still open. A credential a rule no longer refers to is kept until the rule is deleted: a
+ * worker may still hold the rule's previous version for a moment.
+ */
 export function sqlSecretVault(box: SecretBox): (db: Kysely<object>) => SecretVault {
-  return (db) => ({
-    async get(ruleId) {
-      const stored = (await tables(db).selectFrom('routing_secrets').select('secret').where('rule_id', '=', ruleId).executeTakeFirst())
-        ?.secret;
-      return stored === undefined ? undefined : box.open(ruleId, stored);
-    },
-    async set(ruleId, secret) {
-      const sealed = box.seal(ruleId, secret);
-      await tables(db)
-        .insertInto('routing_secrets')
-        .values({ rule_id: ruleId, secret: sealed })
-        .onConflict((oc) => oc.column('rule_id').doUpdateSet({ secret: sealed }))
-        .execute();
-    },
-  });
+  return (db) => {
+    const row = (ruleId: string) =>
+      tables(db)
+        .selectFrom('routing_secrets')
+        .select(['secret', 'previous_secret', 'previous_until'])
+        .where('rule_id', '=', ruleId)
+        .executeTakeFirst();
+    return {
+      async get(ruleId) {
+        const stored = (await row(ruleId))?.secret;
+        return stored === undefined ? undefined : box.open(ruleId, stored);
+      },
+      async signingSecrets(ruleId, at) {
+        const stored = await row(ruleId);
+        if (!stored) return [];
+        const current = box.open(ruleId, stored.secret);
+        const honoured = stored.previous_secret !== null && stored.previous_until !== null && at < stored.previous_until;
+        return honoured && stored.previous_secret !== null ? [current, box.open(ruleId, stored.previous_secret)] : [current];
+      },
+      async set(ruleId, secret, keepPreviousUntil) {
+        const sealed = box.seal(ruleId, secret);
+        const replaced = keepPreviousUntil === undefined ? undefined : (await row(ruleId))?.secret;
+        const previous =
+          replaced === undefined
+            ? { previous_secret: null, previous_until: null }
+            : { previous_secret: box.seal(ruleId, box.open(ruleId, replaced)), previous_until: keepPreviousUntil ?? null };
+        await tables(db)
+          .insertInto('routing_secrets')
+          .values({ rule_id: ruleId, secret: sealed, ...previous })
+          .onConflict((oc) => oc.column('rule_id').doUpdateSet({ secret: sealed, ...previous }))
+          .execute();
+      },
+      async openValues(ruleId, references) {
+        const opened = new Map<string, string>();
+        for (const piece of keyPieces(db, [...new Set(references)])) {
+          const rows = await tables(db)
+            .selectFrom('routing_sealed_values')
+            .select(['reference', 'sealed'])
+            .where('rule_id', '=', ruleId)
+            .where('reference', 'in', piece)
+            .execute();
+          for (const { reference, sealed } of rows) {
+            try {
+              opened.set(reference, box.open(credentialOwner(ruleId, reference), sealed));
+            } catch {
+              // Sealed with a key since lost (see adoptSecretKey): the rule needs the credential again.
+            }
+          }
+        }
+        return opened;
+      },
+      async sealValues(ruleId, values) {
+        for (const [reference, value] of Object.entries(values)) {
+          const sealed = box.seal(credentialOwner(ruleId, reference), value);
+          await tables(db)
+            .insertInto('routing_sealed_values')
+            .values({ rule_id: ruleId, reference, sealed })
+            .onConflict((oc) => oc.columns(['rule_id', 'reference']).doUpdateSet({ sealed }))
+            .execute();
+        }
+      },
+    };
+  };
 }
 
 /** Seals the secrets still stored in clear (written before sealing existed); answers how many. */

@@ -4,7 +4,8 @@ import { SEALED_PREFIX, type SecretBox } from '../secrets/secret-box.js';
 
 type Tables = {
   routing_secret_key: { id: number; fingerprint: string; created_at: string };
-  routing_secrets: { rule_id: string; secret: string };
+  routing_secrets: { rule_id: string; secret: string; previous_secret: string | null };
+  routing_sealed_values: { rule_id: string; reference: string; sealed: string };
 };
 
 /** The process holds another key than the one this database's signing secrets are sealed with. */
@@ -60,8 +61,9 @@ export async function verifySecretKey(db: Kysely<object>, box: SecretBox, now: (
 
 /**
  * Makes the process's key the database's, for an operator whose old key is gone: the signing
- * secrets it cannot open are deleted (their rules need a new one: rotate-secret) and the key's
- * fingerprint is recorded. Answers the rules whose secret does not open; unless `drop` is set and
+ * secrets it cannot open are deleted (their rules need a new one: rotate-secret), as are the
+ * destination credentials it cannot open (their rules need them given again: PUT), and the key's
+ * fingerprint is recorded. Answers the rules whose secret or credentials do not open; unless `drop` is set and
  * some do not, nothing changes (`adopted` false): the operator confirms the loss first.
  */
 export async function adoptSecretKey(
@@ -80,8 +82,34 @@ export async function adoptSecretKey(
         unreadable.push(row.rule_id);
       }
     }
+    const unreadableSecrets = [...unreadable];
+    // A rule's destination credentials (header values, broker passwords) are lost the same way.
+    const unreadableValues: Array<{ rule_id: string; reference: string }> = [];
+    for (const row of await table.selectFrom('routing_sealed_values').select(['rule_id', 'reference', 'sealed']).execute()) {
+      try {
+        box.open(`${row.rule_id}/${row.reference}`, row.sealed);
+      } catch {
+        unreadableValues.push(row);
+        if (!unreadable.includes(row.rule_id)) unreadable.push(row.rule_id);
+      }
+    }
     if (unreadable.length > 0 && !drop) return { unreadable, adopted: false };
-    for (const piece of keyPieces(trx, unreadable)) await table.deleteFrom('routing_secrets').where('rule_id', 'in', piece).execute();
+    for (const piece of keyPieces(trx, unreadableSecrets))
+      await table.deleteFrom('routing_secrets').where('rule_id', 'in', piece).execute();
+    for (const { rule_id, reference } of unreadableValues)
+      await table.deleteFrom('routing_sealed_values').where('rule_id', '=', rule_id).where('reference', '=', reference).execute();
+    // A secret a rotation replaced is only honoured for a day: one that does not open is let go without a word.
+    for (const row of await table
+      .selectFrom('routing_secrets')
+      .select(['rule_id', 'previous_secret'])
+      .where('previous_secret', 'is not', null)
+      .execute()) {
+      try {
+        box.open(row.rule_id, row.previous_secret ?? '');
+      } catch {
+        await table.updateTable('routing_secrets').set({ previous_secret: null }).where('rule_id', '=', row.rule_id).execute();
+      }
+    }
     const fingerprint = box.fingerprint();
     await table
       .insertInto('routing_secret_key')

@@ -20,6 +20,14 @@ export function signPayload(secret: string, id: string, timestampSeconds: number
   return `${SIGNATURE_VERSION},${hmac(signingKey(secret), id, timestampSeconds, body)}`;
 }
 
+/**
+ * The `webhook-signature` header signed with each secret, space-separated as the specification allows:
+ * during a rotation a receiver verifies with whichever of the secrets it holds.
+ */
+export function signWithEach(secrets: readonly string[], id: string, timestampSeconds: number, body: string): string {
+  return secrets.map((secret) => signPayload(secret, id, timestampSeconds, body)).join(' ');
+}
+
 export interface VerifyOptions {
   /** When given, a timestamp further than `toleranceSeconds` from `now` fails: replayed messages are refused. */
   readonly now?: Date;

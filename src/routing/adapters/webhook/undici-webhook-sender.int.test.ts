@@ -112,6 +112,25 @@ describe('undiciWebhookSender', () => {
     expect(verified).toEqual(JSON.parse(delivery().body));
   });
 
+  it('signs with the current and the previous secret during a rotation, the current first', async () => {
+    const previous = newSigningSecret();
+    expect(await sender().send(target({ previousSigningSecret: previous }), delivery())).toMatchObject({ outcome: 'delivered' });
+    const [request] = receiver.received;
+    const headers = {
+      'webhook-id': String(request?.headers['webhook-id']),
+      'webhook-timestamp': String(request?.headers['webhook-timestamp']),
+      'webhook-signature': String(request?.headers['webhook-signature']),
+    };
+    const [current, old] = headers['webhook-signature'].split(' ');
+    // A receiver holding either secret verifies the message.
+    for (const [key, signature] of [
+      [secret, current],
+      [previous, old],
+    ] as const) {
+      expect(() => new Webhook(key).verify(request?.body ?? '', { ...headers, 'webhook-signature': signature ?? '' })).not.toThrow();
+    }
+  });
+
   it('stamps the injected time and never lets target headers replace the signed ones', async () => {
     const clock = fixedClock('2025-03-01T10:00:00Z');
     const outcome = await sender({ clock }).send(

@@ -6,7 +6,7 @@ import type { DeliveryOutcome, DeliveryRequest, WebhookSender, WebhookTarget } f
 import { destinationPolicy } from './destination-policy.js';
 import { DestinationRefusedError, guardedConnector, type Resolver } from './guarded-connector.js';
 import { parseRetryAfter } from '../../../shared/http/retry-after.js';
-import { signPayload } from './standard-webhooks.js';
+import { signWithEach } from './standard-webhooks.js';
 
 export interface UndiciWebhookSenderOptions {
   /** Host names, IPs and CIDRs that may be reached although not public (see `parseAllowedHosts`). */
@@ -77,7 +77,7 @@ export function undiciWebhookSender(options: UndiciWebhookSenderOptions = {}): W
           'content-type': 'application/json',
           'webhook-id': delivery.deliveryId,
           'webhook-timestamp': String(timestamp),
-          'webhook-signature': signPayload(target.signingSecret, delivery.deliveryId, timestamp, delivery.body),
+          'webhook-signature': signWithEach(signingSecretsOf(target), delivery.deliveryId, timestamp, delivery.body),
         },
         body: delivery.body,
         signal,
@@ -107,6 +107,10 @@ export function undiciWebhookSender(options: UndiciWebhookSenderOptions = {}): W
     },
   };
 }
+
+/** The current secret first: a receiver that checks only the first signature checks the one it should have. */
+const signingSecretsOf = (target: WebhookTarget) =>
+  target.previousSigningSecret === undefined ? [target.signingSecret] : [target.signingSecret, target.previousSigningSecret];
 
 function customHeaders(headers: Readonly<Record<string, string>> | undefined): Record<string, string> {
   const allowed: Record<string, string> = { 'user-agent': USER_AGENT };

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../shared/errors.js';
+import { credentialsOf, maskedDestination, SECRET_MASK, unmasked } from './destination-secrets.js';
+
+const webhook = (headers: Record<string, string>) => ({
+  destination_type: 'webhook',
+  destination_config: { url: 'http://127.0.0.1:42010/ok', headers },
+});
+const queue = (broker: string, url: string) => ({ destination_type: 'queue', destination_config: { broker, url, stream: 's' } });
+
+describe('destination credentials', () => {
+  it('finds every webhook header value and a broker URL’s password', () => {
+    expect(credentialsOf(webhook({ Authorization: 'Bearer SUPERSECRET123', 'X-Team': 'a' }))).toEqual(
+      new Map([
+        ['headers.Authorization', 'Bearer SUPERSECRET123'],
+        ['headers.X-Team', 'a'],
+      ]),
+    );
+    expect(credentialsOf(queue('redis', 'redis://:hunter2pass@127.0.0.1:6379/5'))).toEqual(new Map([['url', 'hunter2pass']]));
+    expect(credentialsOf(queue('rabbitmq', 'amqp://guest:p@ss:w@rd@broker/vh?x=1'))).toEqual(new Map([['url', 'p@ss:w@rd']]));
+    // A NATS URL's lone user part is its token; elsewhere a user without a password is no secret.
+    expect(credentialsOf(queue('nats', 'nats://s3cr3t@nats:4222'))).toEqual(new Map([['url', 's3cr3t']]));
+    expect(credentialsOf(queue('redis', 'redis://user@redis:6379'))).toEqual(new Map());
+    expect(credentialsOf(queue('redis', 'redis://redis:6379/0?x=a@b'))).toEqual(new Map());
+  });
+
+  it('masks them and nothing else', () => {
+    expect(maskedDestination(webhook({ Authorization: 'Bearer SUPERSECRET123' })).destination_config).toEqual({
+      url: 'http://127.0.0.1:42010/ok',
+      headers: { Authorization: SECRET_MASK },
+    });
+    expect(maskedDestination(queue('rabbitmq', 'amqp://guest:guest@127.0.0.1:5672/')).destination_config).toMatchObject({
+      url: `amqp://guest:${SECRET_MASK}@127.0.0.1:5672/`,
+    });
+    const database = { destination_type: 'database', destination_config: { table: 't' } };
+    expect(maskedDestination(database)).toEqual(database);
+  });
+
+  it('takes a mask sent back for the credential it stands for', () => {
+    const current = queue('redis', 'redis://:hunter2pass@127.0.0.1:6379/5');
+    expect(unmasked(maskedDestination(current), current)).toEqual(current);
+    // As a URL library would send it back.
+    expect(unmasked(queue('redis', `redis://:${encodeURIComponent(SECRET_MASK)}@127.0.0.1:6379/5`), current)).toEqual(current);
+    const hooks = webhook({ Authorization: 'Bearer SUPERSECRET123' });
+    expect(unmasked(webhook({ Authorization: SECRET_MASK, 'X-New': 'v' }), hooks).destination_config).toMatchObject({
+      headers: { Authorization: 'Bearer SUPERSECRET123', 'X-New': 'v' },
+    });
+  });
+
+  it('refuses a mask with no credential behind it', () => {
+    const attempt = () => unmasked(webhook({ 'X-Other': SECRET_MASK }), webhook({ Authorization: 'Bearer x' }));
+    expect(attempt).toThrow(ValidationError);
+    expect(attempt).toThrow(/destination_config.headers.X-Other/);
+    expect(() => unmasked(webhook({ Authorization: SECRET_MASK }), undefined)).toThrow(ValidationError);
+  });
+});
