@@ -150,7 +150,10 @@ export function problemFor(error: unknown, instance: string): Problem {
  */
 export async function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply, summary?: ErrorLogSummary): Promise<void> {
   // The URL as logged: a write key sent in the query (`?writeKey=`) or the path is not echoed back.
-  const problem = withRequestDetail(problemFor(error, loggableUrl(request.url, request.params)), request);
+  const mapped = problemFor(error, loggableUrl(request.url, request.params));
+  // Fastify's own refusals get their detail from the request; ours (a body that decompresses past the
+  // limit) say what they mean already.
+  const problem = isFrameworkError(error) ? withRequestDetail(mapped, request) : mapped;
   if (problem.status === 503) {
     reply.header('retry-after', String(error instanceof UnavailableError ? error.retryAfterSeconds : 1));
     // A raw driver error says why the dependency is away; a DomainError's code already does.
@@ -165,6 +168,8 @@ export async function sendProblem(error: unknown, request: FastifyRequest, reply
   if (error instanceof UnauthorizedError) reply.header('www-authenticate', 'Bearer');
   await reply.status(problem.status).type('application/problem+json').send(problem);
 }
+
+const isFrameworkError = (error: unknown) => String((error as { code?: unknown } | null)?.code ?? '').startsWith('FST_');
 
 /** Fastify's own words for a size or type it refused name neither the limit nor what is accepted: these do. */
 function withRequestDetail(problem: Problem, request: FastifyRequest): Problem {

@@ -24,6 +24,17 @@ describe('readiness', () => {
     await app.close();
   });
 
+  it('answers not ready with the reason when a check fails (it answered a 500 that fit no readiness body)', async () => {
+    const app = await serverWith(() => Promise.reject(new Error('the storage thread has 8 requests in hand; retry shortly')));
+    const response = await app.inject({ url: '/health/ready' });
+    expect(response.statusCode).toBe(503);
+    expect(response.json()).toMatchObject({
+      status: 'not_ready',
+      checks: { readiness: { status: 'down', detail: expect.stringMatching(/8 requests in hand/) } },
+    });
+    await app.close();
+  });
+
   it('answers with the checks when they come in time', async () => {
     const app = await serverWith(async () => ({ database: { status: 'ok', detail: 'fine' } }));
     const response = await app.inject({ url: '/health/ready' });

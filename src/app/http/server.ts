@@ -80,8 +80,12 @@ async function checksWithin(readiness: ReadinessCheck, deadlineMs: number): Retu
       deadlineMs,
     );
   });
+  // A check that fails says so in the answer: thrown, it became a 500 whose body fit no readiness schema.
+  const checked = readiness().catch((error: unknown) => ({
+    readiness: { status: 'down' as const, detail: `the checks failed: ${(error as Error).message}` },
+  }));
   try {
-    return await Promise.race([readiness(), late]);
+    return await Promise.race([checked, late]);
   } finally {
     clearTimeout(timer);
   }

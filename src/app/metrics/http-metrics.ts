@@ -56,6 +56,7 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: IntakeMetrics
 /** This thread's metrics, summed with those another thread of the process keeps (same names add up). */
 async function exposition(metrics: IntakeMetrics): Promise<string> {
   if (!metrics.elsewhere) return metrics.registry.metrics();
-  const [here, there] = await Promise.all([metrics.registry.getMetricsAsJSON(), metrics.elsewhere()]);
+  // The other thread's part may not come (its thread refusing work): this thread's still tells what it knows.
+  const [here, there] = await Promise.all([metrics.registry.getMetricsAsJSON(), metrics.elsewhere().catch(() => [])]);
   return AggregatorRegistry.aggregate([here, there]).metrics();
 }

@@ -28,4 +28,20 @@ describe('GET /metrics under many scrapers', () => {
       await app.close();
     }
   });
+
+  it("serves this thread's metrics when the other thread's part cannot be had (its thread refusing work)", async () => {
+    const metrics = {
+      ...createMetrics({ processMetrics: false }),
+      elsewhere: () => Promise.reject(new Error('the storage thread has 8 requests in hand')),
+    };
+    const app = Fastify().addSchema(ProblemSchema);
+    registerHttpMetrics(app, metrics);
+    try {
+      const answer = await app.inject({ method: 'GET', url: '/metrics' });
+      expect(answer.statusCode).toBe(200);
+      expect(answer.body).toMatch(/^# HELP /m);
+    } finally {
+      await app.close();
+    }
+  });
 });

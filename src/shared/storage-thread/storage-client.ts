@@ -39,6 +39,12 @@ export interface StorageBudget {
   readonly maxChars: number;
 }
 
+/**
+ * Procedures that say how storage is doing, taking no arguments: readiness and metrics must tell the
+ * truth when the storage thread is overloaded, so they go past the budget, one call of each at a time.
+ */
+const REPORTS = new Set(['storage.health', 'subscriptions.status', 'storage.metrics']);
+
 export const DEFAULT_STORAGE_BUDGET: StorageBudget = { maxCalls: 10_000, maxChars: 64 * 1024 * 1024 };
 
 const textLength = (event: { readonly type: string; readonly data: string; readonly metadata: string }) =>
@@ -99,13 +105,13 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
     }
   };
   type Unsent = { kind: 'append'; request: WireAppend } | { kind: 'procedure'; name: string; args: readonly unknown[] };
-  const send = (call: Unsent): Promise<unknown> =>
+  const send = (call: Unsent, withinBudget = true): Promise<unknown> =>
     new Promise((resolve, reject) => {
       if (failed) return reject(failed);
       // Refused here, before it is copied over: the storage thread takes whatever it is sent.
       // An append's events are text already: their lengths, without a walk.
       const chars = call.kind === 'append' ? call.request.events.reduce((sum, e) => sum + textLength(e), 0) : charsOf(call.args);
-      if (waiting.size >= budget.maxCalls || (charsInHand + chars > budget.maxChars && waiting.size > 0)) {
+      if (withinBudget && (waiting.size >= budget.maxCalls || (charsInHand + chars > budget.maxChars && waiting.size > 0))) {
         return reject(
           new UnavailableError(
             'event-store.overloaded',
@@ -135,6 +141,16 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
         });
       }
     });
+
+  // A report asked for again while one is on its way shares it: a flood of readiness probes adds one call.
+  const reportsInFlight = new Map<string, Promise<unknown>>();
+  const report = (name: string): Promise<unknown> => {
+    const inFlight = reportsInFlight.get(name);
+    if (inFlight) return inFlight;
+    const sent = send({ kind: 'procedure', name, args: [] }, false).finally(() => reportsInFlight.delete(name));
+    reportsInFlight.set(name, sent);
+    return sent;
+  };
 
   worker.on('message', (message: StorageMessage) => {
     if (message.type !== 'replies') return;
@@ -173,7 +189,7 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
 
   return {
     store,
-    procedures: forwardingProcedures((name, args) => send({ kind: 'procedure', name, args })),
+    procedures: forwardingProcedures((name, args) => (REPORTS.has(name) ? report(name) : send({ kind: 'procedure', name, args }))),
     fail(error) {
       failed = error;
       for (const caller of waiting.values()) caller.reject(error);

@@ -12,7 +12,8 @@ function heldPort() {
   };
   const answerAll = () =>
     deliver({ type: 'replies', replies: sent.splice(0).flatMap((m) => m.calls.map((call) => ({ id: call.id, ok: true, value: 'done' }))) });
-  return { port, answerAll };
+  const sentCalls = () => sent.flatMap((m) => m.calls) as Array<{ name?: string }>;
+  return { port, answerAll, sentCalls };
 }
 
 const reads = {} as EventStoreReads;
@@ -40,6 +41,20 @@ describe('the storage client', () => {
     await flushed();
     answerAll();
     await expect(later).resolves.toBe('done');
+  });
+
+  it('answers how storage is doing past the budget, one call of each report at a time', async () => {
+    const { port, answerAll, sentCalls } = heldPort();
+    const client = storageClient(port, reads, { maxCalls: 1, maxChars: 1_000_000 });
+    const commit = client.procedures.define('ingestion.commit', async () => 'done');
+    const health = client.procedures.define('storage.health', async () => 'done');
+    const held = commit();
+    await expect(commit()).rejects.toMatchObject({ code: 'event-store.overloaded' });
+    const probes = [health(), health(), health()];
+    await flushed();
+    expect(sentCalls().map((call) => call.name)).toEqual(['ingestion.commit', 'storage.health']);
+    answerAll();
+    await expect(Promise.all([held, ...probes])).resolves.toEqual(['done', 'done', 'done', 'done']);
   });
 
   it('weighs a call by the text it carries', () => {
