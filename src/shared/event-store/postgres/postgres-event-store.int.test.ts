@@ -55,6 +55,24 @@ describe.skipIf(!testPostgresUrl)('postgres event store', () => {
     });
   }
 
+  it('refuses a transaction past MAX_QUEUED_APPENDS of them waiting or running (503), rather than let the pool time it out', async () => {
+    const postgres = await openTemporarySchema(url);
+    await migratePostgresToLatest(postgres, [postgresEventStoreMigrations]);
+    const store = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7, maxQueued: 2 });
+    try {
+      let release = () => {};
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const running = [store.transaction(() => gate), store.transaction(() => gate)];
+      await expect(store.transaction(async () => 'third')).rejects.toMatchObject({ code: 'event-store.overloaded', retryAfterSeconds: 1 });
+      release();
+      await Promise.all(running);
+      await expect(store.transaction(async () => 'again')).resolves.toBe('again');
+    } finally {
+      await store.close();
+      await postgres.close();
+    }
+  });
+
   it('reads its own latest commits from memory, and the database across what another process or a rollback left between them', async () => {
     const { postgres, store, statements } = await recordingStore(url);
     const other = await postgresEventStore({ postgres, clock: systemClock, newId: uuidV7 });

@@ -204,6 +204,8 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
 
   // Appends and transactions begun before close() end before the files and connections do.
   const inFlight = workInFlight();
+  const maxQueued = options.maxQueued ?? 10_000;
+  let transactionsRunning = 0;
   let closed: Promise<void> | undefined;
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
@@ -214,7 +216,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     // A PostgreSQL commit returns once its WAL record is flushed: nothing more to wait for.
     durable: () => Promise.resolve(),
     maxBatch: options.maxBatch ?? 1000,
-    maxQueued: options.maxQueued ?? 10_000,
+    maxQueued,
     overloaded: (queued) => new OverloadedError(queued),
     onBatch: options.onBatch,
   });
@@ -326,46 +328,54 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
 
     headPosition: lastInReadOrder,
 
-    transaction: (work) =>
-      inFlight.run(async () => {
-        const appended: RecordedEvent[] = [];
-        const committed: Array<() => void> = [];
-        const result = await db.transaction().execute(async (trx) => {
-          const tx: StoreTransaction = {
-            db: untyped(trx),
-            async append(request) {
-              const outcome = await appendIsolated(trx, request);
-              if (outcome instanceof Error) throw outcome;
-              appended.push(...outcome.events);
-              return outcome;
-            },
-            async appendMany(requests) {
-              // One statement for them all, and no savepoint around it: a version another writer took
-              // meanwhile fails the statement and with it the transaction, which the caller retries
-              // (a subscription tries the events again, each alone). Savepoints cost two round trips
-              // on every commit for a race that a unique index already settles.
-              let outcomes: Array<AppendResult | Error>;
-              try {
-                outcomes = await appendWithin(trx, requests);
-              } catch (error) {
-                throw isStreamVersionConflict(error) ? conflictOf(error, requests) : error;
-              }
-              // What was inserted is in the transaction even when another request of these failed its check.
-              for (const outcome of outcomes) if (!(outcome instanceof Error)) appended.push(...outcome.events);
-              const failure = outcomes.find((outcome) => outcome instanceof Error);
-              if (failure) throw failure;
-              return outcomes as AppendResult[];
-            },
-            // Rolled back, its appends are neither announced nor noted.
-            isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
-            afterCommit: (callback) => committed.push(callback),
-          };
-          return work(tx);
+    transaction: (work) => {
+      // Transactions wait for a pooled connection, not for the committer: MAX_QUEUED_APPENDS bounds them too.
+      if (transactionsRunning >= maxQueued) return Promise.reject(new OverloadedError(transactionsRunning));
+      transactionsRunning += 1;
+      return inFlight
+        .run(async () => {
+          const appended: RecordedEvent[] = [];
+          const committed: Array<() => void> = [];
+          const result = await db.transaction().execute(async (trx) => {
+            const tx: StoreTransaction = {
+              db: untyped(trx),
+              async append(request) {
+                const outcome = await appendIsolated(trx, request);
+                if (outcome instanceof Error) throw outcome;
+                appended.push(...outcome.events);
+                return outcome;
+              },
+              async appendMany(requests) {
+                // One statement for them all, and no savepoint around it: a version another writer took
+                // meanwhile fails the statement and with it the transaction, which the caller retries
+                // (a subscription tries the events again, each alone). Savepoints cost two round trips
+                // on every commit for a race that a unique index already settles.
+                let outcomes: Array<AppendResult | Error>;
+                try {
+                  outcomes = await appendWithin(trx, requests);
+                } catch (error) {
+                  throw isStreamVersionConflict(error) ? conflictOf(error, requests) : error;
+                }
+                // What was inserted is in the transaction even when another request of these failed its check.
+                for (const outcome of outcomes) if (!(outcome instanceof Error)) appended.push(...outcome.events);
+                const failure = outcomes.find((outcome) => outcome instanceof Error);
+                if (failure) throw failure;
+                return outcomes as AppendResult[];
+              },
+              // Rolled back, its appends are neither announced nor noted.
+              isolated: (isolatedWork) => forgottenOnFailure([appended, committed], () => withSavepoint(untyped(trx), isolatedWork)),
+              afterCommit: (callback) => committed.push(callback),
+            };
+            return work(tx);
+          });
+          notify(appended);
+          runCommitted(committed);
+          return result;
+        })
+        .finally(() => {
+          transactionsRunning -= 1;
         });
-        notify(appended);
-        runCommitted(committed);
-        return result;
-      }),
+    },
 
     onAppended(listener) {
       listeners.add(listener);
