@@ -158,7 +158,17 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
   const ping = async () => {
     readonly.raw.prepare('SELECT 1').get();
   };
-  const app = await httpEdge(options, modules, links, subscriptions, metrics, readonly.db, ping, () => control.health());
+  const app = await httpEdge(
+    options,
+    modules,
+    links,
+    subscriptions,
+    metrics,
+    readonly.db,
+    ping,
+    () => control.health(),
+    () => client.saturation(),
+  );
 
   return {
     app,
@@ -212,6 +222,7 @@ async function httpEdge(
   db: Kysely<object>,
   ping: () => Promise<void>,
   storageHealth: () => Promise<StorageHealth | undefined>,
+  saturation?: () => string | undefined,
 ): Promise<FastifyInstance> {
   const readiness: ReadinessCheck = async () => {
     try {
@@ -246,6 +257,7 @@ async function httpEdge(
     trustProxy: options.config.trustProxy,
     adminDigest: options.adminDigest,
     readiness,
+    ...(saturation ? { saturation } : {}),
     ...(options.writesRefused ? { writesRefused: options.writesRefused } : {}),
     ...(links.verifyWriteKey ? { verifyWriteKey: links.verifyWriteKey } : {}),
     metrics,

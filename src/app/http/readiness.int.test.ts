@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { digestOf } from '../../shared/secrets.js';
 import { buildHttpServer, type ReadinessCheck } from './server.js';
 
-const serverWith = (readiness: ReadinessCheck) =>
+const serverWith = (readiness: ReadinessCheck, saturation?: () => string | undefined) =>
   buildHttpServer({
+    ...(saturation ? { saturation } : {}),
     logger: pino({ level: 'silent' }),
     version: 'test',
     bodyLimitBytes: 4096,
@@ -32,6 +33,18 @@ describe('readiness', () => {
       status: 'not_ready',
       checks: { readiness: { status: 'down', detail: expect.stringMatching(/8 requests in hand/) } },
     });
+    await app.close();
+  });
+
+  it('answers ready but degraded when its checks are late behind a load that storage is still working through', async () => {
+    const app = await serverWith(
+      () => new Promise(() => undefined),
+      () => 'the storage thread has 900 requests in hand and answered one 3 ms ago',
+    );
+    const response = await app.inject({ url: '/health/ready' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({ status: 'ready', checks: { readiness: { status: 'degraded' } } });
+    expect(response.json().checks.readiness.detail).toMatch(/queued behind the load: the storage thread has 900 requests/);
     await app.close();
   });
 

@@ -55,6 +55,11 @@ export interface HttpServerOptions {
   readonly writesRefused?: () => Error | undefined;
   /** How long readiness waits for its checks before it answers "not ready" (2 s by default). */
   readonly readinessDeadlineMs?: number;
+  /**
+   * Why checks that are late may be merely queued behind the load (storage still answering), if so:
+   * readiness then answers ready and degraded, so a burst does not take every replica out of service.
+   */
+  readonly saturation?: () => string | undefined;
   /** Each bounded context's HTTP adapter; all but the `public` ones sit behind the admin token. */
   readonly contexts: readonly HttpContext[];
   /** TRUST_PROXY: whose X-Forwarded-For, -Proto and -Host tell the client's address, protocol and host. */
@@ -69,16 +74,21 @@ const READINESS_DEADLINE_MS = 2000;
  * dependencies, and one that is stalled (an event loop held by some input, a hung connection) would
  * otherwise hold the probe until it recovered and then report ready.
  */
-async function checksWithin(readiness: ReadinessCheck, deadlineMs: number): ReturnType<ReadinessCheck> {
+async function checksWithin(
+  readiness: ReadinessCheck,
+  deadlineMs: number,
+  saturation: () => string | undefined = () => undefined,
+): ReturnType<ReadinessCheck> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<Awaited<ReturnType<ReadinessCheck>>>((resolve) => {
-    timer = setTimeout(
-      () =>
-        resolve({
-          readiness: { status: 'down', detail: `the checks did not answer within ${deadlineMs} ms: storage or a dependency is stalled` },
-        }),
-      deadlineMs,
-    );
+    timer = setTimeout(() => {
+      const busy = saturation();
+      resolve({
+        readiness: busy
+          ? { status: 'degraded', detail: `the checks did not answer within ${deadlineMs} ms, queued behind the load: ${busy}` }
+          : { status: 'down', detail: `the checks did not answer within ${deadlineMs} ms: storage or a dependency is stalled` },
+      });
+    }, deadlineMs);
   });
   // A check that fails says so in the answer: thrown, it became a 500 whose body fit no readiness schema.
   const checked = readiness().catch((error: unknown) => ({
@@ -221,7 +231,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
 
   const deadlineMs = options.readinessDeadlineMs ?? READINESS_DEADLINE_MS;
   const readiness = async (_request: unknown, reply: { status(code: number): unknown }) => {
-    const checks = await checksWithin(options.readiness, deadlineMs);
+    const checks = await checksWithin(options.readiness, deadlineMs, options.saturation);
     const ready = Object.values(checks).every((check) => check.status !== 'down');
     reply.status(ready ? 200 : 503);
     return { status: ready ? 'ready' : 'not_ready', checks };

@@ -21,7 +21,15 @@ export interface StorageClient {
   readonly procedures: Procedures;
   /** The storage thread is gone: every waiting call and every later one fails with `error`. */
   fail(error: Error): void;
+  /**
+   * What the storage thread has in hand while it is still answering (a reply within the last second),
+   * or undefined: saturated, not stalled. Readiness tells the two apart by it.
+   */
+  saturation(): string | undefined;
 }
+
+/** A storage thread that answered within this long is working through its queue, not stalled. */
+const ANSWERING_WITHIN_MS = 1000;
 
 interface Waiting {
   resolve(value: unknown): void;
@@ -152,8 +160,10 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
     return sent;
   };
 
+  let lastReplyAt = 0;
   worker.on('message', (message: StorageMessage) => {
     if (message.type !== 'replies') return;
+    lastReplyAt = Date.now();
     for (const reply of message.replies) {
       const caller = waiting.get(reply.id);
       if (!caller) continue;
@@ -190,6 +200,11 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
   return {
     store,
     procedures: forwardingProcedures((name, args) => (REPORTS.has(name) ? report(name) : send({ kind: 'procedure', name, args }))),
+    saturation() {
+      const sinceReply = Date.now() - lastReplyAt;
+      if (waiting.size === 0 || sinceReply > ANSWERING_WITHIN_MS) return undefined;
+      return `the storage thread has ${waiting.size} requests in hand and answered one ${sinceReply} ms ago`;
+    },
     fail(error) {
       failed = error;
       for (const caller of waiting.values()) caller.reject(error);

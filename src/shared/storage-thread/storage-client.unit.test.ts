@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { CallsMessage, StorageMessage } from './protocol.js';
 import { charsOf, storageClient, type EventStoreReads, type StoragePort } from './storage-client.js';
 
@@ -55,6 +55,28 @@ describe('the storage client', () => {
     expect(sentCalls().map((call) => call.name)).toEqual(['ingestion.commit', 'storage.health']);
     answerAll();
     await expect(Promise.all([held, ...probes])).resolves.toEqual(['done', 'done', 'done', 'done']);
+  });
+
+  it('says it is saturated while it has calls in hand and answered within the last second, and not once it stops answering', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const { port, answerAll } = heldPort();
+      const client = storageClient(port, reads, { maxCalls: 10, maxChars: 1_000_000 });
+      const commit = client.procedures.define('ingestion.commit', async () => 'done');
+      const first = commit();
+      await flushed();
+      expect(client.saturation()).toBeUndefined(); // never answered: stalled as far as anyone knows
+      answerAll();
+      await first;
+      expect(client.saturation()).toBeUndefined(); // nothing in hand
+      void commit();
+      await flushed();
+      expect(client.saturation()).toMatch(/1 requests in hand and answered one \d+ ms ago/);
+      vi.advanceTimersByTime(1500);
+      expect(client.saturation()).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('weighs a call by the text it carries', () => {
