@@ -1,5 +1,5 @@
 import type { QueueConfig, WebhookConfig } from '../domain/destination-config.js';
-import { credentialsOf, isSecretReference, withCredentials, type DestinationLike } from '../domain/destination-secrets.js';
+import { credentialsOf, isSecretReference, slotKey, withCredentials, type DestinationLike } from '../domain/destination-secrets.js';
 import type { DeliveryOutcome, DeliveryRequest, QueuePublisher, WebhookSender } from './destination.js';
 import type { SecretVault, StoredRule } from './ports.js';
 
@@ -20,12 +20,13 @@ export function sealedDestination<T extends DestinationLike>(
   current: { readonly stored: DestinationLike; readonly clear: DestinationLike } | undefined,
   newReference: () => string,
 ): SealedDestination<T> {
-  const stored = current ? credentialsOf(current.stored) : new Map<string, string>();
-  const clear = current ? credentialsOf(current.clear) : new Map<string, string>();
+  const byKey = (d: DestinationLike) => new Map([...credentialsOf(d)].map(([slot, value]) => [slotKey(slot), value]));
+  const stored = current ? byKey(current.stored) : new Map<string, string>();
+  const clear = current ? byKey(current.clear) : new Map<string, string>();
   const values: Record<string, string> = {};
   const sealed = withCredentials(destination, (slot, value) => {
-    const kept = stored.get(slot);
-    if (kept !== undefined && isSecretReference(kept) && clear.get(slot) === value) return kept;
+    const kept = stored.get(slotKey(slot));
+    if (kept !== undefined && isSecretReference(kept) && clear.get(slotKey(slot)) === value) return kept;
     const reference = newReference();
     values[reference] = value;
     return reference;

@@ -24,18 +24,34 @@ const recordOf = (value: unknown): Record<string, unknown> | undefined =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 
 /** Where in a URL its credential lies: the password, or a NATS URL's lone user part (its token). */
-function credentialSpan(url: string, broker: unknown): { start: number; end: number } | undefined {
-  const scheme = url.indexOf('://');
-  if (scheme < 0) return undefined;
+function credentialSpan(url: string, from: number, to: number, broker: unknown): { start: number; end: number } | undefined {
+  const scheme = url.indexOf('://', from);
+  if (scheme < 0 || scheme >= to) return undefined;
   const authorityStart = scheme + 3;
-  const authorityEnd = [...'/?#']
-    .map((c) => url.indexOf(c, authorityStart))
-    .reduce((end, at) => (at >= 0 && at < end ? at : end), url.length);
+  const authorityEnd = [...'/?#'].map((c) => url.indexOf(c, authorityStart)).reduce((end, at) => (at >= 0 && at < end ? at : end), to);
   const at = url.lastIndexOf('@', authorityEnd - 1);
   if (at < authorityStart) return undefined;
   const colon = url.indexOf(':', authorityStart);
   if (colon >= 0 && colon < at) return colon + 1 < at ? { start: colon + 1, end: at } : undefined;
   return broker === 'nats' && at > authorityStart ? { start: authorityStart, end: at } : undefined;
+}
+
+/**
+ * The credentials of a broker URL, each server's of a list (`nats://a@h1,nats://b@h2`, as the address
+ * policy reads it): slot `url` for one server, `url[i]` for the i-th of several.
+ */
+function urlCredentials(url: string, broker: unknown): Array<{ slot: Slot; start: number; end: number }> {
+  const servers: Array<[number, number]> = [];
+  for (let from = 0; from <= url.length;) {
+    const comma = url.indexOf(',', from);
+    const to = comma < 0 ? url.length : comma;
+    servers.push([from, to]);
+    from = to + 1;
+  }
+  return servers.flatMap(([from, to], i) => {
+    const span = credentialSpan(url, from, to, broker);
+    return span ? [{ slot: servers.length === 1 ? 'url' : `url[${i}]`, ...span }] : [];
+  });
 }
 
 /** The credentials of a destination by slot, as they stand (clear values, references or masks). */
@@ -47,8 +63,7 @@ export function credentialsOf({ destination_type, destination_config }: Destinat
     for (const [name, value] of Object.entries(headers)) if (typeof value === 'string') found.set(`headers.${name}`, value);
   }
   if (destination_type === 'queue' && typeof config.url === 'string') {
-    const span = credentialSpan(config.url, config.broker);
-    if (span) found.set('url', config.url.slice(span.start, span.end));
+    for (const { slot, start, end } of urlCredentials(config.url, config.broker)) found.set(slot, config.url.slice(start, end));
   }
   return found;
 }
@@ -65,10 +80,16 @@ export function withCredentials<T extends DestinationLike>(destination: T, repla
     return { ...destination, destination_config: { ...config, headers: Object.fromEntries(replaced) } };
   }
   if (destination.destination_type === 'queue' && config && typeof config.url === 'string') {
-    const span = credentialSpan(config.url, config.broker);
-    if (!span) return destination;
-    const url = config.url.slice(0, span.start) + replace('url', config.url.slice(span.start, span.end)) + config.url.slice(span.end);
-    return { ...destination, destination_config: { ...config, url } };
+    const given = config.url;
+    const spans = urlCredentials(given, config.broker);
+    if (spans.length === 0) return destination;
+    let url = '';
+    let done = 0;
+    for (const { slot, start, end } of spans) {
+      url += given.slice(done, start) + replace(slot, given.slice(start, end));
+      done = end;
+    }
+    return { ...destination, destination_config: { ...config, url: url + given.slice(done) } };
   }
   return destination;
 }
@@ -91,22 +112,36 @@ function safeDecode(value: string): string {
  * destination before the change, its credentials in clear): a mask with no credential behind it is refused.
  */
 export function unmasked<T extends DestinationLike>(given: T, current: DestinationLike | undefined): T {
-  const known = current ? credentialsOf(current) : new Map<Slot, string>();
-  // A reference left in `current` is a credential that did not open: a mask cannot keep it.
-  for (const [slot, value] of known) if (isSecretReference(value)) known.delete(slot);
+  // A credential goes only where it went: sent to another address, its mask would carry it there.
+  const moved = current !== undefined && addressOf(given) !== addressOf(current);
+  const known = new Map<string, string>();
+  for (const [slot, value] of current && !moved ? credentialsOf(current) : []) {
+    // A reference left in `current` is a credential that did not open: a mask cannot keep it.
+    if (!isSecretReference(value)) known.set(slotKey(slot), value);
+  }
   const missing: Slot[] = [];
   const result = withCredentials(given, (slot, value) => {
     if (!isMask(value)) return value;
-    const kept = known.get(slot);
+    const kept = known.get(slotKey(slot));
     if (kept === undefined) missing.push(slot);
     return kept ?? value;
   });
   if (missing.length > 0) {
+    const why = moved ? 'the destination’s address changed, so' : 'the rule has no credential there:';
     const violations = missing.map((slot) => ({
       path: `destination_config.${slot}`,
-      message: `is the mask ${SECRET_MASK} of a credential the rule does not have: give the value itself`,
+      message: `is the mask ${SECRET_MASK}, but ${why} give the value itself`,
     }));
     throw new ValidationError('routing.invalid-destination', violations.map((v) => `${v.path} ${v.message}`).join('; '), violations);
   }
   return result;
+}
+
+/** Header names are one whatever their case (`authorization` is `Authorization`). */
+export const slotKey = (slot: Slot) => (slot.startsWith('headers.') ? slot.toLowerCase() : slot);
+
+/** Where a destination sends, without its credentials: its type, broker and URL. */
+function addressOf(destination: DestinationLike): string {
+  const config = recordOf(withCredentials(destination, () => '').destination_config) ?? {};
+  return JSON.stringify([destination.destination_type, config.broker ?? null, config.url ?? null]);
 }

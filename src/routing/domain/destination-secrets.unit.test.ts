@@ -54,3 +54,39 @@ describe('destination credentials', () => {
     expect(() => unmasked(webhook({ Authorization: SECRET_MASK }), undefined)).toThrow(ValidationError);
   });
 });
+
+describe('destination credentials, further', () => {
+  it('seals and masks the credential of each server of a broker URL that lists several', () => {
+    const several = queue('nats', 'nats://TOKENA@127.0.0.1:4222,nats://TOKENB@127.0.0.2:4222');
+    expect(credentialsOf(several)).toEqual(
+      new Map([
+        ['url[0]', 'TOKENA'],
+        ['url[1]', 'TOKENB'],
+      ]),
+    );
+    expect(maskedDestination(several).destination_config.url).toBe(
+      `nats://${SECRET_MASK}@127.0.0.1:4222,nats://${SECRET_MASK}@127.0.0.2:4222`,
+    );
+    expect(unmasked(maskedDestination(several), several)).toEqual(several);
+    const amqp = queue('rabbitmq', 'amqp://u:PASSA@h1:5672,amqp://u:PASSB@h2:5672');
+    expect([...credentialsOf(amqp).values()]).toEqual(['PASSA', 'PASSB']);
+  });
+
+  it('keeps no credential for a mask sent to another address', () => {
+    const current = webhook({ Authorization: 'Bearer SECRET' });
+    const elsewhere = {
+      ...current,
+      destination_config: { url: 'http://127.0.0.1:43898/attacker', headers: { Authorization: SECRET_MASK } },
+    };
+    expect(() => unmasked(elsewhere, current)).toThrow(/address changed/);
+    const redis = queue('redis', 'redis://:hunter2pass@127.0.0.1:6379/5');
+    expect(() => unmasked(queue('redis', `redis://:${SECRET_MASK}@10.0.0.9:6379/5`), redis)).toThrow(/address changed/);
+  });
+
+  it('takes a mask sent back under a header name in another case', () => {
+    const current = webhook({ Authorization: 'Bearer SECRET' });
+    expect(unmasked(webhook({ authorization: SECRET_MASK }), current).destination_config).toMatchObject({
+      headers: { authorization: 'Bearer SECRET' },
+    });
+  });
+});
