@@ -12,10 +12,12 @@ export function failureMessage(error: unknown, env: NodeJS.ProcessEnv = process.
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof ConfigError) return `configuration error: ${message}`;
   if (!DISK_FULL.test(message)) return message;
-  const database = sqliteFileOf(env);
-  return database === undefined
-    ? message
-    : `${message}: the file system holding ${database} has no space left; free some there, then start again`;
+  // A file the error names (a key file in DATA_DIR), else SQLite's own words name its database.
+  const named = (error as NodeJS.ErrnoException | null)?.path;
+  const full = named ?? (/database or disk is full/.test(message) ? sqliteFileOf(env) : undefined);
+  return full === undefined
+    ? `${message}: a disk Intake writes to (DATA_DIR, the database) has no space left`
+    : `${message}: the file system holding ${resolve(full)} has no space left; free some there, then start again`;
 }
 
 function sqliteFileOf(env: NodeJS.ProcessEnv): string | undefined {

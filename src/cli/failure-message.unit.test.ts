@@ -11,11 +11,21 @@ describe('the message of a failed command', () => {
     );
   });
 
+  it('names the file a full disk refused, rather than the database', () => {
+    const refused = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', path: '/data/secret-key' });
+    expect(failureMessage(refused, env)).toBe(
+      'ENOSPC: no space left on device, write: the file system holding /data/secret-key has no space left; free some there, then start again',
+    );
+    expect(failureMessage(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), env)).toMatch(
+      /a disk Intake writes to \(DATA_DIR, the database\) has no space left$/,
+    );
+  });
+
   it('leaves other failures as they are, and says which are configuration errors', () => {
     expect(failureMessage(new Error('port 8000 is taken'), env)).toBe('port 8000 is taken');
     expect(failureMessage(new ConfigError('PORT must be a number'), env)).toBe('configuration error: PORT must be a number');
-    expect(failureMessage(new Error('database or disk is full'), { DATABASE_URL: 'postgres://db/intake' })).toBe(
-      'database or disk is full',
+    expect(failureMessage(new Error('database or disk is full'), { DATABASE_URL: 'postgres://db/intake' })).toMatch(
+      /a disk Intake writes to/,
     );
   });
 });

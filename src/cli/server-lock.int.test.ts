@@ -90,6 +90,10 @@ describe('the SQLite database lock', () => {
       expect(() => acquireLock(inside, 'serve')).toThrow(
         /^cannot lock .*intake\.db\.lock: the file system holding it is mounted read-only$/,
       );
+      // A database copied there without its lock file, or none yet: the lock cannot even be made.
+      expect(() => acquireLock(join(mountPoint, 'other.db'), 'serve')).toThrow(
+        /^cannot use the data directory .*mounted: the file system holding it is mounted read-only$/,
+      );
     } finally {
       spawnSync('umount', [mountPoint]);
     }

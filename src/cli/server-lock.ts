@@ -42,7 +42,10 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
       );
     }
     // "unable to open database file" names neither the file nor why: a read-only or missing directory.
-    throw new CliError(`cannot use the data directory ${dirname(resolve(databasePath))}: ${(error as Error).message}`);
+    const directory = dirname(resolve(databasePath));
+    if (existsSync(directory) && writeRefusal(directory) === 'EROFS')
+      throw new CliError(`cannot use the data directory ${directory}: the file system holding it is mounted read-only`);
+    throw new CliError(`cannot use the data directory ${directory}: ${(error as Error).message}`);
   }
   // SQLite opens a file it may not write read-only without a word, and then its lock holds nobody off.
   // The database and its journals likewise: a file left by a run as another user (root, in a container

@@ -12,14 +12,21 @@ export function createFileDurably(file: string, content: string, mode = 0o600): 
   const temporary = `${file}.${process.pid}.tmp`;
   const descriptor = openSync(temporary, 'wx', mode);
   try {
-    writeSync(descriptor, content);
-    fsyncSync(descriptor);
-  } finally {
-    closeSync(descriptor);
-  }
-  try {
+    try {
+      writeSync(descriptor, content);
+      fsyncSync(descriptor);
+    } finally {
+      closeSync(descriptor);
+    }
     linkSync(temporary, file);
+  } catch (error) {
+    // Named, since a write error names no file: on a full disk it said only "ENOSPC: …, write".
+    const code = (error as NodeJS.ErrnoException).code;
+    throw code === 'ENOSPC' || code === 'EDQUOT'
+      ? Object.assign(error as Error, { path: (error as NodeJS.ErrnoException).path ?? file })
+      : error;
   } finally {
+    // Whatever happened, no half-written file is left beside the real one.
     rmSync(temporary, { force: true });
   }
   syncDirectory(dirname(file));
