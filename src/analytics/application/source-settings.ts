@@ -42,13 +42,26 @@ export function parseOrigins(value: unknown): string[] | null {
   return value.map((origin, i) => {
     if (typeof origin !== 'string') throw invalid(`[${i}] must be a string`);
     const pattern = SUBDOMAINS.exec(origin);
-    const normal = pattern ? originOf(`${pattern[1]}://${pattern[2]}`)?.replace('://', '://*.') : originOf(origin);
+    const normal = pattern ? subdomainsOf(`${pattern[1]}://${pattern[2]}`) : originOf(origin);
     if (normal === undefined)
       throw invalid(
         `[${i}] must be an origin such as https://shop.example (scheme, host and port, no path), or https://*.shop.example for its subdomains`,
       );
     return normal;
   });
+}
+
+/**
+ * `scheme://*.host` for a host of at least two labels that names no address: `*.com` would allow
+ * every site of a top-level domain, and an address has no subdomains.
+ */
+function subdomainsOf(base: string): string | undefined {
+  const origin = originOf(base);
+  if (origin === undefined) return undefined;
+  const host = new URL(origin).hostname;
+  const address = host.startsWith('[') || /^[\d.]+$/.test(host);
+  if (address || !host.includes('.') || host.endsWith('.')) return undefined;
+  return origin.replace('://', '://*.');
 }
 
 /** Whether a browser's Origin header is one the list allows: named, or a subdomain of a `*.` entry. */

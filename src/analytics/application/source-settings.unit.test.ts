@@ -34,6 +34,10 @@ describe('allowed origins', () => {
       'https://*shop.example',
       'https://a.*.example',
       'https://*.*.example',
+      'https://*.com',
+      'https://*.127.0.0.1',
+      'https://*.[::1]',
+      'https://*.shop.example.',
       '*',
     ])
       expect(codeOf([bad])).toBe('analytics.invalid-origins');

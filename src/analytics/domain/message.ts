@@ -206,13 +206,15 @@ function checkRequiredId(value: unknown, path: string, code: string = MESSAGE_ER
   checkOptionalId(value, path);
 }
 
+/** Nothing but spaces and invisible format characters (a zero-width space, a BOM): no id anyone can read. */
+const BLANK = /^[\s\p{Cf}]*$/u;
+
 function checkOptionalId(value: unknown, path: string): void {
   if (value === undefined || value === null) return;
   // Segment accepts numeric ids and treats them as text.
   if (typeof value === 'number' && Number.isFinite(value)) return;
   // Blank is refused too: attribution reads a blank id as none, so a blank user's orders were no conversions.
-  if (typeof value !== 'string' || value.trim().length === 0)
-    throw fail(MESSAGE_ERRORS.invalid, path, 'must be a non-empty string, not blank');
+  if (typeof value !== 'string' || BLANK.test(value)) throw fail(MESSAGE_ERRORS.invalid, path, 'must be a non-empty string, not blank');
   if (longerThan(value, MAX_ID_LENGTH)) throw fail(MESSAGE_ERRORS.invalid, path, `must be at most ${MAX_ID_LENGTH} characters`);
   if (CONTROL_CHARACTERS.test(value)) throw fail(MESSAGE_ERRORS.invalid, path, 'must not contain control characters');
 }

@@ -48,7 +48,7 @@ describe('a tracking-API message', () => {
   });
 
   it('refuses a blank id, which attribution would read as none while profiles kept it', () => {
-    for (const blank of ['   ', '\t', '\u00a0']) {
+    for (const blank of ['   ', '\t', '\u00a0', '\u200b', '\ufeff \u200b']) {
       const track = (ids: object) => codeOf(() => parseMessage({ type: 'track', event: 'Order Completed', ...ids }, { receivedAt }));
       expect(track({ userId: blank })).toBe('analytics.invalid-message');
       expect(track({ userId: blank, anonymousId: 'a1' })).toBe('analytics.invalid-message');

@@ -29,7 +29,7 @@ const JSON_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
 export function checkCharset(contentType: string | undefined): void {
   const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1]?.toLowerCase();
   if (charset !== undefined && !JSON_CHARSETS.has(charset))
-    throw new ValidationError('request.unsupported-charset', `charset ${charset} is not accepted: send the body as UTF-8`);
+    throw new ValidationError('request.unsupported-charset', `charset "${charset}" is not accepted: send the body as UTF-8`);
 }
 
 /**
@@ -60,7 +60,7 @@ async function decompress(raw: Buffer, encoding: string, maxBytes: number): Prom
     return await decoders[encoding as keyof typeof decoders](raw, { maxOutputLength: maxBytes });
   } catch (error) {
     if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new ValidationError('request.body-too-large', `the body decompresses to more than ${maxBytes} bytes`);
+      throw new ValidationError('request.body-too-large', `the body decompresses to more than ${maxBytes.toLocaleString('en')} bytes`);
     }
     throw new ValidationError('request.bad-encoding', `the body is not valid ${encoding} data: ${(error as Error).message}`);
   }
