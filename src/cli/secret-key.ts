@@ -14,8 +14,9 @@ import { acquireLock, describeLockHolder, isHolder } from './server-lock.js';
 
 /**
  * Makes this process's key (INTAKE_SECRET_KEY, or the one generated in the data directory) the key
- * the routing tables are sealed with, for when the old one is lost. Signing secrets that do not open
- * with it are dropped; their rules get a new one with POST /api/routing-rules/{id}/rotate-secret.
+ * the routing tables are sealed with, for when the old one is lost. Signing secrets and destination
+ * credentials that do not open with it are dropped: their rules get a new secret with POST
+ * /api/routing-rules/{id}/rotate-secret, and their credentials again with a PUT or PATCH of the rule.
  * Meant for a stopped server, like replay, and refused while one runs. Secrets are dropped only when
  * `yes` confirms it; otherwise the command says which would be, and changes nothing.
  */
@@ -75,16 +76,18 @@ export async function adoptKey(config: Config, output: Output, { yes }: { readon
 function report(output: Output, { unreadable, adopted }: { unreadable: string[]; adopted: boolean }, where: string): void {
   if (!adopted) {
     throw new CliError(
-      `${where}: ${unreadable.length} signing secret(s) do not open with this key, and adopting it would drop them. ` +
-        `Nothing changed. If their key is lost for good, run again with --yes, then give each rule a new secret ` +
-        `(POST /api/routing-rules/{id}/rotate-secret): ${unreadable.join(', ')}`,
+      `${where}: ${unreadable.length} rule(s) have a signing secret or destination credentials that do not open with this key, ` +
+        `and adopting it would drop them. Nothing changed. If their key is lost for good, run again with --yes, then give ` +
+        `each rule a new secret (POST /api/routing-rules/{id}/rotate-secret) or its credentials again (PUT or PATCH): ${unreadable.join(', ')}`,
     );
   }
   const human =
     unreadable.length === 0
-      ? `${where}: this key is now the database's; every signing secret opens with it`
-      : `${where}: this key is now the database's; ${unreadable.length} signing secret(s) did not open with it and were dropped.\n` +
-        `Give each of these rules a new one (POST /api/routing-rules/{id}/rotate-secret), then replay its dead letters:\n` +
+      ? `${where}: this key is now the database's; every signing secret and destination credential opens with it`
+      : `${where}: this key is now the database's; ${unreadable.length} rule(s) had a signing secret or destination ` +
+        `credentials that did not open with it, and they were dropped.\n` +
+        `Give each of these rules a new secret (POST /api/routing-rules/{id}/rotate-secret) or its credentials again ` +
+        `(PUT or PATCH), then replay its dead letters:\n` +
         unreadable.join('\n');
   output.result(human, { database: where, dropped: unreadable });
 }

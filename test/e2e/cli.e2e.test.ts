@@ -228,7 +228,7 @@ describe('the intake CLI', () => {
     const unconfirmed = cli(['secret-key', 'adopt'], other, 60_000);
     expect(unconfirmed.status).toBe(1);
     expect(unconfirmed.stderr).toContain(
-      `1 signing secret(s) do not open with this key, and adopting it would drop them. Nothing changed.`,
+      `1 rule(s) have a signing secret or destination credentials that do not open with this key, and adopting it would drop them. Nothing changed.`,
     );
     expect(unconfirmed.stderr).toContain(ruleId);
     expect(cli(['serve'], { ...other, HOST: '127.0.0.1', PORT: '0' }, 60_000).status).toBe(1);

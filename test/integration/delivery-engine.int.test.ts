@@ -558,6 +558,27 @@ describe('replay of one rule over a window', () => {
     expect(new Set(freshIds).size).toBe(100);
   }, 60_000);
 
+  it("shows the replay's delivery in the item's outcome with its destination type, as the deliveries API does", async () => {
+    const intake = await start({ ROUTING_REPLAY_RATE: '1000' });
+    const hooks = await receiver();
+    const created = await rule(intake, hooks.url);
+    const from = new Date(Date.now() - 1000).toISOString();
+    const [itemId] = await ingest(intake, [{ seq: 0 }]);
+    await hooks.waitFor((all) => all.length === 1);
+    const started = await call(intake, 'POST', `/api/routing-rules/${created.rule_id}/replay`, { from, to: new Date().toISOString() });
+    expect(started.statusCode, started.body).toBe(202);
+    await hooks.waitFor((all) => all.length === 2);
+    type Outcome = { delivery_id: string; destination_type: string | null; status: string };
+    const deliveries = await until(
+      async () => (await call(intake, 'GET', `/query/${itemId}`)).json().routing.deliveries as Outcome[],
+      (all) => all.length === 2 && all.every((d) => d.status === 'succeeded'),
+    );
+    const replayed = deliveries.find((d) => d.delivery_id.startsWith('rpl_'));
+    expect(replayed?.destination_type).toBe('webhook');
+    const shown = await call(intake, 'GET', `/api/routing/deliveries/${replayed?.delivery_id ?? ''}`);
+    expect(shown.json().destination_type).toBe('webhook');
+  }, 60_000);
+
   it('never holds live deliveries of an ordering key behind a replayed one that keeps failing', async () => {
     const intake = await start({ ROUTING_REPLAY_RATE: '1000', WEBHOOK_RETRY_SCHEDULE: '30,30' });
     // The replayed copy of seq 0 fails (its retry is 30 s away); everything else succeeds.

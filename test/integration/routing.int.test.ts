@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RULES_PER_APPLICATION } from '../../src/routing/application/manage-rules.js';
 import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
+import { backends, startIntakeOn } from '../support/paging.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -716,6 +717,81 @@ describe('routing rules are checked when saved', () => {
     expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, {})).statusCode).toBe(400);
     expect((await call(intake, 'GET', `/api/routing-rules/${rule.rule_id}`)).json()).toMatchObject({ priority: 7, is_active: false });
     expect((await call(intake, 'PATCH', '/api/routing-rules/no-such-rule', { priority: 1 })).statusCode).toBe(404);
+  });
+});
+
+describe.each(backends)('changes to one rule sent at once on %s', (backend) => {
+  let intake: TestIntake;
+  beforeAll(async () => {
+    intake = await startIntakeOn(backend);
+    await setUp(intake);
+  }, 60_000);
+  afterAll(() => intake.dispose());
+  const base = {
+    app_id: 'shop',
+    rule_name: 'r',
+    destination_type: 'webhook',
+    destination_config: { url: 'https://example.com/hook', headers: { Authorization: 'Bearer first' } },
+  };
+  const newRule = async () => (await call(intake, 'POST', '/api/routing-rules', base)).json().rule_id as string;
+  const statuses = (responses: ReadonlyArray<{ statusCode: number }>) => responses.map((r) => r.statusCode);
+
+  // Each decided again on the rule another left (they answered 409 event-store.concurrency, naming the stream).
+  it('lands every PATCH of a different field on the newest rule, the credentials kept included', async () => {
+    const ruleId = await newRule();
+    const patches = [
+      { rule_name: 'renamed' },
+      { priority: 7 },
+      { condition: { 'payload.total': { $gt: 5 } } },
+      { event_type_filter: 'order_created' },
+      { ordering_key: 'payload.customer' },
+      { destination_config: { url: 'https://example.com/hook', headers: { Authorization: '••••••', 'X-Team': 'growth' } } },
+    ];
+    const patched = await Promise.all(patches.map((patch) => call(intake, 'PATCH', `/api/routing-rules/${ruleId}`, patch)));
+    expect(statuses(patched), patched.find((r) => r.statusCode !== 200)?.body).toEqual(patches.map(() => 200));
+    const rule = (await call(intake, 'GET', `/api/routing-rules/${ruleId}`)).json();
+    expect(rule).toMatchObject({
+      rule_name: 'renamed',
+      priority: 7,
+      condition: { 'payload.total': { $gt: 5 } },
+      event_type_filter: 'order_created',
+      ordering_key: 'payload.customer',
+      destination_config: { url: 'https://example.com/hook', headers: { Authorization: '••••••', 'X-Team': '••••••' } },
+    });
+  });
+
+  it('answers every PUT and toggle, one DELETE 204 and the others 404', async () => {
+    const ruleId = await newRule();
+    const puts = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => call(intake, 'PUT', `/api/routing-rules/${ruleId}`, { ...base, rule_name: `v${i}` })),
+    );
+    expect(statuses(puts), puts.find((r) => r.statusCode !== 200)?.body).toEqual(Array(30).fill(200));
+    const toggles = await Promise.all(Array.from({ length: 21 }, () => call(intake, 'PATCH', `/api/routing-rules/${ruleId}/toggle`)));
+    expect(statuses(toggles), toggles.find((r) => r.statusCode !== 200)?.body).toEqual(Array(21).fill(200));
+    expect((await call(intake, 'GET', `/api/routing-rules/${ruleId}`)).json().is_active).toBe(false);
+    const rotated = await Promise.all([1, 2, 3].map(() => call(intake, 'POST', `/api/routing-rules/${ruleId}/rotate-secret`)));
+    expect(statuses(rotated)).toEqual([200, 200, 200]);
+    const deleted = await Promise.all(Array.from({ length: 10 }, () => call(intake, 'DELETE', `/api/routing-rules/${ruleId}`)));
+    expect(statuses(deleted).sort()).toEqual([204, ...Array(9).fill(404)]);
+    expect(deleted.filter((r) => r.statusCode === 404).map((r) => r.json().code)).toEqual(Array(9).fill('routing.rule-not-found'));
+  });
+});
+
+describe('the OpenAPI document of the rule operations', () => {
+  it('declares what each can answer: the 409 of a rule too many, and the 503 of a rule too busy to change', async () => {
+    const intake = await start();
+    const doc = (await call(intake, 'GET', '/openapi.json')).json<{ paths: Record<string, Record<string, { responses: object }>> }>();
+    const declared = (method: string, path: string) => Object.keys(doc.paths[path]?.[method]?.responses ?? {});
+    expect(declared('post', '/api/routing-rules')).toContain('409');
+    const changes: Array<[string, string]> = [
+      ['put', '/api/routing-rules/{rule_id}'],
+      ['patch', '/api/routing-rules/{rule_id}'],
+      ['delete', '/api/routing-rules/{rule_id}'],
+      ['patch', '/api/routing-rules/{rule_id}/toggle'],
+      ['post', '/api/routing-rules/{rule_id}/rotate-secret'],
+    ];
+    for (const [method, path] of changes)
+      expect(declared(method, path), `${method} ${path}`).toEqual(expect.arrayContaining(['404', '503']));
   });
 });
 

@@ -159,8 +159,11 @@ const laterThan = (a: readonly [number, number], b: readonly [number, number]) =
 function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent, { type: 'DataRouted' }>): DeliveryView[] {
   const { delivery_id: deliveryId, rule_id: ruleId, attempt } = event.data;
   const stamp = [attempt, RANK[event.type]] as const;
+  // A replay job's delivery has no DataRouted: its attempts name the destination type, whenever they come.
+  const announced = 'destination_type' in event.data ? (event.data.destination_type ?? null) : null;
   return withDelivery(deliveries, deliveryId, (current) => {
-    if (current && laterThan(current.stamp, stamp)) return current;
+    if (current && laterThan(current.stamp, stamp))
+      return current.destinationType === null && announced !== null ? { ...current, destinationType: announced } : current;
     // A failure without a next attempt comes with its DeliveryDeadLettered; a replayed delivery that
     // failed before waits for another attempt, as routing's own `retrying` does.
     const status: DeliveryState =
@@ -180,7 +183,7 @@ function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent,
     return {
       deliveryId,
       ruleId,
-      destinationType: current?.destinationType ?? null,
+      destinationType: current?.destinationType ?? announced,
       status,
       attempts: Math.max(current?.attempts ?? 0, event.type === 'DeliveryReplayed' ? attempt - 1 : attempt),
       // A replay starts a new round, and a success ends one: the reason of a failure before no longer holds

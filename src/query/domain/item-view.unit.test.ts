@@ -143,5 +143,21 @@ describe('item view', () => {
         ]),
       ).toEqual([{ deliveryId: 'd-db', status: 'succeeded', attempts: 1 }]);
     });
+
+    it("names a replay job's delivery's destination type from its attempt, which no DataRouted precedes, in either order", () => {
+      const attempt = { item_id: 'i', rule_id: 'r-hook', delivery_id: 'rpl_1', attempt: 1 };
+      const attempted: RoutingEvent = { type: 'DeliveryAttempted', data: { ...attempt, attempted_at: 'x', destination_type: 'webhook' } };
+      const succeeded: RoutingEvent = {
+        type: 'DeliverySucceeded',
+        data: { ...attempt, status_code: 200, duration_ms: 3, delivered_at: 'x' },
+      };
+      const replayOf = (list: RoutingEvent[]) =>
+        list
+          .reduce<ItemView | undefined>((v, e) => evolveItemView(v, e, 'x'), undefined)
+          ?.deliveries.map(({ deliveryId, destinationType, status }) => ({ deliveryId, destinationType, status }));
+      const expected = [{ deliveryId: 'rpl_1', destinationType: 'webhook', status: 'succeeded' }];
+      expect(replayOf([attempted, succeeded])).toEqual(expected);
+      expect(replayOf([succeeded, attempted])).toEqual(expected);
+    });
   });
 });

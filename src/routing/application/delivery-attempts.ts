@@ -280,7 +280,7 @@ export function deliveryAttempts(
     outcome: { outcome: string; statusCode?: number; reason?: string; durationMs: number },
     now: Date,
   ) => {
-    await tx.append({ streamId: dataStreamId(delivery.itemId), events: decision.events });
+    await tx.append({ streamId: dataStreamId(delivery.itemId), events: announced(delivery, decision.events) });
     // The delivery tells what its events tell (a dead letter, why it was given up: "HTTP 500 (gave up
     // after 4 attempts)"); the attempt, what happened to that attempt.
     const failed = decision.events.find((event) => event.type === 'DeliveryFailed');
@@ -370,3 +370,11 @@ function hostOf(rule: StoredRule): string | null {
 }
 
 const withoutCredentials = (text: string) => withoutUrlCredentials(text).slice(0, 300);
+
+/** A replay job's delivery has no DataRouted entry: its attempts say where it goes, for readers of the item. */
+function announced(delivery: Delivery, events: AttemptDecision['events']): AttemptDecision['events'] {
+  if (delivery.replayJobId === null) return events;
+  return events.map((event) =>
+    event.type === 'DeliveryAttempted' ? { ...event, data: { ...event.data, destination_type: delivery.destinationType } } : event,
+  );
+}

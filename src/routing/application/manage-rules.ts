@@ -3,6 +3,7 @@ import type { Clock } from '../../shared/clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { AppendRequest, EventStore } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
+import { retriedCommits } from '../../shared/event-store/retried-changes.js';
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
 import {
   changesDestination,
@@ -116,6 +117,9 @@ export async function ruleStateOf(store: EventStore, ruleId: string): Promise<Ru
   return (await load(store, ruleId)).state;
 }
 
+/** Changes to one rule: decided again on the new state when another committed first (see retriedCommits). */
+const changes = retriedCommits('routing.busy', (ruleId) => `routing rule ${ruleId}`);
+
 async function load(store: EventStore, ruleId: string): Promise<{ state: RuleState; version: number }> {
   const events = await store.readStream(ruleStreamId(ruleId));
   return { state: events.map((e) => e as unknown as RoutingRuleEvent).reduce(evolveRule, noRule), version: events.length };
@@ -204,35 +208,51 @@ export const patchRule =
     });
 
 async function saveRule(deps: RuleDeps, ruleId: string, inputFrom: (current: RuleFields) => RuleInput): Promise<CreatedRule> {
-  const { state, version } = await load(deps.store, ruleId);
-  if (state.status !== 'live') throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
-  const current = (await revealedDestination(deps.secrets, ruleId, state.fields)).destination;
-  const valid = await validated(deps, inputFrom(current), current);
-  const sealed = sealedDestination(valid, { stored: state.fields, clear: current }, deps.newSecretReference);
-  const fields = sealed.destination;
-  const event = decideUpdate(ruleId, fields, state, deps.clock.now());
-  // A rule that becomes a webhook needs a secret to sign with; an existing one is kept.
-  const { madeSecret: signingSecret } = await deps.saveChange({
-    ruleId,
-    append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
-    credentials: sealed.values,
-    ensureSecret: fields.destination_type === 'webhook',
-    ...(changesDestination(state.fields, fields)
-      ? { newDestination: { destination: destinationKeyOf(fields), at: event.data.updated_at } }
-      : {}),
+  const { signingSecret, appId } = await changes(ruleId, async () => {
+    const { state, version } = await load(deps.store, ruleId);
+    if (state.status !== 'live') throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
+    const current = (await revealedDestination(deps.secrets, ruleId, state.fields)).destination;
+    const valid = await validated(deps, inputFrom(current), current);
+    // Sealed anew on each decision: the credentials kept are those of the rule as now loaded.
+    const sealed = sealedDestination(valid, { stored: state.fields, clear: current }, deps.newSecretReference);
+    const fields = sealed.destination;
+    const event = decideUpdate(ruleId, fields, state, deps.clock.now());
+    return async () => {
+      // A rule that becomes a webhook needs a secret to sign with; an existing one is kept.
+      const { madeSecret } = await deps.saveChange({
+        ruleId,
+        append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
+        credentials: sealed.values,
+        ensureSecret: fields.destination_type === 'webhook',
+        ...(changesDestination(state.fields, fields)
+          ? { newDestination: { destination: destinationKeyOf(fields), at: event.data.updated_at } }
+          : {}),
+      });
+      return { signingSecret: madeSecret, appId: fields.app_id };
+    };
   });
-  deps.evaluator.invalidate(fields.app_id);
+  deps.evaluator.invalidate(appId);
   const stored = await deps.catalog.get(ruleId);
   if (!stored) throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
   return { rule: stored, signingSecret };
 }
 
+/** Appends one rule event decided from the rule as loaded, with the version read. */
+function changeRule<E extends RoutingRuleEvent>(store: EventStore, ruleId: string, decide: (state: RuleState) => E): Promise<E> {
+  return changes(ruleId, async () => {
+    const { state, version } = await load(store, ruleId);
+    const event = decide(state);
+    return async () => {
+      await store.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version });
+      return event;
+    };
+  });
+}
+
 export const toggleRule =
   (deps: RuleDeps) =>
   async (ruleId: string, to?: boolean, reason?: string): Promise<StoredRule> => {
-    const { state, version } = await load(deps.store, ruleId);
-    const event = decideToggle(ruleId, state, deps.clock.now(), to, reason);
-    await deps.store.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version });
+    const event = await changeRule(deps.store, ruleId, (state) => decideToggle(ruleId, state, deps.clock.now(), to, reason));
     deps.evaluator.invalidate(event.data.app_id);
     const stored = await deps.catalog.get(ruleId);
     if (!stored) throw new NotFoundError('routing.rule-not-found', `no routing rule ${ruleId}`);
@@ -242,9 +262,7 @@ export const toggleRule =
 export const deleteRule =
   (deps: RuleDeps) =>
   async (ruleId: string): Promise<void> => {
-    const { state, version } = await load(deps.store, ruleId);
-    const event = decideDelete(ruleId, state, deps.clock.now());
-    await deps.store.append({ streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version });
+    const event = await changeRule(deps.store, ruleId, (state) => decideDelete(ruleId, state, deps.clock.now()));
     deps.evaluator.invalidate(event.data.app_id);
   };
 
@@ -255,17 +273,21 @@ export const deleteRule =
 export const rotateSecret =
   (deps: RuleDeps) =>
   async (ruleId: string): Promise<string> => {
-    const { state, version } = await load(deps.store, ruleId);
-    const now = deps.clock.now();
-    const event = decideRotate(ruleId, state, now);
-    const secret = deps.newSigningSecret();
-    await deps.saveChange({
-      ruleId,
-      append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
-      secret,
-      keepPreviousUntil: new Date(now.getTime() + PREVIOUS_SECRET_HONOURED_MS).toISOString(),
+    return changes(ruleId, async () => {
+      const { state, version } = await load(deps.store, ruleId);
+      const now = deps.clock.now();
+      const event = decideRotate(ruleId, state, now);
+      const secret = deps.newSigningSecret();
+      return async () => {
+        await deps.saveChange({
+          ruleId,
+          append: { streamId: ruleStreamId(ruleId), events: [event], expectedVersion: version },
+          secret,
+          keepPreviousUntil: new Date(now.getTime() + PREVIOUS_SECRET_HONOURED_MS).toISOString(),
+        });
+        return secret;
+      };
     });
-    return secret;
   };
 
 export const getRule =

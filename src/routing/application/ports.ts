@@ -320,11 +320,16 @@ export type SecretVaultFor = (db: Kysely<object>) => SecretVault;
 export type DeliveryStoreFor = (db: Kysely<object>) => DeliveryStore;
 /** Items ingested for an application in a window of time, read from the log (for a replay that re-evaluates its rule). */
 export interface IngestedItems {
+  /**
+   * The window's items after `afterPosition`, in log order, that `accept` takes: up to `limit` of them,
+   * reading at most `budget` events of the log, so a sparse window costs reads, and a bounded number
+   * per call. `lastPosition` is where the next read goes on; `done`, the window was read to its end.
+   */
   read(
     appId: string,
     window: { from: string; to: string },
     afterPosition: number,
-    limit: number,
+    take: { readonly limit: number; readonly budget: number; readonly accept: (item: ItemSnapshot) => boolean },
   ): Promise<{ items: Array<{ position: number; item: ItemSnapshot }>; lastPosition: number; done: boolean }>;
 }
 

@@ -24,6 +24,7 @@ import type {
 import { conditionDocumentOf, RULE_STEPS_PER_EVENT } from './rule-evaluator.js';
 import { deliveryBodyOf, routedDocumentOf } from './routing-scheduler.js';
 import type { ConditionErrorOf } from './condition-errors.js';
+import type { ItemSnapshot } from '../../shared/contracts/data-events.js';
 
 export interface ReplayDeps {
   readonly store: EventStore;
@@ -56,6 +57,11 @@ export interface ReplayProgress {
 }
 
 const TICK_MS = 100;
+/**
+ * Events of the log a re-evaluating step reads at most while looking for matches: a sparse window
+ * goes on at once after each such step, so it costs reads, never a tick per event.
+ */
+const READ_BUDGET = 4_000;
 /** Passes in a row in which one job may fail before it is ended as failed, with the error. */
 const JOB_ATTEMPTS = 5;
 
@@ -134,6 +140,40 @@ export const cancelReplay =
     return replayProgress(deps)(ruleId, jobId);
   };
 
+/** An event the rule's condition cannot be tested on within what it could cost at ingestion. */
+class Unevaluable extends Error {}
+
+/** Whether the rule, as it stands now, takes an event of its application. */
+function matcherOf(rule: StoredRule): (item: ItemSnapshot) => boolean {
+  const test = compileCondition(rule.condition);
+  return (item) => {
+    if (rule.event_type_filter !== null && rule.event_type_filter !== item.event_type) return false;
+    try {
+      // Each event within what it could cost at ingestion, so a replay holds the thread no longer.
+      // The document the rule was matched against at ingestion (`properties.*` reads the payload's).
+      return test(conditionDocumentOf(routedDocumentOf(item)), workBudget(RULE_STEPS_PER_EVENT));
+    } catch (error) {
+      if (!(error instanceof OverBudget)) throw error;
+      throw new Unevaluable(
+        `event ${item.item_id} cannot be re-evaluated: the rule's condition would take more than ` +
+          `${error.limit.toLocaleString('en')} steps on it (${error.what ?? 'its values are too large'}); ` +
+          'replay the window after it, or without reevaluate',
+      );
+    }
+  };
+}
+
+/** The window's next `limit` events the rule takes as it stands now, or why one of them cannot be tested. */
+async function readMatching(ingested: IngestedItems, job: ReplayJob, rule: StoredRule, limit: number) {
+  try {
+    // The condition is tested as the log is read: a step takes `limit` matching events, not `limit` events.
+    return await ingested.read(rule.app_id, job, job.cursor.position, { limit, budget: READ_BUDGET, accept: matcherOf(rule) });
+  } catch (error) {
+    if (!(error instanceof Unevaluable)) throw error;
+    return { failure: error.message };
+  }
+}
+
 /**
  * Runs the replay jobs: each tick schedules a few more of a job's events as deliveries of their own
  * (ids derived from job and event, so a resumed job schedules nothing twice), moving the job's cursor
@@ -172,30 +212,10 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
         done: originals.length < limit,
       };
     }
-    const test = compileCondition(rule.condition);
     if (!deps.ingested) throw new Error('a re-evaluating replay needs the log of ingested items');
-    const read = await deps.ingested.read(rule.app_id, job, job.cursor.position, limit);
-    const matching: typeof read.items = [];
-    for (const entry of read.items) {
-      if (rule.event_type_filter !== null && rule.event_type_filter !== entry.item.event_type) continue;
-      try {
-        // Each event within what it could cost at ingestion, so a replay holds the thread no longer.
-        // The document the rule was matched against at ingestion (`properties.*` reads the payload's).
-        if (test(conditionDocumentOf(routedDocumentOf(entry.item)), workBudget(RULE_STEPS_PER_EVENT))) matching.push(entry);
-      } catch (error) {
-        if (!(error instanceof OverBudget)) throw error;
-        return {
-          planned: [],
-          scanned: 0,
-          cursor: job.cursor,
-          done: false,
-          failure:
-            `event ${entry.item.item_id} cannot be re-evaluated: the rule's condition would take more than ` +
-            `${error.limit.toLocaleString('en')} steps on it (${error.what ?? 'its values are too large'}); ` +
-            'replay the window after it, or without reevaluate',
-        };
-      }
-    }
+    const read = await readMatching(deps.ingested, job, rule, limit);
+    if ('failure' in read) return { planned: [], scanned: 0, cursor: job.cursor, done: false, failure: read.failure };
+    const matching = read.items;
     // An item routed before keeps the id its receiver saw, whichever form of id it was given then.
     const originals = await deps.deliveries(db).webhookIdsOf(
       rule.rule_id,
@@ -218,7 +238,8 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
     };
   };
 
-  const step = async (job: ReplayJob) => {
+  /** One step of a job; true when it read on through the window without scheduling anything, and may go on at once. */
+  const step = async (job: ReplayJob): Promise<boolean> => {
     const db = deps.db;
     const at = deps.clock.now().toISOString();
     const rule = await deps.rules(db).get(job.ruleId);
@@ -227,7 +248,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
         if (await deps.replays(tx.db).finish(job.jobId, 'failed', at, rule ? 'the rule was disabled' : 'the rule was deleted'))
           await deps.deliveries(tx.db).cancelJob(job.jobId, at);
       });
-      return;
+      return false;
     }
     // A job started before an upgrade whose limits refuse the rule's condition: it cannot go on.
     const unevaluable = job.reevaluate ? deps.conditionError(rule) : null;
@@ -236,24 +257,24 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
         if (await deps.replays(tx.db).finish(job.jobId, 'failed', at, `the rule's condition cannot run: ${unevaluable}`))
           await deps.deliveries(tx.db).cancelJob(job.jobId, at);
       });
-      return;
+      return false;
     }
     const waiting = (await deps.deliveries(db).countByJob(job.jobId)).pending;
     const room = Math.min(window - waiting, Math.floor(credit));
-    if (room <= 0) return;
+    if (room <= 0) return false;
     const next = await candidates(job, rule, room);
     if (next.failure !== undefined) {
       const failure = next.failure;
       await deps.store.transaction(async (tx) => {
         if (await deps.replays(tx.db).finish(job.jobId, 'failed', at, failure)) await deps.deliveries(tx.db).cancelJob(job.jobId, at);
       });
-      return;
+      return false;
     }
     if (next.scanned === 0 && next.done) {
       if (waiting === 0) await deps.replays(db).finish(job.jobId, 'completed', at);
       else if (next.cursor.position !== job.cursor.position)
         await deps.replays(db).advance(job.jobId, { cursor: next.cursor, scanned: job.scanned, scheduled: job.scheduled, at });
-      return;
+      return false;
     }
     const planned: NewDelivery[] = next.planned.map(({ originalId, ...p }) => ({
       ...p,
@@ -279,6 +300,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
     });
     credit -= planned.length;
     if (inserted > 0) deps.onScheduled();
+    return planned.length === 0 && !next.done;
   };
 
   // A job that throws stops no other job: it is tried again on the next passes, then ended as failed.
@@ -302,6 +324,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
 
   const run = async () => {
     while (running) {
+      let readingOn = false;
       try {
         const now = Date.now();
         credit = Math.min(capacity, credit + ((now - refilledAt) * deps.ratePerSecond) / 1000);
@@ -309,7 +332,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
         for (const job of await deps.replays(deps.db).running()) {
           if (!running) break;
           try {
-            await step(job);
+            if (await step(job)) readingOn = true;
             failures.delete(job.jobId);
           } catch (error) {
             // The storage failing is no job's fault: the whole pass waits it out.
@@ -322,7 +345,8 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
       }
       await new Promise<void>((resolve) => {
         wakeUp = resolve;
-        timer = setTimeout(resolve, TICK_MS);
+        // A job reading through a sparse window goes on after a turn of the event loop, not a tick.
+        timer = setTimeout(resolve, readingOn ? 0 : TICK_MS);
       });
     }
   };

@@ -19,7 +19,15 @@ export interface DataRouted {
 
 export interface DeliveryAttempted {
   readonly type: 'DeliveryAttempted';
-  readonly data: { item_id: string; delivery_id: string; rule_id: string; attempt: number; attempted_at: string };
+  readonly data: {
+    item_id: string;
+    delivery_id: string;
+    rule_id: string;
+    attempt: number;
+    attempted_at: string;
+    /** On the attempts of a replay job's delivery, which no DataRouted announces (added December 2026). */
+    destination_type?: string;
+  };
 }
 
 export interface DeliverySucceeded {

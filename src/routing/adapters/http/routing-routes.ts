@@ -6,7 +6,7 @@ import type { HttpContext } from '../../../shared/http/http-context.js';
 import { errorResponses, JsonObjectSchema, pageBody, PageQuery, PageSchema } from '../../../shared/http/schemas.js';
 import { pageRequestOf, type Page, type PageRequest } from '../../../shared/pagination.js';
 import type { DestinationView } from '../../application/destinations.js';
-import type { CreatedRule, RulePatch } from '../../application/manage-rules.js';
+import { MAX_RULES_PER_APPLICATION, type CreatedRule, type RulePatch } from '../../application/manage-rules.js';
 import type { RuleView } from '../../application/condition-errors.js';
 import {
   deliveryState,
@@ -301,7 +301,15 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
 
       app.post(
         '/api/routing-rules',
-        { schema: { tags, summary: 'Create a routing rule', body: RuleBody, response: { 201: CreatedRuleSchema, ...errorResponses } } },
+        {
+          schema: {
+            tags,
+            summary: 'Create a routing rule',
+            description: `An application has ${MAX_RULES_PER_APPLICATION} rules at most, disabled ones counted: past them, 409 \`routing.too-many-rules\`.`,
+            body: RuleBody,
+            response: { 201: CreatedRuleSchema, ...errorResponses, 409: Type.Ref('Problem') },
+          },
+        },
         async (request, reply) => reply.status(201).send(createdBody(await handlers.create(toInput(request.body)))),
       );
       app.get(
