@@ -353,6 +353,9 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           },
         );
         consumptions.set(subscriber.name, consumption);
+        // A fault of the consumption before (its database lost while the lock was) is not this one's: an
+        // event that still fails says so again, and one another replica took meanwhile never would.
+        faults.delete(subscriber.name);
         misconfigured = undefined;
         logger.info({ consumer: durable }, 'consuming from the broker');
         return;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { busSubscriptions } from './bus-subscriptions.js';
-import { MessageBusUnavailableError, type MessageBus } from './message-bus.js';
+import { MessageBusUnavailableError, type DeliveredMessage, type MessageBus } from './message-bus.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -87,6 +87,31 @@ describe('a replay asked while the broker cannot be reached', () => {
     while (!consumers.attached() && Date.now() < deadline) await sleep(10);
     expect(consumers.attached()).toBe(true);
     expect(consumes).toBe(2);
+    await consumers.stop();
+  });
+});
+
+describe('a fault of a consumption that ended', () => {
+  it('is forgotten once the subscriber consumes again, so readiness does not wait for a message that may never come', async () => {
+    let deliver: ((message: DeliveredMessage) => Promise<void>) | undefined;
+    const consumers = consumersOf(
+      busWith({
+        consume: (_durable, _subjects, handler) => {
+          deliver = handler;
+          return Promise.resolve({ stop: () => Promise.resolve() });
+        },
+      }),
+    );
+    consumers.start();
+    while (!consumers.attached()) await sleep(10);
+    // The store here fails every transaction, as a database whose connections were just killed.
+    await deliver?.({ id: 'e1', type: 'Thing', data: {}, metadata: {}, attempt: 1 } as DeliveredMessage).catch(() => undefined);
+    expect((await consumers.status())[0]).toMatchObject({ state: 'retrying' });
+    // The role's lock lost and taken again: its consumptions stop and start.
+    await consumers.stop();
+    consumers.start();
+    while (!consumers.attached()) await sleep(10);
+    expect((await consumers.status())[0]).toMatchObject({ state: 'running' });
     await consumers.stop();
   });
 });
