@@ -136,8 +136,14 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     readiness: async () => {
       const checks: Record<string, { status: CheckStatus; detail?: string }> = {};
       for (const service of services) {
+        const { pool } = service.postgres;
+        const busy = busyPoolCheck(pool);
+        if (busy) {
+          checks[`database:${service.role}`] = busy;
+          continue;
+        }
         try {
-          await service.postgres.pool.query('SELECT 1');
+          await pool.query('SELECT 1');
           checks[`database:${service.role}`] = { status: 'ok' };
         } catch (error) {
           checks[`database:${service.role}`] = { status: 'down', detail: (error as Error).message };
@@ -157,12 +163,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       for (const service of services) {
         const faulted = service.consumers.faulted();
         const replaying = faulted.length === 0 ? await service.consumers.replaying() : [];
-        checks[`subscribers:${service.role}`] =
-          faulted.length > 0
-            ? { status: 'down', detail: faulted.map(({ name, fault }) => `${name} retrying (${fault})`).join('; ') }
-            : replaying.length > 0
-              ? { status: 'degraded', detail: replaying.map(({ name, until }) => `${name} replaying up to position ${until}`).join('; ') }
-              : { status: 'ok' };
+        checks[`subscribers:${service.role}`] = subscribersCheck(faulted, replaying);
       }
       const attached = services.every((s) => s.consumers.attached());
       // A refused configuration does not heal by waiting: not ready, so it cannot go unnoticed.
@@ -345,4 +346,32 @@ export async function buildDistributedRebuild(options: {
     throw error;
   }
   return { roles: opened.map(({ role, consumers }) => ({ role, consumers })), known, close };
+}
+
+/** Requests already waiting for a connection: the check would wait behind them, and say nothing more. */
+export function busyPoolCheck(pool: { readonly totalCount: number; readonly waitingCount: number }) {
+  if (pool.waitingCount === 0) return undefined;
+  return {
+    status: 'degraded' as CheckStatus,
+    detail: `busy: all ${pool.totalCount} connections in use, ${pool.waitingCount} requests waiting (DATABASE_POOL_SIZE)`,
+  };
+}
+
+/**
+ * A role's consumers as readiness tells them: one waiting out a fault stores nothing meanwhile (down),
+ * unless every fault is a free connection waited for, a busy server's that passes with the burst; a
+ * view being rebuilt answers, but incompletely (degraded until the replay has read what was there).
+ */
+export function subscribersCheck(
+  faulted: ReadonlyArray<{ readonly name: string; readonly fault: string; readonly busy: boolean }>,
+  replaying: ReadonlyArray<{ readonly name: string; readonly until: number }>,
+): { status: CheckStatus; detail?: string } {
+  if (faulted.length > 0)
+    return {
+      status: faulted.every((f) => f.busy) ? 'degraded' : 'down',
+      detail: faulted.map(({ name, fault }) => `${name} retrying (${fault})`).join('; '),
+    };
+  if (replaying.length > 0)
+    return { status: 'degraded', detail: replaying.map(({ name, until }) => `${name} replaying up to position ${until}`).join('; ') };
+  return { status: 'ok' };
 }

@@ -77,7 +77,8 @@ export interface BusSubscriptions {
   /** Why consumers cannot attach when retrying will not help (the broker refuses the configuration). */
   misconfigured(): string | undefined;
   /** The subscribers waiting out a fault (their database failing, a handler error), with its reason. */
-  faulted(): ReadonlyArray<{ readonly name: string; readonly fault: string }>;
+  /** `busy`: the fault is the database's connections all being in use (503 storage.busy), not an outage. */
+  faulted(): ReadonlyArray<{ readonly name: string; readonly fault: string; readonly busy: boolean }>;
   /** Per subscriber: the broker's acknowledgement marker as position, and the messages left as lag. */
   status(): Promise<SubscriberStatus[]>;
   /** The views being rebuilt by a replay of this process, each with the stream's head when it began. */
@@ -126,6 +127,13 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   };
   // The last failure of each subscriber's transactions, until one commits again: what status reports.
   const faults = new Map<string, string>();
+  // The subscribers whose fault is a saturated connection pool: a busy server, not a stopped one.
+  const busyFaults = new Set<string>();
+  const noteFault = (name: string, error: unknown) => {
+    faults.set(name, error instanceof Error ? error.message : String(error));
+    if ((error as { code?: unknown } | null)?.code === 'storage.busy') busyFaults.add(name);
+    else busyFaults.delete(name);
+  };
   let running = false;
   let attaching: Promise<void> | undefined;
   let misconfigured: string | undefined;
@@ -211,7 +219,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
         faults.delete(subscriber.name);
         for (const b of batch) b.settle();
       } catch (error) {
-        faults.set(subscriber.name, error instanceof Error ? error.message : String(error));
+        noteFault(subscriber.name, error);
         // The storage failing fails every event alike: trying each alone would only repeat it.
         if (batch.length === 1 || isStorageFault(error)) {
           for (const b of batch) b.settle(error ?? new Error('handler failed'));
@@ -225,7 +233,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
               b.settle();
             },
             (alone: unknown) => {
-              faults.set(subscriber.name, alone instanceof Error ? alone.message : String(alone));
+              noteFault(subscriber.name, alone);
               b.settle(alone ?? new Error('handler failed'));
             },
           );
@@ -398,7 +406,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     },
     attached: () => consumptions.size === options.subscribers.length,
     misconfigured: () => misconfigured,
-    faulted: () => [...faults].map(([name, fault]) => ({ name, fault })),
+    faulted: () => [...faults].map(([name, fault]) => ({ name, fault, busy: busyFaults.has(name) })),
 
     async status() {
       const statusOf = (name: string) => {

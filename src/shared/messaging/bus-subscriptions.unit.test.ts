@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { systemClock } from '../clock.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { busSubscriptions } from './bus-subscriptions.js';
+import { UnavailableError } from '../errors.js';
 import { MessageBusUnavailableError, type DeliveredMessage, type MessageBus } from './message-bus.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
 
@@ -112,6 +113,38 @@ describe('a fault of a consumption that ended', () => {
     consumers.start();
     while (!consumers.attached()) await sleep(10);
     expect((await consumers.status())[0]).toMatchObject({ state: 'running' });
+    await consumers.stop();
+  });
+});
+
+describe('a fault that is the database being busy', () => {
+  it('is told apart from an outage: every connection in use is a busy server', async () => {
+    let deliver: ((message: DeliveredMessage) => Promise<void>) | undefined;
+    let code = 'storage.busy';
+    const consumers = busSubscriptions({
+      bus: busWith({
+        consume: (_durable, _subjects, handler) => {
+          deliver = handler;
+          return Promise.resolve({ stop: () => Promise.resolve() });
+        },
+      }),
+      store: {
+        transaction: () => Promise.reject(new UnavailableError(code, 'all 3 database connections of this server are in use')),
+      } as unknown as EventStore,
+      db: empty,
+      clock: systemClock,
+      logger: silent,
+      role: 'test',
+      subscribers: [{ name: 'view', handles: ['Thing'], handle: () => Promise.resolve() }],
+    });
+    consumers.start();
+    while (!consumers.attached()) await sleep(10);
+    const message = { id: 'e1', type: 'Thing', data: {}, metadata: {}, attempt: 1 } as DeliveredMessage;
+    await deliver?.(message).catch(() => undefined);
+    expect(consumers.faulted()).toEqual([{ name: 'view', fault: expect.stringMatching(/in use/), busy: true }]);
+    code = 'storage.unavailable';
+    await deliver?.(message).catch(() => undefined);
+    expect(consumers.faulted()).toEqual([{ name: 'view', fault: expect.any(String), busy: false }]);
     await consumers.stop();
   });
 });
