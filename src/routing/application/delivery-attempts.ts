@@ -1,10 +1,12 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import { withoutUrlCredentials } from '../../shared/url-credentials.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../../shared/clock.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
-import type { EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
+import type { AppendRequest, EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
 import { failsTheTransaction } from '../../shared/event-store/savepoint.js';
+import { isStorageFault } from '../../shared/event-store/storage-fault.js';
 import { afterAttempt, closedBreaker, type Breaker, type BreakerPolicy } from '../domain/circuit-breaker.js';
 import {
   decideAttempt,
@@ -30,6 +32,10 @@ import type {
   TallyStoreFor,
 } from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
+
+/** Tries of an attempt's recording when the database fails it for a moment (about 6 s in all). */
+const RECORDING_TRIES = 5;
+const RECORDING_PAUSE_MS = 400;
 
 export interface AttemptDeps {
   readonly store: EventStore;
@@ -168,81 +174,94 @@ export function deliveryAttempts(
       schedule: deps.retrySchedule,
       random: deps.random(),
     };
-    let decision = decideAttempt(context, outcome);
+    const sent = { outcome, decision: decideAttempt(context, outcome) };
+    let decision = sent.decision;
     let breaker: Breaker | undefined;
-    await deps.store.transaction(async (tx) => {
-      if (rule?.destination_type === 'database' && decision.status === 'succeeded') {
-        try {
-          // A second try: a table dropped under Intake is made again by it.
-          await tx
-            .isolated(() => writeRow(tx, delivery, rule, now))
-            .catch((error: unknown) => {
-              if (failsTheTransaction(error)) throw error;
-              return tx.isolated(() => writeRow(tx, delivery, rule, now));
-            });
-        } catch (error) {
-          if (failsTheTransaction(error)) throw error;
-          // A table that cannot be written (its name taken by a table Intake does not own, say) refuses
-          // the delivery as a receiver would: dead-lettered with the reason, never retried forever.
-          const table = (rule.destination_config as DatabaseConfig).table;
-          outcome = { outcome: 'rejected', reason: `table ${table} could not be written: ${(error as Error).message}`, durationMs: 0 };
-          decision = decideAttempt(context, outcome);
-        }
-      }
-      await recordDecision(tx, delivery, attempt, decision, outcome, now);
-      if (rule) {
-        // The destination this attempt went to: if the rule has moved on since, its outcome is the
-        // old destination's business and leaves the new one's circuit alone.
-        const destination = destinationKeyOfRule(rule);
-        const breakers = deps.breakers(tx.db);
-        const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId) ?? closedBreaker;
-        const quiet = outcome.outcome === 'retry' ? Math.min(outcome.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
-        const next = afterAttempt(current, destinationDown(outcome) ? 'down' : 'up', now, deps.breakerPolicy, quiet);
-        // A success on a healthy destination changes nothing: no write.
-        const changed = next.state !== current.state || next.failures !== current.failures || next.nextProbeAt !== current.nextProbeAt;
-        if (!changed) breaker = next;
-        else if (await breakers.save(delivery.ruleId, next, now.toISOString(), destination)) {
-          breaker = next;
-          if (next.state === 'open' && current.state === 'closed')
-            deps.logger.warn({ rule_id: delivery.ruleId, failures: next.failures }, 'circuit opened: the destination keeps failing');
-        } else
-          deps.logger.debug(
-            { rule_id: delivery.ruleId, delivery_id: delivery.deliveryId },
-            'an attempt to the rule’s former destination finished after the change: the new destination’s circuit is left alone',
-          );
-        const delivered = outcome.outcome === 'delivered' ? 1 : 0;
-        await deps.tallies(tx.db).add(
-          [
-            {
-              ruleId: delivery.ruleId,
-              destination,
-              attempts: 1,
-              delivered,
-              failed: 1 - delivered,
-              totalDurationMs: outcome.durationMs,
-            },
-          ],
-          now.toISOString(),
-        );
-      } else breaker = await releaseProbe(tx.db, delivery.ruleId, now);
-      // The 410 is the old destination's when the rule was pointed elsewhere during the attempt.
-      if (decision.disableRule && rule && !(await stillSentTo(tx.db, rule))) decision = { ...decision, disableRule: false };
-      if (decision.disableRule && rule) {
-        const disabled: RoutingRuleToggled = {
-          type: 'RoutingRuleToggled',
-          data: {
-            rule_id: rule.rule_id,
-            app_id: rule.app_id,
-            is_active: false,
-            toggled_at: now.toISOString(),
-            reason: 'the endpoint answered 410 Gone',
-          },
-        };
-        await tx.append({ streamId: ruleStreamId(rule.rule_id), events: [disabled] });
-        // Also before the commit is synced: from the moment the change is visible, no request may route by the old rule.
-        deps.evaluator.invalidate(rule.app_id);
-      }
+    await recordingAgainOnFault(async () => {
+      // Each try starts from what the destination answered: a failed try's changes are rolled back.
+      ({ outcome, decision } = sent);
+      breaker = undefined;
+      await recordOutcome();
     });
+    async function recordOutcome() {
+      await deps.store.transaction(async (tx) => {
+        if (rule?.destination_type === 'database' && decision.status === 'succeeded') {
+          try {
+            // A second try: a table dropped under Intake is made again by it.
+            await tx
+              .isolated(() => writeRow(tx, delivery, rule, now))
+              .catch((error: unknown) => {
+                if (failsTheTransaction(error)) throw error;
+                return tx.isolated(() => writeRow(tx, delivery, rule, now));
+              });
+          } catch (error) {
+            if (failsTheTransaction(error)) throw error;
+            // A table that cannot be written (its name taken by a table Intake does not own, say) refuses
+            // the delivery as a receiver would: dead-lettered with the reason, never retried forever.
+            const table = (rule.destination_config as DatabaseConfig).table;
+            outcome = { outcome: 'rejected', reason: `table ${table} could not be written: ${(error as Error).message}`, durationMs: 0 };
+            decision = decideAttempt(context, outcome);
+          }
+        }
+        await recordDelivery(tx, delivery, attempt, decision, outcome, now);
+        if (rule) {
+          // The destination this attempt went to: if the rule has moved on since, its outcome is the
+          // old destination's business and leaves the new one's circuit alone.
+          const destination = destinationKeyOfRule(rule);
+          const breakers = deps.breakers(tx.db);
+          const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId) ?? closedBreaker;
+          const quiet = outcome.outcome === 'retry' ? Math.min(outcome.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
+          const next = afterAttempt(current, destinationDown(outcome) ? 'down' : 'up', now, deps.breakerPolicy, quiet);
+          // A success on a healthy destination changes nothing: no write.
+          const changed = next.state !== current.state || next.failures !== current.failures || next.nextProbeAt !== current.nextProbeAt;
+          if (!changed) breaker = next;
+          else if (await breakers.save(delivery.ruleId, next, now.toISOString(), destination)) {
+            breaker = next;
+            if (next.state === 'open' && current.state === 'closed')
+              deps.logger.warn({ rule_id: delivery.ruleId, failures: next.failures }, 'circuit opened: the destination keeps failing');
+          } else
+            deps.logger.debug(
+              { rule_id: delivery.ruleId, delivery_id: delivery.deliveryId },
+              'an attempt to the rule’s former destination finished after the change: the new destination’s circuit is left alone',
+            );
+          const delivered = outcome.outcome === 'delivered' ? 1 : 0;
+          await deps.tallies(tx.db).add(
+            [
+              {
+                ruleId: delivery.ruleId,
+                destination,
+                attempts: 1,
+                delivered,
+                failed: 1 - delivered,
+                totalDurationMs: outcome.durationMs,
+              },
+            ],
+            now.toISOString(),
+          );
+        } else breaker = await releaseProbe(tx.db, delivery.ruleId, now);
+        // The 410 is the old destination's when the rule was pointed elsewhere during the attempt.
+        if (decision.disableRule && rule && !(await stillSentTo(tx.db, rule))) decision = { ...decision, disableRule: false };
+        const appends = [announcement(delivery, decision)];
+        if (decision.disableRule && rule) {
+          const disabled: RoutingRuleToggled = {
+            type: 'RoutingRuleToggled',
+            data: {
+              rule_id: rule.rule_id,
+              app_id: rule.app_id,
+              is_active: false,
+              toggled_at: now.toISOString(),
+              reason: 'the endpoint answered 410 Gone',
+            },
+          };
+          appends.push({ streamId: ruleStreamId(rule.rule_id), events: [disabled] });
+        }
+        // Last, in one statement: on PostgreSQL the first append takes the log's lock until the commit, and
+        // every statement after it held every other appender (the other replicas' attempts too) waiting.
+        await tx.appendMany(appends);
+        // Also before the commit is synced: from the moment the change is visible, no request may route by the old rule.
+        if (decision.disableRule && rule) deps.evaluator.invalidate(rule.app_id);
+      });
+    }
     if (decision.disableRule && rule) deps.evaluator.invalidate(rule.app_id);
     if (rule)
       deps.onAttempt?.({
@@ -272,7 +291,30 @@ export function deliveryAttempts(
     return breaker;
   };
 
-  const recordDecision = async (
+  /**
+   * The outcome is known once the destination answered: a database that failed the recording for a
+   * moment (every connection in use, one cut) is tried again, rather than the delivery sent again
+   * once its attempt is taken for interrupted.
+   */
+  const recordingAgainOnFault = async (record: () => Promise<void>) => {
+    for (let tried = 1; ; tried++) {
+      try {
+        return await record();
+      } catch (error) {
+        if (!isStorageFault(error) || tried >= RECORDING_TRIES || abandoned()) throw error;
+        await sleep(RECORDING_PAUSE_MS * 2 ** (tried - 1));
+      }
+    }
+  };
+
+  /** The attempt's events on the item's stream. */
+  const announcement = (delivery: Delivery, decision: AttemptDecision): AppendRequest => ({
+    streamId: dataStreamId(delivery.itemId),
+    events: announced(delivery, decision.events),
+  });
+
+  /** The attempt and its delivery's new state; its events are appended by the caller, last. */
+  const recordDelivery = async (
     tx: StoreTransaction,
     delivery: Delivery,
     attempt: number,
@@ -280,7 +322,6 @@ export function deliveryAttempts(
     outcome: { outcome: string; statusCode?: number; reason?: string; durationMs: number },
     now: Date,
   ) => {
-    await tx.append({ streamId: dataStreamId(delivery.itemId), events: announced(delivery, decision.events) });
     // The delivery tells what its events tell (a dead letter, why it was given up: "HTTP 500 (gave up
     // after 4 attempts)"); the attempt, what happened to that attempt.
     const failed = decision.events.find((event) => event.type === 'DeliveryFailed');
@@ -335,7 +376,8 @@ export function deliveryAttempts(
           at: now,
           schedule: deps.retrySchedule,
         });
-        await recordDecision(tx, delivery, attempt, decision, { outcome: 'interrupted', reason: INTERRUPTED, durationMs: 0 }, now);
+        await recordDelivery(tx, delivery, attempt, decision, { outcome: 'interrupted', reason: INTERRUPTED, durationMs: 0 }, now);
+        await tx.append(announcement(delivery, decision));
       });
       deps.logger.warn({ delivery_id: deliveryId, attempt }, 'an attempt was in flight when the process stopped; retrying it now');
     }

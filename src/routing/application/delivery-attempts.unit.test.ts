@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { fixedClock } from '../../shared/clock.js';
+import { UnavailableError } from '../../shared/errors.js';
+import type { AppendRequest, EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
+import { closedBreaker } from '../domain/circuit-breaker.js';
+import { deliveryAttempts, type AttemptDeps } from './delivery-attempts.js';
+import type { Delivery, StoredRule } from './ports.js';
+
+const rule = {
+  rule_id: 'r1',
+  app_id: 'shop',
+  rule_name: 'hooks',
+  is_active: true,
+  destination_type: 'webhook',
+  destination_config: { url: 'https://hooks.example/in' },
+} as unknown as StoredRule;
+
+const delivery = {
+  deliveryId: 'd1',
+  ruleId: 'r1',
+  itemId: 'i1',
+  appId: 'shop',
+  eventType: 'order',
+  destinationType: 'webhook',
+  body: '{}',
+  status: 'pending',
+  attempts: 0,
+  webhookId: 'd1',
+  replayJobId: null,
+  earlierAttempts: 0,
+} as unknown as Delivery;
+
+/** Deps whose database writes are noted in order; `failures` transactions fail as a busy database does. */
+function depsWith(failures: number) {
+  const writes: string[] = [];
+  let sends = 0;
+  let left = failures;
+  const noted =
+    (name: string) =>
+    async (..._args: unknown[]) => {
+      writes.push(name);
+      return name === 'breakers.save' ? true : undefined;
+    };
+  const tx = {
+    db: {},
+    append: async (request: AppendRequest) => void writes.push(`append ${request.streamId}`),
+    appendMany: async (requests: readonly AppendRequest[]) => void writes.push(`append ${requests.map((r) => r.streamId).join(', ')}`),
+    isolated: (work: () => Promise<unknown>) => work(),
+    afterCommit: () => undefined,
+  } as unknown as StoreTransaction;
+  const store = {
+    transaction: async <T>(work: (t: StoreTransaction) => Promise<T>) => {
+      writes.push('begin');
+      const result = await work(tx);
+      if (left-- > 0) {
+        writes.push('rollback');
+        throw new UnavailableError('storage.busy', 'all 10 database connections of this server are in use');
+      }
+      writes.push('commit');
+      return result;
+    },
+  } as unknown as EventStore;
+  const deps = {
+    store,
+    db: {},
+    clock: fixedClock('2026-12-07T06:00:00.000Z'),
+    random: () => 0.5,
+    logger: { warn: () => undefined, error: () => undefined, debug: () => undefined },
+    rules: () => ({ get: async () => rule }),
+    vault: () => ({ openValues: async () => new Map(), signingSecrets: async () => ['whsec_c2VjcmV0', undefined] }),
+    deliveries: () => ({ beginAttempt: noted('beginAttempt'), record: noted('deliveries.record') }),
+    tables: () => ({}),
+    webhooks: { send: async () => (sends++, { outcome: 'delivered', statusCode: 200, durationMs: 5 }) },
+    queues: {},
+    evaluator: { invalidate: () => undefined },
+    retrySchedule: [1, 2],
+    breakers: () => ({ get: async () => new Map([['r1', { ...closedBreaker, failures: 1 }]]), save: noted('breakers.save') }),
+    breakerPolicy: { threshold: 5, cooldownMs: 30_000 },
+    tallies: () => ({ add: noted('tallies.add') }),
+    workerId: 'w1',
+  } as unknown as AttemptDeps;
+  return { deps, writes, sends: () => sends };
+}
+
+describe('an attempt’s recording', () => {
+  it('appends its events last, so the log’s lock is held for one statement before the commit', async () => {
+    const { deps, writes } = depsWith(0);
+    await deliveryAttempts(deps).attempt(delivery);
+    expect(writes).toEqual(['beginAttempt', 'begin', 'deliveries.record', 'breakers.save', 'tallies.add', 'append data-i1', 'commit']);
+  });
+
+  it('is tried again when the database fails it for a moment, rather than the delivery being sent again', async () => {
+    const { deps, writes, sends } = depsWith(2);
+    await deliveryAttempts(deps).attempt(delivery);
+    expect(sends()).toBe(1);
+    expect(writes.filter((w) => w === 'commit')).toHaveLength(1);
+    expect(writes.filter((w) => w === 'rollback')).toHaveLength(2);
+  }, 10_000);
+});
