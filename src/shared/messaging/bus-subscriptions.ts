@@ -19,7 +19,7 @@ import {
 import type { SubscriberStatus } from '../subscriptions/in-process-subscriptions.js';
 import { actsOn, type Subscriber } from '../subscriptions/subscriber.js';
 import { allSubjectsOf, eventOfMessage, subjectsOfSubscriber } from './event-messages.js';
-import { MessageBusConfigurationError, type Consumption, type MessageBus } from './message-bus.js';
+import { MessageBusConfigurationError, type ConsumerProgress, type Consumption, type MessageBus } from './message-bus.js';
 import { rowPieces } from '../sql/statement-shapes.js';
 import { oneAtATime } from '../one-at-a-time.js';
 
@@ -115,11 +115,13 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     replayingUntil.set(name, (await bus.head?.().catch(() => undefined)) ?? Number.MAX_SAFE_INTEGER);
   };
   /** The marker, once the consumer's progress says the replay is not over yet; cleared when it is. */
-  const stillReplaying = (name: string, progress: { acknowledged: number; pending: number } | undefined) => {
+  const stillReplaying = (name: string, progress: ConsumerProgress | undefined) => {
     const until = replayingUntil.get(name);
     if (until === undefined) return undefined;
-    // No consumer yet: the replay has not begun to read.
-    if (progress && (progress.acknowledged >= until || progress.pending === 0)) {
+    // No consumer yet: the replay has not begun to read. With several consumers under the name, each
+    // must have read up to the marker (or have nothing left): the fastest alone said done too soon.
+    const passed = (member: { acknowledged: number; pending: number }) => member.acknowledged >= until || member.pending === 0;
+    if (progress && (progress.members ?? [progress]).every(passed)) {
       replayingUntil.delete(name);
       return undefined;
     }

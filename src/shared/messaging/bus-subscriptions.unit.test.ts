@@ -148,3 +148,43 @@ describe('a fault that is the database being busy', () => {
     await consumers.stop();
   });
 });
+
+describe('a replay read by several consumers under one name (one per publishing role)', () => {
+  it('is over only once each has read up to where the stream stood, or has nothing left', async () => {
+    type Member = { acknowledged: number; pending: number };
+    let members: Member[] = [];
+    const bus: MessageBus = {
+      ...busWith({ consume: () => Promise.resolve({ stop: () => Promise.resolve() }) }),
+      head: () => Promise.resolve(100),
+      progress: () =>
+        Promise.resolve({
+          acknowledged: Math.max(0, ...members.map((m) => m.acknowledged)),
+          pending: members.reduce((sum, m) => sum + m.pending, 0),
+          members,
+        }),
+    };
+    const consumers = busSubscriptions({
+      bus,
+      store: { transaction: (work: (tx: unknown) => Promise<unknown>) => work({ db: empty }) } as unknown as EventStore,
+      db: empty,
+      clock: systemClock,
+      logger: silent,
+      role: 'test',
+      subscribers: [{ name: 'view', handles: ['Thing'], handle: () => Promise.resolve(), reset: () => Promise.resolve() }],
+    });
+    consumers.start();
+    while (!consumers.attached()) await sleep(10);
+    await consumers.replay('view');
+    members = [
+      { acknowledged: 100, pending: 5 },
+      { acknowledged: 40, pending: 3 },
+    ];
+    expect((await consumers.status())[0]).toMatchObject({ replayingUntil: 100 });
+    members = [
+      { acknowledged: 120, pending: 5 },
+      { acknowledged: 60, pending: 0 },
+    ];
+    expect((await consumers.status())[0]).not.toHaveProperty('replayingUntil');
+    await consumers.stop();
+  });
+});

@@ -55,6 +55,11 @@ export interface ConsumerProgress {
   readonly acknowledged: number;
   /** Messages not yet acknowledged: never delivered, or delivered and awaiting their acknowledgement. */
   readonly pending: number;
+  /**
+   * Where the broker keeps one durable name as several consumers (JetStream 2.9: one per publishing
+   * role), each one's progress: the others may be far behind the one that leads.
+   */
+  readonly members?: ReadonlyArray<{ readonly acknowledged: number; readonly pending: number }>;
 }
 
 export interface Consumption {

@@ -324,9 +324,11 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     async progress(durableName) {
       const family = familyOf(await askBroker(sharedListing), durableName);
       if (family.length === 0) return undefined;
+      const members = family.map((info) => ({ acknowledged: info.ack_floor.stream_seq, pending: info.num_pending + info.num_ack_pending }));
       return {
-        acknowledged: Math.max(...family.map((info) => info.ack_floor.stream_seq)),
-        pending: family.reduce((sum, info) => sum + info.num_pending + info.num_ack_pending, 0),
+        acknowledged: Math.max(...members.map((member) => member.acknowledged)),
+        pending: members.reduce((sum, member) => sum + member.pending, 0),
+        members,
       };
     },
 
