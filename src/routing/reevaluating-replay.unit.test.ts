@@ -85,6 +85,8 @@ function sparseWindow(count: number) {
         return progress.status === 'running' ? [current] : [];
       },
       get: async () => ({ ...current, status: progress.status }),
+      claimStep: async (_jobId: string, from: ReplayJob['cursor']) =>
+        progress.status === 'running' && from.position === current.cursor.position && from.deliveryId === current.cursor.deliveryId,
       advance: async (_jobId: string, next: Pick<ReplayJob, 'cursor' | 'scanned' | 'scheduled'>) => {
         current = { ...current, ...next };
       },

@@ -290,6 +290,12 @@ export interface ReplayStore {
   listByRule(ruleId: string, page: PageRequest): Promise<Page<ReplayJob>>;
   running(): Promise<ReplayJob[]>;
   advance(jobId: string, progress: { cursor: ReplayJob['cursor']; scanned: number; scheduled: number; at: string }): Promise<void>;
+  /**
+   * Takes the next step of a running job whose cursor still stands at `from`, in the transaction that
+   * will advance it: false when another replica stepped it meanwhile (its counters must not be
+   * overwritten with a step read from the same place).
+   */
+  claimStep(jobId: string, from: ReplayJob['cursor'], at: string): Promise<boolean>;
   /** Ends a running job; false when it was not running any more. */
   finish(jobId: string, status: Exclude<ReplayStatus, 'running'>, at: string, error?: string): Promise<boolean>;
 }

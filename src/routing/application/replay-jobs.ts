@@ -288,8 +288,8 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
     }));
     let inserted = 0;
     await deps.store.transaction(async (tx) => {
-      const current = await deps.replays(tx.db).get(job.jobId);
-      if (current?.status !== 'running') return;
+      // Stepped meanwhile by another replica (or ended): its step stands, counted once.
+      if (!(await deps.replays(tx.db).claimStep(job.jobId, job.cursor, at))) return;
       inserted = (await deps.deliveries(tx.db).schedule(planned)).length;
       await deps.replays(tx.db).advance(job.jobId, {
         cursor: next.cursor,

@@ -266,6 +266,13 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect(await replays.finish('j1', 'completed', T1)).toBe(false);
     await replays.create({ ...job, jobId: 'j2' });
     expect((await replays.running()).map((j) => j.jobId)).toEqual(['j2']);
+    // Two replicas step the job from the same cursor: the second finds it moved on.
+    const from = { position: 0, deliveryId: '' };
+    expect(await replays.claimStep('j2', from, T1)).toBe(true);
+    await replays.advance('j2', { cursor: { position: 7, deliveryId: '' }, scanned: 3, scheduled: 3, at: T1 });
+    expect(await replays.claimStep('j2', from, T1)).toBe(false);
+    expect(await replays.claimStep('j2', { position: 7, deliveryId: '' }, T1)).toBe(true);
+    expect(await replays.claimStep('j1', from, T1)).toBe(false);
 
     const store = sqlDeliveryStore(db);
     await store.schedule([

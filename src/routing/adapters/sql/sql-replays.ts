@@ -121,6 +121,19 @@ export function sqlReplayStore(db: Kysely<object>): ReplayStore {
         .where('status', '=', 'running')
         .execute();
     },
+    async claimStep(jobId, from, at) {
+      // An update, so the row stays locked until the step commits: a replica stepping at once waits,
+      // then finds the cursor moved on.
+      const result = await tables(db)
+        .updateTable('routing_replays')
+        .set({ updated_at: at })
+        .where('job_id', '=', jobId)
+        .where('status', '=', 'running')
+        .where('cursor_position', '=', from.position)
+        .where('cursor_id', '=', from.deliveryId)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
     async finish(jobId, status, at, error) {
       const result = await tables(db)
         .updateTable('routing_replays')
