@@ -104,7 +104,8 @@ const toBody = (view: ItemView) => ({
   updated_at: view.updatedAt,
   validation: view.validation && {
     schema_version: view.validation.schemaVersion,
-    schema_partner_id: view.validation.schemaPartnerId,
+    // Views written before the field read as the schema of every source, as their verdicts do.
+    schema_partner_id: view.validation.schemaPartnerId ?? null,
     errors: view.validation.errors,
   },
   processing: view.processing && {
