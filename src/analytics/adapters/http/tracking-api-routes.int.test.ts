@@ -234,14 +234,15 @@ describe('the tracking API', () => {
 });
 
 describe('allowed origins per application', () => {
+  const put = (allowed: unknown) =>
+    intake.app.inject({
+      method: 'PUT',
+      url: '/api/analytics/sources/blog',
+      headers: { authorization: 'Bearer test-admin-token' },
+      payload: { allowed_origins: allowed },
+    });
+
   it('refuses browsers of other origins once an application names its own, and keeps accepting servers', async () => {
-    const put = (allowed: unknown) =>
-      intake.app.inject({
-        method: 'PUT',
-        url: '/api/analytics/sources/blog',
-        headers: { authorization: 'Bearer test-admin-token' },
-        payload: { allowed_origins: allowed },
-      });
     expect((await put(['https://blog.example/path'])).statusCode).toBe(400);
     expect((await put(['https://blog.example'])).json()).toEqual({ app_id: 'blog', allowed_origins: ['https://blog.example'] });
     const before = (await eventsOf(intake, 'blog')).length;
@@ -257,13 +258,6 @@ describe('allowed origins per application', () => {
   });
 
   it('keeps origins as browsers send them and lets a *. entry allow subdomains', async () => {
-    const put = (allowed: unknown) =>
-      intake.app.inject({
-        method: 'PUT',
-        url: '/api/analytics/sources/blog',
-        headers: { authorization: 'Bearer test-admin-token' },
-        payload: { allowed_origins: allowed },
-      });
     const saved = await put(['https://Blog.example:443', 'https://*.blog.example']);
     expect(saved.json()).toEqual({ app_id: 'blog', allowed_origins: ['https://blog.example', 'https://*.blog.example'] });
     const from = async (origin: string) => (await post('/v1/t', track(), { ...basic(blog.writeKey), origin })).statusCode;

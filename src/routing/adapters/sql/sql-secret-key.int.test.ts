@@ -1,39 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
-import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
-import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
 import { secretBox } from '../secrets/secret-box.js';
-import { routingMigrations } from './migrations.js';
+import { routingTestDatabases } from './routing-test-databases.js';
 import { sqlSecretVault } from './sql-rules.js';
 import { adoptSecretKey, SecretKeyMismatchError, verifySecretKey } from './sql-secret-key.js';
 
-const backends: ReadonlyArray<{
-  readonly name: string;
-  readonly available: boolean;
-  open(): Promise<{ db: Kysely<object>; close(): Promise<void> }>;
-}> = [
-  {
-    name: 'SQLite',
-    available: true,
-    async open() {
-      const sqlite = openSqlite(':memory:');
-      await migrateToLatest(sqlite.db, [routingMigrations]);
-      return { db: sqlite.db, close: () => sqlite.close() };
-    },
-  },
-  {
-    name: 'PostgreSQL',
-    available: testPostgresUrl !== undefined,
-    async open() {
-      const postgres = await openTemporarySchema(testPostgresUrl ?? '');
-      await migratePostgresToLatest(postgres, [routingMigrations]);
-      return { db: postgres.db, close: () => postgres.close() };
-    },
-  },
-];
+const backends = routingTestDatabases;
 
 const now = () => new Date('2026-12-02T12:00:00.000Z');
 

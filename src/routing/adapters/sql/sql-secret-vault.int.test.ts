@@ -1,35 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
-import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
-import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
-import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
 import { secretBox } from '../secrets/secret-box.js';
-import { routingMigrations } from './migrations.js';
+import { routingTestDatabases } from './routing-test-databases.js';
 import { sqlSecretVault } from './sql-rules.js';
 import { adoptSecretKey } from './sql-secret-key.js';
 
-const backends = [
-  {
-    name: 'SQLite',
-    available: true,
-    async open() {
-      const sqlite = openSqlite(':memory:');
-      await migrateToLatest(sqlite.db, [routingMigrations]);
-      return { db: sqlite.db, close: () => sqlite.close() };
-    },
-  },
-  {
-    name: 'PostgreSQL',
-    available: testPostgresUrl !== undefined,
-    async open() {
-      const postgres = await openTemporarySchema(testPostgresUrl ?? '');
-      await migratePostgresToLatest(postgres, [routingMigrations]);
-      return { db: postgres.db, close: () => postgres.close() };
-    },
-  },
-];
+const backends = routingTestDatabases;
 
 const REF = `sealed_${'c'.repeat(32)}`;
 
