@@ -186,7 +186,12 @@ describe('the .env file', () => {
 describe('what the HTTP thread may hand the storage thread', () => {
   it('is MAX_QUEUED_APPENDS calls, and text in proportion to the storage thread’s heap', () => {
     const budget = (heapMb: number) => storageBudgetOf({ maxQueuedAppends: 500, storageThreadHeapMb: heapMb });
-    expect(budget(1024)).toEqual({ maxCalls: 500, maxChars: 64 * 1024 * 1024 });
+    expect(budget(1024)).toEqual({
+      maxCalls: 500,
+      maxChars: 64 * 1024 * 1024,
+      // Past it: what readiness and metrics ask of the storage thread.
+      reports: ['subscriptions.status', 'storage.metrics', 'storage.health'],
+    });
     expect(budget(256).maxChars).toBe(16 * 1024 * 1024);
     expect(budget(8192).maxChars).toBe(64 * 1024 * 1024);
   });

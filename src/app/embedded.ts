@@ -26,7 +26,7 @@ import { subscriptionAdminOf, subscriptionHttp } from './http/subscription-route
 import { createMetrics, type IntakeMetrics } from './metrics/metrics.js';
 import { buildStorageCore, embeddedContexts } from './storage-core.js';
 import { subscriberCheck } from './subscriber-readiness.js';
-import { remoteSubscriptions, storageControl } from './storage-control.js';
+import { remoteSubscriptions, STORAGE_REPORTS, storageControl } from './storage-control.js';
 import type { StorageThreadData } from './storage-thread.js';
 import { version } from './version.js';
 
@@ -284,5 +284,6 @@ export function storageBudgetOf(config: Pick<Config, 'maxQueuedAppends' | 'stora
   return {
     maxCalls: config.maxQueuedAppends,
     maxChars: Math.min(DEFAULT_STORAGE_BUDGET.maxChars, Math.round(config.storageThreadHeapMb * perMb)),
+    reports: STORAGE_REPORTS,
   };
 }

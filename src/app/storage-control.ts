@@ -18,6 +18,10 @@ export interface StorageControl {
   stop(): Promise<void>;
 }
 
+/** The procedures that report on storage, which its client answers past its budget (see StorageBudget). */
+const REPORTS = { status: 'subscriptions.status', metrics: 'storage.metrics', health: 'storage.health' } as const;
+export const STORAGE_REPORTS: readonly string[] = Object.values(REPORTS);
+
 /**
  * Operating what runs in the storage thread from the HTTP thread. Both threads call this with the
  * same procedures: the storage thread with its core (whose functions run), the HTTP thread without.
@@ -28,7 +32,7 @@ export function storageControl(procedures: Procedures, core?: StorageCore): Stor
     return core;
   };
   return {
-    status: procedures.define('subscriptions.status', () => local().subscriptions.status()),
+    status: procedures.define(REPORTS.status, () => local().subscriptions.status()),
     caughtUp: procedures.define('subscriptions.caught-up', (timeoutMs?: number) => local().subscriptions.caughtUp(timeoutMs)),
     replay: procedures.define('subscriptions.replay', (name: string) => local().subscriptions.replay(name)),
     retryParked: procedures.define('subscriptions.retry-parked', (name: string, ref: number | string) =>
@@ -37,8 +41,8 @@ export function storageControl(procedures: Procedures, core?: StorageCore): Stor
     discardParked: procedures.define('subscriptions.discard-parked', (name: string, ref: number | string) =>
       local().subscriptions.discardParked(name, ref),
     ),
-    metrics: procedures.define('storage.metrics', () => local().metrics.registry.getMetricsAsJSON()),
-    health: procedures.define('storage.health', async () => local().store.health?.()),
+    metrics: procedures.define(REPORTS.metrics, () => local().metrics.registry.getMetricsAsJSON()),
+    health: procedures.define(REPORTS.health, async () => local().store.health?.()),
     stop: procedures.define('storage.stop', () => local().close()),
   };
 }

@@ -177,14 +177,11 @@ export function deliveryAttempts(
     const sent = { outcome, decision: decideAttempt(context, outcome) };
     let decision = sent.decision;
     let breaker: Breaker | undefined;
-    await recordingAgainOnFault(async () => {
-      // Each try starts from what the destination answered: a failed try's changes are rolled back.
-      ({ outcome, decision } = sent);
-      breaker = undefined;
-      await recordOutcome();
-    });
-    async function recordOutcome() {
-      await deps.store.transaction(async (tx) => {
+    await recordingAgainOnFault(() =>
+      deps.store.transaction(async (tx) => {
+        // Each try starts from what the destination answered: a failed try's changes are rolled back.
+        ({ outcome, decision } = sent);
+        breaker = undefined;
         if (rule?.destination_type === 'database' && decision.status === 'succeeded') {
           try {
             // A second try: a table dropped under Intake is made again by it.
@@ -260,8 +257,8 @@ export function deliveryAttempts(
         await tx.appendMany(appends);
         // Also before the commit is synced: from the moment the change is visible, no request may route by the old rule.
         if (decision.disableRule && rule) deps.evaluator.invalidate(rule.app_id);
-      });
-    }
+      }),
+    );
     if (decision.disableRule && rule) deps.evaluator.invalidate(rule.app_id);
     if (rule)
       deps.onAttempt?.({

@@ -128,14 +128,13 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     return until;
   };
   // The last failure of each subscriber's transactions, until one commits again: what status reports.
-  const faults = new Map<string, string>();
-  // The subscribers whose fault is a saturated connection pool: a busy server, not a stopped one.
-  const busyFaults = new Set<string>();
-  const noteFault = (name: string, error: unknown) => {
-    faults.set(name, error instanceof Error ? error.message : String(error));
-    if ((error as { code?: unknown } | null)?.code === 'storage.busy') busyFaults.add(name);
-    else busyFaults.delete(name);
-  };
+  // `busy`: a saturated connection pool, a busy server rather than a stopped one.
+  const faults = new Map<string, { message: string; busy: boolean }>();
+  const noteFault = (name: string, error: unknown) =>
+    faults.set(name, {
+      message: error instanceof Error ? error.message : String(error),
+      busy: (error as { code?: unknown } | null)?.code === 'storage.busy',
+    });
   let running = false;
   let attaching: Promise<void> | undefined;
   let misconfigured: string | undefined;
@@ -408,12 +407,12 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     },
     attached: () => consumptions.size === options.subscribers.length,
     misconfigured: () => misconfigured,
-    faulted: () => [...faults].map(([name, fault]) => ({ name, fault, busy: busyFaults.has(name) })),
+    faulted: () => [...faults].map(([name, { message, busy }]) => ({ name, fault: message, busy })),
 
     async status() {
       const statusOf = (name: string) => {
         if (!running || !consumptions.has(name)) return { state: 'stopped' as const };
-        const fault = faults.get(name);
+        const fault = faults.get(name)?.message;
         return fault === undefined ? { state: 'running' as const } : { state: 'retrying' as const, fault };
       };
       const parked = await countParked(options.db);

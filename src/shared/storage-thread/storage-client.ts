@@ -45,13 +45,12 @@ export interface StorageBudget {
   readonly maxCalls: number;
   /** The text they carry, in UTF-16 units: 400 batches of 770 KB at once ran the thread's heap out. */
   readonly maxChars: number;
+  /**
+   * Procedures that say how storage is doing, taking no arguments: readiness and metrics must tell the
+   * truth when the storage thread is overloaded, so they go past the budget, one call of each at a time.
+   */
+  readonly reports?: readonly string[];
 }
-
-/**
- * Procedures that say how storage is doing, taking no arguments: readiness and metrics must tell the
- * truth when the storage thread is overloaded, so they go past the budget, one call of each at a time.
- */
-const REPORTS = new Set(['storage.health', 'subscriptions.status', 'storage.metrics']);
 
 export const DEFAULT_STORAGE_BUDGET: StorageBudget = { maxCalls: 10_000, maxChars: 64 * 1024 * 1024 };
 
@@ -150,6 +149,7 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
       }
     });
 
+  const reports = new Set(budget.reports);
   // A report asked for again while one is on its way shares it: a flood of readiness probes adds one call.
   const reportsInFlight = new Map<string, Promise<unknown>>();
   const report = (name: string): Promise<unknown> => {
@@ -199,7 +199,7 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
 
   return {
     store,
-    procedures: forwardingProcedures((name, args) => (REPORTS.has(name) ? report(name) : send({ kind: 'procedure', name, args }))),
+    procedures: forwardingProcedures((name, args) => (reports.has(name) ? report(name) : send({ kind: 'procedure', name, args }))),
     saturation() {
       const sinceReply = Date.now() - lastReplyAt;
       if (waiting.size === 0 || sinceReply > ANSWERING_WITHIN_MS) return undefined;
