@@ -13,12 +13,12 @@ import {
   type SchemaKey,
   type SchemaState,
 } from '../domain/schema-registry.js';
-import type { SchemaCatalog, SchemaCompiler, StoredSchema } from './ports.js';
+import type { SchemaCatalog, SchemaCheck, StoredSchema } from './ports.js';
 
 export interface SchemaDeps {
   readonly store: EventStore;
   readonly clock: Clock;
-  readonly compiler: SchemaCompiler;
+  readonly check: SchemaCheck;
 }
 
 /**
@@ -40,7 +40,7 @@ const changes = retriedChanges('validation.busy', (streamId) => `schema ${stream
  * Two at once both land, one after the other, as two versions.
  */
 export const registerSchema =
-  ({ store, clock, compiler }: SchemaDeps) =>
+  ({ store, clock, check }: SchemaDeps) =>
   async (key: SchemaKey, schema: unknown): Promise<StoredSchema> => {
     const streamId = schemaStreamId(key);
     let compiled: unknown;
@@ -48,7 +48,7 @@ export const registerSchema =
       const { state, streamVersion } = await load(store, key);
       const event = decideRegister(key, schema, state, clock.now());
       // Compiled once: a decision taken again differs only in its version number.
-      if (compiled !== event.data.schema) compiler.compile((compiled = event.data.schema));
+      if (compiled !== event.data.schema) await check((compiled = event.data.schema));
       return {
         append: { streamId, events: [event], expectedVersion: streamVersion === 0 ? 'no_stream' : streamVersion },
         result: {
@@ -64,7 +64,7 @@ export const registerSchema =
 
 /** Removes the schema; a second removal at once finds none (404), as it would a moment later. */
 export const removeSchema =
-  ({ store, clock }: Omit<SchemaDeps, 'compiler'>) =>
+  ({ store, clock }: Omit<SchemaDeps, 'check'>) =>
   async (key: SchemaKey): Promise<void> => {
     const streamId = schemaStreamId(key);
     await changes(store, streamId, async () => {

@@ -8,6 +8,9 @@ export interface SchemaCompiler {
   compile(schema: SchemaDocument, cacheKey?: string): (payload: unknown) => Violation[];
 }
 
+/** Whether a schema being saved compiles: rejects with a ValidationError when it does not. */
+export type SchemaCheck = (schema: SchemaDocument) => Promise<void>;
+
 export interface StoredSchema {
   readonly eventType: string;
   readonly partnerId: string | null;
