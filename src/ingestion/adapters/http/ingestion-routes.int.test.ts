@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auth, startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
 
@@ -62,6 +63,19 @@ describe('POST /ingest', () => {
     expect([other.statusCode, other.json().code]).toEqual([422, 'ingestion.idempotency-key-reused']);
     expect((await get('/ingest/partner/keyed')).json().items).toHaveLength(1);
     expect((await storedCount()) - before).toBe(2);
+  });
+
+  it('answers a retry of a request a release before key prefixes and fingerprints stored (it was stored again after the upgrade)', async () => {
+    const body = { partner_id: 'upgraded', event_type: 'order', payload: { total: 1 } };
+    const first = await post(body, { ...auth, 'idempotency-key': 'OLD-1' });
+    expect(first.statusCode).toBe(201);
+    // As that release wrote it: the key as sent, and no fingerprint (the column came later).
+    await intake.store.transaction(async (tx) => {
+      await sql`UPDATE ingest_idempotency SET idem_key = 'OLD-1', fingerprint = NULL WHERE idem_key = 'r:OLD-1'`.execute(tx.db);
+    });
+    const retry = await post(body, { ...auth, 'idempotency-key': 'OLD-1' });
+    expect([retry.statusCode, retry.headers['idempotent-replayed'], retry.json().id]).toEqual([201, 'true', first.json().id]);
+    expect((await get('/ingest/partner/upgraded')).json().items).toHaveLength(1);
   });
 
   it('answers a retry only once the first request’s commit is on disk', async () => {
