@@ -44,7 +44,9 @@ export function attributionOptionsFromEnv(env: NodeJS.ProcessEnv): AttributionOp
   if (weights) options.weights = fromEnv('ATTRIBUTION_WEIGHTS', () => parseWeights(weights));
   if (lookback) {
     // Decimal digits only, as every other integer setting: Number() would take 0x10 or 1e3.
-    const days = /^\d+$/.test(lookback.trim()) ? Number(lookback) : Number.NaN;
+    const days = /^\d+$/.test(lookback.trim()) ? Number(lookback) : undefined;
+    if (days === undefined)
+      throw new Error(`ATTRIBUTION_LOOKBACK_DAYS: must be a whole number of days from 1 to 3650 (got ${JSON.stringify(lookback)})`);
     // Checked here too, so that the error names the variable.
     fromEnv('ATTRIBUTION_LOOKBACK_DAYS', () => lookbackOfDays(days));
     options.lookbackDays = days;

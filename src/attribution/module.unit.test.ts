@@ -19,7 +19,10 @@ describe('attribution options from the environment', () => {
       /^ATTRIBUTION_WEIGHTS: .*clicks is not an interaction type/,
     );
     expect(() => attributionOptionsFromEnv({ ATTRIBUTION_LOOKBACK_DAYS: 'a month' })).toThrow(/^ATTRIBUTION_LOOKBACK_DAYS: /);
-    for (const loose of ['0x10', '1e1', '7.0'])
-      expect(() => attributionOptionsFromEnv({ ATTRIBUTION_LOOKBACK_DAYS: loose }), loose).toThrow(/^ATTRIBUTION_LOOKBACK_DAYS: /);
+    for (const loose of ['0x10', '1e1', '7.0', '-1', '30d'])
+      expect(() => attributionOptionsFromEnv({ ATTRIBUTION_LOOKBACK_DAYS: loose }), loose).toThrow(
+        // The value as set, not NaN.
+        new RegExp(`^ATTRIBUTION_LOOKBACK_DAYS: .*\\(got ${JSON.stringify(loose)}\\)$`),
+      );
   });
 });
