@@ -154,12 +154,21 @@ const REDOC_POLICY =
  * Swagger UI at /docs, ReDoc at /redoc and the JSON document at /openapi.json: public, no token needed.
  * Both viewers are served by this process, so the documentation works without internet access.
  */
+/** As on the dashboard: no type sniffing of what is served, and no page address sent on to others. */
+const DOCS_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
+
 export async function registerDocsRoutes(app: FastifyInstance): Promise<void> {
   // The plugin's policy with the hashes of the page's inline scripts, kept to this origin: no badge
   // from swagger.io, no https upgrade (which breaks the page served over plain http), and the inline
   // styles Swagger UI sets on its elements.
   await app.register(swaggerUi, {
     routePrefix: '/docs',
+    uiHooks: {
+      onRequest: (_request, reply, done) => {
+        void reply.headers(DOCS_HEADERS);
+        done();
+      },
+    },
     staticCSP: true,
     transformStaticCSP: (policy) =>
       policy
@@ -173,14 +182,18 @@ export async function registerDocsRoutes(app: FastifyInstance): Promise<void> {
   let document: string | undefined;
   let redocBundle: Promise<Buffer> | undefined;
   app.get('/openapi.json', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type('application/json; charset=utf-8').send((document ??= JSON.stringify(app.swagger()))),
+    reply
+      .type('application/json; charset=utf-8')
+      .headers(DOCS_HEADERS)
+      .send((document ??= JSON.stringify(app.swagger()))),
   );
   app.get('/redoc', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type('text/html; charset=utf-8').header('content-security-policy', REDOC_POLICY).send(REDOC_PAGE),
+    reply.type('text/html; charset=utf-8').headers(DOCS_HEADERS).header('content-security-policy', REDOC_POLICY).send(REDOC_PAGE),
   );
   app.get('/redoc/redoc.standalone.js', { schema: { hide: true } }, async (_request, reply) =>
     reply
       .type('text/javascript; charset=utf-8')
+      .headers(DOCS_HEADERS)
       .header('cache-control', 'public, max-age=86400')
       .send(
         await (redocBundle ??= readFile(redocBundlePath()).catch((error: unknown) => {

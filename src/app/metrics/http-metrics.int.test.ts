@@ -54,6 +54,21 @@ describe('GET /metrics', () => {
   });
 });
 
+describe('the documentation', () => {
+  it.each([
+    '/docs',
+    '/docs/static/index.html',
+    '/docs/static/swagger-initializer.js',
+    '/redoc',
+    '/redoc/redoc.standalone.js',
+    '/openapi.json',
+  ])('serves %s unsniffable and sends no referrer, as the dashboard does', async (url) => {
+    const response = await intake.app.inject({ method: 'GET', url });
+    expect(response.statusCode).toBeLessThan(400);
+    expect([response.headers['x-content-type-options'], response.headers['referrer-policy']]).toEqual(['nosniff', 'no-referrer']);
+  });
+});
+
 describe('the dashboard', () => {
   it('serves its page without a token, under a policy that allows only its own scripts', async () => {
     const response = await intake.app.inject({ method: 'GET', url: '/dashboard' });

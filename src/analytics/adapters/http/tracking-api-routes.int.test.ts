@@ -176,6 +176,8 @@ describe('the tracking API', () => {
       headers: { host: 'intake.example:8000' },
     });
     expect(settings.statusCode).toBe(200);
+    // Never kept by a shared cache for other browsers: it names the host this request asked for.
+    expect(settings.headers['cache-control']).toBe('no-store');
     expect(settings.json().integrations['Segment.io']).toEqual({
       apiKey: shop.writeKey,
       apiHost: 'intake.example:8000/v1',

@@ -198,10 +198,13 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
             response: { 200: JsonObjectSchema, ...errorResponses },
           },
         },
-        async (request) => {
+        async (request, reply) => {
           if (!(await handlers.resolveWriteKey(request.params.writeKey))) throw new UnauthorizedError('unknown write key');
           // Behind a trusted proxy, the host the browser asked for (X-Forwarded-Host), not the proxy's upstream.
           const host = request.host || 'localhost';
+          // The answer names the host the request did: a shared cache that keys by URL alone would hand
+          // one caller's host (a forged X-Forwarded-Host) to every browser, and their events with it.
+          void reply.header('cache-control', 'no-store');
           return {
             integrations: { 'Segment.io': { apiKey: request.params.writeKey, apiHost: `${host}/v1`, protocol: request.protocol } },
             plan: {
