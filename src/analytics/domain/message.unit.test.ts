@@ -195,6 +195,16 @@ describe('a tracking-API message', () => {
     expect(codeOf(() => parseMessage(large, { receivedAt, context }))).toBe('analytics.message-too-large');
   });
 
+  it('counts no messageId toward its 32 KB: a line `intake import` gives one stays as large as it was', () => {
+    const line = { type: 'track', event: 'e', userId: 'u', properties: { pad: '' } };
+    line.properties.pad = 'q'.repeat(32 * 1024 - Buffer.byteLength(JSON.stringify(line)));
+    expect(Buffer.byteLength(JSON.stringify(line))).toBe(32 * 1024);
+    const keyed = { ...line, messageId: `import-${'a'.repeat(40)}` };
+    expect(parseMessage(keyed, { receivedAt }).eventType).toBe('e');
+    const over = { ...keyed, properties: { pad: `${line.properties.pad}q` } };
+    expect(() => parseMessage(over, { receivedAt })).toThrow(/is 32769 bytes, more than the 32768 allowed/);
+  });
+
   it('refuses a batch of more than 2,500 messages', () => {
     expect(() => checkBatchCount(2500)).not.toThrow();
     expect(codeOf(() => checkBatchCount(2501))).toBe('analytics.batch-too-large');
