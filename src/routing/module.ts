@@ -275,6 +275,9 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         },
         listByApp: async (appId, page) => {
           const rules = await catalog.pageByApp(appId, page);
+          // A mistyped application answers as the keys of one do, not as an application without rules.
+          if (rules.items.length === 0 && page.cursor === undefined && !(await options.applicationExists(appId)))
+            throw new NotFoundError('applications.not-found', `no application ${appId}`);
           // Each rule's condition is checked (cold, a rule of large patterns takes milliseconds).
           return { items: await mapYielding(rules.items, ruleView), nextCursor: rules.nextCursor };
         },

@@ -64,6 +64,13 @@ describe.each(backends)('paged routing lists on %s', (backend) => {
     await expectCursorRefused(intake, '/api/routing-rules/app/shop');
   });
 
+  it('answers 404 for the rules of an application that does not exist, as for its keys (a typo read as no rules), and an empty list for one without rules', async () => {
+    const typo = await call('GET', '/api/routing-rules/app/shpo');
+    expect([typo.statusCode, typo.json().code]).toEqual([404, 'applications.not-found']);
+    expect((await call('POST', '/api/applications', { name: 'ruleless', app_id: 'ruleless' })).statusCode).toBe(201);
+    expect((await call('GET', '/api/routing-rules/app/ruleless')).json()).toEqual({ items: [], next_cursor: null });
+  });
+
   it("walks a rule's deliveries newest first, each once", async () => {
     const rule = await createRule('shop', { event_type_filter: 'order', destination_config: { table: 'paged_orders' } });
     const eventIds = await ingest('shop', 'order', 23);
