@@ -70,6 +70,15 @@ describe('the SQLite database lock', () => {
     },
   );
 
+  it.skipIf(process.getuid?.() !== 0)(
+    'names the data directory this user may not make files in, not a lock file that is not there (it blamed its owner)',
+    () => {
+      const path = database();
+      chmodSync(join(path, '..'), 0o555);
+      expect(takenAsNobody(path)).toMatch(/^cannot use the data directory .*: this user may not make files in it/);
+    },
+  );
+
   it.skipIf(process.getuid?.() !== 0)('names the database file this user may not write, left by a run as another user', () => {
     const path = leftByRoot();
     chmodSync(`${path}.lock`, 0o666);

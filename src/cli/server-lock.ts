@@ -43,8 +43,7 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
     }
     // "unable to open database file" names neither the file nor why: a read-only or missing directory.
     const directory = dirname(resolve(databasePath));
-    if (existsSync(directory) && writeRefusal(directory) === 'EROFS')
-      throw new CliError(`cannot use the data directory ${directory}: the file system holding it is mounted read-only`);
+    if (existsSync(directory) && writeRefusal(directory) !== undefined) throw directoryRefusal(directory);
     throw new CliError(`cannot use the data directory ${directory}: ${(error as Error).message}`);
   }
   // SQLite opens a file it may not write read-only without a word, and then its lock holds nobody off.
@@ -54,6 +53,8 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
     const refusal = path === lockPath || existsSync(path) ? writeRefusal(path) : undefined;
     if (refusal === undefined) continue;
     guard.close();
+    // SQLite makes a file at its first write: a lock file not there yet is a directory nobody may write in.
+    if (refusal === 'ENOENT') throw directoryRefusal(dirname(resolve(lockPath)));
     const what = path === lockPath ? 'lock' : 'write';
     throw new CliError(
       refusal === 'EROFS'
@@ -105,6 +106,15 @@ function lockHolderPid(file: string): number | undefined {
 }
 
 /** Why this process may not write the file (EROFS, EACCES…), or undefined when it may. */
+/** Why files cannot be made in a directory this user may not write. */
+function directoryRefusal(directory: string): CliError {
+  return new CliError(
+    writeRefusal(directory) === 'EROFS'
+      ? `cannot use the data directory ${directory}: the file system holding it is mounted read-only`
+      : `cannot use the data directory ${directory}: this user may not make files in it; give it to the user Intake runs as`,
+  );
+}
+
 function writeRefusal(path: string): string | undefined {
   try {
     accessSync(path, constants.W_OK);
