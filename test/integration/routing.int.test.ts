@@ -440,6 +440,9 @@ describe('webhook delivery', () => {
     const big = await call(off, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 99 } }, writeKey);
     const small = await call(off, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 5 } }, writeKey);
     expect([big.statusCode, small.statusCode]).toEqual([201, 201]);
+    // The answer does not say that no rule matched: routing has not decided yet (it said zero of everything).
+    const deferred = { rules_evaluated: 0, rules_matched: 0, rules_executed: 0, deferred: true };
+    expect([big.json().data.routing_summary, small.json().data.routing_summary]).toEqual([deferred, deferred]);
     // The chain's own position waits for its routing member, which is not running: each running member is read instead.
     await until(
       () => off.subscriptions.status(),

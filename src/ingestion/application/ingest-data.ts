@@ -44,7 +44,7 @@ export interface Receipt {
   readonly duplicate: boolean;
 }
 
-const NO_RULES: RoutingSummary = { rules_evaluated: 0, rules_matched: 0, rules_executed: 0 };
+const DEFERRED: RoutingSummary = { rules_evaluated: 0, rules_matched: 0, rules_executed: 0, deferred: true };
 const DAY_MS = 24 * 3600 * 1000;
 
 export interface Prepared {
@@ -74,7 +74,7 @@ async function prepare(deps: IngestDataDeps, command: IngestDataCommand, request
     : { rules_evaluated: 0, matched_rule_ids: [], deferred: true as const };
   const metadata = { schema_version: 1, ...(item.metadata.correlation_id ? { correlationId: item.metadata.correlation_id } : {}) };
   const events = decideIngest(item, initialState, routing).map((event): NewEvent => ({ type: event.type, data: event.data, metadata }));
-  return { item, routing: decision?.summary ?? NO_RULES, events };
+  return { item, routing: decision?.summary ?? DEFERRED, events };
 }
 
 /** Stores one item; resolves once it is durable, so the caller may acknowledge it. */

@@ -30,6 +30,8 @@ export interface RoutingSummary {
   readonly rules_evaluated: number;
   readonly rules_matched: number;
   readonly rules_executed: number;
+  /** Routing is not running here (`INTAKE_DISABLE`): it decides for the item once it runs again. */
+  readonly deferred?: true;
 }
 
 /**

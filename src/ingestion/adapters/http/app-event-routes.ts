@@ -23,6 +23,9 @@ const RoutingSummarySchema = Type.Object({
   rules_evaluated: Type.Integer(),
   rules_matched: Type.Integer(),
   rules_executed: Type.Integer(),
+  deferred: Type.Optional(
+    Type.Literal(true, { description: 'Routing is switched off here (INTAKE_DISABLE): it routes the event once it runs again' }),
+  ),
 });
 const IngestResponse = Type.Object(
   {
