@@ -6,7 +6,7 @@ import { uuidV7 } from '../../shared/ids.js';
 import type { TrustProxy } from '../config.js';
 import { authenticate, type WriteKeyVerifier } from '../../shared/http/auth.js';
 import { registerDashboardRoutes } from '../metrics/dashboard-routes.js';
-import { registerHttpMetrics } from '../metrics/http-metrics.js';
+import { countUnrouted, registerHttpMetrics } from '../metrics/http-metrics.js';
 import type { IntakeMetrics } from '../metrics/metrics.js';
 import { registerDocsRoutes, registerOpenApi } from './docs.js';
 import { answerClientError } from './client-errors.js';
@@ -156,7 +156,10 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Errors before routing (bad URL encoding, a path parameter too long) and from Node's HTTP parser
     // (Content-Length mismatch) answer problem+json like everything else.
-    frameworkErrors: (error, request, reply) => sendProblem(error, request, reply, expectedErrors),
+    frameworkErrors: (error, request, reply) => {
+      if (options.metrics) countUnrouted(options.metrics, request, reply);
+      return sendProblem(error, request, reply, expectedErrors);
+    },
     clientErrorHandler: answerClientError,
   }).setValidatorCompiler(strictParametersCompiler);
   // Only JSON is accepted: a text/plain body is refused with 415 instead of failing schema validation.

@@ -34,6 +34,16 @@ describe('GET /metrics', () => {
     expect(body).toMatch(/intake_http_request_duration_seconds_count\{route="\/ingest",method="POST",status="201"\} 2/);
   });
 
+  it('counts what is answered before routing: a malformed URL, a path parameter too long (they were left out)', async () => {
+    const before = (await scrape()).body;
+    const count = (body: string, status: string) =>
+      Number(new RegExp(`intake_http_requests_total\\{route="unmatched",method="GET",status="${status}"\\} (\\d+)`).exec(body)?.[1] ?? 0);
+    expect((await intake.app.inject({ method: 'GET', url: '/api/ingest/shop%ZZ', headers: auth })).statusCode).toBe(400);
+    expect((await intake.app.inject({ method: 'GET', url: `/query/${'a'.repeat(5000)}`, headers: auth })).statusCode).toBe(414);
+    const after = (await scrape()).body;
+    expect([count(after, '400') - count(before, '400'), count(after, '414') - count(before, '414')]).toEqual([1, 1]);
+  });
+
   it('reports appended events, group-commit batches, subscriber lag and the process', async () => {
     const head = await intake.store.headPosition();
     const body = (await scrape()).body;

@@ -1,9 +1,24 @@
 import { AggregatorRegistry } from 'prom-client';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { UnauthorizedError } from '../../shared/errors.js';
 import { digestOf, secretMatches } from '../../shared/secrets.js';
 import type { IntakeMetrics } from './metrics.js';
+
+function countResponse(metrics: IntakeMetrics, request: FastifyRequest, reply: FastifyReply): void {
+  // The route template keeps the label set small; a 404 from no route at all has none.
+  const labels = { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) };
+  metrics.httpRequests.inc(labels);
+  metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000);
+}
+
+/**
+ * Counts an answer Fastify gives before routing (a malformed URL, a path parameter too long), which
+ * the hooks never see: a flood of them was missing from the request metrics.
+ */
+export function countUnrouted(metrics: IntakeMetrics, request: FastifyRequest, reply: FastifyReply): void {
+  reply.raw.once('finish', () => countResponse(metrics, request, reply));
+}
 
 /**
  * Counts and times every response, and serves `GET /metrics`. Call it on the root instance (not
@@ -18,12 +33,7 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: IntakeMetrics
     (inFlight ??= exposition(metrics).finally(() => {
       inFlight = undefined;
     }));
-  app.addHook('onResponse', async (request, reply) => {
-    // The route template keeps the label set small; a 404 from no route at all has none.
-    const labels = { route: request.routeOptions.url ?? 'unmatched', method: request.method, status: String(reply.statusCode) };
-    metrics.httpRequests.inc(labels);
-    metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000);
-  });
+  app.addHook('onResponse', async (request, reply) => countResponse(metrics, request, reply));
 
   app.get(
     '/metrics',
