@@ -179,6 +179,9 @@ describe.each(backends)('database destination tables in any letter case on %s', 
     const failed = (await deliveriesOf(afterAlter)).find((d) => d.rule_id === altered);
     expect(failed).toMatchObject({ status: 'dead_lettered' });
     expect(failed?.last_error).toMatch(/^table altered_copy could not be written: .*changed under Intake/);
+    // Its one attempt is in the metrics as in the success ratio (the counter left it out).
+    const scraped = (await call('GET', '/metrics')).body as string;
+    expect(scraped).toContain(`intake_delivery_attempts_total{rule_id="${altered}",destination_type="database",outcome="rejected"} 1`);
     // Every other item goes through the pipeline as ever.
     const other = await ingest('ca');
     await intake.subscriptions.caughtUp(30_000);

@@ -253,6 +253,8 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         },
         onDeadLettered({ deliveryId, ruleId, destinationType }, reason) {
           options.onOutcome?.(destinationType, 'dead_lettered');
+          // Its one attempt, refused: counted as the success ratio counts it.
+          metricsObserver?.({ ruleId, destinationType, outcome: 'rejected', durationMs: 0, replayJobId: null });
           logger.warn(
             { rule_id: ruleId, delivery_id: deliveryId, destination_type: destinationType, reason },
             'delivery failed and was dead-lettered',
