@@ -192,15 +192,11 @@ export const commitPrepared =
           keysByApp.set(appId, keys);
         }
         // A record counts for a key of its own kind only: request keys are stored with a fingerprint,
-        // message ids without. Of the records stored before prefixes, one with a fingerprint is a
-        // request's; one without may be either kind, since releases before fingerprints kept none.
+        // message ids without (which also tells the kind of a record stored before prefixes). One stored
+        // before fingerprints, whose kind nobody knows, answers either.
         const firstOf = (app: string, key: string | undefined, fingerprint: string | undefined) => {
           const first = key === undefined ? undefined : firsts.get(scoped(app, key));
-          return first && (first.fingerprint !== undefined) === (fingerprint !== undefined) ? first : undefined;
-        };
-        const legacyFirstOf = (app: string, key: string | undefined, fingerprint: string | undefined) => {
-          const first = key === undefined ? undefined : firsts.get(scoped(app, key));
-          return first && (first.fingerprint === undefined || fingerprint !== undefined) ? first : undefined;
+          return first && (first.kindUnknown || (first.fingerprint !== undefined) === (fingerprint !== undefined)) ? first : undefined;
         };
         for (const [app, keys] of keysByApp) {
           for (const [key, first] of await log.findMany(app, [...keys], notBefore)) firsts.set(scoped(app, key), first);
@@ -212,7 +208,7 @@ export const commitPrepared =
         const plans = entries.map((entry) => {
           const { appId: app, key, fingerprint } = entry;
           const result: FirstResult = { eventId: entry.itemId, routing: entry.routing, ...(fingerprint ? { fingerprint } : {}) };
-          const claim = key !== undefined && !(firstOf(app, key, fingerprint) ?? legacyFirstOf(app, entry.legacyKey, fingerprint));
+          const claim = key !== undefined && !(firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint));
           if (claim) {
             // A second copy within this batch is a duplicate of the first.
             firsts.set(scoped(app, key), result);
@@ -238,7 +234,7 @@ export const commitPrepared =
           const { appId: app, key, fingerprint } = entry;
           const won = claim && key !== undefined && !lost.has(scoped(app, key));
           const first =
-            key === undefined || won ? undefined : (firstOf(app, key, fingerprint) ?? legacyFirstOf(app, entry.legacyKey, fingerprint));
+            key === undefined || won ? undefined : (firstOf(app, key, fingerprint) ?? firstOf(app, entry.legacyKey, fingerprint));
           if (first) {
             const reused =
               fingerprint !== undefined &&

@@ -55,6 +55,8 @@ export interface FirstResult {
   readonly routing: RoutingSummary;
   /** What the first request asked for, when its key must not be reused for another (`Idempotency-Key`). */
   readonly fingerprint?: string;
+  /** Recorded before records told a request's key from a message's id: it answers a key of either kind. */
+  readonly kindUnknown?: true;
 }
 
 /** Durable record of idempotency keys: a retried request returns its first result. */

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { UNKNOWN_KIND_FINGERPRINT } from '../sql/idempotency-table.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auth, startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
 
@@ -69,9 +70,11 @@ describe('POST /ingest', () => {
     const body = { partner_id: 'upgraded', event_type: 'order', payload: { total: 1 } };
     const first = await post(body, { ...auth, 'idempotency-key': 'OLD-1' });
     expect(first.statusCode).toBe(201);
-    // As that release wrote it: the key as sent, and no fingerprint (the column came later).
+    // As that release wrote it, the key as sent, marked by the migration that added fingerprints.
     await intake.store.transaction(async (tx) => {
-      await sql`UPDATE ingest_idempotency SET idem_key = 'OLD-1', fingerprint = NULL WHERE idem_key = 'r:OLD-1'`.execute(tx.db);
+      await sql`UPDATE ingest_idempotency SET idem_key = 'OLD-1', fingerprint = ${UNKNOWN_KIND_FINGERPRINT} WHERE idem_key = 'r:OLD-1'`.execute(
+        tx.db,
+      );
     });
     const retry = await post(body, { ...auth, 'idempotency-key': 'OLD-1' });
     expect([retry.statusCode, retry.headers['idempotent-replayed'], retry.json().id]).toEqual([201, 'true', first.json().id]);

@@ -15,6 +15,15 @@ type Tables = { ingest_idempotency: IdempotencyRow };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
 
+/** The fingerprint of a record stored before records had one: of a request's key or a message's id, unknown. */
+export const UNKNOWN_KIND_FINGERPRINT = '*';
+
+const firstOf = (row: IdempotencyRow): FirstResult => {
+  const first = { eventId: row.event_id, routing: JSON.parse(row.routing) as RoutingSummary };
+  if (row.fingerprint === null) return first;
+  return row.fingerprint === UNKNOWN_KIND_FINGERPRINT ? { ...first, kindUnknown: true } : { ...first, fingerprint: row.fingerprint };
+};
+
 // Every message of a tracking-API batch carries a messageId: this insert runs for each of them.
 // On PostgreSQL a row another transaction is inserting makes it wait for that one: if it commits,
 // the key is taken and not returned.
@@ -43,10 +52,7 @@ export function sqlIdempotencyLog(db: Kysely<object>): IdempotencyLog {
           .where('idem_key', 'in', piece)
           .where('created_at', '>=', notBefore)
           .execute();
-        for (const row of rows) {
-          const first = { eventId: row.event_id, routing: JSON.parse(row.routing) as RoutingSummary };
-          found.set(row.idem_key, row.fingerprint === null ? first : { ...first, fingerprint: row.fingerprint });
-        }
+        for (const row of rows) found.set(row.idem_key, firstOf(row));
       }
       return found;
     },

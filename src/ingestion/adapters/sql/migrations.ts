@@ -1,6 +1,7 @@
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
 import { addListPositions } from '../../../shared/sql/list-positions.js';
+import { UNKNOWN_KIND_FINGERPRINT } from './idempotency-table.js';
 
 const createIngestItems: Migration = {
   async up(db: Kysely<unknown>) {
@@ -41,10 +42,15 @@ const addItemStatus: Migration = {
   },
 };
 
-// What a keyed request asked for, so a key sent again with another request is told apart from a retry.
+/**
+ * What a keyed request asked for, so a key sent again with another request is told apart from a retry.
+ * Since then a record without one is a message id's. The records already there, of either kind, are
+ * marked as such (`UNKNOWN_KIND_FINGERPRINT`): a request retried across the upgrade was stored twice.
+ */
 const addIdempotencyFingerprint: Migration = {
   async up(db: Kysely<unknown>) {
     await db.schema.alterTable('ingest_idempotency').addColumn('fingerprint', 'text').execute();
+    await sql`UPDATE ingest_idempotency SET fingerprint = ${UNKNOWN_KIND_FINGERPRINT}`.execute(db);
   },
 };
 
