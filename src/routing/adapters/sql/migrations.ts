@@ -282,6 +282,21 @@ const sealedCredentials: Migration = {
   },
 };
 
+/**
+ * The claim takes live deliveries before a replay's, each by due time then log position: one index per
+ * kind, in that order, lets it stop at its limit. Ordered by an expression instead, PostgreSQL read and
+ * sorted every due delivery at each claim (67,000 pending: 0.3 s a claim, 20 deliveries a second).
+ * Deliveries made as they are scheduled (database destinations) are never pending and enter neither.
+ */
+const claimInIndexOrder: Migration = {
+  async up(db) {
+    await sql`CREATE INDEX routing_deliveries_claim_live ON routing_deliveries (next_attempt_at, position)
+              WHERE status = 'pending' AND replay_job_id IS NULL`.execute(db);
+    await sql`CREATE INDEX routing_deliveries_claim_replayed ON routing_deliveries (next_attempt_at, position)
+              WHERE status = 'pending' AND replay_job_id IS NOT NULL`.execute(db);
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -297,5 +312,6 @@ export const routingMigrations: MigrationSet = {
     '0010_rule_activity': ruleActivity,
     '0011_bounded_ordering_keys': boundedOrderingKeys,
     '0012_sealed_credentials': sealedCredentials,
+    '0013_claim_in_index_order': claimInIndexOrder,
   },
 };

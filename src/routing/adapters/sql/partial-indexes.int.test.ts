@@ -23,8 +23,8 @@ async function recordingStore() {
   closers.push(() => db.destroy());
   await migrateToLatest(db, [routingMigrations]);
   statements.length = 0;
-  const plan = (match: RegExp) => {
-    const statement = statements.find((s) => match.test(s.sql));
+  const plan = (match: RegExp, nth = 0) => {
+    const statement = statements.filter((s) => match.test(s.sql))[nth];
     if (!statement) throw new Error(`no statement matching ${match}`);
     const rows = raw.prepare(`EXPLAIN QUERY PLAN ${statement.sql}`).all(...(statement.parameters as unknown[])) as Array<{
       detail: string;
@@ -53,6 +53,28 @@ it('finds pending deliveries of an ordering key, a replay’s deliveries and in-
   expect(plan(/update "routing_deliveries" set "lease_until"/)).toContain('routing_deliveries_ordering');
   expect(plan(/where "replay_job_id" = \? group by "status"/)).toContain('routing_deliveries_replay');
   expect(plan(/from "routing_attempts"/)).toContain('routing_attempts_in_flight');
+});
+
+it('claims live deliveries, then a replay’s, each walking an index in claim order that stops at the limit (it sorted every due one)', async () => {
+  const { store, plan, indexSql } = await recordingStore();
+  expect(indexSql('routing_deliveries_claim_live')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NULL/);
+  expect(indexSql('routing_deliveries_claim_replayed')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NOT NULL/);
+  await store.claimDue({
+    now: '2026-12-02T10:00:00.000Z',
+    leaseUntil: '2026-12-02T10:01:00.000Z',
+    limit: 10,
+    owner: 'w1',
+    excludeRules: [],
+  });
+  const claims = /update "routing_deliveries" set "lease_until"/;
+  for (const [nth, index] of [
+    [0, 'routing_deliveries_claim_live'],
+    [1, 'routing_deliveries_claim_replayed'],
+  ] as const) {
+    const claimed = plan(claims, nth);
+    expect(claimed).toContain(index);
+    expect(claimed).not.toContain('TEMP B-TREE');
+  }
 });
 
 it('finds due, failed and pending deliveries through an index that succeeded ones stay out of', async () => {

@@ -218,29 +218,35 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     },
 
     async claimDue({ now, leaseUntil, limit, owner, excludeRules }: ClaimRequest) {
+      const held = await heldRules(db, now);
       // ISO-8601 UTC strings compare in time order, on SQLite and PostgreSQL alike. Live deliveries
-      // go before a replay's, so a replay never starves them.
-      const due = tables(db)
-        .selectFrom('routing_deliveries as d')
-        .select('d.delivery_id')
-        .where('d.next_attempt_at', '<=', now)
-        .where(claimable(now, excludeRules, await heldRules(db, now)))
-        .orderBy(sql`CASE WHEN d.replay_job_id IS NULL THEN 0 ELSE 1 END`)
-        .orderBy('d.next_attempt_at')
-        .orderBy('d.position')
-        .limit(limit)
-        // Replicas claiming at once chose overlapping rows and locked them in different orders: deadlocks.
-        // Rows another replica is claiming are left to it.
-        .$if(postgres, (query) => query.forUpdate().skipLocked());
-      const rows = await tables(db)
-        .updateTable('routing_deliveries')
-        .set({ lease_until: leaseUntil, lease_owner: owner })
-        .where('delivery_id', 'in', due)
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
-        .returningAll()
-        .execute();
+      // go before a replay's, so a replay never starves them: claimed first, each kind in the order of
+      // its own index (routing_deliveries_claim_*), which the claim walks until it has enough.
+      const claim = async (kind: 'live' | 'replayed', count: number) => {
+        // SQLite preferred the status index and sorted what it found: it is told which index to walk.
+        const index = sql.raw(`routing_deliveries_claim_${kind}`);
+        const due = sql<string>`(SELECT d.delivery_id FROM routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${index}`}
+          WHERE d.next_attempt_at <= ${now}
+            AND ${kind === 'live' ? sql`d.replay_job_id IS NULL` : sql`d.replay_job_id IS NOT NULL`}
+            AND ${claimable(now, excludeRules, held)}
+          ORDER BY d.next_attempt_at, d.position
+          LIMIT ${count}
+          ${postgres ? sql`FOR UPDATE SKIP LOCKED` : sql``})`;
+        // FOR UPDATE SKIP LOCKED: replicas claiming at once chose overlapping rows and locked them in
+        // different orders (deadlocks); rows another replica is claiming are left to it.
+        const rows = await tables(db)
+          .updateTable('routing_deliveries')
+          .set({ lease_until: leaseUntil, lease_owner: owner })
+          .where('delivery_id', 'in', due)
+          .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+          .returningAll()
+          .execute();
+        return rows.map(toDelivery);
+      };
+      const live = await claim('live', limit);
+      const replayed = live.length < limit ? await claim('replayed', limit - live.length) : [];
       // In the order they were chosen: the worker sends the first ones when it cannot send them all.
-      return rows.map(toDelivery).sort(claimOrder);
+      return [...live, ...replayed].sort(claimOrder);
     },
 
     async release(deliveryIds, owner) {
