@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadConfig, postgresSchemaOf, type Config } from '../app/config.js';
 import { UnavailableError } from '../shared/errors.js';
-import { schemaFence, schemaLockKey } from '../shared/postgres/schema-lock.js';
+import { schemaFence, schemaLockKey, serverLockKey } from '../shared/postgres/schema-lock.js';
 import { testPostgresUrl } from '../shared/postgres/temporary-schema.js';
 import {
   describeHolder,
@@ -202,6 +202,47 @@ describe.skipIf(!testPostgresUrl)('schema locks of one process on PostgreSQL', (
     await replay.release();
     // The refused server let go of what it had taken.
     await (await lockSchemaForServing(config, logger)).release();
+  });
+
+  it('takes its lock again as soon as its work is paused, not after a wait a second server could start in, and says who took it if one did', async () => {
+    const config = embeddedConfig(freshPrefix());
+    // A wait that would outlast the test: the first try must not wait for it.
+    const server = await lockSchemaForServing(config, logger, 600_000);
+    const resumed = deferred();
+    server.watch({ pause: async () => undefined, resume: () => resumed.resolve() });
+    try {
+      expect(await terminateHolderOf(serverLockKey(postgresSchemaOf(config)))).toBe(1);
+      await resumed.promise;
+      expect(server.refusal()).toBeUndefined();
+      await expect(lockSchemaForServing(config, logger)).rejects.toThrow(/another Intake .* is using/);
+    } finally {
+      await server.release();
+    }
+
+    // Another server got the lock while this one's work was pausing: the reason names it.
+    const displaced = await lockSchemaForServing(config, logger, 600_000);
+    const pausing = deferred();
+    const paused = deferred();
+    displaced.watch({
+      pause: async () => {
+        pausing.resolve();
+        await paused.promise;
+      },
+      resume: () => undefined,
+    });
+    let other: Awaited<ReturnType<typeof lockSchemaForServing>> | undefined;
+    try {
+      expect(await terminateHolderOf(serverLockKey(postgresSchemaOf(config)))).toBe(1);
+      await pausing.promise;
+      other = await lockSchemaForServing(config, logger);
+      paused.resolve();
+      await vi.waitFor(() => expect(displaced.refusal()).toMatch(/^another Intake \(pid \d+, intake serve\) is using schema/), {
+        timeout: 10_000,
+      });
+    } finally {
+      await other?.release();
+      await displaced.release();
+    }
   });
 
   it('tells a replay that its lock is lost when its connection is terminated', async () => {

@@ -35,6 +35,8 @@ export interface ExclusiveLock extends RoleLock {
 export interface ServingLock extends RoleLock {
   /** What to pause when the lock is lost, and to resume once it is held again. */
   watch(work: PausableWork): void;
+  /** While the lock is lost and could not be taken again, why (another server took it, say). */
+  refusal(): string | undefined;
 }
 
 export interface PausableWork {
@@ -253,6 +255,7 @@ async function servingLock(
 
   let released = false;
   let held = true;
+  let refusal: string | undefined;
   let work: PausableWork | undefined;
   // The last pause asked for: the work resumes only once it is over.
   let pausing: Promise<void> = Promise.resolve();
@@ -274,10 +277,12 @@ async function servingLock(
 
   const retake = async () => {
     let next: pg.Client | undefined;
+    refusal = undefined;
     try {
       next = await connect(config, 'serve');
       const refused = await take(next, wanted);
       if (refused) {
+        refusal = refused;
         logger.warn({ reason: refused }, 'cannot take the lock again yet; the subscribers stay paused');
         throw new Error(refused);
       }
@@ -289,6 +294,7 @@ async function servingLock(
     }
     client = next;
     held = true;
+    refusal = undefined;
     watchConnection(next);
     await pausing;
     if (released || !held) return;
@@ -302,7 +308,9 @@ async function servingLock(
       held = false;
       logger.warn({ err: error }, 'lost the connection holding the lock: pausing the subscribers until it is taken again');
       void current.end().catch(() => undefined);
-      void pause().then(schedule);
+      // Taken again as soon as the work is paused: a second server started in a wait before that won
+      // the lock, and this one stayed paused for good.
+      void pause().then(retake);
     };
     current.on('error', lost);
     current.on('end', () => lost());
@@ -315,6 +323,7 @@ async function servingLock(
       // Lost before anyone watched: the work, started meanwhile, waits for the lock like the rest.
       if (!held) void pause();
     },
+    refusal: () => (held ? undefined : refusal),
     async release() {
       released = true;
       if (retry) clearTimeout(retry);

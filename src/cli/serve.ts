@@ -70,7 +70,7 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
         logger,
         adminDigest,
         storage: config.storageThread ? 'thread' : 'inline',
-        writesRefused: () => (lockLost ? lockLostError() : undefined),
+        writesRefused: () => (lockLost ? lockLostError(schemaLock?.refusal()) : undefined),
       });
       intake = built;
       subscribers = {
@@ -145,10 +145,12 @@ function assertDataDirectory(config: Config): void {
   if (found && !found.isDirectory()) throw new ConfigError(`DATA_DIR ${config.dataDir} is a file, not a directory`);
 }
 
-const lockLostError = () =>
+const lockLostError = (refusal: string | undefined) =>
   new UnavailableError(
     'storage.lock-lost',
-    'the connection holding the lock on the database was lost: writes wait until it is taken again',
+    refusal === undefined
+      ? 'the connection holding the lock on the database was lost: writes wait until it is taken again'
+      : `the connection holding the lock on the database was lost, and it cannot be taken again: ${refusal}`,
     2,
   );
 
