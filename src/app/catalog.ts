@@ -49,8 +49,11 @@ export interface ContextLinks {
 /** A bounded context as every composition sees it: its storage, and how to build it. */
 export type ContextDescriptor = (
   | { readonly name: string; readonly optional: false }
-  /** Left out of the embedded process when named in INTAKE_DISABLE. */
-  | { readonly name: OptionalContext; readonly optional: true }
+  /**
+   * Left out of the embedded process when named in INTAKE_DISABLE; `paths` are where its HTTP adapter
+   * answers, so that a request there is told the context is off rather than that no such route exists.
+   */
+  | { readonly name: OptionalContext; readonly optional: true; readonly paths: readonly string[] }
 ) &
   ContextBuilder;
 
@@ -85,6 +88,7 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
   {
     name: 'routing',
     optional: true,
+    paths: ['/api/routing-rules', '/api/routing/'],
     tables: routingTables,
     build(deps, links, { config, placement }) {
       const routing = routingModule(deps, {
@@ -112,6 +116,7 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
   {
     name: 'analytics',
     optional: true,
+    paths: ['/v1/', '/api/profiles/', '/api/analytics/'],
     tables: analyticsTables,
     build: (deps, links) =>
       analyticsModule(deps, {
@@ -123,22 +128,37 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
   {
     name: 'validation',
     optional: true,
+    paths: ['/api/schemas'],
     tables: validationTables,
     // Distributed, items come from ingestion's log: the schema in force is found by the item's received_at.
     build: (deps, _links, { placement }) => validationModule(deps, placement === 'embedded' ? 'log' : 'time'),
   },
-  { name: 'processing', optional: true, tables: processingTables, build: (deps, links) => processingModule(deps, links.processors) },
+  {
+    name: 'processing',
+    optional: true,
+    paths: ['/api/pipelines'],
+    tables: processingTables,
+    build: (deps, links) => processingModule(deps, links.processors),
+  },
   {
     name: 'query',
     optional: true,
+    paths: ['/query/', '/api/events/'],
     tables: queryTables,
     build: (deps, _links, { placement }) => queryModule(deps, placement === 'embedded' ? 'shared-log' : 'own-copy'),
   },
-  { name: 'tracking', optional: true, tables: trackingTables, build: (deps) => trackingModule(deps) },
-  { name: 'attribution', optional: true, tables: attributionTables, build: (deps) => attributionModule(deps) },
+  { name: 'tracking', optional: true, paths: ['/api/v1/tracking/'], tables: trackingTables, build: (deps) => trackingModule(deps) },
+  {
+    name: 'attribution',
+    optional: true,
+    paths: ['/api/v1/attribution/', '/api/v1/tracking/conversions'],
+    tables: attributionTables,
+    build: (deps) => attributionModule(deps),
+  },
   {
     name: 'statistics',
     optional: true,
+    paths: ['/api/statistics/'],
     tables: statisticsTables,
     build: (deps, _links, { placement }) => statisticsModule(deps, placement === 'embedded'),
   },

@@ -18,7 +18,7 @@ import type { StorageMessage } from '../shared/storage-thread/protocol.js';
 import { fromWire } from '../shared/storage-thread/wire-errors.js';
 import type { Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
-import { buildContexts, type ContextLinks } from './catalog.js';
+import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
 import { isPostgresUrl, postgresSchemaOf, type Config } from './config.js';
 import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
 import { buildHttpServer, type CheckStatus, type ReadinessCheck } from './http/server.js';
@@ -224,6 +224,9 @@ async function httpEdge(
   storageHealth: () => Promise<StorageHealth | undefined>,
   saturation?: () => string | undefined,
 ): Promise<FastifyInstance> {
+  const switchedOff = CONTEXTS.flatMap((context) =>
+    context.optional && options.config.disabledContexts.includes(context.name) ? [{ name: context.name, paths: context.paths }] : [],
+  );
   const readiness: ReadinessCheck = async () => {
     try {
       await ping();
@@ -243,10 +246,12 @@ async function httpEdge(
     for (const s of await subscriptions.status()) {
       checks[`subscriber:${s.name}`] = subscriberCheck(s, options.config.subscriberBacklogLimit);
     }
+    for (const { name } of switchedOff) checks[`context:${name}`] = { status: 'ok', detail: 'switched off (INTAKE_DISABLE)' };
     return checks;
   };
   return buildHttpServer({
     logger: options.logger,
+    switchedOff,
     version,
     bodyLimitBytes: options.config.bodyLimitBytes,
     requestTimeoutMs: options.config.requestTimeoutMs,

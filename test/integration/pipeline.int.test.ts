@@ -406,7 +406,20 @@ describe('optional contexts', () => {
     expect(names).not.toContain('statistics');
     expect(names).not.toContain('attribution');
     expect(names).toContain('query');
-    expect((await intake.app.inject({ method: 'GET', url: '/api/statistics/shop', headers: auth })).statusCode).toBe(404);
+    // Told apart from a mistyped URL (both answered "no route"): the context is off here, and readiness says so.
+    const off = await intake.app.inject({ method: 'GET', url: '/api/statistics/shop', headers: auth });
+    expect([off.statusCode, off.json().code]).toEqual([404, 'context.disabled']);
+    expect(off.json().detail).toMatch(/^statistics is switched off in this process \(INTAKE_DISABLE\)/);
+    // Conversions lie under tracking's paths, and belong to attribution.
+    const conversion = await intake.app.inject({ method: 'POST', url: '/api/v1/tracking/conversions', headers: auth, payload: {} });
+    expect(conversion.json().detail).toMatch(/^attribution is switched off/);
+    const typo = await intake.app.inject({ method: 'GET', url: '/api/statistic/shop', headers: auth });
+    expect(typo.json().code).toBe('route.not-found');
+    const ready = (await intake.app.inject({ method: 'GET', url: '/health/ready' })).json();
+    expect(ready.checks).toMatchObject({
+      'context:statistics': { status: 'ok', detail: 'switched off (INTAKE_DISABLE)' },
+      'context:attribution': { status: 'ok', detail: 'switched off (INTAKE_DISABLE)' },
+    });
   });
 });
 

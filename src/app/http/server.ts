@@ -30,6 +30,8 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export interface HttpServerOptions {
   readonly logger: FastifyBaseLogger;
+  /** Contexts switched off here (INTAKE_DISABLE), with the paths they answer: a request there is told so. */
+  readonly switchedOff?: ReadonlyArray<{ readonly name: string; readonly paths: readonly string[] }>;
   readonly version: string;
   readonly bodyLimitBytes: number;
   /** How long a client may take to send a whole request (30 s by default). */
@@ -175,6 +177,14 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   app.addHook('onClose', async () => expectedErrors.close());
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply, expectedErrors));
   const allowedMethods = trackAllowedMethods(app, { maxParamLength: MAX_PARAM_LENGTH });
+  // The context whose paths begin the most of this one's (attribution's conversions lie under tracking's).
+  const switchedOffAt = (path: string) => {
+    let owner: { name: string; length: number } | undefined;
+    for (const { name, paths } of options.switchedOff ?? [])
+      for (const prefix of paths)
+        if (path.startsWith(prefix) && prefix.length > (owner?.length ?? 0)) owner = { name, length: prefix.length };
+    return owner?.name;
+  };
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
     const allowed = allowedMethods(path);
@@ -182,7 +192,14 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     const shown = loggableUrl(path, {});
     // A route that takes this method and still answers "not found" (a file route's missing file) is a 404.
     if (allowed.length === 0 || allowed.includes(request.method)) {
-      return sendProblem(new NotFoundError('route.not-found', `no route for ${request.method} ${shown}`), request, reply, expectedErrors);
+      const off = allowed.length === 0 ? switchedOffAt(path) : undefined;
+      const error = off
+        ? new NotFoundError(
+            'context.disabled',
+            `${off} is switched off in this process (INTAKE_DISABLE): nothing answers ${request.method} ${shown}`,
+          )
+        : new NotFoundError('route.not-found', `no route for ${request.method} ${shown}`);
+      return sendProblem(error, request, reply, expectedErrors);
     }
     reply.header('allow', allowed.join(', '));
     const error = new NotFoundError(
