@@ -19,6 +19,8 @@ export interface AnalyticsPorts {
   /** The applications' write-key check. */
   readonly resolveWriteKey: ResolveWriteKey;
   readonly applicationExists: (appId: string) => Promise<boolean>;
+  /** Where browsers reach this service (PUBLIC_URL), for analytics.js's settings. */
+  readonly publicUrl?: URL;
 }
 
 /** The Segment / RudderStack HTTP Tracking API, and the profiles its messages keep. */
@@ -30,6 +32,7 @@ export function analyticsModule({ clock, db, procedures }: ModuleDeps, ports: An
     subscribers: [profileSubscriber(sqlProfileLedger)],
     http: [
       trackingApiHttp({
+        ...(ports.publicUrl ? { publicUrl: ports.publicUrl } : {}),
         resolveWriteKey: ports.resolveWriteKey,
         acceptMessages: acceptMessages({ ingest: ports.ingest, clock }),
         allowedOrigins: async (appId) => (await settingsOf(appId)).allowedOrigins ?? undefined,

@@ -118,8 +118,9 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
     optional: true,
     paths: ['/v1/', '/api/profiles/', '/api/analytics/'],
     tables: analyticsTables,
-    build: (deps, links) =>
+    build: (deps, links, { config }) =>
       analyticsModule(deps, {
+        ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}),
         ingest: links.ingestBatch ?? missing('ingestBatch', 'analytics'),
         resolveWriteKey: links.verifyWriteKey ?? missing('verifyWriteKey', 'analytics'),
         applicationExists: links.applicationExists ?? missing('applicationExists', 'analytics'),

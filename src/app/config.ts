@@ -47,6 +47,8 @@ export interface Config {
    * number of hops in front of Intake, or their addresses and networks.
    */
   readonly trustProxy: TrustProxy;
+  /** PUBLIC_URL: where browsers reach Intake; analytics.js is told to send there (else to the Host it asked). */
+  readonly publicUrl?: URL;
   /** The storage thread's old-generation heap limit in MB (STORAGE_THREAD_HEAP_MB, at least MIN_STORAGE_THREAD_HEAP_MB). */
   readonly storageThreadHeapMb: number;
   /** Appends waiting for their commit beyond which ingest answers 503. */
@@ -214,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // An in-memory database cannot be shared with another thread.
     storageThread: oneOf(env, 'STORAGE_THREAD', ['on', 'off'] as const, 'on') === 'on' && !postgres && sqlitePath !== ':memory:',
     trustProxy: trustProxyOf(env.TRUST_PROXY),
+    ...publicUrlOf(env.PUBLIC_URL),
     webhookAllowedHosts: env.WEBHOOK_ALLOWED_HOSTS ?? '',
     webhookRetrySchedule: env.WEBHOOK_RETRY_SCHEDULE || undefined,
     breakerThreshold: env.ROUTING_BREAKER_THRESHOLD || undefined,
@@ -327,6 +330,21 @@ const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
  * would take the leftmost, which the client writes: behind nginx or a cloud load balancer it could
  * name any address as its own.
  */
+function publicUrlOf(raw: string | undefined): { publicUrl?: URL } {
+  if (!raw) return {};
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash)
+    throw new ConfigError(
+      `PUBLIC_URL must be an http(s) URL without credentials, query or fragment, such as https://intake.example.com (got "${raw}")`,
+    );
+  return { publicUrl: url };
+}
+
 function trustProxyOf(raw: string | undefined): TrustProxy {
   if (raw === undefined || raw === '' || raw === 'false') return false;
   if (raw === 'true') return 1;

@@ -121,6 +121,13 @@ describe('configuration', () => {
       expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY must be true \(one proxy\), false/);
   });
 
+  it('takes PUBLIC_URL as an http(s) URL, and refuses one with credentials, a query or another scheme', () => {
+    expect(loadConfig({}).publicUrl).toBeUndefined();
+    expect(loadConfig({ PUBLIC_URL: 'https://intake.example.com/base/' }).publicUrl?.href).toBe('https://intake.example.com/base/');
+    for (const wrong of ['intake.example.com', 'ftp://intake.example.com', 'https://u:p@intake.example.com', 'https://x.example/?a=1'])
+      expect(() => loadConfig({ PUBLIC_URL: wrong }), wrong).toThrow(/^PUBLIC_URL must be an http\(s\) URL/);
+  });
+
   it('reads the contexts to leave out', () => {
     expect(loadConfig({ INTAKE_DISABLE: 'statistics, attribution' }).disabledContexts).toEqual(['statistics', 'attribution']);
   });

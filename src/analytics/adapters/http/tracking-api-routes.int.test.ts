@@ -186,6 +186,21 @@ describe('the tracking API', () => {
     expect((await intake.app.inject({ method: 'GET', url: '/v1/projects/wk_unknown/settings' })).statusCode).toBe(401);
   });
 
+  it('names PUBLIC_URL as the API host in the settings when it is set, whatever Host a request names (a forged one was handed on)', async () => {
+    const pinned = await startTestIntake({ PUBLIC_URL: 'https://intake.example.com/edge/' }, { startSubscribers: false });
+    try {
+      const source = await createSource(pinned, 'shop');
+      const settings = await pinned.app.inject({
+        method: 'GET',
+        url: `/v1/projects/${source.writeKey}/settings`,
+        headers: { host: 'evil.example:443' },
+      });
+      expect(settings.json().integrations['Segment.io']).toMatchObject({ apiHost: 'intake.example.com/edge/v1', protocol: 'https' });
+    } finally {
+      await pinned.dispose();
+    }
+  });
+
   it('answers 404 to a /v1 path it does not serve, not 405 as if a preflight route owned it', async () => {
     const unknown = await intake.app.inject({ method: 'GET', url: '/v1/nonexistent' });
     expect(unknown.statusCode).toBe(404);

@@ -17,6 +17,8 @@ export interface TrackingApiHandlers {
   readonly acceptMessages: (command: MessagesCommand) => Promise<MessageReceipt[]>;
   /** Origins an application lets browsers send from; undefined means any. */
   readonly allowedOrigins?: AllowedOrigins;
+  /** Where browsers reach this service: analytics.js is told to send there, whatever Host a request names. */
+  readonly publicUrl?: URL;
 }
 
 export const MAX_BATCH_BYTES = 500 * 1024;
@@ -200,13 +202,16 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
         },
         async (request, reply) => {
           if (!(await handlers.resolveWriteKey(request.params.writeKey))) throw new UnauthorizedError('unknown write key');
-          // Behind a trusted proxy, the host the browser asked for (X-Forwarded-Host), not the proxy's upstream.
-          const host = request.host || 'localhost';
+          // PUBLIC_URL when set; else, behind a trusted proxy, the host the browser asked for
+          // (X-Forwarded-Host), not the proxy's upstream.
+          const { publicUrl } = handlers;
+          const host = publicUrl ? `${publicUrl.host}${publicUrl.pathname.replace(/\/+$/, '')}` : request.host || 'localhost';
+          const protocol = publicUrl ? publicUrl.protocol.slice(0, -1) : request.protocol;
           // The answer names the host the request did: a shared cache that keys by URL alone would hand
           // one caller's host (a forged X-Forwarded-Host) to every browser, and their events with it.
           void reply.header('cache-control', 'no-store');
           return {
-            integrations: { 'Segment.io': { apiKey: request.params.writeKey, apiHost: `${host}/v1`, protocol: request.protocol } },
+            integrations: { 'Segment.io': { apiKey: request.params.writeKey, apiHost: `${host}/v1`, protocol } },
             plan: {
               track: { __default: { enabled: true, integrations: {} } },
               identify: { __default: { enabled: true } },
