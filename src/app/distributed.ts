@@ -171,11 +171,15 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       const misconfigured =
         services.map((s) => s.consumers.misconfigured()).find((problem) => problem !== undefined) ?? bus.misconfigured?.();
       // Without the broker a role still accepts and stores: events wait in its log for the relay.
+      // A stream the broker made anew lacks what was published before, until the relays have published it again.
+      const republishing = services.map((s) => s.relay.republishing).find((doing) => doing !== undefined);
       checks.broker = misconfigured
         ? { status: 'down', detail: misconfigured }
         : recentBrokerError || !attached
           ? { status: 'degraded', detail: recentBrokerError ?? 'consumers are attaching to the broker' }
-          : { status: 'ok' };
+          : republishing
+            ? { status: 'degraded', detail: republishing }
+            : { status: 'ok' };
       return checks;
     },
     contexts: [

@@ -45,3 +45,19 @@ export async function bindToBus(db: Kysely<object>, binding: BusBinding, schema:
 export async function confirmBusBinding(db: Kysely<object>): Promise<void> {
   await sql`INSERT INTO bus_binding (name, value) VALUES ('accepted', 'true') ON CONFLICT (name) DO NOTHING`.execute(db);
 }
+
+/**
+ * The stream a relay's checkpoint counts in, by when it was made: a checkpoint in a stream the broker
+ * has since lost (restarted without its data) says nothing of what the new one holds.
+ */
+export async function loadRelayStream(db: Kysely<object>, relay: string): Promise<string | undefined> {
+  const rows = (await sql<{ value: string }>`SELECT value FROM bus_binding WHERE name = ${`${relay}.stream_created`}`.execute(db)).rows;
+  return rows[0]?.value;
+}
+
+export async function saveRelayStream(db: Kysely<object>, relay: string, created: string): Promise<void> {
+  const name = `${relay}.stream_created`;
+  await sql`INSERT INTO bus_binding (name, value) VALUES (${name}, ${created}) ON CONFLICT (name) DO UPDATE SET value = ${created}`.execute(
+    db,
+  );
+}

@@ -86,6 +86,11 @@ export interface MessageBus {
   rewind(durableName: string): Promise<void>;
   /** The position of the last message the stream holds (JetStream: its last sequence), when the broker tells it. */
   head?(): Promise<number>;
+  /**
+   * When the stream was made, as the broker last said (undefined before it has said): a stream made
+   * again (a broker restarted without its data) has a new time, and lacks every message published before.
+   */
+  streamCreated?(): string | undefined;
   /** Why the broker cannot be reached now (never connected, disconnected, closed), or undefined while it can. */
   unreachable?(): string | undefined;
   /** Why the broker refused this bus's configuration, for good (see MessageBusConfigurationError), or undefined. */

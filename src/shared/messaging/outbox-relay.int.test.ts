@@ -420,5 +420,64 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
         rmSync(dir, { recursive: true, force: true });
       }
     }, 60_000);
+
+    it('publishes its whole log again into a stream the broker made anew after losing its data, and says so meanwhile', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'intake-nats-'));
+      const store = join(dir, 'jetstream');
+      const server = await startPrivateNatsServer(store);
+      const service = await openService();
+      const publisher = natsMessageBus({
+        servers: server.url,
+        stream: 'INTAKE_LOST',
+        subjects: ['intake.ingestion.>'],
+        publishTimeoutMs: 1000,
+      });
+      const told: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void told.push((JSON.parse(line) as { msg: string }).msg) });
+      const relay = relayOf(service, publisher, { logger });
+      const messagesInStream = async () => {
+        const admin = await connect({ servers: server.url });
+        try {
+          return (await (await jetstreamManager(admin)).streams.info('INTAKE_LOST')).state.messages;
+        } catch {
+          return 0;
+        } finally {
+          await admin.close();
+        }
+      };
+      try {
+        relay.start();
+        const before = await appendItems(service.store, 0, 30);
+        await eventually(() => relay.position === before.at(-1)?.position, 'the log was published');
+        expect(await messagesInStream()).toBe(30);
+
+        // The broker restarted without its data; nothing new is appended to the log meanwhile.
+        await server.stop();
+        rmSync(store, { recursive: true, force: true });
+        await server.restart();
+        let seen = 0;
+        const deadline = Date.now() + 30_000;
+        while ((seen = await messagesInStream()) < 30 && Date.now() < deadline) await sleep(100);
+        // Before, the relay went on from its checkpoint: the new stream never held these 30 events.
+        expect(seen).toBe(30);
+        await eventually(() => relay.republishing === undefined, 'the relay said it had published its log again');
+        expect(told).toContain(
+          'the broker made the stream anew, without the messages published before (its data lost?): publishing the log again from the start',
+        );
+        await relay.stop();
+        // A restart finds the checkpoint in the new stream: nothing is published a third time.
+        const again = relayOf(service, publisher);
+        again.start();
+        await sleep(500);
+        await again.stop();
+        expect(await messagesInStream()).toBe(30);
+      } finally {
+        await relay.stop();
+        await publisher.close();
+        await service.close();
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }, 60_000);
   });
 });

@@ -4,6 +4,7 @@ import type { Clock } from '../clock.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { logFollower } from '../event-store/log-follower.js';
 import { loadCheckpoint, saveCheckpoint } from '../subscriptions/checkpoints.js';
+import { loadRelayStream, saveRelayStream } from './bus-binding.js';
 import { messageOfEvent, subjectOf } from './event-messages.js';
 import { MessageBusConfigurationError, MessageBusUnavailableError, type MessageBus } from './message-bus.js';
 
@@ -17,7 +18,7 @@ export interface OutboxRelayOptions {
   /** The deployment's subject prefix. Default `intake`. */
   readonly subjectPrefix?: string;
   readonly clock: Clock;
-  readonly logger: Pick<Logger, 'info' | 'warn'>;
+  readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** The checkpoint's name. Default `relay`. */
   readonly name?: string;
   readonly batchSize?: number;
@@ -44,6 +45,8 @@ export interface OutboxRelay {
   readonly failing: string | undefined;
   /** Whether that failure is the broker's (unreachable, refusing), not the log's: readiness tells them apart. */
   readonly failingOnBroker: boolean;
+  /** While it publishes its log again into a stream the broker made anew (its data lost), what it is doing. */
+  readonly republishing: string | undefined;
 }
 
 /**
@@ -64,6 +67,9 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let position = 0;
   let failing: string | undefined;
   let failingOnBroker = false;
+  /** When the stream the checkpoint counts in was made; and, while publishing again, up to where. */
+  let stream: string | undefined;
+  let republishUpTo: number | undefined;
   const follower = logFollower(pollIntervalMs);
   let running = false;
   let loop: Promise<void> | undefined;
@@ -141,7 +147,33 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
     await Promise.all(batch.map((event) => bus.publish(subjectOf(context, event.type, options.subjectPrefix), messageOfEvent(event))));
     position = last.position;
     checkpointSoon(last.position);
+    if (republishUpTo !== undefined && position >= republishUpTo) {
+      logger.info({ relay: name, position }, 'relay has published its log again into the new stream');
+      republishUpTo = undefined;
+    }
     return batch.length === batchSize;
+  };
+
+  /**
+   * A stream made anew holds none of what was published before: the checkpoint goes back to the start,
+   * and the whole log is published again (consumers drop what they had consumed, by event id). Left
+   * as it was, the events acknowledged before the loss never reached the roles that had not read them.
+   */
+  const followStream = async () => {
+    const created = bus.streamCreated?.();
+    if (created === undefined || created === stream) return;
+    if (stream !== undefined) {
+      republishUpTo = await store.headPosition();
+      logger.error(
+        { relay: name, stream_was_created: stream, stream_created: created, events: republishUpTo },
+        'the broker made the stream anew, without the messages published before (its data lost?): publishing the log again from the start',
+      );
+      position = 0;
+      unsaved = undefined;
+      await saveCheckpoint(db, name, 0, clock.now().toISOString());
+    }
+    await saveRelayStream(db, name, created);
+    stream = created;
   };
 
   const run = async () => {
@@ -151,8 +183,10 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       try {
         if (!loaded) {
           position = await loadCheckpoint(db, name);
+          stream = await loadRelayStream(db, name);
           loaded = true;
         }
+        await followStream();
         const more = await relayBatch();
         if (failures > 0) logger.info({ relay: name, position, failures }, 'relay publishing again');
         failures = 0;
@@ -196,6 +230,12 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
     get position() {
       return position;
+    },
+
+    get republishing() {
+      return republishUpTo === undefined
+        ? undefined
+        : `the broker made the stream anew (its data lost): publishing this role's log again, at ${position} of ${republishUpTo}`;
     },
 
     get failing() {

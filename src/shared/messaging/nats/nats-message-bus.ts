@@ -95,11 +95,13 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
     deployment: options.deployment,
   };
+  /** When the stream was made, as the broker said at the last check. */
+  let streamCreated: string | undefined;
   /** The stream made, extended or checked as this deployment's; a refusal is kept for good. */
   const checkStream = async (jsm: JetStreamManager) => {
     if (refusal) throw refusal;
     try {
-      await ensureStream(jsm, streamPlan);
+      streamCreated = await ensureStream(jsm, streamPlan);
     } catch (error) {
       if (error instanceof MessageBusConfigurationError) refusal = error;
       throw error;
@@ -149,6 +151,12 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       if (status.type === 'reconnect') {
         ownerUnchecked = true;
         connected = true;
+        // Checked now rather than at the next publish: a stream lost with the broker's data is made
+        // again at once, and the relay, told by its new creation time, publishes its log into it again.
+        void session
+          ?.then((live) => checkStream(live.jsm))
+          .then(() => (ownerUnchecked = false))
+          .catch((error: unknown) => report(error, `stream ${options.stream} could not be checked after a reconnect`));
       }
     }
   };
@@ -321,6 +329,8 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       return consumption;
     },
 
+    streamCreated: () => streamCreated,
+
     async progress(durableName) {
       const family = familyOf(await askBroker(sharedListing), durableName);
       if (family.length === 0) return undefined;
@@ -435,10 +445,11 @@ const OWNER_PREFIX = 'Intake deployment: ';
 const ownerOf = (description: string | undefined) =>
   description?.startsWith(OWNER_PREFIX) ? description.slice(OWNER_PREFIX.length) : undefined;
 
-async function ensureStream(jsm: JetStreamManager, plan: StreamPlan): Promise<void> {
+/** Makes, extends or checks the stream; answers when it was made (a stream made again has a new time). */
+async function ensureStream(jsm: JetStreamManager, plan: StreamPlan): Promise<string> {
   const { name, subjects } = plan;
   try {
-    await createOrExtendStream(jsm, plan);
+    return await createOrExtendStream(jsm, plan);
   } catch (error) {
     if (!isApiError(error, STREAM_SUBJECT_OVERLAP)) throw error;
     throw new MessageBusConfigurationError(
@@ -447,7 +458,7 @@ async function ensureStream(jsm: JetStreamManager, plan: StreamPlan): Promise<vo
   }
 }
 
-async function createOrExtendStream(jsm: JetStreamManager, plan: StreamPlan): Promise<void> {
+async function createOrExtendStream(jsm: JetStreamManager, plan: StreamPlan): Promise<string> {
   const { name, subjects, deployment } = plan;
   const description = deployment === undefined ? undefined : `${OWNER_PREFIX}${deployment}`;
   let info;
@@ -455,14 +466,14 @@ async function createOrExtendStream(jsm: JetStreamManager, plan: StreamPlan): Pr
     info = await jsm.streams.info(name);
   } catch (error) {
     if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
-    await jsm.streams.add({
+    const made = await jsm.streams.add({
       name,
       subjects: [...subjects],
       duplicate_window: nanos(plan.duplicateWindowMs),
       storage: StorageType.File,
       ...(description === undefined ? {} : { description }),
     });
-    return;
+    return made.created;
   }
   const owner = ownerOf(info.config.description);
   if (deployment !== undefined && owner !== undefined && owner !== deployment) {
@@ -479,6 +490,7 @@ async function createOrExtendStream(jsm: JetStreamManager, plan: StreamPlan): Pr
       subjects: [...(info.config.subjects ?? []), ...missing],
       ...(claim ? { description } : {}),
     });
+  return info.created;
 }
 
 /** A durable consumer of the broker: the subjects it is for, and the filters it is given. */
