@@ -21,5 +21,7 @@ parentPort?.on('message', ({ id, schema }: { id: number; schema: SchemaDocument 
   parentPort?.postMessage(reply);
 });
 
-// Loaded: what the thread is sent from now on is a compile, which its deadline measures.
+// ajv compiles its meta-schemas at the first compile: done now, so that a deadline measures the schema's own.
+compiler.compile({ type: 'object' });
+// Ready: what the thread is sent from now on is a compile, which its deadline measures.
 parentPort?.postMessage('ready');

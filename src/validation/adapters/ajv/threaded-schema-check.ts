@@ -1,5 +1,5 @@
 import type { Worker } from 'node:worker_threads';
-import { ValidationError, type Violation } from '../../../shared/errors.js';
+import { UnavailableError, ValidationError, type Violation } from '../../../shared/errors.js';
 import { startWorker } from '../../../shared/threads/start-worker.js';
 import type { SchemaCheck } from '../../application/ports.js';
 import type { SchemaDocument } from '../../domain/schema-registry.js';
@@ -28,30 +28,31 @@ export const CHECK_DEADLINE_MS = 10_000;
  * the thread, which the next check starts again.
  */
 export function threadedSchemaCheck({ deadlineMs = CHECK_DEADLINE_MS } = {}): SchemaCheck & { close(): Promise<void> } {
-  let thread: { readonly worker: Worker; readonly online: Promise<void> } | undefined;
+  /** The thread, and the checks sent to it: a thread that ends fails its own checks, not the next thread's. */
+  let thread: { readonly worker: Worker; readonly online: Promise<void>; readonly pending: Map<number, Settle> } | undefined;
   let lastId = 0;
   let queue: Promise<unknown> = Promise.resolve();
-  const pending = new Map<number, (reply: CheckReply) => void>();
 
   const threadNow = () => {
     if (thread) return thread;
-    const started = startWorker(import.meta.url, 'schema-check-thread');
-    started.unref();
+    const worker = startWorker(import.meta.url, 'schema-check-thread');
+    worker.unref();
+    const pending = new Map<number, Settle>();
     let ready = () => {};
     const online = new Promise<void>((resolve) => (ready = resolve));
-    started.on('message', (reply: CheckReply | 'ready') => {
+    worker.on('message', (reply: CheckReply | 'ready') => {
       if (reply === 'ready') return ready();
       pending.get(reply.id)?.(reply);
       pending.delete(reply.id);
     });
     const lost = (message: string) => {
-      if (thread?.worker === started) thread = undefined;
+      if (thread?.worker === worker) thread = undefined;
       for (const [id, settle] of pending) settle({ id, outcome: 'failed', message });
       pending.clear();
     };
-    started.on('error', (error) => lost(`the schema check thread failed: ${error.message}`));
-    started.on('exit', (code) => lost(`the schema check thread stopped (exit code ${code})`));
-    thread = { worker: started, online };
+    worker.on('error', (error) => lost(`the schema check thread failed: ${error.message}`));
+    worker.on('exit', (code) => lost(`the schema check thread stopped (exit code ${code})`));
+    thread = { worker, online, pending };
     return thread;
   };
 
@@ -60,21 +61,27 @@ export function threadedSchemaCheck({ deadlineMs = CHECK_DEADLINE_MS } = {}): Sc
     const current = threadNow();
     let timer: NodeJS.Timeout | undefined;
     const reply = await new Promise<CheckReply>((settle) => {
-      pending.set(id, settle);
+      current.pending.set(id, settle);
       current.worker.postMessage({ id, schema });
       // The deadline is the compile's: starting the thread and loading ajv are not counted.
       void current.online.then(() => {
-        if (!pending.has(id)) return;
+        if (!current.pending.has(id)) return;
         timer = setTimeout(() => {
-          pending.delete(id);
-          settle({ id, outcome: 'invalid', code: 'validation.invalid-schema', message: tooSlow(deadlineMs), violations: [] });
+          current.pending.delete(id);
           if (thread === current) thread = undefined;
-          void current.worker.terminate();
+          // Stopped before the next check begins: it would queue behind this compile on the same thread.
+          void current.worker
+            .terminate()
+            .finally(() =>
+              settle({ id, outcome: 'invalid', code: 'validation.invalid-schema', message: tooSlow(deadlineMs), violations: [] }),
+            );
         }, deadlineMs);
       });
     }).finally(() => clearTimeout(timer));
     if (reply.outcome === 'valid') return;
-    if (reply.outcome === 'failed') throw new Error(reply.message);
+    // The thread itself failed (out of memory, say): nothing is wrong with the schema, and a retry starts another.
+    if (reply.outcome === 'failed')
+      throw new UnavailableError('validation.check-unavailable', `the schema could not be checked: ${reply.message}; retry`);
     const violations = reply.violations.length > 0 ? reply.violations : [{ path: 'schema', message: reply.message }];
     throw new ValidationError(reply.code, reply.message, violations);
   };
@@ -92,5 +99,7 @@ export function threadedSchemaCheck({ deadlineMs = CHECK_DEADLINE_MS } = {}): Sc
     },
   });
 }
+
+type Settle = (reply: CheckReply) => void;
 
 const tooSlow = (deadlineMs: number) => `schema cannot be compiled: it took more than ${deadlineMs / 1000} s; simplify or split it`;

@@ -9,6 +9,11 @@ const large = {
   properties: Object.fromEntries(Array.from({ length: 1300 }, (_, i) => [`property_${i}`, { type: 'string', maxLength: 100 }])),
 } as unknown as SchemaDocument;
 
+/** The most `allOf` branches the cost analysis lets through: most of a second of compiling on a quiet machine. */
+const slow = {
+  allOf: Array.from({ length: 999 }, (_, i) => ({ properties: { [`p${i}`]: { type: 'string' } } })),
+} as unknown as SchemaDocument;
+
 describe('schemas being saved are compiled on a thread of their own', () => {
   const opened: Array<{ close(): Promise<void> }> = [];
   const checker = (options?: { deadlineMs: number }) => {
@@ -50,6 +55,15 @@ describe('schemas being saved are compiled on a thread of their own', () => {
     await expect(next({ type: 'string' } as unknown as SchemaDocument)).resolves.toBeUndefined();
     // The same checker starts a new thread for its next schema.
     await expect(check(true as SchemaDocument)).resolves.toBeUndefined();
+  });
+
+  it('checks the schema after one past its deadline on a new thread, and only the late one is refused (the next got a 500, and the one after timed out)', async () => {
+    const check = checker({ deadlineMs: 150 });
+    await check(true as SchemaDocument);
+    const outcomes = await Promise.allSettled([check(slow), check({ type: 'string' } as unknown as SchemaDocument), check(slow)]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'fulfilled', 'rejected']);
+    expect(outcomes[2]).toMatchObject({ reason: { code: 'validation.invalid-schema', message: /took more than/ } });
+    await expect(check({ type: 'integer' } as unknown as SchemaDocument)).resolves.toBeUndefined();
   });
 
   it('checks schemas sent at once one after the other, each answered with its own verdict', async () => {
