@@ -42,15 +42,23 @@ const addItemStatus: Migration = {
   },
 };
 
-/**
- * What a keyed request asked for, so a key sent again with another request is told apart from a retry.
- * Since then a record without one is a message id's. The records already there, of either kind, are
- * marked as such (`UNKNOWN_KIND_FINGERPRINT`): a request retried across the upgrade was stored twice.
- */
+// What a keyed request asked for, so a key sent again with another request is told apart from a retry.
 const addIdempotencyFingerprint: Migration = {
   async up(db: Kysely<unknown>) {
     await db.schema.alterTable('ingest_idempotency').addColumn('fingerprint', 'text').execute();
-    await sql`UPDATE ingest_idempotency SET fingerprint = ${UNKNOWN_KIND_FINGERPRINT}`.execute(db);
+  },
+};
+
+/**
+ * Since fingerprints, a record without one is a message id's; the records stored before them, of
+ * either kind, were taken for message ids too, so a request retried across the upgrade was stored
+ * twice. They are marked (`UNKNOWN_KIND_FINGERPRINT`): those made before 0004 ran on this database.
+ */
+const markRecordsOfUnknownKind: Migration = {
+  async up(db: Kysely<unknown>) {
+    await sql`UPDATE ingest_idempotency SET fingerprint = ${UNKNOWN_KIND_FINGERPRINT}
+              WHERE fingerprint IS NULL
+                AND created_at < (SELECT "timestamp" FROM ingestion_migrations WHERE name = '0004_add_idempotency_fingerprint')`.execute(db);
   },
 };
 
@@ -69,5 +77,6 @@ export const ingestionMigrations: MigrationSet = {
     '0003_add_item_status': addItemStatus,
     '0004_add_idempotency_fingerprint': addIdempotencyFingerprint,
     '0005_list_in_visible_order': listInVisibleOrder,
+    '0006_mark_records_of_unknown_kind': markRecordsOfUnknownKind,
   },
 };
