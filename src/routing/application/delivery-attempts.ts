@@ -4,7 +4,7 @@ import { withoutUrlCredentials } from '../../shared/url-credentials.js';
 import type { Logger } from 'pino';
 import type { Clock } from '../../shared/clock.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
-import type { AppendRequest, EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
+import { ConcurrencyError, type AppendRequest, type EventStore, type StoreTransaction } from '../../shared/event-store/event-store.js';
 import { failsTheTransaction } from '../../shared/event-store/savepoint.js';
 import { isStorageFault } from '../../shared/event-store/storage-fault.js';
 import { afterAttempt, closedBreaker, type Breaker, type BreakerPolicy } from '../domain/circuit-breaker.js';
@@ -35,6 +35,8 @@ import type { RuleEvaluator } from './rule-evaluator.js';
 
 /** Tries of an attempt's recording when the database fails it for a moment (about 6 s in all). */
 const RECORDING_TRIES = 5;
+/** Races for an item's next stream version lost in a row before the recording gives up. */
+const RECORDING_RACES = 20;
 const RECORDING_PAUSE_MS = 400;
 
 export interface AttemptDeps {
@@ -294,12 +296,16 @@ export function deliveryAttempts(
    * once its attempt is taken for interrupted.
    */
   const recordingAgainOnFault = async (record: () => Promise<void>) => {
-    for (let tried = 1; ; tried++) {
+    for (let tried = 1, raced = 0; ;) {
       try {
         return await record();
       } catch (error) {
+        // On PostgreSQL, attempts of two rules on one item append to its stream at once, and the later
+        // to take the next version fails its transaction: recorded again at once, as nothing is wrong.
+        if (error instanceof ConcurrencyError && ++raced < RECORDING_RACES && !abandoned()) continue;
         if (!isStorageFault(error) || tried >= RECORDING_TRIES || abandoned()) throw error;
         await sleep(RECORDING_PAUSE_MS * 2 ** (tried - 1));
+        tried++;
       }
     }
   };

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fixedClock } from '../../shared/clock.js';
 import { UnavailableError } from '../../shared/errors.js';
+import { ConcurrencyError } from '../../shared/event-store/event-store.js';
 import type { AppendRequest, EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
 import { closedBreaker } from '../domain/circuit-breaker.js';
 import { deliveryAttempts, type AttemptDeps } from './delivery-attempts.js';
@@ -30,8 +31,11 @@ const delivery = {
   earlierAttempts: 0,
 } as unknown as Delivery;
 
-/** Deps whose database writes are noted in order; `failures` transactions fail as a busy database does. */
-function depsWith(failures: number) {
+/**
+ * Deps whose database writes are noted in order; `failures` transactions fail as a busy database does,
+ * or as PostgreSQL fails an append racing another one to a stream's next version (`raced`).
+ */
+function depsWith(failures: number, fault: 'busy' | 'raced' = 'busy') {
   const writes: string[] = [];
   let sends = 0;
   let left = failures;
@@ -54,7 +58,9 @@ function depsWith(failures: number) {
       const result = await work(tx);
       if (left-- > 0) {
         writes.push('rollback');
-        throw new UnavailableError('storage.busy', 'all 10 database connections of this server are in use');
+        throw fault === 'busy'
+          ? new UnavailableError('storage.busy', 'all 10 database connections of this server are in use')
+          : new ConcurrencyError('data-i1', 'any', 6);
       }
       writes.push('commit');
       return result;
@@ -96,4 +102,12 @@ describe('an attempt’s recording', () => {
     expect(writes.filter((w) => w === 'commit')).toHaveLength(1);
     expect(writes.filter((w) => w === 'rollback')).toHaveLength(2);
   }, 10_000);
+
+  it('is tried again at once when another attempt on the item took the stream’s next version (it was taken for interrupted, and sent again)', async () => {
+    const { deps, writes, sends } = depsWith(3, 'raced');
+    await deliveryAttempts(deps).attempt(delivery);
+    expect(sends()).toBe(1);
+    expect(writes.filter((w) => w === 'commit')).toHaveLength(1);
+    expect(writes.filter((w) => w === 'rollback')).toHaveLength(3);
+  });
 });
