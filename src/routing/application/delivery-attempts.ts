@@ -208,7 +208,7 @@ export function deliveryAttempts(
           // old destination's business and leaves the new one's circuit alone.
           const destination = destinationKeyOfRule(rule);
           const breakers = deps.breakers(tx.db);
-          const current = (await breakers.get([delivery.ruleId])).get(delivery.ruleId) ?? closedBreaker;
+          const current = (await breakers.getForChange(delivery.ruleId)) ?? closedBreaker;
           const quiet = outcome.outcome === 'retry' ? Math.min(outcome.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
           const next = afterAttempt(current, destinationDown(outcome) ? 'down' : 'up', now, deps.breakerPolicy, quiet);
           // A success on a healthy destination changes nothing: no write.

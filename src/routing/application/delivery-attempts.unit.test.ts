@@ -80,7 +80,7 @@ function depsWith(failures: number, fault: 'busy' | 'raced' = 'busy') {
     queues: {},
     evaluator: { invalidate: () => undefined },
     retrySchedule: [1, 2],
-    breakers: () => ({ get: async () => new Map([['r1', { ...closedBreaker, failures: 1 }]]), save: noted('breakers.save') }),
+    breakers: () => ({ getForChange: async () => ({ ...closedBreaker, failures: 1 }), save: noted('breakers.save') }),
     breakerPolicy: { threshold: 5, cooldownMs: 30_000 },
     tallies: () => ({ add: noted('tallies.add') }),
     workerId: 'w1',

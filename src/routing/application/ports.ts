@@ -217,6 +217,12 @@ export interface DeliveryStore {
  */
 export interface BreakerStore {
   get(ruleIds: readonly string[]): Promise<Map<string, Breaker>>;
+  /**
+   * The rule's circuit, held until the transaction ends: attempts finishing at once each count their
+   * outcome on what the one before wrote (on PostgreSQL they read the same count, and a destination
+   * that went down took four times the threshold of failures to open its circuit).
+   */
+  getForChange(ruleId: string): Promise<Breaker | undefined>;
   all(): Promise<Array<{ ruleId: string; breaker: Breaker; updatedAt: string }>>;
   /**
    * Stores the circuit after an attempt to `destination`; false, storing nothing, when the rule's

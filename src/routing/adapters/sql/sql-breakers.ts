@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { PostgresAdapter, type Kysely } from 'kysely';
 import type { BreakerStore } from '../../application/ports.js';
 import { closedBreaker, type Breaker, type BreakerState } from '../../domain/circuit-breaker.js';
 
@@ -25,11 +25,22 @@ const toBreaker = (row: BreakerRow): Breaker => ({
 
 /** Circuit breakers live in routing's tables, so an open circuit stays open across a restart. */
 export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
+  // SQLite has one writer at a time: its transactions never read a count another is changing.
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   return {
     async get(ruleIds) {
       if (ruleIds.length === 0) return new Map();
       const rows = await tables(db).selectFrom('routing_breakers').selectAll().where('rule_id', 'in', ruleIds).execute();
       return new Map(rows.map((row) => [row.rule_id, toBreaker(row)]));
+    },
+    async getForChange(ruleId) {
+      const row = await tables(db)
+        .selectFrom('routing_breakers')
+        .selectAll()
+        .where('rule_id', '=', ruleId)
+        .$if(postgres, (query) => query.forUpdate())
+        .executeTakeFirst();
+      return row && toBreaker(row);
     },
     async all() {
       const rows = await tables(db).selectFrom('routing_breakers').selectAll().execute();

@@ -212,6 +212,24 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     },
   );
 
+  it.runIf(_name === 'postgres')(
+    'counts outcomes recorded at once on one circuit each after the other (both read the same count, and one was lost)',
+    async () => {
+      const db = await open();
+      await sqlBreakerStore(db).save('r1', { ...closedBreaker, failures: 1 }, T0, 'dest');
+      const countFailure = () =>
+        db.transaction().execute(async (trx) => {
+          const breakers = sqlBreakerStore(trx);
+          const current = (await breakers.getForChange('r1')) ?? closedBreaker;
+          // As attempts finishing together: the other reads before this one writes, unless it must wait.
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          await breakers.save('r1', { ...current, failures: current.failures + 1 }, T1, 'dest');
+        });
+      await Promise.all([countFailure(), countFailure()]);
+      expect((await sqlBreakerStore(db).get(['r1'])).get('r1')?.failures).toBe(3);
+    },
+  );
+
   it('fills what live deliveries leave of a claim with a replay’s, in order', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
