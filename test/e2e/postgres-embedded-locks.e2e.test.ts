@@ -128,15 +128,24 @@ describe.skipIf(!postgresUrl)('one process on PostgreSQL, guarded like SQLite', 
     const other = new pg.Client({ connectionString: postgresUrl });
     await other.connect();
     try {
-      const terminated = await query<{ done: boolean }>(
-        'SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = $1',
-        [`intake serve, pid ${server.process.pid} on ${hostname()}`.slice(0, 63)],
-      );
-      expect(terminated).toEqual([{ done: true }]);
-      const taken = await other.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [
-        serverLockKey(`${prefix}intake`),
-      ]);
-      expect(taken.rows).toEqual([{ locked: true }]);
+      // The server takes the lock again as soon as its work has paused: the test cuts its connection
+      // until it gets in first, as a second server starting at that moment would.
+      const takeOver = async (): Promise<boolean> => {
+        const terminated = await query<{ done: boolean }>(
+          'SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE application_name = $1',
+          [`intake serve, pid ${server.process.pid} on ${hostname()}`.slice(0, 63)],
+        );
+        expect(terminated).toEqual([{ done: true }]);
+        for (const deadline = Date.now() + 500; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 2))) {
+          const taken = await other.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [
+            serverLockKey(`${prefix}intake`),
+          ]);
+          if (taken.rows[0]?.locked) return true;
+        }
+        return false;
+      };
+      let tries = 0;
+      while (!(await takeOver())) expect(++tries).toBeLessThan(20);
       await until(() => server.output().includes('cannot take the lock again yet'), 'the retake refused');
       // Without the lock, no writes: reads still answer.
       const refused = await fetch(`${server.url}/ingest`, {
