@@ -55,8 +55,9 @@ it('finds pending deliveries of an ordering key, a replay’s deliveries and in-
   expect(plan(/from "routing_attempts"/)).toContain('routing_attempts_in_flight');
 });
 
-it('claims live deliveries, then a replay’s, each walking an index in claim order that stops at the limit (it sorted every due one)', async () => {
+it('claims live retries, other live deliveries, then a replay’s, each walking an index in claim order that stops at the limit (it sorted every due one)', async () => {
   const { store, plan, indexSql } = await recordingStore();
+  expect(indexSql('routing_deliveries_claim_retrying')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NULL AND attempts > 0/);
   expect(indexSql('routing_deliveries_claim_live')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NULL/);
   expect(indexSql('routing_deliveries_claim_replayed')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NOT NULL/);
   await store.claimDue({
@@ -68,8 +69,9 @@ it('claims live deliveries, then a replay’s, each walking an index in claim or
   });
   const claims = /update "routing_deliveries" set "lease_until"/;
   for (const [nth, index] of [
-    [0, 'routing_deliveries_claim_live'],
-    [1, 'routing_deliveries_claim_replayed'],
+    [0, 'routing_deliveries_claim_retrying'],
+    [1, 'routing_deliveries_claim_live'],
+    [2, 'routing_deliveries_claim_replayed'],
   ] as const) {
     const claimed = plan(claims, nth);
     expect(claimed).toContain(index);

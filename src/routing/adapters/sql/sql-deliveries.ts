@@ -194,10 +194,20 @@ async function heldRules(db: Kysely<object>, now: string): Promise<string[] | un
   return held.length > HELD_RULES_NAMED ? undefined : held;
 }
 
-/** The claim's order, which RETURNING does not keep: live before replays, then by due time and log position. */
+/** Each kind of pending delivery as its claim index states it, which the planners match literally. */
+const KIND_CONDITION = {
+  retrying: sql`d.replay_job_id IS NULL AND d.attempts > 0`,
+  live: sql`d.replay_job_id IS NULL`,
+  replayed: sql`d.replay_job_id IS NOT NULL`,
+};
+
+/** A claimed delivery's kind, in the order they are claimed. */
+const rankOf = (d: Delivery) => (d.replayJobId !== null ? 2 : d.attempts > 0 ? 0 : 1);
+
+/** The claim's order, which RETURNING does not keep: by kind (`rankOf`), then by due time and log position. */
 function claimOrder(a: Delivery, b: Delivery): number {
-  const replays = (a.replayJobId === null ? 0 : 1) - (b.replayJobId === null ? 0 : 1);
-  if (replays !== 0) return replays;
+  const kinds = rankOf(a) - rankOf(b);
+  if (kinds !== 0) return kinds;
   const [x, y] = [a.nextAttemptAt ?? '', b.nextAttemptAt ?? ''];
   return x < y ? -1 : x > y ? 1 : a.position - b.position;
 }
@@ -220,14 +230,16 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     async claimDue({ now, leaseUntil, limit, owner, excludeRules }: ClaimRequest) {
       const held = await heldRules(db, now);
       // ISO-8601 UTC strings compare in time order, on SQLite and PostgreSQL alike. Live deliveries
-      // go before a replay's, so a replay never starves them: claimed first, each kind in the order of
-      // its own index (routing_deliveries_claim_*), which the claim walks until it has enough.
-      const claim = async (kind: 'live' | 'replayed', count: number) => {
+      // go before a replay's, so a replay never starves them; and of those, the ones tried before: a
+      // retry due now waited behind the destination's whole backlog of fresh ones, and with it every
+      // later delivery of its ordering key. Each kind is claimed in the order of its own index
+      // (routing_deliveries_claim_*), which the claim walks until it has enough.
+      const claim = async (kind: 'retrying' | 'live' | 'replayed', count: number) => {
         // SQLite preferred the status index and sorted what it found: it is told which index to walk.
         const index = sql.raw(`routing_deliveries_claim_${kind}`);
         const due = sql<string>`(SELECT d.delivery_id FROM routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${index}`}
           WHERE d.next_attempt_at <= ${now}
-            AND ${kind === 'live' ? sql`d.replay_job_id IS NULL` : sql`d.replay_job_id IS NOT NULL`}
+            AND ${KIND_CONDITION[kind]}
             AND ${claimable(now, excludeRules, held)}
           ORDER BY d.next_attempt_at, d.position
           LIMIT ${count}
@@ -243,10 +255,11 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
           .execute();
         return rows.map(toDelivery);
       };
-      const live = await claim('live', limit);
-      const replayed = live.length < limit ? await claim('replayed', limit - live.length) : [];
+      const claimed: Delivery[] = [];
+      for (const kind of ['retrying', 'live', 'replayed'] as const)
+        if (claimed.length < limit) claimed.push(...(await claim(kind, limit - claimed.length)));
       // In the order they were chosen: the worker sends the first ones when it cannot send them all.
-      return [...live, ...replayed].sort(claimOrder);
+      return claimed.sort(claimOrder);
     },
 
     async release(deliveryIds, owner) {

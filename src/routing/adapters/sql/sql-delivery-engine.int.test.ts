@@ -230,6 +230,18 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     },
   );
 
+  it('claims a retry due now before the fresh backlog due earlier, and answers it first (it waited behind the whole backlog)', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([delivery('fresh-1', 1, null), delivery('fresh-2', 2, null), delivery('retried', 0, null)]);
+    await settle(db, 'retried', 'pending', '2026-12-02T10:00:00.900Z');
+    const first = await store.claimDue({ now: T1, leaseUntil: LATER, limit: 1, owner: 'w1', excludeRules: [] });
+    expect(first.map((d) => d.deliveryId)).toEqual(['retried']);
+    await store.release(['retried'], 'w1');
+    const all = await store.claimDue({ now: T1, leaseUntil: LATER, limit: 10, owner: 'w1', excludeRules: [] });
+    expect(all.map((d) => d.deliveryId)).toEqual(['retried', 'fresh-1', 'fresh-2']);
+  });
+
   it('fills what live deliveries leave of a claim with a replay’s, in order', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
@@ -260,8 +272,9 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
       expect(
         await sqlDeliveryStore(recording).claimDue({ now: T1, leaseUntil: LATER, limit: 8, owner: 'w1', excludeRules: [] }),
       ).toHaveLength(8);
-      expect(claims).toHaveLength(1);
-      const [claim] = claims;
+      // No retries among them: the retries' claim finds none, then the live one walks its index.
+      expect(claims).toHaveLength(2);
+      const claim = claims[1];
       const explained = await db.executeQuery<{ 'QUERY PLAN': string }>(
         CompiledQuery.raw(`EXPLAIN ${claim?.sql ?? ''}`, [...(claim?.parameters ?? [])]),
       );
@@ -271,7 +284,7 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     },
   );
 
-  it('answers the claimed deliveries in the order it chose them: live first, then by due time and log position', async () => {
+  it('answers the claimed deliveries in the order it chose them: live retries, other live ones, a replay’s; each by due time and log position', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
     await store.schedule([
@@ -282,7 +295,7 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     ]);
     await settle(db, 'a-retried', 'pending', '2026-12-02T10:00:00.500Z');
     const claimed = await store.claimDue({ now: T1, leaseUntil: LATER, limit: 10, owner: 'w1', excludeRules: [] });
-    expect(claimed.map((d) => d.deliveryId)).toEqual(['d-sooner', 'c-later', 'a-retried', 'b-replayed']);
+    expect(claimed.map((d) => d.deliveryId)).toEqual(['a-retried', 'd-sooner', 'c-later', 'b-replayed']);
   });
 
   it('gives back leases, and finds the attempts a worker left in flight', async () => {
