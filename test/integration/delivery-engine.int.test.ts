@@ -681,6 +681,25 @@ describe('replay of one rule over a window', () => {
   });
 });
 
+describe('a rule deleted behind an open circuit', () => {
+  it('dead-letters its whole backlog at once, not one probe at a time', async () => {
+    const intake = await start({ ROUTING_BREAKER_THRESHOLD: '2', ROUTING_BREAKER_COOLDOWN: '600' });
+    const hooks = await receiver(() => 500);
+    const created = await rule(intake, hooks.url);
+    await ingest(
+      intake,
+      Array.from({ length: 30 }, (_, seq) => ({ seq })),
+    );
+    const circuit = async () => (await call(intake, 'GET', `/api/routing-rules/${created.rule_id}`)).json().circuit;
+    await until(circuit, (c: { state: string }) => c.state === 'open');
+    expect((await call(intake, 'DELETE', `/api/routing-rules/${created.rule_id}`)).statusCode).toBe(204);
+    const deadLetters = async () =>
+      (await sql<{ n: number }>`SELECT count(*) AS n FROM routing_deliveries WHERE status = 'dead_lettered'`.execute(intake.db)).rows[0]?.n;
+    // The circuit's next probe is ten minutes away: the backlog waited for it, then went one probe at a time.
+    expect(await until(deadLetters, (n) => Number(n) === 30, 10_000)).toBe(30);
+  }, 30_000);
+});
+
 describe('signing secrets at rest', () => {
   it('stores them sealed, and seals a secret left in clear at the next start without breaking its signatures', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'intake-secrets-'));

@@ -11,6 +11,7 @@ type Tables = {
   routing_secrets: { rule_id: string; secret: string; previous_secret: string | null; previous_until: string | null };
   routing_sealed_values: { rule_id: string; reference: string; sealed: string };
   routing_tallies: { rule_id: string };
+  routing_breakers: { rule_id: string };
 };
 
 const tables = (db: Kysely<object>) => db.withTables<Tables>();
@@ -41,6 +42,8 @@ export const rulesProjection: InlineProjection = {
         await tables(db).deleteFrom('routing_secrets').where('rule_id', '=', data.rule_id).execute();
         await tables(db).deleteFrom('routing_sealed_values').where('rule_id', '=', data.rule_id).execute();
         await tables(db).deleteFrom('routing_tallies').where('rule_id', '=', data.rule_id).execute();
+        // Its circuit too: open, it held the deleted rule's backlog back, to be dead-lettered one probe at a time.
+        await tables(db).deleteFrom('routing_breakers').where('rule_id', '=', data.rule_id).execute();
       } else if (type === 'RoutingRuleUpdated' || type === 'RoutingRuleToggled') {
         const row = await tables(db).selectFrom('routing_rules').select('rule').where('rule_id', '=', data.rule_id).executeTakeFirst();
         if (!row) continue;
