@@ -51,7 +51,8 @@ export type ContextDescriptor = (
   | { readonly name: string; readonly optional: false }
   /**
    * Left out of the embedded process when named in INTAKE_DISABLE; `paths` are where its HTTP adapter
-   * answers, so that a request there is told the context is off rather than that no such route exists.
+   * answers (each path and what lies under it), so that a request there is told the context is off
+   * rather than that no such route exists.
    */
   | { readonly name: OptionalContext; readonly optional: true; readonly paths: readonly string[] }
 ) &
@@ -88,7 +89,7 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
   {
     name: 'routing',
     optional: true,
-    paths: ['/api/routing-rules', '/api/routing/'],
+    paths: ['/api/routing-rules', '/api/routing'],
     tables: routingTables,
     build(deps, links, { config, placement }) {
       const routing = routingModule(deps, {
@@ -116,7 +117,7 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
   {
     name: 'analytics',
     optional: true,
-    paths: ['/v1/', '/api/profiles/', '/api/analytics/'],
+    paths: ['/v1', '/beacon/v1', '/api/profiles', '/api/analytics'],
     tables: analyticsTables,
     build: (deps, links, { config }) =>
       analyticsModule(deps, {
@@ -144,22 +145,22 @@ export const CONTEXTS: readonly ContextDescriptor[] = [
   {
     name: 'query',
     optional: true,
-    paths: ['/query/', '/api/events/'],
+    paths: ['/query', '/api/events'],
     tables: queryTables,
     build: (deps, _links, { placement }) => queryModule(deps, placement === 'embedded' ? 'shared-log' : 'own-copy'),
   },
-  { name: 'tracking', optional: true, paths: ['/api/v1/tracking/'], tables: trackingTables, build: (deps) => trackingModule(deps) },
+  { name: 'tracking', optional: true, paths: ['/api/v1/tracking'], tables: trackingTables, build: (deps) => trackingModule(deps) },
   {
     name: 'attribution',
     optional: true,
-    paths: ['/api/v1/attribution/', '/api/v1/tracking/conversions'],
+    paths: ['/api/v1/attribution', '/api/v1/tracking/conversions'],
     tables: attributionTables,
     build: (deps) => attributionModule(deps),
   },
   {
     name: 'statistics',
     optional: true,
-    paths: ['/api/statistics/'],
+    paths: ['/api/statistics'],
     tables: statisticsTables,
     build: (deps, _links, { placement }) => statisticsModule(deps, placement === 'embedded'),
   },

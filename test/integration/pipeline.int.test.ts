@@ -399,7 +399,7 @@ describe('the pipeline, end to end in one process', () => {
 
 describe('optional contexts', () => {
   it('leaves out the contexts named in INTAKE_DISABLE', async () => {
-    intake = await startTestIntake({ INTAKE_DISABLE: 'statistics,attribution' });
+    intake = await startTestIntake({ INTAKE_DISABLE: 'statistics,attribution,analytics' });
     const names = (await intake.app.inject({ method: 'GET', url: '/api/admin/subscriptions', headers: auth }))
       .json()
       .items.map((s: { name: string }) => s.name);
@@ -413,8 +413,10 @@ describe('optional contexts', () => {
     // Conversions lie under tracking's paths, and belong to attribution.
     const conversion = await intake.app.inject({ method: 'POST', url: '/api/v1/tracking/conversions', headers: auth, payload: {} });
     expect(conversion.json().detail).toMatch(/^attribution is switched off/);
-    const typo = await intake.app.inject({ method: 'GET', url: '/api/statistic/shop', headers: auth });
-    expect(typo.json().code).toBe('route.not-found');
+    const beacon = await intake.app.inject({ method: 'POST', url: '/beacon/v1/batch', payload: {} });
+    expect(beacon.json().detail).toMatch(/^analytics is switched off/);
+    for (const typo of ['/api/statistic/shop', '/api/statisticsX/shop'])
+      expect((await intake.app.inject({ method: 'GET', url: typo, headers: auth })).json().code, typo).toBe('route.not-found');
     const ready = (await intake.app.inject({ method: 'GET', url: '/health/ready' })).json();
     expect(ready.checks).toMatchObject({
       'context:statistics': { status: 'ok', detail: 'switched off (INTAKE_DISABLE)' },

@@ -177,12 +177,14 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   app.addHook('onClose', async () => expectedErrors.close());
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply, expectedErrors));
   const allowedMethods = trackAllowedMethods(app, { maxParamLength: MAX_PARAM_LENGTH });
-  // The context whose paths begin the most of this one's (attribution's conversions lie under tracking's).
+  // The context whose path holds the most of this one (attribution's conversions lie under tracking's);
+  // `/api/schemasX` lies under none.
   const switchedOffAt = (path: string) => {
     let owner: { name: string; length: number } | undefined;
     for (const { name, paths } of options.switchedOff ?? [])
       for (const prefix of paths)
-        if (path.startsWith(prefix) && prefix.length > (owner?.length ?? 0)) owner = { name, length: prefix.length };
+        if ((path === prefix || path.startsWith(`${prefix}/`)) && prefix.length > (owner?.length ?? 0))
+          owner = { name, length: prefix.length };
     return owner?.name;
   };
   app.setNotFoundHandler((request, reply) => {
