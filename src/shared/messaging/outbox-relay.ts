@@ -169,7 +169,10 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
         'the broker made the stream anew, without the messages published before (its data lost?): publishing the log again from the start',
       );
       position = 0;
+      // A write of the old position still in flight must not land after this one.
       unsaved = undefined;
+      hurry?.();
+      await checkpointing;
       await saveCheckpoint(db, name, 0, clock.now().toISOString());
     }
     await saveRelayStream(db, name, created);
