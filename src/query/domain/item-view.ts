@@ -81,7 +81,10 @@ export function evolveItemView(view: ItemView | undefined, event: ViewEvent, rec
     updatedAt: recordedAt,
   };
   const advance = (status: PipelineStatus): PipelineStatus => (STAGE[status] >= STAGE[base.status] ? status : base.status);
-  const touched = { updatedAt: recordedAt > base.updatedAt ? recordedAt : base.updatedAt };
+  // What every later stage tells of the item itself, for a view its DataIngested has not reached yet
+  // (parked, or from another service that is behind): it showed type `data` and no payload.
+  const known = 'event_type' in event.data ? { partnerId: event.data.partner_id, eventType: event.data.event_type } : {};
+  const touched = { ...known, updatedAt: recordedAt > base.updatedAt ? recordedAt : base.updatedAt };
 
   switch (event.type) {
     case 'DataReceived':
@@ -98,7 +101,15 @@ export function evolveItemView(view: ItemView | undefined, event: ViewEvent, rec
         status: advance('ingested'),
       };
     case 'DataValidated':
-      return { ...base, ...touched, status: advance('validated'), validation: { ...judgedBy(event.data), errors: [] } };
+      return {
+        ...base,
+        ...touched,
+        // A valid item's verdict carries the item.
+        payload: base.payload ?? event.data.payload ?? null,
+        metadata: base.metadata ?? event.data.metadata ?? null,
+        status: advance('validated'),
+        validation: { ...judgedBy(event.data), errors: [] },
+      };
     case 'DataInvalid':
       return {
         ...base,

@@ -39,6 +39,17 @@ describe('item view', () => {
     expect(statuses).toEqual(['received', 'ingested', 'validated', 'processed']);
   });
 
+  it('shows the item from its later stages while its DataIngested has not been folded (it showed type data and no payload)', () => {
+    const [received, ingested, validated, processed] = events.map(
+      ([event, at]) =>
+        (view: ItemView | undefined) =>
+          evolveItemView(view, event, at),
+    );
+    const without = [received, validated, processed].reduce<ItemView | undefined>((view, step) => step?.(view), undefined);
+    expect(without).toMatchObject({ partnerId: 'p', eventType: 'order', payload: { total: 5 }, metadata: meta, status: 'processed' });
+    expect(ingested?.(without)).toEqual({ ...without, updatedAt: without?.updatedAt });
+  });
+
   it('reaches the same view whatever order the events arrive in', () => {
     const inOrder = events.reduce<ReturnType<typeof evolveItemView> | undefined>((v, [e, at]) => evolveItemView(v, e, at), undefined);
     const shuffled = [events[3], events[1], events[0], events[2]] as Array<[DataEvent, string]>;
