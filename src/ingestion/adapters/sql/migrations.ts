@@ -58,7 +58,9 @@ const markRecordsOfUnknownKind: Migration = {
   async up(db: Kysely<unknown>) {
     await sql`UPDATE ingest_idempotency SET fingerprint = ${UNKNOWN_KIND_FINGERPRINT}
               WHERE fingerprint IS NULL
-                AND created_at < (SELECT "timestamp" FROM ingestion_migrations WHERE name = '0004_add_idempotency_fingerprint')`.execute(db);
+                AND created_at < (SELECT "timestamp" FROM ingestion_migrations WHERE name = '0004_add_idempotency_fingerprint')`.execute(
+      db,
+    );
   },
 };
 
