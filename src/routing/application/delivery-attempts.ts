@@ -6,7 +6,7 @@ import type { Clock } from '../../shared/clock.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
 import { ConcurrencyError, type AppendRequest, type EventStore, type StoreTransaction } from '../../shared/event-store/event-store.js';
 import { failsTheTransaction } from '../../shared/event-store/savepoint.js';
-import { isStorageFault } from '../../shared/event-store/storage-fault.js';
+import { isStorageFault, lostToAnotherTransaction } from '../../shared/event-store/storage-fault.js';
 import { afterAttempt, closedBreaker, type Breaker, type BreakerPolicy } from '../domain/circuit-breaker.js';
 import {
   decideAttempt,
@@ -208,7 +208,7 @@ export function deliveryAttempts(
           // old destination's business and leaves the new one's circuit alone.
           const destination = destinationKeyOfRule(rule);
           const breakers = deps.breakers(tx.db);
-          const current = (await breakers.getForChange(delivery.ruleId)) ?? closedBreaker;
+          const current = (await breakers.getForChange(delivery.ruleId, destination, now.toISOString())) ?? closedBreaker;
           const quiet = outcome.outcome === 'retry' ? Math.min(outcome.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS) : 0;
           const next = afterAttempt(current, destinationDown(outcome) ? 'down' : 'up', now, deps.breakerPolicy, quiet);
           // A success on a healthy destination changes nothing: no write.
@@ -296,13 +296,15 @@ export function deliveryAttempts(
    * once its attempt is taken for interrupted.
    */
   const recordingAgainOnFault = async (record: () => Promise<void>) => {
-    for (let tried = 1, raced = 0; ;) {
+    for (let tried = 1, races = 0; ;) {
       try {
         return await record();
       } catch (error) {
         // On PostgreSQL, attempts of two rules on one item append to its stream at once, and the later
-        // to take the next version fails its transaction: recorded again at once, as nothing is wrong.
-        if (error instanceof ConcurrencyError && ++raced < RECORDING_RACES && !abandoned()) continue;
+        // to take the next version fails its transaction; or a rule's delete and its attempts lock the
+        // same rows and the log in turn, and one is ended to break the deadlock: recorded again at once.
+        const raced = error instanceof ConcurrencyError || lostToAnotherTransaction(error);
+        if (raced && ++races < RECORDING_RACES && !abandoned()) continue;
         if (!isStorageFault(error) || tried >= RECORDING_TRIES || abandoned()) throw error;
         await sleep(RECORDING_PAUSE_MS * 2 ** (tried - 1));
         tried++;

@@ -35,7 +35,7 @@ const delivery = {
  * Deps whose database writes are noted in order; `failures` transactions fail as a busy database does,
  * or as PostgreSQL fails an append racing another one to a stream's next version (`raced`).
  */
-function depsWith(failures: number, fault: 'busy' | 'raced' = 'busy') {
+function depsWith(failures: number, fault: 'busy' | 'raced' | 'deadlocked' = 'busy') {
   const writes: string[] = [];
   let sends = 0;
   let left = failures;
@@ -60,7 +60,9 @@ function depsWith(failures: number, fault: 'busy' | 'raced' = 'busy') {
         writes.push('rollback');
         throw fault === 'busy'
           ? new UnavailableError('storage.busy', 'all 10 database connections of this server are in use')
-          : new ConcurrencyError('data-i1', 'any', 6);
+          : fault === 'raced'
+            ? new ConcurrencyError('data-i1', 'any', 6)
+            : Object.assign(new Error('deadlock detected'), { code: '40P01' });
       }
       writes.push('commit');
       return result;
@@ -103,11 +105,14 @@ describe('an attempt’s recording', () => {
     expect(writes.filter((w) => w === 'rollback')).toHaveLength(2);
   }, 10_000);
 
-  it('is tried again at once when another attempt on the item took the stream’s next version (it was taken for interrupted, and sent again)', async () => {
-    const { deps, writes, sends } = depsWith(3, 'raced');
-    await deliveryAttempts(deps).attempt(delivery);
-    expect(sends()).toBe(1);
-    expect(writes.filter((w) => w === 'commit')).toHaveLength(1);
-    expect(writes.filter((w) => w === 'rollback')).toHaveLength(3);
-  });
+  it.each(['raced', 'deadlocked'] as const)(
+    'is tried again at once when it lost to another transaction (%s), rather than taken for interrupted and sent again',
+    async (fault) => {
+      const { deps, writes, sends } = depsWith(3, fault);
+      await deliveryAttempts(deps).attempt(delivery);
+      expect(sends()).toBe(1);
+      expect(writes.filter((w) => w === 'commit')).toHaveLength(1);
+      expect(writes.filter((w) => w === 'rollback')).toHaveLength(3);
+    },
+  );
 });

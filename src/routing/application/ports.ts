@@ -220,9 +220,10 @@ export interface BreakerStore {
   /**
    * The rule's circuit, held until the transaction ends: attempts finishing at once each count their
    * outcome on what the one before wrote (on PostgreSQL they read the same count, and a destination
-   * that went down took four times the threshold of failures to open its circuit).
+   * that went down took four times the threshold of failures to open its circuit). A rule without a
+   * circuit yet gets a closed one first, for there to be a row to hold.
    */
-  getForChange(ruleId: string): Promise<Breaker | undefined>;
+  getForChange(ruleId: string, destination: string, at: string): Promise<Breaker | undefined>;
   all(): Promise<Array<{ ruleId: string; breaker: Breaker; updatedAt: string }>>;
   /**
    * Stores the circuit after an attempt to `destination`; false, storing nothing, when the rule's

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UnavailableError } from '../errors.js';
 import { oneAtATime } from '../one-at-a-time.js';
 import { ConcurrencyError, type AppendRequest, type EventStore } from './event-store.js';
+import { lostToAnotherTransaction } from './storage-fault.js';
 
 /** What a change decided from the state it loaded: how to commit it, with the version it read. */
 export type Commit<T> = () => Promise<T>;
@@ -34,7 +35,8 @@ export function retriedCommits(busyCode: string, describe: (key: string) => stri
         try {
           return await commit();
         } catch (error) {
-          if (!(error instanceof ConcurrencyError)) throw error;
+          // Beaten to the stream's version, or chosen to end a deadlock (a rule's delete against its attempts).
+          if (!(error instanceof ConcurrencyError || lostToAnotherTransaction(error))) throw error;
           if (attempt >= MAX_DECISIONS) {
             throw new UnavailableError(busyCode, `${describe(key)} is being changed by other requests; retry shortly`, 1);
           }

@@ -28,6 +28,16 @@ describe('changes to one stream, decided again when another committed first', ()
     expect([decisions, committed, rule.version]).toEqual([2, 2, 3]);
   });
 
+  it('decides again when PostgreSQL ended its commit to break a deadlock (a rule deleted while its attempts are recorded answered 500)', async () => {
+    const changes = retriedCommits('routing.busy', (key) => `routing rule ${key}`);
+    let decisions = 0;
+    const committed = await changes('r', async () => async () => {
+      if (++decisions === 1) throw Object.assign(new Error('deadlock detected'), { code: '40P01' });
+      return 'deleted';
+    });
+    expect([committed, decisions]).toEqual(['deleted', 2]);
+  });
+
   it('takes changes of this process one after the other, each deciding on the one before', async () => {
     const { rule, commitAt } = ruleOf();
     const changes = retriedCommits('routing.busy', (key) => `routing rule ${key}`);

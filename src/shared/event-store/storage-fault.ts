@@ -36,12 +36,24 @@ function isUnreachable(error: unknown): boolean {
   return POSTGRES_FAULT_CLASSES.test(code) || NETWORK_FAULTS.has(code) || CONNECTION_MESSAGES.test(text);
 }
 
+/**
+ * Whether PostgreSQL ended the transaction to break a deadlock (40P01) or could not serialize it
+ * (40001): nothing is wrong with it, and run again it goes through, as the other one has finished.
+ */
+export function lostToAnotherTransaction(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
 /** Whether an error is the storage failing rather than the request or event being wrong. */
 export function isStorageFault(error: unknown): boolean {
   if (error instanceof UnavailableError) return true;
   const code = (error as { code?: unknown } | null)?.code;
   if (code === 'SQLITE_ERROR') return SQLITE_MISSING_SCHEMA.test((error as Error).message);
   if (typeof code === 'string' && (SQLITE_FAULTS.test(code) || POSTGRES_MISSING_SCHEMA.has(code))) return true;
+  // Ended to break a deadlock: no event of a subscriber's is at fault (none is parked for it), and a
+  // request may simply be sent again (503, not 500).
+  if (lostToAnotherTransaction(error)) return true;
   return isUnreachable(error);
 }
 

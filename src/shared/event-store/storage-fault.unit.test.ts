@@ -20,6 +20,10 @@ describe('isStorageFault', () => {
     for (const code of ['42P01', '42703', '3F000']) expect(isStorageFault(failure(code))).toBe(true);
   });
 
+  it('takes a transaction PostgreSQL ended to break a deadlock, or could not serialize, for a storage fault: run again, it goes through', () => {
+    for (const code of ['40P01', '40001']) expect(isStorageFault(failure(code, 'deadlock detected'))).toBe(true);
+  });
+
   it('leaves errors an event or request can cause to its caller', () => {
     expect(isStorageFault(failure('SQLITE_CONSTRAINT_UNIQUE'))).toBe(false);
     expect(isStorageFault(failure('SQLITE_ERROR', 'near "x": syntax error'))).toBe(false);

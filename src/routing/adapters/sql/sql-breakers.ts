@@ -33,14 +33,33 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
       const rows = await tables(db).selectFrom('routing_breakers').selectAll().where('rule_id', 'in', ruleIds).execute();
       return new Map(rows.map((row) => [row.rule_id, toBreaker(row)]));
     },
-    async getForChange(ruleId) {
-      const row = await tables(db)
-        .selectFrom('routing_breakers')
-        .selectAll()
-        .where('rule_id', '=', ruleId)
-        .$if(postgres, (query) => query.forUpdate())
-        .executeTakeFirst();
-      return row && toBreaker(row);
+    async getForChange(ruleId, destination, at) {
+      const held = () =>
+        tables(db)
+          .selectFrom('routing_breakers')
+          .selectAll()
+          .where('rule_id', '=', ruleId)
+          .$if(postgres, (query) => query.forUpdate())
+          .executeTakeFirst();
+      const row = await held();
+      if (row || !postgres) return row && toBreaker(row);
+      // No row to lock: the first failures of a rule that never failed each read "closed, 0" at once.
+      await tables(db)
+        .insertInto('routing_breakers')
+        .values({
+          rule_id: ruleId,
+          state: closedBreaker.state,
+          failures: closedBreaker.failures,
+          next_probe_at: closedBreaker.nextProbeAt,
+          opened_at: closedBreaker.openedAt,
+          probe_owner: null,
+          updated_at: at,
+          destination_key: destination,
+        })
+        .onConflict((oc) => oc.column('rule_id').doNothing())
+        .execute();
+      const made = await held();
+      return made && toBreaker(made);
     },
     async all() {
       const rows = await tables(db).selectFrom('routing_breakers').selectAll().execute();

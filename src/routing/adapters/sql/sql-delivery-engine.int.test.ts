@@ -217,16 +217,19 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     async () => {
       const db = await open();
       await sqlBreakerStore(db).save('r1', { ...closedBreaker, failures: 1 }, T0, 'dest');
-      const countFailure = () =>
+      const countFailure = (ruleId = 'r1') =>
         db.transaction().execute(async (trx) => {
           const breakers = sqlBreakerStore(trx);
-          const current = (await breakers.getForChange('r1')) ?? closedBreaker;
+          const current = (await breakers.getForChange(ruleId, 'dest', T1)) ?? closedBreaker;
           // As attempts finishing together: the other reads before this one writes, unless it must wait.
           await new Promise((resolve) => setTimeout(resolve, 200));
-          await breakers.save('r1', { ...current, failures: current.failures + 1 }, T1, 'dest');
+          await breakers.save(ruleId, { ...current, failures: current.failures + 1 }, T1, 'dest');
         });
       await Promise.all([countFailure(), countFailure()]);
       expect((await sqlBreakerStore(db).get(['r1'])).get('r1')?.failures).toBe(3);
+      // A rule that never failed has no circuit row yet: its first failures at once count one after the other too.
+      await Promise.all([countFailure('r2'), countFailure('r2'), countFailure('r2')]);
+      expect((await sqlBreakerStore(db).get(['r2'])).get('r2')?.failures).toBe(3);
     },
   );
 
