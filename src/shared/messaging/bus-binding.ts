@@ -46,18 +46,33 @@ export async function confirmBusBinding(db: Kysely<object>): Promise<void> {
   await sql`INSERT INTO bus_binding (name, value) VALUES ('accepted', 'true') ON CONFLICT (name) DO NOTHING`.execute(db);
 }
 
-/**
- * The stream a relay's checkpoint counts in, by when it was made: a checkpoint in a stream the broker
- * has since lost (restarted without its data) says nothing of what the new one holds.
- */
-export async function loadRelayStream(db: Kysely<object>, relay: string): Promise<string | undefined> {
-  const rows = (await sql<{ value: string }>`SELECT value FROM bus_binding WHERE name = ${`${relay}.stream_created`}`.execute(db)).rows;
-  return rows[0]?.value;
+/** Which stream a relay's checkpoint counts in, and how far it must publish again into it. */
+export interface RelayStream {
+  /** When the stream was made: a checkpoint in a stream the broker has since lost says nothing of the new one. */
+  readonly created: string | undefined;
+  /** While the relay publishes its log again into a stream made anew: the position it must reach. */
+  readonly republishUntil: number | undefined;
 }
 
-export async function saveRelayStream(db: Kysely<object>, relay: string, created: string): Promise<void> {
-  const name = `${relay}.stream_created`;
-  await sql`INSERT INTO bus_binding (name, value) VALUES (${name}, ${created}) ON CONFLICT (name) DO UPDATE SET value = ${created}`.execute(
-    db,
-  );
+export async function loadRelayStream(db: Kysely<object>, relay: string): Promise<RelayStream> {
+  const names = [`${relay}.stream_created`, `${relay}.republish_until`];
+  const rows = (
+    await sql<{ name: string; value: string }>`SELECT name, value FROM bus_binding WHERE name IN (${sql.join(names)})`.execute(db)
+  ).rows;
+  const value = (name: string) => rows.find((row) => row.name === name)?.value;
+  const until = value(`${relay}.republish_until`);
+  return { created: value(`${relay}.stream_created`), republishUntil: until === undefined ? undefined : Number(until) };
+}
+
+/** Kept across restarts: a relay restarted halfway through publishing its log again knows it still is. */
+export async function saveRelayStream(db: Kysely<object>, relay: string, stream: RelayStream): Promise<void> {
+  const put = async (name: string, value: string | undefined) => {
+    if (value === undefined) await sql`DELETE FROM bus_binding WHERE name = ${name}`.execute(db);
+    else
+      await sql`INSERT INTO bus_binding (name, value) VALUES (${name}, ${value}) ON CONFLICT (name) DO UPDATE SET value = ${value}`.execute(
+        db,
+      );
+  };
+  await put(`${relay}.stream_created`, stream.created);
+  await put(`${relay}.republish_until`, stream.republishUntil === undefined ? undefined : String(stream.republishUntil));
 }

@@ -23,6 +23,7 @@ import { inProcessMessageBus } from './in-process/in-process-message-bus.js';
 import { MessageBusUnavailableError, type DeliveredMessage, type MessageBus } from './message-bus.js';
 import { natsMessageBus } from './nats/nats-message-bus.js';
 import { natsServerAvailable, startPrivateNatsServer } from './nats/private-nats-server.js';
+import { loadRelayStream, saveRelayStream } from './bus-binding.js';
 import { outboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
 
 interface ServiceStore {
@@ -370,6 +371,22 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
       expect(new Set(received).size).toBe(10);
     }));
 
+  it('knows after a restart that it was still publishing its log again into a stream made anew, until it has', () =>
+    withService(async (service, bus) => {
+      const events = await appendItems(service.store, 0, 5);
+      // As a relay stopped halfway through left it: the new stream's time, the target, a checkpoint short of it.
+      await saveRelayStream(service.db, 'relay', { created: '2026-12-07T08:00:00.000Z', republishUntil: events.at(-1)?.position });
+      bus.down = true;
+      const relay = relayOf(service, bus);
+      relay.start();
+      await sleep(100);
+      expect(relay.republishing).toMatch(/publishing this role's log again, at 0 of \d+/);
+      bus.down = false;
+      await eventually(() => relay.republishing === undefined, 'it had published its log again');
+      await relay.stop();
+      expect(await loadRelayStream(service.db, 'relay')).toEqual({ created: '2026-12-07T08:00:00.000Z', republishUntil: undefined });
+    }));
+
   describe.skipIf(!natsUrl || !natsServerAvailable())('over JetStream', () => {
     it('delivers every event exactly once to a consumer across a broker outage', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'intake-nats-'));
@@ -416,6 +433,63 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
         await subscriber.close();
         await publisher.close();
         await service.close();
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }, 60_000);
+
+    it('notices a stream deleted on a running broker with nothing to publish and no consumer, and publishes its log again', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'intake-nats-'));
+      const server = await startPrivateNatsServer(join(dir, 'jetstream'));
+      const service = await openService();
+      const empty = await openService();
+      const bus = (name: string) =>
+        natsMessageBus({
+          servers: server.url,
+          stream: 'INTAKE_DELETED',
+          subjects: ['intake.ingestion.>'],
+          streamCheckIntervalMs: 200,
+          connectionName: name,
+        });
+      const publisher = bus('tracking');
+      const idle = bus('query');
+      const relay = relayOf(service, publisher);
+      // A role whose log is empty (it only consumes) has nothing to publish again, and says nothing is pending.
+      const told: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void told.push((JSON.parse(line) as { msg: string }).msg) });
+      const emptyRelay = relayOf(empty, idle, { logger });
+      const admin = await connect({ servers: server.url });
+      const jsm = await jetstreamManager(admin);
+      const messages = () =>
+        jsm.streams.info('INTAKE_DELETED').then(
+          (info) => info.state.messages,
+          () => 0,
+        );
+      try {
+        // The idle role consumes, as every role with an empty log does.
+        await idle.consume('query', ['intake.ingestion.>'], async () => undefined, consumeOptions);
+        relay.start();
+        emptyRelay.start();
+        const events = await appendItems(service.store, 0, 12);
+        await eventually(() => relay.position === events.at(-1)?.position, 'the log was published');
+        const before = idle.streamCreated?.();
+        await jsm.streams.delete('INTAKE_DELETED');
+        let seen = 0;
+        for (const deadline = Date.now() + 20_000; (seen = await messages()) < 12 && Date.now() < deadline;) await sleep(100);
+        // Nothing failed to publish and no consumer was lost: only looking at the stream tells.
+        expect(seen).toBe(12);
+        await eventually(() => idle.streamCreated?.() !== before, 'the idle role saw the new stream');
+        await sleep(500);
+        expect(emptyRelay.republishing).toBeUndefined();
+        expect(told.filter((line) => line.startsWith('the broker made the stream anew'))).toEqual([]);
+      } finally {
+        await admin.close();
+        await relay.stop();
+        await emptyRelay.stop();
+        await publisher.close();
+        await idle.close();
+        await service.close();
+        await empty.close();
         await server.stop();
         rmSync(dir, { recursive: true, force: true });
       }

@@ -142,16 +142,24 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const batch = await store.readAll({ after: position, limit: batchSize, reader: name });
     follower.read(batch);
     const last = batch.at(-1);
-    if (!last) return false;
+    if (!last) {
+      await republishedUpTo(position);
+      return false;
+    }
     // All in flight at once: one connection keeps them in order, and one round trip covers the batch.
     await Promise.all(batch.map((event) => bus.publish(subjectOf(context, event.type, options.subjectPrefix), messageOfEvent(event))));
     position = last.position;
     checkpointSoon(last.position);
-    if (republishUpTo !== undefined && position >= republishUpTo) {
-      logger.info({ relay: name, position }, 'relay has published its log again into the new stream');
-      republishUpTo = undefined;
-    }
+    await republishedUpTo(position);
     return batch.length === batchSize;
+  };
+
+  /** Once the relay has published its log again as far as it held when the stream was made anew. */
+  const republishedUpTo = async (at: number) => {
+    if (republishUpTo === undefined || at < republishUpTo) return;
+    republishUpTo = undefined;
+    await saveRelayStream(db, name, { created: stream, republishUntil: undefined });
+    logger.info({ relay: name, position: at }, 'relay has published its log again into the new stream');
   };
 
   /**
@@ -162,10 +170,12 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const followStream = async () => {
     const created = bus.streamCreated?.();
     if (created === undefined || created === stream) return;
-    if (stream !== undefined) {
-      republishUpTo = await store.headPosition();
+    const head = await store.headPosition();
+    // A log with nothing in it (a role that only consumes) has nothing to publish again.
+    if (stream !== undefined && head > 0) {
+      republishUpTo = head;
       logger.error(
-        { relay: name, stream_was_created: stream, stream_created: created, events: republishUpTo },
+        { relay: name, stream_was_created: stream, stream_created: created, events: head },
         'the broker made the stream anew, without the messages published before (its data lost?): publishing the log again from the start',
       );
       position = 0;
@@ -175,8 +185,8 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       await checkpointing;
       await saveCheckpoint(db, name, 0, clock.now().toISOString());
     }
-    await saveRelayStream(db, name, created);
     stream = created;
+    await saveRelayStream(db, name, { created, republishUntil: republishUpTo });
   };
 
   const run = async () => {
@@ -186,7 +196,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       try {
         if (!loaded) {
           position = await loadCheckpoint(db, name);
-          stream = await loadRelayStream(db, name);
+          ({ created: stream, republishUntil: republishUpTo } = await loadRelayStream(db, name));
           loaded = true;
         }
         await followStream();

@@ -42,6 +42,12 @@ export interface NatsMessageBusOptions {
   readonly subjects: readonly string[];
   /** How long the stream remembers message ids to drop republished ones. Default two minutes. */
   readonly duplicateWindowMs?: number;
+  /**
+   * How often the stream is looked at while connected (default 5000): deleted on a running broker, it
+   * is made again and its new creation time told, also to a role that only publishes and would
+   * otherwise never learn that what it published is gone.
+   */
+  readonly streamCheckIntervalMs?: number;
   /** Bound on connecting and on waiting for the broker's acknowledgement of a publish. Default 5000. */
   readonly publishTimeoutMs?: number;
   /** Shown in the server's connection list. */
@@ -95,8 +101,9 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     duplicateWindowMs: options.duplicateWindowMs ?? 120_000,
     deployment: options.deployment,
   };
-  /** When the stream was made, as the broker said at the last check. */
+  /** When the stream was made, as the broker said at the last check; and the timer of those checks. */
   let streamCreated: string | undefined;
+  let looking: NodeJS.Timeout | undefined;
   /** The stream made, extended or checked as this deployment's; a refusal is kept for good. */
   const checkStream = async (jsm: JetStreamManager) => {
     if (refusal) throw refusal;
@@ -137,6 +144,12 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       connected = true;
       openFailure = undefined;
       void watchConnection(connection);
+      looking ??= setInterval(() => {
+        if (connected && !closed && !refusal)
+          void session
+            ?.then((live) => checkStream(live.jsm))
+            .catch((error: unknown) => report(error, `stream ${options.stream} could not be checked`));
+      }, options.streamCheckIntervalMs ?? 5000).unref();
       return { connection, js: jetstream(connection), jsm };
     } catch (error) {
       // Each retry opens a connection of its own: a failed one must not stay behind, reconnecting forever.
@@ -367,6 +380,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
 
     async close() {
       closed = true;
+      clearInterval(looking);
       await Promise.all([...consumptions].map((c) => c.stop()));
       const live = session && (await session.catch(() => undefined));
       if (live && !live.connection.isClosed()) await live.connection.drain();
