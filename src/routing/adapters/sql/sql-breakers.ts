@@ -23,6 +23,17 @@ const toBreaker = (row: BreakerRow): Breaker => ({
   openedAt: row.opened_at,
 });
 
+/** A circuit's stored columns, as an attempt to `destination` left it at `at`. */
+const columnsOf = (breaker: Breaker, at: string, destination: string): Omit<BreakerRow, 'rule_id'> => ({
+  state: breaker.state,
+  failures: breaker.failures,
+  next_probe_at: breaker.nextProbeAt,
+  opened_at: breaker.openedAt,
+  probe_owner: null,
+  updated_at: at,
+  destination_key: destination,
+});
+
 /** Circuit breakers live in routing's tables, so an open circuit stays open across a restart. */
 export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
   // SQLite has one writer at a time: its transactions never read a count another is changing.
@@ -46,16 +57,7 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
       // No row to lock: the first failures of a rule that never failed each read "closed, 0" at once.
       await tables(db)
         .insertInto('routing_breakers')
-        .values({
-          rule_id: ruleId,
-          state: closedBreaker.state,
-          failures: closedBreaker.failures,
-          next_probe_at: closedBreaker.nextProbeAt,
-          opened_at: closedBreaker.openedAt,
-          probe_owner: null,
-          updated_at: at,
-          destination_key: destination,
-        })
+        .values({ rule_id: ruleId, ...columnsOf(closedBreaker, at, destination) })
         .onConflict((oc) => oc.column('rule_id').doNothing())
         .execute();
       const made = await held();
@@ -66,15 +68,7 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
       return rows.map((row) => ({ ruleId: row.rule_id, breaker: toBreaker(row), updatedAt: row.updated_at }));
     },
     async save(ruleId, breaker, at, destination) {
-      const values = {
-        state: breaker.state,
-        failures: breaker.failures,
-        next_probe_at: breaker.nextProbeAt,
-        opened_at: breaker.openedAt,
-        probe_owner: null,
-        updated_at: at,
-        destination_key: destination,
-      };
+      const values = columnsOf(breaker, at, destination);
       const result = await tables(db)
         .insertInto('routing_breakers')
         .values({ rule_id: ruleId, ...values })
@@ -94,15 +88,7 @@ export function sqlBreakerStore(db: Kysely<object>): BreakerStore {
       return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
     },
     async reset(ruleId, destination, at) {
-      const values = {
-        state: closedBreaker.state,
-        failures: closedBreaker.failures,
-        next_probe_at: closedBreaker.nextProbeAt,
-        opened_at: closedBreaker.openedAt,
-        probe_owner: null,
-        updated_at: at,
-        destination_key: destination,
-      };
+      const values = columnsOf(closedBreaker, at, destination);
       await tables(db)
         .insertInto('routing_breakers')
         .values({ rule_id: ruleId, ...values })
