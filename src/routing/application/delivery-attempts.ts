@@ -110,8 +110,13 @@ export function deliveryAttempts(
     };
     switch (rule.destination_type) {
       case 'webhook':
-      case 'queue':
-        return sendWithCredentials({ ...deps, vault: deps.vault(deps.db) }, rule, request, deps.clock.now().toISOString());
+      case 'queue': {
+        const outcome = await sendWithCredentials({ ...deps, vault: deps.vault(deps.db) }, rule, request, deps.clock.now().toISOString());
+        // Its credentials gone with it: a rule deleted since it was read is not a rule without a secret.
+        if (outcome.outcome === 'rejected' && !(await deps.rules(deps.db).get(rule.rule_id)))
+          return { outcome: 'rejected', reason: 'the rule was deleted', durationMs: 0 };
+        return outcome;
+      }
       case 'database':
         // Written inside the attempt's own transaction (see `record`): exactly once with its bookkeeping.
         return { outcome: 'delivered', durationMs: 0 };
@@ -144,6 +149,14 @@ export function deliveryAttempts(
       return releaseProbe(tx.db, delivery.ruleId, deps.clock.now());
     });
 
+  /** An attempt begun but never sent: taken back, and its delivery given back unattempted. */
+  const withdraw = async (delivery: Delivery, attempt: number): Promise<Breaker | undefined> =>
+    deps.store.transaction(async (tx) => {
+      await deps.deliveries(tx.db).withdrawAttempt({ deliveryId: delivery.deliveryId, attempt });
+      await deps.deliveries(tx.db).release([delivery.deliveryId], deps.workerId);
+      return releaseProbe(tx.db, delivery.ruleId, deps.clock.now());
+    });
+
   const attemptDelivery = async (delivery: Delivery): Promise<Breaker | undefined> => {
     const attempt = delivery.attempts + 1;
     const rule = await deps.rules(deps.db).get(delivery.ruleId);
@@ -160,6 +173,10 @@ export function deliveryAttempts(
     try {
       outcome = await send(delivery, rule, attempt);
     } catch (error) {
+      // The database failed before anything went (reading the credentials): no answer of the
+      // destination's, so no attempt, retry or circuit failure of its. The delivery goes back, as a
+      // disabled rule's does; if the database cannot take even that, the worker's fault path does it.
+      if (isStorageFault(error)) return withdraw(delivery, attempt);
       outcome = { outcome: 'retry', reason: `delivery failed: ${(error as Error).message}`, durationMs: 0 };
     }
     // Cut by the shutdown, it is no outcome of the destination's: left in flight, the next start

@@ -76,19 +76,58 @@ function depsWith(failures: number, fault: 'busy' | 'raced' | 'deadlocked' = 'bu
     logger: { warn: () => undefined, error: () => undefined, debug: () => undefined },
     rules: () => ({ get: async () => rule }),
     vault: () => ({ openValues: async () => new Map(), signingSecrets: async () => ['whsec_c2VjcmV0', undefined] }),
-    deliveries: () => ({ beginAttempt: noted('beginAttempt'), record: noted('deliveries.record') }),
+    deliveries: () => ({
+      beginAttempt: noted('beginAttempt'),
+      record: noted('deliveries.record'),
+      withdrawAttempt: noted('withdrawAttempt'),
+      release: noted('release'),
+    }),
     tables: () => ({}),
     webhooks: { send: async () => (sends++, { outcome: 'delivered', statusCode: 200, durationMs: 5 }) },
     queues: {},
     evaluator: { invalidate: () => undefined },
     retrySchedule: [1, 2],
-    breakers: () => ({ getForChange: async () => ({ ...closedBreaker, failures: 1 }), save: noted('breakers.save') }),
+    breakers: () => ({
+      get: async () => new Map([['r1', { ...closedBreaker, failures: 1 }]]),
+      getForChange: async () => ({ ...closedBreaker, failures: 1 }),
+      save: noted('breakers.save'),
+    }),
     breakerPolicy: { threshold: 5, cooldownMs: 30_000 },
     tallies: () => ({ add: noted('tallies.add') }),
     workerId: 'w1',
   } as unknown as AttemptDeps;
   return { deps, writes, sends: () => sends };
 }
+
+describe('an attempt that never went', () => {
+  it('is taken back, with no retry and no failure of the destination, when the database fails before it is sent', async () => {
+    const { deps, writes, sends } = depsWith(0);
+    const busy = new UnavailableError('storage.busy', 'all 10 database connections of this server are in use');
+    const attempts = deliveryAttempts({
+      ...deps,
+      vault: () => ({ openValues: async () => Promise.reject(busy), signingSecrets: async () => Promise.reject(busy) }),
+    } as unknown as AttemptDeps);
+    await attempts.attempt(delivery);
+    expect(sends()).toBe(0);
+    // It was counted as a retry and a failure of the destination's circuit.
+    expect(writes).toEqual(['beginAttempt', 'begin', 'withdrawAttempt', 'release', 'commit']);
+  });
+
+  it('of a rule deleted meanwhile is dead-lettered as deleted, not as a rule without a signing secret', async () => {
+    const { deps } = depsWith(0);
+    const told: Array<{ reason: string | null }> = [];
+    let reads = 0;
+    const attempts = deliveryAttempts({
+      ...deps,
+      // Read once before the delete committed, then gone with its secrets.
+      rules: () => ({ get: async () => (reads++ === 0 ? rule : undefined) }),
+      vault: () => ({ openValues: async () => new Map(), signingSecrets: async () => [undefined, undefined] }),
+      logger: { ...deps.logger, warn: (fields: { reason: string | null }) => void told.push(fields) },
+    } as unknown as AttemptDeps);
+    await attempts.attempt(delivery);
+    expect(told.map((fields) => fields.reason)).toEqual(['the rule was deleted']);
+  });
+});
 
 describe('an attempt’s recording', () => {
   it('appends its events last, so the log’s lock is held for one statement before the commit', async () => {

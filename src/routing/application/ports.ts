@@ -164,6 +164,8 @@ export interface DeliveryStore {
   release(deliveryIds: readonly string[], owner: string): Promise<void>;
   /** Writes the attempt as in flight before it is sent, so the log shows every attempt a receiver may have seen. */
   beginAttempt(attempt: { deliveryId: string; attempt: number; at: string; worker: string }): Promise<void>;
+  /** Takes back an attempt begun but never sent (the database failed before it went): no trace of it stays. */
+  withdrawAttempt(attempt: { deliveryId: string; attempt: number }): Promise<void>;
   /** Attempts this worker left in flight when it stopped. */
   inFlightAttempts(worker: string): Promise<Array<{ deliveryId: string; attempt: number }>>;
   /** Leases this worker held when it stopped, given back at its restart. */

@@ -280,6 +280,15 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .execute();
     },
 
+    async withdrawAttempt({ deliveryId, attempt }) {
+      await tables(db)
+        .deleteFrom('routing_attempts')
+        .where('delivery_id', '=', deliveryId)
+        .where('attempt', '=', attempt)
+        .where('outcome', '=', 'in_flight')
+        .execute();
+    },
+
     async inFlightAttempts(worker) {
       const rows = await tables(db)
         .selectFrom('routing_attempts')

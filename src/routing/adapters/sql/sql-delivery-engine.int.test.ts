@@ -301,6 +301,16 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect(claimed.map((d) => d.deliveryId)).toEqual(['a-retried', 'd-sooner', 'c-later', 'b-replayed']);
   });
 
+  it('takes back an attempt begun but never sent, leaving one that was recorded', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([delivery('a', 1, null), delivery('b', 2, null)]);
+    for (const deliveryId of ['a', 'b']) await store.beginAttempt({ deliveryId, attempt: 1, at: T1, worker: 'w1' });
+    await store.withdrawAttempt({ deliveryId: 'a', attempt: 1 });
+    expect(await store.inFlightAttempts('w1')).toEqual([{ deliveryId: 'b', attempt: 1 }]);
+    expect(await store.attemptsOf('a')).toEqual([]);
+  });
+
   it('gives back leases, and finds the attempts a worker left in flight', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
