@@ -140,12 +140,19 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     const ruleIds = [...new Set(claimed.map((d) => d.ruleId))];
     const fresh = await deps.breakers(deps.db).get(ruleIds);
     for (const ruleId of ruleIds) breakerCache.set(ruleId, fresh.get(ruleId) ?? closedBreaker);
+    // A probe of a destination that is down fails: the delivery tried least takes it, so that probing
+    // does not use up the retries of the one tried most (claimed first), which a long outage dead-lettered.
+    const probeOf = new Map<string, Delivery>();
+    for (const delivery of claimed) {
+      const candidate = probeOf.get(delivery.ruleId);
+      if (!candidate || delivery.attempts < candidate.attempts) probeOf.set(delivery.ruleId, delivery);
+    }
     const held: string[] = [];
     let launched = 0;
     for (const delivery of claimed) {
       const breaker = fresh.get(delivery.ruleId) ?? closedBreaker;
       const admitted = admission(delivery.ruleId, breakerCache.get(delivery.ruleId) ?? breaker, now);
-      if (admitted === 'probe') {
+      if (admitted === 'probe' && probeOf.get(delivery.ruleId) === delivery) {
         const probe = probing(breaker, new Date(now.getTime() + LEASE_MS));
         if (await deps.breakers(deps.db).startProbe(delivery.ruleId, probe, now.toISOString(), deps.workerId)) {
           breakerCache.set(delivery.ruleId, probe);
