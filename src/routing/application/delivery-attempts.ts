@@ -19,7 +19,7 @@ import {
 import type { DatabaseConfig } from '../domain/destination-config.js';
 import { ruleStreamId, type RoutingRuleToggled } from '../domain/routing-rule.js';
 import type { DeliveryRequest, QueuePublisher, WebhookSender } from './destination.js';
-import { sendWithCredentials } from './destination-credentials.js';
+import { lacksCredentials, sendWithCredentials } from './destination-credentials.js';
 import { destinationKeyOfRule } from './destination-key.js';
 import type {
   BreakerStoreFor,
@@ -113,7 +113,7 @@ export function deliveryAttempts(
       case 'queue': {
         const outcome = await sendWithCredentials({ ...deps, vault: deps.vault(deps.db) }, rule, request, deps.clock.now().toISOString());
         // Its credentials gone with it: a rule deleted since it was read is not a rule without a secret.
-        if (outcome.outcome === 'rejected' && !(await deps.rules(deps.db).get(rule.rule_id)))
+        if (lacksCredentials(outcome) && !(await deps.rules(deps.db).get(rule.rule_id)))
           return { outcome: 'rejected', reason: 'the rule was deleted', durationMs: 0 };
         return outcome;
       }

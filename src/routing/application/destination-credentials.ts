@@ -53,6 +53,17 @@ export async function revealedDestination<T extends DestinationLike>(
   return { destination: revealed, missing };
 }
 
+/** Refusals for want of the rule's own credentials, as their outcomes are told apart (`lacksCredentials`). */
+const credentialRefusals = new WeakSet<DeliveryOutcome>();
+const missingCredentials = (reason: string): DeliveryOutcome => {
+  const outcome: DeliveryOutcome = { outcome: 'rejected', reason, durationMs: 0 };
+  credentialRefusals.add(outcome);
+  return outcome;
+};
+
+/** Whether nothing was sent because the rule's credentials were not there (a rule deleted meanwhile takes them with it). */
+export const lacksCredentials = (outcome: DeliveryOutcome): boolean => credentialRefusals.has(outcome);
+
 /**
  * Sends to a webhook or queue rule's destination with its credentials in clear; a webhook signed with
  * the rule's secrets in force at `at` (the current one, and the one a rotation replaced while it is honoured).
@@ -65,14 +76,10 @@ export async function sendWithCredentials(
 ): Promise<DeliveryOutcome> {
   const { destination, missing } = await revealedDestination(deps.vault, rule.rule_id, rule);
   if (missing.length > 0)
-    return {
-      outcome: 'rejected',
-      reason: `the sealed ${missing.join(', ')} of the destination did not open: give them again (PUT the rule)`,
-      durationMs: 0,
-    };
+    return missingCredentials(`the sealed ${missing.join(', ')} of the destination did not open: give them again (PUT the rule)`);
   if (destination.destination_type === 'queue') return deps.queues.publish(destination.destination_config as QueueConfig, request);
   const [signingSecret, previousSigningSecret] = await deps.vault.signingSecrets(rule.rule_id, at);
-  if (signingSecret === undefined) return { outcome: 'rejected', reason: 'the rule has no signing secret', durationMs: 0 };
+  if (signingSecret === undefined) return missingCredentials('the rule has no signing secret');
   const config = destination.destination_config as WebhookConfig;
   return deps.webhooks.send(
     {

@@ -35,19 +35,17 @@ async function recordingStore() {
   return { store: sqlDeliveryStore(db), plan, indexSql };
 }
 
+/** One claim of ten deliveries at a fixed time: the statements its plans are read from. */
+const claimTen = (store: ReturnType<typeof sqlDeliveryStore>) =>
+  store.claimDue({ now: '2026-12-02T10:00:00.000Z', leaseUntil: '2026-12-02T10:01:00.000Z', limit: 10, owner: 'w1', excludeRules: [] });
+
 it('finds pending deliveries of an ordering key, a replay’s deliveries and in-flight attempts through their partial indexes', async () => {
   const { store, plan, indexSql } = await recordingStore();
   // Partial: a delivery made as it is scheduled, without ordering key or replay, enters none of them.
   expect(indexSql('routing_deliveries_ordering')).toMatch(/WHERE status = 'pending' AND ordering_key IS NOT NULL/);
   expect(indexSql('routing_deliveries_replay')).toMatch(/WHERE replay_job_id IS NOT NULL/);
   expect(indexSql('routing_attempts_in_flight')).toMatch(/WHERE outcome = 'in_flight'/);
-  await store.claimDue({
-    now: '2026-12-02T10:00:00.000Z',
-    leaseUntil: '2026-12-02T10:01:00.000Z',
-    limit: 10,
-    owner: 'w1',
-    excludeRules: [],
-  });
+  await claimTen(store);
   await store.countByJob('job-1');
   await store.inFlightAttempts('w1');
   expect(plan(/update "routing_deliveries" set "lease_until"/)).toContain('routing_deliveries_ordering');
@@ -60,13 +58,7 @@ it('claims live retries, other live deliveries, then a replay’s, each walking 
   expect(indexSql('routing_deliveries_claim_retrying')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NULL AND attempts > 0/);
   expect(indexSql('routing_deliveries_claim_live')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NULL/);
   expect(indexSql('routing_deliveries_claim_replayed')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NOT NULL/);
-  await store.claimDue({
-    now: '2026-12-02T10:00:00.000Z',
-    leaseUntil: '2026-12-02T10:01:00.000Z',
-    limit: 10,
-    owner: 'w1',
-    excludeRules: [],
-  });
+  await claimTen(store);
   const claims = /update "routing_deliveries" set "lease_until"/;
   for (const [nth, index] of [
     [0, 'routing_deliveries_claim_retrying'],
