@@ -35,9 +35,39 @@ async function recordingStore() {
   return { store: sqlDeliveryStore(db), plan, indexSql };
 }
 
-/** One claim of ten deliveries at a fixed time: the statements its plans are read from. */
-const claimTen = (store: ReturnType<typeof sqlDeliveryStore>) =>
-  store.claimDue({ now: '2026-12-02T10:00:00.000Z', leaseUntil: '2026-12-02T10:01:00.000Z', limit: 10, owner: 'w1', excludeRules: [] });
+/** The statement that reads each rule's first due deliveries of a kind. */
+const HEADS = (kind: string) => new RegExp(`^SELECT \\* FROM \\(SELECT d\\.delivery_id[^]*INDEXED BY routing_deliveries_claim_${kind}\\b`);
+
+/**
+ * One claim of ten deliveries at a fixed time, of two rules with fresh, retried and replayed ones: the
+ * statements its plans are read from.
+ */
+async function claimTen(store: ReturnType<typeof sqlDeliveryStore>) {
+  const at = '2026-12-02T09:00:00.000Z';
+  const delivery = (id: string, ruleId: string, position: number, replayJobId?: string) => ({
+    deliveryId: id,
+    ruleId,
+    itemId: `item-${id}`,
+    appId: 'shop',
+    eventType: 'order',
+    destinationType: 'webhook',
+    body: '{}',
+    createdAt: at,
+    orderingKey: replayJobId ? 'replayed' : 'k',
+    position,
+    receivedAt: at,
+    ...(replayJobId ? { replayJobId } : {}),
+  });
+  await store.schedule([delivery('a1', 'r1', 1), delivery('a2', 'r1', 2), delivery('b1', 'r2', 3), delivery('c1', 'r2', 4, 'job-1')]);
+  await store.record({ deliveryId: 'a1', status: 'pending', attempts: 1, nextAttemptAt: at, lastError: null, at }, undefined);
+  return store.claimDue({
+    now: '2026-12-02T10:00:00.000Z',
+    leaseUntil: '2026-12-02T10:01:00.000Z',
+    limit: 10,
+    owner: 'w1',
+    excludeRules: [],
+  });
+}
 
 it('finds pending deliveries of an ordering key, a replay’s deliveries and in-flight attempts through their partial indexes', async () => {
   const { store, plan, indexSql } = await recordingStore();
@@ -48,26 +78,34 @@ it('finds pending deliveries of an ordering key, a replay’s deliveries and in-
   await claimTen(store);
   await store.countByJob('job-1');
   await store.inFlightAttempts('w1');
-  expect(plan(/update "routing_deliveries" set "lease_until"/)).toContain('routing_deliveries_ordering');
+  expect(plan(HEADS('live'))).toContain('routing_deliveries_ordering');
   expect(plan(/where "replay_job_id" = \? group by "status"/)).toContain('routing_deliveries_replay');
   expect(plan(/from "routing_attempts"/)).toContain('routing_attempts_in_flight');
 });
 
-it('claims live retries, other live deliveries, then a replay’s, each walking an index in claim order that stops at the limit (it sorted every due one)', async () => {
+it('claims by rule: finds the rules with pending deliveries one index seek each, then each rule’s first due ones of each kind through its part of the kind’s index', async () => {
   const { store, plan, indexSql } = await recordingStore();
-  expect(indexSql('routing_deliveries_claim_retrying')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NULL AND attempts > 0/);
-  expect(indexSql('routing_deliveries_claim_live')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NULL/);
-  expect(indexSql('routing_deliveries_claim_replayed')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NOT NULL/);
-  await claimTen(store);
-  const claims = /update "routing_deliveries" set "lease_until"/;
+  for (const [kind, condition] of [
+    ['retrying', "status = 'pending' AND replay_job_id IS NULL AND attempts > 0"],
+    ['live', "status = 'pending' AND replay_job_id IS NULL"],
+    ['replayed', "status = 'pending' AND replay_job_id IS NOT NULL"],
+  ] as const)
+    expect(indexSql(`routing_deliveries_claim_${kind}`)).toContain(
+      `(rule_id, next_attempt_at, position)\n              WHERE ${condition}`,
+    );
+  expect((await claimTen(store)).map((d) => d.deliveryId)).toEqual(['a1', 'b1', 'c1']);
   for (const [nth, index] of [
-    [0, 'routing_deliveries_claim_retrying'],
-    [1, 'routing_deliveries_claim_live'],
-    [2, 'routing_deliveries_claim_replayed'],
+    [0, 'routing_deliveries_claim_live'],
+    [1, 'routing_deliveries_claim_replayed'],
   ] as const) {
-    const claimed = plan(claims, nth);
-    expect(claimed).toContain(index);
-    expect(claimed).not.toContain('TEMP B-TREE');
+    const rules = plan(/^WITH RECURSIVE pending/, nth);
+    expect(rules).toContain(`SEARCH d USING INDEX ${index} (rule_id>?)`);
+    expect(rules).not.toMatch(/SCAN d$/m);
+  }
+  for (const kind of ['retrying', 'live', 'replayed'] as const) {
+    const heads = plan(HEADS(kind));
+    expect(heads).toContain(`USING INDEX routing_deliveries_claim_${kind} (rule_id=? AND next_attempt_at<?)`);
+    expect(heads).not.toContain('TEMP B-TREE');
   }
 });
 

@@ -150,15 +150,13 @@ function olderThan(cursor: string) {
 const unsettled = (alias?: string) => sql<SqlBool>`${sql.raw(alias ? `${alias}.` : '')}status <> 'succeeded'`;
 
 /**
- * What makes a pending delivery claimable apart from its due time: not leased, its rule neither
- * excluded nor disabled (its deliveries wait until it is switched on again), its circuit not open (an open circuit whose probe time has come lets its deliveries
- * through, and the worker picks one as the probe), and no earlier pending delivery of its ordering key
- * (for a live delivery, no earlier live one: a replay's copy of an old item keeps its place among the
- * replayed, and a failing one never holds live traffic back).
+ * What makes a pending delivery claimable, for the next due time (the claim decides the rules' part
+ * apart, see `claimDue`): its rule neither excluded nor disabled (its deliveries wait until it is
+ * switched on again), its circuit not open (an open circuit whose probe time has come lets its
+ * deliveries through, and the worker picks one as the probe), and the delivery itself `unblocked`.
  *
  * The rules held back (`held`: disabled, or an open circuit) are read first, from their small tables,
- * and named in the statement: a backlog behind an open circuit is then passed over row by row without
- * a lookup of its rule and circuit for each. Past HELD_RULES_NAMED of them, each row looks them up.
+ * and named in the statement. Past HELD_RULES_NAMED of them, each row looks them up.
  */
 function claimable(now: string, excludeRules: readonly string[], held: readonly string[] | undefined) {
   const named = [...excludeRules, ...(held ?? [])];
@@ -170,13 +168,9 @@ function claimable(now: string, excludeRules: readonly string[], held: readonly 
                     WHERE b.rule_id = d.rule_id AND b.state <> 'closed' AND b.next_probe_at > ${now})`
       : sql``;
   return sql<SqlBool>`d.status = 'pending' AND ${unsettled('d')}
-    AND (d.lease_until IS NULL OR d.lease_until <= ${now})
     ${excluded}
     ${lookedUp}
-    AND NOT EXISTS (SELECT 1 FROM routing_deliveries e
-                    WHERE e.rule_id = d.rule_id AND e.ordering_key = d.ordering_key AND e.status = 'pending'
-                      AND (e.position < d.position OR (e.position = d.position AND e.delivery_id < d.delivery_id))
-                      AND (e.replay_job_id IS NULL OR d.replay_job_id IS NOT NULL))`;
+    AND ${unblocked(now)}`;
 }
 
 const HELD_RULES_NAMED = 500;
@@ -194,11 +188,20 @@ async function heldRules(db: Kysely<object>, now: string): Promise<string[] | un
   return held.length > HELD_RULES_NAMED ? undefined : held;
 }
 
-/** Each kind of pending delivery as its claim index states it, which the planners match literally. */
+/**
+ * Each kind of pending delivery as its claim index states it (the planners match the literal form). A
+ * live delivery tried before is also in the live index: the pass for the others leaves it out.
+ */
 const KIND_CONDITION = {
-  retrying: sql`d.replay_job_id IS NULL AND d.attempts > 0`,
-  live: sql`d.replay_job_id IS NULL`,
-  replayed: sql`d.replay_job_id IS NOT NULL`,
+  retrying: sql`d.status = 'pending' AND d.replay_job_id IS NULL AND d.attempts > 0`,
+  live: sql`d.status = 'pending' AND d.replay_job_id IS NULL AND d.attempts = 0`,
+  replayed: sql`d.status = 'pending' AND d.replay_job_id IS NOT NULL`,
+};
+type Kind = keyof typeof KIND_CONDITION;
+const KIND_INDEX: Record<Kind, string> = {
+  retrying: 'routing_deliveries_claim_retrying',
+  live: 'routing_deliveries_claim_live',
+  replayed: 'routing_deliveries_claim_replayed',
 };
 
 /** A claimed delivery's kind, in the order they are claimed. */
@@ -212,8 +215,96 @@ function claimOrder(a: Delivery, b: Delivery): number {
   return x < y ? -1 : x > y ? 1 : a.position - b.position;
 }
 
+/**
+ * Not leased, and no earlier pending delivery of its ordering key (for a live delivery, no earlier live
+ * one: a replay's copy of an old item keeps its place among the replayed, and a failing one never holds
+ * live traffic back).
+ */
+function unblocked(now: string) {
+  return sql<SqlBool>`(d.lease_until IS NULL OR d.lease_until <= ${now})
+    AND NOT EXISTS (SELECT 1 FROM routing_deliveries e
+                    WHERE e.rule_id = d.rule_id AND e.ordering_key = d.ordering_key AND e.status = 'pending'
+                      AND (e.position < d.position OR (e.position = d.position AND e.delivery_id < d.delivery_id))
+                      AND (e.replay_job_id IS NULL OR d.replay_job_id IS NOT NULL))`;
+}
+
+/**
+ * The rules with pending deliveries in a claim index, found one index seek each (a loose scan of its
+ * leading column: a rule's backlog is never read to find the next rule), less those held back now:
+ * switched off, or behind a circuit open until a later probe.
+ */
+async function rulesPendingIn(db: Kysely<object>, postgres: boolean, index: 'live' | 'replayed', now: string): Promise<string[]> {
+  const from = sql`routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${sql.raw(KIND_INDEX[index])}`}`;
+  const indexed = index === 'replayed' ? KIND_CONDITION.replayed : sql`d.status = 'pending' AND d.replay_job_id IS NULL`;
+  const { rows } = await sql<{ rule_id: string }>`WITH RECURSIVE pending (rule_id) AS (
+      SELECT (SELECT d.rule_id FROM ${from} WHERE ${indexed} ORDER BY d.rule_id LIMIT 1)
+      UNION ALL
+      SELECT (SELECT d.rule_id FROM ${from} WHERE ${indexed} AND d.rule_id > p.rule_id ORDER BY d.rule_id LIMIT 1)
+      FROM pending AS p WHERE p.rule_id IS NOT NULL)
+    SELECT p.rule_id FROM pending AS p
+    WHERE p.rule_id IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM routing_rules r WHERE r.rule_id = p.rule_id AND r.is_active = 0)
+      AND NOT EXISTS (SELECT 1 FROM routing_breakers b
+                      WHERE b.rule_id = p.rule_id AND b.state <> 'closed' AND b.next_probe_at > ${now})`.execute(db);
+  return rows.map((row) => row.rule_id);
+}
+
+/** SQLite's bound on the selects of one compound statement is 500: a claim reads the rules' heads this many at a time. */
+const RULES_PER_STATEMENT = 128;
+
+/**
+ * The first `count` claimable deliveries of one kind among these rules, by due time and log position:
+ * each rule's own first ones through its part of the claim index, then the earliest of all.
+ */
+async function headsOf(db: Kysely<object>, kind: Kind, ruleIds: readonly string[], now: string, count: number): Promise<string[]> {
+  const heads = new Map<string, { next_attempt_at: string; position: number }>();
+  for (let at = 0; at < ruleIds.length; at += RULES_PER_STATEMENT) {
+    for (const piece of keyPieces(db, ruleIds.slice(at, at + RULES_PER_STATEMENT))) {
+      const selects = piece.map(
+        (ruleId) => sql`SELECT * FROM (SELECT d.delivery_id, d.next_attempt_at, d.position
+          FROM routing_deliveries AS d INDEXED BY ${sql.raw(KIND_INDEX[kind])}
+          WHERE d.rule_id = ${ruleId} AND d.next_attempt_at <= ${now} AND ${KIND_CONDITION[kind]} AND ${unblocked(now)}
+          ORDER BY d.next_attempt_at, d.position LIMIT ${count})`,
+      );
+      const { rows } = await sql<{ delivery_id: string; next_attempt_at: string; position: number }>`${sql.join(
+        selects,
+        sql` UNION ALL `,
+      )}`.execute(db);
+      for (const row of rows) heads.set(row.delivery_id, row);
+    }
+  }
+  return [...heads]
+    .sort(([, a], [, b]) =>
+      a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : a.position - b.position,
+    )
+    .slice(0, count)
+    .map(([deliveryId]) => deliveryId);
+}
+
 export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+
+  /** Leases the first `count` claimable deliveries of one kind among these rules. */
+  const claim = async (kind: Kind, ruleIds: readonly string[], { now, leaseUntil, owner }: ClaimRequest, count: number) => {
+    const leased = tables(db)
+      .updateTable('routing_deliveries')
+      .set({ lease_until: leaseUntil, lease_owner: owner })
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]));
+    if (!postgres) {
+      const chosen = await headsOf(db, kind, ruleIds, now, count);
+      if (chosen.length === 0) return [];
+      return (await leased.where('delivery_id', 'in', chosen).returningAll().execute()).map(toDelivery);
+    }
+    // One statement: each rule's first ones locked with SKIP LOCKED (replicas claiming at once chose
+    // overlapping rows and locked them in different orders, and deadlocked), then the earliest of all.
+    const chosen = sql<string>`(SELECT c.delivery_id FROM unnest(${[...ruleIds]}::text[]) AS r (rule_id)
+      CROSS JOIN LATERAL (SELECT d.delivery_id, d.next_attempt_at, d.position FROM routing_deliveries AS d
+        WHERE d.rule_id = r.rule_id AND d.next_attempt_at <= ${now} AND ${KIND_CONDITION[kind]} AND ${unblocked(now)}
+        ORDER BY d.next_attempt_at, d.position LIMIT ${count} FOR UPDATE SKIP LOCKED) AS c
+      ORDER BY c.next_attempt_at, c.position LIMIT ${count})`;
+    return (await leased.where('delivery_id', 'in', chosen).returningAll().execute()).map(toDelivery);
+  };
+
   return {
     async schedule(deliveries) {
       const inserted: string[] = [];
@@ -227,37 +318,25 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       return deliveries.filter((d) => made.has(d.deliveryId)).map((d) => d.deliveryId);
     },
 
-    async claimDue({ now, leaseUntil, limit, owner, excludeRules }: ClaimRequest) {
-      const held = await heldRules(db, now);
-      // ISO-8601 UTC strings compare in time order, on SQLite and PostgreSQL alike. Live deliveries
-      // go before a replay's, so a replay never starves them; and of those, the ones tried before: a
-      // retry due now waited behind the destination's whole backlog of fresh ones, and with it every
-      // later delivery of its ordering key. Each kind is claimed in the order of its own index
-      // (routing_deliveries_claim_*), which the claim walks until it has enough.
-      const claim = async (kind: 'retrying' | 'live' | 'replayed', count: number) => {
-        // SQLite preferred the status index and sorted what it found: it is told which index to walk.
-        const index = sql.raw(`routing_deliveries_claim_${kind}`);
-        const due = sql<string>`(SELECT d.delivery_id FROM routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${index}`}
-          WHERE d.next_attempt_at <= ${now}
-            AND ${KIND_CONDITION[kind]}
-            AND ${claimable(now, excludeRules, held)}
-          ORDER BY d.next_attempt_at, d.position
-          LIMIT ${count}
-          ${postgres ? sql`FOR UPDATE SKIP LOCKED` : sql``})`;
-        // FOR UPDATE SKIP LOCKED: replicas claiming at once chose overlapping rows and locked them in
-        // different orders (deadlocks); rows another replica is claiming are left to it.
-        const rows = await tables(db)
-          .updateTable('routing_deliveries')
-          .set({ lease_until: leaseUntil, lease_owner: owner })
-          .where('delivery_id', 'in', due)
-          .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
-          .returningAll()
-          .execute();
-        return rows.map(toDelivery);
-      };
+    async claimDue(request: ClaimRequest) {
+      // ISO-8601 UTC strings compare in time order, on SQLite and PostgreSQL alike. Live deliveries go
+      // before a replay's, so a replay never starves them; and of those, the ones tried before: a retry
+      // due now waited behind the destination's whole backlog of fresh ones, and with it every later
+      // delivery of its ordering key. The claim reads each rule's part of the kind's index (rule, due
+      // time, position) from its own first rows: a backlog held back (a rule switched off, an open
+      // circuit, a destination with its share in flight) is never read through to reach another rule's.
+      const excluded = new Set(request.excludeRules);
       const claimed: Delivery[] = [];
-      for (const kind of ['retrying', 'live', 'replayed'] as const)
-        if (claimed.length < limit) claimed.push(...(await claim(kind, limit - claimed.length)));
+      for (const [index, kinds] of [
+        ['live', ['retrying', 'live']],
+        ['replayed', ['replayed']],
+      ] as const) {
+        if (claimed.length >= request.limit) break;
+        const ruleIds = (await rulesPendingIn(db, postgres, index, request.now)).filter((ruleId) => !excluded.has(ruleId));
+        for (const kind of kinds)
+          if (ruleIds.length > 0 && claimed.length < request.limit)
+            claimed.push(...(await claim(kind, ruleIds, request, request.limit - claimed.length)));
+      }
       // In the order they were chosen: the worker sends the first ones when it cannot send them all.
       return claimed.sort(claimOrder);
     },
