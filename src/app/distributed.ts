@@ -90,7 +90,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     connectionName: `intake-${roles.join('+')}`,
     deployment: deploymentOf(config),
     onError: (error) => {
-      brokerError = { at: Date.now(), message: error instanceof Error ? error.message : String(error) };
+      brokerError = { at: performance.now(), message: error instanceof Error ? error.message : String(error) };
     },
   });
 
@@ -157,7 +157,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       const recentBrokerError =
         bus.unreachable?.() ??
         (relayFailing === undefined ? undefined : `events wait in the log: the relay cannot publish (${relayFailing})`) ??
-        (brokerError && Date.now() - brokerError.at < 10_000 ? brokerError.message : undefined);
+        (brokerError && performance.now() - brokerError.at < 10_000 ? brokerError.message : undefined);
       // A consumer waiting out a fault stores nothing meanwhile: the view or table it keeps falls behind.
       // A view being rebuilt answers, but incompletely: degraded until the replay has read what was there.
       for (const service of services) {

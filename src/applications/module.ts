@@ -69,10 +69,10 @@ export function applicationsReplica(
     find: (appId) => directory.get(appId),
     // A rule made right after its application, through another role, came before the application did.
     async exists(appId) {
-      const deadline = Date.now() + arrivalWaitMs;
+      const deadline = performance.now() + arrivalWaitMs;
       for (;;) {
         if ((await directory.get(appId)) !== undefined) return true;
-        if (Date.now() >= deadline) return false;
+        if (performance.now() >= deadline) return false;
         await sleep(REPLICA_POLL_MS);
       }
     },

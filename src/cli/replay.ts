@@ -34,14 +34,14 @@ export async function replay(config: Config, logger: Logger, output: Output, sub
     });
     try {
       const names = subscriber ? [subscriber] : intake.subscriptions.replayable();
-      const started = Date.now();
+      const started = performance.now();
       await untilLost(lock, async () => {
         for (const name of names) await intake.subscriptions.replay(name);
         intake.subscriptions.start();
         await intake.subscriptions.caughtUp(24 * 3600 * 1000);
       });
       const position = (await intake.subscriptions.status())[0]?.head ?? 0;
-      const ms = Date.now() - started;
+      const ms = Math.round(performance.now() - started);
       output.result(`replay finished: rebuilt ${names.join(', ')} up to position ${position} in ${ms} ms`, {
         replayed: names,
         position,
@@ -98,7 +98,7 @@ async function replayRoles(config: Config, logger: Logger, output: Output, subsc
   try {
     const rebuild = await buildDistributedRebuild({ config, logger, subscriber });
     try {
-      const started = Date.now();
+      const started = performance.now();
       const replayed: string[] = [];
       for (const role of rebuild.roles) {
         for (const name of role.consumers.names()) await role.consumers.replay(name);
@@ -126,7 +126,7 @@ async function replayRoles(config: Config, logger: Logger, output: Output, subsc
           await new Promise((resolve) => setTimeout(resolve, 200));
         }
       });
-      const ms = Date.now() - started;
+      const ms = Math.round(performance.now() - started);
       output.result(`replay finished: rebuilt ${replayed.join(', ')} in ${ms} ms`, { replayed, ms });
     } finally {
       await rebuild.close();

@@ -298,11 +298,11 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
 function limitConnections(app: FastifyInstance, maxConnections: number): void {
   app.server.maxConnections = maxConnections;
   let dropped = 0;
-  let reported = 0;
+  let reported = Number.NEGATIVE_INFINITY;
   app.server.on('drop', () => {
     dropped += 1;
-    if (Date.now() - reported < 60_000) return;
-    reported = Date.now();
+    if (performance.now() - reported < 60_000) return;
+    reported = performance.now();
     app.log.warn({ dropped, maxConnections }, `closed new connections beyond MAX_CONNECTIONS (${maxConnections})`);
     dropped = 0;
   });

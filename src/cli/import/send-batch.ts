@@ -60,13 +60,13 @@ async function sendWithRetries(
   options: SendOptions,
 ): Promise<Exclude<Outcome, { retry: string }>> {
   const budget = options.retryBudgetMs ?? RETRY_BUDGET_MS;
-  const started = Date.now();
+  const started = performance.now();
   let backoff = options.retryDelayMs ?? 250;
   for (;;) {
     const outcome = await attempt(endpoint, records, options.timeoutMs ?? REQUEST_TIMEOUT_MS);
     if (!('retry' in outcome)) return outcome;
     const wait = Math.max(outcome.retryAfterMs ?? 0, backoff);
-    const spent = Date.now() - started;
+    const spent = performance.now() - started;
     if (spent + wait > budget) {
       throw new ImportRefused(`no Intake took a batch at ${endpoint.url} in ${seconds(spent)} of retries: ${outcome.retry}`);
     }

@@ -185,7 +185,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
   // A token bucket: `ratePerSecond` refills it, a scheduled event takes one.
   const capacity = Math.max(1, window, Math.ceil(deps.ratePerSecond / 10));
   let credit = 0;
-  let refilledAt = Date.now();
+  let refilledAt = performance.now();
   let running = false;
   let loop: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -326,7 +326,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
     while (running) {
       let readingOn = false;
       try {
-        const now = Date.now();
+        const now = performance.now();
         credit = Math.min(capacity, credit + ((now - refilledAt) * deps.ratePerSecond) / 1000);
         refilledAt = now;
         for (const job of await deps.replays(deps.db).running()) {

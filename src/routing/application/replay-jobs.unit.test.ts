@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fixedClock } from '../../shared/clock.js';
 import type { EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
 import type { ReplayJob, StoredRule } from './ports.js';
@@ -83,5 +83,25 @@ describe('the replay runner', () => {
     expect(ended.get('healthy')).toEqual({ status: 'completed' });
     expect(ended.get('broken')).toEqual({ status: 'failed', error: 'the replay failed 5 times: Unexpected token n in JSON at position 0' });
     expect(warnings).toEqual(['replay job failed; trying it again']);
+  });
+
+  afterEach(() => vi.restoreAllMocks());
+
+  it('paces jobs by elapsed time, not by the wall clock: a clock set back ten minutes holds no job back ten minutes', async () => {
+    const { deps, jobs, ended } = fixture();
+    jobs.delete('broken');
+    const runner = replayRunner(deps);
+    const wallClock = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => wallClock() - 600_000);
+    runner.start();
+    try {
+      for (let pass = 0; jobs.size > 0 && pass < 50; pass++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        runner.wake();
+      }
+    } finally {
+      await runner.stop();
+    }
+    expect(ended.get('healthy')).toEqual({ status: 'completed' });
   });
 });

@@ -30,24 +30,24 @@ export function watchForSilentServer(pool: pg.Pool, options: SilentServerWatchOp
     const settled = () => {
       inFlight -= 1;
       if (inFlight === 0) waitingSince.delete(client);
-      else waitingSince.set(client, Date.now());
+      else waitingSince.set(client, performance.now());
     };
     // Only the promise form is watched: it is the one Kysely and the stores use.
     (client as { query: unknown }).query = (...args: unknown[]) => {
       const result = query(...args);
       if (!(result instanceof Promise)) return result;
       inFlight += 1;
-      if (inFlight === 1) waitingSince.set(client, Date.now());
+      if (inFlight === 1) waitingSince.set(client, performance.now());
       result.then(settled, settled);
       return result;
     };
   });
   pool.on('remove', (client) => waitingSince.delete(client));
 
-  let lastProbe = 0;
+  let lastProbe = Number.NEGATIVE_INFINITY;
   let probing = false;
   const check = async () => {
-    const now = Date.now();
+    const now = performance.now();
     const stalled = [...waitingSince].filter(([, since]) => now - since >= options.stallMs).map(([client]) => client);
     if (stalled.length === 0 || probing || now - lastProbe < options.stallMs) return;
     probing = true;

@@ -160,10 +160,10 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
     return sent;
   };
 
-  let lastReplyAt = 0;
+  let lastReplyAt = Number.NEGATIVE_INFINITY;
   worker.on('message', (message: StorageMessage) => {
     if (message.type !== 'replies') return;
-    lastReplyAt = Date.now();
+    lastReplyAt = performance.now();
     for (const reply of message.replies) {
       const caller = waiting.get(reply.id);
       if (!caller) continue;
@@ -201,7 +201,7 @@ export function storageClient(worker: StoragePort, reads: EventStoreReads, budge
     store,
     procedures: forwardingProcedures((name, args) => (reports.has(name) ? report(name) : send({ kind: 'procedure', name, args }))),
     saturation() {
-      const sinceReply = Date.now() - lastReplyAt;
+      const sinceReply = Math.round(performance.now() - lastReplyAt);
       if (waiting.size === 0 || sinceReply > ANSWERING_WITHIN_MS) return undefined;
       return `the storage thread has ${waiting.size} requests in hand and answered one ${sinceReply} ms ago`;
     },

@@ -56,7 +56,7 @@ export function flowControl(options: FlowControlOptions): FlowControl {
 
   const release = (keep: (waiter: Waiter) => boolean) => {
     const staying: Waiter[] = [];
-    const now = Date.now();
+    const now = performance.now();
     for (const waiter of waiters) {
       if (keep(waiter)) staying.push(waiter);
       else {
@@ -83,7 +83,7 @@ export function flowControl(options: FlowControlOptions): FlowControl {
 
   const recheck = () => {
     if (hold()) {
-      const now = Date.now();
+      const now = performance.now();
       release((waiter) => now - waiter.since < maxWaitMs);
     }
   };
@@ -93,7 +93,7 @@ export function flowControl(options: FlowControlOptions): FlowControl {
       if (!hold()) return Promise.resolve();
       if (waiters.length >= maxWaiting) return Promise.reject(new OverloadedError(waiters.length));
       return new Promise<void>((resolve) => {
-        waiters.push({ since: Date.now(), go: resolve });
+        waiters.push({ since: performance.now(), go: resolve });
         if (timer === undefined) {
           timer = setInterval(recheck, recheckMs);
           timer.unref();

@@ -108,9 +108,9 @@ interface Runner {
   readonly watches: Set<HeadWatch>;
   /** The commits announced that it has not read yet: a read already under way may miss one. */
   readonly follower: LogFollower;
-  /** When it last handled a batch, or started (Date.now()). */
+  /** When it last handled a batch (`performance.now()`: a step of the wall clock never makes it look stalled). */
   movedAt: number;
-  /** When it was last within FOLLOWING_EVENTS of the head; 0 after it went back to an earlier position. */
+  /** When it was last within FOLLOWING_EVENTS of the head; never after it went back to an earlier position. */
   followingAt: number;
   /** The head when a replay began, until the runner has read that far (`SubscriberStatus.replayingUntil`). */
   replayingUntil?: number;
@@ -159,8 +159,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
         loop: undefined,
         watches: new Set<HeadWatch>(),
         follower: logFollower(pollIntervalMs),
-        movedAt: 0,
-        followingAt: 0,
+        movedAt: Number.NEGATIVE_INFINITY,
+        followingAt: Number.NEGATIVE_INFINITY,
       },
     ]),
   );
@@ -171,8 +171,8 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
 
   /** Notes that the runner moved to `position`: for the backlog, whether it follows the head. */
   const moved = (runner: Runner, position: number) => {
-    const now = Date.now();
-    if (position < runner.position) runner.followingAt = 0;
+    const now = performance.now();
+    if (position < runner.position) runner.followingAt = Number.NEGATIVE_INFINITY;
     runner.position = position;
     runner.movedAt = now;
     if (head - position <= followingEvents) runner.followingAt = now;
@@ -265,7 +265,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
       await transaction((tx) => saveCheckpoint(tx.db, runner.subscriber.name, runner.position, clock.now().toISOString()));
       progressed(false);
     }
-    let savedAt = Date.now();
+    let savedAt = performance.now();
     let unsaved = false;
     while (runner.running) {
       const batch = await store.readAll({ after: runner.position, limit: batchSize, reader: runner.subscriber.name });
@@ -280,7 +280,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
         continue;
       }
       const relevant = batch.some((event) => actsOn(runner.subscriber, event));
-      if (relevant || Date.now() - savedAt > IDLE_CHECKPOINT_MS) {
+      if (relevant || performance.now() - savedAt > IDLE_CHECKPOINT_MS) {
         try {
           await commit(runner.subscriber, batch);
         } catch (error) {
@@ -289,7 +289,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
           logger.warn({ subscriber: runner.subscriber.name, err: error }, 'batch failed; handling its events one by one');
           for (const event of batch) await handleOne(runner, event);
         }
-        savedAt = Date.now();
+        savedAt = performance.now();
         unsaved = false;
       } else {
         // Nothing to do: no transaction, no write. Re-reading these after a crash costs nothing.
@@ -402,10 +402,10 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
         watch.reached = watch.handledMeanwhile.has(head) || runner.position >= head;
         watch.handledMeanwhile.clear();
       }
-      const deadline = Date.now() + timeoutMs;
+      const deadline = performance.now() + timeoutMs;
       const behindHead = ({ runner, watch }: (typeof watched)[number]) => runner.position < head && !watch.reached;
       while (watched.some(behindHead)) {
-        if (Date.now() > deadline) {
+        if (performance.now() > deadline) {
           const behind = watched.filter(behindHead);
           throw new Error(
             `subscribers did not reach position ${head} within ${timeoutMs} ms: ${behind.map(({ runner }) => `${runner.subscriber.name} at ${runner.position}${runner.running ? '' : ' (stopped)'}`).join(', ')}`,
@@ -441,7 +441,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     },
 
     backlog() {
-      const now = Date.now();
+      const now = performance.now();
       let most = 0;
       for (const runner of runners.values()) {
         if (!runner.running || runner.fault !== undefined) continue;
@@ -473,9 +473,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
 
     async caughtUp(timeoutMs = 30_000) {
       // Subscribers append too (a verdict leads to an outcome): wait until the head stops moving.
-      const deadline = Date.now() + timeoutMs;
+      const deadline = performance.now() + timeoutMs;
       for (;;) {
-        const head = await reach(Math.max(1, deadline - Date.now()));
+        const head = await reach(Math.max(1, deadline - performance.now()));
         if ((await store.headPosition()) === head) return;
       }
     },

@@ -42,7 +42,7 @@ export function registerRoutingMetrics(
   let readOk = true;
   let current: { readonly at: number; readonly views: Promise<DestinationView[]> } | undefined;
   const read = (): Promise<DestinationView[]> => {
-    if (current && Date.now() - current.at < SCRAPE_MS) return current.views;
+    if (current && performance.now() - current.at < SCRAPE_MS) return current.views;
     const views = destinations().then(
       (fresh) => {
         last = fresh;
@@ -55,7 +55,7 @@ export function registerRoutingMetrics(
         return last;
       },
     );
-    current = { at: Date.now(), views };
+    current = { at: performance.now(), views };
     return views;
   };
   // The labels of each rule's attempt series, by outcome, to remove with the rule (the counter's own

@@ -116,10 +116,10 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     accept();
   };
   // When a publish fails, the stream is made again if it is gone, at most once a second.
-  let streamCheckedAt = 0;
+  let streamCheckedAt = Number.NEGATIVE_INFINITY;
   const ensureStreamAfterFailure = async (jsm: JetStreamManager) => {
-    if (Date.now() - streamCheckedAt < 1000) return;
-    streamCheckedAt = Date.now();
+    if (performance.now() - streamCheckedAt < 1000) return;
+    streamCheckedAt = performance.now();
     await checkStream(jsm).catch((error: unknown) => report(error, `stream ${options.stream} could not be made again`));
   };
 
