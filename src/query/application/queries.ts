@@ -1,7 +1,7 @@
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
 import { MAX_PAGE_BYTES, type Page, type PageRequest } from '../../shared/pagination.js';
 import { foldHistory, type HistoryEntry, type ItemView } from '../domain/item-view.js';
-import { instantBound } from '../domain/instant-bound.js';
+import { instantBound } from '../../shared/instant-bound.js';
 import type { ItemFilter, ItemHistory, ItemViews } from './ports.js';
 
 export interface ItemWithHistory {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ValidationError, type Violation } from '../../shared/errors.js';
+import { instantBound } from '../../shared/instant-bound.js';
 
 /** Options of a replay of one rule's deliveries over a window of time. */
 export interface ReplayRequest {
@@ -11,7 +12,11 @@ export interface ReplayRequest {
   readonly freshIds: boolean;
 }
 
-/** Checks a replay window: both ends are times, `from` is not after `to`, and the window is not in the future. */
+/**
+ * Checks a replay window: both ends are times, `from` is not after `to`, and the window is not in the
+ * future. Both ends are kept (an event received at either is replayed), to the last digit given: an
+ * end with a fraction of a millisecond is the stored millisecond within the window.
+ */
 export function parseReplayRequest(
   input: { from?: unknown; to?: unknown; reevaluate?: unknown; fresh_ids?: unknown },
   now: Date,
@@ -32,8 +37,8 @@ export function parseReplayRequest(
   if (violations.length > 0)
     throw new ValidationError('routing.invalid-replay', violations.map((v) => `${v.path} ${v.message}`).join('; '), violations);
   return {
-    from: new Date(from).toISOString(),
-    to: new Date(to).toISOString(),
+    from: instantBound(input.from as string, 'up'),
+    to: instantBound(input.to as string, 'down'),
     reevaluate: input.reevaluate === true,
     freshIds: input.fresh_ids === true,
   };

@@ -15,6 +15,11 @@ describe('replay requests', () => {
     });
   });
 
+  it('keeps both ends to the last digit given: an event stored at the millisecond before a finer `from` is not in the window', () => {
+    const window = parseReplayRequest({ from: '2026-12-01T10:26:31.0061Z', to: '2026-12-01T10:26:31.0089+00:00' }, now);
+    expect(window).toMatchObject({ from: '2026-12-01T10:26:31.007Z', to: '2026-12-01T10:26:31.008Z' });
+  });
+
   it.each([
     ['from after to', { from: '2026-12-02T09:00:00Z', to: '2026-12-01T00:00:00Z' }, 'from'],
     ['a window ending in the future', { from: '2026-12-01T00:00:00Z', to: '2026-12-03T00:00:00Z' }, 'to'],

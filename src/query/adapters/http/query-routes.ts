@@ -10,7 +10,7 @@ import type { ItemFilter } from '../../application/ports.js';
 import type { ItemWithHistory } from '../../application/queries.js';
 import type { HistoryEntry, ItemView, PipelineStatus } from '../../domain/item-view.js';
 import { parsePayloadFilter } from '../../domain/payload-filter.js';
-import { instantBound, isBefore } from '../../domain/instant-bound.js';
+import { instantBound, isBefore } from '../../../shared/instant-bound.js';
 
 export interface QueryHandlers {
   getItem(id: string, asOf?: string): Promise<ItemWithHistory>;
