@@ -1,6 +1,7 @@
 import type { ContextModule, ContextTables, ModuleDeps } from '../shared/context-module.js';
 import {
   commitPrepared,
+  IDEMPOTENCY_WINDOW_MS,
   ingestBatch,
   ingestData,
   ingestEvent,
@@ -15,6 +16,7 @@ import { getAllData, getDataById, getDataByPartnerId } from './application/queri
 import { appEventHttp } from './adapters/http/app-event-routes.js';
 import { ingestionHttp } from './adapters/http/ingestion-routes.js';
 import { sqlIdempotencyLog } from './adapters/sql/idempotency-table.js';
+import { idempotencyPruner } from './application/idempotency-pruner.js';
 import { ingestedItemsProjection, sqlIngestedItemsView, sqlItemStatuses } from './adapters/sql/ingested-items-table.js';
 import { itemStatusSubscriber } from './application/item-status-subscriber.js';
 import { ingestionMigrations } from './adapters/sql/migrations.js';
@@ -34,7 +36,7 @@ export interface IngestionModule extends ContextModule {
 }
 
 export function ingestionModule(
-  { store, db, clock, newId, procedures, admit }: ModuleDeps,
+  { store, db, clock, newId, logger, procedures, admit }: ModuleDeps,
   options: IngestionOptions = {},
 ): IngestionModule {
   const items = sqlIngestedItemsView(db);
@@ -50,6 +52,13 @@ export function ingestionModule(
     commitText(await mapYielding(entries, (entry) => ({ ...entry, events: entry.events.map(eventText) })));
   const deps: IngestDataDeps = { store, clock, newId, ...options, idempotency: sqlIdempotencyLog, commit };
   const batch = ingestBatch(deps);
+  const pruner = idempotencyPruner({
+    db,
+    clock,
+    logger,
+    idempotency: sqlIdempotencyLog,
+    windowMs: options.idempotencyWindowMs ?? IDEMPOTENCY_WINDOW_MS,
+  });
   return {
     name: 'ingestion',
     ingestBatch: batch,
@@ -64,5 +73,9 @@ export function ingestionModule(
       }),
       appEventHttp({ ingestEvent: ingestEvent(deps), ingestBatch: batch }),
     ],
+    start: pruner.start,
+    stop: pruner.stop,
+    pause: pruner.stop,
+    resume: pruner.start,
   };
 }

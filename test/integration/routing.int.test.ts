@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RULES_PER_APPLICATION } from '../../src/routing/application/manage-rules.js';
+import { fixedClock } from '../../src/shared/clock.js';
 import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
 import { backends, startIntakeOn } from '../support/paging.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
@@ -860,6 +861,23 @@ describe('idempotency and batches', () => {
     expect(later.json().data.event_id).toBe(original.json().data.event_id);
     const stored = (await second.store.readAll({ after: 0, limit: 1000 })).filter((e) => e.type === 'DataIngested');
     expect(stored).toHaveLength(1);
+  });
+
+  it('forgets a key once its window has passed: its record is deleted, and the key stores a new event', async () => {
+    const clock = fixedClock('2026-12-02T10:00:00.000Z');
+    const intake = await startTestIntake({ IDEMPOTENCY_WINDOW_HOURS: '1' }, { clock });
+    cleanups.push(() => intake.dispose());
+    await setUp(intake);
+    const headers = { ...auth, 'idempotency-key': 'order-78' };
+    const sent = () => call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 1 } }, headers);
+    const first = (await sent()).json().data.event_id;
+    const records = async () => (await sql<{ n: number }>`SELECT count(*) AS n FROM ingest_idempotency`.execute(intake.db)).rows[0]?.n;
+    expect(await records()).toBe(1);
+    clock.advance(3600_000 + 1);
+    for (const deadline = performance.now() + 10_000; (await records()) !== 0 && performance.now() < deadline;)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await records()).toBe(0);
+    expect((await sent()).json().data.event_id).not.toBe(first);
   });
 
   it('refuses an Idempotency-Key sent again with another event (422), while a message_id names the message', async () => {

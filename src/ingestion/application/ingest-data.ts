@@ -45,7 +45,8 @@ export interface Receipt {
 }
 
 const DEFERRED: RoutingSummary = { rules_evaluated: 0, rules_matched: 0, rules_executed: 0, deferred: true };
-const DAY_MS = 24 * 3600 * 1000;
+/** How long a key is remembered unless configured (IDEMPOTENCY_WINDOW_HOURS). */
+export const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 
 export interface Prepared {
   readonly item: IngestedItem;
@@ -180,7 +181,7 @@ export const commitPrepared =
       .transaction(async (tx) => {
         const log = deps.idempotency(tx.db);
         const now = deps.clock.now();
-        const notBefore = new Date(now.getTime() - (deps.idempotencyWindowMs ?? DAY_MS)).toISOString();
+        const notBefore = new Date(now.getTime() - (deps.idempotencyWindowMs ?? IDEMPOTENCY_WINDOW_MS)).toISOString();
         // Keys are looked up and recorded per application, a few statements for the whole batch.
         const firsts = new Map<string, FirstResult>();
         const keysByApp = new Map<string, Set<string>>();

@@ -74,6 +74,8 @@ export interface IdempotencyLog {
     at: string,
     notBefore: string,
   ): Promise<Set<string>>;
+  /** Deletes up to `limit` records made before `notBefore`, the oldest first; answers how many it deleted. */
+  forgetBefore(notBefore: string, limit: number): Promise<number>;
 }
 
 export type IdempotencyLogFor = (db: Kysely<object>) => IdempotencyLog;

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import type { FirstResult, IdempotencyLog, RoutingSummary } from '../../application/ports.js';
@@ -77,6 +77,7 @@ export function sqlIdempotencyLog(db: Kysely<object>): IdempotencyLog {
       }
       // Not inserted: recorded by another request, or past its window. An expired record is replaced,
       // unless a concurrent request replaced it first (PostgreSQL then checks the window again).
+      const expiredOrTaken: Array<{ key: string; result: FirstResult }> = [];
       for (const { key, result } of sorted) {
         if (claimed.has(key)) continue;
         const { app_id: _app, idem_key: _key, ...fresh } = row(key, result);
@@ -89,8 +90,26 @@ export function sqlIdempotencyLog(db: Kysely<object>): IdempotencyLog {
           .returning('idem_key')
           .executeTakeFirst();
         if (replaced) claimed.add(key);
+        else expiredOrTaken.push({ key, result });
+      }
+      // Neither inserted nor replaced: taken within its window, or an expired record deleted
+      // (`forgetBefore`) between the insert and the update. Inserted now if it was that.
+      for (const piece of rowPieces(db, expiredOrTaken)) {
+        for (const { idem_key } of await claimRows(
+          db,
+          piece.map(({ key, result }) => row(key, result)),
+        ))
+          claimed.add(idem_key);
       }
       return claimed;
+    },
+
+    async forgetBefore(notBefore, limit) {
+      // Through the creation-time index, oldest first; a row value names each record of the slice.
+      const { numAffectedRows } = await sql`DELETE FROM ingest_idempotency
+        WHERE (app_id, idem_key) IN (SELECT app_id, idem_key FROM ingest_idempotency
+                                     WHERE created_at < ${notBefore} ORDER BY created_at LIMIT ${limit})`.execute(db);
+      return Number(numAffectedRows ?? 0);
     },
   };
 }

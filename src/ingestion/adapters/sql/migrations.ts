@@ -71,6 +71,13 @@ const listInVisibleOrder: Migration = {
   },
 };
 
+// Records past their window are deleted, oldest first (application/idempotency-pruner.ts).
+const idempotencyByCreation: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.createIndex('ingest_idempotency_created').on('ingest_idempotency').columns(['created_at']).execute();
+  },
+};
+
 export const ingestionMigrations: MigrationSet = {
   owner: 'ingestion',
   migrations: {
@@ -80,5 +87,6 @@ export const ingestionMigrations: MigrationSet = {
     '0004_add_idempotency_fingerprint': addIdempotencyFingerprint,
     '0005_list_in_visible_order': listInVisibleOrder,
     '0006_mark_records_of_unknown_kind': markRecordsOfUnknownKind,
+    '0007_idempotency_by_creation': idempotencyByCreation,
   },
 };
