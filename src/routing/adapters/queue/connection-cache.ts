@@ -1,7 +1,9 @@
 /**
  * One connection per broker URL, opened on first use and shared by every publish to that URL.
  * A failed open is not kept, and `open` is handed a `forget` callback to call when its connection
- * breaks, so the next publish opens a fresh one instead of failing forever on a dead socket.
+ * breaks, so the next publish opens a fresh one instead of failing forever on a dead socket. A
+ * connection no publish has asked for in `idleMs` is closed: URLs come and go with rules (a deleted
+ * rule, a rotated password), and each one kept its connection, and a file descriptor, for good.
  */
 export interface ConnectionCache<Connection> {
   get(url: string): Promise<Connection>;
@@ -16,31 +18,62 @@ export type OpenConnection<Connection> = (url: string, forget: () => void) => Pr
  */
 const CLOSE_WAIT_MS = 3000;
 
+/** Far longer than any publish takes (each has a timeout of seconds), so an idle close never meets one. */
+const IDLE_MS = 5 * 60_000;
+
 export function connectionCache<Connection>(
   open: OpenConnection<Connection>,
   close: (connection: Connection) => Promise<void>,
-  closeWaitMs = CLOSE_WAIT_MS,
+  { closeWaitMs = CLOSE_WAIT_MS, idleMs = IDLE_MS }: { closeWaitMs?: number; idleMs?: number } = {},
 ): ConnectionCache<Connection> {
   // The token tells a late `forget` from a broken connection apart from the entry that replaced it.
-  const entries = new Map<string, { readonly token: object; readonly connection: Promise<Connection> }>();
+  const entries = new Map<string, { readonly token: object; readonly connection: Promise<Connection>; usedAt: number }>();
   let closed = false;
+  let sweeper: NodeJS.Timeout | undefined;
+
+  const closeQuietly = (connection: Promise<Connection>) =>
+    connection.then(
+      (opened) => close(opened).catch(() => undefined),
+      () => undefined,
+    );
+
+  const sweep = () => {
+    const idleSince = performance.now() - idleMs;
+    for (const [url, entry] of entries) {
+      if (entry.usedAt > idleSince) continue;
+      entries.delete(url);
+      void closeQuietly(entry.connection);
+    }
+    if (entries.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  };
 
   return {
     get(url) {
       if (closed) return Promise.reject(new Error('the publisher is closed'));
       const cached = entries.get(url);
-      if (cached !== undefined) return cached.connection;
+      if (cached !== undefined) {
+        cached.usedAt = performance.now();
+        return cached.connection;
+      }
       const token = {};
       const forget = () => {
         if (entries.get(url)?.token === token) entries.delete(url);
       };
       const connection = open(url, forget);
-      entries.set(url, { token, connection });
+      entries.set(url, { token, connection, usedAt: performance.now() });
       connection.catch(forget);
+      if (sweeper === undefined) {
+        sweeper = setInterval(sweep, Math.max(10, idleMs / 4));
+        sweeper.unref();
+      }
       return connection;
     },
     async closeAll() {
       closed = true;
+      clearInterval(sweeper);
       const all = [...entries.values()];
       entries.clear();
       let timer: NodeJS.Timeout | undefined;
@@ -48,14 +81,7 @@ export function connectionCache<Connection>(
         timer = setTimeout(resolve, closeWaitMs);
         timer.unref();
       });
-      const closing = Promise.all(
-        all.map(({ connection }) =>
-          connection.then(
-            (opened) => close(opened).catch(() => undefined),
-            () => undefined,
-          ),
-        ),
-      );
+      const closing = Promise.all(all.map(({ connection }) => closeQuietly(connection)));
       await Promise.race([closing, givenUp]);
       clearTimeout(timer);
     },

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { connectionCache } from './connection-cache.js';
 
 /** Connections that are plain objects: the cache's bookkeeping is all this tests. */
-function fakeBroker() {
+function fakeBroker(options: { idleMs?: number } = {}) {
   const opened: { url: string; n: number; forget: () => void; closed: boolean }[] = [];
   let failNext = false;
   const cache = connectionCache(
@@ -18,6 +18,7 @@ function fakeBroker() {
     async (connection) => {
       connection.closed = true;
     },
+    options,
   );
   return { cache, opened, failNextOpen: () => (failNext = true) };
 }
@@ -79,11 +80,28 @@ describe('connectionCache', () => {
 });
 
 describe('closing connections', () => {
+  it('closes a connection no publish has used for a while, and opens a fresh one at the next use; one in use stays', async () => {
+    const { cache, opened } = fakeBroker({ idleMs: 100 });
+    const gone = await cache.get('nats://deleted-rule');
+    const busy = await cache.get('nats://busy');
+    for (let waited = 0; waited < 300; waited += 20) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await cache.get('nats://busy');
+    }
+    expect(gone.closed).toBe(true);
+    expect(busy.closed).toBe(false);
+    expect(await cache.get('nats://busy')).toBe(busy);
+    const again = await cache.get('nats://deleted-rule');
+    expect(again).not.toBe(gone);
+    expect(opened.map((connection) => connection.url)).toEqual(['nats://deleted-rule', 'nats://busy', 'nats://deleted-rule']);
+    await cache.closeAll();
+  });
+
   it('stops waiting for a connection whose close never ends (a broker gone mid-close), so shutdown goes on', async () => {
     const cache = connectionCache(
       async (url) => ({ url }),
       () => new Promise<void>(() => undefined),
-      50,
+      { closeWaitMs: 50 },
     );
     await cache.get('redis://stuck');
     const started = Date.now();
