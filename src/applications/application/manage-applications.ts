@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { makeRoom } from '../../shared/bounded-map.js';
 import type { Clock } from '../../shared/clock.js';
 import { NotFoundError } from '../../shared/errors.js';
 import { ConcurrencyError, type EventStore } from '../../shared/event-store/event-store.js';
@@ -70,6 +71,9 @@ export const renameApplication =
  * Makes sure a source exists before the admin writes as it: a partner or application seen for
  * the first time is created on the spot. Known ids are remembered, so the hot path reads nothing.
  */
+/** Sources remembered as existing at most: each partner an admin ever wrote as stayed in memory for good. */
+const KNOWN_APPLICATIONS = 100_000;
+
 export function ensureApplication({ store, clock, directory }: ApplicationDeps): (appId: string) => Promise<void> {
   const known = new Set<string>();
   return async (appId) => {
@@ -83,6 +87,7 @@ export function ensureApplication({ store, clock, directory }: ApplicationDeps):
         if (!(error instanceof ConcurrencyError)) throw error;
       }
     }
+    makeRoom(known, KNOWN_APPLICATIONS);
     known.add(appId);
   };
 }

@@ -1,5 +1,9 @@
 import type { RuleCatalogFor, StoredRule } from './ports.js';
 import type { RuleCacheOptions } from './rule-evaluator.js';
+import { makeRoom } from '../../shared/bounded-map.js';
+
+/** Rules kept in memory at most: a deleted rule's entry is made again when its leftovers are dead-lettered. */
+const CACHED_RULES = 10_000;
 
 export interface CachedRules {
   /** The catalog with `get` answered from memory once a rule was read. */
@@ -26,6 +30,8 @@ export function cachedRules(catalog: RuleCatalogFor, options: RuleCacheOptions =
           if (cached && now() - cached.readAt <= maxAgeMs) return cached.rule;
           const readAt = now();
           const rule = await rules.get(ruleId);
+          known.delete(ruleId);
+          makeRoom(known, CACHED_RULES);
           known.set(ruleId, { rule, readAt });
           return rule;
         },

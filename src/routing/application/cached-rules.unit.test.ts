@@ -46,3 +46,19 @@ it('reads a rule again once it is older than maxAgeMs, where replicas share the 
   clock = 501;
   expect((await rules.catalog(db).get('r1'))?.is_active).toBe(false);
 });
+
+it('keeps the latest 10,000 rules read: one read before those is read again', async () => {
+  const reads: string[] = [];
+  const table = {
+    async get(ruleId: string) {
+      reads.push(ruleId);
+      return undefined;
+    },
+  } as unknown as RuleCatalog;
+  const rules = cachedRules(() => table);
+  const db = {} as Kysely<object>;
+  for (let n = 0; n <= 10_000; n++) await rules.catalog(db).get(`deleted-${n}`);
+  await rules.catalog(db).get('deleted-10000');
+  await rules.catalog(db).get('deleted-0');
+  expect(reads.slice(10_001)).toEqual(['deleted-0']);
+});

@@ -119,7 +119,11 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       .finally(() => {
         const left = inFlightTo(delivery.ruleId) - 1;
         if (left > 0) inFlightByRule.set(delivery.ruleId, left);
-        else inFlightByRule.delete(delivery.ruleId);
+        else {
+          // What it knows of the circuit serves only rules with attempts in flight; a claim reads it again.
+          inFlightByRule.delete(delivery.ruleId);
+          breakerCache.delete(delivery.ruleId);
+        }
         inFlight.delete(task);
         wake();
       });

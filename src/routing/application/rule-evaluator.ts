@@ -1,4 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { makeRoom } from '../../shared/bounded-map.js';
 import { ValidationError } from '../../shared/errors.js';
 import { OverBudget, workBudget, type WorkBudget } from '../../shared/work-budget.js';
 import { mapYielding } from '../../shared/yielding.js';
@@ -131,6 +132,8 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
     rules.catch(() => {
       if (cache.get(appId) === entry) cache.delete(appId);
     });
+    cache.delete(appId);
+    makeRoom(cache, CACHED_APPLICATIONS);
     cache.set(appId, entry);
     return rules;
   };
@@ -194,6 +197,9 @@ function checkFanOut(event: RoutableEvent, matched: number): void {
 
 /** Rule versions remembered at most; past it the memory starts over (compiling again is only slower). */
 const REMEMBERED_VERSIONS = 10_000;
+
+/** Applications whose rules are kept compiled at most; one left out is read again at its next event. */
+const CACHED_APPLICATIONS = 10_000;
 
 function tooCostly(appId: string, error: OverBudget, requestSpent: boolean, ruleId: string | undefined): ValidationError {
   const cause = error.what === undefined ? '' : ` (rule ${ruleId}: ${error.what})`;

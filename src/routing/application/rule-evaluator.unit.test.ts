@@ -81,6 +81,19 @@ describe('the compiled rules of an application', () => {
     expect((await evaluator.evaluate(event)).matchedRuleIds).toEqual(['r1']);
     expect(loads).toBe(3);
   });
+
+  it('are kept for the latest 10,000 applications: one seen before those is read again (each partner ever seen stayed)', async () => {
+    const loaded: string[] = [];
+    const evaluator = ruleEvaluator(async (appId) => {
+      loaded.push(appId);
+      return [];
+    });
+    for (let n = 0; n <= 10_000; n++) await evaluator.evaluate({ ...event, app_id: `app-${n}` });
+    expect(loaded).toHaveLength(10_001);
+    await evaluator.evaluate({ ...event, app_id: 'app-10000' });
+    await evaluator.evaluate({ ...event, app_id: 'app-0' });
+    expect(loaded.slice(10_001)).toEqual(['app-0']);
+  });
 });
 
 describe("compiling an application's rules", () => {
