@@ -129,6 +129,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     random: Math.random,
     logger,
     rules: rulesById.catalog,
+    storedRules: sqlRuleCatalog,
     vault,
     deliveries: sqlDeliveryStore,
     tables,

@@ -46,6 +46,8 @@ export interface AttemptDeps {
   readonly random: () => number;
   readonly logger: Pick<Logger, 'warn' | 'error' | 'debug'>;
   readonly rules: RuleCatalogFor;
+  /** The rule table itself, not a cache of it: what tells a rule deleted since it was read. */
+  readonly storedRules: RuleCatalogFor;
   readonly vault: SecretVaultFor;
   readonly deliveries: DeliveryStoreFor;
   readonly tables: DestinationTablesFor;
@@ -113,7 +115,7 @@ export function deliveryAttempts(
       case 'queue': {
         const outcome = await sendWithCredentials({ ...deps, vault: deps.vault(deps.db) }, rule, request, deps.clock.now().toISOString());
         // Its credentials gone with it: a rule deleted since it was read is not a rule without a secret.
-        if (lacksCredentials(outcome) && !(await deps.rules(deps.db).get(rule.rule_id)))
+        if (lacksCredentials(outcome) && !(await deps.storedRules(deps.db).get(rule.rule_id)))
           return { outcome: 'rejected', reason: 'the rule was deleted', durationMs: 0 };
         return outcome;
       }

@@ -75,6 +75,7 @@ function depsWith(failures: number, fault: 'busy' | 'raced' | 'deadlocked' = 'bu
     random: () => 0.5,
     logger: { warn: () => undefined, error: () => undefined, debug: () => undefined },
     rules: () => ({ get: async () => rule }),
+    storedRules: () => ({ get: async () => rule }),
     vault: () => ({ openValues: async () => new Map(), signingSecrets: async () => ['whsec_c2VjcmV0', undefined] }),
     deliveries: () => ({
       beginAttempt: noted('beginAttempt'),
@@ -116,11 +117,11 @@ describe('an attempt that never went', () => {
   it('of a rule deleted meanwhile is dead-lettered as deleted, not as a rule without a signing secret', async () => {
     const { deps } = depsWith(0);
     const told: Array<{ reason: string | null }> = [];
-    let reads = 0;
     const attempts = deliveryAttempts({
       ...deps,
-      // Read once before the delete committed, then gone with its secrets.
-      rules: () => ({ get: async () => (reads++ === 0 ? rule : undefined) }),
+      // Still in the cache of rules (its delete not yet read from the log), gone from the table with its secrets.
+      rules: () => ({ get: async () => rule }),
+      storedRules: () => ({ get: async () => undefined }),
       vault: () => ({ openValues: async () => new Map(), signingSecrets: async () => [undefined, undefined] }),
       logger: { ...deps.logger, warn: (fields: { reason: string | null }) => void told.push(fields) },
     } as unknown as AttemptDeps);
