@@ -18,6 +18,7 @@ Commands:
   replay                      Rebuild views from the event store of a stopped server and exit
                                 (distributed: the views of the roles in ROLE, from the broker's stream)
       --subscriber NAME         only this view (default: every view)
+  backup FILE                 Copy the SQLite database to a new file, consistent, while Intake runs
   apps create NAME            Create an application
       --id APP_ID               its id (generated when absent)
   apps list                   List applications
@@ -36,7 +37,7 @@ Commands:
       --format ndjson|csv       --batch-size N (100)   --rejects PATH   --json
   help                        Show this help
 
-  migrate, replay, apps, keys, rules, secret-key and import print text for a person; --json prints JSON instead.
+  migrate, replay, backup, apps, keys, rules, secret-key and import print text for a person; --json prints JSON instead.
   apps, keys and rules call a running server: INTAKE_URL (default http://127.0.0.1:PORT) with ADMIN_TOKEN.
 
 Configuration comes from the environment and an optional .env file:
@@ -103,6 +104,11 @@ const COMMANDS: Record<string, Command> = {
         throw new CliError('--subscriber names one view: replay once per view, or leave it out to rebuild every view', 2);
       await (await import('./replay.js')).replay(config, quietLogger(config), out(values), named[0]);
     },
+  },
+  backup: {
+    args: ['FILE'],
+    options: json,
+    run: async (config, values, [file]) => (await import('./backup.js')).backup(config, out(values), file),
   },
   'apps create': {
     args: ['NAME'],

@@ -153,6 +153,48 @@ describe('the intake CLI', () => {
     await again.kill();
   });
 
+  it('backs up a database Intake keeps writing to, consistent, with every item acknowledged before it began', async () => {
+    const env = { DATABASE_URL: `sqlite:${join(dir, 'busy.db')}`, ADMIN_TOKEN: 'cli-token' };
+    const headers = { authorization: 'Bearer cli-token', 'content-type': 'application/json' };
+    const server = await startServerProcess(env);
+    const acknowledged: string[] = [];
+    let writing = true;
+    const writer = async () => {
+      for (let i = 0; writing; i++) {
+        const body = JSON.stringify({ partner_id: 'p', event_type: 'order', payload: { i, pad: 'x'.repeat(2000) } });
+        const response = await fetch(`${server.url}/ingest`, { method: 'POST', headers, body });
+        if (response.status === 201) acknowledged.push(((await response.json()) as { id: string }).id);
+      }
+    };
+    const writers = Promise.all([writer(), writer(), writer()]);
+    try {
+      while (acknowledged.length < 300) await new Promise((r) => setTimeout(r, 20));
+      const before = [...acknowledged];
+      const file = join(dir, 'busy-backup.db');
+      // Writes go on all along: SQLite's online backup (the sqlite3 shell's .backup) started over at each and never ended.
+      const backup = spawn(process.execPath, [...INTAKE_CLI, 'backup', file, '--json'], { cwd: root, env: { ...process.env, ...env } });
+      let stdout = '';
+      backup.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => backup.once('exit', resolve));
+      expect(code).toBe(0);
+      expect(acknowledged.length).toBeGreaterThan(before.length);
+      expect(JSON.parse(stdout)).toMatchObject({ backup: file, secret_key_file: join(dir, 'secret-key') });
+      const copy = new Database(file, { readonly: true });
+      expect(copy.pragma('quick_check', { simple: true })).toBe('ok');
+      const stored = new Set((copy.prepare('SELECT id FROM ingest_items').all() as Array<{ id: string }>).map((row) => row.id));
+      copy.close();
+      expect(before.filter((id) => !stored.has(id))).toEqual([]);
+      // Never over a file: a second run into the same one is refused.
+      const again = cli(['backup', file], env);
+      expect(again.status).toBe(2);
+      expect(again.stderr).toMatch(/exists: a backup is written to a new file/);
+    } finally {
+      writing = false;
+      await writers;
+      await server.kill();
+    }
+  });
+
   it('exits with code 1 and a one-line message within 5 s when the port is taken', async () => {
     const first = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'port-a.db')}`, ADMIN_TOKEN: 'a' });
     const port = new URL(first.url).port;
