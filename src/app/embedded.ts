@@ -181,9 +181,10 @@ async function withStorageThread(options: EmbeddedOptions): Promise<Intake> {
     async close() {
       closing = true;
       await app.close();
+      // Closed before the writer, which then is the last connection and checkpoints and removes the WAL.
+      await readonly.close();
       if (!dead) await control.stop();
       await worker.terminate();
-      await readonly.close();
     },
   };
 }

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -193,6 +193,24 @@ describe('the intake CLI', () => {
       await writers;
       await server.kill();
     }
+  });
+
+  it('leaves the database whole and no WAL behind after a clean stop', async () => {
+    const path = join(dir, 'clean-stop.db');
+    const server = await startServerProcess({ DATABASE_URL: `sqlite:${path}`, ADMIN_TOKEN: 'cli-token' });
+    const headers = { authorization: 'Bearer cli-token', 'content-type': 'application/json' };
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await fetch(`${server.url}/ingest`, { method: 'POST', headers, body: JSON.stringify({ partner_id: 'p', payload: { i } }) }))
+          .status,
+      ).toBe(201);
+    expect(existsSync(`${path}-wal`)).toBe(true);
+    expect(await server.kill()).toBe(0);
+    // The writer closed last: it copied the WAL into the file and removed it.
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    const copy = new Database(path, { readonly: true });
+    expect(copy.prepare('SELECT count(*) AS n FROM ingest_items').get()).toEqual({ n: 3 });
+    copy.close();
   });
 
   it('exits with code 1 and a one-line message within 5 s when the port is taken', async () => {

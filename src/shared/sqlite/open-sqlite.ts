@@ -25,6 +25,9 @@ export interface OpenSqliteOptions {
   readonly autocheckpointPages?: number;
 }
 
+/** The size the WAL file is cut back to when it restarts (SQLite leaves it as large as it ever grew). */
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
 export function openSqlite(path: string, options: OpenSqliteOptions = {}): SqliteHandle {
   const inMemory = path === ':memory:';
   if (options.readonly) {
@@ -43,6 +46,8 @@ export function openSqlite(path: string, options: OpenSqliteOptions = {}): Sqlit
     if (options.autocheckpointPages !== undefined) raw.pragma(`wal_autocheckpoint = ${Math.trunc(options.autocheckpointPages)}`);
     raw.pragma('busy_timeout = 5000');
     raw.pragma('foreign_keys = ON');
+    // A WAL that grew large (a burst, a reader holding an old snapshot) is cut back to this when it restarts.
+    raw.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     // Take the write lock once: a read-only file or directory fails here, naming the file, not at the first write.
     if (!inMemory) raw.exec('BEGIN IMMEDIATE; ROLLBACK');
   } catch (error) {

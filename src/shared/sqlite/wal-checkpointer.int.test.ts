@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { openSqlite } from './open-sqlite.js';
+import Database from 'better-sqlite3';
+import { openSqlite, WAL_SIZE_LIMIT_BYTES } from './open-sqlite.js';
 import { startWalCheckpointer } from './wal-checkpointer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'intake-checkpoint-'));
@@ -69,6 +70,44 @@ describe('the WAL checkpointer', () => {
       }
     } finally {
       await checkpointer.stop();
+    }
+  });
+
+  it('warns when a reader holding an old snapshot keeps the WAL from being copied while it grows, and cuts the file back once it lets go', async () => {
+    const path = join(dir, 'held.db');
+    const writer = writeUncheckpointed(path);
+    const logger = { warn: vi.fn(), error: vi.fn() };
+    const checkpointer = startWalCheckpointer({ path, logger, intervalMs: 10, stalledAfterMs: 200 });
+    const reader = new Database(path, { readonly: true });
+    try {
+      await vi.waitFor(() => expect(statSync(path).size).toBeGreaterThan(400 * pageSize), { timeout: 10_000, interval: 20 });
+      // A read transaction keeps its snapshot: every frame committed after it stays in the WAL.
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM blobs').get();
+      const insert = writer.raw.prepare('INSERT INTO blobs (body) VALUES (?)');
+      const walSize = () => statSync(`${path}-wal`).size;
+      for (let round = 0; round < 400 && (logger.warn.mock.calls.length === 0 || walSize() <= WAL_SIZE_LIMIT_BYTES); round += 1) {
+        for (let i = 0; i < 500; i += 1) insert.run('y'.repeat(4000));
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(logger.warn).toHaveBeenCalledWith(
+        expect.objectContaining({ wal_frames: expect.any(Number) }),
+        expect.stringContaining('another connection holds an old snapshot'),
+      );
+      expect(walSize()).toBeGreaterThan(WAL_SIZE_LIMIT_BYTES);
+      reader.exec('COMMIT');
+      // Copied at last; the writer's next commit restarts the WAL and cuts its file back to the limit.
+      await vi.waitFor(
+        () => {
+          insert.run('z');
+          expect(walSize()).toBeLessThanOrEqual(WAL_SIZE_LIMIT_BYTES);
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+    } finally {
+      reader.close();
+      await checkpointer.stop();
+      await writer.close();
     }
   });
 

@@ -16,6 +16,8 @@ export interface WalCheckpointerOptions {
   readonly intervalMs?: number;
   /** Called after each round that copied pages: tests wait on it. */
   readonly onCheckpoint?: (frames: number) => void;
+  /** How long the WAL may grow with no frame copied before a warning says what holds it. */
+  readonly stalledAfterMs?: number;
 }
 
 export interface WalCheckpointer {
@@ -30,7 +32,13 @@ const RESTART_DELAYS_MS = [1_000, 2_000, 5_000, 10_000, 30_000];
  * took a tenth of the storage thread under load. The writer keeps a checkpoint of its own only as a
  * backstop (BACKSTOP_AUTOCHECKPOINT_PAGES). A thread that dies is started again, with backoff.
  */
-export function startWalCheckpointer({ path, logger, intervalMs = 100, onCheckpoint }: WalCheckpointerOptions): WalCheckpointer {
+export function startWalCheckpointer({
+  path,
+  logger,
+  intervalMs = 100,
+  onCheckpoint,
+  stalledAfterMs = 30_000,
+}: WalCheckpointerOptions): WalCheckpointer {
   let worker: { readonly thread: Worker; readonly exited: Promise<unknown> } | undefined;
   let stopping = false;
   let failures = 0;
@@ -39,7 +47,7 @@ export function startWalCheckpointer({ path, logger, intervalMs = 100, onCheckpo
 
   const start = () => {
     const thread = startWorker(import.meta.url, 'wal-checkpoint-thread', {
-      workerData: { path, intervalMs } satisfies CheckpointThreadData,
+      workerData: { path, intervalMs, stalledAfterMs } satisfies CheckpointThreadData,
       resourceLimits: { maxOldGenerationSizeMb: 32 },
     });
     worker = { thread, exited: new Promise((resolve) => thread.once('exit', resolve)) };
@@ -48,6 +56,12 @@ export function startWalCheckpointer({ path, logger, intervalMs = 100, onCheckpo
         failures = 0;
         reportedFailure = false;
         onCheckpoint?.(report.frames);
+      } else if (report.type === 'stalled') {
+        logger.warn(
+          { wal_frames: report.frames, held_for_ms: report.sinceMs },
+          'the WAL grows and none of it can be copied into the database: another connection holds an old snapshot ' +
+            '(a long read transaction, or a backup with the sqlite3 shell); the file shrinks back once it lets go',
+        );
       } else if (!reportedFailure) {
         // Once per streak: a failing checkpoint repeats every round, and the writer's backstop still bounds the WAL.
         reportedFailure = true;
