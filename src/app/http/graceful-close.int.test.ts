@@ -80,4 +80,32 @@ describe('closing the HTTP server', () => {
     await closed;
     await ended;
   }, 15_000);
+
+  it('answers a request that comes while it closes with a 503 problem and Retry-After, as every 503 (it was a bare JSON body)', async () => {
+    intake = await startTestIntake();
+    await intake.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = intake.app.server.address() as { port: number };
+    // A request in flight keeps the close from finishing while the next one comes, pipelined behind it.
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+    const ended = new Promise((resolve) => socket.once('close', resolve));
+    const body = JSON.stringify({ partner_id: 'p', payload: {} });
+    socket.write(
+      `POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closed = intake.app.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.write(`${body.slice(5)}GET /query/all HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\n\r\n`);
+    await closed;
+    await ended;
+    const late = text.slice(text.lastIndexOf('HTTP/1.1 '));
+    expect(late).toMatch(/^HTTP\/1\.1 503 /);
+    expect(late).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    expect(late).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(late).toContain('"code":"server.closing"');
+  }, 15_000);
 });

@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { Format } from 'typebox/format';
-import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import { NotFoundError, UnavailableError, ValidationError } from '../../shared/errors.js';
 import { uuidV7 } from '../../shared/ids.js';
 import type { TrustProxy } from '../config.js';
 import { authenticate, type WriteKeyVerifier } from '../../shared/http/auth.js';
@@ -163,7 +163,18 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
       return sendProblem(error, request, reply, expectedErrors);
     },
     clientErrorHandler: answerClientError,
+    // Answered below as every other 503 is (problem+json, Retry-After), not with Fastify's bare body.
+    return503OnClosing: false,
   }).setValidatorCompiler(strictParametersCompiler);
+  let closing = false;
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw new UnavailableError(
+      'server.closing',
+      'this server is stopping: send the request again, to another server or to this one once it is back',
+    );
+  });
   // Only JSON is accepted: a text/plain body is refused with 415 instead of failing schema validation.
   app.removeContentTypeParser('text/plain');
   registerJsonLimits(app, { maxDepth: options.maxJsonDepth ?? 64, maxValues: options.maxJsonValues ?? 20_000 });
@@ -171,6 +182,7 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
   limitConnections(app, options.maxConnections ?? 10_000);
   limitPipelining(app);
   app.addHook('preClose', (done) => {
+    closing = true;
     drainConnections(app.server);
     done();
   });
