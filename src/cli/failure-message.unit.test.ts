@@ -21,6 +21,15 @@ describe('the message of a failed command', () => {
     );
   });
 
+  it('says to raise the limit of open files when a thread cannot read its modules', () => {
+    const emfile = Object.assign(new Error("EMFILE: too many open files, open '/app/node_modules/prom-client/index.js'"), {
+      code: 'EMFILE',
+    });
+    expect(failureMessage(emfile, env)).toMatch(
+      /^EMFILE: too many open files, .*: .*raise the limit of open files, ulimit -n 1024 or more$/,
+    );
+  });
+
   it('leaves other failures as they are, and says which are configuration errors', () => {
     expect(failureMessage(new Error('port 8000 is taken'), env)).toBe('port 8000 is taken');
     expect(failureMessage(new ConfigError('PORT must be a number'), env)).toBe('configuration error: PORT must be a number');

@@ -213,6 +213,18 @@ describe('the intake CLI', () => {
     copy.close();
   });
 
+  it('says to raise the limit of open files when it is too low to start, rather than print a stack trace', () => {
+    const result = spawnSync('bash', ['-c', `ulimit -n 128 && exec "${process.execPath}" ${INTAKE_CLI.join(' ')} serve`], {
+      cwd: root,
+      env: { ...process.env, DATABASE_URL: `sqlite:${join(dir, 'few-files.db')}`, ADMIN_TOKEN: 'cli-token', HOST: '127.0.0.1', PORT: '0' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^intake: EMFILE: too many open files, .*raise the limit of open files, ulimit -n 1024 or more\n$/m);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('exits with code 1 and a one-line message within 5 s when the port is taken', async () => {
     const first = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'port-a.db')}`, ADMIN_TOKEN: 'a' });
     const port = new URL(first.url).port;
