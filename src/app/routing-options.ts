@@ -40,7 +40,14 @@ export function routingOptionsFrom(
     // stable one (ROUTING_WORKER_ID) lets a restart take back its attempts at once.
     workerId: config.routingWorkerId ?? (config.roles === 'all' && !config.distributed ? 'embedded' : `${hostname()}-${process.pid}`),
     replayRatePerSecond: config.replayRatePerSecond,
-    secretKey: resolveSecretKey(config.secretKey, config.dataDir),
+    ...withSecretKey(config),
     ...(onOutcome ? { onOutcome } : {}),
   };
+}
+
+/** The key that seals secrets, and the file it was just generated into, if it was. */
+function withSecretKey(config: Config): { secretKey: Buffer; secretKeyGeneratedInto?: string } {
+  let generatedInto: string | undefined;
+  const secretKey = resolveSecretKey(config.secretKey, config.dataDir, (file) => (generatedInto = file));
+  return generatedInto === undefined ? { secretKey } : { secretKey, secretKeyGeneratedInto: generatedInto };
 }

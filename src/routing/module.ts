@@ -80,6 +80,8 @@ export interface RoutingOptions {
   readonly workerId?: string;
   /** Seals webhook signing secrets at rest (see resolveSecretKey). */
   readonly secretKey: Buffer;
+  /** The file `secretKey` was generated into by this start, if it was. */
+  readonly secretKeyGeneratedInto?: string;
   /** Events a replay job sends per second at most. */
   readonly replayRatePerSecond?: number;
   /** How long cached rules are used before they are read again, beside rule events (see RuleCacheOptions). */
@@ -303,7 +305,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         cancelReplay: procedures.define('routing.cancel-replay', cancelReplay(replayDeps)),
       }),
     ],
-    verify: () => verifySecretKey(db, box, () => clock.now()),
+    verify: () => verifySecretKey(db, box, () => clock.now(), options.secretKeyGeneratedInto),
     start() {
       sealClearSecrets(db, box).then(
         (sealed) => sealed > 0 && logger.info({ sealed }, 'sealed webhook signing secrets stored in clear'),

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -211,6 +211,24 @@ describe('the intake CLI', () => {
     const copy = new Database(path, { readonly: true });
     expect(copy.prepare('SELECT count(*) AS n FROM ingest_items').get()).toEqual({ n: 3 });
     copy.close();
+  });
+
+  it('refuses to start when the generated secret-key file is missing, saying so, and keeps no new key in its place', async () => {
+    const keyDir = join(dir, 'lost-key');
+    const env = { DATABASE_URL: `sqlite:${join(keyDir, 'intake.db')}`, ADMIN_TOKEN: 'cli-token' };
+    const first = await startServerProcess(env);
+    expect(await first.kill()).toBe(0);
+    const keyFile = join(keyDir, 'secret-key');
+    const kept = readFileSync(keyFile);
+    rmSync(keyFile);
+    const refused = cli(['serve'], { ...env, HOST: '127.0.0.1', PORT: '0' }, 30_000);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain(`${keyFile} is missing, and this database's webhook signing secrets`);
+    // A key generated in its place would be found at the next start, and taken for the database's.
+    expect(existsSync(keyFile)).toBe(false);
+    writeFileSync(keyFile, kept, { mode: 0o600 });
+    const restored = await startServerProcess(env);
+    expect(await restored.kill()).toBe(0);
   });
 
   it('says to raise the limit of open files when it is too low to start, rather than print a stack trace', () => {

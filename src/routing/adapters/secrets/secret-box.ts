@@ -58,14 +58,31 @@ export function secretBox(key: Buffer): SecretBox {
  * once into the data directory (mode 0600), as the admin token is. Replicas that share a database
  * must share the key, so the distributed mode should set INTAKE_SECRET_KEY.
  */
-export function resolveSecretKey(fromEnvironment: string | undefined, dataDir: string): Buffer {
+export function resolveSecretKey(
+  fromEnvironment: string | undefined,
+  dataDir: string,
+  /** Told the file it generated, for a start that then finds the database sealed with another key. */
+  onGenerated?: (file: string) => void,
+): Buffer {
   if (fromEnvironment !== undefined && fromEnvironment !== '') {
     if (fromEnvironment.length < 16) throw new Error('INTAKE_SECRET_KEY must be at least 16 characters');
     return Buffer.from(hkdfSync('sha256', fromEnvironment, 'intake', 'webhook-signing-secrets', 32));
   }
   const file = generatedKeyFile(dataDir);
   const read = () => {
-    const text = readFileSync(file, 'utf8').trim();
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw error;
+      // A bare "EACCES: permission denied" said neither what the file is nor what to do.
+      throw new Error(
+        `cannot read ${file} (${code ?? (error as Error).message}), the key this database's secrets are sealed with: ` +
+          'run Intake as the user that owns the data directory, or give the file back to it (mode 0600)',
+        { cause: error },
+      );
+    }
     // A damaged file would otherwise be "a secret box needs a 32-byte key", naming neither file nor fix.
     if (!/^[0-9a-f]{64}$/i.test(text))
       throw new Error(
@@ -83,6 +100,7 @@ export function resolveSecretKey(fromEnvironment: string | undefined, dataDir: s
   try {
     // Two processes starting at once must not both mint a key; a crash must not leave half of one.
     createFileDurably(file, `${key.toString('hex')}\n`);
+    onGenerated?.(file);
     return key;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return read();

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,6 +55,14 @@ describe('the secret key', () => {
     expect(key.equals(resolveSecretKey('a key of at least sixteen characters', tempDir()))).toBe(true);
     expect(() => statSync(join(dir, 'secret-key'))).toThrow();
     expect(() => resolveSecretKey('short', dir)).toThrow(/16/);
+  });
+
+  it('names a key file it cannot read and what to do, instead of a bare error code', () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'secret-key'));
+    expect(() => resolveSecretKey(undefined, dir)).toThrow(
+      /cannot read .*secret-key \(EISDIR\), the key this database's secrets are sealed with: run Intake as the user/,
+    );
   });
 
   it('names a damaged key file and how to recover, instead of failing on its length', () => {

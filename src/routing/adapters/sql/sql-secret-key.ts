@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import { keyPieces } from '../../../shared/sql/statement-shapes.js';
 import { SEALED_PREFIX, type SecretBox } from '../secrets/secret-box.js';
@@ -22,12 +23,41 @@ export class SecretKeyMismatchError extends Error {
   }
 }
 
+/** The generated key file was missing (deleted, or not restored with the database): a new key would seal nothing the database holds. */
+export class SecretKeyFileMissingError extends Error {
+  constructor(file: string) {
+    super(
+      `${file} is missing, and this database's webhook signing secrets and destination credentials are sealed with the key it held: ` +
+        'restore the file from a backup (or set INTAKE_SECRET_KEY to that key), then start again. ' +
+        "Only if the key is lost for good, `intake secret-key adopt` makes a new one the database's (its secrets are dropped).",
+    );
+    this.name = 'SecretKeyFileMissingError';
+  }
+}
+
 /**
  * Makes sure this process seals and opens secrets with the database's key, before anything is sent.
  * The first process to start records the fingerprint of its key; a process with another key would
  * otherwise fail every signed delivery, or seal secrets the others cannot open.
  */
-export async function verifySecretKey(db: Kysely<object>, box: SecretBox, now: () => Date): Promise<void> {
+export async function verifySecretKey(
+  db: Kysely<object>,
+  box: SecretBox,
+  now: () => Date,
+  /** The key file this start generated, if it did: removed again when the database has another key. */
+  generatedInto?: string,
+): Promise<void> {
+  try {
+    await verifyKey(db, box, now);
+  } catch (error) {
+    if (!(error instanceof SecretKeyMismatchError) || generatedInto === undefined) throw error;
+    // Left in place, the wrong key would be found at the next start, and the message would no longer say the file was missing.
+    rmSync(generatedInto, { force: true });
+    throw new SecretKeyFileMissingError(generatedInto);
+  }
+}
+
+async function verifyKey(db: Kysely<object>, box: SecretBox, now: () => Date): Promise<void> {
   const table = db.withTables<Tables>();
   const fingerprint = box.fingerprint();
   const recorded = async () =>
