@@ -35,37 +35,54 @@ async function recordingStore() {
   return { store: sqlDeliveryStore(db), plan, indexSql };
 }
 
+/** The statement that reads a kind's first due deliveries in due order. */
+const IN_ORDER = (kind: string) =>
+  new RegExp(`^SELECT d\\.delivery_id, d\\.next_attempt_at, d\\.position,[^]*INDEXED BY routing_deliveries_claim_${kind}\\b`);
 /** The statement that reads each rule's first due deliveries of a kind. */
-const HEADS = (kind: string) => new RegExp(`^SELECT \\* FROM \\(SELECT d\\.delivery_id[^]*INDEXED BY routing_deliveries_claim_${kind}\\b`);
+const HEADS = (kind: string) => new RegExp(`^SELECT \\* FROM \\(SELECT d\\.delivery_id[^]*INDEXED BY routing_deliveries_rule_${kind}\\b`);
+
+const AT = '2026-12-02T09:00:00.000Z';
+const delivery = (id: string, ruleId: string, position: number, replayJobId?: string) => ({
+  deliveryId: id,
+  ruleId,
+  itemId: `item-${id}`,
+  appId: 'shop',
+  eventType: 'order',
+  destinationType: 'webhook',
+  body: '{}',
+  createdAt: AT,
+  orderingKey: replayJobId ? 'replayed' : 'k',
+  position,
+  receivedAt: AT,
+  ...(replayJobId ? { replayJobId } : {}),
+});
 
 /**
- * One claim of ten deliveries at a fixed time, of two rules with fresh, retried and replayed ones: the
+ * One claim of ten deliveries at a fixed time, of two rules with fresh, retried and replayed ones,
+ * behind `held` deliveries of each kind of a rule the worker has its share of in flight: the
  * statements its plans are read from.
  */
-async function claimTen(store: ReturnType<typeof sqlDeliveryStore>) {
-  const at = '2026-12-02T09:00:00.000Z';
-  const delivery = (id: string, ruleId: string, position: number, replayJobId?: string) => ({
-    deliveryId: id,
-    ruleId,
-    itemId: `item-${id}`,
-    appId: 'shop',
-    eventType: 'order',
-    destinationType: 'webhook',
-    body: '{}',
-    createdAt: at,
-    orderingKey: replayJobId ? 'replayed' : 'k',
-    position,
-    receivedAt: at,
-    ...(replayJobId ? { replayJobId } : {}),
-  });
-  await store.schedule([delivery('a1', 'r1', 1), delivery('a2', 'r1', 2), delivery('b1', 'r2', 3), delivery('c1', 'r2', 4, 'job-1')]);
-  await store.record({ deliveryId: 'a1', status: 'pending', attempts: 1, nextAttemptAt: at, lastError: null, at }, undefined);
+async function claimTen(store: ReturnType<typeof sqlDeliveryStore>, held = 0) {
+  const backlog = Array.from({ length: held }, (_, i) => [
+    { ...delivery(`h${i}`, 'busy', -3 * held + i), orderingKey: null },
+    { ...delivery(`t${i}`, 'busy', -2 * held + i), orderingKey: null },
+    { ...delivery(`p${i}`, 'busy', -held + i, 'job-0'), orderingKey: null },
+  ]).flat();
+  await store.schedule([
+    ...backlog,
+    delivery('a1', 'r1', 1),
+    delivery('a2', 'r1', 2),
+    delivery('b1', 'r2', 3),
+    delivery('c1', 'r2', 4, 'job-1'),
+  ]);
+  for (const retried of ['a1', ...backlog.filter((d) => d.deliveryId.startsWith('t')).map((d) => d.deliveryId)])
+    await store.record({ deliveryId: retried, status: 'pending', attempts: 1, nextAttemptAt: AT, lastError: null, at: AT }, undefined);
   return store.claimDue({
     now: '2026-12-02T10:00:00.000Z',
     leaseUntil: '2026-12-02T10:01:00.000Z',
     limit: 10,
     owner: 'w1',
-    excludeRules: [],
+    excludeRules: held > 0 ? ['busy'] : [],
   });
 }
 
@@ -78,33 +95,46 @@ it('finds pending deliveries of an ordering key, a replay’s deliveries and in-
   await claimTen(store);
   await store.countByJob('job-1');
   await store.inFlightAttempts('w1');
-  expect(plan(HEADS('live'))).toContain('routing_deliveries_ordering');
+  expect(plan(IN_ORDER('live'))).toContain('routing_deliveries_ordering');
   expect(plan(/where "replay_job_id" = \? group by "status"/)).toContain('routing_deliveries_replay');
   expect(plan(/from "routing_attempts"/)).toContain('routing_attempts_in_flight');
 });
 
-it('claims by rule: finds the rules with pending deliveries one index seek each, then each rule’s first due ones of each kind through its part of the kind’s index', async () => {
+it('claims live retries, other live deliveries, then a replay’s, each read in due order through an index that stops at its limit (it sorted every due one)', async () => {
+  const { store, plan, indexSql } = await recordingStore();
+  expect(indexSql('routing_deliveries_claim_retrying')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NULL AND attempts > 0/);
+  expect(indexSql('routing_deliveries_claim_live')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NULL/);
+  expect(indexSql('routing_deliveries_claim_replayed')).toMatch(/WHERE status = 'pending' AND replay_job_id IS NOT NULL/);
+  expect((await claimTen(store)).map((d) => d.deliveryId)).toEqual(['a1', 'b1', 'c1']);
+  for (const kind of ['retrying', 'live', 'replayed']) {
+    const read = plan(IN_ORDER(kind));
+    expect(read).toContain(`SEARCH d USING INDEX routing_deliveries_claim_${kind} (next_attempt_at<?)`);
+    expect(read).not.toContain('TEMP B-TREE');
+  }
+});
+
+it('past a backlog it may not take, finds the other rules one index seek each and reads each one’s first due deliveries of each kind, not the backlog', async () => {
   const { store, plan, indexSql } = await recordingStore();
   for (const [kind, condition] of [
     ['retrying', "status = 'pending' AND replay_job_id IS NULL AND attempts > 0"],
     ['live', "status = 'pending' AND replay_job_id IS NULL"],
     ['replayed', "status = 'pending' AND replay_job_id IS NOT NULL"],
   ] as const)
-    expect(indexSql(`routing_deliveries_claim_${kind}`)).toContain(
-      `(rule_id, next_attempt_at, position)\n              WHERE ${condition}`,
-    );
-  expect((await claimTen(store)).map((d) => d.deliveryId)).toEqual(['a1', 'b1', 'c1']);
+    expect(indexSql(`routing_deliveries_rule_${kind}`)).toContain(`(rule_id, next_attempt_at, position)\n              WHERE ${condition}`);
+  // More of the busy rule's deliveries of each kind lie ahead than a claim reads in due order.
+  expect((await claimTen(store, 600)).map((d) => d.deliveryId)).toEqual(['a1', 'b1', 'c1']);
   for (const [nth, index] of [
-    [0, 'routing_deliveries_claim_live'],
-    [1, 'routing_deliveries_claim_replayed'],
+    [0, 'routing_deliveries_rule_live'],
+    [1, 'routing_deliveries_rule_live'],
+    [2, 'routing_deliveries_rule_replayed'],
   ] as const) {
     const rules = plan(/^WITH RECURSIVE pending/, nth);
     expect(rules).toContain(`SEARCH d USING INDEX ${index} (rule_id>?)`);
     expect(rules).not.toMatch(/SCAN d$/m);
   }
-  for (const kind of ['retrying', 'live', 'replayed'] as const) {
+  for (const kind of ['retrying', 'live', 'replayed']) {
     const heads = plan(HEADS(kind));
-    expect(heads).toContain(`USING INDEX routing_deliveries_claim_${kind} (rule_id=? AND next_attempt_at<?)`);
+    expect(heads).toContain(`USING INDEX routing_deliveries_rule_${kind} (rule_id=? AND next_attempt_at<?)`);
     expect(heads).not.toContain('TEMP B-TREE');
   }
 });

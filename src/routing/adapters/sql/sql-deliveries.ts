@@ -1,4 +1,13 @@
-import { PostgresAdapter, sql, type ExpressionBuilder, type Generated, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import {
+  PostgresAdapter,
+  sql,
+  type ExpressionBuilder,
+  type Generated,
+  type Kysely,
+  type RawBuilder,
+  type Selectable,
+  type SqlBool,
+} from 'kysely';
 import { decodeKeyParts, pageOf } from '../../../shared/pagination.js';
 import type {
   Attempt,
@@ -189,8 +198,8 @@ async function heldRules(db: Kysely<object>, now: string): Promise<string[] | un
 }
 
 /**
- * Each kind of pending delivery as its claim index states it (the planners match the literal form). A
- * live delivery tried before is also in the live index: the pass for the others leaves it out.
+ * Each kind of pending delivery as its claim indexes state it (the planners match the literal form). A
+ * live delivery tried before is also in the live indexes: the pass for the others leaves it out.
  */
 const KIND_CONDITION = {
   retrying: sql`d.status = 'pending' AND d.replay_job_id IS NULL AND d.attempts > 0`,
@@ -198,11 +207,20 @@ const KIND_CONDITION = {
   replayed: sql`d.status = 'pending' AND d.replay_job_id IS NOT NULL`,
 };
 type Kind = keyof typeof KIND_CONDITION;
-const KIND_INDEX: Record<Kind, string> = {
-  retrying: 'routing_deliveries_claim_retrying',
-  live: 'routing_deliveries_claim_live',
-  replayed: 'routing_deliveries_claim_replayed',
-};
+/** The kinds in claim order, and the indexes each is read through: in due order, and by rule then due order. */
+const KINDS: ReadonlyArray<{ kind: Kind; inOrder: string; byRule: string; rulesIn: 'live' | 'replayed' }> = [
+  { kind: 'retrying', inOrder: 'routing_deliveries_claim_retrying', byRule: 'routing_deliveries_rule_retrying', rulesIn: 'live' },
+  { kind: 'live', inOrder: 'routing_deliveries_claim_live', byRule: 'routing_deliveries_rule_live', rulesIn: 'live' },
+  { kind: 'replayed', inOrder: 'routing_deliveries_claim_replayed', byRule: 'routing_deliveries_rule_replayed', rulesIn: 'replayed' },
+];
+const RULES_INDEX = { live: 'routing_deliveries_rule_live', replayed: 'routing_deliveries_rule_replayed' };
+
+/**
+ * How many of a kind's first due deliveries a claim reads in due order. When those hold fewer it may
+ * take than it wants and there are more behind them (held back: a rule switched off, an open circuit, a
+ * destination with its share in flight), it reads each rule's own first ones instead.
+ */
+const READ_IN_ORDER = 512;
 
 /** A claimed delivery's kind, in the order they are claimed. */
 const rankOf = (d: Delivery) => (d.replayJobId !== null ? 2 : d.attempts > 0 ? 0 : 1);
@@ -228,13 +246,18 @@ function unblocked(now: string) {
                       AND (e.replay_job_id IS NULL OR d.replay_job_id IS NOT NULL))`;
 }
 
+/** The columns a claim reads of a row it may pass over: never the body. */
+const CLAIM_COLUMNS = sql.raw(
+  'd.delivery_id, d.rule_id, d.ordering_key, d.position, d.replay_job_id, d.lease_until, d.status, d.next_attempt_at',
+);
+
 /**
- * The rules with pending deliveries in a claim index, found one index seek each (a loose scan of its
- * leading column: a rule's backlog is never read to find the next rule), less those held back now:
- * switched off, or behind a circuit open until a later probe.
+ * The rules with pending deliveries of a kind, found one index seek each (a loose scan of the rules
+ * index's leading column: a rule's backlog is never read to find the next rule), less those held back
+ * now: switched off, or behind a circuit open until a later probe.
  */
 async function rulesPendingIn(db: Kysely<object>, postgres: boolean, index: 'live' | 'replayed', now: string): Promise<string[]> {
-  const from = sql`routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${sql.raw(KIND_INDEX[index])}`}`;
+  const from = sql`routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${sql.raw(RULES_INDEX[index])}`}`;
   const indexed = index === 'replayed' ? KIND_CONDITION.replayed : sql`d.status = 'pending' AND d.replay_job_id IS NULL`;
   const { rows } = await sql<{ rule_id: string }>`WITH RECURSIVE pending (rule_id) AS (
       SELECT (SELECT d.rule_id FROM ${from} WHERE ${indexed} ORDER BY d.rule_id LIMIT 1)
@@ -252,57 +275,82 @@ async function rulesPendingIn(db: Kysely<object>, postgres: boolean, index: 'liv
 /** SQLite's bound on the selects of one compound statement is 500: a claim reads the rules' heads this many at a time. */
 const RULES_PER_STATEMENT = 128;
 
+type Candidate = { delivery_id: string; next_attempt_at: string; position: number };
+const dueOrder = (a: Candidate, b: Candidate) =>
+  a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : a.position - b.position;
+
 /**
- * The first `count` claimable deliveries of one kind among these rules, by due time and log position:
- * each rule's own first ones through its part of the claim index, then the earliest of all.
+ * The first `count` claimable deliveries of a kind among these rules, by due time and log position:
+ * each rule's own first ones through its part of the rules index, then the earliest of all. On
+ * PostgreSQL one statement (a lateral join over the rules); on SQLite, which has none, one select
+ * per rule, a compound statement at a time.
  */
-async function headsOf(db: Kysely<object>, kind: Kind, ruleIds: readonly string[], now: string, count: number): Promise<string[]> {
-  const heads = new Map<string, { next_attempt_at: string; position: number }>();
+async function headsOf(
+  db: Kysely<object>,
+  postgres: boolean,
+  kind: (typeof KINDS)[number],
+  ruleIds: readonly string[],
+  now: string,
+  count: number,
+) {
+  const headOf = (rule: RawBuilder<unknown>) => sql`SELECT d.delivery_id, d.next_attempt_at, d.position
+    FROM routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${sql.raw(kind.byRule)}`}
+    WHERE d.rule_id = ${rule} AND d.next_attempt_at <= ${now} AND ${KIND_CONDITION[kind.kind]} AND ${unblocked(now)}
+    ORDER BY d.next_attempt_at, d.position LIMIT ${count}`;
+  if (postgres) {
+    const { rows } = await sql<Candidate>`SELECT head.* FROM unnest(${[...ruleIds]}::text[]) AS r (rule_id)
+      CROSS JOIN LATERAL (${headOf(sql`r.rule_id`)}) AS head
+      ORDER BY head.next_attempt_at, head.position LIMIT ${count}`.execute(db);
+    return rows.map((row) => ({ ...row, position: Number(row.position) }));
+  }
+  const heads = new Map<string, Candidate>();
   for (let at = 0; at < ruleIds.length; at += RULES_PER_STATEMENT) {
     for (const piece of keyPieces(db, ruleIds.slice(at, at + RULES_PER_STATEMENT))) {
-      const selects = piece.map(
-        (ruleId) => sql`SELECT * FROM (SELECT d.delivery_id, d.next_attempt_at, d.position
-          FROM routing_deliveries AS d INDEXED BY ${sql.raw(KIND_INDEX[kind])}
-          WHERE d.rule_id = ${ruleId} AND d.next_attempt_at <= ${now} AND ${KIND_CONDITION[kind]} AND ${unblocked(now)}
-          ORDER BY d.next_attempt_at, d.position LIMIT ${count})`,
-      );
-      const { rows } = await sql<{ delivery_id: string; next_attempt_at: string; position: number }>`${sql.join(
-        selects,
-        sql` UNION ALL `,
-      )}`.execute(db);
+      const selects = piece.map((ruleId) => sql`SELECT * FROM (${headOf(sql`${ruleId}`)}) AS head`);
+      const { rows } = await sql<Candidate>`${sql.join(selects, sql` UNION ALL `)}`.execute(db);
       for (const row of rows) heads.set(row.delivery_id, row);
     }
   }
-  return [...heads]
-    .sort(([, a], [, b]) =>
-      a.next_attempt_at < b.next_attempt_at ? -1 : a.next_attempt_at > b.next_attempt_at ? 1 : a.position - b.position,
-    )
-    .slice(0, count)
-    .map(([deliveryId]) => deliveryId);
+  return [...heads.values()].sort(dueOrder).slice(0, count);
 }
 
 export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
 
-  /** Leases the first `count` claimable deliveries of one kind among these rules. */
-  const claim = async (kind: Kind, ruleIds: readonly string[], { now, leaseUntil, owner }: ClaimRequest, count: number) => {
-    const leased = tables(db)
+  /**
+   * Leases these deliveries, where still free. On PostgreSQL rows another replica is claiming are
+   * skipped, not waited for: replicas that locked overlapping rows in different orders deadlocked.
+   */
+  const lease = async (deliveryIds: readonly string[], { now, leaseUntil, owner }: ClaimRequest) => {
+    if (deliveryIds.length === 0) return [];
+    const free = postgres
+      ? sql<string>`(SELECT delivery_id FROM routing_deliveries WHERE delivery_id IN (${sql.join(deliveryIds)})
+                     ORDER BY delivery_id FOR UPDATE SKIP LOCKED)`
+      : sql<string>`(${sql.join(deliveryIds)})`;
+    const rows = await tables(db)
       .updateTable('routing_deliveries')
       .set({ lease_until: leaseUntil, lease_owner: owner })
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]));
-    if (!postgres) {
-      const chosen = await headsOf(db, kind, ruleIds, now, count);
-      if (chosen.length === 0) return [];
-      return (await leased.where('delivery_id', 'in', chosen).returningAll().execute()).map(toDelivery);
-    }
-    // One statement: each rule's first ones locked with SKIP LOCKED (replicas claiming at once chose
-    // overlapping rows and locked them in different orders, and deadlocked), then the earliest of all.
-    const chosen = sql<string>`(SELECT c.delivery_id FROM unnest(${[...ruleIds]}::text[]) AS r (rule_id)
-      CROSS JOIN LATERAL (SELECT d.delivery_id, d.next_attempt_at, d.position FROM routing_deliveries AS d
-        WHERE d.rule_id = r.rule_id AND d.next_attempt_at <= ${now} AND ${KIND_CONDITION[kind]} AND ${unblocked(now)}
-        ORDER BY d.next_attempt_at, d.position LIMIT ${count} FOR UPDATE SKIP LOCKED) AS c
-      ORDER BY c.next_attempt_at, c.position LIMIT ${count})`;
-    return (await leased.where('delivery_id', 'in', chosen).returningAll().execute()).map(toDelivery);
+      .where('delivery_id', 'in', free)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+      .returningAll()
+      .execute();
+    return rows.map(toDelivery);
+  };
+
+  /**
+   * Up to `count` claimable deliveries of a kind, read in due order: the first READ_IN_ORDER due ones
+   * and whether each may be taken. `more` says that those did not end the kind's due ones.
+   */
+  const inOrder = async (kind: (typeof KINDS)[number], count: number, request: ClaimRequest, held: readonly string[] | undefined) => {
+    const { now } = request;
+    const { rows } = await sql<Candidate & { ok: number | boolean }>`SELECT d.delivery_id, d.next_attempt_at, d.position,
+        CASE WHEN ${claimable(now, request.excludeRules, held)} THEN 1 ELSE 0 END AS ok
+      FROM (SELECT ${CLAIM_COLUMNS} FROM routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${sql.raw(kind.inOrder)}`}
+            WHERE d.next_attempt_at <= ${now} AND ${KIND_CONDITION[kind.kind]}
+            ORDER BY d.next_attempt_at, d.position LIMIT ${READ_IN_ORDER}) AS d
+      ORDER BY d.next_attempt_at, d.position`.execute(db);
+    const chosen = rows.filter((row) => Number(row.ok) === 1).slice(0, count);
+    return { chosen: chosen.map((row) => row.delivery_id), more: rows.length === READ_IN_ORDER };
   };
 
   return {
@@ -322,20 +370,31 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       // ISO-8601 UTC strings compare in time order, on SQLite and PostgreSQL alike. Live deliveries go
       // before a replay's, so a replay never starves them; and of those, the ones tried before: a retry
       // due now waited behind the destination's whole backlog of fresh ones, and with it every later
-      // delivery of its ordering key. The claim reads each rule's part of the kind's index (rule, due
-      // time, position) from its own first rows: a backlog held back (a rule switched off, an open
-      // circuit, a destination with its share in flight) is never read through to reach another rule's.
-      const excluded = new Set(request.excludeRules);
+      // delivery of its ordering key. Each kind is read in due order first; when what it read was held
+      // back (a rule switched off, an open circuit, a destination with its share in flight) and more
+      // lies behind, each other rule's own first due ones are read instead of the held backlog.
+      const held = await heldRules(db, request.now);
+      const excluded = new Set([...request.excludeRules, ...(held ?? [])]);
       const claimed: Delivery[] = [];
-      for (const [index, kinds] of [
-        ['live', ['retrying', 'live']],
-        ['replayed', ['replayed']],
-      ] as const) {
-        if (claimed.length >= request.limit) break;
-        const ruleIds = (await rulesPendingIn(db, postgres, index, request.now)).filter((ruleId) => !excluded.has(ruleId));
-        for (const kind of kinds)
-          if (ruleIds.length > 0 && claimed.length < request.limit)
-            claimed.push(...(await claim(kind, ruleIds, request, request.limit - claimed.length)));
+      for (const kind of KINDS) {
+        const wanted = request.limit - claimed.length;
+        if (wanted <= 0) break;
+        const read = await inOrder(kind, wanted, request, held);
+        let leased = await lease(read.chosen, request);
+        if (leased.length < wanted && read.more) {
+          const ruleIds = (await rulesPendingIn(db, postgres, kind.rulesIn, request.now)).filter((ruleId) => !excluded.has(ruleId));
+          const heads = await headsOf(db, postgres, kind, ruleIds, request.now, wanted);
+          const taken = new Set(leased.map((d) => d.deliveryId));
+          const more = heads.filter((head) => !taken.has(head.delivery_id)).slice(0, wanted - leased.length);
+          leased = [
+            ...leased,
+            ...(await lease(
+              more.map((head) => head.delivery_id),
+              request,
+            )),
+          ];
+        }
+        claimed.push(...leased);
       }
       // In the order they were chosen: the worker sends the first ones when it cannot send them all.
       return claimed.sort(claimOrder);
