@@ -37,7 +37,7 @@ async function recordingStore() {
 
 /** The statement that reads a kind's first due deliveries in due order. */
 const IN_ORDER = (kind: string) =>
-  new RegExp(`^SELECT d\\.delivery_id, d\\.next_attempt_at, d\\.position,[^]*INDEXED BY routing_deliveries_claim_${kind}\\b`);
+  new RegExp(`^SELECT d\\.delivery_id FROM \\(SELECT [^]*INDEXED BY routing_deliveries_claim_${kind}\\b[^]*LIMIT \\?\\) AS d\\s+WHERE`);
 /** The statement that reads each rule's first due deliveries of a kind. */
 const HEADS = (kind: string) => new RegExp(`^SELECT \\* FROM \\(SELECT d\\.delivery_id[^]*INDEXED BY routing_deliveries_rule_${kind}\\b`);
 
@@ -109,6 +109,8 @@ it('claims live retries, other live deliveries, then a replay’s, each read in 
   for (const kind of ['retrying', 'live', 'replayed']) {
     const read = plan(IN_ORDER(kind));
     expect(read).toContain(`SEARCH d USING INDEX routing_deliveries_claim_${kind} (next_attempt_at<?)`);
+    // Read as it comes (a co-routine), so the outer limit ends the read: no sort of every row read.
+    expect(read).toMatch(/CO-ROUTINE d/);
     expect(read).not.toContain('TEMP B-TREE');
   }
 });

@@ -186,15 +186,10 @@ const HELD_RULES_NAMED = 500;
 
 /** Rules whose deliveries wait now: switched off, or behind a circuit open until a later probe; undefined past HELD_RULES_NAMED. */
 async function heldRules(db: Kysely<object>, now: string): Promise<string[] | undefined> {
-  const limit = HELD_RULES_NAMED + 1;
-  const [disabled, open] = await Promise.all([
-    sql<{ rule_id: string }>`SELECT rule_id FROM routing_rules WHERE is_active = 0 LIMIT ${limit}`.execute(db),
-    sql<{
-      rule_id: string;
-    }>`SELECT rule_id FROM routing_breakers WHERE state <> 'closed' AND next_probe_at > ${now} LIMIT ${limit}`.execute(db),
-  ]);
-  const held = [...new Set([...disabled.rows, ...open.rows].map((row) => row.rule_id))];
-  return held.length > HELD_RULES_NAMED ? undefined : held;
+  const { rows } = await sql<{ rule_id: string }>`SELECT rule_id FROM routing_rules WHERE is_active = 0
+    UNION SELECT rule_id FROM routing_breakers WHERE state <> 'closed' AND next_probe_at > ${now}
+    LIMIT ${HELD_RULES_NAMED + 1}`.execute(db);
+  return rows.length > HELD_RULES_NAMED ? undefined : rows.map((row) => row.rule_id);
 }
 
 /**
@@ -317,41 +312,49 @@ async function headsOf(
 export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
 
-  /**
-   * Leases these deliveries, where still free. On PostgreSQL rows another replica is claiming are
-   * skipped, not waited for: replicas that locked overlapping rows in different orders deadlocked.
-   */
-  const lease = async (deliveryIds: readonly string[], { now, leaseUntil, owner }: ClaimRequest) => {
-    if (deliveryIds.length === 0) return [];
-    const free = postgres
-      ? sql<string>`(SELECT delivery_id FROM routing_deliveries WHERE delivery_id IN (${sql.join(deliveryIds)})
-                     ORDER BY delivery_id FOR UPDATE SKIP LOCKED)`
-      : sql<string>`(${sql.join(deliveryIds)})`;
+  /** Leases the deliveries `chosen` names, where still free. */
+  const leaseWhere = async (chosen: RawBuilder<string>, { now, leaseUntil, owner }: ClaimRequest) => {
     const rows = await tables(db)
       .updateTable('routing_deliveries')
       .set({ lease_until: leaseUntil, lease_owner: owner })
-      .where('delivery_id', 'in', free)
+      .where('delivery_id', 'in', chosen)
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
       .returningAll()
       .execute();
     return rows.map(toDelivery);
   };
+  // FOR UPDATE SKIP LOCKED: replicas claiming at once chose overlapping rows and locked them in
+  // different orders (deadlocks); rows another replica is claiming are left to it.
+  const skipLocked = postgres ? sql`FOR UPDATE SKIP LOCKED` : sql``;
 
   /**
-   * Up to `count` claimable deliveries of a kind, read in due order: the first READ_IN_ORDER due ones
-   * and whether each may be taken. `more` says that those did not end the kind's due ones.
+   * Up to `count` claimable deliveries of a kind, read in due order among its first READ_IN_ORDER due
+   * ones; the read stops at the `count`th that may be taken. `more`: it came up short while those
+   * READ_IN_ORDER did not end the kind's due deliveries. Chosen first and leased apart: on
+   * PostgreSQL a lock taken in the read would mark every row it passed over.
    */
   const inOrder = async (kind: (typeof KINDS)[number], count: number, request: ClaimRequest, held: readonly string[] | undefined) => {
     const { now } = request;
-    const { rows } = await sql<Candidate & { ok: number | boolean }>`SELECT d.delivery_id, d.next_attempt_at, d.position,
-        CASE WHEN ${claimable(now, request.excludeRules, held)} THEN 1 ELSE 0 END AS ok
-      FROM (SELECT ${CLAIM_COLUMNS} FROM routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${sql.raw(kind.inOrder)}`}
-            WHERE d.next_attempt_at <= ${now} AND ${KIND_CONDITION[kind.kind]}
-            ORDER BY d.next_attempt_at, d.position LIMIT ${READ_IN_ORDER}) AS d
-      ORDER BY d.next_attempt_at, d.position`.execute(db);
-    const chosen = rows.filter((row) => Number(row.ok) === 1).slice(0, count);
-    return { chosen: chosen.map((row) => row.delivery_id), more: rows.length === READ_IN_ORDER };
+    const first = sql`(SELECT ${CLAIM_COLUMNS} FROM routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${sql.raw(kind.inOrder)}`}
+      WHERE d.next_attempt_at <= ${now} AND ${KIND_CONDITION[kind.kind]}
+      ORDER BY d.next_attempt_at, d.position LIMIT ${READ_IN_ORDER}) AS d`;
+    // The first ones come out in the inner order, and the outer limit ends the read: no sort of all of them.
+    const { rows } = await sql<{ delivery_id: string }>`SELECT d.delivery_id FROM ${first}
+      WHERE ${claimable(now, request.excludeRules, held)} LIMIT ${count}`.execute(db);
+    const chosen = rows.map((row) => row.delivery_id);
+    if (chosen.length === count) return { chosen, more: false };
+    const { rows: read } = await sql<{ n: number | string }>`SELECT count(*) AS n FROM ${first}`.execute(db);
+    return { chosen, more: Number(read[0]?.n ?? 0) === READ_IN_ORDER };
   };
+
+  /** Leases these deliveries, where still free and not being claimed by another replica. */
+  const lease = (deliveryIds: readonly string[], request: ClaimRequest) =>
+    deliveryIds.length === 0
+      ? Promise.resolve([])
+      : leaseWhere(
+          sql<string>`(SELECT d.delivery_id FROM routing_deliveries AS d WHERE d.delivery_id IN (${sql.join(deliveryIds)}) ${skipLocked})`,
+          request,
+        );
 
   return {
     async schedule(deliveries) {
