@@ -481,6 +481,40 @@ describe('a fair share of the delivery worker per destination', () => {
   }, 20_000);
 });
 
+describe('a fair share of the delivery worker for slow destinations', () => {
+  it('gives destinations whose attempts take seconds at most half the slots, so another is served while they keep failing slowly', async () => {
+    // Eight slots: eight destinations that answer 500 after 5.2 s take them all with their first attempts,
+    // an event each.
+    const intake = await start({ ROUTING_CONCURRENCY: '8', ROUTING_BREAKER_THRESHOLD: '100' });
+    const slow = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        receiver(async () => {
+          await sleep(5_200);
+          return 500;
+        }),
+      ),
+    );
+    const healthy = await receiver();
+    for (const [i, hooks] of slow.entries()) await rule(intake, hooks.url, { event_type_filter: `slow_${i}` });
+    await rule(intake, healthy.url, { event_type_filter: 'fast' });
+    for (const i of slow.keys()) await ingest(intake, [{ seq: 1 }], `slow_${i}`);
+    for (const hooks of slow) await hooks.waitFor((all) => all.some((request) => request.status === 500), 10_000);
+    // Their retries are due at once: before, they took every slot again for another 5.2 s.
+    const answered = () => slow.reduce((sum, hooks) => sum + hooks.requests.filter((request) => request.status === 500).length, 0);
+    let answeredWhenServed = -1;
+    healthy.setScript(() => {
+      answeredWhenServed = answered();
+      return 200;
+    });
+    await ingest(intake, [{ seq: 'fast' }], 'fast');
+    await healthy.waitFor((all) => all.length === 1, 10_000);
+    // Served while the retries were in flight, not once some of them had ended.
+    expect(answeredWhenServed).toBe(8);
+    const inFlight = slow.reduce((sum, hooks) => sum + hooks.requests.filter((request) => request.status === undefined).length, 0);
+    expect(inFlight).toBeLessThanOrEqual(4);
+  }, 30_000);
+});
+
 describe('test send', () => {
   it('sends a signed test event and answers the receiver’s status and latency', async () => {
     const intake = await start();

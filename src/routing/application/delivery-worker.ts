@@ -1,5 +1,6 @@
 import type { DeliveryReplayed } from '../../shared/contracts/routing-events.js';
 import { dataStreamId } from '../../shared/contracts/data-events.js';
+import { makeRoom } from '../../shared/bounded-map.js';
 import { ConflictError, NotFoundError } from '../../shared/errors.js';
 import type { StoreTransaction } from '../../shared/event-store/event-store.js';
 import { admit, closedBreaker, probing, type Breaker } from '../domain/circuit-breaker.js';
@@ -13,6 +14,8 @@ export interface DeliveryWorkerDeps extends AttemptDeps {
   readonly concurrency?: number;
   /** How long a stop waits for attempts in flight (2 s by default). */
   readonly stopWaitMs?: number;
+  /** An attempt that took this long marks its destination slow (5 s by default). */
+  readonly slowAttemptMs?: number;
 }
 
 export interface DeliveryWorker {
@@ -42,19 +45,30 @@ const STOP_WAIT_MS = 2_000;
 /** The most attempts one destination may have in flight: a quarter of the worker's. */
 export const perDestinationLimit = (concurrency: number) => Math.max(1, Math.floor(concurrency / 4));
 
+const SLOW_ATTEMPT_MS = 5_000;
+/** Destinations remembered as slow at most: past it the oldest are taken for fast until they prove slow again. */
+const REMEMBERED_SLOW = 1_000;
+
 /**
  * Sends due deliveries off the log, never on the ingest path: claims them with a lease, admits each
  * through its destination's circuit breaker and leaves each attempt to `deliveryAttempts`. It runs up
  * to `concurrency` attempts at once, at most a quarter of them to one destination. A destination's
  * first attempt in flight may take any free slot, but its further ones only the first three quarters:
- * the last quarter stays for destinations with nothing in flight, so slow or hanging receivers, however
- * many, hold up a destination that answers only when every slot holds a different destination. At start
- * it takes back what it left in flight before a stop.
+ * the last quarter stays for destinations with nothing in flight. A destination whose last attempt
+ * took `slowAttemptMs` or more (a receiver that hangs until the timeout) is slow: slow ones together
+ * have at most half the slots, so however many receivers hang (forty rules of one application to a
+ * dead host filled every slot, and every other destination waited minutes for their circuits to
+ * open), the others keep half the worker once each slow one has shown itself. At start it takes back
+ * what it left in flight before a stop.
  */
 export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const concurrency = deps.concurrency ?? DEFAULT_DELIVERY_CONCURRENCY;
   const perDestination = perDestinationLimit(concurrency);
   const sharedSlots = Math.max(1, concurrency - perDestination);
+  const slowSlots = Math.max(1, Math.floor(concurrency / 2));
+  const slowAttemptMs = deps.slowAttemptMs ?? SLOW_ATTEMPT_MS;
+  const slowRules = new Set<string>();
+  let slowInFlight = 0;
   const inFlight = new Set<Promise<void>>();
   let running = false;
   let loop: Promise<void> | undefined;
@@ -94,6 +108,7 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const admission = (ruleId: string, breaker: Breaker, now: Date) => {
     const mine = inFlightTo(ruleId);
     if (mine >= perDestination || (mine > 0 && inFlight.size >= sharedSlots)) return 'hold';
+    if (slowInFlight >= slowSlots && slowRules.has(ruleId)) return 'hold';
     return admit(breaker, mine, now, deps.breakerPolicy);
   };
 
@@ -104,6 +119,9 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
 
   const launch = (delivery: Delivery) => {
     inFlightByRule.set(delivery.ruleId, inFlightTo(delivery.ruleId) + 1);
+    const slow = slowRules.has(delivery.ruleId);
+    if (slow) slowInFlight++;
+    const startedAt = performance.now();
     const task = attempts
       .attempt(delivery)
       .then((breaker) => {
@@ -117,6 +135,12 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         );
       })
       .finally(() => {
+        if (slow) slowInFlight--;
+        slowRules.delete(delivery.ruleId);
+        if (performance.now() - startedAt >= slowAttemptMs) {
+          makeRoom(slowRules, REMEMBERED_SLOW);
+          slowRules.add(delivery.ruleId);
+        }
         const left = inFlightTo(delivery.ruleId) - 1;
         if (left > 0) inFlightByRule.set(delivery.ruleId, left);
         else {
@@ -136,8 +160,10 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
    * from the database: what this worker remembers of it may be stale (the circuit of a rule whose
    * destination changed starts closed again).
    */
-  const saturatedRules = (now: Date) =>
-    [...inFlightByRule.keys()].filter((ruleId) => admission(ruleId, breakerCache.get(ruleId) ?? closedBreaker, now) === 'hold');
+  const saturatedRules = (now: Date) => {
+    const busy = slowInFlight >= slowSlots ? new Set([...inFlightByRule.keys(), ...slowRules]) : inFlightByRule.keys();
+    return [...busy].filter((ruleId) => admission(ruleId, breakerCache.get(ruleId) ?? closedBreaker, now) === 'hold');
+  };
 
   /** Sends what the circuit breakers admit, takes the probe of a circuit due one, and gives the rest back. */
   const dispatch = async (claimed: readonly Delivery[], now: Date): Promise<number> => {
