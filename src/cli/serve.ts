@@ -104,15 +104,6 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   }
   // Should the connection holding the lock break, the subscribers wait until it is taken again.
   schemaLock?.watch(subscribers);
-  try {
-    await intake.app.listen({ port: config.port, host: config.host });
-  } catch (error) {
-    // The port was taken between the check and now: stop everything that started, then exit.
-    await intake.close().catch(() => undefined);
-    await releaseLocks();
-    throw new CliError(listenFailure(error, config));
-  }
-
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -133,8 +124,19 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
   };
   // `on`, not `once`: Ctrl-C on `npm start` reaches the server twice (npm passes it on, and the terminal
   // signals the whole group), and a second signal left to Node's default cut the requests in flight.
-  // A closed terminal (SIGHUP) stops it the same way.
+  // A closed terminal (SIGHUP) stops it the same way. Set before it listens: a signal that came between
+  // the "listening" line and the handlers killed the process without its stop.
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
+  try {
+    await intake.app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    // Stopped by a signal while it started to listen: the stop closes everything and exits.
+    if (stopping) return;
+    // The port was taken between the check and now: stop everything that started, then exit.
+    await intake.close().catch(() => undefined);
+    await releaseLocks();
+    throw new CliError(listenFailure(error, config));
+  }
 }
 
 const SHUTDOWN_DEADLINE_MS = 30_000;

@@ -864,20 +864,27 @@ describe('idempotency and batches', () => {
   });
 
   it('forgets a key once its window has passed: its record is deleted, and the key stores a new event', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-forget-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
     const clock = fixedClock('2026-12-02T10:00:00.000Z');
-    const intake = await startTestIntake({ IDEMPOTENCY_WINDOW_HOURS: '1' }, { clock });
-    cleanups.push(() => intake.dispose());
-    await setUp(intake);
     const headers = { ...auth, 'idempotency-key': 'order-78' };
-    const sent = () => call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 1 } }, headers);
-    const first = (await sent()).json().data.event_id;
-    const records = async () => (await sql<{ n: number }>`SELECT count(*) AS n FROM ingest_idempotency`.execute(intake.db)).rows[0]?.n;
-    expect(await records()).toBe(1);
+    const sent = (intake: TestIntake) =>
+      call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { n: 1 } }, headers);
+    const records = async (intake: TestIntake) =>
+      (await sql<{ n: number }>`SELECT count(*) AS n FROM ingest_idempotency`.execute(intake.db)).rows[0]?.n;
+    const first = await startTestIntake({ IDEMPOTENCY_WINDOW_HOURS: '1' }, { clock }, dir);
+    await setUp(first);
+    const firstId = (await sent(first)).json().data.event_id;
+    expect(await records(first)).toBe(1);
+    await first.dispose();
+    // An hour on, a start deletes what has passed its window a second after it began.
     clock.advance(3600_000 + 1);
-    for (const deadline = performance.now() + 10_000; (await records()) !== 0 && performance.now() < deadline;)
+    const later = await startTestIntake({ IDEMPOTENCY_WINDOW_HOURS: '1' }, { clock }, dir);
+    cleanups.push(() => later.dispose());
+    for (const deadline = performance.now() + 10_000; (await records(later)) !== 0 && performance.now() < deadline;)
       await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(await records()).toBe(0);
-    expect((await sent()).json().data.event_id).not.toBe(first);
+    expect(await records(later)).toBe(0);
+    expect((await sent(later)).json().data.event_id).not.toBe(firstId);
   });
 
   it('refuses an Idempotency-Key sent again with another event (422), while a message_id names the message', async () => {
