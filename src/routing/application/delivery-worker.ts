@@ -249,6 +249,7 @@ export function deliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
                 limit: free,
                 owner: deps.workerId,
                 excludeRules: saturatedRules(now),
+                perRule: perDestination,
               })
             : [];
         if (claimed.length > 0 && (await dispatch(claimed, now)) > 0) continue;

@@ -148,6 +148,8 @@ export interface ClaimRequest {
   readonly owner: string;
   /** Rules this worker cannot send to right now (as many attempts in flight as their circuit allows). */
   readonly excludeRules: readonly string[];
+  /** The most one rule may take in a claim (its destination's share of the worker): the limit when absent. */
+  readonly perRule?: number;
 }
 
 /**

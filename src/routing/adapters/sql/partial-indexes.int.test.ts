@@ -134,7 +134,11 @@ it('past a backlog it may not take, finds the other rules one index seek each an
     expect(rules).toContain(`SEARCH d USING INDEX ${index} (rule_id>?)`);
     expect(rules).not.toMatch(/SCAN d$/m);
   }
-  for (const kind of ['retrying', 'live', 'replayed']) {
+  for (const [nth, kind] of ['retrying', 'live', 'replayed'].entries()) {
+    // The rules ranked by their first due delivery, in one statement whatever their number.
+    expect(plan(/^SELECT r\.value AS rule_id/, nth)).toContain(
+      `USING INDEX routing_deliveries_rule_${kind} (rule_id=? AND next_attempt_at<?)`,
+    );
     const heads = plan(HEADS(kind));
     expect(heads).toContain(`USING INDEX routing_deliveries_rule_${kind} (rule_id=? AND next_attempt_at<?)`);
     expect(heads).not.toContain('TEMP B-TREE');

@@ -301,6 +301,17 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     },
   );
 
+  it('past a held backlog, takes from each other rule at most its share of the worker, earliest rules first', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    const held = Array.from({ length: 600 }, (_, i) => delivery(`h${i}`, i, null, 'held'));
+    const r1 = Array.from({ length: 10 }, (_, i) => delivery(`a${i}`, 1000 + i, null, 'r1'));
+    const r2 = Array.from({ length: 10 }, (_, i) => delivery(`b${i}`, 2000 + i, null, 'r2'));
+    await store.schedule([...held, ...r2, ...r1]);
+    const claimed = await store.claimDue({ now: T1, leaseUntil: LATER, limit: 8, owner: 'w1', excludeRules: ['held'], perRule: 2 });
+    expect(claimed.map((d) => d.deliveryId)).toEqual(['a0', 'a1', 'b0', 'b1']);
+  });
+
   it('answers the claimed deliveries in the order it chose them: live retries, other live ones, a replay’s; each by due time and log position', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
