@@ -877,8 +877,8 @@ describe('idempotency and batches', () => {
     const firstId = (await sent(first)).json().data.event_id;
     expect(await records(first)).toBe(1);
     await first.dispose();
-    // An hour on, a start deletes what has passed its window a second after it began.
-    clock.advance(3600_000 + 1);
+    // Two hours on (its window, and the hour kept past it), a start deletes it a second after it began.
+    clock.advance(2 * 3600_000 + 1);
     const later = await startTestIntake({ IDEMPOTENCY_WINDOW_HOURS: '1' }, { clock }, dir);
     cleanups.push(() => later.dispose());
     for (const deadline = performance.now() + 10_000; (await records(later)) !== 0 && performance.now() < deadline;)

@@ -25,9 +25,14 @@ export interface IdempotencyPruner {
 }
 
 const TEN_MINUTES = 10 * 60 * 1000;
+/**
+ * Records are kept this long past their window: a request that still finds one within its window
+ * (its clock behind the pruner's, on another replica) must not see it deleted before it reads it.
+ */
+const MARGIN_MS = 60 * 60 * 1000;
 
 /**
- * Deletes idempotency records once their window has passed: a key is only remembered for the window,
+ * Deletes idempotency records an hour after their window has passed: a key is only remembered for the window,
  * and without this every `Idempotency-Key` and message id stayed in the table for good. A pass runs
  * a second after the start and then every ten minutes, in slices that each commit on their own, letting
  * other work have the writer in between. A claim that meets a record deleted under it inserts anew.
@@ -41,7 +46,7 @@ export function idempotencyPruner(deps: IdempotencyPrunerDeps): IdempotencyPrune
   let pass: Promise<unknown> = Promise.resolve();
 
   const prune = async () => {
-    const notBefore = new Date(deps.clock.now().getTime() - deps.windowMs).toISOString();
+    const notBefore = new Date(deps.clock.now().getTime() - deps.windowMs - MARGIN_MS).toISOString();
     let forgotten = 0;
     for (;;) {
       const deleted = await deps.idempotency(deps.db).forgetBefore(notBefore, slice);

@@ -37,8 +37,8 @@ async function recorded() {
 
 it('deletes every record past its window in slices, and keeps those within it', async () => {
   const { deps, kept } = await recorded();
-  // A window of two hours: the records of 09:00 and 10:00 answer their keys still.
-  const pruner = idempotencyPruner({ ...deps, windowMs: 2 * 3600_000, slice: 2 });
+  // A window of an hour, and the hour kept past it: the records of 09:00 and 10:00 stay.
+  const pruner = idempotencyPruner({ ...deps, windowMs: 3600_000, slice: 2 });
   expect(await pruner.prune()).toBe(5);
   expect(await kept()).toEqual(['k5', 'k6']);
   expect(await pruner.prune()).toBe(0);
@@ -47,7 +47,7 @@ it('deletes every record past its window in slices, and keeps those within it', 
 it('runs a pass after it starts and again at each interval, until stopped', async () => {
   const { deps, kept } = await recorded();
   let now = Date.parse('2026-12-02T10:30:00.000Z');
-  const pruner = idempotencyPruner({ ...deps, clock: { now: () => new Date(now) }, windowMs: 3 * 3600_000, intervalMs: 20 });
+  const pruner = idempotencyPruner({ ...deps, clock: { now: () => new Date(now) }, windowMs: 2 * 3600_000, intervalMs: 20 });
   pruner.start();
   try {
     for (const deadline = performance.now() + 5000; (await kept()).length > 3 && performance.now() < deadline;)
