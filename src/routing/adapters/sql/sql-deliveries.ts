@@ -358,14 +358,21 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
    * READ_IN_ORDER did not end the kind's due deliveries. Chosen first and leased apart: on
    * PostgreSQL a lock taken in the read would mark every row it passed over.
    */
-  const inOrder = async (kind: (typeof KINDS)[number], count: number, request: ClaimRequest, held: readonly string[] | undefined) => {
+  const inOrder = async (
+    kind: (typeof KINDS)[number],
+    count: number,
+    request: ClaimRequest,
+    held: readonly string[] | undefined,
+    lost: readonly string[],
+  ) => {
     const { now } = request;
+    const notLost = lost.length > 0 ? sql`AND d.delivery_id NOT IN (${sql.join(lost)})` : sql``;
     const first = sql`(SELECT ${CLAIM_COLUMNS} FROM routing_deliveries AS d ${postgres ? sql`` : sql`INDEXED BY ${sql.raw(kind.inOrder)}`}
       WHERE d.next_attempt_at <= ${now} AND ${KIND_CONDITION[kind.kind]}
       ORDER BY d.next_attempt_at, d.position LIMIT ${READ_IN_ORDER}) AS d`;
     // The first ones come out in the inner order, and the outer limit ends the read: no sort of all of them.
     const { rows } = await sql<{ delivery_id: string }>`SELECT d.delivery_id FROM ${first}
-      WHERE ${claimable(now, request.excludeRules, held)} LIMIT ${count}`.execute(db);
+      WHERE ${claimable(now, request.excludeRules, held)} ${notLost} LIMIT ${count}`.execute(db);
     const chosen = rows.map((row) => row.delivery_id);
     if (chosen.length === count) return { chosen, more: false };
     const { rows: read } = await sql<{ n: number | string }>`SELECT count(*) AS n FROM ${first}`.execute(db);
@@ -407,8 +414,17 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       for (const kind of KINDS) {
         const wanted = request.limit - claimed.length;
         if (wanted <= 0) break;
-        const read = await inOrder(kind, wanted, request, held);
+        // Another replica may lease what this one chose, between its read and its lease (those rows are
+        // skipped): the next ones in due order are read then, at most twice more.
+        const lost: string[] = [];
+        let read = await inOrder(kind, wanted, request, held, lost);
         let leased = await lease(read.chosen, request);
+        for (let again = 0; again < 2 && leased.length < wanted && leased.length < read.chosen.length; again++) {
+          const got = new Set(leased.map((d) => d.deliveryId));
+          lost.push(...read.chosen.filter((id) => !got.has(id)));
+          read = await inOrder(kind, wanted - leased.length, request, held, lost);
+          leased = [...leased, ...(await lease(read.chosen, request))];
+        }
         if (leased.length < wanted && read.more) {
           // Each rule's first due delivery ranks the rules; the first ones give as many as each may take.
           const need = wanted - leased.length;

@@ -312,6 +312,38 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect(claimed.map((d) => d.deliveryId)).toEqual(['a0', 'a1', 'b0', 'b1']);
   });
 
+  // Replicas share a database on PostgreSQL only; SQLite's one connection serves one worker.
+  it.runIf(_name === 'postgres')(
+    'reads on past what another worker leased between its read and its lease, rather than come back empty',
+    async () => {
+      const db = await open();
+      await sqlDeliveryStore(db).schedule(Array.from({ length: 30 }, (_, i) => delivery(`d${i}`, i, null, `r${i % 3}`)));
+      // The second worker reads, then waits while the first claims the same ten, then leases.
+      let release: () => void = () => undefined;
+      const firstDone = new Promise<void>((resolve) => (release = resolve));
+      let paused = false;
+      const slowed = db.withPlugin({
+        transformQuery: (args) => args.node,
+        transformResult: async (args) => {
+          if (!paused && args.result.rows.length === 10) {
+            paused = true;
+            await firstDone;
+          }
+          return args.result;
+        },
+      });
+      const request = { now: T1, leaseUntil: LATER, limit: 10, excludeRules: [] };
+      const second = sqlDeliveryStore(slowed).claimDue({ ...request, owner: 'w2' });
+      while (!paused) await new Promise((resolve) => setTimeout(resolve, 5));
+      const first = await sqlDeliveryStore(db).claimDue({ ...request, owner: 'w1' });
+      release();
+      const ids = [...first, ...(await second)].map((d) => d.deliveryId);
+      expect(first).toHaveLength(10);
+      expect(ids).toHaveLength(20);
+      expect(new Set(ids).size).toBe(20);
+    },
+  );
+
   it('answers the claimed deliveries in the order it chose them: live retries, other live ones, a replay’s; each by due time and log position', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
