@@ -337,17 +337,6 @@ async function rulesByFirstDue(
 export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
 
-  /** Leases the deliveries `chosen` names, where still free. */
-  const leaseWhere = async (chosen: RawBuilder<string>, { now, leaseUntil, owner }: ClaimRequest) => {
-    const rows = await tables(db)
-      .updateTable('routing_deliveries')
-      .set({ lease_until: leaseUntil, lease_owner: owner })
-      .where('delivery_id', 'in', chosen)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
-      .returningAll()
-      .execute();
-    return rows.map(toDelivery);
-  };
   // FOR UPDATE SKIP LOCKED: replicas claiming at once chose overlapping rows and locked them in
   // different orders (deadlocks); rows another replica is claiming are left to it.
   const skipLocked = postgres ? sql`FOR UPDATE SKIP LOCKED` : sql``;
@@ -379,14 +368,27 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     return { chosen, more: Number(read[0]?.n ?? 0) === READ_IN_ORDER };
   };
 
-  /** Leases these deliveries, where still free and not being claimed by another replica. */
-  const lease = (deliveryIds: readonly string[], request: ClaimRequest) =>
-    deliveryIds.length === 0
-      ? Promise.resolve([])
-      : leaseWhere(
-          sql<string>`(SELECT d.delivery_id FROM routing_deliveries AS d WHERE d.delivery_id IN (${sql.join(deliveryIds)}) ${skipLocked})`,
-          request,
-        );
+  /**
+   * Leases these deliveries where they may still be taken: chosen by a read that took no lock, each may
+   * since have been leased, sent and recorded by another replica (which clears its lease), rescheduled
+   * or dead-lettered, so the whole claim is checked again, not the lease alone.
+   */
+  const lease = async (deliveryIds: readonly string[], { now, leaseUntil, owner }: ClaimRequest) => {
+    if (deliveryIds.length === 0) return [];
+    const free = sql<string>`(SELECT d.delivery_id FROM routing_deliveries AS d
+      WHERE d.delivery_id IN (${sql.join(deliveryIds)}) AND d.status = 'pending' AND d.next_attempt_at <= ${now} AND ${unblocked(now)}
+      ${skipLocked})`;
+    const rows = await tables(db)
+      .updateTable('routing_deliveries')
+      .set({ lease_until: leaseUntil, lease_owner: owner })
+      .where('delivery_id', 'in', free)
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+      .returningAll()
+      .execute();
+    return rows.map(toDelivery);
+  };
 
   return {
     async schedule(deliveries) {
