@@ -164,13 +164,16 @@ export function deliveryAttempts(
     const rule = await deps.rules(deps.db).get(delivery.ruleId);
     if (rule && !rule.is_active) return giveBack(delivery);
     // Written before anything is sent: if the process dies mid-attempt, the log still shows it.
-    if (rule)
-      await deps.deliveries(deps.db).beginAttempt({
+    if (
+      rule &&
+      !(await deps.deliveries(deps.db).beginAttempt({
         deliveryId: delivery.deliveryId,
         attempt,
         at: deps.clock.now().toISOString(),
         worker: deps.workerId,
-      });
+      }))
+    )
+      return takeOver(delivery, attempt);
     let outcome: AttemptOutcome;
     try {
       outcome = await send(delivery, rule, attempt);
@@ -370,6 +373,36 @@ export function deliveryAttempts(
     );
   };
 
+  /** An attempt in flight counts as made, and goes again now (or is dead-lettered, if it was the last). */
+  const interrupted = async (tx: StoreTransaction, delivery: Delivery, attempt: number, now: Date): Promise<void> => {
+    const decision = decideInterrupted({
+      itemId: delivery.itemId,
+      deliveryId: delivery.deliveryId,
+      ruleId: delivery.ruleId,
+      attempt,
+      earlierAttempts: delivery.earlierAttempts,
+      at: now,
+      schedule: deps.retrySchedule,
+    });
+    await recordDelivery(tx, delivery, attempt, decision, { outcome: 'interrupted', reason: INTERRUPTED, durationMs: 0 }, now);
+    await tx.append(announcement(delivery, decision));
+  };
+
+  /**
+   * Another worker's attempt of this number is in flight: that worker stopped and its lease ran out. Its
+   * attempt counts as interrupted, as its own restart would have counted it, and the delivery goes again
+   * as the next attempt at the next claim; sent now under the same number, the receiver's copy of the
+   * first was lost from the log, and a delivery that stops every worker in turn would never run out of attempts.
+   */
+  const takeOver = async (delivery: Delivery, attempt: number): Promise<undefined> => {
+    await recordingAgainOnFault(() => deps.store.transaction((tx) => interrupted(tx, delivery, attempt, deps.clock.now())));
+    deps.logger.warn(
+      { delivery_id: delivery.deliveryId, attempt },
+      "another worker's attempt was in flight when its lease ran out; it counts as interrupted and goes again",
+    );
+    return undefined;
+  };
+
   /** What this worker left behind when it stopped: attempts in flight count as made, and go again now. */
   const recover = async () => {
     const deliveries = deps.deliveries(deps.db);
@@ -391,17 +424,7 @@ export function deliveryAttempts(
           );
           return;
         }
-        const decision = decideInterrupted({
-          itemId: delivery.itemId,
-          deliveryId,
-          ruleId: delivery.ruleId,
-          attempt,
-          earlierAttempts: delivery.earlierAttempts,
-          at: now,
-          schedule: deps.retrySchedule,
-        });
-        await recordDelivery(tx, delivery, attempt, decision, { outcome: 'interrupted', reason: INTERRUPTED, durationMs: 0 }, now);
-        await tx.append(announcement(delivery, decision));
+        await interrupted(tx, delivery, attempt, now);
       });
       deps.logger.warn({ delivery_id: deliveryId, attempt }, 'an attempt was in flight when the process stopped; retrying it now');
     }

@@ -43,7 +43,7 @@ function depsWith(failures: number, fault: 'busy' | 'raced' | 'deadlocked' = 'bu
     (name: string) =>
     async (..._args: unknown[]) => {
       writes.push(name);
-      return name === 'breakers.save' ? true : undefined;
+      return name === 'breakers.save' || name === 'beginAttempt' ? true : undefined;
     };
   const tx = {
     db: {},
@@ -127,6 +127,28 @@ describe('an attempt that never went', () => {
     } as unknown as AttemptDeps);
     await attempts.attempt(delivery);
     expect(told.map((fields) => fields.reason)).toEqual(['the rule was deleted']);
+  });
+});
+
+describe('an attempt another worker left in flight', () => {
+  it('counts as interrupted and goes again as the next attempt, not sent now under its number (the first copy was lost from the log)', async () => {
+    const { deps, writes, sends } = depsWith(0);
+    const warned: string[] = [];
+    const recorded: Array<{ attempts: number; status: string }> = [];
+    const attempts = deliveryAttempts({
+      ...deps,
+      logger: { ...deps.logger, warn: (_: object, message: string) => void warned.push(message) },
+      deliveries: () => ({
+        ...deps.deliveries(deps.db),
+        beginAttempt: async () => (writes.push('beginAttempt'), false),
+        record: async (update: { attempts: number; status: string }) => (writes.push('deliveries.record'), void recorded.push(update)),
+      }),
+    } as unknown as AttemptDeps);
+    await attempts.attempt(delivery);
+    expect(sends()).toBe(0);
+    expect(writes).toEqual(['beginAttempt', 'begin', 'deliveries.record', 'append data-i1', 'commit']);
+    expect(recorded).toMatchObject([{ attempts: 1, status: 'pending' }]);
+    expect(warned).toEqual(["another worker's attempt was in flight when its lease ran out; it counts as interrupted and goes again"]);
   });
 });
 

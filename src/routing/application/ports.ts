@@ -164,8 +164,12 @@ export interface DeliveryStore {
   claimDue(request: ClaimRequest): Promise<Delivery[]>;
   /** Gives leases back without an attempt (held by the circuit breaker): the retry schedule is untouched. */
   release(deliveryIds: readonly string[], owner: string): Promise<void>;
-  /** Writes the attempt as in flight before it is sent, so the log shows every attempt a receiver may have seen. */
-  beginAttempt(attempt: { deliveryId: string; attempt: number; at: string; worker: string }): Promise<void>;
+  /**
+   * Writes the attempt as in flight before it is sent, so the log shows every attempt a receiver may have
+   * seen. False when another worker's attempt of that number is in flight: that worker stopped and its
+   * lease ran out, and its attempt is left as it was.
+   */
+  beginAttempt(attempt: { deliveryId: string; attempt: number; at: string; worker: string }): Promise<boolean>;
   /** Takes back an attempt begun but never sent (the database failed before it went): no trace of it stays. */
   withdrawAttempt(attempt: { deliveryId: string; attempt: number }): Promise<void>;
   /** Attempts this worker left in flight when it stopped. */

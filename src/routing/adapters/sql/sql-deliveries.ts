@@ -460,11 +460,19 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     },
 
     async beginAttempt({ deliveryId, attempt, at, worker }) {
-      await tables(db)
+      const begun = await tables(db)
         .insertInto('routing_attempts')
         .values({ delivery_id: deliveryId, attempt, at, outcome: 'in_flight', status_code: null, error: null, duration_ms: 0, worker })
-        .onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doUpdateSet({ at, outcome: 'in_flight', worker }))
-        .execute();
+        // Begun again by the same worker; another's is not overwritten (it was lost from the log).
+        .onConflict((oc) =>
+          oc
+            .columns(['delivery_id', 'attempt'])
+            .doUpdateSet({ at, outcome: 'in_flight', worker })
+            .where((eb) => eb.or([eb('routing_attempts.worker', '=', worker), eb('routing_attempts.outcome', '<>', 'in_flight')])),
+        )
+        .returning('delivery_id')
+        .executeTakeFirst();
+      return begun !== undefined;
     },
 
     async withdrawAttempt({ deliveryId, attempt }) {

@@ -390,7 +390,10 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     const db = await open();
     const store = sqlDeliveryStore(db);
     await store.schedule([delivery('a', 1, null), delivery('b', 2, null)]);
-    for (const deliveryId of ['a', 'b']) await store.beginAttempt({ deliveryId, attempt: 1, at: T1, worker: 'w1' });
+    for (const deliveryId of ['a', 'b']) expect(await store.beginAttempt({ deliveryId, attempt: 1, at: T1, worker: 'w1' })).toBe(true);
+    // Begun again by its own worker, it is; another's in flight is left as it was (that worker stopped).
+    expect(await store.beginAttempt({ deliveryId: 'b', attempt: 1, at: T1, worker: 'w1' })).toBe(true);
+    expect(await store.beginAttempt({ deliveryId: 'b', attempt: 1, at: LATER, worker: 'w2' })).toBe(false);
     await store.withdrawAttempt({ deliveryId: 'a', attempt: 1 });
     expect(await store.inFlightAttempts('w1')).toEqual([{ deliveryId: 'b', attempt: 1 }]);
     expect(await store.attemptsOf('a')).toEqual([]);
