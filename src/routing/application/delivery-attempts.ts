@@ -159,6 +159,17 @@ export function deliveryAttempts(
       return releaseProbe(tx.db, delivery.ruleId, deps.clock.now());
     });
 
+  /** What deciding an attempt's outcome needs to know of it. */
+  const attemptOf = (delivery: Delivery, attempt: number, at: Date) => ({
+    itemId: delivery.itemId,
+    deliveryId: delivery.deliveryId,
+    ruleId: delivery.ruleId,
+    attempt,
+    earlierAttempts: delivery.earlierAttempts,
+    at,
+    schedule: deps.retrySchedule,
+  });
+
   const attemptDelivery = async (delivery: Delivery): Promise<Breaker | undefined> => {
     const attempt = delivery.attempts + 1;
     const rule = await deps.rules(deps.db).get(delivery.ruleId);
@@ -188,16 +199,7 @@ export function deliveryAttempts(
     // takes it as interrupted and sends it again at once, its circuit untouched.
     if (abandoned()) return undefined;
     const now = deps.clock.now();
-    const context = {
-      itemId: delivery.itemId,
-      deliveryId: delivery.deliveryId,
-      ruleId: delivery.ruleId,
-      attempt,
-      earlierAttempts: delivery.earlierAttempts,
-      at: now,
-      schedule: deps.retrySchedule,
-      random: deps.random(),
-    };
+    const context = { ...attemptOf(delivery, attempt, now), random: deps.random() };
     const sent = { outcome, decision: decideAttempt(context, outcome) };
     let decision = sent.decision;
     let breaker: Breaker | undefined;
@@ -375,15 +377,7 @@ export function deliveryAttempts(
 
   /** An attempt in flight counts as made, and goes again now (or is dead-lettered, if it was the last). */
   const interrupted = async (tx: StoreTransaction, delivery: Delivery, attempt: number, now: Date): Promise<void> => {
-    const decision = decideInterrupted({
-      itemId: delivery.itemId,
-      deliveryId: delivery.deliveryId,
-      ruleId: delivery.ruleId,
-      attempt,
-      earlierAttempts: delivery.earlierAttempts,
-      at: now,
-      schedule: deps.retrySchedule,
-    });
+    const decision = decideInterrupted(attemptOf(delivery, attempt, now));
     await recordDelivery(tx, delivery, attempt, decision, { outcome: 'interrupted', reason: INTERRUPTED, durationMs: 0 }, now);
     await tx.append(announcement(delivery, decision));
   };

@@ -5,7 +5,7 @@ import { migratePostgresToLatest } from '../../../shared/postgres/migrate.js';
 import { openTemporarySchema, testPostgresUrl } from '../../../shared/postgres/temporary-schema.js';
 import { migrateToLatest } from '../../../shared/sqlite/migrate.js';
 import { openSqlite } from '../../../shared/sqlite/open-sqlite.js';
-import type { NewDelivery, ReplayJob } from '../../application/ports.js';
+import type { Delivery, NewDelivery, ReplayJob } from '../../application/ports.js';
 import { closedBreaker } from '../../domain/circuit-breaker.js';
 import { routingMigrations } from './migrations.js';
 import { sqlBreakerStore } from './sql-breakers.js';
@@ -66,6 +66,33 @@ const claim = (db: Kysely<object>, now = T1, excludeRules: string[] = []) =>
     .then((rows) => rows.map((d) => d.deliveryId).sort());
 const settle = (db: Kysely<object>, deliveryId: string, status: 'pending' | 'succeeded' | 'dead_lettered', nextAttemptAt: string | null) =>
   sqlDeliveryStore(db).record({ deliveryId, status, attempts: 1, nextAttemptAt, lastError: null, at: T1 }, undefined);
+
+/**
+ * Two workers claiming ten at once: the second reads its ten, then waits while the first claims the
+ * same ten (and `then` does what it likes with them), and leases only after.
+ */
+async function claimedWhileAnotherReads(db: Kysely<object>, then: (claimed: Delivery[]) => Promise<void>) {
+  let release: () => void = () => undefined;
+  const firstDone = new Promise<void>((resolve) => (release = resolve));
+  let paused = false;
+  const slowed = db.withPlugin({
+    transformQuery: (args) => args.node,
+    transformResult: async (args) => {
+      if (!paused && args.result.rows.length === 10) {
+        paused = true;
+        await firstDone;
+      }
+      return args.result;
+    },
+  });
+  const request = { now: T1, leaseUntil: LATER, limit: 10, excludeRules: [] };
+  const second = sqlDeliveryStore(slowed).claimDue({ ...request, owner: 'w2' });
+  while (!paused) await new Promise((resolve) => setTimeout(resolve, 5));
+  const first = await sqlDeliveryStore(db).claimDue({ ...request, owner: 'w1' });
+  await then(first);
+  release();
+  return { first, second: await second };
+}
 
 describe.each(databases)('routing tables on %s', (_name, open) => {
   it('lets only the first pending delivery of an ordering key go, until it succeeds or is dead-lettered', async () => {
@@ -319,25 +346,8 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
       const db = await open();
       await sqlDeliveryStore(db).schedule(Array.from({ length: 30 }, (_, i) => delivery(`d${i}`, i, null, `r${i % 3}`)));
       // The second worker reads, then waits while the first claims the same ten, then leases.
-      let release: () => void = () => undefined;
-      const firstDone = new Promise<void>((resolve) => (release = resolve));
-      let paused = false;
-      const slowed = db.withPlugin({
-        transformQuery: (args) => args.node,
-        transformResult: async (args) => {
-          if (!paused && args.result.rows.length === 10) {
-            paused = true;
-            await firstDone;
-          }
-          return args.result;
-        },
-      });
-      const request = { now: T1, leaseUntil: LATER, limit: 10, excludeRules: [] };
-      const second = sqlDeliveryStore(slowed).claimDue({ ...request, owner: 'w2' });
-      while (!paused) await new Promise((resolve) => setTimeout(resolve, 5));
-      const first = await sqlDeliveryStore(db).claimDue({ ...request, owner: 'w1' });
-      release();
-      const ids = [...first, ...(await second)].map((d) => d.deliveryId);
+      const { first, second } = await claimedWhileAnotherReads(db, async () => undefined);
+      const ids = [...first, ...second].map((d) => d.deliveryId);
       expect(first).toHaveLength(10);
       expect(ids).toHaveLength(20);
       expect(new Set(ids).size).toBe(20);
@@ -347,29 +357,13 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
   it.runIf(_name === 'postgres')('never leases what another worker leased, sent and recorded between its read and its lease', async () => {
     const db = await open();
     await sqlDeliveryStore(db).schedule(Array.from({ length: 10 }, (_, i) => delivery(`d${i}`, i, null, `r${i % 3}`)));
-    let release: () => void = () => undefined;
-    const firstDone = new Promise<void>((resolve) => (release = resolve));
-    let paused = false;
-    const slowed = db.withPlugin({
-      transformQuery: (args) => args.node,
-      transformResult: async (args) => {
-        if (!paused && args.result.rows.length === 10) {
-          paused = true;
-          await firstDone;
-        }
-        return args.result;
-      },
-    });
-    const request = { now: T1, leaseUntil: LATER, limit: 10, excludeRules: [] };
-    const second = sqlDeliveryStore(slowed).claimDue({ ...request, owner: 'w2' });
-    while (!paused) await new Promise((resolve) => setTimeout(resolve, 5));
     // The first worker claims the same ten, sends them and records them: their leases are cleared.
-    const first = await sqlDeliveryStore(db).claimDue({ ...request, owner: 'w1' });
+    const { first, second } = await claimedWhileAnotherReads(db, async (claimed) => {
+      for (const d of claimed) await settle(db, d.deliveryId, 'succeeded', null);
+    });
     expect(first).toHaveLength(10);
-    for (const claimed of first) await settle(db, claimed.deliveryId, 'succeeded', null);
-    release();
     // Leased again by id alone, each was sent a second time: two replicas doubled 0.5–2.4 % of webhooks.
-    expect(await second).toEqual([]);
+    expect(second).toEqual([]);
   });
 
   it('answers the claimed deliveries in the order it chose them: live retries, other live ones, a replay’s; each by due time and log position', async () => {
