@@ -44,7 +44,8 @@ export function ingestionModule(
   // The events go over as JSON text, made on the calling thread: the storage thread stores text and
   // would otherwise rebuild each payload's objects from the message only to stringify them again.
   const commitText = procedures.define('ingestion.commit-prepared', async (entries: ReadonlyArray<ToCommit<EventText>>) => {
-    await admit?.();
+    // A request's entries are of one application (a batch, a Segment batch).
+    await admit?.(entries[0]?.appId, entries.length);
     return commitStored(entries.map((entry) => ({ ...entry, events: entry.events.map(fromEventText) })));
   });
   // A batch's events are turned into text in slices of the thread, so a large one does not hold other requests.

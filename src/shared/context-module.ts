@@ -22,9 +22,10 @@ export interface ModuleDeps {
   /**
    * Waits while the subscribers trail too far behind (shared/subscriptions/flow-control.ts). A context
    * that takes in outside data in a transaction calls it first; plain appends of `store` already wait.
-   * Absent where nothing is held back (the distributed roles, `intake replay`).
+   * Absent where nothing is held back (the distributed roles, `intake replay`). `source` is the
+   * application or partner the data comes from, `weight` its number of events.
    */
-  readonly admit?: () => Promise<void>;
+  readonly admit?: (source?: string, weight?: number) => Promise<void>;
 }
 
 /** A context's storage, known before anything runs: its migrations, and the views that commit with their events. */

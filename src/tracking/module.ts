@@ -13,11 +13,11 @@ export const trackingTables: ContextTables = { migrations: [trackingMigrations],
 export function trackingModule({ store, db, clock, newId, procedures, admit }: ModuleDeps): ContextModule {
   const events = sqlTrackingEventsView(db);
   const appendAll = procedures.define('tracking.append-all', async (requests: readonly AppendRequest[]) => {
-    await admit?.();
+    await admit?.(requests[0]?.source, requests.length);
     await store.transaction((tx) => tx.appendMany(requests));
   });
   const appendKeyed = procedures.define('tracking.append-all-once', async (entries: readonly KeyedEntry[]) => {
-    await admit?.();
+    await admit?.(entries[0]?.append.request.source, entries.length);
     return await appendAllOnce(store, entries, (entry) => keyReused(entry.key, entry.place));
   });
   return {

@@ -20,7 +20,9 @@ async function backlogged(sendItems: (app: TestIntake, count: number) => Promise
     { startSubscribers: false },
   );
   intake = app;
-  expect((await adminCall(app, 'POST', '/api/applications', { name: 'Shop', app_id: 'shop' })).statusCode).toBe(201);
+  for (const app_id of ['shop', 'quiet']) {
+    expect((await adminCall(app, 'POST', '/api/applications', { name: app_id, app_id })).statusCode).toBe(201);
+  }
   await sendItems(app, items);
   app.subscriptions.start();
   // Once they have handled a batch, they follow the head and count.
@@ -103,5 +105,35 @@ describe('flow control in the server', () => {
     const late = await adminCall(app, 'POST', '/api/v1/tracking/events/batch', { events: [touch(8 * ITEMS)] });
     expect(late.json()).toMatchObject({ recorded: 1 });
     expect(await largestLag(app)).toBeLessThanOrEqual(LIMIT);
+  });
+
+  it('lets sources that send a sliver of the load go ahead while the flood the subscribers trail waits', async () => {
+    const app = await backlogged(async (target, count) => {
+      for (let n = 0; n < count; n += 100) {
+        const events = Array.from({ length: 100 }, (_, i) => order(n + i));
+        expect((await adminCall(target, 'POST', '/api/ingest/shop/batch', { events })).statusCode).toBe(200);
+      }
+    });
+    const flood = adminCall(app, 'POST', '/api/ingest/shop/batch', { events: [order(ITEMS)] });
+    const touch = (partner_id: string) => ({
+      partner_id,
+      campaign_id: 'spring',
+      visitor_id: 'v-1',
+      interaction_type: 'click',
+      source_url: 'https://blog.example.com/post',
+      destination_url: 'https://shop.example.com/spring',
+    });
+    // Every path outside data comes in by, each from a source of its own.
+    expect((await adminCall(app, 'POST', '/api/ingest/quiet', order(1))).statusCode).toBe(201);
+    expect((await adminCall(app, 'POST', '/api/ingest/quiet/batch', { events: [order(2)] })).statusCode).toBe(200);
+    expect((await adminCall(app, 'POST', '/ingest', { partner_id: 'quiet-partner', ...order(3) })).statusCode).toBe(201);
+    expect((await adminCall(app, 'POST', '/api/v1/tracking/events', touch('quiet-tracker'))).statusCode).toBe(201);
+    expect((await adminCall(app, 'POST', '/api/v1/tracking/events/batch', { events: [touch('quiet-batch')] })).json()).toMatchObject({
+      recorded: 1,
+    });
+    expect((await flood).statusCode).toBe(200);
+    // The flood's request waited; none of the others did.
+    const metrics = (await app.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^intake_flow_control_held_requests_total 1$/m);
   });
 });

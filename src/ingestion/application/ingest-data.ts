@@ -83,7 +83,12 @@ export const ingestData =
   (deps: IngestDataDeps) =>
   async (command: IngestDataCommand): Promise<Ingested> => {
     const prepared = await prepare(deps, command);
-    await deps.store.append({ streamId: dataStreamId(prepared.item.id), events: prepared.events, expectedVersion: 'no_stream' });
+    await deps.store.append({
+      streamId: dataStreamId(prepared.item.id),
+      events: prepared.events,
+      expectedVersion: 'no_stream',
+      source: prepared.item.partnerId,
+    });
     return { item: prepared.item, routing: prepared.routing };
   };
 

@@ -10,6 +10,11 @@ export interface AppendRequest {
   readonly streamId: string;
   readonly events: readonly NewEvent[];
   readonly expectedVersion?: ExpectedVersion;
+  /**
+   * The application or partner the events come from, for flow control to hold a source that sends
+   * most of the load before one that sends little (shared/subscriptions/flow-control.ts). Not stored.
+   */
+  readonly source?: string;
 }
 
 export interface AppendResult {

@@ -6,6 +6,7 @@ import type { WireError } from './wire-errors.js';
 export interface WireAppend {
   readonly streamId: string;
   readonly expectedVersion?: ExpectedVersion;
+  readonly source?: string;
   readonly events: readonly EventText[];
 }
 

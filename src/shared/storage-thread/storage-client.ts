@@ -218,6 +218,7 @@ function toWireAppend(request: AppendRequest): WireAppend {
   return {
     streamId: request.streamId,
     ...(request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion }),
+    ...(request.source === undefined ? {} : { source: request.source }),
     events: request.events.map(eventText),
   };
 }

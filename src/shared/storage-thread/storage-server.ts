@@ -73,6 +73,7 @@ function fromWireAppend(request: WireAppend) {
   return {
     streamId: request.streamId,
     ...(request.expectedVersion === undefined ? {} : { expectedVersion: request.expectedVersion }),
+    ...(request.source === undefined ? {} : { source: request.source }),
     events: request.events.map(fromEventText),
   };
 }

@@ -1,4 +1,5 @@
 import { OverloadedError, type EventStore } from '../event-store/event-store.js';
+import { recentShares } from './recent-shares.js';
 
 /**
  * Flow control between what comes in and what the subscribers have handled. A burst is taken in at
@@ -6,6 +7,10 @@ import { OverloadedError, type EventStore } from '../event-store/event-store.js'
  * wait until they are back within `resumeAt`. Left alone, a sustained load outran them without bound:
  * they fell out of the log's in-memory tail, read and parsed every event again from SQLite, and
  * handled fewer events a second than when they kept up, so the backlog grew faster still.
+ *
+ * The hold falls on the sources that make the backlog: while it holds, a source (an application or a
+ * partner) that sent under half of an even share of the recent load goes ahead (recent-shares.ts).
+ * Held alike, one tenant's flood made every other tenant's single event wait up to `maxWaitMs`.
  */
 export interface FlowControlOptions {
   /** How far the subscribers that count trail the head, in events (see Subscriptions.backlog). */
@@ -24,8 +29,11 @@ export interface FlowControlOptions {
 }
 
 export interface FlowControl {
-  /** Resolves when the caller may append; rejects with OverloadedError when too many already wait. */
-  admit(): Promise<void>;
+  /**
+   * Resolves when the caller may append `weight` events from `source`; rejects with OverloadedError
+   * when too many already wait.
+   */
+  admit(source?: string, weight?: number): Promise<void>;
   /** Callers waiting now. */
   readonly waiting: number;
   /** Lets every waiting caller go and holds none from now on (the server is stopping). */
@@ -49,6 +57,7 @@ export function flowControl(options: FlowControlOptions): FlowControl {
   const maxWaitMs = options.maxWaitMs ?? 1000;
   const maxWaiting = options.maxWaiting ?? 10_000;
   const recheckMs = options.recheckMs ?? 5;
+  const shares = recentShares();
   let holding = false;
   let closed = false;
   let waiters: Waiter[] = [];
@@ -89,11 +98,25 @@ export function flowControl(options: FlowControlOptions): FlowControl {
   };
 
   return {
-    admit() {
-      if (!hold()) return Promise.resolve();
+    admit(source, weight = 1) {
+      if (!hold()) {
+        shares.add(source ?? '', weight);
+        return Promise.resolve();
+      }
+      // Appends that name no source are held alike, as before sources were told apart.
+      if (source !== undefined && shares.isLight(source)) {
+        shares.add(source, weight, true);
+        return Promise.resolve();
+      }
       if (waiters.length >= maxWaiting) return Promise.reject(new OverloadedError(waiters.length));
       return new Promise<void>((resolve) => {
-        waiters.push({ since: performance.now(), go: resolve });
+        waiters.push({
+          since: performance.now(),
+          go: () => {
+            shares.add(source ?? '', weight);
+            resolve();
+          },
+        });
         if (timer === undefined) {
           timer = setInterval(recheck, recheckMs);
           timer.unref();
@@ -115,11 +138,11 @@ export function flowControl(options: FlowControlOptions): FlowControl {
  * requests append outside a transaction; subscribers and background work use transactions, which
  * never wait here (they are what brings the backlog down).
  */
-export function admittingAppends(store: EventStore, admit: () => Promise<void>): EventStore {
+export function admittingAppends(store: EventStore, admit: FlowControl['admit']): EventStore {
   return {
     ...store,
     async append(request) {
-      await admit();
+      await admit(request.source, request.events.length);
       return store.append(request);
     },
   };

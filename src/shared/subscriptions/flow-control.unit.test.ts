@@ -79,4 +79,47 @@ describe('flow control', () => {
     await Promise.all(waiting);
     expect(await settled(flow.admit())).toBe(true);
   });
+
+  it('while it holds, lets a source that sends a sliver of the load go ahead and keeps the flood waiting', async () => {
+    vi.useFakeTimers();
+    let backlog = 0;
+    const flow = flowControl({ backlog: () => backlog, holdAbove: 100, resumeAt: 50, recheckMs: 5, maxWaitMs: 10_000 });
+    await flow.admit('flood', 100);
+    await flow.admit('flood', 100);
+    backlog = 500;
+    const flooding = flow.admit('flood', 100);
+    expect(await settled(flooding)).toBe(false);
+    expect(await settled(flow.admit('quiet', 1))).toBe(true);
+    // Appends that name no source are held as before.
+    const unnamed = flow.admit(undefined, 1);
+    expect(await settled(unnamed)).toBe(false);
+    expect(flow.waiting).toBe(2);
+    backlog = 50;
+    await vi.advanceTimersByTimeAsync(5);
+    expect(await settled(flooding)).toBe(true);
+    expect(await settled(unnamed)).toBe(true);
+  });
+
+  it('holds a source that sends alone, however little', async () => {
+    vi.useFakeTimers();
+    const flow = flowControl({ backlog: () => 500, holdAbove: 100, resumeAt: 50, recheckMs: 5, maxWaitMs: 10_000 });
+    expect(await settled(flow.admit('only', 1))).toBe(false);
+    flow.close();
+  });
+
+  it('counts a held caller when it goes: a flood that waited stays the flood', async () => {
+    vi.useFakeTimers();
+    let backlog = 0;
+    const flow = flowControl({ backlog: () => backlog, holdAbove: 100, resumeAt: 50, recheckMs: 5, maxWaitMs: 10_000 });
+    await flow.admit('quiet', 1);
+    backlog = 500;
+    const held = [flow.admit('flood', 100), flow.admit('flood', 100)];
+    backlog = 0;
+    await vi.advanceTimersByTimeAsync(5);
+    expect(await settled(Promise.all(held))).toBe(true);
+    backlog = 500;
+    expect(await settled(flow.admit('flood', 100))).toBe(false);
+    expect(await settled(flow.admit('quiet', 1))).toBe(true);
+    flow.close();
+  });
 });

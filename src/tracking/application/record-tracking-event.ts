@@ -57,6 +57,7 @@ export function appendOf(event: TrackingEvent, context: RequestContext) {
     streamId: trackingStreamId(event.id),
     events: decideRecord(event, initialState).map((recorded): NewEvent => ({ ...recorded, metadata: metadataOf(context) })),
     expectedVersion: 'no_stream' as const,
+    source: event.partnerId,
   };
 }
 
