@@ -7,6 +7,7 @@ import { OPTIONAL_CONTEXTS } from './optional-contexts.js';
 import { DEFAULT_PORTS, parseRoles, type Role } from './roles.js';
 import { withoutPassword } from '../shared/postgres/connection-url.js';
 import { DEFAULT_POOL_SIZE } from '../shared/postgres/pool-size.js';
+import { LOCK_TIMEOUT_MS } from '../shared/postgres/open-postgres.js';
 
 export interface Config {
   readonly port: number;
@@ -36,6 +37,8 @@ export interface Config {
   readonly maxConnections: number;
   /** Connections each process keeps to PostgreSQL (DATABASE_POOL_SIZE). */
   readonly databasePoolSize: number;
+  /** How long a PostgreSQL statement waits for a lock before the request gets 503 (DATABASE_LOCK_TIMEOUT_MS). */
+  readonly databaseLockTimeoutMs: number;
   /** How deep objects and arrays may nest in a JSON body (or in each event of a batch). */
   readonly maxJsonDepth: number;
   readonly maxJsonValues: number;
@@ -205,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: integer(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
     maxConnections: integer(env, 'MAX_CONNECTIONS', 10_000, 1, 1_000_000),
     databasePoolSize: integer(env, 'DATABASE_POOL_SIZE', DEFAULT_POOL_SIZE, 1, 1000),
+    databaseLockTimeoutMs: integer(env, 'DATABASE_LOCK_TIMEOUT_MS', LOCK_TIMEOUT_MS, 1, 600_000),
     maxJsonDepth: integer(env, 'MAX_JSON_DEPTH', 64, 2, 1000),
     maxJsonValues: integer(env, 'MAX_JSON_VALUES', 20_000, 100, 10_000_000),
     durability: oneOf(env, 'DURABILITY', ['power-loss', 'process-crash'] as const, 'power-loss'),

@@ -237,6 +237,7 @@ async function openRole(
     url: config.databaseUrl,
     schema: postgresSchemaOf(config, role),
     maxConnections: config.databasePoolSize,
+    lockTimeoutMs: config.databaseLockTimeoutMs,
   });
   const tables = ROLE_CONTEXTS[role].map((context) => context.tables);
   await migratePostgresToLatest(postgres, [postgresEventStoreMigrations, subscriptionMigrations, ...tables.flatMap((t) => t.migrations)]);

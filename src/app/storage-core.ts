@@ -216,6 +216,7 @@ async function openBackend(config: Config, checkpointLogger: Logger | undefined,
       url: config.databaseUrl,
       schema: postgresSchemaOf(config),
       maxConnections: config.databasePoolSize,
+      lockTimeoutMs: config.databaseLockTimeoutMs,
     });
     await migratePostgresToLatest(postgres, [
       postgresEventStoreMigrations,

@@ -152,4 +152,61 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       await dropSchema(`${prefix}intake`);
     }
   });
+
+  it('answers 503 storage.busy instead of hanging while another session holds a table it writes, parks nothing, and heals', async () => {
+    const prefix = `t${randomBytes(5).toString('hex')}_`;
+    const schema = `${prefix}intake`;
+    const intake = await startTestIntake({
+      DATABASE_URL: testPostgresUrl ?? '',
+      DB_SCHEMA_PREFIX: prefix,
+      DATABASE_LOCK_TIMEOUT_MS: '300',
+    });
+    const ingest = (n: number) =>
+      intake.app.inject({
+        method: 'POST',
+        url: '/ingest',
+        headers: { ...auth, 'content-type': 'application/json' },
+        payload: JSON.stringify({ partner_id: 'p1', payload: { n } }),
+      });
+    const operator = new pg.Client({ connectionString: testPostgresUrl });
+    await operator.connect();
+    const holding = async (table: string, work: () => Promise<void>) => {
+      await operator.query('BEGIN');
+      await operator.query(`LOCK TABLE "${schema}"."${table}" IN ACCESS EXCLUSIVE MODE`);
+      try {
+        await work();
+      } finally {
+        await operator.query('ROLLBACK');
+      }
+    };
+    try {
+      expect((await ingest(0)).statusCode).toBe(201);
+      await holding('events', async () => {
+        const refused = await ingest(1);
+        expect(refused.statusCode).toBe(503);
+        expect(refused.json()).toMatchObject({ code: 'storage.busy' });
+        expect(refused.headers['retry-after']).toBe('2');
+      });
+      // A view's table: the subscribers wait on it, give up and try again, and park nothing for it.
+      const stored: string[] = [];
+      await holding('query_items', async () => {
+        for (let n = 2; n < 8; n++) {
+          const answer = await ingest(n);
+          expect([201, 503]).toContain(answer.statusCode);
+          if (answer.statusCode === 201) stored.push(answer.json().id as string);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 700));
+      });
+      expect((await ingest(8)).statusCode).toBe(201);
+      await intake.subscriptions.caughtUp(30_000);
+      for (const id of stored) {
+        expect((await intake.app.inject({ method: 'GET', url: `/query/${id}`, headers: auth })).json().status).toBe('processed');
+      }
+      expect(await listParked(intake.db)).toEqual([]);
+    } finally {
+      await operator.end();
+      await intake.close();
+      await dropSchema(schema);
+    }
+  });
 });

@@ -12,7 +12,7 @@ import {
 import type { ErrorLogSummary } from './error-log-summary.js';
 import { UNKNOWN_FIELD } from '../../shared/contracts/known-fields.js';
 import { loggableUrl } from './loggable-url.js';
-import { isStorageFault } from '../../shared/event-store/storage-fault.js';
+import { isStorageFault, storageUnavailable, waitedTooLongForALock } from '../../shared/event-store/storage-fault.js';
 
 /** RFC 9457 problem details, with the stable error code and field violations as extensions. */
 export interface Problem {
@@ -148,7 +148,9 @@ export function problemFor(error: unknown, instance: string): Problem {
  * Answers with the problem. Unknown errors are logged with their stack (and the request id);
  * expected ones (4xx, 503) only go to `summary`, which counts them, so a flood of them stays calm.
  */
-export async function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply, summary?: ErrorLogSummary): Promise<void> {
+export async function sendProblem(raised: unknown, request: FastifyRequest, reply: FastifyReply, summary?: ErrorLogSummary): Promise<void> {
+  // A table held locked by another session is a busy database, not an unreachable one.
+  const error = waitedTooLongForALock(raised) ? storageUnavailable(raised) : raised;
   // The URL as logged: a write key sent in the query (`?writeKey=`) or the path is not echoed back.
   const mapped = problemFor(error, loggableUrl(request.url, request.params));
   // Fastify's own refusals get their detail from the request; ours (a body that decompresses past the

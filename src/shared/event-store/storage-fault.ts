@@ -45,6 +45,11 @@ export function lostToAnotherTransaction(error: unknown): boolean {
   return code === '40P01' || code === '40001';
 }
 
+/** Whether PostgreSQL gave up waiting for a lock (55P03, `lock_timeout`): someone holds a table Intake writes. */
+export function waitedTooLongForALock(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === '55P03';
+}
+
 /** Whether an error is the storage failing rather than the request or event being wrong. */
 export function isStorageFault(error: unknown): boolean {
   if (error instanceof UnavailableError) return true;
@@ -54,11 +59,21 @@ export function isStorageFault(error: unknown): boolean {
   // Ended to break a deadlock: no event of a subscriber's is at fault (none is parked for it), and a
   // request may simply be sent again (503, not 500).
   if (lostToAnotherTransaction(error)) return true;
+  if (waitedTooLongForALock(error)) return true;
   return isUnreachable(error);
 }
 
 /** A storage fault as callers see it: retry later (503 with Retry-After), with the database's own words. */
 export function storageUnavailable(error: unknown): UnavailableError {
+  if (waitedTooLongForALock(error)) {
+    const busy = new UnavailableError(
+      'storage.busy',
+      `a table this write needs has been locked by another session for too long (${(error as Error).message}); retry shortly`,
+      2,
+    );
+    busy.cause = error;
+    return busy;
+  }
   const full = /SQLITE_FULL|^53100$/.test(String((error as { code?: unknown }).code));
   const unavailable = new UnavailableError(
     full ? 'storage.full' : 'storage.unavailable',

@@ -1,4 +1,4 @@
-import { Migrator } from 'kysely';
+import { Migrator, sql, type Kysely } from 'kysely';
 import { migrationFailure, type MigrationSet } from '../sqlite/migrate.js';
 import type { PostgresHandle } from './open-postgres.js';
 
@@ -8,12 +8,25 @@ import type { PostgresHandle } from './open-postgres.js';
  * without the pin a second schema (another service, a parallel test) would find the first one's table.
  */
 export async function migratePostgresToLatest(postgres: PostgresHandle, sets: readonly MigrationSet[]): Promise<string[]> {
+  // A migration waits for its locks as long as it takes (another replica migrating, a long query on a
+  // table it alters): the pool's lock timeout is for requests and subscribers, which must not hang.
+  return await postgres.db.connection().execute(async (connection) => {
+    await sql`SET lock_timeout = 0`.execute(connection);
+    try {
+      return await migrateOn(connection, postgres.schema, sets);
+    } finally {
+      await sql`RESET lock_timeout`.execute(connection);
+    }
+  });
+}
+
+async function migrateOn(db: Kysely<object>, schema: string, sets: readonly MigrationSet[]): Promise<string[]> {
   const applied: string[] = [];
   for (const set of sets) {
     const migrator = new Migrator({
-      db: postgres.db,
+      db,
       provider: { getMigrations: async () => ({ ...set.migrations }) },
-      migrationTableSchema: postgres.schema,
+      migrationTableSchema: schema,
       migrationTableName: `${set.owner}_migrations`,
       migrationLockTableName: `${set.owner}_migrations_lock`,
     });

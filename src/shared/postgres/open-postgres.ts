@@ -23,6 +23,8 @@ export interface OpenPostgresOptions {
   readonly idleInTransactionTimeoutMs?: number;
   /** How long a query waits before the pool checks that the server still answers (default 5 s). */
   readonly stallMs?: number;
+  /** How long a statement waits for a lock before it fails (default 10 s; migrations wait as long as it takes). */
+  readonly lockTimeoutMs?: number;
 }
 
 /**
@@ -31,6 +33,14 @@ export interface OpenPostgresOptions {
  * it every other append to that log. None of ours waits on anything outside PostgreSQL while it is open.
  */
 const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
+
+/**
+ * A table someone locked (`LOCK TABLE`, `ALTER TABLE`, `VACUUM FULL` by an operator) held every write
+ * that needed it for as long as the lock lasted, and behind a subscriber's transaction that waited on a
+ * view with the log's lock in hand, every append: requests hung for minutes. A statement that waits
+ * this long for a lock fails instead, and the request gets 503 `storage.busy` (storage-fault.ts).
+ */
+export const LOCK_TIMEOUT_MS = 10_000;
 
 const STALL_MS = 5_000;
 const PROBE_TIMEOUT_MS = 2_000;
@@ -65,6 +75,7 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
   }
 
   const idleTimeout = Math.max(1, Math.round(options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS));
+  const lockTimeout = Math.max(1, Math.round(options.lockTimeoutMs ?? LOCK_TIMEOUT_MS));
   const poolSize = options.maxConnections ?? DEFAULT_POOL_SIZE;
   const pool = new pg.Pool({
     connectionString: options.url,
@@ -72,7 +83,7 @@ export async function openPostgres(options: OpenPostgresOptions): Promise<Postgr
     // Fail fast while PostgreSQL is down: requests answer 503 at once instead of queueing.
     connectionTimeoutMillis: 2000,
     // Startup options rather than a SET after connect: no extra round trip, and no connection without them.
-    options: `-c search_path=${schema} -c idle_in_transaction_session_timeout=${idleTimeout}`,
+    options: `-c search_path=${schema} -c idle_in_transaction_session_timeout=${idleTimeout} -c lock_timeout=${lockTimeout}`,
   });
   // A connection that breaks (PostgreSQL restarted, network cut) emits 'error': the pool drops idle ones,
   // but nobody listens on a checked-out one, and an unheard 'error' event ends the process. The query in
