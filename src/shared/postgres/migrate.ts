@@ -15,7 +15,8 @@ export async function migratePostgresToLatest(postgres: PostgresHandle, sets: re
     try {
       return await migrateOn(connection, postgres.schema, sets);
     } finally {
-      await sql`RESET lock_timeout`.execute(connection);
+      // On a connection that broke, the migration's own error is the one to tell.
+      await sql`RESET lock_timeout`.execute(connection).catch(() => undefined);
     }
   });
 }
