@@ -177,6 +177,18 @@ describe('the .env file', () => {
       const unclosed = join(dir, 'unclosed.env');
       writeFileSync(unclosed, 'INTAKE_TEST_DOTENV_A="abc\nPORT 41265\n');
       expect(() => loadDotEnv(unclosed)).toThrow(`${unclosed} line 1 opens a quoted value (") that is never closed`);
+      // Node would cut an unquoted value at its #: refused, the value not echoed; quoted, or a comment after a space, it is read.
+      const hashed = join(dir, 'hashed.env');
+      writeFileSync(hashed, 'INTAKE_TEST_DOTENV_A=1 # a comment\nINTAKE_TEST_DOTENV_TOKEN=abc#def\n');
+      expect(() => loadDotEnv(hashed)).toThrow(
+        `${hashed} line 2 has a # in an unquoted value, where the value would be cut short; put the value in quotes`,
+      );
+      expect(() => loadDotEnv(hashed)).not.toThrow(/abc/);
+      writeFileSync(hashed, 'INTAKE_TEST_DOTENV_A=1 # a comment\nINTAKE_TEST_DOTENV_TOKEN="abc#def"\n');
+      delete process.env.INTAKE_TEST_DOTENV_TOKEN;
+      loadDotEnv(hashed);
+      expect(process.env.INTAKE_TEST_DOTENV_TOKEN).toBe('abc#def');
+      delete process.env.INTAKE_TEST_DOTENV_TOKEN;
       // What the environment sets wins over the file.
       process.env.INTAKE_TEST_DOTENV_C = 'from-env';
       writeFileSync(marked, 'INTAKE_TEST_DOTENV_C=from-file\n');
