@@ -188,6 +188,8 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     ],
   });
 
+  // As in one process: the routes' schemas are compiled before background work wants connections.
+  await app.ready();
   for (const service of services) {
     service.relay.start();
     service.consumers.start();

@@ -102,6 +102,10 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
   const app = await httpEdge(options, core.modules, core.links, core.subscriptions, core.metrics, core.db, core.ping, async () =>
     core.store.health?.(),
   );
+  // Fastify compiles the routes' schemas in one stretch of the thread (over a second on a busy machine):
+  // background work started before it found its database connections timed out meanwhile, and logged
+  // errors at every start on PostgreSQL.
+  await app.ready();
   core.start({ subscribers: options.startSubscribers !== false, backgroundWork: options.startBackgroundWork !== false });
   return {
     app,
