@@ -1,5 +1,5 @@
-import { closeSync, existsSync, fsyncSync, openSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, existsSync, fsyncSync, openSync, rmSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { isPostgresUrl, type Config } from '../app/config.js';
 import { generatedKeyFile } from '../routing/adapters/secrets/secret-box.js';
@@ -25,6 +25,11 @@ export async function backup(config: Config, output: Output, file: string | unde
   const target = resolve(file);
   if (target === resolve(source)) throw new CliError('the backup must go to another file than the database itself', 2);
   if (existsSync(target)) throw new CliError(`${target} exists: a backup is written to a new file, never over one`, 2);
+  if (!statSync(dirname(target), { throwIfNoEntry: false })?.isDirectory()) {
+    throw new CliError(`there is no directory ${dirname(target)} to write the backup into: make it first`, 2);
+  }
+  // Readable by its owner only, as the database is: it holds every payload. VACUUM INTO fills an empty file.
+  closeSync(openSync(target, 'wx', 0o600));
 
   const started = performance.now();
   const db = new Database(source, { readonly: true, fileMustExist: true });
@@ -33,6 +38,7 @@ export async function backup(config: Config, output: Output, file: string | unde
     db.pragma('busy_timeout = 10000');
     db.prepare('VACUUM INTO ?').run(target);
   } catch (error) {
+    rmSync(target, { force: true });
     throw new CliError(`could not back up ${source} to ${target}: ${(error as Error).message}`);
   } finally {
     db.close();

@@ -188,6 +188,11 @@ describe('the intake CLI', () => {
       const again = cli(['backup', file], env);
       expect(again.status).toBe(2);
       expect(again.stderr).toMatch(/exists: a backup is written to a new file/);
+      // Every payload is in them: the database, its WAL and the copy are for their owner's eyes only.
+      for (const made of [join(dir, 'busy.db'), join(dir, 'busy.db-wal'), file]) expect(statSync(made).mode & 0o777).toBe(0o600);
+      const nowhere = cli(['backup', join(dir, 'no-such-dir', 'copy.db')], env);
+      expect(nowhere.status).toBe(2);
+      expect(nowhere.stderr).toContain(`there is no directory ${join(dir, 'no-such-dir')} to write the backup into: make it first`);
     } finally {
       writing = false;
       await writers;

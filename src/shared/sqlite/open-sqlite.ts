@@ -1,4 +1,4 @@
-import { mkdirSync, realpathSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
@@ -28,6 +28,19 @@ export interface OpenSqliteOptions {
 /** The size the WAL file is cut back to when it restarts (SQLite leaves it as large as it ever grew). */
 export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
+/**
+ * Makes a new database file readable by its owner only: it holds every payload, and SQLite gives its
+ * WAL and shared-memory files the database file's mode. Made by SQLite under the usual umask, it was
+ * readable by every local user in a data directory that already existed. An existing file keeps its mode.
+ */
+function createPrivately(path: string): void {
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+}
+
 export function openSqlite(path: string, options: OpenSqliteOptions = {}): SqliteHandle {
   const inMemory = path === ':memory:';
   if (options.readonly) {
@@ -39,7 +52,10 @@ export function openSqlite(path: string, options: OpenSqliteOptions = {}): Sqlit
   }
   let raw: Database.Database | undefined;
   try {
-    if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+    if (!inMemory) {
+      mkdirSync(dirname(path), { recursive: true });
+      createPrivately(path);
+    }
     raw = new Database(path);
     raw.pragma('journal_mode = WAL');
     raw.pragma('synchronous = NORMAL');
