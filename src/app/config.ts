@@ -8,6 +8,10 @@ import { DEFAULT_PORTS, parseRoles, type Role } from './roles.js';
 import { withoutPassword } from '../shared/postgres/connection-url.js';
 import { DEFAULT_POOL_SIZE } from '../shared/postgres/pool-size.js';
 import { LOCK_TIMEOUT_MS } from '../shared/postgres/open-postgres.js';
+import { attributionOptionsFromEnv } from '../attribution/module.js';
+import { parseBreakerPolicy } from '../routing/domain/circuit-breaker.js';
+import { parseRetrySchedule } from '../routing/domain/delivery.js';
+import { parseAllowedHosts } from '../routing/adapters/webhook/destination-policy.js';
 
 export interface Config {
   readonly port: number;
@@ -196,7 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // `sqlite:` alone would put the data directory in the parent of the working one.
   if (sqlitePath === '')
     throw new ConfigError('DATABASE_URL names no file: write sqlite:./data/intake.db, sqlite:/abs/path.db or sqlite::memory:');
-  return {
+  const config: Config = {
     port: integer(env, 'PORT', singleRole ? DEFAULT_PORTS[singleRole] : 8000, 0, 65535),
     roles,
     distributed: postgres && Boolean(env.NATS_URL),
@@ -241,6 +245,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: brokerUrl(env, 'REDIS_URL', /^rediss?:\/\/\S+$/, 'redis://host:6379'),
     queueBrokers: queueBrokers(env.QUEUE_BROKERS),
   };
+  checkContextSettings(config, env);
+  return config;
+}
+
+/**
+ * The settings the contexts read as they are built, read once now: a malformed one stops the start at
+ * once with the other configuration errors, not seconds later, after the database was opened.
+ */
+function checkContextSettings(config: Config, env: NodeJS.ProcessEnv): void {
+  try {
+    parseAllowedHosts(config.webhookAllowedHosts);
+  } catch (error) {
+    throw new ConfigError(`WEBHOOK_ALLOWED_HOSTS: ${(error as Error).message}`);
+  }
+  try {
+    parseRetrySchedule(config.webhookRetrySchedule);
+    parseBreakerPolicy(config.breakerThreshold, config.breakerCooldownSeconds);
+    attributionOptionsFromEnv(env);
+  } catch (error) {
+    // These name their variable already.
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 /**

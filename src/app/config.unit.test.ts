@@ -15,6 +15,24 @@ describe('configuration', () => {
     expect(() => loadConfig({ INTAKE_DISABLE: 'ingestion' })).toThrow(ConfigError);
   });
 
+  it("refuses the contexts' own malformed settings at once, naming the variable", () => {
+    const refused = (env: NodeJS.ProcessEnv) => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return (error as Error).message;
+      }
+      throw new Error(`${JSON.stringify(env)} was taken`);
+    };
+    expect(refused({ WEBHOOK_ALLOWED_HOSTS: 'hooks.internal, localhost:8080' })).toBe(
+      'WEBHOOK_ALLOWED_HOSTS: "localhost:8080" is neither a host name, an IP address nor a CIDR',
+    );
+    expect(refused({ WEBHOOK_RETRY_SCHEDULE: '5,soon' })).toMatch(/^WEBHOOK_RETRY_SCHEDULE must be/);
+    expect(refused({ ROUTING_BREAKER_THRESHOLD: '0' })).toMatch(/^ROUTING_BREAKER_THRESHOLD must be/);
+    expect(refused({ ATTRIBUTION_WEIGHTS: 'click=many' })).toMatch(/^ATTRIBUTION_WEIGHTS/);
+  });
+
   it('defaults to the embedded mode on ./data/intake.db, port 8000', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
