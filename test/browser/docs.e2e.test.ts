@@ -74,6 +74,9 @@ describe.skipIf(!hasChromium)('the API documentation in headless Chromium, offli
     const scripts: string[] = [];
     const errors: string[] = [];
     page.on('pageerror', (error) => errors.push(error.message));
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(message.text());
+    });
     page.on('request', (request) => {
       if (request.resourceType() === 'script') scripts.push(request.url());
     });

@@ -145,7 +145,7 @@ const REDOC_PAGE = `<!doctype html>
 <script src="/redoc/redoc.standalone.js"></script></body></html>`;
 
 // ReDoc's menu footer shows Redocly's logo from their CDN; the policy keeps the page to this origin
-// (the image is simply not shown). styled-components needs inline styles, the search index a blob worker.
+// (the vendored bundle shows an empty image of its own instead: scripts/vendor-assets.mjs). styled-components needs inline styles, the search index a blob worker.
 const REDOC_POLICY =
   "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; " +
   "connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
