@@ -170,9 +170,10 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       });
     const operator = new pg.Client({ connectionString: testPostgresUrl });
     await operator.connect();
+    // EXCLUSIVE lets readers through and holds every writer.
     const holding = async (table: string, work: () => Promise<void>) => {
       await operator.query('BEGIN');
-      await operator.query(`LOCK TABLE "${schema}"."${table}" IN ACCESS EXCLUSIVE MODE`);
+      await operator.query(`LOCK TABLE "${schema}"."${table}" IN EXCLUSIVE MODE`);
       try {
         await work();
       } finally {
@@ -186,6 +187,10 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
         expect(refused.statusCode).toBe(503);
         expect(refused.json()).toMatchObject({ code: 'storage.busy' });
         expect(refused.headers['retry-after']).toBe('2');
+        // Reads still succeed, but readiness tells that writes do not.
+        const ready = await intake.app.inject({ method: 'GET', url: '/health/ready' });
+        expect(ready.statusCode).toBe(503);
+        expect(ready.json().checks.database.detail).toMatch(/^writes failing since .*lock timeout/);
       });
       // A view's table: the subscribers wait on it, give up and try again, and park nothing for it.
       const stored: string[] = [];
@@ -198,6 +203,9 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
         await new Promise((resolve) => setTimeout(resolve, 700));
       });
       expect((await ingest(8)).statusCode).toBe(201);
+      expect((await intake.app.inject({ method: 'GET', url: '/health/ready' })).json().checks.database.detail).toBe(
+        'reads and writes succeed',
+      );
       await intake.subscriptions.caughtUp(30_000);
       for (const id of stored) {
         expect((await intake.app.inject({ method: 'GET', url: `/query/${id}`, headers: auth })).json().status).toBe('processed');

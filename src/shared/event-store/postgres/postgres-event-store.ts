@@ -16,6 +16,7 @@ import {
   readStreamsInChunks,
 } from '../event-store.js';
 import { groupCommitter } from '../group-commit.js';
+import { isStorageFault, storageHealthTracker } from '../storage-fault.js';
 import { workInFlight } from '../work-in-flight.js';
 import { applyInlineProjections, planAppends, type PlannedRow } from '../plan-appends.js';
 import { checkChannelName, listenForCommits } from './commit-notifications.js';
@@ -207,9 +208,19 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
   const maxQueued = options.maxQueued ?? 10_000;
   let transactionsRunning = 0;
   let closed: Promise<void> | undefined;
+  // Appends that fail on the database itself (a table held locked past the lock timeout, a lost
+  // connection) make readiness say writes fail, until one commits again: reads alone still succeeded.
+  const tracker = storageHealthTracker(() => options.clock.now());
   const committer = groupCommitter<AppendRequest, AppendResult>({
     commit: async (requests) => {
-      const results = await commitBatch(requests);
+      let results: Array<AppendResult | Error>;
+      try {
+        results = await commitBatch(requests);
+      } catch (error) {
+        if (isStorageFault(error)) tracker.failed(error);
+        throw error;
+      }
+      tracker.succeeded();
       notify(appendedEvents(results));
       return results;
     },
@@ -219,6 +230,8 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     maxQueued,
     overloaded: (queued) => new OverloadedError(queued),
     onBatch: options.onBatch,
+    // The database failing is no request's doing: tried alone, each would wait out the same lock timeout in turn.
+    retryAlone: (error) => !isStorageFault(error),
   });
 
   /**
@@ -327,6 +340,7 @@ export async function postgresEventStore(options: PostgresEventStoreOptions): Pr
     },
 
     headPosition: lastInReadOrder,
+    health: () => tracker.health,
 
     transaction: (work) => {
       // Transactions wait for a pooled connection, not for the committer: MAX_QUEUED_APPENDS bounds them too.
