@@ -1,4 +1,4 @@
-import { importFile } from './import/import-file.js';
+import { importFile, ImportStopped, type ImportSummary } from './import/import-file.js';
 import type { ImportFormat } from './import/read-records.js';
 
 export interface ImportArgs {
@@ -47,18 +47,31 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
     process.stderr.write('give --write-key (Segment-style messages) or --token (partner items), or both\n');
     return 2;
   }
-  const summary = await importFile({
-    file: args.file,
-    url,
-    ...(writeKey ? { writeKey } : {}),
-    ...(token ? { token } : {}),
-    ...(args.format ? { format: args.format as ImportFormat } : {}),
-    batchSize,
-    ...(args.rejects ? { rejectsPath: args.rejects } : {}),
-    out: process.stderr,
-  });
+  let summary: ImportSummary;
+  try {
+    summary = await importFile({
+      file: args.file,
+      url,
+      ...(writeKey ? { writeKey } : {}),
+      ...(token ? { token } : {}),
+      ...(args.format ? { format: args.format as ImportFormat } : {}),
+      batchSize,
+      ...(args.rejects ? { rejectsPath: args.rejects } : {}),
+      out: process.stderr,
+    });
+  } catch (error) {
+    // What was sent before the stop, beside the error's line: the run need not be guessed at.
+    if (error instanceof ImportStopped) printSummary(error.summary, args.json === true, 'stopped after');
+    throw error;
+  }
+  printSummary(summary, args.json === true, 'imported');
+  // Every record refused (a key of another application, a file of another kind) is no success.
+  return summary.rejected > 0 && summary.accepted + summary.duplicate === 0 ? 1 : 0;
+}
+
+function printSummary(summary: ImportSummary, json: boolean, verb: string): void {
   process.stdout.write(
-    args.json
+    json
       ? `${JSON.stringify({
           read: summary.read,
           accepted: summary.accepted,
@@ -66,9 +79,7 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
           rejected: summary.rejected,
           rejects_path: summary.rejectsPath ?? null,
         })}\n`
-      : `imported ${summary.read} records: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
+      : `${verb} ${summary.read} records: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
           (summary.rejectsPath ? `; rejects with their reasons in ${summary.rejectsPath}\n` : '\n'),
   );
-  // Every record refused (a key of another application, a file of another kind) is no success.
-  return summary.rejected > 0 && summary.accepted + summary.duplicate === 0 ? 1 : 0;
 }

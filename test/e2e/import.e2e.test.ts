@@ -208,6 +208,30 @@ describe('intake import', { timeout: 180_000 }, () => {
     expect(missing.stderr.trim()).toBe(`intake: cannot read ${join(dir, 'nowhere.ndjson')}: no such file`);
   });
 
+  it('stops at a CSV quote that never closes, says where and what it sent, and stores nothing twice once the file is fixed', async () => {
+    const file = join(dir, 'unclosed.csv');
+    const rows = (size: (i: number) => string) =>
+      `type,event,userId,messageId,properties.size\n${Array.from({ length: 300 }, (_, i) => `track,Q,u-quote,quote-${i},${size(i)}`).join('\n')}\n`;
+    writeFileSync(
+      file,
+      rows((i) => (i === 150 ? '"oops' : `x${i}`)),
+    );
+    const stopped = await cli([file, '--write-key', writeKey]);
+    expect(stopped.status).toBe(1);
+    expect(stopped.stdout).toBe('stopped after 150 records: 150 accepted, 0 duplicate, 0 rejected\n');
+    expect(stopped.stderr.trim()).toBe(
+      `intake: cannot read ${file}: the quoted field opened on line 152 never closes (no closing " before the end of the file): ` +
+        'close it and run the same command again, which stores nothing twice',
+    );
+    writeFileSync(
+      file,
+      rows((i) => (i === 150 ? '"oops"' : `x${i}`)),
+    );
+    const fixed = await cli([file, '--write-key', writeKey]);
+    expect([fixed.status, fixed.stdout]).toEqual([0, 'imported 300 records: 150 accepted, 150 duplicate, 0 rejected\n']);
+    expect((await eventsOf(intake, 'shop')).filter((e) => e.payload.userId === 'u-quote')).toHaveLength(300);
+  });
+
   it('rejects a line longer than 8 MB alone, without holding it whole, and imports the lines after it', async () => {
     const giant = Buffer.alloc(40 * 1024 * 1024, 'a');
     const after = JSON.stringify({ type: 'track', event: 'After', userId: 'u-giant', messageId: 'after-giant' });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { importFile, type ImportOptions } from './import-file.js';
+import { importFile, ImportStopped, type ImportOptions } from './import-file.js';
 import { ImportRefused } from './send-batch.js';
 
 /**
@@ -136,6 +136,25 @@ describe('idempotency keys', () => {
     await run(fileOf('hashed.ndjson', [line]));
     const expected = `import-${createHash('sha256').update(line).digest('hex').slice(0, 40)}`;
     expect(sentMessages().map((m) => m.messageId)).toEqual([expected]);
+  });
+});
+
+describe('an input that breaks', () => {
+  it('sends the rows before a quote that never closes, none after it, and stops with what it sent', async () => {
+    const rows = Array.from({ length: 250 }, (_, i) => `track,E,q${i},quote-${i},${i === 120 ? '"oops' : `x${i}`}`);
+    const file = join(dir, 'unclosed.csv');
+    writeFileSync(file, `type,event,userId,messageId,properties.size\n${rows.join('\n')}\n`);
+    const failed = run(file, { batchSize: 50 });
+    await expect(failed).rejects.toThrow(ImportStopped);
+    await expect(failed).rejects.toThrow(/^cannot read .*unclosed\.csv: the quoted field opened on line 122 never closes/);
+    expect(await failed.catch((error: ImportStopped) => error.summary)).toEqual({
+      read: 120,
+      accepted: 120,
+      duplicate: 0,
+      rejected: 0,
+      rejectsPath: undefined,
+    });
+    expect(sentMessages().map((m) => m.messageId)).toEqual(Array.from({ length: 120 }, (_, i) => `quote-${i}`));
   });
 });
 

@@ -35,6 +35,16 @@ export interface ImportSummary {
   readonly rejectsPath: string | undefined;
 }
 
+/** The import stopped before the end of its input: `summary` counts what was sent until then. */
+export class ImportStopped extends CliError {
+  constructor(
+    message: string,
+    readonly summary: ImportSummary,
+  ) {
+    super(message);
+  }
+}
+
 const MAX_BATCH_JSON = 400 * 1024;
 /**
  * Batches filling at once, one per destination (an application's partner items, the messages): an
@@ -72,6 +82,7 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   const counts = { read: 0, accepted: 0, duplicate: 0, rejected: 0 };
   let rejects: WriteStream | undefined;
   const progress = progressReporter(options.out, source, counts);
+  const summaryOf = (): ImportSummary => ({ ...counts, rejectsPath: counts.rejected > 0 ? rejectsPath : undefined });
 
   let rejectsFailed: Error | undefined;
   const reject = (record: SourceRecord, reason: string) => {
@@ -147,9 +158,11 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
         pending.bytes += bytes;
       }
     } catch (error) {
-      // The input broke (a truncated gzip): what was read before it is sent, then the import stops.
-      if (error instanceof CliError && rejectsFailed === undefined) await flushAll();
-      throw error;
+      // The input broke (a truncated gzip, a quote that never closes): what was read before it is
+      // sent, then the import stops and says what it sent.
+      if (!(error instanceof CliError) || rejectsFailed !== undefined) throw error;
+      await flushAll();
+      throw new ImportStopped(error.message, summaryOf());
     }
     await flushAll();
   } finally {
@@ -157,7 +170,7 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
     if (rejects) await new Promise<void>((resolve) => (rejects?.writable ? rejects.end(resolve) : resolve()));
   }
   checkRejects();
-  return { ...counts, rejectsPath: counts.rejected > 0 ? rejectsPath : undefined };
+  return summaryOf();
 }
 
 /**

@@ -62,7 +62,7 @@ export function openSource(
   const chosen = format ?? (plainName.toLowerCase().endsWith('.csv') ? 'csv' : 'ndjson');
   const lines = linesOf(input, name);
   return {
-    records: chosen === 'csv' ? csvRecords(lines) : ndjsonRecords(lines),
+    records: chosen === 'csv' ? csvRecords(lines, name) : ndjsonRecords(lines),
     bytesRead: () => read,
     totalBytes,
   };
@@ -365,7 +365,7 @@ async function* ndjsonRecords(lines: AsyncIterable<Line>): AsyncGenerator<Source
  * that value, except in the id columns, which stay text, as does every quoted cell. A quote opens a
  * quoted field only at the start of a cell: elsewhere it is a character of the cell (`12" pipe`).
  */
-async function* csvRecords(lines: AsyncIterable<Line>): AsyncGenerator<SourceRecord> {
+async function* csvRecords(lines: AsyncIterable<Line>, name: string): AsyncGenerator<SourceRecord> {
   let header: string[] | undefined;
   let row = csvRow();
   let startLine = 0;
@@ -380,8 +380,9 @@ async function* csvRecords(lines: AsyncIterable<Line>): AsyncGenerator<SourceRec
       rowBytes = 0;
     }
     rowBytes += bytes;
-    // A row whose quoted field never closes would otherwise gather the rest of the file.
     const overlong = rowBytes > MAX_LINE_BYTES;
+    // A quote that never closes has gathered every row after it: one reject would hide them all.
+    if (overlong && row.open) throw unclosedQuote(name, startLine, `within ${MAX_LINE_BYTES / 2 ** 20} MB`);
     const problem = fault ?? (overlong ? overlongError(MAX_LINE_BYTES) : undefined);
     if (problem) {
       // Without its header, no row after it could be read right.
@@ -417,8 +418,14 @@ async function* csvRecords(lines: AsyncIterable<Line>): AsyncGenerator<SourceRec
     });
     yield { line: startLine, text: rowText, record, identity: JSON.stringify([header, rowText]) };
   }
-  if (row.open) yield { line: startLine, text, error: 'an unterminated quoted field runs to the end of the file' };
+  if (row.open) throw unclosedQuote(name, startLine, 'before the end of the file');
 }
+
+const unclosedQuote = (name: string, line: number, where: string) =>
+  new CliError(
+    `cannot read ${name}: the quoted field opened on line ${line} never closes (no closing " ${where}): ` +
+      'close it and run the same command again, which stores nothing twice',
+  );
 
 /**
  * A header whose columns name one value twice (`userId,userId`, or `properties` beside

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { constants, gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { CliError } from '../cli-error.js';
-import { openSource, type SourceRecord } from './read-records.js';
+import { MAX_LINE_BYTES, openSource, type SourceRecord } from './read-records.js';
 
 const recordsOf = async (text: string | Buffer, format: 'csv' | 'ndjson') => {
   const records: SourceRecord[] = [];
@@ -11,11 +11,33 @@ const recordsOf = async (text: string | Buffer, format: 'csv' | 'ndjson') => {
 };
 
 describe('reading CSV', () => {
-  it('reads a quoted field that never closes in time linear in the file (each line re-counted every quote before)', async () => {
+  it('fails on a quoted field that never closes, naming its line, in time linear in the file (each line re-counted every quote before)', async () => {
     const started = performance.now();
-    const records = await recordsOf(`type,event\ntrack,"never closed\n${'x,y\n'.repeat(200_000)}`, 'csv');
-    expect(records).toMatchObject([{ line: 2, error: 'an unterminated quoted field runs to the end of the file' }]);
+    await expect(recordsOf(`type,event\ntrack,"never closed\n${'x,y\n'.repeat(200_000)}`, 'csv')).rejects.toThrow(
+      'cannot read stdin: the quoted field opened on line 2 never closes (no closing " before the end of the file): ' +
+        'close it and run the same command again, which stores nothing twice',
+    );
     expect(performance.now() - started).toBeLessThan(10_000);
+  });
+
+  it('fails on a quoted field still open after 8 MB of rows, rather than reject them all as one row and go on', async () => {
+    const row = `track,${'e'.repeat(1000)}`;
+    const rows = `${row}\n`.repeat(Math.ceil(MAX_LINE_BYTES / row.length) + 1);
+    const records: SourceRecord[] = [];
+    const read = async () => {
+      for await (const record of openSource('-', 'csv', Readable.from([Buffer.from(`type,event\ntrack,A\ntrack,"oops\n${rows}`)])).records)
+        records.push(record);
+    };
+    await expect(read()).rejects.toThrow(/^cannot read stdin: the quoted field opened on line 3 never closes \(no closing " within 8 MB\)/);
+    expect(records.map((r) => r.record)).toEqual([{ type: 'track', event: 'A' }]);
+  });
+
+  it('rejects a row of one line over 8 MB alone, with no quote left open, and reads the rows after it', async () => {
+    const records = await recordsOf(`type,event\ntrack,"${'x'.repeat(MAX_LINE_BYTES)}\ntrack,B\n`, 'csv');
+    expect(records.map((r) => [r.line, r.record ?? r.error])).toEqual([
+      [2, expect.stringMatching(/longer than 8388608 bytes/)],
+      [3, { type: 'track', event: 'B' }],
+    ]);
   });
 
   it('reads CRLF rows, and keeps a line break inside a quoted field as written (RFC 4180)', async () => {
