@@ -1,8 +1,8 @@
-/** A failure the CLI reports as one line on stderr, with its exit code (1: failed, 2: bad usage). */
+/** A failure the CLI reports as one line on stderr, with its exit code (1: failed, 2: bad usage, 130: Ctrl-C). */
 export class CliError extends Error {
   constructor(
     message: string,
-    readonly exitCode: 1 | 2 = 1,
+    readonly exitCode: 1 | 2 | 130 = 1,
   ) {
     super(message);
   }

@@ -47,6 +47,10 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
     process.stderr.write('give --write-key (Segment-style messages) or --token (partner items), or both\n');
     return 2;
   }
+  // Ctrl-C stops the sending and says what was sent; a second one ends the process at once, as by default.
+  const stop = new AbortController();
+  const interrupt = () => stop.abort();
+  process.once('SIGINT', interrupt);
   let summary: ImportSummary;
   try {
     summary = await importFile({
@@ -58,11 +62,14 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
       batchSize,
       ...(args.rejects ? { rejectsPath: args.rejects } : {}),
       out: process.stderr,
+      signal: stop.signal,
     });
   } catch (error) {
     // What was sent before the stop, beside the error's line: the run need not be guessed at.
     if (error instanceof ImportStopped) printSummary(error.summary, args.json === true, 'stopped after');
     throw error;
+  } finally {
+    process.off('SIGINT', interrupt);
   }
   printSummary(summary, args.json === true, 'imported');
   // Every record refused (a key of another application, a file of another kind) is no success.
@@ -70,6 +77,8 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
 }
 
 function printSummary(summary: ImportSummary, json: boolean, verb: string): void {
+  // Read but not sent, or sent without an answer, when the import was stopped by hand.
+  const unconfirmed = summary.read - summary.accepted - summary.duplicate - summary.rejected;
   process.stdout.write(
     json
       ? `${JSON.stringify({
@@ -80,6 +89,7 @@ function printSummary(summary: ImportSummary, json: boolean, verb: string): void
           rejects_path: summary.rejectsPath ?? null,
         })}\n`
       : `${verb} ${summary.read} records: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
+          (unconfirmed > 0 ? `, ${unconfirmed} not confirmed` : '') +
           (summary.rejectsPath ? `; rejects with their reasons in ${summary.rejectsPath}\n` : '\n'),
   );
 }

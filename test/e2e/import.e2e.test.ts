@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -230,6 +232,47 @@ describe('intake import', { timeout: 180_000 }, () => {
     const fixed = await cli([file, '--write-key', writeKey]);
     expect([fixed.status, fixed.stdout]).toEqual([0, 'imported 300 records: 150 accepted, 150 duplicate, 0 rejected\n']);
     expect((await eventsOf(intake, 'shop')).filter((e) => e.payload.userId === 'u-quote')).toHaveLength(300);
+  });
+
+  it('says what it sent when stopped with Ctrl-C, and exits 130', async () => {
+    // A stand-in for Intake that takes the first batch and never answers the second: Ctrl-C comes mid-import.
+    let seen = 0;
+    let secondBatch: () => void = () => {};
+    const stalled = new Promise<void>((resolve) => (secondBatch = resolve));
+    const stub = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        seen += 1;
+        if (seen > 1) return secondBatch();
+        response.setHeader('content-type', 'application/json');
+        response.end(JSON.stringify({ receipts: Array.from({ length: 100 }, (_, index) => ({ index, status: 'accepted' })) }));
+      });
+    });
+    await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
+    try {
+      const file = join(dir, 'interrupted.ndjson');
+      writeFileSync(
+        file,
+        Array.from({ length: 150 }, (_, i) => JSON.stringify({ type: 'track', event: 'E', userId: 'u', messageId: `int-${i}` })).join('\n'),
+      );
+      const child = spawn(process.execPath, [...INTAKE_CLI, 'import', file, '--write-key', 'wk'], {
+        cwd: root,
+        env: { ...process.env, INTAKE_URL: `http://127.0.0.1:${(stub.address() as AddressInfo).port}` },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const closed = new Promise<[number | null, string | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
+      await stalled;
+      child.kill('SIGINT');
+      expect(await closed).toEqual([130, null]);
+      expect(stdout).toBe('stopped after 150 records: 100 accepted, 0 duplicate, 0 rejected, 50 not confirmed\n');
+      expect(stderr.trim()).toBe('intake: interrupted: run the same command again to go on, which stores nothing twice');
+    } finally {
+      stub.closeAllConnections();
+      stub.close();
+    }
   });
 
   it('rejects a line longer than 8 MB alone, without holding it whole, and imports the lines after it', async () => {

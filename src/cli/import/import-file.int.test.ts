@@ -13,7 +13,8 @@ import { ImportRefused } from './send-batch.js';
 /**
  * A stand-in for Intake that accepts everything, keeps the bodies and counts the requests per path. A
  * path's first segment picks a misbehaviour: `/small` answers 413 above 2,000 bytes, `/busy` 503 with
- * Retry-After once, `/flaky` 503 seven times, `/down` 503 always, `/silent` never answers.
+ * Retry-After once, `/flaky` 503 seven times, `/down` 503 always, `/silent` never answers, `/stall`
+ * answers its first request only.
  */
 let server: Server;
 let url: string;
@@ -27,7 +28,7 @@ function answer(path: string, body: string, response: ServerResponse): void {
     response.writeHead(status, { 'content-type': 'application/problem+json', ...headers });
     response.end(JSON.stringify({ code: 'stub', detail }));
   };
-  if (path.startsWith('/silent/')) return;
+  if (path.startsWith('/silent/') || (path.startsWith('/stall/') && seen > 1)) return;
   if (path.startsWith('/small/') && body.length > 2000) return problem(413, 'the body is larger than the 2,000 bytes this endpoint takes');
   if (path.startsWith('/busy/') && seen === 1) return problem(503, 'the storage is unavailable', { 'retry-after': '1' });
   if (path.startsWith('/flaky/') && seen <= 7) return problem(503, 'restarting');
@@ -155,6 +156,29 @@ describe('an input that breaks', () => {
       rejectsPath: undefined,
     });
     expect(sentMessages().map((m) => m.messageId)).toEqual(Array.from({ length: 120 }, (_, i) => `quote-${i}`));
+  });
+});
+
+describe('stopping by hand', () => {
+  it('drops the batch in flight at once, and stops with what was sent and the rejects written', async () => {
+    const stop = new AbortController();
+    const file = fileOf('interrupted.ndjson', [
+      '{"type": broken',
+      ...Array.from({ length: 150 }, (_, i) => ({ type: 'track', event: 'E', userId: 'u', messageId: `stop-${i}` })),
+    ]);
+    const stopped = run(file, { url: `${url}/stall`, signal: stop.signal }).catch((error: unknown) => error);
+    while ((requests.get('/stall/v1/import') ?? 0) < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    const started = Date.now();
+    stop.abort();
+    const error = await stopped;
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(error).toBeInstanceOf(ImportStopped);
+    expect(error).toMatchObject({
+      exitCode: 130,
+      message: 'interrupted: run the same command again to go on, which stores nothing twice',
+      summary: { read: 151, accepted: 100, duplicate: 0, rejected: 1, rejectsPath: `${file}.rejects.ndjson` },
+    });
+    expect(readFileSync(`${file}.rejects.ndjson`, 'utf8')).toMatch(/^\{"line":1,"reason":"the line is not valid JSON/);
   });
 });
 

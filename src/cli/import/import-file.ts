@@ -25,6 +25,8 @@ export interface ImportOptions {
   readonly retryBudgetMs?: number;
   /** How long a request may wait for its answer (60 s unless given, for tests). */
   readonly requestTimeoutMs?: number;
+  /** Aborted to stop the import (Ctrl-C): nothing more is sent, not even the batch in flight. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ImportSummary {
@@ -40,10 +42,13 @@ export class ImportStopped extends CliError {
   constructor(
     message: string,
     readonly summary: ImportSummary,
+    exitCode: 1 | 130 = 1,
   ) {
-    super(message);
+    super(message, exitCode);
   }
 }
+
+const INTERRUPTED = 'interrupted: run the same command again to go on, which stores nothing twice';
 
 const MAX_BATCH_JSON = 400 * 1024;
 /**
@@ -78,6 +83,7 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
     ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }),
     ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
     ...(options.requestTimeoutMs === undefined ? {} : { timeoutMs: options.requestTimeoutMs }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
   const counts = { read: 0, accepted: 0, duplicate: 0, rejected: 0 };
   let rejects: WriteStream | undefined;
@@ -124,9 +130,11 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
     for (const pending of open.values()) await flush(pending);
     open.clear();
   };
+  const interrupted = () => options.signal?.aborted === true;
   try {
     try {
       for await (const record of source.records) {
+        options.signal?.throwIfAborted();
         checkRejects();
         counts.read += 1;
         if (!record.record) {
@@ -160,11 +168,14 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
     } catch (error) {
       // The input broke (a truncated gzip, a quote that never closes): what was read before it is
       // sent, then the import stops and says what it sent.
-      if (!(error instanceof CliError) || rejectsFailed !== undefined) throw error;
+      if (!(error instanceof CliError) || rejectsFailed !== undefined || interrupted()) throw error;
       await flushAll();
       throw new ImportStopped(error.message, summaryOf());
     }
     await flushAll();
+  } catch (error) {
+    // Whatever the stop broke off (a read, a request, a wait before a retry), the user asked for it.
+    throw interrupted() ? new ImportStopped(INTERRUPTED, summaryOf(), 130) : error;
   } finally {
     progress.done();
     if (rejects) await new Promise<void>((resolve) => (rejects?.writable ? rejects.end(resolve) : resolve()));

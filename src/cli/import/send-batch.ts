@@ -22,6 +22,8 @@ export interface SendOptions {
   readonly timeoutMs?: number;
   /** Told one line for each retry, so that a long wait is not taken for a hang. */
   readonly notify?: (line: string) => void;
+  /** Aborted to stop at once: a request or a wait before a retry fails with the abort. */
+  readonly signal?: AbortSignal;
 }
 
 export class ImportRefused extends Error {}
@@ -63,7 +65,7 @@ async function sendWithRetries(
   const started = performance.now();
   let backoff = options.retryDelayMs ?? 250;
   for (;;) {
-    const outcome = await attempt(endpoint, records, options.timeoutMs ?? REQUEST_TIMEOUT_MS);
+    const outcome = await attempt(endpoint, records, options.timeoutMs ?? REQUEST_TIMEOUT_MS, options.signal);
     if (!('retry' in outcome)) return outcome;
     const wait = Math.max(outcome.retryAfterMs ?? 0, backoff);
     const spent = performance.now() - started;
@@ -71,13 +73,13 @@ async function sendWithRetries(
       throw new ImportRefused(`no Intake took a batch at ${endpoint.url} in ${seconds(spent)} of retries: ${outcome.retry}`);
     }
     options.notify?.(`${endpoint.url}: ${outcome.retry}; retrying a batch of ${records.length} in ${seconds(wait)}`);
-    await sleep(wait);
+    await sleep(wait, undefined, { signal: options.signal });
     backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
   }
 }
 
-async function attempt(endpoint: Endpoint, records: readonly object[], timeoutMs: number): Promise<Outcome> {
-  const signal = AbortSignal.timeout(timeoutMs);
+async function attempt(endpoint: Endpoint, records: readonly object[], timeoutMs: number, stop?: AbortSignal): Promise<Outcome> {
+  const signal = stop ? AbortSignal.any([AbortSignal.timeout(timeoutMs), stop]) : AbortSignal.timeout(timeoutMs);
   let response: Response;
   let text: string;
   try {
@@ -89,6 +91,7 @@ async function attempt(endpoint: Endpoint, records: readonly object[], timeoutMs
     });
     text = await response.text();
   } catch (error) {
+    stop?.throwIfAborted();
     if (signal.aborted) return { retry: `no answer within ${seconds(timeoutMs)}`, retryAfterMs: undefined };
     // "fetch failed" alone names neither the address nor why: the cause does (ECONNREFUSED, ENOTFOUND).
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
