@@ -410,8 +410,10 @@ function isProxyAddress(entry: string): boolean {
 function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
-  return raw as T;
+  // `LOG_LEVEL=DEBUG` means what it says: the words are matched whatever their case.
+  const value = raw.trim().toLowerCase();
+  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')} (got "${raw}")`);
+  return value as T;
 }
 
 /** A token sent as `Authorization: Bearer <token>`: one with a space or a control character could never be sent. */

@@ -33,6 +33,16 @@ describe('configuration', () => {
     expect(refused({ ATTRIBUTION_WEIGHTS: 'click=many' })).toMatch(/^ATTRIBUTION_WEIGHTS/);
   });
 
+  it('reads words of a list whatever their case', () => {
+    expect(loadConfig({ LOG_LEVEL: 'DEBUG', DURABILITY: 'Process-Crash' })).toMatchObject({
+      logLevel: 'debug',
+      durability: 'process-crash',
+    });
+    expect(() => loadConfig({ LOG_LEVEL: 'loud' })).toThrow(
+      'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+    );
+  });
+
   it('defaults to the embedded mode on ./data/intake.db, port 8000', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({

@@ -88,7 +88,7 @@ function printSummary(summary: ImportSummary, json: boolean, verb: string): void
           rejected: summary.rejected,
           rejects_path: summary.rejectsPath ?? null,
         })}\n`
-      : `${verb} ${summary.read} records: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
+      : `${verb} ${summary.read} ${summary.read === 1 ? 'record' : 'records'}: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
           (unconfirmed > 0 ? `, ${unconfirmed} not confirmed` : '') +
           (summary.rejectsPath ? `; rejects with their reasons in ${summary.rejectsPath}\n` : '\n'),
   );

@@ -105,6 +105,9 @@ describe('intake import', { timeout: 180_000 }, () => {
     writeFileSync(file, gz);
     const fromFile = await cli([file, '--write-key', writeKey]);
     expect(fromFile.stdout).toContain('imported 2 records: 0 accepted, 2 duplicate, 0 rejected');
+    const one = join(dir, 'one.ndjson');
+    writeFileSync(one, `${lines[0]}\n`);
+    expect((await cli([one, '--write-key', writeKey])).stdout).toContain('imported 1 record: 0 accepted, 1 duplicate, 0 rejected');
     const broken = join(dir, 'broken.ndjson.gz');
     writeFileSync(broken, gz.subarray(0, gz.length - 12));
     const failed = await cli([broken, '--write-key', writeKey]);
