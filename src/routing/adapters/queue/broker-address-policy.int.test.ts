@@ -1,4 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { natsServerAvailable, startPrivateNatsServer } from '../../../shared/messaging/nats/private-nats-server.js';
 import { auth, startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
 
 let intake: TestIntake | undefined;
@@ -68,6 +74,56 @@ describe('named brokers (QUEUE_BROKERS)', () => {
     } finally {
       await redis.del(stream);
       redis.disconnect();
+    }
+  });
+});
+
+describe.skipIf(!natsServerAvailable())('a NATS broker URL with a user and password', () => {
+  it('is saved with the password masked, and delivered to with it, on a host without a dot', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-nats-auth-'));
+    const nats = await startPrivateNatsServer(dir, { user: 'intake', pass: 's3cret' });
+    const admin = await connect({ servers: nats.url, user: 'intake', pass: 's3cret' });
+    try {
+      const streams = await jetstreamManager(admin);
+      await streams.streams.add({ name: 'ORDERS', subjects: ['orders.>'] });
+      // `localhost` stands for a docker-compose service name such as `nats`; the policy lets it through when allowed.
+      intake = await startTestIntake({ WEBHOOK_ALLOWED_HOSTS: 'localhost' });
+      const headers = { ...auth, 'content-type': 'application/json' };
+      await intake.app.inject({
+        method: 'POST',
+        url: '/api/applications',
+        headers,
+        payload: JSON.stringify({ name: 'Shop', app_id: 'shop' }),
+      });
+      const url = `nats://intake:s3cret@localhost:${new URL(nats.url).port}`;
+      const saved = await intake.app.inject({
+        method: 'POST',
+        url: '/api/routing-rules',
+        headers,
+        payload: JSON.stringify({
+          app_id: 'shop',
+          rule_name: 'to NATS',
+          destination_type: 'queue',
+          destination_config: { broker: 'nats', url, subject: 'orders.paid' },
+        }),
+      });
+      expect(saved.statusCode).toBe(201);
+      expect(saved.body).not.toContain('s3cret');
+
+      await intake.app.inject({
+        method: 'POST',
+        url: '/api/ingest/shop',
+        headers,
+        payload: JSON.stringify({ event_type: 'e', payload: {} }),
+      });
+
+      await expect.poll(async () => (await streams.streams.info('ORDERS')).state.messages, { timeout: 10_000 }).toBe(1);
+    } finally {
+      await admin.close();
+      await intake?.dispose();
+      intake = undefined;
+      await nats.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

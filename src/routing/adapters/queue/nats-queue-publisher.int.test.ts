@@ -1,7 +1,11 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { natsServerAvailable, startPrivateNatsServer, type PrivateNatsServer } from '../../../shared/messaging/nats/private-nats-server.js';
 import { natsQueuePublisher } from './nats-queue-publisher.js';
 import { deliveryRequest, queuePublisherContract, uniqueSuffix, type ReceivedMessage } from './queue-publisher.contract.js';
 
@@ -191,6 +195,50 @@ describe('natsQueuePublisher and the servers a broker advertises', () => {
       await publisher.close();
       broker.close();
       internal.close();
+    }
+  });
+});
+
+describe.skipIf(!natsServerAvailable())('natsQueuePublisher and a broker asking for a user and password', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'intake-nats-auth-'));
+  let server: PrivateNatsServer;
+  let port: string;
+
+  beforeAll(async () => {
+    server = await startPrivateNatsServer(dir, { user: 'intake', pass: 's:cret' });
+    port = new URL(server.url).port;
+  });
+  afterAll(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('publishes with the credentials of the URL, whose host may have no dot (a docker-compose service name)', async () => {
+    const admin = await connect({ servers: server.url, user: 'intake', pass: 's:cret' });
+    await (await jetstreamManager(admin)).streams.add({ name: 'AUTH', subjects: ['auth.>'] });
+    const publisher = natsQueuePublisher();
+    try {
+      const target = { broker: 'nats' as const, url: `nats://intake:s%3Acret@localhost:${port}`, subject: 'auth.orders' };
+
+      expect(await publisher.publish(target, deliveryRequest())).toMatchObject({ outcome: 'delivered' });
+    } finally {
+      await publisher.close();
+      await admin.close();
+    }
+  });
+
+  it('answers rejected to wrong credentials, without showing the password', async () => {
+    const publisher = natsQueuePublisher({ connectTimeoutMs: 2000 });
+    try {
+      const target = { broker: 'nats' as const, url: `nats://intake:wrong-pw@localhost:${port}`, subject: 'auth.orders' };
+
+      const outcome = await publisher.publish(target, deliveryRequest());
+
+      expect(outcome).toMatchObject({ outcome: 'rejected', refusesAll: true });
+      expect(outcome.outcome === 'rejected' && outcome.reason).toContain(`NATS at nats://***@localhost:${port} refused the credentials`);
+      expect(JSON.stringify(outcome)).not.toContain('wrong-pw');
+    } finally {
+      await publisher.close();
     }
   });
 });

@@ -8,6 +8,7 @@ import {
   RequestError,
   type NatsConnection,
 } from '@nats-io/transport-node';
+import { natsServerOptions } from '../../../shared/messaging/nats/nats-server-options.js';
 import type { DeliveryRequest, QueuePublisher, QueueTarget } from '../../application/destination.js';
 import { MAX_BROKER_NAME_BYTES } from '../../domain/destination-config.js';
 import { connectionCache } from './connection-cache.js';
@@ -48,7 +49,7 @@ export function natsQueuePublisher(options: NatsQueuePublisherOptions = {}): Que
       // (`connect_urls`), and a reconnect would resolve a name again. A lost connection is closed, and
       // the next publish connects anew after the policy's check.
       const connection = await connect({
-        servers: url,
+        ...natsServerOptions(url),
         timeout: connectTimeoutMs,
         name: 'intake-routing',
         ignoreClusterUpdates: true,

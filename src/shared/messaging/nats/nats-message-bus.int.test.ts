@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { messageBusContract } from '../message-bus.contract.js';
 import { natsMessageBus } from './nats-message-bus.js';
+import { natsServerAvailable, startPrivateNatsServer } from './private-nats-server.js';
 
 const url = process.env.TEST_NATS_URL || undefined;
 if (!url) console.warn('skipping NATS JetStream suites: TEST_NATS_URL is not set');
@@ -231,6 +235,26 @@ describe.skipIf(!url)('nats message bus: a tls:// server', () => {
       );
     } finally {
       await bus.close();
+    }
+  });
+});
+
+describe.skipIf(!natsServerAvailable())('nats message bus: a server asking for a user and password', () => {
+  it('connects with the credentials of NATS_URL, whose host may have no dot (a docker-compose service name)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-nats-auth-'));
+    const server = await startPrivateNatsServer(dir, { user: 'intake', pass: 's:cret' });
+    const servers = `nats://intake:s%3Acret@localhost:${new URL(server.url).port}`;
+    const bus = natsMessageBus({ servers, stream: 'AUTH', subjects: ['auth.>'], publishTimeoutMs: 2000 });
+    try {
+      await bus.publish('auth.x', { id: 'm1', type: 'X', data: {}, metadata: { schema_version: 1 } });
+
+      const admin = await connect({ servers: server.url, user: 'intake', pass: 's:cret' });
+      expect((await (await jetstreamManager(admin)).streams.info('AUTH')).state.messages).toBe(1);
+      await admin.close();
+    } finally {
+      await bus.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -25,6 +25,7 @@ import {
 } from '@nats-io/transport-node';
 import { handleDelivery, park } from '../handle-delivery.js';
 import { subjectMatches } from '../subject-matches.js';
+import { natsServerOptions } from './nats-server-options.js';
 import {
   MessageBusConfigurationError,
   MessageBusUnavailableError,
@@ -125,7 +126,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
 
   const open = async (): Promise<Session> => {
     const connection = await connect({
-      servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
+      ...natsServerOptions(options.servers),
       // The node client takes tls:// for nats:// and would talk in the clear to a server without TLS.
       ...(asksForTls(options.servers) ? { tls: {} } : {}),
       name: options.connectionName,

@@ -18,15 +18,24 @@ export function natsServerAvailable(): boolean {
   return existsSync(natsServerBinary);
 }
 
-/** For tests that take the broker down: a JetStream server of their own on a free loopback port. */
-export async function startPrivateNatsServer(storeDir: string, options: { jetstream?: boolean } = {}): Promise<PrivateNatsServer> {
+/**
+ * For tests that take the broker down or need it configured: a JetStream server of their own on a free
+ * loopback port, asking for `user` and `pass` when given (its `url` carries none).
+ */
+export async function startPrivateNatsServer(
+  storeDir: string,
+  options: { jetstream?: boolean; user?: string; pass?: string } = {},
+): Promise<PrivateNatsServer> {
   const port = await freePort();
   const monitorPort = await freePort();
   let child: ChildProcess | undefined;
   const jetstream = options.jetstream === false ? [] : ['-js', '-sd', storeDir];
+  const auth = options.user === undefined ? [] : ['--user', options.user, '--pass', options.pass ?? ''];
 
   const start = async () => {
-    child = spawn(natsServerBinary, ['-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort), ...jetstream], { stdio: 'ignore' });
+    child = spawn(natsServerBinary, ['-a', '127.0.0.1', '-p', String(port), '-m', String(monitorPort), ...jetstream, ...auth], {
+      stdio: 'ignore',
+    });
     await untilListening(port);
   };
 
