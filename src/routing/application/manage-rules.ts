@@ -136,7 +136,7 @@ async function validated(deps: RuleDeps, given: RuleInput, current?: RuleFields)
       { path: 'app_id', message: 'unknown application' },
     ]);
   }
-  const fields = parseRule(input);
+  const fields = parseRule(input, current);
   if (fields.destination_type === 'webhook') deps.checkWebhookUrl((fields.destination_config as WebhookConfig).url);
   if (fields.destination_type === 'queue') deps.checkQueueDestination(fields.destination_config as QueueConfig);
   if (fields.destination_type === 'database')

@@ -28,6 +28,28 @@ const HEADER_NAME = /^[A-Za-z0-9-]{1,64}$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const CONNECTION = /^[A-Za-z][\w-]{0,63}$/;
 
+/**
+ * Headers Intake sets on every webhook, in lower case: the signature and content type must be what was
+ * signed, and the framing headers are the HTTP client's business (a wrong one would corrupt the request).
+ * Refused when a rule is saved; the sender drops them from rules stored before.
+ */
+const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+  'content-type',
+  'content-length',
+  'transfer-encoding',
+  'host',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'expect',
+  'te',
+]);
+
+export const isReservedHeader = (name: string): boolean => RESERVED_HEADERS.has(name.toLowerCase());
+
 /** The fields each kind of destination reads: any other is refused, as a misspelling would go unnoticed. */
 const QUEUE_FIELDS = ['broker', 'url', 'connection'];
 const FIELDS: Readonly<Record<string, readonly string[]>> = {
@@ -38,8 +60,16 @@ const FIELDS: Readonly<Record<string, readonly string[]>> = {
   redis: [...QUEUE_FIELDS, 'stream'],
 };
 
-/** Checks a destination's configuration when its rule is saved, listing every problem. */
-export function parseDestination(type: unknown, config: unknown): { type: DestinationType; config: DestinationConfig } {
+/**
+ * Checks a destination's configuration when its rule is saved, listing every problem. `unchanged`: the
+ * rule keeps the configuration it has stored, which may hold headers Intake sets from before they were
+ * refused (dropped when sending): a change of its name or condition is not refused for them.
+ */
+export function parseDestination(
+  type: unknown,
+  config: unknown,
+  { unchanged = false }: { unchanged?: boolean } = {},
+): { type: DestinationType; config: DestinationConfig } {
   const out: Violation[] = [];
   if (typeof type !== 'string' || !(DESTINATION_TYPES as readonly string[]).includes(type)) {
     throw invalid([{ path: 'destination_type', message: `must be one of ${DESTINATION_TYPES.join(', ')}` }]);
@@ -81,7 +111,9 @@ export function parseDestination(type: unknown, config: unknown): { type: Destin
         out.push({ path: 'destination_config.headers', message: 'must map header names to string values' });
       } else if (headers !== undefined) {
         for (const [name, value] of Object.entries(headers as Record<string, string>)) {
-          if (!HEADER_VALUE.test(value))
+          if (isReservedHeader(name) && !unchanged)
+            out.push({ path: `destination_config.headers.${name}`, message: 'is set by Intake on every webhook: remove it' });
+          else if (!HEADER_VALUE.test(value))
             out.push({ path: `destination_config.headers.${name}`, message: 'holds a line break or a character HTTP cannot send' });
         }
       }

@@ -30,6 +30,23 @@ describe('webhook destination headers', () => {
   });
 });
 
+describe('webhook headers Intake sets', () => {
+  it.each(['Host', 'content-length', 'Transfer-Encoding', 'Connection', 'Upgrade', 'Content-Type', 'Webhook-Signature'])(
+    'refuses %s when the rule is saved, naming it',
+    (name) => {
+      expect(() => webhook({ Authorization: 'Bearer abc', [name]: 'x' })).toThrow(
+        `destination_config.headers.${name} is set by Intake on every webhook: remove it`,
+      );
+    },
+  );
+
+  it('lets a rule that stored one before keep it while its destination is unchanged', () => {
+    const config = { url: 'https://example.com/hook', headers: { Host: 'example.org' } };
+
+    expect(parseDestination('webhook', config, { unchanged: true }).config).toEqual(config);
+  });
+});
+
 describe('NATS queue destinations', () => {
   it('refuse a subject, exchange or routing key past 255 bytes, which the broker cannot take', () => {
     const long = 'a'.repeat(256);

@@ -71,8 +71,11 @@ export interface RuleInput {
   ordering_key?: unknown;
 }
 
-/** Validates every field of a rule, including its condition and destination, at save time. */
-export function parseRule(input: RuleInput): RuleFields {
+/**
+ * Validates every field of a rule, including its condition and destination, at save time. `stored` is
+ * the rule before the change: a destination it keeps as it is was accepted then (see parseDestination).
+ */
+export function parseRule(input: RuleInput, stored?: RuleFields): RuleFields {
   const name = input.rule_name;
   if (typeof name !== 'string' || name.trim().length === 0 || longerThan(name, 255)) {
     throw new ValidationError('routing.invalid-rule', 'rule_name must be 1-255 characters', [
@@ -92,7 +95,9 @@ export function parseRule(input: RuleInput): RuleFields {
       { path: 'priority', message: 'must be an integer between -1000000 and 1000000' },
     ]);
   }
-  const destination = parseDestination(input.destination_type, input.destination_config);
+  const destination = parseDestination(input.destination_type, input.destination_config, {
+    unchanged: stored !== undefined && !changesDestination(stored, input),
+  });
   return {
     app_id: input.app_id,
     rule_name: name.trim(),
@@ -125,7 +130,7 @@ export function decideUpdate(ruleId: string, fields: RuleFields, state: RuleStat
  * Whether a change of the rule sends its deliveries somewhere else: another destination type, or
  * any field of its configuration (the URL, headers, broker, table...). Key order does not count.
  */
-export function changesDestination(before: RuleFields, after: RuleFields): boolean {
+export function changesDestination(before: RuleFields, after: RuleFields | RuleInput): boolean {
   return before.destination_type !== after.destination_type || canonical(before.destination_config) !== canonical(after.destination_config);
 }
 

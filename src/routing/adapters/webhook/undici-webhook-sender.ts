@@ -3,6 +3,7 @@ import { Agent, errors as undiciErrors, request } from 'undici';
 import { systemClock, type Clock } from '../../../shared/clock.js';
 import { ValidationError } from '../../../shared/errors.js';
 import type { DeliveryOutcome, DeliveryRequest, WebhookSender, WebhookTarget } from '../../application/destination.js';
+import { isReservedHeader } from '../../domain/destination-config.js';
 import { destinationPolicy } from './destination-policy.js';
 import { DestinationRefusedError, guardedConnector, type Resolver } from './guarded-connector.js';
 import { parseRetryAfter } from '../../../shared/http/retry-after.js';
@@ -23,25 +24,6 @@ export interface UndiciWebhookSenderOptions {
 }
 
 const USER_AGENT = 'Intake-Webhooks/1';
-
-/**
- * Headers the sender owns. The signature and content type must be what was signed; the framing
- * headers are undici's business and a wrong one would corrupt the request.
- */
-const RESERVED_HEADERS = new Set([
-  'webhook-id',
-  'webhook-timestamp',
-  'webhook-signature',
-  'content-type',
-  'content-length',
-  'transfer-encoding',
-  'host',
-  'connection',
-  'keep-alive',
-  'upgrade',
-  'expect',
-  'te',
-]);
 
 /**
  * Sends webhooks signed per Standard Webhooks over one keep-alive connection pool, refusing
@@ -115,7 +97,8 @@ const signingSecretsOf = (target: WebhookTarget) =>
 function customHeaders(headers: Readonly<Record<string, string>> | undefined): Record<string, string> {
   const allowed: Record<string, string> = { 'user-agent': USER_AGENT };
   for (const [name, value] of Object.entries(headers ?? {})) {
-    if (!RESERVED_HEADERS.has(name.toLowerCase())) allowed[name.toLowerCase()] = value;
+    // Refused on save; a rule stored before may still hold one.
+    if (!isReservedHeader(name)) allowed[name.toLowerCase()] = value;
   }
   return allowed;
 }
