@@ -97,6 +97,33 @@ describe('credentials in destination configs', () => {
     expect(logs.join('')).not.toContain('SUPERSECRET123');
   });
 
+  it('seals the value of a webhook URL’s credential parameter (?token=): masked in answers, stored nowhere, sent as given', async () => {
+    const { intake, logs } = await start();
+    const hooks = await receiver();
+    const url = `${hooks.url}?team=shop&token=URLSECRET42&sig=`;
+    const created = await adminCall(intake, 'POST', '/api/routing-rules', rule('webhook', { url }));
+    expect(created.statusCode, created.body).toBe(201);
+    const ruleId = created.json().rule_id as string;
+    expect(created.json().destination_config).toEqual({ url: `${hooks.url}?team=shop&token=${SECRET_MASK}&sig=` });
+
+    // Sent back as shown, the mask keeps it; under another address it is refused.
+    const shown = (await adminCall(intake, 'GET', `/api/routing-rules/${ruleId}`)).json();
+    expect((await adminCall(intake, 'PUT', `/api/routing-rules/${ruleId}`, { ...shown, rule_name: 'renamed' })).statusCode).toBe(200);
+    const moved = await adminCall(intake, 'PATCH', `/api/routing-rules/${ruleId}`, {
+      destination_config: { url: `${hooks.url.replace('/hooks', '/other')}?team=shop&token=${encodeURIComponent(SECRET_MASK)}&sig=` },
+    });
+    expect(moved.statusCode).toBe(400);
+    expect(moved.json().errors).toEqual([expect.objectContaining({ path: 'destination_config.url.query.token' })]);
+
+    expect((await adminCall(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} })).statusCode).toBe(201);
+    const [delivered] = await hooks.waitFor(1);
+    expect(delivered?.url).toBe('/hooks?team=shop&token=URLSECRET42&sig=');
+    const answers = [created.body, (await adminCall(intake, 'GET', '/api/routing-rules/app/shop')).body];
+    for (const answer of answers) expect(answer).not.toContain('URLSECRET42');
+    expect(await storedCopies(intake, 'URLSECRET42')).toEqual({ events: 0, rules: 0 });
+    expect(logs.join('')).not.toContain('URLSECRET42');
+  });
+
   it('seals the password of a queue broker’s URL and masks it in answers', async () => {
     const { intake } = await start();
     for (const [broker, url, extra] of [

@@ -1,9 +1,10 @@
 import { ValidationError } from '../../shared/errors.js';
 
 /**
- * Credentials in a destination's configuration: each webhook header value, and the password of a
- * queue broker's URL (a NATS URL's lone user part too: that is its token). They are sealed apart from
- * the rule; the rule, its events and its row hold a reference in their place, and answers a mask.
+ * Credentials in a destination's configuration: each webhook header value, the value of a webhook
+ * URL's query parameter named like a credential (`?token=`, `?api_key=`, `?code=`), and the password
+ * of a queue broker's URL (a NATS URL's lone user part too: that is its token). They are sealed apart
+ * from the rule; the rule, its events and its row hold a reference in their place, and answers a mask.
  */
 
 /** What answers show for a credential; sent back in a PUT or PATCH, it keeps the credential as it is. */
@@ -54,6 +55,50 @@ function urlCredentials(url: string, broker: unknown): Array<{ slot: Slot; start
   });
 }
 
+/** Query parameters whose value is a credential: receivers that authenticate by URL take it there. */
+const CREDENTIAL_PARAMETER =
+  /^(api[_-]?key|apikey|key|(access[_-]?|auth[_-]?)?token|secret|client[_-]?secret|password|pass|auth|signature|sig|code)$/i;
+
+/** The values of a webhook URL's credential parameters: slot `url.query.<name>` (`…<name>[i]` for a name repeated). */
+function queryCredentials(url: string): Array<{ slot: Slot; start: number; end: number }> {
+  const query = url.indexOf('?');
+  if (query < 0) return [];
+  const fragment = url.indexOf('#', query);
+  const end = fragment < 0 ? url.length : fragment;
+  const found: Array<{ slot: Slot; start: number; end: number }> = [];
+  const seen = new Map<string, number>();
+  for (let from = query + 1; from < end;) {
+    const amp = url.indexOf('&', from);
+    const to = amp < 0 || amp > end ? end : amp;
+    const equals = url.indexOf('=', from);
+    if (equals >= 0 && equals < to && equals + 1 < to) {
+      const name = safeDecode(url.slice(from, equals));
+      if (CREDENTIAL_PARAMETER.test(name)) {
+        const repeat = seen.get(name) ?? 0;
+        seen.set(name, repeat + 1);
+        found.push({ slot: `url.query.${name}${repeat === 0 ? '' : `[${repeat}]`}`, start: equals + 1, end: to });
+      }
+    }
+    from = to + 1;
+  }
+  return found;
+}
+
+/** A URL with the given spans of it replaced by `replace(slot, value)`. */
+function replacedSpans(
+  url: string,
+  spans: ReadonlyArray<{ slot: Slot; start: number; end: number }>,
+  replace: (slot: Slot, value: string) => string,
+) {
+  let result = '';
+  let done = 0;
+  for (const { slot, start, end } of spans) {
+    result += url.slice(done, start) + replace(slot, url.slice(start, end));
+    done = end;
+  }
+  return result + url.slice(done);
+}
+
 /** The credentials of a destination by slot, as they stand (clear values, references or masks). */
 export function credentialsOf({ destination_type, destination_config }: DestinationLike): Map<Slot, string> {
   const found = new Map<Slot, string>();
@@ -61,6 +106,9 @@ export function credentialsOf({ destination_type, destination_config }: Destinat
   const headers = recordOf(config.headers);
   if (destination_type === 'webhook' && headers) {
     for (const [name, value] of Object.entries(headers)) if (typeof value === 'string') found.set(`headers.${name}`, value);
+  }
+  if (destination_type === 'webhook' && typeof config.url === 'string') {
+    for (const { slot, start, end } of queryCredentials(config.url)) found.set(slot, config.url.slice(start, end));
   }
   if (destination_type === 'queue' && typeof config.url === 'string') {
     for (const { slot, start, end } of urlCredentials(config.url, config.broker)) found.set(slot, config.url.slice(start, end));
@@ -71,25 +119,27 @@ export function credentialsOf({ destination_type, destination_config }: Destinat
 /** The configuration with each credential replaced by `replace(slot, value)`; everything else as it is. */
 export function withCredentials<T extends DestinationLike>(destination: T, replace: (slot: Slot, value: string) => string): T {
   const config = recordOf(destination.destination_config);
-  const headers = recordOf(config?.headers);
-  if (destination.destination_type === 'webhook' && config && headers) {
-    const replaced = Object.entries(headers).map(([name, value]) => [
+  if (destination.destination_type === 'webhook' && config) {
+    const headers = recordOf(config.headers);
+    const spans = typeof config.url === 'string' ? queryCredentials(config.url) : [];
+    if (!headers && spans.length === 0) return destination;
+    const replaced = Object.entries(headers ?? {}).map(([name, value]) => [
       name,
       typeof value === 'string' ? replace(`headers.${name}`, value) : value,
     ]);
-    return { ...destination, destination_config: { ...config, headers: Object.fromEntries(replaced) } };
+    return {
+      ...destination,
+      destination_config: {
+        ...config,
+        ...(spans.length > 0 ? { url: replacedSpans(config.url as string, spans, replace) } : {}),
+        ...(headers ? { headers: Object.fromEntries(replaced) } : {}),
+      },
+    };
   }
   if (destination.destination_type === 'queue' && config && typeof config.url === 'string') {
-    const given = config.url;
-    const spans = urlCredentials(given, config.broker);
+    const spans = urlCredentials(config.url, config.broker);
     if (spans.length === 0) return destination;
-    let url = '';
-    let done = 0;
-    for (const { slot, start, end } of spans) {
-      url += given.slice(done, start) + replace(slot, given.slice(start, end));
-      done = end;
-    }
-    return { ...destination, destination_config: { ...config, url: url + given.slice(done) } };
+    return { ...destination, destination_config: { ...config, url: replacedSpans(config.url, spans, replace) } };
   }
   return destination;
 }

@@ -90,3 +90,25 @@ describe('destination credentials, further', () => {
     });
   });
 });
+
+describe('credentials in a webhook URL’s query', () => {
+  const webhook = (url: string) => ({ destination_type: 'webhook', destination_config: { url } });
+
+  it('finds the values of parameters named like credentials, each of a repeated name apart, and none in the fragment', () => {
+    const found = credentialsOf(webhook('https://h.example/p?Token=a&page=2&api_key=b&token=c&x%5Fsig=no&code=&sig=d#key=e'));
+    expect(Object.fromEntries(found)).toEqual({
+      'url.query.Token': 'a',
+      'url.query.api_key': 'b',
+      'url.query.token': 'c',
+      'url.query.sig': 'd',
+    });
+  });
+
+  it('masks them in place, and takes the mask back, percent-encoded or not', () => {
+    const given = webhook('https://h.example/p?team=t&token=abc');
+    const shown = maskedDestination(given);
+    expect(shown.destination_config.url).toBe(`https://h.example/p?team=t&token=${SECRET_MASK}`);
+    expect(unmasked(webhook(`https://h.example/p?team=t&token=${encodeURIComponent(SECRET_MASK)}`), given)).toEqual(given);
+    expect(() => unmasked(webhook(`https://h.example/q?team=t&token=${SECRET_MASK}`), given)).toThrow(ValidationError);
+  });
+});
