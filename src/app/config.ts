@@ -7,7 +7,7 @@ import { OPTIONAL_CONTEXTS } from './optional-contexts.js';
 import { DEFAULT_PORTS, parseRoles, type Role } from './roles.js';
 import { withoutPassword } from '../shared/postgres/connection-url.js';
 import { DEFAULT_POOL_SIZE } from '../shared/postgres/pool-size.js';
-import { LOCK_TIMEOUT_MS } from '../shared/postgres/open-postgres.js';
+import { LOCK_TIMEOUT_MS, SUBSCRIBER_LOCK_WAIT_MS } from '../shared/postgres/open-postgres.js';
 import { attributionOptionsFromEnv } from '../attribution/module.js';
 import { parseBreakerPolicy } from '../routing/domain/circuit-breaker.js';
 import { parseRetrySchedule } from '../routing/domain/delivery.js';
@@ -155,6 +155,10 @@ function unreadableLine(text: string): { line: number; why: string } | undefined
  * memory at 128 MB; what the HTTP thread hands it is scaled to the limit too (`storageBudgetOf`).
  */
 export const MIN_STORAGE_THREAD_HEAP_MB = 256;
+
+/** How long a subscriber's transaction on PostgreSQL waits for a lock: a second, or less if requests wait less. */
+export const subscriberLockWaitMs = (config: Pick<Config, 'databaseLockTimeoutMs'>) =>
+  Math.min(SUBSCRIBER_LOCK_WAIT_MS, config.databaseLockTimeoutMs);
 
 export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);
 

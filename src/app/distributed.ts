@@ -18,7 +18,7 @@ import { bindToBus, BusBindingMismatch, confirmBusBinding } from '../shared/mess
 import type { Subscriber } from '../shared/subscriptions/subscriber.js';
 import { localProcedures } from '../shared/procedures.js';
 import { buildContexts, contextNamed, REPLICAS, type ContextDescriptor } from './catalog.js';
-import { ConfigError, deploymentOf, postgresSchemaOf, type Config } from './config.js';
+import { ConfigError, deploymentOf, postgresSchemaOf, subscriberLockWaitMs, type Config } from './config.js';
 import { verifyModules, type ContextModule, type ModuleDeps } from '../shared/context-module.js';
 import { busSubscriptionAdmin } from './distributed-admin.js';
 import { subscriptionHttp } from './http/subscription-routes.js';
@@ -112,7 +112,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       consumers: roleConsumers(
         role,
         config,
-        { bus, store, postgres, clock, logger, fence: schemaFence(postgresSchemaOf(config, role)) },
+        { bus, store, postgres, clock, logger, fence: schemaFence(postgresSchemaOf(config, role), { lockWaitMs: subscriberLockWaitMs(config) }) },
         subscribers,
         (subscriber, count) => metrics.eventsConsumed.inc({ subscriber }, count),
       ),

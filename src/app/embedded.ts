@@ -19,7 +19,7 @@ import { fromWire } from '../shared/storage-thread/wire-errors.js';
 import type { Subscriptions } from '../shared/subscriptions/in-process-subscriptions.js';
 import type { ProcessorRegistry } from '../processing/domain/pipeline.js';
 import { buildContexts, CONTEXTS, type ContextLinks } from './catalog.js';
-import { isPostgresUrl, postgresSchemaOf, type Config } from './config.js';
+import { isPostgresUrl, postgresSchemaOf, subscriberLockWaitMs, type Config } from './config.js';
 import type { ContextModule, ModuleDeps } from '../shared/context-module.js';
 import { buildHttpServer, type CheckStatus, type ReadinessCheck } from './http/server.js';
 import { subscriptionAdminOf, subscriptionHttp } from './http/subscription-routes.js';
@@ -95,7 +95,7 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
     newId: options.newId ?? uuidV7,
     procedures: localProcedures(),
     processMetrics: true,
-    ...(isPostgresUrl(config.databaseUrl) && options.fenced !== false ? { fence: schemaFence(postgresSchemaOf(config)) } : {}),
+    ...(isPostgresUrl(config.databaseUrl) && options.fenced !== false ? { fence: schemaFence(postgresSchemaOf(config), { lockWaitMs: subscriberLockWaitMs(config) }) } : {}),
     ...(options.runSubscribers ? { runSubscribers: options.runSubscribers } : {}),
     ...(options.processors ? { links: { processors: options.processors } } : {}),
   });

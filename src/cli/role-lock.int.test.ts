@@ -51,7 +51,7 @@ async function terminateHolderOf(key: string): Promise<number> {
 /** Runs the schema's fence in a transaction of its own: a subscriber's commit, as far as the lock goes. */
 async function fencedCommit(db: Kysely<object>, config: Config, role?: string): Promise<'committed' | 'held back'> {
   try {
-    await db.transaction().execute((trx) => schemaFence(postgresSchemaOf(config, role))(trx));
+    await db.transaction().execute((trx) => schemaFence(postgresSchemaOf(config, role), { lockWaitMs: 1000 })(trx));
     return 'committed';
   } catch (error) {
     if (error instanceof UnavailableError) return 'held back';
@@ -101,7 +101,7 @@ describe.skipIf(!testPostgresUrl)('role locks of the distributed mode', () => {
       const inFlight = deferred();
       const entered = deferred();
       const commit = db.transaction().execute(async (trx) => {
-        await schemaFence(postgresSchemaOf(config, 'routing'))(trx);
+        await schemaFence(postgresSchemaOf(config, 'routing'), { lockWaitMs: 1000 })(trx);
         entered.resolve();
         await inFlight.promise;
       });

@@ -217,4 +217,49 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       await dropSchema(schema);
     }
   });
+
+  it('goes on taking items while a view’s table is held locked: the subscribers give up the log’s lock, retry, and park nothing', async () => {
+    const prefix = `t${randomBytes(5).toString('hex')}_`;
+    const schema = `${prefix}intake`;
+    const intake = await startTestIntake({ DATABASE_URL: testPostgresUrl ?? '', DB_SCHEMA_PREFIX: prefix });
+    const ingest = (n: number) =>
+      intake.app.inject({
+        method: 'POST',
+        url: '/ingest',
+        headers: { ...auth, 'content-type': 'application/json' },
+        payload: JSON.stringify({ partner_id: 'p1', payload: { n } }),
+      });
+    const operator = new pg.Client({ connectionString: testPostgresUrl });
+    await operator.connect();
+    try {
+      expect((await ingest(0)).statusCode).toBe(201);
+      await operator.query('BEGIN');
+      await operator.query(`LOCK TABLE "${schema}"."query_items" IN EXCLUSIVE MODE`);
+      const stored: string[] = [];
+      let slowest = 0;
+      try {
+        // The subscribers meet the lock with their first batch and wait on it holding the log's lock.
+        for (let n = 1, until = performance.now() + 4000; performance.now() < until; n++) {
+          const started = performance.now();
+          const answer = await ingest(n);
+          slowest = Math.max(slowest, performance.now() - started);
+          expect(answer.statusCode).toBe(201);
+          stored.push(answer.json().id as string);
+        }
+      } finally {
+        await operator.query('ROLLBACK');
+      }
+      // Behind a subscriber that waited for the lock's release (4 s) with the log's lock in hand, one waited seconds.
+      expect(slowest).toBeLessThan(2500);
+      await intake.subscriptions.caughtUp(30_000);
+      for (const id of stored.slice(-3)) {
+        expect((await intake.app.inject({ method: 'GET', url: `/query/${id}`, headers: auth })).json().status).toBe('processed');
+      }
+      expect(await listParked(intake.db)).toEqual([]);
+    } finally {
+      await operator.end();
+      await intake.close();
+      await dropSchema(schema);
+    }
+  });
 });

@@ -42,6 +42,9 @@ const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
  */
 export const LOCK_TIMEOUT_MS = 10_000;
 
+/** A subscriber's transaction waits at most this long for a lock (or the lock timeout, if shorter): see `schemaFence`. */
+export const SUBSCRIBER_LOCK_WAIT_MS = 1_000;
+
 const STALL_MS = 5_000;
 const PROBE_TIMEOUT_MS = 2_000;
 

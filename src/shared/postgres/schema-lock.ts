@@ -38,11 +38,18 @@ export type Fence = (db: Kysely<object>) => Promise<void>;
 /**
  * Takes the schema's key shared for the transaction, or throws an UnavailableError (a storage fault to
  * the subscriptions: they wait it out and retry, and park nothing) while a replay holds it exclusively.
+ *
+ * In the same statement it cuts the transaction's lock waits to `lockWaitMs`. A subscriber's transaction
+ * takes the log's lock with its first append and then writes its views: waiting there on a table someone
+ * locked, it held every append of the process behind it. It now gives up soon and retries with backoff,
+ * and the appends go on meanwhile.
  */
-export function schemaFence(schema: string): Fence {
+export function schemaFence(schema: string, { lockWaitMs }: { lockWaitMs: number }): Fence {
   const key = schemaLockKey(schema);
+  const lockTimeout = String(Math.max(1, Math.round(lockWaitMs)));
   return async (db) => {
-    const { rows } = await sql<{ taken: boolean }>`SELECT pg_try_advisory_xact_lock_shared(${key}::bigint) AS taken`.execute(db);
+    const { rows } = await sql<{ taken: boolean }>`
+      SELECT pg_try_advisory_xact_lock_shared(${key}::bigint) AS taken, set_config('lock_timeout', ${lockTimeout}, true)`.execute(db);
     if (!rows[0]?.taken) {
       throw new UnavailableError(
         'subscriptions.schema-locked',
