@@ -71,6 +71,12 @@ export function sequentialIds(prefix = '00000000-0000-7000-8000-'): IdGenerator 
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** When a UUIDv7 was made (its first 48 bits, Unix milliseconds); undefined for any other id. */
+export function uuidV7Time(id: string): number | undefined {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i.test(id)) return undefined;
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
 export function isUuid(value: string): boolean {
   return UUID_PATTERN.test(value);
 }

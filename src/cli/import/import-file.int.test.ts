@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { importFile, ImportStopped, type ImportOptions } from './import-file.js';
 import { ImportRefused } from './send-batch.js';
+import { uuidV7Generator } from '../../shared/ids.js';
 
 /**
  * A stand-in for Intake that accepts everything, keeps the bodies and counts the requests per path. A
@@ -33,11 +34,34 @@ function answer(path: string, body: string, response: ServerResponse): void {
   if (path.startsWith('/busy/') && seen === 1) return problem(503, 'the storage is unavailable', { 'retry-after': '1' });
   if (path.startsWith('/flaky/') && seen <= 7) return problem(503, 'restarting');
   if (path.startsWith('/down/')) return problem(503, 'the storage is unavailable');
+  if (path.startsWith('/lost/')) return lostAnswer(body, response);
   const parsed = JSON.parse(body) as (typeof bodies)[number];
   bodies.push(parsed);
   const receipts = (parsed.batch ?? parsed.events ?? []).map((_, index) => ({ index, status: 'accepted' }));
   response.setHeader('content-type', 'application/json');
   response.end(JSON.stringify(parsed.batch ? { receipts } : { results: receipts }));
+}
+
+/**
+ * `/lost/`: stores the messages of its first request and breaks the connection instead of answering;
+ * then answers each stored one a duplicate with the id it got. Message ids beginning `old-` were stored
+ * an hour before.
+ */
+const lostIds = new Map<string, string>();
+const newId = uuidV7Generator();
+const anHourAgoId = uuidV7Generator(() => Date.now() - 3_600_000);
+function lostAnswer(body: string, response: ServerResponse): void {
+  const batch = (JSON.parse(body) as { batch: Array<{ messageId: string }> }).batch;
+  const first = lostIds.size === 0;
+  const receipts = batch.map(({ messageId }, index) => {
+    const known = messageId.startsWith('old-') ? anHourAgoId() : lostIds.get(messageId);
+    if (known) return { index, status: 'duplicate', event_id: known };
+    lostIds.set(messageId, newId());
+    return { index, status: 'accepted', event_id: lostIds.get(messageId) };
+  });
+  if (first) return void response.socket?.destroy();
+  response.setHeader('content-type', 'application/json');
+  response.end(JSON.stringify({ receipts }));
 }
 
 beforeAll(async () => {
@@ -238,6 +262,13 @@ describe('sending', () => {
     expect(summary).toMatchObject({ accepted: 1 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
     expect(lines).toEqual([`${url}/busy/v1/import: HTTP 503 (the storage is unavailable); retrying a batch of 1 in 1 s`]);
+  });
+
+  it('counts what an attempt whose answer was lost stored as accepted, and what was there before as duplicate', async () => {
+    const file = fileOf('lost.ndjson', [...records(3, 10), { ...records(1, 10)[0], messageId: 'old-1' }]);
+    const summary = await run(file, { url: `${url}/lost` });
+    expect(requests.get('/lost/v1/import')).toBe(2);
+    expect(summary).toMatchObject({ read: 4, accepted: 3, duplicate: 1, rejected: 0 });
   });
 
   it('retries for a time, not a number of attempts, so that a restart longer than a few tries is ridden out', async () => {

@@ -271,10 +271,12 @@ function messagesEndpoint(base: string, writeKey: string): Endpoint {
         index: number;
         status: string;
         reason?: string;
+        event_id?: string;
       }>;
       return Array.from({ length: count }, (_, index): Verdict => {
         const receipt = receipts.find((r) => r.index === index);
-        if (receipt?.status === 'accepted' || receipt?.status === 'duplicate') return { status: receipt.status };
+        if (receipt?.status === 'accepted') return { status: 'accepted' };
+        if (receipt?.status === 'duplicate') return { status: 'duplicate', ...(receipt.event_id ? { eventId: receipt.event_id } : {}) };
         return { status: 'rejected', reason: receipt?.reason ?? 'the server gave no receipt' };
       });
     },
@@ -291,10 +293,12 @@ function partnerEndpoint(base: string, partnerId: string, token: string): Endpoi
         index: number;
         status: string;
         reason?: string;
+        event_id?: string;
       }>;
       return Array.from({ length: count }, (_, index): Verdict => {
         const result = results.find((r) => r.index === index);
-        if (result?.status === 'accepted' || result?.status === 'duplicate') return { status: result.status };
+        if (result?.status === 'accepted') return { status: 'accepted' };
+        if (result?.status === 'duplicate') return { status: 'duplicate', ...(result.event_id ? { eventId: result.event_id } : {}) };
         return { status: 'rejected', reason: result?.reason ?? 'the server gave no receipt' };
       });
     },

@@ -1,8 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseRetryAfter } from '../../shared/http/retry-after.js';
+import { uuidV7Time } from '../../shared/ids.js';
 
 /** The server's verdict on one record of a batch. */
-export type Verdict = { readonly status: 'accepted' | 'duplicate' } | { readonly status: 'rejected'; readonly reason: string };
+export type Verdict =
+  | { readonly status: 'accepted' }
+  /** `eventId`: the first event stored under the record's key, as the server's receipt names it. */
+  | { readonly status: 'duplicate'; readonly eventId?: string }
+  | { readonly status: 'rejected'; readonly reason: string };
 
 export interface Endpoint {
   readonly url: string;
@@ -35,7 +40,24 @@ const MAX_BACKOFF_MS = 10_000;
 const MAX_RETRY_AFTER_MS = 60_000;
 export const REQUEST_TIMEOUT_MS = 60_000;
 
-type Outcome = { verdicts: Verdict[] } | { retry: string; retryAfterMs: number | undefined } | { tooLarge: string };
+/** `unknown`: the request may have been stored all the same (no answer came, or the connection broke). */
+type Outcome = { verdicts: Verdict[] } | { retry: string; retryAfterMs: number | undefined; unknown?: true } | { tooLarge: string };
+
+// How far the server's clock may trail this one for its ids to be taken as made after a given moment.
+const CLOCK_SKEW_MS = 2000;
+
+/**
+ * The verdicts of a batch sent again after an attempt whose answer was lost: a record that attempt
+ * stored comes back a duplicate, with the id the lost attempt gave its event. An id made after that
+ * attempt began (UUIDv7 carries its time) is this run's, and the record counts as accepted.
+ */
+function afterLostAnswer(verdicts: Verdict[], lostAt: number): Verdict[] {
+  return verdicts.map((verdict) => {
+    if (verdict.status !== 'duplicate' || verdict.eventId === undefined) return verdict;
+    const made = uuidV7Time(verdict.eventId);
+    return made !== undefined && made >= lostAt - CLOCK_SKEW_MS ? { status: 'accepted' } : verdict;
+  });
+}
 
 /**
  * Sends one batch and answers a verdict per record. A batch the server finds too large (413) is sent
@@ -54,7 +76,8 @@ export async function sendBatch(endpoint: Endpoint, records: readonly object[], 
 /**
  * Network failures, timeouts, 429 and 5xx are retried, after the server's Retry-After or a doubling
  * backoff, whichever is longer, until the time budget is spent: every record carries its idempotency
- * key, so a batch stored before its answer was lost comes back as duplicates.
+ * key, so a batch stored before its answer was lost comes back as duplicates, counted as accepted
+ * where the ids show the lost attempt stored them (`afterLostAnswer`).
  */
 async function sendWithRetries(
   endpoint: Endpoint,
@@ -64,9 +87,13 @@ async function sendWithRetries(
   const budget = options.retryBudgetMs ?? RETRY_BUDGET_MS;
   const started = performance.now();
   let backoff = options.retryDelayMs ?? 250;
+  let lostAt: number | undefined;
   for (;;) {
+    const sentAt = Date.now();
     const outcome = await attempt(endpoint, records, options.timeoutMs ?? REQUEST_TIMEOUT_MS, options.signal);
+    if ('verdicts' in outcome && lostAt !== undefined) return { verdicts: afterLostAnswer(outcome.verdicts, lostAt) };
     if (!('retry' in outcome)) return outcome;
+    if (outcome.unknown) lostAt ??= sentAt;
     const wait = Math.max(outcome.retryAfterMs ?? 0, backoff);
     const spent = performance.now() - started;
     if (spent + wait > budget) {
@@ -92,13 +119,13 @@ async function attempt(endpoint: Endpoint, records: readonly object[], timeoutMs
     text = await response.text();
   } catch (error) {
     stop?.throwIfAborted();
-    if (signal.aborted) return { retry: `no answer within ${seconds(timeoutMs)}`, retryAfterMs: undefined };
+    if (signal.aborted) return { retry: `no answer within ${seconds(timeoutMs)}`, retryAfterMs: undefined, unknown: true };
     // "fetch failed" alone names neither the address nor why: the cause does (ECONNREFUSED, ENOTFOUND).
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     // Without a cause the request was never sent (a key that is no valid header): no retry mends that.
     // The quoted value undici names would be the key itself, which has no place on a terminal or in a log.
     if (!cause) throw new ImportRefused(`cannot send to ${endpoint.url}: ${(error as Error).message.replace(/".*"/s, 'a value')}`);
-    return { retry: `${(error as Error).message} (${cause.code ?? cause.message})`, retryAfterMs: undefined };
+    return { retry: `${(error as Error).message} (${cause.code ?? cause.message})`, retryAfterMs: undefined, unknown: true };
   }
   return answered(endpoint, records.length, response, text);
 }
