@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -76,6 +76,26 @@ describe('the SQLite database lock', () => {
       const path = database();
       chmodSync(join(path, '..'), 0o555);
       expect(takenAsNobody(path)).toMatch(/^cannot use the data directory .*: this user may not make files in it/);
+    },
+  );
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'names a data directory this user may not make files in, where its files are already there and its own',
+    () => {
+      const path = database();
+      const directory = join(path, '..');
+      chmodSync(directory, 0o777);
+      writeFileSync(path, '');
+      writeFileSync(`${path}.lock`, '');
+      chownSync(path, 65534, 65534);
+      chownSync(`${path}.lock`, 65534, 65534);
+      chmodSync(directory, 0o555);
+      // SQLite's journal goes beside the lock file: it said only "attempt to write a readonly database".
+      expect(takenAsNobody(path)).toMatch(/^cannot use the data directory .*: this user may not make files in it/);
+      // Its own lock file without the write bit: no other user to blame.
+      chmodSync(directory, 0o777);
+      chmodSync(`${path}.lock`, 0o444);
+      expect(takenAsNobody(path)).toMatch(/^cannot lock .*intake\.db\.lock: its permissions do not let its owner, this user, write it/);
     },
   );
 

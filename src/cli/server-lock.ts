@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { CliError } from './cli-error.js';
@@ -59,7 +59,7 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
     throw new CliError(
       refusal === 'EROFS'
         ? `cannot ${what} ${resolve(path)}: the file system holding it is mounted read-only`
-        : `cannot ${what} ${resolve(path)}: this user may not write it (another user made it?); give it to the user Intake runs as`,
+        : `cannot ${what} ${resolve(path)}: ${notWritableBy(path)}`,
     );
   }
   try {
@@ -68,6 +68,10 @@ export function acquireLock(databasePath: string, command: string): ServerLock |
   } catch (error) {
     guard.close();
     if ((error as { code?: string }).code === 'SQLITE_BUSY') return lockHolder(databasePath);
+    // SQLite writes its journals beside the files: a directory this user may not write in said only
+    // "attempt to write a readonly database".
+    const directory = dirname(resolve(databasePath));
+    if (writeRefusal(directory) !== undefined) throw directoryRefusal(directory);
     throw error;
   }
   writeFileSync(file, `${process.pid} ${command}\n`, { mode: 0o600 });
@@ -113,6 +117,14 @@ function directoryRefusal(directory: string): CliError {
       ? `cannot use the data directory ${directory}: the file system holding it is mounted read-only`
       : `cannot use the data directory ${directory}: this user may not make files in it; give it to the user Intake runs as`,
   );
+}
+
+/** Why this user may not write a file that is there: someone else's, or its own with the write bit off. */
+function notWritableBy(path: string): string {
+  const owner = statSync(path, { throwIfNoEntry: false })?.uid;
+  return owner !== undefined && owner === process.getuid?.()
+    ? 'its permissions do not let its owner, this user, write it (chmod u+w)'
+    : 'this user may not write it (another user made it?); give it to the user Intake runs as';
 }
 
 function writeRefusal(path: string): string | undefined {
