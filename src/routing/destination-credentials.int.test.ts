@@ -4,8 +4,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminCall, startTestIntake, type TestIntake } from '../../test/support/embedded-intake.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../../test/support/webhook-receiver.js';
+import { storeRuleAsBefore } from '../../test/support/rule-stored-before.js';
 import { SECRET_MASK } from './domain/destination-secrets.js';
-import { ruleStreamId, type RoutingRuleCreated } from './domain/routing-rule.js';
 
 const HEADER_SECRET = 'Bearer SUPERSECRET123';
 const cleanups: Array<() => Promise<void>> = [];
@@ -164,21 +164,7 @@ describe('credentials in destination configs', () => {
     const { intake } = await start();
     const hooks = await receiver();
     const ruleId = '0193aaaa-0000-7000-8000-000000000001';
-    const data: RoutingRuleCreated['data'] = {
-      ...rule('webhook', { url: hooks.url, headers: { Authorization: HEADER_SECRET } }),
-      destination_type: 'webhook',
-      destination_config: { url: hooks.url, headers: { Authorization: HEADER_SECRET } },
-      condition: {},
-      priority: 0,
-      is_active: true,
-      ordering_key: null,
-      rule_id: ruleId,
-      created_at: new Date().toISOString(),
-    };
-    await intake.store.transaction(async (tx) => {
-      await tx.append({ streamId: ruleStreamId(ruleId), events: [{ type: 'RoutingRuleCreated', data }], expectedVersion: 'no_stream' });
-      await sql`INSERT INTO routing_secrets (rule_id, secret) VALUES (${ruleId}, 'whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3')`.execute(tx.db);
-    });
+    await storeRuleAsBefore(intake, ruleId, rule('webhook', { url: hooks.url, headers: { Authorization: HEADER_SECRET } }));
     const shown = await adminCall(intake, 'GET', `/api/routing-rules/${ruleId}`);
     expect(shown.json().destination_config.headers).toEqual({ Authorization: SECRET_MASK });
     expect((await adminCall(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: {} })).statusCode).toBe(201);

@@ -1,8 +1,7 @@
-import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminCall, startTestIntake, type TestIntake } from '../../test/support/embedded-intake.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../../test/support/webhook-receiver.js';
-import { ruleStreamId, type RoutingRuleCreated } from './domain/routing-rule.js';
+import { storeRuleAsBefore } from '../../test/support/rule-stored-before.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -52,21 +51,7 @@ describe('webhook headers Intake sets', () => {
     const { intake, hooks } = await start();
     const ruleId = '0193aaaa-0000-7000-8000-000000000002';
     const destination_config = { url: hooks.url, headers: { 'Content-Type': 'text/plain', 'X-Team': 'shop' } };
-    const data: RoutingRuleCreated['data'] = {
-      ...rule(destination_config),
-      destination_type: 'webhook',
-      destination_config,
-      condition: {},
-      priority: 0,
-      is_active: true,
-      ordering_key: null,
-      rule_id: ruleId,
-      created_at: new Date().toISOString(),
-    };
-    await intake.store.transaction(async (tx) => {
-      await tx.append({ streamId: ruleStreamId(ruleId), events: [{ type: 'RoutingRuleCreated', data }], expectedVersion: 'no_stream' });
-      await sql`INSERT INTO routing_secrets (rule_id, secret) VALUES (${ruleId}, 'whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3')`.execute(tx.db);
-    });
+    await storeRuleAsBefore(intake, ruleId, { ...rule(destination_config), destination_type: 'webhook', destination_config });
 
     const shown = await adminCall(intake, 'GET', `/api/routing-rules/${ruleId}`);
     expect(shown.statusCode).toBe(200);

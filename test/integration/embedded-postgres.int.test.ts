@@ -16,6 +16,42 @@ async function dropSchema(schema: string): Promise<void> {
   await client.end();
 }
 
+/**
+ * The one process on a schema of its own, with a session of an operator's beside it that holds a
+ * table locked while `work` runs (EXCLUSIVE: readers pass, every writer waits).
+ */
+async function withOperatorLocks(env: Record<string, string> = {}) {
+  const prefix = `t${randomBytes(5).toString('hex')}_`;
+  const schema = `${prefix}intake`;
+  const intake = await startTestIntake({ DATABASE_URL: testPostgresUrl ?? '', DB_SCHEMA_PREFIX: prefix, ...env });
+  const operator = new pg.Client({ connectionString: testPostgresUrl });
+  await operator.connect();
+  return {
+    intake,
+    ingest: (n: number) =>
+      intake.app.inject({
+        method: 'POST',
+        url: '/ingest',
+        headers: { ...auth, 'content-type': 'application/json' },
+        payload: JSON.stringify({ partner_id: 'p1', payload: { n } }),
+      }),
+    async holding(table: string, work: () => Promise<void>) {
+      await operator.query('BEGIN');
+      await operator.query(`LOCK TABLE "${schema}"."${table}" IN EXCLUSIVE MODE`);
+      try {
+        await work();
+      } finally {
+        await operator.query('ROLLBACK');
+      }
+    },
+    async close() {
+      await operator.end();
+      await intake.close();
+      await dropSchema(schema);
+    },
+  };
+}
+
 /** `DATABASE_URL=postgres://…` without NATS_URL: one process, every context, in-process subscriptions on PostgreSQL. */
 describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
   it('carries items through the whole pipeline, with rules, statistics and replay, in one schema', async () => {
@@ -154,32 +190,7 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
   });
 
   it('answers 503 storage.busy instead of hanging while another session holds a table it writes, parks nothing, and heals', async () => {
-    const prefix = `t${randomBytes(5).toString('hex')}_`;
-    const schema = `${prefix}intake`;
-    const intake = await startTestIntake({
-      DATABASE_URL: testPostgresUrl ?? '',
-      DB_SCHEMA_PREFIX: prefix,
-      DATABASE_LOCK_TIMEOUT_MS: '300',
-    });
-    const ingest = (n: number) =>
-      intake.app.inject({
-        method: 'POST',
-        url: '/ingest',
-        headers: { ...auth, 'content-type': 'application/json' },
-        payload: JSON.stringify({ partner_id: 'p1', payload: { n } }),
-      });
-    const operator = new pg.Client({ connectionString: testPostgresUrl });
-    await operator.connect();
-    // EXCLUSIVE lets readers through and holds every writer.
-    const holding = async (table: string, work: () => Promise<void>) => {
-      await operator.query('BEGIN');
-      await operator.query(`LOCK TABLE "${schema}"."${table}" IN EXCLUSIVE MODE`);
-      try {
-        await work();
-      } finally {
-        await operator.query('ROLLBACK');
-      }
-    };
+    const { intake, ingest, holding, close } = await withOperatorLocks({ DATABASE_LOCK_TIMEOUT_MS: '300' });
     try {
       expect((await ingest(0)).statusCode).toBe(201);
       await holding('events', async () => {
@@ -212,33 +223,18 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       }
       expect(await listParked(intake.db)).toEqual([]);
     } finally {
-      await operator.end();
-      await intake.close();
-      await dropSchema(schema);
+      await close();
     }
   });
 
   it('goes on taking items while a view’s table is held locked: the subscribers give up the log’s lock, retry, and park nothing', async () => {
-    const prefix = `t${randomBytes(5).toString('hex')}_`;
-    const schema = `${prefix}intake`;
-    const intake = await startTestIntake({ DATABASE_URL: testPostgresUrl ?? '', DB_SCHEMA_PREFIX: prefix });
-    const ingest = (n: number) =>
-      intake.app.inject({
-        method: 'POST',
-        url: '/ingest',
-        headers: { ...auth, 'content-type': 'application/json' },
-        payload: JSON.stringify({ partner_id: 'p1', payload: { n } }),
-      });
-    const operator = new pg.Client({ connectionString: testPostgresUrl });
-    await operator.connect();
+    const { intake, ingest, holding, close } = await withOperatorLocks();
     try {
       expect((await ingest(0)).statusCode).toBe(201);
-      await operator.query('BEGIN');
-      await operator.query(`LOCK TABLE "${schema}"."query_items" IN EXCLUSIVE MODE`);
       const stored: string[] = [];
       let slowest = 0;
-      try {
-        // The subscribers meet the lock with their first batch and wait on it holding the log's lock.
+      // The subscribers meet the lock with their first batch and wait on it holding the log's lock.
+      await holding('query_items', async () => {
         for (let n = 1, until = performance.now() + 4000; performance.now() < until; n++) {
           const started = performance.now();
           const answer = await ingest(n);
@@ -246,9 +242,7 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
           expect(answer.statusCode).toBe(201);
           stored.push(answer.json().id as string);
         }
-      } finally {
-        await operator.query('ROLLBACK');
-      }
+      });
       // Behind a subscriber that waited for the lock's release (4 s) with the log's lock in hand, one waited seconds.
       expect(slowest).toBeLessThan(2500);
       await intake.subscriptions.caughtUp(30_000);
@@ -257,9 +251,7 @@ describe.skipIf(!testPostgresUrl)('one process on PostgreSQL', () => {
       }
       expect(await listParked(intake.db)).toEqual([]);
     } finally {
-      await operator.end();
-      await intake.close();
-      await dropSchema(schema);
+      await close();
     }
   });
 });
