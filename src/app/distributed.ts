@@ -112,7 +112,14 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       consumers: roleConsumers(
         role,
         config,
-        { bus, store, postgres, clock, logger, fence: schemaFence(postgresSchemaOf(config, role), { lockWaitMs: subscriberLockWaitMs(config) }) },
+        {
+          bus,
+          store,
+          postgres,
+          clock,
+          logger,
+          fence: schemaFence(postgresSchemaOf(config, role), { lockWaitMs: subscriberLockWaitMs(config) }),
+        },
         subscribers,
         (subscriber, count) => metrics.eventsConsumed.inc({ subscriber }, count),
       ),

@@ -95,7 +95,9 @@ async function onOneThread(options: EmbeddedOptions): Promise<Intake> {
     newId: options.newId ?? uuidV7,
     procedures: localProcedures(),
     processMetrics: true,
-    ...(isPostgresUrl(config.databaseUrl) && options.fenced !== false ? { fence: schemaFence(postgresSchemaOf(config), { lockWaitMs: subscriberLockWaitMs(config) }) } : {}),
+    ...(isPostgresUrl(config.databaseUrl) && options.fenced !== false
+      ? { fence: schemaFence(postgresSchemaOf(config), { lockWaitMs: subscriberLockWaitMs(config) }) }
+      : {}),
     ...(options.runSubscribers ? { runSubscribers: options.runSubscribers } : {}),
     ...(options.processors ? { links: { processors: options.processors } } : {}),
   });
