@@ -81,7 +81,8 @@ export function ensureApplication({ store, clock, directory }: ApplicationDeps):
     if (!(await directory.get(appId))) {
       const event = decideCreate(appId, appId, noApplication, clock.now());
       try {
-        await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: 'no_stream' });
+        // Made by its first data: flow control counts it with that data's source.
+        await store.append({ streamId: applicationStreamId(appId), events: [event], expectedVersion: 'no_stream', source: appId });
       } catch (error) {
         // Another request created it first: that is all we wanted.
         if (!(error instanceof ConcurrencyError)) throw error;

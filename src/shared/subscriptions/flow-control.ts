@@ -109,14 +109,10 @@ export function flowControl(options: FlowControlOptions): FlowControl {
         return Promise.resolve();
       }
       if (waiters.length >= maxWaiting) return Promise.reject(new OverloadedError(waiters.length));
+      // Counted as it arrives: a flood held for long must not fade from the shares while it waits.
+      shares.add(source ?? '', weight);
       return new Promise<void>((resolve) => {
-        waiters.push({
-          since: performance.now(),
-          go: () => {
-            shares.add(source ?? '', weight);
-            resolve();
-          },
-        });
+        waiters.push({ since: performance.now(), go: resolve });
         if (timer === undefined) {
           timer = setInterval(recheck, recheckMs);
           timer.unref();
