@@ -143,7 +143,7 @@ function unreadableLine(text: string): { line: number; why: string } | undefined
     // Node ends an unquoted value at its first `#`: `ADMIN_TOKEN=abc#def` set the token `abc`. A `#`
     // after a space is taken for the comment it looks like. The value is not echoed: it may be a secret.
     const quoted = quote === '"' || quote === "'" || quote === '`';
-    if (!quoted && (value.split(/\s#/)[0] ?? '').includes('#')) {
+    if (!quoted && ((assignment[1] ?? '').split(/\s#/)[0] ?? '').includes('#')) {
       return { line: index + 1, why: 'has a # in an unquoted value, where the value would be cut short; put the value in quotes' };
     }
   }

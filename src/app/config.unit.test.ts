@@ -212,11 +212,13 @@ describe('the .env file', () => {
         `${hashed} line 2 has a # in an unquoted value, where the value would be cut short; put the value in quotes`,
       );
       expect(() => loadDotEnv(hashed)).not.toThrow(/abc/);
-      writeFileSync(hashed, 'INTAKE_TEST_DOTENV_A=1 # a comment\nINTAKE_TEST_DOTENV_TOKEN="abc#def"\n');
+      writeFileSync(hashed, 'INTAKE_TEST_DOTENV_A=1 # a comment\nINTAKE_TEST_DOTENV_TOKEN="abc#def"\nINTAKE_TEST_DOTENV_E= # none yet\n');
       delete process.env.INTAKE_TEST_DOTENV_TOKEN;
       loadDotEnv(hashed);
       expect(process.env.INTAKE_TEST_DOTENV_TOKEN).toBe('abc#def');
+      expect(process.env.INTAKE_TEST_DOTENV_E).toBe('');
       delete process.env.INTAKE_TEST_DOTENV_TOKEN;
+      delete process.env.INTAKE_TEST_DOTENV_E;
       // What the environment sets wins over the file.
       process.env.INTAKE_TEST_DOTENV_C = 'from-env';
       writeFileSync(marked, 'INTAKE_TEST_DOTENV_C=from-file\n');

@@ -29,7 +29,14 @@ export async function backup(config: Config, output: Output, file: string | unde
     throw new CliError(`there is no directory ${dirname(target)} to write the backup into: make it first`, 2);
   }
   // Readable by its owner only, as the database is: it holds every payload. VACUUM INTO fills an empty file.
-  closeSync(openSync(target, 'wx', 0o600));
+  try {
+    closeSync(openSync(target, 'wx', 0o600));
+  } catch (error) {
+    // A link to nowhere is there all the same: nothing is written through it.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new CliError(`${target} exists: a backup is written to a new file, never over one`, 2);
+    throw error;
+  }
 
   const started = performance.now();
   const db = new Database(source, { readonly: true, fileMustExist: true });

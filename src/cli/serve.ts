@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ConfigError, isPostgresUrl, type Config } from '../app/config.js';
 import { describeAdminCredential, resolveAdminCredential } from '../app/admin-token.js';
-import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { readableByAll, sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
 import { UnavailableError } from '../shared/errors.js';
 import { CliError } from './cli-error.js';
 import { lockRolesForServing, lockSchemaForServing, type PausableWork, type ServingLock } from './role-lock.js';
@@ -43,6 +43,8 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     ),
   );
   logger.info({ admin_token_source: credential.source }, describeAdminCredential(credential));
+  const exposed = database === undefined ? undefined : readableByAll(database);
+  if (exposed) logger.warn(exposed);
   const adminDigest = credential.digest;
   let intake: { app: FastifyInstance; close(): Promise<void> };
   let subscribers: PausableWork;

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,6 +190,12 @@ describe('the intake CLI', () => {
       expect(again.stderr).toMatch(/exists: a backup is written to a new file/);
       // Every payload is in them: the database, its WAL and the copy are for their owner's eyes only.
       for (const made of [join(dir, 'busy.db'), join(dir, 'busy.db-wal'), file]) expect(statSync(made).mode & 0o777).toBe(0o600);
+      symlinkSync(join(dir, 'nothing-there'), join(dir, 'dangling.db'));
+      const throughLink = cli(['backup', join(dir, 'dangling.db')], env);
+      expect([throughLink.status, throughLink.stderr]).toEqual([
+        2,
+        expect.stringContaining('dangling.db exists: a backup is written to a new file'),
+      ]);
       const nowhere = cli(['backup', join(dir, 'no-such-dir', 'copy.db')], env);
       expect(nowhere.status).toBe(2);
       expect(nowhere.stderr).toContain(`there is no directory ${join(dir, 'no-such-dir')} to write the backup into: make it first`);
@@ -198,6 +204,15 @@ describe('the intake CLI', () => {
       await writers;
       await server.kill();
     }
+  });
+
+  it('warns at start of a database file every user of the machine may read, made so by an earlier release', async () => {
+    const path = join(dir, 'shared-mode.db');
+    writeFileSync(path, '', { mode: 0o644 });
+    chmodSync(path, 0o644);
+    const server = await startServerProcess({ DATABASE_URL: `sqlite:${path}`, ADMIN_TOKEN: 'cli-token' });
+    expect(await server.kill()).toBe(0);
+    expect(server.output()).toContain(`${path} is readable by every user of this machine (mode 644) and holds every payload: chmod 600`);
   });
 
   it('leaves the database whole and no WAL behind after a clean stop', async () => {

@@ -43,23 +43,23 @@ function answer(path: string, body: string, response: ServerResponse): void {
 }
 
 /**
- * `/lost/`: stores the messages of its first request and breaks the connection instead of answering;
- * then answers each stored one a duplicate with the id it got. Message ids beginning `old-` were stored
- * an hour before.
+ * `/lost/`: stores what it is sent and answers as Intake does, a duplicate with the first event's id;
+ * but it breaks the connection instead of answering a request that carries a message id beginning
+ * `lost-` it has not seen before. Message ids beginning `old-` were stored an hour before.
  */
 const lostIds = new Map<string, string>();
 const newId = uuidV7Generator();
 const anHourAgoId = uuidV7Generator(() => Date.now() - 3_600_000);
 function lostAnswer(body: string, response: ServerResponse): void {
   const batch = (JSON.parse(body) as { batch: Array<{ messageId: string }> }).batch;
-  const first = lostIds.size === 0;
+  const losing = batch.some(({ messageId }) => messageId.startsWith('lost-') && !lostIds.has(messageId));
   const receipts = batch.map(({ messageId }, index) => {
     const known = messageId.startsWith('old-') ? anHourAgoId() : lostIds.get(messageId);
     if (known) return { index, status: 'duplicate', event_id: known };
     lostIds.set(messageId, newId());
     return { index, status: 'accepted', event_id: lostIds.get(messageId) };
   });
-  if (first) return void response.socket?.destroy();
+  if (losing) return void response.socket?.destroy();
   response.setHeader('content-type', 'application/json');
   response.end(JSON.stringify({ receipts }));
 }
@@ -265,10 +265,13 @@ describe('sending', () => {
   });
 
   it('counts what an attempt whose answer was lost stored as accepted, and what was there before as duplicate', async () => {
-    const file = fileOf('lost.ndjson', [...records(3, 10), { ...records(1, 10)[0], messageId: 'old-1' }]);
-    const summary = await run(file, { url: `${url}/lost` });
-    expect(requests.get('/lost/v1/import')).toBe(2);
-    expect(summary).toMatchObject({ read: 4, accepted: 3, duplicate: 1, rejected: 0 });
+    const message = (messageId: string) => ({ type: 'track', event: 'Lost', userId: 'u', messageId });
+    // The second and third batches' answers are lost. The second repeats a record of the first, and one
+    // stored long before; the third holds a record twice, which its lost attempt stored once.
+    const ids = ['a-1', 'a-2', 'a-3', 'lost-1', 'a-1', 'old-1', 'lost-2', 'lost-2', 'b-1'];
+    const summary = await run(fileOf('lost.ndjson', ids.map(message)), { url: `${url}/lost`, batchSize: 3 });
+    expect(requests.get('/lost/v1/import')).toBe(5);
+    expect(summary).toMatchObject({ read: 9, accepted: 6, duplicate: 3, rejected: 0 });
   });
 
   it('retries for a time, not a number of attempts, so that a restart longer than a few tries is ridden out', async () => {

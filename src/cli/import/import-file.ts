@@ -6,6 +6,7 @@ import { CliError } from '../cli-error.js';
 import { openSource, type ImportFormat, type SourceRecord } from './read-records.js';
 import { progressReporter } from './progress.js';
 import { sendBatch, type Endpoint, type SendOptions, type Verdict } from './send-batch.js';
+import { makeRoom } from '../../shared/bounded-map.js';
 
 export interface ImportOptions {
   readonly file: string;
@@ -51,6 +52,8 @@ export class ImportStopped extends CliError {
 const INTERRUPTED = 'interrupted: run the same command again to go on, which stores nothing twice';
 
 const MAX_BATCH_JSON = 400 * 1024;
+/** Event ids of recent answers kept: an older one was made before any attempt still being retried. */
+const RECENT_ANSWERS = 100_000;
 /**
  * Batches filling at once, one per destination (an application's partner items, the messages): an
  * export ordered by time alternates between partners, and one batch at a time sent a request a record.
@@ -78,12 +81,15 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
     throw new CliError(`the rejects would overwrite the file being imported (${rejectsPath}): give --rejects another path`);
   }
   if (options.rejectsPath === undefined) removeStaleRejects(rejectsPath);
+  // The ids of the latest answers: a record repeated in the input is not taken for a lost attempt's.
+  const answered = new Set<string>();
   const sending: SendOptions = {
     notify: say,
     ...(options.retryDelayMs === undefined ? {} : { retryDelayMs: options.retryDelayMs }),
     ...(options.retryBudgetMs === undefined ? {} : { retryBudgetMs: options.retryBudgetMs }),
     ...(options.requestTimeoutMs === undefined ? {} : { timeoutMs: options.requestTimeoutMs }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
+    known: answered,
   };
   const counts = { read: 0, accepted: 0, duplicate: 0, rejected: 0 };
   let rejects: WriteStream | undefined;
@@ -108,7 +114,13 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
     pending.items.forEach(({ source: record }, index) => {
       const verdict = verdicts[index] ?? { status: 'rejected', reason: 'the server gave no receipt' };
       if (verdict.status === 'rejected') reject(record, verdict.reason);
-      else counts[verdict.status] += 1;
+      else {
+        counts[verdict.status] += 1;
+        if (verdict.eventId !== undefined) {
+          makeRoom(answered, RECENT_ANSWERS);
+          answered.add(verdict.eventId);
+        }
+      }
     });
     progress.update();
   };
@@ -275,7 +287,7 @@ function messagesEndpoint(base: string, writeKey: string): Endpoint {
       }>;
       return Array.from({ length: count }, (_, index): Verdict => {
         const receipt = receipts.find((r) => r.index === index);
-        if (receipt?.status === 'accepted') return { status: 'accepted' };
+        if (receipt?.status === 'accepted') return { status: 'accepted', ...(receipt.event_id ? { eventId: receipt.event_id } : {}) };
         if (receipt?.status === 'duplicate') return { status: 'duplicate', ...(receipt.event_id ? { eventId: receipt.event_id } : {}) };
         return { status: 'rejected', reason: receipt?.reason ?? 'the server gave no receipt' };
       });
@@ -297,7 +309,7 @@ function partnerEndpoint(base: string, partnerId: string, token: string): Endpoi
       }>;
       return Array.from({ length: count }, (_, index): Verdict => {
         const result = results.find((r) => r.index === index);
-        if (result?.status === 'accepted') return { status: 'accepted' };
+        if (result?.status === 'accepted') return { status: 'accepted', ...(result.event_id ? { eventId: result.event_id } : {}) };
         if (result?.status === 'duplicate') return { status: 'duplicate', ...(result.event_id ? { eventId: result.event_id } : {}) };
         return { status: 'rejected', reason: result?.reason ?? 'the server gave no receipt' };
       });

@@ -4,7 +4,7 @@ import { uuidV7Time } from '../../shared/ids.js';
 
 /** The server's verdict on one record of a batch. */
 export type Verdict =
-  | { readonly status: 'accepted' }
+  | { readonly status: 'accepted'; readonly eventId?: string }
   /** `eventId`: the first event stored under the record's key, as the server's receipt names it. */
   | { readonly status: 'duplicate'; readonly eventId?: string }
   | { readonly status: 'rejected'; readonly reason: string };
@@ -29,6 +29,8 @@ export interface SendOptions {
   readonly notify?: (line: string) => void;
   /** Aborted to stop at once: a request or a wait before a retry fails with the abort. */
   readonly signal?: AbortSignal;
+  /** The event ids this run's earlier batches were answered with (see `afterLostAnswer`). */
+  readonly known?: ReadonlySet<string>;
 }
 
 export class ImportRefused extends Error {}
@@ -43,19 +45,20 @@ export const REQUEST_TIMEOUT_MS = 60_000;
 /** `unknown`: the request may have been stored all the same (no answer came, or the connection broke). */
 type Outcome = { verdicts: Verdict[] } | { retry: string; retryAfterMs: number | undefined; unknown?: true } | { tooLarge: string };
 
-// How far the server's clock may trail this one for its ids to be taken as made after a given moment.
-const CLOCK_SKEW_MS = 2000;
-
 /**
  * The verdicts of a batch sent again after an attempt whose answer was lost: a record that attempt
  * stored comes back a duplicate, with the id the lost attempt gave its event. An id made after that
- * attempt began (UUIDv7 carries its time) is this run's, and the record counts as accepted.
+ * attempt began (UUIDv7 carries its time) and not met before in this run (a record repeated in the
+ * input, stored by an earlier batch) is the lost attempt's, and the record counts as accepted once.
  */
-function afterLostAnswer(verdicts: Verdict[], lostAt: number): Verdict[] {
+function afterLostAnswer(verdicts: Verdict[], lostAt: number, known: ReadonlySet<string>): Verdict[] {
+  const taken = new Set<string>();
   return verdicts.map((verdict) => {
     if (verdict.status !== 'duplicate' || verdict.eventId === undefined) return verdict;
     const made = uuidV7Time(verdict.eventId);
-    return made !== undefined && made >= lostAt - CLOCK_SKEW_MS ? { status: 'accepted' } : verdict;
+    if (made === undefined || made < lostAt || known.has(verdict.eventId) || taken.has(verdict.eventId)) return verdict;
+    taken.add(verdict.eventId);
+    return { status: 'accepted', eventId: verdict.eventId };
   });
 }
 
@@ -91,7 +94,8 @@ async function sendWithRetries(
   for (;;) {
     const sentAt = Date.now();
     const outcome = await attempt(endpoint, records, options.timeoutMs ?? REQUEST_TIMEOUT_MS, options.signal);
-    if ('verdicts' in outcome && lostAt !== undefined) return { verdicts: afterLostAnswer(outcome.verdicts, lostAt) };
+    if ('verdicts' in outcome && lostAt !== undefined)
+      return { verdicts: afterLostAnswer(outcome.verdicts, lostAt, options.known ?? new Set()) };
     if (!('retry' in outcome)) return outcome;
     if (outcome.unknown) lostAt ??= sentAt;
     const wait = Math.max(outcome.retryAfterMs ?? 0, backoff);

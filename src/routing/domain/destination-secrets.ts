@@ -55,9 +55,17 @@ function urlCredentials(url: string, broker: unknown): Array<{ slot: Slot; start
   });
 }
 
-/** Query parameters whose value is a credential: receivers that authenticate by URL take it there. */
-const CREDENTIAL_PARAMETER =
-  /^(api[_-]?key|apikey|key|(access[_-]?|auth[_-]?)?token|secret|client[_-]?secret|password|pass|auth|signature|sig|code)$/i;
+/**
+ * Query parameters whose value is a credential, as receivers that authenticate by URL name them: a name
+ * whose last word is one of these (`token`, `access_token`, `x-api-key`, `private_token`), or one of the
+ * whole names after them.
+ */
+const CREDENTIAL_WORDS = new Set(['token', 'key', 'secret', 'password', 'pass', 'signature', 'sig', 'jwt']);
+const CREDENTIAL_NAMES = new Set(['apikey', 'auth', 'code']);
+const isCredentialParameter = (name: string) => {
+  const lower = name.toLowerCase();
+  return CREDENTIAL_NAMES.has(lower) || CREDENTIAL_WORDS.has(lower.slice(Math.max(lower.lastIndexOf('_'), lower.lastIndexOf('-')) + 1));
+};
 
 /** The values of a webhook URL's credential parameters: slot `url.query.<name>` (`…<name>[i]` for a name repeated). */
 function queryCredentials(url: string): Array<{ slot: Slot; start: number; end: number }> {
@@ -73,7 +81,7 @@ function queryCredentials(url: string): Array<{ slot: Slot; start: number; end: 
     const equals = url.indexOf('=', from);
     if (equals >= 0 && equals < to && equals + 1 < to) {
       const name = safeDecode(url.slice(from, equals));
-      if (CREDENTIAL_PARAMETER.test(name)) {
+      if (isCredentialParameter(name)) {
         const repeat = seen.get(name) ?? 0;
         seen.set(name, repeat + 1);
         found.push({ slot: `url.query.${name}${repeat === 0 ? '' : `[${repeat}]`}`, start: equals + 1, end: to });

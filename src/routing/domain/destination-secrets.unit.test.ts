@@ -95,12 +95,17 @@ describe('credentials in a webhook URL’s query', () => {
   const webhook = (url: string) => ({ destination_type: 'webhook', destination_config: { url } });
 
   it('finds the values of parameters named like credentials, each of a repeated name apart, and none in the fragment', () => {
-    const found = credentialsOf(webhook('https://h.example/p?Token=a&page=2&api_key=b&token=c&x%5Fsig=no&code=&sig=d#key=e'));
+    const found = credentialsOf(
+      webhook('https://h.example/p?Token=a&page=2&api_key=b&token=c&monkey=no&code=&sig=d&private_token=e&X-Api-Key=f&x%5Fjwt=g#key=h'),
+    );
     expect(Object.fromEntries(found)).toEqual({
       'url.query.Token': 'a',
       'url.query.api_key': 'b',
       'url.query.token': 'c',
       'url.query.sig': 'd',
+      'url.query.private_token': 'e',
+      'url.query.X-Api-Key': 'f',
+      'url.query.x_jwt': 'g',
     });
   });
 

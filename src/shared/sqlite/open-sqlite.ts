@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
@@ -39,6 +39,18 @@ function createPrivately(path: string): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
+}
+
+/**
+ * What to tell of a database file every user of the machine may read (made 0644 by a release before
+ * files were made private): it holds every payload, and rules' credentials from before they were sealed.
+ */
+export function readableByAll(path: string): string | undefined {
+  if (path === ':memory:') return undefined;
+  const mode = statSync(path, { throwIfNoEntry: false })?.mode;
+  if (mode === undefined || (mode & 0o004) === 0) return undefined;
+  const file = resolve(path);
+  return `${file} is readable by every user of this machine (mode ${(mode & 0o777).toString(8)}) and holds every payload: chmod 600 ${file} ${file}-wal ${file}-shm`;
 }
 
 export function openSqlite(path: string, options: OpenSqliteOptions = {}): SqliteHandle {
