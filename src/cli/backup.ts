@@ -24,7 +24,6 @@ export async function backup(config: Config, output: Output, file: string | unde
   if (!existsSync(source)) throw new CliError(`no database at ${source} (DATABASE_URL)`);
   const target = resolve(file);
   if (target === resolve(source)) throw new CliError('the backup must go to another file than the database itself', 2);
-  if (existsSync(target)) throw new CliError(`${target} exists: a backup is written to a new file, never over one`, 2);
   if (!statSync(dirname(target), { throwIfNoEntry: false })?.isDirectory()) {
     throw new CliError(`there is no directory ${dirname(target)} to write the backup into: make it first`, 2);
   }
@@ -32,7 +31,7 @@ export async function backup(config: Config, output: Output, file: string | unde
   try {
     closeSync(openSync(target, 'wx', 0o600));
   } catch (error) {
-    // A link to nowhere is there all the same: nothing is written through it.
+    // Never over a file, nor through a link, even one to nowhere.
     if ((error as NodeJS.ErrnoException).code === 'EEXIST')
       throw new CliError(`${target} exists: a backup is written to a new file, never over one`, 2);
     throw error;
