@@ -79,3 +79,6 @@ export function parseAll<T extends object>(code: string, what: string, parsers: 
   }
   return parsed as T;
 }
+
+/** What went wrong, in words: an Error's message, or the thrown value itself. */
+export const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));

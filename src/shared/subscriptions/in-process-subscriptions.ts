@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, messageOf, NotFoundError } from '../errors.js';
 import type { EventStore, StoreTransaction } from '../event-store/event-store.js';
 import { logFollower, type LogFollower } from '../event-store/log-follower.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
@@ -249,9 +249,16 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
         if (!runner.running) return;
         failures += 1;
         // Said at the first failure, then at the 2nd, 4th, 8th...: a fault that lasts does not flood the log.
-        if ((failures & (failures - 1)) === 0)
-          logger.error({ subscriber: runner.subscriber.name, err: error, failures }, 'subscriber failed; retrying with backoff');
-        runner.fault = error instanceof Error ? error.message : String(error);
+        if ((failures & (failures - 1)) === 0) {
+          // A storage fault is the operator's to clear and says all in its message; a stack is for a defect.
+          if (isStorageFault(error))
+            logger.warn(
+              { subscriber: runner.subscriber.name, fault: messageOf(error), failures },
+              'storage unavailable to the subscriber; retrying with backoff',
+            );
+          else logger.error({ subscriber: runner.subscriber.name, err: error, failures }, 'subscriber failed; retrying with backoff');
+        }
+        runner.fault = messageOf(error);
         await sleep(Math.min(retryBaseMs * 2 ** Math.min(failures, 16), MAX_FAULT_PAUSE_MS));
       }
     }
