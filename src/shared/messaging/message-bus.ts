@@ -93,6 +93,11 @@ export interface MessageBus {
   streamCreated?(): string | undefined;
   /** Why the broker cannot be reached now (never connected, disconnected, closed), or undefined while it can. */
   unreachable?(): string | undefined;
+  /**
+   * Calls `listener` each time the broker can be reached again after it could not (a reconnect, a first
+   * connection after failed ones); answers the way to stop listening.
+   */
+  onReachable?(listener: () => void): () => void;
   /** Why the broker refused this bus's configuration, for good (see MessageBusConfigurationError), or undefined. */
   misconfigured?(): string | undefined;
   /** Resolves once the broker has taken this bus's configuration (its stream) as this deployment's. */

@@ -438,6 +438,38 @@ describe.each(services)('outbox relay on %s', (name, openService) => {
       }
     }, 60_000);
 
+    it('publishes as soon as the broker is back, not after the rest of its backoff', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'intake-nats-'));
+      const server = await startPrivateNatsServer(join(dir, 'jetstream'));
+      const service = await openService();
+      const streamConfig = { servers: server.url, stream: 'INTAKE_BACK', subjects: ['intake.ingestion.>'], publishTimeoutMs: 1000 };
+      const publisher = natsMessageBus({ ...streamConfig, connectionName: 'relay' });
+      const subscriber = natsMessageBus({ ...streamConfig, connectionName: 'validation' });
+      // After a failure the relay would pause for half a minute: only the broker's return may end it.
+      const relay = relayOf(service, publisher, { retryBaseMs: 30_000, retryMaxMs: 30_000 });
+      try {
+        const received = new Set<string>();
+        await subscriber.consume('validation', ['intake.ingestion.>'], async (m) => void received.add(m.id), consumeOptions);
+        relay.start();
+        await appendItems(service.store, 0, 5);
+        await eventually(() => received.size === 5, 'the events before the outage arrived');
+
+        await server.stop();
+        await appendItems(service.store, 5, 5);
+        await eventually(() => relay.failingOnBroker, 'the relay failed to publish and backs off');
+        await server.restart();
+        await eventually(() => received.size === 10, 'the events of the outage arrived once the broker was back', 10_000);
+        expect(relay.failing).toBeUndefined();
+      } finally {
+        await relay.stop();
+        await subscriber.close();
+        await publisher.close();
+        await service.close();
+        await server.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }, 60_000);
+
     it('notices a stream deleted on a running broker with nothing to publish and no consumer, and publishes its log again', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'intake-nats-'));
       const server = await startPrivateNatsServer(join(dir, 'jetstream'));

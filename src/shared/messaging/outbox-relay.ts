@@ -74,6 +74,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let running = false;
   let loop: Promise<void> | undefined;
   let unsubscribe: (() => void) | undefined;
+  let stopListening: (() => void) | undefined;
   /** Ends the current pause early; `wakesOnAppend` tells a wait for news from a backoff after a failure. */
   let pausing: { readonly wakesOnAppend: boolean; end(): void } | undefined;
 
@@ -227,6 +228,10 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
         follower.announced(head);
         if (pausing?.wakesOnAppend) pausing.end();
       });
+      // A broker back from an outage ends the backoff: events would otherwise wait up to retryMaxMs more.
+      stopListening = bus.onReachable?.(() => {
+        if (failingOnBroker && pausing && !pausing.wakesOnAppend) pausing.end();
+      });
       loop = run();
     },
 
@@ -234,6 +239,8 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
       running = false;
       unsubscribe?.();
       unsubscribe = undefined;
+      stopListening?.();
+      stopListening = undefined;
       pausing?.end();
       await loop;
       hurry?.();

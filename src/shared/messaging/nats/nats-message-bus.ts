@@ -93,6 +93,11 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
   let refusal: MessageBusConfigurationError | undefined;
   /** After a reconnect the broker may hold another stream of that name (restarted without its data). */
   let ownerUnchecked = false;
+  /** Told when the broker answers again, so that work backing off from the outage resumes at once. */
+  const reachableListeners = new Set<() => void>();
+  const reachableAgain = () => {
+    for (const listener of reachableListeners) listener();
+  };
   let accept = () => {};
   const accepted = new Promise<void>((resolve) => (accept = resolve));
 
@@ -143,7 +148,9 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       await checkStream(jsm);
       // Connected means usable: a server without JetStream, or a stream that cannot be made, is not.
       connected = true;
+      const failedBefore = openFailure !== undefined;
       openFailure = undefined;
+      if (failedBefore) reachableAgain();
       void watchConnection(connection);
       looking ??= setInterval(() => {
         if (connected && !closed && !refusal)
@@ -170,7 +177,8 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
         void session
           ?.then((live) => checkStream(live.jsm))
           .then(() => (ownerUnchecked = false))
-          .catch((error: unknown) => report(error, `stream ${options.stream} could not be checked after a reconnect`));
+          .catch((error: unknown) => report(error, `stream ${options.stream} could not be checked after a reconnect`))
+          .finally(reachableAgain);
       }
     }
   };
@@ -368,6 +376,11 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
 
     misconfigured: () => refusal?.message,
     accepted: () => accepted,
+
+    onReachable(listener) {
+      reachableListeners.add(listener);
+      return () => reachableListeners.delete(listener);
+    },
 
     unreachable() {
       if (closed) return 'the bus is closed';
