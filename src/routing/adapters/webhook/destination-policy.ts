@@ -45,15 +45,31 @@ const NON_PUBLIC_RANGES: readonly Range[] = [
 const nonPublic = new BlockList();
 for (const [network, prefix, family] of NON_PUBLIC_RANGES) nonPublic.addSubnet(network, prefix, family);
 
-/** The well-known NAT64 prefix embeds an IPv4 address in its last 32 bits: judge that address. */
-const nat64 = new BlockList();
-nat64.addSubnet('64:ff9b::', 96, 'ipv6');
+/**
+ * IPv6 ranges that carry an IPv4 address: a packet sent there ends up at that IPv4 address (through a
+ * NAT64 gateway, a 6to4 relay or a Teredo relay), so each is judged by the IPv4 addresses it embeds.
+ */
+const TUNNELS: readonly (readonly [network: string, prefix: number, embedded: (groups: readonly number[]) => string[]])[] = [
+  ['64:ff9b::', 96, (groups) => [ipv4At(groups, 6)]], // well-known NAT64: the last 32 bits
+  ['2002::', 16, (groups) => [ipv4At(groups, 1)]], // 6to4: bits 16..47
+  // Teredo: the server's address in bits 32..63 and the client's in the last 32 bits, inverted.
+  ['2001::', 32, (groups) => [ipv4At(groups, 2), ipv4At(groups, 6, 0xffff)]],
+];
+
+const tunnels = TUNNELS.map(([network, prefix, embedded]) => {
+  const range = new BlockList();
+  range.addSubnet(network, prefix, 'ipv6');
+  return { range, embedded };
+});
 
 /** True for addresses that are not public unicast: private, loopback, link-local, CGNAT, multicast... */
 export function isNonPublicAddress(address: string): boolean {
   const family = familyOf(address);
   if (family === undefined) return true;
-  if (family === 'ipv6' && nat64.check(address, 'ipv6')) return isNonPublicAddress(lastIPv4Of(address));
+  if (family === 'ipv6') {
+    const tunnel = tunnels.find(({ range }) => range.check(address, 'ipv6'));
+    if (tunnel !== undefined) return tunnel.embedded(groupsOf(address)).some(isNonPublicAddress);
+  }
   return nonPublic.check(address, family);
 }
 
@@ -127,14 +143,26 @@ function familyOf(address: string): Family | undefined {
   return version === 4 ? 'ipv4' : version === 6 ? 'ipv6' : undefined;
 }
 
-/** The IPv4 address held in the last 32 bits of an IPv6 address, whichever way it is written. */
-function lastIPv4Of(address: string): string {
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(address);
-  if (dotted?.[1] !== undefined) return dotted[1];
-  const [head = '', tail] = address.split('::');
+/** The eight 16-bit groups of an IPv6 address, whichever way it is written (`::`, a dotted IPv4 tail, a zone). */
+function groupsOf(address: string): number[] {
+  const [text = ''] = address.split('%');
+  const dotted = /:(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  const hex = dotted === null ? text : `${text.slice(0, dotted.index + 1)}${ipv4Groups(dotted.slice(1).map(Number))}`;
+  const [head = '', tail] = hex.split('::');
   const headGroups = head === '' ? [] : head.split(':');
   const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
   const elided = tail === undefined ? [] : new Array<string>(8 - headGroups.length - tailGroups.length).fill('0');
-  const [high = 0, low = 0] = [...headGroups, ...elided, ...tailGroups].slice(6).map((group) => parseInt(group, 16));
+  return [...headGroups, ...elided, ...tailGroups].map((group) => parseInt(group, 16));
+}
+
+/** A dotted IPv4 address's four bytes as two hexadecimal groups. */
+function ipv4Groups([a = 0, b = 0, c = 0, d = 0]: readonly number[]): string {
+  return `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+}
+
+/** The IPv4 address in groups `at` and `at + 1`, each XORed with `mask`. */
+function ipv4At(groups: readonly number[], at: number, mask = 0): string {
+  const high = (groups[at] ?? 0) ^ mask;
+  const low = (groups[at + 1] ?? 0) ^ mask;
   return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
 }

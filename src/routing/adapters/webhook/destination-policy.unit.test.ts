@@ -26,17 +26,32 @@ describe('isNonPublicAddress', () => {
     ['::ffff:10.0.0.1', 'IPv4-mapped private'],
     ['64:ff9b::7f00:1', 'NAT64 of loopback'],
     ['64:ff9b::192.168.0.1', 'NAT64 of private'],
+    ['2002:7f00:1::', '6to4 of loopback'],
+    ['2002:a9fe:a9fe::1', '6to4 of link-local (cloud metadata)'],
+    ['2002:c0a8:101:0:0:0:8.8.8.8', '6to4 of private, whatever its last 32 bits'],
+    ['2002:a00:1::%eth0', '6to4 of private, with a zone'],
+    ['2001:0:4136:e378:8000:63bf:80ff:fffe', 'Teredo with a loopback client (127.0.0.1 inverted)'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'Teredo with a documentation client (RFC 4380 example)'],
+    ['2001:0:a00:1:8000:63bf:f7f7:f7f7', 'Teredo with a private server'],
     ['not-an-address', 'not an IP at all'],
   ])('refuses %s (%s)', (address) => {
     expect(isNonPublicAddress(address)).toBe(true);
   });
 
-  it.each(['93.184.215.14', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808'])(
-    'accepts the public address %s',
-    (address) => {
-      expect(isNonPublicAddress(address)).toBe(false);
-    },
-  );
+  it.each([
+    '93.184.215.14',
+    '8.8.8.8',
+    '172.32.0.1',
+    '100.128.0.1',
+    '2606:4700::1111',
+    '::ffff:8.8.8.8',
+    '64:ff9b::808:808',
+    '2002:808:808::1',
+    '2002:808:808::127.0.0.1',
+    '2001:0:4136:e378:8000:63bf:f7f7:f7f7',
+  ])('accepts the public address %s', (address) => {
+    expect(isNonPublicAddress(address)).toBe(false);
+  });
 });
 
 describe('parseAllowedHosts', () => {
