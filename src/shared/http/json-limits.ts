@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ValidationError } from '../errors.js';
 import {
   findJsonFault,
+  hasLoneSurrogate,
   mayHoldSurrogates,
   unsafeIntegerLiterals,
   unsafeIntegerLiteralsByItem,
@@ -30,11 +31,23 @@ declare module 'fastify' {
 
 /** Stands in the parsed body for a batch element that broke the JSON limits. */
 export class RefusedJsonItem {
-  constructor(readonly fault: JsonFault) {}
+  constructor(
+    readonly fault: JsonFault,
+    private readonly item: unknown,
+  ) {}
 
   /** The problem the element alone is rejected with. */
   toError(): ValidationError {
     return faultError(this.fault);
+  }
+
+  /**
+   * The element's own top-level string field `name` (its id), for a receipt to say which element was
+   * refused. Only text the limits would pass: the rest of the element goes no further.
+   */
+  stringField(name: string): string | undefined {
+    const value = isObject(this.item) && Object.hasOwn(this.item, name) ? this.item[name] : undefined;
+    return typeof value === 'string' && !hasLoneSurrogate(value) && !value.includes('\0') ? value : undefined;
   }
 }
 
@@ -103,7 +116,7 @@ function checked(request: FastifyRequest, body: unknown, text: string, limits: J
     ...body,
     [itemsField]: items.map((item: unknown, index) => {
       const fault = findJsonFault(item, limits, unsafe.inItems.get(index) ?? none, surrogates);
-      return fault ? new RefusedJsonItem(fault) : item;
+      return fault ? new RefusedJsonItem(fault, item) : item;
     }),
   };
 }

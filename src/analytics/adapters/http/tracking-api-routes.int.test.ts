@@ -311,6 +311,8 @@ describe('bad input to the tracking API', () => {
     expect(response.statusCode).toBe(200);
     const [badReceipt, goodReceipt] = response.json().receipts;
     expect(badReceipt).toMatchObject({ index: 0, status: 'rejected', code });
+    // The client learns which of its messages was refused, whatever refused it.
+    expect(badReceipt.messageId).toBe(bad.messageId);
     expect(goodReceipt).toMatchObject({ index: 1, status: 'accepted' });
     const after = await eventsOf(intake, 'shop');
     expect(after.length).toBe(before.length + 1);
@@ -327,6 +329,7 @@ describe('bad input to the tracking API', () => {
   it('rejects a message of an unknown type', () => rejectedAlone(track({ type: 'purchase' }), 'analytics.unknown-type'));
   it('rejects a message without userId or anonymousId', () => rejectedAlone(track({ userId: undefined }), 'analytics.missing-identity'));
   it('rejects an alias without previousId', () => rejectedAlone({ type: 'alias', userId: 'u' }, 'analytics.missing-identity'));
+  it('rejects a blank messageId, naming it as sent', () => rejectedAlone(track({ messageId: '' }), 'analytics.invalid-message'));
   it('rejects a wrong timestamp', () => rejectedAlone(track({ timestamp: 'yesterday' }), 'analytics.invalid-timestamp'));
   it('rejects a message over 32 KB', () =>
     rejectedAlone(track({ properties: { blob: 'x'.repeat(33 * 1024) } }), 'analytics.message-too-large'));
@@ -455,9 +458,29 @@ describe('bad input to the tracking API', () => {
     expect((await eventsOf(intake, 'shop')).length).toBe(before + 2);
   });
 
+  it('names each message refused at the JSON edge by its messageId, unless that id is itself broken text', async () => {
+    const unsafe = JSON.stringify(track({ messageId: 'unsafe-number' })).replace('"revenue":42', '"revenue":9007199254740993');
+    const brokenText = JSON.stringify(track({ messageId: 'broken-text', event: 'X' })).replace('"event":"X"', '"event":"\\ud800"');
+    const brokenId = JSON.stringify(track({ messageId: 'X', event: 'Y' })).replace('"messageId":"X"', '"messageId":"id-\\udc00"');
+    const deepNoId = JSON.stringify({ ...track(), messageId: 7, properties: { deep: nested(100) } });
+    const good = track();
+    const raw = `{"batch":[${unsafe},${brokenText},${brokenId},${deepNoId},${JSON.stringify(good)}]}`;
+    const response = await post('/v1/batch', raw, basic(shop.writeKey));
+    expect(response.statusCode).toBe(200);
+    expect(response.json().receipts).toEqual([
+      expect.objectContaining({ index: 0, status: 'rejected', code: 'request.number-out-of-range', messageId: 'unsafe-number' }),
+      expect.objectContaining({ index: 1, status: 'rejected', code: 'request.invalid-unicode', messageId: 'broken-text' }),
+      expect.not.objectContaining({ messageId: expect.anything() }),
+      expect.not.objectContaining({ messageId: expect.anything() }),
+      expect.objectContaining({ index: 4, status: 'accepted', messageId: good.messageId }),
+    ]);
+    expect(response.json().receipts[2]).toMatchObject({ index: 2, status: 'rejected', code: 'request.invalid-unicode' });
+    expect(response.json().receipts[3]).toMatchObject({ index: 3, status: 'rejected', code: 'request.json-too-deep' });
+  });
+
   it('rejects a message with a __proto__ key alone', () =>
     rejectedAlone(
-      JSON.parse('{"type":"identify","userId":"u-p","__proto__":{"polluted":1}}') as Record<string, unknown>,
+      JSON.parse('{"type":"identify","userId":"u-p","messageId":"with-proto","__proto__":{"polluted":1}}') as Record<string, unknown>,
       'request.forbidden-key',
     ));
 

@@ -150,13 +150,23 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
                 { path: 'batch', message: 'must hold at least one message' },
               ]);
             const refused = new Map<number, ValidationError>();
-            messages.forEach((message, index) => {
-              if (message instanceof RefusedJsonItem) refused.set(index, message.toError());
+            const checked = messages.map((message: unknown, index) => {
+              if (!(message instanceof RefusedJsonItem)) return message;
+              refused.set(index, message.toError());
+              // Only its messageId goes on, so that its receipt names the message the client sent.
+              const messageId = message.stringField('messageId');
+              return messageId === undefined ? {} : { messageId };
             });
             const historical = path === '/v1/import';
             return answer(
               reply,
-              await acceptAs(handlers, request, key, { messages, refused, sentAt: body.sentAt, context: body.context, historical }),
+              await acceptAs(handlers, request, key, {
+                messages: checked,
+                refused,
+                sentAt: body.sentAt,
+                context: body.context,
+                historical,
+              }),
             );
           },
         );
@@ -310,8 +320,14 @@ function answer(reply: FastifyReply, receipts: MessageReceipt[]) {
     success: true,
     receipts: receipts.map((r) =>
       r.status === 'rejected'
-        ? { index: r.index, status: r.status, code: r.code, reason: r.reason, ...(r.messageId ? { messageId: r.messageId } : {}) }
-        : { index: r.index, status: r.status, event_id: r.eventId, ...(r.messageId ? { messageId: r.messageId } : {}) },
+        ? {
+            index: r.index,
+            status: r.status,
+            code: r.code,
+            reason: r.reason,
+            ...(r.messageId !== undefined ? { messageId: r.messageId } : {}),
+          }
+        : { index: r.index, status: r.status, event_id: r.eventId, ...(r.messageId !== undefined ? { messageId: r.messageId } : {}) },
     ),
   });
 }
