@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fixedClock } from '../../src/shared/clock.js';
@@ -349,6 +352,41 @@ describe('the pipeline, end to end in one process', () => {
     await app.subscriptions.caughtUp();
     expect((await listed()).replaying_until).toBeUndefined();
     expect((await app.app.inject({ method: 'GET', url: '/health/ready' })).json().checks['subscriber:query'].status).toBe('ok');
+  });
+
+  it('still says a view is being rebuilt, and up to where, after a restart in the middle of the replay', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'intake-replay-restart-'));
+    try {
+      const first = await startTestIntake({}, {}, dir);
+      for (let i = 0; i < 5; i++) await ingest(first, { partner_id: 'p', payload: { n: i } });
+      await first.subscriptions.caughtUp();
+      const head = await first.store.headPosition();
+      await first.subscriptions.stop();
+      expect((await first.app.inject({ method: 'POST', url: '/api/admin/subscriptions/query/replay', headers: auth })).statusCode).toBe(
+        202,
+      );
+      await first.dispose();
+
+      const listed = async (app: TestIntake) =>
+        (await app.app.inject({ method: 'GET', url: '/api/admin/subscriptions', headers: auth }))
+          .json()
+          .items.find((s: { name: string }) => s.name === 'query');
+      const second = await startTestIntake({}, { startSubscribers: false }, dir);
+      expect(await listed(second)).toMatchObject({ replaying_until: head });
+      const ready = (await second.app.inject({ method: 'GET', url: '/health/ready' })).json();
+      expect(ready.checks['subscriber:query'].detail).toMatch(new RegExp(`replaying up to position ${head}`));
+      second.subscriptions.start();
+      await second.subscriptions.caughtUp();
+      expect((await listed(second)).replaying_until).toBeUndefined();
+      await second.dispose();
+
+      // Once it has read that far, a restart does not say it again.
+      const third = await startTestIntake({}, { startSubscribers: false }, dir);
+      expect((await listed(third)).replaying_until).toBeUndefined();
+      await third.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports subscriber lag in readiness and the admin API', async () => {

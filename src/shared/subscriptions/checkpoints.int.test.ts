@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../events.js';
-import { countParked, findParked, listParked, pageParked, parkEvent, unpark, unparkAll } from './checkpoints.js';
+import {
+  countParked,
+  findParked,
+  listParked,
+  loadCheckpoint,
+  pageParked,
+  parkEvent,
+  replaysUnderWay,
+  saveCheckpoint,
+  startReplayCheckpoint,
+  unpark,
+  unparkAll,
+} from './checkpoints.js';
 import { subscriptionMigrations } from './migrations.js';
 import { testDatabases, type TestDatabase } from '../sql/test-databases.js';
 
@@ -78,6 +90,30 @@ describe.each(databases)('parked events on %s', (_name, open) => {
 
       await unparkAll(db, 'stats');
       expect(await countParked(db)).toEqual(new Map([['query', 2]]));
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe.each(databases)('replays under way on %s', (_name, open) => {
+  it('are kept with the checkpoint until it has reached the head they rebuild up to', async () => {
+    const { db, close } = await open();
+    try {
+      const at = '2026-12-02T00:00:01.000Z';
+      await saveCheckpoint(db, 'query', 40, at);
+      await saveCheckpoint(db, 'stats', 40, at);
+      await startReplayCheckpoint(db, 'query', 50, at);
+      expect(await loadCheckpoint(db, 'query')).toBe(0);
+      expect(await replaysUnderWay(db)).toEqual(new Map([['query', 50]]));
+      await saveCheckpoint(db, 'query', 49, at);
+      await saveCheckpoint(db, 'stats', 60, at);
+      expect(await replaysUnderWay(db)).toEqual(new Map([['query', 50]]));
+      await saveCheckpoint(db, 'query', 50, at);
+      expect(await replaysUnderWay(db)).toEqual(new Map());
+      // A replay of an empty log has nothing to rebuild.
+      await startReplayCheckpoint(db, 'fresh', 0, at);
+      expect(await replaysUnderWay(db)).toEqual(new Map());
     } finally {
       await close();
     }

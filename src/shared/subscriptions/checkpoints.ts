@@ -1,10 +1,16 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { ConflictError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
 import { decodeKeyParts, pageOf, type Page, type PageRequest } from '../pagination.js';
 
 type Tables = {
-  subscription_checkpoints: { subscriber: string; position: number; updated_at: string };
+  subscription_checkpoints: {
+    subscriber: string;
+    position: number;
+    updated_at: string;
+    /** While a replay rebuilds the subscriber's view: the head when it began. Cleared once read that far. */
+    replaying_until: number | null;
+  };
   parked_events: {
     subscriber: string;
     position: number;
@@ -45,11 +51,35 @@ export async function loadCheckpoint(db: Kysely<object>, subscriber: string): Pr
 }
 
 export async function saveCheckpoint(db: Kysely<object>, subscriber: string, position: number, at: string): Promise<void> {
+  // A replay is over once the subscriber has read as far as the head when it began: cleared in the
+  // same write, so that a restart never reports a rebuild that was finished, nor forgets one that was not.
+  const replayingUntil = sql<number | null>`CASE WHEN subscription_checkpoints.replaying_until <= ${position} THEN NULL
+    ELSE subscription_checkpoints.replaying_until END`;
   await tables(db)
     .insertInto('subscription_checkpoints')
     .values({ subscriber, position, updated_at: at })
-    .onConflict((oc) => oc.column('subscriber').doUpdateSet({ position, updated_at: at }))
+    .onConflict((oc) => oc.column('subscriber').doUpdateSet({ position, updated_at: at, replaying_until: replayingUntil }))
     .execute();
+}
+
+/** Sends the subscriber back to the start of the log to rebuild its view up to `until`, the head now. */
+export async function startReplayCheckpoint(db: Kysely<object>, subscriber: string, until: number, at: string): Promise<void> {
+  const replaying_until = until > 0 ? until : null;
+  await tables(db)
+    .insertInto('subscription_checkpoints')
+    .values({ subscriber, position: 0, updated_at: at, replaying_until })
+    .onConflict((oc) => oc.column('subscriber').doUpdateSet({ position: 0, updated_at: at, replaying_until }))
+    .execute();
+}
+
+/** The replays under way, by subscriber: the head each one rebuilds its view up to. */
+export async function replaysUnderWay(db: Kysely<object>): Promise<Map<string, number>> {
+  const rows = await tables(db)
+    .selectFrom('subscription_checkpoints')
+    .select(['subscriber', 'replaying_until'])
+    .where('replaying_until', 'is not', null)
+    .execute();
+  return new Map(rows.map((row) => [row.subscriber, Number(row.replaying_until)]));
 }
 
 /** Checkpoints whose names start with the prefix, by name: how a chain records its members. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../clock.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { sqliteEventStoreMigrations } from '../event-store/sqlite/migrations.js';
@@ -342,6 +342,44 @@ describe('in-process subscriptions', () => {
     await subs.caughtUp();
     expect(await replayRequests(sqlite.db, ['summing'])).toEqual(new Map());
     expect(await totals(sqlite.db)).toEqual({ a: 1 });
+  });
+
+  it('says it is rebuilding its view, and up to where, also after a restart in the middle of the replay', async () => {
+    for (let i = 1; i <= 10; i++) await add('a', i);
+    const head = await store.headPosition();
+    const first = subscriptions(summing());
+    first.start();
+    await first.caughtUp();
+    await first.stop();
+    await first.replay('summing');
+    expect((await first.status())[0]).toMatchObject({ position: 0, replayingUntil: head });
+
+    // The process stops after a few batches of the rebuild.
+    let handled = 0;
+    let interrupted: Promise<void> | undefined;
+    const stopping: Subscriber = {
+      ...summing(),
+      handle: async (events, tx) => {
+        await summing().handle(events, tx);
+        if ((handled += events.length) >= 4) interrupted ??= second.stop();
+      },
+    };
+    const second = subscriptions(stopping);
+    second.start();
+    await vi.waitFor(() => expect(interrupted).toBeDefined());
+    await interrupted;
+    const reached = await loadCheckpoint(sqlite.db, 'summing');
+    expect(reached).toBeGreaterThan(0);
+    expect(reached).toBeLessThan(head);
+
+    const third = subscriptions(summing());
+    expect((await third.status())[0]).toMatchObject({ replayingUntil: head });
+    third.start();
+    await third.caughtUp();
+    expect((await third.status())[0]?.replayingUntil).toBeUndefined();
+    expect(await totals(sqlite.db)).toEqual({ a: 55 });
+    await third.stop();
+    expect((await subscriptions(summing()).status())[0]?.replayingUntil).toBeUndefined();
   });
 
   it('reports its lag behind the head', async () => {

@@ -15,8 +15,10 @@ import {
   loadCheckpoint,
   parkEvent,
   replayRequests,
+  replaysUnderWay,
   retryingParked,
   saveCheckpoint,
+  startReplayCheckpoint,
   unpark,
   unparkAll,
 } from './checkpoints.js';
@@ -112,8 +114,6 @@ interface Runner {
   movedAt: number;
   /** When it was last within FOLLOWING_EVENTS of the head; never after it went back to an earlier position. */
   followingAt: number;
-  /** The head when a replay began, until the runner has read that far (`SubscriberStatus.replayingUntil`). */
-  replayingUntil?: number;
 }
 
 /**
@@ -348,12 +348,13 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
 
   /**
    * Throws away the runner's views and starts it from the start of the log, in the transaction
-   * given. A chain starts over as a whole: its view-keeping members rebuild, the others skip what
-   * they decided. Any replay requested for it is met by this one.
+   * given, to rebuild them up to `until` (the head). A chain starts over as a whole: its view-keeping
+   * members rebuild, the others skip what they decided. Any replay requested for it is met by this one.
+   * How far the rebuild has to go is stored with the checkpoint: a restart goes on reporting it.
    */
-  const startOver = async (runner: Runner, tx: StoreTransaction) => {
+  const startOver = async (runner: Runner, tx: StoreTransaction, until: number) => {
     await runner.subscriber.reset?.(tx);
-    await saveCheckpoint(tx.db, runner.subscriber.name, 0, clock.now().toISOString());
+    await startReplayCheckpoint(tx.db, runner.subscriber.name, until, clock.now().toISOString());
     // Only what is handled again: the events a member that records facts parked stay to be retried,
     // since the replay leaves it where it stood.
     for (const subscriber of rebuiltBy(runner)) await unparkAll(tx.db, subscriber);
@@ -371,9 +372,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
       );
       return;
     }
-    await transaction((tx) => startOver(runner, tx));
+    const until = await store.headPosition();
+    await transaction((tx) => startOver(runner, tx, until));
     moved(runner, 0);
-    runner.replayingUntil = await store.headPosition();
     logger.info(
       { subscriber: runner.subscriber.name, reasons: [...requests.values()] },
       'replaying from the start of the log, as requested',
@@ -461,9 +462,11 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
     async status() {
       const head = await store.headPosition();
       const parked = await countParked(db);
+      const replays = await replaysUnderWay(db);
       return [...runners.values()].flatMap((runner) => {
-        if (runner.replayingUntil !== undefined && runner.position >= runner.replayingUntil) runner.replayingUntil = undefined;
-        const replaying = runner.replayingUntil === undefined ? {} : { replayingUntil: runner.replayingUntil };
+        // Stored, since a replay outlives a restart; over once read that far (its checkpoint may lag behind).
+        const until = replays.get(runner.subscriber.name);
+        const replaying = until === undefined || runner.position >= until ? {} : { replayingUntil: until };
         return membersOf(runner.subscriber).map((member) => ({
           name: member.name,
           position: runner.position,
@@ -502,9 +505,9 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
         const wasRunning = runner.running;
         await halt(runner);
         try {
-          await transaction((tx) => startOver(runner, tx));
+          const until = await store.headPosition();
+          await transaction((tx) => startOver(runner, tx, until));
           moved(runner, 0);
-          runner.replayingUntil = await store.headPosition();
           logger.info({ subscriber: runner.subscriber.name, requested: name }, 'replaying from the start of the log');
         } finally {
           // A reset that failed changed nothing: the runner goes on from where it stood.

@@ -95,6 +95,14 @@ const acceptBoundStreams: Migration = {
   },
 };
 
+const recordReplaysUnderWay: Migration = {
+  async up(db: Kysely<unknown>) {
+    // The head a replay rebuilds a view up to, kept with the checkpoint: a restart in the middle of a
+    // replay still reports the view incomplete until it has read that far.
+    await db.schema.alterTable('subscription_checkpoints').addColumn('replaying_until', 'bigint').execute();
+  },
+};
+
 export const subscriptionMigrations: MigrationSet = {
   owner: 'subscriptions',
   migrations: {
@@ -104,5 +112,6 @@ export const subscriptionMigrations: MigrationSet = {
     '0004_create_replay_requests': createReplayRequests,
     '0005_create_bus_binding': createBusBinding,
     '0006_accept_bound_streams': acceptBoundStreams,
+    '0007_record_replays_under_way': recordReplaysUnderWay,
   },
 };
