@@ -9,6 +9,12 @@ export interface TcpProxy {
   restore(): Promise<void>;
   /** Stops passing bytes either way, and leaves every connection open: a partition, or a frozen host. */
   freeze(): void;
+  /**
+   * Stops passing bytes on the connections open now, leaving them open, and still accepts and passes
+   * new ones: a half-open connection, or a load balancer keeping the client side open after its
+   * backend failed over. `thaw` passes them again.
+   */
+  freezeExisting(): void;
   /** Passes bytes again, those held back first. */
   thaw(): void;
   close(): Promise<void>;
@@ -57,6 +63,9 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     restore: listen,
     freeze() {
       frozen = true;
+      for (const socket of sockets) socket.pause();
+    },
+    freezeExisting() {
       for (const socket of sockets) socket.pause();
     },
     thaw() {

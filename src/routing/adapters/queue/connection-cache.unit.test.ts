@@ -58,6 +58,33 @@ describe('connectionCache', () => {
     expect(await cache.get('nats://a')).toBe(second);
   });
 
+  it('opens a fresh connection after one was discarded, and abandons the discarded one at once', async () => {
+    const abandoned: number[] = [];
+    const cache = connectionCache(
+      async (url) => ({ url, n: abandoned.length + 1 }),
+      () => new Promise<void>(() => undefined),
+      { abandon: (connection) => abandoned.push(connection.n) },
+    );
+    const first = await cache.get('redis://a');
+
+    cache.discard('redis://a', first);
+
+    expect(abandoned).toEqual([1]);
+    expect(await cache.get('redis://a')).not.toBe(first);
+  });
+
+  it('keeps the replacement when a connection already replaced is discarded late', async () => {
+    const { cache } = fakeBroker();
+    const first = await cache.get('nats://a');
+    first.forget();
+    const second = await cache.get('nats://a');
+
+    cache.discard('nats://a', first);
+
+    expect(first.closed).toBe(true);
+    expect(await cache.get('nats://a')).toBe(second);
+  });
+
   it('does not keep a failed open', async () => {
     const { cache, failNextOpen } = fakeBroker();
     failNextOpen();

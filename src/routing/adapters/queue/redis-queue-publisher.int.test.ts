@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTcpProxy } from '../../../../test/support/tcp-proxy.js';
 import { deliveryRequest, queuePublisherContract, uniqueSuffix, type ReceivedMessage } from './queue-publisher.contract.js';
 import { redisQueuePublisher } from './redis-queue-publisher.js';
 
@@ -98,6 +99,30 @@ describe.skipIf(!url)('redisQueuePublisher', () => {
       expect(second).toBeDefined();
       expect(second).not.toBe(first);
       await reconnecting.close();
+    });
+
+    it('drops a connection that stopped answering without closing, and publishes through a new one', async () => {
+      const broker = new URL(brokerUrl);
+      const proxy = await startTcpProxy(Number(broker.port || 6379), broker.hostname);
+      const proxied = new URL(brokerUrl);
+      proxied.host = `127.0.0.1:${proxy.port}`;
+      const publisher = redisQueuePublisher({ url: proxied.href, publishTimeoutMs: 300 });
+      const fresh = await admin.createTarget();
+      try {
+        expect(await publisher.publish(fresh, deliveryRequest())).toMatchObject({ outcome: 'delivered' });
+
+        // The connection stays open and passes nothing, while new ones get through.
+        proxy.freezeExisting();
+        expect(await publisher.publish(fresh, deliveryRequest())).toMatchObject({ outcome: 'retry' });
+
+        const request = deliveryRequest();
+        expect(await publisher.publish(fresh, request)).toMatchObject({ outcome: 'delivered' });
+        expect((await admin.readBack(fresh)).map((message) => message.deliveryId)).toContain(request.deliveryId);
+      } finally {
+        await publisher.close();
+        await proxy.close();
+        await admin.removeTarget(fresh);
+      }
     });
   });
 });

@@ -17,7 +17,7 @@ export interface RedisQueuePublisherOptions {
   /** Used when a target names no URL. */
   readonly url?: string;
   readonly connectTimeoutMs?: number;
-  /** How long to wait for the XADD reply. */
+  /** How long to wait for the XADD reply; past it the connection is dropped as dead. */
   readonly publishTimeoutMs?: number;
 }
 
@@ -29,7 +29,10 @@ const AUTH_REPLY = /^(NOAUTH|WRONGPASS|NOPERM)\b/;
  * Appends to a Redis stream: `XADD <stream> * delivery_id … event_type … app_id … body …`.
  * The reply (the entry id) is the confirmation. Commands are never queued while disconnected and
  * the client never reconnects on its own: a broken connection is dropped and reopened on the next
- * publish, which answers `retry` meanwhile.
+ * publish, which answers `retry` meanwhile. So is a connection on which an XADD got no reply in time
+ * or failed short of a server reply: a half-open socket, or a proxy that keeps it open after its
+ * backend failed over, never closes, and timed out every XADD until Intake restarted. A server reply
+ * (WRONGTYPE, LOADING) keeps the connection.
  */
 export function redisQueuePublisher(options: RedisQueuePublisherOptions = {}): QueuePublisher {
   const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
@@ -62,6 +65,8 @@ export function redisQueuePublisher(options: RedisQueuePublisherOptions = {}): Q
     async (redis) => {
       await redis.quit();
     },
+    // QUIT would wait for a reply that does not come.
+    { abandon: (redis) => redis.disconnect() },
   );
 
   async function publish(target: QueueTarget, request: DeliveryRequest): Promise<PublishResult> {
@@ -95,6 +100,8 @@ export function redisQueuePublisher(options: RedisQueuePublisherOptions = {}): Q
       // A server reply such as WRONGTYPE (the key is not a stream) will not change by retrying.
       if (isReply(error) && !isReply(error, TRANSIENT_REPLY))
         return rejected(`XADD to ${target.stream} was refused: ${describeError(error)}`);
+      // No reply at all (a timeout, a closed socket): the next publish must not wait on this connection.
+      if (!isReply(error)) connections.discard(url, redis);
       return retry(`XADD to ${target.stream} failed: ${describeError(error)}`);
     }
   }
