@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type Channel, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTcpProxy, type TcpProxy } from '../../../../test/support/tcp-proxy.js';
 import { deliveryRequest, queuePublisherContract, uniqueSuffix, type ReceivedMessage } from './queue-publisher.contract.js';
 import { rabbitmqQueuePublisher } from './rabbitmq-queue-publisher.js';
 
@@ -166,6 +167,57 @@ describe.skipIf(!url)('rabbitmqQueuePublisher', () => {
       expect(outcome).toMatchObject({ outcome: 'delivered' });
       expect(await admin.readBack(target, 1)).toHaveLength(1);
       await admin.removeTarget(target);
+    });
+
+    describe('a connection that stays open but stops answering', () => {
+      let proxy: TcpProxy;
+      let proxied: string;
+      beforeAll(async () => {
+        const broker = new URL(brokerUrl);
+        proxy = await startTcpProxy(Number(broker.port || 5672), broker.hostname);
+        broker.host = `127.0.0.1:${proxy.port}`;
+        proxied = broker.href;
+      });
+      afterAll(() => proxy.close());
+
+      it('is dropped when a confirm does not come, and the next publish goes through a new one', async () => {
+        const dropping = rabbitmqQueuePublisher({ url: proxied, publishTimeoutMs: 300 });
+        const target = await admin.createTarget();
+        try {
+          expect(await dropping.publish(target, deliveryRequest())).toMatchObject({ outcome: 'delivered' });
+
+          // The connection stays open and passes nothing, while new ones get through.
+          proxy.freezeExisting();
+          expect(await dropping.publish(target, deliveryRequest())).toMatchObject({ outcome: 'retry' });
+
+          const request = deliveryRequest();
+          expect(await dropping.publish(target, request)).toMatchObject({ outcome: 'delivered' });
+          expect((await admin.readBack(target, 2)).map((message) => message.deliveryId)).toContain(request.deliveryId);
+        } finally {
+          await dropping.close();
+          await admin.removeTarget(target);
+        }
+      });
+
+      it('is dropped when a channel for another exchange does not open, rather than holding the publish until the heartbeat', async () => {
+        const dropping = rabbitmqQueuePublisher({ url: proxied, publishTimeoutMs: 300 });
+        const [first, second] = [await admin.createTarget(), await admin.createTarget()];
+        try {
+          expect(await dropping.publish(first, deliveryRequest())).toMatchObject({ outcome: 'delivered' });
+
+          proxy.freezeExisting();
+          const stuck = await dropping.publish(second, deliveryRequest());
+          expect(stuck).toMatchObject({ outcome: 'retry' });
+          expect(stuck.durationMs).toBeLessThan(5000);
+
+          expect(await dropping.publish(second, deliveryRequest())).toMatchObject({ outcome: 'delivered' });
+          expect(await admin.readBack(second, 1)).toHaveLength(1);
+        } finally {
+          await dropping.close();
+          await admin.removeTarget(first);
+          await admin.removeTarget(second);
+        }
+      }, 15_000);
     });
 
     it('answers rejected when the broker refuses the credentials, without showing the password', async () => {

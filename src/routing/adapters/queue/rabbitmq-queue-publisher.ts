@@ -1,3 +1,4 @@
+import { Duplex } from 'node:stream';
 import { connect, type ChannelModel, type ConfirmChannel, type Message } from 'amqplib';
 import type { DeliveryRequest, QueuePublisher, QueueTarget } from '../../application/destination.js';
 import { MAX_BROKER_NAME_BYTES } from '../../domain/destination-config.js';
@@ -11,6 +12,7 @@ import {
   refusedAll,
   rejected,
   retry,
+  PublishTimeoutError,
   withTimeout,
   type PublishResult,
 } from './publish-outcome.js';
@@ -19,7 +21,7 @@ export interface RabbitmqQueuePublisherOptions {
   /** Used when a target names no URL. */
   readonly url?: string;
   readonly connectTimeoutMs?: number;
-  /** How long to wait for the broker's confirm. */
+  /** How long to wait for the broker's confirm, or for a channel to open; past it the connection is dropped as dead. */
   readonly publishTimeoutMs?: number;
   /** Channels (one per exchange) kept open on a connection at once. */
   readonly maxChannels?: number;
@@ -35,6 +37,11 @@ const MAX_SHORT_STRING_BYTES = 255;
 /**
  * Publishes through a confirm channel and answers `delivered` only once the broker confirmed the
  * message. Messages are `mandatory`: one that no queue takes comes back, and is not reported delivered.
+ * A connection on which a confirm, or a channel, did not come in time is dropped and its socket
+ * destroyed, and the next publish connects anew: a half-open socket, or a proxy that keeps it open
+ * after its backend failed over, never closes by itself, and until the heartbeat gave up on it (a
+ * minute by default) every publish on it timed out. The broker's refusals (a missing exchange, a
+ * nack) keep the connection.
  */
 export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = {}): QueuePublisher {
   const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
@@ -48,6 +55,7 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
       return rabbitSession(connection, options.maxChannels ?? MAX_OPEN_CHANNELS);
     },
     (session) => session.connection.close(),
+    { abandon },
   );
 
   async function publish(target: QueueTarget, request: DeliveryRequest): Promise<PublishResult> {
@@ -62,10 +70,17 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
       if (Buffer.byteLength(name) > MAX_BROKER_NAME_BYTES)
         return rejected(`the ${what} is longer than AMQP's ${MAX_BROKER_NAME_BYTES} bytes`);
 
+    let session: RabbitSession | undefined;
     let channel: ConfirmableChannel;
     try {
-      channel = await (await sessions.get(url)).channel(target.exchange);
+      session = await sessions.get(url);
+      channel = await withTimeout(
+        session.channel(target.exchange),
+        publishTimeoutMs,
+        `RabbitMQ did not open a channel within ${publishTimeoutMs} ms`,
+      );
     } catch (error) {
+      if (error instanceof PublishTimeoutError && session !== undefined) sessions.discard(url, session);
       if (error instanceof Error && /ACCESS[-_]REFUSED/.test(error.message)) {
         return refusedAll(`RabbitMQ at ${redactUrl(url)} refused the credentials: ${error.message}`);
       }
@@ -91,6 +106,8 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
       // A queue may be bound later, so an unroutable message is worth retrying rather than final.
       return routed ? delivered : retry(`no queue is bound to ${where}: the message was returned`);
     } catch (error) {
+      // No confirm: the next publish must not wait on this connection too.
+      if (error instanceof PublishTimeoutError) sessions.discard(url, session);
       const closedBy = channel.closeError();
       if (closedBy !== undefined && isAbout(closedBy, target.exchange)) {
         if (closedBy.code === NOT_FOUND) return rejected(`exchange '${target.exchange}' does not exist: ${closedBy.message}`);
@@ -105,6 +122,18 @@ export function rabbitmqQueuePublisher(options: RabbitmqQueuePublisherOptions = 
     publish: (target, request) => measured(() => publish(target, request)),
     close: () => sessions.closeAll(),
   };
+}
+
+/**
+ * Destroys the socket under the session's connection, which fails what is in flight on it and closes
+ * it: a polite close would wait for the broker's close-ok, which a dead connection never sends.
+ * amqplib keeps the socket as `stream`, outside its typings: should that change, the polite close.
+ */
+function abandon(session: RabbitSession): void {
+  const inner = session.connection.connection;
+  const socket = 'stream' in inner ? inner.stream : undefined;
+  if (socket instanceof Duplex) socket.destroy(new Error('RabbitMQ stopped answering'));
+  else void session.connection.close().catch(() => undefined);
 }
 
 interface RabbitSession {
