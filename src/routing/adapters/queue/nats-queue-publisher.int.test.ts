@@ -5,6 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTcpProxy } from '../../../../test/support/tcp-proxy.js';
 import { natsServerAvailable, startPrivateNatsServer, type PrivateNatsServer } from '../../../shared/messaging/nats/private-nats-server.js';
 import { natsQueuePublisher } from './nats-queue-publisher.js';
 import { deliveryRequest, queuePublisherContract, uniqueSuffix, type ReceivedMessage } from './queue-publisher.contract.js';
@@ -137,6 +138,29 @@ describe.skipIf(!url)('natsQueuePublisher', () => {
       expect(outcomes.map((o) => o.outcome)).toEqual(['rejected', 'delivered']);
       expect(await publisher.publish(target, deliveryRequest())).toMatchObject({ outcome: 'delivered' });
       await admin.removeTarget(target);
+    });
+
+    it('drops a connection that stopped answering without closing, and publishes through a new one', async () => {
+      const broker = new URL(servers);
+      const proxy = await startTcpProxy(Number(broker.port || 4222), broker.hostname);
+      broker.host = `127.0.0.1:${proxy.port}`;
+      const dropping = natsQueuePublisher({ url: broker.href, publishTimeoutMs: 300 });
+      const target = await admin.createTarget();
+      try {
+        expect(await dropping.publish(target, deliveryRequest())).toMatchObject({ outcome: 'delivered' });
+
+        // The connection stays open and passes nothing, while new ones get through.
+        proxy.freezeExisting();
+        expect(await dropping.publish(target, deliveryRequest())).toMatchObject({ outcome: 'retry' });
+
+        const request = deliveryRequest();
+        expect(await dropping.publish(target, request)).toMatchObject({ outcome: 'delivered' });
+        expect((await admin.readBack(target, 2)).map((message) => message.deliveryId)).toContain(request.deliveryId);
+      } finally {
+        await dropping.close();
+        await proxy.close();
+        await admin.removeTarget(target);
+      }
     });
 
     it('answers rejected when neither the target nor the publisher names a server', async () => {

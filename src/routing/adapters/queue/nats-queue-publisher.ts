@@ -6,6 +6,7 @@ import {
   InvalidArgumentError,
   PermissionViolationError,
   RequestError,
+  TimeoutError,
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { natsServerOptions } from '../../../shared/messaging/nats/nats-server-options.js';
@@ -28,7 +29,7 @@ export interface NatsQueuePublisherOptions {
   /** Used when a target names no URL. */
   readonly url?: string;
   readonly connectTimeoutMs?: number;
-  /** How long to wait for the stream's acknowledgement. */
+  /** How long to wait for the stream's acknowledgement; past it the connection is dropped as dead. */
   readonly publishTimeoutMs?: number;
 }
 
@@ -38,7 +39,10 @@ const PUBLISHABLE_SUBJECT = /^[^\s.*>]+(\.[^\s.*>]+)*$/;
 /**
  * Publishes to a JetStream stream and answers `delivered` only on the stream's acknowledgement.
  * The delivery id is the `Nats-Msg-Id`, so a retried publish within the stream's duplicate window is
- * stored once.
+ * stored once. A connection on which an acknowledgement did not come in time is closed, and the next
+ * publish connects anew: a half-open socket, or a proxy that keeps it open after its backend failed
+ * over, never closes by itself, and until the client's pings gave up on it (minutes) every publish on
+ * it timed out. The server's answers (no stream, a permission refused) keep the connection.
  */
 export function natsQueuePublisher(options: NatsQueuePublisherOptions = {}): QueuePublisher {
   const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
@@ -84,6 +88,8 @@ export function natsQueuePublisher(options: NatsQueuePublisherOptions = {}): Que
       });
       return delivered;
     } catch (error) {
+      // No acknowledgement: the next publish must not wait on this connection too. Closing it sends nothing.
+      if (error instanceof TimeoutError) connections.discard(url, connection);
       if (isNoResponders(error)) return explainNoStream(connection, target.subject, publishTimeoutMs);
       if (error instanceof PermissionViolationError) return refusedAll(`not permitted to publish to ${target.subject}: ${error.message}`);
       // Raised before sending, e.g. a body larger than the server's max_payload: it will not shrink.
