@@ -169,7 +169,8 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
       // A view being rebuilt answers, but incompletely: degraded until the replay has read what was there.
       for (const service of services) {
         const faulted = service.consumers.faulted();
-        const replaying = faulted.length === 0 ? await service.consumers.replaying() : [];
+        // The replays are stored in the database, whose outage its own check reports.
+        const replaying = faulted.length === 0 ? await service.consumers.replaying().catch(() => []) : [];
         checks[`subscribers:${service.role}`] = subscribersCheck(faulted, replaying);
       }
       const attached = services.every((s) => s.consumers.attached());

@@ -30,6 +30,8 @@ interface Fixture {
   readonly db: Kysely<object>;
   readonly bus: MessageBus;
   readonly consumers: BusSubscriptions;
+  /** Consumers over the same database and stream, as a restarted process or another replica has them; not started. */
+  sibling(): BusSubscriptions;
   /** Publishes a `Thing` about `item_id` with the number `n`, under an id of its own. */
   publish(n: number, itemId?: string): Promise<void>;
   /** Rows of a table of the fixture's database. */
@@ -57,19 +59,21 @@ async function withConsumers(
   const { storageDown, ...consumerOptions } = options;
   const unreachable = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
   const bus = natsMessageBus({ servers: url ?? '', stream, subjects: [`${subject}.>`] });
-  const consumers = busSubscriptions({
-    bus,
-    store: storageDown
-      ? { ...store, transaction: (work) => (storageDown() ? Promise.reject(unreachable()) : store.transaction(work)) }
-      : store,
-    db: sqlite.db,
-    clock: systemClock,
-    logger: pino({ level: 'silent' }),
-    role: 'test',
-    subscribers,
-    subjects: [`${subject}.>`],
-    ...consumerOptions,
-  });
+  const consumersOf = () =>
+    busSubscriptions({
+      bus,
+      store: storageDown
+        ? { ...store, transaction: (work) => (storageDown() ? Promise.reject(unreachable()) : store.transaction(work)) }
+        : store,
+      db: sqlite.db,
+      clock: systemClock,
+      logger: pino({ level: 'silent' }),
+      role: 'test',
+      subscribers,
+      subjects: [`${subject}.>`],
+      ...consumerOptions,
+    });
+  const consumers = consumersOf();
   const db = sqlite.db as Kysely<object>;
   try {
     await test({
@@ -77,6 +81,7 @@ async function withConsumers(
       db,
       bus,
       consumers,
+      sibling: consumersOf,
       publish: (n, itemId = `i-${n}`) =>
         bus.publish(`${subject}.x.Thing`, { id: `${subject}-${n}`, type: 'Thing', data: { item_id: itemId, n }, metadata: {} }),
       async count(table, subscriber) {
@@ -423,7 +428,7 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       },
     });
     const held: Subscriber = { ...subscriber, handle: async (events, tx) => (await gate, subscriber.handle(events, tx)) };
-    await withConsumers([held], {}, async ({ publish, consumers, count, until }) => {
+    await withConsumers([held], {}, async ({ publish, consumers, sibling, count, until }) => {
       for (let n = 0; n < 20; n++) await publish(n);
       consumers.start();
       await until(async () => (await count('seen')) === 20, 'the view is built');
@@ -432,10 +437,14 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       await consumers.replay('rebuilt');
       expect(await consumers.replaying()).toEqual([{ name: 'rebuilt', until: 20 }]);
       expect((await consumers.status())[0]).toMatchObject({ name: 'rebuilt', replayingUntil: 20 });
+      // A restarted process, or another replica of the role, knows of the replay too.
+      const restarted = sibling();
+      expect(await restarted.replaying()).toEqual([{ name: 'rebuilt', until: 20 }]);
       open();
       await until(async () => (await consumers.replaying()).length === 0, 'the replay has read what was there');
       expect(await count('seen')).toBe(20);
       expect((await consumers.status())[0]).not.toHaveProperty('replayingUntil');
+      expect(await restarted.replaying()).toEqual([]);
     });
   }, 40_000);
 

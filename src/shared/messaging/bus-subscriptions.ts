@@ -8,11 +8,14 @@ import { isStorageFault } from '../event-store/storage-fault.js';
 import type { Fence } from '../postgres/schema-lock.js';
 import {
   countParked,
+  endReplay,
   findParked,
   forgetReplayRequests,
   parkEvent,
   replayRequests,
+  replaysUnderWay,
   retryingParked,
+  startReplayCheckpoint,
   unpark,
   unparkAll,
 } from '../subscriptions/checkpoints.js';
@@ -109,20 +112,20 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   const consumptions = new Map<string, Consumption>();
   const oneReplayAtATime = oneAtATime();
   // The stream's head when a replay began, per subscriber, until its consumer has acknowledged that far
-  // (or has nothing left): its view answers, but incompletely, meanwhile. Kept in memory: a restart forgets it.
-  const replayingUntil = new Map<string, number>();
+  // (or has nothing left): its view answers, but incompletely, meanwhile. Stored with the role's
+  // checkpoints, so that a restart, and every replica of the role, goes on reporting it.
   const markReplaying = async (name: string) => {
-    replayingUntil.set(name, (await bus.head?.().catch(() => undefined)) ?? Number.MAX_SAFE_INTEGER);
+    const head = (await bus.head?.().catch(() => undefined)) ?? Number.MAX_SAFE_INTEGER;
+    await startReplayCheckpoint(options.db, name, head, clock.now().toISOString());
   };
-  /** The marker, once the consumer's progress says the replay is not over yet; cleared when it is. */
-  const stillReplaying = (name: string, progress: ConsumerProgress | undefined) => {
-    const until = replayingUntil.get(name);
+  /** The marker, while the consumer's progress says the replay is not over yet; cleared once it is. */
+  const stillReplaying = async (name: string, until: number | undefined, progress: ConsumerProgress | undefined) => {
     if (until === undefined) return undefined;
     // No consumer yet: the replay has not begun to read. With several consumers under the name, each
     // must have read up to the marker (or have nothing left): the fastest alone said done too soon.
     const passed = (member: { acknowledged: number; pending: number }) => member.acknowledged >= until || member.pending === 0;
     if (progress && (progress.members ?? [progress]).every(passed)) {
-      replayingUntil.delete(name);
+      await endReplay(options.db, name);
       return undefined;
     }
     return until;
@@ -416,12 +419,13 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
         return fault === undefined ? { state: 'running' as const } : { state: 'retrying' as const, fault };
       };
       const parked = await countParked(options.db);
+      const replays = await replaysUnderWay(options.db);
       return Promise.all(
         options.subscribers.map(async (subscriber) => {
           const progress = await bus.progress(durableOf(subscriber));
           const position = progress?.acknowledged ?? 0;
           const lag = progress?.pending ?? 0;
-          const until = stillReplaying(subscriber.name, progress);
+          const until = await stillReplaying(subscriber.name, replays.get(subscriber.name), progress);
           return {
             name: subscriber.name,
             position,
@@ -465,11 +469,12 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
     },
 
     async replaying() {
-      const names = [...replayingUntil.keys()];
+      const replays = await replaysUnderWay(options.db);
       const found = await Promise.all(
-        names.map(async (name) => {
+        options.subscribers.map(async ({ name }) => {
+          if (!replays.has(name)) return [];
           const progress = await bus.progress(durableOf(subscriberOf(name))).catch(() => undefined);
-          const until = stillReplaying(name, progress);
+          const until = await stillReplaying(name, replays.get(name), progress);
           return until === undefined ? [] : [{ name, until }];
         }),
       );

@@ -72,6 +72,11 @@ export async function startReplayCheckpoint(db: Kysely<object>, subscriber: stri
     .execute();
 }
 
+/** Forgets a subscriber's replay once over, where its progress is counted elsewhere (the broker's consumer). */
+export async function endReplay(db: Kysely<object>, subscriber: string): Promise<void> {
+  await tables(db).updateTable('subscription_checkpoints').set({ replaying_until: null }).where('subscriber', '=', subscriber).execute();
+}
+
 /** The replays under way, by subscriber: the head each one rebuilds its view up to. */
 export async function replaysUnderWay(db: Kysely<object>): Promise<Map<string, number>> {
   const rows = await tables(db)
