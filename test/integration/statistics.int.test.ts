@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fixedClock } from '../../src/shared/clock.js';
+import { fixedClock, systemClock } from '../../src/shared/clock.js';
+import { startReplayCheckpoint } from '../../src/shared/subscriptions/checkpoints.js';
 import { sqlStatisticsTables } from '../../src/statistics/adapters/sql/sql-statistics-tables.js';
 import { refreshStatistics } from '../../src/statistics/application/refresh-statistics.js';
 import { statisticsSubscriber } from '../../src/statistics/application/statistics-subscriber.js';
@@ -246,6 +247,41 @@ describe('POST /api/statistics/refresh/{app_id}', () => {
     const result = await refresh('shop');
     expect(result.upToPosition).toBe(halfway);
     expect(await dump(app)).toEqual(before);
+  });
+
+  it('changes nothing, and says so, when a replay of the statistics resets them while it compares', async () => {
+    const app = await start({ running: ['validation', 'processing', 'query', 'item-status'] });
+    for (let i = 0; i < 6; i++) await ingestItem(app, 'shop', 'order', { n: i });
+    // Counted once every item is processed, with the statistics subscriber stopped otherwise.
+    for (const deadline = Date.now() + 20_000; (await dashboard(app, 'shop')).totals.processed_events < 6 && Date.now() < deadline;)
+      await app.runOnce(['statistics']);
+    expect((await dashboard(app, 'shop')).totals).toMatchObject({ total_events: 6, processed_events: 6 });
+
+    let transactions = 0;
+    const head = await app.store.headPosition();
+    const refresh = refreshStatistics({
+      log: {
+        ...app.store,
+        transaction: (work) =>
+          app.store.transaction(async (tx) => {
+            const result = await work(tx);
+            // After the first page of stored tallies was compared, what a replay's start does: the
+            // subscriber's reset and its checkpoint back to the start of the log.
+            if (++transactions === 2) {
+              await statisticsSubscriber(sqlStatisticsTables).reset?.(tx);
+              await startReplayCheckpoint(tx.db, 'statistics', head, new Date().toISOString());
+            }
+            return result;
+          }),
+      },
+      tables: sqlStatisticsTables,
+      clock: systemClock,
+      batchSize: 2,
+    });
+    await expect(refresh('shop')).rejects.toMatchObject({ code: 'statistics.refresh-interrupted' });
+    // The replay rebuilds the counters alone: each item once.
+    await app.runOnce(['statistics']);
+    expect((await dashboard(app, 'shop')).totals).toEqual({ total_events: 6, processed_events: 6, failed_events: 0, pending_events: 0 });
   });
 
   it('answers zeros for an application with no items', async () => {

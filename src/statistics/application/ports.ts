@@ -26,7 +26,10 @@ export interface StatisticsTables {
   addToBuckets(changes: readonly BucketCounters[]): Promise<void>;
   /** Replaces everything an application has with the given tallies and buckets. */
   replaceApplication(appId: string, tallies: readonly ItemTally[], buckets: readonly BucketCounters[]): Promise<void>;
+  /** Throws every tally and bucket away (a replay's reset), counting it in `resets`. */
   clear(): Promise<void>;
+  /** How many times the tables were cleared: a refresh tells by it that a replay reset them meanwhile. */
+  resets(): Promise<number>;
 }
 
 export type StatisticsTablesFor = (db: Kysely<object>) => StatisticsTables;

@@ -65,6 +65,7 @@ export const refreshStatistics = ({ log, tables, clock, batchSize = 250 }: Refre
   };
 
   async function refreshOne(appId: string): Promise<RefreshResult> {
+    const resets = await log.transaction((tx) => tables(tx.db).resets());
     const head = await log.headPosition();
     const tallies = new Map<string, ItemTally>();
     let position = 0;
@@ -89,6 +90,14 @@ export const refreshStatistics = ({ log, tables, clock, batchSize = 250 }: Refre
       // On PostgreSQL a subscriber's batch may commit beside this transaction: one committed after the
       // read below would have its increments deleted by the replacement of the buckets, for good.
       await store.excludeWriters();
+      // A replay reset the tables after the comparison began: the items found equal then have no tally
+      // now, and the replaying subscriber would count them again on top of the buckets written here.
+      if ((await store.resets()) !== resets) {
+        throw new ConflictError(
+          'statistics.refresh-interrupted',
+          'a replay of the statistics began during this refresh and rebuilds them from the log: nothing was changed',
+        );
+      }
       const newer = await store.talliesChangedAfter(appId, position);
       for (const tally of newer) {
         const merged = mergeNewerTally(tallies.get(tally.itemId), tally);

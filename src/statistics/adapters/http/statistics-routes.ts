@@ -178,7 +178,8 @@ export function statisticsHttp(handlers: StatisticsHandlers): HttpContext {
             description:
               'Reads the whole event store up to its head, recomputes the application’s counters, and replaces them in one ' +
               'transaction; answers once done. Work of the statistics subscriber after the position read is kept. One ' +
-              'refresh runs at a time: another is refused with 409 while it does.',
+              'refresh runs at a time: another is refused with 409 while it does. A replay of the statistics subscriber ' +
+              'that begins during a refresh rebuilds the counters itself: the refresh then changes nothing and answers 409.',
             params: AppId,
             response: { 200: RefreshBody, ...errorResponses, 409: Type.Ref('Problem') },
           },

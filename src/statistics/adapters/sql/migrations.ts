@@ -84,11 +84,27 @@ const createRollUps: Migration = {
   },
 };
 
+/**
+ * How many times the statistics were thrown away (a replay's reset): a refresh that began before one
+ * must not write what it counted over what the replay rebuilds (it would count items twice).
+ */
+const countResets: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('statistics_resets')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('resets', 'bigint', (c) => c.notNull())
+      .execute();
+    await sql`INSERT INTO statistics_resets (id, resets) VALUES (1, 0)`.execute(db);
+  },
+};
+
 export const statisticsMigrations: MigrationSet = {
   owner: 'statistics',
   migrations: {
     '0001_create_statistics': createStatistics,
     '0002_names_in_byte_order': namesInByteOrder,
     '0003_roll_ups': createRollUps,
+    '0004_count_resets': countResets,
   },
 };

@@ -153,6 +153,16 @@ export function sqlStatisticsTables(db: Kysely<object>): StatisticsTables {
     async clear() {
       await t.deleteFrom('statistics_items').execute();
       for (const table of BUCKET_TABLES) await t.deleteFrom(table).execute();
+      await t
+        .updateTable('statistics_resets')
+        .set((eb) => ({ resets: eb('resets', '+', 1) }))
+        .where('id', '=', 1)
+        .execute();
+    },
+
+    async resets() {
+      const row = await t.selectFrom('statistics_resets').select('resets').where('id', '=', 1).executeTakeFirst();
+      return Number(row?.resets ?? 0);
     },
   };
 }

@@ -47,6 +47,7 @@ export type Tables = {
   statistics_items: ItemRow;
   statistics_type_totals: TypeTotalsRow;
   statistics_bucket_totals: BucketTotalsRow;
+  statistics_resets: { id: number; resets: number | string };
 };
 
 export const tables = (db: Kysely<object>) => db.withTables<Tables>();
