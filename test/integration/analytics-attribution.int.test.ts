@@ -71,4 +71,30 @@ describe('attribution of standard SDK traffic', () => {
     expect((await get('/api/v1/attribution/partners/blog.example')).status).toBe(200);
     expect((await get('/api/v1/attribution/partners/shop.example')).status).toBe(404);
   });
+
+  it("credits an order of the last user of a chain of aliases from the first one's campaign visit, the later alias sent first", async () => {
+    await send([
+      {
+        type: 'page',
+        userId: 'chain-1',
+        timestamp: '2026-11-10T10:00:00.000Z',
+        context: { campaign: { name: 'spring-sale', source: 'newsletter' } },
+      },
+    ]);
+    await send([{ type: 'alias', userId: 'chain-3', previousId: 'chain-2', timestamp: '2026-11-12T10:00:00.000Z' }]);
+    const [orderId] = await send([
+      { type: 'track', userId: 'chain-3', event: 'Order Completed', properties: { revenue: 50 }, timestamp: '2026-11-13T10:00:00.000Z' },
+    ]);
+    await intake.subscriptions.caughtUp();
+    expect((await get(`/api/v1/attribution/conversions/${orderId}`)).body.credits.first_touch).toEqual([]);
+    // chain-2's own tie comes last: it brings chain-1's visit to chain-3's order.
+    await send([{ type: 'alias', userId: 'chain-2', previousId: 'chain-1', timestamp: '2026-11-11T10:00:00.000Z' }]);
+    await intake.subscriptions.caughtUp();
+
+    const conversion = await get(`/api/v1/attribution/conversions/${orderId}`);
+    expect(conversion.body.credits.first_touch).toEqual([{ partner_id: 'newsletter', campaign_id: 'spring-sale', share: 1, value: 50 }]);
+    const journey = await get('/api/v1/attribution/visitors/chain-3?app_id=shop');
+    expect(journey.body).toMatchObject({ anonymous_ids: ['chain-1', 'chain-2'], conversions: 1 });
+    expect(journey.body.first_touch).toMatchObject({ visitor_id: 'chain-1', campaign_id: 'spring-sale' });
+  });
 });

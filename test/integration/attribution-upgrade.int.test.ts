@@ -53,7 +53,10 @@ async function asWrittenByTheEarlierVersion(touchId: string, orderId: string): P
     await sql`INSERT INTO attribution_credits VALUES (${orderId}, 'linear', 'newsletter', 'colon', 1, 40)`.execute(db);
     // And before the anonymous ids' links (0004), which came after it.
     await sql`DROP TABLE attribution_identity_links`.execute(db);
-    await sql`DELETE FROM attribution_migrations WHERE name IN ('0003_visitors_of_their_application', '0004_identity_links')`.execute(db);
+    // (0005 came after both.)
+    await sql`DELETE FROM attribution_migrations WHERE name IN ('0003_visitors_of_their_application', '0004_identity_links', '0005_chains_of_ties')`.execute(
+      db,
+    );
   } finally {
     await sqlite.close();
   }
@@ -141,7 +144,7 @@ describe("upgrading a database whose attribution did not know an SDK user's anon
     try {
       await sql`DROP TABLE attribution_identity_links`.execute(sqlite.db);
       await sql`DELETE FROM attribution_credits`.execute(sqlite.db);
-      await sql`DELETE FROM attribution_migrations WHERE name = '0004_identity_links'`.execute(sqlite.db);
+      await sql`DELETE FROM attribution_migrations WHERE name IN ('0004_identity_links', '0005_chains_of_ties')`.execute(sqlite.db);
     } finally {
       await sqlite.close();
     }

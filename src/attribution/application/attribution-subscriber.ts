@@ -35,8 +35,8 @@ const DATA_INGESTED = 'DataIngested';
  * reach is credited again from every touch in its window, ordered by `occurred_at`. A touch that
  * arrives after its conversion therefore corrects the conversion's credits, and a replay, whatever
  * its batches, ends in the same tables. Links between an SDK user and the anonymous ids known to be
- * them are facts too: a user's conversions are credited from those ids' touches as well, and a link
- * arriving after them re-credits them.
+ * them are facts too: a user's conversions are credited from those ids' touches as well (and from the
+ * ids tied to those, along a chain of ties), and a link arriving after them re-credits them.
  */
 export function attributionSubscriber({
   ledger: ledgerFor,
@@ -77,8 +77,10 @@ export function attributionSubscriber({
       const newLinks = await ledger.addLinks([...new Map(links.map((link) => [linkKey(link), link])).values()], TIE_LIMITS);
       const newTouches = await ledger.addTouches(touches);
       await ledger.countTouches(newTouches);
-      // An SDK user's anonymous ids are theirs: a touch of one reaches the user's conversions too. Each
-      // visitor's users are read once a batch, however many of its touches it holds.
+      // An SDK user's anonymous ids are theirs: a touch of one reaches the user's conversions too, and
+      // those of every user above it in a chain of ties (U1's touch, after alias(U2 <- U1) and
+      // alias(U3 <- U2), reaches U2's and U3's). Each visitor's users are read once a batch, however
+      // many of its touches it holds.
       const usersOf = new Map<string, Visitor[]>();
       for (const touch of newTouches) {
         const reached = conversionsReachedBy(touch, lookbackMs);
@@ -96,10 +98,14 @@ export function attributionSubscriber({
         const key = visitorKey(conversion.visitor);
         fresh.set(key, [...(fresh.get(key) ?? []), conversion]);
       }
-      // A new link brings every touch the anonymous id ever had to the user's conversions they reach.
+      // A new link brings every touch the anonymous id and the ids below it ever had to the conversions
+      // they reach of the user and of every user above it: with the chain joined in the middle, the
+      // touches of its lower half now count for its upper half, whichever link of it came last.
       for (const link of newLinks) {
-        const span = await ledger.touchSpan(link.anonymous);
-        if (span) stale.add(link.user, { from: span.from, to: conversionsReachedBy({ occurredAt: span.to }, lookbackMs).to });
+        const span = await ledger.touchSpan([link.anonymous, ...(await ledger.anonymousIdsOf(link.anonymous))]);
+        if (!span) continue;
+        const reached = { from: span.from, to: conversionsReachedBy({ occurredAt: span.to }, lookbackMs).to };
+        for (const user of [link.user, ...(await ledger.usersOf(link.user))]) stale.add(user, reached);
       }
       const credited: Array<{ conversionId: string; credits: Credit[] }> = [];
       const budget = { rows: MAX_CREDIT_ROWS_RECREDITED };
@@ -140,7 +146,8 @@ async function recredit(
   fresh: readonly Conversion[],
   budget: { rows: number },
 ): Promise<Array<{ conversionId: string; credits: Credit[] }>> {
-  // The visitor's own touches count, and an SDK user's also those of the anonymous ids known to be them.
+  // The visitor's own touches count, and an SDK user's also those of the anonymous ids known to be them,
+  // along chains of ties.
   const identities = visitor.appId === null ? [visitor] : [visitor, ...(await ledger.anonymousIdsOf(visitor))];
   // Credits come only from touches in a conversion's window, and touches are never taken back: with
   // none in any window of the range, its conversions have no credits and never had, so none are read.

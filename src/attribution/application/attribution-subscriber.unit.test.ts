@@ -3,7 +3,7 @@ import type { RecordedEvent } from '../../shared/events.js';
 import type { StoreTransaction } from '../../shared/event-store/event-store.js';
 import type { Conversion } from '../domain/conversion.js';
 import type { Credit } from '../domain/attribution-models.js';
-import type { IdentityLink } from '../domain/analytics-message.js';
+import { CHAIN_LIMITS, type IdentityLink } from '../domain/analytics-message.js';
 import { compareTouches, type Touch } from '../domain/touch.js';
 import { sameVisitor, type Visitor } from '../domain/values.js';
 import {
@@ -24,6 +24,18 @@ function memoryLedger() {
   const credits = new Map<string, readonly Credit[]>();
   const reads = { conversions: 0, users: 0 };
   const ofAny = (visitors: readonly Visitor[]) => (t: Touch) => visitors.some((visitor) => sameVisitor(t.visitor, visitor));
+  /** The ids tied to `start` a step at a time, within CHAIN_LIMITS, as the SQL ledger walks them. */
+  const walk = (start: Visitor, from: 'user' | 'anonymous', to: 'user' | 'anonymous'): Visitor[] => {
+    const found: Visitor[] = [];
+    const seen = (visitor: Visitor) => sameVisitor(visitor, start) || found.some((other) => sameVisitor(other, visitor));
+    let step = [start];
+    for (let steps = 0; steps < CHAIN_LIMITS.steps && step.length > 0; steps++) {
+      const next = links.filter((link) => step.some((visitor) => sameVisitor(link[from], visitor))).map((link) => link[to]);
+      step = next.filter((visitor, i) => !seen(visitor) && next.findIndex((other) => sameVisitor(other, visitor)) === i);
+      found.push(...step);
+    }
+    return found.slice(0, CHAIN_LIMITS.ids);
+  };
   const ledger: AttributionLedger = {
     addTouches: async (added) => (touches.push(...added), [...added]),
     addConversions: async (added) => (conversions.push(...added), [...added]),
@@ -39,13 +51,13 @@ function memoryLedger() {
       }
       return fresh;
     },
-    anonymousIdsOf: async (user) => links.filter((link) => sameVisitor(link.user, user)).map((link) => link.anonymous),
+    anonymousIdsOf: async (user) => walk(user, 'user', 'anonymous'),
     usersOf: async (anonymous) => {
       reads.users++;
-      return links.filter((link) => sameVisitor(link.anonymous, anonymous)).map((link) => link.user);
+      return walk(anonymous, 'anonymous', 'user');
     },
-    touchSpan: async (visitor) => {
-      const times = touches.filter((t) => sameVisitor(t.visitor, visitor)).map((t) => t.occurredAt);
+    touchSpan: async (visitors) => {
+      const times = touches.filter(ofAny(visitors)).map((t) => t.occurredAt);
       return times.length === 0
         ? undefined
         : { from: times.reduce((a, b) => (a < b ? a : b)), to: times.reduce((a, b) => (a > b ? a : b)) };
@@ -218,6 +230,49 @@ describe('the attribution subscriber', () => {
         const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs });
         for (const batch of batches) await subscriber.handle(batch, tx);
         expect(lastTouch(credits, 'o1')).toMatchObject({ partnerId: 'ads', campaignId: 'winter', share: 1, value: 80 });
+      }
+    });
+
+    const alias = (id: string, userId: string, previousId: string) => message(id, { type: 'alias', userId, previousId });
+    /** Every order of the items. */
+    const permutations = <T>(items: readonly T[]): T[][] =>
+      items.length <= 1
+        ? [[...items]]
+        : items.flatMap((item, i) => permutations(items.filter((_, j) => j !== i)).map((rest) => [item, ...rest]));
+
+    it("credits the last user of a chain of aliases from the first one's touch, in every order of arrival", async () => {
+      const facts = [
+        campaignVisit('m1', 'u1', VISIT),
+        order('o1', { userId: 'u3' }, ORDER),
+        alias('l1', 'u2', 'u1'),
+        alias('l2', 'u3', 'u2'),
+      ];
+      for (const arrival of permutations(facts)) {
+        // One fact a batch, and all of them in one batch.
+        for (const batches of [arrival.map((fact) => [fact]), [arrival]]) {
+          const { ledger, credits } = memoryLedger();
+          const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs });
+          for (const batch of batches) await subscriber.handle(batch, tx);
+          expect(lastTouch(credits, 'o1')).toMatchObject({ partnerId: 'ads', campaignId: 'winter', share: 1, value: 80 });
+        }
+      }
+    });
+
+    it("gives another user who shares an anonymous id with the chain none of the chain's touches", async () => {
+      const facts = [
+        campaignVisit('m1', 'u1', VISIT),
+        alias('l1', 'u2', 'u1'),
+        identify('i1', 'u2', 'a1'),
+        identify('i2', 'other', 'a1'),
+        order('o1', { userId: 'other' }, ORDER),
+        order('o2', { userId: 'u2' }, ORDER),
+      ];
+      for (const arrival of [facts, [...facts].reverse()]) {
+        const { ledger, credits } = memoryLedger();
+        const subscriber = attributionSubscriber({ ledger: () => ledger, lookbackMs });
+        for (const fact of arrival) await subscriber.handle([fact], tx);
+        expect(credits.get('o1') ?? []).toEqual([]);
+        expect(lastTouch(credits, 'o2')).toMatchObject({ campaignId: 'winter', share: 1 });
       }
     });
 

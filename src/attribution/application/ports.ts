@@ -29,12 +29,19 @@ export interface AttributionLedger {
    * its anonymous id has reached its limit; gives back those kept now (not before).
    */
   addLinks(links: readonly IdentityLink[], limits: TieLimits): Promise<IdentityLink[]>;
-  /** The anonymous ids known to be this user. */
+  /**
+   * The anonymous ids known to be this user: tied to it, tied to those, and so on, within
+   * `CHAIN_LIMITS` (decision 0049), in order of id; never the user itself.
+   */
   anonymousIdsOf(user: Visitor): Promise<Visitor[]>;
-  /** The users this anonymous id is known to be. */
+  /**
+   * The users this id is known to be: those it is tied to, those they are tied to, and so on, within
+   * `CHAIN_LIMITS`; never the id itself. Every user whose `anonymousIdsOf` holds the id, while the
+   * ties stay within the bounds.
+   */
   usersOf(anonymous: Visitor): Promise<Visitor[]>;
-  /** When the visitor's first and last touches occurred; undefined when it has none. */
-  touchSpan(visitor: Visitor): Promise<TimeRange | undefined>;
+  /** When the first and last touches of any of these visitors occurred; undefined when they have none. */
+  touchSpan(visitors: readonly Visitor[]): Promise<TimeRange | undefined>;
   /** The visitor's first `limit` conversions that occurred within the range (bounds included), in the order they occurred. */
   conversionsOf(visitor: Visitor, range: TimeRange, limit: number): Promise<Conversion[]>;
   /** These visitors' touches that occurred within the range (bounds included), in the order they occurred. */

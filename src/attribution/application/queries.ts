@@ -19,7 +19,7 @@ export interface ScopeAttribution {
 
 export interface VisitorJourney {
   readonly visitor: Visitor;
-  /** The anonymous ids known to be this SDK user: their touches are the user's journey too. */
+  /** The anonymous ids known to be this SDK user, along chains of ties: their touches are the user's journey too. */
   readonly anonymousIds: readonly Visitor[];
   readonly firstTouch: Touch | null;
   readonly lastTouch: Touch | null;
@@ -68,7 +68,7 @@ export const getScopeAttribution =
 export const getVisitorJourney =
   (views: AttributionViews) =>
   async (visitor: Visitor, page: PageRequest): Promise<VisitorJourney> => {
-    // The touches a user's conversions are credited from: their own and their anonymous ids'.
+    // The touches a user's conversions are credited from: their own and their anonymous ids', along chains of ties.
     const anonymousIds = visitor.appId === null ? [] : await views.anonymousIdsOf(visitor);
     const identities = [visitor, ...anonymousIds];
     const [firstTouch, lastTouch, conversions, touches] = await Promise.all([

@@ -54,6 +54,16 @@ export interface IdentityLink {
 export const TIE_LIMITS = { anonymousIdsPerUser: 100, usersPerAnonymousId: 10 } as const;
 export type TieLimits = { readonly anonymousIdsPerUser: number; readonly usersPerAnonymousId: number };
 
+/**
+ * How far ties are followed (decision 0049). An alias's `previousId` is often a user with ties of its
+ * own: a user's identities are the ids tied to it, the ids tied to those, and so on, up to `steps` ties
+ * away and `ids` ids in all (the nearest first, then by id), as a profile lists at most 250 previous
+ * ids. A touch reaches the users above its visitor within the same bounds. Real chains are a few
+ * aliases long; the bounds only keep a cycle or a crafted web of ties from making one conversion read
+ * thousands of ids.
+ */
+export const CHAIN_LIMITS = { steps: 10, ids: 250 } as const;
+
 export interface FromMessage {
   readonly touch?: Touch;
   readonly conversion?: Conversion;

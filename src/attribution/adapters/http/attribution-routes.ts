@@ -86,7 +86,7 @@ const Journey = Type.Object({
   visitor_id: Type.String(),
   anonymous_ids: Type.Array(Type.String(), {
     description:
-      "The anonymous ids known to be this SDK user (an anonymousId sent beside the userId, an alias's previousId): their touches are listed with the user's",
+      "The anonymous ids known to be this SDK user (an anonymousId sent beside the userId, an alias's previousId), and those known to be them along chains of aliases, in order of id: their touches are listed with the user's",
   }),
   first_touch: TouchOrNull,
   last_touch: TouchOrNull,

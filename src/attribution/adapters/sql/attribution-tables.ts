@@ -1,4 +1,7 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import { compareBytes } from '../../../shared/byte-order.js';
+import { onSqlite } from '../../../shared/sql/statement-shapes.js';
+import { CHAIN_LIMITS } from '../../domain/analytics-message.js';
 import type { AttributionModel, Credit } from '../../domain/attribution-models.js';
 import type { Conversion } from '../../domain/conversion.js';
 import type { Touch } from '../../domain/touch.js';
@@ -89,14 +92,64 @@ export const creditOf = (row: CreditRow): Credit => ({
   value: Number(row.value),
 });
 
-/** The anonymous ids tied to an SDK user, in order of id (at most `TIE_LIMITS.anonymousIdsPerUser`). */
-export async function anonymousIdsOf(db: Kysely<object>, user: Visitor): Promise<Visitor[]> {
-  const rows = await tables(db)
-    .selectFrom('attribution_identity_links')
-    .select(['app_id', 'anonymous_id'])
-    .where('app_id', '=', appColumnOf(user))
-    .where('user_id', '=', user.id)
-    .orderBy('anonymous_id')
-    .execute();
-  return rows.map((row) => visitorOf({ app_id: row.app_id, visitor_id: row.anonymous_id }));
+/**
+ * Rows a walk of ties reads at most. A row is an id and how many ties away it is; an id met again at
+ * another distance (a cycle, two paths) is read again, so this is wider than `CHAIN_LIMITS.ids`.
+ */
+const CHAIN_ROWS = 4 * CHAIN_LIMITS.ids;
+
+/**
+ * The ids tied to `start`, then those tied to them, and so on, each with its step (how many ties
+ * away), in one statement: towards anonymous ids (`by` user_id) or towards users (`by` anonymous_id).
+ * The recursive query reads a step at a time (breadth first, on SQLite and PostgreSQL alike) and
+ * stops after CHAIN_ROWS + 1 rows however many ties the database holds; a cycle ends there or at
+ * the last step. Exported for its plan's test.
+ */
+export function tiesStatement(db: Kysely<object>, start: Visitor, by: 'user_id' | 'anonymous_id') {
+  const other = by === 'user_id' ? 'anonymous_id' : 'user_id';
+  const app = appColumnOf(start);
+  const sqlite = onSqlite(db);
+  // Without statistics SQLite reads a user's ties through the primary key's covering index, every tie
+  // of the application, rather than the user index; and CROSS JOIN keeps it from reading the links
+  // first: each step reads only the ties of the ids the last one found.
+  const links = sql`attribution_identity_links AS l ${by === 'user_id' && sqlite ? sql`INDEXED BY attribution_identity_links_user` : sql``}`;
+  // On PostgreSQL anonymous ids compare by bytes (COLLATE "C") and user ids in the database's
+  // collation: compared in the anonymous ids' collation, the user index could not serve the step.
+  const found = by === 'user_id' && !sqlite ? sql`c.id COLLATE "default"` : sql`c.id`;
+  return sql<{ id: string; step: number | string }>`WITH RECURSIVE chain (id, step) AS (
+      SELECT ${sql.ref(`l.${other}`)}, 1 FROM ${links} WHERE l.app_id = ${app} AND ${sql.ref(`l.${by}`)} = ${start.id}
+      UNION
+      SELECT ${sql.ref(`l.${other}`)}, c.step + 1 FROM chain AS c CROSS JOIN ${links}
+      WHERE l.app_id = ${app} AND ${sql.ref(`l.${by}`)} = ${found} AND c.step < ${CHAIN_LIMITS.steps})
+    SELECT id, step FROM chain LIMIT ${CHAIN_ROWS + 1}`;
 }
+
+/** The ids `tiesStatement` finds, less `start`, within `CHAIN_LIMITS` (the nearest first, then by id), in order of id. */
+async function tiedTo(db: Kysely<object>, start: Visitor, by: 'user_id' | 'anonymous_id'): Promise<Visitor[]> {
+  const app = appColumnOf(start);
+  const { rows } = await tiesStatement(db, start, by).execute(db);
+  // Past the cap the last step read may be cut anywhere in it: it is left out whole, so what is kept
+  // does not depend on the order the database read that step in.
+  const last = Math.max(0, ...rows.map((row) => Number(row.step)));
+  const complete = rows.length > CHAIN_ROWS ? rows.filter((row) => Number(row.step) < last) : rows;
+  const nearest = new Map<string, number>();
+  for (const row of complete) {
+    const step = Number(row.step);
+    if (row.id !== start.id && step < (nearest.get(row.id) ?? Infinity)) nearest.set(row.id, step);
+  }
+  return [...nearest]
+    .sort(([a, stepA], [b, stepB]) => stepA - stepB || compareBytes(a, b))
+    .slice(0, CHAIN_LIMITS.ids)
+    .map(([id]) => id)
+    .sort(compareBytes)
+    .map((id) => visitorOf({ app_id: app, visitor_id: id }));
+}
+
+/**
+ * The anonymous ids known to be an SDK user: tied to it, or to an id tied to it, and so on (an alias's
+ * `previousId` with its own anonymous ids), within `CHAIN_LIMITS`, in order of id.
+ */
+export const anonymousIdsOf = (db: Kysely<object>, user: Visitor): Promise<Visitor[]> => tiedTo(db, user, 'user_id');
+
+/** The users an id is known to be: those it is tied to, those they are tied to, and so on, within `CHAIN_LIMITS`. */
+export const usersOf = (db: Kysely<object>, anonymous: Visitor): Promise<Visitor[]> => tiedTo(db, anonymous, 'anonymous_id');

@@ -1,4 +1,5 @@
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
+import { onSqlite } from '../../../shared/sql/statement-shapes.js';
 import type { MigrationSet } from '../../../shared/sqlite/migrate.js';
 import { byteOrderColumns } from '../../../shared/postgres/byte-order-columns.js';
 import { requestReplay } from '../../../shared/subscriptions/checkpoints.js';
@@ -180,6 +181,26 @@ const identityLinks: Migration = {
   },
 };
 
+/**
+ * Credits follow chains of ties (decision 0049): where an anonymous id is itself a user with ties of
+ * its own (an alias's previousId that had signed in), its users' conversions were credited one tie
+ * deep, and a rebuild from the log credits them again. Without such a tie nothing changes.
+ */
+const chainsOfTies: Migration = {
+  async up(db: Kysely<unknown>) {
+    const links = db as Kysely<object>;
+    // Through the user index for each tie (see tiesStatement): SQLite, without statistics, would read
+    // every tie of the application instead, and PostgreSQL cannot compare in the anonymous ids' collation.
+    const sqlite = onSqlite(links);
+    const users = sqlite ? sql`INDEXED BY attribution_identity_links_user` : sql``;
+    const anonymous = sqlite ? sql`a.anonymous_id` : sql`a.anonymous_id COLLATE "default"`;
+    const { rows } = await sql`SELECT 1 AS chained FROM attribution_identity_links AS a
+      WHERE EXISTS (SELECT 1 FROM attribution_identity_links AS b ${users} WHERE b.app_id = a.app_id AND b.user_id = ${anonymous})
+      LIMIT 1`.execute(links);
+    if (rows.length > 0) await requestReplay(links, 'attribution', "an SDK user's conversions are credited along chains of aliases");
+  },
+};
+
 export const attributionMigrations: MigrationSet = {
   owner: 'attribution',
   migrations: {
@@ -187,5 +208,6 @@ export const attributionMigrations: MigrationSet = {
     '0002_credits_in_byte_order': creditsInByteOrder,
     '0003_visitors_of_their_application': visitorsOfTheirApplication,
     '0004_identity_links': identityLinks,
+    '0005_chains_of_ties': chainsOfTies,
   },
 };

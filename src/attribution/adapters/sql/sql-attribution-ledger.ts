@@ -13,11 +13,11 @@ import {
   conversionOf,
   tables,
   touchOf,
-  visitorOf,
   type ConversionRow,
   type IdentityLinkRow,
   type TouchRow,
   anonymousIdsOf,
+  usersOf,
 } from './attribution-tables.js';
 
 /** The items whose keys came back from an insert, each once, in the order given. */
@@ -95,18 +95,16 @@ type ScopeCount = { scope: string; scope_id: string; clicks: number; views: numb
  */
 export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
   const t = tables(db);
-  /** The touches of these visitors within the range, as one query per application and piece of ids. */
-  const touchesWithin = (visitors: readonly Visitor[], range: TimeRange) =>
+  /** The touches of these visitors, as one query per application and piece of ids. */
+  const touchesOfEach = (visitors: readonly Visitor[]) =>
     [...idsByApplication(visitors)].flatMap(([app, ids]) =>
       [...keyPieces(db, ids)].map((piece) =>
-        t
-          .selectFrom('attribution_touches')
-          .where('app_id', '=', app)
-          .where('visitor_id', 'in', piece)
-          .where('occurred_at', '>=', range.from)
-          .where('occurred_at', '<=', range.to),
+        t.selectFrom('attribution_touches').where('app_id', '=', app).where('visitor_id', 'in', piece),
       ),
     );
+  /** The touches of these visitors within the range, likewise. */
+  const touchesWithin = (visitors: readonly Visitor[], range: TimeRange) =>
+    touchesOfEach(visitors).map((query) => query.where('occurred_at', '>=', range.from).where('occurred_at', '<=', range.to));
   return {
     async addTouches(touches) {
       const returned = new Set<string>();
@@ -237,24 +235,19 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
 
     anonymousIdsOf: (user) => anonymousIdsOf(db, user),
 
-    async usersOf(anonymous) {
-      const rows = await t
-        .selectFrom('attribution_identity_links')
-        .select(['app_id', 'user_id'])
-        .where('app_id', '=', appColumnOf(anonymous))
-        .where('anonymous_id', '=', anonymous.id)
-        .execute();
-      return rows.map((row) => visitorOf({ app_id: row.app_id, visitor_id: row.user_id }));
-    },
+    usersOf: (anonymous) => usersOf(db, anonymous),
 
-    async touchSpan(visitor) {
-      const row = await t
-        .selectFrom('attribution_touches')
-        .select((eb) => [eb.fn.min('occurred_at').as('first'), eb.fn.max('occurred_at').as('last')])
-        .where('app_id', '=', appColumnOf(visitor))
-        .where('visitor_id', '=', visitor.id)
-        .executeTakeFirst();
-      return row?.first && row.last ? { from: row.first as Instant, to: row.last as Instant } : undefined;
+    async touchSpan(visitors) {
+      let span: TimeRange | undefined;
+      for (const query of touchesOfEach(visitors)) {
+        const row = await query
+          .select((eb) => [eb.fn.min('occurred_at').as('first'), eb.fn.max('occurred_at').as('last')])
+          .executeTakeFirst();
+        if (!row?.first || !row.last) continue;
+        const [first, last] = [row.first as Instant, row.last as Instant];
+        span = span ? { from: first < span.from ? first : span.from, to: last > span.to ? last : span.to } : { from: first, to: last };
+      }
+      return span;
     },
 
     async touchesOf(visitors, range) {

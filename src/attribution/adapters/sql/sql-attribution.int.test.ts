@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type RawBuilder } from 'kysely';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../../shared/clock.js';
@@ -20,13 +20,15 @@ import { listParked, replayRequests, saveCheckpoint } from '../../../shared/subs
 import { inProcessSubscriptions } from '../../../shared/subscriptions/in-process-subscriptions.js';
 import { subscriptionMigrations } from '../../../shared/subscriptions/migrations.js';
 import { attributionSubscriber } from '../../application/attribution-subscriber.js';
-import { TIE_LIMITS } from '../../domain/analytics-message.js';
+import { CHAIN_LIMITS, TIE_LIMITS } from '../../domain/analytics-message.js';
 import { getConversionAttribution, getScopeAttribution, getVisitorJourney } from '../../application/queries.js';
 import { lookbackOfDays, type AttributionModel } from '../../domain/attribution-models.js';
 import { DEFAULT_WEIGHTS } from '../../domain/interaction-weights.js';
 import { sdkVisitor, type ExternalId, type Instant } from '../../domain/values.js';
 import { attributionMigrations } from './migrations.js';
 import { sqlAttributionLedger } from './sql-attribution-ledger.js';
+import { tiesStatement } from './attribution-tables.js';
+import { onSqlite } from '../../../shared/sql/statement-shapes.js';
 import { sqlAttributionViews } from './sql-attribution-views.js';
 
 interface Opened {
@@ -276,6 +278,29 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
     return requests;
   }
 
+  const alias = (itemId: string, userId: string, previousId: string, at: string) =>
+    sdkMessage(itemId, 'shop', { type: 'alias', userId, previousId, timestamp: at });
+  const identify = (itemId: string, userId: string, anonymousId: string, at: string) =>
+    sdkMessage(itemId, 'shop', { type: 'identify', userId, anonymousId, timestamp: at });
+
+  /** SDK users u1, u2, u3 of a chain of aliases, and "other", who shares u1's browser a1. */
+  function chainWorld(): AppendRequest[] {
+    return [
+      sdkTouch('m-01', 'shop', 'u1', 'winter', '2026-11-01T00:00:00.000Z'),
+      sdkTouch('m-02', 'shop', 'u2', 'spring', '2026-11-02T00:00:00.000Z'),
+      sdkTouch('m-03', 'shop', 'a1', 'summer', '2026-11-03T00:00:00.000Z'),
+      sdkTouch('m-04', 'shop', 'u3', 'autumn', '2026-11-20T00:00:00.000Z'),
+      sdkOrder('m-05', 'shop', 'u3', 60, '2026-11-05T00:00:00.000Z'),
+      sdkOrder('m-06', 'shop', 'u2', 30, '2026-11-06T00:00:00.000Z'),
+      sdkOrder('m-07', 'shop', 'other', 20, '2026-11-07T00:00:00.000Z'),
+      sdkOrder('m-08', 'shop', 'u3', 10, '2026-11-25T00:00:00.000Z'),
+      alias('m-09', 'u2', 'u1', '2026-11-02T00:00:00.000Z'),
+      alias('m-10', 'u3', 'u2', '2026-11-03T00:00:00.000Z'),
+      identify('m-11', 'u1', 'a1', '2026-11-03T00:00:00.000Z'),
+      identify('m-12', 'other', 'a1', '2026-11-04T00:00:00.000Z'),
+    ];
+  }
+
   describe.skipIf(!available)('attribution totals per campaign and partner', () => {
     it('counts interactions by type, unique visitors and the weighted score', async () => {
       await deliver(
@@ -330,6 +355,7 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       expect(await opened?.migrate(attributionMigrations)).toEqual([
         'attribution/0003_visitors_of_their_application',
         'attribution/0004_identity_links',
+        'attribution/0005_chains_of_ties',
       ]);
       expect([...(await replayRequests(db, ['attribution'])).keys()]).toEqual(['attribution']);
       expect(await dump()).toEqual({ touches: [], conversions: [], totals: [], visitors: [], credits: [] });
@@ -391,8 +417,12 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       expect(read.map((t) => t.trackingEventId)).toEqual(['t1', 't2', 't3', 't4']);
       expect(await ledger.hasTouches([visitor('nobody'), visitor('a2')], all)).toBe(true);
       expect(await ledger.hasTouches([visitor('nobody')], all)).toBe(false);
-      expect(await ledger.touchSpan(visitor('a1'))).toEqual({ from: '2026-11-01T00:00:00.000Z', to: '2026-11-04T00:00:00.000Z' });
-      expect(await ledger.touchSpan(visitor('nobody'))).toBeUndefined();
+      expect(await ledger.touchSpan([visitor('a1')])).toEqual({ from: '2026-11-01T00:00:00.000Z', to: '2026-11-04T00:00:00.000Z' });
+      expect(await ledger.touchSpan([visitor('a2'), visitor('u1'), visitor('nobody')])).toEqual({
+        from: '2026-11-02T00:00:00.000Z',
+        to: '2026-11-03T00:00:00.000Z',
+      });
+      expect(await ledger.touchSpan([visitor('nobody')])).toBeUndefined();
 
       // The user's journey: its anonymous ids' touches with its own, a page at a time in the order they occurred.
       const journey = getVisitorJourney(views());
@@ -403,6 +433,176 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       const second = await journey(visitor('u1'), { limit: 3, cursor: first.touches.nextCursor ?? undefined });
       expect(second.touches.items.map((t) => t.trackingEventId)).toEqual(['t4']);
       expect((await journey(visitor('a2'), { limit: 10 })).touches.items.map((t) => t.trackingEventId)).toEqual(['t2']);
+    });
+  });
+
+  describe.skipIf(!available)('chains of ties', () => {
+    const visitor = (id: string, appId = 'shop') => sdkVisitor(appId, id as ExternalId);
+    const tie = (anonymous: string, user: string) => ({ anonymous: visitor(anonymous), user: visitor(user) });
+    const ids = (visitors: readonly { id: string }[]) => visitors.map((v) => v.id);
+    /** Ties written as they are, past the limits addLinks keeps to: a table written by anything. */
+    const insertTies = async (ties: ReadonlyArray<readonly [string, string]>) => {
+      for (let i = 0; i < ties.length; i += 500) {
+        await db
+          .withTables<{ attribution_identity_links: { app_id: string; anonymous_id: string; user_id: string } }>()
+          .insertInto('attribution_identity_links')
+          .values(ties.slice(i, i + 500).map(([anonymous, user]) => ({ app_id: 'shop', anonymous_id: anonymous, user_id: user })))
+          .execute();
+      }
+    };
+
+    it("finds a user's ids down the chain and an id's users up it, never a user's other users", async () => {
+      const ledger = sqlAttributionLedger(db);
+      // alias(u2 <- u1), alias(u3 <- u2); u1 and u3 signed in from browsers a1 and a3; a1 is also "other"'s.
+      await ledger.addLinks([tie('u1', 'u2'), tie('u2', 'u3'), tie('a1', 'u1'), tie('a3', 'u3'), tie('a1', 'other')], TIE_LIMITS);
+      expect(ids(await ledger.anonymousIdsOf(visitor('u3')))).toEqual(['a1', 'a3', 'u1', 'u2']);
+      expect(ids(await ledger.anonymousIdsOf(visitor('u2')))).toEqual(['a1', 'u1']);
+      expect(ids(await ledger.anonymousIdsOf(visitor('other')))).toEqual(['a1']);
+      expect(ids(await ledger.usersOf(visitor('a1')))).toEqual(['other', 'u1', 'u2', 'u3']);
+      expect(ids(await ledger.usersOf(visitor('u1')))).toEqual(['u2', 'u3']);
+      expect(await ledger.usersOf(visitor('u3'))).toEqual([]);
+      expect(await ledger.anonymousIdsOf(visitor('u3', 'blog'))).toEqual([]);
+    });
+
+    it('reads each step of a walk, both ways, through an index of the ties it follows', async () => {
+      const sqlite = onSqlite(db);
+      // Enough ties of the application that reading them all at each step costs more than an index's.
+      await insertTies(Array.from({ length: 5000 }, (_, i) => [`a${i}`, `u${i % 1000}`] as const));
+      if (!sqlite) await sql`ANALYZE attribution_identity_links`.execute(db);
+      for (const by of ['user_id', 'anonymous_id'] as const) {
+        const statement = tiesStatement(db, visitor('u1'), by).compile(db);
+        const plan = await db.transaction().execute(async (tx) => {
+          // PostgreSQL would read a table this small whole: with that off, only an index that cannot serve the step makes it.
+          if (!sqlite) {
+            for (const setting of ['enable_seqscan', 'enable_bitmapscan', 'enable_hashjoin', 'enable_mergejoin'])
+              await sql`SELECT set_config(${setting}, 'off', true)`.execute(tx);
+          }
+          const explain = `${sqlite ? 'EXPLAIN QUERY PLAN' : 'EXPLAIN'} ${statement.sql}`;
+          const { rows } = await tx.executeQuery<Record<string, string>>(CompiledQuery.raw(explain, [...statement.parameters]));
+          return rows.map((row) => (sqlite ? row.detail : row['QUERY PLAN'])).join('\n');
+        });
+        if (sqlite) {
+          expect(plan.match(new RegExp(`SEARCH l USING .*\\(app_id=\\? AND ${by}=\\?\\)`, 'g'))).toHaveLength(2);
+          expect(plan).not.toMatch(/SCAN l\b/);
+        } else {
+          expect(plan.match(new RegExp(`Index Cond: \\(\\(app_id = 'shop'::text\\) AND \\(${by} = `, 'g'))).toHaveLength(2);
+          expect(plan).not.toMatch(/Seq Scan|Bitmap|Join Filter/);
+        }
+      }
+    });
+
+    it('ends in a cycle of ties, the starting id left out', async () => {
+      const ledger = sqlAttributionLedger(db);
+      await ledger.addLinks([tie('u1', 'u2'), tie('u2', 'u1'), tie('u2', 'u3'), tie('u3', 'u1')], TIE_LIMITS);
+      expect(ids(await ledger.anonymousIdsOf(visitor('u1')))).toEqual(['u2', 'u3']);
+      expect(ids(await ledger.usersOf(visitor('u1')))).toEqual(['u2', 'u3']);
+    });
+
+    it(`follows ${CHAIN_LIMITS.steps} ties and ${CHAIN_LIMITS.ids} ids at most, the nearest first`, async () => {
+      const ledger = sqlAttributionLedger(db);
+      // A chain c0 <- c1 <- ... <- c14: c0's ids are the ten nearest, c14's users likewise.
+      const chain = Array.from({ length: 15 }, (_, i) => `c${String(i).padStart(2, '0')}`);
+      await insertTies(chain.slice(1).map((id, i) => [id, chain[i] ?? ''] as const));
+      expect(ids(await ledger.anonymousIdsOf(visitor('c00')))).toEqual(chain.slice(1, 1 + CHAIN_LIMITS.steps));
+      expect(ids(await ledger.usersOf(visitor('c14')))).toEqual(chain.slice(14 - CHAIN_LIMITS.steps, 14));
+      // A user with 100 ids, two of them with 100 ids each: its 100 and the first 150 of the next step, by id.
+      const first = Array.from({ length: 100 }, (_, i) => `f${String(i).padStart(3, '0')}`);
+      const second = Array.from({ length: 200 }, (_, i) => `s${String(i).padStart(3, '0')}`);
+      await insertTies([...first.map((id) => [id, 'wide'] as const), ...second.map((id, i) => [id, i < 100 ? 'f098' : 'f099'] as const)]);
+      expect(ids(await ledger.anonymousIdsOf(visitor('wide')))).toEqual([...first, ...second.slice(0, CHAIN_LIMITS.ids - 100)]);
+    });
+
+    it('reads a bounded number of rows of a web of ties, whatever it holds', async () => {
+      const ledger = sqlAttributionLedger(db);
+      // 150 ids, each tied to the next 100: every step from the second on holds all 150 again.
+      const web = Array.from({ length: 150 }, (_, i) => `w${String(i).padStart(3, '0')}`);
+      await insertTies(web.flatMap((user, i) => Array.from({ length: 100 }, (_, j) => [web[(i + j + 1) % 150] ?? '', user] as const)));
+      expect(ids(await ledger.anonymousIdsOf(visitor('w000')))).toEqual(web.slice(1));
+      expect(ids(await ledger.usersOf(visitor('w000')))).toEqual(web.slice(1));
+    });
+
+    it('leaves out whole the step it stops reading in, wherever the database read its ids', async () => {
+      const ledger = sqlAttributionLedger(db);
+      // A web of 60 ids, each tied to the next 50, beside a chain q1 <- ... <- q9 from v00, and 700 ids
+      // tied to q6: 356 rows in the first six steps, then 761 in the seventh, which passes 1,000.
+      const web = Array.from({ length: 60 }, (_, i) => `v${String(i).padStart(2, '0')}`);
+      const chain = Array.from({ length: 9 }, (_, i) => `q${i + 1}`);
+      await insertTies([
+        ...web.flatMap((user, i) => Array.from({ length: 50 }, (_, j) => [web[(i + j + 1) % 60] ?? '', user] as const)),
+        ...chain.map((id, i) => [id, i === 0 ? 'v00' : (chain[i - 1] ?? '')] as const),
+        ...Array.from({ length: 700 }, (_, i) => [`r${String(i).padStart(3, '0')}`, 'q6'] as const),
+      ]);
+      expect(ids(await ledger.anonymousIdsOf(visitor('v00')))).toEqual([...chain.slice(0, 6), ...web.slice(1)]);
+    });
+
+    const creditedCampaigns = async (conversionId: string) =>
+      (await getConversionAttribution(views())(conversionId)).credits.linear.map((credit) => credit.campaignId).sort();
+
+    it("credits the last user's order from the first user's touch, whichever alias of the chain arrives first", async () => {
+      const events = await append(
+        sdkTouch('m-1', 'shop', 'u1', 'winter', '2026-11-01T00:00:00.000Z'),
+        sdkOrder('m-2', 'shop', 'u3', 60, '2026-11-05T00:00:00.000Z'),
+        alias('m-3', 'u2', 'u1', '2026-11-02T00:00:00.000Z'),
+        alias('m-4', 'u3', 'u2', '2026-11-03T00:00:00.000Z'),
+      );
+      const [touch, order, first, second] = events;
+      for (const batches of [
+        [[touch], [order], [first], [second]],
+        [[touch], [order], [second], [first]],
+        [[second], [first], [order], [touch]],
+        [[order, second, touch, first]],
+      ]) {
+        await reset();
+        for (const batch of batches) await deliver(batch.filter((e) => e !== undefined));
+        expect(await creditedCampaigns('m-2')).toEqual(['winter']);
+      }
+      const journey = await getVisitorJourney(views())(visitor('u3'), { limit: 10 });
+      expect(ids(journey.anonymousIds)).toEqual(['u1', 'u2']);
+      expect(journey.touches.items.map((t) => t.trackingEventId)).toEqual(['m-1']);
+    });
+
+    it("ends in identical tables whatever the order and batching, and gives no other user sharing an id the chain's touches", async () => {
+      const events = await append(...chainWorld());
+      await deliver(events);
+      const inOrder = await dump();
+      expect(await creditedCampaigns('m-05')).toEqual(['spring', 'summer', 'winter']);
+      expect(await creditedCampaigns('m-06')).toEqual(['spring', 'summer', 'winter']);
+      // "other" shares a1 with u1: a1's touch is theirs too, the chain's are not.
+      expect(await creditedCampaigns('m-07')).toEqual(['summer']);
+      expect(await creditedCampaigns('m-08')).toEqual(['autumn', 'spring', 'summer', 'winter']);
+      for (const seed of [1, 2, 3, 4, 5]) {
+        await reset();
+        const order = shuffled(events, seed);
+        const batchSize = seed;
+        for (let i = 0; i < order.length; i += batchSize) await deliver(order.slice(i, i + batchSize));
+        expect(await dump()).toEqual(inOrder);
+      }
+    });
+  });
+
+  describe.skipIf(!available)('upgrade to credits along chains of ties', () => {
+    const before0005: MigrationSet = {
+      owner: attributionMigrations.owner,
+      migrations: Object.fromEntries(Object.entries(attributionMigrations.migrations).filter(([name]) => name < '0005')),
+    };
+    const tie = (anonymous: string, user: string) => ({
+      anonymous: sdkVisitor('shop', anonymous as ExternalId),
+      user: sdkVisitor('shop', user as ExternalId),
+    });
+
+    it('rebuilds the credits once where an anonymous id is a user with ties of its own', async () => {
+      await reopen(before0005);
+      await sqlAttributionLedger(db).addLinks([tie('a1', 'u1'), tie('u1', 'u2')], TIE_LIMITS);
+      expect(await opened?.migrate(attributionMigrations)).toEqual(['attribution/0005_chains_of_ties']);
+      expect([...(await replayRequests(db, ['attribution'])).keys()]).toEqual(['attribution']);
+    });
+
+    it('asks for no rebuild when no tie makes a chain', async () => {
+      await reopen(before0005);
+      // a1 is tied to two users, and u1 to two ids: no id is both.
+      await sqlAttributionLedger(db).addLinks([tie('a1', 'u1'), tie('a1', 'u2'), tie('a2', 'u1')], TIE_LIMITS);
+      await opened?.migrate(attributionMigrations);
+      expect(await replayRequests(db, ['attribution'])).toEqual(new Map());
     });
   });
 
@@ -494,9 +694,13 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       subscriptions.start();
       try {
         // Appended one by one while the subscriber runs, so the live view is built in many small batches.
-        await readable(await append(...world()));
+        await readable(await append(...world(), ...chainWorld()));
         await subscriptions.caughtUp();
         const live = await dump();
+        // u3's order is credited from u1's visit, two aliases away.
+        expect(live.credits).toContainEqual(
+          expect.objectContaining({ conversion_id: 'm-05', model: 'first_touch', campaign_id: 'winter' }),
+        );
         expect(subscriptions.replayable()).toEqual(['attribution']);
         await subscriptions.replay('attribution');
         await subscriptions.caughtUp();
