@@ -171,7 +171,17 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     store,
     saveChange: procedures.define(
       'routing.save-rule-change',
-      saveRuleChange({ store, vault, breakers: sqlBreakerStore, tallies: sqlTallyStore, newSigningSecret, rules: sqlRuleCatalog }),
+      saveRuleChange({
+        store,
+        vault,
+        breakers: sqlBreakerStore,
+        tallies: sqlTallyStore,
+        newSigningSecret,
+        rules: sqlRuleCatalog,
+        deliveries: sqlDeliveryStore,
+        // The worker of the side that runs the procedure: with a storage thread, the one that sends.
+        onDeliveriesDue: () => worker.wake(),
+      }),
     ),
     clock,
     newId,

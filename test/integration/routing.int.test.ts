@@ -781,6 +781,136 @@ describe.each(backends)('changes to one rule sent at once on %s', (backend) => {
   });
 });
 
+/** A receiver that answers every request 503 with `Retry-After: 999999` (capped at a day): a retry a day away. */
+async function unavailableReceiver() {
+  let requests = 0;
+  const server = createServer((request, response) => {
+    requests++;
+    request.resume();
+    response.writeHead(503, { 'retry-after': '999999' }).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/busy`, requests: () => requests };
+}
+
+describe.each(backends)('a change of a rule with deliveries waiting for a retry on %s', (backend) => {
+  let intake: TestIntake;
+  beforeAll(async () => {
+    intake = await startIntakeOn(backend, { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
+    await setUp(intake);
+  }, 60_000);
+  afterAll(() => intake.dispose());
+
+  const delivery = async (deliveryId: unknown) =>
+    (await call(intake, 'GET', `/api/routing/deliveries/${String(deliveryId)}`)).json() as Record<string, unknown> & {
+      attempt_log: Array<{ status_code: number | null }>;
+    };
+
+  /** A rule to a receiver that put its one delivery off for a day, and that delivery. */
+  async function waitingADay() {
+    const old = await unavailableReceiver();
+    const rule = await webhookRule(intake, old.url, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    const [waiting] = await until(
+      () => deliveriesOf(intake, `rule_id=${rule.rule_id}&status=retrying`),
+      (items) => items.length === 1,
+    );
+    expect(Date.parse(String(waiting?.next_attempt_at)) - Date.now()).toBeGreaterThan(23 * 3600_000);
+    return { old, rule, waiting: waiting as Record<string, unknown> };
+  }
+
+  it('sends them to the new destination at once, with their id and attempt count, and leaves them waiting when it stays', async () => {
+    const { old, rule, waiting } = await waitingADay();
+    // Renamed, or given the same URL: still the destination that asked for the wait.
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { rule_name: 'renamed' })).statusCode).toBe(200);
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { destination_config: { url: old.url } })).statusCode).toBe(
+      200,
+    );
+    await sleep(300);
+    expect(await delivery(waiting.delivery_id)).toMatchObject({
+      status: 'retrying',
+      attempts: 1,
+      next_attempt_at: waiting.next_attempt_at,
+    });
+    expect(old.requests()).toBe(1);
+
+    const hooks = await receiver();
+    const moved = await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { destination_config: { url: hooks.url } });
+    expect(moved.statusCode).toBe(200);
+    const [request] = await hooks.waitFor(1, 5000);
+    expect(request?.headers['webhook-id']).toBe(waiting.delivery_id);
+    const sent = await until(
+      () => delivery(waiting.delivery_id),
+      (d) => d.status === 'succeeded',
+    );
+    expect(sent).toMatchObject({ attempts: 2, webhook_id: waiting.delivery_id });
+    expect(sent.attempt_log.map((a) => a.status_code)).toEqual([503, 200]);
+    expect(old.requests()).toBe(1);
+  });
+
+  it('sends at once to the new destination a delivery whose attempt to the old one was in flight at the change', async () => {
+    // The old destination holds its answer until the rule has moved, then puts the retry off for a day.
+    let answerBusy: (() => void) | undefined;
+    const old = createServer((request, response) => {
+      request.resume();
+      answerBusy = () => response.writeHead(503, { 'retry-after': '999999' }).end();
+    });
+    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          old.closeAllConnections();
+          old.close(() => resolve());
+        }),
+    );
+    const rule = await webhookRule(intake, `http://127.0.0.1:${(old.address() as AddressInfo).port}/busy`, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    await until(
+      async () => answerBusy,
+      (answer) => answer !== undefined,
+    );
+    const hooks = await receiver();
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { destination_config: { url: hooks.url } })).statusCode).toBe(
+      200,
+    );
+    answerBusy?.();
+    const [request] = await hooks.waitFor(1, 5000);
+    const [sent] = await until(
+      () => deliveriesOf(intake, `rule_id=${rule.rule_id}`),
+      (items) => items[0]?.status === 'succeeded',
+    );
+    expect(request?.headers['webhook-id']).toBe(sent?.delivery_id);
+    expect((await delivery(sent?.delivery_id)).attempt_log.map((a) => a.status_code)).toEqual([503, 200]);
+  });
+
+  it('keeps those of a disabled rule waiting through the change, and sends them once it is switched on', async () => {
+    const { rule, waiting } = await waitingADay();
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}/toggle`)).json().is_active).toBe(false);
+    const hooks = await receiver();
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { destination_config: { url: hooks.url } })).statusCode).toBe(
+      200,
+    );
+    await sleep(1500);
+    expect(hooks.received).toHaveLength(0);
+    expect(await delivery(waiting.delivery_id)).toMatchObject({ status: 'retrying', attempts: 1 });
+
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}/toggle`)).json().is_active).toBe(true);
+    const [request] = await hooks.waitFor(1, 5000);
+    expect(request?.headers['webhook-id']).toBe(waiting.delivery_id);
+    await until(
+      () => delivery(waiting.delivery_id),
+      (d) => d.status === 'succeeded' && d.attempts === 2,
+    );
+  });
+});
+
 describe('the OpenAPI document of the rule operations', () => {
   it('declares what each can answer: the 409 of a rule too many, and the 503 of a rule too busy to change', async () => {
     const intake = await start();

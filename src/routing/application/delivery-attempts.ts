@@ -13,6 +13,7 @@ import {
   decideInterrupted,
   INTERRUPTED,
   MAX_RETRY_AFTER_MS,
+  retriedAt,
   type AttemptDecision,
   type AttemptOutcome,
 } from '../domain/delivery.js';
@@ -227,6 +228,14 @@ export function deliveryAttempts(
           }
         }
         await recordDelivery(tx, delivery, attempt, decision, outcome, now);
+        if (decision.status === 'pending' && rule) {
+          // Read once the delivery's row is held: a change of the rule that held it first has committed.
+          const current = await deps.storedRules(tx.db).get(rule.rule_id);
+          if (current && destinationKeyOfRule(current) !== destinationKeyOfRule(rule)) {
+            decision = retriedAt(decision, now);
+            await recordDelivery(tx, delivery, attempt, decision, outcome, now);
+          }
+        }
         if (rule) {
           // The destination this attempt went to: if the rule has moved on since, its outcome is the
           // old destination's business and leaves the new one's circuit alone.

@@ -24,7 +24,16 @@ import {
 } from '../domain/routing-rule.js';
 import { unmasked } from '../domain/destination-secrets.js';
 import { revealedDestination, sealedDestination } from './destination-credentials.js';
-import type { BreakerStoreFor, DestinationTables, RuleCatalog, SecretVault, SecretVaultFor, StoredRule, TallyStoreFor } from './ports.js';
+import type {
+  BreakerStoreFor,
+  DeliveryStoreFor,
+  DestinationTables,
+  RuleCatalog,
+  SecretVault,
+  SecretVaultFor,
+  StoredRule,
+  TallyStoreFor,
+} from './ports.js';
 import type { RuleEvaluator } from './rule-evaluator.js';
 
 /** A rule event with the signing secret that goes with it, committed together. */
@@ -40,8 +49,9 @@ export interface RuleChange {
   /** Make sure the rule has a secret: a new one is made unless one is stored. */
   readonly ensureSecret?: boolean;
   /**
-   * The rule's destination changed (to `destination`, its key): its circuit starts closed and its
-   * attempts are counted from zero, as of this time. The old one's failures say nothing of it.
+   * The rule's destination changed (to `destination`, its key): its circuit starts closed, its
+   * attempts are counted from zero, and its deliveries waiting for a retry are due now, as of this
+   * time. The old one's failures, and the waits they imposed (a Retry-After), say nothing of it.
    */
   readonly newDestination?: { readonly destination: string; readonly at: string };
   /** A new rule of this application: refused if it already has `MAX_RULES_PER_APPLICATION`. */
@@ -59,8 +69,13 @@ export const saveRuleChange =
     tallies,
     newSigningSecret,
     rules,
+    deliveries,
+    onDeliveriesDue,
   }: Pick<RuleDeps, 'store' | 'vault' | 'breakers' | 'tallies' | 'newSigningSecret'> & {
     readonly rules: (db: Kysely<object>) => RuleCatalog;
+    readonly deliveries: DeliveryStoreFor;
+    /** Wakes the delivery worker (where the change commits): deliveries became due at once. */
+    readonly onDeliveriesDue: () => void;
   }): SaveRuleChange =>
   (change) =>
     store.transaction(async (tx) => {
@@ -68,6 +83,10 @@ export const saveRuleChange =
       // at once must not both find room for one.
       if (change.newRuleOf !== undefined)
         assertRoomForRule(change.newRuleOf, await rules(tx.db).countByApp(change.newRuleOf, { taking: true }));
+      // Kept waiting, a retry the old receiver put off for a day would reach the new one a day late. Before
+      // the append, which takes the log's lock: an attempt recording meanwhile holds its delivery, then the log.
+      if (change.newDestination !== undefined && (await deliveries(tx.db).dueAgain(change.ruleId, change.newDestination.at)) > 0)
+        tx.afterCommit(onDeliveriesDue);
       await tx.append(change.append);
       if (change.newDestination !== undefined) {
         const { destination, at } = change.newDestination;

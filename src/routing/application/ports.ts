@@ -213,6 +213,13 @@ export interface DeliveryStore {
   countWindow(ruleId: string, window: { from: string; to: string }): Promise<number>;
   /** The id receivers saw for each of these items' own deliveries (not replays) by the rule, where there is one. */
   webhookIdsOf(ruleId: string, itemIds: readonly string[]): Promise<Map<string, string>>;
+  /**
+   * A rule's deliveries waiting for a later attempt become due at `at`, keeping their attempts and ids:
+   * the rule's destination changed, and the wait (a backoff, a Retry-After) was the former one's. Those
+   * being attempted now are left to their attempt, which records after this and finds the new destination.
+   * Answers how many became due.
+   */
+  dueAgain(ruleId: string, at: string): Promise<number>;
   /** A replay job's deliveries by status. */
   countByJob(jobId: string): Promise<Record<DeliveryStatus, number>>;
   /** Withdraws a job's deliveries that are not being sent. */

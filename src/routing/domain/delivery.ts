@@ -123,6 +123,23 @@ export function decideAttempt(ctx: AttemptContext, result: AttemptOutcome): Atte
   };
 }
 
+/**
+ * The retry an attempt's outcome scheduled, due at `at` instead: the rule's destination changed while
+ * the attempt was in flight, and the wait its answer asked for (a backoff, a Retry-After) was the
+ * former destination's.
+ */
+export function retriedAt(decision: AttemptDecision, at: Date): AttemptDecision {
+  if (decision.status !== 'pending') return decision;
+  const next = at.toISOString();
+  return {
+    ...decision,
+    nextAttemptAt: next,
+    events: decision.events.map((event) =>
+      event.type === 'DeliveryFailed' ? { ...event, data: { ...event.data, next_attempt_at: next } } : event,
+    ),
+  };
+}
+
 /** After how many attempts a delivery was given up: all of them, and those since its last replay when it was replayed. */
 function gaveUp(ctx: Pick<AttemptContext, 'attempt' | 'earlierAttempts'>): string {
   const since = ctx.attempt - ctx.earlierAttempts;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideAttempt, decideInterrupted, deliveryIdOf, parseRetrySchedule } from './delivery.js';
+import { decideAttempt, decideInterrupted, deliveryIdOf, parseRetrySchedule, retriedAt } from './delivery.js';
 
 const at = new Date('2026-11-24T10:00:00.000Z');
 const ctx = (attempt: number, random = 0.5, earlierAttempts = 0) => ({
@@ -54,6 +54,16 @@ describe('delivery attempts', () => {
       const decision = decideAttempt(ctx(1), { outcome: 'retry', reason: '429', retryAfterMs, durationMs: 1 });
       expect(decision).toMatchObject({ status: 'pending', nextAttemptAt: '2026-11-25T10:00:00.000Z' });
     }
+  });
+
+  it('makes the retry of an attempt to a destination the rule left due at once, and leaves other outcomes as they are', () => {
+    const later = decideAttempt(ctx(1), { outcome: 'retry', reason: 'HTTP 503', retryAfterMs: 86_400_000, durationMs: 1 });
+    const now = new Date(at.getTime() + 2000);
+    const retried = retriedAt(later, now);
+    expect(retried).toMatchObject({ status: 'pending', nextAttemptAt: now.toISOString() });
+    expect(retried.events.find((e) => e.type === 'DeliveryFailed')?.data).toMatchObject({ next_attempt_at: now.toISOString() });
+    const delivered = decideAttempt(ctx(1), { outcome: 'delivered', durationMs: 1 });
+    expect(retriedAt(delivered, now)).toBe(delivered);
   });
 
   it('dead-letters when the schedule is exhausted, on a permanent rejection, and disables the rule on 410', () => {

@@ -84,6 +84,24 @@ const INSERTED_COLUMNS = [
   'lease_owner',
 ] as const satisfies ReadonlyArray<keyof DeliveryRow>;
 
+/**
+ * A rule's pending deliveries, live and replayed, as the rules indexes state them (the planners match
+ * the literal form): read through the rule's part of them, never through all its deliveries since it was made.
+ */
+const PENDING_OF_RULE = [
+  sql<SqlBool>`d.status = 'pending' AND d.replay_job_id IS NULL`,
+  sql<SqlBool>`d.status = 'pending' AND d.replay_job_id IS NOT NULL`,
+];
+
+/**
+ * A delivery not being attempted now: no live lease, and no attempt of it written as in flight (a
+ * worker that stopped mid-attempt: the receiver may have seen it, and that attempt is recorded by the
+ * worker that takes it over).
+ */
+const notInFlight = (at: string) =>
+  sql<SqlBool>`(d.lease_until IS NULL OR d.lease_until <= ${at})
+    AND NOT EXISTS (SELECT 1 FROM routing_attempts a WHERE a.delivery_id = d.delivery_id AND a.outcome = 'in_flight')`;
+
 /** Every column but the body, for lists. */
 const SUMMARY_COLUMNS = [
   ...INSERTED_COLUMNS.filter((column): column is Exclude<(typeof INSERTED_COLUMNS)[number], 'body'> => column !== 'body'),
@@ -390,6 +408,19 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     return rows.map(toDelivery);
   };
 
+  /**
+   * Locks the rule's pending deliveries (of them, those `narrowed` names) until the transaction ends,
+   * on PostgreSQL (SQLite has one writer): an attempt that finishes meanwhile waits to record, and
+   * one that recorded first is seen by the statements after this.
+   */
+  const lockPending = async (ruleId: string, narrowed: RawBuilder<unknown>) => {
+    if (!postgres) return;
+    for (const kind of PENDING_OF_RULE)
+      await sql`SELECT d.delivery_id FROM routing_deliveries AS d WHERE d.rule_id = ${ruleId} AND ${kind} ${narrowed} FOR UPDATE`.execute(
+        db,
+      );
+  };
+
   return {
     async schedule(deliveries) {
       const inserted: string[] = [];
@@ -666,6 +697,25 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .where('received_at', '<=', to)
         .executeTakeFirst();
       return Number(row?.n ?? 0);
+    },
+
+    async dueAgain(ruleId, at) {
+      // The attempts in flight are held first: one that finishes meanwhile records once this committed,
+      // and reads the new destination then; one that recorded first is made due here with the others.
+      await lockPending(ruleId, sql`AND d.lease_until > ${at}`);
+      let due = 0;
+      for (const kind of PENDING_OF_RULE) {
+        const result = await tables(db)
+          .updateTable('routing_deliveries as d')
+          .set({ next_attempt_at: at, updated_at: at })
+          .where('d.rule_id', '=', ruleId)
+          .where(kind)
+          .where('d.next_attempt_at', '>', at)
+          .where(notInFlight(at))
+          .executeTakeFirst();
+        due += Number(result.numUpdatedRows);
+      }
+      return due;
     },
 
     async countByJob(jobId) {
