@@ -181,6 +181,10 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         deliveries: sqlDeliveryStore,
         // The worker of the side that runs the procedure: with a storage thread, the one that sends.
         onDeliveriesDue: () => worker.wake(),
+        onGivenUp(ruleId, given) {
+          for (const delivery of given) options.onOutcome?.(delivery.destinationType, 'dead_lettered');
+          logger.warn({ rule_id: ruleId, deliveries: given.length }, 'the rule was deleted: its waiting deliveries were dead-lettered');
+        },
       }),
     ),
     clock,

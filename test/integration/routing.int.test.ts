@@ -911,6 +911,113 @@ describe.each(backends)('a change of a rule with deliveries waiting for a retry 
   });
 });
 
+describe.each(backends)('the delete of a rule with deliveries waiting on %s', (backend) => {
+  let intake: TestIntake;
+  beforeAll(async () => {
+    intake = await startIntakeOn(backend, { WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
+    await setUp(intake);
+  }, 60_000);
+  afterAll(() => intake.dispose());
+
+  type Detail = Record<string, unknown> & { attempt_log: Array<{ status_code: number | null; error: string | null }> };
+  const delivery = async (deliveryId: unknown) =>
+    (await call(intake, 'GET', `/api/routing/deliveries/${String(deliveryId)}`)).json() as Detail;
+  const shownOnItem = async (itemId: unknown) =>
+    ((await call(intake, 'GET', `/api/events/${String(itemId)}`)).json() as { routing?: { deliveries: Array<Record<string, unknown>> } })
+      .routing?.deliveries ?? [];
+
+  it('dead-letters the one waiting a day for its retry and the one behind it at once, with no attempt made', async () => {
+    const old = await unavailableReceiver();
+    const rule = await webhookRule(intake, old.url, {});
+    expect((await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, { ordering_key: 'payload.customer' })).statusCode).toBe(200);
+    const first = (await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { customer: 'c1' } })).json();
+    await until(
+      () => deliveriesOf(intake, `rule_id=${rule.rule_id}&status=retrying`),
+      (items) => items.length === 1,
+    );
+    // Of the same customer: it waits, never tried, behind the retry of the first.
+    const second = (await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { customer: 'c1' } })).json();
+    const [retrying, pending] = await until(
+      async () => [
+        ...(await deliveriesOf(intake, `rule_id=${rule.rule_id}&status=retrying`)),
+        ...(await deliveriesOf(intake, `rule_id=${rule.rule_id}&status=pending`)),
+      ],
+      (items) => items.length === 2,
+    );
+    expect(retrying).toMatchObject({ event_id: first.data.event_id, attempts: 1 });
+    expect(pending).toMatchObject({ event_id: second.data.event_id, attempts: 0 });
+
+    expect((await call(intake, 'DELETE', `/api/routing-rules/${rule.rule_id}`)).statusCode).toBe(204);
+    // In the delete's transaction: no wait for a claim, nor for the next attempt a day away.
+    expect(await delivery(retrying?.delivery_id)).toMatchObject({
+      status: 'dead_lettered',
+      attempts: 1,
+      next_attempt_at: null,
+      last_error: 'the rule was deleted',
+      attempt_log: [expect.objectContaining({ status_code: 503 })],
+    });
+    expect(await delivery(pending?.delivery_id)).toMatchObject({
+      status: 'dead_lettered',
+      attempts: 0,
+      last_error: 'the rule was deleted',
+      attempt_log: [],
+    });
+    expect(await deliveriesOf(intake, `rule_id=${rule.rule_id}&status=retrying`)).toEqual([]);
+    // The events' view says the same.
+    for (const [event, attempts] of [
+      [first, 1],
+      [second, 0],
+    ] as const)
+      await until(
+        () => shownOnItem(event.data.event_id),
+        (shown) =>
+          shown.length === 1 &&
+          shown[0]?.status === 'dead_lettered' &&
+          shown[0]?.attempts === attempts &&
+          shown[0]?.last_error === 'the rule was deleted',
+      );
+    await sleep(300);
+    expect(old.requests()).toBe(1);
+  });
+
+  it('dead-letters the one in flight at the delete when its attempt finishes, keeping what the receiver answered', async () => {
+    let answerBusy: (() => void) | undefined;
+    const old = createServer((request, response) => {
+      request.resume();
+      answerBusy = () => response.writeHead(503, { 'retry-after': '999999' }).end();
+    });
+    await new Promise<void>((resolve) => old.listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          old.closeAllConnections();
+          old.close(() => resolve());
+        }),
+    );
+    const rule = await webhookRule(intake, `http://127.0.0.1:${(old.address() as AddressInfo).port}/busy`, {});
+    await call(intake, 'POST', '/api/ingest/shop', { event_type: 'order_created', payload: { total: 1 } });
+    await until(
+      async () => answerBusy,
+      (answer) => answer !== undefined,
+    );
+    expect((await call(intake, 'DELETE', `/api/routing-rules/${rule.rule_id}`)).statusCode).toBe(204);
+    const [inFlight] = await deliveriesOf(intake, `rule_id=${rule.rule_id}`);
+    expect(inFlight).toMatchObject({ status: 'pending', attempts: 0 });
+    answerBusy?.();
+    const given = await until(
+      () => delivery(inFlight?.delivery_id),
+      (d) => d.status !== 'pending',
+    );
+    expect(given).toMatchObject({
+      status: 'dead_lettered',
+      attempts: 1,
+      next_attempt_at: null,
+      last_error: 'the rule was deleted',
+      attempt_log: [expect.objectContaining({ status_code: 503, error: expect.stringContaining('503') })],
+    });
+  });
+});
+
 describe('the OpenAPI document of the rule operations', () => {
   it('declares what each can answer: the 409 of a rule too many, and the 503 of a rule too busy to change', async () => {
     const intake = await start();

@@ -191,12 +191,17 @@ function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent,
             : event.type === 'DeliverySucceeded'
               ? 'succeeded'
               : 'dead_lettered';
+    // A dead letter replayed and given up before its next attempt (its rule deleted) carries the number
+    // its DeliveryReplayed announced: that attempt was never made.
+    const unmade =
+      event.type === 'DeliveryReplayed' ||
+      (event.type === 'DeliveryDeadLettered' && current?.stamp[0] === attempt && current.stamp[1] === RANK.DeliveryReplayed);
     return {
       deliveryId,
       ruleId,
       destinationType: current?.destinationType ?? announced,
       status,
-      attempts: Math.max(current?.attempts ?? 0, event.type === 'DeliveryReplayed' ? attempt - 1 : attempt),
+      attempts: Math.max(current?.attempts ?? 0, unmade ? attempt - 1 : attempt),
       // A replay starts a new round, and a success ends one: the reason of a failure before no longer holds
       // (as the deliveries API says).
       lastError:

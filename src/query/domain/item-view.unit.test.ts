@@ -135,6 +135,28 @@ describe('item view', () => {
       expect(lastErrorOf([routed, gaveUp, replayed, failedAgain, succeeded])).toBeNull();
     });
 
+    it('shows a dead letter replayed and given up before its next attempt (its rule deleted) with the attempts it had', () => {
+      const hook = { ...ids, rule_id: 'r-hook', delivery_id: 'd-hook' };
+      const viewOf = (list: RoutingEvent[]) =>
+        list
+          .reduce<ItemView | undefined>((v, e) => evolveItemView(v, e, 'z'), undefined)
+          ?.deliveries.find((d) => d.deliveryId === 'd-hook');
+      const gaveUp: RoutingEvent = {
+        type: 'DeliveryDeadLettered',
+        data: { ...hook, attempt: 3, reason: 'HTTP 500 (gave up after 3 attempts)', dead_lettered_at: 'x' },
+      };
+      const replayed: RoutingEvent = { type: 'DeliveryReplayed', data: { ...hook, attempt: 4, replayed_at: 'y' } };
+      const deleted: RoutingEvent = {
+        type: 'DeliveryDeadLettered',
+        data: { ...hook, attempt: 4, reason: 'the rule was deleted', dead_lettered_at: 'z' },
+      };
+      expect(viewOf([routed, gaveUp, replayed, deleted])).toMatchObject({
+        status: 'dead_lettered',
+        attempts: 3,
+        lastError: 'the rule was deleted',
+      });
+    });
+
     it('reads the older form too: a database delivery followed by its DeliveryAttempted and DeliverySucceeded', () => {
       const older: RoutingEvent = {
         type: 'DataRouted',

@@ -13,7 +13,9 @@ import {
   decideInterrupted,
   INTERRUPTED,
   MAX_RETRY_AFTER_MS,
+  givenUpAfter,
   retriedAt,
+  RULE_DELETED,
   type AttemptDecision,
   type AttemptOutcome,
 } from '../domain/delivery.js';
@@ -102,7 +104,7 @@ export function deliveryAttempts(
 } {
   const send = async (delivery: Delivery, rule: StoredRule | undefined, attempt: number): Promise<AttemptOutcome> => {
     // A disabled rule's deliveries are given back before this (giveBack): only a deleted rule gets here.
-    if (!rule) return { outcome: 'rejected', reason: 'the rule was deleted', durationMs: 0 };
+    if (!rule) return { outcome: 'rejected', reason: RULE_DELETED, durationMs: 0 };
     const request: DeliveryRequest = {
       deliveryId: delivery.webhookId,
       attempt,
@@ -117,7 +119,7 @@ export function deliveryAttempts(
         const outcome = await sendWithCredentials({ ...deps, vault: deps.vault(deps.db) }, rule, request, deps.clock.now().toISOString());
         // Its credentials gone with it: a rule deleted since it was read is not a rule without a secret.
         if (lacksCredentials(outcome) && !(await deps.storedRules(deps.db).get(rule.rule_id)))
-          return { outcome: 'rejected', reason: 'the rule was deleted', durationMs: 0 };
+          return { outcome: 'rejected', reason: RULE_DELETED, durationMs: 0 };
         return outcome;
       }
       case 'database':
@@ -228,15 +230,23 @@ export function deliveryAttempts(
           }
         }
         await recordDelivery(tx, delivery, attempt, decision, outcome, now);
+        // The rule deleted while the attempt was in flight (the delete left its delivery to it).
+        let deletedMeanwhile = false;
         if (decision.status === 'pending' && rule) {
           // Read once the delivery's row is held: a change of the rule that held it first has committed.
           const current = await deps.storedRules(tx.db).get(rule.rule_id);
-          if (current && destinationKeyOfRule(current) !== destinationKeyOfRule(rule)) {
-            decision = retriedAt(decision, now);
+          deletedMeanwhile = current === undefined;
+          const retried = !current
+            ? givenUpAfter(decision, RULE_DELETED, now)
+            : destinationKeyOfRule(current) !== destinationKeyOfRule(rule)
+              ? retriedAt(decision, now)
+              : decision;
+          if (retried !== decision) {
+            decision = retried;
             await recordDelivery(tx, delivery, attempt, decision, outcome, now);
           }
         }
-        if (rule) {
+        if (rule && !deletedMeanwhile) {
           // The destination this attempt went to: if the rule has moved on since, its outcome is the
           // old destination's business and leaves the new one's circuit alone.
           const destination = destinationKeyOfRule(rule);
@@ -363,13 +373,15 @@ export function deliveryAttempts(
     // The delivery tells what its events tell (a dead letter, why it was given up: "HTTP 500 (gave up
     // after 4 attempts)"); the attempt, what happened to that attempt.
     const failed = decision.events.find((event) => event.type === 'DeliveryFailed');
+    // Given up for another reason than the attempt's (its rule deleted meanwhile): that one.
+    const given = decision.events.find((event) => event.type === 'DeliveryDeadLettered');
     await deps.deliveries(tx.db).record(
       {
         deliveryId: delivery.deliveryId,
         status: decision.status,
         attempts: attempt,
         nextAttemptAt: decision.nextAttemptAt,
-        lastError: failed?.data.reason ?? outcome.reason ?? null,
+        lastError: given?.data.reason ?? failed?.data.reason ?? outcome.reason ?? null,
         at: now.toISOString(),
       },
       {

@@ -1,9 +1,11 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../shared/clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
-import type { AppendRequest, EventStore } from '../../shared/event-store/event-store.js';
+import { dataStreamId } from '../../shared/contracts/data-events.js';
+import type { AppendRequest, EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import { retriedCommits } from '../../shared/event-store/retried-changes.js';
+import { deadLetterUnattempted, RULE_DELETED } from '../domain/delivery.js';
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
 import {
   changesDestination,
@@ -26,7 +28,9 @@ import { unmasked } from '../domain/destination-secrets.js';
 import { revealedDestination, sealedDestination } from './destination-credentials.js';
 import type {
   BreakerStoreFor,
+  DeliveryStore,
   DeliveryStoreFor,
+  DeliverySummary,
   DestinationTables,
   RuleCatalog,
   SecretVault,
@@ -56,6 +60,11 @@ export interface RuleChange {
   readonly newDestination?: { readonly destination: string; readonly at: string };
   /** A new rule of this application: refused if it already has `MAX_RULES_PER_APPLICATION`. */
   readonly newRuleOf?: string;
+  /**
+   * The rule is deleted, at this time: its deliveries that wait are dead-lettered with it, rather than
+   * each when its next attempt comes (hours later, showing `retrying` for a rule that is gone).
+   */
+  readonly deleted?: { readonly at: string };
 }
 
 /** Commits a rule change; answers the secret it made, if it made one. */
@@ -71,11 +80,14 @@ export const saveRuleChange =
     rules,
     deliveries,
     onDeliveriesDue,
+    onGivenUp,
   }: Pick<RuleDeps, 'store' | 'vault' | 'breakers' | 'tallies' | 'newSigningSecret'> & {
     readonly rules: (db: Kysely<object>) => RuleCatalog;
     readonly deliveries: DeliveryStoreFor;
     /** Wakes the delivery worker (where the change commits): deliveries became due at once. */
     readonly onDeliveriesDue: () => void;
+    /** Deliveries of a deleted rule dead-lettered with it, once committed (for the metrics and the log). */
+    readonly onGivenUp?: (ruleId: string, deliveries: readonly DeliverySummary[]) => void;
   }): SaveRuleChange =>
   (change) =>
     store.transaction(async (tx) => {
@@ -87,7 +99,10 @@ export const saveRuleChange =
       // the append, which takes the log's lock: an attempt recording meanwhile holds its delivery, then the log.
       if (change.newDestination !== undefined && (await deliveries(tx.db).dueAgain(change.ruleId, change.newDestination.at)) > 0)
         tx.afterCommit(onDeliveriesDue);
-      await tx.append(change.append);
+      if (change.deleted !== undefined) {
+        const given = await deleteWithWaiting(tx, deliveries(tx.db), change, change.deleted.at);
+        if (given.length > 0 && onGivenUp) tx.afterCommit(() => onGivenUp(change.ruleId, given));
+      } else await tx.append(change.append);
       if (change.newDestination !== undefined) {
         const { destination, at } = change.newDestination;
         await breakers(tx.db).reset(change.ruleId, destination, at);
@@ -103,6 +118,30 @@ export const saveRuleChange =
       }
       return {};
     });
+
+/**
+ * A deleted rule's waiting deliveries dead-lettered, then the rule's event and theirs appended in one
+ * statement: the append takes the log's lock, and an attempt recording meanwhile holds its delivery,
+ * then the log. One whose attempt is in flight is given up as that attempt records.
+ */
+async function deleteWithWaiting(
+  tx: StoreTransaction,
+  deliveries: DeliveryStore,
+  change: RuleChange,
+  at: string,
+): Promise<readonly DeliverySummary[]> {
+  const given = await deliveries.deadLetterWaiting(change.ruleId, at, RULE_DELETED);
+  // A replay job's delivery never tried was never shown on its item (as one its job's cancel withdraws).
+  const shown = given.filter((delivery) => delivery.replayJobId === null || delivery.attempts > 0);
+  await tx.appendMany([
+    change.append,
+    ...shown.map((delivery) => ({
+      streamId: dataStreamId(delivery.itemId),
+      events: [deadLetterUnattempted(delivery, RULE_DELETED, new Date(at))],
+    })),
+  ]);
+  return given;
+}
 
 export interface RuleDeps {
   readonly store: EventStore;
@@ -278,10 +317,22 @@ export const toggleRule =
     return stored;
   };
 
+/** Deletes a rule, and dead-letters its deliveries that wait in the same transaction (see `RuleChange.deleted`). */
 export const deleteRule =
   (deps: RuleDeps) =>
   async (ruleId: string): Promise<void> => {
-    const event = await changeRule(deps.store, ruleId, (state) => decideDelete(ruleId, state, deps.clock.now()));
+    const event = await changes(ruleId, async () => {
+      const { state, version } = await load(deps.store, ruleId);
+      const deleted = decideDelete(ruleId, state, deps.clock.now());
+      return async () => {
+        await deps.saveChange({
+          ruleId,
+          append: { streamId: ruleStreamId(ruleId), events: [deleted], expectedVersion: version },
+          deleted: { at: deleted.data.deleted_at },
+        });
+        return deleted;
+      };
+    });
     deps.evaluator.invalidate(event.data.app_id);
   };
 

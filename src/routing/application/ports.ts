@@ -220,6 +220,12 @@ export interface DeliveryStore {
    * Answers how many became due.
    */
   dueAgain(ruleId: string, at: string): Promise<number>;
+  /**
+   * A deleted rule's deliveries that wait (pending or retrying, not being attempted now) are
+   * dead-lettered with `reason`, no attempt made; answered as they are after it. One being attempted
+   * is left to its attempt, which gives it up as it records (the rule is gone then).
+   */
+  deadLetterWaiting(ruleId: string, at: string, reason: string): Promise<DeliverySummary[]>;
   /** A replay job's deliveries by status. */
   countByJob(jobId: string): Promise<Record<DeliveryStatus, number>>;
   /** Withdraws a job's deliveries that are not being sent. */

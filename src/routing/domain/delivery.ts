@@ -140,6 +140,61 @@ export function retriedAt(decision: AttemptDecision, at: Date): AttemptDecision 
   };
 }
 
+/** Why a deleted rule's deliveries are dead-lettered. */
+export const RULE_DELETED = 'the rule was deleted';
+
+/**
+ * The attempt's outcome stands, but no retry follows: the rule was deleted while the attempt was in
+ * flight, and the delivery is dead-lettered with `reason` (its attempt keeps what the destination said).
+ */
+export function givenUpAfter(decision: AttemptDecision, reason: string, at: Date): AttemptDecision {
+  const attempted = decision.events.find((event) => event.type === 'DeliveryAttempted');
+  if (decision.status !== 'pending' || !attempted) return decision;
+  const { item_id, delivery_id, rule_id, attempt } = attempted.data;
+  return {
+    status: 'dead_lettered',
+    nextAttemptAt: null,
+    disableRule: false,
+    events: [
+      ...decision.events.map((event) =>
+        event.type === 'DeliveryFailed' ? { ...event, data: { ...event.data, next_attempt_at: null } } : event,
+      ),
+      { type: 'DeliveryDeadLettered', data: { item_id, delivery_id, rule_id, attempt, reason, dead_lettered_at: at.toISOString() } },
+    ],
+  };
+}
+
+/**
+ * The dead letter of a delivery given up with no attempt (its rule was deleted while it waited): it
+ * carries the number of the delivery's last attempt (0 if none), or, for a dead letter replayed and not
+ * tried since, the number its DeliveryReplayed announced, so that readers of the item take it as the
+ * latest fact.
+ */
+export function deadLetterUnattempted(
+  delivery: {
+    readonly itemId: string;
+    readonly deliveryId: string;
+    readonly ruleId: string;
+    readonly attempts: number;
+    readonly earlierAttempts: number;
+  },
+  reason: string,
+  at: Date,
+): DeliveryDeadLettered {
+  const replayedSince = delivery.attempts > 0 && delivery.earlierAttempts === delivery.attempts;
+  return {
+    type: 'DeliveryDeadLettered',
+    data: {
+      item_id: delivery.itemId,
+      delivery_id: delivery.deliveryId,
+      rule_id: delivery.ruleId,
+      attempt: replayedSince ? delivery.attempts + 1 : delivery.attempts,
+      reason,
+      dead_lettered_at: at.toISOString(),
+    },
+  };
+}
+
 /** After how many attempts a delivery was given up: all of them, and those since its last replay when it was replayed. */
 function gaveUp(ctx: Pick<AttemptContext, 'attempt' | 'earlierAttempts'>): string {
   const since = ctx.attempt - ctx.earlierAttempts;

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { decideAttempt, decideInterrupted, deliveryIdOf, parseRetrySchedule, retriedAt } from './delivery.js';
+import {
+  deadLetterUnattempted,
+  decideAttempt,
+  decideInterrupted,
+  deliveryIdOf,
+  givenUpAfter,
+  parseRetrySchedule,
+  retriedAt,
+  RULE_DELETED,
+} from './delivery.js';
 
 const at = new Date('2026-11-24T10:00:00.000Z');
 const ctx = (attempt: number, random = 0.5, earlierAttempts = 0) => ({
@@ -64,6 +73,31 @@ describe('delivery attempts', () => {
     expect(retried.events.find((e) => e.type === 'DeliveryFailed')?.data).toMatchObject({ next_attempt_at: now.toISOString() });
     const delivered = decideAttempt(ctx(1), { outcome: 'delivered', durationMs: 1 });
     expect(retriedAt(delivered, now)).toBe(delivered);
+  });
+
+  it('gives up the retry of an attempt whose rule was deleted meanwhile, keeping what the attempt was answered', () => {
+    const later = decideAttempt(ctx(1), { outcome: 'retry', reason: 'HTTP 503', statusCode: 503, durationMs: 1 });
+    const given = givenUpAfter(later, RULE_DELETED, at);
+    expect(given).toMatchObject({ status: 'dead_lettered', nextAttemptAt: null, disableRule: false });
+    expect(given.events.map((e) => [e.type, 'reason' in e.data ? e.data.reason : null])).toEqual([
+      ['DeliveryAttempted', null],
+      ['DeliveryFailed', 'HTTP 503'],
+      ['DeliveryDeadLettered', RULE_DELETED],
+    ]);
+    expect(given.events.find((e) => e.type === 'DeliveryFailed')?.data).toMatchObject({ next_attempt_at: null, attempt: 1 });
+    const delivered = decideAttempt(ctx(1), { outcome: 'delivered', durationMs: 1 });
+    expect(givenUpAfter(delivered, RULE_DELETED, at)).toBe(delivered);
+  });
+
+  it('numbers the dead letter of a delivery given up unattempted after its last attempt, or after the one its replay announced', () => {
+    const delivery = { itemId: 'i', deliveryId: 'msg_1', ruleId: 'r' };
+    const numberOf = (attempts: number, earlierAttempts: number) =>
+      deadLetterUnattempted({ ...delivery, attempts, earlierAttempts }, RULE_DELETED, at).data.attempt;
+    expect(numberOf(0, 0)).toBe(0);
+    expect(numberOf(2, 0)).toBe(2);
+    // Replayed after 4 attempts, not tried since: its DeliveryReplayed announced attempt 5.
+    expect(numberOf(4, 4)).toBe(5);
+    expect(numberOf(5, 4)).toBe(5);
   });
 
   it('dead-letters when the schedule is exhausted, on a permanent rejection, and disables the rule on 410', () => {

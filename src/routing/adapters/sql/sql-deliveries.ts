@@ -718,6 +718,25 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       return due;
     },
 
+    async deadLetterWaiting(ruleId, at, reason) {
+      // Every pending delivery of the rule is held first: none is claimed between the read and the
+      // update, and an attempt in flight records once the delete committed, and finds the rule gone.
+      await lockPending(ruleId, sql``);
+      const given: DeliverySummary[] = [];
+      for (const kind of PENDING_OF_RULE) {
+        const rows = await tables(db)
+          .updateTable('routing_deliveries as d')
+          .set({ status: 'dead_lettered', next_attempt_at: null, last_error: reason, lease_until: null, lease_owner: null, updated_at: at })
+          .where('d.rule_id', '=', ruleId)
+          .where(kind)
+          .where(notInFlight(at))
+          .returning(SUMMARY_COLUMNS)
+          .execute();
+        given.push(...rows.map(toSummary));
+      }
+      return given;
+    },
+
     async countByJob(jobId) {
       const rows = await tables(db)
         .selectFrom('routing_deliveries')
