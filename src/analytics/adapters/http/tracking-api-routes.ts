@@ -71,7 +71,7 @@ const MessageDoc = Type.Object(
     context: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'campaign, page, ip, userAgent…' })),
     groupId: Type.Optional(Type.String()),
     previousId: Type.Optional(Type.String()),
-    messageId: Type.Optional(Type.String({ description: 'deduplicates for 24 h' })),
+    messageId: Type.Optional(Type.String({ description: 'deduplicates for IDEMPOTENCY_WINDOW_HOURS (24 h by default)' })),
     timestamp: Type.Optional(Type.String({ format: 'date-time' })),
     sentAt: Type.Optional(Type.String({ format: 'date-time', description: 'with timestamp, corrects the sender’s clock skew' })),
     writeKey: Type.Optional(Type.String({ description: 'the write key, when it is not in the Authorization header' })),
