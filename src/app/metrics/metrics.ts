@@ -54,7 +54,7 @@ export function createMetrics(options: MetricsOptions = {}): IntakeMetrics {
   });
   const groupCommitBatchSize = new Histogram({
     name: 'intake_group_commit_batch_size',
-    help: 'Appends written by one group-commit transaction',
+    help: 'Appends written by one group commit of single appends (an item or event without an idempotency key); batches, keyed requests and SDK messages commit outside it',
     buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
     registers: [registry],
   });
