@@ -1,11 +1,17 @@
 import { DummyDriver, Kysely, SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler } from 'kysely';
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { systemClock } from '../clock.js';
 import type { EventStore } from '../event-store/event-store.js';
 import { busSubscriptions } from './bus-subscriptions.js';
 import { UnavailableError } from '../errors.js';
 import { MessageBusUnavailableError, type DeliveredMessage, type MessageBus } from './message-bus.js';
 import type { Subscriber } from '../subscriptions/subscriber.js';
+import { subscriptionMigrations } from '../subscriptions/migrations.js';
+import { migrateToLatest } from '../sqlite/migrate.js';
+import { openSqlite } from '../sqlite/open-sqlite.js';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -163,10 +169,19 @@ describe('a replay read by several consumers under one name (one per publishing 
           members,
         }),
     };
+    // The mark of a replay is stored with the checkpoints: a database of its own.
+    const dir = mkdtempSync(join(tmpdir(), 'intake-replay-mark-'));
+    const sqlite = openSqlite(join(dir, 'db.sqlite'));
+    onTestFinished(async () => {
+      await sqlite.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    await migrateToLatest(sqlite.db, [subscriptionMigrations]);
+    const db = sqlite.db as Kysely<object>;
     const consumers = busSubscriptions({
       bus,
-      store: { transaction: (work: (tx: unknown) => Promise<unknown>) => work({ db: empty }) } as unknown as EventStore,
-      db: empty,
+      store: { transaction: (work: (tx: unknown) => Promise<unknown>) => work({ db }) } as unknown as EventStore,
+      db,
       clock: systemClock,
       logger: silent,
       role: 'test',
