@@ -82,6 +82,8 @@ export interface Config {
   /** Encrypts webhook signing secrets at rest (INTAKE_SECRET_KEY); generated into dataDir when unset. */
   readonly secretKey: string | undefined;
   readonly idempotencyWindowHours: number;
+  /** Days succeeded deliveries and their attempts are kept after their last change (DELIVERY_RETENTION_DAYS; 0: for ever). */
+  readonly deliveryRetentionDays: number;
   /** Default brokers of `queue` destinations. */
   readonly natsUrl: string | undefined;
   readonly rabbitmqUrl: string | undefined;
@@ -244,6 +246,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     replayRatePerSecond: integer(env, 'ROUTING_REPLAY_RATE', 50, 1, 100_000),
     secretKey: env.INTAKE_SECRET_KEY || undefined,
     idempotencyWindowHours: integer(env, 'IDEMPOTENCY_WINDOW_HOURS', 24, 1, 24 * 365),
+    deliveryRetentionDays: integer(env, 'DELIVERY_RETENTION_DAYS', 30, 0, 3650),
     natsUrl: natsServers(brokerUrl(env, 'NATS_URL', NATS_SERVERS, 'nats://host:4222 (a comma list for a cluster)')),
     rabbitmqUrl: brokerUrl(env, 'RABBITMQ_URL', /^amqps?:\/\/\S+$/, 'amqp://user:password@host:5672'),
     redisUrl: brokerUrl(env, 'REDIS_URL', /^rediss?:\/\/\S+$/, 'redis://host:6379'),

@@ -126,6 +126,16 @@ describe('configuration', () => {
     expect(loadConfig({ PORT: '8080' }).port).toBe(8080);
   });
 
+  it('keeps succeeded deliveries 30 days by default, for ever with 0, and refuses what is not a number of days', () => {
+    expect(loadConfig({}).deliveryRetentionDays).toBe(30);
+    expect(loadConfig({ DELIVERY_RETENTION_DAYS: '0' }).deliveryRetentionDays).toBe(0);
+    expect(loadConfig({ DELIVERY_RETENTION_DAYS: '7' }).deliveryRetentionDays).toBe(7);
+    for (const wrong of ['-1', '1.5', 'week', '3651'])
+      expect(() => loadConfig({ DELIVERY_RETENTION_DAYS: wrong }), wrong).toThrow(
+        `DELIVERY_RETENTION_DAYS must be an integer between 0 and 3650 (got "${wrong}")`,
+      );
+  });
+
   it('refuses a token no Authorization header could carry, and a password given in the URL is not repeated', () => {
     expect(() => loadConfig({ ADMIN_TOKEN: 'tok en#x' })).toThrow(ConfigError);
     expect(() => loadConfig({ METRICS_TOKEN: 'tab\there' })).toThrow(/METRICS_TOKEN must be printable ASCII without spaces/);

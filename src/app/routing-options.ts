@@ -40,6 +40,7 @@ export function routingOptionsFrom(
     // stable one (ROUTING_WORKER_ID) lets a restart take back its attempts at once.
     workerId: config.routingWorkerId ?? (config.roles === 'all' && !config.distributed ? 'embedded' : `${hostname()}-${process.pid}`),
     replayRatePerSecond: config.replayRatePerSecond,
+    deliveryRetentionMs: config.deliveryRetentionDays * 24 * 3600_000,
     ...withSecretKey(config),
     ...(onOutcome ? { onOutcome } : {}),
   };

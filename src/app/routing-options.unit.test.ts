@@ -18,3 +18,16 @@ describe('the routing worker’s name', () => {
     expect(workerIdOf({ ...distributed, ROUTING_WORKER_ID: 'routing-a' })).toBe('routing-a');
   });
 });
+
+describe('the retention of delivery history', () => {
+  it('is DELIVERY_RETENTION_DAYS in the routing context, in both modes; 0 keeps deliveries for ever', () => {
+    const retentionOf = (env: Record<string, string>) =>
+      routingOptionsFrom(loadConfig({ ADMIN_TOKEN: 'a-test-admin-token-long-enough', LOG_LEVEL: 'silent', ...env }), async () => true)
+        .deliveryRetentionMs;
+    expect(retentionOf({ DATABASE_URL: 'sqlite:///tmp/intake-retention.db' })).toBe(30 * 24 * 3600_000);
+    expect(
+      retentionOf({ DATABASE_URL: 'postgres://127.0.0.1/intake', NATS_URL: 'nats://127.0.0.1:4222', DELIVERY_RETENTION_DAYS: '2' }),
+    ).toBe(2 * 24 * 3600_000);
+    expect(retentionOf({ DELIVERY_RETENTION_DAYS: '0' })).toBe(0);
+  });
+});

@@ -26,6 +26,8 @@ import { routingScheduler } from './application/routing-scheduler.js';
 import { ruleEvaluator, type RuleCacheOptions, type RuleEvaluator } from './application/rule-evaluator.js';
 import { routingHttp } from './adapters/http/routing-routes.js';
 import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
+import { sqlDeliveryHistory } from './adapters/sql/sql-delivery-history.js';
+import { DEFAULT_DELIVERY_RETENTION_MS, deliveryPruner } from './application/delivery-pruner.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
 import { rulesProjection, sealClearSecrets, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/sql-rules.js';
@@ -88,6 +90,8 @@ export interface RoutingOptions {
   readonly ruleCacheMaxAgeMs?: number;
   /** Where the per-destination metrics go (the process's /metrics registry). */
   readonly metricsRegistry?: Registry;
+  /** How long succeeded deliveries are kept after their last change (DELIVERY_RETENTION_DAYS); 0 keeps them for ever. */
+  readonly deliveryRetentionMs?: number;
 }
 
 export interface RoutingModule extends ContextModule {
@@ -167,6 +171,14 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     conditionError,
   };
   const replays = replayRunner(replayDeps);
+  // Wherever deliveries are stored: on the storage thread of the one process, in the routing role.
+  const pruner = deliveryPruner({
+    db,
+    clock,
+    logger,
+    history: sqlDeliveryHistory,
+    retentionMs: options.deliveryRetentionMs ?? DEFAULT_DELIVERY_RETENTION_MS,
+  });
   const ruleDeps: RuleDeps = {
     store,
     saveChange: procedures.define(
@@ -246,6 +258,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
 
   /** The background work stopped, its connections kept. */
   const hold = async () => {
+    await pruner.stop();
     await replays.stop();
     await worker.stop();
   };
@@ -259,6 +272,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         clock,
         rules: rulesById.catalog,
         deliveries: sqlDeliveryStore,
+        history: sqlDeliveryHistory,
         tables,
         tallies: sqlTallyStore,
         evaluator,
@@ -328,6 +342,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
       );
       worker.start();
       replays.start();
+      pruner.start();
     },
     async stop() {
       await hold();
@@ -337,6 +352,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     resume() {
       worker.start();
       replays.start();
+      pruner.start();
     },
   };
 }

@@ -15,6 +15,7 @@ import { migrateToLatest } from '../shared/sqlite/migrate.js';
 import { openSqlite, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
 import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
+import { sqlDeliveryHistory } from './adapters/sql/sql-delivery-history.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
 import { sqlTallyStore } from './adapters/sql/sql-tallies.js';
 import { rulesProjection, sqlRuleCatalog } from './adapters/sql/sql-rules.js';
@@ -94,6 +95,7 @@ const schedulerWith = (hooks: Pick<Parameters<typeof routingScheduler>[0], 'onSc
     rules: sqlRuleCatalog,
     deliveries: sqlDeliveryStore,
     tables: sqlDestinationTables(() => new Date()),
+    history: sqlDeliveryHistory,
     tallies: sqlTallyStore,
     evaluator: ruleEvaluator(async () => []),
     ...hooks,
@@ -253,6 +255,29 @@ it('schedules nothing for an item and rule whose delivery was stored under the o
   expect(deliveries.map((d) => d.deliveryId)).toEqual([oldId]);
   expect(await store.readAll({ after: 0, limit: 100 })).toEqual(before);
   expect(woken).toBe(0);
+});
+
+it('schedules nothing again for an item whose delivery was deleted past its retention (a replay of the subscriber sent it again)', async () => {
+  await storeRule('r-hook', { destination_type: 'webhook', destination_config: { url: 'https://hooks.example/a' } });
+  const at = new Date().toISOString();
+  const first = { ...ingested('r-hook', at), position: 7 };
+  const later = { ...ingested('r-hook', at), position: 8 };
+  const scheduler = schedulerWith({ onScheduled: () => undefined });
+  await store.transaction((tx) => scheduler.handle([first], tx));
+  const itemOf = (event: RecordedEvent) => (event.data as DataIngested['data']).item_id;
+  const [made] = (await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(first) }, { limit: 10 })).items;
+  await sqlDeliveryStore(sqlite.db).record(
+    { deliveryId: made?.deliveryId ?? '', status: 'succeeded', attempts: 1, nextAttemptAt: null, lastError: null, at },
+    undefined,
+  );
+  expect(await sqlDeliveryHistory(sqlite.db).forgetSucceededBefore('9999-01-01T00:00:00.000Z', 10)).toBe(1);
+  const routed = await store.readAll({ after: 0, limit: 100 });
+
+  // The log read again from its start: the item routed before is not sent again; one after it is scheduled.
+  await store.transaction((tx) => scheduler.handle([first, later], tx));
+  expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(first) }, { limit: 10 })).items).toEqual([]);
+  expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(later) }, { limit: 10 })).items).toHaveLength(1);
+  expect((await store.readAll({ after: 0, limit: 100 })).length).toBe(routed.length + 1);
 });
 
 it('wants rule events and the items a rule matched at ingestion, and passes over the others', () => {

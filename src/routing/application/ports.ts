@@ -352,6 +352,20 @@ export interface DestinationRow {
 export type RuleCatalogFor = (db: Kysely<object>) => RuleCatalog;
 export type SecretVaultFor = (db: Kysely<object>) => SecretVault;
 export type DeliveryStoreFor = (db: Kysely<object>) => DeliveryStore;
+/**
+ * Delivery history past its retention: succeeded deliveries are deleted with their attempts; dead
+ * letters (waiting for an operator's replay) and deliveries still to go are kept.
+ */
+export interface DeliveryHistory {
+  /** Deletes up to `limit` deliveries that succeeded before `before`, oldest first, with their attempts; answers how many. */
+  forgetSucceededBefore(before: string, limit: number): Promise<number>;
+  /**
+   * The highest log position of a delivery deleted so far (0 when none was): an event at or before it
+   * was routed, though its delivery may be gone, so it is never scheduled again.
+   */
+  forgottenThrough(): Promise<number>;
+}
+export type DeliveryHistoryFor = (db: Kysely<object>) => DeliveryHistory;
 /** Items ingested for an application in a window of time, read from the log (for a replay that re-evaluates its rule). */
 export interface IngestedItems {
   /**

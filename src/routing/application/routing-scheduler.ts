@@ -12,6 +12,7 @@ import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../domain/routing-rule.
 import type { DatabaseConfig } from '../domain/destination-config.js';
 import { destinationKeyOfRule } from './destination-key.js';
 import type {
+  DeliveryHistoryFor,
   DeliveryStoreFor,
   DestinationRow,
   DestinationTables,
@@ -28,6 +29,11 @@ export interface SchedulerDeps {
   readonly clock: Clock;
   readonly rules: RuleCatalogFor;
   readonly deliveries: DeliveryStoreFor;
+  /**
+   * Where deliveries past their retention were deleted: an event at or before the last position
+   * deleted was routed already, and is not scheduled again (a replay of the subscriber, a redelivery).
+   */
+  readonly history?: DeliveryHistoryFor;
   /** Database destinations are written here, as their deliveries are scheduled. */
   readonly tables: DestinationTablesFor;
   /** Each delivery made while scheduling counts as one delivered attempt of its destination. */
@@ -51,7 +57,8 @@ export interface SchedulerDeps {
 /**
  * Turns the rules matched at ingestion into stored deliveries and records DataRouted on the item.
  * The store holds one delivery per (item, rule), so a redelivered DataIngested schedules nothing twice,
- * whatever form of id the first one got.
+ * whatever form of id the first one got; one whose delivery was deleted past its retention is known by
+ * its log position (`history`).
  * A database destination is a table of this service's own database: its row is written in the same
  * transaction, one multi-row insert per table per batch, and the delivery recorded as made (in its row
  * and in DataRouted), instead of an attempt, two events and a transaction of its own per item. A
@@ -63,6 +70,7 @@ export function routingScheduler({
   clock,
   rules,
   deliveries,
+  history,
   tables,
   tallies,
   evaluator,
@@ -108,6 +116,9 @@ export function routingScheduler({
       const catalog = rules(tx.db);
       // One per batch, made on the first deferred item: its rules are read and compiled once, not per item.
       let deferred: RuleEvaluator | undefined;
+      // Read once a batch, at its first item: the store's one delivery per (item, rule) no longer
+      // answers for an item whose delivery was deleted, and without this a replay sent it again.
+      let forgottenThrough: number | undefined;
       const planned: Array<{ cause: RecordedEvent; delivery: NewDelivery; table: string | undefined; rule: StoredRule }> = [];
       for (const event of events) {
         if (event.type !== 'DataIngested') {
@@ -123,6 +134,8 @@ export function routingScheduler({
           tx.afterCommit(forget);
           continue;
         }
+        forgottenThrough ??= history ? await history(tx.db).forgottenThrough() : 0;
+        if (event.position <= forgottenThrough) continue;
         const item = (event as unknown as DataIngested).data;
         const matched = item.routing?.deferred
           ? await deferredMatches((deferred ??= ruleEvaluator((appId) => catalog.listByApp(appId))), item)

@@ -317,6 +317,24 @@ const claimByRule: Migration = {
   },
 };
 
+/**
+ * Delivery history is kept for DELIVERY_RETENTION_DAYS: succeeded deliveries are deleted oldest first
+ * by their last change (application/delivery-pruner.ts), through an index of only those (both
+ * databases take the partial index when the statement states its condition literally). The highest log
+ * position deleted is kept, so an event routed before is never scheduled again once its delivery is gone.
+ */
+const deliveryRetention: Migration = {
+  async up(db) {
+    await sql`CREATE INDEX routing_deliveries_succeeded ON routing_deliveries (updated_at)
+              WHERE status = 'succeeded'`.execute(db);
+    await db.schema
+      .createTable('routing_forgotten')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('through_position', 'bigint', (c) => c.notNull())
+      .execute();
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -334,5 +352,6 @@ export const routingMigrations: MigrationSet = {
     '0012_sealed_credentials': sealedCredentials,
     '0013_claim_in_index_order': claimInIndexOrder,
     '0014_claim_by_rule': claimByRule,
+    '0015_delivery_retention': deliveryRetention,
   },
 };
