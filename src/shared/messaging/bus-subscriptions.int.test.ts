@@ -448,6 +448,23 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
     });
   }, 40_000);
 
+  it('throws a view away only together with the mark of its replay: one that cannot be marked changes nothing', async () => {
+    const subscriber = recording('marked', () => false, {
+      async reset(tx) {
+        await sql`DELETE FROM seen`.execute(tx.db);
+      },
+    });
+    await withConsumers([subscriber], {}, async ({ publish, consumers, db, count, until }) => {
+      for (let n = 0; n < 5; n++) await publish(n);
+      consumers.start();
+      await until(async () => (await count('seen')) === 5, 'the view is built');
+      // As a write of the mark that fails (a lock held past its timeout, a lost connection).
+      await sql`ALTER TABLE subscription_checkpoints RENAME COLUMN replaying_until TO unwritable`.execute(db);
+      await expect(consumers.replay('marked')).rejects.toThrow();
+      expect(await count('seen')).toBe(5);
+    });
+  }, 40_000);
+
   it('rebuilds a view from the first message of the stream when a replay was requested before it attached', async () => {
     const subscriber = recording('viewing', () => false, {
       async reset(tx) {

@@ -114,10 +114,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   // The stream's head when a replay began, per subscriber, until its consumer has acknowledged that far
   // (or has nothing left): its view answers, but incompletely, meanwhile. Stored with the role's
   // checkpoints, so that a restart, and every replica of the role, goes on reporting it.
-  const markReplaying = async (name: string) => {
-    const head = (await bus.head?.().catch(() => undefined)) ?? Number.MAX_SAFE_INTEGER;
-    await startReplayCheckpoint(options.db, name, head, clock.now().toISOString());
-  };
+  const streamHead = async () => (await bus.head?.().catch(() => undefined)) ?? Number.MAX_SAFE_INTEGER;
   /** The marker, while the consumer's progress says the replay is not over yet; cleared once it is. */
   const stillReplaying = async (name: string, until: number | undefined, progress: ConsumerProgress | undefined) => {
     if (until === undefined) return undefined;
@@ -288,6 +285,9 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
    * the subscriber is met by this one. Its consumption must be stopped.
    */
   const startOver = async (subscriber: Subscriber, reset: (tx: StoreTransaction) => Promise<void>) => {
+    // The head the rebuild must reach is marked with the reset, in one transaction: a view thrown away
+    // without its mark answered incompletely while readiness said all was well.
+    const head = await streamHead();
     // Rewound first: should the reset then fail, the view is whole and the events consumed again
     // find their consumed rows, so nothing is counted twice.
     await bus.rewind(durableOf(subscriber));
@@ -296,6 +296,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       await tx.db.withTables<Tables>().deleteFrom('consumed_events').where('subscriber', '=', subscriber.name).execute();
       await unparkAll(tx.db, subscriber.name);
       await forgetReplayRequests(tx.db, [subscriber.name]);
+      await startReplayCheckpoint(tx.db, subscriber.name, head, clock.now().toISOString());
     });
   };
 
@@ -311,7 +312,6 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       return;
     }
     await startOver(subscriber, subscriber.reset);
-    await markReplaying(subscriber.name);
     logger.info(
       { subscriber: subscriber.name, reasons: [...requests.values()] },
       'replaying from the first message of the stream, as requested',
@@ -459,7 +459,6 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
         consumptions.delete(name);
         try {
           await startOver(subscriber, reset);
-          await markReplaying(name);
           logger.info({ subscriber: name }, 'replaying from the first message of the stream');
         } finally {
           // Failed or not (the broker unreachable, say), the subscriber consumes again: never left stopped.
