@@ -1,4 +1,5 @@
-import type { RootOperationNode } from 'kysely';
+import Database from 'better-sqlite3';
+import { sql, type RootOperationNode } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TimePeriod } from '../../domain/buckets.js';
 import type { BucketCounters } from '../../domain/counters.js';
@@ -97,6 +98,37 @@ for (const database of databases) {
         [H2, 'c', 3],
       ]);
       expect(await sqlStatisticsReads(handle.db).bucketsFrom('shop', 'hourly', H1, [])).toEqual([]);
+    });
+
+    it('reads the totals and the busiest types in one snapshot, whatever another connection commits between them', async () => {
+      // Another connection's commit right after the first read: a subscriber's batch counting 100 more of `a`.
+      const file =
+        database.name === 'SQLite' ? ((await sql<{ file: string }>`PRAGMA database_list`.execute(handle.db)).rows[0]?.file ?? '') : '';
+      const bump = async (by: number) => {
+        const text = `UPDATE statistics_type_totals SET total_events = total_events + ${by} WHERE app_id = 'shop' AND event_type = 'a'`;
+        if (database.name === 'PostgreSQL') return void (await sql.raw(text).execute(handle.db));
+        const other = new Database(file);
+        other.exec(text);
+        other.close();
+      };
+      let bumped = false;
+      const watched = handle.db.withPlugin({
+        transformQuery: ({ node }) => node,
+        transformResult: async ({ result }) => {
+          if (!bumped) {
+            bumped = true;
+            await bump(100);
+          }
+          return result;
+        },
+      });
+      try {
+        const totals = await sqlStatisticsReads(watched).eventTypeTotals('shop', 50);
+        const ofTypes = totals.busiest.reduce((sum, type) => sum + type.counters.totalEvents, 0);
+        expect(ofTypes).toBe(totals.totals.totalEvents);
+      } finally {
+        await bump(-100);
+      }
     });
 
     it("reads the dashboard's totals, its busiest types and its window from sums, never from every type's buckets", async () => {

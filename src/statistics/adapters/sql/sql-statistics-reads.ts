@@ -46,17 +46,24 @@ export function sqlStatisticsReads(db: Kysely<object>): StatisticsReads {
     async eventTypeTotals(appId, limit) {
       // From the sums kept beside the buckets (roll-ups.ts): these reads cost the same with five event
       // types as with sixty thousand, where summing the buckets took a tenth of a second.
-      const types = t.selectFrom('statistics_type_totals').where('app_id', '=', appId);
-      const [all, count, busiest] = await Promise.all([
-        t
-          .selectFrom('statistics_bucket_totals')
-          .select(sums)
-          .where('app_id', '=', appId)
-          .where('period', '=', ALL_TIME)
-          .executeTakeFirstOrThrow(),
-        types.select((eb) => eb.fn.countAll<number>().as('event_types')).executeTakeFirstOrThrow(),
-        types.selectAll().orderBy('total_events', 'desc').orderBy('event_type').limit(limit).execute(),
-      ]);
+      // In one snapshot: read apart, a batch of the subscriber's committed between them, and the
+      // busiest types held more than the totals (the dashboard's "other" went negative).
+      const [all, count, busiest] = await db
+        .transaction()
+        .setIsolationLevel('repeatable read')
+        .execute(async (trx) => {
+          const types = tables(trx).selectFrom('statistics_type_totals').where('app_id', '=', appId);
+          return [
+            await tables(trx)
+              .selectFrom('statistics_bucket_totals')
+              .select(sums)
+              .where('app_id', '=', appId)
+              .where('period', '=', ALL_TIME)
+              .executeTakeFirstOrThrow(),
+            await types.select((eb) => eb.fn.countAll<number>().as('event_types')).executeTakeFirstOrThrow(),
+            await types.selectAll().orderBy('total_events', 'desc').orderBy('event_type').limit(limit).execute(),
+          ] as const;
+        });
       return {
         totals: toCounters(all),
         eventTypes: Number(count.event_types),
