@@ -12,8 +12,12 @@ const work = new Function(`return ${WORK}`)() as (n: number) => number;
 describe.runIf(onLinux)('CPU by thread', () => {
   it('tells the main thread, the busiest other thread and the rest apart', async () => {
     const sampler = sampleProcess(process.pid, 50);
-    // It stays alive until sampled: a thread that has exited is gone from /proc with its figures.
-    const worker = new Worker(`require('node:worker_threads').parentPort.postMessage((${WORK})(3e8));`, { eval: true });
+    // It stays alive until sampled (listening to its port keeps it so): a thread that has exited is gone
+    // from /proc with its figures, and one that ended before the sampler stopped counted nothing.
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads'); parentPort.on('message', () => {}); parentPort.postMessage((${WORK})(3e8));`,
+      { eval: true },
+    );
     const spun = new Promise((resolve) => worker.once('message', resolve));
     work(5e7);
     await spun;
