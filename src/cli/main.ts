@@ -176,8 +176,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   const asksHelp = (word: string | undefined) => ['help', '--help', '-h'].includes(word ?? '');
   // `intake keys --help` as well as `intake --help`: a group's help is the same page.
-  if (asksHelp(argv[0]) || (GROUPS.has(argv[0] ?? '') && asksHelp(argv[1]))) {
+  if (asksHelp(argv[0])) {
     process.stdout.write(HELP);
+    return 0;
+  }
+  // `intake keys --help`: the group's commands.
+  if (GROUPS.has(argv[0] ?? '') && asksHelp(argv[1])) {
+    process.stdout.write(helpOf(argv[0] ?? '', `intake ${argv[0]} <command>`));
     return 0;
   }
   const words = argv[0] === undefined || argv[0].startsWith('-') ? ['serve'] : GROUPS.has(argv[0]) ? argv.slice(0, 2) : argv.slice(0, 1);
@@ -202,7 +207,7 @@ export async function main(argv: string[]): Promise<number> {
     return usage((error as Error).message);
   }
   if (parsed.values.help) {
-    process.stdout.write(HELP);
+    process.stdout.write(helpOf(name, `intake ${[name, ...command.args].join(' ')} [options]`));
     return 0;
   }
   if (parsed.positionals.length !== command.args.length) {
@@ -216,6 +221,22 @@ export async function main(argv: string[]): Promise<number> {
   if (command.needsConfig === false) await command.run(parsed.values, parsed.positionals);
   else await command.run(loadConfig(), parsed.values, parsed.positionals);
   return 0;
+}
+
+/**
+ * The part of HELP about one command, or a group's commands, with the options listed under each: a
+ * command's own `--help` answers what it takes, not the whole page.
+ */
+function helpOf(name: string, synopsis: string): string {
+  const picked: string[] = [];
+  let taking = false;
+  for (const line of HELP.split('\n')) {
+    // A command's line starts two spaces in; its options, further in, follow it.
+    if (/^ {2}\S/.test(line)) taking = line.slice(2).startsWith(`${name} `);
+    else if (!/^ {6}/.test(line)) taking = false;
+    if (taking) picked.push(line);
+  }
+  return `Usage: ${synopsis}\n\n${picked.join('\n')}\n\nintake --help lists every command and the configuration.\n`;
 }
 
 function usage(problem: string): number {

@@ -32,6 +32,15 @@ describe('the intake CLI', () => {
       ['apps', '-h'],
     ])
       expect(cli(args).status, args.join(' ')).toBe(0);
+    // A command's or a group's own help is about it alone.
+    const importing = cli(['import', '--help']);
+    expect(importing.status).toBe(0);
+    expect(importing.stdout).toMatch(/^Usage: intake import FILE \[options\]\n/);
+    expect(importing.stdout).toContain('--batch-size N');
+    expect(importing.stdout).not.toContain('secret-key adopt');
+    const keys = cli(['keys', '--help']).stdout;
+    expect(keys).toMatch(/keys create APP_ID[\s\S]*--name NAME[\s\S]*keys list APP_ID[\s\S]*keys revoke APP_ID KEY_ID/);
+    expect(keys).not.toContain('apps create');
   });
 
   it.each([
