@@ -12,6 +12,7 @@ import { sqliteEventStore } from '../shared/event-store/sqlite/sqlite-event-stor
 import type { RecordedEvent } from '../shared/events.js';
 import { uuidV7 } from '../shared/ids.js';
 import { migrateToLatest } from '../shared/sqlite/migrate.js';
+import { parkedRetryOf } from '../shared/subscriptions/checkpoints.js';
 import { openSqlite, type SqliteHandle } from '../shared/sqlite/open-sqlite.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
 import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
@@ -278,6 +279,28 @@ it('schedules nothing again for an item whose delivery was deleted past its rete
   expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(first) }, { limit: 10 })).items).toEqual([]);
   expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(later) }, { limit: 10 })).items).toHaveLength(1);
   expect((await store.readAll({ after: 0, limit: 100 })).length).toBe(routed.length + 1);
+});
+
+it('schedules a parked item handed to it again, though older than a deleted delivery', async () => {
+  await storeRule('r-hook', { destination_type: 'webhook', destination_config: { url: 'https://hooks.example/a' } });
+  const at = new Date().toISOString();
+  const parked = { ...ingested('r-hook', at), position: 5 };
+  const later = { ...ingested('r-hook', at), position: 8 };
+  const scheduler = schedulerWith({ onScheduled: () => undefined });
+  await store.transaction((tx) => scheduler.handle([later], tx));
+  const itemOf = (event: RecordedEvent) => (event.data as DataIngested['data']).item_id;
+  const [made] = (await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(later) }, { limit: 10 })).items;
+  await sqlDeliveryStore(sqlite.db).record(
+    { deliveryId: made?.deliveryId ?? '', status: 'succeeded', attempts: 1, nextAttemptAt: null, lastError: null, at },
+    undefined,
+  );
+  expect(await sqlDeliveryHistory(sqlite.db).forgetSucceededBefore('9999-01-01T00:00:00.000Z', 10)).toBe(1);
+
+  // Read in turn, the item is taken for one routed before; retried from the parking lot, it never was.
+  await store.transaction((tx) => scheduler.handle([parked], tx));
+  expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(parked) }, { limit: 10 })).items).toEqual([]);
+  await store.transaction((tx) => scheduler.handle([parked], parkedRetryOf(tx)));
+  expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(parked) }, { limit: 10 })).items).toHaveLength(1);
 });
 
 it('wants rule events and the items a rule matched at ingestion, and passes over the others', () => {

@@ -134,7 +134,8 @@ export function routingScheduler({
           tx.afterCommit(forget);
           continue;
         }
-        forgottenThrough ??= history ? await history(tx.db).forgottenThrough() : 0;
+        // A parked item was never routed, however old: its retry schedules it.
+        forgottenThrough ??= history && !tx.parkedRetry ? await history(tx.db).forgottenThrough() : 0;
         if (event.position <= forgottenThrough) continue;
         const item = (event as unknown as DataIngested).data;
         const matched = item.routing?.deferred

@@ -59,6 +59,11 @@ export interface StoreTransaction {
    * Never runs if the transaction, or the isolated part that asked, was rolled back.
    */
   afterCommit(callback: () => void): void;
+  /**
+   * Set while an operator's retry hands a parked event to its subscriber again. The subscriber never
+   * took effect for it, so marks it keeps of what it handled before (past a position) do not cover it.
+   */
+  readonly parkedRetry?: true;
 }
 
 export interface EventStore {

@@ -386,11 +386,19 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
 
   it('reports lag, retries a parked event by its id, and replays a view from the first message of the stream', async () => {
     let poisonous = true;
-    const subscriber = recording('viewing', (n) => n === 3 && poisonous, {
+    const told: boolean[] = [];
+    const recorder = recording('viewing', (n) => n === 3 && poisonous);
+    const subscriber: Subscriber = {
+      ...recorder,
+      handle: (events, tx) => {
+        // Whether the pass was told it retries a parked event.
+        told.push(tx.parkedRetry === true);
+        return recorder.handle(events, tx);
+      },
       async reset(tx) {
         await sql`DELETE FROM seen`.execute(tx.db);
       },
-    });
+    };
     await withConsumers([subscriber], { maxDeliver: 2, retryDelayMs: 50 }, async ({ db, publish, consumers, count, until }) => {
       for (let n = 0; n < 10; n++) await publish(n);
       consumers.start();
@@ -405,7 +413,11 @@ describe.skipIf(!url)('subscribers fed by JetStream', () => {
       expect(await listParked(db, 'viewing')).toHaveLength(1);
       poisonous = false;
       await expect(consumers.retryParked('viewing', 'no-such-event')).rejects.toMatchObject({ code: 'subscriptions.not-parked' });
+      expect(told.length).toBeGreaterThan(0);
+      expect(told.slice(0, -1)).not.toContain(true);
+      told.length = 0;
       await consumers.retryParked('viewing', parked?.eventId ?? '');
+      expect(told).toEqual([true]);
       expect(await count('seen')).toBe(10);
       expect(await listParked(db, 'viewing')).toEqual([]);
 

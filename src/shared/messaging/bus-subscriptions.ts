@@ -14,6 +14,7 @@ import {
   parkEvent,
   replayRequests,
   replaysUnderWay,
+  parkedRetryOf,
   retryingParked,
   startReplayCheckpoint,
   unpark,
@@ -494,7 +495,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
         () =>
           transaction(async (tx) => {
             const fresh = await unconsumed(tx.db, subscriber, [event]);
-            if (fresh.length > 0 && subscriber.handles.includes(event.type)) await subscriber.handle(fresh, tx);
+            if (fresh.length > 0 && subscriber.handles.includes(event.type)) await subscriber.handle(fresh, parkedRetryOf(tx));
             await unpark(tx.db, name, parked.eventId);
           }),
         isStorageFault,

@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { ConflictError } from '../errors.js';
+import type { StoreTransaction } from '../event-store/event-store.js';
 import type { RecordedEvent } from '../events.js';
 import { decodeKeyParts, pageOf, type Page, type PageRequest } from '../pagination.js';
 
@@ -225,6 +226,16 @@ export async function forgetReplayRequests(db: Kysely<object>, subscribers: read
   if (subscribers.length === 0) return;
   await tables(db).deleteFrom('replay_requests').where('subscriber', 'in', subscribers).execute();
 }
+
+/** The transaction a parked event is handled again in, as the subscriber sees it. */
+export const parkedRetryOf = (tx: StoreTransaction): StoreTransaction => ({
+  db: tx.db,
+  append: (request) => tx.append(request),
+  appendMany: (requests) => tx.appendMany(requests),
+  isolated: (work) => tx.isolated(work),
+  afterCommit: (callback) => tx.afterCommit(callback),
+  parkedRetry: true,
+});
 
 /**
  * Handles a parked event again through `handle`; should it fail once more, the event stays parked and

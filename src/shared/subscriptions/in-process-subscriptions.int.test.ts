@@ -228,7 +228,16 @@ describe('in-process subscriptions', () => {
 
   it('parks a poison event after repeated failures and lets the next ones flow; it can be retried', async () => {
     let poisonous = true;
-    const subs = subscriptions(summing({ failOn: (amount) => amount === 13 && poisonous }));
+    const summer = summing({ failOn: (amount) => amount === 13 && poisonous });
+    // Whether each pass was told it retries a parked event.
+    const told: Array<[number[], boolean]> = [];
+    const subs = subscriptions({
+      ...summer,
+      handle: (events, tx) => {
+        told.push([events.map((e) => (e.data as { amount: number }).amount), tx.parkedRetry === true]);
+        return summer.handle(events, tx);
+      },
+    });
     subs.start();
     await add('a', 1);
     const poison = await add('b', 13);
@@ -249,8 +258,10 @@ describe('in-process subscriptions', () => {
     expect(await listParked(sqlite.db)).toHaveLength(1);
 
     poisonous = false;
+    told.length = 0;
     await subs.retryParked('summing', poison.events[0]?.position ?? 0);
     expect(await totals(sqlite.db)).toEqual({ a: 1, b: 13, c: 2 });
+    expect(told).toEqual([[[13], true]]);
     expect(await listParked(sqlite.db)).toEqual([]);
   });
 

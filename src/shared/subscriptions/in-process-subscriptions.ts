@@ -16,6 +16,7 @@ import {
   parkEvent,
   replayRequests,
   replaysUnderWay,
+  parkedRetryOf,
   retryingParked,
   saveCheckpoint,
   startReplayCheckpoint,
@@ -535,7 +536,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
       await retryingParked(
         () =>
           transaction(async (tx) => {
-            if (handler.handles.includes(event.type)) await handler.handle([event], tx);
+            if (handler.handles.includes(event.type)) await handler.handle([event], parkedRetryOf(tx));
             await unpark(tx.db, parked.subscriber, event.eventId);
           }),
         isStorageFault,

@@ -128,6 +128,7 @@ function recording(tx: StoreTransaction, appended: RecordedEvent[]): StoreTransa
     appendMany: async (requests) => note(await tx.appendMany(requests)),
     isolated: (work) => forgottenOnFailure([appended], () => tx.isolated(work)),
     afterCommit: (callback) => tx.afterCommit(callback),
+    ...(tx.parkedRetry ? { parkedRetry: true } : {}),
   };
 }
 
