@@ -855,6 +855,30 @@ describe.each(backends)('a change of a rule with deliveries waiting for a retry 
     expect(old.requests()).toBe(1);
   });
 
+  it('names the new type of destination, in the delivery and the item view, once it went to a table instead of a webhook', async () => {
+    const { old, rule, waiting } = await waitingADay();
+    const table = `moved_${String(rule.rule_id)
+      .replace(/[^a-z0-9]/gi, '')
+      .slice(0, 12)}`;
+    const moved = await call(intake, 'PATCH', `/api/routing-rules/${rule.rule_id}`, {
+      destination_type: 'database',
+      destination_config: { table },
+    });
+    expect(moved.statusCode).toBe(200);
+    const sent = await until(
+      () => delivery(waiting.delivery_id),
+      (d) => d.status === 'succeeded',
+    );
+    expect(sent).toMatchObject({ destination_type: 'database', attempts: 2 });
+    expect(old.requests()).toBe(1);
+    const routed = await until(
+      async () =>
+        (await call(intake, 'GET', `/query/${String(waiting.event_id)}`)).json().routing.deliveries as Array<Record<string, unknown>>,
+      (deliveries) => deliveries[0]?.status === 'succeeded',
+    );
+    expect(routed).toEqual([expect.objectContaining({ delivery_id: waiting.delivery_id, destination_type: 'database', attempts: 2 })]);
+  });
+
   it('sends at once to the new destination a delivery whose attempt to the old one was in flight at the change', async () => {
     // The old destination holds its answer until the rule has moved, then puts the retry off for a day.
     let answerBusy: (() => void) | undefined;

@@ -138,8 +138,9 @@ export function evolveItemView(view: ItemView | undefined, event: ViewEvent, rec
         deliveries: event.data.deliveries.reduce(
           (all, d) =>
             withDelivery(all, d.delivery_id, (current) => {
+              // An attempt read before it that named its destination (its rule changed type since) knows better.
               const routed: DeliveryView = current
-                ? { ...current, destinationType: d.destination_type }
+                ? { ...current, destinationType: current.destinationType ?? d.destination_type }
                 : {
                     deliveryId: d.delivery_id,
                     ruleId: d.rule_id,
@@ -170,7 +171,8 @@ const laterThan = (a: readonly [number, number], b: readonly [number, number]) =
 function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent, { type: 'DataRouted' }>): DeliveryView[] {
   const { delivery_id: deliveryId, rule_id: ruleId, attempt } = event.data;
   const stamp = [attempt, RANK[event.type]] as const;
-  // A replay job's delivery has no DataRouted: its attempts name the destination type, whenever they come.
+  // A replay job's delivery has no DataRouted, and one whose rule changed type outgrew it: their
+  // attempts name the destination type, the latest attempt's standing.
   const announced = 'destination_type' in event.data ? (event.data.destination_type ?? null) : null;
   return withDelivery(deliveries, deliveryId, (current) => {
     if (current && laterThan(current.stamp, stamp))
@@ -199,7 +201,7 @@ function evolveDelivery(deliveries: DeliveryView[], event: Exclude<RoutingEvent,
     return {
       deliveryId,
       ruleId,
-      destinationType: current?.destinationType ?? announced,
+      destinationType: announced ?? current?.destinationType ?? null,
       status,
       attempts: Math.max(current?.attempts ?? 0, unmade ? attempt - 1 : attempt),
       // A replay starts a new round, and a success ends one: the reason of a failure before no longer holds

@@ -192,5 +192,36 @@ describe('item view', () => {
       expect(replayOf([attempted, succeeded])).toEqual(expected);
       expect(replayOf([succeeded, attempted])).toEqual(expected);
     });
+
+    it('names the type an attempt went to once its rule was pointed at another, in any order of its events', () => {
+      const routed: RoutingEvent = {
+        type: 'DataRouted',
+        data: {
+          item_id: 'i',
+          app_id: 'p',
+          routed_at: 'x',
+          deliveries: [{ delivery_id: 'd-1', rule_id: 'r-1', destination_type: 'webhook' }],
+        },
+      };
+      const first = { item_id: 'i', rule_id: 'r-1', delivery_id: 'd-1', attempt: 1 };
+      const second = { ...first, attempt: 2 };
+      const events: RoutingEvent[] = [
+        routed,
+        { type: 'DeliveryAttempted', data: { ...first, attempted_at: 'x' } },
+        { type: 'DeliveryFailed', data: { ...first, reason: 'HTTP 503', status_code: 503, next_attempt_at: 'y', failed_at: 'x' } },
+        { type: 'DeliveryAttempted', data: { ...second, attempted_at: 'y', destination_type: 'database' } },
+        { type: 'DeliverySucceeded', data: { ...second, status_code: null, duration_ms: 0, delivered_at: 'y' } },
+      ];
+      const viewOf = (list: RoutingEvent[]) =>
+        list
+          .reduce<ItemView | undefined>((v, e) => evolveItemView(v, e, 'x'), undefined)
+          ?.deliveries.map(({ deliveryId, destinationType, status, attempts }) => ({ deliveryId, destinationType, status, attempts }));
+      const expected = [{ deliveryId: 'd-1', destinationType: 'database', status: 'succeeded', attempts: 2 }];
+      expect(viewOf(events)).toEqual(expected);
+      expect(viewOf([...events].reverse())).toEqual(expected);
+      expect(viewOf([events[3], events[0], events[4], events[1], events[2]] as RoutingEvent[])).toEqual(expected);
+      // Before the second attempt, the type its DataRouted named.
+      expect(viewOf(events.slice(0, 3))).toEqual([{ deliveryId: 'd-1', destinationType: 'webhook', status: 'retrying', attempts: 1 }]);
+    });
   });
 });

@@ -173,9 +173,13 @@ export function deliveryAttempts(
     schedule: deps.retrySchedule,
   });
 
-  const attemptDelivery = async (delivery: Delivery): Promise<Breaker | undefined> => {
-    const attempt = delivery.attempts + 1;
-    const rule = await deps.rules(deps.db).get(delivery.ruleId);
+  const attemptDelivery = async (claimed: Delivery): Promise<Breaker | undefined> => {
+    const attempt = claimed.attempts + 1;
+    const rule = await deps.rules(deps.db).get(claimed.ruleId);
+    // Its rule may point at another type of destination than when it was made: the attempt goes there,
+    // and its row, events, metrics and log say so.
+    const retyped = rule !== undefined && rule.destination_type !== claimed.destinationType;
+    const delivery = retyped ? { ...claimed, destinationType: rule.destination_type } : claimed;
     if (rule && !rule.is_active) return giveBack(delivery);
     // Written before anything is sent: if the process dies mid-attempt, the log still shows it.
     if (
@@ -283,7 +287,7 @@ export function deliveryAttempts(
         } else breaker = await releaseProbe(tx.db, delivery.ruleId, now);
         // The 410 is the old destination's when the rule was pointed elsewhere during the attempt.
         if (decision.disableRule && rule && !(await stillSentTo(tx.db, rule))) decision = { ...decision, disableRule: false };
-        const appends = [announcement(delivery, decision)];
+        const appends = [announcement(delivery, decision, retyped)];
         if (decision.disableRule && rule) {
           const disabled: RoutingRuleToggled = {
             type: 'RoutingRuleToggled',
@@ -356,9 +360,9 @@ export function deliveryAttempts(
   };
 
   /** The attempt's events on the item's stream. */
-  const announcement = (delivery: Delivery, decision: AttemptDecision): AppendRequest => ({
+  const announcement = (delivery: Delivery, decision: AttemptDecision, retyped = false): AppendRequest => ({
     streamId: dataStreamId(delivery.itemId),
-    events: announced(delivery, decision.events),
+    events: announced(delivery, decision.events, retyped),
   });
 
   /** The attempt and its delivery's new state; its events are appended by the caller, last. */
@@ -378,6 +382,7 @@ export function deliveryAttempts(
     await deps.deliveries(tx.db).record(
       {
         deliveryId: delivery.deliveryId,
+        destinationType: delivery.destinationType,
         status: decision.status,
         attempts: attempt,
         nextAttemptAt: decision.nextAttemptAt,
@@ -475,9 +480,12 @@ function hostOf(rule: StoredRule): string | null {
 
 const withoutCredentials = (text: string) => withoutUrlCredentials(text).slice(0, 300);
 
-/** A replay job's delivery has no DataRouted entry: its attempts say where it goes, for readers of the item. */
-function announced(delivery: Delivery, events: AttemptDecision['events']): AttemptDecision['events'] {
-  if (delivery.replayJobId === null) return events;
+/**
+ * A replay job's delivery has no DataRouted entry, and one whose rule now points at another type of
+ * destination outgrew its entry: their attempts say where they go, for readers of the item.
+ */
+function announced(delivery: Delivery, events: AttemptDecision['events'], retyped: boolean): AttemptDecision['events'] {
+  if (delivery.replayJobId === null && !retyped) return events;
   return events.map((event) =>
     event.type === 'DeliveryAttempted' ? { ...event, data: { ...event.data, destination_type: delivery.destinationType } } : event,
   );

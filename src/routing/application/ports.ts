@@ -179,6 +179,8 @@ export interface DeliveryStore {
   record(
     update: {
       deliveryId: string;
+      /** Where the attempt went: its rule may have been pointed at another type of destination since it was made. */
+      destinationType?: string;
       status: DeliveryStatus;
       attempts: number;
       nextAttemptAt: string | null;

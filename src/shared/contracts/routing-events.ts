@@ -25,7 +25,7 @@ export interface DeliveryAttempted {
     rule_id: string;
     attempt: number;
     attempted_at: string;
-    /** On the attempts of a replay job's delivery, which no DataRouted announces (added December 2026). */
+    /** On the attempts of a replay job's delivery, which no DataRouted announces, and of one whose rule changed type since (added December 2026). */
     destination_type?: string;
   };
 }

@@ -538,6 +538,7 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       await tables(db)
         .updateTable('routing_deliveries')
         .set({
+          ...(update.destinationType === undefined ? {} : { destination_type: update.destinationType }),
           status: update.status,
           attempts: update.attempts,
           next_attempt_at: update.nextAttemptAt,
