@@ -178,14 +178,29 @@ describe('intake import', { timeout: 180_000 }, () => {
       [
         { partner_id: 'history', event_type: 'order', payload: { total: 1 } },
         { partner_id: 'history', payload: 'not an object' },
+        // Misspelled: refused as the batch endpoint refuses it, never stored as the default type.
+        { partner_id: 'history', evnet_type: 'order', payload: { total: 2 } },
+        // No URL path holds it: that line alone is refused, and the import goes on.
+        { partner_id: '..', event_type: 'order', payload: { total: 3 } },
+        { partner_id: 'history', event_type: 'refund', payload: { total: 4 } },
       ]
         .map((i) => JSON.stringify(i))
         .join('\n'),
     );
     const partner = await cli([items, '--token', ADMIN_TOKEN]);
-    expect(partner.stdout).toContain('imported 2 records: 1 accepted, 0 duplicate, 1 rejected');
-    expect((await cli([items, '--token', ADMIN_TOKEN])).stdout).toContain('0 accepted, 1 duplicate, 1 rejected');
-    expect((await eventsOf(intake, 'history')).map((e) => e.event_type)).toEqual(['order']);
+    expect(partner.status).toBe(0);
+    expect(partner.stdout).toContain('imported 5 records: 2 accepted, 0 duplicate, 3 rejected');
+    const reasons = readFileSync(`${items}.rejects.ndjson`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { reason: string }).reason);
+    expect(reasons.sort()).toEqual([
+      'app_id must not be "." or ".."',
+      'evnet_type is not a field of this request (misspelled?)',
+      'payload must be a JSON object',
+    ]);
+    expect((await cli([items, '--token', ADMIN_TOKEN])).stdout).toContain('0 accepted, 2 duplicate, 3 rejected');
+    expect((await eventsOf(intake, 'history')).map((e) => e.event_type)).toEqual(['order', 'refund']);
   });
 
   it('refuses to start without a write key or a token, rather than reject every record', async () => {

@@ -251,13 +251,17 @@ function route(record: SourceRecord, options: ImportOptions): { key: string; end
   const base = options.url.replace(/\/+$/, '');
   if (typeof fields.partner_id === 'string' && fields.type === undefined) {
     if (!options.token) return { error: 'a partner item needs --token (the admin token or the application write key)' };
-    const { partner_id: partnerId, event_type: eventType, payload, message_id: messageId } = fields;
-    const inexact = inexactId(messageId, 'message_id');
+    // Every other field goes along, so that the server refuses a misspelled one (`evnet_type`) as it
+    // does for its own batches, rather than the item being stored as the default type.
+    const { partner_id: partnerId, ...item } = fields;
+    // fetch would read the id as a path step and post elsewhere; the server refuses these ids anyway.
+    if (partnerId === '.' || partnerId === '..') return { error: 'app_id must not be "." or ".."' };
+    const inexact = inexactId(item.message_id, 'message_id');
     if (inexact) return { error: inexact };
     return {
       key: `partner:${partnerId}`,
       endpoint: partnerEndpoint(base, partnerId, options.token),
-      body: { event_type: eventType ?? 'data', payload, message_id: idOf(messageId) ?? contentKey(record) },
+      body: { ...item, event_type: item.event_type ?? 'data', message_id: idOf(item.message_id) ?? contentKey(record) },
     };
   }
   if (!options.writeKey) return { error: 'a Segment-style message needs --write-key' };

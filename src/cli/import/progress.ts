@@ -14,6 +14,9 @@ const BAR_WIDTH = 24;
 const TTY_EVERY_MS = 100;
 const PLAIN_EVERY_MS = 2000;
 
+/** Every count in one style: 3,101 read, 2,000 accepted. */
+const n = (value: number) => value.toLocaleString('en-US');
+
 /**
  * Progress of an import: on a terminal a bar redrawn in place (count, rate, ETA from the bytes read);
  * elsewhere (a log, CI) a plain line every couple of seconds.
@@ -32,7 +35,7 @@ export function progressReporter(
     return counts.read / seconds;
   };
   const line = () => {
-    const base = `${counts.read.toLocaleString('en-US')} read, ${counts.accepted} accepted, ${counts.duplicate} duplicate, ${counts.rejected} rejected, ${Math.round(rate()).toLocaleString('en-US')}/s`;
+    const base = `${n(counts.read)} read, ${n(counts.accepted)} accepted, ${n(counts.duplicate)} duplicate, ${n(counts.rejected)} rejected, ${n(Math.round(rate()))}/s`;
     const total = source.totalBytes;
     if (!tty || !total) return base;
     const fraction = Math.min(source.bytesRead() / total, 1);

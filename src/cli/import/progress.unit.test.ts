@@ -39,4 +39,14 @@ describe('import progress', () => {
     progress.done();
     expect(out.written).toEqual(['10 read, 10 accepted, 0 duplicate, 0 rejected, 4/s\n']);
   });
+
+  it('writes every count with the same thousands separators', () => {
+    let now = 0;
+    const out = sink(false);
+    const counts = { read: 3101, accepted: 2000, duplicate: 1100, rejected: 1001 };
+    const progress = progressReporter(out, { bytesRead: () => 0, totalBytes: undefined }, counts, () => now);
+    now = 2500;
+    progress.update();
+    expect(out.written).toEqual(['3,101 read, 2,000 accepted, 1,100 duplicate, 1,001 rejected, 1,240/s\n']);
+  });
 });
