@@ -109,10 +109,8 @@ export function tiesStatement(db: Kysely<object>, start: Visitor, by: 'user_id' 
   const other = by === 'user_id' ? 'anonymous_id' : 'user_id';
   const app = appColumnOf(start);
   const sqlite = onSqlite(db);
-  // Without statistics SQLite reads a user's ties through the primary key's covering index, every tie
-  // of the application, rather than the user index; and CROSS JOIN keeps it from reading the links
-  // first: each step reads only the ties of the ids the last one found.
-  const links = sql`attribution_identity_links AS l ${by === 'user_id' && sqlite ? sql`INDEXED BY attribution_identity_links_user` : sql``}`;
+  // CROSS JOIN keeps SQLite from reading the links first: each step reads only the ties of the ids the last one found.
+  const links = linksBy(db, by);
   // On PostgreSQL anonymous ids compare by bytes (COLLATE "C") and user ids in the database's
   // collation: compared in the anonymous ids' collation, the user index could not serve the step.
   const found = by === 'user_id' && !sqlite ? sql`c.id COLLATE "default"` : sql`c.id`;
@@ -122,6 +120,20 @@ export function tiesStatement(db: Kysely<object>, start: Visitor, by: 'user_id' 
       SELECT ${sql.ref(`l.${other}`)}, c.step + 1 FROM chain AS c CROSS JOIN ${links}
       WHERE l.app_id = ${app} AND ${sql.ref(`l.${by}`)} = ${found} AND c.step < ${CHAIN_LIMITS.steps})
     SELECT id, step FROM chain LIMIT ${CHAIN_ROWS + 1}`;
+}
+
+/**
+ * The ties table, read by `by`. Without statistics SQLite reads a user's ties through the primary key's
+ * covering index, every tie of the application, rather than the user index.
+ */
+const linksBy = (db: Kysely<object>, by: 'user_id' | 'anonymous_id') =>
+  sql`attribution_identity_links AS l ${by === 'user_id' && onSqlite(db) ? sql`INDEXED BY attribution_identity_links_user` : sql``}`;
+
+/** The ids tied to `id` directly (one step), at most `limit` of them. */
+export function directTiesStatement(db: Kysely<object>, app: string, by: 'user_id' | 'anonymous_id', id: string, limit: number) {
+  const other = by === 'user_id' ? 'anonymous_id' : 'user_id';
+  return sql<{ id: string }>`SELECT ${sql.ref(`l.${other}`)} AS id FROM ${linksBy(db, by)}
+    WHERE l.app_id = ${app} AND ${sql.ref(`l.${by}`)} = ${id} LIMIT ${limit}`;
 }
 
 /** The ids `tiesStatement` finds, less `start`, within `CHAIN_LIMITS` (the nearest first, then by id), in order of id. */

@@ -9,6 +9,7 @@ import { insertTemplate } from '../../../shared/sql/insert-template.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import {
   appColumnOf,
+  directTiesStatement,
   COUNT_COLUMN,
   conversionOf,
   tables,
@@ -197,18 +198,11 @@ export function sqlAttributionLedger(db: Kysely<object>): AttributionLedger {
       // Each user's and each anonymous id's ties, read once a batch, up to their limits.
       const cached = new Map<string, Set<string>>();
       const tiesOf = async (app: string, by: 'user_id' | 'anonymous_id', id: string, limit: number) => {
-        const other = by === 'user_id' ? 'anonymous_id' : 'user_id';
         const key = JSON.stringify([app, by, id]);
         let known = cached.get(key);
         if (!known) {
-          const rows = await t
-            .selectFrom('attribution_identity_links')
-            .select(other)
-            .where('app_id', '=', app)
-            .where(by, '=', id)
-            .limit(limit)
-            .execute();
-          cached.set(key, (known = new Set(rows.map((r) => r[other]))));
+          const { rows } = await directTiesStatement(db, app, by, id, limit).execute(db);
+          cached.set(key, (known = new Set(rows.map((r) => r.id))));
         }
         return known;
       };

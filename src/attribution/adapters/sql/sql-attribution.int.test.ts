@@ -27,7 +27,7 @@ import { DEFAULT_WEIGHTS } from '../../domain/interaction-weights.js';
 import { sdkVisitor, type ExternalId, type Instant } from '../../domain/values.js';
 import { attributionMigrations } from './migrations.js';
 import { sqlAttributionLedger } from './sql-attribution-ledger.js';
-import { tiesStatement } from './attribution-tables.js';
+import { directTiesStatement, tiesStatement } from './attribution-tables.js';
 import { onSqlite } from '../../../shared/sql/statement-shapes.js';
 import { sqlAttributionViews } from './sql-attribution-views.js';
 
@@ -464,13 +464,16 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
       expect(await ledger.anonymousIdsOf(visitor('u3', 'blog'))).toEqual([]);
     });
 
-    it('reads each step of a walk, both ways, through an index of the ties it follows', async () => {
+    it('reads each step of a walk, and the ties a new tie is checked against, both ways, through an index of the ties it follows', async () => {
       const sqlite = onSqlite(db);
       // Enough ties of the application that reading them all at each step costs more than an index's.
       await insertTies(Array.from({ length: 5000 }, (_, i) => [`a${i}`, `u${i % 1000}`] as const));
       if (!sqlite) await sql`ANALYZE attribution_identity_links`.execute(db);
-      for (const by of ['user_id', 'anonymous_id'] as const) {
-        const statement = tiesStatement(db, visitor('u1'), by).compile(db);
+      const statements = (['user_id', 'anonymous_id'] as const).flatMap((by) => [
+        { by, steps: 2, statement: tiesStatement(db, visitor('u1'), by).compile(db) },
+        { by, steps: 1, statement: directTiesStatement(db, 'shop', by, by === 'user_id' ? 'u1' : 'a1', 250).compile(db) },
+      ]);
+      for (const { by, steps, statement } of statements) {
         const plan = await db.transaction().execute(async (tx) => {
           // PostgreSQL would read a table this small whole: with that off, only an index that cannot serve the step makes it.
           if (!sqlite) {
@@ -482,10 +485,10 @@ describe.each(backends)('attribution on $name', ({ available, open }) => {
           return rows.map((row) => (sqlite ? row.detail : row['QUERY PLAN'])).join('\n');
         });
         if (sqlite) {
-          expect(plan.match(new RegExp(`SEARCH l USING .*\\(app_id=\\? AND ${by}=\\?\\)`, 'g'))).toHaveLength(2);
+          expect(plan.match(new RegExp(`SEARCH l USING .*\\(app_id=\\? AND ${by}=\\?\\)`, 'g'))).toHaveLength(steps);
           expect(plan).not.toMatch(/SCAN l\b/);
         } else {
-          expect(plan.match(new RegExp(`Index Cond: \\(\\(app_id = 'shop'::text\\) AND \\(${by} = `, 'g'))).toHaveLength(2);
+          expect(plan.match(new RegExp(`Index Cond: \\(\\(app_id = 'shop'::text\\) AND \\(${by} = `, 'g'))).toHaveLength(steps);
           expect(plan).not.toMatch(/Seq Scan|Bitmap|Join Filter/);
         }
       }
