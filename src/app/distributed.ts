@@ -26,6 +26,7 @@ import { buildHttpServer, type CheckStatus } from './http/server.js';
 import { createMetrics } from './metrics/metrics.js';
 import { ROLES, type Role } from './roles.js';
 import { version } from './version.js';
+import { messageOf } from '../shared/errors.js';
 
 /**
  * The contexts each role runs, from the one catalog. Ingestion keeps a replica of the routing rules
@@ -90,7 +91,7 @@ export async function buildDistributed(options: DistributedOptions): Promise<Dis
     connectionName: `intake-${roles.join('+')}`,
     deployment: deploymentOf(config),
     onError: (error) => {
-      brokerError = { at: performance.now(), message: error instanceof Error ? error.message : String(error) };
+      brokerError = { at: performance.now(), message: messageOf(error) };
     },
   });
 

@@ -9,6 +9,7 @@ import { sqlAttributionViews } from './adapters/sql/sql-attribution-views.js';
 import { parseConversionEvents, parseIgnoredReferrers, type ConversionEvents } from './domain/analytics-message.js';
 import { DEFAULT_LOOKBACK_DAYS, lookbackOfDays } from './domain/attribution-models.js';
 import { DEFAULT_WEIGHTS, parseWeights, weightsOf } from './domain/interaction-weights.js';
+import { messageOf } from '../shared/errors.js';
 
 export const attributionTables: ContextTables = { migrations: [attributionMigrations] };
 
@@ -58,7 +59,7 @@ function fromEnv<T>(name: string, parse: () => T): T {
   try {
     return parse();
   } catch (error) {
-    throw new Error(`${name}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(`${name}: ${messageOf(error)}`, { cause: error });
   }
 }
 

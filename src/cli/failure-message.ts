@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../app/config.js';
 import { sqlitePathFromUrl } from '../shared/sqlite/open-sqlite.js';
+import { messageOf } from '../shared/errors.js';
 
 const DISK_FULL = /database or disk is full|ENOSPC/;
 const TOO_MANY_FILES = /EMFILE|too many open files/i;
@@ -13,7 +14,7 @@ export const TOO_MANY_FILES_ADVICE =
  * start on a full disk said only that, and an operator had to guess which disk.
  */
 export function failureMessage(error: unknown, env: NodeJS.ProcessEnv = process.env): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   if (error instanceof ConfigError) return `configuration error: ${message}`;
   if (TOO_MANY_FILES.test(message)) return `${message}: ${TOO_MANY_FILES_ADVICE}`;
   if (!DISK_FULL.test(message)) return message;

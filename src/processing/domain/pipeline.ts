@@ -1,5 +1,5 @@
 import type { DataProcessed, DataProcessingFailed, ItemSnapshot, ProcessingStep } from '../../shared/contracts/data-events.js';
-import { ValidationError } from '../../shared/errors.js';
+import { messageOf, ValidationError } from '../../shared/errors.js';
 import { normalize } from './processors/normalize.js';
 import { project } from './processors/project.js';
 import type { Processor, StepConfig } from './processor.js';
@@ -69,7 +69,7 @@ export function runPipeline(
     try {
       outcome = step.run(current, { itemId: item.item_id, partnerId: item.partner_id, eventType: item.event_type });
     } catch (error) {
-      outcome = { status: 'failed' as const, reason: `${step.name} threw: ${error instanceof Error ? error.message : String(error)}` };
+      outcome = { status: 'failed' as const, reason: `${step.name} threw: ${messageOf(error)}` };
     }
     const duration = round(elapsedMs() - started);
     if (outcome.status === 'failed') {

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../../shared/clock.js';
-import { NotFoundError, ValidationError } from '../../shared/errors.js';
+import { messageOf, NotFoundError, ValidationError } from '../../shared/errors.js';
 import type { EventStore } from '../../shared/event-store/event-store.js';
 import { isStorageFault } from '../../shared/event-store/storage-fault.js';
 import type { IdGenerator } from '../../shared/ids.js';
@@ -307,7 +307,7 @@ export function replayRunner(deps: ReplayDeps): { start(): void; stop(): Promise
   const failures = new Map<string, number>();
   const failed = async (job: ReplayJob, error: unknown) => {
     const count = (failures.get(job.jobId) ?? 0) + 1;
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = messageOf(error);
     if (count === 1) deps.logger.warn({ job_id: job.jobId, rule_id: job.ruleId, err: error }, 'replay job failed; trying it again');
     if (count < JOB_ATTEMPTS) {
       failures.set(job.jobId, count);

@@ -5,7 +5,7 @@ import type { StoreTransaction } from '../../shared/event-store/event-store.js';
 import { failsTheTransaction } from '../../shared/event-store/savepoint.js';
 import { causedBy, type RecordedEvent } from '../../shared/events.js';
 import type { Subscriber } from '../../shared/subscriptions/subscriber.js';
-import { ValidationError } from '../../shared/errors.js';
+import { messageOf, ValidationError } from '../../shared/errors.js';
 import { decideAttempt, deliveryIdOf, type AttemptDecision } from '../domain/delivery.js';
 import { orderingKeyOf } from '../domain/ordering-key.js';
 import { RULE_EVENT_TYPES, type RoutingRuleEvent } from '../domain/routing-rule.js';
@@ -312,7 +312,7 @@ async function writeTables(
       await tx.isolated(() => tables(tx.db).insertMany(table, rows));
     } catch (error) {
       if (failsTheTransaction(error)) throw error;
-      unwritable.set(table, `table ${table} could not be written: ${error instanceof Error ? error.message : String(error)}`);
+      unwritable.set(table, `table ${table} could not be written: ${messageOf(error)}`);
     }
   }
   return unwritable;

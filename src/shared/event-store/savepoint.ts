@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { isStorageFault } from './storage-fault.js';
+import { messageOf } from '../errors.js';
 
 /**
  * One name for every savepoint. Both databases resolve a name to the innermost open savepoint that
@@ -36,7 +37,7 @@ export async function withSavepoint<T>(db: Kysely<object>, work: () => Promise<T
 /** A savepoint could not be rolled back: the transaction it was in can only fail as a whole. */
 export class TransactionAborted extends Error {
   constructor(cause: unknown, rollbackError: unknown) {
-    super(`the transaction was aborted: ${describe(rollbackError)} (after: ${describe(cause)})`, { cause });
+    super(`the transaction was aborted: ${messageOf(rollbackError)} (after: ${messageOf(cause)})`, { cause });
     this.name = 'TransactionAborted';
   }
 }
@@ -46,8 +47,6 @@ export class TransactionAborted extends Error {
  * doing and the transaction is retried whole; an aborted one cannot go on at all.
  */
 export const failsTheTransaction = (error: unknown) => isStorageFault(error) || error instanceof TransactionAborted;
-
-const describe = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /** Runs `work`; if it throws, whatever it added to each of `noted` is taken out again (it was rolled back). */
 export async function forgottenOnFailure<T>(noted: ReadonlyArray<unknown[]>, work: () => Promise<T>): Promise<T> {

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, messageOf, NotFoundError } from '../errors.js';
 import type { RecordedEvent } from '../events.js';
 import type { EventStore, StoreTransaction } from '../event-store/event-store.js';
 import { isStorageFault } from '../event-store/storage-fault.js';
@@ -133,7 +133,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
   const faults = new Map<string, { message: string; busy: boolean }>();
   const noteFault = (name: string, error: unknown) =>
     faults.set(name, {
-      message: error instanceof Error ? error.message : String(error),
+      message: messageOf(error),
       busy: (error as { code?: unknown } | null)?.code === 'storage.busy',
     });
   let running = false;
@@ -354,7 +354,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             },
             async onParked(message, error) {
               const event = eventOfMessage(message);
-              const reason = error instanceof Error ? error.message : String(error);
+              const reason = messageOf(error);
               await transaction((tx) => parkEvent(tx.db, subscriber.name, event, reason, message.attempt, clock.now().toISOString()));
               // Parked, the event holds the subscriber up no longer: it is running, not retrying.
               faults.delete(subscriber.name);

@@ -7,6 +7,7 @@ import { loadCheckpoint, saveCheckpoint } from '../subscriptions/checkpoints.js'
 import { loadRelayStream, saveRelayStream } from './bus-binding.js';
 import { messageOfEvent, subjectOf } from './event-messages.js';
 import { MessageBusConfigurationError, MessageBusUnavailableError, type MessageBus } from './message-bus.js';
+import { messageOf } from '../errors.js';
 
 export interface OutboxRelayOptions {
   readonly store: EventStore;
@@ -209,7 +210,7 @@ export function outboxRelay(options: OutboxRelayOptions): OutboxRelay {
         if (!more) await pause(follower.idleWaitMs(), true);
       } catch (error) {
         failures += 1;
-        failing = error instanceof Error ? error.message : String(error);
+        failing = messageOf(error);
         failingOnBroker = error instanceof MessageBusUnavailableError || error instanceof MessageBusConfigurationError;
         // Said once, then every tenth attempt: an outage must be visible without flooding the log.
         if (failures === 1 || failures % 10 === 0)

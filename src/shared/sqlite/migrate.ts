@@ -1,4 +1,5 @@
 import { Migrator, sql, type Kysely, type Migration } from 'kysely';
+import { messageOf } from '../errors.js';
 
 export interface MigrationSet {
   /** Owner of the migrations: one history table per context, so contexts evolve independently. */
@@ -45,7 +46,7 @@ export class DatabaseFromNewerRelease extends Error {}
  * that a newer release migrated, opened by an older one: said so, with what to do.
  */
 export function migrationFailure(error: unknown, owner: string, failed?: string): Error {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   const unknown = /previously executed migration (\S+) is missing/.exec(message)?.[1];
   if (unknown === undefined) {
     if (failed === undefined) return error instanceof Error ? error : new Error(message);

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { ConflictError } from '../errors.js';
+import { ConflictError, messageOf } from '../errors.js';
 import type { StoreTransaction } from '../event-store/event-store.js';
 import type { RecordedEvent } from '../events.js';
 import { decodeKeyParts, pageOf, type Page, type PageRequest } from '../pagination.js';
@@ -246,9 +246,6 @@ export async function retryingParked(handle: () => Promise<void>, isStorageFault
     await handle();
   } catch (error) {
     if (isStorageFault(error)) throw error;
-    throw new ConflictError(
-      'subscriptions.retry-failed',
-      `the parked event failed again and stays parked: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    throw new ConflictError('subscriptions.retry-failed', `the parked event failed again and stays parked: ${messageOf(error)}`);
   }
 }

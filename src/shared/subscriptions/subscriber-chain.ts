@@ -6,6 +6,7 @@ import type { Clock } from '../clock.js';
 import { failsTheTransaction, forgottenOnFailure } from '../event-store/savepoint.js';
 import { deleteCheckpoint, loadCheckpoint, loadCheckpointsNamed, parkEvent, saveCheckpoint } from './checkpoints.js';
 import { actsOn, type Subscriber } from './subscriber.js';
+import { messageOf } from '../errors.js';
 
 /** Subscribers run as one: one read of the log, one transaction, one checkpoint. */
 export interface SubscriberChain extends Subscriber {
@@ -58,7 +59,7 @@ export function subscriberChain(name: string, members: readonly Subscriber[], op
         appended.push(...own);
       } catch (error) {
         if (failsTheTransaction(error)) throw error;
-        const reason = error instanceof Error ? error.message : String(error);
+        const reason = messageOf(error);
         await parkEvent(tx.db, member.name, event, reason, 1, options.clock.now().toISOString());
         options.logger.error(
           { subscriber: member.name, chain: name, position: event.position, event_type: event.type, err: error },

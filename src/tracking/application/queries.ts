@@ -1,4 +1,4 @@
-import { NotFoundError } from '../../shared/errors.js';
+import { messageOf, NotFoundError } from '../../shared/errors.js';
 import type { TrackingEvent } from '../domain/tracking-event.js';
 import type { TrackingEventsView } from './ports.js';
 
@@ -22,6 +22,6 @@ export const checkTrackingHealth = (view: TrackingEventsView) => async (): Promi
     await view.probe();
     return { status: 'ok', database: 'ok' };
   } catch (error) {
-    return { status: 'down', database: 'down', detail: error instanceof Error ? error.message : String(error) };
+    return { status: 'down', database: 'down', detail: messageOf(error) };
   }
 };

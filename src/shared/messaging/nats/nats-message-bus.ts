@@ -35,6 +35,7 @@ import {
   type DeliveredMessage,
   type MessageBus,
 } from '../message-bus.js';
+import { messageOf } from '../../errors.js';
 
 export interface NatsMessageBusOptions {
   readonly servers: string | readonly string[];
@@ -194,7 +195,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     if (session !== pending) return current();
     session = open();
     session.catch((error: unknown) => {
-      openFailure = describe(error);
+      openFailure = messageOf(error);
       session = undefined;
     });
     return session;
@@ -205,7 +206,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
     current().catch((error: unknown) => {
       throw error instanceof MessageBusConfigurationError
         ? error
-        : new MessageBusUnavailableError(`cannot reach NATS (${describe(error)})`);
+        : new MessageBusUnavailableError(`cannot reach NATS (${messageOf(error)})`);
     });
 
   /**
@@ -219,7 +220,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       return await work(jsm);
     } catch (error) {
       if (!isBrokerUnreachable(error)) throw error;
-      throw new MessageBusUnavailableError(`NATS did not answer (${describe(error)})`);
+      throw new MessageBusUnavailableError(`NATS did not answer (${messageOf(error)})`);
     }
   };
 
@@ -304,7 +305,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
         live = await current();
       } catch (error) {
         if (error instanceof MessageBusConfigurationError) throw error;
-        throw new MessageBusUnavailableError(`cannot reach NATS (${describe(error)})`);
+        throw new MessageBusUnavailableError(`cannot reach NATS (${messageOf(error)})`);
       }
       // While reconnecting the client would buffer the message in memory; the caller retries instead.
       if (!connected) throw new MessageBusUnavailableError('disconnected from NATS, reconnecting');
@@ -312,7 +313,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       if (ownerUnchecked) {
         // A refusal goes to the caller as it is: retrying will not help, and readiness says so.
         await checkStream(live.jsm).catch((error: unknown) => {
-          throw error instanceof MessageBusConfigurationError ? error : new MessageBusUnavailableError(describe(error));
+          throw error instanceof MessageBusConfigurationError ? error : new MessageBusUnavailableError(messageOf(error));
         });
         ownerUnchecked = false;
       }
@@ -321,7 +322,7 @@ export function natsMessageBus(options: NatsMessageBusOptions): MessageBus {
       } catch (error) {
         // No stream takes the subject any more (a broker restarted without its data): made again for the retry.
         await ensureStreamAfterFailure(live.jsm);
-        throw new MessageBusUnavailableError(`publish to ${subject} was not acknowledged (${describe(error)})`);
+        throw new MessageBusUnavailableError(`publish to ${subject} was not acknowledged (${messageOf(error)})`);
       }
     },
 
@@ -678,8 +679,4 @@ function isBrokerUnreachable(error: unknown): boolean {
   return [TimeoutError, RequestError, ConnectionError, ClosedConnectionError, DrainingConnectionError, NoRespondersError].some(
     (type) => error instanceof type,
   );
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

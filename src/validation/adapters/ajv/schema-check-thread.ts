@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { ValidationError } from '../../../shared/errors.js';
+import { messageOf, ValidationError } from '../../../shared/errors.js';
 import type { SchemaDocument } from '../../domain/schema-registry.js';
 import { ajvSchemaCompiler } from './ajv-schema-compiler.js';
 import type { CheckReply } from './threaded-schema-check.js';
@@ -16,7 +16,7 @@ parentPort?.on('message', ({ id, schema }: { id: number; schema: SchemaDocument 
     reply =
       error instanceof ValidationError
         ? { id, outcome: 'invalid', code: error.code, message: error.message, violations: error.violations }
-        : { id, outcome: 'failed', message: error instanceof Error ? error.message : String(error) };
+        : { id, outcome: 'failed', message: messageOf(error) };
   }
   parentPort?.postMessage(reply);
 });
