@@ -16,7 +16,12 @@ export interface LinearRegex {
   readonly stepsPerCharacter: number;
   /** The RE2 instructions it compiles to: what each character it tests costs the engine. */
   readonly instructions: number;
+  /** How RE2 runs it (see `stepsPerCharacterOf`). */
+  readonly engine: RegexEngine;
 }
+
+/** A string search, a single thread, the DFA, or the NFA alone. */
+export type RegexEngine = 'literal' | 'one-pass' | 'dfa' | 'nfa';
 
 export class UnsupportedRegexError extends Error {}
 
@@ -53,21 +58,16 @@ const FLAGS: Record<string, number> = {
 const LITERAL_STEPS = 1;
 const ONE_PASS_STEPS = 6;
 /**
- * From this many threads on, the pattern runs on RE2's NFA alone, at 3 steps per thread and
- * character (the NFA took up to 33 ns per thread alive and character, `\pL{990}c` on a's). Its DFA
- * would build states of hundreds of instructions until its 8 MB cache is full, give up, and the NFA
- * start over: `a[ab]{150}c` cost 60 ns per thread and character on 10,000 random a's and b's.
- * Below it the DFA stays within 6 ns and is kept.
- */
-const NFA_ONLY_FROM = 64;
-const NFA_STEPS = 3;
-/**
- * Below this many threads the DFA's states are few enough to stay in its cache, and a character costs
- * a step per thread. From it on, the text can make the DFA build a new state at most characters
- * (`[ab]*a[ab]{40}$`, "an a forty characters before the end", on random a's and b's): it took 33 ns
- * per thread and character, as much as the NFA, so it is priced as the NFA, though it still runs.
+ * Below this many threads the DFA's states are few enough to stay in its cache, and a character
+ * costs a step per thread. From it on, the text can make the DFA build a new state at most
+ * characters, and it is slower than the NFA: "an a fourteen characters before the end" (`a.{14}$`,
+ * `a[ab]{14}$`) on random a's and b's took the DFA 1.8 to 2.6 µs a character, 150 ns per thread,
+ * where the NFA took 0.3 µs. Priced as the NFA while the DFA still ran, such a pattern held the
+ * thread three times as long as its budget said. From here on the pattern runs on the NFA alone.
  */
 const DFA_STATES_CACHED_BELOW = 8;
+/** The NFA's price per thread and character: it took up to 33 ns per thread alive and character (`\pL{990}c` on a's). */
+const NFA_STEPS = 3;
 
 /**
  * Compiled patterns by flags and pattern. Checking a rule, costing it and compiling it each compile its
@@ -85,12 +85,13 @@ export function compileLinearRegex(pattern: string, flags = ''): LinearRegex {
   if (known === undefined) {
     try {
       const regex = compileRe2(pattern, flags);
-      const stepsPerCharacter = stepsPerCharacterOf(regex);
+      const { engine, stepsPerCharacter } = runningOf(regex);
       known = {
         test: (text) => regex.test(text),
         toString: () => regex.toString(),
         stepsPerCharacter,
         instructions: instructionsOf(regex),
+        engine,
       };
     } catch (error) {
       if (!(error instanceof UnsupportedRegexError)) throw error;
@@ -169,17 +170,16 @@ const EMPTY_BEGIN_TEXT = 4;
 const internalsOf = (regex: RE2JS): Re2Internals => regex.re2Input as Re2Internals;
 const instructionsOf = (regex: RE2JS): number => internalsOf(regex).prog.numInst();
 
-/** Decides how the pattern runs where that is ours to choose (see `NFA_ONLY_FROM`), and what a character then costs. */
-function stepsPerCharacterOf(regex: RE2JS): number {
+/** Decides how the pattern runs where that is ours to choose (see `DFA_STATES_CACHED_BELOW`), and what a character then costs. */
+function runningOf(regex: RE2JS): { engine: RegexEngine; stepsPerCharacter: number } {
   const internals = internalsOf(regex);
-  if (internals.prefixComplete) return LITERAL_STEPS;
-  if (internals.onepass !== null && internals.onepass !== undefined) return ONE_PASS_STEPS;
+  if (internals.prefixComplete) return { engine: 'literal', stepsPerCharacter: LITERAL_STEPS };
+  if (internals.onepass !== null && internals.onepass !== undefined) return { engine: 'one-pass', stepsPerCharacter: ONE_PASS_STEPS };
   const threads = liveThreadBound(internals.prog);
-  if (threads < DFA_STATES_CACHED_BELOW) return threads;
-  if (threads < NFA_ONLY_FROM) return NFA_STEPS * threads;
+  if (threads < DFA_STATES_CACHED_BELOW) return { engine: 'dfa', stepsPerCharacter: threads };
   // re2js tries `this.dfa` first and goes on to its backtracker or NFA when it answers null.
   Object.defineProperty(internals, 'dfa', { value: { match: () => null } });
-  return NFA_STEPS * threads;
+  return { engine: 'nfa', stepsPerCharacter: NFA_STEPS * threads };
 }
 
 /**

@@ -63,14 +63,27 @@ describe('what a character costs a pattern', () => {
     expect(steps('^[0-9a-f]{8}-[0-9a-f]{4}$')).toBe(6);
     // 200 instructions, but never more than a few threads: each character moves the one thread on.
     expect(steps('^[A-Za-z ]{1,100}$')).toBeLessThanOrEqual(6);
-    // Fourteen threads at most: from eight on, priced at the NFA's 3 steps a thread.
+    // Fourteen threads at most: from eight on, run on the NFA at 3 steps a thread.
     expect(steps('@example\\.com$', 'i')).toBe(3 * 14);
-    // "An a forty characters before the end" makes the DFA build a state at most characters of random
-    // a's and b's: 33 ns per thread and character, priced as the NFA (it was priced a third of that).
     expect(steps('[ab]*a[ab]{40}$')).toBeGreaterThanOrEqual(3 * 41);
     // A search through a long repetition has a thread from every position: run on the NFA, 3 steps each.
     expect(steps('a[ab]{985}c')).toBe(3 * 989);
     expect(steps('(?m)^[ab]{1,100}$')).toBeGreaterThan(200);
+  });
+
+  it('runs a pattern of eight threads or more on the NFA, whose time its price tells, and fewer on the DFA', () => {
+    const engine = (pattern: string, flags = '') => compileLinearRegex(pattern, flags).engine;
+    expect(engine('urgent')).toBe('literal');
+    expect(engine('^[0-9a-f]{8}-[0-9a-f]{4}$')).toBe('one-pass');
+    expect(engine('a[ab]{4}$')).toBe('dfa');
+    // "An a fourteen characters before the end" makes the DFA build a state at most characters of
+    // random a's and b's: it took five times as long as the NFA, and three times its price.
+    expect(engine('a[ab]{14}$')).toBe('nfa');
+    expect(engine('a.{14}$')).toBe('nfa');
+    expect(engine('@example\\.com$', 'i')).toBe('nfa');
+    const regex = compileLinearRegex('a[ab]{14}$');
+    expect(regex.test(`${'b'.repeat(100)}a${'b'.repeat(14)}`)).toBe(true);
+    expect(regex.test(`${'b'.repeat(100)}a${'b'.repeat(13)}`)).toBe(false);
   });
 
   it('answers as RE2 does when the pattern runs on the NFA alone', () => {

@@ -1,7 +1,53 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
-
 /** How long a loop over costly items holds the thread before letting others have it. */
 export const SLICE_MS = 10;
+
+const waiting: Array<() => void> = [];
+let granting = false;
+
+/** Steps counted by every caller on this thread since the event loop last turned (`countTowardTurn`). */
+let stepsThisTurn = 0;
+let turnMarked = false;
+
+/**
+ * Counts work just done on this thread toward the current turn of the event loop, whichever request
+ * did it: callers that each stay within their own budget can together hold the thread, and
+ * `stepsSinceTurn` tells them when to take a turn of their own instead.
+ */
+export function countTowardTurn(steps: number): void {
+  stepsThisTurn += steps;
+  if (turnMarked) return;
+  turnMarked = true;
+  setImmediate(() => {
+    stepsThisTurn = 0;
+    turnMarked = false;
+  });
+}
+
+/** Steps counted on this thread since the event loop last turned or a caller was given its own turn. */
+export const stepsSinceTurn = (): number => stepsThisTurn;
+
+function grantOne(): void {
+  stepsThisTurn = 0;
+  const next = waiting.shift();
+  // Granted from this turn's immediates, the next one runs in the turn after: sockets are read between.
+  if (waiting.length > 0) setImmediate(grantOne);
+  else granting = false;
+  next?.();
+}
+
+/**
+ * Waits for a turn of the event loop of the caller's own. Callers that pause at once go on one per
+ * turn, with the sockets read between each, not all in the next turn: eight batches that each paused
+ * before their next costly event held the thread for eight slices before a health check was read.
+ */
+export function ownTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    if (granting) return;
+    granting = true;
+    setImmediate(grantOne);
+  });
+}
 
 /**
  * A loop's share of the thread: once `sliceMs` have gone since the loop started or last paused,
@@ -20,7 +66,7 @@ export function threadSlice(sliceMs = SLICE_MS): ThreadSlice {
       return performance.now() - since > sliceMs;
     },
     async pause() {
-      await nextTurn();
+      await ownTurn();
       since = performance.now();
     },
   };

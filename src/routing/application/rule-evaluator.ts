@@ -1,8 +1,7 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { makeRoom } from '../../shared/bounded-map.js';
 import { ValidationError } from '../../shared/errors.js';
 import { OverBudget, workBudget, type WorkBudget } from '../../shared/work-budget.js';
-import { mapYielding } from '../../shared/yielding.js';
+import { countTowardTurn, mapYielding, ownTurn, stepsSinceTurn } from '../../shared/yielding.js';
 import { compileCondition, type ConditionTest } from '../domain/condition.js';
 import { conditionErrors, versionOf, type ConditionErrorOf } from './condition-errors.js';
 import type { StoredRule } from './ports.js';
@@ -13,6 +12,13 @@ import type { StoredRule } from './ports.js';
  * ordinary size meets a few thousand steps; one that needs more is refused (422).
  */
 export const RULE_STEPS_PER_EVENT = 10_000_000;
+
+/**
+ * What the rules of every request together may spend in one turn of the event loop before the next
+ * event waits for a turn of its own: a tenth of an event's share, so that the sockets are read at least
+ * every event's worth, however many requests bring costly events at once.
+ */
+export const RULE_STEPS_PER_TURN = RULE_STEPS_PER_EVENT / 10;
 
 /**
  * What the deliveries of one event may store, each a copy of it: a 900 KB event matched by a hundred
@@ -148,10 +154,11 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
       if (rules.length === 0) return { summary: { rules_evaluated: 0, rules_matched: 0, rules_executed: 0 }, matchedRuleIds: [] };
       const shared = request ?? workBudget(RULE_STEPS_PER_EVENT);
       // A batch's events are evaluated one after another: once they have spent an event's worth since
-      // the last pause, other requests get the thread before the next one.
-      if (shared.spent - (pausedAt.get(shared) ?? 0) >= RULE_STEPS_PER_EVENT) {
+      // the last pause, or the rules of all requests a turn's worth, other requests get the thread
+      // before the next one (and other batches pausing too each get a turn of their own).
+      if (shared.spent - (pausedAt.get(shared) ?? 0) >= RULE_STEPS_PER_EVENT || stepsSinceTurn() >= RULE_STEPS_PER_TURN) {
         pausedAt.set(shared, shared.spent);
-        await nextTurn();
+        await ownTurn();
       }
       const budget = shared.child(RULE_STEPS_PER_EVENT);
       const document = conditionDocumentOf(event);
@@ -169,6 +176,8 @@ export function ruleEvaluator(loadRules: (appId: string) => Promise<StoredRule[]
         if (error instanceof OverBudget)
           throw tooCostly(event.app_id, error, error.budget === shared && request !== undefined, current?.ruleId);
         throw error;
+      } finally {
+        countTowardTurn(budget.spent);
       }
       checkFanOut(event, matchedRuleIds.length);
       return {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../shared/errors.js';
 import { STEPS_PER_REQUEST, workBudget } from '../../shared/work-budget.js';
 import type { StoredRule } from './ports.js';
-import { RULE_STEPS_PER_EVENT, ruleEvaluator } from './rule-evaluator.js';
+import { RULE_STEPS_PER_EVENT, RULE_STEPS_PER_TURN, ruleEvaluator } from './rule-evaluator.js';
 
 const rule = (condition: object, ruleId = 'r1', updatedAt = '2026-11-24T10:00:00.000Z'): StoredRule =>
   ({
@@ -182,6 +182,23 @@ describe('what evaluating rules may cost', () => {
     request.spend(RULE_STEPS_PER_EVENT);
     expect(await turns()).toBe(true);
     expect(await turns()).toBe(false);
+  });
+});
+
+describe('rules of many requests at once', () => {
+  it('let the sockets be read once together they have spent a turn’s share, though each request is within its own', async () => {
+    const evaluator = ruleEvaluator(async () => [rule({ 'payload.s': { $regex: 'b' } })]);
+    // A literal costs a step a character: each of these events is six tenths of a turn's share.
+    const costly = { ...event, payload: { s: 'a'.repeat(RULE_STEPS_PER_TURN * 0.6) } };
+    await new Promise((resolve) => setImmediate(resolve));
+    let ran = false;
+    setImmediate(() => (ran = true));
+    // Three requests, an event each, in one turn of the event loop: the third waits for a turn of its own.
+    await evaluator.evaluate(costly, workBudget(STEPS_PER_REQUEST));
+    await evaluator.evaluate(costly, workBudget(STEPS_PER_REQUEST));
+    expect(ran).toBe(false);
+    await evaluator.evaluate(costly, workBudget(STEPS_PER_REQUEST));
+    expect(ran).toBe(true);
   });
 });
 
