@@ -1163,6 +1163,16 @@ describe('idempotency and batches', () => {
     const byId = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'x', payload: { v: 1 }, message_id: 'msg-9' });
     const changed = await call(intake, 'POST', '/api/ingest/shop', { event_type: 'x', payload: { v: 2 }, message_id: 'msg-9' });
     expect([changed.statusCode, changed.json().data.event_id]).toEqual([201, byId.json().data.event_id]);
+    // With a header as well, the message id decides: a retry under a new header is still that message.
+    const both = { event_type: 'x', payload: { v: 3 }, message_id: 'msg-10' };
+    const firstOfBoth = await call(intake, 'POST', '/api/ingest/shop', both, { ...auth, 'idempotency-key': 'attempt-1' });
+    const newHeader = await call(intake, 'POST', '/api/ingest/shop', both, { ...auth, 'idempotency-key': 'attempt-2' });
+    const noHeader = await call(intake, 'POST', '/api/ingest/shop', both);
+    expect([newHeader.json().data.event_id, noHeader.json().data.event_id]).toEqual([
+      firstOfBoth.json().data.event_id,
+      firstOfBoth.json().data.event_id,
+    ]);
+    expect(newHeader.headers['idempotent-replayed']).toBe('true');
     // In a retried batch, an event that is not the one first sent at its place is rejected alone.
     const batchHeaders = { ...auth, 'idempotency-key': 'export-1' };
     const events = [
@@ -1176,7 +1186,7 @@ describe('idempotency and batches', () => {
     expect(resent.results.map((r: { status: string }) => r.status)).toEqual(['duplicate', 'rejected']);
     expect(resent.results[1].reason).toMatch(/Idempotency-Key "export-1#1" was sent with another event/);
     const stored = (await intake.store.readAll({ after: 0, limit: 1000 })).filter((e) => e.type === 'DataIngested');
-    expect(stored).toHaveLength(4);
+    expect(stored).toHaveLength(5);
   });
 
   it("keeps request keys, message ids and a batch's derived keys apart: one kind never drops an event of another", async () => {

@@ -205,10 +205,14 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
   };
 }
 
-/** The header names one request; an event's own `message_id` names the message (see `IdempotencyKey`). */
+/**
+ * The header names one request; an event's own `message_id` names the message (see `IdempotencyKey`).
+ * Given both, the message id decides, as it does for a batch's event: an SDK that sends a new header
+ * with each attempt of one message must still store it once.
+ */
 function keyOf(header: string | undefined, messageId: string | undefined): IdempotencyKey | undefined {
-  if (header !== undefined) return { key: header, sameRequestOnly: true };
-  return messageId === undefined ? undefined : { key: messageId, sameRequestOnly: false };
+  if (messageId !== undefined) return { key: messageId, sameRequestOnly: false };
+  return header === undefined ? undefined : { key: header, sameRequestOnly: true };
 }
 
 /** The event's command, keyed by its own `message_id`, else by the batch's key and its place (`requestKey`). */
