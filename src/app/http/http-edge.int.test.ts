@@ -67,6 +67,20 @@ describe('JSON limits at the edge', () => {
     }
   });
 
+  it('refuses a JSON body declared in another charset than UTF-8 (its bytes would be stored as UTF-8, changed)', async () => {
+    const before = await itemCount();
+    for (const charset of ['iso-8859-1', 'latin1', 'UTF-16', '"windows-1252"']) {
+      const refused = await expectProblem(
+        await postRaw('/api/ingest/shop', '{"event_type":"cs","payload":{"name":"café"}}', `application/json; charset=${charset}`),
+        415,
+      );
+      expect(refused.code).toBe('request.unsupported-charset');
+    }
+    expect(await itemCount()).toBe(before);
+    for (const charset of ['utf-8', 'UTF8', '"utf-8"', 'us-ascii'])
+      expect((await postRaw('/ingest', '{"partner_id":"p","payload":{}}', `application/json; charset=${charset}`)).statusCode).toBe(201);
+  });
+
   it('refuses lone surrogates in strings and keys, naming the path', async () => {
     const value = await expectProblem(await postRaw('/ingest', '{"partner_id":"p\\ud800","payload":{}}'), 400);
     expect(value).toMatchObject({ code: 'request.invalid-unicode', errors: [{ path: 'partner_id' }] });

@@ -82,6 +82,7 @@ export function registerJsonLimits(app: FastifyInstance, limits: JsonLimits): vo
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, async (request: FastifyRequest, raw: string | Buffer) => {
     refuseEncoded(request);
+    checkCharset(request.headers['content-type']);
     // No body at all, as clients that label every request JSON send a DELETE: a route that needs one
     // still refuses it (its schema asks for an object), the others go on.
     if (raw.length === 0) return undefined;
@@ -90,6 +91,16 @@ export function registerJsonLimits(app: FastifyInstance, limits: JsonLimits): vo
 }
 
 const BYTE_ORDER_MARK = 0xfeff;
+
+/** UTF-8 and its subset: a body declared in another charset would be read as UTF-8 and stored changed, or refused for the wrong reason. */
+const JSON_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
+
+/** Refuses a Content-Type whose `charset` parameter names anything but UTF-8 (415). */
+export function checkCharset(contentType: string | undefined): void {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1]?.toLowerCase();
+  if (charset !== undefined && !JSON_CHARSETS.has(charset))
+    throw new ValidationError('request.unsupported-charset', `charset "${charset}" is not accepted: send the body as UTF-8`);
+}
 
 /** The body as text; bytes that are not UTF-8 are refused rather than replaced with U+FFFD. */
 export function utf8Text(raw: string | Buffer): string {

@@ -22,16 +22,6 @@ const decoders = {
   br: promisify(brotliDecompress),
 } as const;
 
-/** UTF-8 and its subset: a body declared in another charset would be read as UTF-8 and refused for the wrong reason. */
-const JSON_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii']);
-
-/** Refuses a Content-Type whose `charset` parameter names anything but UTF-8 (415). */
-export function checkCharset(contentType: string | undefined): void {
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1]?.toLowerCase();
-  if (charset !== undefined && !JSON_CHARSETS.has(charset))
-    throw new ValidationError('request.unsupported-charset', `charset "${charset}" is not accepted: send the body as UTF-8`);
-}
-
 /**
  * The request body's JSON text, whatever its label: SDKs send JSON as `application/json`,
  * `text/plain` (sendBeacon) or, gzipped, as `application/x-www-form-urlencoded` (RudderStack's Node

@@ -7,8 +7,8 @@ import type { ResolveWriteKey } from '../../application/ports.js';
 import { originAllowed } from '../../application/source-settings.js';
 import { MAX_BATCH_MESSAGES, MAX_MESSAGE_BYTES, MESSAGE_ERRORS, type MessageType } from '../../domain/message.js';
 import { corsHooks, type AllowedOrigins } from './cors.js';
-import { checkCharset, decodeBodyText } from './decode-body.js';
-import { RefusedJsonItem } from '../../../shared/http/json-limits.js';
+import { decodeBodyText } from './decode-body.js';
+import { checkCharset, RefusedJsonItem } from '../../../shared/http/json-limits.js';
 import { errorResponses, JsonObjectSchema, problemRef } from '../../../shared/http/schemas.js';
 import { writeKeyFromBody, writeKeyFromHeader } from './write-key.js';
 
