@@ -210,13 +210,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: integer(env, 'PORT', singleRole ? DEFAULT_PORTS[singleRole] : 8000, 0, 65535),
     roles,
     distributed: postgres && Boolean(env.NATS_URL),
-    schemaPrefix: env.DB_SCHEMA_PREFIX ?? '',
+    schemaPrefix: schemaPrefix(env.DB_SCHEMA_PREFIX),
     natsStream,
     natsSubjectPrefix: subjectPrefix(env.NATS_SUBJECT_PREFIX, natsStream),
     disabledContexts: disabledContexts(env.INTAKE_DISABLE),
-    host: env.HOST ?? '0.0.0.0',
+    // Empty is unset, as for every other variable (a compose file's `HOST: ${HOST:-}`).
+    host: env.HOST || '0.0.0.0',
     databaseUrl,
-    dataDir: env.DATA_DIR ?? (sqlitePath === ':memory:' ? resolve('data') : dirname(resolve(sqlitePath))),
+    dataDir: env.DATA_DIR ? resolve(env.DATA_DIR) : sqlitePath === ':memory:' ? resolve('data') : dirname(resolve(sqlitePath)),
     adminToken: bearerToken(env.ADMIN_TOKEN, 'ADMIN_TOKEN'),
     metricsToken: bearerToken(env.METRICS_TOKEN, 'METRICS_TOKEN'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
@@ -244,7 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     routingConcurrency: integer(env, 'ROUTING_CONCURRENCY', 32, 1, 1000),
     routingWorkerId: env.ROUTING_WORKER_ID || undefined,
     replayRatePerSecond: integer(env, 'ROUTING_REPLAY_RATE', 50, 1, 100_000),
-    secretKey: env.INTAKE_SECRET_KEY || undefined,
+    secretKey: secretKey(env.INTAKE_SECRET_KEY),
     idempotencyWindowHours: integer(env, 'IDEMPOTENCY_WINDOW_HOURS', 24, 1, 24 * 365),
     deliveryRetentionDays: integer(env, 'DELIVERY_RETENTION_DAYS', 30, 0, 3650),
     natsUrl: natsServers(brokerUrl(env, 'NATS_URL', NATS_SERVERS, 'nats://host:4222 (a comma list for a cluster)')),
@@ -424,6 +425,23 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: 
 }
 
 /** A token sent as `Authorization: Bearer <token>`: one with a space or a control character could never be sent. */
+/** Checked before anything is opened: its length was refused only once the database was made. */
+function secretKey(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (value.length < 16) throw new ConfigError('INTAKE_SECRET_KEY must be at least 16 characters');
+  return value;
+}
+
+/** The prefix of every PostgreSQL schema name, which goes into DDL where it cannot be a parameter. */
+function schemaPrefix(value: string | undefined): string {
+  if (!value) return '';
+  if (!/^[a-z_][a-z0-9_]*$/.test(value))
+    throw new ConfigError(
+      `DB_SCHEMA_PREFIX must be lower-case letters, digits and _, starting with a letter or _: ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
 function bearerToken(value: string | undefined, name: string): string | undefined {
   if (!value) return undefined;
   if (!/^[\x21-\x7e]+$/.test(value)) {

@@ -33,6 +33,16 @@ describe('configuration', () => {
     expect(refused({ ATTRIBUTION_WEIGHTS: 'click=many' })).toMatch(/^ATTRIBUTION_WEIGHTS/);
   });
 
+  it('takes an empty HOST or DATA_DIR for unset, as every other variable, and checks the secret key and schema prefix before anything opens', () => {
+    const config = loadConfig({ HOST: '', DATA_DIR: '', DATABASE_URL: 'sqlite:/tmp/intake-config/db/intake.db' });
+    expect(config).toMatchObject({ host: '0.0.0.0', dataDir: '/tmp/intake-config/db' });
+    expect(loadConfig({ DATA_DIR: 'state' }).dataDir).toBe(join(process.cwd(), 'state'));
+    expect(() => loadConfig({ INTAKE_SECRET_KEY: 'short' })).toThrow(new ConfigError('INTAKE_SECRET_KEY must be at least 16 characters'));
+    expect(loadConfig({ INTAKE_SECRET_KEY: '' }).secretKey).toBeUndefined();
+    expect(() => loadConfig({ DB_SCHEMA_PREFIX: 'bad"x' })).toThrow(/^DB_SCHEMA_PREFIX must be lower-case letters/);
+    expect(loadConfig({ DB_SCHEMA_PREFIX: 'team_a_' }).schemaPrefix).toBe('team_a_');
+  });
+
   it('reads words of a list whatever their case', () => {
     expect(loadConfig({ LOG_LEVEL: 'DEBUG', DURABILITY: 'Process-Crash' })).toMatchObject({
       logLevel: 'debug',

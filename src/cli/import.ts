@@ -22,29 +22,29 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
     return 2;
   }
   if (args.format !== undefined && args.format !== 'ndjson' && args.format !== 'csv') {
-    process.stderr.write(`--format must be ndjson or csv, not "${args.format}"\n`);
+    process.stderr.write(`intake import: --format must be ndjson or csv, not "${args.format}"\n`);
     return 2;
   }
   const batchSize = args.batchSize === undefined ? 100 : Number(args.batchSize);
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 500) {
-    process.stderr.write('--batch-size must be an integer from 1 to 500\n');
+    process.stderr.write('intake import: --batch-size must be an integer from 1 to 500\n');
     return 2;
   }
   const url = args.url ?? env.INTAKE_URL ?? `http://127.0.0.1:${env.PORT ?? 8000}`;
   if (!/^https?:\/\/[^/]/i.test(url)) {
-    process.stderr.write(`--url must be an http:// or https:// address of Intake, not "${url}"\n`);
+    process.stderr.write(`intake import: --url must be an http:// or https:// address of Intake, not "${url}"\n`);
     return 2;
   }
   // Left to fetch, an address it cannot parse (a port beyond 65535) would be retried as if the server were down.
   if (!URL.canParse(url)) {
-    process.stderr.write(`--url is not a valid address: "${url}"\n`);
+    process.stderr.write(`intake import: --url is not a valid address: "${url}"\n`);
     return 2;
   }
   const writeKey = args.writeKey ?? env.INTAKE_WRITE_KEY;
   const token = args.token ?? env.INTAKE_TOKEN ?? env.ADMIN_TOKEN;
   // Without either, every record would be rejected one by one and the run still "succeed".
   if (!writeKey && !token) {
-    process.stderr.write('give --write-key (Segment-style messages) or --token (partner items), or both\n');
+    process.stderr.write('intake import: give --write-key (Segment-style messages) or --token (partner items), or both\n');
     return 2;
   }
   // Ctrl-C stops the sending and says what was sent; a second one ends the process at once, as by default.

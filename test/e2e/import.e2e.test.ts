@@ -105,6 +105,11 @@ describe('intake import', { timeout: 180_000 }, () => {
     writeFileSync(file, gz);
     const fromFile = await cli([file, '--write-key', writeKey]);
     expect(fromFile.stdout).toContain('imported 2 records: 0 accepted, 2 duplicate, 0 rejected');
+    // A gzipped file's rejects are named after it whole: those of two.ndjson beside it are another run's.
+    const withReject = join(dir, 'three.ndjson.gz');
+    writeFileSync(withReject, gzipSync(`${lines[0]}\n{"type":"track"}\n`));
+    const rejecting = await cli([withReject, '--write-key', writeKey, '--json']);
+    expect(JSON.parse(rejecting.stdout)).toMatchObject({ rejected: 1, rejects_path: `${withReject}.rejects.ndjson` });
     const one = join(dir, 'one.ndjson');
     writeFileSync(one, `${lines[0]}\n`);
     expect((await cli([one, '--write-key', writeKey])).stdout).toContain('imported 1 record: 0 accepted, 1 duplicate, 0 rejected');
@@ -208,7 +213,7 @@ describe('intake import', { timeout: 180_000 }, () => {
     writeFileSync(file, lines[0] ?? '');
     const result = await cli([file], undefined, { ADMIN_TOKEN: '', INTAKE_TOKEN: '', INTAKE_WRITE_KEY: '' });
     expect(result.status).toBe(2);
-    expect(result.stderr).toMatch(/give --write-key .* or --token/);
+    expect(result.stderr).toMatch(/^intake import: give --write-key .* or --token/);
   });
 
   it('stops with a clear message when the key is refused', async () => {
@@ -343,7 +348,7 @@ describe('intake import', { timeout: 180_000 }, () => {
     expect(noScheme.stderr).toContain('--url must be an http:// or https:// address');
     // Refused before any request, rather than retried as a server that is down.
     const badPort = await cli([file, '--write-key', writeKey, '--url', 'http://127.0.0.1:99999']);
-    expect([badPort.status, badPort.stderr.trim()]).toEqual([2, '--url is not a valid address: "http://127.0.0.1:99999"']);
+    expect([badPort.status, badPort.stderr.trim()]).toEqual([2, 'intake import: --url is not a valid address: "http://127.0.0.1:99999"']);
     // The server's own settings are none of its business.
     const serverSettings = await cli([file, '--write-key', writeKey], undefined, { DATABASE_URL: 'mysql://x', LOG_LEVEL: 'verbose' });
     expect([serverSettings.status, serverSettings.stdout]).toEqual([0, expect.stringContaining('1 accepted')]);

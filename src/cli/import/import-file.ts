@@ -76,7 +76,8 @@ export async function importFile(options: ImportOptions): Promise<ImportSummary>
   const say = notifier(options.out);
   const source = openSource(options.file, options.format, options.stdin, say);
   const batchSize = options.batchSize ?? 100;
-  const rejectsPath = options.rejectsPath ?? `${options.file === '-' ? 'stdin' : options.file.replace(/\.gz$/, '')}.rejects.ndjson`;
+  // Named after the file whole: `export.csv.gz` and `export.csv` beside it keep rejects of their own.
+  const rejectsPath = options.rejectsPath ?? `${options.file === '-' ? 'stdin' : options.file}.rejects.ndjson`;
   if (options.file !== '-' && sameFile(options.file, rejectsPath)) {
     throw new CliError(`the rejects would overwrite the file being imported (${rejectsPath}): give --rejects another path`);
   }
