@@ -67,5 +67,7 @@ export function resolveAdminCredential(
 export function describeAdminCredential(credential: AdminCredential): string {
   return credential.source === 'environment'
     ? `admin token: from the ADMIN_TOKEN environment variable (a generated token's digest in ${credential.file}, if any, is ignored)`
-    : `admin token: the generated one whose digest is in ${credential.file} (set ADMIN_TOKEN to use your own)`;
+    : credential.keep
+      ? `admin token: a new one, shown once the server is up; its digest will be kept in ${credential.file} (set ADMIN_TOKEN to use your own)`
+      : `admin token: the generated one whose digest is in ${credential.file} (set ADMIN_TOKEN to use your own)`;
 }

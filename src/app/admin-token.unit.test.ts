@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { secretMatches } from '../shared/secrets.js';
-import { resolveAdminCredential } from './admin-token.js';
+import { describeAdminCredential, resolveAdminCredential } from './admin-token.js';
 
 const dirs: string[] = [];
 const dataDir = () => {
@@ -26,6 +26,16 @@ describe('the generated admin token', () => {
     expect(announced).toHaveLength(1);
     expect(secretMatches(announced[0] ?? '', again.digest)).toBe(true);
     expect(again.digest).toEqual(first.digest);
+  });
+
+  it('is said to be new at the first start, whose digest file does not exist yet, and found in its file after', () => {
+    const dir = dataDir();
+    const first = resolveAdminCredential(undefined, dir, () => undefined);
+    expect(describeAdminCredential(first)).toMatch(/^admin token: a new one, shown once the server is up; its digest will be kept in /);
+    first.keep?.();
+    expect(describeAdminCredential(resolveAdminCredential(undefined, dir, () => undefined))).toMatch(
+      /^admin token: the generated one whose digest is in /,
+    );
   });
 
   it('is neither kept nor shown until the server is up: a start that fails spends no token', () => {
