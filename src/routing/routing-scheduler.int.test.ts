@@ -258,26 +258,34 @@ it('schedules nothing for an item and rule whose delivery was stored under the o
   expect(woken).toBe(0);
 });
 
+const itemOf = (event: RecordedEvent) => (event.data as DataIngested['data']).item_id;
+const deliveriesOfItem = async (event: RecordedEvent) =>
+  (await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(event) }, { limit: 10 })).items;
+
+/** Schedules the item's delivery, has it succeed, and deletes it as its retention would. */
+async function routedThenForgotten(scheduler: ReturnType<typeof schedulerWith>, event: RecordedEvent, at: string) {
+  await store.transaction((tx) => scheduler.handle([event], tx));
+  const [made] = await deliveriesOfItem(event);
+  await sqlDeliveryStore(sqlite.db).record(
+    { deliveryId: made?.deliveryId ?? '', status: 'succeeded', attempts: 1, nextAttemptAt: null, lastError: null, at },
+    undefined,
+  );
+  expect(await sqlDeliveryHistory(sqlite.db).forgetSucceededBefore('9999-01-01T00:00:00.000Z', 10)).toBe(1);
+}
+
 it('schedules nothing again for an item whose delivery was deleted past its retention (a replay of the subscriber sent it again)', async () => {
   await storeRule('r-hook', { destination_type: 'webhook', destination_config: { url: 'https://hooks.example/a' } });
   const at = new Date().toISOString();
   const first = { ...ingested('r-hook', at), position: 7 };
   const later = { ...ingested('r-hook', at), position: 8 };
   const scheduler = schedulerWith({ onScheduled: () => undefined });
-  await store.transaction((tx) => scheduler.handle([first], tx));
-  const itemOf = (event: RecordedEvent) => (event.data as DataIngested['data']).item_id;
-  const [made] = (await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(first) }, { limit: 10 })).items;
-  await sqlDeliveryStore(sqlite.db).record(
-    { deliveryId: made?.deliveryId ?? '', status: 'succeeded', attempts: 1, nextAttemptAt: null, lastError: null, at },
-    undefined,
-  );
-  expect(await sqlDeliveryHistory(sqlite.db).forgetSucceededBefore('9999-01-01T00:00:00.000Z', 10)).toBe(1);
+  await routedThenForgotten(scheduler, first, at);
   const routed = await store.readAll({ after: 0, limit: 100 });
 
   // The log read again from its start: the item routed before is not sent again; one after it is scheduled.
   await store.transaction((tx) => scheduler.handle([first, later], tx));
-  expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(first) }, { limit: 10 })).items).toEqual([]);
-  expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(later) }, { limit: 10 })).items).toHaveLength(1);
+  expect(await deliveriesOfItem(first)).toEqual([]);
+  expect(await deliveriesOfItem(later)).toHaveLength(1);
   expect((await store.readAll({ after: 0, limit: 100 })).length).toBe(routed.length + 1);
 });
 
@@ -287,20 +295,13 @@ it('schedules a parked item handed to it again, though older than a deleted deli
   const parked = { ...ingested('r-hook', at), position: 5 };
   const later = { ...ingested('r-hook', at), position: 8 };
   const scheduler = schedulerWith({ onScheduled: () => undefined });
-  await store.transaction((tx) => scheduler.handle([later], tx));
-  const itemOf = (event: RecordedEvent) => (event.data as DataIngested['data']).item_id;
-  const [made] = (await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(later) }, { limit: 10 })).items;
-  await sqlDeliveryStore(sqlite.db).record(
-    { deliveryId: made?.deliveryId ?? '', status: 'succeeded', attempts: 1, nextAttemptAt: null, lastError: null, at },
-    undefined,
-  );
-  expect(await sqlDeliveryHistory(sqlite.db).forgetSucceededBefore('9999-01-01T00:00:00.000Z', 10)).toBe(1);
+  await routedThenForgotten(scheduler, later, at);
 
   // Read in turn, the item is taken for one routed before; retried from the parking lot, it never was.
   await store.transaction((tx) => scheduler.handle([parked], tx));
-  expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(parked) }, { limit: 10 })).items).toEqual([]);
+  expect(await deliveriesOfItem(parked)).toEqual([]);
   await store.transaction((tx) => scheduler.handle([parked], parkedRetryOf(tx)));
-  expect((await sqlDeliveryStore(sqlite.db).list({ itemId: itemOf(parked) }, { limit: 10 })).items).toHaveLength(1);
+  expect(await deliveriesOfItem(parked)).toHaveLength(1);
 });
 
 it('wants rule events and the items a rule matched at ingestion, and passes over the others', () => {
