@@ -871,12 +871,15 @@ describe.each(backends)('a change of a rule with deliveries waiting for a retry 
     );
     expect(sent).toMatchObject({ destination_type: 'database', attempts: 2 });
     expect(old.requests()).toBe(1);
+    // The rules of the tests before match the item too: its delivery by this rule is the one looked at.
     const routed = await until(
       async () =>
-        (await call(intake, 'GET', `/query/${String(waiting.event_id)}`)).json().routing.deliveries as Array<Record<string, unknown>>,
-      (deliveries) => deliveries[0]?.status === 'succeeded',
+        (
+          (await call(intake, 'GET', `/query/${String(waiting.event_id)}`)).json().routing.deliveries as Array<Record<string, unknown>>
+        ).find((d) => d.delivery_id === waiting.delivery_id),
+      (found) => found?.status === 'succeeded',
     );
-    expect(routed).toEqual([expect.objectContaining({ delivery_id: waiting.delivery_id, destination_type: 'database', attempts: 2 })]);
+    expect(routed).toMatchObject({ destination_type: 'database', attempts: 2 });
   });
 
   it('sends at once to the new destination a delivery whose attempt to the old one was in flight at the change', async () => {
