@@ -432,6 +432,13 @@ describe('the pipeline, end to end in one process', () => {
     expect([unreadable.statusCode, unreadable.json().code]).toEqual([404, 'subscriptions.not-parked']);
     const discarded = await app.app.inject({ method: 'DELETE', url: '/api/admin/subscriptions/routing/parked/12', headers: auth });
     expect([discarded.statusCode, discarded.json().code]).toEqual([404, 'subscriptions.not-parked']);
+    // Digits past 2^53 are not rounded into another position: the answer names the ref as sent.
+    const huge = await app.app.inject({
+      method: 'POST',
+      url: '/api/admin/subscriptions/query/parked/99999999999999999/retry',
+      headers: auth,
+    });
+    expect([huge.statusCode, huge.json().detail]).toEqual([404, '"query" has no parked event 99999999999999999']);
   });
 });
 

@@ -61,6 +61,9 @@ export function subscriptionAdminOf(
 // (`INTAKE#2759`: a message of a stream that could not be read as an event.)
 const PARKED_REF = '^([0-9]{1,16}|[0-9A-Za-z][0-9A-Za-z_#-]{0,63})$';
 
+/** A position when it is one exactly; digits past 2^53 would be rounded to another's, and are looked up as they are. */
+const parkedRefOf = (ref: string): number | string => (/^[0-9]+$/.test(ref) && Number.isSafeInteger(Number(ref)) ? Number(ref) : ref);
+
 /** Operating the subscribers: lag, replay of views, parked (poison) events. */
 export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext {
   return {
@@ -156,7 +159,7 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
         },
         async (request, reply) => {
           const { name, ref } = request.params;
-          await subscriptions.retryParked(name, /^[0-9]+$/.test(ref) ? Number(ref) : ref);
+          await subscriptions.retryParked(name, parkedRefOf(ref));
           return reply.status(204).send(null);
         },
       );
@@ -174,7 +177,7 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
         },
         async (request, reply) => {
           const { name, ref } = request.params;
-          await subscriptions.discardParked(name, /^[0-9]+$/.test(ref) ? Number(ref) : ref);
+          await subscriptions.discardParked(name, parkedRefOf(ref));
           return reply.status(204).send(null);
         },
       );

@@ -499,6 +499,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
             await unpark(tx.db, name, parked.eventId);
           }),
         isStorageFault,
+        (error) => transaction((tx) => parkEvent(tx.db, name, event, error, parked.attempts + 1, clock.now().toISOString())),
       );
     },
 

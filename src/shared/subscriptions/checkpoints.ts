@@ -238,14 +238,20 @@ export const parkedRetryOf = (tx: StoreTransaction): StoreTransaction => ({
 });
 
 /**
- * Handles a parked event again through `handle`; should it fail once more, the event stays parked and
- * the caller is told why (a conflict, 409), not an internal error. A storage fault passes as it is.
+ * Handles a parked event again through `handle`; should it fail once more, the event stays parked,
+ * its entry counting the attempt with its error and time (`parkAgain`), and the caller is told why (a
+ * conflict, 409), not an internal error. A storage fault passes as it is.
  */
-export async function retryingParked(handle: () => Promise<void>, isStorageFault: (error: unknown) => boolean): Promise<void> {
+export async function retryingParked(
+  handle: () => Promise<void>,
+  isStorageFault: (error: unknown) => boolean,
+  parkAgain: (error: string) => Promise<void>,
+): Promise<void> {
   try {
     await handle();
   } catch (error) {
     if (isStorageFault(error)) throw error;
+    await parkAgain(messageOf(error));
     throw new ConflictError('subscriptions.retry-failed', `the parked event failed again and stays parked: ${messageOf(error)}`);
   }
 }

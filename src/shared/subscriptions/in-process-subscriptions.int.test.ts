@@ -255,7 +255,10 @@ describe('in-process subscriptions', () => {
       code: 'subscriptions.retry-failed',
       message: expect.stringMatching(/failed again and stays parked: cannot add 13/),
     });
-    expect(await listParked(sqlite.db)).toHaveLength(1);
+    // The failed retry is counted, with its error and when it was tried.
+    const [again] = await listParked(sqlite.db);
+    expect(again).toMatchObject({ attempts: 4, error: 'cannot add 13' });
+    expect(again?.parkedAt.localeCompare(parked[0]?.parkedAt ?? '')).toBeGreaterThanOrEqual(0);
 
     poisonous = false;
     told.length = 0;

@@ -540,6 +540,7 @@ export function inProcessSubscriptions(options: SubscriptionOptions): InProcessS
             await unpark(tx.db, parked.subscriber, event.eventId);
           }),
         isStorageFault,
+        (error) => transaction((tx) => parkEvent(tx.db, parked.subscriber, event, error, parked.attempts + 1, clock.now().toISOString())),
       );
     },
 
