@@ -39,10 +39,36 @@ export interface ConversionAttribution {
  * sums of credits near 10^12 differ below that between databases, which add them in another order.
  */
 export const rounded = (value: number): number => {
-  const whole = Math.abs(value) < 1 ? 1 : Math.floor(Math.log10(Math.abs(value))) + 1;
-  const decimals = Math.max(0, Math.min(6, 15 - whole));
-  return Math.round(value * 10 ** decimals) / 10 ** decimals;
+  const unit = 10 ** decimalsFor(value);
+  return Math.round(value * unit) / unit;
 };
+
+function decimalsFor(value: number): number {
+  const whole = Math.abs(value) < 1 ? 1 : Math.floor(Math.log10(Math.abs(value))) + 1;
+  return Math.max(0, Math.min(6, 15 - whole));
+}
+
+/**
+ * Non-negative parts rounded as `rounded` rounds their sum, so that what is shown adds up to the sum
+ * shown: each is cut down to the last decimal, and the units cutting lost go one each to the parts it
+ * cut most (a conversion of 100 split three ways shows 33.333334, 33.333333 and 33.333333, not three
+ * times 33.333333).
+ */
+export function apportioned(parts: readonly number[]): number[] {
+  const unit = 10 ** decimalsFor(parts.reduce((sum, part) => sum + part, 0));
+  const scaled = parts.map((part) => part * unit);
+  const whole = scaled.map((part) => Math.floor(part));
+  let left = Math.round(scaled.reduce((sum, part) => sum + part, 0)) - whole.reduce((sum, part) => sum + part, 0);
+  const byCut = scaled
+    .map((part, index) => ({ cut: part - (whole[index] ?? 0), index }))
+    .sort((a, b) => b.cut - a.cut || a.index - b.index);
+  for (const { index } of byCut) {
+    if (left <= 0) break;
+    whole[index] = (whole[index] ?? 0) + 1;
+    left--;
+  }
+  return whole.map((part) => part / unit);
+}
 
 /**
  * A campaign's or partner's attribution. The score is computed here from the interaction counts, so
@@ -91,10 +117,12 @@ export const getConversionAttribution =
     if (!conversion) throw new NotFoundError('attribution.conversion-not-found', `no attributed conversion with id ${conversionId} yet`);
     const credits = await views.creditsOf(conversionId);
     const byModel = Object.fromEntries(
-      ATTRIBUTION_MODELS.map((model) => [
-        model,
-        credits.filter((c) => c.model === model).map((c) => ({ ...c, share: rounded(c.share), value: rounded(c.value) })),
-      ]),
+      ATTRIBUTION_MODELS.map((model) => {
+        const ofModel = credits.filter((c) => c.model === model);
+        const shares = apportioned(ofModel.map((c) => c.share));
+        const values = apportioned(ofModel.map((c) => c.value));
+        return [model, ofModel.map((c, i) => ({ ...c, share: shares[i] ?? 0, value: values[i] ?? 0 }))];
+      }),
     ) as Record<AttributionModel, Credit[]>;
     return { conversion, credits: byModel };
   };

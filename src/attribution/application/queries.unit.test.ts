@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rounded } from './queries.js';
+import { apportioned, rounded } from './queries.js';
 
 describe('attributed values as answered', () => {
   it('keep six decimals, or the decimals a double holds beside a large value, so databases summing in another order agree', () => {
@@ -10,5 +10,29 @@ describe('attributed values as answered', () => {
     expect(rounded(1000000000066.6602)).toBe(1000000000066.66);
     expect(rounded(1e15 + 0.4)).toBe(1e15);
     expect(rounded(-2.0000004)).toBe(-2);
+  });
+});
+
+describe('credits of one conversion', () => {
+  const sum = (parts: number[]) => rounded(parts.reduce((a, b) => a + b, 0));
+
+  it('add up to what they share, each within a unit of the last decimal of its exact part', () => {
+    expect(apportioned([100 / 3, 100 / 3, 100 / 3])).toEqual([33.333334, 33.333333, 33.333333]);
+    expect(apportioned([1 / 3, 1 / 3, 1 / 3])).toEqual([0.333334, 0.333333, 0.333333]);
+    // Position-based over 50 touches: 40 % at each end, the rest shared by 48.
+    const middle = 20 / 48;
+    const positions = [40, ...Array.from({ length: 48 }, () => middle), 40];
+    const shown = apportioned(positions);
+    expect(sum(shown)).toBe(100);
+    for (const [i, part] of shown.entries()) expect(Math.abs(part - (positions[i] ?? 0))).toBeLessThanOrEqual(0.000001);
+    // The unit goes to the part the rounding cut most, not always to the first.
+    expect(apportioned([0.1000004, 0.2999996, 0.6])).toEqual([0.1, 0.3, 0.6]);
+    expect(apportioned([10, 20])).toEqual([10, 20]);
+    expect(apportioned([])).toEqual([]);
+  });
+
+  it('keep the precision of the sum near 10^12, as rounded does', () => {
+    const shown = apportioned([1e12 / 3, 1e12 / 3, 1e12 / 3]);
+    expect(sum(shown)).toBe(1e12);
   });
 });
