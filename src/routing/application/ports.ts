@@ -359,7 +359,10 @@ export type DeliveryStoreFor = (db: Kysely<object>) => DeliveryStore;
  * letters (waiting for an operator's replay) and deliveries still to go are kept.
  */
 export interface DeliveryHistory {
-  /** Deletes up to `limit` deliveries that succeeded before `before`, oldest first, with their attempts; answers how many. */
+  /**
+   * Deletes up to `limit` deliveries that succeeded before `before`, oldest first, with their attempts;
+   * once none is left, those of replay jobs cancelled before it. Answers how many.
+   */
   forgetSucceededBefore(before: string, limit: number): Promise<number>;
   /**
    * The highest log position of a delivery deleted so far (0 when none was): an event at or before it

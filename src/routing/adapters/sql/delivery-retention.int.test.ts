@@ -6,7 +6,7 @@ import type { NewDelivery } from '../../application/ports.js';
 import { deliveryPruner } from '../../application/delivery-pruner.js';
 import { routingTestDatabases } from './routing-test-databases.js';
 import { sqlDeliveryStore } from './sql-deliveries.js';
-import { oldestSucceeded, sqlDeliveryHistory } from './sql-delivery-history.js';
+import { oldestCancelled, oldestSucceeded, sqlDeliveryHistory } from './sql-delivery-history.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -155,24 +155,45 @@ for (const database of routingTestDatabases) {
       }
     });
 
-    it('finds the oldest succeeded deliveries through their own index, not the whole table', async () => {
+    it('deletes the deliveries of a replay job cancelled past the retention, once no succeeded one is left, moving no mark', async () => {
       const db = await open();
-      const statement = oldestSucceeded(NOW, 1000, database.name === 'PostgreSQL');
-      if (database.name === 'SQLite') {
-        const { rows } = await sql<{ detail: string }>`EXPLAIN QUERY PLAN ${statement}`.execute(db);
-        const plan = rows.map((row) => row.detail).join('\n');
-        expect(plan).toContain('USING INDEX routing_deliveries_succeeded (updated_at<?)');
-        expect(plan).not.toContain('TEMP B-TREE');
-        return;
-      }
-      // On an empty table a sequential scan costs nothing: the planner is asked whether the index serves at all.
-      const plan = await db.transaction().execute(async (trx) => {
-        await sql`SET LOCAL enable_seqscan = off`.execute(trx);
-        const { rows } = await sql<{ 'QUERY PLAN': string }>`EXPLAIN ${statement}`.execute(trx);
-        return rows.map((row) => row['QUERY PLAN']).join('\n');
-      });
-      expect(plan).toMatch(/Index Scan using routing_deliveries_succeeded/);
-      expect(plan).not.toMatch(/Sort/);
+      const { left } = await history(db);
+      const store = sqlDeliveryStore(db);
+      await store.schedule([
+        { ...delivery('rpl-old', 20), replayJobId: 'job-old' },
+        { ...delivery('rpl-recent', 21), replayJobId: 'job-recent' },
+      ]);
+      expect(await store.cancelJob('job-old', OLD)).toBe(1);
+      expect(await store.cancelJob('job-recent', RECENT)).toBe(1);
+      // Six succeeded ones past the retention, then the cancelled one.
+      expect(await prunerOf(db, THIRTY_DAYS, 2).prune()).toBe(7);
+      expect(await left()).toEqual([...KEPT, 'rpl-recent'].sort());
+      expect(await sqlDeliveryHistory(db).forgottenThrough()).toBe(6);
     });
+
+    for (const [kind, statement, index] of [
+      ['succeeded', oldestSucceeded, 'routing_deliveries_succeeded'],
+      ['cancelled', oldestCancelled, 'routing_deliveries_cancelled'],
+    ] as const) {
+      it(`finds the oldest ${kind} deliveries through their own index, not the whole table`, async () => {
+        const db = await open();
+        const oldest = statement(NOW, 1000, database.name === 'PostgreSQL');
+        if (database.name === 'SQLite') {
+          const { rows } = await sql<{ detail: string }>`EXPLAIN QUERY PLAN ${oldest}`.execute(db);
+          const plan = rows.map((row) => row.detail).join('\n');
+          expect(plan).toContain(`USING INDEX ${index} (updated_at<?)`);
+          expect(plan).not.toContain('TEMP B-TREE');
+          return;
+        }
+        // On an empty table a sequential scan costs nothing: the planner is asked whether the index serves at all.
+        const plan = await db.transaction().execute(async (trx) => {
+          await sql`SET LOCAL enable_seqscan = off`.execute(trx);
+          const { rows } = await sql<{ 'QUERY PLAN': string }>`EXPLAIN ${oldest}`.execute(trx);
+          return rows.map((row) => row['QUERY PLAN']).join('\n');
+        });
+        expect(plan).toMatch(new RegExp(`Index Scan using ${index}`));
+        expect(plan).not.toMatch(/Sort/);
+      });
+    }
   });
 }

@@ -335,6 +335,17 @@ const deliveryRetention: Migration = {
   },
 };
 
+/**
+ * Deliveries of a cancelled replay job are kept as long as succeeded ones, then deleted the same way,
+ * through an index of only those: a job over a month of events, cancelled, left every one for good.
+ */
+const cancelledDeliveryRetention: Migration = {
+  async up(db) {
+    await sql`CREATE INDEX routing_deliveries_cancelled ON routing_deliveries (updated_at)
+              WHERE status = 'cancelled'`.execute(db);
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -353,5 +364,6 @@ export const routingMigrations: MigrationSet = {
     '0013_claim_in_index_order': claimInIndexOrder,
     '0014_claim_by_rule': claimByRule,
     '0015_delivery_retention': deliveryRetention,
+    '0016_cancelled_delivery_retention': cancelledDeliveryRetention,
   },
 };

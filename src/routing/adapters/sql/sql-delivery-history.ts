@@ -14,6 +14,20 @@ export const oldestSucceeded = (before: string, limit: number, postgres: boolean
     WHERE status = 'succeeded' AND updated_at < ${before}
     ORDER BY updated_at LIMIT ${limit} ${postgres ? sql`FOR UPDATE SKIP LOCKED` : sql``}`;
 
+/** Likewise the oldest deliveries of cancelled replay jobs, through routing_deliveries_cancelled. */
+export const oldestCancelled = (before: string, limit: number, postgres: boolean) =>
+  sql<{ delivery_id: string }>`SELECT delivery_id FROM routing_deliveries
+    WHERE status = 'cancelled' AND updated_at < ${before}
+    ORDER BY updated_at LIMIT ${limit} ${postgres ? sql`FOR UPDATE SKIP LOCKED` : sql``}`;
+
+/** Deletes the deliveries and their attempts, in statements of a size the database takes. */
+async function deleteDeliveries(trx: Kysely<object>, ids: readonly string[], status: 'succeeded' | 'cancelled') {
+  for (const piece of keyPieces(trx, ids)) {
+    await sql`DELETE FROM routing_attempts WHERE delivery_id IN (${sql.join(piece)})`.execute(trx);
+    await sql`DELETE FROM routing_deliveries WHERE delivery_id IN (${sql.join(piece)}) AND status = ${status}`.execute(trx);
+  }
+}
+
 export function sqlDeliveryHistory(db: Kysely<object>): DeliveryHistory {
   // Replicas pruning at once each take rows the other has not locked.
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
@@ -22,12 +36,17 @@ export function sqlDeliveryHistory(db: Kysely<object>): DeliveryHistory {
     async forgetSucceededBefore(before, limit) {
       return db.transaction().execute(async (trx) => {
         const { rows } = await oldestSucceeded(before, limit, postgres).execute(trx);
-        if (rows.length === 0) return 0;
-        const ids = rows.map((row) => row.delivery_id);
-        for (const piece of keyPieces(trx, ids)) {
-          await sql`DELETE FROM routing_attempts WHERE delivery_id IN (${sql.join(piece)})`.execute(trx);
-          await sql`DELETE FROM routing_deliveries WHERE delivery_id IN (${sql.join(piece)}) AND status = 'succeeded'`.execute(trx);
+        // Once the succeeded ones are done, a cancelled job's: no event is routed by them, so no mark moves.
+        if (rows.length === 0) {
+          const cancelled = (await oldestCancelled(before, limit, postgres).execute(trx)).rows.map((row) => row.delivery_id);
+          await deleteDeliveries(trx, cancelled, 'cancelled');
+          return cancelled.length;
         }
+        await deleteDeliveries(
+          trx,
+          rows.map((row) => row.delivery_id),
+          'succeeded',
+        );
         const through = Math.max(...rows.map((row) => Number(row.position ?? 0)));
         await sql`INSERT INTO routing_forgotten (id, through_position) VALUES (${ROW}, ${through})
           ON CONFLICT (id) DO UPDATE SET through_position = CASE
