@@ -367,8 +367,13 @@ describe('the intake CLI', () => {
     expect(server.output()).not.toContain('a-very-secret-token');
     await server.kill();
     const generated = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'source.db')}`, ADMIN_TOKEN: '' });
-    expect(generated.output()).toMatch(/admin token: the generated one whose digest is in \S+admin-token\.sha256/);
+    expect(generated.output()).toMatch(
+      /admin token: a new one, shown once the server is up; its digest will be kept in \S+admin-token\.sha256/,
+    );
     await generated.kill();
+    const again = await startServerProcess({ DATABASE_URL: `sqlite:${join(dir, 'source.db')}`, ADMIN_TOKEN: '' });
+    expect(again.output()).toMatch(/admin token: the generated one whose digest is in \S+admin-token\.sha256/);
+    await again.kill();
   });
 
   it('refuses to replay or migrate while a server holds the database, and replays once it died even by SIGKILL', async () => {
