@@ -36,23 +36,24 @@ export function sqlDeliveryHistory(db: Kysely<object>): DeliveryHistory {
     async forgetSucceededBefore(before, limit) {
       return db.transaction().execute(async (trx) => {
         const { rows } = await oldestSucceeded(before, limit, postgres).execute(trx);
-        // Once the succeeded ones are done, a cancelled job's: no event is routed by them, so no mark moves.
-        if (rows.length === 0) {
-          const cancelled = (await oldestCancelled(before, limit, postgres).execute(trx)).rows.map((row) => row.delivery_id);
-          await deleteDeliveries(trx, cancelled, 'cancelled');
-          return cancelled.length;
-        }
         await deleteDeliveries(
           trx,
           rows.map((row) => row.delivery_id),
           'succeeded',
         );
-        const through = Math.max(...rows.map((row) => Number(row.position ?? 0)));
-        await sql`INSERT INTO routing_forgotten (id, through_position) VALUES (${ROW}, ${through})
-          ON CONFLICT (id) DO UPDATE SET through_position = CASE
-            WHEN excluded.through_position > routing_forgotten.through_position THEN excluded.through_position
-            ELSE routing_forgotten.through_position END`.execute(trx);
-        return rows.length;
+        if (rows.length > 0) {
+          const through = Math.max(...rows.map((row) => Number(row.position ?? 0)));
+          await sql`INSERT INTO routing_forgotten (id, through_position) VALUES (${ROW}, ${through})
+            ON CONFLICT (id) DO UPDATE SET through_position = CASE
+              WHEN excluded.through_position > routing_forgotten.through_position THEN excluded.through_position
+              ELSE routing_forgotten.through_position END`.execute(trx);
+        }
+        // The rest of the slice goes to a cancelled job's: no event is routed by them, so no mark moves.
+        // A slice that comes up short ends the pass, so they cannot wait for one with no succeeded ones.
+        if (rows.length === limit) return rows.length;
+        const cancelled = (await oldestCancelled(before, limit - rows.length, postgres).execute(trx)).rows.map((row) => row.delivery_id);
+        await deleteDeliveries(trx, cancelled, 'cancelled');
+        return rows.length + cancelled.length;
       });
     },
 
