@@ -16,7 +16,7 @@ export interface LinearRegex {
   readonly stepsPerCharacter: number;
   /** The RE2 instructions it compiles to: what each character it tests costs the engine. */
   readonly instructions: number;
-  /** How RE2 runs it (see `stepsPerCharacterOf`). */
+  /** How RE2 runs it (see `runningOf`). */
   readonly engine: RegexEngine;
 }
 
