@@ -81,10 +81,10 @@ export function registerJsonLimits(app: FastifyInstance, limits: JsonLimits): vo
   app.decorate('parseLimitedJson', parseLimited);
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, async (request: FastifyRequest, raw: string | Buffer) => {
-    refuseEncoded(request);
     // No body at all, as clients that label every request JSON send a DELETE: a route that needs one
-    // still refuses it (its schema asks for an object), the others go on.
+    // still refuses it (its schema asks for an object), the others go on, whatever the labels say.
     if (raw.length === 0) return undefined;
+    refuseEncoded(request);
     checkCharset(request.headers['content-type']);
     return parseLimited(request, utf8Text(raw));
   });
