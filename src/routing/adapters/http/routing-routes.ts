@@ -248,7 +248,9 @@ const DeliverySchema = Type.Object(
 );
 const AttemptSchema = Type.Object({
   attempt: Type.Integer(),
-  at: Type.String(),
+  at: Type.String({
+    description: 'When the attempt was sent (its outcome came `duration_ms` later); for one never sent, when it was recorded',
+  }),
   outcome: Type.String(),
   status_code: Type.Union([Type.Integer(), Type.Null()]),
   error: Type.Union([Type.String(), Type.Null()]),

@@ -550,17 +550,17 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
         .where('delivery_id', '=', update.deliveryId)
         .execute();
       if (attempt) {
-        const values = {
-          at: attempt.at,
+        const outcome = {
           outcome: attempt.outcome,
           status_code: attempt.statusCode,
           error: attempt.error,
           duration_ms: attempt.durationMs,
         };
+        // An attempt begun before it was sent keeps that time: when the receiver got it, to match with its logs.
         await tables(db)
           .insertInto('routing_attempts')
-          .values({ delivery_id: attempt.deliveryId, attempt: attempt.attempt, worker: null, ...values })
-          .onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doUpdateSet(values))
+          .values({ delivery_id: attempt.deliveryId, attempt: attempt.attempt, worker: null, at: attempt.at, ...outcome })
+          .onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doUpdateSet(outcome))
           .execute();
       }
     },

@@ -393,6 +393,18 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     expect(await store.attemptsOf('a')).toEqual([]);
   });
 
+  it('keeps, in the attempt log, when an attempt begun before it was sent went out, once its outcome is recorded', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    await store.schedule([delivery('a', 1, null)]);
+    await store.beginAttempt({ deliveryId: 'a', attempt: 1, at: T1, worker: 'w1' });
+    await store.record(
+      { deliveryId: 'a', status: 'succeeded', attempts: 1, nextAttemptAt: null, lastError: null, at: LATER },
+      { deliveryId: 'a', attempt: 1, at: LATER, outcome: 'delivered', statusCode: 200, error: null, durationMs: 1500 },
+    );
+    expect(await store.attemptsOf('a')).toEqual([expect.objectContaining({ attempt: 1, at: T1, outcome: 'delivered', durationMs: 1500 })]);
+  });
+
   it('gives back leases, and finds the attempts a worker left in flight', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
