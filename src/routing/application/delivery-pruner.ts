@@ -16,7 +16,7 @@ export interface DeliveryPrunerDeps {
   readonly slice?: number;
 }
 
-/** A pass deletes every succeeded delivery past the retention, with its attempts; `prune` answers how many. */
+/** A pass deletes every succeeded delivery past the retention, and those of replay jobs cancelled as long ago, with their attempts; `prune` answers how many. */
 export type DeliveryPruner = SlicedPruner;
 
 export const DEFAULT_DELIVERY_RETENTION_MS = 30 * 24 * 3600_000;
@@ -24,18 +24,17 @@ export const DEFAULT_DELIVERY_RETENTION_MS = 30 * 24 * 3600_000;
 /**
  * Deletes the deliveries that succeeded longer than the retention ago, with their attempts: without
  * this, every delivery and attempt stayed in the routing tables for good (about one row of each per
- * item routed). Dead letters wait for an operator's replay and deliveries still to go wait for their
+ * item routed), and likewise those a cancelled replay job left unsent. Dead letters wait for an operator's replay and deliveries still to go wait for their
  * attempts: both are kept. With a retention of 0 it never runs.
  */
 export function deliveryPruner(deps: DeliveryPrunerDeps): DeliveryPruner {
   const pruner = slicedPruner({
     clock: deps.clock,
     logger: deps.logger,
-    what: 'succeeded deliveries past their retention',
+    what: 'succeeded and cancelled deliveries past their retention',
     slice: deps.slice ?? 1000,
     ...(deps.intervalMs === undefined ? {} : { intervalMs: deps.intervalMs }),
-    deleteSlice: (limit, now) =>
-      deps.history(deps.db).forgetSucceededBefore(new Date(now.getTime() - deps.retentionMs).toISOString(), limit),
+    deleteSlice: (limit, now) => deps.history(deps.db).forgetBefore(new Date(now.getTime() - deps.retentionMs).toISOString(), limit),
   });
   if (deps.retentionMs > 0) return pruner;
   return { start: () => undefined, stop: () => Promise.resolve(), prune: () => Promise.resolve(0) };

@@ -363,7 +363,7 @@ export interface DeliveryHistory {
    * Deletes up to `limit` deliveries that succeeded before `before`, oldest first, with their attempts;
    * once none is left, those of replay jobs cancelled before it. Answers how many.
    */
-  forgetSucceededBefore(before: string, limit: number): Promise<number>;
+  forgetBefore(before: string, limit: number): Promise<number>;
   /**
    * The highest log position of a delivery deleted so far (0 when none was): an event at or before it
    * was routed, though its delivery may be gone, so it is never scheduled again.

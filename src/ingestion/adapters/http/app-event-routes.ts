@@ -70,7 +70,7 @@ export function appEventHttp(handlers: AppEventHandlers): HttpContext {
             summary: 'Ingest one event of any type',
             description:
               'Durable before the answer. Matching routing rules are evaluated now and delivered asynchronously. ' +
-              'With `Idempotency-Key` (or `message_id`) a retry within the window returns the first result and stores nothing. ' +
+              'With `Idempotency-Key` (or `message_id`, which decides when both are given) a retry within the window returns the first result and stores nothing. ' +
               'An `Idempotency-Key` sent again with another event is refused with 422.',
             params: AppParams,
             headers: KeyHeader,

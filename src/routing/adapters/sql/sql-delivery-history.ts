@@ -33,7 +33,7 @@ export function sqlDeliveryHistory(db: Kysely<object>): DeliveryHistory {
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
 
   return {
-    async forgetSucceededBefore(before, limit) {
+    async forgetBefore(before, limit) {
       return db.transaction().execute(async (trx) => {
         const { rows } = await oldestSucceeded(before, limit, postgres).execute(trx);
         await deleteDeliveries(
