@@ -90,6 +90,27 @@ describe('normalize', () => {
     for (const [given, expected] of cases) expect(normalize.run({ v: given }, facts)).toEqual({ status: 'ok', output: { v: expected } });
   });
 
+  it('answers a date-time it saw before as it did the first time, also past the ones it remembers', () => {
+    const minutes = Array.from(
+      { length: 1500 },
+      (_, i) => `${String(Math.floor(i / 60) % 24).padStart(2, '0')}:${String(i % 60).padStart(2, '0')}`,
+    );
+    const days = ['2026-01-05', '2026-02-28', '2028-02-29'];
+    const sent = days.flatMap((day) => minutes.map((time) => ({ spaced: ` ${day} ${time} `, zoned: `${day}T${time}:00+01:00` })));
+    const expected = (day: string, time: string, hoursEast: number) =>
+      new Date(Date.parse(`${day}T${time}:00.000Z`) - hoursEast * 3_600_000).toISOString();
+    for (let round = 0; round < 2; round++) {
+      for (const [i, { spaced, zoned }] of sent.entries()) {
+        const day = days[Math.floor(i / minutes.length)] ?? '';
+        const time = minutes[i % minutes.length] ?? '';
+        expect(normalize.run({ spaced, zoned, impossible: `2026-02-30 ${time}` }, facts)).toEqual({
+          status: 'ok',
+          output: { spaced: expected(day, time, 0), zoned: expected(day, time, 1), impossible: `2026-02-30 ${time}` },
+        });
+      }
+    }
+  });
+
   it('looks at a long string of dots after an @ in one pass', () => {
     // The earlier pattern backtracked over every dot, in time growing with the square of their number:
     // 13 s for 150,000 of them, holding up every write; this many would outlast the test's timeout.
