@@ -28,6 +28,8 @@ import { routingHttp } from './adapters/http/routing-routes.js';
 import { sqlDeliveryStore } from './adapters/sql/sql-deliveries.js';
 import { sqlDeliveryHistory } from './adapters/sql/sql-delivery-history.js';
 import { DEFAULT_DELIVERY_RETENTION_MS, deliveryPruner } from './application/delivery-pruner.js';
+import { deletedRuleSweeper } from './application/deleted-rule-backlogs.js';
+import { sqlDeletedRuleBacklogs } from './adapters/sql/sql-deleted-rule-backlogs.js';
 import { sqlDestinationTables } from './adapters/sql/sql-destination-tables.js';
 import { routingMigrations } from './adapters/sql/migrations.js';
 import { rulesProjection, sealClearSecrets, sqlRuleCatalog, sqlSecretVault } from './adapters/sql/sql-rules.js';
@@ -179,6 +181,18 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
     history: sqlDeliveryHistory,
     retentionMs: options.deliveryRetentionMs ?? DEFAULT_DELIVERY_RETENTION_MS,
   });
+  const countDeadLetters = (given: readonly DeliverySummary[]) => {
+    for (const delivery of given) options.onOutcome?.(delivery.destinationType, 'dead_lettered');
+  };
+  // Beside the procedure that deletes rules: on the storage thread of the one process, in the routing role.
+  const sweeper = deletedRuleSweeper({
+    store,
+    db,
+    deliveries: sqlDeliveryStore,
+    backlogs: sqlDeletedRuleBacklogs,
+    logger,
+    onGivenUp: (_ruleId, given) => countDeadLetters(given),
+  });
   const ruleDeps: RuleDeps = {
     store,
     saveChange: procedures.define(
@@ -191,12 +205,14 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
         newSigningSecret,
         rules: sqlRuleCatalog,
         deliveries: sqlDeliveryStore,
+        backlogs: sqlDeletedRuleBacklogs,
         // The worker of the side that runs the procedure: with a storage thread, the one that sends.
         onDeliveriesDue: () => worker.wake(),
         onGivenUp(ruleId, given) {
-          for (const delivery of given) options.onOutcome?.(delivery.destinationType, 'dead_lettered');
+          countDeadLetters(given);
           logger.warn({ rule_id: ruleId, deliveries: given.length }, 'the rule was deleted: its waiting deliveries were dead-lettered');
         },
+        onBacklogLeft: () => sweeper.wake(),
       }),
     ),
     clock,
@@ -258,6 +274,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
 
   /** The background work stopped, its connections kept. */
   const hold = async () => {
+    await sweeper.stop();
     await pruner.stop();
     await replays.stop();
     await worker.stop();
@@ -343,6 +360,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
       worker.start();
       replays.start();
       pruner.start();
+      sweeper.start();
     },
     async stop() {
       await hold();
@@ -353,6 +371,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
       worker.start();
       replays.start();
       pruner.start();
+      sweeper.start();
     },
   };
 }

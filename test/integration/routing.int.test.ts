@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RULES_PER_APPLICATION } from '../../src/routing/application/manage-rules.js';
+import { DEAD_LETTER_SLICE } from '../../src/routing/application/deleted-rule-backlogs.js';
 import { fixedClock } from '../../src/shared/clock.js';
 import { auth, startTestIntake, type TestIntake } from '../support/embedded-intake.js';
 import { backends, startIntakeOn } from '../support/paging.js';
@@ -1005,6 +1006,56 @@ describe.each(backends)('the delete of a rule with deliveries waiting on %s', (b
       );
     await sleep(300);
     expect(old.requests()).toBe(1);
+  });
+
+  it('dead-letters a backlog larger than a transaction takes, a slice at a time after the delete, none sent meanwhile', async () => {
+    const old = await unavailableReceiver();
+    const rule = await webhookRule(intake, old.url, { 'payload.backlog': { $gt: 0 } });
+    // Past two slices of the sweep (DEAD_LETTER_SLICE): the delete takes one, the sweeper the others.
+    const items = 2 * DEAD_LETTER_SLICE + 100;
+    for (let sent = 0; sent < items; sent += 500) {
+      const events = Array.from({ length: Math.min(500, items - sent) }, () => ({ event_type: 'order_created', payload: { backlog: 1 } }));
+      expect((await call(intake, 'POST', '/api/ingest/shop/batch', { events })).statusCode).toBe(200);
+    }
+    let attemptsSeen = 0;
+    const countOf = async (status: string) => {
+      let count = 0;
+      attemptsSeen = 0;
+      let cursor: string | null = null;
+      do {
+        const page = (
+          await call(
+            intake,
+            'GET',
+            `/api/routing/deliveries?rule_id=${rule.rule_id}&status=${status}&limit=1000${cursor ? `&cursor=${cursor}` : ''}`,
+          )
+        ).json();
+        count += (page.items as unknown[]).length;
+        for (const item of page.items as Array<{ attempts: number }>) attemptsSeen += item.attempts;
+        cursor = page.next_cursor as string | null;
+      } while (cursor !== null);
+      return count;
+    };
+    // The receiver's 503 with a long Retry-After opened the circuit: the first few retrying, the rest never tried.
+    await until(
+      async () => [await countOf('retrying'), await countOf('pending')],
+      ([retrying = 0, pending = 0]) => retrying > 0 && retrying + pending === items,
+      20_000,
+    );
+    await sleep(300);
+    const sentBefore = old.requests();
+
+    expect((await call(intake, 'DELETE', `/api/routing-rules/${rule.rule_id}`)).statusCode).toBe(204);
+    await until(
+      async () => [await countOf('pending'), await countOf('retrying'), await countOf('dead_lettered')],
+      ([pending, retrying, dead]) => dead === items && pending === 0 && retrying === 0,
+      20_000,
+    );
+    // No attempt was made of those left to the sweep: the claim held the deleted rule's backlog back.
+    expect(attemptsSeen).toBe(sentBefore);
+    const [last] = await deliveriesOf(intake, `rule_id=${rule.rule_id}&status=dead_lettered&limit=1`);
+    expect(last).toMatchObject({ attempts: 0, last_error: 'the rule was deleted' });
+    expect(old.requests()).toBe(sentBefore);
   });
 
   it('dead-letters the one in flight at the delete when its attempt finishes, keeping what the receiver answered', async () => {

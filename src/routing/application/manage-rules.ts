@@ -1,11 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { Clock } from '../../shared/clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../shared/errors.js';
-import { dataStreamId } from '../../shared/contracts/data-events.js';
 import type { AppendRequest, EventStore, StoreTransaction } from '../../shared/event-store/event-store.js';
 import type { IdGenerator } from '../../shared/ids.js';
 import { retriedCommits } from '../../shared/event-store/retried-changes.js';
-import { deadLetterUnattempted, RULE_DELETED } from '../domain/delivery.js';
 import type { DatabaseConfig, QueueConfig, WebhookConfig } from '../domain/destination-config.js';
 import {
   changesDestination,
@@ -25,9 +23,12 @@ import {
   type RuleState,
 } from '../domain/routing-rule.js';
 import { unmasked } from '../domain/destination-secrets.js';
+import { DEAD_LETTER_SLICE, deadLetterSlice, type DeadLetteredSlice } from './deleted-rule-backlogs.js';
 import { revealedDestination, sealedDestination } from './destination-credentials.js';
 import type {
   BreakerStoreFor,
+  DeletedRuleBacklogs,
+  DeletedRuleBacklogsFor,
   DeliveryStore,
   DeliveryStoreFor,
   DeliverySummary,
@@ -62,7 +63,8 @@ export interface RuleChange {
   readonly newRuleOf?: string;
   /**
    * The rule is deleted, at this time: its deliveries that wait are dead-lettered with it, rather than
-   * each when its next attempt comes (hours later, showing `retrying` for a rule that is gone).
+   * each when its next attempt comes (hours later, showing `retrying` for a rule that is gone): a slice
+   * in its transaction, the rest in transactions of their own right after (`deletedRuleSweeper`).
    */
   readonly deleted?: { readonly at: string };
 }
@@ -79,11 +81,16 @@ export const saveRuleChange =
     newSigningSecret,
     rules,
     deliveries,
+    backlogs,
     onDeliveriesDue,
     onGivenUp,
+    onBacklogLeft,
   }: Pick<RuleDeps, 'store' | 'vault' | 'breakers' | 'tallies' | 'newSigningSecret'> & {
     readonly rules: (db: Kysely<object>) => RuleCatalog;
     readonly deliveries: DeliveryStoreFor;
+    readonly backlogs: DeletedRuleBacklogsFor;
+    /** A deleted rule left more waiting deliveries than one transaction dead-letters: the sweeper goes on with them. */
+    readonly onBacklogLeft: () => void;
     /** Wakes the delivery worker (where the change commits): deliveries became due at once. */
     readonly onDeliveriesDue: () => void;
     /** Deliveries of a deleted rule dead-lettered with it, once committed (for the metrics and the log). */
@@ -100,8 +107,9 @@ export const saveRuleChange =
       if (change.newDestination !== undefined && (await deliveries(tx.db).dueAgain(change.ruleId, change.newDestination.at)) > 0)
         tx.afterCommit(onDeliveriesDue);
       if (change.deleted !== undefined) {
-        const given = await deleteWithWaiting(tx, deliveries(tx.db), change, change.deleted.at);
-        if (given.length > 0 && onGivenUp) tx.afterCommit(() => onGivenUp(change.ruleId, given));
+        const slice = await deleteWithWaiting(tx, deliveries(tx.db), backlogs(tx.db), change, change.deleted.at);
+        if (slice.given.length > 0 && onGivenUp) tx.afterCommit(() => onGivenUp(change.ruleId, slice.given));
+        if (slice.more) tx.afterCommit(onBacklogLeft);
       } else await tx.append(change.append);
       if (change.newDestination !== undefined) {
         const { destination, at } = change.newDestination;
@@ -120,27 +128,22 @@ export const saveRuleChange =
     });
 
 /**
- * A deleted rule's waiting deliveries dead-lettered, then the rule's event and theirs appended in one
- * statement: the append takes the log's lock, and an attempt recording meanwhile holds its delivery,
- * then the log. One whose attempt is in flight is given up as that attempt records.
+ * A deleted rule's waiting deliveries dead-lettered, a slice of them, then the rule's event and theirs
+ * appended in one statement: the append takes the log's lock, and an attempt recording meanwhile holds
+ * its delivery, then the log. One whose attempt is in flight is given up as that attempt records. What
+ * the slice leaves is listed for the sweeper, which goes on with it once this commits.
  */
 async function deleteWithWaiting(
   tx: StoreTransaction,
   deliveries: DeliveryStore,
+  backlogs: DeletedRuleBacklogs,
   change: RuleChange,
   at: string,
-): Promise<readonly DeliverySummary[]> {
-  const given = await deliveries.deadLetterWaiting(change.ruleId, at, RULE_DELETED);
-  // A replay job's delivery never tried was never shown on its item (as one its job's cancel withdraws).
-  const shown = given.filter((delivery) => delivery.replayJobId === null || delivery.attempts > 0);
-  await tx.appendMany([
-    change.append,
-    ...shown.map((delivery) => ({
-      streamId: dataStreamId(delivery.itemId),
-      events: [deadLetterUnattempted(delivery, RULE_DELETED, new Date(at))],
-    })),
-  ]);
-  return given;
+): Promise<DeadLetteredSlice> {
+  const slice = await deadLetterSlice(deliveries, change.ruleId, at, DEAD_LETTER_SLICE);
+  await tx.appendMany([change.append, ...slice.appends]);
+  if (slice.more) await backlogs.add({ ruleId: change.ruleId, deletedAt: at });
+  return slice;
 }
 
 export interface RuleDeps {

@@ -223,11 +223,11 @@ export interface DeliveryStore {
    */
   dueAgain(ruleId: string, at: string): Promise<number>;
   /**
-   * A deleted rule's deliveries that wait (pending or retrying, not being attempted now) are
-   * dead-lettered with `reason`, no attempt made; answered as they are after it. One being attempted
-   * is left to its attempt, which gives it up as it records (the rule is gone then).
+   * At most `limit` of a deleted rule's deliveries that wait (pending or retrying, not being attempted
+   * now) are dead-lettered with `reason`, no attempt made; answered as they are after it. One being
+   * attempted is left to its attempt, which gives it up as it records (the rule is gone then).
    */
-  deadLetterWaiting(ruleId: string, at: string, reason: string): Promise<DeliverySummary[]>;
+  deadLetterWaiting(ruleId: string, at: string, reason: string, limit: number): Promise<DeliverySummary[]>;
   /** A replay job's deliveries by status. */
   countByJob(jobId: string): Promise<Record<DeliveryStatus, number>>;
   /** Withdraws a job's deliveries that are not being sent. */
@@ -354,6 +354,23 @@ export interface DestinationRow {
 export type RuleCatalogFor = (db: Kysely<object>) => RuleCatalog;
 export type SecretVaultFor = (db: Kysely<object>) => SecretVault;
 export type DeliveryStoreFor = (db: Kysely<object>) => DeliveryStore;
+
+/** A deleted rule whose waiting deliveries are still being dead-lettered, and when it was deleted. */
+export interface DeletedRuleBacklog {
+  readonly ruleId: string;
+  readonly deletedAt: string;
+}
+
+/**
+ * The deleted rules with deliveries left to dead-letter: the delete commits with one slice of them, the
+ * rest go a slice a transaction after it, also after a restart. The claim holds these rules back.
+ */
+export interface DeletedRuleBacklogs {
+  add(backlog: DeletedRuleBacklog): Promise<void>;
+  list(): Promise<DeletedRuleBacklog[]>;
+  remove(ruleId: string): Promise<void>;
+}
+export type DeletedRuleBacklogsFor = (db: Kysely<object>) => DeletedRuleBacklogs;
 /**
  * Delivery history past its retention: succeeded deliveries are deleted with their attempts; dead
  * letters (waiting for an operator's replay) and deliveries still to go are kept.

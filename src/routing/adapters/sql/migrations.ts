@@ -346,6 +346,21 @@ const cancelledDeliveryRetention: Migration = {
   },
 };
 
+/**
+ * A deleted rule's waiting deliveries are dead-lettered a slice a transaction: the delete committed
+ * with all of them in one, and 50,000 held every other write for two seconds. The rules with some left
+ * are listed here until done, so a restart goes on with them, and the claim leaves them alone meanwhile.
+ */
+const deletedRuleBacklogs: Migration = {
+  async up(db) {
+    await db.schema
+      .createTable('routing_deleted_backlogs')
+      .addColumn('rule_id', 'text', (c) => c.primaryKey())
+      .addColumn('deleted_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 export const routingMigrations: MigrationSet = {
   owner: 'routing',
   migrations: {
@@ -365,5 +380,6 @@ export const routingMigrations: MigrationSet = {
     '0014_claim_by_rule': claimByRule,
     '0015_delivery_retention': deliveryRetention,
     '0016_cancelled_delivery_retention': cancelledDeliveryRetention,
+    '0017_deleted_rule_backlogs': deletedRuleBacklogs,
   },
 };

@@ -206,6 +206,7 @@ const HELD_RULES_NAMED = 500;
 async function heldRules(db: Kysely<object>, now: string): Promise<string[] | undefined> {
   const { rows } = await sql<{ rule_id: string }>`SELECT rule_id FROM routing_rules WHERE is_active = 0
     UNION SELECT rule_id FROM routing_breakers WHERE state <> 'closed' AND next_probe_at > ${now}
+    UNION SELECT rule_id FROM routing_deleted_backlogs
     LIMIT ${HELD_RULES_NAMED + 1}`.execute(db);
   return rows.length > HELD_RULES_NAMED ? undefined : rows.map((row) => row.rule_id);
 }
@@ -719,16 +720,25 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
       return due;
     },
 
-    async deadLetterWaiting(ruleId, at, reason) {
-      // Every pending delivery of the rule is held first: none is claimed between the read and the
-      // update, and an attempt in flight records once the delete committed, and finds the rule gone.
-      await lockPending(ruleId, sql``);
+    async deadLetterWaiting(ruleId, at, reason, limit) {
+      // The attempts in flight are held first: one that finishes meanwhile records once this committed,
+      // and finds the rule gone. Of the others, those chosen are held until the update.
+      await lockPending(ruleId, sql`AND d.lease_until > ${at}`);
       const given: DeliverySummary[] = [];
       for (const kind of PENDING_OF_RULE) {
+        const room = limit - given.length;
+        if (room <= 0) break;
+        const { rows: chosen } = await sql<{ delivery_id: string }>`SELECT d.delivery_id FROM routing_deliveries AS d
+          WHERE d.rule_id = ${ruleId} AND ${kind} AND ${notInFlight(at)} LIMIT ${room} ${postgres ? sql`FOR UPDATE` : sql``}`.execute(db);
+        if (chosen.length === 0) continue;
         const rows = await tables(db)
           .updateTable('routing_deliveries as d')
           .set({ status: 'dead_lettered', next_attempt_at: null, last_error: reason, lease_until: null, lease_owner: null, updated_at: at })
-          .where('d.rule_id', '=', ruleId)
+          .where(
+            'd.delivery_id',
+            'in',
+            chosen.map((row) => row.delivery_id),
+          )
           .where(kind)
           .where(notInFlight(at))
           .returning(SUMMARY_COLUMNS)

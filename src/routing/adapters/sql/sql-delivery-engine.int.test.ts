@@ -9,6 +9,7 @@ import type { Delivery, NewDelivery, ReplayJob } from '../../application/ports.j
 import { closedBreaker } from '../../domain/circuit-breaker.js';
 import { routingMigrations } from './migrations.js';
 import { sqlBreakerStore } from './sql-breakers.js';
+import { sqlDeletedRuleBacklogs } from './sql-deleted-rule-backlogs.js';
 import { sqlDeliveryStore } from './sql-deliveries.js';
 import { sqlReplayStore } from './sql-replays.js';
 import { sqlTallyStore } from './sql-tallies.js';
@@ -530,6 +531,33 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     );
     expect(await store.get('dead')).toMatchObject({ attempts: 4, earlierAttempts: 3 });
     expect(await store.get('live')).toMatchObject({ earlierAttempts: 0 });
+  });
+
+  it('dead-letters a deleted rule’s waiting deliveries a slice at a time, and claims none of a rule with some left', async () => {
+    const db = await open();
+    const store = sqlDeliveryStore(db);
+    const backlogs = sqlDeletedRuleBacklogs(db);
+    await store.schedule([...['a', 'b', 'c', 'd', 'e'].map((id, i) => delivery(id, i + 1, null, 'gone')), delivery('z', 9, null, 'kept')]);
+    // One being attempted is left to its attempt.
+    expect(await claim(db, T1, ['kept'])).toEqual(['a', 'b', 'c', 'd', 'e']);
+    await store.release(['b', 'c', 'd', 'e'], 'w1');
+    await backlogs.add({ ruleId: 'gone', deletedAt: T1 });
+    expect(await backlogs.list()).toEqual([{ ruleId: 'gone', deletedAt: T1 }]);
+    expect(await claim(db)).toEqual(['z']);
+    await store.release(['z'], 'w1');
+    expect(await store.nextDueAt(T0, ['kept'])).toBeUndefined();
+
+    const first = await store.deadLetterWaiting('gone', T1, 'the rule was deleted', 3);
+    expect(first).toHaveLength(3);
+    expect(first.every((d) => d.status === 'dead_lettered' && d.lastError === 'the rule was deleted')).toBe(true);
+    const rest = await store.deadLetterWaiting('gone', T1, 'the rule was deleted', 3);
+    expect([...first, ...rest].map((d) => d.deliveryId).sort()).toEqual(['b', 'c', 'd', 'e']);
+    expect(await store.deadLetterWaiting('gone', T1, 'the rule was deleted', 3)).toEqual([]);
+    expect(await store.get('a')).toMatchObject({ status: 'pending' });
+    expect(await store.get('z')).toMatchObject({ status: 'pending' });
+
+    await backlogs.remove('gone');
+    expect(await backlogs.list()).toEqual([]);
   });
 
   it('stores no attempt row for a delivery made as it was scheduled', async () => {
