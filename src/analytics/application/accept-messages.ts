@@ -117,7 +117,9 @@ export const acceptMessages =
     return receipts.sort((a, b) => a.index - b.index);
   };
 
+/** A refused message's id as its receipt gives it: text, or a number taken as text, as an accepted one's. */
 function messageIdOf(raw: unknown): { messageId?: string } {
   const id = typeof raw === 'object' && raw !== null ? (raw as { messageId?: unknown }).messageId : undefined;
+  if (typeof id === 'number' && Number.isFinite(id)) return { messageId: String(id) };
   return typeof id === 'string' ? { messageId: id } : {};
 }

@@ -37,6 +37,9 @@ describe('accepting tracking-API messages', () => {
         { type: 'identify', messageId: 'm2' },
         { type: 'track', event: 'Order Completed', userId: 'u', messageId: 'm3' },
         { type: 'track', event: 'Order Completed', userId: 'u', messageId: 'm3' },
+        // A number is an id too, taken as text, refused or not.
+        { type: 'identify', messageId: 46 },
+        { type: 'track', event: 'Order Completed', userId: 'u', messageId: 47 },
       ],
       request: { ip: '192.0.2.4', keyId: 'k1' },
     });
@@ -53,8 +56,10 @@ describe('accepting tracking-API messages', () => {
       expect.objectContaining({ index: 1, status: 'rejected', code: 'analytics.missing-identity', messageId: 'm2' }),
       { index: 2, status: 'accepted', eventId: 'e1', messageId: 'm3' },
       { index: 3, status: 'duplicate', eventId: 'e1', messageId: 'm3' },
+      expect.objectContaining({ index: 4, status: 'rejected', code: 'analytics.missing-identity', messageId: '46' }),
+      { index: 5, status: 'accepted', eventId: 'e2', messageId: '47' },
     ]);
-    expect(ingestion.stored).toHaveLength(1);
+    expect(ingestion.stored).toHaveLength(2);
     expect(ingestion.stored[0]?.command).toMatchObject({
       partnerId: 'shop',
       eventType: 'Order Completed',

@@ -42,11 +42,14 @@ export class RefusedJsonItem {
   }
 
   /**
-   * The element's own top-level string field `name` (its id), for a receipt to say which element was
-   * refused. Only text the limits would pass: the rest of the element goes no further.
+   * The element's own top-level id field `name`, as text, for a receipt to say which element was
+   * refused: a string the limits would pass, or a number (ids may be numbers, taken as text) that JSON
+   * holds exactly. The rest of the element goes no further.
    */
-  stringField(name: string): string | undefined {
+  idField(name: string): string | undefined {
     const value = isObject(this.item) && Object.hasOwn(this.item, name) ? this.item[name] : undefined;
+    if (typeof value === 'number')
+      return Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value)) ? String(value) : undefined;
     return typeof value === 'string' && !hasLoneSurrogate(value) && !value.includes('\0') ? value : undefined;
   }
 }

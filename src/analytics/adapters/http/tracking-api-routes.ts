@@ -154,7 +154,7 @@ export function trackingApiHttp(handlers: TrackingApiHandlers): HttpContext {
               if (!(message instanceof RefusedJsonItem)) return message;
               refused.set(index, message.toError());
               // Only its messageId goes on, so that its receipt names the message the client sent.
-              const messageId = message.stringField('messageId');
+              const messageId = message.idField('messageId');
               return messageId === undefined ? {} : { messageId };
             });
             const historical = path === '/v1/import';
