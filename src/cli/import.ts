@@ -86,6 +86,7 @@ function printSummary(summary: ImportSummary, json: boolean, verb: string): void
           accepted: summary.accepted,
           duplicate: summary.duplicate,
           rejected: summary.rejected,
+          not_confirmed: unconfirmed,
           rejects_path: summary.rejectsPath ?? null,
         })}\n`
       : `${verb} ${summary.read} ${summary.read === 1 ? 'record' : 'records'}: ${summary.accepted} accepted, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +

@@ -87,7 +87,14 @@ describe('intake import', { timeout: 180_000 }, () => {
     // For scripts, the same summary as one JSON object.
     const again = await cli([file, '--write-key', writeKey, '--json']);
     expect(again.status).toBe(0);
-    expect(JSON.parse(again.stdout)).toEqual({ read: 5, accepted: 0, duplicate: 3, rejected: 2, rejects_path: `${file}.rejects.ndjson` });
+    expect(JSON.parse(again.stdout)).toEqual({
+      read: 5,
+      accepted: 0,
+      duplicate: 3,
+      rejected: 2,
+      not_confirmed: 0,
+      rejects_path: `${file}.rejects.ndjson`,
+    });
     expect(await eventsOf(intake, 'shop')).toHaveLength(3);
   });
 
@@ -257,7 +264,14 @@ describe('intake import', { timeout: 180_000 }, () => {
     expect((await eventsOf(intake, 'shop')).filter((e) => e.payload.userId === 'u-quote')).toHaveLength(300);
   });
 
-  it('says what it sent when stopped with Ctrl-C, and exits 130', async () => {
+  it.each([
+    ['text', [], 'stopped after 150 records: 100 accepted, 0 duplicate, 0 rejected, 50 not confirmed\n'],
+    [
+      'JSON',
+      ['--json'],
+      `${JSON.stringify({ read: 150, accepted: 100, duplicate: 0, rejected: 0, not_confirmed: 50, rejects_path: null })}\n`,
+    ],
+  ])('says what it sent when stopped with Ctrl-C, and exits 130 (%s)', async (_output, flags, summary) => {
     // A stand-in for Intake that takes the first batch and never answers the second: Ctrl-C comes mid-import.
     let seen = 0;
     let secondBatch: () => void = () => {};
@@ -278,7 +292,7 @@ describe('intake import', { timeout: 180_000 }, () => {
         file,
         Array.from({ length: 150 }, (_, i) => JSON.stringify({ type: 'track', event: 'E', userId: 'u', messageId: `int-${i}` })).join('\n'),
       );
-      const child = spawn(process.execPath, [...INTAKE_CLI, 'import', file, '--write-key', 'wk'], {
+      const child = spawn(process.execPath, [...INTAKE_CLI, 'import', file, '--write-key', 'wk', ...flags], {
         cwd: root,
         env: { ...process.env, INTAKE_URL: `http://127.0.0.1:${(stub.address() as AddressInfo).port}` },
       });
@@ -290,7 +304,7 @@ describe('intake import', { timeout: 180_000 }, () => {
       await stalled;
       child.kill('SIGINT');
       expect(await closed).toEqual([130, null]);
-      expect(stdout).toBe('stopped after 150 records: 100 accepted, 0 duplicate, 0 rejected, 50 not confirmed\n');
+      expect(stdout).toBe(summary);
       expect(stderr.trim()).toBe('intake: interrupted: run the same command again to go on, which stores nothing twice');
     } finally {
       stub.closeAllConnections();
