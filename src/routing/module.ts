@@ -213,6 +213,7 @@ export function routingModule({ store, db, clock, newId, logger, procedures }: M
           logger.warn({ rule_id: ruleId, deliveries: given.length }, 'the rule was deleted: its waiting deliveries were dead-lettered');
         },
         onBacklogLeft: () => sweeper.wake(),
+        onCommitted: rulesById.invalidate,
       }),
     ),
     clock,

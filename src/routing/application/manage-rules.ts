@@ -85,12 +85,19 @@ export const saveRuleChange =
     onDeliveriesDue,
     onGivenUp,
     onBacklogLeft,
+    onCommitted,
   }: Pick<RuleDeps, 'store' | 'vault' | 'breakers' | 'tallies' | 'newSigningSecret'> & {
     readonly rules: (db: Kysely<object>) => RuleCatalog;
     readonly deliveries: DeliveryStoreFor;
     readonly backlogs: DeletedRuleBacklogsFor;
     /** A deleted rule left more waiting deliveries than one transaction dead-letters: the sweeper goes on with them. */
     readonly onBacklogLeft: () => void;
+    /**
+     * The change committed: the worker's copy of the rule is forgotten here, before it is woken, not
+     * when the scheduler reads the rule's event, by when a delivery made due by the change may have
+     * gone to the destination the rule just left.
+     */
+    readonly onCommitted?: (ruleId: string) => void;
     /** Wakes the delivery worker (where the change commits): deliveries became due at once. */
     readonly onDeliveriesDue: () => void;
     /** Deliveries of a deleted rule dead-lettered with it, once committed (for the metrics and the log). */
@@ -98,6 +105,7 @@ export const saveRuleChange =
   }): SaveRuleChange =>
   (change) =>
     store.transaction(async (tx) => {
+      if (onCommitted) tx.afterCommit(() => onCommitted(change.ruleId));
       // Counted in the transaction that adds the rule, creates of one application taking turns: two
       // at once must not both find room for one.
       if (change.newRuleOf !== undefined)
