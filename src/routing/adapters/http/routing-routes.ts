@@ -616,6 +616,7 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
             summary: 'Send every dead-lettered delivery (of one rule, or all) again',
             description:
               'Each starts the retry schedule over, as a replay of one delivery does. A `rule_id` that names no rule answers 404; a deleted or disabled rule answers 400, as for a replay of the rule. Without one, the dead letters of deleted or disabled rules are skipped.',
+            [OPTIONAL_BODY]: true,
             body: Type.Optional(Type.Object({ rule_id: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false })),
             response: {
               202: Type.Object({
@@ -624,6 +625,10 @@ export function routingHttp(handlers: RoutingHandlers): HttpContext {
               }),
               ...errorResponses,
             },
+          },
+          // Of every rule: `curl -X POST …/dead-letters/replay` sends no body at all.
+          preValidation: async (request) => {
+            request.body ??= {};
           },
         },
         async (request, reply) => reply.status(202).send(await handlers.replayDeadLetters(request.body?.rule_id)),
