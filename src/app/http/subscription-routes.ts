@@ -152,9 +152,10 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
           schema: {
             tags: ['operations'],
             summary: 'Handle a parked event again',
-            description: "`ref` is the parked event's `event_id`, or its `position` in the log it was read from.",
+            description:
+              "`ref` is the parked event's `event_id`, or its `position` in the log it was read from; a position that names parked events of several services' logs (the distributed mode) answers 409 with their event ids.",
             params: Type.Object({ name: Type.String({ maxLength: 64 }), ref: Type.String({ pattern: PARKED_REF }) }),
-            response: { 204: Type.Null(), ...errorResponses },
+            response: { 204: Type.Null(), ...errorResponses, 409: Type.Ref('Problem') },
           },
         },
         async (request, reply) => {
@@ -170,9 +171,9 @@ export function subscriptionHttp(subscriptions: SubscriptionAdmin): HttpContext 
             tags: ['operations'],
             summary: 'Give up on a parked event: it is no longer parked, and the subscriber never handles it',
             description:
-              "For an event nothing will ever handle (a subscriber that records facts cannot be replayed to clear it). `ref` is the parked event's `event_id`, or its `position`.",
+              "For an event nothing will ever handle (a subscriber that records facts cannot be replayed to clear it). `ref` is the parked event's `event_id`, or its `position` (409 when it names parked events of several services' logs).",
             params: Type.Object({ name: Type.String({ maxLength: 64 }), ref: Type.String({ pattern: PARKED_REF }) }),
-            response: { 204: Type.Null(), ...errorResponses },
+            response: { 204: Type.Null(), ...errorResponses, 409: Type.Ref('Problem') },
           },
         },
         async (request, reply) => {

@@ -48,8 +48,17 @@ describe.each(databases)('parked events on %s', (_name, open) => {
       );
       expect(parked).toHaveLength(2);
       expect(parked.find((p) => p.eventId === 'e-ingestion-7')?.event).toEqual(event('e-ingestion-7', 7));
+      // The position names neither: the operator is asked for the event id, never handed the first one.
+      await expect(findParked(db, 'query', 7)).rejects.toThrow(
+        expect.objectContaining({
+          code: 'subscriptions.ambiguous-parked-position',
+          message: expect.stringContaining('e-ingestion-7, e-validation-7'),
+        }),
+      );
+      expect((await findParked(db, 'query', 'e-validation-7'))?.error).toBe('bang again');
       await unpark(db, 'query', 'e-ingestion-7');
       expect((await listParked(db, 'query')).map((p) => p.eventId)).toEqual(['e-validation-7']);
+      expect((await findParked(db, 'query', 7))?.eventId).toBe('e-validation-7');
     } finally {
       await close();
     }

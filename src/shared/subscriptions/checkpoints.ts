@@ -170,17 +170,34 @@ export async function listParked(db: Kysely<object>, subscriber?: string): Promi
   return (await query.execute()).map(parkedOf);
 }
 
-/** A parked event by its position in the log it was read from, or by its event id. */
+/**
+ * A parked event by its event id, or by its position in the log it was read from. A subscriber of the
+ * distributed mode reads the logs of several services, whose positions are each their own: a position
+ * two of its parked events share names neither, and the operator is asked for the event id.
+ */
 export async function findParked(db: Kysely<object>, subscriber: string, ref: number | string): Promise<ParkedEvent | undefined> {
-  const row = await tables(db)
+  const rows = await tables(db)
     .selectFrom('parked_events')
     .selectAll()
     .where('subscriber', '=', subscriber)
     .where(typeof ref === 'number' ? 'position' : 'event_id', '=', ref)
-    .orderBy('position')
-    .executeTakeFirst();
+    .orderBy('event_id')
+    .limit(MAX_NAMED_AT_ONE_POSITION + 1)
+    .execute();
+  if (rows.length > 1)
+    throw new ConflictError(
+      'subscriptions.ambiguous-parked-position',
+      `position ${String(ref)} names ${rows.length > MAX_NAMED_AT_ONE_POSITION ? `more than ${MAX_NAMED_AT_ONE_POSITION}` : rows.length} parked events of "${subscriber}", read from the logs of different services: name one by its event_id (${rows
+        .slice(0, MAX_NAMED_AT_ONE_POSITION)
+        .map((row) => row.event_id)
+        .join(', ')})`,
+    );
+  const [row] = rows;
   return row && parkedOf(row);
 }
+
+/** Event ids a position's conflict names: one per service whose log a subscriber reads. */
+const MAX_NAMED_AT_ONE_POSITION = 8;
 
 /** How many events each subscriber has parked. */
 export async function countParked(db: Kysely<object>): Promise<Map<string, number>> {
