@@ -11,9 +11,14 @@ import type { HttpContext } from './server.js';
 
 const Status = Type.Object({
   name: Type.String(),
-  position: Type.Integer(),
-  head: Type.Integer(),
-  lag: Type.Integer(),
+  position: Type.Integer({
+    description: 'The last position handled: in the log (one process), or in the broker’s stream (a role of the distributed mode)',
+  }),
+  head: Type.Integer({ description: 'The last position of that log or stream' }),
+  lag: Type.Integer({
+    description:
+      'Events still to handle: head − position in one process; in a role, the messages of its types not yet handled (the stream holds every service’s, so fewer)',
+  }),
   parked: Type.Integer(),
   state: Type.Union([Type.Literal('running'), Type.Literal('retrying'), Type.Literal('stopped')]),
   fault: Type.Optional(Type.String()),

@@ -421,6 +421,9 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
       };
       const parked = await countParked(options.db);
       const replays = await replaysUnderWay(options.db);
+      // The stream's last sequence: a consumer's pending count is of its own subjects only, and its
+      // family's, summed, went past the end of the stream as position + lag.
+      const last = await bus.head?.().catch(() => undefined);
       return Promise.all(
         options.subscribers.map(async (subscriber) => {
           const progress = await bus.progress(durableOf(subscriber));
@@ -430,7 +433,7 @@ export function busSubscriptions(options: BusSubscriptionOptions): BusSubscripti
           return {
             name: subscriber.name,
             position,
-            head: position + lag,
+            head: last === undefined ? position + lag : Math.max(last, position),
             lag,
             parked: parked.get(subscriber.name) ?? 0,
             ...statusOf(subscriber.name),

@@ -203,3 +203,31 @@ describe('a replay read by several consumers under one name (one per publishing 
     await consumers.stop();
   });
 });
+
+describe('the status of consumers fed by a broker', () => {
+  it('tells the stream’s last sequence as the head, never past it, while one consumer of a family is behind', async () => {
+    // A subscriber of two publishers' types has a consumer each: one has read all, the other has four to go.
+    const consumers = consumersOf({
+      ...busWith({ consume: () => new Promise(() => undefined) }),
+      progress: () =>
+        Promise.resolve({
+          acknowledged: 7,
+          pending: 4,
+          members: [
+            { acknowledged: 7, pending: 0 },
+            { acknowledged: 3, pending: 4 },
+          ],
+        }),
+      head: () => Promise.resolve(7),
+    });
+    expect(await consumers.status()).toEqual([expect.objectContaining({ name: 'view', position: 7, head: 7, lag: 4 })]);
+  });
+
+  it('tells position + lag as the head of a broker that does not say its last sequence', async () => {
+    const consumers = consumersOf({
+      ...busWith({ consume: () => new Promise(() => undefined) }),
+      progress: () => Promise.resolve({ acknowledged: 5, pending: 2 }),
+    });
+    expect(await consumers.status()).toEqual([expect.objectContaining({ position: 5, head: 7, lag: 2 })]);
+  });
+});
