@@ -10,3 +10,11 @@ export function stackDefaults(env) {
   const adminToken = env.ADMIN_TOKEN || randomBytes(24).toString('base64url');
   return { bindHost: env.HOST || '127.0.0.1', adminToken, generated: !env.ADMIN_TOKEN };
 }
+
+/** URLs as the stack's messages show them: a password or token before the host is never printed. */
+export function redactedUrls(urls) {
+  return urls
+    .split(',')
+    .map((url) => url.trim().replace(/\/\/[^@/]*@/, '//***@'))
+    .join(',');
+}

@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
-import { stackDefaults } from './stack-defaults.mjs';
+import { redactedUrls, stackDefaults } from './stack-defaults.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const READY_TIMEOUT_MS = 60_000;
@@ -47,7 +47,7 @@ const databaseUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5
 const natsUrl = process.env.NATS_URL || 'nats://127.0.0.1:4222';
 const { bindHost, adminToken, generated: tokenGenerated } = stackDefaults(process.env);
 if (!/^postgres(ql)?:\/\//.test(databaseUrl))
-  fail(`DATABASE_URL must be a postgres:// URL for the distributed mode (got ${redact(databaseUrl)})`);
+  fail(`DATABASE_URL must be a postgres:// URL for the distributed mode (got ${redactedUrls(databaseUrl)})`);
 
 const probeHost = ['0.0.0.0', '::', ''].includes(bindHost) ? '127.0.0.1' : bindHost;
 const urlHost = probeHost.includes(':') ? `[${probeHost}]` : probeHost;
@@ -63,7 +63,7 @@ const natsServers = natsUrl
   .map((url) => endpointOf(url.trim(), 4222))
   .filter(Boolean);
 if (natsServers.length > 0 && !(await anyReachable(natsServers))) {
-  fail(`NATS is not reachable at ${natsUrl}: start nats-server with JetStream (-js), or set NATS_URL`);
+  fail(`NATS is not reachable at ${redactedUrls(natsUrl)}: start nats-server with JetStream (-js), or set NATS_URL`);
 }
 for (const role of roles) {
   if (await reachable(probeHost, DEFAULT_PORTS[role])) fail(`port ${DEFAULT_PORTS[role]} (${role}) is already in use`);
@@ -218,8 +218,4 @@ function reachable(host, port) {
 async function anyReachable(endpoints) {
   for (const { host, port } of endpoints) if (await reachable(host, port)) return true;
   return false;
-}
-
-function redact(url) {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

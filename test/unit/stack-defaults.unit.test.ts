@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { stackDefaults } from '../../scripts/stack-defaults.mjs';
+import { redactedUrls, stackDefaults } from '../../scripts/stack-defaults.mjs';
 
 describe('npm run stack defaults', () => {
   it('binds loopback and generates a fresh token when nothing is set', () => {
@@ -11,6 +11,13 @@ describe('npm run stack defaults', () => {
     expect(first.adminToken).not.toBe('change-me');
     expect(first.adminToken.length).toBeGreaterThanOrEqual(32);
     expect(second.adminToken).not.toBe(first.adminToken);
+  });
+
+  it('never prints a password or token of the database or broker URLs', () => {
+    expect(redactedUrls('nats://alice:s3cret@127.0.0.1:4222, nats://tok@10.0.0.2:4222,nats://10.0.0.3:4222')).toBe(
+      'nats://***@127.0.0.1:4222,nats://***@10.0.0.2:4222,nats://10.0.0.3:4222',
+    );
+    expect(redactedUrls('mysql://root:pw@db/x')).toBe('mysql://***@db/x');
   });
 
   it('takes HOST and ADMIN_TOKEN when given', () => {
