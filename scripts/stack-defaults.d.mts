@@ -5,3 +5,5 @@ export interface StackDefaults {
   readonly generated: boolean;
 }
 export function stackDefaults(env: Record<string, string | undefined>): StackDefaults;
+/** URLs (a comma list) as the stack prints them, without a password or token before a host. */
+export function redactedUrls(urls: string): string;
