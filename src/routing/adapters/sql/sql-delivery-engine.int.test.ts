@@ -45,6 +45,30 @@ if (testPostgresUrl) {
   ]);
 }
 
+/** The database as the code under test sees it, noting its reads, which `plans` explains as PostgreSQL runs them with the same parameters. */
+function explainingReads(db: Kysely<object>) {
+  const reads: Array<{ sql: string; parameters: readonly unknown[] }> = [];
+  const recording = db.withPlugin({
+    transformQuery: (args) => {
+      const compiled = db.getExecutor().compileQuery(args.node, args.queryId);
+      if (/^(SELECT|WITH)/.test(compiled.sql)) reads.push(compiled);
+      return args.node;
+    },
+    transformResult: async (args) => args.result,
+  });
+  const plans = async () => {
+    const explained: string[] = [];
+    for (const read of reads) {
+      const { rows } = await db.executeQuery<{ 'QUERY PLAN': string }>(
+        CompiledQuery.raw(`EXPLAIN (ANALYZE, COSTS OFF) ${read.sql}`, [...read.parameters]),
+      );
+      explained.push(rows.map((row) => row['QUERY PLAN']).join('\n'));
+    }
+    return explained;
+  };
+  return { recording, plans };
+}
+
 const T0 = '2026-12-02T10:00:00.000Z';
 const T1 = '2026-12-02T10:00:01.000Z';
 const LATER = '2026-12-02T11:00:00.000Z';
@@ -293,16 +317,7 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
       const others = Array.from({ length: 40 }, (_, i) => delivery(`d${i}`, 3000 + i, null, `r${i % 4}`));
       await sqlDeliveryStore(db).schedule([...held, ...others]);
       await sql`ANALYZE routing_deliveries`.execute(db);
-      // The claim's reads as this database runs them, explained with the same parameters.
-      const reads: Array<{ sql: string; parameters: readonly unknown[] }> = [];
-      const recording = db.withPlugin({
-        transformQuery: (args) => {
-          const compiled = db.getExecutor().compileQuery(args.node, args.queryId);
-          if (/^(SELECT|WITH)/.test(compiled.sql)) reads.push(compiled);
-          return args.node;
-        },
-        transformResult: async (args) => args.result,
-      });
+      const { recording, plans } = explainingReads(db);
       const claimed = await sqlDeliveryStore(recording).claimDue({
         now: T1,
         leaseUntil: LATER,
@@ -311,18 +326,12 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
         excludeRules: ['held'],
       });
       expect(claimed.map((d) => d.deliveryId)).toEqual(['d0', 'd1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7']);
-      const plans: string[] = [];
-      for (const read of reads) {
-        const explained = await db.executeQuery<{ 'QUERY PLAN': string }>(
-          CompiledQuery.raw(`EXPLAIN (ANALYZE, COSTS OFF) ${read.sql}`, [...read.parameters]),
-        );
-        plans.push(explained.rows.map((row) => row['QUERY PLAN']).join('\n'));
-      }
-      expect(plans.join('\n')).toMatch(
+      const explained = (await plans()).join('\n');
+      expect(explained).toMatch(
         /Index Scan using routing_deliveries_rule_live on routing_deliveries d\s+\(actual[^)]*\)\s+Index Cond: \(\(rule_id = r\.rule_id\)/,
       );
       // Walked in due order alone, the claim read and passed over all 3,000 held ones.
-      const rowsRead = [...plans.join('\n').matchAll(/rows=(\d+) loops=(\d+)|Rows Removed by Filter: (\d+)/g)].map((m) =>
+      const rowsRead = [...explained.matchAll(/rows=(\d+) loops=(\d+)|Rows Removed by Filter: (\d+)/g)].map((m) =>
         m[3] !== undefined ? Number(m[3]) : Number(m[1]) * Number(m[2]),
       );
       expect(Math.max(...rowsRead)).toBeLessThanOrEqual(512);
@@ -342,28 +351,14 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
       const backlog = Array.from({ length: 3000 }, (_, i) => delivery(`o${i}`, i + 1, `k${i % 5}`, 'ordered'));
       const others = Array.from({ length: 3 }, (_, i) => delivery(`u${i}`, 3001 + i, null, 'unordered'));
       await sqlDeliveryStore(db).schedule([...backlog, ...others]);
-      const reads: Array<{ sql: string; parameters: readonly unknown[] }> = [];
-      const recording = db.withPlugin({
-        transformQuery: (args) => {
-          const compiled = db.getExecutor().compileQuery(args.node, args.queryId);
-          if (/^(SELECT|WITH)/.test(compiled.sql)) reads.push(compiled);
-          return args.node;
-        },
-        transformResult: async (args) => args.result,
-      });
+      const { recording, plans } = explainingReads(db);
       const claimed = await sqlDeliveryStore(recording).claimDue({ now: T1, leaseUntil: LATER, limit: 20, owner: 'w1', excludeRules: [] });
       // The head of each key (the first one's, then the four others'), and every unordered one.
       expect(claimed.map((d) => d.deliveryId).sort()).toEqual(['first', 'o1', 'o2', 'o3', 'o4', 'u0', 'u1', 'u2']);
-      const plans: string[] = [];
-      for (const read of reads) {
-        const explained = await db.executeQuery<{ 'QUERY PLAN': string }>(
-          CompiledQuery.raw(`EXPLAIN (ANALYZE, COSTS OFF) ${read.sql}`, [...read.parameters]),
-        );
-        plans.push(explained.rows.map((row) => row['QUERY PLAN']).join('\n'));
-      }
+      const explained = await plans();
       // An anti-join on the rule alone compared each delivery with the whole backlog: 3,000 × 3,000 rows.
-      for (const plan of plans) expect(plan).not.toMatch(/Anti Join[\s\S]*routing_deliveries e\b/);
-      const removed = [...plans.join('\n').matchAll(/Rows Removed by (?:Join )?Filter: (\d+)/g)].map((m) => Number(m[1]));
+      for (const plan of explained) expect(plan).not.toMatch(/Anti Join[\s\S]*routing_deliveries e\b/);
+      const removed = [...explained.join('\n').matchAll(/Rows Removed by (?:Join )?Filter: (\d+)/g)].map((m) => Number(m[1]));
       expect(Math.max(0, ...removed)).toBeLessThanOrEqual(10_000);
     },
   );
