@@ -6,6 +6,7 @@ import type { IdGenerator } from '../../shared/ids.js';
 import type { NewEvent } from '../../shared/events.js';
 import { STEPS_PER_REQUEST, workBudget, type WorkBudget } from '../../shared/work-budget.js';
 import { threadSlice } from '../../shared/yielding.js';
+import { DEFAULT_EVENT_TYPE } from '../domain/values.js';
 import {
   dataStreamId,
   decideIngest,
@@ -123,14 +124,20 @@ const storedKeyOf = (key: IdempotencyKey) => `${key.sameRequestOnly ? (key.deriv
  */
 const legacyKeyOf = (key: IdempotencyKey) => (/^[mrb]:/.test(key.key) ? {} : { legacyKey: key.key });
 
-/** What an event asks to store, for telling a retry from another request under the same key (`fingerprintOf`). */
-function fingerprintOfCommand(command: IngestDataCommand): string {
-  return fingerprintOf([command.eventType, command.payload ?? null]);
-}
-
-/** The fingerprint as releases before keys were put in order took it, while records of theirs last. */
-function legacyFingerprintOf(command: IngestDataCommand): string {
-  return sha256(JSON.stringify([command.eventType, command.payload ?? null]));
+/**
+ * What an event asks to store, for telling a retry from another request under the same key
+ * (`fingerprintOf`): its type as stored, so that `event_type` left out and `"data"` (its default) are
+ * one request. Records of earlier releases hold other forms, which `alsoMatches` accepts while they
+ * last: the type as sent (null when left out), and before keys were put in order, the JSON text's digest.
+ */
+function fingerprintsOf(item: IngestedItem, command: IngestDataCommand): { fingerprint: string; alsoMatches?: readonly string[] } {
+  const payload = command.payload ?? null;
+  const fingerprint = fingerprintOf([item.eventType, payload]);
+  const types = item.eventType === DEFAULT_EVENT_TYPE ? [item.eventType, null] : [item.eventType];
+  const alsoMatches = [
+    ...new Set(types.flatMap((type) => [fingerprintOf([type, payload]), sha256(JSON.stringify([type, payload]))])),
+  ].filter((other) => other !== fingerprint);
+  return alsoMatches.length > 0 ? { fingerprint, alsoMatches } : { fingerprint };
 }
 
 /** A prepared item as the storage side commits it: where it goes, its receipt, its events and its key. */
@@ -145,8 +152,8 @@ export interface ToCommit<Event = NewEvent> {
   readonly legacyKey?: string;
   /** With a key that names one request: what it asked for (see `IdempotencyKey`). */
   readonly fingerprint?: string;
-  /** The same as a release before took it, when it differs. */
-  readonly legacyFingerprint?: string;
+  /** The same as releases before took it, where it differs (`fingerprintsOf`). */
+  readonly alsoMatches?: readonly string[];
 }
 
 const toCommit = (prepared: Prepared, command: IngestDataCommand, key: IdempotencyKey | undefined): ToCommit => ({
@@ -155,14 +162,8 @@ const toCommit = (prepared: Prepared, command: IngestDataCommand, key: Idempoten
   routing: prepared.routing,
   events: prepared.events,
   ...(key === undefined ? {} : { key: storedKeyOf(key), ...legacyKeyOf(key) }),
-  ...(key?.sameRequestOnly ? fingerprintsOf(command) : {}),
+  ...(key?.sameRequestOnly ? fingerprintsOf(prepared.item, command) : {}),
 });
-
-function fingerprintsOf(command: IngestDataCommand): { fingerprint: string; legacyFingerprint?: string } {
-  const fingerprint = fingerprintOfCommand(command);
-  const legacyFingerprint = legacyFingerprintOf(command);
-  return legacyFingerprint === fingerprint ? { fingerprint } : { fingerprint, legacyFingerprint };
-}
 
 /** Appends prepared events in one transaction; one with a key is stored at most once per key. */
 export type CommitPrepared = (entries: readonly ToCommit[]) => Promise<Committed[]>;
@@ -246,7 +247,7 @@ export const commitPrepared =
               fingerprint !== undefined &&
               first.fingerprint !== undefined &&
               first.fingerprint !== fingerprint &&
-              first.fingerprint !== entry.legacyFingerprint;
+              !(entry.alsoMatches ?? []).includes(first.fingerprint);
             committed.push({ status: reused ? 'key-reused' : 'duplicate', eventId: first.eventId, routing: first.routing });
             continue;
           }

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { UNKNOWN_KIND_FINGERPRINT } from '../sql/idempotency-table.js';
+import { fingerprintOf } from '../../../shared/fingerprint.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auth, startTestIntake, type TestIntake } from '../../../../test/support/embedded-intake.js';
 
@@ -64,6 +65,30 @@ describe('POST /ingest', () => {
     expect([other.statusCode, other.json().code]).toEqual([422, 'ingestion.idempotency-key-reused']);
     expect((await get('/ingest/partner/keyed')).json().items).toHaveLength(1);
     expect((await storedCount()) - before).toBe(2);
+  });
+
+  it('takes event_type left out and "data", its default, as one request under a key, also against a record of a release before', async () => {
+    const omitted = { partner_id: 'defaulted', payload: { a: 1 } };
+    const spelled = { ...omitted, event_type: 'data' };
+    for (const [key, first, second] of [
+      ['DEF-1', omitted, spelled],
+      ['DEF-2', spelled, omitted],
+    ] as const) {
+      const stored = await post(first, { ...auth, 'idempotency-key': key });
+      expect(stored.statusCode).toBe(201);
+      const retry = await post(second, { ...auth, 'idempotency-key': key });
+      expect([retry.statusCode, retry.headers['idempotent-replayed'], retry.json().id]).toEqual([201, 'true', stored.json().id]);
+    }
+    // A release before fingerprinted the type as sent: null when it was left out.
+    const old = await post(omitted, { ...auth, 'idempotency-key': 'DEF-3' });
+    await intake.store.transaction((tx) =>
+      sql`UPDATE ingest_idempotency SET fingerprint = ${fingerprintOf([null, omitted.payload])} WHERE idem_key = 'r:DEF-3'`.execute(tx.db),
+    );
+    const retry = await post(spelled, { ...auth, 'idempotency-key': 'DEF-3' });
+    expect([retry.statusCode, retry.json().id]).toEqual([201, old.json().id]);
+    const other = await post({ ...spelled, event_type: 'other' }, { ...auth, 'idempotency-key': 'DEF-3' });
+    expect([other.statusCode, other.json().code]).toEqual([422, 'ingestion.idempotency-key-reused']);
+    expect((await get('/ingest/partner/defaulted')).json().items).toHaveLength(3);
   });
 
   it('answers a retry of a request a release before key prefixes and fingerprints stored (it was stored again after the upgrade)', async () => {
