@@ -175,6 +175,11 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
       'this server is stopping: send the request again, to another server or to this one once it is back',
     );
   });
+  // Answers to the requests in flight at the close end their connections, and say so: one answered as
+  // kept alive was closed by the drain all the same, and a client's next request on it met a reset.
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
   // Only JSON is accepted: a text/plain body is refused with 415 instead of failing schema validation.
   app.removeContentTypeParser('text/plain');
   registerJsonLimits(app, { maxDepth: options.maxJsonDepth ?? 64, maxValues: options.maxJsonValues ?? 20_000 });
