@@ -119,15 +119,25 @@ export function loadDotEnv(path = '.env'): void {
 
 /**
  * The first line of a .env text that is neither `NAME=value` (maybe `export`ed), a comment nor blank,
- * or whose quoted value is never closed (Node would take the quote as part of the value).
+ * or whose quoted value is never closed (Node would take the quote as part of the value), or is
+ * followed by more than a comment (Node drops it: `ADMIN_TOKEN="abc"def` set the token `abc`).
  */
 function unreadableLine(text: string): { line: number; why: string } | undefined {
   const lines = text.split(/\r?\n/);
+  const afterQuote = (line: number) => ({
+    line,
+    why: 'has text after the closing quote of its value, which would be dropped; put it inside the quotes',
+  });
+  const onlyCommentAfter = (rest: string) => rest.trim() === '' || rest.trim().startsWith('#');
   // A quoted value may run over several lines, up to its closing quote.
   let openQuote: string | undefined;
   for (const [index, line] of lines.entries()) {
     if (openQuote !== undefined) {
-      if (line.includes(openQuote)) openQuote = undefined;
+      const close = line.indexOf(openQuote);
+      if (close !== -1) {
+        openQuote = undefined;
+        if (!onlyCommentAfter(line.slice(close + 1))) return afterQuote(index + 1);
+      }
       continue;
     }
     const trimmed = line.trim();
@@ -141,6 +151,8 @@ function unreadableLine(text: string): { line: number; why: string } | undefined
         return { line: index + 1, why: `opens a quoted value (${quote}) that is never closed` };
       }
       openQuote = quote;
+    } else if ((quote === '"' || quote === "'" || quote === '`') && !onlyCommentAfter(value.slice(value.indexOf(quote, 1) + 1))) {
+      return afterQuote(index + 1);
     }
     // Node ends an unquoted value at its first `#`: `ADMIN_TOKEN=abc#def` set the token `abc`. A `#`
     // after a space is taken for the comment it looks like. The value is not echoed: it may be a secret.
@@ -185,7 +197,7 @@ export function deploymentOf(config: Pick<Config, 'schemaPrefix' | 'databaseUrl'
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const databaseUrl = env.DATABASE_URL ?? 'sqlite:./data/intake.db';
+  const databaseUrl = env.DATABASE_URL || 'sqlite:./data/intake.db';
   const postgres = isPostgresUrl(databaseUrl);
   if (!databaseUrl.startsWith('sqlite:') && !postgres) {
     throw new ConfigError(`DATABASE_URL must be a sqlite: or postgres:// URL (got ${redactUrl(databaseUrl)})`);

@@ -33,9 +33,11 @@ describe('configuration', () => {
     expect(refused({ ATTRIBUTION_WEIGHTS: 'click=many' })).toMatch(/^ATTRIBUTION_WEIGHTS/);
   });
 
-  it('takes an empty HOST or DATA_DIR for unset, as every other variable, and checks the secret key and schema prefix before anything opens', () => {
+  it('takes an empty HOST, DATA_DIR or DATABASE_URL for unset, as every other variable, and checks the secret key and schema prefix before anything opens', () => {
     const config = loadConfig({ HOST: '', DATA_DIR: '', DATABASE_URL: 'sqlite:/tmp/intake-config/db/intake.db' });
     expect(config).toMatchObject({ host: '0.0.0.0', dataDir: '/tmp/intake-config/db' });
+    // A compose file's `DATABASE_URL: ${DATABASE_URL:-}`: the default database, not a refusal.
+    expect(loadConfig({ DATABASE_URL: '' }).dataDir).toBe(join(process.cwd(), 'data'));
     expect(loadConfig({ DATA_DIR: 'state' }).dataDir).toBe(join(process.cwd(), 'state'));
     expect(() => loadConfig({ INTAKE_SECRET_KEY: 'short' })).toThrow(new ConfigError('INTAKE_SECRET_KEY must be at least 16 characters'));
     expect(loadConfig({ INTAKE_SECRET_KEY: '' }).secretKey).toBeUndefined();
@@ -239,6 +241,18 @@ describe('the .env file', () => {
       expect(process.env.INTAKE_TEST_DOTENV_E).toBe('');
       delete process.env.INTAKE_TEST_DOTENV_TOKEN;
       delete process.env.INTAKE_TEST_DOTENV_E;
+      // Node would drop what follows a closing quote (the token would be `abc`): refused, not echoed; a comment may follow.
+      const trailing = join(dir, 'trailing.env');
+      writeFileSync(trailing, 'INTAKE_TEST_DOTENV_A="1" # a comment\nINTAKE_TEST_DOTENV_TOKEN="abc"def\n');
+      const dropped = `${trailing} line 2 has text after the closing quote of its value, which would be dropped; put it inside the quotes`;
+      expect(() => loadDotEnv(trailing)).toThrow(dropped);
+      expect(() => loadDotEnv(trailing)).not.toThrow(/def/);
+      writeFileSync(trailing, "INTAKE_TEST_DOTENV_A='two\nlines'x\n");
+      expect(() => loadDotEnv(trailing)).toThrow(`${trailing} line 2 has text after the closing quote`);
+      writeFileSync(trailing, "INTAKE_TEST_DOTENV_TOKEN='abc' # the token\nINTAKE_TEST_DOTENV_B=`b`\n");
+      loadDotEnv(trailing);
+      expect(process.env.INTAKE_TEST_DOTENV_TOKEN).toBe('abc');
+      delete process.env.INTAKE_TEST_DOTENV_TOKEN;
       // What the environment sets wins over the file.
       process.env.INTAKE_TEST_DOTENV_C = 'from-env';
       writeFileSync(marked, 'INTAKE_TEST_DOTENV_C=from-file\n');
