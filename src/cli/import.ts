@@ -30,7 +30,8 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
     process.stderr.write('intake import: --batch-size must be an integer from 1 to 500\n');
     return 2;
   }
-  const url = args.url ?? env.INTAKE_URL ?? `http://127.0.0.1:${env.PORT ?? 8000}`;
+  // Empty is unset, as for the server's own variables.
+  const url = args.url ?? (env.INTAKE_URL || `http://127.0.0.1:${env.PORT || 8000}`);
   if (!/^https?:\/\/[^/]/i.test(url)) {
     process.stderr.write(`intake import: --url must be an http:// or https:// address of Intake, not "${url}"\n`);
     return 2;
@@ -40,8 +41,8 @@ export async function runImport(args: ImportArgs, env: NodeJS.ProcessEnv = proce
     process.stderr.write(`intake import: --url is not a valid address: "${url}"\n`);
     return 2;
   }
-  const writeKey = args.writeKey ?? env.INTAKE_WRITE_KEY;
-  const token = args.token ?? env.INTAKE_TOKEN ?? env.ADMIN_TOKEN;
+  const writeKey = args.writeKey ?? (env.INTAKE_WRITE_KEY || undefined);
+  const token = args.token ?? (env.INTAKE_TOKEN || env.ADMIN_TOKEN || undefined);
   // Without either, every record would be rejected one by one and the run still "succeed".
   if (!writeKey && !token) {
     process.stderr.write('intake import: give --write-key (Segment-style messages) or --token (partner items), or both\n');

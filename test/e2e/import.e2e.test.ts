@@ -366,6 +366,9 @@ describe('intake import', { timeout: 180_000 }, () => {
     // The server's own settings are none of its business.
     const serverSettings = await cli([file, '--write-key', writeKey], undefined, { DATABASE_URL: 'mysql://x', LOG_LEVEL: 'verbose' });
     expect([serverSettings.status, serverSettings.stdout]).toEqual([0, expect.stringContaining('1 accepted')]);
+    // Empty is unset: INTAKE_URL left empty (a compose file's `${INTAKE_URL:-}`) means the local server on PORT.
+    const emptyUrl = await cli([file, '--write-key', writeKey], undefined, { INTAKE_URL: '', PORT: new URL(baseUrl).port });
+    expect([emptyUrl.status, emptyUrl.stdout]).toEqual([0, expect.stringContaining('1 duplicate')]);
 
     const bad = join(dir, 'all-bad.ndjson');
     writeFileSync(bad, [lines[2], lines[3]].join('\n'));
