@@ -67,7 +67,10 @@ export function recentEvents<Row extends Positioned>(limits: RecentEventsLimits<
   const now = limits.now ?? Date.now;
   const idleMs = limits.readerIdleMs ?? READER_IDLE_MS;
   const readers = new Map<string, { position: number; at: number }>();
-  let kept: Row[] = [];
+  // Slots before `first` are emptied as their events are dropped: the array is compacted only now and
+  // then, and a dropped event left in its slot stayed on the heap until then, with its data and text
+  // (thousands of large items under a steady load, past the storage thread's heap).
+  let kept: Array<Row | undefined> = [];
   let first = 0; // index of the oldest event still kept
   let bytes = 0; // of the events from `first` on
 
@@ -100,6 +103,7 @@ export function recentEvents<Row extends Positioned>(limits: RecentEventsLimits<
       const drops = (oldest: Row) => oldest.position <= read || kept.length - first > limits.events || bytes > limits.bytes;
       while (first < kept.length && drops(kept[first] as Row)) {
         bytes -= limits.sizeOf(kept[first] as Row);
+        kept[first] = undefined;
         first += 1;
       }
       // Compact now and then rather than shifting the array on every commit.
@@ -115,7 +119,7 @@ export function recentEvents<Row extends Positioned>(limits: RecentEventsLimits<
       if (oldest === undefined || position + 1 < oldest.position) return undefined;
       const from = first + (position + 1 - oldest.position);
       if (from >= kept.length) return undefined;
-      return kept.slice(from, from + limit);
+      return kept.slice(from, from + limit) as Row[];
     },
   };
 }

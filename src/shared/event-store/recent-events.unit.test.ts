@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { recentEvents } from './recent-events.js';
 
@@ -14,6 +16,26 @@ describe('recent events', () => {
     expect(positions(tail.after(6, 1))).toEqual([7]);
     expect(tail.after(3, 10)).toBeUndefined(); // position 4 was never seen here
     expect(tail.after(8, 10)).toBeUndefined(); // nothing newer known: the database decides
+  });
+
+  it('lets go of every event it drops, while a reader stays a commit behind the newest', async () => {
+    setFlagsFromString('--expose-gc');
+    const collect = runInNewContext('gc') as () => void;
+    // Large events: two fit the bytes allowed, far fewer than the events allowed before the array is compacted.
+    const tail = recentEvents<Row & { size: number }>({ events: 10_000, bytes: 2_000_000, sizeOf: (row) => row.size });
+    const dropped: Array<WeakRef<object>> = [];
+    for (let position = 1; position <= 60; position++) {
+      const event = { position, size: 1_000_000, text: 'x'.repeat(1_000_000) };
+      if (position <= 50) dropped.push(new WeakRef(event));
+      tail.add([event]);
+      // The reader has read all but the event just added.
+      expect(positions(tail.after(position - 1, 10, 'reader'))).toEqual([position]);
+    }
+    // A megabyte each: held by the slots the tail had moved past, 50 of them stayed on the heap until
+    // the array was compacted, 2,500 events later; under a steady load of large items the storage thread ran out of memory.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    collect();
+    expect(dropped.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
   });
 
   it('starts afresh after a gap or a commit noted out of order', () => {
