@@ -1,5 +1,5 @@
 import { NotFoundError, ValidationError } from '../../shared/errors.js';
-import { MAX_PAGE_BYTES, type Page, type PageRequest } from '../../shared/pagination.js';
+import { MAX_ITEM_PAGE_BYTES, type Page, type PageRequest } from '../../shared/pagination.js';
 import { foldHistory, type HistoryEntry, type ItemView } from '../domain/item-view.js';
 import { instantBound } from '../../shared/instant-bound.js';
 import type { ItemFilter, ItemHistory, ItemViews } from './ports.js';
@@ -79,7 +79,7 @@ export const listItemsWithHistory =
   (views: ItemViews, history: ItemHistory) =>
   async (filter: ItemFilter, page: PageRequest): Promise<Page<ItemWithHistory>> => {
     // Each item's history repeats its payload a few times (received, ingested, validated, processed).
-    const items = await views.list(filter, page, MAX_PAGE_BYTES / 4);
+    const items = await views.list(filter, page, MAX_ITEM_PAGE_BYTES / 4);
     const histories = await history.ofMany(items.items.map((view) => view.id));
     return { items: items.items.map((view) => ({ view, history: histories.get(view.id) ?? [] })), nextCursor: items.nextCursor };
   };

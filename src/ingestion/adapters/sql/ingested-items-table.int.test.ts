@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../../shared/events.js';
-import { MAX_PAGE_BYTES } from '../../../shared/pagination.js';
+import { MAX_ITEM_PAGE_BYTES } from '../../../shared/pagination.js';
 import { ingestedItemsProjection, sqlIngestedItemsView } from './ingested-items-table.js';
 import { ingestionMigrations } from './migrations.js';
 import { testDatabases, type TestDatabase } from '../../../shared/sql/test-databases.js';
@@ -16,10 +16,10 @@ const ingested = (id: string, payload: object) =>
   }) as unknown as RecordedEvent;
 
 describe.each(databases)('the ingestion view on %s', (_name, open) => {
-  it(`pages items of a megabyte ${MAX_PAGE_BYTES / (1024 * 1024)} MB at a time, whatever the limit`, async () => {
+  it(`pages items of a quarter megabyte ${MAX_ITEM_PAGE_BYTES / (1024 * 1024)} MB at a time, whatever the limit`, async () => {
     const { db, close } = await open();
     try {
-      const big = 'x'.repeat(1_000_000);
+      const big = 'x'.repeat(250_000);
       await ingestedItemsProjection.apply(
         db,
         Array.from({ length: 10 }, (_, i) => ingested(`i${i}`, { i, big })),

@@ -4,6 +4,7 @@ import type { ItemHistory } from '../../application/ports.js';
 import { keyPieces, rowPieces } from '../../../shared/sql/statement-shapes.js';
 import type { HistoryEntry } from '../../domain/item-view.js';
 import { insertTemplate } from '../../../shared/sql/insert-template.js';
+import { mapYielding } from '../../../shared/yielding.js';
 
 type Tables = {
   query_item_events: { item_id: string; event_id: string; type: string; version: number; data: string; recorded_at: string };
@@ -44,7 +45,9 @@ export function sqlItemHistory(db: Kysely<object>): ItemHistory & { record(event
         .orderBy('recorded_at')
         .orderBy('version')
         .execute();
-      for (const row of rows) histories.get(row.item_id)?.push(entryOf(row));
+      // Parsed a slice of the thread at a time: a page's histories repeat each payload four times.
+      const entries = await mapYielding(rows, (row) => [row.item_id, entryOf(row)] as const);
+      for (const [itemId, entry] of entries) histories.get(itemId)?.push(entry);
     }
     return histories;
   };
