@@ -124,5 +124,7 @@ export const getConversionAttribution =
         return [model, ofModel.map((c, i) => ({ ...c, share: shares[i] ?? 0, value: values[i] ?? 0 }))];
       }),
     ) as Record<AttributionModel, Credit[]>;
-    return { conversion, credits: byModel };
+    // Shown as its credits are, so that they add up to it: a value sent with more decimals than are kept
+    // (1.0000005) had credits summing to more than itself.
+    return { conversion: { ...conversion, value: rounded(conversion.value) }, credits: byModel };
   };

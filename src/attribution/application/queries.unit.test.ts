@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { apportioned, rounded } from './queries.js';
+import { apportioned, getConversionAttribution, rounded } from './queries.js';
+import type { AttributionViews } from './ports.js';
 
 describe('attributed values as answered', () => {
   it('keep six decimals, or the decimals a double holds beside a large value, so databases summing in another order agree', () => {
@@ -34,5 +35,22 @@ describe('credits of one conversion', () => {
   it('keep the precision of the sum near 10^12, as rounded does', () => {
     const shown = apportioned([1e12 / 3, 1e12 / 3, 1e12 / 3]);
     expect(sum(shown)).toBe(1e12);
+  });
+});
+
+describe('a conversion with its credits', () => {
+  it('shows its value as its credits are rounded, so that they add up to it', async () => {
+    const views = {
+      conversion: async () => ({ id: 'c1', visitor: { appId: null, id: 'v1' }, value: 1.0000005, occurredAt: '2026-11-01T00:00:00.000Z' }),
+      creditsOf: async () => [
+        { model: 'first_touch', share: 1, value: 1.0000005 },
+        { model: 'linear', share: 0.5, value: 0.50000025 },
+        { model: 'linear', share: 0.5, value: 0.50000025 },
+      ],
+    } as unknown as AttributionViews;
+    const { conversion, credits } = await getConversionAttribution(views)('c1');
+    expect(conversion.value).toBe(1.000001);
+    for (const model of ['first_touch', 'linear'] as const)
+      expect(rounded(credits[model].reduce((sum, credit) => sum + credit.value, 0))).toBe(conversion.value);
   });
 });
