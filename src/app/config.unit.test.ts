@@ -31,6 +31,8 @@ describe('configuration', () => {
     expect(refused({ WEBHOOK_RETRY_SCHEDULE: '5,soon' })).toMatch(/^WEBHOOK_RETRY_SCHEDULE must be/);
     expect(refused({ ROUTING_BREAKER_THRESHOLD: '0' })).toMatch(/^ROUTING_BREAKER_THRESHOLD must be/);
     expect(refused({ ATTRIBUTION_WEIGHTS: 'click=many' })).toMatch(/^ATTRIBUTION_WEIGHTS/);
+    // A score of such weights overflows to Infinity, which JSON writes as null.
+    expect(refused({ ATTRIBUTION_WEIGHTS: 'click=1e308' })).toMatch(/^ATTRIBUTION_WEIGHTS.*click must be a number from 0 to 1,000,000/);
   });
 
   it('takes an empty HOST, DATA_DIR or DATABASE_URL for unset, as every other variable, and checks the secret key and schema prefix before anything opens', () => {

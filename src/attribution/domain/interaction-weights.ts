@@ -7,6 +7,9 @@ export type InteractionCounts = Readonly<Record<InteractionType, number>>;
 
 export const DEFAULT_WEIGHTS: InteractionWeights = { view: 1, click: 3, engagement: 5 };
 
+/** Far above any useful ratio, and low enough that a campaign's score stays a finite number (1e308 made it null). */
+const MAX_WEIGHT = 1_000_000;
+
 /** Weights from text such as `view=1,click=3,engagement=5`; types left out keep their default. */
 export function parseWeights(text: string): InteractionWeights {
   const given: Array<[string, number]> = text
@@ -27,8 +30,8 @@ export function weightsOf(given: Readonly<Record<string, number>>): InteractionW
   for (const [name, weight] of Object.entries(given)) {
     if (!(INTERACTION_TYPES as readonly string[]).includes(name)) {
       violations.push({ path: name, message: `is not an interaction type (${INTERACTION_TYPES.join(', ')})` });
-    } else if (!Number.isFinite(weight) || weight < 0) {
-      violations.push({ path: name, message: 'must be a non-negative number, as in click=3' });
+    } else if (!Number.isFinite(weight) || weight < 0 || weight > MAX_WEIGHT) {
+      violations.push({ path: name, message: `must be a number from 0 to ${MAX_WEIGHT.toLocaleString('en-US')}, as in click=3` });
     }
   }
   if (violations.length > 0) {

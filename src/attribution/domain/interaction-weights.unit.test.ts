@@ -22,6 +22,11 @@ describe('interaction weights', () => {
     }
   });
 
+  it('refuse a weight so large that a score could overflow (JSON would write it as null), and take one up to a million', () => {
+    expect(() => parseWeights('click=1e308')).toThrow(/click must be a number from 0 to 1,000,000/);
+    expect(parseWeights('click=1000000')).toEqual({ ...DEFAULT_WEIGHTS, click: 1_000_000 });
+  });
+
   it('refuse a weight that is not a number when given in code', () => {
     expect(() => weightsOf({ click: Number.POSITIVE_INFINITY })).toThrow(ValidationError);
   });
