@@ -91,6 +91,17 @@ describe('the OpenAPI document of the whole service', () => {
     expect(documents('POST /api/statistics/refresh/{app_id}', '415')).toBe(true);
     const keyed = operations.find(([name]) => name === 'POST /api/ingest/{app_id}')?.[1];
     expect(keyed?.responses?.['201']?.headers).toHaveProperty('Idempotent-Replayed');
+    // A batch tells a retry event by event, in its receipts: no header promised that it never sends.
+    for (const batch of ['POST /api/ingest/{app_id}/batch', 'POST /api/v1/tracking/events/batch'])
+      expect(operations.find(([name]) => name === batch)?.[1].responses?.['200']?.headers ?? {}, batch).not.toHaveProperty(
+        'Idempotent-Replayed',
+      );
+    // The tracking API refuses a charset other than UTF-8 with 415, whatever media types it takes.
+    for (const path of ['/v1/batch', '/v1/track', '/v1/import']) expect(documents(`POST ${path}`, '415'), path).toBe(true);
+    // A health check's 503 is its status document, as JSON, not a problem.
+    expect(Object.keys(operations.find(([name]) => name === 'GET /api/v1/tracking/health')?.[1].responses?.['503']?.content ?? {})).toEqual(
+      ['application/json'],
+    );
     const bodyless = await intake.app.inject({
       method: 'POST',
       url: '/api/statistics/refresh/shop',

@@ -46,9 +46,13 @@ interface Operation {
 }
 type OpenApiDocument = { paths?: Record<string, Record<string, Operation>>; security?: unknown[] };
 
-/** Every route that takes an `Idempotency-Key` says, on its success answers, how a retry's answer is marked. */
+/**
+ * Every route of one event that takes an `Idempotency-Key` says, on its success answers, how a retry's
+ * answer is marked. A batch's retry is told event by event, in its receipts (`duplicate`), not by a header.
+ */
 function withReplayHeader<T extends OpenApiDocument>(document: T): T {
-  for (const operations of Object.values(document.paths ?? {})) {
+  for (const [path, operations] of Object.entries(document.paths ?? {})) {
+    if (path.endsWith('/batch')) continue;
     for (const operation of Object.values(operations)) {
       if (!operation.parameters?.some((parameter) => parameter.in === 'header' && parameter.name === 'idempotency-key')) continue;
       for (const [status, response] of Object.entries(operation.responses ?? {})) {
@@ -80,7 +84,8 @@ function withOptionalBodies<T extends OpenApiDocument>(document: T): T {
 
 const BODY_METHODS = new Set(['post', 'put', 'patch', 'delete']);
 
-const PROBLEM = { content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+const PROBLEM_SCHEMA = '#/components/schemas/Problem';
+const PROBLEM = { content: { 'application/problem+json': { schema: { $ref: PROBLEM_SCHEMA } } } };
 
 /**
  * What the HTTP edge answers on every route of a kind, whatever the route declares: 403 where a
@@ -115,13 +120,14 @@ function withEdgeProblems<T extends OpenApiDocument>(document: T): T {
 /**
  * Every error is answered as `application/problem+json` (RFC 9457), whatever route it comes from:
  * the document says so too, instead of the `application/json` the generator writes for any schema.
+ * A health check's 503 is its status document, as JSON.
  */
 function withProblemMediaType<T extends OpenApiDocument>(document: T): T {
   for (const operations of Object.values(document.paths ?? {})) {
     for (const operation of Object.values(operations)) {
       for (const [status, response] of Object.entries(operation.responses ?? {})) {
-        const json = response.content?.['application/json'];
-        if (!/^[45]\d\d$/.test(status) || json === undefined || !response.content) continue;
+        const json = response.content?.['application/json'] as { schema?: { $ref?: string } } | undefined;
+        if (!/^[45]\d\d$/.test(status) || json?.schema?.$ref !== PROBLEM_SCHEMA || !response.content) continue;
         delete response.content['application/json'];
         response.content['application/problem+json'] = json;
       }

@@ -50,8 +50,9 @@ const Answer = Type.Object({
   receipts: Type.Array(ReceiptSchema, { description: 'One per message, in order; SDKs ignore this field' }),
 });
 /** 401 without a known write key, 403 for a `writeKey` that names another application than the header's. */
-// 422: every message of the request is too costly to route (routing.rules-too-costly).
-const responses = { 200: Answer, ...errorResponses, 403: problemRef, 422: problemRef };
+// 415: a body declared in a charset other than UTF-8, or an unknown Content-Encoding; 422: every message
+// of the request is too costly to route (routing.rules-too-costly).
+const responses = { 200: Answer, ...errorResponses, 403: problemRef, 415: problemRef, 422: problemRef };
 
 /**
  * A message as the document describes it. The routes do not check bodies against it: each message is
