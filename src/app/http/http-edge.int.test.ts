@@ -252,6 +252,11 @@ describe('every error is problem+json', () => {
     expect((await expectProblem(await intake.app.inject({ url: '/ingest/%zz', headers: auth }), 400)).code).toBe('request.bad-url');
     const long = await expectProblem(await intake.app.inject({ url: `/ingest/${'a'.repeat(5000)}`, headers: auth }), 414);
     expect(long.code).toBe('request.path-too-long');
+    // Refused before routing, they echo the correlation id as every other answer does.
+    for (const url of ['/ingest/%zz', `/ingest/${'a'.repeat(5000)}`]) {
+      const refused = await intake.app.inject({ url, headers: { ...auth, 'x-correlation-id': 'corr-before-routing' } });
+      expect(refused.headers['x-correlation-id'], url).toBe('corr-before-routing');
+    }
     expect(long.detail.length).toBeLessThan(100);
     const xml = await expectProblem(await postRaw('/ingest', '<a/>', 'text/xml'), 415);
     expect([xml.code, xml.detail]).toEqual([

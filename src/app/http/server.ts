@@ -160,6 +160,8 @@ export async function buildHttpServer(options: HttpServerOptions): Promise<Fasti
     // (Content-Length mismatch) answer problem+json like everything else.
     frameworkErrors: (error, request, reply) => {
       if (options.metrics) countUnrouted(options.metrics, request, reply);
+      // The hooks that echo it do not run for a request refused before routing.
+      reply.header('x-correlation-id', request.id);
       return sendProblem(error, request, reply, expectedErrors);
     },
     clientErrorHandler: answerClientError,
