@@ -405,7 +405,10 @@ export function sqlDeliveryStore(db: Kysely<object>): DeliveryStore {
     const rows = await tables(db)
       .updateTable('routing_deliveries')
       .set({ lease_until: leaseUntil, lease_owner: owner })
-      .where('delivery_id', 'in', free)
+      // On PostgreSQL the locking read is an array computed once: as `IN (…)`, statistics taken while
+      // little was pending made it a semi-join that ran the read again for every pending delivery, and
+      // the worker sent nothing for minutes behind a burst of 10,000.
+      .where(postgres ? sql<SqlBool>`delivery_id = ANY(ARRAY${free})` : sql<SqlBool>`delivery_id IN ${free}`)
       .where('status', '=', 'pending')
       .where('next_attempt_at', '<=', now)
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))

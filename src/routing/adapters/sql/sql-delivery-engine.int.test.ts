@@ -363,6 +363,40 @@ describe.each(databases)('routing tables on %s', (_name, open) => {
     },
   );
 
+  it.runIf(_name === 'postgres')(
+    'leases what it chose with its lock taken once, whatever the statistics say, never once for each pending delivery',
+    async () => {
+      const db = await open();
+      // Statistics taken while almost nothing was pending, then a burst of 3,000 to one rule.
+      const delivered = Array.from({ length: 2000 }, (_, i) => delivery(`s${i}`, -2000 + i, null, 'hook'));
+      await sqlDeliveryStore(db).schedule(delivered);
+      await sql`UPDATE routing_deliveries SET status = 'succeeded'`.execute(db);
+      await sql`ANALYZE routing_deliveries`.execute(db);
+      await sqlDeliveryStore(db).schedule(Array.from({ length: 3000 }, (_, i) => delivery(`b${i}`, i + 1, null, 'hook')));
+      const updates: Array<{ sql: string; parameters: readonly unknown[] }> = [];
+      const recording = db.withPlugin({
+        transformQuery: (args) => {
+          const compiled = db.getExecutor().compileQuery(args.node, args.queryId);
+          if (/^update/i.test(compiled.sql) && compiled.sql.includes('lease_owner')) updates.push(compiled);
+          return args.node;
+        },
+        transformResult: async (args) => args.result,
+      });
+      const claimed = await sqlDeliveryStore(recording).claimDue({ now: T1, leaseUntil: LATER, limit: 20, owner: 'w1', excludeRules: [] });
+      expect(claimed).toHaveLength(20);
+      expect(updates.length).toBeGreaterThan(0);
+      for (const update of updates) {
+        const { rows } = await db.executeQuery<{ 'QUERY PLAN': string }>(
+          CompiledQuery.raw(`EXPLAIN ${update.sql}`, [...update.parameters]),
+        );
+        const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+        // A semi-join re-ran the locking read for every pending delivery: minutes with 10,000 waiting.
+        expect(plan).not.toMatch(/Semi Join/);
+        expect(plan).toMatch(/InitPlan[\s\S]*LockRows/);
+      }
+    },
+  );
+
   it('past a held backlog, takes from each other rule at most its share of the worker, earliest rules first', async () => {
     const db = await open();
     const store = sqlDeliveryStore(db);
